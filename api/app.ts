@@ -1,0 +1,62 @@
+import express, { type Express, type RequestHandler } from 'express';
+import { randomUUID } from 'node:crypto';
+import { pinoHttp } from 'pino-http';
+import { authenticate, requireActiveService } from './auth/authenticate.js';
+import type { ApiDeps } from './deps.js';
+import { errorHandler, notFoundHandler } from './problems.js';
+import { jobsRoutes } from './routes/jobs.routes.js';
+import { substratesRoutes } from './routes/substrates.routes.js';
+import { systemRoutes } from './routes/system.routes.js';
+import { accountRoutes, publicAccountRoutes } from './routes/accounts.routes.js';
+
+/** Routes that take bodies up to 16 MiB; everything else stops at 1 MiB (413). */
+const largeBodyRoutes = new Set(['/api/v1/batches', '/api/v1/substrates/batch', '/api/v1/admin/usage/ingest']);
+const requestIdPattern = /^[A-Za-z0-9._-]{1,128}$/;
+
+function jsonBodies(): RequestHandler {
+  const small = express.json({ limit: '1mb', strict: false });
+  const large = express.json({ limit: '16mb', strict: false });
+  return (req, res, next) => (largeBodyRoutes.has(req.path) ? large : small)(req, res, next);
+}
+
+/** The Express app, apart from `listen`, so tests can run it on port 0. */
+export function createApp(deps: ApiDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', deps.config.trustProxy);
+  app.set('query parser', 'simple');
+
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      genReqId: (req, res) => {
+        const incoming = req.headers['x-request-id'];
+        const id = typeof incoming === 'string' && requestIdPattern.test(incoming) ? incoming : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      autoLogging: { ignore: (req) => req.url === '/api/v1/health' || req.url === '/api/v1/ready' },
+      customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug'),
+    }),
+  );
+  app.use(jsonBodies());
+
+  const v1 = express.Router();
+  v1.use(systemRoutes(deps));
+  v1.use(publicAccountRoutes(deps));
+
+  const auth = authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals });
+  const authWithoutTos = authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals, allowWithoutTos: true });
+  v1.use(accountRoutes(deps, { auth, authWithoutTos }));
+
+  const metered = express.Router();
+  metered.use(auth, requireActiveService);
+  metered.use(jobsRoutes(deps));
+  metered.use(substratesRoutes(deps));
+  v1.use(metered);
+
+  app.use('/api/v1', v1);
+  app.use(notFoundHandler);
+  app.use(errorHandler(deps.logger));
+  return app;
+}

@@ -1,0 +1,79 @@
+import type { RequestHandler } from 'express';
+import { ProblemError } from '../problems.js';
+import { apiKeyPattern, constantTimeEqualHex, sha256, verifyAccessToken } from './credentials.js';
+import type { Principal, PrincipalCache } from './principal.js';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    principal?: Principal;
+  }
+}
+
+const unauthorized = (detail: string) => new ProblemError('unauthorized', detail, { headers: { 'WWW-Authenticate': 'Bearer' } });
+
+export interface AuthenticateOptions {
+  jwtSecret: string;
+  tosVersion: string;
+  principals: PrincipalCache;
+  /** Skip the TOS gate (for /tos and /auth routes). Default false. */
+  allowWithoutTos?: boolean;
+}
+
+/**
+ * `Authorization: Bearer <JWT | sk_live_… key>`. No bcrypt and, after the first call, no database read:
+ * principals come from the PrincipalCache.
+ */
+export function authenticate(options: AuthenticateOptions): RequestHandler {
+  return async (req, _res, next) => {
+    const header = req.headers.authorization;
+    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    if (!match?.[1]) throw unauthorized('missing bearer token');
+    const token = match[1];
+    const principal = apiKeyPattern.test(token) ? await fromApiKey(options, token) : await fromJwt(options, token);
+    if (!principal) throw unauthorized('invalid, expired or revoked credentials');
+    if (!options.allowWithoutTos && principal.userId && principal.acceptedTosVersion !== options.tosVersion) {
+      throw new ProblemError('tos-required', `accept the terms of service version ${options.tosVersion} with POST /api/v1/tos/accept`, {
+        tos_version: options.tosVersion,
+      });
+    }
+    req.principal = principal;
+    next();
+  };
+}
+
+async function fromApiKey(options: AuthenticateOptions, key: string): Promise<Principal | null> {
+  const hash = sha256(key);
+  const principal = await options.principals.byApiKeyHash(hash);
+  if (!principal || !constantTimeEqualHex(principal.keyHash, hash)) return null;
+  return principal;
+}
+
+async function fromJwt(options: AuthenticateOptions, token: string): Promise<Principal | null> {
+  const claims = verifyAccessToken(options.jwtSecret, token);
+  if (!claims) return null;
+  const principal = await options.principals.byUserId(claims.sub);
+  return principal && principal.customerId === claims.cid ? principal : null;
+}
+
+/** After authenticate: the principal, or a 401 if a route forgot authenticate. */
+export function principalOf(req: { principal?: Principal }): Principal {
+  if (!req.principal) throw unauthorized('authentication required');
+  return req.principal;
+}
+
+export const requireAdmin: RequestHandler = (req, _res, next) => {
+  if (principalOf(req).role !== 'admin') throw new ProblemError('forbidden', 'this route is for administrators');
+  next();
+};
+
+/** Calls to a suspended or disabled service answer 402. */
+export const requireActiveService: RequestHandler = (req, _res, next) => {
+  const principal = principalOf(req);
+  if (principal.blockedReason) {
+    throw new ProblemError('payment-required', `the ${principal.serviceType} service is suspended (${principal.blockedReason})`, {
+      reason: principal.blockedReason,
+      service_type: principal.serviceType,
+    });
+  }
+  next();
+};

@@ -1,0 +1,134 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Redis } from 'ioredis';
+import type { Tier } from '../../db/entities/service-instance.entity.js';
+import type { Role } from '../../db/entities/user.entity.js';
+
+/** Who is calling, resolved from a JWT or an API key. */
+export interface Principal {
+  customerId: string;
+  userId: string | null;
+  apiKeyId: string | null;
+  role: Role;
+  /** The service the call counts against: `compute` for JWTs, the key's own type for API keys. */
+  serviceType: string;
+  tier: Tier;
+  /** Null when the service may be used; else why not (`disabled`, `insufficient_balance`, `monthly_limit_exceeded`). */
+  blockedReason: string | null;
+  /** Latest TOS version the user accepted (API keys act for the customer and skip the gate). */
+  acceptedTosVersion: string | null;
+}
+
+interface CacheEntry {
+  principal: Principal | null;
+  expiresAt: number;
+}
+
+/**
+ * Principals cached in-process so no request pays a database read (or bcrypt) after the first.
+ * Entries live `ttlMs`; anything that changes a customer's access publishes on Redis and every API
+ * process drops that customer's entries at once.
+ */
+export class PrincipalCache {
+  private readonly entries = new Map<string, CacheEntry>();
+  private readonly channel: string;
+
+  constructor(
+    private readonly em: EntityManager,
+    private readonly publisher: Redis,
+    prefix: string,
+    /** Entry lifetime in ms. Default 30 s. */
+    private readonly ttlMs = 30_000,
+    /** Most entries kept. Default 50,000. */
+    private readonly maxEntries = 50_000,
+  ) {
+    this.channel = `${prefix}:auth:invalidate`;
+  }
+
+  /** Subscribes to invalidations; pass a dedicated connection (a subscribed connection can do nothing else). */
+  async listen(subscriber: Redis): Promise<void> {
+    await subscriber.subscribe(this.channel);
+    subscriber.on('message', (channel, customerId) => {
+      if (channel === this.channel) this.dropCustomer(customerId);
+    });
+  }
+
+  /** Tells every API process that this customer's access changed. */
+  async invalidateCustomer(customerId: string): Promise<void> {
+    this.dropCustomer(customerId);
+    await this.publisher.publish(this.channel, customerId);
+  }
+
+  private dropCustomer(customerId: string): void {
+    for (const [key, entry] of this.entries) if (entry.principal?.customerId === customerId) this.entries.delete(key);
+  }
+
+  async byApiKeyHash(keyHash: string): Promise<(Principal & { keyHash: string }) | null> {
+    return (await this.cached(`key:${keyHash}`, () => this.loadApiKey(keyHash))) as (Principal & { keyHash: string }) | null;
+  }
+
+  async byUserId(userId: string): Promise<Principal | null> {
+    return this.cached(`user:${userId}`, () => this.loadUser(userId));
+  }
+
+  private async cached(key: string, load: () => Promise<Principal | null>): Promise<Principal | null> {
+    const now = Date.now();
+    const entry = this.entries.get(key);
+    if (entry && entry.expiresAt > now) return entry.principal;
+    const principal = await load();
+    if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    this.entries.set(key, { principal, expiresAt: now + this.ttlMs });
+    return principal;
+  }
+
+  private async loadApiKey(keyHash: string): Promise<Principal | null> {
+    const [row] = await this.em.getConnection().execute<Array<Record<string, unknown>>>(
+      `select k.id, k.customer_id, k.service_type, k.key_hash,
+              coalesce(s.tier, 'starter') as tier, s.enabled, s.suspended_reason,
+              exists (select 1 from users u where u.customer_id = k.customer_id and u.role = 'admin') as is_admin
+         from api_keys k
+         left join service_instances s on s.customer_id = k.customer_id and s.service_type = k.service_type
+        where k.key_hash = ? and k.revoked_at is null and (k.expires_at is null or k.expires_at > now())`,
+      [keyHash],
+    );
+    if (!row) return null;
+    return {
+      customerId: row.customer_id as string,
+      userId: null,
+      apiKeyId: row.id as string,
+      role: row.is_admin ? 'admin' : 'user',
+      serviceType: row.service_type as string,
+      tier: row.tier as Tier,
+      blockedReason: blockedReason(row),
+      acceptedTosVersion: null,
+      keyHash: row.key_hash as string,
+    } as Principal & { keyHash: string };
+  }
+
+  private async loadUser(userId: string): Promise<Principal | null> {
+    const [row] = await this.em.getConnection().execute<Array<Record<string, unknown>>>(
+      `select u.id, u.customer_id, u.role, coalesce(s.tier, 'starter') as tier, s.enabled, s.suspended_reason,
+              (select t.version from tos_acceptances t where t.user_id = u.id order by t.accepted_at desc limit 1) as tos_version
+         from users u
+         left join service_instances s on s.customer_id = u.customer_id and s.service_type = 'compute'
+        where u.id = ?`,
+      [userId],
+    );
+    if (!row) return null;
+    return {
+      customerId: row.customer_id as string,
+      userId: row.id as string,
+      apiKeyId: null,
+      role: row.role as Role,
+      serviceType: 'compute',
+      tier: row.tier as Tier,
+      blockedReason: blockedReason(row),
+      acceptedTosVersion: (row.tos_version as string | null) ?? null,
+    };
+  }
+}
+
+function blockedReason(row: Record<string, unknown>): string | null {
+  if (row.suspended_reason) return row.suspended_reason as string;
+  if (row.enabled === false) return 'service_disabled';
+  return null;
+}

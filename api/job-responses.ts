@@ -1,0 +1,95 @@
+import type { Request, Response } from 'express';
+import { createHash } from 'node:crypto';
+import stringify from 'safe-stable-stringify';
+import type { JobRecord } from '../db/entities/job-record.entity.js';
+import { finalStates } from '../db/entities/job-record.entity.js';
+import { findJob } from '../db/repositories/jobs.js';
+import type { JobDefinition } from '../jobs/define-job.js';
+import { submitJob } from '../workers/submit-job.js';
+import type { ApiDeps } from './deps.js';
+import { ProblemError } from './problems.js';
+
+const iso = (value: Date | string | null | undefined): string | undefined => (value ? new Date(value).toISOString() : undefined);
+
+/** The public shape of a job (GET /jobs/:id). */
+export function jobView(job: JobRecord) {
+  return {
+    id: job.id,
+    type: job.type,
+    state: job.state,
+    progress: job.progress ?? 0,
+    attempts_made: job.attemptsMade,
+    ...(job.result !== null && job.result !== undefined ? { result: job.result } : {}),
+    ...(job.error ? { error: job.error } : {}),
+    created_at: iso(job.createdAt) as string,
+    ...(job.startedAt ? { started_at: iso(job.startedAt) } : {}),
+    ...(job.finishedAt ? { finished_at: iso(job.finishedAt) } : {}),
+  };
+}
+
+export const jobLocation = (id: string) => `/api/v1/jobs/${id}`;
+
+/** RFC 7240 `Prefer: wait=N` (N capped at 30 s). Null when absent. */
+export function preferredWaitMs(req: Request): number | null {
+  const raw = req.headers.prefer;
+  const header = Array.isArray(raw) ? raw.join(',') : raw;
+  if (!header) return null;
+  const match = /(?:^|[,;\s])wait=(\d+(?:\.\d+)?)/i.exec(header);
+  if (!match?.[1]) return null;
+  return Math.min(Number(match[1]), 30) * 1000;
+}
+
+const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
+
+export interface SubmitRequest {
+  definition: JobDefinition;
+  payload: unknown;
+  priority?: number;
+  delayMs?: number;
+  attempts?: number;
+  webhookUrl?: string | null;
+}
+
+/**
+ * The one way a route turns a request into a job and an answer: idempotency, the row + enqueue,
+ * then 202 with Location — or, with `Prefer: wait`, 200 with the finished job if it finishes in time.
+ */
+export async function submitAndRespond(deps: ApiDeps, req: Request, res: Response, customerId: string, submit: SubmitRequest): Promise<void> {
+  const idempotencyKey = req.header('idempotency-key') ?? null;
+  if (idempotencyKey !== null && !idempotencyKeyPattern.test(idempotencyKey)) {
+    throw new ProblemError('validation', 'Idempotency-Key must be 1–255 visible ASCII characters', {
+      errors: [{ field: 'header.idempotency-key', message: 'must be 1–255 visible ASCII characters' }],
+    });
+  }
+  const requestHash = idempotencyKey ? createHash('sha256').update(`${req.method} ${req.path} ${stringify(req.body ?? null)}`).digest('hex') : null;
+  const em = deps.orm.em.fork();
+  const outcome = await submitJob(
+    { em, queues: deps.queues, logger: req.log ?? deps.logger },
+    { customerId, ...submit, idempotencyKey, requestHash },
+  );
+  if (outcome.kind === 'key-conflict') {
+    throw new ProblemError('unprocessable', 'this Idempotency-Key was already used with a different request body', {
+      errors: [{ field: 'header.idempotency-key', message: 'reused with a different body' }],
+    });
+  }
+  await respondWithJob(deps, req, res, outcome.job);
+}
+
+export async function respondWithJob(deps: ApiDeps, req: Request, res: Response, accepted: JobRecord): Promise<void> {
+  let job = accepted;
+  const waitMs = preferredWaitMs(req);
+  if (waitMs !== null && !finalStates.includes(job.state)) {
+    const em = deps.orm.em.fork();
+    await deps.waiter.waitUntil(job.id, waitMs, async () => {
+      job = (await findJob(em, job.customerId, job.id)) ?? job;
+      return finalStates.includes(job.state);
+    });
+  }
+  res.setHeader('Location', jobLocation(job.id));
+  if (finalStates.includes(job.state)) {
+    if (waitMs !== null) res.setHeader('Preference-Applied', `wait=${waitMs / 1000}`);
+    res.status(200).json(jobView(job));
+    return;
+  }
+  res.status(202).json({ id: job.id, type: job.type, state: job.state, created_at: new Date(job.createdAt).toISOString(), links: { self: jobLocation(job.id) } });
+}

@@ -1,0 +1,102 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+
+const typeBase = 'https://chrysalis.dev/problems/';
+
+/** Stable problem types. The `type` URI of each is `https://chrysalis.dev/problems/<name>`. */
+export const problemTypes = {
+  validation: { status: 400, title: 'Invalid request' },
+  'unprocessable': { status: 422, title: 'Request breaks a rule' },
+  unauthorized: { status: 401, title: 'Authentication required' },
+  forbidden: { status: 403, title: 'Forbidden' },
+  'tos-required': { status: 403, title: 'Terms of service must be accepted' },
+  'not-found': { status: 404, title: 'Not found' },
+  conflict: { status: 409, title: 'Conflict' },
+  'payload-too-large': { status: 413, title: 'Payload too large' },
+  'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
+  'payment-required': { status: 402, title: 'Payment required' },
+  'rate-limited': { status: 429, title: 'Too many requests' },
+  unavailable: { status: 503, title: 'Service unavailable' },
+  internal: { status: 500, title: 'Internal error' },
+} as const;
+export type ProblemType = keyof typeof problemTypes;
+
+export interface FieldError {
+  /** Where the problem is: `body.payload.substrate_id`, `query.limit`, `header.idempotency-key`. */
+  field: string;
+  message: string;
+}
+
+/** The one error type routes throw; the error middleware renders it as RFC 9457 problem+json. */
+export class ProblemError extends Error {
+  override name = 'ProblemError';
+  constructor(
+    readonly type: ProblemType,
+    readonly detail: string,
+    readonly extra: { errors?: FieldError[]; headers?: Record<string, string>; [key: string]: unknown } = {},
+  ) {
+    super(detail);
+  }
+  get status(): number {
+    return problemTypes[this.type].status;
+  }
+}
+
+export const notFound = (what: string) => new ProblemError('not-found', `${what} not found`);
+
+export function problemBody(type: ProblemType, detail: string, extra: Record<string, unknown> = {}) {
+  const { status, title } = problemTypes[type];
+  return { type: typeBase + type, title, status, detail, ...extra };
+}
+
+export const problemSchema = z.object({
+  type: z.string().url(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+});
+
+/** Turns a zod error into field errors, prefixing where the value came from (`body`, `query`, `params`). */
+export function fieldErrors(error: z.ZodError, source: string): FieldError[] {
+  return error.issues.map((issue) => {
+    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+    const path = [source, ...issue.path.map(String)].join('.');
+    if (keys.length > 0) return { field: keys.map((key) => `${path}.${key}`).join(', '), message: `unknown field${keys.length > 1 ? 's' : ''}` };
+    return { field: path, message: issue.message };
+  });
+}
+
+export const notFoundHandler: RequestHandler = (req, _res, next) => {
+  next(new ProblemError('not-found', `no route for ${req.method} ${req.path}`));
+};
+
+/** The one error middleware: ProblemError as-is, body-parser errors as 400/413/415, anything else 500 without a stack. */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (error, req, res, _next) => {
+    const problem = toProblem(error);
+    if (problem.status >= 500) (req.log ?? logger).error({ err: error }, 'request failed');
+    if (res.headersSent) return res.end();
+    for (const [name, value] of Object.entries(problem.extra.headers ?? {})) res.setHeader(name, value);
+    const { headers: _headers, ...extra } = problem.extra;
+    res.status(problem.status).type('application/problem+json').send(JSON.stringify(problemBody(problem.type, problem.detail, extra)));
+  };
+}
+
+function toProblem(error: unknown): ProblemError {
+  if (error instanceof ProblemError) return error;
+  const candidate = error as { type?: string; status?: number; statusCode?: number; message?: string } | null;
+  const status = candidate?.status ?? candidate?.statusCode;
+  switch (candidate?.type) {
+    case 'entity.parse.failed':
+      return new ProblemError('validation', 'request body is not valid JSON', { errors: [{ field: 'body', message: 'malformed JSON' }] });
+    case 'entity.too.large':
+      return new ProblemError('payload-too-large', 'request body is larger than this route accepts');
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new ProblemError('unsupported-media-type', candidate.message ?? 'unsupported encoding');
+  }
+  if (status && status >= 400 && status < 500) return new ProblemError('validation', candidate?.message ?? 'bad request');
+  return new ProblemError('internal', 'an unexpected error occurred; it has been logged');
+}

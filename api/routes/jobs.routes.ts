@@ -1,0 +1,90 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { jobStates } from '../../db/entities/job-record.entity.js';
+import { cancelJobRow, findJob, listJobs } from '../../db/repositories/jobs.js';
+import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
+import { cancelChannel } from '../../workers/run-workers.js';
+import { queueFor } from '../../workers/queues.js';
+import { principalOf } from '../auth/authenticate.js';
+import type { ApiDeps } from '../deps.js';
+import { jobView, submitAndRespond } from '../job-responses.js';
+import { decodeCursor, page, paginationQuery } from '../pagination.js';
+import { fieldErrors, notFound, ProblemError } from '../problems.js';
+import { parseInput } from '../validate.js';
+
+export const submitJobBody = z.strictObject({
+  type: z.enum(jobTypeNames),
+  payload: z.unknown().default({}),
+  /** BullMQ priority: 1 is the most urgent; omitted = FIFO. */
+  priority: z.number().int().min(1).max(2_097_152).optional(),
+  delay_ms: z.number().int().min(0).max(365 * 24 * 3600 * 1000).optional(),
+  attempts: z.number().int().min(1).max(25).optional(),
+  webhook_url: z.string().url().max(2048).optional(),
+});
+
+export const listJobsQuery = z.strictObject({
+  type: z.enum(jobTypeNames).optional(),
+  state: z.enum(jobStates).optional(),
+  ...paginationQuery,
+});
+
+export const jobIdParams = z.object({ id: z.string().uuid('a job id is a UUID') });
+
+export function jobsRoutes(deps: ApiDeps): Router {
+  const router = Router();
+
+  router.post('/jobs', async (req, res) => {
+    const principal = principalOf(req);
+    const body = parseInput(submitJobBody, req.body, 'body');
+    const definition = getJobDefinition(body.type);
+    if (!definition) throw notFound(`job type ${body.type}`);
+    if (definition.adminOnly && principal.role !== 'admin') throw new ProblemError('forbidden', `only administrators may submit ${body.type} jobs`);
+    const payload = definition.payload.safeParse(body.payload);
+    if (!payload.success) {
+      const errors = fieldErrors(payload.error, 'body.payload');
+      throw new ProblemError('validation', `invalid ${body.type} payload: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}`, { errors });
+    }
+    await submitAndRespond(deps, req, res, principal.customerId, {
+      definition,
+      payload: payload.data,
+      priority: body.priority,
+      delayMs: body.delay_ms,
+      attempts: body.attempts,
+      webhookUrl: body.webhook_url,
+    });
+  });
+
+  router.get('/jobs', async (req, res) => {
+    const principal = principalOf(req);
+    const query = parseInput(listJobsQuery, req.query, 'query');
+    const beforeId = decodeCursor(query.cursor, z.string().uuid());
+    const rows = await listJobs(deps.orm.em.fork(), { customerId: principal.customerId, type: query.type, state: query.state, beforeId, limit: query.limit + 1 });
+    res.json(page(rows, query.limit, jobView, (row) => row.id));
+  });
+
+  router.get('/jobs/:id', async (req, res) => {
+    const principal = principalOf(req);
+    const { id } = parseInput(jobIdParams, req.params, 'params');
+    const job = await findJob(deps.orm.em.fork(), principal.customerId, id);
+    if (!job) throw notFound(`job ${id}`);
+    res.json(jobView(job));
+  });
+
+  router.delete('/jobs/:id', async (req, res) => {
+    const principal = principalOf(req);
+    const { id } = parseInput(jobIdParams, req.params, 'params');
+    const em = deps.orm.em.fork();
+    const existing = await findJob(em, principal.customerId, id);
+    if (!existing) throw notFound(`job ${id}`);
+    const cancelled = await cancelJobRow(em, principal.customerId, id);
+    if (!cancelled) throw new ProblemError('conflict', `job ${id} is already ${existing.state}`, { state: existing.state });
+    const bullJob = await queueFor(deps.queues, cancelled.type).getJob(id);
+    if (bullJob) {
+      // Queued or delayed: take it off the queue. Active (locked): remove fails, so abort the processor.
+      await bullJob.remove().catch(() => deps.redis.publish(cancelChannel(deps.config.queuePrefix), id));
+    }
+    res.json(jobView(cancelled));
+  });
+
+  return router;
+}

@@ -1,0 +1,212 @@
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import type { SubstrateRow } from '../../db/repositories/substrate-store.js';
+import { deleteSubstrate, findSubstrateRow, replaceSubstrateMetadata, searchSubstrates, upsertSubstrates, type NewSubstrate } from '../../db/repositories/substrate-store.js';
+import { checkExpression, createCelEnvironment } from '../../jobs/invoke/cel-environment.js';
+import { parametersSchema, substrateIdSchema } from '../../jobs/invoke/invoke.job.js';
+import { getJobDefinition } from '../../jobs/registry.js';
+import { principalOf } from '../auth/authenticate.js';
+import type { ApiDeps } from '../deps.js';
+import { submitAndRespond } from '../job-responses.js';
+import { decodeCursor, page, paginationQuery } from '../pagination.js';
+import { notFound, ProblemError, type FieldError } from '../problems.js';
+import { parseInput } from '../validate.js';
+import { substrateIdentity } from './substrate-identity.js';
+
+const metadataSchema = z
+  .record(z.string().min(1).max(128), z.unknown())
+  .refine((value) => Object.keys(value).length <= 64, 'at most 64 metadata keys')
+  .refine((value) => JSON.stringify(value).length <= 8192, 'metadata must serialise to at most 8 KiB');
+
+export const createSubstrateBody = z.discriminatedUnion('expression_type', [
+  z.strictObject({ expression_type: z.literal('expression'), expression: z.string().min(1), metadata: metadataSchema.optional() }),
+  z.strictObject({ expression_type: z.literal('constant'), value: z.number().finite(), metadata: metadataSchema.optional() }),
+]);
+export const createSubstratesBatchBody = z.strictObject({ substrates: z.array(createSubstrateBody).min(1).max(1000) });
+export const patchSubstrateBody = z.strictObject({ metadata: metadataSchema });
+export const substrateParams = z.object({ id: substrateIdSchema });
+export const invokeBody = z.strictObject({ parameters: parametersSchema.optional() });
+const finite = z.number().finite();
+export const operationBodies = {
+  add: z.strictObject({ value: finite, parameters: parametersSchema.optional() }),
+  subtract: z.strictObject({ value: finite, parameters: parametersSchema.optional() }),
+  modulus: z.strictObject({ modulus: finite, parameters: parametersSchema.optional() }),
+  power: z.strictObject({ exponent: finite, parameters: parametersSchema.optional() }),
+  root: z.strictObject({ degree: finite, parameters: parametersSchema.optional() }),
+} as const;
+export const multiplyBody = z.strictObject({ dimension_values: z.array(finite).min(1).max(10_000) });
+export const searchSubstratesQuery = z.object({
+  name: z.string().max(256).optional(),
+  expression_type: z.enum(['expression', 'constant']).optional(),
+  created_after: z.iso.datetime({ offset: true }).optional(),
+  ...paginationQuery,
+});
+
+const celEnvironment = createCelEnvironment();
+
+export function substrateView(row: SubstrateRow) {
+  return {
+    substrate_id: row.id,
+    identity: row.identity,
+    expression_type: row.expressionType,
+    ...(row.expressionType === 'constant' ? { value: row.value } : {}),
+    metadata: row.metadata,
+    created_at: new Date(row.createdAt).toISOString(),
+    updated_at: new Date(row.updatedAt).toISOString(),
+  };
+}
+
+type CreateSubstrate = z.infer<typeof createSubstrateBody>;
+
+/** Checks syntax and builds the row; a bad expression is a 422 naming the field and position. */
+function prepareSubstrate(customerId: string, body: CreateSubstrate, field: string): NewSubstrate | FieldError {
+  if (body.expression_type === 'expression') {
+    const problem = checkExpression(celEnvironment, body.expression);
+    if (problem) {
+      const where = problem.position ? ` at line ${problem.position.line}, column ${problem.position.column}` : '';
+      return { field: `${field}.expression`, message: `${problem.message}${where}`, ...(problem.position ? { position: problem.position } : {}) };
+    }
+  }
+  const source = body.expression_type === 'expression' ? body.expression : String(body.value);
+  return {
+    ...substrateIdentity(customerId, body.expression_type, source),
+    customerId,
+    expressionType: body.expression_type,
+    expression: body.expression_type === 'expression' ? body.expression : null,
+    value: body.expression_type === 'constant' ? body.value : null,
+    metadata: body.metadata ?? {},
+  };
+}
+
+const isFieldError = (value: NewSubstrate | FieldError): value is FieldError => 'field' in value;
+
+function metadataFilters(query: Request['query']): Record<string, string> {
+  const filters: Record<string, string> = {};
+  for (const [key, value] of Object.entries(query)) {
+    if (!key.startsWith('metadata.')) continue;
+    const name = key.slice('metadata.'.length);
+    if (!name || typeof value !== 'string' || value.length > 256) {
+      throw new ProblemError('validation', `invalid metadata filter ${key}`, { errors: [{ field: `query.${key}`, message: 'give one value of at most 256 characters' }] });
+    }
+    filters[name] = value;
+  }
+  return filters;
+}
+
+export function substratesRoutes(deps: ApiDeps): Router {
+  const router = Router();
+  const em = () => deps.orm.em.fork();
+
+  async function requireSubstrate(customerId: string, id: string): Promise<SubstrateRow> {
+    const row = await findSubstrateRow(em(), customerId, id);
+    if (!row) throw notFound(`substrate ${id}`);
+    return row;
+  }
+
+  router.post('/substrates', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const prepared = prepareSubstrate(customerId, parseInput(createSubstrateBody, req.body, 'body'), 'body');
+    if (isFieldError(prepared)) throw new ProblemError('unprocessable', `expression does not parse: ${prepared.message}`, { errors: [prepared] });
+    const [row] = await upsertSubstrates(em(), [prepared]);
+    if (!row) throw new Error('substrate upsert returned nothing');
+    res.status(row.created ? 201 : 200).location(`/api/v1/substrates/${row.id}`).json(substrateView(row));
+  });
+
+  router.post('/substrates/batch', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const body = parseInput(createSubstratesBatchBody, req.body, 'body');
+    const prepared = body.substrates.map((substrate, index) => prepareSubstrate(customerId, substrate, `body.substrates.${index}`));
+    const errors = prepared.filter(isFieldError);
+    if (errors.length > 0) throw new ProblemError('unprocessable', `${errors.length} substrate(s) do not parse; none were created`, { errors });
+    const unique = [...new Map((prepared as NewSubstrate[]).map((s) => [s.id, s])).values()];
+    const rows = await em().transactional((tx) => upsertSubstrates(tx, unique));
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    const items = (prepared as NewSubstrate[]).map((s) => byId.get(s.id)).filter((row) => row !== undefined);
+    res.status(201).json({ items: items.map((row) => ({ ...substrateView(row), created: row.created })), created: rows.filter((row) => row.created).length });
+  });
+
+  router.post('/substrates/multiply', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const body = parseInput(multiplyBody, req.body, 'body');
+    await submitAndRespond(deps, req, res, customerId, {
+      definition: getJobDefinition('invoke')!,
+      payload: { operation: { op: 'multiply', dimension_values: body.dimension_values } },
+    });
+  });
+
+  router.get('/substrates', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const metadata = metadataFilters(req.query);
+    const plainQuery = Object.fromEntries(Object.entries(req.query).filter(([key]) => !key.startsWith('metadata.')));
+    const query = parseInput(searchSubstratesQuery.strict(), plainQuery, 'query');
+    const after = decodeCursor(query.cursor, z.object({ createdAt: z.string(), id: z.string() }));
+    const rows = await searchSubstrates(em(), {
+      customerId,
+      name: query.name,
+      expressionType: query.expression_type,
+      metadata,
+      createdAfter: query.created_after ? new Date(query.created_after) : undefined,
+      after,
+      limit: query.limit + 1,
+    });
+    res.json(page(rows, query.limit, substrateView, (row) => ({ createdAt: new Date(row.createdAt).toISOString(), id: row.id })));
+  });
+
+  router.get('/substrates/:id', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const { id } = parseInput(substrateParams, req.params, 'params');
+    res.json(substrateView(await requireSubstrate(customerId, id)));
+  });
+
+  router.patch('/substrates/:id', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const { id } = parseInput(substrateParams, req.params, 'params');
+    const body = parseInput(patchSubstrateBody, req.body, 'body');
+    const row = await replaceSubstrateMetadata(em(), customerId, id, body.metadata);
+    if (!row) throw notFound(`substrate ${id}`);
+    await deps.cache.invalidate(id);
+    res.json(substrateView(row));
+  });
+
+  router.delete('/substrates/:id', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const { id } = parseInput(substrateParams, req.params, 'params');
+    if (!(await deleteSubstrate(em(), customerId, id))) throw notFound(`substrate ${id}`);
+    await deps.cache.invalidate(id);
+    res.status(204).end();
+  });
+
+  router.post('/substrates/:id/invoke', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const { id } = parseInput(substrateParams, req.params, 'params');
+    const body = parseInput(invokeBody, req.body ?? {}, 'body');
+    await requireSubstrate(customerId, id);
+    await submitAndRespond(deps, req, res, customerId, {
+      definition: getJobDefinition('invoke')!,
+      payload: { substrate_id: id, parameters: body.parameters ?? {} },
+    });
+  });
+
+  router.post('/substrates/:id/divide', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const { id } = parseInput(substrateParams, req.params, 'params');
+    parseInput(z.strictObject({}), req.body ?? {}, 'body');
+    await requireSubstrate(customerId, id);
+    await submitAndRespond(deps, req, res, customerId, { definition: getJobDefinition('divide')!, payload: { substrate_id: id } });
+  });
+
+  for (const [op, schema] of Object.entries(operationBodies)) {
+    router.post(`/substrates/:id/${op}`, async (req, res) => {
+      const { customerId } = principalOf(req);
+      const { id } = parseInput(substrateParams, req.params, 'params');
+      const { parameters, ...operand } = parseInput(schema, req.body, 'body') as unknown as { parameters?: Record<string, unknown> } & Record<string, number>;
+      await requireSubstrate(customerId, id);
+      await submitAndRespond(deps, req, res, customerId, {
+        definition: getJobDefinition('invoke')!,
+        payload: { substrate_id: id, parameters: parameters ?? {}, operation: { op, ...operand } },
+      });
+    });
+  }
+
+  return router;
+}

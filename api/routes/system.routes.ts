@@ -1,0 +1,36 @@
+import { Router } from 'express';
+import type { ApiDeps } from '../deps.js';
+
+const startedAt = Date.now();
+
+async function check(name: string, probe: () => Promise<unknown>, timeoutMs = 2000): Promise<{ name: string; ok: boolean; error?: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([probe(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs)))]);
+    return { name, ok: true };
+  } catch (error) {
+    return { name, ok: false, error: error instanceof Error ? error.message : String(error) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Liveness and readiness; no authentication. */
+export function systemRoutes(deps: ApiDeps): Router {
+  const router = Router();
+
+  router.get('/health', (_req, res) => {
+    res.json({ status: 'ok', uptime_seconds: Math.round((Date.now() - startedAt) / 1000) });
+  });
+
+  router.get('/ready', async (_req, res) => {
+    const checks = await Promise.all([
+      check('postgres', () => deps.orm.em.getConnection().execute('select 1')),
+      check('redis', () => deps.redis.ping()),
+    ]);
+    const ready = checks.every((c) => c.ok);
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(checks.map(({ name, ...rest }) => [name, rest])) });
+  });
+
+  return router;
+}

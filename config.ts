@@ -1,0 +1,148 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+const booleanString = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+const hexKey = z
+  .string()
+  .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (32 bytes)');
+
+/** Every variable Chrysalis reads, with its default. Nothing else reads `process.env`. */
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  /** HTTP port of the API. Default 3000. */
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  /** PostgreSQL URL. Unset: `npm start` launches embedded PostgreSQL under DATA_DIR. */
+  DATABASE_URL: z.string().url().optional(),
+  /** Redis URL. Unset: 127.0.0.1:6379 if it answers, else a local redis-server under DATA_DIR. */
+  REDIS_URL: z.string().url().optional(),
+  /** Prefix of every BullMQ key; a hash tag keeps one queue on one Redis Cluster slot. Default `{chrysalis}`. */
+  QUEUE_PREFIX: z.string().min(1).default('{chrysalis}'),
+  /** HS256 secret for access tokens (≥ 32 characters). Generated into DATA_DIR in development. */
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters'),
+  /** Bootstrap admin, created on start when absent. */
+  ADMIN_EMAIL: z.string().email(),
+  ADMIN_PASSWORD: z.string().min(8).max(72),
+  /** Current terms-of-service version; moving it makes users accept again. Default `1.0.0`. */
+  TOS_VERSION: z.string().min(1).default('1.0.0'),
+  /** Bearer token for GET /metrics. Generated into DATA_DIR in development. */
+  METRICS_TOKEN: z.string().min(16),
+  /** Where vault-export writes the API-key CSV. Default `DATA_DIR/vault.csv`. */
+  VAULT_PATH: z.string().min(1).optional(),
+  /** AES-256-GCM key (64 hex characters) for API-key ciphertexts and the vault CSV. */
+  VAULT_KEY: hexKey,
+  /** Allow webhook URLs that resolve to private, loopback or link-local addresses. Default false. */
+  WEBHOOK_ALLOW_PRIVATE: booleanString.default(false),
+  /** Jobs one worker process runs at once per queue. Default 64. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(64),
+  /** Piscina threads per worker process. Default: number of cores. */
+  PISCINA_THREADS: z.coerce.number().int().min(1).max(256).default(Math.max(1, cpus().length)),
+  /** Piscina task timeout in ms. Default 5000. */
+  TASK_TIMEOUT_MS: z.coerce.number().int().min(10).max(600_000).default(5000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Express `trust proxy` setting: `false`, a hop count, or a comma-separated list of addresses/subnets. Default false. */
+  TRUST_PROXY: z.string().default('false'),
+  /** Where local state lives (embedded PostgreSQL, redis-server, generated secrets). Default `.data`. */
+  DATA_DIR: z.string().default('.data'),
+});
+
+export type RawEnv = z.input<typeof envSchema>;
+
+export interface Config {
+  nodeEnv: 'development' | 'production' | 'test';
+  port: number;
+  databaseUrl: string;
+  redisUrl: string;
+  queuePrefix: string;
+  jwtSecret: string;
+  adminEmail: string;
+  adminPassword: string;
+  tosVersion: string;
+  metricsToken: string;
+  vaultPath: string;
+  vaultKey: Buffer;
+  webhookAllowPrivate: boolean;
+  workerConcurrency: number;
+  piscinaThreads: number;
+  taskTimeoutMs: number;
+  logLevel: string;
+  trustProxy: boolean | number | string[];
+  dataDir: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const generatedSecretNames = ['JWT_SECRET', 'METRICS_TOKEN', 'VAULT_KEY', 'ADMIN_PASSWORD'] as const;
+
+/** Development secrets are generated once and kept in DATA_DIR, so restarts keep sessions and keys valid. */
+function developmentSecrets(dataDir: string): Record<(typeof generatedSecretNames)[number], string> {
+  const file = path.join(dataDir, 'secrets.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
+  mkdirSync(dataDir, { recursive: true });
+  const secrets = {
+    JWT_SECRET: randomBytes(32).toString('hex'),
+    METRICS_TOKEN: randomBytes(24).toString('hex'),
+    VAULT_KEY: randomBytes(32).toString('hex'),
+    ADMIN_PASSWORD: randomBytes(12).toString('base64url'),
+  };
+  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  return secrets;
+}
+
+function parseTrustProxy(value: string): Config['trustProxy'] {
+  if (value === 'false' || value === '') return false;
+  if (value === 'true') throw new ConfigError('TRUST_PROXY: "true" trusts every hop; give a hop count or the proxy addresses');
+  if (/^\d+$/.test(value)) return Number(value);
+  return value.split(',').map((part) => part.trim()).filter(Boolean);
+}
+
+/**
+ * Parses the environment once per entry point. A bad value throws a ConfigError naming the variable.
+ * Outside production, unset secrets come from `DATA_DIR/secrets.json` (generated on first use).
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const nodeEnv = env.NODE_ENV ?? 'development';
+  const dataDir = path.resolve(env.DATA_DIR ?? '.data');
+  const withDefaults: Record<string, string | undefined> = { ...env };
+  if (nodeEnv !== 'production') {
+    const secrets = developmentSecrets(dataDir);
+    for (const name of generatedSecretNames) withDefaults[name] ??= secrets[name];
+    withDefaults.ADMIN_EMAIL ??= 'admin@chrysalis.local';
+  }
+  const parsed = envSchema.safeParse(withDefaults);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration — ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  if (!e.DATABASE_URL) throw new ConfigError('DATABASE_URL: not set (npm start sets it when it launches the local database)');
+  if (!e.REDIS_URL) throw new ConfigError('REDIS_URL: not set (npm start sets it when it finds or launches Redis)');
+  return {
+    nodeEnv: e.NODE_ENV,
+    port: e.PORT,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    queuePrefix: e.QUEUE_PREFIX,
+    jwtSecret: e.JWT_SECRET,
+    adminEmail: e.ADMIN_EMAIL.toLowerCase(),
+    adminPassword: e.ADMIN_PASSWORD,
+    tosVersion: e.TOS_VERSION,
+    metricsToken: e.METRICS_TOKEN,
+    vaultPath: path.resolve(e.VAULT_PATH ?? path.join(dataDir, 'vault.csv')),
+    vaultKey: Buffer.from(e.VAULT_KEY, 'hex'),
+    webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    piscinaThreads: e.PISCINA_THREADS,
+    taskTimeoutMs: e.TASK_TIMEOUT_MS,
+    logLevel: e.LOG_LEVEL,
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    dataDir,
+  };
+}

@@ -1,0 +1,21 @@
+import { EntitySchema } from '@mikro-orm/core';
+
+export interface Customer {
+  id: string;
+  name: string;
+  balanceUsdCents: string;
+  maxMonthlyUsdCents: string | null;
+  createdAt: Date;
+}
+
+export const CustomerSchema = new EntitySchema<Customer>({
+  name: 'Customer',
+  tableName: 'customers',
+  properties: {
+    id: { type: 'uuid', primary: true },
+    name: { type: 'text' },
+    balanceUsdCents: { type: 'bigint', default: 0, fieldName: 'balance_usd_cents' },
+    maxMonthlyUsdCents: { type: 'bigint', nullable: true },
+    createdAt: { type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' },
+  },
+});

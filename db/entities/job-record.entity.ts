@@ -1,0 +1,57 @@
+import { EntitySchema } from '@mikro-orm/core';
+
+export const jobStates = ['queued', 'delayed', 'active', 'completed', 'failed', 'cancelled'] as const;
+export type JobState = (typeof jobStates)[number];
+export const finalStates: readonly JobState[] = ['completed', 'failed', 'cancelled'];
+
+/** The durable record of an accepted job. PostgreSQL is the record; the BullMQ job (same id) is transport. */
+export interface JobRecord {
+  id: string;
+  customerId: string;
+  type: string;
+  state: JobState;
+  payload: unknown;
+  result: unknown;
+  error: string | null;
+  progress: unknown;
+  attemptsMade: number;
+  maxAttempts: number;
+  priority: number;
+  delayMs: number;
+  webhookUrl: string | null;
+  idempotencyKey: string | null;
+  requestHash: string | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export const JobRecordSchema = new EntitySchema<JobRecord>({
+  name: 'JobRecord',
+  tableName: 'jobs',
+  uniques: [{ name: 'jobs_customer_idempotency_key_unique', properties: ['customerId', 'idempotencyKey'] }],
+  indexes: [
+    { name: 'jobs_customer_id_id_index', properties: ['customerId', 'id'] },
+    { name: 'jobs_unfinished_index', expression: `create index "jobs_unfinished_index" on "jobs" ("created_at") where "state" in ('queued', 'delayed', 'active')` },
+  ],
+  properties: {
+    id: { type: 'uuid', primary: true },
+    customerId: { type: 'uuid' },
+    type: { type: 'text' },
+    state: { type: 'text' },
+    payload: { type: 'json' },
+    result: { type: 'json', nullable: true },
+    error: { type: 'text', nullable: true },
+    progress: { type: 'json', nullable: true },
+    attemptsMade: { type: 'integer', default: 0 },
+    maxAttempts: { type: 'integer', default: 3 },
+    priority: { type: 'integer', default: 0 },
+    delayMs: { type: 'integer', default: 0 },
+    webhookUrl: { type: 'text', nullable: true },
+    idempotencyKey: { type: 'text', nullable: true },
+    requestHash: { type: 'text', nullable: true },
+    createdAt: { type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' },
+    startedAt: { type: 'datetime', columnType: 'timestamptz', nullable: true },
+    finishedAt: { type: 'datetime', columnType: 'timestamptz', nullable: true },
+  },
+});

@@ -1,0 +1,38 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import stringify from 'safe-stable-stringify';
+
+/**
+ * Invocation results in Redis: one hash per substrate (field = canonical-parameters digest), so
+ * deleting or changing a substrate drops all its cached results with one DEL.
+ */
+export class InvocationCache {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    /** Seconds a substrate's cached results live after the last write. Default 3600. */
+    private readonly ttlSeconds = 3600,
+  ) {}
+
+  private key(substrateId: string): string {
+    return `${this.prefix}:cache:invoke:${substrateId}`;
+  }
+
+  static field(parameters: Record<string, unknown>): string {
+    return createHash('sha256').update(stringify(parameters) ?? '{}').digest('base64url');
+  }
+
+  async get(substrateId: string, parameters: Record<string, unknown>): Promise<{ value: unknown } | null> {
+    const hit = await this.redis.hget(this.key(substrateId), InvocationCache.field(parameters));
+    return hit === null ? null : { value: JSON.parse(hit) };
+  }
+
+  async set(substrateId: string, parameters: Record<string, unknown>, value: unknown): Promise<void> {
+    const key = this.key(substrateId);
+    await this.redis.multi().hset(key, InvocationCache.field(parameters), JSON.stringify(value)).expire(key, this.ttlSeconds).exec();
+  }
+
+  async invalidate(substrateId: string): Promise<void> {
+    await this.redis.del(this.key(substrateId));
+  }
+}

@@ -1,0 +1,79 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { JobRecord, JobState } from '../entities/job-record.entity.js';
+
+export interface NewJobRow {
+  id: string;
+  customerId: string;
+  type: string;
+  state: Extract<JobState, 'queued' | 'delayed'>;
+  payload: unknown;
+  maxAttempts: number;
+  priority: number;
+  delayMs: number;
+  webhookUrl: string | null;
+  idempotencyKey: string | null;
+  requestHash: string | null;
+}
+
+const columns = `id, customer_id as "customerId", type, state, payload, result, error, progress,
+  attempts_made as "attemptsMade", max_attempts as "maxAttempts", priority, delay_ms as "delayMs",
+  webhook_url as "webhookUrl", idempotency_key as "idempotencyKey", request_hash as "requestHash",
+  created_at as "createdAt", started_at as "startedAt", finished_at as "finishedAt"`;
+
+/** Inserts the row; with an idempotency key already used, inserts nothing and returns null. */
+export async function insertJob(em: EntityManager, row: NewJobRow): Promise<JobRecord | null> {
+  const rows = await em.getConnection().execute<JobRecord[]>(
+    `insert into jobs (id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash)
+     values (?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?)
+     on conflict (customer_id, idempotency_key) do nothing
+     returning ${columns}`,
+    [row.id, row.customerId, row.type, row.state, JSON.stringify(row.payload), row.maxAttempts, row.priority, row.delayMs, row.webhookUrl, row.idempotencyKey, row.requestHash],
+  );
+  return rows[0] ?? null;
+}
+
+export async function findJobByIdempotencyKey(em: EntityManager, customerId: string, key: string): Promise<JobRecord | null> {
+  const rows = await em.getConnection().execute<JobRecord[]>(`select ${columns} from jobs where customer_id = ? and idempotency_key = ?`, [customerId, key]);
+  return rows[0] ?? null;
+}
+
+/** Frees a key whose 24 h window has passed, so it can name a new job. */
+export async function releaseIdempotencyKey(em: EntityManager, jobId: string): Promise<void> {
+  await em.getConnection().execute(`update jobs set idempotency_key = null where id = ?`, [jobId]);
+}
+
+export async function findJob(em: EntityManager, customerId: string, id: string): Promise<JobRecord | null> {
+  const rows = await em.getConnection().execute<JobRecord[]>(`select ${columns} from jobs where id = ? and customer_id = ?`, [id, customerId]);
+  return rows[0] ?? null;
+}
+
+export interface JobListFilter {
+  customerId: string;
+  type?: string;
+  state?: JobState;
+  /** Only ids below this one (UUIDv7 ids sort by creation time). */
+  beforeId?: string;
+  limit: number;
+}
+
+/** Newest first, keyset-paginated on the UUIDv7 id. */
+export async function listJobs(em: EntityManager, filter: JobListFilter): Promise<JobRecord[]> {
+  const where = ['customer_id = ?'];
+  const params: unknown[] = [filter.customerId];
+  if (filter.type) (where.push('type = ?'), params.push(filter.type));
+  if (filter.state) (where.push('state = ?'), params.push(filter.state));
+  if (filter.beforeId) (where.push('id < ?'), params.push(filter.beforeId));
+  params.push(filter.limit);
+  return em.getConnection().execute<JobRecord[]>(`select ${columns} from jobs where ${where.join(' and ')} order by id desc limit ?`, params);
+}
+
+/** Marks a queued, delayed or active job cancelled; returns the row when it changed. */
+export async function cancelJobRow(em: EntityManager, customerId: string, id: string): Promise<JobRecord | null> {
+  const rows = await em.getConnection().execute<JobRecord[]>(
+    `update jobs set state = 'cancelled', finished_at = now(), error = coalesce(error, 'cancelled by the user')
+      where id = ? and customer_id = ? and state in ('queued', 'delayed', 'active')
+      returning ${columns}`,
+    [id, customerId],
+  );
+  return rows[0] ?? null;
+}

@@ -1,0 +1,90 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { ExpressionType, Substrate } from '../entities/substrate.entity.js';
+
+export interface NewSubstrate {
+  id: string;
+  customerId: string;
+  identity: string;
+  expressionType: ExpressionType;
+  expression: string | null;
+  value: number | null;
+  metadata: Record<string, unknown>;
+}
+
+export type SubstrateRow = Omit<Substrate, 'expression'>;
+
+const columns = `id, customer_id as "customerId", identity, expression_type as "expressionType", value, metadata,
+  created_at as "createdAt", updated_at as "updatedAt"`;
+
+/** Inserts the substrates that do not exist yet; returns every requested row and which ones are new. */
+export async function upsertSubstrates(em: EntityManager, substrates: NewSubstrate[]): Promise<Array<SubstrateRow & { created: boolean }>> {
+  if (substrates.length === 0) return [];
+  const connection = em.getConnection();
+  const inserted = await connection.execute<SubstrateRow[]>(
+    `insert into substrates (id, customer_id, identity, expression_type, expression, value, metadata)
+     values ${substrates.map(() => '(?, ?, ?, ?, ?, ?, ?::jsonb)').join(', ')}
+     on conflict (id) do nothing
+     returning ${columns}`,
+    substrates.flatMap((s) => [s.id, s.customerId, s.identity, s.expressionType, s.expression, s.value, JSON.stringify(s.metadata)]),
+  );
+  const created = new Set(inserted.map((row) => row.id));
+  const customerId = substrates[0]?.customerId;
+  const existing = await connection.execute<SubstrateRow[]>(`select ${columns} from substrates where customer_id = ? and id in (?)`, [
+    customerId,
+    substrates.map((s) => s.id),
+  ]);
+  const byId = new Map(existing.map((row) => [row.id, row]));
+  return substrates.flatMap((s) => {
+    const row = byId.get(s.id);
+    return row ? [{ ...row, created: created.has(s.id) }] : [];
+  });
+}
+
+export async function findSubstrateRow(em: EntityManager, customerId: string, id: string): Promise<SubstrateRow | null> {
+  const rows = await em.getConnection().execute<SubstrateRow[]>(`select ${columns} from substrates where id = ? and customer_id = ?`, [id, customerId]);
+  return rows[0] ?? null;
+}
+
+export async function replaceSubstrateMetadata(em: EntityManager, customerId: string, id: string, metadata: Record<string, unknown>): Promise<SubstrateRow | null> {
+  const rows = await em.getConnection().execute<SubstrateRow[]>(
+    `update substrates set metadata = ?::jsonb, updated_at = now() where id = ? and customer_id = ? returning ${columns}`,
+    [JSON.stringify(metadata), id, customerId],
+  );
+  return rows[0] ?? null;
+}
+
+/** Deletes the substrate (and, when relationships exist, its relationships). Returns whether it existed. */
+export async function deleteSubstrate(em: EntityManager, customerId: string, id: string): Promise<boolean> {
+  const rows = await em.getConnection().execute<Array<{ id: string }>>(`delete from substrates where id = ? and customer_id = ? returning id`, [id, customerId]);
+  return rows.length > 0;
+}
+
+export interface SubstrateFilter {
+  customerId: string;
+  name?: string;
+  expressionType?: ExpressionType;
+  metadata: Record<string, string>;
+  createdAfter?: Date;
+  after?: { createdAt: string; id: string };
+  limit: number;
+}
+
+/** Newest first, keyset-paginated on (created_at, id). Metadata values compare as text, so `metadata.n=5` matches 5 and "5". */
+export async function searchSubstrates(em: EntityManager, filter: SubstrateFilter): Promise<SubstrateRow[]> {
+  const where = ['customer_id = ?'];
+  const params: unknown[] = [filter.customerId];
+  const add = (clause: string, ...values: unknown[]) => {
+    where.push(clause);
+    params.push(...values);
+  };
+  if (filter.name !== undefined) add(`metadata ->> 'name' = ?`, filter.name);
+  if (filter.expressionType) add('expression_type = ?', filter.expressionType);
+  for (const [key, value] of Object.entries(filter.metadata)) add(`metadata ->> ? = ?`, key, value);
+  if (filter.createdAfter) add('created_at > ?', filter.createdAfter);
+  if (filter.after) add('(created_at, id) < (?::timestamptz, ?)', filter.after.createdAt, filter.after.id);
+  params.push(filter.limit);
+  return em.getConnection().execute<SubstrateRow[]>(
+    `select ${columns} from substrates where ${where.join(' and ')} order by created_at desc, id desc limit ?`,
+    params,
+  );
+}

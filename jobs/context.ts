@@ -1,0 +1,23 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { Redis } from 'ioredis';
+import type { InvocationCache } from '../db/invocation-cache.js';
+
+/** Runs a Piscina task by name; rejects with a PermanentJobError on timeout, resource exhaustion or a thrown task. */
+export type RunTask = <Input, Output>(task: TaskName, input: Input, signal?: AbortSignal) => Promise<Output>;
+export type TaskName = 'evaluate' | 'evaluateMany' | 'analyze';
+
+/** What a processor gets besides its payload. Tests build their own. */
+export interface JobContext {
+  jobId: string;
+  customerId: string;
+  attemptsMade: number;
+  logger: Logger;
+  /** A fresh entity manager fork for this job. */
+  em: EntityManager;
+  redis: Redis;
+  cache: InvocationCache;
+  runTask: RunTask;
+  signal: AbortSignal;
+  progress(value: number | Record<string, unknown>): Promise<void>;
+}

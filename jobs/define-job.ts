@@ -1,0 +1,36 @@
+import type { z } from 'zod';
+import type { JobContext } from './context.js';
+
+export interface QueueDefaults {
+  /** Attempts before the job fails. Default 3. */
+  attempts: number;
+  /** Exponential backoff base in ms. Default 1000. */
+  backoffMs: number;
+  /** Jobs one worker process runs at once on this queue; default WORKER_CONCURRENCY. */
+  concurrency?: number;
+}
+
+/** One job type: its name, schemas, queue defaults and processor — everything a reader needs in one place. */
+export interface JobDefinition<Payload = unknown, Result = unknown> {
+  name: string;
+  description: string;
+  payload: z.ZodType<Payload>;
+  result: z.ZodType<Result>;
+  /** Only admins may submit it through POST /jobs. */
+  adminOnly: boolean;
+  queue: QueueDefaults;
+  process(payload: Payload, ctx: JobContext): Promise<Result>;
+}
+
+export function defineJob<Payload, Result>(
+  definition: Omit<JobDefinition<Payload, Result>, 'queue' | 'adminOnly'> & {
+    queue?: Partial<QueueDefaults>;
+    adminOnly?: boolean;
+  },
+): JobDefinition<Payload, Result> {
+  return {
+    ...definition,
+    adminOnly: definition.adminOnly ?? false,
+    queue: { attempts: 3, backoffMs: 1000, ...definition.queue },
+  };
+}

@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { gatherSubstrateFacts } from '../../db/repositories/substrate-facts.js';
+import { defineJob } from '../define-job.js';
+import { PermanentJobError } from '../errors.js';
+import { substrateIdSchema } from '../invoke/invoke.job.js';
+import type { ExpressionShape } from './analyze-expression.js';
+import { fibonacciSequence, projectDimensions } from './dimensions.js';
+
+export const dividePayloadSchema = z.strictObject({ substrate_id: substrateIdSchema });
+
+export const divideResultSchema = z.object({
+  substrate_id: z.string(),
+  dimensions: z.array(z.object({ level: z.number(), name: z.string(), description: z.string(), value: z.unknown() })).length(9),
+  fibonacci_sequence: z.array(z.number()),
+});
+
+export const divideJob = defineJob({
+  name: 'divide',
+  description: 'Split a substrate into its 9 Fibonacci dimensions, each carrying its own projection.',
+  payload: dividePayloadSchema,
+  result: divideResultSchema,
+  async process(payload, ctx) {
+    const facts = await gatherSubstrateFacts(ctx.em, ctx.customerId, payload.substrate_id);
+    if (!facts) throw new PermanentJobError(`substrate ${payload.substrate_id} not found`);
+    const shape =
+      facts.expressionType === 'expression' && facts.expression
+        ? await ctx.runTask<{ expression: string }, ExpressionShape>('analyze', { expression: facts.expression }, ctx.signal)
+        : null;
+    return {
+      substrate_id: facts.id,
+      dimensions: projectDimensions(facts, shape, new Date()),
+      fibonacci_sequence: [...fibonacciSequence],
+    };
+  },
+});

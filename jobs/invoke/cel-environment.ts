@@ -1,0 +1,89 @@
+import { Environment, ParseError } from '@marcbachmann/cel-js';
+
+/** Caps that keep an expression cheap to parse and bounded to evaluate. Checked at submit and in the task. */
+export const expressionLimits = {
+  /** Characters in one expression. */
+  maxLength: 4096,
+  /** Parenthesis / call nesting. */
+  maxDepth: 32,
+  /** AST nodes after parsing. */
+  maxAstNodes: 1000,
+  /** Elements in a list literal. */
+  maxListElements: 1000,
+} as const;
+
+type Arithmetic = (left: number, right: number) => number;
+const arithmetic: Record<string, Arithmetic> = {
+  '+': (l, r) => l + r,
+  '-': (l, r) => l - r,
+  '*': (l, r) => l * r,
+  '/': (l, r) => l / r,
+};
+
+/**
+ * CEL as Chrysalis speaks it: undeclared variables are parameters, and int/double mix in arithmetic
+ * (JSON numbers arrive as doubles, so `x + 1` must work).
+ */
+export function createCelEnvironment(): Environment {
+  const env = new Environment({
+    unlistedVariablesAreDyn: true,
+    homogeneousAggregateLiterals: false,
+    limits: {
+      maxAstNodes: expressionLimits.maxAstNodes,
+      maxDepth: expressionLimits.maxDepth,
+      maxListElements: expressionLimits.maxListElements,
+      maxMapEntries: expressionLimits.maxListElements,
+      maxCallArguments: 32,
+    },
+  });
+  for (const [op, apply] of Object.entries(arithmetic)) {
+    env.registerOperator(`double ${op} int`, (left: number, right: bigint) => apply(left, Number(right)));
+    env.registerOperator(`int ${op} double`, (left: bigint, right: number) => apply(Number(left), right));
+  }
+  return env;
+}
+
+export interface ExpressionProblem {
+  message: string;
+  /** 0-based character offset, 1-based line and column of the fault, when known. */
+  position: { offset: number; line: number; column: number } | null;
+}
+
+/** Parses without evaluating. Returns null when the expression is valid, else what is wrong and where. */
+export function checkExpression(env: Environment, expression: string): ExpressionProblem | null {
+  if (expression.length > expressionLimits.maxLength) {
+    return { message: `expression is longer than ${expressionLimits.maxLength} characters`, position: null };
+  }
+  try {
+    env.parse(expression);
+    return null;
+  } catch (error) {
+    if (!(error instanceof ParseError)) throw error;
+    const offset = error.node?.pos ?? error.range?.start;
+    return { message: error.summary || (error.message.split('\n')[0] ?? 'syntax error'), position: offset === undefined ? null : locate(expression, offset) };
+  }
+}
+
+function locate(text: string, offset: number): NonNullable<ExpressionProblem['position']> {
+  const before = text.slice(0, offset).split('\n');
+  return { offset, line: before.length, column: (before.at(-1)?.length ?? 0) + 1 };
+}
+
+/** CEL values (bigint, Map, Uint8Array…) to JSON. Throws on non-finite numbers. */
+export function celToJson(value: unknown): unknown {
+  if (typeof value === 'bigint') {
+    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
+  }
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new RangeError(`result is not a finite number (${value})`);
+    return value;
+  }
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (Array.isArray(value)) return value.map(celToJson);
+  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [String(k), celToJson(v)]));
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
+  if (typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, celToJson(v)]));
+  }
+  return String(value);
+}

@@ -1,0 +1,49 @@
+/**
+ * Piscina entry: evaluate one CEL expression. Pure — no imports of db/ or workers/ — so a unit test can call it.
+ * Runs in a worker thread with a timeout and memory limits set by the pool.
+ */
+import { analyzeExpression, type ExpressionShape } from '../divide/analyze-expression.js';
+import { celToJson, createCelEnvironment } from './cel-environment.js';
+
+export interface EvaluateInput {
+  expression: string;
+  parameters: Record<string, unknown>;
+}
+
+export interface EvaluateOutput {
+  value: unknown;
+}
+
+const env = createCelEnvironment();
+const compiled = new Map<string, ReturnType<typeof env.parse>>();
+const maxCompiled = 1000;
+
+function compile(expression: string) {
+  let program = compiled.get(expression);
+  if (!program) {
+    program = env.parse(expression);
+    if (compiled.size >= maxCompiled) compiled.delete(compiled.keys().next().value as string);
+    compiled.set(expression, program);
+  }
+  return program;
+}
+
+export default function evaluate({ expression, parameters }: EvaluateInput): EvaluateOutput {
+  return { value: celToJson(compile(expression)(parameters)) };
+}
+
+/** Several evaluations in one task: one thread round trip for a whole chunk of a batch. */
+export function evaluateMany(inputs: EvaluateInput[]): Array<{ value: unknown } | { error: string }> {
+  return inputs.map((input) => {
+    try {
+      return evaluate(input);
+    } catch (error) {
+      return { error: error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error) };
+    }
+  });
+}
+
+/** The shape of an expression (variables, operators, functions) for divide's projections. */
+export function analyze({ expression }: { expression: string }): ExpressionShape {
+  return analyzeExpression(env, expression);
+}

@@ -1,0 +1,72 @@
+import { z } from 'zod';
+import { findSubstrateDefinition, type SubstrateDefinition } from '../../db/repositories/substrates.js';
+import type { JobContext } from '../context.js';
+import { defineJob } from '../define-job.js';
+import { PermanentJobError } from '../errors.js';
+import type { EvaluateInput, EvaluateOutput } from './evaluate.task.js';
+import { applyOperation, multiply, operationSchema } from './operations.js';
+
+/** Parameters are the expression's variables. Capped so one job cannot carry megabytes into a thread. */
+export const parametersSchema = z
+  .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'parameter names are identifiers'), z.unknown())
+  .refine((value) => Object.keys(value).length <= 100, 'at most 100 parameters')
+  .refine((value) => JSON.stringify(value).length <= 16_384, 'parameters must serialise to at most 16 KiB');
+
+export const substrateIdSchema = z.string().regex(/^0x[0-9a-f]{16}$/, 'a substrate id is 0x followed by 16 lowercase hex digits');
+
+export const invokePayloadSchema = z
+  .strictObject({
+    substrate_id: substrateIdSchema.optional(),
+    parameters: parametersSchema.optional(),
+    operation: operationSchema.optional(),
+  })
+  .refine((p) => p.substrate_id !== undefined || p.operation?.op === 'multiply', {
+    message: 'substrate_id is required (only the multiply operation works without one)',
+    path: ['substrate_id'],
+  });
+export type InvokePayload = z.infer<typeof invokePayloadSchema>;
+
+export const invokeResultSchema = z.record(z.string(), z.unknown());
+
+async function evaluateSubstrate(substrate: SubstrateDefinition, parameters: Record<string, unknown>, ctx: JobContext): Promise<unknown> {
+  if (substrate.expressionType === 'constant') return substrate.value;
+  const output = await ctx.runTask<EvaluateInput, EvaluateOutput>('evaluate', { expression: substrate.expression ?? '', parameters }, ctx.signal);
+  return output.value;
+}
+
+async function loadSubstrate(ctx: JobContext, id: string): Promise<SubstrateDefinition> {
+  const substrate = await findSubstrateDefinition(ctx.em, ctx.customerId, id);
+  if (!substrate) throw new PermanentJobError(`substrate ${id} not found`);
+  return substrate;
+}
+
+export const invokeJob = defineJob({
+  name: 'invoke',
+  description: "Evaluate a substrate's expression with parameters, or apply an operator to its value.",
+  payload: invokePayloadSchema,
+  result: invokeResultSchema,
+  queue: { attempts: 3 },
+  async process(payload, ctx) {
+    const parameters = payload.parameters ?? {};
+    const operation = payload.operation;
+    if (operation?.op === 'multiply') return multiply(operation.dimension_values);
+    const substrateId = payload.substrate_id as string;
+
+    if (!operation) {
+      const started = performance.now();
+      const hit = await ctx.cache.get(substrateId, parameters);
+      if (hit) return { substrate_id: substrateId, result: hit.value, invocation_time_ms: elapsed(started), cached: true };
+      const value = await evaluateSubstrate(await loadSubstrate(ctx, substrateId), parameters, ctx);
+      await ctx.cache.set(substrateId, parameters, value);
+      return { substrate_id: substrateId, result: value, invocation_time_ms: elapsed(started), cached: false };
+    }
+
+    const value = await evaluateSubstrate(await loadSubstrate(ctx, substrateId), parameters, ctx);
+    if (typeof value !== 'number') throw new PermanentJobError(`substrate ${substrateId} evaluates to ${typeof value}, not a number`);
+    return applyOperation(value, operation);
+  },
+});
+
+function elapsed(started: number): number {
+  return Math.round((performance.now() - started) * 1000) / 1000;
+}

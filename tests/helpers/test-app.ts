@@ -1,0 +1,103 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { loadConfig, type Config } from '../../config.js';
+import { createApp } from '../../api/app.js';
+import { createApiDeps } from '../../api/create-deps.js';
+import { ensureAdmin } from '../../api/auth/bootstrap-admin.js';
+import type { ApiDeps } from '../../api/deps.js';
+import { createLogger } from '../../api/logger.js';
+import { createOrm, type Orm } from '../../db/orm.js';
+import { createRedis } from '../../db/redis.js';
+import { runWorkers, type RunningWorkers } from '../../workers/run-workers.js';
+
+const templateDatabase = 'chrysalis_test_template';
+
+export interface TestApp {
+  baseUrl: string;
+  config: Config;
+  deps: ApiDeps;
+  /** Raw SQL against this file's own database. */
+  sql<Row = Record<string, unknown>>(text: string, params?: unknown[]): Promise<Row[]>;
+  /** Starts in-process workers on this file's queues (once). */
+  startWorkers(overrides?: Partial<Config>): Promise<RunningWorkers>;
+  close(): Promise<void>;
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+/**
+ * An isolated Chrysalis for one test file: its own database cloned from the migrated template, its own
+ * BullMQ key prefix, the API on port 0 and (on request) workers in this process.
+ */
+export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const suffix = randomBytes(5).toString('hex');
+  const database = `chrysalis_t_${suffix}`;
+  const adminUrl = inject('adminDatabaseUrl');
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`create database ${database} template ${templateDatabase}`);
+  await admin.end();
+
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATA_DIR: '.data/test',
+    DATABASE_URL: withDatabase(adminUrl, database),
+    REDIS_URL: inject('redisUrl'),
+    QUEUE_PREFIX: `{t-${suffix}}`,
+    ADMIN_EMAIL: 'admin@example.test',
+    ADMIN_PASSWORD: 'admin-password-123',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    PISCINA_THREADS: '2',
+    WORKER_CONCURRENCY: '16',
+    WEBHOOK_ALLOW_PRIVATE: 'true',
+    ...env,
+  });
+  const logger = createLogger(config.logLevel, 'test');
+  const deps = await createApiDeps(config, logger);
+  await ensureAdmin(deps);
+  const server: Server = createApp(deps).listen(0);
+  await new Promise<void>((resolve) => server.once('listening', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2 });
+  let workers: RunningWorkers | null = null;
+  let workerOrm: Orm | null = null;
+
+  return {
+    baseUrl: `http://127.0.0.1:${port}`,
+    config,
+    deps,
+    async sql<Row>(text: string, params: unknown[] = []) {
+      return (await pool.query(text, params)).rows as Row[];
+    },
+    async startWorkers(overrides = {}) {
+      if (workers) return workers;
+      workerOrm = await createOrm(config.databaseUrl);
+      workers = await runWorkers({ config: { ...config, ...overrides }, orm: workerOrm, logger });
+      return workers;
+    },
+    async close() {
+      await workers?.close();
+      await workerOrm?.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await deps.close();
+      await pool.end();
+      const redis = createRedis(config.redisUrl);
+      const keys = await redis.keys(`${config.queuePrefix}*`);
+      for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+      await redis.quit();
+      const cleanup = new pg.Client({ connectionString: adminUrl });
+      await cleanup.connect();
+      await cleanup.query(`drop database if exists ${database} with (force)`);
+      await cleanup.end();
+    },
+  };
+}

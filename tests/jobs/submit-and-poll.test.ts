@@ -1,0 +1,204 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerUser, type TestUser } from '../helpers/accounts.js';
+import { httpClient, waitFor } from '../helpers/http.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+let app: TestApp;
+let request: ReturnType<typeof httpClient>;
+let alice: TestUser;
+let bob: TestUser;
+let substrateId: string;
+
+beforeAll(async () => {
+  app = await startTestApp();
+  await app.startWorkers();
+  request = httpClient(app.baseUrl);
+  alice = await registerUser(request);
+  bob = await registerUser(request);
+  const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x * y' } });
+  substrateId = created.body.substrate_id;
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+describe('submit and poll', () => {
+  it('answers Prefer: wait=5 with 200 and the result 35', async () => {
+    const response = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      headers: { prefer: 'wait=5' },
+      body: { parameters: { x: 5, y: 7 } },
+    });
+    expect(response.status).toBe(200);
+    expect(response.body.state).toBe('completed');
+    expect(response.body.result).toMatchObject({ substrate_id: substrateId, result: 35 });
+    expect(response.headers.get('location')).toBe(`/api/v1/jobs/${response.body.id}`);
+  });
+
+  it('answers 202 with a Location, and polling reaches completed with the result stored in PostgreSQL', async () => {
+    const response = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x: 6, y: 7 } } });
+    expect(response.status).toBe(202);
+    expect(response.body).toMatchObject({ type: 'invoke', state: 'queued', links: { self: `/api/v1/jobs/${response.body.id}` } });
+    const location = response.headers.get('location') as string;
+    const done = await waitFor(async () => {
+      const polled = await request('GET', location, { token: alice.accessToken });
+      return polled.body.state === 'completed' ? polled : null;
+    });
+    expect(done.body.result.result).toBe(42);
+    expect(done.body.attempts_made).toBe(1);
+    const [row] = await app.sql<{ state: string; result: { result: number } }>('select state, result from jobs where id = $1', [response.body.id]);
+    expect(row).toMatchObject({ state: 'completed', result: { result: 42 } });
+  });
+
+  it('uses the job id as the BullMQ job id', async () => {
+    const response = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 2 } }, delay_ms: 60_000 } });
+    expect(response.status).toBe(202);
+    expect(response.body.state).toBe('delayed');
+    const bullJob = await app.deps.queues.get('invoke')!.getJob(response.body.id);
+    expect(bullJob?.id).toBe(response.body.id);
+  });
+
+  it('fails a job whose expression errors, without retrying it', async () => {
+    const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x / 0' } });
+    const response = await request('POST', `/api/v1/substrates/${created.body.substrate_id}/invoke`, {
+      token: alice.accessToken,
+      headers: { prefer: 'wait=5' },
+      body: { parameters: { x: 1 } },
+    });
+    expect(response.status).toBe(200);
+    expect(response.body.state).toBe('failed');
+    expect(response.body.error).toMatch(/not a finite number|division/);
+    expect(response.body.attempts_made).toBe(1);
+  });
+
+  it('lists jobs newest first with a working cursor and filters', async () => {
+    for (let i = 0; i < 3; i++) {
+      await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: bob.accessToken, body: { parameters: { x: i, y: 1 } } }).then(() => undefined);
+    }
+    const bobSubstrate = await request('POST', '/api/v1/substrates', { token: bob.accessToken, body: { expression_type: 'constant', value: 3 } });
+    expect(bobSubstrate.status).toBe(201);
+    for (let i = 0; i < 3; i++) {
+      await request('POST', `/api/v1/substrates/${bobSubstrate.body.substrate_id}/divide`, { token: bob.accessToken });
+    }
+    const first = await request('GET', '/api/v1/jobs?limit=2&type=divide', { token: bob.accessToken });
+    expect(first.status).toBe(200);
+    expect(first.body.items).toHaveLength(2);
+    expect(first.body.next_cursor).toBeTypeOf('string');
+    const second = await request('GET', `/api/v1/jobs?limit=2&type=divide&cursor=${first.body.next_cursor}`, { token: bob.accessToken });
+    expect(second.body.items).toHaveLength(1);
+    expect(second.body.next_cursor).toBeNull();
+    const ids = [...first.body.items, ...second.body.items].map((job: { id: string }) => job.id);
+    expect([...ids].sort().reverse()).toEqual(ids);
+  });
+
+  it("answers 404 for another customer's job, never 403", async () => {
+    const response = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x: 1, y: 1 } } });
+    const asBob = await request('GET', `/api/v1/jobs/${response.body.id}`, { token: bob.accessToken });
+    expect(asBob.status).toBe(404);
+    expect(asBob.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    expect((await request('DELETE', `/api/v1/jobs/${response.body.id}`, { token: bob.accessToken })).status).toBe(404);
+    const bobsList = await request('GET', '/api/v1/jobs?limit=100', { token: bob.accessToken });
+    expect(bobsList.body.items.map((job: { id: string }) => job.id)).not.toContain(response.body.id);
+  });
+});
+
+describe('idempotency', () => {
+  it('returns the same job for the same key and body', async () => {
+    const body = { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 2, y: 2 } } };
+    const first = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body, headers: { 'idempotency-key': 'same-key-1' } });
+    const second = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body, headers: { 'idempotency-key': 'same-key-1' } });
+    expect(first.body.id).toBe(second.body.id);
+    const [count] = await app.sql<{ n: string }>(`select count(*) as n from jobs where idempotency_key = 'same-key-1'`);
+    expect(count?.n).toBe('1');
+  });
+
+  it('answers 422 for the same key with another body', async () => {
+    await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 2 } } }, headers: { 'idempotency-key': 'k-2' } });
+    const reused = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 9, y: 9 } } }, headers: { 'idempotency-key': 'k-2' } });
+    expect(reused.status).toBe(422);
+    expect(reused.body.errors[0].field).toBe('header.idempotency-key');
+  });
+
+  it('keeps keys per customer', async () => {
+    const aliceJob = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x: 1, y: 1 } }, headers: { 'idempotency-key': 'shared' } });
+    const bobSub = await request('POST', '/api/v1/substrates', { token: bob.accessToken, body: { expression_type: 'constant', value: 1 } });
+    const bobJob = await request('POST', `/api/v1/substrates/${bobSub.body.substrate_id}/invoke`, { token: bob.accessToken, body: { parameters: { x: 1, y: 1 } }, headers: { 'idempotency-key': 'shared' } });
+    expect(bobJob.status).toBe(202);
+    expect(bobJob.body.id).not.toBe(aliceJob.body.id);
+  });
+});
+
+describe('cancel', () => {
+  it('cancels a delayed job and takes it off the queue', async () => {
+    const submitted = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'divide', payload: { substrate_id: substrateId }, delay_ms: 60_000 } });
+    const cancelled = await request('DELETE', `/api/v1/jobs/${submitted.body.id}`, { token: alice.accessToken });
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.state).toBe('cancelled');
+    expect(await app.deps.queues.get('divide')!.getJob(submitted.body.id)).toBeUndefined();
+  });
+
+  it('answers 409 when the job already finished', async () => {
+    const done = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { parameters: { x: 3, y: 3 } } });
+    expect(done.body.state).toBe('completed');
+    const again = await request('DELETE', `/api/v1/jobs/${done.body.id}`, { token: alice.accessToken });
+    expect(again.status).toBe(409);
+  });
+});
+
+describe('bad input', () => {
+  it('answers 400 naming an unknown job type', async () => {
+    const response = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'mine-bitcoin', payload: {} } });
+    expect(response.status).toBe(400);
+    expect(response.body.errors[0].field).toBe('body.type');
+  });
+
+  it('answers 400 for an unknown field', async () => {
+    const response = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId }, colour: 'red' } });
+    expect(response.status).toBe(400);
+    expect(response.body.errors[0].field).toBe('body.colour');
+  });
+
+  it('answers 400 naming a bad payload field', async () => {
+    const response = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: 'nope' } } });
+    expect(response.status).toBe(400);
+    expect(response.body.errors[0].field).toBe('body.payload.substrate_id');
+  });
+
+  it('answers 400 problem+json for malformed JSON', async () => {
+    const response = await request('POST', '/api/v1/jobs', { token: alice.accessToken, rawBody: '{"type": "invoke",' });
+    expect(response.status).toBe(400);
+    expect(response.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    expect(response.body.type).toMatch(/\/validation$/);
+  });
+
+  it('answers 413 for a body over 1 MiB', async () => {
+    const response = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { pad: 'x'.repeat(1_100_000) } } });
+    expect(response.status).toBe(413);
+  });
+
+  it('answers 400 naming substrate_id when an invoke payload lacks it', async () => {
+    const response = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: {} } });
+    expect(response.status).toBe(400);
+    expect(response.body.errors[0].field).toBe('body.payload.substrate_id');
+  });
+
+  it('answers 400 for a malformed job id and a bad limit', async () => {
+    expect((await request('GET', '/api/v1/jobs/not-a-uuid', { token: alice.accessToken })).status).toBe(400);
+    expect((await request('GET', '/api/v1/jobs?limit=0', { token: alice.accessToken })).status).toBe(400);
+    expect((await request('GET', '/api/v1/jobs?limit=101', { token: alice.accessToken })).status).toBe(400);
+    expect((await request('GET', '/api/v1/jobs?cursor=garbage', { token: alice.accessToken })).status).toBe(400);
+  });
+
+  it('never leaks a stack trace', async () => {
+    const response = await request('GET', '/api/v1/jobs/00000000-0000-0000-0000-000000000000', { token: alice.accessToken });
+    expect(response.status).toBe(404);
+    expect(response.text).not.toMatch(/at .*\.ts:\d+/);
+  });
+
+  it('answers 401 without a token', async () => {
+    const response = await request('GET', '/api/v1/jobs');
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toBe('Bearer');
+  });
+});

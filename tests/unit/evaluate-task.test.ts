@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import evaluate, { analyze, evaluateMany } from '../../jobs/invoke/evaluate.task.js';
+import { checkExpression, createCelEnvironment } from '../../jobs/invoke/cel-environment.js';
+
+describe('evaluate task', () => {
+  it('multiplies parameters', () => {
+    expect(evaluate({ expression: 'x * y', parameters: { x: 5, y: 7 } })).toEqual({ value: 35 });
+  });
+
+  it('mixes JSON numbers with integer literals', () => {
+    expect(evaluate({ expression: 'x + 1', parameters: { x: 5 } })).toEqual({ value: 6 });
+    expect(evaluate({ expression: 'x / 2', parameters: { x: 7 } })).toEqual({ value: 3.5 });
+  });
+
+  it('turns integer results into JSON numbers and huge ones into strings', () => {
+    expect(evaluate({ expression: '2 + 3', parameters: {} })).toEqual({ value: 5 });
+    expect(evaluate({ expression: '9223372036854775807', parameters: {} })).toEqual({ value: '9223372036854775807' });
+  });
+
+  it('refuses non-finite results', () => {
+    expect(() => evaluate({ expression: 'x / 0.0', parameters: { x: 1 } })).toThrow(/finite/);
+  });
+
+  it('reports per-item errors in a chunk without failing the others', () => {
+    const results = evaluateMany([
+      { expression: 'x', parameters: { x: 1 } },
+      { expression: 'missing + 1', parameters: {} },
+    ]);
+    expect(results[0]).toEqual({ value: 1 });
+    expect(results[1]).toHaveProperty('error');
+  });
+
+  it('describes an expression shape', () => {
+    expect(analyze({ expression: '[1, 2].map(a, a * k).size() + max(x, 2)' })).toMatchObject({ variables: ['k', 'x'], functions: ['map', 'max', 'size'] });
+  });
+});
+
+describe('expression checks', () => {
+  const env = createCelEnvironment();
+  it('locates a syntax error', () => {
+    expect(checkExpression(env, 'x *\n (y')).toMatchObject({ position: { line: 2 } });
+  });
+  it('accepts a valid expression', () => {
+    expect(checkExpression(env, 'x > 3 ? "big" : "small"')).toBeNull();
+  });
+});

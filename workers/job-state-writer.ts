@@ -1,0 +1,146 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+
+interface FinalWrite {
+  id: string;
+  state: 'completed' | 'failed' | 'queued';
+  result: unknown;
+  error: string | null;
+  attemptsMade: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+export interface JobStateWriterOptions {
+  /** Longest a write waits for company before its batch is flushed, in ms. Default 5. */
+  flushIntervalMs?: number;
+  /** Rows per flush. Default 200. */
+  maxBatch?: number;
+  /** How long a flush keeps retrying while PostgreSQL is unreachable, in ms. Default 60,000. */
+  retryForMs?: number;
+}
+
+/**
+ * Writes job state to PostgreSQL in batches: one UPDATE … FROM (VALUES …) per flush instead of one
+ * statement per job. A processor awaits its final write, so BullMQ never marks a job completed before
+ * its result is stored. Final states are never overwritten (the writes are idempotent).
+ */
+export class JobStateWriter {
+  private finals: FinalWrite[] = [];
+  private actives = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly flushIntervalMs: number;
+  private readonly maxBatch: number;
+  private readonly retryForMs: number;
+
+  constructor(
+    private readonly em: EntityManager,
+    private readonly logger: Logger,
+    options: JobStateWriterOptions = {},
+  ) {
+    this.flushIntervalMs = options.flushIntervalMs ?? 5;
+    this.maxBatch = options.maxBatch ?? 200;
+    this.retryForMs = options.retryForMs ?? 60_000;
+  }
+
+  /** Records that an attempt started. Not awaited by processors; best effort, batched. */
+  markActive(id: string, attemptsMade: number): void {
+    this.actives.set(id, attemptsMade);
+    this.schedule();
+  }
+
+  complete(id: string, result: unknown, attemptsMade: number): Promise<void> {
+    return this.push({ id, state: 'completed', result, error: null, attemptsMade });
+  }
+
+  fail(id: string, error: string, attemptsMade: number): Promise<void> {
+    return this.push({ id, state: 'failed', result: null, error, attemptsMade });
+  }
+
+  /** An attempt failed and BullMQ will retry: back to queued, with the error so far. */
+  retrying(id: string, error: string, attemptsMade: number): Promise<void> {
+    return this.push({ id, state: 'queued', result: null, error, attemptsMade });
+  }
+
+  private push(write: Omit<FinalWrite, 'resolve' | 'reject'>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.finals.push({ ...write, resolve, reject });
+      if (this.finals.length >= this.maxBatch) this.flushSoon(0);
+      else this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    this.flushSoon(this.flushIntervalMs);
+  }
+
+  private flushSoon(delay: number): void {
+    if (this.timer && delay > 0) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.flushing = this.flushing.then(() => this.flush());
+    }, delay);
+  }
+
+  /** Writes everything pending now; resolves when it is stored. */
+  async drain(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.flushing = this.flushing.then(() => this.flush());
+    await this.flushing;
+  }
+
+  private async flush(): Promise<void> {
+    while (this.actives.size > 0 || this.finals.length > 0) {
+      const actives = [...this.actives];
+      this.actives.clear();
+      const finals = this.finals.splice(0, this.maxBatch);
+      try {
+        await this.withRetry(() => this.write(actives, finals));
+        for (const write of finals) write.resolve();
+      } catch (error) {
+        for (const write of finals) write.reject(error);
+      }
+    }
+  }
+
+  private async write(actives: Array<[string, number]>, finals: FinalWrite[]): Promise<void> {
+    const connection = this.em.getConnection();
+    if (actives.length > 0) {
+      await connection.execute(
+        `update jobs as j set state = 'active', started_at = coalesce(j.started_at, now()), attempts_made = v.attempts
+           from (values ${actives.map(() => '(?::uuid, ?::int)').join(', ')}) as v(id, attempts)
+          where j.id = v.id and j.state in ('queued', 'delayed')`,
+        actives.flat(),
+      );
+    }
+    if (finals.length > 0) {
+      // The last write per id wins within a batch (a retry then a completion, say).
+      const byId = new Map(finals.map((write) => [write.id, write]));
+      const rows = [...byId.values()];
+      await connection.execute(
+        `update jobs as j set state = v.state, result = v.result::jsonb, error = v.error, attempts_made = v.attempts,
+                finished_at = case when v.state in ('completed', 'failed') then now() else null end
+           from (values ${rows.map(() => '(?::uuid, ?::text, ?::text, ?::text, ?::int)').join(', ')}) as v(id, state, result, error, attempts)
+          where j.id = v.id and j.state not in ('completed', 'failed', 'cancelled')`,
+        rows.flatMap((w) => [w.id, w.state, w.result === null || w.result === undefined ? null : JSON.stringify(w.result), w.error, w.attemptsMade]),
+      );
+    }
+  }
+
+  private async withRetry(write: () => Promise<void>): Promise<void> {
+    const deadline = Date.now() + this.retryForMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await write();
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        const wait = Math.min(100 * 2 ** attempt, 2000);
+        this.logger.warn({ err: error, retryInMs: wait }, 'job state write failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+}

@@ -1,0 +1,53 @@
+import { Piscina } from 'piscina';
+import type { RunTask, TaskName } from '../jobs/context.js';
+import { PermanentJobError } from '../jobs/errors.js';
+
+export interface PoolOptions {
+  threads: number;
+  /** Piscina task timeout in ms (the thread is terminated and replaced). */
+  taskTimeoutMs: number;
+  /** Heap cap per thread in MB. Default 64. */
+  maxOldGenerationSizeMb?: number;
+  /** Tasks waiting for a thread before new ones are refused. Default 10,000. */
+  maxQueue?: number;
+}
+
+const taskFile = new URL('../jobs/invoke/evaluate.task' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url).href;
+
+/** The CPU pool: CEL evaluation in worker threads with a timeout and memory limits. */
+export function createEvaluationPool(options: PoolOptions): Piscina {
+  return new Piscina({
+    filename: taskFile,
+    minThreads: options.threads,
+    maxThreads: options.threads,
+    maxQueue: options.maxQueue ?? 10_000,
+    idleTimeout: 60_000,
+    concurrentTasksPerWorker: 1,
+    resourceLimits: {
+      maxOldGenerationSizeMb: options.maxOldGenerationSizeMb ?? 64,
+      maxYoungGenerationSizeMb: 16,
+      stackSizeMb: 4,
+    },
+    ...(import.meta.url.endsWith('.ts') ? { execArgv: ['--import', 'tsx'] } : {}),
+  });
+}
+
+/** Runs a named task with the timeout; every failure becomes a PermanentJobError with a clear message. */
+export function taskRunner(pool: Piscina, taskTimeoutMs: number): RunTask {
+  return async <Input, Output>(name: TaskName, input: Input, signal?: AbortSignal): Promise<Output> => {
+    const timeout = AbortSignal.timeout(taskTimeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    try {
+      return (await pool.run(input, { name: name === 'evaluate' ? 'default' : name, signal: combined })) as Output;
+    } catch (error) {
+      if (timeout.aborted) throw new PermanentJobError(`evaluation exceeded the ${taskTimeoutMs} ms time limit`);
+      if (signal?.aborted) throw new PermanentJobError('cancelled');
+      const message = error instanceof Error ? error.message : String(error);
+      if (/ERR_WORKER_OUT_OF_MEMORY|out of memory|heap limit/i.test(message + String((error as { code?: string }).code))) {
+        throw new PermanentJobError('evaluation exceeded its memory limit');
+      }
+      if (/queue is full|Task queue is at limit/i.test(message)) throw error;
+      throw new PermanentJobError(`evaluation failed: ${message.split('\n')[0]}`);
+    }
+  };
+}

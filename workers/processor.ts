@@ -1,0 +1,63 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { InvocationCache } from '../db/invocation-cache.js';
+import type { JobContext, RunTask } from '../jobs/context.js';
+import type { JobDefinition } from '../jobs/define-job.js';
+import { PermanentJobError } from '../jobs/errors.js';
+import type { JobStateWriter } from './job-state-writer.js';
+import type { QueuedJobData } from './queues.js';
+
+export interface ProcessorDeps {
+  orm: MikroORM;
+  redis: Redis;
+  cache: InvocationCache;
+  runTask: RunTask;
+  writer: JobStateWriter;
+  logger: Logger;
+}
+
+const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error)).slice(0, 2000);
+
+/**
+ * Wraps a job definition as a BullMQ processor: marks the row active, runs the processor, and stores
+ * the result (or the error) in PostgreSQL before BullMQ records the outcome.
+ */
+export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) {
+  return async (job: Job<QueuedJobData>, _token?: string, signal?: AbortSignal): Promise<unknown> => {
+    const jobId = job.id as string;
+    const attempt = job.attemptsMade + 1;
+    deps.writer.markActive(jobId, attempt);
+    const ctx: JobContext = {
+      jobId,
+      customerId: job.data.customerId,
+      attemptsMade: job.attemptsMade,
+      logger: deps.logger.child({ jobId, type: definition.name }),
+      em: deps.orm.em.fork(),
+      redis: deps.redis,
+      cache: deps.cache,
+      runTask: deps.runTask,
+      signal: signal ?? new AbortController().signal,
+      progress: async (value) => {
+        await job.updateProgress(value);
+      },
+    };
+
+    let result: unknown;
+    try {
+      result = await definition.process(job.data.payload as never, ctx);
+    } catch (error) {
+      const permanent = error instanceof PermanentJobError || error instanceof UnrecoverableError || signal?.aborted;
+      const lastAttempt = attempt >= (job.opts.attempts ?? 1);
+      if (permanent || lastAttempt) {
+        await deps.writer.fail(jobId, errorText(error), attempt);
+        throw new UnrecoverableError(errorText(error));
+      }
+      await deps.writer.retrying(jobId, errorText(error), attempt);
+      throw error;
+    }
+    await deps.writer.complete(jobId, result, attempt);
+    return result;
+  };
+}

@@ -1,0 +1,50 @@
+import { Queue, type DefaultJobOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { jobRegistry } from '../jobs/registry.js';
+
+/** What a BullMQ job carries; the PostgreSQL row (same id) holds the rest. */
+export interface QueuedJobData {
+  customerId: string;
+  payload: unknown;
+}
+
+/**
+ * Redis keeps finished jobs only briefly: PostgreSQL is the record. Completed jobs stay an hour
+ * (at most 10,000 per queue), failed ones a day (at most 10,000), enough for Bull Board.
+ */
+export const retention: Pick<DefaultJobOptions, 'removeOnComplete' | 'removeOnFail'> = {
+  removeOnComplete: { age: 3600, count: 10_000 },
+  removeOnFail: { age: 24 * 3600, count: 10_000 },
+};
+
+export type JobQueues = Map<string, Queue<QueuedJobData>>;
+
+/** One BullMQ queue per job type, sharing one connection. */
+export function createQueues(connection: Redis, prefix: string): JobQueues {
+  const queues: JobQueues = new Map();
+  for (const definition of jobRegistry.values()) {
+    queues.set(
+      definition.name,
+      new Queue<QueuedJobData>(definition.name, {
+        connection,
+        prefix,
+        defaultJobOptions: {
+          attempts: definition.queue.attempts,
+          backoff: { type: 'exponential', delay: definition.queue.backoffMs },
+          ...retention,
+        },
+      }),
+    );
+  }
+  return queues;
+}
+
+export function queueFor(queues: JobQueues, type: string): Queue<QueuedJobData> {
+  const queue = queues.get(type);
+  if (!queue) throw new Error(`no queue for job type "${type}"`);
+  return queue;
+}
+
+export async function closeQueues(queues: JobQueues): Promise<void> {
+  await Promise.all([...queues.values()].map((queue) => queue.close()));
+}
