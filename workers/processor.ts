@@ -7,6 +7,7 @@ import type { JobContext, RunTask } from '../jobs/context.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { PermanentJobError } from '../jobs/errors.js';
 import type { JobStateWriter } from './job-state-writer.js';
+import type { JobLifecycleHook, JobOutcome } from './lifecycle.js';
 import type { QueuedJobData } from './queues.js';
 
 export interface ProcessorDeps {
@@ -16,6 +17,7 @@ export interface ProcessorDeps {
   runTask: RunTask;
   writer: JobStateWriter;
   logger: Logger;
+  hooks: JobLifecycleHook[];
 }
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error)).slice(0, 2000);
@@ -28,7 +30,16 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
   return async (job: Job<QueuedJobData>, _token?: string, signal?: AbortSignal): Promise<unknown> => {
     const jobId = job.id as string;
     const attempt = job.attemptsMade + 1;
+    const started = performance.now();
     deps.writer.markActive(jobId, attempt);
+    for (const hook of deps.hooks) hook.started?.(job, definition.name);
+    const finished = (outcome: JobOutcome) => {
+      for (const hook of deps.hooks) {
+        Promise.resolve()
+          .then(() => hook.finished?.(job, definition.name, outcome))
+          .catch((error: unknown) => deps.logger.error({ err: error, hook: hook.name, jobId }, 'job hook failed'));
+      }
+    };
     const ctx: JobContext = {
       jobId,
       customerId: job.data.customerId,
@@ -50,14 +61,14 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
     } catch (error) {
       const permanent = error instanceof PermanentJobError || error instanceof UnrecoverableError || signal?.aborted;
       const lastAttempt = attempt >= (job.opts.attempts ?? 1);
-      if (permanent || lastAttempt) {
-        await deps.writer.fail(jobId, errorText(error), attempt);
-        throw new UnrecoverableError(errorText(error));
-      }
-      await deps.writer.retrying(jobId, errorText(error), attempt);
-      throw error;
+      const final = Boolean(permanent || lastAttempt);
+      if (final) await deps.writer.fail(jobId, errorText(error), attempt);
+      else await deps.writer.retrying(jobId, errorText(error), attempt);
+      finished({ state: 'failed', error: errorText(error), durationMs: performance.now() - started, final });
+      throw final ? new UnrecoverableError(errorText(error)) : error;
     }
     await deps.writer.complete(jobId, result, attempt);
+    finished({ state: 'completed', result, durationMs: performance.now() - started });
     return result;
   };
 }

@@ -8,6 +8,7 @@ import { createRedis } from '../db/redis.js';
 import { jobRegistry } from '../jobs/registry.js';
 import { JobStateWriter } from './job-state-writer.js';
 import { createEvaluationPool, taskRunner } from './pools.js';
+import type { JobLifecycleHook } from './lifecycle.js';
 import { createProcessor } from './processor.js';
 import type { QueuedJobData } from './queues.js';
 
@@ -44,9 +45,11 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const writer = new JobStateWriter(orm.em.fork(), logger);
   const cache = new InvocationCache(redis, config.queuePrefix);
   const runTask = taskRunner(pool, config.taskTimeoutMs);
+  /** Lifecycle hooks (metrics, webhooks…): one line each. */
+  const hooks: JobLifecycleHook[] = [];
 
   const workers = [...jobRegistry.values()].map((definition) => {
-    const worker = new Worker<QueuedJobData>(definition.name, createProcessor(definition, { orm, redis, cache, runTask, writer, logger }), {
+    const worker = new Worker<QueuedJobData>(definition.name, createProcessor(definition, { orm, redis, cache, runTask, writer, logger, hooks }), {
       connection: createRedis(config.redisUrl, 'blocking'),
       prefix: config.queuePrefix,
       concurrency: definition.queue.concurrency ?? config.workerConcurrency,

@@ -4,12 +4,12 @@ import type { TestProject } from 'vitest/node';
 import { createOrm, migrate } from '../../db/orm.js';
 import { ensureLocalServices } from '../../ops/local-services.js';
 
-export const templateDatabase = 'chrysalis_test_template';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     adminDatabaseUrl: string;
     redisUrl: string;
+    templateDatabase: string;
   }
 }
 
@@ -30,6 +30,8 @@ export default async function setup(project: TestProject) {
     databaseUrl: process.env.TEST_DATABASE_URL,
     redisUrl: process.env.TEST_REDIS_URL,
   });
+  // One template per run, so concurrent `npm test` runs against one server never trip over each other.
+  const templateDatabase = `chrysalis_tpl_${process.pid}`;
   const admin = new pg.Client({ connectionString: withDatabase(services.databaseUrl, 'postgres') });
   await admin.connect();
   await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = $1`, [templateDatabase]);
@@ -40,9 +42,14 @@ export default async function setup(project: TestProject) {
   await orm.close();
   await admin.end();
 
+  project.provide('templateDatabase', templateDatabase);
   project.provide('adminDatabaseUrl', withDatabase(services.databaseUrl, 'postgres'));
   project.provide('redisUrl', services.redisUrl);
   return async () => {
+    const cleanup = new pg.Client({ connectionString: withDatabase(services.databaseUrl, 'postgres') });
+    await cleanup.connect();
+    await cleanup.query(`drop database if exists ${templateDatabase} with (force)`);
+    await cleanup.end();
     await services.stop();
   };
 }

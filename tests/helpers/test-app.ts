@@ -13,8 +13,6 @@ import { createOrm, type Orm } from '../../db/orm.js';
 import { createRedis } from '../../db/redis.js';
 import { runWorkers, type RunningWorkers } from '../../workers/run-workers.js';
 
-const templateDatabase = 'chrysalis_test_template';
-
 export interface TestApp {
   baseUrl: string;
   config: Config;
@@ -42,7 +40,16 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   const adminUrl = inject('adminDatabaseUrl');
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
-  await admin.query(`create database ${database} template ${templateDatabase}`);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await admin.query(`create database ${database} template ${inject('templateDatabase')}`);
+      break;
+    } catch (error) {
+      // Two files cloning the template at the same instant: PostgreSQL refuses one; try again.
+      if (attempt >= 20 || !/being accessed by other users/.test(String(error))) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 200));
+    }
+  }
   await admin.end();
 
   const config = loadConfig({
