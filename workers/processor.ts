@@ -3,6 +3,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { InvocationCache } from '../db/invocation-cache.js';
+import { ensureScheduledJobRow, recordIdFor } from '../db/repositories/jobs.js';
 import type { JobContext, RunTask } from '../jobs/context.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { PermanentJobError } from '../jobs/errors.js';
@@ -28,9 +29,13 @@ const errorText = (error: unknown): string => (error instanceof Error ? error.me
  */
 export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) {
   return async (job: Job<QueuedJobData>, _token?: string, signal?: AbortSignal): Promise<unknown> => {
-    const jobId = job.id as string;
+    const jobId = recordIdFor(job.id as string);
     const attempt = job.attemptsMade + 1;
     const started = performance.now();
+    const em = deps.orm.em.fork();
+    if (jobId !== job.id) {
+      await ensureScheduledJobRow(em, { id: jobId, queueJobId: job.id as string, customerId: job.data.customerId, type: definition.name, payload: job.data.payload, maxAttempts: job.opts.attempts ?? 1 });
+    }
     deps.writer.markActive(jobId, attempt);
     for (const hook of deps.hooks) hook.started?.(job, definition.name);
     const finished = (outcome: JobOutcome) => {
@@ -45,7 +50,7 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       customerId: job.data.customerId,
       attemptsMade: job.attemptsMade,
       logger: deps.logger.child({ jobId, type: definition.name }),
-      em: deps.orm.em.fork(),
+      em,
       redis: deps.redis,
       cache: deps.cache,
       runTask: deps.runTask,

@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { InvocationCache } from '../db/invocation-cache.js';
+import { recordIdFor } from '../db/repositories/jobs.js';
 import { createRedis } from '../db/redis.js';
 import { jobRegistry } from '../jobs/registry.js';
 import { JobStateWriter } from './job-state-writer.js';
@@ -59,7 +60,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     worker.on('failed', (job, error) => {
       // A job failed by the stall checker never reached our processor's catch: record it here.
       if (job && job.finishedOn && job.attemptsMade >= (job.opts.attempts ?? 1)) {
-        void writer.fail(job.id as string, error.message, job.attemptsMade).catch((e) => logger.error({ err: e }, 'failed to record failure'));
+        void writer.fail(recordIdFor(job.id as string), error.message, job.attemptsMade).catch((e) => logger.error({ err: e }, 'failed to record failure'));
       }
     });
     return worker;

@@ -78,10 +78,10 @@ export function jobsRoutes(deps: ApiDeps): Router {
     if (!existing) throw notFound(`job ${id}`);
     const cancelled = await cancelJobRow(em, principal.customerId, id);
     if (!cancelled) throw new ProblemError('conflict', `job ${id} is already ${existing.state}`, { state: existing.state });
-    const bullJob = await queueFor(deps.queues, cancelled.type).getJob(id);
+    const bullJob = await queueFor(deps.queues, cancelled.type).getJob(cancelled.queueJobId ?? id);
     if (bullJob) {
       // Queued or delayed: take it off the queue. Active (locked): remove fails, so abort the processor.
-      await bullJob.remove().catch(() => deps.redis.publish(cancelChannel(deps.config.queuePrefix), id));
+      await bullJob.remove().catch(() => deps.redis.publish(cancelChannel(deps.config.queuePrefix), bullJob.id as string));
     }
     res.json(jobView(cancelled));
   });

@@ -19,6 +19,8 @@ export interface JobRecord {
   priority: number;
   delayMs: number;
   webhookUrl: string | null;
+  /** The BullMQ job id when it differs from `id` (jobs created by a job scheduler). */
+  queueJobId: string | null;
   idempotencyKey: string | null;
   requestHash: string | null;
   createdAt: Date;
@@ -48,6 +50,7 @@ export const JobRecordSchema = new EntitySchema<JobRecord>({
     priority: { type: 'integer', default: 0 },
     delayMs: { type: 'integer', default: 0 },
     webhookUrl: { type: 'text', nullable: true },
+    queueJobId: { type: 'text', nullable: true },
     idempotencyKey: { type: 'text', nullable: true },
     requestHash: { type: 'text', nullable: true },
     createdAt: { type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' },

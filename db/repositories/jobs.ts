@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord, JobState } from '../entities/job-record.entity.js';
 
@@ -17,7 +18,7 @@ export interface NewJobRow {
 
 const columns = `id, customer_id as "customerId", type, state, payload, result, error, progress,
   attempts_made as "attemptsMade", max_attempts as "maxAttempts", priority, delay_ms as "delayMs",
-  webhook_url as "webhookUrl", idempotency_key as "idempotencyKey", request_hash as "requestHash",
+  webhook_url as "webhookUrl", queue_job_id as "queueJobId", idempotency_key as "idempotencyKey", request_hash as "requestHash",
   created_at as "createdAt", started_at as "startedAt", finished_at as "finishedAt"`;
 
 /** Inserts the row; with an idempotency key already used, inserts nothing and returns null. */
@@ -76,4 +77,30 @@ export async function cancelJobRow(em: EntityManager, customerId: string, id: st
     [id, customerId],
   );
   return rows[0] ?? null;
+}
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The row id for a BullMQ job id. Jobs we enqueue use the row's UUIDv7 as their BullMQ id; jobs a
+ * job scheduler creates have ids like `repeat:…`, which map to a stable UUIDv8 derived from them.
+ */
+export function recordIdFor(queueJobId: string): string {
+  if (uuidPattern.test(queueJobId)) return queueJobId;
+  const hex = createHash('sha256').update(queueJobId).digest('hex');
+  const variant = ((parseInt(hex.slice(16, 17), 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** Scheduled jobs reach the worker without a row: record them on their first attempt. */
+export async function ensureScheduledJobRow(
+  em: EntityManager,
+  row: { id: string; queueJobId: string; customerId: string; type: string; payload: unknown; maxAttempts: number },
+): Promise<void> {
+  await em.getConnection().execute(
+    `insert into jobs (id, queue_job_id, customer_id, type, state, payload, max_attempts)
+     values (?, ?, ?, ?, 'queued', ?::jsonb, ?)
+     on conflict (id) do nothing`,
+    [row.id, row.queueJobId, row.customerId, row.type, JSON.stringify(row.payload ?? {}), row.maxAttempts],
+  );
 }
