@@ -4,7 +4,10 @@ import { pinoHttp } from 'pino-http';
 import { authenticate, requireActiveService } from './auth/authenticate.js';
 import type { ApiDeps } from './deps.js';
 import { errorHandler, notFoundHandler } from './problems.js';
+import { batchesRoutes } from './routes/batches.routes.js';
+import { jobEventsRoutes } from './routes/job-events.routes.js';
 import { jobsRoutes } from './routes/jobs.routes.js';
+import { relationshipsRoutes } from './routes/relationships.routes.js';
 import { substratesRoutes } from './routes/substrates.routes.js';
 import { systemRoutes } from './routes/system.routes.js';
 import { accountRoutes, publicAccountRoutes } from './routes/accounts.routes.js';
@@ -52,7 +55,10 @@ export function createApp(deps: ApiDeps): Express {
   const metered = express.Router();
   metered.use(auth, requireActiveService);
   metered.use(jobsRoutes(deps));
+  metered.use(jobEventsRoutes(deps));
   metered.use(substratesRoutes(deps));
+  metered.use(relationshipsRoutes(deps));
+  metered.use(batchesRoutes(deps));
   v1.use(metered);
 
   app.use('/api/v1', v1);

@@ -26,6 +26,7 @@ export function ormOptions(databaseUrl: string, debug = false) {
       snapshot: true,
       snapshotName: '.snapshot-chrysalis',
       transactional: true,
+      silent: true,
     },
   });
 }

@@ -1,4 +1,5 @@
 import type { JobDefinition } from './define-job.js';
+import { batchJob } from './batch/batch.job.js';
 import { divideJob } from './divide/divide.job.js';
 import { invokeJob } from './invoke/invoke.job.js';
 
@@ -16,7 +17,7 @@ function register(definitions: readonly AnyJobDefinition[]): Map<string, JobDefi
 }
 
 /** Every job type Chrysalis runs. Adding one = one folder under jobs/ + one entry here. */
-export const jobRegistry = register([invokeJob, divideJob]);
+export const jobRegistry = register([invokeJob, divideJob, batchJob]);
 
 export const jobTypeNames = [...jobRegistry.keys()] as [string, ...string[]];
 

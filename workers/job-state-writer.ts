@@ -28,6 +28,7 @@ export interface JobStateWriterOptions {
 export class JobStateWriter {
   private finals: FinalWrite[] = [];
   private actives = new Map<string, number>();
+  private progress = new Map<string, unknown>();
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
   private readonly flushIntervalMs: number;
@@ -47,6 +48,12 @@ export class JobStateWriter {
   /** Records that an attempt started. Not awaited by processors; best effort, batched. */
   markActive(id: string, attemptsMade: number): void {
     this.actives.set(id, attemptsMade);
+    this.schedule();
+  }
+
+  /** Records progress for GET /jobs/:id. Best effort, batched; only while the job is active. */
+  markProgress(id: string, value: unknown): void {
+    this.progress.set(id, value);
     this.schedule();
   }
 
@@ -93,12 +100,14 @@ export class JobStateWriter {
   }
 
   private async flush(): Promise<void> {
-    while (this.actives.size > 0 || this.finals.length > 0) {
+    while (this.actives.size > 0 || this.progress.size > 0 || this.finals.length > 0) {
       const actives = [...this.actives];
       this.actives.clear();
+      const progress = [...this.progress];
+      this.progress.clear();
       const finals = this.finals.splice(0, this.maxBatch);
       try {
-        await this.withRetry(() => this.write(actives, finals));
+        await this.withRetry(() => this.write(actives, progress, finals));
         for (const write of finals) write.resolve();
       } catch (error) {
         for (const write of finals) write.reject(error);
@@ -106,7 +115,7 @@ export class JobStateWriter {
     }
   }
 
-  private async write(actives: Array<[string, number]>, finals: FinalWrite[]): Promise<void> {
+  private async write(actives: Array<[string, number]>, progress: Array<[string, unknown]>, finals: FinalWrite[]): Promise<void> {
     const connection = this.em.getConnection();
     if (actives.length > 0) {
       await connection.execute(
@@ -114,6 +123,14 @@ export class JobStateWriter {
            from (values ${actives.map(() => '(?::uuid, ?::int)').join(', ')}) as v(id, attempts)
           where j.id = v.id and j.state in ('queued', 'delayed')`,
         actives.flat(),
+      );
+    }
+    if (progress.length > 0) {
+      await connection.execute(
+        `update jobs as j set progress = v.progress::jsonb
+           from (values ${progress.map(() => '(?::uuid, ?::text)').join(', ')}) as v(id, progress)
+          where j.id = v.id and j.state = 'active'`,
+        progress.flatMap(([id, value]) => [id, JSON.stringify(value)]),
       );
     }
     if (finals.length > 0) {

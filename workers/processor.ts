@@ -56,6 +56,7 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       runTask: deps.runTask,
       signal: signal ?? new AbortController().signal,
       progress: async (value) => {
+        deps.writer.markProgress(jobId, value);
         await job.updateProgress(value);
       },
     };

@@ -48,10 +48,8 @@ export async function gatherSubstrateFacts(em: EntityManager, customerId: string
   };
 }
 
-/** Relationship counts by type in each direction; empty until relationships exist. */
+/** Relationship counts by type in each direction. */
 async function relationshipCounts(em: EntityManager, customerId: string, id: string): Promise<SubstrateFacts['relationships']> {
-  const exists = await em.getConnection().execute<Array<{ present: boolean }>>(`select to_regclass('relationships') is not null as present`);
-  if (!exists[0]?.present) return { outgoing: {}, incoming: {} };
   const rows = await em.getConnection().execute<Array<{ direction: 'outgoing' | 'incoming'; type: string; count: string }>>(
     `select 'outgoing' as direction, type, count(*) as count from relationships where customer_id = ? and source_id = ? group by type
      union all

@@ -1,0 +1,74 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { BatchItem } from '../../db/entities/batch-item.entity.js';
+import { batchItemCounts, listBatchItems } from '../../db/repositories/batches.js';
+import { findJob } from '../../db/repositories/jobs.js';
+import { batchPayloadSchema } from '../../jobs/batch/batch.job.js';
+import { getJobDefinition } from '../../jobs/registry.js';
+import { principalOf } from '../auth/authenticate.js';
+import type { ApiDeps } from '../deps.js';
+import { submitAndRespond } from '../job-responses.js';
+import { decodeCursor, page, paginationQuery } from '../pagination.js';
+import { notFound } from '../problems.js';
+import { parseInput } from '../validate.js';
+
+export const createBatchBody = batchPayloadSchema;
+export const batchParams = z.object({ id: z.string().uuid('a batch id is a UUID') });
+export const batchItemsQuery = z.strictObject(paginationQuery);
+
+export function batchItemView(item: BatchItem) {
+  return {
+    index: item.index,
+    substrate_id: item.substrateId,
+    state: item.state,
+    ...(item.state === 'completed' ? { result: item.result } : {}),
+    ...(item.error ? { error: item.error } : {}),
+  };
+}
+
+/** Batches are `batch` jobs: the batch id is the job id; items live in batch_items. */
+export function batchesRoutes(deps: ApiDeps): Router {
+  const router = Router();
+  const em = () => deps.orm.em.fork();
+
+  async function requireBatch(customerId: string, id: string) {
+    const job = await findJob(em(), customerId, id);
+    if (!job || job.type !== 'batch') throw notFound(`batch ${id}`);
+    return job;
+  }
+
+  router.post('/batches', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const payload = parseInput(createBatchBody, req.body, 'body');
+    await submitAndRespond(deps, req, res, customerId, { definition: getJobDefinition('batch')!, payload });
+  });
+
+  router.get('/batches/:id', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const { id } = parseInput(batchParams, req.params, 'params');
+    const job = await requireBatch(customerId, id);
+    const counts = await batchItemCounts(em(), id);
+    const total = (job.payload as { invocations: unknown[] }).invocations.length;
+    res.json({
+      id,
+      state: job.state,
+      total,
+      ...counts,
+      created_at: new Date(job.createdAt).toISOString(),
+      ...(job.finishedAt ? { finished_at: new Date(job.finishedAt).toISOString() } : {}),
+      links: { items: `/api/v1/batches/${id}/items`, job: `/api/v1/jobs/${id}` },
+    });
+  });
+
+  router.get('/batches/:id/items', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const { id } = parseInput(batchParams, req.params, 'params');
+    const query = parseInput(batchItemsQuery, req.query, 'query');
+    await requireBatch(customerId, id);
+    const afterIndex = decodeCursor(query.cursor, z.number().int().min(-1)) ?? -1;
+    const rows = await listBatchItems(em(), id, afterIndex, query.limit + 1);
+    res.json(page(rows, query.limit, batchItemView, (row) => row.index));
+  });
+
+  return router;
+}

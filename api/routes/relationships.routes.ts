@@ -1,0 +1,119 @@
+import { Router } from 'express';
+import { uuidv7 } from 'uuidv7';
+import { z } from 'zod';
+import { relationshipTypes, type Relationship } from '../../db/entities/relationship.entity.js';
+import { createRelationship, deleteRelationship, findRelationship, listEdges, relationshipStats, traverse } from '../../db/repositories/relationships.js';
+import { existingSubstrateIds } from '../../db/repositories/substrates.js';
+import { substrateIdSchema } from '../../jobs/invoke/invoke.job.js';
+import { principalOf } from '../auth/authenticate.js';
+import type { ApiDeps } from '../deps.js';
+import { decodeCursor, page, paginationQuery } from '../pagination.js';
+import { notFound, ProblemError } from '../problems.js';
+import { parseInput } from '../validate.js';
+
+const metadataSchema = z
+  .record(z.string().min(1).max(128), z.unknown())
+  .refine((value) => JSON.stringify(value).length <= 8192, 'metadata must serialise to at most 8 KiB');
+
+export const createRelationshipBody = z.strictObject({
+  source_id: substrateIdSchema,
+  target_id: substrateIdSchema,
+  type: z.enum(relationshipTypes),
+  metadata: metadataSchema.optional(),
+});
+export const traverseBody = z.strictObject({
+  start_substrate_id: substrateIdSchema,
+  direction: z.enum(['outgoing', 'incoming', 'both']).default('outgoing'),
+  max_depth: z.number().int().min(1).max(10).default(3),
+  relationship_types: z.array(z.enum(relationshipTypes)).max(5).optional(),
+});
+export const relationshipParams = z.object({ id: z.string().uuid('a relationship id is a UUID') });
+export const edgeListParams = z.object({ substrate_id: substrateIdSchema });
+export const edgeListQuery = z.strictObject(paginationQuery);
+
+export function relationshipView(edge: Relationship) {
+  return {
+    id: edge.id,
+    source_id: edge.sourceId,
+    target_id: edge.targetId,
+    type: edge.type,
+    metadata: edge.metadata,
+    created_at: new Date(edge.createdAt).toISOString(),
+  };
+}
+
+export function relationshipsRoutes(deps: ApiDeps): Router {
+  const router = Router();
+  const em = () => deps.orm.em.fork();
+
+  async function requireSubstrates(customerId: string, ids: Array<[string, string]>): Promise<void> {
+    const found = await existingSubstrateIds(em(), customerId, ids.map(([, id]) => id));
+    const missing = ids.filter(([, id]) => !found.has(id));
+    if (missing.length > 0) {
+      throw new ProblemError('not-found', `substrate ${missing.map(([, id]) => id).join(', ')} not found`, {
+        errors: missing.map(([field, id]) => ({ field, message: `substrate ${id} not found` })),
+      });
+    }
+  }
+
+  router.post('/relationships', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const body = parseInput(createRelationshipBody, req.body, 'body');
+    await requireSubstrates(customerId, [['body.source_id', body.source_id], ['body.target_id', body.target_id]]);
+    const { relationship, created } = await createRelationship(em(), {
+      id: uuidv7(),
+      customerId,
+      sourceId: body.source_id,
+      targetId: body.target_id,
+      type: body.type,
+      metadata: body.metadata ?? {},
+    });
+    res.status(created ? 201 : 200).location(`/api/v1/relationships/${relationship.id}`).json(relationshipView(relationship));
+  });
+
+  router.get('/relationships/stats', async (req, res) => {
+    const stats = await relationshipStats(em(), principalOf(req).customerId);
+    res.json({ total: stats.total, by_type: stats.byType, substrates_with_relationships: stats.substratesWithRelationships, average_out_degree: stats.averageOutDegree });
+  });
+
+  for (const direction of ['outgoing', 'incoming'] as const) {
+    router.get(`/relationships/${direction}/:substrate_id`, async (req, res) => {
+      const { customerId } = principalOf(req);
+      const { substrate_id } = parseInput(edgeListParams, req.params, 'params');
+      const query = parseInput(edgeListQuery, req.query, 'query');
+      await requireSubstrates(customerId, [['params.substrate_id', substrate_id]]);
+      const after = decodeCursor(query.cursor, z.object({ createdAt: z.string(), id: z.string().uuid() }));
+      const rows = await listEdges(em(), customerId, substrate_id, direction, after, query.limit + 1);
+      res.json(page(rows, query.limit, relationshipView, (row) => ({ createdAt: new Date(row.createdAt).toISOString(), id: row.id })));
+    });
+  }
+
+  router.post('/relationships/traverse', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const body = parseInput(traverseBody, req.body, 'body');
+    await requireSubstrates(customerId, [['body.start_substrate_id', body.start_substrate_id]]);
+    const result = await traverse(em(), customerId, body.start_substrate_id, body.direction, body.max_depth, body.relationship_types);
+    res.json({
+      start_substrate_id: body.start_substrate_id,
+      nodes: result.nodes.map((node) => ({ substrate_id: node.substrateId, depth: node.depth })),
+      edges: result.edges.map(relationshipView),
+    });
+  });
+
+  router.get('/relationships/:id', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const { id } = parseInput(relationshipParams, req.params, 'params');
+    const edge = await findRelationship(em(), customerId, id);
+    if (!edge) throw notFound(`relationship ${id}`);
+    res.json(relationshipView(edge));
+  });
+
+  router.delete('/relationships/:id', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const { id } = parseInput(relationshipParams, req.params, 'params');
+    if (!(await deleteRelationship(em(), customerId, id))) throw notFound(`relationship ${id}`);
+    res.status(204).end();
+  });
+
+  return router;
+}

@@ -1,0 +1,46 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { BatchItem } from '../entities/batch-item.entity.js';
+import type { SubstrateDefinition } from './substrates.js';
+
+/** Indexes already stored for a batch, so a retried batch job resumes instead of starting over. */
+export async function storedItemIndexes(em: EntityManager, batchId: string): Promise<Set<number>> {
+  const rows = await em.getConnection().execute<Array<{ index: number }>>(`select index from batch_items where batch_id = ?`, [batchId]);
+  return new Set(rows.map((row) => row.index));
+}
+
+/** One multi-row INSERT for a whole chunk; a row already stored (a retry) is left as it was. */
+export async function insertBatchItems(em: EntityManager, batchId: string, items: Array<Omit<BatchItem, 'batchId'>>): Promise<void> {
+  if (items.length === 0) return;
+  await em.getConnection().execute(
+    `insert into batch_items (batch_id, index, substrate_id, state, result, error)
+     values ${items.map(() => '(?, ?, ?, ?, ?::jsonb, ?)').join(', ')}
+     on conflict (batch_id, index) do nothing`,
+    items.flatMap((item) => [batchId, item.index, item.substrateId, item.state, item.result === undefined ? null : JSON.stringify(item.result), item.error]),
+  );
+}
+
+export async function batchItemCounts(em: EntityManager, batchId: string): Promise<{ completed: number; failed: number }> {
+  const [row] = await em.getConnection().execute<Array<{ completed: string; failed: string }>>(
+    `select count(*) filter (where state = 'completed') as completed, count(*) filter (where state = 'failed') as failed from batch_items where batch_id = ?`,
+    [batchId],
+  );
+  return { completed: Number(row?.completed ?? 0), failed: Number(row?.failed ?? 0) };
+}
+
+export async function listBatchItems(em: EntityManager, batchId: string, afterIndex: number, limit: number): Promise<BatchItem[]> {
+  return em.getConnection().execute<BatchItem[]>(
+    `select batch_id as "batchId", index, substrate_id as "substrateId", state, result, error
+       from batch_items where batch_id = ? and index > ? order by index limit ?`,
+    [batchId, afterIndex, limit],
+  );
+}
+
+/** The definitions of every substrate a batch names that the customer owns, in one query. */
+export async function substrateDefinitions(em: EntityManager, customerId: string, ids: string[]): Promise<Map<string, SubstrateDefinition>> {
+  if (ids.length === 0) return new Map();
+  const rows = await em.getConnection().execute<SubstrateDefinition[]>(
+    `select id, customer_id as "customerId", expression_type as "expressionType", expression, value from substrates where customer_id = ? and id in (?)`,
+    [customerId, ids],
+  );
+  return new Map(rows.map((row) => [row.id, row]));
+}

@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import type { BatchItem } from '../../db/entities/batch-item.entity.js';
+import { batchItemCounts, insertBatchItems, storedItemIndexes, substrateDefinitions } from '../../db/repositories/batches.js';
+import type { SubstrateDefinition } from '../../db/repositories/substrates.js';
+import type { JobContext } from '../context.js';
+import { defineJob } from '../define-job.js';
+import type { EvaluateInput } from '../invoke/evaluate.task.js';
+import { parametersSchema, substrateIdSchema } from '../invoke/invoke.job.js';
+
+/** Most invocations one batch may carry. */
+export const maxBatchSize = 10_000;
+/** Invocations evaluated per Piscina task: one thread round trip and one INSERT per chunk. */
+export const chunkSize = 250;
+
+export const batchPayloadSchema = z.strictObject({
+  invocations: z
+    .array(z.strictObject({ substrate_id: substrateIdSchema, parameters: parametersSchema.optional() }))
+    .min(1)
+    .max(maxBatchSize),
+});
+export type BatchPayload = z.infer<typeof batchPayloadSchema>;
+
+export const batchResultSchema = z.object({ batch_id: z.string(), total: z.number(), completed: z.number(), failed: z.number() });
+
+type ItemOutcome = Omit<BatchItem, 'batchId'>;
+type Evaluation = { value: unknown } | { error: string };
+
+interface PendingItem {
+  index: number;
+  substrate: SubstrateDefinition;
+  parameters: Record<string, unknown>;
+}
+
+const outcome = (item: { index: number; substrateId: string }, evaluation: Evaluation): ItemOutcome =>
+  'error' in evaluation
+    ? { index: item.index, substrateId: item.substrateId, state: 'failed', result: null, error: evaluation.error }
+    : { index: item.index, substrateId: item.substrateId, state: 'completed', result: evaluation.value, error: null };
+
+/**
+ * Evaluates a chunk in one task. If the task itself dies (time limit, memory), each item is retried
+ * alone so the one bad invocation fails by itself and the rest still succeed.
+ */
+async function evaluateChunk(chunk: PendingItem[], ctx: JobContext): Promise<Evaluation[]> {
+  const inputs: EvaluateInput[] = chunk.map((item) => ({ expression: item.substrate.expression ?? '', parameters: item.parameters }));
+  try {
+    return await ctx.runTask<EvaluateInput[], Evaluation[]>('evaluateMany', inputs, ctx.signal);
+  } catch (chunkError) {
+    if (ctx.signal.aborted) throw chunkError;
+    ctx.logger.warn({ err: chunkError, items: chunk.length }, 'batch chunk failed as a whole; evaluating its items one by one');
+    return Promise.all(
+      inputs.map(async (input) => {
+        try {
+          return await ctx.runTask<EvaluateInput, { value: unknown }>('evaluate', input, ctx.signal);
+        } catch (error) {
+          return { error: error instanceof Error ? error.message : String(error) };
+        }
+      }),
+    );
+  }
+}
+
+/**
+ * Fan-out/fan-in inside one job: items are evaluated in chunks spread over the Piscina threads and
+ * each chunk's outcomes are stored with one INSERT. Stored items are skipped on a retry, so a crash
+ * mid-batch resumes where it stopped and no item is evaluated into the results twice.
+ */
+export const batchJob = defineJob({
+  name: 'batch',
+  description: 'Evaluate up to 10,000 invocations; each item succeeds or fails on its own.',
+  payload: batchPayloadSchema,
+  result: batchResultSchema,
+  queue: { attempts: 5, concurrency: 4 },
+  async process(payload, ctx) {
+    const total = payload.invocations.length;
+    const stored = await storedItemIndexes(ctx.em, ctx.jobId);
+    const definitions = await substrateDefinitions(ctx.em, ctx.customerId, [...new Set(payload.invocations.map((i) => i.substrate_id))]);
+
+    const immediate: ItemOutcome[] = [];
+    const pending: PendingItem[] = [];
+    payload.invocations.forEach((invocation, index) => {
+      if (stored.has(index)) return;
+      const substrate = definitions.get(invocation.substrate_id);
+      const item = { index, substrateId: invocation.substrate_id };
+      if (!substrate) immediate.push(outcome(item, { error: `substrate ${invocation.substrate_id} not found` }));
+      else if (substrate.expressionType === 'constant') immediate.push(outcome(item, { value: substrate.value }));
+      else pending.push({ index, substrate, parameters: invocation.parameters ?? {} });
+    });
+    await insertBatchItems(ctx.em, ctx.jobId, immediate);
+
+    let done = stored.size + immediate.length;
+    const chunks: PendingItem[][] = [];
+    for (let i = 0; i < pending.length; i += chunkSize) chunks.push(pending.slice(i, i + chunkSize));
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        const evaluations = await evaluateChunk(chunk, ctx);
+        await insertBatchItems(
+          ctx.em.fork(),
+          ctx.jobId,
+          chunk.map((item, i) => outcome({ index: item.index, substrateId: item.substrate.id }, evaluations[i] ?? { error: 'no result' })),
+        );
+        done += chunk.length;
+        await ctx.progress({ done, total });
+      }),
+    );
+
+    return { batch_id: ctx.jobId, total, ...(await batchItemCounts(ctx.em, ctx.jobId)) };
+  },
+});
