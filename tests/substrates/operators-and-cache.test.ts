@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerUser, type TestUser } from '../helpers/accounts.js';
+import { httpClient } from '../helpers/http.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+let app: TestApp;
+let request: ReturnType<typeof httpClient>;
+let alice: TestUser;
+let ten: string;
+let negative: string;
+let product: string;
+
+beforeAll(async () => {
+  app = await startTestApp();
+  await app.startWorkers();
+  request = httpClient(app.baseUrl);
+  alice = await registerUser(request);
+  const create = async (body: unknown) => (await request('POST', '/api/v1/substrates', { token: alice.accessToken, body })).body.substrate_id as string;
+  ten = await create({ expression_type: 'constant', value: 10 });
+  negative = await create({ expression_type: 'constant', value: -16 });
+  product = await create({ expression_type: 'expression', expression: 'x * y' });
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+const operate = (id: string, op: string, body: unknown) =>
+  request('POST', `/api/v1/substrates/${id}/${op}`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body });
+
+describe('operators', () => {
+  it('adds and subtracts, on expression values with parameters too', async () => {
+    expect((await operate(ten, 'add', { value: 5 })).body.result).toEqual({ original_value: 10, new_value: 15, operation: 'add' });
+    expect((await operate(product, 'subtract', { value: 1, parameters: { x: 3, y: 4 } })).body.result).toEqual({ original_value: 12, new_value: 11, operation: 'subtract' });
+  });
+
+  it('answers modulus, power and root', async () => {
+    expect((await operate(ten, 'modulus', { modulus: 3 })).body.result).toEqual({ value: 10, modulus: 3, expressed: 1, residue: 9 });
+    expect((await operate(ten, 'power', { exponent: 3 })).body.result).toEqual({ value: 10, exponent: 3, result: 1000 });
+    expect((await operate(ten, 'root', { degree: 1 })).body.result).toEqual({ value: 10, degree: 1, result: 10 });
+  });
+
+  it('multiplies dimension values without a substrate', async () => {
+    const response = await request('POST', '/api/v1/substrates/multiply', { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { dimension_values: [2, 3, 7] } });
+    expect(response.status).toBe(200);
+    expect(response.body.result).toEqual({ unity_value: 42, operation: 'multiply', dimensions_collapsed: 3 });
+  });
+
+  it.each([
+    ['modulus 0', () => operate(ten, 'modulus', { modulus: 0 }), /modulus must not be 0/],
+    ['an even root of a negative', () => operate(negative, 'root', { degree: 2 }), /even root/],
+    ['a non-finite power', () => operate(ten, 'power', { exponent: 1000 }), /finite/],
+  ])('fails %s with a clear error and no retry', async (_name, call, message) => {
+    const response = await call();
+    expect(response.status).toBe(200);
+    expect(response.body.state).toBe('failed');
+    expect(response.body.error).toMatch(message);
+    expect(response.body.attempts_made).toBe(1);
+  });
+
+  it('rejects a missing or non-numeric operand with 400 naming the field', async () => {
+    const missing = await operate(ten, 'add', {});
+    expect(missing.status).toBe(400);
+    expect(missing.body.errors[0].field).toBe('body.value');
+    const text = await operate(ten, 'power', { exponent: 'two' });
+    expect(text.body.errors[0].field).toBe('body.exponent');
+    const empty = await request('POST', '/api/v1/substrates/multiply', { token: alice.accessToken, body: { dimension_values: [] } });
+    expect(empty.status).toBe(400);
+  });
+});
+
+describe('invocation cache', () => {
+  const invoke = (id: string, parameters: Record<string, unknown>) =>
+    request('POST', `/api/v1/substrates/${id}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { parameters } });
+
+  it('serves a repeated invocation from the cache, keyed by canonical parameters', async () => {
+    const first = await invoke(product, { x: 4, y: 5 });
+    expect(first.body.result).toMatchObject({ result: 20, cached: false });
+    const second = await invoke(product, { y: 5, x: 4 });
+    expect(second.body.result).toMatchObject({ result: 20, cached: true });
+    const other = await invoke(product, { x: 4, y: 6 });
+    expect(other.body.result).toMatchObject({ result: 24, cached: false });
+  });
+
+  it('drops cached results when the substrate changes or is deleted', async () => {
+    await invoke(product, { x: 2, y: 2 });
+    expect((await invoke(product, { x: 2, y: 2 })).body.result.cached).toBe(true);
+    await request('PATCH', `/api/v1/substrates/${product}`, { token: alice.accessToken, body: { metadata: { note: 'changed' } } });
+    expect((await invoke(product, { x: 2, y: 2 })).body.result.cached).toBe(false);
+    await request('DELETE', `/api/v1/substrates/${product}`, { token: alice.accessToken });
+    expect(await app.deps.cache.get(product, { x: 2, y: 2 })).toBeNull();
+  });
+
+  it('rejects oversized parameters with 400 before anything is queued', async () => {
+    const huge = await request('POST', `/api/v1/substrates/${ten}/invoke`, { token: alice.accessToken, body: { parameters: { blob: 'x'.repeat(20_000) } } });
+    expect(huge.status).toBe(400);
+    expect(huge.body.errors[0].field).toBe('body.parameters');
+    const badName = await request('POST', `/api/v1/substrates/${ten}/invoke`, { token: alice.accessToken, body: { parameters: { 'not-an-identifier': 1 } } });
+    expect(badName.status).toBe(400);
+  });
+});

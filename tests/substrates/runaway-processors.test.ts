@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerUser, type TestUser } from '../helpers/accounts.js';
+import { httpClient, waitFor } from '../helpers/http.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+let app: TestApp;
+let request: ReturnType<typeof httpClient>;
+let alice: TestUser;
+
+beforeAll(async () => {
+  app = await startTestApp({ TASK_TIMEOUT_MS: '4500' });
+  await app.startWorkers();
+  request = httpClient(app.baseUrl);
+  alice = await registerUser(request);
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+const thousand = Array.from({ length: 1000 }, (_, i) => i);
+
+async function invokeExpression(expression: string, parameters: Record<string, unknown>) {
+  const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression } });
+  expect(created.status).toBeLessThan(300);
+  return request('POST', `/api/v1/substrates/${created.body.substrate_id}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=20' }, body: { parameters } });
+}
+
+describe('processors that cannot hurt us', () => {
+  it('fails a runaway expression at the time limit', async () => {
+    const response = await invokeExpression('l.map(a, l.map(b, l.map(c, a * b * c).size())).size()', { l: thousand });
+    expect(response.body.state).toBe('failed');
+    expect(response.body.error).toMatch(/time limit/);
+    expect(response.body.attempts_made).toBe(1);
+  });
+
+  it('fails a memory-exploding expression at the memory limit', async () => {
+    const response = await invokeExpression('l.map(a, l.map(b, [a, b, a, b, a, b, a, b])).size()', { l: thousand });
+    expect(response.body.state).toBe('failed');
+    expect(response.body.error).toMatch(/memory limit/);
+  });
+
+  it('fails a throwing expression with its own message', async () => {
+    const response = await invokeExpression('1 / 0', {});
+    expect(response.body.state).toBe('failed');
+    expect(response.body.error).toMatch(/division by zero/);
+  });
+
+  it('runs the next 100 jobs successfully after those failures', async () => {
+    const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'n + 1' } });
+    const ids: string[] = [];
+    for (let n = 0; n < 100; n++) {
+      const submitted = await request('POST', `/api/v1/substrates/${created.body.substrate_id}/invoke`, { token: alice.accessToken, body: { parameters: { n } } });
+      ids.push(submitted.body.id);
+    }
+    const rows = await waitFor(async () => {
+      const found = await app.sql<{ state: string; result: { result: number } }>(`select state, result from jobs where id = any($1::uuid[])`, [ids]);
+      return found.every((row) => row.state === 'completed') ? found : null;
+    }, 30_000);
+    expect(rows).toHaveLength(100);
+    expect(rows.map((row) => row.result.result).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, n) => n + 1));
+  });
+});
