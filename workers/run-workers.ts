@@ -11,7 +11,9 @@ import { JobStateWriter } from './job-state-writer.js';
 import { createEvaluationPool, taskRunner } from './pools.js';
 import type { JobLifecycleHook } from './lifecycle.js';
 import { createProcessor } from './processor.js';
-import type { QueuedJobData } from './queues.js';
+import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
+import { closeQueues, createQueues, type QueuedJobData } from './queues.js';
+import { Sweeper } from './sweeper.js';
 
 export interface WorkerDeps {
   config: Config;
@@ -22,6 +24,7 @@ export interface WorkerDeps {
 export interface RunningWorkers {
   workers: Worker<QueuedJobData>[];
   writer: JobStateWriter;
+  sweeper: Sweeper;
   /** Stops taking jobs, lets active ones finish (up to BullMQ's close), flushes writes, closes pools and connections. */
   close(): Promise<void>;
 }
@@ -47,7 +50,8 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const cache = new InvocationCache(redis, config.queuePrefix);
   const runTask = taskRunner(pool, config.taskTimeoutMs);
   /** Lifecycle hooks (metrics, webhooks…): one line each. */
-  const hooks: JobLifecycleHook[] = [];
+  const webhooks = runWebhookDelivery({ config, orm, logger });
+  const hooks: JobLifecycleHook[] = [webhooks.hook];
 
   const workers = [...jobRegistry.values()].map((definition) => {
     const worker = new Worker<QueuedJobData>(definition.name, createProcessor(definition, { orm, redis, cache, runTask, writer, logger, hooks }), {
@@ -66,6 +70,11 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     return worker;
   });
 
+  const queueConnection = createRedis(config.redisUrl, 'blocking');
+  const queues = createQueues(queueConnection, config.queuePrefix);
+  const sweeper = new Sweeper({ orm, redis, queues, prefix: config.queuePrefix, logger }, { intervalMs: config.sweeperIntervalMs });
+  sweeper.start();
+
   await subscriber.subscribe(cancelChannel(config.queuePrefix));
   subscriber.on('message', (_channel, jobId) => {
     for (const worker of workers) worker.cancelJob(jobId, 'cancelled by the user');
@@ -74,11 +83,15 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   return {
     workers,
     writer,
+    sweeper,
     async close() {
+      await sweeper.stop();
       await Promise.all(workers.map((worker) => worker.close()));
       await writer.drain();
+      await webhooks.close();
       await pool.destroy();
-      await Promise.all([...workers.map((worker) => worker.disconnect()), redis.quit(), subscriber.quit()]);
+      await closeQueues(queues);
+      await Promise.all([...workers.map((worker) => worker.disconnect()), redis.quit(), subscriber.quit(), queueConnection.quit()]);
     },
   };
 }

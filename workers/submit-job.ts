@@ -68,8 +68,9 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
 
 /** Adds the BullMQ job for an accepted row. Safe to repeat: BullMQ ignores a second add with the same id. */
 export async function enqueue(deps: Pick<SubmitDeps, 'queues' | 'logger'>, job: Pick<JobRecord, 'id' | 'type' | 'customerId' | 'payload' | 'maxAttempts' | 'priority' | 'delayMs'>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await queueFor(deps.queues, job.type).add(
+    const added = queueFor(deps.queues, job.type).add(
       job.type,
       { customerId: job.customerId, payload: job.payload },
       {
@@ -79,9 +80,18 @@ export async function enqueue(deps: Pick<SubmitDeps, 'queues' | 'logger'>, job: 
         ...(job.delayMs > 0 ? { delay: job.delayMs } : {}),
       },
     );
+    // While Redis is down an add would wait for the reconnect; answer now and let the sweeper (or the
+    // pending add itself, when Redis returns) deliver it. A second add of the same id is a no-op.
+    added.catch(() => undefined);
+    await Promise.race([added, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`Redis did not take the job within ${enqueueTimeoutMs} ms`)), enqueueTimeoutMs)))]);
     return true;
   } catch (error) {
     deps.logger.warn({ err: error, jobId: job.id }, 'enqueue failed; the sweeper will enqueue the accepted job later');
     return false;
+  } finally {
+    clearTimeout(timer);
   }
 }
+
+/** Longest a submit waits for Redis before answering 202 from the PostgreSQL outbox alone. */
+export const enqueueTimeoutMs = 1500;

@@ -1,0 +1,35 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+
+export interface UnfinishedJob {
+  id: string;
+  queueJobId: string | null;
+  type: string;
+  state: 'queued' | 'delayed' | 'active';
+  customerId: string;
+  payload: unknown;
+  maxAttempts: number;
+  priority: number;
+  delayMs: number;
+  createdAt: Date;
+}
+
+/** Accepted jobs not yet final and older than `graceMs`, oldest first, after `afterId` (keyset). */
+export async function listUnfinishedJobs(em: EntityManager, graceMs: number, afterId: string | null, limit: number): Promise<UnfinishedJob[]> {
+  return em.getConnection().execute<UnfinishedJob[]>(
+    `select id, queue_job_id as "queueJobId", type, state, customer_id as "customerId", payload,
+            max_attempts as "maxAttempts", priority, delay_ms as "delayMs", created_at as "createdAt"
+       from jobs
+      where state in ('queued', 'delayed', 'active')
+        and created_at < now() - (? * interval '1 millisecond')
+        and id > ?
+      order by id
+      limit ?`,
+    [graceMs, afterId ?? '00000000-0000-0000-0000-000000000000', limit],
+  );
+}
+
+/** A job Redis lost while it ran goes back to queued before it is enqueued again. */
+export async function requeueLostJobs(em: EntityManager, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await em.getConnection().execute(`update jobs set state = 'queued' where id in (?) and state = 'active'`, [ids]);
+}

@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerUser, type TestUser } from '../helpers/accounts.js';
+import { httpClient, waitFor } from '../helpers/http.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+let app: TestApp;
+let request: ReturnType<typeof httpClient>;
+let alice: TestUser;
+let substrateId: string;
+
+beforeAll(async () => {
+  app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000' });
+  request = httpClient(app.baseUrl);
+  alice = await registerUser(request);
+  substrateId = (await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x + 1' } })).body.substrate_id;
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+describe('sweeper', () => {
+  it('re-enqueues accepted jobs that Redis lost, under the same id, and they complete once', async () => {
+    const ids: string[] = [];
+    for (let x = 0; x < 20; x++) {
+      const submitted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x } } });
+      ids.push(submitted.body.id);
+    }
+    // Redis forgets everything about these jobs (as after a restart without persistence).
+    const queue = app.deps.queues.get('invoke')!;
+    await queue.obliterate({ force: true });
+    expect(await queue.getJob(ids[0]!)).toBeUndefined();
+    await app.sql(`update jobs set created_at = created_at - interval '1 minute' where id = any($1::uuid[])`, [ids]);
+
+    const running = await app.startWorkers();
+    const report = await running.sweeper.sweep();
+    expect(report.reenqueued).toBe(20);
+    expect((await queue.getJob(ids[0]!))?.id).toBe(ids[0]);
+
+    const rows = await waitFor(async () => {
+      const found = await app.sql<{ state: string; attempts_made: number }>(`select state, attempts_made from jobs where id = any($1::uuid[])`, [ids]);
+      return found.every((row) => row.state === 'completed') ? found : null;
+    }, 20_000);
+    expect(rows.every((row) => row.attempts_made === 1)).toBe(true);
+    expect((await running.sweeper.sweep()).reenqueued).toBe(0);
+  });
+
+  it('leaves young jobs alone: their enqueue may still be in flight', async () => {
+    const running = await app.startWorkers();
+    await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1 } }, delay_ms: 60_000 } });
+    await app.deps.queues.get('invoke')!.obliterate({ force: true });
+    expect((await running.sweeper.sweep()).reenqueued).toBe(0);
+  });
+
+  it('lets one process sweep at a time', async () => {
+    const running = await app.startWorkers();
+    await app.deps.redis.set(`${app.config.queuePrefix}:sweeper:lock`, 'someone-else', 'PX', 10_000);
+    expect(await running.sweeper.sweepIfLeader()).toBeNull();
+    await app.deps.redis.del(`${app.config.queuePrefix}:sweeper:lock`);
+    expect(await running.sweeper.sweepIfLeader()).not.toBeNull();
+  });
+});

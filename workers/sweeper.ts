@@ -1,0 +1,107 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { randomUUID } from 'node:crypto';
+import { listUnfinishedJobs, requeueLostJobs, type UnfinishedJob } from '../db/repositories/unfinished-jobs.js';
+import { enqueue } from './submit-job.js';
+import type { JobQueues } from './queues.js';
+
+export interface SweeperOptions {
+  /** How often a sweep runs, in ms. Default 15,000. */
+  intervalMs?: number;
+  /** Jobs younger than this are left alone (their enqueue may still be in flight), in ms. Default 10,000. */
+  graceMs?: number;
+  /** Rows checked per round trip. Default 500. */
+  batchSize?: number;
+}
+
+export interface SweepReport {
+  checked: number;
+  reenqueued: number;
+}
+
+/**
+ * PostgreSQL is the record, Redis the transport. The sweeper finds accepted, unfinished jobs whose
+ * BullMQ job no longer exists (Redis restarted empty, an enqueue failed while Redis was down) and
+ * enqueues them again under the same id. Several worker processes may run it: a Redis lock lets one
+ * sweep at a time, and BullMQ ignores a second add of the same id anyway.
+ */
+export class Sweeper {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> = Promise.resolve();
+  private readonly owner = randomUUID();
+  private readonly intervalMs: number;
+  private readonly graceMs: number;
+  private readonly batchSize: number;
+
+  constructor(
+    private readonly deps: { orm: MikroORM; redis: Redis; queues: JobQueues; prefix: string; logger: Logger },
+    options: SweeperOptions = {},
+  ) {
+    this.intervalMs = options.intervalMs ?? 15_000;
+    this.graceMs = options.graceMs ?? 10_000;
+    this.batchSize = options.batchSize ?? 500;
+  }
+
+  start(): void {
+    const tick = () => {
+      this.running = this.sweepIfLeader()
+        .catch((error: unknown) => this.deps.logger.warn({ err: error }, 'sweep failed; will try again'))
+        .finally(() => {
+          if (this.timer) this.timer = setTimeout(tick, this.intervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, this.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  private lockKey(): string {
+    return `${this.deps.prefix}:sweeper:lock`;
+  }
+
+  /** Sweeps when this process holds the lock; returns null when another process does. */
+  async sweepIfLeader(): Promise<SweepReport | null> {
+    const acquired = await this.deps.redis.set(this.lockKey(), this.owner, 'PX', this.intervalMs * 2, 'NX');
+    if (acquired !== 'OK') return null;
+    try {
+      return await this.sweep();
+    } finally {
+      // Release only our own lock.
+      await this.deps.redis.eval(`if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`, 1, this.lockKey(), this.owner);
+    }
+  }
+
+  /** One full pass over the unfinished jobs. */
+  async sweep(): Promise<SweepReport> {
+    const em = this.deps.orm.em.fork();
+    const report: SweepReport = { checked: 0, reenqueued: 0 };
+    let afterId: string | null = null;
+    while (true) {
+      const rows = await listUnfinishedJobs(em, this.graceMs, afterId, this.batchSize);
+      if (rows.length === 0) break;
+      afterId = rows.at(-1)!.id;
+      report.checked += rows.length;
+      const missing = await this.missingFromRedis(rows);
+      await requeueLostJobs(em, missing.filter((row) => row.state === 'active').map((row) => row.id));
+      for (const row of missing) {
+        const remainingDelay = Math.max(0, new Date(row.createdAt).getTime() + row.delayMs - Date.now());
+        const added = await enqueue(this.deps, { ...row, id: row.queueJobId ?? row.id, delayMs: remainingDelay });
+        if (added) report.reenqueued += 1;
+      }
+    }
+    if (report.reenqueued > 0) this.deps.logger.warn(report, 'sweeper re-enqueued accepted jobs that Redis had lost');
+    return report;
+  }
+
+  private async missingFromRedis(rows: UnfinishedJob[]): Promise<UnfinishedJob[]> {
+    const pipeline = this.deps.redis.pipeline();
+    for (const row of rows) pipeline.exists(`${this.deps.prefix}:${row.type}:${row.queueJobId ?? row.id}`);
+    const results = (await pipeline.exec()) ?? [];
+    return rows.filter((_, index) => results[index]?.[1] === 0);
+  }
+}
