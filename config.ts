@@ -38,6 +38,10 @@ const envSchema = z.object({
   VAULT_KEY: hexKey,
   /** Allow webhook URLs that resolve to private, loopback or link-local addresses. Default false. */
   WEBHOOK_ALLOW_PRIVATE: booleanString.default(false),
+  /** First webhook retry delay in ms; each retry doubles it (capped at 6 h, +0–20 % jitter). Default 30000. */
+  WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(1).max(3_600_000).default(30_000),
+  /** Webhook deliveries one worker process sends at once (apart from job concurrency). Default 32. */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32),
   /** Jobs one worker process runs at once per queue. Default 64. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(64),
   /** Piscina threads per worker process. Default: number of cores. */
@@ -47,6 +51,20 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Express `trust proxy` setting: `false`, a hop count, or a comma-separated list of addresses/subnets. Default false. */
   TRUST_PROXY: z.string().default('false'),
+  /** Requests per minute per customer and service are the tier's figure (starter 100, pro 1,000) times this. Default 1. */
+  RATE_LIMIT_MULTIPLIER: z.coerce.number().positive().max(1_000_000).default(1),
+  /** POST /auth/register attempts per minute per client IP. Default 5. */
+  RATE_LIMIT_REGISTER_PER_MIN: z.coerce.number().int().min(1).max(1_000_000).default(5),
+  /** POST /auth/login attempts per minute per client IP. Default 10. */
+  RATE_LIMIT_LOGIN_PER_MIN: z.coerce.number().int().min(1).max(1_000_000).default(10),
+  /** GET /ready also requires a live worker heartbeat (and no stuck backlog). Default true. */
+  READY_REQUIRES_WORKER: booleanString.default(true),
+  /** Port of a worker process's own Prometheus endpoint (`GET /metrics`, same bearer token). 0 disables it. Default 9464. */
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** On SIGTERM/SIGINT, how long in-flight requests (API) or active jobs (workers) may run before they are cut off or handed back to the queue, in ms. Default 20000. */
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(25_000).default(20_000),
+  /** How often a worker checks PostgreSQL for accepted jobs Redis no longer holds, in ms. Default 15000. */
+  SWEEPER_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(15_000),
   /** Where local state lives (embedded PostgreSQL, redis-server, generated secrets). Default `.data`. */
   DATA_DIR: z.string().default('.data'),
 });
@@ -67,11 +85,20 @@ export interface Config {
   vaultPath: string;
   vaultKey: Buffer;
   webhookAllowPrivate: boolean;
+  webhookRetryBaseMs: number;
+  webhookConcurrency: number;
   workerConcurrency: number;
   piscinaThreads: number;
   taskTimeoutMs: number;
   logLevel: string;
   trustProxy: boolean | number | string[];
+  rateLimitMultiplier: number;
+  rateLimitRegisterPerMin: number;
+  rateLimitLoginPerMin: number;
+  readyRequiresWorker: boolean;
+  workerMetricsPort: number;
+  shutdownTimeoutMs: number;
+  sweeperIntervalMs: number;
   dataDir: string;
 }
 
@@ -138,11 +165,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     vaultPath: path.resolve(e.VAULT_PATH ?? path.join(dataDir, 'vault.csv')),
     vaultKey: Buffer.from(e.VAULT_KEY, 'hex'),
     webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+    webhookRetryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+    webhookConcurrency: e.WEBHOOK_CONCURRENCY,
     workerConcurrency: e.WORKER_CONCURRENCY,
     piscinaThreads: e.PISCINA_THREADS,
     taskTimeoutMs: e.TASK_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    rateLimitMultiplier: e.RATE_LIMIT_MULTIPLIER,
+    rateLimitRegisterPerMin: e.RATE_LIMIT_REGISTER_PER_MIN,
+    rateLimitLoginPerMin: e.RATE_LIMIT_LOGIN_PER_MIN,
+    readyRequiresWorker: e.READY_REQUIRES_WORKER,
+    workerMetricsPort: e.WORKER_METRICS_PORT,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    sweeperIntervalMs: e.SWEEPER_INTERVAL_MS,
     dataDir,
   };
 }
