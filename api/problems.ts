@@ -76,12 +76,21 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error, req, res, _next) => {
     const problem = toProblem(error);
-    if (problem.status >= 500) (req.log ?? logger).error({ err: error }, 'request failed');
+    if (problem.status === 500) (req.log ?? logger).error({ err: error }, 'request failed');
+    else if (problem.status === 503) (req.log ?? logger).warn({ err: error }, 'backing service unavailable');
     if (res.headersSent) return res.end();
     for (const [name, value] of Object.entries(problem.extra.headers ?? {})) res.setHeader(name, value);
     const { headers: _headers, ...extra } = problem.extra;
     res.status(problem.status).type('application/problem+json').send(JSON.stringify(problemBody(problem.type, problem.detail, extra)));
   };
+}
+
+const unavailablePattern = /Timeout acquiring a connection|ECONNREFUSED|ECONNRESET|Connection terminated|connect ETIMEDOUT|the database system is (starting up|shutting down)|Connection is closed|MaxRetriesPerRequestError/i;
+
+/** PostgreSQL or Redis unreachable: a 503 the client may retry, not a 500. */
+function isUnavailable(error: unknown): boolean {
+  const candidate = error as { name?: string; message?: string; code?: string } | null;
+  return Boolean(candidate && (candidate.name === 'ConnectionException' || unavailablePattern.test(`${candidate.message ?? ''} ${candidate.code ?? ''}`)));
 }
 
 function toProblem(error: unknown): ProblemError {
@@ -98,5 +107,6 @@ function toProblem(error: unknown): ProblemError {
       return new ProblemError('unsupported-media-type', candidate.message ?? 'unsupported encoding');
   }
   if (status && status >= 400 && status < 500) return new ProblemError('validation', candidate?.message ?? 'bad request');
+  if (isUnavailable(error)) return new ProblemError('unavailable', 'a backing service is unavailable; try again shortly', { headers: { 'Retry-After': '5' } });
   return new ProblemError('internal', 'an unexpected error occurred; it has been logged');
 }

@@ -17,6 +17,8 @@ export function ormOptions(databaseUrl: string, debug = false) {
     forceUtcTimezone: true,
     preferTs: runningTypeScript,
     pool: { min: 0, max: 10 },
+    // Fail fast while PostgreSQL is down, so the API answers 503 quickly instead of hanging.
+    driverOptions: { acquireConnectionTimeout: 3000, connection: { connectionTimeoutMillis: 2000 } },
     migrations: {
       tableName: 'mikro_orm_migrations',
       path: runningTypeScript ? here.replace(/\/db\/$/, '/dist/db/') + 'migrations' : here + 'migrations',
