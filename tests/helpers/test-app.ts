@@ -74,6 +74,8 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   const { port } = server.address() as AddressInfo;
 
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2 });
+  // pool.end() resolves before its sockets close; the forced DROP DATABASE below may end one mid-close.
+  pool.on('error', () => undefined);
   let workers: RunningWorkers | null = null;
   let workerOrm: Orm | null = null;
 

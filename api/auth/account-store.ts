@@ -1,0 +1,136 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { uuidv7 } from 'uuidv7';
+import type { Role } from '../../db/entities/user.entity.js';
+
+/**
+ * The SQL behind registration, login, refresh tokens and TOS acceptance. Every function takes the
+ * entity manager it runs on, so callers decide the transaction.
+ */
+
+export interface UserRow {
+  id: string;
+  customerId: string;
+  email: string;
+  passwordHash: string;
+  role: Role;
+  createdAt: string;
+}
+
+const userColumns = `id, customer_id as "customerId", email, password_hash as "passwordHash", role, created_at as "createdAt"`;
+
+export interface NewAccount {
+  email: string;
+  passwordHash: string;
+  role: Role;
+  tosVersion: string;
+}
+
+/**
+ * Creates customer, user, TOS acceptance and the `compute` service (tier `starter`) in one transaction.
+ * Returns null when the email is taken — also when another transaction takes it concurrently, since the
+ * user insert waits on the unique index and then does nothing.
+ */
+export async function createAccount(em: EntityManager, account: NewAccount): Promise<UserRow | null> {
+  return em.transactional(async (tx) => {
+    const customerId = uuidv7();
+    const [user] = await tx.execute<UserRow[]>(
+      `insert into users (id, customer_id, email, password_hash, role) values (?, ?, ?, ?, ?)
+       on conflict (email) do nothing
+       returning ${userColumns}`,
+      [uuidv7(), customerId, account.email, account.passwordHash, account.role],
+    );
+    // Nothing else has been written yet, so returning here commits an empty transaction.
+    if (!user) return null;
+    await tx.execute(`insert into customers (id, name) values (?, ?)`, [customerId, account.email]);
+    await tx.execute(`insert into service_instances (customer_id, service_type, tier, enabled) values (?, 'compute', 'starter', true)`, [customerId]);
+    await recordTosAcceptance(tx, user.id, account.tosVersion);
+    return user;
+  });
+}
+
+export async function findUserByEmail(em: EntityManager, email: string): Promise<UserRow | null> {
+  const [row] = await em.execute<UserRow[]>(`select ${userColumns} from users where email = ?`, [email]);
+  return row ?? null;
+}
+
+export async function findUserById(em: EntityManager, id: string): Promise<UserRow | null> {
+  const [row] = await em.execute<UserRow[]>(`select ${userColumns} from users where id = ?`, [id]);
+  return row ?? null;
+}
+
+/** The version the gate compares against: the most recently accepted one. */
+export async function latestTosVersion(em: EntityManager, userId: string): Promise<string | null> {
+  const [row] = await em.execute<Array<{ version: string }>>(
+    `select version from tos_acceptances where user_id = ? order by accepted_at desc limit 1`,
+    [userId],
+  );
+  return row?.version ?? null;
+}
+
+/**
+ * Records acceptance of `version`. Accepting a version again refreshes `accepted_at`: the gate reads the
+ * latest acceptance, so after a rollback (2.0.0 → 1.0.0) re-accepting 1.0.0 must make it the latest again.
+ */
+export async function recordTosAcceptance(em: EntityManager, userId: string, version: string): Promise<string> {
+  const [row] = await em.execute<Array<{ acceptedAt: string }>>(
+    `insert into tos_acceptances (id, user_id, version) values (?, ?, ?)
+     on conflict (user_id, version) do update set accepted_at = now()
+     returning accepted_at as "acceptedAt"`,
+    [uuidv7(), userId, version],
+  );
+  return row!.acceptedAt;
+}
+
+export interface RefreshTokenGrant {
+  userId: string;
+  familyId: string;
+  tokenHash: string;
+  expiresAt: Date;
+}
+
+export async function insertRefreshToken(em: EntityManager, grant: RefreshTokenGrant): Promise<void> {
+  await em.execute(
+    `insert into refresh_tokens (id, user_id, family_id, token_hash, expires_at) values (?, ?, ?, ?, ?::timestamptz)`,
+    [uuidv7(), grant.userId, grant.familyId, grant.tokenHash, grant.expiresAt.toISOString()],
+  );
+}
+
+export type RotationOutcome =
+  | { outcome: 'rotated'; userId: string; familyId: string }
+  /** The token had already been rotated: someone replayed it, so its family is now revoked. */
+  | { outcome: 'reused' }
+  | { outcome: 'invalid' };
+
+/**
+ * Marks a live refresh token rotated, atomically: of two concurrent refreshes with one token, one wins
+ * and the other counts as reuse. A rotated token presented again revokes its whole family.
+ */
+export async function rotateRefreshToken(em: EntityManager, tokenHash: string): Promise<RotationOutcome> {
+  const [live] = await em.execute<Array<{ userId: string; familyId: string }>>(
+    `update refresh_tokens set rotated_at = now()
+      where token_hash = ? and rotated_at is null and revoked_at is null and expires_at > now()
+      returning user_id as "userId", family_id as "familyId"`,
+    [tokenHash],
+  );
+  if (live) return { outcome: 'rotated', ...live };
+  const [known] = await em.execute<Array<{ familyId: string; rotated: boolean }>>(
+    `select family_id as "familyId", rotated_at is not null as rotated from refresh_tokens where token_hash = ?`,
+    [tokenHash],
+  );
+  if (!known?.rotated) return { outcome: 'invalid' };
+  await revokeRefreshFamily(em, known.familyId);
+  return { outcome: 'reused' };
+}
+
+export async function revokeRefreshFamily(em: EntityManager, familyId: string): Promise<void> {
+  await em.execute(`update refresh_tokens set revoked_at = now() where family_id = ? and revoked_at is null`, [familyId]);
+}
+
+/** Logout: revokes the session (the token's family) the token belongs to. Unknown tokens change nothing. */
+export async function revokeRefreshTokenSession(em: EntityManager, tokenHash: string): Promise<void> {
+  await em.execute(
+    `update refresh_tokens set revoked_at = now()
+      where revoked_at is null and family_id = (select family_id from refresh_tokens where token_hash = ?)`,
+    [tokenHash],
+  );
+}

@@ -1,0 +1,67 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { uuidv7 } from 'uuidv7';
+
+/** An API key as lists show it: never the hash, the ciphertext or the key. */
+export interface ApiKeyRow {
+  id: string;
+  name: string;
+  serviceType: string;
+  prefix: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  createdAt: string;
+}
+
+const columns = `id, name, service_type as "serviceType", prefix, expires_at as "expiresAt", revoked_at as "revokedAt", created_at as "createdAt"`;
+
+export interface NewApiKey {
+  customerId: string;
+  name: string;
+  serviceType: string;
+  prefix: string;
+  keyHash: string;
+  encryptedKey: string;
+  expiresAt: Date | null;
+}
+
+export async function insertApiKey(em: EntityManager, key: NewApiKey): Promise<ApiKeyRow> {
+  const [row] = await em.execute<ApiKeyRow[]>(
+    `insert into api_keys (id, customer_id, name, service_type, prefix, key_hash, encrypted_key, expires_at)
+     values (?, ?, ?, ?, ?, ?, ?, ?::timestamptz)
+     returning ${columns}`,
+    [uuidv7(), key.customerId, key.name, key.serviceType, key.prefix, key.keyHash, key.encryptedKey, key.expiresAt?.toISOString() ?? null],
+  );
+  return row!;
+}
+
+/** Newest first, keyset-paginated on the UUIDv7 id; revoked keys included (with `revokedAt`). */
+export async function listApiKeys(em: EntityManager, customerId: string, beforeId: string | undefined, limit: number): Promise<ApiKeyRow[]> {
+  const params: unknown[] = [customerId];
+  let where = 'customer_id = ?';
+  if (beforeId) {
+    where += ' and id < ?';
+    params.push(beforeId);
+  }
+  params.push(limit);
+  return em.execute<ApiKeyRow[]>(`select ${columns} from api_keys where ${where} order by id desc limit ?`, params);
+}
+
+/** The customer's key, locked for the rest of the transaction; null for unknown ids and other customers' keys. */
+export async function lockApiKey(em: EntityManager, customerId: string, id: string): Promise<ApiKeyRow | null> {
+  const [row] = await em.execute<ApiKeyRow[]>(`select ${columns} from api_keys where id = ? and customer_id = ? for update`, [id, customerId]);
+  return row ?? null;
+}
+
+/** Revokes the customer's key; false when it is unknown, another customer's, or already revoked. */
+export async function revokeApiKey(em: EntityManager, customerId: string, id: string): Promise<boolean> {
+  const rows = await em.execute<Array<{ id: string }>>(
+    `update api_keys set revoked_at = now() where id = ? and customer_id = ? and revoked_at is null returning id`,
+    [id, customerId],
+  );
+  return rows.length > 0;
+}
+
+export async function apiKeyExists(em: EntityManager, customerId: string, id: string): Promise<boolean> {
+  const rows = await em.execute<Array<{ id: string }>>(`select id from api_keys where id = ? and customer_id = ?`, [id, customerId]);
+  return rows.length > 0;
+}
