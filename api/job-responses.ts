@@ -6,6 +6,7 @@ import { finalStates } from '../db/entities/job-record.entity.js';
 import { findJob } from '../db/repositories/jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { submitJob } from '../workers/submit-job.js';
+import { uuidv7 } from 'uuidv7';
 import type { ApiDeps } from './deps.js';
 import { ProblemError } from './problems.js';
 
@@ -92,4 +93,24 @@ export async function respondWithJob(deps: ApiDeps, req: Request, res: Response,
     return;
   }
   res.status(202).json({ id: job.id, type: job.type, state: job.state, created_at: new Date(job.createdAt).toISOString(), links: { self: jobLocation(job.id) } });
+}
+
+/**
+ * `Prefer: wait` on an invocation whose result is cached: answer 200 at once, without a queue or a
+ * worker. The job is still recorded (completed, `cached: true`) before the answer goes out, so
+ * GET /jobs/:id finds it. Idempotent submits take the ordinary path. Returns false on a miss.
+ */
+export async function answerFromCache(deps: ApiDeps, req: Request, res: Response, customerId: string, substrateId: string, parameters: Record<string, unknown>): Promise<boolean> {
+  if (preferredWaitMs(req) === null || req.header('idempotency-key') !== undefined) return false;
+  const started = performance.now();
+  const hit = await deps.cache.get(customerId, substrateId, parameters);
+  if (!hit) return false;
+  const result = { substrate_id: substrateId, result: hit.value, invocation_time_ms: Math.round((performance.now() - started) * 1000) / 1000, cached: true };
+  const id = uuidv7();
+  await deps.finishedJobs.add({ id, customerId, type: 'invoke', payload: { substrate_id: substrateId, parameters }, result });
+  const now = new Date().toISOString();
+  res.setHeader('Location', jobLocation(id));
+  res.setHeader('Preference-Applied', 'wait');
+  res.status(200).json({ id, type: 'invoke', state: 'completed', progress: 0, attempts_made: 0, result, created_at: now, started_at: now, finished_at: now });
+  return true;
 }

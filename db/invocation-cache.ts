@@ -14,25 +14,30 @@ export class InvocationCache {
     private readonly ttlSeconds = 3600,
   ) {}
 
-  private key(substrateId: string): string {
-    return `${this.prefix}:cache:invoke:${substrateId}`;
+  /** Keyed by owner too: knowing another customer's substrate id never reads their results. */
+  private key(customerId: string, substrateId: string): string {
+    return `${this.prefix}:cache:invoke:${customerId}:${substrateId}`;
   }
 
   static field(parameters: Record<string, unknown>): string {
     return createHash('sha256').update(stringify(parameters) ?? '{}').digest('base64url');
   }
 
-  async get(substrateId: string, parameters: Record<string, unknown>): Promise<{ value: unknown } | null> {
-    const hit = await this.redis.hget(this.key(substrateId), InvocationCache.field(parameters));
+  /** Told of every lookup (the workers count hits and misses for Prometheus). Default: nobody. */
+  onLookup?: (hit: boolean) => void;
+
+  async get(customerId: string, substrateId: string, parameters: Record<string, unknown>): Promise<{ value: unknown } | null> {
+    const hit = await this.redis.hget(this.key(customerId, substrateId), InvocationCache.field(parameters));
+    this.onLookup?.(hit !== null);
     return hit === null ? null : { value: JSON.parse(hit) };
   }
 
-  async set(substrateId: string, parameters: Record<string, unknown>, value: unknown): Promise<void> {
-    const key = this.key(substrateId);
+  async set(customerId: string, substrateId: string, parameters: Record<string, unknown>, value: unknown): Promise<void> {
+    const key = this.key(customerId, substrateId);
     await this.redis.multi().hset(key, InvocationCache.field(parameters), JSON.stringify(value)).expire(key, this.ttlSeconds).exec();
   }
 
-  async invalidate(substrateId: string): Promise<void> {
-    await this.redis.del(this.key(substrateId));
+  async invalidate(customerId: string, substrateId: string): Promise<void> {
+    await this.redis.del(this.key(customerId, substrateId));
   }
 }

@@ -7,7 +7,7 @@ import { parametersSchema, substrateIdSchema } from '../../jobs/invoke/invoke.jo
 import { getJobDefinition } from '../../jobs/registry.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
-import { submitAndRespond } from '../job-responses.js';
+import { answerFromCache, submitAndRespond } from '../job-responses.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError, type FieldError } from '../problems.js';
 import { parseInput } from '../validate.js';
@@ -164,7 +164,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
     const body = parseInput(patchSubstrateBody, req.body, 'body');
     const row = await replaceSubstrateMetadata(em(), customerId, id, body.metadata);
     if (!row) throw notFound(`substrate ${id}`);
-    await deps.cache.invalidate(id);
+    await deps.cache.invalidate(customerId, id);
     res.json(substrateView(row));
   });
 
@@ -172,7 +172,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
     const { customerId } = principalOf(req);
     const { id } = parseInput(substrateParams, req.params, 'params');
     if (!(await deleteSubstrate(em(), customerId, id))) throw notFound(`substrate ${id}`);
-    await deps.cache.invalidate(id);
+    await deps.cache.invalidate(customerId, id);
     res.status(204).end();
   });
 
@@ -180,6 +180,8 @@ export function substratesRoutes(deps: ApiDeps): Router {
     const { customerId } = principalOf(req);
     const { id } = parseInput(substrateParams, req.params, 'params');
     const body = parseInput(invokeBody, req.body ?? {}, 'body');
+    const parameters = body.parameters ?? {};
+    if (await answerFromCache(deps, req, res, customerId, id, parameters)) return;
     await requireSubstrate(customerId, id);
     await submitAndRespond(deps, req, res, customerId, {
       definition: getJobDefinition('invoke')!,

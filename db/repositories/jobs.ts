@@ -104,3 +104,21 @@ export async function ensureScheduledJobRow(
     [row.id, row.queueJobId, row.customerId, row.type, JSON.stringify(row.payload ?? {}), row.maxAttempts],
   );
 }
+
+export interface FinishedJobRow {
+  id: string;
+  customerId: string;
+  type: string;
+  payload: unknown;
+  result: unknown;
+}
+
+/** Jobs answered without running (an invocation served from the cache), recorded completed in one INSERT. */
+export async function insertFinishedJobs(em: EntityManager, rows: FinishedJobRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await em.getConnection().execute(
+    `insert into jobs (id, customer_id, type, state, payload, result, attempts_made, max_attempts, started_at, finished_at)
+     values ${rows.map(() => `(?, ?, ?, 'completed', ?::jsonb, ?::jsonb, 0, 1, now(), now())`).join(', ')}`,
+    rows.flatMap((row) => [row.id, row.customerId, row.type, JSON.stringify(row.payload), JSON.stringify(row.result)]),
+  );
+}

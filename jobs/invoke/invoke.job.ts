@@ -54,10 +54,10 @@ export const invokeJob = defineJob({
 
     if (!operation) {
       const started = performance.now();
-      const hit = await ctx.cache.get(substrateId, parameters);
+      const hit = await ctx.cache.get(ctx.customerId, substrateId, parameters);
       if (hit) return { substrate_id: substrateId, result: hit.value, invocation_time_ms: elapsed(started), cached: true };
       const value = await evaluateSubstrate(await loadSubstrate(ctx, substrateId), parameters, ctx);
-      await ctx.cache.set(substrateId, parameters, value);
+      await ctx.cache.set(ctx.customerId, substrateId, parameters, value);
       return { substrate_id: substrateId, result: value, invocation_time_ms: elapsed(started), cached: false };
     }
 

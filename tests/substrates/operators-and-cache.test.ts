@@ -82,13 +82,31 @@ describe('invocation cache', () => {
     expect(other.body.result).toMatchObject({ result: 24, cached: false });
   });
 
+  it('records a job answered from the cache, and without Prefer: wait runs it through a worker', async () => {
+    await invoke(product, { x: 7, y: 7 });
+    const hit = await invoke(product, { x: 7, y: 7 });
+    expect(hit.body.result.cached).toBe(true);
+    const recorded = await request('GET', `/api/v1/jobs/${hit.body.id}`, { token: alice.accessToken });
+    expect(recorded.body).toMatchObject({ state: 'completed', result: { result: 49, cached: true } });
+    const queued = await request('POST', `/api/v1/substrates/${product}/invoke`, { token: alice.accessToken, body: { parameters: { x: 7, y: 7 } } });
+    expect(queued.status).toBe(202);
+  });
+
+  it('never serves one customer the cached results of another', async () => {
+    const mallory = await registerUser(request);
+    await invoke(product, { x: 8, y: 8 });
+    const stolen = await request('POST', `/api/v1/substrates/${product}/invoke`, { token: mallory.accessToken, headers: { prefer: 'wait=5' }, body: { parameters: { x: 8, y: 8 } } });
+    expect(stolen.status).toBe(404);
+  });
+
   it('drops cached results when the substrate changes or is deleted', async () => {
     await invoke(product, { x: 2, y: 2 });
     expect((await invoke(product, { x: 2, y: 2 })).body.result.cached).toBe(true);
     await request('PATCH', `/api/v1/substrates/${product}`, { token: alice.accessToken, body: { metadata: { note: 'changed' } } });
     expect((await invoke(product, { x: 2, y: 2 })).body.result.cached).toBe(false);
     await request('DELETE', `/api/v1/substrates/${product}`, { token: alice.accessToken });
-    expect(await app.deps.cache.get(product, { x: 2, y: 2 })).toBeNull();
+    const [owner] = await app.sql<{ customer_id: string }>('select customer_id from users where email = $1', [alice.email]);
+    expect(await app.deps.cache.get(owner!.customer_id, product, { x: 2, y: 2 })).toBeNull();
   });
 
   it('rejects oversized parameters with 400 before anything is queued', async () => {
