@@ -31,7 +31,9 @@ export async function createOrm(databaseUrl: string, options: { poolMax?: number
   return MikroORM.init({
     ...base,
     pool: { ...base.pool, max: options.poolMax ?? base.pool?.max },
-    migrations: { ...base.migrations, migrationsList: await loadMigrations() },
+    // The snapshot belongs to the CLI (`migration:create`). At run time MikroORM would rewrite it after
+    // `up`, reading the schema outside our migration transaction, and so blank the committed file.
+    migrations: { ...base.migrations, snapshot: false, migrationsList: await loadMigrations() },
   });
 }
 

@@ -1,0 +1,136 @@
+import { Router } from 'express';
+import { uuidv7 } from 'uuidv7';
+import { z } from 'zod';
+import { webhookEvents, type WebhookEndpoint } from '../../db/entities/webhook-endpoint.entity.js';
+import { findDelivery, listDeliveries, restartDelivery, type DeliveryWithAttempts } from '../../db/repositories/webhook-deliveries.js';
+import {
+  countWebhookEndpoints,
+  deleteWebhookEndpoint,
+  ensureAccountSecret,
+  findWebhookEndpoint,
+  insertWebhookEndpoint,
+  listWebhookEndpoints,
+  rotateAccountSecret,
+  type AccountSecretRow,
+} from '../../db/repositories/webhook-endpoints.js';
+import { newWebhookSecret } from '../../workers/webhooks/signing.js';
+import { principalOf } from '../auth/authenticate.js';
+import { decryptSecret, encryptSecret } from '../auth/credentials.js';
+import type { ApiDeps } from '../deps.js';
+import { decodeCursor, page, paginationQuery } from '../pagination.js';
+import { notFound, ProblemError } from '../problems.js';
+import { assertWebhookTarget } from '../webhook-target.js';
+import { parseInput } from '../validate.js';
+
+/** Endpoints one customer may register. */
+export const maxWebhookEndpoints = 50;
+
+export const createWebhookBody = z.strictObject({
+  url: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).max(2048),
+  events: z
+    .array(z.enum(webhookEvents))
+    .min(1, 'subscribe to at least one event')
+    .transform((events) => [...new Set(events)]),
+});
+const listQuery = z.strictObject({ ...paginationQuery });
+const endpointParams = z.object({ id: z.uuid('a webhook id is a UUID') });
+const deliveryParams = z.object({ id: z.uuid('a webhook id is a UUID'), delivery_id: z.uuid('a delivery id is a UUID') });
+
+const iso = (value: Date | string | null): string | null => (value === null ? null : new Date(value).toISOString());
+
+export function endpointView(endpoint: WebhookEndpoint) {
+  return { id: endpoint.id, url: endpoint.url, events: endpoint.events, created_at: iso(endpoint.createdAt) as string };
+}
+
+export function deliveryView(delivery: DeliveryWithAttempts) {
+  return {
+    id: delivery.id,
+    event_type: delivery.eventType,
+    /** The Standard Webhooks `webhook-id` header: the same on every attempt and redelivery. */
+    webhook_id: delivery.messageId,
+    job_id: delivery.jobId,
+    state: delivery.state,
+    payload: delivery.payload,
+    attempts: delivery.attemptLog,
+    created_at: iso(delivery.createdAt) as string,
+    finished_at: iso(delivery.finishedAt),
+  };
+}
+
+export function webhooksRoutes(deps: ApiDeps): Router {
+  const router = Router();
+  const sealed = (secret: string) => encryptSecret(deps.config.vaultKey, secret);
+  const secretView = (row: AccountSecretRow) => ({ secret: decryptSecret(deps.config.vaultKey, row.encryptedSecret), created_at: iso(row.createdAt) as string });
+
+  router.post('/webhooks', async (req, res) => {
+    const principal = principalOf(req);
+    const body = parseInput(createWebhookBody, req.body, 'body');
+    await assertWebhookTarget(deps.config, body.url, 'body.url');
+    const em = deps.orm.em.fork();
+    if ((await countWebhookEndpoints(em, principal.customerId)) >= maxWebhookEndpoints) {
+      throw new ProblemError('unprocessable', `a customer may register at most ${maxWebhookEndpoints} webhook endpoints`);
+    }
+    const secret = newWebhookSecret();
+    const endpoint = await insertWebhookEndpoint(em, { id: uuidv7(), customerId: principal.customerId, url: body.url, events: body.events, encryptedSecret: sealed(secret) });
+    res.status(201).location(`/api/v1/webhooks/${endpoint.id}`).json({ ...endpointView(endpoint), secret });
+  });
+
+  router.get('/webhooks', async (req, res) => {
+    const principal = principalOf(req);
+    const query = parseInput(listQuery, req.query, 'query');
+    const beforeId = decodeCursor(query.cursor, z.uuid());
+    const rows = await listWebhookEndpoints(deps.orm.em.fork(), principal.customerId, beforeId, query.limit + 1);
+    res.json(page(rows, query.limit, endpointView, (row) => row.id));
+  });
+
+  // Registered before /webhooks/:id so "secret" is never read as an id.
+  router.get('/webhooks/secret', async (req, res) => {
+    const principal = principalOf(req);
+    const row = await ensureAccountSecret(deps.orm.em.fork(), principal.customerId, () => sealed(newWebhookSecret()));
+    res.json(secretView(row));
+  });
+
+  router.post('/webhooks/secret', async (req, res) => {
+    const principal = principalOf(req);
+    const row = await rotateAccountSecret(deps.orm.em.fork(), principal.customerId, sealed(newWebhookSecret()));
+    res.json(secretView(row));
+  });
+
+  router.delete('/webhooks/:id', async (req, res) => {
+    const principal = principalOf(req);
+    const { id } = parseInput(endpointParams, req.params, 'params');
+    if (!(await deleteWebhookEndpoint(deps.orm.em.fork(), principal.customerId, id))) throw notFound(`webhook ${id}`);
+    res.status(204).end();
+  });
+
+  router.get('/webhooks/:id/deliveries', async (req, res) => {
+    const principal = principalOf(req);
+    const { id } = parseInput(endpointParams, req.params, 'params');
+    const query = parseInput(listQuery, req.query, 'query');
+    const beforeId = decodeCursor(query.cursor, z.uuid());
+    const em = deps.orm.em.fork();
+    if (!(await findWebhookEndpoint(em, principal.customerId, id))) throw notFound(`webhook ${id}`);
+    const rows = await listDeliveries(em, id, beforeId, query.limit + 1);
+    res.json(page(rows, query.limit, deliveryView, (row) => row.id));
+  });
+
+  router.post('/webhooks/:id/deliveries/:delivery_id/redeliver', async (req, res) => {
+    const principal = principalOf(req);
+    const { id, delivery_id: deliveryId } = parseInput(deliveryParams, req.params, 'params');
+    const em = deps.orm.em.fork();
+    if (!(await findWebhookEndpoint(em, principal.customerId, id))) throw notFound(`webhook ${id}`);
+    const delivery = await findDelivery(em, id, deliveryId);
+    if (!delivery) throw notFound(`delivery ${deliveryId}`);
+    // A new BullMQ job (a full retry schedule) under the same webhook-id; named by the attempt count so a
+    // double click enqueues once. The superseded job, if still waiting, is removed; if running, it finds
+    // itself stale next time and stops.
+    const queueJobId = `${delivery.id}-r${delivery.attempts}`;
+    const previous = await restartDelivery(em, delivery.id, queueJobId);
+    if (previous && previous !== queueJobId) await (await deps.webhookQueue.getJob(previous))?.remove().catch(() => undefined);
+    await deps.webhookQueue.add('deliver', { deliveryId: delivery.id }, { jobId: queueJobId });
+    const restarted = await findDelivery(em, id, deliveryId);
+    res.status(202).json(deliveryView(restarted ?? delivery));
+  });
+
+  return router;
+}

@@ -1,0 +1,18 @@
+import type { Config } from '../config.js';
+import { refusedWebhookHost } from '../workers/webhooks/address-guard.js';
+import { ProblemError } from './problems.js';
+
+/**
+ * Refuses a webhook URL at registration (POST /webhooks, a job's `webhook_url`): not http(s) is a 400,
+ * a host that is or resolves to a loopback, private, link-local, CGNAT or unspecified address a 422
+ * naming `field` — unless WEBHOOK_ALLOW_PRIVATE. Delivery checks the address again when it connects.
+ */
+export async function assertWebhookTarget(config: Pick<Config, 'webhookAllowPrivate'>, url: string, field: string): Promise<void> {
+  const parsed = new URL(url);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ProblemError('validation', `${field} must be an http or https URL`, { errors: [{ field, message: 'must be an http or https URL' }] });
+  }
+  if (config.webhookAllowPrivate) return;
+  const reason = await refusedWebhookHost(parsed);
+  if (reason) throw new ProblemError('unprocessable', `${field} is not a deliverable webhook URL: ${reason}`, { errors: [{ field, message: reason }] });
+}

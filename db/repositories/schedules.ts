@@ -1,0 +1,75 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Schedule } from '../entities/schedule.entity.js';
+
+const scheduleColumns = `id, customer_id as "customerId", name, cron, every_ms as "everyMs", tz, job_type as "jobType", payload, paused,
+  created_at as "createdAt", updated_at as "updatedAt"`;
+
+// every_ms is a bigint, which the driver hands back as a string.
+const toSchedule = (row: Schedule): Schedule => ({ ...row, everyMs: row.everyMs === null ? null : Number(row.everyMs) });
+
+export type NewSchedule = Pick<Schedule, 'id' | 'customerId' | 'name' | 'cron' | 'everyMs' | 'tz' | 'jobType' | 'payload'>;
+
+export type UpsertOutcome =
+  | { kind: 'created'; schedule: Schedule }
+  /** `previous` is the definition it replaced: its job type may name another queue. */
+  | { kind: 'updated'; schedule: Schedule; previous: Schedule }
+  | { kind: 'limit-reached' };
+
+/**
+ * Creates the schedule, or replaces the definition of the customer's schedule of that name (keeping its
+ * paused state). A new one past `maxPerCustomer` is refused. A per-customer advisory lock makes the
+ * count and the insert one step, so concurrent creates cannot pass the limit.
+ */
+export async function upsertSchedule(em: EntityManager, row: NewSchedule, maxPerCustomer: number): Promise<UpsertOutcome> {
+  return em.transactional(async (tx) => {
+    const connection = tx.getConnection();
+    const ctx = tx.getTransactionContext();
+    await connection.execute(`select pg_advisory_xact_lock(hashtextextended(?, 0))`, [`schedules:${row.customerId}`], 'all', ctx);
+    const [previous] = await connection.execute<Schedule[]>(`select ${scheduleColumns} from schedules where customer_id = ? and name = ?`, [row.customerId, row.name], 'all', ctx);
+    if (!previous) {
+      const [counted] = await connection.execute<Array<{ count: string }>>(`select count(*) as count from schedules where customer_id = ?`, [row.customerId], 'all', ctx);
+      if (Number(counted?.count ?? 0) >= maxPerCustomer) return { kind: 'limit-reached' } as const;
+    }
+    const [saved] = await connection.execute<Schedule[]>(
+      `insert into schedules (id, customer_id, name, cron, every_ms, tz, job_type, payload)
+       values (?, ?, ?, ?, ?, ?, ?, ?::jsonb)
+       on conflict (customer_id, name) do update
+          set cron = excluded.cron, every_ms = excluded.every_ms, tz = excluded.tz, job_type = excluded.job_type,
+              payload = excluded.payload, updated_at = now()
+       returning ${scheduleColumns}`,
+      [row.id, row.customerId, row.name, row.cron, row.everyMs, row.tz, row.jobType, JSON.stringify(row.payload ?? {})],
+      'all',
+      ctx,
+    );
+    const schedule = toSchedule(saved as Schedule);
+    return previous ? { kind: 'updated', schedule, previous: toSchedule(previous) } : { kind: 'created', schedule };
+  });
+}
+
+export async function findSchedule(em: EntityManager, customerId: string, name: string): Promise<Schedule | null> {
+  const rows = await em.getConnection().execute<Schedule[]>(`select ${scheduleColumns} from schedules where customer_id = ? and name = ?`, [customerId, name]);
+  return rows[0] ? toSchedule(rows[0]) : null;
+}
+
+/** By name, keyset-paginated. */
+export async function listSchedules(em: EntityManager, customerId: string, afterName: string | undefined, limit: number): Promise<Schedule[]> {
+  const params: unknown[] = [customerId];
+  if (afterName !== undefined) params.push(afterName);
+  params.push(limit);
+  const rows = await em
+    .getConnection()
+    .execute<Schedule[]>(`select ${scheduleColumns} from schedules where customer_id = ? ${afterName !== undefined ? 'and name > ?' : ''} order by name limit ?`, params);
+  return rows.map(toSchedule);
+}
+
+export async function setSchedulePaused(em: EntityManager, customerId: string, name: string, paused: boolean): Promise<Schedule | null> {
+  const rows = await em
+    .getConnection()
+    .execute<Schedule[]>(`update schedules set paused = ?, updated_at = now() where customer_id = ? and name = ? returning ${scheduleColumns}`, [paused, customerId, name]);
+  return rows[0] ? toSchedule(rows[0]) : null;
+}
+
+export async function deleteSchedule(em: EntityManager, customerId: string, name: string): Promise<boolean> {
+  const rows = await em.getConnection().execute<Array<{ id: string }>>(`delete from schedules where customer_id = ? and name = ? returning id`, [customerId, name]);
+  return rows.length > 0;
+}

@@ -1,0 +1,162 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { JobRecord } from '../entities/job-record.entity.js';
+import type { DeliveryState, WebhookDelivery } from '../entities/webhook-delivery.entity.js';
+
+/** An endpoint subscribed to at least one of the events a finished job emits. */
+export interface SubscribedEndpoint {
+  id: string;
+  url: string;
+  events: string[];
+}
+
+const jobColumns = `j.id, j.customer_id as "customerId", j.type, j.state, j.payload, j.result, j.error, j.progress,
+  j.attempts_made as "attemptsMade", j.max_attempts as "maxAttempts", j.priority, j.delay_ms as "delayMs",
+  j.webhook_url as "webhookUrl", j.queue_job_id as "queueJobId", j.created_at as "createdAt", j.started_at as "startedAt", j.finished_at as "finishedAt"`;
+
+/**
+ * A finished job and the endpoints that want its events, in one round trip. Null when nobody does
+ * (no subscribed endpoint and no `webhook_url`), which is the common case and costs one indexed read.
+ */
+export async function findJobWebhookTargets(
+  em: EntityManager,
+  jobId: string,
+  customerId: string,
+  events: string[],
+): Promise<{ job: JobRecord; endpoints: SubscribedEndpoint[] } | null> {
+  const [row] = await em.getConnection().execute<Array<JobRecord & { endpoints: SubscribedEndpoint[] }>>(
+    `select ${jobColumns},
+            coalesce((select json_agg(json_build_object('id', e.id, 'url', e.url, 'events', e.events) order by e.id)
+                        from webhook_endpoints e
+                       where e.customer_id = j.customer_id and e.events && array[?]::text[]), '[]'::json) as endpoints
+       from jobs j
+      where j.id = ? and j.customer_id = ?`,
+    [events, jobId, customerId],
+  );
+  if (!row) return null;
+  const { endpoints, ...job } = row;
+  if (endpoints.length === 0 && !job.webhookUrl) return null;
+  return { job: job as JobRecord, endpoints };
+}
+
+export interface NewDelivery {
+  id: string;
+  customerId: string;
+  endpointId: string | null;
+  jobId: string;
+  url: string;
+  eventType: string;
+  payload: unknown;
+  messageId: string;
+  dedupeKey: string;
+}
+
+/**
+ * Inserts deliveries; one already made under the same dedupe key (a retried hook) is kept, not
+ * duplicated. Returns every delivery's id — the existing one for a duplicate — so enqueueing them all is safe.
+ */
+export async function insertDeliveries(em: EntityManager, rows: NewDelivery[]): Promise<string[]> {
+  if (rows.length === 0) return [];
+  const inserted = await em.getConnection().execute<Array<{ id: string }>>(
+    `insert into webhook_deliveries (id, customer_id, endpoint_id, job_id, url, event_type, payload, message_id, dedupe_key, queue_job_id)
+     values ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?)').join(', ')}
+     on conflict (dedupe_key) do update set dedupe_key = excluded.dedupe_key
+     returning id`,
+    rows.flatMap((row) => [row.id, row.customerId, row.endpointId, row.jobId, row.url, row.eventType, JSON.stringify(row.payload), row.messageId, row.dedupeKey, row.id]),
+  );
+  return inserted.map((row) => row.id);
+}
+
+/** What the delivery worker needs to send one: the target, the body and the secret to sign with (null: the account secret, not made yet). */
+export interface DeliveryToSend {
+  id: string;
+  customerId: string;
+  url: string;
+  payload: unknown;
+  messageId: string;
+  state: DeliveryState;
+  /** The BullMQ job that currently carries it; any other job for it is stale. */
+  queueJobId: string | null;
+  encryptedSecret: string | null;
+}
+
+export async function findDeliveryToSend(em: EntityManager, id: string): Promise<DeliveryToSend | null> {
+  const rows = await em.getConnection().execute<DeliveryToSend[]>(
+    `select d.id, d.customer_id as "customerId", coalesce(e.url, d.url) as url, d.payload, d.message_id as "messageId", d.state,
+            d.queue_job_id as "queueJobId",
+            case when d.endpoint_id is null then s.encrypted_secret else e.encrypted_secret end as "encryptedSecret"
+       from webhook_deliveries d
+       left join webhook_endpoints e on e.id = d.endpoint_id
+       left join webhook_account_secrets s on s.customer_id = d.customer_id
+      where d.id = ?`,
+    [id],
+  );
+  return rows[0] ?? null;
+}
+
+export interface AttemptRecord {
+  deliveryId: string;
+  statusCode: number | null;
+  durationMs: number;
+  error: string | null;
+  /** The delivery's state after this attempt. */
+  state: DeliveryState;
+}
+
+/** Records one attempt and the delivery's new state in one statement; the attempt number is the delivery's running count. */
+export async function recordAttempt(em: EntityManager, attempt: AttemptRecord & { id: string }): Promise<void> {
+  await em.getConnection().execute(
+    `with d as (
+       update webhook_deliveries set attempts = attempts + 1, state = ?,
+              finished_at = case when ? = 'pending' then null else now() end
+        where id = ?
+        returning id, attempts)
+     insert into webhook_attempts (id, delivery_id, attempt, status_code, duration_ms, error)
+     select ?, d.id, d.attempts, ?, ?, ? from d`,
+    [attempt.state, attempt.state, attempt.deliveryId, attempt.id, attempt.statusCode, attempt.durationMs, attempt.error],
+  );
+}
+
+export interface AttemptView {
+  attempt: number;
+  status_code: number | null;
+  duration_ms: number;
+  error: string | null;
+  at: string;
+}
+
+export type DeliveryWithAttempts = WebhookDelivery & { attemptLog: AttemptView[] };
+
+const deliveryColumns = `d.id, d.customer_id as "customerId", d.endpoint_id as "endpointId", d.job_id as "jobId", d.url, d.event_type as "eventType",
+  d.payload, d.message_id as "messageId", d.dedupe_key as "dedupeKey", d.state, d.attempts, d.queue_job_id as "queueJobId",
+  d.created_at as "createdAt", d.finished_at as "finishedAt",
+  coalesce((select json_agg(json_build_object('attempt', a.attempt, 'status_code', a.status_code, 'duration_ms', a.duration_ms,
+                                              'error', a.error, 'at', to_char(a.at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                            order by a.attempt)
+              from webhook_attempts a where a.delivery_id = d.id), '[]'::json) as "attemptLog"`;
+
+/** An endpoint's deliveries, newest first (keyset on the UUIDv7 id), each with every attempt. */
+export async function listDeliveries(em: EntityManager, endpointId: string, beforeId: string | undefined, limit: number): Promise<DeliveryWithAttempts[]> {
+  const params: unknown[] = [endpointId];
+  if (beforeId) params.push(beforeId);
+  params.push(limit);
+  return em
+    .getConnection()
+    .execute<DeliveryWithAttempts[]>(`select ${deliveryColumns} from webhook_deliveries d where d.endpoint_id = ? ${beforeId ? 'and d.id < ?' : ''} order by d.id desc limit ?`, params);
+}
+
+export async function findDelivery(em: EntityManager, endpointId: string, id: string): Promise<DeliveryWithAttempts | null> {
+  const rows = await em.getConnection().execute<DeliveryWithAttempts[]>(`select ${deliveryColumns} from webhook_deliveries d where d.id = ? and d.endpoint_id = ?`, [id, endpointId]);
+  return rows[0] ?? null;
+}
+
+/** Puts a delivery back to pending under a new BullMQ job id; returns the BullMQ id it had. */
+export async function restartDelivery(em: EntityManager, id: string, queueJobId: string): Promise<string | null> {
+  const rows = await em.getConnection().execute<Array<{ previous: string | null }>>(
+    `update webhook_deliveries d set state = 'pending', finished_at = null, queue_job_id = ?
+       from (select id, queue_job_id from webhook_deliveries where id = ? for update) old
+      where d.id = old.id
+      returning old.queue_job_id as previous`,
+    [queueJobId, id],
+  );
+  return rows[0]?.previous ?? null;
+}

@@ -1,0 +1,62 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { uuidv7 } from 'uuidv7';
+import { jobView } from '../../api/job-responses.js';
+import { recordIdFor } from '../../db/repositories/jobs.js';
+import { findJobWebhookTargets, insertDeliveries, type NewDelivery } from '../../db/repositories/webhook-deliveries.js';
+import type { WebhookEvent } from '../../db/entities/webhook-endpoint.entity.js';
+import type { JobLifecycleHook, JobOutcome } from '../lifecycle.js';
+import { messageIdFor } from './signing.js';
+import { enqueueDeliveries, type WebhookQueue } from './webhook-queue.js';
+
+/** The events a job's outcome emits: none until the outcome is final; a batch also emits `batch.completed`. */
+export function eventsFor(type: string, outcome: JobOutcome): WebhookEvent[] {
+  if (outcome.state === 'completed') return type === 'batch' ? ['job.completed', 'batch.completed'] : ['job.completed'];
+  return outcome.final ? ['job.failed'] : [];
+}
+
+export interface WebhookEmitterDeps {
+  orm: MikroORM;
+  queue: WebhookQueue;
+}
+
+/**
+ * The lifecycle hook that turns a job's final outcome into deliveries: one per subscribed endpoint and
+ * event, plus one per event for the job's own `webhook_url`. Deliveries are keyed by (job, receiver,
+ * event), so a hook that runs twice sends nothing twice. Sending happens on the delivery queue, never here.
+ */
+export function webhookEmitter(deps: WebhookEmitterDeps): JobLifecycleHook {
+  return {
+    name: 'webhooks',
+    async finished(bullJob, type, outcome) {
+      const events = eventsFor(type, outcome);
+      if (events.length === 0) return;
+      const em = deps.orm.em.fork();
+      const targets = await findJobWebhookTargets(em, recordIdFor(bullJob.id as string), bullJob.data.customerId, events);
+      if (!targets) return;
+      const { job, endpoints } = targets;
+      const timestamp = new Date(job.finishedAt ?? Date.now()).toISOString();
+      const data = { job: jobView(job) };
+
+      const rows: NewDelivery[] = [];
+      const add = (event: WebhookEvent, endpointId: string | null, url: string) => {
+        const id = uuidv7();
+        rows.push({
+          id,
+          customerId: job.customerId,
+          endpointId,
+          jobId: job.id,
+          url,
+          eventType: event,
+          payload: { type: event, timestamp, data },
+          messageId: messageIdFor(id),
+          dedupeKey: `${job.id}:${endpointId ?? 'webhook_url'}:${event}`,
+        });
+      };
+      for (const event of events) {
+        for (const endpoint of endpoints) if (endpoint.events.includes(event)) add(event, endpoint.id, endpoint.url);
+        if (job.webhookUrl) add(event, null, job.webhookUrl);
+      }
+      await enqueueDeliveries(deps.queue, await insertDeliveries(em, rows));
+    },
+  };
+}
