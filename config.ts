@@ -65,6 +65,28 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(25_000).default(20_000),
   /** How often a worker checks PostgreSQL for accepted jobs Redis no longer holds, in ms. Default 15000. */
   SWEEPER_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(15_000),
+  /** How long a worker's lock on an active job lasts (renewed every half of it while the job runs), in ms. Default 30000. */
+  WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
+  /** How often workers look for stalled jobs (active, lock expired: their worker died), in ms. Default 30000. */
+  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
+  /** Times a job may stall (its worker dies under it) before it fails instead of running again. Default 2. */
+  WORKER_MAX_STALLED_COUNT: z.coerce.number().int().min(0).max(100).default(2),
+  /** How often the platform's metering job runs, in ms. Default 300000 (5 min). */
+  METERING_EVERY_MS: z.coerce.number().int().min(1000).max(86_400_000).default(300_000),
+  /** How often the platform's billing job runs, in ms. Default 3600000 (1 h). */
+  BILLING_EVERY_MS: z.coerce.number().int().min(1000).max(86_400_000).default(3_600_000),
+  /** How often the platform's vault-export job runs, in ms. Default 300000 (5 min). */
+  VAULT_EXPORT_EVERY_MS: z.coerce.number().int().min(1000).max(86_400_000).default(300_000),
+  /** Cron pattern (UTC) of the month-rollover job. Default `0 0 1 * *` (the 1st, 00:00 UTC). */
+  MONTH_ROLLOVER_CRON: z.string().min(9).max(100).default('0 0 1 * *'),
+  /** Upsert the platform's job schedulers (metering, billing, vault-export, month-rollover) when workers start. Default true. */
+  PLATFORM_SCHEDULES: booleanString.default(true),
+  /** How long billing waits for the escrow to answer a charge before retrying later, in ms. Default 10000. */
+  ESCROW_TIMEOUT_MS: z.coerce.number().int().min(10).max(120_000).default(10_000),
+  /** Request-log rows the API keeps in memory awaiting a flush; beyond it new rows are dropped (and counted). Default 50000. */
+  REQUEST_LOG_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
+  /** Longest a recorded request waits before its row is flushed to PostgreSQL, in ms. Default 1000. */
+  REQUEST_LOG_FLUSH_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
   /** Where local state lives (embedded PostgreSQL, redis-server, generated secrets). Default `.data`. */
   DATA_DIR: z.string().default('.data'),
 });
@@ -99,6 +121,17 @@ export interface Config {
   workerMetricsPort: number;
   shutdownTimeoutMs: number;
   sweeperIntervalMs: number;
+  workerLockDurationMs: number;
+  workerStalledIntervalMs: number;
+  workerMaxStalledCount: number;
+  meteringEveryMs: number;
+  billingEveryMs: number;
+  vaultExportEveryMs: number;
+  monthRolloverCron: string;
+  platformSchedules: boolean;
+  escrowTimeoutMs: number;
+  requestLogBufferMax: number;
+  requestLogFlushMs: number;
   dataDir: string;
 }
 
@@ -179,6 +212,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerMetricsPort: e.WORKER_METRICS_PORT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     sweeperIntervalMs: e.SWEEPER_INTERVAL_MS,
+    workerLockDurationMs: e.WORKER_LOCK_DURATION_MS,
+    workerStalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
+    workerMaxStalledCount: e.WORKER_MAX_STALLED_COUNT,
+    meteringEveryMs: e.METERING_EVERY_MS,
+    billingEveryMs: e.BILLING_EVERY_MS,
+    vaultExportEveryMs: e.VAULT_EXPORT_EVERY_MS,
+    monthRolloverCron: e.MONTH_ROLLOVER_CRON,
+    platformSchedules: e.PLATFORM_SCHEDULES,
+    escrowTimeoutMs: e.ESCROW_TIMEOUT_MS,
+    requestLogBufferMax: e.REQUEST_LOG_BUFFER_MAX,
+    requestLogFlushMs: e.REQUEST_LOG_FLUSH_MS,
     dataDir,
   };
 }

@@ -1,12 +1,19 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { GroupCommit } from '../db/group-commit.js';
 import { InvocationCache } from '../db/invocation-cache.js';
+import { insertFinishedJobs, type FinishedJobRow } from '../db/repositories/jobs.js';
 import { createOrm } from '../db/orm.js';
 import { createRedis } from '../db/redis.js';
+import { addQueueDepthSource } from '../ops/metrics/catalog.js';
 import { closeQueues, createQueues } from '../workers/queues.js';
+import { createJobInserter } from '../workers/submit-job.js';
+import { createWebhookQueue } from '../workers/webhooks/webhook-queue.js';
 import { PrincipalCache } from './auth/principal.js';
 import type { ApiDeps } from './deps.js';
 import { JobWaiter } from './job-waiter.js';
+import { countApiCacheLookup, queueDepthReader } from './metrics.js';
+import { RequestLogRecorder } from './request-log.js';
 
 /** Opens every connection the API needs. `close()` releases them all. */
 export async function createApiDeps(config: Config, logger: Logger): Promise<ApiDeps & { close(): Promise<void> }> {
@@ -15,22 +22,38 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   const queueConnection = createRedis(config.redisUrl, 'blocking');
   const subscriber = createRedis(config.redisUrl, 'blocking');
   const queues = createQueues(queueConnection, config.queuePrefix);
+  const webhookQueue = createWebhookQueue(queueConnection, config.queuePrefix);
   const principals = new PrincipalCache(orm.em.fork(), redis, config.queuePrefix);
   await principals.listen(subscriber);
   const waiter = new JobWaiter(config.redisUrl, config.queuePrefix);
   await waiter.ready();
+  const jobInserter = createJobInserter(orm.em.fork());
+  const finishedJobs = new GroupCommit((rows: FinishedJobRow[]) => insertFinishedJobs(orm.em.fork(), rows));
+  const requestLog = new RequestLogRecorder(orm.em.fork(), logger, { flushIntervalMs: config.requestLogFlushMs, maxBuffer: config.requestLogBufferMax }).start();
+  const removeQueueDepthSource = addQueueDepthSource(queueDepthReader([...queues.values(), webhookQueue]));
+  const cache = new InvocationCache(redis, config.queuePrefix);
+  cache.onLookup = countApiCacheLookup;
   return {
     config,
     orm,
     redis,
     queues,
+    webhookQueue,
     logger,
     principals,
-    cache: new InvocationCache(redis, config.queuePrefix),
+    cache,
+    finishedJobs,
+    jobInserter,
     waiter,
+    requestLog,
     async close() {
+      await finishedJobs.drain();
+      await jobInserter.drain();
+      await requestLog.close();
+      removeQueueDepthSource();
       await waiter.close();
       await closeQueues(queues);
+      await webhookQueue.close();
       await Promise.all([redis.quit(), queueConnection.quit(), subscriber.quit()]);
       await orm.close();
     },

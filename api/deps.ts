@@ -2,10 +2,15 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import type { GroupCommit } from '../db/group-commit.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
+import type { FinishedJobRow } from '../db/repositories/jobs.js';
 import type { JobQueues } from '../workers/queues.js';
+import type { JobInserter } from '../workers/submit-job.js';
+import type { WebhookQueue } from '../workers/webhooks/webhook-queue.js';
 import type { PrincipalCache } from './auth/principal.js';
 import type { JobWaiter } from './job-waiter.js';
+import type { RequestLogRecorder } from './request-log.js';
 
 /** Everything the HTTP edge talks to. Built by `api/main.ts` (or a test) and handed to `createApp`. */
 export interface ApiDeps {
@@ -13,8 +18,16 @@ export interface ApiDeps {
   orm: MikroORM;
   redis: Redis;
   queues: JobQueues;
+  /** The internal webhook delivery queue (redeliveries are enqueued from the API). */
+  webhookQueue: WebhookQueue;
   logger: Logger;
   principals: PrincipalCache;
   cache: InvocationCache;
+  /** Records jobs answered straight from the cache, many per INSERT. */
+  finishedJobs: GroupCommit<FinishedJobRow>;
+  /** Concurrent submits share one INSERT (group commit). */
+  jobInserter: JobInserter;
   waiter: JobWaiter;
+  /** Buffers request-log rows of authenticated calls and writes them in bulk (metering reads them). */
+  requestLog: RequestLogRecorder;
 }

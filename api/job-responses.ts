@@ -49,6 +49,8 @@ export interface SubmitRequest {
   delayMs?: number;
   attempts?: number;
   webhookUrl?: string | null;
+  /** Answer 404 unless the customer owns this substrate (checked by the INSERT itself). */
+  requireSubstrateId?: string;
 }
 
 /**
@@ -65,9 +67,10 @@ export async function submitAndRespond(deps: ApiDeps, req: Request, res: Respons
   const requestHash = idempotencyKey ? createHash('sha256').update(`${req.method} ${req.path} ${stringify(req.body ?? null)}`).digest('hex') : null;
   const em = deps.orm.em.fork();
   const outcome = await submitJob(
-    { em, queues: deps.queues, logger: req.log ?? deps.logger },
+    { em, queues: deps.queues, logger: req.log ?? deps.logger, inserter: deps.jobInserter },
     { customerId, ...submit, idempotencyKey, requestHash },
   );
+  if (outcome.kind === 'substrate-missing') throw new ProblemError('not-found', `substrate ${submit.requireSubstrateId} not found`);
   if (outcome.kind === 'key-conflict') {
     throw new ProblemError('unprocessable', 'this Idempotency-Key was already used with a different request body', {
       errors: [{ field: 'header.idempotency-key', message: 'reused with a different body' }],

@@ -6,6 +6,9 @@ export type JobEvent =
   | { jobId: string; event: 'active' | 'waiting' | 'delayed' | 'completed' | 'failed' | 'removed' }
   | { jobId: string; event: 'progress'; data: unknown };
 
+/** Not a job id (a symbol can never collide with one): emitted when the waiter closes. */
+const closing = Symbol('closing');
+
 /**
  * Job events from BullMQ's Redis streams (QueueEvents), so any API process hears about jobs that any
  * worker runs. `Prefer: wait` and the SSE stream both listen here; the PostgreSQL row stays the truth.
@@ -37,6 +40,17 @@ export class JobWaiter {
     return () => this.emitter.off(jobId, listener);
   }
 
+  /** Calls `listener` once when the waiter closes (the process is shutting down), so open streams can end. */
+  onClose(listener: () => void): () => void {
+    this.emitter.once(closing, listener);
+    return () => this.emitter.off(closing, listener);
+  }
+
+  /** How many subscribers this job has in this process (tests check that streams clean up). */
+  listenerCount(jobId: string): number {
+    return this.emitter.listenerCount(jobId);
+  }
+
   /**
    * Resolves when `isFinal()` says so (checked now and after each event of the job) or after `timeoutMs`.
    * Returns whether the job finished.
@@ -63,6 +77,7 @@ export class JobWaiter {
   }
 
   async close(): Promise<void> {
+    this.emitter.emit(closing);
     await Promise.all(this.queueEvents.map((events) => events.close()));
   }
 }

@@ -1,20 +1,21 @@
 /**
- * Group commit: callers add items and await their write; when idle the write goes out at once, and
- * while one is in flight new items gather for the next. One statement per many items under load,
- * no added latency when quiet.
+ * Group commit: callers add items and await their own result; when idle the write goes out at once,
+ * and while one is in flight new items gather for the next. One statement (one WAL flush) per many
+ * items under load, no added latency when quiet.
  */
-export class GroupCommit<Item> {
-  private pending: Array<{ item: Item; resolve: () => void; reject: (error: unknown) => void }> = [];
+export class GroupCommit<Item, Result = void> {
+  private pending: Array<{ item: Item; resolve: (result: Result) => void; reject: (error: unknown) => void }> = [];
   private scheduled = false;
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly write: (items: Item[]) => Promise<void>,
+    /** Writes a batch; returns one result per item, in order. */
+    private readonly write: (items: Item[]) => Promise<Result[] | void>,
     /** Most items per write. Default 500. */
     private readonly maxBatch = 500,
   ) {}
 
-  add(item: Item): Promise<void> {
+  add(item: Item): Promise<Result> {
     return new Promise((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
       if (this.scheduled) return;
@@ -36,8 +37,8 @@ export class GroupCommit<Item> {
     while (this.pending.length > 0) {
       const batch = this.pending.splice(0, this.maxBatch);
       try {
-        await this.write(batch.map((entry) => entry.item));
-        for (const entry of batch) entry.resolve();
+        const results = await this.write(batch.map((entry) => entry.item));
+        batch.forEach((entry, index) => entry.resolve((results ? results[index] : undefined) as Result));
       } catch (error) {
         for (const entry of batch) entry.reject(error);
       }

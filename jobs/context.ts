@@ -1,7 +1,9 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
+import type { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
 
 /** Runs a Piscina task by name; rejects with a PermanentJobError on timeout, resource exhaustion or a thrown task. */
 export type RunTask = <Input, Output>(task: TaskName, input: Input, signal?: AbortSignal) => Promise<Output>;
@@ -16,7 +18,11 @@ export interface JobContext {
   /** A fresh entity manager fork for this job. */
   em: EntityManager;
   redis: Redis;
+  /** The worker process's configuration (queue prefix, vault path, escrow timeout…). Read-only. */
+  config: Config;
   cache: InvocationCache;
+  /** Substrate definitions, cached per worker process. */
+  substrates: SubstrateDefinitionCache;
   runTask: RunTask;
   signal: AbortSignal;
   progress(value: number | Record<string, unknown>): Promise<void>;

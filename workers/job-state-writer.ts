@@ -106,8 +106,19 @@ export class JobStateWriter {
     }
   }
 
+  /** Everything pending in one transaction: one WAL flush however many statements. */
   private async write(actives: Array<[string, number]>, progress: Array<[string, unknown]>, finals: FinalWrite[]): Promise<void> {
-    const connection = this.em.getConnection();
+    await this.em.getConnection().getKnex().transaction(async (trx) => {
+      await this.writeIn({ execute: (sql: string, params: unknown[]) => trx.raw(sql, params as never[]) }, actives, progress, finals);
+    });
+  }
+
+  private async writeIn(
+    connection: { execute(sql: string, params: unknown[]): PromiseLike<unknown> },
+    actives: Array<[string, number]>,
+    progress: Array<[string, unknown]>,
+    finals: FinalWrite[],
+  ): Promise<void> {
     if (actives.length > 0) {
       await connection.execute(
         // A `failed` row comes back to life only for a later attempt than the one that failed it: that is a

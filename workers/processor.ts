@@ -2,7 +2,9 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { Config } from '../config.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
+import type { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
 import { ensureScheduledJobRow, recordIdFor } from '../db/repositories/jobs.js';
 import type { JobContext, RunTask } from '../jobs/context.js';
 import type { JobDefinition } from '../jobs/define-job.js';
@@ -12,9 +14,11 @@ import type { JobLifecycleHook, JobOutcome } from './lifecycle.js';
 import type { QueuedJobData } from './queues.js';
 
 export interface ProcessorDeps {
+  config: Config;
   orm: MikroORM;
   redis: Redis;
   cache: InvocationCache;
+  substrates: SubstrateDefinitionCache;
   runTask: RunTask;
   writer: JobStateWriter;
   logger: Logger;
@@ -52,7 +56,9 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       logger: deps.logger.child({ jobId, type: definition.name }),
       em,
       redis: deps.redis,
+      config: deps.config,
       cache: deps.cache,
+      substrates: deps.substrates,
       runTask: deps.runTask,
       signal: signal ?? new AbortController().signal,
       progress: async (value) => {

@@ -6,6 +6,8 @@ import { jobRegistry } from '../jobs/registry.js';
 export interface QueuedJobData {
   customerId: string;
   payload: unknown;
+  /** Set when the job has its own webhook URL, so a worker knows without reading the row. */
+  hasWebhookUrl?: boolean;
 }
 
 /**

@@ -2,18 +2,26 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { Piscina } from 'piscina';
 import type { Config } from '../config.js';
 import { InvocationCache } from '../db/invocation-cache.js';
+import { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
+import { accessChangeChannel } from '../db/access-changes.js';
 import { recordIdFor } from '../db/repositories/jobs.js';
 import { createRedis } from '../db/redis.js';
 import { jobRegistry } from '../jobs/registry.js';
-import { JobStateWriter } from './job-state-writer.js';
+import { addPoolSource } from '../ops/metrics/catalog.js';
+import { HeartbeatPublisher } from './heartbeat.js';
+import type { JobStateWriter } from './job-state-writer.js';
+import { countInvocationCacheLookup, jobMetricsHook } from './metrics.js';
+import { closeWorkersWithin, HandBackAwareStateWriter, HeldJobs, type ShutdownReport } from './shutdown.js';
 import { createEvaluationPool, taskRunner } from './pools.js';
 import type { JobLifecycleHook } from './lifecycle.js';
 import { createProcessor } from './processor.js';
 import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
 import { closeQueues, createQueues, type QueuedJobData } from './queues.js';
 import { Sweeper } from './sweeper.js';
+import { upsertPlatformSchedules } from './schedulers.js';
 
 export interface WorkerDeps {
   config: Config;
@@ -25,16 +33,28 @@ export interface RunningWorkers {
   workers: Worker<QueuedJobData>[];
   writer: JobStateWriter;
   sweeper: Sweeper;
-  /** Stops taking jobs, lets active ones finish (up to BullMQ's close), flushes writes, closes pools and connections. */
-  close(): Promise<void>;
+  /** The CPU pool (its utilisation and queue are exported as metrics). */
+  pool: Piscina;
+  /**
+   * Stops taking jobs and lets active ones finish for up to `deadlineMs` (default SHUTDOWN_TIMEOUT_MS),
+   * then hands those still running back to their queues; flushes writes, closes pools and connections.
+   */
+  close(deadlineMs?: number): Promise<ShutdownReport>;
 }
 
 /**
- * Lock and stall settings: a job's lock lasts 30 s and is renewed every 15 s while it runs; a job whose
- * worker died is noticed within 30 s and retried; a job that stalls twice (it keeps killing workers)
- * fails instead of looping.
+ * Default lock and stall settings (WORKER_LOCK_DURATION_MS, WORKER_STALLED_INTERVAL_MS,
+ * WORKER_MAX_STALLED_COUNT): a job's lock lasts 30 s and is renewed every 15 s while it runs; a job whose
+ * worker died is noticed within 30 s (lock expiry + one stall check) and runs again; a job that stalls more
+ * than twice (it keeps killing workers) fails instead of looping. The fault suite uses 2 s / 1 s, as
+ * BullMQ's own stalled-job tests do.
  */
 export const workerLockSettings = { lockDuration: 30_000, stalledInterval: 30_000, maxStalledCount: 2 } as const;
+
+/** The lock and stall settings a worker runs with: the configured ones (defaults above). */
+function lockSettingsOf(config: Config): { lockDuration: number; stalledInterval: number; maxStalledCount: number } {
+  return { lockDuration: config.workerLockDurationMs, stalledInterval: config.workerStalledIntervalMs, maxStalledCount: config.workerMaxStalledCount };
+}
 
 export function cancelChannel(prefix: string): string {
   return `${prefix}:jobs:cancel`;
@@ -46,24 +66,33 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const redis: Redis = createRedis(config.redisUrl, 'commands');
   const subscriber: Redis = createRedis(config.redisUrl, 'blocking');
   const pool = createEvaluationPool({ threads: config.piscinaThreads, taskTimeoutMs: config.taskTimeoutMs });
-  const writer = new JobStateWriter(orm.em.fork(), logger);
+  const writer = new HandBackAwareStateWriter(orm.em.fork(), logger);
   const cache = new InvocationCache(redis, config.queuePrefix);
+  cache.onLookup = countInvocationCacheLookup;
   const runTask = taskRunner(pool, config.taskTimeoutMs);
+  const substrates = new SubstrateDefinitionCache();
   /** Lifecycle hooks (metrics, webhooks…): one line each. */
   const webhooks = runWebhookDelivery({ config, orm, logger });
-  const hooks: JobLifecycleHook[] = [webhooks.hook];
+  const heartbeat = new HeartbeatPublisher(redis, config.queuePrefix, logger);
+  const held = new HeldJobs();
+  const hooks: JobLifecycleHook[] = [webhooks.hook, jobMetricsHook, heartbeat, held];
 
   const workers = [...jobRegistry.values()].map((definition) => {
-    const worker = new Worker<QueuedJobData>(definition.name, createProcessor(definition, { orm, redis, cache, runTask, writer, logger, hooks }), {
+    const worker = new Worker<QueuedJobData>(definition.name, createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks }), {
       connection: createRedis(config.redisUrl, 'blocking'),
       prefix: config.queuePrefix,
       concurrency: definition.queue.concurrency ?? config.workerConcurrency,
-      ...workerLockSettings,
+      ...lockSettingsOf(config),
     });
     worker.on('error', (error) => logger.error({ err: error, queue: definition.name }, 'worker error'));
+    held.watch(worker);
     worker.on('failed', (job, error) => {
-      // A job failed by the stall checker never reached our processor's catch: record it here.
-      if (job && job.finishedOn && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+      // A job that stalled more than maxStalledCount times is failed by BullMQ itself (the next worker to
+      // take it fails it with "job stalled more than allowable limit" without calling our processor), so
+      // record it here. `finishedOn` means BullMQ moved it to failed for good; its attemptsMade is then
+      // usually below `attempts` (a stall is not a failed attempt), so that is no test. A failure our
+      // processor already stored is final, and the writer never overwrites a final row.
+      if (job?.finishedOn) {
         void writer.fail(recordIdFor(job.id as string), error.message, job.attemptsMade).catch((e) => logger.error({ err: e }, 'failed to record failure'));
       }
     });
@@ -74,24 +103,32 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const queues = createQueues(queueConnection, config.queuePrefix);
   const sweeper = new Sweeper({ orm, redis, queues, prefix: config.queuePrefix, logger }, { intervalMs: config.sweeperIntervalMs });
   sweeper.start();
+  if (config.platformSchedules) await upsertPlatformSchedules(queues, config);
 
-  await subscriber.subscribe(cancelChannel(config.queuePrefix));
-  subscriber.on('message', (_channel, jobId) => {
-    for (const worker of workers) worker.cancelJob(jobId, 'cancelled by the user');
+  await subscriber.subscribe(cancelChannel(config.queuePrefix), accessChangeChannel(config.queuePrefix));
+  subscriber.on('message', (channel, message) => {
+    if (channel === accessChangeChannel(config.queuePrefix)) return webhooks.hook.forget(message);
+    for (const worker of workers) worker.cancelJob(message, 'cancelled by the user');
   });
+  await heartbeat.start();
+  const removePoolSource = addPoolSource('evaluation', pool);
 
   return {
     workers,
     writer,
     sweeper,
-    async close() {
+    pool,
+    async close(deadlineMs = config.shutdownTimeoutMs) {
+      await heartbeat.stop();
       await sweeper.stop();
-      await Promise.all(workers.map((worker) => worker.close()));
+      const report = await closeWorkersWithin(workers, { held, writer, logger }, deadlineMs);
       await writer.drain();
       await webhooks.close();
       await pool.destroy();
       await closeQueues(queues);
       await Promise.all([...workers.map((worker) => worker.disconnect()), redis.quit(), subscriber.quit(), queueConnection.quit()]);
+      removePoolSource();
+      return report;
     },
   };
 }

@@ -41,32 +41,32 @@ const newPassword = z
   .refine((value) => passwordBytes(value) >= minPasswordBytes, `must be at least ${minPasswordBytes} bytes`)
   .refine((value) => passwordBytes(value) <= maxPasswordBytes, `must be at most ${maxPasswordBytes} bytes (UTF-8)`);
 
-const registerBody = z.strictObject({
+export const registerBody = z.strictObject({
   email: z.email().max(254).transform((email) => email.toLowerCase()),
   password: newPassword,
   accept_tos: z.boolean(),
   tos_version: z.string().min(1).max(64),
 });
 
-const loginBody = z.strictObject({
+export const loginBody = z.strictObject({
   email: z.string().min(1).max(254).transform((email) => email.toLowerCase()),
   password: z.string().min(1).max(1024),
 });
 
-const refreshTokenBody = z.strictObject({ refresh_token: z.string().min(1).max(512) });
-const tosAcceptBody = z.strictObject({ version: z.string().min(1).max(64) });
+export const refreshTokenBody = z.strictObject({ refresh_token: z.string().min(1).max(512) });
+export const tosAcceptBody = z.strictObject({ version: z.string().min(1).max(64) });
 
 const serviceTypePattern = /^[a-z][a-z0-9-]{0,31}$/;
 const expiresAt = z.iso.datetime({ offset: true }).nullable().optional();
 
-const createApiKeyBody = z.strictObject({
+export const createApiKeyBody = z.strictObject({
   name: z.string().trim().min(1).max(100),
   service_type: z.string().regex(serviceTypePattern, 'must match [a-z][a-z0-9-]{0,31}'),
   expires_at: expiresAt,
 });
-const rotateApiKeyBody = z.strictObject({ expires_at: expiresAt });
-const listApiKeysQuery = z.strictObject({ ...paginationQuery });
-const apiKeyIdParams = z.object({ id: z.uuid('an API key id is a UUID') });
+export const rotateApiKeyBody = z.strictObject({ expires_at: expiresAt });
+export const listApiKeysQuery = z.strictObject({ ...paginationQuery });
+export const apiKeyIdParams = z.object({ id: z.uuid('an API key id is a UUID') });
 
 const unprocessable = (field: string, message: string) => new ProblemError('unprocessable', `${field} ${message}`, { errors: [{ field, message }] });
 const invalidLogin = () => new ProblemError('unauthorized', 'invalid email or password');

@@ -11,6 +11,7 @@ import { jobView, submitAndRespond } from '../job-responses.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { fieldErrors, notFound, ProblemError } from '../problems.js';
 import { parseInput } from '../validate.js';
+import { assertWebhookTarget } from '../webhook-target.js';
 
 export const submitJobBody = z.strictObject({
   type: z.enum(jobTypeNames),
@@ -44,6 +45,7 @@ export function jobsRoutes(deps: ApiDeps): Router {
       const errors = fieldErrors(payload.error, 'body.payload');
       throw new ProblemError('validation', `invalid ${body.type} payload: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}`, { errors });
     }
+    if (body.webhook_url) await assertWebhookTarget(deps.config, body.webhook_url, 'body.webhook_url');
     await submitAndRespond(deps, req, res, principal.customerId, {
       definition,
       payload: payload.data,

@@ -35,8 +35,8 @@ export const createScheduleBody = z
     if (body.tz !== undefined && body.cron === undefined) ctx.addIssue({ code: 'custom', path: ['tz'], message: 'tz applies only to cron schedules' });
   });
 
-const listQuery = z.strictObject({ ...paginationQuery });
-const nameParams = z.object({ name: scheduleName });
+export const listQuery = z.strictObject({ ...paginationQuery });
+export const nameParams = z.object({ name: scheduleName });
 
 const unprocessable = (field: string, message: string) => new ProblemError('unprocessable', `${field} ${message}`, { errors: [{ field, message }] });
 const iso = (value: Date | string | null): string | null => (value === null ? null : new Date(value).toISOString());

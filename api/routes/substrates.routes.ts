@@ -182,10 +182,10 @@ export function substratesRoutes(deps: ApiDeps): Router {
     const body = parseInput(invokeBody, req.body ?? {}, 'body');
     const parameters = body.parameters ?? {};
     if (await answerFromCache(deps, req, res, customerId, id, parameters)) return;
-    await requireSubstrate(customerId, id);
     await submitAndRespond(deps, req, res, customerId, {
       definition: getJobDefinition('invoke')!,
-      payload: { substrate_id: id, parameters: body.parameters ?? {} },
+      payload: { substrate_id: id, parameters },
+      requireSubstrateId: id,
     });
   });
 
@@ -193,8 +193,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
     const { customerId } = principalOf(req);
     const { id } = parseInput(substrateParams, req.params, 'params');
     parseInput(z.strictObject({}), req.body ?? {}, 'body');
-    await requireSubstrate(customerId, id);
-    await submitAndRespond(deps, req, res, customerId, { definition: getJobDefinition('divide')!, payload: { substrate_id: id } });
+    await submitAndRespond(deps, req, res, customerId, { definition: getJobDefinition('divide')!, payload: { substrate_id: id }, requireSubstrateId: id });
   });
 
   for (const [op, schema] of Object.entries(operationBodies)) {
@@ -202,10 +201,10 @@ export function substratesRoutes(deps: ApiDeps): Router {
       const { customerId } = principalOf(req);
       const { id } = parseInput(substrateParams, req.params, 'params');
       const { parameters, ...operand } = parseInput(schema, req.body, 'body') as unknown as { parameters?: Record<string, unknown> } & Record<string, number>;
-      await requireSubstrate(customerId, id);
       await submitAndRespond(deps, req, res, customerId, {
         definition: getJobDefinition('invoke')!,
         payload: { substrate_id: id, parameters: parameters ?? {}, operation: { op, ...operand } },
+        requireSubstrateId: id,
       });
     });
   }

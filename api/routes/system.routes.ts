@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { ApiDeps } from '../deps.js';
+import { checkWorkersConsuming } from '../worker-readiness.js';
 
 const startedAt = Date.now();
 
@@ -15,7 +16,12 @@ async function check(name: string, probe: () => Promise<unknown>, timeoutMs = 20
   }
 }
 
-/** Liveness and readiness; no authentication. */
+async function workersConsuming(deps: ApiDeps): Promise<void> {
+  const readiness = await checkWorkersConsuming(deps.redis, deps.queues, deps.config.queuePrefix);
+  if (!readiness.ok) throw new Error(readiness.error);
+}
+
+/** Liveness and readiness (PostgreSQL, Redis and, unless READY_REQUIRES_WORKER=false, consuming workers); no authentication. */
 export function systemRoutes(deps: ApiDeps): Router {
   const router = Router();
 
@@ -27,6 +33,7 @@ export function systemRoutes(deps: ApiDeps): Router {
     const checks = await Promise.all([
       check('postgres', () => deps.orm.em.getConnection().execute('select 1')),
       check('redis', () => deps.redis.ping()),
+      ...(deps.config.readyRequiresWorker ? [check('workers', () => workersConsuming(deps))] : []),
     ]);
     const ready = checks.every((c) => c.ok);
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(checks.map(({ name, ...rest }) => [name, rest])) });

@@ -32,9 +32,9 @@ export const createWebhookBody = z.strictObject({
     .min(1, 'subscribe to at least one event')
     .transform((events) => [...new Set(events)]),
 });
-const listQuery = z.strictObject({ ...paginationQuery });
-const endpointParams = z.object({ id: z.uuid('a webhook id is a UUID') });
-const deliveryParams = z.object({ id: z.uuid('a webhook id is a UUID'), delivery_id: z.uuid('a delivery id is a UUID') });
+export const listQuery = z.strictObject({ ...paginationQuery });
+export const endpointParams = z.object({ id: z.uuid('a webhook id is a UUID') });
+export const deliveryParams = z.object({ id: z.uuid('a webhook id is a UUID'), delivery_id: z.uuid('a delivery id is a UUID') });
 
 const iso = (value: Date | string | null): string | null => (value === null ? null : new Date(value).toISOString());
 
@@ -72,6 +72,7 @@ export function webhooksRoutes(deps: ApiDeps): Router {
     }
     const secret = newWebhookSecret();
     const endpoint = await insertWebhookEndpoint(em, { id: uuidv7(), customerId: principal.customerId, url: body.url, events: body.events, encryptedSecret: sealed(secret) });
+    await deps.principals.invalidateCustomer(principal.customerId); // workers forget they saw no endpoints
     res.status(201).location(`/api/v1/webhooks/${endpoint.id}`).json({ ...endpointView(endpoint), secret });
   });
 
@@ -100,6 +101,7 @@ export function webhooksRoutes(deps: ApiDeps): Router {
     const principal = principalOf(req);
     const { id } = parseInput(endpointParams, req.params, 'params');
     if (!(await deleteWebhookEndpoint(deps.orm.em.fork(), principal.customerId, id))) throw notFound(`webhook ${id}`);
+    await deps.principals.invalidateCustomer(principal.customerId);
     res.status(204).end();
   });
 

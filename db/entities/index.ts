@@ -13,6 +13,14 @@ import { WebhookAccountSecretSchema } from './webhook-account-secret.entity.js';
 import { WebhookAttemptSchema } from './webhook-attempt.entity.js';
 import { WebhookDeliverySchema } from './webhook-delivery.entity.js';
 import { WebhookEndpointSchema } from './webhook-endpoint.entity.js';
+import { BillingChargeSchema } from './billing-charge.entity.js';
+import { EscrowAccountSchema } from './escrow-account.entity.js';
+import { EscrowEntrySchema } from './escrow-entry.entity.js';
+import { EscrowTransactionSchema } from './escrow-transaction.entity.js';
+import { MeteringWatermarkSchema } from './metering-watermark.entity.js';
+import { RequestLogSchema } from './request-log.entity.js';
+import { UsageRecordSchema } from './usage-record.entity.js';
+import { VaultExportSchema } from './vault-export.entity.js';
 
 /** Every entity MikroORM knows. A new entity goes here, then `npm run migration:create`. */
 export const entities = [
@@ -31,4 +39,12 @@ export const entities = [
   WebhookDeliverySchema,
   WebhookAttemptSchema,
   ScheduleSchema,
+  RequestLogSchema,
+  UsageRecordSchema,
+  MeteringWatermarkSchema,
+  EscrowAccountSchema,
+  EscrowTransactionSchema,
+  EscrowEntrySchema,
+  BillingChargeSchema,
+  VaultExportSchema,
 ];

@@ -35,6 +35,8 @@ export const JobRecordSchema = new EntitySchema<JobRecord>({
   indexes: [
     { name: 'jobs_customer_id_id_index', properties: ['customerId', 'id'] },
     { name: 'jobs_unfinished_index', expression: `create index "jobs_unfinished_index" on "jobs" ("created_at") where "state" in ('queued', 'delayed', 'active')` },
+    // GET /stats reads the last hour's jobs (all customers' for admins) without scanning the table's history.
+    { name: 'jobs_created_at_index', properties: ['createdAt'] },
   ],
   properties: {
     id: { type: 'uuid', primary: true },

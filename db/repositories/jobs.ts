@@ -21,16 +21,46 @@ const columns = `id, customer_id as "customerId", type, state, payload, result, 
   webhook_url as "webhookUrl", queue_job_id as "queueJobId", idempotency_key as "idempotencyKey", request_hash as "requestHash",
   created_at as "createdAt", started_at as "startedAt", finished_at as "finishedAt"`;
 
-/** Inserts the row; with an idempotency key already used, inserts nothing and returns null. */
-export async function insertJob(em: EntityManager, row: NewJobRow): Promise<JobRecord | null> {
+/**
+ * Inserts the row; with an idempotency key already used, inserts nothing and returns null. With
+ * `requireSubstrateId`, inserts only if the customer owns that substrate — the existence check and the
+ * insert in one statement.
+ */
+export async function insertJob(em: EntityManager, row: NewJobRow, requireSubstrateId?: string): Promise<JobRecord | null> {
+  const guard = requireSubstrateId ? 'where exists (select 1 from substrates where id = ? and customer_id = ?)' : '';
   const rows = await em.getConnection().execute<JobRecord[]>(
     `insert into jobs (id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash)
-     values (?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?)
+     select ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ? ${guard}
      on conflict (customer_id, idempotency_key) do nothing
      returning ${columns}`,
-    [row.id, row.customerId, row.type, row.state, JSON.stringify(row.payload), row.maxAttempts, row.priority, row.delayMs, row.webhookUrl, row.idempotencyKey, row.requestHash],
+    [
+      row.id, row.customerId, row.type, row.state, JSON.stringify(row.payload), row.maxAttempts, row.priority, row.delayMs, row.webhookUrl, row.idempotencyKey, row.requestHash,
+      ...(requireSubstrateId ? [requireSubstrateId, row.customerId] : []),
+    ],
   );
   return rows[0] ?? null;
+}
+
+/**
+ * Many `insertJob`s in one statement (for a GroupCommit): each row with its own optional substrate
+ * guard; returns, per row, the inserted record or null (key already used, or substrate missing).
+ */
+export async function insertJobs(em: EntityManager, rows: Array<{ row: NewJobRow; requireSubstrateId?: string }>): Promise<Array<JobRecord | null>> {
+  if (rows.length === 0) return [];
+  const inserted = await em.getConnection().execute<JobRecord[]>(
+    `insert into jobs (id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash)
+     select v.id, v.customer_id, v.type, v.state, v.payload, v.max_attempts, v.priority, v.delay_ms, v.webhook_url, v.idempotency_key, v.request_hash
+       from (values ${rows.map(() => '(?::uuid, ?::uuid, ?::text, ?::text, ?::jsonb, ?::int, ?::int, ?::int, ?::text, ?::text, ?::text, ?::text)').join(', ')})
+         as v(id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash, substrate_id)
+      where v.substrate_id is null or exists (select 1 from substrates s where s.id = v.substrate_id and s.customer_id = v.customer_id)
+     on conflict (customer_id, idempotency_key) do nothing
+     returning ${columns}`,
+    rows.flatMap(({ row, requireSubstrateId }) => [
+      row.id, row.customerId, row.type, row.state, JSON.stringify(row.payload), row.maxAttempts, row.priority, row.delayMs, row.webhookUrl, row.idempotencyKey, row.requestHash, requireSubstrateId ?? null,
+    ]),
+  );
+  const byId = new Map(inserted.map((job) => [job.id, job]));
+  return rows.map(({ row }) => byId.get(row.id) ?? null);
 }
 
 export async function findJobByIdempotencyKey(em: EntityManager, customerId: string, key: string): Promise<JobRecord | null> {
@@ -61,9 +91,13 @@ export interface JobListFilter {
 export async function listJobs(em: EntityManager, filter: JobListFilter): Promise<JobRecord[]> {
   const where = ['customer_id = ?'];
   const params: unknown[] = [filter.customerId];
-  if (filter.type) (where.push('type = ?'), params.push(filter.type));
-  if (filter.state) (where.push('state = ?'), params.push(filter.state));
-  if (filter.beforeId) (where.push('id < ?'), params.push(filter.beforeId));
+  const add = (clause: string, value: unknown) => {
+    where.push(clause);
+    params.push(value);
+  };
+  if (filter.type) add('type = ?', filter.type);
+  if (filter.state) add('state = ?', filter.state);
+  if (filter.beforeId) add('id < ?', filter.beforeId);
   params.push(filter.limit);
   return em.getConnection().execute<JobRecord[]>(`select ${columns} from jobs where ${where.join(' and ')} order by id desc limit ?`, params);
 }

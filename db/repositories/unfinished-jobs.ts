@@ -10,6 +10,7 @@ export interface UnfinishedJob {
   maxAttempts: number;
   priority: number;
   delayMs: number;
+  webhookUrl: string | null;
   createdAt: Date;
 }
 
@@ -17,7 +18,7 @@ export interface UnfinishedJob {
 export async function listUnfinishedJobs(em: EntityManager, graceMs: number, afterId: string | null, limit: number): Promise<UnfinishedJob[]> {
   return em.getConnection().execute<UnfinishedJob[]>(
     `select id, queue_job_id as "queueJobId", type, state, customer_id as "customerId", payload,
-            max_attempts as "maxAttempts", priority, delay_ms as "delayMs", created_at as "createdAt"
+            max_attempts as "maxAttempts", priority, delay_ms as "delayMs", webhook_url as "webhookUrl", created_at as "createdAt"
        from jobs
       where state in ('queued', 'delayed', 'active')
         and created_at < now() - (? * interval '1 millisecond')

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { findSubstrateDefinition, type SubstrateDefinition } from '../../db/repositories/substrates.js';
+import type { SubstrateDefinition } from '../../db/repositories/substrates.js';
 import type { JobContext } from '../context.js';
 import { defineJob } from '../define-job.js';
 import { PermanentJobError } from '../errors.js';
@@ -35,7 +35,7 @@ async function evaluateSubstrate(substrate: SubstrateDefinition, parameters: Rec
 }
 
 async function loadSubstrate(ctx: JobContext, id: string): Promise<SubstrateDefinition> {
-  const substrate = await findSubstrateDefinition(ctx.em, ctx.customerId, id);
+  const substrate = await ctx.substrates.get(ctx.em, ctx.customerId, id);
   if (!substrate) throw new PermanentJobError(`substrate ${id} not found`);
   return substrate;
 }

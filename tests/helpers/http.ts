@@ -1,3 +1,4 @@
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read answers loosely
 export interface HttpResponse<Body = any> {
   status: number;
   headers: Headers;
@@ -15,6 +16,7 @@ export interface RequestOptions {
 
 /** A tiny HTTP client over fetch: JSON in, parsed JSON (or text) out. */
 export function httpClient(baseUrl: string) {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read answers loosely
   return async function request<Body = any>(method: string, path: string, options: RequestOptions = {}): Promise<HttpResponse<Body>> {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;

@@ -64,6 +64,8 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     PISCINA_THREADS: '2',
     WORKER_CONCURRENCY: '16',
     WEBHOOK_ALLOW_PRIVATE: 'true',
+    // Tests start the API without workers and make many calls from 127.0.0.1; tests/ops sets the real values.
+    READY_REQUIRES_WORKER: 'false', RATE_LIMIT_MULTIPLIER: '1000', RATE_LIMIT_REGISTER_PER_MIN: '100000', RATE_LIMIT_LOGIN_PER_MIN: '100000',
     ...env,
   });
   const logger = createLogger(config.logLevel, 'test');

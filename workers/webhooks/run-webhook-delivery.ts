@@ -11,7 +11,7 @@ import { createWebhookQueue, webhookQueueName, webhookRetryDelayMs, type Webhook
 
 export interface WebhookDelivery {
   /** Register in the workers' lifecycle hooks: emits deliveries for final job outcomes. */
-  hook: JobLifecycleHook;
+  hook: JobLifecycleHook & { forget(customerId: string): void };
   worker: Worker<WebhookDeliveryData>;
   close(): Promise<void>;
 }

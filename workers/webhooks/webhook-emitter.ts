@@ -3,10 +3,14 @@ import { uuidv7 } from 'uuidv7';
 import { jobView } from '../../api/job-responses.js';
 import { recordIdFor } from '../../db/repositories/jobs.js';
 import { findJobWebhookTargets, insertDeliveries, type NewDelivery } from '../../db/repositories/webhook-deliveries.js';
+import { countWebhookEndpoints } from '../../db/repositories/webhook-endpoints.js';
 import type { WebhookEvent } from '../../db/entities/webhook-endpoint.entity.js';
 import type { JobLifecycleHook, JobOutcome } from '../lifecycle.js';
 import { messageIdFor } from './signing.js';
 import { enqueueDeliveries, type WebhookQueue } from './webhook-queue.js';
+
+/** How long a worker trusts its knowledge that a customer has (no) webhook endpoints. */
+export const endpointCacheMs = 5_000;
 
 /** The events a job's outcome emits: none until the outcome is final; a batch also emits `batch.completed`. */
 export function eventsFor(type: string, outcome: JobOutcome): WebhookEvent[] {
@@ -24,12 +28,25 @@ export interface WebhookEmitterDeps {
  * event, plus one per event for the job's own `webhook_url`. Deliveries are keyed by (job, receiver,
  * event), so a hook that runs twice sends nothing twice. Sending happens on the delivery queue, never here.
  */
-export function webhookEmitter(deps: WebhookEmitterDeps): JobLifecycleHook {
+export function webhookEmitter(deps: WebhookEmitterDeps): JobLifecycleHook & { forget(customerId: string): void } {
+  // Most customers register no endpoint: remember that for a few seconds instead of asking per job.
+  const endpointCounts = new Map<string, { count: number; expiresAt: number }>();
+  const hasEndpoints = async (customerId: string): Promise<boolean> => {
+    const cached = endpointCounts.get(customerId);
+    if (cached && cached.expiresAt > Date.now()) return cached.count > 0;
+    const count = await countWebhookEndpoints(deps.orm.em.fork(), customerId);
+    if (endpointCounts.size > 10_000) endpointCounts.clear();
+    endpointCounts.set(customerId, { count, expiresAt: Date.now() + endpointCacheMs });
+    return count > 0;
+  };
   return {
     name: 'webhooks',
+    /** Endpoints of this customer changed (the API publishes it on the access-change channel). */
+    forget: (customerId: string) => void endpointCounts.delete(customerId),
     async finished(bullJob, type, outcome) {
       const events = eventsFor(type, outcome);
       if (events.length === 0) return;
+      if (!bullJob.data.hasWebhookUrl && !(await hasEndpoints(bullJob.data.customerId))) return;
       const em = deps.orm.em.fork();
       const targets = await findJobWebhookTargets(em, recordIdFor(bullJob.id as string), bullJob.data.customerId, events);
       if (!targets) return;

@@ -1,0 +1,127 @@
+import { z } from 'zod';
+import { tiers } from '../../jobs/billing/pricing.js';
+import { depositBody, limitsBody, listQuery, usageQuery } from '../routes/billing.routes.js';
+import { listQuery as servicesQuery, putServiceBody, serviceParams } from '../routes/services.routes.js';
+import { documentRoute, json, jsonBody, pageOf, timestamp, type RouteDocs } from './document-route.js';
+
+const cents = z.int().describe('US cents');
+
+export const balanceSchema = z
+  .object({
+    balance_usd_cents: cents,
+    outstanding_usd_cents: cents,
+    current_month_charged_usd_cents: cents,
+    last_month_charged_usd_cents: cents,
+    current_month_start: z.string(),
+    max_monthly_usd_cents: cents.nullable().describe('Null: no monthly limit'),
+    suspended_reason: z.string().nullable(),
+  })
+  .meta({ id: 'Balance' });
+
+export const transactionSchema = z
+  .object({ id: z.uuid(), type: z.string(), amount_usd_cents: cents, tx_digest: z.string().nullable(), created_at: timestamp })
+  .meta({ id: 'LedgerTransaction' });
+
+export const usageRecordSchema = z
+  .object({
+    id: z.string(),
+    service_type: z.string(),
+    window_start: timestamp,
+    window_end: timestamp,
+    request_count: z.int(),
+    bytes_transferred: z.number(),
+    charged_usd_cents: cents,
+  })
+  .meta({ id: 'UsageRecord' });
+
+export const serviceSchema = z
+  .object({
+    service_type: z.string(),
+    tier: z.enum(tiers),
+    enabled: z.boolean(),
+    state: z.enum(['active', 'suspended', 'disabled']),
+    suspended_reason: z.string().nullable(),
+    rate_limit_per_minute: z.int().nullable().describe('Null: unlimited'),
+    pricing: z.object({ request_micro_usd_cents: z.number(), gigabyte_micro_usd_cents: z.number(), estimated_usd_cents: z.number() }),
+    updated_at: timestamp.nullable(),
+  })
+  .meta({ id: 'Service' });
+
+/** billing.routes.ts: reachable while suspended (paying ends a suspension), rate-limited per customer. */
+export const billingDocs: RouteDocs = (registry) => {
+  const tag = 'Billing';
+  const auth = 'account';
+  documentRoute(registry, { tag, auth, method: 'get', path: '/billing/balance', summary: 'Balance, charges this month and the monthly limit', responses: { 200: json(balanceSchema, 'The balance') }, problems: [429] });
+  documentRoute(registry, {
+    tag,
+    auth,
+    method: 'get',
+    path: '/billing/usage',
+    summary: 'Metered usage windows, newest first',
+    request: { query: usageQuery },
+    responses: { 200: json(pageOf(usageRecordSchema), 'A page of usage records') },
+    problems: [422, 429],
+  });
+  documentRoute(registry, {
+    tag,
+    auth,
+    method: 'get',
+    path: '/billing/transactions',
+    summary: 'Ledger transactions, newest first',
+    request: { query: listQuery },
+    responses: { 200: json(pageOf(transactionSchema), 'A page of transactions') },
+    problems: [429],
+  });
+  documentRoute(registry, {
+    tag,
+    auth,
+    method: 'post',
+    path: '/billing/deposits',
+    summary: 'Deposit money (a signed-in user; `Idempotency-Key` makes a retry safe)',
+    request: { headers: z.object({ 'idempotency-key': z.string().max(255).optional() }), body: jsonBody(depositBody) },
+    responses: {
+      201: json(
+        z.object({ transaction: transactionSchema, balance_usd_cents: cents, suspended_reason: z.string().nullable(), services_resumed: z.boolean() }).meta({ id: 'Deposit' }),
+        'Deposited',
+      ),
+      200: json(z.object({}).passthrough(), 'The same Idempotency-Key: the first deposit, again'),
+    },
+    problems: [422, 429],
+  });
+  documentRoute(registry, {
+    tag,
+    auth,
+    method: 'patch',
+    path: '/billing/limits',
+    summary: 'Set (or clear, with null) the monthly spending limit',
+    request: { body: jsonBody(limitsBody) },
+    responses: { 200: json(balanceSchema, 'The balance with the new limit') },
+    problems: [429],
+  });
+};
+
+/** services.routes.ts */
+export const servicesDocs: RouteDocs = (registry) => {
+  const tag = 'Billing';
+  documentRoute(registry, {
+    tag,
+    auth: 'account',
+    method: 'get',
+    path: '/services',
+    summary: 'Every service type with the caller’s tier and state',
+    request: { query: servicesQuery },
+    responses: { 200: json(pageOf(serviceSchema), 'A page of services') },
+    problems: [429],
+  });
+  documentRoute(registry, {
+    tag,
+    auth: 'account',
+    method: 'put',
+    path: '/services/:service_type',
+    summary: 'Change tier or enable/disable a service',
+    description: 'Enabling or upgrading answers 402 (`insufficient_balance` or `monthly_limit_exceeded`, with the figures) when the balance or limit does not allow it.',
+    request: { params: serviceParams, body: jsonBody(putServiceBody) },
+    responses: { 200: json(serviceSchema, 'The service') },
+    problems: [402, 404, 429],
+  });
+};

@@ -1,0 +1,100 @@
+import type { OpenAPIRegistry, ResponseConfig, RouteConfig } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+import { problemSchema, problemTypes } from '../problems.js';
+
+/** Adds the routes of one `*.routes.ts` file to the document. One per routes file, listed in api/openapi.ts. */
+export type RouteDocs = (registry: OpenAPIRegistry) => void;
+
+/** The RFC 9457 body every error answer carries; one component shared by every route. */
+export const problem = problemSchema.meta({
+  id: 'Problem',
+  description: `RFC 9457 problem details. \`type\` is https://chrysalis.dev/problems/<name>, one of: ${Object.keys(problemTypes).join(', ')}.`,
+});
+
+const problemDescriptions: Record<number, string> = {
+  400: 'Malformed JSON, wrong types, missing or unknown fields (`validation`)',
+  401: 'Missing, invalid, expired or revoked credentials (`unauthorized`)',
+  402: 'The service is suspended or the balance does not cover it (`payment-required`)',
+  403: 'Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`)',
+  404: "No such resource, or another customer's (`not-found`)",
+  409: 'The resource is in a state that does not allow this (`conflict`)',
+  413: 'Request body too large (`payload-too-large`)',
+  422: 'Well-formed input that breaks a rule (`unprocessable`)',
+  429: 'Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers',
+  503: 'A dependency is unreachable (`unavailable`)',
+};
+
+/** Problem answers for these statuses. */
+export function problemResponses(statuses: Iterable<number>): Record<number, ResponseConfig> {
+  const responses: Record<number, ResponseConfig> = {};
+  for (const status of [...new Set(statuses)].sort()) {
+    responses[status] = { description: problemDescriptions[status] ?? 'Error', content: { 'application/problem+json': { schema: problem } } };
+  }
+  return responses;
+}
+
+/** A JSON answer. */
+export function json(schema: z.ZodType, description: string, headers?: ResponseConfig['headers']): ResponseConfig {
+  return { description, ...(headers ? { headers } : {}), content: { 'application/json': { schema } } };
+}
+
+/** A JSON request body. */
+export function jsonBody(schema: z.ZodType, description?: string): NonNullable<RouteConfig['request']>['body'] {
+  return { required: true, ...(description ? { description } : {}), content: { 'application/json': { schema } } };
+}
+
+export const noContent: ResponseConfig = { description: 'Done; no body' };
+
+/** `{items, next_cursor}`: a cursor-paginated list of `item`. */
+export function pageOf(item: z.ZodType) {
+  return z.object({
+    items: z.array(item),
+    next_cursor: z.string().nullable().describe('Pass as `?cursor=` for the next page; null on the last page'),
+  });
+}
+
+export const timestamp = z.iso.datetime().describe('ISO 8601, UTC');
+
+/**
+ * Who may call a route, and so which problem answers it can give besides its own:
+ * `metered` (the default): a JWT access token or an API key, held to the TOS gate, the service check
+ * and the per-customer rate limit — 401, 402, 403, 429. `account`: bearer with the TOS gate — 401, 403.
+ * `no-tos`: bearer, before the TOS is accepted — 401. `admin`: bearer, role admin — 401, 403.
+ * `none`: public.
+ */
+export type RouteAuth = 'metered' | 'account' | 'no-tos' | 'admin' | 'none';
+
+const authProblems: Record<RouteAuth, number[]> = {
+  metered: [401, 402, 403, 429],
+  account: [401, 403],
+  'no-tos': [401],
+  admin: [401, 403],
+  none: [],
+};
+
+export interface RouteDoc extends Omit<RouteConfig, 'path' | 'security' | 'responses' | 'tags'> {
+  /** Express syntax (`/jobs/:id`), relative to /api/v1; turned into `/jobs/{id}`. */
+  path: string;
+  tag: string;
+  /** Default `metered`. */
+  auth?: RouteAuth;
+  responses: Record<number, ResponseConfig>;
+  /** Problem statuses this route answers besides the ones its auth and input imply. */
+  problems?: number[];
+  /** Overrides the security the auth implies (e.g. the metrics token). */
+  security?: RouteConfig['security'];
+}
+
+/** Registers one route with the problem answers its auth implies, and 400 when it takes input. */
+export function documentRoute(registry: OpenAPIRegistry, doc: RouteDoc): void {
+  const { path, tag, auth = 'metered', responses, problems = [], security, ...rest } = doc;
+  const statuses = new Set([...problems, ...authProblems[auth]]);
+  if (rest.request?.body || rest.request?.query || rest.request?.params) statuses.add(400);
+  registry.registerPath({
+    ...rest,
+    path: path.replace(/:([A-Za-z0-9_]+)/g, '{$1}'),
+    tags: [tag],
+    security: security ?? (auth === 'none' ? [] : [{ bearerAuth: [] }]),
+    responses: { ...responses, ...problemResponses([...statuses].filter((status) => !(status in responses))) },
+  });
+}

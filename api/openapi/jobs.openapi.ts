@@ -1,0 +1,115 @@
+import { z } from 'zod';
+import { jobStates } from '../../db/entities/job-record.entity.js';
+import { jobRegistry } from '../../jobs/registry.js';
+import { jobIdParams, listJobsQuery, submitJobBody } from '../routes/jobs.routes.js';
+import { documentRoute, json, jsonBody, pageOf, timestamp, type RouteDocs } from './document-route.js';
+
+const pascal = (name: string) => name.replace(/(^|-)([a-z])/g, (_, _dash: string, letter: string) => letter.toUpperCase());
+
+/** GET /jobs/:id, and the answer of a submit that finished within `Prefer: wait`. */
+export const jobSchema = z
+  .object({
+    id: z.uuid(),
+    type: z.string(),
+    state: z.enum(jobStates),
+    progress: z.union([z.number(), z.record(z.string(), z.unknown())]).describe('What the processor last reported; 0 before any'),
+    attempts_made: z.int().min(0),
+    result: z.unknown().optional().describe("The job type's result (completed jobs)"),
+    error: z.string().optional().describe('Why the last attempt failed'),
+    created_at: timestamp,
+    started_at: timestamp.optional(),
+    finished_at: timestamp.optional(),
+  })
+  .meta({ id: 'Job' });
+
+/** 202 to a submit: the job is accepted and will run. */
+export const jobAcceptedSchema = z
+  .object({
+    id: z.uuid(),
+    type: z.string(),
+    state: z.enum(['queued', 'delayed']),
+    created_at: timestamp,
+    links: z.object({ self: z.string().describe('/api/v1/jobs/{id}') }),
+  })
+  .meta({ id: 'JobAccepted' });
+
+/** The headers every submit (POST /jobs and the substrate operations) understands. */
+export const submitHeaders = z.object({
+  prefer: z.string().optional().describe('RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds'),
+  'idempotency-key': z.string().max(255).optional().describe('Same key and body within 24 h: the same job; same key, other body: 422'),
+});
+
+/** The two answers of every submit. */
+export const submitResponses = {
+  200: json(jobSchema, 'Finished within `Prefer: wait` (completed or failed)'),
+  202: json(jobAcceptedSchema, 'Accepted; poll `Location` or stream /jobs/{id}/events', {
+    Location: { description: 'The job: /api/v1/jobs/{id}', schema: { type: 'string' } },
+  }),
+};
+
+export const jobsDocs: RouteDocs = (registry) => {
+  const tag = 'Jobs';
+  // `payload` is validated by the job type's own schema (after `type`): document those schemas, one component each.
+  const definitions = [...jobRegistry.values()];
+  const payloads = definitions.map((d) => d.payload.meta({ id: `${pascal(d.name)}Payload`, description: `A ${d.name} job: ${d.description}` }));
+  const body = submitJobBody.extend({
+    payload: z.union(payloads as [z.ZodType, ...z.ZodType[]]).optional().describe('The payload schema of the chosen `type`'),
+  });
+  const adminOnly = definitions.filter((d) => d.adminOnly).map((d) => d.name);
+
+  documentRoute(registry, {
+    tag,
+    method: 'post',
+    path: '/jobs',
+    summary: 'Submit a job',
+    description: `\`payload\` must match the schema of \`type\` (\`{}\` when omitted).${adminOnly.length ? ` Admins only: ${adminOnly.join(', ')} (403 for other users).` : ''}`,
+    request: { headers: submitHeaders, body: jsonBody(body) },
+    responses: submitResponses,
+    problems: [404, 422],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'get',
+    path: '/jobs',
+    summary: "List the caller's jobs, newest first",
+    request: { query: listJobsQuery },
+    responses: { 200: json(pageOf(jobSchema), 'A page of jobs') },
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'get',
+    path: '/jobs/:id',
+    summary: 'Get a job',
+    request: { params: jobIdParams },
+    responses: { 200: json(jobSchema, 'The job') },
+    problems: [404],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'delete',
+    path: '/jobs/:id',
+    summary: 'Cancel a job',
+    description: 'Queued or delayed: taken off the queue. Active: the processor is aborted. Already final: 409.',
+    request: { params: jobIdParams },
+    responses: { 200: json(jobSchema, 'The job, now `cancelled`') },
+    problems: [404, 409],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'get',
+    path: '/jobs/:id/events',
+    summary: "Stream a job's state changes (Server-Sent Events)",
+    description: [
+      'First `event: state` with the current state from PostgreSQL, then `event: state` (`{id, state}`) and',
+      '`event: progress` (`{id, state, progress}`) as they happen. At a final state, one last `event: state`',
+      'with `id: final` whose data is the whole Job, and the stream ends. A `: heartbeat` comment comes every',
+      '15 s. Reconnecting with `Last-Event-ID: final` answers 204, which stops an EventSource.',
+    ].join(' '),
+    request: { params: jobIdParams, headers: z.object({ 'last-event-id': z.string().optional() }) },
+    responses: {
+      200: { description: 'The event stream', content: { 'text/event-stream': { schema: z.string().describe('event: state|progress, data: JSON') } } },
+      204: { description: 'The job had already ended and the client saw its final event' },
+    },
+    problems: [404],
+  });
+};

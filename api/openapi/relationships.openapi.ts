@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { relationshipTypes } from '../../db/entities/relationship.entity.js';
+import { createRelationshipBody, edgeListParams, edgeListQuery, relationshipParams, traverseBody } from '../routes/relationships.routes.js';
+import { documentRoute, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
+
+export const relationshipSchema = z
+  .object({
+    id: z.uuid(),
+    source_id: z.string(),
+    target_id: z.string(),
+    type: z.enum(relationshipTypes),
+    metadata: z.record(z.string(), z.unknown()),
+    created_at: timestamp,
+  })
+  .meta({ id: 'Relationship' });
+
+/** relationships.routes.ts */
+export const relationshipsDocs: RouteDocs = (registry) => {
+  const tag = 'Relationships';
+  documentRoute(registry, {
+    tag,
+    method: 'post',
+    path: '/relationships',
+    summary: 'Relate two substrates (or get the existing relationship)',
+    request: { body: jsonBody(createRelationshipBody) },
+    responses: { 201: json(relationshipSchema, 'Created'), 200: json(relationshipSchema, 'It already existed') },
+    problems: [404],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'get',
+    path: '/relationships/stats',
+    summary: "Counts over the caller's relationships",
+    responses: {
+      200: json(
+        z.object({
+          total: z.int(),
+          by_type: z.record(z.string(), z.int()),
+          substrates_with_relationships: z.int(),
+          average_out_degree: z.number(),
+        }),
+        'The figures',
+      ),
+    },
+  });
+  for (const direction of ['outgoing', 'incoming'] as const) {
+    documentRoute(registry, {
+      tag,
+      method: 'get',
+      path: `/relationships/${direction}/:substrate_id`,
+      summary: `Relationships ${direction === 'outgoing' ? 'from' : 'to'} a substrate`,
+      request: { params: edgeListParams, query: edgeListQuery },
+      responses: { 200: json(pageOf(relationshipSchema), 'A page of relationships') },
+      problems: [404],
+    });
+  }
+  documentRoute(registry, {
+    tag,
+    method: 'post',
+    path: '/relationships/traverse',
+    summary: 'Walk the graph from a substrate (max_depth ≤ 10)',
+    request: { body: jsonBody(traverseBody) },
+    responses: {
+      200: json(
+        z.object({
+          start_substrate_id: z.string(),
+          nodes: z.array(z.object({ substrate_id: z.string(), depth: z.int().min(0) })),
+          edges: z.array(relationshipSchema),
+        }),
+        'The nodes reached and the edges walked',
+      ),
+    },
+    problems: [404],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'get',
+    path: '/relationships/:id',
+    summary: 'Get a relationship',
+    request: { params: relationshipParams },
+    responses: { 200: json(relationshipSchema, 'The relationship') },
+    problems: [404],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'delete',
+    path: '/relationships/:id',
+    summary: 'Delete a relationship',
+    request: { params: relationshipParams },
+    responses: { 204: noContent },
+    problems: [404],
+  });
+};

@@ -1,0 +1,61 @@
+import { z } from 'zod';
+import { jobTypeNames } from '../../jobs/registry.js';
+import { createScheduleBody, listQuery, nameParams } from '../routes/schedules.routes.js';
+import { documentRoute, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
+
+export const scheduleSchema = z
+  .object({
+    name: z.string(),
+    cron: z.string().nullable(),
+    every_ms: z.int().nullable(),
+    tz: z.string().describe('IANA time zone of `cron`'),
+    job: z.object({ type: z.enum(jobTypeNames), payload: z.unknown() }),
+    paused: z.boolean(),
+    next_run_at: timestamp.nullable().describe('Null while paused'),
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .meta({ id: 'Schedule' });
+
+/** schedules.routes.ts */
+export const schedulesDocs: RouteDocs = (registry) => {
+  const tag = 'Schedules';
+  documentRoute(registry, {
+    tag,
+    method: 'post',
+    path: '/schedules',
+    summary: 'Create or replace a schedule (upsert by name)',
+    description: 'Give `cron` (with `tz`, default UTC) or `every_ms` (≥ 10,000). At most 100 schedules per customer. The jobs it creates are ordinary jobs of the customer.',
+    request: { body: jsonBody(createScheduleBody) },
+    responses: { 201: json(scheduleSchema, 'Created'), 200: json(scheduleSchema, 'Replaced') },
+    problems: [404, 422],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'get',
+    path: '/schedules',
+    summary: 'List schedules with their next run',
+    request: { query: listQuery },
+    responses: { 200: json(pageOf(scheduleSchema), 'A page of schedules') },
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'delete',
+    path: '/schedules/:name',
+    summary: 'Delete a schedule',
+    request: { params: nameParams },
+    responses: { 204: noContent },
+    problems: [404],
+  });
+  for (const action of ['pause', 'resume'] as const) {
+    documentRoute(registry, {
+      tag,
+      method: 'post',
+      path: `/schedules/:name/${action}`,
+      summary: action === 'pause' ? 'Pause a schedule' : 'Resume a paused schedule',
+      request: { params: nameParams },
+      responses: { 200: json(scheduleSchema, 'The schedule') },
+      problems: [404],
+    });
+  }
+};

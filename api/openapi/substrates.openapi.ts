@@ -1,0 +1,137 @@
+import { z } from 'zod';
+import {
+  createSubstrateBody,
+  createSubstratesBatchBody,
+  invokeBody,
+  multiplyBody,
+  operationBodies,
+  patchSubstrateBody,
+  searchSubstratesQuery,
+  substrateParams,
+} from '../routes/substrates.routes.js';
+import { documentRoute, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
+import { submitHeaders, submitResponses } from './jobs.openapi.js';
+
+/** A substrate as every endpoint shows it (never with its expression text). */
+export const substrateSchema = z
+  .object({
+    substrate_id: z.string().regex(/^0x[0-9a-f]{16}$/),
+    identity: z.string().regex(/^\d+$/).describe('The 64-bit identity as a decimal string (a JSON number would lose precision)'),
+    expression_type: z.enum(['expression', 'constant']),
+    value: z.number().optional().describe('Constants only'),
+    metadata: z.record(z.string(), z.unknown()),
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .meta({ id: 'Substrate' });
+
+const operationDescriptions: Record<keyof typeof operationBodies, string> = {
+  add: 'Result `{original_value, new_value, operation}`.',
+  subtract: 'Result `{original_value, new_value, operation}`.',
+  modulus: 'Result `{value, modulus, expressed, residue}`; modulus 0 fails the job.',
+  power: 'Result `{value, exponent, result}`; a non-finite result fails the job.',
+  root: 'Result `{value, degree, result}`; an even root of a negative fails the job.',
+};
+
+export const substratesDocs: RouteDocs = (registry) => {
+  const tag = 'Substrates';
+  documentRoute(registry, {
+    tag,
+    method: 'post',
+    path: '/substrates',
+    summary: 'Create a substrate (or get the existing one)',
+    description: 'CEL expressions; a syntax error is a 422 naming the position. The id hashes owner, type and expression.',
+    request: { body: jsonBody(createSubstrateBody) },
+    responses: { 201: json(substrateSchema, 'Created'), 200: json(substrateSchema, 'It already existed') },
+    problems: [422],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'post',
+    path: '/substrates/batch',
+    summary: 'Create up to 1,000 substrates, all or nothing',
+    request: { body: jsonBody(createSubstratesBatchBody) },
+    responses: {
+      201: json(z.object({ items: z.array(substrateSchema.extend({ created: z.boolean() })), created: z.int().min(0) }), 'Every substrate, in request order'),
+    },
+    problems: [413, 422],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'post',
+    path: '/substrates/multiply',
+    summary: 'Multiply dimension values (an invoke job; no substrate needed)',
+    description: 'Result `{unity_value, operation, dimensions_collapsed}`.',
+    request: { headers: submitHeaders, body: jsonBody(multiplyBody) },
+    responses: submitResponses,
+    problems: [422],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'get',
+    path: '/substrates',
+    summary: 'Search substrates',
+    description: 'Also `?metadata.KEY=value` filters, one per key.',
+    request: { query: searchSubstratesQuery },
+    responses: { 200: json(pageOf(substrateSchema), 'A page of substrates') },
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'get',
+    path: '/substrates/:id',
+    summary: 'Get a substrate',
+    request: { params: substrateParams },
+    responses: { 200: json(substrateSchema, 'The substrate') },
+    problems: [404],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'patch',
+    path: '/substrates/:id',
+    summary: "Replace a substrate's metadata",
+    request: { params: substrateParams, body: jsonBody(patchSubstrateBody) },
+    responses: { 200: json(substrateSchema, 'The substrate') },
+    problems: [404],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'delete',
+    path: '/substrates/:id',
+    summary: 'Delete a substrate (and its relationships)',
+    request: { params: substrateParams },
+    responses: { 204: noContent },
+    problems: [404],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'post',
+    path: '/substrates/:id/invoke',
+    summary: 'Evaluate the expression (an invoke job)',
+    description: 'Result `{substrate_id, result, invocation_time_ms, cached}`; repeated parameters are served from the cache.',
+    request: { params: substrateParams, headers: submitHeaders, body: jsonBody(invokeBody) },
+    responses: submitResponses,
+    problems: [404],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'post',
+    path: '/substrates/:id/divide',
+    summary: 'Project the substrate on the nine dimensions (a divide job)',
+    description: 'Result `{substrate_id, dimensions: [{level, name, description, value}] × 9, fibonacci_sequence}`.',
+    request: { params: substrateParams, headers: submitHeaders, body: { content: { 'application/json': { schema: z.strictObject({}) } } } },
+    responses: submitResponses,
+    problems: [404],
+  });
+  for (const [op, body] of Object.entries(operationBodies)) {
+    documentRoute(registry, {
+      tag,
+      method: 'post',
+      path: `/substrates/:id/${op}`,
+      summary: `Apply ${op} to the substrate's value (an invoke job)`,
+      description: operationDescriptions[op as keyof typeof operationBodies],
+      request: { params: substrateParams, headers: submitHeaders, body: jsonBody(body) },
+      responses: submitResponses,
+      problems: [404],
+    });
+  }
+};

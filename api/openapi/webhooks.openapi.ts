@@ -1,0 +1,94 @@
+import { z } from 'zod';
+import { deliveryStates } from '../../db/entities/webhook-delivery.entity.js';
+import { webhookEvents } from '../../db/entities/webhook-endpoint.entity.js';
+import { createWebhookBody, deliveryParams, endpointParams, listQuery } from '../routes/webhooks.routes.js';
+import { documentRoute, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
+
+export const webhookSchema = z
+  .object({ id: z.uuid(), url: z.string(), events: z.array(z.enum(webhookEvents)), created_at: timestamp })
+  .meta({ id: 'Webhook' });
+
+/** 201 to POST /webhooks: the endpoint and its signing secret, shown only here. */
+export const newWebhookSchema = webhookSchema.extend({ secret: z.string().describe('`whsec_…`') }).meta({ id: 'NewWebhook' });
+
+const secretSchema = z.object({ secret: z.string().describe('`whsec_…`'), created_at: timestamp }).meta({ id: 'WebhookSecret' });
+
+export const deliverySchema = z
+  .object({
+    id: z.uuid(),
+    event_type: z.enum(webhookEvents),
+    webhook_id: z.string().describe('The Standard Webhooks `webhook-id` header, the same on every attempt and redelivery'),
+    job_id: z.uuid().nullable(),
+    state: z.enum(deliveryStates),
+    payload: z.unknown(),
+    attempts: z.array(
+      z.object({ attempt: z.int(), status_code: z.int().nullable(), duration_ms: z.number(), error: z.string().nullable(), at: timestamp }),
+    ),
+    created_at: timestamp,
+    finished_at: timestamp.nullable(),
+  })
+  .meta({ id: 'WebhookDelivery' });
+
+/** webhooks.routes.ts */
+export const webhooksDocs: RouteDocs = (registry) => {
+  const tag = 'Webhooks';
+  documentRoute(registry, {
+    tag,
+    method: 'post',
+    path: '/webhooks',
+    summary: 'Register an endpoint (its signing secret is shown once)',
+    description: 'URLs resolving to private, loopback or link-local addresses are refused (unless WEBHOOK_ALLOW_PRIVATE). At most 50 per customer.',
+    request: { body: jsonBody(createWebhookBody) },
+    responses: { 201: json(newWebhookSchema, 'Registered') },
+    problems: [422],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'get',
+    path: '/webhooks',
+    summary: 'List endpoints',
+    request: { query: listQuery },
+    responses: { 200: json(pageOf(webhookSchema), 'A page of endpoints') },
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'get',
+    path: '/webhooks/secret',
+    summary: "The account secret that signs jobs' own `webhook_url` deliveries",
+    responses: { 200: json(secretSchema, 'The secret') },
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'post',
+    path: '/webhooks/secret',
+    summary: 'Rotate the account secret',
+    responses: { 200: json(secretSchema, 'The new secret') },
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'delete',
+    path: '/webhooks/:id',
+    summary: 'Delete an endpoint',
+    request: { params: endpointParams },
+    responses: { 204: noContent },
+    problems: [404],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'get',
+    path: '/webhooks/:id/deliveries',
+    summary: "An endpoint's deliveries, newest first, each with every attempt",
+    request: { params: endpointParams, query: listQuery },
+    responses: { 200: json(pageOf(deliverySchema), 'A page of deliveries') },
+    problems: [404],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'post',
+    path: '/webhooks/:id/deliveries/:delivery_id/redeliver',
+    summary: 'Deliver again (same `webhook-id`, a fresh retry schedule)',
+    request: { params: deliveryParams },
+    responses: { 202: json(deliverySchema, 'Queued again') },
+    problems: [404],
+  });
+};

@@ -1,0 +1,154 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { RequestHandler, Response } from 'express';
+import type { Logger } from 'pino';
+import { insertRequestLogs, type NewRequestLog } from '../db/repositories/request-logs.js';
+
+export interface RequestLogOptions {
+  /** Longest a row waits in memory before it is written, in ms. Default 1000. */
+  flushIntervalMs?: number;
+  /** Rows per INSERT; a full batch is written at once. Default 500. */
+  batchSize?: number;
+  /** Rows kept in memory awaiting a flush (also while PostgreSQL is down); beyond it new rows are dropped. Default 50,000. */
+  maxBuffer?: number;
+  /** Writes a batch; default `insertRequestLogs` on the entity manager. Tests swap it to make flushes fail. */
+  write?: (rows: NewRequestLog[]) => Promise<unknown>;
+}
+
+/**
+ * Records every authenticated API call (`timestamp, customer_id, service_type, method, status_code,
+ * bytes_out`) for metering, off the request path: the middleware only pushes a row into memory when the
+ * response ends; a timer writes rows in bulk every `flushIntervalMs` or as soon as `batchSize` have
+ * gathered. A failed write keeps the rows for the next flush and never touches a request; the buffer is
+ * bounded, so a long database outage drops rows (counted in `stats.dropped` and logged) instead of memory.
+ */
+export class RequestLogRecorder {
+  private buffer: NewRequestLog[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> | null = null;
+  private lastDropWarning = 0;
+  private readonly flushIntervalMs: number;
+  private readonly batchSize: number;
+  private readonly maxBuffer: number;
+  private readonly write: (rows: NewRequestLog[]) => Promise<unknown>;
+  /** Counters for metrics and tests. */
+  readonly stats = { recorded: 0, written: 0, dropped: 0, failedFlushes: 0 };
+
+  constructor(
+    em: EntityManager,
+    private readonly logger: Logger,
+    options: RequestLogOptions = {},
+  ) {
+    this.flushIntervalMs = options.flushIntervalMs ?? 1000;
+    this.batchSize = options.batchSize ?? 500;
+    this.maxBuffer = options.maxBuffer ?? 50_000;
+    this.write = options.write ?? ((rows) => insertRequestLogs(em.fork(), rows));
+  }
+
+  /** Starts the flush timer. */
+  start(): this {
+    this.timer ??= setInterval(() => void this.flush(), this.flushIntervalMs).unref();
+    return this;
+  }
+
+  /** Rows waiting to be written. */
+  get pending(): number {
+    return this.buffer.length;
+  }
+
+  /** Queues one row; never throws, never waits. */
+  record(row: NewRequestLog): void {
+    if (this.buffer.length >= this.maxBuffer) {
+      this.stats.dropped += 1;
+      if (Date.now() - this.lastDropWarning > 10_000) {
+        this.lastDropWarning = Date.now();
+        this.logger.warn({ dropped: this.stats.dropped, buffered: this.buffer.length }, 'request-log buffer full: dropping rows (is PostgreSQL reachable?)');
+      }
+      return;
+    }
+    this.buffer.push(row);
+    this.stats.recorded += 1;
+    if (this.buffer.length >= this.batchSize && !this.flushing) setImmediate(() => void this.flush());
+  }
+
+  /**
+   * The Express middleware. Mount it ahead of the routes: when the response has been sent (or the client
+   * went away) it records the call if an authentication middleware set `req.principal` on the way — so
+   * every authenticated call is recorded, whichever router authenticated it, with the body bytes written.
+   */
+  readonly middleware: RequestHandler = (req, res, next) => {
+    const timestamp = new Date();
+    const counted = countBodyBytes(res);
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      const principal = req.principal;
+      if (!principal) return;
+      this.record({
+        timestamp,
+        customerId: principal.customerId,
+        serviceType: principal.serviceType,
+        method: req.method,
+        statusCode: res.statusCode,
+        bytesOut: counted.bytes,
+      });
+    };
+    res.once('finish', finish);
+    res.once('close', finish);
+    next();
+  };
+
+  /**
+   * Writes everything buffered now, batch by batch; resolves when done or when a write failed (the rows stay
+   * buffered for the next attempt). Concurrent calls share one flush.
+   */
+  flush(): Promise<void> {
+    this.flushing ??= this.drain().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.buffer.length > 0) {
+      const batch = this.buffer.slice(0, this.batchSize);
+      try {
+        await this.write(batch);
+      } catch (error) {
+        this.stats.failedFlushes += 1;
+        this.logger.error({ err: error, buffered: this.buffer.length }, 'request-log flush failed; keeping the rows for the next flush');
+        return;
+      }
+      this.buffer.splice(0, batch.length);
+      this.stats.written += batch.length;
+    }
+  }
+
+  /** Stops the timer and writes what is left (one attempt). For shutdown. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.flush();
+    if (this.buffer.length > 0) this.logger.error({ lost: this.buffer.length }, 'request logs could not be written before shutdown');
+  }
+}
+
+/** Counts body bytes as they are written (chunked and streamed responses have no Content-Length). */
+function countBodyBytes(res: Response): { bytes: number } {
+  const counted = { bytes: 0 };
+  const add = (chunk: unknown, encoding: unknown) => {
+    if (typeof chunk === 'string') counted.bytes += Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+    else if (chunk instanceof Uint8Array) counted.bytes += chunk.byteLength;
+  };
+  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...args: unknown[]) => Response;
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    add(chunk, rest[0]);
+    return write(chunk, ...rest);
+  }) as Response['write'];
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    if (typeof chunk !== 'function') add(chunk, rest[0]);
+    return end(chunk, ...rest);
+  }) as Response['end'];
+  return counted;
+}

@@ -1,0 +1,75 @@
+import express, { Router } from 'express';
+import { z } from 'zod';
+import { existingCustomerIds, listCustomersForAdmin, type AdminCustomerRow } from '../../db/repositories/customers-admin.js';
+import { insertRequestLogs } from '../../db/repositories/request-logs.js';
+import { requireAdmin } from '../auth/authenticate.js';
+import type { ApiDeps } from '../deps.js';
+import { decodeCursor, page, paginationQuery } from '../pagination.js';
+import { ProblemError } from '../problems.js';
+import { parseIngestBody, type IngestRejection } from '../usage-ingest.js';
+import { parseInput } from '../validate.js';
+
+const ndjsonTypes = ['application/x-ndjson', 'application/jsonl', 'application/x-jsonlines'];
+/** At most this many rejections are listed in an answer (`rejected_count` has them all). */
+const maxListedRejections = 1000;
+export const listQuery = z.strictObject({ ...paginationQuery });
+
+function customerView(row: AdminCustomerRow) {
+  const blocked = row.services.find((service) => service.suspended_reason !== null);
+  return {
+    id: row.id,
+    name: row.name,
+    created_at: new Date(row.createdAt).toISOString(),
+    balance_usd_cents: row.balanceUsdCents,
+    current_month_charged_usd_cents: row.currentMonthChargedUsdCents,
+    max_monthly_usd_cents: row.maxMonthlyUsdCents,
+    suspended_reason: blocked?.suspended_reason ?? null,
+    services: row.services,
+  };
+}
+
+/**
+ * Admin back-office routes under /api/v1: the edge proxy's usage ingest and the customer list. (The Bull
+ * Board pages under /admin are elsewhere.)
+ */
+export function adminRoutes(deps: ApiDeps): Router {
+  const router = Router();
+  const ndjson = express.text({ type: ndjsonTypes, limit: '16mb' });
+
+  /**
+   * NDJSON request-log rows (`timestamp, customer_id, service_type, method, status_code, bytes_out`), each
+   * validated alone: valid lines are stored (all in one transaction), bad ones reported by line number.
+   * 200 `{accepted, rejected, rejected_count}`; 400 when no line is valid.
+   */
+  router.post('/admin/usage/ingest', requireAdmin, ndjson, async (req, res) => {
+    if (!req.is(ndjsonTypes)) {
+      throw new ProblemError('unsupported-media-type', `send the rows as NDJSON (Content-Type: ${ndjsonTypes[0]}), one JSON object per line`);
+    }
+    const body = typeof req.body === 'string' ? req.body : '';
+    const { rows, rejected } = parseIngestBody(body);
+    const known = await existingCustomerIds(deps.orm.em.fork(), [...new Set(rows.map((row) => row.customerId))]);
+    const accepted = rows.filter((row) => known.has(row.customerId));
+    for (const row of rows) if (!known.has(row.customerId)) rejected.push({ line: row.line, error: `customer_id: no customer ${row.customerId}` });
+    rejected.sort((a, b) => a.line - b.line);
+    const listed: IngestRejection[] = rejected.slice(0, maxListedRejections);
+    if (accepted.length === 0) {
+      throw new ProblemError('validation', rejected.length === 0 ? 'the body holds no rows' : `no valid rows: ${rejected.length} rejected`, {
+        errors: listed.map((r) => ({ field: `body.line.${r.line}`, message: r.error })),
+        accepted: 0,
+        rejected: listed,
+        rejected_count: rejected.length,
+      });
+    }
+    await insertRequestLogs(deps.orm.em.fork(), accepted);
+    res.json({ accepted: accepted.length, rejected: listed, rejected_count: rejected.length });
+  });
+
+  router.get('/admin/customers', requireAdmin, async (req, res) => {
+    const query = parseInput(listQuery, req.query, 'query');
+    const beforeId = decodeCursor(query.cursor, z.uuid());
+    const rows = await listCustomersForAdmin(deps.orm.em.fork(), beforeId, query.limit + 1);
+    res.json(page(rows, query.limit, customerView, (row) => row.id));
+  });
+
+  return router;
+}

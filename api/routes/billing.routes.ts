@@ -1,0 +1,137 @@
+import { Router } from 'express';
+import { uuidv7 } from 'uuidv7';
+import { z } from 'zod';
+import { IdempotencyKeyConflictError, listLedgerTransactions, readCustomerAccount, type CustomerAccount, type LedgerTransaction } from '../../db/repositories/ledger.js';
+import { currentBillingBlock } from '../../db/repositories/service-instances.js';
+import { listUsageRecords, type UsageRecordView } from '../../db/repositories/usage-records.js';
+import { deposit, setMonthlyLimit } from '../../jobs/billing/account-operations.js';
+import { outstandingUsdCents } from '../../jobs/billing/price-records.js';
+import { principalOf } from '../auth/authenticate.js';
+import type { Principal } from '../auth/principal.js';
+import type { ApiDeps } from '../deps.js';
+import { decodeCursor, page, paginationQuery } from '../pagination.js';
+import { ProblemError } from '../problems.js';
+import { parseInput } from '../validate.js';
+
+/** The most one deposit may add: $10,000. Larger amounts are a 422 (split them, or talk to us). */
+export const maxDepositUsdCents = 1_000_000;
+/** The highest monthly limit accepted: $1,000,000,000. */
+const maxMonthlyLimitUsdCents = 100_000_000_000;
+
+export const depositBody = z.strictObject({ amount_usd_cents: z.number().int('must be a whole number of cents').positive('must be positive') });
+export const limitsBody = z.strictObject({ max_monthly_usd_cents: z.number().int('must be a whole number of cents').min(0).max(maxMonthlyLimitUsdCents).nullable() });
+export const usageQuery = z.strictObject({ from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional(), ...paginationQuery });
+export const listQuery = z.strictObject({ ...paginationQuery });
+const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
+
+const iso = (value: string | Date): string => new Date(value).toISOString();
+
+function balanceView(account: CustomerAccount, outstanding: number, suspendedReason: string | null) {
+  return {
+    balance_usd_cents: account.balanceUsdCents,
+    outstanding_usd_cents: outstanding,
+    current_month_charged_usd_cents: account.currentMonthChargedUsdCents,
+    last_month_charged_usd_cents: account.lastMonthChargedUsdCents,
+    current_month_start: account.currentMonthStart,
+    max_monthly_usd_cents: account.maxMonthlyUsdCents,
+    suspended_reason: suspendedReason,
+  };
+}
+
+function transactionView(row: LedgerTransaction) {
+  return { id: row.id, type: row.txType, amount_usd_cents: row.amountUsdCents, tx_digest: row.txDigest, created_at: iso(row.createdAt) };
+}
+
+function usageView(row: UsageRecordView) {
+  return {
+    id: row.id,
+    service_type: row.serviceType,
+    window_start: iso(row.windowStart),
+    window_end: iso(row.windowEnd),
+    request_count: row.requestCount,
+    bytes_transferred: row.bytesTransferred,
+    charged_usd_cents: row.chargedUsdCents,
+  };
+}
+
+/** Moving money or limits takes a signed-in user; API keys may read. */
+function requireUser(principal: Principal, action: string): void {
+  if (!principal.userId) throw new ProblemError('forbidden', `${action} needs a user access token, not an API key`);
+}
+
+/**
+ * Billing (SPEC §5): balance, usage, ledger transactions, deposits and the monthly limit. Mounted after
+ * authentication but before the suspended-service check, so a suspended customer can still pay.
+ */
+export function billingRoutes(deps: ApiDeps): Router {
+  const router = Router();
+
+  router.get('/billing/balance', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const em = deps.orm.em.fork();
+    const account = await readCustomerAccount(em, customerId);
+    res.json(balanceView(account, await outstandingUsdCents(em, customerId), await currentBillingBlock(em, customerId)));
+  });
+
+  router.get('/billing/usage', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const query = parseInput(usageQuery, req.query, 'query');
+    const from = query.from ? new Date(query.from) : undefined;
+    const to = query.to ? new Date(query.to) : undefined;
+    if (from && to && from >= to) throw new ProblemError('unprocessable', 'query.from must be before query.to', { errors: [{ field: 'query.from', message: 'must be before query.to' }] });
+    const beforeId = decodeCursor(query.cursor, z.string().regex(/^\d{1,19}$/));
+    const rows = await listUsageRecords(deps.orm.em.fork(), { customerId, from, to, beforeId, limit: query.limit + 1 });
+    res.json(page(rows, query.limit, usageView, (row) => row.id));
+  });
+
+  router.get('/billing/transactions', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const query = parseInput(listQuery, req.query, 'query');
+    const beforeId = decodeCursor(query.cursor, z.uuid());
+    const rows = await listLedgerTransactions(deps.orm.em.fork(), { customerId, beforeId, limit: query.limit + 1 });
+    res.json(page(rows, query.limit, transactionView, (row) => row.id));
+  });
+
+  /** `Idempotency-Key` makes a retried deposit safe: the same key answers the first deposit (200) and moves nothing. */
+  router.post('/billing/deposits', async (req, res) => {
+    const principal = principalOf(req);
+    requireUser(principal, 'depositing');
+    const body = parseInput(depositBody, req.body, 'body');
+    if (body.amount_usd_cents > maxDepositUsdCents) {
+      throw new ProblemError('unprocessable', `a deposit may add at most ${maxDepositUsdCents} cents`, {
+        errors: [{ field: 'body.amount_usd_cents', message: `must be at most ${maxDepositUsdCents}` }],
+      });
+    }
+    const header = req.header('idempotency-key');
+    if (header !== undefined && !idempotencyKeyPattern.test(header)) {
+      throw new ProblemError('validation', 'Idempotency-Key must be 1–255 visible ASCII characters', { errors: [{ field: 'header.idempotency-key', message: 'must be 1–255 visible ASCII characters' }] });
+    }
+    const idempotencyKey = `dep_${principal.customerId}:${header ?? uuidv7()}`;
+    let outcome;
+    try {
+      outcome = await deposit(deps.orm.em.fork(), { customerId: principal.customerId, amountUsdCents: body.amount_usd_cents, idempotencyKey });
+    } catch (error) {
+      if (!(error instanceof IdempotencyKeyConflictError)) throw error;
+      throw new ProblemError('unprocessable', 'this Idempotency-Key was already used for a different deposit', { errors: [{ field: 'header.idempotency-key', message: 'reused with a different amount' }] });
+    }
+    if (outcome.review.changed) await deps.principals.invalidateCustomer(principal.customerId);
+    res.status(outcome.replayed ? 200 : 201).json({
+      transaction: transactionView(outcome.transaction),
+      balance_usd_cents: outcome.account.balanceUsdCents,
+      suspended_reason: outcome.review.after,
+      services_resumed: outcome.review.before !== null && outcome.review.after === null,
+    });
+  });
+
+  router.patch('/billing/limits', async (req, res) => {
+    const principal = principalOf(req);
+    requireUser(principal, 'changing the monthly limit');
+    const body = parseInput(limitsBody, req.body, 'body');
+    const em = deps.orm.em.fork();
+    const outcome = await setMonthlyLimit(em, principal.customerId, body.max_monthly_usd_cents);
+    if (outcome.review.changed) await deps.principals.invalidateCustomer(principal.customerId);
+    res.json(balanceView(outcome.account, await outstandingUsdCents(em, principal.customerId), await currentBillingBlock(em, principal.customerId)));
+  });
+
+  return router;
+}

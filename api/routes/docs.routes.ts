@@ -1,0 +1,49 @@
+import { Router, type RequestHandler } from 'express';
+import swaggerUi from 'swagger-ui-express';
+import { buildOpenApiDocument, type OpenApiDocument } from '../openapi.js';
+
+const documentUrl = '/api/v1/openapi.json';
+const docsUrl = '/api/v1/docs/';
+
+/**
+ * Swagger UI loads its bundle, preset, init script and stylesheet from this origin (swagger-ui-dist,
+ * served below) and styles elements inline; it fetches the document from here too. The online
+ * validator badge is switched off, so nothing leaves the origin.
+ */
+export const docsCsp = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'self'",
+  "form-action 'self'",
+].join('; ');
+
+const withDocsCsp: RequestHandler = (_req, res, next) => {
+  res.setHeader('Content-Security-Policy', docsCsp);
+  next();
+};
+
+/** `GET /openapi.json` (the document, built once) and the reference UI at `GET /docs/`. No authentication. */
+export function docsRoutes(): Router {
+  const router = Router();
+  let document: OpenApiDocument | undefined;
+  const uiOptions = { swaggerUrl: documentUrl, customSiteTitle: 'Chrysalis API reference', swaggerOptions: { validatorUrl: null } };
+  const page = swaggerUi.setup(undefined, uiOptions);
+
+  router.get('/openapi.json', (_req, res) => {
+    document ??= buildOpenApiDocument();
+    res.json(document);
+  });
+
+  router.get('/docs', withDocsCsp, (req, res, next) => {
+    // The page loads its assets by relative URL (./swagger-ui.css), which only resolve under /docs/.
+    if (!req.originalUrl.split('?')[0]!.endsWith('/')) return res.redirect(301, docsUrl);
+    page(req, res, next);
+  });
+  router.use('/docs', withDocsCsp, ...swaggerUi.serveFiles(undefined, uiOptions));
+
+  return router;
+}

@@ -1,0 +1,100 @@
+import { Router } from 'express';
+import { finalStates, type JobState } from '../../db/entities/job-record.entity.js';
+import { findJob } from '../../db/repositories/jobs.js';
+import { principalOf } from '../auth/authenticate.js';
+import type { ApiDeps } from '../deps.js';
+import { openEventStream } from '../event-stream.js';
+import { jobView } from '../job-responses.js';
+import type { JobEvent } from '../job-waiter.js';
+import { notFound } from '../problems.js';
+import { parseInput } from '../validate.js';
+import { jobIdParams } from './jobs.routes.js';
+
+export interface JobEventsRoutesOptions {
+  /** Heartbeat comment interval, in ms; each heartbeat also re-reads the job row. Default 15,000. */
+  heartbeatMs?: number;
+}
+
+/**
+ * The `id:` of the last event. An EventSource that reconnects after the stream ended sends it back as
+ * `Last-Event-ID`, and gets 204, which per the SSE spec tells it to stop reconnecting.
+ */
+export const finalEventId = 'final';
+
+/** BullMQ events that move a job to a non-final state, and the state they mean. */
+const movingStates: Partial<Record<JobEvent['event'], JobState>> = { waiting: 'queued', delayed: 'delayed', active: 'active' };
+
+/**
+ * `GET /jobs/:id/events`: Server-Sent Events for one job. First `event: state` with the row as
+ * PostgreSQL has it; then `state` and `progress` events as BullMQ's QueueEvents report them (so a
+ * worker anywhere is heard by any API process); at a final state, one last `state` event carrying the
+ * whole job (as GET /jobs/:id) and the end of the stream. Final states are read from PostgreSQL, never
+ * inferred from the event, because the row is the record and is written before BullMQ reports.
+ */
+export function jobEventsRoutes(deps: ApiDeps, options: JobEventsRoutesOptions = {}): Router {
+  const router = Router();
+
+  router.get('/jobs/:id/events', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const { id } = parseInput(jobIdParams, req.params, 'params');
+    const em = deps.orm.em.fork();
+    const existing = await findJob(em, customerId, id);
+    if (!existing) throw notFound(`job ${id}`);
+    if (finalStates.includes(existing.state) && req.header('last-event-id') === finalEventId) {
+      res.status(204).end();
+      return;
+    }
+
+    const log = req.log ?? deps.logger;
+    let lastState: JobState | null = null;
+    // Events are handled one at a time, in arrival order, even when one needs a database read.
+    let queue = Promise.resolve();
+    const step = (work: () => Promise<void> | void) => {
+      queue = queue.then(work).catch((error: unknown) => {
+        log.error({ err: error, jobId: id }, 'job event stream failed');
+        stream.close();
+      });
+    };
+
+    const stream = openEventStream(res, { heartbeatMs: options.heartbeatMs, onHeartbeat: () => step(sendRow) });
+
+    async function sendRow(): Promise<void> {
+      if (stream.closed) return;
+      const job = await findJob(em, customerId, id);
+      if (!job) return stream.close();
+      if (finalStates.includes(job.state)) {
+        stream.send('state', jobView(job), finalEventId);
+        return stream.close();
+      }
+      if (job.state !== lastState) {
+        lastState = job.state;
+        stream.send('state', { id, state: job.state, progress: job.progress ?? 0 });
+      }
+    }
+
+    function onEvent(event: JobEvent): void {
+      if (event.event === 'progress') {
+        stream.send('progress', { id, state: lastState ?? 'active', progress: event.data });
+        return;
+      }
+      const moved = movingStates[event.event];
+      if (moved === undefined) return step(sendRow);
+      if (moved !== lastState) {
+        lastState = moved;
+        stream.send('state', { id, state: moved });
+      }
+    }
+
+    // Subscribe before the first read, so nothing that happens in between is missed.
+    const unsubscribe = deps.waiter.subscribe(id, (event) => step(() => onEvent(event)));
+    // On shutdown the stream ends; the client's EventSource reconnects to another API process.
+    const stopOnShutdown = deps.waiter.onClose(() => stream.close());
+    stream.onClose(() => {
+      unsubscribe();
+      stopOnShutdown();
+    });
+    step(sendRow);
+  });
+
+  return router;
+}

@@ -1,0 +1,59 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Tier } from '../../db/entities/service-instance.entity.js';
+import { lockCustomerAccount, postCustomerTransaction, readCustomerAccount, type CustomerAccount, type LedgerTransaction } from '../../db/repositories/ledger.js';
+import { lockServiceInstance, upsertServiceInstance, type ServiceInstanceRow } from '../../db/repositories/service-instances.js';
+import { validateOperation, type OperationCheck } from './billing-rules.js';
+import { isUpgrade, tierPrice } from './pricing.js';
+import { reviewBillingBlock, type BlockReview } from './review-block.js';
+
+/**
+ * What customers do to their own billing (the API's use cases), each in one transaction under the
+ * customer's account lock, with the billing suspension reviewed whenever the change could lift it.
+ */
+
+export interface DepositOutcome {
+  transaction: LedgerTransaction;
+  /** The Idempotency-Key named an earlier deposit: nothing moved this time. */
+  replayed: boolean;
+  review: BlockReview;
+  account: CustomerAccount;
+}
+
+/** Credits the customer's escrow account (from `platform:funding`) and resumes services the balance now covers. */
+export async function deposit(em: EntityManager, request: { customerId: string; amountUsdCents: number; idempotencyKey: string }): Promise<DepositOutcome> {
+  return em.transactional(async (tx) => {
+    const posting = await postCustomerTransaction(tx, { ...request, txType: 'deposit' });
+    if (posting.status === 'insufficient-funds') throw new Error('a deposit cannot lack funds');
+    const review = await reviewBillingBlock(tx, request.customerId);
+    return { transaction: posting.transaction, replayed: posting.status === 'replayed', review, account: await readCustomerAccount(tx, request.customerId) };
+  });
+}
+
+/** Sets (or, with null, removes) the monthly limit; a higher limit can resume services suspended for it. */
+export async function setMonthlyLimit(em: EntityManager, customerId: string, maxMonthlyUsdCents: number | null): Promise<{ review: BlockReview; account: CustomerAccount }> {
+  return em.transactional(async (tx) => {
+    await lockCustomerAccount(tx, customerId);
+    await tx.execute(`update customers set max_monthly_usd_cents = ? where id = ?`, [maxMonthlyUsdCents, customerId]);
+    const review = await reviewBillingBlock(tx, customerId);
+    return { review, account: await readCustomerAccount(tx, customerId) };
+  });
+}
+
+export type ServiceChange = { allowed: true; service: ServiceInstanceRow } | Extract<OperationCheck, { allowed: false }>;
+
+/**
+ * Sets a service's tier and enabled flag. Enabling it, or raising its tier while enabled, first passes the
+ * seed's `validateOperation` with the tier's estimated cost; disabling and downgrading always pass.
+ */
+export async function changeService(em: EntityManager, customerId: string, serviceType: string, change: { tier: Tier; enabled: boolean }): Promise<ServiceChange> {
+  return em.transactional(async (tx): Promise<ServiceChange> => {
+    const account = await lockCustomerAccount(tx, customerId);
+    const current = await lockServiceInstance(tx, customerId, serviceType);
+    const costsMore = change.enabled && (!current || !current.enabled || isUpgrade(current.tier, change.tier));
+    if (costsMore) {
+      const check = validateOperation(account, tierPrice(serviceType, change.tier).estimatedUsdCents);
+      if (!check.allowed) return check;
+    }
+    return { allowed: true, service: await upsertServiceInstance(tx, customerId, serviceType, change) };
+  });
+}

@@ -1,0 +1,38 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * Replaces `target` with `data` so that a reader sees either the old file or the new one, never a part:
+ * write a temp file in the same folder (same filesystem, so the rename is atomic), fsync it, rename it over
+ * the target, then fsync the folder so the rename itself survives a crash. The file gets `mode` (default
+ * 0600: the vault holds key ciphertexts).
+ */
+export async function writeFileAtomically(target: string, data: string | Buffer, mode = 0o600): Promise<void> {
+  const folder = path.dirname(target);
+  await mkdir(folder, { recursive: true });
+  const temp = path.join(folder, `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const file = await open(temp, 'wx', mode);
+  try {
+    await file.chmod(mode); // open's mode is filtered by the umask; make it exact
+    await file.writeFile(data);
+    await file.sync();
+  } catch (error) {
+    await file.close();
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await file.close();
+  try {
+    await rename(temp, target);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  const directory = await open(folder, 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+}

@@ -1,0 +1,78 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** A child process running a TypeScript entry point under tsx (platform and baselines alike). */
+export interface Child {
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export function startChild(entry: string, env: NodeJS.ProcessEnv, name: string): Child {
+  // BENCH_CPU_PROF=api,worker writes V8 CPU profiles of those children to .data/profiles (open in Chrome DevTools).
+  const profiled = (process.env.BENCH_CPU_PROF ?? '').split(',').includes(name);
+  const profileFlags = profiled ? ['--cpu-prof', `--cpu-prof-dir=${path.join(root, '.data', 'profiles')}`] : [];
+  const child = spawn(process.execPath, [...profileFlags, '--import', 'tsx', path.join(root, entry)], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  child.on('exit', (code, signal) => {
+    if (code && code !== 0) process.stderr.write(`[bench] ${name} exited with ${code ?? signal}\n${stderr}\n`);
+  });
+  return {
+    process: child,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        child.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Resident set size of a process in MiB (Linux /proc). */
+export function rssMiB(pid: number | undefined): number {
+  if (!pid) return 0;
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Math.round((Number(match[1]) / 1024) * 10) / 10 : 0;
+}
+
+export async function waitUntil(condition: () => Promise<boolean>, timeoutMs: number, intervalMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return Math.round((sorted[index] ?? 0) * 1000) / 1000;
+}
+
+export const round = (value: number, digits = 2): number => Math.round(value * 10 ** digits) / 10 ** digits;
+
+export interface ScenarioResult {
+  scenario: string;
+  n: number;
+  unit: string;
+  platform: number;
+  baseline: number | null;
+  ratio: number | null;
+  target: string;
+  met: boolean;
+  details?: Record<string, unknown>;
+}

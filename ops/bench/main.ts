@@ -1,0 +1,292 @@
+/**
+ * `npm run bench`: the platform end to end and, in the same run on the same services, the same work
+ * through a minimal raw-BullMQ program. Prints one JSON object per scenario, then a table.
+ *
+ *   npm run bench                      # every scenario at full size
+ *   npm run bench -- --quick           # smaller N (a smoke run)
+ *   npm run bench -- --only=wait-latency,batch-10k
+ */
+import autocannon from 'autocannon';
+import { Queue, QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { pino } from 'pino';
+import { createOrm, migrate } from '../../db/orm.js';
+import { getJobDefinition } from '../../jobs/registry.js';
+import { createQueues, closeQueues } from '../../workers/queues.js';
+import { submitJobsBulk } from '../../workers/submit-job.js';
+import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
+import { percentile, round, rssMiB, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const only = args.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',');
+const wanted = (name: string) => !only || only.includes(name);
+import { readFileSync } from 'node:fs';
+const packageVersion = (name: string): string => JSON.parse(readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), 'utf8')).version;
+const versions = { node: process.version, bullmq: packageVersion('bullmq'), piscina: packageVersion('piscina'), express: packageVersion('express') };
+
+const apiPort = 3900 + Math.floor(Math.random() * 50);
+const basePort = apiPort + 50;
+const api = `http://127.0.0.1:${apiPort}/api/v1`;
+const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+
+async function json(method: string, path: string, body?: unknown, token?: string) {
+  const response = await fetch(api + path, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (response.status >= 400) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return JSON.parse(text);
+}
+
+async function main(): Promise<void> {
+  loadDotEnv();
+  const services = await ensureServicesForEnv(process.env, { log });
+  const adminUrl = new URL(process.env.DATABASE_URL as string);
+  const database = `chrysalis_bench_${process.pid}`;
+  const admin = new pg.Client({ connectionString: adminUrl.toString() });
+  await admin.connect();
+  await admin.query(`create database ${database}`);
+  const databaseUrl = Object.assign(new URL(adminUrl), { pathname: `/${database}` }).toString();
+  const db = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+  const orm = await createOrm(databaseUrl, { poolMax: 4 });
+  await migrate(orm);
+  await db.query('create table bench_results (id text primary key, value jsonb)');
+
+  const redisUrl = process.env.REDIS_URL as string;
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const prefix = `{bench-${randomBytes(3).toString('hex')}}`;
+  const basePrefix = `${prefix.slice(0, -1)}-base}`;
+  const platformEnv = {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: prefix,
+    PORT: String(apiPort),
+    LOG_LEVEL: 'warn',
+    WORKER_METRICS_PORT: '0',
+    READY_REQUIRES_WORKER: 'false',
+    RATE_LIMIT_REGISTER_PER_MIN: '1000',
+    RATE_LIMIT_LOGIN_PER_MIN: '1000',
+  };
+  const children: Child[] = [];
+  const results: ScenarioResult[] = [];
+  const report = (result: ScenarioResult) => {
+    results.push(result);
+    console.log(JSON.stringify({ ...result, versions }));
+  };
+
+  try {
+    log(`platform: API on :${apiPort}, one worker process; database ${database}; prefix ${prefix}`);
+    const apiChild = startChild('api/main.ts', platformEnv, 'api');
+    const workerChild = startChild('workers/main.ts', platformEnv, 'worker');
+    children.push(apiChild, workerChild);
+    await waitUntil(async () => (await fetch(`${api}/ready`).catch(() => null))?.status === 200, 60_000, 200);
+
+    const email = `bench-${Date.now()}@example.test`;
+    await json('POST', '/auth/register', { email, password: 'bench password 1', accept_tos: true, tos_version: '1.0.0' });
+    const { access_token: token } = await json('POST', '/auth/login', { email, password: 'bench password 1' });
+    const { customer_id: customerId } = await json('GET', '/auth/me', undefined, token);
+    await db.query(`update service_instances set tier = 'enterprise' where customer_id = $1`, [customerId]);
+    const { key } = await json('POST', '/api-keys', { name: 'bench', service_type: 'compute' }, token);
+    const { substrate_id: substrateId } = await json('POST', '/substrates', { expression_type: 'expression', expression: 'x * y' }, key);
+
+    const platformQueues = createQueues(redis, prefix);
+    const em = orm.em.fork();
+    const logger = pino({ level: 'warn' });
+    const invoke = getJobDefinition('invoke')!;
+    const countFinished = async (since: Date) =>
+      Number((await db.query(`select count(*) as n from jobs where customer_id = $1 and created_at >= $2 and state in ('completed', 'failed')`, [customerId, since])).rows[0].n);
+    const countBaseline = async () => Number((await db.query('select count(*) as n from bench_results')).rows[0].n);
+
+    const baselineWorker = async (queue: string, mode: 'persist' | 'evaluate') => {
+      const child = startChild('ops/bench/baseline/raw-worker.ts', { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, BENCH_QUEUE: queue, BENCH_PREFIX: basePrefix, BENCH_MODE: mode }, 'raw worker');
+      const probe = new Queue(queue, { connection: redis, prefix: basePrefix });
+      await waitUntil(async () => (await probe.getWorkers()).length > 0, 30_000, 100);
+      return { child, queue: probe };
+    };
+
+    /** Platform: bulk-submit N invokes and wait until every row is final. Baseline: addBulk + raw worker + batched insert. */
+    const drain = async (n: number) => {
+      const since = new Date();
+      const started = performance.now();
+      await submitJobsBulk({ em, queues: platformQueues, logger }, customerId, invoke, Array.from({ length: n }, (_, i) => ({ substrate_id: substrateId, parameters: { x: i, y: 3 } })));
+      await waitUntil(async () => (await countFinished(since)) >= n, 600_000, 100);
+      return (performance.now() - started) / 1000;
+    };
+
+    if (wanted('queue-drain')) {
+      const n = quick ? 10_000 : 50_000;
+      log(`queue-drain: ${n} jobs`);
+      const platformSeconds = await drain(n);
+      const base = await baselineWorker('bench-drain', 'persist');
+      await db.query('truncate bench_results');
+      const started = performance.now();
+      for (let i = 0; i < n; i += 1000) {
+        await base.queue.addBulk(Array.from({ length: Math.min(1000, n - i) }, (_, j) => ({ name: 'invoke', data: { expression: 'x * y', parameters: { x: i + j, y: 3 } } })));
+      }
+      await waitUntil(async () => (await countBaseline()) >= n, 600_000, 100);
+      const baselineSeconds = (performance.now() - started) / 1000;
+      await base.child.stop();
+      await base.queue.obliterate({ force: true });
+      const platform = n / platformSeconds;
+      const baseline = n / baselineSeconds;
+      report({ scenario: 'queue-drain', n, unit: 'jobs/s', platform: round(platform), baseline: round(baseline), ratio: round(platform / baseline, 3), target: 'ratio >= 0.8', met: platform / baseline >= 0.8, details: { platform_seconds: round(platformSeconds, 3), baseline_seconds: round(baselineSeconds, 3) } });
+    }
+
+    if (wanted('http-submit')) {
+      const duration = quick ? 5 : 10;
+      log(`http-submit: 64 connections for ${duration} s`);
+      const since = new Date();
+      const body = JSON.stringify({ parameters: { x: 5, y: 7 } });
+      const platformRun = await autocannon({ url: `${api}/substrates/${substrateId}/invoke`, method: 'POST', connections: 64, duration, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
+      const accepted = platformRun['2xx'];
+      const drainStarted = performance.now();
+      await waitUntil(async () => (await countFinished(since)) >= accepted, 600_000, 200);
+      const drainSeconds = (performance.now() - drainStarted) / 1000;
+      const completed = Number((await db.query(`select count(*) as n from jobs where customer_id = $1 and created_at >= $2 and state = 'completed'`, [customerId, since])).rows[0].n);
+      const bare = startChild('ops/bench/baseline/bare-server.ts', { REDIS_URL: redisUrl, BENCH_QUEUE: 'bench-submit', BENCH_PREFIX: basePrefix, PORT: String(basePort) }, 'bare server');
+      await waitUntil(async () => (await fetch(`http://127.0.0.1:${basePort}/cached`, { method: 'POST' }).catch(() => null))?.status === 200, 30_000, 100);
+      const baseRun = await autocannon({ url: `http://127.0.0.1:${basePort}/submit`, method: 'POST', connections: 64, duration, headers: { 'content-type': 'application/json' }, body });
+      await bare.stop();
+      await new Queue('bench-submit', { connection: redis, prefix: basePrefix }).obliterate({ force: true });
+      const platform = accepted / duration;
+      const baseline = baseRun['2xx'] / duration;
+      report({
+        scenario: 'http-submit', n: accepted, unit: 'accepted/s', platform: round(platform), baseline: round(baseline), ratio: round(platform / baseline, 3),
+        target: 'ratio >= 0.5; every accepted job completed', met: platform / baseline >= 0.5 && completed === accepted,
+        details: { accepted, completed, non_2xx: platformRun.non2xx, errors: platformRun.errors, drain_seconds: round(drainSeconds, 2), platform_p99_ms: platformRun.latency.p99, baseline_p99_ms: baseRun.latency.p99 },
+      });
+    }
+
+    if (wanted('wait-latency')) {
+      const n = quick ? 300 : 1000;
+      log(`wait-latency: ${n} sequential Prefer: wait calls`);
+      const call = (x: number) => fetch(`${api}/substrates/${substrateId}/invoke`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', prefer: 'wait=5' }, body: JSON.stringify({ parameters: { x, y: 11 } }) }).then(async (r) => {
+        const answer = (await r.json()) as { state?: string };
+        if (r.status !== 200 || answer.state !== 'completed') throw new Error(`wait call answered ${r.status} ${answer.state}`);
+      });
+      const offset = 10_000_000 + Math.floor(Math.random() * 1_000_000);
+      for (let i = 0; i < 50; i++) await call(offset + i);
+      const platformLatencies: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const started = performance.now();
+        await call(offset + 100 + i);
+        platformLatencies.push(performance.now() - started);
+      }
+      const base = await baselineWorker('bench-wait', 'evaluate');
+      const events = new QueueEvents('bench-wait', { connection: { url: redisUrl }, prefix: basePrefix });
+      await events.waitUntilReady();
+      const baselineLatencies: number[] = [];
+      for (let i = 0; i < n + 50; i++) {
+        const started = performance.now();
+        const job = await base.queue.add('invoke', { expression: 'x * y', parameters: { x: i, y: 11 } }, { removeOnComplete: { age: 60 } });
+        await job.waitUntilFinished(events, 5000);
+        if (i >= 50) baselineLatencies.push(performance.now() - started);
+      }
+      await events.close();
+      await base.child.stop();
+      await base.queue.obliterate({ force: true });
+      platformLatencies.sort((a, b) => a - b);
+      baselineLatencies.sort((a, b) => a - b);
+      const p50 = percentile(platformLatencies, 50);
+      const p99 = percentile(platformLatencies, 99);
+      const baseP50 = percentile(baselineLatencies, 50);
+      report({
+        scenario: 'wait-latency', n, unit: 'ms p50', platform: p50, baseline: baseP50, ratio: round(p50 / baseP50, 3),
+        target: 'p50 <= baseline p50 + 2 ms; p99 <= 15 ms', met: p50 <= baseP50 + 2 && p99 <= 15,
+        details: { platform_p99_ms: p99, baseline_p99_ms: percentile(baselineLatencies, 99), platform_p90_ms: percentile(platformLatencies, 90) },
+      });
+    }
+
+    if (wanted('batch-10k')) {
+      const n = 10_000;
+      log('batch-10k: one batch of 10,000 vs 10,000 raw BullMQ jobs');
+      const invocations = Array.from({ length: n }, (_, i) => ({ substrate_id: substrateId, parameters: { x: i, y: 13 } }));
+      const started = performance.now();
+      const response = await fetch(`${api}/batches`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', prefer: 'wait=30' }, body: JSON.stringify({ invocations }) });
+      const batch = (await response.json()) as { id: string };
+      await waitUntil(async () => Number((await db.query('select count(*) as n from batch_items where batch_id = $1', [batch.id])).rows[0].n) >= n, 120_000, 50);
+      const platformSeconds = (performance.now() - started) / 1000;
+      const base = await baselineWorker('bench-batch', 'persist');
+      await db.query('truncate bench_results');
+      const baseStarted = performance.now();
+      await base.queue.addBulk(invocations.map((item, i) => ({ name: 'invoke', data: { expression: 'x * y', parameters: { x: i, y: 13 } } })));
+      await waitUntil(async () => (await countBaseline()) >= n, 600_000, 50);
+      const baselineSeconds = (performance.now() - baseStarted) / 1000;
+      await base.child.stop();
+      await base.queue.obliterate({ force: true });
+      report({
+        scenario: 'batch-10k', n, unit: 's', platform: round(platformSeconds, 3), baseline: round(baselineSeconds, 3), ratio: round(baselineSeconds / platformSeconds, 3),
+        target: '>= 2x faster than the baseline (ratio = baseline s / platform s)', met: baselineSeconds / platformSeconds >= 2,
+      });
+    }
+
+    if (wanted('cached-invoke')) {
+      const duration = quick ? 5 : 10;
+      log(`cached-invoke: 64 connections for ${duration} s`);
+      const body = JSON.stringify({ parameters: { x: 5, y: 7 } });
+      await fetch(`${api}/substrates/${substrateId}/invoke`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', prefer: 'wait=5' }, body });
+      const platformRun = await autocannon({ url: `${api}/substrates/${substrateId}/invoke`, method: 'POST', connections: 64, duration, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', prefer: 'wait=5' }, body });
+      const bare = startChild('ops/bench/baseline/bare-server.ts', { REDIS_URL: redisUrl, BENCH_QUEUE: 'bench-submit', BENCH_PREFIX: basePrefix, PORT: String(basePort) }, 'bare server');
+      await waitUntil(async () => (await fetch(`http://127.0.0.1:${basePort}/cached`, { method: 'POST' }).catch(() => null))?.status === 200, 30_000, 100);
+      const baseRun = await autocannon({ url: `http://127.0.0.1:${basePort}/cached`, method: 'POST', connections: 64, duration, headers: { 'content-type': 'application/json' }, body });
+      await bare.stop();
+      const platform = platformRun['2xx'] / duration;
+      const baseline = baseRun['2xx'] / duration;
+      report({
+        scenario: 'cached-invoke', n: platformRun['2xx'], unit: 'req/s', platform: round(platform), baseline: round(baseline), ratio: round(platform / baseline, 3), target: 'ratio >= 0.6', met: platform / baseline >= 0.6,
+        details: { non_2xx: platformRun.non2xx, platform_p99_ms: platformRun.latency.p99, baseline_p99_ms: baseRun.latency.p99 },
+      });
+    }
+
+    if (wanted('memory')) {
+      const first = quick ? 5_000 : 20_000;
+      const total = quick ? 50_000 : 200_000;
+      log(`memory: after ${first} and after ${total} jobs`);
+      const sample = async () => ({
+        api_rss_mib: rssMiB(apiChild.process.pid),
+        worker_rss_mib: rssMiB(workerChild.process.pid),
+        redis_used_mib: round(Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0) / 1048576, 1),
+      });
+      await drain(first);
+      const early = await sample();
+      for (let done = first; done < total; done += 50_000) await drain(Math.min(50_000, total - done));
+      const late = await sample();
+      const growth = (key: keyof typeof early) => round((late[key] - early[key]) / early[key], 3);
+      const worst = Math.max(growth('api_rss_mib'), growth('worker_rss_mib'), growth('redis_used_mib'));
+      report({
+        scenario: 'memory', n: total, unit: 'growth (fraction)', platform: worst, baseline: null, ratio: null, target: 'growth <= 0.15', met: worst <= 0.15,
+        details: { [`after_${first}`]: early, [`after_${total}`]: late, growth: { api: growth('api_rss_mib'), worker: growth('worker_rss_mib'), redis: growth('redis_used_mib') } },
+      });
+    }
+
+    await closeQueues(platformQueues);
+  } finally {
+    for (const child of children.reverse()) await child.stop();
+    await orm.close();
+    await db.end();
+    await redis.quit();
+    await admin.query(`drop database if exists ${database} with (force)`).catch(() => undefined);
+    await admin.end();
+    await services.stop();
+  }
+
+  console.log('\nscenario        platform        baseline        ratio    target                                   met');
+  for (const r of results) {
+    console.log(
+      `${r.scenario.padEnd(15)} ${`${r.platform} ${r.unit}`.padEnd(15)} ${String(r.baseline ?? '—').padEnd(15)} ${String(r.ratio ?? '—').padEnd(8)} ${r.target.padEnd(40)} ${r.met ? 'yes' : 'NO'}`,
+    );
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

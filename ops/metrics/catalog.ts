@@ -1,0 +1,241 @@
+/**
+ * Every Prometheus series a Chrysalis process exports, in one registry. It lives in `ops/` beside the
+ * Prometheus scrape config and the Grafana dashboard because it is their contract: the dashboard test
+ * checks that every name it queries is defined here. It imports nothing but prom-client, so `api/`,
+ * `workers/` and job processors can all increment a counter without pulling in a connection.
+ *
+ * Labels are bounded: route templates (never raw paths), job type names from the registry, queue names,
+ * fixed outcome and state words, tier and service-type names from configuration. Never ids.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The registry `/metrics` renders (API) and the worker's metrics port renders (workers). */
+export const metricsRegistry = new Registry();
+
+// process_cpu_seconds_total, process_resident_memory_bytes, nodejs_eventloop_lag_seconds, nodejs_heap_*…
+collectDefaultMetrics({ register: metricsRegistry });
+
+const registers = [metricsRegistry];
+
+/** Seconds; from a fast cached read (~1 ms) to a `Prefer: wait=30` submit. */
+const httpBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Seconds; from a cached invoke (~1 ms) to a 10,000-item batch or a long billing run. */
+const jobBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+// ── HTTP (API processes) ────────────────────────────────────────────────────────────────────────────
+
+/** `route` is the Express route template with its mount (`/api/v1/jobs/:id`), or `unmatched`. */
+export const httpRequests = new Counter({
+  name: 'chrysalis_http_requests_total',
+  help: 'HTTP requests answered, by method, route template and status code.',
+  labelNames: ['method', 'route', 'status'] as const,
+  registers,
+});
+
+export const httpRequestDuration = new Histogram({
+  name: 'chrysalis_http_request_duration_seconds',
+  help: 'Time from the request arriving to the response being sent, by method, route template and status code.',
+  labelNames: ['method', 'route', 'status'] as const,
+  buckets: httpBuckets,
+  registers,
+});
+
+/** `limiter`: `customer` (per customer and service, by tier), `register` or `login` (per IP). */
+export const rateLimitedRequests = new Counter({
+  name: 'chrysalis_rate_limited_requests_total',
+  help: 'Requests refused with 429, by limiter.',
+  labelNames: ['limiter'] as const,
+  registers,
+});
+
+// ── Jobs (worker processes) ─────────────────────────────────────────────────────────────────────────
+
+/** Outcome of one attempt as the processor saw it. */
+export type JobAttemptOutcome = 'completed' | 'failed' | 'retried';
+
+/** `outcome`: `completed`; `failed` (final, no more attempts); `retried` (the attempt failed, BullMQ retries). */
+export const jobAttempts = new Counter({
+  name: 'chrysalis_jobs_total',
+  help: 'Job attempts finished by this worker process, by job type and outcome (completed, failed, retried).',
+  labelNames: ['type', 'outcome'] as const,
+  registers,
+});
+
+export const jobDuration = new Histogram({
+  name: 'chrysalis_job_duration_seconds',
+  help: 'Processor run time of one attempt (including the result write), by job type and outcome.',
+  labelNames: ['type', 'outcome'] as const,
+  buckets: jobBuckets,
+  registers,
+});
+
+// ── Queues (API processes read them; every process sees the same Redis) ────────────────────────────
+
+/** BullMQ states counted per queue. */
+export const queueStates = ['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed', 'waiting-children'] as const;
+export type QueueState = (typeof queueStates)[number];
+
+export interface QueueDepth {
+  queue: string;
+  counts: Partial<Record<QueueState, number>>;
+}
+
+const queueDepthSources = new Set<() => Promise<QueueDepth[]>>();
+
+/**
+ * Adds a reader of queue depths, called at scrape time (cache it: see api/metrics.ts). Returns its removal.
+ * A reader that fails leaves its queues out of that scrape rather than failing `/metrics`.
+ */
+export function addQueueDepthSource(read: () => Promise<QueueDepth[]>): () => void {
+  queueDepthSources.add(read);
+  return () => queueDepthSources.delete(read);
+}
+
+export const queueJobs = new Gauge({
+  name: 'chrysalis_queue_jobs',
+  help: 'Jobs in each BullMQ queue by state, read from Redis at most every few seconds. Completed and failed count only the jobs Redis still retains.',
+  labelNames: ['queue', 'state'] as const,
+  registers,
+  async collect() {
+    const depths = await Promise.all([...queueDepthSources].map((read) => read().catch(() => [])));
+    this.reset();
+    for (const { queue, counts } of depths.flat()) {
+      for (const state of queueStates) this.set({ queue, state }, counts[state] ?? 0);
+    }
+  },
+});
+
+// ── Piscina pools (worker processes) ────────────────────────────────────────────────────────────────
+
+/** What the pool gauges read from a Piscina pool (structural, so this module does not import piscina). */
+export interface PoolLike {
+  readonly utilization: number;
+  readonly queueSize: number;
+  readonly threads: readonly unknown[];
+  readonly completed: number;
+}
+
+const pools = new Map<string, PoolLike>();
+
+/** Reports a pool under `name` (e.g. `evaluation`) until the returned function removes it. */
+export function addPoolSource(name: string, pool: PoolLike): () => void {
+  pools.set(name, pool);
+  return () => {
+    if (pools.get(name) === pool) pools.delete(name);
+  };
+}
+
+/** A collect that sets one gauge from every reported pool (reset first, so a removed pool disappears). */
+function fromPools(read: (pool: PoolLike) => number) {
+  return function collect(this: Gauge<'pool'>): void {
+    this.reset();
+    for (const [pool, source] of pools) this.set({ pool }, read(source));
+  };
+}
+
+export const poolUtilization = new Gauge({
+  name: 'chrysalis_pool_utilization_ratio',
+  help: "Piscina pool utilisation (0–1): Piscina's ratio of task run time to the pool's run-time capacity.",
+  labelNames: ['pool'] as const,
+  registers,
+  collect: fromPools((pool) => pool.utilization),
+});
+
+export const poolQueueSize = new Gauge({
+  name: 'chrysalis_pool_queue_size',
+  help: 'Tasks waiting for a free Piscina thread.',
+  labelNames: ['pool'] as const,
+  registers,
+  collect: fromPools((pool) => pool.queueSize),
+});
+
+export const poolThreads = new Gauge({
+  name: 'chrysalis_pool_threads',
+  help: 'Piscina worker threads alive.',
+  labelNames: ['pool'] as const,
+  registers,
+  collect: fromPools((pool) => pool.threads.length),
+});
+
+export const poolTasksCompleted = new Gauge({
+  name: 'chrysalis_pool_tasks_completed',
+  help: 'Tasks the Piscina pool has completed since it started (monotonic while the process lives; use rate()).',
+  labelNames: ['pool'] as const,
+  registers,
+  collect: fromPools((pool) => pool.completed),
+});
+
+// ── Cache ───────────────────────────────────────────────────────────────────────────────────────────
+
+/** `cache`: `invocation` (substrate invocation results); `result`: `hit` or `miss`. */
+export const cacheLookups = new Counter({
+  name: 'chrysalis_cache_lookups_total',
+  help: 'Cache lookups by cache and result (hit, miss).',
+  labelNames: ['cache', 'result'] as const,
+  registers,
+});
+
+/** Counts one lookup of the named cache. */
+export function recordCacheLookup(cache: 'invocation', hit: boolean): void {
+  cacheLookups.inc({ cache, result: hit ? 'hit' : 'miss' });
+}
+
+// ── Webhooks (worker processes; incremented by the webhook dispatcher) ─────────────────────────────
+
+/**
+ * The state the delivery attempt is recorded with: `succeeded` (2xx); `retrying` (it failed — non-2xx,
+ * timeout, refused address, network error — and will be retried); `failed` (the last attempt failed).
+ */
+export type WebhookDeliveryOutcome = 'succeeded' | 'retrying' | 'failed';
+
+export const webhookDeliveries = new Counter({
+  name: 'chrysalis_webhook_deliveries_total',
+  help: 'Webhook delivery attempts by outcome (succeeded, retrying, failed).',
+  labelNames: ['outcome'] as const,
+  registers,
+});
+
+export const webhookDeliveryDuration = new Histogram({
+  name: 'chrysalis_webhook_delivery_duration_seconds',
+  help: 'Time one webhook delivery attempt took, by outcome.',
+  labelNames: ['outcome'] as const,
+  buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers,
+});
+
+/** Records one delivery attempt: call it once per attempt, with its duration in seconds. */
+export function recordWebhookDelivery(outcome: WebhookDeliveryOutcome, seconds: number): void {
+  webhookDeliveries.inc({ outcome });
+  webhookDeliveryDuration.observe({ outcome }, seconds);
+}
+
+// ── Billing (worker processes; incremented by the billing job) ─────────────────────────────────────
+
+/** Cents charged to customers, by the service type and tier that were priced. Increment once per committed charge. */
+export const billingChargedCents = new Counter({
+  name: 'chrysalis_billing_charged_usd_cents_total',
+  help: 'US cents charged on the escrow ledger, by service type and tier (after the billing transaction commits).',
+  labelNames: ['service_type', 'tier'] as const,
+  registers,
+});
+
+/**
+ * `charged`; `insufficient_balance` or `monthly_limit_exceeded` (refused, services suspended);
+ * `failed` (the escrow adapter failed; retried by the next run).
+ */
+export type BillingChargeOutcome = 'charged' | 'insufficient_balance' | 'monthly_limit_exceeded' | 'failed';
+
+export const billingCharges = new Counter({
+  name: 'chrysalis_billing_charges_total',
+  help: 'Per-customer billing attempts by outcome (charged, insufficient_balance, monthly_limit_exceeded, failed).',
+  labelNames: ['outcome'] as const,
+  registers,
+});
+
+/** Every series name the code defines (default process metrics aside), for the dashboard test. */
+export function chrysalisMetricNames(): string[] {
+  return metricsRegistry
+    .getMetricsAsArray()
+    .map((metric) => metric.name)
+    .filter((name) => name.startsWith('chrysalis_'));
+}

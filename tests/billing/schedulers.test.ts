@@ -1,0 +1,95 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedis } from '../../db/redis.js';
+import { closeQueues, createQueues, type JobQueues } from '../../workers/queues.js';
+import { platformSchedules, systemCustomerId, upsertPlatformSchedules } from '../../workers/schedulers.js';
+import { waitFor } from '../helpers/http.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+let app: TestApp;
+let folder: string;
+
+beforeAll(async () => {
+  folder = await mkdtemp(path.join(tmpdir(), 'chrysalis-schedules-'));
+  app = await startTestApp({ PLATFORM_SCHEDULES: 'false', VAULT_PATH: path.join(folder, 'vault.csv') });
+});
+
+afterAll(async () => {
+  await app?.close();
+  await rm(folder, { recursive: true, force: true });
+});
+
+/** A second "process": its own connection and queue objects on the same Redis and prefix. */
+async function withProcess<T>(run: (queues: JobQueues) => Promise<T>): Promise<T> {
+  const connection = createRedis(app.config.redisUrl, 'blocking');
+  const queues = createQueues(connection, app.config.queuePrefix);
+  try {
+    return await run(queues);
+  } finally {
+    await closeQueues(queues);
+    await connection.quit();
+  }
+}
+
+const types = ['metering', 'billing', 'vault-export', 'month-rollover'] as const;
+
+async function schedulerState(queues: JobQueues) {
+  const state: Record<string, { schedulers: Array<{ key: string; every?: number | null; pattern?: string | null; tz?: string | null; next?: number }>; pending: number }> = {};
+  for (const type of types) {
+    const queue = queues.get(type)!;
+    const schedulers = await queue.getJobSchedulers();
+    const pending = (await queue.getJobCounts('delayed', 'waiting', 'prioritized')) as Record<string, number>;
+    state[type] = {
+      schedulers: schedulers.map((s) => ({ key: s.key, every: s.every ?? null, pattern: s.pattern ?? null, tz: s.tz ?? null, next: s.next })),
+      pending: Object.values(pending).reduce((a, b) => a + b, 0),
+    };
+  }
+  return state;
+}
+
+describe('platform schedules', () => {
+  it('are upserted once however many worker processes start or restart, keeping their next run', async () => {
+    const config = { ...app.config, meteringEveryMs: 300_000, billingEveryMs: 3_600_000, vaultExportEveryMs: 300_000, monthRolloverCron: '0 0 1 * *' };
+    await Promise.all([withProcess((q) => upsertPlatformSchedules(q, config)), withProcess((q) => upsertPlatformSchedules(q, config))]);
+    const first = await withProcess(schedulerState);
+    await withProcess((q) => upsertPlatformSchedules(q, config));
+    const second = await withProcess(schedulerState);
+    expect(second).toEqual(first);
+
+    expect(first.metering!.schedulers).toMatchObject([{ key: 'platform:metering', every: 300_000 }]);
+    expect(first.billing!.schedulers).toMatchObject([{ key: 'platform:billing', every: 3_600_000 }]);
+    expect(first['vault-export']!.schedulers).toMatchObject([{ key: 'platform:vault-export', every: 300_000 }]);
+    expect(first['month-rollover']!.schedulers).toMatchObject([{ key: 'platform:month-rollover', pattern: '0 0 1 * *', tz: 'UTC' }]);
+    for (const type of types) expect(first[type]!.pending, type).toBe(1);
+    const next = new Date(first['month-rollover']!.schedulers[0]!.next!);
+    expect([next.getUTCDate(), next.getUTCHours(), next.getUTCMinutes()]).toEqual([1, 0, 0]);
+
+    // A new interval replaces the schedule instead of adding one.
+    await withProcess((q) => upsertPlatformSchedules(q, { ...config, meteringEveryMs: 120_000 }));
+    const changed = await withProcess(schedulerState);
+    expect(changed.metering!.schedulers).toMatchObject([{ key: 'platform:metering', every: 120_000 }]);
+    expect(changed.metering!.pending).toBe(1);
+  });
+
+  it('the intervals and the rollover cron come from the configuration', () => {
+    expect(platformSchedules({ meteringEveryMs: 1, billingEveryMs: 2, vaultExportEveryMs: 3, monthRolloverCron: '5 0 1 * *' }).map((s) => [s.id, s.repeat])).toEqual([
+      ['platform:metering', { every: 1 }],
+      ['platform:billing', { every: 2 }],
+      ['platform:vault-export', { every: 3 }],
+      ['platform:month-rollover', { pattern: '5 0 1 * *', tz: 'UTC' }],
+    ]);
+  });
+
+  it('scheduled runs reach the workers and are recorded under the system customer', async () => {
+    await app.startWorkers({ platformSchedules: true });
+    const rows = await waitFor(async () => {
+      const found = await app.sql<{ type: string; state: string; customer_id: string }>(
+        `select type, state, customer_id from jobs where type in ('metering', 'billing', 'vault-export') and state = 'completed' order by type`,
+      );
+      return new Set(found.map((row) => row.type)).size === 3 ? found : null;
+    }, 20_000);
+    expect(rows.every((row) => row.customer_id === systemCustomerId)).toBe(true);
+  });
+});

@@ -1,0 +1,201 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { createApp } from '../../api/app.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RequestLogRecorder } from '../../api/request-log.js';
+import type { NewRequestLog } from '../../db/repositories/request-logs.js';
+import { expectProblem } from '../auth/expect-problem.js';
+import { customerIdOf, ingest, usageLines } from '../billing/back-office-fixtures.js';
+import { loginAdmin, registerUser, type TestUser } from '../helpers/accounts.js';
+import { httpClient, waitFor } from '../helpers/http.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+let app: TestApp;
+let request: ReturnType<typeof httpClient>;
+let adminToken: string;
+let alice: TestUser;
+let aliceId: string;
+
+beforeAll(async () => {
+  app = await startTestApp({ PLATFORM_SCHEDULES: 'false' });
+  request = httpClient(app.baseUrl);
+  adminToken = await loginAdmin(request);
+  alice = await registerUser(request);
+  aliceId = await customerIdOf(request, alice.accessToken);
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+const row = (overrides: Partial<NewRequestLog> = {}): NewRequestLog => ({
+  timestamp: new Date(),
+  customerId: aliceId,
+  serviceType: 'compute',
+  method: 'GET',
+  statusCode: 200,
+  bytesOut: 1,
+  ...overrides,
+});
+
+describe('request-log recorder', () => {
+  it('records every authenticated call with its customer, service, method, status and body bytes, and no anonymous call', async () => {
+    await app.deps.requestLog.flush();
+    const [before] = await app.sql<{ id: string }>(`select coalesce(max(id), 0)::text as id from request_logs`);
+    const balance = await request('GET', '/api/v1/billing/balance', { token: alice.accessToken });
+    const missing = await request('GET', '/api/v1/jobs/not-a-uuid', { token: alice.accessToken });
+    await request('GET', '/api/v1/health');
+    await request('GET', '/api/v1/billing/balance', { token: 'sk_live_forged' });
+    await app.deps.requestLog.flush();
+    const rows = await app.sql(
+      `select customer_id, service_type, method, status_code, bytes_out::int from request_logs where id > $1 order by id`,
+      [before!.id],
+    );
+    expect(rows).toEqual([
+      { customer_id: aliceId, service_type: 'compute', method: 'GET', status_code: 200, bytes_out: Buffer.byteLength(balance.text) },
+      { customer_id: aliceId, service_type: 'compute', method: 'GET', status_code: 400, bytes_out: Buffer.byteLength(missing.text) },
+    ]);
+  });
+
+  it('writes on its own within the flush interval, without a flush call', async () => {
+    const [before] = await app.sql<{ n: string }>(`select count(*) as n from request_logs where customer_id = $1`, [aliceId]);
+    await request('GET', '/api/v1/services', { token: alice.accessToken });
+    await waitFor(async () => {
+      const [after] = await app.sql<{ n: string }>(`select count(*) as n from request_logs where customer_id = $1`, [aliceId]);
+      return Number(after!.n) > Number(before!.n);
+    });
+  });
+
+  it('a failing flush never fails a request and keeps the rows for the next flush', async () => {
+    let failing = true;
+    const written: NewRequestLog[] = [];
+    const recorder = new RequestLogRecorder(app.deps.orm.em.fork(), pino({ level: 'silent' }), {
+      write: async (rows) => {
+        if (failing) throw new Error('database down');
+        written.push(...rows);
+      },
+    });
+    for (let i = 0; i < 3; i++) recorder.record(row());
+    await recorder.flush();
+    expect(recorder.stats).toMatchObject({ recorded: 3, written: 0, failedFlushes: 1 });
+    expect(recorder.pending).toBe(3);
+    failing = false;
+    await recorder.flush();
+    expect(written).toHaveLength(3);
+    expect(recorder.pending).toBe(0);
+  });
+
+  it('keeps at most maxBuffer rows and counts what it drops', async () => {
+    const recorder = new RequestLogRecorder(app.deps.orm.em.fork(), pino({ level: 'silent' }), { maxBuffer: 100, write: () => Promise.reject(new Error('down')) });
+    for (let i = 0; i < 150; i++) recorder.record(row());
+    expect(recorder.pending).toBe(100);
+    expect(recorder.stats.dropped).toBe(50);
+  });
+
+  it('answers requests normally while every request-log write fails', async () => {
+    const broken = new RequestLogRecorder(app.deps.orm.em.fork(), pino({ level: 'silent' }), { batchSize: 2, write: () => Promise.reject(new Error('database down')) });
+    const server = createApp({ ...app.deps, requestLog: broken }).listen(0);
+    await once(server, 'listening');
+    try {
+      const brokenRequest = httpClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      for (let i = 0; i < 5; i++) expect((await brokenRequest('GET', '/api/v1/billing/balance', { token: alice.accessToken })).status).toBe(200);
+      await broken.flush();
+      expect(broken.stats.failedFlushes).toBeGreaterThan(0);
+      expect(broken.pending).toBe(5);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('writes in bulk: 2,000 rows in a handful of inserts', async () => {
+    const inserts: number[] = [];
+    const recorder = new RequestLogRecorder(app.deps.orm.em.fork(), pino({ level: 'silent' }), { batchSize: 500, write: async (rows) => void inserts.push(rows.length) });
+    for (let i = 0; i < 2000; i++) recorder.record(row());
+    await recorder.close();
+    expect(inserts).toEqual([500, 500, 500, 500]);
+  });
+});
+
+describe('POST /admin/usage/ingest', () => {
+  const line = (overrides: Record<string, unknown> = {}) => ({
+    timestamp: '2026-01-05T10:15:00Z',
+    customer_id: aliceId,
+    service_type: 'seal',
+    method: 'GET',
+    status_code: 200,
+    bytes_out: 512,
+    ...overrides,
+  });
+
+  it('stores the valid lines and reports each rejected line by number with its reason', async () => {
+    const [before] = await app.sql<{ n: string }>(`select count(*) as n from request_logs where service_type = 'seal'`);
+    const response = await ingest(request, adminToken, [
+      ...usageLines(3, line()),
+      '{not json',
+      JSON.stringify(line({ service_type: 'teleport' })),
+      JSON.stringify(line({ customer_id: '0190f0f0-0000-7000-8000-000000000000' })),
+      JSON.stringify(line({ extra: 1 })),
+      JSON.stringify(line({ status_code: 99, bytes_out: -1 })),
+      JSON.stringify(line({ timestamp: new Date(Date.now() + 3600_000).toISOString() })),
+      '',
+      JSON.stringify(line({ method: 'POST', status_code: 201 })),
+    ]);
+    expect(response.status, response.text).toBe(200);
+    expect(response.body.accepted).toBe(4);
+    expect(response.body.rejected_count).toBe(6);
+    expect(response.body.rejected.map((r: { line: number }) => r.line)).toEqual([4, 5, 6, 7, 8, 9]);
+    const reasons = response.body.rejected.map((r: { error: string }) => r.error);
+    expect(reasons[0]).toMatch(/not valid JSON/);
+    expect(reasons[1]).toMatch(/service_type/);
+    expect(reasons[2]).toMatch(/no customer/);
+    expect(reasons[3]).toMatch(/unknown field extra/);
+    expect(reasons[4]).toMatch(/status_code.*bytes_out/);
+    expect(reasons[5]).toMatch(/future/);
+    const [after] = await app.sql<{ n: string }>(`select count(*) as n from request_logs where service_type = 'seal'`);
+    expect(Number(after!.n) - Number(before!.n)).toBe(4);
+  });
+
+  it('answers 400 when no line is valid, storing nothing', async () => {
+    const response = await ingest(request, adminToken, ['[]', JSON.stringify(line({ service_type: 'nope' }))]);
+    expectProblem(response, 400, 'validation', ['body.line.1', 'body.line.2']);
+    expect(response.body.rejected).toHaveLength(2);
+    const empty = await ingest(request, adminToken, ['']);
+    expectProblem(empty, 400, 'validation');
+  });
+
+  it('refuses a body that is not NDJSON with 415', async () => {
+    const response = await request('POST', '/api/v1/admin/usage/ingest', { token: adminToken, body: line() });
+    expectProblem(response, 415, 'unsupported-media-type');
+  });
+
+  it('is for administrators only: a user gets 403', async () => {
+    const response = await ingest(request, alice.accessToken, [line()]);
+    expectProblem(response, 403, 'forbidden');
+  });
+
+  it('takes bodies over 1 MiB (up to 16 MiB)', async () => {
+    const lines = usageLines(8000, line({ bytes_out: 123456789 }));
+    const response = await ingest(request, adminToken, lines);
+    expect(response.status, response.text.slice(0, 200)).toBe(200);
+    expect(response.body.accepted).toBe(8000);
+  });
+});
+
+describe('GET /admin/customers', () => {
+  it('lists customers with balance, spend and services, cursor-paginated, for admins only', async () => {
+    await registerUser(request);
+    const first = await request('GET', '/api/v1/admin/customers?limit=2', { token: adminToken });
+    expect(first.status).toBe(200);
+    expect(first.body.items).toHaveLength(2);
+    expect(first.body.items[0]).toMatchObject({ balance_usd_cents: 0, current_month_charged_usd_cents: 0, suspended_reason: null, services: [{ service_type: 'compute', tier: 'starter', enabled: true }] });
+    const second = await request('GET', `/api/v1/admin/customers?limit=2&cursor=${first.body.next_cursor}`, { token: adminToken });
+    expect(second.body.items.length).toBeGreaterThanOrEqual(1);
+    const ids = [...first.body.items, ...second.body.items].map((c: { id: string }) => c.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toContain(aliceId);
+    expectProblem(await request('GET', '/api/v1/admin/customers', { token: alice.accessToken }), 403, 'forbidden');
+    expectProblem(await request('GET', '/api/v1/admin/customers?limit=0', { token: adminToken }), 400, 'validation', ['query.limit']);
+  });
+});

@@ -1,0 +1,111 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { expectProblem } from '../auth/expect-problem.js';
+import { registerUser } from '../helpers/accounts.js';
+import { httpClient, type HttpResponse } from '../helpers/http.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+/** The production per-IP limits (the test harness raises them for other suites). */
+const realLimits = { RATE_LIMIT_REGISTER_PER_MIN: '5', RATE_LIMIT_LOGIN_PER_MIN: '10', RATE_LIMIT_MULTIPLIER: '1' };
+
+let app: TestApp | null = null;
+afterEach(async () => {
+  await app?.close();
+  app = null;
+});
+
+const registration = (n: number) => ({ email: `rate-${n}-${Date.now()}@example.test`, password: 'correct horse battery', accept_tos: true, tos_version: '1.0.0' });
+const wrongLogin = { email: 'nobody@example.test', password: 'not the password' };
+
+function expectLimitHeaders(response: HttpResponse, limit: number, remaining: number): void {
+  expect(response.headers.get('ratelimit-limit')).toBe(String(limit));
+  expect(response.headers.get('ratelimit-remaining')).toBe(String(remaining));
+  const reset = Number(response.headers.get('ratelimit-reset'));
+  expect(reset).toBeGreaterThanOrEqual(1);
+  expect(reset).toBeLessThanOrEqual(60);
+}
+
+// bcrypt (cost 12) on every register and login: slow on a busy machine, hence the generous timeouts.
+describe('per-IP limits on register and login', { timeout: 90_000 }, () => {
+  it('lets five registrations from one address through with RateLimit headers, then answers 429 with Retry-After', async () => {
+    app = await startTestApp(realLimits);
+    const request = httpClient(app.baseUrl);
+    for (let n = 1; n <= 5; n++) {
+      const response = await request('POST', '/api/v1/auth/register', { body: registration(n) });
+      expect(response.status, response.text).toBe(201);
+      expectLimitHeaders(response, 5, 5 - n);
+    }
+    const refused = await request('POST', '/api/v1/auth/register', { body: registration(6) });
+    expectProblem(refused, 429, 'rate-limited');
+    expectLimitHeaders(refused, 5, 0);
+    expect(refused.headers.get('retry-after')).toBe(refused.headers.get('ratelimit-reset'));
+    expect(refused.body.detail).toMatch(/5 register attempts per minute/);
+  });
+
+  it('counts every login attempt from the socket address, whatever X-Forwarded-For claims', async () => {
+    app = await startTestApp(realLimits);
+    const request = httpClient(app.baseUrl);
+    for (let n = 1; n <= 10; n++) {
+      const response = await request('POST', '/api/v1/auth/login', { body: wrongLogin, headers: { 'x-forwarded-for': `203.0.113.${n}` } });
+      expect(response.status).toBe(401);
+      expectLimitHeaders(response, 10, 10 - n);
+    }
+    const spoofed = await request('POST', '/api/v1/auth/login', { body: wrongLogin, headers: { 'x-forwarded-for': '198.51.100.99' } });
+    expectProblem(spoofed, 429, 'rate-limited');
+    expect(spoofed.headers.get('retry-after')).toMatch(/^\d+$/);
+  });
+
+  it('with TRUST_PROXY=1 counts the address the proxy forwarded', async () => {
+    app = await startTestApp({ ...realLimits, RATE_LIMIT_LOGIN_PER_MIN: '2', TRUST_PROXY: '1' });
+    const request = httpClient(app.baseUrl);
+    const from = (ip: string) => request('POST', '/api/v1/auth/login', { body: wrongLogin, headers: { 'x-forwarded-for': ip } });
+    expect((await from('198.51.100.1')).status).toBe(401);
+    expect((await from('198.51.100.1')).status).toBe(401);
+    expectProblem(await from('198.51.100.1'), 429, 'rate-limited');
+    const other = await from('198.51.100.2');
+    expect(other.status).toBe(401);
+    expectLimitHeaders(other, 2, 1);
+  });
+});
+
+describe('per-customer limits by tier', { timeout: 90_000 }, () => {
+  it('limits a starter customer to its tier figure per minute and answers 429 after it', async () => {
+    // Multiplier 0.05: starter 100 → 5 a minute, so the test stays short.
+    app = await startTestApp({ ...realLimits, RATE_LIMIT_MULTIPLIER: '0.05' });
+    const request = httpClient(app.baseUrl);
+    const user = await registerUser(request);
+    for (let n = 1; n <= 5; n++) {
+      const response = await request('GET', '/api/v1/jobs', { token: user.accessToken });
+      expect(response.status).toBe(200);
+      expectLimitHeaders(response, 5, 5 - n);
+    }
+    const refused = await request('GET', '/api/v1/jobs', { token: user.accessToken });
+    expectProblem(refused, 429, 'rate-limited');
+    expect(refused.body.detail).toMatch(/compute service at tier starter allows 5 requests per minute/);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+
+    // Another customer has a count of its own.
+    const other = await registerUser(request);
+    expect((await request('GET', '/api/v1/jobs', { token: other.accessToken })).status).toBe(200);
+  });
+
+  it('uses the tier of the called service: pro gets its own figure, enterprise no limit and no headers', async () => {
+    app = await startTestApp({ ...realLimits, RATE_LIMIT_MULTIPLIER: '0.05' });
+    const request = httpClient(app.baseUrl);
+    const user = await registerUser(request);
+    const me = await request('GET', '/api/v1/auth/me', { token: user.accessToken });
+    const setTier = async (tier: string) => {
+      await app!.sql(`update service_instances set tier = $1 where customer_id = $2 and service_type = 'compute'`, [tier, me.body.customer_id]);
+      await app!.deps.principals.invalidateCustomer(me.body.customer_id);
+    };
+
+    await setTier('pro');
+    expectLimitHeaders(await request('GET', '/api/v1/jobs', { token: user.accessToken }), 50, 49);
+
+    await setTier('enterprise');
+    for (let n = 0; n < 60; n++) {
+      const response = await request('GET', '/api/v1/jobs', { token: user.accessToken });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('ratelimit-limit')).toBeNull();
+    }
+  });
+});

@@ -1,0 +1,81 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createRedis } from '../../db/redis.js';
+import { HeartbeatPublisher, liveWorkers } from '../../workers/heartbeat.js';
+import { queueFor } from '../../workers/queues.js';
+import { httpClient, waitFor } from '../helpers/http.js';
+import { startPrivateRedis, type PrivateRedis } from '../helpers/redis-server.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+let app: TestApp | null = null;
+let redisServer: PrivateRedis | null = null;
+
+afterEach(async () => {
+  await app?.close();
+  await redisServer?.stop();
+  app = null;
+  redisServer = null;
+});
+
+const ready = async (baseUrl: string) => httpClient(baseUrl)('GET', '/api/v1/ready');
+
+describe('GET /ready', () => {
+  it('answers 503 while no worker sends a heartbeat, and 200 once workers run', async () => {
+    app = await startTestApp({ READY_REQUIRES_WORKER: 'true' });
+    const before = await ready(app.baseUrl);
+    expect(before.status).toBe(503);
+    expect(before.body.checks.workers).toMatchObject({ ok: false, error: expect.stringMatching(/heartbeat/) });
+    expect(before.body.checks.postgres.ok).toBe(true);
+
+    await app.startWorkers();
+    const after = await waitFor(async () => {
+      const response = await ready(app!.baseUrl);
+      return response.status === 200 && response;
+    });
+    expect(after.body.checks.workers.ok).toBe(true);
+    const workers = await liveWorkers(app.deps.redis, app.config.queuePrefix);
+    expect(workers).toHaveLength(1);
+    expect(workers[0]!.id).toMatch(/-\d+$/);
+  });
+
+  it('turns red when a job has waited over a minute while live workers take nothing', async () => {
+    app = await startTestApp({ READY_REQUIRES_WORKER: 'true' });
+    // A worker process that beats but never takes a job (its event loop runs; its BullMQ loop does not).
+    const redis = createRedis(app.config.redisUrl);
+    const idle = new HeartbeatPublisher(redis, app.config.queuePrefix, pino({ level: 'silent' }));
+    await idle.start();
+    try {
+      expect((await ready(app.baseUrl)).status).toBe(200);
+
+      const queue = queueFor(app.deps.queues, 'invoke');
+      const stuck = await queue.add('invoke', { customerId: '00000000-0000-0000-0000-000000000000', payload: {} }, { timestamp: Date.now() - 120_000 });
+      const red = await ready(app.baseUrl);
+      expect(red.status).toBe(503);
+      expect(red.body.checks.workers.error).toMatch(/waited 1[12]\d s; 1 worker process\(es\) are alive but none has started a job yet/);
+
+      await stuck.remove();
+      expect((await ready(app.baseUrl)).status).toBe(200);
+    } finally {
+      await idle.stop();
+      await redis.quit();
+    }
+    expect((await ready(app.baseUrl)).status).toBe(503);
+  });
+
+  it('goes 503 when Redis is unreachable and 200 again after it comes back', async () => {
+    redisServer = await startPrivateRedis();
+    app = await startTestApp({ REDIS_URL: redisServer.url });
+    expect((await ready(app.baseUrl)).status).toBe(200);
+
+    await redisServer.kill();
+    const down = await waitFor(async () => {
+      const response = await ready(app!.baseUrl);
+      return response.status === 503 && response;
+    });
+    expect(down.body.checks.redis.ok).toBe(false);
+    expect(down.body.checks.postgres.ok).toBe(true);
+
+    await redisServer.start();
+    await waitFor(async () => (await ready(app!.baseUrl)).status === 200, 20_000);
+  });
+});

@@ -1,0 +1,77 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectProblem } from '../auth/expect-problem.js';
+import { loginAdmin, registerUser, type TestUser } from '../helpers/accounts.js';
+import { httpClient } from '../helpers/http.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+let app: TestApp;
+let request: ReturnType<typeof httpClient>;
+let alice: TestUser;
+let bob: TestUser;
+let substrateId: string;
+
+beforeAll(async () => {
+  app = await startTestApp();
+  await app.startWorkers();
+  request = httpClient(app.baseUrl);
+  alice = await registerUser(request);
+  bob = await registerUser(request);
+  const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x + 1' } });
+  substrateId = created.body.substrate_id;
+  const wait = { prefer: 'wait=10' };
+  // Two computed invocations, a repeat answered from the cache, and an operation that fails (root of −1).
+  for (const x of [1, 2, 1]) {
+    const response = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, headers: wait, body: { parameters: { x } } });
+    expect(response.body.state, response.text).toBe('completed');
+  }
+  const failed = await request('POST', `/api/v1/substrates/${substrateId}/root`, { token: alice.accessToken, headers: wait, body: { degree: 2, parameters: { x: -2 } } });
+  expect(failed.body.state).toBe('failed');
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+describe('GET /stats', () => {
+  it("gives a customer their own job, invocation and cache figures for the last hour", async () => {
+    const response = await request('GET', '/api/v1/stats', { token: alice.accessToken });
+    expect(response.status).toBe(200);
+    const stats = response.body;
+    expect(stats).toMatchObject({ scope: 'customer', window_seconds: 3600 });
+    expect(stats.uptime_seconds).toBeGreaterThanOrEqual(0);
+    expect(stats.jobs.by_state).toEqual({ queued: 0, delayed: 0, active: 0, completed: 3, failed: 1, cancelled: 0 });
+    expect(stats.jobs).toMatchObject({ submitted: 4, completed: 3, failed: 1, error_rate: 0.25 });
+    expect(stats.jobs.submitted_per_minute).toBeCloseTo(4 / 60, 3);
+    for (const p of ['p50', 'p95', 'p99']) expect(stats.jobs.latency_ms[p]).toBeGreaterThanOrEqual(0);
+    expect(stats.jobs.latency_ms.p50).toBeLessThanOrEqual(stats.jobs.latency_ms.p99);
+    // x=1 and x=2 were computed (cached: false), the repeat of x=1 came from the cache; the root operation bypasses it.
+    expect(stats.invocations).toEqual({ total: 4, cached: 1, cache_hit_rate: 0.3333 });
+    expect(stats.top_substrates).toEqual([{ substrate_id: substrateId, invocations: 4 }]);
+    // Alice's requests to this API process: the submits above and this one at least.
+    expect(stats.http.requests).toBeGreaterThanOrEqual(4);
+    expect(stats.http.error_rate).toBe(0);
+    expect(stats.http.latency_ms.p99).toBeGreaterThan(0);
+  });
+
+  it("shows another customer none of those figures", async () => {
+    const response = await request('GET', '/api/v1/stats', { token: bob.accessToken });
+    expect(response.status).toBe(200);
+    expect(response.body.jobs).toMatchObject({ submitted: 0, completed: 0, failed: 0, error_rate: null, latency_ms: { p50: null, p95: null, p99: null } });
+    expect(response.body.invocations).toEqual({ total: 0, cached: 0, cache_hit_rate: null });
+    expect(response.body.top_substrates).toEqual([]);
+  });
+
+  it('gives an admin the global figures', async () => {
+    const response = await request('GET', '/api/v1/stats', { token: await loginAdmin(request) });
+    expect(response.status).toBe(200);
+    expect(response.body.scope).toBe('global');
+    expect(response.body.jobs.by_state.completed).toBeGreaterThanOrEqual(3);
+    expect(response.body.top_substrates[0]).toEqual({ substrate_id: substrateId, invocations: 4 });
+    expect(response.body.http.requests).toBeGreaterThan(0);
+  });
+
+  it('answers 401 without credentials and 400 for an unknown query parameter', async () => {
+    expectProblem(await request('GET', '/api/v1/stats'), 401, 'unauthorized');
+    expectProblem(await request('GET', '/api/v1/stats?window=60', { token: alice.accessToken }), 400, 'validation', ['query.window']);
+  });
+});

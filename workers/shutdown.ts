@@ -1,0 +1,115 @@
+import type { Job, Worker } from 'bullmq';
+import type { Logger } from 'pino';
+import { recordIdFor } from '../db/repositories/jobs.js';
+import { JobStateWriter } from './job-state-writer.js';
+import type { JobLifecycleHook } from './lifecycle.js';
+import type { QueuedJobData } from './queues.js';
+
+/**
+ * The jobs this process holds: from the processor starting until BullMQ has recorded the outcome (its
+ * `completed`/`failed` events come after the Redis move), so a job is never handed back twice or after
+ * it finished.
+ */
+export class HeldJobs implements JobLifecycleHook {
+  readonly name = 'held-jobs';
+  private readonly held = new Map<string, Job<QueuedJobData>>();
+
+  started(job: Job<QueuedJobData>): void {
+    this.held.set(job.id as string, job);
+  }
+
+  /** Stops tracking a worker's jobs once BullMQ has stored their outcome. */
+  watch(worker: Worker<QueuedJobData>): void {
+    worker.on('completed', (job) => this.held.delete(job.id as string));
+    worker.on('failed', (job) => {
+      if (job) this.held.delete(job.id as string);
+    });
+  }
+
+  list(): Job<QueuedJobData>[] {
+    return [...this.held.values()];
+  }
+}
+
+/** What a handed-back job's processor gets from the state writer instead of a stored outcome. */
+export class HandedBackError extends Error {
+  override name = 'HandedBackError';
+}
+
+/**
+ * The state writer, able to refuse jobs handed back at shutdown: their processors are aborted, and the
+ * failure an aborted processor reports must not become the job's outcome — another worker runs the job
+ * again and stores the real one. The refusal rejects, so the processor also skips its lifecycle hooks
+ * (no `job.failed` webhook, no failed-job metric) and BullMQ's late move to failed finds no lock.
+ */
+export class HandBackAwareStateWriter extends JobStateWriter {
+  private readonly handedBack = new Set<string>();
+
+  refuse(jobIds: Iterable<string>): void {
+    for (const id of jobIds) this.handedBack.add(id);
+  }
+
+  override complete(id: string, result: unknown, attemptsMade: number): Promise<void> {
+    return this.handedBack.has(id) ? this.refused(id) : super.complete(id, result, attemptsMade);
+  }
+
+  override fail(id: string, error: string, attemptsMade: number): Promise<void> {
+    return this.handedBack.has(id) ? this.refused(id) : super.fail(id, error, attemptsMade);
+  }
+
+  override retrying(id: string, error: string, attemptsMade: number): Promise<void> {
+    return this.handedBack.has(id) ? this.refused(id) : super.retrying(id, error, attemptsMade);
+  }
+
+  private refused(id: string): Promise<void> {
+    return Promise.reject(new HandedBackError(`job ${id} was handed back to its queue at shutdown`));
+  }
+}
+
+export interface ShutdownReport {
+  /** Whether every active job finished within the deadline. */
+  drained: boolean;
+  /** Jobs moved back to their queue's wait list because they were still running at the deadline. */
+  handedBack: number;
+  elapsedMs: number;
+}
+
+const delay = (ms: number) => new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), ms).unref());
+
+/** How long aborted processors get to unwind after their jobs were handed back. */
+const unwindMs = 2000;
+
+/**
+ * Stops the workers taking jobs and lets the active ones finish for up to `deadlineMs`. Jobs still
+ * running then are handed back explicitly: moved to the front of their queue's wait list (releasing the
+ * lock, so another worker takes them at once rather than after stall detection, and without counting a
+ * stall), their processors aborted, and whatever those processors then report refused.
+ */
+export async function closeWorkersWithin(
+  workers: Worker<QueuedJobData>[],
+  deps: { held: HeldJobs; writer: HandBackAwareStateWriter; logger: Logger },
+  deadlineMs: number,
+): Promise<ShutdownReport> {
+  const started = Date.now();
+  const closing = Promise.all(workers.map((worker) => worker.close()));
+  if ((await Promise.race([closing, delay(deadlineMs)])) !== 'timeout') return { drained: true, handedBack: 0, elapsedMs: Date.now() - started };
+
+  const jobs = deps.held.list();
+  deps.writer.refuse(jobs.map((job) => recordIdFor(job.id as string)));
+  const moved = await Promise.all(
+    jobs.map((job) =>
+      job.moveToWait(job.token).then(
+        () => true,
+        (error: unknown) => {
+          deps.logger.warn({ err: error, jobId: job.id }, 'could not hand the job back; stall detection will return it');
+          return false;
+        },
+      ),
+    ),
+  );
+  for (const worker of workers) worker.cancelAllJobs('the worker is shutting down; the job was handed back to its queue');
+  const handedBack = moved.filter(Boolean).length;
+  deps.logger.warn({ handedBack, deadlineMs }, 'active jobs outlived the shutdown deadline; handed them back to their queues');
+  await Promise.race([closing, delay(unwindMs)]);
+  return { drained: false, handedBack, elapsedMs: Date.now() - started };
+}
