@@ -106,9 +106,15 @@ export class JobStateWriter {
     }
   }
 
-  /** Everything pending in one transaction: one WAL flush however many statements. */
+  /**
+   * Everything pending in one transaction. The commit does not wait for the WAL flush
+   * (`synchronous_commit = off`): if PostgreSQL crashes in the next few hundred ms and loses this write,
+   * the row is still `active` while BullMQ holds the outcome, and the sweeper copies the outcome from
+   * Redis (or, if Redis lost it too, runs the job again). Accepting a job, by contrast, always waits.
+   */
   private async write(actives: Array<[string, number]>, progress: Array<[string, unknown]>, finals: FinalWrite[]): Promise<void> {
     await this.em.getConnection().getKnex().transaction(async (trx) => {
+      await trx.raw('set local synchronous_commit = off');
       await this.writeIn({ execute: (sql: string, params: unknown[]) => trx.raw(sql, params as never[]) }, actives, progress, finals);
     });
   }

@@ -2,7 +2,8 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
-import { listUnfinishedJobs, requeueLostJobs, type UnfinishedJob } from '../db/repositories/unfinished-jobs.js';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { listUnfinishedJobs, recordLostOutcome, requeueLostJobs, type UnfinishedJob } from '../db/repositories/unfinished-jobs.js';
 import { enqueue } from './submit-job.js';
 import type { JobQueues } from './queues.js';
 
@@ -18,6 +19,8 @@ export interface SweeperOptions {
 export interface SweepReport {
   checked: number;
   reenqueued: number;
+  /** Rows still unfinished whose outcome BullMQ already held, now copied into PostgreSQL. */
+  reconciled: number;
 }
 
 /**
@@ -79,7 +82,7 @@ export class Sweeper {
   /** One full pass over the unfinished jobs. */
   async sweep(): Promise<SweepReport> {
     const em = this.deps.orm.em.fork();
-    const report: SweepReport = { checked: 0, reenqueued: 0 };
+    const report: SweepReport = { checked: 0, reenqueued: 0, reconciled: 0 };
     let afterId: string | null = null;
     while (true) {
       const rows = await listUnfinishedJobs(em, this.graceMs, afterId, this.batchSize);
@@ -87,6 +90,8 @@ export class Sweeper {
       afterId = rows.at(-1)!.id;
       report.checked += rows.length;
       const missing = await this.missingFromRedis(rows);
+      const lost = new Set(missing);
+      report.reconciled += await this.reconcileFinished(em, rows.filter((row) => row.state === 'active' && !lost.has(row)));
       await requeueLostJobs(em, missing.filter((row) => row.state === 'active').map((row) => row.id));
       for (const row of missing) {
         const remainingDelay = Math.max(0, new Date(row.createdAt).getTime() + row.delayMs - Date.now());
@@ -94,8 +99,36 @@ export class Sweeper {
         if (added) report.reenqueued += 1;
       }
     }
-    if (report.reenqueued > 0) this.deps.logger.warn(report, 'sweeper re-enqueued accepted jobs that Redis had lost');
+    if (report.reenqueued > 0 || report.reconciled > 0) this.deps.logger.warn(report, 'sweeper repaired accepted jobs (re-enqueued what Redis lost, recorded outcomes PostgreSQL lost)');
     return report;
+  }
+
+  /** Rows `active` in PostgreSQL whose BullMQ job already completed or failed for good. */
+  private async reconcileFinished(em: EntityManager, rows: UnfinishedJob[]): Promise<number> {
+    if (rows.length === 0) return 0;
+    const pipeline = this.deps.redis.pipeline();
+    for (const row of rows) {
+      const base = `${this.deps.prefix}:${row.type}`;
+      const jobId = row.queueJobId ?? row.id;
+      pipeline.zscore(`${base}:completed`, jobId).zscore(`${base}:failed`, jobId).hmget(`${base}:${jobId}`, 'returnvalue', 'failedReason', 'attemptsMade');
+    }
+    const results = (await pipeline.exec()) ?? [];
+    let reconciled = 0;
+    for (const [index, row] of rows.entries()) {
+      const completed = results[index * 3]?.[1] !== null;
+      const failed = results[index * 3 + 1]?.[1] !== null;
+      if (!completed && !failed) continue;
+      const [returnvalue, failedReason, attemptsMade] = (results[index * 3 + 2]?.[1] ?? []) as Array<string | null>;
+      const changed = await recordLostOutcome(em, {
+        id: row.id,
+        state: completed ? 'completed' : 'failed',
+        result: completed && returnvalue ? JSON.parse(returnvalue) : null,
+        error: completed ? null : (failedReason ?? 'failed'),
+        attemptsMade: Number(attemptsMade ?? 1),
+      });
+      if (changed) reconciled += 1;
+    }
+    return reconciled;
   }
 
   private async missingFromRedis(rows: UnfinishedJob[]): Promise<UnfinishedJob[]> {

@@ -34,3 +34,16 @@ export async function requeueLostJobs(em: EntityManager, ids: string[]): Promise
   if (ids.length === 0) return;
   await em.getConnection().execute(`update jobs set state = 'queued' where id in (?) and state = 'active'`, [ids]);
 }
+
+/** Copies an outcome BullMQ recorded into a row that never got it (a state write lost with PostgreSQL). */
+export async function recordLostOutcome(
+  em: EntityManager,
+  outcome: { id: string; state: 'completed' | 'failed'; result: unknown; error: string | null; attemptsMade: number },
+): Promise<boolean> {
+  const rows = await em.getConnection().execute<unknown[]>(
+    `update jobs set state = ?, result = ?::jsonb, error = ?, attempts_made = greatest(attempts_made, ?), finished_at = coalesce(finished_at, now())
+      where id = ? and state not in ('completed', 'failed', 'cancelled') returning id`,
+    [outcome.state, outcome.result === undefined ? null : JSON.stringify(outcome.result), outcome.error, outcome.attemptsMade, outcome.id],
+  );
+  return rows.length > 0;
+}

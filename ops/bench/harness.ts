@@ -18,7 +18,7 @@ export function startChild(entry: string, env: NodeJS.ProcessEnv, name: string):
   const child = spawn(process.execPath, [...profileFlags, '--import', 'tsx', path.join(root, entry)], {
     cwd: root,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ["ignore", "ignore", process.env.BENCH_STDERR ? "inherit" : "pipe"],
   });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {

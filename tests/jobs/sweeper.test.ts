@@ -45,6 +45,18 @@ describe('sweeper', () => {
     expect((await running.sweeper.sweep()).reenqueued).toBe(0);
   });
 
+  it('records an outcome PostgreSQL lost but BullMQ kept', async () => {
+    const running = await app.startWorkers();
+    const done = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { parameters: { x: 41 } } });
+    expect(done.body.state).toBe('completed');
+    // As if PostgreSQL crashed before the (asynchronously committed) result write reached disk.
+    await app.sql(`update jobs set state = 'active', result = null, finished_at = null, created_at = created_at - interval '1 minute' where id = $1`, [done.body.id]);
+    const report = await running.sweeper.sweep();
+    expect(report.reconciled).toBe(1);
+    const [row] = await app.sql<{ state: string; result: { result: number } }>('select state, result from jobs where id = $1', [done.body.id]);
+    expect(row).toMatchObject({ state: 'completed', result: { result: 42 } });
+  });
+
   it('leaves young jobs alone: their enqueue may still be in flight', async () => {
     const running = await app.startWorkers();
     await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1 } }, delay_ms: 60_000 } });
