@@ -1,3 +1,4 @@
+import { tierRateLimitPerMinute } from '../jobs/billing/pricing.js';
 import type { Request, RequestHandler, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
@@ -8,7 +9,9 @@ import { principalOf } from './auth/authenticate.js';
 import { ProblemError } from './problems.js';
 
 /** Requests per minute per customer and service type, by the tier of that service (SPEC §5). Null: unlimited. */
-export const tierRequestsPerMinute: Readonly<Record<Tier, number | null>> = { starter: 100, pro: 1000, enterprise: null };
+export const tierRequestsPerMinute: Readonly<Record<Tier, number | null>> = Object.fromEntries(
+  Object.entries(tierRateLimitPerMinute).map(([tier, perMinute]) => [tier, perMinute === 0 ? null : perMinute]),
+) as Record<Tier, number | null>;
 
 const windowSeconds = 60;
 

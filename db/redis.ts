@@ -5,10 +5,16 @@ import { Redis } from 'ioredis';
  * request-path connections fail fast instead so an outage answers quickly.
  */
 export function createRedis(url: string, purpose: 'blocking' | 'commands' = 'commands'): Redis {
-  return new Redis(url, {
+  const client = new Redis(url, {
     maxRetriesPerRequest: purpose === 'blocking' ? null : 2,
     enableReadyCheck: true,
     connectionName: `chrysalis-${purpose}`,
     retryStrategy: (times) => Math.min(times * 200, 2000),
   });
+  // Without an 'error' listener ioredis writes every failed reconnect to stderr as unstructured text
+  // (dozens of lines a second while Redis is down; see tests/faults). An outage shows where it matters
+  // instead: the commands that fail (503s, the enqueue fallback, logged warnings), BullMQ's 'error'
+  // events (workers log them) and /ready. The client keeps reconnecting either way.
+  client.on('error', () => undefined);
+  return client;
 }

@@ -25,18 +25,19 @@ export type JobQueues = Map<string, Queue<QueuedJobData>>;
 export function createQueues(connection: Redis, prefix: string): JobQueues {
   const queues: JobQueues = new Map();
   for (const definition of jobRegistry.values()) {
-    queues.set(
-      definition.name,
-      new Queue<QueuedJobData>(definition.name, {
-        connection,
-        prefix,
-        defaultJobOptions: {
-          attempts: definition.queue.attempts,
-          backoff: { type: 'exponential', delay: definition.queue.backoffMs },
-          ...retention,
-        },
-      }),
-    );
+    const queue = new Queue<QueuedJobData>(definition.name, {
+      connection,
+      prefix,
+      defaultJobOptions: {
+        attempts: definition.queue.attempts,
+        backoff: { type: 'exponential', delay: definition.queue.backoffMs },
+        ...retention,
+      },
+    });
+    // A Queue re-emits its connection's errors; with no listener BullMQ prints each one's stack to stderr
+    // (every reconnect attempt while Redis is down). A failed add is what matters, and its caller handles it.
+    queue.on('error', () => undefined);
+    queues.set(definition.name, queue);
   }
   return queues;
 }

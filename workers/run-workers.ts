@@ -13,7 +13,7 @@ import { jobRegistry } from '../jobs/registry.js';
 import { addPoolSource } from '../ops/metrics/catalog.js';
 import { HeartbeatPublisher } from './heartbeat.js';
 import type { JobStateWriter } from './job-state-writer.js';
-import { countInvocationCacheLookup, jobMetricsHook } from './metrics.js';
+import { billingMetricsHook, countInvocationCacheLookup, jobMetricsHook } from './metrics.js';
 import { closeWorkersWithin, HandBackAwareStateWriter, HeldJobs, type ShutdownReport } from './shutdown.js';
 import { createEvaluationPool, taskRunner } from './pools.js';
 import type { JobLifecycleHook } from './lifecycle.js';
@@ -75,7 +75,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const webhooks = runWebhookDelivery({ config, orm, logger });
   const heartbeat = new HeartbeatPublisher(redis, config.queuePrefix, logger);
   const held = new HeldJobs();
-  const hooks: JobLifecycleHook[] = [webhooks.hook, jobMetricsHook, heartbeat, held];
+  const hooks: JobLifecycleHook[] = [webhooks.hook, jobMetricsHook, billingMetricsHook, heartbeat, held];
 
   const workers = [...jobRegistry.values()].map((definition) => {
     const worker = new Worker<QueuedJobData>(definition.name, createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks }), {

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Redis } from 'ioredis';
+import { accessChangeChannel } from '../../db/access-changes.js';
 import type { Tier } from '../../db/entities/service-instance.entity.js';
 import type { Role } from '../../db/entities/user.entity.js';
 
@@ -41,7 +42,7 @@ export class PrincipalCache {
     /** Most entries kept. Default 50,000. */
     private readonly maxEntries = 50_000,
   ) {
-    this.channel = `${prefix}:auth:invalidate`;
+    this.channel = accessChangeChannel(prefix);
   }
 
   /** Subscribes to invalidations; pass a dedicated connection (a subscribed connection can do nothing else). */
@@ -127,8 +128,9 @@ export class PrincipalCache {
   }
 }
 
+/** Why calls to the service are refused: suspended, disabled, or never enabled (no service row). */
 function blockedReason(row: Record<string, unknown>): string | null {
   if (row.suspended_reason) return row.suspended_reason as string;
-  if (row.enabled === false) return 'service_disabled';
+  if (row.enabled !== true) return 'service_disabled';
   return null;
 }

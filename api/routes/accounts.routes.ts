@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { isKnownServiceType, serviceTypes } from '../../jobs/billing/pricing.js';
 import { Router, type RequestHandler } from 'express';
 import { uuidv7 } from 'uuidv7';
 import { z } from 'zod';
@@ -76,9 +77,10 @@ const invalidRefreshToken = () => new ProblemError('unauthorized', 'invalid, exp
  * Whether keys may be issued for this service type. For now `compute` and any well-formed name; the pricing
  * configuration will narrow it to the service types it prices. Unknown types are a 422.
  */
+/** Keys exist for the service types the pricing configuration names (`compute`, `seal`, …). */
 function checkServiceType(serviceType: string): void {
-  if (serviceType === 'compute' || serviceTypePattern.test(serviceType)) return;
-  throw unprocessable('body.service_type', `unknown service type ${serviceType}`);
+  if (isKnownServiceType(serviceType)) return;
+  throw unprocessable('body.service_type', `unknown service type ${serviceType}; known: ${serviceTypes.join(', ')}`);
 }
 
 /** Expiry from a request: null for none; in the past is a 422 naming `field`. */

@@ -27,12 +27,12 @@ describe('load held', () => {
       expect(shared.every((r) => r.status === 202 || r.status === 200)).toBe(true);
       const sharedIds = new Set(shared.map((r) => r.body.id as string));
       expect(sharedIds.size).toBe(1);
-      const [{ rows: sharedRows }] = await stack.sql<{ rows: number }>(`select count(*)::int as rows from jobs where idempotency_key = 'load-shared'`);
+      const sharedRows = (await stack.sql<{ rows: number }>(`select count(*)::int as rows from jobs where idempotency_key = 'load-shared'`))[0]?.rows;
       expect(sharedRows).toBe(1);
 
       const ids = [...distinct.map((r) => r.body.id as string), ...sharedIds];
       await stack.waitUntilFinal(ids, 120_000);
-      const [{ rows: allRows }] = await stack.sql<{ rows: number }>(`select count(*)::int as rows from jobs`);
+      const allRows = (await stack.sql<{ rows: number }>(`select count(*)::int as rows from jobs`))[0]?.rows ?? 0;
       const counts = await tally(stack, ids, () => 3);
       report('load held: 500 distinct keys + 20 of one key', counts, {
         'submit wall time s': submitSeconds.toFixed(1),

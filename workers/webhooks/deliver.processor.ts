@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { uuidv7 } from 'uuidv7';
 import { decryptSecret, encryptSecret } from '../../api/auth/credentials.js';
 import { findDeliveryToSend, recordAttempt } from '../../db/repositories/webhook-deliveries.js';
+import { recordWebhookDelivery } from '../../ops/metrics/catalog.js';
 import { ensureAccountSecret } from '../../db/repositories/webhook-endpoints.js';
 import type { DeliveryAgents } from './address-guard.js';
 import { postWebhook } from './post-webhook.js';
@@ -45,6 +46,7 @@ export function createDeliverProcessor(deps: DeliverDeps) {
     const succeeded = outcome.error === null;
     const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     await recordAttempt(em, { id: uuidv7(), deliveryId: delivery.id, ...outcome, state: succeeded ? 'succeeded' : lastTry ? 'failed' : 'pending' });
+    recordWebhookDelivery(succeeded ? 'succeeded' : lastTry ? 'failed' : 'retrying', outcome.durationMs / 1000);
     if (!succeeded) throw new DeliveryFailedError(outcome.error ?? 'delivery failed');
     return { status: outcome.statusCode };
   };

@@ -34,11 +34,15 @@ export function webhookRetryDelayMs(retry: number, baseMs: number, random: () =>
 export const webhookBackoffType = 'webhook-exponential';
 
 export function createWebhookQueue(connection: Redis, prefix: string): WebhookQueue {
-  return new Queue<WebhookDeliveryData>(webhookQueueName, {
+  const queue = new Queue<WebhookDeliveryData>(webhookQueueName, {
     connection,
     prefix,
     defaultJobOptions: { attempts: webhookAttempts, backoff: { type: webhookBackoffType }, ...retention },
   });
+  // Connection errors re-emitted by the queue would otherwise be printed raw to stderr on every reconnect
+  // attempt during a Redis outage; a failed add rejects to its caller, which handles it.
+  queue.on('error', () => undefined);
+  return queue;
 }
 
 /** Enqueues deliveries under their own ids, so emitting the same deliveries twice enqueues them once. */

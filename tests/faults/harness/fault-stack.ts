@@ -166,7 +166,7 @@ export class FaultStack {
   }
 
   async bullCompleted(type: string): Promise<string[]> {
-    return this.inspector.zrange(`${this.prefix}:${type}:completed`, 0, -1);
+    return this.inspector.zrange(`${this.prefix}:${type}:completed`, '0', '-1');
   }
 
   /** Every BullMQ job hash in Redis under this stack's prefix (keys ending in a job id). */
@@ -174,7 +174,7 @@ export class FaultStack {
     const keys: string[] = [];
     let cursor = '0';
     do {
-      const [next, batch] = await this.inspector.scan(cursor, 'MATCH', `${this.prefix}:*`, 'COUNT', 1000);
+      const [next, batch] = await this.inspector.scan(cursor, 'MATCH', `${this.prefix}:*`, 'COUNT', '1000');
       cursor = next;
       keys.push(...batch.filter((key) => /:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(key)));
     } while (cursor !== '0');

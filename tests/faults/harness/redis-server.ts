@@ -46,10 +46,16 @@ export class FaultRedis {
     fs.closeSync(log);
     this.child = child;
     process.on('exit', this.killOnExit);
+    let failed: Error | null = null;
+    child.once('error', (error) => (failed = new Error(`could not run redis-server (install it, e.g. apt-get install redis-server): ${error.message}`)));
     child.once('exit', () => {
       if (this.child === child) this.child = null;
     });
-    await waitFor(() => ping(this.url), 15_000, 50);
+    await waitFor(async () => {
+      if (failed) throw failed;
+      if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}; see ${path.join(this.dir, 'redis.log')}`);
+      return ping(this.url);
+    }, 15_000, 50);
   }
 
   /** SIGKILL, like a crash or an OOM kill: no shutdown, no save. Resolves once the process is gone. */
