@@ -16,22 +16,32 @@ export interface JobStateWriterOptions {
   maxBatch?: number;
   /** How long a flush keeps retrying while PostgreSQL is unreachable, in ms. Default 60,000. */
   retryForMs?: number;
+  /**
+   * A job is shown `active` only once it has run this long, in ms; a job that finishes sooner goes
+   * straight from `queued` to its outcome, saving a write per job. Default 50.
+   */
+  activeAfterMs?: number;
 }
 
 /**
  * Writes job state to PostgreSQL in batches (group commit): when idle, a write goes out at once; while a
  * flush is in flight, new writes gather and go out together in the next one UPDATE … FROM (VALUES …).
- * Low latency at low load, one statement per many jobs at high load. A processor awaits its final write, so BullMQ never marks a job completed before
- * its result is stored. Final states are never overwritten (the writes are idempotent).
+ * Low latency at low load, one statement per many jobs at high load. A processor awaits its final write,
+ * so BullMQ never marks a job completed before its result is stored. Final states are never overwritten
+ * (the writes are idempotent), except that a later attempt may reopen a `failed` row: that is a retry an
+ * operator asked for (Bull Board's Retry; BullMQ keeps counting attempts).
  */
 export class JobStateWriter {
   private finals: FinalWrite[] = [];
   private actives = new Map<string, number>();
+  /** Attempts started less than `activeAfterMs` ago: their `active` write is still waiting. */
+  private startingSoon = new Map<string, { timer: NodeJS.Timeout; attemptsMade: number }>();
   private progress = new Map<string, unknown>();
   private scheduled = false;
   private flushing: Promise<void> = Promise.resolve();
   private readonly maxBatch: number;
   private readonly retryForMs: number;
+  private readonly activeAfterMs: number;
 
   constructor(
     private readonly em: EntityManager,
@@ -40,12 +50,26 @@ export class JobStateWriter {
   ) {
     this.maxBatch = options.maxBatch ?? 500;
     this.retryForMs = options.retryForMs ?? 60_000;
+    this.activeAfterMs = options.activeAfterMs ?? 50;
   }
 
-  /** Records that an attempt started. Not awaited by processors; best effort, batched. */
+  /** Records that an attempt started (once it has run `activeAfterMs`). Not awaited; best effort, batched. */
   markActive(id: string, attemptsMade: number): void {
-    this.actives.set(id, attemptsMade);
-    this.schedule();
+    this.settle(id);
+    const timer = setTimeout(() => {
+      this.startingSoon.delete(id);
+      this.actives.set(id, attemptsMade);
+      this.schedule();
+    }, this.activeAfterMs);
+    timer.unref();
+    this.startingSoon.set(id, { timer, attemptsMade });
+  }
+
+  /** The attempt ended: no `active` write is needed any more if it has not gone out yet. */
+  private settle(id: string): void {
+    const pending = this.startingSoon.get(id);
+    if (pending) clearTimeout(pending.timer);
+    this.startingSoon.delete(id);
   }
 
   /** Records progress for GET /jobs/:id. Best effort, batched; only while the job is active. */
@@ -68,6 +92,7 @@ export class JobStateWriter {
   }
 
   private push(write: Omit<FinalWrite, 'resolve' | 'reject'>): Promise<void> {
+    this.settle(write.id);
     return new Promise((resolve, reject) => {
       this.finals.push({ ...write, resolve, reject });
       this.schedule();
@@ -86,6 +111,12 @@ export class JobStateWriter {
 
   /** Writes everything pending now; resolves when it is stored. */
   async drain(): Promise<void> {
+    for (const [id, { timer, attemptsMade }] of this.startingSoon) {
+      // Jobs still running when we drain (shutdown): record them as started now.
+      clearTimeout(timer);
+      this.actives.set(id, attemptsMade);
+    }
+    this.startingSoon.clear();
     this.flushing = this.flushing.then(() => this.flush());
     await this.flushing;
   }
@@ -153,7 +184,7 @@ export class JobStateWriter {
         `update jobs as j set state = v.state, result = v.result::jsonb, error = v.error, attempts_made = v.attempts,
                 finished_at = case when v.state in ('completed', 'failed') then now() else null end
            from (values ${rows.map(() => '(?::uuid, ?::text, ?::text, ?::text, ?::int)').join(', ')}) as v(id, state, result, error, attempts)
-          where j.id = v.id and j.state not in ('completed', 'failed', 'cancelled')`,
+          where j.id = v.id and (j.state in ('queued', 'delayed', 'active') or (j.state = 'failed' and v.attempts > j.attempts_made))`,
         rows.flatMap((w) => [w.id, w.state, w.result === null || w.result === undefined ? null : JSON.stringify(w.result), w.error, w.attemptsMade]),
       );
     }
