@@ -26,15 +26,17 @@ export class InvocationCache {
   /** Told of every lookup (the workers count hits and misses for Prometheus). Default: nobody. */
   onLookup?: (hit: boolean) => void;
 
+  /** A lookup that Redis cannot answer (an outage) is a miss: the cache never fails a job. */
   async get(customerId: string, substrateId: string, parameters: Record<string, unknown>): Promise<{ value: unknown } | null> {
-    const hit = await this.redis.hget(this.key(customerId, substrateId), InvocationCache.field(parameters));
+    const hit = await this.redis.hget(this.key(customerId, substrateId), InvocationCache.field(parameters)).catch(() => null);
     this.onLookup?.(hit !== null);
     return hit === null ? null : { value: JSON.parse(hit) };
   }
 
   async set(customerId: string, substrateId: string, parameters: Record<string, unknown>, value: unknown): Promise<void> {
     const key = this.key(customerId, substrateId);
-    await this.redis.multi().hset(key, InvocationCache.field(parameters), JSON.stringify(value)).expire(key, this.ttlSeconds).exec();
+    // Best effort: a result that cannot be cached is simply computed again next time.
+    await this.redis.multi().hset(key, InvocationCache.field(parameters), JSON.stringify(value)).expire(key, this.ttlSeconds).exec().catch(() => undefined);
   }
 
   async invalidate(customerId: string, substrateId: string): Promise<void> {
