@@ -19,19 +19,14 @@ export const unmatchedRoute = 'unmatched';
 export function httpMetrics(): RequestHandler {
   return (req, res, next) => {
     const started = performance.now();
-    let template: string | null = null;
-    let route: unknown;
-    Object.defineProperty(req, 'route', {
-      configurable: true,
-      enumerable: true,
-      get: () => route,
-      set(value: { path?: unknown } | undefined) {
-        route = value;
-        if (typeof value?.path === 'string') template = (req.baseUrl + value.path).replace(/(.)\/$/, '$1');
-      },
-    });
     res.once('finish', () => {
       const seconds = (performance.now() - started) / 1000;
+      // The route that answered stays on the request once it has run. Its router's base URL is gone
+      // again if the route threw (the router restores it on the way out); every router is mounted on
+      // /api/v1 or on the root, so the URL tells which.
+      const path = (req.route as { path?: unknown } | undefined)?.path;
+      const base = req.baseUrl || (req.originalUrl.startsWith('/api/v1/') ? '/api/v1' : '');
+      const template = typeof path === 'string' ? (base + path).replace(/(.)\/$/, '$1') : null;
       const labels = { method: methodLabel(req), route: template ?? unmatchedRoute, status: String(res.statusCode) };
       httpRequests.inc(labels);
       httpRequestDuration.observe(labels, seconds);

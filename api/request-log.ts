@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { insertRequestLogs, type NewRequestLog } from '../db/repositories/request-logs.js';
 
@@ -77,7 +77,7 @@ export class RequestLogRecorder {
    */
   readonly middleware: RequestHandler = (req, res, next) => {
     const timestamp = new Date();
-    const counted = countBodyBytes(res);
+    const bytesOut = bytesOutCounter(req, res);
     let done = false;
     const finish = () => {
       if (done) return;
@@ -90,7 +90,7 @@ export class RequestLogRecorder {
         serviceType: principal.serviceType,
         method: req.method,
         statusCode: res.statusCode,
-        bytesOut: counted.bytes,
+        bytesOut: bytesOut(),
       });
     };
     res.once('finish', finish);
@@ -134,21 +134,15 @@ export class RequestLogRecorder {
 }
 
 /** Counts body bytes as they are written (chunked and streamed responses have no Content-Length). */
-function countBodyBytes(res: Response): { bytes: number } {
-  const counted = { bytes: 0 };
-  const add = (chunk: unknown, encoding: unknown) => {
-    if (typeof chunk === 'string') counted.bytes += Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
-    else if (chunk instanceof Uint8Array) counted.bytes += chunk.byteLength;
+/**
+ * Bytes sent for a response: its Content-Length (every JSON answer has one), else what the socket
+ * wrote meanwhile (streams such as SSE). Read once at the end, so the hot path wraps nothing.
+ */
+function bytesOutCounter(req: Request, res: Response): () => number {
+  const socketBefore = req.socket?.bytesWritten ?? 0;
+  return () => {
+    const length = Number(res.getHeader('content-length'));
+    if (Number.isFinite(length) && length >= 0) return length;
+    return Math.max(0, (req.socket?.bytesWritten ?? socketBefore) - socketBefore);
   };
-  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
-  const end = res.end.bind(res) as (...args: unknown[]) => Response;
-  res.write = ((chunk: unknown, ...rest: unknown[]) => {
-    add(chunk, rest[0]);
-    return write(chunk, ...rest);
-  }) as Response['write'];
-  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
-    if (typeof chunk !== 'function') add(chunk, rest[0]);
-    return end(chunk, ...rest);
-  }) as Response['end'];
-  return counted;
 }

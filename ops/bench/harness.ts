@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -75,4 +75,37 @@ export interface ScenarioResult {
   target: string;
   met: boolean;
   details?: Record<string, unknown>;
+}
+
+/** CPU seconds (user + system) a process and its threads have used so far (Linux /proc). */
+export function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds used by every process whose command line matches `pattern` (e.g. all PostgreSQL backends). */
+export function cpuSecondsMatching(pattern: RegExp): number {
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (pattern.test(readFileSync(`/proc/${entry}/cmdline`, 'utf8'))) total += cpuSeconds(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return total;
+}
+
+/** Where CPU went during `run`: seconds per named process group. */
+export async function cpuBreakdown<T>(groups: Record<string, () => number>, run: () => Promise<T>): Promise<{ result: T; cpu: Record<string, number> }> {
+  const before = Object.fromEntries(Object.entries(groups).map(([name, read]) => [name, read()]));
+  const result = await run();
+  const cpu = Object.fromEntries(Object.entries(groups).map(([name, read]) => [name, Math.round((read() - (before[name] ?? 0)) * 100) / 100]));
+  return { result, cpu };
 }

@@ -17,7 +17,7 @@ import { getJobDefinition } from '../../jobs/registry.js';
 import { createQueues, closeQueues } from '../../workers/queues.js';
 import { submitJobsBulk } from '../../workers/submit-job.js';
 import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
-import { percentile, round, rssMiB, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
+import { cpuBreakdown, cpuSeconds, cpuSecondsMatching, percentile, round, rssMiB, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -95,6 +95,13 @@ async function main(): Promise<void> {
     const { substrate_id: substrateId } = await json('POST', '/substrates', { expression_type: 'expression', expression: 'x * y' }, key);
 
     const platformQueues = createQueues(redis, prefix);
+    const cpuGroups = {
+      api: () => cpuSeconds(apiChild.process.pid),
+      worker: () => cpuSeconds(workerChild.process.pid),
+      postgres: () => cpuSecondsMatching(/^postgres/),
+      redis: () => cpuSecondsMatching(/^redis-server/),
+      bench: () => cpuSeconds(process.pid),
+    };
     const em = orm.em.fork();
     const logger = pino({ level: 'warn' });
     const invoke = getJobDefinition('invoke')!;
@@ -121,7 +128,7 @@ async function main(): Promise<void> {
     if (wanted('queue-drain')) {
       const n = quick ? 10_000 : 50_000;
       log(`queue-drain: ${n} jobs`);
-      const platformSeconds = await drain(n);
+      const { result: platformSeconds, cpu } = await cpuBreakdown(cpuGroups, () => drain(n));
       const base = await baselineWorker('bench-drain', 'persist');
       await db.query('truncate bench_results');
       const started = performance.now();
@@ -134,7 +141,7 @@ async function main(): Promise<void> {
       await base.queue.obliterate({ force: true });
       const platform = n / platformSeconds;
       const baseline = n / baselineSeconds;
-      report({ scenario: 'queue-drain', n, unit: 'jobs/s', platform: round(platform), baseline: round(baseline), ratio: round(platform / baseline, 3), target: 'ratio >= 0.8', met: platform / baseline >= 0.8, details: { platform_seconds: round(platformSeconds, 3), baseline_seconds: round(baselineSeconds, 3) } });
+      report({ scenario: 'queue-drain', n, unit: 'jobs/s', platform: round(platform), baseline: round(baseline), ratio: round(platform / baseline, 3), target: 'ratio >= 0.8', met: platform / baseline >= 0.8, details: { platform_seconds: round(platformSeconds, 3), baseline_seconds: round(baselineSeconds, 3), cpu_seconds_during_platform_run: cpu } });
     }
 
     if (wanted('http-submit')) {
@@ -142,7 +149,7 @@ async function main(): Promise<void> {
       log(`http-submit: 64 connections for ${duration} s`);
       const since = new Date();
       const body = JSON.stringify({ parameters: { x: 5, y: 7 } });
-      const platformRun = await autocannon({ url: `${api}/substrates/${substrateId}/invoke`, method: 'POST', connections: 64, duration, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
+      const { result: platformRun, cpu } = await cpuBreakdown(cpuGroups, () => autocannon({ url: `${api}/substrates/${substrateId}/invoke`, method: 'POST', connections: 64, duration, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body }));
       const accepted = platformRun['2xx'];
       const drainStarted = performance.now();
       await waitUntil(async () => (await countFinished(since)) >= accepted, 600_000, 200);
@@ -158,7 +165,7 @@ async function main(): Promise<void> {
       report({
         scenario: 'http-submit', n: accepted, unit: 'accepted/s', platform: round(platform), baseline: round(baseline), ratio: round(platform / baseline, 3),
         target: 'ratio >= 0.5; every accepted job completed', met: platform / baseline >= 0.5 && completed === accepted,
-        details: { accepted, completed, non_2xx: platformRun.non2xx, errors: platformRun.errors, drain_seconds: round(drainSeconds, 2), platform_p99_ms: platformRun.latency.p99, baseline_p99_ms: baseRun.latency.p99 },
+        details: { accepted, completed, non_2xx: platformRun.non2xx, errors: platformRun.errors, drain_seconds: round(drainSeconds, 2), platform_p99_ms: platformRun.latency.p99, baseline_p99_ms: baseRun.latency.p99, cpu_seconds_during_load: cpu },
       });
     }
 
@@ -230,7 +237,7 @@ async function main(): Promise<void> {
       log(`cached-invoke: 64 connections for ${duration} s`);
       const body = JSON.stringify({ parameters: { x: 5, y: 7 } });
       await fetch(`${api}/substrates/${substrateId}/invoke`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', prefer: 'wait=5' }, body });
-      const platformRun = await autocannon({ url: `${api}/substrates/${substrateId}/invoke`, method: 'POST', connections: 64, duration, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', prefer: 'wait=5' }, body });
+      const { result: platformRun, cpu } = await cpuBreakdown(cpuGroups, () => autocannon({ url: `${api}/substrates/${substrateId}/invoke`, method: 'POST', connections: 64, duration, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', prefer: 'wait=5' }, body }));
       const bare = startChild('ops/bench/baseline/bare-server.ts', { REDIS_URL: redisUrl, BENCH_QUEUE: 'bench-submit', BENCH_PREFIX: basePrefix, PORT: String(basePort) }, 'bare server');
       await waitUntil(async () => (await fetch(`http://127.0.0.1:${basePort}/cached`, { method: 'POST' }).catch(() => null))?.status === 200, 30_000, 100);
       const baseRun = await autocannon({ url: `http://127.0.0.1:${basePort}/cached`, method: 'POST', connections: 64, duration, headers: { 'content-type': 'application/json' }, body });
@@ -239,7 +246,7 @@ async function main(): Promise<void> {
       const baseline = baseRun['2xx'] / duration;
       report({
         scenario: 'cached-invoke', n: platformRun['2xx'], unit: 'req/s', platform: round(platform), baseline: round(baseline), ratio: round(platform / baseline, 3), target: 'ratio >= 0.6', met: platform / baseline >= 0.6,
-        details: { non_2xx: platformRun.non2xx, platform_p99_ms: platformRun.latency.p99, baseline_p99_ms: baseRun.latency.p99 },
+        details: { non_2xx: platformRun.non2xx, platform_p99_ms: platformRun.latency.p99, baseline_p99_ms: baseRun.latency.p99, cpu_seconds_during_load: cpu },
       });
     }
 
