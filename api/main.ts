@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../config.js';
 import { assertRedisNoEviction } from '../db/redis-eviction-policy.js';
 import { ensureAdmin } from './auth/bootstrap-admin.js';
 import { createApp } from './app.js';
+import { answerClientErrorsWithProblems } from './client-errors.js';
 import { createApiDeps } from './create-deps.js';
 import { createLogger } from './logger.js';
 
@@ -15,6 +16,7 @@ async function main(): Promise<void> {
   const deps = await createApiDeps(config, logger);
   await ensureAdmin(deps);
   const server = createApp(deps).listen(config.port);
+  answerClientErrorsWithProblems(server);
   await once(server, 'listening');
   logger.info({ port: config.port }, 'api listening');
 

@@ -14,6 +14,7 @@ export const problemTypes = {
   'not-found': { status: 404, title: 'Not found' },
   conflict: { status: 409, title: 'Conflict' },
   'payload-too-large': { status: 413, title: 'Payload too large' },
+  'headers-too-large': { status: 431, title: 'Request header fields too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'payment-required': { status: 402, title: 'Payment required' },
   'rate-limited': { status: 429, title: 'Too many requests' },

@@ -1,4 +1,4 @@
-import type { MikroORM } from '@mikro-orm/postgresql';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -36,14 +36,17 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
     const jobId = recordIdFor(job.id as string);
     const attempt = job.attemptsMade + 1;
     const started = performance.now();
-    const em = deps.orm.em.fork();
+    // Built on first use: most invocations never touch the entity manager or log.
+    let em: EntityManager | undefined;
+    let logger: Logger | undefined;
     if (jobId !== job.id) {
-      await ensureScheduledJobRow(em, { id: jobId, queueJobId: job.id as string, customerId: job.data.customerId, type: definition.name, payload: job.data.payload, maxAttempts: job.opts.attempts ?? 1 });
+      await ensureScheduledJobRow((em ??= deps.orm.em.fork()), { id: jobId, queueJobId: job.id as string, customerId: job.data.customerId, type: definition.name, payload: job.data.payload, maxAttempts: job.opts.attempts ?? 1 });
     }
     deps.writer.markActive(jobId, attempt);
     for (const hook of deps.hooks) hook.started?.(job, definition.name);
     const finished = (outcome: JobOutcome) => {
       for (const hook of deps.hooks) {
+        if (!hook.finished) continue;
         Promise.resolve()
           .then(() => hook.finished?.(job, definition.name, outcome))
           .catch((error: unknown) => deps.logger.error({ err: error, hook: hook.name, jobId }, 'job hook failed'));
@@ -53,8 +56,12 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       jobId,
       customerId: job.data.customerId,
       attemptsMade: job.attemptsMade,
-      logger: deps.logger.child({ jobId, type: definition.name }),
-      em,
+      get logger() {
+        return (logger ??= deps.logger.child({ jobId, type: definition.name }));
+      },
+      get em() {
+        return (em ??= deps.orm.em.fork());
+      },
       redis: deps.redis,
       config: deps.config,
       cache: deps.cache,

@@ -65,7 +65,8 @@ export function batchesRoutes(deps: ApiDeps): Router {
     const { id } = parseInput(batchParams, req.params, 'params');
     const query = parseInput(batchItemsQuery, req.query, 'query');
     await requireBatch(customerId, id);
-    const afterIndex = decodeCursor(query.cursor, z.number().int().min(-1)) ?? -1;
+    // batch_items.index is a PostgreSQL integer: a forged cursor past its range would make the query fail.
+    const afterIndex = decodeCursor(query.cursor, z.number().int().min(-1).max(2_147_483_647)) ?? -1;
     const rows = await listBatchItems(em(), id, afterIndex, query.limit + 1);
     res.json(page(rows, query.limit, batchItemView, (row) => row.index));
   });

@@ -23,6 +23,7 @@ export const limitsBody = z.strictObject({ max_monthly_usd_cents: z.number().int
 export const usageQuery = z.strictObject({ from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional(), ...paginationQuery });
 export const listQuery = z.strictObject({ ...paginationQuery });
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
+const maxBigint = 2n ** 63n - 1n;
 
 const iso = (value: string | Date): string => new Date(value).toISOString();
 
@@ -79,7 +80,8 @@ export function billingRoutes(deps: ApiDeps): Router {
     const from = query.from ? new Date(query.from) : undefined;
     const to = query.to ? new Date(query.to) : undefined;
     if (from && to && from >= to) throw new ProblemError('unprocessable', 'query.from must be before query.to', { errors: [{ field: 'query.from', message: 'must be before query.to' }] });
-    const beforeId = decodeCursor(query.cursor, z.string().regex(/^\d{1,19}$/));
+    // Usage record ids are bigints: a forged 19-digit cursor past their range would make PostgreSQL fail.
+    const beforeId = decodeCursor(query.cursor, z.string().regex(/^\d{1,19}$/).refine((id) => BigInt(id) <= maxBigint));
     const rows = await listUsageRecords(deps.orm.em.fork(), { customerId, from, to, beforeId, limit: query.limit + 1 });
     res.json(page(rows, query.limit, usageView, (row) => row.id));
   });

@@ -82,7 +82,7 @@ export function relationshipsRoutes(deps: ApiDeps): Router {
       const { substrate_id } = parseInput(edgeListParams, req.params, 'params');
       const query = parseInput(edgeListQuery, req.query, 'query');
       await requireSubstrates(customerId, [['params.substrate_id', substrate_id]]);
-      const after = decodeCursor(query.cursor, z.object({ createdAt: z.string(), id: z.string().uuid() }));
+      const after = decodeCursor(query.cursor, z.object({ createdAt: z.iso.datetime(), id: z.string().uuid() }));
       const rows = await listEdges(em(), customerId, substrate_id, direction, after, query.limit + 1);
       res.json(page(rows, query.limit, relationshipView, (row) => ({ createdAt: new Date(row.createdAt).toISOString(), id: row.id })));
     });

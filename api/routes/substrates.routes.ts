@@ -139,7 +139,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
     const metadata = metadataFilters(req.query);
     const plainQuery = Object.fromEntries(Object.entries(req.query).filter(([key]) => !key.startsWith('metadata.')));
     const query = parseInput(searchSubstratesQuery.strict(), plainQuery, 'query');
-    const after = decodeCursor(query.cursor, z.object({ createdAt: z.string(), id: z.string() }));
+    const after = decodeCursor(query.cursor, z.object({ createdAt: z.iso.datetime(), id: substrateIdSchema }));
     const rows = await searchSubstrates(em(), {
       customerId,
       name: query.name,

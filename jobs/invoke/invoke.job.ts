@@ -57,7 +57,8 @@ export const invokeJob = defineJob({
       const hit = await ctx.cache.get(ctx.customerId, substrateId, parameters);
       if (hit) return { substrate_id: substrateId, result: hit.value, invocation_time_ms: elapsed(started), cached: true };
       const value = await evaluateSubstrate(await loadSubstrate(ctx, substrateId), parameters, ctx);
-      await ctx.cache.set(ctx.customerId, substrateId, parameters, value);
+      // Not awaited: the answer need not wait for the cache (a failed write is only a later miss).
+      void ctx.cache.set(ctx.customerId, substrateId, parameters, value);
       return { substrate_id: substrateId, result: value, invocation_time_ms: elapsed(started), cached: false };
     }
 

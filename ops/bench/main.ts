@@ -149,8 +149,13 @@ async function main(): Promise<void> {
       log(`http-submit: 64 connections for ${duration} s`);
       const since = new Date();
       const body = JSON.stringify({ parameters: { x: 5, y: 7 } });
+      // Like the baseline (which has no consumer), the API takes the load alone: the invoke queue is
+      // paused while autocannon runs, then resumed and drained.
+      const invokeQueue = platformQueues.get('invoke')!;
+      await invokeQueue.pause();
       const { result: platformRun, cpu } = await cpuBreakdown(cpuGroups, () => autocannon({ url: `${api}/substrates/${substrateId}/invoke`, method: 'POST', connections: 64, duration, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body }));
       const accepted = platformRun['2xx'];
+      await invokeQueue.resume();
       const drainStarted = performance.now();
       await waitUntil(async () => (await countFinished(since)) >= accepted, 600_000, 200);
       const drainSeconds = (performance.now() - drainStarted) / 1000;

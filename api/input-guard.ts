@@ -1,0 +1,54 @@
+import type { RequestHandler } from 'express';
+import { ProblemError, type FieldError } from './problems.js';
+
+/** Deepest nesting a JSON body may have. Deeper bodies overflow the stack of JSON.stringify and friends. */
+export const maxBodyDepth = 64;
+
+/** U+0000, or a UTF-16 surrogate without its pair: valid in a JS string and in JSON, refused by PostgreSQL. */
+const unstorable = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+const describe = (text: string) => (text.includes('\u0000') ? 'contains U+0000 (NUL)' : 'contains an unpaired UTF-16 surrogate');
+
+/**
+ * The first problems in a parsed body or query (at most `limit`): strings or keys PostgreSQL cannot store
+ * (text and jsonb refuse NUL, jsonb refuses lone surrogates) and nesting deeper than `maxBodyDepth`.
+ * Iterative, so a hostile depth cannot overflow the stack here either.
+ */
+export function unstorableInput(value: unknown, source: string, limit = 10): FieldError[] {
+  const errors: FieldError[] = [];
+  const stack: Array<[value: unknown, path: string, depth: number]> = [[value, source, 0]];
+  while (stack.length > 0 && errors.length < limit) {
+    const [current, path, depth] = stack.pop() as [unknown, string, number];
+    if (typeof current === 'string') {
+      if (unstorable.test(current)) errors.push({ field: path, message: describe(current) });
+      continue;
+    }
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth >= maxBodyDepth) {
+      errors.push({ field: path, message: `nests deeper than ${maxBodyDepth} levels` });
+      continue;
+    }
+    for (const [key, inner] of Object.entries(current)) {
+      const innerPath = `${path}.${key}`;
+      if (unstorable.test(key)) errors.push({ field: innerPath, message: `key ${describe(key)}` });
+      else stack.push([inner, innerPath, depth + 1]);
+    }
+  }
+  return errors;
+}
+
+/**
+ * Refuses, with a 400 naming the field, request bodies and query strings that no route could store or
+ * serialise: NUL characters, unpaired surrogates, nesting past 64 levels. Checked once here, after the
+ * body parser, rather than in every zod schema, because they break the database driver and JSON.stringify
+ * rather than any rule of a route (left alone they surfaced as 500s).
+ */
+export function inputGuard(): RequestHandler {
+  return (req, _res, next) => {
+    const errors = [...unstorableInput(req.body, 'body'), ...unstorableInput(req.query, 'query')];
+    if (errors.length > 0) {
+      throw new ProblemError('validation', `invalid input: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}`, { errors });
+    }
+    next();
+  };
+}
