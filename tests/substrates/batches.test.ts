@@ -1,28 +1,26 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerUser, type TestUser } from '../helpers/accounts.js';
-import { httpClient, waitFor } from '../helpers/http.js';
-import { startTestApp, type TestApp } from '../helpers/test-app.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestUser } from '../helpers/accounts.js';
+import type { httpClient} from '../helpers/http.js';
+import { waitFor } from '../helpers/http.js';
+import type { TestApp } from '../helpers/test-app.js';
+import { useTestApp } from '../helpers/suite.js';
 
+let product: string;
+let constant: string;
+
+const suite = useTestApp({ workers: true, users: 2 });
 let app: TestApp;
 let request: ReturnType<typeof httpClient>;
 let alice: TestUser;
 let bob: TestUser;
-let product: string;
-let constant: string;
 
 beforeAll(async () => {
-  app = await startTestApp();
-  await app.startWorkers();
-  request = httpClient(app.baseUrl);
-  alice = await registerUser(request);
-  bob = await registerUser(request);
+  ({ app, request } = suite);
+  [alice, bob] = suite.users as [TestUser, TestUser];
   product = (await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x * y' } })).body.substrate_id;
   constant = (await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'constant', value: 9 } })).body.substrate_id;
 });
 
-afterAll(async () => {
-  await app?.close();
-});
 
 async function allItems(batchId: string, token: string) {
   const items: Array<{ index: number; state: string; result?: unknown; error?: string }> = [];

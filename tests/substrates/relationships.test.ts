@@ -1,28 +1,26 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerUser, type TestUser } from '../helpers/accounts.js';
-import { httpClient } from '../helpers/http.js';
-import { startTestApp, type TestApp } from '../helpers/test-app.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestUser } from '../helpers/accounts.js';
+import type { httpClient } from '../helpers/http.js';
+import type { TestApp } from '../helpers/test-app.js';
+import { useTestApp } from '../helpers/suite.js';
 
+const ids: string[] = [];
+
+const suite = useTestApp({ workers: false, users: 2 });
 let app: TestApp;
 let request: ReturnType<typeof httpClient>;
 let alice: TestUser;
 let bob: TestUser;
-const ids: string[] = [];
 
 beforeAll(async () => {
-  app = await startTestApp();
-  request = httpClient(app.baseUrl);
-  alice = await registerUser(request);
-  bob = await registerUser(request);
+  ({ app, request } = suite);
+  [alice, bob] = suite.users as [TestUser, TestUser];
   for (let i = 0; i < 5; i++) {
     const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'constant', value: i } });
     ids.push(created.body.substrate_id);
   }
 });
 
-afterAll(async () => {
-  await app?.close();
-});
 
 const relate = (token: string, source: string, target: string, type = 'DEPENDENCY') =>
   request('POST', '/api/v1/relationships', { token, body: { source_id: source, target_id: target, type } });

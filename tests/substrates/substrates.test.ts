@@ -1,24 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
-import { httpClient } from '../helpers/http.js';
-import { startTestApp, type TestApp } from '../helpers/test-app.js';
+import type { httpClient } from '../helpers/http.js';
+import { useTestApp } from '../helpers/suite.js';
 
-let app: TestApp;
+
+const suite = useTestApp({ workers: true, users: 2 });
 let request: ReturnType<typeof httpClient>;
 let alice: TestUser;
 let bob: TestUser;
 
 beforeAll(async () => {
-  app = await startTestApp();
-  await app.startWorkers();
-  request = httpClient(app.baseUrl);
-  alice = await registerUser(request);
-  bob = await registerUser(request);
+  ({ request } = suite);
+  [alice, bob] = suite.users as [TestUser, TestUser];
 });
 
-afterAll(async () => {
-  await app?.close();
-});
 
 const create = (token: string, body: unknown) => request('POST', '/api/v1/substrates', { token, body });
 
