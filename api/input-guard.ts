@@ -4,8 +4,10 @@ import { ProblemError, type FieldError } from './problems.js';
 /** Deepest nesting a JSON body may have. Deeper bodies overflow the stack of JSON.stringify and friends. */
 export const maxBodyDepth = 64;
 
+const unpairedSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 /** U+0000, or a UTF-16 surrogate without its pair: valid in a JS string and in JSON, refused by PostgreSQL. */
-const unstorable = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const isUnstorable = (text: string) => text.includes('\u0000') || unpairedSurrogate.test(text);
 
 const describe = (text: string) => (text.includes('\u0000') ? 'contains U+0000 (NUL)' : 'contains an unpaired UTF-16 surrogate');
 
@@ -20,7 +22,7 @@ export function unstorableInput(value: unknown, source: string, limit = 10): Fie
   while (stack.length > 0 && errors.length < limit) {
     const [current, path, depth] = stack.pop() as [unknown, string, number];
     if (typeof current === 'string') {
-      if (unstorable.test(current)) errors.push({ field: path, message: describe(current) });
+      if (isUnstorable(current)) errors.push({ field: path, message: describe(current) });
       continue;
     }
     if (typeof current !== 'object' || current === null) continue;
@@ -30,7 +32,7 @@ export function unstorableInput(value: unknown, source: string, limit = 10): Fie
     }
     for (const [key, inner] of Object.entries(current)) {
       const innerPath = `${path}.${key}`;
-      if (unstorable.test(key)) errors.push({ field: innerPath, message: `key ${describe(key)}` });
+      if (isUnstorable(key)) errors.push({ field: innerPath, message: `key ${describe(key)}` });
       else stack.push([inner, innerPath, depth + 1]);
     }
   }

@@ -31,6 +31,11 @@ export const listJobsQuery = z.strictObject({
 
 export const jobIdParams = z.object({ id: z.string().uuid('a job id is a UUID') });
 
+function substrateOf(payload: unknown): string | undefined {
+  const id = (payload as { substrate_id?: unknown } | null)?.substrate_id;
+  return typeof id === 'string' ? id : undefined;
+}
+
 export function jobsRoutes(deps: ApiDeps): Router {
   const router = Router();
 
@@ -53,6 +58,8 @@ export function jobsRoutes(deps: ApiDeps): Router {
       delayMs: body.delay_ms,
       attempts: body.attempts,
       webhookUrl: body.webhook_url,
+      // A job on a substrate (invoke, divide) is refused with 404 unless the caller owns it, as on /substrates/:id/….
+      requireSubstrateId: substrateOf(payload.data),
     });
   });
 

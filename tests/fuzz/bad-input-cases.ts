@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import type { OpenApiDocument } from '../../api/openapi.js';
 import { exampleOf, fillPath, propertiesOf, resolveSchema, typesOf, type ApiOperation, type JsonSchema } from '../helpers/openapi-operations.js';
-import type { RawRequest } from './raw-request.js';
+import type { RawRequest } from '../helpers/raw-client.js';
 
 /** One malformed request, before the caller's credentials are added (unless it sets `authorization` itself). */
 export interface BadCase {

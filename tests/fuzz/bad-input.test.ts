@@ -2,15 +2,14 @@ import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildOpenApiDocument } from '../../api/openapi.js';
-import { loginAdmin, registerUser } from '../helpers/accounts.js';
-import { httpClient } from '../helpers/http.js';
+import { loginAdmin } from '../helpers/accounts.js';
 import { apiOperations, type ApiOperation } from '../helpers/openapi-operations.js';
+import { rawClient, type RawResponse } from '../helpers/raw-client.js';
+import { useTestApp } from '../helpers/suite.js';
 import { createTenantResources, type TenantResources } from '../helpers/tenant-resources.js';
-import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { Receiver } from '../webhooks/receiver.js';
-import { caseCategories, edgeCases, type BadCase } from './bad-input-cases.js';
 import { adminPageCases, adminPageEdgeCases } from './admin-page-cases.js';
-import { rawClient, type RawResponse } from './raw-request.js';
+import { caseCategories, edgeCases, type BadCase } from './bad-input-cases.js';
 
 /**
  * Bad input everywhere (issue 8 part 5): every operation of the OpenAPI document gets malformed bodies,
@@ -25,20 +24,18 @@ const operations = apiOperations(document);
 const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
 const runsFactor = Number(process.env.FUZZ_RUNS ?? 1);
 
-let app: TestApp;
+const suite = useTestApp({ workers: true, users: 1 });
 let receiver: Receiver;
 let client: ReturnType<typeof rawClient>;
 const callers: Array<{ name: 'admin' | 'user' | 'anonymous'; token: string | null; own: TenantResources | null }> = [];
 const tally = { requests: 0, serverErrors: 0, byStatus: new Map<number, number>() };
 
 beforeAll(async () => {
-  app = await startTestApp();
-  await app.startWorkers();
+  const { app, request, users } = suite;
+  const [user] = users as [(typeof users)[number]];
   receiver = await Receiver.start();
   client = rawClient(app.baseUrl);
-  const request = httpClient(app.baseUrl);
   const adminToken = await loginAdmin(request);
-  const user = await registerUser(request);
   const [adminOwn, userOwn] = await Promise.all([
     createTenantResources(request, adminToken, { webhookUrl: receiver.url('/admin'), label: 'admin' }),
     createTenantResources(request, user.accessToken, { webhookUrl: receiver.url('/user'), label: 'user' }),
@@ -51,7 +48,6 @@ afterAll(async () => {
   console.log(`bad-input fuzz: ${tally.requests} requests, ${tally.serverErrors} answered 5xx (seed ${seed}); statuses: ${statuses}`);
   client?.close();
   await receiver?.close();
-  await app?.close();
 });
 
 /**
@@ -102,13 +98,13 @@ async function expectServerUp(): Promise<void> {
 }
 
 describe('bad input never gets a 5xx, and every 4xx is a problem', () => {
-  it('fuzzes the operations of the document the API serves', async () => {
+  it('reads its operations from the same document GET /openapi.json serves', async () => {
     const served = await client.send({ method: 'GET', path: '/api/v1/openapi.json' });
     expect(JSON.parse(served.text)).toEqual(JSON.parse(JSON.stringify(document)));
     expect(operations.length).toBeGreaterThan(50);
   });
 
-  it.each(operations.map((operation) => [operation.key, operation] as const))('%s', async (_key, operation) => {
+  it.each(operations.map((operation) => [operation.key, operation] as const))('answers bad input to %s below 500, every 4xx a problem', async (_key, operation) => {
     const failures: string[] = [];
     for (const caller of callers) {
       const context = { document, pathValues: pathValuesFor(operation, caller.own), tokens: callers.flatMap((c) => (c.token ? [c.token] : [])) };
@@ -117,7 +113,10 @@ describe('bad input never gets a 5xx, and every 4xx is a problem', () => {
         if (caller.token && !('authorization' in headers)) headers.authorization = `Bearer ${caller.token}`;
         return { ...badCase.request, headers };
       };
-      for (const badCase of edgeCases(operation, context)) {
+      // Without credentials a route that needs them answers 401 before its own validation, so the exhaustive
+      // cases run there only for public routes; the random categories still send their garbage everywhere.
+      const edges = caller.token || operation.auth === 'none' ? edgeCases(operation, context) : [];
+      for (const badCase of edges) {
         try {
           checkAnswer(badCase, await client.send(withCredentials(badCase)));
         } catch (error) {
@@ -138,7 +137,7 @@ describe('bad input never gets a 5xx, and every 4xx is a problem', () => {
     expect(failures, failures.join('\n\n')).toEqual([]);
   });
 
-  it('fuzzes the admin HTML pages outside /api/v1 (login form, logout, Bull Board)', async () => {
+  it('answers bad input to the admin pages outside /api/v1 (login form, logout, Bull Board) below 500', async () => {
     const failures: string[] = [];
     for (const badCase of [...adminPageEdgeCases(), ...fc.sample(adminPageCases(), { numRuns: Math.round(120 * runsFactor), seed })]) {
       try {

@@ -181,6 +181,11 @@ describe('bad input', () => {
     expect(response.body.errors[0].field).toBe('body.payload.substrate_id');
   });
 
+  it("answers 404 at submit for a job on another customer's substrate", async () => {
+    const response = await request('POST', '/api/v1/jobs', { token: bob.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 1 } } } });
+    expect(response.status).toBe(404);
+  });
+
   it('answers 400 for a malformed job id and a bad limit', async () => {
     expect((await request('GET', '/api/v1/jobs/not-a-uuid', { token: alice.accessToken })).status).toBe(400);
     expect((await request('GET', '/api/v1/jobs?limit=0', { token: alice.accessToken })).status).toBe(400);

@@ -121,14 +121,16 @@ describe('webhook delivery', () => {
   });
 
   it('sends job.failed to endpoints subscribed to it and nothing to endpoints that are not', async () => {
-    const { user } = await customer();
+    const { user, substrateId } = await customer();
     const failedHook = await registerEndpoint(user.accessToken, receiver.url('/failed-only'), ['job.failed']);
     const completedHook = await registerEndpoint(user.accessToken, receiver.url('/completed-only'), ['job.completed']);
-    const jobId = await submitInvoke(user.accessToken, '0x00000000000000ff');
+    const submitted = await request('POST', '/api/v1/jobs', { token: user.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId, operation: { op: 'modulus', modulus: 0 } } } });
+    expect(submitted.status, submitted.text).toBe(202);
+    const jobId = submitted.body.id;
 
     const [delivered] = await received('/failed-only', 1);
     const event = verify(failedHook.secret, delivered as ReceivedRequest);
-    expect(event).toMatchObject({ type: 'job.failed', data: { job: { id: jobId, state: 'failed', error: expect.stringMatching(/not found/) } } });
+    expect(event).toMatchObject({ type: 'job.failed', data: { job: { id: jobId, state: 'failed', error: expect.stringMatching(/modulus must not be 0/) } } });
     // Both endpoints' deliveries are written in one statement: with the failed one there, the other has none.
     const other = await request('GET', `/api/v1/webhooks/${completedHook.id}/deliveries`, { token: user.accessToken });
     expect(other.body).toEqual({ items: [], next_cursor: null });
