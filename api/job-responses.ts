@@ -3,30 +3,13 @@ import { createHash } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { finalStates } from '../db/entities/job-record.entity.js';
+import { jobView } from '../db/job-view.js';
 import { findJob } from '../db/repositories/jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { submitJob } from '../workers/submit-job.js';
 import { uuidv7 } from 'uuidv7';
 import type { ApiDeps } from './deps.js';
 import { ProblemError } from './problems.js';
-
-const iso = (value: Date | string | null | undefined): string | undefined => (value ? new Date(value).toISOString() : undefined);
-
-/** The public shape of a job (GET /jobs/:id). */
-export function jobView(job: JobRecord) {
-  return {
-    id: job.id,
-    type: job.type,
-    state: job.state,
-    progress: job.progress ?? 0,
-    attempts_made: job.attemptsMade,
-    ...(job.result !== null && job.result !== undefined ? { result: job.result } : {}),
-    ...(job.error ? { error: job.error } : {}),
-    created_at: iso(job.createdAt) as string,
-    ...(job.startedAt ? { started_at: iso(job.startedAt) } : {}),
-    ...(job.finishedAt ? { finished_at: iso(job.finishedAt) } : {}),
-  };
-}
 
 export const jobLocation = (id: string) => `/api/v1/jobs/${id}`;
 
@@ -117,3 +100,4 @@ export async function answerFromCache(deps: ApiDeps, req: Request, res: Response
   res.status(200).json({ id, type: 'invoke', state: 'completed', progress: 0, attempts_made: 0, result, created_at: now, started_at: now, finished_at: now });
   return true;
 }
+

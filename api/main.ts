@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConfigError, loadConfig } from '../config.js';
+import { loadConfig } from '../config.js';
+import { runEntryPoint, stopOnSignals } from '../ops/entry-point.js';
 import { assertRedisNoEviction } from '../db/redis-eviction-policy.js';
 import { ensureAdmin } from './auth/bootstrap-admin.js';
 import { createApp } from './app.js';
@@ -20,41 +21,21 @@ async function main(): Promise<void> {
   await once(server, 'listening');
   logger.info({ port: config.port }, 'api listening');
 
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+  stopOnSignals(logger, 'api', config.shutdownTimeoutMs, async () => {
     const started = Date.now();
-    logger.info({ signal, deadlineMs: config.shutdownTimeoutMs }, 'api shutting down');
-    setTimeout(() => {
-      logger.error('api shutdown overran; exiting anyway');
-      process.exit(1);
-    }, 29_000).unref();
-    try {
-      // Stop accepting; let requests in flight (a `Prefer: wait`, an event stream) finish until the deadline, then cut them off.
-      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Keep-alive connections go idle as their requests finish; close each as soon as it does.
-      const closeIdle = setInterval(() => server.closeIdleConnections(), 100);
-      server.closeIdleConnections();
-      const cutOff = await Promise.race([drained.then(() => false), sleep(config.shutdownTimeoutMs, true, { ref: false })]);
-      clearInterval(closeIdle);
-      if (cutOff) server.closeAllConnections();
-      const httpMs = Date.now() - started;
-      // Flushes buffered request logs, then closes queues, Redis and PostgreSQL.
-      await deps.close();
-      logger.info({ cutOff, httpMs, totalMs: Date.now() - started }, 'api stopped');
-      process.exit(0);
-    } catch (error) {
-      logger.error({ err: error }, 'api shutdown failed');
-      process.exit(1);
-    }
-  };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+    // Stop accepting; let requests in flight (a `Prefer: wait`, an event stream) finish until the deadline, then cut them off.
+    const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+    // Keep-alive connections go idle as their requests finish; close each as soon as it does.
+    const closeIdle = setInterval(() => server.closeIdleConnections(), 100);
+    server.closeIdleConnections();
+    const cutOff = await Promise.race([drained.then(() => false), sleep(config.shutdownTimeoutMs, true, { ref: false })]);
+    clearInterval(closeIdle);
+    if (cutOff) server.closeAllConnections();
+    const httpMs = Date.now() - started;
+    // Flushes buffered request logs, then closes queues, Redis and PostgreSQL.
+    await deps.close();
+    return { cutOff, httpMs };
+  });
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError) console.error(error.message);
-  else console.error(error);
-  process.exit(1);
-});
+runEntryPoint(main);

@@ -4,7 +4,7 @@ import { findJob } from '../../db/repositories/jobs.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { openEventStream } from '../event-stream.js';
-import { jobView } from '../job-responses.js';
+import { jobView } from '../../db/job-view.js';
 import type { JobEvent } from '../job-waiter.js';
 import { notFound } from '../problems.js';
 import { parseInput } from '../validate.js';

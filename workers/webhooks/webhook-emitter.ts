@@ -1,6 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { uuidv7 } from 'uuidv7';
-import { jobView } from '../../api/job-responses.js';
+import { jobView } from '../../db/job-view.js';
 import { recordIdFor } from '../../db/repositories/jobs.js';
 import { findJobWebhookTargets, insertDeliveries, type NewDelivery } from '../../db/repositories/webhook-deliveries.js';
 import { countWebhookEndpoints } from '../../db/repositories/webhook-endpoints.js';

@@ -1,0 +1,19 @@
+import type { JobRecord } from './entities/job-record.entity.js';
+
+const iso = (value: Date | string | null | undefined): string | undefined => (value ? new Date(value).toISOString() : undefined);
+
+/** The public shape of a job (GET /jobs/:id). */
+export function jobView(job: JobRecord) {
+  return {
+    id: job.id,
+    type: job.type,
+    state: job.state,
+    progress: job.progress ?? 0,
+    attempts_made: job.attemptsMade,
+    ...(job.result !== null && job.result !== undefined ? { result: job.result } : {}),
+    ...(job.error ? { error: job.error } : {}),
+    created_at: iso(job.createdAt) as string,
+    ...(job.startedAt ? { started_at: iso(job.startedAt) } : {}),
+    ...(job.finishedAt ? { finished_at: iso(job.finishedAt) } : {}),
+  };
+}
