@@ -1,29 +1,27 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
-import { registerUser, type TestUser } from '../helpers/accounts.js';
-import { httpClient, waitFor } from '../helpers/http.js';
+import type { TestUser } from '../helpers/accounts.js';
+import type { httpClient } from '../helpers/http.js';
+import { waitFor } from '../helpers/http.js';
 import { openSse } from '../helpers/sse.js';
-import { startTestApp, type TestApp } from '../helpers/test-app.js';
+import type { TestApp } from '../helpers/test-app.js';
+import { useTestApp } from '../helpers/suite.js';
 
+let substrateId: string;
+
+const suite = useTestApp({ workers: true, users: 2 });
 let app: TestApp;
 let request: ReturnType<typeof httpClient>;
 let alice: TestUser;
 let bob: TestUser;
-let substrateId: string;
 
 beforeAll(async () => {
-  app = await startTestApp();
-  await app.startWorkers();
-  request = httpClient(app.baseUrl);
-  alice = await registerUser(request);
-  bob = await registerUser(request);
+  ({ app, request } = suite);
+  [alice, bob] = suite.users as [TestUser, TestUser];
   const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x * y' } });
   substrateId = created.body.substrate_id;
 });
 
-afterAll(async () => {
-  await app?.close();
-});
 
 /** A job parked in BullMQ's delayed set, so the test decides when it runs (by promoting it). */
 async function delayedJob(parameters: Record<string, number>): Promise<string> {

@@ -1,21 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
-import { loginAdmin, registerUser, type TestUser } from '../helpers/accounts.js';
-import { httpClient } from '../helpers/http.js';
-import { startTestApp, type TestApp } from '../helpers/test-app.js';
+import { loginAdmin, type TestUser } from '../helpers/accounts.js';
+import type { httpClient } from '../helpers/http.js';
+import { useTestApp } from '../helpers/suite.js';
 
-let app: TestApp;
+let substrateId: string;
+
+const suite = useTestApp({ workers: true, users: 2 });
 let request: ReturnType<typeof httpClient>;
 let alice: TestUser;
 let bob: TestUser;
-let substrateId: string;
 
 beforeAll(async () => {
-  app = await startTestApp();
-  await app.startWorkers();
-  request = httpClient(app.baseUrl);
-  alice = await registerUser(request);
-  bob = await registerUser(request);
+  ({ request } = suite);
+  [alice, bob] = suite.users as [TestUser, TestUser];
   const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x + 1' } });
   substrateId = created.body.substrate_id;
   const wait = { prefer: 'wait=10' };
@@ -28,9 +26,6 @@ beforeAll(async () => {
   expect(failed.body.state).toBe('failed');
 });
 
-afterAll(async () => {
-  await app?.close();
-});
 
 describe('GET /stats', () => {
   it("gives a customer their own job, invocation and cache figures for the last hour", async () => {
