@@ -1,47 +1,80 @@
+export interface GroupCommitOptions {
+  /** Most items per write. Default 500. */
+  maxBatch?: number;
+  /**
+   * Least time between the starts of two writes, in ms. Default 0: a write follows the previous one at
+   * once. Worth setting when a write is cheap (no fsync to wait for), so that under load writes still
+   * carry many items instead of a few each; a write after a quiet spell still goes out at once.
+   */
+  lingerMs?: number;
+}
+
 /**
  * Group commit: callers add items and await their own result; when idle the write goes out at once,
- * and while one is in flight new items gather for the next. One statement (one WAL flush) per many
- * items under load, no added latency when quiet.
+ * and while one is in flight (or, with `lingerMs`, until that much time has passed since the last one
+ * began) new items gather for the next. One statement per many items under load, no added latency when quiet.
  */
 export class GroupCommit<Item, Result = void> {
   private pending: Array<{ item: Item; resolve: (result: Result) => void; reject: (error: unknown) => void }> = [];
   private scheduled = false;
   private flushing: Promise<void> = Promise.resolve();
+  private lastWriteAt = -Infinity;
+  private readonly maxBatch: number;
+  private readonly lingerMs: number;
 
   constructor(
     /** Writes a batch; returns one result per item, in order. */
     private readonly write: (items: Item[]) => Promise<Result[] | void>,
-    /** Most items per write. Default 500. */
-    private readonly maxBatch = 500,
-  ) {}
+    options: GroupCommitOptions = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 500;
+    this.lingerMs = options.lingerMs ?? 0;
+  }
 
   add(item: Item): Promise<Result> {
     return new Promise((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
-      if (this.scheduled) return;
-      this.scheduled = true;
-      setImmediate(() => {
-        this.scheduled = false;
-        this.flushing = this.flushing.then(() => this.flush());
-      });
+      this.schedule();
     });
+  }
+
+  /** Items waiting for a write. */
+  get size(): number {
+    return this.pending.length;
   }
 
   /** Resolves when everything added so far is written (or has failed). */
   async drain(): Promise<void> {
-    this.flushing = this.flushing.then(() => this.flush());
+    this.flushing = this.flushing.then(() => this.flush(true));
     await this.flushing;
   }
 
-  private async flush(): Promise<void> {
-    while (this.pending.length > 0) {
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    const run = () => {
+      this.scheduled = false;
+      this.flushing = this.flushing.then(() => this.flush());
+    };
+    const wait = this.lastWriteAt + this.lingerMs - performance.now();
+    if (wait > 0 && this.pending.length < this.maxBatch) setTimeout(run, wait);
+    else setImmediate(run);
+  }
+
+  /** Writes what is pending: everything when draining, else full batches and then one more. */
+  private async flush(everything = false): Promise<void> {
+    do {
       const batch = this.pending.splice(0, this.maxBatch);
+      if (batch.length === 0) return;
+      this.lastWriteAt = performance.now();
       try {
         const results = await this.write(batch.map((entry) => entry.item));
         batch.forEach((entry, index) => entry.resolve((results ? results[index] : undefined) as Result));
       } catch (error) {
         for (const entry of batch) entry.reject(error);
       }
-    }
+    } while (everything || this.lingerMs === 0 || this.pending.length >= this.maxBatch);
+    // Items that arrived during the write wait out the linger.
+    if (this.pending.length > 0) this.schedule();
   }
 }

@@ -2,6 +2,9 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import stringify from 'safe-stable-stringify';
 
+/** HSET and EXPIRE as one atomic command: the key never lives without its expiry. */
+const setAndExpire = `redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) return redis.call('expire', KEYS[1], ARGV[3])`;
+
 /**
  * Invocation results in Redis: one hash per substrate (field = canonical-parameters digest), so
  * deleting or changing a substrate drops all its cached results with one DEL.
@@ -19,8 +22,10 @@ export class InvocationCache {
     return `${this.prefix}:cache:invoke:${customerId}:${substrateId}`;
   }
 
+  /** The canonical parameters themselves when short (no hashing on the hot path), else their SHA-256. */
   static field(parameters: Record<string, unknown>): string {
-    return createHash('sha256').update(stringify(parameters) ?? '{}').digest('base64url');
+    const canonical = stringify(parameters) ?? '{}';
+    return canonical.length <= 96 ? canonical : `#${createHash('sha256').update(canonical).digest('base64url')}`;
   }
 
   /** Told of every lookup (the workers count hits and misses for Prometheus). Default: nobody. */
@@ -34,9 +39,10 @@ export class InvocationCache {
   }
 
   async set(customerId: string, substrateId: string, parameters: Record<string, unknown>, value: unknown): Promise<void> {
-    const key = this.key(customerId, substrateId);
     // Best effort: a result that cannot be cached is simply computed again next time.
-    await this.redis.multi().hset(key, InvocationCache.field(parameters), JSON.stringify(value)).expire(key, this.ttlSeconds).exec().catch(() => undefined);
+    await this.redis
+      .eval(setAndExpire, 1, this.key(customerId, substrateId), InvocationCache.field(parameters), JSON.stringify(value), this.ttlSeconds)
+      .catch(() => undefined);
   }
 
   async invalidate(customerId: string, substrateId: string): Promise<void> {

@@ -16,12 +16,13 @@ export class SubstrateDefinitionCache {
     private readonly maxEntries = 10_000,
   ) {}
 
-  async get(em: EntityManager, customerId: string, id: string): Promise<SubstrateDefinition | null> {
+  /** `emOf` is called only on a miss: a hit costs no entity manager. */
+  async get(emOf: () => EntityManager, customerId: string, id: string): Promise<SubstrateDefinition | null> {
     const key = `${customerId}:${id}`;
     const now = Date.now();
     const entry = this.entries.get(key);
     if (entry && entry.expiresAt > now) return entry.definition;
-    const definition = await findSubstrateDefinition(em, customerId, id);
+    const definition = await findSubstrateDefinition(emOf(), customerId, id);
     if (!definition) {
       this.entries.delete(key);
       return null;

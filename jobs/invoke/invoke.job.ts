@@ -35,7 +35,7 @@ async function evaluateSubstrate(substrate: SubstrateDefinition, parameters: Rec
 }
 
 async function loadSubstrate(ctx: JobContext, id: string): Promise<SubstrateDefinition> {
-  const substrate = await ctx.substrates.get(ctx.em, ctx.customerId, id);
+  const substrate = await ctx.substrates.get(() => ctx.em, ctx.customerId, id);
   if (!substrate) throw new PermanentJobError(`substrate ${id} not found`);
   return substrate;
 }
