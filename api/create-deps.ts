@@ -25,8 +25,8 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   const webhookQueue = createWebhookQueue(queueConnection, config.queuePrefix);
   const principals = new PrincipalCache(orm.em.fork(), redis, config.queuePrefix);
   await principals.listen(subscriber);
-  const waiter = new JobWaiter(config.redisUrl, config.queuePrefix);
-  await waiter.ready();
+  const waiter = new JobWaiter(config.redisUrl, config.queuePrefix, subscriber);
+  await waiter.listen();
   const jobInserter = createJobInserter(orm.em.fork());
   const finishedJobs = new GroupCommit((rows: FinishedJobRow[]) => insertFinishedJobs(orm.em.fork(), rows));
   const requestLog = new RequestLogRecorder(orm.em.fork(), logger, { flushIntervalMs: config.requestLogFlushMs, maxBuffer: config.requestLogBufferMax }).start();

@@ -6,6 +6,7 @@ import { finalStates } from '../db/entities/job-record.entity.js';
 import { jobView } from '../db/job-view.js';
 import { findJob } from '../db/repositories/jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
+import type { QueuedJobHints } from '../workers/queues.js';
 import { submitJob } from '../workers/submit-job.js';
 import { uuidv7 } from 'uuidv7';
 import type { ApiDeps } from './deps.js';
@@ -34,6 +35,7 @@ export interface SubmitRequest {
   webhookUrl?: string | null;
   /** Answer 404 unless the customer owns this substrate (checked by the INSERT itself). */
   requireSubstrateId?: string;
+  hints?: QueuedJobHints;
 }
 
 /**
@@ -51,7 +53,7 @@ export async function submitAndRespond(deps: ApiDeps, req: Request, res: Respons
   const em = deps.orm.em.fork();
   const outcome = await submitJob(
     { em, queues: deps.queues, logger: req.log ?? deps.logger, inserter: deps.jobInserter },
-    { customerId, ...submit, idempotencyKey, requestHash },
+    { customerId, ...submit, idempotencyKey, requestHash, hints: { ...submit.hints, ...(preferredWaitMs(req) !== null ? { notify: true } : {}) } },
   );
   if (outcome.kind === 'substrate-missing') throw new ProblemError('not-found', `substrate ${submit.requireSubstrateId} not found`);
   if (outcome.kind === 'key-conflict') {
@@ -67,10 +69,7 @@ export async function respondWithJob(deps: ApiDeps, req: Request, res: Response,
   const waitMs = preferredWaitMs(req);
   if (waitMs !== null && !finalStates.includes(job.state)) {
     const em = deps.orm.em.fork();
-    await deps.waiter.waitUntil(job.id, waitMs, async () => {
-      job = (await findJob(em, job.customerId, job.id)) ?? job;
-      return finalStates.includes(job.state);
-    });
+    job = await deps.waiter.waitForFinal(job, waitMs, () => findJob(em, accepted.customerId, accepted.id));
   }
   res.setHeader('Location', jobLocation(job.id));
   if (finalStates.includes(job.state)) {
@@ -84,13 +83,21 @@ export async function respondWithJob(deps: ApiDeps, req: Request, res: Response,
 /**
  * `Prefer: wait` on an invocation whose result is cached: answer 200 at once, without a queue or a
  * worker. The job is still recorded (completed, `cached: true`) before the answer goes out, so
- * GET /jobs/:id finds it. Idempotent submits take the ordinary path. Returns false on a miss.
+ * GET /jobs/:id finds it. Idempotent submits take the ordinary path. Says whether it answered, missed
+ * (the worker need not look again) or did not look.
  */
-export async function answerFromCache(deps: ApiDeps, req: Request, res: Response, customerId: string, substrateId: string, parameters: Record<string, unknown>): Promise<boolean> {
-  if (preferredWaitMs(req) === null || req.header('idempotency-key') !== undefined) return false;
+export async function answerFromCache(
+  deps: ApiDeps,
+  req: Request,
+  res: Response,
+  customerId: string,
+  substrateId: string,
+  parameters: Record<string, unknown>,
+): Promise<'answered' | 'missed' | 'not-looked'> {
+  if (preferredWaitMs(req) === null || req.header('idempotency-key') !== undefined) return 'not-looked';
   const started = performance.now();
   const hit = await deps.cache.get(customerId, substrateId, parameters);
-  if (!hit) return false;
+  if (!hit) return 'missed';
   const result = { substrate_id: substrateId, result: hit.value, invocation_time_ms: Math.round((performance.now() - started) * 1000) / 1000, cached: true };
   const id = uuidv7();
   await deps.finishedJobs.add({ id, customerId, type: 'invoke', payload: { substrate_id: substrateId, parameters }, result });
@@ -98,6 +105,6 @@ export async function answerFromCache(deps: ApiDeps, req: Request, res: Response
   res.setHeader('Location', jobLocation(id));
   res.setHeader('Preference-Applied', 'wait');
   res.status(200).json({ id, type: 'invoke', state: 'completed', progress: 0, attempts_made: 0, result, created_at: now, started_at: now, finished_at: now });
-  return true;
+  return 'answered';
 }
 

@@ -1,5 +1,8 @@
 import { QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { EventEmitter } from 'node:events';
+import { finalStates, type JobRecord } from '../db/entities/job-record.entity.js';
+import { finishedJobsChannel } from '../db/job-notices.js';
 import { jobRegistry } from '../jobs/registry.js';
 
 export type JobEvent =
@@ -9,75 +12,114 @@ export type JobEvent =
 /** Not a job id (a symbol can never collide with one): emitted when the waiter closes. */
 const closing = Symbol('closing');
 
+/** While waiting, the row is re-read this often in case a notice was lost (Redis pub/sub does not queue). */
+export const waitPollMs = 1000;
+
 /**
- * Job events from BullMQ's Redis streams (QueueEvents), so any API process hears about jobs that any
- * worker runs. `Prefer: wait` and the SSE stream both listen here; the PostgreSQL row stays the truth.
+ * How an API process hears about jobs that any worker runs.
+ *
+ * `Prefer: wait` listens for the workers' finished-job notices (db/job-notices.ts), which carry the
+ * stored row; a waiter also re-reads the row every second, so a lost notice costs a second, not the
+ * whole wait. The SSE stream listens to BullMQ's event streams (QueueEvents), opened on its first
+ * subscriber: reading every event of every queue costs CPU that an API nobody streams from should not
+ * spend. The PostgreSQL row stays the truth.
  */
 export class JobWaiter {
-  private readonly emitter = new EventEmitter();
-  private readonly queueEvents: QueueEvents[];
+  private readonly events = new EventEmitter();
+  private readonly notices = new EventEmitter();
+  private queueEvents: QueueEvents[] | null = null;
+  private readonly onMessage = (channel: string, message: string) => {
+    if (channel !== finishedJobsChannel(this.prefix)) return;
+    const job = JSON.parse(message) as JobRecord;
+    this.notices.emit(job.id, job);
+  };
 
-  constructor(redisUrl: string, prefix: string) {
-    this.emitter.setMaxListeners(0);
-    this.queueEvents = [...jobRegistry.keys()].map((name) => {
-      const events = new QueueEvents(name, { connection: { url: redisUrl, maxRetriesPerRequest: null }, prefix });
-      for (const event of ['active', 'waiting', 'delayed', 'completed', 'failed', 'removed'] as const) {
-        events.on(event, ({ jobId }: { jobId: string }) => this.emitter.emit(jobId, { jobId, event }));
+  constructor(
+    private readonly redisUrl: string,
+    private readonly prefix: string,
+    /** A connection in subscriber mode (shared with other listeners; messages are told apart by channel). */
+    private readonly subscriber: Redis,
+  ) {
+    this.events.setMaxListeners(0);
+    this.notices.setMaxListeners(0);
+  }
+
+  /** Subscribes to the finished-job notices. */
+  async listen(): Promise<void> {
+    this.subscriber.on('message', this.onMessage);
+    await this.subscriber.subscribe(finishedJobsChannel(this.prefix));
+  }
+
+  /**
+   * Waits until `job` is final or `timeoutMs` has passed, and returns the latest row seen. `reread`
+   * fetches the row (polled every `waitPollMs` and at the deadline).
+   */
+  async waitForFinal(job: JobRecord, timeoutMs: number, reread: () => Promise<JobRecord | null>): Promise<JobRecord> {
+    let latest = job;
+    let wake: () => void = () => undefined;
+    const onNotice = (row: JobRecord) => {
+      latest = row;
+      wake();
+    };
+    this.notices.on(job.id, onNotice);
+    const deadline = Date.now() + timeoutMs;
+    try {
+      while (!finalStates.includes(latest.state)) {
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) break;
+        let timer: NodeJS.Timeout | undefined;
+        const noticed = await new Promise<boolean>((resolve) => {
+          wake = () => resolve(true);
+          timer = setTimeout(() => resolve(false), Math.min(remaining, waitPollMs));
+        });
+        clearTimeout(timer);
+        if (!noticed) latest = (await reread()) ?? latest;
       }
-      events.on('progress', ({ jobId, data }) => this.emitter.emit(jobId, { jobId, event: 'progress', data }));
+      return latest;
+    } finally {
+      this.notices.off(job.id, onNotice);
+    }
+  }
+
+  /**
+   * Calls `listener` for each BullMQ event of this job until the returned function is called. The
+   * first subscriber opens the event streams, reading from a few seconds back so that nothing between
+   * this call and the first read is missed.
+   */
+  subscribe(jobId: string, listener: (event: JobEvent) => void): () => void {
+    this.openEventStreams();
+    this.events.on(jobId, listener);
+    return () => this.events.off(jobId, listener);
+  }
+
+  private openEventStreams(): void {
+    if (this.queueEvents) return;
+    const lastEventId = `${Date.now() - 5000}-0`;
+    this.queueEvents = [...jobRegistry.keys()].map((name) => {
+      const events = new QueueEvents(name, { connection: { url: this.redisUrl, maxRetriesPerRequest: null }, prefix: this.prefix, lastEventId });
+      for (const event of ['active', 'waiting', 'delayed', 'completed', 'failed', 'removed'] as const) {
+        events.on(event, ({ jobId }: { jobId: string }) => this.events.emit(jobId, { jobId, event }));
+      }
+      events.on('progress', ({ jobId, data }) => this.events.emit(jobId, { jobId, event: 'progress', data }));
       events.on('error', () => undefined);
       return events;
     });
   }
 
-  async ready(): Promise<void> {
-    await Promise.all(this.queueEvents.map((events) => events.waitUntilReady()));
-  }
-
-  /** Calls `listener` for each event of this job until the returned function is called. */
-  subscribe(jobId: string, listener: (event: JobEvent) => void): () => void {
-    this.emitter.on(jobId, listener);
-    return () => this.emitter.off(jobId, listener);
-  }
-
   /** Calls `listener` once when the waiter closes (the process is shutting down), so open streams can end. */
   onClose(listener: () => void): () => void {
-    this.emitter.once(closing, listener);
-    return () => this.emitter.off(closing, listener);
+    this.events.once(closing, listener);
+    return () => this.events.off(closing, listener);
   }
 
-  /** How many subscribers this job has in this process (tests check that streams clean up). */
+  /** How many event subscribers this job has in this process (tests check that streams clean up). */
   listenerCount(jobId: string): number {
-    return this.emitter.listenerCount(jobId);
-  }
-
-  /**
-   * Resolves when `isFinal()` says so (checked now and after each event of the job) or after `timeoutMs`.
-   * Returns whether the job finished.
-   */
-  async waitUntil(jobId: string, timeoutMs: number, isFinal: () => Promise<boolean>): Promise<boolean> {
-    let wake: () => void = () => undefined;
-    const unsubscribe = this.subscribe(jobId, (event) => {
-      if (event.event === 'completed' || event.event === 'failed' || event.event === 'removed') wake();
-    });
-    const deadline = Date.now() + timeoutMs;
-    try {
-      while (true) {
-        const woken = new Promise<void>((resolve) => (wake = resolve));
-        if (await isFinal()) return true;
-        const remaining = deadline - Date.now();
-        if (remaining <= 0) return false;
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([woken, new Promise<void>((resolve) => (timer = setTimeout(resolve, remaining)))]);
-        clearTimeout(timer);
-      }
-    } finally {
-      unsubscribe();
-    }
+    return this.events.listenerCount(jobId);
   }
 
   async close(): Promise<void> {
-    this.emitter.emit(closing);
-    await Promise.all(this.queueEvents.map((events) => events.close()));
+    this.events.emit(closing);
+    this.subscriber.off('message', this.onMessage);
+    await Promise.all((this.queueEvents ?? []).map((events) => events.close()));
   }
 }

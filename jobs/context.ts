@@ -21,6 +21,8 @@ export interface JobContext {
   /** The worker process's configuration (queue prefix, vault path, escrow timeout…). Read-only. */
   config: Config;
   cache: InvocationCache;
+  /** The submitter looked this job's result up in `cache` a moment before enqueueing it, and missed. */
+  cacheMissed: boolean;
   /** Substrate definitions, cached per worker process. */
   substrates: SubstrateDefinitionCache;
   runTask: RunTask;

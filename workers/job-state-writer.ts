@@ -1,11 +1,13 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
+import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { GroupCommit } from '../db/group-commit.js';
+import { jobColumns } from '../db/repositories/jobs.js';
 
 type StateWrite =
   | { kind: 'active'; id: string; attemptsMade: number }
   | { kind: 'progress'; id: string; value: unknown }
-  | { kind: 'final'; id: string; state: 'completed' | 'failed' | 'queued'; result: unknown; error: string | null; attemptsMade: number };
+  | { kind: 'final'; id: string; state: 'completed' | 'failed' | 'queued'; result: unknown; error: string | null; attemptsMade: number; notify: boolean };
 type FinalWrite = Extract<StateWrite, { kind: 'final' }>;
 
 export interface JobStateWriterOptions {
@@ -36,7 +38,7 @@ export interface JobStateWriterOptions {
 export class JobStateWriter {
   /** Attempts started less than `activeAfterMs` ago: their `active` write is still waiting. */
   private startingSoon = new Map<string, { timer: NodeJS.Timeout; attemptsMade: number }>();
-  private readonly writes: GroupCommit<StateWrite>;
+  private readonly writes: GroupCommit<StateWrite, JobRecord | null>;
   private readonly retryForMs: number;
   private readonly activeAfterMs: number;
 
@@ -78,20 +80,21 @@ export class JobStateWriter {
     this.writes.add(write).catch((error: unknown) => this.logger.warn({ err: error, jobId: write.id }, 'job state write failed'));
   }
 
-  complete(id: string, result: unknown, attemptsMade: number): Promise<void> {
-    return this.push({ kind: 'final', id, state: 'completed', result, error: null, attemptsMade });
+  /** Stores the outcome; with `notify`, resolves with the row as stored (else null). */
+  complete(id: string, result: unknown, attemptsMade: number, notify = false): Promise<JobRecord | null> {
+    return this.push({ kind: 'final', id, state: 'completed', result, error: null, attemptsMade, notify });
   }
 
-  fail(id: string, error: string, attemptsMade: number): Promise<void> {
-    return this.push({ kind: 'final', id, state: 'failed', result: null, error, attemptsMade });
+  fail(id: string, error: string, attemptsMade: number, notify = false): Promise<JobRecord | null> {
+    return this.push({ kind: 'final', id, state: 'failed', result: null, error, attemptsMade, notify });
   }
 
   /** An attempt failed and BullMQ will retry: back to queued, with the error so far. */
-  retrying(id: string, error: string, attemptsMade: number): Promise<void> {
-    return this.push({ kind: 'final', id, state: 'queued', result: null, error, attemptsMade });
+  async retrying(id: string, error: string, attemptsMade: number): Promise<void> {
+    await this.push({ kind: 'final', id, state: 'queued', result: null, error, attemptsMade, notify: false });
   }
 
-  private push(write: FinalWrite): Promise<void> {
+  private push(write: FinalWrite): Promise<JobRecord | null> {
     this.settle(write.id);
     return this.writes.add(write);
   }
@@ -114,7 +117,7 @@ export class JobStateWriter {
    * BullMQ holds the outcome, and the sweeper copies the outcome from Redis (or, if Redis lost it too,
    * runs the job again). Accepting a job, by contrast, always waits for the disk.
    */
-  private async write(batch: StateWrite[]): Promise<void> {
+  private async write(batch: StateWrite[]): Promise<Array<JobRecord | null>> {
     // The last write per id wins within a batch (a retry then a completion, say).
     const actives = new Map<string, number>();
     const progress = new Map<string, unknown>();
@@ -126,6 +129,7 @@ export class JobStateWriter {
     }
     const knex = this.em.getConnection().getKnex();
     const execute = (sql: string, params: unknown[]) => knex.raw(`with durability as (select set_config('synchronous_commit', 'off', true)) ${sql}`, params as never[]);
+    let stored = new Map<string, JobRecord>();
     if (actives.size > 0) {
       await execute(
         // A `failed` row comes back to life only for a later attempt than the one that failed it: that is a
@@ -148,17 +152,22 @@ export class JobStateWriter {
     }
     if (finals.size > 0) {
       const rows = [...finals.values()];
-      await execute(
-        `update jobs as j set state = v.state, result = v.result::jsonb, error = v.error, attempts_made = v.attempts,
-                finished_at = case when v.state in ('completed', 'failed') then now() else null end
-           from (values ${rows.map(() => '(?::uuid, ?::text, ?::text, ?::text, ?::int)').join(', ')}) as v(id, state, result, error, attempts), durability
-          where j.id = v.id and (j.state in ('queued', 'delayed', 'active') or (j.state = 'failed' and v.attempts > j.attempts_made))`,
-        rows.flatMap((w) => [w.id, w.state, w.result === null || w.result === undefined ? null : JSON.stringify(w.result), w.error, w.attemptsMade]),
+      const { rows: announced } = await execute(
+        `, updated as (
+           update jobs as j set state = v.state, result = v.result::jsonb, error = v.error, attempts_made = v.attempts,
+                  finished_at = case when v.state in ('completed', 'failed') then now() else null end
+             from (values ${rows.map(() => '(?::uuid, ?::text, ?::text, ?::text, ?::int, ?::boolean)').join(', ')}) as v(id, state, result, error, attempts, notify), durability
+            where j.id = v.id and (j.state in ('queued', 'delayed', 'active') or (j.state = 'failed' and v.attempts > j.attempts_made))
+           returning j.*, v.notify)
+         select ${jobColumns} from updated where notify`,
+        rows.flatMap((w) => [w.id, w.state, w.result === null || w.result === undefined ? null : JSON.stringify(w.result), w.error, w.attemptsMade, w.notify]),
       );
+      stored = new Map((announced as JobRecord[]).map((row) => [row.id, row]));
     }
+    return batch.map((write) => (write.kind === 'final' && write.notify ? (stored.get(write.id) ?? null) : null));
   }
 
-  private async withRetry(write: () => Promise<void>): Promise<void> {
+  private async withRetry<T>(write: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.retryForMs;
     for (let attempt = 0; ; attempt++) {
       try {

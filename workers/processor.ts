@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import type { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
+import type { JobRecord } from '../db/entities/job-record.entity.js';
+import { announceFinishedJob } from '../db/job-notices.js';
 import { ensureScheduledJobRow, recordIdFor } from '../db/repositories/jobs.js';
 import type { JobContext, RunTask } from '../jobs/context.js';
 import type { JobDefinition } from '../jobs/define-job.js';
@@ -36,6 +38,10 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
     const jobId = recordIdFor(job.id as string);
     const attempt = job.attemptsMade + 1;
     const started = performance.now();
+    const notify = job.data.notify === true;
+    const announce = (stored: JobRecord | null) => {
+      if (stored) announceFinishedJob(deps.redis, deps.config.queuePrefix, stored);
+    };
     // Built on first use: most invocations never touch the entity manager or log.
     let em: EntityManager | undefined;
     let logger: Logger | undefined;
@@ -65,6 +71,7 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       redis: deps.redis,
       config: deps.config,
       cache: deps.cache,
+      cacheMissed: job.data.cacheMissed === true && attempt === 1,
       substrates: deps.substrates,
       runTask: deps.runTask,
       signal: signal ?? new AbortController().signal,
@@ -81,12 +88,12 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       const permanent = error instanceof PermanentJobError || error instanceof UnrecoverableError || signal?.aborted;
       const lastAttempt = attempt >= (job.opts.attempts ?? 1);
       const final = Boolean(permanent || lastAttempt);
-      if (final) await deps.writer.fail(jobId, errorText(error), attempt);
+      if (final) announce(await deps.writer.fail(jobId, errorText(error), attempt, notify));
       else await deps.writer.retrying(jobId, errorText(error), attempt);
       finished({ state: 'failed', error: errorText(error), durationMs: performance.now() - started, final });
       throw final ? new UnrecoverableError(errorText(error)) : error;
     }
-    await deps.writer.complete(jobId, result, attempt);
+    announce(await deps.writer.complete(jobId, result, attempt, notify));
     finished({ state: 'completed', result, durationMs: performance.now() - started });
     return result;
   };

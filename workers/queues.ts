@@ -2,8 +2,16 @@ import { Queue, type DefaultJobOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { jobRegistry } from '../jobs/registry.js';
 
+/** What the submitter knows that saves a worker work. Absent on jobs the sweeper re-enqueues. */
+export interface QueuedJobHints {
+  /** Someone waits for the outcome (`Prefer: wait`): announce the finished row (db/job-notices.ts). */
+  notify?: boolean;
+  /** The submitter looked the result up in the invocation cache just before and missed. */
+  cacheMissed?: boolean;
+}
+
 /** What a BullMQ job carries; the PostgreSQL row (same id) holds the rest. */
-export interface QueuedJobData {
+export interface QueuedJobData extends QueuedJobHints {
   customerId: string;
   payload: unknown;
   /** Set when the job has its own webhook URL, so a worker knows without reading the row. */

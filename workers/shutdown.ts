@@ -1,5 +1,6 @@
 import type { Job, Worker } from 'bullmq';
 import type { Logger } from 'pino';
+import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { recordIdFor } from '../db/repositories/jobs.js';
 import { JobStateWriter } from './job-state-writer.js';
 import type { JobLifecycleHook } from './lifecycle.js';
@@ -49,19 +50,19 @@ export class HandBackAwareStateWriter extends JobStateWriter {
     for (const id of jobIds) this.handedBack.add(id);
   }
 
-  override complete(id: string, result: unknown, attemptsMade: number): Promise<void> {
-    return this.handedBack.has(id) ? this.refused(id) : super.complete(id, result, attemptsMade);
+  override complete(id: string, result: unknown, attemptsMade: number, notify = false): Promise<JobRecord | null> {
+    return this.handedBack.has(id) ? this.refused(id) : super.complete(id, result, attemptsMade, notify);
   }
 
-  override fail(id: string, error: string, attemptsMade: number): Promise<void> {
-    return this.handedBack.has(id) ? this.refused(id) : super.fail(id, error, attemptsMade);
+  override fail(id: string, error: string, attemptsMade: number, notify = false): Promise<JobRecord | null> {
+    return this.handedBack.has(id) ? this.refused(id) : super.fail(id, error, attemptsMade, notify);
   }
 
   override retrying(id: string, error: string, attemptsMade: number): Promise<void> {
     return this.handedBack.has(id) ? this.refused(id) : super.retrying(id, error, attemptsMade);
   }
 
-  private refused(id: string): Promise<void> {
+  private refused(id: string): Promise<never> {
     return Promise.reject(new HandedBackError(`job ${id} was handed back to its queue at shutdown`));
   }
 }

@@ -5,7 +5,7 @@ import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { findJobByIdempotencyKey, insertJob, insertJobs, releaseIdempotencyKey, type NewJobRow } from '../db/repositories/jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
-import { queueFor, type JobQueues } from './queues.js';
+import { queueFor, type JobQueues, type QueuedJobHints } from './queues.js';
 
 /** Idempotency keys name one job for 24 hours. */
 export const idempotencyWindowMs = 24 * 3600 * 1000;
@@ -23,6 +23,7 @@ export interface SubmitJobInput {
   requestHash?: string | null;
   /** Accept only if the customer owns this substrate (checked in the INSERT itself). */
   requireSubstrateId?: string;
+  hints?: QueuedJobHints;
 }
 
 export type SubmitOutcome =
@@ -80,8 +81,7 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
   }
   if (!job && input.requireSubstrateId) return { kind: 'substrate-missing' };
   if (!job) throw new Error('job insert returned no row');
-
-  await enqueue(deps, job);
+  await enqueue(deps, job, input.hints);
   return { kind: 'created', job };
 }
 
@@ -89,12 +89,13 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
 export async function enqueue(
   deps: Pick<SubmitDeps, 'queues' | 'logger'>,
   job: Pick<JobRecord, 'id' | 'type' | 'customerId' | 'payload' | 'maxAttempts' | 'priority' | 'delayMs'> & { webhookUrl?: string | null },
+  hints: QueuedJobHints = {},
 ): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   try {
     const added = queueFor(deps.queues, job.type).add(
       job.type,
-      { customerId: job.customerId, payload: job.payload, ...(job.webhookUrl ? { hasWebhookUrl: true } : {}) },
+      { customerId: job.customerId, payload: job.payload, ...hints, ...(job.webhookUrl ? { hasWebhookUrl: true } : {}) },
       {
         jobId: job.id,
         attempts: job.maxAttempts,

@@ -181,11 +181,13 @@ export function substratesRoutes(deps: ApiDeps): Router {
     const { id } = parseInput(substrateParams, req.params, 'params');
     const body = parseInput(invokeBody, req.body ?? {}, 'body');
     const parameters = body.parameters ?? {};
-    if (await answerFromCache(deps, req, res, customerId, id, parameters)) return;
+    const cache = await answerFromCache(deps, req, res, customerId, id, parameters);
+    if (cache === 'answered') return;
     await submitAndRespond(deps, req, res, customerId, {
       definition: getJobDefinition('invoke')!,
       payload: { substrate_id: id, parameters },
       requireSubstrateId: id,
+      hints: cache === 'missed' ? { cacheMissed: true } : {},
     });
   });
 

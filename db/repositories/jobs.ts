@@ -16,7 +16,8 @@ export interface NewJobRow {
   requestHash: string | null;
 }
 
-const columns = `id, customer_id as "customerId", type, state, payload, result, error, progress,
+/** The columns of a JobRecord, as a select list. */
+export const jobColumns = `id, customer_id as "customerId", type, state, payload, result, error, progress,
   attempts_made as "attemptsMade", max_attempts as "maxAttempts", priority, delay_ms as "delayMs",
   webhook_url as "webhookUrl", queue_job_id as "queueJobId", idempotency_key as "idempotencyKey", request_hash as "requestHash",
   created_at as "createdAt", started_at as "startedAt", finished_at as "finishedAt"`;
@@ -32,7 +33,7 @@ export async function insertJob(em: EntityManager, row: NewJobRow, requireSubstr
     `insert into jobs (id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash)
      select ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ? ${guard}
      on conflict (customer_id, idempotency_key) do nothing
-     returning ${columns}`,
+     returning ${jobColumns}`,
     [
       row.id, row.customerId, row.type, row.state, JSON.stringify(row.payload), row.maxAttempts, row.priority, row.delayMs, row.webhookUrl, row.idempotencyKey, row.requestHash,
       ...(requireSubstrateId ? [requireSubstrateId, row.customerId] : []),
@@ -54,7 +55,7 @@ export async function insertJobs(em: EntityManager, rows: Array<{ row: NewJobRow
          as v(id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash, substrate_id)
       where v.substrate_id is null or exists (select 1 from substrates s where s.id = v.substrate_id and s.customer_id = v.customer_id)
      on conflict (customer_id, idempotency_key) do nothing
-     returning ${columns}`,
+     returning ${jobColumns}`,
     rows.flatMap(({ row, requireSubstrateId }) => [
       row.id, row.customerId, row.type, row.state, JSON.stringify(row.payload), row.maxAttempts, row.priority, row.delayMs, row.webhookUrl, row.idempotencyKey, row.requestHash, requireSubstrateId ?? null,
     ]),
@@ -64,7 +65,7 @@ export async function insertJobs(em: EntityManager, rows: Array<{ row: NewJobRow
 }
 
 export async function findJobByIdempotencyKey(em: EntityManager, customerId: string, key: string): Promise<JobRecord | null> {
-  const rows = await em.getConnection().execute<JobRecord[]>(`select ${columns} from jobs where customer_id = ? and idempotency_key = ?`, [customerId, key]);
+  const rows = await em.getConnection().execute<JobRecord[]>(`select ${jobColumns} from jobs where customer_id = ? and idempotency_key = ?`, [customerId, key]);
   return rows[0] ?? null;
 }
 
@@ -74,7 +75,7 @@ export async function releaseIdempotencyKey(em: EntityManager, jobId: string): P
 }
 
 export async function findJob(em: EntityManager, customerId: string, id: string): Promise<JobRecord | null> {
-  const rows = await em.getConnection().execute<JobRecord[]>(`select ${columns} from jobs where id = ? and customer_id = ?`, [id, customerId]);
+  const rows = await em.getConnection().execute<JobRecord[]>(`select ${jobColumns} from jobs where id = ? and customer_id = ?`, [id, customerId]);
   return rows[0] ?? null;
 }
 
@@ -99,7 +100,7 @@ export async function listJobs(em: EntityManager, filter: JobListFilter): Promis
   if (filter.state) add('state = ?', filter.state);
   if (filter.beforeId) add('id < ?', filter.beforeId);
   params.push(filter.limit);
-  return em.getConnection().execute<JobRecord[]>(`select ${columns} from jobs where ${where.join(' and ')} order by id desc limit ?`, params);
+  return em.getConnection().execute<JobRecord[]>(`select ${jobColumns} from jobs where ${where.join(' and ')} order by id desc limit ?`, params);
 }
 
 /** Marks a queued, delayed or active job cancelled; returns the row when it changed. */
@@ -107,7 +108,7 @@ export async function cancelJobRow(em: EntityManager, customerId: string, id: st
   const rows = await em.getConnection().execute<JobRecord[]>(
     `update jobs set state = 'cancelled', finished_at = now(), error = coalesce(error, 'cancelled by the user')
       where id = ? and customer_id = ? and state in ('queued', 'delayed', 'active')
-      returning ${columns}`,
+      returning ${jobColumns}`,
     [id, customerId],
   );
   return rows[0] ?? null;

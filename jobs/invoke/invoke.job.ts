@@ -54,7 +54,7 @@ export const invokeJob = defineJob({
 
     if (!operation) {
       const started = performance.now();
-      const hit = await ctx.cache.get(ctx.customerId, substrateId, parameters);
+      const hit = ctx.cacheMissed ? null : await ctx.cache.get(ctx.customerId, substrateId, parameters);
       if (hit) return { substrate_id: substrateId, result: hit.value, invocation_time_ms: elapsed(started), cached: true };
       const value = await evaluateSubstrate(await loadSubstrate(ctx, substrateId), parameters, ctx);
       // Not awaited: the answer need not wait for the cache (a failed write is only a later miss).

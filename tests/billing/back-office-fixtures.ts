@@ -23,6 +23,7 @@ export function jobContext(app: TestApp, orm: Orm, overrides: Partial<JobContext
     redis: app.deps.redis,
     config: app.config,
     cache: app.deps.cache,
+    cacheMissed: false,
     substrates: new SubstrateDefinitionCache(),
     runTask: () => Promise.reject(new Error('no Piscina pool in this test')),
     signal: new AbortController().signal,

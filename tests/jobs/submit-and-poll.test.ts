@@ -4,6 +4,9 @@ import type { httpClient} from '../helpers/http.js';
 import { waitFor } from '../helpers/http.js';
 import type { TestApp } from '../helpers/test-app.js';
 import { useTestApp } from '../helpers/suite.js';
+import { JobWaiter, waitPollMs } from '../../api/job-waiter.js';
+import type { JobRecord } from '../../db/entities/job-record.entity.js';
+import { findJob, jobColumns } from '../../db/repositories/jobs.js';
 
 let substrateId: string;
 
@@ -32,6 +35,28 @@ describe('submit and poll', () => {
     expect(response.body.state).toBe('completed');
     expect(response.body.result).toMatchObject({ substrate_id: substrateId, result: 35 });
     expect(response.headers.get('location')).toBe(`/api/v1/jobs/${response.body.id}`);
+  });
+
+  it('answers Prefer: wait with the job exactly as stored (what GET /jobs/:id then shows)', async () => {
+    const waited = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { parameters: { x: 8, y: 9 } } });
+    expect(waited.status).toBe(200);
+    const polled = await request('GET', `/api/v1/jobs/${waited.body.id}`, { token: alice.accessToken });
+    expect(waited.body).toEqual(polled.body);
+    expect(waited.body).toMatchObject({ state: 'completed', result: { result: 72 }, finished_at: expect.any(String) });
+  });
+
+  it('still answers a wait whose finished-job notice never arrives, from the stored row within about a second', async () => {
+    const accepted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x: 2, y: 21 } } });
+    const [row] = await app.sql<JobRecord>(`select ${jobColumns} from jobs where id = $1`, [accepted.body.id]);
+    // A waiter that never subscribed to the notices: only its poll of PostgreSQL can see the outcome.
+    const deaf = new JobWaiter(app.config.redisUrl, app.config.queuePrefix, app.deps.redis);
+    const em = app.deps.orm.em.fork();
+    const started = performance.now();
+    // The row as it was accepted (the worker may already have finished it by now).
+    const finished = await deaf.waitForFinal({ ...row!, state: 'queued' }, 5000, () => findJob(em, row!.customerId, row!.id));
+    expect(finished).toMatchObject({ id: accepted.body.id, state: 'completed', result: { result: 42 } });
+    expect(performance.now() - started).toBeLessThan(waitPollMs * 2.5);
+    await deaf.close();
   });
 
   it('answers 202 with a Location, and polling reaches completed with the result stored in PostgreSQL', async () => {
