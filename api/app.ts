@@ -1,6 +1,6 @@
 import express, { type Express, type RequestHandler, type Router } from 'express';
 import { adminPagesRoutes } from './admin/admin-pages.routes.js';
-import { requestLogging } from './request-logging.js';
+import { installRequestLogger, requestLogging } from './request-logging.js';
 import { authenticate, requireActiveService } from './auth/authenticate.js';
 import type { ApiDeps } from './deps.js';
 import { httpMetrics } from './metrics.js';
@@ -52,6 +52,7 @@ export function createApp(deps: ApiDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', deps.config.trustProxy);
   app.set('query parser', 'simple');
+  installRequestLogger(app.request, deps.logger);
 
   app.use(httpMetrics());
   app.use(requestLogging(deps.logger));

@@ -15,6 +15,22 @@ const requestIdPattern = /^[A-Za-z0-9._-]{1,128}$/;
 const quietPaths = new Set(['/api/v1/health', '/api/v1/ready', '/api/v1/metrics']);
 
 /**
+ * `req.log`, built on first use (most requests never log): a child logger carrying the request id.
+ * A getter on Express's request prototype costs a request nothing until it is read.
+ */
+export function installRequestLogger(requestPrototype: object, logger: Logger): void {
+  const loggers = new WeakMap<object, Logger>();
+  Object.defineProperty(requestPrototype, 'log', {
+    configurable: true,
+    get(this: { id: string }) {
+      let child = loggers.get(this);
+      if (!child) loggers.set(this, (child = logger.child({ reqId: this.id })));
+      return child;
+    },
+  });
+}
+
+/**
  * Request ids and one log line per request, kept cheap because it runs on every call (pino-http cost
  * a fifth of a trivial route's throughput): the access line is built only when its level is enabled
  * (5xx at error, 4xx at info, the rest at debug).
@@ -25,7 +41,6 @@ export function requestLogging(logger: Logger): RequestHandler {
     const id = typeof incoming === 'string' && requestIdPattern.test(incoming) ? incoming : randomUUID();
     req.id = id;
     res.setHeader('X-Request-Id', id);
-    req.log = logger.child({ reqId: id });
     const started = performance.now();
     res.once('finish', () => {
       const level = res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug';
