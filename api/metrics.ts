@@ -41,12 +41,12 @@ const knownMethods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', '
 const methodLabel = (req: Request): string => (knownMethods.has(req.method) ? req.method : 'OTHER');
 
 /**
- * For the API's `InvocationCache.onLookup`. The API looks the cache up only to answer a `Prefer: wait`
- * invocation at once; on a miss it submits a job, whose worker looks again and counts that lookup. So the
- * API counts its hits only: each invocation then counts once, as a hit or a miss.
+ * For the API's `InvocationCache.onLookup`. The API looks the cache up to answer a `Prefer: wait`
+ * invocation at once; on a miss the job it submits tells its worker not to look again. A worker looks
+ * (and counts) only when the API did not. So each invocation counts once, as a hit or a miss.
  */
 export function countApiCacheLookup(hit: boolean): void {
-  if (hit) recordCacheLookup('invocation', true);
+  recordCacheLookup('invocation', hit);
 }
 
 /** What the depth reader needs of a BullMQ queue. */
