@@ -1,21 +1,51 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import stringify from 'safe-stable-stringify';
+import { GroupCommit } from './group-commit.js';
 
-/** HSET and EXPIRE as one atomic command: the key never lives without its expiry. */
-const setAndExpire = `redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) return redis.call('expire', KEYS[1], ARGV[3])`;
+/** HSET of every field-value pair given, then EXPIRE, as one atomic command: the key never lives without its expiry. */
+const setAndExpire = `redis.call('hset', KEYS[1], unpack(ARGV, 2)) return redis.call('expire', KEYS[1], ARGV[1])`;
+
+interface Lookup {
+  key: string;
+  field: string;
+}
+interface Store extends Lookup {
+  value: string;
+}
+
+/** Items grouped by their hash key, in order. */
+function byKey<Item extends Lookup>(items: Item[]): Map<string, Item[]> {
+  const groups = new Map<string, Item[]>();
+  for (const item of items) {
+    const group = groups.get(item.key);
+    if (group) group.push(item);
+    else groups.set(item.key, [item]);
+  }
+  return groups;
+}
 
 /**
- * Invocation results in Redis: one hash per substrate (field = canonical-parameters digest), so
- * deleting or changing a substrate drops all its cached results with one DEL.
+ * Invocation results in Redis: one hash per substrate (field = canonical parameters), so deleting or
+ * changing a substrate drops all its cached results with one DEL.
+ *
+ * Lookups and stores are batched like database writes (a GroupCommit each): those made while Redis is
+ * answering the previous batch go out together, one HMGET (or one HSET + EXPIRE) per substrate. A busy
+ * worker then sends a command per many jobs instead of one per job; a quiet one waits for nothing.
  */
 export class InvocationCache {
+  private readonly lookups: GroupCommit<Lookup, string | null>;
+  private readonly stores: GroupCommit<Store>;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
     /** Seconds a substrate's cached results live after the last write. Default 3600. */
     private readonly ttlSeconds = 3600,
-  ) {}
+  ) {
+    this.lookups = new GroupCommit((items) => this.readBatch(items));
+    this.stores = new GroupCommit((items) => this.writeBatch(items));
+  }
 
   /** Keyed by owner too: knowing another customer's substrate id never reads their results. */
   private key(customerId: string, substrateId: string): string {
@@ -33,19 +63,36 @@ export class InvocationCache {
 
   /** A lookup that Redis cannot answer (an outage) is a miss: the cache never fails a job. */
   async get(customerId: string, substrateId: string, parameters: Record<string, unknown>): Promise<{ value: unknown } | null> {
-    const hit = await this.redis.hget(this.key(customerId, substrateId), InvocationCache.field(parameters)).catch(() => null);
+    const hit = await this.lookups.add({ key: this.key(customerId, substrateId), field: InvocationCache.field(parameters) }).catch(() => null);
     this.onLookup?.(hit !== null);
     return hit === null ? null : { value: JSON.parse(hit) };
   }
 
+  /** Best effort: a result that cannot be cached is simply computed again next time. */
   async set(customerId: string, substrateId: string, parameters: Record<string, unknown>, value: unknown): Promise<void> {
-    // Best effort: a result that cannot be cached is simply computed again next time.
-    await this.redis
-      .eval(setAndExpire, 1, this.key(customerId, substrateId), InvocationCache.field(parameters), JSON.stringify(value), this.ttlSeconds)
-      .catch(() => undefined);
+    await this.stores.add({ key: this.key(customerId, substrateId), field: InvocationCache.field(parameters), value: JSON.stringify(value) }).catch(() => undefined);
   }
 
   async invalidate(customerId: string, substrateId: string): Promise<void> {
     await this.redis.del(this.key(customerId, substrateId));
+  }
+
+  private async readBatch(items: Lookup[]): Promise<Array<string | null>> {
+    const found = new Map<Lookup, string | null>();
+    await Promise.all(
+      [...byKey(items)].map(async ([key, group]) => {
+        const values = await this.redis.hmget(key, ...group.map((item) => item.field));
+        group.forEach((item, index) => found.set(item, values[index] ?? null));
+      }),
+    );
+    return items.map((item) => found.get(item) ?? null);
+  }
+
+  private async writeBatch(items: Store[]): Promise<void> {
+    await Promise.all(
+      [...byKey(items)].map(([key, group]) =>
+        this.redis.eval(setAndExpire, 1, key, this.ttlSeconds, ...group.flatMap((item) => [item.field, item.value])),
+      ),
+    );
   }
 }
