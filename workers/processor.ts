@@ -53,9 +53,14 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
     const finished = (outcome: JobOutcome) => {
       for (const hook of deps.hooks) {
         if (!hook.finished) continue;
-        Promise.resolve()
-          .then(() => hook.finished?.(job, definition.name, outcome))
-          .catch((error: unknown) => deps.logger.error({ err: error, hook: hook.name, jobId }, 'job hook failed'));
+        const failed = (error: unknown) => deps.logger.error({ err: error, hook: hook.name, jobId }, 'job hook failed');
+        // Most hooks are synchronous (metrics); only those that return a promise get a rejection handler.
+        try {
+          const pending = hook.finished(job, definition.name, outcome);
+          if (pending) pending.catch(failed);
+        } catch (error) {
+          failed(error);
+        }
       }
     };
     const ctx: JobContext = {
