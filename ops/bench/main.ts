@@ -288,13 +288,17 @@ async function main(): Promise<void> {
       });
       await drain(first);
       const early = await sample();
-      for (let done = first; done < total; done += 50_000) await drain(Math.min(50_000, total - done));
+      const steps: Array<Awaited<ReturnType<typeof sample>> & { jobs: number }> = [];
+      for (let done = first; done < total; done += 50_000) {
+        await drain(Math.min(50_000, total - done));
+        steps.push({ jobs: Math.min(done + 50_000, total), ...(await sample()) });
+      }
       const late = await sample();
       const growth = (key: keyof typeof early) => round((late[key] - early[key]) / early[key], 3);
       const worst = Math.max(growth('api_rss_mib'), growth('worker_rss_mib'), growth('redis_used_mib'));
       report({
         scenario: 'memory', n: total, unit: 'growth (fraction)', platform: worst, baseline: null, ratio: null, target: 'growth <= 0.15', met: worst <= 0.15,
-        details: { [`after_${first}`]: early, [`after_${total}`]: late, growth: { api: growth('api_rss_mib'), worker: growth('worker_rss_mib'), redis: growth('redis_used_mib') } },
+        details: { [`after_${first}`]: early, [`after_${total}`]: late, steps, growth: { api: growth('api_rss_mib'), worker: growth('worker_rss_mib'), redis: growth('redis_used_mib') } },
       });
     }
 
