@@ -1,0 +1,43 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEvaluationPool, taskRunner } from '../../workers/pools.js';
+
+// Two threads, as on the machines we run on (PISCINA_THREADS defaults to the core count): a runaway holds one.
+const pool = createEvaluationPool({ threads: 2, taskTimeoutMs: 1500 });
+const runTask = taskRunner(pool, 1500);
+const evaluate = (expression: string, parameters: Record<string, unknown> = {}, signal?: AbortSignal) =>
+  runTask<{ expression: string; parameters: Record<string, unknown> }, { value: unknown }>('evaluate', { expression, parameters }, signal);
+const thousand = Array.from({ length: 1000 }, (_, i) => i);
+
+afterAll(async () => {
+  await pool.destroy();
+});
+
+describe('evaluations requested together', () => {
+  it('go to a thread as one task, each with its own result', async () => {
+    const before = pool.completed;
+    const values = await Promise.all(Array.from({ length: 20 }, (_, n) => evaluate('n * 2', { n })));
+    expect(values.map((output) => output.value)).toEqual(Array.from({ length: 20 }, (_, n) => n * 2));
+    expect(pool.completed - before).toBe(1);
+  });
+
+  it('fail one by one: a throwing expression fails alone', async () => {
+    const outcomes = await Promise.allSettled([evaluate('1 + 1'), evaluate('1 / 0'), evaluate('2 + 2')]);
+    expect(outcomes[0]).toMatchObject({ status: 'fulfilled', value: { value: 2 } });
+    expect(outcomes[1]).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/^evaluation failed: .*division by zero/) } });
+    expect(outcomes[2]).toMatchObject({ status: 'fulfilled', value: { value: 4 } });
+  });
+
+  it('let a runaway expression fail at the time limit by itself while the others succeed', async () => {
+    const runaway = evaluate('l.map(a, l.map(b, l.map(c, a * b * c).size())).size()', { l: thousand });
+    const good = Array.from({ length: 5 }, (_, n) => evaluate('n + 100', { n }));
+    await expect(runaway).rejects.toThrow(/time limit/);
+    expect((await Promise.all(good)).map((output) => output.value)).toEqual([100, 101, 102, 103, 104]);
+  }, 15_000);
+
+  it('answer a cancelled job at once, without waiting for its batch', async () => {
+    const controller = new AbortController();
+    const cancelled = evaluate('n', { n: 1 }, controller.signal);
+    controller.abort();
+    await expect(cancelled).rejects.toThrow('cancelled');
+  });
+});
