@@ -111,7 +111,8 @@ export class JobStateWriter {
   }
 
   /**
-   * One statement per kind of write, each committing without waiting for the WAL flush
+   * One statement per kind of write, its rows passed as one JSON parameter (jsonb_to_recordset: no
+   * per-row bindings to format and send), each committing without waiting for the WAL flush
    * (`synchronous_commit = off`, set inside the statement so it needs no transaction round trips): if
    * PostgreSQL crashes in the next few hundred ms and loses this write, the row is still `active` while
    * BullMQ holds the outcome, and the sweeper copies the outcome from Redis (or, if Redis lost it too,
@@ -137,30 +138,30 @@ export class JobStateWriter {
         // the attempt that failed carries no higher count, and `cancelled` and `completed` rows stay final.
         `update jobs as j set state = 'active', started_at = coalesce(j.started_at, now()), attempts_made = v.attempts,
                 finished_at = case when j.state = 'failed' then null else j.finished_at end
-           from (values ${[...actives].map(() => '(?::uuid, ?::int)').join(', ')}) as v(id, attempts), durability
+           from jsonb_to_recordset(?::jsonb) as v(id uuid, attempts int), durability
           where j.id = v.id and (j.state in ('queued', 'delayed') or (j.state = 'failed' and v.attempts > j.attempts_made))`,
-        [...actives].flat(),
+        [JSON.stringify([...actives].map(([id, attempts]) => ({ id, attempts })))],
       );
     }
     if (progress.size > 0) {
       await execute(
-        `update jobs as j set progress = v.progress::jsonb
-           from (values ${[...progress].map(() => '(?::uuid, ?::text)').join(', ')}) as v(id, progress), durability
+        `update jobs as j set progress = v.progress
+           from jsonb_to_recordset(?::jsonb) as v(id uuid, progress jsonb), durability
           where j.id = v.id and j.state = 'active'`,
-        [...progress].flatMap(([id, value]) => [id, JSON.stringify(value)]),
+        [JSON.stringify([...progress].map(([id, value]) => ({ id, progress: value })))],
       );
     }
     if (finals.size > 0) {
       const rows = [...finals.values()];
       const { rows: announced } = await execute(
         `, updated as (
-           update jobs as j set state = v.state, result = v.result::jsonb, error = v.error, attempts_made = v.attempts,
+           update jobs as j set state = v.state, result = v.result, error = v.error, attempts_made = v.attempts,
                   finished_at = case when v.state in ('completed', 'failed') then now() else null end
-             from (values ${rows.map(() => '(?::uuid, ?::text, ?::text, ?::text, ?::int, ?::boolean)').join(', ')}) as v(id, state, result, error, attempts, notify), durability
+             from jsonb_to_recordset(?::jsonb) as v(id uuid, state text, result jsonb, error text, attempts int, notify boolean), durability
             where j.id = v.id and (j.state in ('queued', 'delayed', 'active') or (j.state = 'failed' and v.attempts > j.attempts_made))
            returning j.*, v.notify)
          select ${jobColumns} from updated where notify`,
-        rows.flatMap((w) => [w.id, w.state, w.result === null || w.result === undefined ? null : JSON.stringify(w.result), w.error, w.attemptsMade, w.notify]),
+        [JSON.stringify(rows.map((w) => ({ id: w.id, state: w.state, result: w.result ?? null, error: w.error, attempts: w.attemptsMade, notify: w.notify })))],
       );
       stored = new Map((announced as JobRecord[]).map((row) => [row.id, row]));
     }

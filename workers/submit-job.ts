@@ -130,8 +130,9 @@ export async function submitJobsBulk(deps: SubmitDeps, customerId: string, defin
     const chunk = payloads.slice(start, start + 1000);
     const chunkIds = chunk.map(() => uuidv7());
     await deps.em.getConnection().execute(
-      `insert into jobs (id, customer_id, type, state, payload, max_attempts) values ${chunk.map(() => `(?, ?, ?, 'queued', ?::jsonb, ?)`).join(', ')}`,
-      chunk.flatMap((payload, i) => [chunkIds[i], customerId, definition.name, JSON.stringify(payload), definition.queue.attempts]),
+      `insert into jobs (id, customer_id, type, state, payload, max_attempts)
+       select v.id, ?, ?, 'queued', v.payload, ? from jsonb_to_recordset(?::jsonb) as v(id uuid, payload jsonb)`,
+      [customerId, definition.name, definition.queue.attempts, JSON.stringify(chunk.map((payload, i) => ({ id: chunkIds[i], payload })))],
     );
     await queueFor(deps.queues, definition.name).addBulk(
       chunk.map((payload, i) => ({ name: definition.name, data: { customerId, payload }, opts: { jobId: chunkIds[i], attempts: definition.queue.attempts } })),

@@ -51,14 +51,19 @@ export async function insertJobs(em: EntityManager, rows: Array<{ row: NewJobRow
   const inserted = await em.getConnection().execute<JobRecord[]>(
     `insert into jobs (id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash)
      select v.id, v.customer_id, v.type, v.state, v.payload, v.max_attempts, v.priority, v.delay_ms, v.webhook_url, v.idempotency_key, v.request_hash
-       from (values ${rows.map(() => '(?::uuid, ?::uuid, ?::text, ?::text, ?::jsonb, ?::int, ?::int, ?::int, ?::text, ?::text, ?::text, ?::text)').join(', ')})
-         as v(id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash, substrate_id)
+       from jsonb_to_recordset(?::jsonb) as v(id uuid, customer_id uuid, type text, state text, payload jsonb, max_attempts int, priority int, delay_ms int,
+                                             webhook_url text, idempotency_key text, request_hash text, substrate_id text)
       where v.substrate_id is null or exists (select 1 from substrates s where s.id = v.substrate_id and s.customer_id = v.customer_id)
      on conflict (customer_id, idempotency_key) do nothing
      returning ${jobColumns}`,
-    rows.flatMap(({ row, requireSubstrateId }) => [
-      row.id, row.customerId, row.type, row.state, JSON.stringify(row.payload), row.maxAttempts, row.priority, row.delayMs, row.webhookUrl, row.idempotencyKey, row.requestHash, requireSubstrateId ?? null,
-    ]),
+    [
+      JSON.stringify(
+        rows.map(({ row, requireSubstrateId }) => ({
+          id: row.id, customer_id: row.customerId, type: row.type, state: row.state, payload: row.payload ?? null, max_attempts: row.maxAttempts, priority: row.priority,
+          delay_ms: row.delayMs, webhook_url: row.webhookUrl, idempotency_key: row.idempotencyKey, request_hash: row.requestHash, substrate_id: requireSubstrateId ?? null,
+        })),
+      ),
+    ],
   );
   const byId = new Map(inserted.map((job) => [job.id, job]));
   return rows.map(({ row }) => byId.get(row.id) ?? null);
@@ -153,7 +158,8 @@ export async function insertFinishedJobs(em: EntityManager, rows: FinishedJobRow
   if (rows.length === 0) return;
   await em.getConnection().execute(
     `insert into jobs (id, customer_id, type, state, payload, result, attempts_made, max_attempts, started_at, finished_at)
-     values ${rows.map(() => `(?, ?, ?, 'completed', ?::jsonb, ?::jsonb, 0, 1, now(), now())`).join(', ')}`,
-    rows.flatMap((row) => [row.id, row.customerId, row.type, JSON.stringify(row.payload), JSON.stringify(row.result)]),
+     select v.id, v.customer_id, v.type, 'completed', v.payload, v.result, 0, 1, now(), now()
+       from jsonb_to_recordset(?::jsonb) as v(id uuid, customer_id uuid, type text, payload jsonb, result jsonb)`,
+    [JSON.stringify(rows.map((row) => ({ id: row.id, customer_id: row.customerId, type: row.type, payload: row.payload, result: row.result })))],
   );
 }

@@ -305,6 +305,12 @@ async function main(): Promise<void> {
     await closeQueues(platformQueues);
   } finally {
     for (const child of children.reverse()) await child.stop();
+    // Leave the shared Redis as we found it: every key under this run's prefixes goes.
+    for (const pattern of [`${prefix}*`, `${basePrefix}*`]) {
+      for await (const keys of redis.scanStream({ match: pattern, count: 1000 }) as AsyncIterable<string[]>) {
+        if (keys.length > 0) await redis.unlink(...keys);
+      }
+    }
     await orm.close();
     await db.end();
     await redis.quit();
