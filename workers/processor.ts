@@ -30,8 +30,88 @@ export interface ProcessorDeps {
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error)).slice(0, 2000);
 
 /**
+ * What a processor gets for one attempt. A class rather than an object literal of closures: a busy
+ * worker builds tens of thousands of these a second, and the entity manager and logger are built only
+ * if the processor asks for them.
+ */
+class AttemptContext implements JobContext {
+  readonly jobId: string;
+  readonly customerId: string;
+  readonly attemptsMade: number;
+  readonly cacheMissed: boolean;
+  readonly signal: AbortSignal;
+  private forkedEm: EntityManager | undefined;
+  private childLogger: Logger | undefined;
+
+  constructor(
+    private readonly deps: ProcessorDeps,
+    private readonly job: Job<QueuedJobData>,
+    private readonly type: string,
+    jobId: string,
+    signal: AbortSignal | undefined,
+  ) {
+    this.jobId = jobId;
+    this.customerId = job.data.customerId;
+    this.attemptsMade = job.attemptsMade;
+    this.cacheMissed = job.data.cacheMissed === true && job.attemptsMade === 0;
+    this.signal = signal ?? new AbortController().signal;
+  }
+
+  get em(): EntityManager {
+    return (this.forkedEm ??= this.deps.orm.em.fork());
+  }
+
+  get logger(): Logger {
+    return (this.childLogger ??= this.deps.logger.child({ jobId: this.jobId, type: this.type }));
+  }
+
+  get redis() {
+    return this.deps.redis;
+  }
+
+  get config() {
+    return this.deps.config;
+  }
+
+  get cache() {
+    return this.deps.cache;
+  }
+
+  get substrates() {
+    return this.deps.substrates;
+  }
+
+  get runTask() {
+    return this.deps.runTask;
+  }
+
+  async progress(value: number | Record<string, unknown>): Promise<void> {
+    this.deps.writer.markProgress(this.jobId, value);
+    await this.job.updateProgress(value);
+  }
+}
+
+/** Tells every lifecycle hook how an attempt ended. Most hooks are synchronous (metrics); a hook's failure is logged, never thrown. */
+function tellHooks(deps: ProcessorDeps, job: Job<QueuedJobData>, type: string, jobId: string, outcome: JobOutcome): void {
+  for (const hook of deps.hooks) {
+    if (!hook.finished) continue;
+    try {
+      const pending = hook.finished(job, type, outcome);
+      if (pending) pending.catch((error: unknown) => deps.logger.error({ err: error, hook: hook.name, jobId }, 'job hook failed'));
+    } catch (error) {
+      deps.logger.error({ err: error, hook: hook.name, jobId }, 'job hook failed');
+    }
+  }
+}
+
+function announce(deps: ProcessorDeps, stored: JobRecord | null): void {
+  if (stored) announceFinishedJob(deps.redis, deps.config.queuePrefix, stored);
+}
+
+/**
  * Wraps a job definition as a BullMQ processor: marks the row active, runs the processor, and stores
- * the result (or the error) in PostgreSQL before BullMQ records the outcome.
+ * the result (or the error) in PostgreSQL before BullMQ records the outcome. A job someone waits for
+ * (`notify`) has its stored row announced to the waiting API process.
  */
 export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) {
   return async (job: Job<QueuedJobData>, _token?: string, signal?: AbortSignal): Promise<unknown> => {
@@ -39,52 +119,12 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
     const attempt = job.attemptsMade + 1;
     const started = performance.now();
     const notify = job.data.notify === true;
-    const announce = (stored: JobRecord | null) => {
-      if (stored) announceFinishedJob(deps.redis, deps.config.queuePrefix, stored);
-    };
-    // Built on first use: most invocations never touch the entity manager or log.
-    let em: EntityManager | undefined;
-    let logger: Logger | undefined;
+    const ctx = new AttemptContext(deps, job, definition.name, jobId, signal);
     if (jobId !== job.id) {
-      await ensureScheduledJobRow((em ??= deps.orm.em.fork()), { id: jobId, queueJobId: job.id as string, customerId: job.data.customerId, type: definition.name, payload: job.data.payload, maxAttempts: job.opts.attempts ?? 1 });
+      await ensureScheduledJobRow(ctx.em, { id: jobId, queueJobId: job.id as string, customerId: job.data.customerId, type: definition.name, payload: job.data.payload, maxAttempts: job.opts.attempts ?? 1 });
     }
     deps.writer.markActive(jobId, attempt);
     for (const hook of deps.hooks) hook.started?.(job, definition.name);
-    const finished = (outcome: JobOutcome) => {
-      for (const hook of deps.hooks) {
-        if (!hook.finished) continue;
-        const failed = (error: unknown) => deps.logger.error({ err: error, hook: hook.name, jobId }, 'job hook failed');
-        // Most hooks are synchronous (metrics); only those that return a promise get a rejection handler.
-        try {
-          const pending = hook.finished(job, definition.name, outcome);
-          if (pending) pending.catch(failed);
-        } catch (error) {
-          failed(error);
-        }
-      }
-    };
-    const ctx: JobContext = {
-      jobId,
-      customerId: job.data.customerId,
-      attemptsMade: job.attemptsMade,
-      get logger() {
-        return (logger ??= deps.logger.child({ jobId, type: definition.name }));
-      },
-      get em() {
-        return (em ??= deps.orm.em.fork());
-      },
-      redis: deps.redis,
-      config: deps.config,
-      cache: deps.cache,
-      cacheMissed: job.data.cacheMissed === true && attempt === 1,
-      substrates: deps.substrates,
-      runTask: deps.runTask,
-      signal: signal ?? new AbortController().signal,
-      progress: async (value) => {
-        deps.writer.markProgress(jobId, value);
-        await job.updateProgress(value);
-      },
-    };
 
     let result: unknown;
     try {
@@ -93,13 +133,13 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       const permanent = error instanceof PermanentJobError || error instanceof UnrecoverableError || signal?.aborted;
       const lastAttempt = attempt >= (job.opts.attempts ?? 1);
       const final = Boolean(permanent || lastAttempt);
-      if (final) announce(await deps.writer.fail(jobId, errorText(error), attempt, notify));
+      if (final) announce(deps, await deps.writer.fail(jobId, errorText(error), attempt, notify));
       else await deps.writer.retrying(jobId, errorText(error), attempt);
-      finished({ state: 'failed', error: errorText(error), durationMs: performance.now() - started, final });
+      tellHooks(deps, job, definition.name, jobId, { state: 'failed', error: errorText(error), durationMs: performance.now() - started, final });
       throw final ? new UnrecoverableError(errorText(error)) : error;
     }
-    announce(await deps.writer.complete(jobId, result, attempt, notify));
-    finished({ state: 'completed', result, durationMs: performance.now() - started });
+    announce(deps, await deps.writer.complete(jobId, result, attempt, notify));
+    tellHooks(deps, job, definition.name, jobId, { state: 'completed', result, durationMs: performance.now() - started });
     return result;
   };
 }
