@@ -28,7 +28,8 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   const waiter = new JobWaiter(config.redisUrl, config.queuePrefix, subscriber);
   await waiter.listen();
   const jobInserter = createJobInserter(orm.em.fork());
-  const finishedJobs = new GroupCommit((rows: FinishedJobRow[]) => insertFinishedJobs(orm.em.fork(), rows));
+  const finishedJobsEm = orm.em.fork();
+  const finishedJobs = new GroupCommit((rows: FinishedJobRow[]) => insertFinishedJobs(finishedJobsEm, rows));
   const requestLog = new RequestLogRecorder(orm.em.fork(), logger, { flushIntervalMs: config.requestLogFlushMs, maxBuffer: config.requestLogBufferMax }).start();
   const removeQueueDepthSource = addQueueDepthSource(queueDepthReader([...queues.values(), webhookQueue]));
   const cache = new InvocationCache(redis, config.queuePrefix);

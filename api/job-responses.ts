@@ -50,9 +50,9 @@ export async function submitAndRespond(deps: ApiDeps, req: Request, res: Respons
     });
   }
   const requestHash = idempotencyKey ? createHash('sha256').update(`${req.method} ${req.path} ${stringify(req.body ?? null)}`).digest('hex') : null;
-  const em = deps.orm.em.fork();
+  // Submitting runs raw SQL only (no identity map), so the root entity manager serves without a fork per request.
   const outcome = await submitJob(
-    { em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter },
+    { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter },
     { customerId, ...submit, idempotencyKey, requestHash, hints: { ...submit.hints, ...(preferredWaitMs(req) !== null ? { notify: true } : {}) } },
   );
   if (outcome.kind === 'substrate-missing') throw new ProblemError('not-found', `substrate ${submit.requireSubstrateId} not found`);

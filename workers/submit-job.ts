@@ -44,7 +44,7 @@ export interface SubmitDeps {
 export type JobInserter = GroupCommit<{ row: NewJobRow; requireSubstrateId?: string }, JobRecord | null>;
 
 export function createJobInserter(em: EntityManager): JobInserter {
-  return new GroupCommit((rows) => insertJobs(em.fork(), rows));
+  return new GroupCommit((rows) => insertJobs(em, rows));
 }
 
 /**
