@@ -23,6 +23,8 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',');
 const wanted = (name: string) => !only || only.includes(name);
+/** Load runs start after this much of the same load on the same side, so neither is measured while its JIT warms up. */
+const warmUpSeconds = quick ? 1 : 3;
 import { readFileSync } from 'node:fs';
 const packageVersion = (name: string): string => JSON.parse(readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), 'utf8')).version;
 const versions = { node: process.version, bullmq: packageVersion('bullmq'), piscina: packageVersion('piscina'), express: packageVersion('express') };
@@ -150,14 +152,17 @@ async function main(): Promise<void> {
 
     if (wanted('http-submit')) {
       const duration = quick ? 5 : 10;
-      log(`http-submit: 64 connections for ${duration} s`);
-      const since = new Date();
+      log(`http-submit: 64 connections for ${duration} s (after ${warmUpSeconds} s of warm-up on each side)`);
       const body = JSON.stringify({ parameters: { x: 5, y: 7 } });
+      const submitOptions = { url: `${api}/substrates/${substrateId}/invoke`, method: 'POST' as const, connections: 64, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body };
+      await autocannon({ ...submitOptions, duration: warmUpSeconds });
+      await waitUntil(async () => (await platformQueues.get('invoke')!.getWaitingCount()) === 0, 120_000, 200);
+      const since = new Date();
       // Like the baseline (which has no consumer), the API takes the load alone: the invoke queue is
       // paused while autocannon runs, then resumed and drained.
       const invokeQueue = platformQueues.get('invoke')!;
       await invokeQueue.pause();
-      const { result: platformRun, cpu } = await cpuBreakdown(cpuGroups, () => autocannon({ url: `${api}/substrates/${substrateId}/invoke`, method: 'POST', connections: 64, duration, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body }));
+      const { result: platformRun, cpu } = await cpuBreakdown(cpuGroups, () => autocannon({ ...submitOptions, duration }));
       const accepted = platformRun['2xx'];
       await invokeQueue.resume();
       const drainStarted = performance.now();
@@ -170,7 +175,9 @@ async function main(): Promise<void> {
       const acceptedRows = Number(rows.total);
       const bare = startChild('ops/bench/baseline/bare-server.ts', { REDIS_URL: redisUrl, BENCH_QUEUE: 'bench-submit', BENCH_PREFIX: basePrefix, PORT: String(basePort) }, 'bare server');
       await waitUntil(async () => (await fetch(`http://127.0.0.1:${basePort}/cached`, { method: 'POST' }).catch(() => null))?.status === 200, 30_000, 100);
-      const baseRun = await autocannon({ url: `http://127.0.0.1:${basePort}/submit`, method: 'POST', connections: 64, duration, headers: { 'content-type': 'application/json' }, body });
+      const baseSubmitOptions = { url: `http://127.0.0.1:${basePort}/submit`, method: 'POST' as const, connections: 64, headers: { 'content-type': 'application/json' }, body };
+      await autocannon({ ...baseSubmitOptions, duration: warmUpSeconds });
+      const baseRun = await autocannon({ ...baseSubmitOptions, duration });
       await bare.stop();
       await new Queue('bench-submit', { connection: redis, prefix: basePrefix }).obliterate({ force: true });
       const platform = accepted / duration;
@@ -261,13 +268,17 @@ async function main(): Promise<void> {
 
     if (wanted('cached-invoke')) {
       const duration = quick ? 5 : 10;
-      log(`cached-invoke: 64 connections for ${duration} s`);
+      log(`cached-invoke: 64 connections for ${duration} s (after ${warmUpSeconds} s of warm-up on each side)`);
       const body = JSON.stringify({ parameters: { x: 5, y: 7 } });
       await fetch(`${api}/substrates/${substrateId}/invoke`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', prefer: 'wait=5' }, body });
-      const { result: platformRun, cpu } = await cpuBreakdown(cpuGroups, () => autocannon({ url: `${api}/substrates/${substrateId}/invoke`, method: 'POST', connections: 64, duration, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', prefer: 'wait=5' }, body }));
+      const cachedOptions = { url: `${api}/substrates/${substrateId}/invoke`, method: 'POST' as const, connections: 64, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', prefer: 'wait=5' }, body };
+      await autocannon({ ...cachedOptions, duration: warmUpSeconds });
+      const { result: platformRun, cpu } = await cpuBreakdown(cpuGroups, () => autocannon({ ...cachedOptions, duration }));
       const bare = startChild('ops/bench/baseline/bare-server.ts', { REDIS_URL: redisUrl, BENCH_QUEUE: 'bench-submit', BENCH_PREFIX: basePrefix, PORT: String(basePort) }, 'bare server');
       await waitUntil(async () => (await fetch(`http://127.0.0.1:${basePort}/cached`, { method: 'POST' }).catch(() => null))?.status === 200, 30_000, 100);
-      const baseRun = await autocannon({ url: `http://127.0.0.1:${basePort}/cached`, method: 'POST', connections: 64, duration, headers: { 'content-type': 'application/json' }, body });
+      const baseCachedOptions = { url: `http://127.0.0.1:${basePort}/cached`, method: 'POST' as const, connections: 64, headers: { 'content-type': 'application/json' }, body };
+      await autocannon({ ...baseCachedOptions, duration: warmUpSeconds });
+      const baseRun = await autocannon({ ...baseCachedOptions, duration });
       await bare.stop();
       const platform = platformRun['2xx'] / duration;
       const baseline = baseRun['2xx'] / duration;
