@@ -12,6 +12,10 @@ export type JobEvent =
 /** Not a job id (a symbol can never collide with one): emitted when the waiter closes. */
 const closing = Symbol('closing');
 
+/** How long, and how many, notices that arrive before their waiter are kept. */
+const earlyNoticeMs = 10_000;
+const maxEarlyNotices = 10_000;
+
 /** While waiting, the row is re-read this often in case a notice was lost (Redis pub/sub does not queue). */
 export const waitPollMs = 1000;
 
@@ -28,10 +32,21 @@ export class JobWaiter {
   private readonly events = new EventEmitter();
   private readonly notices = new EventEmitter();
   private queueEvents: QueueEvents[] | null = null;
+  /**
+   * Notices nobody was listening for yet, kept briefly: under load the notice can be read before the
+   * request that submitted the job has started waiting for it (oldest first; bounded in age and count).
+   */
+  private readonly early = new Map<string, { job: JobRecord; at: number }>();
   private readonly onMessage = (channel: string, message: string) => {
     if (channel !== finishedJobsChannel(this.prefix)) return;
     const job = JSON.parse(message) as JobRecord;
-    this.notices.emit(job.id, job);
+    if (this.notices.emit(job.id, job)) return;
+    const now = Date.now();
+    this.early.set(job.id, { job, at: now });
+    for (const [id, { at }] of this.early) {
+      if (now - at < earlyNoticeMs && this.early.size <= maxEarlyNotices) break;
+      this.early.delete(id);
+    }
   };
 
   constructor(
@@ -55,7 +70,8 @@ export class JobWaiter {
    * fetches the row (polled every `waitPollMs` and at the deadline).
    */
   async waitForFinal(job: JobRecord, timeoutMs: number, reread: () => Promise<JobRecord | null>): Promise<JobRecord> {
-    let latest = job;
+    let latest = this.early.get(job.id)?.job ?? job;
+    this.early.delete(job.id);
     let wake: () => void = () => undefined;
     const onNotice = (row: JobRecord) => {
       latest = row;

@@ -7,6 +7,7 @@ import { useTestApp } from '../helpers/suite.js';
 import { JobWaiter, waitPollMs } from '../../api/job-waiter.js';
 import type { JobRecord } from '../../db/entities/job-record.entity.js';
 import { findJob, jobColumns } from '../../db/repositories/jobs.js';
+import { announceFinishedJob } from '../../db/job-notices.js';
 
 let substrateId: string;
 
@@ -57,6 +58,21 @@ describe('submit and poll', () => {
     expect(finished).toMatchObject({ id: accepted.body.id, state: 'completed', result: { result: 42 } });
     expect(performance.now() - started).toBeLessThan(waitPollMs * 2.5);
     await deaf.close();
+  });
+
+  it('uses a finished-job notice that arrived before the request started waiting for it', async () => {
+    const accepted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x: 3, y: 14 } } });
+    const [row] = await waitFor(async () => {
+      const rows = await app.sql<JobRecord>(`select ${jobColumns} from jobs where id = $1 and state = 'completed'`, [accepted.body.id]);
+      return rows.length > 0 ? rows : null;
+    });
+    // The worker's notice (as it would announce it), read by the API before anyone waits for the job.
+    announceFinishedJob(app.deps.redis, app.config.queuePrefix, row!);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = performance.now();
+    const finished = await app.deps.waiter.waitForFinal({ ...row!, state: 'queued' }, 5000, async () => null);
+    expect(finished).toMatchObject({ id: accepted.body.id, state: 'completed', result: { result: 42 } });
+    expect(performance.now() - started).toBeLessThan(waitPollMs / 2);
   });
 
   it('answers 202 with a Location, and polling reaches completed with the result stored in PostgreSQL', async () => {
