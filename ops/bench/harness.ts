@@ -15,7 +15,10 @@ export function startChild(entry: string, env: NodeJS.ProcessEnv, name: string):
   // BENCH_CPU_PROF=api,worker writes V8 CPU profiles of those children to .data/profiles (open in Chrome DevTools).
   const profiled = (process.env.BENCH_CPU_PROF ?? '').split(',').includes(name);
   const profileFlags = profiled ? ['--cpu-prof', `--cpu-prof-dir=${path.join(root, '.data', 'profiles')}`] : [];
-  const child = spawn(process.execPath, [...profileFlags, ...(process.env.BENCH_PRELOAD ? ['--import', process.env.BENCH_PRELOAD] : []), '--import', 'tsx', path.join(root, entry)], {
+  // BENCH_PRELOAD=/path/probe.mjs loads a probe module into every child first (e.g. one that logs who
+  // starts an AsyncLocalStorage, which switches on promise hooks for the whole process).
+  const preload = process.env.BENCH_PRELOAD ? ['--import', process.env.BENCH_PRELOAD] : [];
+  const child = spawn(process.execPath, [...profileFlags, ...preload, '--import', 'tsx', path.join(root, entry)], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ["ignore", "ignore", process.env.BENCH_STDERR ? "inherit" : "pipe"],
