@@ -1,15 +1,10 @@
 import type { RequestHandler } from 'express';
+import { unstorableReason } from '../jobs/storable-text.js';
 import { ProblemError, type FieldError } from './problems.js';
 
 /** Deepest nesting a JSON body may have. Deeper bodies overflow the stack of JSON.stringify and friends. */
 export const maxBodyDepth = 64;
 
-const unpairedSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/** U+0000, or a UTF-16 surrogate without its pair: valid in a JS string and in JSON, refused by PostgreSQL. */
-const isUnstorable = (text: string) => text.includes('\u0000') || unpairedSurrogate.test(text);
-
-const describe = (text: string) => (text.includes('\u0000') ? 'contains U+0000 (NUL)' : 'contains an unpaired UTF-16 surrogate');
 
 /**
  * The first problems in a parsed body or query (at most `limit`): strings or keys PostgreSQL cannot store
@@ -22,7 +17,8 @@ export function unstorableInput(value: unknown, source: string, limit = 10): Fie
   while (stack.length > 0 && errors.length < limit) {
     const [current, path, depth] = stack.pop() as [unknown, string, number];
     if (typeof current === 'string') {
-      if (isUnstorable(current)) errors.push({ field: path, message: describe(current) });
+      const reason = unstorableReason(current);
+      if (reason) errors.push({ field: path, message: reason });
       continue;
     }
     if (typeof current !== 'object' || current === null) continue;
@@ -32,7 +28,8 @@ export function unstorableInput(value: unknown, source: string, limit = 10): Fie
     }
     for (const [key, inner] of Object.entries(current)) {
       const innerPath = `${path}.${key}`;
-      if (isUnstorable(key)) errors.push({ field: innerPath, message: `key ${describe(key)}` });
+      const reason = unstorableReason(key);
+      if (reason) errors.push({ field: innerPath, message: `key ${reason}` });
       else stack.push([inner, innerPath, depth + 1]);
     }
   }

@@ -1,4 +1,5 @@
 import { Environment, ParseError } from '@marcbachmann/cel-js';
+import { unstorableReason } from '../storable-text.js';
 
 /** Caps that keep an expression cheap to parse and bounded to evaluate. Checked at submit and in the task. */
 export const expressionLimits = {
@@ -69,7 +70,14 @@ function locate(text: string, offset: number): NonNullable<ExpressionProblem['po
   return { offset, line: before.length, column: (before.at(-1)?.length ?? 0) + 1 };
 }
 
-/** CEL values (bigint, Map, Uint8Array…) to JSON. Throws on non-finite numbers. */
+/** Text of a result, refused when PostgreSQL could not store it (so only this evaluation fails). */
+function storable(text: string, what: string): string {
+  const reason = unstorableReason(text);
+  if (reason) throw new RangeError(`result ${what} ${reason}`);
+  return text;
+}
+
+/** CEL values (bigint, Map, Uint8Array…) to JSON. Throws on non-finite numbers and on text PostgreSQL cannot store. */
 export function celToJson(value: unknown): unknown {
   if (typeof value === 'bigint') {
     return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
@@ -78,12 +86,13 @@ export function celToJson(value: unknown): unknown {
     if (!Number.isFinite(value)) throw new RangeError(`result is not a finite number (${value})`);
     return value;
   }
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'string') return storable(value, 'text');
+  if (value === null || typeof value === 'boolean') return value;
   if (Array.isArray(value)) return value.map(celToJson);
-  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [String(k), celToJson(v)]));
+  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [storable(String(k), 'key'), celToJson(v)]));
   if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
   if (typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, celToJson(v)]));
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [storable(k, 'key'), celToJson(v)]));
   }
-  return String(value);
+  return storable(String(value), 'text');
 }

@@ -46,6 +46,13 @@ describe('processors that cannot hurt us', () => {
     expect(response.body.error).toMatch(/division by zero/);
   });
 
+  it('fails an expression whose result PostgreSQL cannot store by itself, while a job beside it completes', async () => {
+    const [bad, good] = await Promise.all([invokeExpression('"a\\x00b"', {}), invokeExpression('n * 2', { n: 21 })]);
+    expect(bad.body).toMatchObject({ state: 'failed', error: expect.stringMatching(/U\+0000/) });
+    expect(bad.body.attempts_made).toBe(1);
+    expect(good.body).toMatchObject({ state: 'completed', result: { result: 42 } });
+  });
+
   it('runs the next 100 jobs successfully after those failures', async () => {
     const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'n + 1' } });
     const ids: string[] = [];

@@ -21,6 +21,13 @@ describe('evaluate task', () => {
     expect(() => evaluate({ expression: 'x / 0.0', parameters: { x: 1 } })).toThrow(/finite/);
   });
 
+  it('refuses a result PostgreSQL cannot store (NUL in text or in a key), and keeps ordinary text', () => {
+    expect(() => evaluate({ expression: '"a\\x00b"', parameters: {} })).toThrow(/result text contains U\+0000/);
+    expect(() => evaluate({ expression: '{"k\\u0000": 1}', parameters: {} })).toThrow(/result key contains U\+0000/);
+    expect(() => evaluate({ expression: '[s + "\\x00"]', parameters: { s: 'x' } })).toThrow(/NUL/);
+    expect(evaluate({ expression: '"a" + s', parameters: { s: 'é😀' } })).toEqual({ value: 'aé😀' });
+  });
+
   it('reports per-item errors in a chunk without failing the others', () => {
     const results = evaluateMany([
       { expression: 'x', parameters: { x: 1 } },
