@@ -5,7 +5,11 @@ import type { Config } from '../config.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import type { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
 
-/** Runs a Piscina task by name; rejects with a PermanentJobError on timeout, resource exhaustion or a thrown task. */
+/**
+ * Runs a Piscina task by name; rejects with a PermanentJobError on timeout, resource exhaustion or a
+ * thrown task. `evaluateMany` answers per item instead (`{ value }` or `{ error }`), re-running the items
+ * alone if the task as a whole dies; it rejects only when the job is cancelled.
+ */
 export type RunTask = <Input, Output>(task: TaskName, input: Input, signal?: AbortSignal) => Promise<Output>;
 export type TaskName = 'evaluate' | 'evaluateMany' | 'analyze';
 

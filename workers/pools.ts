@@ -1,6 +1,6 @@
 import { Piscina } from 'piscina';
 import type { RunTask, TaskName } from '../jobs/context.js';
-import type { EvaluateInput, EvaluateOutput } from '../jobs/invoke/evaluate.task.js';
+import type { EvaluateInput, EvaluateOutput, Evaluation } from '../jobs/invoke/evaluate.task.js';
 import { PermanentJobError } from '../jobs/errors.js';
 
 export interface PoolOptions {
@@ -62,10 +62,31 @@ export function taskRunner(pool: Piscina, taskTimeoutMs: number): RunTask {
       signal?.removeEventListener('abort', onAbort);
     }
   };
-  const evaluations = new EvaluationBatcher(runOne);
-  return <Input, Output>(name: TaskName, input: Input, signal?: AbortSignal): Promise<Output> =>
-    name === 'evaluate' ? (evaluations.run(input as EvaluateInput, signal) as Promise<Output>) : runOne<Input, Output>(name, input, signal);
+  /**
+   * `evaluateMany` that never fails as a whole: if the task itself dies (time limit, memory), each input
+   * runs again alone, so one runaway expression fails by itself and the rest still succeed (at the cost
+   * of a second wait). Errors come back per item, worded as a single evaluation's would be.
+   */
+  const evaluateEach = async (inputs: EvaluateInput[], signal?: AbortSignal): Promise<Evaluation[]> => {
+    try {
+      const outputs = await runOne<EvaluateInput[], Evaluation[]>('evaluateMany', inputs, signal);
+      return outputs.map((output) => ('error' in output ? { error: `evaluation failed: ${output.error}` } : output));
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      return Promise.all(
+        inputs.map((input) => runOne<EvaluateInput, EvaluateOutput>('evaluate', input, signal).catch((failure: unknown) => ({ error: errorMessage(failure) }))),
+      );
+    }
+  };
+  const evaluations = new EvaluationBatcher(evaluateEach, (input, signal) => runOne<EvaluateInput, EvaluateOutput>('evaluate', input, signal));
+  return <Input, Output>(name: TaskName, input: Input, signal?: AbortSignal): Promise<Output> => {
+    if (name === 'evaluate') return evaluations.run(input as EvaluateInput, signal) as Promise<Output>;
+    if (name === 'evaluateMany') return evaluateEach(input as EvaluateInput[], signal) as Promise<Output>;
+    return runOne<Input, Output>(name, input, signal);
+  };
 }
+
+const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 interface PendingEvaluation {
   input: EvaluateInput;
@@ -79,20 +100,29 @@ const maxEvaluationBatch = 64;
 
 /**
  * Single evaluations requested in the same event-loop turn (the jobs a busy worker starts together) go
- * to a thread as one `evaluateMany` task: one message round trip for many jobs instead of one each. An
- * item that throws fails only its own job. If the whole task dies (time limit, memory), each item runs
- * again alone, so a runaway expression still fails by itself (its job then waits up to twice the limit).
- * A lone evaluation (a quiet worker) is sent as it is.
+ * to a thread as one `evaluateMany` task: one message round trip for many jobs instead of one each.
+ * An item that fails fails only its own job, and a job cancelled meanwhile is answered at once. A lone
+ * evaluation (a quiet worker) is sent as it is, with its job's signal.
  */
 class EvaluationBatcher {
   private pending: PendingEvaluation[] = [];
   private scheduled = false;
 
-  constructor(private readonly runOne: <Input, Output>(name: TaskName, input: Input, signal?: AbortSignal) => Promise<Output>) {}
+  constructor(
+    private readonly evaluateEach: (inputs: EvaluateInput[]) => Promise<Evaluation[]>,
+    private readonly evaluateOne: (input: EvaluateInput, signal?: AbortSignal) => Promise<EvaluateOutput>,
+  ) {}
 
   run(input: EvaluateInput, signal?: AbortSignal): Promise<EvaluateOutput> {
+    if (signal?.aborted) return Promise.reject(new PermanentJobError('cancelled'));
     return new Promise((resolve, reject) => {
-      this.pending.push({ input, signal, resolve, reject });
+      const onAbort = () => reject(new PermanentJobError('cancelled'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const settled = <T>(settle: (value: T) => void) => (value: T) => {
+        signal?.removeEventListener('abort', onAbort);
+        settle(value);
+      };
+      this.pending.push({ input, signal, resolve: settled(resolve), reject: settled(reject) });
       if (this.scheduled) return;
       this.scheduled = true;
       setImmediate(() => {
@@ -103,26 +133,20 @@ class EvaluationBatcher {
   }
 
   private async dispatch(batch: PendingEvaluation[]): Promise<void> {
-    const live = batch.filter((item) => {
-      if (item.signal?.aborted) item.reject(new PermanentJobError('cancelled'));
-      return !item.signal?.aborted;
-    });
-    if (live.length <= 1) return live.forEach((item) => this.alone(item));
-    let outputs: Array<{ value: unknown } | { error: string }>;
-    try {
-      outputs = await this.runOne<EvaluateInput[], Array<{ value: unknown } | { error: string }>>('evaluateMany', live.map((item) => item.input));
-    } catch {
-      return live.forEach((item) => this.alone(item));
+    const live = batch.filter((item) => !item.signal?.aborted);
+    if (live.length === 1) {
+      const [item] = live as [PendingEvaluation];
+      return this.evaluateOne(item.input, item.signal).then(item.resolve, item.reject);
     }
-    live.forEach((item, index) => {
-      const output = outputs[index];
-      if (item.signal?.aborted) item.reject(new PermanentJobError('cancelled'));
-      else if (!output || 'error' in output) item.reject(new PermanentJobError(`evaluation failed: ${output?.error ?? 'no result'}`));
-      else item.resolve(output);
-    });
-  }
-
-  private alone(item: PendingEvaluation): void {
-    this.runOne<EvaluateInput, EvaluateOutput>('evaluate', item.input, item.signal).then(item.resolve, item.reject);
+    try {
+      const outcomes = await this.evaluateEach(live.map((item) => item.input));
+      live.forEach((item, index) => {
+        const outcome = outcomes[index] ?? { error: 'evaluation failed: no result' };
+        if ('error' in outcome) item.reject(new PermanentJobError(outcome.error));
+        else item.resolve(outcome as EvaluateOutput);
+      });
+    } catch (error) {
+      for (const item of live) item.reject(error);
+    }
   }
 }

@@ -4,7 +4,7 @@ import { batchItemCounts, insertBatchItems, storedItemIndexes, substrateDefiniti
 import type { SubstrateDefinition } from '../../db/repositories/substrates.js';
 import type { JobContext } from '../context.js';
 import { defineJob } from '../define-job.js';
-import type { EvaluateInput } from '../invoke/evaluate.task.js';
+import type { EvaluateInput, Evaluation } from '../invoke/evaluate.task.js';
 import { parametersSchema, substrateIdSchema } from '../invoke/invoke.job.js';
 
 /** Most invocations one batch may carry. */
@@ -23,7 +23,6 @@ export type BatchPayload = z.infer<typeof batchPayloadSchema>;
 export const batchResultSchema = z.object({ batch_id: z.string(), total: z.number(), completed: z.number(), failed: z.number() });
 
 type ItemOutcome = Omit<BatchItem, 'batchId'>;
-type Evaluation = { value: unknown } | { error: string };
 
 interface PendingItem {
   index: number;
@@ -37,26 +36,12 @@ const outcome = (item: { index: number; substrateId: string }, evaluation: Evalu
     : { index: item.index, substrateId: item.substrateId, state: 'completed', result: evaluation.value, error: null };
 
 /**
- * Evaluates a chunk in one task. If the task itself dies (time limit, memory), each item is retried
- * alone so the one bad invocation fails by itself and the rest still succeed.
+ * Evaluates a chunk in one task. The task runner re-runs the items one by one if the task itself dies
+ * (time limit, memory), so the one bad invocation fails by itself and the rest still succeed.
  */
-async function evaluateChunk(chunk: PendingItem[], ctx: JobContext): Promise<Evaluation[]> {
+function evaluateChunk(chunk: PendingItem[], ctx: JobContext): Promise<Evaluation[]> {
   const inputs: EvaluateInput[] = chunk.map((item) => ({ expression: item.substrate.expression ?? '', parameters: item.parameters }));
-  try {
-    return await ctx.runTask<EvaluateInput[], Evaluation[]>('evaluateMany', inputs, ctx.signal);
-  } catch (chunkError) {
-    if (ctx.signal.aborted) throw chunkError;
-    ctx.logger.warn({ err: chunkError, items: chunk.length }, 'batch chunk failed as a whole; evaluating its items one by one');
-    return Promise.all(
-      inputs.map(async (input) => {
-        try {
-          return await ctx.runTask<EvaluateInput, { value: unknown }>('evaluate', input, ctx.signal);
-        } catch (error) {
-          return { error: error instanceof Error ? error.message : String(error) };
-        }
-      }),
-    );
-  }
+  return ctx.runTask<EvaluateInput[], Evaluation[]>('evaluateMany', inputs, ctx.signal);
 }
 
 /**

@@ -32,8 +32,11 @@ export default function evaluate({ expression, parameters }: EvaluateInput): Eva
   return { value: celToJson(compile(expression)(parameters)) };
 }
 
+/** One evaluation's outcome when several run in one task. */
+export type Evaluation = EvaluateOutput | { error: string };
+
 /** Several evaluations in one task: one thread round trip for a whole chunk of a batch. */
-export function evaluateMany(inputs: EvaluateInput[]): Array<{ value: unknown } | { error: string }> {
+export function evaluateMany(inputs: EvaluateInput[]): Evaluation[] {
   return inputs.map((input) => {
     try {
       return evaluate(input);

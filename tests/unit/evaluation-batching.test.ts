@@ -34,6 +34,17 @@ describe('evaluations requested together', () => {
     expect((await Promise.all(good)).map((output) => output.value)).toEqual([100, 101, 102, 103, 104]);
   }, 15_000);
 
+  it('answer a job cancelled while its batch runs at once, not when the batch ends', async () => {
+    const controller = new AbortController();
+    const runaway = evaluate('l.map(a, l.map(b, l.map(c, a * b * c).size())).size()', { l: thousand });
+    const started = performance.now();
+    const cancelled = evaluate('n', { n: 1 }, controller.signal);
+    setTimeout(() => controller.abort(), 100);
+    await expect(cancelled).rejects.toThrow('cancelled');
+    expect(performance.now() - started).toBeLessThan(1000);
+    await expect(runaway).rejects.toThrow(/time limit/);
+  }, 15_000);
+
   it('answer a cancelled job at once, without waiting for its batch', async () => {
     const controller = new AbortController();
     const cancelled = evaluate('n', { n: 1 }, controller.signal);
