@@ -10,6 +10,7 @@ import type { QueuedJobHints } from '../workers/queues.js';
 import { submitJob } from '../workers/submit-job.js';
 import { uuidv7 } from 'uuidv7';
 import type { ApiDeps } from './deps.js';
+import type { JobWatch } from './job-waiter.js';
 import { ProblemError } from './problems.js';
 
 export const jobLocation = (id: string) => `/api/v1/jobs/${id}`;
@@ -50,26 +51,36 @@ export async function submitAndRespond(deps: ApiDeps, req: Request, res: Respons
     });
   }
   const requestHash = idempotencyKey ? createHash('sha256').update(`${req.method} ${req.path} ${stringify(req.body ?? null)}`).digest('hex') : null;
-  // Submitting runs raw SQL only (no identity map), so the root entity manager serves without a fork per request.
-  const outcome = await submitJob(
-    { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter },
-    { customerId, ...submit, idempotencyKey, requestHash, hints: { ...submit.hints, ...(preferredWaitMs(req) !== null ? { notify: true } : {}) } },
-  );
-  if (outcome.kind === 'substrate-missing') throw new ProblemError('not-found', `substrate ${submit.requireSubstrateId} not found`);
-  if (outcome.kind === 'key-conflict') {
-    throw new ProblemError('unprocessable', 'this Idempotency-Key was already used with a different request body', {
-      errors: [{ field: 'header.idempotency-key', message: 'reused with a different body' }],
-    });
+  const waitMs = preferredWaitMs(req);
+  // A waiting request listens for its job's notice before the job is enqueued, so a fast worker cannot finish it unheard.
+  const id = uuidv7();
+  const watch = waitMs !== null ? deps.waiter.watch(id) : null;
+  try {
+    // Submitting runs raw SQL only (no identity map), so the root entity manager serves without a fork per request.
+    const outcome = await submitJob(
+      { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter },
+      { customerId, ...submit, id, idempotencyKey, requestHash, hints: { ...submit.hints, ...(watch ? { notify: true } : {}) } },
+    );
+    if (outcome.kind === 'substrate-missing') throw new ProblemError('not-found', `substrate ${submit.requireSubstrateId} not found`);
+    if (outcome.kind === 'key-conflict') {
+      throw new ProblemError('unprocessable', 'this Idempotency-Key was already used with a different request body', {
+        errors: [{ field: 'header.idempotency-key', message: 'reused with a different body' }],
+      });
+    }
+    // A replayed Idempotency-Key answers with the job it first created, which this watch does not cover.
+    const ownWatch = outcome.job.id === id ? watch : null;
+    await respondWithJob(deps, res, outcome.job, waitMs, ownWatch);
+  } finally {
+    watch?.stop();
   }
-  await respondWithJob(deps, req, res, outcome.job);
 }
 
-export async function respondWithJob(deps: ApiDeps, req: Request, res: Response, accepted: JobRecord): Promise<void> {
+async function respondWithJob(deps: ApiDeps, res: Response, accepted: JobRecord, waitMs: number | null, watch: JobWatch | null): Promise<void> {
   let job = accepted;
-  const waitMs = preferredWaitMs(req);
   if (waitMs !== null && !finalStates.includes(job.state)) {
     const em = deps.orm.em.fork();
-    job = await deps.waiter.waitForFinal(job, waitMs, () => findJob(em, accepted.customerId, accepted.id));
+    const reread = () => findJob(em, accepted.customerId, accepted.id);
+    job = watch ? await watch.until(job, waitMs, reread) : await deps.waiter.waitForFinal(job, waitMs, reread);
   }
   res.setHeader('Location', jobLocation(job.id));
   if (finalStates.includes(job.state)) {

@@ -12,10 +12,6 @@ export type JobEvent =
 /** Not a job id (a symbol can never collide with one): emitted when the waiter closes. */
 const closing = Symbol('closing');
 
-/** How long, and how many, notices that arrive before their waiter are kept. */
-const earlyNoticeMs = 10_000;
-const maxEarlyNotices = 10_000;
-
 /** While waiting, the row is re-read this often in case a notice was lost (Redis pub/sub does not queue). */
 export const waitPollMs = 1000;
 
@@ -32,21 +28,10 @@ export class JobWaiter {
   private readonly events = new EventEmitter();
   private readonly notices = new EventEmitter();
   private queueEvents: QueueEvents[] | null = null;
-  /**
-   * Notices nobody was listening for yet, kept briefly: under load the notice can be read before the
-   * request that submitted the job has started waiting for it (oldest first; bounded in age and count).
-   */
-  private readonly early = new Map<string, { job: JobRecord; at: number }>();
   private readonly onMessage = (channel: string, message: string) => {
     if (channel !== finishedJobsChannel(this.prefix)) return;
     const job = JSON.parse(message) as JobRecord;
-    if (this.notices.emit(job.id, job)) return;
-    const now = Date.now();
-    this.early.set(job.id, { job, at: now });
-    for (const [id, { at }] of this.early) {
-      if (now - at < earlyNoticeMs && this.early.size <= maxEarlyNotices) break;
-      this.early.delete(id);
-    }
+    this.notices.emit(job.id, job);
   };
 
   constructor(
@@ -66,34 +51,20 @@ export class JobWaiter {
   }
 
   /**
-   * Waits until `job` is final or `timeoutMs` has passed, and returns the latest row seen. `reread`
-   * fetches the row (polled every `waitPollMs` and at the deadline).
+   * Starts listening for one job's notice. Call it before the job is enqueued when the caller will wait
+   * for it: a notice is not kept for anyone who was not listening when it arrived.
    */
+  watch(jobId: string): JobWatch {
+    return new JobWatch(this.notices, jobId);
+  }
+
+  /** `watch(job.id).until(…)` for a job that was already enqueued (its notice may be missed: then the poll finds the row). */
   async waitForFinal(job: JobRecord, timeoutMs: number, reread: () => Promise<JobRecord | null>): Promise<JobRecord> {
-    let latest = this.early.get(job.id)?.job ?? job;
-    this.early.delete(job.id);
-    let wake: () => void = () => undefined;
-    const onNotice = (row: JobRecord) => {
-      latest = row;
-      wake();
-    };
-    this.notices.on(job.id, onNotice);
-    const deadline = Date.now() + timeoutMs;
+    const watch = this.watch(job.id);
     try {
-      while (!finalStates.includes(latest.state)) {
-        const remaining = deadline - Date.now();
-        if (remaining <= 0) break;
-        let timer: NodeJS.Timeout | undefined;
-        const noticed = await new Promise<boolean>((resolve) => {
-          wake = () => resolve(true);
-          timer = setTimeout(() => resolve(false), Math.min(remaining, waitPollMs));
-        });
-        clearTimeout(timer);
-        if (!noticed) latest = (await reread()) ?? latest;
-      }
-      return latest;
+      return await watch.until(job, timeoutMs, reread);
     } finally {
-      this.notices.off(job.id, onNotice);
+      watch.stop();
     }
   }
 
@@ -137,5 +108,47 @@ export class JobWaiter {
     this.events.emit(closing);
     this.subscriber.off('message', this.onMessage);
     await Promise.all((this.queueEvents ?? []).map((events) => events.close()));
+  }
+}
+
+/** One job's finished-job notice, listened for from `JobWaiter.watch` until `stop()`. */
+export class JobWatch {
+  private noticed: JobRecord | null = null;
+  private wake: () => void = () => undefined;
+  private readonly onNotice = (row: JobRecord) => {
+    this.noticed = row;
+    this.wake();
+  };
+
+  constructor(
+    private readonly notices: EventEmitter,
+    private readonly jobId: string,
+  ) {
+    notices.on(jobId, this.onNotice);
+  }
+
+  /**
+   * Waits until the job is final or `timeoutMs` has passed, and returns the latest row seen: `job` as
+   * accepted, the row from the notice, or what `reread` fetched (it is polled every `waitPollMs`).
+   */
+  async until(job: JobRecord, timeoutMs: number, reread: () => Promise<JobRecord | null>): Promise<JobRecord> {
+    let latest = this.noticed ?? job;
+    const deadline = Date.now() + timeoutMs;
+    while (!finalStates.includes(latest.state)) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      let timer: NodeJS.Timeout | undefined;
+      const noticed = await new Promise<boolean>((resolve) => {
+        this.wake = () => resolve(true);
+        timer = setTimeout(() => resolve(false), Math.min(remaining, waitPollMs));
+      });
+      clearTimeout(timer);
+      latest = noticed && this.noticed ? this.noticed : ((await reread()) ?? latest);
+    }
+    return latest;
+  }
+
+  stop(): void {
+    this.notices.off(this.jobId, this.onNotice);
   }
 }

@@ -24,6 +24,8 @@ export interface SubmitJobInput {
   /** Accept only if the customer owns this substrate (checked in the INSERT itself). */
   requireSubstrateId?: string;
   hints?: QueuedJobHints;
+  /** The row id to use (a UUIDv7), when the caller must know it before the job is enqueued. Default: a new one. */
+  id?: string;
 }
 
 export type SubmitOutcome =
@@ -54,7 +56,7 @@ export function createJobInserter(em: EntityManager): JobInserter {
 export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promise<SubmitOutcome> {
   const delayMs = input.delayMs ?? 0;
   const row = {
-    id: uuidv7(),
+    id: input.id ?? uuidv7(),
     customerId: input.customerId,
     type: input.definition.name,
     state: delayMs > 0 ? ('delayed' as const) : ('queued' as const),

@@ -60,17 +60,19 @@ describe('submit and poll', () => {
     await deaf.close();
   });
 
-  it('uses a finished-job notice that arrived before the request started waiting for it', async () => {
+  it('uses a finished-job notice that arrived after the watch began but before the request started waiting', async () => {
     const accepted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x: 3, y: 14 } } });
     const [row] = await waitFor(async () => {
       const rows = await app.sql<JobRecord>(`select ${jobColumns} from jobs where id = $1 and state = 'completed'`, [accepted.body.id]);
       return rows.length > 0 ? rows : null;
     });
-    // The worker's notice (as it would announce it), read by the API before anyone waits for the job.
+    // As a waiting request does: watch first (before enqueueing), then the worker's notice, then the wait.
+    const watch = app.deps.waiter.watch(accepted.body.id);
     announceFinishedJob(app.deps.redis, app.config.queuePrefix, row!);
     await new Promise((resolve) => setTimeout(resolve, 100));
     const started = performance.now();
-    const finished = await app.deps.waiter.waitForFinal({ ...row!, state: 'queued' }, 5000, async () => null);
+    const finished = await watch.until({ ...row!, state: 'queued' }, 5000, async () => null);
+    watch.stop();
     expect(finished).toMatchObject({ id: accepted.body.id, state: 'completed', result: { result: 42 } });
     expect(performance.now() - started).toBeLessThan(waitPollMs / 2);
   });
