@@ -10,3 +10,11 @@ export function unstorableReason(text: string): string | null {
   if (text.includes('\u0000')) return 'contains U+0000 (NUL)';
   return unpairedSurrogate.test(text) ? 'contains an unpaired UTF-16 surrogate' : null;
 }
+
+/**
+ * `text` made storable: U+0000 and unpaired surrogates become U+FFFD. For text we write ourselves that
+ * may quote user data (error messages), where failing the write would be worse than a replaced character.
+ */
+export function storableText(text: string): string {
+  return text.replaceAll('\u0000', '\ufffd').replace(new RegExp(unpairedSurrogate.source, 'g'), '\ufffd');
+}

@@ -3,12 +3,20 @@ import type { Logger } from 'pino';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { jobColumns } from '../db/repositories/jobs.js';
+import { storableText } from '../jobs/storable-text.js';
 
 type StateWrite =
   | { kind: 'active'; id: string; attemptsMade: number }
   | { kind: 'progress'; id: string; value: unknown }
   | { kind: 'final'; id: string; state: 'completed' | 'failed' | 'queued'; result: unknown; error: string | null; attemptsMade: number; notify: boolean };
 type FinalWrite = Extract<StateWrite, { kind: 'final' }>;
+
+/**
+ * A CTE that makes its statement's commit skip the WAL flush (`synchronous_commit` is read at commit
+ * time), so one autocommit statement does what SET LOCAL would need a transaction for. Statements join
+ * it (`from …, durability`) so that it runs.
+ */
+const asyncCommit = `durability as (select set_config('synchronous_commit', 'off', true))`;
 
 export interface JobStateWriterOptions {
   /** Rows per statement. Default 500. */
@@ -29,8 +37,7 @@ export interface JobStateWriterOptions {
 
 /**
  * Writes job state to PostgreSQL in batches (a GroupCommit): when idle, a write goes out at once;
- * under load, writes gather for a few milliseconds and go out together as one UPDATE … FROM (VALUES …)
- * per kind. A processor awaits its final write, so BullMQ never marks a job completed before its result
+ * under load, writes gather for a few milliseconds and go out together as one UPDATE per kind. A processor awaits its final write, so BullMQ never marks a job completed before its result
  * is stored. Final states are never overwritten (the writes are idempotent), except that a later attempt
  * may reopen a `failed` row: that is a retry an operator asked for (Bull Board's Retry; BullMQ keeps
  * counting attempts).
@@ -96,7 +103,8 @@ export class JobStateWriter {
 
   private push(write: FinalWrite): Promise<JobRecord | null> {
     this.settle(write.id);
-    return this.writes.add(write);
+    // An error message may quote user data PostgreSQL cannot store; it must not fail the batch it joins.
+    return this.writes.add(write.error === null ? write : { ...write, error: storableText(write.error) });
   }
 
   /** Writes everything pending now; resolves when it is stored. */
@@ -129,39 +137,40 @@ export class JobStateWriter {
       else finals.set(write.id, write);
     }
     const knex = this.em.getConnection().getKnex();
-    const execute = (sql: string, params: unknown[]) => knex.raw(`with durability as (select set_config('synchronous_commit', 'off', true)) ${sql}`, params as never[]);
     let stored = new Map<string, JobRecord>();
     if (actives.size > 0) {
-      await execute(
+      await knex.raw(
         // A `failed` row comes back to life only for a later attempt than the one that failed it: that is a
         // retry an operator asked for (Bull Board's Retry; BullMQ keeps counting attempts). A late write from
         // the attempt that failed carries no higher count, and `cancelled` and `completed` rows stay final.
-        `update jobs as j set state = 'active', started_at = coalesce(j.started_at, now()), attempts_made = v.attempts,
+        `with ${asyncCommit}
+         update jobs as j set state = 'active', started_at = coalesce(j.started_at, now()), attempts_made = v.attempts,
                 finished_at = case when j.state = 'failed' then null else j.finished_at end
            from jsonb_to_recordset(?::jsonb) as v(id uuid, attempts int), durability
           where j.id = v.id and (j.state in ('queued', 'delayed') or (j.state = 'failed' and v.attempts > j.attempts_made))`,
-        [JSON.stringify([...actives].map(([id, attempts]) => ({ id, attempts })))],
+        [JSON.stringify([...actives].map(([id, attempts]) => ({ id, attempts })))] as never[],
       );
     }
     if (progress.size > 0) {
-      await execute(
-        `update jobs as j set progress = v.progress
+      await knex.raw(
+        `with ${asyncCommit}
+         update jobs as j set progress = v.progress
            from jsonb_to_recordset(?::jsonb) as v(id uuid, progress jsonb), durability
           where j.id = v.id and j.state = 'active'`,
-        [JSON.stringify([...progress].map(([id, value]) => ({ id, progress: value })))],
+        [JSON.stringify([...progress].map(([id, value]) => ({ id, progress: value })))] as never[],
       );
     }
     if (finals.size > 0) {
       const rows = [...finals.values()];
-      const { rows: announced } = await execute(
-        `, updated as (
+      const { rows: announced } = await knex.raw(
+        `with ${asyncCommit}, updated as (
            update jobs as j set state = v.state, result = v.result, error = v.error, attempts_made = v.attempts,
                   finished_at = case when v.state in ('completed', 'failed') then now() else null end
              from jsonb_to_recordset(?::jsonb) as v(id uuid, state text, result jsonb, error text, attempts int, notify boolean), durability
             where j.id = v.id and (j.state in ('queued', 'delayed', 'active') or (j.state = 'failed' and v.attempts > j.attempts_made))
            returning j.*, v.notify)
          select ${jobColumns} from updated where notify`,
-        [JSON.stringify(rows.map((w) => ({ id: w.id, state: w.state, result: w.result ?? null, error: w.error, attempts: w.attemptsMade, notify: w.notify })))],
+        [JSON.stringify(rows.map((w) => ({ id: w.id, state: w.state, result: w.result ?? null, error: w.error, attempts: w.attemptsMade, notify: w.notify })))] as never[],
       );
       stored = new Map((announced as JobRecord[]).map((row) => [row.id, row]));
     }

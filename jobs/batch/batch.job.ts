@@ -4,6 +4,7 @@ import { batchItemCounts, insertBatchItems, storedItemIndexes, substrateDefiniti
 import type { SubstrateDefinition } from '../../db/repositories/substrates.js';
 import type { JobContext } from '../context.js';
 import { defineJob } from '../define-job.js';
+import { storableText } from '../storable-text.js';
 import type { EvaluateInput, Evaluation } from '../invoke/evaluate.task.js';
 import { parametersSchema, substrateIdSchema } from '../invoke/invoke.job.js';
 
@@ -32,7 +33,7 @@ interface PendingItem {
 
 const outcome = (item: { index: number; substrateId: string }, evaluation: Evaluation): ItemOutcome =>
   'error' in evaluation
-    ? { index: item.index, substrateId: item.substrateId, state: 'failed', result: null, error: evaluation.error }
+    ? { index: item.index, substrateId: item.substrateId, state: 'failed', result: null, error: storableText(evaluation.error) }
     : { index: item.index, substrateId: item.substrateId, state: 'completed', result: evaluation.value, error: null };
 
 /**

@@ -53,6 +53,12 @@ describe('processors that cannot hurt us', () => {
     expect(good.body).toMatchObject({ state: 'completed', result: { result: 42 } });
   });
 
+  it('stores the error of an expression whose message quotes a NUL it computed, and a job beside it completes', async () => {
+    const [bad, good] = await Promise.all([invokeExpression('{"a": 1}["b" + "\\x00"]', {}), invokeExpression('n * 3', { n: 14 })]);
+    expect(bad.body).toMatchObject({ state: 'failed', error: expect.stringContaining('No such key: b\ufffd') });
+    expect(good.body).toMatchObject({ state: 'completed', result: { result: 42 } });
+  });
+
   it('runs the next 100 jobs successfully after those failures', async () => {
     const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'n + 1' } });
     const ids: string[] = [];
