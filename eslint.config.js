@@ -12,6 +12,11 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-restricted-syntax': ['error', { selector: "CallExpression[callee.name='eval']", message: 'Never eval.' }, { selector: "NewExpression[callee.name='Function']", message: 'Never new Function.' }],
+      'no-restricted-properties': [
+        'error',
+        { property: 'transactional', message: "Use inTransaction (db/transaction.ts): MikroORM's transactional switches on promise hooks for the whole process." },
+        { property: 'flush', object: 'em', message: "Raw SQL through em.execute: flush runs in an AsyncLocalStorage, which switches on promise hooks for the whole process." },
+      ],
       'no-restricted-imports': ['error', { paths: [{ name: 'node:vm', message: 'Never vm on user input.' }, { name: 'vm', message: 'Never vm on user input.' }] }],
     },
   },

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { uuidv7 } from 'uuidv7';
 import type { Role } from '../../db/entities/user.entity.js';
+import { inTransaction } from '../../db/transaction.js';
 
 /**
  * The SQL behind registration, login, refresh tokens and TOS acceptance. Every function takes the
@@ -31,7 +32,7 @@ export interface NewAccount {
  * user insert waits on the unique index and then does nothing.
  */
 export async function createAccount(em: EntityManager, account: NewAccount): Promise<UserRow | null> {
-  return em.transactional(async (tx) => {
+  return inTransaction(em, async (tx) => {
     const customerId = uuidv7();
     const [user] = await tx.execute<UserRow[]>(
       `insert into users (id, customer_id, email, password_hash, role) values (?, ?, ?, ?, ?)

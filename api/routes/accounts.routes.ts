@@ -33,6 +33,7 @@ import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { parseInput } from '../validate.js';
+import { inTransaction } from '../../db/transaction.js';
 
 const iso = (value: string | Date): string => new Date(value).toISOString();
 const isoOrNull = (value: string | Date | null): string | null => (value === null ? null : iso(value));
@@ -147,7 +148,7 @@ export function publicAccountRoutes(deps: ApiDeps): Router {
   router.post('/auth/refresh', async (req, res) => {
     const { refresh_token } = parseInput(refreshTokenBody, req.body, 'body');
     // The transaction returns instead of throwing, so a reuse's family revocation commits before the 401.
-    const tokens = await deps.orm.em.fork().transactional(async (tx) => {
+    const tokens = await inTransaction(deps.orm.em, async (tx) => {
       const rotation = await rotateRefreshToken(tx, sha256(refresh_token));
       if (rotation.outcome !== 'rotated') return null;
       const user = await findUserById(tx, rotation.userId);
@@ -256,7 +257,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler;
     const { id } = parseInput(apiKeyIdParams, req.params, 'params');
     const body = parseInput(rotateApiKeyBody, req.body ?? {}, 'body');
     const key = newApiKey();
-    const row = await deps.orm.em.fork().transactional(async (tx) => {
+    const row = await inTransaction(deps.orm.em, async (tx) => {
       const old = await lockApiKey(tx, principal.customerId, id);
       if (!old) throw notFound(`API key ${id}`);
       if (old.revokedAt) throw new ProblemError('conflict', `API key ${id} is revoked; create a new key instead`);

@@ -12,6 +12,7 @@ import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError, type FieldError } from '../problems.js';
 import { parseInput } from '../validate.js';
 import { substrateIdentity } from './substrate-identity.js';
+import { inTransaction } from '../../db/transaction.js';
 
 const metadataSchema = z
   .record(z.string().min(1).max(128), z.unknown())
@@ -119,7 +120,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
     const errors = prepared.filter(isFieldError);
     if (errors.length > 0) throw new ProblemError('unprocessable', `${errors.length} substrate(s) do not parse; none were created`, { errors });
     const unique = [...new Map((prepared as NewSubstrate[]).map((s) => [s.id, s])).values()];
-    const rows = await em().transactional((tx) => upsertSubstrates(tx, unique));
+    const rows = await inTransaction(em(), (tx) => upsertSubstrates(tx, unique));
     const byId = new Map(rows.map((row) => [row.id, row]));
     const items = (prepared as NewSubstrate[]).map((s) => byId.get(s.id)).filter((row) => row !== undefined);
     res.status(201).json({ items: items.map((row) => ({ ...substrateView(row), created: row.created })), created: rows.filter((row) => row.created).length });

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { inTransaction } from '../transaction.js';
 
 /** The one watermark row: request logs up to `last_id` are counted. */
 const watermarkName = 'request_logs';
@@ -41,7 +42,7 @@ export interface MeterBatchOptions {
  * durable. Either way each row is counted exactly once. Returns null when nothing is past the watermark.
  */
 export async function meterNextBatch(em: EntityManager, options: MeterBatchOptions): Promise<MeteredBatch | null> {
-  return em.transactional(async (tx) => {
+  return inTransaction(em, async (tx) => {
     await tx.execute(`insert into metering_watermarks (name, last_id) values (?, 0) on conflict (name) do nothing`, [watermarkName]);
     const [mark] = await tx.execute<Array<{ last_id: string }>>(`select last_id::text from metering_watermarks where name = ? for update`, [watermarkName]);
     const fromId = mark!.last_id;

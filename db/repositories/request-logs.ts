@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { inTransaction } from '../transaction.js';
 
 /** A request-log row as the API records it and the ingest endpoint accepts it. */
 export interface NewRequestLog {
@@ -27,7 +28,7 @@ const rowsPerStatement = 5_000;
  */
 export async function insertRequestLogs(em: EntityManager, rows: readonly NewRequestLog[]): Promise<number> {
   if (rows.length === 0) return 0;
-  await em.transactional(async (tx) => {
+  await inTransaction(em, async (tx) => {
     await tx.execute('select pg_advisory_xact_lock(?)', [requestLogInsertLock]);
     for (let start = 0; start < rows.length; start += rowsPerStatement) {
       const chunk = rows.slice(start, start + rowsPerStatement).map((row) => ({

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Schedule } from '../entities/schedule.entity.js';
+import { inTransaction } from '../transaction.js';
 
 const scheduleColumns = `id, customer_id as "customerId", name, cron, every_ms as "everyMs", tz, job_type as "jobType", payload, paused,
   created_at as "createdAt", updated_at as "updatedAt"`;
@@ -21,7 +22,7 @@ export type UpsertOutcome =
  * count and the insert one step, so concurrent creates cannot pass the limit.
  */
 export async function upsertSchedule(em: EntityManager, row: NewSchedule, maxPerCustomer: number): Promise<UpsertOutcome> {
-  return em.transactional(async (tx) => {
+  return inTransaction(em, async (tx) => {
     const connection = tx.getConnection();
     const ctx = tx.getTransactionContext();
     await connection.execute(`select pg_advisory_xact_lock(hashtextextended(?, 0))`, [`schedules:${row.customerId}`], 'all', ctx);

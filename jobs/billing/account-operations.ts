@@ -5,6 +5,7 @@ import { lockServiceInstance, upsertServiceInstance, type ServiceInstanceRow } f
 import { validateOperation, type OperationCheck } from './billing-rules.js';
 import { isUpgrade, tierPrice } from './pricing.js';
 import { reviewBillingBlock, type BlockReview } from './review-block.js';
+import { inTransaction } from '../../db/transaction.js';
 
 /**
  * What customers do to their own billing (the API's use cases), each in one transaction under the
@@ -21,7 +22,7 @@ export interface DepositOutcome {
 
 /** Credits the customer's escrow account (from `platform:funding`) and resumes services the balance now covers. */
 export async function deposit(em: EntityManager, request: { customerId: string; amountUsdCents: number; idempotencyKey: string }): Promise<DepositOutcome> {
-  return em.transactional(async (tx) => {
+  return inTransaction(em, async (tx) => {
     const posting = await postCustomerTransaction(tx, { ...request, txType: 'deposit' });
     if (posting.status === 'insufficient-funds') throw new Error('a deposit cannot lack funds');
     const review = await reviewBillingBlock(tx, request.customerId);
@@ -31,7 +32,7 @@ export async function deposit(em: EntityManager, request: { customerId: string; 
 
 /** Sets (or, with null, removes) the monthly limit; a higher limit can resume services suspended for it. */
 export async function setMonthlyLimit(em: EntityManager, customerId: string, maxMonthlyUsdCents: number | null): Promise<{ review: BlockReview; account: CustomerAccount }> {
-  return em.transactional(async (tx) => {
+  return inTransaction(em, async (tx) => {
     await lockCustomerAccount(tx, customerId);
     await tx.execute(`update customers set max_monthly_usd_cents = ? where id = ?`, [maxMonthlyUsdCents, customerId]);
     const review = await reviewBillingBlock(tx, customerId);
@@ -46,7 +47,7 @@ export type ServiceChange = { allowed: true; service: ServiceInstanceRow } | Ext
  * seed's `validateOperation` with the tier's estimated cost; disabling and downgrading always pass.
  */
 export async function changeService(em: EntityManager, customerId: string, serviceType: string, change: { tier: Tier; enabled: boolean }): Promise<ServiceChange> {
-  return em.transactional(async (tx): Promise<ServiceChange> => {
+  return inTransaction(em, async (tx): Promise<ServiceChange> => {
     const account = await lockCustomerAccount(tx, customerId);
     const current = await lockServiceInstance(tx, customerId, serviceType);
     const costsMore = change.enabled && (!current || !current.enabled || isUpgrade(current.tier, change.tier));

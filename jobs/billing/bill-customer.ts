@@ -16,6 +16,7 @@ import { chargeRecordsNothing, unbilledUsageRecords } from '../../db/repositorie
 import { billingBlockFor } from './billing-rules.js';
 import { withEscrowTimeout, type EscrowAdapter } from './escrow/escrow.js';
 import { priceRecords, sumCents } from './price-records.js';
+import { inTransaction } from '../../db/transaction.js';
 
 export interface BillCustomerOptions {
   escrow: EscrowAdapter;
@@ -56,7 +57,7 @@ async function isInternalCustomer(em: EntityManager, customerId: string): Promis
  * records and the key of the charge are fixed whatever happens next.
  */
 async function claim(em: EntityManager, customerId: string): Promise<Claim> {
-  return em.transactional(async (tx): Promise<Claim> => {
+  return inTransaction(em, async (tx): Promise<Claim> => {
     const account = await lockCustomerAccount(tx, customerId);
     const pending = await findPendingCharge(tx, customerId);
     if (pending) return { kind: 'settle', charge: pending, resumed: true };
@@ -96,7 +97,7 @@ async function claim(em: EntityManager, customerId: string): Promise<Claim> {
  */
 async function settle(em: EntityManager, charge: BillingChargeRow, options: BillCustomerOptions): Promise<CustomerBilling> {
   const { customerId } = charge;
-  return em.transactional(async (tx): Promise<CustomerBilling> => {
+  return inTransaction(em, async (tx): Promise<CustomerBilling> => {
     const current = await lockCharge(tx, charge.id);
     if (!current || current.state !== 'pending') return { customerId, outcome: 'settled-elsewhere', accessChanged: false };
     const answer = await withEscrowTimeout(

@@ -4,6 +4,7 @@ import { rollOverMonths } from '../../db/repositories/ledger.js';
 import { customersBlockedFor } from '../../db/repositories/service-instances.js';
 import { reviewBillingBlock } from '../billing/review-block.js';
 import { defineJob } from '../define-job.js';
+import { inTransaction } from '../../db/transaction.js';
 
 export const monthRolloverPayloadSchema = z.strictObject({});
 
@@ -25,13 +26,13 @@ export const monthRolloverJob = defineJob({
   async process(_payload, ctx) {
     // Idempotent: accounts already in this month are left alone. Billing rolls an account's month too when
     // it meets one first, so this job's own work is lifting the monthly-limit suspensions the new month ends.
-    const rolled = await ctx.em.transactional(async (tx) => {
+    const rolled = await inTransaction(ctx.em, async (tx) => {
       await tx.execute('select pg_advisory_xact_lock(?)', [rolloverLock]);
       return rollOverMonths(tx);
     });
     const resumed: string[] = [];
     for (const customerId of await customersBlockedFor(ctx.em, 'monthly_limit_exceeded')) {
-      const review = await ctx.em.transactional((tx) => reviewBillingBlock(tx, customerId));
+      const review = await inTransaction(ctx.em, (tx) => reviewBillingBlock(tx, customerId));
       if (!review.changed) continue;
       if (review.after === null) resumed.push(customerId);
       await publishAccessChange(ctx.redis, ctx.config.queuePrefix, customerId);

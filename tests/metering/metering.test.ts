@@ -7,6 +7,7 @@ import { createMeteringJob, meteringJob } from '../../jobs/metering/metering.job
 import { runJob } from '../billing/back-office-fixtures.js';
 import { waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
+import { inTransaction } from '../../db/transaction.js';
 
 let app: TestApp;
 let orm: Orm;
@@ -154,7 +155,7 @@ describe('metering', () => {
     const held = new Promise<void>((resolve) => (release = resolve));
     let aInserted = false;
     // Transaction A takes ids first and stays open; B inserts after it and would commit first.
-    const a = orm.em.fork().transactional(async (tx) => {
+    const a = inTransaction(orm.em, async (tx) => {
       await insertRequestLogs(tx, logs(customer, 5, hour(16)));
       aInserted = true;
       await held;

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { EscrowUnavailableError, type EscrowAdapter, type EscrowChargeRequest, type EscrowChargeResult } from './escrow.js';
+import { inTransaction } from '../../../db/transaction.js';
 
 /**
  * What the faulty escrow does on one call:
@@ -41,7 +42,7 @@ export class FaultyEscrow implements EscrowAdapter {
     if (fault === 'fail') throw new EscrowUnavailableError('escrow unavailable (injected)');
     if (fault === 'timeout') return new Promise<never>(() => undefined);
     const remote = this.options.remote;
-    const result = remote ? await remote().transactional((tx) => this.inner.charge(tx, request)) : await this.inner.charge(em, request);
+    const result = remote ? await inTransaction(remote(), (tx) => this.inner.charge(tx, request)) : await this.inner.charge(em, request);
     if (fault === 'lose-answer') throw new EscrowUnavailableError('connection reset after the escrow charged (injected)');
     if (fault === 'charge-then-timeout') return new Promise<never>(() => undefined);
     return result;
