@@ -19,7 +19,19 @@ export interface JobDefinition<Payload = unknown, Result = unknown> {
   /** Only admins may submit it through POST /jobs. */
   adminOnly: boolean;
   queue: QueueDefaults;
+  /**
+   * The invocation-cache entry that could answer this payload, or null when none can. Submitters that
+   * hold many jobs at once look these up together and tell the worker which missed (no second lookup).
+   * Default: the job type has no cached results.
+   */
+  cacheKey?(payload: Payload): InvocationCacheKey | null;
   process(payload: Payload, ctx: JobContext): Promise<Result>;
+}
+
+/** Where a cached invocation result lives: one substrate's results, keyed by canonical parameters. */
+export interface InvocationCacheKey {
+  substrateId: string;
+  parameters: Record<string, unknown>;
 }
 
 export function defineJob<Payload, Result>(

@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { uuidv7 } from 'uuidv7';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
+import type { InvocationCache } from '../db/invocation-cache.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { findJobByIdempotencyKey, insertJob, insertJobs, releaseIdempotencyKey, type NewJobRow } from '../db/repositories/jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
@@ -122,22 +123,45 @@ export async function enqueue(
 export const enqueueTimeoutMs = 1500;
 
 /**
- * Accepts many jobs of one type at once: one multi-row INSERT per 1,000 rows, then one BullMQ addBulk
- * for them — the bulk path for producers that have thousands of jobs in hand (and the benchmark).
- * No idempotency keys here. Returns the new ids in order.
+ * Which payloads of a chunk have no cached result (for job types with a `cacheKey`): looked up together
+ * (one HMGET per substrate), so each worker need not look again. A lookup Redis cannot answer counts as
+ * a miss; a payload the cache cannot answer is not marked.
  */
-export async function submitJobsBulk(deps: SubmitDeps, customerId: string, definition: JobDefinition, payloads: unknown[]): Promise<string[]> {
+async function cacheMisses(cache: InvocationCache, customerId: string, definition: JobDefinition, payloads: unknown[]): Promise<boolean[]> {
+  const keyOf = definition.cacheKey;
+  if (!keyOf) return payloads.map(() => false);
+  return Promise.all(
+    payloads.map(async (payload) => {
+      const key = keyOf(payload);
+      return key !== null && (await cache.get(customerId, key.substrateId, key.parameters)) === null;
+    }),
+  );
+}
+
+/**
+ * Accepts many jobs of one type at once: one multi-row INSERT per 1,000 rows and, meanwhile, one cache
+ * lookup for them, then one BullMQ addBulk — the bulk path for producers that have thousands of jobs in
+ * hand (and the benchmark). No idempotency keys here. Returns the new ids in order.
+ */
+export async function submitJobsBulk(deps: SubmitDeps & { cache: InvocationCache }, customerId: string, definition: JobDefinition, payloads: unknown[]): Promise<string[]> {
   const ids: string[] = [];
   for (let start = 0; start < payloads.length; start += 1000) {
     const chunk = payloads.slice(start, start + 1000);
     const chunkIds = chunk.map(() => uuidv7());
-    await deps.em.getConnection().execute(
-      `insert into jobs (id, customer_id, type, state, payload, max_attempts)
-       select v.id, ?, ?, 'queued', v.payload, ? from jsonb_to_recordset(?::jsonb) as v(id uuid, payload jsonb)`,
-      [customerId, definition.name, definition.queue.attempts, JSON.stringify(chunk.map((payload, i) => ({ id: chunkIds[i], payload })))],
-    );
+    const [missed] = await Promise.all([
+      cacheMisses(deps.cache, customerId, definition, chunk),
+      deps.em.getConnection().execute(
+        `insert into jobs (id, customer_id, type, state, payload, max_attempts)
+         select v.id, ?, ?, 'queued', v.payload, ? from jsonb_to_recordset(?::jsonb) as v(id uuid, payload jsonb)`,
+        [customerId, definition.name, definition.queue.attempts, JSON.stringify(chunk.map((payload, i) => ({ id: chunkIds[i], payload })))],
+      ),
+    ]);
     await queueFor(deps.queues, definition.name).addBulk(
-      chunk.map((payload, i) => ({ name: definition.name, data: { customerId, payload }, opts: { jobId: chunkIds[i], attempts: definition.queue.attempts } })),
+      chunk.map((payload, i) => ({
+        name: definition.name,
+        data: { customerId, payload, ...(missed[i] ? { cacheMissed: true } : {}) },
+        opts: { jobId: chunkIds[i], attempts: definition.queue.attempts },
+      })),
     );
     ids.push(...chunkIds);
   }

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { pino } from 'pino';
 import { createOrm, migrate } from '../../db/orm.js';
+import { InvocationCache } from '../../db/invocation-cache.js';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { createQueues, closeQueues } from '../../workers/queues.js';
 import { submitJobsBulk } from '../../workers/submit-job.js';
@@ -108,6 +109,7 @@ async function main(): Promise<void> {
     const em = orm.em.fork();
     const logger = pino({ level: 'warn' });
     const invoke = getJobDefinition('invoke')!;
+    const cache = new InvocationCache(redis, prefix);
     const countFinished = async (since: Date) =>
       Number((await db.query(`select count(*) as n from jobs where customer_id = $1 and created_at >= $2 and state in ('completed', 'failed')`, [customerId, since])).rows[0].n);
     const countBaseline = async () => Number((await db.query('select count(*) as n from bench_results')).rows[0].n);
@@ -123,7 +125,7 @@ async function main(): Promise<void> {
     const drain = async (n: number) => {
       const since = new Date();
       const started = performance.now();
-      await submitJobsBulk({ em, queues: platformQueues, logger }, customerId, invoke, Array.from({ length: n }, (_, i) => ({ substrate_id: substrateId, parameters: { x: i, y: 3 } })));
+      await submitJobsBulk({ em, queues: platformQueues, logger, cache }, customerId, invoke, Array.from({ length: n }, (_, i) => ({ substrate_id: substrateId, parameters: { x: i, y: 3 } })));
       await waitUntil(async () => (await countFinished(since)) >= n, 600_000, 100);
       return (performance.now() - started) / 1000;
     };
