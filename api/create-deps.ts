@@ -29,7 +29,8 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   await waiter.listen();
   const jobInserter = createJobInserter(orm.em.fork());
   const finishedJobsEm = orm.em.fork();
-  const finishedJobs = new GroupCommit((rows: FinishedJobRow[]) => insertFinishedJobs(finishedJobsEm, rows));
+  // Quick commits: under load they would go out a row or two at a time; the linger gathers ~10.
+  const finishedJobs = new GroupCommit((rows: FinishedJobRow[]) => insertFinishedJobs(finishedJobsEm, rows), { lingerMs: 2 });
   const requestLog = new RequestLogRecorder(orm.em.fork(), logger, { flushIntervalMs: config.requestLogFlushMs, maxBuffer: config.requestLogBufferMax }).start();
   const removeQueueDepthSource = addQueueDepthSource(queueDepthReader([...queues.values(), webhookQueue]));
   const cache = new InvocationCache(redis, config.queuePrefix);

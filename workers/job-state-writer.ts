@@ -2,7 +2,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { GroupCommit } from '../db/group-commit.js';
-import { jobColumns } from '../db/repositories/jobs.js';
+import { executePrepared } from '../db/prepared.js';
+import { asyncCommit, jobColumns } from '../db/repositories/jobs.js';
 import { storableText } from '../jobs/storable-text.js';
 
 type StateWrite =
@@ -10,13 +11,6 @@ type StateWrite =
   | { kind: 'progress'; id: string; value: unknown }
   | { kind: 'final'; id: string; state: 'completed' | 'failed' | 'queued'; result: unknown; error: string | null; attemptsMade: number; notify: boolean };
 type FinalWrite = Extract<StateWrite, { kind: 'final' }>;
-
-/**
- * A CTE that makes its statement's commit skip the WAL flush (`synchronous_commit` is read at commit
- * time), so one autocommit statement does what SET LOCAL would need a transaction for. Statements join
- * it (`from …, durability`) so that it runs.
- */
-const asyncCommit = `durability as (select set_config('synchronous_commit', 'off', true))`;
 
 export interface JobStateWriterOptions {
   /** Rows per statement. Default 500. */
@@ -119,7 +113,7 @@ export class JobStateWriter {
   }
 
   /**
-   * One statement per kind of write, its rows passed as one JSON parameter (jsonb_to_recordset: no
+   * One prepared statement per kind of write, its rows passed as one JSON parameter (jsonb_to_recordset: no
    * per-row bindings to format and send), each committing without waiting for the WAL flush
    * (`synchronous_commit = off`, set inside the statement so it needs no transaction round trips): if
    * PostgreSQL crashes in the next few hundred ms and loses this write, the row is still `active` while
@@ -136,43 +130,48 @@ export class JobStateWriter {
       else if (write.kind === 'progress') progress.set(write.id, write.value);
       else finals.set(write.id, write);
     }
-    const knex = this.em.getConnection().getKnex();
     let stored = new Map<string, JobRecord>();
     if (actives.size > 0) {
-      await knex.raw(
+      await executePrepared(
+        this.em,
+        'job-state-active',
         // A `failed` row comes back to life only for a later attempt than the one that failed it: that is a
         // retry an operator asked for (Bull Board's Retry; BullMQ keeps counting attempts). A late write from
         // the attempt that failed carries no higher count, and `cancelled` and `completed` rows stay final.
         `with ${asyncCommit}
          update jobs as j set state = 'active', started_at = coalesce(j.started_at, now()), attempts_made = v.attempts,
                 finished_at = case when j.state = 'failed' then null else j.finished_at end
-           from jsonb_to_recordset(?::jsonb) as v(id uuid, attempts int), durability
+           from jsonb_to_recordset($1::jsonb) as v(id uuid, attempts int), durability
           where j.id = v.id and (j.state in ('queued', 'delayed') or (j.state = 'failed' and v.attempts > j.attempts_made))`,
-        [JSON.stringify([...actives].map(([id, attempts]) => ({ id, attempts })))] as never[],
+        [JSON.stringify([...actives].map(([id, attempts]) => ({ id, attempts })))],
       );
     }
     if (progress.size > 0) {
-      await knex.raw(
+      await executePrepared(
+        this.em,
+        'job-state-progress',
         `with ${asyncCommit}
          update jobs as j set progress = v.progress
-           from jsonb_to_recordset(?::jsonb) as v(id uuid, progress jsonb), durability
+           from jsonb_to_recordset($1::jsonb) as v(id uuid, progress jsonb), durability
           where j.id = v.id and j.state = 'active'`,
-        [JSON.stringify([...progress].map(([id, value]) => ({ id, progress: value })))] as never[],
+        [JSON.stringify([...progress].map(([id, value]) => ({ id, progress: value })))],
       );
     }
     if (finals.size > 0) {
       const rows = [...finals.values()];
-      const { rows: announced } = await knex.raw(
+      const announced = await executePrepared<JobRecord>(
+        this.em,
+        'job-state-final',
         `with ${asyncCommit}, updated as (
            update jobs as j set state = v.state, result = v.result, error = v.error, attempts_made = v.attempts,
                   finished_at = case when v.state in ('completed', 'failed') then now() else null end
-             from jsonb_to_recordset(?::jsonb) as v(id uuid, state text, result jsonb, error text, attempts int, notify boolean), durability
+             from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, result jsonb, error text, attempts int, notify boolean), durability
             where j.id = v.id and (j.state in ('queued', 'delayed', 'active') or (j.state = 'failed' and v.attempts > j.attempts_made))
            returning j.*, v.notify)
          select ${jobColumns} from updated where notify`,
-        [JSON.stringify(rows.map((w) => ({ id: w.id, state: w.state, result: w.result ?? null, error: w.error, attempts: w.attemptsMade, notify: w.notify })))] as never[],
+        [JSON.stringify(rows.map((w) => ({ id: w.id, state: w.state, result: w.result ?? null, error: w.error, attempts: w.attemptsMade, notify: w.notify })))],
       );
-      stored = new Map((announced as JobRecord[]).map((row) => [row.id, row]));
+      stored = new Map(announced.map((row) => [row.id, row]));
     }
     return batch.map((write) => (write.kind === 'final' && write.notify ? (stored.get(write.id) ?? null) : null));
   }

@@ -4,7 +4,7 @@ import { uuidv7 } from 'uuidv7';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import { GroupCommit } from '../db/group-commit.js';
-import { findJobByIdempotencyKey, insertJob, insertJobs, releaseIdempotencyKey, type NewJobRow } from '../db/repositories/jobs.js';
+import { findJobByIdempotencyKey, insertJob, insertJobs, isJobDurable, releaseIdempotencyKey, type JobInsert } from '../db/repositories/jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { queueFor, type JobQueues, type QueuedJobHints } from './queues.js';
 
@@ -27,6 +27,11 @@ export interface SubmitJobInput {
   hints?: QueuedJobHints;
   /** The row id to use (a UUIDv7), when the caller must know it before the job is enqueued. Default: a new one. */
   id?: string;
+  /**
+   * Commit the row without waiting for the disk (see `JobInsert.quick`), for a submitter that waits
+   * for the outcome: it must call `makeJobDurable` before it answers 202. Default false.
+   */
+  quick?: boolean;
 }
 
 export type SubmitOutcome =
@@ -44,7 +49,7 @@ export interface SubmitDeps {
 }
 
 /** A GroupCommit over `insertJobs`: concurrent submits share one INSERT and one commit. */
-export type JobInserter = GroupCommit<{ row: NewJobRow; requireSubstrateId?: string }, JobRecord | null>;
+export type JobInserter = GroupCommit<JobInsert, JobRecord | null>;
 
 export function createJobInserter(em: EntityManager): JobInserter {
   return new GroupCommit((rows) => insertJobs(em, rows));
@@ -71,7 +76,7 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
   };
 
   let job = deps.inserter
-    ? await deps.inserter.add({ row, requireSubstrateId: input.requireSubstrateId })
+    ? await deps.inserter.add({ row, requireSubstrateId: input.requireSubstrateId, quick: input.quick === true })
     : await insertJob(deps.em, row, input.requireSubstrateId);
   if (!job && row.idempotencyKey) {
     const existing = await findJobByIdempotencyKey(deps.em, row.customerId, row.idempotencyKey);
@@ -86,6 +91,19 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
   if (!job) throw new Error('job insert returned no row');
   await enqueue(deps, job, input.hints);
   return { kind: 'created', job };
+}
+
+/**
+ * Before a 202 for a job that may have been inserted `quick`: waits until its row is on disk. If
+ * PostgreSQL lost the row meanwhile (a restart), stores it again, durably, and enqueues it again (a
+ * no-op while Redis still holds it), so the 202 is kept either way.
+ */
+export async function makeJobDurable(deps: Pick<SubmitDeps, 'em' | 'queues' | 'logger'>, job: JobRecord): Promise<void> {
+  if (await isJobDurable(deps.em, job.id)) return;
+  deps.logger.warn({ jobId: job.id }, 'an accepted job row was lost before it reached the disk; storing it again');
+  const state = job.state === 'delayed' ? 'delayed' : 'queued';
+  const stored = (await insertJob(deps.em, { ...job, state })) ?? job;
+  await enqueue(deps, stored);
 }
 
 /** Adds the BullMQ job for an accepted row. Safe to repeat: BullMQ ignores a second add with the same id. */

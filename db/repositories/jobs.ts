@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord, JobState } from '../entities/job-record.entity.js';
+import { executePrepared } from '../prepared.js';
 
 export interface NewJobRow {
   id: string;
@@ -43,30 +44,61 @@ export async function insertJob(em: EntityManager, row: NewJobRow, requireSubstr
 }
 
 /**
- * Many `insertJob`s in one statement (for a GroupCommit): each row with its own optional substrate
- * guard; returns, per row, the inserted record or null (key already used, or substrate missing).
+ * A CTE that makes its statement's commit skip the WAL flush (`synchronous_commit` is read at commit
+ * time), so one autocommit statement does what SET LOCAL would need a transaction for. Statements join
+ * it (`from …, durability`) so that it runs.
  */
-export async function insertJobs(em: EntityManager, rows: Array<{ row: NewJobRow; requireSubstrateId?: string }>): Promise<Array<JobRecord | null>> {
+export const asyncCommit = `durability as (select set_config('synchronous_commit', 'off', true))`;
+
+const insertJobsSelect = (durability: string) => `
+  insert into jobs (id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash)
+  select v.id, v.customer_id, v.type, v.state, v.payload, v.max_attempts, v.priority, v.delay_ms, v.webhook_url, v.idempotency_key, v.request_hash
+    from jsonb_to_recordset($1::jsonb) as v(id uuid, customer_id uuid, type text, state text, payload jsonb, max_attempts int, priority int, delay_ms int,
+                                            webhook_url text, idempotency_key text, request_hash text, substrate_id text)${durability}
+   where v.substrate_id is null or exists (select 1 from substrates s where s.id = v.substrate_id and s.customer_id = v.customer_id)
+  on conflict (customer_id, idempotency_key) do nothing
+  returning ${jobColumns}`;
+const insertJobsDurably = insertJobsSelect('');
+const insertJobsQuickly = `with ${asyncCommit} ${insertJobsSelect(', durability')}`;
+
+export interface JobInsert {
+  row: NewJobRow;
+  requireSubstrateId?: string;
+  /**
+   * Commit without waiting for the disk (default false: wait). Only for a job whose submitter will
+   * answer 200 with its outcome, or else call `makeJobDurable` before answering 202.
+   */
+  quick?: boolean;
+}
+
+/**
+ * Many `insertJob`s in one prepared statement (for a GroupCommit): each row with its own optional
+ * substrate guard; returns, per row, the inserted record or null (key already used, or substrate
+ * missing). The commit waits for the disk unless every row is `quick`.
+ */
+export async function insertJobs(em: EntityManager, rows: JobInsert[]): Promise<Array<JobRecord | null>> {
   if (rows.length === 0) return [];
-  const inserted = await em.getConnection().execute<JobRecord[]>(
-    `insert into jobs (id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash)
-     select v.id, v.customer_id, v.type, v.state, v.payload, v.max_attempts, v.priority, v.delay_ms, v.webhook_url, v.idempotency_key, v.request_hash
-       from jsonb_to_recordset(?::jsonb) as v(id uuid, customer_id uuid, type text, state text, payload jsonb, max_attempts int, priority int, delay_ms int,
-                                             webhook_url text, idempotency_key text, request_hash text, substrate_id text)
-      where v.substrate_id is null or exists (select 1 from substrates s where s.id = v.substrate_id and s.customer_id = v.customer_id)
-     on conflict (customer_id, idempotency_key) do nothing
-     returning ${jobColumns}`,
-    [
-      JSON.stringify(
-        rows.map(({ row, requireSubstrateId }) => ({
-          id: row.id, customer_id: row.customerId, type: row.type, state: row.state, payload: row.payload ?? null, max_attempts: row.maxAttempts, priority: row.priority,
-          delay_ms: row.delayMs, webhook_url: row.webhookUrl, idempotency_key: row.idempotencyKey, request_hash: row.requestHash, substrate_id: requireSubstrateId ?? null,
-        })),
-      ),
-    ],
-  );
+  const quick = rows.every((insert) => insert.quick === true);
+  const inserted = await executePrepared<JobRecord>(em, quick ? 'jobs-insert-quick' : 'jobs-insert', quick ? insertJobsQuickly : insertJobsDurably, [
+    JSON.stringify(
+      rows.map(({ row, requireSubstrateId }) => ({
+        id: row.id, customer_id: row.customerId, type: row.type, state: row.state, payload: row.payload ?? null, max_attempts: row.maxAttempts, priority: row.priority,
+        delay_ms: row.delayMs, webhook_url: row.webhookUrl, idempotency_key: row.idempotencyKey, request_hash: row.requestHash, substrate_id: requireSubstrateId ?? null,
+      })),
+    ),
+  ]);
   const byId = new Map(inserted.map((job) => [job.id, job]));
   return rows.map(({ row }) => byId.get(row.id) ?? null);
+}
+
+/**
+ * Whether the job's row is stored, made durable: this statement's commit writes a record (the
+ * transaction id forces one) and waits for the disk, which flushes every earlier quick commit too.
+ * False means the row was lost (PostgreSQL restarted before its quick commit reached the disk).
+ */
+export async function isJobDurable(em: EntityManager, id: string): Promise<boolean> {
+  const [row] = await em.getConnection().execute<Array<{ present: boolean }>>(`select txid_current() as xid, exists (select 1 from jobs where id = ?) as present`, [id]);
+  return row?.present === true;
 }
 
 export async function findJobByIdempotencyKey(em: EntityManager, customerId: string, key: string): Promise<JobRecord | null> {
@@ -153,13 +185,20 @@ export interface FinishedJobRow {
   result: unknown;
 }
 
-/** Jobs answered without running (an invocation served from the cache), recorded completed in one INSERT. */
+/**
+ * Jobs answered without running (an invocation served from the cache), recorded completed in one
+ * prepared INSERT. The commit does not wait for the disk: the caller already has its answer (200 with
+ * the result), so a row lost to a crash in the next moments breaks no promise of acceptance.
+ */
 export async function insertFinishedJobs(em: EntityManager, rows: FinishedJobRow[]): Promise<void> {
   if (rows.length === 0) return;
-  await em.getConnection().execute(
-    `insert into jobs (id, customer_id, type, state, payload, result, attempts_made, max_attempts, started_at, finished_at)
+  await executePrepared(
+    em,
+    'jobs-insert-finished',
+    `with ${asyncCommit}
+     insert into jobs (id, customer_id, type, state, payload, result, attempts_made, max_attempts, started_at, finished_at)
      select v.id, v.customer_id, v.type, 'completed', v.payload, v.result, 0, 1, now(), now()
-       from jsonb_to_recordset(?::jsonb) as v(id uuid, customer_id uuid, type text, payload jsonb, result jsonb)`,
+       from jsonb_to_recordset($1::jsonb) as v(id uuid, customer_id uuid, type text, payload jsonb, result jsonb), durability`,
     [JSON.stringify(rows.map((row) => ({ id: row.id, customer_id: row.customerId, type: row.type, payload: row.payload, result: row.result })))],
   );
 }

@@ -1,0 +1,55 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestUser } from '../helpers/accounts.js';
+import { waitFor } from '../helpers/http.js';
+import { useTestApp } from '../helpers/suite.js';
+
+// No workers at first: every waited job outlives its wait.
+const suite = useTestApp({ users: 1 });
+let alice: TestUser;
+let substrateId: string;
+
+beforeAll(async () => {
+  alice = suite.users[0] as TestUser;
+  const created = await suite.request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x + 1' } });
+  substrateId = created.body.substrate_id;
+});
+
+const invoke = (x: number, prefer = 'wait=1') =>
+  suite.request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, headers: { prefer }, body: { parameters: { x } } });
+
+describe('Prefer: wait that runs out', () => {
+  it('answers 202 with the job queued, stored and in the queue', async () => {
+    const response = await invoke(1);
+    expect(response.status).toBe(202);
+    expect(response.body).toMatchObject({ state: 'queued', links: { self: `/api/v1/jobs/${response.body.id}` } });
+    expect((await suite.request('GET', `/api/v1/jobs/${response.body.id}`, { token: alice.accessToken })).body).toMatchObject({ state: 'queued' });
+    expect(await suite.app.deps.queues.get('invoke')!.getJobState(response.body.id)).toBe('waiting');
+  });
+
+  it('keeps its 202 when the row is lost before reaching the disk: stores it again, and the job runs', async () => {
+    // A long wait, so the deletion below surely lands before it ends.
+    const pending = invoke(2, 'wait=3');
+    // Stand-in for a PostgreSQL restart that loses the row's quick commit while the request waits.
+    let lostId = '';
+    await waitFor(async () => {
+      const [row] = await suite.app.sql<{ id: string }>(`delete from jobs where payload->'parameters'->>'x' = '2' returning id`);
+      lostId = row?.id ?? '';
+      return lostId !== '';
+    }, 2500);
+    const response = await pending;
+    expect(response.status).toBe(202);
+    expect(response.body.id).toBe(lostId);
+    expect((await suite.request('GET', `/api/v1/jobs/${lostId}`, { token: alice.accessToken })).body).toMatchObject({ state: 'queued' });
+
+    await suite.app.startWorkers();
+    await waitFor(async () => (await suite.request('GET', `/api/v1/jobs/${lostId}`, { token: alice.accessToken })).body.state === 'completed', 10_000);
+    expect((await suite.request('GET', `/api/v1/jobs/${lostId}`, { token: alice.accessToken })).body.result).toMatchObject({ result: 3 });
+  });
+
+  it('answers 200 with the outcome when the job finishes within the wait', async () => {
+    await suite.app.startWorkers();
+    const response = await invoke(41, 'wait=5');
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ state: 'completed', result: { result: 42 } });
+  });
+});
