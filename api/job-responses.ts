@@ -7,7 +7,7 @@ import { jobView } from '../db/job-view.js';
 import { findJob } from '../db/repositories/jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import type { QueuedJobHints } from '../workers/queues.js';
-import { submitJob } from '../workers/submit-job.js';
+import { makeJobDurable, submitJob } from '../workers/submit-job.js';
 import { uuidv7 } from 'uuidv7';
 import type { ApiDeps } from './deps.js';
 import type { JobWatch } from './job-waiter.js';
@@ -59,7 +59,8 @@ export async function submitAndRespond(deps: ApiDeps, req: Request, res: Respons
     // Submitting runs raw SQL only (no identity map), so the root entity manager serves without a fork per request.
     const outcome = await submitJob(
       { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter },
-      { customerId, ...submit, id, idempotencyKey, requestHash, hints: { ...submit.hints, ...(watch ? { notify: true } : {}) } },
+      // A waited job is answered 200 with its outcome, so its row need not wait for the disk; a wait that runs out makes it durable before the 202.
+      { customerId, ...submit, id, idempotencyKey, requestHash, quick: watch !== null, hints: { ...submit.hints, ...(watch ? { notify: true } : {}) } },
     );
     if (outcome.kind === 'substrate-missing') throw new ProblemError('not-found', `substrate ${submit.requireSubstrateId} not found`);
     if (outcome.kind === 'key-conflict') {
@@ -88,6 +89,7 @@ async function respondWithJob(deps: ApiDeps, res: Response, accepted: JobRecord,
     res.status(200).json(jobView(job));
     return;
   }
+  if (waitMs !== null) await makeJobDurable({ em: deps.orm.em, queues: deps.queues, logger: deps.logger }, job);
   res.status(202).json({ id: job.id, type: job.type, state: job.state, created_at: new Date(job.createdAt).toISOString(), links: { self: jobLocation(job.id) } });
 }
 
