@@ -1,7 +1,8 @@
 import express, { type Express, type RequestHandler, type Router } from 'express';
 import { adminPagesRoutes } from './admin/admin-pages.routes.js';
-import { installRequestLogger, requestLogging } from './request-logging.js';
-import { authenticate, requireActiveService } from './auth/authenticate.js';
+import { accessLog, installRequestLogger } from './request-logging.js';
+import { requestLifecycle } from './request-lifecycle.js';
+import { assertActiveService, authenticate, principalOf } from './auth/authenticate.js';
 import type { ApiDeps } from './deps.js';
 import { httpMetrics } from './metrics.js';
 import { errorHandler, notFoundHandler } from './problems.js';
@@ -46,54 +47,71 @@ function under(prefixes: string[], router: Router): RequestHandler {
   return Object.assign(gate, { stack: router.stack });
 }
 
+/** Prefixes of the routes that count against a customer's service (authenticated, metered, rate-limited). */
+const meteredPrefixes = ['/substrates', '/jobs', '/batches', '/relationships', '/webhooks', '/schedules', '/billing', '/services', '/admin'];
+
 /** The Express app, apart from `listen`, so tests can run it on port 0. */
 export function createApp(deps: ApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  // Answers are dynamic JSON that no client revalidates; an ETag would cost a SHA-1 of every body.
+  app.set('etag', false);
   app.set('trust proxy', deps.config.trustProxy);
   app.set('query parser', 'simple');
   installRequestLogger(app.request, deps.logger);
 
-  app.use(httpMetrics());
-  app.use(requestLogging(deps.logger));
+  app.use(requestLifecycle([httpMetrics, accessLog(deps.logger), deps.requestLog.observer]));
   app.use(securityHeaders());
   app.use(jsonBodies());
   app.use(inputGuard());
 
+  const rateLimits = createRateLimits(deps.redis, deps.config);
+  const auth = authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals });
+  const authWithoutTos = authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals, allowWithoutTos: true });
+
   const v1 = express.Router();
-  v1.use(deps.requestLog.middleware);
+  // First, as they carry nearly all the traffic; no public route below shares their prefixes.
+  v1.use(under(meteredPrefixes, meteredRoutes(deps, auth, rateLimits.customer)));
   v1.use(under(['/health', '/ready'], systemRoutes(deps)));
   v1.use(under(['/openapi.json', '/docs'], docsRoutes()));
   v1.use(under(['/metrics'], metricsRoutes(deps)));
-  const rateLimits = createRateLimits(deps.redis, deps.config);
   v1.post('/auth/register', rateLimits.register);
   v1.post('/auth/login', rateLimits.login);
   v1.use(under(['/auth', '/tos'], publicAccountRoutes(deps)));
-
-  const auth = authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals });
-  const authWithoutTos = authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals, allowWithoutTos: true });
   v1.use(under(['/auth', '/tos', '/api-keys'], accountRoutes(deps, { auth, authWithoutTos })));
   v1.use(under(['/stats'], statsRoutes(deps, auth)));
 
-  const metered = express.Router();
-  metered.use(auth);
-  // Billing, services and the admin back office answer while a customer's services are suspended: paying is how a suspension ends.
-  metered.use(['/billing', '/services'], rateLimits.customer);
-  metered.use(under(['/billing'], billingRoutes(deps)), under(['/services'], servicesRoutes(deps)), under(['/admin'], adminRoutes(deps)));
-  metered.use(requireActiveService, rateLimits.customer);
-  metered.use(under(['/jobs'], jobsRoutes(deps)));
-  metered.use(under(['/jobs'], jobEventsRoutes(deps)));
-  metered.use(under(['/substrates'], substratesRoutes(deps)));
-  metered.use(under(['/relationships'], relationshipsRoutes(deps)));
-  metered.use(under(['/batches'], batchesRoutes(deps)));
-  metered.use(under(['/webhooks'], webhooksRoutes(deps)));
-  metered.use(under(['/schedules'], schedulesRoutes(deps)));
-  v1.use(metered);
-
+  app.use('/api/v1', v1);
   // Operator pages (login, Bull Board) live outside /api/v1 and authenticate by session cookie.
   app.use(under(['/admin'], adminPagesRoutes(deps, { queues: [...deps.queues.values(), deps.webhookQueue] })));
-  app.use('/api/v1', v1);
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));
   return app;
+}
+
+/**
+ * The routes that count against a customer's service: authenticated; billing, services and the admin
+ * back office answer while the service is suspended (paying is how a suspension ends), the rest only
+ * while it is active; all but admin are rate-limited by tier. The busiest routers come first.
+ */
+function meteredRoutes(deps: ApiDeps, auth: RequestHandler, rateLimit: RequestHandler): Router {
+  const account = express.Router();
+  account.use(['/billing', '/services'], rateLimit);
+  account.use(under(['/billing'], billingRoutes(deps)), under(['/services'], servicesRoutes(deps)), under(['/admin'], adminRoutes(deps)));
+
+  const metered = express.Router();
+  metered.use(auth);
+  metered.use(under(['/billing', '/services', '/admin'], account));
+  metered.use((req, res, next) => {
+    assertActiveService(principalOf(req));
+    return rateLimit(req, res, next);
+  });
+  metered.use(under(['/substrates'], substratesRoutes(deps)));
+  metered.use(under(['/jobs'], jobsRoutes(deps)));
+  metered.use(under(['/jobs'], jobEventsRoutes(deps)));
+  metered.use(under(['/batches'], batchesRoutes(deps)));
+  metered.use(under(['/relationships'], relationshipsRoutes(deps)));
+  metered.use(under(['/webhooks'], webhooksRoutes(deps)));
+  metered.use(under(['/schedules'], schedulesRoutes(deps)));
+  return metered;
 }

@@ -1,40 +1,31 @@
 import type { Queue } from 'bullmq';
-import type { Request, RequestHandler } from 'express';
+import type { Request } from 'express';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { httpRequestDuration, httpRequests, queueStates, recordCacheLookup, type QueueDepth } from '../ops/metrics/catalog.js';
 import { recentRequests } from './http-stats.js';
+import type { RequestObserver } from './request-lifecycle.js';
 
 /** The `route` label of requests no route answered (404s, and 401/429 from middleware before the route). */
 export const unmatchedRoute = 'unmatched';
 
 /**
- * Counts every request by method, route template and status, times it, and feeds `GET /stats`.
- * Mount it first, so the time includes every other middleware.
+ * Counts every answered request by method, route template and status, times it, and feeds `GET /stats`.
  *
- * The route template is captured when the router dispatches to a route: at that moment `req.baseUrl` is
- * the mount path of the router that holds it (`/api/v1`) and `req.route.path` its template (`/jobs/:id`).
- * Reading them later is wrong, since routers restore `req.baseUrl` when an error leaves them. Raw URLs
- * never become labels, so ids cannot blow up the series count.
+ * The route template is read when the request has ended: `req.route.path` is the template of the route
+ * that answered (`/jobs/:id`); its router's mount path is gone by then, but every router is mounted on
+ * /api/v1 or on the root, so the URL tells which. Raw URLs never become labels, so ids cannot blow up
+ * the series count.
  */
-export function httpMetrics(): RequestHandler {
-  return (req, res, next) => {
-    const started = performance.now();
-    res.once('finish', () => {
-      const seconds = (performance.now() - started) / 1000;
-      // The route that answered stays on the request once it has run. Its router's base URL is gone
-      // again if the route threw (the router restores it on the way out); every router is mounted on
-      // /api/v1 or on the root, so the URL tells which.
-      const path = (req.route as { path?: unknown } | undefined)?.path;
-      const base = req.baseUrl || (req.originalUrl.startsWith('/api/v1/') ? '/api/v1' : '');
-      const template = typeof path === 'string' ? (base + path).replace(/(.)\/$/, '$1') : null;
-      const labels = { method: methodLabel(req), route: template ?? unmatchedRoute, status: String(res.statusCode) };
-      httpRequests.inc(labels);
-      httpRequestDuration.observe(labels, seconds);
-      recentRequests.record(seconds * 1000, res.statusCode, req.principal?.customerId ?? null);
-    });
-    next();
-  };
-}
+export const httpMetrics: RequestObserver = ({ req, res, durationMs, sent }) => {
+  if (!sent) return;
+  const path = (req.route as { path?: unknown } | undefined)?.path;
+  const base = req.originalUrl.startsWith('/api/v1/') ? '/api/v1' : '';
+  const template = typeof path === 'string' ? (base + path).replace(/(.)\/$/, '$1') : unmatchedRoute;
+  const labels = { method: methodLabel(req), route: template, status: String(res.statusCode) };
+  httpRequests.inc(labels);
+  httpRequestDuration.observe(labels, durationMs / 1000);
+  recentRequests.record(durationMs, res.statusCode, req.principal?.customerId ?? null);
+};
 
 const knownMethods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 /** Clients may send any method token; anything unusual is one label value, not a new series each. */

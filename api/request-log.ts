@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { insertRequestLogs, type NewRequestLog } from '../db/repositories/request-logs.js';
+import type { RequestObserver } from './request-lifecycle.js';
 
 export interface RequestLogOptions {
   /** Longest a row waits in memory before it is written, in ms. Default 1000. */
@@ -71,31 +71,21 @@ export class RequestLogRecorder {
   }
 
   /**
-   * The Express middleware. Mount it ahead of the routes: when the response has been sent (or the client
-   * went away) it records the call if an authentication middleware set `req.principal` on the way — so
+   * The request observer (see `requestLifecycle`): when a request has ended, whether its answer was sent
+   * or the client went away, records the call if authentication set `req.principal` on the way — so
    * every authenticated call is recorded, whichever router authenticated it, with the body bytes written.
    */
-  readonly middleware: RequestHandler = (req, res, next) => {
-    const timestamp = new Date();
-    const bytesOut = bytesOutCounter(req, res);
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      const principal = req.principal;
-      if (!principal) return;
-      this.record({
-        timestamp,
-        customerId: principal.customerId,
-        serviceType: principal.serviceType,
-        method: req.method,
-        statusCode: res.statusCode,
-        bytesOut: bytesOut(),
-      });
-    };
-    res.once('finish', finish);
-    res.once('close', finish);
-    next();
+  readonly observer: RequestObserver = ({ req, res, startedAt, bytesOut }) => {
+    const principal = req.principal;
+    if (!principal) return;
+    this.record({
+      timestamp: new Date(startedAt),
+      customerId: principal.customerId,
+      serviceType: principal.serviceType,
+      method: req.method,
+      statusCode: res.statusCode,
+      bytesOut: bytesOut(),
+    });
   };
 
   /**
@@ -131,18 +121,4 @@ export class RequestLogRecorder {
     await this.flush();
     if (this.buffer.length > 0) this.logger.error({ lost: this.buffer.length }, 'request logs could not be written before shutdown');
   }
-}
-
-/** Counts body bytes as they are written (chunked and streamed responses have no Content-Length). */
-/**
- * Bytes sent for a response: its Content-Length (every JSON answer has one), else what the socket
- * wrote meanwhile (streams such as SSE). Read once at the end, so the hot path wraps nothing.
- */
-function bytesOutCounter(req: Request, res: Response): () => number {
-  const socketBefore = req.socket?.bytesWritten ?? 0;
-  return () => {
-    const length = Number(res.getHeader('content-length'));
-    if (Number.isFinite(length) && length >= 0) return length;
-    return Math.max(0, (req.socket?.bytesWritten ?? socketBefore) - socketBefore);
-  };
 }

@@ -1,17 +1,13 @@
-import type { RequestHandler } from 'express';
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { RequestObserver } from './request-lifecycle.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
-    /** The request id: `X-Request-Id` from the client when well-formed, else a new UUID. */
-    id: string;
     /** A logger carrying the request id. */
     log: Logger;
   }
 }
 
-const requestIdPattern = /^[A-Za-z0-9._-]{1,128}$/;
 const quietPaths = new Set(['/api/v1/health', '/api/v1/ready', '/api/v1/metrics']);
 
 /**
@@ -31,22 +27,15 @@ export function installRequestLogger(requestPrototype: object, logger: Logger): 
 }
 
 /**
- * Request ids and one log line per request, kept cheap because it runs on every call (pino-http cost
- * a fifth of a trivial route's throughput): the access line is built only when its level is enabled
- * (5xx at error, 4xx at info, the rest at debug).
+ * One log line per request, kept cheap because it runs on every call (pino-http cost a fifth of a
+ * trivial route's throughput): the line is built only when its level is enabled (5xx at error, 4xx at
+ * info, the rest at debug). Requests whose client went away before the answer are not logged.
  */
-export function requestLogging(logger: Logger): RequestHandler {
-  return (req, res, next) => {
-    const incoming = req.headers['x-request-id'];
-    const id = typeof incoming === 'string' && requestIdPattern.test(incoming) ? incoming : randomUUID();
-    req.id = id;
-    res.setHeader('X-Request-Id', id);
-    const started = performance.now();
-    res.once('finish', () => {
-      const level = res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug';
-      if (!logger.isLevelEnabled(level) || (level === 'debug' && quietPaths.has(req.originalUrl))) return;
-      req.log[level]({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10 }, 'request');
-    });
-    next();
+export function accessLog(logger: Logger): RequestObserver {
+  return ({ req, res, durationMs, sent }) => {
+    if (!sent) return;
+    const level = res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug';
+    if (!logger.isLevelEnabled(level) || (level === 'debug' && quietPaths.has(req.originalUrl))) return;
+    req.log[level]({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(durationMs * 10) / 10 }, 'request');
   };
 }

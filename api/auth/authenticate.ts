@@ -66,14 +66,12 @@ export const requireAdmin: RequestHandler = (req, _res, next) => {
   next();
 };
 
-/** Calls to a suspended or disabled service answer 402. */
-export const requireActiveService: RequestHandler = (req, _res, next) => {
-  const principal = principalOf(req);
+/** Calls to a suspended or disabled service answer 402: throws that problem unless the principal's service is active. */
+export function assertActiveService(principal: Principal): void {
   if (principal.blockedReason) {
     throw new ProblemError('payment-required', `the ${principal.serviceType} service is suspended (${principal.blockedReason})`, {
       reason: principal.blockedReason,
       service_type: principal.serviceType,
     });
   }
-  next();
-};
+}

@@ -104,6 +104,22 @@ export function substratesRoutes(deps: ApiDeps): Router {
     return row;
   }
 
+  // The busiest route first: a router tries its routes in order.
+  router.post('/substrates/:id/invoke', async (req, res) => {
+    const { customerId } = principalOf(req);
+    const { id } = parseInput(substrateParams, req.params, 'params');
+    const body = parseInput(invokeBody, req.body ?? {}, 'body');
+    const parameters = body.parameters ?? {};
+    const cache = await answerFromCache(deps, req, res, customerId, id, parameters);
+    if (cache === 'answered') return;
+    await submitAndRespond(deps, req, res, customerId, {
+      definition: getJobDefinition('invoke')!,
+      payload: { substrate_id: id, parameters },
+      requireSubstrateId: id,
+      hints: cache === 'missed' ? { cacheMissed: true } : {},
+    });
+  });
+
   router.post('/substrates', async (req, res) => {
     const { customerId } = principalOf(req);
     const prepared = prepareSubstrate(customerId, parseInput(createSubstrateBody, req.body, 'body'), 'body');
@@ -175,21 +191,6 @@ export function substratesRoutes(deps: ApiDeps): Router {
     if (!(await deleteSubstrate(em(), customerId, id))) throw notFound(`substrate ${id}`);
     await deps.cache.invalidate(customerId, id);
     res.status(204).end();
-  });
-
-  router.post('/substrates/:id/invoke', async (req, res) => {
-    const { customerId } = principalOf(req);
-    const { id } = parseInput(substrateParams, req.params, 'params');
-    const body = parseInput(invokeBody, req.body ?? {}, 'body');
-    const parameters = body.parameters ?? {};
-    const cache = await answerFromCache(deps, req, res, customerId, id, parameters);
-    if (cache === 'answered') return;
-    await submitAndRespond(deps, req, res, customerId, {
-      definition: getJobDefinition('invoke')!,
-      payload: { substrate_id: id, parameters },
-      requireSubstrateId: id,
-      hints: cache === 'missed' ? { cacheMissed: true } : {},
-    });
   });
 
   router.post('/substrates/:id/divide', async (req, res) => {
