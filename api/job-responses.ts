@@ -12,6 +12,7 @@ import { uuidv7 } from 'uuidv7';
 import type { ApiDeps } from './deps.js';
 import type { JobWatch } from './job-waiter.js';
 import { ProblemError } from './problems.js';
+import { sendJson } from './send-json.js';
 
 export const jobLocation = (id: string) => `/api/v1/jobs/${id}`;
 
@@ -86,11 +87,11 @@ async function respondWithJob(deps: ApiDeps, res: Response, accepted: JobRecord,
   res.setHeader('Location', jobLocation(job.id));
   if (finalStates.includes(job.state)) {
     if (waitMs !== null) res.setHeader('Preference-Applied', `wait=${waitMs / 1000}`);
-    res.status(200).json(jobView(job));
+    sendJson(res, 200, jobView(job));
     return;
   }
   if (waitMs !== null) await makeJobDurable({ em: deps.orm.em, queues: deps.queues, logger: deps.logger }, job);
-  res.status(202).json({ id: job.id, type: job.type, state: job.state, created_at: new Date(job.createdAt).toISOString(), links: { self: jobLocation(job.id) } });
+  sendJson(res, 202, { id: job.id, type: job.type, state: job.state, created_at: new Date(job.createdAt).toISOString(), links: { self: jobLocation(job.id) } });
 }
 
 /**
@@ -117,7 +118,7 @@ export async function answerFromCache(
   const now = new Date().toISOString();
   res.setHeader('Location', jobLocation(id));
   res.setHeader('Preference-Applied', 'wait');
-  res.status(200).json({ id, type: 'invoke', state: 'completed', progress: 0, attempts_made: 0, result, created_at: now, started_at: now, finished_at: now });
+  sendJson(res, 200, { id, type: 'invoke', state: 'completed', progress: 0, attempts_made: 0, result, created_at: now, started_at: now, finished_at: now });
   return 'answered';
 }
 

@@ -48,14 +48,14 @@ export function createRateLimits(redis: Redis, config: Config): RateLimits {
     if (perMinute !== null) tierLimiters.set(tier, limiter(`tier-${tier}`, Math.max(1, Math.round(perMinute * config.rateLimitMultiplier))));
   }
 
-  const customer: RequestHandler = async (req, res, next) => {
+  // Not an async function: an unlimited tier (enterprise) passes without a promise.
+  const customer: RequestHandler = (req, res, next) => {
     const principal = principalOf(req);
     const tierLimiter = tierLimiters.get(principal.tier);
     if (!tierLimiter) return next();
-    await consume(tierLimiter, `${principal.customerId}:${principal.serviceType}`, res, 'customer', (limit) =>
+    return consume(tierLimiter, `${principal.customerId}:${principal.serviceType}`, res, 'customer', (limit) =>
       `the ${principal.serviceType} service at tier ${principal.tier} allows ${limit} requests per minute`,
-    );
-    next();
+    ).then(() => next());
   };
 
   const perIp = (name: 'register' | 'login', points: number): RequestHandler => {

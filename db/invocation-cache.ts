@@ -36,14 +36,20 @@ function byKey<Item extends Lookup>(items: Item[]): Map<string, Item[]> {
 export class InvocationCache {
   private readonly lookups: GroupCommit<Lookup, string | null>;
   private readonly stores: GroupCommit<Store>;
+  private readonly ttlSeconds: number;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    /** Seconds a substrate's cached results live after the last write. Default 3600. */
-    private readonly ttlSeconds = 3600,
+    options: {
+      /** Seconds a substrate's cached results live after the last write. Default 3600. */
+      ttlSeconds?: number;
+      /** Least time between two lookup batches under load, in ms (see GroupCommit). Default 0. */
+      lookupLingerMs?: number;
+    } = {},
   ) {
-    this.lookups = new GroupCommit((items) => this.readBatch(items));
+    this.ttlSeconds = options.ttlSeconds ?? 3600;
+    this.lookups = new GroupCommit((items) => this.readBatch(items), { lingerMs: options.lookupLingerMs ?? 0 });
     this.stores = new GroupCommit((items) => this.writeBatch(items));
   }
 

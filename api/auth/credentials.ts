@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type { Role } from '../../db/entities/user.entity.js';
 
@@ -29,7 +29,8 @@ export function verifyAccessToken(secret: string, token: string): AccessClaims |
   }
 }
 
-export const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex');
+/** SHA-256 in hex; the one-shot `crypto.hash` (no Hash object per call: this runs on every API-key request). */
+export const sha256 = (value: string): string => hash('sha256', value, 'hex');
 
 export function constantTimeEqualHex(a: string, b: string): boolean {
   const left = Buffer.from(a, 'hex');

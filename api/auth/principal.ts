@@ -63,6 +63,24 @@ export class PrincipalCache {
     for (const [key, entry] of this.entries) if (entry.principal?.customerId === customerId) this.entries.delete(key);
   }
 
+  /**
+   * The principal cached for this key hash without waiting: null when the key is known not to be
+   * valid, undefined when nothing is cached (then ask `byApiKeyHash`). Most requests end here.
+   */
+  peekApiKeyHash(keyHash: string): (Principal & { keyHash: string }) | null | undefined {
+    return this.peek(`key:${keyHash}`) as (Principal & { keyHash: string }) | null | undefined;
+  }
+
+  /** Like `peekApiKeyHash`, for a user. */
+  peekUser(userId: string): Principal | null | undefined {
+    return this.peek(`user:${userId}`);
+  }
+
+  private peek(key: string): Principal | null | undefined {
+    const entry = this.entries.get(key);
+    return entry && entry.expiresAt > Date.now() ? entry.principal : undefined;
+  }
+
   async byApiKeyHash(keyHash: string): Promise<(Principal & { keyHash: string }) | null> {
     return (await this.cached(`key:${keyHash}`, () => this.loadApiKey(keyHash))) as (Principal & { keyHash: string }) | null;
   }
