@@ -2,9 +2,11 @@ export interface GroupCommitOptions {
   /** Most items per write. Default 500. */
   maxBatch?: number;
   /**
-   * Least time between the starts of two writes, in ms. Default 0: a write follows the previous one at
-   * once. Worth setting when a write is cheap (no fsync to wait for), so that under load writes still
-   * carry many items instead of a few each; a write after a quiet spell still goes out at once.
+   * Least time between the starts of two writes while busy, in ms. Default 0: a write follows the
+   * previous one at once. Worth setting when a write is cheap (no fsync to wait for), so that under load
+   * writes still carry many items instead of a few each. It applies only after a write that carried more
+   * than one item, or when several are waiting: one caller at a time (a quiet spell, or sequential
+   * calls) never waits for it.
    */
   lingerMs?: number;
 }
@@ -19,6 +21,7 @@ export class GroupCommit<Item, Result = void> {
   private scheduled = false;
   private flushing: Promise<void> = Promise.resolve();
   private lastWriteAt = -Infinity;
+  private lastBatchSize = 0;
   private readonly maxBatch: number;
   private readonly lingerMs: number;
 
@@ -56,9 +59,13 @@ export class GroupCommit<Item, Result = void> {
       this.scheduled = false;
       this.flushing = this.flushing.then(() => this.flush());
     };
-    const wait = this.lastWriteAt + this.lingerMs - performance.now();
-    if (wait > 0 && this.pending.length < this.maxBatch) setTimeout(run, wait);
-    else setImmediate(run);
+    // One event-loop turn first, so that items added together (concurrent callers) are seen together.
+    setImmediate(() => {
+      const busy = this.lastBatchSize > 1 || this.pending.length > 1;
+      const wait = busy ? this.lastWriteAt + this.lingerMs - performance.now() : 0;
+      if (wait > 0 && this.pending.length < this.maxBatch) setTimeout(run, wait);
+      else run();
+    });
   }
 
   /** Writes what is pending: everything when draining, else full batches and then one more. */
@@ -67,6 +74,7 @@ export class GroupCommit<Item, Result = void> {
       const batch = this.pending.splice(0, this.maxBatch);
       if (batch.length === 0) return;
       this.lastWriteAt = performance.now();
+      this.lastBatchSize = batch.length;
       try {
         const results = await this.write(batch.map((entry) => entry.item));
         batch.forEach((entry, index) => entry.resolve((results ? results[index] : undefined) as Result));

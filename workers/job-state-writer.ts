@@ -114,7 +114,8 @@ export class JobStateWriter {
 
   /**
    * One prepared statement per kind of write, its rows passed as one JSON parameter (jsonb_to_recordset: no
-   * per-row bindings to format and send), each committing without waiting for the WAL flush
+   * per-row bindings to format and send) and their ids as an array, so that the plan (made once, whatever
+   * the table's size then) finds the rows through the primary key instead of hashing the table; each committing without waiting for the WAL flush
    * (`synchronous_commit = off`, set inside the statement so it needs no transaction round trips): if
    * PostgreSQL crashes in the next few hundred ms and loses this write, the row is still `active` while
    * BullMQ holds the outcome, and the sweeper copies the outcome from Redis (or, if Redis lost it too,
@@ -142,8 +143,8 @@ export class JobStateWriter {
          update jobs as j set state = 'active', started_at = coalesce(j.started_at, now()), attempts_made = v.attempts,
                 finished_at = case when j.state = 'failed' then null else j.finished_at end
            from jsonb_to_recordset($1::jsonb) as v(id uuid, attempts int), durability
-          where j.id = v.id and (j.state in ('queued', 'delayed') or (j.state = 'failed' and v.attempts > j.attempts_made))`,
-        [JSON.stringify([...actives].map(([id, attempts]) => ({ id, attempts })))],
+          where j.id = any($2::uuid[]) and j.id = v.id and (j.state in ('queued', 'delayed') or (j.state = 'failed' and v.attempts > j.attempts_made))`,
+        [JSON.stringify([...actives].map(([id, attempts]) => ({ id, attempts }))), [...actives.keys()]],
       );
     }
     if (progress.size > 0) {
@@ -153,8 +154,8 @@ export class JobStateWriter {
         `with ${asyncCommit}
          update jobs as j set progress = v.progress
            from jsonb_to_recordset($1::jsonb) as v(id uuid, progress jsonb), durability
-          where j.id = v.id and j.state = 'active'`,
-        [JSON.stringify([...progress].map(([id, value]) => ({ id, progress: value })))],
+          where j.id = any($2::uuid[]) and j.id = v.id and j.state = 'active'`,
+        [JSON.stringify([...progress].map(([id, value]) => ({ id, progress: value }))), [...progress.keys()]],
       );
     }
     if (finals.size > 0) {
@@ -166,10 +167,10 @@ export class JobStateWriter {
            update jobs as j set state = v.state, result = v.result, error = v.error, attempts_made = v.attempts,
                   finished_at = case when v.state in ('completed', 'failed') then now() else null end
              from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, result jsonb, error text, attempts int, notify boolean), durability
-            where j.id = v.id and (j.state in ('queued', 'delayed', 'active') or (j.state = 'failed' and v.attempts > j.attempts_made))
+            where j.id = any($2::uuid[]) and j.id = v.id and (j.state in ('queued', 'delayed', 'active') or (j.state = 'failed' and v.attempts > j.attempts_made))
            returning j.*, v.notify)
          select ${jobColumns} from updated where notify`,
-        [JSON.stringify(rows.map((w) => ({ id: w.id, state: w.state, result: w.result ?? null, error: w.error, attempts: w.attemptsMade, notify: w.notify })))],
+        [JSON.stringify(rows.map((w) => ({ id: w.id, state: w.state, result: w.result ?? null, error: w.error, attempts: w.attemptsMade, notify: w.notify }))), [...finals.keys()]],
       );
       stored = new Map(announced.map((row) => [row.id, row]));
     }

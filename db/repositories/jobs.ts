@@ -54,8 +54,10 @@ const insertJobsSelect = (durability: string) => `
   insert into jobs (id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash)
   select v.id, v.customer_id, v.type, v.state, v.payload, v.max_attempts, v.priority, v.delay_ms, v.webhook_url, v.idempotency_key, v.request_hash
     from jsonb_to_recordset($1::jsonb) as v(id uuid, customer_id uuid, type text, state text, payload jsonb, max_attempts int, priority int, delay_ms int,
-                                            webhook_url text, idempotency_key text, request_hash text, substrate_id text)${durability}
-   where v.substrate_id is null or exists (select 1 from substrates s where s.id = v.substrate_id and s.customer_id = v.customer_id)
+                                            webhook_url text, idempotency_key text, request_hash text, substrate_id text)
+    -- One primary-key probe per row: a plain EXISTS here became a hash of the whole substrates table.
+    left join lateral (select true as found from substrates s where s.id = v.substrate_id and s.customer_id = v.customer_id limit 1) owned on true${durability}
+   where v.substrate_id is null or owned.found
   on conflict (customer_id, idempotency_key) do nothing
   returning ${jobColumns}`;
 const insertJobsDurably = insertJobsSelect('');
