@@ -3,8 +3,14 @@ import type { Redis } from 'ioredis';
 import stringify from 'safe-stable-stringify';
 import { GroupCommit } from './group-commit.js';
 
-/** HSET of every field-value pair given, then EXPIRE, as one atomic command: the key never lives without its expiry. */
-const setAndExpire = `redis.call('hset', KEYS[1], unpack(ARGV, 2)) return redis.call('expire', KEYS[1], ARGV[1])`;
+/**
+ * HSET of every field-value pair given, then EXPIRE, as one atomic command (the key never lives without
+ * its expiry) — unless the hash already holds ARGV[2] fields. KEYS[1] the hash; ARGV[1] TTL seconds,
+ * ARGV[2] most fields, then field, value pairs. Returns 1 when stored, 0 when the hash was full.
+ */
+const setAndExpire = `if redis.call('hlen', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('hset', KEYS[1], unpack(ARGV, 3))
+return redis.call('expire', KEYS[1], ARGV[1])`;
 
 interface Lookup {
   key: string;
@@ -37,6 +43,7 @@ export class InvocationCache {
   private readonly lookups: GroupCommit<Lookup, string | null>;
   private readonly stores: GroupCommit<Store>;
   private readonly ttlSeconds: number;
+  private readonly maxEntriesPerSubstrate: number;
 
   constructor(
     private readonly redis: Redis,
@@ -46,9 +53,16 @@ export class InvocationCache {
       ttlSeconds?: number;
       /** Least time between two lookup batches under load, in ms (see GroupCommit). Default 0. */
       lookupLingerMs?: number;
+      /**
+       * Parameter sets cached per substrate (a store may overshoot it by one batch). Past it, new results
+       * are not cached until the substrate's entries expire: Redis runs without eviction (BullMQ needs
+       * that), so the cache must bound itself. Default 10,000.
+       */
+      maxEntriesPerSubstrate?: number;
     } = {},
   ) {
     this.ttlSeconds = options.ttlSeconds ?? 3600;
+    this.maxEntriesPerSubstrate = options.maxEntriesPerSubstrate ?? 10_000;
     this.lookups = new GroupCommit((items) => this.readBatch(items), { lingerMs: options.lookupLingerMs ?? 0 });
     this.stores = new GroupCommit((items) => this.writeBatch(items));
   }
@@ -97,7 +111,7 @@ export class InvocationCache {
   private async writeBatch(items: Store[]): Promise<void> {
     await Promise.all(
       [...byKey(items)].map(([key, group]) =>
-        this.redis.eval(setAndExpire, 1, key, this.ttlSeconds, ...group.flatMap((item) => [item.field, item.value])),
+        this.redis.eval(setAndExpire, 1, key, this.ttlSeconds, this.maxEntriesPerSubstrate, ...group.flatMap((item) => [item.field, item.value])),
       ),
     );
   }

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -18,7 +18,8 @@ export function startChild(entry: string, env: NodeJS.ProcessEnv, name: string):
   // BENCH_PRELOAD=/path/probe.mjs loads a probe module into every child first (e.g. one that logs who
   // starts an AsyncLocalStorage, which switches on promise hooks for the whole process).
   const preload = process.env.BENCH_PRELOAD ? ['--import', process.env.BENCH_PRELOAD] : [];
-  const child = spawn(process.execPath, [...profileFlags, ...preload, '--import', 'tsx', path.join(root, entry)], {
+  const gcOnSignal = ['--expose-gc', '--import', pathToFileURL(path.join(root, 'ops', 'bench', 'gc-on-signal.ts')).href];
+  const child = spawn(process.execPath, [...profileFlags, ...preload, '--import', 'tsx', ...gcOnSignal, path.join(root, entry)], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ["ignore", "ignore", process.env.BENCH_STDERR ? "inherit" : "pipe"],
@@ -43,6 +44,13 @@ export function startChild(entry: string, env: NodeJS.ProcessEnv, name: string):
         child.kill('SIGTERM');
       }),
   };
+}
+
+/** Asks a process the bench started for a full garbage collection (see gc-on-signal.ts), then waits for it to settle. */
+export async function collectGarbage(pid: number | undefined): Promise<void> {
+  if (!pid) return;
+  process.kill(pid, 'SIGUSR2');
+  await new Promise((resolve) => setTimeout(resolve, 500));
 }
 
 /** Resident set size of a process in MiB (Linux /proc). */

@@ -18,7 +18,7 @@ import { getJobDefinition } from '../../jobs/registry.js';
 import { createQueues, closeQueues } from '../../workers/queues.js';
 import { submitJobsBulk } from '../../workers/submit-job.js';
 import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
-import { cpuBreakdown, cpuSeconds, cpuSecondsMatching, percentile, round, rssMiB, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
+import { collectGarbage, cpuBreakdown, cpuSeconds, cpuSecondsMatching, percentile, round, rssMiB, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -294,11 +294,22 @@ async function main(): Promise<void> {
       const first = quick ? 5_000 : 20_000;
       const total = quick ? 50_000 : 200_000;
       log(`memory: after ${first} and after ${total} jobs`);
-      const sample = async () => ({
-        api_rss_mib: rssMiB(apiChild.process.pid),
-        worker_rss_mib: rssMiB(workerChild.process.pid),
-        redis_used_mib: round(Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0) / 1048576, 1),
-      });
+      // Each figure is the median of three readings, each after a full collection in the process:
+      // memory held, not where the collector happened to be at one instant.
+      const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+      const sample = async () => {
+        const readings: Array<{ api: number; worker: number; redis: number }> = [];
+        for (let i = 0; i < 3; i++) {
+          await Promise.all([collectGarbage(apiChild.process.pid), collectGarbage(workerChild.process.pid)]);
+          const redisUsed = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0) / 1048576;
+          readings.push({ api: rssMiB(apiChild.process.pid), worker: rssMiB(workerChild.process.pid), redis: redisUsed });
+        }
+        return {
+          api_rss_mib: median(readings.map((r) => r.api)),
+          worker_rss_mib: median(readings.map((r) => r.worker)),
+          redis_used_mib: round(median(readings.map((r) => r.redis)), 1),
+        };
+      };
       await drain(first);
       const early = await sample();
       const steps: Array<Awaited<ReturnType<typeof sample>> & { jobs: number }> = [];

@@ -1,0 +1,43 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { InvocationCache } from '../../db/invocation-cache.js';
+import { createRedis } from '../../db/redis.js';
+
+const redis = createRedis(inject('redisUrl'), 'commands');
+const prefix = `{t-cache-${randomBytes(4).toString('hex')}}`;
+
+afterAll(async () => {
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  await redis.quit();
+});
+
+describe('invocation cache', () => {
+  it('answers a stored result for the same owner, substrate and parameters, in any key order', async () => {
+    const cache = new InvocationCache(redis, prefix);
+    await cache.set('customer-a', '0x0000000000000001', { x: 1, y: 2 }, 3);
+    expect(await cache.get('customer-a', '0x0000000000000001', { y: 2, x: 1 })).toEqual({ value: 3 });
+    expect(await cache.get('customer-b', '0x0000000000000001', { x: 1, y: 2 })).toBeNull();
+    expect(await cache.get('customer-a', '0x0000000000000001', { x: 1, y: 3 })).toBeNull();
+  });
+
+  it('keeps at most maxEntriesPerSubstrate results per substrate and stops storing past it, with an expiry', async () => {
+    const cache = new InvocationCache(redis, prefix, { maxEntriesPerSubstrate: 3, ttlSeconds: 60 });
+    for (let x = 0; x < 6; x++) await cache.set('customer-a', '0x0000000000000002', { x }, x * 10);
+    const hits = await Promise.all([0, 1, 2, 3, 4, 5].map((x) => cache.get('customer-a', '0x0000000000000002', { x })));
+    expect(hits).toEqual([{ value: 0 }, { value: 10 }, { value: 20 }, null, null, null]);
+    const key = `${prefix}:cache:invoke:customer-a:0x0000000000000002`;
+    expect(await redis.hlen(key)).toBe(3);
+    expect(await redis.ttl(key)).toBeGreaterThan(0);
+    // Another substrate has room of its own.
+    await cache.set('customer-a', '0x0000000000000003', { x: 9 }, 90);
+    expect(await cache.get('customer-a', '0x0000000000000003', { x: 9 })).toEqual({ value: 90 });
+  });
+
+  it('forgets a substrate’s results when it is invalidated', async () => {
+    const cache = new InvocationCache(redis, prefix);
+    await cache.set('customer-a', '0x0000000000000004', { x: 1 }, 1);
+    await cache.invalidate('customer-a', '0x0000000000000004');
+    expect(await cache.get('customer-a', '0x0000000000000004', { x: 1 })).toBeNull();
+  });
+});
