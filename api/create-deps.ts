@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { InvocationCache } from '../db/invocation-cache.js';
+import { FinishedJobListener, finishedJobsChannel } from '../db/job-notices.js';
 import { insertFinishedJobs, type FinishedJobRow } from '../db/repositories/jobs.js';
 import { createOrm } from '../db/orm.js';
 import { createRedis } from '../db/redis.js';
@@ -25,8 +26,9 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   const webhookQueue = createWebhookQueue(queueConnection, config.queuePrefix);
   const principals = new PrincipalCache(orm.em.fork(), redis, config.queuePrefix);
   await principals.listen(subscriber);
-  const waiter = new JobWaiter(config.redisUrl, config.queuePrefix, subscriber);
-  await waiter.listen();
+  const waiter = new JobWaiter(config.redisUrl, config.queuePrefix);
+  const notices = new FinishedJobListener({ databaseUrl: config.databaseUrl, channel: finishedJobsChannel(config.queuePrefix), logger, onNotice: (notice) => waiter.receive(notice) });
+  await notices.start();
   const jobInserter = createJobInserter(orm.em.fork());
   const finishedJobsEm = orm.em.fork();
   // Quick commits: under load they would go out a row or two at a time; the linger gathers ~10.
@@ -54,6 +56,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
       await jobInserter.drain();
       await requestLog.close();
       removeQueueDepthSource();
+      await notices.close();
       await waiter.close();
       await closeQueues(queues);
       await webhookQueue.close();

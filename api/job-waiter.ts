@@ -1,8 +1,7 @@
 import { QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { EventEmitter } from 'node:events';
 import { finalStates, type JobRecord } from '../db/entities/job-record.entity.js';
-import { finishedJobsChannel } from '../db/job-notices.js';
+import type { FinishedJobNotice } from '../db/job-notices.js';
 import { jobRegistry } from '../jobs/registry.js';
 
 export type JobEvent =
@@ -12,14 +11,14 @@ export type JobEvent =
 /** Not a job id (a symbol can never collide with one): emitted when the waiter closes. */
 const closing = Symbol('closing');
 
-/** While waiting, the row is re-read this often in case a notice was lost (Redis pub/sub does not queue). */
+/** While waiting, the row is re-read this often in case a notice was lost (notices are not queued). */
 export const waitPollMs = 1000;
 
 /**
  * How an API process hears about jobs that any worker runs.
  *
- * `Prefer: wait` listens for the workers' finished-job notices (db/job-notices.ts), which carry the
- * stored row; a waiter also re-reads the row every second, so a lost notice costs a second, not the
+ * `Prefer: wait` listens for the finished-job notices (db/job-notices.ts: PostgreSQL NOTIFY sent by
+ * the worker's final write), which carry the stored row; a waiter also re-reads the row every second, so a lost notice costs a second, not the
  * whole wait. The SSE stream listens to BullMQ's event streams (QueueEvents), opened on its first
  * subscriber: reading every event of every queue costs CPU that an API nobody streams from should not
  * spend. The PostgreSQL row stays the truth.
@@ -28,26 +27,18 @@ export class JobWaiter {
   private readonly events = new EventEmitter();
   private readonly notices = new EventEmitter();
   private queueEvents: QueueEvents[] | null = null;
-  private readonly onMessage = (channel: string, message: string) => {
-    if (channel !== finishedJobsChannel(this.prefix)) return;
-    const job = JSON.parse(message) as JobRecord;
-    this.notices.emit(job.id, job);
-  };
 
   constructor(
     private readonly redisUrl: string,
     private readonly prefix: string,
-    /** A connection in subscriber mode (shared with other listeners; messages are told apart by channel). */
-    private readonly subscriber: Redis,
   ) {
     this.events.setMaxListeners(0);
     this.notices.setMaxListeners(0);
   }
 
-  /** Subscribes to the finished-job notices. */
-  async listen(): Promise<void> {
-    this.subscriber.on('message', this.onMessage);
-    await this.subscriber.subscribe(finishedJobsChannel(this.prefix));
+  /** Hands a finished-job notice to whoever watches that job here (the FinishedJobListener calls it). */
+  receive(notice: FinishedJobNotice): void {
+    this.notices.emit(notice.id, notice);
   }
 
   /**
@@ -106,7 +97,6 @@ export class JobWaiter {
 
   async close(): Promise<void> {
     this.events.emit(closing);
-    this.subscriber.off('message', this.onMessage);
     await Promise.all((this.queueEvents ?? []).map((events) => events.close()));
   }
 }
@@ -114,9 +104,13 @@ export class JobWaiter {
 /** One job's finished-job notice, listened for from `JobWaiter.watch` until `stop()`. */
 export class JobWatch {
   private noticed: JobRecord | null = null;
+  /** A notice came without its row: read it instead of waiting for the next poll. */
+  private readPending = false;
   private wake: () => void = () => undefined;
-  private readonly onNotice = (row: JobRecord) => {
-    this.noticed = row;
+  private readonly onNotice = (notice: FinishedJobNotice) => {
+    // A notice without the row (too big to send) only wakes the wait, which then reads the row.
+    if (notice.state !== undefined) this.noticed = notice;
+    else this.readPending = true;
     this.wake();
   };
 
@@ -133,6 +127,7 @@ export class JobWatch {
    */
   async until(job: JobRecord, timeoutMs: number, reread: () => Promise<JobRecord | null>): Promise<JobRecord> {
     let latest = this.noticed ?? job;
+    if (!this.noticed && this.readPending) latest = (await reread()) ?? latest;
     const deadline = Date.now() + timeoutMs;
     while (!finalStates.includes(latest.state)) {
       const remaining = deadline - Date.now();

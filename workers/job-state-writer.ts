@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { executePrepared } from '../db/prepared.js';
+import { finishedJobsChannel, maxNoticeBytes } from '../db/job-notices.js';
 import { asyncCommit, jobColumns } from '../db/repositories/jobs.js';
 import { storableText } from '../jobs/storable-text.js';
 
@@ -27,6 +28,8 @@ export interface JobStateWriterOptions {
    * the disk, so without it a busy worker would write a handful of rows per statement. Default 3.
    */
   lingerMs?: number;
+  /** Where a final write someone waits for (`notify`) is announced (db/job-notices.ts). Default: the channel of the default queue prefix. */
+  noticeChannel?: string;
 }
 
 /**
@@ -42,6 +45,7 @@ export class JobStateWriter {
   private readonly writes: GroupCommit<StateWrite, JobRecord | null>;
   private readonly retryForMs: number;
   private readonly activeAfterMs: number;
+  private readonly noticeChannel: string;
 
   constructor(
     private readonly em: EntityManager,
@@ -50,6 +54,7 @@ export class JobStateWriter {
   ) {
     this.retryForMs = options.retryForMs ?? 60_000;
     this.activeAfterMs = options.activeAfterMs ?? 50;
+    this.noticeChannel = options.noticeChannel ?? finishedJobsChannel('{chrysalis}');
     this.writes = new GroupCommit((batch) => this.withRetry(() => this.write(batch)), { maxBatch: options.maxBatch ?? 500, lingerMs: options.lingerMs ?? 3 });
   }
 
@@ -81,7 +86,7 @@ export class JobStateWriter {
     this.writes.add(write).catch((error: unknown) => this.logger.warn({ err: error, jobId: write.id }, 'job state write failed'));
   }
 
-  /** Stores the outcome; with `notify`, resolves with the row as stored (else null). */
+  /** Stores the outcome; with `notify`, announces it (db/job-notices.ts) and resolves with the row as stored (else null). */
   complete(id: string, result: unknown, attemptsMade: number, notify = false): Promise<JobRecord | null> {
     return this.push({ kind: 'final', id, state: 'completed', result, error: null, attemptsMade, notify });
   }
@@ -169,8 +174,9 @@ export class JobStateWriter {
              from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, result jsonb, error text, attempts int, notify boolean), durability
             where j.id = any($2::uuid[]) and j.id = v.id and (j.state in ('queued', 'delayed', 'active') or (j.state = 'failed' and v.attempts > j.attempts_made))
            returning j.*, v.notify)
-         select ${jobColumns} from updated where notify`,
-        [JSON.stringify(rows.map((w) => ({ id: w.id, state: w.state, result: w.result ?? null, error: w.error, attempts: w.attemptsMade, notify: w.notify }))), [...finals.keys()]],
+         select stored.*, pg_notify($3, case when octet_length(notice.text) <= ${maxNoticeBytes} then notice.text else json_build_object('id', stored.id)::text end)
+           from (select ${jobColumns} from updated where notify) stored, lateral (select row_to_json(stored)::text as text) notice`,
+        [JSON.stringify(rows.map((w) => ({ id: w.id, state: w.state, result: w.result ?? null, error: w.error, attempts: w.attemptsMade, notify: w.notify }))), [...finals.keys()], this.noticeChannel],
       );
       stored = new Map(announced.map((row) => [row.id, row]));
     }

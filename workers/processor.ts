@@ -5,8 +5,6 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import type { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
-import type { JobRecord } from '../db/entities/job-record.entity.js';
-import { announceFinishedJob } from '../db/job-notices.js';
 import { ensureScheduledJobRow, recordIdFor } from '../db/repositories/jobs.js';
 import type { JobContext, RunTask } from '../jobs/context.js';
 import type { JobDefinition } from '../jobs/define-job.js';
@@ -104,14 +102,10 @@ function tellHooks(deps: ProcessorDeps, job: Job<QueuedJobData>, type: string, j
   }
 }
 
-function announce(deps: ProcessorDeps, stored: JobRecord | null): void {
-  if (stored) announceFinishedJob(deps.redis, deps.config.queuePrefix, stored);
-}
-
 /**
  * Wraps a job definition as a BullMQ processor: marks the row active, runs the processor, and stores
  * the result (or the error) in PostgreSQL before BullMQ records the outcome. A job someone waits for
- * (`notify`) has its stored row announced to the waiting API process.
+ * (`notify`) has its stored row announced to the waiting API process by that same write.
  */
 export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) {
   return async (job: Job<QueuedJobData>, _token?: string, signal?: AbortSignal): Promise<unknown> => {
@@ -133,12 +127,12 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       const permanent = error instanceof PermanentJobError || error instanceof UnrecoverableError || signal?.aborted;
       const lastAttempt = attempt >= (job.opts.attempts ?? 1);
       const final = Boolean(permanent || lastAttempt);
-      if (final) announce(deps, await deps.writer.fail(jobId, errorText(error), attempt, notify));
+      if (final) await deps.writer.fail(jobId, errorText(error), attempt, notify);
       else await deps.writer.retrying(jobId, errorText(error), attempt);
       tellHooks(deps, job, definition.name, jobId, { state: 'failed', error: errorText(error), durationMs: performance.now() - started, final });
       throw final ? new UnrecoverableError(errorText(error)) : error;
     }
-    announce(deps, await deps.writer.complete(jobId, result, attempt, notify));
+    await deps.writer.complete(jobId, result, attempt, notify);
     tellHooks(deps, job, definition.name, jobId, { state: 'completed', result, durationMs: performance.now() - started });
     return result;
   };

@@ -7,6 +7,7 @@ import type { Config } from '../config.js';
 import { InvocationCache } from '../db/invocation-cache.js';
 import { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
 import { accessChangeChannel } from '../db/access-changes.js';
+import { finishedJobsChannel } from '../db/job-notices.js';
 import { recordIdFor } from '../db/repositories/jobs.js';
 import { createRedis } from '../db/redis.js';
 import { jobRegistry } from '../jobs/registry.js';
@@ -66,7 +67,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const redis: Redis = createRedis(config.redisUrl, 'commands');
   const subscriber: Redis = createRedis(config.redisUrl, 'blocking');
   const pool = createEvaluationPool({ threads: config.piscinaThreads, taskTimeoutMs: config.taskTimeoutMs });
-  const writer = new HandBackAwareStateWriter(orm.em.fork(), logger);
+  const writer = new HandBackAwareStateWriter(orm.em.fork(), logger, { noticeChannel: finishedJobsChannel(config.queuePrefix) });
   const cache = new InvocationCache(redis, config.queuePrefix);
   cache.onLookup = countInvocationCacheLookup;
   const runTask = taskRunner(pool, config.taskTimeoutMs);

@@ -2,6 +2,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestUser } from '../helpers/accounts.js';
 import { waitFor } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';
+import { waitPollMs } from '../../api/job-waiter.js';
+import { listenerApplicationName } from '../../db/job-notices.js';
 
 // No workers at first: every waited job outlives its wait.
 const suite = useTestApp({ users: 1 });
@@ -51,5 +53,31 @@ describe('Prefer: wait that runs out', () => {
     const response = await invoke(41, 'wait=5');
     expect(response.status).toBe(200);
     expect(response.body).toMatchObject({ state: 'completed', result: { result: 42 } });
+  });
+});
+
+describe('finished-job notices', () => {
+  it('answers a wait whose row is too big for a notice at once, reading the row the id-only notice names', async () => {
+    await suite.app.startWorkers();
+    const created = await suite.request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'text + text' } });
+    const text = 'x'.repeat(6000);
+    const started = performance.now();
+    const response = await suite.request('POST', `/api/v1/substrates/${created.body.substrate_id}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { parameters: { text } } });
+    expect(response.status).toBe(200);
+    expect(response.body.result.result).toBe(text + text);
+    // A poll would take waitPollMs (1 s): the notice woke the wait.
+    expect(performance.now() - started).toBeLessThan(waitPollMs * 0.8);
+  });
+
+  it('listens again after its connection is cut, so waits are answered by notices, not polls', async () => {
+    await suite.app.startWorkers();
+    const [killed] = await suite.app.sql<{ killed: boolean }>(`select pg_terminate_backend(pid) as killed from pg_stat_activity where application_name = $1 and datname = current_database()`, [listenerApplicationName]);
+    expect(killed?.killed).toBe(true);
+    await waitFor(async () => (await suite.app.sql(`select 1 from pg_stat_activity where application_name = $1 and datname = current_database() and query ilike 'listen%'`, [listenerApplicationName])).length > 0, 10_000);
+    const started = performance.now();
+    const response = await invoke(99, 'wait=5');
+    expect(response.status).toBe(200);
+    expect(response.body.result).toMatchObject({ result: 100 });
+    expect(performance.now() - started).toBeLessThan(waitPollMs * 0.8);
   });
 });

@@ -7,7 +7,7 @@ import { useTestApp } from '../helpers/suite.js';
 import { JobWaiter, waitPollMs } from '../../api/job-waiter.js';
 import type { JobRecord } from '../../db/entities/job-record.entity.js';
 import { findJob, jobColumns } from '../../db/repositories/jobs.js';
-import { announceFinishedJob } from '../../db/job-notices.js';
+import { finishedJobsChannel } from '../../db/job-notices.js';
 
 let substrateId: string;
 
@@ -50,7 +50,7 @@ describe('submit and poll', () => {
     const accepted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x: 2, y: 21 } } });
     const [row] = await app.sql<JobRecord>(`select ${jobColumns} from jobs where id = $1`, [accepted.body.id]);
     // A waiter that never subscribed to the notices: only its poll of PostgreSQL can see the outcome.
-    const deaf = new JobWaiter(app.config.redisUrl, app.config.queuePrefix, app.deps.redis);
+    const deaf = new JobWaiter(app.config.redisUrl, app.config.queuePrefix);
     const em = app.deps.orm.em.fork();
     const started = performance.now();
     // The row as it was accepted (the worker may already have finished it by now).
@@ -68,7 +68,7 @@ describe('submit and poll', () => {
     });
     // As a waiting request does: watch first (before enqueueing), then the worker's notice, then the wait.
     const watch = app.deps.waiter.watch(accepted.body.id);
-    announceFinishedJob(app.deps.redis, app.config.queuePrefix, row!);
+    await app.sql('select pg_notify($1, $2)', [finishedJobsChannel(app.config.queuePrefix), JSON.stringify(row)]);
     await new Promise((resolve) => setTimeout(resolve, 100));
     const started = performance.now();
     const finished = await watch.until({ ...row!, state: 'queued' }, 5000, async () => null);
