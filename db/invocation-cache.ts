@@ -5,10 +5,15 @@ import { GroupCommit } from './group-commit.js';
 
 /**
  * HSET of every field-value pair given, then EXPIRE, as one atomic command (the key never lives without
- * its expiry) — unless the hash already holds ARGV[2] fields. KEYS[1] the hash; ARGV[1] TTL seconds,
- * ARGV[2] most fields, then field, value pairs. Returns 1 when stored, 0 when the hash was full.
+ * its expiry); when the hash would pass ARGV[2] fields, random fields make room first (random
+ * replacement: a one-off invocation does not keep a popular one out for long). KEYS[1] the hash;
+ * ARGV[1] TTL seconds, ARGV[2] most fields, then field, value pairs.
  */
-const setAndExpire = `if redis.call('hlen', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+const setAndExpire = `local over = redis.call('hlen', KEYS[1]) + (#ARGV - 2) / 2 - tonumber(ARGV[2])
+if over > 0 then
+  local victims = redis.call('hrandfield', KEYS[1], over)
+  if #victims > 0 then redis.call('hdel', KEYS[1], unpack(victims)) end
+end
 redis.call('hset', KEYS[1], unpack(ARGV, 3))
 return redis.call('expire', KEYS[1], ARGV[1])`;
 
@@ -54,9 +59,9 @@ export class InvocationCache {
       /** Least time between two lookup batches under load, in ms (see GroupCommit). Default 0. */
       lookupLingerMs?: number;
       /**
-       * Parameter sets cached per substrate (a store may overshoot it by one batch). Past it, new results
-       * are not cached until the substrate's entries expire: Redis runs without eviction (BullMQ needs
-       * that), so the cache must bound itself. Default 10,000.
+       * Parameter sets cached per substrate (one batched store may overshoot it); past it, each new result
+       * replaces a random older one. Redis
+       * runs without eviction (BullMQ needs that), so the cache must bound itself. Default 10,000.
        */
       maxEntriesPerSubstrate?: number;
     } = {},
