@@ -203,7 +203,9 @@ async function main(): Promise<void> {
         if (status !== 200 || answer.state !== 'completed') throw new Error(`wait call answered ${status} ${answer.state}`);
       };
       const offset = 10_000_000 + Math.floor(Math.random() * 1_000_000);
-      for (let i = 0; i < 50; i++) await call(offset + i);
+      // Unmeasured calls first on each side, as many as are measured: enough for the JIT to settle on the path.
+      const waitWarmUp = Number(process.env.BENCH_WAIT_WARMUP ?? n);
+      for (let i = 0; i < waitWarmUp; i++) await call(offset - waitWarmUp + i);
       const platformLatencies: number[] = [];
       for (let i = 0; i < n; i++) {
         const started = performance.now();
@@ -222,11 +224,11 @@ async function main(): Promise<void> {
       const events = new QueueEvents('bench-wait', { connection: { url: redisUrl }, prefix: basePrefix });
       await events.waitUntilReady();
       const baselineLatencies: number[] = [];
-      for (let i = 0; i < n + 50; i++) {
+      for (let i = 0; i < n + waitWarmUp; i++) {
         const started = performance.now();
         const job = await base.queue.add('invoke', { expression: 'x * y', parameters: { x: i, y: 11 } }, { removeOnComplete: { age: 60 } });
         await job.waitUntilFinished(events, 5000);
-        if (i >= 50) baselineLatencies.push(performance.now() - started);
+        if (i >= waitWarmUp) baselineLatencies.push(performance.now() - started);
       }
       await events.close();
       await base.child.stop();
