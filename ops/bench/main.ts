@@ -115,11 +115,23 @@ async function main(): Promise<void> {
       Number((await db.query(`select count(*) as n from jobs where customer_id = $1 and created_at >= $2 and state in ('completed', 'failed')`, [customerId, since])).rows[0].n);
     const countBaseline = async () => Number((await db.query('select count(*) as n from bench_results')).rows[0].n);
 
+    // Each side starts each scenario from a collected heap. A process whose V8 heap still holds its start-up
+    // garbage when load begins ran up to ~50% slower per request for minutes (until V8's idle-time GC), so
+    // runs were fast or slow by chance. The baseline processes get the same.
+    const settlePlatform = () => Promise.all([collectGarbage(apiChild.process.pid), collectGarbage(workerChild.process.pid)]);
+
     const baselineWorker = async (queue: string, mode: 'persist' | 'evaluate') => {
       const child = startChild('ops/bench/baseline/raw-worker.ts', { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, BENCH_QUEUE: queue, BENCH_PREFIX: basePrefix, BENCH_MODE: mode }, 'raw worker');
       const probe = new Queue(queue, { connection: redis, prefix: basePrefix });
       await waitUntil(async () => (await probe.getWorkers()).length > 0, 30_000, 100);
+      await collectGarbage(child.process.pid);
       return { child, queue: probe };
+    };
+    const bareServer = async (): Promise<Child> => {
+      const bare = startChild('ops/bench/baseline/bare-server.ts', { REDIS_URL: redisUrl, BENCH_QUEUE: 'bench-submit', BENCH_PREFIX: basePrefix, PORT: String(basePort) }, 'bare server');
+      await waitUntil(async () => (await fetch(`http://127.0.0.1:${basePort}/cached`, { method: 'POST' }).catch(() => null))?.status === 200, 30_000, 100);
+      await collectGarbage(bare.process.pid);
+      return bare;
     };
 
     /** Platform: bulk-submit N invokes and wait until every row is final. Baseline: addBulk + raw worker + batched insert. */
@@ -134,6 +146,7 @@ async function main(): Promise<void> {
     if (wanted('queue-drain')) {
       const n = quick ? 10_000 : 50_000;
       log(`queue-drain: ${n} jobs`);
+      await settlePlatform();
       const { result: platformSeconds, cpu } = await cpuBreakdown(cpuGroups, () => drain(n));
       const base = await baselineWorker('bench-drain', 'persist');
       await db.query('truncate bench_results');
@@ -158,6 +171,7 @@ async function main(): Promise<void> {
       log(`http-submit: 64 connections for ${duration} s (after ${warmUpSeconds} s of warm-up on each side)`);
       const body = JSON.stringify({ parameters: { x: 5, y: 7 } });
       const submitOptions = { url: `${api}/substrates/${substrateId}/invoke`, method: 'POST' as const, connections: 64, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body };
+      await settlePlatform();
       await autocannon({ ...submitOptions, duration: warmUpSeconds });
       await waitUntil(async () => (await platformQueues.get('invoke')!.getWaitingCount()) === 0, 120_000, 200);
       const since = new Date();
@@ -176,8 +190,7 @@ async function main(): Promise<void> {
       const rows = (await db.query(`select count(*) filter (where state = 'completed') as completed, count(*) as total from jobs where customer_id = $1 and created_at >= $2`, [customerId, since])).rows[0];
       const completed = Number(rows.completed);
       const acceptedRows = Number(rows.total);
-      const bare = startChild('ops/bench/baseline/bare-server.ts', { REDIS_URL: redisUrl, BENCH_QUEUE: 'bench-submit', BENCH_PREFIX: basePrefix, PORT: String(basePort) }, 'bare server');
-      await waitUntil(async () => (await fetch(`http://127.0.0.1:${basePort}/cached`, { method: 'POST' }).catch(() => null))?.status === 200, 30_000, 100);
+      const bare = await bareServer();
       const baseSubmitOptions = { url: `http://127.0.0.1:${basePort}/submit`, method: 'POST' as const, connections: 64, headers: { 'content-type': 'application/json' }, body };
       await autocannon({ ...baseSubmitOptions, duration: warmUpSeconds });
       const baseRun = await autocannon({ ...baseSubmitOptions, duration });
@@ -205,6 +218,7 @@ async function main(): Promise<void> {
       const offset = 10_000_000 + Math.floor(Math.random() * 1_000_000);
       // Unmeasured calls first on each side, as many as are measured: enough for the JIT to settle on the path.
       const waitWarmUp = Number(process.env.BENCH_WAIT_WARMUP ?? n);
+      await settlePlatform();
       for (let i = 0; i < waitWarmUp; i++) await call(offset - waitWarmUp + i);
       const platformLatencies: number[] = [];
       for (let i = 0; i < n; i++) {
@@ -255,6 +269,7 @@ async function main(): Promise<void> {
       const n = 10_000;
       log('batch-10k: one batch of 10,000 vs 10,000 raw BullMQ jobs');
       const invocations = Array.from({ length: n }, (_, i) => ({ substrate_id: substrateId, parameters: { x: i, y: 13 } }));
+      await settlePlatform();
       const started = performance.now();
       const response = await fetch(`${api}/batches`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', prefer: 'wait=30' }, body: JSON.stringify({ invocations }) });
       const batch = (await response.json()) as { id: string };
@@ -280,10 +295,10 @@ async function main(): Promise<void> {
       const body = JSON.stringify({ parameters: { x: 5, y: 7 } });
       await fetch(`${api}/substrates/${substrateId}/invoke`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', prefer: 'wait=5' }, body });
       const cachedOptions = { url: `${api}/substrates/${substrateId}/invoke`, method: 'POST' as const, connections: 64, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', prefer: 'wait=5' }, body };
+      await settlePlatform();
       await autocannon({ ...cachedOptions, duration: warmUpSeconds });
       const { result: platformRun, cpu } = await cpuBreakdown(cpuGroups, () => autocannon({ ...cachedOptions, duration }));
-      const bare = startChild('ops/bench/baseline/bare-server.ts', { REDIS_URL: redisUrl, BENCH_QUEUE: 'bench-submit', BENCH_PREFIX: basePrefix, PORT: String(basePort) }, 'bare server');
-      await waitUntil(async () => (await fetch(`http://127.0.0.1:${basePort}/cached`, { method: 'POST' }).catch(() => null))?.status === 200, 30_000, 100);
+      const bare = await bareServer();
       const baseCachedOptions = { url: `http://127.0.0.1:${basePort}/cached`, method: 'POST' as const, connections: 64, headers: { 'content-type': 'application/json' }, body };
       await autocannon({ ...baseCachedOptions, duration: warmUpSeconds });
       const baseRun = await autocannon({ ...baseCachedOptions, duration });

@@ -4,6 +4,7 @@ import { submitJobsBulk } from '../../workers/submit-job.js';
 import type { TestUser } from '../helpers/accounts.js';
 import { waitFor } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';
+import { createExpressionSubstrate } from '../helpers/substrates.js';
 
 const suite = useTestApp({ workers: true, users: 1 });
 let alice: TestUser;
@@ -12,8 +13,7 @@ let customerId: string;
 
 beforeAll(async () => {
   alice = suite.users[0] as TestUser;
-  const created = await suite.request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x * y' } });
-  substrateId = created.body.substrate_id;
+  substrateId = await createExpressionSubstrate(suite.request, alice.accessToken, 'x * y');
   customerId = (await suite.request('GET', '/api/v1/auth/me', { token: alice.accessToken })).body.customer_id;
 });
 

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestUser } from '../helpers/accounts.js';
 import { waitFor } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';
+import { createExpressionSubstrate } from '../helpers/substrates.js';
 import { waitPollMs } from '../../api/job-waiter.js';
 import { listenerApplicationName } from '../../db/job-notices.js';
 
@@ -12,8 +13,7 @@ let substrateId: string;
 
 beforeAll(async () => {
   alice = suite.users[0] as TestUser;
-  const created = await suite.request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x + 1' } });
-  substrateId = created.body.substrate_id;
+  substrateId = await createExpressionSubstrate(suite.request, alice.accessToken, 'x + 1');
 });
 
 const invoke = (x: number, prefer = 'wait=1') =>
@@ -59,10 +59,10 @@ describe('Prefer: wait that runs out', () => {
 describe('finished-job notices', () => {
   it('answers a wait whose row is too big for a notice at once, reading the row the id-only notice names', async () => {
     await suite.app.startWorkers();
-    const created = await suite.request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'text + text' } });
+    const concat = await createExpressionSubstrate(suite.request, alice.accessToken, 'text + text');
     const text = 'x'.repeat(6000);
     const started = performance.now();
-    const response = await suite.request('POST', `/api/v1/substrates/${created.body.substrate_id}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { parameters: { text } } });
+    const response = await suite.request('POST', `/api/v1/substrates/${concat}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { parameters: { text } } });
     expect(response.status).toBe(200);
     expect(response.body.result.result).toBe(text + text);
     // A poll would take waitPollMs (1 s): the notice woke the wait.
