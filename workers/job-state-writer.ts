@@ -1,9 +1,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { executePrepared } from '../db/prepared.js';
-import { finishedJobsChannel, maxNoticeBytes } from '../db/job-notices.js';
+import { maxNoticeBytes } from '../db/job-notices.js';
 import { asyncCommit, jobColumns } from '../db/repositories/jobs.js';
 import { storableText } from '../jobs/storable-text.js';
 
@@ -28,33 +27,31 @@ export interface JobStateWriterOptions {
    * the disk, so without it a busy worker would write a handful of rows per statement. Default 3.
    */
   lingerMs?: number;
-  /** Where a final write someone waits for (`notify`) is announced (db/job-notices.ts). Default: the channel of the default queue prefix. */
-  noticeChannel?: string;
 }
 
 /**
  * Writes job state to PostgreSQL in batches (a GroupCommit): when idle, a write goes out at once;
- * under load, writes gather for a few milliseconds and go out together as one UPDATE per kind. A processor awaits its final write, so BullMQ never marks a job completed before its result
- * is stored. Final states are never overwritten (the writes are idempotent), except that a later attempt
+ * under load, writes gather for a few milliseconds and go out together as one UPDATE per kind. A
+ * processor awaits its final write, so BullMQ never marks a job completed before its result is stored. Final states are never overwritten (the writes are idempotent), except that a later attempt
  * may reopen a `failed` row: that is a retry an operator asked for (Bull Board's Retry; BullMQ keeps
  * counting attempts).
  */
 export class JobStateWriter {
   /** Attempts started less than `activeAfterMs` ago: their `active` write is still waiting. */
   private startingSoon = new Map<string, { timer: NodeJS.Timeout; attemptsMade: number }>();
-  private readonly writes: GroupCommit<StateWrite, JobRecord | null>;
+  private readonly writes: GroupCommit<StateWrite>;
   private readonly retryForMs: number;
   private readonly activeAfterMs: number;
-  private readonly noticeChannel: string;
 
   constructor(
     private readonly em: EntityManager,
     private readonly logger: Logger,
+    /** Where a final write someone waits for (`notify`) is announced: `finishedJobsChannel(queuePrefix)`. */
+    private readonly noticeChannel: string,
     options: JobStateWriterOptions = {},
   ) {
     this.retryForMs = options.retryForMs ?? 60_000;
     this.activeAfterMs = options.activeAfterMs ?? 50;
-    this.noticeChannel = options.noticeChannel ?? finishedJobsChannel('{chrysalis}');
     this.writes = new GroupCommit((batch) => this.withRetry(() => this.write(batch)), { maxBatch: options.maxBatch ?? 500, lingerMs: options.lingerMs ?? 3 });
   }
 
@@ -86,12 +83,12 @@ export class JobStateWriter {
     this.writes.add(write).catch((error: unknown) => this.logger.warn({ err: error, jobId: write.id }, 'job state write failed'));
   }
 
-  /** Stores the outcome; with `notify`, announces it (db/job-notices.ts) and resolves with the row as stored (else null). */
-  complete(id: string, result: unknown, attemptsMade: number, notify = false): Promise<JobRecord | null> {
+  /** Stores the outcome; with `notify`, the same statement announces the stored row (db/job-notices.ts). */
+  complete(id: string, result: unknown, attemptsMade: number, notify = false): Promise<void> {
     return this.push({ kind: 'final', id, state: 'completed', result, error: null, attemptsMade, notify });
   }
 
-  fail(id: string, error: string, attemptsMade: number, notify = false): Promise<JobRecord | null> {
+  fail(id: string, error: string, attemptsMade: number, notify = false): Promise<void> {
     return this.push({ kind: 'final', id, state: 'failed', result: null, error, attemptsMade, notify });
   }
 
@@ -100,7 +97,7 @@ export class JobStateWriter {
     await this.push({ kind: 'final', id, state: 'queued', result: null, error, attemptsMade, notify: false });
   }
 
-  private push(write: FinalWrite): Promise<JobRecord | null> {
+  private push(write: FinalWrite): Promise<void> {
     this.settle(write.id);
     // An error message may quote user data PostgreSQL cannot store; it must not fail the batch it joins.
     return this.writes.add(write.error === null ? write : { ...write, error: storableText(write.error) });
@@ -118,15 +115,15 @@ export class JobStateWriter {
   }
 
   /**
-   * One prepared statement per kind of write, its rows passed as one JSON parameter (jsonb_to_recordset: no
-   * per-row bindings to format and send) and their ids as an array, so that the plan (made once, whatever
-   * the table's size then) finds the rows through the primary key instead of hashing the table; each committing without waiting for the WAL flush
-   * (`synchronous_commit = off`, set inside the statement so it needs no transaction round trips): if
+   * One prepared statement per kind of write, its rows passed as one JSON parameter (jsonb_to_recordset:
+   * no per-row bindings to format and send) and their ids as an array, so that the plan (made once,
+   * whatever the table's size then) finds the rows through the primary key instead of hashing the table;
+   * each commits without waiting for the WAL flush (`synchronous_commit = off`, set inside the statement so it needs no transaction round trips): if
    * PostgreSQL crashes in the next few hundred ms and loses this write, the row is still `active` while
    * BullMQ holds the outcome, and the sweeper copies the outcome from Redis (or, if Redis lost it too,
    * runs the job again). Accepting a job, by contrast, always waits for the disk.
    */
-  private async write(batch: StateWrite[]): Promise<Array<JobRecord | null>> {
+  private async write(batch: StateWrite[]): Promise<void> {
     // The last write per id wins within a batch (a retry then a completion, say).
     const actives = new Map<string, number>();
     const progress = new Map<string, unknown>();
@@ -136,7 +133,6 @@ export class JobStateWriter {
       else if (write.kind === 'progress') progress.set(write.id, write.value);
       else finals.set(write.id, write);
     }
-    let stored = new Map<string, JobRecord>();
     if (actives.size > 0) {
       await executePrepared(
         this.em,
@@ -165,7 +161,7 @@ export class JobStateWriter {
     }
     if (finals.size > 0) {
       const rows = [...finals.values()];
-      const announced = await executePrepared<JobRecord>(
+      await executePrepared(
         this.em,
         'job-state-final',
         `with ${asyncCommit}, updated as (
@@ -174,13 +170,11 @@ export class JobStateWriter {
              from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, result jsonb, error text, attempts int, notify boolean), durability
             where j.id = any($2::uuid[]) and j.id = v.id and (j.state in ('queued', 'delayed', 'active') or (j.state = 'failed' and v.attempts > j.attempts_made))
            returning j.*, v.notify)
-         select stored.*, pg_notify($3, case when octet_length(notice.text) <= ${maxNoticeBytes} then notice.text else json_build_object('id', stored.id)::text end)
+         select pg_notify($3, case when octet_length(notice.text) <= ${maxNoticeBytes} then notice.text else json_build_object('id', stored.id)::text end)
            from (select ${jobColumns} from updated where notify) stored, lateral (select row_to_json(stored)::text as text) notice`,
         [JSON.stringify(rows.map((w) => ({ id: w.id, state: w.state, result: w.result ?? null, error: w.error, attempts: w.attemptsMade, notify: w.notify }))), [...finals.keys()], this.noticeChannel],
       );
-      stored = new Map(announced.map((row) => [row.id, row]));
     }
-    return batch.map((write) => (write.kind === 'final' && write.notify ? (stored.get(write.id) ?? null) : null));
   }
 
   private async withRetry<T>(write: () => Promise<T>): Promise<T> {

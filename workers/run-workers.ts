@@ -67,7 +67,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const redis: Redis = createRedis(config.redisUrl, 'commands');
   const subscriber: Redis = createRedis(config.redisUrl, 'blocking');
   const pool = createEvaluationPool({ threads: config.piscinaThreads, taskTimeoutMs: config.taskTimeoutMs });
-  const writer = new HandBackAwareStateWriter(orm.em.fork(), logger, { noticeChannel: finishedJobsChannel(config.queuePrefix) });
+  const writer = new HandBackAwareStateWriter(orm.em.fork(), logger, finishedJobsChannel(config.queuePrefix));
   const cache = new InvocationCache(redis, config.queuePrefix);
   cache.onLookup = countInvocationCacheLookup;
   const runTask = taskRunner(pool, config.taskTimeoutMs);

@@ -1,6 +1,5 @@
 import type { Job, Worker } from 'bullmq';
 import type { Logger } from 'pino';
-import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { recordIdFor } from '../db/repositories/jobs.js';
 import { JobStateWriter } from './job-state-writer.js';
 import type { JobLifecycleHook } from './lifecycle.js';
@@ -50,11 +49,11 @@ export class HandBackAwareStateWriter extends JobStateWriter {
     for (const id of jobIds) this.handedBack.add(id);
   }
 
-  override complete(id: string, result: unknown, attemptsMade: number, notify = false): Promise<JobRecord | null> {
+  override complete(id: string, result: unknown, attemptsMade: number, notify = false): Promise<void> {
     return this.handedBack.has(id) ? this.refused(id) : super.complete(id, result, attemptsMade, notify);
   }
 
-  override fail(id: string, error: string, attemptsMade: number, notify = false): Promise<JobRecord | null> {
+  override fail(id: string, error: string, attemptsMade: number, notify = false): Promise<void> {
     return this.handedBack.has(id) ? this.refused(id) : super.fail(id, error, attemptsMade, notify);
   }
 

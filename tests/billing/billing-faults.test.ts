@@ -11,6 +11,7 @@ import { FaultyEscrow, type EscrowFault } from '../../jobs/billing/escrow/faulty
 import { postgresEscrow } from '../../jobs/billing/escrow/postgres-escrow.js';
 import { RetryLaterError } from '../../jobs/errors.js';
 import { JobStateWriter } from '../../workers/job-state-writer.js';
+import { finishedJobsChannel } from '../../db/job-notices.js';
 import { createProcessor } from '../../workers/processor.js';
 import type { QueuedJobData } from '../../workers/queues.js';
 import { systemCustomerId } from '../../workers/schedulers.js';
@@ -164,7 +165,7 @@ describe('a crash between the ledger commit and the job acknowledgement', () => 
       },
     });
     const logger = pino({ level: 'silent' });
-    const writer = new JobStateWriter(orm.em.fork(), logger);
+    const writer = new JobStateWriter(orm.em.fork(), logger, finishedJobsChannel(app.config.queuePrefix));
     const worker = new Worker<QueuedJobData>(
       'billing',
       createProcessor(definition, { config: app.config, orm, redis: app.deps.redis, cache: app.deps.cache, substrates: new SubstrateDefinitionCache(), runTask: () => Promise.reject(new Error('none')), writer, logger, hooks: [] }),

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobStateWriter } from '../../workers/job-state-writer.js';
+import { finishedJobsChannel } from '../../db/job-notices.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
@@ -50,7 +51,7 @@ describe('a failed job retried through BullMQ (Bull Board’s Retry)', () => {
   });
 
   it('ignores a late start of the attempt that failed the row, and never reopens a cancelled or completed row', async () => {
-    const writer = new JobStateWriter(app.deps.orm.em.fork(), app.deps.logger);
+    const writer = new JobStateWriter(app.deps.orm.em.fork(), app.deps.logger, finishedJobsChannel(app.config.queuePrefix));
     const [failed, cancelled, completed] = [await parkedJob(), await parkedJob(), await parkedJob()];
     await app.sql(`update jobs set state = 'failed', attempts_made = 1, finished_at = now() where id = $1`, [failed]);
     await app.sql(`update jobs set state = 'cancelled', attempts_made = 1, finished_at = now() where id = $1`, [cancelled]);
