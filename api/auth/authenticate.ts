@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import { ProblemError } from '../problems.js';
 import { apiKeyPattern, constantTimeEqualHex, sha256, verifyAccessToken } from './credentials.js';
-import type { Principal, PrincipalCache } from './principal.js';
+import { whenReady, type Principal, type PrincipalCache } from './principal.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -41,17 +41,11 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
     };
     if (apiKeyPattern.test(token)) {
       const hash = sha256(token);
-      const valid = (principal: (Principal & { keyHash: string }) | null) => (principal && constantTimeEqualHex(principal.keyHash, hash) ? principal : null);
-      const cached = options.principals.peekApiKeyHash(hash);
-      if (cached !== undefined) return admit(valid(cached));
-      return options.principals.byApiKeyHash(hash).then((principal) => admit(valid(principal)));
+      return whenReady(options.principals.byApiKeyHash(hash), (principal) => admit(principal && constantTimeEqualHex(principal.keyHash, hash) ? principal : null));
     }
     const claims = verifyAccessToken(options.jwtSecret, token);
     if (!claims) return admit(null);
-    const owned = (principal: Principal | null) => (principal && principal.customerId === claims.cid ? principal : null);
-    const cached = options.principals.peekUser(claims.sub);
-    if (cached !== undefined) return admit(owned(cached));
-    return options.principals.byUserId(claims.sub).then((principal) => admit(owned(principal)));
+    return whenReady(options.principals.byUserId(claims.sub), (principal) => admit(principal && principal.customerId === claims.cid ? principal : null));
   };
 }
 

@@ -19,6 +19,14 @@ export interface Principal {
   acceptedTosVersion: string | null;
 }
 
+/** A value, or (when it has to be fetched) a promise of it. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** Calls `next` with the value at once when it is there, or once the promise resolves. */
+export function whenReady<T, R>(value: MaybePromise<T>, next: (value: T) => R): MaybePromise<R> {
+  return value instanceof Promise ? value.then(next) : next(value);
+}
+
 interface CacheEntry {
   principal: Principal | null;
   expiresAt: number;
@@ -64,39 +72,27 @@ export class PrincipalCache {
   }
 
   /**
-   * The principal cached for this key hash without waiting: null when the key is known not to be
-   * valid, undefined when nothing is cached (then ask `byApiKeyHash`). Most requests end here.
+   * The principal of an API key (by its hash) or null; the cached answer comes back as it is, without a
+   * promise (most requests), a miss as a promise of the database read.
    */
-  peekApiKeyHash(keyHash: string): (Principal & { keyHash: string }) | null | undefined {
-    return this.peek(`key:${keyHash}`) as (Principal & { keyHash: string }) | null | undefined;
+  byApiKeyHash(keyHash: string): MaybePromise<(Principal & { keyHash: string }) | null> {
+    return this.cached(`key:${keyHash}`, () => this.loadApiKey(keyHash)) as MaybePromise<(Principal & { keyHash: string }) | null>;
   }
 
-  /** Like `peekApiKeyHash`, for a user. */
-  peekUser(userId: string): Principal | null | undefined {
-    return this.peek(`user:${userId}`);
-  }
-
-  private peek(key: string): Principal | null | undefined {
-    const entry = this.entries.get(key);
-    return entry && entry.expiresAt > Date.now() ? entry.principal : undefined;
-  }
-
-  async byApiKeyHash(keyHash: string): Promise<(Principal & { keyHash: string }) | null> {
-    return (await this.cached(`key:${keyHash}`, () => this.loadApiKey(keyHash))) as (Principal & { keyHash: string }) | null;
-  }
-
-  async byUserId(userId: string): Promise<Principal | null> {
+  /** Like `byApiKeyHash`, for a user. */
+  byUserId(userId: string): MaybePromise<Principal | null> {
     return this.cached(`user:${userId}`, () => this.loadUser(userId));
   }
 
-  private async cached(key: string, load: () => Promise<Principal | null>): Promise<Principal | null> {
+  private cached(key: string, load: () => Promise<Principal | null>): MaybePromise<Principal | null> {
     const now = Date.now();
     const entry = this.entries.get(key);
     if (entry && entry.expiresAt > now) return entry.principal;
-    const principal = await load();
-    if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
-    this.entries.set(key, { principal, expiresAt: now + this.ttlMs });
-    return principal;
+    return load().then((principal) => {
+      if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+      this.entries.set(key, { principal, expiresAt: now + this.ttlMs });
+      return principal;
+    });
   }
 
   private async loadApiKey(keyHash: string): Promise<Principal | null> {

@@ -242,4 +242,10 @@ describe('API keys as credentials', () => {
   it('are refused with 401 when they look like a key but were never issued', async () => {
     expectProblem(await listJobs(`sk_live_${'A'.repeat(43)}`), 401, 'unauthorized');
   });
+
+  it('are refused again when the refusal is answered from the principal cache', async () => {
+    const unknown = `sk_live_${'B'.repeat(43)}`;
+    expectProblem(await listJobs(unknown), 401, 'unauthorized');
+    expectProblem(await listJobs(unknown), 401, 'unauthorized');
+  });
 });

@@ -170,6 +170,17 @@ describe('access tokens', () => {
     expectProblem(await request('GET', '/api/v1/auth/me', { token: forged }), 401, 'unauthorized');
   });
 
+  it('rejects a correctly signed token naming another customer than its user, with the user cached or not', async () => {
+    const mallory = await registerUser(request);
+    const { sub } = jwtClaims(mallory.accessToken);
+    const { cid: victim } = jwtClaims(alice.accessToken);
+    const crossed = jwt.sign({ sub, cid: victim, role: 'user' }, app.config.jwtSecret, { algorithm: 'HS256', expiresIn: 3600 });
+    await app.deps.principals.invalidateCustomer(jwtClaims(mallory.accessToken).cid);
+    expectProblem(await request('GET', '/api/v1/auth/me', { token: crossed }), 401, 'unauthorized');
+    expect((await request('GET', '/api/v1/auth/me', { token: mallory.accessToken })).status).toBe(200);
+    expectProblem(await request('GET', '/api/v1/auth/me', { token: crossed }), 401, 'unauthorized');
+  });
+
   it('rejects an expired token with 401', async () => {
     const { sub, cid } = jwtClaims(alice.accessToken);
     const expired = jwt.sign({ sub, cid, role: 'user', exp: Math.floor(Date.now() / 1000) - 60 }, app.config.jwtSecret, { algorithm: 'HS256' });
