@@ -156,12 +156,24 @@ async function cacheMisses(cache: InvocationCache, customerId: string, definitio
   );
 }
 
+/** Every payload parsed with the job type's schema; the first that fails throws, naming its index and field. */
+function parsePayloads(definition: JobDefinition, payloads: unknown[]): unknown[] {
+  return payloads.map((payload, index) => {
+    const parsed = definition.payload.safeParse(payload);
+    if (parsed.success) return parsed.data;
+    const issue = parsed.error.issues[0];
+    throw new TypeError(`payloads[${index}]${(issue?.path ?? []).map((key) => `.${String(key)}`).join('')}: ${issue?.message ?? 'invalid'} (no ${definition.name} job was submitted)`);
+  });
+}
+
 /**
  * Accepts many jobs of one type at once: one multi-row INSERT per 1,000 rows and, meanwhile, one cache
  * lookup for them, then one BullMQ addBulk — the bulk path for producers that have thousands of jobs in
- * hand (and the benchmark). No idempotency keys here. Returns the new ids in order.
+ * hand (and the benchmark). Every payload is checked against the job type's schema first, so one bad
+ * payload submits nothing. No idempotency keys here. Returns the new ids in order.
  */
-export async function submitJobsBulk(deps: SubmitDeps & { cache: InvocationCache }, customerId: string, definition: JobDefinition, payloads: unknown[]): Promise<string[]> {
+export async function submitJobsBulk(deps: SubmitDeps & { cache: InvocationCache }, customerId: string, definition: JobDefinition, candidates: unknown[]): Promise<string[]> {
+  const payloads = parsePayloads(definition, candidates);
   const ids: string[] = [];
   for (let start = 0; start < payloads.length; start += 1000) {
     const chunk = payloads.slice(start, start + 1000);

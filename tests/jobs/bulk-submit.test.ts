@@ -51,6 +51,14 @@ describe('bulk submit', () => {
     expect(rows.slice(50).map((row) => row.result)).toEqual(fresh.map((_, i) => expect.objectContaining({ result: i * 1000, cached: false })));
   });
 
+  it('submits nothing when one payload breaks the job type\'s schema, and names it', async () => {
+    const before = await suite.app.sql<{ n: string }>('select count(*) as n from jobs');
+    await expect(submit([{ substrate_id: substrateId, parameters: { x: 1 } }, { substrate_id: 'not-an-id' }])).rejects.toThrow(/payloads\[1\]\.substrate_id/);
+    await expect(submit([null])).rejects.toThrow(/payloads\[0\]/);
+    await expect(submit([{ substrate_id: substrateId, surprise: true }])).rejects.toThrow(/payloads\[0\]/);
+    expect(await suite.app.sql<{ n: string }>('select count(*) as n from jobs')).toEqual(before);
+  });
+
   it('runs payloads the cache cannot answer (operations, multiply) and fails an unknown substrate alone', async () => {
     const rows = await finished(
       await submit([
