@@ -18,8 +18,8 @@ export const waitPollMs = 1000;
  * How an API process hears about jobs that any worker runs.
  *
  * `Prefer: wait` listens for the finished-job notices (db/job-notices.ts: PostgreSQL NOTIFY sent by
- * the worker's final write), which carry the stored row; a waiter also re-reads the row every second, so a lost notice costs a second, not the
- * whole wait. The SSE stream listens to BullMQ's event streams (QueueEvents), opened on its first
+ * the worker's final write), which carry the stored row; a waiter also re-reads the row every second,
+ * so a lost notice costs a second, not the whole wait. The SSE stream listens to BullMQ's event streams (QueueEvents), opened on its first
  * subscriber: reading every event of every queue costs CPU that an API nobody streams from should not
  * spend. The PostgreSQL row stays the truth.
  */

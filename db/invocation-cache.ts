@@ -60,8 +60,8 @@ export class InvocationCache {
       lookupLingerMs?: number;
       /**
        * Parameter sets cached per substrate (one batched store may overshoot it); past it, each new result
-       * replaces a random older one. Redis
-       * runs without eviction (BullMQ needs that), so the cache must bound itself. Default 10,000.
+       * replaces a random older one. Redis runs without eviction (BullMQ needs that), so the cache must
+       * bound itself. Default 10,000.
        */
       maxEntriesPerSubstrate?: number;
     } = {},

@@ -321,7 +321,7 @@ async function main(): Promise<void> {
       const sample = async () => {
         const readings: Array<{ api: number; worker: number; redis: number }> = [];
         for (let i = 0; i < 3; i++) {
-          await Promise.all([collectGarbage(apiChild.process.pid), collectGarbage(workerChild.process.pid)]);
+          await settlePlatform();
           const redisUsed = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0) / 1048576;
           readings.push({ api: rssMiB(apiChild.process.pid), worker: rssMiB(workerChild.process.pid), redis: redisUsed });
         }
