@@ -4,7 +4,7 @@ import { waitFor } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 import { waitPollMs } from '../../api/job-waiter.js';
-import { listenerApplicationName } from '../../db/job-notices.js';
+import { finishedJobsChannel, listenerApplicationName } from '../../db/job-notices.js';
 
 // No workers at first: every waited job outlives its wait.
 const suite = useTestApp({ users: 1 });
@@ -66,6 +66,17 @@ describe('finished-job notices', () => {
     expect(response.status).toBe(200);
     expect(response.body.result.result).toBe(text + text);
     // A poll would take waitPollMs (1 s): the notice woke the wait.
+    expect(performance.now() - started).toBeLessThan(waitPollMs * 0.8);
+  });
+
+  it('ignores a notice it cannot read and answers the next wait from its notice as usual', async () => {
+    await suite.app.startWorkers();
+    await suite.app.sql('select pg_notify($1, $2)', [finishedJobsChannel(suite.app.config.queuePrefix), 'not json {']);
+    await suite.app.sql('select pg_notify($1, $2)', [finishedJobsChannel(suite.app.config.queuePrefix), JSON.stringify({ id: 'not-a-watched-job' })]);
+    const started = performance.now();
+    const response = await invoke(7, 'wait=5');
+    expect(response.status).toBe(200);
+    expect(response.body.result).toMatchObject({ result: 8 });
     expect(performance.now() - started).toBeLessThan(waitPollMs * 0.8);
   });
 
