@@ -3,12 +3,18 @@ import { GroupCommit } from '../../db/group-commit.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A GroupCommit whose writes only record their items. */
+function recordingGroup(options: ConstructorParameters<typeof GroupCommit>[1]) {
+  const writes: number[][] = [];
+  const group = new GroupCommit<number>(async (items) => {
+    writes.push(items);
+  }, options);
+  return { group, writes };
+}
+
 describe('GroupCommit', () => {
   it('writes the first item after a quiet spell at once, and gathers the items of a busy spell into few writes', async () => {
-    const writes: number[][] = [];
-    const group = new GroupCommit<number>(async (items) => {
-      writes.push(items);
-    }, { lingerMs: 200 });
+    const { group, writes } = recordingGroup({ lingerMs: 200 });
 
     const started = performance.now();
     await group.add(0);
@@ -22,10 +28,7 @@ describe('GroupCommit', () => {
   });
 
   it('never makes one caller at a time wait for the linger', async () => {
-    const writes: number[][] = [];
-    const group = new GroupCommit<number>(async (items) => {
-      writes.push(items);
-    }, { lingerMs: 200 });
+    const { group, writes } = recordingGroup({ lingerMs: 200 });
     const started = performance.now();
     for (let i = 0; i < 5; i++) await group.add(i);
     expect(performance.now() - started).toBeLessThan(150);
@@ -43,10 +46,7 @@ describe('GroupCommit', () => {
   });
 
   it('never puts more than maxBatch items in one write, and drain writes everything', async () => {
-    const writes: number[][] = [];
-    const group = new GroupCommit<number>(async (items) => {
-      writes.push(items);
-    }, { maxBatch: 3, lingerMs: 1000 });
+    const { group, writes } = recordingGroup({ maxBatch: 3, lingerMs: 1000 });
     const all = Array.from({ length: 7 }, (_, i) => group.add(i));
     await group.drain();
     await Promise.all(all);
