@@ -80,10 +80,10 @@ describe('batches', () => {
     expect(items[4]!.error).toMatch(/finite/);
   });
 
-  it('rejects more than 10,000 invocations and a malformed item with 400 naming the field', async () => {
+  it('rejects more than 10,000 invocations with 422 (a limit) and a malformed item with 400, naming the field', async () => {
     const tooMany = Array.from({ length: 10_001 }, () => ({ substrate_id: constant }));
     const big = await request('POST', '/api/v1/batches', { token: alice.accessToken, body: { invocations: tooMany } });
-    expect(big.status).toBe(400);
+    expect(big.status).toBe(422);
     expect(big.body.errors[0].field).toBe('body.invocations');
     const malformed = await request('POST', '/api/v1/batches', { token: alice.accessToken, body: { invocations: [{ substrate_id: 'x' }] } });
     expect(malformed.status).toBe(400);
@@ -110,6 +110,7 @@ describe('batches', () => {
     expect(count?.n).toBe('1000');
     expect(listed.body.items).toHaveLength(100);
     const overLimit = await request('POST', '/api/v1/substrates/batch', { token: bob.accessToken, body: { substrates: Array.from({ length: 1001 }, (_, i) => ({ expression_type: 'constant', value: i })) } });
-    expect(overLimit.status).toBe(400);
+    expect(overLimit.status).toBe(422);
+    expect(overLimit.body.errors[0].field).toBe('body.substrates');
   });
 });
