@@ -1,12 +1,22 @@
 import type { z } from 'zod';
+import { isLimitIssue } from '../jobs/input-limits.js';
 import { fieldErrors, ProblemError } from './problems.js';
 
-/** Parses with a zod schema; failures are 400 problems naming each field. */
+/**
+ * The problem for input a zod schema refused, each field named under `source` (`body`, `query.limit`,
+ * `body.payload`): 422 when every issue is a limit exceeded (well-formed input asking for too much),
+ * else 400 — malformed input is what has to be fixed first.
+ */
+export function inputProblem(error: z.ZodError, source: string, what = source): ProblemError {
+  const errors = fieldErrors(error, source);
+  const listed = errors.map((e) => `${e.field} ${e.message}`).join('; ');
+  if (error.issues.every(isLimitIssue)) return new ProblemError('unprocessable', `${what} exceeds a limit: ${listed}`, { errors });
+  return new ProblemError('validation', `invalid ${what}: ${listed}`, { errors });
+}
+
+/** Parses with a zod schema; failures are problems naming each field (see inputProblem). */
 export function parseInput<Schema extends z.ZodType>(schema: Schema, value: unknown, source: 'body' | 'query' | 'params'): z.output<Schema> {
   const result = schema.safeParse(value ?? (source === 'body' ? undefined : {}));
-  if (!result.success) {
-    const errors = fieldErrors(result.error, source);
-    throw new ProblemError('validation', `invalid ${source}: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}`, { errors });
-  }
+  if (!result.success) throw inputProblem(result.error, source);
   return result.data;
 }

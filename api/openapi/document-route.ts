@@ -19,7 +19,7 @@ const problemDescriptions: Record<number, string> = {
   404: "No such resource, or another customer's (`not-found`)",
   409: 'The resource is in a state that does not allow this (`conflict`)',
   413: 'Request body too large (`payload-too-large`)',
-  422: 'Well-formed input that breaks a rule (`unprocessable`)',
+  422: 'Well-formed input that breaks a rule, such as a limit exceeded (`unprocessable`)',
   429: 'Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers',
   503: 'A dependency is unreachable (`unavailable`)',
 };

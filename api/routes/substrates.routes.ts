@@ -3,7 +3,9 @@ import { z } from 'zod';
 import type { SubstrateRow } from '../../db/repositories/substrate-store.js';
 import { deleteSubstrate, findSubstrateRow, replaceSubstrateMetadata, searchSubstrates, upsertSubstrates, type NewSubstrate } from '../../db/repositories/substrate-store.js';
 import { checkExpression, createCelEnvironment } from '../../jobs/invoke/cel-environment.js';
+import { atMostItems, atMostJson, atMostKeys } from '../../jobs/input-limits.js';
 import { parametersSchema, substrateIdSchema } from '../../jobs/invoke/invoke.job.js';
+import { maxDimensionValues } from '../../jobs/invoke/operations.js';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
@@ -14,16 +16,13 @@ import { parseInput } from '../validate.js';
 import { substrateIdentity } from './substrate-identity.js';
 import { inTransaction } from '../../db/transaction.js';
 
-const metadataSchema = z
-  .record(z.string().min(1).max(128), z.unknown())
-  .refine((value) => Object.keys(value).length <= 64, 'at most 64 metadata keys')
-  .refine((value) => JSON.stringify(value).length <= 8192, 'metadata must serialise to at most 8 KiB');
+const metadataSchema = atMostJson(atMostKeys(z.record(z.string().min(1).max(128), z.unknown()), 64, 'metadata keys'), 8192, 'metadata');
 
 export const createSubstrateBody = z.discriminatedUnion('expression_type', [
   z.strictObject({ expression_type: z.literal('expression'), expression: z.string().min(1), metadata: metadataSchema.optional() }),
   z.strictObject({ expression_type: z.literal('constant'), value: z.number().finite(), metadata: metadataSchema.optional() }),
 ]);
-export const createSubstratesBatchBody = z.strictObject({ substrates: z.array(createSubstrateBody).min(1).max(1000) });
+export const createSubstratesBatchBody = z.strictObject({ substrates: atMostItems(z.array(createSubstrateBody).min(1), 1000, 'substrates') });
 export const patchSubstrateBody = z.strictObject({ metadata: metadataSchema });
 export const substrateParams = z.object({ id: substrateIdSchema });
 export const invokeBody = z.strictObject({ parameters: parametersSchema.optional() });
@@ -35,7 +34,7 @@ export const operationBodies = {
   power: z.strictObject({ exponent: finite, parameters: parametersSchema.optional() }),
   root: z.strictObject({ degree: finite, parameters: parametersSchema.optional() }),
 } as const;
-export const multiplyBody = z.strictObject({ dimension_values: z.array(finite).min(1).max(10_000) });
+export const multiplyBody = z.strictObject({ dimension_values: atMostItems(z.array(finite).min(1), maxDimensionValues, 'dimension values') });
 export const searchSubstratesQuery = z.object({
   name: z.string().max(256).optional(),
   expression_type: z.enum(['expression', 'constant']).optional(),
