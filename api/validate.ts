@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { isLimitIssue } from '../jobs/input-limits.js';
-import { fieldErrors, ProblemError } from './problems.js';
+import { describeFieldErrors, fieldErrors, ProblemError } from './problems.js';
 
 /**
  * The problem for input a zod schema refused, each field named under `source` (`body`, `query.limit`,
@@ -9,7 +9,7 @@ import { fieldErrors, ProblemError } from './problems.js';
  */
 export function inputProblem(error: z.ZodError, source: string, what = source): ProblemError {
   const errors = fieldErrors(error, source);
-  const listed = errors.map((e) => `${e.field} ${e.message}`).join('; ');
+  const listed = describeFieldErrors(errors);
   if (error.issues.every(isLimitIssue)) return new ProblemError('unprocessable', `${what} exceeds a limit: ${listed}`, { errors });
   return new ProblemError('validation', `invalid ${what}: ${listed}`, { errors });
 }
