@@ -75,13 +75,20 @@ export const problemSchema = z.object({
   errors_total: z.int().optional().describe(`How many field errors there were, when more than the ${maxListedErrors} listed in \`errors\``),
 });
 
-/** Turns a zod error into field errors, prefixing where the value came from (`body`, `query`, `params`). */
-export function fieldErrors(error: z.ZodError, source: string): FieldError[] {
-  return error.issues.map((issue) => {
-    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+/**
+ * Turns a zod error into field errors, prefixing where the value came from (`body`, `query`, `params`).
+ * `unknownFieldHints` gives an unknown field a message of its own that says what to send instead.
+ */
+export function fieldErrors(error: z.ZodError, source: string, unknownFieldHints: Record<string, string> = {}): FieldError[] {
+  return error.issues.flatMap((issue) => {
     const path = [source, ...issue.path.map(String)].join('.');
-    if (keys.length > 0) return { field: keys.map((key) => `${path}.${key}`).join(', '), message: `unknown field${keys.length > 1 ? 's' : ''}` };
-    return { field: path, message: issue.message };
+    if (issue.code !== 'unrecognized_keys') return [{ field: path, message: issue.message }];
+    const hinted = issue.keys.filter((key) => Object.hasOwn(unknownFieldHints, key));
+    const unknown = issue.keys.filter((key) => !Object.hasOwn(unknownFieldHints, key));
+    return [
+      ...(unknown.length > 0 ? [{ field: unknown.map((key) => `${path}.${key}`).join(', '), message: `unknown field${unknown.length > 1 ? 's' : ''}` }] : []),
+      ...hinted.map((key) => ({ field: `${path}.${key}`, message: unknownFieldHints[key] as string })),
+    ];
   });
 }
 

@@ -35,8 +35,14 @@ export const operationBodies = {
   root: z.strictObject({ degree: finite, parameters: parametersSchema.optional() }),
 } as const;
 export const multiplyBody = z.strictObject({ dimension_values: atMostItems(z.array(finite).min(1), maxDimensionValues, 'dimension values') });
+/**
+ * A substrate's name is `metadata.name` (SPEC §5 gives a substrate no other): `?name=` filters on it, and a
+ * top-level `name` in a body is answered with where it goes rather than a bare "unknown field".
+ */
+const nameHint = { name: 'unknown field: a substrate\'s name is metadata.name ({"metadata": {"name": …}}), which GET /substrates?name= matches' };
+
 export const searchSubstratesQuery = z.object({
-  name: z.string().max(256).optional(),
+  name: z.string().max(256).optional().describe('Substrates whose `metadata.name` is exactly this (a substrate has no other name)'),
   expression_type: z.enum(['expression', 'constant']).optional(),
   created_after: z.iso.datetime({ offset: true }).optional(),
   ...paginationQuery,
@@ -121,7 +127,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
 
   router.post('/substrates', async (req, res) => {
     const { customerId } = principalOf(req);
-    const prepared = prepareSubstrate(customerId, parseInput(createSubstrateBody, req.body, 'body'), 'body');
+    const prepared = prepareSubstrate(customerId, parseInput(createSubstrateBody, req.body, 'body', nameHint), 'body');
     if (isFieldError(prepared)) throw new ProblemError('unprocessable', `expression does not parse: ${prepared.message}`, { errors: [prepared] });
     const [row] = await upsertSubstrates(em(), [prepared]);
     if (!row) throw new Error('substrate upsert returned nothing');
@@ -130,7 +136,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
 
   router.post('/substrates/batch', async (req, res) => {
     const { customerId } = principalOf(req);
-    const body = parseInput(createSubstratesBatchBody, req.body, 'body');
+    const body = parseInput(createSubstratesBatchBody, req.body, 'body', nameHint);
     const prepared = body.substrates.map((substrate, index) => prepareSubstrate(customerId, substrate, `body.substrates.${index}`));
     const errors = prepared.filter(isFieldError);
     if (errors.length > 0) throw new ProblemError('unprocessable', `${errors.length} substrate(s) do not parse; none were created`, { errors });
@@ -177,7 +183,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
   router.patch('/substrates/:id', async (req, res) => {
     const { customerId } = principalOf(req);
     const { id } = parseInput(substrateParams, req.params, 'params');
-    const body = parseInput(patchSubstrateBody, req.body, 'body');
+    const body = parseInput(patchSubstrateBody, req.body, 'body', nameHint);
     const row = await replaceSubstrateMetadata(em(), customerId, id, body.metadata);
     if (!row) throw notFound(`substrate ${id}`);
     await deps.cache.invalidate(customerId, id);
