@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
 import type { TestUser } from '../helpers/accounts.js';
 import { useTestApp } from '../helpers/suite.js';
