@@ -5,6 +5,7 @@ import { requestLifecycle } from './request-lifecycle.js';
 import { assertActiveService, authenticate, principalOf } from './auth/authenticate.js';
 import type { ApiDeps } from './deps.js';
 import { httpMetrics } from './metrics.js';
+import { refuseBodyUnlessJson } from './json-content-type.js';
 import { errorHandler, notFoundHandler } from './problems.js';
 import { createRateLimits } from './rate-limits.js';
 import { batchesRoutes } from './routes/batches.routes.js';
@@ -27,11 +28,23 @@ import { inputGuard } from './input-guard.js';
 
 /** Routes that take bodies up to 16 MiB; everything else stops at 1 MiB (413). */
 const largeBodyRoutes = new Set(['/api/v1/batches', '/api/v1/substrates/batch', '/api/v1/admin/usage/ingest']);
+/** The one /api/v1 route whose body is not JSON (NDJSON; the route checks its own type). */
+const nonJsonRoutes = new Set(['/api/v1/admin/usage/ingest']);
+const jsonTypes = ['application/json', 'application/*+json'];
 
+/**
+ * Parses JSON bodies, and refuses with 415 a non-empty body under /api/v1 that is not declared JSON: left
+ * unparsed it would reach the route as no body at all (a form-encoded invoke ran without its parameters).
+ * The admin pages outside /api/v1 keep their form.
+ */
 function jsonBodies(): RequestHandler {
-  const small = express.json({ limit: '1mb', strict: false });
-  const large = express.json({ limit: '16mb', strict: false });
-  return (req, res, next) => (largeBodyRoutes.has(req.path) ? large : small)(req, res, next);
+  const small = express.json({ limit: '1mb', strict: false, type: jsonTypes });
+  const large = express.json({ limit: '16mb', strict: false, type: jsonTypes });
+  return (req, res, next) => {
+    const path = req.path; // a getter that parses the URL: read it once
+    if (path.startsWith('/api/v1/') && !nonJsonRoutes.has(path)) refuseBodyUnlessJson(req);
+    return (largeBodyRoutes.has(path) ? large : small)(req, res, next);
+  };
 }
 
 /**

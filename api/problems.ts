@@ -29,19 +29,34 @@ export interface FieldError {
   message: string;
 }
 
+/** Most field errors one answer lists; `errors_total` then counts them all (a 1,500-item batch had answered 290 KB). */
+export const maxListedErrors = 100;
+
+type ProblemExtra = { errors?: FieldError[]; headers?: Record<string, string>; [key: string]: unknown };
+
 /** The one error type routes throw; the error middleware renders it as RFC 9457 problem+json. */
 export class ProblemError extends Error {
   override name = 'ProblemError';
+  /** Members of the problem besides type, title, status and detail; `errors` holds at most `maxListedErrors`. */
+  readonly extra: ProblemExtra;
   constructor(
     readonly type: ProblemType,
     readonly detail: string,
-    readonly extra: { errors?: FieldError[]; headers?: Record<string, string>; [key: string]: unknown } = {},
+    extra: ProblemExtra = {},
   ) {
     super(detail);
+    this.extra = extra.errors && extra.errors.length > maxListedErrors ? { ...extra, errors: extra.errors.slice(0, maxListedErrors), errors_total: extra.errors.length } : extra;
   }
   get status(): number {
     return problemTypes[this.type].status;
   }
+}
+
+/** `field message; …` for a detail: the first `maxListedErrors`, then how many more there are. */
+export function describeFieldErrors(errors: FieldError[]): string {
+  const listed = errors.slice(0, maxListedErrors).map((e) => `${e.field} ${e.message}`).join('; ');
+  const more = errors.length - maxListedErrors;
+  return more > 0 ? `${listed}; and ${more.toLocaleString('en-US')} more` : listed;
 }
 
 export const notFound = (what: string) => new ProblemError('not-found', `${what} not found`);
@@ -57,15 +72,23 @@ export const problemSchema = z.object({
   status: z.number().int(),
   detail: z.string(),
   errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  errors_total: z.int().optional().describe(`How many field errors there were, when more than the ${maxListedErrors} listed in \`errors\``),
 });
 
-/** Turns a zod error into field errors, prefixing where the value came from (`body`, `query`, `params`). */
-export function fieldErrors(error: z.ZodError, source: string): FieldError[] {
-  return error.issues.map((issue) => {
-    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+/**
+ * Turns a zod error into field errors, prefixing where the value came from (`body`, `query`, `params`).
+ * `unknownFieldHints` gives an unknown field a message of its own that says what to send instead.
+ */
+export function fieldErrors(error: z.ZodError, source: string, unknownFieldHints: Record<string, string> = {}): FieldError[] {
+  return error.issues.flatMap((issue) => {
     const path = [source, ...issue.path.map(String)].join('.');
-    if (keys.length > 0) return { field: keys.map((key) => `${path}.${key}`).join(', '), message: `unknown field${keys.length > 1 ? 's' : ''}` };
-    return { field: path, message: issue.message };
+    if (issue.code !== 'unrecognized_keys') return [{ field: path, message: issue.message }];
+    const hinted = issue.keys.filter((key) => Object.hasOwn(unknownFieldHints, key));
+    const unknown = issue.keys.filter((key) => !Object.hasOwn(unknownFieldHints, key));
+    return [
+      ...(unknown.length > 0 ? [{ field: unknown.map((key) => `${path}.${key}`).join(', '), message: `unknown field${unknown.length > 1 ? 's' : ''}` }] : []),
+      ...hinted.map((key) => ({ field: `${path}.${key}`, message: unknownFieldHints[key] as string })),
+    ];
   });
 }
 

@@ -1,12 +1,25 @@
 import type { z } from 'zod';
-import { fieldErrors, ProblemError } from './problems.js';
+import { isLimitIssue } from '../jobs/input-limits.js';
+import { describeFieldErrors, fieldErrors, ProblemError } from './problems.js';
 
-/** Parses with a zod schema; failures are 400 problems naming each field. */
-export function parseInput<Schema extends z.ZodType>(schema: Schema, value: unknown, source: 'body' | 'query' | 'params'): z.output<Schema> {
+/**
+ * The problem for input a zod schema refused, each field named under `source` (`body`, `query.limit`,
+ * `body.payload`): 422 when every issue is a limit exceeded (well-formed input asking for too much),
+ * else 400 — malformed input is what has to be fixed first.
+ */
+export function inputProblem(error: z.ZodError, source: string, what = source, unknownFieldHints?: Record<string, string>): ProblemError {
+  const errors = fieldErrors(error, source, unknownFieldHints);
+  const listed = describeFieldErrors(errors);
+  if (error.issues.every(isLimitIssue)) return new ProblemError('unprocessable', `${what} exceeds a limit: ${listed}`, { errors });
+  return new ProblemError('validation', `invalid ${what}: ${listed}`, { errors });
+}
+
+/**
+ * Parses with a zod schema; failures are problems naming each field (see inputProblem). `unknownFieldHints`
+ * answers a likely mistake (an unknown field by that name) with what to send instead.
+ */
+export function parseInput<Schema extends z.ZodType>(schema: Schema, value: unknown, source: 'body' | 'query' | 'params', unknownFieldHints?: Record<string, string>): z.output<Schema> {
   const result = schema.safeParse(value ?? (source === 'body' ? undefined : {}));
-  if (!result.success) {
-    const errors = fieldErrors(result.error, source);
-    throw new ProblemError('validation', `invalid ${source}: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}`, { errors });
-  }
+  if (!result.success) throw inputProblem(result.error, source, source, unknownFieldHints);
   return result.data;
 }

@@ -53,7 +53,7 @@ export const batchesDocs: RouteDocs = (registry) => {
     tag,
     method: 'get',
     path: '/batches/:id/items',
-    summary: 'Ended items, in submission order',
+    summary: 'Ended items, in submission order (all, or only the completed or the failed ones)',
     request: { params: batchParams, query: batchItemsQuery },
     responses: { 200: json(pageOf(batchItemSchema), 'A page of items') },
     problems: [404],

@@ -96,7 +96,7 @@ export const billingDocs: RouteDocs = (registry) => {
     summary: 'Set (or clear, with null) the monthly spending limit',
     request: { body: jsonBody(limitsBody) },
     responses: { 200: json(balanceSchema, 'The balance with the new limit') },
-    problems: [429],
+    problems: [422, 429],
   });
 };
 

@@ -19,7 +19,8 @@ const problemDescriptions: Record<number, string> = {
   404: "No such resource, or another customer's (`not-found`)",
   409: 'The resource is in a state that does not allow this (`conflict`)',
   413: 'Request body too large (`payload-too-large`)',
-  422: 'Well-formed input that breaks a rule (`unprocessable`)',
+  415: 'The body is not of the type this route takes, e.g. not `application/json` (`unsupported-media-type`)',
+  422: 'Well-formed input that breaks a rule, such as a limit exceeded (`unprocessable`)',
   429: 'Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers',
   503: 'A dependency is unreachable (`unavailable`)',
 };
@@ -85,11 +86,12 @@ export interface RouteDoc extends Omit<RouteConfig, 'path' | 'security' | 'respo
   security?: RouteConfig['security'];
 }
 
-/** Registers one route with the problem answers its auth implies, and 400 when it takes input. */
+/** Registers one route with the problem answers its auth implies, 400 when it takes input and 415 when that is a JSON body. */
 export function documentRoute(registry: OpenAPIRegistry, doc: RouteDoc): void {
   const { path, tag, auth = 'metered', responses, problems = [], security, ...rest } = doc;
   const statuses = new Set([...problems, ...authProblems[auth]]);
   if (rest.request?.body || rest.request?.query || rest.request?.params) statuses.add(400);
+  if (rest.request?.body?.content['application/json']) statuses.add(415);
   registry.registerPath({
     ...rest,
     path: path.replace(/:([A-Za-z0-9_]+)/g, '{$1}'),

@@ -24,7 +24,7 @@ export const relationshipsDocs: RouteDocs = (registry) => {
     summary: 'Relate two substrates (or get the existing relationship)',
     request: { body: jsonBody(createRelationshipBody) },
     responses: { 201: json(relationshipSchema, 'Created'), 200: json(relationshipSchema, 'It already existed') },
-    problems: [404],
+    problems: [404, 422],
   });
   documentRoute(registry, {
     tag,
@@ -70,7 +70,7 @@ export const relationshipsDocs: RouteDocs = (registry) => {
         'The nodes reached and the edges walked',
       ),
     },
-    problems: [404],
+    problems: [404, 422],
   });
   documentRoute(registry, {
     tag,

@@ -91,7 +91,7 @@ export const substratesDocs: RouteDocs = (registry) => {
     summary: "Replace a substrate's metadata",
     request: { params: substrateParams, body: jsonBody(patchSubstrateBody) },
     responses: { 200: json(substrateSchema, 'The substrate') },
-    problems: [404],
+    problems: [404, 422],
   });
   documentRoute(registry, {
     tag,
@@ -110,7 +110,7 @@ export const substratesDocs: RouteDocs = (registry) => {
     description: 'Result `{substrate_id, result, invocation_time_ms, cached}`; repeated parameters are served from the cache.',
     request: { params: substrateParams, headers: submitHeaders, body: jsonBody(invokeBody) },
     responses: submitResponses,
-    problems: [404],
+    problems: [404, 422],
   });
   documentRoute(registry, {
     tag,
@@ -131,7 +131,7 @@ export const substratesDocs: RouteDocs = (registry) => {
       description: operationDescriptions[op as keyof typeof operationBodies],
       request: { params: substrateParams, headers: submitHeaders, body: jsonBody(body) },
       responses: submitResponses,
-      problems: [404],
+      problems: [404, 422],
     });
   }
 };

@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { isKnownServiceType, serviceTypes } from '../../jobs/billing/pricing.js';
+import { serviceTypes } from '../../jobs/billing/pricing.js';
 import { Router, type RequestHandler } from 'express';
 import { uuidv7 } from 'uuidv7';
 import { z } from 'zod';
@@ -58,12 +58,14 @@ export const loginBody = z.strictObject({
 export const refreshTokenBody = z.strictObject({ refresh_token: z.string().min(1).max(512) });
 export const tosAcceptBody = z.strictObject({ version: z.string().min(1).max(64) });
 
-const serviceTypePattern = /^[a-z][a-z0-9-]{0,31}$/;
 const expiresAt = z.iso.datetime({ offset: true }).nullable().optional();
 
 export const createApiKeyBody = z.strictObject({
   name: z.string().trim().min(1).max(100),
-  service_type: z.string().regex(serviceTypePattern, 'must match [a-z][a-z0-9-]{0,31}'),
+  /** Keys exist for the service types the pricing configuration names; the 400 lists them so nobody has to guess. */
+  service_type: z
+    .enum(serviceTypes, { error: `must be one of: ${serviceTypes.join(', ')} (compute for calls of this API, the others for the edge services the pricing configuration names)` })
+    .describe('`compute` for calls of this API; the others are edge services (e.g. `seal`) whose traffic the edge proxy reports'),
   expires_at: expiresAt,
 });
 export const rotateApiKeyBody = z.strictObject({ expires_at: expiresAt });
@@ -73,16 +75,6 @@ export const apiKeyIdParams = z.object({ id: z.uuid('an API key id is a UUID') }
 const unprocessable = (field: string, message: string) => new ProblemError('unprocessable', `${field} ${message}`, { errors: [{ field, message }] });
 const invalidLogin = () => new ProblemError('unauthorized', 'invalid email or password');
 const invalidRefreshToken = () => new ProblemError('unauthorized', 'invalid, expired or revoked refresh token');
-
-/**
- * Whether keys may be issued for this service type. For now `compute` and any well-formed name; the pricing
- * configuration will narrow it to the service types it prices. Unknown types are a 422.
- */
-/** Keys exist for the service types the pricing configuration names (`compute`, `seal`, …). */
-function checkServiceType(serviceType: string): void {
-  if (isKnownServiceType(serviceType)) return;
-  throw unprocessable('body.service_type', `unknown service type ${serviceType}; known: ${serviceTypes.join(', ')}`);
-}
 
 /** Expiry from a request: null for none; in the past is a 422 naming `field`. */
 function futureDate(value: string | null, field: string): Date | null {
@@ -213,7 +205,6 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler;
     const principal = principalOf(req);
     userIdOf(principal, 'managing API keys');
     const body = parseInput(createApiKeyBody, req.body, 'body');
-    checkServiceType(body.service_type);
     const expires = futureDate(body.expires_at ?? null, 'body.expires_at');
     const key = newApiKey();
     const row = await insertApiKey(deps.orm.em.fork(), {

@@ -14,7 +14,10 @@ import { parseInput } from '../validate.js';
 
 export const createBatchBody = batchPayloadSchema;
 export const batchParams = z.object({ id: z.string().uuid('a batch id is a UUID') });
-export const batchItemsQuery = z.strictObject(paginationQuery);
+export const batchItemsQuery = z.strictObject({
+  state: z.enum(['completed', 'failed']).optional().describe('Only the items that ended in this state; the cursor keeps the filter'),
+  ...paginationQuery,
+});
 
 export function batchItemView(item: BatchItem) {
   return {
@@ -67,7 +70,7 @@ export function batchesRoutes(deps: ApiDeps): Router {
     await requireBatch(customerId, id);
     // batch_items.index is a PostgreSQL integer: a forged cursor past its range would make the query fail.
     const afterIndex = decodeCursor(query.cursor, z.number().int().min(-1).max(2_147_483_647)) ?? -1;
-    const rows = await listBatchItems(em(), id, afterIndex, query.limit + 1);
+    const rows = await listBatchItems(em(), id, afterIndex, query.limit + 1, query.state);
     res.json(page(rows, query.limit, batchItemView, (row) => row.index));
   });
 

@@ -5,6 +5,7 @@ import { IdempotencyKeyConflictError, listLedgerTransactions, readCustomerAccoun
 import { currentBillingBlock } from '../../db/repositories/service-instances.js';
 import { listUsageRecords, type UsageRecordView } from '../../db/repositories/usage-records.js';
 import { deposit, setMonthlyLimit } from '../../jobs/billing/account-operations.js';
+import { atMost } from '../../jobs/input-limits.js';
 import { outstandingUsdCents } from '../../jobs/billing/price-records.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { Principal } from '../auth/principal.js';
@@ -19,7 +20,7 @@ export const maxDepositUsdCents = 1_000_000;
 const maxMonthlyLimitUsdCents = 100_000_000_000;
 
 export const depositBody = z.strictObject({ amount_usd_cents: z.number().int('must be a whole number of cents').positive('must be positive') });
-export const limitsBody = z.strictObject({ max_monthly_usd_cents: z.number().int('must be a whole number of cents').min(0).max(maxMonthlyLimitUsdCents).nullable() });
+export const limitsBody = z.strictObject({ max_monthly_usd_cents: atMost(z.number().int('must be a whole number of cents').min(0), maxMonthlyLimitUsdCents).nullable() });
 export const usageQuery = z.strictObject({ from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional(), ...paginationQuery });
 export const listQuery = z.strictObject({ ...paginationQuery });
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;

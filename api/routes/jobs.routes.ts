@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { jobStates } from '../../db/entities/job-record.entity.js';
 import { cancelJobRow, findJob, listJobs } from '../../db/repositories/jobs.js';
+import { atMost } from '../../jobs/input-limits.js';
 import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
 import { cancelChannel } from '../../workers/run-workers.js';
 import { queueFor } from '../../workers/queues.js';
@@ -10,8 +11,8 @@ import type { ApiDeps } from '../deps.js';
 import { jobView } from '../../db/job-view.js';
 import { submitAndRespond } from '../job-responses.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
-import { fieldErrors, notFound, ProblemError } from '../problems.js';
-import { parseInput } from '../validate.js';
+import { notFound, ProblemError } from '../problems.js';
+import { inputProblem, parseInput } from '../validate.js';
 import { assertWebhookTarget } from '../webhook-target.js';
 
 export const submitJobBody = z.strictObject({
@@ -19,8 +20,8 @@ export const submitJobBody = z.strictObject({
   payload: z.unknown().default({}),
   /** BullMQ priority: 1 is the most urgent; omitted = FIFO. */
   priority: z.number().int().min(1).max(2_097_152).optional(),
-  delay_ms: z.number().int().min(0).max(365 * 24 * 3600 * 1000).optional(),
-  attempts: z.number().int().min(1).max(25).optional(),
+  delay_ms: atMost(z.number().int().min(0), 365 * 24 * 3600 * 1000).optional(),
+  attempts: atMost(z.number().int().min(1), 25).optional(),
   webhook_url: z.string().url().max(2048).optional(),
 });
 
@@ -47,10 +48,7 @@ export function jobsRoutes(deps: ApiDeps): Router {
     if (!definition) throw notFound(`job type ${body.type}`);
     if (definition.adminOnly && principal.role !== 'admin') throw new ProblemError('forbidden', `only administrators may submit ${body.type} jobs`);
     const payload = definition.payload.safeParse(body.payload);
-    if (!payload.success) {
-      const errors = fieldErrors(payload.error, 'body.payload');
-      throw new ProblemError('validation', `invalid ${body.type} payload: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}`, { errors });
-    }
+    if (!payload.success) throw inputProblem(payload.error, 'body.payload', `${body.type} payload`);
     if (body.webhook_url) await assertWebhookTarget(deps.config, body.webhook_url, 'body.webhook_url');
     await submitAndRespond(deps, req, res, principal.customerId, {
       definition,

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { relationshipTypes, type Relationship } from '../../db/entities/relationship.entity.js';
 import { createRelationship, deleteRelationship, findRelationship, listEdges, relationshipStats, traverse } from '../../db/repositories/relationships.js';
 import { existingSubstrateIds } from '../../db/repositories/substrates.js';
+import { atMost, atMostItems, atMostJson } from '../../jobs/input-limits.js';
 import { substrateIdSchema } from '../../jobs/invoke/invoke.job.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
@@ -11,9 +12,7 @@ import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { parseInput } from '../validate.js';
 
-const metadataSchema = z
-  .record(z.string().min(1).max(128), z.unknown())
-  .refine((value) => JSON.stringify(value).length <= 8192, 'metadata must serialise to at most 8 KiB');
+const metadataSchema = atMostJson(z.record(z.string().min(1).max(128), z.unknown()), 8192, 'metadata');
 
 export const createRelationshipBody = z.strictObject({
   source_id: substrateIdSchema,
@@ -24,8 +23,8 @@ export const createRelationshipBody = z.strictObject({
 export const traverseBody = z.strictObject({
   start_substrate_id: substrateIdSchema,
   direction: z.enum(['outgoing', 'incoming', 'both']).default('outgoing'),
-  max_depth: z.number().int().min(1).max(10).default(3),
-  relationship_types: z.array(z.enum(relationshipTypes)).max(5).optional(),
+  max_depth: atMost(z.number().int().min(1), 10).default(3),
+  relationship_types: atMostItems(z.array(z.enum(relationshipTypes)), relationshipTypes.length, 'relationship types').optional(),
 });
 export const relationshipParams = z.object({ id: z.string().uuid('a relationship id is a UUID') });
 export const edgeListParams = z.object({ substrate_id: substrateIdSchema });

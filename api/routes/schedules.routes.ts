@@ -11,8 +11,8 @@ import { nextRunAt, removeScheduler, schedulerIdFor, upsertScheduler } from '../
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
-import { fieldErrors, notFound, ProblemError } from '../problems.js';
-import { parseInput } from '../validate.js';
+import { notFound, ProblemError } from '../problems.js';
+import { inputProblem, parseInput } from '../validate.js';
 
 const scheduleName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit');
 
@@ -72,10 +72,7 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     if (!definition) throw notFound(`job type ${body.job.type}`);
     if (definition.adminOnly && principal.role !== 'admin') throw new ProblemError('forbidden', `only administrators may schedule ${body.job.type} jobs`);
     const payload = definition.payload.safeParse(body.job.payload);
-    if (!payload.success) {
-      const errors = fieldErrors(payload.error, 'body.job.payload');
-      throw new ProblemError('validation', `invalid ${body.job.type} payload: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}`, { errors });
-    }
+    if (!payload.success) throw inputProblem(payload.error, 'body.job.payload', `${body.job.type} payload`);
     const tz = body.tz ?? 'UTC';
     const tzProblem = timeZoneProblem(tz);
     if (tzProblem) throw unprocessable('body.tz', tzProblem);
@@ -92,7 +89,7 @@ export function schedulesRoutes(deps: ApiDeps): Router {
       { id: uuidv7(), customerId: principal.customerId, name: body.name, cron: body.cron ?? null, everyMs: body.every_ms ?? null, tz, jobType: definition.name, payload: payload.data },
       maxSchedulesPerCustomer,
     );
-    if (outcome.kind === 'limit-reached') throw new ProblemError('unprocessable', `a customer may keep at most ${maxSchedulesPerCustomer} schedules`);
+    if (outcome.kind === 'limit-reached') throw unprocessable('body.name', `would be a new schedule; a customer may keep at most ${maxSchedulesPerCustomer}`);
     const { schedule } = outcome;
     if (outcome.kind === 'updated' && outcome.previous.jobType !== schedule.jobType) await removeScheduler(deps.queues, outcome.previous);
     // Re-upserting an unchanged `every` scheduler would fire it again at once; leave a running one alone.

@@ -3,7 +3,9 @@ import { z } from 'zod';
 import type { SubstrateRow } from '../../db/repositories/substrate-store.js';
 import { deleteSubstrate, findSubstrateRow, replaceSubstrateMetadata, searchSubstrates, upsertSubstrates, type NewSubstrate } from '../../db/repositories/substrate-store.js';
 import { checkExpression, createCelEnvironment } from '../../jobs/invoke/cel-environment.js';
+import { atMostItems, atMostJson, atMostKeys } from '../../jobs/input-limits.js';
 import { parametersSchema, substrateIdSchema } from '../../jobs/invoke/invoke.job.js';
+import { maxDimensionValues } from '../../jobs/invoke/operations.js';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
@@ -14,16 +16,13 @@ import { parseInput } from '../validate.js';
 import { substrateIdentity } from './substrate-identity.js';
 import { inTransaction } from '../../db/transaction.js';
 
-const metadataSchema = z
-  .record(z.string().min(1).max(128), z.unknown())
-  .refine((value) => Object.keys(value).length <= 64, 'at most 64 metadata keys')
-  .refine((value) => JSON.stringify(value).length <= 8192, 'metadata must serialise to at most 8 KiB');
+const metadataSchema = atMostJson(atMostKeys(z.record(z.string().min(1).max(128), z.unknown()), 64, 'metadata keys'), 8192, 'metadata');
 
 export const createSubstrateBody = z.discriminatedUnion('expression_type', [
   z.strictObject({ expression_type: z.literal('expression'), expression: z.string().min(1), metadata: metadataSchema.optional() }),
   z.strictObject({ expression_type: z.literal('constant'), value: z.number().finite(), metadata: metadataSchema.optional() }),
 ]);
-export const createSubstratesBatchBody = z.strictObject({ substrates: z.array(createSubstrateBody).min(1).max(1000) });
+export const createSubstratesBatchBody = z.strictObject({ substrates: atMostItems(z.array(createSubstrateBody).min(1), 1000, 'substrates') });
 export const patchSubstrateBody = z.strictObject({ metadata: metadataSchema });
 export const substrateParams = z.object({ id: substrateIdSchema });
 export const invokeBody = z.strictObject({ parameters: parametersSchema.optional() });
@@ -35,9 +34,15 @@ export const operationBodies = {
   power: z.strictObject({ exponent: finite, parameters: parametersSchema.optional() }),
   root: z.strictObject({ degree: finite, parameters: parametersSchema.optional() }),
 } as const;
-export const multiplyBody = z.strictObject({ dimension_values: z.array(finite).min(1).max(10_000) });
+export const multiplyBody = z.strictObject({ dimension_values: atMostItems(z.array(finite).min(1), maxDimensionValues, 'dimension values') });
+/**
+ * A substrate's name is `metadata.name` (SPEC §5 gives a substrate no other): `?name=` filters on it, and a
+ * top-level `name` in a body is answered with where it goes rather than a bare "unknown field".
+ */
+const nameHint = { name: 'unknown field: a substrate\'s name is metadata.name ({"metadata": {"name": …}}), which GET /substrates?name= matches' };
+
 export const searchSubstratesQuery = z.object({
-  name: z.string().max(256).optional(),
+  name: z.string().max(256).optional().describe('Substrates whose `metadata.name` is exactly this (a substrate has no other name)'),
   expression_type: z.enum(['expression', 'constant']).optional(),
   created_after: z.iso.datetime({ offset: true }).optional(),
   ...paginationQuery,
@@ -122,7 +127,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
 
   router.post('/substrates', async (req, res) => {
     const { customerId } = principalOf(req);
-    const prepared = prepareSubstrate(customerId, parseInput(createSubstrateBody, req.body, 'body'), 'body');
+    const prepared = prepareSubstrate(customerId, parseInput(createSubstrateBody, req.body, 'body', nameHint), 'body');
     if (isFieldError(prepared)) throw new ProblemError('unprocessable', `expression does not parse: ${prepared.message}`, { errors: [prepared] });
     const [row] = await upsertSubstrates(em(), [prepared]);
     if (!row) throw new Error('substrate upsert returned nothing');
@@ -131,7 +136,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
 
   router.post('/substrates/batch', async (req, res) => {
     const { customerId } = principalOf(req);
-    const body = parseInput(createSubstratesBatchBody, req.body, 'body');
+    const body = parseInput(createSubstratesBatchBody, req.body, 'body', nameHint);
     const prepared = body.substrates.map((substrate, index) => prepareSubstrate(customerId, substrate, `body.substrates.${index}`));
     const errors = prepared.filter(isFieldError);
     if (errors.length > 0) throw new ProblemError('unprocessable', `${errors.length} substrate(s) do not parse; none were created`, { errors });
@@ -178,7 +183,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
   router.patch('/substrates/:id', async (req, res) => {
     const { customerId } = principalOf(req);
     const { id } = parseInput(substrateParams, req.params, 'params');
-    const body = parseInput(patchSubstrateBody, req.body, 'body');
+    const body = parseInput(patchSubstrateBody, req.body, 'body', nameHint);
     const row = await replaceSubstrateMetadata(em(), customerId, id, body.metadata);
     if (!row) throw notFound(`substrate ${id}`);
     await deps.cache.invalidate(customerId, id);

@@ -27,11 +27,13 @@ export async function batchItemCounts(em: EntityManager, batchId: string): Promi
   return { completed: Number(row?.completed ?? 0), failed: Number(row?.failed ?? 0) };
 }
 
-export async function listBatchItems(em: EntityManager, batchId: string, afterIndex: number, limit: number): Promise<BatchItem[]> {
+/** Items after `afterIndex` in submission order, only those in `state` when given. */
+export async function listBatchItems(em: EntityManager, batchId: string, afterIndex: number, limit: number, state?: BatchItem['state']): Promise<BatchItem[]> {
+  // The primary key (batch_id, index) walks the batch in order; a state filter skips rows on the way (a batch holds at most 10,000).
   return em.getConnection().execute<BatchItem[]>(
     `select batch_id as "batchId", index, substrate_id as "substrateId", state, result, error
-       from batch_items where batch_id = ? and index > ? order by index limit ?`,
-    [batchId, afterIndex, limit],
+       from batch_items where batch_id = ? and index > ?${state ? ' and state = ?' : ''} order by index limit ?`,
+    state ? [batchId, afterIndex, state, limit] : [batchId, afterIndex, limit],
   );
 }
 

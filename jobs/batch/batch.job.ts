@@ -4,6 +4,7 @@ import { batchItemCounts, insertBatchItems, storedItemIndexes, substrateDefiniti
 import type { SubstrateDefinition } from '../../db/repositories/substrates.js';
 import type { JobContext } from '../context.js';
 import { defineJob } from '../define-job.js';
+import { atMostItems } from '../input-limits.js';
 import { storableText } from '../storable-text.js';
 import type { EvaluateInput, Evaluation } from '../invoke/evaluate.task.js';
 import { parametersSchema, substrateIdSchema } from '../invoke/invoke.job.js';
@@ -14,10 +15,7 @@ export const maxBatchSize = 10_000;
 export const chunkSize = 250;
 
 export const batchPayloadSchema = z.strictObject({
-  invocations: z
-    .array(z.strictObject({ substrate_id: substrateIdSchema, parameters: parametersSchema.optional() }))
-    .min(1)
-    .max(maxBatchSize),
+  invocations: atMostItems(z.array(z.strictObject({ substrate_id: substrateIdSchema, parameters: parametersSchema.optional() })).min(1), maxBatchSize, 'invocations'),
 });
 export type BatchPayload = z.infer<typeof batchPayloadSchema>;
 

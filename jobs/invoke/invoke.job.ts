@@ -3,14 +3,16 @@ import type { SubstrateDefinition } from '../../db/repositories/substrates.js';
 import type { JobContext } from '../context.js';
 import { defineJob } from '../define-job.js';
 import { PermanentJobError } from '../errors.js';
+import { atMostJson, atMostKeys } from '../input-limits.js';
 import type { EvaluateInput, EvaluateOutput } from './evaluate.task.js';
 import { applyOperation, multiply, operationSchema } from './operations.js';
 
 /** Parameters are the expression's variables. Capped so one job cannot carry megabytes into a thread. */
-export const parametersSchema = z
-  .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'parameter names are identifiers'), z.unknown())
-  .refine((value) => Object.keys(value).length <= 100, 'at most 100 parameters')
-  .refine((value) => JSON.stringify(value).length <= 16_384, 'parameters must serialise to at most 16 KiB');
+export const parametersSchema = atMostJson(
+  atMostKeys(z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'parameter names are identifiers'), z.unknown()), 100, 'parameters'),
+  16_384,
+  'parameters',
+);
 
 export const substrateIdSchema = z.string().regex(/^0x[0-9a-f]{16}$/, 'a substrate id is 0x followed by 16 lowercase hex digits');
 

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { PermanentJobError } from '../errors.js';
+import { atMostItems } from '../input-limits.js';
 
 const finite = z.number().finite();
+/** Most values one multiply may collapse. */
+export const maxDimensionValues = 10_000;
 
 export const operationSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('add'), value: finite }),
@@ -9,7 +12,7 @@ export const operationSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('modulus'), modulus: finite }),
   z.strictObject({ op: z.literal('power'), exponent: finite }),
   z.strictObject({ op: z.literal('root'), degree: finite }),
-  z.strictObject({ op: z.literal('multiply'), dimension_values: z.array(finite).min(1).max(10_000) }),
+  z.strictObject({ op: z.literal('multiply'), dimension_values: atMostItems(z.array(finite).min(1), maxDimensionValues, 'dimension values') }),
 ]);
 export type Operation = z.infer<typeof operationSchema>;
 export type ValueOperation = Exclude<Operation, { op: 'multiply' }>;

@@ -82,6 +82,16 @@ describe('POST /api-keys', () => {
     expectProblem(response, 400, 'validation', ['body.expires_at']);
   });
 
+  it('answers an unknown service_type with 400 listing the accepted values: compute and the edge services', async () => {
+    for (const serviceType of ['teleport', 'Compute!']) {
+      const response = await request('POST', '/api/v1/api-keys', { token: alice.accessToken, body: { name: 'x', service_type: serviceType } });
+      expectProblem(response, 400, 'validation', ['body.service_type']);
+      const message = response.body.errors.find((e: { field: string }) => e.field === 'body.service_type').message as string;
+      expect(message).toContain('compute');
+      expect(message).toContain('seal');
+    }
+  });
+
   it('rejects a malformed service_type with 400 naming body.service_type', async () => {
     const response = await request('POST', '/api/v1/api-keys', { token: alice.accessToken, body: { name: 'x', service_type: 'Compute!' } });
     expectProblem(response, 400, 'validation', ['body.service_type']);

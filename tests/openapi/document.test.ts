@@ -56,6 +56,20 @@ describe('GET /api/v1/openapi.json', () => {
     const listJobs = body.paths['/jobs'].get.parameters.find((p: { name: string }) => p.name === 'limit');
     expect(listJobs.schema).toMatchObject({ minimum: 1, maximum: 100 });
   });
+
+  it('documents limits as 422 with their bounds, 415 for bodies that are not JSON, the batch items filter and the capped error list', async () => {
+    const { body } = await request('GET', '/api/v1/openapi.json');
+    const batches = body.paths['/batches'].post;
+    expect(batches.requestBody.content['application/json'].schema.properties.invocations).toMatchObject({ minItems: 1, maxItems: 10_000 });
+    for (const [path, method] of [['/batches', 'post'], ['/substrates/batch', 'post'], ['/relationships/traverse', 'post'], ['/substrates/{id}/invoke', 'post'], ['/substrates/{id}', 'patch'], ['/jobs', 'post']] as const) {
+      expect(Object.keys(body.paths[path][method].responses), `${method} ${path}`).toEqual(expect.arrayContaining(['400', '415', '422']));
+    }
+    expect(body.paths['/relationships/traverse'].post.requestBody.content['application/json'].schema.properties.max_depth).toMatchObject({ maximum: 10 });
+    expect(body.paths['/batches/{id}'].get.responses['415']).toBeUndefined();
+    const state = body.paths['/batches/{id}/items'].get.parameters.find((p: { name: string }) => p.name === 'state');
+    expect(state.schema.enum).toEqual(['completed', 'failed']);
+    expect(body.components.schemas.Problem.properties.errors_total).toMatchObject({ type: 'integer' });
+  });
 });
 
 describe('GET /api/v1/docs', () => {

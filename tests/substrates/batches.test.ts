@@ -78,12 +78,45 @@ describe('batches', () => {
     expect(items[1]!.error).toMatch(/not found/);
     expect(items[3]!.result).toBe(9);
     expect(items[4]!.error).toMatch(/finite/);
+
+    const failed = await request('GET', `/api/v1/batches/${submitted.body.id}/items?state=failed`, { token: alice.accessToken });
+    expect(failed.status, failed.text).toBe(200);
+    expect(failed.body.items.map((item: { index: number }) => item.index)).toEqual([1, 2, 4]);
+    expect(failed.body.items.every((item: { state: string; result?: unknown }) => item.state === 'failed' && !('result' in item))).toBe(true);
+    const completed = await request('GET', `/api/v1/batches/${submitted.body.id}/items?state=completed`, { token: alice.accessToken });
+    expect(completed.body.items).toEqual([
+      { index: 0, substrate_id: product, state: 'completed', result: 12 },
+      { index: 3, substrate_id: constant, state: 'completed', result: 9 },
+    ]);
   });
 
-  it('rejects more than 10,000 invocations and a malformed item with 400 naming the field', async () => {
+  it('pages through the failed items alone with the cursor, and refuses an unknown ?state= with 400', async () => {
+    const invocations = Array.from({ length: 9 }, (_, i) => (i % 3 === 0 ? { substrate_id: product, parameters: { x: i } } : { substrate_id: constant }));
+    const submitted = await request('POST', '/api/v1/batches', { token: alice.accessToken, headers: { prefer: 'wait=10' }, body: { invocations } });
+    expect(submitted.status, submitted.text).toBe(200);
+    const seen: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const response: { status: number; body: { items: Array<{ index: number; state: string }>; next_cursor: string | null } } = await request(
+        'GET',
+        `/api/v1/batches/${submitted.body.id}/items?state=failed&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        { token: alice.accessToken },
+      );
+      expect(response.status).toBe(200);
+      expect(response.body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...response.body.items.map((item) => item.index));
+      cursor = response.body.next_cursor;
+    } while (cursor);
+    expect(seen).toEqual([0, 3, 6]);
+    const bad = await request('GET', `/api/v1/batches/${submitted.body.id}/items?state=queued`, { token: alice.accessToken });
+    expect(bad.status).toBe(400);
+    expect(bad.body.errors[0].field).toBe('query.state');
+  });
+
+  it('rejects more than 10,000 invocations with 422 (a limit) and a malformed item with 400, naming the field', async () => {
     const tooMany = Array.from({ length: 10_001 }, () => ({ substrate_id: constant }));
     const big = await request('POST', '/api/v1/batches', { token: alice.accessToken, body: { invocations: tooMany } });
-    expect(big.status).toBe(400);
+    expect(big.status).toBe(422);
     expect(big.body.errors[0].field).toBe('body.invocations');
     const malformed = await request('POST', '/api/v1/batches', { token: alice.accessToken, body: { invocations: [{ substrate_id: 'x' }] } });
     expect(malformed.status).toBe(400);
@@ -110,6 +143,7 @@ describe('batches', () => {
     expect(count?.n).toBe('1000');
     expect(listed.body.items).toHaveLength(100);
     const overLimit = await request('POST', '/api/v1/substrates/batch', { token: bob.accessToken, body: { substrates: Array.from({ length: 1001 }, (_, i) => ({ expression_type: 'constant', value: i })) } });
-    expect(overLimit.status).toBe(400);
+    expect(overLimit.status).toBe(422);
+    expect(overLimit.body.errors[0].field).toBe('body.substrates');
   });
 });

@@ -109,9 +109,9 @@ describe('invocation cache', () => {
     expect(await app.deps.cache.get(owner!.customer_id, product, { x: 2, y: 2 })).toBeNull();
   });
 
-  it('rejects oversized parameters with 400 before anything is queued', async () => {
+  it('rejects oversized parameters with 422 (a limit) and a malformed name with 400 before anything is queued', async () => {
     const huge = await request('POST', `/api/v1/substrates/${ten}/invoke`, { token: alice.accessToken, body: { parameters: { blob: 'x'.repeat(20_000) } } });
-    expect(huge.status).toBe(400);
+    expect(huge.status).toBe(422);
     expect(huge.body.errors[0].field).toBe('body.parameters');
     const badName = await request('POST', `/api/v1/substrates/${ten}/invoke`, { token: alice.accessToken, body: { parameters: { 'not-an-identifier': 1 } } });
     expect(badName.status).toBe(400);

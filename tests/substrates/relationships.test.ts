@@ -60,9 +60,9 @@ describe('relationships', () => {
     expect(incoming.body.nodes.map((n: { substrate_id: string }) => n.substrate_id).sort()).toEqual([ids[4], ids[3], ids[2]].sort());
   });
 
-  it('rejects a depth over 10 and an unknown type with 400 naming the field', async () => {
+  it('rejects a depth over 10 with 422 (a limit) and an unknown type with 400, naming the field', async () => {
     const deep = await request('POST', '/api/v1/relationships/traverse', { token: alice.accessToken, body: { start_substrate_id: ids[0], max_depth: 11 } });
-    expect(deep.status).toBe(400);
+    expect(deep.status).toBe(422);
     expect(deep.body.errors[0].field).toBe('body.max_depth');
     const badType = await relate(alice.accessToken, ids[0]!, ids[1]!, 'FRIENDSHIP');
     expect(badType.status).toBe(400);

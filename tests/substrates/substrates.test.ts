@@ -136,6 +136,25 @@ describe('substrates', () => {
     expect(pageTwo.body.items).toHaveLength(2);
     expect(pageTwo.body.next_cursor).toBeNull();
   });
+
+  it('answers a top-level name with 400 pointing at metadata.name, which ?name= filters on', async () => {
+    const named = await create(alice.accessToken, { expression_type: 'constant', value: 77, name: 'seventy-seven' });
+    expect(named.status).toBe(400);
+    const error = named.body.errors.find((e: { field: string }) => e.field === 'body.name');
+    expect(error?.message).toMatch(/metadata\.name/);
+    expect(error?.message).toMatch(/\?name=/);
+    const inBatch = await request('POST', '/api/v1/substrates/batch', { token: alice.accessToken, body: { substrates: [{ expression_type: 'constant', value: 77, name: 'x' }] } });
+    expect(inBatch.status).toBe(400);
+    expect(inBatch.body.errors.find((e: { field: string }) => e.field === 'body.substrates.0.name')?.message).toMatch(/metadata\.name/);
+    const created = await create(alice.accessToken, { expression_type: 'constant', value: 77, metadata: { name: 'seventy-seven' } });
+    const patched = await request('PATCH', `/api/v1/substrates/${created.body.substrate_id}`, { token: alice.accessToken, body: { name: 'renamed' } });
+    expect(patched.status).toBe(400);
+    expect(patched.body.errors.find((e: { field: string }) => e.field === 'body.name')?.message).toMatch(/metadata\.name/);
+    const found = await request('GET', '/api/v1/substrates?name=seventy-seven', { token: alice.accessToken });
+    expect(found.body.items.map((s: { substrate_id: string }) => s.substrate_id)).toEqual([created.body.substrate_id]);
+    const documented = (await request('GET', '/api/v1/openapi.json')).body.paths['/substrates'].get.parameters.find((p: { name: string }) => p.name === 'name');
+    expect(documented.description).toMatch(/metadata\.name/);
+  });
 });
 
 describe('divide', () => {
