@@ -110,6 +110,16 @@ describe('POST /admin/customers/:id/credits', () => {
     expect(row).toEqual({ created_by: admin.body.id });
   });
 
+  it('resumes a customer suspended for want of balance, like a deposit does', async () => {
+    const user = await newCustomer();
+    await useAndBill(user.id, 1000, 11);
+    await waitFor(async () => (await request('GET', '/api/v1/jobs', { token: user.accessToken })).status === 402, 5000);
+    const response = await credit(user.id, { amount_usd_cents: 50, reason: 'first bill on us' });
+    // Resumed because the balance now covers what is owed; the next billing run charges it.
+    expect(response.body).toMatchObject({ suspended_reason: null, services_resumed: true, balance_usd_cents: 50 });
+    expect((await request('GET', '/api/v1/jobs', { token: user.accessToken })).status).toBe(200);
+  });
+
   it('answers 404 for an unknown customer and 400 for an id that is not a UUID', async () => {
     expectProblem(await credit('0190f0f0-0000-7000-8000-000000000000', { amount_usd_cents: 5, reason: 'x' }), 404, 'not-found');
     expectProblem(await credit('not-a-uuid', { amount_usd_cents: 5, reason: 'x' }), 400, 'validation', ['params.id']);
