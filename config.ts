@@ -83,6 +83,12 @@ const envSchema = z.object({
   PLATFORM_SCHEDULES: booleanString.default(true),
   /** How long billing waits for the escrow to answer a charge before retrying later, in ms. Default 10000. */
   ESCROW_TIMEOUT_MS: z.coerce.number().int().min(10).max(120_000).default(10_000),
+  /**
+   * What confirms a customer's `POST /billing/deposits`: `development` confirms at once (no money moves; refused
+   * with NODE_ENV=production), `none` confirms nothing, so deposits answer 403 and admins credit accounts instead.
+   * Default `development` outside production, `none` in production.
+   */
+  ESCROW_DEPOSITS: z.enum(['development', 'none']).optional(),
   /** Request-log rows the API keeps in memory awaiting a flush; beyond it new rows are dropped (and counted). Default 50000. */
   REQUEST_LOG_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
   /** Longest a recorded request waits before its row is flushed to PostgreSQL, in ms. Default 1000. */
@@ -130,6 +136,8 @@ export interface Config {
   monthRolloverCron: string;
   platformSchedules: boolean;
   escrowTimeoutMs: number;
+  /** The adapter that confirms deposits; `none`: customers cannot deposit (403). */
+  escrowDeposits: 'development' | 'none';
   requestLogBufferMax: number;
   requestLogFlushMs: number;
   dataDir: string;
@@ -184,6 +192,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   if (!e.DATABASE_URL) throw new ConfigError('DATABASE_URL: not set (npm start sets it when it launches the local database)');
   if (!e.REDIS_URL) throw new ConfigError('REDIS_URL: not set (npm start sets it when it finds or launches Redis)');
+  if (e.NODE_ENV === 'production' && e.ESCROW_DEPOSITS === 'development') {
+    throw new ConfigError('ESCROW_DEPOSITS: the development adapter confirms deposits no money backs; with NODE_ENV=production use none (admins credit customers)');
+  }
   return {
     nodeEnv: e.NODE_ENV,
     port: e.PORT,
@@ -221,6 +232,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     monthRolloverCron: e.MONTH_ROLLOVER_CRON,
     platformSchedules: e.PLATFORM_SCHEDULES,
     escrowTimeoutMs: e.ESCROW_TIMEOUT_MS,
+    escrowDeposits: e.ESCROW_DEPOSITS ?? (e.NODE_ENV === 'production' ? 'none' : 'development'),
     requestLogBufferMax: e.REQUEST_LOG_BUFFER_MAX,
     requestLogFlushMs: e.REQUEST_LOG_FLUSH_MS,
     dataDir,

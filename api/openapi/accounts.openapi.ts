@@ -11,6 +11,14 @@ import {
 } from '../routes/accounts.routes.js';
 import { documentRoute, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
 
+/** Said where keys are made, so nobody takes a seal key calling the compute API for a hole (issue 13). */
+const keyServiceRule =
+  'The service this key belongs to: `compute` (this API) or a service of the edge proxy, such as `seal`. Every call made with the key counts against that service, whatever the route: ' +
+  'it is recorded and billed as that service, rate-limited by that service’s tier, and refused with 402 while that service is suspended or disabled. ' +
+  'A `seal` key calling the compute API is therefore billed, limited and suspended as seal — a key belongs to one service, and the edge proxy’s traffic is billed to that service.';
+
+const createApiKeyDocBody = createApiKeyBody.extend({ service_type: createApiKeyBody.shape.service_type.describe(keyServiceRule) });
+
 const role = z.enum(['user', 'admin']);
 
 export const tokensSchema = z
@@ -132,7 +140,10 @@ export const accountsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/api-keys',
     summary: 'Create an API key (shown once)',
-    request: { body: jsonBody(createApiKeyBody) },
+    description:
+      'A key acts for the customer within one service (`service_type`). The edge proxy authenticates its traffic with such keys and bills it to the key’s service, ' +
+      'so any call made with a key — to this API too — is metered, rate-limited and suspended as that service, not as `compute`.',
+    request: { body: jsonBody(createApiKeyDocBody) },
     responses: { 201: json(newApiKeySchema, 'The key') },
     problems: [422],
   });

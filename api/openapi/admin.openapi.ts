@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { listQuery } from '../routes/admin.routes.js';
+import { creditBody, customerParams, listQuery } from '../routes/admin.routes.js';
 import { ingestRowSchema } from '../usage-ingest.js';
-import { documentRoute, json, pageOf, timestamp, type RouteDocs } from './document-route.js';
+import { transactionSchema } from './billing.openapi.js';
+import { documentRoute, json, jsonBody, pageOf, timestamp, type RouteDocs } from './document-route.js';
 
 export const adminCustomerSchema = z
   .object({
@@ -50,5 +51,28 @@ export const adminDocs: RouteDocs = (registry) => {
     summary: 'Customers with their money and services, newest first',
     request: { query: listQuery },
     responses: { 200: json(pageOf(adminCustomerSchema), 'A page of customers') },
+  });
+  const credit = z
+    .object({
+      customer_id: z.uuid(),
+      credited_by: z.uuid().describe('The admin user who gave the credit'),
+      transaction: transactionSchema,
+      balance_usd_cents: z.int(),
+      suspended_reason: z.string().nullable(),
+      services_resumed: z.boolean(),
+    })
+    .meta({ id: 'AdminCredit' });
+  documentRoute(registry, {
+    tag,
+    auth: 'admin',
+    method: 'post',
+    path: '/admin/customers/:id/credits',
+    summary: "Credit a customer's balance (an admin access token; `Idempotency-Key` makes a retry safe)",
+    description:
+      'Posts a ledger entry of type `credit` naming the admin and the reason; the customer sees it in `GET /billing/transactions` and its balance, and services the balance now covers resume. ' +
+      'This is how money enters an account when no escrow adapter confirms deposits (`ESCROW_DEPOSITS=none`, the production default). At most 1,000,000 cents per credit (422 above).',
+    request: { params: customerParams, headers: z.object({ 'idempotency-key': z.string().max(255).optional() }), body: jsonBody(creditBody) },
+    responses: { 201: json(credit, 'Credited'), 200: json(credit, 'The same Idempotency-Key: the first credit, again') },
+    problems: [404, 422],
   });
 };

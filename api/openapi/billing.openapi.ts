@@ -19,7 +19,14 @@ export const balanceSchema = z
   .meta({ id: 'Balance' });
 
 export const transactionSchema = z
-  .object({ id: z.uuid(), type: z.string(), amount_usd_cents: cents, tx_digest: z.string().nullable(), created_at: timestamp })
+  .object({
+    id: z.uuid(),
+    type: z.enum(['deposit', 'charge', 'credit']).describe("`credit`: given by an admin (`reason` says why)"),
+    amount_usd_cents: cents,
+    reason: z.string().nullable().describe('Why an admin credited the account; null for deposits and charges'),
+    tx_digest: z.string().nullable(),
+    created_at: timestamp,
+  })
   .meta({ id: 'LedgerTransaction' });
 
 export const usageRecordSchema = z
@@ -78,6 +85,10 @@ export const billingDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/billing/deposits',
     summary: 'Deposit money (a signed-in user; `Idempotency-Key` makes a retry safe)',
+    description:
+      'The balance is credited only once the escrow adapter confirms the payment (`ESCROW_DEPOSITS`): the development adapter, the default outside production, confirms at once; ' +
+      'with none configured (the production default) every deposit answers 403, and an admin credits the account instead (`POST /admin/customers/{id}/credits`). ' +
+      'A payment the adapter cannot confirm answers 402 (`reason: deposit_not_confirmed`).',
     request: { headers: z.object({ 'idempotency-key': z.string().max(255).optional() }), body: jsonBody(depositBody) },
     responses: {
       201: json(
@@ -86,7 +97,7 @@ export const billingDocs: RouteDocs = (registry) => {
       ),
       200: json(z.object({}).passthrough(), 'The same Idempotency-Key: the first deposit, again'),
     },
-    problems: [422, 429],
+    problems: [402, 422, 429],
   });
   documentRoute(registry, {
     tag,

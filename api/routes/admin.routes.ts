@@ -2,10 +2,12 @@ import express, { Router } from 'express';
 import { z } from 'zod';
 import { existingCustomerIds, listCustomersForAdmin, type AdminCustomerRow } from '../../db/repositories/customers-admin.js';
 import { insertRequestLogs } from '../../db/repositories/request-logs.js';
-import { requireAdmin } from '../auth/authenticate.js';
+import { creditCustomer } from '../../jobs/billing/account-operations.js';
+import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
+import { assertWithinCap, centsIn, ledgerIdempotencyKey, postingOnce, transactionView } from '../ledger-requests.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
-import { ProblemError } from '../problems.js';
+import { notFound, ProblemError } from '../problems.js';
 import { parseIngestBody, type IngestRejection } from '../usage-ingest.js';
 import { parseInput } from '../validate.js';
 
@@ -13,6 +15,11 @@ const ndjsonTypes = ['application/x-ndjson', 'application/jsonl', 'application/x
 /** At most this many rejections are listed in an answer (`rejected_count` has them all). */
 const maxListedRejections = 1000;
 export const listQuery = z.strictObject({ ...paginationQuery });
+export const customerParams = z.object({ id: z.uuid('a customer id is a UUID') });
+export const creditBody = z.strictObject({
+  amount_usd_cents: centsIn,
+  reason: z.string().trim().min(1, 'must say why').max(500).describe('Why the customer is credited (1–500 characters); the customer sees it in the ledger'),
+});
 
 function customerView(row: AdminCustomerRow) {
   const blocked = row.services.find((service) => service.suspended_reason !== null);
@@ -29,8 +36,8 @@ function customerView(row: AdminCustomerRow) {
 }
 
 /**
- * Admin back-office routes under /api/v1: the edge proxy's usage ingest and the customer list. (The Bull
- * Board pages under /admin are elsewhere.)
+ * Admin back-office routes under /api/v1: the edge proxy's usage ingest, the customer list and credits.
+ * (The Bull Board pages under /admin are elsewhere.)
  */
 export function adminRoutes(deps: ApiDeps): Router {
   const router = Router();
@@ -69,6 +76,31 @@ export function adminRoutes(deps: ApiDeps): Router {
     const beforeId = decodeCursor(query.cursor, z.uuid());
     const rows = await listCustomersForAdmin(deps.orm.em.fork(), beforeId, query.limit + 1);
     res.json(page(rows, query.limit, customerView, (row) => row.id));
+  });
+
+  /**
+   * Money an admin gives a customer (a refund, a goodwill gesture, a payment taken outside the escrow): a
+   * ledger entry of type `credit` naming the admin and the reason. A signed-in admin, not a key, so the ledger
+   * names a person. `Idempotency-Key` makes a retry safe, as for deposits.
+   */
+  router.post('/admin/customers/:id/credits', requireAdmin, async (req, res) => {
+    const principal = principalOf(req);
+    if (!principal.userId) throw new ProblemError('forbidden', 'crediting a customer needs an admin access token, not an API key');
+    const { id: customerId } = parseInput(customerParams, req.params, 'params');
+    const body = parseInput(creditBody, req.body, 'body');
+    assertWithinCap(body.amount_usd_cents, 'credit');
+    const request = { customerId, amountUsdCents: body.amount_usd_cents, reason: body.reason, createdBy: principal.userId, idempotencyKey: ledgerIdempotencyKey(req, `credit_${customerId}`) };
+    const outcome = await postingOnce('credit', () => creditCustomer(deps.orm.em.fork(), request));
+    if (!outcome) throw notFound(`customer ${customerId}`);
+    if (outcome.review.changed) await deps.principals.invalidateCustomer(customerId);
+    res.status(outcome.replayed ? 200 : 201).json({
+      customer_id: customerId,
+      credited_by: outcome.transaction.createdBy,
+      transaction: transactionView(outcome.transaction),
+      balance_usd_cents: outcome.account.balanceUsdCents,
+      suspended_reason: outcome.review.after,
+      services_resumed: outcome.review.before !== null && outcome.review.after === null,
+    });
   });
 
   return router;

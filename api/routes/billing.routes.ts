@@ -1,29 +1,27 @@
 import { Router } from 'express';
-import { uuidv7 } from 'uuidv7';
 import { z } from 'zod';
-import { IdempotencyKeyConflictError, listLedgerTransactions, readCustomerAccount, type CustomerAccount, type LedgerTransaction } from '../../db/repositories/ledger.js';
+import { listLedgerTransactions, readCustomerAccount, type CustomerAccount } from '../../db/repositories/ledger.js';
 import { currentBillingBlock } from '../../db/repositories/service-instances.js';
 import { listUsageRecords, type UsageRecordView } from '../../db/repositories/usage-records.js';
-import { deposit, setMonthlyLimit } from '../../jobs/billing/account-operations.js';
+import { depositThroughEscrow, setMonthlyLimit } from '../../jobs/billing/account-operations.js';
+import { depositAdapterFor } from '../../jobs/billing/escrow/deposit-adapter.js';
 import { atMost } from '../../jobs/input-limits.js';
 import { outstandingUsdCents } from '../../jobs/billing/price-records.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { Principal } from '../auth/principal.js';
 import type { ApiDeps } from '../deps.js';
+import { assertWithinCap, centsIn, ledgerIdempotencyKey, postingOnce, transactionView } from '../ledger-requests.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { ProblemError } from '../problems.js';
 import { parseInput } from '../validate.js';
 
-/** The most one deposit may add: $10,000. Larger amounts are a 422 (split them, or talk to us). */
-export const maxDepositUsdCents = 1_000_000;
 /** The highest monthly limit accepted: $1,000,000,000. */
 const maxMonthlyLimitUsdCents = 100_000_000_000;
 
-export const depositBody = z.strictObject({ amount_usd_cents: z.number().int('must be a whole number of cents').positive('must be positive') });
+export const depositBody = z.strictObject({ amount_usd_cents: centsIn });
 export const limitsBody = z.strictObject({ max_monthly_usd_cents: atMost(z.number().int('must be a whole number of cents').min(0), maxMonthlyLimitUsdCents).nullable() });
 export const usageQuery = z.strictObject({ from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional(), ...paginationQuery });
 export const listQuery = z.strictObject({ ...paginationQuery });
-const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
 const maxBigint = 2n ** 63n - 1n;
 
 const iso = (value: string | Date): string => new Date(value).toISOString();
@@ -38,10 +36,6 @@ function balanceView(account: CustomerAccount, outstanding: number, suspendedRea
     max_monthly_usd_cents: account.maxMonthlyUsdCents,
     suspended_reason: suspendedReason,
   };
-}
-
-function transactionView(row: LedgerTransaction) {
-  return { id: row.id, type: row.txType, amount_usd_cents: row.amountUsdCents, tx_digest: row.txDigest, created_at: iso(row.createdAt) };
 }
 
 function usageView(row: UsageRecordView) {
@@ -67,6 +61,7 @@ function requireUser(principal: Principal, action: string): void {
  */
 export function billingRoutes(deps: ApiDeps): Router {
   const router = Router();
+  const deposits = depositAdapterFor(deps.config.escrowDeposits);
 
   router.get('/billing/balance', async (req, res) => {
     const { customerId } = principalOf(req);
@@ -95,28 +90,22 @@ export function billingRoutes(deps: ApiDeps): Router {
     res.json(page(rows, query.limit, transactionView, (row) => row.id));
   });
 
-  /** `Idempotency-Key` makes a retried deposit safe: the same key answers the first deposit (200) and moves nothing. */
+  /**
+   * Credits the balance only once the deposit adapter confirms the payment (SPEC §9); without one (the
+   * production default) it answers 403. `Idempotency-Key` makes a retried deposit safe: the same key answers
+   * the first deposit (200) and moves nothing.
+   */
   router.post('/billing/deposits', async (req, res) => {
     const principal = principalOf(req);
     requireUser(principal, 'depositing');
+    if (!deposits) {
+      throw new ProblemError('forbidden', 'deposits need an escrow adapter that confirms the payment, and this instance has none (ESCROW_DEPOSITS=none): an administrator credits accounts instead');
+    }
     const body = parseInput(depositBody, req.body, 'body');
-    if (body.amount_usd_cents > maxDepositUsdCents) {
-      throw new ProblemError('unprocessable', `a deposit may add at most ${maxDepositUsdCents} cents`, {
-        errors: [{ field: 'body.amount_usd_cents', message: `must be at most ${maxDepositUsdCents}` }],
-      });
-    }
-    const header = req.header('idempotency-key');
-    if (header !== undefined && !idempotencyKeyPattern.test(header)) {
-      throw new ProblemError('validation', 'Idempotency-Key must be 1–255 visible ASCII characters', { errors: [{ field: 'header.idempotency-key', message: 'must be 1–255 visible ASCII characters' }] });
-    }
-    const idempotencyKey = `dep_${principal.customerId}:${header ?? uuidv7()}`;
-    let outcome;
-    try {
-      outcome = await deposit(deps.orm.em.fork(), { customerId: principal.customerId, amountUsdCents: body.amount_usd_cents, idempotencyKey });
-    } catch (error) {
-      if (!(error instanceof IdempotencyKeyConflictError)) throw error;
-      throw new ProblemError('unprocessable', 'this Idempotency-Key was already used for a different deposit', { errors: [{ field: 'header.idempotency-key', message: 'reused with a different amount' }] });
-    }
+    assertWithinCap(body.amount_usd_cents, 'deposit');
+    const request = { customerId: principal.customerId, amountUsdCents: body.amount_usd_cents, idempotencyKey: ledgerIdempotencyKey(req, `dep_${principal.customerId}`), createdBy: principal.userId };
+    const outcome = await postingOnce('deposit', () => depositThroughEscrow(deps.orm.em.fork(), deposits, request));
+    if (!outcome.confirmed) throw new ProblemError('payment-required', outcome.detail, { reason: 'deposit_not_confirmed' });
     if (outcome.review.changed) await deps.principals.invalidateCustomer(principal.customerId);
     res.status(outcome.replayed ? 200 : 201).json({
       transaction: transactionView(outcome.transaction),

@@ -1,11 +1,12 @@
 import { EntitySchema } from '@mikro-orm/core';
 
-export type EscrowAccountKind = 'customer' | 'revenue' | 'funding';
+export type EscrowAccountKind = 'customer' | 'revenue' | 'funding' | 'credits';
 
 /**
  * A ledger account. Each customer has one (`id` = the customer id) holding its prepaid balance and this
- * month's spend; the platform has `platform:revenue` (charges land here) and `platform:funding` (the outside
- * world deposits come from, so it runs negative). A balance is always the sum of the account's entries.
+ * month's spend; the platform has `platform:revenue` (charges land here), `platform:funding` (the outside
+ * world deposits come from, so it runs negative) and `platform:credits` (what admins give away, negative too).
+ * A balance is always the sum of the account's entries.
  */
 export interface EscrowAccount {
   id: string;

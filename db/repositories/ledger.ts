@@ -14,6 +14,8 @@ import type { EscrowTransactionType } from '../entities/escrow-transaction.entit
 export const revenueAccountId = 'platform:revenue';
 /** Where deposits come from: the outside world, so its balance runs negative. */
 export const fundingAccountId = 'platform:funding';
+/** Where admins' credits come from: money the platform gives away, so its balance runs negative too. */
+export const creditsAccountId = 'platform:credits';
 
 /** The month a spend counter belongs to: the first instant of the current UTC month. */
 const currentMonthStartSql = `date_trunc('month', now(), 'UTC')`;
@@ -35,19 +37,24 @@ export interface LedgerTransaction {
   amountUsdCents: number;
   txDigest: string;
   idempotencyKey: string;
+  /** The user who asked for it (the admin of a credit); null for billing's charges. */
+  createdBy: string | null;
+  /** Why (every credit has one). */
+  reason: string | null;
   createdAt: string;
 }
 
 const transactionColumns = `id, customer_id as "customerId", tx_type as "txType", amount_usd_cents::float8 as "amountUsdCents",
-  tx_digest as "txDigest", idempotency_key as "idempotencyKey", created_at as "createdAt"`;
+  tx_digest as "txDigest", idempotency_key as "idempotencyKey", created_by as "createdBy", reason, created_at as "createdAt"`;
 
 /** Creates the customer's account (and the platform accounts) if missing. */
 export async function ensureCustomerAccount(em: EntityManager, customerId: string): Promise<void> {
   await em.execute(
     `insert into escrow_accounts (id, customer_id, kind, current_month_start)
-     values (?, ?, 'customer', ${currentMonthStartSql}), (?, null, 'revenue', ${currentMonthStartSql}), (?, null, 'funding', ${currentMonthStartSql})
+     values (?, ?, 'customer', ${currentMonthStartSql}), (?, null, 'revenue', ${currentMonthStartSql}), (?, null, 'funding', ${currentMonthStartSql}),
+            (?, null, 'credits', ${currentMonthStartSql})
      on conflict (id) do nothing`,
-    [customerId, customerId, revenueAccountId, fundingAccountId],
+    [customerId, customerId, revenueAccountId, fundingAccountId, creditsAccountId],
   );
 }
 
@@ -120,7 +127,17 @@ export interface PostingRequest {
   txType: EscrowTransactionType;
   amountUsdCents: number;
   idempotencyKey: string;
+  /** Who asked (see LedgerTransaction.createdBy). */
+  createdBy?: string | null;
+  /** Why; a credit must say. */
+  reason?: string | null;
 }
+
+/** Where each type of posting takes its money from and where it puts it. */
+const legsOf = (request: PostingRequest): [debit: string, credit: string] => {
+  if (request.txType === 'charge') return [request.customerId, revenueAccountId];
+  return [request.txType === 'credit' ? creditsAccountId : fundingAccountId, request.customerId];
+};
 
 export type PostingOutcome =
   | { status: 'posted' | 'replayed'; transaction: LedgerTransaction }
@@ -134,9 +151,9 @@ export class IdempotencyKeyConflictError extends Error {
 export const ledgerDigest = (idempotencyKey: string): string => `0x${createHash('sha256').update(`chrysalis-escrow:${idempotencyKey}`).digest('hex')}`;
 
 /**
- * Posts a deposit (funding → customer) or a charge (customer → revenue), idempotently by key: a key already
- * posted returns that posting (`replayed`) and moves no money; the same key with another customer, type or
- * amount throws IdempotencyKeyConflictError. A charge larger than the balance posts nothing and answers
+ * Posts a deposit (funding → customer), an admin's credit (credits → customer) or a charge (customer →
+ * revenue), idempotently by key: a key already posted returns that posting (`replayed`) and moves no money;
+ * the same key with another customer, type, amount or reason throws IdempotencyKeyConflictError. A charge larger than the balance posts nothing and answers
  * `insufficient-funds`, so a customer balance never goes negative (the table's check constraint backs this up).
  */
 export async function postCustomerTransaction(em: EntityManager, request: PostingRequest): Promise<PostingOutcome> {
@@ -145,7 +162,8 @@ export async function postCustomerTransaction(em: EntityManager, request: Postin
 
   const [existing] = await em.execute<LedgerTransaction[]>(`select ${transactionColumns} from escrow_transactions where idempotency_key = ?`, [request.idempotencyKey]);
   if (existing) {
-    if (existing.customerId !== request.customerId || existing.txType !== request.txType || existing.amountUsdCents !== request.amountUsdCents) {
+    const sameReason = existing.reason === (request.reason ?? null);
+    if (existing.customerId !== request.customerId || existing.txType !== request.txType || existing.amountUsdCents !== request.amountUsdCents || !sameReason) {
       throw new IdempotencyKeyConflictError(`idempotency key ${request.idempotencyKey} already names another ${existing.txType}`);
     }
     return { status: 'replayed', transaction: existing };
@@ -154,11 +172,11 @@ export async function postCustomerTransaction(em: EntityManager, request: Postin
     return { status: 'insufficient-funds', balanceUsdCents: account.balanceUsdCents };
   }
 
-  const [debit, credit] = request.txType === 'charge' ? [request.customerId, revenueAccountId] : [fundingAccountId, request.customerId];
+  const [debit, credit] = legsOf(request);
   const [transaction] = await em.execute<LedgerTransaction[]>(
-    `insert into escrow_transactions (id, customer_id, tx_type, amount_usd_cents, tx_digest, idempotency_key)
-     values (?, ?, ?, ?, ?, ?) returning ${transactionColumns}`,
-    [uuidv7(), request.customerId, request.txType, request.amountUsdCents, ledgerDigest(request.idempotencyKey), request.idempotencyKey],
+    `insert into escrow_transactions (id, customer_id, tx_type, amount_usd_cents, tx_digest, idempotency_key, created_by, reason)
+     values (?, ?, ?, ?, ?, ?, ?, ?) returning ${transactionColumns}`,
+    [uuidv7(), request.customerId, request.txType, request.amountUsdCents, ledgerDigest(request.idempotencyKey), request.idempotencyKey, request.createdBy ?? null, request.reason ?? null],
   );
   await em.execute(
     `insert into escrow_entries (transaction_id, account_id, amount_usd_cents) values (?, ?, ?), (?, ?, ?)`,

@@ -3,6 +3,7 @@ import type { Tier } from '../../db/entities/service-instance.entity.js';
 import { lockCustomerAccount, postCustomerTransaction, readCustomerAccount, type CustomerAccount, type LedgerTransaction } from '../../db/repositories/ledger.js';
 import { lockServiceInstance, upsertServiceInstance, type ServiceInstanceRow } from '../../db/repositories/service-instances.js';
 import { validateOperation, type OperationCheck } from './billing-rules.js';
+import type { DepositAdapter } from './escrow/deposit-adapter.js';
 import { isUpgrade, tierPrice } from './pricing.js';
 import { reviewBillingBlock, type BlockReview } from './review-block.js';
 import { inTransaction } from '../../db/transaction.js';
@@ -20,14 +21,65 @@ export interface DepositOutcome {
   account: CustomerAccount;
 }
 
-/** Credits the customer's escrow account (from `platform:funding`) and resumes services the balance now covers. */
-export async function deposit(em: EntityManager, request: { customerId: string; amountUsdCents: number; idempotencyKey: string }): Promise<DepositOutcome> {
+export interface DepositRequest {
+  customerId: string;
+  amountUsdCents: number;
+  idempotencyKey: string;
+  /** The user who asked. */
+  createdBy?: string | null;
+}
+
+/**
+ * Credits the customer's escrow account with a deposit the escrow confirmed (from `platform:funding`) and
+ * resumes services the balance now covers. Callers outside tests go through `depositThroughEscrow`.
+ */
+export async function deposit(em: EntityManager, request: DepositRequest): Promise<DepositOutcome> {
+  return inTransaction(em, (tx) => postMoneyIn(tx, { ...request, txType: 'deposit' }));
+}
+
+/**
+ * A customer's deposit: the adapter confirms the payment first, outside the ledger's transaction (a remote
+ * escrow may take its time; the account lock is not held meanwhile), then the ledger credits it.
+ */
+export async function depositThroughEscrow(
+  em: EntityManager,
+  adapter: DepositAdapter,
+  request: DepositRequest,
+): Promise<({ confirmed: true } & DepositOutcome) | { confirmed: false; detail: string }> {
+  const confirmation = await adapter.confirm(request);
+  if (!confirmation.confirmed) return confirmation;
+  return { confirmed: true, ...(await deposit(em, request)) };
+}
+
+export interface CreditRequest {
+  customerId: string;
+  amountUsdCents: number;
+  idempotencyKey: string;
+  /** The admin who gives it. */
+  createdBy: string;
+  /** Why, in the admin's words; the customer sees it in the ledger. */
+  reason: string;
+}
+
+/**
+ * An admin's credit (from `platform:credits`, naming the admin and the reason); resumes services the balance
+ * now covers. Null when there is no such customer. The customer row is share-locked meanwhile, so the credit
+ * cannot land on a customer being deleted.
+ */
+export async function creditCustomer(em: EntityManager, request: CreditRequest): Promise<DepositOutcome | null> {
   return inTransaction(em, async (tx) => {
-    const posting = await postCustomerTransaction(tx, { ...request, txType: 'deposit' });
-    if (posting.status === 'insufficient-funds') throw new Error('a deposit cannot lack funds');
-    const review = await reviewBillingBlock(tx, request.customerId);
-    return { transaction: posting.transaction, replayed: posting.status === 'replayed', review, account: await readCustomerAccount(tx, request.customerId) };
+    const [customer] = await tx.execute(`select id from customers where id = ? for share`, [request.customerId]);
+    if (!customer) return null;
+    return postMoneyIn(tx, { ...request, txType: 'credit' });
   });
+}
+
+/** Posts money into the customer's account and reviews its suspension; `tx` is the caller's open transaction. */
+async function postMoneyIn(tx: EntityManager, request: DepositRequest & { txType: 'deposit' | 'credit'; reason?: string }): Promise<DepositOutcome> {
+  const posting = await postCustomerTransaction(tx, request);
+  if (posting.status === 'insufficient-funds') throw new Error(`a ${request.txType} cannot lack funds`);
+  const review = await reviewBillingBlock(tx, request.customerId);
+  return { transaction: posting.transaction, replayed: posting.status === 'replayed', review, account: await readCustomerAccount(tx, request.customerId) };
 }
 
 /** Sets (or, with null, removes) the monthly limit; a higher limit can resume services suspended for it. */

@@ -89,6 +89,87 @@ describe('POST /billing/deposits', () => {
   });
 });
 
+describe('POST /admin/customers/:id/credits', () => {
+  const credit = (customerId: string, body: unknown, token = adminToken, headers: Record<string, string> = {}) =>
+    request('POST', `/api/v1/admin/customers/${customerId}/credits`, { token, body, headers });
+
+  it('credits the customer (201): a ledger entry of type credit naming the admin and the reason, in the balance and the transactions', async () => {
+    const user = await newCustomer();
+    await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, body: { amount_usd_cents: 100 } });
+    const admin = await request('GET', '/api/v1/auth/me', { token: adminToken });
+    const response = await credit(user.id, { amount_usd_cents: 700, reason: 'refund for the outage of 3 March' });
+    expect(response.status, response.text).toBe(201);
+    expect(response.body).toMatchObject({ customer_id: user.id, credited_by: admin.body.id, balance_usd_cents: 800, transaction: { type: 'credit', amount_usd_cents: 700 } });
+    const transactions = await request('GET', '/api/v1/billing/transactions', { token: user.accessToken });
+    expect(transactions.body.items).toMatchObject([
+      { type: 'credit', amount_usd_cents: 700, reason: 'refund for the outage of 3 March' },
+      { type: 'deposit', amount_usd_cents: 100, reason: null },
+    ]);
+    expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body.balance_usd_cents).toBe(800);
+    const [row] = await app.sql('select created_by from escrow_transactions where id = $1', [response.body.transaction.id]);
+    expect(row).toEqual({ created_by: admin.body.id });
+  });
+
+  it('resumes a customer suspended for want of balance, like a deposit does', async () => {
+    const user = await newCustomer();
+    await useAndBill(user.id, 1000, 11);
+    await waitFor(async () => (await request('GET', '/api/v1/jobs', { token: user.accessToken })).status === 402, 5000);
+    const response = await credit(user.id, { amount_usd_cents: 50, reason: 'first bill on us' });
+    // Resumed because the balance now covers what is owed; the next billing run charges it.
+    expect(response.body).toMatchObject({ suspended_reason: null, services_resumed: true, balance_usd_cents: 50 });
+    expect((await request('GET', '/api/v1/jobs', { token: user.accessToken })).status).toBe(200);
+  });
+
+  it('answers 404 for an unknown customer and 400 for an id that is not a UUID', async () => {
+    expectProblem(await credit('0190f0f0-0000-7000-8000-000000000000', { amount_usd_cents: 5, reason: 'x' }), 404, 'not-found');
+    expectProblem(await credit('not-a-uuid', { amount_usd_cents: 5, reason: 'x' }), 400, 'validation', ['params.id']);
+  });
+
+  it('validates the body: 400 for cents that are not positive whole numbers, a missing, empty or over-long reason, unknown fields; 422 above the cap', async () => {
+    const user = await newCustomer();
+    const bad = [
+      { amount_usd_cents: 0, reason: 'x' },
+      { amount_usd_cents: -5, reason: 'x' },
+      { amount_usd_cents: 1.5, reason: 'x' },
+      { amount_usd_cents: '100', reason: 'x' },
+      { amount_usd_cents: 5 },
+      { amount_usd_cents: 5, reason: '' },
+      { amount_usd_cents: 5, reason: '   ' },
+      { amount_usd_cents: 5, reason: 'x'.repeat(501) },
+      { amount_usd_cents: 5, reason: 'x', note: 'y' },
+    ];
+    for (const body of bad) expectProblem(await credit(user.id, body), 400, 'validation');
+    expectProblem(await credit(user.id, { amount_usd_cents: 5, reason: 42 }), 400, 'validation', ['body.reason']);
+    expectProblem(await credit(user.id, { amount_usd_cents: 1_000_001, reason: 'too generous' }), 422, 'unprocessable', ['body.amount_usd_cents']);
+    expect((await credit(user.id, { amount_usd_cents: 1, reason: 'x'.repeat(500) })).status).toBe(201);
+    expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body.balance_usd_cents).toBe(1);
+  });
+
+  it('is for administrators: a customer gets 403 whichever customer it names, its own included, and no money moves', async () => {
+    const user = await newCustomer();
+    const other = await newCustomer();
+    for (const id of [user.id, other.id, '0190f0f0-0000-7000-8000-000000000000']) {
+      expectProblem(await credit(id, { amount_usd_cents: 100_000, reason: 'free money' }, user.accessToken), 403, 'forbidden');
+    }
+    const key = await request('POST', '/api/v1/api-keys', { token: user.accessToken, body: { name: 'ci', service_type: 'compute' } });
+    expectProblem(await credit(user.id, { amount_usd_cents: 100_000, reason: 'free money' }, key.body.key), 403, 'forbidden');
+    expectProblem(await credit(user.id, { amount_usd_cents: 100_000, reason: 'free money' }, ''), 401, 'unauthorized');
+    for (const customer of [user, other]) expect((await request('GET', '/api/v1/billing/balance', { token: customer.accessToken })).body.balance_usd_cents).toBe(0);
+  });
+
+  it('replays a retried credit with the same Idempotency-Key (200, credited once) and refuses the key with another amount (422)', async () => {
+    const user = await newCustomer();
+    const headers = { 'idempotency-key': 'ticket-4711' };
+    const first = await credit(user.id, { amount_usd_cents: 300, reason: 'goodwill' }, adminToken, headers);
+    const again = await credit(user.id, { amount_usd_cents: 300, reason: 'goodwill' }, adminToken, headers);
+    expect(first.status).toBe(201);
+    expect(again.status).toBe(200);
+    expect(again.body.transaction.id).toBe(first.body.transaction.id);
+    expect(again.body.balance_usd_cents).toBe(300);
+    expectProblem(await credit(user.id, { amount_usd_cents: 301, reason: 'goodwill' }, adminToken, headers), 422, 'unprocessable', ['header.idempotency-key']);
+  });
+});
+
 describe('GET /billing/usage and /billing/transactions', () => {
   it('lists usage records in a time range, cursor-paginated, and only the caller\u2019s', async () => {
     const user = await newCustomer();

@@ -24,6 +24,11 @@ export type Fixture =
       own: (world: World) => string;
       /** A well-formed value naming nothing, whose answer a foreign value's must equal. */
       nothing: () => string;
+      /**
+       * Routes for administrators only: a customer is refused by role (403 `forbidden`) before any id is
+       * looked at, the same for A's id as for one of nothing, as every admin route answers a customer.
+       */
+      adminOnly?: true;
     }
   | { kind: 'per-customer name'; resource: string; names: string[] };
 
@@ -52,6 +57,7 @@ export const fixtures: Record<string, Fixture> = {
     own: (w) => w.b.deliveryId as string,
     nothing: uuid,
   },
+  '/admin/customers/{id}': { kind: 'owned', resource: 'customers', foreign: (w) => [w.a.customerId], own: (w) => w.b.customerId, nothing: uuid, adminOnly: true },
   '/services/{service_type}': { kind: 'per-customer name', resource: 'services', names: ['compute', 'seal'] },
 };
 

@@ -12,8 +12,9 @@ import { fixtures, parameterPrefixes, type World } from './resource-fixtures.js'
 /**
  * The tenant isolation matrix (issue 8 part 6). Customer A owns one of every resource, made through the
  * API; customer B tries every operation of the OpenAPI document whose path takes a parameter, with A's
- * ids: each must answer 404, the same as an id of nothing, and leave A's resources as they were. B's
- * collections never list A's ids, and B's usage, transactions and balance show none of A's figures.
+ * ids: each must answer 404 (an admin route: 403 by role), the same as an id of nothing, and leave A's
+ * resources as they were. B's collections never list A's ids, and B's usage, transactions and balance
+ * show none of A's figures.
  * The operations come from the document and the ids from ./resource-fixtures.ts, so a new route joins
  * the matrix by itself, or fails the first test until its fixture is added.
  */
@@ -176,7 +177,7 @@ describe('tenant isolation matrix', () => {
           headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
           ...(body ? { body } : {}),
         });
-      for (const { values, reference, foreignIds } of casesFor(operation)) {
+      for (const { values, reference, foreignIds, adminOnly } of casesFor(operation)) {
         counts.operationIds++;
         for (const attacker of attackers) {
           counts.checks++;
@@ -185,7 +186,8 @@ describe('tenant isolation matrix', () => {
           const leaked = leakedMarkers(answer.text, foreignIds);
           if (leaked.length > 0) failures.push(`${where} → ${answer.status} shows A's ${leaked.join(', ')}`);
           if (!nothing) continue; // a per-customer name: B acted on its own resource; A's is checked below
-          if (attacker.mustBe404 && (answer.status !== 404 || !problemType(answer)?.endsWith('/not-found'))) failures.push(`${where} → ${answer.status} ${answer.text.slice(0, 200)}`);
+          const expected = adminOnly ? { status: 403, type: '/forbidden' } : { status: 404, type: '/not-found' };
+          if ((attacker.mustBe404 || adminOnly) && (answer.status !== expected.status || !problemType(answer)?.endsWith(expected.type))) failures.push(`${where} → ${answer.status} ${answer.text.slice(0, 200)}`);
           if (answer.status < 300 || answer.status !== nothing.status || problemType(answer) !== problemType(nothing)) {
             failures.push(`${where} → ${answer.status} ${problemType(answer)}, but an id of nothing → ${nothing.status} ${problemType(nothing)}`);
           }
@@ -256,6 +258,8 @@ interface MatrixCase {
   reference: Record<string, string> | null;
   /** The foreign ids in `values` (an answer may echo them: "job <id> not found"). */
   foreignIds: string[];
+  /** An admin route: B is refused by role (403) instead of answered 404. */
+  adminOnly: boolean;
 }
 
 /** Each foreign value in each parameter, the other parameters holding B's own values. */
@@ -263,13 +267,15 @@ function casesFor(operation: ApiOperation): MatrixCase[] {
   const prefixes = Object.entries(parameterPrefixes(operation.path)).map(([name, prefix]) => [name, fixtures[prefix]] as const);
   const named = prefixes.filter(([, fixture]) => fixture?.kind === 'per-customer name');
   if (named.length > 0) {
-    return named.flatMap(([name, fixture]) => (fixture?.kind === 'per-customer name' ? fixture.names.map((value) => ({ values: { [name]: value }, reference: null, foreignIds: [] })) : []));
+    return named.flatMap(([name, fixture]) =>
+      fixture?.kind === 'per-customer name' ? fixture.names.map((value) => ({ values: { [name]: value }, reference: null, foreignIds: [], adminOnly: false })) : [],
+    );
   }
   const own: Record<string, string> = {};
   for (const [name, fixture] of prefixes) if (fixture?.kind === 'owned') own[name] = fixture.own(world);
   return prefixes.flatMap(([name, fixture]) =>
     fixture?.kind === 'owned'
-      ? fixture.foreign(world).map((id) => ({ values: { ...own, [name]: id }, reference: { ...own, [name]: fixture.nothing() }, foreignIds: [id] }))
+      ? fixture.foreign(world).map((id) => ({ values: { ...own, [name]: id }, reference: { ...own, [name]: fixture.nothing() }, foreignIds: [id], adminOnly: fixture.adminOnly === true }))
       : [],
   );
 }
