@@ -4,8 +4,9 @@ import { ProblemError } from './problems.js';
 
 /**
  * Refuses a webhook URL at registration (POST /webhooks, a job's `webhook_url`): not http(s) is a 400,
- * a host that is or resolves to a loopback, private, link-local, CGNAT or unspecified address a 422
- * naming `field` — unless WEBHOOK_ALLOW_PRIVATE. Delivery checks the address again when it connects.
+ * a host that is or resolves to a loopback, private, link-local, CGNAT or unspecified address, or an IPv6
+ * form embedding an IPv4 one (refusedAddress), a 422 naming `field` — unless WEBHOOK_ALLOW_PRIVATE.
+ * Delivery checks the address again when it connects.
  */
 export async function assertWebhookTarget(config: Pick<Config, 'webhookAllowPrivate'>, url: string, field: string): Promise<void> {
   const parsed = new URL(url);

@@ -95,7 +95,7 @@ describe('SSRF guard at delivery (registered while allowed, delivered by a worke
       return response.body.items?.[0]?.attempts.length > 0 ? response.body.items[0] : null;
     });
     expect(delivery.state).toBe('pending');
-    expect(delivery.attempts[0]).toMatchObject({ attempt: 1, status_code: null, error: expect.stringMatching(/127\.0\.0\.1.*not allowed.*private IP address/) });
+    expect(delivery.attempts[0]).toMatchObject({ attempt: 1, status_code: null, error: expect.stringMatching(/127\.0\.0\.1.*not allowed.*loopback address/) });
     // The job's own webhook_url is refused the same way.
     const [row] = await waitFor(() => app.sql<{ error: string }>(`select a.error from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint_id is null`));
     expect(row?.error).toMatch(/not allowed/);
