@@ -58,6 +58,23 @@ describe('SSRF guard at registration (WEBHOOK_ALLOW_PRIVATE=false)', () => {
     expect(response.body.errors[0].message).toMatch(/localhost resolves to (127\.0\.0\.1|::1) is a loopback address/);
   });
 
+  it.each([
+    ['POST /webhooks', '/api/v1/webhooks', { url: 'http://127.0.0.1:8080/hook', events: ['job.completed'] }],
+    ['a job webhook_url', '/api/v1/jobs', { type: 'invoke', payload: { operation: { op: 'multiply', dimension_values: [2, 3] } }, webhook_url: 'http://localhost:8080/hook' }],
+  ])('names WEBHOOK_ALLOW_PRIVATE in the detail of a loopback refusal (%s), as a setting for local use, not production', async (_label, path, body) => {
+    const response = await request('POST', path, { token: user.accessToken, body });
+    expect(response.status).toBe(422);
+    expect(response.body.detail).toMatch(/loopback address/);
+    expect(response.body.detail).toMatch(/WEBHOOK_ALLOW_PRIVATE=true/);
+    expect(response.body.detail).toMatch(/not in production/);
+  });
+
+  it('gives no such hint when the host does not resolve', async () => {
+    const response = await request('POST', '/api/v1/webhooks', { token: user.accessToken, body: { url: 'http://no-such-host.invalid/hook', events: ['job.completed'] } });
+    expect(response.status).toBe(422);
+    expect(response.body.detail).not.toMatch(/WEBHOOK_ALLOW_PRIVATE/);
+  });
+
   it('accepts a public address', async () => {
     const response = await request('POST', '/api/v1/webhooks', { token: user.accessToken, body: { url: 'https://93.184.215.14/hook', events: ['job.completed'] } });
     expect(response.status, response.text).toBe(201);
