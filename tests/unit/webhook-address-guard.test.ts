@@ -4,6 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { deliveryAgents, refusedAddress, refusedWebhookHost } from '../../workers/webhooks/address-guard.js';
 import { postWebhook } from '../../workers/webhooks/post-webhook.js';
 
+/** Why registration refuses the URL's host, or null. */
+const reasonFor = async (url: URL) => (await refusedWebhookHost(url))?.reason ?? null;
+
 describe('webhook address guard', () => {
   it.each([
     ['127.0.0.1', 'loopback'],
@@ -44,16 +47,16 @@ describe('webhook address guard', () => {
   });
 
   it('checks IP literals in URLs (brackets and all) without DNS, and resolves names', async () => {
-    expect(await refusedWebhookHost(new URL('http://[::1]:8080/x'))).toBe('::1 is a loopback address');
-    expect(await refusedWebhookHost(new URL('http://0x7f.1/x'))).toBe('127.0.0.1 is a loopback address');
-    expect(await refusedWebhookHost(new URL('http://localhost/x'))).toMatch(/^localhost resolves to .* is a loopback address$/);
-    expect(await refusedWebhookHost(new URL('https://93.184.215.14/x'))).toBeNull();
-    expect(await refusedWebhookHost(new URL('http://no-such-host.invalid/x'))).toBe('no-such-host.invalid does not resolve');
+    expect(await reasonFor(new URL('http://[::1]:8080/x'))).toBe('::1 is a loopback address');
+    expect(await reasonFor(new URL('http://0x7f.1/x'))).toBe('127.0.0.1 is a loopback address');
+    expect(await reasonFor(new URL('http://localhost/x'))).toMatch(/^localhost resolves to .* is a loopback address$/);
+    expect(await reasonFor(new URL('https://93.184.215.14/x'))).toBeNull();
+    expect(await reasonFor(new URL('http://no-such-host.invalid/x'))).toBe('no-such-host.invalid does not resolve');
   });
 
   it('checks IPv4-compatible literals however they are written', async () => {
-    expect(await refusedWebhookHost(new URL('http://[::127.0.0.1]/x'))).toBe('::7f00:1 is a ipv4Compatible address');
-    expect(await refusedWebhookHost(new URL('http://[0:0:0:0:0:0:a9fe:a9fe]/x'))).toBe('::a9fe:a9fe is a ipv4Compatible address');
+    expect(await reasonFor(new URL('http://[::127.0.0.1]/x'))).toBe('::7f00:1 is a ipv4Compatible address');
+    expect(await reasonFor(new URL('http://[0:0:0:0:0:0:a9fe:a9fe]/x'))).toBe('::a9fe:a9fe is a ipv4Compatible address');
   });
 });
 

@@ -32,24 +32,34 @@ export function refusedAddress(address: string): string | null {
   return range === 'unicast' ? null : `${address} is a ${range} address`;
 }
 
+export interface HostRefusal {
+  /** E.g. `localhost resolves to 127.0.0.1 is a loopback address`. */
+  reason: string;
+  /** The refused address; null when the host does not resolve at all. */
+  address: string | null;
+}
+
 /**
  * Checks a URL's host at registration: an IP literal directly, a name by resolving every address it has.
  * Null when it may be used. Delivery checks again at connect time, so a name that later resolves
  * somewhere private (DNS rebinding) is still refused.
  */
-export async function refusedWebhookHost(url: URL): Promise<string | null> {
+export async function refusedWebhookHost(url: URL): Promise<HostRefusal | null> {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (isIP(host)) return refusedAddress(host);
+  if (isIP(host)) {
+    const reason = refusedAddress(host);
+    return reason ? { reason, address: host } : null;
+  }
   let addresses: string[];
   try {
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), lookupTimeoutMs).unref());
     addresses = (await Promise.race([lookup(host, { all: true, verbatim: true }), timeout])).map((entry) => entry.address);
   } catch {
-    return `${host} does not resolve`;
+    return { reason: `${host} does not resolve`, address: null };
   }
   for (const address of addresses) {
     const reason = refusedAddress(address);
-    if (reason) return `${host} resolves to ${reason}`;
+    if (reason) return { reason: `${host} resolves to ${reason}`, address };
   }
   return null;
 }
