@@ -158,6 +158,7 @@ describe('Bull Board in a real browser', () => {
     await page.goto(`/admin/queues/queue/invoke/${failedJobId}?status=failed`);
     await page.getByText(/substrate 0x[0-9a-f]{16} not found/).waitFor();
     expect(await unlabelled()).toEqual([]);
+    await page.locator('main').getByRole('button', { name: 'Retry', exact: true }).first().waitFor();
   });
 
   it('opens the failed job, retries it, and the job completes', async () => {
