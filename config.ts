@@ -171,6 +171,12 @@ function parseTrustProxy(value: string): Config['trustProxy'] {
   return value.split(',').map((part) => part.trim()).filter(Boolean);
 }
 
+/** PORT as loadConfig reads it, for `npm start` to check before launching anything; null when invalid (loadConfig names it). */
+export function apiPortOf(env: NodeJS.ProcessEnv): number | null {
+  const parsed = envSchema.shape.PORT.safeParse(env.PORT);
+  return parsed.success ? parsed.data : null;
+}
+
 /**
  * Parses the environment once per entry point. A bad value throws a ConfigError naming the variable.
  * Outside production, unset secrets come from `DATA_DIR/secrets.json` (generated on first use).

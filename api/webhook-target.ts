@@ -4,8 +4,9 @@ import { ProblemError } from './problems.js';
 
 /**
  * Refuses a webhook URL at registration (POST /webhooks, a job's `webhook_url`): not http(s) is a 400,
- * a host that is or resolves to a loopback, private, link-local, CGNAT or unspecified address a 422
- * naming `field` — unless WEBHOOK_ALLOW_PRIVATE. Delivery checks the address again when it connects.
+ * a host that is or resolves to a loopback, private, link-local, CGNAT or unspecified address, or an IPv6
+ * form embedding an IPv4 one (refusedAddress), a 422 naming `field` — unless WEBHOOK_ALLOW_PRIVATE.
+ * Delivery checks the address again when it connects. An address refusal names WEBHOOK_ALLOW_PRIVATE.
  */
 export async function assertWebhookTarget(config: Pick<Config, 'webhookAllowPrivate'>, url: string, field: string): Promise<void> {
   const parsed = new URL(url);
@@ -13,6 +14,12 @@ export async function assertWebhookTarget(config: Pick<Config, 'webhookAllowPriv
     throw new ProblemError('validation', `${field} must be an http or https URL`, { errors: [{ field, message: 'must be an http or https URL' }] });
   }
   if (config.webhookAllowPrivate) return;
-  const reason = await refusedWebhookHost(parsed);
-  if (reason) throw new ProblemError('unprocessable', `${field} is not a deliverable webhook URL: ${reason}`, { errors: [{ field, message: reason }] });
+  const refusal = await refusedWebhookHost(parsed);
+  if (!refusal) return;
+  // A local receiver refused with no way forward is the first wall a new user hits; the setting that
+  // lifts it is named with its risk, since it opens the internal network to whoever registers a URL.
+  const hint = refusal.address
+    ? ' For local development and tests, start Chrysalis with WEBHOOK_ALLOW_PRIVATE=true (not in production: it lets any customer make it call internal addresses).'
+    : '';
+  throw new ProblemError('unprocessable', `${field} is not a deliverable webhook URL: ${refusal.reason}.${hint}`, { errors: [{ field, message: refusal.reason }] });
 }

@@ -694,6 +694,15 @@ function isPortFree(port: number): Promise<boolean> {
   });
 }
 
+/** Whether `port` is taken on any interface: the API listens with no host, so this clashes exactly when its listen would. */
+export function isListenPortTaken(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'EADDRINUSE'));
+    server.listen({ port, exclusive: true }, () => server.close(() => resolve(false)));
+  });
+}
+
 function ephemeralPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();

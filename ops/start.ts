@@ -11,9 +11,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig, type Config } from '../config.js';
+import { apiPortOf, ConfigError, loadConfig, type Config } from '../config.js';
 import { createOrm, migrate } from '../db/orm.js';
-import { ensureServicesForEnv, loadDotEnv, type LocalServices } from './local-services.js';
+import { ensureServicesForEnv, isListenPortTaken, loadDotEnv, type LocalServices } from './local-services.js';
 
 const STOP_GRACE_MS = 30_000;
 const WORKER_BACKOFF_START_MS = 1_000;
@@ -50,6 +50,13 @@ class Launcher {
 
     this.watchLauncherAncestors();
     if (loadDotEnv()) say('read .env');
+    // Checked before anything is launched: otherwise the other instance answers the readiness probe, this
+    // one says "ready" for it, and its own API dies a moment later with EADDRINUSE.
+    const port = apiPortOf(process.env);
+    if (port && (await isListenPortTaken(port))) {
+      say(`port ${port} is in use — another Chrysalis? Stop it, or set PORT to a free port (e.g. PORT=${port + 1} npm start)`);
+      return this.stop(1);
+    }
     this.services = ensureServicesForEnv(process.env, { log: say });
     await this.services;
     if (this.stopping) return;

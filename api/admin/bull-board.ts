@@ -3,6 +3,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Queue } from 'bullmq';
 import type { RequestHandler } from 'express';
+import { iconLabelsScript, iconLabelsScriptPath, rewriteBoardPage } from './bull-board-page.js';
 
 export interface BullBoardOptions {
   /** Where the board is mounted. Default `/admin/queues`. */
@@ -12,8 +13,8 @@ export interface BullBoardOptions {
 }
 
 /**
- * Bull Board's UI renders from inline JSON and its own bundles, and would fetch a web font from a CDN;
- * this policy keeps it to this origin (the font falls back to a local one) and forbids framing.
+ * Bull Board's UI renders from inline JSON and its own bundles (its CDN font link is taken out of the page,
+ * bull-board-page.ts); this policy keeps it to this origin and forbids framing.
  * It applies to the board only: the rest of the API keeps whatever policy the app sets.
  */
 export const bullBoardCsp = [
@@ -51,6 +52,14 @@ export function bullBoardApp(queues: Iterable<Queue>, options: BullBoardOptions 
   return (req, res, next) => {
     res.setHeader('Content-Security-Policy', bullBoardCsp);
     res.setHeader('Referrer-Policy', 'same-origin');
+    if (req.method === 'GET' && req.path === iconLabelsScriptPath) {
+      res.type('text/javascript').send(iconLabelsScript);
+      return;
+    }
+    // The board renders its one HTML page with res.render; every other answer (JSON, static files) is untouched.
+    const render = res.render.bind(res);
+    res.render = ((view: string, options?: object) =>
+      render(view, options ?? {}, (error: Error | null, html?: string) => (error ? next(error) : res.send(rewriteBoardPage(html ?? ''))))) as typeof res.render;
     board(req, res, next);
   };
 }

@@ -4,11 +4,10 @@ import { z } from 'zod';
 import { webhookEvents, type WebhookEndpoint } from '../../db/entities/webhook-endpoint.entity.js';
 import { findDelivery, listDeliveries, restartDelivery, type DeliveryWithAttempts } from '../../db/repositories/webhook-deliveries.js';
 import {
-  countWebhookEndpoints,
   deleteWebhookEndpoint,
   ensureAccountSecret,
   findWebhookEndpoint,
-  insertWebhookEndpoint,
+  insertWebhookEndpointWithinLimit,
   listWebhookEndpoints,
   rotateAccountSecret,
   type AccountSecretRow,
@@ -66,12 +65,13 @@ export function webhooksRoutes(deps: ApiDeps): Router {
     const principal = principalOf(req);
     const body = parseInput(createWebhookBody, req.body, 'body');
     await assertWebhookTarget(deps.config, body.url, 'body.url');
-    const em = deps.orm.em.fork();
-    if ((await countWebhookEndpoints(em, principal.customerId)) >= maxWebhookEndpoints) {
-      throw new ProblemError('unprocessable', `a customer may register at most ${maxWebhookEndpoints} webhook endpoints`);
-    }
     const secret = newWebhookSecret();
-    const endpoint = await insertWebhookEndpoint(em, { id: uuidv7(), customerId: principal.customerId, url: body.url, events: body.events, encryptedSecret: sealed(secret) });
+    const endpoint = await insertWebhookEndpointWithinLimit(
+      deps.orm.em.fork(),
+      { id: uuidv7(), customerId: principal.customerId, url: body.url, events: body.events, encryptedSecret: sealed(secret) },
+      maxWebhookEndpoints,
+    );
+    if (!endpoint) throw new ProblemError('unprocessable', `a customer may register at most ${maxWebhookEndpoints} webhook endpoints`);
     await deps.principals.invalidateCustomer(principal.customerId); // workers forget they saw no endpoints
     res.status(201).location(`/api/v1/webhooks/${endpoint.id}`).json({ ...endpointView(endpoint), secret });
   });

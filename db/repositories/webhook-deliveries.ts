@@ -52,16 +52,26 @@ export interface NewDelivery {
 
 /**
  * Inserts deliveries; one already made under the same dedupe key (a retried hook) is kept, not
- * duplicated. Returns every delivery's id — the existing one for a duplicate — so enqueueing them all is safe.
+ * duplicated. Returns every stored delivery's id — the existing one for a duplicate — so enqueueing them
+ * all is safe. A delivery to an endpoint deleted since the caller read it is skipped, not an error, so
+ * the job's other deliveries (its own `webhook_url` among them) still go out: the endpoints are locked
+ * FOR KEY SHARE first, and a row whose delete commits meanwhile drops out of that lock's answer.
  */
 export async function insertDeliveries(em: EntityManager, rows: NewDelivery[]): Promise<string[]> {
   if (rows.length === 0) return [];
+  const endpointIds = [...new Set(rows.flatMap((row) => (row.endpointId ? [row.endpointId] : [])))];
   const inserted = await em.getConnection().execute<Array<{ id: string }>>(
-    `insert into webhook_deliveries (id, customer_id, endpoint_id, job_id, url, event_type, payload, message_id, dedupe_key, queue_job_id)
-     values ${rows.map(() => '(?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?)').join(', ')}
+    `with live_endpoints as (select id from webhook_endpoints where id = any(?::uuid[]) for key share)
+     insert into webhook_deliveries (id, customer_id, endpoint_id, job_id, url, event_type, payload, message_id, dedupe_key, queue_job_id)
+     select d.* from (values ${rows.map(() => '(?::uuid, ?::uuid, ?::uuid, ?::uuid, ?, ?, ?::jsonb, ?, ?, ?)').join(', ')})
+              as d (id, customer_id, endpoint_id, job_id, url, event_type, payload, message_id, dedupe_key, queue_job_id)
+      where d.endpoint_id is null or d.endpoint_id in (select id from live_endpoints)
      on conflict (dedupe_key) do update set dedupe_key = excluded.dedupe_key
      returning id`,
-    rows.flatMap((row) => [row.id, row.customerId, row.endpointId, row.jobId, row.url, row.eventType, JSON.stringify(row.payload), row.messageId, row.dedupeKey, row.id]),
+    [
+      `{${endpointIds.join(',')}}`,
+      ...rows.flatMap((row) => [row.id, row.customerId, row.endpointId, row.jobId, row.url, row.eventType, JSON.stringify(row.payload), row.messageId, row.dedupeKey, row.id]),
+    ],
   );
   return inserted.map((row) => row.id);
 }

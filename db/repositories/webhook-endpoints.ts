@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { WebhookEndpoint, WebhookEvent } from '../entities/webhook-endpoint.entity.js';
+import { inTransaction } from '../transaction.js';
 
 const endpointColumns = `id, customer_id as "customerId", url, events, encrypted_secret as "encryptedSecret", created_at as "createdAt"`;
 
@@ -8,15 +9,31 @@ export async function countWebhookEndpoints(em: EntityManager, customerId: strin
   return Number(row?.count ?? 0);
 }
 
-export async function insertWebhookEndpoint(
+/**
+ * Registers the endpoint unless the customer already has `maxPerCustomer`; null then. A per-customer
+ * advisory lock makes the count and the insert one step, so parallel creates cannot pass the limit.
+ */
+export async function insertWebhookEndpointWithinLimit(
   em: EntityManager,
   row: { id: string; customerId: string; url: string; events: WebhookEvent[]; encryptedSecret: string },
-): Promise<WebhookEndpoint> {
-  const [inserted] = await em.getConnection().execute<WebhookEndpoint[]>(
-    `insert into webhook_endpoints (id, customer_id, url, events, encrypted_secret) values (?, ?, ?, array[?]::text[], ?) returning ${endpointColumns}`,
-    [row.id, row.customerId, row.url, row.events, row.encryptedSecret],
-  );
-  return inserted as WebhookEndpoint;
+  maxPerCustomer: number,
+): Promise<WebhookEndpoint | null> {
+  return inTransaction(em, async (tx) => {
+    const connection = tx.getConnection();
+    const ctx = tx.getTransactionContext();
+    await connection.execute(`select pg_advisory_xact_lock(hashtextextended(?, 0))`, [`webhook_endpoints:${row.customerId}`], 'all', ctx);
+    // A statement of its own after the lock, so its snapshot sees every endpoint committed before it.
+    const [inserted] = await connection.execute<WebhookEndpoint[]>(
+      `insert into webhook_endpoints (id, customer_id, url, events, encrypted_secret)
+       select ?, ?, ?, array[?]::text[], ?
+        where (select count(*) from webhook_endpoints where customer_id = ?) < ?
+       returning ${endpointColumns}`,
+      [row.id, row.customerId, row.url, row.events, row.encryptedSecret, row.customerId, maxPerCustomer],
+      'all',
+      ctx,
+    );
+    return inserted ?? null;
+  });
 }
 
 export async function findWebhookEndpoint(em: EntityManager, customerId: string, id: string): Promise<WebhookEndpoint | null> {

@@ -26,6 +26,13 @@ let alice: TestUser;
 let browser: Browser;
 let page: Page;
 let failedJobId: string;
+/** Requests for anything but this app (aborted, never sent), and console errors, since the last `watchPage()`. */
+let offsite: string[] = [];
+let consoleErrors: string[] = [];
+const watchPage = () => {
+  offsite = [];
+  consoleErrors = [];
+};
 let substrateId: string;
 
 const shot = (name: string) => page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
@@ -63,7 +70,20 @@ beforeAll(async () => {
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
-  page = await (await browser.newContext({ baseURL: app.baseUrl, viewport: { width: 1280, height: 800 } })).newPage();
+  const context = await browser.newContext({ baseURL: app.baseUrl, viewport: { width: 1280, height: 800 } });
+  // Nothing the board asks for may leave this machine: such requests are recorded and aborted.
+  await context.route(
+    (url) => !['127.0.0.1', 'localhost'].includes(url.hostname),
+    (route) => {
+      offsite.push(route.request().url());
+      return route.abort();
+    },
+  );
+  page = await context.newPage();
+  page.on('console', (message) => {
+    if (message.type() === 'error') consoleErrors.push(message.text());
+  });
+  page.on('pageerror', (error) => consoleErrors.push(error.message));
   // Fail a step with its locator named, well inside the test's own timeout.
   page.setDefaultTimeout(15_000);
 }, 15 * 60_000);
@@ -110,6 +130,35 @@ describe('Bull Board in a real browser', () => {
     for (const queue of [...app.deps.queues.keys(), app.deps.webhookQueue.name]) await sidebar.getByRole('link', { name: queue, exact: true }).waitFor();
     await page.getByText('FAILED', { exact: true }).first().waitFor();
     await shot('03-queues');
+  });
+
+  it('loads the board, a queue and a job without a request leaving localhost or a console error', async () => {
+    watchPage();
+    await page.goto('/admin/queues');
+    await page.getByText('FAILED', { exact: true }).first().waitFor();
+    await page.goto('/admin/queues/queue/invoke?status=failed');
+    await page.locator(`a[href*="/queue/invoke/${failedJobId}"]`).waitFor();
+    await page.goto(`/admin/queues/queue/invoke/${failedJobId}?status=failed`);
+    await page.getByText(/substrate 0x[0-9a-f]{16} not found/).waitFor();
+    await page.waitForLoadState('networkidle');
+    expect(offsite).toEqual([]);
+    expect(consoleErrors).toEqual([]);
+  });
+
+  it('labels every icon-only button of the board, so a screen reader can name it', async () => {
+    const unlabelled = async () =>
+      page.locator('button').evaluateAll((buttons) =>
+        buttons
+          .filter((button) => !button.textContent?.trim() && !button.getAttribute('aria-label') && !button.getAttribute('aria-labelledby') && !button.getAttribute('title'))
+          .map((button) => button.outerHTML.slice(0, 160)),
+      );
+    await page.goto('/admin/queues');
+    await page.getByText('FAILED', { exact: true }).first().waitFor();
+    expect(await unlabelled()).toEqual([]);
+    await page.goto(`/admin/queues/queue/invoke/${failedJobId}?status=failed`);
+    await page.getByText(/substrate 0x[0-9a-f]{16} not found/).waitFor();
+    expect(await unlabelled()).toEqual([]);
+    await page.locator('main').getByRole('button', { name: 'Retry', exact: true }).first().waitFor();
   });
 
   it('opens the failed job, retries it, and the job completes', async () => {

@@ -80,6 +80,18 @@ describe('webhook endpoints', () => {
     expectProblem(await request('POST', `/api/v1/webhooks/${created.body.id}/deliveries/${missing}/redeliver`, { token: alice.accessToken }), 404, 'not-found');
   });
 
+  it('keeps the cap of 50 endpoints under 80 parallel creates: exactly 50 are stored, the other 30 answer 422', async () => {
+    const user = await registerUser(request);
+    const answers = await Promise.all(
+      Array.from({ length: 80 }, (_, i) => create(user.accessToken, { url: `http://127.0.0.1:9/parallel/${i}`, events: ['job.completed'] })),
+    );
+    const statuses = answers.map((answer) => answer.status);
+    expect(statuses.filter((status) => status === 201)).toHaveLength(50);
+    for (const refused of answers.filter((answer) => answer.status !== 201)) expectProblem(refused, 422, 'unprocessable');
+    const listed = await request('GET', '/api/v1/webhooks?limit=100', { token: user.accessToken });
+    expect(listed.body.items).toHaveLength(50);
+  });
+
   it('creates the account secret on first read, returns the same one after, and rotates it on POST', async () => {
     const user = await registerUser(request);
     const first = await request('GET', '/api/v1/webhooks/secret', { token: user.accessToken });

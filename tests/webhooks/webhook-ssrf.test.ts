@@ -17,6 +17,14 @@ const forbidden = [
   'http://0.0.0.0/hook',
   'http://[fd00::1]/hook',
   'http://[::ffff:127.0.0.1]/hook',
+  // IPv6 forms that embed an IPv4 address: IPv4-compatible (::/96), IPv4-translated, NAT64, 6to4, Teredo.
+  'http://[::7f00:1]/',
+  'http://[::a9fe:a9fe]/',
+  'http://[::127.0.0.1]/hook',
+  'http://[::ffff:0:7f00:1]/hook',
+  'http://[64:ff9b::a9fe:a9fe]/latest/meta-data/',
+  'http://[2002:c0a8:101::1]/hook',
+  'http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook',
 ];
 
 describe('SSRF guard at registration (WEBHOOK_ALLOW_PRIVATE=false)', () => {
@@ -48,6 +56,23 @@ describe('SSRF guard at registration (WEBHOOK_ALLOW_PRIVATE=false)', () => {
   it('names why: the address and its kind', async () => {
     const response = await request('POST', '/api/v1/webhooks', { token: user.accessToken, body: { url: 'http://localhost/hook', events: ['job.failed'] } });
     expect(response.body.errors[0].message).toMatch(/localhost resolves to (127\.0\.0\.1|::1) is a loopback address/);
+  });
+
+  it.each([
+    ['POST /webhooks', '/api/v1/webhooks', { url: 'http://127.0.0.1:8080/hook', events: ['job.completed'] }],
+    ['a job webhook_url', '/api/v1/jobs', { type: 'invoke', payload: { operation: { op: 'multiply', dimension_values: [2, 3] } }, webhook_url: 'http://localhost:8080/hook' }],
+  ])('names WEBHOOK_ALLOW_PRIVATE in the detail of a loopback refusal (%s), as a setting for local use, not production', async (_label, path, body) => {
+    const response = await request('POST', path, { token: user.accessToken, body });
+    expect(response.status).toBe(422);
+    expect(response.body.detail).toMatch(/loopback address/);
+    expect(response.body.detail).toMatch(/WEBHOOK_ALLOW_PRIVATE=true/);
+    expect(response.body.detail).toMatch(/not in production/);
+  });
+
+  it('gives no such hint when the host does not resolve', async () => {
+    const response = await request('POST', '/api/v1/webhooks', { token: user.accessToken, body: { url: 'http://no-such-host.invalid/hook', events: ['job.completed'] } });
+    expect(response.status).toBe(422);
+    expect(response.body.detail).not.toMatch(/WEBHOOK_ALLOW_PRIVATE/);
   });
 
   it('accepts a public address', async () => {
@@ -87,10 +112,26 @@ describe('SSRF guard at delivery (registered while allowed, delivered by a worke
       return response.body.items?.[0]?.attempts.length > 0 ? response.body.items[0] : null;
     });
     expect(delivery.state).toBe('pending');
-    expect(delivery.attempts[0]).toMatchObject({ attempt: 1, status_code: null, error: expect.stringMatching(/127\.0\.0\.1.*not allowed.*private IP address/) });
+    expect(delivery.attempts[0]).toMatchObject({ attempt: 1, status_code: null, error: expect.stringMatching(/127\.0\.0\.1.*not allowed.*loopback address/) });
     // The job's own webhook_url is refused the same way.
     const [row] = await waitFor(() => app.sql<{ error: string }>(`select a.error from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint_id is null`));
     expect(row?.error).toMatch(/not allowed/);
     expect(receiver.received).toHaveLength(0);
+  });
+
+  it('refuses an IPv4-compatible address (::127.0.0.1) when the delivery connects', async () => {
+    const user = await registerUser(request);
+    const compatible = receiver.url('/compatible').replace('127.0.0.1', '[::7f00:1]');
+    const endpoint = await request('POST', '/api/v1/webhooks', { token: user.accessToken, body: { url: compatible, events: ['job.completed'] } });
+    expect(endpoint.status, endpoint.text).toBe(201);
+    const job = await request('POST', '/api/v1/jobs', { token: user.accessToken, body: { type: 'invoke', payload: { operation: { op: 'multiply', dimension_values: [2, 3] } } } });
+    expect(job.status).toBe(202);
+
+    const delivery = await waitFor(async () => {
+      const response = await request('GET', `/api/v1/webhooks/${endpoint.body.id}/deliveries`, { token: user.accessToken });
+      return response.body.items?.[0]?.attempts.length > 0 ? response.body.items[0] : null;
+    });
+    expect(delivery.attempts[0]).toMatchObject({ status_code: null, error: expect.stringMatching(/::7f00:1.*not allowed/) });
+    expect(receiver.at('/compatible')).toHaveLength(0);
   });
 });

@@ -73,6 +73,7 @@ export function webhookEmitter(deps: WebhookEmitterDeps): JobLifecycleHook & { f
         for (const endpoint of endpoints) if (endpoint.events.includes(event)) add(event, endpoint.id, endpoint.url);
         if (job.webhookUrl) add(event, null, job.webhookUrl);
       }
+      // An endpoint deleted since the read above loses its delivery here; the others are stored and sent.
       await enqueueDeliveries(deps.queue, await insertDeliveries(em, rows));
     },
   };
