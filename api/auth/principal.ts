@@ -15,7 +15,10 @@ export interface Principal {
   tier: Tier;
   /** Null when the service may be used; else why not (`disabled`, `insufficient_balance`, `monthly_limit_exceeded`). */
   blockedReason: string | null;
-  /** Latest TOS version the user accepted (API keys act for the customer and skip the gate). */
+  /**
+   * Latest TOS version accepted: by the user, or for an API key by any user of its customer (a key acts
+   * for the customer, and cannot accept terms itself).
+   */
   acceptedTosVersion: string | null;
   /** When the API key stops working (epoch ms), checked on every use of a cached principal; null: never (and for users). */
   keyExpiresAt: number | null;
@@ -106,7 +109,9 @@ export class PrincipalCache {
     const [row] = await this.em.getConnection().execute<Array<Record<string, unknown>>>(
       `select k.id, k.customer_id, k.service_type, k.key_hash, k.expires_at,
               coalesce(s.tier, 'starter') as tier, s.enabled, s.suspended_reason,
-              exists (select 1 from users u where u.customer_id = k.customer_id and u.role = 'admin') as is_admin
+              exists (select 1 from users u where u.customer_id = k.customer_id and u.role = 'admin') as is_admin,
+              (select t.version from tos_acceptances t join users u on u.id = t.user_id
+                where u.customer_id = k.customer_id order by t.accepted_at desc limit 1) as tos_version
          from api_keys k
          left join service_instances s on s.customer_id = k.customer_id and s.service_type = k.service_type
         where k.key_hash = ? and k.revoked_at is null and (k.expires_at is null or k.expires_at > now())`,
@@ -121,7 +126,7 @@ export class PrincipalCache {
       serviceType: row.service_type as string,
       tier: row.tier as Tier,
       blockedReason: blockedReason(row),
-      acceptedTosVersion: null,
+      acceptedTosVersion: (row.tos_version as string | null) ?? null,
       keyExpiresAt: row.expires_at === null ? null : new Date(row.expires_at as string | Date).getTime(),
       keyHash: row.key_hash as string,
     } as Principal & { keyHash: string };

@@ -188,7 +188,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler;
     const principal = principalOf(req);
     const base = { role: principal.role, customer_id: principal.customerId, service_type: principal.serviceType, tos_version_current: config.tosVersion };
     if (!principal.userId) {
-      // An API key has no user: describe the customer it acts for. Keys are not held to the TOS gate.
+      // An API key has no user: describe the customer it acts for. Reachable before the terms are accepted, as for users.
       res.json({ id: null, email: null, ...base, api_key_id: principal.apiKeyId, tos_version_accepted: null, tos_current: null });
       return;
     }
