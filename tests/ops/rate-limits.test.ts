@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
 import { registerUser } from '../helpers/accounts.js';
@@ -106,6 +107,33 @@ describe('per-customer limits by tier', { timeout: 90_000 }, () => {
       const response = await request('GET', '/api/v1/jobs', { token: user.accessToken });
       expect(response.status).toBe(200);
       expect(response.headers.get('ratelimit-limit')).toBeNull();
+    }
+  });
+
+  it('also limits /stats, /auth/me, /api-keys and /tos/accept: once the budgets are spent elsewhere they answer 429 too', async () => {
+    app = await startTestApp({ ...realLimits, RATE_LIMIT_MULTIPLIER: '0.05' });
+    const request = httpClient(app.baseUrl);
+    const user = await registerUser(request);
+    const spend = async (method: 'GET' | 'DELETE', path: string) => {
+      for (let n = 0; n < 1000; n++) if ((await request(method, path, { token: user.accessToken })).status === 429) return;
+      throw new Error(`${method} ${path} was never limited`);
+    };
+    // Whatever budgets the limiter keeps (one for all calls, or reads apart from writes), spend each.
+    await spend('GET', '/api/v1/jobs');
+    await spend('DELETE', `/api/v1/jobs/${randomUUID()}`);
+
+    const calls: Array<[string, string, Record<string, unknown>?]> = [
+      ['GET', '/api/v1/stats'],
+      ['GET', '/api/v1/auth/me'],
+      ['GET', '/api/v1/api-keys'],
+      ['POST', '/api/v1/api-keys', { name: 'ci', service_type: 'compute' }],
+      ['DELETE', `/api/v1/api-keys/${randomUUID()}`],
+      ['POST', '/api/v1/tos/accept', { version: '1.0.0' }],
+    ];
+    for (const [method, path, body] of calls) {
+      const response = await request(method, path, { token: user.accessToken, body });
+      expectProblem(response, 429, 'rate-limited');
+      expect(response.headers.get('retry-after'), `${method} ${path}`).toMatch(/^\d+$/);
     }
   });
 });
