@@ -178,13 +178,16 @@ function userIdOf(principal: Principal, action: string): string {
   return principal.userId;
 }
 
-/** Routes that need credentials: who am I, TOS acceptance and API keys. */
-export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler; authWithoutTos: RequestHandler }): Router {
+/**
+ * Routes that need credentials: who am I, TOS acceptance and API keys. `auth` and `authWithoutTos`
+ * authenticate (with and without the TOS gate) and rate-limit.
+ */
+export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[]; authWithoutTos: RequestHandler[] }): Router {
   const router = Router();
   const { config } = deps;
   const { auth, authWithoutTos } = middleware;
 
-  router.get('/auth/me', authWithoutTos, async (req, res) => {
+  router.get('/auth/me', ...authWithoutTos, async (req, res) => {
     const principal = principalOf(req);
     const base = { role: principal.role, customer_id: principal.customerId, service_type: principal.serviceType, tos_version_current: config.tosVersion };
     if (!principal.userId) {
@@ -199,7 +202,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler;
     res.json({ id: user.id, email: user.email, ...base, api_key_id: null, created_at: iso(user.createdAt), tos_version_accepted: accepted, tos_current: accepted === config.tosVersion });
   });
 
-  router.post('/tos/accept', authWithoutTos, async (req, res) => {
+  router.post('/tos/accept', ...authWithoutTos, async (req, res) => {
     const principal = principalOf(req);
     const { version } = parseInput(tosAcceptBody, req.body, 'body');
     const userId = userIdOf(principal, 'accepting the terms of service');
@@ -209,7 +212,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler;
     res.json({ version, accepted_at: iso(acceptedAt) });
   });
 
-  router.post('/api-keys', auth, async (req, res) => {
+  router.post('/api-keys', ...auth, async (req, res) => {
     const principal = principalOf(req);
     userIdOf(principal, 'managing API keys');
     const body = parseInput(createApiKeyBody, req.body, 'body');
@@ -229,7 +232,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler;
     res.status(201).json({ ...withoutRevokedAt(apiKeyView(row)), key });
   });
 
-  router.get('/api-keys', auth, async (req, res) => {
+  router.get('/api-keys', ...auth, async (req, res) => {
     const principal = principalOf(req);
     userIdOf(principal, 'managing API keys');
     const query = parseInput(listApiKeysQuery, req.query, 'query');
@@ -239,7 +242,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler;
   });
 
   /** Revoking is idempotent: an already revoked key answers 204 again; unknown and other customers' keys 404. */
-  router.delete('/api-keys/:id', auth, async (req, res) => {
+  router.delete('/api-keys/:id', ...auth, async (req, res) => {
     const principal = principalOf(req);
     userIdOf(principal, 'managing API keys');
     const { id } = parseInput(apiKeyIdParams, req.params, 'params');
@@ -251,7 +254,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler;
   });
 
   /** A new key (new id) with the old one's name and service type; the old key stops working at once. */
-  router.post('/api-keys/:id/rotate', auth, async (req, res) => {
+  router.post('/api-keys/:id/rotate', ...auth, async (req, res) => {
     const principal = principalOf(req);
     userIdOf(principal, 'managing API keys');
     const { id } = parseInput(apiKeyIdParams, req.params, 'params');
