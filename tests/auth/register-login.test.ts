@@ -187,6 +187,19 @@ describe('access tokens', () => {
     expectProblem(await request('GET', '/api/v1/auth/me', { token: expired }), 401, 'unauthorized');
   });
 
+  it('rejects a correctly signed token without exp with 401: it would never expire', async () => {
+    const { sub, cid } = jwtClaims(alice.accessToken);
+    const forever = jwt.sign({ sub, cid, role: 'user' }, app.config.jwtSecret, { algorithm: 'HS256' });
+    expect(jwtClaims(forever)).not.toHaveProperty('exp');
+    expectProblem(await request('GET', '/api/v1/auth/me', { token: forever }), 401, 'unauthorized');
+  });
+
+  it('rejects a correctly signed token whose sub is not a UUID with 401, not 500', async () => {
+    const { cid } = jwtClaims(alice.accessToken);
+    const odd = jwt.sign({ sub: 'not-a-uuid', cid, role: 'user' }, app.config.jwtSecret, { algorithm: 'HS256', expiresIn: 3600 });
+    expectProblem(await request('GET', '/api/v1/auth/me', { token: odd }), 401, 'unauthorized');
+  });
+
   it('rejects alg:none tokens with 401', async () => {
     const { sub, cid } = jwtClaims(alice.accessToken);
     const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
