@@ -125,13 +125,12 @@ export function publicAccountRoutes(deps: ApiDeps): Router {
     const body = parseInput(registerBody, req.body, 'body');
     if (body.accept_tos !== true) throw unprocessable('body.accept_tos', 'must be true: the terms of service have to be accepted');
     if (body.tos_version !== config.tosVersion) throw unprocessable('body.tos_version', `must be the current version ${config.tosVersion} (see GET /api/v1/tos)`);
-    const em = deps.orm.em.fork();
-    const emailTaken = () => new ProblemError('conflict', 'an account with this email already exists');
-    // Checked first to spare a bcrypt hash; createAccount still settles a concurrent registration.
-    if (await findUserByEmail(em, body.email)) throw emailTaken();
+    // Hashed before the email is looked at, and the email settled by the insert itself: a taken email costs
+    // the same bcrypt hash and the same statement as a new one, so the time of the 409 does not tell
+    // which accounts exist.
     const passwordHash = await hashPassword(body.password);
-    const user = await createAccount(em, { email: body.email, passwordHash, role: 'user', tosVersion: body.tos_version });
-    if (!user) throw emailTaken();
+    const user = await createAccount(deps.orm.em.fork(), { email: body.email, passwordHash, role: 'user', tosVersion: body.tos_version });
+    if (!user) throw new ProblemError('conflict', 'an account with this email already exists');
     res.status(201).json({ id: user.id, email: user.email, customer_id: user.customerId, role: user.role, created_at: iso(user.createdAt) });
   });
 
