@@ -128,3 +128,32 @@ describe('admin login and Bull Board', () => {
     expect(response.status).toBe(403);
   });
 });
+
+describe('admin login behind a proxy (TRUST_PROXY=1)', () => {
+  let proxied: TestApp;
+  beforeAll(async () => {
+    proxied = await startTestApp({ TRUST_PROXY: '1' });
+  });
+  afterAll(async () => {
+    await proxied?.close();
+  });
+
+  const postProxiedLogin = (password: string, headers: Record<string, string>) =>
+    fetch(`${proxied.baseUrl}/admin/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: proxied.baseUrl, ...headers },
+      body: new URLSearchParams({ email: 'admin@example.test', password }).toString(),
+    });
+
+  it('refuses an account with 429 and Retry-After after 10 failed logins, whatever addresses they come from', { timeout: 90_000 }, async () => {
+    // A new address each time: the per-IP limit (10 a minute) never trips, the per-account one must.
+    for (let n = 1; n <= 10; n++) expect((await postProxiedLogin(`guess ${n}`, { 'x-forwarded-for': `198.51.100.${n}` })).status).toBe(401);
+    const refused = await postProxiedLogin('admin-password-123', { 'x-forwarded-for': '198.51.100.11' });
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(60);
+    expect(await refused.text()).toMatch(/Too many failed attempts/);
+    expect(sessionCookie(refused)).toBeUndefined();
+  });
+});
+
