@@ -26,6 +26,7 @@ import {
   sha256,
   signAccessToken,
 } from '../auth/credentials.js';
+import { FailedLoginThrottle } from '../auth/login-throttle.js';
 import { hashPassword, maxPasswordBytes, minPasswordBytes, passwordBytes, verifyPassword } from '../auth/passwords.js';
 import type { Principal } from '../auth/principal.js';
 import { tosText } from '../auth/tos-text.js';
@@ -108,6 +109,7 @@ function apiKeyView(row: ApiKeyRow) {
 export function publicAccountRoutes(deps: ApiDeps): Router {
   const router = Router();
   const { config } = deps;
+  const failedLogins = new FailedLoginThrottle(deps.redis, config.queuePrefix);
 
   /** Access JWT plus a new refresh token in `familyId` (a login starts a family; refreshes continue it). */
   async function issueTokens(em: EntityManager, user: { id: string; customerId: string; role: Role }, familyId: string) {
@@ -136,10 +138,15 @@ export function publicAccountRoutes(deps: ApiDeps): Router {
 
   router.post('/auth/login', async (req, res) => {
     const body = parseInput(loginBody, req.body, 'body');
+    const retryAfter = await failedLogins.attempt(body.email);
+    if (retryAfter > 0) {
+      throw new ProblemError('rate-limited', `too many failed logins for this account; retry in ${retryAfter} s`, { headers: { 'Retry-After': String(retryAfter) } });
+    }
     const em = deps.orm.em.fork();
     const user = await findUserByEmail(em, body.email);
     // An unknown email still costs one bcrypt comparison, so timing does not reveal which accounts exist.
     if (!(await verifyPassword(body.password, user?.passwordHash)) || !user) throw invalidLogin();
+    await failedLogins.succeeded(body.email);
     res.setHeader('Cache-Control', 'no-store');
     res.json(await issueTokens(em, user, uuidv7()));
   });
