@@ -21,7 +21,7 @@ describe('evaluate task', () => {
     expect(() => evaluate({ expression: '-9223372036854775808 / -1', parameters: {} })).toThrow(/integer overflow/);
     expect(() => evaluate({ expression: '-(-9223372036854775807 - 1)', parameters: {} })).toThrow(/integer overflow/);
     expect(() => evaluate({ expression: '[1, -9223372036854775808 / -1]', parameters: {} })).toThrow(/integer overflow/);
-    expect(() => evaluate({ expression: '{-9223372036854775808 / -1: "key"}', parameters: {} })).toThrow(/integer overflow/);
+    expect(() => evaluate({ expression: '{"key": -9223372036854775808 / -1}', parameters: {} })).toThrow(/integer overflow/);
     expect(() => evaluate({ expression: '9223372036854775807 + 1', parameters: {} })).toThrow(/integer overflow/);
     expect(evaluate({ expression: '-9223372036854775807 - 1', parameters: {} })).toEqual({ value: '-9223372036854775808' });
   });
