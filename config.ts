@@ -51,7 +51,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Express `trust proxy` setting: `false`, a hop count, or a comma-separated list of addresses/subnets. Default false. */
   TRUST_PROXY: z.string().default('false'),
-  /** Requests per minute per customer and service are the tier's figure (starter 100, pro 1,000) times this. Default 1. */
+  /** Reads and writes per minute per customer and service are the tier's figures (starter 1,000 and 100, pro 10,000 and 1,000) times this. Default 1. */
   RATE_LIMIT_MULTIPLIER: z.coerce.number().positive().max(1_000_000).default(1),
   /** POST /auth/register attempts per minute per client IP. Default 5. */
   RATE_LIMIT_REGISTER_PER_MIN: z.coerce.number().int().min(1).max(1_000_000).default(5),

@@ -95,8 +95,10 @@ export function createApp(deps: ApiDeps): Express {
   v1.post('/auth/register', rateLimits.register);
   v1.post('/auth/login', rateLimits.login);
   v1.use(under(['/auth', '/tos'], publicAccountRoutes(deps)));
-  v1.use(under(['/auth', '/tos', '/api-keys'], accountRoutes(deps, { auth, authWithoutTos })));
-  v1.use(under(['/stats'], statsRoutes(deps, auth)));
+  // Every authenticated route counts against the caller's budget, not only the metered ones.
+  const limited = (authenticateStep: RequestHandler) => [authenticateStep, rateLimits.customer];
+  v1.use(under(['/auth', '/tos', '/api-keys'], accountRoutes(deps, { auth: limited(auth), authWithoutTos: limited(authWithoutTos) })));
+  v1.use(under(['/stats'], statsRoutes(deps, limited(auth))));
 
   app.use('/api/v1', v1);
   // Operator pages (login, Bull Board) live outside /api/v1 and authenticate by session cookie.

@@ -1,4 +1,4 @@
-import { tierRateLimitPerMinute } from '../jobs/billing/pricing.js';
+import { tierRateLimitPerMinute, tierReadRateLimitPerMinute } from '../jobs/billing/pricing.js';
 import type { Request, RequestHandler, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
@@ -8,15 +8,26 @@ import { rateLimitedRequests } from '../ops/metrics/catalog.js';
 import { principalOf } from './auth/authenticate.js';
 import { ProblemError } from './problems.js';
 
-/** Requests per minute per customer and service type, by the tier of that service (SPEC §5). Null: unlimited. */
-export const tierRequestsPerMinute: Readonly<Record<Tier, number | null>> = Object.fromEntries(
-  Object.entries(tierRateLimitPerMinute).map(([tier, perMinute]) => [tier, perMinute === 0 ? null : perMinute]),
-) as Record<Tier, number | null>;
+/** The two per-minute budgets of a customer's service: reads (GET, HEAD) and writes (everything else). */
+type RequestKind = 'reads' | 'writes';
 
 const windowSeconds = 60;
 
+/** The budget a request spends: reads are GET and HEAD (SPEC §9), writes everything else. */
+const requestKind = (method: string): RequestKind => (method === 'GET' || method === 'HEAD' ? 'reads' : 'writes');
+
+interface TierBudgets {
+  writes: RateLimiterRedis;
+  reads: RateLimiterRedis;
+  /** `RateLimit-Policy` naming both budgets, e.g. `"writes";q=100;w=60, "reads";q=1000;w=60`. */
+  policy: string;
+}
+
 export interface RateLimits {
-  /** After authentication: per customer and called service, by its tier. */
+  /**
+   * After authentication: per customer and called service, by its tier, with separate budgets for reads and
+   * writes; the answer's RateLimit-Limit/Remaining/Reset are those of the budget the request spent.
+   */
   customer: RequestHandler;
   /** Per client IP on POST /auth/register. */
   register: RequestHandler;
@@ -43,18 +54,29 @@ export function createRateLimits(redis: Redis, config: Config): RateLimits {
       insuranceLimiter: new RateLimiterMemory({ points, duration: windowSeconds }),
     });
 
-  const tierLimiters = new Map<Tier, RateLimiterRedis>();
-  for (const [tier, perMinute] of Object.entries(tierRequestsPerMinute) as Array<[Tier, number | null]>) {
-    if (perMinute !== null) tierLimiters.set(tier, limiter(`tier-${tier}`, Math.max(1, Math.round(perMinute * config.rateLimitMultiplier))));
+  const scaled = (perMinute: number) => Math.max(1, Math.round(perMinute * config.rateLimitMultiplier));
+  // A tier is limited on both budgets or on neither (0 = unlimited: enterprise, SPEC §5).
+  const tierBudgets = new Map<Tier, TierBudgets>();
+  for (const tier of Object.keys(tierRateLimitPerMinute) as Tier[]) {
+    const writes = tierRateLimitPerMinute[tier];
+    const reads = tierReadRateLimitPerMinute[tier];
+    if (writes === 0 || reads === 0) continue;
+    tierBudgets.set(tier, {
+      writes: limiter(`tier-${tier}`, scaled(writes)),
+      reads: limiter(`tier-${tier}-reads`, scaled(reads)),
+      policy: `"writes";q=${scaled(writes)};w=${windowSeconds}, "reads";q=${scaled(reads)};w=${windowSeconds}`,
+    });
   }
 
   // Not an async function: an unlimited tier (enterprise) passes without a promise.
   const customer: RequestHandler = (req, res, next) => {
     const principal = principalOf(req);
-    const tierLimiter = tierLimiters.get(principal.tier);
-    if (!tierLimiter) return next();
-    return consume(tierLimiter, `${principal.customerId}:${principal.serviceType}`, res, 'customer', (limit) =>
-      `the ${principal.serviceType} service at tier ${principal.tier} allows ${limit} requests per minute`,
+    const budgets = tierBudgets.get(principal.tier);
+    if (!budgets) return next();
+    const kind = requestKind(req.method);
+    res.setHeader('RateLimit-Policy', budgets.policy);
+    return consume(budgets[kind], `${principal.customerId}:${principal.serviceType}`, res, 'customer', (limit) =>
+      `the ${principal.serviceType} service at tier ${principal.tier} allows ${limit} ${kind} per minute`,
     ).then(() => next());
   };
 

@@ -3,6 +3,7 @@ import express, { Router, type Response } from 'express';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import { findUserByEmail } from '../auth/account-store.js';
+import { FailedLoginThrottle } from '../auth/login-throttle.js';
 import { verifyPassword } from '../auth/passwords.js';
 import type { ApiDeps } from '../deps.js';
 import { AdminSessions, requireAdminSession, sameOriginOnly } from './admin-session.js';
@@ -54,6 +55,8 @@ export function adminPagesRoutes(deps: ApiDeps, options: AdminPagesOptions): Rou
     points: options.loginAttemptsPerMinute ?? 10,
     duration: 60,
   });
+  // Shared with POST /auth/login: the same account's failures count together.
+  const failedLogins = new FailedLoginThrottle(deps.redis, deps.config.queuePrefix);
   const loginPage = (res: Response, status: number, page: LoginPageOptions = {}) => sendPage(res, status, renderLoginPage(page));
 
   router.use('/admin', sameOriginOnly);
@@ -75,9 +78,16 @@ export function adminPagesRoutes(deps: ApiDeps, options: AdminPagesOptions): Rou
     const form = loginForm.safeParse(req.body ?? {});
     if (!form.success) return loginPage(res, 400, { error: 'Enter an email and a password.' });
     const { email, password } = form.data;
+    const retryAfter = await failedLogins.attempt(email);
+    if (retryAfter > 0) {
+      res.setHeader('Retry-After', String(retryAfter));
+      return loginPage(res, 429, { error: `Too many failed attempts for this account; try again in ${Math.ceil(retryAfter / 60)} min.`, email });
+    }
     const user = await findUserByEmail(deps.orm.em.fork(), email);
     // verifyPassword always runs one bcrypt comparison, so unknown emails take as long as known ones.
     const passwordMatches = await verifyPassword(password, user?.passwordHash);
+    // The right password is no failure, even for an account that is not an administrator.
+    if (user && passwordMatches) await failedLogins.succeeded(email);
     if (!user || !passwordMatches || user.role !== 'admin') return loginPage(res, 401, { error: invalidLogin, email });
     await sessions.start(res, { userId: user.id, email: user.email });
     (req.log ?? deps.logger).info({ userId: user.id }, 'admin logged in to the queue dashboard');

@@ -101,13 +101,14 @@ export function requireAdminSession(sessions: AdminSessions, loginPath = '/admin
 
 /**
  * CSRF defence for the admin pages, on top of the SameSite=Strict cookie: a state-changing request
- * (login, logout, Bull Board's retry/clean/remove calls) must come from a page of this host.
- * `Sec-Fetch-Site` decides when the browser sends it (all current ones do); otherwise `Origin` must name
- * this host. `Origin: null` (what a browser sends under `Referrer-Policy: no-referrer`) proves nothing
- * and is refused unless `Sec-Fetch-Site` vouches for the request. A request with neither header is not
- * from a browser, so it cannot ride an admin's cookie. Hosts are compared, not schemes, so a
- * TLS-terminating proxy without `TRUST_PROXY` does not break the login; behind a proxy that rewrites
- * `Host`, `req.host` follows `X-Forwarded-Host` when `TRUST_PROXY` trusts it.
+ * (login, logout, Bull Board's retry/clean/remove calls) must come from a page of this origin.
+ * `Sec-Fetch-Site` decides when the browser sends it (all current ones do); otherwise `Origin` must be
+ * this origin — scheme, host and port, since `http://host` and `https://host` are different origins and a
+ * page served over plain HTTP (or another port) must not post to the TLS one. `Origin: null` (what a
+ * browser sends under `Referrer-Policy: no-referrer`) proves nothing and is refused unless
+ * `Sec-Fetch-Site` vouches for the request. A request with neither header is not from a browser, so it
+ * cannot ride an admin's cookie. Behind a TLS-terminating proxy set `TRUST_PROXY`: `req.protocol` and
+ * `req.host` then follow `X-Forwarded-Proto` and `X-Forwarded-Host`.
  */
 export const sameOriginOnly: RequestHandler = (req, _res, next) => {
   if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
@@ -115,16 +116,19 @@ export const sameOriginOnly: RequestHandler = (req, _res, next) => {
   const origin = req.headers.origin;
   if (fetchSite !== undefined) {
     if (fetchSite !== 'same-origin' && fetchSite !== 'none') throw new ProblemError('forbidden', 'cross-site request refused');
-  } else if (origin !== undefined && hostOf(origin) !== req.host) {
-    throw new ProblemError('forbidden', 'cross-origin request refused');
+  } else if (origin !== undefined) {
+    const claimed = normalOrigin(origin);
+    if (claimed === null || claimed !== normalOrigin(`${req.protocol}://${req.host}`)) throw new ProblemError('forbidden', 'cross-origin request refused');
   }
   next();
 };
 
-function hostOf(origin: string): string | null {
+/** `scheme://host[:port]` as URL serialises it (default ports dropped, host lowercased); null for `null` or junk. */
+function normalOrigin(origin: string): string | null {
   if (origin === 'null') return null;
   try {
-    return new URL(origin).host;
+    const { origin: serialized } = new URL(origin);
+    return serialized === 'null' ? null : serialized;
   } catch {
     return null;
   }

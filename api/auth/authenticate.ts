@@ -15,7 +15,7 @@ export interface AuthenticateOptions {
   jwtSecret: string;
   tosVersion: string;
   principals: PrincipalCache;
-  /** Skip the TOS gate (for /tos and /auth routes). Default false. */
+  /** Skip the TOS gate (for /auth/me and /tos/accept). Default false: users and API keys alike answer 403 `tos-required`. */
   allowWithoutTos?: boolean;
 }
 
@@ -31,7 +31,7 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
     const token = match[1];
     const admit = (principal: Principal | null) => {
       if (!principal) throw unauthorized('invalid, expired or revoked credentials');
-      if (!options.allowWithoutTos && principal.userId && principal.acceptedTosVersion !== options.tosVersion) {
+      if (!options.allowWithoutTos && principal.acceptedTosVersion !== options.tosVersion) {
         throw new ProblemError('tos-required', `accept the terms of service version ${options.tosVersion} with POST /api/v1/tos/accept`, {
           tos_version: options.tosVersion,
         });

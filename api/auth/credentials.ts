@@ -17,11 +17,18 @@ export function signAccessToken(secret: string, claims: AccessClaims): string {
   return jwt.sign(claims, secret, { algorithm: 'HS256', expiresIn: accessTokenTtlSeconds });
 }
 
-/** Verifies with the algorithm pinned to HS256, so `alg: none` and RS/HS confusion are refused. */
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Verifies with the algorithm pinned to HS256, so `alg: none` and RS/HS confusion are refused. Claims must
+ * be well-formed even under a valid signature (a leaked or misused secret must not mint forever-tokens or
+ * reach the database with junk): `exp` is required, `sub` and `cid` are UUIDs.
+ */
 export function verifyAccessToken(secret: string, token: string): AccessClaims | null {
   try {
     const payload = jwt.verify(token, secret, { algorithms: ['HS256'] });
-    if (typeof payload !== 'object' || typeof payload.sub !== 'string' || typeof payload.cid !== 'string') return null;
+    if (typeof payload !== 'object' || typeof payload.exp !== 'number') return null;
+    if (typeof payload.sub !== 'string' || !uuidPattern.test(payload.sub) || typeof payload.cid !== 'string' || !uuidPattern.test(payload.cid)) return null;
     const role = payload.role === 'admin' ? 'admin' : 'user';
     return { sub: payload.sub, cid: payload.cid, role };
   } catch {

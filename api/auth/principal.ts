@@ -15,9 +15,18 @@ export interface Principal {
   tier: Tier;
   /** Null when the service may be used; else why not (`disabled`, `insufficient_balance`, `monthly_limit_exceeded`). */
   blockedReason: string | null;
-  /** Latest TOS version the user accepted (API keys act for the customer and skip the gate). */
+  /**
+   * Latest TOS version accepted: by the user, or for an API key by any user of its customer (a key acts
+   * for the customer, and cannot accept terms itself).
+   */
   acceptedTosVersion: string | null;
+  /** When the API key stops working (epoch ms), checked on every use of a cached principal; null: never (and for users). */
+  keyExpiresAt: number | null;
 }
+
+/** The principal while its credentials are still valid at `now`, else null. */
+const unexpired = (principal: Principal | null, now: number): Principal | null =>
+  principal && principal.keyExpiresAt !== null && principal.keyExpiresAt <= now ? null : principal;
 
 /** A value, or (when it has to be fetched) a promise of it. */
 export type MaybePromise<T> = T | Promise<T>;
@@ -87,19 +96,22 @@ export class PrincipalCache {
   private cached(key: string, load: () => Promise<Principal | null>): MaybePromise<Principal | null> {
     const now = Date.now();
     const entry = this.entries.get(key);
-    if (entry && entry.expiresAt > now) return entry.principal;
+    // A key's expiry is checked here, not only by the query that loaded it: an entry outlives it by up to `ttlMs`.
+    if (entry && entry.expiresAt > now) return unexpired(entry.principal, now);
     return load().then((principal) => {
       if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
       this.entries.set(key, { principal, expiresAt: now + this.ttlMs });
-      return principal;
+      return unexpired(principal, Date.now());
     });
   }
 
   private async loadApiKey(keyHash: string): Promise<Principal | null> {
     const [row] = await this.em.getConnection().execute<Array<Record<string, unknown>>>(
-      `select k.id, k.customer_id, k.service_type, k.key_hash,
+      `select k.id, k.customer_id, k.service_type, k.key_hash, k.expires_at,
               coalesce(s.tier, 'starter') as tier, s.enabled, s.suspended_reason,
-              exists (select 1 from users u where u.customer_id = k.customer_id and u.role = 'admin') as is_admin
+              exists (select 1 from users u where u.customer_id = k.customer_id and u.role = 'admin') as is_admin,
+              (select t.version from tos_acceptances t join users u on u.id = t.user_id
+                where u.customer_id = k.customer_id order by t.accepted_at desc limit 1) as tos_version
          from api_keys k
          left join service_instances s on s.customer_id = k.customer_id and s.service_type = k.service_type
         where k.key_hash = ? and k.revoked_at is null and (k.expires_at is null or k.expires_at > now())`,
@@ -114,7 +126,8 @@ export class PrincipalCache {
       serviceType: row.service_type as string,
       tier: row.tier as Tier,
       blockedReason: blockedReason(row),
-      acceptedTosVersion: null,
+      acceptedTosVersion: (row.tos_version as string | null) ?? null,
+      keyExpiresAt: row.expires_at === null ? null : new Date(row.expires_at as string | Date).getTime(),
       keyHash: row.key_hash as string,
     } as Principal & { keyHash: string };
   }
@@ -138,6 +151,7 @@ export class PrincipalCache {
       tier: row.tier as Tier,
       blockedReason: blockedReason(row),
       acceptedTosVersion: (row.tos_version as string | null) ?? null,
+      keyExpiresAt: null,
     };
   }
 }

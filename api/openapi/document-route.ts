@@ -59,16 +59,16 @@ export const timestamp = z.iso.datetime().describe('ISO 8601, UTC');
 /**
  * Who may call a route, and so which problem answers it can give besides its own:
  * `metered` (the default): a JWT access token or an API key, held to the TOS gate, the service check
- * and the per-customer rate limit — 401, 402, 403, 429. `account`: bearer with the TOS gate — 401, 403.
- * `no-tos`: bearer, before the TOS is accepted — 401. `admin`: bearer, role admin — 401, 403.
- * `none`: public.
+ * and the per-customer rate limit — 401, 402, 403, 429. `account`: bearer with the TOS gate and the
+ * rate limit — 401, 403, 429. `no-tos`: bearer and the rate limit, before the TOS is accepted — 401, 429.
+ * `admin`: bearer, role admin — 401, 403. `none`: public.
  */
 export type RouteAuth = 'metered' | 'account' | 'no-tos' | 'admin' | 'none';
 
 const authProblems: Record<RouteAuth, number[]> = {
   metered: [401, 402, 403, 429],
-  account: [401, 403],
-  'no-tos': [401],
+  account: [401, 403, 429],
+  'no-tos': [401, 429],
   admin: [401, 403],
   none: [],
 };

@@ -26,6 +26,7 @@ import {
   sha256,
   signAccessToken,
 } from '../auth/credentials.js';
+import { FailedLoginThrottle } from '../auth/login-throttle.js';
 import { hashPassword, maxPasswordBytes, minPasswordBytes, passwordBytes, verifyPassword } from '../auth/passwords.js';
 import type { Principal } from '../auth/principal.js';
 import { tosText } from '../auth/tos-text.js';
@@ -100,6 +101,7 @@ function apiKeyView(row: ApiKeyRow) {
 export function publicAccountRoutes(deps: ApiDeps): Router {
   const router = Router();
   const { config } = deps;
+  const failedLogins = new FailedLoginThrottle(deps.redis, config.queuePrefix);
 
   /** Access JWT plus a new refresh token in `familyId` (a login starts a family; refreshes continue it). */
   async function issueTokens(em: EntityManager, user: { id: string; customerId: string; role: Role }, familyId: string) {
@@ -117,22 +119,26 @@ export function publicAccountRoutes(deps: ApiDeps): Router {
     const body = parseInput(registerBody, req.body, 'body');
     if (body.accept_tos !== true) throw unprocessable('body.accept_tos', 'must be true: the terms of service have to be accepted');
     if (body.tos_version !== config.tosVersion) throw unprocessable('body.tos_version', `must be the current version ${config.tosVersion} (see GET /api/v1/tos)`);
-    const em = deps.orm.em.fork();
-    const emailTaken = () => new ProblemError('conflict', 'an account with this email already exists');
-    // Checked first to spare a bcrypt hash; createAccount still settles a concurrent registration.
-    if (await findUserByEmail(em, body.email)) throw emailTaken();
+    // Hashed before the email is looked at, and the email settled by the insert itself: a taken email costs
+    // the same bcrypt hash and the same statement as a new one, so the time of the 409 does not tell
+    // which accounts exist.
     const passwordHash = await hashPassword(body.password);
-    const user = await createAccount(em, { email: body.email, passwordHash, role: 'user', tosVersion: body.tos_version });
-    if (!user) throw emailTaken();
+    const user = await createAccount(deps.orm.em.fork(), { email: body.email, passwordHash, role: 'user', tosVersion: body.tos_version });
+    if (!user) throw new ProblemError('conflict', 'an account with this email already exists');
     res.status(201).json({ id: user.id, email: user.email, customer_id: user.customerId, role: user.role, created_at: iso(user.createdAt) });
   });
 
   router.post('/auth/login', async (req, res) => {
     const body = parseInput(loginBody, req.body, 'body');
+    const retryAfter = await failedLogins.attempt(body.email);
+    if (retryAfter > 0) {
+      throw new ProblemError('rate-limited', `too many failed logins for this account; retry in ${retryAfter} s`, { headers: { 'Retry-After': String(retryAfter) } });
+    }
     const em = deps.orm.em.fork();
     const user = await findUserByEmail(em, body.email);
     // An unknown email still costs one bcrypt comparison, so timing does not reveal which accounts exist.
     if (!(await verifyPassword(body.password, user?.passwordHash)) || !user) throw invalidLogin();
+    await failedLogins.succeeded(body.email);
     res.setHeader('Cache-Control', 'no-store');
     res.json(await issueTokens(em, user, uuidv7()));
   });
@@ -170,17 +176,20 @@ function userIdOf(principal: Principal, action: string): string {
   return principal.userId;
 }
 
-/** Routes that need credentials: who am I, TOS acceptance and API keys. */
-export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler; authWithoutTos: RequestHandler }): Router {
+/**
+ * Routes that need credentials: who am I, TOS acceptance and API keys. `auth` and `authWithoutTos`
+ * authenticate (with and without the TOS gate) and rate-limit.
+ */
+export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[]; authWithoutTos: RequestHandler[] }): Router {
   const router = Router();
   const { config } = deps;
   const { auth, authWithoutTos } = middleware;
 
-  router.get('/auth/me', authWithoutTos, async (req, res) => {
+  router.get('/auth/me', ...authWithoutTos, async (req, res) => {
     const principal = principalOf(req);
     const base = { role: principal.role, customer_id: principal.customerId, service_type: principal.serviceType, tos_version_current: config.tosVersion };
     if (!principal.userId) {
-      // An API key has no user: describe the customer it acts for. Keys are not held to the TOS gate.
+      // An API key has no user: describe the customer it acts for. Reachable before the terms are accepted, as for users.
       res.json({ id: null, email: null, ...base, api_key_id: principal.apiKeyId, tos_version_accepted: null, tos_current: null });
       return;
     }
@@ -191,7 +200,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler;
     res.json({ id: user.id, email: user.email, ...base, api_key_id: null, created_at: iso(user.createdAt), tos_version_accepted: accepted, tos_current: accepted === config.tosVersion });
   });
 
-  router.post('/tos/accept', authWithoutTos, async (req, res) => {
+  router.post('/tos/accept', ...authWithoutTos, async (req, res) => {
     const principal = principalOf(req);
     const { version } = parseInput(tosAcceptBody, req.body, 'body');
     const userId = userIdOf(principal, 'accepting the terms of service');
@@ -201,7 +210,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler;
     res.json({ version, accepted_at: iso(acceptedAt) });
   });
 
-  router.post('/api-keys', auth, async (req, res) => {
+  router.post('/api-keys', ...auth, async (req, res) => {
     const principal = principalOf(req);
     userIdOf(principal, 'managing API keys');
     const body = parseInput(createApiKeyBody, req.body, 'body');
@@ -220,7 +229,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler;
     res.status(201).json({ ...withoutRevokedAt(apiKeyView(row)), key });
   });
 
-  router.get('/api-keys', auth, async (req, res) => {
+  router.get('/api-keys', ...auth, async (req, res) => {
     const principal = principalOf(req);
     userIdOf(principal, 'managing API keys');
     const query = parseInput(listApiKeysQuery, req.query, 'query');
@@ -230,7 +239,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler;
   });
 
   /** Revoking is idempotent: an already revoked key answers 204 again; unknown and other customers' keys 404. */
-  router.delete('/api-keys/:id', auth, async (req, res) => {
+  router.delete('/api-keys/:id', ...auth, async (req, res) => {
     const principal = principalOf(req);
     userIdOf(principal, 'managing API keys');
     const { id } = parseInput(apiKeyIdParams, req.params, 'params');
@@ -242,7 +251,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler;
   });
 
   /** A new key (new id) with the old one's name and service type; the old key stops working at once. */
-  router.post('/api-keys/:id/rotate', auth, async (req, res) => {
+  router.post('/api-keys/:id/rotate', ...auth, async (req, res) => {
     const principal = principalOf(req);
     userIdOf(principal, 'managing API keys');
     const { id } = parseInput(apiKeyIdParams, req.params, 'params');

@@ -7,11 +7,14 @@ import { parseInput } from '../validate.js';
 
 export const statsQuery = z.strictObject({});
 
-/** `GET /stats` (authenticated): the caller's own figures, everybody's for admins. See api/stats.ts for each figure. */
-export function statsRoutes(deps: ApiDeps, auth: RequestHandler): Router {
+/**
+ * `GET /stats` (authenticated and rate-limited by `auth`): the caller's own figures, everybody's for admins.
+ * See api/stats.ts for each figure.
+ */
+export function statsRoutes(deps: ApiDeps, auth: RequestHandler[]): Router {
   const router = Router();
 
-  router.get('/stats', auth, async (req, res) => {
+  router.get('/stats', ...auth, async (req, res) => {
     const principal = principalOf(req);
     parseInput(statsQuery, req.query, 'query');
     res.setHeader('Cache-Control', 'no-store');

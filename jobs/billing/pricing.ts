@@ -21,8 +21,17 @@ export const tiers = ['starter', 'pro', 'enterprise'] as const satisfies readonl
 
 const tierRank: Record<Tier, number> = { starter: 0, pro: 1, enterprise: 2 };
 
-/** Requests per minute per tier (SPEC §5 rate limits); 0 = unlimited, as the vault CSV writes it. */
+/**
+ * Write requests (anything but GET and HEAD) per minute per tier (SPEC §5 rate limits); 0 = unlimited, as the
+ * vault CSV writes it. The vault's `rate_limit` and `GET /services` show this figure.
+ */
 export const tierRateLimitPerMinute: Record<Tier, number> = { starter: 100, pro: 1000, enterprise: 0 };
+
+/**
+ * Read requests (GET, HEAD) per minute per tier, a budget apart from the writes (SPEC §9) and ten times
+ * larger, so polling a job does not spend what submitting needs; 0 = unlimited.
+ */
+export const tierReadRateLimitPerMinute: Record<Tier, number> = { starter: 1000, pro: 10_000, enterprise: 0 };
 
 export const pricingTable = {
   /** Every call of this API made with a JWT or a `compute` API key. */

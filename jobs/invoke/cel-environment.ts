@@ -77,9 +77,27 @@ function storable(text: string, what: string): string {
   return text;
 }
 
-/** CEL values (bigint, Map, Uint8Array…) to JSON. Throws on non-finite numbers and on text PostgreSQL cannot store. */
+const minInt64 = -(2n ** 63n);
+const maxInt64 = 2n ** 63n - 1n;
+
+/**
+ * A CEL int, refused outside int64. cel-js checks `+ - *` itself but not `int / int` nor unary minus, so
+ * `-9223372036854775808 / -1` and `-(-9223372036854775807 - 1)` come back as 2⁶³; CEL makes that an
+ * overflow error. Checked on the result, so an intermediate overflow that a later step brings back into
+ * range (`(… / -1) - 1`) still passes: cel-js offers no hook on its built-in operators.
+ */
+function int64(value: bigint): bigint {
+  if (value < minInt64 || value > maxInt64) throw new RangeError(`integer overflow: ${value} is outside the int64 range`);
+  return value;
+}
+
+/**
+ * CEL values (bigint, Map, Uint8Array…) to JSON. Throws on non-finite numbers, on ints outside int64 and on
+ * text PostgreSQL cannot store.
+ */
 export function celToJson(value: unknown): unknown {
   if (typeof value === 'bigint') {
+    int64(value);
     return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
   }
   if (typeof value === 'number') {

@@ -98,6 +98,12 @@ describe('admin login and Bull Board', () => {
     expect(sessionCookie(response)).toBeUndefined();
   });
 
+  it('refuses a post from a page of this host under another scheme (https → http) with 403: origins, not hosts, must match', async () => {
+    const response = await postLogin('admin@example.test', 'admin-password-123', { origin: app.baseUrl.replace(/^http:/, 'https:') });
+    expect(response.status).toBe(403);
+    expect(sessionCookie(response)).toBeUndefined();
+  });
+
   it('accepts `Origin: null` only when Sec-Fetch-Site vouches for a same-origin post', async () => {
     expect((await postLogin('admin@example.test', 'admin-password-123', { origin: 'null' })).status).toBe(403);
     const vouched = await postLogin('admin@example.test', 'admin-password-123', { origin: 'null', 'sec-fetch-site': 'same-origin' });
@@ -128,3 +134,40 @@ describe('admin login and Bull Board', () => {
     expect(response.status).toBe(403);
   });
 });
+
+describe('admin login behind a proxy (TRUST_PROXY=1)', () => {
+  let proxied: TestApp;
+  beforeAll(async () => {
+    proxied = await startTestApp({ TRUST_PROXY: '1' });
+  });
+  afterAll(async () => {
+    await proxied?.close();
+  });
+
+  const postProxiedLogin = (password: string, headers: Record<string, string>, email = 'admin@example.test') =>
+    fetch(`${proxied.baseUrl}/admin/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: proxied.baseUrl, ...headers },
+      body: new URLSearchParams({ email, password }).toString(),
+    });
+
+  it('compares the Origin with the scheme the proxy forwarded (X-Forwarded-Proto)', async () => {
+    const httpsOrigin = proxied.baseUrl.replace(/^http:/, 'https:');
+    // An unknown account: past the origin check, the login itself fails with 401 (and no admin failure is counted).
+    const viaTls = await postProxiedLogin('whatever', { origin: httpsOrigin, 'x-forwarded-proto': 'https' }, 'nobody@example.test');
+    expect(viaTls.status).toBe(401);
+    expect((await postProxiedLogin('whatever', { origin: proxied.baseUrl, 'x-forwarded-proto': 'https' }, 'nobody@example.test')).status).toBe(403);
+  });
+
+  it('refuses an account with 429 and Retry-After after 10 failed logins, whatever addresses they come from', { timeout: 90_000 }, async () => {
+    // A new address each time: the per-IP limit (10 a minute) never trips, the per-account one must.
+    for (let n = 1; n <= 10; n++) expect((await postProxiedLogin(`guess ${n}`, { 'x-forwarded-for': `198.51.100.${n}` })).status).toBe(401);
+    const refused = await postProxiedLogin('admin-password-123', { 'x-forwarded-for': '198.51.100.11' });
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(60);
+    expect(await refused.text()).toMatch(/Too many failed attempts/);
+    expect(sessionCookie(refused)).toBeUndefined();
+  });
+});
+

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decryptSecret } from '../../api/auth/credentials.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
-import { httpClient } from '../helpers/http.js';
+import { httpClient, waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { expectProblem, jwtClaims } from './expect-problem.js';
 
@@ -230,6 +230,15 @@ describe('API keys as credentials', () => {
     expect((await listJobs(key)).status).toBe(200);
     await app.sql(`update api_keys set expires_at = now() - interval '1 second' where id = $1`, [id]);
     await app.deps.principals.invalidateCustomer(jwtClaims(alice.accessToken).cid as string);
+    expectProblem(await listJobs(key), 401, 'unauthorized');
+  });
+
+  it('stop working at their expiry instant, though the principal cache still holds them', async () => {
+    // Seconds ahead, so the first call (which caches the principal for 30 s) comes before the expiry.
+    const expiresAt = new Date(Date.now() + 3000);
+    const { key } = await createKey(alice, { expires_at: expiresAt.toISOString() });
+    expect((await listJobs(key)).status).toBe(200);
+    await waitFor(async () => Date.now() > expiresAt.getTime());
     expectProblem(await listJobs(key), 401, 'unauthorized');
   });
 

@@ -132,6 +132,36 @@ describe('POST /auth/login', () => {
     expectProblem(await request('POST', '/api/v1/auth/login', { body: { email, password: `${password}yz` } }), 401, 'unauthorized');
   });
 
+  // Ten bcrypt comparisons or more each: slow on a busy machine, hence the generous timeouts.
+  it('refuses an account with 429 and Retry-After after 10 failed logins, even with the right password; other accounts still log in', { timeout: 90_000 }, async () => {
+    // The per-IP login limit is raised for tests, so only the per-account count can refuse here.
+    const email = uniqueEmail('guessed');
+    expect((await register({ email, password: 'the real password' })).status).toBe(201);
+    for (let n = 1; n <= 10; n++) expectProblem(await request('POST', '/api/v1/auth/login', { body: { email, password: `guess ${n}` } }), 401, 'unauthorized');
+    const refused = await request('POST', '/api/v1/auth/login', { body: { email, password: 'the real password' } });
+    expectProblem(refused, 429, 'rate-limited');
+    expect(refused.body.detail).toMatch(/failed logins/);
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(60);
+    expect(retryAfter).toBeLessThanOrEqual(900);
+    expect((await request('POST', '/api/v1/auth/login', { body: { email: alice.email, password: alice.password } })).status).toBe(200);
+  });
+
+  it('counts failed logins to an unknown email the same way, so a 429 does not tell which accounts exist', { timeout: 90_000 }, async () => {
+    const email = uniqueEmail('nobody');
+    for (let n = 1; n <= 10; n++) expectProblem(await request('POST', '/api/v1/auth/login', { body: { email, password: `guess ${n}` } }), 401, 'unauthorized');
+    expectProblem(await request('POST', '/api/v1/auth/login', { body: { email, password: 'guess 11' } }), 429, 'rate-limited');
+  });
+
+  it('forgets an account\'s failed logins once it logs in', { timeout: 90_000 }, async () => {
+    const email = uniqueEmail('forgetful');
+    expect((await register({ email, password: 'the real password' })).status).toBe(201);
+    for (let round = 0; round < 2; round++) {
+      for (let n = 1; n <= 6; n++) expectProblem(await request('POST', '/api/v1/auth/login', { body: { email, password: `guess ${n}` } }), 401, 'unauthorized');
+      expect((await request('POST', '/api/v1/auth/login', { body: { email, password: 'the real password' } })).status).toBe(200);
+    }
+  });
+
   it('rejects an unknown field with 400 naming it', async () => {
     const response = await request('POST', '/api/v1/auth/login', { body: { email: alice.email, password: alice.password, remember: true } });
     expectProblem(response, 400, 'validation', ['body.remember']);
@@ -185,6 +215,19 @@ describe('access tokens', () => {
     const { sub, cid } = jwtClaims(alice.accessToken);
     const expired = jwt.sign({ sub, cid, role: 'user', exp: Math.floor(Date.now() / 1000) - 60 }, app.config.jwtSecret, { algorithm: 'HS256' });
     expectProblem(await request('GET', '/api/v1/auth/me', { token: expired }), 401, 'unauthorized');
+  });
+
+  it('rejects a correctly signed token without exp with 401: it would never expire', async () => {
+    const { sub, cid } = jwtClaims(alice.accessToken);
+    const forever = jwt.sign({ sub, cid, role: 'user' }, app.config.jwtSecret, { algorithm: 'HS256' });
+    expect(jwtClaims(forever)).not.toHaveProperty('exp');
+    expectProblem(await request('GET', '/api/v1/auth/me', { token: forever }), 401, 'unauthorized');
+  });
+
+  it('rejects a correctly signed token whose sub is not a UUID with 401, not 500', async () => {
+    const { cid } = jwtClaims(alice.accessToken);
+    const odd = jwt.sign({ sub: 'not-a-uuid', cid, role: 'user' }, app.config.jwtSecret, { algorithm: 'HS256', expiresIn: 3600 });
+    expectProblem(await request('GET', '/api/v1/auth/me', { token: odd }), 401, 'unauthorized');
   });
 
   it('rejects alg:none tokens with 401', async () => {

@@ -83,13 +83,23 @@ describe('the terms-of-service gate', () => {
     expect((await request('GET', '/api/v1/jobs', { token: user.accessToken })).status).toBe(200);
   });
 
-  it('does not hold API keys at the gate: they act for the customer', async () => {
+  it('holds API keys at the gate too, until a user of their customer accepts the current version', async () => {
     const user = await registerUser(request, '2.0.0');
     const created = await request('POST', '/api/v1/api-keys', { token: user.accessToken, body: { name: 'worker', service_type: 'compute' } });
     expect(created.status).toBe(201);
+    const key = created.body.key as string;
+    expect((await request('GET', '/api/v1/jobs', { token: key })).status).toBe(200);
     await withdrawAcceptance(user);
-    expect((await request('GET', '/api/v1/jobs', { token: created.body.key })).status).toBe(200);
-    expectProblem(await request('POST', '/api/v1/tos/accept', { token: created.body.key, body: { version: '2.0.0' } }), 403, 'forbidden');
+
+    const gated = await request('GET', '/api/v1/jobs', { token: key });
+    expectProblem(gated, 403, 'tos-required');
+    expect(gated.body.detail).toContain('2.0.0');
+    // A key cannot accept the terms for its customer, but may still ask who it is.
+    expectProblem(await request('POST', '/api/v1/tos/accept', { token: key, body: { version: '2.0.0' } }), 403, 'forbidden');
+    expect((await request('GET', '/api/v1/auth/me', { token: key })).status).toBe(200);
+
+    expect((await request('POST', '/api/v1/tos/accept', { token: user.accessToken, body: { version: '2.0.0' } })).status).toBe(200);
+    expect((await request('GET', '/api/v1/jobs', { token: key })).status).toBe(200);
   });
 
   it('rejects POST /tos/accept without credentials with 401 and with an unknown field with 400', async () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
 import { registerUser } from '../helpers/accounts.js';
@@ -15,6 +16,9 @@ afterEach(async () => {
 
 const registration = (n: number) => ({ email: `rate-${n}-${Date.now()}@example.test`, password: 'correct horse battery', accept_tos: true, tos_version: '1.0.0' });
 const wrongLogin = { email: 'nobody@example.test', password: 'not the password' };
+/** A write: creates (or finds) a constant substrate. */
+const createConstant = (request: ReturnType<typeof httpClient>, token: string, value: number) =>
+  request('POST', '/api/v1/substrates', { token, body: { expression_type: 'constant', value } });
 
 function expectLimitHeaders(response: HttpResponse, limit: number, remaining: number): void {
   expect(response.headers.get('ratelimit-limit')).toBe(String(limit));
@@ -68,27 +72,51 @@ describe('per-IP limits on register and login', { timeout: 90_000 }, () => {
 });
 
 describe('per-customer limits by tier', { timeout: 90_000 }, () => {
-  it('limits a starter customer to its tier figure per minute and answers 429 after it', async () => {
-    // Multiplier 0.05: starter 100 → 5 a minute, so the test stays short.
+  it("limits a starter customer's writes to its tier figure per minute and answers 429 after it", async () => {
+    // Multiplier 0.05: starter writes 100 → 5 a minute, reads 1,000 → 50, so the test stays short.
     app = await startTestApp({ ...realLimits, RATE_LIMIT_MULTIPLIER: '0.05' });
     const request = httpClient(app.baseUrl);
     const user = await registerUser(request);
     for (let n = 1; n <= 5; n++) {
-      const response = await request('GET', '/api/v1/jobs', { token: user.accessToken });
-      expect(response.status).toBe(200);
+      const response = await createConstant(request, user.accessToken, n);
+      expect(response.status).toBe(201);
       expectLimitHeaders(response, 5, 5 - n);
     }
-    const refused = await request('GET', '/api/v1/jobs', { token: user.accessToken });
+    const refused = await createConstant(request, user.accessToken, 6);
     expectProblem(refused, 429, 'rate-limited');
-    expect(refused.body.detail).toMatch(/compute service at tier starter allows 5 requests per minute/);
+    expect(refused.body.detail).toMatch(/compute service at tier starter allows 5 writes per minute/);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
 
     // Another customer has a count of its own.
     const other = await registerUser(request);
-    expect((await request('GET', '/api/v1/jobs', { token: other.accessToken })).status).toBe(200);
+    expect((await createConstant(request, other.accessToken, 1)).status).toBe(201);
   });
 
-  it('uses the tier of the called service: pro gets its own figure, enterprise no limit and no headers', async () => {
+  it('gives reads (GET) a budget of their own, ten times the writes: polling goes on once the writes are spent, and the reverse', async () => {
+    app = await startTestApp({ ...realLimits, RATE_LIMIT_MULTIPLIER: '0.05' });
+    const request = httpClient(app.baseUrl);
+    const user = await registerUser(request);
+    for (let n = 1; n <= 5; n++) expect((await createConstant(request, user.accessToken, n)).status).toBe(201);
+    expectProblem(await createConstant(request, user.accessToken, 6), 429, 'rate-limited');
+
+    for (let n = 1; n <= 50; n++) {
+      const read = await request('GET', '/api/v1/jobs', { token: user.accessToken });
+      expect(read.status).toBe(200);
+      expectLimitHeaders(read, 50, 50 - n);
+      expect(read.headers.get('ratelimit-policy')).toBe('"writes";q=5;w=60, "reads";q=50;w=60');
+    }
+    const refused = await request('GET', '/api/v1/jobs', { token: user.accessToken });
+    expectProblem(refused, 429, 'rate-limited');
+    expect(refused.body.detail).toMatch(/compute service at tier starter allows 50 reads per minute/);
+
+    // A fresh customer spends its reads first: its writes are untouched.
+    const other = await registerUser(request);
+    for (let n = 1; n <= 50; n++) expect((await request('GET', '/api/v1/jobs', { token: other.accessToken })).status).toBe(200);
+    expectProblem(await request('GET', '/api/v1/jobs', { token: other.accessToken }), 429, 'rate-limited');
+    expectLimitHeaders(await createConstant(request, other.accessToken, 1), 5, 4);
+  });
+
+  it('uses the tier of the called service: pro gets its own figures, enterprise no limit and no headers', async () => {
     app = await startTestApp({ ...realLimits, RATE_LIMIT_MULTIPLIER: '0.05' });
     const request = httpClient(app.baseUrl);
     const user = await registerUser(request);
@@ -99,13 +127,42 @@ describe('per-customer limits by tier', { timeout: 90_000 }, () => {
     };
 
     await setTier('pro');
-    expectLimitHeaders(await request('GET', '/api/v1/jobs', { token: user.accessToken }), 50, 49);
+    expectLimitHeaders(await request('GET', '/api/v1/jobs', { token: user.accessToken }), 500, 499);
+    expectLimitHeaders(await createConstant(request, user.accessToken, 1), 50, 49);
 
     await setTier('enterprise');
     for (let n = 0; n < 60; n++) {
       const response = await request('GET', '/api/v1/jobs', { token: user.accessToken });
       expect(response.status).toBe(200);
       expect(response.headers.get('ratelimit-limit')).toBeNull();
+    }
+    expect((await createConstant(request, user.accessToken, 2)).headers.get('ratelimit-limit')).toBeNull();
+  });
+
+  it('also limits /stats, /auth/me, /api-keys and /tos/accept: once the budgets are spent elsewhere they answer 429 too', async () => {
+    app = await startTestApp({ ...realLimits, RATE_LIMIT_MULTIPLIER: '0.05' });
+    const request = httpClient(app.baseUrl);
+    const user = await registerUser(request);
+    const spend = async (method: 'GET' | 'DELETE', path: string) => {
+      for (let n = 0; n < 1000; n++) if ((await request(method, path, { token: user.accessToken })).status === 429) return;
+      throw new Error(`${method} ${path} was never limited`);
+    };
+    // Whatever budgets the limiter keeps (one for all calls, or reads apart from writes), spend each.
+    await spend('GET', '/api/v1/jobs');
+    await spend('DELETE', `/api/v1/jobs/${randomUUID()}`);
+
+    const calls: Array<[string, string, Record<string, unknown>?]> = [
+      ['GET', '/api/v1/stats'],
+      ['GET', '/api/v1/auth/me'],
+      ['GET', '/api/v1/api-keys'],
+      ['POST', '/api/v1/api-keys', { name: 'ci', service_type: 'compute' }],
+      ['DELETE', `/api/v1/api-keys/${randomUUID()}`],
+      ['POST', '/api/v1/tos/accept', { version: '1.0.0' }],
+    ];
+    for (const [method, path, body] of calls) {
+      const response = await request(method, path, { token: user.accessToken, body });
+      expectProblem(response, 429, 'rate-limited');
+      expect(response.headers.get('retry-after'), `${method} ${path}`).toMatch(/^\d+$/);
     }
   });
 });

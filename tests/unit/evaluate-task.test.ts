@@ -17,6 +17,15 @@ describe('evaluate task', () => {
     expect(evaluate({ expression: '9223372036854775807', parameters: {} })).toEqual({ value: '9223372036854775807' });
   });
 
+  it('refuses an int64 overflow as an error, as CEL does, instead of answering a value no int64 holds', () => {
+    expect(() => evaluate({ expression: '-9223372036854775808 / -1', parameters: {} })).toThrow(/integer overflow/);
+    expect(() => evaluate({ expression: '-(-9223372036854775807 - 1)', parameters: {} })).toThrow(/integer overflow/);
+    expect(() => evaluate({ expression: '[1, -9223372036854775808 / -1]', parameters: {} })).toThrow(/integer overflow/);
+    expect(() => evaluate({ expression: '{"key": -9223372036854775808 / -1}', parameters: {} })).toThrow(/integer overflow/);
+    expect(() => evaluate({ expression: '9223372036854775807 + 1', parameters: {} })).toThrow(/integer overflow/);
+    expect(evaluate({ expression: '-9223372036854775807 - 1', parameters: {} })).toEqual({ value: '-9223372036854775808' });
+  });
+
   it('refuses non-finite results', () => {
     expect(() => evaluate({ expression: 'x / 0.0', parameters: { x: 1 } })).toThrow(/finite/);
   });
