@@ -25,6 +25,12 @@ export interface JobDefinition<Payload = unknown, Result = unknown> {
    * Default: the job type has no cached results.
    */
   cacheKey?(payload: Payload): InvocationCacheKey | null;
+  /**
+   * The job always runs long (a batch): it is written `active` before its processor starts rather than
+   * once it has run a little while, so it never reads `queued` while its work is being stored. Costs one
+   * awaited write per job. Default false.
+   */
+  activeAtStart?: boolean;
   process(payload: Payload, ctx: JobContext): Promise<Result>;
 }
 

@@ -117,7 +117,9 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
     if (jobId !== job.id) {
       await ensureScheduledJobRow(ctx.em, { id: jobId, queueJobId: job.id as string, customerId: job.data.customerId, type: definition.name, payload: job.data.payload, maxAttempts: job.opts.attempts ?? 1 });
     }
-    deps.writer.markActive(jobId, attempt);
+    const startedAt = Date.now();
+    if (definition.activeAtStart) await deps.writer.markActiveNow(jobId, attempt, startedAt);
+    else deps.writer.markActive(jobId, attempt, startedAt);
     for (const hook of deps.hooks) hook.started?.(job, definition.name);
 
     let result: unknown;

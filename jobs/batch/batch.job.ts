@@ -56,6 +56,7 @@ export const batchJob = defineJob({
   payload: batchPayloadSchema,
   result: batchResultSchema,
   queue: { attempts: 5, concurrency: 4 },
+  activeAtStart: true,
   async process(payload, ctx) {
     const total = payload.invocations.length;
     const stored = await storedItemIndexes(ctx.em, ctx.jobId);
