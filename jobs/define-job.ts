@@ -31,6 +31,11 @@ export interface JobDefinition<Payload = unknown, Result = unknown> {
    * awaited write per job. Default false.
    */
   activeAtStart?: boolean;
+  /**
+   * The substrates a payload names, which must all be the submitter's own: a schedule of this job is
+   * refused at creation (404) otherwise, rather than failing at every run. Default: none.
+   */
+  substrateIds?(payload: Payload): string[];
   process(payload: Payload, ctx: JobContext): Promise<Result>;
 }
 

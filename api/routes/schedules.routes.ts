@@ -4,6 +4,7 @@ import { uuidv7 } from 'uuidv7';
 import { z } from 'zod';
 import type { Schedule } from '../../db/entities/schedule.entity.js';
 import { deleteSchedule, findSchedule, listSchedules, setSchedulePaused, upsertSchedule } from '../../db/repositories/schedules.js';
+import { existingSubstrateIds } from '../../db/repositories/substrates.js';
 import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
 import { queueFor } from '../../workers/queues.js';
 import { cronProblem, intervalProblem, maxSchedulesPerCustomer, timeZoneProblem } from '../../workers/user-schedules/schedule-rules.js';
@@ -85,6 +86,13 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     } else {
       const problem = intervalProblem(body.every_ms as number);
       if (problem) throw unprocessable('body.every_ms', problem);
+    }
+    // Every substrate the job names must be the customer's now, or each run would fail on it (another customer's answers 404 too).
+    const named = definition.substrateIds?.(payload.data) ?? [];
+    if (named.length > 0) {
+      const owned = await existingSubstrateIds(deps.orm.em.fork(), principal.customerId, named);
+      const missing = named.find((id) => !owned.has(id));
+      if (missing) throw notFound(`substrate ${missing}`);
     }
 
     const outcome = await upsertSchedule(
