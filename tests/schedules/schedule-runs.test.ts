@@ -18,7 +18,8 @@ let connection: Redis;
 let ticks: Queue;
 
 beforeAll(async () => {
-  app = await startTestApp();
+  // Workers check every SWEEPER_INTERVAL_MS that Redis still holds the schedules.
+  app = await startTestApp({ SWEEPER_INTERVAL_MS: '500' });
   await app.startWorkers();
   request = httpClient(app.baseUrl);
   connection = createRedis(app.config.redisUrl, 'blocking');
@@ -82,6 +83,14 @@ async function flushRequestLogs(): Promise<void> {
   await app.deps.requestLog.flush();
   const workers = (await app.startWorkers()) as unknown as { requestLog?: { flush(): Promise<void> } };
   await workers.requestLog?.flush();
+}
+
+/** Deletes every key of this file's prefix: Redis restarted without its data. */
+async function emptyRedis(): Promise<void> {
+  const redis = createRedis(app.config.redisUrl);
+  const keys = await redis.keys(`${app.config.queuePrefix}*`);
+  for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+  await redis.quit();
 }
 
 const isUuidV7 = (id: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id);
@@ -203,10 +212,7 @@ describe("a schedule's run is an ordinary job", () => {
     await waitFor(async () => (await jobsOf(carol.customerId)).filter((job) => job.state === 'completed').length === 1);
 
     await app.stopWorkers();
-    const redis = createRedis(app.config.redisUrl);
-    const keys = await redis.keys(`${app.config.queuePrefix}*`);
-    for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
-    await redis.quit();
+    await emptyRedis();
     await app.startWorkers();
 
     const rerun = await waitFor(async () => {
@@ -221,5 +227,22 @@ describe("a schedule's run is an ordinary job", () => {
     const cron = await ticks.getJobScheduler(schedulerId(carol.customerId, 'new-year'));
     expect(cron, 'the cron schedule is back in Redis').toMatchObject({ pattern: '0 0 1 1 *', tz: 'UTC' });
     expect(await ticks.getJobScheduler(schedulerId(carol.customerId, 'held'))).toBeUndefined();
+  });
+
+  it('after Redis is emptied under running workers, active schedules come back without a restart', async () => {
+    const dave = await customer();
+    const created = await request('POST', '/api/v1/schedules', {
+      token: dave.user.accessToken,
+      body: { name: 'survivor', every_ms: 3_600_000, job: { type: 'invoke', payload: { substrate_id: dave.substrateId } } },
+    });
+    expect(created.status, created.text).toBe(201);
+    await waitFor(async () => (await jobsOf(dave.customerId)).filter((job) => job.state === 'completed').length === 1);
+
+    await emptyRedis();
+    const rerun = await waitFor(async () => {
+      const jobs = await jobsOf(dave.customerId);
+      return jobs.length === 2 && jobs[1]!.state === 'completed' ? jobs[1] : null;
+    }, 20_000);
+    expect(rerun.schedule_name).toBe('survivor');
   });
 });
