@@ -33,27 +33,15 @@ export interface RateLimits {
  * client cannot pick its own address with `X-Forwarded-For`.
  */
 export function createRateLimits(redis: Redis, config: Config): RateLimits {
-  const limiter = (name: string, points: number) =>
-    new RateLimiterRedis({
-      storeClient: redis,
-      keyPrefix: `${config.queuePrefix}:ratelimit:${name}`,
-      points,
-      duration: windowSeconds,
-      rejectIfRedisNotReady: true,
-      insuranceLimiter: new RateLimiterMemory({ points, duration: windowSeconds }),
-    });
-
-  const tierLimiters = new Map<Tier, RateLimiterRedis>();
-  for (const [tier, perMinute] of Object.entries(tierRequestsPerMinute) as Array<[Tier, number | null]>) {
-    if (perMinute !== null) tierLimiters.set(tier, limiter(`tier-${tier}`, Math.max(1, Math.round(perMinute * config.rateLimitMultiplier))));
-  }
+  const limiter = (name: string, points: number) => redisLimiter(redis, config, name, points);
+  const tierLimiters = createTierLimiters(redis, config);
 
   // Not an async function: an unlimited tier (enterprise) passes without a promise.
   const customer: RequestHandler = (req, res, next) => {
     const principal = principalOf(req);
     const tierLimiter = tierLimiters.get(principal.tier);
     if (!tierLimiter) return next();
-    return consume(tierLimiter, `${principal.customerId}:${principal.serviceType}`, res, 'customer', (limit) =>
+    return consume(tierLimiter, customerLimitKey(principal.customerId, principal.serviceType), res, 'customer', (limit) =>
       `the ${principal.serviceType} service at tier ${principal.tier} allows ${limit} requests per minute`,
     ).then(() => next());
   };
@@ -71,6 +59,32 @@ export function createRateLimits(redis: Redis, config: Config): RateLimits {
     register: perIp('register', config.rateLimitRegisterPerMin),
     login: perIp('login', config.rateLimitLoginPerMin),
   };
+}
+
+function redisLimiter(redis: Redis, config: Config, name: string, points: number): RateLimiterRedis {
+  return new RateLimiterRedis({
+    storeClient: redis,
+    keyPrefix: `${config.queuePrefix}:ratelimit:${name}`,
+    points,
+    duration: windowSeconds,
+    rejectIfRedisNotReady: true,
+    insuranceLimiter: new RateLimiterMemory({ points, duration: windowSeconds }),
+  });
+}
+
+/** What a customer's calls to one service are counted under. */
+export const customerLimitKey = (customerId: string, serviceType: string): string => `${customerId}:${serviceType}`;
+
+/**
+ * One limiter per limited tier (an unlimited tier has none), counting each customer's calls to a service
+ * (`customerLimitKey`): the API's per-customer check and the workers' scheduled runs take from the same counts.
+ */
+export function createTierLimiters(redis: Redis, config: Config): Map<Tier, RateLimiterRedis> {
+  const tierLimiters = new Map<Tier, RateLimiterRedis>();
+  for (const [tier, perMinute] of Object.entries(tierRequestsPerMinute) as Array<[Tier, number | null]>) {
+    if (perMinute !== null) tierLimiters.set(tier, redisLimiter(redis, config, `tier-${tier}`, Math.max(1, Math.round(perMinute * config.rateLimitMultiplier))));
+  }
+  return tierLimiters;
 }
 
 const clientIp = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? 'unknown';

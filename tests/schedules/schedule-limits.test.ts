@@ -53,8 +53,7 @@ describe("a schedule's run counts against the tier's rate limit", () => {
     await next.promote();
     const outcome = await waitFor(async () => {
       await app.deps.requestLog.flush();
-      const workers = (await app.startWorkers()) as unknown as { requestLog?: { flush(): Promise<void> } };
-      await workers.requestLog?.flush();
+      await (await app.startWorkers()).requestLog.flush();
       const jobs = await app.sql(`select id from jobs where customer_id = $1`, [customerId]);
       const logs = await app.sql<{ status_code: number }>(`select status_code from request_logs where customer_id = $1 and method = 'SCHEDULE' order by id`, [customerId]);
       return jobs.length > 1 || logs.some((log) => log.status_code === 429) ? { jobs, logs } : null;

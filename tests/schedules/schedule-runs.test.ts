@@ -81,8 +81,7 @@ const scheduledLogs = (customerId: string) =>
 /** Flushes the request-log buffers of the API and of the workers' tick processor. */
 async function flushRequestLogs(): Promise<void> {
   await app.deps.requestLog.flush();
-  const workers = (await app.startWorkers()) as unknown as { requestLog?: { flush(): Promise<void> } };
-  await workers.requestLog?.flush();
+  await (await app.startWorkers()).requestLog.flush();
 }
 
 /** Deletes every key of this file's prefix: Redis restarted without its data. */

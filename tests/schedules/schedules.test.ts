@@ -31,12 +31,12 @@ async function customer(): Promise<{ user: TestUser; customerId: string; substra
 const yearly = '0 0 1 1 *';
 const schedule = (token: string, body: unknown) => request('POST', '/api/v1/schedules', { token, body });
 const invoke = (substrateId: string) => ({ type: 'invoke', payload: { substrate_id: substrateId } });
-const invokeQueue = () => app.deps.queues.get('invoke')!;
+const ticks = () => app.deps.scheduleTicks;
 
-/** Jobs BullMQ holds for a schedule (waiting, delayed or active): its next run. */
+/** Ticks BullMQ holds for a schedule (waiting, delayed or active): its next run. */
 async function pendingRuns(customerId: string, name: string): Promise<number> {
-  const jobs = await invokeQueue().getJobs(['waiting', 'delayed', 'active', 'prioritized']);
-  return jobs.filter((job) => job?.id?.startsWith(`repeat:${schedulerIdFor(customerId, name)}:`)).length;
+  const pending = await ticks().getJobs(['waiting', 'delayed', 'active', 'prioritized']);
+  return pending.filter((tick) => tick?.repeatJobKey === schedulerIdFor(customerId, name)).length;
 }
 
 describe('user schedules', () => {
@@ -78,7 +78,7 @@ describe('user schedules', () => {
     const paused = await request('POST', '/api/v1/schedules/pausable/pause', { token: user.accessToken });
     expect(paused.status).toBe(200);
     expect(paused.body).toMatchObject({ name: 'pausable', paused: true, next_run_at: null });
-    expect(await invokeQueue().getJobScheduler(schedulerIdFor(customerId, 'pausable'))).toBeUndefined();
+    expect(await ticks().getJobScheduler(schedulerIdFor(customerId, 'pausable'))).toBeUndefined();
     expect(await pendingRuns(customerId, 'pausable')).toBe(0);
     const listed = await request('GET', '/api/v1/schedules', { token: user.accessToken });
     expect(listed.body.items).toEqual([expect.objectContaining({ name: 'pausable', paused: true, next_run_at: null })]);
@@ -95,7 +95,7 @@ describe('user schedules', () => {
     await waitFor(async () => (await request('GET', '/api/v1/jobs?state=completed', { token: user.accessToken })).body.items?.length === 1);
     await request('POST', '/api/v1/schedules/halted/pause', { token: user.accessToken });
     expect(await pendingRuns(customerId, 'halted')).toBe(0);
-    expect(await invokeQueue().getJobScheduler(schedulerIdFor(customerId, 'halted'))).toBeUndefined();
+    expect(await ticks().getJobScheduler(schedulerIdFor(customerId, 'halted'))).toBeUndefined();
     // Re-posting a paused schedule updates it and leaves it paused.
     const updated = await schedule(user.accessToken, { name: 'halted', every_ms: 120_000, job: invoke(substrateId) });
     expect(updated.status).toBe(200);
@@ -118,7 +118,7 @@ describe('user schedules', () => {
     const { user, customerId, substrateId } = await customer();
     await schedule(user.accessToken, { name: 'short-lived', cron: yearly, job: invoke(substrateId) });
     expect((await request('DELETE', '/api/v1/schedules/short-lived', { token: user.accessToken })).status).toBe(204);
-    expect(await invokeQueue().getJobScheduler(schedulerIdFor(customerId, 'short-lived'))).toBeUndefined();
+    expect(await ticks().getJobScheduler(schedulerIdFor(customerId, 'short-lived'))).toBeUndefined();
     expect(await pendingRuns(customerId, 'short-lived')).toBe(0);
     expectProblem(await request('DELETE', '/api/v1/schedules/short-lived', { token: user.accessToken }), 404, 'not-found');
     expectProblem(await request('POST', '/api/v1/schedules/short-lived/resume', { token: user.accessToken }), 404, 'not-found');
