@@ -4,7 +4,8 @@ import type { httpClient } from '../helpers/http.js';
 import { waitFor } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';
 
-const suite = useTestApp({ workers: true, users: 1 });
+// The slow invocation below runs for seconds on a busy machine: more than the default 5 s task limit allows.
+const suite = useTestApp({ workers: true, users: 1, env: { TASK_TIMEOUT_MS: '60000' } });
 let request: ReturnType<typeof httpClient>;
 let alice: TestUser;
 let product: string;
@@ -56,8 +57,9 @@ describe('started_at', () => {
   }
 
   it('a slow invocation reads active with its start time while it runs, and keeps that start time', async () => {
-    // 512,000 evaluations of the innermost condition: several hundred ms in a thread.
-    const list = `[${Array.from({ length: 80 }, (_, i) => i).join(',')}]`;
+    // A million evaluations of the innermost condition: a second or more in a thread, well past the 100 ms
+    // after which a running job is written `active`.
+    const list = `[${Array.from({ length: 100 }, (_, i) => i).join(',')}]`;
     const slow = await request('POST', '/api/v1/substrates', {
       token: alice.accessToken,
       body: { expression_type: 'expression', expression: `${list}.all(a, ${list}.all(b, ${list}.all(c, a + b + c + x >= 0)))` },
