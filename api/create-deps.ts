@@ -8,6 +8,7 @@ import { createOrm } from '../db/orm.js';
 import { createRedis } from '../db/redis.js';
 import { addQueueDepthSource } from '../ops/metrics/catalog.js';
 import { closeQueues, createQueues } from '../workers/queues.js';
+import { createScheduleTickQueue } from '../workers/schedule-ticks/tick-queue.js';
 import { createJobInserter } from '../workers/submit-job.js';
 import { createWebhookQueue } from '../workers/webhooks/webhook-queue.js';
 import { PrincipalCache } from './auth/principal.js';
@@ -24,6 +25,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   const subscriber = createRedis(config.redisUrl, 'blocking');
   const queues = createQueues(queueConnection, config.queuePrefix);
   const webhookQueue = createWebhookQueue(queueConnection, config.queuePrefix);
+  const scheduleTicks = createScheduleTickQueue(queueConnection, config.queuePrefix);
   const principals = new PrincipalCache(orm.em.fork(), redis, config.queuePrefix);
   await principals.listen(subscriber);
   const waiter = new JobWaiter(config.redisUrl, config.queuePrefix);
@@ -44,6 +46,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
     redis,
     queues,
     webhookQueue,
+    scheduleTicks,
     logger,
     principals,
     cache,
@@ -60,6 +63,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
       await waiter.close();
       await closeQueues(queues);
       await webhookQueue.close();
+      await scheduleTicks.close();
       await Promise.all([redis.quit(), queueConnection.quit(), subscriber.quit()]);
       await orm.close();
     },

@@ -6,6 +6,7 @@ import type { GroupCommit } from '../db/group-commit.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import type { FinishedJobRow } from '../db/repositories/jobs.js';
 import type { JobQueues } from '../workers/queues.js';
+import type { ScheduleTickQueue } from '../workers/schedule-ticks/tick-queue.js';
 import type { JobInserter } from '../workers/submit-job.js';
 import type { WebhookQueue } from '../workers/webhooks/webhook-queue.js';
 import type { PrincipalCache } from './auth/principal.js';
@@ -20,6 +21,8 @@ export interface ApiDeps {
   queues: JobQueues;
   /** The internal webhook delivery queue (redeliveries are enqueued from the API). */
   webhookQueue: WebhookQueue;
+  /** The internal queue whose job schedulers are the schedules' clocks (POST /schedules upserts them). */
+  scheduleTicks: ScheduleTickQueue;
   logger: Logger;
   principals: PrincipalCache;
   cache: InvocationCache;

@@ -44,29 +44,8 @@ export interface RateLimits {
  * client cannot pick its own address with `X-Forwarded-For`.
  */
 export function createRateLimits(redis: Redis, config: Config): RateLimits {
-  const limiter = (name: string, points: number) =>
-    new RateLimiterRedis({
-      storeClient: redis,
-      keyPrefix: `${config.queuePrefix}:ratelimit:${name}`,
-      points,
-      duration: windowSeconds,
-      rejectIfRedisNotReady: true,
-      insuranceLimiter: new RateLimiterMemory({ points, duration: windowSeconds }),
-    });
-
-  const scaled = (perMinute: number) => Math.max(1, Math.round(perMinute * config.rateLimitMultiplier));
-  // A tier is limited on both budgets or on neither (0 = unlimited: enterprise, SPEC §5).
-  const tierBudgets = new Map<Tier, TierBudgets>();
-  for (const tier of Object.keys(tierRateLimitPerMinute) as Tier[]) {
-    const writes = tierRateLimitPerMinute[tier];
-    const reads = tierReadRateLimitPerMinute[tier];
-    if (writes === 0 || reads === 0) continue;
-    tierBudgets.set(tier, {
-      writes: limiter(`tier-${tier}`, scaled(writes)),
-      reads: limiter(`tier-${tier}-reads`, scaled(reads)),
-      policy: `"writes";q=${scaled(writes)};w=${windowSeconds}, "reads";q=${scaled(reads)};w=${windowSeconds}`,
-    });
-  }
+  const limiter = (name: string, points: number) => redisLimiter(redis, config, name, points);
+  const tierBudgets = createTierBudgets(redis, config);
 
   // Not an async function: an unlimited tier (enterprise) passes without a promise.
   const customer: RequestHandler = (req, res, next) => {
@@ -75,7 +54,7 @@ export function createRateLimits(redis: Redis, config: Config): RateLimits {
     if (!budgets) return next();
     const kind = requestKind(req.method);
     res.setHeader('RateLimit-Policy', budgets.policy);
-    return consume(budgets[kind], `${principal.customerId}:${principal.serviceType}`, res, 'customer', (limit) =>
+    return consume(budgets[kind], customerLimitKey(principal.customerId, principal.serviceType), res, 'customer', (limit) =>
       `the ${principal.serviceType} service at tier ${principal.tier} allows ${limit} ${kind} per minute`,
     ).then(() => next());
   };
@@ -93,6 +72,45 @@ export function createRateLimits(redis: Redis, config: Config): RateLimits {
     register: perIp('register', config.rateLimitRegisterPerMin),
     login: perIp('login', config.rateLimitLoginPerMin),
   };
+}
+
+function redisLimiter(redis: Redis, config: Config, name: string, points: number): RateLimiterRedis {
+  return new RateLimiterRedis({
+    storeClient: redis,
+    keyPrefix: `${config.queuePrefix}:ratelimit:${name}`,
+    points,
+    duration: windowSeconds,
+    rejectIfRedisNotReady: true,
+    insuranceLimiter: new RateLimiterMemory({ points, duration: windowSeconds }),
+  });
+}
+
+/** What a customer's calls to one service are counted under. */
+export const customerLimitKey = (customerId: string, serviceType: string): string => `${customerId}:${serviceType}`;
+
+/**
+ * Each limited tier's two budgets (an unlimited tier has none; a tier is limited on both or on neither:
+ * 0 = unlimited, enterprise, SPEC §5), counting each customer's calls to a service (`customerLimitKey`).
+ */
+export function createTierBudgets(redis: Redis, config: Config): Map<Tier, TierBudgets> {
+  const scaled = (perMinute: number) => Math.max(1, Math.round(perMinute * config.rateLimitMultiplier));
+  const tierBudgets = new Map<Tier, TierBudgets>();
+  for (const tier of Object.keys(tierRateLimitPerMinute) as Tier[]) {
+    const writes = tierRateLimitPerMinute[tier];
+    const reads = tierReadRateLimitPerMinute[tier];
+    if (writes === 0 || reads === 0) continue;
+    tierBudgets.set(tier, {
+      writes: redisLimiter(redis, config, `tier-${tier}`, scaled(writes)),
+      reads: redisLimiter(redis, config, `tier-${tier}-reads`, scaled(reads)),
+      policy: `"writes";q=${scaled(writes)};w=${windowSeconds}, "reads";q=${scaled(reads)};w=${windowSeconds}`,
+    });
+  }
+  return tierBudgets;
+}
+
+/** The write budget of each limited tier: the API's writes and the workers' scheduled runs take from the same counts. */
+export function createTierLimiters(redis: Redis, config: Config): Map<Tier, RateLimiterRedis> {
+  return new Map([...createTierBudgets(redis, config)].map(([tier, budgets]) => [tier, budgets.writes]));
 }
 
 const clientIp = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? 'unknown';

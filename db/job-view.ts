@@ -12,6 +12,7 @@ export function jobView(job: JobRecord) {
     attempts_made: job.attemptsMade,
     ...(job.result !== null && job.result !== undefined ? { result: job.result } : {}),
     ...(job.error ? { error: job.error } : {}),
+    ...(job.scheduleName ? { schedule: job.scheduleName } : {}),
     created_at: iso(job.createdAt) as string,
     ...(job.startedAt ? { started_at: iso(job.startedAt) } : {}),
     ...(job.finishedAt ? { finished_at: iso(job.finishedAt) } : {}),

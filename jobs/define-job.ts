@@ -25,6 +25,17 @@ export interface JobDefinition<Payload = unknown, Result = unknown> {
    * Default: the job type has no cached results.
    */
   cacheKey?(payload: Payload): InvocationCacheKey | null;
+  /**
+   * The job always runs long (a batch): it is written `active` before its processor starts rather than
+   * once it has run a little while, so it never reads `queued` while its work is being stored. Costs one
+   * awaited write per job. Default false.
+   */
+  activeAtStart?: boolean;
+  /**
+   * The substrates a payload names, which must all be the submitter's own: a schedule of this job is
+   * refused at creation (404) otherwise, rather than failing at every run. Default: none.
+   */
+  substrateIds?(payload: Payload): string[];
   process(payload: Payload, ctx: JobContext): Promise<Result>;
 }
 

@@ -6,11 +6,24 @@ import { maxNoticeBytes } from '../db/job-notices.js';
 import { asyncCommit, jobColumns } from '../db/repositories/jobs.js';
 import { storableText } from '../jobs/storable-text.js';
 
+/** `startedAt`: when the attempt began (epoch ms, this process's clock); null when this process did not run it. */
 type StateWrite =
-  | { kind: 'active'; id: string; attemptsMade: number }
+  | { kind: 'active'; id: string; attemptsMade: number; startedAt: number }
   | { kind: 'progress'; id: string; value: unknown }
-  | { kind: 'final'; id: string; state: 'completed' | 'failed' | 'queued'; result: unknown; error: string | null; attemptsMade: number; notify: boolean };
+  | {
+      kind: 'final';
+      id: string;
+      state: 'completed' | 'failed' | 'queued';
+      result: unknown;
+      error: string | null;
+      attemptsMade: number;
+      notify: boolean;
+      startedAt: number | null;
+    };
 type FinalWrite = Extract<StateWrite, { kind: 'final' }>;
+
+/** The stored start of an attempt: its start time `v.started` (epoch ms) kept within the row's life so far; `now()` when unknown. */
+const startedAt = `greatest(j.created_at, least(to_timestamp(v.started / 1000), now()))`;
 
 export interface JobStateWriterOptions {
   /** Rows per statement. Default 500. */
@@ -19,7 +32,8 @@ export interface JobStateWriterOptions {
   retryForMs?: number;
   /**
    * A job is shown `active` only once it has run this long, in ms; a job that finishes sooner goes
-   * straight from `queued` to its outcome, saving a write per job. Default 50.
+   * straight from `queued` to its outcome, saving a write per job (its start time goes out with the
+   * outcome instead). Default 100.
    */
   activeAfterMs?: number;
   /**
@@ -37,8 +51,8 @@ export interface JobStateWriterOptions {
  * counting attempts).
  */
 export class JobStateWriter {
-  /** Attempts started less than `activeAfterMs` ago: their `active` write is still waiting. */
-  private startingSoon = new Map<string, { timer: NodeJS.Timeout; attemptsMade: number }>();
+  /** Attempts running in this process; `timer` is set while their `active` write is still waiting. */
+  private readonly running = new Map<string, { attemptsMade: number; startedAt: number; timer: NodeJS.Timeout | null }>();
   private readonly writes: GroupCommit<StateWrite>;
   private readonly retryForMs: number;
   private readonly activeAfterMs: number;
@@ -51,26 +65,42 @@ export class JobStateWriter {
     options: JobStateWriterOptions = {},
   ) {
     this.retryForMs = options.retryForMs ?? 60_000;
-    this.activeAfterMs = options.activeAfterMs ?? 50;
+    this.activeAfterMs = options.activeAfterMs ?? 100;
     this.writes = new GroupCommit((batch) => this.withRetry(() => this.write(batch)), { maxBatch: options.maxBatch ?? 500, lingerMs: options.lingerMs ?? 3 });
   }
 
-  /** Records that an attempt started (once it has run `activeAfterMs`). Not awaited; best effort, batched. */
-  markActive(id: string, attemptsMade: number): void {
+  /**
+   * Records that an attempt started at `startedAt`: written `active` (with that start time) once it has
+   * run `activeAfterMs`, else only with its outcome. Not awaited; best effort, batched.
+   */
+  markActive(id: string, attemptsMade: number, startedAt = Date.now()): void {
     this.settle(id);
-    const timer = setTimeout(() => {
-      this.startingSoon.delete(id);
-      this.bestEffort({ kind: 'active', id, attemptsMade });
+    const attempt = { attemptsMade, startedAt, timer: null as NodeJS.Timeout | null };
+    attempt.timer = setTimeout(() => {
+      attempt.timer = null;
+      this.bestEffort({ kind: 'active', id, attemptsMade, startedAt });
     }, this.activeAfterMs);
-    timer.unref();
-    this.startingSoon.set(id, { timer, attemptsMade });
+    attempt.timer.unref();
+    this.running.set(id, attempt);
   }
 
-  /** The attempt ended: no `active` write is needed any more if it has not gone out yet. */
-  private settle(id: string): void {
-    const pending = this.startingSoon.get(id);
-    if (pending) clearTimeout(pending.timer);
-    this.startingSoon.delete(id);
+  /**
+   * Writes `active` now and resolves once it is stored (or could not be: a job need not wait for its
+   * state to show), for jobs that always run long: a batch reads `active` before its first item is stored.
+   */
+  async markActiveNow(id: string, attemptsMade: number, startedAt = Date.now()): Promise<void> {
+    this.settle(id);
+    this.running.set(id, { attemptsMade, startedAt, timer: null });
+    await this.writes.add({ kind: 'active', id, attemptsMade, startedAt }).catch((error: unknown) => this.logger.warn({ err: error, jobId: id }, 'job state write failed'));
+  }
+
+  /** The attempt ended: no `active` write is needed any more if it has not gone out yet. Returns when it started. */
+  private settle(id: string): number | null {
+    const attempt = this.running.get(id);
+    if (!attempt) return null;
+    if (attempt.timer) clearTimeout(attempt.timer);
+    this.running.delete(id);
+    return attempt.startedAt;
   }
 
   /** Records progress for GET /jobs/:id. Best effort, batched; only while the job is active. */
@@ -85,32 +115,35 @@ export class JobStateWriter {
 
   /** Stores the outcome; with `notify`, the same statement announces the stored row (db/job-notices.ts). */
   complete(id: string, result: unknown, attemptsMade: number, notify = false): Promise<void> {
-    return this.push({ kind: 'final', id, state: 'completed', result, error: null, attemptsMade, notify });
+    return this.push({ kind: 'final', id, state: 'completed', result, error: null, attemptsMade, notify, startedAt: null });
   }
 
   fail(id: string, error: string, attemptsMade: number, notify = false): Promise<void> {
-    return this.push({ kind: 'final', id, state: 'failed', result: null, error, attemptsMade, notify });
+    return this.push({ kind: 'final', id, state: 'failed', result: null, error, attemptsMade, notify, startedAt: null });
   }
 
   /** An attempt failed and BullMQ will retry: back to queued, with the error so far. */
   async retrying(id: string, error: string, attemptsMade: number): Promise<void> {
-    await this.push({ kind: 'final', id, state: 'queued', result: null, error, attemptsMade, notify: false });
+    await this.push({ kind: 'final', id, state: 'queued', result: null, error, attemptsMade, notify: false, startedAt: null });
   }
 
+  /** The outcome carries the attempt's start time, so a job that never got its `active` write still has one. */
   private push(write: FinalWrite): Promise<void> {
-    this.settle(write.id);
+    write.startedAt = this.settle(write.id);
     // An error message may quote user data PostgreSQL cannot store; it must not fail the batch it joins.
-    return this.writes.add(write.error === null ? write : { ...write, error: storableText(write.error) });
+    if (write.error !== null) write.error = storableText(write.error);
+    return this.writes.add(write);
   }
 
   /** Writes everything pending now; resolves when it is stored. */
   async drain(): Promise<void> {
-    for (const [id, { timer, attemptsMade }] of this.startingSoon) {
-      // Jobs still running when we drain (shutdown): record them as started now.
-      clearTimeout(timer);
-      this.bestEffort({ kind: 'active', id, attemptsMade });
+    for (const [id, attempt] of this.running) {
+      // Jobs still running when we drain (shutdown) whose `active` write is still waiting: write it now.
+      if (!attempt.timer) continue;
+      clearTimeout(attempt.timer);
+      attempt.timer = null;
+      this.bestEffort({ kind: 'active', id, attemptsMade: attempt.attemptsMade, startedAt: attempt.startedAt });
     }
-    this.startingSoon.clear();
     await this.writes.drain();
   }
 
@@ -122,14 +155,19 @@ export class JobStateWriter {
    * PostgreSQL crashes in the next few hundred ms and loses this write, the row is still `active` while
    * BullMQ holds the outcome, and the sweeper copies the outcome from Redis (or, if Redis lost it too,
    * runs the job again). Accepting a job, by contrast, always waits for the disk.
+   *
+   * A start time comes from the worker's clock: it is kept between the row's `created_at` and the
+   * database's `now()`, so clocks a little apart never show a job started before it was accepted or
+   * after it finished. An outcome whose start this process does not know (BullMQ failed a stalled job)
+   * is given its finishing time.
    */
   private async write(batch: StateWrite[]): Promise<void> {
     // The last write per id wins within a batch (a retry then a completion, say).
-    const actives = new Map<string, number>();
+    const actives = new Map<string, { attempts: number; started: number }>();
     const progress = new Map<string, unknown>();
     const finals = new Map<string, FinalWrite>();
     for (const write of batch) {
-      if (write.kind === 'active') actives.set(write.id, write.attemptsMade);
+      if (write.kind === 'active') actives.set(write.id, { attempts: write.attemptsMade, started: write.startedAt });
       else if (write.kind === 'progress') progress.set(write.id, write.value);
       else finals.set(write.id, write);
     }
@@ -141,11 +179,11 @@ export class JobStateWriter {
         // retry an operator asked for (Bull Board's Retry; BullMQ keeps counting attempts). A late write from
         // the attempt that failed carries no higher count, and `cancelled` and `completed` rows stay final.
         `with ${asyncCommit}
-         update jobs as j set state = 'active', started_at = coalesce(j.started_at, now()), attempts_made = v.attempts,
+         update jobs as j set state = 'active', started_at = coalesce(j.started_at, ${startedAt}), attempts_made = v.attempts,
                 finished_at = case when j.state = 'failed' then null else j.finished_at end
-           from jsonb_to_recordset($1::jsonb) as v(id uuid, attempts int), durability
+           from jsonb_to_recordset($1::jsonb) as v(id uuid, attempts int, started float8), durability
           where j.id = any($2::uuid[]) and j.id = v.id and (j.state in ('queued', 'delayed') or (j.state = 'failed' and v.attempts > j.attempts_made))`,
-        [JSON.stringify([...actives].map(([id, attempts]) => ({ id, attempts }))), [...actives.keys()]],
+        [JSON.stringify([...actives].map(([id, attempt]) => ({ id, ...attempt }))), [...actives.keys()]],
       );
     }
     if (progress.size > 0) {
@@ -166,13 +204,18 @@ export class JobStateWriter {
         'job-state-final',
         `with ${asyncCommit}, updated as (
            update jobs as j set state = v.state, result = v.result, error = v.error, attempts_made = v.attempts,
+                  started_at = coalesce(j.started_at, ${startedAt}),
                   finished_at = case when v.state in ('completed', 'failed') then now() else null end
-             from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, result jsonb, error text, attempts int, notify boolean), durability
+             from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, result jsonb, error text, attempts int, notify boolean, started float8), durability
             where j.id = any($2::uuid[]) and j.id = v.id and (j.state in ('queued', 'delayed', 'active') or (j.state = 'failed' and v.attempts > j.attempts_made))
            returning j.*, v.notify)
          select pg_notify($3, case when octet_length(notice.text) <= ${maxNoticeBytes} then notice.text else json_build_object('id', stored.id)::text end)
            from (select ${jobColumns} from updated where notify) stored, lateral (select row_to_json(stored)::text as text) notice`,
-        [JSON.stringify(rows.map((w) => ({ id: w.id, state: w.state, result: w.result ?? null, error: w.error, attempts: w.attemptsMade, notify: w.notify }))), [...finals.keys()], this.noticeChannel],
+        [
+          JSON.stringify(rows.map((w) => ({ id: w.id, state: w.state, result: w.result ?? null, error: w.error, attempts: w.attemptsMade, notify: w.notify, started: w.startedAt }))),
+          [...finals.keys()],
+          this.noticeChannel,
+        ],
       );
     }
   }

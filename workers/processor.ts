@@ -5,13 +5,12 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import type { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
-import { ensureScheduledJobRow, recordIdFor } from '../db/repositories/jobs.js';
 import type { JobContext, RunTask } from '../jobs/context.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { PermanentJobError } from '../jobs/errors.js';
 import type { JobStateWriter } from './job-state-writer.js';
 import type { JobLifecycleHook, JobOutcome } from './lifecycle.js';
-import type { QueuedJobData } from './queues.js';
+import { isRowId, type QueuedJobData } from './queues.js';
 
 export interface ProcessorDeps {
   config: Config;
@@ -109,15 +108,16 @@ function tellHooks(deps: ProcessorDeps, job: Job<QueuedJobData>, type: string, j
  */
 export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) {
   return async (job: Job<QueuedJobData>, _token?: string, signal?: AbortSignal): Promise<unknown> => {
-    const jobId = recordIdFor(job.id as string);
+    const jobId = job.id as string;
+    // A job with no row has nothing to write, and its id would fail the batched state writes it joined.
+    if (!isRowId(jobId)) throw new UnrecoverableError(`job ${jobId} has no row: jobs are submitted with their row's UUID as their id`);
     const attempt = job.attemptsMade + 1;
     const started = performance.now();
     const notify = job.data.notify === true;
     const ctx = new AttemptContext(deps, job, definition.name, jobId, signal);
-    if (jobId !== job.id) {
-      await ensureScheduledJobRow(ctx.em, { id: jobId, queueJobId: job.id as string, customerId: job.data.customerId, type: definition.name, payload: job.data.payload, maxAttempts: job.opts.attempts ?? 1 });
-    }
-    deps.writer.markActive(jobId, attempt);
+    const startedAt = Date.now();
+    if (definition.activeAtStart) await deps.writer.markActiveNow(jobId, attempt, startedAt);
+    else deps.writer.markActive(jobId, attempt, startedAt);
     for (const hook of deps.hooks) hook.started?.(job, definition.name);
 
     let result: unknown;

@@ -29,6 +29,14 @@ export const retention: Pick<DefaultJobOptions, 'removeOnComplete' | 'removeOnFa
 
 export type JobQueues = Map<string, Queue<QueuedJobData>>;
 
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Whether a BullMQ job id can be a row's: every job is accepted as a row first and enqueued under the
+ * row's UUID. Anything else (a scheduler's job from an earlier version, a hand-made add) has no row.
+ */
+export const isRowId = (queueJobId: string | undefined): queueJobId is string => queueJobId !== undefined && uuidPattern.test(queueJobId);
+
 /** One BullMQ queue per job type, sharing one connection. */
 export function createQueues(connection: Redis, prefix: string): JobQueues {
   const queues: JobQueues = new Map();

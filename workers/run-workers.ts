@@ -3,12 +3,12 @@ import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Piscina } from 'piscina';
+import type { RequestLogRecorder } from '../api/request-log.js';
 import type { Config } from '../config.js';
 import { InvocationCache } from '../db/invocation-cache.js';
 import { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
 import { accessChangeChannel } from '../db/access-changes.js';
 import { finishedJobsChannel } from '../db/job-notices.js';
-import { recordIdFor } from '../db/repositories/jobs.js';
 import { createRedis } from '../db/redis.js';
 import { jobRegistry } from '../jobs/registry.js';
 import { addPoolSource } from '../ops/metrics/catalog.js';
@@ -20,9 +20,9 @@ import { createEvaluationPool, taskRunner } from './pools.js';
 import type { JobLifecycleHook } from './lifecycle.js';
 import { createProcessor } from './processor.js';
 import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
-import { closeQueues, createQueues, type QueuedJobData } from './queues.js';
+import { closeQueues, createQueues, isRowId, type QueuedJobData } from './queues.js';
 import { Sweeper } from './sweeper.js';
-import { upsertPlatformSchedules } from './schedulers.js';
+import { runScheduleTicks } from './schedule-ticks/run-schedule-ticks.js';
 
 export interface WorkerDeps {
   config: Config;
@@ -36,6 +36,8 @@ export interface RunningWorkers {
   sweeper: Sweeper;
   /** The CPU pool (its utilisation and queue are exported as metrics). */
   pool: Piscina;
+  /** The request-log rows this process records: its schedules' runs, metered like API calls. */
+  requestLog: RequestLogRecorder;
   /**
    * Stops taking jobs and lets active ones finish for up to `deadlineMs` (default SHUTDOWN_TIMEOUT_MS),
    * then hands those still running back to their queues; flushes writes, closes pools and connections.
@@ -93,8 +95,8 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       // record it here. `finishedOn` means BullMQ moved it to failed for good; its attemptsMade is then
       // usually below `attempts` (a stall is not a failed attempt), so that is no test. A failure our
       // processor already stored is final, and the writer never overwrites a final row.
-      if (job?.finishedOn) {
-        void writer.fail(recordIdFor(job.id as string), error.message, job.attemptsMade).catch((e) => logger.error({ err: e }, 'failed to record failure'));
+      if (job?.finishedOn && isRowId(job.id)) {
+        void writer.fail(job.id, error.message, job.attemptsMade).catch((e) => logger.error({ err: e }, 'failed to record failure'));
       }
     });
     return worker;
@@ -104,7 +106,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const queues = createQueues(queueConnection, config.queuePrefix);
   const sweeper = new Sweeper({ orm, redis, queues, prefix: config.queuePrefix, logger }, { intervalMs: config.sweeperIntervalMs });
   sweeper.start();
-  if (config.platformSchedules) await upsertPlatformSchedules(queues, config);
+  const schedules = await runScheduleTicks({ config, orm, redis, queues, logger });
 
   await subscriber.subscribe(cancelChannel(config.queuePrefix), accessChangeChannel(config.queuePrefix));
   subscriber.on('message', (channel, message) => {
@@ -119,9 +121,11 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     writer,
     sweeper,
     pool,
+    requestLog: schedules.requestLog,
     async close(deadlineMs = config.shutdownTimeoutMs) {
       await heartbeat.stop();
       await sweeper.stop();
+      await schedules.close();
       const report = await closeWorkersWithin(workers, { held, writer, logger }, deadlineMs);
       await writer.drain();
       await webhooks.close();

@@ -1,19 +1,19 @@
 import type { Config } from '../config.js';
 import { getJobDefinition } from '../jobs/registry.js';
-import { queueFor, type JobQueues } from './queues.js';
+import { tickJobOptions, type PlatformJobType, type ScheduleTickQueue } from './schedule-ticks/tick-queue.js';
 
 /**
  * The customer the platform's own scheduled jobs are recorded under: the nil UUID, which no customer has
  * (customer ids are UUIDv7). A fixed id rather than the admin's, so workers can schedule before any admin
  * exists and the runs never mix with an admin's own jobs; operators see them in Bull Board and in `jobs`
- * rows with this `customer_id`.
+ * rows with this `customer_id`. Its runs are neither rate-limited nor recorded as usage, so never billed.
  */
 export const systemCustomerId = '00000000-0000-0000-0000-000000000000';
 
 export interface PlatformSchedule {
-  /** BullMQ job scheduler id, `platform:<job type>` (user schedules use `cust:…`, so they never collide). */
+  /** BullMQ job scheduler id on the tick queue, `platform:<job type>` (user schedules use `cust:…`, so they never collide); also the runs' `schedule_name`. */
   id: string;
-  type: 'metering' | 'billing' | 'vault-export' | 'month-rollover';
+  type: PlatformJobType;
   repeat: { every: number } | { pattern: string; tz: 'UTC' };
 }
 
@@ -28,20 +28,16 @@ export function platformSchedules(config: Pick<Config, 'meteringEveryMs' | 'bill
 }
 
 /**
- * Creates or updates the platform's BullMQ job schedulers. Called by every worker process at start: an
- * upsert with unchanged settings keeps the scheduler's next run (so restarts and extra processes neither
- * duplicate nor delay runs), and changed settings replace it. An `every` scheduler fires once at once.
+ * Creates or updates the platform's BullMQ job schedulers on the tick queue; each tick submits the run as
+ * an ordinary job of the system customer. Called by every worker process at start: an upsert with
+ * unchanged settings keeps the scheduler's next run (so restarts and extra processes neither duplicate nor
+ * delay runs), and changed settings replace it. An `every` scheduler fires once at once.
  */
-export async function upsertPlatformSchedules(queues: JobQueues, config: Parameters<typeof platformSchedules>[0]): Promise<PlatformSchedule[]> {
+export async function upsertPlatformSchedules(ticks: ScheduleTickQueue, config: Parameters<typeof platformSchedules>[0]): Promise<PlatformSchedule[]> {
   const schedules = platformSchedules(config);
   for (const schedule of schedules) {
-    const definition = getJobDefinition(schedule.type);
-    if (!definition) throw new Error(`platform schedule ${schedule.id}: no job type "${schedule.type}"`);
-    await queueFor(queues, schedule.type).upsertJobScheduler(schedule.id, schedule.repeat, {
-      name: schedule.type,
-      data: { customerId: systemCustomerId, payload: {} },
-      opts: { attempts: definition.queue.attempts, backoff: { type: 'exponential', delay: definition.queue.backoffMs } },
-    });
+    if (!getJobDefinition(schedule.type)) throw new Error(`platform schedule ${schedule.id}: no job type "${schedule.type}"`);
+    await ticks.upsertJobScheduler(schedule.id, schedule.repeat, { name: 'tick', data: { kind: 'platform', type: schedule.type }, opts: tickJobOptions });
   }
   return schedules;
 }

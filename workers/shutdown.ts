@@ -1,6 +1,5 @@
 import type { Job, Worker } from 'bullmq';
 import type { Logger } from 'pino';
-import { recordIdFor } from '../db/repositories/jobs.js';
 import { JobStateWriter } from './job-state-writer.js';
 import type { JobLifecycleHook } from './lifecycle.js';
 import type { QueuedJobData } from './queues.js';
@@ -95,7 +94,7 @@ export async function closeWorkersWithin(
   if ((await Promise.race([closing, delay(deadlineMs)])) !== 'timeout') return { drained: true, handedBack: 0, elapsedMs: Date.now() - started };
 
   const jobs = deps.held.list();
-  deps.writer.refuse(jobs.map((job) => recordIdFor(job.id as string)));
+  deps.writer.refuse(jobs.map((job) => job.id as string));
   const moved = await Promise.all(
     jobs.map((job) =>
       job.moveToWait(job.token).then(

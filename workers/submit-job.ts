@@ -25,6 +25,8 @@ export interface SubmitJobInput {
   /** Accept only if the customer owns this substrate (checked in the INSERT itself). */
   requireSubstrateId?: string;
   hints?: QueuedJobHints;
+  /** The schedule whose run this is (recorded on the row); omitted for a job submitted directly. */
+  scheduleName?: string;
   /** The row id to use (a UUIDv7), when the caller must know it before the job is enqueued. Default: a new one. */
   id?: string;
   /**
@@ -73,6 +75,7 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
     webhookUrl: input.webhookUrl ?? null,
     idempotencyKey: input.idempotencyKey ?? null,
     requestHash: input.requestHash ?? null,
+    scheduleName: input.scheduleName ?? null,
   };
 
   let job = deps.inserter

@@ -95,7 +95,9 @@ export class Sweeper {
       await requeueLostJobs(em, missing.filter((row) => row.state === 'active').map((row) => row.id));
       for (const row of missing) {
         const remainingDelay = Math.max(0, new Date(row.createdAt).getTime() + row.delayMs - Date.now());
-        const added = await enqueue(this.deps, { ...row, id: row.queueJobId ?? row.id, delayMs: remainingDelay });
+        // Under the row's own id even for a row whose lost BullMQ job had another (a scheduled run recorded by an
+        // earlier version, `repeat:…`): jobs are now always enqueued under their row id, and only such a job runs.
+        const added = await enqueue(this.deps, { ...row, delayMs: remainingDelay });
         if (added) report.reenqueued += 1;
       }
     }

@@ -16,8 +16,9 @@ export const jobSchema = z
     attempts_made: z.int().min(0),
     result: z.unknown().optional().describe("The job type's result (completed jobs)"),
     error: z.string().optional().describe('Why the last attempt failed'),
+    schedule: z.string().optional().describe('The schedule whose run this job is; absent for a job submitted directly'),
     created_at: timestamp,
-    started_at: timestamp.optional(),
+    started_at: timestamp.optional().describe('When its first attempt began; every completed or failed job has it'),
     finished_at: timestamp.optional(),
   })
   .meta({ id: 'Job' });

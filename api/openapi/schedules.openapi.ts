@@ -25,7 +25,8 @@ export const schedulesDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/schedules',
     summary: 'Create or replace a schedule (upsert by name)',
-    description: 'Give `cron` (with `tz`, default UTC) or `every_ms` (≥ 10,000). At most 100 schedules per customer. The jobs it creates are ordinary jobs of the customer.',
+    description:
+      'Give `cron` (with `tz`, default UTC) or `every_ms` (≥ 10,000). At most 100 schedules per customer. The job is checked whole: a substrate it names that the customer does not own answers 404, a cron that does not parse 422 naming the field at fault. The jobs it creates are ordinary jobs of the customer.',
     request: { body: jsonBody(createScheduleBody) },
     responses: { 201: json(scheduleSchema, 'Created'), 200: json(scheduleSchema, 'Replaced') },
     problems: [404, 422],

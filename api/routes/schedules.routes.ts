@@ -1,13 +1,12 @@
 import { Router } from 'express';
-import stringify from 'safe-stable-stringify';
 import { uuidv7 } from 'uuidv7';
 import { z } from 'zod';
 import type { Schedule } from '../../db/entities/schedule.entity.js';
 import { deleteSchedule, findSchedule, listSchedules, setSchedulePaused, upsertSchedule } from '../../db/repositories/schedules.js';
+import { existingSubstrateIds } from '../../db/repositories/substrates.js';
 import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
-import { queueFor } from '../../workers/queues.js';
 import { cronProblem, intervalProblem, maxSchedulesPerCustomer, timeZoneProblem } from '../../workers/user-schedules/schedule-rules.js';
-import { nextRunAt, removeScheduler, schedulerIdFor, upsertScheduler } from '../../workers/user-schedules/user-schedulers.js';
+import { nextRunAt, removeScheduler, schedulerMatches, upsertScheduler } from '../../workers/user-schedules/user-schedulers.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
@@ -51,13 +50,10 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     tz: schedule.tz,
     job: { type: schedule.jobType, payload: schedule.payload },
     paused: schedule.paused,
-    next_run_at: iso(await nextRunAt(deps.queues, schedule)),
+    next_run_at: iso(await nextRunAt(deps.scheduleTicks, schedule)),
     created_at: iso(schedule.createdAt) as string,
     updated_at: iso(schedule.updatedAt) as string,
   });
-
-  const schedulerExists = async (schedule: Schedule) =>
-    Boolean(await queueFor(deps.queues, schedule.jobType).getJobScheduler(schedulerIdFor(schedule.customerId, schedule.name)));
 
   const findOwn = async (customerId: string, name: string) => {
     const schedule = await findSchedule(deps.orm.em.fork(), customerId, name);
@@ -83,6 +79,13 @@ export function schedulesRoutes(deps: ApiDeps): Router {
       const problem = intervalProblem(body.every_ms as number);
       if (problem) throw unprocessable('body.every_ms', problem);
     }
+    // Every substrate the job names must be the customer's now, or each run would fail on it (another customer's answers 404 too).
+    const named = definition.substrateIds?.(payload.data) ?? [];
+    if (named.length > 0) {
+      const owned = await existingSubstrateIds(deps.orm.em.fork(), principal.customerId, named);
+      const missing = named.find((id) => !owned.has(id));
+      if (missing) throw notFound(`substrate ${missing}`);
+    }
 
     const outcome = await upsertSchedule(
       deps.orm.em.fork(),
@@ -91,10 +94,9 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     );
     if (outcome.kind === 'limit-reached') throw unprocessable('body.name', `would be a new schedule; a customer may keep at most ${maxSchedulesPerCustomer}`);
     const { schedule } = outcome;
-    if (outcome.kind === 'updated' && outcome.previous.jobType !== schedule.jobType) await removeScheduler(deps.queues, outcome.previous);
-    // Re-upserting an unchanged `every` scheduler would fire it again at once; leave a running one alone.
-    const unchanged = outcome.kind === 'updated' && sameDefinition(outcome.previous, schedule) && (await schedulerExists(schedule));
-    if (!schedule.paused && !unchanged) await upsertScheduler(deps.queues, schedule);
+    // The scheduler is only the clock (each tick reads the job from the row): a new job alone changes nothing in
+    // Redis, and upserting an unchanged `every` scheduler whose tick is due could fire it an extra time.
+    if (!schedule.paused && !(await schedulerMatches(deps.scheduleTicks, schedule))) await upsertScheduler(deps.scheduleTicks, schedule);
     res.status(outcome.kind === 'created' ? 201 : 200).json(await view(schedule));
   });
 
@@ -112,7 +114,7 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     const { name } = parseInput(nameParams, req.params, 'params');
     const schedule = await findOwn(principal.customerId, name);
     // The scheduler goes first: a row left behind can be deleted again, a scheduler left behind would keep firing.
-    await removeScheduler(deps.queues, schedule);
+    await removeScheduler(deps.scheduleTicks, schedule);
     await deleteSchedule(deps.orm.em.fork(), principal.customerId, name);
     res.status(204).end();
   });
@@ -121,7 +123,7 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     const principal = principalOf(req);
     const { name } = parseInput(nameParams, req.params, 'params');
     const schedule = await findOwn(principal.customerId, name);
-    await removeScheduler(deps.queues, schedule);
+    await removeScheduler(deps.scheduleTicks, schedule);
     const paused = await setSchedulePaused(deps.orm.em.fork(), principal.customerId, name, true);
     if (!paused) throw notFound(`schedule ${name}`);
     res.json(await view(paused));
@@ -134,13 +136,9 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     const resumed = await setSchedulePaused(deps.orm.em.fork(), principal.customerId, name, false);
     if (!resumed) throw notFound(`schedule ${name}`);
     // Resuming a running schedule changes nothing; resuming one Redis lost puts it back.
-    if (schedule.paused || !(await schedulerExists(resumed))) await upsertScheduler(deps.queues, resumed);
+    if (schedule.paused || !(await schedulerMatches(deps.scheduleTicks, resumed))) await upsertScheduler(deps.scheduleTicks, resumed);
     res.json(await view(resumed));
   });
 
   return router;
-}
-
-function sameDefinition(a: Schedule, b: Schedule): boolean {
-  return a.cron === b.cron && a.everyMs === b.everyMs && a.tz === b.tz && a.jobType === b.jobType && stringify(a.payload) === stringify(b.payload);
 }

@@ -19,10 +19,12 @@ export interface JobRecord {
   priority: number;
   delayMs: number;
   webhookUrl: string | null;
-  /** The BullMQ job id when it differs from `id` (jobs created by a job scheduler). */
+  /** The BullMQ job id when it differs from `id`: only rows of scheduled runs recorded before runs became ordinary jobs. */
   queueJobId: string | null;
   idempotencyKey: string | null;
   requestHash: string | null;
+  /** The name of the schedule whose run this job is (`platform:<type>` for the platform's own); null otherwise. */
+  scheduleName: string | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -37,6 +39,8 @@ export const JobRecordSchema = new EntitySchema<JobRecord>({
     { name: 'jobs_unfinished_index', expression: `create index "jobs_unfinished_index" on "jobs" ("created_at") where "state" in ('queued', 'delayed', 'active')` },
     // GET /stats reads the last hour's jobs (all customers' for admins) without scanning the table's history.
     { name: 'jobs_created_at_index', properties: ['createdAt'] },
+    // A schedule's runs, newest first (GET /jobs?schedule=); ordinary jobs stay out of it.
+    { name: 'jobs_schedule_index', expression: `create index "jobs_schedule_index" on "jobs" ("customer_id", "schedule_name", "id") where "schedule_name" is not null` },
   ],
   properties: {
     id: { type: 'uuid', primary: true },
@@ -55,6 +59,7 @@ export const JobRecordSchema = new EntitySchema<JobRecord>({
     queueJobId: { type: 'text', nullable: true },
     idempotencyKey: { type: 'text', nullable: true },
     requestHash: { type: 'text', nullable: true },
+    scheduleName: { type: 'text', nullable: true },
     createdAt: { type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' },
     startedAt: { type: 'datetime', columnType: 'timestamptz', nullable: true },
     finishedAt: { type: 'datetime', columnType: 'timestamptz', nullable: true },

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord, JobState } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
@@ -15,13 +14,15 @@ export interface NewJobRow {
   webhookUrl: string | null;
   idempotencyKey: string | null;
   requestHash: string | null;
+  /** The schedule whose run this is; null for a job submitted directly. */
+  scheduleName: string | null;
 }
 
 /** The columns of a JobRecord, as a select list. */
 export const jobColumns = `id, customer_id as "customerId", type, state, payload, result, error, progress,
   attempts_made as "attemptsMade", max_attempts as "maxAttempts", priority, delay_ms as "delayMs",
   webhook_url as "webhookUrl", queue_job_id as "queueJobId", idempotency_key as "idempotencyKey", request_hash as "requestHash",
-  created_at as "createdAt", started_at as "startedAt", finished_at as "finishedAt"`;
+  schedule_name as "scheduleName", created_at as "createdAt", started_at as "startedAt", finished_at as "finishedAt"`;
 
 /**
  * Inserts the row; with an idempotency key already used, inserts nothing and returns null. With
@@ -31,12 +32,12 @@ export const jobColumns = `id, customer_id as "customerId", type, state, payload
 export async function insertJob(em: EntityManager, row: NewJobRow, requireSubstrateId?: string): Promise<JobRecord | null> {
   const guard = requireSubstrateId ? 'where exists (select 1 from substrates where id = ? and customer_id = ?)' : '';
   const rows = await em.getConnection().execute<JobRecord[]>(
-    `insert into jobs (id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash)
-     select ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ? ${guard}
+    `insert into jobs (id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash, schedule_name)
+     select ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?, ? ${guard}
      on conflict (customer_id, idempotency_key) do nothing
      returning ${jobColumns}`,
     [
-      row.id, row.customerId, row.type, row.state, JSON.stringify(row.payload), row.maxAttempts, row.priority, row.delayMs, row.webhookUrl, row.idempotencyKey, row.requestHash,
+      row.id, row.customerId, row.type, row.state, JSON.stringify(row.payload), row.maxAttempts, row.priority, row.delayMs, row.webhookUrl, row.idempotencyKey, row.requestHash, row.scheduleName,
       ...(requireSubstrateId ? [requireSubstrateId, row.customerId] : []),
     ],
   );
@@ -51,10 +52,10 @@ export async function insertJob(em: EntityManager, row: NewJobRow, requireSubstr
 export const asyncCommit = `durability as (select set_config('synchronous_commit', 'off', true))`;
 
 const insertJobsSelect = (durability: string) => `
-  insert into jobs (id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash)
-  select v.id, v.customer_id, v.type, v.state, v.payload, v.max_attempts, v.priority, v.delay_ms, v.webhook_url, v.idempotency_key, v.request_hash
+  insert into jobs (id, customer_id, type, state, payload, max_attempts, priority, delay_ms, webhook_url, idempotency_key, request_hash, schedule_name)
+  select v.id, v.customer_id, v.type, v.state, v.payload, v.max_attempts, v.priority, v.delay_ms, v.webhook_url, v.idempotency_key, v.request_hash, v.schedule_name
     from jsonb_to_recordset($1::jsonb) as v(id uuid, customer_id uuid, type text, state text, payload jsonb, max_attempts int, priority int, delay_ms int,
-                                            webhook_url text, idempotency_key text, request_hash text, substrate_id text)
+                                            webhook_url text, idempotency_key text, request_hash text, schedule_name text, substrate_id text)
     -- One primary-key probe per row: a plain EXISTS here became a hash of the whole substrates table.
     left join lateral (select true as found from substrates s where s.id = v.substrate_id and s.customer_id = v.customer_id limit 1) owned on true${durability}
    where v.substrate_id is null or owned.found
@@ -85,7 +86,8 @@ export async function insertJobs(em: EntityManager, rows: JobInsert[]): Promise<
     JSON.stringify(
       rows.map(({ row, requireSubstrateId }) => ({
         id: row.id, customer_id: row.customerId, type: row.type, state: row.state, payload: row.payload ?? null, max_attempts: row.maxAttempts, priority: row.priority,
-        delay_ms: row.delayMs, webhook_url: row.webhookUrl, idempotency_key: row.idempotencyKey, request_hash: row.requestHash, substrate_id: requireSubstrateId ?? null,
+        delay_ms: row.delayMs, webhook_url: row.webhookUrl, idempotency_key: row.idempotencyKey, request_hash: row.requestHash, schedule_name: row.scheduleName ?? undefined,
+        substrate_id: requireSubstrateId ?? null,
       })),
     ),
   ]);
@@ -151,32 +153,6 @@ export async function cancelJobRow(em: EntityManager, customerId: string, id: st
     [id, customerId],
   );
   return rows[0] ?? null;
-}
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/**
- * The row id for a BullMQ job id. Jobs we enqueue use the row's UUIDv7 as their BullMQ id; jobs a
- * job scheduler creates have ids like `repeat:…`, which map to a stable UUIDv8 derived from them.
- */
-export function recordIdFor(queueJobId: string): string {
-  if (uuidPattern.test(queueJobId)) return queueJobId;
-  const hex = createHash('sha256').update(queueJobId).digest('hex');
-  const variant = ((parseInt(hex.slice(16, 17), 16) & 0x3) | 0x8).toString(16);
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
-}
-
-/** Scheduled jobs reach the worker without a row: record them on their first attempt. */
-export async function ensureScheduledJobRow(
-  em: EntityManager,
-  row: { id: string; queueJobId: string; customerId: string; type: string; payload: unknown; maxAttempts: number },
-): Promise<void> {
-  await em.getConnection().execute(
-    `insert into jobs (id, queue_job_id, customer_id, type, state, payload, max_attempts)
-     values (?, ?, ?, ?, 'queued', ?::jsonb, ?)
-     on conflict (id) do nothing`,
-    [row.id, row.queueJobId, row.customerId, row.type, JSON.stringify(row.payload ?? {}), row.maxAttempts],
-  );
 }
 
 export interface FinishedJobRow {

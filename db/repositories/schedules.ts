@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Schedule } from '../entities/schedule.entity.js';
+import type { Tier } from '../entities/service-instance.entity.js';
 import { inTransaction } from '../transaction.js';
 
 const scheduleColumns = `id, customer_id as "customerId", name, cron, every_ms as "everyMs", tz, job_type as "jobType", payload, paused,
@@ -73,4 +74,33 @@ export async function setSchedulePaused(em: EntityManager, customerId: string, n
 export async function deleteSchedule(em: EntityManager, customerId: string, name: string): Promise<boolean> {
   const rows = await em.getConnection().execute<Array<{ id: string }>>(`delete from schedules where customer_id = ? and name = ? returning id`, [customerId, name]);
   return rows.length > 0;
+}
+
+/** A schedule as a run sees it: its definition, and the state of the customer's service the run counts against. */
+export interface ScheduleRun {
+  schedule: Schedule;
+  /** Null when the customer has no instance of the service (never enabled). */
+  service: { tier: Tier; enabled: boolean; suspendedReason: string | null } | null;
+}
+
+/** The schedule and its customer's `serviceType` instance, in one round trip; null when the schedule is gone. */
+export async function findScheduleRun(em: EntityManager, customerId: string, name: string, serviceType: string): Promise<ScheduleRun | null> {
+  const [row] = await em.getConnection().execute<Array<Schedule & { tier: Tier | null; enabled: boolean | null; suspendedReason: string | null }>>(
+    `select ${scheduleColumns}, service.tier, service.enabled, service.suspended_reason as "suspendedReason"
+       from schedules
+       left join lateral (select tier, enabled, suspended_reason from service_instances s where s.customer_id = schedules.customer_id and s.service_type = ?) service on true
+      where customer_id = ? and name = ?`,
+    [serviceType, customerId, name],
+  );
+  if (!row) return null;
+  const { tier, enabled, suspendedReason, ...schedule } = row;
+  return { schedule: toSchedule(schedule), service: tier === null ? null : { tier, enabled: enabled === true, suspendedReason } };
+}
+
+/** Schedules that are not paused, by id after `afterId` (keyset): what Redis must hold. */
+export async function listActiveSchedules(em: EntityManager, afterId: string | null, limit: number): Promise<Schedule[]> {
+  const rows = await em
+    .getConnection()
+    .execute<Schedule[]>(`select ${scheduleColumns} from schedules where not paused and id > ? order by id limit ?`, [afterId ?? '00000000-0000-0000-0000-000000000000', limit]);
+  return rows.map(toSchedule);
 }

@@ -54,6 +54,8 @@ export const batchJob = defineJob({
   payload: batchPayloadSchema,
   result: batchResultSchema,
   queue: { attempts: 5, concurrency: 4 },
+  activeAtStart: true,
+  substrateIds: (payload) => [...new Set(payload.invocations.map((invocation) => invocation.substrate_id))],
   async process(payload, ctx) {
     const total = payload.invocations.length;
     const stored = await storedItemIndexes(ctx.em, ctx.jobId);

@@ -19,6 +19,7 @@ export const divideJob = defineJob({
   description: 'Split a substrate into its 9 Fibonacci dimensions, each carrying its own projection.',
   payload: dividePayloadSchema,
   result: divideResultSchema,
+  substrateIds: (payload) => [payload.substrate_id],
   async process(payload, ctx) {
     const facts = await gatherSubstrateFacts(ctx.em, ctx.customerId, payload.substrate_id);
     if (!facts) throw new PermanentJobError(`substrate ${payload.substrate_id} not found`);

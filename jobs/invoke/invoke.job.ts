@@ -48,6 +48,7 @@ export const invokeJob = defineJob({
   payload: invokePayloadSchema,
   result: invokeResultSchema,
   queue: { attempts: 3 },
+  substrateIds: (payload) => (payload.substrate_id ? [payload.substrate_id] : []),
   cacheKey: (payload) => (payload.operation || !payload.substrate_id ? null : { substrateId: payload.substrate_id, parameters: payload.parameters ?? {} }),
   async process(payload, ctx) {
     const parameters = payload.parameters ?? {};

@@ -63,7 +63,7 @@ describe('admin login and Bull Board', () => {
     expect(board.text).toMatch(/__UI_CONFIG__/);
     const queues = await request('GET', '/admin/queues/api/queues', { headers: { cookie: `chrysalis_admin=${sessionCookie(response)}` } });
     expect(queues.status).toBe(200);
-    expect(queues.body.queues.map((queue: { name: string }) => queue.name).sort()).toEqual([...app.deps.queues.keys(), app.deps.webhookQueue.name].sort());
+    expect(queues.body.queues.map((queue: { name: string }) => queue.name).sort()).toEqual([...app.deps.queues.keys(), app.deps.webhookQueue.name, app.deps.scheduleTicks.name].sort());
   });
 
   it('re-renders the form with 401 for a wrong password', async () => {

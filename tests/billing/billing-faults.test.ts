@@ -1,5 +1,6 @@
 import { Worker } from 'bullmq';
 import { pino } from 'pino';
+import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrm, type Orm } from '../../db/orm.js';
 import { createRedis } from '../../db/redis.js';
@@ -172,10 +173,14 @@ describe('a crash between the ledger commit and the job acknowledgement', () => 
       { connection: createRedis(app.config.redisUrl, 'blocking'), prefix: app.config.queuePrefix, concurrency: 1 },
     );
     try {
-      await app.deps.queues.get('billing')!.add('billing', { customerId: systemCustomerId, payload: {} }, { jobId: 'crash-after-commit', attempts: 3, backoff: { type: 'fixed', delay: 50 } });
+      // Accepted as every job is: the row first, then the BullMQ job under the row's id.
+      const jobId = uuidv7();
+      await app.sql(`insert into jobs (id, customer_id, type, state, payload, max_attempts) values ($1, $2, 'billing', 'queued', '{}', 3)`, [jobId, systemCustomerId]);
+      await app.deps.queues.get('billing')!.add('billing', { customerId: systemCustomerId, payload: {} }, { jobId, attempts: 3, backoff: { type: 'fixed', delay: 50 } });
       const row = await waitFor(async () => {
         const [job] = await app.sql<{ state: string; attempts_made: number; result: BillingResult | null }>(
-          `select state, attempts_made, result from jobs where queue_job_id = 'crash-after-commit'`,
+          `select state, attempts_made, result from jobs where id = $1`,
+          [jobId],
         );
         return job?.state === 'completed' ? job : null;
       }, 20_000);

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis } from '../../db/redis.js';
-import { closeQueues, createQueues, type JobQueues } from '../../workers/queues.js';
 import { platformSchedules, systemCustomerId, upsertPlatformSchedules } from '../../workers/schedulers.js';
+import { createScheduleTickQueue, type ScheduleTickQueue } from '../../workers/schedule-ticks/tick-queue.js';
 import { waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
@@ -21,29 +21,30 @@ afterAll(async () => {
   await rm(folder, { recursive: true, force: true });
 });
 
-/** A second "process": its own connection and queue objects on the same Redis and prefix. */
-async function withProcess<T>(run: (queues: JobQueues) => Promise<T>): Promise<T> {
+/** A second "process": its own connection and tick queue object on the same Redis and prefix. */
+async function withProcess<T>(run: (ticks: ScheduleTickQueue) => Promise<T>): Promise<T> {
   const connection = createRedis(app.config.redisUrl, 'blocking');
-  const queues = createQueues(connection, app.config.queuePrefix);
+  const ticks = createScheduleTickQueue(connection, app.config.queuePrefix);
   try {
-    return await run(queues);
+    return await run(ticks);
   } finally {
-    await closeQueues(queues);
+    await ticks.close();
     await connection.quit();
   }
 }
 
 const types = ['metering', 'billing', 'vault-export', 'month-rollover'] as const;
 
-async function schedulerState(queues: JobQueues) {
+/** Per platform job type: its scheduler on the tick queue, and its pending ticks. */
+async function schedulerState(ticks: ScheduleTickQueue) {
   const state: Record<string, { schedulers: Array<{ key: string; every?: number | null; pattern?: string | null; tz?: string | null; next?: number }>; pending: number }> = {};
+  const schedulers = await ticks.getJobSchedulers();
+  const pending = await ticks.getJobs(['delayed', 'waiting', 'prioritized']);
   for (const type of types) {
-    const queue = queues.get(type)!;
-    const schedulers = await queue.getJobSchedulers();
-    const pending = (await queue.getJobCounts('delayed', 'waiting', 'prioritized')) as Record<string, number>;
+    const key = `platform:${type}`;
     state[type] = {
-      schedulers: schedulers.map((s) => ({ key: s.key, every: s.every ?? null, pattern: s.pattern ?? null, tz: s.tz ?? null, next: s.next })),
-      pending: Object.values(pending).reduce((a, b) => a + b, 0),
+      schedulers: schedulers.filter((s) => s.key === key).map((s) => ({ key: s.key, every: s.every ?? null, pattern: s.pattern ?? null, tz: s.tz ?? null, next: s.next })),
+      pending: pending.filter((tick) => tick?.repeatJobKey === key).length,
     };
   }
   return state;
@@ -82,14 +83,21 @@ describe('platform schedules', () => {
     ]);
   });
 
-  it('scheduled runs reach the workers and are recorded under the system customer', async () => {
+  it('scheduled runs are ordinary jobs of the system customer (UUIDv7 rows, schedule named), never recorded as usage', async () => {
     await app.startWorkers({ platformSchedules: true });
     const rows = await waitFor(async () => {
-      const found = await app.sql<{ type: string; state: string; customer_id: string }>(
-        `select type, state, customer_id from jobs where type in ('metering', 'billing', 'vault-export') and state = 'completed' order by type`,
+      const found = await app.sql<{ id: string; type: string; state: string; customer_id: string; schedule_name: string }>(
+        `select id, type, state, customer_id, schedule_name from jobs where type in ('metering', 'billing', 'vault-export') and state = 'completed' order by type`,
       );
       return new Set(found.map((row) => row.type)).size === 3 ? found : null;
     }, 20_000);
-    expect(rows.every((row) => row.customer_id === systemCustomerId)).toBe(true);
+    for (const row of rows) {
+      expect(row).toMatchObject({ customer_id: systemCustomerId, schedule_name: `platform:${row.type}` });
+      expect(row.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-/);
+      expect(await app.deps.queues.get(row.type)!.getJob(row.id), 'the same id in BullMQ').toBeDefined();
+    }
+    const workers = await app.startWorkers();
+    await workers.requestLog.flush();
+    expect(await app.sql(`select * from request_logs where customer_id = $1`, [systemCustomerId])).toEqual([]);
   });
 });

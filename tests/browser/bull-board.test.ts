@@ -127,7 +127,7 @@ describe('Bull Board in a real browser', () => {
     expect(await logIn('admin@example.test', 'admin-password-123')).toBe(303);
     await page.waitForURL('**/admin/queues');
     const sidebar = page.locator('aside');
-    for (const queue of [...app.deps.queues.keys(), app.deps.webhookQueue.name]) await sidebar.getByRole('link', { name: queue, exact: true }).waitFor();
+    for (const queue of [...app.deps.queues.keys(), app.deps.webhookQueue.name, app.deps.scheduleTicks.name]) await sidebar.getByRole('link', { name: queue, exact: true }).waitFor();
     await page.getByText('FAILED', { exact: true }).first().waitFor();
     await shot('03-queues');
   });

@@ -24,6 +24,8 @@ export interface TestApp {
   sql<Row = Record<string, unknown>>(text: string, params?: unknown[]): Promise<Row[]>;
   /** Starts in-process workers on this file's queues (once). */
   startWorkers(overrides?: Partial<Config>): Promise<RunningWorkers>;
+  /** Stops the in-process workers (a worker process going away); `startWorkers` then starts new ones. */
+  stopWorkers(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -84,6 +86,12 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   pool.on('error', () => undefined);
   let workers: RunningWorkers | null = null;
   let workerOrm: Orm | null = null;
+  const stopWorkers = async () => {
+    await workers?.close();
+    await workerOrm?.close();
+    workers = null;
+    workerOrm = null;
+  };
 
   return {
     baseUrl: `http://127.0.0.1:${port}`,
@@ -98,9 +106,9 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
       workers = await runWorkers({ config: { ...config, ...overrides }, orm: workerOrm, logger });
       return workers;
     },
+    stopWorkers,
     async close() {
-      await workers?.close();
-      await workerOrm?.close();
+      await stopWorkers();
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       await deps.close();

@@ -31,12 +31,12 @@ async function customer(): Promise<{ user: TestUser; customerId: string; substra
 const yearly = '0 0 1 1 *';
 const schedule = (token: string, body: unknown) => request('POST', '/api/v1/schedules', { token, body });
 const invoke = (substrateId: string) => ({ type: 'invoke', payload: { substrate_id: substrateId } });
-const invokeQueue = () => app.deps.queues.get('invoke')!;
+const ticks = () => app.deps.scheduleTicks;
 
-/** Jobs BullMQ holds for a schedule (waiting, delayed or active): its next run. */
+/** Ticks BullMQ holds for a schedule (waiting, delayed or active): its next run. */
 async function pendingRuns(customerId: string, name: string): Promise<number> {
-  const jobs = await invokeQueue().getJobs(['waiting', 'delayed', 'active', 'prioritized']);
-  return jobs.filter((job) => job?.id?.startsWith(`repeat:${schedulerIdFor(customerId, name)}:`)).length;
+  const pending = await ticks().getJobs(['waiting', 'delayed', 'active', 'prioritized']);
+  return pending.filter((tick) => tick?.repeatJobKey === schedulerIdFor(customerId, name)).length;
 }
 
 describe('user schedules', () => {
@@ -78,7 +78,7 @@ describe('user schedules', () => {
     const paused = await request('POST', '/api/v1/schedules/pausable/pause', { token: user.accessToken });
     expect(paused.status).toBe(200);
     expect(paused.body).toMatchObject({ name: 'pausable', paused: true, next_run_at: null });
-    expect(await invokeQueue().getJobScheduler(schedulerIdFor(customerId, 'pausable'))).toBeUndefined();
+    expect(await ticks().getJobScheduler(schedulerIdFor(customerId, 'pausable'))).toBeUndefined();
     expect(await pendingRuns(customerId, 'pausable')).toBe(0);
     const listed = await request('GET', '/api/v1/schedules', { token: user.accessToken });
     expect(listed.body.items).toEqual([expect.objectContaining({ name: 'pausable', paused: true, next_run_at: null })]);
@@ -95,7 +95,7 @@ describe('user schedules', () => {
     await waitFor(async () => (await request('GET', '/api/v1/jobs?state=completed', { token: user.accessToken })).body.items?.length === 1);
     await request('POST', '/api/v1/schedules/halted/pause', { token: user.accessToken });
     expect(await pendingRuns(customerId, 'halted')).toBe(0);
-    expect(await invokeQueue().getJobScheduler(schedulerIdFor(customerId, 'halted'))).toBeUndefined();
+    expect(await ticks().getJobScheduler(schedulerIdFor(customerId, 'halted'))).toBeUndefined();
     // Re-posting a paused schedule updates it and leaves it paused.
     const updated = await schedule(user.accessToken, { name: 'halted', every_ms: 120_000, job: invoke(substrateId) });
     expect(updated.status).toBe(200);
@@ -118,7 +118,7 @@ describe('user schedules', () => {
     const { user, customerId, substrateId } = await customer();
     await schedule(user.accessToken, { name: 'short-lived', cron: yearly, job: invoke(substrateId) });
     expect((await request('DELETE', '/api/v1/schedules/short-lived', { token: user.accessToken })).status).toBe(204);
-    expect(await invokeQueue().getJobScheduler(schedulerIdFor(customerId, 'short-lived'))).toBeUndefined();
+    expect(await ticks().getJobScheduler(schedulerIdFor(customerId, 'short-lived'))).toBeUndefined();
     expect(await pendingRuns(customerId, 'short-lived')).toBe(0);
     expectProblem(await request('DELETE', '/api/v1/schedules/short-lived', { token: user.accessToken }), 404, 'not-found');
     expectProblem(await request('POST', '/api/v1/schedules/short-lived/resume', { token: user.accessToken }), 404, 'not-found');
@@ -176,8 +176,12 @@ describe('user schedules', () => {
     });
 
     it.each([
-      ['a cron expression that does not parse', { cron: 'every day at noon' }, 'body.cron', /does not parse/],
-      ['an out-of-range cron field', { cron: '61 * * * *' }, 'body.cron', /does not parse/],
+      ['a cron expression that does not parse', { cron: 'every day at noon' }, 'body.cron', /body\.cron must be 5 fields \(minute hour day-of-month month day-of-week\) or 6/],
+      ['a cron of the wrong shape', { cron: 'every day' }, 'body.cron', /body\.cron must be 5 fields \(minute hour day-of-month month day-of-week\) or 6 with seconds first, such as "0 9 \* \* \*"/],
+      ['an out-of-range cron field', { cron: '61 * * * *' }, 'body.cron', /body\.cron minute field "61" must be within 0-59$/],
+      ['an out-of-range field of a 6-field cron', { cron: '0 0 25 * * *' }, 'body.cron', /body\.cron hour field "25" must be within 0-23$/],
+      ['a cron field that is not a number, range, list or step', { cron: '0 9 * * monday' }, 'body.cron', /body\.cron day-of-week field "monday" is not valid/],
+      ['a cron that names no real date', { cron: '0 0 30 2 *' }, 'body.cron', /never fires/],
       ['a cron that fires every 5 seconds', { cron: '*/5 * * * * *' }, 'body.cron', /more often than every 10 seconds/],
       ['an unknown time zone', { cron: '0 9 * * *', tz: 'Mars/Olympus_Mons' }, 'body.tz', /not an IANA time zone/],
     ])('refuses %s with 422 and the reason', async (_label, spec, field, reason) => {
@@ -196,6 +200,29 @@ describe('user schedules', () => {
       ['a fractional interval', { every_ms: 10_000.5, job: { type: 'invoke', payload: {} } }, 'body.every_ms'],
     ])('refuses %s with 400 naming the field', async (_label, body, field) => {
       expectProblem(await schedule(token, { name: 'invalid', ...body }), 400, 'validation', field.split(' '));
+    });
+
+    it("refuses at creation, with 404, a job naming a substrate that does not exist or is another customer's", async () => {
+      const other = await customer();
+      const missing = '0x00000000000000ab';
+      for (const job of [
+        invoke(missing),
+        invoke(other.substrateId),
+        { type: 'divide', payload: { substrate_id: other.substrateId } },
+        { type: 'batch', payload: { invocations: [{ substrate_id: substrateId }, { substrate_id: missing, parameters: { x: 1 } }] } },
+      ]) {
+        const response = await schedule(token, { name: 'dangling', cron: yearly, job });
+        expectProblem(response, 404, 'not-found');
+        expect(response.body.detail, JSON.stringify(job)).toMatch(/^substrate 0x[0-9a-f]{16} not found$/);
+      }
+      // A multiply names no substrate, and a batch of the customer's own substrates is fine.
+      for (const job of [
+        { type: 'invoke', payload: { operation: { op: 'multiply', dimension_values: [2, 3] } } },
+        { type: 'batch', payload: { invocations: [{ substrate_id: substrateId }] } },
+      ]) {
+        expect((await schedule(token, { name: 'well-formed', cron: yearly, job })).status).toBeLessThan(300);
+      }
+      expect((await request('DELETE', '/api/v1/schedules/well-formed', { token })).status).toBe(204);
     });
 
     it('refuses a malformed name with 400', async () => {

@@ -20,9 +20,16 @@ export function timeZoneProblem(tz: string): string | null {
   }
 }
 
+const fiveFields = ['minute', 'hour', 'day-of-month', 'month', 'day-of-week'];
+const sixFields = ['second', ...fiveFields];
+
+/** The message for a cron that is not cron-shaped at all (cron-parser's own would name an "alias"). */
+const cronShapeProblem = `must be 5 fields (${fiveFields.join(' ')}) or 6 with seconds first, such as "0 9 * * *" (09:00 every day), or an alias such as @daily`;
+
 /**
  * Null when `cron` parses (cron-parser, the parser BullMQ itself uses; 5 fields, or 6 with seconds)
- * and no two of its next runs are closer than 10 s; else why not.
+ * and no two of its next runs are closer than 10 s; else why not, in words a person can act on, as a
+ * predicate of the field ("must be 5 fields …").
  */
 export function cronProblem(cron: string, tz: string): string | null {
   let runs: number[];
@@ -30,14 +37,38 @@ export function cronProblem(cron: string, tz: string): string | null {
     runs = CronExpressionParser.parse(cron, { tz })
       .take(cronRunsChecked)
       .map((date) => date.getTime());
-  } catch (error) {
-    return `cron expression does not parse: ${error instanceof Error ? error.message : String(error)}`;
+  } catch {
+    return cronParseProblem(cron);
   }
-  if (runs.length === 0) return 'cron expression never fires';
+  if (runs.length === 0) return 'never fires';
   for (let i = 1; i < runs.length; i++) {
-    if ((runs[i] as number) - (runs[i - 1] as number) < minScheduleIntervalMs) return 'cron expression fires more often than every 10 seconds';
+    if ((runs[i] as number) - (runs[i - 1] as number) < minScheduleIntervalMs) return 'fires more often than every 10 seconds';
   }
   return null;
+}
+
+/**
+ * Why cron-parser refused `cron`: the wrong number of fields, or the first field it refuses on its own
+ * (every other field `*`), with the allowed range when cron-parser names one. Fields valid one by one
+ * can still name no real date (`0 0 30 2 *`, February 30).
+ */
+function cronParseProblem(cron: string): string {
+  const fields = cron.trim().split(/\s+/);
+  const names = fields.length === 5 ? fiveFields : fields.length === 6 ? sixFields : null;
+  if (!names || cron.trim().startsWith('@')) return cronShapeProblem;
+  for (const [index, value] of fields.entries()) {
+    const alone = fields.map((_, i) => (i === index ? value : '*')).join(' ');
+    try {
+      CronExpressionParser.parse(alone);
+    } catch (fieldError) {
+      const range = /expected range (\d+-\d+)/.exec(String(fieldError))?.[1];
+      const named = names[index] === 'month' ? ', a name such as JAN' : names[index] === 'day-of-week' ? ', a name such as MON' : '';
+      return range
+        ? `${names[index]} field "${value}" must be within ${range}`
+        : `${names[index]} field "${value}" is not valid: use a number, a range such as 1-5, a list such as 1,15, a step such as */15${named} or *`;
+    }
+  }
+  return 'never fires: its fields together name no date that exists (such as day 30 of month 2)';
 }
 
 /** Null when an `every_ms` interval is allowed; else why not. */

@@ -1,7 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { uuidv7 } from 'uuidv7';
 import { jobView } from '../../db/job-view.js';
-import { recordIdFor } from '../../db/repositories/jobs.js';
 import { findJobWebhookTargets, insertDeliveries, type NewDelivery } from '../../db/repositories/webhook-deliveries.js';
 import { countWebhookEndpoints } from '../../db/repositories/webhook-endpoints.js';
 import type { WebhookEvent } from '../../db/entities/webhook-endpoint.entity.js';
@@ -48,7 +47,7 @@ export function webhookEmitter(deps: WebhookEmitterDeps): JobLifecycleHook & { f
       if (events.length === 0) return;
       if (!bullJob.data.hasWebhookUrl && !(await hasEndpoints(bullJob.data.customerId))) return;
       const em = deps.orm.em.fork();
-      const targets = await findJobWebhookTargets(em, recordIdFor(bullJob.id as string), bullJob.data.customerId, events);
+      const targets = await findJobWebhookTargets(em, bullJob.id as string, bullJob.data.customerId, events);
       if (!targets) return;
       const { job, endpoints } = targets;
       const timestamp = new Date(job.finishedAt ?? Date.now()).toISOString();
