@@ -2,6 +2,7 @@ import express, { type Express, type RequestHandler, type Router } from 'express
 import { adminPagesRoutes } from './admin/admin-pages.routes.js';
 import { accessLog, installRequestLogger } from './request-logging.js';
 import { requestLifecycle } from './request-lifecycle.js';
+import { requestLogObserver } from './request-log-observer.js';
 import { assertActiveService, authenticate, principalOf } from './auth/authenticate.js';
 import type { ApiDeps } from './deps.js';
 import { httpMetrics } from './metrics.js';
@@ -77,7 +78,7 @@ export function createApp(deps: ApiDeps): Express {
   app.set('query parser', 'simple');
   installRequestLogger(app.request, deps.logger);
 
-  app.use(requestLifecycle([httpMetrics, accessLog(deps.logger), deps.requestLog.observer]));
+  app.use(requestLifecycle([httpMetrics, accessLog(deps.logger), requestLogObserver(deps.requestLog)]));
   app.use(securityHeaders());
   app.use(jsonBodies());
   app.use(inputGuard());

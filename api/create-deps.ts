@@ -2,20 +2,20 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { InvocationCache } from '../db/invocation-cache.js';
-import { FinishedJobListener, finishedJobsChannel } from '../db/job-notices.js';
+import { FinishedJobListener, finishedJobsChannel } from '../queue/job-notices.js';
 import { insertFinishedJobs, type FinishedJobRow } from '../db/repositories/jobs.js';
 import { createOrm } from '../db/orm.js';
 import { createRedis } from '../db/redis.js';
 import { addQueueDepthSource } from '../ops/metrics/catalog.js';
-import { closeQueues, createQueues } from '../workers/queues.js';
-import { createScheduleTickQueue } from '../workers/schedule-ticks/tick-queue.js';
-import { createJobInserter } from '../workers/submit-job.js';
-import { createWebhookQueue } from '../workers/webhooks/webhook-queue.js';
+import { closeQueues, createQueues } from '../queue/queues.js';
+import { createScheduleTickQueue } from '../queue/schedules/tick-queue.js';
+import { createJobInserter } from '../queue/submit-job.js';
+import { createWebhookQueue } from '../queue/webhook-queue.js';
 import { PrincipalCache } from './auth/principal.js';
 import type { ApiDeps } from './deps.js';
 import { JobWaiter } from './job-waiter.js';
 import { countApiCacheLookup, queueDepthReader } from './metrics.js';
-import { RequestLogRecorder } from './request-log.js';
+import { RequestLogRecorder } from '../db/request-log-recorder.js';
 
 /** Opens every connection the API needs. `close()` releases them all. */
 export async function createApiDeps(config: Config, logger: Logger): Promise<ApiDeps & { close(): Promise<void> }> {

@@ -1,7 +1,7 @@
 import { QueueEvents } from 'bullmq';
 import { EventEmitter } from 'node:events';
 import { finalStates, type JobRecord } from '../db/entities/job-record.entity.js';
-import type { FinishedJobNotice } from '../db/job-notices.js';
+import type { FinishedJobNotice } from '../queue/job-notices.js';
 import { jobRegistry } from '../jobs/registry.js';
 
 export type JobEvent =
@@ -17,7 +17,7 @@ export const waitPollMs = 1000;
 /**
  * How an API process hears about jobs that any worker runs.
  *
- * `Prefer: wait` listens for the finished-job notices (db/job-notices.ts: PostgreSQL NOTIFY sent by
+ * `Prefer: wait` listens for the finished-job notices (queue/job-notices.ts: PostgreSQL NOTIFY sent by
  * the worker's final write), which carry the stored row; a waiter also re-reads the row every second,
  * so a lost notice costs a second, not the whole wait. The SSE stream listens to BullMQ's event streams (QueueEvents), opened on its first
  * subscriber: reading every event of every queue costs CPU that an API nobody streams from should not

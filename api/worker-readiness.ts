@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { liveWorkers } from '../workers/heartbeat.js';
-import type { JobQueues } from '../workers/queues.js';
+import { liveWorkers } from '../queue/worker-heartbeats.js';
+import type { JobQueues } from '../queue/queues.js';
 
 /**
  * A backlog whose oldest job has waited this long while no worker started or finished any job for as
@@ -13,7 +13,7 @@ export type WorkerReadiness = { ok: true; workers: number } | { ok: false; error
 
 /**
  * "The workers are consuming": at least one worker process beat within the last 15 s (see
- * workers/heartbeat.ts), and — when a job has been waiting longer than `stuckAfterMs` — some worker
+ * queue/worker-heartbeats.ts), and — when a job has been waiting longer than `stuckAfterMs` — some worker
  * started or finished a job within that time. A deep backlog that is being worked through stays green;
  * a backlog nobody touches turns red.
  */

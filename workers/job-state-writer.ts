@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { GroupCommit } from '../db/group-commit.js';
 import { executePrepared } from '../db/prepared.js';
-import { maxNoticeBytes } from '../db/job-notices.js';
+import { maxNoticeBytes } from '../queue/job-notices.js';
 import { asyncCommit, jobColumns } from '../db/repositories/jobs.js';
 import { storableText } from '../jobs/storable-text.js';
 
@@ -113,7 +113,7 @@ export class JobStateWriter {
     this.writes.add(write).catch((error: unknown) => this.logger.warn({ err: error, jobId: write.id }, 'job state write failed'));
   }
 
-  /** Stores the outcome; with `notify`, the same statement announces the stored row (db/job-notices.ts). */
+  /** Stores the outcome; with `notify`, the same statement announces the stored row (queue/job-notices.ts). */
   complete(id: string, result: unknown, attemptsMade: number, notify = false): Promise<void> {
     return this.push({ kind: 'final', id, state: 'completed', result, error: null, attemptsMade, notify, startedAt: null });
   }

@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { QueuedJobData } from './queues.js';
+import type { QueuedJobData } from '../queue/queues.js';
 
 export type JobOutcome =
   | { state: 'completed'; result: unknown; durationMs: number }

@@ -10,7 +10,7 @@ import type { JobDefinition } from '../jobs/define-job.js';
 import { PermanentJobError } from '../jobs/errors.js';
 import type { JobStateWriter } from './job-state-writer.js';
 import type { JobLifecycleHook, JobOutcome } from './lifecycle.js';
-import { isRowId, type QueuedJobData } from './queues.js';
+import { isRowId, type QueuedJobData } from '../queue/queues.js';
 
 export interface ProcessorDeps {
   config: Config;

@@ -3,12 +3,12 @@ import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Piscina } from 'piscina';
-import type { RequestLogRecorder } from '../api/request-log.js';
+import type { RequestLogRecorder } from '../db/request-log-recorder.js';
 import type { Config } from '../config.js';
 import { InvocationCache } from '../db/invocation-cache.js';
 import { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
-import { accessChangeChannel } from '../db/access-changes.js';
-import { finishedJobsChannel } from '../db/job-notices.js';
+import { accessChangeChannel, cancelChannel } from '../lib/channels.js';
+import { finishedJobsChannel } from '../queue/job-notices.js';
 import { createRedis } from '../db/redis.js';
 import { jobRegistry } from '../jobs/registry.js';
 import { addPoolSource } from '../ops/metrics/catalog.js';
@@ -20,7 +20,7 @@ import { createEvaluationPool, taskRunner } from './pools.js';
 import type { JobLifecycleHook } from './lifecycle.js';
 import { createProcessor } from './processor.js';
 import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
-import { closeQueues, createQueues, isRowId, type QueuedJobData } from './queues.js';
+import { closeQueues, createQueues, isRowId, type QueuedJobData } from '../queue/queues.js';
 import { Sweeper } from './sweeper.js';
 import { runScheduleTicks } from './schedule-ticks/run-schedule-ticks.js';
 
@@ -57,10 +57,6 @@ export const workerLockSettings = { lockDuration: 30_000, stalledInterval: 30_00
 /** The lock and stall settings a worker runs with: the configured ones (defaults above). */
 function lockSettingsOf(config: Config): { lockDuration: number; stalledInterval: number; maxStalledCount: number } {
   return { lockDuration: config.workerLockDurationMs, stalledInterval: config.workerStalledIntervalMs, maxStalledCount: config.workerMaxStalledCount };
-}
-
-export function cancelChannel(prefix: string): string {
-  return `${prefix}:jobs:cancel`;
 }
 
 /** Starts one BullMQ worker per job type, all sharing one Piscina pool and one batched state writer. */

@@ -2,7 +2,7 @@ import type { Job, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { JobStateWriter } from './job-state-writer.js';
 import type { JobLifecycleHook } from './lifecycle.js';
-import type { QueuedJobData } from './queues.js';
+import type { QueuedJobData } from '../queue/queues.js';
 
 /**
  * The jobs this process holds: from the processor starting until BullMQ has recorded the outcome (its

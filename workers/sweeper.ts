@@ -4,8 +4,8 @@ import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { listUnfinishedJobs, recordLostOutcome, requeueLostJobs, type UnfinishedJob } from '../db/repositories/unfinished-jobs.js';
-import { enqueue } from './submit-job.js';
-import type { JobQueues } from './queues.js';
+import { enqueue } from '../queue/submit-job.js';
+import type { JobQueues } from '../queue/queues.js';
 
 export interface SweeperOptions {
   /** How often a sweep runs, in ms. Default 15,000. */

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Redis } from 'ioredis';
-import { accessChangeChannel } from '../../db/access-changes.js';
+import { accessChangeChannel } from '../../lib/channels.js';
 import type { Tier } from '../../db/entities/service-instance.entity.js';
 import type { Role } from '../../db/entities/user.entity.js';
 

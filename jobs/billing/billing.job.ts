@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { publishAccessChange } from '../../db/access-changes.js';
+import { publishAccessChange } from '../../lib/channels.js';
 import { customersToBill } from '../../db/repositories/usage-records.js';
 import { defineJob } from '../define-job.js';
 import { RetryLaterError } from '../errors.js';

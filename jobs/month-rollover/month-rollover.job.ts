@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { publishAccessChange } from '../../db/access-changes.js';
+import { publishAccessChange } from '../../lib/channels.js';
 import { rollOverMonths } from '../../db/repositories/ledger.js';
 import { customersBlockedFor } from '../../db/repositories/service-instances.js';
 import { reviewBillingBlock } from '../billing/review-block.js';

@@ -6,7 +6,7 @@ import { SubstrateDefinitionCache } from '../../db/substrate-definitions.js';
 import { deposit } from '../../jobs/billing/account-operations.js';
 import type { JobContext } from '../../jobs/context.js';
 import type { JobDefinition } from '../../jobs/define-job.js';
-import { systemCustomerId } from '../../workers/schedulers.js';
+import { systemCustomerId } from '../../queue/schedules/platform-schedules.js';
 import type { httpClient, HttpResponse } from '../helpers/http.js';
 import type { TestApp } from '../helpers/test-app.js';
 

@@ -12,10 +12,10 @@ import { FaultyEscrow, type EscrowFault } from '../../jobs/billing/escrow/faulty
 import { postgresEscrow } from '../../jobs/billing/escrow/postgres-escrow.js';
 import { RetryLaterError } from '../../jobs/errors.js';
 import { JobStateWriter } from '../../workers/job-state-writer.js';
-import { finishedJobsChannel } from '../../db/job-notices.js';
+import { finishedJobsChannel } from '../../queue/job-notices.js';
 import { createProcessor } from '../../workers/processor.js';
-import type { QueuedJobData } from '../../workers/queues.js';
-import { systemCustomerId } from '../../workers/schedulers.js';
+import type { QueuedJobData } from '../../queue/queues.js';
+import { systemCustomerId } from '../../queue/schedules/platform-schedules.js';
 import { waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { addUsage, billingState, checkLedger, jobContext, seedCustomer } from './back-office-fixtures.js';

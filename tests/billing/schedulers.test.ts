@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis } from '../../db/redis.js';
-import { platformSchedules, systemCustomerId, upsertPlatformSchedules } from '../../workers/schedulers.js';
-import { createScheduleTickQueue, type ScheduleTickQueue } from '../../workers/schedule-ticks/tick-queue.js';
+import { platformSchedules, systemCustomerId, upsertPlatformSchedules } from '../../queue/schedules/platform-schedules.js';
+import { createScheduleTickQueue, type ScheduleTickQueue } from '../../queue/schedules/tick-queue.js';
 import { waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 

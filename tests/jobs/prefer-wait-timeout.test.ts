@@ -4,7 +4,7 @@ import { waitFor } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 import { waitPollMs } from '../../api/job-waiter.js';
-import { finishedJobsChannel, listenerApplicationName } from '../../db/job-notices.js';
+import { finishedJobsChannel, listenerApplicationName } from '../../queue/job-notices.js';
 
 // No workers at first: every waited job outlives its wait.
 const suite = useTestApp({ users: 1 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobStateWriter } from '../../workers/job-state-writer.js';
-import { finishedJobsChannel } from '../../db/job-notices.js';
+import { finishedJobsChannel } from '../../queue/job-notices.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';

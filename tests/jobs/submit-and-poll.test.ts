@@ -7,7 +7,7 @@ import { useTestApp } from '../helpers/suite.js';
 import { JobWaiter, waitPollMs } from '../../api/job-waiter.js';
 import type { JobRecord } from '../../db/entities/job-record.entity.js';
 import { findJob, jobColumns } from '../../db/repositories/jobs.js';
-import { finishedJobsChannel } from '../../db/job-notices.js';
+import { finishedJobsChannel } from '../../queue/job-notices.js';
 
 let substrateId: string;
 

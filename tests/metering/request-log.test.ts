@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createApp } from '../../api/app.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RequestLogRecorder } from '../../api/request-log.js';
+import { RequestLogRecorder } from '../../db/request-log-recorder.js';
 import type { NewRequestLog } from '../../db/repositories/request-logs.js';
 import { expectProblem } from '../auth/expect-problem.js';
 import { customerIdOf, ingest, usageLines } from '../billing/back-office-fixtures.js';

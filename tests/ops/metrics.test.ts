@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveWorkerMetrics } from '../../workers/metrics.js';
-import { queueFor } from '../../workers/queues.js';
+import { queueFor } from '../../queue/queues.js';
 import { expectProblem } from '../auth/expect-problem.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';

@@ -1,8 +1,9 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedis } from '../../db/redis.js';
-import { HeartbeatPublisher, liveWorkers } from '../../workers/heartbeat.js';
-import { queueFor } from '../../workers/queues.js';
+import { liveWorkers } from '../../queue/worker-heartbeats.js';
+import { HeartbeatPublisher } from '../../workers/heartbeat.js';
+import { queueFor } from '../../queue/queues.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/redis-server.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';

@@ -1,7 +1,7 @@
 import { CronExpressionParser } from 'cron-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobRegistry } from '../../jobs/registry.js';
-import { schedulerIdFor } from '../../workers/user-schedules/user-schedulers.js';
+import { schedulerIdFor } from '../../queue/schedules/user-schedulers.js';
 import { expectProblem } from '../auth/expect-problem.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';

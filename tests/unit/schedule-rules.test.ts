@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cronProblem, intervalProblem, nextCronRun, timeZoneProblem } from '../../workers/user-schedules/schedule-rules.js';
+import { cronProblem, intervalProblem, nextCronRun, timeZoneProblem } from '../../queue/schedules/schedule-rules.js';
 
 describe('schedule rules', () => {
   it('accepts 5-field and 6-field cron expressions that fire at most every 10 s', () => {

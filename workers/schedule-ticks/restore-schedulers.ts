@@ -3,9 +3,9 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { listActiveSchedules } from '../../db/repositories/schedules.js';
-import type { JobQueues } from '../queues.js';
-import { schedulerMatches, upsertScheduler } from '../user-schedules/user-schedulers.js';
-import type { ScheduleTickQueue } from './tick-queue.js';
+import type { JobQueues } from '../../queue/queues.js';
+import { schedulerMatches, upsertScheduler } from '../../queue/schedules/user-schedulers.js';
+import type { ScheduleTickQueue } from '../../queue/schedules/tick-queue.js';
 
 export interface RestoreReport {
   /** Schedules that are not paused. */

@@ -2,15 +2,15 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createTierLimiters } from '../../api/rate-limits.js';
-import { RequestLogRecorder } from '../../api/request-log.js';
+import { createTierLimiters } from '../../queue/tier-budgets.js';
+import { RequestLogRecorder } from '../../db/request-log-recorder.js';
 import type { Config } from '../../config.js';
 import { createRedis } from '../../db/redis.js';
-import type { JobQueues } from '../queues.js';
-import { upsertPlatformSchedules } from '../schedulers.js';
+import type { JobQueues } from '../../queue/queues.js';
+import { upsertPlatformSchedules } from '../../queue/schedules/platform-schedules.js';
 import { removeJobQueueSchedulers, restoreSchedulers, schedulesRestoredKey } from './restore-schedulers.js';
 import { createTickProcessor } from './tick.processor.js';
-import { createScheduleTickQueue, scheduleTickQueueName, type ScheduleTickData, type ScheduleTickQueue } from './tick-queue.js';
+import { createScheduleTickQueue, scheduleTickQueueName, type ScheduleTickData, type ScheduleTickQueue } from '../../queue/schedules/tick-queue.js';
 
 export interface ScheduleTicks {
   ticks: ScheduleTickQueue;

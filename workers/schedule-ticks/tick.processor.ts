@@ -2,16 +2,16 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { RateLimiterRes, type RateLimiterRedis } from 'rate-limiter-flexible';
-import { customerLimitKey } from '../../api/rate-limits.js';
-import type { RequestLogRecorder } from '../../api/request-log.js';
+import { customerLimitKey } from '../../queue/tier-budgets.js';
+import type { RequestLogRecorder } from '../../db/request-log-recorder.js';
 import type { Tier } from '../../db/entities/service-instance.entity.js';
 import { findScheduleRun, type ScheduleRun } from '../../db/repositories/schedules.js';
 import { getJobDefinition } from '../../jobs/registry.js';
-import type { JobQueues } from '../queues.js';
-import { systemCustomerId } from '../schedulers.js';
-import { submitJob, type SubmitJobInput } from '../submit-job.js';
-import { removeScheduler } from '../user-schedules/user-schedulers.js';
-import type { PlatformJobType, ScheduleTickData, ScheduleTickQueue } from './tick-queue.js';
+import type { JobQueues } from '../../queue/queues.js';
+import { systemCustomerId } from '../../queue/schedules/platform-schedules.js';
+import { submitJob, type SubmitJobInput } from '../../queue/submit-job.js';
+import { removeScheduler } from '../../queue/schedules/user-schedulers.js';
+import type { PlatformJobType, ScheduleTickData, ScheduleTickQueue } from '../../queue/schedules/tick-queue.js';
 
 /** The service a customer's scheduled run counts against and is refused by: `compute`, like a call with a JWT. */
 const serviceType = 'compute';
@@ -25,7 +25,7 @@ export interface TickDeps {
   logger: Logger;
   /** Where scheduled runs are recorded, as the API records calls (rows in bulk, off the tick's path). */
   requestLog: RequestLogRecorder;
-  /** The API's per-tier limiters (api/rate-limits.ts): a run takes a point from the customer's count. */
+  /** The tiers' write budgets (queue/tier-budgets.ts), shared with the API: a run takes a point from the customer's count. */
   tierLimiters: Map<Tier, RateLimiterRedis>;
 }
 
@@ -35,7 +35,7 @@ export type TickOutcome =
   | { skipped: 'schedule-gone' | 'paused' | 'suspended' | 'rate-limited' | 'substrate-missing' | 'invalid-payload' | 'already-submitted'; detail?: string };
 
 /**
- * Turns each tick into a run submitted like `POST /jobs` (workers/submit-job.ts): the row first, with a
+ * Turns each tick into a run submitted like `POST /jobs` (queue/submit-job.ts): the row first, with a
  * fresh UUIDv7 that is also its BullMQ id, and the schedule's name on it. A customer's run is checked like
  * an API call first: the schedule still exists and is not paused (else its scheduler goes), the compute
  * service is not suspended (402) and the tier's per-minute budget has a point left (429); a refused run

@@ -9,7 +9,7 @@ import { ensureAccountSecret } from '../../db/repositories/webhook-endpoints.js'
 import type { DeliveryAgents } from './address-guard.js';
 import { postWebhook } from './post-webhook.js';
 import { newWebhookSecret, signatureHeaders } from './signing.js';
-import type { WebhookDeliveryData } from './webhook-queue.js';
+import type { WebhookDeliveryData } from '../../queue/webhook-queue.js';
 
 export interface DeliverDeps {
   orm: MikroORM;

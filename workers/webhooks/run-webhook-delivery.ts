@@ -7,7 +7,7 @@ import type { JobLifecycleHook } from '../lifecycle.js';
 import { deliveryAgents } from './address-guard.js';
 import { createDeliverProcessor } from './deliver.processor.js';
 import { webhookEmitter } from './webhook-emitter.js';
-import { createWebhookQueue, webhookQueueName, webhookRetryDelayMs, type WebhookDeliveryData } from './webhook-queue.js';
+import { createWebhookQueue, webhookQueueName, webhookRetryDelayMs, type WebhookDeliveryData } from '../../queue/webhook-queue.js';
 
 export interface WebhookDelivery {
   /** Register in the workers' lifecycle hooks: emits deliveries for final job outcomes. */

@@ -6,7 +6,7 @@ import { countWebhookEndpoints } from '../../db/repositories/webhook-endpoints.j
 import type { WebhookEvent } from '../../db/entities/webhook-endpoint.entity.js';
 import type { JobLifecycleHook, JobOutcome } from '../lifecycle.js';
 import { messageIdFor } from './signing.js';
-import { enqueueDeliveries, type WebhookQueue } from './webhook-queue.js';
+import { enqueueDeliveries, type WebhookQueue } from '../../queue/webhook-queue.js';
 
 /** How long a worker trusts its knowledge that a customer has (no) webhook endpoints. */
 export const endpointCacheMs = 5_000;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { JobRecord } from './entities/job-record.entity.js';
+import type { JobRecord } from '../db/entities/job-record.entity.js';
 
 /**
  * Finished-job notices. The worker's final write announces each row someone waits for (`Prefer: wait`)

@@ -1,5 +1,5 @@
 import type { Schedule } from '../../db/entities/schedule.entity.js';
-import { tickJobOptions, type ScheduleTickQueue } from '../schedule-ticks/tick-queue.js';
+import { tickJobOptions, type ScheduleTickQueue } from './tick-queue.js';
 import { nextCronRun } from './schedule-rules.js';
 
 /**

@@ -4,7 +4,7 @@ import { jobRegistry } from '../jobs/registry.js';
 
 /** What the submitter knows that saves a worker work. Absent on jobs the sweeper re-enqueues. */
 export interface QueuedJobHints {
-  /** Someone waits for the outcome (`Prefer: wait`): announce the finished row (db/job-notices.ts). */
+  /** Someone waits for the outcome (`Prefer: wait`): announce the finished row (queue/job-notices.ts). */
   notify?: boolean;
   /** The submitter looked the result up in the invocation cache just before and missed. */
   cacheMissed?: boolean;

@@ -1,6 +1,6 @@
-import type { Config } from '../config.js';
-import { getJobDefinition } from '../jobs/registry.js';
-import { tickJobOptions, type PlatformJobType, type ScheduleTickQueue } from './schedule-ticks/tick-queue.js';
+import type { Config } from '../../config.js';
+import { getJobDefinition } from '../../jobs/registry.js';
+import { tickJobOptions, type PlatformJobType, type ScheduleTickQueue } from './tick-queue.js';
 
 /**
  * The customer the platform's own scheduled jobs are recorded under: the nil UUID, which no customer has
