@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Request } from 'express';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { httpRequestDuration, httpRequests, queueStates, recordCacheLookup, type QueueDepth } from '../ops/metrics/catalog.js';
+import { httpRequestDuration, httpRequests, queueStates, recordCacheLookup, type QueueDepth } from '../lib/metrics/catalog.js';
 import { recentRequests } from './http-stats.js';
 import type { RequestObserver } from './request-lifecycle.js';
 

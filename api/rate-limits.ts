@@ -2,7 +2,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { RateLimiterRes, type RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
-import { rateLimitedRequests } from '../ops/metrics/catalog.js';
+import { rateLimitedRequests } from '../lib/metrics/catalog.js';
 import { createTierBudgets, customerLimitKey, redisLimiter } from '../queue/tier-budgets.js';
 import { principalOf } from './auth/authenticate.js';
 import { ProblemError } from './problems.js';

@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import { refusedWebhookHost } from '../workers/webhooks/address-guard.js';
+import { refusedWebhookHost } from '../lib/webhooks/address-guard.js';
 import { ProblemError } from './problems.js';
 
 /**

@@ -1,8 +1,8 @@
 import { loadConfig } from '../config.js';
-import { runEntryPoint, stopOnSignals } from '../ops/entry-point.js';
-import { createLogger } from '../api/logger.js';
+import { runEntryPoint, stopOnSignals } from '../lib/entry-point.js';
+import { createLogger } from '../lib/logger.js';
 import { createOrm } from '../db/orm.js';
-import { assertRedisNoEviction } from '../db/redis-eviction-policy.js';
+import { assertRedisNoEviction } from '../lib/redis-eviction-policy.js';
 import { serveWorkerMetrics } from './metrics.js';
 import { runWorkers } from './run-workers.js';
 

@@ -2,8 +2,8 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { BillingResult } from '../jobs/billing/billing.job.js';
-import { billingChargedCents, billingCharges, jobAttempts, jobDuration, recordCacheLookup, type JobAttemptOutcome } from '../ops/metrics/catalog.js';
-import { bearerMatches, renderMetrics } from '../ops/metrics/exposition.js';
+import { billingChargedCents, billingCharges, jobAttempts, jobDuration, recordCacheLookup, type JobAttemptOutcome } from '../lib/metrics/catalog.js';
+import { bearerMatches, renderMetrics } from '../lib/metrics/exposition.js';
 import type { JobLifecycleHook } from './lifecycle.js';
 
 /** Job attempts by type and outcome, and their durations. (Jobs running now: `chrysalis_queue_jobs{state="active"}`.) */

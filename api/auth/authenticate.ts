@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express';
 import { ProblemError } from '../problems.js';
-import { apiKeyPattern, constantTimeEqualHex, sha256, verifyAccessToken } from './credentials.js';
+import { constantTimeEqualHex, sha256 } from '../../lib/crypto.js';
+import { apiKeyPattern, verifyAccessToken } from './credentials.js';
 import { whenReady, type Principal, type PrincipalCache } from './principal.js';
 
 declare module 'express-serve-static-core' {

@@ -19,13 +19,12 @@ import { principalOf } from '../auth/authenticate.js';
 import {
   accessTokenTtlSeconds,
   apiKeyPrefix,
-  encryptSecret,
   newApiKey,
   newRefreshToken,
   refreshTokenTtlMs,
-  sha256,
   signAccessToken,
 } from '../auth/credentials.js';
+import { encryptSecret, sha256 } from '../../lib/crypto.js';
 import { FailedLoginThrottle } from '../auth/login-throttle.js';
 import { hashPassword, maxPasswordBytes, minPasswordBytes, passwordBytes, verifyPassword } from '../auth/passwords.js';
 import type { Principal } from '../auth/principal.js';

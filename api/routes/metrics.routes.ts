@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { bearerMatches, renderMetrics } from '../../ops/metrics/exposition.js';
+import { bearerMatches, renderMetrics } from '../../lib/metrics/exposition.js';
 import type { ApiDeps } from '../deps.js';
 import { ProblemError } from '../problems.js';
 

@@ -12,9 +12,9 @@ import {
   rotateAccountSecret,
   type AccountSecretRow,
 } from '../../db/repositories/webhook-endpoints.js';
-import { newWebhookSecret } from '../../workers/webhooks/signing.js';
+import { newWebhookSecret } from '../../lib/webhooks/signing.js';
 import { principalOf } from '../auth/authenticate.js';
-import { decryptSecret, encryptSecret } from '../auth/credentials.js';
+import { decryptSecret, encryptSecret } from '../../lib/crypto.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';

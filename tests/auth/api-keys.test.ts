@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decryptSecret } from '../../api/auth/credentials.js';
+import { decryptSecret } from '../../lib/crypto.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';

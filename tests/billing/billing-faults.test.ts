@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrm, type Orm } from '../../db/orm.js';
-import { createRedis } from '../../db/redis.js';
+import { createRedis } from '../../lib/redis.js';
 import { SubstrateDefinitionCache } from '../../db/substrate-definitions.js';
 import { deposit } from '../../jobs/billing/account-operations.js';
 import { createBillingJob, type BillingResult } from '../../jobs/billing/billing.job.js';

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedis } from '../../db/redis.js';
+import { createRedis } from '../../lib/redis.js';
 import { platformSchedules, systemCustomerId, upsertPlatformSchedules } from '../../queue/schedules/platform-schedules.js';
 import { createScheduleTickQueue, type ScheduleTickQueue } from '../../queue/schedules/tick-queue.js';
 import { waitFor } from '../helpers/http.js';

@@ -11,9 +11,9 @@ import { answerClientErrorsWithProblems } from '../../api/client-errors.js';
 import { createApiDeps } from '../../api/create-deps.js';
 import { ensureAdmin } from '../../api/auth/bootstrap-admin.js';
 import type { ApiDeps } from '../../api/deps.js';
-import { createLogger } from '../../api/logger.js';
+import { createLogger } from '../../lib/logger.js';
 import { createOrm, type Orm } from '../../db/orm.js';
-import { createRedis } from '../../db/redis.js';
+import { createRedis } from '../../lib/redis.js';
 import { runWorkers, type RunningWorkers } from '../../workers/run-workers.js';
 
 export interface TestApp {

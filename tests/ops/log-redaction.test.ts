@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.js';
-import { createLogger } from '../../api/logger.js';
+import { createLogger } from '../../lib/logger.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp;

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRedis } from '../../db/redis.js';
+import { createRedis } from '../../lib/redis.js';
 import { liveWorkers } from '../../queue/worker-heartbeats.js';
 import { HeartbeatPublisher } from '../../workers/heartbeat.js';
 import { queueFor } from '../../queue/queues.js';

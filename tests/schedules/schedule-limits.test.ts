@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedis } from '../../db/redis.js';
+import { createRedis } from '../../lib/redis.js';
 import { registerUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';

@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedis } from '../../db/redis.js';
+import { createRedis } from '../../lib/redis.js';
 import { insertRequestLogs } from '../../db/repositories/request-logs.js';
 import { billingJob } from '../../jobs/billing/billing.job.js';
 import { meteringJob } from '../../jobs/metering/metering.job.js';

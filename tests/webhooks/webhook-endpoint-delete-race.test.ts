@@ -3,7 +3,7 @@ import { Webhook } from 'standardwebhooks';
 import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertDeliveries, type NewDelivery } from '../../db/repositories/webhook-deliveries.js';
-import { messageIdFor } from '../../workers/webhooks/signing.js';
+import { messageIdFor } from '../../lib/webhooks/signing.js';
 import { enqueueDeliveries } from '../../queue/webhook-queue.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { createTierLimiters } from '../../queue/tier-budgets.js';
 import { RequestLogRecorder } from '../../db/request-log-recorder.js';
 import type { Config } from '../../config.js';
-import { createRedis } from '../../db/redis.js';
+import { createRedis } from '../../lib/redis.js';
 import type { JobQueues } from '../../queue/queues.js';
 import { upsertPlatformSchedules } from '../../queue/schedules/platform-schedules.js';
 import { removeJobQueueSchedulers, restoreSchedulers, schedulesRestoredKey } from './restore-schedulers.js';

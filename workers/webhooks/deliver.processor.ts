@@ -2,13 +2,13 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { uuidv7 } from 'uuidv7';
-import { decryptSecret, encryptSecret } from '../../api/auth/credentials.js';
+import { decryptSecret, encryptSecret } from '../../lib/crypto.js';
 import { findDeliveryToSend, recordAttempt } from '../../db/repositories/webhook-deliveries.js';
-import { recordWebhookDelivery } from '../../ops/metrics/catalog.js';
+import { recordWebhookDelivery } from '../../lib/metrics/catalog.js';
 import { ensureAccountSecret } from '../../db/repositories/webhook-endpoints.js';
-import type { DeliveryAgents } from './address-guard.js';
+import type { DeliveryAgents } from '../../lib/webhooks/address-guard.js';
 import { postWebhook } from './post-webhook.js';
-import { newWebhookSecret, signatureHeaders } from './signing.js';
+import { newWebhookSecret, signatureHeaders } from '../../lib/webhooks/signing.js';
 import type { WebhookDeliveryData } from '../../queue/webhook-queue.js';
 
 export interface DeliverDeps {

@@ -5,7 +5,7 @@ import { findJobWebhookTargets, insertDeliveries, type NewDelivery } from '../..
 import { countWebhookEndpoints } from '../../db/repositories/webhook-endpoints.js';
 import type { WebhookEvent } from '../../db/entities/webhook-endpoint.entity.js';
 import type { JobLifecycleHook, JobOutcome } from '../lifecycle.js';
-import { messageIdFor } from './signing.js';
+import { messageIdFor } from '../../lib/webhooks/signing.js';
 import { enqueueDeliveries, type WebhookQueue } from '../../queue/webhook-queue.js';
 
 /** How long a worker trusts its knowledge that a customer has (no) webhook endpoints. */
