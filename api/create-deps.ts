@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { InvocationCache } from '../db/invocation-cache.js';
 import { FinishedJobListener, finishedJobsChannel } from '../queue/job-notices.js';
-import { insertFinishedJobs, type FinishedJobRow } from '../db/repositories/jobs.js';
+import { insertFinishedJobs, type FinishedJobRow } from '../db/jobs/insert-jobs.js';
 import { createOrm } from '../db/orm.js';
 import { createRedis } from '../lib/redis.js';
 import { addQueueDepthSource } from '../lib/metrics/catalog.js';

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { GroupCommit } from '../db/group-commit.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
-import type { FinishedJobRow } from '../db/repositories/jobs.js';
+import type { FinishedJobRow } from '../db/jobs/insert-jobs.js';
 import type { JobQueues } from '../queue/queues.js';
 import type { ScheduleTickQueue } from '../queue/schedules/tick-queue.js';
 import type { JobInserter } from '../queue/submit-job.js';

@@ -3,8 +3,9 @@ import { createHash } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { finalStates } from '../db/entities/job-record.entity.js';
-import { jobView } from '../db/job-view.js';
-import { findJob } from '../db/repositories/jobs.js';
+import { jobView } from '../db/jobs/job-view.js';
+import { findJob } from '../db/jobs/find-jobs.js';
+import type { StoredJob } from '../db/jobs/job-columns.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import type { QueuedJobHints } from '../queue/queues.js';
 import { makeJobDurable, submitJob } from '../queue/submit-job.js';
@@ -78,7 +79,7 @@ export async function submitAndRespond(deps: ApiDeps, req: Request, res: Respons
 }
 
 async function respondWithJob(deps: ApiDeps, res: Response, accepted: JobRecord, waitMs: number | null, watch: JobWatch | null): Promise<void> {
-  let job = accepted;
+  let job: StoredJob = accepted;
   if (waitMs !== null && !finalStates.includes(job.state)) {
     const em = deps.orm.em.fork();
     const reread = () => findJob(em, accepted.customerId, accepted.id);

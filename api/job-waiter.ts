@@ -1,7 +1,7 @@
 import { QueueEvents } from 'bullmq';
 import { EventEmitter } from 'node:events';
 import { finalStates, type JobRecord } from '../db/entities/job-record.entity.js';
-import type { FinishedJobNotice } from '../queue/job-notices.js';
+import type { FinishedJobNotice, StoredJob } from '../db/jobs/job-columns.js';
 import { jobRegistry } from '../jobs/registry.js';
 
 export type JobEvent =
@@ -50,7 +50,7 @@ export class JobWaiter {
   }
 
   /** `watch(job.id).until(…)` for a job that was already enqueued (its notice may be missed: then the poll finds the row). */
-  async waitForFinal(job: JobRecord, timeoutMs: number, reread: () => Promise<JobRecord | null>): Promise<JobRecord> {
+  async waitForFinal(job: StoredJob, timeoutMs: number, reread: () => Promise<JobRecord | null>): Promise<StoredJob> {
     const watch = this.watch(job.id);
     try {
       return await watch.until(job, timeoutMs, reread);
@@ -103,7 +103,7 @@ export class JobWaiter {
 
 /** One job's finished-job notice, listened for from `JobWaiter.watch` until `stop()`. */
 export class JobWatch {
-  private noticed: JobRecord | null = null;
+  private noticed: StoredJob | null = null;
   /** A notice came without its row: read it instead of waiting for the next poll. */
   private readPending = false;
   private wake: () => void = () => undefined;
@@ -125,8 +125,8 @@ export class JobWatch {
    * Waits until the job is final or `timeoutMs` has passed, and returns the latest row seen: `job` as
    * accepted, the row from the notice, or what `reread` fetched (it is polled every `waitPollMs`).
    */
-  async until(job: JobRecord, timeoutMs: number, reread: () => Promise<JobRecord | null>): Promise<JobRecord> {
-    let latest = this.noticed ?? job;
+  async until(job: StoredJob, timeoutMs: number, reread: () => Promise<JobRecord | null>): Promise<StoredJob> {
+    let latest: StoredJob = this.noticed ?? job;
     if (!this.noticed && this.readPending) latest = (await reread()) ?? latest;
     const deadline = Date.now() + timeoutMs;
     while (!finalStates.includes(latest.state)) {

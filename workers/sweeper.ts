@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { listUnfinishedJobs, recordLostOutcome, requeueLostJobs, type UnfinishedJob } from '../db/repositories/unfinished-jobs.js';
+import { listUnfinishedJobs, recordLostOutcome, requeueLostJobs, type UnfinishedJob } from '../db/jobs/recovery.js';
 import { enqueue } from '../queue/submit-job.js';
 import type { JobQueues } from '../queue/queues.js';
 

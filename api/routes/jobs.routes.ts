@@ -1,14 +1,15 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { jobStates } from '../../db/entities/job-record.entity.js';
-import { cancelJobRow, findJob, listJobs } from '../../db/repositories/jobs.js';
+import { findJob, listJobs } from '../../db/jobs/find-jobs.js';
+import { cancelJobRow } from '../../db/jobs/job-states.js';
 import { atMost } from '../../jobs/input-limits.js';
 import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
 import { queueFor } from '../../queue/queues.js';
 import { cancelChannel } from '../../lib/channels.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
-import { jobView } from '../../db/job-view.js';
+import { jobView } from '../../db/jobs/job-view.js';
 import { submitAndRespond } from '../job-responses.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';

@@ -1,42 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { JobRecord } from '../entities/job-record.entity.js';
 import type { DeliveryState, WebhookDelivery } from '../entities/webhook-delivery.entity.js';
-
-/** An endpoint subscribed to at least one of the events a finished job emits. */
-export interface SubscribedEndpoint {
-  id: string;
-  url: string;
-  events: string[];
-}
-
-const jobColumns = `j.id, j.customer_id as "customerId", j.type, j.state, j.payload, j.result, j.error, j.progress,
-  j.attempts_made as "attemptsMade", j.max_attempts as "maxAttempts", j.priority, j.delay_ms as "delayMs",
-  j.webhook_url as "webhookUrl", j.queue_job_id as "queueJobId", j.created_at as "createdAt", j.started_at as "startedAt", j.finished_at as "finishedAt"`;
-
-/**
- * A finished job and the endpoints that want its events, in one round trip. Null when nobody does
- * (no subscribed endpoint and no `webhook_url`), which is the common case and costs one indexed read.
- */
-export async function findJobWebhookTargets(
-  em: EntityManager,
-  jobId: string,
-  customerId: string,
-  events: string[],
-): Promise<{ job: JobRecord; endpoints: SubscribedEndpoint[] } | null> {
-  const [row] = await em.getConnection().execute<Array<JobRecord & { endpoints: SubscribedEndpoint[] }>>(
-    `select ${jobColumns},
-            coalesce((select json_agg(json_build_object('id', e.id, 'url', e.url, 'events', e.events) order by e.id)
-                        from webhook_endpoints e
-                       where e.customer_id = j.customer_id and e.events && array[?]::text[]), '[]'::json) as endpoints
-       from jobs j
-      where j.id = ? and j.customer_id = ?`,
-    [events, jobId, customerId],
-  );
-  if (!row) return null;
-  const { endpoints, ...job } = row;
-  if (endpoints.length === 0 && !job.webhookUrl) return null;
-  return { job: job as JobRecord, endpoints };
-}
 
 export interface NewDelivery {
   id: string;

@@ -17,7 +17,7 @@ import { createOrm, migrate } from '../../db/orm.js';
 import { InvocationCache } from '../../db/invocation-cache.js';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { createQueues, closeQueues } from '../../queue/queues.js';
-import { submitJobsBulk } from '../../queue/submit-job.js';
+import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
 import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
 import { collectGarbage, cpuBreakdown, cpuSeconds, postJson, cpuSecondsMatching, percentile, round, rssMiB, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
 

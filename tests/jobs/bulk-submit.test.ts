@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getJobDefinition } from '../../jobs/registry.js';
-import { submitJobsBulk } from '../../queue/submit-job.js';
+import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
 import type { TestUser } from '../helpers/accounts.js';
 import { waitFor } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';

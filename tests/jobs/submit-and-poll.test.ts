@@ -6,7 +6,8 @@ import type { TestApp } from '../helpers/test-app.js';
 import { useTestApp } from '../helpers/suite.js';
 import { JobWaiter, waitPollMs } from '../../api/job-waiter.js';
 import type { JobRecord } from '../../db/entities/job-record.entity.js';
-import { findJob, jobColumns } from '../../db/repositories/jobs.js';
+import { findJob } from '../../db/jobs/find-jobs.js';
+import { jobColumns } from '../../db/jobs/job-columns.js';
 import { finishedJobsChannel } from '../../queue/job-notices.js';
 
 let substrateId: string;

@@ -1,7 +1,8 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { uuidv7 } from 'uuidv7';
-import { jobView } from '../../db/job-view.js';
-import { findJobWebhookTargets, insertDeliveries, type NewDelivery } from '../../db/repositories/webhook-deliveries.js';
+import { jobView } from '../../db/jobs/job-view.js';
+import { findJobWebhookTargets } from '../../db/jobs/find-jobs.js';
+import { insertDeliveries, type NewDelivery } from '../../db/repositories/webhook-deliveries.js';
 import { countWebhookEndpoints } from '../../db/repositories/webhook-endpoints.js';
 import type { WebhookEvent } from '../../db/entities/webhook-endpoint.entity.js';
 import type { JobLifecycleHook, JobOutcome } from '../lifecycle.js';
