@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import express, { Router, type Response } from 'express';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
-import { findUserByEmail } from '../auth/account-store.js';
+import { findUserByEmail } from '../../db/repositories/accounts.js';
 import { FailedLoginThrottle } from '../auth/login-throttle.js';
 import { verifyPassword } from '../auth/passwords.js';
 import type { ApiDeps } from '../deps.js';

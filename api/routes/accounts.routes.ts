@@ -13,8 +13,8 @@ import {
   recordTosAcceptance,
   revokeRefreshTokenSession,
   rotateRefreshToken,
-} from '../auth/account-store.js';
-import { apiKeyExists, insertApiKey, listApiKeys, lockApiKey, revokeApiKey, type ApiKeyRow } from '../auth/api-key-store.js';
+} from '../../db/repositories/accounts.js';
+import { apiKeyExists, insertApiKey, listApiKeys, lockApiKey, revokeApiKey, type ApiKeyRow } from '../../db/repositories/api-keys.js';
 import { principalOf } from '../auth/authenticate.js';
 import {
   accessTokenTtlSeconds,

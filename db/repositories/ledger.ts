@@ -122,6 +122,17 @@ export async function addMonthlySpend(em: EntityManager, customerId: string, amo
   );
 }
 
+/** Sets (or, with null, removes) the customer's monthly spending limit. */
+export async function setMaxMonthlySpend(em: EntityManager, customerId: string, maxMonthlyUsdCents: number | null): Promise<void> {
+  await em.execute(`update customers set max_monthly_usd_cents = ? where id = ?`, [maxMonthlyUsdCents, customerId]);
+}
+
+/** Share-locks the customer row until the transaction ends (it cannot be deleted meanwhile); false when there is none. */
+export async function shareLockCustomer(em: EntityManager, customerId: string): Promise<boolean> {
+  const rows = await em.execute(`select id from customers where id = ? for share`, [customerId]);
+  return rows.length > 0;
+}
+
 export interface PostingRequest {
   customerId: string;
   txType: EscrowTransactionType;

@@ -1,6 +1,14 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Tier } from '../../db/entities/service-instance.entity.js';
-import { lockCustomerAccount, postCustomerTransaction, readCustomerAccount, type CustomerAccount, type LedgerTransaction } from '../../db/repositories/ledger.js';
+import {
+  lockCustomerAccount,
+  postCustomerTransaction,
+  readCustomerAccount,
+  setMaxMonthlySpend,
+  shareLockCustomer,
+  type CustomerAccount,
+  type LedgerTransaction,
+} from '../../db/repositories/ledger.js';
 import { lockServiceInstance, upsertServiceInstance, type ServiceInstanceRow } from '../../db/repositories/service-instances.js';
 import { validateOperation, type OperationCheck } from './billing-rules.js';
 import type { DepositAdapter } from './escrow/deposit-adapter.js';
@@ -68,8 +76,7 @@ export interface CreditRequest {
  */
 export async function creditCustomer(em: EntityManager, request: CreditRequest): Promise<DepositOutcome | null> {
   return inTransaction(em, async (tx) => {
-    const [customer] = await tx.execute(`select id from customers where id = ? for share`, [request.customerId]);
-    if (!customer) return null;
+    if (!(await shareLockCustomer(tx, request.customerId))) return null;
     return postMoneyIn(tx, { ...request, txType: 'credit' });
   });
 }
@@ -86,7 +93,7 @@ async function postMoneyIn(tx: EntityManager, request: DepositRequest & { txType
 export async function setMonthlyLimit(em: EntityManager, customerId: string, maxMonthlyUsdCents: number | null): Promise<{ review: BlockReview; account: CustomerAccount }> {
   return inTransaction(em, async (tx) => {
     await lockCustomerAccount(tx, customerId);
-    await tx.execute(`update customers set max_monthly_usd_cents = ? where id = ?`, [maxMonthlyUsdCents, customerId]);
+    await setMaxMonthlySpend(tx, customerId, maxMonthlyUsdCents);
     const review = await reviewBillingBlock(tx, customerId);
     return { review, account: await readCustomerAccount(tx, customerId) };
   });

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { uuidv7 } from 'uuidv7';
-import type { Role } from '../../db/entities/user.entity.js';
-import { inTransaction } from '../../db/transaction.js';
+import type { Role } from '../entities/user.entity.js';
+import { inTransaction } from '../transaction.js';
 
 /**
  * The SQL behind registration, login, refresh tokens and TOS acceptance. Every function takes the
@@ -57,6 +57,12 @@ export async function findUserByEmail(em: EntityManager, email: string): Promise
 export async function findUserById(em: EntityManager, id: string): Promise<UserRow | null> {
   const [row] = await em.execute<UserRow[]>(`select ${userColumns} from users where id = ?`, [id]);
   return row ?? null;
+}
+
+/** Whether one of the customer's users is an admin: the platform's own (internal) customer, which billing never charges. */
+export async function hasAdminUser(em: EntityManager, customerId: string): Promise<boolean> {
+  const [row] = await em.execute<Array<{ internal: boolean }>>(`select exists (select 1 from users where customer_id = ? and role = 'admin') as internal`, [customerId]);
+  return row?.internal ?? false;
 }
 
 /** The version the gate compares against: the most recently accepted one. */
