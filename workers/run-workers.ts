@@ -10,13 +10,13 @@ import { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
 import { accessChangeChannel, cancelChannel } from '../lib/channels.js';
 import { finishedJobsChannel } from '../queue/job-notices.js';
 import { createRedis } from '../lib/redis.js';
-import { jobRegistry } from '../jobs/registry.js';
+import { declaredTasks, jobRegistry, type JobRegistry } from '../jobs/registry.js';
 import { addPoolSource } from '../lib/metrics/catalog.js';
 import { HeartbeatPublisher } from './heartbeat.js';
 import type { JobStateWriter } from './job-state-writer.js';
-import { billingMetricsHook, countInvocationCacheLookup, jobMetricsHook } from './metrics.js';
+import { countInvocationCacheLookup, jobMetricsHook } from './metrics.js';
 import { closeWorkersWithin, HandBackAwareStateWriter, HeldJobs, type ShutdownReport } from './shutdown.js';
-import { createEvaluationPool, taskRunner } from './pools.js';
+import { createTaskPool, taskRunner } from './pools.js';
 import type { JobLifecycleHook } from './lifecycle.js';
 import { createProcessor } from './processor.js';
 import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
@@ -28,6 +28,8 @@ export interface WorkerDeps {
   config: Config;
   orm: MikroORM;
   logger: Logger;
+  /** The job types to run. Default: Chrysalis's (jobs/registry.ts); a test may bring more (`withJobTypes`). */
+  registry?: JobRegistry;
 }
 
 export interface RunningWorkers {
@@ -61,22 +63,23 @@ function lockSettingsOf(config: Config): { lockDuration: number; stalledInterval
 
 /** Starts one BullMQ worker per job type, all sharing one Piscina pool and one batched state writer. */
 export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
-  const { config, orm, logger } = deps;
+  const { config, orm, logger, registry = jobRegistry } = deps;
   const redis: Redis = createRedis(config.redisUrl, 'commands');
   const subscriber: Redis = createRedis(config.redisUrl, 'blocking');
-  const pool = createEvaluationPool({ threads: config.piscinaThreads, taskTimeoutMs: config.taskTimeoutMs });
+  const tasks = declaredTasks(registry);
+  const pool = createTaskPool(tasks, { threads: config.piscinaThreads, taskTimeoutMs: config.taskTimeoutMs });
   const writer = new HandBackAwareStateWriter(orm.em.fork(), logger, finishedJobsChannel(config.queuePrefix));
   const cache = new InvocationCache(redis, config.queuePrefix);
   cache.onLookup = countInvocationCacheLookup;
-  const runTask = taskRunner(pool, config.taskTimeoutMs);
+  const runTask = taskRunner(pool, config.taskTimeoutMs, tasks);
   const substrates = new SubstrateDefinitionCache();
   /** Lifecycle hooks (metrics, webhooks…): one line each. */
-  const webhooks = runWebhookDelivery({ config, orm, logger });
+  const webhooks = runWebhookDelivery({ config, orm, logger, registry });
   const heartbeat = new HeartbeatPublisher(redis, config.queuePrefix, logger);
   const held = new HeldJobs();
-  const hooks: JobLifecycleHook[] = [webhooks.hook, jobMetricsHook, billingMetricsHook, heartbeat, held];
+  const hooks: JobLifecycleHook[] = [webhooks.hook, jobMetricsHook, heartbeat, held];
 
-  const workers = [...jobRegistry.values()].map((definition) => {
+  const workers = [...registry.values()].map((definition) => {
     const worker = new Worker<QueuedJobData>(definition.name, createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks }), {
       connection: createRedis(config.redisUrl, 'blocking'),
       prefix: config.queuePrefix,
@@ -99,10 +102,10 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   });
 
   const queueConnection = createRedis(config.redisUrl, 'blocking');
-  const queues = createQueues(queueConnection, config.queuePrefix);
+  const queues = createQueues(queueConnection, config.queuePrefix, registry);
   const sweeper = new Sweeper({ orm, redis, queues, prefix: config.queuePrefix, logger }, { intervalMs: config.sweeperIntervalMs });
   sweeper.start();
-  const schedules = await runScheduleTicks({ config, orm, redis, queues, logger });
+  const schedules = await runScheduleTicks({ config, orm, redis, queues, logger, registry });
 
   await subscriber.subscribe(cancelChannel(config.queuePrefix), accessChangeChannel(config.queuePrefix));
   subscriber.on('message', (channel, message) => {

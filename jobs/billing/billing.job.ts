@@ -4,6 +4,7 @@ import { customersToBill } from '../../db/repositories/usage-records.js';
 import { defineJob } from '../define-job.js';
 import { RetryLaterError } from '../errors.js';
 import { billCustomer, type BillCustomerOptions, type CustomerBilling } from './bill-customer.js';
+import { billingMetricsHook } from './billing-metrics.hook.js';
 import type { EscrowAdapter } from './escrow/escrow.js';
 import { postgresEscrow } from './escrow/postgres-escrow.js';
 
@@ -47,6 +48,8 @@ export function createBillingJob(options: BillingJobOptions = {}) {
     adminOnly: true,
     // One run per worker process at a time; runs in other processes are safe too (see billCustomer).
     queue: { attempts: 5, backoffMs: 10_000, concurrency: 1 },
+    hooks: [billingMetricsHook],
+    schedule: (config) => ({ every: config.billingEveryMs }),
     async process(_payload, ctx) {
       const billOptions: BillCustomerOptions = { escrow: options.escrow ?? postgresEscrow, escrowTimeoutMs: ctx.config.escrowTimeoutMs, afterCommit: options.afterCommit };
       const outcomes: CustomerBilling[] = [];

@@ -23,6 +23,7 @@ export const monthRolloverJob = defineJob({
   result: monthRolloverResultSchema,
   adminOnly: true,
   queue: { attempts: 5, backoffMs: 30_000, concurrency: 1 },
+  schedule: (config) => ({ pattern: config.monthRolloverCron, tz: 'UTC' }),
   async process(_payload, ctx) {
     // Idempotent: accounts already in this month are left alone. Billing rolls an account's month too when
     // it meets one first, so this job's own work is lifting the monthly-limit suspensions the new month ends.

@@ -75,7 +75,7 @@ describe('platform schedules', () => {
   });
 
   it('the intervals and the rollover cron come from the configuration', () => {
-    expect(platformSchedules({ meteringEveryMs: 1, billingEveryMs: 2, vaultExportEveryMs: 3, monthRolloverCron: '5 0 1 * *' }).map((s) => [s.id, s.repeat])).toEqual([
+    expect(platformSchedules({ ...app.config, meteringEveryMs: 1, billingEveryMs: 2, vaultExportEveryMs: 3, monthRolloverCron: '5 0 1 * *' }).map((s) => [s.id, s.repeat])).toEqual([
       ['platform:metering', { every: 1 }],
       ['platform:billing', { every: 2 }],
       ['platform:vault-export', { every: 3 }],

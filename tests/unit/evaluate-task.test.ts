@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import evaluate, { analyze, evaluateMany } from '../../jobs/invoke/evaluate.task.js';
+import analyze from '../../jobs/divide/analyze.task.js';
+import evaluate, { evaluateMany } from '../../jobs/invoke/evaluate.task.js';
 import { checkExpression, createCelEnvironment } from '../../jobs/invoke/cel-environment.js';
 
 describe('evaluate task', () => {

@@ -6,12 +6,12 @@ import { customerLimitKey } from '../../queue/tier-budgets.js';
 import type { RequestLogRecorder } from '../../db/request-log-recorder.js';
 import type { Tier } from '../../db/entities/service-instance.entity.js';
 import { findScheduleRun, type ScheduleRun } from '../../db/repositories/schedules.js';
-import { getJobDefinition } from '../../jobs/registry.js';
+import type { JobRegistry } from '../../jobs/registry.js';
 import type { JobQueues } from '../../queue/queues.js';
 import { systemCustomerId } from '../../queue/schedules/platform-schedules.js';
 import { submitJob, type SubmitJobInput } from '../../queue/submit-job.js';
 import { removeScheduler } from '../../queue/schedules/user-schedulers.js';
-import type { PlatformJobType, ScheduleTickData, ScheduleTickQueue } from '../../queue/schedules/tick-queue.js';
+import type { ScheduleTickData, ScheduleTickQueue } from '../../queue/schedules/tick-queue.js';
 
 /** The service a customer's scheduled run counts against and is refused by: `compute`, like a call with a JWT. */
 const serviceType = 'compute';
@@ -19,6 +19,8 @@ const serviceType = 'compute';
 export const scheduledRunMethod = 'SCHEDULE';
 
 export interface TickDeps {
+  /** The job types runs may be of. */
+  registry: JobRegistry;
   orm: MikroORM;
   queues: JobQueues;
   ticks: ScheduleTickQueue;
@@ -49,8 +51,8 @@ export function createTickProcessor(deps: TickDeps) {
 }
 
 /** The platform's own runs (metering, billing…): the system customer's ordinary jobs, never limited or billed. */
-async function runPlatformSchedule(deps: TickDeps, tick: Job<ScheduleTickData>, type: PlatformJobType): Promise<TickOutcome> {
-  const definition = getJobDefinition(type);
+async function runPlatformSchedule(deps: TickDeps, tick: Job<ScheduleTickData>, type: string): Promise<TickOutcome> {
+  const definition = deps.registry.get(type);
   if (!definition) throw new UnrecoverableError(`no job type "${type}"`);
   return submitRun(deps, tick, { customerId: systemCustomerId, definition, payload: {}, scheduleName: `platform:${type}` });
 }
@@ -79,7 +81,7 @@ async function runCustomerSchedule(deps: TickDeps, tick: Job<ScheduleTickData>, 
     log.warn({ tier: found.service?.tier, perMinute: limiter.points }, "scheduled run skipped: the customer's per-minute rate limit is spent");
     return { skipped: 'rate-limited' };
   }
-  const definition = getJobDefinition(schedule.jobType);
+  const definition = deps.registry.get(schedule.jobType);
   const payload = definition?.payload.safeParse(schedule.payload);
   if (!definition || !payload?.success) {
     // Checked at creation; only a job type that changed since can get here. Not the customer's call: not recorded.

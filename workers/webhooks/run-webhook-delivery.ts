@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
+import type { JobRegistry } from '../../jobs/registry.js';
 import { createRedis } from '../../lib/redis.js';
 import type { JobLifecycleHook } from '../lifecycle.js';
 import { deliveryAgents } from '../../lib/webhooks/address-guard.js';
@@ -20,8 +21,8 @@ export interface WebhookDelivery {
  * The webhook side of a worker process: the emitting hook and a worker on the delivery queue with its
  * own concurrency (WEBHOOK_CONCURRENCY), so slow or failing receivers never take a job slot.
  */
-export function runWebhookDelivery(deps: { config: Config; orm: MikroORM; logger: Logger }): WebhookDelivery {
-  const { config, orm, logger } = deps;
+export function runWebhookDelivery(deps: { config: Config; orm: MikroORM; logger: Logger; registry: JobRegistry }): WebhookDelivery {
+  const { config, orm, logger, registry } = deps;
   const queueConnection = createRedis(config.redisUrl, 'blocking');
   const queue = createWebhookQueue(queueConnection, config.queuePrefix);
   const agents = deliveryAgents(config.webhookAllowPrivate);
@@ -34,7 +35,7 @@ export function runWebhookDelivery(deps: { config: Config; orm: MikroORM; logger
   worker.on('error', (error) => logger.error({ err: error, queue: webhookQueueName }, 'webhook worker error'));
 
   return {
-    hook: webhookEmitter({ orm, queue }),
+    hook: webhookEmitter({ orm, queue, registry }),
     worker,
     async close() {
       await worker.close();
