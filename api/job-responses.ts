@@ -6,9 +6,7 @@ import { finalStates } from '../db/entities/job-record.entity.js';
 import { jobView } from '../db/jobs/job-view.js';
 import { findJob } from '../db/jobs/find-jobs.js';
 import type { StoredJob } from '../db/jobs/job-columns.js';
-import type { JobDefinition } from '../jobs/define-job.js';
-import type { QueuedJobHints } from '../queue/queues.js';
-import { makeJobDurable, submitJob } from '../queue/submit-job.js';
+import { makeJobDurable, submitJob, type SubmitJobInput } from '../queue/submit-job.js';
 import { uuidv7 } from 'uuidv7';
 import type { ApiDeps } from './deps.js';
 import type { JobWatch } from './job-waiter.js';
@@ -29,17 +27,8 @@ export function preferredWaitMs(req: Request): number | null {
 
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
 
-export interface SubmitRequest {
-  definition: JobDefinition;
-  payload: unknown;
-  priority?: number;
-  delayMs?: number;
-  attempts?: number;
-  webhookUrl?: string | null;
-  /** Answer 404 unless the customer owns this substrate (checked by the INSERT itself). */
-  requireSubstrateId?: string;
-  hints?: QueuedJobHints;
-}
+/** What a route asks to submit; the customer, the row id, the idempotency key and the request hash come from the request. */
+export type SubmitRequest = Omit<SubmitJobInput, 'customerId' | 'id' | 'idempotencyKey' | 'requestHash' | 'quick' | 'scheduleName'>;
 
 /**
  * The one way a route turns a request into a job and an answer: idempotency, the row + enqueue,

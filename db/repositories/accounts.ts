@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { uuidv7 } from 'uuidv7';
-import type { Role } from '../entities/user.entity.js';
+import type { User } from '../entities/user.entity.js';
 import { inTransaction } from '../transaction.js';
 
 /**
@@ -8,23 +8,11 @@ import { inTransaction } from '../transaction.js';
  * entity manager it runs on, so callers decide the transaction.
  */
 
-export interface UserRow {
-  id: string;
-  customerId: string;
-  email: string;
-  passwordHash: string;
-  role: Role;
-  createdAt: string;
-}
+export type UserRow = Pick<User, 'id' | 'customerId' | 'email' | 'passwordHash' | 'role' | 'createdAt'>;
 
 const userColumns = `id, customer_id as "customerId", email, password_hash as "passwordHash", role, created_at as "createdAt"`;
 
-export interface NewAccount {
-  email: string;
-  passwordHash: string;
-  role: Role;
-  tosVersion: string;
-}
+export type NewAccount = Pick<User, 'email' | 'passwordHash' | 'role'> & { tosVersion: string };
 
 /**
  * Creates customer, user, TOS acceptance and the `compute` service (tier `starter`) in one transaction.

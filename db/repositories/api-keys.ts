@@ -1,28 +1,13 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { uuidv7 } from 'uuidv7';
+import type { ApiKey } from '../entities/api-key.entity.js';
 
 /** An API key as lists show it: never the hash, the ciphertext or the key. */
-export interface ApiKeyRow {
-  id: string;
-  name: string;
-  serviceType: string;
-  prefix: string;
-  expiresAt: string | null;
-  revokedAt: string | null;
-  createdAt: string;
-}
+export type ApiKeyRow = Pick<ApiKey, 'id' | 'name' | 'serviceType' | 'prefix' | 'expiresAt' | 'revokedAt' | 'createdAt'>;
 
 const columns = `id, name, service_type as "serviceType", prefix, expires_at as "expiresAt", revoked_at as "revokedAt", created_at as "createdAt"`;
 
-export interface NewApiKey {
-  customerId: string;
-  name: string;
-  serviceType: string;
-  prefix: string;
-  keyHash: string;
-  encryptedKey: string;
-  expiresAt: Date | null;
-}
+export type NewApiKey = Pick<ApiKey, 'customerId' | 'name' | 'serviceType' | 'prefix' | 'keyHash' | 'encryptedKey' | 'expiresAt'>;
 
 export async function insertApiKey(em: EntityManager, key: NewApiKey): Promise<ApiKeyRow> {
   const [row] = await em.execute<ApiKeyRow[]>(

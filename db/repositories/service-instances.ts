@@ -1,17 +1,11 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Tier } from '../entities/service-instance.entity.js';
+import type { ServiceInstance, Tier } from '../entities/service-instance.entity.js';
 
 /** Why billing blocked a customer's services; anything else in `suspended_reason` is not billing's to lift. */
 export type BillingBlock = 'insufficient_balance' | 'monthly_limit_exceeded';
 export const billingBlocks: readonly BillingBlock[] = ['insufficient_balance', 'monthly_limit_exceeded'];
 
-export interface ServiceInstanceRow {
-  serviceType: string;
-  tier: Tier;
-  enabled: boolean;
-  suspendedReason: string | null;
-  updatedAt: string;
-}
+export type ServiceInstanceRow = Omit<ServiceInstance, 'customerId'>;
 
 const columns = `service_type as "serviceType", tier, enabled, suspended_reason as "suspendedReason", updated_at as "updatedAt"`;
 
