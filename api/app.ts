@@ -66,7 +66,17 @@ function under(prefixes: string[], router: Router): RequestHandler {
 }
 
 /** Prefixes of the routes that count against a customer's service (authenticated, metered, rate-limited). */
-const meteredPrefixes = ['/substrates', '/jobs', '/batches', '/relationships', '/webhooks', '/schedules', '/billing', '/services', '/admin'];
+const meteredPrefixes = [
+  '/substrates',
+  '/jobs',
+  '/batches',
+  '/relationships',
+  '/webhooks',
+  '/schedules',
+  '/billing',
+  '/services',
+  '/admin',
+];
 
 /** The Express app, apart from `listen`, so tests can run it on port 0. */
 export function createApp(deps: ApiDeps): Express {
@@ -85,7 +95,12 @@ export function createApp(deps: ApiDeps): Express {
 
   const rateLimits = createRateLimits(deps.redis, deps.config);
   const auth = authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals });
-  const authWithoutTos = authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals, allowWithoutTos: true });
+  const authWithoutTos = authenticate({
+    jwtSecret: deps.config.jwtSecret,
+    tosVersion: deps.config.tosVersion,
+    principals: deps.principals,
+    allowWithoutTos: true,
+  });
 
   const v1 = express.Router();
   // First, as they carry nearly all the traffic; no public route below shares their prefixes.

@@ -29,13 +29,21 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   const principals = new PrincipalCache(orm.em.fork(), redis, config.queuePrefix);
   await principals.listen(subscriber);
   const waiter = new JobWaiter(config.redisUrl, config.queuePrefix);
-  const notices = new FinishedJobListener({ databaseUrl: config.databaseUrl, channel: finishedJobsChannel(config.queuePrefix), logger, onNotice: (notice) => waiter.receive(notice) });
+  const notices = new FinishedJobListener({
+    databaseUrl: config.databaseUrl,
+    channel: finishedJobsChannel(config.queuePrefix),
+    logger,
+    onNotice: (notice) => waiter.receive(notice),
+  });
   await notices.start();
   const jobInserter = createJobInserter(orm.em.fork());
   const finishedJobsEm = orm.em.fork();
   // Quick commits: under load they would go out a row or two at a time; the linger gathers ~10.
   const finishedJobs = new GroupCommit((rows: FinishedJobRow[]) => insertFinishedJobs(finishedJobsEm, rows), { lingerMs: 2 });
-  const requestLog = new RequestLogRecorder(orm.em.fork(), logger, { flushIntervalMs: config.requestLogFlushMs, maxBuffer: config.requestLogBufferMax }).start();
+  const requestLog = new RequestLogRecorder(orm.em.fork(), logger, {
+    flushIntervalMs: config.requestLogFlushMs,
+    maxBuffer: config.requestLogBufferMax,
+  }).start();
   const removeQueueDepthSource = addQueueDepthSource(queueDepthReader([...queues.values(), webhookQueue]));
   // Under load, lookups gather for up to 1 ms: one HMGET for several requests instead of one each.
   const cache = new InvocationCache(redis, config.queuePrefix, { lookupLingerMs: 1 });

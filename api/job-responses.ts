@@ -34,14 +34,24 @@ export type SubmitRequest = Omit<SubmitJobInput, 'customerId' | 'id' | 'idempote
  * The one way a route turns a request into a job and an answer: idempotency, the row + enqueue,
  * then 202 with Location — or, with `Prefer: wait`, 200 with the finished job if it finishes in time.
  */
-export async function submitAndRespond(deps: ApiDeps, req: Request, res: Response, customerId: string, submit: SubmitRequest): Promise<void> {
+export async function submitAndRespond(
+  deps: ApiDeps,
+  req: Request,
+  res: Response,
+  customerId: string,
+  submit: SubmitRequest,
+): Promise<void> {
   const idempotencyKey = req.header('idempotency-key') ?? null;
   if (idempotencyKey !== null && !idempotencyKeyPattern.test(idempotencyKey)) {
     throw new ProblemError('validation', 'Idempotency-Key must be 1–255 visible ASCII characters', {
       errors: [{ field: 'header.idempotency-key', message: 'must be 1–255 visible ASCII characters' }],
     });
   }
-  const requestHash = idempotencyKey ? createHash('sha256').update(`${req.method} ${req.path} ${stringify(req.body ?? null)}`).digest('hex') : null;
+  const requestHash = idempotencyKey
+    ? createHash('sha256')
+        .update(`${req.method} ${req.path} ${stringify(req.body ?? null)}`)
+        .digest('hex')
+    : null;
   const waitMs = preferredWaitMs(req);
   // A waiting request listens for its job's notice before the job is enqueued, so a fast worker cannot finish it unheard.
   const id = uuidv7();
@@ -51,7 +61,15 @@ export async function submitAndRespond(deps: ApiDeps, req: Request, res: Respons
     const outcome = await submitJob(
       { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter },
       // A waited job is answered 200 with its outcome, so its row need not wait for the disk; a wait that runs out makes it durable before the 202.
-      { customerId, ...submit, id, idempotencyKey, requestHash, quick: watch !== null, hints: { ...submit.hints, ...(watch ? { notify: true } : {}) } },
+      {
+        customerId,
+        ...submit,
+        id,
+        idempotencyKey,
+        requestHash,
+        quick: watch !== null,
+        hints: { ...submit.hints, ...(watch ? { notify: true } : {}) },
+      },
     );
     if (outcome.kind === 'substrate-missing') throw new ProblemError('not-found', `substrate ${submit.requireSubstrateId} not found`);
     if (outcome.kind === 'key-conflict') {
@@ -67,7 +85,13 @@ export async function submitAndRespond(deps: ApiDeps, req: Request, res: Respons
   }
 }
 
-async function respondWithJob(deps: ApiDeps, res: Response, accepted: JobRecord, waitMs: number | null, watch: JobWatch | null): Promise<void> {
+async function respondWithJob(
+  deps: ApiDeps,
+  res: Response,
+  accepted: JobRecord,
+  waitMs: number | null,
+  watch: JobWatch | null,
+): Promise<void> {
   let job: StoredJob = accepted;
   if (waitMs !== null && !finalStates.includes(job.state)) {
     const em = deps.orm.em.fork();
@@ -81,7 +105,13 @@ async function respondWithJob(deps: ApiDeps, res: Response, accepted: JobRecord,
     return;
   }
   if (waitMs !== null) await makeJobDurable({ em: deps.orm.em, queues: deps.queues, logger: deps.logger }, job);
-  sendJson(res, 202, { id: job.id, type: job.type, state: job.state, created_at: new Date(job.createdAt).toISOString(), links: { self: jobLocation(job.id) } });
+  sendJson(res, 202, {
+    id: job.id,
+    type: job.type,
+    state: job.state,
+    created_at: new Date(job.createdAt).toISOString(),
+    links: { self: jobLocation(job.id) },
+  });
 }
 
 /**
@@ -102,13 +132,27 @@ export async function answerFromCache(
   const started = performance.now();
   const hit = await deps.cache.get(customerId, substrateId, parameters);
   if (!hit) return 'missed';
-  const result = { substrate_id: substrateId, result: hit.value, invocation_time_ms: Math.round((performance.now() - started) * 1000) / 1000, cached: true };
+  const result = {
+    substrate_id: substrateId,
+    result: hit.value,
+    invocation_time_ms: Math.round((performance.now() - started) * 1000) / 1000,
+    cached: true,
+  };
   const id = uuidv7();
   await deps.finishedJobs.add({ id, customerId, type: 'invoke', payload: { substrate_id: substrateId, parameters }, result });
   const now = new Date().toISOString();
   res.setHeader('Location', jobLocation(id));
   res.setHeader('Preference-Applied', 'wait');
-  sendJson(res, 200, { id, type: 'invoke', state: 'completed', progress: 0, attempts_made: 0, result, created_at: now, started_at: now, finished_at: now });
+  sendJson(res, 200, {
+    id,
+    type: 'invoke',
+    state: 'completed',
+    progress: 0,
+    attempts_made: 0,
+    result,
+    created_at: now,
+    started_at: now,
+    finished_at: now,
+  });
   return 'answered';
 }
-

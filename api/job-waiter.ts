@@ -74,7 +74,11 @@ export class JobWaiter {
     if (this.queueEvents) return;
     const lastEventId = `${Date.now() - 5000}-0`;
     this.queueEvents = [...jobRegistry.keys()].map((name) => {
-      const events = new QueueEvents(name, { connection: { url: this.redisUrl, maxRetriesPerRequest: null }, prefix: this.prefix, lastEventId });
+      const events = new QueueEvents(name, {
+        connection: { url: this.redisUrl, maxRetriesPerRequest: null },
+        prefix: this.prefix,
+        lastEventId,
+      });
       for (const event of ['active', 'waiting', 'delayed', 'completed', 'failed', 'removed'] as const) {
         events.on(event, ({ jobId }: { jobId: string }) => this.events.emit(jobId, { jobId, event }));
       }

@@ -55,7 +55,10 @@ export function queueDepthReader(queues: Iterable<CountedQueue>, maxAgeMs = 5000
     const now = Date.now();
     if (!cached || now - cached.at > maxAgeMs) {
       const read = Promise.all(list.map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts(...queueStates) })));
-      const depths = Promise.race([read, sleep(2000, undefined, { ref: false }).then(() => Promise.reject(new Error('queue depth read timed out')))]);
+      const depths = Promise.race([
+        read,
+        sleep(2000, undefined, { ref: false }).then(() => Promise.reject(new Error('queue depth read timed out'))),
+      ]);
       cached = { at: now, depths };
       // A failed read is not kept: the next scrape tries again.
       depths.catch(() => {

@@ -44,8 +44,12 @@ export function createRateLimits(redis: Redis, config: Config): RateLimits {
     if (!budgets) return next();
     const kind = requestKind(req.method);
     res.setHeader('RateLimit-Policy', budgets.policy);
-    return consume(budgets[kind], customerLimitKey(principal.customerId, principal.serviceType), res, 'customer', (limit) =>
-      `the ${principal.serviceType} service at tier ${principal.tier} allows ${limit} ${kind} per minute`,
+    return consume(
+      budgets[kind],
+      customerLimitKey(principal.customerId, principal.serviceType),
+      res,
+      'customer',
+      (limit) => `the ${principal.serviceType} service at tier ${principal.tier} allows ${limit} ${kind} per minute`,
     ).then(() => next());
   };
 
@@ -67,7 +71,13 @@ export function createRateLimits(redis: Redis, config: Config): RateLimits {
 const clientIp = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? 'unknown';
 
 /** Takes one point; sets the RateLimit-* headers either way; a refusal is a 429 problem with Retry-After. */
-async function consume(limiter: RateLimiterRedis, key: string, res: Response, name: string, describe: (limit: number) => string): Promise<void> {
+async function consume(
+  limiter: RateLimiterRedis,
+  key: string,
+  res: Response,
+  name: string,
+  describe: (limit: number) => string,
+): Promise<void> {
   let outcome: RateLimiterRes;
   let limited = false;
   try {

@@ -60,7 +60,10 @@ export class RequestLogRecorder {
       this.stats.dropped += 1;
       if (Date.now() - this.lastDropWarning > 10_000) {
         this.lastDropWarning = Date.now();
-        this.logger.warn({ dropped: this.stats.dropped, buffered: this.buffer.length }, 'request-log buffer full: dropping rows (is PostgreSQL reachable?)');
+        this.logger.warn(
+          { dropped: this.stats.dropped, buffered: this.buffer.length },
+          'request-log buffer full: dropping rows (is PostgreSQL reachable?)',
+        );
       }
       return;
     }

@@ -15,8 +15,7 @@ export interface QueueDefaults {
 
 /** How an attempt ended, as lifecycle hooks hear it (after it is stored). `final`: no retry follows. */
 export type JobOutcome<Result = unknown> =
-  | { state: 'completed'; result: Result; durationMs: number }
-  | { state: 'failed'; error: string; durationMs: number; final: boolean };
+  { state: 'completed'; result: Result; durationMs: number } | { state: 'failed'; error: string; durationMs: number; final: boolean };
 
 /**
  * Something a job type does around its own jobs, apart from the work (metrics of its results, say). Runs

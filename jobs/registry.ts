@@ -24,7 +24,8 @@ export function createJobRegistry(definitions: readonly AnyJobDefinition[]): Job
     for (const task of definition.tasks ?? []) {
       // Job types may share a task (batch runs invoke's evaluateMany); two tasks may not share a name.
       const known = tasks.get(task.name);
-      if (known && known !== task) throw new Error(`task "${task.name}" is declared twice (job type "${definition.name}" declares another one)`);
+      if (known && known !== task)
+        throw new Error(`task "${task.name}" is declared twice (job type "${definition.name}" declares another one)`);
       tasks.set(task.name, task);
     }
   }
@@ -32,7 +33,15 @@ export function createJobRegistry(definitions: readonly AnyJobDefinition[]): Job
 }
 
 /** Every job type Chrysalis runs. Adding one = one folder under jobs/ + one entry here. */
-const jobDefinitions: readonly AnyJobDefinition[] = [invokeJob, divideJob, batchJob, meteringJob, billingJob, vaultExportJob, monthRolloverJob];
+const jobDefinitions: readonly AnyJobDefinition[] = [
+  invokeJob,
+  divideJob,
+  batchJob,
+  meteringJob,
+  billingJob,
+  vaultExportJob,
+  monthRolloverJob,
+];
 
 export const jobRegistry = createJobRegistry(jobDefinitions);
 

@@ -49,7 +49,12 @@ export class FinishedJobListener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.databaseUrl, connectionTimeoutMillis: 2000, keepAlive: true, application_name: listenerApplicationName });
+    const client = new pg.Client({
+      connectionString: this.options.databaseUrl,
+      connectionTimeoutMillis: 2000,
+      keepAlive: true,
+      application_name: listenerApplicationName,
+    });
     const lost = (error?: Error) => {
       if (this.client !== client) return;
       this.client = null;

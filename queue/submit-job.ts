@@ -131,7 +131,13 @@ export async function enqueue(
     // While Redis is down an add would wait for the reconnect; answer now and let the sweeper (or the
     // pending add itself, when Redis returns) deliver it. A second add of the same id is a no-op.
     added.catch(() => undefined);
-    await Promise.race([added, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`Redis did not take the job within ${enqueueTimeoutMs} ms`)), enqueueTimeoutMs)))]);
+    await Promise.race([
+      added,
+      new Promise(
+        (_, reject) =>
+          (timer = setTimeout(() => reject(new Error(`Redis did not take the job within ${enqueueTimeoutMs} ms`)), enqueueTimeoutMs)),
+      ),
+    ]);
     return true;
   } catch (error) {
     deps.logger.warn({ err: error, jobId: job.id }, 'enqueue failed; the sweeper will enqueue the accepted job later');

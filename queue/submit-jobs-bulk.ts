@@ -27,7 +27,9 @@ function parsePayloads(definition: JobDefinition, payloads: unknown[]): unknown[
     const parsed = definition.payload.safeParse(payload);
     if (parsed.success) return parsed.data;
     const issue = parsed.error.issues[0];
-    throw new TypeError(`payloads[${index}]${(issue?.path ?? []).map((key) => `.${String(key)}`).join('')}: ${issue?.message ?? 'invalid'} (no ${definition.name} job was submitted)`);
+    throw new TypeError(
+      `payloads[${index}]${(issue?.path ?? []).map((key) => `.${String(key)}`).join('')}: ${issue?.message ?? 'invalid'} (no ${definition.name} job was submitted)`,
+    );
   });
 }
 
@@ -37,7 +39,12 @@ function parsePayloads(definition: JobDefinition, payloads: unknown[]): unknown[
  * hand (and the benchmark). Every payload is checked against the job type's schema first, so one bad
  * payload submits nothing. No idempotency keys here. Returns the new ids in order.
  */
-export async function submitJobsBulk(deps: SubmitDeps & { cache: InvocationCache }, customerId: string, definition: JobDefinition, candidates: unknown[]): Promise<string[]> {
+export async function submitJobsBulk(
+  deps: SubmitDeps & { cache: InvocationCache },
+  customerId: string,
+  definition: JobDefinition,
+  candidates: unknown[],
+): Promise<string[]> {
   const payloads = parsePayloads(definition, candidates);
   const ids: string[] = [];
   for (let start = 0; start < payloads.length; start += 1000) {
@@ -45,7 +52,13 @@ export async function submitJobsBulk(deps: SubmitDeps & { cache: InvocationCache
     const chunkIds = chunk.map(() => uuidv7());
     const [missed] = await Promise.all([
       cacheMisses(deps.cache, customerId, definition, chunk),
-      insertJobsBulk(deps.em, customerId, definition.name, definition.queue.attempts, chunk.map((payload, i) => ({ id: chunkIds[i], payload }))),
+      insertJobsBulk(
+        deps.em,
+        customerId,
+        definition.name,
+        definition.queue.attempts,
+        chunk.map((payload, i) => ({ id: chunkIds[i], payload })),
+      ),
     ]);
     await queueFor(deps.queues, definition.name).addBulk(
       chunk.map((payload, i) => ({

@@ -52,7 +52,10 @@ export class JobStateWriter {
   ) {
     this.retryForMs = options.retryForMs ?? 60_000;
     this.activeAfterMs = options.activeAfterMs ?? 100;
-    this.writes = new GroupCommit((batch) => this.withRetry(() => this.write(batch)), { maxBatch: options.maxBatch ?? 500, lingerMs: options.lingerMs ?? 3 });
+    this.writes = new GroupCommit((batch) => this.withRetry(() => this.write(batch)), {
+      maxBatch: options.maxBatch ?? 500,
+      lingerMs: options.lingerMs ?? 3,
+    });
   }
 
   /**
@@ -77,7 +80,9 @@ export class JobStateWriter {
   async markActiveNow(id: string, attemptsMade: number, startedAt = Date.now()): Promise<void> {
     this.settle(id);
     this.running.set(id, { attemptsMade, startedAt, timer: null });
-    await this.writes.add({ kind: 'active', id, attemptsMade, startedAt }).catch((error: unknown) => this.logger.warn({ err: error, jobId: id }, 'job state write failed'));
+    await this.writes
+      .add({ kind: 'active', id, attemptsMade, startedAt })
+      .catch((error: unknown) => this.logger.warn({ err: error, jobId: id }, 'job state write failed'));
   }
 
   /** The attempt ended: no `active` write is needed any more if it has not gone out yet. Returns when it started. */

@@ -49,7 +49,10 @@ type RunOne = (input: unknown, signal?: AbortSignal) => Promise<unknown>;
  */
 export function taskRunner(pool: Piscina, taskTimeoutMs: number, tasks: readonly TaskDeclaration[]): RunTask {
   const poolModule = tasks[0]?.path;
-  const routeOf = (task: TaskDeclaration): TaskRoute => ({ name: task.exportName, filename: task.path === poolModule ? undefined : task.path });
+  const routeOf = (task: TaskDeclaration): TaskRoute => ({
+    name: task.exportName,
+    filename: task.path === poolModule ? undefined : task.path,
+  });
   const runOne = async (route: TaskRoute, input: unknown, signal?: AbortSignal): Promise<unknown> => {
     // One controller and one timer per task (AbortSignal.timeout + AbortSignal.any cost more and, on
     // Node 20, keep listeners on the job's signal alive until it is collected).
@@ -82,15 +85,19 @@ export function taskRunner(pool: Piscina, taskTimeoutMs: number, tasks: readonly
    * runs again alone, so one runaway input fails by itself and the rest still succeed (at the cost of a
    * second wait). Errors come back per item, worded as a single run's would be.
    */
-  const runEach = (many: TaskRoute, one: TaskRoute) => async (inputs: unknown[], signal?: AbortSignal): Promise<unknown[]> => {
-    try {
-      const outputs = (await runOne(many, inputs, signal)) as unknown[];
-      return outputs.map((output) => (isItemError(output) ? { error: `evaluation failed: ${output.error}` } : output));
-    } catch (error) {
-      if (signal?.aborted) throw error;
-      return Promise.all(inputs.map((input) => runOne(one, input, signal).catch((failure: unknown) => ({ error: errorMessage(failure) }))));
-    }
-  };
+  const runEach =
+    (many: TaskRoute, one: TaskRoute) =>
+    async (inputs: unknown[], signal?: AbortSignal): Promise<unknown[]> => {
+      try {
+        const outputs = (await runOne(many, inputs, signal)) as unknown[];
+        return outputs.map((output) => (isItemError(output) ? { error: `evaluation failed: ${output.error}` } : output));
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        return Promise.all(
+          inputs.map((input) => runOne(one, input, signal).catch((failure: unknown) => ({ error: errorMessage(failure) }))),
+        );
+      }
+    };
 
   const runners = new Map<TaskDeclaration, RunOne>();
   for (const task of tasks) {
@@ -144,10 +151,12 @@ class GatheredCalls {
     return new Promise((resolve, reject) => {
       const onAbort = () => reject(new PermanentJobError('cancelled'));
       signal?.addEventListener('abort', onAbort, { once: true });
-      const settled = <T>(settle: (value: T) => void) => (value: T) => {
-        signal?.removeEventListener('abort', onAbort);
-        settle(value);
-      };
+      const settled =
+        <T>(settle: (value: T) => void) =>
+        (value: T) => {
+          signal?.removeEventListener('abort', onAbort);
+          settle(value);
+        };
       this.pending.push({ input, signal, resolve: settled(resolve), reject: settled(reject) });
       if (this.scheduled) return;
       this.scheduled = true;

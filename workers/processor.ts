@@ -89,10 +89,20 @@ class AttemptContext implements JobContext {
 }
 
 /** A job type's own hook (`defineJob({ hooks })`) among the common ones: it hears only its outcome. */
-const asLifecycleHook = (hook: JobTypeHook): JobLifecycleHook => ({ name: hook.name, finished: (job, _type, outcome) => hook.finished(outcome, job.id as string) });
+const asLifecycleHook = (hook: JobTypeHook): JobLifecycleHook => ({
+  name: hook.name,
+  finished: (job, _type, outcome) => hook.finished(outcome, job.id as string),
+});
 
 /** Tells every lifecycle hook how an attempt ended. Most hooks are synchronous (metrics); a hook's failure is logged, never thrown. */
-function tellHooks(deps: ProcessorDeps, hooks: readonly JobLifecycleHook[], job: Job<QueuedJobData>, type: string, jobId: string, outcome: JobOutcome): void {
+function tellHooks(
+  deps: ProcessorDeps,
+  hooks: readonly JobLifecycleHook[],
+  job: Job<QueuedJobData>,
+  type: string,
+  jobId: string,
+  outcome: JobOutcome,
+): void {
   for (const hook of hooks) {
     if (!hook.finished) continue;
     try {
@@ -134,7 +144,12 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       const final = Boolean(permanent || lastAttempt);
       if (final) await deps.writer.fail(jobId, errorText(error), attempt, notify);
       else await deps.writer.retrying(jobId, errorText(error), attempt);
-      tellHooks(deps, finishedHooks, job, definition.name, jobId, { state: 'failed', error: errorText(error), durationMs: performance.now() - started, final });
+      tellHooks(deps, finishedHooks, job, definition.name, jobId, {
+        state: 'failed',
+        error: errorText(error),
+        durationMs: performance.now() - started,
+        final,
+      });
       throw final ? new UnrecoverableError(errorText(error)) : error;
     }
     await deps.writer.complete(jobId, result, attempt, notify);

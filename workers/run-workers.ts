@@ -58,7 +58,11 @@ export const workerLockSettings = { lockDuration: 30_000, stalledInterval: 30_00
 
 /** The lock and stall settings a worker runs with: the configured ones (defaults above). */
 function lockSettingsOf(config: Config): { lockDuration: number; stalledInterval: number; maxStalledCount: number } {
-  return { lockDuration: config.workerLockDurationMs, stalledInterval: config.workerStalledIntervalMs, maxStalledCount: config.workerMaxStalledCount };
+  return {
+    lockDuration: config.workerLockDurationMs,
+    stalledInterval: config.workerStalledIntervalMs,
+    maxStalledCount: config.workerMaxStalledCount,
+  };
 }
 
 /** Starts one BullMQ worker per job type, all sharing one Piscina pool and one batched state writer. */
@@ -80,12 +84,16 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const hooks: JobLifecycleHook[] = [webhooks.hook, jobMetricsHook, heartbeat, held];
 
   const workers = [...registry.values()].map((definition) => {
-    const worker = new Worker<QueuedJobData>(definition.name, createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks }), {
-      connection: createRedis(config.redisUrl, 'blocking'),
-      prefix: config.queuePrefix,
-      concurrency: definition.queue.concurrency ?? config.workerConcurrency,
-      ...lockSettingsOf(config),
-    });
+    const worker = new Worker<QueuedJobData>(
+      definition.name,
+      createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks }),
+      {
+        connection: createRedis(config.redisUrl, 'blocking'),
+        prefix: config.queuePrefix,
+        concurrency: definition.queue.concurrency ?? config.workerConcurrency,
+        ...lockSettingsOf(config),
+      },
+    );
     worker.on('error', (error) => logger.error({ err: error, queue: definition.name }, 'worker error'));
     held.watch(worker);
     worker.on('failed', (job, error) => {

@@ -91,7 +91,8 @@ export async function closeWorkersWithin(
 ): Promise<ShutdownReport> {
   const started = Date.now();
   const closing = Promise.all(workers.map((worker) => worker.close()));
-  if ((await Promise.race([closing, delay(deadlineMs)])) !== 'timeout') return { drained: true, handedBack: 0, elapsedMs: Date.now() - started };
+  if ((await Promise.race([closing, delay(deadlineMs)])) !== 'timeout')
+    return { drained: true, handedBack: 0, elapsedMs: Date.now() - started };
 
   const jobs = deps.held.list();
   deps.writer.refuse(jobs.map((job) => job.id as string));

@@ -42,11 +42,15 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
     };
     if (apiKeyPattern.test(token)) {
       const hash = sha256(token);
-      return whenReady(options.principals.byApiKeyHash(hash), (principal) => admit(principal && constantTimeEqualHex(principal.keyHash, hash) ? principal : null));
+      return whenReady(options.principals.byApiKeyHash(hash), (principal) =>
+        admit(principal && constantTimeEqualHex(principal.keyHash, hash) ? principal : null),
+      );
     }
     const claims = verifyAccessToken(options.jwtSecret, token);
     if (!claims) return admit(null);
-    return whenReady(options.principals.byUserId(claims.sub), (principal) => admit(principal && principal.customerId === claims.cid ? principal : null));
+    return whenReady(options.principals.byUserId(claims.sub), (principal) =>
+      admit(principal && principal.customerId === claims.cid ? principal : null),
+    );
   };
 }
 

@@ -28,7 +28,13 @@ export function verifyAccessToken(secret: string, token: string): AccessClaims |
   try {
     const payload = jwt.verify(token, secret, { algorithms: ['HS256'] });
     if (typeof payload !== 'object' || typeof payload.exp !== 'number') return null;
-    if (typeof payload.sub !== 'string' || !uuidPattern.test(payload.sub) || typeof payload.cid !== 'string' || !uuidPattern.test(payload.cid)) return null;
+    if (
+      typeof payload.sub !== 'string' ||
+      !uuidPattern.test(payload.sub) ||
+      typeof payload.cid !== 'string' ||
+      !uuidPattern.test(payload.cid)
+    )
+      return null;
     const role = payload.role === 'admin' ? 'admin' : 'user';
     return { sub: payload.sub, cid: payload.cid, role };
   } catch {

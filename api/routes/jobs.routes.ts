@@ -47,7 +47,8 @@ export function jobsRoutes(deps: ApiDeps): Router {
     const body = parseInput(submitJobBody, req.body, 'body');
     const definition = getJobDefinition(body.type);
     if (!definition) throw notFound(`job type ${body.type}`);
-    if (definition.adminOnly && principal.role !== 'admin') throw new ProblemError('forbidden', `only administrators may submit ${body.type} jobs`);
+    if (definition.adminOnly && principal.role !== 'admin')
+      throw new ProblemError('forbidden', `only administrators may submit ${body.type} jobs`);
     const payload = definition.payload.safeParse(body.payload);
     if (!payload.success) throw inputProblem(payload.error, 'body.payload', `${body.type} payload`);
     if (body.webhook_url) await assertWebhookTarget(deps.config, body.webhook_url, 'body.webhook_url');
@@ -67,7 +68,13 @@ export function jobsRoutes(deps: ApiDeps): Router {
     const principal = principalOf(req);
     const query = parseInput(listJobsQuery, req.query, 'query');
     const beforeId = decodeCursor(query.cursor, z.string().uuid());
-    const rows = await listJobs(deps.orm.em.fork(), { customerId: principal.customerId, type: query.type, state: query.state, beforeId, limit: query.limit + 1 });
+    const rows = await listJobs(deps.orm.em.fork(), {
+      customerId: principal.customerId,
+      type: query.type,
+      state: query.state,
+      beforeId,
+      limit: query.limit + 1,
+    });
     res.json(page(rows, query.limit, jobView, (row) => row.id));
   });
 

@@ -3,12 +3,16 @@ import type { JobRecord, JobState } from '../entities/job-record.entity.js';
 import { jobColumns, jobSelectList } from './job-columns.js';
 
 export async function findJob(em: EntityManager, customerId: string, id: string): Promise<JobRecord | null> {
-  const rows = await em.getConnection().execute<JobRecord[]>(`select ${jobColumns} from jobs where id = ? and customer_id = ?`, [id, customerId]);
+  const rows = await em
+    .getConnection()
+    .execute<JobRecord[]>(`select ${jobColumns} from jobs where id = ? and customer_id = ?`, [id, customerId]);
   return rows[0] ?? null;
 }
 
 export async function findJobByIdempotencyKey(em: EntityManager, customerId: string, key: string): Promise<JobRecord | null> {
-  const rows = await em.getConnection().execute<JobRecord[]>(`select ${jobColumns} from jobs where customer_id = ? and idempotency_key = ?`, [customerId, key]);
+  const rows = await em
+    .getConnection()
+    .execute<JobRecord[]>(`select ${jobColumns} from jobs where customer_id = ? and idempotency_key = ?`, [customerId, key]);
   return rows[0] ?? null;
 }
 
@@ -33,7 +37,9 @@ export async function listJobs(em: EntityManager, filter: JobListFilter): Promis
   if (filter.state) add('state = ?', filter.state);
   if (filter.beforeId) add('id < ?', filter.beforeId);
   params.push(filter.limit);
-  return em.getConnection().execute<JobRecord[]>(`select ${jobColumns} from jobs where ${where.join(' and ')} order by id desc limit ?`, params);
+  return em
+    .getConnection()
+    .execute<JobRecord[]>(`select ${jobColumns} from jobs where ${where.join(' and ')} order by id desc limit ?`, params);
 }
 
 /** An endpoint subscribed to at least one of the events a finished job emits. */

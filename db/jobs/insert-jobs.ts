@@ -22,7 +22,9 @@ const newJobProperties = [
 const newJobColumns = jobColumnList(newJobProperties);
 const newJobPlaceholders = jobPlaceholders(newJobProperties);
 
-export type NewJobRow = Omit<Pick<JobRecord, (typeof newJobProperties)[number]>, 'state'> & { state: Extract<JobState, 'queued' | 'delayed'> };
+export type NewJobRow = Omit<Pick<JobRecord, (typeof newJobProperties)[number]>, 'state'> & {
+  state: Extract<JobState, 'queued' | 'delayed'>;
+};
 
 /**
  * Inserts the row; with an idempotency key already used, inserts nothing and returns null. With
@@ -74,18 +76,33 @@ export interface JobInsert {
 export async function insertJobs(em: EntityManager, rows: JobInsert[]): Promise<Array<JobRecord | null>> {
   if (rows.length === 0) return [];
   const quick = rows.every((insert) => insert.quick === true);
-  const inserted = await executePrepared<JobRecord>(em, quick ? 'jobs-insert-quick' : 'jobs-insert', quick ? insertJobsQuickly : insertJobsDurably, [
-    JSON.stringify(
-      rows.map(
-        ({ row, requireSubstrateId }) =>
-          ({
-            id: row.id, customer_id: row.customerId, type: row.type, state: row.state, payload: row.payload ?? null, max_attempts: row.maxAttempts, priority: row.priority,
-            delay_ms: row.delayMs, webhook_url: row.webhookUrl, idempotency_key: row.idempotencyKey, request_hash: row.requestHash, schedule_name: row.scheduleName ?? undefined,
-            substrate_id: requireSubstrateId ?? null,
-          }) satisfies JobRecordsetRow<(typeof newJobProperties)[number]> & { substrate_id: string | null },
+  const inserted = await executePrepared<JobRecord>(
+    em,
+    quick ? 'jobs-insert-quick' : 'jobs-insert',
+    quick ? insertJobsQuickly : insertJobsDurably,
+    [
+      JSON.stringify(
+        rows.map(
+          ({ row, requireSubstrateId }) =>
+            ({
+              id: row.id,
+              customer_id: row.customerId,
+              type: row.type,
+              state: row.state,
+              payload: row.payload ?? null,
+              max_attempts: row.maxAttempts,
+              priority: row.priority,
+              delay_ms: row.delayMs,
+              webhook_url: row.webhookUrl,
+              idempotency_key: row.idempotencyKey,
+              request_hash: row.requestHash,
+              schedule_name: row.scheduleName ?? undefined,
+              substrate_id: requireSubstrateId ?? null,
+            }) satisfies JobRecordsetRow<(typeof newJobProperties)[number]> & { substrate_id: string | null },
+        ),
       ),
-    ),
-  ]);
+    ],
+  );
   const byId = new Map(inserted.map((job) => [job.id, job]));
   return rows.map(({ row }) => byId.get(row.id) ?? null);
 }
@@ -96,7 +113,13 @@ const bulkProperties = ['id', 'payload'] as const;
  * Many jobs of one type and customer, queued with the type's attempts, in one multi-row INSERT (the bulk
  * submit path: no idempotency keys, no substrate guard). `jobs` pairs each new id with its payload.
  */
-export async function insertJobsBulk(em: EntityManager, customerId: string, type: string, maxAttempts: number, jobs: Array<JobRecordsetRow<(typeof bulkProperties)[number]>>): Promise<void> {
+export async function insertJobsBulk(
+  em: EntityManager,
+  customerId: string,
+  type: string,
+  maxAttempts: number,
+  jobs: Array<JobRecordsetRow<(typeof bulkProperties)[number]>>,
+): Promise<void> {
   await em.getConnection().execute(
     `insert into jobs (${jobColumnList(['id', 'customerId', 'type', 'state', 'payload', 'maxAttempts'])})
      select v.id, ?, ?, 'queued', v.payload, ? from jsonb_to_recordset(?::jsonb) as v(${jobRecordsetType(bulkProperties)})`,
@@ -122,7 +145,12 @@ export async function insertFinishedJobs(em: EntityManager, rows: FinishedJobRow
   if (rows.length === 0) return;
   await executePrepared(em, 'jobs-insert-finished', insertFinishedJobsStatement, [
     JSON.stringify(
-      rows.map((row) => ({ id: row.id, customer_id: row.customerId, type: row.type, payload: row.payload, result: row.result }) satisfies JobRecordsetRow<keyof FinishedJobRow>),
+      rows.map(
+        (row) =>
+          ({ id: row.id, customer_id: row.customerId, type: row.type, payload: row.payload, result: row.result }) satisfies JobRecordsetRow<
+            keyof FinishedJobRow
+          >,
+      ),
     ),
   ]);
 }
@@ -133,7 +161,9 @@ export async function insertFinishedJobs(em: EntityManager, rows: FinishedJobRow
  * False means the row was lost (PostgreSQL restarted before its quick commit reached the disk).
  */
 export async function isJobDurable(em: EntityManager, id: string): Promise<boolean> {
-  const [row] = await em.getConnection().execute<Array<{ present: boolean }>>(`select txid_current() as xid, exists (select 1 from jobs where id = ?) as present`, [id]);
+  const [row] = await em
+    .getConnection()
+    .execute<Array<{ present: boolean }>>(`select txid_current() as xid, exists (select 1 from jobs where id = ?) as present`, [id]);
   return row?.present === true;
 }
 

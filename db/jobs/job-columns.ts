@@ -42,7 +42,9 @@ export type JobRecordsetRow<Property extends JobProperty> = { [P in Property as 
 /** `customer_id as "customerId", …`: a select list that reads rows as JobRecords; `alias.` before each column when given. */
 export function jobSelectList(properties: readonly JobProperty[] = everyProperty, alias?: string): string {
   const prefix = alias ? `${alias}.` : '';
-  return properties.map((property) => (columns[property][0] === property ? `${prefix}${property}` : `${prefix}${columns[property][0]} as "${property}"`)).join(', ');
+  return properties
+    .map((property) => (columns[property][0] === property ? `${prefix}${property}` : `${prefix}${columns[property][0]} as "${property}"`))
+    .join(', ');
 }
 
 /** `customer_id, type, …`: the columns of an insert list, or of `v.` values when `alias` is given. */
@@ -77,7 +79,9 @@ export const asyncCommit = `durability as (select set_config('synchronous_commit
 export const maxNoticeBytes = 7900;
 
 /** A JobRecord as `row_to_json` writes it: its times as ISO strings. */
-export type JobRecordJson = { [P in keyof JobRecord]: JobRecord[P] extends Date ? string : JobRecord[P] extends Date | null ? string | null : JobRecord[P] };
+export type JobRecordJson = {
+  [P in keyof JobRecord]: JobRecord[P] extends Date ? string : JobRecord[P] extends Date | null ? string | null : JobRecord[P];
+};
 
 /** A job as read from PostgreSQL, or as a finished-job notice carried it (its times then ISO strings). */
 export type StoredJob = JobRecord | JobRecordJson;

@@ -92,7 +92,17 @@ export async function writeFinalStates(em: EntityManager, finals: Map<string, Fi
        returning j.*, v.notify)
      ${notifyFinishedJobs('$3')}`,
     [
-      JSON.stringify(rows.map((w) => ({ id: w.id, state: w.state, result: w.result ?? null, error: w.error, attempts: w.attemptsMade, notify: w.notify, started: w.startedAt }))),
+      JSON.stringify(
+        rows.map((w) => ({
+          id: w.id,
+          state: w.state,
+          result: w.result ?? null,
+          error: w.error,
+          attempts: w.attemptsMade,
+          notify: w.notify,
+          started: w.startedAt,
+        })),
+      ),
       [...finals.keys()],
       noticeChannel,
     ],

@@ -2,15 +2,34 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord, JobState } from '../entities/job-record.entity.js';
 import { jobSelectList } from './job-columns.js';
 
-const unfinishedJobProperties = ['id', 'queueJobId', 'type', 'state', 'customerId', 'payload', 'maxAttempts', 'priority', 'delayMs', 'webhookUrl', 'createdAt'] as const;
+const unfinishedJobProperties = [
+  'id',
+  'queueJobId',
+  'type',
+  'state',
+  'customerId',
+  'payload',
+  'maxAttempts',
+  'priority',
+  'delayMs',
+  'webhookUrl',
+  'createdAt',
+] as const;
 
 /** What the sweeper needs of an accepted job not yet final. */
-export type UnfinishedJob = Omit<Pick<JobRecord, (typeof unfinishedJobProperties)[number]>, 'state'> & { state: Extract<JobState, 'queued' | 'delayed' | 'active'> };
+export type UnfinishedJob = Omit<Pick<JobRecord, (typeof unfinishedJobProperties)[number]>, 'state'> & {
+  state: Extract<JobState, 'queued' | 'delayed' | 'active'>;
+};
 
 const unfinishedJobColumns = jobSelectList(unfinishedJobProperties);
 
 /** Accepted jobs not yet final and older than `graceMs`, oldest first, after `afterId` (keyset). */
-export async function listUnfinishedJobs(em: EntityManager, graceMs: number, afterId: string | null, limit: number): Promise<UnfinishedJob[]> {
+export async function listUnfinishedJobs(
+  em: EntityManager,
+  graceMs: number,
+  afterId: string | null,
+  limit: number,
+): Promise<UnfinishedJob[]> {
   return em.getConnection().execute<UnfinishedJob[]>(
     `select ${unfinishedJobColumns}
        from jobs

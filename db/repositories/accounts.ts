@@ -31,7 +31,9 @@ export async function createAccount(em: EntityManager, account: NewAccount): Pro
     // Nothing else has been written yet, so returning here commits an empty transaction.
     if (!user) return null;
     await tx.execute(`insert into customers (id, name) values (?, ?)`, [customerId, account.email]);
-    await tx.execute(`insert into service_instances (customer_id, service_type, tier, enabled) values (?, 'compute', 'starter', true)`, [customerId]);
+    await tx.execute(`insert into service_instances (customer_id, service_type, tier, enabled) values (?, 'compute', 'starter', true)`, [
+      customerId,
+    ]);
     await recordTosAcceptance(tx, user.id, account.tosVersion);
     return user;
   });
@@ -49,7 +51,10 @@ export async function findUserById(em: EntityManager, id: string): Promise<UserR
 
 /** Whether one of the customer's users is an admin: the platform's own (internal) customer, which billing never charges. */
 export async function hasAdminUser(em: EntityManager, customerId: string): Promise<boolean> {
-  const [row] = await em.execute<Array<{ internal: boolean }>>(`select exists (select 1 from users where customer_id = ? and role = 'admin') as internal`, [customerId]);
+  const [row] = await em.execute<Array<{ internal: boolean }>>(
+    `select exists (select 1 from users where customer_id = ? and role = 'admin') as internal`,
+    [customerId],
+  );
   return row?.internal ?? false;
 }
 
@@ -84,10 +89,13 @@ export interface RefreshTokenGrant {
 }
 
 export async function insertRefreshToken(em: EntityManager, grant: RefreshTokenGrant): Promise<void> {
-  await em.execute(
-    `insert into refresh_tokens (id, user_id, family_id, token_hash, expires_at) values (?, ?, ?, ?, ?::timestamptz)`,
-    [uuidv7(), grant.userId, grant.familyId, grant.tokenHash, grant.expiresAt.toISOString()],
-  );
+  await em.execute(`insert into refresh_tokens (id, user_id, family_id, token_hash, expires_at) values (?, ?, ?, ?, ?::timestamptz)`, [
+    uuidv7(),
+    grant.userId,
+    grant.familyId,
+    grant.tokenHash,
+    grant.expiresAt.toISOString(),
+  ]);
 }
 
 export type RotationOutcome =

@@ -20,7 +20,12 @@ export async function insertApiKey(em: EntityManager, key: NewApiKey): Promise<A
 }
 
 /** Newest first, keyset-paginated on the UUIDv7 id; revoked keys included (with `revokedAt`). */
-export async function listApiKeys(em: EntityManager, customerId: string, beforeId: string | undefined, limit: number): Promise<ApiKeyRow[]> {
+export async function listApiKeys(
+  em: EntityManager,
+  customerId: string,
+  beforeId: string | undefined,
+  limit: number,
+): Promise<ApiKeyRow[]> {
   const params: unknown[] = [customerId];
   let where = 'customer_id = ?';
   if (beforeId) {
@@ -33,7 +38,10 @@ export async function listApiKeys(em: EntityManager, customerId: string, beforeI
 
 /** The customer's key, locked for the rest of the transaction; null for unknown ids and other customers' keys. */
 export async function lockApiKey(em: EntityManager, customerId: string, id: string): Promise<ApiKeyRow | null> {
-  const [row] = await em.execute<ApiKeyRow[]>(`select ${columns} from api_keys where id = ? and customer_id = ? for update`, [id, customerId]);
+  const [row] = await em.execute<ApiKeyRow[]>(`select ${columns} from api_keys where id = ? and customer_id = ? for update`, [
+    id,
+    customerId,
+  ]);
   return row ?? null;
 }
 

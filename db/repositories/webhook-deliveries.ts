@@ -33,7 +33,18 @@ export async function insertDeliveries(em: EntityManager, rows: NewDelivery[]): 
      returning id`,
     [
       `{${endpointIds.join(',')}}`,
-      ...rows.flatMap((row) => [row.id, row.customerId, row.endpointId, row.jobId, row.url, row.eventType, JSON.stringify(row.payload), row.messageId, row.dedupeKey, row.id]),
+      ...rows.flatMap((row) => [
+        row.id,
+        row.customerId,
+        row.endpointId,
+        row.jobId,
+        row.url,
+        row.eventType,
+        JSON.stringify(row.payload),
+        row.messageId,
+        row.dedupeKey,
+        row.id,
+      ]),
     ],
   );
   return inserted.map((row) => row.id);
@@ -108,17 +119,30 @@ const deliveryColumns = `d.id, d.customer_id as "customerId", d.endpoint_id as "
               from webhook_attempts a where a.delivery_id = d.id), '[]'::json) as "attemptLog"`;
 
 /** An endpoint's deliveries, newest first (keyset on the UUIDv7 id), each with every attempt. */
-export async function listDeliveries(em: EntityManager, endpointId: string, beforeId: string | undefined, limit: number): Promise<DeliveryWithAttempts[]> {
+export async function listDeliveries(
+  em: EntityManager,
+  endpointId: string,
+  beforeId: string | undefined,
+  limit: number,
+): Promise<DeliveryWithAttempts[]> {
   const params: unknown[] = [endpointId];
   if (beforeId) params.push(beforeId);
   params.push(limit);
   return em
     .getConnection()
-    .execute<DeliveryWithAttempts[]>(`select ${deliveryColumns} from webhook_deliveries d where d.endpoint_id = ? ${beforeId ? 'and d.id < ?' : ''} order by d.id desc limit ?`, params);
+    .execute<DeliveryWithAttempts[]>(
+      `select ${deliveryColumns} from webhook_deliveries d where d.endpoint_id = ? ${beforeId ? 'and d.id < ?' : ''} order by d.id desc limit ?`,
+      params,
+    );
 }
 
 export async function findDelivery(em: EntityManager, endpointId: string, id: string): Promise<DeliveryWithAttempts | null> {
-  const rows = await em.getConnection().execute<DeliveryWithAttempts[]>(`select ${deliveryColumns} from webhook_deliveries d where d.id = ? and d.endpoint_id = ?`, [id, endpointId]);
+  const rows = await em
+    .getConnection()
+    .execute<DeliveryWithAttempts[]>(`select ${deliveryColumns} from webhook_deliveries d where d.id = ? and d.endpoint_id = ?`, [
+      id,
+      endpointId,
+    ]);
   return rows[0] ?? null;
 }
 

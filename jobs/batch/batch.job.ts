@@ -15,7 +15,11 @@ export const maxBatchSize = 10_000;
 export const chunkSize = 250;
 
 export const batchPayloadSchema = z.strictObject({
-  invocations: atMostItems(z.array(z.strictObject({ substrate_id: substrateIdSchema, parameters: parametersSchema.optional() })).min(1), maxBatchSize, 'invocations'),
+  invocations: atMostItems(
+    z.array(z.strictObject({ substrate_id: substrateIdSchema, parameters: parametersSchema.optional() })).min(1),
+    maxBatchSize,
+    'invocations',
+  ),
 });
 export type BatchPayload = z.infer<typeof batchPayloadSchema>;
 

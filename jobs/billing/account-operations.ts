@@ -82,15 +82,27 @@ export async function creditCustomer(em: EntityManager, request: CreditRequest):
 }
 
 /** Posts money into the customer's account and reviews its suspension; `tx` is the caller's open transaction. */
-async function postMoneyIn(tx: EntityManager, request: DepositRequest & { txType: 'deposit' | 'credit'; reason?: string }): Promise<DepositOutcome> {
+async function postMoneyIn(
+  tx: EntityManager,
+  request: DepositRequest & { txType: 'deposit' | 'credit'; reason?: string },
+): Promise<DepositOutcome> {
   const posting = await postCustomerTransaction(tx, request);
   if (posting.status === 'insufficient-funds') throw new Error(`a ${request.txType} cannot lack funds`);
   const review = await reviewBillingBlock(tx, request.customerId);
-  return { transaction: posting.transaction, replayed: posting.status === 'replayed', review, account: await readCustomerAccount(tx, request.customerId) };
+  return {
+    transaction: posting.transaction,
+    replayed: posting.status === 'replayed',
+    review,
+    account: await readCustomerAccount(tx, request.customerId),
+  };
 }
 
 /** Sets (or, with null, removes) the monthly limit; a higher limit can resume services suspended for it. */
-export async function setMonthlyLimit(em: EntityManager, customerId: string, maxMonthlyUsdCents: number | null): Promise<{ review: BlockReview; account: CustomerAccount }> {
+export async function setMonthlyLimit(
+  em: EntityManager,
+  customerId: string,
+  maxMonthlyUsdCents: number | null,
+): Promise<{ review: BlockReview; account: CustomerAccount }> {
   return inTransaction(em, async (tx) => {
     await lockCustomerAccount(tx, customerId);
     await setMaxMonthlySpend(tx, customerId, maxMonthlyUsdCents);
@@ -105,7 +117,12 @@ export type ServiceChange = { allowed: true; service: ServiceInstanceRow } | Ext
  * Sets a service's tier and enabled flag. Enabling it, or raising its tier while enabled, first passes the
  * seed's `validateOperation` with the tier's estimated cost; disabling and downgrading always pass.
  */
-export async function changeService(em: EntityManager, customerId: string, serviceType: string, change: { tier: Tier; enabled: boolean }): Promise<ServiceChange> {
+export async function changeService(
+  em: EntityManager,
+  customerId: string,
+  serviceType: string,
+  change: { tier: Tier; enabled: boolean },
+): Promise<ServiceChange> {
   return inTransaction(em, async (tx): Promise<ServiceChange> => {
     const account = await lockCustomerAccount(tx, customerId);
     const current = await lockServiceInstance(tx, customerId, serviceType);

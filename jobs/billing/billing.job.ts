@@ -32,7 +32,9 @@ function summarise(outcomes: CustomerBilling[]): BillingResult {
     customers: new Set(outcomes.map((o) => o.customerId)).size,
     charged: charged.length,
     charged_usd_cents: charged.reduce((sum, o) => sum + o.amountUsdCents, 0),
-    suspended: outcomes.flatMap((o) => (o.outcome === 'suspended' ? [{ customer_id: o.customerId, reason: o.reason, due_usd_cents: o.dueUsdCents }] : [])),
+    suspended: outcomes.flatMap((o) =>
+      o.outcome === 'suspended' ? [{ customer_id: o.customerId, reason: o.reason, due_usd_cents: o.dueUsdCents }] : [],
+    ),
     resumed: outcomes.filter((o) => o.outcome === 'charged' && o.accessChanged).map((o) => o.customerId),
   };
 }
@@ -51,7 +53,11 @@ export function createBillingJob(options: BillingJobOptions = {}) {
     hooks: [billingMetricsHook],
     schedule: (config) => ({ every: config.billingEveryMs }),
     async process(_payload, ctx) {
-      const billOptions: BillCustomerOptions = { escrow: options.escrow ?? postgresEscrow, escrowTimeoutMs: ctx.config.escrowTimeoutMs, afterCommit: options.afterCommit };
+      const billOptions: BillCustomerOptions = {
+        escrow: options.escrow ?? postgresEscrow,
+        escrowTimeoutMs: ctx.config.escrowTimeoutMs,
+        afterCommit: options.afterCommit,
+      };
       const outcomes: CustomerBilling[] = [];
       const failures: string[] = [];
       const customers = await customersToBill(ctx.em);
@@ -69,7 +75,8 @@ export function createBillingJob(options: BillingJobOptions = {}) {
       const result = summarise(outcomes);
       ctx.logger.info({ ...result, failed: failures.length }, 'billing run finished');
       // Everything that succeeded is committed; retrying bills only what is left.
-      if (failures.length > 0) throw new RetryLaterError(`${failures.length} of ${customers.length} customers not billed: ${failures.slice(0, 5).join('; ')}`);
+      if (failures.length > 0)
+        throw new RetryLaterError(`${failures.length} of ${customers.length} customers not billed: ${failures.slice(0, 5).join('; ')}`);
       return result;
     },
   });

@@ -10,7 +10,11 @@ import { applyOperation, multiply, operationSchema } from './operations.js';
 
 /** Parameters are the expression's variables. Capped so one job cannot carry megabytes into a thread. */
 export const parametersSchema = atMostJson(
-  atMostKeys(z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'parameter names are identifiers'), z.unknown()), 100, 'parameters'),
+  atMostKeys(
+    z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'parameter names are identifiers'), z.unknown()),
+    100,
+    'parameters',
+  ),
   16_384,
   'parameters',
 );
@@ -32,7 +36,11 @@ export type InvokePayload = z.infer<typeof invokePayloadSchema>;
 export const invokeResultSchema = z.record(z.string(), z.unknown());
 
 /** One CEL evaluation in a pool thread (time limit, heap limit). */
-export const evaluateTask = defineTask<EvaluateInput, EvaluateOutput>({ name: 'evaluate', module: import.meta.url, file: './evaluate.task' });
+export const evaluateTask = defineTask<EvaluateInput, EvaluateOutput>({
+  name: 'evaluate',
+  module: import.meta.url,
+  file: './evaluate.task',
+});
 
 /**
  * Many evaluations in one thread round trip, answered per item; single evaluations that busy jobs start
@@ -67,7 +75,8 @@ export const invokeJob = defineJob({
   queue: { attempts: 3 },
   tasks: [evaluateTask, evaluateManyTask],
   substrateIds: (payload) => (payload.substrate_id ? [payload.substrate_id] : []),
-  cacheKey: (payload) => (payload.operation || !payload.substrate_id ? null : { substrateId: payload.substrate_id, parameters: payload.parameters ?? {} }),
+  cacheKey: (payload) =>
+    payload.operation || !payload.substrate_id ? null : { substrateId: payload.substrate_id, parameters: payload.parameters ?? {} },
   async process(payload, ctx) {
     const parameters = payload.parameters ?? {};
     const operation = payload.operation;

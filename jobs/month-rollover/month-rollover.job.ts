@@ -18,7 +18,8 @@ const rolloverLock = 4_120_731_002;
 
 export const monthRolloverJob = defineJob({
   name: 'month-rollover',
-  description: "Start a new spend month (1st, 00:00 UTC): this month's charges become last month's, and services suspended for the monthly limit resume.",
+  description:
+    "Start a new spend month (1st, 00:00 UTC): this month's charges become last month's, and services suspended for the monthly limit resume.",
   payload: monthRolloverPayloadSchema,
   result: monthRolloverResultSchema,
   adminOnly: true,

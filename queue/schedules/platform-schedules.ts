@@ -20,7 +20,9 @@ export interface PlatformSchedule {
 
 /** The back office's schedules (SPEC §6): each job type that declares a `schedule`, timed from the configuration. */
 export function platformSchedules(config: Config, registry: JobRegistry = jobRegistry): PlatformSchedule[] {
-  return [...registry.values()].flatMap((definition) => (definition.schedule ? [{ id: `platform:${definition.name}`, type: definition.name, repeat: definition.schedule(config) }] : []));
+  return [...registry.values()].flatMap((definition) =>
+    definition.schedule ? [{ id: `platform:${definition.name}`, type: definition.name, repeat: definition.schedule(config) }] : [],
+  );
 }
 
 /**
@@ -29,10 +31,18 @@ export function platformSchedules(config: Config, registry: JobRegistry = jobReg
  * unchanged settings keeps the scheduler's next run (so restarts and extra processes neither duplicate nor
  * delay runs), and changed settings replace it. An `every` scheduler fires once at once.
  */
-export async function upsertPlatformSchedules(ticks: ScheduleTickQueue, config: Config, registry: JobRegistry = jobRegistry): Promise<PlatformSchedule[]> {
+export async function upsertPlatformSchedules(
+  ticks: ScheduleTickQueue,
+  config: Config,
+  registry: JobRegistry = jobRegistry,
+): Promise<PlatformSchedule[]> {
   const schedules = platformSchedules(config, registry);
   for (const schedule of schedules) {
-    await ticks.upsertJobScheduler(schedule.id, schedule.repeat, { name: 'tick', data: { kind: 'platform', type: schedule.type }, opts: tickJobOptions });
+    await ticks.upsertJobScheduler(schedule.id, schedule.repeat, {
+      name: 'tick',
+      data: { kind: 'platform', type: schedule.type },
+      opts: tickJobOptions,
+    });
   }
   return schedules;
 }

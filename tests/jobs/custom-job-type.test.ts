@@ -41,7 +41,10 @@ afterAll(async () => {
 describe('a job type with a task of its own is its folder plus one registry line', () => {
   it('runs end to end through a worker: row first, its own task in a Piscina thread, its own hook', async () => {
     const customerId = randomUUID();
-    const outcome = await submitJob({ em: orm.em, queues, logger: suite.app.deps.logger }, { customerId, definition: shoutJob, payload: { text: 'hello' } });
+    const outcome = await submitJob(
+      { em: orm.em, queues, logger: suite.app.deps.logger },
+      { customerId, definition: shoutJob, payload: { text: 'hello' } },
+    );
     expect(outcome.kind).toBe('created');
     const id = outcome.kind === 'created' ? outcome.job.id : '';
 
@@ -57,8 +60,17 @@ describe('a job type with a task of its own is its folder plus one registry line
   });
 
   it('gets a platform schedule from its declaration', () => {
-    expect(platformSchedules(suite.app.config, registry)).toContainEqual({ id: 'platform:shout', type: 'shout', repeat: { every: 3_600_000 } });
-    expect(platformSchedules(suite.app.config).map((schedule) => schedule.type)).toEqual(['metering', 'billing', 'vault-export', 'month-rollover']);
+    expect(platformSchedules(suite.app.config, registry)).toContainEqual({
+      id: 'platform:shout',
+      type: 'shout',
+      repeat: { every: 3_600_000 },
+    });
+    expect(platformSchedules(suite.app.config).map((schedule) => schedule.type)).toEqual([
+      'metering',
+      'billing',
+      'vault-export',
+      'month-rollover',
+    ]);
   });
 
   it('refuses at start-up a second task under a name another job type declared', () => {

@@ -49,7 +49,11 @@ describe('GET /ready', () => {
       expect((await ready(app.baseUrl)).status).toBe(200);
 
       const queue = queueFor(app.deps.queues, 'invoke');
-      const stuck = await queue.add('invoke', { customerId: '00000000-0000-0000-0000-000000000000', payload: {} }, { timestamp: Date.now() - 120_000 });
+      const stuck = await queue.add(
+        'invoke',
+        { customerId: '00000000-0000-0000-0000-000000000000', payload: {} },
+        { timestamp: Date.now() - 120_000 },
+      );
       const red = await ready(app.baseUrl);
       expect(red.status).toBe(503);
       expect(red.body.checks.workers.error).toMatch(/waited 1[12]\d s; 1 worker process\(es\) are alive but none has started a job yet/);

@@ -34,7 +34,10 @@ describe('table owners', () => {
   });
 
   it('keeps every statement on jobs in db/jobs/', () => {
-    const onJobs = runtimeFiles.filter((file) => file.startsWith('db/') && !file.startsWith('db/jobs/')).flatMap(statementsIn).filter((found) => /\bjobs$/i.test(found));
+    const onJobs = runtimeFiles
+      .filter((file) => file.startsWith('db/') && !file.startsWith('db/jobs/'))
+      .flatMap(statementsIn)
+      .filter((found) => /\bjobs$/i.test(found));
     expect(onJobs).toEqual([]);
   });
 });

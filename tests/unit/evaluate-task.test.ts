@@ -48,7 +48,10 @@ describe('evaluate task', () => {
   });
 
   it('describes an expression shape', () => {
-    expect(analyze({ expression: '[1, 2].map(a, a * k).size() + max(x, 2)' })).toMatchObject({ variables: ['k', 'x'], functions: ['map', 'max', 'size'] });
+    expect(analyze({ expression: '[1, 2].map(a, a * k).size() + max(x, 2)' })).toMatchObject({
+      variables: ['k', 'x'],
+      functions: ['map', 'max', 'size'],
+    });
   });
 });
 

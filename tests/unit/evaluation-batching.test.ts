@@ -7,7 +7,8 @@ import { createTaskPool, taskRunner } from '../../workers/pools.js';
 const tasks = declaredTasks(jobRegistry);
 const pool = createTaskPool(tasks, { threads: 2, taskTimeoutMs: 1500 });
 const runTask = taskRunner(pool, 1500, tasks);
-const evaluate = (expression: string, parameters: Record<string, unknown> = {}, signal?: AbortSignal) => runTask(evaluateTask, { expression, parameters }, signal);
+const evaluate = (expression: string, parameters: Record<string, unknown> = {}, signal?: AbortSignal) =>
+  runTask(evaluateTask, { expression, parameters }, signal);
 const thousand = Array.from({ length: 1000 }, (_, i) => i);
 
 // A thread's first task loads the task module (through tsx here), which on a busy machine can take most of
@@ -31,7 +32,10 @@ describe('evaluations requested together', () => {
   it('fail one by one: a throwing expression fails alone', async () => {
     const outcomes = await Promise.allSettled([evaluate('1 + 1'), evaluate('1 / 0'), evaluate('2 + 2')]);
     expect(outcomes[0]).toMatchObject({ status: 'fulfilled', value: { value: 2 } });
-    expect(outcomes[1]).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/^evaluation failed: .*division by zero/) } });
+    expect(outcomes[1]).toMatchObject({
+      status: 'rejected',
+      reason: { message: expect.stringMatching(/^evaluation failed: .*division by zero/) },
+    });
     expect(outcomes[2]).toMatchObject({ status: 'fulfilled', value: { value: 4 } });
   });
 

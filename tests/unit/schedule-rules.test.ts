@@ -10,7 +10,9 @@ describe('schedule rules', () => {
 
   it('refuses cron expressions that do not parse or fire too often, saying why', () => {
     expect(cronProblem('61 * * * *', 'UTC')).toBe('minute field "61" must be within 0-59');
-    expect(cronProblem('every day', 'UTC')).toMatch(/^must be 5 fields \(minute hour day-of-month month day-of-week\) or 6 with seconds first/);
+    expect(cronProblem('every day', 'UTC')).toMatch(
+      /^must be 5 fields \(minute hour day-of-month month day-of-week\) or 6 with seconds first/,
+    );
     expect(cronProblem('* * * * * *', 'UTC')).toBe('fires more often than every 10 seconds');
     expect(cronProblem('0,5 * * * * *', 'UTC')).toBe('fires more often than every 10 seconds');
   });

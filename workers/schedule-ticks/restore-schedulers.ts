@@ -33,7 +33,13 @@ export const schedulesRestoredKey = (prefix: string): string => `${prefix}:sched
  * `every` one then fires at once, as when it was created). One process at a time, under a Redis lock;
  * another starting meanwhile leaves it to the first.
  */
-export async function restoreSchedulers(deps: { orm: MikroORM; redis: Redis; ticks: ScheduleTickQueue; prefix: string; logger: Logger }): Promise<RestoreReport> {
+export async function restoreSchedulers(deps: {
+  orm: MikroORM;
+  redis: Redis;
+  ticks: ScheduleTickQueue;
+  prefix: string;
+  logger: Logger;
+}): Promise<RestoreReport> {
   const lock = `${deps.prefix}:schedules:restore-lock`;
   const owner = randomUUID();
   if ((await deps.redis.set(lock, owner, 'PX', 120_000, 'NX')) !== 'OK') return { checked: 0, restored: 0, ran: false };

@@ -34,7 +34,10 @@ export interface TickDeps {
 /** What a tick did (its BullMQ return value, seen in Bull Board). */
 export type TickOutcome =
   | { submitted: string }
-  | { skipped: 'schedule-gone' | 'paused' | 'suspended' | 'rate-limited' | 'substrate-missing' | 'invalid-payload' | 'already-submitted'; detail?: string };
+  | {
+      skipped: 'schedule-gone' | 'paused' | 'suspended' | 'rate-limited' | 'substrate-missing' | 'invalid-payload' | 'already-submitted';
+      detail?: string;
+    };
 
 /**
  * Turns each tick into a run submitted like `POST /jobs` (queue/submit-job.ts): the row first, with a
@@ -47,7 +50,9 @@ export type TickOutcome =
  */
 export function createTickProcessor(deps: TickDeps) {
   return (tick: Job<ScheduleTickData>): Promise<TickOutcome> =>
-    tick.data.kind === 'platform' ? runPlatformSchedule(deps, tick, tick.data.type) : runCustomerSchedule(deps, tick, tick.data.customerId, tick.data.name);
+    tick.data.kind === 'platform'
+      ? runPlatformSchedule(deps, tick, tick.data.type)
+      : runCustomerSchedule(deps, tick, tick.data.customerId, tick.data.name);
 }
 
 /** The platform's own runs (metering, billing…): the system customer's ordinary jobs, never limited or billed. */
@@ -78,7 +83,10 @@ async function runCustomerSchedule(deps: TickDeps, tick: Job<ScheduleTickData>, 
   const limiter = found.service ? deps.tierLimiters.get(found.service.tier) : undefined;
   if (limiter && !(await takePoint(limiter, customerLimitKey(customerId, serviceType)))) {
     record(429);
-    log.warn({ tier: found.service?.tier, perMinute: limiter.points }, "scheduled run skipped: the customer's per-minute rate limit is spent");
+    log.warn(
+      { tier: found.service?.tier, perMinute: limiter.points },
+      "scheduled run skipped: the customer's per-minute rate limit is spent",
+    );
     return { skipped: 'rate-limited' };
   }
   const definition = deps.registry.get(schedule.jobType);
@@ -88,7 +96,13 @@ async function runCustomerSchedule(deps: TickDeps, tick: Job<ScheduleTickData>, 
     log.error({ jobType: schedule.jobType, problem: payload?.error?.message }, 'scheduled run skipped: the stored job no longer validates');
     return { skipped: 'invalid-payload' };
   }
-  const outcome = await submitRun(deps, tick, { customerId, definition, payload: payload.data, scheduleName: name, requireSubstrateId: substrateOf(payload.data) });
+  const outcome = await submitRun(deps, tick, {
+    customerId,
+    definition,
+    payload: payload.data,
+    scheduleName: name,
+    requireSubstrateId: substrateOf(payload.data),
+  });
   if ('submitted' in outcome) record(202);
   else if (outcome.skipped === 'substrate-missing') {
     record(404);
@@ -99,7 +113,10 @@ async function runCustomerSchedule(deps: TickDeps, tick: Job<ScheduleTickData>, 
 
 async function submitRun(deps: TickDeps, tick: Job<ScheduleTickData>, input: Omit<SubmitJobInput, 'idempotencyKey'>): Promise<TickOutcome> {
   // Raw SQL only (no identity map), so the root entity manager serves without a fork, as in the API.
-  const outcome = await submitJob({ em: deps.orm.em, queues: deps.queues, logger: deps.logger }, { ...input, idempotencyKey: tick.id ?? null });
+  const outcome = await submitJob(
+    { em: deps.orm.em, queues: deps.queues, logger: deps.logger },
+    { ...input, idempotencyKey: tick.id ?? null },
+  );
   if (outcome.kind === 'created') return { submitted: outcome.job.id };
   if (outcome.kind === 'substrate-missing') return { skipped: 'substrate-missing' };
   return { skipped: 'already-submitted', detail: outcome.job.id };

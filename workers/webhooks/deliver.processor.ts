@@ -38,14 +38,20 @@ export function createDeliverProcessor(deps: DeliverDeps) {
     if (!delivery || delivery.state !== 'pending' || delivery.queueJobId !== job.id) return null;
 
     const encryptedSecret =
-      delivery.encryptedSecret ?? (await ensureAccountSecret(em, delivery.customerId, () => encryptSecret(deps.vaultKey, newWebhookSecret()))).encryptedSecret;
+      delivery.encryptedSecret ??
+      (await ensureAccountSecret(em, delivery.customerId, () => encryptSecret(deps.vaultKey, newWebhookSecret()))).encryptedSecret;
     const body = JSON.stringify(delivery.payload);
     const headers = signatureHeaders(decryptSecret(deps.vaultKey, encryptedSecret), delivery.messageId, body);
     const outcome = await postWebhook({ url: delivery.url, body, headers: { ...headers }, agents: deps.agents, timeoutMs: deps.timeoutMs });
 
     const succeeded = outcome.error === null;
     const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    await recordAttempt(em, { id: uuidv7(), deliveryId: delivery.id, ...outcome, state: succeeded ? 'succeeded' : lastTry ? 'failed' : 'pending' });
+    await recordAttempt(em, {
+      id: uuidv7(),
+      deliveryId: delivery.id,
+      ...outcome,
+      state: succeeded ? 'succeeded' : lastTry ? 'failed' : 'pending',
+    });
     recordWebhookDelivery(succeeded ? 'succeeded' : lastTry ? 'failed' : 'retrying', outcome.durationMs / 1000);
     if (!succeeded) throw new DeliveryFailedError(outcome.error ?? 'delivery failed');
     return { status: outcome.statusCode };

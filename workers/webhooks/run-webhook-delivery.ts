@@ -26,12 +26,16 @@ export function runWebhookDelivery(deps: { config: Config; orm: MikroORM; logger
   const queueConnection = createRedis(config.redisUrl, 'blocking');
   const queue = createWebhookQueue(queueConnection, config.queuePrefix);
   const agents = deliveryAgents(config.webhookAllowPrivate);
-  const worker = new Worker<WebhookDeliveryData>(webhookQueueName, createDeliverProcessor({ orm, vaultKey: config.vaultKey, agents, logger }), {
-    connection: createRedis(config.redisUrl, 'blocking'),
-    prefix: config.queuePrefix,
-    concurrency: config.webhookConcurrency,
-    settings: { backoffStrategy: (attemptsMade) => webhookRetryDelayMs(attemptsMade, config.webhookRetryBaseMs) },
-  });
+  const worker = new Worker<WebhookDeliveryData>(
+    webhookQueueName,
+    createDeliverProcessor({ orm, vaultKey: config.vaultKey, agents, logger }),
+    {
+      connection: createRedis(config.redisUrl, 'blocking'),
+      prefix: config.queuePrefix,
+      concurrency: config.webhookConcurrency,
+      settings: { backoffStrategy: (attemptsMade) => webhookRetryDelayMs(attemptsMade, config.webhookRetryBaseMs) },
+    },
+  );
   worker.on('error', (error) => logger.error({ err: error, queue: webhookQueueName }, 'webhook worker error'));
 
   return {

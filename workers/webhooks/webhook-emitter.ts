@@ -16,7 +16,8 @@ export const endpointCacheMs = 5_000;
 
 /** The events a job's outcome emits: none until the outcome is final; a completed job also its type's `completionEvents`. */
 export function eventsFor(definition: Pick<JobDefinition, 'completionEvents'> | undefined, outcome: JobOutcome): WebhookEvent[] {
-  if (outcome.state === 'completed') return definition?.completionEvents ? ['job.completed', ...definition.completionEvents] : ['job.completed'];
+  if (outcome.state === 'completed')
+    return definition?.completionEvents ? ['job.completed', ...definition.completionEvents] : ['job.completed'];
   return outcome.final ? ['job.failed'] : [];
 }
 
