@@ -8,9 +8,7 @@ const booleanString = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
-const hexKey = z
-  .string()
-  .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (32 bytes)');
+const hexKey = z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (32 bytes)');
 
 /** Every variable Chrysalis reads, with its default. Nothing else reads `process.env`. */
 const envSchema = z.object({
@@ -168,7 +166,10 @@ function parseTrustProxy(value: string): Config['trustProxy'] {
   if (value === 'false' || value === '') return false;
   if (value === 'true') throw new ConfigError('TRUST_PROXY: "true" trusts every hop; give a hop count or the proxy addresses');
   if (/^\d+$/.test(value)) return Number(value);
-  return value.split(',').map((part) => part.trim()).filter(Boolean);
+  return value
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
 }
 
 /** PORT as loadConfig reads it, for `npm start` to check before launching anything; null when invalid (loadConfig names it). */
@@ -199,7 +200,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!e.DATABASE_URL) throw new ConfigError('DATABASE_URL: not set (npm start sets it when it launches the local database)');
   if (!e.REDIS_URL) throw new ConfigError('REDIS_URL: not set (npm start sets it when it finds or launches Redis)');
   if (e.NODE_ENV === 'production' && e.ESCROW_DEPOSITS === 'development') {
-    throw new ConfigError('ESCROW_DEPOSITS: the development adapter confirms deposits no money backs; with NODE_ENV=production use none (admins credit customers)');
+    throw new ConfigError(
+      'ESCROW_DEPOSITS: the development adapter confirms deposits no money backs; with NODE_ENV=production use none (admins credit customers)',
+    );
   }
   return {
     nodeEnv: e.NODE_ENV,

@@ -2,6 +2,7 @@ import express, { type Express, type RequestHandler, type Router } from 'express
 import { adminPagesRoutes } from './admin/admin-pages.routes.js';
 import { accessLog, installRequestLogger } from './request-logging.js';
 import { requestLifecycle } from './request-lifecycle.js';
+import { requestLogObserver } from './request-log-observer.js';
 import { assertActiveService, authenticate, principalOf } from './auth/authenticate.js';
 import type { ApiDeps } from './deps.js';
 import { httpMetrics } from './metrics.js';
@@ -65,7 +66,17 @@ function under(prefixes: string[], router: Router): RequestHandler {
 }
 
 /** Prefixes of the routes that count against a customer's service (authenticated, metered, rate-limited). */
-const meteredPrefixes = ['/substrates', '/jobs', '/batches', '/relationships', '/webhooks', '/schedules', '/billing', '/services', '/admin'];
+const meteredPrefixes = [
+  '/substrates',
+  '/jobs',
+  '/batches',
+  '/relationships',
+  '/webhooks',
+  '/schedules',
+  '/billing',
+  '/services',
+  '/admin',
+];
 
 /** The Express app, apart from `listen`, so tests can run it on port 0. */
 export function createApp(deps: ApiDeps): Express {
@@ -77,14 +88,19 @@ export function createApp(deps: ApiDeps): Express {
   app.set('query parser', 'simple');
   installRequestLogger(app.request, deps.logger);
 
-  app.use(requestLifecycle([httpMetrics, accessLog(deps.logger), deps.requestLog.observer]));
+  app.use(requestLifecycle([httpMetrics, accessLog(deps.logger), requestLogObserver(deps.requestLog)]));
   app.use(securityHeaders());
   app.use(jsonBodies());
   app.use(inputGuard());
 
   const rateLimits = createRateLimits(deps.redis, deps.config);
   const auth = authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals });
-  const authWithoutTos = authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals, allowWithoutTos: true });
+  const authWithoutTos = authenticate({
+    jwtSecret: deps.config.jwtSecret,
+    tosVersion: deps.config.tosVersion,
+    principals: deps.principals,
+    allowWithoutTos: true,
+  });
 
   const v1 = express.Router();
   // First, as they carry nearly all the traffic; no public route below shares their prefixes.

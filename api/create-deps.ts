@@ -2,20 +2,20 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { InvocationCache } from '../db/invocation-cache.js';
-import { FinishedJobListener, finishedJobsChannel } from '../db/job-notices.js';
-import { insertFinishedJobs, type FinishedJobRow } from '../db/repositories/jobs.js';
+import { FinishedJobListener, finishedJobsChannel } from '../queue/job-notices.js';
+import { insertFinishedJobs, type FinishedJobRow } from '../db/jobs/insert-jobs.js';
 import { createOrm } from '../db/orm.js';
-import { createRedis } from '../db/redis.js';
-import { addQueueDepthSource } from '../ops/metrics/catalog.js';
-import { closeQueues, createQueues } from '../workers/queues.js';
-import { createScheduleTickQueue } from '../workers/schedule-ticks/tick-queue.js';
-import { createJobInserter } from '../workers/submit-job.js';
-import { createWebhookQueue } from '../workers/webhooks/webhook-queue.js';
+import { createRedis } from '../lib/redis.js';
+import { addQueueDepthSource } from '../lib/metrics/catalog.js';
+import { closeQueues, createQueues } from '../queue/queues.js';
+import { createScheduleTickQueue } from '../queue/schedules/tick-queue.js';
+import { createJobInserter } from '../queue/submit-job.js';
+import { createWebhookQueue } from '../queue/webhook-queue.js';
 import { PrincipalCache } from './auth/principal.js';
 import type { ApiDeps } from './deps.js';
 import { JobWaiter } from './job-waiter.js';
 import { countApiCacheLookup, queueDepthReader } from './metrics.js';
-import { RequestLogRecorder } from './request-log.js';
+import { RequestLogRecorder } from '../db/request-log-recorder.js';
 
 /** Opens every connection the API needs. `close()` releases them all. */
 export async function createApiDeps(config: Config, logger: Logger): Promise<ApiDeps & { close(): Promise<void> }> {
@@ -29,13 +29,21 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   const principals = new PrincipalCache(orm.em.fork(), redis, config.queuePrefix);
   await principals.listen(subscriber);
   const waiter = new JobWaiter(config.redisUrl, config.queuePrefix);
-  const notices = new FinishedJobListener({ databaseUrl: config.databaseUrl, channel: finishedJobsChannel(config.queuePrefix), logger, onNotice: (notice) => waiter.receive(notice) });
+  const notices = new FinishedJobListener({
+    databaseUrl: config.databaseUrl,
+    channel: finishedJobsChannel(config.queuePrefix),
+    logger,
+    onNotice: (notice) => waiter.receive(notice),
+  });
   await notices.start();
   const jobInserter = createJobInserter(orm.em.fork());
   const finishedJobsEm = orm.em.fork();
   // Quick commits: under load they would go out a row or two at a time; the linger gathers ~10.
   const finishedJobs = new GroupCommit((rows: FinishedJobRow[]) => insertFinishedJobs(finishedJobsEm, rows), { lingerMs: 2 });
-  const requestLog = new RequestLogRecorder(orm.em.fork(), logger, { flushIntervalMs: config.requestLogFlushMs, maxBuffer: config.requestLogBufferMax }).start();
+  const requestLog = new RequestLogRecorder(orm.em.fork(), logger, {
+    flushIntervalMs: config.requestLogFlushMs,
+    maxBuffer: config.requestLogBufferMax,
+  }).start();
   const removeQueueDepthSource = addQueueDepthSource(queueDepthReader([...queues.values(), webhookQueue]));
   // Under load, lookups gather for up to 1 ms: one HMGET for several requests instead of one each.
   const cache = new InvocationCache(redis, config.queuePrefix, { lookupLingerMs: 1 });

@@ -4,14 +4,14 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { GroupCommit } from '../db/group-commit.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
-import type { FinishedJobRow } from '../db/repositories/jobs.js';
-import type { JobQueues } from '../workers/queues.js';
-import type { ScheduleTickQueue } from '../workers/schedule-ticks/tick-queue.js';
-import type { JobInserter } from '../workers/submit-job.js';
-import type { WebhookQueue } from '../workers/webhooks/webhook-queue.js';
+import type { FinishedJobRow } from '../db/jobs/insert-jobs.js';
+import type { JobQueues } from '../queue/queues.js';
+import type { ScheduleTickQueue } from '../queue/schedules/tick-queue.js';
+import type { JobInserter } from '../queue/submit-job.js';
+import type { WebhookQueue } from '../queue/webhook-queue.js';
 import type { PrincipalCache } from './auth/principal.js';
 import type { JobWaiter } from './job-waiter.js';
-import type { RequestLogRecorder } from './request-log.js';
+import type { RequestLogRecorder } from '../db/request-log-recorder.js';
 
 /** Everything the HTTP edge talks to. Built by `api/main.ts` (or a test) and handed to `createApp`. */
 export interface ApiDeps {

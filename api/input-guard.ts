@@ -5,7 +5,6 @@ import { ProblemError, type FieldError } from './problems.js';
 /** Deepest nesting a JSON body may have. Deeper bodies overflow the stack of JSON.stringify and friends. */
 export const maxBodyDepth = 64;
 
-
 /**
  * The first problems in a parsed body or query (at most `limit`): strings or keys PostgreSQL cannot store
  * (text and jsonb refuse NUL, jsonb refuses lone surrogates) and nesting deeper than `maxBodyDepth`.

@@ -3,11 +3,10 @@ import { createHash } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { finalStates } from '../db/entities/job-record.entity.js';
-import { jobView } from '../db/job-view.js';
-import { findJob } from '../db/repositories/jobs.js';
-import type { JobDefinition } from '../jobs/define-job.js';
-import type { QueuedJobHints } from '../workers/queues.js';
-import { makeJobDurable, submitJob } from '../workers/submit-job.js';
+import { jobView } from '../db/jobs/job-view.js';
+import { findJob } from '../db/jobs/find-jobs.js';
+import type { StoredJob } from '../db/jobs/job-columns.js';
+import { makeJobDurable, submitJob, type SubmitJobInput } from '../queue/submit-job.js';
 import { uuidv7 } from 'uuidv7';
 import type { ApiDeps } from './deps.js';
 import type { JobWatch } from './job-waiter.js';
@@ -28,30 +27,31 @@ export function preferredWaitMs(req: Request): number | null {
 
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
 
-export interface SubmitRequest {
-  definition: JobDefinition;
-  payload: unknown;
-  priority?: number;
-  delayMs?: number;
-  attempts?: number;
-  webhookUrl?: string | null;
-  /** Answer 404 unless the customer owns this substrate (checked by the INSERT itself). */
-  requireSubstrateId?: string;
-  hints?: QueuedJobHints;
-}
+/** What a route asks to submit; the customer, the row id, the idempotency key and the request hash come from the request. */
+export type SubmitRequest = Omit<SubmitJobInput, 'customerId' | 'id' | 'idempotencyKey' | 'requestHash' | 'quick' | 'scheduleName'>;
 
 /**
  * The one way a route turns a request into a job and an answer: idempotency, the row + enqueue,
  * then 202 with Location — or, with `Prefer: wait`, 200 with the finished job if it finishes in time.
  */
-export async function submitAndRespond(deps: ApiDeps, req: Request, res: Response, customerId: string, submit: SubmitRequest): Promise<void> {
+export async function submitAndRespond(
+  deps: ApiDeps,
+  req: Request,
+  res: Response,
+  customerId: string,
+  submit: SubmitRequest,
+): Promise<void> {
   const idempotencyKey = req.header('idempotency-key') ?? null;
   if (idempotencyKey !== null && !idempotencyKeyPattern.test(idempotencyKey)) {
     throw new ProblemError('validation', 'Idempotency-Key must be 1–255 visible ASCII characters', {
       errors: [{ field: 'header.idempotency-key', message: 'must be 1–255 visible ASCII characters' }],
     });
   }
-  const requestHash = idempotencyKey ? createHash('sha256').update(`${req.method} ${req.path} ${stringify(req.body ?? null)}`).digest('hex') : null;
+  const requestHash = idempotencyKey
+    ? createHash('sha256')
+        .update(`${req.method} ${req.path} ${stringify(req.body ?? null)}`)
+        .digest('hex')
+    : null;
   const waitMs = preferredWaitMs(req);
   // A waiting request listens for its job's notice before the job is enqueued, so a fast worker cannot finish it unheard.
   const id = uuidv7();
@@ -61,7 +61,15 @@ export async function submitAndRespond(deps: ApiDeps, req: Request, res: Respons
     const outcome = await submitJob(
       { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter },
       // A waited job is answered 200 with its outcome, so its row need not wait for the disk; a wait that runs out makes it durable before the 202.
-      { customerId, ...submit, id, idempotencyKey, requestHash, quick: watch !== null, hints: { ...submit.hints, ...(watch ? { notify: true } : {}) } },
+      {
+        customerId,
+        ...submit,
+        id,
+        idempotencyKey,
+        requestHash,
+        quick: watch !== null,
+        hints: { ...submit.hints, ...(watch ? { notify: true } : {}) },
+      },
     );
     if (outcome.kind === 'substrate-missing') throw new ProblemError('not-found', `substrate ${submit.requireSubstrateId} not found`);
     if (outcome.kind === 'key-conflict') {
@@ -77,8 +85,14 @@ export async function submitAndRespond(deps: ApiDeps, req: Request, res: Respons
   }
 }
 
-async function respondWithJob(deps: ApiDeps, res: Response, accepted: JobRecord, waitMs: number | null, watch: JobWatch | null): Promise<void> {
-  let job = accepted;
+async function respondWithJob(
+  deps: ApiDeps,
+  res: Response,
+  accepted: JobRecord,
+  waitMs: number | null,
+  watch: JobWatch | null,
+): Promise<void> {
+  let job: StoredJob = accepted;
   if (waitMs !== null && !finalStates.includes(job.state)) {
     const em = deps.orm.em.fork();
     const reread = () => findJob(em, accepted.customerId, accepted.id);
@@ -91,7 +105,13 @@ async function respondWithJob(deps: ApiDeps, res: Response, accepted: JobRecord,
     return;
   }
   if (waitMs !== null) await makeJobDurable({ em: deps.orm.em, queues: deps.queues, logger: deps.logger }, job);
-  sendJson(res, 202, { id: job.id, type: job.type, state: job.state, created_at: new Date(job.createdAt).toISOString(), links: { self: jobLocation(job.id) } });
+  sendJson(res, 202, {
+    id: job.id,
+    type: job.type,
+    state: job.state,
+    created_at: new Date(job.createdAt).toISOString(),
+    links: { self: jobLocation(job.id) },
+  });
 }
 
 /**
@@ -112,13 +132,27 @@ export async function answerFromCache(
   const started = performance.now();
   const hit = await deps.cache.get(customerId, substrateId, parameters);
   if (!hit) return 'missed';
-  const result = { substrate_id: substrateId, result: hit.value, invocation_time_ms: Math.round((performance.now() - started) * 1000) / 1000, cached: true };
+  const result = {
+    substrate_id: substrateId,
+    result: hit.value,
+    invocation_time_ms: Math.round((performance.now() - started) * 1000) / 1000,
+    cached: true,
+  };
   const id = uuidv7();
   await deps.finishedJobs.add({ id, customerId, type: 'invoke', payload: { substrate_id: substrateId, parameters }, result });
   const now = new Date().toISOString();
   res.setHeader('Location', jobLocation(id));
   res.setHeader('Preference-Applied', 'wait');
-  sendJson(res, 200, { id, type: 'invoke', state: 'completed', progress: 0, attempts_made: 0, result, created_at: now, started_at: now, finished_at: now });
+  sendJson(res, 200, {
+    id,
+    type: 'invoke',
+    state: 'completed',
+    progress: 0,
+    attempts_made: 0,
+    result,
+    created_at: now,
+    started_at: now,
+    finished_at: now,
+  });
   return 'answered';
 }
-

@@ -1,7 +1,7 @@
 import { QueueEvents } from 'bullmq';
 import { EventEmitter } from 'node:events';
 import { finalStates, type JobRecord } from '../db/entities/job-record.entity.js';
-import type { FinishedJobNotice } from '../db/job-notices.js';
+import type { FinishedJobNotice, StoredJob } from '../db/jobs/job-columns.js';
 import { jobRegistry } from '../jobs/registry.js';
 
 export type JobEvent =
@@ -17,7 +17,7 @@ export const waitPollMs = 1000;
 /**
  * How an API process hears about jobs that any worker runs.
  *
- * `Prefer: wait` listens for the finished-job notices (db/job-notices.ts: PostgreSQL NOTIFY sent by
+ * `Prefer: wait` listens for the finished-job notices (queue/job-notices.ts: PostgreSQL NOTIFY sent by
  * the worker's final write), which carry the stored row; a waiter also re-reads the row every second,
  * so a lost notice costs a second, not the whole wait. The SSE stream listens to BullMQ's event streams (QueueEvents), opened on its first
  * subscriber: reading every event of every queue costs CPU that an API nobody streams from should not
@@ -50,7 +50,7 @@ export class JobWaiter {
   }
 
   /** `watch(job.id).until(…)` for a job that was already enqueued (its notice may be missed: then the poll finds the row). */
-  async waitForFinal(job: JobRecord, timeoutMs: number, reread: () => Promise<JobRecord | null>): Promise<JobRecord> {
+  async waitForFinal(job: StoredJob, timeoutMs: number, reread: () => Promise<JobRecord | null>): Promise<StoredJob> {
     const watch = this.watch(job.id);
     try {
       return await watch.until(job, timeoutMs, reread);
@@ -74,7 +74,11 @@ export class JobWaiter {
     if (this.queueEvents) return;
     const lastEventId = `${Date.now() - 5000}-0`;
     this.queueEvents = [...jobRegistry.keys()].map((name) => {
-      const events = new QueueEvents(name, { connection: { url: this.redisUrl, maxRetriesPerRequest: null }, prefix: this.prefix, lastEventId });
+      const events = new QueueEvents(name, {
+        connection: { url: this.redisUrl, maxRetriesPerRequest: null },
+        prefix: this.prefix,
+        lastEventId,
+      });
       for (const event of ['active', 'waiting', 'delayed', 'completed', 'failed', 'removed'] as const) {
         events.on(event, ({ jobId }: { jobId: string }) => this.events.emit(jobId, { jobId, event }));
       }
@@ -103,7 +107,7 @@ export class JobWaiter {
 
 /** One job's finished-job notice, listened for from `JobWaiter.watch` until `stop()`. */
 export class JobWatch {
-  private noticed: JobRecord | null = null;
+  private noticed: StoredJob | null = null;
   /** A notice came without its row: read it instead of waiting for the next poll. */
   private readPending = false;
   private wake: () => void = () => undefined;
@@ -125,8 +129,8 @@ export class JobWatch {
    * Waits until the job is final or `timeoutMs` has passed, and returns the latest row seen: `job` as
    * accepted, the row from the notice, or what `reread` fetched (it is polled every `waitPollMs`).
    */
-  async until(job: JobRecord, timeoutMs: number, reread: () => Promise<JobRecord | null>): Promise<JobRecord> {
-    let latest = this.noticed ?? job;
+  async until(job: StoredJob, timeoutMs: number, reread: () => Promise<JobRecord | null>): Promise<StoredJob> {
+    let latest: StoredJob = this.noticed ?? job;
     if (!this.noticed && this.readPending) latest = (await reread()) ?? latest;
     const deadline = Date.now() + timeoutMs;
     while (!finalStates.includes(latest.state)) {

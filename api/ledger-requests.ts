@@ -31,7 +31,9 @@ const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
 export function ledgerIdempotencyKey(req: Request, scope: string): string {
   const header = req.header('idempotency-key');
   if (header !== undefined && !idempotencyKeyPattern.test(header)) {
-    throw new ProblemError('validation', 'Idempotency-Key must be 1–255 visible ASCII characters', { errors: [{ field: 'header.idempotency-key', message: 'must be 1–255 visible ASCII characters' }] });
+    throw new ProblemError('validation', 'Idempotency-Key must be 1–255 visible ASCII characters', {
+      errors: [{ field: 'header.idempotency-key', message: 'must be 1–255 visible ASCII characters' }],
+    });
   }
   return `${scope}:${header ?? uuidv7()}`;
 }
@@ -42,10 +44,19 @@ export async function postingOnce<T>(what: string, post: () => Promise<T>): Prom
     return await post();
   } catch (error) {
     if (!(error instanceof IdempotencyKeyConflictError)) throw error;
-    throw new ProblemError('unprocessable', `this Idempotency-Key was already used for a different ${what}`, { errors: [{ field: 'header.idempotency-key', message: 'reused with a different request' }] });
+    throw new ProblemError('unprocessable', `this Idempotency-Key was already used for a different ${what}`, {
+      errors: [{ field: 'header.idempotency-key', message: 'reused with a different request' }],
+    });
   }
 }
 
 export function transactionView(row: LedgerTransaction) {
-  return { id: row.id, type: row.txType, amount_usd_cents: row.amountUsdCents, reason: row.reason, tx_digest: row.txDigest, created_at: new Date(row.createdAt).toISOString() };
+  return {
+    id: row.id,
+    type: row.txType,
+    amount_usd_cents: row.amountUsdCents,
+    reason: row.reason,
+    tx_digest: row.txDigest,
+    created_at: new Date(row.createdAt).toISOString(),
+  };
 }

@@ -1,13 +1,13 @@
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../config.js';
-import { runEntryPoint, stopOnSignals } from '../ops/entry-point.js';
-import { assertRedisNoEviction } from '../db/redis-eviction-policy.js';
+import { runEntryPoint, stopOnSignals } from '../lib/entry-point.js';
+import { assertRedisNoEviction } from '../lib/redis-eviction-policy.js';
 import { ensureAdmin } from './auth/bootstrap-admin.js';
 import { createApp } from './app.js';
 import { answerClientErrorsWithProblems } from './client-errors.js';
 import { createApiDeps } from './create-deps.js';
-import { createLogger } from './logger.js';
+import { createLogger } from '../lib/logger.js';
 
 /** The API process: `node dist/api/main.js` (or `tsx api/main.ts`). */
 async function main(): Promise<void> {

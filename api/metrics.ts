@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Request } from 'express';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { httpRequestDuration, httpRequests, queueStates, recordCacheLookup, type QueueDepth } from '../ops/metrics/catalog.js';
+import { httpRequestDuration, httpRequests, queueStates, recordCacheLookup, type QueueDepth } from '../lib/metrics/catalog.js';
 import { recentRequests } from './http-stats.js';
 import type { RequestObserver } from './request-lifecycle.js';
 
@@ -55,7 +55,10 @@ export function queueDepthReader(queues: Iterable<CountedQueue>, maxAgeMs = 5000
     const now = Date.now();
     if (!cached || now - cached.at > maxAgeMs) {
       const read = Promise.all(list.map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts(...queueStates) })));
-      const depths = Promise.race([read, sleep(2000, undefined, { ref: false }).then(() => Promise.reject(new Error('queue depth read timed out')))]);
+      const depths = Promise.race([
+        read,
+        sleep(2000, undefined, { ref: false }).then(() => Promise.reject(new Error('queue depth read timed out'))),
+      ]);
       cached = { at: now, depths };
       // A failed read is not kept: the next scrape tries again.
       depths.catch(() => {

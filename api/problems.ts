@@ -7,7 +7,7 @@ const typeBase = 'https://chrysalis.dev/problems/';
 /** Stable problem types. The `type` URI of each is `https://chrysalis.dev/problems/<name>`. */
 export const problemTypes = {
   validation: { status: 400, title: 'Invalid request' },
-  'unprocessable': { status: 422, title: 'Request breaks a rule' },
+  unprocessable: { status: 422, title: 'Request breaks a rule' },
   unauthorized: { status: 401, title: 'Authentication required' },
   forbidden: { status: 403, title: 'Forbidden' },
   'tos-required': { status: 403, title: 'Terms of service must be accepted' },
@@ -45,7 +45,10 @@ export class ProblemError extends Error {
     extra: ProblemExtra = {},
   ) {
     super(detail);
-    this.extra = extra.errors && extra.errors.length > maxListedErrors ? { ...extra, errors: extra.errors.slice(0, maxListedErrors), errors_total: extra.errors.length } : extra;
+    this.extra =
+      extra.errors && extra.errors.length > maxListedErrors
+        ? { ...extra, errors: extra.errors.slice(0, maxListedErrors), errors_total: extra.errors.length }
+        : extra;
   }
   get status(): number {
     return problemTypes[this.type].status;
@@ -54,7 +57,10 @@ export class ProblemError extends Error {
 
 /** `field message; …` for a detail: the first `maxListedErrors`, then how many more there are. */
 export function describeFieldErrors(errors: FieldError[]): string {
-  const listed = errors.slice(0, maxListedErrors).map((e) => `${e.field} ${e.message}`).join('; ');
+  const listed = errors
+    .slice(0, maxListedErrors)
+    .map((e) => `${e.field} ${e.message}`)
+    .join('; ');
   const more = errors.length - maxListedErrors;
   return more > 0 ? `${listed}; and ${more.toLocaleString('en-US')} more` : listed;
 }
@@ -86,7 +92,9 @@ export function fieldErrors(error: z.ZodError, source: string, unknownFieldHints
     const hinted = issue.keys.filter((key) => Object.hasOwn(unknownFieldHints, key));
     const unknown = issue.keys.filter((key) => !Object.hasOwn(unknownFieldHints, key));
     return [
-      ...(unknown.length > 0 ? [{ field: unknown.map((key) => `${path}.${key}`).join(', '), message: `unknown field${unknown.length > 1 ? 's' : ''}` }] : []),
+      ...(unknown.length > 0
+        ? [{ field: unknown.map((key) => `${path}.${key}`).join(', '), message: `unknown field${unknown.length > 1 ? 's' : ''}` }]
+        : []),
       ...hinted.map((key) => ({ field: `${path}.${key}`, message: unknownFieldHints[key] as string })),
     ];
   });
@@ -105,16 +113,23 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (res.headersSent) return res.end();
     for (const [name, value] of Object.entries(problem.extra.headers ?? {})) res.setHeader(name, value);
     const { headers: _headers, ...extra } = problem.extra;
-    res.status(problem.status).type('application/problem+json').send(JSON.stringify(problemBody(problem.type, problem.detail, extra)));
+    res
+      .status(problem.status)
+      .type('application/problem+json')
+      .send(JSON.stringify(problemBody(problem.type, problem.detail, extra)));
   };
 }
 
-const unavailablePattern = /Timeout acquiring a connection|ECONNREFUSED|ECONNRESET|Connection terminated|connect ETIMEDOUT|the database system is (starting up|shutting down)|Connection is closed|MaxRetriesPerRequestError/i;
+const unavailablePattern =
+  /Timeout acquiring a connection|ECONNREFUSED|ECONNRESET|Connection terminated|connect ETIMEDOUT|the database system is (starting up|shutting down)|Connection is closed|MaxRetriesPerRequestError/i;
 
 /** PostgreSQL or Redis unreachable: a 503 the client may retry, not a 500. */
 function isUnavailable(error: unknown): boolean {
   const candidate = error as { name?: string; message?: string; code?: string } | null;
-  return Boolean(candidate && (candidate.name === 'ConnectionException' || unavailablePattern.test(`${candidate.message ?? ''} ${candidate.code ?? ''}`)));
+  return Boolean(
+    candidate &&
+    (candidate.name === 'ConnectionException' || unavailablePattern.test(`${candidate.message ?? ''} ${candidate.code ?? ''}`)),
+  );
 }
 
 function toProblem(error: unknown): ProblemError {
@@ -131,6 +146,7 @@ function toProblem(error: unknown): ProblemError {
       return new ProblemError('unsupported-media-type', candidate.message ?? 'unsupported encoding');
   }
   if (status && status >= 400 && status < 500) return new ProblemError('validation', candidate?.message ?? 'bad request');
-  if (isUnavailable(error)) return new ProblemError('unavailable', 'a backing service is unavailable; try again shortly', { headers: { 'Retry-After': '5' } });
+  if (isUnavailable(error))
+    return new ProblemError('unavailable', 'a backing service is unavailable; try again shortly', { headers: { 'Retry-After': '5' } });
   return new ProblemError('internal', 'an unexpected error occurred; it has been logged');
 }

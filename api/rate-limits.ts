@@ -1,27 +1,17 @@
-import { tierRateLimitPerMinute, tierReadRateLimitPerMinute } from '../jobs/billing/pricing.js';
 import type { Request, RequestHandler, Response } from 'express';
 import type { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRes, type RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
-import type { Tier } from '../db/entities/service-instance.entity.js';
-import { rateLimitedRequests } from '../ops/metrics/catalog.js';
+import { rateLimitedRequests } from '../lib/metrics/catalog.js';
+import { createTierBudgets, customerLimitKey, redisLimiter } from '../queue/tier-budgets.js';
 import { principalOf } from './auth/authenticate.js';
 import { ProblemError } from './problems.js';
 
 /** The two per-minute budgets of a customer's service: reads (GET, HEAD) and writes (everything else). */
 type RequestKind = 'reads' | 'writes';
 
-const windowSeconds = 60;
-
 /** The budget a request spends: reads are GET and HEAD (SPEC §9), writes everything else. */
 const requestKind = (method: string): RequestKind => (method === 'GET' || method === 'HEAD' ? 'reads' : 'writes');
-
-interface TierBudgets {
-  writes: RateLimiterRedis;
-  reads: RateLimiterRedis;
-  /** `RateLimit-Policy` naming both budgets, e.g. `"writes";q=100;w=60, "reads";q=1000;w=60`. */
-  policy: string;
-}
 
 export interface RateLimits {
   /**
@@ -54,8 +44,12 @@ export function createRateLimits(redis: Redis, config: Config): RateLimits {
     if (!budgets) return next();
     const kind = requestKind(req.method);
     res.setHeader('RateLimit-Policy', budgets.policy);
-    return consume(budgets[kind], customerLimitKey(principal.customerId, principal.serviceType), res, 'customer', (limit) =>
-      `the ${principal.serviceType} service at tier ${principal.tier} allows ${limit} ${kind} per minute`,
+    return consume(
+      budgets[kind],
+      customerLimitKey(principal.customerId, principal.serviceType),
+      res,
+      'customer',
+      (limit) => `the ${principal.serviceType} service at tier ${principal.tier} allows ${limit} ${kind} per minute`,
     ).then(() => next());
   };
 
@@ -74,49 +68,16 @@ export function createRateLimits(redis: Redis, config: Config): RateLimits {
   };
 }
 
-function redisLimiter(redis: Redis, config: Config, name: string, points: number): RateLimiterRedis {
-  return new RateLimiterRedis({
-    storeClient: redis,
-    keyPrefix: `${config.queuePrefix}:ratelimit:${name}`,
-    points,
-    duration: windowSeconds,
-    rejectIfRedisNotReady: true,
-    insuranceLimiter: new RateLimiterMemory({ points, duration: windowSeconds }),
-  });
-}
-
-/** What a customer's calls to one service are counted under. */
-export const customerLimitKey = (customerId: string, serviceType: string): string => `${customerId}:${serviceType}`;
-
-/**
- * Each limited tier's two budgets (an unlimited tier has none; a tier is limited on both or on neither:
- * 0 = unlimited, enterprise, SPEC §5), counting each customer's calls to a service (`customerLimitKey`).
- */
-export function createTierBudgets(redis: Redis, config: Config): Map<Tier, TierBudgets> {
-  const scaled = (perMinute: number) => Math.max(1, Math.round(perMinute * config.rateLimitMultiplier));
-  const tierBudgets = new Map<Tier, TierBudgets>();
-  for (const tier of Object.keys(tierRateLimitPerMinute) as Tier[]) {
-    const writes = tierRateLimitPerMinute[tier];
-    const reads = tierReadRateLimitPerMinute[tier];
-    if (writes === 0 || reads === 0) continue;
-    tierBudgets.set(tier, {
-      writes: redisLimiter(redis, config, `tier-${tier}`, scaled(writes)),
-      reads: redisLimiter(redis, config, `tier-${tier}-reads`, scaled(reads)),
-      policy: `"writes";q=${scaled(writes)};w=${windowSeconds}, "reads";q=${scaled(reads)};w=${windowSeconds}`,
-    });
-  }
-  return tierBudgets;
-}
-
-/** The write budget of each limited tier: the API's writes and the workers' scheduled runs take from the same counts. */
-export function createTierLimiters(redis: Redis, config: Config): Map<Tier, RateLimiterRedis> {
-  return new Map([...createTierBudgets(redis, config)].map(([tier, budgets]) => [tier, budgets.writes]));
-}
-
 const clientIp = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? 'unknown';
 
 /** Takes one point; sets the RateLimit-* headers either way; a refusal is a 429 problem with Retry-After. */
-async function consume(limiter: RateLimiterRedis, key: string, res: Response, name: string, describe: (limit: number) => string): Promise<void> {
+async function consume(
+  limiter: RateLimiterRedis,
+  key: string,
+  res: Response,
+  name: string,
+  describe: (limit: number) => string,
+): Promise<void> {
   let outcome: RateLimiterRes;
   let limited = false;
   try {

@@ -36,7 +36,10 @@ export function accessLog(logger: Logger): RequestObserver {
     if (!sent) return;
     const level = res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug';
     if (!logger.isLevelEnabled(level) || (level === 'debug' && quietPaths.has(req.originalUrl))) return;
-    req.log[level]({ method: req.method, url: redactUrl(req.originalUrl), status: res.statusCode, ms: Math.round(durationMs * 10) / 10 }, 'request');
+    req.log[level](
+      { method: req.method, url: redactUrl(req.originalUrl), status: res.statusCode, ms: Math.round(durationMs * 10) / 10 },
+      'request',
+    );
   };
 }
 

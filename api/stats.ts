@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { jobStates } from '../db/entities/job-record.entity.js';
-import { invocationFigures, jobCountsByState, jobWindowFigures, mostInvokedSubstrates } from '../db/repositories/stats.js';
+import { invocationFigures, jobCountsByState, jobWindowFigures, mostInvokedSubstrates } from '../db/jobs/job-stats.js';
 import { recentRequests } from './http-stats.js';
 
 /** Rates, latencies and invocation figures cover jobs created in the last hour. */

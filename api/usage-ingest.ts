@@ -52,7 +52,15 @@ export function parseIngestBody(body: string, now = Date.now()): ParsedIngest {
       rejected.push({ line, error: 'timestamp: is more than 5 minutes in the future' });
       return;
     }
-    rows.push({ line, timestamp, customerId: row.customer_id, serviceType: row.service_type, method: row.method, statusCode: row.status_code, bytesOut: row.bytes_out });
+    rows.push({
+      line,
+      timestamp,
+      customerId: row.customer_id,
+      serviceType: row.service_type,
+      method: row.method,
+      statusCode: row.status_code,
+      bytesOut: row.bytes_out,
+    });
   });
   return { rows, rejected };
 }

@@ -18,7 +18,12 @@ export function inputProblem(error: z.ZodError, source: string, what = source, u
  * Parses with a zod schema; failures are problems naming each field (see inputProblem). `unknownFieldHints`
  * answers a likely mistake (an unknown field by that name) with what to send instead.
  */
-export function parseInput<Schema extends z.ZodType>(schema: Schema, value: unknown, source: 'body' | 'query' | 'params', unknownFieldHints?: Record<string, string>): z.output<Schema> {
+export function parseInput<Schema extends z.ZodType>(
+  schema: Schema,
+  value: unknown,
+  source: 'body' | 'query' | 'params',
+  unknownFieldHints?: Record<string, string>,
+): z.output<Schema> {
   const result = schema.safeParse(value ?? (source === 'body' ? undefined : {}));
   if (!result.success) throw inputProblem(result.error, source, source, unknownFieldHints);
   return result.data;

@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import { refusedWebhookHost } from '../workers/webhooks/address-guard.js';
+import { refusedWebhookHost } from '../lib/webhooks/address-guard.js';
 import { ProblemError } from './problems.js';
 
 /**
@@ -11,7 +11,9 @@ import { ProblemError } from './problems.js';
 export async function assertWebhookTarget(config: Pick<Config, 'webhookAllowPrivate'>, url: string, field: string): Promise<void> {
   const parsed = new URL(url);
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new ProblemError('validation', `${field} must be an http or https URL`, { errors: [{ field, message: 'must be an http or https URL' }] });
+    throw new ProblemError('validation', `${field} must be an http or https URL`, {
+      errors: [{ field, message: 'must be an http or https URL' }],
+    });
   }
   if (config.webhookAllowPrivate) return;
   const refusal = await refusedWebhookHost(parsed);
@@ -21,5 +23,7 @@ export async function assertWebhookTarget(config: Pick<Config, 'webhookAllowPriv
   const hint = refusal.address
     ? ' For local development and tests, start Chrysalis with WEBHOOK_ALLOW_PRIVATE=true (not in production: it lets any customer make it call internal addresses).'
     : '';
-  throw new ProblemError('unprocessable', `${field} is not a deliverable webhook URL: ${refusal.reason}.${hint}`, { errors: [{ field, message: refusal.reason }] });
+  throw new ProblemError('unprocessable', `${field} is not a deliverable webhook URL: ${refusal.reason}.${hint}`, {
+    errors: [{ field, message: refusal.reason }],
+  });
 }

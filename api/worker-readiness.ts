@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { liveWorkers } from '../workers/heartbeat.js';
-import type { JobQueues } from '../workers/queues.js';
+import { liveWorkers } from '../queue/worker-heartbeats.js';
+import type { JobQueues } from '../queue/queues.js';
 
 /**
  * A backlog whose oldest job has waited this long while no worker started or finished any job for as
@@ -13,7 +13,7 @@ export type WorkerReadiness = { ok: true; workers: number } | { ok: false; error
 
 /**
  * "The workers are consuming": at least one worker process beat within the last 15 s (see
- * workers/heartbeat.ts), and — when a job has been waiting longer than `stuckAfterMs` — some worker
+ * queue/worker-heartbeats.ts), and — when a job has been waiting longer than `stuckAfterMs` — some worker
  * started or finished a job within that time. A deep backlog that is being worked through stays green;
  * a backlog nobody touches turns red.
  */
@@ -26,7 +26,10 @@ export async function checkWorkersConsuming(redis: Redis, queues: JobQueues, pre
   const oldestWaiting = await oldestWaitingJobTimestamp(queues);
   if (oldestWaiting !== null && now - oldestWaiting > stuckAfterMs) {
     const waited = Math.round((now - oldestWaiting) / 1000);
-    const idle = lastProgress === 0 ? 'none has started a job yet' : `none has started or finished a job for ${Math.round((now - lastProgress) / 1000)} s`;
+    const idle =
+      lastProgress === 0
+        ? 'none has started a job yet'
+        : `none has started or finished a job for ${Math.round((now - lastProgress) / 1000)} s`;
     return { ok: false, error: `jobs have waited ${waited} s; ${workers.length} worker process(es) are alive but ${idle}` };
   }
   return { ok: true, workers: workers.length };
@@ -34,7 +37,9 @@ export async function checkWorkersConsuming(redis: Redis, queues: JobQueues, pre
 
 /** When the oldest job waiting in any queue was added (BullMQ keeps the oldest at the tail of `wait`). */
 async function oldestWaitingJobTimestamp(queues: JobQueues): Promise<number | null> {
-  const oldest = await Promise.all([...queues.values()].map(async (queue) => (await queue.getJobs(['wait'], 0, 0, true))[0]?.timestamp ?? null));
+  const oldest = await Promise.all(
+    [...queues.values()].map(async (queue) => (await queue.getJobs(['wait'], 0, 0, true))[0]?.timestamp ?? null),
+  );
   const timestamps = oldest.filter((value): value is number => value !== null);
   return timestamps.length === 0 ? null : Math.min(...timestamps);
 }

@@ -88,14 +88,18 @@ export class InvocationCache {
 
   /** A lookup that Redis cannot answer (an outage) is a miss: the cache never fails a job. */
   async get(customerId: string, substrateId: string, parameters: Record<string, unknown>): Promise<{ value: unknown } | null> {
-    const hit = await this.lookups.add({ key: this.key(customerId, substrateId), field: InvocationCache.field(parameters) }).catch(() => null);
+    const hit = await this.lookups
+      .add({ key: this.key(customerId, substrateId), field: InvocationCache.field(parameters) })
+      .catch(() => null);
     this.onLookup?.(hit !== null);
     return hit === null ? null : { value: JSON.parse(hit) };
   }
 
   /** Best effort: a result that cannot be cached is simply computed again next time. */
   async set(customerId: string, substrateId: string, parameters: Record<string, unknown>, value: unknown): Promise<void> {
-    await this.stores.add({ key: this.key(customerId, substrateId), field: InvocationCache.field(parameters), value: JSON.stringify(value) }).catch(() => undefined);
+    await this.stores
+      .add({ key: this.key(customerId, substrateId), field: InvocationCache.field(parameters), value: JSON.stringify(value) })
+      .catch(() => undefined);
   }
 
   async invalidate(customerId: string, substrateId: string): Promise<void> {
@@ -116,7 +120,14 @@ export class InvocationCache {
   private async writeBatch(items: Store[]): Promise<void> {
     await Promise.all(
       [...byKey(items)].map(([key, group]) =>
-        this.redis.eval(setAndExpire, 1, key, this.ttlSeconds, this.maxEntriesPerSubstrate, ...group.flatMap((item) => [item.field, item.value])),
+        this.redis.eval(
+          setAndExpire,
+          1,
+          key,
+          this.ttlSeconds,
+          this.maxEntriesPerSubstrate,
+          ...group.flatMap((item) => [item.field, item.value]),
+        ),
       ),
     );
   }

@@ -4,14 +4,15 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import type { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
+import type { TaskDeclaration } from './define-task.js';
 
 /**
- * Runs a Piscina task by name; rejects with a PermanentJobError on timeout, resource exhaustion or a
- * thrown task. `evaluateMany` answers per item instead (`{ value }` or `{ error }`), re-running the items
- * alone if the task as a whole dies; it rejects only when the job is cancelled.
+ * Runs a declared Piscina task; rejects with a PermanentJobError on timeout, resource exhaustion, a thrown
+ * task, or a task no registered job type declares. A task with `perItem` answers per item instead
+ * (`{ error }` for a failed one), re-running the items alone if the task as a whole dies; it rejects only
+ * when the job is cancelled.
  */
-export type RunTask = <Input, Output>(task: TaskName, input: Input, signal?: AbortSignal) => Promise<Output>;
-export type TaskName = 'evaluate' | 'evaluateMany' | 'analyze';
+export type RunTask = <Input, Output>(task: TaskDeclaration<Input, Output>, input: Input, signal?: AbortSignal) => Promise<Output>;
 
 /** What a processor gets besides its payload. Tests build their own. */
 export interface JobContext {

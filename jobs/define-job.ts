@@ -1,5 +1,8 @@
 import type { z } from 'zod';
+import type { Config } from '../config.js';
+import type { WebhookEvent } from '../db/entities/webhook-endpoint.entity.js';
 import type { JobContext } from './context.js';
+import type { TaskDeclaration } from './define-task.js';
 
 export interface QueueDefaults {
   /** Attempts before the job fails. Default 3. */
@@ -9,6 +12,22 @@ export interface QueueDefaults {
   /** Jobs one worker process runs at once on this queue; default WORKER_CONCURRENCY. */
   concurrency?: number;
 }
+
+/** How an attempt ended, as lifecycle hooks hear it (after it is stored). `final`: no retry follows. */
+export type JobOutcome<Result = unknown> =
+  { state: 'completed'; result: Result; durationMs: number } | { state: 'failed'; error: string; durationMs: number; final: boolean };
+
+/**
+ * Something a job type does around its own jobs, apart from the work (metrics of its results, say). Runs
+ * in the worker after the outcome is stored; one that throws or rejects is logged and never fails the job.
+ */
+export interface JobTypeHook<Result = unknown> {
+  name: string;
+  finished(outcome: JobOutcome<Result>, jobId: string): void | Promise<void>;
+}
+
+/** When a platform schedule fires: every `every` ms, or on a cron `pattern` in UTC. */
+export type ScheduleRepeat = { every: number } | { pattern: string; tz: 'UTC' };
 
 /** One job type: its name, schemas, queue defaults and processor — everything a reader needs in one place. */
 export interface JobDefinition<Payload = unknown, Result = unknown> {
@@ -36,6 +55,17 @@ export interface JobDefinition<Payload = unknown, Result = unknown> {
    * refused at creation (404) otherwise, rather than failing at every run. Default: none.
    */
   substrateIds?(payload: Payload): string[];
+  /** The Piscina tasks its processor runs (`ctx.runTask`); the worker's pool serves exactly the registered job types' tasks. Default none. */
+  tasks?: readonly TaskDeclaration[];
+  /** Its own lifecycle hooks, run after the workers' common ones (metrics, webhooks). Default none. */
+  hooks?: ReadonlyArray<JobTypeHook<Result>>;
+  /**
+   * Run by the platform on this schedule (when PLATFORM_SCHEDULES), as a job of the system customer with
+   * an empty payload, under the schedule name `platform:<name>`. Default: not a platform job.
+   */
+  schedule?(config: Config): ScheduleRepeat;
+  /** Webhook events a completed job emits besides `job.completed` (a batch: `batch.completed`). Default none. */
+  completionEvents?: readonly WebhookEvent[];
   process(payload: Payload, ctx: JobContext): Promise<Result>;
 }
 

@@ -15,7 +15,12 @@ const limitTag = { limit: true } as const;
 const formatted = (count: number) => count.toLocaleString('en-US');
 
 /** `schema` with a limit: `within(value)` false is a 422 saying `message`. */
-function limited<Schema extends z.ZodType>(schema: Schema, within: (value: z.output<Schema>) => boolean, message: string, jsonSchema?: Record<string, unknown>): Schema {
+function limited<Schema extends z.ZodType>(
+  schema: Schema,
+  within: (value: z.output<Schema>) => boolean,
+  message: string,
+  jsonSchema?: Record<string, unknown>,
+): Schema {
   const refined = schema.refine(within, { message, params: limitTag });
   return jsonSchema ? refined.meta(jsonSchema) : refined;
 }

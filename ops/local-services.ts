@@ -65,9 +65,10 @@ export async function ensureLocalServices(options: EnsureLocalServicesOptions): 
     : await ensurePostgres(dataDir, options.databaseName ?? 'chrysalis', log);
   let redis: Service;
   try {
-    redis = options.redisUrl || options.redis === false
-      ? { url: options.redisUrl ?? '', stop: async () => {} }
-      : await ensureRedis(dataDir, options.preferExistingRedis ?? true, log);
+    redis =
+      options.redisUrl || options.redis === false
+        ? { url: options.redisUrl ?? '', stop: async () => {} }
+        : await ensureRedis(dataDir, options.preferExistingRedis ?? true, log);
   } catch (error) {
     await postgres.stop().catch(() => {});
     throw error;
@@ -254,7 +255,17 @@ function ensurePostgresOsUser(log: (msg: string) => void): OsUser {
   if (existing) return existing;
   log('creating the "postgres" OS user to run the embedded PostgreSQL (it refuses to run as root)');
   if (spawnSync('getent', ['group', 'postgres']).status !== 0) run('groupadd', ['--system', 'postgres']);
-  run('useradd', ['--system', '--gid', 'postgres', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', 'postgres']);
+  run('useradd', [
+    '--system',
+    '--gid',
+    'postgres',
+    '--no-create-home',
+    '--home-dir',
+    '/nonexistent',
+    '--shell',
+    '/usr/sbin/nologin',
+    'postgres',
+  ]);
   const created = lookup();
   if (!created) throw new Error('could not create the "postgres" OS user; create it, or set DATABASE_URL');
   return created;
@@ -362,11 +373,16 @@ async function startPostgres(
 ): Promise<RunningServer> {
   log(`starting embedded PostgreSQL on 127.0.0.1:${port}…`);
   const args = [
-    '-D', pgDir,
-    '-p', String(port),
-    '-c', 'listen_addresses=127.0.0.1',
-    '-c', 'unix_socket_directories=',
-    '-c', 'max_connections=200',
+    '-D',
+    pgDir,
+    '-p',
+    String(port),
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'unix_socket_directories=',
+    '-c',
+    'max_connections=200',
   ];
   const child = spawnDetached(postgresBin, args, files.log, { ...user, env: { ...process.env, LC_MESSAGES: 'C', LC_ALL: 'C' } });
   const server = ownedServer(child.pid!, port, child, files.owner, 'PostgreSQL');
@@ -459,14 +475,22 @@ async function ensureRedis(dataDir: string, preferExisting: boolean, log: (msg: 
       const port = await choosePort(files.port, DEFAULT_REDIS_PORT);
       log(`starting redis-server on 127.0.0.1:${port} (AOF in ${redisDir})…`);
       const args = [
-        '--port', String(port),
-        '--bind', '127.0.0.1',
-        '--dir', redisDir,
-        '--save', '',
-        '--appendonly', 'yes',
-        '--maxmemory-policy', 'noeviction',
-        '--daemonize', 'no',
-        '--logfile', '',
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        redisDir,
+        '--save',
+        '',
+        '--appendonly',
+        'yes',
+        '--maxmemory-policy',
+        'noeviction',
+        '--daemonize',
+        'no',
+        '--logfile',
+        '',
       ];
       const child = spawnDetached(redisBin, args, files.log, {});
       fs.writeFileSync(files.pid, String(child.pid));
@@ -619,13 +643,7 @@ async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boo
 }
 
 /** Polls until `ready` resolves true; fails early, quoting the server's log, if the server process exits. */
-async function waitUntil(
-  ready: () => Promise<boolean>,
-  timeoutMs: number,
-  child: ChildProcess | null,
-  logFile: string,
-  name: string,
-) {
+async function waitUntil(ready: () => Promise<boolean>, timeoutMs: number, child: ChildProcess | null, logFile: string, name: string) {
   const logStart = fileSize(logFile);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -652,7 +670,12 @@ function fileSize(file: string): number {
 function logTail(file: string, from: number): string {
   try {
     const text = fs.readFileSync(file, 'utf8');
-    return text.slice(from <= text.length ? from : 0).trim().split('\n').slice(-15).join('\n');
+    return text
+      .slice(from <= text.length ? from : 0)
+      .trim()
+      .split('\n')
+      .slice(-15)
+      .join('\n');
   } catch {
     return '(no log)';
   }
@@ -664,7 +687,8 @@ async function retryOnPortClash<T>(start: () => Promise<T>): Promise<T> {
     try {
       return await start();
     } catch (error) {
-      const clash = error instanceof Error && /address already in use|could not bind|could not create any TCP\/IP sockets/i.test(error.message);
+      const clash =
+        error instanceof Error && /address already in use|could not bind|could not create any TCP\/IP sockets/i.test(error.message);
       if (!clash || attempt >= 3) throw error;
     }
   }

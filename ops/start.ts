@@ -166,7 +166,7 @@ class Launcher {
     };
     const wrappers = new Set(['sh', 'dash', 'bash', 'node', 'tsx']);
     const ancestors: number[] = [];
-    for (let pid = process.ppid; pid > 1 && ancestors.length < 4; ) {
+    for (let pid = process.ppid; pid > 1 && ancestors.length < 4;) {
       const info = stat(pid);
       if (!info || !(wrappers.has(info.comm) || info.comm.startsWith('npm'))) break;
       ancestors.push(pid);

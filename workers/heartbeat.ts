@@ -1,26 +1,8 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { heartbeatIndexKey, heartbeatIntervalMs, heartbeatKey, heartbeatTtlMs, type WorkerHeartbeat } from '../queue/worker-heartbeats.js';
 import type { JobLifecycleHook } from './lifecycle.js';
-
-/** How often a worker process announces itself. */
-export const heartbeatIntervalMs = 5000;
-/** A heartbeat older than this (three missed beats) means the process is gone or its event loop is stuck. */
-export const heartbeatTtlMs = 15_000;
-
-/** What a worker process writes every beat. Times are epoch milliseconds. */
-export interface WorkerHeartbeat {
-  /** `<hostname>-<pid>`. */
-  id: string;
-  at: number;
-  /** When this process last started or finished a job; null before its first job. */
-  lastProgressAt: number | null;
-}
-
-/** `${prefix}:workers:heartbeat:<hostname-pid>`, expiring after heartbeatTtlMs. */
-export const heartbeatKey = (prefix: string, id: string): string => `${prefix}:workers:heartbeat:${id}`;
-/** Sorted set of worker ids scored by their last beat, so readers find heartbeats without SCAN. */
-const heartbeatIndexKey = (prefix: string): string => `${prefix}:workers:heartbeats`;
 
 /**
  * Writes this process's heartbeat every 5 s from the same event loop that runs the BullMQ workers: a
@@ -81,12 +63,4 @@ export class HeartbeatPublisher implements JobLifecycleHook {
       this.logger.warn({ err: error }, 'worker heartbeat failed');
     }
   }
-}
-
-/** Heartbeats of worker processes that beat within the last heartbeatTtlMs. */
-export async function liveWorkers(redis: Redis, prefix: string, now = Date.now()): Promise<WorkerHeartbeat[]> {
-  const ids = await redis.zrangebyscore(heartbeatIndexKey(prefix), now - heartbeatTtlMs, '+inf');
-  if (ids.length === 0) return [];
-  const values = await redis.mget(...ids.map((id) => heartbeatKey(prefix, id)));
-  return values.filter((value): value is string => value !== null).map((value) => JSON.parse(value) as WorkerHeartbeat);
 }

@@ -1,29 +1,15 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { GroupCommit } from '../db/group-commit.js';
-import { executePrepared } from '../db/prepared.js';
-import { maxNoticeBytes } from '../db/job-notices.js';
-import { asyncCommit, jobColumns } from '../db/repositories/jobs.js';
+import { writeActiveStates, writeFinalStates, writeProgress, type ActiveState, type FinalState } from '../db/jobs/job-states.js';
 import { storableText } from '../jobs/storable-text.js';
 
 /** `startedAt`: when the attempt began (epoch ms, this process's clock); null when this process did not run it. */
 type StateWrite =
   | { kind: 'active'; id: string; attemptsMade: number; startedAt: number }
   | { kind: 'progress'; id: string; value: unknown }
-  | {
-      kind: 'final';
-      id: string;
-      state: 'completed' | 'failed' | 'queued';
-      result: unknown;
-      error: string | null;
-      attemptsMade: number;
-      notify: boolean;
-      startedAt: number | null;
-    };
+  | ({ kind: 'final' } & FinalState);
 type FinalWrite = Extract<StateWrite, { kind: 'final' }>;
-
-/** The stored start of an attempt: its start time `v.started` (epoch ms) kept within the row's life so far; `now()` when unknown. */
-const startedAt = `greatest(j.created_at, least(to_timestamp(v.started / 1000), now()))`;
 
 export interface JobStateWriterOptions {
   /** Rows per statement. Default 500. */
@@ -66,7 +52,10 @@ export class JobStateWriter {
   ) {
     this.retryForMs = options.retryForMs ?? 60_000;
     this.activeAfterMs = options.activeAfterMs ?? 100;
-    this.writes = new GroupCommit((batch) => this.withRetry(() => this.write(batch)), { maxBatch: options.maxBatch ?? 500, lingerMs: options.lingerMs ?? 3 });
+    this.writes = new GroupCommit((batch) => this.withRetry(() => this.write(batch)), {
+      maxBatch: options.maxBatch ?? 500,
+      lingerMs: options.lingerMs ?? 3,
+    });
   }
 
   /**
@@ -91,7 +80,9 @@ export class JobStateWriter {
   async markActiveNow(id: string, attemptsMade: number, startedAt = Date.now()): Promise<void> {
     this.settle(id);
     this.running.set(id, { attemptsMade, startedAt, timer: null });
-    await this.writes.add({ kind: 'active', id, attemptsMade, startedAt }).catch((error: unknown) => this.logger.warn({ err: error, jobId: id }, 'job state write failed'));
+    await this.writes
+      .add({ kind: 'active', id, attemptsMade, startedAt })
+      .catch((error: unknown) => this.logger.warn({ err: error, jobId: id }, 'job state write failed'));
   }
 
   /** The attempt ended: no `active` write is needed any more if it has not gone out yet. Returns when it started. */
@@ -113,7 +104,7 @@ export class JobStateWriter {
     this.writes.add(write).catch((error: unknown) => this.logger.warn({ err: error, jobId: write.id }, 'job state write failed'));
   }
 
-  /** Stores the outcome; with `notify`, the same statement announces the stored row (db/job-notices.ts). */
+  /** Stores the outcome; with `notify`, the same statement announces the stored row (queue/job-notices.ts). */
   complete(id: string, result: unknown, attemptsMade: number, notify = false): Promise<void> {
     return this.push({ kind: 'final', id, state: 'completed', result, error: null, attemptsMade, notify, startedAt: null });
   }
@@ -147,23 +138,9 @@ export class JobStateWriter {
     await this.writes.drain();
   }
 
-  /**
-   * One prepared statement per kind of write, its rows passed as one JSON parameter (jsonb_to_recordset:
-   * no per-row bindings to format and send) and their ids as an array, so that the plan (made once,
-   * whatever the table's size then) finds the rows through the primary key instead of hashing the table;
-   * each commits without waiting for the WAL flush (`synchronous_commit = off`, set inside the statement so it needs no transaction round trips): if
-   * PostgreSQL crashes in the next few hundred ms and loses this write, the row is still `active` while
-   * BullMQ holds the outcome, and the sweeper copies the outcome from Redis (or, if Redis lost it too,
-   * runs the job again). Accepting a job, by contrast, always waits for the disk.
-   *
-   * A start time comes from the worker's clock: it is kept between the row's `created_at` and the
-   * database's `now()`, so clocks a little apart never show a job started before it was accepted or
-   * after it finished. An outcome whose start this process does not know (BullMQ failed a stalled job)
-   * is given its finishing time.
-   */
+  /** One statement per kind of write (db/jobs/job-states.ts); the last write per id wins within a batch (a retry then a completion, say). */
   private async write(batch: StateWrite[]): Promise<void> {
-    // The last write per id wins within a batch (a retry then a completion, say).
-    const actives = new Map<string, { attempts: number; started: number }>();
+    const actives = new Map<string, ActiveState>();
     const progress = new Map<string, unknown>();
     const finals = new Map<string, FinalWrite>();
     for (const write of batch) {
@@ -171,53 +148,9 @@ export class JobStateWriter {
       else if (write.kind === 'progress') progress.set(write.id, write.value);
       else finals.set(write.id, write);
     }
-    if (actives.size > 0) {
-      await executePrepared(
-        this.em,
-        'job-state-active',
-        // A `failed` row comes back to life only for a later attempt than the one that failed it: that is a
-        // retry an operator asked for (Bull Board's Retry; BullMQ keeps counting attempts). A late write from
-        // the attempt that failed carries no higher count, and `cancelled` and `completed` rows stay final.
-        `with ${asyncCommit}
-         update jobs as j set state = 'active', started_at = coalesce(j.started_at, ${startedAt}), attempts_made = v.attempts,
-                finished_at = case when j.state = 'failed' then null else j.finished_at end
-           from jsonb_to_recordset($1::jsonb) as v(id uuid, attempts int, started float8), durability
-          where j.id = any($2::uuid[]) and j.id = v.id and (j.state in ('queued', 'delayed') or (j.state = 'failed' and v.attempts > j.attempts_made))`,
-        [JSON.stringify([...actives].map(([id, attempt]) => ({ id, ...attempt }))), [...actives.keys()]],
-      );
-    }
-    if (progress.size > 0) {
-      await executePrepared(
-        this.em,
-        'job-state-progress',
-        `with ${asyncCommit}
-         update jobs as j set progress = v.progress
-           from jsonb_to_recordset($1::jsonb) as v(id uuid, progress jsonb), durability
-          where j.id = any($2::uuid[]) and j.id = v.id and j.state = 'active'`,
-        [JSON.stringify([...progress].map(([id, value]) => ({ id, progress: value }))), [...progress.keys()]],
-      );
-    }
-    if (finals.size > 0) {
-      const rows = [...finals.values()];
-      await executePrepared(
-        this.em,
-        'job-state-final',
-        `with ${asyncCommit}, updated as (
-           update jobs as j set state = v.state, result = v.result, error = v.error, attempts_made = v.attempts,
-                  started_at = coalesce(j.started_at, ${startedAt}),
-                  finished_at = case when v.state in ('completed', 'failed') then now() else null end
-             from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, result jsonb, error text, attempts int, notify boolean, started float8), durability
-            where j.id = any($2::uuid[]) and j.id = v.id and (j.state in ('queued', 'delayed', 'active') or (j.state = 'failed' and v.attempts > j.attempts_made))
-           returning j.*, v.notify)
-         select pg_notify($3, case when octet_length(notice.text) <= ${maxNoticeBytes} then notice.text else json_build_object('id', stored.id)::text end)
-           from (select ${jobColumns} from updated where notify) stored, lateral (select row_to_json(stored)::text as text) notice`,
-        [
-          JSON.stringify(rows.map((w) => ({ id: w.id, state: w.state, result: w.result ?? null, error: w.error, attempts: w.attemptsMade, notify: w.notify, started: w.startedAt }))),
-          [...finals.keys()],
-          this.noticeChannel,
-        ],
-      );
-    }
+    if (actives.size > 0) await writeActiveStates(this.em, actives);
+    if (progress.size > 0) await writeProgress(this.em, progress);
+    if (finals.size > 0) await writeFinalStates(this.em, finals, this.noticeChannel);
   }
 
   private async withRetry<T>(write: () => Promise<T>): Promise<T> {

@@ -1,13 +1,13 @@
 import type { Job } from 'bullmq';
-import type { QueuedJobData } from './queues.js';
+import type { JobOutcome } from '../jobs/define-job.js';
+import type { QueuedJobData } from '../queue/queues.js';
 
-export type JobOutcome =
-  | { state: 'completed'; result: unknown; durationMs: number }
-  | { state: 'failed'; error: string; durationMs: number; final: boolean };
+export type { JobOutcome };
 
 /**
- * Things that happen around a job without being part of it (metrics, webhooks). Called after the
- * outcome is stored in PostgreSQL; a hook that throws is logged and never fails the job.
+ * Things that happen around every job without being part of it (metrics, webhooks, heartbeats). Called
+ * after the outcome is stored in PostgreSQL; a hook that throws is logged and never fails the job. A job
+ * type's own hooks (`defineJob({ hooks })`) run after these, for its jobs only.
  */
 export interface JobLifecycleHook {
   name: string;

@@ -1,8 +1,8 @@
 import { loadConfig } from '../config.js';
-import { runEntryPoint, stopOnSignals } from '../ops/entry-point.js';
-import { createLogger } from '../api/logger.js';
+import { runEntryPoint, stopOnSignals } from '../lib/entry-point.js';
+import { createLogger } from '../lib/logger.js';
 import { createOrm } from '../db/orm.js';
-import { assertRedisNoEviction } from '../db/redis-eviction-policy.js';
+import { assertRedisNoEviction } from '../lib/redis-eviction-policy.js';
 import { serveWorkerMetrics } from './metrics.js';
 import { runWorkers } from './run-workers.js';
 
@@ -14,8 +14,12 @@ async function main(): Promise<void> {
   const orm = await createOrm(config.databaseUrl);
   const running = await runWorkers({ config, orm, logger });
   // WORKER_METRICS_PORT=0 runs no metrics server (several workers on one host, or tests).
-  const metricsServer = config.workerMetricsPort > 0 ? await serveWorkerMetrics({ port: config.workerMetricsPort, token: config.metricsToken, logger }) : null;
-  logger.info({ concurrency: config.workerConcurrency, threads: config.piscinaThreads, metricsPort: config.workerMetricsPort || null }, 'workers running');
+  const metricsServer =
+    config.workerMetricsPort > 0 ? await serveWorkerMetrics({ port: config.workerMetricsPort, token: config.metricsToken, logger }) : null;
+  logger.info(
+    { concurrency: config.workerConcurrency, threads: config.piscinaThreads, metricsPort: config.workerMetricsPort || null },
+    'workers running',
+  );
 
   // Jobs still held when the process is cut off return to their queues through stall detection.
   stopOnSignals(logger, 'worker', config.shutdownTimeoutMs, async () => {

@@ -1,9 +1,8 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
-import type { BillingResult } from '../jobs/billing/billing.job.js';
-import { billingChargedCents, billingCharges, jobAttempts, jobDuration, recordCacheLookup, type JobAttemptOutcome } from '../ops/metrics/catalog.js';
-import { bearerMatches, renderMetrics } from '../ops/metrics/exposition.js';
+import { jobAttempts, jobDuration, recordCacheLookup, type JobAttemptOutcome } from '../lib/metrics/catalog.js';
+import { bearerMatches, renderMetrics } from '../lib/metrics/exposition.js';
 import type { JobLifecycleHook } from './lifecycle.js';
 
 /** Job attempts by type and outcome, and their durations. (Jobs running now: `chrysalis_queue_jobs{state="active"}`.) */
@@ -13,23 +12,6 @@ export const jobMetricsHook: JobLifecycleHook = {
     const result: JobAttemptOutcome = outcome.state === 'completed' ? 'completed' : outcome.final ? 'failed' : 'retried';
     jobAttempts.inc({ type, outcome: result });
     jobDuration.observe({ type, outcome: result }, outcome.durationMs / 1000);
-  },
-};
-
-/**
- * Billing totals from each billing run's result. The run's summary is per customer, not per service, so
- * the cents carry `service_type="all", tier="all"`.
- */
-export const billingMetricsHook: JobLifecycleHook = {
-  name: 'billing-metrics',
-  finished(_job, type, outcome) {
-    if (type !== 'billing' || outcome.state !== 'completed') return;
-    const result = outcome.result as BillingResult;
-    billingChargedCents.inc({ service_type: 'all', tier: 'all' }, result.charged_usd_cents);
-    billingCharges.inc({ outcome: 'charged' }, result.charged);
-    for (const suspension of result.suspended) {
-      billingCharges.inc({ outcome: suspension.reason === 'monthly_limit_exceeded' ? 'monthly_limit_exceeded' : 'insufficient_balance' });
-    }
   },
 };
 

@@ -1,6 +1,6 @@
 import { Piscina } from 'piscina';
-import type { RunTask, TaskName } from '../jobs/context.js';
-import type { EvaluateInput, EvaluateOutput, Evaluation } from '../jobs/invoke/evaluate.task.js';
+import type { RunTask } from '../jobs/context.js';
+import type { TaskDeclaration } from '../jobs/define-task.js';
 import { PermanentJobError } from '../jobs/errors.js';
 
 export interface PoolOptions {
@@ -13,12 +13,14 @@ export interface PoolOptions {
   maxQueue?: number;
 }
 
-const taskFile = new URL('../jobs/invoke/evaluate.task' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url).href;
-
-/** The CPU pool: CEL evaluation in worker threads with a timeout and memory limits. */
-export function createEvaluationPool(options: PoolOptions): Piscina {
+/**
+ * The CPU pool: the tasks the registered job types declare (CEL evaluation, expression analysis…), in
+ * worker threads with a timeout and memory limits. Every thread loads the first task's module when it
+ * starts (invoke's, which carries nearly all the work); other modules load on their first call.
+ */
+export function createTaskPool(tasks: readonly TaskDeclaration[], options: PoolOptions): Piscina {
   return new Piscina({
-    filename: taskFile,
+    filename: tasks[0]?.path ?? null,
     minThreads: options.threads,
     maxThreads: options.threads,
     maxQueue: options.maxQueue ?? 10_000,
@@ -33,9 +35,25 @@ export function createEvaluationPool(options: PoolOptions): Piscina {
   });
 }
 
-/** Runs a named task with the timeout; every failure becomes a PermanentJobError with a clear message. */
-export function taskRunner(pool: Piscina, taskTimeoutMs: number): RunTask {
-  const runOne = async <Input, Output>(name: TaskName, input: Input, signal?: AbortSignal): Promise<Output> => {
+/** Where Piscina finds a task: its export, and its module unless it is the pool's own (then Piscina's default, resolved once). */
+interface TaskRoute {
+  name: string;
+  filename: string | undefined;
+}
+
+type RunOne = (input: unknown, signal?: AbortSignal) => Promise<unknown>;
+
+/**
+ * Runs the declared tasks with the timeout; every failure becomes a PermanentJobError with a clear
+ * message, and so does a task no registered job type declares. `tasks` must be the pool's (createTaskPool).
+ */
+export function taskRunner(pool: Piscina, taskTimeoutMs: number, tasks: readonly TaskDeclaration[]): RunTask {
+  const poolModule = tasks[0]?.path;
+  const routeOf = (task: TaskDeclaration): TaskRoute => ({
+    name: task.exportName,
+    filename: task.path === poolModule ? undefined : task.path,
+  });
+  const runOne = async (route: TaskRoute, input: unknown, signal?: AbortSignal): Promise<unknown> => {
     // One controller and one timer per task (AbortSignal.timeout + AbortSignal.any cost more and, on
     // Node 20, keep listeners on the job's signal alive until it is collected).
     const controller = new AbortController();
@@ -47,7 +65,7 @@ export function taskRunner(pool: Piscina, taskTimeoutMs: number): RunTask {
     const onAbort = () => controller.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      return (await pool.run(input, { name: name === 'evaluate' ? 'default' : name, signal: controller.signal })) as Output;
+      return await pool.run(input, { name: route.name, filename: route.filename, signal: controller.signal });
     } catch (error) {
       if (timedOut) throw new PermanentJobError(`evaluation exceeded the ${taskTimeoutMs} ms time limit`);
       if (signal?.aborted) throw new PermanentJobError('cancelled');
@@ -63,87 +81,104 @@ export function taskRunner(pool: Piscina, taskTimeoutMs: number): RunTask {
     }
   };
   /**
-   * `evaluateMany` that never fails as a whole: if the task itself dies (time limit, memory), each input
-   * runs again alone, so one runaway expression fails by itself and the rest still succeed (at the cost
-   * of a second wait). Errors come back per item, worded as a single evaluation's would be.
+   * A per-item task that never fails as a whole: if the task itself dies (time limit, memory), each input
+   * runs again alone, so one runaway input fails by itself and the rest still succeed (at the cost of a
+   * second wait). Errors come back per item, worded as a single run's would be.
    */
-  const evaluateEach = async (inputs: EvaluateInput[], signal?: AbortSignal): Promise<Evaluation[]> => {
-    try {
-      const outputs = await runOne<EvaluateInput[], Evaluation[]>('evaluateMany', inputs, signal);
-      return outputs.map((output) => ('error' in output ? { error: `evaluation failed: ${output.error}` } : output));
-    } catch (error) {
-      if (signal?.aborted) throw error;
-      return Promise.all(
-        inputs.map((input) => runOne<EvaluateInput, EvaluateOutput>('evaluate', input, signal).catch((failure: unknown) => ({ error: errorMessage(failure) }))),
-      );
-    }
-  };
-  const evaluations = new EvaluationBatcher(evaluateEach, (input, signal) => runOne<EvaluateInput, EvaluateOutput>('evaluate', input, signal));
-  return <Input, Output>(name: TaskName, input: Input, signal?: AbortSignal): Promise<Output> => {
-    if (name === 'evaluate') return evaluations.run(input as EvaluateInput, signal) as Promise<Output>;
-    if (name === 'evaluateMany') return evaluateEach(input as EvaluateInput[], signal) as Promise<Output>;
-    return runOne<Input, Output>(name, input, signal);
+  const runEach =
+    (many: TaskRoute, one: TaskRoute) =>
+    async (inputs: unknown[], signal?: AbortSignal): Promise<unknown[]> => {
+      try {
+        const outputs = (await runOne(many, inputs, signal)) as unknown[];
+        return outputs.map((output) => (isItemError(output) ? { error: `evaluation failed: ${output.error}` } : output));
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        return Promise.all(
+          inputs.map((input) => runOne(one, input, signal).catch((failure: unknown) => ({ error: errorMessage(failure) }))),
+        );
+      }
+    };
+
+  const runners = new Map<TaskDeclaration, RunOne>();
+  for (const task of tasks) {
+    const route = routeOf(task);
+    runners.set(task, task.perItem ? (runEach(route, routeOf(task.perItem)) as RunOne) : (input, signal) => runOne(route, input, signal));
+  }
+  for (const task of tasks) {
+    if (!task.perItem || !task.gathersPerItemCalls) continue;
+    const one = routeOf(task.perItem);
+    const gathered = new GatheredCalls(runEach(routeOf(task), one), (input, signal) => runOne(one, input, signal));
+    runners.set(task.perItem, (input, signal) => gathered.run(input, signal));
+  }
+  return <Input, Output>(task: TaskDeclaration<Input, Output>, input: Input, signal?: AbortSignal): Promise<Output> => {
+    const run = runners.get(task as TaskDeclaration);
+    if (!run) return Promise.reject(new PermanentJobError(`task "${task.name}" is not declared by any registered job type`));
+    return run(input, signal) as Promise<Output>;
   };
 }
+
+const isItemError = (output: unknown): output is { error: string } => typeof output === 'object' && output !== null && 'error' in output;
 
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
-interface PendingEvaluation {
-  input: EvaluateInput;
+interface PendingCall {
+  input: unknown;
   signal?: AbortSignal;
-  resolve: (output: EvaluateOutput) => void;
+  resolve: (output: unknown) => void;
   reject: (error: unknown) => void;
 }
 
-/** Most evaluations in one batched task. */
-const maxEvaluationBatch = 64;
+/** Most calls gathered into one task. */
+const maxGatheredCalls = 64;
 
 /**
- * Single evaluations requested in the same event-loop turn (the jobs a busy worker starts together) go
- * to a thread as one `evaluateMany` task: one message round trip for many jobs instead of one each.
- * An item that fails fails only its own job, and a job cancelled meanwhile is answered at once. A lone
- * evaluation (a quiet worker) is sent as it is, with its job's signal.
+ * Calls of a per-item task made in the same event-loop turn (the jobs a busy worker starts together) go
+ * to a thread as one call of the task that runs many (`gathersPerItemCalls`): one message round trip for
+ * many jobs instead of one each. An item that fails fails only its own job, and a job cancelled meanwhile
+ * is answered at once. A lone call (a quiet worker) is sent as it is, with its job's signal.
  */
-class EvaluationBatcher {
-  private pending: PendingEvaluation[] = [];
+class GatheredCalls {
+  private pending: PendingCall[] = [];
   private scheduled = false;
 
   constructor(
-    private readonly evaluateEach: (inputs: EvaluateInput[]) => Promise<Evaluation[]>,
-    private readonly evaluateOne: (input: EvaluateInput, signal?: AbortSignal) => Promise<EvaluateOutput>,
+    private readonly runEach: (inputs: unknown[]) => Promise<unknown[]>,
+    private readonly runOne: (input: unknown, signal?: AbortSignal) => Promise<unknown>,
   ) {}
 
-  run(input: EvaluateInput, signal?: AbortSignal): Promise<EvaluateOutput> {
+  run(input: unknown, signal?: AbortSignal): Promise<unknown> {
     if (signal?.aborted) return Promise.reject(new PermanentJobError('cancelled'));
     return new Promise((resolve, reject) => {
       const onAbort = () => reject(new PermanentJobError('cancelled'));
       signal?.addEventListener('abort', onAbort, { once: true });
-      const settled = <T>(settle: (value: T) => void) => (value: T) => {
-        signal?.removeEventListener('abort', onAbort);
-        settle(value);
-      };
+      const settled =
+        <T>(settle: (value: T) => void) =>
+        (value: T) => {
+          signal?.removeEventListener('abort', onAbort);
+          settle(value);
+        };
       this.pending.push({ input, signal, resolve: settled(resolve), reject: settled(reject) });
       if (this.scheduled) return;
       this.scheduled = true;
       setImmediate(() => {
         this.scheduled = false;
-        while (this.pending.length > 0) void this.dispatch(this.pending.splice(0, maxEvaluationBatch));
+        while (this.pending.length > 0) void this.dispatch(this.pending.splice(0, maxGatheredCalls));
       });
     });
   }
 
-  private async dispatch(batch: PendingEvaluation[]): Promise<void> {
+  private async dispatch(batch: PendingCall[]): Promise<void> {
     const live = batch.filter((item) => !item.signal?.aborted);
     if (live.length === 1) {
-      const [item] = live as [PendingEvaluation];
-      return this.evaluateOne(item.input, item.signal).then(item.resolve, item.reject);
+      const [item] = live as [PendingCall];
+      return this.runOne(item.input, item.signal).then(item.resolve, item.reject);
     }
     try {
-      const outcomes = await this.evaluateEach(live.map((item) => item.input));
+      const outcomes = await this.runEach(live.map((item) => item.input));
       live.forEach((item, index) => {
         const outcome = outcomes[index] ?? { error: 'evaluation failed: no result' };
-        if ('error' in outcome) item.reject(new PermanentJobError(outcome.error));
-        else item.resolve(outcome as EvaluateOutput);
+        if (isItemError(outcome)) item.reject(new PermanentJobError(outcome.error));
+        else item.resolve(outcome);
       });
     } catch (error) {
       for (const item of live) item.reject(error);

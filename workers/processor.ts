@@ -6,11 +6,11 @@ import type { Config } from '../config.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import type { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
 import type { JobContext, RunTask } from '../jobs/context.js';
-import type { JobDefinition } from '../jobs/define-job.js';
+import type { JobDefinition, JobTypeHook } from '../jobs/define-job.js';
 import { PermanentJobError } from '../jobs/errors.js';
 import type { JobStateWriter } from './job-state-writer.js';
 import type { JobLifecycleHook, JobOutcome } from './lifecycle.js';
-import { isRowId, type QueuedJobData } from './queues.js';
+import { isRowId, type QueuedJobData } from '../queue/queues.js';
 
 export interface ProcessorDeps {
   config: Config;
@@ -88,9 +88,22 @@ class AttemptContext implements JobContext {
   }
 }
 
+/** A job type's own hook (`defineJob({ hooks })`) among the common ones: it hears only its outcome. */
+const asLifecycleHook = (hook: JobTypeHook): JobLifecycleHook => ({
+  name: hook.name,
+  finished: (job, _type, outcome) => hook.finished(outcome, job.id as string),
+});
+
 /** Tells every lifecycle hook how an attempt ended. Most hooks are synchronous (metrics); a hook's failure is logged, never thrown. */
-function tellHooks(deps: ProcessorDeps, job: Job<QueuedJobData>, type: string, jobId: string, outcome: JobOutcome): void {
-  for (const hook of deps.hooks) {
+function tellHooks(
+  deps: ProcessorDeps,
+  hooks: readonly JobLifecycleHook[],
+  job: Job<QueuedJobData>,
+  type: string,
+  jobId: string,
+  outcome: JobOutcome,
+): void {
+  for (const hook of hooks) {
     if (!hook.finished) continue;
     try {
       const pending = hook.finished(job, type, outcome);
@@ -107,6 +120,8 @@ function tellHooks(deps: ProcessorDeps, job: Job<QueuedJobData>, type: string, j
  * (`notify`) has its stored row announced to the waiting API process by that same write.
  */
 export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) {
+  // Built once per job type: a job type without hooks of its own costs its jobs nothing.
+  const finishedHooks = definition.hooks?.length ? [...deps.hooks, ...definition.hooks.map(asLifecycleHook)] : deps.hooks;
   return async (job: Job<QueuedJobData>, _token?: string, signal?: AbortSignal): Promise<unknown> => {
     const jobId = job.id as string;
     // A job with no row has nothing to write, and its id would fail the batched state writes it joined.
@@ -129,11 +144,16 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       const final = Boolean(permanent || lastAttempt);
       if (final) await deps.writer.fail(jobId, errorText(error), attempt, notify);
       else await deps.writer.retrying(jobId, errorText(error), attempt);
-      tellHooks(deps, job, definition.name, jobId, { state: 'failed', error: errorText(error), durationMs: performance.now() - started, final });
+      tellHooks(deps, finishedHooks, job, definition.name, jobId, {
+        state: 'failed',
+        error: errorText(error),
+        durationMs: performance.now() - started,
+        final,
+      });
       throw final ? new UnrecoverableError(errorText(error)) : error;
     }
     await deps.writer.complete(jobId, result, attempt, notify);
-    tellHooks(deps, job, definition.name, jobId, { state: 'completed', result, durationMs: performance.now() - started });
+    tellHooks(deps, finishedHooks, job, definition.name, jobId, { state: 'completed', result, durationMs: performance.now() - started });
     return result;
   };
 }

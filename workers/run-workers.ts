@@ -3,24 +3,24 @@ import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Piscina } from 'piscina';
-import type { RequestLogRecorder } from '../api/request-log.js';
+import type { RequestLogRecorder } from '../db/request-log-recorder.js';
 import type { Config } from '../config.js';
 import { InvocationCache } from '../db/invocation-cache.js';
 import { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
-import { accessChangeChannel } from '../db/access-changes.js';
-import { finishedJobsChannel } from '../db/job-notices.js';
-import { createRedis } from '../db/redis.js';
-import { jobRegistry } from '../jobs/registry.js';
-import { addPoolSource } from '../ops/metrics/catalog.js';
+import { accessChangeChannel, cancelChannel } from '../lib/channels.js';
+import { finishedJobsChannel } from '../queue/job-notices.js';
+import { createRedis } from '../lib/redis.js';
+import { declaredTasks, jobRegistry, type JobRegistry } from '../jobs/registry.js';
+import { addPoolSource } from '../lib/metrics/catalog.js';
 import { HeartbeatPublisher } from './heartbeat.js';
 import type { JobStateWriter } from './job-state-writer.js';
-import { billingMetricsHook, countInvocationCacheLookup, jobMetricsHook } from './metrics.js';
+import { countInvocationCacheLookup, jobMetricsHook } from './metrics.js';
 import { closeWorkersWithin, HandBackAwareStateWriter, HeldJobs, type ShutdownReport } from './shutdown.js';
-import { createEvaluationPool, taskRunner } from './pools.js';
+import { createTaskPool, taskRunner } from './pools.js';
 import type { JobLifecycleHook } from './lifecycle.js';
 import { createProcessor } from './processor.js';
 import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
-import { closeQueues, createQueues, isRowId, type QueuedJobData } from './queues.js';
+import { closeQueues, createQueues, isRowId, type QueuedJobData } from '../queue/queues.js';
 import { Sweeper } from './sweeper.js';
 import { runScheduleTicks } from './schedule-ticks/run-schedule-ticks.js';
 
@@ -28,6 +28,8 @@ export interface WorkerDeps {
   config: Config;
   orm: MikroORM;
   logger: Logger;
+  /** The job types to run. Default: Chrysalis's (jobs/registry.ts); a test may bring more (`withJobTypes`). */
+  registry?: JobRegistry;
 }
 
 export interface RunningWorkers {
@@ -56,37 +58,42 @@ export const workerLockSettings = { lockDuration: 30_000, stalledInterval: 30_00
 
 /** The lock and stall settings a worker runs with: the configured ones (defaults above). */
 function lockSettingsOf(config: Config): { lockDuration: number; stalledInterval: number; maxStalledCount: number } {
-  return { lockDuration: config.workerLockDurationMs, stalledInterval: config.workerStalledIntervalMs, maxStalledCount: config.workerMaxStalledCount };
-}
-
-export function cancelChannel(prefix: string): string {
-  return `${prefix}:jobs:cancel`;
+  return {
+    lockDuration: config.workerLockDurationMs,
+    stalledInterval: config.workerStalledIntervalMs,
+    maxStalledCount: config.workerMaxStalledCount,
+  };
 }
 
 /** Starts one BullMQ worker per job type, all sharing one Piscina pool and one batched state writer. */
 export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
-  const { config, orm, logger } = deps;
+  const { config, orm, logger, registry = jobRegistry } = deps;
   const redis: Redis = createRedis(config.redisUrl, 'commands');
   const subscriber: Redis = createRedis(config.redisUrl, 'blocking');
-  const pool = createEvaluationPool({ threads: config.piscinaThreads, taskTimeoutMs: config.taskTimeoutMs });
+  const tasks = declaredTasks(registry);
+  const pool = createTaskPool(tasks, { threads: config.piscinaThreads, taskTimeoutMs: config.taskTimeoutMs });
   const writer = new HandBackAwareStateWriter(orm.em.fork(), logger, finishedJobsChannel(config.queuePrefix));
   const cache = new InvocationCache(redis, config.queuePrefix);
   cache.onLookup = countInvocationCacheLookup;
-  const runTask = taskRunner(pool, config.taskTimeoutMs);
+  const runTask = taskRunner(pool, config.taskTimeoutMs, tasks);
   const substrates = new SubstrateDefinitionCache();
   /** Lifecycle hooks (metrics, webhooks…): one line each. */
-  const webhooks = runWebhookDelivery({ config, orm, logger });
+  const webhooks = runWebhookDelivery({ config, orm, logger, registry });
   const heartbeat = new HeartbeatPublisher(redis, config.queuePrefix, logger);
   const held = new HeldJobs();
-  const hooks: JobLifecycleHook[] = [webhooks.hook, jobMetricsHook, billingMetricsHook, heartbeat, held];
+  const hooks: JobLifecycleHook[] = [webhooks.hook, jobMetricsHook, heartbeat, held];
 
-  const workers = [...jobRegistry.values()].map((definition) => {
-    const worker = new Worker<QueuedJobData>(definition.name, createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks }), {
-      connection: createRedis(config.redisUrl, 'blocking'),
-      prefix: config.queuePrefix,
-      concurrency: definition.queue.concurrency ?? config.workerConcurrency,
-      ...lockSettingsOf(config),
-    });
+  const workers = [...registry.values()].map((definition) => {
+    const worker = new Worker<QueuedJobData>(
+      definition.name,
+      createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks }),
+      {
+        connection: createRedis(config.redisUrl, 'blocking'),
+        prefix: config.queuePrefix,
+        concurrency: definition.queue.concurrency ?? config.workerConcurrency,
+        ...lockSettingsOf(config),
+      },
+    );
     worker.on('error', (error) => logger.error({ err: error, queue: definition.name }, 'worker error'));
     held.watch(worker);
     worker.on('failed', (job, error) => {
@@ -103,10 +110,10 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   });
 
   const queueConnection = createRedis(config.redisUrl, 'blocking');
-  const queues = createQueues(queueConnection, config.queuePrefix);
+  const queues = createQueues(queueConnection, config.queuePrefix, registry);
   const sweeper = new Sweeper({ orm, redis, queues, prefix: config.queuePrefix, logger }, { intervalMs: config.sweeperIntervalMs });
   sweeper.start();
-  const schedules = await runScheduleTicks({ config, orm, redis, queues, logger });
+  const schedules = await runScheduleTicks({ config, orm, redis, queues, logger, registry });
 
   await subscriber.subscribe(cancelChannel(config.queuePrefix), accessChangeChannel(config.queuePrefix));
   subscriber.on('message', (channel, message) => {

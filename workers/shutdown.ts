@@ -2,7 +2,7 @@ import type { Job, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { JobStateWriter } from './job-state-writer.js';
 import type { JobLifecycleHook } from './lifecycle.js';
-import type { QueuedJobData } from './queues.js';
+import type { QueuedJobData } from '../queue/queues.js';
 
 /**
  * The jobs this process holds: from the processor starting until BullMQ has recorded the outcome (its
@@ -91,7 +91,8 @@ export async function closeWorkersWithin(
 ): Promise<ShutdownReport> {
   const started = Date.now();
   const closing = Promise.all(workers.map((worker) => worker.close()));
-  if ((await Promise.race([closing, delay(deadlineMs)])) !== 'timeout') return { drained: true, handedBack: 0, elapsedMs: Date.now() - started };
+  if ((await Promise.race([closing, delay(deadlineMs)])) !== 'timeout')
+    return { drained: true, handedBack: 0, elapsedMs: Date.now() - started };
 
   const jobs = deps.held.list();
   deps.writer.refuse(jobs.map((job) => job.id as string));

@@ -3,9 +3,9 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { listUnfinishedJobs, recordLostOutcome, requeueLostJobs, type UnfinishedJob } from '../db/repositories/unfinished-jobs.js';
-import { enqueue } from './submit-job.js';
-import type { JobQueues } from './queues.js';
+import { listUnfinishedJobs, recordLostOutcome, requeueLostJobs, type UnfinishedJob } from '../db/jobs/recovery.js';
+import { enqueue } from '../queue/submit-job.js';
+import type { JobQueues } from '../queue/queues.js';
 
 export interface SweeperOptions {
   /** How often a sweep runs, in ms. Default 15,000. */
@@ -75,7 +75,12 @@ export class Sweeper {
       return await this.sweep();
     } finally {
       // Release only our own lock.
-      await this.deps.redis.eval(`if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`, 1, this.lockKey(), this.owner);
+      await this.deps.redis.eval(
+        `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`,
+        1,
+        this.lockKey(),
+        this.owner,
+      );
     }
   }
 
@@ -91,8 +96,14 @@ export class Sweeper {
       report.checked += rows.length;
       const missing = await this.missingFromRedis(rows);
       const lost = new Set(missing);
-      report.reconciled += await this.reconcileFinished(em, rows.filter((row) => row.state === 'active' && !lost.has(row)));
-      await requeueLostJobs(em, missing.filter((row) => row.state === 'active').map((row) => row.id));
+      report.reconciled += await this.reconcileFinished(
+        em,
+        rows.filter((row) => row.state === 'active' && !lost.has(row)),
+      );
+      await requeueLostJobs(
+        em,
+        missing.filter((row) => row.state === 'active').map((row) => row.id),
+      );
       for (const row of missing) {
         const remainingDelay = Math.max(0, new Date(row.createdAt).getTime() + row.delayMs - Date.now());
         // Under the row's own id even for a row whose lost BullMQ job had another (a scheduled run recorded by an
@@ -101,7 +112,8 @@ export class Sweeper {
         if (added) report.reenqueued += 1;
       }
     }
-    if (report.reenqueued > 0 || report.reconciled > 0) this.deps.logger.warn(report, 'sweeper repaired accepted jobs (re-enqueued what Redis lost, recorded outcomes PostgreSQL lost)');
+    if (report.reenqueued > 0 || report.reconciled > 0)
+      this.deps.logger.warn(report, 'sweeper repaired accepted jobs (re-enqueued what Redis lost, recorded outcomes PostgreSQL lost)');
     return report;
   }
 
@@ -112,7 +124,10 @@ export class Sweeper {
     for (const row of rows) {
       const base = `${this.deps.prefix}:${row.type}`;
       const jobId = row.queueJobId ?? row.id;
-      pipeline.zscore(`${base}:completed`, jobId).zscore(`${base}:failed`, jobId).hmget(`${base}:${jobId}`, 'returnvalue', 'failedReason', 'attemptsMade');
+      pipeline
+        .zscore(`${base}:completed`, jobId)
+        .zscore(`${base}:failed`, jobId)
+        .hmget(`${base}:${jobId}`, 'returnvalue', 'failedReason', 'attemptsMade');
     }
     const results = (await pipeline.exec()) ?? [];
     let reconciled = 0;

@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import express, { Router, type Response } from 'express';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
-import { findUserByEmail } from '../auth/account-store.js';
+import { findUserByEmail } from '../../db/repositories/accounts.js';
 import { FailedLoginThrottle } from '../auth/login-throttle.js';
 import { verifyPassword } from '../auth/passwords.js';
 import type { ApiDeps } from '../deps.js';
@@ -21,7 +21,13 @@ export interface AdminPagesOptions {
 
 const loginForm = z.strictObject({
   // No NUL: PostgreSQL cannot compare text holding one, and the lookup would fail with a 500.
-  email: z.string().trim().min(1).max(254).refine((email) => !email.includes('\u0000')).transform((email) => email.toLowerCase()),
+  email: z
+    .string()
+    .trim()
+    .min(1)
+    .max(254)
+    .refine((email) => !email.includes('\u0000'))
+    .transform((email) => email.toLowerCase()),
   password: z.string().min(1).max(1024),
 });
 
@@ -81,7 +87,10 @@ export function adminPagesRoutes(deps: ApiDeps, options: AdminPagesOptions): Rou
     const retryAfter = await failedLogins.attempt(email);
     if (retryAfter > 0) {
       res.setHeader('Retry-After', String(retryAfter));
-      return loginPage(res, 429, { error: `Too many failed attempts for this account; try again in ${Math.ceil(retryAfter / 60)} min.`, email });
+      return loginPage(res, 429, {
+        error: `Too many failed attempts for this account; try again in ${Math.ceil(retryAfter / 60)} min.`,
+        email,
+      });
     }
     const user = await findUserByEmail(deps.orm.em.fork(), email);
     // verifyPassword always runs one bcrypt comparison, so unknown emails take as long as known ones.

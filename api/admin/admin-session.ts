@@ -118,7 +118,8 @@ export const sameOriginOnly: RequestHandler = (req, _res, next) => {
     if (fetchSite !== 'same-origin' && fetchSite !== 'none') throw new ProblemError('forbidden', 'cross-site request refused');
   } else if (origin !== undefined) {
     const claimed = normalOrigin(origin);
-    if (claimed === null || claimed !== normalOrigin(`${req.protocol}://${req.host}`)) throw new ProblemError('forbidden', 'cross-origin request refused');
+    if (claimed === null || claimed !== normalOrigin(`${req.protocol}://${req.host}`))
+      throw new ProblemError('forbidden', 'cross-origin request refused');
   }
   next();
 };

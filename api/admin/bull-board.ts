@@ -59,7 +59,9 @@ export function bullBoardApp(queues: Iterable<Queue>, options: BullBoardOptions 
     // The board renders its one HTML page with res.render; every other answer (JSON, static files) is untouched.
     const render = res.render.bind(res);
     res.render = ((view: string, options?: object) =>
-      render(view, options ?? {}, (error: Error | null, html?: string) => (error ? next(error) : res.send(rewriteBoardPage(html ?? ''))))) as typeof res.render;
+      render(view, options ?? {}, (error: Error | null, html?: string) =>
+        error ? next(error) : res.send(rewriteBoardPage(html ?? '')),
+      )) as typeof res.render;
     board(req, res, next);
   };
 }

@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express';
 import { ProblemError } from '../problems.js';
-import { apiKeyPattern, constantTimeEqualHex, sha256, verifyAccessToken } from './credentials.js';
+import { constantTimeEqualHex, sha256 } from '../../lib/crypto.js';
+import { apiKeyPattern, verifyAccessToken } from './credentials.js';
 import { whenReady, type Principal, type PrincipalCache } from './principal.js';
 
 declare module 'express-serve-static-core' {
@@ -41,11 +42,15 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
     };
     if (apiKeyPattern.test(token)) {
       const hash = sha256(token);
-      return whenReady(options.principals.byApiKeyHash(hash), (principal) => admit(principal && constantTimeEqualHex(principal.keyHash, hash) ? principal : null));
+      return whenReady(options.principals.byApiKeyHash(hash), (principal) =>
+        admit(principal && constantTimeEqualHex(principal.keyHash, hash) ? principal : null),
+      );
     }
     const claims = verifyAccessToken(options.jwtSecret, token);
     if (!claims) return admit(null);
-    return whenReady(options.principals.byUserId(claims.sub), (principal) => admit(principal && principal.customerId === claims.cid ? principal : null));
+    return whenReady(options.principals.byUserId(claims.sub), (principal) =>
+      admit(principal && principal.customerId === claims.cid ? principal : null),
+    );
   };
 }
 

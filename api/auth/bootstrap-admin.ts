@@ -1,5 +1,5 @@
 import type { ApiDeps } from '../deps.js';
-import { createAccount, findUserByEmail, latestTosVersion, recordTosAcceptance } from './account-store.js';
+import { createAccount, findUserByEmail, latestTosVersion, recordTosAcceptance } from '../../db/repositories/accounts.js';
 import { hashPassword } from './passwords.js';
 
 /**

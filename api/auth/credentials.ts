@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type { Role } from '../../db/entities/user.entity.js';
 
@@ -28,21 +28,18 @@ export function verifyAccessToken(secret: string, token: string): AccessClaims |
   try {
     const payload = jwt.verify(token, secret, { algorithms: ['HS256'] });
     if (typeof payload !== 'object' || typeof payload.exp !== 'number') return null;
-    if (typeof payload.sub !== 'string' || !uuidPattern.test(payload.sub) || typeof payload.cid !== 'string' || !uuidPattern.test(payload.cid)) return null;
+    if (
+      typeof payload.sub !== 'string' ||
+      !uuidPattern.test(payload.sub) ||
+      typeof payload.cid !== 'string' ||
+      !uuidPattern.test(payload.cid)
+    )
+      return null;
     const role = payload.role === 'admin' ? 'admin' : 'user';
     return { sub: payload.sub, cid: payload.cid, role };
   } catch {
     return null;
   }
-}
-
-/** SHA-256 in hex; the one-shot `crypto.hash` (no Hash object per call: this runs on every API-key request). */
-export const sha256 = (value: string): string => hash('sha256', value, 'hex');
-
-export function constantTimeEqualHex(a: string, b: string): boolean {
-  const left = Buffer.from(a, 'hex');
-  const right = Buffer.from(b, 'hex');
-  return left.length === right.length && timingSafeEqual(left, right);
 }
 
 export const newRefreshToken = (): string => `rt_${randomBytes(32).toString('base64url')}`;
@@ -51,18 +48,3 @@ export const apiKeyPattern = /^sk_live_[A-Za-z0-9_-]{43}$/;
 export const newApiKey = (): string => `sk_live_${randomBytes(32).toString('base64url')}`;
 /** What lists show: enough to recognise a key, never enough to use it. */
 export const apiKeyPrefix = (key: string): string => key.slice(0, 12);
-
-/** AES-256-GCM, encoded as base64(iv ‖ ciphertext ‖ tag) — the vault CSV's `encrypted_key` format. */
-export function encryptSecret(key: Buffer, plaintext: string): string {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
-  const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return Buffer.concat([iv, ciphertext, cipher.getAuthTag()]).toString('base64');
-}
-
-export function decryptSecret(key: Buffer, encoded: string): string {
-  const raw = Buffer.from(encoded, 'base64');
-  const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
-  decipher.setAuthTag(raw.subarray(raw.length - 16));
-  return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString('utf8');
-}

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import { sha256 } from './credentials.js';
+import { sha256 } from '../../lib/crypto.js';
 
 export interface FailedLoginThrottleOptions {
   /** Failed attempts one account may take per window; the next is refused. Default 10. */

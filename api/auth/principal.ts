@@ -1,8 +1,9 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Redis } from 'ioredis';
-import { accessChangeChannel } from '../../db/access-changes.js';
+import { accessChangeChannel } from '../../lib/channels.js';
 import type { Tier } from '../../db/entities/service-instance.entity.js';
 import type { Role } from '../../db/entities/user.entity.js';
+import { findApiKeyPrincipal, findUserPrincipal, type PrincipalRow } from '../../db/repositories/principals.js';
 
 /** Who is calling, resolved from a JWT or an API key. */
 export interface Principal {
@@ -106,17 +107,7 @@ export class PrincipalCache {
   }
 
   private async loadApiKey(keyHash: string): Promise<Principal | null> {
-    const [row] = await this.em.getConnection().execute<Array<Record<string, unknown>>>(
-      `select k.id, k.customer_id, k.service_type, k.key_hash, k.expires_at,
-              coalesce(s.tier, 'starter') as tier, s.enabled, s.suspended_reason,
-              exists (select 1 from users u where u.customer_id = k.customer_id and u.role = 'admin') as is_admin,
-              (select t.version from tos_acceptances t join users u on u.id = t.user_id
-                where u.customer_id = k.customer_id order by t.accepted_at desc limit 1) as tos_version
-         from api_keys k
-         left join service_instances s on s.customer_id = k.customer_id and s.service_type = k.service_type
-        where k.key_hash = ? and k.revoked_at is null and (k.expires_at is null or k.expires_at > now())`,
-      [keyHash],
-    );
+    const [row] = await findApiKeyPrincipal(this.em, keyHash);
     if (!row) return null;
     return {
       customerId: row.customer_id as string,
@@ -133,14 +124,7 @@ export class PrincipalCache {
   }
 
   private async loadUser(userId: string): Promise<Principal | null> {
-    const [row] = await this.em.getConnection().execute<Array<Record<string, unknown>>>(
-      `select u.id, u.customer_id, u.role, coalesce(s.tier, 'starter') as tier, s.enabled, s.suspended_reason,
-              (select t.version from tos_acceptances t where t.user_id = u.id order by t.accepted_at desc limit 1) as tos_version
-         from users u
-         left join service_instances s on s.customer_id = u.customer_id and s.service_type = 'compute'
-        where u.id = ?`,
-      [userId],
-    );
+    const [row] = await findUserPrincipal(this.em, userId);
     if (!row) return null;
     return {
       customerId: row.customer_id as string,
@@ -157,7 +141,7 @@ export class PrincipalCache {
 }
 
 /** Why calls to the service are refused: suspended, disabled, or never enabled (no service row). */
-function blockedReason(row: Record<string, unknown>): string | null {
+function blockedReason(row: PrincipalRow): string | null {
   if (row.suspended_reason) return row.suspended_reason as string;
   if (row.enabled !== true) return 'service_disabled';
   return null;

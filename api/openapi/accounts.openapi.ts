@@ -84,7 +84,8 @@ export const accountsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/auth/login',
     summary: 'Exchange email and password for tokens',
-    description: 'Limited per client IP, and per account: after 10 failed logins in 15 minutes (from any address) the account answers 429 with `Retry-After`, even to the right password, until the window ends; a successful login clears the count.',
+    description:
+      'Limited per client IP, and per account: after 10 failed logins in 15 minutes (from any address) the account answers 429 with `Retry-After`, even to the right password, until the window ends; a successful login clears the count.',
     request: { body: jsonBody(loginBody) },
     responses: { 200: json(tokensSchema, 'Tokens') },
     problems: [401, 429],

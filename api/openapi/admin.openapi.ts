@@ -13,7 +13,9 @@ export const adminCustomerSchema = z
     current_month_charged_usd_cents: z.int(),
     max_monthly_usd_cents: z.int().nullable(),
     suspended_reason: z.string().nullable(),
-    services: z.array(z.object({ service_type: z.string(), tier: z.string(), enabled: z.boolean(), suspended_reason: z.string().nullable() })),
+    services: z.array(
+      z.object({ service_type: z.string(), tier: z.string(), enabled: z.boolean(), suspended_reason: z.string().nullable() }),
+    ),
   })
   .meta({ id: 'AdminCustomer' });
 
@@ -28,7 +30,8 @@ export const adminDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/admin/usage/ingest',
     summary: "Ingest the edge proxy's request log (NDJSON, up to 16 MiB)",
-    description: 'One JSON object per line, each checked alone: valid lines are stored in one transaction, bad ones reported by line number. 400 when no line is valid.',
+    description:
+      'One JSON object per line, each checked alone: valid lines are stored in one transaction, bad ones reported by line number. 400 when no line is valid.',
     request: {
       body: {
         required: true,
@@ -71,7 +74,11 @@ export const adminDocs: RouteDocs = (registry) => {
     description:
       'Posts a ledger entry of type `credit` naming the admin and the reason; the customer sees it in `GET /billing/transactions` and its balance, and services the balance now covers resume. ' +
       'This is how money enters an account when no escrow adapter confirms deposits (`ESCROW_DEPOSITS=none`, the production default). At most 1,000,000 cents per credit (422 above).',
-    request: { params: customerParams, headers: z.object({ 'idempotency-key': z.string().max(255).optional() }), body: jsonBody(creditBody) },
+    request: {
+      params: customerParams,
+      headers: z.object({ 'idempotency-key': z.string().max(255).optional() }),
+      body: jsonBody(creditBody),
+    },
     responses: { 201: json(credit, 'Credited'), 200: json(credit, 'The same Idempotency-Key: the first credit, again') },
     problems: [404, 422],
   });

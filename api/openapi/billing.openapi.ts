@@ -21,7 +21,7 @@ export const balanceSchema = z
 export const transactionSchema = z
   .object({
     id: z.uuid(),
-    type: z.enum(['deposit', 'charge', 'credit']).describe("`credit`: given by an admin (`reason` says why)"),
+    type: z.enum(['deposit', 'charge', 'credit']).describe('`credit`: given by an admin (`reason` says why)'),
     amount_usd_cents: cents,
     reason: z.string().nullable().describe('Why an admin credited the account; null for deposits and charges'),
     tx_digest: z.string().nullable(),
@@ -58,7 +58,15 @@ export const serviceSchema = z
 export const billingDocs: RouteDocs = (registry) => {
   const tag = 'Billing';
   const auth = 'account';
-  documentRoute(registry, { tag, auth, method: 'get', path: '/billing/balance', summary: 'Balance, charges this month and the monthly limit', responses: { 200: json(balanceSchema, 'The balance') }, problems: [429] });
+  documentRoute(registry, {
+    tag,
+    auth,
+    method: 'get',
+    path: '/billing/balance',
+    summary: 'Balance, charges this month and the monthly limit',
+    responses: { 200: json(balanceSchema, 'The balance') },
+    problems: [429],
+  });
   documentRoute(registry, {
     tag,
     auth,
@@ -92,7 +100,14 @@ export const billingDocs: RouteDocs = (registry) => {
     request: { headers: z.object({ 'idempotency-key': z.string().max(255).optional() }), body: jsonBody(depositBody) },
     responses: {
       201: json(
-        z.object({ transaction: transactionSchema, balance_usd_cents: cents, suspended_reason: z.string().nullable(), services_resumed: z.boolean() }).meta({ id: 'Deposit' }),
+        z
+          .object({
+            transaction: transactionSchema,
+            balance_usd_cents: cents,
+            suspended_reason: z.string().nullable(),
+            services_resumed: z.boolean(),
+          })
+          .meta({ id: 'Deposit' }),
         'Deposited',
       ),
       200: json(z.object({}).passthrough(), 'The same Idempotency-Key: the first deposit, again'),
@@ -130,7 +145,8 @@ export const servicesDocs: RouteDocs = (registry) => {
     method: 'put',
     path: '/services/:service_type',
     summary: 'Change tier or enable/disable a service',
-    description: 'Enabling or upgrading answers 402 (`insufficient_balance` or `monthly_limit_exceeded`, with the figures) when the balance or limit does not allow it.',
+    description:
+      'Enabling or upgrading answers 402 (`insufficient_balance` or `monthly_limit_exceeded`, with the figures) when the balance or limit does not allow it.',
     request: { params: serviceParams, body: jsonBody(putServiceBody) },
     responses: { 200: json(serviceSchema, 'The service') },
     problems: [402, 404, 429],

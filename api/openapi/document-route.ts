@@ -29,7 +29,10 @@ const problemDescriptions: Record<number, string> = {
 export function problemResponses(statuses: Iterable<number>): Record<number, ResponseConfig> {
   const responses: Record<number, ResponseConfig> = {};
   for (const status of [...new Set(statuses)].sort()) {
-    responses[status] = { description: problemDescriptions[status] ?? 'Error', content: { 'application/problem+json': { schema: problem } } };
+    responses[status] = {
+      description: problemDescriptions[status] ?? 'Error',
+      content: { 'application/problem+json': { schema: problem } },
+    };
   }
   return responses;
 }

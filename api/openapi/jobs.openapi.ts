@@ -52,9 +52,14 @@ export const jobsDocs: RouteDocs = (registry) => {
   const tag = 'Jobs';
   // `payload` is validated by the job type's own schema (after `type`): document those schemas, one component each.
   const definitions = [...jobRegistry.values()];
-  const payloads = definitions.map((d) => d.payload.meta({ id: `${pascal(d.name)}Payload`, description: `A ${d.name} job: ${d.description}` }));
+  const payloads = definitions.map((d) =>
+    d.payload.meta({ id: `${pascal(d.name)}Payload`, description: `A ${d.name} job: ${d.description}` }),
+  );
   const body = submitJobBody.extend({
-    payload: z.union(payloads as [z.ZodType, ...z.ZodType[]]).optional().describe('The payload schema of the chosen `type`'),
+    payload: z
+      .union(payloads as [z.ZodType, ...z.ZodType[]])
+      .optional()
+      .describe('The payload schema of the chosen `type`'),
   });
   const adminOnly = definitions.filter((d) => d.adminOnly).map((d) => d.name);
 
@@ -108,7 +113,10 @@ export const jobsDocs: RouteDocs = (registry) => {
     ].join(' '),
     request: { params: jobIdParams, headers: z.object({ 'last-event-id': z.string().optional() }) },
     responses: {
-      200: { description: 'The event stream', content: { 'text/event-stream': { schema: z.string().describe('event: state|progress, data: JSON') } } },
+      200: {
+        description: 'The event stream',
+        content: { 'text/event-stream': { schema: z.string().describe('event: state|progress, data: JSON') } },
+      },
       204: { description: 'The job had already ended and the client saw its final event' },
     },
     problems: [404],

@@ -52,7 +52,10 @@ export const substratesDocs: RouteDocs = (registry) => {
     summary: 'Create up to 1,000 substrates, all or nothing',
     request: { body: jsonBody(createSubstratesBatchBody) },
     responses: {
-      201: json(z.object({ items: z.array(substrateSchema.extend({ created: z.boolean() })), created: z.int().min(0) }), 'Every substrate, in request order'),
+      201: json(
+        z.object({ items: z.array(substrateSchema.extend({ created: z.boolean() })), created: z.int().min(0) }),
+        'Every substrate, in request order',
+      ),
     },
     problems: [413, 422],
   });

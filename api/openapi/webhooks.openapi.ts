@@ -37,7 +37,8 @@ export const webhooksDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/webhooks',
     summary: 'Register an endpoint (its signing secret is shown once)',
-    description: 'URLs resolving to private, loopback or link-local addresses are refused (unless WEBHOOK_ALLOW_PRIVATE). At most 50 per customer.',
+    description:
+      'URLs resolving to private, loopback or link-local addresses are refused (unless WEBHOOK_ALLOW_PRIVATE). At most 50 per customer.',
     request: { body: jsonBody(createWebhookBody) },
     responses: { 201: json(newWebhookSchema, 'Registered') },
     problems: [422],

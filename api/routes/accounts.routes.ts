@@ -13,19 +13,18 @@ import {
   recordTosAcceptance,
   revokeRefreshTokenSession,
   rotateRefreshToken,
-} from '../auth/account-store.js';
-import { apiKeyExists, insertApiKey, listApiKeys, lockApiKey, revokeApiKey, type ApiKeyRow } from '../auth/api-key-store.js';
+} from '../../db/repositories/accounts.js';
+import { apiKeyExists, insertApiKey, listApiKeys, lockApiKey, revokeApiKey, type ApiKeyRow } from '../../db/repositories/api-keys.js';
 import { principalOf } from '../auth/authenticate.js';
 import {
   accessTokenTtlSeconds,
   apiKeyPrefix,
-  encryptSecret,
   newApiKey,
   newRefreshToken,
   refreshTokenTtlMs,
-  sha256,
   signAccessToken,
 } from '../auth/credentials.js';
+import { encryptSecret, sha256 } from '../../lib/crypto.js';
 import { FailedLoginThrottle } from '../auth/login-throttle.js';
 import { hashPassword, maxPasswordBytes, minPasswordBytes, passwordBytes, verifyPassword } from '../auth/passwords.js';
 import type { Principal } from '../auth/principal.js';
@@ -45,14 +44,21 @@ const newPassword = z
   .refine((value) => passwordBytes(value) <= maxPasswordBytes, `must be at most ${maxPasswordBytes} bytes (UTF-8)`);
 
 export const registerBody = z.strictObject({
-  email: z.email().max(254).transform((email) => email.toLowerCase()),
+  email: z
+    .email()
+    .max(254)
+    .transform((email) => email.toLowerCase()),
   password: newPassword,
   accept_tos: z.boolean(),
   tos_version: z.string().min(1).max(64),
 });
 
 export const loginBody = z.strictObject({
-  email: z.string().min(1).max(254).transform((email) => email.toLowerCase()),
+  email: z
+    .string()
+    .min(1)
+    .max(254)
+    .transform((email) => email.toLowerCase()),
   password: z.string().min(1).max(1024),
 });
 
@@ -65,7 +71,9 @@ export const createApiKeyBody = z.strictObject({
   name: z.string().trim().min(1).max(100),
   /** Keys exist for the service types the pricing configuration names; the 400 lists them so nobody has to guess. */
   service_type: z
-    .enum(serviceTypes, { error: `must be one of: ${serviceTypes.join(', ')} (compute for calls of this API, the others for the edge services the pricing configuration names)` })
+    .enum(serviceTypes, {
+      error: `must be one of: ${serviceTypes.join(', ')} (compute for calls of this API, the others for the edge services the pricing configuration names)`,
+    })
     .describe('`compute` for calls of this API; the others are edge services (e.g. `seal`) whose traffic the edge proxy reports'),
   expires_at: expiresAt,
 });
@@ -73,7 +81,8 @@ export const rotateApiKeyBody = z.strictObject({ expires_at: expiresAt });
 export const listApiKeysQuery = z.strictObject({ ...paginationQuery });
 export const apiKeyIdParams = z.object({ id: z.uuid('an API key id is a UUID') });
 
-const unprocessable = (field: string, message: string) => new ProblemError('unprocessable', `${field} ${message}`, { errors: [{ field, message }] });
+const unprocessable = (field: string, message: string) =>
+  new ProblemError('unprocessable', `${field} ${message}`, { errors: [{ field, message }] });
 const invalidLogin = () => new ProblemError('unauthorized', 'invalid email or password');
 const invalidRefreshToken = () => new ProblemError('unauthorized', 'invalid, expired or revoked refresh token');
 
@@ -106,7 +115,12 @@ export function publicAccountRoutes(deps: ApiDeps): Router {
   /** Access JWT plus a new refresh token in `familyId` (a login starts a family; refreshes continue it). */
   async function issueTokens(em: EntityManager, user: { id: string; customerId: string; role: Role }, familyId: string) {
     const refreshToken = newRefreshToken();
-    await insertRefreshToken(em, { userId: user.id, familyId, tokenHash: sha256(refreshToken), expiresAt: new Date(Date.now() + refreshTokenTtlMs) });
+    await insertRefreshToken(em, {
+      userId: user.id,
+      familyId,
+      tokenHash: sha256(refreshToken),
+      expiresAt: new Date(Date.now() + refreshTokenTtlMs),
+    });
     return {
       access_token: signAccessToken(config.jwtSecret, { sub: user.id, cid: user.customerId, role: user.role }),
       refresh_token: refreshToken,
@@ -118,21 +132,26 @@ export function publicAccountRoutes(deps: ApiDeps): Router {
   router.post('/auth/register', async (req, res) => {
     const body = parseInput(registerBody, req.body, 'body');
     if (body.accept_tos !== true) throw unprocessable('body.accept_tos', 'must be true: the terms of service have to be accepted');
-    if (body.tos_version !== config.tosVersion) throw unprocessable('body.tos_version', `must be the current version ${config.tosVersion} (see GET /api/v1/tos)`);
+    if (body.tos_version !== config.tosVersion)
+      throw unprocessable('body.tos_version', `must be the current version ${config.tosVersion} (see GET /api/v1/tos)`);
     // Hashed before the email is looked at, and the email settled by the insert itself: a taken email costs
     // the same bcrypt hash and the same statement as a new one, so the time of the 409 does not tell
     // which accounts exist.
     const passwordHash = await hashPassword(body.password);
     const user = await createAccount(deps.orm.em.fork(), { email: body.email, passwordHash, role: 'user', tosVersion: body.tos_version });
     if (!user) throw new ProblemError('conflict', 'an account with this email already exists');
-    res.status(201).json({ id: user.id, email: user.email, customer_id: user.customerId, role: user.role, created_at: iso(user.createdAt) });
+    res
+      .status(201)
+      .json({ id: user.id, email: user.email, customer_id: user.customerId, role: user.role, created_at: iso(user.createdAt) });
   });
 
   router.post('/auth/login', async (req, res) => {
     const body = parseInput(loginBody, req.body, 'body');
     const retryAfter = await failedLogins.attempt(body.email);
     if (retryAfter > 0) {
-      throw new ProblemError('rate-limited', `too many failed logins for this account; retry in ${retryAfter} s`, { headers: { 'Retry-After': String(retryAfter) } });
+      throw new ProblemError('rate-limited', `too many failed logins for this account; retry in ${retryAfter} s`, {
+        headers: { 'Retry-After': String(retryAfter) },
+      });
     }
     const em = deps.orm.em.fork();
     const user = await findUserByEmail(em, body.email);
@@ -187,7 +206,12 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
 
   router.get('/auth/me', ...authWithoutTos, async (req, res) => {
     const principal = principalOf(req);
-    const base = { role: principal.role, customer_id: principal.customerId, service_type: principal.serviceType, tos_version_current: config.tosVersion };
+    const base = {
+      role: principal.role,
+      customer_id: principal.customerId,
+      service_type: principal.serviceType,
+      tos_version_current: config.tosVersion,
+    };
     if (!principal.userId) {
       // An API key has no user: describe the customer it acts for. Reachable before the terms are accepted, as for users.
       res.json({ id: null, email: null, ...base, api_key_id: principal.apiKeyId, tos_version_accepted: null, tos_current: null });
@@ -197,7 +221,15 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
     const user = await findUserById(em, principal.userId);
     if (!user) throw notFound('user');
     const accepted = await latestTosVersion(em, user.id);
-    res.json({ id: user.id, email: user.email, ...base, api_key_id: null, created_at: iso(user.createdAt), tos_version_accepted: accepted, tos_current: accepted === config.tosVersion });
+    res.json({
+      id: user.id,
+      email: user.email,
+      ...base,
+      api_key_id: null,
+      created_at: iso(user.createdAt),
+      tos_version_accepted: accepted,
+      tos_current: accepted === config.tosVersion,
+    });
   });
 
   router.post('/tos/accept', ...authWithoutTos, async (req, res) => {
@@ -261,8 +293,14 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
       const old = await lockApiKey(tx, principal.customerId, id);
       if (!old) throw notFound(`API key ${id}`);
       if (old.revokedAt) throw new ProblemError('conflict', `API key ${id} is revoked; create a new key instead`);
-      const expires = body.expires_at !== undefined ? futureDate(body.expires_at, 'body.expires_at') : old.expiresAt === null ? null : new Date(old.expiresAt);
-      if (expires && expires.getTime() <= Date.now()) throw unprocessable('body.expires_at', 'the key has expired: give a new expires_at (or null for none)');
+      const expires =
+        body.expires_at !== undefined
+          ? futureDate(body.expires_at, 'body.expires_at')
+          : old.expiresAt === null
+            ? null
+            : new Date(old.expiresAt);
+      if (expires && expires.getTime() <= Date.now())
+        throw unprocessable('body.expires_at', 'the key has expired: give a new expires_at (or null for none)');
       await revokeApiKey(tx, principal.customerId, id);
       return insertApiKey(tx, {
         customerId: principal.customerId,

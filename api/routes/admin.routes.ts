@@ -18,7 +18,12 @@ export const listQuery = z.strictObject({ ...paginationQuery });
 export const customerParams = z.object({ id: z.uuid('a customer id is a UUID') });
 export const creditBody = z.strictObject({
   amount_usd_cents: centsIn,
-  reason: z.string().trim().min(1, 'must say why').max(500).describe('Why the customer is credited (1–500 characters); the customer sees it in the ledger'),
+  reason: z
+    .string()
+    .trim()
+    .min(1, 'must say why')
+    .max(500)
+    .describe('Why the customer is credited (1–500 characters); the customer sees it in the ledger'),
 });
 
 function customerView(row: AdminCustomerRow) {
@@ -50,22 +55,30 @@ export function adminRoutes(deps: ApiDeps): Router {
    */
   router.post('/admin/usage/ingest', requireAdmin, ndjson, async (req, res) => {
     if (!req.is(ndjsonTypes)) {
-      throw new ProblemError('unsupported-media-type', `send the rows as NDJSON (Content-Type: ${ndjsonTypes[0]}), one JSON object per line`);
+      throw new ProblemError(
+        'unsupported-media-type',
+        `send the rows as NDJSON (Content-Type: ${ndjsonTypes[0]}), one JSON object per line`,
+      );
     }
     const body = typeof req.body === 'string' ? req.body : '';
     const { rows, rejected } = parseIngestBody(body);
     const known = await existingCustomerIds(deps.orm.em.fork(), [...new Set(rows.map((row) => row.customerId))]);
     const accepted = rows.filter((row) => known.has(row.customerId));
-    for (const row of rows) if (!known.has(row.customerId)) rejected.push({ line: row.line, error: `customer_id: no customer ${row.customerId}` });
+    for (const row of rows)
+      if (!known.has(row.customerId)) rejected.push({ line: row.line, error: `customer_id: no customer ${row.customerId}` });
     rejected.sort((a, b) => a.line - b.line);
     const listed: IngestRejection[] = rejected.slice(0, maxListedRejections);
     if (accepted.length === 0) {
-      throw new ProblemError('validation', rejected.length === 0 ? 'the body holds no rows' : `no valid rows: ${rejected.length} rejected`, {
-        errors: listed.map((r) => ({ field: `body.line.${r.line}`, message: r.error })),
-        accepted: 0,
-        rejected: listed,
-        rejected_count: rejected.length,
-      });
+      throw new ProblemError(
+        'validation',
+        rejected.length === 0 ? 'the body holds no rows' : `no valid rows: ${rejected.length} rejected`,
+        {
+          errors: listed.map((r) => ({ field: `body.line.${r.line}`, message: r.error })),
+          accepted: 0,
+          rejected: listed,
+          rejected_count: rejected.length,
+        },
+      );
     }
     await insertRequestLogs(deps.orm.em.fork(), accepted);
     res.json({ accepted: accepted.length, rejected: listed, rejected_count: rejected.length });
@@ -89,7 +102,13 @@ export function adminRoutes(deps: ApiDeps): Router {
     const { id: customerId } = parseInput(customerParams, req.params, 'params');
     const body = parseInput(creditBody, req.body, 'body');
     assertWithinCap(body.amount_usd_cents, 'credit');
-    const request = { customerId, amountUsdCents: body.amount_usd_cents, reason: body.reason, createdBy: principal.userId, idempotencyKey: ledgerIdempotencyKey(req, `credit_${customerId}`) };
+    const request = {
+      customerId,
+      amountUsdCents: body.amount_usd_cents,
+      reason: body.reason,
+      createdBy: principal.userId,
+      idempotencyKey: ledgerIdempotencyKey(req, `credit_${customerId}`),
+    };
     const outcome = await postingOnce('credit', () => creditCustomer(deps.orm.em.fork(), request));
     if (!outcome) throw notFound(`customer ${customerId}`);
     if (outcome.review.changed) await deps.principals.invalidateCustomer(customerId);

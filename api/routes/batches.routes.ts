@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { BatchItem } from '../../db/entities/batch-item.entity.js';
 import { batchItemCounts, listBatchItems } from '../../db/repositories/batches.js';
-import { findJob } from '../../db/repositories/jobs.js';
+import { findJob } from '../../db/jobs/find-jobs.js';
 import { batchPayloadSchema } from '../../jobs/batch/batch.job.js';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { principalOf } from '../auth/authenticate.js';

@@ -19,8 +19,14 @@ import { parseInput } from '../validate.js';
 const maxMonthlyLimitUsdCents = 100_000_000_000;
 
 export const depositBody = z.strictObject({ amount_usd_cents: centsIn });
-export const limitsBody = z.strictObject({ max_monthly_usd_cents: atMost(z.number().int('must be a whole number of cents').min(0), maxMonthlyLimitUsdCents).nullable() });
-export const usageQuery = z.strictObject({ from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional(), ...paginationQuery });
+export const limitsBody = z.strictObject({
+  max_monthly_usd_cents: atMost(z.number().int('must be a whole number of cents').min(0), maxMonthlyLimitUsdCents).nullable(),
+});
+export const usageQuery = z.strictObject({
+  from: z.iso.datetime({ offset: true }).optional(),
+  to: z.iso.datetime({ offset: true }).optional(),
+  ...paginationQuery,
+});
 export const listQuery = z.strictObject({ ...paginationQuery });
 const maxBigint = 2n ** 63n - 1n;
 
@@ -75,9 +81,18 @@ export function billingRoutes(deps: ApiDeps): Router {
     const query = parseInput(usageQuery, req.query, 'query');
     const from = query.from ? new Date(query.from) : undefined;
     const to = query.to ? new Date(query.to) : undefined;
-    if (from && to && from >= to) throw new ProblemError('unprocessable', 'query.from must be before query.to', { errors: [{ field: 'query.from', message: 'must be before query.to' }] });
+    if (from && to && from >= to)
+      throw new ProblemError('unprocessable', 'query.from must be before query.to', {
+        errors: [{ field: 'query.from', message: 'must be before query.to' }],
+      });
     // Usage record ids are bigints: a forged 19-digit cursor past their range would make PostgreSQL fail.
-    const beforeId = decodeCursor(query.cursor, z.string().regex(/^\d{1,19}$/).refine((id) => BigInt(id) <= maxBigint));
+    const beforeId = decodeCursor(
+      query.cursor,
+      z
+        .string()
+        .regex(/^\d{1,19}$/)
+        .refine((id) => BigInt(id) <= maxBigint),
+    );
     const rows = await listUsageRecords(deps.orm.em.fork(), { customerId, from, to, beforeId, limit: query.limit + 1 });
     res.json(page(rows, query.limit, usageView, (row) => row.id));
   });
@@ -99,11 +114,19 @@ export function billingRoutes(deps: ApiDeps): Router {
     const principal = principalOf(req);
     requireUser(principal, 'depositing');
     if (!deposits) {
-      throw new ProblemError('forbidden', 'deposits need an escrow adapter that confirms the payment, and this instance has none (ESCROW_DEPOSITS=none): an administrator credits accounts instead');
+      throw new ProblemError(
+        'forbidden',
+        'deposits need an escrow adapter that confirms the payment, and this instance has none (ESCROW_DEPOSITS=none): an administrator credits accounts instead',
+      );
     }
     const body = parseInput(depositBody, req.body, 'body');
     assertWithinCap(body.amount_usd_cents, 'deposit');
-    const request = { customerId: principal.customerId, amountUsdCents: body.amount_usd_cents, idempotencyKey: ledgerIdempotencyKey(req, `dep_${principal.customerId}`), createdBy: principal.userId };
+    const request = {
+      customerId: principal.customerId,
+      amountUsdCents: body.amount_usd_cents,
+      idempotencyKey: ledgerIdempotencyKey(req, `dep_${principal.customerId}`),
+      createdBy: principal.userId,
+    };
     const outcome = await postingOnce('deposit', () => depositThroughEscrow(deps.orm.em.fork(), deposits, request));
     if (!outcome.confirmed) throw new ProblemError('payment-required', outcome.detail, { reason: 'deposit_not_confirmed' });
     if (outcome.review.changed) await deps.principals.invalidateCustomer(principal.customerId);
@@ -122,7 +145,13 @@ export function billingRoutes(deps: ApiDeps): Router {
     const em = deps.orm.em.fork();
     const outcome = await setMonthlyLimit(em, principal.customerId, body.max_monthly_usd_cents);
     if (outcome.review.changed) await deps.principals.invalidateCustomer(principal.customerId);
-    res.json(balanceView(outcome.account, await outstandingUsdCents(em, principal.customerId), await currentBillingBlock(em, principal.customerId)));
+    res.json(
+      balanceView(
+        outcome.account,
+        await outstandingUsdCents(em, principal.customerId),
+        await currentBillingBlock(em, principal.customerId),
+      ),
+    );
   });
 
   return router;

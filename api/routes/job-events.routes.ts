@@ -1,10 +1,10 @@
 import { Router } from 'express';
 import { finalStates, type JobState } from '../../db/entities/job-record.entity.js';
-import { findJob } from '../../db/repositories/jobs.js';
+import { findJob } from '../../db/jobs/find-jobs.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { openEventStream } from '../event-stream.js';
-import { jobView } from '../../db/job-view.js';
+import { jobView } from '../../db/jobs/job-view.js';
 import type { JobEvent } from '../job-waiter.js';
 import { notFound } from '../problems.js';
 import { parseInput } from '../validate.js';

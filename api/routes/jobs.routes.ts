@@ -1,14 +1,15 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { jobStates } from '../../db/entities/job-record.entity.js';
-import { cancelJobRow, findJob, listJobs } from '../../db/repositories/jobs.js';
+import { findJob, listJobs } from '../../db/jobs/find-jobs.js';
+import { cancelJobRow } from '../../db/jobs/job-states.js';
 import { atMost } from '../../jobs/input-limits.js';
 import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
-import { cancelChannel } from '../../workers/run-workers.js';
-import { queueFor } from '../../workers/queues.js';
+import { queueFor } from '../../queue/queues.js';
+import { cancelChannel } from '../../lib/channels.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
-import { jobView } from '../../db/job-view.js';
+import { jobView } from '../../db/jobs/job-view.js';
 import { submitAndRespond } from '../job-responses.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
@@ -46,7 +47,8 @@ export function jobsRoutes(deps: ApiDeps): Router {
     const body = parseInput(submitJobBody, req.body, 'body');
     const definition = getJobDefinition(body.type);
     if (!definition) throw notFound(`job type ${body.type}`);
-    if (definition.adminOnly && principal.role !== 'admin') throw new ProblemError('forbidden', `only administrators may submit ${body.type} jobs`);
+    if (definition.adminOnly && principal.role !== 'admin')
+      throw new ProblemError('forbidden', `only administrators may submit ${body.type} jobs`);
     const payload = definition.payload.safeParse(body.payload);
     if (!payload.success) throw inputProblem(payload.error, 'body.payload', `${body.type} payload`);
     if (body.webhook_url) await assertWebhookTarget(deps.config, body.webhook_url, 'body.webhook_url');
@@ -66,7 +68,13 @@ export function jobsRoutes(deps: ApiDeps): Router {
     const principal = principalOf(req);
     const query = parseInput(listJobsQuery, req.query, 'query');
     const beforeId = decodeCursor(query.cursor, z.string().uuid());
-    const rows = await listJobs(deps.orm.em.fork(), { customerId: principal.customerId, type: query.type, state: query.state, beforeId, limit: query.limit + 1 });
+    const rows = await listJobs(deps.orm.em.fork(), {
+      customerId: principal.customerId,
+      type: query.type,
+      state: query.state,
+      beforeId,
+      limit: query.limit + 1,
+    });
     res.json(page(rows, query.limit, jobView, (row) => row.id));
   });
 

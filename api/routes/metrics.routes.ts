@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { bearerMatches, renderMetrics } from '../../ops/metrics/exposition.js';
+import { bearerMatches, renderMetrics } from '../../lib/metrics/exposition.js';
 import type { ApiDeps } from '../deps.js';
 import { ProblemError } from '../problems.js';
 
@@ -9,7 +9,9 @@ export function metricsRoutes(deps: ApiDeps): Router {
 
   router.get('/metrics', async (req, res) => {
     if (!bearerMatches(req.headers.authorization, deps.config.metricsToken)) {
-      throw new ProblemError('unauthorized', 'the metrics endpoint needs Authorization: Bearer <METRICS_TOKEN>', { headers: { 'WWW-Authenticate': 'Bearer' } });
+      throw new ProblemError('unauthorized', 'the metrics endpoint needs Authorization: Bearer <METRICS_TOKEN>', {
+        headers: { 'WWW-Authenticate': 'Bearer' },
+      });
     }
     const { contentType, body } = await renderMetrics();
     res.setHeader('Cache-Control', 'no-store');

@@ -2,7 +2,14 @@ import { Router } from 'express';
 import { uuidv7 } from 'uuidv7';
 import { z } from 'zod';
 import { relationshipTypes, type Relationship } from '../../db/entities/relationship.entity.js';
-import { createRelationship, deleteRelationship, findRelationship, listEdges, relationshipStats, traverse } from '../../db/repositories/relationships.js';
+import {
+  createRelationship,
+  deleteRelationship,
+  findRelationship,
+  listEdges,
+  relationshipStats,
+  traverse,
+} from '../../db/repositories/relationships.js';
 import { existingSubstrateIds } from '../../db/repositories/substrates.js';
 import { atMost, atMostItems, atMostJson } from '../../jobs/input-limits.js';
 import { substrateIdSchema } from '../../jobs/invoke/invoke.job.js';
@@ -46,7 +53,11 @@ export function relationshipsRoutes(deps: ApiDeps): Router {
   const em = () => deps.orm.em.fork();
 
   async function requireSubstrates(customerId: string, ids: Array<[string, string]>): Promise<void> {
-    const found = await existingSubstrateIds(em(), customerId, ids.map(([, id]) => id));
+    const found = await existingSubstrateIds(
+      em(),
+      customerId,
+      ids.map(([, id]) => id),
+    );
     const missing = ids.filter(([, id]) => !found.has(id));
     if (missing.length > 0) {
       throw new ProblemError('not-found', `substrate ${missing.map(([, id]) => id).join(', ')} not found`, {
@@ -58,7 +69,10 @@ export function relationshipsRoutes(deps: ApiDeps): Router {
   router.post('/relationships', async (req, res) => {
     const { customerId } = principalOf(req);
     const body = parseInput(createRelationshipBody, req.body, 'body');
-    await requireSubstrates(customerId, [['body.source_id', body.source_id], ['body.target_id', body.target_id]]);
+    await requireSubstrates(customerId, [
+      ['body.source_id', body.source_id],
+      ['body.target_id', body.target_id],
+    ]);
     const { relationship, created } = await createRelationship(em(), {
       id: uuidv7(),
       customerId,
@@ -67,12 +81,20 @@ export function relationshipsRoutes(deps: ApiDeps): Router {
       type: body.type,
       metadata: body.metadata ?? {},
     });
-    res.status(created ? 201 : 200).location(`/api/v1/relationships/${relationship.id}`).json(relationshipView(relationship));
+    res
+      .status(created ? 201 : 200)
+      .location(`/api/v1/relationships/${relationship.id}`)
+      .json(relationshipView(relationship));
   });
 
   router.get('/relationships/stats', async (req, res) => {
     const stats = await relationshipStats(em(), principalOf(req).customerId);
-    res.json({ total: stats.total, by_type: stats.byType, substrates_with_relationships: stats.substratesWithRelationships, average_out_degree: stats.averageOutDegree });
+    res.json({
+      total: stats.total,
+      by_type: stats.byType,
+      substrates_with_relationships: stats.substratesWithRelationships,
+      average_out_degree: stats.averageOutDegree,
+    });
   });
 
   for (const direction of ['outgoing', 'incoming'] as const) {

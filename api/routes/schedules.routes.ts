@@ -5,15 +5,17 @@ import type { Schedule } from '../../db/entities/schedule.entity.js';
 import { deleteSchedule, findSchedule, listSchedules, setSchedulePaused, upsertSchedule } from '../../db/repositories/schedules.js';
 import { existingSubstrateIds } from '../../db/repositories/substrates.js';
 import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
-import { cronProblem, intervalProblem, maxSchedulesPerCustomer, timeZoneProblem } from '../../workers/user-schedules/schedule-rules.js';
-import { nextRunAt, removeScheduler, schedulerMatches, upsertScheduler } from '../../workers/user-schedules/user-schedulers.js';
+import { cronProblem, intervalProblem, maxSchedulesPerCustomer, timeZoneProblem } from '../../queue/schedules/schedule-rules.js';
+import { nextRunAt, removeScheduler, schedulerMatches, upsertScheduler } from '../../queue/schedules/user-schedulers.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { inputProblem, parseInput } from '../validate.js';
 
-const scheduleName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit');
+const scheduleName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit');
 
 export const createScheduleBody = z
   .strictObject({
@@ -27,17 +29,20 @@ export const createScheduleBody = z
     job: z.strictObject({ type: z.enum(jobTypeNames), payload: z.unknown().default({}) }),
   })
   .superRefine((body, ctx) => {
-    if (body.cron === undefined && body.every_ms === undefined) ctx.addIssue({ code: 'custom', path: ['cron'], message: 'give cron or every_ms' });
+    if (body.cron === undefined && body.every_ms === undefined)
+      ctx.addIssue({ code: 'custom', path: ['cron'], message: 'give cron or every_ms' });
     if (body.cron !== undefined && body.every_ms !== undefined) {
       for (const field of ['cron', 'every_ms']) ctx.addIssue({ code: 'custom', path: [field], message: 'give cron or every_ms, not both' });
     }
-    if (body.tz !== undefined && body.cron === undefined) ctx.addIssue({ code: 'custom', path: ['tz'], message: 'tz applies only to cron schedules' });
+    if (body.tz !== undefined && body.cron === undefined)
+      ctx.addIssue({ code: 'custom', path: ['tz'], message: 'tz applies only to cron schedules' });
   });
 
 export const listQuery = z.strictObject({ ...paginationQuery });
 export const nameParams = z.object({ name: scheduleName });
 
-const unprocessable = (field: string, message: string) => new ProblemError('unprocessable', `${field} ${message}`, { errors: [{ field, message }] });
+const unprocessable = (field: string, message: string) =>
+  new ProblemError('unprocessable', `${field} ${message}`, { errors: [{ field, message }] });
 const iso = (value: Date | string | null): string | null => (value === null ? null : new Date(value).toISOString());
 
 export function schedulesRoutes(deps: ApiDeps): Router {
@@ -66,7 +71,8 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     const body = parseInput(createScheduleBody, req.body, 'body');
     const definition = getJobDefinition(body.job.type);
     if (!definition) throw notFound(`job type ${body.job.type}`);
-    if (definition.adminOnly && principal.role !== 'admin') throw new ProblemError('forbidden', `only administrators may schedule ${body.job.type} jobs`);
+    if (definition.adminOnly && principal.role !== 'admin')
+      throw new ProblemError('forbidden', `only administrators may schedule ${body.job.type} jobs`);
     const payload = definition.payload.safeParse(body.job.payload);
     if (!payload.success) throw inputProblem(payload.error, 'body.job.payload', `${body.job.type} payload`);
     const tz = body.tz ?? 'UTC';
@@ -89,10 +95,20 @@ export function schedulesRoutes(deps: ApiDeps): Router {
 
     const outcome = await upsertSchedule(
       deps.orm.em.fork(),
-      { id: uuidv7(), customerId: principal.customerId, name: body.name, cron: body.cron ?? null, everyMs: body.every_ms ?? null, tz, jobType: definition.name, payload: payload.data },
+      {
+        id: uuidv7(),
+        customerId: principal.customerId,
+        name: body.name,
+        cron: body.cron ?? null,
+        everyMs: body.every_ms ?? null,
+        tz,
+        jobType: definition.name,
+        payload: payload.data,
+      },
       maxSchedulesPerCustomer,
     );
-    if (outcome.kind === 'limit-reached') throw unprocessable('body.name', `would be a new schedule; a customer may keep at most ${maxSchedulesPerCustomer}`);
+    if (outcome.kind === 'limit-reached')
+      throw unprocessable('body.name', `would be a new schedule; a customer may keep at most ${maxSchedulesPerCustomer}`);
     const { schedule } = outcome;
     // The scheduler is only the clock (each tick reads the job from the row): a new job alone changes nothing in
     // Redis, and upserting an unchanged `every` scheduler whose tick is due could fire it an extra time.
@@ -105,7 +121,12 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     const query = parseInput(listQuery, req.query, 'query');
     const afterName = decodeCursor(query.cursor, scheduleName);
     const rows = await listSchedules(deps.orm.em.fork(), principal.customerId, afterName, query.limit + 1);
-    const listed = page(rows, query.limit, (row) => row, (row) => row.name);
+    const listed = page(
+      rows,
+      query.limit,
+      (row) => row,
+      (row) => row.name,
+    );
     res.json({ items: await Promise.all(listed.items.map(view)), next_cursor: listed.next_cursor });
   });
 

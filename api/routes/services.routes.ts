@@ -26,7 +26,11 @@ function serviceView(serviceType: string, row: ServiceInstanceRow | undefined) {
     state: !enabled ? 'disabled' : suspendedReason ? 'suspended' : 'active',
     suspended_reason: suspendedReason,
     rate_limit_per_minute: tierRateLimitPerMinute[tier],
-    pricing: { request_micro_usd_cents: Number(price.requestMicroCents), gigabyte_micro_usd_cents: Number(price.gigabyteMicroCents), estimated_usd_cents: price.estimatedUsdCents },
+    pricing: {
+      request_micro_usd_cents: Number(price.requestMicroCents),
+      gigabyte_micro_usd_cents: Number(price.gigabyteMicroCents),
+      estimated_usd_cents: price.estimatedUsdCents,
+    },
     updated_at: row ? new Date(row.updatedAt).toISOString() : null,
   };
 }
@@ -44,7 +48,14 @@ export function servicesRoutes(deps: ApiDeps): Router {
     const after = decodeCursor(query.cursor, z.string().max(64));
     const rows = new Map((await listServiceInstances(deps.orm.em.fork(), customerId)).map((row) => [row.serviceType, row]));
     const names = [...serviceTypes].sort().filter((name) => after === undefined || name > after);
-    res.json(page(names, query.limit, (name) => serviceView(name, rows.get(name)), (name) => name));
+    res.json(
+      page(
+        names,
+        query.limit,
+        (name) => serviceView(name, rows.get(name)),
+        (name) => name,
+      ),
+    );
   });
 
   router.put('/services/:service_type', async (req, res) => {
@@ -59,7 +70,12 @@ export function servicesRoutes(deps: ApiDeps): Router {
         change.reason === 'insufficient_balance'
           ? `the balance does not cover the estimated cost of ${serviceType} at tier ${body.tier}; deposit at least ${change.details.required_deposit_usd_cents} cents`
           : `the estimated cost of ${serviceType} at tier ${body.tier} would exceed the monthly limit`;
-      throw new ProblemError('payment-required', detail, { reason: change.reason, service_type: serviceType, tier: body.tier, ...change.details });
+      throw new ProblemError('payment-required', detail, {
+        reason: change.reason,
+        service_type: serviceType,
+        tier: body.tier,
+        ...change.details,
+      });
     }
     await deps.principals.invalidateCustomer(principal.customerId);
     res.json(serviceView(serviceType, change.service));

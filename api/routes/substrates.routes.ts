@@ -1,7 +1,14 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import type { SubstrateRow } from '../../db/repositories/substrate-store.js';
-import { deleteSubstrate, findSubstrateRow, replaceSubstrateMetadata, searchSubstrates, upsertSubstrates, type NewSubstrate } from '../../db/repositories/substrate-store.js';
+import {
+  deleteSubstrate,
+  findSubstrateRow,
+  replaceSubstrateMetadata,
+  searchSubstrates,
+  upsertSubstrates,
+  type NewSubstrate,
+} from '../../db/repositories/substrate-store.js';
 import { checkExpression, createCelEnvironment } from '../../jobs/invoke/cel-environment.js';
 import { atMostItems, atMostJson, atMostKeys } from '../../jobs/input-limits.js';
 import { parametersSchema, substrateIdSchema } from '../../jobs/invoke/invoke.job.js';
@@ -22,7 +29,9 @@ export const createSubstrateBody = z.discriminatedUnion('expression_type', [
   z.strictObject({ expression_type: z.literal('expression'), expression: z.string().min(1), metadata: metadataSchema.optional() }),
   z.strictObject({ expression_type: z.literal('constant'), value: z.number().finite(), metadata: metadataSchema.optional() }),
 ]);
-export const createSubstratesBatchBody = z.strictObject({ substrates: atMostItems(z.array(createSubstrateBody).min(1), 1000, 'substrates') });
+export const createSubstratesBatchBody = z.strictObject({
+  substrates: atMostItems(z.array(createSubstrateBody).min(1), 1000, 'substrates'),
+});
 export const patchSubstrateBody = z.strictObject({ metadata: metadataSchema });
 export const substrateParams = z.object({ id: substrateIdSchema });
 export const invokeBody = z.strictObject({ parameters: parametersSchema.optional() });
@@ -34,12 +43,16 @@ export const operationBodies = {
   power: z.strictObject({ exponent: finite, parameters: parametersSchema.optional() }),
   root: z.strictObject({ degree: finite, parameters: parametersSchema.optional() }),
 } as const;
-export const multiplyBody = z.strictObject({ dimension_values: atMostItems(z.array(finite).min(1), maxDimensionValues, 'dimension values') });
+export const multiplyBody = z.strictObject({
+  dimension_values: atMostItems(z.array(finite).min(1), maxDimensionValues, 'dimension values'),
+});
 /**
  * A substrate's name is `metadata.name` (SPEC §5 gives a substrate no other): `?name=` filters on it, and a
  * top-level `name` in a body is answered with where it goes rather than a bare "unknown field".
  */
-const nameHint = { name: 'unknown field: a substrate\'s name is metadata.name ({"metadata": {"name": …}}), which GET /substrates?name= matches' };
+const nameHint = {
+  name: 'unknown field: a substrate\'s name is metadata.name ({"metadata": {"name": …}}), which GET /substrates?name= matches',
+};
 
 export const searchSubstratesQuery = z.object({
   name: z.string().max(256).optional().describe('Substrates whose `metadata.name` is exactly this (a substrate has no other name)'),
@@ -70,7 +83,11 @@ function prepareSubstrate(customerId: string, body: CreateSubstrate, field: stri
     const problem = checkExpression(celEnvironment, body.expression);
     if (problem) {
       const where = problem.position ? ` at line ${problem.position.line}, column ${problem.position.column}` : '';
-      return { field: `${field}.expression`, message: `${problem.message}${where}`, ...(problem.position ? { position: problem.position } : {}) };
+      return {
+        field: `${field}.expression`,
+        message: `${problem.message}${where}`,
+        ...(problem.position ? { position: problem.position } : {}),
+      };
     }
   }
   const source = body.expression_type === 'expression' ? body.expression : String(body.value);
@@ -92,7 +109,9 @@ function metadataFilters(query: Request['query']): Record<string, string> {
     if (!key.startsWith('metadata.')) continue;
     const name = key.slice('metadata.'.length);
     if (!name || typeof value !== 'string' || value.length > 256) {
-      throw new ProblemError('validation', `invalid metadata filter ${key}`, { errors: [{ field: `query.${key}`, message: 'give one value of at most 256 characters' }] });
+      throw new ProblemError('validation', `invalid metadata filter ${key}`, {
+        errors: [{ field: `query.${key}`, message: 'give one value of at most 256 characters' }],
+      });
     }
     filters[name] = value;
   }
@@ -128,10 +147,14 @@ export function substratesRoutes(deps: ApiDeps): Router {
   router.post('/substrates', async (req, res) => {
     const { customerId } = principalOf(req);
     const prepared = prepareSubstrate(customerId, parseInput(createSubstrateBody, req.body, 'body', nameHint), 'body');
-    if (isFieldError(prepared)) throw new ProblemError('unprocessable', `expression does not parse: ${prepared.message}`, { errors: [prepared] });
+    if (isFieldError(prepared))
+      throw new ProblemError('unprocessable', `expression does not parse: ${prepared.message}`, { errors: [prepared] });
     const [row] = await upsertSubstrates(em(), [prepared]);
     if (!row) throw new Error('substrate upsert returned nothing');
-    res.status(row.created ? 201 : 200).location(`/api/v1/substrates/${row.id}`).json(substrateView(row));
+    res
+      .status(row.created ? 201 : 200)
+      .location(`/api/v1/substrates/${row.id}`)
+      .json(substrateView(row));
   });
 
   router.post('/substrates/batch', async (req, res) => {
@@ -139,12 +162,16 @@ export function substratesRoutes(deps: ApiDeps): Router {
     const body = parseInput(createSubstratesBatchBody, req.body, 'body', nameHint);
     const prepared = body.substrates.map((substrate, index) => prepareSubstrate(customerId, substrate, `body.substrates.${index}`));
     const errors = prepared.filter(isFieldError);
-    if (errors.length > 0) throw new ProblemError('unprocessable', `${errors.length} substrate(s) do not parse; none were created`, { errors });
+    if (errors.length > 0)
+      throw new ProblemError('unprocessable', `${errors.length} substrate(s) do not parse; none were created`, { errors });
     const unique = [...new Map((prepared as NewSubstrate[]).map((s) => [s.id, s])).values()];
     const rows = await inTransaction(em(), (tx) => upsertSubstrates(tx, unique));
     const byId = new Map(rows.map((row) => [row.id, row]));
     const items = (prepared as NewSubstrate[]).map((s) => byId.get(s.id)).filter((row) => row !== undefined);
-    res.status(201).json({ items: items.map((row) => ({ ...substrateView(row), created: row.created })), created: rows.filter((row) => row.created).length });
+    res.status(201).json({
+      items: items.map((row) => ({ ...substrateView(row), created: row.created })),
+      created: rows.filter((row) => row.created).length,
+    });
   });
 
   router.post('/substrates/multiply', async (req, res) => {
@@ -202,14 +229,20 @@ export function substratesRoutes(deps: ApiDeps): Router {
     const { customerId } = principalOf(req);
     const { id } = parseInput(substrateParams, req.params, 'params');
     parseInput(z.strictObject({}), req.body ?? {}, 'body');
-    await submitAndRespond(deps, req, res, customerId, { definition: getJobDefinition('divide')!, payload: { substrate_id: id }, requireSubstrateId: id });
+    await submitAndRespond(deps, req, res, customerId, {
+      definition: getJobDefinition('divide')!,
+      payload: { substrate_id: id },
+      requireSubstrateId: id,
+    });
   });
 
   for (const [op, schema] of Object.entries(operationBodies)) {
     router.post(`/substrates/:id/${op}`, async (req, res) => {
       const { customerId } = principalOf(req);
       const { id } = parseInput(substrateParams, req.params, 'params');
-      const { parameters, ...operand } = parseInput(schema, req.body, 'body') as unknown as { parameters?: Record<string, unknown> } & Record<string, number>;
+      const { parameters, ...operand } = parseInput(schema, req.body, 'body') as unknown as {
+        parameters?: Record<string, unknown>;
+      } & Record<string, number>;
       await submitAndRespond(deps, req, res, customerId, {
         definition: getJobDefinition('invoke')!,
         payload: { substrate_id: id, parameters: parameters ?? {}, operation: { op, ...operand } },

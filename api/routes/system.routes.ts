@@ -4,10 +4,17 @@ import { checkWorkersConsuming } from '../worker-readiness.js';
 
 const startedAt = Date.now();
 
-async function check(name: string, probe: () => Promise<unknown>, timeoutMs = 2000): Promise<{ name: string; ok: boolean; error?: string }> {
+async function check(
+  name: string,
+  probe: () => Promise<unknown>,
+  timeoutMs = 2000,
+): Promise<{ name: string; ok: boolean; error?: string }> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([probe(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs)))]);
+    await Promise.race([
+      probe(),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs))),
+    ]);
     return { name, ok: true };
   } catch (error) {
     return { name, ok: false, error: error instanceof Error ? error.message : String(error) };
@@ -36,7 +43,9 @@ export function systemRoutes(deps: ApiDeps): Router {
       ...(deps.config.readyRequiresWorker ? [check('workers', () => workersConsuming(deps))] : []),
     ]);
     const ready = checks.every((c) => c.ok);
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(checks.map(({ name, ...rest }) => [name, rest])) });
+    res
+      .status(ready ? 200 : 503)
+      .json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(checks.map(({ name, ...rest }) => [name, rest])) });
   });
 
   return router;

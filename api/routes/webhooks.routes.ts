@@ -12,9 +12,9 @@ import {
   rotateAccountSecret,
   type AccountSecretRow,
 } from '../../db/repositories/webhook-endpoints.js';
-import { newWebhookSecret } from '../../workers/webhooks/signing.js';
+import { newWebhookSecret } from '../../lib/webhooks/signing.js';
 import { principalOf } from '../auth/authenticate.js';
-import { decryptSecret, encryptSecret } from '../auth/credentials.js';
+import { decryptSecret, encryptSecret } from '../../lib/crypto.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
@@ -59,7 +59,10 @@ export function deliveryView(delivery: DeliveryWithAttempts) {
 export function webhooksRoutes(deps: ApiDeps): Router {
   const router = Router();
   const sealed = (secret: string) => encryptSecret(deps.config.vaultKey, secret);
-  const secretView = (row: AccountSecretRow) => ({ secret: decryptSecret(deps.config.vaultKey, row.encryptedSecret), created_at: iso(row.createdAt) as string });
+  const secretView = (row: AccountSecretRow) => ({
+    secret: decryptSecret(deps.config.vaultKey, row.encryptedSecret),
+    created_at: iso(row.createdAt) as string,
+  });
 
   router.post('/webhooks', async (req, res) => {
     const principal = principalOf(req);
@@ -73,7 +76,10 @@ export function webhooksRoutes(deps: ApiDeps): Router {
     );
     if (!endpoint) throw new ProblemError('unprocessable', `a customer may register at most ${maxWebhookEndpoints} webhook endpoints`);
     await deps.principals.invalidateCustomer(principal.customerId); // workers forget they saw no endpoints
-    res.status(201).location(`/api/v1/webhooks/${endpoint.id}`).json({ ...endpointView(endpoint), secret });
+    res
+      .status(201)
+      .location(`/api/v1/webhooks/${endpoint.id}`)
+      .json({ ...endpointView(endpoint), secret });
   });
 
   router.get('/webhooks', async (req, res) => {

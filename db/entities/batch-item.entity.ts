@@ -14,7 +14,15 @@ export const BatchItemSchema = new EntitySchema<BatchItem>({
   name: 'BatchItem',
   tableName: 'batch_items',
   properties: {
-    batchId: { kind: 'm:1', entity: 'JobRecord', fieldName: 'batch_id', primary: true, mapToPk: true, deleteRule: 'cascade', updateRule: 'cascade' },
+    batchId: {
+      kind: 'm:1',
+      entity: 'JobRecord',
+      fieldName: 'batch_id',
+      primary: true,
+      mapToPk: true,
+      deleteRule: 'cascade',
+      updateRule: 'cascade',
+    },
     index: { type: 'integer', primary: true },
     substrateId: { type: 'text' },
     state: { type: 'text' },

@@ -26,7 +26,10 @@ export const EscrowTransactionSchema = new EntitySchema<EscrowTransaction>({
   tableName: 'escrow_transactions',
   checks: [
     { name: 'escrow_transactions_amount_positive_check', expression: '"amount_usd_cents" > 0' },
-    { name: 'escrow_transactions_credit_names_who_and_why_check', expression: `"tx_type" <> 'credit' or ("created_by" is not null and "reason" is not null)` },
+    {
+      name: 'escrow_transactions_credit_names_who_and_why_check',
+      expression: `"tx_type" <> 'credit' or ("created_by" is not null and "reason" is not null)`,
+    },
   ],
   indexes: [{ name: 'escrow_transactions_customer_id_id_index', properties: ['customerId', 'id'] }],
   properties: {

@@ -36,11 +36,17 @@ export const JobRecordSchema = new EntitySchema<JobRecord>({
   uniques: [{ name: 'jobs_customer_idempotency_key_unique', properties: ['customerId', 'idempotencyKey'] }],
   indexes: [
     { name: 'jobs_customer_id_id_index', properties: ['customerId', 'id'] },
-    { name: 'jobs_unfinished_index', expression: `create index "jobs_unfinished_index" on "jobs" ("created_at") where "state" in ('queued', 'delayed', 'active')` },
+    {
+      name: 'jobs_unfinished_index',
+      expression: `create index "jobs_unfinished_index" on "jobs" ("created_at") where "state" in ('queued', 'delayed', 'active')`,
+    },
     // GET /stats reads the last hour's jobs (all customers' for admins) without scanning the table's history.
     { name: 'jobs_created_at_index', properties: ['createdAt'] },
     // A schedule's runs, newest first (GET /jobs?schedule=); ordinary jobs stay out of it.
-    { name: 'jobs_schedule_index', expression: `create index "jobs_schedule_index" on "jobs" ("customer_id", "schedule_name", "id") where "schedule_name" is not null` },
+    {
+      name: 'jobs_schedule_index',
+      expression: `create index "jobs_schedule_index" on "jobs" ("customer_id", "schedule_name", "id") where "schedule_name" is not null`,
+    },
   ],
   properties: {
     id: { type: 'uuid', primary: true },

@@ -20,7 +20,10 @@ export const SubstrateSchema = new EntitySchema<Substrate>({
   tableName: 'substrates',
   indexes: [
     { properties: ['customerId', 'createdAt'] },
-    { name: 'substrates_metadata_gin', expression: 'create index "substrates_metadata_gin" on "substrates" using gin ("metadata" jsonb_path_ops)' },
+    {
+      name: 'substrates_metadata_gin',
+      expression: 'create index "substrates_metadata_gin" on "substrates" using gin ("metadata" jsonb_path_ops)',
+    },
   ],
   properties: {
     id: { type: 'text', primary: true },

@@ -15,20 +15,35 @@ export async function insertBatchItems(em: EntityManager, batchId: string, items
     `insert into batch_items (batch_id, index, substrate_id, state, result, error)
      values ${items.map(() => '(?, ?, ?, ?, ?::jsonb, ?)').join(', ')}
      on conflict (batch_id, index) do nothing`,
-    items.flatMap((item) => [batchId, item.index, item.substrateId, item.state, item.result === undefined ? null : JSON.stringify(item.result), item.error]),
+    items.flatMap((item) => [
+      batchId,
+      item.index,
+      item.substrateId,
+      item.state,
+      item.result === undefined ? null : JSON.stringify(item.result),
+      item.error,
+    ]),
   );
 }
 
 export async function batchItemCounts(em: EntityManager, batchId: string): Promise<{ completed: number; failed: number }> {
-  const [row] = await em.getConnection().execute<Array<{ completed: string; failed: string }>>(
-    `select count(*) filter (where state = 'completed') as completed, count(*) filter (where state = 'failed') as failed from batch_items where batch_id = ?`,
-    [batchId],
-  );
+  const [row] = await em
+    .getConnection()
+    .execute<Array<{ completed: string; failed: string }>>(
+      `select count(*) filter (where state = 'completed') as completed, count(*) filter (where state = 'failed') as failed from batch_items where batch_id = ?`,
+      [batchId],
+    );
   return { completed: Number(row?.completed ?? 0), failed: Number(row?.failed ?? 0) };
 }
 
 /** Items after `afterIndex` in submission order, only those in `state` when given. */
-export async function listBatchItems(em: EntityManager, batchId: string, afterIndex: number, limit: number, state?: BatchItem['state']): Promise<BatchItem[]> {
+export async function listBatchItems(
+  em: EntityManager,
+  batchId: string,
+  afterIndex: number,
+  limit: number,
+  state?: BatchItem['state'],
+): Promise<BatchItem[]> {
   // The primary key (batch_id, index) walks the batch in order; a state filter skips rows on the way (a batch holds at most 10,000).
   return em.getConnection().execute<BatchItem[]>(
     `select batch_id as "batchId", index, substrate_id as "substrateId", state, result, error
@@ -38,11 +53,17 @@ export async function listBatchItems(em: EntityManager, batchId: string, afterIn
 }
 
 /** The definitions of every substrate a batch names that the customer owns, in one query. */
-export async function substrateDefinitions(em: EntityManager, customerId: string, ids: string[]): Promise<Map<string, SubstrateDefinition>> {
+export async function substrateDefinitions(
+  em: EntityManager,
+  customerId: string,
+  ids: string[],
+): Promise<Map<string, SubstrateDefinition>> {
   if (ids.length === 0) return new Map();
-  const rows = await em.getConnection().execute<SubstrateDefinition[]>(
-    `select id, customer_id as "customerId", expression_type as "expressionType", expression, value from substrates where customer_id = ? and id in (?)`,
-    [customerId, ids],
-  );
+  const rows = await em
+    .getConnection()
+    .execute<SubstrateDefinition[]>(
+      `select id, customer_id as "customerId", expression_type as "expressionType", expression, value from substrates where customer_id = ? and id in (?)`,
+      [customerId, ids],
+    );
   return new Map(rows.map((row) => [row.id, row]));
 }

@@ -22,7 +22,9 @@ const columns = `id, customer_id as "customerId", idempotency_key as "idempotenc
 
 /** The customer's pending charge, if a run left one (at most one exists). */
 export async function findPendingCharge(em: EntityManager, customerId: string): Promise<BillingChargeRow | null> {
-  const [row] = await em.execute<BillingChargeRow[]>(`select ${columns} from billing_charges where customer_id = ? and state = 'pending'`, [customerId]);
+  const [row] = await em.execute<BillingChargeRow[]>(`select ${columns} from billing_charges where customer_id = ? and state = 'pending'`, [
+    customerId,
+  ]);
   return row ?? null;
 }
 
@@ -42,7 +44,10 @@ export async function rejectedAttempts(em: EntityManager, baseKey: string): Prom
 }
 
 /** Creates a pending charge and claims its usage records for it, so no other charge (or metering) touches them. */
-export async function createPendingCharge(em: EntityManager, charge: { customerId: string; idempotencyKey: string; lines: ChargeLine[] }): Promise<BillingChargeRow> {
+export async function createPendingCharge(
+  em: EntityManager,
+  charge: { customerId: string; idempotencyKey: string; lines: ChargeLine[] },
+): Promise<BillingChargeRow> {
   const amount = charge.lines.reduce((sum, line) => sum + line.usd_cents, 0);
   const [row] = await em.execute<BillingChargeRow[]>(
     `insert into billing_charges (id, customer_id, idempotency_key, amount_usd_cents, lines, state) values (?, ?, ?, ?, ?::jsonb, 'pending') returning ${columns}`,
@@ -54,7 +59,8 @@ export async function createPendingCharge(em: EntityManager, charge: { customerI
       returning id`,
     [row!.id, JSON.stringify(charge.lines)],
   );
-  if (claimed.length !== charge.lines.length) throw new Error(`charge ${row!.id}: claimed ${claimed.length} of ${charge.lines.length} usage records`);
+  if (claimed.length !== charge.lines.length)
+    throw new Error(`charge ${row!.id}: claimed ${claimed.length} of ${charge.lines.length} usage records`);
   return row!;
 }
 

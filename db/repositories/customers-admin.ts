@@ -37,6 +37,9 @@ export async function listCustomersForAdmin(em: EntityManager, beforeId: string 
 /** Which of these customer ids exist. */
 export async function existingCustomerIds(em: EntityManager, ids: readonly string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
-  const rows = await em.execute<Array<{ id: string }>>(`select id from customers where id in (select (value #>> '{}')::uuid from jsonb_array_elements(?::jsonb))`, [JSON.stringify(ids)]);
+  const rows = await em.execute<Array<{ id: string }>>(
+    `select id from customers where id in (select (value #>> '{}')::uuid from jsonb_array_elements(?::jsonb))`,
+    [JSON.stringify(ids)],
+  );
   return new Set(rows.map((row) => row.id));
 }

@@ -122,6 +122,17 @@ export async function addMonthlySpend(em: EntityManager, customerId: string, amo
   );
 }
 
+/** Sets (or, with null, removes) the customer's monthly spending limit. */
+export async function setMaxMonthlySpend(em: EntityManager, customerId: string, maxMonthlyUsdCents: number | null): Promise<void> {
+  await em.execute(`update customers set max_monthly_usd_cents = ? where id = ?`, [maxMonthlyUsdCents, customerId]);
+}
+
+/** Share-locks the customer row until the transaction ends (it cannot be deleted meanwhile); false when there is none. */
+export async function shareLockCustomer(em: EntityManager, customerId: string): Promise<boolean> {
+  const rows = await em.execute(`select id from customers where id = ? for share`, [customerId]);
+  return rows.length > 0;
+}
+
 export interface PostingRequest {
   customerId: string;
   txType: EscrowTransactionType;
@@ -140,15 +151,15 @@ const legsOf = (request: PostingRequest): [debit: string, credit: string] => {
 };
 
 export type PostingOutcome =
-  | { status: 'posted' | 'replayed'; transaction: LedgerTransaction }
-  | { status: 'insufficient-funds'; balanceUsdCents: number };
+  { status: 'posted' | 'replayed'; transaction: LedgerTransaction } | { status: 'insufficient-funds'; balanceUsdCents: number };
 
 export class IdempotencyKeyConflictError extends Error {
   override name = 'IdempotencyKeyConflictError';
 }
 
 /** The digest a posting is known by outside: derived from its key, so a replay names the same posting. */
-export const ledgerDigest = (idempotencyKey: string): string => `0x${createHash('sha256').update(`chrysalis-escrow:${idempotencyKey}`).digest('hex')}`;
+export const ledgerDigest = (idempotencyKey: string): string =>
+  `0x${createHash('sha256').update(`chrysalis-escrow:${idempotencyKey}`).digest('hex')}`;
 
 /**
  * Posts a deposit (funding → customer), an admin's credit (credits → customer) or a charge (customer →
@@ -157,13 +168,22 @@ export const ledgerDigest = (idempotencyKey: string): string => `0x${createHash(
  * `insufficient-funds`, so a customer balance never goes negative (the table's check constraint backs this up).
  */
 export async function postCustomerTransaction(em: EntityManager, request: PostingRequest): Promise<PostingOutcome> {
-  if (!Number.isSafeInteger(request.amountUsdCents) || request.amountUsdCents <= 0) throw new Error('a posting moves a positive whole number of cents');
+  if (!Number.isSafeInteger(request.amountUsdCents) || request.amountUsdCents <= 0)
+    throw new Error('a posting moves a positive whole number of cents');
   const account = await lockCustomerAccount(em, request.customerId);
 
-  const [existing] = await em.execute<LedgerTransaction[]>(`select ${transactionColumns} from escrow_transactions where idempotency_key = ?`, [request.idempotencyKey]);
+  const [existing] = await em.execute<LedgerTransaction[]>(
+    `select ${transactionColumns} from escrow_transactions where idempotency_key = ?`,
+    [request.idempotencyKey],
+  );
   if (existing) {
     const sameReason = existing.reason === (request.reason ?? null);
-    if (existing.customerId !== request.customerId || existing.txType !== request.txType || existing.amountUsdCents !== request.amountUsdCents || !sameReason) {
+    if (
+      existing.customerId !== request.customerId ||
+      existing.txType !== request.txType ||
+      existing.amountUsdCents !== request.amountUsdCents ||
+      !sameReason
+    ) {
       throw new IdempotencyKeyConflictError(`idempotency key ${request.idempotencyKey} already names another ${existing.txType}`);
     }
     return { status: 'replayed', transaction: existing };
@@ -176,12 +196,25 @@ export async function postCustomerTransaction(em: EntityManager, request: Postin
   const [transaction] = await em.execute<LedgerTransaction[]>(
     `insert into escrow_transactions (id, customer_id, tx_type, amount_usd_cents, tx_digest, idempotency_key, created_by, reason)
      values (?, ?, ?, ?, ?, ?, ?, ?) returning ${transactionColumns}`,
-    [uuidv7(), request.customerId, request.txType, request.amountUsdCents, ledgerDigest(request.idempotencyKey), request.idempotencyKey, request.createdBy ?? null, request.reason ?? null],
+    [
+      uuidv7(),
+      request.customerId,
+      request.txType,
+      request.amountUsdCents,
+      ledgerDigest(request.idempotencyKey),
+      request.idempotencyKey,
+      request.createdBy ?? null,
+      request.reason ?? null,
+    ],
   );
-  await em.execute(
-    `insert into escrow_entries (transaction_id, account_id, amount_usd_cents) values (?, ?, ?), (?, ?, ?)`,
-    [transaction!.id, debit, -request.amountUsdCents, transaction!.id, credit, request.amountUsdCents],
-  );
+  await em.execute(`insert into escrow_entries (transaction_id, account_id, amount_usd_cents) values (?, ?, ?), (?, ?, ?)`, [
+    transaction!.id,
+    debit,
+    -request.amountUsdCents,
+    transaction!.id,
+    credit,
+    request.amountUsdCents,
+  ]);
   await em.execute(
     `update escrow_accounts set balance_usd_cents = balance_usd_cents + case when id = ? then ?::bigint else ?::bigint end, updated_at = now() where id in (?, ?)`,
     [debit, -request.amountUsdCents, request.amountUsdCents, debit, credit],
@@ -204,5 +237,8 @@ export async function listLedgerTransactions(em: EntityManager, filter: Transact
     params.push(filter.beforeId);
   }
   params.push(filter.limit);
-  return em.execute<LedgerTransaction[]>(`select ${transactionColumns} from escrow_transactions where ${where} order by id desc limit ?`, params);
+  return em.execute<LedgerTransaction[]>(
+    `select ${transactionColumns} from escrow_transactions where ${where} order by id desc limit ?`,
+    params,
+  );
 }

@@ -44,7 +44,9 @@ export interface MeterBatchOptions {
 export async function meterNextBatch(em: EntityManager, options: MeterBatchOptions): Promise<MeteredBatch | null> {
   return inTransaction(em, async (tx) => {
     await tx.execute(`insert into metering_watermarks (name, last_id) values (?, 0) on conflict (name) do nothing`, [watermarkName]);
-    const [mark] = await tx.execute<Array<{ last_id: string }>>(`select last_id::text from metering_watermarks where name = ? for update`, [watermarkName]);
+    const [mark] = await tx.execute<Array<{ last_id: string }>>(`select last_id::text from metering_watermarks where name = ? for update`, [
+      watermarkName,
+    ]);
     const fromId = mark!.last_id;
     const [range] = await tx.execute<Array<{ to_id: string | null; rows: number }>>(
       `select max(id)::text as to_id, count(*)::int as rows from (select id from request_logs where id > ?::bigint order by id limit ?) batch`,
@@ -74,6 +76,8 @@ export async function meterNextBatch(em: EntityManager, options: MeterBatchOptio
 
 /** The current watermark (0 before the first run). */
 export async function meteringWatermark(em: EntityManager): Promise<string> {
-  const [row] = await em.execute<Array<{ last_id: string }>>(`select last_id::text from metering_watermarks where name = ?`, [watermarkName]);
+  const [row] = await em.execute<Array<{ last_id: string }>>(`select last_id::text from metering_watermarks where name = ?`, [
+    watermarkName,
+  ]);
   return row?.last_id ?? '0';
 }

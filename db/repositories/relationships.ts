@@ -24,12 +24,16 @@ export async function createRelationship(
 }
 
 export async function findRelationship(em: EntityManager, customerId: string, id: string): Promise<Relationship | null> {
-  const rows = await em.getConnection().execute<Relationship[]>(`select ${columns} from relationships where id = ? and customer_id = ?`, [id, customerId]);
+  const rows = await em
+    .getConnection()
+    .execute<Relationship[]>(`select ${columns} from relationships where id = ? and customer_id = ?`, [id, customerId]);
   return rows[0] ?? null;
 }
 
 export async function deleteRelationship(em: EntityManager, customerId: string, id: string): Promise<boolean> {
-  const rows = await em.getConnection().execute<unknown[]>(`delete from relationships where id = ? and customer_id = ? returning id`, [id, customerId]);
+  const rows = await em
+    .getConnection()
+    .execute<unknown[]>(`delete from relationships where id = ? and customer_id = ? returning id`, [id, customerId]);
   return rows.length > 0;
 }
 
@@ -50,7 +54,9 @@ export async function listEdges(
     params.push(after.createdAt, after.id);
   }
   params.push(limit);
-  return em.getConnection().execute<Relationship[]>(`select ${columns} from relationships where ${where} order by created_at, id limit ?`, params);
+  return em
+    .getConnection()
+    .execute<Relationship[]>(`select ${columns} from relationships where ${where} order by created_at, id limit ?`, params);
 }
 
 export interface Traversal {
@@ -80,7 +86,10 @@ export async function traverse(
       ? { join: 'r.source_id = w.node', next: 'r.target_id' }
       : direction === 'incoming'
         ? { join: 'r.target_id = w.node', next: 'r.source_id' }
-        : { join: '(r.source_id = w.node or r.target_id = w.node)', next: 'case when r.source_id = w.node then r.target_id else r.source_id end' };
+        : {
+            join: '(r.source_id = w.node or r.target_id = w.node)',
+            next: 'case when r.source_id = w.node then r.target_id else r.source_id end',
+          };
   const rows = await em.getConnection().execute<Array<{ edge_id: string; node: string; depth: number }>>(
     `with recursive walk(node, depth, path, edge_id) as (
        select ?::text, 0, array[?::text], null::uuid
@@ -100,9 +109,19 @@ export async function traverse(
     if (known === undefined || row.depth < known) depthByNode.set(row.node, row.depth);
     if (row.edge_id) edgeIds.add(row.edge_id);
   }
-  const edges = edgeIds.size === 0 ? [] : await em.getConnection().execute<Relationship[]>(`select ${columns} from relationships where customer_id = ? and id in (?) order by created_at, id`, [customerId, [...edgeIds]]);
+  const edges =
+    edgeIds.size === 0
+      ? []
+      : await em
+          .getConnection()
+          .execute<Relationship[]>(`select ${columns} from relationships where customer_id = ? and id in (?) order by created_at, id`, [
+            customerId,
+            [...edgeIds],
+          ]);
   return {
-    nodes: [...depthByNode].map(([substrateId, depth]) => ({ substrateId, depth })).sort((a, b) => a.depth - b.depth || a.substrateId.localeCompare(b.substrateId)),
+    nodes: [...depthByNode]
+      .map(([substrateId, depth]) => ({ substrateId, depth }))
+      .sort((a, b) => a.depth - b.depth || a.substrateId.localeCompare(b.substrateId)),
     edges,
   };
 }
@@ -116,7 +135,10 @@ export interface RelationshipStats {
 
 export async function relationshipStats(em: EntityManager, customerId: string): Promise<RelationshipStats> {
   const connection = em.getConnection();
-  const byType = await connection.execute<Array<{ type: string; count: string }>>(`select type, count(*) as count from relationships where customer_id = ? group by type`, [customerId]);
+  const byType = await connection.execute<Array<{ type: string; count: string }>>(
+    `select type, count(*) as count from relationships where customer_id = ? group by type`,
+    [customerId],
+  );
   const [nodes] = await connection.execute<Array<{ sources: string; touched: string }>>(
     `select count(distinct source_id) as sources,
             (select count(*) from (select source_id from relationships where customer_id = ? union select target_id from relationships where customer_id = ?) t) as touched

@@ -27,9 +27,19 @@ export async function upsertSchedule(em: EntityManager, row: NewSchedule, maxPer
     const connection = tx.getConnection();
     const ctx = tx.getTransactionContext();
     await connection.execute(`select pg_advisory_xact_lock(hashtextextended(?, 0))`, [`schedules:${row.customerId}`], 'all', ctx);
-    const [previous] = await connection.execute<Schedule[]>(`select ${scheduleColumns} from schedules where customer_id = ? and name = ?`, [row.customerId, row.name], 'all', ctx);
+    const [previous] = await connection.execute<Schedule[]>(
+      `select ${scheduleColumns} from schedules where customer_id = ? and name = ?`,
+      [row.customerId, row.name],
+      'all',
+      ctx,
+    );
     if (!previous) {
-      const [counted] = await connection.execute<Array<{ count: string }>>(`select count(*) as count from schedules where customer_id = ?`, [row.customerId], 'all', ctx);
+      const [counted] = await connection.execute<Array<{ count: string }>>(
+        `select count(*) as count from schedules where customer_id = ?`,
+        [row.customerId],
+        'all',
+        ctx,
+      );
       if (Number(counted?.count ?? 0) >= maxPerCustomer) return { kind: 'limit-reached' } as const;
     }
     const [saved] = await connection.execute<Schedule[]>(
@@ -49,30 +59,45 @@ export async function upsertSchedule(em: EntityManager, row: NewSchedule, maxPer
 }
 
 export async function findSchedule(em: EntityManager, customerId: string, name: string): Promise<Schedule | null> {
-  const rows = await em.getConnection().execute<Schedule[]>(`select ${scheduleColumns} from schedules where customer_id = ? and name = ?`, [customerId, name]);
+  const rows = await em
+    .getConnection()
+    .execute<Schedule[]>(`select ${scheduleColumns} from schedules where customer_id = ? and name = ?`, [customerId, name]);
   return rows[0] ? toSchedule(rows[0]) : null;
 }
 
 /** By name, keyset-paginated. */
-export async function listSchedules(em: EntityManager, customerId: string, afterName: string | undefined, limit: number): Promise<Schedule[]> {
+export async function listSchedules(
+  em: EntityManager,
+  customerId: string,
+  afterName: string | undefined,
+  limit: number,
+): Promise<Schedule[]> {
   const params: unknown[] = [customerId];
   if (afterName !== undefined) params.push(afterName);
   params.push(limit);
   const rows = await em
     .getConnection()
-    .execute<Schedule[]>(`select ${scheduleColumns} from schedules where customer_id = ? ${afterName !== undefined ? 'and name > ?' : ''} order by name limit ?`, params);
+    .execute<Schedule[]>(
+      `select ${scheduleColumns} from schedules where customer_id = ? ${afterName !== undefined ? 'and name > ?' : ''} order by name limit ?`,
+      params,
+    );
   return rows.map(toSchedule);
 }
 
 export async function setSchedulePaused(em: EntityManager, customerId: string, name: string, paused: boolean): Promise<Schedule | null> {
   const rows = await em
     .getConnection()
-    .execute<Schedule[]>(`update schedules set paused = ?, updated_at = now() where customer_id = ? and name = ? returning ${scheduleColumns}`, [paused, customerId, name]);
+    .execute<Schedule[]>(
+      `update schedules set paused = ?, updated_at = now() where customer_id = ? and name = ? returning ${scheduleColumns}`,
+      [paused, customerId, name],
+    );
   return rows[0] ? toSchedule(rows[0]) : null;
 }
 
 export async function deleteSchedule(em: EntityManager, customerId: string, name: string): Promise<boolean> {
-  const rows = await em.getConnection().execute<Array<{ id: string }>>(`delete from schedules where customer_id = ? and name = ? returning id`, [customerId, name]);
+  const rows = await em
+    .getConnection()
+    .execute<Array<{ id: string }>>(`delete from schedules where customer_id = ? and name = ? returning id`, [customerId, name]);
   return rows.length > 0;
 }
 
@@ -84,14 +109,21 @@ export interface ScheduleRun {
 }
 
 /** The schedule and its customer's `serviceType` instance, in one round trip; null when the schedule is gone. */
-export async function findScheduleRun(em: EntityManager, customerId: string, name: string, serviceType: string): Promise<ScheduleRun | null> {
-  const [row] = await em.getConnection().execute<Array<Schedule & { tier: Tier | null; enabled: boolean | null; suspendedReason: string | null }>>(
-    `select ${scheduleColumns}, service.tier, service.enabled, service.suspended_reason as "suspendedReason"
+export async function findScheduleRun(
+  em: EntityManager,
+  customerId: string,
+  name: string,
+  serviceType: string,
+): Promise<ScheduleRun | null> {
+  const [row] = await em
+    .getConnection()
+    .execute<Array<Schedule & { tier: Tier | null; enabled: boolean | null; suspendedReason: string | null }>>(
+      `select ${scheduleColumns}, service.tier, service.enabled, service.suspended_reason as "suspendedReason"
        from schedules
        left join lateral (select tier, enabled, suspended_reason from service_instances s where s.customer_id = schedules.customer_id and s.service_type = ?) service on true
       where customer_id = ? and name = ?`,
-    [serviceType, customerId, name],
-  );
+      [serviceType, customerId, name],
+    );
   if (!row) return null;
   const { tier, enabled, suspendedReason, ...schedule } = row;
   return { schedule: toSchedule(schedule), service: tier === null ? null : { tier, enabled: enabled === true, suspendedReason } };
@@ -101,6 +133,9 @@ export async function findScheduleRun(em: EntityManager, customerId: string, nam
 export async function listActiveSchedules(em: EntityManager, afterId: string | null, limit: number): Promise<Schedule[]> {
   const rows = await em
     .getConnection()
-    .execute<Schedule[]>(`select ${scheduleColumns} from schedules where not paused and id > ? order by id limit ?`, [afterId ?? '00000000-0000-0000-0000-000000000000', limit]);
+    .execute<Schedule[]>(`select ${scheduleColumns} from schedules where not paused and id > ? order by id limit ?`, [
+      afterId ?? '00000000-0000-0000-0000-000000000000',
+      limit,
+    ]);
   return rows.map(toSchedule);
 }

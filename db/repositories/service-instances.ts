@@ -1,32 +1,36 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Tier } from '../entities/service-instance.entity.js';
+import type { ServiceInstance, Tier } from '../entities/service-instance.entity.js';
 
 /** Why billing blocked a customer's services; anything else in `suspended_reason` is not billing's to lift. */
 export type BillingBlock = 'insufficient_balance' | 'monthly_limit_exceeded';
 export const billingBlocks: readonly BillingBlock[] = ['insufficient_balance', 'monthly_limit_exceeded'];
 
-export interface ServiceInstanceRow {
-  serviceType: string;
-  tier: Tier;
-  enabled: boolean;
-  suspendedReason: string | null;
-  updatedAt: string;
-}
+export type ServiceInstanceRow = Omit<ServiceInstance, 'customerId'>;
 
 const columns = `service_type as "serviceType", tier, enabled, suspended_reason as "suspendedReason", updated_at as "updatedAt"`;
 
 export async function listServiceInstances(em: EntityManager, customerId: string): Promise<ServiceInstanceRow[]> {
-  return em.execute<ServiceInstanceRow[]>(`select ${columns} from service_instances where customer_id = ? order by service_type`, [customerId]);
+  return em.execute<ServiceInstanceRow[]>(`select ${columns} from service_instances where customer_id = ? order by service_type`, [
+    customerId,
+  ]);
 }
 
 /** The customer's instance of one service, locked for the rest of the transaction; null when it has none. */
 export async function lockServiceInstance(em: EntityManager, customerId: string, serviceType: string): Promise<ServiceInstanceRow | null> {
-  const [row] = await em.execute<ServiceInstanceRow[]>(`select ${columns} from service_instances where customer_id = ? and service_type = ? for update`, [customerId, serviceType]);
+  const [row] = await em.execute<ServiceInstanceRow[]>(
+    `select ${columns} from service_instances where customer_id = ? and service_type = ? for update`,
+    [customerId, serviceType],
+  );
   return row ?? null;
 }
 
 /** Creates or replaces the instance's tier and enabled flag; a suspension stays as it is. */
-export async function upsertServiceInstance(em: EntityManager, customerId: string, serviceType: string, change: { tier: Tier; enabled: boolean }): Promise<ServiceInstanceRow> {
+export async function upsertServiceInstance(
+  em: EntityManager,
+  customerId: string,
+  serviceType: string,
+  change: { tier: Tier; enabled: boolean },
+): Promise<ServiceInstanceRow> {
   const [row] = await em.execute<ServiceInstanceRow[]>(
     `insert into service_instances (customer_id, service_type, tier, enabled, suspended_reason)
      values (?, ?, ?, ?, (select suspended_reason from service_instances where customer_id = ? and suspended_reason is not null limit 1))
@@ -63,6 +67,9 @@ export async function setBillingBlock(em: EntityManager, customerId: string, blo
 
 /** Customers whose services carry this billing block. */
 export async function customersBlockedFor(em: EntityManager, block: BillingBlock): Promise<string[]> {
-  const rows = await em.execute<Array<{ customer_id: string }>>(`select distinct customer_id from service_instances where suspended_reason = ? order by customer_id`, [block]);
+  const rows = await em.execute<Array<{ customer_id: string }>>(
+    `select distinct customer_id from service_instances where suspended_reason = ? order by customer_id`,
+    [block],
+  );
   return rows.map((row) => row.customer_id);
 }

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { substrateInvocationCounts } from '../jobs/job-stats.js';
 
 /** Everything stored about one substrate that divide projects onto its dimensions. */
 export interface SubstrateFacts {
@@ -23,15 +24,7 @@ export async function gatherSubstrateFacts(em: EntityManager, customerId: string
     [id, customerId],
   );
   if (!substrate) return null;
-  const [invocations] = await connection.execute<Array<Record<string, string | Date | null>>>(
-    `select count(*) as total,
-            count(*) filter (where state = 'completed') as completed,
-            count(*) filter (where state = 'failed') as failed,
-            min(created_at) as first, max(created_at) as last,
-            count(*) filter (where created_at > now() - interval '1 day') as last_day
-       from jobs where customer_id = ? and type = 'invoke' and payload->>'substrate_id' = ?`,
-    [customerId, id],
-  );
+  const invocations = await substrateInvocationCounts(em, customerId, id);
   return {
     ...substrate,
     createdAt: new Date(substrate.createdAt),

@@ -41,21 +41,32 @@ export async function upsertSubstrates(em: EntityManager, substrates: NewSubstra
 }
 
 export async function findSubstrateRow(em: EntityManager, customerId: string, id: string): Promise<SubstrateRow | null> {
-  const rows = await em.getConnection().execute<SubstrateRow[]>(`select ${columns} from substrates where id = ? and customer_id = ?`, [id, customerId]);
+  const rows = await em
+    .getConnection()
+    .execute<SubstrateRow[]>(`select ${columns} from substrates where id = ? and customer_id = ?`, [id, customerId]);
   return rows[0] ?? null;
 }
 
-export async function replaceSubstrateMetadata(em: EntityManager, customerId: string, id: string, metadata: Record<string, unknown>): Promise<SubstrateRow | null> {
-  const rows = await em.getConnection().execute<SubstrateRow[]>(
-    `update substrates set metadata = ?::jsonb, updated_at = now() where id = ? and customer_id = ? returning ${columns}`,
-    [JSON.stringify(metadata), id, customerId],
-  );
+export async function replaceSubstrateMetadata(
+  em: EntityManager,
+  customerId: string,
+  id: string,
+  metadata: Record<string, unknown>,
+): Promise<SubstrateRow | null> {
+  const rows = await em
+    .getConnection()
+    .execute<SubstrateRow[]>(
+      `update substrates set metadata = ?::jsonb, updated_at = now() where id = ? and customer_id = ? returning ${columns}`,
+      [JSON.stringify(metadata), id, customerId],
+    );
   return rows[0] ?? null;
 }
 
 /** Deletes the substrate (and, when relationships exist, its relationships). Returns whether it existed. */
 export async function deleteSubstrate(em: EntityManager, customerId: string, id: string): Promise<boolean> {
-  const rows = await em.getConnection().execute<Array<{ id: string }>>(`delete from substrates where id = ? and customer_id = ? returning id`, [id, customerId]);
+  const rows = await em
+    .getConnection()
+    .execute<Array<{ id: string }>>(`delete from substrates where id = ? and customer_id = ? returning id`, [id, customerId]);
   return rows.length > 0;
 }
 
@@ -83,8 +94,10 @@ export async function searchSubstrates(em: EntityManager, filter: SubstrateFilte
   if (filter.createdAfter) add('created_at > ?', filter.createdAfter);
   if (filter.after) add('(created_at, id) < (?::timestamptz, ?)', filter.after.createdAt, filter.after.id);
   params.push(filter.limit);
-  return em.getConnection().execute<SubstrateRow[]>(
-    `select ${columns} from substrates where ${where.join(' and ')} order by created_at desc, id desc limit ?`,
-    params,
-  );
+  return em
+    .getConnection()
+    .execute<SubstrateRow[]>(
+      `select ${columns} from substrates where ${where.join(' and ')} order by created_at desc, id desc limit ?`,
+      params,
+    );
 }

@@ -22,9 +22,8 @@ export async function findSubstrateDefinition(em: EntityManager, customerId: str
 /** Ids among `ids` that the customer owns. */
 export async function existingSubstrateIds(em: EntityManager, customerId: string, ids: string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
-  const rows = await em.getConnection().execute<Array<{ id: string }>>(
-    `select id from substrates where customer_id = ? and id in (?)`,
-    [customerId, ids],
-  );
+  const rows = await em
+    .getConnection()
+    .execute<Array<{ id: string }>>(`select id from substrates where customer_id = ? and id in (?)`, [customerId, ids]);
   return new Set(rows.map((row) => row.id));
 }

@@ -34,7 +34,10 @@ export interface VaultExportRecord {
   createdAt: string;
 }
 
-export async function recordVaultExport(em: EntityManager, file: { path: string; rowCount: number; bytes: number; sha256: string }): Promise<VaultExportRecord> {
+export async function recordVaultExport(
+  em: EntityManager,
+  file: { path: string; rowCount: number; bytes: number; sha256: string },
+): Promise<VaultExportRecord> {
   const [row] = await em.execute<VaultExportRecord[]>(
     `insert into vault_exports (id, path, row_count, bytes, sha256) values (?, ?, ?, ?, ?)
      returning id, path, row_count as "rowCount", bytes, sha256, created_at as "createdAt"`,

@@ -1,42 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { JobRecord } from '../entities/job-record.entity.js';
 import type { DeliveryState, WebhookDelivery } from '../entities/webhook-delivery.entity.js';
-
-/** An endpoint subscribed to at least one of the events a finished job emits. */
-export interface SubscribedEndpoint {
-  id: string;
-  url: string;
-  events: string[];
-}
-
-const jobColumns = `j.id, j.customer_id as "customerId", j.type, j.state, j.payload, j.result, j.error, j.progress,
-  j.attempts_made as "attemptsMade", j.max_attempts as "maxAttempts", j.priority, j.delay_ms as "delayMs",
-  j.webhook_url as "webhookUrl", j.queue_job_id as "queueJobId", j.created_at as "createdAt", j.started_at as "startedAt", j.finished_at as "finishedAt"`;
-
-/**
- * A finished job and the endpoints that want its events, in one round trip. Null when nobody does
- * (no subscribed endpoint and no `webhook_url`), which is the common case and costs one indexed read.
- */
-export async function findJobWebhookTargets(
-  em: EntityManager,
-  jobId: string,
-  customerId: string,
-  events: string[],
-): Promise<{ job: JobRecord; endpoints: SubscribedEndpoint[] } | null> {
-  const [row] = await em.getConnection().execute<Array<JobRecord & { endpoints: SubscribedEndpoint[] }>>(
-    `select ${jobColumns},
-            coalesce((select json_agg(json_build_object('id', e.id, 'url', e.url, 'events', e.events) order by e.id)
-                        from webhook_endpoints e
-                       where e.customer_id = j.customer_id and e.events && array[?]::text[]), '[]'::json) as endpoints
-       from jobs j
-      where j.id = ? and j.customer_id = ?`,
-    [events, jobId, customerId],
-  );
-  if (!row) return null;
-  const { endpoints, ...job } = row;
-  if (endpoints.length === 0 && !job.webhookUrl) return null;
-  return { job: job as JobRecord, endpoints };
-}
 
 export interface NewDelivery {
   id: string;
@@ -70,7 +33,18 @@ export async function insertDeliveries(em: EntityManager, rows: NewDelivery[]): 
      returning id`,
     [
       `{${endpointIds.join(',')}}`,
-      ...rows.flatMap((row) => [row.id, row.customerId, row.endpointId, row.jobId, row.url, row.eventType, JSON.stringify(row.payload), row.messageId, row.dedupeKey, row.id]),
+      ...rows.flatMap((row) => [
+        row.id,
+        row.customerId,
+        row.endpointId,
+        row.jobId,
+        row.url,
+        row.eventType,
+        JSON.stringify(row.payload),
+        row.messageId,
+        row.dedupeKey,
+        row.id,
+      ]),
     ],
   );
   return inserted.map((row) => row.id);
@@ -145,17 +119,30 @@ const deliveryColumns = `d.id, d.customer_id as "customerId", d.endpoint_id as "
               from webhook_attempts a where a.delivery_id = d.id), '[]'::json) as "attemptLog"`;
 
 /** An endpoint's deliveries, newest first (keyset on the UUIDv7 id), each with every attempt. */
-export async function listDeliveries(em: EntityManager, endpointId: string, beforeId: string | undefined, limit: number): Promise<DeliveryWithAttempts[]> {
+export async function listDeliveries(
+  em: EntityManager,
+  endpointId: string,
+  beforeId: string | undefined,
+  limit: number,
+): Promise<DeliveryWithAttempts[]> {
   const params: unknown[] = [endpointId];
   if (beforeId) params.push(beforeId);
   params.push(limit);
   return em
     .getConnection()
-    .execute<DeliveryWithAttempts[]>(`select ${deliveryColumns} from webhook_deliveries d where d.endpoint_id = ? ${beforeId ? 'and d.id < ?' : ''} order by d.id desc limit ?`, params);
+    .execute<DeliveryWithAttempts[]>(
+      `select ${deliveryColumns} from webhook_deliveries d where d.endpoint_id = ? ${beforeId ? 'and d.id < ?' : ''} order by d.id desc limit ?`,
+      params,
+    );
 }
 
 export async function findDelivery(em: EntityManager, endpointId: string, id: string): Promise<DeliveryWithAttempts | null> {
-  const rows = await em.getConnection().execute<DeliveryWithAttempts[]>(`select ${deliveryColumns} from webhook_deliveries d where d.id = ? and d.endpoint_id = ?`, [id, endpointId]);
+  const rows = await em
+    .getConnection()
+    .execute<DeliveryWithAttempts[]>(`select ${deliveryColumns} from webhook_deliveries d where d.id = ? and d.endpoint_id = ?`, [
+      id,
+      endpointId,
+    ]);
   return rows[0] ?? null;
 }
 

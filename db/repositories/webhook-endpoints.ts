@@ -5,7 +5,9 @@ import { inTransaction } from '../transaction.js';
 const endpointColumns = `id, customer_id as "customerId", url, events, encrypted_secret as "encryptedSecret", created_at as "createdAt"`;
 
 export async function countWebhookEndpoints(em: EntityManager, customerId: string): Promise<number> {
-  const [row] = await em.getConnection().execute<Array<{ count: string }>>(`select count(*) as count from webhook_endpoints where customer_id = ?`, [customerId]);
+  const [row] = await em
+    .getConnection()
+    .execute<Array<{ count: string }>>(`select count(*) as count from webhook_endpoints where customer_id = ?`, [customerId]);
   return Number(row?.count ?? 0);
 }
 
@@ -37,23 +39,35 @@ export async function insertWebhookEndpointWithinLimit(
 }
 
 export async function findWebhookEndpoint(em: EntityManager, customerId: string, id: string): Promise<WebhookEndpoint | null> {
-  const rows = await em.getConnection().execute<WebhookEndpoint[]>(`select ${endpointColumns} from webhook_endpoints where id = ? and customer_id = ?`, [id, customerId]);
+  const rows = await em
+    .getConnection()
+    .execute<WebhookEndpoint[]>(`select ${endpointColumns} from webhook_endpoints where id = ? and customer_id = ?`, [id, customerId]);
   return rows[0] ?? null;
 }
 
 /** Newest first, keyset-paginated on the UUIDv7 id. */
-export async function listWebhookEndpoints(em: EntityManager, customerId: string, beforeId: string | undefined, limit: number): Promise<WebhookEndpoint[]> {
+export async function listWebhookEndpoints(
+  em: EntityManager,
+  customerId: string,
+  beforeId: string | undefined,
+  limit: number,
+): Promise<WebhookEndpoint[]> {
   const params: unknown[] = [customerId];
   if (beforeId) params.push(beforeId);
   params.push(limit);
   return em
     .getConnection()
-    .execute<WebhookEndpoint[]>(`select ${endpointColumns} from webhook_endpoints where customer_id = ? ${beforeId ? 'and id < ?' : ''} order by id desc limit ?`, params);
+    .execute<WebhookEndpoint[]>(
+      `select ${endpointColumns} from webhook_endpoints where customer_id = ? ${beforeId ? 'and id < ?' : ''} order by id desc limit ?`,
+      params,
+    );
 }
 
 /** Deletes the endpoint and (cascading) its deliveries; false when the customer has no such endpoint. */
 export async function deleteWebhookEndpoint(em: EntityManager, customerId: string, id: string): Promise<boolean> {
-  const rows = await em.getConnection().execute<Array<{ id: string }>>(`delete from webhook_endpoints where id = ? and customer_id = ? returning id`, [id, customerId]);
+  const rows = await em
+    .getConnection()
+    .execute<Array<{ id: string }>>(`delete from webhook_endpoints where id = ? and customer_id = ? returning id`, [id, customerId]);
   return rows.length > 0;
 }
 
@@ -66,10 +80,16 @@ export interface AccountSecretRow {
 export async function ensureAccountSecret(em: EntityManager, customerId: string, make: () => string): Promise<AccountSecretRow> {
   const connection = em.getConnection();
   const select = () =>
-    connection.execute<AccountSecretRow[]>(`select encrypted_secret as "encryptedSecret", created_at as "createdAt" from webhook_account_secrets where customer_id = ?`, [customerId]);
+    connection.execute<AccountSecretRow[]>(
+      `select encrypted_secret as "encryptedSecret", created_at as "createdAt" from webhook_account_secrets where customer_id = ?`,
+      [customerId],
+    );
   const [existing] = await select();
   if (existing) return existing;
-  await connection.execute(`insert into webhook_account_secrets (customer_id, encrypted_secret) values (?, ?) on conflict (customer_id) do nothing`, [customerId, make()]);
+  await connection.execute(
+    `insert into webhook_account_secrets (customer_id, encrypted_secret) values (?, ?) on conflict (customer_id) do nothing`,
+    [customerId, make()],
+  );
   const [created] = await select();
   return created as AccountSecretRow;
 }

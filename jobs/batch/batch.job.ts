@@ -7,7 +7,7 @@ import { defineJob } from '../define-job.js';
 import { atMostItems } from '../input-limits.js';
 import { storableText } from '../storable-text.js';
 import type { EvaluateInput, Evaluation } from '../invoke/evaluate.task.js';
-import { parametersSchema, substrateIdSchema } from '../invoke/invoke.job.js';
+import { evaluateManyTask, parametersSchema, substrateIdSchema } from '../invoke/invoke.job.js';
 
 /** Most invocations one batch may carry. */
 export const maxBatchSize = 10_000;
@@ -15,7 +15,11 @@ export const maxBatchSize = 10_000;
 export const chunkSize = 250;
 
 export const batchPayloadSchema = z.strictObject({
-  invocations: atMostItems(z.array(z.strictObject({ substrate_id: substrateIdSchema, parameters: parametersSchema.optional() })).min(1), maxBatchSize, 'invocations'),
+  invocations: atMostItems(
+    z.array(z.strictObject({ substrate_id: substrateIdSchema, parameters: parametersSchema.optional() })).min(1),
+    maxBatchSize,
+    'invocations',
+  ),
 });
 export type BatchPayload = z.infer<typeof batchPayloadSchema>;
 
@@ -40,7 +44,7 @@ const outcome = (item: { index: number; substrateId: string }, evaluation: Evalu
  */
 function evaluateChunk(chunk: PendingItem[], ctx: JobContext): Promise<Evaluation[]> {
   const inputs: EvaluateInput[] = chunk.map((item) => ({ expression: item.substrate.expression ?? '', parameters: item.parameters }));
-  return ctx.runTask<EvaluateInput[], Evaluation[]>('evaluateMany', inputs, ctx.signal);
+  return ctx.runTask(evaluateManyTask, inputs, ctx.signal);
 }
 
 /**
@@ -55,6 +59,8 @@ export const batchJob = defineJob({
   result: batchResultSchema,
   queue: { attempts: 5, concurrency: 4 },
   activeAtStart: true,
+  tasks: [evaluateManyTask],
+  completionEvents: ['batch.completed'],
   substrateIds: (payload) => [...new Set(payload.invocations.map((invocation) => invocation.substrate_id))],
   async process(payload, ctx) {
     const total = payload.invocations.length;

@@ -1,6 +1,14 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Tier } from '../../db/entities/service-instance.entity.js';
-import { lockCustomerAccount, postCustomerTransaction, readCustomerAccount, type CustomerAccount, type LedgerTransaction } from '../../db/repositories/ledger.js';
+import {
+  lockCustomerAccount,
+  postCustomerTransaction,
+  readCustomerAccount,
+  setMaxMonthlySpend,
+  shareLockCustomer,
+  type CustomerAccount,
+  type LedgerTransaction,
+} from '../../db/repositories/ledger.js';
 import { lockServiceInstance, upsertServiceInstance, type ServiceInstanceRow } from '../../db/repositories/service-instances.js';
 import { validateOperation, type OperationCheck } from './billing-rules.js';
 import type { DepositAdapter } from './escrow/deposit-adapter.js';
@@ -68,25 +76,36 @@ export interface CreditRequest {
  */
 export async function creditCustomer(em: EntityManager, request: CreditRequest): Promise<DepositOutcome | null> {
   return inTransaction(em, async (tx) => {
-    const [customer] = await tx.execute(`select id from customers where id = ? for share`, [request.customerId]);
-    if (!customer) return null;
+    if (!(await shareLockCustomer(tx, request.customerId))) return null;
     return postMoneyIn(tx, { ...request, txType: 'credit' });
   });
 }
 
 /** Posts money into the customer's account and reviews its suspension; `tx` is the caller's open transaction. */
-async function postMoneyIn(tx: EntityManager, request: DepositRequest & { txType: 'deposit' | 'credit'; reason?: string }): Promise<DepositOutcome> {
+async function postMoneyIn(
+  tx: EntityManager,
+  request: DepositRequest & { txType: 'deposit' | 'credit'; reason?: string },
+): Promise<DepositOutcome> {
   const posting = await postCustomerTransaction(tx, request);
   if (posting.status === 'insufficient-funds') throw new Error(`a ${request.txType} cannot lack funds`);
   const review = await reviewBillingBlock(tx, request.customerId);
-  return { transaction: posting.transaction, replayed: posting.status === 'replayed', review, account: await readCustomerAccount(tx, request.customerId) };
+  return {
+    transaction: posting.transaction,
+    replayed: posting.status === 'replayed',
+    review,
+    account: await readCustomerAccount(tx, request.customerId),
+  };
 }
 
 /** Sets (or, with null, removes) the monthly limit; a higher limit can resume services suspended for it. */
-export async function setMonthlyLimit(em: EntityManager, customerId: string, maxMonthlyUsdCents: number | null): Promise<{ review: BlockReview; account: CustomerAccount }> {
+export async function setMonthlyLimit(
+  em: EntityManager,
+  customerId: string,
+  maxMonthlyUsdCents: number | null,
+): Promise<{ review: BlockReview; account: CustomerAccount }> {
   return inTransaction(em, async (tx) => {
     await lockCustomerAccount(tx, customerId);
-    await tx.execute(`update customers set max_monthly_usd_cents = ? where id = ?`, [maxMonthlyUsdCents, customerId]);
+    await setMaxMonthlySpend(tx, customerId, maxMonthlyUsdCents);
     const review = await reviewBillingBlock(tx, customerId);
     return { review, account: await readCustomerAccount(tx, customerId) };
   });
@@ -98,7 +117,12 @@ export type ServiceChange = { allowed: true; service: ServiceInstanceRow } | Ext
  * Sets a service's tier and enabled flag. Enabling it, or raising its tier while enabled, first passes the
  * seed's `validateOperation` with the tier's estimated cost; disabling and downgrading always pass.
  */
-export async function changeService(em: EntityManager, customerId: string, serviceType: string, change: { tier: Tier; enabled: boolean }): Promise<ServiceChange> {
+export async function changeService(
+  em: EntityManager,
+  customerId: string,
+  serviceType: string,
+  change: { tier: Tier; enabled: boolean },
+): Promise<ServiceChange> {
   return inTransaction(em, async (tx): Promise<ServiceChange> => {
     const account = await lockCustomerAccount(tx, customerId);
     const current = await lockServiceInstance(tx, customerId, serviceType);

@@ -10,6 +10,7 @@ import {
   type BillingChargeRow,
   type ChargeLine,
 } from '../../db/repositories/billing-charges.js';
+import { hasAdminUser } from '../../db/repositories/accounts.js';
 import { addMonthlySpend, lockCustomerAccount } from '../../db/repositories/ledger.js';
 import { setBillingBlock, type BillingBlock } from '../../db/repositories/service-instances.js';
 import { chargeRecordsNothing, unbilledUsageRecords } from '../../db/repositories/usage-records.js';
@@ -45,11 +46,6 @@ export function chargeKey(customerId: string, lines: readonly ChargeLine[]): str
   return `chg_${createHash('sha256').update(`${customerId}:${ids}`).digest('hex')}`;
 }
 
-async function isInternalCustomer(em: EntityManager, customerId: string): Promise<boolean> {
-  const [row] = await em.execute<Array<{ internal: boolean }>>(`select exists (select 1 from users where customer_id = ? and role = 'admin') as internal`, [customerId]);
-  return row?.internal ?? false;
-}
-
 /**
  * Step 1, under the customer's account lock: resume a pending charge if a run left one; else price the
  * unbilled records, check balance and monthly limit (suspending every service of the customer if either
@@ -65,7 +61,7 @@ async function claim(em: EntityManager, customerId: string): Promise<Claim> {
     const records = await unbilledUsageRecords(tx, customerId, true);
     if (records.length === 0) return { kind: 'done', result: { customerId, outcome: 'nothing-due', accessChanged: false } };
     const recordIds = records.map((record) => record.id);
-    if (await isInternalCustomer(tx, customerId)) {
+    if (await hasAdminUser(tx, customerId)) {
       await chargeRecordsNothing(tx, recordIds);
       return { kind: 'done', result: { customerId, outcome: 'internal', accessChanged: false } };
     }

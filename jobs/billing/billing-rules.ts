@@ -9,11 +9,20 @@ export interface AccountFigures {
 
 export type OperationCheck =
   | { allowed: true }
-  | { allowed: false; reason: 'insufficient_balance'; details: { current_balance_usd_cents: number; estimated_cost_usd_cents: number; required_deposit_usd_cents: number } }
+  | {
+      allowed: false;
+      reason: 'insufficient_balance';
+      details: { current_balance_usd_cents: number; estimated_cost_usd_cents: number; required_deposit_usd_cents: number };
+    }
   | {
       allowed: false;
       reason: 'monthly_limit_exceeded';
-      details: { max_monthly_usd_cents: number; current_month_charged_usd_cents: number; estimated_cost_usd_cents: number; remaining_authorization_usd_cents: number };
+      details: {
+        max_monthly_usd_cents: number;
+        current_month_charged_usd_cents: number;
+        estimated_cost_usd_cents: number;
+        remaining_authorization_usd_cents: number;
+      };
     };
 
 /**
@@ -56,6 +65,7 @@ export function validateOperation(account: AccountFigures, estimatedUsdCents: nu
 export function billingBlockFor(account: AccountFigures, dueUsdCents: number): BillingBlock | null {
   if (dueUsdCents <= 0) return null;
   if (account.balanceUsdCents < dueUsdCents) return 'insufficient_balance';
-  if (account.maxMonthlyUsdCents !== null && account.currentMonthChargedUsdCents + dueUsdCents > account.maxMonthlyUsdCents) return 'monthly_limit_exceeded';
+  if (account.maxMonthlyUsdCents !== null && account.currentMonthChargedUsdCents + dueUsdCents > account.maxMonthlyUsdCents)
+    return 'monthly_limit_exceeded';
   return null;
 }

@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { publishAccessChange } from '../../db/access-changes.js';
+import { publishAccessChange } from '../../lib/channels.js';
 import { customersToBill } from '../../db/repositories/usage-records.js';
 import { defineJob } from '../define-job.js';
 import { RetryLaterError } from '../errors.js';
 import { billCustomer, type BillCustomerOptions, type CustomerBilling } from './bill-customer.js';
+import { billingMetricsHook } from './billing-metrics.hook.js';
 import type { EscrowAdapter } from './escrow/escrow.js';
 import { postgresEscrow } from './escrow/postgres-escrow.js';
 
@@ -31,7 +32,9 @@ function summarise(outcomes: CustomerBilling[]): BillingResult {
     customers: new Set(outcomes.map((o) => o.customerId)).size,
     charged: charged.length,
     charged_usd_cents: charged.reduce((sum, o) => sum + o.amountUsdCents, 0),
-    suspended: outcomes.flatMap((o) => (o.outcome === 'suspended' ? [{ customer_id: o.customerId, reason: o.reason, due_usd_cents: o.dueUsdCents }] : [])),
+    suspended: outcomes.flatMap((o) =>
+      o.outcome === 'suspended' ? [{ customer_id: o.customerId, reason: o.reason, due_usd_cents: o.dueUsdCents }] : [],
+    ),
     resumed: outcomes.filter((o) => o.outcome === 'charged' && o.accessChanged).map((o) => o.customerId),
   };
 }
@@ -47,8 +50,14 @@ export function createBillingJob(options: BillingJobOptions = {}) {
     adminOnly: true,
     // One run per worker process at a time; runs in other processes are safe too (see billCustomer).
     queue: { attempts: 5, backoffMs: 10_000, concurrency: 1 },
+    hooks: [billingMetricsHook],
+    schedule: (config) => ({ every: config.billingEveryMs }),
     async process(_payload, ctx) {
-      const billOptions: BillCustomerOptions = { escrow: options.escrow ?? postgresEscrow, escrowTimeoutMs: ctx.config.escrowTimeoutMs, afterCommit: options.afterCommit };
+      const billOptions: BillCustomerOptions = {
+        escrow: options.escrow ?? postgresEscrow,
+        escrowTimeoutMs: ctx.config.escrowTimeoutMs,
+        afterCommit: options.afterCommit,
+      };
       const outcomes: CustomerBilling[] = [];
       const failures: string[] = [];
       const customers = await customersToBill(ctx.em);
@@ -66,7 +75,8 @@ export function createBillingJob(options: BillingJobOptions = {}) {
       const result = summarise(outcomes);
       ctx.logger.info({ ...result, failed: failures.length }, 'billing run finished');
       // Everything that succeeded is committed; retrying bills only what is left.
-      if (failures.length > 0) throw new RetryLaterError(`${failures.length} of ${customers.length} customers not billed: ${failures.slice(0, 5).join('; ')}`);
+      if (failures.length > 0)
+        throw new RetryLaterError(`${failures.length} of ${customers.length} customers not billed: ${failures.slice(0, 5).join('; ')}`);
       return result;
     },
   });

@@ -7,7 +7,8 @@ import { isKnownServiceType, priceUsage, tierPrice } from './pricing.js';
 /** Prices each record at its service's current tier (rounded half up per record, see `priceUsage`). */
 export function priceRecords(records: readonly UnbilledUsageRecord[]): ChargeLine[] {
   return records.map((record) => {
-    if (!isKnownServiceType(record.serviceType)) throw new PermanentJobError(`usage record ${record.id} has unknown service type "${record.serviceType}"`);
+    if (!isKnownServiceType(record.serviceType))
+      throw new PermanentJobError(`usage record ${record.id} has unknown service type "${record.serviceType}"`);
     return { record_id: record.id, usd_cents: priceUsage(tierPrice(record.serviceType, record.tier), record) };
   });
 }

@@ -80,8 +80,12 @@ const bytesPerGigabyte = 1_000_000_000n;
  * charge is the sum of its records' rounded prices, so every record carries exactly the cents it was charged.
  * Example (seal, pro): 1,000 requests and 2·10⁹ bytes = 15,000,000 µ¢ + 16,000,000 µ¢ = 31¢.
  */
-export function priceUsage(price: TierPrice, usage: { requestCount: bigint | number | string; bytesTransferred: bigint | number | string }): number {
-  const numerator = BigInt(usage.requestCount) * price.requestMicroCents * bytesPerGigabyte + BigInt(usage.bytesTransferred) * price.gigabyteMicroCents;
+export function priceUsage(
+  price: TierPrice,
+  usage: { requestCount: bigint | number | string; bytesTransferred: bigint | number | string },
+): number {
+  const numerator =
+    BigInt(usage.requestCount) * price.requestMicroCents * bytesPerGigabyte + BigInt(usage.bytesTransferred) * price.gigabyteMicroCents;
   const denominator = microCentsPerCent * bytesPerGigabyte;
   const cents = (numerator * 2n + denominator) / (denominator * 2n);
   return Number(cents);

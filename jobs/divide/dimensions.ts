@@ -66,7 +66,12 @@ export function projectDimensions(facts: SubstrateFacts, shape: ExpressionShape 
       depth: shape?.depth ?? 1,
     },
   ];
-  values.push({ digest: createHash('sha256').update(stringify(values) ?? '').digest('hex'), dimensions_folded: values.length });
+  values.push({
+    digest: createHash('sha256')
+      .update(stringify(values) ?? '')
+      .digest('hex'),
+    dimensions_folded: values.length,
+  });
   return dimensionNames.map(([name, description], index) => ({
     level: fibonacciSequence[index] ?? 0,
     name,
@@ -82,7 +87,8 @@ function sum(counts: Record<string, number>): number {
 const logical = new Set(['&&', '||', '!_', '==', '!=', '<', '<=', '>', '>=', 'in']);
 function yields(shape: ExpressionShape | null): string {
   if (!shape) return 'unknown';
-  if (shape.operators.some((op) => logical.has(op)) && !shape.operators.some((op) => ['+', '-', '*', '/', '%'].includes(op))) return 'boolean';
+  if (shape.operators.some((op) => logical.has(op)) && !shape.operators.some((op) => ['+', '-', '*', '/', '%'].includes(op)))
+    return 'boolean';
   if (shape.operators.length === 0 && shape.functions.length === 0) return 'value';
   return 'computed';
 }

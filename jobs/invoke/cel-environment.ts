@@ -61,7 +61,10 @@ export function checkExpression(env: Environment, expression: string): Expressio
   } catch (error) {
     if (!(error instanceof ParseError)) throw error;
     const offset = error.node?.pos ?? error.range?.start;
-    return { message: error.summary || (error.message.split('\n')[0] ?? 'syntax error'), position: offset === undefined ? null : locate(expression, offset) };
+    return {
+      message: error.summary || (error.message.split('\n')[0] ?? 'syntax error'),
+      position: offset === undefined ? null : locate(expression, offset),
+    };
   }
 }
 

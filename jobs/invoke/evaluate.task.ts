@@ -2,7 +2,6 @@
  * Piscina entry: evaluate one CEL expression. Pure — no imports of db/ or workers/ — so a unit test can call it.
  * Runs in a worker thread with a timeout and memory limits set by the pool.
  */
-import { analyzeExpression, type ExpressionShape } from '../divide/analyze-expression.js';
 import { celToJson, createCelEnvironment } from './cel-environment.js';
 
 export interface EvaluateInput {
@@ -44,9 +43,4 @@ export function evaluateMany(inputs: EvaluateInput[]): Evaluation[] {
       return { error: error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error) };
     }
   });
-}
-
-/** The shape of an expression (variables, operators, functions) for divide's projections. */
-export function analyze({ expression }: { expression: string }): ExpressionShape {
-  return analyzeExpression(env, expression);
 }

@@ -4,12 +4,17 @@ import type { JobContext } from '../context.js';
 import { defineJob } from '../define-job.js';
 import { PermanentJobError } from '../errors.js';
 import { atMostJson, atMostKeys } from '../input-limits.js';
-import type { EvaluateInput, EvaluateOutput } from './evaluate.task.js';
+import { defineTask } from '../define-task.js';
+import type { EvaluateInput, EvaluateOutput, Evaluation } from './evaluate.task.js';
 import { applyOperation, multiply, operationSchema } from './operations.js';
 
 /** Parameters are the expression's variables. Capped so one job cannot carry megabytes into a thread. */
 export const parametersSchema = atMostJson(
-  atMostKeys(z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'parameter names are identifiers'), z.unknown()), 100, 'parameters'),
+  atMostKeys(
+    z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'parameter names are identifiers'), z.unknown()),
+    100,
+    'parameters',
+  ),
   16_384,
   'parameters',
 );
@@ -30,9 +35,29 @@ export type InvokePayload = z.infer<typeof invokePayloadSchema>;
 
 export const invokeResultSchema = z.record(z.string(), z.unknown());
 
+/** One CEL evaluation in a pool thread (time limit, heap limit). */
+export const evaluateTask = defineTask<EvaluateInput, EvaluateOutput>({
+  name: 'evaluate',
+  module: import.meta.url,
+  file: './evaluate.task',
+});
+
+/**
+ * Many evaluations in one thread round trip, answered per item; single evaluations that busy jobs start
+ * together are sent as one of these (batch runs it directly for its chunks).
+ */
+export const evaluateManyTask = defineTask<EvaluateInput[], Evaluation[]>({
+  name: 'evaluateMany',
+  module: import.meta.url,
+  file: './evaluate.task',
+  exportName: 'evaluateMany',
+  perItem: evaluateTask,
+  gathersPerItemCalls: true,
+});
+
 async function evaluateSubstrate(substrate: SubstrateDefinition, parameters: Record<string, unknown>, ctx: JobContext): Promise<unknown> {
   if (substrate.expressionType === 'constant') return substrate.value;
-  const output = await ctx.runTask<EvaluateInput, EvaluateOutput>('evaluate', { expression: substrate.expression ?? '', parameters }, ctx.signal);
+  const output = await ctx.runTask(evaluateTask, { expression: substrate.expression ?? '', parameters }, ctx.signal);
   return output.value;
 }
 
@@ -48,8 +73,10 @@ export const invokeJob = defineJob({
   payload: invokePayloadSchema,
   result: invokeResultSchema,
   queue: { attempts: 3 },
+  tasks: [evaluateTask, evaluateManyTask],
   substrateIds: (payload) => (payload.substrate_id ? [payload.substrate_id] : []),
-  cacheKey: (payload) => (payload.operation || !payload.substrate_id ? null : { substrateId: payload.substrate_id, parameters: payload.parameters ?? {} }),
+  cacheKey: (payload) =>
+    payload.operation || !payload.substrate_id ? null : { substrateId: payload.substrate_id, parameters: payload.parameters ?? {} },
   async process(payload, ctx) {
     const parameters = payload.parameters ?? {};
     const operation = payload.operation;

@@ -12,7 +12,10 @@ export const operationSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('modulus'), modulus: finite }),
   z.strictObject({ op: z.literal('power'), exponent: finite }),
   z.strictObject({ op: z.literal('root'), degree: finite }),
-  z.strictObject({ op: z.literal('multiply'), dimension_values: atMostItems(z.array(finite).min(1), maxDimensionValues, 'dimension values') }),
+  z.strictObject({
+    op: z.literal('multiply'),
+    dimension_values: atMostItems(z.array(finite).min(1), maxDimensionValues, 'dimension values'),
+  }),
 ]);
 export type Operation = z.infer<typeof operationSchema>;
 export type ValueOperation = Exclude<Operation, { op: 'multiply' }>;
@@ -42,7 +45,8 @@ export function applyOperation(value: number, operation: ValueOperation): Record
       if (degree === 0) throw new PermanentJobError('root degree must not be 0');
       const evenInteger = Number.isInteger(degree) && degree % 2 === 0;
       if (value < 0 && evenInteger) throw new PermanentJobError(`even root (degree ${degree}) of a negative value (${value})`);
-      if (value < 0 && !Number.isInteger(degree)) throw new PermanentJobError(`fractional root (degree ${degree}) of a negative value (${value})`);
+      if (value < 0 && !Number.isInteger(degree))
+        throw new PermanentJobError(`fractional root (degree ${degree}) of a negative value (${value})`);
       const magnitude = Math.abs(value) ** (1 / degree);
       return { value, degree, result: finiteOrFail(value < 0 ? -magnitude : magnitude, 'root result') };
     }

@@ -29,6 +29,7 @@ export function createMeteringJob(options: MeteringJobOptions = {}) {
     result: meteringResultSchema,
     adminOnly: true,
     queue: { attempts: 5, backoffMs: 5_000, concurrency: 1 },
+    schedule: (config) => ({ every: config.meteringEveryMs }),
     async process(_payload, ctx) {
       const result: MeteringResult = { batches: 0, rows: 0, records: 0, watermark: '0' };
       // Batch after batch, each its own transaction, until the watermark reaches the newest row. An abort

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { publishAccessChange } from '../../db/access-changes.js';
+import { publishAccessChange } from '../../lib/channels.js';
 import { rollOverMonths } from '../../db/repositories/ledger.js';
 import { customersBlockedFor } from '../../db/repositories/service-instances.js';
 import { reviewBillingBlock } from '../billing/review-block.js';
@@ -18,11 +18,13 @@ const rolloverLock = 4_120_731_002;
 
 export const monthRolloverJob = defineJob({
   name: 'month-rollover',
-  description: "Start a new spend month (1st, 00:00 UTC): this month's charges become last month's, and services suspended for the monthly limit resume.",
+  description:
+    "Start a new spend month (1st, 00:00 UTC): this month's charges become last month's, and services suspended for the monthly limit resume.",
   payload: monthRolloverPayloadSchema,
   result: monthRolloverResultSchema,
   adminOnly: true,
   queue: { attempts: 5, backoffMs: 30_000, concurrency: 1 },
+  schedule: (config) => ({ pattern: config.monthRolloverCron, tz: 'UTC' }),
   async process(_payload, ctx) {
     // Idempotent: accounts already in this month are left alone. Billing rolls an account's month too when
     // it meets one first, so this job's own work is lifting the monthly-limit suspensions the new month ends.

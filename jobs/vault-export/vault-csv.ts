@@ -18,6 +18,14 @@ function field(value: string | number): string {
  * reader can tell a whole file from a cut one.
  */
 export function renderVaultCsv(rows: readonly VaultKeyRow[]): string {
-  const lines = rows.map((row) => [field(row.customerId), field(row.encryptedKey), field(tierRateLimitPerMinute[row.tier] ?? 0), field(row.tier), field(row.serviceType)].join(','));
+  const lines = rows.map((row) =>
+    [
+      field(row.customerId),
+      field(row.encryptedKey),
+      field(tierRateLimitPerMinute[row.tier] ?? 0),
+      field(row.tier),
+      field(row.serviceType),
+    ].join(','),
+  );
   return [vaultCsvHeader, ...lines].join('\n') + '\n';
 }

@@ -22,6 +22,7 @@ export const vaultExportJob = defineJob({
   result: vaultExportResultSchema,
   adminOnly: true,
   queue: { attempts: 3, backoffMs: 5_000, concurrency: 1 },
+  schedule: (config) => ({ every: config.vaultExportEveryMs }),
   async process(_payload, ctx) {
     const rows = await activeVaultKeys(ctx.em);
     const csv = Buffer.from(renderVaultCsv(rows), 'utf8');

@@ -23,7 +23,7 @@ export function startChild(entry: string, env: NodeJS.ProcessEnv, name: string):
   const child = spawn(process.execPath, [...profileFlags, ...preload, '--import', 'tsx', ...gcOnSignal, path.join(root, entry)], {
     cwd: root,
     env: { ...process.env, ...env },
-    stdio: ["ignore", "ignore", process.env.BENCH_STDERR ? "inherit" : "pipe"],
+    stdio: ['ignore', 'ignore', process.env.BENCH_STDERR ? 'inherit' : 'pipe'],
   });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
@@ -76,16 +76,25 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 /** POSTs JSON through `agent` (a keep-alive connection) and reads the whole answer. */
-export function postJson(agent: http.Agent, url: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+export function postJson(
+  agent: http.Agent,
+  url: string,
+  body: unknown,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const request = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers } }, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (text += chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
-      response.on('error', reject);
-    });
+    const request = http.request(
+      url,
+      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers } },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
+        response.on('error', reject);
+      },
+    );
     request.on('error', reject);
     request.end(payload);
   });
@@ -131,9 +140,14 @@ export function cpuSecondsMatching(pattern: RegExp): number {
 }
 
 /** Where CPU went during `run`: seconds per named process group. */
-export async function cpuBreakdown<T>(groups: Record<string, () => number>, run: () => Promise<T>): Promise<{ result: T; cpu: Record<string, number> }> {
+export async function cpuBreakdown<T>(
+  groups: Record<string, () => number>,
+  run: () => Promise<T>,
+): Promise<{ result: T; cpu: Record<string, number> }> {
   const before = Object.fromEntries(Object.entries(groups).map(([name, read]) => [name, read()]));
   const result = await run();
-  const cpu = Object.fromEntries(Object.entries(groups).map(([name, read]) => [name, Math.round((read() - (before[name] ?? 0)) * 100) / 100]));
+  const cpu = Object.fromEntries(
+    Object.entries(groups).map(([name, read]) => [name, Math.round((read() - (before[name] ?? 0)) * 100) / 100]),
+  );
   return { result, cpu };
 }

@@ -14,7 +14,12 @@ interface ProfileNode {
 const args = process.argv.slice(2);
 const by = args.find((arg) => arg.startsWith('--by='))?.slice('--by='.length) ?? 'function';
 const [file, count = '25'] = args.filter((arg) => !arg.startsWith('--'));
-const profile = JSON.parse(readFileSync(file as string, 'utf8')) as { nodes: ProfileNode[]; samples: number[]; startTime: number; endTime: number };
+const profile = JSON.parse(readFileSync(file as string, 'utf8')) as {
+  nodes: ProfileNode[];
+  samples: number[];
+  startTime: number;
+  endTime: number;
+};
 const total = profile.samples.length;
 const msPerSample = (profile.endTime - profile.startTime) / 1000 / total;
 
@@ -30,7 +35,10 @@ function packageOf(url: string, functionName: string): string {
 const totals = new Map<string, number>();
 for (const node of profile.nodes) {
   const { functionName, url, lineNumber } = node.callFrame;
-  const key = by === 'package' ? packageOf(url, functionName) : `${functionName || '(anonymous)'} ${url.replace(/^.*\/(node_modules\/)?/, '')}:${lineNumber + 1}`;
+  const key =
+    by === 'package'
+      ? packageOf(url, functionName)
+      : `${functionName || '(anonymous)'} ${url.replace(/^.*\/(node_modules\/)?/, '')}:${lineNumber + 1}`;
   totals.set(key, (totals.get(key) ?? 0) + node.hitCount);
 }
 for (const [name, hits] of [...totals].sort((a, b) => b[1] - a[1]).slice(0, Number(count))) {

@@ -63,7 +63,9 @@ describe('admin login and Bull Board', () => {
     expect(board.text).toMatch(/__UI_CONFIG__/);
     const queues = await request('GET', '/admin/queues/api/queues', { headers: { cookie: `chrysalis_admin=${sessionCookie(response)}` } });
     expect(queues.status).toBe(200);
-    expect(queues.body.queues.map((queue: { name: string }) => queue.name).sort()).toEqual([...app.deps.queues.keys(), app.deps.webhookQueue.name, app.deps.scheduleTicks.name].sort());
+    expect(queues.body.queues.map((queue: { name: string }) => queue.name).sort()).toEqual(
+      [...app.deps.queues.keys(), app.deps.webhookQueue.name, app.deps.scheduleTicks.name].sort(),
+    );
   });
 
   it('re-renders the form with 401 for a wrong password', async () => {
@@ -121,7 +123,11 @@ describe('admin login and Bull Board', () => {
     expect((await request('GET', '/admin/queues', { headers: { cookie } })).status).toBe(200);
     const confirm = await request('GET', '/admin/logout', { headers: { cookie } });
     expect(confirm.text).toContain('admin@example.test');
-    const logout = await fetch(`${app.baseUrl}/admin/logout`, { method: 'POST', redirect: 'manual', headers: { cookie, origin: app.baseUrl } });
+    const logout = await fetch(`${app.baseUrl}/admin/logout`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie, origin: app.baseUrl },
+    });
     expect(logout.status).toBe(303);
     expect(logout.headers.get('location')).toBe('/admin/login');
     expect(logout.headers.get('set-cookie')).toMatch(/chrysalis_admin=;.*Expires=Thu, 01 Jan 1970/);
@@ -130,7 +136,9 @@ describe('admin login and Bull Board', () => {
 
   it('refuses a cross-site Bull Board action (retry, clean…) even with a valid session', async () => {
     const cookie = `chrysalis_admin=${sessionCookie(await postLogin('admin@example.test', 'admin-password-123'))}`;
-    const response = await request('PUT', '/admin/queues/api/queues/invoke/retry/failed', { headers: { cookie, 'sec-fetch-site': 'cross-site' } });
+    const response = await request('PUT', '/admin/queues/api/queues/invoke/retry/failed', {
+      headers: { cookie, 'sec-fetch-site': 'cross-site' },
+    });
     expect(response.status).toBe(403);
   });
 });
@@ -157,17 +165,23 @@ describe('admin login behind a proxy (TRUST_PROXY=1)', () => {
     // An unknown account: past the origin check, the login itself fails with 401 (and no admin failure is counted).
     const viaTls = await postProxiedLogin('whatever', { origin: httpsOrigin, 'x-forwarded-proto': 'https' }, 'nobody@example.test');
     expect(viaTls.status).toBe(401);
-    expect((await postProxiedLogin('whatever', { origin: proxied.baseUrl, 'x-forwarded-proto': 'https' }, 'nobody@example.test')).status).toBe(403);
+    expect(
+      (await postProxiedLogin('whatever', { origin: proxied.baseUrl, 'x-forwarded-proto': 'https' }, 'nobody@example.test')).status,
+    ).toBe(403);
   });
 
-  it('refuses an account with 429 and Retry-After after 10 failed logins, whatever addresses they come from', { timeout: 90_000 }, async () => {
-    // A new address each time: the per-IP limit (10 a minute) never trips, the per-account one must.
-    for (let n = 1; n <= 10; n++) expect((await postProxiedLogin(`guess ${n}`, { 'x-forwarded-for': `198.51.100.${n}` })).status).toBe(401);
-    const refused = await postProxiedLogin('admin-password-123', { 'x-forwarded-for': '198.51.100.11' });
-    expect(refused.status).toBe(429);
-    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(60);
-    expect(await refused.text()).toMatch(/Too many failed attempts/);
-    expect(sessionCookie(refused)).toBeUndefined();
-  });
+  it(
+    'refuses an account with 429 and Retry-After after 10 failed logins, whatever addresses they come from',
+    { timeout: 90_000 },
+    async () => {
+      // A new address each time: the per-IP limit (10 a minute) never trips, the per-account one must.
+      for (let n = 1; n <= 10; n++)
+        expect((await postProxiedLogin(`guess ${n}`, { 'x-forwarded-for': `198.51.100.${n}` })).status).toBe(401);
+      const refused = await postProxiedLogin('admin-password-123', { 'x-forwarded-for': '198.51.100.11' });
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(60);
+      expect(await refused.text()).toMatch(/Too many failed attempts/);
+      expect(sessionCookie(refused)).toBeUndefined();
+    },
+  );
 });
-

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decryptSecret } from '../../api/auth/credentials.js';
+import { decryptSecret } from '../../lib/crypto.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
@@ -14,9 +14,20 @@ let bob: TestUser;
 const inOneHour = () => new Date(Date.now() + 3600_000).toISOString();
 
 async function createKey(user: TestUser, body: Record<string, unknown> = {}) {
-  const response = await request('POST', '/api/v1/api-keys', { token: user.accessToken, body: { name: 'ci', service_type: 'compute', ...body } });
+  const response = await request('POST', '/api/v1/api-keys', {
+    token: user.accessToken,
+    body: { name: 'ci', service_type: 'compute', ...body },
+  });
   expect(response.status, response.text).toBe(201);
-  return response.body as { id: string; name: string; service_type: string; prefix: string; key: string; expires_at: string | null; created_at: string };
+  return response.body as {
+    id: string;
+    name: string;
+    service_type: string;
+    prefix: string;
+    key: string;
+    expires_at: string | null;
+    created_at: string;
+  };
 }
 
 const listJobs = (token: string) => request('GET', '/api/v1/jobs', { token });
@@ -33,7 +44,10 @@ afterAll(async () => {
 
 describe('POST /api-keys', () => {
   it('answers 201 with the sk_live_ key shown once, and stores only its SHA-256 hash and an AES-256-GCM ciphertext', async () => {
-    const response = await request('POST', '/api/v1/api-keys', { token: alice.accessToken, body: { name: 'deploy', service_type: 'compute' } });
+    const response = await request('POST', '/api/v1/api-keys', {
+      token: alice.accessToken,
+      body: { name: 'deploy', service_type: 'compute' },
+    });
     expect(response.status).toBe(201);
     expect(response.headers.get('cache-control')).toBe('no-store');
     const key = response.body.key as string;
@@ -73,18 +87,27 @@ describe('POST /api-keys', () => {
   });
 
   it('rejects an expires_at in the past with 422', async () => {
-    const response = await request('POST', '/api/v1/api-keys', { token: alice.accessToken, body: { name: 'old', service_type: 'compute', expires_at: '2020-01-01T00:00:00Z' } });
+    const response = await request('POST', '/api/v1/api-keys', {
+      token: alice.accessToken,
+      body: { name: 'old', service_type: 'compute', expires_at: '2020-01-01T00:00:00Z' },
+    });
     expectProblem(response, 422, 'unprocessable', ['body.expires_at']);
   });
 
   it('rejects an expires_at that is not an ISO 8601 timestamp with 400', async () => {
-    const response = await request('POST', '/api/v1/api-keys', { token: alice.accessToken, body: { name: 'x', service_type: 'compute', expires_at: 'next tuesday' } });
+    const response = await request('POST', '/api/v1/api-keys', {
+      token: alice.accessToken,
+      body: { name: 'x', service_type: 'compute', expires_at: 'next tuesday' },
+    });
     expectProblem(response, 400, 'validation', ['body.expires_at']);
   });
 
   it('answers an unknown service_type with 400 listing the accepted values: compute and the edge services', async () => {
     for (const serviceType of ['teleport', 'Compute!']) {
-      const response = await request('POST', '/api/v1/api-keys', { token: alice.accessToken, body: { name: 'x', service_type: serviceType } });
+      const response = await request('POST', '/api/v1/api-keys', {
+        token: alice.accessToken,
+        body: { name: 'x', service_type: serviceType },
+      });
       expectProblem(response, 400, 'validation', ['body.service_type']);
       const message = response.body.errors.find((e: { field: string }) => e.field === 'body.service_type').message as string;
       expect(message).toContain('compute');
@@ -98,7 +121,10 @@ describe('POST /api-keys', () => {
   });
 
   it('rejects a missing name and an unknown field with 400 naming both', async () => {
-    const response = await request('POST', '/api/v1/api-keys', { token: alice.accessToken, body: { service_type: 'compute', scopes: ['all'] } });
+    const response = await request('POST', '/api/v1/api-keys', {
+      token: alice.accessToken,
+      body: { service_type: 'compute', scopes: ['all'] },
+    });
     expectProblem(response, 400, 'validation', ['body.name', 'body.scopes']);
   });
 
@@ -108,13 +134,17 @@ describe('POST /api-keys', () => {
 
   it('does not let an API key manage API keys (403)', async () => {
     const { key } = await createKey(alice);
-    expectProblem(await request('POST', '/api/v1/api-keys', { token: key, body: { name: 'child', service_type: 'compute' } }), 403, 'forbidden');
+    expectProblem(
+      await request('POST', '/api/v1/api-keys', { token: key, body: { name: 'child', service_type: 'compute' } }),
+      403,
+      'forbidden',
+    );
     expectProblem(await request('GET', '/api/v1/api-keys', { token: key }), 403, 'forbidden');
   });
 });
 
 describe('GET /api-keys', () => {
-  it('lists the customer\'s keys with their prefix, never the key, its hash or its ciphertext', async () => {
+  it("lists the customer's keys with their prefix, never the key, its hash or its ciphertext", async () => {
     const created = await createKey(bob, { name: 'listed' });
     const response = await request('GET', '/api/v1/api-keys', { token: bob.accessToken });
     expect(response.status).toBe(200);
@@ -132,7 +162,7 @@ describe('GET /api-keys', () => {
     expect(response.text).not.toMatch(/key_hash|encrypted|"key"/);
   });
 
-  it('shows only the caller\'s own keys', async () => {
+  it("shows only the caller's own keys", async () => {
     const alices = await createKey(alice, { name: 'alice-only' });
     const response = await request('GET', '/api/v1/api-keys?limit=100', { token: bob.accessToken });
     expect(response.body.items.map((item: { id: string }) => item.id)).not.toContain(alices.id);
@@ -151,7 +181,9 @@ describe('GET /api-keys', () => {
 
   it('rejects limit=0 with 400 naming query.limit and a forged cursor with 400 naming query.cursor', async () => {
     expectProblem(await request('GET', '/api/v1/api-keys?limit=0', { token: alice.accessToken }), 400, 'validation', ['query.limit']);
-    expectProblem(await request('GET', '/api/v1/api-keys?cursor=bm9wZQ', { token: alice.accessToken }), 400, 'validation', ['query.cursor']);
+    expectProblem(await request('GET', '/api/v1/api-keys?cursor=bm9wZQ', { token: alice.accessToken }), 400, 'validation', [
+      'query.cursor',
+    ]);
   });
 });
 
@@ -172,14 +204,18 @@ describe('DELETE /api-keys/:id', () => {
     expect((await request('DELETE', `/api/v1/api-keys/${id}`, { token: alice.accessToken })).status).toBe(204);
   });
 
-  it('answers 404 for another customer\'s key, which keeps working', async () => {
+  it("answers 404 for another customer's key, which keeps working", async () => {
     const { id, key } = await createKey(bob);
     expectProblem(await request('DELETE', `/api/v1/api-keys/${id}`, { token: alice.accessToken }), 404, 'not-found');
     expect((await listJobs(key)).status).toBe(200);
   });
 
   it('answers 404 for an unknown id and 400 for an id that is not a UUID', async () => {
-    expectProblem(await request('DELETE', '/api/v1/api-keys/01890000-0000-7000-8000-000000000000', { token: alice.accessToken }), 404, 'not-found');
+    expectProblem(
+      await request('DELETE', '/api/v1/api-keys/01890000-0000-7000-8000-000000000000', { token: alice.accessToken }),
+      404,
+      'not-found',
+    );
     expectProblem(await request('DELETE', '/api/v1/api-keys/not-a-uuid', { token: alice.accessToken }), 400, 'validation', ['params.id']);
   });
 });
@@ -200,10 +236,21 @@ describe('POST /api-keys/:id/rotate', () => {
 
   it('takes a new expires_at, and refuses one in the past with 422', async () => {
     const old = await createKey(alice);
-    expectProblem(await request('POST', `/api/v1/api-keys/${old.id}/rotate`, { token: alice.accessToken, body: { expires_at: '2000-01-01T00:00:00Z' } }), 422, 'unprocessable', ['body.expires_at']);
+    expectProblem(
+      await request('POST', `/api/v1/api-keys/${old.id}/rotate`, {
+        token: alice.accessToken,
+        body: { expires_at: '2000-01-01T00:00:00Z' },
+      }),
+      422,
+      'unprocessable',
+      ['body.expires_at'],
+    );
     expect((await listJobs(old.key)).status).toBe(200);
     const expiresAt = inOneHour();
-    const rotated = await request('POST', `/api/v1/api-keys/${old.id}/rotate`, { token: alice.accessToken, body: { expires_at: expiresAt } });
+    const rotated = await request('POST', `/api/v1/api-keys/${old.id}/rotate`, {
+      token: alice.accessToken,
+      body: { expires_at: expiresAt },
+    });
     expect(rotated.body.expires_at).toBe(expiresAt);
   });
 
@@ -213,14 +260,18 @@ describe('POST /api-keys/:id/rotate', () => {
     expectProblem(await request('POST', `/api/v1/api-keys/${id}/rotate`, { token: alice.accessToken }), 409, 'conflict');
   });
 
-  it('answers 404 for another customer\'s key, which keeps working', async () => {
+  it("answers 404 for another customer's key, which keeps working", async () => {
     const { id, key } = await createKey(bob);
     expectProblem(await request('POST', `/api/v1/api-keys/${id}/rotate`, { token: alice.accessToken }), 404, 'not-found');
     expect((await listJobs(key)).status).toBe(200);
   });
 
   it('answers 404 for an unknown id', async () => {
-    expectProblem(await request('POST', '/api/v1/api-keys/01890000-0000-7000-8000-000000000000/rotate', { token: alice.accessToken }), 404, 'not-found');
+    expectProblem(
+      await request('POST', '/api/v1/api-keys/01890000-0000-7000-8000-000000000000/rotate', { token: alice.accessToken }),
+      404,
+      'not-found',
+    );
   });
 });
 

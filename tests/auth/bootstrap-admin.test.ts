@@ -26,9 +26,9 @@ describe('ensureAdmin', () => {
     expect(jwtClaims(token).role).toBe('admin');
     const me = await request('GET', '/api/v1/auth/me', { token });
     expect(me.body).toMatchObject({ email: 'admin@example.test', role: 'admin', tos_version_accepted: '1.0.0', tos_current: true });
-    expect(await app.sql('select service_type, tier, enabled from service_instances where customer_id = $1', [me.body.customer_id])).toEqual([
-      { service_type: 'compute', tier: 'starter', enabled: true },
-    ]);
+    expect(
+      await app.sql('select service_type, tier, enabled from service_instances where customer_id = $1', [me.body.customer_id]),
+    ).toEqual([{ service_type: 'compute', tier: 'starter', enabled: true }]);
   });
 
   it('does nothing when the admin already exists', async () => {
@@ -40,7 +40,9 @@ describe('ensureAdmin', () => {
   it('survives two concurrent calls for a new admin and creates exactly one', async () => {
     const deps = withAdmin('racing-admin@example.test');
     await expect(Promise.all([ensureAdmin(deps), ensureAdmin(deps)])).resolves.toBeDefined();
-    const users = await app.sql<{ customer_id: string; role: string }>('select customer_id, role from users where email = $1', ['racing-admin@example.test']);
+    const users = await app.sql<{ customer_id: string; role: string }>('select customer_id, role from users where email = $1', [
+      'racing-admin@example.test',
+    ]);
     expect(users).toEqual([{ customer_id: expect.any(String), role: 'admin' }]);
     expect(await app.sql('select id from customers where name = $1', ['racing-admin@example.test'])).toHaveLength(1);
   });

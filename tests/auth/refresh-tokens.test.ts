@@ -28,7 +28,12 @@ describe('POST /auth/refresh', () => {
     const session = await newSession();
     const response = await refresh(session.refreshToken);
     expect(response.status).toBe(200);
-    expect(response.body).toEqual({ access_token: expect.any(String), refresh_token: expect.stringMatching(/^rt_/), token_type: 'bearer', expires_in: 3600 });
+    expect(response.body).toEqual({
+      access_token: expect.any(String),
+      refresh_token: expect.stringMatching(/^rt_/),
+      token_type: 'bearer',
+      expires_in: 3600,
+    });
     expect(response.headers.get('cache-control')).toBe('no-store');
     expect(response.body.refresh_token).not.toBe(session.refreshToken);
     expect((await request('GET', '/api/v1/auth/me', { token: response.body.access_token })).status).toBe(200);
@@ -46,7 +51,10 @@ describe('POST /auth/refresh', () => {
     );
     expect(rows).toHaveLength(2);
     expect(rows[0]?.family_id).toBe(rows[1]?.family_id);
-    expect(rows.map((row) => [row.rotated, row.revoked])).toEqual([[true, false], [false, false]]);
+    expect(rows.map((row) => [row.rotated, row.revoked])).toEqual([
+      [true, false],
+      [false, false],
+    ]);
   });
 
   it('detects reuse of a rotated token: answers 401 and revokes the family, so the new token stops working too', async () => {
@@ -57,7 +65,7 @@ describe('POST /auth/refresh', () => {
     expectProblem(await refresh(rotated.body.refresh_token), 401, 'unauthorized');
   });
 
-  it('leaves the user\'s other sessions alone when one family is revoked for reuse', async () => {
+  it("leaves the user's other sessions alone when one family is revoked for reuse", async () => {
     const stolen = await newSession();
     const other = await newSession();
     await refresh(stolen.refreshToken);
@@ -75,7 +83,10 @@ describe('POST /auth/refresh', () => {
 
   it('rejects an expired refresh token with 401', async () => {
     const session = await newSession();
-    await app.sql(`update refresh_tokens set expires_at = now() - interval '1 second' where token_hash = encode(sha256($1::bytea), 'hex')`, [session.refreshToken]);
+    await app.sql(
+      `update refresh_tokens set expires_at = now() - interval '1 second' where token_hash = encode(sha256($1::bytea), 'hex')`,
+      [session.refreshToken],
+    );
     expectProblem(await refresh(session.refreshToken), 401, 'unauthorized');
   });
 
@@ -92,7 +103,9 @@ describe('POST /auth/refresh', () => {
   });
 
   it('rejects a refresh_token that is not a string with 400', async () => {
-    expectProblem(await request('POST', '/api/v1/auth/refresh', { body: { refresh_token: 42 } }), 400, 'validation', ['body.refresh_token']);
+    expectProblem(await request('POST', '/api/v1/auth/refresh', { body: { refresh_token: 42 } }), 400, 'validation', [
+      'body.refresh_token',
+    ]);
   });
 
   it('rejects malformed JSON with 400 problem+json', async () => {

@@ -41,9 +41,13 @@ async function hashesDuring(call: () => Promise<unknown>): Promise<number> {
 describe('POST /auth/register and account enumeration', () => {
   it('spends the same bcrypt hash on an email already taken as on a new one, so timing does not tell them apart', async () => {
     const email = `taken-${Date.now()}@example.test`;
-    const fresh = await hashesDuring(async () => expect((await request('POST', '/api/v1/auth/register', { body: registration(email) })).status).toBe(201));
+    const fresh = await hashesDuring(async () =>
+      expect((await request('POST', '/api/v1/auth/register', { body: registration(email) })).status).toBe(201),
+    );
     expect(fresh).toBe(1);
-    const taken = await hashesDuring(async () => expectProblem(await request('POST', '/api/v1/auth/register', { body: registration(email.toUpperCase()) }), 409, 'conflict'));
+    const taken = await hashesDuring(async () =>
+      expectProblem(await request('POST', '/api/v1/auth/register', { body: registration(email.toUpperCase()) }), 409, 'conflict'),
+    );
     expect(taken).toBe(fresh);
   });
 });

@@ -11,7 +11,9 @@ let alice: TestUser;
 
 const uniqueEmail = (label: string) => `${label}-${Math.random().toString(36).slice(2, 10)}@example.test`;
 const register = (body: Record<string, unknown>) =>
-  request('POST', '/api/v1/auth/register', { body: { email: uniqueEmail('reg'), password: 'long enough password', accept_tos: true, tos_version: '1.0.0', ...body } });
+  request('POST', '/api/v1/auth/register', {
+    body: { email: uniqueEmail('reg'), password: 'long enough password', accept_tos: true, tos_version: '1.0.0', ...body },
+  });
 
 beforeAll(async () => {
   app = await startTestApp();
@@ -28,17 +30,26 @@ describe('POST /auth/register', () => {
     const email = uniqueEmail('new');
     const response = await register({ email });
     expect(response.status).toBe(201);
-    expect(response.body).toEqual({ id: expect.any(String), email, customer_id: expect.any(String), role: 'user', created_at: expect.any(String) });
+    expect(response.body).toEqual({
+      id: expect.any(String),
+      email,
+      customer_id: expect.any(String),
+      role: 'user',
+      created_at: expect.any(String),
+    });
     expect(new Date(response.body.created_at).toISOString()).toBe(response.body.created_at);
 
-    const [user] = await app.sql<{ password_hash: string; customer_id: string }>('select password_hash, customer_id from users where id = $1', [response.body.id]);
+    const [user] = await app.sql<{ password_hash: string; customer_id: string }>(
+      'select password_hash, customer_id from users where id = $1',
+      [response.body.id],
+    );
     expect(user?.customer_id).toBe(response.body.customer_id);
     expect(user?.password_hash).toMatch(/^\$2[aby]\$12\$/);
     expect(await app.sql('select id from customers where id = $1', [response.body.customer_id])).toHaveLength(1);
     expect(await app.sql('select version from tos_acceptances where user_id = $1', [response.body.id])).toEqual([{ version: '1.0.0' }]);
-    expect(await app.sql('select service_type, tier, enabled from service_instances where customer_id = $1', [response.body.customer_id])).toEqual([
-      { service_type: 'compute', tier: 'starter', enabled: true },
-    ]);
+    expect(
+      await app.sql('select service_type, tier, enabled from service_instances where customer_id = $1', [response.body.customer_id]),
+    ).toEqual([{ service_type: 'compute', tier: 'starter', enabled: true }]);
   });
 
   it('stores the email lowercased, and login accepts it in any case', async () => {
@@ -109,16 +120,25 @@ describe('POST /auth/login', () => {
   it('answers an access token, a refresh token, token_type bearer and expires_in 3600, not cacheable', async () => {
     const response = await request('POST', '/api/v1/auth/login', { body: { email: alice.email, password: alice.password } });
     expect(response.status).toBe(200);
-    expect(response.body).toEqual({ access_token: expect.any(String), refresh_token: expect.stringMatching(/^rt_/), token_type: 'bearer', expires_in: 3600 });
+    expect(response.body).toEqual({
+      access_token: expect.any(String),
+      refresh_token: expect.stringMatching(/^rt_/),
+      token_type: 'bearer',
+      expires_in: 3600,
+    });
     expect(response.headers.get('cache-control')).toBe('no-store');
     const claims = jwtClaims(response.body.access_token);
     expect((claims.exp as number) - (claims.iat as number)).toBe(3600);
-    expect(await app.sql('select id from refresh_tokens where token_hash = encode(sha256($1::bytea), $2)', [response.body.refresh_token, 'hex'])).toHaveLength(1);
+    expect(
+      await app.sql('select id from refresh_tokens where token_hash = encode(sha256($1::bytea), $2)', [response.body.refresh_token, 'hex']),
+    ).toHaveLength(1);
   });
 
   it('answers 401 with the same detail for a wrong password and for an unknown email', async () => {
     const wrongPassword = await request('POST', '/api/v1/auth/login', { body: { email: alice.email, password: 'not the password' } });
-    const unknownEmail = await request('POST', '/api/v1/auth/login', { body: { email: uniqueEmail('nobody'), password: 'not the password' } });
+    const unknownEmail = await request('POST', '/api/v1/auth/login', {
+      body: { email: uniqueEmail('nobody'), password: 'not the password' },
+    });
     expectProblem(wrongPassword, 401, 'unauthorized');
     expectProblem(unknownEmail, 401, 'unauthorized');
     expect(unknownEmail.body.detail).toBe(wrongPassword.body.detail);
@@ -133,37 +153,50 @@ describe('POST /auth/login', () => {
   });
 
   // Ten bcrypt comparisons or more each: slow on a busy machine, hence the generous timeouts.
-  it('refuses an account with 429 and Retry-After after 10 failed logins, even with the right password; other accounts still log in', { timeout: 90_000 }, async () => {
-    // The per-IP login limit is raised for tests, so only the per-account count can refuse here.
-    const email = uniqueEmail('guessed');
-    expect((await register({ email, password: 'the real password' })).status).toBe(201);
-    for (let n = 1; n <= 10; n++) expectProblem(await request('POST', '/api/v1/auth/login', { body: { email, password: `guess ${n}` } }), 401, 'unauthorized');
-    const refused = await request('POST', '/api/v1/auth/login', { body: { email, password: 'the real password' } });
-    expectProblem(refused, 429, 'rate-limited');
-    expect(refused.body.detail).toMatch(/failed logins/);
-    const retryAfter = Number(refused.headers.get('retry-after'));
-    expect(retryAfter).toBeGreaterThan(60);
-    expect(retryAfter).toBeLessThanOrEqual(900);
-    expect((await request('POST', '/api/v1/auth/login', { body: { email: alice.email, password: alice.password } })).status).toBe(200);
-  });
+  it(
+    'refuses an account with 429 and Retry-After after 10 failed logins, even with the right password; other accounts still log in',
+    { timeout: 90_000 },
+    async () => {
+      // The per-IP login limit is raised for tests, so only the per-account count can refuse here.
+      const email = uniqueEmail('guessed');
+      expect((await register({ email, password: 'the real password' })).status).toBe(201);
+      for (let n = 1; n <= 10; n++)
+        expectProblem(await request('POST', '/api/v1/auth/login', { body: { email, password: `guess ${n}` } }), 401, 'unauthorized');
+      const refused = await request('POST', '/api/v1/auth/login', { body: { email, password: 'the real password' } });
+      expectProblem(refused, 429, 'rate-limited');
+      expect(refused.body.detail).toMatch(/failed logins/);
+      const retryAfter = Number(refused.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThan(60);
+      expect(retryAfter).toBeLessThanOrEqual(900);
+      expect((await request('POST', '/api/v1/auth/login', { body: { email: alice.email, password: alice.password } })).status).toBe(200);
+    },
+  );
 
-  it('counts failed logins to an unknown email the same way, so a 429 does not tell which accounts exist', { timeout: 90_000 }, async () => {
-    const email = uniqueEmail('nobody');
-    for (let n = 1; n <= 10; n++) expectProblem(await request('POST', '/api/v1/auth/login', { body: { email, password: `guess ${n}` } }), 401, 'unauthorized');
-    expectProblem(await request('POST', '/api/v1/auth/login', { body: { email, password: 'guess 11' } }), 429, 'rate-limited');
-  });
+  it(
+    'counts failed logins to an unknown email the same way, so a 429 does not tell which accounts exist',
+    { timeout: 90_000 },
+    async () => {
+      const email = uniqueEmail('nobody');
+      for (let n = 1; n <= 10; n++)
+        expectProblem(await request('POST', '/api/v1/auth/login', { body: { email, password: `guess ${n}` } }), 401, 'unauthorized');
+      expectProblem(await request('POST', '/api/v1/auth/login', { body: { email, password: 'guess 11' } }), 429, 'rate-limited');
+    },
+  );
 
-  it('forgets an account\'s failed logins once it logs in', { timeout: 90_000 }, async () => {
+  it("forgets an account's failed logins once it logs in", { timeout: 90_000 }, async () => {
     const email = uniqueEmail('forgetful');
     expect((await register({ email, password: 'the real password' })).status).toBe(201);
     for (let round = 0; round < 2; round++) {
-      for (let n = 1; n <= 6; n++) expectProblem(await request('POST', '/api/v1/auth/login', { body: { email, password: `guess ${n}` } }), 401, 'unauthorized');
+      for (let n = 1; n <= 6; n++)
+        expectProblem(await request('POST', '/api/v1/auth/login', { body: { email, password: `guess ${n}` } }), 401, 'unauthorized');
       expect((await request('POST', '/api/v1/auth/login', { body: { email, password: 'the real password' } })).status).toBe(200);
     }
   });
 
   it('rejects an unknown field with 400 naming it', async () => {
-    const response = await request('POST', '/api/v1/auth/login', { body: { email: alice.email, password: alice.password, remember: true } });
+    const response = await request('POST', '/api/v1/auth/login', {
+      body: { email: alice.email, password: alice.password, remember: true },
+    });
     expectProblem(response, 400, 'validation', ['body.remember']);
   });
 
@@ -196,7 +229,10 @@ describe('access tokens', () => {
 
   it('rejects a forged token with 401', async () => {
     const { sub, cid } = jwtClaims(alice.accessToken);
-    const forged = jwt.sign({ sub, cid, role: 'admin' }, 'another-secret-that-is-long-enough-0123456789', { algorithm: 'HS256', expiresIn: 3600 });
+    const forged = jwt.sign({ sub, cid, role: 'admin' }, 'another-secret-that-is-long-enough-0123456789', {
+      algorithm: 'HS256',
+      expiresIn: 3600,
+    });
     expectProblem(await request('GET', '/api/v1/auth/me', { token: forged }), 401, 'unauthorized');
   });
 
@@ -213,7 +249,9 @@ describe('access tokens', () => {
 
   it('rejects an expired token with 401', async () => {
     const { sub, cid } = jwtClaims(alice.accessToken);
-    const expired = jwt.sign({ sub, cid, role: 'user', exp: Math.floor(Date.now() / 1000) - 60 }, app.config.jwtSecret, { algorithm: 'HS256' });
+    const expired = jwt.sign({ sub, cid, role: 'user', exp: Math.floor(Date.now() / 1000) - 60 }, app.config.jwtSecret, {
+      algorithm: 'HS256',
+    });
     expectProblem(await request('GET', '/api/v1/auth/me', { token: expired }), 401, 'unauthorized');
   });
 

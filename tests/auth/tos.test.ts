@@ -51,7 +51,11 @@ describe('the terms-of-service gate', () => {
     const gated = await request('GET', '/api/v1/jobs', { token: user.accessToken });
     expectProblem(gated, 403, 'tos-required');
     expect(gated.body.detail).toContain('2.0.0');
-    expectProblem(await request('POST', '/api/v1/api-keys', { token: user.accessToken, body: { name: 'ci', service_type: 'compute' } }), 403, 'tos-required');
+    expectProblem(
+      await request('POST', '/api/v1/api-keys', { token: user.accessToken, body: { name: 'ci', service_type: 'compute' } }),
+      403,
+      'tos-required',
+    );
 
     // /auth/me and /tos/accept stay reachable behind the gate.
     const me = await request('GET', '/api/v1/auth/me', { token: user.accessToken });
@@ -62,13 +66,21 @@ describe('the terms-of-service gate', () => {
     expect(accepted.status).toBe(200);
     expect(accepted.body).toEqual({ version: '2.0.0', accepted_at: expect.any(String) });
     expect((await request('GET', '/api/v1/jobs', { token: user.accessToken })).status).toBe(200);
-    expect((await request('GET', '/api/v1/auth/me', { token: user.accessToken })).body).toMatchObject({ tos_version_accepted: '2.0.0', tos_current: true });
+    expect((await request('GET', '/api/v1/auth/me', { token: user.accessToken })).body).toMatchObject({
+      tos_version_accepted: '2.0.0',
+      tos_current: true,
+    });
   });
 
   it('refuses to accept a version other than the current one with 422', async () => {
     const user = await registerUser(request, '2.0.0');
     await withdrawAcceptance(user);
-    expectProblem(await request('POST', '/api/v1/tos/accept', { token: user.accessToken, body: { version: '1.0.0' } }), 422, 'unprocessable', ['body.version']);
+    expectProblem(
+      await request('POST', '/api/v1/tos/accept', { token: user.accessToken, body: { version: '1.0.0' } }),
+      422,
+      'unprocessable',
+      ['body.version'],
+    );
     expectProblem(await request('GET', '/api/v1/jobs', { token: user.accessToken }), 403, 'tos-required');
   });
 
@@ -85,7 +97,10 @@ describe('the terms-of-service gate', () => {
 
   it('holds API keys at the gate too, until a user of their customer accepts the current version', async () => {
     const user = await registerUser(request, '2.0.0');
-    const created = await request('POST', '/api/v1/api-keys', { token: user.accessToken, body: { name: 'worker', service_type: 'compute' } });
+    const created = await request('POST', '/api/v1/api-keys', {
+      token: user.accessToken,
+      body: { name: 'worker', service_type: 'compute' },
+    });
     expect(created.status).toBe(201);
     const key = created.body.key as string;
     expect((await request('GET', '/api/v1/jobs', { token: key })).status).toBe(200);
@@ -105,7 +120,12 @@ describe('the terms-of-service gate', () => {
   it('rejects POST /tos/accept without credentials with 401 and with an unknown field with 400', async () => {
     expectProblem(await request('POST', '/api/v1/tos/accept', { body: { version: '2.0.0' } }), 401, 'unauthorized');
     const user = await registerUser(request, '2.0.0');
-    expectProblem(await request('POST', '/api/v1/tos/accept', { token: user.accessToken, body: { version: '2.0.0', all: true } }), 400, 'validation', ['body.all']);
+    expectProblem(
+      await request('POST', '/api/v1/tos/accept', { token: user.accessToken, body: { version: '2.0.0', all: true } }),
+      400,
+      'validation',
+      ['body.all'],
+    );
   });
 
   it('has the bootstrap admin accept the configured version', async () => {

@@ -6,7 +6,7 @@ import { SubstrateDefinitionCache } from '../../db/substrate-definitions.js';
 import { deposit } from '../../jobs/billing/account-operations.js';
 import type { JobContext } from '../../jobs/context.js';
 import type { JobDefinition } from '../../jobs/define-job.js';
-import { systemCustomerId } from '../../workers/schedulers.js';
+import { systemCustomerId } from '../../queue/schedules/platform-schedules.js';
 import type { httpClient, HttpResponse } from '../helpers/http.js';
 import type { TestApp } from '../helpers/test-app.js';
 
@@ -33,7 +33,12 @@ export function jobContext(app: TestApp, orm: Orm, overrides: Partial<JobContext
 }
 
 /** Runs a job definition's processor directly (no queue), with its payload `{}`. */
-export function runJob<Result>(definition: JobDefinition<Record<string, never>, Result>, app: TestApp, orm: Orm, overrides: Partial<JobContext> = {}): Promise<Result> {
+export function runJob<Result>(
+  definition: JobDefinition<Record<string, never>, Result>,
+  app: TestApp,
+  orm: Orm,
+  overrides: Partial<JobContext> = {},
+): Promise<Result> {
   return definition.process({}, jobContext(app, orm, overrides));
 }
 
@@ -54,7 +59,11 @@ export function usageLines(count: number, line: UsageLine): UsageLine[] {
 /** POST /admin/usage/ingest with NDJSON built from `lines` (strings are sent as they are). */
 export function ingest(request: Request, adminToken: string, lines: ReadonlyArray<UsageLine | string>): Promise<HttpResponse> {
   const body = lines.map((line) => (typeof line === 'string' ? line : JSON.stringify(line))).join('\n') + '\n';
-  return request('POST', '/api/v1/admin/usage/ingest', { token: adminToken, rawBody: body, headers: { 'content-type': 'application/x-ndjson' } });
+  return request('POST', '/api/v1/admin/usage/ingest', {
+    token: adminToken,
+    rawBody: body,
+    headers: { 'content-type': 'application/x-ndjson' },
+  });
 }
 
 export async function customerIdOf(request: Request, token: string): Promise<string> {
@@ -80,7 +89,9 @@ export async function checkLedger(app: TestApp): Promise<LedgerState> {
       group by t.id having coalesce(sum(e.amount_usd_cents), 0) <> 0 or count(e.id) <> 2`,
   );
   expect(unbalanced, 'transactions whose legs do not sum to zero').toEqual([]);
-  const [orphans] = await app.sql<{ n: string }>(`select count(*) as n from escrow_entries e where not exists (select 1 from escrow_transactions t where t.id = e.transaction_id)`);
+  const [orphans] = await app.sql<{ n: string }>(
+    `select count(*) as n from escrow_entries e where not exists (select 1 from escrow_transactions t where t.id = e.transaction_id)`,
+  );
   expect(Number(orphans!.n)).toBe(0);
   const drift = await app.sql(
     `select a.id, a.balance_usd_cents, coalesce(sum(e.amount_usd_cents), 0) as entries
@@ -92,7 +103,9 @@ export async function checkLedger(app: TestApp): Promise<LedgerState> {
   expect(negative, 'customer accounts below zero').toEqual([]);
   const [total] = await app.sql<{ total: string }>(`select coalesce(sum(amount_usd_cents), 0) as total from escrow_entries`);
   expect(Number(total!.total)).toBe(0);
-  const accounts = await app.sql<{ id: string; balance: string }>(`select id, balance_usd_cents as balance from escrow_accounts order by id`);
+  const accounts = await app.sql<{ id: string; balance: string }>(
+    `select id, balance_usd_cents as balance from escrow_accounts order by id`,
+  );
   const [counts] = await app.sql<{ transactions: string; entries: string }>(
     `select (select count(*) from escrow_transactions) as transactions, (select count(*) from escrow_entries) as entries`,
   );
@@ -115,11 +128,22 @@ export interface SeedUsage {
  * A customer made directly in the database: a `customers` row, optionally a deposit (through the same
  * ledger code the API uses) and unbilled usage records. Returns the customer id.
  */
-export async function seedCustomer(app: TestApp, options: { depositUsdCents?: number; usage?: SeedUsage[]; maxMonthlyUsdCents?: number | null } = {}): Promise<string> {
+export async function seedCustomer(
+  app: TestApp,
+  options: { depositUsdCents?: number; usage?: SeedUsage[]; maxMonthlyUsdCents?: number | null } = {},
+): Promise<string> {
   const customerId = randomUUID();
-  await app.sql(`insert into customers (id, name, max_monthly_usd_cents) values ($1, $2, $3)`, [customerId, `seed-${customerId.slice(0, 8)}`, options.maxMonthlyUsdCents ?? null]);
-  await app.sql(`insert into service_instances (customer_id, service_type, tier, enabled) values ($1, 'compute', 'starter', true), ($1, 'seal', 'starter', true)`, [customerId]);
-  if (options.depositUsdCents) await deposit(app.deps.orm.em.fork(), { customerId, amountUsdCents: options.depositUsdCents, idempotencyKey: `seed:${customerId}` });
+  await app.sql(`insert into customers (id, name, max_monthly_usd_cents) values ($1, $2, $3)`, [
+    customerId,
+    `seed-${customerId.slice(0, 8)}`,
+    options.maxMonthlyUsdCents ?? null,
+  ]);
+  await app.sql(
+    `insert into service_instances (customer_id, service_type, tier, enabled) values ($1, 'compute', 'starter', true), ($1, 'seal', 'starter', true)`,
+    [customerId],
+  );
+  if (options.depositUsdCents)
+    await deposit(app.deps.orm.em.fork(), { customerId, amountUsdCents: options.depositUsdCents, idempotencyKey: `seed:${customerId}` });
   for (const usage of options.usage ?? []) await addUsage(app, customerId, usage);
   return customerId;
 }
@@ -150,7 +174,10 @@ export async function billingState(app: TestApp, customerId: string) {
     `select count(*) filter (where charged_usd_cents is null) as unbilled, sum(charged_usd_cents) as charged from usage_records where customer_id = $1`,
     [customerId],
   );
-  const suspended = await app.sql<{ reason: string | null }>(`select distinct suspended_reason as reason from service_instances where customer_id = $1`, [customerId]);
+  const suspended = await app.sql<{ reason: string | null }>(
+    `select distinct suspended_reason as reason from service_instances where customer_id = $1`,
+    [customerId],
+  );
   return {
     balance: Number(account?.balance ?? 0),
     monthCharged: Number(account?.month ?? 0),

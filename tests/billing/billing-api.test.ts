@@ -29,7 +29,18 @@ afterAll(async () => {
 /** Ingests `requests` compute calls for the customer (0.01¢ each at starter) and meters and bills everything. */
 async function useAndBill(customerId: string, requests: number, hour = 9): Promise<void> {
   const at = `2026-01-05T${String(hour).padStart(2, '0')}:00:00Z`;
-  const response = await ingest(request, adminToken, usageLines(requests, { timestamp: at, customer_id: customerId, service_type: 'compute', method: 'POST', status_code: 200, bytes_out: 0 }));
+  const response = await ingest(
+    request,
+    adminToken,
+    usageLines(requests, {
+      timestamp: at,
+      customer_id: customerId,
+      service_type: 'compute',
+      method: 'POST',
+      status_code: 200,
+      bytes_out: 0,
+    }),
+  );
   expect(response.status).toBe(200);
   await app.deps.requestLog.flush();
   await runJob(meteringJob, app, orm);
@@ -46,18 +57,40 @@ describe('POST /billing/deposits', () => {
     const user = await newCustomer();
     const response = await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, body: { amount_usd_cents: 2500 } });
     expect(response.status).toBe(201);
-    expect(response.body).toMatchObject({ balance_usd_cents: 2500, suspended_reason: null, services_resumed: false, transaction: { type: 'deposit', amount_usd_cents: 2500 } });
+    expect(response.body).toMatchObject({
+      balance_usd_cents: 2500,
+      suspended_reason: null,
+      services_resumed: false,
+      transaction: { type: 'deposit', amount_usd_cents: 2500 },
+    });
     expect(response.body.transaction.tx_digest).toMatch(/^0x[0-9a-f]{64}$/);
     const balance = await request('GET', '/api/v1/billing/balance', { token: user.accessToken });
-    expect(balance.body).toMatchObject({ balance_usd_cents: 2500, outstanding_usd_cents: 0, current_month_charged_usd_cents: 0, max_monthly_usd_cents: null });
+    expect(balance.body).toMatchObject({
+      balance_usd_cents: 2500,
+      outstanding_usd_cents: 0,
+      current_month_charged_usd_cents: 0,
+      max_monthly_usd_cents: null,
+    });
   });
 
   it('rejects amounts that are not positive whole cents with 400, and more than the cap with 422', async () => {
     const user = await newCustomer();
-    for (const body of [{ amount_usd_cents: 0 }, { amount_usd_cents: -5 }, { amount_usd_cents: 1.5 }, { amount_usd_cents: '100' }, {}, { amount_usd_cents: 5, note: 'x' }]) {
+    for (const body of [
+      { amount_usd_cents: 0 },
+      { amount_usd_cents: -5 },
+      { amount_usd_cents: 1.5 },
+      { amount_usd_cents: '100' },
+      {},
+      { amount_usd_cents: 5, note: 'x' },
+    ]) {
       expectProblem(await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, body }), 400, 'validation');
     }
-    expectProblem(await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, body: { amount_usd_cents: 1_000_001 } }), 422, 'unprocessable', ['body.amount_usd_cents']);
+    expectProblem(
+      await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, body: { amount_usd_cents: 1_000_001 } }),
+      422,
+      'unprocessable',
+      ['body.amount_usd_cents'],
+    );
     expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body.balance_usd_cents).toBe(0);
   });
 
@@ -70,17 +103,28 @@ describe('POST /billing/deposits', () => {
     expect(again.status).toBe(200);
     expect(again.body.transaction.id).toBe(first.body.transaction.id);
     expect(again.body.balance_usd_cents).toBe(300);
-    expectProblem(await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, headers, body: { amount_usd_cents: 301 } }), 422, 'unprocessable', ['header.idempotency-key']);
+    expectProblem(
+      await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, headers, body: { amount_usd_cents: 301 } }),
+      422,
+      'unprocessable',
+      ['header.idempotency-key'],
+    );
     // Keys are per customer: another customer may use the same one.
     const other = await newCustomer();
-    expect((await request('POST', '/api/v1/billing/deposits', { token: other.accessToken, headers, body: { amount_usd_cents: 7 } })).status).toBe(201);
+    expect(
+      (await request('POST', '/api/v1/billing/deposits', { token: other.accessToken, headers, body: { amount_usd_cents: 7 } })).status,
+    ).toBe(201);
   });
 
   it('needs a user token: an API key gets 403 (it may still read the balance)', async () => {
     const user = await newCustomer();
     const key = await request('POST', '/api/v1/api-keys', { token: user.accessToken, body: { name: 'ci', service_type: 'compute' } });
     expect(key.status).toBe(201);
-    expectProblem(await request('POST', '/api/v1/billing/deposits', { token: key.body.key, body: { amount_usd_cents: 5 } }), 403, 'forbidden');
+    expectProblem(
+      await request('POST', '/api/v1/billing/deposits', { token: key.body.key, body: { amount_usd_cents: 5 } }),
+      403,
+      'forbidden',
+    );
     expect((await request('GET', '/api/v1/billing/balance', { token: key.body.key })).status).toBe(200);
   });
 
@@ -99,7 +143,12 @@ describe('POST /admin/customers/:id/credits', () => {
     const admin = await request('GET', '/api/v1/auth/me', { token: adminToken });
     const response = await credit(user.id, { amount_usd_cents: 700, reason: 'refund for the outage of 3 March' });
     expect(response.status, response.text).toBe(201);
-    expect(response.body).toMatchObject({ customer_id: user.id, credited_by: admin.body.id, balance_usd_cents: 800, transaction: { type: 'credit', amount_usd_cents: 700 } });
+    expect(response.body).toMatchObject({
+      customer_id: user.id,
+      credited_by: admin.body.id,
+      balance_usd_cents: 800,
+      transaction: { type: 'credit', amount_usd_cents: 700 },
+    });
     const transactions = await request('GET', '/api/v1/billing/transactions', { token: user.accessToken });
     expect(transactions.body.items).toMatchObject([
       { type: 'credit', amount_usd_cents: 700, reason: 'refund for the outage of 3 March' },
@@ -140,7 +189,9 @@ describe('POST /admin/customers/:id/credits', () => {
     ];
     for (const body of bad) expectProblem(await credit(user.id, body), 400, 'validation');
     expectProblem(await credit(user.id, { amount_usd_cents: 5, reason: 42 }), 400, 'validation', ['body.reason']);
-    expectProblem(await credit(user.id, { amount_usd_cents: 1_000_001, reason: 'too generous' }), 422, 'unprocessable', ['body.amount_usd_cents']);
+    expectProblem(await credit(user.id, { amount_usd_cents: 1_000_001, reason: 'too generous' }), 422, 'unprocessable', [
+      'body.amount_usd_cents',
+    ]);
     expect((await credit(user.id, { amount_usd_cents: 1, reason: 'x'.repeat(500) })).status).toBe(201);
     expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body.balance_usd_cents).toBe(1);
   });
@@ -154,7 +205,8 @@ describe('POST /admin/customers/:id/credits', () => {
     const key = await request('POST', '/api/v1/api-keys', { token: user.accessToken, body: { name: 'ci', service_type: 'compute' } });
     expectProblem(await credit(user.id, { amount_usd_cents: 100_000, reason: 'free money' }, key.body.key), 403, 'forbidden');
     expectProblem(await credit(user.id, { amount_usd_cents: 100_000, reason: 'free money' }, ''), 401, 'unauthorized');
-    for (const customer of [user, other]) expect((await request('GET', '/api/v1/billing/balance', { token: customer.accessToken })).body.balance_usd_cents).toBe(0);
+    for (const customer of [user, other])
+      expect((await request('GET', '/api/v1/billing/balance', { token: customer.accessToken })).body.balance_usd_cents).toBe(0);
   });
 
   it('replays a retried credit with the same Idempotency-Key (200, credited once) and refuses the key with another amount (422)', async () => {
@@ -166,7 +218,9 @@ describe('POST /admin/customers/:id/credits', () => {
     expect(again.status).toBe(200);
     expect(again.body.transaction.id).toBe(first.body.transaction.id);
     expect(again.body.balance_usd_cents).toBe(300);
-    expectProblem(await credit(user.id, { amount_usd_cents: 301, reason: 'goodwill' }, adminToken, headers), 422, 'unprocessable', ['header.idempotency-key']);
+    expectProblem(await credit(user.id, { amount_usd_cents: 301, reason: 'goodwill' }, adminToken, headers), 422, 'unprocessable', [
+      'header.idempotency-key',
+    ]);
   });
 });
 
@@ -175,7 +229,18 @@ describe('GET /billing/usage and /billing/transactions', () => {
     const user = await newCustomer();
     await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, body: { amount_usd_cents: 100 } });
     for (const hour of [6, 7, 8]) {
-      await ingest(request, adminToken, usageLines(100, { timestamp: `2026-01-05T0${hour}:10:00Z`, customer_id: user.id, service_type: 'compute', method: 'GET', status_code: 200, bytes_out: 10 }));
+      await ingest(
+        request,
+        adminToken,
+        usageLines(100, {
+          timestamp: `2026-01-05T0${hour}:10:00Z`,
+          customer_id: user.id,
+          service_type: 'compute',
+          method: 'GET',
+          status_code: 200,
+          bytes_out: 10,
+        }),
+      );
     }
     await app.deps.requestLog.flush();
     await runJob(meteringJob, app, orm);
@@ -185,9 +250,19 @@ describe('GET /billing/usage and /billing/transactions', () => {
     const first = await request('GET', `/api/v1/billing/usage?limit=1${range}`, { token: user.accessToken });
     expect(first.status).toBe(200);
     expect(first.body.items).toEqual([
-      { id: expect.any(String), service_type: 'compute', window_start: '2026-01-05T07:00:00.000Z', window_end: '2026-01-05T08:00:00.000Z', request_count: 100, bytes_transferred: 1000, charged_usd_cents: 1 },
+      {
+        id: expect.any(String),
+        service_type: 'compute',
+        window_start: '2026-01-05T07:00:00.000Z',
+        window_end: '2026-01-05T08:00:00.000Z',
+        request_count: 100,
+        bytes_transferred: 1000,
+        charged_usd_cents: 1,
+      },
     ]);
-    const second = await request('GET', `/api/v1/billing/usage?limit=1${range}&cursor=${first.body.next_cursor}`, { token: user.accessToken });
+    const second = await request('GET', `/api/v1/billing/usage?limit=1${range}&cursor=${first.body.next_cursor}`, {
+      token: user.accessToken,
+    });
     expect(second.body.items.map((i: { window_start: string }) => i.window_start)).toEqual(['2026-01-05T06:00:00.000Z']);
     expect(second.body.next_cursor).toBeNull();
 
@@ -196,18 +271,31 @@ describe('GET /billing/usage and /billing/transactions', () => {
 
     const transactions = await request('GET', '/api/v1/billing/transactions?limit=1', { token: user.accessToken });
     expect(transactions.body.items).toMatchObject([{ type: 'charge', amount_usd_cents: 3 }]);
-    const older = await request('GET', `/api/v1/billing/transactions?limit=1&cursor=${transactions.body.next_cursor}`, { token: user.accessToken });
+    const older = await request('GET', `/api/v1/billing/transactions?limit=1&cursor=${transactions.body.next_cursor}`, {
+      token: user.accessToken,
+    });
     expect(older.body).toMatchObject({ items: [{ type: 'deposit', amount_usd_cents: 100 }], next_cursor: null });
   });
 
   it('rejects bad query parameters: 400 for malformed or unknown ones, 422 for from not before to', async () => {
     const user = await newCustomer();
-    expectProblem(await request('GET', '/api/v1/billing/usage?from=yesterday', { token: user.accessToken }), 400, 'validation', ['query.from']);
+    expectProblem(await request('GET', '/api/v1/billing/usage?from=yesterday', { token: user.accessToken }), 400, 'validation', [
+      'query.from',
+    ]);
     expectProblem(await request('GET', '/api/v1/billing/usage?service=seal', { token: user.accessToken }), 400, 'validation');
     expectProblem(await request('GET', '/api/v1/billing/usage?limit=101', { token: user.accessToken }), 400, 'validation', ['query.limit']);
-    expectProblem(await request('GET', '/api/v1/billing/usage?cursor=forged', { token: user.accessToken }), 400, 'validation', ['query.cursor']);
-    expectProblem(await request('GET', '/api/v1/billing/usage?from=2026-01-05T08:00:00Z&to=2026-01-05T08:00:00Z', { token: user.accessToken }), 422, 'unprocessable', ['query.from']);
-    expectProblem(await request('GET', '/api/v1/billing/transactions?limit=0', { token: user.accessToken }), 400, 'validation', ['query.limit']);
+    expectProblem(await request('GET', '/api/v1/billing/usage?cursor=forged', { token: user.accessToken }), 400, 'validation', [
+      'query.cursor',
+    ]);
+    expectProblem(
+      await request('GET', '/api/v1/billing/usage?from=2026-01-05T08:00:00Z&to=2026-01-05T08:00:00Z', { token: user.accessToken }),
+      422,
+      'unprocessable',
+      ['query.from'],
+    );
+    expectProblem(await request('GET', '/api/v1/billing/transactions?limit=0', { token: user.accessToken }), 400, 'validation', [
+      'query.limit',
+    ]);
   });
 });
 
@@ -215,9 +303,14 @@ describe('monthly limit', () => {
   it('suspends every service when a charge would pass the limit; a new month (month-rollover) resumes them', async () => {
     const user = await newCustomer();
     await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, body: { amount_usd_cents: 1000 } });
-    expect((await request('PATCH', '/api/v1/billing/limits', { token: user.accessToken, body: { max_monthly_usd_cents: 15 } })).body).toMatchObject({ max_monthly_usd_cents: 15 });
+    expect(
+      (await request('PATCH', '/api/v1/billing/limits', { token: user.accessToken, body: { max_monthly_usd_cents: 15 } })).body,
+    ).toMatchObject({ max_monthly_usd_cents: 15 });
     await useAndBill(user.id, 1000, 4);
-    expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body).toMatchObject({ balance_usd_cents: 990, current_month_charged_usd_cents: 10 });
+    expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body).toMatchObject({
+      balance_usd_cents: 990,
+      current_month_charged_usd_cents: 10,
+    });
 
     await useAndBill(user.id, 1000, 5);
     await waitFor(async () => (await request('GET', '/api/v1/jobs', { token: user.accessToken })).status === 402, 5000);
@@ -232,10 +325,18 @@ describe('monthly limit', () => {
     expect(rollover.resumed).toEqual([user.id]);
     expect((await runJob(monthRolloverJob, app, orm)).resumed).toEqual([]);
     await waitFor(async () => (await request('GET', '/api/v1/jobs', { token: user.accessToken })).status === 200, 5000);
-    expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body).toMatchObject({ current_month_charged_usd_cents: 0, last_month_charged_usd_cents: 10, suspended_reason: null });
+    expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body).toMatchObject({
+      current_month_charged_usd_cents: 0,
+      last_month_charged_usd_cents: 10,
+      suspended_reason: null,
+    });
 
     await runJob(billingJob, app, orm);
-    expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body).toMatchObject({ balance_usd_cents: 980, current_month_charged_usd_cents: 10, outstanding_usd_cents: 0 });
+    expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body).toMatchObject({
+      balance_usd_cents: 980,
+      current_month_charged_usd_cents: 10,
+      outstanding_usd_cents: 0,
+    });
   });
 
   it('raising or removing the limit resumes a customer suspended for it', async () => {
@@ -243,7 +344,9 @@ describe('monthly limit', () => {
     await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, body: { amount_usd_cents: 1000 } });
     await request('PATCH', '/api/v1/billing/limits', { token: user.accessToken, body: { max_monthly_usd_cents: 5 } });
     await useAndBill(user.id, 1000, 3);
-    expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body.suspended_reason).toBe('monthly_limit_exceeded');
+    expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body.suspended_reason).toBe(
+      'monthly_limit_exceeded',
+    );
     const lifted = await request('PATCH', '/api/v1/billing/limits', { token: user.accessToken, body: { max_monthly_usd_cents: null } });
     expect(lifted.body).toMatchObject({ suspended_reason: null, max_monthly_usd_cents: null });
     expect((await request('GET', '/api/v1/jobs', { token: user.accessToken })).status).toBe(200);
@@ -264,7 +367,14 @@ describe('services', () => {
     expect(response.status).toBe(200);
     expect(response.body.next_cursor).toBeNull();
     expect(response.body.items).toMatchObject([
-      { service_type: 'compute', tier: 'starter', enabled: true, state: 'active', rate_limit_per_minute: 100, pricing: { request_micro_usd_cents: 10_000 } },
+      {
+        service_type: 'compute',
+        tier: 'starter',
+        enabled: true,
+        state: 'active',
+        rate_limit_per_minute: 100,
+        pricing: { request_micro_usd_cents: 10_000 },
+      },
       { service_type: 'seal', tier: 'starter', enabled: false, state: 'disabled', updated_at: null },
     ]);
   });
@@ -273,7 +383,12 @@ describe('services', () => {
     const user = await newCustomer();
     const poor = await request('PUT', '/api/v1/services/seal', { token: user.accessToken, body: { tier: 'pro', enabled: true } });
     expectProblem(poor, 402, 'payment-required');
-    expect(poor.body).toMatchObject({ reason: 'insufficient_balance', current_balance_usd_cents: 0, estimated_cost_usd_cents: 2000, required_deposit_usd_cents: 2000 });
+    expect(poor.body).toMatchObject({
+      reason: 'insufficient_balance',
+      current_balance_usd_cents: 0,
+      estimated_cost_usd_cents: 2000,
+      required_deposit_usd_cents: 2000,
+    });
 
     await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, body: { amount_usd_cents: 2000 } });
     await request('PATCH', '/api/v1/billing/limits', { token: user.accessToken, body: { max_monthly_usd_cents: 1000 } });
@@ -294,24 +409,45 @@ describe('services', () => {
 
     // Without money, going down or off is still allowed; going up is not.
     await request('PATCH', '/api/v1/billing/limits', { token: user.accessToken, body: { max_monthly_usd_cents: 0 } });
-    expect((await request('PUT', '/api/v1/services/seal', { token: user.accessToken, body: { tier: 'starter', enabled: true } })).status).toBe(200);
-    expectProblem(await request('PUT', '/api/v1/services/seal', { token: user.accessToken, body: { tier: 'enterprise', enabled: true } }), 402, 'payment-required');
-    expect((await request('PUT', '/api/v1/services/seal', { token: user.accessToken, body: { tier: 'enterprise', enabled: false } })).body).toMatchObject({ state: 'disabled' });
+    expect(
+      (await request('PUT', '/api/v1/services/seal', { token: user.accessToken, body: { tier: 'starter', enabled: true } })).status,
+    ).toBe(200);
+    expectProblem(
+      await request('PUT', '/api/v1/services/seal', { token: user.accessToken, body: { tier: 'enterprise', enabled: true } }),
+      402,
+      'payment-required',
+    );
+    expect(
+      (await request('PUT', '/api/v1/services/seal', { token: user.accessToken, body: { tier: 'enterprise', enabled: false } })).body,
+    ).toMatchObject({ state: 'disabled' });
   });
 
   it('a disabled service answers 402 until it is enabled again', async () => {
     const user = await newCustomer();
-    expect((await request('PUT', '/api/v1/services/compute', { token: user.accessToken, body: { tier: 'starter', enabled: false } })).status).toBe(200);
+    expect(
+      (await request('PUT', '/api/v1/services/compute', { token: user.accessToken, body: { tier: 'starter', enabled: false } })).status,
+    ).toBe(200);
     const refused = await request('GET', '/api/v1/jobs', { token: user.accessToken });
     expectProblem(refused, 402, 'payment-required');
-    expect((await request('PUT', '/api/v1/services/compute', { token: user.accessToken, body: { tier: 'starter', enabled: true } })).status).toBe(200);
+    expect(
+      (await request('PUT', '/api/v1/services/compute', { token: user.accessToken, body: { tier: 'starter', enabled: true } })).status,
+    ).toBe(200);
     expect((await request('GET', '/api/v1/jobs', { token: user.accessToken })).status).toBe(200);
   });
 
   it('answers 404 for an unknown service type and 400 for a malformed body', async () => {
     const user = await newCustomer();
-    expectProblem(await request('PUT', '/api/v1/services/teleport', { token: user.accessToken, body: { tier: 'pro', enabled: true } }), 404, 'not-found');
-    for (const body of [{ tier: 'gold', enabled: true }, { tier: 'pro' }, { tier: 'pro', enabled: 'yes' }, { tier: 'pro', enabled: true, region: 'eu' }]) {
+    expectProblem(
+      await request('PUT', '/api/v1/services/teleport', { token: user.accessToken, body: { tier: 'pro', enabled: true } }),
+      404,
+      'not-found',
+    );
+    for (const body of [
+      { tier: 'gold', enabled: true },
+      { tier: 'pro' },
+      { tier: 'pro', enabled: 'yes' },
+      { tier: 'pro', enabled: true, region: 'eu' },
+    ]) {
       expectProblem(await request('PUT', '/api/v1/services/seal', { token: user.accessToken, body }), 400, 'validation');
     }
   });

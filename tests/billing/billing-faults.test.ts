@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrm, type Orm } from '../../db/orm.js';
-import { createRedis } from '../../db/redis.js';
+import { createRedis } from '../../lib/redis.js';
 import { SubstrateDefinitionCache } from '../../db/substrate-definitions.js';
 import { deposit } from '../../jobs/billing/account-operations.js';
 import { createBillingJob, type BillingResult } from '../../jobs/billing/billing.job.js';
@@ -12,10 +12,10 @@ import { FaultyEscrow, type EscrowFault } from '../../jobs/billing/escrow/faulty
 import { postgresEscrow } from '../../jobs/billing/escrow/postgres-escrow.js';
 import { RetryLaterError } from '../../jobs/errors.js';
 import { JobStateWriter } from '../../workers/job-state-writer.js';
-import { finishedJobsChannel } from '../../db/job-notices.js';
+import { finishedJobsChannel } from '../../queue/job-notices.js';
 import { createProcessor } from '../../workers/processor.js';
-import type { QueuedJobData } from '../../workers/queues.js';
-import { systemCustomerId } from '../../workers/schedulers.js';
+import type { QueuedJobData } from '../../queue/queues.js';
+import { systemCustomerId } from '../../queue/schedules/platform-schedules.js';
 import { waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { addUsage, billingState, checkLedger, jobContext, seedCustomer } from './back-office-fixtures.js';
@@ -76,13 +76,25 @@ describe('billing through a faulty escrow', () => {
         const afterFailure = await billingState(app, customer);
         // A remote escrow that charged but never said so has taken the money; billing has not recorded it yet.
         const chargedRemotely = remote && (fault === 'lose-answer' || fault === 'charge-then-timeout');
-        expect(afterFailure).toMatchObject({ balance: chargedRemotely ? 990 : 1000, charges: chargedRemotely ? [10] : [], chargedOnRecords: 0, monthCharged: 0 });
+        expect(afterFailure).toMatchObject({
+          balance: chargedRemotely ? 990 : 1000,
+          charges: chargedRemotely ? [10] : [],
+          chargedOnRecords: 0,
+          monthCharged: 0,
+        });
         const [pending] = await app.sql(`select state from billing_charges where customer_id = $1`, [customer]);
         expect(pending).toEqual({ state: 'pending' });
 
         await billUntilDone(escrow);
         const settled = await billingState(app, customer);
-        expect(settled).toEqual({ balance: 990, monthCharged: 10, charges: [10], unbilledRecords: 0, chargedOnRecords: 10, suspendedReasons: [null] });
+        expect(settled).toEqual({
+          balance: 990,
+          monthCharged: 10,
+          charges: [10],
+          unbilledRecords: 0,
+          chargedOnRecords: 10,
+          suspendedReasons: [null],
+        });
         const keys = escrow.calls.filter((call) => call.key.startsWith('chg_')).map((call) => call.key);
         expect(new Set(keys).size).toBe(1);
 
@@ -95,10 +107,13 @@ describe('billing through a faulty escrow', () => {
 
   it('random faults over many runs, with usage arriving in between, never double-charge or lose a charge', async () => {
     let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const faults: EscrowFault[] = ['ok', 'fail', 'timeout', 'lose-answer', 'charge-then-timeout'];
     const customers = await Promise.all(Array.from({ length: 3 }, () => seedCustomer(app, { depositUsdCents: 10_000 })));
-    const escrow = new FaultyEscrow(postgresEscrow, { plan: () => faults[Math.floor(random() * faults.length)]!, remote: () => orm.em.fork() });
+    const escrow = new FaultyEscrow(postgresEscrow, {
+      plan: () => faults[Math.floor(random() * faults.length)]!,
+      remote: () => orm.em.fork(),
+    });
     for (let run = 0; run < 12; run++) {
       for (const [i, customer] of customers.entries()) {
         const requests = 100 + 50 * ((run + i) % 4);
@@ -117,7 +132,9 @@ describe('billing through a faulty escrow', () => {
         `select sum(round(request_count * 20000 / 1000000.0))::int as cents from usage_records where customer_id = $1`,
         [customer],
       );
-      const posted = await app.sql(`select count(*)::int as n from billing_charges where customer_id = $1 and state = 'posted'`, [customer]);
+      const posted = await app.sql(`select count(*)::int as n from billing_charges where customer_id = $1 and state = 'posted'`, [
+        customer,
+      ]);
       expect(state.unbilledRecords).toBe(0);
       expect(state.chargedOnRecords).toBe(Number(due!.cents));
       expect(state.charges.reduce((a, b) => a + b, 0)).toBe(Number(due!.cents));
@@ -139,14 +156,28 @@ describe('billing through a faulty escrow', () => {
     };
     const first = await bill(stingy);
     expect(first.suspended).toEqual([{ customer_id: customer, reason: 'insufficient_balance', due_usd_cents: 10 }]);
-    expect(await billingState(app, customer)).toMatchObject({ balance: 1000, charges: [], unbilledRecords: 1, suspendedReasons: ['insufficient_balance'] });
+    expect(await billingState(app, customer)).toMatchObject({
+      balance: 1000,
+      charges: [],
+      unbilledRecords: 1,
+      suspendedReasons: ['insufficient_balance'],
+    });
 
     refuse = false;
     const resumed = await deposit(orm.em.fork(), { customerId: customer, amountUsdCents: 1, idempotencyKey: `refusal:${customer}` });
     expect(resumed.review).toMatchObject({ before: 'insufficient_balance', after: null, changed: true });
     await bill(stingy);
-    expect(await billingState(app, customer)).toMatchObject({ balance: 991, charges: [10], unbilledRecords: 0, chargedOnRecords: 10, suspendedReasons: [null] });
-    const charges = await app.sql<{ state: string; key: string }>(`select state, idempotency_key as key from billing_charges where customer_id = $1 order by created_at`, [customer]);
+    expect(await billingState(app, customer)).toMatchObject({
+      balance: 991,
+      charges: [10],
+      unbilledRecords: 0,
+      chargedOnRecords: 10,
+      suspendedReasons: [null],
+    });
+    const charges = await app.sql<{ state: string; key: string }>(
+      `select state, idempotency_key as key from billing_charges where customer_id = $1 order by created_at`,
+      [customer],
+    );
     expect(charges.map((c) => c.state)).toEqual(['rejected', 'posted']);
     expect(charges[1]!.key).toBe(`${charges[0]!.key}.1`);
     await checkLedger(app);
@@ -169,14 +200,29 @@ describe('a crash between the ledger commit and the job acknowledgement', () => 
     const writer = new JobStateWriter(orm.em.fork(), logger, finishedJobsChannel(app.config.queuePrefix));
     const worker = new Worker<QueuedJobData>(
       'billing',
-      createProcessor(definition, { config: app.config, orm, redis: app.deps.redis, cache: app.deps.cache, substrates: new SubstrateDefinitionCache(), runTask: () => Promise.reject(new Error('none')), writer, logger, hooks: [] }),
+      createProcessor(definition, {
+        config: app.config,
+        orm,
+        redis: app.deps.redis,
+        cache: app.deps.cache,
+        substrates: new SubstrateDefinitionCache(),
+        runTask: () => Promise.reject(new Error('none')),
+        writer,
+        logger,
+        hooks: [],
+      }),
       { connection: createRedis(app.config.redisUrl, 'blocking'), prefix: app.config.queuePrefix, concurrency: 1 },
     );
     try {
       // Accepted as every job is: the row first, then the BullMQ job under the row's id.
       const jobId = uuidv7();
-      await app.sql(`insert into jobs (id, customer_id, type, state, payload, max_attempts) values ($1, $2, 'billing', 'queued', '{}', 3)`, [jobId, systemCustomerId]);
-      await app.deps.queues.get('billing')!.add('billing', { customerId: systemCustomerId, payload: {} }, { jobId, attempts: 3, backoff: { type: 'fixed', delay: 50 } });
+      await app.sql(
+        `insert into jobs (id, customer_id, type, state, payload, max_attempts) values ($1, $2, 'billing', 'queued', '{}', 3)`,
+        [jobId, systemCustomerId],
+      );
+      await app.deps.queues
+        .get('billing')!
+        .add('billing', { customerId: systemCustomerId, payload: {} }, { jobId, attempts: 3, backoff: { type: 'fixed', delay: 50 } });
       const row = await waitFor(async () => {
         const [job] = await app.sql<{ state: string; attempts_made: number; result: BillingResult | null }>(
           `select state, attempts_made, result from jobs where id = $1`,

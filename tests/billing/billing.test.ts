@@ -28,7 +28,11 @@ afterAll(async () => {
 
 /** Runs a back-office job the way an admin does: POST /jobs, waiting for it to finish. */
 async function runAsAdmin(type: string): Promise<Record<string, unknown>> {
-  const response = await request('POST', '/api/v1/jobs', { token: adminToken, headers: { prefer: 'wait=25' }, body: { type, payload: {} } });
+  const response = await request('POST', '/api/v1/jobs', {
+    token: adminToken,
+    headers: { prefer: 'wait=25' },
+    body: { type, payload: {} },
+  });
   expect(response.status, response.text).toBe(200);
   expect(response.body.state, JSON.stringify(response.body)).toBe('completed');
   return response.body.result;
@@ -50,10 +54,18 @@ describe('metering then billing, end to end', () => {
     const bob = await registerUser(request);
     const aliceId = await customerIdOf(request, alice.accessToken);
     const bobId = await customerIdOf(request, bob.accessToken);
-    expect((await request('POST', '/api/v1/billing/deposits', { token: alice.accessToken, body: { amount_usd_cents: 5000 } })).status).toBe(201);
-    expect((await request('PUT', '/api/v1/services/seal', { token: alice.accessToken, body: { tier: 'pro', enabled: true } })).status).toBe(200);
-    expect((await request('POST', '/api/v1/billing/deposits', { token: bob.accessToken, body: { amount_usd_cents: 1000 } })).status).toBe(201);
-    expect((await request('PUT', '/api/v1/services/seal', { token: bob.accessToken, body: { tier: 'starter', enabled: true } })).status).toBe(200);
+    expect((await request('POST', '/api/v1/billing/deposits', { token: alice.accessToken, body: { amount_usd_cents: 5000 } })).status).toBe(
+      201,
+    );
+    expect((await request('PUT', '/api/v1/services/seal', { token: alice.accessToken, body: { tier: 'pro', enabled: true } })).status).toBe(
+      200,
+    );
+    expect((await request('POST', '/api/v1/billing/deposits', { token: bob.accessToken, body: { amount_usd_cents: 1000 } })).status).toBe(
+      201,
+    );
+    expect(
+      (await request('PUT', '/api/v1/services/seal', { token: bob.accessToken, body: { tier: 'starter', enabled: true } })).status,
+    ).toBe(200);
 
     const seal = { service_type: 'seal', method: 'GET', status_code: 200 };
     const ingested = await ingest(request, adminToken, [
@@ -80,15 +92,34 @@ describe('metering then billing, end to end', () => {
       [aliceId, bobId],
     );
     expect(usage).toEqual([
-      { customer_id: aliceId, service_type: 'compute', hour: expect.any(String), request_count: 3, bytes: expect.any(Number), charged_usd_cents: 0 },
+      {
+        customer_id: aliceId,
+        service_type: 'compute',
+        hour: expect.any(String),
+        request_count: 3,
+        bytes: expect.any(Number),
+        charged_usd_cents: 0,
+      },
       { customer_id: aliceId, service_type: 'seal', hour: '10', request_count: 1000, bytes: 2e9, charged_usd_cents: 31 },
       { customer_id: aliceId, service_type: 'seal', hour: '11', request_count: 500, bytes: 5e8, charged_usd_cents: 12 },
-      { customer_id: bobId, service_type: 'compute', hour: expect.any(String), request_count: 3, bytes: expect.any(Number), charged_usd_cents: 0 },
+      {
+        customer_id: bobId,
+        service_type: 'compute',
+        hour: expect.any(String),
+        request_count: 3,
+        bytes: expect.any(Number),
+        charged_usd_cents: 0,
+      },
       { customer_id: bobId, service_type: 'seal', hour: '10', request_count: 250, bytes: 0, charged_usd_cents: 5 },
     ]);
 
     const aliceBalance = await request('GET', '/api/v1/billing/balance', { token: alice.accessToken });
-    expect(aliceBalance.body).toMatchObject({ balance_usd_cents: 4957, current_month_charged_usd_cents: 43, outstanding_usd_cents: 0, suspended_reason: null });
+    expect(aliceBalance.body).toMatchObject({
+      balance_usd_cents: 4957,
+      current_month_charged_usd_cents: 43,
+      outstanding_usd_cents: 0,
+      suspended_reason: null,
+    });
     const bobBalance = await request('GET', '/api/v1/billing/balance', { token: bob.accessToken });
     expect(bobBalance.body).toMatchObject({ balance_usd_cents: 995, current_month_charged_usd_cents: 5, outstanding_usd_cents: 0 });
     const aliceLedger = await request('GET', '/api/v1/billing/transactions', { token: alice.accessToken });
@@ -112,7 +143,18 @@ describe('metering then billing, end to end', () => {
     const carol = await registerUser(request);
     const carolId = await customerIdOf(request, carol.accessToken);
     expect((await request('GET', '/api/v1/jobs', { token: carol.accessToken })).status).toBe(200);
-    await ingest(request, adminToken, usageLines(1000, { timestamp: '2026-01-05T09:00:00Z', customer_id: carolId, service_type: 'compute', method: 'POST', status_code: 202, bytes_out: 0 }));
+    await ingest(
+      request,
+      adminToken,
+      usageLines(1000, {
+        timestamp: '2026-01-05T09:00:00Z',
+        customer_id: carolId,
+        service_type: 'compute',
+        method: 'POST',
+        status_code: 202,
+        bytes_out: 0,
+      }),
+    );
     await app.deps.requestLog.flush();
     await runAsAdmin('metering');
     const billing = await runAsAdmin('billing');
@@ -151,19 +193,35 @@ describe('billing invariants', () => {
     const first = await billingState(app, customer);
     await runJob(billingJob, app, orm);
     const second = await billingState(app, customer);
-    expect(first).toEqual({ balance: 988, monthCharged: 12, charges: [12], unbilledRecords: 0, chargedOnRecords: 12, suspendedReasons: [null] });
+    expect(first).toEqual({
+      balance: 988,
+      monthCharged: 12,
+      charges: [12],
+      unbilledRecords: 0,
+      chargedOnRecords: 12,
+      suspendedReasons: [null],
+    });
     expect(second).toEqual(first);
     await checkLedger(app);
   });
 
   it('ten concurrent billing runs make one set of postings', async () => {
-    const customers = await Promise.all(Array.from({ length: 5 }, (_, i) => seedCustomer(app, { depositUsdCents: 500, usage: [{ requests: 100 * (i + 1) }, { requests: 50, hour: 12 }] })));
+    const customers = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        seedCustomer(app, { depositUsdCents: 500, usage: [{ requests: 100 * (i + 1) }, { requests: 50, hour: 12 }] }),
+      ),
+    );
     const before = await checkLedger(app);
     const results = await Promise.all(Array.from({ length: 10 }, () => runJob(billingJob, app, orm)));
     expect(results.reduce((sum, r) => sum + r.charged, 0)).toBe(5);
     for (const [i, customer] of customers.entries()) {
       const due = 2 * (i + 1) + 1;
-      expect(await billingState(app, customer)).toMatchObject({ charges: [due], balance: 500 - due, chargedOnRecords: due, unbilledRecords: 0 });
+      expect(await billingState(app, customer)).toMatchObject({
+        charges: [due],
+        balance: 500 - due,
+        chargedOnRecords: due,
+        unbilledRecords: 0,
+      });
     }
     const after = await checkLedger(app);
     expect(after.transactions - before.transactions).toBe(5);
@@ -171,9 +229,13 @@ describe('billing invariants', () => {
   });
 
   it('keeps the ledger balanced and no balance below zero under concurrent deposits, usage and billing', async () => {
-    const customers = await Promise.all(Array.from({ length: 6 }, (_, i) => seedCustomer(app, { depositUsdCents: 3 + i, usage: [{ requests: 200 }] })));
+    const customers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => seedCustomer(app, { depositUsdCents: 3 + i, usage: [{ requests: 200 }] })),
+    );
     const deposits = customers.flatMap((customer, i) =>
-      Array.from({ length: 3 }, (_, n) => deposit(orm.em.fork(), { customerId: customer, amountUsdCents: i % 2 === 0 ? 1 : 2, idempotencyKey: `mix:${customer}:${n}` })),
+      Array.from({ length: 3 }, (_, n) =>
+        deposit(orm.em.fork(), { customerId: customer, amountUsdCents: i % 2 === 0 ? 1 : 2, idempotencyKey: `mix:${customer}:${n}` }),
+      ),
     );
     const usage = customers.map((customer, i) => addUsage(app, customer, { requests: 50 * i, hour: 13 }));
     const runs = Array.from({ length: 6 }, () => runJob(billingJob, app, orm));

@@ -43,13 +43,20 @@ describe('deposits in production without a confirming escrow adapter', () => {
     const refused = await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, body: { amount_usd_cents: 100_000 } });
     expectProblem(refused, 403, 'forbidden');
     expect(refused.body.detail).toMatch(/ESCROW_DEPOSITS/);
-    const retried = await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, headers: { 'idempotency-key': 'wallet-tx-9' }, body: { amount_usd_cents: 1 } });
+    const retried = await request('POST', '/api/v1/billing/deposits', {
+      token: user.accessToken,
+      headers: { 'idempotency-key': 'wallet-tx-9' },
+      body: { amount_usd_cents: 1 },
+    });
     expectProblem(retried, 403, 'forbidden');
 
     expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body.balance_usd_cents).toBe(0);
     expect((await request('GET', '/api/v1/billing/transactions', { token: user.accessToken })).body.items).toEqual([]);
     expect(await app.sql('select id from escrow_transactions where customer_id = $1', [user.id])).toEqual([]);
-    const upgrade = await request('PUT', '/api/v1/services/compute', { token: user.accessToken, body: { tier: 'enterprise', enabled: true } });
+    const upgrade = await request('PUT', '/api/v1/services/compute', {
+      token: user.accessToken,
+      body: { tier: 'enterprise', enabled: true },
+    });
     expectProblem(upgrade, 402, 'payment-required');
     expect(upgrade.body.reason).toBe('insufficient_balance');
   });
@@ -58,7 +65,10 @@ describe('deposits in production without a confirming escrow adapter', () => {
     const user = await newCustomer();
     const admin = await request('GET', '/api/v1/auth/me', { token: adminToken });
     const reason = 'Welcome credit, support ticket 4711';
-    const credited = await request('POST', `/api/v1/admin/customers/${user.id}/credits`, { token: adminToken, body: { amount_usd_cents: 2500, reason } });
+    const credited = await request('POST', `/api/v1/admin/customers/${user.id}/credits`, {
+      token: adminToken,
+      body: { amount_usd_cents: 2500, reason },
+    });
     expect(credited.status, credited.text).toBe(201);
     expect(credited.body).toMatchObject({
       customer_id: user.id,
@@ -67,12 +77,22 @@ describe('deposits in production without a confirming escrow adapter', () => {
       transaction: { type: 'credit', amount_usd_cents: 2500, reason },
     });
 
-    const [row] = await app.sql('select tx_type, amount_usd_cents::int as amount, created_by, reason from escrow_transactions where customer_id = $1', [user.id]);
+    const [row] = await app.sql(
+      'select tx_type, amount_usd_cents::int as amount, created_by, reason from escrow_transactions where customer_id = $1',
+      [user.id],
+    );
     expect(row).toEqual({ tx_type: 'credit', amount: 2500, created_by: admin.body.id, reason });
 
     const transactions = await request('GET', '/api/v1/billing/transactions', { token: user.accessToken });
     expect(transactions.body.items).toEqual([
-      { id: credited.body.transaction.id, type: 'credit', amount_usd_cents: 2500, reason, tx_digest: expect.stringMatching(/^0x[0-9a-f]{64}$/), created_at: expect.any(String) },
+      {
+        id: credited.body.transaction.id,
+        type: 'credit',
+        amount_usd_cents: 2500,
+        reason,
+        tx_digest: expect.stringMatching(/^0x[0-9a-f]{64}$/),
+        created_at: expect.any(String),
+      },
     ]);
     expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body.balance_usd_cents).toBe(2500);
     const upgrade = await request('PUT', '/api/v1/services/seal', { token: user.accessToken, body: { tier: 'pro', enabled: true } });

@@ -40,13 +40,22 @@ describe('validateOperation (seed phase 11)', () => {
     expect(validateOperation({ balanceUsdCents: 1000, currentMonthChargedUsdCents: 700, maxMonthlyUsdCents: 1000 }, 500)).toEqual({
       allowed: false,
       reason: 'monthly_limit_exceeded',
-      details: { max_monthly_usd_cents: 1000, current_month_charged_usd_cents: 700, estimated_cost_usd_cents: 500, remaining_authorization_usd_cents: 300 },
+      details: {
+        max_monthly_usd_cents: 1000,
+        current_month_charged_usd_cents: 700,
+        estimated_cost_usd_cents: 500,
+        remaining_authorization_usd_cents: 300,
+      },
     });
   });
 
   it('allows when both hold, and a null limit is no limit', () => {
-    expect(validateOperation({ balanceUsdCents: 500, currentMonthChargedUsdCents: 500, maxMonthlyUsdCents: 1000 }, 500)).toEqual({ allowed: true });
-    expect(validateOperation({ balanceUsdCents: 500, currentMonthChargedUsdCents: 10 ** 9, maxMonthlyUsdCents: null }, 500)).toEqual({ allowed: true });
+    expect(validateOperation({ balanceUsdCents: 500, currentMonthChargedUsdCents: 500, maxMonthlyUsdCents: 1000 }, 500)).toEqual({
+      allowed: true,
+    });
+    expect(validateOperation({ balanceUsdCents: 500, currentMonthChargedUsdCents: 10 ** 9, maxMonthlyUsdCents: null }, 500)).toEqual({
+      allowed: true,
+    });
   });
 
   it('billing blocks on the balance before the limit, and never for nothing due', () => {

@@ -2,9 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedis } from '../../db/redis.js';
-import { platformSchedules, systemCustomerId, upsertPlatformSchedules } from '../../workers/schedulers.js';
-import { createScheduleTickQueue, type ScheduleTickQueue } from '../../workers/schedule-ticks/tick-queue.js';
+import { createRedis } from '../../lib/redis.js';
+import { platformSchedules, systemCustomerId, upsertPlatformSchedules } from '../../queue/schedules/platform-schedules.js';
+import { createScheduleTickQueue, type ScheduleTickQueue } from '../../queue/schedules/tick-queue.js';
 import { waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
@@ -37,13 +37,21 @@ const types = ['metering', 'billing', 'vault-export', 'month-rollover'] as const
 
 /** Per platform job type: its scheduler on the tick queue, and its pending ticks. */
 async function schedulerState(ticks: ScheduleTickQueue) {
-  const state: Record<string, { schedulers: Array<{ key: string; every?: number | null; pattern?: string | null; tz?: string | null; next?: number }>; pending: number }> = {};
+  const state: Record<
+    string,
+    {
+      schedulers: Array<{ key: string; every?: number | null; pattern?: string | null; tz?: string | null; next?: number }>;
+      pending: number;
+    }
+  > = {};
   const schedulers = await ticks.getJobSchedulers();
   const pending = await ticks.getJobs(['delayed', 'waiting', 'prioritized']);
   for (const type of types) {
     const key = `platform:${type}`;
     state[type] = {
-      schedulers: schedulers.filter((s) => s.key === key).map((s) => ({ key: s.key, every: s.every ?? null, pattern: s.pattern ?? null, tz: s.tz ?? null, next: s.next })),
+      schedulers: schedulers
+        .filter((s) => s.key === key)
+        .map((s) => ({ key: s.key, every: s.every ?? null, pattern: s.pattern ?? null, tz: s.tz ?? null, next: s.next })),
       pending: pending.filter((tick) => tick?.repeatJobKey === key).length,
     };
   }
@@ -52,7 +60,13 @@ async function schedulerState(ticks: ScheduleTickQueue) {
 
 describe('platform schedules', () => {
   it('are upserted once however many worker processes start or restart, keeping their next run', async () => {
-    const config = { ...app.config, meteringEveryMs: 300_000, billingEveryMs: 3_600_000, vaultExportEveryMs: 300_000, monthRolloverCron: '0 0 1 * *' };
+    const config = {
+      ...app.config,
+      meteringEveryMs: 300_000,
+      billingEveryMs: 3_600_000,
+      vaultExportEveryMs: 300_000,
+      monthRolloverCron: '0 0 1 * *',
+    };
     await Promise.all([withProcess((q) => upsertPlatformSchedules(q, config)), withProcess((q) => upsertPlatformSchedules(q, config))]);
     const first = await withProcess(schedulerState);
     await withProcess((q) => upsertPlatformSchedules(q, config));
@@ -75,7 +89,15 @@ describe('platform schedules', () => {
   });
 
   it('the intervals and the rollover cron come from the configuration', () => {
-    expect(platformSchedules({ meteringEveryMs: 1, billingEveryMs: 2, vaultExportEveryMs: 3, monthRolloverCron: '5 0 1 * *' }).map((s) => [s.id, s.repeat])).toEqual([
+    expect(
+      platformSchedules({
+        ...app.config,
+        meteringEveryMs: 1,
+        billingEveryMs: 2,
+        vaultExportEveryMs: 3,
+        monthRolloverCron: '5 0 1 * *',
+      }).map((s) => [s.id, s.repeat]),
+    ).toEqual([
       ['platform:metering', { every: 1 }],
       ['platform:billing', { every: 2 }],
       ['platform:vault-export', { every: 3 }],

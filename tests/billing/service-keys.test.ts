@@ -29,7 +29,10 @@ async function customerWithSealKey(sealTier: string) {
   const user = await registerUser(request);
   const customerId = (await request('GET', '/api/v1/auth/me', { token: user.accessToken })).body.customer_id as string;
   await app.sql(`update service_instances set tier = 'enterprise' where customer_id = $1 and service_type = 'compute'`, [customerId]);
-  await app.sql(`insert into service_instances (customer_id, service_type, tier, enabled) values ($1, 'seal', $2, true)`, [customerId, sealTier]);
+  await app.sql(`insert into service_instances (customer_id, service_type, tier, enabled) values ($1, 'seal', $2, true)`, [
+    customerId,
+    sealTier,
+  ]);
   await app.deps.principals.invalidateCustomer(customerId);
   const created = await request('POST', '/api/v1/api-keys', { token: user.accessToken, body: { name: 'edge', service_type: 'seal' } });
   expect(created.status, created.text).toBe(201);
@@ -106,7 +109,10 @@ describe('a seal key calling the compute API', () => {
 
 describe('the rule is documented where keys are made', () => {
   it('POST /api-keys says, for service_type, that the key’s calls are billed, limited and suspended by that service, and why', () => {
-    type Operation = { description?: string; requestBody: { content: Record<string, { schema: { properties: Record<string, { description?: string }> } }> } };
+    type Operation = {
+      description?: string;
+      requestBody: { content: Record<string, { schema: { properties: Record<string, { description?: string }> } }> };
+    };
     const operation = (buildOpenApiDocument().paths ?? {})['/api-keys']?.post as Operation;
     const serviceType = operation.requestBody.content['application/json']!.schema.properties.service_type!.description ?? '';
     expect(serviceType).toMatch(/seal/);

@@ -43,9 +43,15 @@ const shot = (name: string) => page.screenshot({ path: path.join(screenshots, `$
  * the same substrate id (ids hash owner, type and expression), so a retry then succeeds.
  */
 async function jobFailingForAMissingSubstrate(): Promise<void> {
-  const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x * y' } });
+  const created = await request('POST', '/api/v1/substrates', {
+    token: alice.accessToken,
+    body: { expression_type: 'expression', expression: 'x * y' },
+  });
   substrateId = created.body.substrate_id;
-  const submitted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x: 6, y: 7 } } });
+  const submitted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+    token: alice.accessToken,
+    body: { parameters: { x: 6, y: 7 } },
+  });
   expect(submitted.status).toBe(202);
   failedJobId = submitted.body.id;
   expect((await request('DELETE', `/api/v1/substrates/${substrateId}`, { token: alice.accessToken })).status).toBe(204);
@@ -68,7 +74,14 @@ beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: chromiumPath,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
   const context = await browser.newContext({ baseURL: app.baseUrl, viewport: { width: 1280, height: 800 } });
   // Nothing the board asks for may leave this machine: such requests are recorded and aborted.
@@ -127,7 +140,8 @@ describe('Bull Board in a real browser', () => {
     expect(await logIn('admin@example.test', 'admin-password-123')).toBe(303);
     await page.waitForURL('**/admin/queues');
     const sidebar = page.locator('aside');
-    for (const queue of [...app.deps.queues.keys(), app.deps.webhookQueue.name, app.deps.scheduleTicks.name]) await sidebar.getByRole('link', { name: queue, exact: true }).waitFor();
+    for (const queue of [...app.deps.queues.keys(), app.deps.webhookQueue.name, app.deps.scheduleTicks.name])
+      await sidebar.getByRole('link', { name: queue, exact: true }).waitFor();
     await page.getByText('FAILED', { exact: true }).first().waitFor();
     await shot('03-queues');
   });
@@ -147,11 +161,19 @@ describe('Bull Board in a real browser', () => {
 
   it('labels every icon-only button of the board, so a screen reader can name it', async () => {
     const unlabelled = async () =>
-      page.locator('button').evaluateAll((buttons) =>
-        buttons
-          .filter((button) => !button.textContent?.trim() && !button.getAttribute('aria-label') && !button.getAttribute('aria-labelledby') && !button.getAttribute('title'))
-          .map((button) => button.outerHTML.slice(0, 160)),
-      );
+      page
+        .locator('button')
+        .evaluateAll((buttons) =>
+          buttons
+            .filter(
+              (button) =>
+                !button.textContent?.trim() &&
+                !button.getAttribute('aria-label') &&
+                !button.getAttribute('aria-labelledby') &&
+                !button.getAttribute('title'),
+            )
+            .map((button) => button.outerHTML.slice(0, 160)),
+        );
     await page.goto('/admin/queues');
     await page.getByText('FAILED', { exact: true }).first().waitFor();
     expect(await unlabelled()).toEqual([]);
@@ -169,7 +191,10 @@ describe('Bull Board in a real browser', () => {
     await shot('04-failed-job');
 
     // The job is fixable now: the same expression is the same substrate again.
-    const recreated = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x * y' } });
+    const recreated = await request('POST', '/api/v1/substrates', {
+      token: alice.accessToken,
+      body: { expression_type: 'expression', expression: 'x * y' },
+    });
     expect(recreated.body.substrate_id).toBe(substrateId);
 
     const retry = page.locator('main button:has(svg.lucide-refresh-cw)').first();
@@ -196,7 +221,11 @@ describe('Bull Board in a real browser', () => {
   it('logs out from the board menu, after which the board needs a login again', async () => {
     await page.goto('/admin/queues');
     await page.locator('header button[aria-haspopup=menu]').last().click();
-    await page.getByRole('menuitem', { name: 'Log out' }).or(page.getByRole('link', { name: 'Log out' })).first().click();
+    await page
+      .getByRole('menuitem', { name: 'Log out' })
+      .or(page.getByRole('link', { name: 'Log out' }))
+      .first()
+      .click();
     await page.waitForURL('**/admin/logout');
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.waitForURL('**/admin/login');

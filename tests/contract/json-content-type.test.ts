@@ -16,12 +16,23 @@ let token: string;
 let substrateId: string;
 
 /** Sends `body` as-is with the given content type (none when null). */
-async function send(method: string, path: string, body: string | undefined, contentType: string | null, bearer = token): Promise<HttpResponse> {
+async function send(
+  method: string,
+  path: string,
+  body: string | undefined,
+  contentType: string | null,
+  bearer = token,
+): Promise<HttpResponse> {
   const headers: Record<string, string> = { authorization: `Bearer ${bearer}` };
   if (contentType !== null) headers['content-type'] = contentType;
   const response = await fetch(suite.app.baseUrl + path, { method, headers, body, redirect: 'manual' });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, body: /json/.test(response.headers.get('content-type') ?? '') && text ? JSON.parse(text) : text, text };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: /json/.test(response.headers.get('content-type') ?? '') && text ? JSON.parse(text) : text,
+    text,
+  };
 }
 
 const jobCount = async () => Number((await suite.app.sql<{ n: string }>('select count(*) as n from jobs'))[0]?.n);
@@ -47,15 +58,37 @@ describe('JSON routes refuse a body that is not JSON with 415', () => {
     ['multipart', 'multipart/form-data; boundary=x'],
     ['XML', 'application/xml'],
   ])('refuses %s on POST /jobs, POST /substrates and PATCH /substrates/:id', async (_name, contentType) => {
-    expectProblem(await send('POST', '/api/v1/jobs', JSON.stringify({ type: 'invoke', payload: { substrate_id: substrateId } }), contentType), 415, 'unsupported-media-type');
-    expectProblem(await send('POST', '/api/v1/substrates', JSON.stringify({ expression_type: 'constant', value: 3 }), contentType), 415, 'unsupported-media-type');
-    expectProblem(await send('PATCH', `/api/v1/substrates/${substrateId}`, JSON.stringify({ metadata: {} }), contentType), 415, 'unsupported-media-type');
+    expectProblem(
+      await send('POST', '/api/v1/jobs', JSON.stringify({ type: 'invoke', payload: { substrate_id: substrateId } }), contentType),
+      415,
+      'unsupported-media-type',
+    );
+    expectProblem(
+      await send('POST', '/api/v1/substrates', JSON.stringify({ expression_type: 'constant', value: 3 }), contentType),
+      415,
+      'unsupported-media-type',
+    );
+    expectProblem(
+      await send('PATCH', `/api/v1/substrates/${substrateId}`, JSON.stringify({ metadata: {} }), contentType),
+      415,
+      'unsupported-media-type',
+    );
   });
 
   it('accepts application/json with a charset, any case, and structured +json types', async () => {
-    const types = ['application/json', 'application/json; charset=utf-8', 'Application/JSON;charset=UTF-8', 'application/vnd.chrysalis+json'];
+    const types = [
+      'application/json',
+      'application/json; charset=utf-8',
+      'Application/JSON;charset=UTF-8',
+      'application/vnd.chrysalis+json',
+    ];
     for (const [index, contentType] of types.entries()) {
-      const response = await send('POST', '/api/v1/substrates', JSON.stringify({ expression_type: 'constant', value: 1000 + index }), contentType);
+      const response = await send(
+        'POST',
+        '/api/v1/substrates',
+        JSON.stringify({ expression_type: 'constant', value: 1000 + index }),
+        contentType,
+      );
       expect(response.status, `${contentType}: ${response.text}`).toBe(201);
       expect(response.body.value).toBe(1000 + index);
     }
@@ -89,7 +122,14 @@ describe('routes without a body, and the routes that take other types', () => {
     expect(login.status).toBe(303);
     const adminToken = await loginAdmin(suite.request);
     const me = await suite.request('GET', '/api/v1/auth/me', { token });
-    const row = { timestamp: new Date().toISOString(), customer_id: me.body.customer_id, service_type: 'seal', method: 'GET', status_code: 200, bytes_out: 10 };
+    const row = {
+      timestamp: new Date().toISOString(),
+      customer_id: me.body.customer_id,
+      service_type: 'seal',
+      method: 'GET',
+      status_code: 200,
+      bytes_out: 10,
+    };
     const ingest = await send('POST', '/api/v1/admin/usage/ingest', `${JSON.stringify(row)}\n`, 'application/x-ndjson', adminToken);
     expect(ingest.status, ingest.text).toBe(200);
     expect(ingest.body.accepted).toBe(1);

@@ -33,7 +33,9 @@ describe('a limit exceeded answers 422 naming the field; malformed input stays 4
   it('POST /jobs: a batch payload of 10,001 invocations, 26 attempts and a delay past a year vs wrong types', async () => {
     const invocations = Array.from({ length: 10_001 }, () => ({ substrate_id: substrateId }));
     expectProblem(await post('/jobs', { type: 'batch', payload: { invocations } }), 422, 'unprocessable', ['body.payload.invocations']);
-    expectProblem(await post('/jobs', { type: 'batch', payload: { invocations: [{ substrate_id: 7 }] } }), 400, 'validation', ['body.payload.invocations.0.substrate_id']);
+    expectProblem(await post('/jobs', { type: 'batch', payload: { invocations: [{ substrate_id: 7 }] } }), 400, 'validation', [
+      'body.payload.invocations.0.substrate_id',
+    ]);
     const invoke = { type: 'invoke', payload: { substrate_id: substrateId } };
     expectProblem(await post('/jobs', { ...invoke, attempts: 26 }), 422, 'unprocessable', ['body.attempts']);
     expectProblem(await post('/jobs', { ...invoke, attempts: 'many' }), 400, 'validation', ['body.attempts']);
@@ -48,29 +50,55 @@ describe('a limit exceeded answers 422 naming the field; malformed input stays 4
   });
 
   it('POST /relationships/traverse: max_depth 11 and six relationship types vs a depth that is not a number', async () => {
-    expectProblem(await post('/relationships/traverse', { start_substrate_id: substrateId, max_depth: 11 }), 422, 'unprocessable', ['body.max_depth']);
+    expectProblem(await post('/relationships/traverse', { start_substrate_id: substrateId, max_depth: 11 }), 422, 'unprocessable', [
+      'body.max_depth',
+    ]);
     const six = ['DEPENDENCY', 'COMPOSITION', 'INHERITANCE', 'REFERENCE', 'CUSTOM', 'CUSTOM'];
-    expectProblem(await post('/relationships/traverse', { start_substrate_id: substrateId, relationship_types: six }), 422, 'unprocessable', ['body.relationship_types']);
-    expectProblem(await post('/relationships/traverse', { start_substrate_id: substrateId, max_depth: 'deep' }), 400, 'validation', ['body.max_depth']);
-    expectProblem(await post('/relationships/traverse', { start_substrate_id: substrateId, max_depth: 0 }), 400, 'validation', ['body.max_depth']);
+    expectProblem(
+      await post('/relationships/traverse', { start_substrate_id: substrateId, relationship_types: six }),
+      422,
+      'unprocessable',
+      ['body.relationship_types'],
+    );
+    expectProblem(await post('/relationships/traverse', { start_substrate_id: substrateId, max_depth: 'deep' }), 400, 'validation', [
+      'body.max_depth',
+    ]);
+    expectProblem(await post('/relationships/traverse', { start_substrate_id: substrateId, max_depth: 0 }), 400, 'validation', [
+      'body.max_depth',
+    ]);
   });
 
   it('POST /substrates/:id/invoke and the operators: 101 parameters or over 16 KiB of them vs parameters that are not an object', async () => {
     expectProblem(await post(`/substrates/${substrateId}/invoke`, { parameters: keys(101) }), 422, 'unprocessable', ['body.parameters']);
-    expectProblem(await post(`/substrates/${substrateId}/invoke`, { parameters: { x: 'y'.repeat(17_000) } }), 422, 'unprocessable', ['body.parameters']);
-    expectProblem(await post(`/substrates/${substrateId}/add`, { value: 1, parameters: keys(101) }), 422, 'unprocessable', ['body.parameters']);
+    expectProblem(await post(`/substrates/${substrateId}/invoke`, { parameters: { x: 'y'.repeat(17_000) } }), 422, 'unprocessable', [
+      'body.parameters',
+    ]);
+    expectProblem(await post(`/substrates/${substrateId}/add`, { value: 1, parameters: keys(101) }), 422, 'unprocessable', [
+      'body.parameters',
+    ]);
     expectProblem(await post(`/substrates/${substrateId}/invoke`, { parameters: [1, 2] }), 400, 'validation', ['body.parameters']);
   });
 
   it('POST /substrates/multiply: 10,001 dimension values vs values that are not numbers', async () => {
-    expectProblem(await post('/substrates/multiply', { dimension_values: Array.from({ length: 10_001 }, () => 1) }), 422, 'unprocessable', ['body.dimension_values']);
+    expectProblem(await post('/substrates/multiply', { dimension_values: Array.from({ length: 10_001 }, () => 1) }), 422, 'unprocessable', [
+      'body.dimension_values',
+    ]);
     expectProblem(await post('/substrates/multiply', { dimension_values: ['two'] }), 400, 'validation', ['body.dimension_values.0']);
   });
 
   it('substrate and relationship metadata: 65 keys or over 8 KiB vs metadata that is not an object', async () => {
-    expectProblem(await post('/substrates', { expression_type: 'constant', value: 1, metadata: keys(65) }), 422, 'unprocessable', ['body.metadata']);
-    expectProblem(await post('/substrates', { expression_type: 'constant', value: 1, metadata: { blob: 'z'.repeat(9000) } }), 422, 'unprocessable', ['body.metadata']);
-    expectProblem(await post('/substrates', { expression_type: 'constant', value: 1, metadata: 'tags' }), 400, 'validation', ['body.metadata']);
+    expectProblem(await post('/substrates', { expression_type: 'constant', value: 1, metadata: keys(65) }), 422, 'unprocessable', [
+      'body.metadata',
+    ]);
+    expectProblem(
+      await post('/substrates', { expression_type: 'constant', value: 1, metadata: { blob: 'z'.repeat(9000) } }),
+      422,
+      'unprocessable',
+      ['body.metadata'],
+    );
+    expectProblem(await post('/substrates', { expression_type: 'constant', value: 1, metadata: 'tags' }), 400, 'validation', [
+      'body.metadata',
+    ]);
     const patch = await suite.request('PATCH', `/api/v1/substrates/${substrateId}`, { token, body: { metadata: keys(65) } });
     expectProblem(patch, 422, 'unprocessable', ['body.metadata']);
     const edge = { source_id: substrateId, target_id: otherId, type: 'REFERENCE' };

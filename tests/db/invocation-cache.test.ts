@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { InvocationCache } from '../../db/invocation-cache.js';
-import { createRedis } from '../../db/redis.js';
+import { createRedis } from '../../lib/redis.js';
 
 const redis = createRedis(inject('redisUrl'), 'commands');
 const prefix = `{t-cache-${randomBytes(4).toString('hex')}}`;

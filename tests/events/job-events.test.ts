@@ -18,10 +18,12 @@ let bob: TestUser;
 beforeAll(async () => {
   ({ app, request } = suite);
   [alice, bob] = suite.users as [TestUser, TestUser];
-  const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x * y' } });
+  const created = await request('POST', '/api/v1/substrates', {
+    token: alice.accessToken,
+    body: { expression_type: 'expression', expression: 'x * y' },
+  });
   substrateId = created.body.substrate_id;
 });
-
 
 /** A job parked in BullMQ's delayed set, so the test decides when it runs (by promoting it). */
 async function delayedJob(parameters: Record<string, number>): Promise<string> {
@@ -54,12 +56,22 @@ describe('GET /jobs/:id/events', () => {
     expect(rest.map((event) => `${event.event}:${event.data.state}`)).toEqual(['state:queued', 'state:active', 'state:completed']);
     const final = rest.at(-1)!;
     expect(final.id).toBe('final');
-    expect(final.data).toMatchObject({ id, type: 'invoke', state: 'completed', attempts_made: 1, result: { substrate_id: substrateId, result: 42 } });
+    expect(final.data).toMatchObject({
+      id,
+      type: 'invoke',
+      state: 'completed',
+      attempts_made: 1,
+      result: { substrate_id: substrateId, result: 42 },
+    });
     expect(final.data.finished_at).toEqual(expect.any(String));
   });
 
   it('gives a job that already finished one final event, then closes', async () => {
-    const done = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=10' }, body: { parameters: { x: 2, y: 3 } } });
+    const done = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      headers: { prefer: 'wait=10' },
+      body: { parameters: { x: 2, y: 3 } },
+    });
     expect(done.body.state).toBe('completed');
     const stream = await openSse(eventsUrl(done.body.id), { token: alice.accessToken });
     const events = await stream.rest();
@@ -68,14 +80,29 @@ describe('GET /jobs/:id/events', () => {
   });
 
   it('answers 204 to an EventSource reconnecting after the final event, so it stops reconnecting', async () => {
-    const done = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=10' }, body: { parameters: { x: 1, y: 1 } } });
-    const reconnect = await request('GET', `/api/v1/jobs/${done.body.id}/events`, { token: alice.accessToken, headers: { 'last-event-id': 'final' } });
+    const done = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      headers: { prefer: 'wait=10' },
+      body: { parameters: { x: 1, y: 1 } },
+    });
+    const reconnect = await request('GET', `/api/v1/jobs/${done.body.id}/events`, {
+      token: alice.accessToken,
+      headers: { 'last-event-id': 'final' },
+    });
     expect(reconnect.status).toBe(204);
   });
 
   it('ends a failed job with its error', async () => {
-    const failing = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x / 0' } });
-    const id = (await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: failing.body.substrate_id, parameters: { x: 1 } }, delay_ms: 3_600_000 } })).body.id;
+    const failing = await request('POST', '/api/v1/substrates', {
+      token: alice.accessToken,
+      body: { expression_type: 'expression', expression: 'x / 0' },
+    });
+    const id = (
+      await request('POST', '/api/v1/jobs', {
+        token: alice.accessToken,
+        body: { type: 'invoke', payload: { substrate_id: failing.body.substrate_id, parameters: { x: 1 } }, delay_ms: 3_600_000 },
+      })
+    ).body.id;
     const stream = await openSse(eventsUrl(id), { token: alice.accessToken });
     expect((await stream.next())?.data.state).toBe('delayed');
     await (await app.deps.queues.get('invoke')!.getJob(id))!.promote();

@@ -17,7 +17,11 @@ describe('load held', () => {
 
       const started = performance.now();
       const [distinct, shared] = await Promise.all([
-        Promise.all(Array.from({ length: distinctSubmits }, (_, i) => stack.submit('invoke', { substrate_id: substrateId, parameters: { i } }, { 'idempotency-key': `load-${i}` }))),
+        Promise.all(
+          Array.from({ length: distinctSubmits }, (_, i) =>
+            stack.submit('invoke', { substrate_id: substrateId, parameters: { i } }, { 'idempotency-key': `load-${i}` }),
+          ),
+        ),
         Promise.all(Array.from({ length: sameKeySubmits }, () => stack.submit('invoke', sharedBody, { 'idempotency-key': 'load-shared' }))),
       ]);
       const submitSeconds = (performance.now() - started) / 1000;
@@ -27,7 +31,9 @@ describe('load held', () => {
       expect(shared.every((r) => r.status === 202 || r.status === 200)).toBe(true);
       const sharedIds = new Set(shared.map((r) => r.body.id as string));
       expect(sharedIds.size).toBe(1);
-      const sharedRows = (await stack.sql<{ rows: number }>(`select count(*)::int as rows from jobs where idempotency_key = 'load-shared'`))[0]?.rows;
+      const sharedRows = (
+        await stack.sql<{ rows: number }>(`select count(*)::int as rows from jobs where idempotency_key = 'load-shared'`)
+      )[0]?.rows;
       expect(sharedRows).toBe(1);
 
       const ids = [...distinct.map((r) => r.body.id as string), ...sharedIds];
@@ -41,7 +47,13 @@ describe('load held', () => {
         'shared-key answers 202/200': `${shared.filter((r) => r.status === 202).length}/${shared.filter((r) => r.status === 200).length}`,
       });
       expect(allRows).toBe(distinctSubmits + 1);
-      expect(counts).toMatchObject({ accepted: distinctSubmits + 1, completed: distinctSubmits + 1, duplicates: 0, lost: 0, wrongResults: 0 });
+      expect(counts).toMatchObject({
+        accepted: distinctSubmits + 1,
+        completed: distinctSubmits + 1,
+        duplicates: 0,
+        lost: 0,
+        wrongResults: 0,
+      });
     } finally {
       await stack.close();
     }

@@ -39,12 +39,18 @@ describe('PostgreSQL down while submitting', () => {
 
       // Back up: the same submits are accepted and run once each.
       await stack.postgres.start();
-      const retried = await Promise.all(Array.from({ length: submits }, (_, i) => stack.submit('invoke', { substrate_id: substrateId, parameters: { i } })));
+      const retried = await Promise.all(
+        Array.from({ length: submits }, (_, i) => stack.submit('invoke', { substrate_id: substrateId, parameters: { i } })),
+      );
       expect(retried.map((r) => r.status)).toEqual(Array(submits).fill(202));
       const ids = retried.map((r) => r.body.id as string);
       await stack.waitUntilFinal(ids, 60_000);
       const counts = await tally(stack, ids, () => 7);
-      report('postgres down while submitting', counts, { 'refused 503': submits, 'slowest 503 ms': Math.round(slowest), 'BullMQ jobs left by refused submits': keysDuring.length });
+      report('postgres down while submitting', counts, {
+        'refused 503': submits,
+        'slowest 503 ms': Math.round(slowest),
+        'BullMQ jobs left by refused submits': keysDuring.length,
+      });
       expect(counts).toMatchObject({ accepted: submits, completed: submits, duplicates: 0, lost: 0, wrongResults: 0 });
     } finally {
       await stack.close();

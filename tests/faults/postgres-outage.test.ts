@@ -16,11 +16,17 @@ describe('PostgreSQL stopped for 10 s mid-run', () => {
     try {
       const substrateId = await stack.substrate({ expression_type: 'expression', expression });
       await stack.startWorker();
-      const submitted = await Promise.all(Array.from({ length: jobs }, (_, x) => stack.submit('invoke', { substrate_id: substrateId, parameters: { l: list, x } })));
+      const submitted = await Promise.all(
+        Array.from({ length: jobs }, (_, x) => stack.submit('invoke', { substrate_id: substrateId, parameters: { l: list, x } })),
+      );
       expect(submitted.map((r) => r.status)).toEqual(Array(jobs).fill(202));
       const ids = submitted.map((r) => r.body.id as string);
 
-      await waitFor(async () => (await stack.sql<{ n: number }>(`select count(*)::int as n from jobs where state = 'completed'`))[0]!.n >= 30, 60_000, 100);
+      await waitFor(
+        async () => (await stack.sql<{ n: number }>(`select count(*)::int as n from jobs where state = 'completed'`))[0]!.n >= 30,
+        60_000,
+        100,
+      );
       await stack.postgres.stop();
       const stoppedAt = Date.now();
       // While it is down: /ready goes red, and BullMQ's completed sets are watched.

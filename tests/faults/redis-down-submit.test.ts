@@ -15,7 +15,9 @@ describe('Redis down while submitting', () => {
 
       await stack.redis.kill();
       const started = performance.now();
-      const responses = await Promise.all(Array.from({ length: submits }, (_, i) => stack.submit('invoke', { substrate_id: substrateId, parameters: { i } })));
+      const responses = await Promise.all(
+        Array.from({ length: submits }, (_, i) => stack.submit('invoke', { substrate_id: substrateId, parameters: { i } })),
+      );
       const submitSeconds = (performance.now() - started) / 1000;
       expect(responses.map((r) => r.status)).toEqual(Array(submits).fill(202));
       const ids = responses.map((r) => r.body.id as string);

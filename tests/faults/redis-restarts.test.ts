@@ -25,7 +25,11 @@ describe('Redis stopped and restarted empty, three times', () => {
       let x = 0;
 
       for (let round = 1; round <= restarts; round++) {
-        const batch = await Promise.all(Array.from({ length: jobsPerRound }, () => stack.submit('invoke', { substrate_id: substrateId, parameters: { l: list, x: x++ } })));
+        const batch = await Promise.all(
+          Array.from({ length: jobsPerRound }, () =>
+            stack.submit('invoke', { substrate_id: substrateId, parameters: { l: list, x: x++ } }),
+          ),
+        );
         expect(batch.map((r) => r.status)).toEqual(Array(jobsPerRound).fill(202));
         const roundIds = batch.map((r) => r.body.id as string);
         ids.push(...roundIds);
@@ -34,7 +38,11 @@ describe('Redis stopped and restarted empty, three times', () => {
 
         await stack.redis.kill();
         expect(await waitFor(async () => ((await stack.request('GET', '/api/v1/ready')).status === 503 ? 503 : null), 15_000)).toBe(503);
-        const whileDown = await Promise.all(Array.from({ length: submitsWhileDown }, () => stack.submit('invoke', { substrate_id: substrateId, parameters: { l: list, x: x++ } })));
+        const whileDown = await Promise.all(
+          Array.from({ length: submitsWhileDown }, () =>
+            stack.submit('invoke', { substrate_id: substrateId, parameters: { l: list, x: x++ } }),
+          ),
+        );
         expect(whileDown.map((r) => r.status)).toEqual(Array(submitsWhileDown).fill(202));
         ids.push(...whileDown.map((r) => r.body.id as string));
 
@@ -42,7 +50,13 @@ describe('Redis stopped and restarted empty, three times', () => {
         const restartedAt = Date.now();
         await waitFor(async () => (await stack.request('GET', '/api/v1/ready')).status === 200, resumeWithinMs, 100);
         readySeconds.push((Date.now() - restartedAt) / 1000);
-        await waitFor(async () => (await stack.sql<{ n: number }>(`select count(*)::int as n from jobs where finished_at >= $1`, [new Date(restartedAt)]))[0]!.n > 0, resumeWithinMs, 100);
+        await waitFor(
+          async () =>
+            (await stack.sql<{ n: number }>(`select count(*)::int as n from jobs where finished_at >= $1`, [new Date(restartedAt)]))[0]!.n >
+            0,
+          resumeWithinMs,
+          100,
+        );
         resumeSeconds.push((Date.now() - restartedAt) / 1000);
         // The API's job events (QueueEvents) came back too: a Prefer: wait submit answers 200 with the result.
         const waited = await stack.submit('invoke', { substrate_id: constant, parameters: { round } }, { prefer: 'wait=25' });

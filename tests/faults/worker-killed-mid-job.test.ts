@@ -21,7 +21,15 @@ const batchSize = 600;
 describe('worker SIGKILLed mid-job', () => {
   it('reruns the jobs it held on another worker and writes each result once, even when every job then runs a second time', async () => {
     // BullMQ's own stalled-job tests use short locks; so do we (defaults: 30 s / 30 s).
-    const stack = await FaultStack.start({ env: { WORKER_LOCK_DURATION_MS: '2000', WORKER_STALLED_INTERVAL_MS: '1000', TASK_TIMEOUT_MS: '60000', PISCINA_THREADS: '2', WORKER_CONCURRENCY: '4' } });
+    const stack = await FaultStack.start({
+      env: {
+        WORKER_LOCK_DURATION_MS: '2000',
+        WORKER_STALLED_INTERVAL_MS: '1000',
+        TASK_TIMEOUT_MS: '60000',
+        PISCINA_THREADS: '2',
+        WORKER_CONCURRENCY: '4',
+      },
+    });
     onTestFailed(() => console.log(stack.logs()));
     try {
       const slow = await stack.substrate({ expression_type: 'expression', expression: slowExpression });
@@ -33,19 +41,26 @@ describe('worker SIGKILLed mid-job', () => {
         body: { invocations: Array.from({ length: batchSize }, (_, x) => ({ substrate_id: item, parameters: { l: itemList, x } })) },
       });
       expect(batch.status).toBe(202);
-      const submitted = await Promise.all(Array.from({ length: slowJobs }, (_, x) => stack.submit('invoke', { substrate_id: slow, parameters: { l: slowList, x } })));
+      const submitted = await Promise.all(
+        Array.from({ length: slowJobs }, (_, x) => stack.submit('invoke', { substrate_id: slow, parameters: { l: slowList, x } })),
+      );
       expect(submitted.map((r) => r.status)).toEqual(Array(slowJobs).fill(202));
       const invokeIds = submitted.map((r) => r.body.id as string);
       const batchId = batch.body.id as string;
 
       // Kill it while it holds at least two slow jobs and the batch, part of whose items are stored.
-      const storedItems = async () => (await stack.sql<{ items: number }>(`select count(*)::int as items from batch_items where batch_id = $1`, [batchId]))[0]!.items;
-      const heldAtKill = await waitFor(async () => {
-        const active = [...(await stack.bullActive('invoke')), ...(await stack.bullActive('batch'))];
-        if (!active.includes(batchId) || active.length < 3) return null;
-        const stored = await storedItems();
-        return stored > 0 && stored < batchSize ? active : null;
-      }, 60_000, 50);
+      const storedItems = async () =>
+        (await stack.sql<{ items: number }>(`select count(*)::int as items from batch_items where batch_id = $1`, [batchId]))[0]!.items;
+      const heldAtKill = await waitFor(
+        async () => {
+          const active = [...(await stack.bullActive('invoke')), ...(await stack.bullActive('batch'))];
+          if (!active.includes(batchId) || active.length < 3) return null;
+          const stored = await storedItems();
+          return stored > 0 && stored < batchSize ? active : null;
+        },
+        60_000,
+        50,
+      );
       await first.kill();
       const itemsAtKill = await storedItems();
       await stack.startWorker();
@@ -53,20 +68,32 @@ describe('worker SIGKILLed mid-job', () => {
       const ids = [batchId, ...invokeIds];
       await stack.waitUntilFinal(ids, 120_000);
       // Every job the killed worker held ran again (BullMQ counts the stall on the job).
-      const stalls = await Promise.all(heldAtKill.map(async (id) => Number((await stack.inspector.hget(stack.bullJobKey(id === batchId ? 'batch' : 'invoke', id), 'stc')) ?? 0)));
+      const stalls = await Promise.all(
+        heldAtKill.map(async (id) =>
+          Number((await stack.inspector.hget(stack.bullJobKey(id === batchId ? 'batch' : 'invoke', id), 'stc')) ?? 0),
+        ),
+      );
       const afterKill = await tally(stack, ids, expectedResult);
 
       await runEveryJobAgain(stack, [{ id: batchId, type: 'batch' }, ...invokeIds.map((id) => ({ id, type: 'invoke' }))], 120_000);
       const counts = await tally(stack, ids, expectedResult);
-      const items = await stack.sql<{ index: number; state: string; result: number }>(`select index, state, result from batch_items where batch_id = $1 order by index`, [batchId]);
+      const items = await stack.sql<{ index: number; state: string; result: number }>(
+        `select index, state, result from batch_items where batch_id = $1 order by index`,
+        [batchId],
+      );
       const invokeRows = await stack.jobRows(invokeIds);
 
-      report('worker SIGKILLed mid-job, then every job run twice', counts, { 'held at kill': heldAtKill.length, 'batch items stored at kill': itemsAtKill });
+      report('worker SIGKILLed mid-job, then every job run twice', counts, {
+        'held at kill': heldAtKill.length,
+        'batch items stored at kill': itemsAtKill,
+      });
       expect(stalls.every((count) => count >= 1)).toBe(true);
       expect(afterKill).toMatchObject({ accepted: ids.length, completed: ids.length, duplicates: 0, lost: 0, wrongResults: 0 });
       expect(counts).toMatchObject({ accepted: ids.length, completed: ids.length, duplicates: 0, lost: 0, wrongResults: 0 });
       expect(items).toHaveLength(batchSize);
-      expect(items.every((row, index) => row.index === index && row.state === 'completed' && row.result === itemList.length + index)).toBe(true);
+      expect(items.every((row, index) => row.index === index && row.state === 'completed' && row.result === itemList.length + index)).toBe(
+        true,
+      );
       // A stall is not a failed attempt: the rerun is still attempt 1.
       expect(invokeRows.every((row) => row.attempts_made === 1)).toBe(true);
     } finally {

@@ -11,7 +11,12 @@ const maxStalledCount = 2;
 describe('a job that kills its worker every time', () => {
   it(`ends failed with a stalled reason after ${maxStalledCount + 1} dead workers, and is not retried again`, async () => {
     const stack = await FaultStack.start({
-      env: { WORKER_LOCK_DURATION_MS: '2000', WORKER_STALLED_INTERVAL_MS: '1000', WORKER_MAX_STALLED_COUNT: String(maxStalledCount), TASK_TIMEOUT_MS: '60000' },
+      env: {
+        WORKER_LOCK_DURATION_MS: '2000',
+        WORKER_STALLED_INTERVAL_MS: '1000',
+        WORKER_MAX_STALLED_COUNT: String(maxStalledCount),
+        TASK_TIMEOUT_MS: '60000',
+      },
     });
     onTestFailed(() => console.log(stack.logs()));
     try {
@@ -26,20 +31,34 @@ describe('a job that kills its worker every time', () => {
       // its processor started: the row is active), SIGKILL it.
       let worker = await stack.startWorker();
       for (let kill = 1; kill <= maxStalledCount + 1; kill++) {
-        await waitFor(async () => {
-          const [active, locked, stalls, rows] = await Promise.all([stack.bullActive('invoke'), stack.inspector.exists(`${jobKey}:lock`), stack.inspector.hget(jobKey, 'stc'), stack.jobRows([killerId])]);
-          return active.includes(killerId) && locked === 1 && Number(stalls ?? 0) === kill - 1 && rows[0]?.state === 'active';
-        }, 60_000, 50);
+        await waitFor(
+          async () => {
+            const [active, locked, stalls, rows] = await Promise.all([
+              stack.bullActive('invoke'),
+              stack.inspector.exists(`${jobKey}:lock`),
+              stack.inspector.hget(jobKey, 'stc'),
+              stack.jobRows([killerId]),
+            ]);
+            return active.includes(killerId) && locked === 1 && Number(stalls ?? 0) === kill - 1 && rows[0]?.state === 'active';
+          },
+          60_000,
+          50,
+        );
         await worker.kill();
         worker = await stack.startWorker();
       }
 
       // The next worker to take it fails it at once; other work goes on.
-      const bystanders = await Promise.all(Array.from({ length: 10 }, (_, i) => stack.submit('invoke', { substrate_id: constant, parameters: { i } })));
+      const bystanders = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => stack.submit('invoke', { substrate_id: constant, parameters: { i } })),
+      );
       const bystanderIds = bystanders.map((r) => r.body.id as string);
       const [row] = await stack.waitUntilFinal([killerId], 60_000);
       await stack.waitUntilFinal(bystanderIds, 60_000);
-      const bullState = await waitFor(async () => ((await stack.inspector.zscore(`${stack.prefix}:invoke:failed`, killerId)) !== null ? 'failed' : null), 10_000);
+      const bullState = await waitFor(
+        async () => ((await stack.inspector.zscore(`${stack.prefix}:invoke:failed`, killerId)) !== null ? 'failed' : null),
+        10_000,
+      );
       const starts = Number(await stack.inspector.hget(jobKey, 'ats'));
       const counts = await tally(stack, [killerId, ...bystanderIds], (r) => (r.id === killerId ? undefined : 5));
       report('job that kills its worker every time', counts, { 'workers killed': maxStalledCount + 1, 'BullMQ starts': starts });

@@ -27,13 +27,38 @@ export function adminPageCases(): fc.Arbitrary<BadCase> {
     .record(
       {
         page: fc.constantFrom(...pages),
-        query: fc.option(garbage.map((text) => `?${encodeURIComponent(text)}=${text.replace(/[^\x21-\x7e]/g, '')}`), { nil: '' }),
-        contentType: fc.constantFrom('application/x-www-form-urlencoded', 'application/json', 'text/plain', 'multipart/form-data', 'application/x-www-form-urlencoded; charset=klingon'),
-        body: fc.oneof(
-          fc.tuple(garbage, garbage).map(([email, password]) => `email=${email.replace(/[^\x21-\x7e]/g, '')}&password=${password.replace(/[^\x21-\x7e]/g, '')}`),
-          fc.constantFrom('email[]=a&password[x]=b', '__proto__[admin]=1', 'email=%&password=%', '{"email":"a"}', 'x'.repeat(20_000), '=&=&&'),
+        query: fc.option(
+          garbage.map((text) => `?${encodeURIComponent(text)}=${text.replace(/[^\x21-\x7e]/g, '')}`),
+          { nil: '' },
         ),
-        cookie: fc.constantFrom('chrysalis_admin=%E0%A4%A', 'chrysalis_admin=%', `chrysalis_admin=${'a'.repeat(43)}`, 'chrysalis_admin=', 'a=b; ; =;', '\u00ff=\u00ff'),
+        contentType: fc.constantFrom(
+          'application/x-www-form-urlencoded',
+          'application/json',
+          'text/plain',
+          'multipart/form-data',
+          'application/x-www-form-urlencoded; charset=klingon',
+        ),
+        body: fc.oneof(
+          fc
+            .tuple(garbage, garbage)
+            .map(([email, password]) => `email=${email.replace(/[^\x21-\x7e]/g, '')}&password=${password.replace(/[^\x21-\x7e]/g, '')}`),
+          fc.constantFrom(
+            'email[]=a&password[x]=b',
+            '__proto__[admin]=1',
+            'email=%&password=%',
+            '{"email":"a"}',
+            'x'.repeat(20_000),
+            '=&=&&',
+          ),
+        ),
+        cookie: fc.constantFrom(
+          'chrysalis_admin=%E0%A4%A',
+          'chrysalis_admin=%',
+          `chrysalis_admin=${'a'.repeat(43)}`,
+          'chrysalis_admin=',
+          'a=b; ; =;',
+          '\u00ff=\u00ff',
+        ),
         fetchSite: fc.constantFrom('same-origin', 'cross-site', 'none', '\u00ff'),
         origin: fc.constantFrom('null', 'http://evil.test', '::', 'http://127.0.0.1', '\u00ff'),
       },

@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import type { OpenApiDocument } from '../../api/openapi.js';
-import { exampleOf, fillPath, propertiesOf, resolveSchema, typesOf, type ApiOperation, type JsonSchema } from '../helpers/openapi-operations.js';
+import {
+  exampleOf,
+  fillPath,
+  propertiesOf,
+  resolveSchema,
+  typesOf,
+  type ApiOperation,
+  type JsonSchema,
+} from '../helpers/openapi-operations.js';
 import type { RawRequest } from '../helpers/raw-client.js';
 
 /** One malformed request, before the caller's credentials are added (unless it sets `authorization` itself). */
@@ -26,16 +34,56 @@ export interface CaseCategory {
 
 /** Strings that have crashed real parsers, drivers and databases. */
 const nastyStrings = [
-  '\u0000', 'a\u0000b', '\ud800', '\udfff', 'x\ud83d', '\ud83d\ude00', '\ufeff', '\u202e', '\u200b', '\uffff', '\r\n', '\t', ' ', '',
-  'null', 'undefined', 'NaN', 'Infinity', '-0', '1e309', "' OR 1=1 --", '"; drop table jobs; --', '$1', '?', '${7*7}', '{{7*7}}',
-  '<script>alert(1)</script>', '../../etc/passwd', '%00', '%s%n', '\\', '\\u0000', '0x', '0xFFFFFFFFFFFFFFFF', '__proto__', 'constructor',
+  '\u0000',
+  'a\u0000b',
+  '\ud800',
+  '\udfff',
+  'x\ud83d',
+  '\ud83d\ude00',
+  '\ufeff',
+  '\u202e',
+  '\u200b',
+  '\uffff',
+  '\r\n',
+  '\t',
+  ' ',
+  '',
+  'null',
+  'undefined',
+  'NaN',
+  'Infinity',
+  '-0',
+  '1e309',
+  "' OR 1=1 --",
+  '"; drop table jobs; --',
+  '$1',
+  '?',
+  '${7*7}',
+  '{{7*7}}',
+  '<script>alert(1)</script>',
+  '../../etc/passwd',
+  '%00',
+  '%s%n',
+  '\\',
+  '\\u0000',
+  '0x',
+  '0xFFFFFFFFFFFFFFFF',
+  '__proto__',
+  'constructor',
 ];
 
 /** Latin-1 text: what an HTTP header value can carry byte for byte (no controls but tab). */
 const latin1 = (maxLength = 40) =>
-  fc.string({ unit: fc.integer({ min: 0x20, max: 0xff }).filter((c) => c !== 0x7f).map((c) => String.fromCharCode(c)), maxLength });
+  fc.string({
+    unit: fc
+      .integer({ min: 0x20, max: 0xff })
+      .filter((c) => c !== 0x7f)
+      .map((c) => String.fromCharCode(c)),
+    maxLength,
+  });
 /** Any UTF-16 code units, lone surrogates included. */
-const codeUnits = (maxLength = 40) => fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength });
+const codeUnits = (maxLength = 40) =>
+  fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength });
 const nastyString = fc.oneof(fc.constantFrom(...nastyStrings), fc.string({ maxLength: 40 }), codeUnits());
 
 /** Marks a spot in a JSON text to be replaced by raw text that JSON.stringify cannot produce. */
@@ -43,7 +91,8 @@ interface Raw {
   raw: string;
 }
 const raw = (text: string): Raw => ({ raw: text });
-const isRaw = (value: unknown): value is Raw => typeof value === 'object' && value !== null && 'raw' in value && Object.keys(value).length === 1;
+const isRaw = (value: unknown): value is Raw =>
+  typeof value === 'object' && value !== null && 'raw' in value && Object.keys(value).length === 1;
 
 /** JSON text with `Raw` values spliced in, and own `__proto__`/`constructor` keys kept as keys. */
 export function toJsonText(value: unknown): string {
@@ -69,16 +118,34 @@ const deepText = fc
   .tuple(fc.constantFrom(64, 200, 1_000, 10_000, 100_000), fc.boolean())
   .map(([depth, arrays]) => (arrays ? deepArray(depth) : deepObject(depth)));
 
-const numberTexts = ['1e400', '-1e400', `1${'0'.repeat(400)}`, `0.${'0'.repeat(400)}1`, '-0', '1E2', '123456789012345678901234567890', '9007199254740993', '5e-324'];
+const numberTexts = [
+  '1e400',
+  '-1e400',
+  `1${'0'.repeat(400)}`,
+  `0.${'0'.repeat(400)}1`,
+  '-0',
+  '1E2',
+  '123456789012345678901234567890',
+  '9007199254740993',
+  '5e-324',
+];
 
 /** Values of each JSON type, for putting one where another is documented. */
 const valuesOfType: Record<string, fc.Arbitrary<unknown>> = {
   string: nastyString,
-  number: fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constantFrom(-1, 0, 0.5, 2 ** 31, 2 ** 53 + 2, 1e308, -1e308), fc.constantFrom(...numberTexts).map(raw)),
+  number: fc.oneof(
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+    fc.constantFrom(-1, 0, 0.5, 2 ** 31, 2 ** 53 + 2, 1e308, -1e308),
+    fc.constantFrom(...numberTexts).map(raw),
+  ),
   boolean: fc.boolean(),
   null: fc.constant(null),
   array: fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 4 }),
-  object: fc.dictionary(fc.oneof(fc.string({ maxLength: 10 }), fc.constantFrom('__proto__', 'constructor')), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }),
+  object: fc.dictionary(
+    fc.oneof(fc.string({ maxLength: 10 }), fc.constantFrom('__proto__', 'constructor')),
+    fc.jsonValue({ maxDepth: 2 }),
+    { maxKeys: 4 },
+  ),
 };
 
 /** A value of another type than `schema` admits, or of its type but breaking its bounds. Null when anything goes. */
@@ -118,21 +185,76 @@ const hex = (length: number) => fc.string({ unit: fc.constantFrom(...'0123456789
 /** Ids that are not ids: wrong formats, ids of nothing, traversal, bad escapes, very long. Already encoded. */
 const badId = fc.oneof(
   fc.constantFrom(
-    '..', '.', '..%2F..%2Fetc%2Fpasswd', '%2e%2e%2f%2e%2e', '%00', '%', '%E0%A4%A', '%C0%AE%C0%AE', '%ff', '%ED%A0%80', ';', '%3B', '%20', '%2F',
-    'null', 'undefined', '0', '-1', '0x', '0X0123456789ABCDEF', '0x0123456789ABCDEF', '0x0123456789abcdeg', `0x${'f'.repeat(17)}`, `0x${'f'.repeat(15)}`,
-    '00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '%7B00000000-0000-4000-8000-000000000000%7D',
-    '00000000000040008000000000000000', 'secret', 'stats', 'batch', 'multiply', 'traverse', 'outgoing', '__proto__', 'constructor',
+    '..',
+    '.',
+    '..%2F..%2Fetc%2Fpasswd',
+    '%2e%2e%2f%2e%2e',
+    '%00',
+    '%',
+    '%E0%A4%A',
+    '%C0%AE%C0%AE',
+    '%ff',
+    '%ED%A0%80',
+    ';',
+    '%3B',
+    '%20',
+    '%2F',
+    'null',
+    'undefined',
+    '0',
+    '-1',
+    '0x',
+    '0X0123456789ABCDEF',
+    '0x0123456789ABCDEF',
+    '0x0123456789abcdeg',
+    `0x${'f'.repeat(17)}`,
+    `0x${'f'.repeat(15)}`,
+    '00000000-0000-0000-0000-000000000000',
+    'ffffffff-ffff-ffff-ffff-ffffffffffff',
+    '%7B00000000-0000-4000-8000-000000000000%7D',
+    '00000000000040008000000000000000',
+    'secret',
+    'stats',
+    'batch',
+    'multiply',
+    'traverse',
+    'outgoing',
+    '__proto__',
+    'constructor',
   ),
   fc.tuple(fc.uuid(), fc.boolean()).map(([id, upper]) => (upper ? id.toUpperCase() : id)),
   hex(16).map((digits) => `0x${digits}`),
-  fc.integer({ min: 1, max: 40 }).chain((length) => hex(length)).map((digits) => `0x${digits}`),
+  fc
+    .integer({ min: 1, max: 40 })
+    .chain((length) => hex(length))
+    .map((digits) => `0x${digits}`),
   fc.string({ maxLength: 30 }).map(encodeURIComponent),
   codeUnits(20).map((text) => [...Buffer.from(text, 'utf8')].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join('')),
   fc.integer({ min: 1_000, max: 12_000 }).map((length) => 'a'.repeat(length)),
 );
 
 const queryValue = fc.oneof(
-  fc.constantFrom('', '-1', '0', '101', '1e3', '1.5', 'NaN', 'Infinity', '0x10', ' 5', '+5', '٣', 'null', 'true', '[]', '{}', 'x'.repeat(5_000)).map(encodeURIComponent),
+  fc
+    .constantFrom(
+      '',
+      '-1',
+      '0',
+      '101',
+      '1e3',
+      '1.5',
+      'NaN',
+      'Infinity',
+      '0x10',
+      ' 5',
+      '+5',
+      '٣',
+      'null',
+      'true',
+      '[]',
+      '{}',
+      'x'.repeat(5_000),
+    )
+    .map(encodeURIComponent),
   fc.constantFrom('%00', '%', '%zz', '%E0%A4%A', '%C0%80', '%ED%A0%80', '%FF%FE'),
   nastyString.map((text) => [...Buffer.from(text, 'utf8')].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join('')),
 );
@@ -142,9 +264,21 @@ const forgedCursor = fc
   .oneof(
     fc.jsonValue({ maxDepth: 2 }),
     fc.constantFrom(
-      'not-a-uuid', '00000000-0000-0000-0000-000000000000', 1e300, -2, -1, 2 ** 31, 2 ** 63, '9'.repeat(19), '9'.repeat(30), '0',
-      { createdAt: 'yesterday', id: 'x' }, { createdAt: '2026-13-45T99:99:99Z', id: '00000000-0000-0000-0000-000000000000' },
-      { createdAt: '\u0000', id: '\u0000' }, { createdAt: '2026-01-01T00:00:00.000Z', id: 'not-a-uuid' }, { createdAt: 1, id: 2 },
+      'not-a-uuid',
+      '00000000-0000-0000-0000-000000000000',
+      1e300,
+      -2,
+      -1,
+      2 ** 31,
+      2 ** 63,
+      '9'.repeat(19),
+      '9'.repeat(30),
+      '0',
+      { createdAt: 'yesterday', id: 'x' },
+      { createdAt: '2026-13-45T99:99:99Z', id: '00000000-0000-0000-0000-000000000000' },
+      { createdAt: '\u0000', id: '\u0000' },
+      { createdAt: '2026-01-01T00:00:00.000Z', id: 'not-a-uuid' },
+      { createdAt: 1, id: 2 },
     ),
     fc.record({ createdAt: nastyString, id: nastyString }),
   )
@@ -153,7 +287,23 @@ const forgedCursor = fc
 const queryKey = (documented: string[]) =>
   fc.oneof(
     ...(documented.length > 0 ? [fc.constantFrom(...documented)] : []),
-    fc.constantFrom('__proto__', 'constructor', 'prototype', 'hasOwnProperty', 'toString', '__proto__[x]', 'constructor[prototype][x]', 'limit[]', 'limit[a]', 'metadata.__proto__', 'metadata.', 'metadata.constructor', 'metadata.a', 'metadata.a.b', 'cursor'),
+    fc.constantFrom(
+      '__proto__',
+      'constructor',
+      'prototype',
+      'hasOwnProperty',
+      'toString',
+      '__proto__[x]',
+      'constructor[prototype][x]',
+      'limit[]',
+      'limit[a]',
+      'metadata.__proto__',
+      'metadata.',
+      'metadata.constructor',
+      'metadata.a',
+      'metadata.a.b',
+      'cursor',
+    ),
     fc.string({ maxLength: 12 }).map(encodeURIComponent),
   );
 
@@ -166,12 +316,31 @@ function badAuthorization(tokens: string[]): fc.Arbitrary<string> {
     const asAdmin = Buffer.from(JSON.stringify({ ...claims, role: 'admin' })).toString('base64url');
     const none = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
     const hs512 = Buffer.from(JSON.stringify({ alg: 'HS512', typ: 'JWT' })).toString('base64url');
-    return [`Bearer ${header}.${asAdmin}.${signature}`, `Bearer ${none}.${payload}.`, `Bearer ${hs512}.${payload}.${signature}`, `Bearer ${token.slice(0, -2)}`, `Bearer ${token}x`];
+    return [
+      `Bearer ${header}.${asAdmin}.${signature}`,
+      `Bearer ${none}.${payload}.`,
+      `Bearer ${hs512}.${payload}.${signature}`,
+      `Bearer ${token.slice(0, -2)}`,
+      `Bearer ${token}x`,
+    ];
   });
   return fc.oneof(
     fc.constantFrom(
-      '', 'Bearer', 'Bearer ', 'bearer', 'Basic dXNlcjpwYXNz', 'Token abc', 'Bearer a.b.c', 'Bearer ...', 'Bearer a b', 'Bearer \t\t',
-      `Bearer sk_live_${'A'.repeat(43)}`, 'Bearer sk_live_', `Bearer sk_live_${'\u00ff'.repeat(10)}`, `Bearer ${'x'.repeat(8_000)}`, 'Bearer \u00e9\u00e8',
+      '',
+      'Bearer',
+      'Bearer ',
+      'bearer',
+      'Basic dXNlcjpwYXNz',
+      'Token abc',
+      'Bearer a.b.c',
+      'Bearer ...',
+      'Bearer a b',
+      'Bearer \t\t',
+      `Bearer sk_live_${'A'.repeat(43)}`,
+      'Bearer sk_live_',
+      `Bearer sk_live_${'\u00ff'.repeat(10)}`,
+      `Bearer ${'x'.repeat(8_000)}`,
+      'Bearer \u00e9\u00e8',
       ...forged,
     ),
     latin1(60),
@@ -179,9 +348,24 @@ function badAuthorization(tokens: string[]): fc.Arbitrary<string> {
   );
 }
 
-const headerValue = fc.oneof(latin1(), fc.constantFrom('', ' ', '\t', 'x'.repeat(256), 'x'.repeat(255), '\u00ff\u00fe', '__proto__', 'wait=30'));
+const headerValue = fc.oneof(
+  latin1(),
+  fc.constantFrom('', ' ', '\t', 'x'.repeat(256), 'x'.repeat(255), '\u00ff\u00fe', '__proto__', 'wait=30'),
+);
 const preferValue = fc.oneof(
-  fc.constantFrom('wait=0', 'wait=-1', 'wait=abc', 'wait=0.001', 'wait', 'wait=', 'respond-async', 'return=minimal', ';;;', 'wait=1, wait=0', 'handling=strict'),
+  fc.constantFrom(
+    'wait=0',
+    'wait=-1',
+    'wait=abc',
+    'wait=0.001',
+    'wait',
+    'wait=',
+    'respond-async',
+    'return=minimal',
+    ';;;',
+    'wait=1, wait=0',
+    'handling=strict',
+  ),
   latin1(),
 );
 
@@ -210,7 +394,13 @@ export function caseCategories(operation: ApiOperation, context: CaseContext): C
       name: 'unknown fields',
       runs: 3,
       arbitrary: fc
-        .tuple(fc.oneof(fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'admin', 'customer_id', ''), fc.string({ maxLength: 20 })), fc.jsonValue({ maxDepth: 2 }))
+        .tuple(
+          fc.oneof(
+            fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'admin', 'customer_id', ''),
+            fc.string({ maxLength: 20 }),
+          ),
+          fc.jsonValue({ maxDepth: 2 }),
+        )
         .map(([key, value]) => json(toJsonText(withKey(example, key, value)), 'unknown fields')),
     },
     {
@@ -223,7 +413,9 @@ export function caseCategories(operation: ApiOperation, context: CaseContext): C
     {
       name: 'deep nesting',
       runs: 3,
-      arbitrary: fc.tuple(propertyName, deepText, fc.boolean()).map(([name, text, whole]) => json(whole ? text : toJsonText(withKey(example, name, raw(text))), 'deep nesting')),
+      arbitrary: fc
+        .tuple(propertyName, deepText, fc.boolean())
+        .map(([name, text, whole]) => json(whole ? text : toJsonText(withKey(example, name, raw(text))), 'deep nesting')),
     },
     {
       name: 'nasty strings',
@@ -236,23 +428,55 @@ export function caseCategories(operation: ApiOperation, context: CaseContext): C
       name: 'invalid UTF-8',
       runs: 2,
       arbitrary: fc.oneof(
-        fc.tuple(propertyName, fc.constantFrom([0xff], [0xfe, 0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xc0, 0xaf], [0x00])).map(([name, bytes]) => {
-          const [before, after] = toJsonText(withKey(example, name, '\u2063')).split('\u2063');
-          return json(Buffer.concat([Buffer.from(before ?? ''), Buffer.from(bytes), Buffer.from(after ?? '')]), 'invalid UTF-8');
-        }),
+        fc
+          .tuple(
+            propertyName,
+            fc.constantFrom([0xff], [0xfe, 0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xc0, 0xaf], [0x00]),
+          )
+          .map(([name, bytes]) => {
+            const [before, after] = toJsonText(withKey(example, name, '\u2063')).split('\u2063');
+            return json(Buffer.concat([Buffer.from(before ?? ''), Buffer.from(bytes), Buffer.from(after ?? '')]), 'invalid UTF-8');
+          }),
         fc.uint8Array({ maxLength: 64 }).map((bytes) => json(Buffer.from(bytes), 'invalid UTF-8')),
       ),
     },
     {
       name: 'malformed JSON',
       runs: 4,
-      arbitrary: fc.oneof(
-        fc.constantFrom(
-          '{', '}', '{"a":}', "{'a':1}", '[1,]', '{"a":1,}', 'NaN', 'Infinity', 'undefined', 'nul', 'tru', '01', '"unterminated', '{"a":"\\x41"}',
-          '{"a":"\\u12"}', '\ufeff{}', '{}garbage', '{} {}', ' ', '\u0000', '/* c */{}', '{"a":1e999}', '1e999', '-', '--1', '[[[[[[', `${exampleText.slice(0, -1)}`,
-        ),
-        fc.string({ maxLength: 40 }),
-      ).map((text) => json(text, 'malformed JSON')),
+      arbitrary: fc
+        .oneof(
+          fc.constantFrom(
+            '{',
+            '}',
+            '{"a":}',
+            "{'a':1}",
+            '[1,]',
+            '{"a":1,}',
+            'NaN',
+            'Infinity',
+            'undefined',
+            'nul',
+            'tru',
+            '01',
+            '"unterminated',
+            '{"a":"\\x41"}',
+            '{"a":"\\u12"}',
+            '\ufeff{}',
+            '{}garbage',
+            '{} {}',
+            ' ',
+            '\u0000',
+            '/* c */{}',
+            '{"a":1e999}',
+            '1e999',
+            '-',
+            '--1',
+            '[[[[[[',
+            `${exampleText.slice(0, -1)}`,
+          ),
+          fc.string({ maxLength: 40 }),
+        )
+        .map((text) => json(text, 'malformed JSON')),
     },
     {
       name: 'wrong content type',
@@ -260,9 +484,21 @@ export function caseCategories(operation: ApiOperation, context: CaseContext): C
       arbitrary: fc
         .tuple(
           fc.constantFrom(
-            'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'application/json; charset=utf-16',
-            'application/json; charset=klingon', 'application/json; charset=', 'application/json;;;', 'application/x-ndjson', '*/*', 'application/*', '',
-            'application/merge-patch+json', 'text/json', 'application/json, text/plain',
+            'text/plain',
+            'application/x-www-form-urlencoded',
+            'multipart/form-data; boundary=x',
+            'application/xml',
+            'application/json; charset=utf-16',
+            'application/json; charset=klingon',
+            'application/json; charset=',
+            'application/json;;;',
+            'application/x-ndjson',
+            '*/*',
+            'application/*',
+            '',
+            'application/merge-patch+json',
+            'text/json',
+            'application/json, text/plain',
           ),
           fc.constantFrom(undefined, 'gzip', 'deflate', 'br', 'identity', 'x-unknown', 'gzip, gzip'),
           fc.constantFrom(exampleText, 'a=1&b=2', '<a/>', '--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--x--'),
@@ -287,7 +523,13 @@ export function caseCategories(operation: ApiOperation, context: CaseContext): C
 
   if (operation.body && !bodySchema) {
     // A body that is not JSON (NDJSON rows): lines of garbage, in the operation's own content type.
-    const line = fc.oneof(fc.jsonValue({ maxDepth: 2 }).map(toJsonText), nastyString, deepText, fc.constant('x'.repeat(100_000)), fc.string({ maxLength: 40 }));
+    const line = fc.oneof(
+      fc.jsonValue({ maxDepth: 2 }).map(toJsonText),
+      nastyString,
+      deepText,
+      fc.constant('x'.repeat(100_000)),
+      fc.string({ maxLength: 40 }),
+    );
     categories.push({
       name: `${operation.body.contentType} lines`,
       runs: 6,
@@ -316,7 +558,8 @@ export function caseCategories(operation: ApiOperation, context: CaseContext): C
   // Headers are read after the body is validated, so where the operation documents header parameters they go
   // with a well-formed body (optional fields too: an invoke payload needs its substrate_id to get that far).
   // Elsewhere no body: a well-formed one could change the caller's account (PATCH /billing/limits).
-  const fullExample = bodySchema && operation.headers.length > 0 ? JSON.stringify(exampleOf(document, bodySchema, { optional: true })) : undefined;
+  const fullExample =
+    bodySchema && operation.headers.length > 0 ? JSON.stringify(exampleOf(document, bodySchema, { optional: true })) : undefined;
   categories.push({
     name: 'headers',
     runs: operation.headers.length > 0 ? 8 : 3,
@@ -348,16 +591,14 @@ export function caseCategories(operation: ApiOperation, context: CaseContext): C
     categories.push({
       name: 'path ids',
       runs: 10,
-      arbitrary: fc
-        .tuple(fc.constantFrom(...operation.pathParams), badId)
-        .map(([name, id]) => ({
-          category: 'path ids',
-          request: {
-            method: operation.method,
-            path: fillPath(operation.path, { ...context.pathValues, [name]: id }),
-            ...(bodySchema ? { headers: { 'content-type': 'application/json' }, body: exampleText } : {}),
-          },
-        })),
+      arbitrary: fc.tuple(fc.constantFrom(...operation.pathParams), badId).map(([name, id]) => ({
+        category: 'path ids',
+        request: {
+          method: operation.method,
+          path: fillPath(operation.path, { ...context.pathValues, [name]: id }),
+          ...(bodySchema ? { headers: { 'content-type': 'application/json' }, body: exampleText } : {}),
+        },
+      })),
     });
   }
   return categories;
@@ -378,13 +619,47 @@ function replaceAt(value: unknown, path: string[], replacement: unknown): unknow
 }
 
 /** What PostgreSQL and JSON.stringify choke on, put at each spot of a well-formed body. */
-const unstorableValues: unknown[] = ['a\u0000b', 'a\ud800b', '\udc00', { '\u0000': 1 }, { x: 'a\u0000b' }, [['\u0000']], raw(deepObject(65)), raw(deepArray(100_000))];
-const badPathIds = ['%00', 'a%00b', '%ED%A0%80', '..', '%E0%A4%A', '%2F', 'a'.repeat(12_000), 'a'.repeat(20_000), '00000000-0000-4000-8000-000000000000', '0x0123456789abcdef'];
+const unstorableValues: unknown[] = [
+  'a\u0000b',
+  'a\ud800b',
+  '\udc00',
+  { '\u0000': 1 },
+  { x: 'a\u0000b' },
+  [['\u0000']],
+  raw(deepObject(65)),
+  raw(deepArray(100_000)),
+];
+const badPathIds = [
+  '%00',
+  'a%00b',
+  '%ED%A0%80',
+  '..',
+  '%E0%A4%A',
+  '%2F',
+  'a'.repeat(12_000),
+  'a'.repeat(20_000),
+  '00000000-0000-4000-8000-000000000000',
+  '0x0123456789abcdef',
+];
 const badQueryValues = ['%00', 'a%00b', '%ED%A0%80', 'x'.repeat(10_000), '%E0%A4%A'];
 const forgedCursors = [
-  'not-a-uuid', '00000000-0000-0000-0000-000000000000', 1e300, -2, 2 ** 31, 2 ** 53, '9'.repeat(19), '9'.repeat(30), 'a\u0000b',
-  { createdAt: 'yesterday', id: 'x' }, { createdAt: 'garbage', id: '00000000-0000-0000-0000-000000000000' }, { createdAt: '\u0000', id: '\u0000' },
-  { createdAt: '2026-01-01T00:00:00.000Z', id: 'not-a-uuid' }, { createdAt: '2026-01-01T00:00:00.000Z', id: 'a\u0000b' }, { createdAt: 1, id: 2 }, null, [],
+  'not-a-uuid',
+  '00000000-0000-0000-0000-000000000000',
+  1e300,
+  -2,
+  2 ** 31,
+  2 ** 53,
+  '9'.repeat(19),
+  '9'.repeat(30),
+  'a\u0000b',
+  { createdAt: 'yesterday', id: 'x' },
+  { createdAt: 'garbage', id: '00000000-0000-0000-0000-000000000000' },
+  { createdAt: '\u0000', id: '\u0000' },
+  { createdAt: '2026-01-01T00:00:00.000Z', id: 'not-a-uuid' },
+  { createdAt: '2026-01-01T00:00:00.000Z', id: 'a\u0000b' },
+  { createdAt: 1, id: 2 },
+  null,
+  [],
 ].map((value) => Buffer.from(JSON.stringify(value)).toString('base64url'));
 
 /**
@@ -397,28 +672,43 @@ export function edgeCases(operation: ApiOperation, context: CaseContext): BadCas
   const path = fillPath(operation.path, context.pathValues);
   const bodySchema = operation.body?.contentType === 'application/json' ? operation.body.schema : undefined;
   const cases: BadCase[] = [];
-  const request = (category: string, overrides: Partial<RawRequest>): BadCase => ({ category, request: { method: operation.method, path, ...overrides } });
+  const request = (category: string, overrides: Partial<RawRequest>): BadCase => ({
+    category,
+    request: { method: operation.method, path, ...overrides },
+  });
   const jsonBody = (body: string) => ({ headers: { 'content-type': 'application/json' }, body });
 
   const base = bodySchema ? exampleOf(document, bodySchema, { optional: true }) : {};
   for (const spot of [[], ...pathsOf(base)]) {
-    for (const value of unstorableValues) cases.push(request(`unstorable at body.${spot.join('.')}`, jsonBody(toJsonText(replaceAt(base, spot, value)))));
+    for (const value of unstorableValues)
+      cases.push(request(`unstorable at body.${spot.join('.')}`, jsonBody(toJsonText(replaceAt(base, spot, value)))));
   }
   const exampleText = bodySchema ? JSON.stringify(exampleOf(document, bodySchema)) : undefined;
   for (const name of operation.pathParams) {
     for (const id of badPathIds) {
-      cases.push(request(`bad {${name}}`, { path: fillPath(operation.path, { ...context.pathValues, [name]: id }), ...(exampleText ? jsonBody(exampleText) : {}) }));
+      cases.push(
+        request(`bad {${name}}`, {
+          path: fillPath(operation.path, { ...context.pathValues, [name]: id }),
+          ...(exampleText ? jsonBody(exampleText) : {}),
+        }),
+      );
     }
   }
   for (const parameter of operation.query) {
     for (const value of badQueryValues) cases.push(request(`bad ?${parameter.name}`, { path: `${path}?${parameter.name}=${value}` }));
     cases.push(request(`repeated ?${parameter.name}`, { path: `${path}?${parameter.name}=1&${parameter.name}=2` }));
-    if (parameter.name === 'cursor') for (const cursor of forgedCursors) cases.push(request('forged cursor', { path: `${path}?cursor=${cursor}` }));
+    if (parameter.name === 'cursor')
+      for (const cursor of forgedCursors) cases.push(request('forged cursor', { path: `${path}?cursor=${cursor}` }));
   }
   if (operation.method === 'GET') cases.push(request('bad ?metadata.', { path: `${path}?metadata.a=%00&__proto__=1&constructor=1` }));
   for (const header of operation.headers) {
     for (const value of ['\u00ff\u00fe', 'x'.repeat(256), '', ' ', 'a, b']) {
-      cases.push(request(`bad ${header.name}`, { headers: { [header.name]: value, ...(exampleText ? { 'content-type': 'application/json' } : {}) }, ...(exampleText ? { body: exampleText } : {}) }));
+      cases.push(
+        request(`bad ${header.name}`, {
+          headers: { [header.name]: value, ...(exampleText ? { 'content-type': 'application/json' } : {}) },
+          ...(exampleText ? { body: exampleText } : {}),
+        }),
+      );
     }
   }
   return cases;

@@ -40,11 +40,18 @@ beforeAll(async () => {
     createTenantResources(request, adminToken, { webhookUrl: receiver.url('/admin'), label: 'admin' }),
     createTenantResources(request, user.accessToken, { webhookUrl: receiver.url('/user'), label: 'user' }),
   ]);
-  callers.push({ name: 'admin', token: adminToken, own: adminOwn }, { name: 'user', token: user.accessToken, own: userOwn }, { name: 'anonymous', token: null, own: null });
+  callers.push(
+    { name: 'admin', token: adminToken, own: adminOwn },
+    { name: 'user', token: user.accessToken, own: userOwn },
+    { name: 'anonymous', token: null, own: null },
+  );
 });
 
 afterAll(async () => {
-  const statuses = [...tally.byStatus.entries()].sort(([a], [b]) => a - b).map(([status, count]) => `${status}×${count}`).join(' ');
+  const statuses = [...tally.byStatus.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([status, count]) => `${status}×${count}`)
+    .join(' ');
   console.log(`bad-input fuzz: ${tally.requests} requests, ${tally.serverErrors} answered 5xx (seed ${seed}); statuses: ${statuses}`);
   client?.close();
   await receiver?.close();
@@ -57,7 +64,13 @@ afterAll(async () => {
  */
 function pathValuesFor(operation: ApiOperation, own: TenantResources | null): Record<string, string> {
   const read = operation.method === 'GET' && !operation.successTypes.includes('text/event-stream') && own !== null;
-  const nothing = { id: randomUUID(), substrate_id: `0x${randomUUID().replace(/-/g, '').slice(0, 16)}`, delivery_id: randomUUID(), name: 'no-such-schedule', service_type: 'compute' };
+  const nothing = {
+    id: randomUUID(),
+    substrate_id: `0x${randomUUID().replace(/-/g, '').slice(0, 16)}`,
+    delivery_id: randomUUID(),
+    name: 'no-such-schedule',
+    service_type: 'compute',
+  };
   if (!read) return nothing;
   const byPrefix: Array<[string, Record<string, string>]> = [
     ['/jobs/', { id: own.jobId }],
@@ -89,7 +102,12 @@ function checkAnswer(badCase: BadCase, response: RawResponse, options: { htmlAll
   if (options.htmlAllowed && contentType.startsWith('text/html')) return;
   expect(contentType, where).toMatch(/^application\/problem\+json/);
   const problem = JSON.parse(response.text) as Record<string, unknown>;
-  expect(problem, where).toMatchObject({ type: expect.any(String), title: expect.any(String), status: response.status, detail: expect.any(String) });
+  expect(problem, where).toMatchObject({
+    type: expect.any(String),
+    title: expect.any(String),
+    status: response.status,
+    detail: expect.any(String),
+  });
 }
 
 async function expectServerUp(): Promise<void> {
@@ -104,38 +122,46 @@ describe('bad input never gets a 5xx, and every 4xx is a problem', () => {
     expect(operations.length).toBeGreaterThan(50);
   });
 
-  it.each(operations.map((operation) => [operation.key, operation] as const))('answers bad input to %s below 500, every 4xx a problem', async (_key, operation) => {
-    const failures: string[] = [];
-    for (const caller of callers) {
-      const context = { document, pathValues: pathValuesFor(operation, caller.own), tokens: callers.flatMap((c) => (c.token ? [c.token] : [])) };
-      const withCredentials = (badCase: BadCase) => {
-        const headers = { ...badCase.request.headers };
-        if (caller.token && !('authorization' in headers)) headers.authorization = `Bearer ${caller.token}`;
-        return { ...badCase.request, headers };
-      };
-      // Without credentials a route that needs them answers 401 before its own validation, so the exhaustive
-      // cases run there only for public routes; the random categories still send their garbage everywhere.
-      const edges = caller.token || operation.auth === 'none' ? edgeCases(operation, context) : [];
-      for (const badCase of edges) {
-        try {
-          checkAnswer(badCase, await client.send(withCredentials(badCase)));
-        } catch (error) {
-          failures.push(`as ${caller.name}: ${(error as Error).message}`);
+  it.each(operations.map((operation) => [operation.key, operation] as const))(
+    'answers bad input to %s below 500, every 4xx a problem',
+    async (_key, operation) => {
+      const failures: string[] = [];
+      for (const caller of callers) {
+        const context = {
+          document,
+          pathValues: pathValuesFor(operation, caller.own),
+          tokens: callers.flatMap((c) => (c.token ? [c.token] : [])),
+        };
+        const withCredentials = (badCase: BadCase) => {
+          const headers = { ...badCase.request.headers };
+          if (caller.token && !('authorization' in headers)) headers.authorization = `Bearer ${caller.token}`;
+          return { ...badCase.request, headers };
+        };
+        // Without credentials a route that needs them answers 401 before its own validation, so the exhaustive
+        // cases run there only for public routes; the random categories still send their garbage everywhere.
+        const edges = caller.token || operation.auth === 'none' ? edgeCases(operation, context) : [];
+        for (const badCase of edges) {
+          try {
+            checkAnswer(badCase, await client.send(withCredentials(badCase)));
+          } catch (error) {
+            failures.push(`as ${caller.name}: ${(error as Error).message}`);
+          }
+        }
+        for (const category of caseCategories(operation, context)) {
+          // Without credentials most operations stop at the 401, so fewer runs buy the same coverage.
+          const runs = Math.max(1, Math.round(category.runs * runsFactor * (caller.token ? 1 : 0.5)));
+          const outcome = await fc.check(
+            fc.asyncProperty(category.arbitrary, async (badCase) => checkAnswer(badCase, await client.send(withCredentials(badCase)))),
+            { numRuns: runs, seed, endOnFailure: true },
+          );
+          if (outcome.failed)
+            failures.push(`as ${caller.name}, ${category.name} (seed ${seed}): ${(outcome.errorInstance as Error | null)?.message}`);
         }
       }
-      for (const category of caseCategories(operation, context)) {
-        // Without credentials most operations stop at the 401, so fewer runs buy the same coverage.
-        const runs = Math.max(1, Math.round(category.runs * runsFactor * (caller.token ? 1 : 0.5)));
-        const outcome = await fc.check(
-          fc.asyncProperty(category.arbitrary, async (badCase) => checkAnswer(badCase, await client.send(withCredentials(badCase)))),
-          { numRuns: runs, seed, endOnFailure: true },
-        );
-        if (outcome.failed) failures.push(`as ${caller.name}, ${category.name} (seed ${seed}): ${(outcome.errorInstance as Error | null)?.message}`);
-      }
-    }
-    await expectServerUp();
-    expect(failures, failures.join('\n\n')).toEqual([]);
-  });
+      await expectServerUp();
+      expect(failures, failures.join('\n\n')).toEqual([]);
+    },
+  );
 
   it('answers bad input to the admin pages outside /api/v1 (login form, logout, Bull Board) below 500', async () => {
     const failures: string[] = [];

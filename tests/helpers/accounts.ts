@@ -11,9 +11,15 @@ export interface TestUser {
 }
 
 /** Registers a fresh user (accepting the current TOS) and logs in. */
-export async function registerUser(request: Request, tosVersion = '1.0.0', email = `user-${randomBytes(6).toString('hex')}@example.test`): Promise<TestUser> {
+export async function registerUser(
+  request: Request,
+  tosVersion = '1.0.0',
+  email = `user-${randomBytes(6).toString('hex')}@example.test`,
+): Promise<TestUser> {
   const password = 'correct horse battery';
-  const registered = await request('POST', '/api/v1/auth/register', { body: { email, password, accept_tos: true, tos_version: tosVersion } });
+  const registered = await request('POST', '/api/v1/auth/register', {
+    body: { email, password, accept_tos: true, tos_version: tosVersion },
+  });
   if (registered.status !== 201) throw new Error(`register failed: ${registered.status} ${registered.text}`);
   return { email, password, ...(await login(request, email, password)) };
 }

@@ -4,7 +4,6 @@ import type { TestProject } from 'vitest/node';
 import { createOrm, migrate } from '../../db/orm.js';
 import { ensureLocalServices } from '../../ops/local-services.js';
 
-
 declare module 'vitest' {
   export interface ProvidedContext {
     adminDatabaseUrl: string;

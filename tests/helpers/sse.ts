@@ -44,15 +44,24 @@ export async function openSse(url: string, options: { token?: string; headers?: 
 
   async function next(timeoutMs = 10_000): Promise<SseEvent | null> {
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no event within ${timeoutMs} ms`)), timeoutMs)));
+    const timeout = new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`no event within ${timeoutMs} ms`)), timeoutMs)),
+    );
     try {
       while (true) {
         const block = await Promise.race([readBlock(), timeout]);
         if (block === null) return null;
         const lines = block.split('\n').filter((line) => line && !line.startsWith(':'));
         if (lines.length === 0) continue;
-        const field = (name: string) => lines.find((line) => line.startsWith(`${name}:`))?.slice(name.length + 1).trim();
-        const data = lines.filter((line) => line.startsWith('data:')).map((line) => line.slice(5).trim()).join('\n');
+        const field = (name: string) =>
+          lines
+            .find((line) => line.startsWith(`${name}:`))
+            ?.slice(name.length + 1)
+            .trim();
+        const data = lines
+          .filter((line) => line.startsWith('data:'))
+          .map((line) => line.slice(5).trim())
+          .join('\n');
         return { event: field('event') ?? 'message', id: field('id'), data: data ? JSON.parse(data) : undefined };
       }
     } finally {

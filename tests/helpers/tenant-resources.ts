@@ -49,30 +49,54 @@ export async function createTenantResources(request: Request, token: string, opt
     await request('POST', '/api/v1/substrates', { token, body: { expression_type: 'constant', value: 7, metadata: { owner: label } } }),
     'substrate',
   );
-  const expression = created(await request('POST', '/api/v1/substrates', { token, body: { expression_type: 'expression', expression: 'x * 3' } }), 'substrate');
+  const expression = created(
+    await request('POST', '/api/v1/substrates', { token, body: { expression_type: 'expression', expression: 'x * 3' } }),
+    'substrate',
+  );
   const substrateId = constant.body.substrate_id as string;
   const otherSubstrateId = expression.body.substrate_id as string;
   const relationship = created(
-    await request('POST', '/api/v1/relationships', { token, body: { source_id: substrateId, target_id: otherSubstrateId, type: 'DEPENDENCY', metadata: { owner: label } } }),
+    await request('POST', '/api/v1/relationships', {
+      token,
+      body: { source_id: substrateId, target_id: otherSubstrateId, type: 'DEPENDENCY', metadata: { owner: label } },
+    }),
     'relationship',
   );
-  const webhook = created(await request('POST', '/api/v1/webhooks', { token, body: { url: webhookUrl, events: ['job.completed'] } }), 'webhook');
-  const job = created(await request('POST', '/api/v1/jobs', { token, body: { type: 'invoke', payload: { substrate_id: substrateId } } }), 'job');
+  const webhook = created(
+    await request('POST', '/api/v1/webhooks', { token, body: { url: webhookUrl, events: ['job.completed'] } }),
+    'webhook',
+  );
+  const job = created(
+    await request('POST', '/api/v1/jobs', { token, body: { type: 'invoke', payload: { substrate_id: substrateId } } }),
+    'job',
+  );
   const batch = created(
-    await request('POST', '/api/v1/batches', { token, body: { invocations: [{ substrate_id: otherSubstrateId, parameters: { x: 2 } }, { substrate_id: substrateId }] } }),
+    await request('POST', '/api/v1/batches', {
+      token,
+      body: { invocations: [{ substrate_id: otherSubstrateId, parameters: { x: 2 } }, { substrate_id: substrateId }] },
+    }),
     'batch',
   );
   const scheduleName = `${label}-nightly-${randomBytes(3).toString('hex')}`;
   created(
-    await request('POST', '/api/v1/schedules', { token, body: { name: scheduleName, cron: '0 3 1 1 *', job: { type: 'invoke', payload: { substrate_id: substrateId } } } }),
+    await request('POST', '/api/v1/schedules', {
+      token,
+      body: { name: scheduleName, cron: '0 3 1 1 *', job: { type: 'invoke', payload: { substrate_id: substrateId } } },
+    }),
     'schedule',
   );
-  const key = created(await request('POST', '/api/v1/api-keys', { token, body: { name: `${label} key`, service_type: 'compute' } }), 'API key');
+  const key = created(
+    await request('POST', '/api/v1/api-keys', { token, body: { name: `${label} key`, service_type: 'compute' } }),
+    'API key',
+  );
 
   let deliveryId: string | null = null;
   if (awaitFinished) {
     for (const id of [job.body.id as string, batch.body.id as string]) {
-      await waitFor(async () => ['completed', 'failed'].includes((await request('GET', `/api/v1/jobs/${id}`, { token })).body.state), 20_000);
+      await waitFor(
+        async () => ['completed', 'failed'].includes((await request('GET', `/api/v1/jobs/${id}`, { token })).body.state),
+        20_000,
+      );
     }
     deliveryId = await waitFor(async () => {
       const deliveries = await request('GET', `/api/v1/webhooks/${webhook.body.id}/deliveries`, { token });

@@ -11,9 +11,9 @@ import { answerClientErrorsWithProblems } from '../../api/client-errors.js';
 import { createApiDeps } from '../../api/create-deps.js';
 import { ensureAdmin } from '../../api/auth/bootstrap-admin.js';
 import type { ApiDeps } from '../../api/deps.js';
-import { createLogger } from '../../api/logger.js';
+import { createLogger } from '../../lib/logger.js';
 import { createOrm, type Orm } from '../../db/orm.js';
-import { createRedis } from '../../db/redis.js';
+import { createRedis } from '../../lib/redis.js';
 import { runWorkers, type RunningWorkers } from '../../workers/run-workers.js';
 
 export interface TestApp {
@@ -70,7 +70,12 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     WORKER_CONCURRENCY: '16',
     WEBHOOK_ALLOW_PRIVATE: 'true',
     // Tests start the API without workers and make many calls from 127.0.0.1; tests/ops sets the real values.
-    READY_REQUIRES_WORKER: 'false', PLATFORM_SCHEDULES: 'false', VAULT_PATH: path.join(tmpdir(), `chrysalis-vault-${suffix}.csv`), RATE_LIMIT_MULTIPLIER: '1000', RATE_LIMIT_REGISTER_PER_MIN: '100000', RATE_LIMIT_LOGIN_PER_MIN: '100000',
+    READY_REQUIRES_WORKER: 'false',
+    PLATFORM_SCHEDULES: 'false',
+    VAULT_PATH: path.join(tmpdir(), `chrysalis-vault-${suffix}.csv`),
+    RATE_LIMIT_MULTIPLIER: '1000',
+    RATE_LIMIT_REGISTER_PER_MIN: '100000',
+    RATE_LIMIT_LOGIN_PER_MIN: '100000',
     ...env,
   });
   const logger = createLogger(config.logLevel, 'test');

@@ -42,13 +42,49 @@ const substrateOfNothing = () => `0x${randomUUID().replace(/-/g, '').slice(0, 16
  */
 export const fixtures: Record<string, Fixture> = {
   '/api-keys/{id}': { kind: 'owned', resource: 'API keys', foreign: (w) => [w.a.apiKeyId], own: (w) => w.b.apiKeyId, nothing: uuid },
-  '/jobs/{id}': { kind: 'owned', resource: 'jobs', foreign: (w) => [w.a.jobId, w.a.batchId, w.adminJobId], own: (w) => w.b.jobId, nothing: uuid },
-  '/substrates/{id}': { kind: 'owned', resource: 'substrates', foreign: (w) => [w.a.substrateId, w.a.otherSubstrateId], own: (w) => w.b.substrateId, nothing: substrateOfNothing },
+  '/jobs/{id}': {
+    kind: 'owned',
+    resource: 'jobs',
+    foreign: (w) => [w.a.jobId, w.a.batchId, w.adminJobId],
+    own: (w) => w.b.jobId,
+    nothing: uuid,
+  },
+  '/substrates/{id}': {
+    kind: 'owned',
+    resource: 'substrates',
+    foreign: (w) => [w.a.substrateId, w.a.otherSubstrateId],
+    own: (w) => w.b.substrateId,
+    nothing: substrateOfNothing,
+  },
   '/batches/{id}': { kind: 'owned', resource: 'batches', foreign: (w) => [w.a.batchId], own: (w) => w.b.batchId, nothing: uuid },
-  '/relationships/{id}': { kind: 'owned', resource: 'relationships', foreign: (w) => [w.a.relationshipId], own: (w) => w.b.relationshipId, nothing: uuid },
-  '/relationships/outgoing/{substrate_id}': { kind: 'owned', resource: 'relationships', foreign: (w) => [w.a.substrateId], own: (w) => w.b.substrateId, nothing: substrateOfNothing },
-  '/relationships/incoming/{substrate_id}': { kind: 'owned', resource: 'relationships', foreign: (w) => [w.a.otherSubstrateId], own: (w) => w.b.otherSubstrateId, nothing: substrateOfNothing },
-  '/schedules/{name}': { kind: 'owned', resource: 'schedules', foreign: (w) => [w.a.scheduleName], own: (w) => w.b.scheduleName, nothing: () => `nothing-${uuid().slice(0, 8)}` },
+  '/relationships/{id}': {
+    kind: 'owned',
+    resource: 'relationships',
+    foreign: (w) => [w.a.relationshipId],
+    own: (w) => w.b.relationshipId,
+    nothing: uuid,
+  },
+  '/relationships/outgoing/{substrate_id}': {
+    kind: 'owned',
+    resource: 'relationships',
+    foreign: (w) => [w.a.substrateId],
+    own: (w) => w.b.substrateId,
+    nothing: substrateOfNothing,
+  },
+  '/relationships/incoming/{substrate_id}': {
+    kind: 'owned',
+    resource: 'relationships',
+    foreign: (w) => [w.a.otherSubstrateId],
+    own: (w) => w.b.otherSubstrateId,
+    nothing: substrateOfNothing,
+  },
+  '/schedules/{name}': {
+    kind: 'owned',
+    resource: 'schedules',
+    foreign: (w) => [w.a.scheduleName],
+    own: (w) => w.b.scheduleName,
+    nothing: () => `nothing-${uuid().slice(0, 8)}`,
+  },
   '/webhooks/{id}': { kind: 'owned', resource: 'webhooks', foreign: (w) => [w.a.webhookId], own: (w) => w.b.webhookId, nothing: uuid },
   '/webhooks/{id}/deliveries/{delivery_id}': {
     kind: 'owned',
@@ -57,7 +93,14 @@ export const fixtures: Record<string, Fixture> = {
     own: (w) => w.b.deliveryId as string,
     nothing: uuid,
   },
-  '/admin/customers/{id}': { kind: 'owned', resource: 'customers', foreign: (w) => [w.a.customerId], own: (w) => w.b.customerId, nothing: uuid, adminOnly: true },
+  '/admin/customers/{id}': {
+    kind: 'owned',
+    resource: 'customers',
+    foreign: (w) => [w.a.customerId],
+    own: (w) => w.b.customerId,
+    nothing: uuid,
+    adminOnly: true,
+  },
   '/services/{service_type}': { kind: 'per-customer name', resource: 'services', names: ['compute', 'seal'] },
 };
 

@@ -44,7 +44,11 @@ async function ok(response: Promise<HttpResponse>, what: string, statuses = [200
 
 /** Runs a back-office job the way an admin does: POST /jobs, waiting until it has finished. */
 async function runAsAdmin(type: string): Promise<string> {
-  const response = await ok(request('POST', '/api/v1/jobs', { token: tokens.admin, headers: { prefer: 'wait=25' }, body: { type, payload: {} } }), `${type} job`, [200]);
+  const response = await ok(
+    request('POST', '/api/v1/jobs', { token: tokens.admin, headers: { prefer: 'wait=25' }, body: { type, payload: {} } }),
+    `${type} job`,
+    [200],
+  );
   expect(response.body.state, JSON.stringify(response.body)).toBe('completed');
   return response.body.id;
 }
@@ -57,7 +61,8 @@ async function readAll(token: string, path: string): Promise<HttpResponse[]> {
     const separator = path.includes('?') ? '&' : '?';
     const page: HttpResponse = await request('GET', cursor ? `${path}${separator}cursor=${encodeURIComponent(cursor)}` : path, { token });
     pages.push(page);
-    cursor = typeof page.body === 'object' && page.body !== null ? ((page.body as { next_cursor?: string | null }).next_cursor ?? null) : null;
+    cursor =
+      typeof page.body === 'object' && page.body !== null ? ((page.body as { next_cursor?: string | null }).next_cursor ?? null) : null;
   } while (cursor && pages.length < 50);
   return pages;
 }
@@ -66,11 +71,27 @@ async function readAll(token: string, path: string): Promise<HttpResponse[]> {
 async function snapshotOfA(): Promise<Record<string, unknown>> {
   const { a } = world;
   const paths = [
-    '/api/v1/jobs', `/api/v1/jobs/${a.jobId}`, `/api/v1/jobs/${a.batchId}`, '/api/v1/substrates', `/api/v1/substrates/${a.substrateId}`,
-    `/api/v1/substrates/${a.otherSubstrateId}`, `/api/v1/batches/${a.batchId}`, `/api/v1/batches/${a.batchId}/items`, `/api/v1/relationships/${a.relationshipId}`,
-    `/api/v1/relationships/outgoing/${a.substrateId}`, `/api/v1/relationships/incoming/${a.otherSubstrateId}`, '/api/v1/relationships/stats', '/api/v1/schedules',
-    '/api/v1/webhooks', `/api/v1/webhooks/${a.webhookId}/deliveries`, '/api/v1/webhooks/secret', '/api/v1/api-keys', '/api/v1/services', '/api/v1/billing/balance',
-    '/api/v1/billing/transactions', '/api/v1/billing/usage',
+    '/api/v1/jobs',
+    `/api/v1/jobs/${a.jobId}`,
+    `/api/v1/jobs/${a.batchId}`,
+    '/api/v1/substrates',
+    `/api/v1/substrates/${a.substrateId}`,
+    `/api/v1/substrates/${a.otherSubstrateId}`,
+    `/api/v1/batches/${a.batchId}`,
+    `/api/v1/batches/${a.batchId}/items`,
+    `/api/v1/relationships/${a.relationshipId}`,
+    `/api/v1/relationships/outgoing/${a.substrateId}`,
+    `/api/v1/relationships/incoming/${a.otherSubstrateId}`,
+    '/api/v1/relationships/stats',
+    '/api/v1/schedules',
+    '/api/v1/webhooks',
+    `/api/v1/webhooks/${a.webhookId}/deliveries`,
+    '/api/v1/webhooks/secret',
+    '/api/v1/api-keys',
+    '/api/v1/services',
+    '/api/v1/billing/balance',
+    '/api/v1/billing/transactions',
+    '/api/v1/billing/usage',
   ];
   const snapshot: Record<string, unknown> = {};
   for (const path of paths) {
@@ -114,9 +135,20 @@ beforeAll(async () => {
   await ok(request('POST', '/api/v1/billing/deposits', { token: tokens.a, body: { amount_usd_cents: 12_347 } }), 'deposit A');
   await ok(request('POST', '/api/v1/billing/deposits', { token: tokens.b, body: { amount_usd_cents: 777 } }), 'deposit B');
   await ok(request('PUT', '/api/v1/services/compute', { token: tokens.a, body: { tier: 'pro', enabled: true } }), 'upgrade A');
-  const line = JSON.stringify({ timestamp: aUsageWindow, customer_id: aResources.customerId, service_type: 'compute', method: 'POST', status_code: 200, bytes_out: 10 });
+  const line = JSON.stringify({
+    timestamp: aUsageWindow,
+    customer_id: aResources.customerId,
+    service_type: 'compute',
+    method: 'POST',
+    status_code: 200,
+    bytes_out: 10,
+  });
   const ingested = await ok(
-    request('POST', '/api/v1/admin/usage/ingest', { token: tokens.admin, rawBody: `${`${line}\n`.repeat(aUsageRequests)}`, headers: { 'content-type': 'application/x-ndjson' } }),
+    request('POST', '/api/v1/admin/usage/ingest', {
+      token: tokens.admin,
+      rawBody: `${`${line}\n`.repeat(aUsageRequests)}`,
+      headers: { 'content-type': 'application/x-ndjson' },
+    }),
     'ingest',
     [200],
   );
@@ -126,7 +158,9 @@ beforeAll(async () => {
   world = { a: aResources, b: bResources, adminJobId };
 
   const aJobs = (await readAll(tokens.a, '/api/v1/jobs')).flatMap((page) => page.body.items as Array<{ id: string }>);
-  const aTransactions = (await readAll(tokens.a, '/api/v1/billing/transactions')).flatMap((page) => page.body.items as Array<{ id: string; tx_digest: string }>);
+  const aTransactions = (await readAll(tokens.a, '/api/v1/billing/transactions')).flatMap(
+    (page) => page.body.items as Array<{ id: string; tx_digest: string }>,
+  );
   const aKeys = (await readAll(tokens.a, '/api/v1/api-keys')).flatMap((page) => page.body.items as Array<{ prefix: string }>);
   expect(aTransactions.map((t) => t.id).length, 'A has a deposit and a charge').toBeGreaterThanOrEqual(2);
   aMarkers = [
@@ -182,14 +216,20 @@ describe('tenant isolation matrix', () => {
         for (const attacker of attackers) {
           counts.checks++;
           const where = `${attacker.name} ${operation.method} ${fillPath(operation.path, values)}`;
-          const [answer, nothing] = await Promise.all([send(attacker.token, values), reference ? send(attacker.token, reference) : Promise.resolve(null)]);
+          const [answer, nothing] = await Promise.all([
+            send(attacker.token, values),
+            reference ? send(attacker.token, reference) : Promise.resolve(null),
+          ]);
           const leaked = leakedMarkers(answer.text, foreignIds);
           if (leaked.length > 0) failures.push(`${where} → ${answer.status} shows A's ${leaked.join(', ')}`);
           if (!nothing) continue; // a per-customer name: B acted on its own resource; A's is checked below
           const expected = adminOnly ? { status: 403, type: '/forbidden' } : { status: 404, type: '/not-found' };
-          if ((attacker.mustBe404 || adminOnly) && (answer.status !== expected.status || !problemType(answer)?.endsWith(expected.type))) failures.push(`${where} → ${answer.status} ${answer.text.slice(0, 200)}`);
+          if ((attacker.mustBe404 || adminOnly) && (answer.status !== expected.status || !problemType(answer)?.endsWith(expected.type)))
+            failures.push(`${where} → ${answer.status} ${answer.text.slice(0, 200)}`);
           if (answer.status < 300 || answer.status !== nothing.status || problemType(answer) !== problemType(nothing)) {
-            failures.push(`${where} → ${answer.status} ${problemType(answer)}, but an id of nothing → ${nothing.status} ${problemType(nothing)}`);
+            failures.push(
+              `${where} → ${answer.status} ${problemType(answer)}, but an id of nothing → ${nothing.status} ${problemType(nothing)}`,
+            );
           }
         }
       }
@@ -215,36 +255,65 @@ describe('tenant isolation matrix', () => {
   });
 
   it("shows B none of A's usage, transactions or balance", async () => {
-    const aUsage = (await readAll(tokens.a, '/api/v1/billing/usage')).flatMap((page) => page.body.items as Array<{ id: string; window_start: string; request_count: number }>);
-    expect(aUsage.find((record) => record.window_start === aUsageWindow)?.request_count, "A's ingested usage is there to be hidden").toBe(aUsageRequests);
-    const bUsage = (await readAll(tokens.b, '/api/v1/billing/usage')).flatMap((page) => page.body.items as Array<{ id: string; window_start: string }>);
+    const aUsage = (await readAll(tokens.a, '/api/v1/billing/usage')).flatMap(
+      (page) => page.body.items as Array<{ id: string; window_start: string; request_count: number }>,
+    );
+    expect(aUsage.find((record) => record.window_start === aUsageWindow)?.request_count, "A's ingested usage is there to be hidden").toBe(
+      aUsageRequests,
+    );
+    const bUsage = (await readAll(tokens.b, '/api/v1/billing/usage')).flatMap(
+      (page) => page.body.items as Array<{ id: string; window_start: string }>,
+    );
     expect(bUsage.filter((record) => aUsage.some((mine) => mine.id === record.id) || record.window_start === aUsageWindow)).toEqual([]);
 
     const aBalance = (await request('GET', '/api/v1/billing/balance', { token: tokens.a })).body;
     const bBalance = (await request('GET', '/api/v1/billing/balance', { token: tokens.b })).body;
-    expect(aBalance.current_month_charged_usd_cents + aBalance.balance_usd_cents, "A's deposit, split between balance and charges").toBe(12_347);
+    expect(aBalance.current_month_charged_usd_cents + aBalance.balance_usd_cents, "A's deposit, split between balance and charges").toBe(
+      12_347,
+    );
     expect(bBalance.balance_usd_cents).toBeLessThanOrEqual(777);
     expect(bBalance.current_month_charged_usd_cents).toBeLessThan(aBalance.current_month_charged_usd_cents);
 
-    const bTransactions = (await readAll(tokens.b, '/api/v1/billing/transactions')).flatMap((page) => page.body.items as Array<{ type: string; amount_usd_cents: number }>);
+    const bTransactions = (await readAll(tokens.b, '/api/v1/billing/transactions')).flatMap(
+      (page) => page.body.items as Array<{ type: string; amount_usd_cents: number }>,
+    );
     expect(bTransactions.filter((t) => t.type === 'deposit').map((t) => t.amount_usd_cents)).toEqual([777]);
 
-    const bServices = (await readAll(tokens.b, '/api/v1/services')).flatMap((page) => page.body.items as Array<{ service_type: string; tier: string }>);
+    const bServices = (await readAll(tokens.b, '/api/v1/services')).flatMap(
+      (page) => page.body.items as Array<{ service_type: string; tier: string }>,
+    );
     expect(bServices.find((service) => service.service_type === 'compute')?.tier, "A's upgrade is A's alone").toBe('starter');
   });
 
   it("refuses B's request bodies that name A's substrates", async () => {
     const { a, b } = world;
-    for (const [source, target] of [[a.substrateId, b.substrateId], [b.substrateId, a.substrateId]]) {
-      const edge = await request('POST', '/api/v1/relationships', { token: tokens.b, body: { source_id: source, target_id: target, type: 'REFERENCE' } });
+    for (const [source, target] of [
+      [a.substrateId, b.substrateId],
+      [b.substrateId, a.substrateId],
+    ]) {
+      const edge = await request('POST', '/api/v1/relationships', {
+        token: tokens.b,
+        body: { source_id: source, target_id: target, type: 'REFERENCE' },
+      });
       expect(edge.status, edge.text).toBe(404);
     }
-    const traversal = await request('POST', '/api/v1/relationships/traverse', { token: tokens.b, body: { start_substrate_id: a.substrateId } });
+    const traversal = await request('POST', '/api/v1/relationships/traverse', {
+      token: tokens.b,
+      body: { start_substrate_id: a.substrateId },
+    });
     expect(traversal.status, traversal.text).toBe(404);
     // POST /jobs checks the substrate at submit, like /substrates/:id/…: 404, nothing queued.
-    const job = await request('POST', '/api/v1/jobs', { token: tokens.b, headers: { prefer: 'wait=20' }, body: { type: 'invoke', payload: { substrate_id: a.substrateId } } });
+    const job = await request('POST', '/api/v1/jobs', {
+      token: tokens.b,
+      headers: { prefer: 'wait=20' },
+      body: { type: 'invoke', payload: { substrate_id: a.substrateId } },
+    });
     expect(job.status, job.text).toBe(404);
-    const batch = await request('POST', '/api/v1/batches', { token: tokens.b, headers: { prefer: 'wait=20' }, body: { invocations: [{ substrate_id: a.substrateId }] } });
+    const batch = await request('POST', '/api/v1/batches', {
+      token: tokens.b,
+      headers: { prefer: 'wait=20' },
+      body: { invocations: [{ substrate_id: a.substrateId }] },
+    });
     expect(batch.body.state, batch.text).toBe('completed');
     const items = await request('GET', `/api/v1/batches/${batch.body.id}/items`, { token: tokens.b });
     expect(items.body.items).toEqual([expect.objectContaining({ index: 0, state: 'failed' })]);
@@ -268,14 +337,21 @@ function casesFor(operation: ApiOperation): MatrixCase[] {
   const named = prefixes.filter(([, fixture]) => fixture?.kind === 'per-customer name');
   if (named.length > 0) {
     return named.flatMap(([name, fixture]) =>
-      fixture?.kind === 'per-customer name' ? fixture.names.map((value) => ({ values: { [name]: value }, reference: null, foreignIds: [], adminOnly: false })) : [],
+      fixture?.kind === 'per-customer name'
+        ? fixture.names.map((value) => ({ values: { [name]: value }, reference: null, foreignIds: [], adminOnly: false }))
+        : [],
     );
   }
   const own: Record<string, string> = {};
   for (const [name, fixture] of prefixes) if (fixture?.kind === 'owned') own[name] = fixture.own(world);
   return prefixes.flatMap(([name, fixture]) =>
     fixture?.kind === 'owned'
-      ? fixture.foreign(world).map((id) => ({ values: { ...own, [name]: id }, reference: { ...own, [name]: fixture.nothing() }, foreignIds: [id], adminOnly: fixture.adminOnly === true }))
+      ? fixture.foreign(world).map((id) => ({
+          values: { ...own, [name]: id },
+          reference: { ...own, [name]: fixture.nothing() },
+          foreignIds: [id],
+          adminOnly: fixture.adminOnly === true,
+        }))
       : [],
   );
 }

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getJobDefinition } from '../../jobs/registry.js';
-import { submitJobsBulk } from '../../workers/submit-job.js';
+import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
 import type { TestUser } from '../helpers/accounts.js';
 import { waitFor } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';
@@ -47,13 +47,19 @@ describe('bulk submit', () => {
     const repeated = Array.from({ length: 50 }, (_, i) => ({ substrate_id: substrateId, parameters: { x: i, y: 3 } }));
     const fresh = Array.from({ length: 50 }, (_, i) => ({ substrate_id: substrateId, parameters: { x: i, y: 1000 } }));
     const rows = await finished(await submit([...repeated, ...fresh]));
-    expect(rows.slice(0, 50).map((row) => row.result)).toEqual(repeated.map((_, i) => expect.objectContaining({ result: i * 3, cached: true })));
-    expect(rows.slice(50).map((row) => row.result)).toEqual(fresh.map((_, i) => expect.objectContaining({ result: i * 1000, cached: false })));
+    expect(rows.slice(0, 50).map((row) => row.result)).toEqual(
+      repeated.map((_, i) => expect.objectContaining({ result: i * 3, cached: true })),
+    );
+    expect(rows.slice(50).map((row) => row.result)).toEqual(
+      fresh.map((_, i) => expect.objectContaining({ result: i * 1000, cached: false })),
+    );
   });
 
-  it('submits nothing when one payload breaks the job type\'s schema, and names it', async () => {
+  it("submits nothing when one payload breaks the job type's schema, and names it", async () => {
     const before = await suite.app.sql<{ n: string }>('select count(*) as n from jobs');
-    await expect(submit([{ substrate_id: substrateId, parameters: { x: 1 } }, { substrate_id: 'not-an-id' }])).rejects.toThrow(/payloads\[1\]\.substrate_id/);
+    await expect(submit([{ substrate_id: substrateId, parameters: { x: 1 } }, { substrate_id: 'not-an-id' }])).rejects.toThrow(
+      /payloads\[1\]\.substrate_id/,
+    );
     await expect(submit([null])).rejects.toThrow(/payloads\[0\]/);
     await expect(submit([{ substrate_id: substrateId, surprise: true }])).rejects.toThrow(/payloads\[0\]/);
     expect(await suite.app.sql<{ n: string }>('select count(*) as n from jobs')).toEqual(before);

@@ -4,7 +4,7 @@ import { waitFor } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 import { waitPollMs } from '../../api/job-waiter.js';
-import { finishedJobsChannel, listenerApplicationName } from '../../db/job-notices.js';
+import { finishedJobsChannel, listenerApplicationName } from '../../queue/job-notices.js';
 
 // No workers at first: every waited job outlives its wait.
 const suite = useTestApp({ users: 1 });
@@ -17,14 +17,20 @@ beforeAll(async () => {
 });
 
 const invoke = (x: number, prefer = 'wait=1') =>
-  suite.request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, headers: { prefer }, body: { parameters: { x } } });
+  suite.request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+    token: alice.accessToken,
+    headers: { prefer },
+    body: { parameters: { x } },
+  });
 
 describe('Prefer: wait that runs out', () => {
   it('answers 202 with the job queued, stored and in the queue', async () => {
     const response = await invoke(1);
     expect(response.status).toBe(202);
     expect(response.body).toMatchObject({ state: 'queued', links: { self: `/api/v1/jobs/${response.body.id}` } });
-    expect((await suite.request('GET', `/api/v1/jobs/${response.body.id}`, { token: alice.accessToken })).body).toMatchObject({ state: 'queued' });
+    expect((await suite.request('GET', `/api/v1/jobs/${response.body.id}`, { token: alice.accessToken })).body).toMatchObject({
+      state: 'queued',
+    });
     expect(await suite.app.deps.queues.get('invoke')!.getJobState(response.body.id)).toBe('waiting');
   });
 
@@ -44,7 +50,10 @@ describe('Prefer: wait that runs out', () => {
     expect((await suite.request('GET', `/api/v1/jobs/${lostId}`, { token: alice.accessToken })).body).toMatchObject({ state: 'queued' });
 
     await suite.app.startWorkers();
-    await waitFor(async () => (await suite.request('GET', `/api/v1/jobs/${lostId}`, { token: alice.accessToken })).body.state === 'completed', 10_000);
+    await waitFor(
+      async () => (await suite.request('GET', `/api/v1/jobs/${lostId}`, { token: alice.accessToken })).body.state === 'completed',
+      10_000,
+    );
     expect((await suite.request('GET', `/api/v1/jobs/${lostId}`, { token: alice.accessToken })).body.result).toMatchObject({ result: 3 });
   });
 
@@ -62,7 +71,11 @@ describe('finished-job notices', () => {
     const concat = await createExpressionSubstrate(suite.request, alice.accessToken, 'text + text');
     const text = 'x'.repeat(6000);
     const started = performance.now();
-    const response = await suite.request('POST', `/api/v1/substrates/${concat}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { parameters: { text } } });
+    const response = await suite.request('POST', `/api/v1/substrates/${concat}/invoke`, {
+      token: alice.accessToken,
+      headers: { prefer: 'wait=5' },
+      body: { parameters: { text } },
+    });
     expect(response.status).toBe(200);
     expect(response.body.result.result).toBe(text + text);
     // A poll would take waitPollMs (1 s): the notice woke the wait.
@@ -72,7 +85,10 @@ describe('finished-job notices', () => {
   it('ignores a notice it cannot read and answers the next wait from its notice as usual', async () => {
     await suite.app.startWorkers();
     await suite.app.sql('select pg_notify($1, $2)', [finishedJobsChannel(suite.app.config.queuePrefix), 'not json {']);
-    await suite.app.sql('select pg_notify($1, $2)', [finishedJobsChannel(suite.app.config.queuePrefix), JSON.stringify({ id: 'not-a-watched-job' })]);
+    await suite.app.sql('select pg_notify($1, $2)', [
+      finishedJobsChannel(suite.app.config.queuePrefix),
+      JSON.stringify({ id: 'not-a-watched-job' }),
+    ]);
     const started = performance.now();
     const response = await invoke(7, 'wait=5');
     expect(response.status).toBe(200);
@@ -82,9 +98,21 @@ describe('finished-job notices', () => {
 
   it('listens again after its connection is cut, so waits are answered by notices, not polls', async () => {
     await suite.app.startWorkers();
-    const [killed] = await suite.app.sql<{ killed: boolean }>(`select pg_terminate_backend(pid) as killed from pg_stat_activity where application_name = $1 and datname = current_database()`, [listenerApplicationName]);
+    const [killed] = await suite.app.sql<{ killed: boolean }>(
+      `select pg_terminate_backend(pid) as killed from pg_stat_activity where application_name = $1 and datname = current_database()`,
+      [listenerApplicationName],
+    );
     expect(killed?.killed).toBe(true);
-    await waitFor(async () => (await suite.app.sql(`select 1 from pg_stat_activity where application_name = $1 and datname = current_database() and query ilike 'listen%'`, [listenerApplicationName])).length > 0, 10_000);
+    await waitFor(
+      async () =>
+        (
+          await suite.app.sql(
+            `select 1 from pg_stat_activity where application_name = $1 and datname = current_database() and query ilike 'listen%'`,
+            [listenerApplicationName],
+          )
+        ).length > 0,
+      10_000,
+    );
     const started = performance.now();
     const response = await invoke(99, 'wait=5');
     expect(response.status).toBe(200);

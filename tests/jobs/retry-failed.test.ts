@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobStateWriter } from '../../workers/job-state-writer.js';
-import { finishedJobsChannel } from '../../db/job-notices.js';
+import { finishedJobsChannel } from '../../queue/job-notices.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
@@ -20,21 +20,34 @@ afterAll(async () => {
 });
 
 const createSubstrate = async (expression: string) =>
-  (await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression } })).body.substrate_id as string;
+  (await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression } })).body
+    .substrate_id as string;
 
 /** A job row parked in BullMQ's delayed set: the test sets its row state directly. */
 async function parkedJob(): Promise<string> {
   const substrateId = await createSubstrate('x + 0');
-  const response = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1 } }, delay_ms: 3_600_000 } });
+  const response = await request('POST', '/api/v1/jobs', {
+    token: alice.accessToken,
+    body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1 } }, delay_ms: 3_600_000 },
+  });
   return response.body.id;
 }
 
-const rowOf = async (id: string) => (await app.sql<{ state: string; attempts_made: number; finished_at: Date | null }>('select state, attempts_made, finished_at from jobs where id = $1', [id]))[0]!;
+const rowOf = async (id: string) =>
+  (
+    await app.sql<{ state: string; attempts_made: number; finished_at: Date | null }>(
+      'select state, attempts_made, finished_at from jobs where id = $1',
+      [id],
+    )
+  )[0]!;
 
 describe('a failed job retried through BullMQ (Bull Board’s Retry)', () => {
   it('runs again and its row goes failed → active → completed', async () => {
     const substrateId = await createSubstrate('x * y');
-    const submitted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x: 6, y: 7 } } });
+    const submitted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      body: { parameters: { x: 6, y: 7 } },
+    });
     await request('DELETE', `/api/v1/substrates/${substrateId}`, { token: alice.accessToken });
     await app.startWorkers();
     const id = submitted.body.id as string;

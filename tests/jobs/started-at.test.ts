@@ -13,14 +13,19 @@ let product: string;
 beforeAll(async () => {
   ({ request } = suite);
   [alice] = suite.users as [TestUser];
-  product = (await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x * y' } })).body.substrate_id;
+  product = (
+    await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x * y' } })
+  ).body.substrate_id;
 });
 
 const time = (value: string) => Date.parse(value);
 
 describe('started_at', () => {
   it('a fast invocation finishes with started_at between created_at and finished_at', async () => {
-    const accepted = await request('POST', `/api/v1/substrates/${product}/invoke`, { token: alice.accessToken, body: { parameters: { x: 3, y: 4 } } });
+    const accepted = await request('POST', `/api/v1/substrates/${product}/invoke`, {
+      token: alice.accessToken,
+      body: { parameters: { x: 3, y: 4 } },
+    });
     expect(accepted.status).toBe(202);
     const done = await waitFor(async () => {
       const job = await request('GET', `/api/v1/jobs/${accepted.body.id}`, { token: alice.accessToken });
@@ -32,7 +37,11 @@ describe('started_at', () => {
   });
 
   it('a waited invocation answers with started_at too', async () => {
-    const waited = await request('POST', `/api/v1/substrates/${product}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { parameters: { x: 5, y: 6 } } });
+    const waited = await request('POST', `/api/v1/substrates/${product}/invoke`, {
+      token: alice.accessToken,
+      headers: { prefer: 'wait=5' },
+      body: { parameters: { x: 5, y: 6 } },
+    });
     expect(waited.status).toBe(200);
     expect(waited.body).toMatchObject({ state: 'completed', started_at: expect.any(String), finished_at: expect.any(String) });
     expect(time(waited.body.started_at)).toBeLessThanOrEqual(time(waited.body.finished_at));
@@ -41,19 +50,27 @@ describe('started_at', () => {
   /** Polls the job until it is no longer queued: a job that runs this long is `active` by then, with its start time. */
   async function firstStateAfterQueued(id: string) {
     const seen: string[] = [];
-    const job = await waitFor(async () => {
-      const polled = await request('GET', `/api/v1/jobs/${id}`, { token: alice.accessToken });
-      seen.push(polled.body.state);
-      return polled.body.state === 'queued' ? null : polled.body;
-    }, 60_000, 10);
+    const job = await waitFor(
+      async () => {
+        const polled = await request('GET', `/api/v1/jobs/${id}`, { token: alice.accessToken });
+        seen.push(polled.body.state);
+        return polled.body.state === 'queued' ? null : polled.body;
+      },
+      60_000,
+      10,
+    );
     return { job, seen };
   }
 
   async function finished(id: string) {
-    return waitFor(async () => {
-      const polled = await request('GET', `/api/v1/jobs/${id}`, { token: alice.accessToken });
-      return ['completed', 'failed'].includes(polled.body.state) ? polled.body : null;
-    }, 60_000, 50);
+    return waitFor(
+      async () => {
+        const polled = await request('GET', `/api/v1/jobs/${id}`, { token: alice.accessToken });
+        return ['completed', 'failed'].includes(polled.body.state) ? polled.body : null;
+      },
+      60_000,
+      50,
+    );
   }
 
   it('a slow invocation reads active with its start time while it runs, and keeps that start time', async () => {
@@ -65,7 +82,10 @@ describe('started_at', () => {
       body: { expression_type: 'expression', expression: `${list}.all(a, ${list}.all(b, ${list}.all(c, a + b + c + x >= 0)))` },
     });
     expect(slow.status, slow.text).toBe(201);
-    const accepted = await request('POST', `/api/v1/substrates/${slow.body.substrate_id}/invoke`, { token: alice.accessToken, body: { parameters: { x: 1 } } });
+    const accepted = await request('POST', `/api/v1/substrates/${slow.body.substrate_id}/invoke`, {
+      token: alice.accessToken,
+      body: { parameters: { x: 1 } },
+    });
     expect(accepted.status).toBe(202);
 
     const { job: running, seen } = await firstStateAfterQueued(accepted.body.id);

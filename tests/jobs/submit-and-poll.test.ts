@@ -1,13 +1,14 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestUser } from '../helpers/accounts.js';
-import type { httpClient} from '../helpers/http.js';
+import type { httpClient } from '../helpers/http.js';
 import { waitFor } from '../helpers/http.js';
 import type { TestApp } from '../helpers/test-app.js';
 import { useTestApp } from '../helpers/suite.js';
 import { JobWaiter, waitPollMs } from '../../api/job-waiter.js';
 import type { JobRecord } from '../../db/entities/job-record.entity.js';
-import { findJob, jobColumns } from '../../db/repositories/jobs.js';
-import { finishedJobsChannel } from '../../db/job-notices.js';
+import { findJob } from '../../db/jobs/find-jobs.js';
+import { jobColumns } from '../../db/jobs/job-columns.js';
+import { finishedJobsChannel } from '../../queue/job-notices.js';
 
 let substrateId: string;
 
@@ -20,10 +21,12 @@ let bob: TestUser;
 beforeAll(async () => {
   ({ app, request } = suite);
   [alice, bob] = suite.users as [TestUser, TestUser];
-  const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x * y' } });
+  const created = await request('POST', '/api/v1/substrates', {
+    token: alice.accessToken,
+    body: { expression_type: 'expression', expression: 'x * y' },
+  });
   substrateId = created.body.substrate_id;
 });
-
 
 describe('submit and poll', () => {
   it('answers Prefer: wait=5 with 200 and the result 35', async () => {
@@ -39,7 +42,11 @@ describe('submit and poll', () => {
   });
 
   it('answers Prefer: wait with the job exactly as stored (what GET /jobs/:id then shows)', async () => {
-    const waited = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { parameters: { x: 8, y: 9 } } });
+    const waited = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      headers: { prefer: 'wait=5' },
+      body: { parameters: { x: 8, y: 9 } },
+    });
     expect(waited.status).toBe(200);
     const polled = await request('GET', `/api/v1/jobs/${waited.body.id}`, { token: alice.accessToken });
     expect(waited.body).toEqual(polled.body);
@@ -47,7 +54,10 @@ describe('submit and poll', () => {
   });
 
   it('still answers a wait whose finished-job notice never arrives, from the stored row within about a second', async () => {
-    const accepted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x: 2, y: 21 } } });
+    const accepted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      body: { parameters: { x: 2, y: 21 } },
+    });
     const [row] = await app.sql<JobRecord>(`select ${jobColumns} from jobs where id = $1`, [accepted.body.id]);
     // A waiter that never subscribed to the notices: only its poll of PostgreSQL can see the outcome.
     const deaf = new JobWaiter(app.config.redisUrl, app.config.queuePrefix);
@@ -61,7 +71,10 @@ describe('submit and poll', () => {
   });
 
   it('uses a finished-job notice that arrived after the watch began but before the request started waiting', async () => {
-    const accepted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x: 3, y: 14 } } });
+    const accepted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      body: { parameters: { x: 3, y: 14 } },
+    });
     const [row] = await waitFor(async () => {
       const rows = await app.sql<JobRecord>(`select ${jobColumns} from jobs where id = $1 and state = 'completed'`, [accepted.body.id]);
       return rows.length > 0 ? rows : null;
@@ -78,7 +91,10 @@ describe('submit and poll', () => {
   });
 
   it('answers 202 with a Location, and polling reaches completed with the result stored in PostgreSQL', async () => {
-    const response = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x: 6, y: 7 } } });
+    const response = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      body: { parameters: { x: 6, y: 7 } },
+    });
     expect(response.status).toBe(202);
     expect(response.body).toMatchObject({ type: 'invoke', state: 'queued', links: { self: `/api/v1/jobs/${response.body.id}` } });
     const location = response.headers.get('location') as string;
@@ -88,12 +104,17 @@ describe('submit and poll', () => {
     });
     expect(done.body.result.result).toBe(42);
     expect(done.body.attempts_made).toBe(1);
-    const [row] = await app.sql<{ state: string; result: { result: number } }>('select state, result from jobs where id = $1', [response.body.id]);
+    const [row] = await app.sql<{ state: string; result: { result: number } }>('select state, result from jobs where id = $1', [
+      response.body.id,
+    ]);
     expect(row).toMatchObject({ state: 'completed', result: { result: 42 } });
   });
 
   it('uses the job id as the BullMQ job id', async () => {
-    const response = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 2 } }, delay_ms: 60_000 } });
+    const response = await request('POST', '/api/v1/jobs', {
+      token: alice.accessToken,
+      body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 2 } }, delay_ms: 60_000 },
+    });
     expect(response.status).toBe(202);
     expect(response.body.state).toBe('delayed');
     const bullJob = await app.deps.queues.get('invoke')!.getJob(response.body.id);
@@ -101,7 +122,10 @@ describe('submit and poll', () => {
   });
 
   it('fails a job whose expression errors, without retrying it', async () => {
-    const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x / 0' } });
+    const created = await request('POST', '/api/v1/substrates', {
+      token: alice.accessToken,
+      body: { expression_type: 'expression', expression: 'x / 0' },
+    });
     const response = await request('POST', `/api/v1/substrates/${created.body.substrate_id}/invoke`, {
       token: alice.accessToken,
       headers: { prefer: 'wait=5' },
@@ -115,9 +139,15 @@ describe('submit and poll', () => {
 
   it('lists jobs newest first with a working cursor and filters', async () => {
     for (let i = 0; i < 3; i++) {
-      await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: bob.accessToken, body: { parameters: { x: i, y: 1 } } }).then(() => undefined);
+      await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+        token: bob.accessToken,
+        body: { parameters: { x: i, y: 1 } },
+      }).then(() => undefined);
     }
-    const bobSubstrate = await request('POST', '/api/v1/substrates', { token: bob.accessToken, body: { expression_type: 'constant', value: 3 } });
+    const bobSubstrate = await request('POST', '/api/v1/substrates', {
+      token: bob.accessToken,
+      body: { expression_type: 'constant', value: 3 },
+    });
     expect(bobSubstrate.status).toBe(201);
     for (let i = 0; i < 3; i++) {
       await request('POST', `/api/v1/substrates/${bobSubstrate.body.substrate_id}/divide`, { token: bob.accessToken });
@@ -134,7 +164,10 @@ describe('submit and poll', () => {
   });
 
   it("answers 404 for another customer's job, never 403", async () => {
-    const response = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x: 1, y: 1 } } });
+    const response = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      body: { parameters: { x: 1, y: 1 } },
+    });
     const asBob = await request('GET', `/api/v1/jobs/${response.body.id}`, { token: bob.accessToken });
     expect(asBob.status).toBe(404);
     expect(asBob.headers.get('content-type')).toMatch(/application\/problem\+json/);
@@ -155,16 +188,32 @@ describe('idempotency', () => {
   });
 
   it('answers 422 for the same key with another body', async () => {
-    await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 2 } } }, headers: { 'idempotency-key': 'k-2' } });
-    const reused = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 9, y: 9 } } }, headers: { 'idempotency-key': 'k-2' } });
+    await request('POST', '/api/v1/jobs', {
+      token: alice.accessToken,
+      body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 2 } } },
+      headers: { 'idempotency-key': 'k-2' },
+    });
+    const reused = await request('POST', '/api/v1/jobs', {
+      token: alice.accessToken,
+      body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 9, y: 9 } } },
+      headers: { 'idempotency-key': 'k-2' },
+    });
     expect(reused.status).toBe(422);
     expect(reused.body.errors[0].field).toBe('header.idempotency-key');
   });
 
   it('keeps keys per customer', async () => {
-    const aliceJob = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x: 1, y: 1 } }, headers: { 'idempotency-key': 'shared' } });
+    const aliceJob = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      body: { parameters: { x: 1, y: 1 } },
+      headers: { 'idempotency-key': 'shared' },
+    });
     const bobSub = await request('POST', '/api/v1/substrates', { token: bob.accessToken, body: { expression_type: 'constant', value: 1 } });
-    const bobJob = await request('POST', `/api/v1/substrates/${bobSub.body.substrate_id}/invoke`, { token: bob.accessToken, body: { parameters: { x: 1, y: 1 } }, headers: { 'idempotency-key': 'shared' } });
+    const bobJob = await request('POST', `/api/v1/substrates/${bobSub.body.substrate_id}/invoke`, {
+      token: bob.accessToken,
+      body: { parameters: { x: 1, y: 1 } },
+      headers: { 'idempotency-key': 'shared' },
+    });
     expect(bobJob.status).toBe(202);
     expect(bobJob.body.id).not.toBe(aliceJob.body.id);
   });
@@ -172,7 +221,10 @@ describe('idempotency', () => {
 
 describe('cancel', () => {
   it('cancels a delayed job and takes it off the queue', async () => {
-    const submitted = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'divide', payload: { substrate_id: substrateId }, delay_ms: 60_000 } });
+    const submitted = await request('POST', '/api/v1/jobs', {
+      token: alice.accessToken,
+      body: { type: 'divide', payload: { substrate_id: substrateId }, delay_ms: 60_000 },
+    });
     const cancelled = await request('DELETE', `/api/v1/jobs/${submitted.body.id}`, { token: alice.accessToken });
     expect(cancelled.status).toBe(200);
     expect(cancelled.body.state).toBe('cancelled');
@@ -180,7 +232,11 @@ describe('cancel', () => {
   });
 
   it('answers 409 when the job already finished', async () => {
-    const done = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { parameters: { x: 3, y: 3 } } });
+    const done = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      headers: { prefer: 'wait=5' },
+      body: { parameters: { x: 3, y: 3 } },
+    });
     expect(done.body.state).toBe('completed');
     const again = await request('DELETE', `/api/v1/jobs/${done.body.id}`, { token: alice.accessToken });
     expect(again.status).toBe(409);
@@ -195,13 +251,19 @@ describe('bad input', () => {
   });
 
   it('answers 400 for an unknown field', async () => {
-    const response = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId }, colour: 'red' } });
+    const response = await request('POST', '/api/v1/jobs', {
+      token: alice.accessToken,
+      body: { type: 'invoke', payload: { substrate_id: substrateId }, colour: 'red' },
+    });
     expect(response.status).toBe(400);
     expect(response.body.errors[0].field).toBe('body.colour');
   });
 
   it('answers 400 naming a bad payload field', async () => {
-    const response = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: 'nope' } } });
+    const response = await request('POST', '/api/v1/jobs', {
+      token: alice.accessToken,
+      body: { type: 'invoke', payload: { substrate_id: 'nope' } },
+    });
     expect(response.status).toBe(400);
     expect(response.body.errors[0].field).toBe('body.payload.substrate_id');
   });
@@ -214,7 +276,10 @@ describe('bad input', () => {
   });
 
   it('answers 413 for a body over 1 MiB', async () => {
-    const response = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { pad: 'x'.repeat(1_100_000) } } });
+    const response = await request('POST', '/api/v1/jobs', {
+      token: alice.accessToken,
+      body: { type: 'invoke', payload: { pad: 'x'.repeat(1_100_000) } },
+    });
     expect(response.status).toBe(413);
   });
 
@@ -225,7 +290,10 @@ describe('bad input', () => {
   });
 
   it("answers 404 at submit for a job on another customer's substrate", async () => {
-    const response = await request('POST', '/api/v1/jobs', { token: bob.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 1 } } } });
+    const response = await request('POST', '/api/v1/jobs', {
+      token: bob.accessToken,
+      body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 1 } } },
+    });
     expect(response.status).toBe(404);
   });
 

@@ -12,7 +12,9 @@ beforeAll(async () => {
   app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000' });
   request = httpClient(app.baseUrl);
   alice = await registerUser(request);
-  substrateId = (await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x + 1' } })).body.substrate_id;
+  substrateId = (
+    await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x + 1' } })
+  ).body.substrate_id;
 });
 
 afterAll(async () => {
@@ -23,7 +25,10 @@ describe('sweeper', () => {
   it('re-enqueues accepted jobs that Redis lost, under the same id, and they complete once', async () => {
     const ids: string[] = [];
     for (let x = 0; x < 20; x++) {
-      const submitted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x } } });
+      const submitted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+        token: alice.accessToken,
+        body: { parameters: { x } },
+      });
       ids.push(submitted.body.id);
     }
     // Redis forgets everything about these jobs (as after a restart without persistence).
@@ -38,7 +43,10 @@ describe('sweeper', () => {
     expect((await queue.getJob(ids[0]!))?.id).toBe(ids[0]);
 
     const rows = await waitFor(async () => {
-      const found = await app.sql<{ state: string; attempts_made: number }>(`select state, attempts_made from jobs where id = any($1::uuid[])`, [ids]);
+      const found = await app.sql<{ state: string; attempts_made: number }>(
+        `select state, attempts_made from jobs where id = any($1::uuid[])`,
+        [ids],
+      );
       return found.every((row) => row.state === 'completed') ? found : null;
     }, 20_000);
     expect(rows.every((row) => row.attempts_made === 1)).toBe(true);
@@ -47,19 +55,31 @@ describe('sweeper', () => {
 
   it('records an outcome PostgreSQL lost but BullMQ kept', async () => {
     const running = await app.startWorkers();
-    const done = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { parameters: { x: 41 } } });
+    const done = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      headers: { prefer: 'wait=5' },
+      body: { parameters: { x: 41 } },
+    });
     expect(done.body.state).toBe('completed');
     // As if PostgreSQL crashed before the (asynchronously committed) result write reached disk.
-    await app.sql(`update jobs set state = 'active', result = null, finished_at = null, created_at = created_at - interval '1 minute' where id = $1`, [done.body.id]);
+    await app.sql(
+      `update jobs set state = 'active', result = null, finished_at = null, created_at = created_at - interval '1 minute' where id = $1`,
+      [done.body.id],
+    );
     const report = await running.sweeper.sweep();
     expect(report.reconciled).toBe(1);
-    const [row] = await app.sql<{ state: string; result: { result: number } }>('select state, result from jobs where id = $1', [done.body.id]);
+    const [row] = await app.sql<{ state: string; result: { result: number } }>('select state, result from jobs where id = $1', [
+      done.body.id,
+    ]);
     expect(row).toMatchObject({ state: 'completed', result: { result: 42 } });
   });
 
   it('leaves young jobs alone: their enqueue may still be in flight', async () => {
     const running = await app.startWorkers();
-    await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1 } }, delay_ms: 60_000 } });
+    await request('POST', '/api/v1/jobs', {
+      token: alice.accessToken,
+      body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1 } }, delay_ms: 60_000 },
+    });
     await app.deps.queues.get('invoke')!.obliterate({ force: true });
     expect((await running.sweeper.sweep()).reenqueued).toBe(0);
   });

@@ -30,7 +30,15 @@ beforeEach(async () => {
 const hour = (h: number, minute = 0) => new Date(Date.UTC(2026, 0, 5, h, minute, 7));
 
 function logs(customerId: string, count: number, at: Date, extra: Partial<NewRequestLog> = {}): NewRequestLog[] {
-  return Array.from({ length: count }, (_, i) => ({ timestamp: at, customerId, serviceType: 'seal', method: 'GET', statusCode: 200, bytesOut: 100 + (i % 7), ...extra }));
+  return Array.from({ length: count }, (_, i) => ({
+    timestamp: at,
+    customerId,
+    serviceType: 'seal',
+    method: 'GET',
+    statusCode: 200,
+    bytesOut: 100 + (i % 7),
+    ...extra,
+  }));
 }
 
 /** What the usage records add up to per (customer, service, window), and what the logs say they should. */
@@ -43,7 +51,8 @@ async function totals(): Promise<{ recorded: Record<string, [number, number]>; e
     `select customer_id || '/' || service_type || '/' || to_char(date_trunc('hour', timestamp, 'UTC') at time zone 'UTC', 'HH24') as k, count(*) as n, sum(bytes_out) as b
        from request_logs where status_code < 500 and status_code not in (402, 429) group by 1`,
   );
-  const asMap = (rows: Array<{ k: string; n: string; b: string }>) => Object.fromEntries(rows.map((r) => [r.k, [Number(r.n), Number(r.b)] as [number, number]]));
+  const asMap = (rows: Array<{ k: string; n: string; b: string }>) =>
+    Object.fromEntries(rows.map((r) => [r.k, [Number(r.n), Number(r.b)] as [number, number]]));
   return { recorded: asMap(recorded), expected: asMap(expected) };
 }
 
@@ -120,7 +129,10 @@ describe('metering', () => {
 
   it('ten concurrent runs count every row exactly once', async () => {
     const customers = Array.from({ length: 4 }, () => randomUUID());
-    const rows = customers.flatMap((customer, i) => [...logs(customer, 400 + i, hour(12)), ...logs(customer, 150, hour(13), { serviceType: 'compute' })]);
+    const rows = customers.flatMap((customer, i) => [
+      ...logs(customer, 400 + i, hour(12)),
+      ...logs(customer, 150, hour(13), { serviceType: 'compute' }),
+    ]);
     await insertRequestLogs(orm.em.fork(), rows);
     const job = createMeteringJob({ batchSize: 50 });
     const results = await Promise.all(Array.from({ length: 10 }, () => runJob(job, app, orm)));
@@ -164,7 +176,11 @@ describe('metering', () => {
     let bDone = false;
     const b = insertRequestLogs(orm.em.fork(), logs(customer, 7, hour(16))).then(() => (bDone = true));
     // B has either committed (no ordering) or is queued behind A's insert lock.
-    await waitFor(async () => bDone || Number((await app.sql<{ n: string }>(`select count(*) as n from pg_locks where locktype = 'advisory' and not granted`))[0]!.n) > 0);
+    await waitFor(
+      async () =>
+        bDone ||
+        Number((await app.sql<{ n: string }>(`select count(*) as n from pg_locks where locktype = 'advisory' and not granted`))[0]!.n) > 0,
+    );
     await runJob(meteringJob, app, orm);
     release();
     await Promise.all([a, b]);
@@ -177,17 +193,26 @@ describe('metering', () => {
     const customer = randomUUID();
     await insertRequestLogs(orm.em.fork(), logs(customer, 10, hour(15, 10), { bytesOut: 1 }));
     await runJob(meteringJob, app, orm);
-    const [charged] = await app.sql<{ id: string }>(`update usage_records set charged_usd_cents = 3 where customer_id = $1 returning id::text`, [customer]);
+    const [charged] = await app.sql<{ id: string }>(
+      `update usage_records set charged_usd_cents = 3 where customer_id = $1 returning id::text`,
+      [customer],
+    );
     const before = await app.sql(`select * from usage_records where id = $1`, [charged!.id]);
 
     await insertRequestLogs(orm.em.fork(), logs(customer, 4, hour(15, 50), { bytesOut: 1 }));
     await runJob(meteringJob, app, orm);
     expect(await app.sql(`select * from usage_records where id = $1`, [charged!.id])).toEqual(before);
-    const open = await app.sql(`select request_count::int as n, charged_usd_cents from usage_records where customer_id = $1 and id <> $2`, [customer, charged!.id]);
+    const open = await app.sql(`select request_count::int as n, charged_usd_cents from usage_records where customer_id = $1 and id <> $2`, [
+      customer,
+      charged!.id,
+    ]);
     expect(open).toEqual([{ n: 4, charged_usd_cents: null }]);
 
     // A record claimed by a pending charge is as frozen as a charged one.
-    const [claimed] = await app.sql<{ id: string }>(`update usage_records set charge_id = gen_random_uuid() where customer_id = $1 and charged_usd_cents is null returning id::text`, [customer]);
+    const [claimed] = await app.sql<{ id: string }>(
+      `update usage_records set charge_id = gen_random_uuid() where customer_id = $1 and charged_usd_cents is null returning id::text`,
+      [customer],
+    );
     const claimedBefore = await app.sql(`select * from usage_records where id = $1`, [claimed!.id]);
     await insertRequestLogs(orm.em.fork(), logs(customer, 2, hour(15, 55), { bytesOut: 1 }));
     await runJob(meteringJob, app, orm);

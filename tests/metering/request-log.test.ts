@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createApp } from '../../api/app.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RequestLogRecorder } from '../../api/request-log.js';
+import { RequestLogRecorder } from '../../db/request-log-recorder.js';
 import type { NewRequestLog } from '../../db/repositories/request-logs.js';
 import { expectProblem } from '../auth/expect-problem.js';
 import { customerIdOf, ingest, usageLines } from '../billing/back-office-fixtures.js';
@@ -87,19 +87,26 @@ describe('request-log recorder', () => {
   });
 
   it('keeps at most maxBuffer rows and counts what it drops', async () => {
-    const recorder = new RequestLogRecorder(app.deps.orm.em.fork(), pino({ level: 'silent' }), { maxBuffer: 100, write: () => Promise.reject(new Error('down')) });
+    const recorder = new RequestLogRecorder(app.deps.orm.em.fork(), pino({ level: 'silent' }), {
+      maxBuffer: 100,
+      write: () => Promise.reject(new Error('down')),
+    });
     for (let i = 0; i < 150; i++) recorder.record(row());
     expect(recorder.pending).toBe(100);
     expect(recorder.stats.dropped).toBe(50);
   });
 
   it('answers requests normally while every request-log write fails', async () => {
-    const broken = new RequestLogRecorder(app.deps.orm.em.fork(), pino({ level: 'silent' }), { batchSize: 2, write: () => Promise.reject(new Error('database down')) });
+    const broken = new RequestLogRecorder(app.deps.orm.em.fork(), pino({ level: 'silent' }), {
+      batchSize: 2,
+      write: () => Promise.reject(new Error('database down')),
+    });
     const server = createApp({ ...app.deps, requestLog: broken }).listen(0);
     await once(server, 'listening');
     try {
       const brokenRequest = httpClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-      for (let i = 0; i < 5; i++) expect((await brokenRequest('GET', '/api/v1/billing/balance', { token: alice.accessToken })).status).toBe(200);
+      for (let i = 0; i < 5; i++)
+        expect((await brokenRequest('GET', '/api/v1/billing/balance', { token: alice.accessToken })).status).toBe(200);
       await broken.flush();
       expect(broken.stats.failedFlushes).toBeGreaterThan(0);
       expect(broken.pending).toBe(5);
@@ -111,7 +118,10 @@ describe('request-log recorder', () => {
 
   it('writes in bulk: 2,000 rows in a handful of inserts', async () => {
     const inserts: number[] = [];
-    const recorder = new RequestLogRecorder(app.deps.orm.em.fork(), pino({ level: 'silent' }), { batchSize: 500, write: async (rows) => void inserts.push(rows.length) });
+    const recorder = new RequestLogRecorder(app.deps.orm.em.fork(), pino({ level: 'silent' }), {
+      batchSize: 500,
+      write: async (rows) => void inserts.push(rows.length),
+    });
     for (let i = 0; i < 2000; i++) recorder.record(row());
     await recorder.close();
     expect(inserts).toEqual([500, 500, 500, 500]);
@@ -189,7 +199,12 @@ describe('GET /admin/customers', () => {
     const first = await request('GET', '/api/v1/admin/customers?limit=2', { token: adminToken });
     expect(first.status).toBe(200);
     expect(first.body.items).toHaveLength(2);
-    expect(first.body.items[0]).toMatchObject({ balance_usd_cents: 0, current_month_charged_usd_cents: 0, suspended_reason: null, services: [{ service_type: 'compute', tier: 'starter', enabled: true }] });
+    expect(first.body.items[0]).toMatchObject({
+      balance_usd_cents: 0,
+      current_month_charged_usd_cents: 0,
+      suspended_reason: null,
+      services: [{ service_type: 'compute', tier: 'starter', enabled: true }],
+    });
     const second = await request('GET', `/api/v1/admin/customers?limit=2&cursor=${first.body.next_cursor}`, { token: adminToken });
     expect(second.body.items.length).toBeGreaterThanOrEqual(1);
     const ids = [...first.body.items, ...second.body.items].map((c: { id: string }) => c.id);

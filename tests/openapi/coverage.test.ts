@@ -34,13 +34,17 @@ function appRoutes(): string[] {
 
 describe('the OpenAPI document covers the API', () => {
   it('walks the real router (sanity: the walk finds the routes it should)', () => {
-    expect(appRoutes()).toEqual(expect.arrayContaining(['POST /jobs', 'GET /jobs/{id}', 'GET /jobs/{id}/events', 'GET /openapi.json', 'GET /docs']));
+    expect(appRoutes()).toEqual(
+      expect.arrayContaining(['POST /jobs', 'GET /jobs/{id}', 'GET /jobs/{id}/events', 'GET /openapi.json', 'GET /docs']),
+    );
   });
 
   it('documents every route under /api/v1', () => {
     const documented = documentedRoutes();
     const missing = appRoutes().filter((route) => !documented.has(route));
-    expect(missing, `routes missing from api/openapi (add them to the routes file's docs in api/openapi/):\n${missing.join('\n')}`).toEqual([]);
+    expect(missing, `routes missing from api/openapi (add them to the routes file's docs in api/openapi/):\n${missing.join('\n')}`).toEqual(
+      [],
+    );
   });
 
   it('documents no route the app does not have', () => {

@@ -61,10 +61,19 @@ describe('GET /api/v1/openapi.json', () => {
     const { body } = await request('GET', '/api/v1/openapi.json');
     const batches = body.paths['/batches'].post;
     expect(batches.requestBody.content['application/json'].schema.properties.invocations).toMatchObject({ minItems: 1, maxItems: 10_000 });
-    for (const [path, method] of [['/batches', 'post'], ['/substrates/batch', 'post'], ['/relationships/traverse', 'post'], ['/substrates/{id}/invoke', 'post'], ['/substrates/{id}', 'patch'], ['/jobs', 'post']] as const) {
+    for (const [path, method] of [
+      ['/batches', 'post'],
+      ['/substrates/batch', 'post'],
+      ['/relationships/traverse', 'post'],
+      ['/substrates/{id}/invoke', 'post'],
+      ['/substrates/{id}', 'patch'],
+      ['/jobs', 'post'],
+    ] as const) {
       expect(Object.keys(body.paths[path][method].responses), `${method} ${path}`).toEqual(expect.arrayContaining(['400', '415', '422']));
     }
-    expect(body.paths['/relationships/traverse'].post.requestBody.content['application/json'].schema.properties.max_depth).toMatchObject({ maximum: 10 });
+    expect(body.paths['/relationships/traverse'].post.requestBody.content['application/json'].schema.properties.max_depth).toMatchObject({
+      maximum: 10,
+    });
     expect(body.paths['/batches/{id}'].get.responses['415']).toBeUndefined();
     const state = body.paths['/batches/{id}/items'].get.parameters.find((p: { name: string }) => p.name === 'state');
     expect(state.schema.enum).toEqual(['completed', 'failed']);
@@ -94,22 +103,37 @@ describe('GET /api/v1/docs', () => {
 describe('real answers match the documented schemas', () => {
   it('accounts, substrates, jobs and problems', async () => {
     const email = `docs-${Date.now()}@example.test`;
-    const registered = await request('POST', '/api/v1/auth/register', { body: { email, password: 'correct horse battery', accept_tos: true, tos_version: '1.0.0' } });
+    const registered = await request('POST', '/api/v1/auth/register', {
+      body: { email, password: 'correct horse battery', accept_tos: true, tos_version: '1.0.0' },
+    });
     expectDocumented(userSchema, registered.body);
     const tokens = await request('POST', '/api/v1/auth/login', { body: { email, password: 'correct horse battery' } });
     expectDocumented(tokensSchema, tokens.body);
     const token = tokens.body.access_token as string;
     expectDocumented(meSchema, (await request('GET', '/api/v1/auth/me', { token })).body);
-    expectDocumented(newApiKeySchema, (await request('POST', '/api/v1/api-keys', { token, body: { name: 'docs', service_type: 'compute' } })).body);
+    expectDocumented(
+      newApiKeySchema,
+      (await request('POST', '/api/v1/api-keys', { token, body: { name: 'docs', service_type: 'compute' } })).body,
+    );
     expectDocumented(pageOf(apiKeySchema), (await request('GET', '/api/v1/api-keys', { token })).body);
 
-    const substrate = await request('POST', '/api/v1/substrates', { token, body: { expression_type: 'expression', expression: 'x + 1', metadata: { name: 'docs' } } });
+    const substrate = await request('POST', '/api/v1/substrates', {
+      token,
+      body: { expression_type: 'expression', expression: 'x + 1', metadata: { name: 'docs' } },
+    });
     expectDocumented(substrateSchema, substrate.body);
-    expectDocumented(substrateSchema, (await request('POST', '/api/v1/substrates', { token, body: { expression_type: 'constant', value: 3 } })).body);
+    expectDocumented(
+      substrateSchema,
+      (await request('POST', '/api/v1/substrates', { token, body: { expression_type: 'constant', value: 3 } })).body,
+    );
     expectDocumented(pageOf(substrateSchema), (await request('GET', '/api/v1/substrates', { token })).body);
 
     const id = substrate.body.substrate_id;
-    const finished = await request('POST', `/api/v1/substrates/${id}/invoke`, { token, headers: { prefer: 'wait=10' }, body: { parameters: { x: 1 } } });
+    const finished = await request('POST', `/api/v1/substrates/${id}/invoke`, {
+      token,
+      headers: { prefer: 'wait=10' },
+      body: { parameters: { x: 1 } },
+    });
     expect(finished.status).toBe(200);
     expectDocumented(jobSchema, finished.body);
     const accepted = await request('POST', `/api/v1/substrates/${id}/invoke`, { token, body: { parameters: { x: 2 } } });
@@ -122,10 +146,16 @@ describe('real answers match the documented schemas', () => {
 
   it('batches, relationships, schedules, webhooks, billing, services and the admin customer list', async () => {
     const { accessToken: token } = await registerUser(request);
-    const create = async (expression: string) => (await request('POST', '/api/v1/substrates', { token, body: { expression_type: 'expression', expression } })).body.substrate_id as string;
+    const create = async (expression: string) =>
+      (await request('POST', '/api/v1/substrates', { token, body: { expression_type: 'expression', expression } })).body
+        .substrate_id as string;
     const [a, b] = [await create('x * 2'), await create('x * 3')];
 
-    const batch = await request('POST', '/api/v1/batches', { token, headers: { prefer: 'wait=10' }, body: { invocations: [{ substrate_id: a, parameters: { x: 1 } }] } });
+    const batch = await request('POST', '/api/v1/batches', {
+      token,
+      headers: { prefer: 'wait=10' },
+      body: { invocations: [{ substrate_id: a, parameters: { x: 1 } }] },
+    });
     expectDocumented(jobSchema, batch.body);
     expectDocumented(batchSchema, (await request('GET', `/api/v1/batches/${batch.body.id}`, { token })).body);
     expectDocumented(pageOf(batchItemSchema), (await request('GET', `/api/v1/batches/${batch.body.id}/items`, { token })).body);
@@ -134,16 +164,25 @@ describe('real answers match the documented schemas', () => {
     expectDocumented(relationshipSchema, edge.body);
     expectDocumented(pageOf(relationshipSchema), (await request('GET', `/api/v1/relationships/outgoing/${a}`, { token })).body);
 
-    const schedule = await request('POST', '/api/v1/schedules', { token, body: { name: 'docs', every_ms: 3_600_000, job: { type: 'invoke', payload: { substrate_id: a, parameters: { x: 1 } } } } });
+    const schedule = await request('POST', '/api/v1/schedules', {
+      token,
+      body: { name: 'docs', every_ms: 3_600_000, job: { type: 'invoke', payload: { substrate_id: a, parameters: { x: 1 } } } },
+    });
     expectDocumented(scheduleSchema, schedule.body);
     expectDocumented(scheduleSchema, (await request('POST', '/api/v1/schedules/docs/pause', { token })).body);
 
-    const webhook = await request('POST', '/api/v1/webhooks', { token, body: { url: 'http://127.0.0.1:9/hook', events: ['job.completed'] } });
+    const webhook = await request('POST', '/api/v1/webhooks', {
+      token,
+      body: { url: 'http://127.0.0.1:9/hook', events: ['job.completed'] },
+    });
     expectDocumented(newWebhookSchema, webhook.body);
     expectDocumented(pageOf(webhookSchema), (await request('GET', '/api/v1/webhooks', { token })).body);
 
     expectDocumented(balanceSchema, (await request('GET', '/api/v1/billing/balance', { token })).body);
     expectDocumented(pageOf(serviceSchema), (await request('GET', '/api/v1/services', { token })).body);
-    expectDocumented(pageOf(adminCustomerSchema), (await request('GET', '/api/v1/admin/customers', { token: await loginAdmin(request) })).body);
+    expectDocumented(
+      pageOf(adminCustomerSchema),
+      (await request('GET', '/api/v1/admin/customers', { token: await loginAdmin(request) })).body,
+    );
   });
 });

@@ -67,7 +67,10 @@ describe('ensureLocalServices', () => {
     const deadPid = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
     const postmasterPid = path.join(dataDir, 'postgres', 'postmaster.pid');
     const rememberedPgPort = fs.readFileSync(path.join(dataDir, 'postgres.port'), 'utf8');
-    fs.writeFileSync(postmasterPid, `${deadPid}\n${path.join(dataDir, 'postgres')}\n1700000000\n${rememberedPgPort}\n\n127.0.0.1\n  0  0\nready\n`);
+    fs.writeFileSync(
+      postmasterPid,
+      `${deadPid}\n${path.join(dataDir, 'postgres')}\n1700000000\n${rememberedPgPort}\n\n127.0.0.1\n  0  0\nready\n`,
+    );
     fs.writeFileSync(path.join(dataDir, 'redis.pid'), deadPid);
     const rememberedRedisPort = Number(fs.readFileSync(path.join(dataDir, 'redis.port'), 'utf8'));
     const squatter = net.createServer();
@@ -114,7 +117,15 @@ describe('deployment files', () => {
 
   it('docker-compose.yml wires migrate → api/worker, noeviction + AOF Redis and scaled workers', () => {
     const compose = parse(fs.readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as {
-      services: Record<string, { command?: string[]; depends_on?: Record<string, { condition: string }>; deploy?: { replicas: number }; environment?: Record<string, string> }>;
+      services: Record<
+        string,
+        {
+          command?: string[];
+          depends_on?: Record<string, { condition: string }>;
+          deploy?: { replicas: number };
+          environment?: Record<string, string>;
+        }
+      >;
     };
     const { services } = compose;
     expect(Object.keys(services).sort()).toEqual(['api', 'grafana', 'migrate', 'postgres', 'prometheus', 'redis', 'worker']);

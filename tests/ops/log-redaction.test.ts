@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.js';
-import { createLogger } from '../../api/logger.js';
+import { createLogger } from '../../lib/logger.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp;
@@ -52,7 +52,8 @@ describe('access logs', () => {
     const line = accessLine(401);
     expect(line, JSON.stringify(lines)).toBeDefined();
     const logged = JSON.stringify(lines);
-    for (const secret of [jwt, 'rt_secret-refresh-value', apiKey, 'secret-token-value', 'hunter2-secret', 'secret-client-value']) expect(logged).not.toContain(secret);
+    for (const secret of [jwt, 'rt_secret-refresh-value', apiKey, 'secret-token-value', 'hunter2-secret', 'secret-client-value'])
+      expect(logged).not.toContain(secret);
     expect(line!.url).toMatch(/^\/api\/v1\/auth\/me\?access_token=\[REDACTED\]&refresh_token=\[REDACTED\]&key=\[REDACTED\]/);
     expect(line!.url).toContain('&limit=5');
   });
@@ -88,9 +89,15 @@ describe('error logs', () => {
   });
 
   it('leave out the value PostgreSQL quotes in a cast error', async () => {
-    const failed = await app.deps.orm.em.fork().execute('select ?::uuid as id', ['secret-cast-value']).catch((error: unknown) => error);
+    const failed = await app.deps.orm.em
+      .fork()
+      .execute('select ?::uuid as id', ['secret-cast-value'])
+      .catch((error: unknown) => error);
     logger.error({ err: failed }, 'request failed');
     expect(JSON.stringify(lines)).not.toContain('secret-cast-value');
-    expect(lines.find((entry) => entry.msg === 'request failed')?.err).toMatchObject({ code: '22P02', message: expect.stringContaining('invalid input syntax for type uuid') });
+    expect(lines.find((entry) => entry.msg === 'request failed')?.err).toMatchObject({
+      code: '22P02',
+      message: expect.stringContaining('invalid input syntax for type uuid'),
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveWorkerMetrics } from '../../workers/metrics.js';
-import { queueFor } from '../../workers/queues.js';
+import { queueFor } from '../../queue/queues.js';
 import { expectProblem } from '../auth/expect-problem.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
@@ -40,16 +40,27 @@ beforeAll(async () => {
   await app.startWorkers();
   request = httpClient(app.baseUrl);
   user = await registerUser(request);
-  const created = await request('POST', '/api/v1/substrates', { token: user.accessToken, body: { expression_type: 'expression', expression: 'x * 3' } });
+  const created = await request('POST', '/api/v1/substrates', {
+    token: user.accessToken,
+    body: { expression_type: 'expression', expression: 'x * 3' },
+  });
   substrateId = created.body.substrate_id;
   // Real traffic: three invocations through the workers (cache misses), one repeated (the API answers it
   // from the cache without a job), and one operation that fails.
   for (const x of [1, 2, 3, 3]) {
-    const response = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: user.accessToken, headers: { prefer: 'wait=10' }, body: { parameters: { x } } });
+    const response = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: user.accessToken,
+      headers: { prefer: 'wait=10' },
+      body: { parameters: { x } },
+    });
     expect(response.status, response.text).toBe(200);
     jobId = response.body.id;
   }
-  const failing = await request('POST', `/api/v1/substrates/${substrateId}/root`, { token: user.accessToken, headers: { prefer: 'wait=10' }, body: { degree: 2, parameters: { x: -1 } } });
+  const failing = await request('POST', `/api/v1/substrates/${substrateId}/root`, {
+    token: user.accessToken,
+    headers: { prefer: 'wait=10' },
+    body: { degree: 2, parameters: { x: -1 } },
+  });
   expect(failing.body.state).toBe('failed');
   // Prefer: wait answers once PostgreSQL has the outcome; BullMQ records it (and the hooks count it) just after.
   const invokeQueue = queueFor(app.deps.queues, 'invoke');
@@ -81,13 +92,17 @@ describe('GET /metrics', () => {
     const samples = parseExposition(response.text);
 
     // HTTP: route templates with their mount, never raw paths.
-    expect(find(samples, 'chrysalis_http_requests_total', { method: 'POST', route: '/api/v1/substrates/:id/invoke', status: '200' })[0]?.value).toBe(4);
+    expect(
+      find(samples, 'chrysalis_http_requests_total', { method: 'POST', route: '/api/v1/substrates/:id/invoke', status: '200' })[0]?.value,
+    ).toBe(4);
     expect(find(samples, 'chrysalis_http_requests_total', { method: 'GET', route: '/api/v1/jobs/:id', status: '200' })).toHaveLength(1);
     // A route that throws keeps its template (the router has restored req.baseUrl by the time the error is answered).
     expect(find(samples, 'chrysalis_http_requests_total', { method: 'GET', route: '/api/v1/jobs/:id', status: '404' })).toHaveLength(1);
     expect(find(samples, 'chrysalis_http_requests_total', { route: '/api/v1/auth/register', status: '201' })).toHaveLength(1);
     expect(find(samples, 'chrysalis_http_requests_total', { route: 'unmatched' }).length).toBeGreaterThan(0);
-    expect(find(samples, 'chrysalis_http_request_duration_seconds_bucket', { route: '/api/v1/substrates/:id/invoke', le: '+Inf' })[0]?.value).toBe(4);
+    expect(
+      find(samples, 'chrysalis_http_request_duration_seconds_bucket', { route: '/api/v1/substrates/:id/invoke', le: '+Inf' })[0]?.value,
+    ).toBe(4);
 
     // Jobs: by type and outcome, with a duration histogram.
     expect(find(samples, 'chrysalis_jobs_total', { type: 'invoke', outcome: 'completed' })[0]?.value).toBe(3);
@@ -121,7 +136,12 @@ describe('GET /metrics', () => {
   });
 
   it("serves a worker process's own series on its metrics port, behind the same token", async () => {
-    const server = await serveWorkerMetrics({ port: 0, host: '127.0.0.1', token: app.config.metricsToken, logger: pino({ level: 'silent' }) });
+    const server = await serveWorkerMetrics({
+      port: 0,
+      host: '127.0.0.1',
+      token: app.config.metricsToken,
+      logger: pino({ level: 'silent' }),
+    });
     try {
       const { port } = server.address() as { port: number };
       const url = `http://127.0.0.1:${port}/metrics`;

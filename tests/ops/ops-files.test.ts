@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { metricsRegistry } from '../../ops/metrics/catalog.js';
+import { metricsRegistry } from '../../lib/metrics/catalog.js';
 
 const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
 
@@ -53,7 +53,10 @@ describe('ops files', () => {
       'chrysalis_cache_lookups_total',
       'chrysalis_billing_charged_usd_cents_total',
     ]) {
-      expect(queried.some((expr) => expr.includes(series)), series).toBe(true);
+      expect(
+        queried.some((expr) => expr.includes(series)),
+        series,
+      ).toBe(true);
     }
     const ids = dashboard.panels.map((panel) => panel.id);
     expect(new Set(ids).size).toBe(ids.length);
@@ -82,7 +85,10 @@ describe('ops files', () => {
   it('the Prometheus config is valid YAML scraping the API and the workers with the metrics token', () => {
     const jobs = prometheus.scrape_configs as Array<{ job_name: string; metrics_path: string; authorization?: { type: string } }>;
     expect(jobs.find((job) => job.job_name === 'chrysalis-api')?.metrics_path).toBe('/api/v1/metrics');
-    const worker = jobs.find((job) => job.job_name === 'chrysalis-worker') as unknown as { metrics_path: string; dns_sd_configs: Array<{ port: number }> };
+    const worker = jobs.find((job) => job.job_name === 'chrysalis-worker') as unknown as {
+      metrics_path: string;
+      dns_sd_configs: Array<{ port: number }>;
+    };
     expect(worker.metrics_path).toBe('/metrics');
     expect(worker.dns_sd_configs[0]?.port).toBe(9464);
     for (const job of jobs) expect(job.authorization?.type, job.job_name).toBe('Bearer');

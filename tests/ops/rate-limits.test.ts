@@ -14,7 +14,12 @@ afterEach(async () => {
   app = null;
 });
 
-const registration = (n: number) => ({ email: `rate-${n}-${Date.now()}@example.test`, password: 'correct horse battery', accept_tos: true, tos_version: '1.0.0' });
+const registration = (n: number) => ({
+  email: `rate-${n}-${Date.now()}@example.test`,
+  password: 'correct horse battery',
+  accept_tos: true,
+  tos_version: '1.0.0',
+});
 const wrongLogin = { email: 'nobody@example.test', password: 'not the password' };
 /** A write: creates (or finds) a constant substrate. */
 const createConstant = (request: ReturnType<typeof httpClient>, token: string, value: number) =>
@@ -122,7 +127,10 @@ describe('per-customer limits by tier', { timeout: 90_000 }, () => {
     const user = await registerUser(request);
     const me = await request('GET', '/api/v1/auth/me', { token: user.accessToken });
     const setTier = async (tier: string) => {
-      await app!.sql(`update service_instances set tier = $1 where customer_id = $2 and service_type = 'compute'`, [tier, me.body.customer_id]);
+      await app!.sql(`update service_instances set tier = $1 where customer_id = $2 and service_type = 'compute'`, [
+        tier,
+        me.body.customer_id,
+      ]);
       await app!.deps.principals.invalidateCustomer(me.body.customer_id);
     };
 

@@ -1,8 +1,9 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRedis } from '../../db/redis.js';
-import { HeartbeatPublisher, liveWorkers } from '../../workers/heartbeat.js';
-import { queueFor } from '../../workers/queues.js';
+import { createRedis } from '../../lib/redis.js';
+import { liveWorkers } from '../../queue/worker-heartbeats.js';
+import { HeartbeatPublisher } from '../../workers/heartbeat.js';
+import { queueFor } from '../../queue/queues.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/redis-server.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
@@ -48,7 +49,11 @@ describe('GET /ready', () => {
       expect((await ready(app.baseUrl)).status).toBe(200);
 
       const queue = queueFor(app.deps.queues, 'invoke');
-      const stuck = await queue.add('invoke', { customerId: '00000000-0000-0000-0000-000000000000', payload: {} }, { timestamp: Date.now() - 120_000 });
+      const stuck = await queue.add(
+        'invoke',
+        { customerId: '00000000-0000-0000-0000-000000000000', payload: {} },
+        { timestamp: Date.now() - 120_000 },
+      );
       const red = await ready(app.baseUrl);
       expect(red.status).toBe(503);
       expect(red.body.checks.workers.error).toMatch(/waited 1[12]\d s; 1 worker process\(es\) are alive but none has started a job yet/);

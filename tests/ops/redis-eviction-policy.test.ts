@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../config.js';
-import { assertNoEviction, assertRedisNoEviction } from '../../db/redis-eviction-policy.js';
+import { assertNoEviction, assertRedisNoEviction } from '../../lib/redis-eviction-policy.js';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/redis-server.js';
 
 const logger = pino({ level: 'silent' });

@@ -3,9 +3,9 @@ import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrm } from '../../db/orm.js';
 import { getJobDefinition } from '../../jobs/registry.js';
-import { queueFor } from '../../workers/queues.js';
+import { queueFor } from '../../queue/queues.js';
 import { runWorkers } from '../../workers/run-workers.js';
-import { submitJob } from '../../workers/submit-job.js';
+import { submitJob } from '../../queue/submit-job.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
@@ -28,13 +28,19 @@ afterAll(async () => {
 });
 
 async function createSubstrate(expression: string): Promise<string> {
-  const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression } });
+  const created = await request('POST', '/api/v1/substrates', {
+    token: alice.accessToken,
+    body: { expression_type: 'expression', expression },
+  });
   expect(created.status, created.text).toBeLessThan(300);
   return created.body.substrate_id;
 }
 
 /** `tsx <entry>` (workers/main.ts by default) against this file's database and queues; its JSON log lines are collected. */
-function spawnWorker(entry = 'workers/main.ts', extraEnv: Record<string, string> = {}): { child: ChildProcess; logs: Array<Record<string, unknown>>; exited: Promise<number | null> } {
+function spawnWorker(
+  entry = 'workers/main.ts',
+  extraEnv: Record<string, string> = {},
+): { child: ChildProcess; logs: Array<Record<string, unknown>>; exited: Promise<number | null> } {
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     env: {
       ...process.env,
@@ -74,76 +80,92 @@ function spawnWorker(entry = 'workers/main.ts', extraEnv: Record<string, string>
 }
 
 const counts = async () =>
-  (await app.sql<{ completed: number; failed: number; active: number }>(
-    `select count(*) filter (where state = 'completed')::int as completed, count(*) filter (where state = 'failed')::int as failed,
+  (
+    await app.sql<{ completed: number; failed: number; active: number }>(
+      `select count(*) filter (where state = 'completed')::int as completed, count(*) filter (where state = 'failed')::int as failed,
             count(*) filter (where state = 'active')::int as active
        from jobs where customer_id = $1 and type = 'invoke'`,
-    [customerId],
-  ))[0]!;
+      [customerId],
+    )
+  )[0]!;
 
 describe('graceful worker shutdown', () => {
-  it('SIGTERM during a busy run of 1,000 jobs exits 0 within 30 s, and after a restart every job completes exactly once', { timeout: 180_000 }, async () => {
-    const substrateId = await createSubstrate('x * 2');
-    const definition = getJobDefinition('invoke')!;
-    const ids: string[] = [];
-    for (let start = 0; start < 1000; start += 50) {
-      const batch = await Promise.all(
-        Array.from({ length: 50 }, (_, i) =>
-          submitJob({ em: app.deps.orm.em.fork(), queues: app.deps.queues, logger: app.deps.logger }, { customerId, definition, payload: { substrate_id: substrateId, parameters: { x: start + i } } }),
-        ),
+  it(
+    'SIGTERM during a busy run of 1,000 jobs exits 0 within 30 s, and after a restart every job completes exactly once',
+    { timeout: 180_000 },
+    async () => {
+      const substrateId = await createSubstrate('x * 2');
+      const definition = getJobDefinition('invoke')!;
+      const ids: string[] = [];
+      for (let start = 0; start < 1000; start += 50) {
+        const batch = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            submitJob(
+              { em: app.deps.orm.em.fork(), queues: app.deps.queues, logger: app.deps.logger },
+              { customerId, definition, payload: { substrate_id: substrateId, parameters: { x: start + i } } },
+            ),
+          ),
+        );
+        for (const outcome of batch) if (outcome.kind === 'created') ids.push(outcome.job.id);
+      }
+      expect(new Set(ids).size).toBe(1000);
+
+      const first = spawnWorker();
+      await waitFor(async () => (await counts()).completed >= 200, 60_000, 10);
+      const signalledAt = Date.now();
+      first.child.kill('SIGTERM');
+      const atSignal = await counts();
+      const code = await first.exited;
+      const exitMs = Date.now() - signalledAt;
+      const afterFirst = await counts();
+      expect(code).toBe(0);
+      expect(exitMs).toBeLessThan(30_000);
+      expect(afterFirst.completed).toBeLessThan(1000); // it really was busy: work was left for the next worker
+      const stopped = first.logs.find((line) => line.msg === 'worker stopped');
+      expect(stopped).toMatchObject({ drained: true, handedBack: 0 });
+
+      const secondStarted = Date.now();
+      const second = spawnWorker();
+      const done = await waitFor(
+        async () => {
+          const now = await counts();
+          return now.completed === 1000 && now;
+        },
+        120_000,
+        100,
       );
-      for (const outcome of batch) if (outcome.kind === 'created') ids.push(outcome.job.id);
-    }
-    expect(new Set(ids).size).toBe(1000);
+      const secondMs = Date.now() - secondStarted;
+      second.child.kill('SIGTERM');
+      expect(await second.exited).toBe(0);
 
-    const first = spawnWorker();
-    await waitFor(async () => (await counts()).completed >= 200, 60_000, 10);
-    const signalledAt = Date.now();
-    first.child.kill('SIGTERM');
-    const atSignal = await counts();
-    const code = await first.exited;
-    const exitMs = Date.now() - signalledAt;
-    const afterFirst = await counts();
-    expect(code).toBe(0);
-    expect(exitMs).toBeLessThan(30_000);
-    expect(afterFirst.completed).toBeLessThan(1000); // it really was busy: work was left for the next worker
-    const stopped = first.logs.find((line) => line.msg === 'worker stopped');
-    expect(stopped).toMatchObject({ drained: true, handedBack: 0 });
+      expect(done).toMatchObject({ completed: 1000, failed: 0, active: 0 });
+      const rows = await app.sql<{ attempts_made: number; x: number; value: number }>(
+        `select attempts_made, (payload->'parameters'->>'x')::int as x, (result->>'result')::int as value from jobs where id = any($1::uuid[])`,
+        [ids],
+      );
+      // One attempt each, each with its own right answer: no job ran twice to completion, none was lost.
+      expect(rows.every((row) => row.attempts_made === 1 && row.value === row.x * 2)).toBe(true);
+      const queueCounts = await queueFor(app.deps.queues, 'invoke').getJobCounts('completed', 'failed', 'waiting', 'active');
+      expect(queueCounts).toEqual({ completed: 1000, failed: 0, waiting: 0, active: 0 });
 
-    const secondStarted = Date.now();
-    const second = spawnWorker();
-    const done = await waitFor(async () => {
-      const now = await counts();
-      return now.completed === 1000 && now;
-    }, 120_000, 100);
-    const secondMs = Date.now() - secondStarted;
-    second.child.kill('SIGTERM');
-    expect(await second.exited).toBe(0);
-
-    expect(done).toMatchObject({ completed: 1000, failed: 0, active: 0 });
-    const rows = await app.sql<{ attempts_made: number; x: number; value: number }>(
-      `select attempts_made, (payload->'parameters'->>'x')::int as x, (result->>'result')::int as value from jobs where id = any($1::uuid[])`,
-      [ids],
-    );
-    // One attempt each, each with its own right answer: no job ran twice to completion, none was lost.
-    expect(rows.every((row) => row.attempts_made === 1 && row.value === row.x * 2)).toBe(true);
-    const queueCounts = await queueFor(app.deps.queues, 'invoke').getJobCounts('completed', 'failed', 'waiting', 'active');
-    expect(queueCounts).toEqual({ completed: 1000, failed: 0, waiting: 0, active: 0 });
-
-    console.info(
-      `[shutdown figures] 1,000 jobs; SIGTERM after ${atSignal.completed} completed (${atSignal.active} active); first worker exited 0 ` +
-        `${exitMs} ms after the signal (its report: drained=${String(stopped?.drained)}, handedBack=${String(stopped?.handedBack)}, ` +
-        `close ${String(stopped?.elapsedMs)} ms, total ${String(stopped?.totalMs)} ms) with ${afterFirst.completed} completed; ` +
-        `the second worker completed the other ${1000 - afterFirst.completed} in ${secondMs} ms (start-up included)`,
-    );
-  });
+      console.info(
+        `[shutdown figures] 1,000 jobs; SIGTERM after ${atSignal.completed} completed (${atSignal.active} active); first worker exited 0 ` +
+          `${exitMs} ms after the signal (its report: drained=${String(stopped?.drained)}, handedBack=${String(stopped?.handedBack)}, ` +
+          `close ${String(stopped?.elapsedMs)} ms, total ${String(stopped?.totalMs)} ms) with ${afterFirst.completed} completed; ` +
+          `the second worker completed the other ${1000 - afterFirst.completed} in ${secondMs} ms (start-up included)`,
+      );
+    },
+  );
 
   it('hands a job still running at the deadline back to its queue, and the next worker completes it', { timeout: 120_000 }, async () => {
     const thousand = Array.from({ length: 1000 }, (_, i) => i);
     const substrateId = await createSubstrate('l.map(a, l.map(b, l.map(c, a * b * c).size()).size()).size()');
     const orm = await createOrm(app.config.databaseUrl);
     const workers = await runWorkers({ config: app.config, orm, logger: app.deps.logger });
-    const submitted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { l: thousand } } });
+    const submitted = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      body: { parameters: { l: thousand } },
+    });
     const jobId: string = submitted.body.id;
     await waitFor(async () => (await app.sql(`select 1 from jobs where id = $1 and state = 'active'`, [jobId])).length === 1);
 
@@ -165,7 +187,10 @@ describe('graceful worker shutdown', () => {
     const next = await runWorkers({ config: app.config, orm: orm2, logger: app.deps.logger });
     try {
       const finished = await waitFor(async () => {
-        const [current] = await app.sql<{ state: string; result: { result: number }; attempts_made: number }>(`select state, result, attempts_made from jobs where id = $1`, [jobId]);
+        const [current] = await app.sql<{ state: string; result: { result: number }; attempts_made: number }>(
+          `select state, result, attempts_made from jobs where id = $1`,
+          [jobId],
+        );
         return current?.state === 'completed' && current;
       }, 30_000);
       expect(finished).toMatchObject({ result: { result: 3 }, attempts_made: 1 });
@@ -183,7 +208,11 @@ describe('graceful worker shutdown', () => {
     await waitFor(async () => (await apiRequest('GET', '/api/v1/health')).status === 200, 30_000, 100);
 
     // No worker runs, so this waits the full 3 s and then answers 202.
-    const inFlight = apiRequest('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=3' }, body: { parameters: { x: 1 } } });
+    const inFlight = apiRequest('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      headers: { prefer: 'wait=3' },
+      body: { parameters: { x: 1 } },
+    });
     await waitFor(async () => (await app.sql(`select 1 from jobs where payload->>'substrate_id' = $1`, [substrateId])).length === 1);
     const signalledAt = Date.now();
     api.child.kill('SIGTERM');

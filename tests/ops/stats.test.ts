@@ -14,21 +14,31 @@ let bob: TestUser;
 beforeAll(async () => {
   ({ request } = suite);
   [alice, bob] = suite.users as [TestUser, TestUser];
-  const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'x + 1' } });
+  const created = await request('POST', '/api/v1/substrates', {
+    token: alice.accessToken,
+    body: { expression_type: 'expression', expression: 'x + 1' },
+  });
   substrateId = created.body.substrate_id;
   const wait = { prefer: 'wait=10' };
   // Two computed invocations, a repeat answered from the cache, and an operation that fails (root of −1).
   for (const x of [1, 2, 1]) {
-    const response = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, headers: wait, body: { parameters: { x } } });
+    const response = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
+      token: alice.accessToken,
+      headers: wait,
+      body: { parameters: { x } },
+    });
     expect(response.body.state, response.text).toBe('completed');
   }
-  const failed = await request('POST', `/api/v1/substrates/${substrateId}/root`, { token: alice.accessToken, headers: wait, body: { degree: 2, parameters: { x: -2 } } });
+  const failed = await request('POST', `/api/v1/substrates/${substrateId}/root`, {
+    token: alice.accessToken,
+    headers: wait,
+    body: { degree: 2, parameters: { x: -2 } },
+  });
   expect(failed.body.state).toBe('failed');
 });
 
-
 describe('GET /stats', () => {
-  it("gives a customer their own job, invocation and cache figures for the last hour", async () => {
+  it('gives a customer their own job, invocation and cache figures for the last hour', async () => {
     const response = await request('GET', '/api/v1/stats', { token: alice.accessToken });
     expect(response.status).toBe(200);
     const stats = response.body;
@@ -48,10 +58,16 @@ describe('GET /stats', () => {
     expect(stats.http.latency_ms.p99).toBeGreaterThan(0);
   });
 
-  it("shows another customer none of those figures", async () => {
+  it('shows another customer none of those figures', async () => {
     const response = await request('GET', '/api/v1/stats', { token: bob.accessToken });
     expect(response.status).toBe(200);
-    expect(response.body.jobs).toMatchObject({ submitted: 0, completed: 0, failed: 0, error_rate: null, latency_ms: { p50: null, p95: null, p99: null } });
+    expect(response.body.jobs).toMatchObject({
+      submitted: 0,
+      completed: 0,
+      failed: 0,
+      error_rate: null,
+      latency_ms: { p50: null, p95: null, p99: null },
+    });
     expect(response.body.invocations).toEqual({ total: 0, cached: 0, cache_hit_rate: null });
     expect(response.body.top_substrates).toEqual([]);
   });

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedis } from '../../db/redis.js';
+import { createRedis } from '../../lib/redis.js';
 import { registerUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
@@ -31,7 +31,10 @@ describe("a schedule's run counts against the tier's rate limit", () => {
     const user = await registerUser(request);
     const [row] = await app.sql<{ customer_id: string }>(`select customer_id from users where email = $1`, [user.email]);
     const customerId = row!.customer_id;
-    const substrate = await request('POST', '/api/v1/substrates', { token: user.accessToken, body: { expression_type: 'constant', value: 1 } });
+    const substrate = await request('POST', '/api/v1/substrates', {
+      token: user.accessToken,
+      body: { expression_type: 'constant', value: 1 },
+    });
     expect(substrate.status).toBe(201);
     const created = await request('POST', '/api/v1/schedules', {
       token: user.accessToken,
@@ -40,7 +43,9 @@ describe("a schedule's run counts against the tier's rate limit", () => {
     expect(created.status).toBe(201);
     // Two calls and the first run: the minute's budget of 3 is spent, so the next call is refused.
     await waitFor(async () => (await app.sql(`select 1 from jobs where customer_id = $1`, [customerId])).length === 1);
-    expect((await request('POST', '/api/v1/substrates', { token: user.accessToken, body: { expression_type: 'constant', value: 2 } })).status).toBe(429);
+    expect(
+      (await request('POST', '/api/v1/substrates', { token: user.accessToken, body: { expression_type: 'constant', value: 2 } })).status,
+    ).toBe(429);
 
     const id = `cust:${customerId}:busy`;
     const next = await waitFor(async () => {
@@ -55,7 +60,10 @@ describe("a schedule's run counts against the tier's rate limit", () => {
       await app.deps.requestLog.flush();
       await (await app.startWorkers()).requestLog.flush();
       const jobs = await app.sql(`select id from jobs where customer_id = $1`, [customerId]);
-      const logs = await app.sql<{ status_code: number }>(`select status_code from request_logs where customer_id = $1 and method = 'SCHEDULE' order by id`, [customerId]);
+      const logs = await app.sql<{ status_code: number }>(
+        `select status_code from request_logs where customer_id = $1 and method = 'SCHEDULE' order by id`,
+        [customerId],
+      );
       return jobs.length > 1 || logs.some((log) => log.status_code === 429) ? { jobs, logs } : null;
     });
     expect(outcome.jobs).toHaveLength(1);

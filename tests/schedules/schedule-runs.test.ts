@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedis } from '../../db/redis.js';
+import { createRedis } from '../../lib/redis.js';
 import { insertRequestLogs } from '../../db/repositories/request-logs.js';
 import { billingJob } from '../../jobs/billing/billing.job.js';
 import { meteringJob } from '../../jobs/metering/metering.job.js';
@@ -40,7 +40,10 @@ interface Customer {
 
 async function customer(): Promise<Customer> {
   const user = await registerUser(request);
-  const created = await request('POST', '/api/v1/substrates', { token: user.accessToken, body: { expression_type: 'constant', value: 42 } });
+  const created = await request('POST', '/api/v1/substrates', {
+    token: user.accessToken,
+    body: { expression_type: 'constant', value: 42 },
+  });
   expect(created.status, created.text).toBe(201);
   const [row] = await app.sql<{ customer_id: string }>(`select customer_id from users where email = $1`, [user.email]);
   return { user, customerId: row!.customer_id, substrateId: created.body.substrate_id };
@@ -70,7 +73,10 @@ interface JobRow {
 }
 
 const jobsOf = (customerId: string) =>
-  app.sql<JobRow>(`select id, state, to_jsonb(jobs) -> 'schedule_name' #>> '{}' as schedule_name, created_at from jobs where customer_id = $1 order by created_at`, [customerId]);
+  app.sql<JobRow>(
+    `select id, state, to_jsonb(jobs) -> 'schedule_name' #>> '{}' as schedule_name, created_at from jobs where customer_id = $1 order by created_at`,
+    [customerId],
+  );
 
 const scheduledLogs = (customerId: string) =>
   app.sql<{ service_type: string; method: string; status_code: number; bytes_out: string }>(
@@ -116,7 +122,9 @@ describe("a schedule's run is an ordinary job", () => {
       await flushRequestLogs();
       return (await scheduledLogs(alice.customerId)).length === 1;
     });
-    expect(await scheduledLogs(alice.customerId)).toEqual([{ service_type: 'compute', method: 'SCHEDULE', status_code: 202, bytes_out: '0' }]);
+    expect(await scheduledLogs(alice.customerId)).toEqual([
+      { service_type: 'compute', method: 'SCHEDULE', status_code: 202, bytes_out: '0' },
+    ]);
 
     // A job submitted after the run is listed before it.
     const later = await request('POST', `/api/v1/substrates/${alice.substrateId}/invoke`, { token: alice.user.accessToken, body: {} });
@@ -159,11 +167,10 @@ describe("a schedule's run is an ordinary job", () => {
     // which rounds to nothing); only one has a schedule, whose run makes it 50 calls: 0.5¢, charged 1¢.
     const withSchedule = await seedCustomer(app, { depositUsdCents: 100 });
     const without = await seedCustomer(app, { depositUsdCents: 100 });
-    await app.sql(`insert into schedules (id, customer_id, name, every_ms, tz, job_type, payload) values ($1, $2, 'metered', 3600000, 'UTC', 'invoke', $3::jsonb)`, [
-      uuidv7(),
-      withSchedule,
-      JSON.stringify({ operation: { op: 'multiply', dimension_values: [6, 7] } }),
-    ]);
+    await app.sql(
+      `insert into schedules (id, customer_id, name, every_ms, tz, job_type, payload) values ($1, $2, 'metered', 3600000, 'UTC', 'invoke', $3::jsonb)`,
+      [uuidv7(), withSchedule, JSON.stringify({ operation: { op: 'multiply', dimension_values: [6, 7] } })],
+    );
     // A worker starting up writes the schedules it finds in PostgreSQL into Redis.
     await app.stopWorkers();
     await app.startWorkers();
@@ -174,13 +181,22 @@ describe("a schedule's run is an ordinary job", () => {
     expect(run!.schedule_name).toBe('metered');
     const [logged] = await waitFor(async () => {
       await flushRequestLogs();
-      const rows = await app.sql<{ timestamp: Date }>(`select timestamp from request_logs where customer_id = $1 and method = 'SCHEDULE'`, [withSchedule]);
+      const rows = await app.sql<{ timestamp: Date }>(`select timestamp from request_logs where customer_id = $1 and method = 'SCHEDULE'`, [
+        withSchedule,
+      ]);
       return rows.length > 0 ? rows : null;
     });
     for (const customerId of [withSchedule, without]) {
       await insertRequestLogs(
         app.deps.orm.em.fork(),
-        Array.from({ length: 49 }, () => ({ timestamp: logged!.timestamp, customerId, serviceType: 'compute', method: 'POST', statusCode: 202, bytesOut: 0 })),
+        Array.from({ length: 49 }, () => ({
+          timestamp: logged!.timestamp,
+          customerId,
+          serviceType: 'compute',
+          method: 'POST',
+          statusCode: 202,
+          bytesOut: 0,
+        })),
       );
     }
 
@@ -220,7 +236,9 @@ describe("a schedule's run is an ordinary job", () => {
     });
     expect(rerun.schedule_name).toBe('every-hour');
     const listed = await request('GET', '/api/v1/schedules', { token });
-    const next = Object.fromEntries(listed.body.items.map((item: { name: string; next_run_at: string | null }) => [item.name, item.next_run_at]));
+    const next = Object.fromEntries(
+      listed.body.items.map((item: { name: string; next_run_at: string | null }) => [item.name, item.next_run_at]),
+    );
     expect(next['every-hour']).toEqual(expect.any(String));
     expect(next.held).toBeNull();
     const cron = await ticks.getJobScheduler(schedulerId(carol.customerId, 'new-year'));

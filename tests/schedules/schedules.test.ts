@@ -1,7 +1,7 @@
 import { CronExpressionParser } from 'cron-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobRegistry } from '../../jobs/registry.js';
-import { schedulerIdFor } from '../../workers/user-schedules/user-schedulers.js';
+import { schedulerIdFor } from '../../queue/schedules/user-schedulers.js';
 import { expectProblem } from '../auth/expect-problem.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
@@ -22,7 +22,10 @@ afterAll(async () => {
 
 async function customer(): Promise<{ user: TestUser; customerId: string; substrateId: string }> {
   const user = await registerUser(request);
-  const created = await request('POST', '/api/v1/substrates', { token: user.accessToken, body: { expression_type: 'constant', value: 42 } });
+  const created = await request('POST', '/api/v1/substrates', {
+    token: user.accessToken,
+    body: { expression_type: 'constant', value: 42 },
+  });
   expect(created.status, created.text).toBe(201);
   const me = await request('GET', '/api/v1/auth/me', { token: user.accessToken });
   return { user, customerId: me.body.customer_id, substrateId: created.body.substrate_id };
@@ -44,7 +47,14 @@ describe('user schedules', () => {
     const { user, substrateId } = await customer();
     const created = await schedule(user.accessToken, { name: 'frequent', every_ms: 10_000, job: invoke(substrateId) });
     expect(created.status, created.text).toBe(201);
-    expect(created.body).toMatchObject({ name: 'frequent', cron: null, every_ms: 10_000, tz: 'UTC', paused: false, job: invoke(substrateId) });
+    expect(created.body).toMatchObject({
+      name: 'frequent',
+      cron: null,
+      every_ms: 10_000,
+      tz: 'UTC',
+      paused: false,
+      job: invoke(substrateId),
+    });
 
     const done = await waitFor(async () => {
       const jobs = await request('GET', '/api/v1/jobs?type=invoke&state=completed', { token: user.accessToken });
@@ -85,7 +95,10 @@ describe('user schedules', () => {
 
     const resumed = await request('POST', '/api/v1/schedules/pausable/resume', { token: user.accessToken });
     expect(resumed.status).toBe(200);
-    expect(resumed.body).toMatchObject({ paused: false, next_run_at: CronExpressionParser.parse(yearly, { tz: 'UTC' }).next().toDate().toISOString() });
+    expect(resumed.body).toMatchObject({
+      paused: false,
+      next_run_at: CronExpressionParser.parse(yearly, { tz: 'UTC' }).next().toDate().toISOString(),
+    });
     expect(await pendingRuns(customerId, 'pausable')).toBe(1);
   });
 
@@ -108,7 +121,10 @@ describe('user schedules', () => {
     expect((await schedule(user.accessToken, { name: 'nightly', cron: yearly, job: invoke(substrateId) })).status).toBe(201);
     const updated = await schedule(user.accessToken, { name: 'nightly', cron: '0 3 1 1 *', job: invoke(substrateId) });
     expect(updated.status).toBe(200);
-    expect(updated.body).toMatchObject({ cron: '0 3 1 1 *', next_run_at: CronExpressionParser.parse('0 3 1 1 *', { tz: 'UTC' }).next().toDate().toISOString() });
+    expect(updated.body).toMatchObject({
+      cron: '0 3 1 1 *',
+      next_run_at: CronExpressionParser.parse('0 3 1 1 *', { tz: 'UTC' }).next().toDate().toISOString(),
+    });
     expect(await pendingRuns(customerId, 'nightly')).toBe(1);
     const listed = await request('GET', '/api/v1/schedules', { token: user.accessToken });
     expect(listed.body.items).toHaveLength(1);
@@ -171,16 +187,33 @@ describe('user schedules', () => {
     });
 
     it('accepts an interval of exactly 10,000 ms, and refuses 9,999 with 422 naming body.every_ms', async () => {
-      expectProblem(await schedule(token, { name: 'too-often', every_ms: 9_999, job: invoke(substrateId) }), 422, 'unprocessable', ['body.every_ms']);
+      expectProblem(await schedule(token, { name: 'too-often', every_ms: 9_999, job: invoke(substrateId) }), 422, 'unprocessable', [
+        'body.every_ms',
+      ]);
       expect((await schedule(token, { name: 'just-right', every_ms: 10_000, job: invoke(substrateId) })).status).toBe(201);
     });
 
     it.each([
-      ['a cron expression that does not parse', { cron: 'every day at noon' }, 'body.cron', /body\.cron must be 5 fields \(minute hour day-of-month month day-of-week\) or 6/],
-      ['a cron of the wrong shape', { cron: 'every day' }, 'body.cron', /body\.cron must be 5 fields \(minute hour day-of-month month day-of-week\) or 6 with seconds first, such as "0 9 \* \* \*"/],
+      [
+        'a cron expression that does not parse',
+        { cron: 'every day at noon' },
+        'body.cron',
+        /body\.cron must be 5 fields \(minute hour day-of-month month day-of-week\) or 6/,
+      ],
+      [
+        'a cron of the wrong shape',
+        { cron: 'every day' },
+        'body.cron',
+        /body\.cron must be 5 fields \(minute hour day-of-month month day-of-week\) or 6 with seconds first, such as "0 9 \* \* \*"/,
+      ],
       ['an out-of-range cron field', { cron: '61 * * * *' }, 'body.cron', /body\.cron minute field "61" must be within 0-59$/],
       ['an out-of-range field of a 6-field cron', { cron: '0 0 25 * * *' }, 'body.cron', /body\.cron hour field "25" must be within 0-23$/],
-      ['a cron field that is not a number, range, list or step', { cron: '0 9 * * monday' }, 'body.cron', /body\.cron day-of-week field "monday" is not valid/],
+      [
+        'a cron field that is not a number, range, list or step',
+        { cron: '0 9 * * monday' },
+        'body.cron',
+        /body\.cron day-of-week field "monday" is not valid/,
+      ],
       ['a cron that names no real date', { cron: '0 0 30 2 *' }, 'body.cron', /never fires/],
       ['a cron that fires every 5 seconds', { cron: '*/5 * * * * *' }, 'body.cron', /more often than every 10 seconds/],
       ['an unknown time zone', { cron: '0 9 * * *', tz: 'Mars/Olympus_Mons' }, 'body.tz', /not an IANA time zone/],
@@ -195,8 +228,16 @@ describe('user schedules', () => {
       ['neither cron nor every_ms', { job: { type: 'invoke', payload: {} } }, 'body.cron'],
       ['tz with every_ms', { every_ms: 60_000, tz: 'UTC', job: { type: 'invoke', payload: {} } }, 'body.tz'],
       ['an unknown job type', { cron: yearly, job: { type: 'teleport', payload: {} } }, 'body.job.type'],
-      ['a payload the job type rejects', { cron: yearly, job: { type: 'invoke', payload: { substrate_id: 'nope' } } }, 'body.job.payload.substrate_id'],
-      ['an unknown payload field', { cron: yearly, job: { type: 'invoke', payload: { substrate_id: '0x0000000000000001', extra: 1 } } }, 'body.job.payload.extra'],
+      [
+        'a payload the job type rejects',
+        { cron: yearly, job: { type: 'invoke', payload: { substrate_id: 'nope' } } },
+        'body.job.payload.substrate_id',
+      ],
+      [
+        'an unknown payload field',
+        { cron: yearly, job: { type: 'invoke', payload: { substrate_id: '0x0000000000000001', extra: 1 } } },
+        'body.job.payload.extra',
+      ],
       ['a fractional interval', { every_ms: 10_000.5, job: { type: 'invoke', payload: {} } }, 'body.every_ms'],
     ])('refuses %s with 400 naming the field', async (_label, body, field) => {
       expectProblem(await schedule(token, { name: 'invalid', ...body }), 400, 'validation', field.split(' '));
@@ -226,8 +267,12 @@ describe('user schedules', () => {
     });
 
     it('refuses a malformed name with 400', async () => {
-      expectProblem(await schedule(token, { name: 'has spaces', cron: yearly, job: invoke(substrateId) }), 400, 'validation', ['body.name']);
-      expectProblem(await schedule(token, { name: 'x'.repeat(65), cron: yearly, job: invoke(substrateId) }), 400, 'validation', ['body.name']);
+      expectProblem(await schedule(token, { name: 'has spaces', cron: yearly, job: invoke(substrateId) }), 400, 'validation', [
+        'body.name',
+      ]);
+      expectProblem(await schedule(token, { name: 'x'.repeat(65), cron: yearly, job: invoke(substrateId) }), 400, 'validation', [
+        'body.name',
+      ]);
     });
 
     const adminOnly = [...jobRegistry.values()].find((definition) => definition.adminOnly);

@@ -15,7 +15,8 @@ beforeAll(async () => {
   await app.startWorkers();
   request = httpClient(app.baseUrl);
   alice = await registerUser(request);
-  const create = async (body: unknown) => (await request('POST', '/api/v1/substrates', { token: alice.accessToken, body })).body.substrate_id as string;
+  const create = async (body: unknown) =>
+    (await request('POST', '/api/v1/substrates', { token: alice.accessToken, body })).body.substrate_id as string;
   ten = await create({ expression_type: 'constant', value: 10 });
   negative = await create({ expression_type: 'constant', value: -16 });
   product = await create({ expression_type: 'expression', expression: 'x * y' });
@@ -31,7 +32,11 @@ const operate = (id: string, op: string, body: unknown) =>
 describe('operators', () => {
   it('adds and subtracts, on expression values with parameters too', async () => {
     expect((await operate(ten, 'add', { value: 5 })).body.result).toEqual({ original_value: 10, new_value: 15, operation: 'add' });
-    expect((await operate(product, 'subtract', { value: 1, parameters: { x: 3, y: 4 } })).body.result).toEqual({ original_value: 12, new_value: 11, operation: 'subtract' });
+    expect((await operate(product, 'subtract', { value: 1, parameters: { x: 3, y: 4 } })).body.result).toEqual({
+      original_value: 12,
+      new_value: 11,
+      operation: 'subtract',
+    });
   });
 
   it('answers modulus, power and root', async () => {
@@ -41,7 +46,11 @@ describe('operators', () => {
   });
 
   it('multiplies dimension values without a substrate', async () => {
-    const response = await request('POST', '/api/v1/substrates/multiply', { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { dimension_values: [2, 3, 7] } });
+    const response = await request('POST', '/api/v1/substrates/multiply', {
+      token: alice.accessToken,
+      headers: { prefer: 'wait=5' },
+      body: { dimension_values: [2, 3, 7] },
+    });
     expect(response.status).toBe(200);
     expect(response.body.result).toEqual({ unity_value: 42, operation: 'multiply', dimensions_collapsed: 3 });
   });
@@ -88,14 +97,21 @@ describe('invocation cache', () => {
     expect(hit.body.result.cached).toBe(true);
     const recorded = await request('GET', `/api/v1/jobs/${hit.body.id}`, { token: alice.accessToken });
     expect(recorded.body).toMatchObject({ state: 'completed', result: { result: 49, cached: true } });
-    const queued = await request('POST', `/api/v1/substrates/${product}/invoke`, { token: alice.accessToken, body: { parameters: { x: 7, y: 7 } } });
+    const queued = await request('POST', `/api/v1/substrates/${product}/invoke`, {
+      token: alice.accessToken,
+      body: { parameters: { x: 7, y: 7 } },
+    });
     expect(queued.status).toBe(202);
   });
 
   it('never serves one customer the cached results of another', async () => {
     const mallory = await registerUser(request);
     await invoke(product, { x: 8, y: 8 });
-    const stolen = await request('POST', `/api/v1/substrates/${product}/invoke`, { token: mallory.accessToken, headers: { prefer: 'wait=5' }, body: { parameters: { x: 8, y: 8 } } });
+    const stolen = await request('POST', `/api/v1/substrates/${product}/invoke`, {
+      token: mallory.accessToken,
+      headers: { prefer: 'wait=5' },
+      body: { parameters: { x: 8, y: 8 } },
+    });
     expect(stolen.status).toBe(404);
   });
 
@@ -110,10 +126,16 @@ describe('invocation cache', () => {
   });
 
   it('rejects oversized parameters with 422 (a limit) and a malformed name with 400 before anything is queued', async () => {
-    const huge = await request('POST', `/api/v1/substrates/${ten}/invoke`, { token: alice.accessToken, body: { parameters: { blob: 'x'.repeat(20_000) } } });
+    const huge = await request('POST', `/api/v1/substrates/${ten}/invoke`, {
+      token: alice.accessToken,
+      body: { parameters: { blob: 'x'.repeat(20_000) } },
+    });
     expect(huge.status).toBe(422);
     expect(huge.body.errors[0].field).toBe('body.parameters');
-    const badName = await request('POST', `/api/v1/substrates/${ten}/invoke`, { token: alice.accessToken, body: { parameters: { 'not-an-identifier': 1 } } });
+    const badName = await request('POST', `/api/v1/substrates/${ten}/invoke`, {
+      token: alice.accessToken,
+      body: { parameters: { 'not-an-identifier': 1 } },
+    });
     expect(badName.status).toBe(400);
   });
 });

@@ -16,11 +16,13 @@ beforeAll(async () => {
   ({ app, request } = suite);
   [alice, bob] = suite.users as [TestUser, TestUser];
   for (let i = 0; i < 5; i++) {
-    const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'constant', value: i } });
+    const created = await request('POST', '/api/v1/substrates', {
+      token: alice.accessToken,
+      body: { expression_type: 'constant', value: i },
+    });
     ids.push(created.body.substrate_id);
   }
 });
-
 
 const relate = (token: string, source: string, target: string, type = 'DEPENDENCY') =>
   request('POST', '/api/v1/relationships', { token, body: { source_id: source, target_id: target, type } });
@@ -45,23 +47,35 @@ describe('relationships', () => {
     await relate(alice.accessToken, ids[2]!, ids[3]!, 'COMPOSITION');
     await relate(alice.accessToken, ids[3]!, ids[1]!, 'COMPOSITION');
     await relate(alice.accessToken, ids[3]!, ids[4]!, 'REFERENCE');
-    const all = await request('POST', '/api/v1/relationships/traverse', { token: alice.accessToken, body: { start_substrate_id: ids[1], direction: 'outgoing', max_depth: 10 } });
+    const all = await request('POST', '/api/v1/relationships/traverse', {
+      token: alice.accessToken,
+      body: { start_substrate_id: ids[1], direction: 'outgoing', max_depth: 10 },
+    });
     expect(all.status).toBe(200);
     expect(all.body.nodes.map((n: { substrate_id: string }) => n.substrate_id).sort()).toEqual([ids[1], ids[2], ids[3], ids[4]].sort());
     expect(all.body.nodes.find((n: { substrate_id: string }) => n.substrate_id === ids[4]).depth).toBe(3);
-    const shallow = await request('POST', '/api/v1/relationships/traverse', { token: alice.accessToken, body: { start_substrate_id: ids[1], direction: 'outgoing', max_depth: 1 } });
+    const shallow = await request('POST', '/api/v1/relationships/traverse', {
+      token: alice.accessToken,
+      body: { start_substrate_id: ids[1], direction: 'outgoing', max_depth: 1 },
+    });
     expect(shallow.body.nodes.map((n: { substrate_id: string }) => n.substrate_id).sort()).toEqual([ids[1], ids[2]].sort());
     const typed = await request('POST', '/api/v1/relationships/traverse', {
       token: alice.accessToken,
       body: { start_substrate_id: ids[1], max_depth: 10, relationship_types: ['COMPOSITION'] },
     });
     expect(typed.body.nodes.map((n: { substrate_id: string }) => n.substrate_id)).not.toContain(ids[4]);
-    const incoming = await request('POST', '/api/v1/relationships/traverse', { token: alice.accessToken, body: { start_substrate_id: ids[4], direction: 'incoming', max_depth: 2 } });
+    const incoming = await request('POST', '/api/v1/relationships/traverse', {
+      token: alice.accessToken,
+      body: { start_substrate_id: ids[4], direction: 'incoming', max_depth: 2 },
+    });
     expect(incoming.body.nodes.map((n: { substrate_id: string }) => n.substrate_id).sort()).toEqual([ids[4], ids[3], ids[2]].sort());
   });
 
   it('rejects a depth over 10 with 422 (a limit) and an unknown type with 400, naming the field', async () => {
-    const deep = await request('POST', '/api/v1/relationships/traverse', { token: alice.accessToken, body: { start_substrate_id: ids[0], max_depth: 11 } });
+    const deep = await request('POST', '/api/v1/relationships/traverse', {
+      token: alice.accessToken,
+      body: { start_substrate_id: ids[0], max_depth: 11 },
+    });
     expect(deep.status).toBe(422);
     expect(deep.body.errors[0].field).toBe('body.max_depth');
     const badType = await relate(alice.accessToken, ids[0]!, ids[1]!, 'FRIENDSHIP');
@@ -71,7 +85,11 @@ describe('relationships', () => {
 
   it('counts edges in stats', async () => {
     const stats = await request('GET', '/api/v1/relationships/stats', { token: alice.accessToken });
-    expect(stats.body).toMatchObject({ total: 5, by_type: { DEPENDENCY: 1, COMPOSITION: 3, REFERENCE: 1 }, substrates_with_relationships: 5 });
+    expect(stats.body).toMatchObject({
+      total: 5,
+      by_type: { DEPENDENCY: 1, COMPOSITION: 3, REFERENCE: 1 },
+      substrates_with_relationships: 5,
+    });
   });
 
   it("answers 404 for another customer's relationships and substrates", async () => {

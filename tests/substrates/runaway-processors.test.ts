@@ -21,9 +21,16 @@ afterAll(async () => {
 const thousand = Array.from({ length: 1000 }, (_, i) => i);
 
 async function invokeExpression(expression: string, parameters: Record<string, unknown>) {
-  const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression } });
+  const created = await request('POST', '/api/v1/substrates', {
+    token: alice.accessToken,
+    body: { expression_type: 'expression', expression },
+  });
   expect(created.status).toBeLessThan(300);
-  return request('POST', `/api/v1/substrates/${created.body.substrate_id}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=20' }, body: { parameters } });
+  return request('POST', `/api/v1/substrates/${created.body.substrate_id}/invoke`, {
+    token: alice.accessToken,
+    headers: { prefer: 'wait=20' },
+    body: { parameters },
+  });
 }
 
 describe('processors that cannot hurt us', () => {
@@ -60,14 +67,23 @@ describe('processors that cannot hurt us', () => {
   });
 
   it('runs the next 100 jobs successfully after those failures', async () => {
-    const created = await request('POST', '/api/v1/substrates', { token: alice.accessToken, body: { expression_type: 'expression', expression: 'n + 1' } });
+    const created = await request('POST', '/api/v1/substrates', {
+      token: alice.accessToken,
+      body: { expression_type: 'expression', expression: 'n + 1' },
+    });
     const ids: string[] = [];
     for (let n = 0; n < 100; n++) {
-      const submitted = await request('POST', `/api/v1/substrates/${created.body.substrate_id}/invoke`, { token: alice.accessToken, body: { parameters: { n } } });
+      const submitted = await request('POST', `/api/v1/substrates/${created.body.substrate_id}/invoke`, {
+        token: alice.accessToken,
+        body: { parameters: { n } },
+      });
       ids.push(submitted.body.id);
     }
     const rows = await waitFor(async () => {
-      const found = await app.sql<{ state: string; result: { result: number } }>(`select state, result from jobs where id = any($1::uuid[])`, [ids]);
+      const found = await app.sql<{ state: string; result: { result: number } }>(
+        `select state, result from jobs where id = any($1::uuid[])`,
+        [ids],
+      );
       return found.every((row) => row.state === 'completed') ? found : null;
     }, 30_000);
     expect(rows).toHaveLength(100);

@@ -3,7 +3,6 @@ import { registerUser, type TestUser } from '../helpers/accounts.js';
 import type { httpClient } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';
 
-
 const suite = useTestApp({ workers: true, users: 2 });
 let request: ReturnType<typeof httpClient>;
 let alice: TestUser;
@@ -13,7 +12,6 @@ beforeAll(async () => {
   ({ request } = suite);
   [alice, bob] = suite.users as [TestUser, TestUser];
 });
-
 
 const create = (token: string, body: unknown) => request('POST', '/api/v1/substrates', { token, body });
 
@@ -95,7 +93,11 @@ describe('substrates', () => {
 
   it('evaluates a constant substrate to its value', async () => {
     const constant = await create(alice.accessToken, { expression_type: 'constant', value: 2.5 });
-    const response = await request('POST', `/api/v1/substrates/${constant.body.substrate_id}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: {} });
+    const response = await request('POST', `/api/v1/substrates/${constant.body.substrate_id}/invoke`, {
+      token: alice.accessToken,
+      headers: { prefer: 'wait=5' },
+      body: {},
+    });
     expect(response.body.result.result).toBe(2.5);
   });
 
@@ -123,7 +125,11 @@ describe('substrates', () => {
   it('lists substrates with metadata and type filters and a cursor', async () => {
     const carol = await registerUser(request);
     for (let i = 0; i < 5; i++) {
-      await create(carol.accessToken, { expression_type: 'constant', value: i, metadata: { name: `c${i}`, team: i % 2 === 0 ? 'even' : 'odd' } });
+      await create(carol.accessToken, {
+        expression_type: 'constant',
+        value: i,
+        metadata: { name: `c${i}`, team: i % 2 === 0 ? 'even' : 'odd' },
+      });
     }
     await create(carol.accessToken, { expression_type: 'expression', expression: 'q + 1', metadata: { team: 'even' } });
     const even = await request('GET', '/api/v1/substrates?metadata.team=even&expression_type=constant', { token: carol.accessToken });
@@ -143,30 +149,57 @@ describe('substrates', () => {
     const error = named.body.errors.find((e: { field: string }) => e.field === 'body.name');
     expect(error?.message).toMatch(/metadata\.name/);
     expect(error?.message).toMatch(/\?name=/);
-    const inBatch = await request('POST', '/api/v1/substrates/batch', { token: alice.accessToken, body: { substrates: [{ expression_type: 'constant', value: 77, name: 'x' }] } });
+    const inBatch = await request('POST', '/api/v1/substrates/batch', {
+      token: alice.accessToken,
+      body: { substrates: [{ expression_type: 'constant', value: 77, name: 'x' }] },
+    });
     expect(inBatch.status).toBe(400);
     expect(inBatch.body.errors.find((e: { field: string }) => e.field === 'body.substrates.0.name')?.message).toMatch(/metadata\.name/);
     const created = await create(alice.accessToken, { expression_type: 'constant', value: 77, metadata: { name: 'seventy-seven' } });
-    const patched = await request('PATCH', `/api/v1/substrates/${created.body.substrate_id}`, { token: alice.accessToken, body: { name: 'renamed' } });
+    const patched = await request('PATCH', `/api/v1/substrates/${created.body.substrate_id}`, {
+      token: alice.accessToken,
+      body: { name: 'renamed' },
+    });
     expect(patched.status).toBe(400);
     expect(patched.body.errors.find((e: { field: string }) => e.field === 'body.name')?.message).toMatch(/metadata\.name/);
     const found = await request('GET', '/api/v1/substrates?name=seventy-seven', { token: alice.accessToken });
     expect(found.body.items.map((s: { substrate_id: string }) => s.substrate_id)).toEqual([created.body.substrate_id]);
-    const documented = (await request('GET', '/api/v1/openapi.json')).body.paths['/substrates'].get.parameters.find((p: { name: string }) => p.name === 'name');
+    const documented = (await request('GET', '/api/v1/openapi.json')).body.paths['/substrates'].get.parameters.find(
+      (p: { name: string }) => p.name === 'name',
+    );
     expect(documented.description).toMatch(/metadata\.name/);
   });
 });
 
 describe('divide', () => {
   it('answers 9 Fibonacci dimensions whose values differ between two substrates', async () => {
-    const one = await create(alice.accessToken, { expression_type: 'expression', expression: 'x * y + size(tags)', metadata: { name: 'one' } });
+    const one = await create(alice.accessToken, {
+      expression_type: 'expression',
+      expression: 'x * y + size(tags)',
+      metadata: { name: 'one' },
+    });
     const two = await create(alice.accessToken, { expression_type: 'constant', value: 42 });
-    await request('POST', `/api/v1/substrates/${one.body.substrate_id}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { parameters: { x: 1, y: 2, tags: [] } } });
-    const divide = (id: string) => request('POST', `/api/v1/substrates/${id}/divide`, { token: alice.accessToken, headers: { prefer: 'wait=5' } });
+    await request('POST', `/api/v1/substrates/${one.body.substrate_id}/invoke`, {
+      token: alice.accessToken,
+      headers: { prefer: 'wait=5' },
+      body: { parameters: { x: 1, y: 2, tags: [] } },
+    });
+    const divide = (id: string) =>
+      request('POST', `/api/v1/substrates/${id}/divide`, { token: alice.accessToken, headers: { prefer: 'wait=5' } });
     const [a, b] = await Promise.all([divide(one.body.substrate_id), divide(two.body.substrate_id)]);
     expect(a.status).toBe(200);
     expect(a.body.result.fibonacci_sequence).toEqual([0, 1, 1, 2, 3, 5, 8, 13, 21]);
-    expect(a.body.result.dimensions.map((d: { name: string }) => d.name)).toEqual(['Void', 'Identity', 'Domain', 'Length', 'Area', 'Volume', 'Frequency', 'System', 'Complete']);
+    expect(a.body.result.dimensions.map((d: { name: string }) => d.name)).toEqual([
+      'Void',
+      'Identity',
+      'Domain',
+      'Length',
+      'Area',
+      'Volume',
+      'Frequency',
+      'System',
+      'Complete',
+    ]);
     expect(a.body.result.dimensions.map((d: { level: number }) => d.level)).toEqual([0, 1, 1, 2, 3, 5, 8, 13, 21]);
     expect(a.body.result.dimensions[0].value.free_variables).toEqual(['tags', 'x', 'y']);
     expect(a.body.result.dimensions[7].value.functions).toEqual(['size']);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import evaluate, { analyze, evaluateMany } from '../../jobs/invoke/evaluate.task.js';
+import analyze from '../../jobs/divide/analyze.task.js';
+import evaluate, { evaluateMany } from '../../jobs/invoke/evaluate.task.js';
 import { checkExpression, createCelEnvironment } from '../../jobs/invoke/cel-environment.js';
 
 describe('evaluate task', () => {
@@ -47,7 +48,10 @@ describe('evaluate task', () => {
   });
 
   it('describes an expression shape', () => {
-    expect(analyze({ expression: '[1, 2].map(a, a * k).size() + max(x, 2)' })).toMatchObject({ variables: ['k', 'x'], functions: ['map', 'max', 'size'] });
+    expect(analyze({ expression: '[1, 2].map(a, a * k).size() + max(x, 2)' })).toMatchObject({
+      variables: ['k', 'x'],
+      functions: ['map', 'max', 'size'],
+    });
   });
 });
 

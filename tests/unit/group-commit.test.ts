@@ -21,7 +21,10 @@ describe('GroupCommit', () => {
     expect(performance.now() - started).toBeLessThan(150);
 
     // Ten callers at once, then ten more every 5 ms: a busy spell, so all twenty wait out the linger and go together.
-    const busy = [...Array.from({ length: 10 }, (_, i) => group.add(i + 1)), ...Array.from({ length: 10 }, (_, i) => sleep(5 + i * 5).then(() => group.add(i + 11)))];
+    const busy = [
+      ...Array.from({ length: 10 }, (_, i) => group.add(i + 1)),
+      ...Array.from({ length: 10 }, (_, i) => sleep(5 + i * 5).then(() => group.add(i + 11))),
+    ];
     await Promise.all(busy);
     expect(writes.flat()).toEqual(Array.from({ length: 21 }, (_, i) => i));
     expect(writes.length).toBe(2);

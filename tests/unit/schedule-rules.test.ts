@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cronProblem, intervalProblem, nextCronRun, timeZoneProblem } from '../../workers/user-schedules/schedule-rules.js';
+import { cronProblem, intervalProblem, nextCronRun, timeZoneProblem } from '../../queue/schedules/schedule-rules.js';
 
 describe('schedule rules', () => {
   it('accepts 5-field and 6-field cron expressions that fire at most every 10 s', () => {
@@ -10,7 +10,9 @@ describe('schedule rules', () => {
 
   it('refuses cron expressions that do not parse or fire too often, saying why', () => {
     expect(cronProblem('61 * * * *', 'UTC')).toBe('minute field "61" must be within 0-59');
-    expect(cronProblem('every day', 'UTC')).toMatch(/^must be 5 fields \(minute hour day-of-month month day-of-week\) or 6 with seconds first/);
+    expect(cronProblem('every day', 'UTC')).toMatch(
+      /^must be 5 fields \(minute hour day-of-month month day-of-week\) or 6 with seconds first/,
+    );
     expect(cronProblem('* * * * * *', 'UTC')).toBe('fires more often than every 10 seconds');
     expect(cronProblem('0,5 * * * * *', 'UTC')).toBe('fires more often than every 10 seconds');
   });

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { LookupFunction } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { deliveryAgents, refusedAddress, refusedWebhookHost } from '../../workers/webhooks/address-guard.js';
+import { deliveryAgents, refusedAddress, refusedWebhookHost } from '../../lib/webhooks/address-guard.js';
 import { postWebhook } from '../../workers/webhooks/post-webhook.js';
 
 /** Why registration refuses the URL's host, or null. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { webhookAttempts, webhookRetryCapMs, webhookRetryDelayMs } from '../../workers/webhooks/webhook-queue.js';
+import { webhookAttempts, webhookRetryCapMs, webhookRetryDelayMs } from '../../queue/webhook-queue.js';
 
 const productionBaseMs = 30_000;
 const retries = Array.from({ length: webhookAttempts - 1 }, (_, i) => i + 1);

@@ -3,7 +3,8 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decryptSecret, encryptSecret, newApiKey, sha256 } from '../../api/auth/credentials.js';
+import { newApiKey } from '../../api/auth/credentials.js';
+import { decryptSecret, encryptSecret, sha256 } from '../../lib/crypto.js';
 import { createOrm, type Orm } from '../../db/orm.js';
 import { vaultCsvHeader } from '../../jobs/vault-export/vault-csv.js';
 import { vaultExportJob } from '../../jobs/vault-export/vault-export.job.js';
@@ -50,12 +51,22 @@ function parseVault(content: string): VaultRow[] {
     const fields = line.split(',');
     expect(fields).toHaveLength(5);
     const [customerId, encryptedKey, rateLimit, tier, serviceType] = fields as [string, string, string, string, string];
-    return { customerId, encryptedKey, rateLimit: Number(rateLimit), tier, serviceType, key: decryptSecret(app.config.vaultKey, encryptedKey) };
+    return {
+      customerId,
+      encryptedKey,
+      rateLimit: Number(rateLimit),
+      tier,
+      serviceType,
+      key: decryptSecret(app.config.vaultKey, encryptedKey),
+    };
   });
 }
 
 async function createKey(user: TestUser, serviceType: string, extra: Record<string, unknown> = {}): Promise<{ id: string; key: string }> {
-  const response = await request('POST', '/api/v1/api-keys', { token: user.accessToken, body: { name: `${serviceType} key`, service_type: serviceType, ...extra } });
+  const response = await request('POST', '/api/v1/api-keys', {
+    token: user.accessToken,
+    body: { name: `${serviceType} key`, service_type: serviceType, ...extra },
+  });
   expect(response.status, response.text).toBe(201);
   return { id: response.body.id, key: response.body.key };
 }
@@ -66,9 +77,15 @@ describe('vault export', () => {
     const bob = await registerUser(request);
     const carol = await registerUser(request);
     const dave = await registerUser(request);
-    const [aliceId, bobId, carolId] = (await Promise.all([alice, bob, carol].map((u) => customerIdOf(request, u.accessToken)))) as [string, string, string];
+    const [aliceId, bobId, carolId] = (await Promise.all([alice, bob, carol].map((u) => customerIdOf(request, u.accessToken)))) as [
+      string,
+      string,
+      string,
+    ];
     await request('POST', '/api/v1/billing/deposits', { token: alice.accessToken, body: { amount_usd_cents: 3000 } });
-    expect((await request('PUT', '/api/v1/services/seal', { token: alice.accessToken, body: { tier: 'pro', enabled: true } })).status).toBe(200);
+    expect((await request('PUT', '/api/v1/services/seal', { token: alice.accessToken, body: { tier: 'pro', enabled: true } })).status).toBe(
+      200,
+    );
 
     const aliceCompute = await createKey(alice, 'compute');
     const aliceSeal = await createKey(alice, 'seal');
@@ -81,7 +98,9 @@ describe('vault export', () => {
     await createKey(carol, 'compute');
     await app.sql(`update service_instances set suspended_reason = 'insufficient_balance' where customer_id = $1`, [carolId]);
     await createKey(dave, 'compute');
-    expect((await request('PUT', '/api/v1/services/compute', { token: dave.accessToken, body: { tier: 'starter', enabled: false } })).status).toBe(200);
+    expect(
+      (await request('PUT', '/api/v1/services/compute', { token: dave.accessToken, body: { tier: 'starter', enabled: false } })).status,
+    ).toBe(200);
 
     const result = await runJob(vaultExportJob, app, orm);
     const content = await readFile(vaultPath, 'utf8');
@@ -92,9 +111,13 @@ describe('vault export', () => {
       { customerId: bobId, key: bobCompute.key, rateLimit: 100, tier: 'starter', serviceType: 'compute' },
     ];
     const sortKey = (row: { customerId: string; serviceType: string }) => `${row.customerId}/${row.serviceType}`;
-    expect(rows.map(({ encryptedKey: _e, ...row }) => row).sort((a, b) => sortKey(a).localeCompare(sortKey(b)))).toEqual(expected.sort((a, b) => sortKey(a).localeCompare(sortKey(b))));
+    expect(rows.map(({ encryptedKey: _e, ...row }) => row).sort((a, b) => sortKey(a).localeCompare(sortKey(b)))).toEqual(
+      expected.sort((a, b) => sortKey(a).localeCompare(sortKey(b))),
+    );
     for (const row of rows) {
-      const [stored] = await app.sql<{ encrypted_key: string }>(`select encrypted_key from api_keys where key_hash = $1`, [sha256(row.key)]);
+      const [stored] = await app.sql<{ encrypted_key: string }>(`select encrypted_key from api_keys where key_hash = $1`, [
+        sha256(row.key),
+      ]);
       expect(row.encryptedKey).toBe(stored!.encrypted_key);
     }
 
@@ -108,7 +131,9 @@ describe('vault export', () => {
   it('a reader polling VAULT_PATH during repeated exports only ever sees complete files that decrypt to live keys', async () => {
     const customerId = randomUUID();
     await app.sql(`insert into customers (id, name) values ($1, 'bulk')`, [customerId]);
-    await app.sql(`insert into service_instances (customer_id, service_type, tier, enabled) values ($1, 'seal', 'enterprise', true)`, [customerId]);
+    await app.sql(`insert into service_instances (customer_id, service_type, tier, enabled) values ($1, 'seal', 'enterprise', true)`, [
+      customerId,
+    ]);
     const issued = new Map<string, string>(); // key → id
     const issue = async (count: number) => {
       const keys = Array.from({ length: count }, () => newApiKey());
@@ -163,7 +188,11 @@ describe('vault export', () => {
     expect(new Set(exported).size).toBe(20);
 
     // The last file holds exactly the live bulk keys.
-    const live = new Set((await app.sql<{ key_hash: string }>(`select key_hash from api_keys where customer_id = $1 and revoked_at is null`, [customerId])).map((row) => row.key_hash));
+    const live = new Set(
+      (
+        await app.sql<{ key_hash: string }>(`select key_hash from api_keys where customer_id = $1 and revoked_at is null`, [customerId])
+      ).map((row) => row.key_hash),
+    );
     const final = parseVault(await readFile(vaultPath, 'utf8')).filter((row) => row.customerId === customerId);
     expect(new Set(final.map((row) => sha256(row.key)))).toEqual(live);
     expect(final.every((row) => row.rateLimit === 0 && row.tier === 'enterprise')).toBe(true);

@@ -25,7 +25,10 @@ afterAll(async () => {
 /** A fresh customer (so no other test's endpoints see its jobs) with a constant substrate to invoke. */
 async function customer(): Promise<{ user: TestUser; substrateId: string }> {
   const user = await registerUser(request);
-  const created = await request('POST', '/api/v1/substrates', { token: user.accessToken, body: { expression_type: 'constant', value: 42 } });
+  const created = await request('POST', '/api/v1/substrates', {
+    token: user.accessToken,
+    body: { expression_type: 'constant', value: 42 },
+  });
   expect(created.status, created.text).toBe(201);
   return { user, substrateId: created.body.substrate_id };
 }
@@ -63,7 +66,10 @@ describe('webhook delivery', () => {
     expect(delivered?.headers['webhook-id']).toMatch(/^msg_/);
     expect(delivered?.headers['content-type']).toBe('application/json');
     const event = verify(secret.body.secret, delivered as ReceivedRequest);
-    expect(event).toMatchObject({ type: 'job.completed', data: { job: { id: jobId, type: 'invoke', state: 'completed', result: { result: 42 } } } });
+    expect(event).toMatchObject({
+      type: 'job.completed',
+      data: { job: { id: jobId, type: 'invoke', state: 'completed', result: { result: 42 } } },
+    });
     expect(new Date(event.timestamp).toISOString()).toBe(event.timestamp);
   });
 
@@ -124,13 +130,19 @@ describe('webhook delivery', () => {
     const { user, substrateId } = await customer();
     const failedHook = await registerEndpoint(user.accessToken, receiver.url('/failed-only'), ['job.failed']);
     const completedHook = await registerEndpoint(user.accessToken, receiver.url('/completed-only'), ['job.completed']);
-    const submitted = await request('POST', '/api/v1/jobs', { token: user.accessToken, body: { type: 'invoke', payload: { substrate_id: substrateId, operation: { op: 'modulus', modulus: 0 } } } });
+    const submitted = await request('POST', '/api/v1/jobs', {
+      token: user.accessToken,
+      body: { type: 'invoke', payload: { substrate_id: substrateId, operation: { op: 'modulus', modulus: 0 } } },
+    });
     expect(submitted.status, submitted.text).toBe(202);
     const jobId = submitted.body.id;
 
     const [delivered] = await received('/failed-only', 1);
     const event = verify(failedHook.secret, delivered as ReceivedRequest);
-    expect(event).toMatchObject({ type: 'job.failed', data: { job: { id: jobId, state: 'failed', error: expect.stringMatching(/modulus must not be 0/) } } });
+    expect(event).toMatchObject({
+      type: 'job.failed',
+      data: { job: { id: jobId, state: 'failed', error: expect.stringMatching(/modulus must not be 0/) } },
+    });
     // Both endpoints' deliveries are written in one statement: with the failed one there, the other has none.
     const other = await request('GET', `/api/v1/webhooks/${completedHook.id}/deliveries`, { token: user.accessToken });
     expect(other.body).toEqual({ items: [], next_cursor: null });
@@ -139,7 +151,10 @@ describe('webhook delivery', () => {
   it('emits batch.completed for a batch job, besides job.completed', async () => {
     const { user, substrateId } = await customer();
     const endpoint = await registerEndpoint(user.accessToken, receiver.url('/batches'), ['batch.completed', 'job.completed']);
-    const batch = await request('POST', '/api/v1/batches', { token: user.accessToken, body: { invocations: [{ substrate_id: substrateId, parameters: {} }] } });
+    const batch = await request('POST', '/api/v1/batches', {
+      token: user.accessToken,
+      body: { invocations: [{ substrate_id: substrateId, parameters: {} }] },
+    });
     expect(batch.status, batch.text).toBe(202);
 
     const deliveries = await received('/batches', 2);
@@ -157,7 +172,9 @@ describe('webhook delivery', () => {
       return response.body.items?.[0]?.state === 'succeeded' ? response.body.items[0] : null;
     });
 
-    const redelivered = await request('POST', `/api/v1/webhooks/${endpoint.id}/deliveries/${delivery.id}/redeliver`, { token: user.accessToken });
+    const redelivered = await request('POST', `/api/v1/webhooks/${endpoint.id}/deliveries/${delivery.id}/redeliver`, {
+      token: user.accessToken,
+    });
     expect(redelivered.status).toBe(202);
     expect(redelivered.body).toMatchObject({ id: delivery.id, state: 'pending' });
 

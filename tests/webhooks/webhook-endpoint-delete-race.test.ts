@@ -3,8 +3,8 @@ import { Webhook } from 'standardwebhooks';
 import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertDeliveries, type NewDelivery } from '../../db/repositories/webhook-deliveries.js';
-import { messageIdFor } from '../../workers/webhooks/signing.js';
-import { enqueueDeliveries } from '../../workers/webhooks/webhook-queue.js';
+import { messageIdFor } from '../../lib/webhooks/signing.js';
+import { enqueueDeliveries } from '../../queue/webhook-queue.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
@@ -47,7 +47,10 @@ async function customerWithEndpoint(path: string): Promise<Customer> {
     body: { type: 'invoke', payload: { operation: { op: 'multiply', dimension_values: [5, 7] } } },
   });
   expect(job.status, job.text).toBe(200);
-  const endpoint = await request('POST', '/api/v1/webhooks', { token: user.accessToken, body: { url: receiver.url(path), events: ['job.completed'] } });
+  const endpoint = await request('POST', '/api/v1/webhooks', {
+    token: user.accessToken,
+    body: { url: receiver.url(path), events: ['job.completed'] },
+  });
   expect(endpoint.status, endpoint.text).toBe(201);
   return { user, customerId: me.body.customer_id, jobId: job.body.id, endpointId: endpoint.body.id };
 }
@@ -68,7 +71,8 @@ function delivery(customer: Customer, endpointId: string | null, url: string): N
   };
 }
 
-const storedDeliveries = (jobId: string) => app.sql<{ id: string; endpoint_id: string | null }>('select id, endpoint_id from webhook_deliveries where job_id = $1', [jobId]);
+const storedDeliveries = (jobId: string) =>
+  app.sql<{ id: string; endpoint_id: string | null }>('select id, endpoint_id from webhook_deliveries where job_id = $1', [jobId]);
 
 describe('deliveries of a job whose endpoint is deleted as it finishes', () => {
   it("stores and delivers the job's own webhook_url delivery when the endpoint row is already gone", async () => {
@@ -76,14 +80,19 @@ describe('deliveries of a job whose endpoint is deleted as it finishes', () => {
     expect((await request('DELETE', `/api/v1/webhooks/${customer.endpointId}`, { token: customer.user.accessToken })).status).toBe(204);
     const own = delivery(customer, null, receiver.url('/own-after-delete'));
 
-    const ids = await insertDeliveries(app.deps.orm.em.fork(), [delivery(customer, customer.endpointId, receiver.url('/deleted-before')), own]);
+    const ids = await insertDeliveries(app.deps.orm.em.fork(), [
+      delivery(customer, customer.endpointId, receiver.url('/deleted-before')),
+      own,
+    ]);
     expect(ids).toEqual([own.id]);
     expect(await storedDeliveries(customer.jobId)).toEqual([{ id: own.id, endpoint_id: null }]);
 
     await enqueueDeliveries(app.deps.webhookQueue, ids);
     const [received] = await waitFor(async () => (receiver.at('/own-after-delete').length > 0 ? receiver.at('/own-after-delete') : null));
     const secret = await request('GET', '/api/v1/webhooks/secret', { token: customer.user.accessToken });
-    expect(new Webhook(secret.body.secret).verify(received!.body, received!.headers as Record<string, string>)).toMatchObject({ data: { job: { id: customer.jobId } } });
+    expect(new Webhook(secret.body.secret).verify(received!.body, received!.headers as Record<string, string>)).toMatchObject({
+      data: { job: { id: customer.jobId } },
+    });
     expect(receiver.at('/deleted-before')).toHaveLength(0);
   });
 
@@ -95,7 +104,10 @@ describe('deliveries of a job whose endpoint is deleted as it finishes', () => {
     try {
       await deleting.query('begin');
       await deleting.query('delete from webhook_endpoints where id = $1', [customer.endpointId]);
-      const inserting = insertDeliveries(app.deps.orm.em.fork(), [delivery(customer, customer.endpointId, receiver.url('/deleted-during')), own]);
+      const inserting = insertDeliveries(app.deps.orm.em.fork(), [
+        delivery(customer, customer.endpointId, receiver.url('/deleted-during')),
+        own,
+      ]);
       // The insert is blocked on the uncommitted delete's row lock; only then does the delete commit.
       await waitFor(async () => {
         const waiting = await app.sql<{ count: string }>(

@@ -24,15 +24,28 @@ const create = (token: string, body: unknown) => request('POST', '/api/v1/webhoo
 
 describe('webhook endpoints', () => {
   it('registers an endpoint with 201 and its whsec_ secret, shown once: the list never shows it', async () => {
-    const created = await create(alice.accessToken, { url: 'http://127.0.0.1:9/hooks/a', events: ['job.completed', 'job.failed', 'job.completed'] });
+    const created = await create(alice.accessToken, {
+      url: 'http://127.0.0.1:9/hooks/a',
+      events: ['job.completed', 'job.failed', 'job.completed'],
+    });
     expect(created.status, created.text).toBe(201);
-    expect(created.body).toMatchObject({ id: expect.any(String), url: 'http://127.0.0.1:9/hooks/a', events: ['job.completed', 'job.failed'], secret: expect.stringMatching(/^whsec_[A-Za-z0-9+/]{43}=$/) });
+    expect(created.body).toMatchObject({
+      id: expect.any(String),
+      url: 'http://127.0.0.1:9/hooks/a',
+      events: ['job.completed', 'job.failed'],
+      secret: expect.stringMatching(/^whsec_[A-Za-z0-9+/]{43}=$/),
+    });
     expect(created.headers.get('location')).toBe(`/api/v1/webhooks/${created.body.id}`);
 
     const listed = await request('GET', '/api/v1/webhooks', { token: alice.accessToken });
     expect(listed.status).toBe(200);
     const item = listed.body.items.find((i: { id: string }) => i.id === created.body.id);
-    expect(item).toEqual({ id: created.body.id, url: 'http://127.0.0.1:9/hooks/a', events: ['job.completed', 'job.failed'], created_at: expect.any(String) });
+    expect(item).toEqual({
+      id: created.body.id,
+      url: 'http://127.0.0.1:9/hooks/a',
+      events: ['job.completed', 'job.failed'],
+      created_at: expect.any(String),
+    });
     expect(listed.text).not.toContain('whsec_');
   });
 
@@ -49,7 +62,8 @@ describe('webhook endpoints', () => {
 
   it('pages the list with a cursor, and rejects limit=0 with 400', async () => {
     const user = await registerUser(request);
-    for (const path of ['one', 'two', 'three']) await create(user.accessToken, { url: `http://127.0.0.1:9/${path}`, events: ['job.completed'] });
+    for (const path of ['one', 'two', 'three'])
+      await create(user.accessToken, { url: `http://127.0.0.1:9/${path}`, events: ['job.completed'] });
     const first = await request('GET', '/api/v1/webhooks?limit=2', { token: user.accessToken });
     expect(first.body.items.map((i: { url: string }) => i.url)).toEqual(['http://127.0.0.1:9/three', 'http://127.0.0.1:9/two']);
     const second = await request('GET', `/api/v1/webhooks?limit=2&cursor=${first.body.next_cursor}`, { token: user.accessToken });
@@ -62,7 +76,11 @@ describe('webhook endpoints', () => {
     const delivery = '0190b1a2-0000-7000-8000-000000000000';
     expectProblem(await request('DELETE', `/api/v1/webhooks/${mine.body.id}`, { token: bob.accessToken }), 404, 'not-found');
     expectProblem(await request('GET', `/api/v1/webhooks/${mine.body.id}/deliveries`, { token: bob.accessToken }), 404, 'not-found');
-    expectProblem(await request('POST', `/api/v1/webhooks/${mine.body.id}/deliveries/${delivery}/redeliver`, { token: bob.accessToken }), 404, 'not-found');
+    expectProblem(
+      await request('POST', `/api/v1/webhooks/${mine.body.id}/deliveries/${delivery}/redeliver`, { token: bob.accessToken }),
+      404,
+      'not-found',
+    );
     const bobs = await request('GET', '/api/v1/webhooks', { token: bob.accessToken });
     expect(bobs.body.items.map((i: { id: string }) => i.id)).not.toContain(mine.body.id);
   });
@@ -77,13 +95,19 @@ describe('webhook endpoints', () => {
   it('answers 404 for redelivering a delivery the endpoint does not have', async () => {
     const created = await create(alice.accessToken, { url: 'http://127.0.0.1:9/empty', events: ['job.failed'] });
     const missing = '0190b1a2-0000-7000-8000-000000000001';
-    expectProblem(await request('POST', `/api/v1/webhooks/${created.body.id}/deliveries/${missing}/redeliver`, { token: alice.accessToken }), 404, 'not-found');
+    expectProblem(
+      await request('POST', `/api/v1/webhooks/${created.body.id}/deliveries/${missing}/redeliver`, { token: alice.accessToken }),
+      404,
+      'not-found',
+    );
   });
 
   it('keeps the cap of 50 endpoints under 80 parallel creates: exactly 50 are stored, the other 30 answer 422', async () => {
     const user = await registerUser(request);
     const answers = await Promise.all(
-      Array.from({ length: 80 }, (_, i) => create(user.accessToken, { url: `http://127.0.0.1:9/parallel/${i}`, events: ['job.completed'] })),
+      Array.from({ length: 80 }, (_, i) =>
+        create(user.accessToken, { url: `http://127.0.0.1:9/parallel/${i}`, events: ['job.completed'] }),
+      ),
     );
     const statuses = answers.map((answer) => answer.status);
     expect(statuses.filter((status) => status === 201)).toHaveLength(50);

@@ -42,7 +42,12 @@ describe('SSRF guard at registration (WEBHOOK_ALLOW_PRIVATE=false)', () => {
   });
 
   it.each(forbidden)('refuses to register %s with 422 naming body.url', async (url) => {
-    expectProblem(await request('POST', '/api/v1/webhooks', { token: user.accessToken, body: { url, events: ['job.completed'] } }), 422, 'unprocessable', ['body.url']);
+    expectProblem(
+      await request('POST', '/api/v1/webhooks', { token: user.accessToken, body: { url, events: ['job.completed'] } }),
+      422,
+      'unprocessable',
+      ['body.url'],
+    );
   });
 
   it.each(forbidden)('refuses a job with webhook_url %s with 422 naming body.webhook_url', async (url) => {
@@ -54,29 +59,45 @@ describe('SSRF guard at registration (WEBHOOK_ALLOW_PRIVATE=false)', () => {
   });
 
   it('names why: the address and its kind', async () => {
-    const response = await request('POST', '/api/v1/webhooks', { token: user.accessToken, body: { url: 'http://localhost/hook', events: ['job.failed'] } });
+    const response = await request('POST', '/api/v1/webhooks', {
+      token: user.accessToken,
+      body: { url: 'http://localhost/hook', events: ['job.failed'] },
+    });
     expect(response.body.errors[0].message).toMatch(/localhost resolves to (127\.0\.0\.1|::1) is a loopback address/);
   });
 
   it.each([
     ['POST /webhooks', '/api/v1/webhooks', { url: 'http://127.0.0.1:8080/hook', events: ['job.completed'] }],
-    ['a job webhook_url', '/api/v1/jobs', { type: 'invoke', payload: { operation: { op: 'multiply', dimension_values: [2, 3] } }, webhook_url: 'http://localhost:8080/hook' }],
-  ])('names WEBHOOK_ALLOW_PRIVATE in the detail of a loopback refusal (%s), as a setting for local use, not production', async (_label, path, body) => {
-    const response = await request('POST', path, { token: user.accessToken, body });
-    expect(response.status).toBe(422);
-    expect(response.body.detail).toMatch(/loopback address/);
-    expect(response.body.detail).toMatch(/WEBHOOK_ALLOW_PRIVATE=true/);
-    expect(response.body.detail).toMatch(/not in production/);
-  });
+    [
+      'a job webhook_url',
+      '/api/v1/jobs',
+      { type: 'invoke', payload: { operation: { op: 'multiply', dimension_values: [2, 3] } }, webhook_url: 'http://localhost:8080/hook' },
+    ],
+  ])(
+    'names WEBHOOK_ALLOW_PRIVATE in the detail of a loopback refusal (%s), as a setting for local use, not production',
+    async (_label, path, body) => {
+      const response = await request('POST', path, { token: user.accessToken, body });
+      expect(response.status).toBe(422);
+      expect(response.body.detail).toMatch(/loopback address/);
+      expect(response.body.detail).toMatch(/WEBHOOK_ALLOW_PRIVATE=true/);
+      expect(response.body.detail).toMatch(/not in production/);
+    },
+  );
 
   it('gives no such hint when the host does not resolve', async () => {
-    const response = await request('POST', '/api/v1/webhooks', { token: user.accessToken, body: { url: 'http://no-such-host.invalid/hook', events: ['job.completed'] } });
+    const response = await request('POST', '/api/v1/webhooks', {
+      token: user.accessToken,
+      body: { url: 'http://no-such-host.invalid/hook', events: ['job.completed'] },
+    });
     expect(response.status).toBe(422);
     expect(response.body.detail).not.toMatch(/WEBHOOK_ALLOW_PRIVATE/);
   });
 
   it('accepts a public address', async () => {
-    const response = await request('POST', '/api/v1/webhooks', { token: user.accessToken, body: { url: 'https://93.184.215.14/hook', events: ['job.completed'] } });
+    const response = await request('POST', '/api/v1/webhooks', {
+      token: user.accessToken,
+      body: { url: 'https://93.184.215.14/hook', events: ['job.completed'] },
+    });
     expect(response.status, response.text).toBe(201);
   });
 });
@@ -99,7 +120,10 @@ describe('SSRF guard at delivery (registered while allowed, delivered by a worke
 
   it('records a refused attempt with the reason, and nothing reaches the receiver', async () => {
     const user = await registerUser(request);
-    const endpoint = await request('POST', '/api/v1/webhooks', { token: user.accessToken, body: { url: receiver.url('/loopback'), events: ['job.completed'] } });
+    const endpoint = await request('POST', '/api/v1/webhooks', {
+      token: user.accessToken,
+      body: { url: receiver.url('/loopback'), events: ['job.completed'] },
+    });
     expect(endpoint.status, endpoint.text).toBe(201);
     const job = await request('POST', '/api/v1/jobs', {
       token: user.accessToken,
@@ -112,9 +136,17 @@ describe('SSRF guard at delivery (registered while allowed, delivered by a worke
       return response.body.items?.[0]?.attempts.length > 0 ? response.body.items[0] : null;
     });
     expect(delivery.state).toBe('pending');
-    expect(delivery.attempts[0]).toMatchObject({ attempt: 1, status_code: null, error: expect.stringMatching(/127\.0\.0\.1.*not allowed.*loopback address/) });
+    expect(delivery.attempts[0]).toMatchObject({
+      attempt: 1,
+      status_code: null,
+      error: expect.stringMatching(/127\.0\.0\.1.*not allowed.*loopback address/),
+    });
     // The job's own webhook_url is refused the same way.
-    const [row] = await waitFor(() => app.sql<{ error: string }>(`select a.error from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint_id is null`));
+    const [row] = await waitFor(() =>
+      app.sql<{ error: string }>(
+        `select a.error from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint_id is null`,
+      ),
+    );
     expect(row?.error).toMatch(/not allowed/);
     expect(receiver.received).toHaveLength(0);
   });
@@ -122,9 +154,15 @@ describe('SSRF guard at delivery (registered while allowed, delivered by a worke
   it('refuses an IPv4-compatible address (::127.0.0.1) when the delivery connects', async () => {
     const user = await registerUser(request);
     const compatible = receiver.url('/compatible').replace('127.0.0.1', '[::7f00:1]');
-    const endpoint = await request('POST', '/api/v1/webhooks', { token: user.accessToken, body: { url: compatible, events: ['job.completed'] } });
+    const endpoint = await request('POST', '/api/v1/webhooks', {
+      token: user.accessToken,
+      body: { url: compatible, events: ['job.completed'] },
+    });
     expect(endpoint.status, endpoint.text).toBe(201);
-    const job = await request('POST', '/api/v1/jobs', { token: user.accessToken, body: { type: 'invoke', payload: { operation: { op: 'multiply', dimension_values: [2, 3] } } } });
+    const job = await request('POST', '/api/v1/jobs', {
+      token: user.accessToken,
+      body: { type: 'invoke', payload: { operation: { op: 'multiply', dimension_values: [2, 3] } } },
+    });
     expect(job.status).toBe(202);
 
     const delivery = await waitFor(async () => {

@@ -3,9 +3,9 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { listActiveSchedules } from '../../db/repositories/schedules.js';
-import type { JobQueues } from '../queues.js';
-import { schedulerMatches, upsertScheduler } from '../user-schedules/user-schedulers.js';
-import type { ScheduleTickQueue } from './tick-queue.js';
+import type { JobQueues } from '../../queue/queues.js';
+import { schedulerMatches, upsertScheduler } from '../../queue/schedules/user-schedulers.js';
+import type { ScheduleTickQueue } from '../../queue/schedules/tick-queue.js';
 
 export interface RestoreReport {
   /** Schedules that are not paused. */
@@ -33,7 +33,13 @@ export const schedulesRestoredKey = (prefix: string): string => `${prefix}:sched
  * `every` one then fires at once, as when it was created). One process at a time, under a Redis lock;
  * another starting meanwhile leaves it to the first.
  */
-export async function restoreSchedulers(deps: { orm: MikroORM; redis: Redis; ticks: ScheduleTickQueue; prefix: string; logger: Logger }): Promise<RestoreReport> {
+export async function restoreSchedulers(deps: {
+  orm: MikroORM;
+  redis: Redis;
+  ticks: ScheduleTickQueue;
+  prefix: string;
+  logger: Logger;
+}): Promise<RestoreReport> {
   const lock = `${deps.prefix}:schedules:restore-lock`;
   const owner = randomUUID();
   if ((await deps.redis.set(lock, owner, 'PX', 120_000, 'NX')) !== 'OK') return { checked: 0, restored: 0, ran: false };

@@ -2,15 +2,21 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createTierLimiters } from '../../api/rate-limits.js';
-import { RequestLogRecorder } from '../../api/request-log.js';
+import { createTierLimiters } from '../../queue/tier-budgets.js';
+import { RequestLogRecorder } from '../../db/request-log-recorder.js';
 import type { Config } from '../../config.js';
-import { createRedis } from '../../db/redis.js';
-import type { JobQueues } from '../queues.js';
-import { upsertPlatformSchedules } from '../schedulers.js';
+import type { JobRegistry } from '../../jobs/registry.js';
+import { createRedis } from '../../lib/redis.js';
+import type { JobQueues } from '../../queue/queues.js';
+import { upsertPlatformSchedules } from '../../queue/schedules/platform-schedules.js';
 import { removeJobQueueSchedulers, restoreSchedulers, schedulesRestoredKey } from './restore-schedulers.js';
 import { createTickProcessor } from './tick.processor.js';
-import { createScheduleTickQueue, scheduleTickQueueName, type ScheduleTickData, type ScheduleTickQueue } from './tick-queue.js';
+import {
+  createScheduleTickQueue,
+  scheduleTickQueueName,
+  type ScheduleTickData,
+  type ScheduleTickQueue,
+} from '../../queue/schedules/tick-queue.js';
 
 export interface ScheduleTicks {
   ticks: ScheduleTickQueue;
@@ -29,16 +35,26 @@ const tickConcurrency = 4;
  * again whenever Redis turns out to have lost its data while the process runs (checked every
  * SWEEPER_INTERVAL_MS), so schedules come back without a worker restart.
  */
-export async function runScheduleTicks(deps: { config: Config; orm: MikroORM; redis: Redis; queues: JobQueues; logger: Logger }): Promise<ScheduleTicks> {
-  const { config, orm, redis, queues, logger } = deps;
+export async function runScheduleTicks(deps: {
+  config: Config;
+  orm: MikroORM;
+  redis: Redis;
+  queues: JobQueues;
+  logger: Logger;
+  registry: JobRegistry;
+}): Promise<ScheduleTicks> {
+  const { config, orm, redis, queues, logger, registry } = deps;
   const queueConnection = createRedis(config.redisUrl, 'blocking');
   const ticks = createScheduleTickQueue(queueConnection, config.queuePrefix);
-  const requestLog = new RequestLogRecorder(orm.em.fork(), logger, { flushIntervalMs: config.requestLogFlushMs, maxBuffer: config.requestLogBufferMax }).start();
+  const requestLog = new RequestLogRecorder(orm.em.fork(), logger, {
+    flushIntervalMs: config.requestLogFlushMs,
+    maxBuffer: config.requestLogBufferMax,
+  }).start();
 
   const legacy = await removeJobQueueSchedulers(queues);
   if (legacy > 0) logger.info({ removed: legacy }, 'removed schedulers left on job queues by an earlier version');
   const restore = async () => {
-    if (config.platformSchedules) await upsertPlatformSchedules(ticks, config);
+    if (config.platformSchedules) await upsertPlatformSchedules(ticks, config, registry);
     await restoreSchedulers({ orm, redis, ticks, prefix: config.queuePrefix, logger });
   };
   await restore();
@@ -51,7 +67,15 @@ export async function runScheduleTicks(deps: { config: Config; orm: MikroORM; re
       .catch((error: unknown) => logger.warn({ err: error }, 'could not check that Redis still holds the schedules; will try again'));
   }, config.sweeperIntervalMs).unref();
 
-  const processor = createTickProcessor({ orm, queues, ticks, logger, requestLog, tierLimiters: createTierLimiters(redis, config) });
+  const processor = createTickProcessor({
+    orm,
+    queues,
+    ticks,
+    logger,
+    requestLog,
+    registry,
+    tierLimiters: createTierLimiters(redis, config),
+  });
   const worker = new Worker<ScheduleTickData>(scheduleTickQueueName, processor, {
     connection: createRedis(config.redisUrl, 'blocking'),
     prefix: config.queuePrefix,

@@ -2,16 +2,16 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { RateLimiterRes, type RateLimiterRedis } from 'rate-limiter-flexible';
-import { customerLimitKey } from '../../api/rate-limits.js';
-import type { RequestLogRecorder } from '../../api/request-log.js';
+import { customerLimitKey } from '../../queue/tier-budgets.js';
+import type { RequestLogRecorder } from '../../db/request-log-recorder.js';
 import type { Tier } from '../../db/entities/service-instance.entity.js';
 import { findScheduleRun, type ScheduleRun } from '../../db/repositories/schedules.js';
-import { getJobDefinition } from '../../jobs/registry.js';
-import type { JobQueues } from '../queues.js';
-import { systemCustomerId } from '../schedulers.js';
-import { submitJob, type SubmitJobInput } from '../submit-job.js';
-import { removeScheduler } from '../user-schedules/user-schedulers.js';
-import type { PlatformJobType, ScheduleTickData, ScheduleTickQueue } from './tick-queue.js';
+import type { JobRegistry } from '../../jobs/registry.js';
+import type { JobQueues } from '../../queue/queues.js';
+import { systemCustomerId } from '../../queue/schedules/platform-schedules.js';
+import { submitJob, type SubmitJobInput } from '../../queue/submit-job.js';
+import { removeScheduler } from '../../queue/schedules/user-schedulers.js';
+import type { ScheduleTickData, ScheduleTickQueue } from '../../queue/schedules/tick-queue.js';
 
 /** The service a customer's scheduled run counts against and is refused by: `compute`, like a call with a JWT. */
 const serviceType = 'compute';
@@ -19,23 +19,28 @@ const serviceType = 'compute';
 export const scheduledRunMethod = 'SCHEDULE';
 
 export interface TickDeps {
+  /** The job types runs may be of. */
+  registry: JobRegistry;
   orm: MikroORM;
   queues: JobQueues;
   ticks: ScheduleTickQueue;
   logger: Logger;
   /** Where scheduled runs are recorded, as the API records calls (rows in bulk, off the tick's path). */
   requestLog: RequestLogRecorder;
-  /** The API's per-tier limiters (api/rate-limits.ts): a run takes a point from the customer's count. */
+  /** The tiers' write budgets (queue/tier-budgets.ts), shared with the API: a run takes a point from the customer's count. */
   tierLimiters: Map<Tier, RateLimiterRedis>;
 }
 
 /** What a tick did (its BullMQ return value, seen in Bull Board). */
 export type TickOutcome =
   | { submitted: string }
-  | { skipped: 'schedule-gone' | 'paused' | 'suspended' | 'rate-limited' | 'substrate-missing' | 'invalid-payload' | 'already-submitted'; detail?: string };
+  | {
+      skipped: 'schedule-gone' | 'paused' | 'suspended' | 'rate-limited' | 'substrate-missing' | 'invalid-payload' | 'already-submitted';
+      detail?: string;
+    };
 
 /**
- * Turns each tick into a run submitted like `POST /jobs` (workers/submit-job.ts): the row first, with a
+ * Turns each tick into a run submitted like `POST /jobs` (queue/submit-job.ts): the row first, with a
  * fresh UUIDv7 that is also its BullMQ id, and the schedule's name on it. A customer's run is checked like
  * an API call first: the schedule still exists and is not paused (else its scheduler goes), the compute
  * service is not suspended (402) and the tier's per-minute budget has a point left (429); a refused run
@@ -45,12 +50,14 @@ export type TickOutcome =
  */
 export function createTickProcessor(deps: TickDeps) {
   return (tick: Job<ScheduleTickData>): Promise<TickOutcome> =>
-    tick.data.kind === 'platform' ? runPlatformSchedule(deps, tick, tick.data.type) : runCustomerSchedule(deps, tick, tick.data.customerId, tick.data.name);
+    tick.data.kind === 'platform'
+      ? runPlatformSchedule(deps, tick, tick.data.type)
+      : runCustomerSchedule(deps, tick, tick.data.customerId, tick.data.name);
 }
 
 /** The platform's own runs (metering, billing…): the system customer's ordinary jobs, never limited or billed. */
-async function runPlatformSchedule(deps: TickDeps, tick: Job<ScheduleTickData>, type: PlatformJobType): Promise<TickOutcome> {
-  const definition = getJobDefinition(type);
+async function runPlatformSchedule(deps: TickDeps, tick: Job<ScheduleTickData>, type: string): Promise<TickOutcome> {
+  const definition = deps.registry.get(type);
   if (!definition) throw new UnrecoverableError(`no job type "${type}"`);
   return submitRun(deps, tick, { customerId: systemCustomerId, definition, payload: {}, scheduleName: `platform:${type}` });
 }
@@ -76,17 +83,26 @@ async function runCustomerSchedule(deps: TickDeps, tick: Job<ScheduleTickData>, 
   const limiter = found.service ? deps.tierLimiters.get(found.service.tier) : undefined;
   if (limiter && !(await takePoint(limiter, customerLimitKey(customerId, serviceType)))) {
     record(429);
-    log.warn({ tier: found.service?.tier, perMinute: limiter.points }, "scheduled run skipped: the customer's per-minute rate limit is spent");
+    log.warn(
+      { tier: found.service?.tier, perMinute: limiter.points },
+      "scheduled run skipped: the customer's per-minute rate limit is spent",
+    );
     return { skipped: 'rate-limited' };
   }
-  const definition = getJobDefinition(schedule.jobType);
+  const definition = deps.registry.get(schedule.jobType);
   const payload = definition?.payload.safeParse(schedule.payload);
   if (!definition || !payload?.success) {
     // Checked at creation; only a job type that changed since can get here. Not the customer's call: not recorded.
     log.error({ jobType: schedule.jobType, problem: payload?.error?.message }, 'scheduled run skipped: the stored job no longer validates');
     return { skipped: 'invalid-payload' };
   }
-  const outcome = await submitRun(deps, tick, { customerId, definition, payload: payload.data, scheduleName: name, requireSubstrateId: substrateOf(payload.data) });
+  const outcome = await submitRun(deps, tick, {
+    customerId,
+    definition,
+    payload: payload.data,
+    scheduleName: name,
+    requireSubstrateId: substrateOf(payload.data),
+  });
   if ('submitted' in outcome) record(202);
   else if (outcome.skipped === 'substrate-missing') {
     record(404);
@@ -97,7 +113,10 @@ async function runCustomerSchedule(deps: TickDeps, tick: Job<ScheduleTickData>, 
 
 async function submitRun(deps: TickDeps, tick: Job<ScheduleTickData>, input: Omit<SubmitJobInput, 'idempotencyKey'>): Promise<TickOutcome> {
   // Raw SQL only (no identity map), so the root entity manager serves without a fork, as in the API.
-  const outcome = await submitJob({ em: deps.orm.em, queues: deps.queues, logger: deps.logger }, { ...input, idempotencyKey: tick.id ?? null });
+  const outcome = await submitJob(
+    { em: deps.orm.em, queues: deps.queues, logger: deps.logger },
+    { ...input, idempotencyKey: tick.id ?? null },
+  );
   if (outcome.kind === 'created') return { submitted: outcome.job.id };
   if (outcome.kind === 'substrate-missing') return { skipped: 'substrate-missing' };
   return { skipped: 'already-submitted', detail: outcome.job.id };

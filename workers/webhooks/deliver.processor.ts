@@ -2,14 +2,14 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { uuidv7 } from 'uuidv7';
-import { decryptSecret, encryptSecret } from '../../api/auth/credentials.js';
+import { decryptSecret, encryptSecret } from '../../lib/crypto.js';
 import { findDeliveryToSend, recordAttempt } from '../../db/repositories/webhook-deliveries.js';
-import { recordWebhookDelivery } from '../../ops/metrics/catalog.js';
+import { recordWebhookDelivery } from '../../lib/metrics/catalog.js';
 import { ensureAccountSecret } from '../../db/repositories/webhook-endpoints.js';
-import type { DeliveryAgents } from './address-guard.js';
+import type { DeliveryAgents } from '../../lib/webhooks/address-guard.js';
 import { postWebhook } from './post-webhook.js';
-import { newWebhookSecret, signatureHeaders } from './signing.js';
-import type { WebhookDeliveryData } from './webhook-queue.js';
+import { newWebhookSecret, signatureHeaders } from '../../lib/webhooks/signing.js';
+import type { WebhookDeliveryData } from '../../queue/webhook-queue.js';
 
 export interface DeliverDeps {
   orm: MikroORM;
@@ -38,14 +38,20 @@ export function createDeliverProcessor(deps: DeliverDeps) {
     if (!delivery || delivery.state !== 'pending' || delivery.queueJobId !== job.id) return null;
 
     const encryptedSecret =
-      delivery.encryptedSecret ?? (await ensureAccountSecret(em, delivery.customerId, () => encryptSecret(deps.vaultKey, newWebhookSecret()))).encryptedSecret;
+      delivery.encryptedSecret ??
+      (await ensureAccountSecret(em, delivery.customerId, () => encryptSecret(deps.vaultKey, newWebhookSecret()))).encryptedSecret;
     const body = JSON.stringify(delivery.payload);
     const headers = signatureHeaders(decryptSecret(deps.vaultKey, encryptedSecret), delivery.messageId, body);
     const outcome = await postWebhook({ url: delivery.url, body, headers: { ...headers }, agents: deps.agents, timeoutMs: deps.timeoutMs });
 
     const succeeded = outcome.error === null;
     const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    await recordAttempt(em, { id: uuidv7(), deliveryId: delivery.id, ...outcome, state: succeeded ? 'succeeded' : lastTry ? 'failed' : 'pending' });
+    await recordAttempt(em, {
+      id: uuidv7(),
+      deliveryId: delivery.id,
+      ...outcome,
+      state: succeeded ? 'succeeded' : lastTry ? 'failed' : 'pending',
+    });
     recordWebhookDelivery(succeeded ? 'succeeded' : lastTry ? 'failed' : 'retrying', outcome.durationMs / 1000);
     if (!succeeded) throw new DeliveryFailedError(outcome.error ?? 'delivery failed');
     return { status: outcome.statusCode };

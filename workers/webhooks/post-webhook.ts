@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { DeliveryAgents } from './address-guard.js';
+import type { DeliveryAgents } from '../../lib/webhooks/address-guard.js';
 
 /** A receiver has this long, from connect to the end of its answer. */
 export const deliveryTimeoutMs = 10_000;

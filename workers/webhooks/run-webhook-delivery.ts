@@ -2,12 +2,13 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
-import { createRedis } from '../../db/redis.js';
+import type { JobRegistry } from '../../jobs/registry.js';
+import { createRedis } from '../../lib/redis.js';
 import type { JobLifecycleHook } from '../lifecycle.js';
-import { deliveryAgents } from './address-guard.js';
+import { deliveryAgents } from '../../lib/webhooks/address-guard.js';
 import { createDeliverProcessor } from './deliver.processor.js';
 import { webhookEmitter } from './webhook-emitter.js';
-import { createWebhookQueue, webhookQueueName, webhookRetryDelayMs, type WebhookDeliveryData } from './webhook-queue.js';
+import { createWebhookQueue, webhookQueueName, webhookRetryDelayMs, type WebhookDeliveryData } from '../../queue/webhook-queue.js';
 
 export interface WebhookDelivery {
   /** Register in the workers' lifecycle hooks: emits deliveries for final job outcomes. */
@@ -20,21 +21,25 @@ export interface WebhookDelivery {
  * The webhook side of a worker process: the emitting hook and a worker on the delivery queue with its
  * own concurrency (WEBHOOK_CONCURRENCY), so slow or failing receivers never take a job slot.
  */
-export function runWebhookDelivery(deps: { config: Config; orm: MikroORM; logger: Logger }): WebhookDelivery {
-  const { config, orm, logger } = deps;
+export function runWebhookDelivery(deps: { config: Config; orm: MikroORM; logger: Logger; registry: JobRegistry }): WebhookDelivery {
+  const { config, orm, logger, registry } = deps;
   const queueConnection = createRedis(config.redisUrl, 'blocking');
   const queue = createWebhookQueue(queueConnection, config.queuePrefix);
   const agents = deliveryAgents(config.webhookAllowPrivate);
-  const worker = new Worker<WebhookDeliveryData>(webhookQueueName, createDeliverProcessor({ orm, vaultKey: config.vaultKey, agents, logger }), {
-    connection: createRedis(config.redisUrl, 'blocking'),
-    prefix: config.queuePrefix,
-    concurrency: config.webhookConcurrency,
-    settings: { backoffStrategy: (attemptsMade) => webhookRetryDelayMs(attemptsMade, config.webhookRetryBaseMs) },
-  });
+  const worker = new Worker<WebhookDeliveryData>(
+    webhookQueueName,
+    createDeliverProcessor({ orm, vaultKey: config.vaultKey, agents, logger }),
+    {
+      connection: createRedis(config.redisUrl, 'blocking'),
+      prefix: config.queuePrefix,
+      concurrency: config.webhookConcurrency,
+      settings: { backoffStrategy: (attemptsMade) => webhookRetryDelayMs(attemptsMade, config.webhookRetryBaseMs) },
+    },
+  );
   worker.on('error', (error) => logger.error({ err: error, queue: webhookQueueName }, 'webhook worker error'));
 
   return {
-    hook: webhookEmitter({ orm, queue }),
+    hook: webhookEmitter({ orm, queue, registry }),
     worker,
     async close() {
       await worker.close();

@@ -1,25 +1,31 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { uuidv7 } from 'uuidv7';
-import { jobView } from '../../db/job-view.js';
-import { findJobWebhookTargets, insertDeliveries, type NewDelivery } from '../../db/repositories/webhook-deliveries.js';
+import { jobView } from '../../db/jobs/job-view.js';
+import { findJobWebhookTargets } from '../../db/jobs/find-jobs.js';
+import { insertDeliveries, type NewDelivery } from '../../db/repositories/webhook-deliveries.js';
 import { countWebhookEndpoints } from '../../db/repositories/webhook-endpoints.js';
 import type { WebhookEvent } from '../../db/entities/webhook-endpoint.entity.js';
+import type { JobDefinition } from '../../jobs/define-job.js';
+import type { JobRegistry } from '../../jobs/registry.js';
 import type { JobLifecycleHook, JobOutcome } from '../lifecycle.js';
-import { messageIdFor } from './signing.js';
-import { enqueueDeliveries, type WebhookQueue } from './webhook-queue.js';
+import { messageIdFor } from '../../lib/webhooks/signing.js';
+import { enqueueDeliveries, type WebhookQueue } from '../../queue/webhook-queue.js';
 
 /** How long a worker trusts its knowledge that a customer has (no) webhook endpoints. */
 export const endpointCacheMs = 5_000;
 
-/** The events a job's outcome emits: none until the outcome is final; a batch also emits `batch.completed`. */
-export function eventsFor(type: string, outcome: JobOutcome): WebhookEvent[] {
-  if (outcome.state === 'completed') return type === 'batch' ? ['job.completed', 'batch.completed'] : ['job.completed'];
+/** The events a job's outcome emits: none until the outcome is final; a completed job also its type's `completionEvents`. */
+export function eventsFor(definition: Pick<JobDefinition, 'completionEvents'> | undefined, outcome: JobOutcome): WebhookEvent[] {
+  if (outcome.state === 'completed')
+    return definition?.completionEvents ? ['job.completed', ...definition.completionEvents] : ['job.completed'];
   return outcome.final ? ['job.failed'] : [];
 }
 
 export interface WebhookEmitterDeps {
   orm: MikroORM;
   queue: WebhookQueue;
+  /** Where a job type's `completionEvents` are read. */
+  registry: JobRegistry;
 }
 
 /**
@@ -43,7 +49,7 @@ export function webhookEmitter(deps: WebhookEmitterDeps): JobLifecycleHook & { f
     /** Endpoints of this customer changed (the API publishes it on the access-change channel). */
     forget: (customerId: string) => void endpointCounts.delete(customerId),
     async finished(bullJob, type, outcome) {
-      const events = eventsFor(type, outcome);
+      const events = eventsFor(deps.registry.get(type), outcome);
       if (events.length === 0) return;
       if (!bullJob.data.hasWebhookUrl && !(await hasEndpoints(bullJob.data.customerId))) return;
       const em = deps.orm.em.fork();

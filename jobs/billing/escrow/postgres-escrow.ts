@@ -9,7 +9,12 @@ import type { EscrowAdapter, EscrowChargeRequest, EscrowChargeResult } from './e
 export const postgresEscrow: EscrowAdapter = {
   name: 'postgres-ledger',
   async charge(em: EntityManager, request: EscrowChargeRequest): Promise<EscrowChargeResult> {
-    const outcome = await postCustomerTransaction(em, { customerId: request.customerId, txType: 'charge', amountUsdCents: request.amountUsdCents, idempotencyKey: request.idempotencyKey });
+    const outcome = await postCustomerTransaction(em, {
+      customerId: request.customerId,
+      txType: 'charge',
+      amountUsdCents: request.amountUsdCents,
+      idempotencyKey: request.idempotencyKey,
+    });
     if (outcome.status === 'insufficient-funds') return outcome;
     return { status: 'charged', txDigest: outcome.transaction.txDigest };
   },

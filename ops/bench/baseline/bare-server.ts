@@ -8,7 +8,10 @@ import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 
 const env = process.env;
-const queue = new Queue(env.BENCH_QUEUE as string, { connection: new Redis(env.REDIS_URL as string, { maxRetriesPerRequest: null }), prefix: env.BENCH_PREFIX });
+const queue = new Queue(env.BENCH_QUEUE as string, {
+  connection: new Redis(env.REDIS_URL as string, { maxRetriesPerRequest: null }),
+  prefix: env.BENCH_PREFIX,
+});
 const app = express();
 app.use(express.json());
 
@@ -25,7 +28,13 @@ app.post('/cached', (req, res) => {
     state: 'completed',
     progress: 0,
     attempts_made: 0,
-    result: { substrate_id: '0x0000000000000000', result: 35, invocation_time_ms: 0.1, cached: true, parameters: req.body?.parameters ?? null },
+    result: {
+      substrate_id: '0x0000000000000000',
+      result: 35,
+      invocation_time_ms: 0.1,
+      cached: true,
+      parameters: req.body?.parameters ?? null,
+    },
     created_at: now,
     started_at: now,
     finished_at: now,

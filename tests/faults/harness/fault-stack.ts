@@ -100,9 +100,11 @@ export class FaultStack {
     };
     const stack = new FaultStack(redis, postgres, databaseUrl, prefix, `http://127.0.0.1:${port}`, env, runDir);
     stack.api = new ChrysalisProcess('api', 'api', env, path.join(runDir, 'api.log'));
-    await waitFor(async () => (await stack.request('GET', '/api/v1/health').catch(() => null))?.status === 200, 60_000, 100).catch((error: unknown) => {
-      throw new Error(`the API did not start: ${String(error)}\n${stack.api.tail()}`);
-    });
+    await waitFor(async () => (await stack.request('GET', '/api/v1/health').catch(() => null))?.status === 200, 60_000, 100).catch(
+      (error: unknown) => {
+        throw new Error(`the API did not start: ${String(error)}\n${stack.api.tail()}`);
+      },
+    );
     stack.user = await registerUser(stack.request);
     return stack;
   }
@@ -113,10 +115,14 @@ export class FaultStack {
     const worker = new ChrysalisProcess('worker', name, { ...this.env, ...env }, path.join(this.runDir, `${name}.log`));
     this.workers.push(worker);
     const member = `${hostname()}-${worker.pid}`;
-    await waitFor(async () => {
-      if (!worker.alive) throw new Error(`${name} exited (${worker.exitStatus})`);
-      return (await this.inspector.zscore(`${this.prefix}:workers:heartbeats`, member)) !== null;
-    }, 60_000, 100).catch((error: unknown) => {
+    await waitFor(
+      async () => {
+        if (!worker.alive) throw new Error(`${name} exited (${worker.exitStatus})`);
+        return (await this.inspector.zscore(`${this.prefix}:workers:heartbeats`, member)) !== null;
+      },
+      60_000,
+      100,
+    ).catch((error: unknown) => {
       throw new Error(`${name} did not start: ${String(error)}\n${worker.tail()}`);
     });
     return worker;
@@ -128,7 +134,9 @@ export class FaultStack {
   }
 
   /** Creates a substrate as the stack's user; returns its id. */
-  async substrate(body: { expression_type: 'constant'; value: number } | { expression_type: 'expression'; expression: string }): Promise<string> {
+  async substrate(
+    body: { expression_type: 'constant'; value: number } | { expression_type: 'expression'; expression: string },
+  ): Promise<string> {
     const created = await this.request('POST', '/api/v1/substrates', { token: this.user.accessToken, body });
     if (created.status !== 201 && created.status !== 200) throw new Error(`substrate not created: ${created.status} ${created.text}`);
     return created.body.substrate_id as string;
@@ -140,18 +148,27 @@ export class FaultStack {
   }
 
   async jobRows(ids: string[]): Promise<JobRow[]> {
-    return this.sql<JobRow>(`select id, type, state, payload, result, error, attempts_made, max_attempts, finished_at from jobs where id = any($1::uuid[])`, [ids]);
+    return this.sql<JobRow>(
+      `select id, type, state, payload, result, error, attempts_made, max_attempts, finished_at from jobs where id = any($1::uuid[])`,
+      [ids],
+    );
   }
 
   /** Waits until every one of these jobs is final in PostgreSQL; returns their rows. */
   async waitUntilFinal(ids: string[], timeoutMs: number): Promise<JobRow[]> {
-    return waitFor(async () => {
-      const rows = await this.jobRows(ids);
-      return rows.length === ids.length && rows.every((row) => ['completed', 'failed', 'cancelled'].includes(row.state)) ? rows : null;
-    }, timeoutMs, 250).catch(async (error: unknown) => {
+    return waitFor(
+      async () => {
+        const rows = await this.jobRows(ids);
+        return rows.length === ids.length && rows.every((row) => ['completed', 'failed', 'cancelled'].includes(row.state)) ? rows : null;
+      },
+      timeoutMs,
+      250,
+    ).catch(async (error: unknown) => {
       const rows = await this.jobRows(ids).catch(() => []);
       const states = rows.reduce<Record<string, number>>((acc, row) => ((acc[row.state] = (acc[row.state] ?? 0) + 1), acc), {});
-      throw new Error(`${ids.length} jobs not all final: ${JSON.stringify(states)} (${ids.length - rows.length} rows missing): ${String(error)}`);
+      throw new Error(
+        `${ids.length} jobs not all final: ${JSON.stringify(states)} (${ids.length - rows.length} rows missing): ${String(error)}`,
+      );
     });
   }
 
@@ -183,7 +200,9 @@ export class FaultStack {
 
   /** Logs of every process, for a failing scenario. */
   logs(): string {
-    return [this.api, ...this.workers].map((p) => `--- ${p.name} (pid ${p.pid}, ${p.exitStatus ?? 'running'}) ${p.logFile}\n${p.tail(40)}`).join('\n');
+    return [this.api, ...this.workers]
+      .map((p) => `--- ${p.name} (pid ${p.pid}, ${p.exitStatus ?? 'running'}) ${p.logFile}\n${p.tail(40)}`)
+      .join('\n');
   }
 
   async close(): Promise<void> {

@@ -40,22 +40,45 @@ export class FaultRedis {
     const log = fs.openSync(path.join(this.dir, 'redis.log'), 'a');
     const child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--daemonize', 'no'],
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--maxmemory-policy',
+        'noeviction',
+        '--daemonize',
+        'no',
+      ],
       { stdio: ['ignore', log, log] },
     );
     fs.closeSync(log);
     this.child = child;
     process.on('exit', this.killOnExit);
     let failed: Error | null = null;
-    child.once('error', (error) => (failed = new Error(`could not run redis-server (install it, e.g. apt-get install redis-server): ${error.message}`)));
+    child.once(
+      'error',
+      (error) => (failed = new Error(`could not run redis-server (install it, e.g. apt-get install redis-server): ${error.message}`)),
+    );
     child.once('exit', () => {
       if (this.child === child) this.child = null;
     });
-    await waitFor(async () => {
-      if (failed) throw failed;
-      if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}; see ${path.join(this.dir, 'redis.log')}`);
-      return ping(this.url);
-    }, 15_000, 50);
+    await waitFor(
+      async () => {
+        if (failed) throw failed;
+        if (child.exitCode !== null)
+          throw new Error(`redis-server exited with code ${child.exitCode}; see ${path.join(this.dir, 'redis.log')}`);
+        return ping(this.url);
+      },
+      15_000,
+      50,
+    );
   }
 
   /** SIGKILL, like a crash or an OOM kill: no shutdown, no save. Resolves once the process is gone. */

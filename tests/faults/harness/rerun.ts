@@ -27,13 +27,17 @@ export async function runEveryJobAgain(stack: FaultStack, jobs: Array<{ id: stri
       await job.remove();
       await queue.add(type, data, { jobId: id, attempts: opts.attempts, backoff: opts.backoff });
     }
-    await waitFor(async () => {
-      for (const { id, type } of jobs) {
-        const state = await queueFor(type).getJobState(id);
-        if (state !== 'completed' && state !== 'failed') return false;
-      }
-      return true;
-    }, timeoutMs, 250);
+    await waitFor(
+      async () => {
+        for (const { id, type } of jobs) {
+          const state = await queueFor(type).getJobState(id);
+          if (state !== 'completed' && state !== 'failed') return false;
+        }
+        return true;
+      },
+      timeoutMs,
+      250,
+    );
   } finally {
     await Promise.all([...queues.values()].map((queue) => queue.close()));
   }

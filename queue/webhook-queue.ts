@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { retention } from '../queues.js';
+import { retention } from './queues.js';
 
 /** The internal queue deliveries travel on. Not a job type: nobody can POST /jobs to it. */
 export const webhookQueueName = 'webhook-delivery';

@@ -13,7 +13,8 @@ interface DatabaseErrorLike {
   severity: string;
 }
 
-const isErrorLike = (value: unknown): value is Error => typeof value === 'object' && value !== null && typeof (value as Error).message === 'string';
+const isErrorLike = (value: unknown): value is Error =>
+  typeof value === 'object' && value !== null && typeof (value as Error).message === 'string';
 
 /** pg's DatabaseError and MikroORM's DriverException (which copies the former's fields): a SQLSTATE and a severity. */
 function isDatabaseError(value: unknown): value is DatabaseErrorLike & Error {

@@ -84,7 +84,11 @@ export async function invocationFigures(em: EntityManager, scope: StatsScope): P
 }
 
 /** The substrates invoked most within the window (ties by id), at most `limit`. */
-export async function mostInvokedSubstrates(em: EntityManager, scope: StatsScope, limit = 10): Promise<Array<{ substrate_id: string; invocations: number }>> {
+export async function mostInvokedSubstrates(
+  em: EntityManager,
+  scope: StatsScope,
+  limit = 10,
+): Promise<Array<{ substrate_id: string; invocations: number }>> {
   const customer = customerFilter(scope);
   return em.getConnection().execute(
     `select payload->>'substrate_id' as substrate_id, count(*)::int as invocations
@@ -95,4 +99,22 @@ export async function mostInvokedSubstrates(em: EntityManager, scope: StatsScope
       limit ?`,
     [scope.windowSeconds, ...customer.params, limit],
   );
+}
+
+/** One substrate's `invoke` jobs, ever: how many, how they ended, the first and last, the last day's (divide's Frequency dimension). */
+export async function substrateInvocationCounts(
+  em: EntityManager,
+  customerId: string,
+  substrateId: string,
+): Promise<Record<string, string | Date | null> | undefined> {
+  const [counts] = await em.getConnection().execute<Array<Record<string, string | Date | null>>>(
+    `select count(*) as total,
+            count(*) filter (where state = 'completed') as completed,
+            count(*) filter (where state = 'failed') as failed,
+            min(created_at) as first, max(created_at) as last,
+            count(*) filter (where created_at > now() - interval '1 day') as last_day
+       from jobs where customer_id = ? and type = 'invoke' and payload->>'substrate_id' = ?`,
+    [customerId, substrateId],
+  );
+  return counts;
 }

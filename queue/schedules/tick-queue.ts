@@ -9,9 +9,7 @@ import type { Redis } from 'ioredis';
 export const scheduleTickQueueName = 'schedule-tick';
 
 /** Which schedule a tick is for; the schedule's definition is read from PostgreSQL when it fires. */
-export type ScheduleTickData = { kind: 'customer'; customerId: string; name: string } | { kind: 'platform'; type: PlatformJobType };
-
-export type PlatformJobType = 'metering' | 'billing' | 'vault-export' | 'month-rollover';
+export type ScheduleTickData = { kind: 'customer'; customerId: string; name: string } | { kind: 'platform'; type: string };
 
 export type ScheduleTickQueue = Queue<ScheduleTickData>;
 

@@ -1,28 +1,13 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { uuidv7 } from 'uuidv7';
+import type { ApiKey } from '../entities/api-key.entity.js';
 
 /** An API key as lists show it: never the hash, the ciphertext or the key. */
-export interface ApiKeyRow {
-  id: string;
-  name: string;
-  serviceType: string;
-  prefix: string;
-  expiresAt: string | null;
-  revokedAt: string | null;
-  createdAt: string;
-}
+export type ApiKeyRow = Pick<ApiKey, 'id' | 'name' | 'serviceType' | 'prefix' | 'expiresAt' | 'revokedAt' | 'createdAt'>;
 
 const columns = `id, name, service_type as "serviceType", prefix, expires_at as "expiresAt", revoked_at as "revokedAt", created_at as "createdAt"`;
 
-export interface NewApiKey {
-  customerId: string;
-  name: string;
-  serviceType: string;
-  prefix: string;
-  keyHash: string;
-  encryptedKey: string;
-  expiresAt: Date | null;
-}
+export type NewApiKey = Pick<ApiKey, 'customerId' | 'name' | 'serviceType' | 'prefix' | 'keyHash' | 'encryptedKey' | 'expiresAt'>;
 
 export async function insertApiKey(em: EntityManager, key: NewApiKey): Promise<ApiKeyRow> {
   const [row] = await em.execute<ApiKeyRow[]>(
@@ -35,7 +20,12 @@ export async function insertApiKey(em: EntityManager, key: NewApiKey): Promise<A
 }
 
 /** Newest first, keyset-paginated on the UUIDv7 id; revoked keys included (with `revokedAt`). */
-export async function listApiKeys(em: EntityManager, customerId: string, beforeId: string | undefined, limit: number): Promise<ApiKeyRow[]> {
+export async function listApiKeys(
+  em: EntityManager,
+  customerId: string,
+  beforeId: string | undefined,
+  limit: number,
+): Promise<ApiKeyRow[]> {
   const params: unknown[] = [customerId];
   let where = 'customer_id = ?';
   if (beforeId) {
@@ -48,7 +38,10 @@ export async function listApiKeys(em: EntityManager, customerId: string, beforeI
 
 /** The customer's key, locked for the rest of the transaction; null for unknown ids and other customers' keys. */
 export async function lockApiKey(em: EntityManager, customerId: string, id: string): Promise<ApiKeyRow | null> {
-  const [row] = await em.execute<ApiKeyRow[]>(`select ${columns} from api_keys where id = ? and customer_id = ? for update`, [id, customerId]);
+  const [row] = await em.execute<ApiKeyRow[]>(`select ${columns} from api_keys where id = ? and customer_id = ? for update`, [
+    id,
+    customerId,
+  ]);
   return row ?? null;
 }
 

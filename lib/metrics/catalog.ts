@@ -1,8 +1,8 @@
 /**
- * Every Prometheus series a Chrysalis process exports, in one registry. It lives in `ops/` beside the
- * Prometheus scrape config and the Grafana dashboard because it is their contract: the dashboard test
- * checks that every name it queries is defined here. It imports nothing but prom-client, so `api/`,
- * `workers/` and job processors can all increment a counter without pulling in a connection.
+ * Every Prometheus series a Chrysalis process exports, in one registry. It is the contract of the
+ * Prometheus scrape config and the Grafana dashboard in `ops/`: the dashboard test checks that every name
+ * it queries is defined here. It imports nothing but prom-client, so `api/`, `workers/` and job processors
+ * can all increment a counter without pulling in a connection.
  *
  * Labels are bounded: route templates (never raw paths), job type names from the registry, queue names,
  * fixed outcome and state words, tier and service-type names from configuration. Never ids.

@@ -1,18 +1,15 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { JobRecord } from './entities/job-record.entity.js';
+import { readFinishedJobNotice, type FinishedJobNotice } from '../db/jobs/job-columns.js';
 
 /**
  * Finished-job notices. The worker's final write announces each row someone waits for (`Prefer: wait`)
  * with PostgreSQL NOTIFY in the same statement, so the notice leaves with the commit: the waiting API
  * process answers with the row as stored, without reading it back and without a hop through the worker
  * and Redis. NOTIFY payloads stop at 8,000 bytes, so a bigger row goes as its id alone and the waiter
- * reads it. Notices are not queued for anyone not listening; waiters also poll (api/job-waiter.ts).
+ * reads it (the notice's shape and the SQL that sends it: db/jobs/job-columns.ts). Notices are not queued for anyone not listening; waiters also poll (api/job-waiter.ts).
  */
-
-/** Largest row sent whole, in bytes of JSON (PostgreSQL refuses payloads from 8,000 bytes). */
-export const maxNoticeBytes = 7900;
 
 /** The NOTIFY channel of one deployment (its queue prefix): a plain lowercase identifier. */
 export function finishedJobsChannel(queuePrefix: string): string {
@@ -21,9 +18,6 @@ export function finishedJobsChannel(queuePrefix: string): string {
 
 /** How the listening connection shows in `pg_stat_activity`. */
 export const listenerApplicationName = 'chrysalis-job-notices';
-
-/** What a notice carries: the stored row, or (a row too big for a notice) its id alone. */
-export type FinishedJobNotice = JobRecord | { id: string; state?: undefined };
 
 export interface FinishedJobListenerOptions {
   databaseUrl: string;
@@ -55,7 +49,12 @@ export class FinishedJobListener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.databaseUrl, connectionTimeoutMillis: 2000, keepAlive: true, application_name: listenerApplicationName });
+    const client = new pg.Client({
+      connectionString: this.options.databaseUrl,
+      connectionTimeoutMillis: 2000,
+      keepAlive: true,
+      application_name: listenerApplicationName,
+    });
     const lost = (error?: Error) => {
       if (this.client !== client) return;
       this.client = null;
@@ -71,7 +70,7 @@ export class FinishedJobListener {
     client.on('notification', (message) => {
       if (message.channel !== this.options.channel || !message.payload) return;
       try {
-        this.options.onNotice(JSON.parse(message.payload) as FinishedJobNotice);
+        this.options.onNotice(readFinishedJobNotice(message.payload));
       } catch (error) {
         this.options.logger.warn({ err: error }, 'unreadable finished-job notice');
       }

@@ -2,9 +2,10 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { uuidv7 } from 'uuidv7';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
-import type { InvocationCache } from '../db/invocation-cache.js';
 import { GroupCommit } from '../db/group-commit.js';
-import { findJobByIdempotencyKey, insertJob, insertJobs, isJobDurable, releaseIdempotencyKey, type JobInsert } from '../db/repositories/jobs.js';
+import type { StoredJob } from '../db/jobs/job-columns.js';
+import { findJobByIdempotencyKey } from '../db/jobs/find-jobs.js';
+import { insertJob, insertJobs, isJobDurable, releaseIdempotencyKey, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { queueFor, type JobQueues, type QueuedJobHints } from './queues.js';
 
@@ -101,7 +102,7 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
  * PostgreSQL lost the row meanwhile (a restart), stores it again, durably, and enqueues it again (a
  * no-op while Redis still holds it), so the 202 is kept either way.
  */
-export async function makeJobDurable(deps: Pick<SubmitDeps, 'em' | 'queues' | 'logger'>, job: JobRecord): Promise<void> {
+export async function makeJobDurable(deps: Pick<SubmitDeps, 'em' | 'queues' | 'logger'>, job: StoredJob): Promise<void> {
   if (await isJobDurable(deps.em, job.id)) return;
   deps.logger.warn({ jobId: job.id }, 'an accepted job row was lost before it reached the disk; storing it again');
   const state = job.state === 'delayed' ? 'delayed' : 'queued';
@@ -130,7 +131,13 @@ export async function enqueue(
     // While Redis is down an add would wait for the reconnect; answer now and let the sweeper (or the
     // pending add itself, when Redis returns) deliver it. A second add of the same id is a no-op.
     added.catch(() => undefined);
-    await Promise.race([added, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`Redis did not take the job within ${enqueueTimeoutMs} ms`)), enqueueTimeoutMs)))]);
+    await Promise.race([
+      added,
+      new Promise(
+        (_, reject) =>
+          (timer = setTimeout(() => reject(new Error(`Redis did not take the job within ${enqueueTimeoutMs} ms`)), enqueueTimeoutMs)),
+      ),
+    ]);
     return true;
   } catch (error) {
     deps.logger.warn({ err: error, jobId: job.id }, 'enqueue failed; the sweeper will enqueue the accepted job later');
@@ -142,61 +149,3 @@ export async function enqueue(
 
 /** Longest a submit waits for Redis before answering 202 from the PostgreSQL outbox alone. */
 export const enqueueTimeoutMs = 1500;
-
-/**
- * Which payloads of a chunk have no cached result (for job types with a `cacheKey`): looked up together
- * (one HMGET per substrate), so each worker need not look again. A lookup Redis cannot answer counts as
- * a miss; a payload the cache cannot answer is not marked.
- */
-async function cacheMisses(cache: InvocationCache, customerId: string, definition: JobDefinition, payloads: unknown[]): Promise<boolean[]> {
-  const keyOf = definition.cacheKey;
-  if (!keyOf) return payloads.map(() => false);
-  return Promise.all(
-    payloads.map(async (payload) => {
-      const key = keyOf(payload);
-      return key !== null && (await cache.get(customerId, key.substrateId, key.parameters)) === null;
-    }),
-  );
-}
-
-/** Every payload parsed with the job type's schema; the first that fails throws, naming its index and field. */
-function parsePayloads(definition: JobDefinition, payloads: unknown[]): unknown[] {
-  return payloads.map((payload, index) => {
-    const parsed = definition.payload.safeParse(payload);
-    if (parsed.success) return parsed.data;
-    const issue = parsed.error.issues[0];
-    throw new TypeError(`payloads[${index}]${(issue?.path ?? []).map((key) => `.${String(key)}`).join('')}: ${issue?.message ?? 'invalid'} (no ${definition.name} job was submitted)`);
-  });
-}
-
-/**
- * Accepts many jobs of one type at once: one multi-row INSERT per 1,000 rows and, meanwhile, one cache
- * lookup for them, then one BullMQ addBulk — the bulk path for producers that have thousands of jobs in
- * hand (and the benchmark). Every payload is checked against the job type's schema first, so one bad
- * payload submits nothing. No idempotency keys here. Returns the new ids in order.
- */
-export async function submitJobsBulk(deps: SubmitDeps & { cache: InvocationCache }, customerId: string, definition: JobDefinition, candidates: unknown[]): Promise<string[]> {
-  const payloads = parsePayloads(definition, candidates);
-  const ids: string[] = [];
-  for (let start = 0; start < payloads.length; start += 1000) {
-    const chunk = payloads.slice(start, start + 1000);
-    const chunkIds = chunk.map(() => uuidv7());
-    const [missed] = await Promise.all([
-      cacheMisses(deps.cache, customerId, definition, chunk),
-      deps.em.getConnection().execute(
-        `insert into jobs (id, customer_id, type, state, payload, max_attempts)
-         select v.id, ?, ?, 'queued', v.payload, ? from jsonb_to_recordset(?::jsonb) as v(id uuid, payload jsonb)`,
-        [customerId, definition.name, definition.queue.attempts, JSON.stringify(chunk.map((payload, i) => ({ id: chunkIds[i], payload })))],
-      ),
-    ]);
-    await queueFor(deps.queues, definition.name).addBulk(
-      chunk.map((payload, i) => ({
-        name: definition.name,
-        data: { customerId, payload, ...(missed[i] ? { cacheMissed: true } : {}) },
-        opts: { jobId: chunkIds[i], attempts: definition.queue.attempts },
-      })),
-    );
-    ids.push(...chunkIds);
-  }
-  return ids;
-}

@@ -1,10 +1,10 @@
 import { Queue, type DefaultJobOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { jobRegistry } from '../jobs/registry.js';
+import { jobRegistry, type JobRegistry } from '../jobs/registry.js';
 
 /** What the submitter knows that saves a worker work. Absent on jobs the sweeper re-enqueues. */
 export interface QueuedJobHints {
-  /** Someone waits for the outcome (`Prefer: wait`): announce the finished row (db/job-notices.ts). */
+  /** Someone waits for the outcome (`Prefer: wait`): announce the finished row (queue/job-notices.ts). */
   notify?: boolean;
   /** The submitter looked the result up in the invocation cache just before and missed. */
   cacheMissed?: boolean;
@@ -37,10 +37,10 @@ const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
  */
 export const isRowId = (queueJobId: string | undefined): queueJobId is string => queueJobId !== undefined && uuidPattern.test(queueJobId);
 
-/** One BullMQ queue per job type, sharing one connection. */
-export function createQueues(connection: Redis, prefix: string): JobQueues {
+/** One BullMQ queue per job type of `registry` (default: Chrysalis's), sharing one connection. */
+export function createQueues(connection: Redis, prefix: string, registry: JobRegistry = jobRegistry): JobQueues {
   const queues: JobQueues = new Map();
-  for (const definition of jobRegistry.values()) {
+  for (const definition of registry.values()) {
     const queue = new Queue<QueuedJobData>(definition.name, {
       connection,
       prefix,

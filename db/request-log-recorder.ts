@@ -1,7 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import { insertRequestLogs, type NewRequestLog } from '../db/repositories/request-logs.js';
-import type { RequestObserver } from './request-lifecycle.js';
+import { insertRequestLogs, type NewRequestLog } from './repositories/request-logs.js';
 
 export interface RequestLogOptions {
   /** Longest a row waits in memory before it is written, in ms. Default 1000. */
@@ -15,9 +14,9 @@ export interface RequestLogOptions {
 }
 
 /**
- * Records every authenticated API call (`timestamp, customer_id, service_type, method, status_code,
- * bytes_out`) for metering, off the request path: the middleware only pushes a row into memory when the
- * response ends; a timer writes rows in bulk every `flushIntervalMs` or as soon as `batchSize` have
+ * Records calls (`timestamp, customer_id, service_type, method, status_code, bytes_out`) for metering, off
+ * the request path — every authenticated API call (api/request-log-observer.ts) and every scheduled run
+ * (workers/schedule-ticks): `record` only pushes a row into memory; a timer writes rows in bulk every `flushIntervalMs` or as soon as `batchSize` have
  * gathered. A failed write keeps the rows for the next flush and never touches a request; the buffer is
  * bounded, so a long database outage drops rows (counted in `stats.dropped` and logged) instead of memory.
  */
@@ -61,7 +60,10 @@ export class RequestLogRecorder {
       this.stats.dropped += 1;
       if (Date.now() - this.lastDropWarning > 10_000) {
         this.lastDropWarning = Date.now();
-        this.logger.warn({ dropped: this.stats.dropped, buffered: this.buffer.length }, 'request-log buffer full: dropping rows (is PostgreSQL reachable?)');
+        this.logger.warn(
+          { dropped: this.stats.dropped, buffered: this.buffer.length },
+          'request-log buffer full: dropping rows (is PostgreSQL reachable?)',
+        );
       }
       return;
     }
@@ -69,24 +71,6 @@ export class RequestLogRecorder {
     this.stats.recorded += 1;
     if (this.buffer.length >= this.batchSize && !this.flushing) setImmediate(() => void this.flush());
   }
-
-  /**
-   * The request observer (see `requestLifecycle`): when a request has ended, whether its answer was sent
-   * or the client went away, records the call if authentication set `req.principal` on the way — so
-   * every authenticated call is recorded, whichever router authenticated it, with the body bytes written.
-   */
-  readonly observer: RequestObserver = ({ req, res, startedAt, bytesOut }) => {
-    const principal = req.principal;
-    if (!principal) return;
-    this.record({
-      timestamp: new Date(startedAt),
-      customerId: principal.customerId,
-      serviceType: principal.serviceType,
-      method: req.method,
-      statusCode: res.statusCode,
-      bytesOut: bytesOut(),
-    });
-  };
 
   /**
    * Writes everything buffered now, batch by batch; resolves when done or when a write failed (the rows stay

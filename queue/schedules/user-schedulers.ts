@@ -1,5 +1,5 @@
 import type { Schedule } from '../../db/entities/schedule.entity.js';
-import { tickJobOptions, type ScheduleTickQueue } from '../schedule-ticks/tick-queue.js';
+import { tickJobOptions, type ScheduleTickQueue } from './tick-queue.js';
 import { nextCronRun } from './schedule-rules.js';
 
 /**
@@ -12,7 +12,8 @@ export const schedulerIdFor = (customerId: string, name: string): string => `cus
 /** What the clock needs: when to fire. The job itself is read from the schedule's row at each tick. */
 type ScheduleTiming = Pick<Schedule, 'customerId' | 'name' | 'cron' | 'everyMs' | 'tz'>;
 
-const repeatOf = (schedule: ScheduleTiming) => (schedule.cron !== null ? { pattern: schedule.cron, tz: schedule.tz } : { every: Number(schedule.everyMs) });
+const repeatOf = (schedule: ScheduleTiming) =>
+  schedule.cron !== null ? { pattern: schedule.cron, tz: schedule.tz } : { every: Number(schedule.everyMs) };
 
 /** Creates or replaces the schedule's job scheduler on the tick queue. An `every` schedule fires at once, then every interval. */
 export async function upsertScheduler(ticks: ScheduleTickQueue, schedule: ScheduleTiming): Promise<void> {

@@ -1,24 +1,37 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { JobRecord, JobState } from '../entities/job-record.entity.js';
+import { jobSelectList } from './job-columns.js';
 
-export interface UnfinishedJob {
-  id: string;
-  queueJobId: string | null;
-  type: string;
-  state: 'queued' | 'delayed' | 'active';
-  customerId: string;
-  payload: unknown;
-  maxAttempts: number;
-  priority: number;
-  delayMs: number;
-  webhookUrl: string | null;
-  createdAt: Date;
-}
+const unfinishedJobProperties = [
+  'id',
+  'queueJobId',
+  'type',
+  'state',
+  'customerId',
+  'payload',
+  'maxAttempts',
+  'priority',
+  'delayMs',
+  'webhookUrl',
+  'createdAt',
+] as const;
+
+/** What the sweeper needs of an accepted job not yet final. */
+export type UnfinishedJob = Omit<Pick<JobRecord, (typeof unfinishedJobProperties)[number]>, 'state'> & {
+  state: Extract<JobState, 'queued' | 'delayed' | 'active'>;
+};
+
+const unfinishedJobColumns = jobSelectList(unfinishedJobProperties);
 
 /** Accepted jobs not yet final and older than `graceMs`, oldest first, after `afterId` (keyset). */
-export async function listUnfinishedJobs(em: EntityManager, graceMs: number, afterId: string | null, limit: number): Promise<UnfinishedJob[]> {
+export async function listUnfinishedJobs(
+  em: EntityManager,
+  graceMs: number,
+  afterId: string | null,
+  limit: number,
+): Promise<UnfinishedJob[]> {
   return em.getConnection().execute<UnfinishedJob[]>(
-    `select id, queue_job_id as "queueJobId", type, state, customer_id as "customerId", payload,
-            max_attempts as "maxAttempts", priority, delay_ms as "delayMs", webhook_url as "webhookUrl", created_at as "createdAt"
+    `select ${unfinishedJobColumns}
        from jobs
       where state in ('queued', 'delayed', 'active')
         and created_at < now() - (? * interval '1 millisecond')

@@ -1,30 +1,18 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { uuidv7 } from 'uuidv7';
-import type { Role } from '../../db/entities/user.entity.js';
-import { inTransaction } from '../../db/transaction.js';
+import type { User } from '../entities/user.entity.js';
+import { inTransaction } from '../transaction.js';
 
 /**
  * The SQL behind registration, login, refresh tokens and TOS acceptance. Every function takes the
  * entity manager it runs on, so callers decide the transaction.
  */
 
-export interface UserRow {
-  id: string;
-  customerId: string;
-  email: string;
-  passwordHash: string;
-  role: Role;
-  createdAt: string;
-}
+export type UserRow = Pick<User, 'id' | 'customerId' | 'email' | 'passwordHash' | 'role' | 'createdAt'>;
 
 const userColumns = `id, customer_id as "customerId", email, password_hash as "passwordHash", role, created_at as "createdAt"`;
 
-export interface NewAccount {
-  email: string;
-  passwordHash: string;
-  role: Role;
-  tosVersion: string;
-}
+export type NewAccount = Pick<User, 'email' | 'passwordHash' | 'role'> & { tosVersion: string };
 
 /**
  * Creates customer, user, TOS acceptance and the `compute` service (tier `starter`) in one transaction.
@@ -43,7 +31,9 @@ export async function createAccount(em: EntityManager, account: NewAccount): Pro
     // Nothing else has been written yet, so returning here commits an empty transaction.
     if (!user) return null;
     await tx.execute(`insert into customers (id, name) values (?, ?)`, [customerId, account.email]);
-    await tx.execute(`insert into service_instances (customer_id, service_type, tier, enabled) values (?, 'compute', 'starter', true)`, [customerId]);
+    await tx.execute(`insert into service_instances (customer_id, service_type, tier, enabled) values (?, 'compute', 'starter', true)`, [
+      customerId,
+    ]);
     await recordTosAcceptance(tx, user.id, account.tosVersion);
     return user;
   });
@@ -57,6 +47,15 @@ export async function findUserByEmail(em: EntityManager, email: string): Promise
 export async function findUserById(em: EntityManager, id: string): Promise<UserRow | null> {
   const [row] = await em.execute<UserRow[]>(`select ${userColumns} from users where id = ?`, [id]);
   return row ?? null;
+}
+
+/** Whether one of the customer's users is an admin: the platform's own (internal) customer, which billing never charges. */
+export async function hasAdminUser(em: EntityManager, customerId: string): Promise<boolean> {
+  const [row] = await em.execute<Array<{ internal: boolean }>>(
+    `select exists (select 1 from users where customer_id = ? and role = 'admin') as internal`,
+    [customerId],
+  );
+  return row?.internal ?? false;
 }
 
 /** The version the gate compares against: the most recently accepted one. */
@@ -90,10 +89,13 @@ export interface RefreshTokenGrant {
 }
 
 export async function insertRefreshToken(em: EntityManager, grant: RefreshTokenGrant): Promise<void> {
-  await em.execute(
-    `insert into refresh_tokens (id, user_id, family_id, token_hash, expires_at) values (?, ?, ?, ?, ?::timestamptz)`,
-    [uuidv7(), grant.userId, grant.familyId, grant.tokenHash, grant.expiresAt.toISOString()],
-  );
+  await em.execute(`insert into refresh_tokens (id, user_id, family_id, token_hash, expires_at) values (?, ?, ?, ?, ?::timestamptz)`, [
+    uuidv7(),
+    grant.userId,
+    grant.familyId,
+    grant.tokenHash,
+    grant.expiresAt.toISOString(),
+  ]);
 }
 
 export type RotationOutcome =

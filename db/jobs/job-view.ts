@@ -1,9 +1,9 @@
-import type { JobRecord } from './entities/job-record.entity.js';
+import type { StoredJob } from './job-columns.js';
 
 const iso = (value: Date | string | null | undefined): string | undefined => (value ? new Date(value).toISOString() : undefined);
 
 /** The public shape of a job (GET /jobs/:id). */
-export function jobView(job: JobRecord) {
+export function jobView(job: StoredJob) {
   return {
     id: job.id,
     type: job.type,

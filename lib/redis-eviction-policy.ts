@@ -18,10 +18,14 @@ export async function assertNoEviction(redis: Redis, logger: Logger): Promise<vo
     const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
     policy = reply[1] ?? null;
   } catch (error) {
-    if (!isReplyError(error)) throw new ConfigError(`REDIS_URL: Redis did not answer (${error instanceof Error ? error.message : String(error)})`);
+    if (!isReplyError(error))
+      throw new ConfigError(`REDIS_URL: Redis did not answer (${error instanceof Error ? error.message : String(error)})`);
     const info = await redis.info('memory').catch(() => '');
     policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? null;
-    logger.warn({ err: error, policy }, 'Redis refused CONFIG GET maxmemory-policy (managed Redis?); read the policy from INFO memory instead');
+    logger.warn(
+      { err: error, policy },
+      'Redis refused CONFIG GET maxmemory-policy (managed Redis?); read the policy from INFO memory instead',
+    );
   }
   if (policy === null) {
     logger.warn('could not read the Redis maxmemory-policy; make sure it is noeviction, or queued jobs may be evicted');

@@ -1,0 +1,173 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { JobRecord, JobState } from '../entities/job-record.entity.js';
+import { executePrepared } from '../prepared.js';
+import { asyncCommit, jobColumnList, jobColumns, jobPlaceholders, jobRecordsetType, type JobRecordsetRow } from './job-columns.js';
+
+/** What a submitter sets on a new job's row; the database fills the rest (created_at, attempts so far…). */
+const newJobProperties = [
+  'id',
+  'customerId',
+  'type',
+  'state',
+  'payload',
+  'maxAttempts',
+  'priority',
+  'delayMs',
+  'webhookUrl',
+  'idempotencyKey',
+  'requestHash',
+  'scheduleName',
+] as const satisfies ReadonlyArray<keyof JobRecord>;
+
+const newJobColumns = jobColumnList(newJobProperties);
+const newJobPlaceholders = jobPlaceholders(newJobProperties);
+
+export type NewJobRow = Omit<Pick<JobRecord, (typeof newJobProperties)[number]>, 'state'> & {
+  state: Extract<JobState, 'queued' | 'delayed'>;
+};
+
+/**
+ * Inserts the row; with an idempotency key already used, inserts nothing and returns null. With
+ * `requireSubstrateId`, inserts only if the customer owns that substrate — the existence check and the
+ * insert in one statement.
+ */
+export async function insertJob(em: EntityManager, row: NewJobRow, requireSubstrateId?: string): Promise<JobRecord | null> {
+  const guard = requireSubstrateId ? 'where exists (select 1 from substrates where id = ? and customer_id = ?)' : '';
+  const rows = await em.getConnection().execute<JobRecord[]>(
+    `insert into jobs (${newJobColumns})
+     select ${newJobPlaceholders} ${guard}
+     on conflict (customer_id, idempotency_key) do nothing
+     returning ${jobColumns}`,
+    [
+      ...newJobProperties.map((property) => (property === 'payload' ? JSON.stringify(row.payload) : row[property])),
+      ...(requireSubstrateId ? [requireSubstrateId, row.customerId] : []),
+    ],
+  );
+  return rows[0] ?? null;
+}
+
+const insertJobsSelect = (durability: string) => `
+  insert into jobs (${newJobColumns})
+  select ${jobColumnList(newJobProperties, 'v')}
+    from jsonb_to_recordset($1::jsonb) as v(${jobRecordsetType(newJobProperties)}, substrate_id text)
+    -- One primary-key probe per row: a plain EXISTS here became a hash of the whole substrates table.
+    left join lateral (select true as found from substrates s where s.id = v.substrate_id and s.customer_id = v.customer_id limit 1) owned on true${durability}
+   where v.substrate_id is null or owned.found
+  on conflict (customer_id, idempotency_key) do nothing
+  returning ${jobColumns}`;
+const insertJobsDurably = insertJobsSelect('');
+const insertJobsQuickly = `with ${asyncCommit} ${insertJobsSelect(', durability')}`;
+
+export interface JobInsert {
+  row: NewJobRow;
+  requireSubstrateId?: string;
+  /**
+   * Commit without waiting for the disk (default false: wait). Only for a job whose submitter will
+   * answer 200 with its outcome, or else call `makeJobDurable` before answering 202.
+   */
+  quick?: boolean;
+}
+
+/**
+ * Many `insertJob`s in one prepared statement (for a GroupCommit): each row with its own optional
+ * substrate guard; returns, per row, the inserted record or null (key already used, or substrate
+ * missing). The commit waits for the disk unless every row is `quick`.
+ */
+export async function insertJobs(em: EntityManager, rows: JobInsert[]): Promise<Array<JobRecord | null>> {
+  if (rows.length === 0) return [];
+  const quick = rows.every((insert) => insert.quick === true);
+  const inserted = await executePrepared<JobRecord>(
+    em,
+    quick ? 'jobs-insert-quick' : 'jobs-insert',
+    quick ? insertJobsQuickly : insertJobsDurably,
+    [
+      JSON.stringify(
+        rows.map(
+          ({ row, requireSubstrateId }) =>
+            ({
+              id: row.id,
+              customer_id: row.customerId,
+              type: row.type,
+              state: row.state,
+              payload: row.payload ?? null,
+              max_attempts: row.maxAttempts,
+              priority: row.priority,
+              delay_ms: row.delayMs,
+              webhook_url: row.webhookUrl,
+              idempotency_key: row.idempotencyKey,
+              request_hash: row.requestHash,
+              schedule_name: row.scheduleName ?? undefined,
+              substrate_id: requireSubstrateId ?? null,
+            }) satisfies JobRecordsetRow<(typeof newJobProperties)[number]> & { substrate_id: string | null },
+        ),
+      ),
+    ],
+  );
+  const byId = new Map(inserted.map((job) => [job.id, job]));
+  return rows.map(({ row }) => byId.get(row.id) ?? null);
+}
+
+const bulkProperties = ['id', 'payload'] as const;
+
+/**
+ * Many jobs of one type and customer, queued with the type's attempts, in one multi-row INSERT (the bulk
+ * submit path: no idempotency keys, no substrate guard). `jobs` pairs each new id with its payload.
+ */
+export async function insertJobsBulk(
+  em: EntityManager,
+  customerId: string,
+  type: string,
+  maxAttempts: number,
+  jobs: Array<JobRecordsetRow<(typeof bulkProperties)[number]>>,
+): Promise<void> {
+  await em.getConnection().execute(
+    `insert into jobs (${jobColumnList(['id', 'customerId', 'type', 'state', 'payload', 'maxAttempts'])})
+     select v.id, ?, ?, 'queued', v.payload, ? from jsonb_to_recordset(?::jsonb) as v(${jobRecordsetType(bulkProperties)})`,
+    [customerId, type, maxAttempts, JSON.stringify(jobs)],
+  );
+}
+
+/** What a job answered without running records: the rest is fixed (completed now, no attempt). */
+export type FinishedJobRow = Pick<JobRecord, 'id' | 'customerId' | 'type' | 'payload' | 'result'>;
+const finishedJobProperties = ['id', 'customerId', 'type', 'payload', 'result'] as const satisfies ReadonlyArray<keyof FinishedJobRow>;
+
+const insertFinishedJobsStatement = `with ${asyncCommit}
+     insert into jobs (${jobColumnList(['id', 'customerId', 'type', 'state', 'payload', 'result', 'attemptsMade', 'maxAttempts', 'startedAt', 'finishedAt'])})
+     select v.id, v.customer_id, v.type, 'completed', v.payload, v.result, 0, 1, now(), now()
+       from jsonb_to_recordset($1::jsonb) as v(${jobRecordsetType(finishedJobProperties)}), durability`;
+
+/**
+ * Jobs answered without running (an invocation served from the cache), recorded completed in one
+ * prepared INSERT. The commit does not wait for the disk: the caller already has its answer (200 with
+ * the result), so a row lost to a crash in the next moments breaks no promise of acceptance.
+ */
+export async function insertFinishedJobs(em: EntityManager, rows: FinishedJobRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await executePrepared(em, 'jobs-insert-finished', insertFinishedJobsStatement, [
+    JSON.stringify(
+      rows.map(
+        (row) =>
+          ({ id: row.id, customer_id: row.customerId, type: row.type, payload: row.payload, result: row.result }) satisfies JobRecordsetRow<
+            keyof FinishedJobRow
+          >,
+      ),
+    ),
+  ]);
+}
+
+/**
+ * Whether the job's row is stored, made durable: this statement's commit writes a record (the
+ * transaction id forces one) and waits for the disk, which flushes every earlier quick commit too.
+ * False means the row was lost (PostgreSQL restarted before its quick commit reached the disk).
+ */
+export async function isJobDurable(em: EntityManager, id: string): Promise<boolean> {
+  const [row] = await em
+    .getConnection()
+    .execute<Array<{ present: boolean }>>(`select txid_current() as xid, exists (select 1 from jobs where id = ?) as present`, [id]);
+  return row?.present === true;
+}
+
+/** Frees a key whose 24 h window has passed, so it can name a new job. */
+export async function releaseIdempotencyKey(em: EntityManager, jobId: string): Promise<void> {
+  await em.getConnection().execute(`update jobs set idempotency_key = null where id = ?`, [jobId]);
+}

@@ -1,0 +1,121 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { JobRecord } from '../entities/job-record.entity.js';
+import { executePrepared } from '../prepared.js';
+import { asyncCommit, jobColumns, notifyFinishedJobs } from './job-columns.js';
+
+/**
+ * The state changes of running jobs, written by the workers' JobStateWriter in batches: one prepared
+ * statement per kind of write, its rows passed as one JSON parameter (jsonb_to_recordset: no per-row
+ * bindings to format and send) and their ids as an array, so that the plan (made once, whatever the
+ * table's size then) finds the rows through the primary key instead of hashing the table; each commits
+ * without waiting for the WAL flush (`synchronous_commit = off`, set inside the statement so it needs no
+ * transaction round trips): if PostgreSQL crashes in the next few hundred ms and loses this write, the row
+ * is still `active` while BullMQ holds the outcome, and the sweeper copies the outcome from Redis (or, if
+ * Redis lost it too, runs the job again). Accepting a job, by contrast, always waits for the disk.
+ *
+ * A start time comes from the worker's clock (epoch ms): it is kept between the row's `created_at` and
+ * the database's `now()`, so clocks a little apart never show a job started before it was accepted or
+ * after it finished. An outcome whose start the worker does not know (BullMQ failed a stalled job) is
+ * given its finishing time.
+ */
+
+/** The stored start of an attempt: its start time `v.started` (epoch ms) kept within the row's life so far; `now()` when unknown. */
+const startedAt = `greatest(j.created_at, least(to_timestamp(v.started / 1000), now()))`;
+
+/** An attempt that has run a while: its attempt number and start (epoch ms). */
+export interface ActiveState {
+  attempts: number;
+  started: number;
+}
+
+/**
+ * Marks jobs `active`. A `failed` row comes back to life only for a later attempt than the one that
+ * failed it: that is a retry an operator asked for (Bull Board's Retry; BullMQ keeps counting attempts).
+ * A late write from the attempt that failed carries no higher count, and `cancelled` and `completed` rows
+ * stay final.
+ */
+export async function writeActiveStates(em: EntityManager, actives: Map<string, ActiveState>): Promise<void> {
+  await executePrepared(
+    em,
+    'job-state-active',
+    `with ${asyncCommit}
+     update jobs as j set state = 'active', started_at = coalesce(j.started_at, ${startedAt}), attempts_made = v.attempts,
+            finished_at = case when j.state = 'failed' then null else j.finished_at end
+       from jsonb_to_recordset($1::jsonb) as v(id uuid, attempts int, started float8), durability
+      where j.id = any($2::uuid[]) and j.id = v.id and (j.state in ('queued', 'delayed') or (j.state = 'failed' and v.attempts > j.attempts_made))`,
+    [JSON.stringify([...actives].map(([id, attempt]) => ({ id, ...attempt }))), [...actives.keys()]],
+  );
+}
+
+/** Records progress (GET /jobs/:id), only on rows still active. */
+export async function writeProgress(em: EntityManager, progress: Map<string, unknown>): Promise<void> {
+  await executePrepared(
+    em,
+    'job-state-progress',
+    `with ${asyncCommit}
+     update jobs as j set progress = v.progress
+       from jsonb_to_recordset($1::jsonb) as v(id uuid, progress jsonb), durability
+      where j.id = any($2::uuid[]) and j.id = v.id and j.state = 'active'`,
+    [JSON.stringify([...progress].map(([id, value]) => ({ id, progress: value }))), [...progress.keys()]],
+  );
+}
+
+/** An attempt's outcome: final (`completed`, `failed`), or `queued` again while BullMQ retries. */
+export interface FinalState {
+  id: string;
+  state: 'completed' | 'failed' | 'queued';
+  result: unknown;
+  error: string | null;
+  attemptsMade: number;
+  /** Someone waits for it (`Prefer: wait`): the statement announces the stored row (`notifyFinishedJobs`). */
+  notify: boolean;
+  /** When the attempt began (epoch ms); null when the writer does not know. */
+  startedAt: number | null;
+}
+
+/**
+ * Stores outcomes; never overwrites a final row, except that a later attempt may reopen a `failed` one
+ * (see writeActiveStates). The rows someone waits for are announced on `noticeChannel` by the same
+ * statement, so the notice leaves with the commit.
+ */
+export async function writeFinalStates(em: EntityManager, finals: Map<string, FinalState>, noticeChannel: string): Promise<void> {
+  const rows = [...finals.values()];
+  await executePrepared(
+    em,
+    'job-state-final',
+    `with ${asyncCommit}, updated as (
+       update jobs as j set state = v.state, result = v.result, error = v.error, attempts_made = v.attempts,
+              started_at = coalesce(j.started_at, ${startedAt}),
+              finished_at = case when v.state in ('completed', 'failed') then now() else null end
+         from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, result jsonb, error text, attempts int, notify boolean, started float8), durability
+        where j.id = any($2::uuid[]) and j.id = v.id and (j.state in ('queued', 'delayed', 'active') or (j.state = 'failed' and v.attempts > j.attempts_made))
+       returning j.*, v.notify)
+     ${notifyFinishedJobs('$3')}`,
+    [
+      JSON.stringify(
+        rows.map((w) => ({
+          id: w.id,
+          state: w.state,
+          result: w.result ?? null,
+          error: w.error,
+          attempts: w.attemptsMade,
+          notify: w.notify,
+          started: w.startedAt,
+        })),
+      ),
+      [...finals.keys()],
+      noticeChannel,
+    ],
+  );
+}
+
+/** Marks a queued, delayed or active job cancelled; returns the row when it changed. */
+export async function cancelJobRow(em: EntityManager, customerId: string, id: string): Promise<JobRecord | null> {
+  const rows = await em.getConnection().execute<JobRecord[]>(
+    `update jobs set state = 'cancelled', finished_at = now(), error = coalesce(error, 'cancelled by the user')
+      where id = ? and customer_id = ? and state in ('queued', 'delayed', 'active')
+      returning ${jobColumns}`,
+    [id, customerId],
+  );
+  return rows[0] ?? null;
+}
