@@ -5,6 +5,7 @@
  *   npm run bench                      # every scenario at full size
  *   npm run bench -- --quick           # smaller N (a smoke run)
  *   npm run bench -- --only=wait-latency,batch-10k
+ *   npm run bench -- --only=peers      # queue-drain beside raw BullMQ, graphile-worker and pg-boss
  */
 import autocannon from 'autocannon';
 import { Queue, QueueEvents } from 'bullmq';
@@ -19,6 +20,7 @@ import { getJobDefinition } from '../../jobs/registry.js';
 import { createQueues, closeQueues } from '../../workers/queues.js';
 import { submitJobsBulk } from '../../workers/submit-job.js';
 import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
+import { runPeers } from './peers/scenario.js';
 import { collectGarbage, cpuBreakdown, cpuSeconds, postJson, cpuSecondsMatching, percentile, round, rssMiB, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
 
 const args = process.argv.slice(2);
@@ -164,6 +166,17 @@ async function main(): Promise<void> {
       const platform = n / platformSeconds;
       const baseline = n / baselineSeconds;
       report({ scenario: 'queue-drain', n, unit: 'jobs/s', platform: round(platform), baseline: round(baseline), ratio: round(platform / baseline, 3), target: 'ratio >= 0.8', met: platform / baseline >= 0.8, details: { platform_seconds: round(platformSeconds, 3), baseline_seconds: round(baselineSeconds, 3), cpu_seconds_during_platform_run: cpu, cpu_seconds_during_baseline_run: baselineCpu } });
+    }
+
+    if (wanted('peers')) {
+      const n = quick ? 10_000 : 50_000;
+      const chrysalis = async () => {
+        await settlePlatform();
+        const { result: seconds, cpu } = await cpuBreakdown(cpuGroups, () => drain(n));
+        return { seconds, cpu };
+      };
+      const print = (side: object) => console.log(JSON.stringify({ ...side, versions }));
+      report(await runPeers({ n, adminUrl: adminUrl.toString(), databasePrefix: database, redisUrl, queuePrefix: basePrefix, chrysalis, sharedCpu: cpuGroups, log, print }));
     }
 
     if (wanted('http-submit')) {
