@@ -5,6 +5,7 @@
  *   npm run bench                      # every scenario at full size
  *   npm run bench -- --quick           # smaller N (a smoke run)
  *   npm run bench -- --only=wait-latency,batch-10k
+ *   npm run bench -- --only=peers      # queue-drain beside raw BullMQ, graphile-worker and pg-boss
  */
 import autocannon from 'autocannon';
 import { Queue, QueueEvents } from 'bullmq';
@@ -19,6 +20,7 @@ import { getJobDefinition } from '../../jobs/registry.js';
 import { createQueues, closeQueues } from '../../queue/queues.js';
 import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
 import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
+import { runPeers } from './peers/scenario.js';
 import {
   collectGarbage,
   cpuBreakdown,
@@ -235,6 +237,29 @@ async function main(): Promise<void> {
           cpu_seconds_during_baseline_run: baselineCpu,
         },
       });
+    }
+
+    if (wanted('peers')) {
+      const n = quick ? 10_000 : 50_000;
+      const chrysalis = async () => {
+        await settlePlatform();
+        const { result: seconds, cpu } = await cpuBreakdown(cpuGroups, () => drain(n));
+        return { seconds, cpu };
+      };
+      const print = (side: object) => console.log(JSON.stringify({ ...side, versions }));
+      report(
+        await runPeers({
+          n,
+          adminUrl: adminUrl.toString(),
+          databasePrefix: database,
+          redisUrl,
+          queuePrefix: basePrefix,
+          chrysalis,
+          sharedCpu: cpuGroups,
+          log,
+          print,
+        }),
+      );
     }
 
     if (wanted('http-submit')) {
