@@ -23,7 +23,7 @@ const isMissingRoute = (error: unknown) => error instanceof ChrysalisProblem && 
 /** A fetch that answers from a script (no server), recording each request. */
 function scriptedFetch(answers: Array<(request: Request) => Response>) {
   const requests: Request[] = [];
-  const fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
+  const fetch = async (input: string | URL | Request, init?: RequestInit) => {
     const request = new Request(input, init);
     requests.push(request);
     const answer = answers.shift();
