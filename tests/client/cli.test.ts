@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queueFor } from '../../workers/queues.js';
 import type { TestUser } from '../helpers/accounts.js';
+import { waitFor } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 
@@ -27,22 +29,25 @@ interface Run {
   stderr: string;
 }
 
-/** Runs `chrysalis ARGS` as a user would (its own process, its own config file), feeding `input` on stdin. */
-function chrysalis(args: string[], input = ''): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      env: { PATH: process.env.PATH, HOME: home, CHRYSALIS_CONFIG: configFile, CHRYSALIS_BASE_URL: suite.app.baseUrl },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+/** Starts `chrysalis ARGS` as a user would (its own process, its own config file), feeding `input` on stdin. */
+function start(args: string[], input = '') {
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { PATH: process.env.PATH, HOME: home, CHRYSALIS_CONFIG: configFile, CHRYSALIS_BASE_URL: suite.app.baseUrl },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdin.end(input);
+  const done = new Promise<Run>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
   });
+  return { done, stdout: () => stdout };
 }
+
+const chrysalis = (args: string[], input = ''): Promise<Run> => start(args, input).done;
 
 const json = (run: Run) => {
   expect(run.code, run.stderr).not.toBe(2);
@@ -104,7 +109,7 @@ describe('the chrysalis CLI against a running instance', () => {
 
     const human = await chrysalis(['batch', file, '--no-progress']);
     expect(human.stderr).toBe('');
-    expect(human.stdout).toMatch(/^5000 items in 1 batch \(.+\): 4998 completed, 2 failed\n  line 42: 0x0000000000000001: .+\n  line 5000: /);
+    expect(human.stdout).toMatch(/^5000 items in 1 batch \(.+\): 4998 completed, 2 failed\n {2}line 42: 0x0000000000000001: .+\n {2}line 5000: /);
 
     fs.writeFileSync(file, lines.slice(0, 3).join('\n') + '\n{broken\n');
     const broken = await chrysalis(['batch', file]);
@@ -132,8 +137,12 @@ describe('the chrysalis CLI against a running instance', () => {
   });
 
   it('tails a job’s events until it is final, one JSON line per event with --json', async () => {
-    const accepted = json(await chrysalis(['submit', 'invoke', '--payload', JSON.stringify({ substrate_id: substrateId, parameters: { x: 9, y: 9 } }), '--delay-ms', '1000', '--json']));
-    const run = await chrysalis(['events', accepted.id, '--json']);
+    const accepted = json(await chrysalis(['submit', 'invoke', '--payload', JSON.stringify({ substrate_id: substrateId, parameters: { x: 9, y: 9 } }), '--delay-ms', '3600000', '--json']));
+    const tail = start(['events', accepted.id, '--json']);
+    await waitFor(async () => tail.stdout().includes('"delayed"'), 20_000);
+    // The job runs now rather than in an hour, while the CLI is following it.
+    await (await queueFor(suite.app.deps.queues, 'invoke').getJob(accepted.id))!.promote();
+    const run = await tail.done;
     expect(run.code, run.stderr).toBe(0);
     const events = run.stdout.trim().split('\n').map((line) => JSON.parse(line));
     expect(events[0]).toMatchObject({ event: 'state', data: { state: 'delayed' } });
