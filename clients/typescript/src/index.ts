@@ -1,4 +1,4 @@
-export { ChrysalisClient, apiBaseUrl, bulkChunkSize, isJob, type ChrysalisClientOptions, type SubmitOptions } from './client.js';
+export { ChrysalisClient, apiBaseUrl, bulkChunkSize, isJob, readBody, unwrap, type ChrysalisClientOptions, type SubmitOptions } from './client.js';
 export { ChrysalisProblem, parseRetryAfter, type FieldError } from './problem.js';
 export { TimeoutError, type WaitOptions } from './wait.js';
 export type { JobEvent, JobEventsOptions } from './events.js';
