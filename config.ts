@@ -18,8 +18,18 @@ const fairWeights = z.string().transform((value, ctx): FairWeights => {
   for (const entry of value.split(',').map((part) => part.trim())) {
     const [tier, weight, extra] = entry.split('=').map((part) => part.trim());
     const number = Number(weight);
-    if (!fairTiers.includes(tier as never) || extra !== undefined || weight === '' || !Number.isFinite(number) || number <= 0 || number > 1_000_000) {
-      ctx.addIssue({ code: 'custom', message: `"${entry}" is not tier=weight (tiers ${fairTiers.join(', ')}; weight a positive number up to 1,000,000)` });
+    if (
+      !fairTiers.includes(tier as never) ||
+      extra !== undefined ||
+      weight === '' ||
+      !Number.isFinite(number) ||
+      number <= 0 ||
+      number > 1_000_000
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${entry}" is not tier=weight (tiers ${fairTiers.join(', ')}; weight a positive number up to 1,000,000)`,
+      });
       return z.NEVER;
     }
     if (weights[tier as keyof FairWeights] !== undefined) {

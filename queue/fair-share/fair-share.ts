@@ -125,7 +125,8 @@ export function laneSeq(id: string): number {
   return Number.isFinite(millis) ? Math.floor(millis / 1000) % 2 ** 32 : 0;
 }
 
-const laneScore = (job: Pick<AdmittedJob, 'id' | 'priority' | 'seq'>) => String((job.priority ?? 0) * 2 ** 32 + (job.seq ?? laneSeq(job.id)));
+const laneScore = (job: Pick<AdmittedJob, 'id' | 'priority' | 'seq'>) =>
+  String((job.priority ?? 0) * 2 ** 32 + (job.seq ?? laneSeq(job.id)));
 
 /** The weight of a tier in `weights` (FAIR_WEIGHTS); 1 for a tier it does not name. */
 export function fairWeight<Tier extends string>(tier: Tier, weights: Partial<Record<Tier, number>>): number {

@@ -70,7 +70,12 @@ describe('fair sharing of a shard', () => {
     ] as const) {
       const backlog = ids(3000);
       for (const id of backlog) owner.set(id, customerId);
-      initial.push(...(await fair.admit(key, backlog.map((id) => ({ id, customerId, weight })))));
+      initial.push(
+        ...(await fair.admit(
+          key,
+          backlog.map((id) => ({ id, customerId, weight })),
+        )),
+      );
     }
 
     // Four workers in simulated time, taking released jobs in release order (as BullMQ does).
@@ -163,9 +168,9 @@ describe('fair sharing of a shard', () => {
     const { fair, clock } = engine();
     const key = shard();
     const [id] = ids(1);
-    expect(await fair.admit(key, [{ id: id!, customerId: 'A', weight: 1, delayUntil: clock.now + 60_000, hints: '{"notify":true}' }])).toEqual(
-      [],
-    );
+    expect(
+      await fair.admit(key, [{ id: id!, customerId: 'A', weight: 1, delayUntil: clock.now + 60_000, hints: '{"notify":true}' }]),
+    ).toEqual([]);
     expect(await fair.release(key, [])).toEqual([]);
     clock.now += 59_000;
     expect(await fair.release(key, [])).toEqual([]);
@@ -226,7 +231,12 @@ describe('fair sharing of a shard', () => {
       const { fair, clock } = engine({ windowMs: 2, minInflight: 2, defaultCostMs: 1, graceMs: 1000 });
       const { queue, key } = shardQueue();
       const [kept, lost, waiting] = ids(3);
-      expect(await fair.admit(key, [kept!, lost!, waiting!].map((id) => ({ id, customerId: 'B', weight: 1 })))).toEqual([kept, lost]);
+      expect(
+        await fair.admit(
+          key,
+          [kept!, lost!, waiting!].map((id) => ({ id, customerId: 'B', weight: 1 })),
+        ),
+      ).toEqual([kept, lost]);
       await queue.add('invoke', {}, { jobId: kept! });
       // `lost` never reached BullMQ (its worker died between pop and add): the window stays full…
       expect(await fair.release(key, [])).toEqual([]);
