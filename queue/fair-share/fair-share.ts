@@ -151,7 +151,14 @@ export function createFairShare(redis: Redis | Cluster, options: FairShareOption
   return {
     async admit(queueKey, jobs) {
       if (jobs.length === 0) return [];
-      const args = jobs.flatMap((job) => [job.id, job.customerId, job.weight, laneScore(job), job.delayUntil ?? 0, job.hints ?? '']);
+      const args = jobs.flatMap((job) => [
+        job.id,
+        job.customerId,
+        job.weight,
+        laneScore(job),
+        job.delayUntil ?? 0,
+        job.hints === undefined || job.hints === '{}' ? '' : job.hints,
+      ]);
       return (await call('admit', queueKey, args)) as string[];
     },
     async release(queueKey, finished) {
