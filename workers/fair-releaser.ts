@@ -116,7 +116,8 @@ export class FairReleaser {
 
   /**
    * One leader tick: when this process holds (or takes) the lock, a reconcile of every shard when one is
-   * due, then a release with nothing finished in every shard not flushing already.
+   * due, then a release with nothing finished in every shard not flushing already. Every process also
+   * retries here the batches of its own that a failed release kept.
    */
   async tickIfLeader(): Promise<boolean> {
     const held = await this.deps.redis.eval(
@@ -128,7 +129,13 @@ export class FairReleaser {
       this.owner,
       this.tickMs * 5,
     );
-    if (held !== 1) return false;
+    if (held !== 1) {
+      // Not the leader: only retry this process's own batches that a failed release kept.
+      await Promise.all(
+        [...this.shards].map(([key, shard]) => (shard.pending.length > 0 && !shard.flushing ? this.flush(key) : undefined)),
+      );
+      return false;
+    }
     const keys = this.deps.shardKeys();
     // Repair first, so a window it frees fills in the same tick.
     if (Date.now() - this.lastReconcile >= this.reconcileEveryMs) {

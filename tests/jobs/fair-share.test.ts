@@ -128,6 +128,38 @@ describe('fair sharing of a shard', () => {
     expect(seen.size).toBe(backlog.length);
   });
 
+  it('releases every job exactly once when several worker processes release at the same time', async () => {
+    const other = redis.duplicate();
+    const key = shard();
+    const processes = [redis, other].map((client) => createFairShare(client, { windowMs: 8, minInflight: 4, defaultCostMs: 1 }));
+    const backlog = ids(600);
+    const customerOf = new Map(backlog.map((id, i) => [id, i % 3 === 0 ? 'B' : 'A']));
+    const ready = await processes[0]!.admit(
+      key,
+      backlog.map((id) => ({ id, customerId: customerOf.get(id)!, weight: 1 })),
+    );
+    const released = [...ready];
+    // Each process takes released jobs and reports them finished, concurrently with the other.
+    await Promise.all(
+      processes.map(async (fair) => {
+        while (released.length < backlog.length || ready.length > 0) {
+          const id = ready.shift();
+          const next = await fair.release(key, id ? [{ id, customerId: customerOf.get(id)!, workMs: 1 }] : []);
+          for (const job of next) {
+            released.push(job.id);
+            ready.push(job.id);
+          }
+          if (!id && next.length === 0) await new Promise((resolve) => setImmediate(resolve));
+        }
+      }),
+    );
+    await other.quit();
+    expect(released).toHaveLength(backlog.length);
+    expect(new Set(released).size).toBe(backlog.length);
+    expect(await redis.zcard(`${key}:fair:inflight`)).toBe(0);
+    expect(await redis.hget(`${key}:fair:meta`, 'work')).toBe('0');
+  });
+
   it('caps the released jobs of one customer per shard, and lets another use the room', async () => {
     const { fair } = engine({ windowMs: 1000, defaultCostMs: 1, maxReleasedPerCustomer: 3 });
     const key = shard();
