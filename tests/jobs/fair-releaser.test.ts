@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { findReleasableJobs } from '../../db/jobs/find-jobs.js';
 import { createFairShare, type FairShareOptions } from '../../queue/fair-share/fair-share.js';
 import { bulkJobsOf, FairReleaser } from '../../workers/fair-releaser.js';
@@ -106,6 +106,31 @@ describe('fair releaser', () => {
     const released = await queue.getJob(ids[3]!);
     expect(released?.data).toMatchObject({ customerId, payload: { parameters: { x: 3 } }, notify: true });
     expect(await queue.getJob(ids[2]!)).toBeUndefined();
+  });
+
+  it('keeps a batch whose release failed and sends it again on the next tick, leader or not', async () => {
+    const { fair, key, deps } = shardWithReleaser();
+    const calls: number[] = [];
+    let failNext = true;
+    const flaky = {
+      ...fair,
+      release: async (queueKey: string, finished: Parameters<typeof fair.release>[1]) => {
+        calls.push(finished.length);
+        if (failNext) {
+          failNext = false;
+          throw new Error('Redis is away');
+        }
+        return fair.release(queueKey, finished);
+      },
+    };
+    const releaser = new FairReleaser({ ...deps, fair: flaky, prefix: 'no-lock-here', shardKeys: () => [] });
+    await redis().set('no-lock-here:{fair-tick}:lock', 'someone else', 'PX', 60_000);
+    releaser.finished(key, { id: randomUUID(), customerId, workMs: 1 });
+    releaser.finished(key, { id: randomUUID(), customerId, workMs: 1 });
+    await vi.waitFor(() => expect(calls).toEqual([2]));
+    expect(await releaser.tickIfLeader()).toBe(false);
+    expect(calls).toEqual([2, 2]);
+    await redis().del('no-lock-here:{fair-tick}:lock');
   });
 
   it('lets one process lead the tick, which releases what a lost release left held and heals the window', async () => {
