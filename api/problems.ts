@@ -89,16 +89,19 @@ export function fieldErrors(error: z.ZodError, source: string, unknownFieldHints
   return error.issues.flatMap((issue) => {
     const path = [source, ...issue.path.map(String)].join('.');
     if (issue.code !== 'unrecognized_keys') return [{ field: path, message: issue.message }];
-    const hinted = issue.keys.filter((key) => Object.hasOwn(unknownFieldHints, key));
-    const unknown = issue.keys.filter((key) => !Object.hasOwn(unknownFieldHints, key));
-    return [
-      ...(unknown.length > 0
-        ? [{ field: unknown.map((key) => `${path}.${key}`).join(', '), message: `unknown field${unknown.length > 1 ? 's' : ''}` }]
-        : []),
-      ...hinted.map((key) => ({ field: `${path}.${key}`, message: unknownFieldHints[key] as string })),
-    ];
+    // One error per unknown key, so a body of 90,000 unknown keys answers the first `maxListedErrors` and a count
+    // (ProblemError caps the list) rather than one field naming them all (it had answered 3.7 MB).
+    return issue.keys.map((key) =>
+      Object.hasOwn(unknownFieldHints, key)
+        ? { field: `${path}.${key}`, message: unknownFieldHints[key] as string }
+        : { field: `${path}.${shortKey(key)}`, message: 'unknown field' },
+    );
   });
 }
+
+/** Longest key a field error repeats; a longer one is cut with `…` (a 1 MiB key must not come back whole). */
+const maxEchoedKeyLength = 128;
+const shortKey = (key: string): string => (key.length > maxEchoedKeyLength ? `${key.slice(0, maxEchoedKeyLength)}…` : key);
 
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new ProblemError('not-found', `no route for ${req.method} ${req.path}`));
