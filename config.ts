@@ -51,6 +51,10 @@ const envSchema = z.object({
   TRUST_PROXY: z.string().default('false'),
   /** Reads and writes per minute per customer and service are the tier's figures (starter 1,000 and 100, pro 10,000 and 1,000) times this. Default 1. */
   RATE_LIMIT_MULTIPLIER: z.coerce.number().positive().max(1_000_000).default(1),
+  /** Worker threads of the API's bcrypt pool (password hashing off the event loop). Default 1. */
+  PASSWORD_HASH_THREADS: z.coerce.number().int().min(1).max(64).default(1),
+  /** Password hashes that may wait for a bcrypt thread; past it register/login answer 503 with Retry-After. Default 32. */
+  PASSWORD_HASH_MAX_QUEUE: z.coerce.number().int().min(0).max(100_000).default(32),
   /** POST /auth/register attempts per minute per client IP. Default 5. */
   RATE_LIMIT_REGISTER_PER_MIN: z.coerce.number().int().min(1).max(1_000_000).default(5),
   /** POST /auth/login attempts per minute per client IP. Default 10. */
@@ -119,6 +123,8 @@ export interface Config {
   logLevel: string;
   trustProxy: boolean | number | string[];
   rateLimitMultiplier: number;
+  passwordHashThreads: number;
+  passwordHashMaxQueue: number;
   rateLimitRegisterPerMin: number;
   rateLimitLoginPerMin: number;
   readyRequiresWorker: boolean;
@@ -226,6 +232,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     rateLimitMultiplier: e.RATE_LIMIT_MULTIPLIER,
+    passwordHashThreads: e.PASSWORD_HASH_THREADS,
+    passwordHashMaxQueue: e.PASSWORD_HASH_MAX_QUEUE,
     rateLimitRegisterPerMin: e.RATE_LIMIT_REGISTER_PER_MIN,
     rateLimitLoginPerMin: e.RATE_LIMIT_LOGIN_PER_MIN,
     readyRequiresWorker: e.READY_REQUIRES_WORKER,

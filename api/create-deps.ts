@@ -11,6 +11,7 @@ import { closeQueues, createQueues } from '../queue/queues.js';
 import { createScheduleTickQueue } from '../queue/schedules/tick-queue.js';
 import { createJobInserter } from '../queue/submit-job.js';
 import { createWebhookQueue } from '../queue/webhook-queue.js';
+import { closePasswordHasher, usePasswordHasher } from './auth/passwords.js';
 import { PrincipalCache } from './auth/principal.js';
 import type { ApiDeps } from './deps.js';
 import { JobWaiter } from './job-waiter.js';
@@ -20,6 +21,7 @@ import { RequestLogRecorder } from '../db/request-log-recorder.js';
 /** Opens every connection the API needs. `close()` releases them all. */
 export async function createApiDeps(config: Config, logger: Logger): Promise<ApiDeps & { close(): Promise<void> }> {
   const orm = await createOrm(config.databaseUrl);
+  const passwordHasher = usePasswordHasher({ threads: config.passwordHashThreads, maxQueue: config.passwordHashMaxQueue });
   const redis = createRedis(config.redisUrl, 'commands');
   const queueConnection = createRedis(config.redisUrl, 'blocking');
   const subscriber = createRedis(config.redisUrl, 'blocking');
@@ -74,6 +76,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
       await scheduleTicks.close();
       await Promise.all([redis.quit(), queueConnection.quit(), subscriber.quit()]);
       await orm.close();
+      await closePasswordHasher(passwordHasher);
     },
   };
 }
