@@ -56,7 +56,10 @@ describe('errors of a saturated or unreachable database', () => {
   it.each([
     ['pg connect timeout', new Error('timeout expired')],
     ['pg-pool connect timeout', new Error('timeout exceeded when trying to connect')],
-    ['knex acquire timeout', Object.assign(new Error('Knex: Timeout acquiring a connection. The pool is probably full.'), { name: 'KnexTimeoutError' })],
+    [
+      'knex acquire timeout',
+      Object.assign(new Error('Knex: Timeout acquiring a connection. The pool is probably full.'), { name: 'KnexTimeoutError' }),
+    ],
     ['too many clients', Object.assign(new Error('sorry, too many clients already'), { code: '53300' })],
     ['a wrapped cause', new Error('select failed', { cause: new Error('timeout expired') })],
   ])('answers %s with 503 and Retry-After', (_name, error) => {
