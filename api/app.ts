@@ -9,6 +9,7 @@ import { httpMetrics } from './metrics.js';
 import { refuseBodyUnlessJson } from './json-content-type.js';
 import { errorHandler, notFoundHandler } from './problems.js';
 import { createRateLimits } from './rate-limits.js';
+import { inFlightLimit } from './concurrency-limits.js';
 import { batchesRoutes } from './routes/batches.routes.js';
 import { docsRoutes } from './routes/docs.routes.js';
 import { jobEventsRoutes } from './routes/job-events.routes.js';
@@ -138,6 +139,7 @@ function meteredRoutes(deps: ApiDeps, auth: RequestHandler, rateLimit: RequestHa
 
   const metered = express.Router();
   metered.use(auth);
+  metered.use(inFlightLimit(deps.leases, deps.config));
   metered.use(under(['/billing', '/services', '/admin'], account));
   metered.use((req, res, next) => {
     assertActiveService(principalOf(req));

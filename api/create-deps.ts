@@ -6,6 +6,7 @@ import { FinishedJobListener, finishedJobsChannel } from '../queue/job-notices.j
 import { insertFinishedJobs, type FinishedJobRow } from '../db/jobs/insert-jobs.js';
 import { createOrm } from '../db/orm.js';
 import { createRedis } from '../lib/redis.js';
+import { LeaseSemaphores } from '../lib/lease-semaphore.js';
 import { addQueueDepthSource } from '../lib/metrics/catalog.js';
 import { closeQueues, createQueues } from '../queue/queues.js';
 import { createScheduleTickQueue } from '../queue/schedules/tick-queue.js';
@@ -50,6 +51,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   // Under load, lookups gather for up to 1 ms: one HMGET for several requests instead of one each.
   const cache = new InvocationCache(redis, config.queuePrefix, { lookupLingerMs: 1 });
   cache.onLookup = countApiCacheLookup;
+  const leases = new LeaseSemaphores(redis, `${config.queuePrefix}:concurrency`, { leaseMs: config.concurrencyLeaseMs });
   return {
     config,
     orm,
@@ -64,7 +66,9 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
     jobInserter,
     waiter,
     requestLog,
+    leases,
     async close() {
+      leases.close();
       await finishedJobs.drain();
       await jobInserter.drain();
       await requestLog.close();
