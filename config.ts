@@ -20,7 +20,10 @@ const tierFigures = (defaults: string) =>
     .default(defaults)
     .transform((text, ctx) => {
       const figures: Partial<TierFigures> = {};
-      for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+      for (const part of text
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean)) {
         const match = /^(starter|pro|enterprise)=(\d+)$/.exec(part);
         if (!match || Number(match[2]) < 1) {
           ctx.addIssue({ code: 'custom', message: `"${part}" is not tier=number (tiers ${tierNames.join(', ')}; numbers ≥ 1)` });

@@ -121,8 +121,6 @@ export class LeaseSemaphores {
   }
 
   private async renew(): Promise<void> {
-    await Promise.all(
-      [...this.held].map(([key, tokens]) => this.redis.leaseRenew(key, this.leaseMs, ...tokens).catch(() => undefined)),
-    );
+    await Promise.all([...this.held].map(([key, tokens]) => this.redis.leaseRenew(key, this.leaseMs, ...tokens).catch(() => undefined)));
   }
 }

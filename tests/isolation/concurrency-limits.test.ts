@@ -42,7 +42,10 @@ const heldInvoke = (user: TestUser, x: number, seconds = 4) =>
 
 async function setTier(user: TestUser, tier: string) {
   const me = await suite.request('GET', '/api/v1/auth/me', { token: user.accessToken });
-  await suite.app.sql(`update service_instances set tier = $1 where customer_id = $2 and service_type = 'compute'`, [tier, me.body.customer_id]);
+  await suite.app.sql(`update service_instances set tier = $1 where customer_id = $2 and service_type = 'compute'`, [
+    tier,
+    me.body.customer_id,
+  ]);
   await suite.app.deps.principals.invalidateCustomer(me.body.customer_id);
 }
 
@@ -111,12 +114,16 @@ describe('open event streams per customer', () => {
     expect(victims.status).toBe(200);
     victims.close();
     first.close();
-    const third = await waitFor(async () => {
-      const attempt = await openSse(url, { token: attacker.accessToken });
-      if (attempt.status === 200) return attempt;
-      attempt.close();
-      return null;
-    }, 10_000, 100);
+    const third = await waitFor(
+      async () => {
+        const attempt = await openSse(url, { token: attacker.accessToken });
+        if (attempt.status === 200) return attempt;
+        attempt.close();
+        return null;
+      },
+      10_000,
+      100,
+    );
     third.close();
   });
 });
@@ -140,10 +147,14 @@ describe('LeaseSemaphores', () => {
     await sleep(900); // three lifetimes: renewals kept it
     expect(await survivor.acquire('s', 1)).toEqual({ full: 1 });
     dying.close(); // the process dies: no release, no renewal
-    const taken = await waitFor(async () => {
-      const attempt = await survivor.acquire('s', 1);
-      return 'release' in attempt ? attempt : null;
-    }, 5_000, 50);
+    const taken = await waitFor(
+      async () => {
+        const attempt = await survivor.acquire('s', 1);
+        return 'release' in attempt ? attempt : null;
+      },
+      5_000,
+      50,
+    );
     taken.release();
     survivor.close();
   });
