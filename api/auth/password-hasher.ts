@@ -18,8 +18,9 @@ const taskFile = fileURLToPath(new URL(`./password.task.${import.meta.url.endsWi
 
 /**
  * bcrypt in a small Piscina pool, off the API's event loop. The queue is bounded: past it a hash is refused
- * at once with 503 and Retry-After (never waits without bound, never stalls other requests). Threads are
- * started on first use and exit when idle, so a process that never hashes pays nothing.
+ * at once with 503 and Retry-After (never waits without bound, never stalls other requests). The pool is made
+ * on first use (passwords.ts), so a process that never hashes starts no thread; idle threads do not keep a
+ * process alive.
  */
 export class PasswordHasher {
   private readonly pool: Piscina;
@@ -28,7 +29,8 @@ export class PasswordHasher {
     const threads = options.threads ?? 1;
     this.pool = new Piscina({
       filename: taskFile,
-      minThreads: 0,
+      // Kept warm: a thread that exits when idle makes the next login pay its start-up (seconds under load).
+      minThreads: threads,
       maxThreads: threads,
       maxQueue: options.maxQueue ?? 32,
       idleTimeout: 30_000,
