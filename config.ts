@@ -48,6 +48,35 @@ const fairWeights = z.string().transform((value, ctx): FairWeights => {
 
 const hexKey = z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (32 bytes)');
 
+const tierNames = ['starter', 'pro', 'enterprise'] as const;
+export type TierFigures = Record<(typeof tierNames)[number], number>;
+
+/** A per-tier figure as `starter=10,pro=50,enterprise=200`: every tier named once, each a whole number ≥ 1. */
+const tierFigures = (defaults: string) =>
+  z
+    .string()
+    .default(defaults)
+    .transform((text, ctx) => {
+      const figures: Partial<TierFigures> = {};
+      for (const part of text
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean)) {
+        const match = /^(starter|pro|enterprise)=(\d+)$/.exec(part);
+        if (!match || Number(match[2]) < 1) {
+          ctx.addIssue({ code: 'custom', message: `"${part}" is not tier=number (tiers ${tierNames.join(', ')}; numbers ≥ 1)` });
+          return z.NEVER;
+        }
+        figures[match[1] as keyof TierFigures] = Number(match[2]);
+      }
+      const missing = tierNames.filter((tier) => figures[tier] === undefined);
+      if (missing.length > 0) {
+        ctx.addIssue({ code: 'custom', message: `names no figure for ${missing.join(', ')} (give e.g. ${defaults})` });
+        return z.NEVER;
+      }
+      return figures as TierFigures;
+    });
+
 /** Every variable Chrysalis reads, with its default. Nothing else reads `process.env`. */
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -89,6 +118,18 @@ const envSchema = z.object({
   TRUST_PROXY: z.string().default('false'),
   /** Reads and writes per minute per customer and service are the tier's figures (starter 1,000 and 100, pro 10,000 and 1,000) times this. Default 1. */
   RATE_LIMIT_MULTIPLIER: z.coerce.number().positive().max(1_000_000).default(1),
+  /** Worker threads of the API's bcrypt pool (password hashing off the event loop). Default 1. */
+  PASSWORD_HASH_THREADS: z.coerce.number().int().min(1).max(64).default(1),
+  /** Password hashes that may wait for a bcrypt thread; past it register/login answer 503 with Retry-After. Default 32. */
+  PASSWORD_HASH_MAX_QUEUE: z.coerce.number().int().min(0).max(100_000).default(32),
+  /** Requests one customer may have in flight at once, across all API processes, by tier; past it 429. Default `starter=10,pro=50,enterprise=200`. */
+  TIER_MAX_IN_FLIGHT: tierFigures('starter=10,pro=50,enterprise=200'),
+  /** Event streams (GET /jobs/:id/events) one customer may hold open at once, across all API processes, by tier; past it 429. Default `starter=5,pro=50,enterprise=500`. */
+  TIER_MAX_STREAMS: tierFigures('starter=5,pro=50,enterprise=500'),
+  /** How long a place in those limits outlives the process holding it (leases renewed every third of it), in ms. Default 30000. */
+  CONCURRENCY_LEASE_MS: z.coerce.number().int().min(300).max(600_000).default(30_000),
+  /** Batch items (a batch job's invocations; any other job 1) one customer's schedules may submit per minute, by tier; a schedule that alone would exceed it is refused with 422. Default `starter=1000,pro=20000,enterprise=200000`. */
+  TIER_SCHEDULE_ITEMS_PER_MIN: tierFigures('starter=1000,pro=20000,enterprise=200000'),
   /** POST /auth/register attempts per minute per client IP. Default 5. */
   RATE_LIMIT_REGISTER_PER_MIN: z.coerce.number().int().min(1).max(1_000_000).default(5),
   /** POST /auth/login attempts per minute per client IP. Default 10. */
@@ -165,6 +206,12 @@ export interface Config {
   logLevel: string;
   trustProxy: boolean | number | string[];
   rateLimitMultiplier: number;
+  passwordHashThreads: number;
+  tierMaxInFlight: TierFigures;
+  tierMaxStreams: TierFigures;
+  concurrencyLeaseMs: number;
+  tierScheduleItemsPerMin: TierFigures;
+  passwordHashMaxQueue: number;
   rateLimitRegisterPerMin: number;
   rateLimitLoginPerMin: number;
   readyRequiresWorker: boolean;
@@ -276,6 +323,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     rateLimitMultiplier: e.RATE_LIMIT_MULTIPLIER,
+    passwordHashThreads: e.PASSWORD_HASH_THREADS,
+    tierMaxInFlight: e.TIER_MAX_IN_FLIGHT,
+    tierMaxStreams: e.TIER_MAX_STREAMS,
+    concurrencyLeaseMs: e.CONCURRENCY_LEASE_MS,
+    tierScheduleItemsPerMin: e.TIER_SCHEDULE_ITEMS_PER_MIN,
+    passwordHashMaxQueue: e.PASSWORD_HASH_MAX_QUEUE,
     rateLimitRegisterPerMin: e.RATE_LIMIT_REGISTER_PER_MIN,
     rateLimitLoginPerMin: e.RATE_LIMIT_LOGIN_PER_MIN,
     readyRequiresWorker: e.READY_REQUIRES_WORKER,

@@ -9,6 +9,7 @@ import { httpMetrics } from './metrics.js';
 import { refuseBodyUnlessJson } from './json-content-type.js';
 import { errorHandler, notFoundHandler } from './problems.js';
 import { createRateLimits } from './rate-limits.js';
+import { inFlightLimit } from './concurrency-limits.js';
 import { batchesRoutes } from './routes/batches.routes.js';
 import { docsRoutes } from './routes/docs.routes.js';
 import { jobEventsRoutes } from './routes/job-events.routes.js';
@@ -29,6 +30,8 @@ import { inputGuard } from './input-guard.js';
 
 /** Routes that take bodies up to 16 MiB; everything else stops at 1 MiB (413). */
 const largeBodyRoutes = new Set(['/api/v1/batches', '/api/v1/substrates/batch', '/api/v1/admin/usage/ingest']);
+/** Routes that check their (up to 16 MiB) bodies item by item in bounded slices, so the input guard skips them. */
+const slicedBodyRoutes = new Set(['/api/v1/substrates/batch']);
 /** The one /api/v1 route whose body is not JSON (NDJSON; the route checks its own type). */
 const nonJsonRoutes = new Set(['/api/v1/admin/usage/ingest']);
 const jsonTypes = ['application/json', 'application/*+json'];
@@ -91,7 +94,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(requestLifecycle([httpMetrics, accessLog(deps.logger), requestLogObserver(deps.requestLog)]));
   app.use(securityHeaders());
   app.use(jsonBodies());
-  app.use(inputGuard());
+  app.use(inputGuard({ bodyCheckedByRoute: slicedBodyRoutes }));
 
   const rateLimits = createRateLimits(deps.redis, deps.config);
   const auth = authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals });
@@ -136,6 +139,7 @@ function meteredRoutes(deps: ApiDeps, auth: RequestHandler, rateLimit: RequestHa
 
   const metered = express.Router();
   metered.use(auth);
+  metered.use(inFlightLimit(deps.leases, deps.config));
   metered.use(under(['/billing', '/services', '/admin'], account));
   metered.use((req, res, next) => {
     assertActiveService(principalOf(req));

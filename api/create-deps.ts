@@ -6,11 +6,13 @@ import { FinishedJobListener, finishedJobsChannel } from '../queue/job-notices.j
 import { insertFinishedJobs, type FinishedJobRow } from '../db/jobs/insert-jobs.js';
 import { createOrm } from '../db/orm.js';
 import { createRedis } from '../lib/redis.js';
+import { LeaseSemaphores } from '../lib/lease-semaphore.js';
 import { addQueueDepthSource } from '../lib/metrics/catalog.js';
 import { closeQueues, createQueues } from '../queue/queues.js';
 import { createScheduleTickQueue } from '../queue/schedules/tick-queue.js';
 import { createJobInserter } from '../queue/submit-job.js';
 import { createWebhookQueue } from '../queue/webhook-queue.js';
+import { closePasswordHasher, usePasswordHasher } from './auth/passwords.js';
 import { PrincipalCache } from './auth/principal.js';
 import type { ApiDeps } from './deps.js';
 import { JobWaiter } from './job-waiter.js';
@@ -20,6 +22,7 @@ import { RequestLogRecorder } from '../db/request-log-recorder.js';
 /** Opens every connection the API needs. `close()` releases them all. */
 export async function createApiDeps(config: Config, logger: Logger): Promise<ApiDeps & { close(): Promise<void> }> {
   const orm = await createOrm(config.databaseUrl);
+  const passwordHasher = usePasswordHasher({ threads: config.passwordHashThreads, maxQueue: config.passwordHashMaxQueue });
   const redis = createRedis(config.redisUrl, 'commands');
   const queueConnection = createRedis(config.redisUrl, 'blocking');
   const subscriber = createRedis(config.redisUrl, 'blocking');
@@ -48,6 +51,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   // Under load, lookups gather for up to 1 ms: one HMGET for several requests instead of one each.
   const cache = new InvocationCache(redis, config.queuePrefix, { lookupLingerMs: 1 });
   cache.onLookup = countApiCacheLookup;
+  const leases = new LeaseSemaphores(redis, `${config.queuePrefix}:concurrency`, { leaseMs: config.concurrencyLeaseMs });
   return {
     config,
     orm,
@@ -62,7 +66,9 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
     jobInserter,
     waiter,
     requestLog,
+    leases,
     async close() {
+      leases.close();
       await finishedJobs.drain();
       await jobInserter.drain();
       await requestLog.close();
@@ -74,6 +80,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
       await scheduleTicks.close();
       await Promise.all([redis.quit(), queueConnection.quit(), subscriber.quit()]);
       await orm.close();
+      await closePasswordHasher(passwordHasher);
     },
   };
 }

@@ -12,6 +12,7 @@ import type { WebhookQueue } from '../queue/webhook-queue.js';
 import type { PrincipalCache } from './auth/principal.js';
 import type { JobWaiter } from './job-waiter.js';
 import type { RequestLogRecorder } from '../db/request-log-recorder.js';
+import type { LeaseSemaphores } from '../lib/lease-semaphore.js';
 
 /** Everything the HTTP edge talks to. Built by `api/main.ts` (or a test) and handed to `createApp`. */
 export interface ApiDeps {
@@ -33,4 +34,6 @@ export interface ApiDeps {
   waiter: JobWaiter;
   /** Buffers request-log rows of authenticated calls and writes them in bulk (metering reads them). */
   requestLog: RequestLogRecorder;
+  /** Per-customer concurrency limits shared by every API process (requests in flight, open event streams). */
+  leases: LeaseSemaphores;
 }

@@ -89,16 +89,19 @@ export function fieldErrors(error: z.ZodError, source: string, unknownFieldHints
   return error.issues.flatMap((issue) => {
     const path = [source, ...issue.path.map(String)].join('.');
     if (issue.code !== 'unrecognized_keys') return [{ field: path, message: issue.message }];
-    const hinted = issue.keys.filter((key) => Object.hasOwn(unknownFieldHints, key));
-    const unknown = issue.keys.filter((key) => !Object.hasOwn(unknownFieldHints, key));
-    return [
-      ...(unknown.length > 0
-        ? [{ field: unknown.map((key) => `${path}.${key}`).join(', '), message: `unknown field${unknown.length > 1 ? 's' : ''}` }]
-        : []),
-      ...hinted.map((key) => ({ field: `${path}.${key}`, message: unknownFieldHints[key] as string })),
-    ];
+    // One error per unknown key, so a body of 90,000 unknown keys answers the first `maxListedErrors` and a count
+    // (ProblemError caps the list) rather than one field naming them all (it had answered 3.7 MB).
+    return issue.keys.map((key) =>
+      Object.hasOwn(unknownFieldHints, key)
+        ? { field: `${path}.${key}`, message: unknownFieldHints[key] as string }
+        : { field: `${path}.${shortKey(key)}`, message: 'unknown field' },
+    );
   });
 }
+
+/** Longest key a field error repeats; a longer one is cut with `…` (a 1 MiB key must not come back whole). */
+const maxEchoedKeyLength = 128;
+const shortKey = (key: string): string => (key.length > maxEchoedKeyLength ? `${key.slice(0, maxEchoedKeyLength)}…` : key);
 
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new ProblemError('not-found', `no route for ${req.method} ${req.path}`));
@@ -120,16 +123,29 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
   };
 }
 
+/**
+ * Messages of PostgreSQL or Redis being unreachable or saturated: knex's pool acquire timeout (every pooled
+ * connection busy), pg's connect timeout (`timeout expired`, a new connection not accepted within
+ * connectionTimeoutMillis — four 10 MB batches in parallel answered 500 with it), pg-pool's own, refused or
+ * reset sockets, PostgreSQL starting or stopping, Redis gone.
+ */
 const unavailablePattern =
-  /Timeout acquiring a connection|ECONNREFUSED|ECONNRESET|Connection terminated|connect ETIMEDOUT|the database system is (starting up|shutting down)|Connection is closed|MaxRetriesPerRequestError/i;
+  /Timeout acquiring a connection|timeout expired|timeout exceeded when trying to connect|ECONNREFUSED|ECONNRESET|Connection terminated|connect ETIMEDOUT|the database system is (starting up|shutting down)|too many clients already|Connection is closed|MaxRetriesPerRequestError/i;
+/** Error names that mean the same: MikroORM's and knex's own classes for them. */
+const unavailableNames = new Set(['ConnectionException', 'KnexTimeoutError']);
+/** SQLSTATEs of a server refusing connections for now: too_many_connections, cannot_connect_now. */
+const unavailableCodes = new Set(['53300', '57P03']);
 
-/** PostgreSQL or Redis unreachable: a 503 the client may retry, not a 500. */
+/** PostgreSQL or Redis unreachable or its pool exhausted: a 503 the client may retry, not a 500. Looks through `cause` (MikroORM wraps driver errors). */
 function isUnavailable(error: unknown): boolean {
-  const candidate = error as { name?: string; message?: string; code?: string } | null;
-  return Boolean(
-    candidate &&
-    (candidate.name === 'ConnectionException' || unavailablePattern.test(`${candidate.message ?? ''} ${candidate.code ?? ''}`)),
-  );
+  let candidate = error as { name?: string; message?: string; code?: string; cause?: unknown } | null;
+  for (let depth = 0; candidate && depth < 4; depth++) {
+    if (candidate.name && unavailableNames.has(candidate.name)) return true;
+    if (candidate.code && unavailableCodes.has(candidate.code)) return true;
+    if (unavailablePattern.test(`${candidate.message ?? ''} ${candidate.code ?? ''}`)) return true;
+    candidate = candidate.cause as typeof candidate;
+  }
+  return false;
 }
 
 function toProblem(error: unknown): ProblemError {

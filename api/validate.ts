@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { isLimitIssue } from '../jobs/input-limits.js';
-import { describeFieldErrors, fieldErrors, ProblemError } from './problems.js';
+import { describeFieldErrors, fieldErrors, ProblemError, type FieldError } from './problems.js';
 
 /**
  * The problem for input a zod schema refused, each field named under `source` (`body`, `query.limit`,
@@ -8,9 +8,13 @@ import { describeFieldErrors, fieldErrors, ProblemError } from './problems.js';
  * else 400 — malformed input is what has to be fixed first.
  */
 export function inputProblem(error: z.ZodError, source: string, what = source, unknownFieldHints?: Record<string, string>): ProblemError {
-  const errors = fieldErrors(error, source, unknownFieldHints);
+  return fieldErrorsProblem(fieldErrors(error, source, unknownFieldHints), error.issues.every(isLimitIssue), what);
+}
+
+/** The problem for field errors gathered from several zod errors (a bulk route checks item by item): 422 when all are limits, else 400. */
+export function fieldErrorsProblem(errors: FieldError[], allLimits: boolean, what: string): ProblemError {
   const listed = describeFieldErrors(errors);
-  if (error.issues.every(isLimitIssue)) return new ProblemError('unprocessable', `${what} exceeds a limit: ${listed}`, { errors });
+  if (allLimits) return new ProblemError('unprocessable', `${what} exceeds a limit: ${listed}`, { errors });
   return new ProblemError('validation', `invalid ${what}: ${listed}`, { errors });
 }
 

@@ -55,6 +55,11 @@ export interface JobDefinition<Payload = unknown, Result = unknown> {
    * refused at creation (404) otherwise, rather than failing at every run. Default: none.
    */
   substrateIds?(payload: Payload): string[];
+  /**
+   * Items of work one job of this payload is (a batch: its invocations): what a customer's budget of scheduled
+   * work counts (TIER_SCHEDULE_ITEMS_PER_MIN). Default 1.
+   */
+  workItems?(payload: Payload): number;
   /** The Piscina tasks its processor runs (`ctx.runTask`); the worker's pool serves exactly the registered job types' tasks. Default none. */
   tasks?: readonly TaskDeclaration[];
   /** Its own lifecycle hooks, run after the workers' common ones (metrics, webhooks). Default none. */

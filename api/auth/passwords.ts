@@ -1,4 +1,4 @@
-import bcrypt from 'bcryptjs';
+import { PasswordHasher, type PasswordHasherOptions } from './password-hasher.js';
 
 /** bcrypt cost factor for stored passwords. */
 export const bcryptCost = 12;
@@ -8,7 +8,27 @@ export const maxPasswordBytes = 72;
 
 export const passwordBytes = (password: string): number => Buffer.byteLength(password, 'utf8');
 
-export const hashPassword = (password: string): Promise<string> => bcrypt.hash(password, bcryptCost);
+/**
+ * This process's bcrypt pool (one per process: the routes, the admin pages and the bootstrap admin share it).
+ * The API sets it from its configuration (usePasswordHasher); anything else gets one with the defaults on first use.
+ */
+let current: PasswordHasher | null = null;
+const hasher = (): PasswordHasher => (current ??= new PasswordHasher());
+
+/** Makes a pool with these options this process's hasher (the one before finishes what it holds and idles out). */
+export function usePasswordHasher(options: PasswordHasherOptions): PasswordHasher {
+  current = new PasswordHasher(options);
+  return current;
+}
+
+/** Closes `pool`; if it was this process's hasher, the next hash starts one with the defaults. */
+export async function closePasswordHasher(pool: PasswordHasher): Promise<void> {
+  if (current === pool) current = null;
+  await pool.close();
+}
+
+/** A bcrypt hash of `password`, computed off the event loop; 503 (ProblemError) when the hasher's queue is full. */
+export const hashPassword = (password: string): Promise<string> => hasher().hash(password, bcryptCost);
 
 /**
  * Compared against when the account is unknown: a cost-12 hash of random bytes nobody kept. Fixed rather
@@ -18,9 +38,9 @@ const dummyHash = '$2b$12$rMUfEvbKO1YsvEK.BKlYh.q2r7QvhjJamsgm32PeIeV89jvA8FMem'
 
 /**
  * Checks a login password. Always runs exactly one bcrypt comparison — against a dummy hash when there is
- * no account — so response time does not reveal which emails are registered.
+ * no account — so response time does not reveal which emails are registered. Off the event loop, like hashPassword.
  */
 export async function verifyPassword(password: string, storedHash: string | null | undefined): Promise<boolean> {
-  const matches = await bcrypt.compare(password, storedHash ?? dummyHash);
+  const matches = await hasher().compare(password, storedHash ?? dummyHash);
   return matches && storedHash != null && passwordBytes(password) <= maxPasswordBytes;
 }

@@ -75,8 +75,9 @@ export const accountsDocs: RouteDocs = (registry) => {
     path: '/auth/register',
     summary: 'Create an account (and its customer, with the compute service at tier starter)',
     request: { body: jsonBody(registerBody) },
+    description: 'The password is hashed (bcrypt) in a small pool of threads; when its queue is full the answer is 503 with `Retry-After`.',
     responses: { 201: json(userSchema, 'Registered') },
-    problems: [409, 422, 429],
+    problems: [409, 422, 429, 503],
   });
   documentRoute(registry, {
     tag,
@@ -85,10 +86,10 @@ export const accountsDocs: RouteDocs = (registry) => {
     path: '/auth/login',
     summary: 'Exchange email and password for tokens',
     description:
-      'Limited per client IP, and per account: after 10 failed logins in 15 minutes (from any address) the account answers 429 with `Retry-After`, even to the right password, until the window ends; a successful login clears the count.',
+      'Limited per client IP, and per account: after 10 failed logins in 15 minutes (from any address) the account answers 429 with `Retry-After`, even to the right password, until the window ends; a successful login clears the count. The password is checked in a small pool of threads; when its queue is full the answer is 503 with `Retry-After`.',
     request: { body: jsonBody(loginBody) },
     responses: { 200: json(tokensSchema, 'Tokens') },
-    problems: [401, 429],
+    problems: [401, 429, 503],
   });
   documentRoute(registry, {
     tag,

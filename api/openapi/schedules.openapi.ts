@@ -26,7 +26,7 @@ export const schedulesDocs: RouteDocs = (registry) => {
     path: '/schedules',
     summary: 'Create or replace a schedule (upsert by name)',
     description:
-      'Give `cron` (with `tz`, default UTC) or `every_ms` (≥ 10,000). At most 100 schedules per customer. The job is checked whole: a substrate it names that the customer does not own answers 404, a cron that does not parse 422 naming the field at fault. The jobs it creates are ordinary jobs of the customer.',
+      "Give `cron` (with `tz`, default UTC) or `every_ms` (≥ 10,000). At most 100 schedules per customer. The job is checked whole: a substrate it names that the customer does not own answers 404, a cron that does not parse 422 naming the field at fault. The jobs it creates are ordinary jobs of the customer, each run taking a point of the write rate limit. A schedule whose densest minute would submit more items of work than the tier's budget of scheduled work (a batch counts its invocations, any other job 1; default starter 1,000, pro 20,000, enterprise 200,000 a minute) answers 422 naming `body.job.payload` (one run is too big) or `body.every_ms`/`body.cron` (too frequent).",
     request: { body: jsonBody(createScheduleBody) },
     responses: { 201: json(scheduleSchema, 'Created'), 200: json(scheduleSchema, 'Replaced') },
     problems: [404, 422],

@@ -3,6 +3,7 @@ import { finalStates, type JobState } from '../../db/entities/job-record.entity.
 import { findJob } from '../../db/jobs/find-jobs.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
+import { takeStreamPlace } from '../concurrency-limits.js';
 import { openEventStream } from '../event-stream.js';
 import { jobView } from '../../db/jobs/job-view.js';
 import type { JobEvent } from '../job-waiter.js';
@@ -35,7 +36,8 @@ export function jobEventsRoutes(deps: ApiDeps, options: JobEventsRoutesOptions =
   const router = Router();
 
   router.get('/jobs/:id/events', async (req, res) => {
-    const { customerId } = principalOf(req);
+    const principal = principalOf(req);
+    const { customerId } = principal;
     const { id } = parseInput(jobIdParams, req.params, 'params');
     const em = deps.orm.em.fork();
     const existing = await findJob(em, customerId, id);
@@ -45,6 +47,8 @@ export function jobEventsRoutes(deps: ApiDeps, options: JobEventsRoutesOptions =
       return;
     }
 
+    // Held until the stream ends; past the tier's open streams, 429.
+    await takeStreamPlace(deps.leases, deps.config, principal, res);
     const log = req.log ?? deps.logger;
     let lastState: JobState | null = null;
     // Events are handled one at a time, in arrival order, even when one needs a database read.

@@ -5,7 +5,13 @@ import type { Schedule } from '../../db/entities/schedule.entity.js';
 import { deleteSchedule, findSchedule, listSchedules, setSchedulePaused, upsertSchedule } from '../../db/repositories/schedules.js';
 import { existingSubstrateIds } from '../../db/repositories/substrates.js';
 import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
-import { cronProblem, intervalProblem, maxSchedulesPerCustomer, timeZoneProblem } from '../../queue/schedules/schedule-rules.js';
+import {
+  cronProblem,
+  intervalProblem,
+  maxSchedulesPerCustomer,
+  peakRunsPerMinute,
+  timeZoneProblem,
+} from '../../queue/schedules/schedule-rules.js';
 import { nextRunAt, removeScheduler, schedulerMatches, upsertScheduler } from '../../queue/schedules/user-schedulers.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
@@ -84,6 +90,17 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     } else {
       const problem = intervalProblem(body.every_ms as number);
       if (problem) throw unprocessable('body.every_ms', problem);
+    }
+    // The schedule's peak of work per minute must fit the tier's budget of scheduled work on its own.
+    const items = definition.workItems?.(payload.data) ?? 1;
+    const runsPerMinute = peakRunsPerMinute(body.cron !== undefined ? { cron: body.cron, tz } : { everyMs: body.every_ms as number });
+    const budget = deps.config.tierScheduleItemsPerMin[principal.tier];
+    if (items * runsPerMinute > budget) {
+      const perRun = `${items.toLocaleString('en-US')} item${items === 1 ? '' : 's'} a run`;
+      throw unprocessable(
+        items > budget ? 'body.job.payload' : body.cron !== undefined ? 'body.cron' : 'body.every_ms',
+        `would submit ${(items * runsPerMinute).toLocaleString('en-US')} items of work in a minute (${perRun}, up to ${runsPerMinute} run${runsPerMinute === 1 ? '' : 's'} a minute); tier ${principal.tier} allows ${budget.toLocaleString('en-US')} a minute of scheduled work`,
+      );
     }
     // Every substrate the job names must be the customer's now, or each run would fail on it (another customer's answers 404 too).
     const named = definition.substrateIds?.(payload.data) ?? [];

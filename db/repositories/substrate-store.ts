@@ -1,4 +1,4 @@
-import type { EntityManager } from '@mikro-orm/postgresql';
+import type { EntityManager, Knex } from '@mikro-orm/postgresql';
 import type { ExpressionType, Substrate } from '../entities/substrate.entity.js';
 
 export interface NewSubstrate {
@@ -16,23 +16,43 @@ export type SubstrateRow = Omit<Substrate, 'expression'>;
 const columns = `id, customer_id as "customerId", identity, expression_type as "expressionType", value, metadata,
   created_at as "createdAt", updated_at as "updatedAt"`;
 
-/** Inserts the substrates that do not exist yet; returns every requested row and which ones are new. */
+/** The row type of the substrates `jsonb_to_recordset` below. */
+const newSubstrateRecordset =
+  'id text, "customerId" uuid, identity text, "expressionType" text, expression text, value float8, metadata jsonb';
+
+/**
+ * Runs `sql` with `bindings` sent as statement parameters, on the entity manager's transaction if it has one.
+ * Not `connection.execute`: MikroORM inlines every parameter into the SQL text in JavaScript, which for a
+ * 10 MB batch of substrates held the event loop for 9 s (and let PostgreSQL connects time out).
+ */
+async function queryWithParameters<Row>(em: EntityManager, sql: string, bindings: unknown[]): Promise<Row[]> {
+  const knex = (em.getTransactionContext() as Knex.Transaction | undefined) ?? em.getConnection('write').getKnex();
+  const result = (await knex.raw(sql, bindings as Knex.RawBinding[])) as { rows: Row[] };
+  return result.rows;
+}
+
+/**
+ * Inserts the substrates that do not exist yet; returns every requested row and which ones are new. The rows go
+ * as one JSON parameter (`jsonb_to_recordset`), so neither the SQL text nor its parameter list grows with them.
+ */
 export async function upsertSubstrates(em: EntityManager, substrates: NewSubstrate[]): Promise<Array<SubstrateRow & { created: boolean }>> {
   if (substrates.length === 0) return [];
-  const connection = em.getConnection();
-  const inserted = await connection.execute<SubstrateRow[]>(
+  const inserted = await queryWithParameters<{ id: string }>(
+    em,
     `insert into substrates (id, customer_id, identity, expression_type, expression, value, metadata)
-     values ${substrates.map(() => '(?, ?, ?, ?, ?, ?, ?::jsonb)').join(', ')}
+     select v.id, v."customerId", v.identity, v."expressionType", v.expression, v.value, v.metadata
+       from jsonb_to_recordset(?::jsonb) as v(${newSubstrateRecordset})
      on conflict (id) do nothing
-     returning ${columns}`,
-    substrates.flatMap((s) => [s.id, s.customerId, s.identity, s.expressionType, s.expression, s.value, JSON.stringify(s.metadata)]),
+     returning id`,
+    [JSON.stringify(substrates)],
   );
   const created = new Set(inserted.map((row) => row.id));
   const customerId = substrates[0]?.customerId;
-  const existing = await connection.execute<SubstrateRow[]>(`select ${columns} from substrates where customer_id = ? and id in (?)`, [
-    customerId,
-    substrates.map((s) => s.id),
-  ]);
+  const existing = await queryWithParameters<SubstrateRow>(
+    em,
+    `select ${columns} from substrates where customer_id = ? and id = any(?::text[])`,
+    [customerId, substrates.map((s) => s.id)],
+  );
   const byId = new Map(existing.map((row) => [row.id, row]));
   return substrates.flatMap((s) => {
     const row = byId.get(s.id);

@@ -62,6 +62,7 @@ export const batchJob = defineJob({
   tasks: [evaluateManyTask],
   completionEvents: ['batch.completed'],
   substrateIds: (payload) => [...new Set(payload.invocations.map((invocation) => invocation.substrate_id))],
+  workItems: (payload) => payload.invocations.length,
   async process(payload, ctx) {
     const total = payload.invocations.length;
     const stored = await storedItemIndexes(ctx.em, ctx.jobId);

@@ -86,3 +86,29 @@ export function nextCronRun(cron: string, tz: string, from: Date = new Date()): 
     return null;
   }
 }
+
+/** Upcoming runs of a cron expression inspected for its peak rate: at most 6 a minute, so this spans 10 minutes or more. */
+const cronRunsForRate = 60;
+
+/**
+ * The most runs a schedule makes in any 60-second window: `ceil(60 s / every_ms)` for an interval; for a cron
+ * expression, the densest minute among its next 60 runs. A schedule's cost is its peak, not its average:
+ * an hourly run of 10,000 items submits all of them in one minute. Assumes the timing is valid (checked first).
+ */
+export function peakRunsPerMinute(timing: { cron: string; tz: string } | { everyMs: number }): number {
+  if ('everyMs' in timing) return Math.ceil(60_000 / timing.everyMs);
+  let runs: number[];
+  try {
+    runs = CronExpressionParser.parse(timing.cron, { tz: timing.tz })
+      .take(cronRunsForRate)
+      .map((date) => date.getTime());
+  } catch {
+    return 1;
+  }
+  let peak = runs.length > 0 ? 1 : 0;
+  for (let first = 0, last = 0; last < runs.length; last++) {
+    while ((runs[last] as number) - (runs[first] as number) >= 60_000) first++;
+    peak = Math.max(peak, last - first + 1);
+  }
+  return peak;
+}

@@ -29,4 +29,28 @@ describe('a long list of field errors is capped', () => {
     expect(response.body.errors).toHaveLength(2);
     expect(response.body).not.toHaveProperty('errors_total');
   });
+
+  it('answers a body of 90,000 unknown keys with the first 100 named and errors_total counting them all', async () => {
+    const body: Record<string, unknown> = { expression_type: 'constant', value: 1 };
+    for (let i = 0; i < 90_000; i++) body[`k${i}`] = 0;
+    const response = await post('/substrates', body);
+    expectProblem(response, 400, 'validation', ['body.k0', 'body.k99']);
+    expect(response.body.errors).toHaveLength(100);
+    expect(response.body.errors[0]).toEqual({ field: 'body.k0', message: 'unknown field' });
+    expect(response.body.errors_total).toBe(90_000);
+    expect(response.text.length).toBeLessThan(20_000);
+  });
+
+  it('cuts an unknown key of 500 KB to 128 characters where it names it', async () => {
+    const response = await post('/substrates', { expression_type: 'constant', value: 1, ['x'.repeat(500_000)]: 1 });
+    expectProblem(response, 400, 'validation');
+    expect(response.body.errors).toEqual([{ field: `body.${'x'.repeat(128)}…`, message: 'unknown field' }]);
+    expect(response.text.length).toBeLessThan(2_000);
+  });
+
+  it('names a single unknown field, as before', async () => {
+    const response = await post('/substrates', { expression_type: 'constant', value: 1, colour: 'red' });
+    expectProblem(response, 400, 'validation', ['body.colour']);
+    expect(response.body).not.toHaveProperty('errors_total');
+  });
 });

@@ -317,7 +317,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create an account (and its customer, with the compute service at tier starter) */
+        /**
+         * Create an account (and its customer, with the compute service at tier starter)
+         * @description The password is hashed (bcrypt) in a small pool of threads; when its queue is full the answer is 503 with `Retry-After`.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -391,6 +394,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description A dependency is unreachable (`unavailable`) */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -410,7 +422,7 @@ export interface paths {
         put?: never;
         /**
          * Exchange email and password for tokens
-         * @description Limited per client IP, and per account: after 10 failed logins in 15 minutes (from any address) the account answers 429 with `Retry-After`, even to the right password, until the window ends; a successful login clears the count.
+         * @description Limited per client IP, and per account: after 10 failed logins in 15 minutes (from any address) the account answers 429 with `Retry-After`, even to the right password, until the window ends; a successful login clears the count. The password is checked in a small pool of threads; when its queue is full the answer is 503 with `Retry-After`.
          */
         post: {
             parameters: {
@@ -466,6 +478,15 @@ export interface paths {
                 };
                 /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
                 429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A dependency is unreachable (`unavailable`) */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4507,7 +4528,7 @@ export interface paths {
         put?: never;
         /**
          * Create or replace a schedule (upsert by name)
-         * @description Give `cron` (with `tz`, default UTC) or `every_ms` (≥ 10,000). At most 100 schedules per customer. The job is checked whole: a substrate it names that the customer does not own answers 404, a cron that does not parse 422 naming the field at fault. The jobs it creates are ordinary jobs of the customer.
+         * @description Give `cron` (with `tz`, default UTC) or `every_ms` (≥ 10,000). At most 100 schedules per customer. The job is checked whole: a substrate it names that the customer does not own answers 404, a cron that does not parse 422 naming the field at fault. The jobs it creates are ordinary jobs of the customer, each run taking a point of the write rate limit. A schedule whose densest minute would submit more items of work than the tier's budget of scheduled work (a batch counts its invocations, any other job 1; default starter 1,000, pro 20,000, enterprise 200,000 a minute) answers 422 naming `body.job.payload` (one run is too big) or `body.every_ms`/`body.cron` (too frequent).
          */
         post: {
             parameters: {
