@@ -10,6 +10,40 @@ const booleanString = z
 
 const hexKey = z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (32 bytes)');
 
+/** The service tiers (db/entities/service-instance.entity.ts names the same three; config.ts imports nothing of ours). */
+export const configTiers = ['starter', 'pro', 'enterprise'] as const;
+export type ConfigTier = (typeof configTiers)[number];
+export type PerTier<T> = Record<ConfigTier, T>;
+
+/**
+ * A per-tier setting written `starter=1000,pro=20000,enterprise=100000`: a tier left out keeps its default;
+ * an unknown tier, a repeated one or a value that is not a whole number ≥ `min` is refused, naming it.
+ */
+function perTierCounts(defaults: PerTier<number>, min = 1) {
+  return z
+    .string()
+    .optional()
+    .transform((text, ctx): PerTier<number> => {
+      const values = { ...defaults };
+      const seen = new Set<string>();
+      for (const part of (text ?? '').split(',').map((item) => item.trim()).filter(Boolean)) {
+        const [tier, raw, ...rest] = part.split('=').map((item) => item.trim());
+        if (!configTiers.includes(tier as ConfigTier) || seen.has(tier as string)) {
+          ctx.addIssue({ code: 'custom', message: `"${part}": expected tier=value with a tier of ${configTiers.join(', ')}, each at most once` });
+          return z.NEVER;
+        }
+        const value = Number(raw);
+        if (rest.length > 0 || !Number.isInteger(value) || value < min) {
+          ctx.addIssue({ code: 'custom', message: `"${part}": the value must be a whole number ≥ ${min}` });
+          return z.NEVER;
+        }
+        seen.add(tier as string);
+        values[tier as ConfigTier] = value;
+      }
+      return values;
+    });
+}
+
 /** Every variable Chrysalis reads, with its default. Nothing else reads `process.env`. */
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -91,6 +125,13 @@ const envSchema = z.object({
   REQUEST_LOG_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
   /** Longest a recorded request waits before its row is flushed to PostgreSQL, in ms. Default 1000. */
   REQUEST_LOG_FLUSH_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
+  /**
+   * Most queued jobs (queued or delayed, not yet started) a customer may hold, per tier; a submit past it
+   * answers 429. `tier=count` list; tiers left out keep their default. Default `starter=1000,pro=20000,enterprise=100000`.
+   */
+  TIER_MAX_QUEUED: perTierCounts({ starter: 1000, pro: 20_000, enterprise: 100_000 }),
+  /** Most running jobs a customer may hold, per tier, before its submits answer 429. Default `starter=50,pro=500,enterprise=5000`. */
+  TIER_MAX_ACTIVE: perTierCounts({ starter: 50, pro: 500, enterprise: 5000 }),
   /** Where local state lives (embedded PostgreSQL, redis-server, generated secrets). Default `.data`. */
   DATA_DIR: z.string().default('.data'),
 });
@@ -138,6 +179,10 @@ export interface Config {
   escrowDeposits: 'development' | 'none';
   requestLogBufferMax: number;
   requestLogFlushMs: number;
+  /** Admission control (queue/admission.ts): most queued jobs per customer, by tier. */
+  tierMaxQueued: PerTier<number>;
+  /** Admission control: most active (running) jobs per customer, by tier. */
+  tierMaxActive: PerTier<number>;
   dataDir: string;
 }
 
@@ -244,6 +289,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     escrowDeposits: e.ESCROW_DEPOSITS ?? (e.NODE_ENV === 'production' ? 'none' : 'development'),
     requestLogBufferMax: e.REQUEST_LOG_BUFFER_MAX,
     requestLogFlushMs: e.REQUEST_LOG_FLUSH_MS,
+    tierMaxQueued: e.TIER_MAX_QUEUED,
+    tierMaxActive: e.TIER_MAX_ACTIVE,
     dataDir,
   };
 }

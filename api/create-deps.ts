@@ -10,6 +10,7 @@ import { addQueueDepthSource } from '../lib/metrics/catalog.js';
 import { closeQueues, createQueues } from '../queue/queues.js';
 import { createScheduleTickQueue } from '../queue/schedules/tick-queue.js';
 import { createJobInserter } from '../queue/submit-job.js';
+import { createAdmission } from '../queue/admission.js';
 import { createWebhookQueue } from '../queue/webhook-queue.js';
 import { PrincipalCache } from './auth/principal.js';
 import type { ApiDeps } from './deps.js';
@@ -62,6 +63,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
     jobInserter,
     waiter,
     requestLog,
+    admission: createAdmission(orm.em, config),
     async close() {
       await finishedJobs.drain();
       await jobInserter.drain();
