@@ -214,10 +214,9 @@ export async function insertJobsAllOrNothing(em: EntityManager, rows: JobInsert[
   const substrates = [...new Set(rows.map((insert) => insert.requireSubstrateId).filter((id): id is string => id !== undefined))];
   try {
     return await inTransaction(em, async (tx) => {
-      const connection = tx.getConnection();
       if (substrates.length > 0) {
         // One primary-key probe per distinct substrate (a plain NOT EXISTS could hash the whole table).
-        const [missing] = await connection.execute<Array<{ id: string }>>(
+        const [missing] = await tx.execute<Array<{ id: string }>>(
           `select wanted.id from jsonb_array_elements_text(?::jsonb) as wanted(id)
              left join lateral (select true as found from substrates s where s.id = wanted.id and s.customer_id = ? limit 1) owned on true
             where owned.found is null limit 1`,
@@ -229,14 +228,14 @@ export async function insertJobsAllOrNothing(em: EntityManager, rows: JobInsert[
         }
       }
       if (keys.length > 0) {
-        await connection.execute(
+        await tx.execute(
           `update jobs set idempotency_key = null
             where customer_id = ? and idempotency_key in (select jsonb_array_elements_text(?::jsonb))
               and created_at < now() - make_interval(secs => ?)`,
           [customerId, JSON.stringify(keys), keyWindowMs / 1000],
         );
       }
-      const inserted = await connection.execute<JobRecord[]>(insertJobsReturning, [
+      const inserted = await tx.execute<JobRecord[]>(insertJobsReturning, [
         JSON.stringify(
           rows.map(
             ({ row }) =>
@@ -261,7 +260,7 @@ export async function insertJobsAllOrNothing(em: EntityManager, rows: JobInsert[
       const unstoredKeys = rows.filter(({ row }) => !byId.has(row.id)).map(({ row }) => row.idempotencyKey);
       const existing =
         unstoredKeys.length > 0
-          ? await connection.execute<JobRecord[]>(`select ${jobColumns} from jobs where customer_id = ? and idempotency_key in (select jsonb_array_elements_text(?::jsonb))`, [
+          ? await tx.execute<JobRecord[]>(`select ${jobColumns} from jobs where customer_id = ? and idempotency_key in (select jsonb_array_elements_text(?::jsonb))`, [
               customerId,
               JSON.stringify(unstoredKeys),
             ])

@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { expectProblem } from '../auth/expect-problem.js';
+import { registerUser, type TestUser } from '../helpers/accounts.js';
+import { useTestApp } from '../helpers/suite.js';
+import { createExpressionSubstrate } from '../helpers/substrates.js';
+
+/**
+ * Admission control and the per-minute budget on submits (issue 16): small caps so a test reaches them.
+ * No workers: submitted jobs stay queued. Starter writes: 100 × 0.3 = 30 per minute.
+ */
+const suite = useTestApp({
+  env: { TIER_MAX_QUEUED: 'starter=40', TIER_MAX_ACTIVE: 'starter=3', RATE_LIMIT_MULTIPLIER: '0.3' },
+});
+
+interface Customer {
+  user: TestUser;
+  id: string;
+  substrateId: string;
+}
+
+async function newCustomer(): Promise<Customer> {
+  const user = await registerUser(suite.request);
+  const id = (await suite.request('GET', '/api/v1/auth/me', { token: user.accessToken })).body.customer_id;
+  return { user, id, substrateId: await createExpressionSubstrate(suite.request, user.accessToken, 'x * 2') };
+}
+
+const invoke = (customer: Customer, x = 1) => ({ type: 'invoke', payload: { substrate_id: customer.substrateId, parameters: { x } } });
+const bulk = (customer: Customer, count: number) =>
+  suite.request('POST', '/api/v1/jobs/bulk', {
+    token: customer.user.accessToken,
+    body: { jobs: Array.from({ length: count }, (_, i) => invoke(customer, i)) },
+  });
+const submit = (customer: Customer) => suite.request('POST', '/api/v1/jobs', { token: customer.user.accessToken, body: invoke(customer) });
+const countJobs = async (customer: Customer) =>
+  Number((await suite.app.sql<{ n: string }>('select count(*) as n from jobs where customer_id = $1', [customer.id]))[0]!.n);
+
+let other: Customer;
+beforeAll(async () => {
+  other = await newCustomer();
+});
+
+describe('admission control', () => {
+  it("answers 429 with Retry-After past the queued cap, naming the cap and the count, while another customer's submit succeeds", async () => {
+    const flooder = await newCustomer();
+    expect((await bulk(flooder, 40)).status).toBe(202);
+    const refused = await submit(flooder);
+    expectProblem(refused, 429, 'too-many-jobs');
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(refused.body).toMatchObject({ cap: 'queued', limit: 40, count: 40, tier: 'starter' });
+    expect(refused.body.detail).toMatch(/TIER_MAX_QUEUED/);
+    expectProblem(await bulk(flooder, 1), 429, 'too-many-jobs');
+    expect(await countJobs(flooder)).toBe(40);
+    expect((await submit(other)).status).toBe(202);
+  });
+
+  it('counts every job of a bulk: a bulk that would pass the queued cap is refused whole, a smaller one fits', async () => {
+    const customer = await newCustomer();
+    expect((await bulk(customer, 25)).status).toBe(202);
+    const refused = await bulk(customer, 16);
+    expectProblem(refused, 429, 'too-many-jobs');
+    expect(refused.body).toMatchObject({ cap: 'queued', limit: 40, count: 25, requested: 16 });
+    expect(await countJobs(customer)).toBe(25);
+    expect((await bulk(customer, 15)).status).toBe(202);
+    expect(await countJobs(customer)).toBe(40);
+  });
+
+  it('answers 429 while the customer has its cap of running jobs', async () => {
+    const customer = await newCustomer();
+    for (let i = 0; i < 3; i++) {
+      await suite.app.sql(`insert into jobs (id, customer_id, type, state, payload, started_at) values ($1, $2, 'invoke', 'active', '{}', now())`, [
+        randomUUID(),
+        customer.id,
+      ]);
+    }
+    const refused = await submit(customer);
+    expectProblem(refused, 429, 'too-many-jobs');
+    expect(refused.body).toMatchObject({ cap: 'active', limit: 3, count: 3 });
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect((await submit(other)).status).toBe(202);
+  });
+});
+
+describe('the per-minute budget on bulk submits', () => {
+  it("counts each job as one request: a bulk past the budget is 429 and costs one request, while another customer's submit succeeds", async () => {
+    const customer = await newCustomer(); // creating the substrate took 1 of 30
+    const first = await bulk(customer, 10);
+    expect(first.status).toBe(202);
+    expect(first.headers.get('ratelimit-remaining')).toBe('19');
+    const refused = await bulk(customer, 25);
+    expectProblem(refused, 429, 'rate-limited');
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(await countJobs(customer)).toBe(10);
+    expect((await submit(other)).status).toBe(202);
+    // The refused bulk cost one request, not 25: 18 are left, so a bulk of 18 fits exactly.
+    const fits = await bulk(customer, 18);
+    expect(fits.status, fits.text).toBe(202);
+    expect(fits.headers.get('ratelimit-remaining')).toBe('0');
+    expectProblem(await submit(customer), 429, 'rate-limited');
+  });
+});
