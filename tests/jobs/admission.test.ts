@@ -6,12 +6,10 @@ import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 
 /**
- * Admission control and the per-minute budget on submits (issue 16): small caps so a test reaches them.
- * No workers: submitted jobs stay queued. Starter writes: 100 × 0.3 = 30 per minute.
+ * Admission control (issue 16): small caps so a test reaches them. No workers: submitted jobs stay queued.
+ * (The per-minute budget on bulk submits: bulk-rate-limit.test.ts.)
  */
-const suite = useTestApp({
-  env: { TIER_MAX_QUEUED: 'starter=40', TIER_MAX_ACTIVE: 'starter=3', RATE_LIMIT_MULTIPLIER: '0.3' },
-});
+const suite = useTestApp({ env: { TIER_MAX_QUEUED: 'starter=20', TIER_MAX_ACTIVE: 'starter=3' } });
 
 interface Customer {
   user: TestUser;
@@ -43,26 +41,26 @@ beforeAll(async () => {
 describe('admission control', () => {
   it("answers 429 with Retry-After past the queued cap, naming the cap and the count, while another customer's submit succeeds", async () => {
     const flooder = await newCustomer();
-    expect((await bulk(flooder, 40)).status).toBe(202);
+    expect((await bulk(flooder, 20)).status).toBe(202);
     const refused = await submit(flooder);
     expectProblem(refused, 429, 'too-many-jobs');
     expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
-    expect(refused.body).toMatchObject({ cap: 'queued', limit: 40, count: 40, tier: 'starter' });
+    expect(refused.body).toMatchObject({ cap: 'queued', limit: 20, count: 20, tier: 'starter' });
     expect(refused.body.detail).toMatch(/TIER_MAX_QUEUED/);
     expectProblem(await bulk(flooder, 1), 429, 'too-many-jobs');
-    expect(await countJobs(flooder)).toBe(40);
+    expect(await countJobs(flooder)).toBe(20);
     expect((await submit(other)).status).toBe(202);
   });
 
   it('counts every job of a bulk: a bulk that would pass the queued cap is refused whole, a smaller one fits', async () => {
     const customer = await newCustomer();
-    expect((await bulk(customer, 25)).status).toBe(202);
-    const refused = await bulk(customer, 16);
+    expect((await bulk(customer, 12)).status).toBe(202);
+    const refused = await bulk(customer, 9);
     expectProblem(refused, 429, 'too-many-jobs');
-    expect(refused.body).toMatchObject({ cap: 'queued', limit: 40, count: 25, requested: 16 });
-    expect(await countJobs(customer)).toBe(25);
-    expect((await bulk(customer, 15)).status).toBe(202);
-    expect(await countJobs(customer)).toBe(40);
+    expect(refused.body).toMatchObject({ cap: 'queued', limit: 20, count: 12, requested: 9 });
+    expect(await countJobs(customer)).toBe(12);
+    expect((await bulk(customer, 8)).status).toBe(202);
+    expect(await countJobs(customer)).toBe(20);
   });
 
   it('answers 429 while the customer has its cap of running jobs', async () => {
@@ -81,21 +79,3 @@ describe('admission control', () => {
   });
 });
 
-describe('the per-minute budget on bulk submits', () => {
-  it("counts each job as one request: a bulk past the budget is 429 and costs one request, while another customer's submit succeeds", async () => {
-    const customer = await newCustomer(); // creating the substrate took 1 of 30
-    const first = await bulk(customer, 10);
-    expect(first.status).toBe(202);
-    expect(first.headers.get('ratelimit-remaining')).toBe('19');
-    const refused = await bulk(customer, 25);
-    expectProblem(refused, 429, 'rate-limited');
-    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
-    expect(await countJobs(customer)).toBe(10);
-    expect((await submit(other)).status).toBe(202);
-    // The refused bulk cost one request, not 25: 18 are left, so a bulk of 18 fits exactly.
-    const fits = await bulk(customer, 18);
-    expect(fits.status, fits.text).toBe(202);
-    expect(fits.headers.get('ratelimit-remaining')).toBe('0');
-    expectProblem(await submit(customer), 429, 'rate-limited');
-  });
-});

@@ -289,7 +289,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -382,7 +382,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -464,7 +464,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -691,7 +691,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -796,7 +796,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -873,7 +873,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -965,7 +965,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1047,7 +1047,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1163,7 +1163,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1251,7 +1251,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1378,7 +1378,198 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Submit 1 to 1,000 jobs in one request
+         * @description All or nothing: every job is validated as `POST /jobs` validates one, and one bad job refuses the whole request (400 malformed, 422 past a limit) with `errors[].field` naming it (`jobs[3].payload.substrate_id`); a job on a substrate the caller does not own refuses it with 404; an `idempotency_key` reused with another job, 422. Nothing is stored then. Each job counts as one request against the per-minute write budget (429 `rate-limited` when they do not all fit; a refused bulk costs one request) and in usage, and all of them against the admission caps of queued and running jobs (429 `too-many-jobs`). An `idempotency_key` behaves like the `Idempotency-Key` header of `POST /jobs` (the same job and key, alone or in a bulk, name one job); the header itself is refused here (400). `Prefer: wait` is not honoured: the answer is always 202. Bodies up to 16 MiB (413 beyond). Admins only: metering, billing, vault-export, month-rollover (403 for other users).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    /** @example {
+                     *       "jobs": [
+                     *         {
+                     *           "type": "invoke",
+                     *           "payload": {
+                     *             "substrate_id": "0x1f2e3d4c5b6a7988",
+                     *             "parameters": {
+                     *               "x": 5,
+                     *               "y": 7
+                     *             }
+                     *           },
+                     *           "idempotency_key": "order-1041-a"
+                     *         },
+                     *         {
+                     *           "type": "invoke",
+                     *           "payload": {
+                     *             "substrate_id": "0x1f2e3d4c5b6a7988",
+                     *             "parameters": {
+                     *               "x": 6,
+                     *               "y": 7
+                     *             }
+                     *           },
+                     *           "priority": 1
+                     *         },
+                     *         {
+                     *           "type": "divide",
+                     *           "payload": {
+                     *             "substrate_id": "0x1f2e3d4c5b6a7988"
+                     *           },
+                     *           "delay_ms": 60000
+                     *         }
+                     *       ]
+                     *     } */
+                    "application/json": {
+                        /** @description 1 to 1,000 jobs (more: 422; none: 400) */
+                        jobs: components["schemas"]["BulkJobRequest"][];
+                    };
+                };
+            };
+            responses: {
+                /** @description Accepted: one item per job, in request order */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *           "type": "invoke",
+                         *           "state": "queued",
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "links": {
+                         *             "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *           }
+                         *         },
+                         *         {
+                         *           "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e12",
+                         *           "type": "invoke",
+                         *           "state": "queued",
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "links": {
+                         *             "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e12"
+                         *           }
+                         *         },
+                         *         {
+                         *           "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e13",
+                         *           "type": "divide",
+                         *           "state": "delayed",
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "links": {
+                         *             "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e13"
+                         *           }
+                         *         }
+                         *       ]
+                         *     } */
+                        "application/json": components["schemas"]["BulkAccepted"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The service is suspended or the balance does not cover it (`payment-required`) */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Request body too large (`payload-too-large`) */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is not of the type this route takes, e.g. not `application/json` (`unsupported-media-type`) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed input that breaks a rule, such as a limit exceeded (`unprocessable`) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1468,7 +1659,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1559,7 +1750,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1660,7 +1851,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1755,7 +1946,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1870,7 +2061,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2023,7 +2214,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2147,7 +2338,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2237,7 +2428,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2314,7 +2505,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2419,7 +2610,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2552,7 +2743,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2676,7 +2867,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2814,7 +3005,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2952,7 +3143,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3090,7 +3281,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3228,7 +3419,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3366,7 +3557,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3513,7 +3704,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3603,7 +3794,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3704,7 +3895,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3835,7 +4026,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3912,7 +4103,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4011,7 +4202,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4110,7 +4301,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4241,7 +4432,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4331,7 +4522,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4408,7 +4599,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4493,7 +4684,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4613,7 +4804,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4704,7 +4895,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4795,7 +4986,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4887,7 +5078,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4973,7 +5164,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5069,7 +5260,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5139,7 +5330,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5197,7 +5388,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5288,7 +5479,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5384,7 +5575,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5479,7 +5670,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5540,7 +5731,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5630,7 +5821,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5709,7 +5900,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5832,7 +6023,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5932,7 +6123,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6005,7 +6196,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6118,7 +6309,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6302,6 +6493,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/backlog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Who holds the backlog: customers with the most unfinished jobs
+         * @description The customers holding the most queued, delayed and running jobs, most first, each with its tier’s admission caps; everybody else summed in `other`; the totals. Read from PostgreSQL (the partial index of unfinished jobs) on each call.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description How many of the customers holding the most unfinished jobs to name (1–100, default 20); the rest are summed in `other` */
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The backlog by customer */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "customer_id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *           "name": "flood@example.com",
+                         *           "tier": "enterprise",
+                         *           "queued": 38500,
+                         *           "delayed": 0,
+                         *           "active": 64,
+                         *           "max_queued": 100000,
+                         *           "max_active": 5000
+                         *         }
+                         *       ],
+                         *       "other": {
+                         *         "customers": 3,
+                         *         "queued": 12,
+                         *         "delayed": 1,
+                         *         "active": 4
+                         *       },
+                         *       "total": {
+                         *         "customers": 4,
+                         *         "queued": 38512,
+                         *         "delayed": 1,
+                         *         "active": 68
+                         *       },
+                         *       "as_of": "2026-12-03T17:30:00.000Z"
+                         *     } */
+                        "application/json": components["schemas"]["AdminBacklog"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/customers/{id}/credits": {
         parameters: {
             query?: never;
@@ -6430,7 +6717,7 @@ export interface components {
             status_code: number;
             bytes_out: number;
         };
-        /** @description RFC 9457 problem details. `type` is https://chrysalis.dev/problems/<name>, one of: validation, unprocessable, unauthorized, forbidden, tos-required, not-found, conflict, payload-too-large, headers-too-large, unsupported-media-type, payment-required, rate-limited, unavailable, internal. */
+        /** @description RFC 9457 problem details. `type` is https://chrysalis.dev/problems/<name>, one of: validation, unprocessable, unauthorized, forbidden, tos-required, not-found, conflict, payload-too-large, headers-too-large, unsupported-media-type, payment-required, rate-limited, too-many-jobs, unavailable, internal. */
         Problem: {
             /** Format: uri */
             type: string;
@@ -6676,6 +6963,42 @@ export interface components {
         VaultExportPayload: Record<string, never>;
         /** @description A month-rollover job: Start a new spend month (1st, 00:00 UTC): this month's charges become last month's, and services suspended for the monthly limit resume. */
         MonthRolloverPayload: Record<string, never>;
+        BulkAccepted: {
+            /** @description One per job, in request order */
+            items: {
+                /** Format: uuid */
+                id: string;
+                type: string;
+                /**
+                 * @description `queued` or `delayed` for a new job; a job named again by its `idempotency_key` is answered in its current state
+                 * @enum {string}
+                 */
+                state: "queued" | "delayed" | "active" | "completed" | "failed" | "cancelled";
+                /**
+                 * Format: date-time
+                 * @description ISO 8601, UTC
+                 */
+                created_at: string;
+                links: {
+                    /** @description /api/v1/jobs/{id} */
+                    self: string;
+                };
+            }[];
+        };
+        /** @description One job of a bulk submit: a `POST /jobs` body and its own `idempotency_key` */
+        BulkJobRequest: {
+            /** @enum {string} */
+            type: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover";
+            /** @description The payload schema of the chosen `type` */
+            payload?: components["schemas"]["InvokePayload"] | components["schemas"]["DividePayload"] | components["schemas"]["BatchPayload"] | components["schemas"]["MeteringPayload"] | components["schemas"]["BillingPayload"] | components["schemas"]["VaultExportPayload"] | components["schemas"]["MonthRolloverPayload"];
+            priority?: number;
+            delay_ms?: number;
+            attempts?: number;
+            /** Format: uri */
+            webhook_url?: string;
+            /** @description Names this job for 24 h, as `Idempotency-Key` does for `POST /jobs`: the same key and job again answer with the job it named */
+            idempotency_key?: string;
+        };
         Substrate: {
             substrate_id: string;
             /** @description The 64-bit identity as a decimal string (a JSON number would lose precision) */
@@ -6943,6 +7266,49 @@ export interface components {
                 enabled: boolean;
                 suspended_reason: string | null;
             }[];
+        };
+        AdminBacklog: {
+            items: {
+                /** Format: uuid */
+                customer_id: string;
+                name: string | null;
+                /** @description The customer's compute tier */
+                tier: string | null;
+                /** @description Waiting to start */
+                queued: number;
+                /** @description Waiting for their delay (count toward the queued cap too) */
+                delayed: number;
+                /** @description Running */
+                active: number;
+                /** @description The tier's cap of queued and delayed jobs (TIER_MAX_QUEUED) */
+                max_queued: number | null;
+                /** @description The tier's cap of running jobs (TIER_MAX_ACTIVE) */
+                max_active: number | null;
+            }[];
+            /** @description Every other customer with unfinished jobs, summed */
+            other: {
+                customers: number;
+                /** @description Waiting to start */
+                queued: number;
+                /** @description Waiting for their delay (count toward the queued cap too) */
+                delayed: number;
+                /** @description Running */
+                active: number;
+            };
+            total: {
+                customers: number;
+                /** @description Waiting to start */
+                queued: number;
+                /** @description Waiting for their delay (count toward the queued cap too) */
+                delayed: number;
+                /** @description Running */
+                active: number;
+            };
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            as_of: string;
         };
         AdminCredit: {
             /** Format: uuid */
