@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
-import { registerUser, type TestUser } from '../helpers/accounts.js';
+import { loginAdmin, registerUser, type TestUser } from '../helpers/accounts.js';
 import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 
@@ -66,10 +66,10 @@ describe('admission control', () => {
   it('answers 429 while the customer has its cap of running jobs', async () => {
     const customer = await newCustomer();
     for (let i = 0; i < 3; i++) {
-      await suite.app.sql(`insert into jobs (id, customer_id, type, state, payload, started_at) values ($1, $2, 'invoke', 'active', '{}', now())`, [
-        randomUUID(),
-        customer.id,
-      ]);
+      await suite.app.sql(
+        `insert into jobs (id, customer_id, type, state, payload, started_at) values ($1, $2, 'invoke', 'active', '{}', now())`,
+        [randomUUID(), customer.id],
+      );
     }
     const refused = await submit(customer);
     expectProblem(refused, 429, 'too-many-jobs');
@@ -79,3 +79,29 @@ describe('admission control', () => {
   });
 });
 
+describe('who holds the backlog', () => {
+  it('GET /admin/backlog names the customers with the most unfinished jobs and their caps, for admins only', async () => {
+    const big = await newCustomer();
+    expect((await bulk(big, 19)).status).toBe(202);
+    const admin = await loginAdmin(suite.request);
+    const view = await suite.request('GET', '/api/v1/admin/backlog?limit=1', { token: admin });
+    expect(view.status, view.text).toBe(200);
+    expect(view.body.items).toEqual([
+      expect.objectContaining({ customer_id: big.id, tier: 'starter', queued: 19, delayed: 0, active: 0, max_queued: 20, max_active: 3 }),
+    ]);
+    expect(view.body.other.customers).toBeGreaterThanOrEqual(1);
+    expect(view.body.total.queued).toBe(view.body.other.queued + 19);
+    expectProblem(await suite.request('GET', '/api/v1/admin/backlog', { token: big.user.accessToken }), 403, 'forbidden');
+    expectProblem(await suite.request('GET', '/api/v1/admin/backlog?limit=0', { token: admin }), 400, 'validation', ['query.limit']);
+  });
+
+  it('exports per-customer queued and active gauges for at most 10 customers plus "other"', async () => {
+    const metrics = await suite.request('GET', '/api/v1/metrics', { token: suite.app.config.metricsToken });
+    const lines = metrics.text.split('\n').filter((line) => line.startsWith('chrysalis_customer_jobs{'));
+    const customers = new Set(lines.map((line) => /customer="([^"]+)"/.exec(line)?.[1]));
+    expect(customers.has('other')).toBe(true);
+    expect(customers.size).toBeLessThanOrEqual(11);
+    expect(lines.some((line) => /state="queued"/.test(line) && / [1-9]\d*$/.test(line))).toBe(true);
+    expect(lines.some((line) => line.includes('state="active"'))).toBe(true);
+  });
+});
