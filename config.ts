@@ -26,10 +26,16 @@ function perTierCounts(defaults: PerTier<number>, min = 1) {
     .transform((text, ctx): PerTier<number> => {
       const values = { ...defaults };
       const seen = new Set<string>();
-      for (const part of (text ?? '').split(',').map((item) => item.trim()).filter(Boolean)) {
+      for (const part of (text ?? '')
+        .split(',')
+        .map((item) => item.trim())
+        .filter(Boolean)) {
         const [tier, raw, ...rest] = part.split('=').map((item) => item.trim());
         if (!configTiers.includes(tier as ConfigTier) || seen.has(tier as string)) {
-          ctx.addIssue({ code: 'custom', message: `"${part}": expected tier=value with a tier of ${configTiers.join(', ')}, each at most once` });
+          ctx.addIssue({
+            code: 'custom',
+            message: `"${part}": expected tier=value with a tier of ${configTiers.join(', ')}, each at most once`,
+          });
           return z.NEVER;
         }
         const value = Number(raw);

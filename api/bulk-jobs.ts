@@ -49,7 +49,11 @@ function issuesOf(error: z.ZodError, prefix: PropertyKey[]): Issue[] {
     const limit = isLimitIssue(issue);
     if (issue.code !== 'unrecognized_keys') return [{ field: bulkField(path), message: issue.message, limit }];
     return [
-      { field: issue.keys.map((key) => bulkField([...path, key])).join(', '), message: `unknown field${issue.keys.length > 1 ? 's' : ''}`, limit },
+      {
+        field: issue.keys.map((key) => bulkField([...path, key])).join(', '),
+        message: `unknown field${issue.keys.length > 1 ? 's' : ''}`,
+        limit,
+      },
     ];
   });
 }

@@ -132,7 +132,9 @@ async function consume(
   const resetSeconds = Math.max(1, Math.ceil(outcome.msBeforeNext / 1000));
   const headers = {
     'RateLimit-Limit': String(limiter.points),
-    'RateLimit-Remaining': String(limited && giveBack ? Math.max(0, limiter.points - (outcome.consumedPoints - points)) : outcome.remainingPoints),
+    'RateLimit-Remaining': String(
+      limited && giveBack ? Math.max(0, limiter.points - (outcome.consumedPoints - points)) : outcome.remainingPoints,
+    ),
     'RateLimit-Reset': String(resetSeconds),
   };
   for (const [header, value] of Object.entries(headers)) res.setHeader(header, value);

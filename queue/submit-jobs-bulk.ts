@@ -162,7 +162,10 @@ async function withinEnqueueTimeout(adding: Promise<unknown>, deps: Pick<SubmitD
   try {
     await Promise.race([
       adding,
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`Redis did not take the jobs within ${enqueueTimeoutMs} ms`)), enqueueTimeoutMs))),
+      new Promise(
+        (_, reject) =>
+          (timer = setTimeout(() => reject(new Error(`Redis did not take the jobs within ${enqueueTimeoutMs} ms`)), enqueueTimeoutMs)),
+      ),
     ]);
     return true;
   } catch (error) {

@@ -105,7 +105,7 @@ export const jobsDocs: RouteDocs = (registry) => {
     description: [
       'All or nothing: every job is validated as `POST /jobs` validates one, and one bad job refuses the whole request',
       '(400 malformed, 422 past a limit) with `errors[].field` naming it (`jobs[3].payload.substrate_id`); a job on a',
-      "substrate the caller does not own refuses it with 404; an `idempotency_key` reused with another job, 422. Nothing",
+      'substrate the caller does not own refuses it with 404; an `idempotency_key` reused with another job, 422. Nothing',
       'is stored then. Each job counts as one request against the per-minute write budget (429 `rate-limited` when they',
       'do not all fit; a refused bulk costs one request) and in usage, and all of them against the admission caps of',
       'queued and running jobs (429 `too-many-jobs`). An `idempotency_key` behaves like the `Idempotency-Key` header of',
@@ -120,7 +120,11 @@ export const jobsDocs: RouteDocs = (registry) => {
             schema: bulkBody,
             example: {
               jobs: [
-                { type: 'invoke', payload: { substrate_id: '0x1f2e3d4c5b6a7988', parameters: { x: 5, y: 7 } }, idempotency_key: 'order-1041-a' },
+                {
+                  type: 'invoke',
+                  payload: { substrate_id: '0x1f2e3d4c5b6a7988', parameters: { x: 5, y: 7 } },
+                  idempotency_key: 'order-1041-a',
+                },
                 { type: 'invoke', payload: { substrate_id: '0x1f2e3d4c5b6a7988', parameters: { x: 6, y: 7 } }, priority: 1 },
                 { type: 'divide', payload: { substrate_id: '0x1f2e3d4c5b6a7988' }, delay_ms: 60_000 },
               ],

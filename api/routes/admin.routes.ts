@@ -18,7 +18,13 @@ const ndjsonTypes = ['application/x-ndjson', 'application/jsonl', 'application/x
 const maxListedRejections = 1000;
 export const listQuery = z.strictObject({ ...paginationQuery });
 export const backlogQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(100).default(20).describe('How many of the customers holding the most unfinished jobs to name (1–100, default 20); the rest are summed in `other`'),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(20)
+    .describe('How many of the customers holding the most unfinished jobs to name (1–100, default 20); the rest are summed in `other`'),
 });
 export const customerParams = z.object({ id: z.uuid('a customer id is a UUID') });
 export const creditBody = z.strictObject({
@@ -114,7 +120,12 @@ export function adminRoutes(deps: ApiDeps): Router {
     res.json({
       items: backlog.top.map(view),
       other: backlog.other,
-      total: { customers: backlog.top.length + backlog.other.customers, queued: sum('queued'), delayed: sum('delayed'), active: sum('active') },
+      total: {
+        customers: backlog.top.length + backlog.other.customers,
+        queued: sum('queued'),
+        delayed: sum('delayed'),
+        active: sum('active'),
+      },
       as_of: new Date().toISOString(),
     });
   });

@@ -66,9 +66,13 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
         });
       }
       if (outcome.kind === 'key-conflict') {
-        throw new ProblemError('unprocessable', `jobs[${outcome.index}].idempotency_key was already used with a different job; no job was submitted`, {
-          errors: [{ field: `jobs[${outcome.index}].idempotency_key`, message: 'reused with a different job' }],
-        });
+        throw new ProblemError(
+          'unprocessable',
+          `jobs[${outcome.index}].idempotency_key was already used with a different job; no job was submitted`,
+          {
+            errors: [{ field: `jobs[${outcome.index}].idempotency_key`, message: 'reused with a different job' }],
+          },
+        );
       }
       submitted = true;
       countAsRequests(res, list.length);

@@ -174,7 +174,8 @@ export async function releaseIdempotencyKey(em: EntityManager, jobId: string): P
 }
 
 /** Why `insertJobsAllOrNothing` stored nothing: the item (by index) that refused it. */
-export type AllOrNothingRefusal = { kind: 'substrate-missing'; index: number; substrateId: string } | { kind: 'key-conflict'; index: number };
+export type AllOrNothingRefusal =
+  { kind: 'substrate-missing'; index: number; substrateId: string } | { kind: 'key-conflict'; index: number };
 
 export type AllOrNothingOutcome =
   | {
@@ -260,10 +261,10 @@ export async function insertJobsAllOrNothing(em: EntityManager, rows: JobInsert[
       const unstoredKeys = rows.filter(({ row }) => !byId.has(row.id)).map(({ row }) => row.idempotencyKey);
       const existing =
         unstoredKeys.length > 0
-          ? await tx.execute<JobRecord[]>(`select ${jobColumns} from jobs where customer_id = ? and idempotency_key in (select jsonb_array_elements_text(?::jsonb))`, [
-              customerId,
-              JSON.stringify(unstoredKeys),
-            ])
+          ? await tx.execute<JobRecord[]>(
+              `select ${jobColumns} from jobs where customer_id = ? and idempotency_key in (select jsonb_array_elements_text(?::jsonb))`,
+              [customerId, JSON.stringify(unstoredKeys)],
+            )
           : [];
       const byKey = new Map(existing.map((job) => [job.idempotencyKey, job]));
       return {

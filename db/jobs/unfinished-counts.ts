@@ -55,8 +55,10 @@ export interface BacklogSummary {
  * partial index of unfinished rows (history is never read), the `top` largest named and the rest summed.
  */
 export async function summarizeBacklog(em: EntityManager, top: number): Promise<BacklogSummary> {
-  const rows = await em.getConnection().execute<Array<Omit<CustomerBacklog, 'customerId'> & { customerId: string | null; customers: number }>>(
-    `with per_customer as (
+  const rows = await em
+    .getConnection()
+    .execute<Array<Omit<CustomerBacklog, 'customerId'> & { customerId: string | null; customers: number }>>(
+      `with per_customer as (
        select customer_id,
               count(*) filter (where state = 'queued')::int as queued,
               count(*) filter (where state = 'delayed')::int as delayed,
@@ -73,8 +75,8 @@ export async function summarizeBacklog(em: EntityManager, top: number): Promise<
      union all
      select null, null, null, coalesce(sum(queued), 0)::int, coalesce(sum(delayed), 0)::int, coalesce(sum(active), 0)::int, count(*)::int
        from ranked where rank > ?`,
-    [top, top],
-  );
+      [top, top],
+    );
   const size = (row: { queued: number; delayed: number; active: number }) => row.queued + row.delayed + row.active;
   const otherRow = rows.find((row) => row.customerId === null);
   return {

@@ -154,9 +154,15 @@ describe('the typed client', () => {
     expect(accepted).toHaveLength(3);
     const finished = await Promise.all(accepted.map((job) => alice.waitFor(job.id)));
     expect(finished.map((job) => (job.result as { result: number }).result)).toEqual([10, 20, 30]);
-    const refused = await alice.submitBulk([...jobs, { type: 'invoke', payload: { substrate_id: 'nope' } }]).catch((error: unknown) => error);
+    const refused = await alice
+      .submitBulk([...jobs, { type: 'invoke', payload: { substrate_id: 'nope' } }])
+      .catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ChrysalisProblem);
-    expect(refused).toMatchObject({ status: 400, type: 'validation', errors: [expect.objectContaining({ field: 'jobs[3].payload.substrate_id' })] });
+    expect(refused).toMatchObject({
+      status: 400,
+      type: 'validation',
+      errors: [expect.objectContaining({ field: 'jobs[3].payload.substrate_id' })],
+    });
   });
 
   it('retry() runs a cancelled job again as a new job (skipped while POST /jobs/:id/retry is not served)', async (context) => {

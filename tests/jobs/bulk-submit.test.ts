@@ -92,7 +92,10 @@ const countJobs = async (customer: string) =>
 
 describe('POST /jobs/bulk', () => {
   it('accepts 1,000 jobs with 202, one item per job in request order, and runs them', async () => {
-    const jobs = Array.from({ length: 1000 }, (_, i) => ({ type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: i, y: 7 } } }));
+    const jobs = Array.from({ length: 1000 }, (_, i) => ({
+      type: 'invoke',
+      payload: { substrate_id: substrateId, parameters: { x: i, y: 7 } },
+    }));
     const response = await bulk({ jobs });
     expect(response.status, response.text).toBe(202);
     expect(response.body.items).toHaveLength(1000);
@@ -122,7 +125,9 @@ describe('POST /jobs/bulk', () => {
       ['invoke', 'queued'],
     ]);
     const [delayed, divide, multiply] = response.body.items.map((item: { id: string }) => item.id);
-    const [row] = await suite.app.sql<{ priority: number; max_attempts: number }>('select priority, max_attempts from jobs where id = $1', [divide]);
+    const [row] = await suite.app.sql<{ priority: number; max_attempts: number }>('select priority, max_attempts from jobs where id = $1', [
+      divide,
+    ]);
     expect(row).toEqual({ priority: 3, max_attempts: 2 });
     const done = await finished([divide, multiply]);
     expect(done[1]!.result).toMatchObject({ unity_value: 10 });
@@ -144,7 +149,9 @@ describe('POST /jobs/bulk', () => {
     expectProblem(await bulk({ jobs: 'all' }), 400, 'validation', ['jobs']);
     expectProblem(await bulk({}), 400, 'validation', ['jobs']);
     expectProblem(await bulk({ jobs: [good], extra: true }), 400, 'validation', ['extra']);
-    expectProblem(await bulk({ jobs: [good] }, alice.accessToken, { 'idempotency-key': 'k' }), 400, 'validation', ['header.idempotency-key']);
+    expectProblem(await bulk({ jobs: [good] }, alice.accessToken, { 'idempotency-key': 'k' }), 400, 'validation', [
+      'header.idempotency-key',
+    ]);
     expectProblem(await bulk({ jobs: [good, { type: 'metering', payload: {} }] }), 403, 'forbidden', ['jobs[1].type']);
     expect(await countJobs(customerId)).toBe(before);
   });
@@ -164,7 +171,11 @@ describe('POST /jobs/bulk', () => {
   });
 
   it('takes a per-job idempotency_key: the same job again answers with the job it named; another job with it is 422', async () => {
-    const job = (x: number, key: string) => ({ type: 'invoke', payload: { substrate_id: substrateId, parameters: { x, y: 1 } }, idempotency_key: key });
+    const job = (x: number, key: string) => ({
+      type: 'invoke',
+      payload: { substrate_id: substrateId, parameters: { x, y: 1 } },
+      idempotency_key: key,
+    });
     const first = await bulk({ jobs: [job(1, 'bulk-key-1'), job(2, 'bulk-key-2')] });
     expect(first.status, first.text).toBe(202);
     const again = await bulk({ jobs: [job(1, 'bulk-key-1'), job(3, 'bulk-key-3')] });
@@ -195,7 +206,9 @@ describe('POST /jobs/bulk', () => {
     expect(response.status, response.text.slice(0, 300)).toBe(202);
     const huge = await suite.request('POST', '/api/v1/jobs/bulk', {
       token: alice.accessToken,
-      rawBody: JSON.stringify({ jobs: [{ type: 'invoke', payload: { substrate_id: substrateId, parameters: { s: 'x'.repeat(17 * 1024 * 1024) } } }] }),
+      rawBody: JSON.stringify({
+        jobs: [{ type: 'invoke', payload: { substrate_id: substrateId, parameters: { s: 'x'.repeat(17 * 1024 * 1024) } } }],
+      }),
     });
     expectProblem(huge, 413, 'payload-too-large');
   });
@@ -212,7 +225,10 @@ describe('POST /jobs/bulk', () => {
       );
     };
     const before = await rows();
-    const jobs = Array.from({ length: 25 }, (_, i) => ({ type: 'invoke', payload: { substrate_id: carolSubstrate, parameters: { x: i } } }));
+    const jobs = Array.from({ length: 25 }, (_, i) => ({
+      type: 'invoke',
+      payload: { substrate_id: carolSubstrate, parameters: { x: i } },
+    }));
     expect((await bulk({ jobs }, carol.accessToken)).status).toBe(202);
     expect((await bulk({ jobs: [...jobs, { type: 'nope' }] }, carol.accessToken)).status).toBe(400);
     const after = await rows();

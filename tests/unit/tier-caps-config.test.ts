@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../config.js';
 
-const services = { DATABASE_URL: 'postgresql://127.0.0.1:5432/unused', REDIS_URL: 'redis://127.0.0.1:6379', DATA_DIR: '.data/test', NODE_ENV: 'test' };
+const services = {
+  DATABASE_URL: 'postgresql://127.0.0.1:5432/unused',
+  REDIS_URL: 'redis://127.0.0.1:6379',
+  DATA_DIR: '.data/test',
+  NODE_ENV: 'test',
+};
 
 describe('TIER_MAX_QUEUED and TIER_MAX_ACTIVE', () => {
   it('default to starter 1,000 / 50, pro 20,000 / 500, enterprise 100,000 / 5,000', () => {

@@ -38,7 +38,15 @@ export interface TickDeps {
 export type TickOutcome =
   | { submitted: string }
   | {
-      skipped: 'schedule-gone' | 'paused' | 'suspended' | 'rate-limited' | 'too-many-jobs' | 'substrate-missing' | 'invalid-payload' | 'already-submitted';
+      skipped:
+        | 'schedule-gone'
+        | 'paused'
+        | 'suspended'
+        | 'rate-limited'
+        | 'too-many-jobs'
+        | 'substrate-missing'
+        | 'invalid-payload'
+        | 'already-submitted';
       detail?: string;
     };
 
