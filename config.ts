@@ -76,6 +76,45 @@ const tierFigures = (defaults: string) =>
       }
       return figures as TierFigures;
     });
+/** The service tiers (db/entities/service-instance.entity.ts names the same three; config.ts imports nothing of ours). */
+export const configTiers = ['starter', 'pro', 'enterprise'] as const;
+export type ConfigTier = (typeof configTiers)[number];
+export type PerTier<T> = Record<ConfigTier, T>;
+
+/**
+ * A per-tier setting written `starter=1000,pro=20000,enterprise=100000`: a tier left out keeps its default;
+ * an unknown tier, a repeated one or a value that is not a whole number ≥ `min` is refused, naming it.
+ */
+function perTierCounts(defaults: PerTier<number>, min = 1) {
+  return z
+    .string()
+    .optional()
+    .transform((text, ctx): PerTier<number> => {
+      const values = { ...defaults };
+      const seen = new Set<string>();
+      for (const part of (text ?? '')
+        .split(',')
+        .map((item) => item.trim())
+        .filter(Boolean)) {
+        const [tier, raw, ...rest] = part.split('=').map((item) => item.trim());
+        if (!configTiers.includes(tier as ConfigTier) || seen.has(tier as string)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `"${part}": expected tier=value with a tier of ${configTiers.join(', ')}, each at most once`,
+          });
+          return z.NEVER;
+        }
+        const value = Number(raw);
+        if (rest.length > 0 || !Number.isInteger(value) || value < min) {
+          ctx.addIssue({ code: 'custom', message: `"${part}": the value must be a whole number ≥ ${min}` });
+          return z.NEVER;
+        }
+        seen.add(tier as string);
+        values[tier as ConfigTier] = value;
+      }
+      return values;
+    });
+}
 
 /** Every variable Chrysalis reads, with its default. Nothing else reads `process.env`. */
 const envSchema = z.object({
@@ -178,6 +217,13 @@ const envSchema = z.object({
   FAIR_WEIGHTS: fairWeights.prefault('starter=1,pro=4,enterprise=16'),
   /** Most released, unfinished jobs of one customer per queue shard (bounds what a customer's large jobs hold in Redis); 0: no cap. Default 256. */
   FAIR_MAX_RELEASED_PER_CUSTOMER: z.coerce.number().int().min(0).max(1_000_000).default(256),
+  /**
+   * Most queued jobs (queued or delayed, not yet started) a customer may hold, per tier; a submit past it
+   * answers 429. `tier=count` list; tiers left out keep their default. Default `starter=1000,pro=20000,enterprise=100000`.
+   */
+  TIER_MAX_QUEUED: perTierCounts({ starter: 1000, pro: 20_000, enterprise: 100_000 }),
+  /** Most running jobs a customer may hold, per tier, before its submits answer 429. Default `starter=50,pro=500,enterprise=5000`. */
+  TIER_MAX_ACTIVE: perTierCounts({ starter: 50, pro: 500, enterprise: 5000 }),
   /** Where local state lives (embedded PostgreSQL, redis-server, generated secrets). Default `.data`. */
   DATA_DIR: z.string().default('.data'),
 });
@@ -235,6 +281,10 @@ export interface Config {
   fairWindowMs: number;
   fairWeights: FairWeights;
   fairMaxReleasedPerCustomer: number;
+  /** Admission control (queue/admission.ts): most queued jobs per customer, by tier. */
+  tierMaxQueued: PerTier<number>;
+  /** Admission control: most active (running) jobs per customer, by tier. */
+  tierMaxActive: PerTier<number>;
   dataDir: string;
 }
 
@@ -351,6 +401,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fairWindowMs: e.FAIR_WINDOW_MS,
     fairWeights: e.FAIR_WEIGHTS,
     fairMaxReleasedPerCustomer: e.FAIR_MAX_RELEASED_PER_CUSTOMER,
+    tierMaxQueued: e.TIER_MAX_QUEUED,
+    tierMaxActive: e.TIER_MAX_ACTIVE,
     dataDir,
   };
 }

@@ -8,7 +8,7 @@ import type { ApiDeps } from './deps.js';
 import { httpMetrics } from './metrics.js';
 import { refuseBodyUnlessJson } from './json-content-type.js';
 import { errorHandler, notFoundHandler } from './problems.js';
-import { createRateLimits } from './rate-limits.js';
+import { createRateLimits, type RateLimits } from './rate-limits.js';
 import { inFlightLimit } from './concurrency-limits.js';
 import { batchesRoutes } from './routes/batches.routes.js';
 import { docsRoutes } from './routes/docs.routes.js';
@@ -29,7 +29,7 @@ import { securityHeaders } from './security-headers.js';
 import { inputGuard } from './input-guard.js';
 
 /** Routes that take bodies up to 16 MiB; everything else stops at 1 MiB (413). */
-const largeBodyRoutes = new Set(['/api/v1/batches', '/api/v1/substrates/batch', '/api/v1/admin/usage/ingest']);
+const largeBodyRoutes = new Set(['/api/v1/batches', '/api/v1/jobs/bulk', '/api/v1/substrates/batch', '/api/v1/admin/usage/ingest']);
 /** Routes that check their (up to 16 MiB) bodies item by item in bounded slices, so the input guard skips them. */
 const slicedBodyRoutes = new Set(['/api/v1/substrates/batch']);
 /** The one /api/v1 route whose body is not JSON (NDJSON; the route checks its own type). */
@@ -107,7 +107,7 @@ export function createApp(deps: ApiDeps): Express {
 
   const v1 = express.Router();
   // First, as they carry nearly all the traffic; no public route below shares their prefixes.
-  v1.use(under(meteredPrefixes, meteredRoutes(deps, auth, rateLimits.customer)));
+  v1.use(under(meteredPrefixes, meteredRoutes(deps, auth, rateLimits)));
   v1.use(under(['/health', '/ready'], systemRoutes(deps)));
   v1.use(under(['/openapi.json', '/docs'], docsRoutes()));
   v1.use(under(['/metrics'], metricsRoutes(deps)));
@@ -132,7 +132,8 @@ export function createApp(deps: ApiDeps): Express {
  * back office answer while the service is suspended (paying is how a suspension ends), the rest only
  * while it is active; all but admin are rate-limited by tier. The busiest routers come first.
  */
-function meteredRoutes(deps: ApiDeps, auth: RequestHandler, rateLimit: RequestHandler): Router {
+function meteredRoutes(deps: ApiDeps, auth: RequestHandler, rateLimits: RateLimits): Router {
+  const rateLimit = rateLimits.customer;
   const account = express.Router();
   account.use(['/billing', '/services'], rateLimit);
   account.use(under(['/billing'], billingRoutes(deps)), under(['/services'], servicesRoutes(deps)), under(['/admin'], adminRoutes(deps)));
@@ -146,7 +147,7 @@ function meteredRoutes(deps: ApiDeps, auth: RequestHandler, rateLimit: RequestHa
     return rateLimit(req, res, next);
   });
   metered.use(under(['/substrates'], substratesRoutes(deps)));
-  metered.use(under(['/jobs'], jobsRoutes(deps)));
+  metered.use(under(['/jobs'], jobsRoutes(deps, rateLimits)));
   metered.use(under(['/jobs'], jobEventsRoutes(deps)));
   metered.use(under(['/batches'], batchesRoutes(deps)));
   metered.use(under(['/relationships'], relationshipsRoutes(deps)));

@@ -7,16 +7,17 @@ import { insertFinishedJobs, type FinishedJobRow } from '../db/jobs/insert-jobs.
 import { createOrm } from '../db/orm.js';
 import { createRedis } from '../lib/redis.js';
 import { LeaseSemaphores } from '../lib/lease-semaphore.js';
-import { addQueueDepthSource } from '../lib/metrics/catalog.js';
+import { addCustomerJobsSource, addQueueDepthSource } from '../lib/metrics/catalog.js';
 import { closeQueues, createQueues } from '../queue/queues.js';
 import { createScheduleTickQueue } from '../queue/schedules/tick-queue.js';
 import { createJobInserter } from '../queue/submit-job.js';
+import { createAdmission } from '../queue/admission.js';
 import { createWebhookQueue } from '../queue/webhook-queue.js';
 import { closePasswordHasher, usePasswordHasher } from './auth/passwords.js';
 import { PrincipalCache } from './auth/principal.js';
 import type { ApiDeps } from './deps.js';
 import { JobWaiter } from './job-waiter.js';
-import { countApiCacheLookup, queueDepthReader } from './metrics.js';
+import { countApiCacheLookup, customerJobsReader, queueDepthReader } from './metrics.js';
 import { RequestLogRecorder } from '../db/request-log-recorder.js';
 
 /** Opens every connection the API needs. `close()` releases them all. */
@@ -48,6 +49,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
     maxBuffer: config.requestLogBufferMax,
   }).start();
   const removeQueueDepthSource = addQueueDepthSource(queueDepthReader([...queues.values(), webhookQueue]));
+  const removeCustomerJobsSource = addCustomerJobsSource(customerJobsReader(orm.em.fork()));
   // Under load, lookups gather for up to 1 ms: one HMGET for several requests instead of one each.
   const cache = new InvocationCache(redis, config.queuePrefix, { lookupLingerMs: 1 });
   cache.onLookup = countApiCacheLookup;
@@ -67,12 +69,14 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
     waiter,
     requestLog,
     leases,
+    admission: createAdmission(orm.em, config),
     async close() {
       leases.close();
       await finishedJobs.drain();
       await jobInserter.drain();
       await requestLog.close();
       removeQueueDepthSource();
+      removeCustomerJobsSource();
       await notices.close();
       await waiter.close();
       await closeQueues(queues);

@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import type { GroupCommit } from '../db/group-commit.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import type { FinishedJobRow } from '../db/jobs/insert-jobs.js';
+import type { Admission } from '../queue/admission.js';
 import type { JobQueues } from '../queue/queues.js';
 import type { ScheduleTickQueue } from '../queue/schedules/tick-queue.js';
 import type { JobInserter } from '../queue/submit-job.js';
@@ -32,6 +33,8 @@ export interface ApiDeps {
   /** Concurrent submits share one INSERT (group commit). */
   jobInserter: JobInserter;
   waiter: JobWaiter;
+  /** Admission control: per-customer caps of queued and running jobs, by tier, checked before every submit. */
+  admission: Admission;
   /** Buffers request-log rows of authenticated calls and writes them in bulk (metering reads them). */
   requestLog: RequestLogRecorder;
   /** Per-customer concurrency limits shared by every API process (requests in flight, open event streams). */

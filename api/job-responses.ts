@@ -7,7 +7,9 @@ import { jobView } from '../db/jobs/job-view.js';
 import { findJob } from '../db/jobs/find-jobs.js';
 import type { StoredJob } from '../db/jobs/job-columns.js';
 import { makeJobDurable, submitJob, type SubmitJobInput } from '../queue/submit-job.js';
+import { describeRefusal, type AdmissionRefusal } from '../queue/admission.js';
 import { uuidv7 } from 'uuidv7';
+import { principalOf } from './auth/authenticate.js';
 import type { ApiDeps } from './deps.js';
 import type { JobWatch } from './job-waiter.js';
 import { ProblemError } from './problems.js';
@@ -26,6 +28,25 @@ export function preferredWaitMs(req: Request): number | null {
 }
 
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
+
+/** The 429 of a submit past a cap of admission control (queue/admission.ts), naming the cap and the count. */
+export function admissionProblem(refusal: AdmissionRefusal): ProblemError {
+  return new ProblemError('too-many-jobs', `${describeRefusal(refusal)}; retry in ${refusal.retryAfterSeconds} s`, {
+    headers: { 'Retry-After': String(refusal.retryAfterSeconds) },
+    cap: refusal.cap,
+    limit: refusal.limit,
+    count: refusal.count,
+    requested: refusal.requested,
+    tier: refusal.tier,
+  });
+}
+
+/** Admission control for `jobs` new jobs of the caller's customer, by its tier: throws the 429 when a cap refuses them. */
+export async function admitJobs(deps: ApiDeps, req: Request, jobs: number): Promise<void> {
+  const { customerId, tier } = principalOf(req);
+  const refusal = await deps.admission.admit(customerId, tier, jobs);
+  if (refusal) throw admissionProblem(refusal);
+}
 
 /** What a route asks to submit; the customer, the row id, the idempotency key and the request hash come from the request. */
 export type SubmitRequest = Omit<SubmitJobInput, 'customerId' | 'id' | 'idempotencyKey' | 'requestHash' | 'quick' | 'scheduleName'>;
@@ -52,6 +73,7 @@ export async function submitAndRespond(
         .update(`${req.method} ${req.path} ${stringify(req.body ?? null)}`)
         .digest('hex')
     : null;
+  await admitJobs(deps, req, 1);
   const waitMs = preferredWaitMs(req);
   // A waiting request listens for its job's notice before the job is enqueued, so a fast worker cannot finish it unheard.
   const id = uuidv7();

@@ -1,7 +1,17 @@
 import type { Queue } from 'bullmq';
 import type { Request } from 'express';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { httpRequestDuration, httpRequests, queueStates, recordCacheLookup, type QueueDepth } from '../lib/metrics/catalog.js';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { summarizeBacklog } from '../db/jobs/unfinished-counts.js';
+import {
+  httpRequestDuration,
+  httpRequests,
+  queueStates,
+  recordCacheLookup,
+  topBacklogCustomers,
+  type CustomerJobCounts,
+  type QueueDepth,
+} from '../lib/metrics/catalog.js';
 import { recentRequests } from './http-stats.js';
 import type { RequestObserver } from './request-lifecycle.js';
 
@@ -66,5 +76,28 @@ export function queueDepthReader(queues: Iterable<CountedQueue>, maxAgeMs = 5000
       });
     }
     return cached.depths;
+  };
+}
+
+/**
+ * Reads the per-customer gauge's figures (`chrysalis_customer_jobs`) from PostgreSQL — one grouped read of
+ * the partial index of unfinished jobs, never per job — at most once per `maxAgeMs` (default 5 s): the top
+ * customers by unfinished jobs, and `other` for the rest (always present, so the series set is stable).
+ */
+export function customerJobsReader(em: EntityManager, maxAgeMs = 5000): () => Promise<CustomerJobCounts[]> {
+  let cached: { at: number; counts: Promise<CustomerJobCounts[]> } | null = null;
+  return () => {
+    const now = Date.now();
+    if (!cached || now - cached.at > maxAgeMs) {
+      const counts = summarizeBacklog(em, topBacklogCustomers).then(({ top, other }) => [
+        ...top.map((row) => ({ customer: row.customerId, queued: row.queued + row.delayed, active: row.active })),
+        { customer: 'other', queued: other.queued + other.delayed, active: other.active },
+      ]);
+      cached = { at: now, counts };
+      counts.catch(() => {
+        if (cached?.counts === counts) cached = null;
+      });
+    }
+    return cached.counts;
   };
 }

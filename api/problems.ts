@@ -18,6 +18,7 @@ export const problemTypes = {
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'payment-required': { status: 402, title: 'Payment required' },
   'rate-limited': { status: 429, title: 'Too many requests' },
+  'too-many-jobs': { status: 429, title: 'Too many unfinished jobs' },
   unavailable: { status: 503, title: 'Service unavailable' },
   internal: { status: 500, title: 'Internal error' },
 } as const;

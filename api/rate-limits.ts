@@ -19,6 +19,13 @@ export interface RateLimits {
    * writes; the answer's RateLimit-Limit/Remaining/Reset are those of the budget the request spent.
    */
   customer: RequestHandler;
+  /**
+   * Spends `points` more of the caller's write budget for one request that counts as several (each job of a
+   * bulk submit is one request, SPEC §9); refused (429) when they are not all left, and then none is spent.
+   */
+  spend(req: Request, res: Response, points: number): Promise<void>;
+  /** Gives back points `spend` took, for a request refused after it spent them. */
+  refund(req: Request, points: number): Promise<void>;
   /** Per client IP on POST /auth/register. */
   register: RequestHandler;
   /** Per client IP on POST /auth/login. */
@@ -53,6 +60,31 @@ export function createRateLimits(redis: Redis, config: Config): RateLimits {
     ).then(() => next());
   };
 
+  const writeBudget = (req: Request) => {
+    const principal = principalOf(req);
+    const budget = tierBudgets.get(principal.tier)?.writes;
+    return budget ? { budget, key: customerLimitKey(principal.customerId, principal.serviceType), principal } : null;
+  };
+  const spend = async (req: Request, res: Response, points: number): Promise<void> => {
+    const found = points > 0 ? writeBudget(req) : null;
+    if (!found) return;
+    const { budget, key, principal } = found;
+    await consume(
+      budget,
+      key,
+      res,
+      'customer',
+      (limit) =>
+        `${points + 1} requests at once (one per job) would pass the limit of the ${principal.serviceType} service at tier ${principal.tier}, ${limit} writes per minute`,
+      points,
+      true,
+    );
+  };
+  const refund = async (req: Request, points: number): Promise<void> => {
+    const found = points > 0 ? writeBudget(req) : null;
+    if (found) await found.budget.reward(found.key, points).catch(() => undefined);
+  };
+
   const perIp = (name: 'register' | 'login', points: number): RequestHandler => {
     const ipLimiter = limiter(`ip-${name}`, points);
     return async (req, res, next) => {
@@ -63,6 +95,8 @@ export function createRateLimits(redis: Redis, config: Config): RateLimits {
 
   return {
     customer,
+    spend,
+    refund,
     register: perIp('register', config.rateLimitRegisterPerMin),
     login: perIp('login', config.rateLimitLoginPerMin),
   };
@@ -70,27 +104,37 @@ export function createRateLimits(redis: Redis, config: Config): RateLimits {
 
 const clientIp = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? 'unknown';
 
-/** Takes one point; sets the RateLimit-* headers either way; a refusal is a 429 problem with Retry-After. */
+/**
+ * Takes `points` (default one); sets the RateLimit-* headers either way; a refusal is a 429 problem with
+ * Retry-After. With `giveBack`, a refused take returns its points, so a refused bulk costs what a single
+ * request does (the one point the middleware took).
+ */
 async function consume(
   limiter: RateLimiterRedis,
   key: string,
   res: Response,
   name: string,
   describe: (limit: number) => string,
+  points = 1,
+  giveBack = false,
 ): Promise<void> {
   let outcome: RateLimiterRes;
   let limited = false;
   try {
-    outcome = await limiter.consume(key);
+    outcome = await limiter.consume(key, points);
   } catch (rejection) {
     if (!(rejection instanceof RateLimiterRes)) throw rejection;
     outcome = rejection;
     limited = true;
+    // Give the points back: the refused request costs only the point the middleware took.
+    if (giveBack) await limiter.reward(key, points).catch(() => undefined);
   }
   const resetSeconds = Math.max(1, Math.ceil(outcome.msBeforeNext / 1000));
   const headers = {
     'RateLimit-Limit': String(limiter.points),
-    'RateLimit-Remaining': String(outcome.remainingPoints),
+    'RateLimit-Remaining': String(
+      limited && giveBack ? Math.max(0, limiter.points - (outcome.consumedPoints - points)) : outcome.remainingPoints,
+    ),
     'RateLimit-Reset': String(resetSeconds),
   };
   for (const [header, value] of Object.entries(headers)) res.setHeader(header, value);

@@ -1,3 +1,4 @@
+import type { Response } from 'express';
 import type { RequestLogRecorder } from '../db/request-log-recorder.js';
 import type { RequestObserver } from './request-lifecycle.js';
 
@@ -11,13 +12,28 @@ export function requestLogObserver(recorder: RequestLogRecorder): RequestObserve
   return ({ req, res, startedAt, bytesOut }) => {
     const principal = req.principal;
     if (!principal) return;
-    recorder.record({
-      timestamp: new Date(startedAt),
-      customerId: principal.customerId,
-      serviceType: principal.serviceType,
-      method: req.method,
-      statusCode: res.statusCode,
-      bytesOut: bytesOut(),
-    });
+    // A call that counts as several requests (each job of an accepted bulk submit, SPEC §9) is recorded as
+    // that many rows, so metering counts and bills each; the answer's bytes go on the first.
+    const count = meteredRequestsOf(res);
+    for (let i = 0; i < count; i++) {
+      recorder.record({
+        timestamp: new Date(startedAt),
+        customerId: principal.customerId,
+        serviceType: principal.serviceType,
+        method: req.method,
+        statusCode: res.statusCode,
+        bytesOut: i === 0 ? bytesOut() : 0,
+      });
+    }
   };
+}
+
+/** Marks the answer as counting for `count` requests in the request log (default one). */
+export function countAsRequests(res: Response, count: number): void {
+  res.locals.meteredRequests = count;
+}
+
+function meteredRequestsOf(res: Response): number {
+  const count: unknown = res.locals.meteredRequests;
+  return typeof count === 'number' && Number.isInteger(count) && count > 1 ? count : 1;
 }

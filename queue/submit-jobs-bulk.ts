@@ -1,9 +1,11 @@
+import type { JobsOptions } from 'bullmq';
 import { uuidv7 } from 'uuidv7';
+import type { JobRecord } from '../db/entities/job-record.entity.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
-import { insertJobsBulk } from '../db/jobs/insert-jobs.js';
+import { insertJobsAllOrNothing, insertJobsBulk, type AllOrNothingRefusal, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
-import { queueFor } from './queues.js';
-import type { SubmitDeps } from './submit-job.js';
+import { queueFor, type QueuedJobData } from './queues.js';
+import { enqueueTimeoutMs, idempotencyWindowMs, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
 
 /**
  * Which payloads of a chunk have no cached result (for job types with a `cacheKey`): looked up together
@@ -70,4 +72,106 @@ export async function submitJobsBulk(
     ids.push(...chunkIds);
   }
   return ids;
+}
+
+/** One job of a `submitJobList`: what `submitJob` takes, less what the list decides (customer, id, quickness). */
+export type ListedJob = Omit<SubmitJobInput, 'customerId' | 'id' | 'quick' | 'hints'>;
+
+export type SubmitListOutcome =
+  | {
+      kind: 'created';
+      /** Per job, in order: the job accepted now, or (`replayed`) the one its idempotency key already named. */
+      jobs: Array<{ job: JobRecord; replayed: boolean }>;
+      /** Whether Redis took the new jobs in time (else the sweeper enqueues them from their rows). */
+      enqueued: boolean;
+    }
+  | AllOrNothingRefusal;
+
+/**
+ * Accepts a list of jobs of one customer, all or none (`POST /jobs/bulk`): every row in one transaction
+ * and one INSERT (refused whole when a job names a substrate the customer does not own or reuses an
+ * idempotency key with another request), then the new ones into BullMQ with one `addBulk` per queue.
+ * Replayed jobs are not enqueued again. Like `submitJob`, the rows are the record: if Redis does not take
+ * the jobs within `enqueueTimeoutMs`, they stay `queued` and the sweeper enqueues them.
+ */
+export async function submitJobList(
+  deps: SubmitDeps & { cache: InvocationCache },
+  customerId: string,
+  list: ListedJob[],
+): Promise<SubmitListOutcome> {
+  const inserts: JobInsert[] = list.map((input) => {
+    const delayMs = input.delayMs ?? 0;
+    return {
+      row: {
+        id: uuidv7(),
+        customerId,
+        type: input.definition.name,
+        state: delayMs > 0 ? 'delayed' : 'queued',
+        payload: input.payload,
+        maxAttempts: input.attempts ?? input.definition.queue.attempts,
+        priority: input.priority ?? 0,
+        delayMs,
+        webhookUrl: input.webhookUrl ?? null,
+        idempotencyKey: input.idempotencyKey ?? null,
+        requestHash: input.requestHash ?? null,
+        scheduleName: input.scheduleName ?? null,
+      },
+      requireSubstrateId: input.requireSubstrateId,
+    };
+  });
+  const [outcome, missed] = await Promise.all([
+    insertJobsAllOrNothing(deps.em, inserts, idempotencyWindowMs),
+    // Meanwhile, which invocations the cache cannot answer: their workers need not look again.
+    Promise.all(list.map((input) => cacheMisses(deps.cache, customerId, input.definition, [input.payload]).then(([miss]) => miss))),
+  ]);
+  if (outcome.kind !== 'inserted') return outcome;
+
+  const byQueue = new Map<string, Array<{ name: string; data: QueuedJobData; opts: JobsOptions }>>();
+  outcome.jobs.forEach(({ job, replayed }, index) => {
+    if (replayed) return;
+    const bulk = byQueue.get(job.type) ?? [];
+    byQueue.set(job.type, bulk);
+    bulk.push({
+      name: job.type,
+      data: {
+        customerId,
+        payload: job.payload,
+        ...(missed[index] ? { cacheMissed: true } : {}),
+        ...(job.webhookUrl ? { hasWebhookUrl: true } : {}),
+      },
+      opts: {
+        jobId: job.id,
+        attempts: job.maxAttempts,
+        ...(job.priority > 0 ? { priority: job.priority } : {}),
+        ...(job.delayMs > 0 ? { delay: job.delayMs } : {}),
+      },
+    });
+  });
+  const enqueued = await withinEnqueueTimeout(
+    Promise.all([...byQueue].map(([type, bulk]) => queueFor(deps.queues, type).addBulk(bulk))),
+    deps,
+    outcome.jobs.length,
+  );
+  return { kind: 'created', jobs: outcome.jobs, enqueued };
+}
+
+/** Waits for Redis at most `enqueueTimeoutMs`, as `enqueue` does; false (logged) when it did not answer in time or failed. */
+async function withinEnqueueTimeout(adding: Promise<unknown>, deps: Pick<SubmitDeps, 'logger'>, jobs: number): Promise<boolean> {
+  adding.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      adding,
+      new Promise(
+        (_, reject) =>
+          (timer = setTimeout(() => reject(new Error(`Redis did not take the jobs within ${enqueueTimeoutMs} ms`)), enqueueTimeoutMs)),
+      ),
+    ]);
+    return true;
+  } catch (error) {
+    deps.logger.warn({ err: error, jobs }, 'bulk enqueue failed; the sweeper will enqueue the accepted jobs later');
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { creditBody, customerParams, listQuery } from '../routes/admin.routes.js';
+import { backlogQuery, creditBody, customerParams, listQuery } from '../routes/admin.routes.js';
 import { ingestRowSchema } from '../usage-ingest.js';
 import { transactionSchema } from './billing.openapi.js';
 import { documentRoute, json, jsonBody, pageOf, timestamp, type RouteDocs } from './document-route.js';
@@ -18,6 +18,30 @@ export const adminCustomerSchema = z
     ),
   })
   .meta({ id: 'AdminCustomer' });
+
+const backlogFigures = {
+  queued: z.int().min(0).describe('Waiting to start'),
+  delayed: z.int().min(0).describe('Waiting for their delay (count toward the queued cap too)'),
+  active: z.int().min(0).describe('Running'),
+};
+
+export const adminBacklogSchema = z
+  .object({
+    items: z.array(
+      z.object({
+        customer_id: z.uuid(),
+        name: z.string().nullable(),
+        tier: z.string().nullable().describe("The customer's compute tier"),
+        ...backlogFigures,
+        max_queued: z.int().nullable().describe("The tier's cap of queued and delayed jobs (TIER_MAX_QUEUED)"),
+        max_active: z.int().nullable().describe("The tier's cap of running jobs (TIER_MAX_ACTIVE)"),
+      }),
+    ),
+    other: z.object({ customers: z.int().min(0), ...backlogFigures }).describe('Every other customer with unfinished jobs, summed'),
+    total: z.object({ customers: z.int().min(0), ...backlogFigures }),
+    as_of: timestamp,
+  })
+  .meta({ id: 'AdminBacklog' });
 
 const rejection = z.object({ line: z.int().describe('1-based line number'), error: z.string() });
 
@@ -54,6 +78,43 @@ export const adminDocs: RouteDocs = (registry) => {
     summary: 'Customers with their money and services, newest first',
     request: { query: listQuery },
     responses: { 200: json(pageOf(adminCustomerSchema), 'A page of customers') },
+  });
+  documentRoute(registry, {
+    tag,
+    auth: 'admin',
+    method: 'get',
+    path: '/admin/backlog',
+    summary: 'Who holds the backlog: customers with the most unfinished jobs',
+    description:
+      'The customers holding the most queued, delayed and running jobs, most first, each with its tier’s admission caps; everybody else summed in `other`; the totals. Read from PostgreSQL (the partial index of unfinished jobs) on each call.',
+    request: { query: backlogQuery },
+    responses: {
+      200: {
+        description: 'The backlog by customer',
+        content: {
+          'application/json': {
+            schema: adminBacklogSchema,
+            example: {
+              items: [
+                {
+                  customer_id: '0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11',
+                  name: 'flood@example.com',
+                  tier: 'enterprise',
+                  queued: 38_500,
+                  delayed: 0,
+                  active: 64,
+                  max_queued: 100_000,
+                  max_active: 5000,
+                },
+              ],
+              other: { customers: 3, queued: 12, delayed: 1, active: 4 },
+              total: { customers: 4, queued: 38_512, delayed: 1, active: 68 },
+              as_of: '2026-12-03T17:30:00.000Z',
+            },
+          },
+        },
+      },
+    },
   });
   const credit = z
     .object({

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { jobStates } from '../../db/entities/job-record.entity.js';
 import { jobRegistry } from '../../jobs/registry.js';
 import { jobIdParams, listJobsQuery, submitJobBody } from '../routes/jobs.routes.js';
+import { bulkJobItem, maxBulkJobs } from '../bulk-jobs.js';
 import { documentRoute, json, jsonBody, pageOf, timestamp, type RouteDocs } from './document-route.js';
 
 const pascal = (name: string) => name.replace(/(^|-)([a-z])/g, (_, _dash: string, letter: string) => letter.toUpperCase());
@@ -62,6 +63,29 @@ export const jobsDocs: RouteDocs = (registry) => {
       .describe('The payload schema of the chosen `type`'),
   });
   const adminOnly = definitions.filter((d) => d.adminOnly).map((d) => d.name);
+  const bulkItem = bulkJobItem
+    .extend({ payload: body.shape.payload })
+    .meta({ id: 'BulkJobRequest', description: 'One job of a bulk submit: a `POST /jobs` body and its own `idempotency_key`' });
+  const bulkBody = z.strictObject({
+    jobs: z
+      .array(bulkItem)
+      .min(1)
+      .max(maxBulkJobs)
+      .describe(`1 to ${maxBulkJobs.toLocaleString('en-US')} jobs (more: 422; none: 400)`),
+  });
+  const bulkAccepted = z
+    .object({
+      items: z
+        .array(
+          jobAcceptedSchema.extend({
+            state: z
+              .enum(jobStates)
+              .describe('`queued` or `delayed` for a new job; a job named again by its `idempotency_key` is answered in its current state'),
+          }),
+        )
+        .describe('One per job, in request order'),
+    })
+    .meta({ id: 'BulkAccepted' });
 
   documentRoute(registry, {
     tag,
@@ -72,6 +96,79 @@ export const jobsDocs: RouteDocs = (registry) => {
     request: { headers: submitHeaders, body: jsonBody(body) },
     responses: submitResponses,
     problems: [404, 422],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'post',
+    path: '/jobs/bulk',
+    summary: `Submit 1 to ${maxBulkJobs.toLocaleString('en-US')} jobs in one request`,
+    description: [
+      'All or nothing: every job is validated as `POST /jobs` validates one, and one bad job refuses the whole request',
+      '(400 malformed, 422 past a limit) with `errors[].field` naming it (`jobs[3].payload.substrate_id`); a job on a',
+      'substrate the caller does not own refuses it with 404; an `idempotency_key` reused with another job, 422. Nothing',
+      'is stored then. Each job counts as one request against the per-minute write budget (429 `rate-limited` when they',
+      'do not all fit; a refused bulk costs one request) and in usage, and all of them against the admission caps of',
+      'queued and running jobs (429 `too-many-jobs`). An `idempotency_key` behaves like the `Idempotency-Key` header of',
+      '`POST /jobs` (the same job and key, alone or in a bulk, name one job); the header itself is refused here (400).',
+      `\`Prefer: wait\` is not honoured: the answer is always 202. Bodies up to 16 MiB (413 beyond).${adminOnly.length ? ` Admins only: ${adminOnly.join(', ')} (403 for other users).` : ''}`,
+    ].join(' '),
+    request: {
+      body: {
+        required: true,
+        content: {
+          'application/json': {
+            schema: bulkBody,
+            example: {
+              jobs: [
+                {
+                  type: 'invoke',
+                  payload: { substrate_id: '0x1f2e3d4c5b6a7988', parameters: { x: 5, y: 7 } },
+                  idempotency_key: 'order-1041-a',
+                },
+                { type: 'invoke', payload: { substrate_id: '0x1f2e3d4c5b6a7988', parameters: { x: 6, y: 7 } }, priority: 1 },
+                { type: 'divide', payload: { substrate_id: '0x1f2e3d4c5b6a7988' }, delay_ms: 60_000 },
+              ],
+            },
+          },
+        },
+      },
+    },
+    responses: {
+      202: {
+        description: 'Accepted: one item per job, in request order',
+        content: {
+          'application/json': {
+            schema: bulkAccepted,
+            example: {
+              items: [
+                {
+                  id: '0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11',
+                  type: 'invoke',
+                  state: 'queued',
+                  created_at: '2026-12-03T17:30:00.000Z',
+                  links: { self: '/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11' },
+                },
+                {
+                  id: '0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e12',
+                  type: 'invoke',
+                  state: 'queued',
+                  created_at: '2026-12-03T17:30:00.000Z',
+                  links: { self: '/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e12' },
+                },
+                {
+                  id: '0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e13',
+                  type: 'divide',
+                  state: 'delayed',
+                  created_at: '2026-12-03T17:30:00.000Z',
+                  links: { self: '/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e13' },
+                },
+              ],
+            },
+          },
+        },
+      },
+    },
+    problems: [404, 413, 422],
   });
   documentRoute(registry, {
     tag,

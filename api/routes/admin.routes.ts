@@ -2,6 +2,8 @@ import express, { Router } from 'express';
 import { z } from 'zod';
 import { existingCustomerIds, listCustomersForAdmin, type AdminCustomerRow } from '../../db/repositories/customers-admin.js';
 import { insertRequestLogs } from '../../db/repositories/request-logs.js';
+import { summarizeBacklog, type CustomerBacklog } from '../../db/jobs/unfinished-counts.js';
+import type { Tier } from '../../db/entities/service-instance.entity.js';
 import { creditCustomer } from '../../jobs/billing/account-operations.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
@@ -15,6 +17,15 @@ const ndjsonTypes = ['application/x-ndjson', 'application/jsonl', 'application/x
 /** At most this many rejections are listed in an answer (`rejected_count` has them all). */
 const maxListedRejections = 1000;
 export const listQuery = z.strictObject({ ...paginationQuery });
+export const backlogQuery = z.strictObject({
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(20)
+    .describe('How many of the customers holding the most unfinished jobs to name (1–100, default 20); the rest are summed in `other`'),
+});
 export const customerParams = z.object({ id: z.uuid('a customer id is a UUID') });
 export const creditBody = z.strictObject({
   amount_usd_cents: centsIn,
@@ -82,6 +93,41 @@ export function adminRoutes(deps: ApiDeps): Router {
     }
     await insertRequestLogs(deps.orm.em.fork(), accepted);
     res.json({ accepted: accepted.length, rejected: listed, rejected_count: rejected.length });
+  });
+
+  /**
+   * Who holds the backlog: the customers with the most unfinished jobs (queued, delayed, active), each
+   * with its tier's admission caps, the rest summed, and the totals — read from PostgreSQL's partial index
+   * of unfinished rows, never the history.
+   */
+  router.get('/admin/backlog', requireAdmin, async (req, res) => {
+    const query = parseInput(backlogQuery, req.query, 'query');
+    const backlog = await summarizeBacklog(deps.orm.em.fork(), query.limit);
+    const capsOf = (tier: string | null) =>
+      tier && tier in deps.config.tierMaxQueued
+        ? { max_queued: deps.config.tierMaxQueued[tier as Tier], max_active: deps.config.tierMaxActive[tier as Tier] }
+        : { max_queued: null, max_active: null };
+    const view = (row: CustomerBacklog) => ({
+      customer_id: row.customerId,
+      name: row.name,
+      tier: row.tier,
+      queued: row.queued,
+      delayed: row.delayed,
+      active: row.active,
+      ...capsOf(row.tier),
+    });
+    const sum = (key: 'queued' | 'delayed' | 'active') => backlog.top.reduce((total, row) => total + row[key], backlog.other[key]);
+    res.json({
+      items: backlog.top.map(view),
+      other: backlog.other,
+      total: {
+        customers: backlog.top.length + backlog.other.customers,
+        queued: sum('queued'),
+        delayed: sum('delayed'),
+        active: sum('active'),
+      },
+      as_of: new Date().toISOString(),
+    });
   });
 
   router.get('/admin/customers', requireAdmin, async (req, res) => {

@@ -3,28 +3,25 @@ import { z } from 'zod';
 import { jobStates } from '../../db/entities/job-record.entity.js';
 import { findJob, listJobs } from '../../db/jobs/find-jobs.js';
 import { cancelJobRow } from '../../db/jobs/job-states.js';
-import { atMost } from '../../jobs/input-limits.js';
 import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
 import { queueFor } from '../../queue/queues.js';
 import { cancelChannel } from '../../lib/channels.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { jobView } from '../../db/jobs/job-view.js';
-import { submitAndRespond } from '../job-responses.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { inputProblem, parseInput } from '../validate.js';
 import { assertWebhookTarget } from '../webhook-target.js';
+import { parseBulkSubmit } from '../bulk-jobs.js';
+import { submitJobBody, substrateOf } from '../job-body.js';
+import { admitJobs, jobLocation, submitAndRespond } from '../job-responses.js';
+import type { RateLimits } from '../rate-limits.js';
+import { countAsRequests } from '../request-log-observer.js';
+import { sendJson } from '../send-json.js';
+import { submitJobList } from '../../queue/submit-jobs-bulk.js';
 
-export const submitJobBody = z.strictObject({
-  type: z.enum(jobTypeNames),
-  payload: z.unknown().default({}),
-  /** BullMQ priority: 1 is the most urgent; omitted = FIFO. */
-  priority: z.number().int().min(1).max(2_097_152).optional(),
-  delay_ms: atMost(z.number().int().min(0), 365 * 24 * 3600 * 1000).optional(),
-  attempts: atMost(z.number().int().min(1), 25).optional(),
-  webhook_url: z.string().url().max(2048).optional(),
-});
+export { submitJobBody };
 
 export const listJobsQuery = z.strictObject({
   type: z.enum(jobTypeNames).optional(),
@@ -34,13 +31,67 @@ export const listJobsQuery = z.strictObject({
 
 export const jobIdParams = z.object({ id: z.string().uuid('a job id is a UUID') });
 
-function substrateOf(payload: unknown): string | undefined {
-  const id = (payload as { substrate_id?: unknown } | null)?.substrate_id;
-  return typeof id === 'string' ? id : undefined;
-}
-
-export function jobsRoutes(deps: ApiDeps): Router {
+export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' | 'refund'>): Router {
   const router = Router();
+
+  /**
+   * Up to 1,000 jobs in one request, all or nothing (SPEC §9): validated whole, admitted whole (admission
+   * counts every job), each job one request against the per-minute budget and in usage, stored in one
+   * INSERT and enqueued with one addBulk per queue. 202 with the jobs in request order.
+   */
+  router.post('/jobs/bulk', async (req, res) => {
+    const principal = principalOf(req);
+    if (req.header('idempotency-key') !== undefined) {
+      throw new ProblemError('validation', "POST /jobs/bulk takes each job's own idempotency_key, not an Idempotency-Key header", {
+        errors: [{ field: 'header.idempotency-key', message: 'use jobs[i].idempotency_key' }],
+      });
+    }
+    const list = await parseBulkSubmit(deps.config, principal, req.body);
+    await admitJobs(deps, req, list.length);
+    // The middleware took one point for the request; each further job takes one more.
+    const extra = list.length - 1;
+    let spent = false;
+    let submitted = false;
+    try {
+      await rateLimits.spend(req, res, extra);
+      spent = true;
+      const outcome = await submitJobList(
+        { em: deps.orm.em, queues: deps.queues, logger: deps.logger, cache: deps.cache },
+        principal.customerId,
+        list,
+      );
+      if (outcome.kind === 'substrate-missing') {
+        throw new ProblemError('not-found', `substrate ${outcome.substrateId} not found (jobs[${outcome.index}]); no job was submitted`, {
+          errors: [{ field: `jobs[${outcome.index}].payload.substrate_id`, message: 'not found' }],
+        });
+      }
+      if (outcome.kind === 'key-conflict') {
+        throw new ProblemError(
+          'unprocessable',
+          `jobs[${outcome.index}].idempotency_key was already used with a different job; no job was submitted`,
+          {
+            errors: [{ field: `jobs[${outcome.index}].idempotency_key`, message: 'reused with a different job' }],
+          },
+        );
+      }
+      submitted = true;
+      countAsRequests(res, list.length);
+      sendJson(res, 202, {
+        items: outcome.jobs.map(({ job }) => ({
+          id: job.id,
+          type: job.type,
+          state: job.state,
+          created_at: new Date(job.createdAt).toISOString(),
+          links: { self: jobLocation(job.id) },
+        })),
+      });
+    } finally {
+      if (!submitted) {
+        deps.admission.release(principal.customerId, list.length);
+        if (spent) await rateLimits.refund(req, extra);
+      }
+    }
+  });
 
   router.post('/jobs', async (req, res) => {
     const principal = principalOf(req);

@@ -40,6 +40,12 @@ export const JobRecordSchema = new EntitySchema<JobRecord>({
       name: 'jobs_unfinished_index',
       expression: `create index "jobs_unfinished_index" on "jobs" ("created_at") where "state" in ('queued', 'delayed', 'active')`,
     },
+    // Admission control counts one customer's unfinished jobs by state (queue/admission.ts), and the backlog
+    // view and gauges group them by customer, without touching finished history.
+    {
+      name: 'jobs_customer_unfinished_index',
+      expression: `create index "jobs_customer_unfinished_index" on "jobs" ("customer_id", "state") where "state" in ('queued', 'delayed', 'active')`,
+    },
     // GET /stats reads the last hour's jobs (all customers' for admins) without scanning the table's history.
     { name: 'jobs_created_at_index', properties: ['createdAt'] },
     // A schedule's runs, newest first (GET /jobs?schedule=); ordinary jobs stay out of it.

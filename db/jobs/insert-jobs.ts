@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord, JobState } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
+import { inTransaction } from '../transaction.js';
 import { asyncCommit, jobColumnList, jobColumns, jobPlaceholders, jobRecordsetType, type JobRecordsetRow } from './job-columns.js';
 
 /** What a submitter sets on a new job's row; the database fills the rest (created_at, attempts so far…). */
@@ -170,4 +171,116 @@ export async function isJobDurable(em: EntityManager, id: string): Promise<boole
 /** Frees a key whose 24 h window has passed, so it can name a new job. */
 export async function releaseIdempotencyKey(em: EntityManager, jobId: string): Promise<void> {
   await em.getConnection().execute(`update jobs set idempotency_key = null where id = ?`, [jobId]);
+}
+
+/** Why `insertJobsAllOrNothing` stored nothing: the item (by index) that refused it. */
+export type AllOrNothingRefusal =
+  { kind: 'substrate-missing'; index: number; substrateId: string } | { kind: 'key-conflict'; index: number };
+
+export type AllOrNothingOutcome =
+  | {
+      kind: 'inserted';
+      /** Per row, in order: the job stored now, or (`replayed`) the one its idempotency key already named. */
+      jobs: Array<{ job: JobRecord; replayed: boolean }>;
+    }
+  | AllOrNothingRefusal;
+
+/** Rolls back `insertJobsAllOrNothing`'s transaction, carrying why. */
+class Refused extends Error {
+  override name = 'Refused';
+  constructor(readonly refusal: AllOrNothingRefusal) {
+    super(refusal.kind);
+  }
+}
+
+const insertJobsReturning = `
+  insert into jobs (${newJobColumns})
+  select ${jobColumnList(newJobProperties, 'v')}
+    from jsonb_to_recordset(?::jsonb) as v(${jobRecordsetType(newJobProperties)})
+  on conflict (customer_id, idempotency_key) do nothing
+  returning ${jobColumns}`;
+
+/**
+ * Many jobs of one customer (`POST /jobs/bulk`), all or none, in one transaction: a substrate the customer
+ * does not own (`requireSubstrateId`), or an idempotency key already used with another request
+ * (`requestHash`), stores nothing and says which row. A key used with the same request answers with the
+ * job it named (`replayed`); a key older than `keyWindowMs` is freed and names the new job. Rows are
+ * inserted in one statement, so their ids, the payloads and the order are the caller's.
+ */
+export async function insertJobsAllOrNothing(em: EntityManager, rows: JobInsert[], keyWindowMs: number): Promise<AllOrNothingOutcome> {
+  if (rows.length === 0) return { kind: 'inserted', jobs: [] };
+  const customerId = rows[0]!.row.customerId;
+  if (rows.some(({ row }) => row.customerId !== customerId)) throw new Error('insertJobsAllOrNothing: one customer per call');
+  const keys = [...new Set(rows.map(({ row }) => row.idempotencyKey).filter((key): key is string => key !== null))];
+  const substrates = [...new Set(rows.map((insert) => insert.requireSubstrateId).filter((id): id is string => id !== undefined))];
+  try {
+    return await inTransaction(em, async (tx) => {
+      if (substrates.length > 0) {
+        // One primary-key probe per distinct substrate (a plain NOT EXISTS could hash the whole table).
+        const [missing] = await tx.execute<Array<{ id: string }>>(
+          `select wanted.id from jsonb_array_elements_text(?::jsonb) as wanted(id)
+             left join lateral (select true as found from substrates s where s.id = wanted.id and s.customer_id = ? limit 1) owned on true
+            where owned.found is null limit 1`,
+          [JSON.stringify(substrates), customerId],
+        );
+        if (missing) {
+          const index = rows.findIndex((insert) => insert.requireSubstrateId === missing.id);
+          throw new Refused({ kind: 'substrate-missing', index, substrateId: missing.id });
+        }
+      }
+      if (keys.length > 0) {
+        await tx.execute(
+          `update jobs set idempotency_key = null
+            where customer_id = ? and idempotency_key in (select jsonb_array_elements_text(?::jsonb))
+              and created_at < now() - make_interval(secs => ?)`,
+          [customerId, JSON.stringify(keys), keyWindowMs / 1000],
+        );
+      }
+      const inserted = await tx.execute<JobRecord[]>(insertJobsReturning, [
+        JSON.stringify(
+          rows.map(
+            ({ row }) =>
+              ({
+                id: row.id,
+                customer_id: row.customerId,
+                type: row.type,
+                state: row.state,
+                payload: row.payload ?? null,
+                max_attempts: row.maxAttempts,
+                priority: row.priority,
+                delay_ms: row.delayMs,
+                webhook_url: row.webhookUrl,
+                idempotency_key: row.idempotencyKey,
+                request_hash: row.requestHash,
+                schedule_name: row.scheduleName ?? undefined,
+              }) satisfies JobRecordsetRow<(typeof newJobProperties)[number]>,
+          ),
+        ),
+      ]);
+      const byId = new Map(inserted.map((job) => [job.id, job]));
+      const unstoredKeys = rows.filter(({ row }) => !byId.has(row.id)).map(({ row }) => row.idempotencyKey);
+      const existing =
+        unstoredKeys.length > 0
+          ? await tx.execute<JobRecord[]>(
+              `select ${jobColumns} from jobs where customer_id = ? and idempotency_key in (select jsonb_array_elements_text(?::jsonb))`,
+              [customerId, JSON.stringify(unstoredKeys)],
+            )
+          : [];
+      const byKey = new Map(existing.map((job) => [job.idempotencyKey, job]));
+      return {
+        kind: 'inserted' as const,
+        jobs: rows.map(({ row }, index) => {
+          const stored = byId.get(row.id);
+          if (stored) return { job: stored, replayed: false };
+          const named = row.idempotencyKey === null ? undefined : byKey.get(row.idempotencyKey);
+          if (!named) throw new Error(`job row ${index} was neither stored nor named by its idempotency key`);
+          if (named.requestHash !== row.requestHash) throw new Refused({ kind: 'key-conflict', index });
+          return { job: named, replayed: true };
+        }),
+      };
+    });
+  } catch (error) {
+    if (error instanceof Refused) return error.refusal;
+    throw error;
+  }
 }

@@ -5,7 +5,9 @@
  * can all increment a counter without pulling in a connection.
  *
  * Labels are bounded: route templates (never raw paths), job type names from the registry, queue names,
- * fixed outcome and state words, tier and service-type names from configuration. Never ids.
+ * fixed outcome and state words, tier and service-type names from configuration. Never ids — with one
+ * bounded exception: `chrysalis_customer_jobs` names the 10 customers holding the most unfinished jobs
+ * (and sums the rest as `other`), so at most 11 customers per scrape.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -101,6 +103,44 @@ export const queueJobs = new Gauge({
     this.reset();
     for (const { queue, counts } of depths.flat()) {
       for (const state of queueStates) this.set({ queue, state }, counts[state] ?? 0);
+    }
+  },
+});
+
+// ── Per-customer backlog (API processes; read from PostgreSQL) ─────────────────────────────────────
+
+/** How many customers `chrysalis_customer_jobs` names; everybody else is `customer="other"`. */
+export const topBacklogCustomers = 10;
+
+/** One label value of `chrysalis_customer_jobs`: a customer id, or `other`. */
+export interface CustomerJobCounts {
+  customer: string;
+  /** Queued and delayed: accepted, not started. */
+  queued: number;
+  active: number;
+}
+
+const customerJobSources = new Set<() => Promise<CustomerJobCounts[]>>();
+
+/** Adds the reader of per-customer counts, called at scrape time (cache it: see api/metrics.ts). Returns its removal. */
+export function addCustomerJobsSource(read: () => Promise<CustomerJobCounts[]>): () => void {
+  customerJobSources.add(read);
+  return () => customerJobSources.delete(read);
+}
+
+export const customerJobs = new Gauge({
+  name: 'chrysalis_customer_jobs',
+  help: `Unfinished jobs of the ${topBacklogCustomers} customers holding the most (customer = its id), everybody else summed as customer="other"; state queued (queued or delayed) or active. Read from PostgreSQL at most every few seconds; every API process reports the same figures (aggregate with max, not sum).`,
+  labelNames: ['customer', 'state'] as const,
+  registers,
+  async collect() {
+    const read = await Promise.all([...customerJobSources].map((source) => source().catch(() => null)));
+    const counts = read.find((value) => value !== null);
+    if (!counts) return; // no reader, or PostgreSQL did not answer: keep the last figures rather than report zero
+    this.reset();
+    for (const { customer, queued, active } of counts) {
+      this.set({ customer, state: 'queued' }, queued);
+      this.set({ customer, state: 'active' }, active);
     }
   },
 });

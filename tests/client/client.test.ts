@@ -148,16 +148,21 @@ describe('the typed client', () => {
     expect([...progress].sort((a, b) => a - b)).toEqual(progress);
   });
 
-  it('submitBulk() accepts jobs in request order (skipped while POST /jobs/bulk is not served)', async (context) => {
+  it('submitBulk() accepts jobs in request order, and refuses a bad list whole naming the job', async () => {
     const jobs = [1, 2, 3].map((x) => ({ type: 'invoke' as const, payload: { substrate_id: substrateId, parameters: { x, y: 10 } } }));
-    const accepted = await alice.submitBulk(jobs).catch((error: unknown) => {
-      if (isMissingRoute(error)) return null;
-      throw error;
-    });
-    if (accepted === null) return context.skip('POST /jobs/bulk is not served by this API yet');
+    const accepted = await alice.submitBulk(jobs);
     expect(accepted).toHaveLength(3);
     const finished = await Promise.all(accepted.map((job) => alice.waitFor(job.id)));
     expect(finished.map((job) => (job.result as { result: number }).result)).toEqual([10, 20, 30]);
+    const refused = await alice
+      .submitBulk([...jobs, { type: 'invoke', payload: { substrate_id: 'nope' } }])
+      .catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ChrysalisProblem);
+    expect(refused).toMatchObject({
+      status: 400,
+      type: 'validation',
+      errors: [expect.objectContaining({ field: 'jobs[3].payload.substrate_id' })],
+    });
   });
 
   it('retry() runs a cancelled job again as a new job (skipped while POST /jobs/:id/retry is not served)', async (context) => {

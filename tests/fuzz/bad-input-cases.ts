@@ -386,7 +386,7 @@ export function caseCategories(operation: ApiOperation, context: CaseContext): C
   });
   const mutations = propertyMutations(document, bodySchema);
   const propertyName = mutations.length > 0 ? fc.constantFrom(...mutations.map(([name]) => name)) : fc.constant('value');
-  const maxBody = ['/batches', '/substrates/batch', '/admin/usage/ingest'].includes(operation.path) ? 16 : 1;
+  const maxBody = ['/batches', '/jobs/bulk', '/substrates/batch', '/admin/usage/ingest'].includes(operation.path) ? 16 : 1;
 
   const categories: CaseCategory[] = [
     { name: 'random JSON body', runs: 5, arbitrary: fc.jsonValue().map((value) => json(toJsonText(value), 'random JSON body')) },

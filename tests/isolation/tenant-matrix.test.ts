@@ -309,6 +309,21 @@ describe('tenant isolation matrix', () => {
       body: { type: 'invoke', payload: { substrate_id: a.substrateId } },
     });
     expect(job.status, job.text).toBe(404);
+    // POST /jobs/bulk: one job on A's substrate refuses the whole request with 404, B's own job included.
+    const jobsBefore = (await readAll(tokens.b, '/api/v1/jobs')).flatMap((page) => page.body.items as unknown[]).length;
+    const bulk = await request('POST', '/api/v1/jobs/bulk', {
+      token: tokens.b,
+      body: {
+        jobs: [
+          { type: 'invoke', payload: { substrate_id: b.substrateId } },
+          { type: 'invoke', payload: { substrate_id: a.substrateId } },
+        ],
+      },
+    });
+    expect(bulk.status, bulk.text).toBe(404);
+    expect(bulk.body.errors).toEqual([expect.objectContaining({ field: 'jobs[1].payload.substrate_id' })]);
+    expect(leakedMarkers(bulk.text, [a.substrateId])).toEqual([]);
+    expect((await readAll(tokens.b, '/api/v1/jobs')).flatMap((page) => page.body.items as unknown[]).length).toBe(jobsBefore);
     const batch = await request('POST', '/api/v1/batches', {
       token: tokens.b,
       headers: { prefer: 'wait=20' },

@@ -1,18 +1,21 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
-import type { TestUser } from '../helpers/accounts.js';
+import { expectProblem } from '../auth/expect-problem.js';
+import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { waitFor } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 
-const suite = useTestApp({ workers: true, users: 1 });
+const suite = useTestApp({ workers: true, users: 2 });
 let alice: TestUser;
+let bob: TestUser;
 let substrateId: string;
 let customerId: string;
 
 beforeAll(async () => {
   alice = suite.users[0] as TestUser;
+  bob = suite.users[1] as TestUser;
   substrateId = await createExpressionSubstrate(suite.request, alice.accessToken, 'x * y');
   customerId = (await suite.request('GET', '/api/v1/auth/me', { token: alice.accessToken })).body.customer_id;
 });
@@ -79,5 +82,158 @@ describe('bulk submit', () => {
     expect(rows[1]!.result).toMatchObject({ unity_value: 24 });
     expect(rows[2]!.error).toMatch(/substrate 0x0000000000000001 not found/);
     expect(rows[3]!.result).toMatchObject({ result: 4 });
+  });
+});
+
+const bulk = (body: unknown, token = alice.accessToken, headers: Record<string, string> = {}) =>
+  suite.request('POST', '/api/v1/jobs/bulk', { token, body, headers });
+const countJobs = async (customer: string) =>
+  Number((await suite.app.sql<{ n: string }>('select count(*) as n from jobs where customer_id = $1', [customer]))[0]!.n);
+
+describe('POST /jobs/bulk', () => {
+  it('accepts 1,000 jobs with 202, one item per job in request order, and runs them', async () => {
+    const jobs = Array.from({ length: 1000 }, (_, i) => ({
+      type: 'invoke',
+      payload: { substrate_id: substrateId, parameters: { x: i, y: 7 } },
+    }));
+    const response = await bulk({ jobs });
+    expect(response.status, response.text).toBe(202);
+    expect(response.body.items).toHaveLength(1000);
+    expect(response.body.items[0]).toEqual({
+      id: expect.any(String),
+      type: 'invoke',
+      state: 'queued',
+      created_at: expect.any(String),
+      links: { self: `/api/v1/jobs/${response.body.items[0].id}` },
+    });
+    const rows = await finished(response.body.items.map((item: { id: string }) => item.id));
+    expect(rows.map((row) => row.result?.result)).toEqual(Array.from({ length: 1000 }, (_, i) => i * 7));
+  });
+
+  it("takes each job's options and types: delayed, prioritised, attempts, another type", async () => {
+    const response = await bulk({
+      jobs: [
+        { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 2 } }, delay_ms: 3_600_000 },
+        { type: 'divide', payload: { substrate_id: substrateId }, priority: 3, attempts: 2 },
+        { type: 'invoke', payload: { operation: { op: 'multiply', dimension_values: [2, 5] } } },
+      ],
+    });
+    expect(response.status, response.text).toBe(202);
+    expect(response.body.items.map((item: { type: string; state: string }) => [item.type, item.state])).toEqual([
+      ['invoke', 'delayed'],
+      ['divide', 'queued'],
+      ['invoke', 'queued'],
+    ]);
+    const [delayed, divide, multiply] = response.body.items.map((item: { id: string }) => item.id);
+    const [row] = await suite.app.sql<{ priority: number; max_attempts: number }>('select priority, max_attempts from jobs where id = $1', [
+      divide,
+    ]);
+    expect(row).toEqual({ priority: 3, max_attempts: 2 });
+    const done = await finished([divide, multiply]);
+    expect(done[1]!.result).toMatchObject({ unity_value: 10 });
+    expect((await suite.request('GET', `/api/v1/jobs/${delayed}`, { token: alice.accessToken })).body.state).toBe('delayed');
+  });
+
+  it('refuses the whole request when one job is malformed (400) or past a limit (422), naming jobs[i] — nothing stored', async () => {
+    const before = await countJobs(customerId);
+    const good = { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 1 } } };
+    const malformed = await bulk({ jobs: [good, good, good, { type: 'invoke', payload: { substrate_id: 'not-an-id' } }] });
+    expectProblem(malformed, 400, 'validation', ['jobs[3].payload.substrate_id']);
+    const mixed = await bulk({ jobs: [{ ...good, surprise: 1 }, { type: 'nope' }, { ...good, attempts: 26 }] });
+    expectProblem(mixed, 400, 'validation', ['jobs[0].surprise', 'jobs[1].type', 'jobs[2].attempts']);
+    const overLimit = await bulk({ jobs: [good, { ...good, attempts: 26 }] });
+    expectProblem(overLimit, 422, 'unprocessable', ['jobs[1].attempts']);
+    const tooMany = await bulk({ jobs: Array.from({ length: 1001 }, () => good) });
+    expectProblem(tooMany, 422, 'unprocessable', ['jobs']);
+    expectProblem(await bulk({ jobs: [] }), 400, 'validation', ['jobs']);
+    expectProblem(await bulk({ jobs: 'all' }), 400, 'validation', ['jobs']);
+    expectProblem(await bulk({}), 400, 'validation', ['jobs']);
+    expectProblem(await bulk({ jobs: [good], extra: true }), 400, 'validation', ['extra']);
+    expectProblem(await bulk({ jobs: [good] }, alice.accessToken, { 'idempotency-key': 'k' }), 400, 'validation', [
+      'header.idempotency-key',
+    ]);
+    expectProblem(await bulk({ jobs: [good, { type: 'metering', payload: {} }] }), 403, 'forbidden', ['jobs[1].type']);
+    expect(await countJobs(customerId)).toBe(before);
+  });
+
+  it("refuses the whole request with 404 when one job names another customer's substrate", async () => {
+    const bobsSubstrate = await createExpressionSubstrate(suite.request, bob.accessToken, 'x + 1');
+    const before = await countJobs(customerId);
+    const response = await bulk({
+      jobs: [
+        { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 1 } } },
+        { type: 'invoke', payload: { substrate_id: bobsSubstrate, parameters: { x: 1 } } },
+      ],
+    });
+    expectProblem(response, 404, 'not-found', ['jobs[1].payload.substrate_id']);
+    expect(response.text).not.toContain('x + 1');
+    expect(await countJobs(customerId)).toBe(before);
+  });
+
+  it('takes a per-job idempotency_key: the same job again answers with the job it named; another job with it is 422', async () => {
+    const job = (x: number, key: string) => ({
+      type: 'invoke',
+      payload: { substrate_id: substrateId, parameters: { x, y: 1 } },
+      idempotency_key: key,
+    });
+    const first = await bulk({ jobs: [job(1, 'bulk-key-1'), job(2, 'bulk-key-2')] });
+    expect(first.status, first.text).toBe(202);
+    const again = await bulk({ jobs: [job(1, 'bulk-key-1'), job(3, 'bulk-key-3')] });
+    expect(again.status, again.text).toBe(202);
+    expect(again.body.items[0].id).toBe(first.body.items[0].id);
+    expect(again.body.items[1].id).not.toBe(first.body.items[1].id);
+    // The same job and key sent alone to POST /jobs names the same job.
+    const alone = await suite.request('POST', '/api/v1/jobs', {
+      token: alice.accessToken,
+      headers: { 'idempotency-key': 'bulk-key-2' },
+      body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 2, y: 1 } } },
+    });
+    expect(alone.body.id).toBe(first.body.items[1].id);
+    const before = await countJobs(customerId);
+    const conflict = await bulk({ jobs: [job(9, 'bulk-key-fresh'), job(99, 'bulk-key-1')] });
+    expectProblem(conflict, 422, 'unprocessable', ['jobs[1].idempotency_key']);
+    expect(await countJobs(customerId)).toBe(before);
+    expectProblem(await bulk({ jobs: [job(1, 'bad key with spaces')] }), 400, 'validation', ['jobs[0].idempotency_key']);
+  });
+
+  it('takes bodies over 1 MiB (up to 16 MiB), and answers 413 past that', async () => {
+    const padding = 'p'.repeat(2000);
+    const jobs = Array.from({ length: 900 }, (_, i) => ({
+      type: 'invoke',
+      payload: { substrate_id: substrateId, parameters: { x: i, y: 1, note: padding } },
+    }));
+    const response = await bulk({ jobs });
+    expect(response.status, response.text.slice(0, 300)).toBe(202);
+    const huge = await suite.request('POST', '/api/v1/jobs/bulk', {
+      token: alice.accessToken,
+      rawBody: JSON.stringify({
+        jobs: [{ type: 'invoke', payload: { substrate_id: substrateId, parameters: { s: 'x'.repeat(17 * 1024 * 1024) } } }],
+      }),
+    });
+    expectProblem(huge, 413, 'payload-too-large');
+  });
+
+  it('records one request-log row per accepted job, and one for a refused bulk', async () => {
+    const carol = await registerUser(suite.request);
+    const carolId = (await suite.request('GET', '/api/v1/auth/me', { token: carol.accessToken })).body.customer_id;
+    const carolSubstrate = await createExpressionSubstrate(suite.request, carol.accessToken, 'x');
+    const rows = async () => {
+      await suite.app.deps.requestLog.flush();
+      return suite.app.sql<{ status_code: number; n: string }>(
+        `select status_code, count(*) as n from request_logs where customer_id = $1 and method = 'POST' group by status_code order by status_code`,
+        [carolId],
+      );
+    };
+    const before = await rows();
+    const jobs = Array.from({ length: 25 }, (_, i) => ({
+      type: 'invoke',
+      payload: { substrate_id: carolSubstrate, parameters: { x: i } },
+    }));
+    expect((await bulk({ jobs }, carol.accessToken)).status).toBe(202);
+    expect((await bulk({ jobs: [...jobs, { type: 'nope' }] }, carol.accessToken)).status).toBe(400);
+    const after = await rows();
+    const count = (list: typeof before, status: number) => Number(list.find((row) => row.status_code === status)?.n ?? 0);
+    expect(count(after, 202) - count(before, 202)).toBe(25);
+    expect(count(after, 400) - count(before, 400)).toBe(1);
   });
 });

@@ -11,6 +11,7 @@ import type { JobQueues } from '../../queue/queues.js';
 import { upsertPlatformSchedules } from '../../queue/schedules/platform-schedules.js';
 import { removeJobQueueSchedulers, restoreSchedulers, schedulesRestoredKey } from './restore-schedulers.js';
 import { createTickProcessor } from './tick.processor.js';
+import { createAdmission } from '../../queue/admission.js';
 import {
   createScheduleTickQueue,
   scheduleTickQueueName,
@@ -75,6 +76,7 @@ export async function runScheduleTicks(deps: {
     requestLog,
     registry,
     tierLimiters: createTierLimiters(redis, config),
+    admission: createAdmission(orm.em, config),
   });
   const worker = new Worker<ScheduleTickData>(scheduleTickQueueName, processor, {
     connection: createRedis(config.redisUrl, 'blocking'),

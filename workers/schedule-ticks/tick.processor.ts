@@ -3,6 +3,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { RateLimiterRes, type RateLimiterRedis } from 'rate-limiter-flexible';
 import { customerLimitKey } from '../../queue/tier-budgets.js';
+import { describeRefusal, type Admission } from '../../queue/admission.js';
 import type { RequestLogRecorder } from '../../db/request-log-recorder.js';
 import type { Tier } from '../../db/entities/service-instance.entity.js';
 import { findScheduleRun, type ScheduleRun } from '../../db/repositories/schedules.js';
@@ -29,13 +30,23 @@ export interface TickDeps {
   requestLog: RequestLogRecorder;
   /** The tiers' write budgets (queue/tier-budgets.ts), shared with the API: a run takes a point from the customer's count. */
   tierLimiters: Map<Tier, RateLimiterRedis>;
+  /** Admission control (queue/admission.ts): a run past the customer's cap of queued or running jobs is skipped, as the API answers 429. */
+  admission?: Admission;
 }
 
 /** What a tick did (its BullMQ return value, seen in Bull Board). */
 export type TickOutcome =
   | { submitted: string }
   | {
-      skipped: 'schedule-gone' | 'paused' | 'suspended' | 'rate-limited' | 'substrate-missing' | 'invalid-payload' | 'already-submitted';
+      skipped:
+        | 'schedule-gone'
+        | 'paused'
+        | 'suspended'
+        | 'rate-limited'
+        | 'too-many-jobs'
+        | 'substrate-missing'
+        | 'invalid-payload'
+        | 'already-submitted';
       detail?: string;
     };
 
@@ -43,7 +54,8 @@ export type TickOutcome =
  * Turns each tick into a run submitted like `POST /jobs` (queue/submit-job.ts): the row first, with a
  * fresh UUIDv7 that is also its BullMQ id, and the schedule's name on it. A customer's run is checked like
  * an API call first: the schedule still exists and is not paused (else its scheduler goes), the compute
- * service is not suspended (402) and the tier's per-minute budget has a point left (429); a refused run
+ * service is not suspended (402), the tier's per-minute budget has a point left and the customer is under its
+ * caps of queued and running jobs (429); a refused run
  * creates no job and is recorded in the request log with that status, which metering does not count.
  * A submitted run is recorded with 202 and counted. The tick's own BullMQ id is the job's idempotency key,
  * so a tick retried after a failure never submits a second job.
@@ -88,6 +100,12 @@ async function runCustomerSchedule(deps: TickDeps, tick: Job<ScheduleTickData>, 
       "scheduled run skipped: the customer's per-minute rate limit is spent",
     );
     return { skipped: 'rate-limited' };
+  }
+  const refusal = found.service ? await deps.admission?.admit(customerId, found.service.tier) : null;
+  if (refusal) {
+    record(429);
+    log.warn({ cap: refusal.cap, limit: refusal.limit, count: refusal.count }, `scheduled run skipped: ${describeRefusal(refusal)}`);
+    return { skipped: 'too-many-jobs', detail: describeRefusal(refusal) };
   }
   const definition = deps.registry.get(schedule.jobType);
   const payload = definition?.payload.safeParse(schedule.payload);

@@ -110,8 +110,8 @@ export class ChrysalisClient {
    * `POST /jobs/bulk` (SPEC §9): up to 1,000 jobs per request, all or nothing; a longer list goes in chunks of
    * 1,000 in order (each chunk all or nothing). Resolves with the accepted jobs in request order.
    */
-  async submitBulk(jobs: BulkJobRequest[], options: { signal?: AbortSignal } = {}): Promise<JobAccepted[]> {
-    const accepted: JobAccepted[] = [];
+  async submitBulk(jobs: BulkJobRequest[], options: { signal?: AbortSignal } = {}): Promise<BulkAccepted['items']> {
+    const accepted: BulkAccepted['items'] = [];
     for (let start = 0; start < jobs.length; start += bulkChunkSize) {
       const answer = await this.sendJson<BulkAccepted>(
         'POST',

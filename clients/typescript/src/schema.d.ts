@@ -289,7 +289,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -385,7 +385,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -476,7 +476,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -712,7 +712,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -817,7 +817,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -894,7 +894,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -986,7 +986,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1068,7 +1068,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1184,7 +1184,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1272,7 +1272,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1399,7 +1399,198 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Submit 1 to 1,000 jobs in one request
+         * @description All or nothing: every job is validated as `POST /jobs` validates one, and one bad job refuses the whole request (400 malformed, 422 past a limit) with `errors[].field` naming it (`jobs[3].payload.substrate_id`); a job on a substrate the caller does not own refuses it with 404; an `idempotency_key` reused with another job, 422. Nothing is stored then. Each job counts as one request against the per-minute write budget (429 `rate-limited` when they do not all fit; a refused bulk costs one request) and in usage, and all of them against the admission caps of queued and running jobs (429 `too-many-jobs`). An `idempotency_key` behaves like the `Idempotency-Key` header of `POST /jobs` (the same job and key, alone or in a bulk, name one job); the header itself is refused here (400). `Prefer: wait` is not honoured: the answer is always 202. Bodies up to 16 MiB (413 beyond). Admins only: metering, billing, vault-export, month-rollover (403 for other users).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    /** @example {
+                     *       "jobs": [
+                     *         {
+                     *           "type": "invoke",
+                     *           "payload": {
+                     *             "substrate_id": "0x1f2e3d4c5b6a7988",
+                     *             "parameters": {
+                     *               "x": 5,
+                     *               "y": 7
+                     *             }
+                     *           },
+                     *           "idempotency_key": "order-1041-a"
+                     *         },
+                     *         {
+                     *           "type": "invoke",
+                     *           "payload": {
+                     *             "substrate_id": "0x1f2e3d4c5b6a7988",
+                     *             "parameters": {
+                     *               "x": 6,
+                     *               "y": 7
+                     *             }
+                     *           },
+                     *           "priority": 1
+                     *         },
+                     *         {
+                     *           "type": "divide",
+                     *           "payload": {
+                     *             "substrate_id": "0x1f2e3d4c5b6a7988"
+                     *           },
+                     *           "delay_ms": 60000
+                     *         }
+                     *       ]
+                     *     } */
+                    "application/json": {
+                        /** @description 1 to 1,000 jobs (more: 422; none: 400) */
+                        jobs: components["schemas"]["BulkJobRequest"][];
+                    };
+                };
+            };
+            responses: {
+                /** @description Accepted: one item per job, in request order */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *           "type": "invoke",
+                         *           "state": "queued",
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "links": {
+                         *             "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *           }
+                         *         },
+                         *         {
+                         *           "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e12",
+                         *           "type": "invoke",
+                         *           "state": "queued",
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "links": {
+                         *             "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e12"
+                         *           }
+                         *         },
+                         *         {
+                         *           "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e13",
+                         *           "type": "divide",
+                         *           "state": "delayed",
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "links": {
+                         *             "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e13"
+                         *           }
+                         *         }
+                         *       ]
+                         *     } */
+                        "application/json": components["schemas"]["BulkAccepted"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The service is suspended or the balance does not cover it (`payment-required`) */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Request body too large (`payload-too-large`) */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is not of the type this route takes, e.g. not `application/json` (`unsupported-media-type`) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed input that breaks a rule, such as a limit exceeded (`unprocessable`) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1489,7 +1680,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1580,7 +1771,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1681,7 +1872,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1776,7 +1967,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1891,7 +2082,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2044,7 +2235,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2168,7 +2359,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2258,7 +2449,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2335,7 +2526,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2440,7 +2631,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2573,7 +2764,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2697,7 +2888,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2835,7 +3026,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2973,7 +3164,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3111,7 +3302,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3249,7 +3440,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3387,7 +3578,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3534,7 +3725,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3624,7 +3815,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3725,7 +3916,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3856,7 +4047,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3933,7 +4124,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4032,7 +4223,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4131,7 +4322,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4262,7 +4453,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4352,7 +4543,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4429,7 +4620,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4514,7 +4705,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4634,7 +4825,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4725,7 +4916,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4816,7 +5007,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4908,7 +5099,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4994,7 +5185,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5090,7 +5281,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5160,7 +5351,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5218,7 +5409,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5309,7 +5500,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5405,7 +5596,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5500,7 +5691,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5561,7 +5752,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5651,7 +5842,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5730,7 +5921,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5853,7 +6044,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5953,7 +6144,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6026,7 +6217,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6139,7 +6330,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6323,6 +6514,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/backlog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Who holds the backlog: customers with the most unfinished jobs
+         * @description The customers holding the most queued, delayed and running jobs, most first, each with its tier’s admission caps; everybody else summed in `other`; the totals. Read from PostgreSQL (the partial index of unfinished jobs) on each call.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description How many of the customers holding the most unfinished jobs to name (1–100, default 20); the rest are summed in `other` */
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The backlog by customer */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "customer_id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *           "name": "flood@example.com",
+                         *           "tier": "enterprise",
+                         *           "queued": 38500,
+                         *           "delayed": 0,
+                         *           "active": 64,
+                         *           "max_queued": 100000,
+                         *           "max_active": 5000
+                         *         }
+                         *       ],
+                         *       "other": {
+                         *         "customers": 3,
+                         *         "queued": 12,
+                         *         "delayed": 1,
+                         *         "active": 4
+                         *       },
+                         *       "total": {
+                         *         "customers": 4,
+                         *         "queued": 38512,
+                         *         "delayed": 1,
+                         *         "active": 68
+                         *       },
+                         *       "as_of": "2026-12-03T17:30:00.000Z"
+                         *     } */
+                        "application/json": components["schemas"]["AdminBacklog"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/customers/{id}/credits": {
         parameters: {
             query?: never;
@@ -6451,7 +6738,7 @@ export interface components {
             status_code: number;
             bytes_out: number;
         };
-        /** @description RFC 9457 problem details. `type` is https://chrysalis.dev/problems/<name>, one of: validation, unprocessable, unauthorized, forbidden, tos-required, not-found, conflict, payload-too-large, headers-too-large, unsupported-media-type, payment-required, rate-limited, unavailable, internal. */
+        /** @description RFC 9457 problem details. `type` is https://chrysalis.dev/problems/<name>, one of: validation, unprocessable, unauthorized, forbidden, tos-required, not-found, conflict, payload-too-large, headers-too-large, unsupported-media-type, payment-required, rate-limited, too-many-jobs, unavailable, internal. */
         Problem: {
             /** Format: uri */
             type: string;
@@ -6697,6 +6984,42 @@ export interface components {
         VaultExportPayload: Record<string, never>;
         /** @description A month-rollover job: Start a new spend month (1st, 00:00 UTC): this month's charges become last month's, and services suspended for the monthly limit resume. */
         MonthRolloverPayload: Record<string, never>;
+        BulkAccepted: {
+            /** @description One per job, in request order */
+            items: {
+                /** Format: uuid */
+                id: string;
+                type: string;
+                /**
+                 * @description `queued` or `delayed` for a new job; a job named again by its `idempotency_key` is answered in its current state
+                 * @enum {string}
+                 */
+                state: "queued" | "delayed" | "active" | "completed" | "failed" | "cancelled";
+                /**
+                 * Format: date-time
+                 * @description ISO 8601, UTC
+                 */
+                created_at: string;
+                links: {
+                    /** @description /api/v1/jobs/{id} */
+                    self: string;
+                };
+            }[];
+        };
+        /** @description One job of a bulk submit: a `POST /jobs` body and its own `idempotency_key` */
+        BulkJobRequest: {
+            /** @enum {string} */
+            type: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover";
+            /** @description The payload schema of the chosen `type` */
+            payload?: components["schemas"]["InvokePayload"] | components["schemas"]["DividePayload"] | components["schemas"]["BatchPayload"] | components["schemas"]["MeteringPayload"] | components["schemas"]["BillingPayload"] | components["schemas"]["VaultExportPayload"] | components["schemas"]["MonthRolloverPayload"];
+            priority?: number;
+            delay_ms?: number;
+            attempts?: number;
+            /** Format: uri */
+            webhook_url?: string;
+            /** @description Names this job for 24 h, as `Idempotency-Key` does for `POST /jobs`: the same key and job again answer with the job it named */
+            idempotency_key?: string;
+        };
         Substrate: {
             substrate_id: string;
             /** @description The 64-bit identity as a decimal string (a JSON number would lose precision) */
@@ -6964,6 +7287,49 @@ export interface components {
                 enabled: boolean;
                 suspended_reason: string | null;
             }[];
+        };
+        AdminBacklog: {
+            items: {
+                /** Format: uuid */
+                customer_id: string;
+                name: string | null;
+                /** @description The customer's compute tier */
+                tier: string | null;
+                /** @description Waiting to start */
+                queued: number;
+                /** @description Waiting for their delay (count toward the queued cap too) */
+                delayed: number;
+                /** @description Running */
+                active: number;
+                /** @description The tier's cap of queued and delayed jobs (TIER_MAX_QUEUED) */
+                max_queued: number | null;
+                /** @description The tier's cap of running jobs (TIER_MAX_ACTIVE) */
+                max_active: number | null;
+            }[];
+            /** @description Every other customer with unfinished jobs, summed */
+            other: {
+                customers: number;
+                /** @description Waiting to start */
+                queued: number;
+                /** @description Waiting for their delay (count toward the queued cap too) */
+                delayed: number;
+                /** @description Running */
+                active: number;
+            };
+            total: {
+                customers: number;
+                /** @description Waiting to start */
+                queued: number;
+                /** @description Waiting for their delay (count toward the queued cap too) */
+                delayed: number;
+                /** @description Running */
+                active: number;
+            };
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            as_of: string;
         };
         AdminCredit: {
             /** Format: uuid */

@@ -27,14 +27,12 @@ export type ListJobsQuery = NonNullable<paths['/jobs']['get']['parameters']['que
 export const finalJobStates: readonly JobState[] = ['completed', 'failed', 'cancelled'];
 export const isFinal = (state: JobState): boolean => finalJobStates.includes(state);
 
-// POST /jobs/bulk and POST /jobs/{id}/retry are in SPEC §9 but not yet in the API's OpenAPI document, so these
-// two are written from the contract; once the routes are documented, the generated types replace them.
-
 /** One item of `POST /jobs/bulk` (SPEC §9): a `POST /jobs` body plus its own idempotency key. */
-export type BulkJobRequest = SubmitJobRequest & { idempotency_key?: string };
+export type BulkJobRequest = Schemas['BulkJobRequest'];
 /** The 202 answer of `POST /jobs/bulk`: the accepted jobs in request order. */
-export interface BulkAccepted {
-  items: JobAccepted[];
-}
+export type BulkAccepted = Schemas['BulkAccepted'];
+
+// POST /jobs/{id}/retry is in SPEC §9 but not yet in the API's OpenAPI document, so this one is written from
+// the contract; once the route is documented, the generated type replaces it.
 /** The 202 answer of `POST /jobs/{id}/retry`: a new job whose `retry_of` is the original. */
 export type RetryAccepted = JobAccepted & { retry_of?: string };

@@ -1,0 +1,129 @@
+import { createHash } from 'node:crypto';
+import stringify from 'safe-stable-stringify';
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import { atMostItems, isLimitIssue } from '../jobs/input-limits.js';
+import { getJobDefinition } from '../jobs/registry.js';
+import type { ListedJob } from '../queue/submit-jobs-bulk.js';
+import type { Principal } from './auth/principal.js';
+import { describeFieldErrors, ProblemError, type FieldError } from './problems.js';
+import { submitJobBody, substrateOf } from './job-body.js';
+import { assertWebhookTarget } from './webhook-target.js';
+
+/** Most jobs one `POST /jobs/bulk` takes (SPEC §9); more is a 422. */
+export const maxBulkJobs = 1000;
+
+const idempotencyKey = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1–255 visible ASCII characters')
+  .describe('Names this job for 24 h, as `Idempotency-Key` does for `POST /jobs`: the same key and job again answer with the job it named');
+
+/** One job of a bulk submit: a `POST /jobs` body and its own idempotency key. */
+export const bulkJobItem = submitJobBody.extend({ idempotency_key: idempotencyKey.optional() });
+
+export const bulkSubmitBody = z.strictObject({
+  jobs: atMostItems(z.array(z.unknown()).min(1, 'must hold at least 1 job'), maxBulkJobs, 'jobs').describe(
+    `1 to ${maxBulkJobs.toLocaleString('en-US')} jobs, each a \`POST /jobs\` body plus an optional \`idempotency_key\``,
+  ),
+});
+
+/**
+ * `jobs[3].payload.substrate_id`: the field of a bulk submit as SPEC §9 names it — the item by its index
+ * in brackets, then the path inside it.
+ */
+export function bulkField(path: ReadonlyArray<PropertyKey>): string {
+  return path.reduce<string>(
+    (field, key) => (typeof key === 'number' ? `${field}[${key}]` : field === '' ? String(key) : `${field}.${String(key)}`),
+    '',
+  );
+}
+
+interface Issue extends FieldError {
+  /** A limit exceeded (422) rather than malformed input (400). */
+  limit: boolean;
+}
+
+function issuesOf(error: z.ZodError, prefix: PropertyKey[]): Issue[] {
+  return error.issues.flatMap((issue) => {
+    const path = [...prefix, ...issue.path];
+    const limit = isLimitIssue(issue);
+    if (issue.code !== 'unrecognized_keys') return [{ field: bulkField(path), message: issue.message, limit }];
+    return [
+      {
+        field: issue.keys.map((key) => bulkField([...path, key])).join(', '),
+        message: `unknown field${issue.keys.length > 1 ? 's' : ''}`,
+        limit,
+      },
+    ];
+  });
+}
+
+/** 422 when every issue is a limit exceeded, else 400 — as for every other route (api/validate.ts). */
+function problemOf(issues: Issue[], total: number): ProblemError {
+  const errors = issues.map(({ field, message }) => ({ field, message }));
+  const listed = describeFieldErrors(errors);
+  if (issues.every((issue) => issue.limit))
+    return new ProblemError('unprocessable', `the bulk exceeds a limit: ${listed}; none of its ${total} jobs was submitted`, { errors });
+  return new ProblemError('validation', `invalid bulk submit: ${listed}; none of its ${total} jobs was submitted`, { errors });
+}
+
+/**
+ * Validates a bulk submit whole, as `POST /jobs` validates one job, and answers every bad item at once:
+ * each field named `jobs[i]…`. Admin-only job types are refused (403) for other callers; `webhook_url`s are
+ * checked once each. Returns the jobs to submit, in request order, with their idempotency keys hashed as
+ * `POST /jobs` hashes its body, so an item and the same job sent alone with the same key name one job.
+ */
+export async function parseBulkSubmit(config: Config, principal: Principal, body: unknown): Promise<ListedJob[]> {
+  const envelope = bulkSubmitBody.safeParse(body);
+  if (!envelope.success) throw problemOf(issuesOf(envelope.error, []), 0);
+  const items = envelope.data.jobs;
+  const issues: Issue[] = [];
+  const parsed: Array<ListedJob | null> = items.map((raw, index) => {
+    const item = bulkJobItem.safeParse(raw);
+    if (!item.success) {
+      issues.push(...issuesOf(item.error, ['jobs', index]));
+      return null;
+    }
+    const { idempotency_key: key, ...job } = item.data;
+    const definition = getJobDefinition(job.type);
+    if (!definition) {
+      issues.push({ field: bulkField(['jobs', index, 'type']), message: `no job type ${job.type}`, limit: false });
+      return null;
+    }
+    if (definition.adminOnly && principal.role !== 'admin')
+      throw new ProblemError('forbidden', `only administrators may submit ${job.type} jobs (jobs[${index}].type); no job was submitted`, {
+        errors: [{ field: bulkField(['jobs', index, 'type']), message: 'admin-only job type' }],
+      });
+    const payload = definition.payload.safeParse(job.payload);
+    if (!payload.success) {
+      issues.push(...issuesOf(payload.error, ['jobs', index, 'payload']));
+      return null;
+    }
+    // As POST /jobs hashes `POST /jobs <body>`: the same job and key, alone or in a bulk, name one job.
+    const { idempotency_key: _key, ...sentAlone } = raw as Record<string, unknown>;
+    return {
+      definition,
+      payload: payload.data,
+      priority: job.priority,
+      delayMs: job.delay_ms,
+      attempts: job.attempts,
+      webhookUrl: job.webhook_url,
+      idempotencyKey: key ?? null,
+      requestHash: key
+        ? createHash('sha256')
+            .update(`POST /jobs ${stringify(sentAlone)}`)
+            .digest('hex')
+        : null,
+      requireSubstrateId: substrateOf(payload.data),
+    };
+  });
+  if (issues.length > 0) throw problemOf(issues, items.length);
+  const jobs = parsed as ListedJob[];
+  // Each distinct webhook URL is resolved and checked once, however many jobs name it.
+  const urls = new Map<string, number>();
+  jobs.forEach((job, index) => {
+    if (job.webhookUrl && !urls.has(job.webhookUrl)) urls.set(job.webhookUrl, index);
+  });
+  for (const [url, index] of urls) await assertWebhookTarget(config, url, bulkField(['jobs', index, 'webhook_url']));
+  return jobs;
+}
