@@ -46,7 +46,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   }).start();
   const removeQueueDepthSource = addQueueDepthSource(queueDepthReader([...queues.values(), webhookQueue]));
   // Under load, lookups gather for up to 1 ms: one HMGET for several requests instead of one each.
-  const cache = new InvocationCache(redis, config.queuePrefix, { lookupLingerMs: 1 });
+  const cache = new InvocationCache(redis, config.queuePrefix, { lookupLingerMs: 1, maxValueBytes: config.invocationCacheMaxBytes });
   cache.onLookup = countApiCacheLookup;
   return {
     config,
