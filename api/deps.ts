@@ -12,6 +12,7 @@ import type { WebhookQueue } from '../queue/webhook-queue.js';
 import type { PrincipalCache } from './auth/principal.js';
 import type { JobWaiter } from './job-waiter.js';
 import type { RequestLogRecorder } from '../db/request-log-recorder.js';
+import type { RedisMemoryGuard } from '../lib/redis-memory-guard.js';
 
 /** Everything the HTTP edge talks to. Built by `api/main.ts` (or a test) and handed to `createApp`. */
 export interface ApiDeps {
@@ -33,4 +34,6 @@ export interface ApiDeps {
   waiter: JobWaiter;
   /** Buffers request-log rows of authenticated calls and writes them in bulk (metering reads them). */
   requestLog: RequestLogRecorder;
+  /** Refuses new work while Redis is nearly full (REDIS_MEMORY_GUARD); sampled once a second. */
+  memoryGuard: RedisMemoryGuard;
 }
