@@ -100,6 +100,8 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(25_000).default(20_000),
   /** How often a worker checks PostgreSQL for accepted jobs Redis no longer holds, in ms. Default 15000. */
   SWEEPER_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(15_000),
+  /** How often a finished job is removed from BullMQ once its outcome is on disk in PostgreSQL, in ms; 0 leaves that to the retention limits. Default 1000. */
+  FINISHED_JOB_TRIM_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(1000),
   /** How long a worker's lock on an active job lasts (renewed every half of it while the job runs), in ms. Default 30000. */
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
   /** How often workers look for stalled jobs (active, lock expired: their worker died), in ms. Default 30000. */
@@ -174,6 +176,7 @@ export interface Config {
   workerMetricsPort: number;
   shutdownTimeoutMs: number;
   sweeperIntervalMs: number;
+  finishedJobTrimIntervalMs: number;
   workerLockDurationMs: number;
   workerStalledIntervalMs: number;
   workerMaxStalledCount: number;
@@ -292,6 +295,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerMetricsPort: e.WORKER_METRICS_PORT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     sweeperIntervalMs: e.SWEEPER_INTERVAL_MS,
+    finishedJobTrimIntervalMs: e.FINISHED_JOB_TRIM_INTERVAL_MS,
     workerLockDurationMs: e.WORKER_LOCK_DURATION_MS,
     workerStalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
     workerMaxStalledCount: e.WORKER_MAX_STALLED_COUNT,

@@ -111,7 +111,13 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
 
   const queueConnection = createRedis(config.redisUrl, 'blocking');
   const queues = createQueues(queueConnection, config.queuePrefix, registry);
-  const sweeper = new Sweeper({ orm, redis, queues, prefix: config.queuePrefix, logger }, { intervalMs: config.sweeperIntervalMs });
+  const sweeper = new Sweeper(
+    { orm, redis, queues, prefix: config.queuePrefix, logger },
+    {
+      intervalMs: config.sweeperIntervalMs,
+      trimIntervalMs: config.finishedJobTrimIntervalMs,
+    },
+  );
   sweeper.start();
   const schedules = await runScheduleTicks({ config, orm, redis, queues, logger, registry });
 
