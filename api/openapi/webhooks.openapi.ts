@@ -10,7 +10,9 @@ export const webhookSchema = z
     url: z.string(),
     events: z.array(z.enum(webhookEvents)),
     created_at: timestamp,
-    state: z.enum(['active', 'disabled']).describe('`disabled`: a long failure stopped deliveries; `POST /webhooks/:id/enable` resumes them'),
+    state: z
+      .enum(['active', 'disabled'])
+      .describe('`disabled`: a long failure stopped deliveries; `POST /webhooks/:id/enable` resumes them'),
     disabled_at: timestamp.nullable(),
     disabled_reason: z.string().nullable().describe('Why the endpoint was disabled (consecutive failures, or failing since when)'),
     breaker: z

@@ -58,7 +58,16 @@ export class DeliveryLeases {
   }): Promise<LeaseRefusal | null> {
     const [endpointKey, customerKey] = this.keys(lease.endpointKey, lease.customerId);
     const answer = Number(
-      await this.redis.eval(acquireScript, 2, endpointKey, customerKey, lease.deliveryId, Math.ceil(lease.ttlMs), lease.endpointCap, lease.customerCap),
+      await this.redis.eval(
+        acquireScript,
+        2,
+        endpointKey,
+        customerKey,
+        lease.deliveryId,
+        Math.ceil(lease.ttlMs),
+        lease.endpointCap,
+        lease.customerCap,
+      ),
     );
     return answer === 1 ? null : answer === -1 ? 'endpoint' : 'customer';
   }

@@ -85,7 +85,11 @@ export function createDeliverProcessor(deps: DeliverDeps) {
     }
     const halfOpen = delivery.breakerOpenUntil !== null;
     const attemptTimeoutMs = halfOpen ? Math.min(timeoutMs, deps.policy.halfOpenTimeoutMs) : timeoutMs;
-    const lease = { deliveryId: job.id as string, endpointKey: endpointLeaseKey(delivery.endpointId, delivery.url), customerId: delivery.customerId };
+    const lease = {
+      deliveryId: job.id as string,
+      endpointKey: endpointLeaseKey(delivery.endpointId, delivery.url),
+      customerId: delivery.customerId,
+    };
     const refused = await deps.leases.acquire({
       ...lease,
       // Half-open: one trial at a time.
