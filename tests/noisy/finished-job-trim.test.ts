@@ -41,7 +41,9 @@ describe('BullMQ keeps a finished job only until its row is durable', () => {
     const done = await invokeAndWait(1);
     expect(done.state).toBe('completed');
     const queue = app.deps.queues.get('invoke')!;
-    expect((await queue.getJob(done.id))?.returnvalue).toMatchObject({ result: 2 });
+    // The waited answer leaves with the row's write, a moment before BullMQ records the completion.
+    const bullJob = await waitFor(async () => ((await queue.getJob(done.id))?.finishedOn ? queue.getJob(done.id) : null));
+    expect(bullJob?.returnvalue).toMatchObject({ result: 2 });
     await pastTrimMargin();
     const report = await running.sweeper.trimFinished();
     expect(report.removed).toBeGreaterThanOrEqual(1);
