@@ -146,6 +146,43 @@ const envSchema = z.object({
   WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(1).max(3_600_000).default(30_000),
   /** Webhook deliveries one worker process sends at once (apart from job concurrency). Default 32. */
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32),
+  /** A receiver has this long to answer a webhook delivery, in ms. Default 10000. */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  /** Deliveries in flight at once to one endpoint (or one job's `webhook_url`), across worker processes; more wait their turn. Default 4. */
+  WEBHOOK_ENDPOINT_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(4),
+  /** Deliveries in flight at once for one customer, across worker processes; more wait their turn. Default 8. */
+  WEBHOOK_CUSTOMER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
+  /** Consecutive failed deliveries (errors, non-2xx, timeouts) that open an endpoint's circuit breaker. Default 5. */
+  WEBHOOK_BREAKER_FAILURES: z.coerce.number().int().min(1).max(10_000).default(5),
+  /** How long an open breaker holds an endpoint's deliveries back before one trial delivery (half-open), in ms. Default 60000. */
+  WEBHOOK_BREAKER_COOLDOWN_MS: z.coerce.number().int().min(100).max(86_400_000).default(60_000),
+  /** Timeout of a half-open endpoint's trial delivery, in ms. Default 2000. */
+  WEBHOOK_HALF_OPEN_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
+  /** An endpoint failing for this long without a success is disabled, in ms. Default 86400000 (24 h). */
+  WEBHOOK_DISABLE_AFTER_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .max(30 * 86_400_000)
+    .default(86_400_000),
+  /** An endpoint with this many consecutive failed deliveries is disabled (whichever comes first with the time). Default 1000. */
+  WEBHOOK_DISABLE_AFTER_FAILURES: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+  /** Largest job result (or batch item result) stored, in bytes of JSON; a bigger one fails its job with `result_too_large`. Default 1048576 (1 MiB). */
+  RESULT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
+  /** Largest invocation result the invocation cache keeps, in bytes of JSON; bigger ones are computed again each time. Default 16384. */
+  INVOCATION_CACHE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(16 * 1024 * 1024)
+    .default(16 * 1024),
+  /** New work is refused (503, Retry-After) while Redis `used_memory` is above this share of its `maxmemory`; 0 turns the guard off. Default 0.8. */
+  REDIS_MEMORY_GUARD: z.coerce.number().min(0).max(1).default(0.8),
   /** Jobs one worker process runs at once per queue. Default 64. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(64),
   /** Piscina threads per worker process. Default: number of cores. */
@@ -181,6 +218,8 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(25_000).default(20_000),
   /** How often a worker checks PostgreSQL for accepted jobs Redis no longer holds, in ms. Default 15000. */
   SWEEPER_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(15_000),
+  /** How often a finished job is removed from BullMQ once its outcome is on disk in PostgreSQL, in ms; 0 leaves that to the retention limits. Default 1000. */
+  FINISHED_JOB_TRIM_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(1000),
   /** How long a worker's lock on an active job lasts (renewed every half of it while the job runs), in ms. Default 30000. */
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
   /** How often workers look for stalled jobs (active, lock expired: their worker died), in ms. Default 30000. */
@@ -246,6 +285,18 @@ export interface Config {
   webhookAllowPrivate: boolean;
   webhookRetryBaseMs: number;
   webhookConcurrency: number;
+  webhookTimeoutMs: number;
+  webhookEndpointConcurrency: number;
+  webhookCustomerConcurrency: number;
+  webhookBreakerFailures: number;
+  webhookBreakerCooldownMs: number;
+  webhookHalfOpenTimeoutMs: number;
+  webhookDisableAfterMs: number;
+  webhookDisableAfterFailures: number;
+  resultMaxBytes: number;
+  invocationCacheMaxBytes: number;
+  /** Share of Redis maxmemory above which new work is refused; 0: off. */
+  redisMemoryGuard: number;
   workerConcurrency: number;
   piscinaThreads: number;
   taskTimeoutMs: number;
@@ -264,6 +315,7 @@ export interface Config {
   workerMetricsPort: number;
   shutdownTimeoutMs: number;
   sweeperIntervalMs: number;
+  finishedJobTrimIntervalMs: number;
   workerLockDurationMs: number;
   workerStalledIntervalMs: number;
   workerMaxStalledCount: number;
@@ -367,6 +419,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
     webhookRetryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
     webhookConcurrency: e.WEBHOOK_CONCURRENCY,
+    webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
+    webhookEndpointConcurrency: e.WEBHOOK_ENDPOINT_CONCURRENCY,
+    webhookCustomerConcurrency: e.WEBHOOK_CUSTOMER_CONCURRENCY,
+    webhookBreakerFailures: e.WEBHOOK_BREAKER_FAILURES,
+    webhookBreakerCooldownMs: e.WEBHOOK_BREAKER_COOLDOWN_MS,
+    webhookHalfOpenTimeoutMs: e.WEBHOOK_HALF_OPEN_TIMEOUT_MS,
+    webhookDisableAfterMs: e.WEBHOOK_DISABLE_AFTER_MS,
+    webhookDisableAfterFailures: e.WEBHOOK_DISABLE_AFTER_FAILURES,
+    resultMaxBytes: e.RESULT_MAX_BYTES,
+    invocationCacheMaxBytes: e.INVOCATION_CACHE_MAX_BYTES,
+    redisMemoryGuard: e.REDIS_MEMORY_GUARD,
     workerConcurrency: e.WORKER_CONCURRENCY,
     piscinaThreads: e.PISCINA_THREADS,
     taskTimeoutMs: e.TASK_TIMEOUT_MS,
@@ -385,6 +448,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerMetricsPort: e.WORKER_METRICS_PORT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     sweeperIntervalMs: e.SWEEPER_INTERVAL_MS,
+    finishedJobTrimIntervalMs: e.FINISHED_JOB_TRIM_INTERVAL_MS,
     workerLockDurationMs: e.WORKER_LOCK_DURATION_MS,
     workerStalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
     workerMaxStalledCount: e.WORKER_MAX_STALLED_COUNT,

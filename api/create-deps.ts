@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { GroupCommit } from '../db/group-commit.js';
+import { RedisMemoryGuard } from '../lib/redis-memory-guard.js';
 import { InvocationCache } from '../db/invocation-cache.js';
 import { FinishedJobListener, finishedJobsChannel } from '../queue/job-notices.js';
 import { insertFinishedJobs, type FinishedJobRow } from '../db/jobs/insert-jobs.js';
@@ -51,11 +52,13 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   const removeQueueDepthSource = addQueueDepthSource(queueDepthReader([...queues.values(), webhookQueue]));
   const removeCustomerJobsSource = addCustomerJobsSource(customerJobsReader(orm.em.fork()));
   // Under load, lookups gather for up to 1 ms: one HMGET for several requests instead of one each.
-  const cache = new InvocationCache(redis, config.queuePrefix, { lookupLingerMs: 1 });
+  const cache = new InvocationCache(redis, config.queuePrefix, { lookupLingerMs: 1, maxValueBytes: config.invocationCacheMaxBytes });
   cache.onLookup = countApiCacheLookup;
   const leases = new LeaseSemaphores(redis, `${config.queuePrefix}:concurrency`, { leaseMs: config.concurrencyLeaseMs });
+  const memoryGuard = new RedisMemoryGuard(redis, config.redisMemoryGuard);
   return {
     config,
+    memoryGuard,
     orm,
     redis,
     queues,

@@ -14,6 +14,7 @@ import type { PrincipalCache } from './auth/principal.js';
 import type { JobWaiter } from './job-waiter.js';
 import type { RequestLogRecorder } from '../db/request-log-recorder.js';
 import type { LeaseSemaphores } from '../lib/lease-semaphore.js';
+import type { RedisMemoryGuard } from '../lib/redis-memory-guard.js';
 
 /** Everything the HTTP edge talks to. Built by `api/main.ts` (or a test) and handed to `createApp`. */
 export interface ApiDeps {
@@ -39,4 +40,6 @@ export interface ApiDeps {
   requestLog: RequestLogRecorder;
   /** Per-customer concurrency limits shared by every API process (requests in flight, open event streams). */
   leases: LeaseSemaphores;
+  /** Refuses new work while Redis is nearly full (REDIS_MEMORY_GUARD); sampled once a second. */
+  memoryGuard: RedisMemoryGuard;
 }

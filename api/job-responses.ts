@@ -12,6 +12,7 @@ import { uuidv7 } from 'uuidv7';
 import { principalOf } from './auth/authenticate.js';
 import type { ApiDeps } from './deps.js';
 import type { JobWatch } from './job-waiter.js';
+import { refuseWhenRedisFull } from './memory-guard.js';
 import { ProblemError } from './problems.js';
 import { sendJson } from './send-json.js';
 
@@ -62,6 +63,7 @@ export async function submitAndRespond(
   customerId: string,
   submit: SubmitRequest,
 ): Promise<void> {
+  refuseWhenRedisFull(deps);
   const idempotencyKey = req.header('idempotency-key') ?? null;
   if (idempotencyKey !== null && !idempotencyKeyPattern.test(idempotencyKey)) {
     throw new ProblemError('validation', 'Idempotency-Key must be 1–255 visible ASCII characters', {

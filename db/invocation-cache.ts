@@ -49,6 +49,7 @@ export class InvocationCache {
   private readonly stores: GroupCommit<Store>;
   private readonly ttlSeconds: number;
   private readonly maxEntriesPerSubstrate: number;
+  private readonly maxValueBytes: number;
 
   constructor(
     private readonly redis: Redis,
@@ -64,10 +65,16 @@ export class InvocationCache {
        * bound itself. Default 10,000.
        */
       maxEntriesPerSubstrate?: number;
+      /**
+       * Largest result kept, in bytes of JSON (INVOCATION_CACHE_MAX_BYTES); a bigger one is not cached (it is
+       * computed again next time), so a few huge results cannot fill Redis. Default 16 KiB.
+       */
+      maxValueBytes?: number;
     } = {},
   ) {
     this.ttlSeconds = options.ttlSeconds ?? 3600;
     this.maxEntriesPerSubstrate = options.maxEntriesPerSubstrate ?? 10_000;
+    this.maxValueBytes = options.maxValueBytes ?? 16 * 1024;
     this.lookups = new GroupCommit((items) => this.readBatch(items), { lingerMs: options.lookupLingerMs ?? 0 });
     this.stores = new GroupCommit((items) => this.writeBatch(items));
   }
@@ -95,11 +102,24 @@ export class InvocationCache {
     return hit === null ? null : { value: JSON.parse(hit) };
   }
 
-  /** Best effort: a result that cannot be cached is simply computed again next time. */
-  async set(customerId: string, substrateId: string, parameters: Record<string, unknown>, value: unknown): Promise<void> {
+  /** Counts results too big to cache (the workers export it to Prometheus). Default: nobody. */
+  onSkip?: () => void;
+
+  /**
+   * Best effort: a result that cannot be cached is simply computed again next time. Returns whether it was
+   * offered to Redis: false for a result over `maxValueBytes`.
+   */
+  async set(customerId: string, substrateId: string, parameters: Record<string, unknown>, value: unknown): Promise<boolean> {
+    const json = JSON.stringify(value) ?? 'null';
+    // Length in UTF-16 units ≤ UTF-8 bytes ≤ 3 × it: encode only when the cheap bounds cannot decide.
+    if (json.length > this.maxValueBytes || (json.length * 3 > this.maxValueBytes && Buffer.byteLength(json) > this.maxValueBytes)) {
+      this.onSkip?.();
+      return false;
+    }
     await this.stores
-      .add({ key: this.key(customerId, substrateId), field: InvocationCache.field(parameters), value: JSON.stringify(value) })
+      .add({ key: this.key(customerId, substrateId), field: InvocationCache.field(parameters), value: json })
       .catch(() => undefined);
+    return true;
   }
 
   async invalidate(customerId: string, substrateId: string): Promise<void> {

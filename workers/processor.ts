@@ -8,6 +8,7 @@ import type { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
 import type { JobContext, RunTask } from '../jobs/context.js';
 import type { JobDefinition, JobTypeHook } from '../jobs/define-job.js';
 import { PermanentJobError } from '../jobs/errors.js';
+import { assertResultFits } from '../jobs/result-limit.js';
 import type { JobStateWriter } from './job-state-writer.js';
 import type { JobLifecycleHook, JobOutcome } from './lifecycle.js';
 import { isRowId, type QueuedJobData } from '../queue/queues.js';
@@ -138,6 +139,8 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
     let result: unknown;
     try {
       result = await definition.process(job.data.payload as never, ctx);
+      // A result over RESULT_MAX_BYTES fails here, so it reaches neither PostgreSQL nor BullMQ's return value.
+      assertResultFits(result, deps.config.resultMaxBytes);
     } catch (error) {
       const permanent = error instanceof PermanentJobError || error instanceof UnrecoverableError || signal?.aborted;
       const lastAttempt = attempt >= (job.opts.attempts ?? 1);

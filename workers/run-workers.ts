@@ -73,7 +73,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const tasks = declaredTasks(registry);
   const pool = createTaskPool(tasks, { threads: config.piscinaThreads, taskTimeoutMs: config.taskTimeoutMs });
   const writer = new HandBackAwareStateWriter(orm.em.fork(), logger, finishedJobsChannel(config.queuePrefix));
-  const cache = new InvocationCache(redis, config.queuePrefix);
+  const cache = new InvocationCache(redis, config.queuePrefix, { maxValueBytes: config.invocationCacheMaxBytes });
   cache.onLookup = countInvocationCacheLookup;
   const runTask = taskRunner(pool, config.taskTimeoutMs, tasks);
   const substrates = new SubstrateDefinitionCache();
@@ -111,7 +111,13 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
 
   const queueConnection = createRedis(config.redisUrl, 'blocking');
   const queues = createQueues(queueConnection, config.queuePrefix, registry);
-  const sweeper = new Sweeper({ orm, redis, queues, prefix: config.queuePrefix, logger }, { intervalMs: config.sweeperIntervalMs });
+  const sweeper = new Sweeper(
+    { orm, redis, queues, prefix: config.queuePrefix, logger },
+    {
+      intervalMs: config.sweeperIntervalMs,
+      trimIntervalMs: config.finishedJobTrimIntervalMs,
+    },
+  );
   sweeper.start();
   const schedules = await runScheduleTicks({ config, orm, redis, queues, logger, registry });
 

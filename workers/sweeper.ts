@@ -3,9 +3,16 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { listUnfinishedJobs, recordLostOutcome, requeueLostJobs, type UnfinishedJob } from '../db/jobs/recovery.js';
+import {
+  finalJobIds,
+  listUnfinishedJobs,
+  recordLostOutcome,
+  requeueLostJobs,
+  waitForDurableCommits,
+  type UnfinishedJob,
+} from '../db/jobs/recovery.js';
 import { enqueue } from '../queue/submit-job.js';
-import type { JobQueues } from '../queue/queues.js';
+import { isRowId, type JobQueues } from '../queue/queues.js';
 
 export interface SweeperOptions {
   /** How often a sweep runs, in ms. Default 15,000. */
@@ -14,6 +21,20 @@ export interface SweeperOptions {
   graceMs?: number;
   /** Rows checked per round trip. Default 500. */
   batchSize?: number;
+  /** How often finished jobs whose outcome PostgreSQL holds durably are removed from BullMQ, in ms; 0: never. Default 1000. */
+  trimIntervalMs?: number;
+  /**
+   * Only jobs BullMQ finished at least this long before the durability barrier are removed (clocks of
+   * worker processes a little apart), in ms. Default 2000.
+   */
+  trimMarginMs?: number;
+}
+
+export interface TrimReport {
+  /** Finished BullMQ jobs looked at. */
+  checked: number;
+  /** Removed from BullMQ: their row's final state was on disk. */
+  removed: number;
 }
 
 export interface SweepReport {
@@ -31,7 +52,11 @@ export interface SweepReport {
  */
 export class Sweeper {
   private timer: NodeJS.Timeout | null = null;
+  private trimTimer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> = Promise.resolve();
+  private trimming: Promise<unknown> = Promise.resolve();
+  private readonly trimIntervalMs: number;
+  private readonly trimMarginMs: number;
   private readonly owner = randomUUID();
   private readonly intervalMs: number;
   private readonly graceMs: number;
@@ -44,6 +69,8 @@ export class Sweeper {
     this.intervalMs = options.intervalMs ?? 15_000;
     this.graceMs = options.graceMs ?? 10_000;
     this.batchSize = options.batchSize ?? 500;
+    this.trimIntervalMs = options.trimIntervalMs ?? 1000;
+    this.trimMarginMs = options.trimMarginMs ?? 2000;
   }
 
   start(): void {
@@ -55,12 +82,73 @@ export class Sweeper {
         });
     };
     this.timer = setTimeout(tick, this.intervalMs);
+    if (this.trimIntervalMs > 0) {
+      const trimTick = () => {
+        this.trimming = this.trimIfLeader()
+          .catch((error: unknown) => this.deps.logger.warn({ err: error }, 'trimming finished jobs failed; will try again'))
+          .finally(() => {
+            if (this.trimTimer) this.trimTimer = setTimeout(trimTick, this.trimIntervalMs);
+          });
+      };
+      this.trimTimer = setTimeout(trimTick, this.trimIntervalMs);
+    }
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
+    if (this.trimTimer) clearTimeout(this.trimTimer);
     this.timer = null;
-    await this.running;
+    this.trimTimer = null;
+    await Promise.all([this.running, this.trimming]);
+  }
+
+  /** Trims when this process holds the trim lock; null when another process does. */
+  async trimIfLeader(): Promise<TrimReport | null> {
+    const key = `${this.deps.prefix}:sweeper:trim-lock`;
+    const acquired = await this.deps.redis.set(key, this.owner, 'PX', Math.max(5000, this.trimIntervalMs * 5), 'NX');
+    if (acquired !== 'OK') return null;
+    try {
+      return await this.trimFinished();
+    } finally {
+      await this.deps.redis.eval(
+        `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`,
+        1,
+        key,
+        this.owner,
+      );
+    }
+  }
+
+  /**
+   * Redis holds a finished job (and its return value) only as long as durability needs it (design §4): the
+   * worker's final write commits without waiting for the disk, so until that commit is flushed the outcome
+   * lives only in BullMQ, and the sweeper copies it from there if PostgreSQL loses it. This pass waits for a
+   * durable commit (which flushes every earlier one), then removes from BullMQ the jobs it finished before
+   * that commit whose row holds a final state — on disk now. A row that is not final (its write was lost) is
+   * left in BullMQ for `sweep()` to copy; the retention limits (queue/queues.ts) remain the backstop.
+   */
+  async trimFinished(limitPerQueue = 1000): Promise<TrimReport> {
+    const report: TrimReport = { checked: 0, removed: 0 };
+    const em = this.deps.orm.em.fork();
+    const barrierAt = Date.now();
+    await waitForDurableCommits(em);
+    const cutoff = barrierAt - this.trimMarginMs;
+    for (const [type, queue] of this.deps.queues) {
+      for (const state of ['completed', 'failed'] as const) {
+        const ids = (
+          await this.deps.redis.zrangebyscore(`${this.deps.prefix}:${type}:${state}`, '-inf', cutoff, 'LIMIT', 0, limitPerQueue)
+        ).filter((id) => isRowId(id));
+        if (ids.length === 0) continue;
+        report.checked += ids.length;
+        const durable = await finalJobIds(em, ids);
+        const removable = ids.filter((id) => durable.has(id));
+        for (let i = 0; i < removable.length; i += 100) {
+          const removed = await Promise.all(removable.slice(i, i + 100).map((id) => queue.remove(id).catch(() => 0)));
+          report.removed += removed.filter((count) => count === 1).length;
+        }
+      }
+    }
+    return report;
   }
 
   private lockKey(): string {
@@ -96,9 +184,10 @@ export class Sweeper {
       report.checked += rows.length;
       const missing = await this.missingFromRedis(rows);
       const lost = new Set(missing);
+      // `queued` too: a job that finished within `activeAfterMs` was never written active.
       report.reconciled += await this.reconcileFinished(
         em,
-        rows.filter((row) => row.state === 'active' && !lost.has(row)),
+        rows.filter((row) => row.state !== 'delayed' && !lost.has(row)),
       );
       await requeueLostJobs(
         em,

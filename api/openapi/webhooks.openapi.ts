@@ -5,7 +5,27 @@ import { createWebhookBody, deliveryParams, endpointParams, listQuery } from '..
 import { documentRoute, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
 
 export const webhookSchema = z
-  .object({ id: z.uuid(), url: z.string(), events: z.array(z.enum(webhookEvents)), created_at: timestamp })
+  .object({
+    id: z.uuid(),
+    url: z.string(),
+    events: z.array(z.enum(webhookEvents)),
+    created_at: timestamp,
+    state: z
+      .enum(['active', 'disabled'])
+      .describe('`disabled`: a long failure stopped deliveries; `POST /webhooks/:id/enable` resumes them'),
+    disabled_at: timestamp.nullable(),
+    disabled_reason: z.string().nullable().describe('Why the endpoint was disabled (consecutive failures, or failing since when)'),
+    breaker: z
+      .object({
+        state: z
+          .enum(['closed', 'open', 'half_open'])
+          .describe('`open`: deliveries wait until `open_until`; `half_open`: the next delivery is a trial with a short timeout'),
+        consecutive_failures: z.number().int(),
+        failing_since: timestamp.nullable(),
+        open_until: timestamp.nullable(),
+      })
+      .describe("The endpoint's circuit breaker"),
+  })
   .meta({ id: 'Webhook' });
 
 /** 201 to POST /webhooks: the endpoint and its signing secret, shown only here. */
@@ -72,6 +92,15 @@ export const webhooksDocs: RouteDocs = (registry) => {
     summary: 'Delete an endpoint',
     request: { params: endpointParams },
     responses: { 204: noContent },
+    problems: [404],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'post',
+    path: '/webhooks/:id/enable',
+    summary: 'Enable an endpoint a long failure disabled (its breaker closed, its failures forgotten)',
+    request: { params: endpointParams },
+    responses: { 200: json(webhookSchema, 'The endpoint, active') },
     problems: [404],
   });
   documentRoute(registry, {

@@ -18,6 +18,7 @@ import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { inputProblem, parseInput } from '../validate.js';
+import { refuseWhenRedisFull } from '../memory-guard.js';
 
 const scheduleName = z
   .string()
@@ -110,6 +111,7 @@ export function schedulesRoutes(deps: ApiDeps): Router {
       if (missing) throw notFound(`substrate ${missing}`);
     }
 
+    refuseWhenRedisFull(deps);
     const outcome = await upsertSchedule(
       deps.orm.em.fork(),
       {

@@ -5,6 +5,7 @@ import { webhookEvents, type WebhookEndpoint } from '../../db/entities/webhook-e
 import { findDelivery, listDeliveries, restartDelivery, type DeliveryWithAttempts } from '../../db/repositories/webhook-deliveries.js';
 import {
   deleteWebhookEndpoint,
+  enableWebhookEndpoint,
   ensureAccountSecret,
   findWebhookEndpoint,
   insertWebhookEndpointWithinLimit,
@@ -37,8 +38,29 @@ export const deliveryParams = z.object({ id: z.uuid('a webhook id is a UUID'), d
 
 const iso = (value: Date | string | null): string | null => (value === null ? null : new Date(value).toISOString());
 
+/** `closed` (delivering), `open` (holding deliveries back until `open_until`), `half_open` (the next delivery is a trial). */
+export function breakerState(endpoint: Pick<WebhookEndpoint, 'breakerOpenUntil'>, now = Date.now()): 'closed' | 'open' | 'half_open' {
+  if (endpoint.breakerOpenUntil === null || endpoint.breakerOpenUntil === undefined) return 'closed';
+  return new Date(endpoint.breakerOpenUntil).getTime() > now ? 'open' : 'half_open';
+}
+
 export function endpointView(endpoint: WebhookEndpoint) {
-  return { id: endpoint.id, url: endpoint.url, events: endpoint.events, created_at: iso(endpoint.createdAt) as string };
+  return {
+    id: endpoint.id,
+    url: endpoint.url,
+    events: endpoint.events,
+    created_at: iso(endpoint.createdAt) as string,
+    /** `disabled`: a long failure stopped deliveries (see `disabled_reason`); POST /webhooks/:id/enable resumes them. */
+    state: endpoint.disabledAt ? ('disabled' as const) : ('active' as const),
+    disabled_at: iso(endpoint.disabledAt ?? null),
+    disabled_reason: endpoint.disabledReason ?? null,
+    breaker: {
+      state: breakerState(endpoint),
+      consecutive_failures: endpoint.consecutiveFailures ?? 0,
+      failing_since: iso(endpoint.failingSince ?? null),
+      open_until: iso(endpoint.breakerOpenUntil ?? null),
+    },
+  };
 }
 
 export function deliveryView(delivery: DeliveryWithAttempts) {
@@ -109,6 +131,15 @@ export function webhooksRoutes(deps: ApiDeps): Router {
     if (!(await deleteWebhookEndpoint(deps.orm.em.fork(), principal.customerId, id))) throw notFound(`webhook ${id}`);
     await deps.principals.invalidateCustomer(principal.customerId);
     res.status(204).end();
+  });
+
+  router.post('/webhooks/:id/enable', async (req, res) => {
+    const principal = principalOf(req);
+    const { id } = parseInput(endpointParams, req.params, 'params');
+    const endpoint = await enableWebhookEndpoint(deps.orm.em.fork(), principal.customerId, id);
+    if (!endpoint) throw notFound(`webhook ${id}`);
+    await deps.principals.invalidateCustomer(principal.customerId);
+    res.json(endpointView(endpoint));
   });
 
   router.get('/webhooks/:id/deliveries', async (req, res) => {

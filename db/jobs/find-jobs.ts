@@ -66,7 +66,7 @@ export async function findJobWebhookTargets(
     `select ${jobColumnsOfJ},
             coalesce((select json_agg(json_build_object('id', e.id, 'url', e.url, 'events', e.events) order by e.id)
                         from webhook_endpoints e
-                       where e.customer_id = j.customer_id and e.events && array[?]::text[]), '[]'::json) as endpoints
+                       where e.customer_id = j.customer_id and e.events && array[?]::text[] and e.disabled_at is null), '[]'::json) as endpoints
        from jobs j
       where j.id = ? and j.customer_id = ?`,
     [events, jobId, customerId],

@@ -60,3 +60,23 @@ export async function recordLostOutcome(
   );
   return rows.length > 0;
 }
+
+/**
+ * A durability barrier: a statement whose commit writes a record (the transaction id forces one) and waits
+ * for the disk, which flushes every quick (`synchronous_commit = off`) commit made before it. Once it
+ * returns, every job state committed before it was called survives a PostgreSQL crash.
+ */
+export async function waitForDurableCommits(em: EntityManager): Promise<void> {
+  await em.getConnection().execute(`select txid_current() as xid`);
+}
+
+/** Of `ids`, those whose row holds a final state (completed, failed, cancelled). */
+export async function finalJobIds(em: EntityManager, ids: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await em
+    .getConnection()
+    .execute<Array<{ id: string }>>(`select id from jobs where id = any(?::uuid[]) and state in ('completed', 'failed', 'cancelled')`, [
+      `{${ids.join(',')}}`,
+    ]);
+  return new Set(rows.map((row) => row.id));
+}

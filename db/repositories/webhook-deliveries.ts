@@ -61,13 +61,21 @@ export interface DeliveryToSend {
   /** The BullMQ job that currently carries it; any other job for it is stale. */
   queueJobId: string | null;
   encryptedSecret: string | null;
+  /** Null for a job's own `webhook_url`. */
+  endpointId: string | null;
+  /** The endpoint's breaker holds deliveries back until then (epoch ms); null: closed. */
+  breakerOpenUntil: number | null;
+  /** The endpoint was disabled (a long failure); the delivery is not sent. */
+  endpointDisabled: boolean;
 }
 
 export async function findDeliveryToSend(em: EntityManager, id: string): Promise<DeliveryToSend | null> {
   const rows = await em.getConnection().execute<DeliveryToSend[]>(
     `select d.id, d.customer_id as "customerId", coalesce(e.url, d.url) as url, d.payload, d.message_id as "messageId", d.state,
-            d.queue_job_id as "queueJobId",
-            case when d.endpoint_id is null then s.encrypted_secret else e.encrypted_secret end as "encryptedSecret"
+            d.queue_job_id as "queueJobId", d.endpoint_id as "endpointId",
+            case when d.endpoint_id is null then s.encrypted_secret else e.encrypted_secret end as "encryptedSecret",
+            (extract(epoch from e.breaker_open_until) * 1000)::float8 as "breakerOpenUntil",
+            coalesce(e.disabled_at is not null, false) as "endpointDisabled"
        from webhook_deliveries d
        left join webhook_endpoints e on e.id = d.endpoint_id
        left join webhook_account_secrets s on s.customer_id = d.customer_id

@@ -2,7 +2,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { WebhookEndpoint, WebhookEvent } from '../entities/webhook-endpoint.entity.js';
 import { inTransaction } from '../transaction.js';
 
-const endpointColumns = `id, customer_id as "customerId", url, events, encrypted_secret as "encryptedSecret", created_at as "createdAt"`;
+const endpointColumns = `id, customer_id as "customerId", url, events, encrypted_secret as "encryptedSecret", created_at as "createdAt",
+  consecutive_failures as "consecutiveFailures", failing_since as "failingSince", breaker_open_until as "breakerOpenUntil",
+  breaker_opens as "breakerOpens", disabled_at as "disabledAt", disabled_reason as "disabledReason"`;
 
 export async function countWebhookEndpoints(em: EntityManager, customerId: string): Promise<number> {
   const [row] = await em
@@ -103,4 +105,85 @@ export async function rotateAccountSecret(em: EntityManager, customerId: string,
     [customerId, encryptedSecret],
   );
   return row as AccountSecretRow;
+}
+
+/** When an endpoint's breaker opens and when a long failure disables it (WEBHOOK_BREAKER_*, WEBHOOK_DISABLE_AFTER_*). */
+export interface BreakerPolicy {
+  /** Consecutive failures that open the breaker. */
+  failuresToOpen: number;
+  /** First cool-down; each further opening in the same run of failures doubles it, up to an hour. */
+  cooldownMs: number;
+  /** Consecutive failures that disable the endpoint. */
+  failuresToDisable: number;
+  /** A run of failures this long disables the endpoint. */
+  disableAfterMs: number;
+}
+
+/** The longest an open breaker holds an endpoint back before a trial delivery. */
+export const maxBreakerCooldownMs = 3_600_000;
+
+export interface EndpointOutcome {
+  consecutiveFailures: number;
+  breakerOpenUntil: Date | null;
+  /** This outcome disabled the endpoint (it was enabled before). */
+  disabled: boolean;
+  disabledReason: string | null;
+}
+
+/**
+ * Feeds one delivery attempt's outcome into the endpoint's circuit breaker, in one statement: a success
+ * closes it and clears the run of failures; a failure counts, opens the breaker from `failuresToOpen` on
+ * (each opening cools down twice as long as the previous, up to an hour), and disables the endpoint when
+ * the run reaches `failuresToDisable` failures or `disableAfterMs` of time. Null when the endpoint is gone.
+ */
+export async function recordEndpointOutcome(
+  em: EntityManager,
+  endpointId: string,
+  succeeded: boolean,
+  policy: BreakerPolicy,
+): Promise<EndpointOutcome | null> {
+  const [row] = await em.getConnection().execute<Array<EndpointOutcome & { wasDisabled: boolean }>>(
+    `with old as (select id, disabled_at is not null as was_disabled from webhook_endpoints where id = ? for update),
+          v as (select ?::boolean as ok, ?::int as to_open, ?::float8 as cooldown_ms, ?::int as to_disable, ?::float8 as disable_ms),
+          next as (
+            select e.id,
+                   case when v.ok then 0 else e.consecutive_failures + 1 end as failures,
+                   case when v.ok then null else coalesce(e.failing_since, now()) end as since,
+                   e.breaker_opens, e.disabled_at, e.disabled_reason, v.*
+              from webhook_endpoints e, v where e.id = (select id from old))
+     update webhook_endpoints e set
+            consecutive_failures = n.failures,
+            failing_since = n.since,
+            breaker_opens = case when n.ok then 0 when n.failures >= n.to_open then n.breaker_opens + 1 else n.breaker_opens end,
+            breaker_open_until = case when n.ok then null
+                                      when n.failures >= n.to_open
+                                        then now() + least(n.cooldown_ms * power(2, least(n.breaker_opens, 20)), ${maxBreakerCooldownMs}) * interval '1 millisecond'
+                                      else e.breaker_open_until end,
+            disabled_at = case when n.ok or n.disabled_at is not null then n.disabled_at
+                               when n.failures >= n.to_disable or n.since <= now() - n.disable_ms * interval '1 millisecond' then now()
+                               end,
+            disabled_reason = case when n.ok or n.disabled_at is not null then n.disabled_reason
+                                   when n.failures >= n.to_disable then format('%s consecutive failed deliveries', n.failures)
+                                   when n.since <= now() - n.disable_ms * interval '1 millisecond'
+                                     then format('failing since %s', to_char(n.since at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+                                   end
+       from next n, old
+      where e.id = n.id
+      returning e.consecutive_failures as "consecutiveFailures", e.breaker_open_until as "breakerOpenUntil",
+                (e.disabled_at is not null and not old.was_disabled) as disabled, e.disabled_reason as "disabledReason"`,
+    [endpointId, succeeded, policy.failuresToOpen, policy.cooldownMs, policy.failuresToDisable, policy.disableAfterMs],
+  );
+  return row ?? null;
+}
+
+/** Enables a disabled endpoint again, its breaker closed; false when the customer has no such endpoint. */
+export async function enableWebhookEndpoint(em: EntityManager, customerId: string, id: string): Promise<WebhookEndpoint | null> {
+  const rows = await em.getConnection().execute<WebhookEndpoint[]>(
+    `update webhook_endpoints set disabled_at = null, disabled_reason = null, consecutive_failures = 0, failing_since = null,
+            breaker_open_until = null, breaker_opens = 0
+      where id = ? and customer_id = ?
+      returning ${endpointColumns}`,
+    [id, customerId],
+  );
+  return rows[0] ?? null;
 }

@@ -6,6 +6,7 @@ import type { JobContext } from '../context.js';
 import { defineJob } from '../define-job.js';
 import { atMostItems } from '../input-limits.js';
 import { storableText } from '../storable-text.js';
+import { ResultTooLargeError, oversizedResultBytes } from '../result-limit.js';
 import type { EvaluateInput, Evaluation } from '../invoke/evaluate.task.js';
 import { evaluateManyTask, parametersSchema, substrateIdSchema } from '../invoke/invoke.job.js';
 
@@ -33,10 +34,21 @@ interface PendingItem {
   parameters: Record<string, unknown>;
 }
 
-const outcome = (item: { index: number; substrateId: string }, evaluation: Evaluation): ItemOutcome =>
-  'error' in evaluation
-    ? { index: item.index, substrateId: item.substrateId, state: 'failed', result: null, error: storableText(evaluation.error) }
-    : { index: item.index, substrateId: item.substrateId, state: 'completed', result: evaluation.value, error: null };
+/** An item's stored outcome; a value over RESULT_MAX_BYTES (`limitBytes`) fails the item alone, with `result_too_large`. */
+function outcome(item: { index: number; substrateId: string }, evaluation: Evaluation, limitBytes: number): ItemOutcome {
+  if ('error' in evaluation)
+    return { index: item.index, substrateId: item.substrateId, state: 'failed', result: null, error: storableText(evaluation.error) };
+  const oversized = oversizedResultBytes(evaluation.value, limitBytes);
+  if (oversized !== null)
+    return {
+      index: item.index,
+      substrateId: item.substrateId,
+      state: 'failed',
+      result: null,
+      error: new ResultTooLargeError(oversized, limitBytes).message,
+    };
+  return { index: item.index, substrateId: item.substrateId, state: 'completed', result: evaluation.value, error: null };
+}
 
 /**
  * Evaluates a chunk in one task. The task runner re-runs the items one by one if the task itself dies
@@ -65,6 +77,7 @@ export const batchJob = defineJob({
   workItems: (payload) => payload.invocations.length,
   async process(payload, ctx) {
     const total = payload.invocations.length;
+    const limitBytes = ctx.config.resultMaxBytes;
     const stored = await storedItemIndexes(ctx.em, ctx.jobId);
     const definitions = await substrateDefinitions(ctx.em, ctx.customerId, [...new Set(payload.invocations.map((i) => i.substrate_id))]);
 
@@ -74,8 +87,8 @@ export const batchJob = defineJob({
       if (stored.has(index)) return;
       const substrate = definitions.get(invocation.substrate_id);
       const item = { index, substrateId: invocation.substrate_id };
-      if (!substrate) immediate.push(outcome(item, { error: `substrate ${invocation.substrate_id} not found` }));
-      else if (substrate.expressionType === 'constant') immediate.push(outcome(item, { value: substrate.value }));
+      if (!substrate) immediate.push(outcome(item, { error: `substrate ${invocation.substrate_id} not found` }, limitBytes));
+      else if (substrate.expressionType === 'constant') immediate.push(outcome(item, { value: substrate.value }, limitBytes));
       else pending.push({ index, substrate, parameters: invocation.parameters ?? {} });
     });
     await insertBatchItems(ctx.em, ctx.jobId, immediate);
@@ -89,7 +102,9 @@ export const batchJob = defineJob({
         await insertBatchItems(
           ctx.em.fork(),
           ctx.jobId,
-          chunk.map((item, i) => outcome({ index: item.index, substrateId: item.substrate.id }, evaluations[i] ?? { error: 'no result' })),
+          chunk.map((item, i) =>
+            outcome({ index: item.index, substrateId: item.substrate.id }, evaluations[i] ?? { error: 'no result' }, limitBytes),
+          ),
         );
         done += chunk.length;
         await ctx.progress({ done, total });

@@ -45,6 +45,10 @@ describe('webhook endpoints', () => {
       url: 'http://127.0.0.1:9/hooks/a',
       events: ['job.completed', 'job.failed'],
       created_at: expect.any(String),
+      state: 'active',
+      disabled_at: null,
+      disabled_reason: null,
+      breaker: { state: 'closed', consecutive_failures: 0, failing_since: null, open_until: null },
     });
     expect(listed.text).not.toContain('whsec_');
   });

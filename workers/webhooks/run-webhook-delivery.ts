@@ -6,6 +6,7 @@ import type { JobRegistry } from '../../jobs/registry.js';
 import { createRedis } from '../../lib/redis.js';
 import type { JobLifecycleHook } from '../lifecycle.js';
 import { deliveryAgents } from '../../lib/webhooks/address-guard.js';
+import { DeliveryLeases } from '../../lib/webhooks/delivery-leases.js';
 import { createDeliverProcessor } from './deliver.processor.js';
 import { webhookEmitter } from './webhook-emitter.js';
 import { createWebhookQueue, webhookQueueName, webhookRetryDelayMs, type WebhookDeliveryData } from '../../queue/webhook-queue.js';
@@ -26,9 +27,28 @@ export function runWebhookDelivery(deps: { config: Config; orm: MikroORM; logger
   const queueConnection = createRedis(config.redisUrl, 'blocking');
   const queue = createWebhookQueue(queueConnection, config.queuePrefix);
   const agents = deliveryAgents(config.webhookAllowPrivate);
+  const leaseConnection = createRedis(config.redisUrl, 'commands');
   const worker = new Worker<WebhookDeliveryData>(
     webhookQueueName,
-    createDeliverProcessor({ orm, vaultKey: config.vaultKey, agents, logger }),
+    createDeliverProcessor({
+      orm,
+      vaultKey: config.vaultKey,
+      agents,
+      logger,
+      leases: new DeliveryLeases(leaseConnection, config.queuePrefix),
+      timeoutMs: config.webhookTimeoutMs,
+      policy: {
+        endpointConcurrency: config.webhookEndpointConcurrency,
+        customerConcurrency: config.webhookCustomerConcurrency,
+        halfOpenTimeoutMs: config.webhookHalfOpenTimeoutMs,
+        breaker: {
+          failuresToOpen: config.webhookBreakerFailures,
+          cooldownMs: config.webhookBreakerCooldownMs,
+          failuresToDisable: config.webhookDisableAfterFailures,
+          disableAfterMs: config.webhookDisableAfterMs,
+        },
+      },
+    }),
     {
       connection: createRedis(config.redisUrl, 'blocking'),
       prefix: config.queuePrefix,
@@ -46,7 +66,7 @@ export function runWebhookDelivery(deps: { config: Config; orm: MikroORM; logger
       await queue.close();
       agents.http.destroy();
       agents.https.destroy();
-      await Promise.all([worker.disconnect(), queueConnection.quit()]);
+      await Promise.all([worker.disconnect(), queueConnection.quit(), leaseConnection.quit()]);
     },
   };
 }

@@ -5516,6 +5516,98 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/webhooks/{id}/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Enable an endpoint a long failure disabled (its breaker closed, its failures forgotten) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The endpoint, active */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Webhook"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The service is suspended or the balance does not cover it (`payment-required`) */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/webhooks/{id}/deliveries": {
         parameters: {
             query?: never;
@@ -7132,6 +7224,37 @@ export interface components {
              * @description ISO 8601, UTC
              */
             created_at: string;
+            /**
+             * @description `disabled`: a long failure stopped deliveries; `POST /webhooks/:id/enable` resumes them
+             * @enum {string}
+             */
+            state: "active" | "disabled";
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            disabled_at: string | null;
+            /** @description Why the endpoint was disabled (consecutive failures, or failing since when) */
+            disabled_reason: string | null;
+            /** @description The endpoint's circuit breaker */
+            breaker: {
+                /**
+                 * @description `open`: deliveries wait until `open_until`; `half_open`: the next delivery is a trial with a short timeout
+                 * @enum {string}
+                 */
+                state: "closed" | "open" | "half_open";
+                consecutive_failures: number;
+                /**
+                 * Format: date-time
+                 * @description ISO 8601, UTC
+                 */
+                failing_since: string | null;
+                /**
+                 * Format: date-time
+                 * @description ISO 8601, UTC
+                 */
+                open_until: string | null;
+            };
             /** @description `whsec_…` */
             secret: string;
         };
@@ -7145,6 +7268,37 @@ export interface components {
              * @description ISO 8601, UTC
              */
             created_at: string;
+            /**
+             * @description `disabled`: a long failure stopped deliveries; `POST /webhooks/:id/enable` resumes them
+             * @enum {string}
+             */
+            state: "active" | "disabled";
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            disabled_at: string | null;
+            /** @description Why the endpoint was disabled (consecutive failures, or failing since when) */
+            disabled_reason: string | null;
+            /** @description The endpoint's circuit breaker */
+            breaker: {
+                /**
+                 * @description `open`: deliveries wait until `open_until`; `half_open`: the next delivery is a trial with a short timeout
+                 * @enum {string}
+                 */
+                state: "closed" | "open" | "half_open";
+                consecutive_failures: number;
+                /**
+                 * Format: date-time
+                 * @description ISO 8601, UTC
+                 */
+                failing_since: string | null;
+                /**
+                 * Format: date-time
+                 * @description ISO 8601, UTC
+                 */
+                open_until: string | null;
+            };
         };
         WebhookSecret: {
             /** @description `whsec_…` */

@@ -1,0 +1,36 @@
+import { PermanentJobError } from './errors.js';
+
+/** The error code a too-large result fails its job (or batch item) with: the first word of its message. */
+export const resultTooLargeCode = 'result_too_large';
+
+/** A job's (or a batch item's) result is bigger than RESULT_MAX_BYTES: it fails, never to be retried. */
+export class ResultTooLargeError extends PermanentJobError {
+  override name = 'ResultTooLargeError';
+  constructor(
+    readonly bytes: number,
+    readonly limitBytes: number,
+  ) {
+    super(`${resultTooLargeCode}: the result is ${bytes} bytes of JSON, over the RESULT_MAX_BYTES limit of ${limitBytes} bytes`);
+  }
+}
+
+/**
+ * The size of `value` as stored (its JSON, in UTF-8 bytes) when it is over `limitBytes`; null when it fits.
+ * A string's length is a lower bound of its UTF-8 size and at most a third of it, so most results are
+ * decided without encoding them.
+ */
+export function oversizedResultBytes(value: unknown, limitBytes: number): number | null {
+  if (value === undefined || value === null || typeof value === 'number' || typeof value === 'boolean') return null;
+  const json = JSON.stringify(value);
+  if (json === undefined) return null;
+  if (json.length * 3 <= limitBytes) return null;
+  if (json.length > limitBytes) return Buffer.byteLength(json);
+  const bytes = Buffer.byteLength(json);
+  return bytes > limitBytes ? bytes : null;
+}
+
+/** Throws ResultTooLargeError when `value` is over `limitBytes`. */
+export function assertResultFits(value: unknown, limitBytes: number): void {
+  const bytes = oversizedResultBytes(value, limitBytes);
+  if (bytes !== null) throw new ResultTooLargeError(bytes, limitBytes);
+}

@@ -1,0 +1,53 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestUser } from '../helpers/accounts.js';
+import { waitFor } from '../helpers/http.js';
+import { useTestApp } from '../helpers/suite.js';
+import { createExpressionSubstrate } from '../helpers/substrates.js';
+
+const suite = useTestApp({ workers: true, users: 1, env: { RESULT_MAX_BYTES: '65536', INVOCATION_CACHE_MAX_BYTES: '16384' } });
+let alice: TestUser;
+let tenCopies: string;
+let customerId: string;
+
+beforeAll(async () => {
+  alice = suite.users[0] as TestUser;
+  customerId = (await suite.request('GET', '/api/v1/auth/me', { token: alice.accessToken })).body.customer_id;
+  tenCopies = await createExpressionSubstrate(suite.request, alice.accessToken, '[s, s, s, s, s, s, s, s, s, s]');
+});
+
+const invoke = (parameters: Record<string, unknown>) =>
+  suite.request('POST', `/api/v1/substrates/${tenCopies}/invoke`, {
+    token: alice.accessToken,
+    headers: { prefer: 'wait=10' },
+    body: { parameters },
+  });
+
+const cacheKey = () => `${suite.app.config.queuePrefix}:cache:invoke:${customerId}:${tenCopies}`;
+
+describe('bounded results', () => {
+  it('fails a job whose result is over RESULT_MAX_BYTES with result_too_large, storing nothing big anywhere', async () => {
+    const s = 'a'.repeat(8000); // 10 copies: ~80 KB of JSON, over the 64 KiB limit of this file
+    const answer = await invoke({ s });
+    expect(answer.body.state).toBe('failed');
+    expect(answer.body.error).toMatch(/^result_too_large: the result is \d+ bytes of JSON, over the RESULT_MAX_BYTES limit of 65536 bytes/);
+    const [row] = await suite.app.sql<{ result: unknown; attempts_made: number }>('select result, attempts_made from jobs where id = $1', [
+      answer.body.id,
+    ]);
+    expect(row).toEqual({ result: null, attempts_made: 1 });
+    const bullJob = await suite.app.deps.queues.get('invoke')!.getJob(answer.body.id);
+    expect(JSON.stringify(bullJob?.returnvalue ?? null).length).toBeLessThan(100);
+    expect(await suite.app.deps.redis.hlen(cacheKey())).toBe(0);
+  });
+
+  it('completes a result under the limit but keeps only small results in the invocation cache', async () => {
+    const mid = await invoke({ s: 'b'.repeat(2000) }); // ~20 KB: stored, not cached
+    expect(mid.body).toMatchObject({ state: 'completed', result: { cached: false } });
+    const small = await invoke({ s: 'c' }); // cached
+    expect(small.body).toMatchObject({ state: 'completed', result: { cached: false } });
+    await waitFor(async () => (await suite.app.deps.redis.hlen(cacheKey())) === 1);
+    const values = await suite.app.deps.redis.hvals(cacheKey());
+    expect(values).toEqual([JSON.stringify(Array(10).fill('c'))]);
+    expect((await invoke({ s: 'c' })).body.result.cached).toBe(true);
+    expect((await invoke({ s: 'b'.repeat(2000) })).body.result.cached).toBe(false);
+  });
+});
