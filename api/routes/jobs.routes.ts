@@ -1,3 +1,4 @@
+import { refuseWhenRedisFull } from '../memory-guard.js';
 import { Router } from 'express';
 import { z } from 'zod';
 import { jobStates } from '../../db/entities/job-record.entity.js';
@@ -47,6 +48,7 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
       });
     }
     const list = await parseBulkSubmit(deps.config, principal, req.body);
+    refuseWhenRedisFull(deps);
     await admitJobs(deps, req, list.length);
     // The middleware took one point for the request; each further job takes one more.
     const extra = list.length - 1;
