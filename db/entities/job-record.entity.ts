@@ -25,6 +25,8 @@ export interface JobRecord {
   requestHash: string | null;
   /** The name of the schedule whose run this job is (`platform:<type>` for the platform's own); null otherwise. */
   scheduleName: string | null;
+  /** The job this one retries (POST /jobs/:id/retry); a plain column, not a foreign key: a retry may outlive its original. */
+  retryOf: string | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -47,6 +49,27 @@ export const JobRecordSchema = new EntitySchema<JobRecord>({
       name: 'jobs_schedule_index',
       expression: `create index "jobs_schedule_index" on "jobs" ("customer_id", "schedule_name", "id") where "schedule_name" is not null`,
     },
+    // GET /jobs?state=failed,cancelled and the admin's retry: a customer's jobs that ended badly, newest first. Partial, so
+    // the common outcome (completed) and the live states add no index entry on the hot path.
+    {
+      name: 'jobs_ended_badly_index',
+      expression: `create index "jobs_ended_badly_index" on "jobs" ("customer_id", "state", "id") where "state" in ('failed', 'cancelled')`,
+    },
+    // GET /admin/jobs across customers: failed/cancelled jobs of every customer, newest first.
+    {
+      name: 'jobs_ended_badly_all_index',
+      expression: `create index "jobs_ended_badly_all_index" on "jobs" ("state", "id") where "state" in ('failed', 'cancelled')`,
+    },
+    // A job's retries (the admin's retry skips failed jobs already retried); only retries have an entry.
+    {
+      name: 'jobs_retry_of_index',
+      expression: `create index "jobs_retry_of_index" on "jobs" ("retry_of") where "retry_of" is not null`,
+    },
+    // GET /admin/jobs?error_contains=: trigram search over error text (pg_trgm, created by the same migration).
+    {
+      name: 'jobs_error_trgm_index',
+      expression: `create index "jobs_error_trgm_index" on "jobs" using gin ("error" gin_trgm_ops) where "error" is not null`,
+    },
   ],
   properties: {
     id: { type: 'uuid', primary: true },
@@ -66,6 +89,7 @@ export const JobRecordSchema = new EntitySchema<JobRecord>({
     idempotencyKey: { type: 'text', nullable: true },
     requestHash: { type: 'text', nullable: true },
     scheduleName: { type: 'text', nullable: true },
+    retryOf: { type: 'uuid', nullable: true },
     createdAt: { type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' },
     startedAt: { type: 'datetime', columnType: 'timestamptz', nullable: true },
     finishedAt: { type: 'datetime', columnType: 'timestamptz', nullable: true },

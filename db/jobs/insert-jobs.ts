@@ -17,6 +17,7 @@ const newJobProperties = [
   'idempotencyKey',
   'requestHash',
   'scheduleName',
+  'retryOf',
 ] as const satisfies ReadonlyArray<keyof JobRecord>;
 
 const newJobColumns = jobColumnList(newJobProperties);
@@ -97,6 +98,7 @@ export async function insertJobs(em: EntityManager, rows: JobInsert[]): Promise<
               idempotency_key: row.idempotencyKey,
               request_hash: row.requestHash,
               schedule_name: row.scheduleName ?? undefined,
+              retry_of: row.retryOf ?? undefined,
               substrate_id: requireSubstrateId ?? null,
             }) satisfies JobRecordsetRow<(typeof newJobProperties)[number]> & { substrate_id: string | null },
         ),

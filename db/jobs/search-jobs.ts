@@ -1,0 +1,112 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { JobRecord, JobState } from '../entities/job-record.entity.js';
+import { jobColumns } from './job-columns.js';
+
+/**
+ * What GET /jobs and the admin's GET /admin/jobs, POST /admin/jobs/retry and POST /admin/jobs/cancel look for.
+ * Every field narrows; an empty filter is every job (of the customer, when `customerId` is set).
+ */
+export interface JobSearch {
+  /** One customer's jobs (GET /jobs always sets it); omitted: every customer's (admins). */
+  customerId?: string;
+  types?: readonly string[];
+  /** Any of these states. */
+  states?: readonly JobState[];
+  /** `created_at >= createdAfter`. */
+  createdAfter?: Date;
+  /** `created_at < createdBefore`. */
+  createdBefore?: Date;
+  /** Runs of the customer's schedule of this name. */
+  scheduleName?: string;
+  /** Case-insensitive substring of `error` (a trigram index serves it). */
+  errorContains?: string;
+  /** Only jobs no retry names yet (the admin's bulk retry, so that running it twice retries each job once). */
+  notRetried?: boolean;
+  /** Only ids below this one (the cursor: UUIDv7 ids sort by creation time). */
+  beforeId?: string;
+  limit: number;
+}
+
+/**
+ * How far a job's UUIDv7 id time may be from its `created_at`. The id is made by the submitter just before
+ * the INSERT whose `now()` is `created_at`, so they differ by milliseconds (plus clock skew between an API
+ * host and PostgreSQL); an hour is a wide margin. The time filters bound the id with it (a primary-key
+ * range, which an index scan newest-first stops inside) and still test `created_at` exactly.
+ */
+const idClockSlackMs = 3600_000;
+
+/** The smallest UUIDv7 (as text) whose time is `ms`: ids at that time or later are ≥ it. */
+export function uuidv7Floor(ms: number): string {
+  const hex = Math.max(0, Math.min(ms, 2 ** 48 - 1))
+    .toString(16)
+    .padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-0000-0000-000000000000`;
+}
+
+/** `%`, `_` and `\` taken literally in a LIKE pattern. */
+const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+function conditions(search: JobSearch): { where: string[]; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (clause: string, ...values: unknown[]) => {
+    where.push(clause);
+    params.push(...values);
+  };
+  if (search.customerId) add('customer_id = ?', search.customerId);
+  if (search.types?.length === 1) add('type = ?', search.types[0]);
+  else if (search.types?.length) add('type = any(?::text[])', search.types);
+  if (search.scheduleName) add('schedule_name = ?', search.scheduleName);
+  if (search.createdAfter) {
+    add('id >= ?::uuid', uuidv7Floor(search.createdAfter.getTime() - idClockSlackMs));
+    add('created_at >= ?', search.createdAfter);
+  }
+  if (search.createdBefore) {
+    add('id < ?::uuid', uuidv7Floor(search.createdBefore.getTime() + idClockSlackMs));
+    add('created_at < ?', search.createdBefore);
+  }
+  if (search.errorContains) add(`error ilike ? escape '\\'`, `%${likeLiteral(search.errorContains)}%`);
+  if (search.notRetried) add('not exists (select 1 from jobs retry where retry.retry_of = jobs.id)');
+  if (search.beforeId) add('id < ?::uuid', search.beforeId);
+  return { where, params };
+}
+
+/**
+ * Jobs that match, newest first, at most `limit`. With a list of states, one arm per state (each an index
+ * range scan newest first: `jobs_ended_badly_index` for failed and cancelled) merged by id, so a rare state
+ * among millions of rows is found without walking the others.
+ */
+export async function searchJobs(em: EntityManager, search: JobSearch): Promise<JobRecord[]> {
+  const { where, params } = conditions(search);
+  const states = [...new Set(search.states ?? [])];
+  const whereText = (extra: string[]) => {
+    const all = [...where, ...extra];
+    return all.length ? `where ${all.join(' and ')}` : '';
+  };
+  if (states.length <= 1) {
+    const sql = `select ${jobColumns} from jobs ${whereText(states.length ? ['state = ?'] : [])} order by id desc limit ?`;
+    return em.getConnection().execute<JobRecord[]>(sql, [...params, ...states, search.limit]);
+  }
+  const arms = states.map(() => `(select ${jobColumns} from jobs ${whereText(['state = ?'])} order by id desc limit ?)`);
+  const armParams = states.flatMap((state) => [...params, state, search.limit]);
+  return em
+    .getConnection()
+    .execute<JobRecord[]>(`select * from (${arms.join(' union all ')}) matched order by id desc limit ?`, [...armParams, search.limit]);
+}
+
+/** How many jobs match (at most `cap`: a count past it answers `cap`), for a dry run. */
+export async function countJobs(em: EntityManager, search: Omit<JobSearch, 'limit' | 'beforeId'>, cap: number): Promise<number> {
+  const { where, params } = conditions(search);
+  const states = [...new Set(search.states ?? [])];
+  if (states.length) {
+    where.push('state = any(?::text[])');
+    params.push(states);
+  }
+  const [row] = await em
+    .getConnection()
+    .execute<Array<{ count: number }>>(
+      `select count(*)::int as count from (select 1 from jobs ${where.length ? `where ${where.join(' and ')}` : ''} limit ?) capped`,
+      [...params, cap],
+    );
+  return row?.count ?? 0;
+}
