@@ -13,6 +13,7 @@ import { batchesRoutes } from './routes/batches.routes.js';
 import { docsRoutes } from './routes/docs.routes.js';
 import { jobEventsRoutes } from './routes/job-events.routes.js';
 import { jobsRoutes } from './routes/jobs.routes.js';
+import { jobSearchRoutes } from './routes/job-search.routes.js';
 import { metricsRoutes } from './routes/metrics.routes.js';
 import { relationshipsRoutes } from './routes/relationships.routes.js';
 import { schedulesRoutes } from './routes/schedules.routes.js';
@@ -21,6 +22,7 @@ import { substratesRoutes } from './routes/substrates.routes.js';
 import { systemRoutes } from './routes/system.routes.js';
 import { webhooksRoutes } from './routes/webhooks.routes.js';
 import { adminRoutes } from './routes/admin.routes.js';
+import { adminJobsRoutes } from './routes/admin-jobs.routes.js';
 import { billingRoutes } from './routes/billing.routes.js';
 import { servicesRoutes } from './routes/services.routes.js';
 import { accountRoutes, publicAccountRoutes } from './routes/accounts.routes.js';
@@ -132,7 +134,7 @@ export function createApp(deps: ApiDeps): Express {
 function meteredRoutes(deps: ApiDeps, auth: RequestHandler, rateLimit: RequestHandler): Router {
   const account = express.Router();
   account.use(['/billing', '/services'], rateLimit);
-  account.use(under(['/billing'], billingRoutes(deps)), under(['/services'], servicesRoutes(deps)), under(['/admin'], adminRoutes(deps)));
+  account.use(under(['/billing'], billingRoutes(deps)), under(['/services'], servicesRoutes(deps)), under(['/admin'], adminRoutes(deps)), under(['/admin'], adminJobsRoutes(deps)));
 
   const metered = express.Router();
   metered.use(auth);
@@ -143,6 +145,7 @@ function meteredRoutes(deps: ApiDeps, auth: RequestHandler, rateLimit: RequestHa
   });
   metered.use(under(['/substrates'], substratesRoutes(deps)));
   metered.use(under(['/jobs'], jobsRoutes(deps)));
+  metered.use(under(['/jobs'], jobSearchRoutes(deps)));
   metered.use(under(['/jobs'], jobEventsRoutes(deps)));
   metered.use(under(['/batches'], batchesRoutes(deps)));
   metered.use(under(['/relationships'], relationshipsRoutes(deps)));

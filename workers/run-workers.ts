@@ -19,6 +19,7 @@ import { closeWorkersWithin, HandBackAwareStateWriter, HeldJobs, type ShutdownRe
 import { createTaskPool, taskRunner } from './pools.js';
 import type { JobLifecycleHook } from './lifecycle.js';
 import { createProcessor } from './processor.js';
+import { PausedCustomers } from '../queue/customer-pauses.js';
 import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
 import { closeQueues, createQueues, isRowId, type QueuedJobData } from '../queue/queues.js';
 import { Sweeper } from './sweeper.js';
@@ -82,11 +83,13 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const heartbeat = new HeartbeatPublisher(redis, config.queuePrefix, logger);
   const held = new HeldJobs();
   const hooks: JobLifecycleHook[] = [webhooks.hook, jobMetricsHook, heartbeat, held];
+  const paused = new PausedCustomers(orm.em.fork(), logger);
+  await paused.start();
 
   const workers = [...registry.values()].map((definition) => {
     const worker = new Worker<QueuedJobData>(
       definition.name,
-      createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks }),
+      createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks, paused }),
       {
         connection: createRedis(config.redisUrl, 'blocking'),
         prefix: config.queuePrefix,
@@ -131,6 +134,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     requestLog: schedules.requestLog,
     async close(deadlineMs = config.shutdownTimeoutMs) {
       await heartbeat.stop();
+      paused.stop();
       await sweeper.stop();
       await schedules.close();
       const report = await closeWorkersWithin(workers, { held, writer, logger }, deadlineMs);

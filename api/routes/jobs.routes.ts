@@ -1,7 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { jobStates } from '../../db/entities/job-record.entity.js';
-import { findJob, listJobs } from '../../db/jobs/find-jobs.js';
+import { findJob } from '../../db/jobs/find-jobs.js';
 import { cancelJobRow } from '../../db/jobs/job-states.js';
 import { atMost } from '../../jobs/input-limits.js';
 import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
@@ -11,7 +10,6 @@ import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { jobView } from '../../db/jobs/job-view.js';
 import { submitAndRespond } from '../job-responses.js';
-import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { inputProblem, parseInput } from '../validate.js';
 import { assertWebhookTarget } from '../webhook-target.js';
@@ -24,12 +22,6 @@ export const submitJobBody = z.strictObject({
   delay_ms: atMost(z.number().int().min(0), 365 * 24 * 3600 * 1000).optional(),
   attempts: atMost(z.number().int().min(1), 25).optional(),
   webhook_url: z.string().url().max(2048).optional(),
-});
-
-export const listJobsQuery = z.strictObject({
-  type: z.enum(jobTypeNames).optional(),
-  state: z.enum(jobStates).optional(),
-  ...paginationQuery,
 });
 
 export const jobIdParams = z.object({ id: z.string().uuid('a job id is a UUID') });
@@ -62,20 +54,6 @@ export function jobsRoutes(deps: ApiDeps): Router {
       // A job on a substrate (invoke, divide) is refused with 404 unless the caller owns it, as on /substrates/:id/….
       requireSubstrateId: substrateOf(payload.data),
     });
-  });
-
-  router.get('/jobs', async (req, res) => {
-    const principal = principalOf(req);
-    const query = parseInput(listJobsQuery, req.query, 'query');
-    const beforeId = decodeCursor(query.cursor, z.string().uuid());
-    const rows = await listJobs(deps.orm.em.fork(), {
-      customerId: principal.customerId,
-      type: query.type,
-      state: query.state,
-      beforeId,
-      limit: query.limit + 1,
-    });
-    res.json(page(rows, query.limit, jobView, (row) => row.id));
   });
 
   router.get('/jobs/:id', async (req, res) => {

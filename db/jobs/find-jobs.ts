@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { JobRecord, JobState } from '../entities/job-record.entity.js';
+import type { JobRecord } from '../entities/job-record.entity.js';
 import { jobColumns, jobSelectList } from './job-columns.js';
 
 export async function findJob(em: EntityManager, customerId: string, id: string): Promise<JobRecord | null> {
@@ -14,32 +14,6 @@ export async function findJobByIdempotencyKey(em: EntityManager, customerId: str
     .getConnection()
     .execute<JobRecord[]>(`select ${jobColumns} from jobs where customer_id = ? and idempotency_key = ?`, [customerId, key]);
   return rows[0] ?? null;
-}
-
-export interface JobListFilter {
-  customerId: string;
-  type?: string;
-  state?: JobState;
-  /** Only ids below this one (UUIDv7 ids sort by creation time). */
-  beforeId?: string;
-  limit: number;
-}
-
-/** Newest first, keyset-paginated on the UUIDv7 id. */
-export async function listJobs(em: EntityManager, filter: JobListFilter): Promise<JobRecord[]> {
-  const where = ['customer_id = ?'];
-  const params: unknown[] = [filter.customerId];
-  const add = (clause: string, value: unknown) => {
-    where.push(clause);
-    params.push(value);
-  };
-  if (filter.type) add('type = ?', filter.type);
-  if (filter.state) add('state = ?', filter.state);
-  if (filter.beforeId) add('id < ?', filter.beforeId);
-  params.push(filter.limit);
-  return em
-    .getConnection()
-    .execute<JobRecord[]>(`select ${jobColumns} from jobs where ${where.join(' and ')} order by id desc limit ?`, params);
 }
 
 /** An endpoint subscribed to at least one of the events a finished job emits. */
@@ -74,4 +48,18 @@ export async function findJobWebhookTargets(
   const { endpoints, ...job } = row;
   if (endpoints.length === 0 && !job.webhookUrl) return null;
   return { job, endpoints };
+}
+
+/** A customer's jobs still waiting to start (row state `queued`), oldest first: what a resumed customer has set aside. */
+export async function queuedJobRefs(
+  em: EntityManager,
+  customerId: string,
+  limit: number,
+): Promise<Array<Pick<JobRecord, 'id' | 'type' | 'queueJobId'>>> {
+  return em
+    .getConnection()
+    .execute(
+      `select id, type, queue_job_id as "queueJobId" from jobs where customer_id = ? and state = 'queued' order by created_at limit ?`,
+      [customerId, limit],
+    );
 }

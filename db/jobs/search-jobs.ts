@@ -46,7 +46,7 @@ export function uuidv7Floor(ms: number): string {
 /** `%`, `_` and `\` taken literally in a LIKE pattern. */
 const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
-function conditions(search: JobSearch): { where: string[]; params: unknown[] } {
+function conditions(search: Omit<JobSearch, 'limit'>): { where: string[]; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   const add = (clause: string, ...values: unknown[]) => {
