@@ -116,8 +116,13 @@ const filtersOf = (input: Record<string, unknown>) =>
  */
 export function adminJobsRoutes(deps: ApiDeps): Router {
   const router = Router();
-  const audit = (req: Parameters<typeof principalOf>[0], action: string, customer: string | null | undefined, details: unknown) =>
-    recordAdminAction(deps.orm.em.fork(), { adminUserId: principalOf(req).userId ?? null, action, customerId: customer, details });
+  const audit = (
+    req: Parameters<typeof principalOf>[0],
+    action: string,
+    customer: string | null | undefined,
+    details: unknown,
+    durable = true,
+  ) => recordAdminAction(deps.orm.em.fork(), { adminUserId: principalOf(req).userId ?? null, action, customerId: customer, details }, { durable });
 
   router.get('/admin/jobs', requireAdmin, async (req, res) => {
     const query = parseInput(adminJobsQuery, req.query, 'query');
@@ -131,7 +136,7 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
       limit: query.limit + 1,
     });
     // A cross-customer view is an admin action too; each page is one entry.
-    await audit(req, 'jobs.view', query.customer_id, { filters: filtersOf(query), returned: Math.min(rows.length, query.limit) });
+    await audit(req, 'jobs.view', query.customer_id, { filters: filtersOf(query), returned: Math.min(rows.length, query.limit) }, false);
     res.json(page(rows, query.limit, adminJobView, (row) => row.id));
   });
 

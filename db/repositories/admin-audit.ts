@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { asyncCommit } from '../jobs/job-columns.js';
 
 /** One entry of the admin audit log, as written. */
 export interface AdminAuditEntry {
@@ -18,8 +19,13 @@ export interface AdminAuditRow {
   details: unknown;
 }
 
-export async function recordAdminAction(em: EntityManager, entry: AdminAuditEntry): Promise<void> {
-  await em.execute(`insert into admin_audit (admin_user_id, action, customer_id, details) values (?, ?, ?, ?::jsonb)`, [
+/**
+ * Appends one entry. `durable: false` (for views, written on every page an admin reads) commits without
+ * waiting for the disk: a crash in the next moments may lose the entry, never the action's effect.
+ */
+export async function recordAdminAction(em: EntityManager, entry: AdminAuditEntry, options: { durable?: boolean } = {}): Promise<void> {
+  const insert = `insert into admin_audit (admin_user_id, action, customer_id, details) select ?, ?, ?, ?::jsonb`;
+  await em.execute(options.durable === false ? `with ${asyncCommit} ${insert} from durability` : insert, [
     entry.adminUserId,
     entry.action,
     entry.customerId ?? null,

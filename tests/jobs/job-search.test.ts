@@ -108,7 +108,7 @@ describe('POST /jobs/:id/retry', () => {
     });
   });
 
-  it('answers 202 with Location and retry_of for a cancelled job (which runs now, without the original's delay)', async () => {
+  it("answers 202 with Location and retry_of for a cancelled job (which runs now, without the original's delay)", async () => {
     const response = await suite.request('POST', `/api/v1/jobs/${ids.cancelled}/retry`, { token });
     expect(response.status, response.text).toBe(202);
     expect(response.body).toMatchObject({ state: 'queued', retry_of: ids.cancelled });
