@@ -134,7 +134,12 @@ export function createApp(deps: ApiDeps): Express {
 function meteredRoutes(deps: ApiDeps, auth: RequestHandler, rateLimit: RequestHandler): Router {
   const account = express.Router();
   account.use(['/billing', '/services'], rateLimit);
-  account.use(under(['/billing'], billingRoutes(deps)), under(['/services'], servicesRoutes(deps)), under(['/admin'], adminRoutes(deps)), under(['/admin'], adminJobsRoutes(deps)));
+  account.use(
+    under(['/billing'], billingRoutes(deps)),
+    under(['/services'], servicesRoutes(deps)),
+    under(['/admin'], adminRoutes(deps)),
+    under(['/admin'], adminJobsRoutes(deps)),
+  );
 
   const metered = express.Router();
   metered.use(auth);

@@ -20,15 +20,17 @@ const auditEntrySchema = z
     id: z.string().describe('Monotonic; newest first'),
     at: timestamp,
     admin_user_id: z.uuid().nullable().describe('The admin who acted (null for an admin API key)'),
-    action: z.string().describe('customer.credit, customer.pause, customer.resume, jobs.view, jobs.retry, jobs.retry.dry-run, jobs.cancel, jobs.cancel.dry-run'),
+    action: z
+      .string()
+      .describe(
+        'customer.credit, customer.pause, customer.resume, jobs.view, jobs.retry, jobs.retry.dry-run, jobs.cancel, jobs.cancel.dry-run',
+      ),
     customer_id: z.uuid().nullable(),
     details: z.unknown().describe('The filters and counts of the action'),
   })
   .meta({ id: 'AdminAuditEntry' });
 
-const pauseSchema = z
-  .object({ customer_id: z.uuid(), paused: z.boolean(), paused_at: timestamp.nullable() })
-  .meta({ id: 'CustomerPause' });
+const pauseSchema = z.object({ customer_id: z.uuid(), paused: z.boolean(), paused_at: timestamp.nullable() }).meta({ id: 'CustomerPause' });
 
 /** admin-jobs.routes.ts: the operators' job search, bulk retry and cancel, pauses and the audit log. */
 export const adminJobsDocs: RouteDocs = (registry) => {

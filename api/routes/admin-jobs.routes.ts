@@ -37,7 +37,10 @@ const errorContains = z
   .describe('Case-insensitive substring of the error text (at least 3 characters)')
   .meta({ example: 'division by zero' });
 
-const customerId = z.uuid('a customer id is a UUID').describe("One customer's jobs").meta({ example: '01939a7e-0000-7000-8000-000000000001' });
+const customerId = z
+  .uuid('a customer id is a UUID')
+  .describe("One customer's jobs")
+  .meta({ example: '01939a7e-0000-7000-8000-000000000001' });
 const jobType = z.enum(jobTypeNames);
 
 export const adminJobsQuery = z.strictObject({
@@ -61,17 +64,15 @@ const bulkFields = {
     .describe(`At most this many jobs (default 1,000; at most ${maxBulkJobs.toLocaleString('en-US')}, else 422)`),
 };
 
-export const adminRetryBody = z.strictObject(bulkFields).meta({ example: { customer_id: '01939a7e-0000-7000-8000-000000000001', error_contains: 'timeout', dry_run: true } });
+export const adminRetryBody = z
+  .strictObject(bulkFields)
+  .meta({ example: { customer_id: '01939a7e-0000-7000-8000-000000000001', error_contains: 'timeout', dry_run: true } });
 
 const unfinishedStates = ['queued', 'delayed', 'active'] as const;
 export const adminCancelBody = z
   .strictObject({
     ...bulkFields,
-    state: z
-      .array(z.enum(unfinishedStates))
-      .min(1)
-      .optional()
-      .describe('Which unfinished states to cancel (default all three)'),
+    state: z.array(z.enum(unfinishedStates)).min(1).optional().describe('Which unfinished states to cancel (default all three)'),
   })
   .meta({ example: { customer_id: '01939a7e-0000-7000-8000-000000000001', type: 'batch', dry_run: true } });
 
@@ -122,7 +123,12 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
     customer: string | null | undefined,
     details: unknown,
     durable = true,
-  ) => recordAdminAction(deps.orm.em.fork(), { adminUserId: principalOf(req).userId ?? null, action, customerId: customer, details }, { durable });
+  ) =>
+    recordAdminAction(
+      deps.orm.em.fork(),
+      { adminUserId: principalOf(req).userId ?? null, action, customerId: customer, details },
+      { durable },
+    );
 
   router.get('/admin/jobs', requireAdmin, async (req, res) => {
     const query = parseInput(adminJobsQuery, req.query, 'query');

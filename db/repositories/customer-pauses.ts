@@ -4,7 +4,11 @@ import type { EntityManager } from '@mikro-orm/postgresql';
  * Pauses (true) or resumes (false) a customer's work. Answers the customer's `paused_at` after the change,
  * or undefined when there is no such customer.
  */
-export async function setCustomerPaused(em: EntityManager, customerId: string, paused: boolean): Promise<{ pausedAt: Date | null } | undefined> {
+export async function setCustomerPaused(
+  em: EntityManager,
+  customerId: string,
+  paused: boolean,
+): Promise<{ pausedAt: Date | null } | undefined> {
   const rows = await em.execute<Array<{ pausedAt: Date | null }>>(
     `update customers set paused_at = ${paused ? 'coalesce(paused_at, now())' : 'null'} where id = ? returning paused_at as "pausedAt"`,
     [customerId],

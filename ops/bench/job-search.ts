@@ -77,7 +77,8 @@ async function main(): Promise<void> {
     if (response.status >= 300) throw new Error(`${method} ${path}: ${response.status} ${text}`);
     return JSON.parse(text) as Record<string, unknown>;
   };
-  const login = async (email: string, password: string) => (await call('POST', '/auth/login', undefined, { email, password })).access_token as string;
+  const login = async (email: string, password: string) =>
+    (await call('POST', '/auth/login', undefined, { email, password })).access_token as string;
   const register = async (email: string) => {
     await call('POST', '/auth/register', undefined, { email, password: 'a long password', accept_tos: true, tos_version: '1.0.0' });
     return login(email, 'a long password');
@@ -161,9 +162,11 @@ async function main(): Promise<void> {
        union all (select id from jobs where customer_id = $1 and state = 'cancelled' order by id desc limit 21)) m order by id desc limit 21`,
     [big],
   );
-  await explain('all customers, failed, error ilike', `select id from jobs where state = 'failed' and error ilike $1 order by id desc limit 21`, [
-    '%timed out%',
-  ]);
+  await explain(
+    'all customers, failed, error ilike',
+    `select id from jobs where state = 'failed' and error ilike $1 order by id desc limit 21`,
+    ['%timed out%'],
+  );
   await explain(
     'all customers, failed, rare error text',
     `select id from jobs where state = 'failed' and error ilike $1 order by id desc limit 21`,

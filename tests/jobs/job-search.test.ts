@@ -32,7 +32,10 @@ beforeAll(async () => {
   substrateId = substrate.body.substrate_id;
   ids.completed = (await invoke({ x: 2, y: 3 })).id;
   ids.failed = (await invoke({ x: 2, y: 3 }, { operation: { op: 'modulus', modulus: 0 } })).id;
-  const delayed = await submit({ type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 1 } }, delay_ms: 3_600_000 }, {});
+  const delayed = await submit(
+    { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 1 } }, delay_ms: 3_600_000 },
+    {},
+  );
   ids.cancelled = delayed.id;
   expect((await suite.request('DELETE', `/api/v1/jobs/${ids.cancelled}`, { token })).body.state).toBe('cancelled');
   ids.late = (await invoke({ x: 5, y: 5 })).id;
@@ -66,7 +69,9 @@ describe('GET /jobs filters', () => {
     expect(await list(`created_after=${encodeURIComponent('2020-01-01T00:00:00+02:00')}&created_before=${at}&state=failed`)).toEqual([
       ids.failed,
     ]);
-    expectProblem(await suite.request('GET', '/api/v1/jobs?created_after=yesterday', { token }), 400, 'validation', ['query.created_after']);
+    expectProblem(await suite.request('GET', '/api/v1/jobs?created_after=yesterday', { token }), 400, 'validation', [
+      'query.created_after',
+    ]);
     expectProblem(await suite.request('GET', '/api/v1/jobs?created_before=2026-12-01', { token }), 400, 'validation', [
       'query.created_before',
     ]);
