@@ -9,11 +9,14 @@ import { queueFor, type JobQueues } from './queues.js';
  * customer's row is the record (`customers.paused_at`); every worker process keeps the set of paused
  * customers in memory, read from PostgreSQL every `refreshMs`, and a worker that takes a paused customer's
  * job moves it back to BullMQ's delayed set for `pausedJobDelayMs` before marking it active: the row stays
- * `queued`, nothing runs, nothing is lost, and the check costs the hot path one Set lookup. Submits are still
+ * `queued`, nothing runs, nothing is lost, and the check costs the hot path one Set lookup. The API also
+ * publishes each pause and resume (`customerPauseChannel`), which workers apply at once. Submits are still
  * accepted (and counted by the admission caps), so a paused customer's clients see no new errors.
  * On resume the API promotes the set-aside jobs at once.
  */
 export const pausedJobDelayMs = 30_000;
+/** How often a worker reads the paused customers again. */
+export const pauseRefreshMs = 2000;
 
 /** The paused customers as a worker sees them, at most `refreshMs` old. */
 export class PausedCustomers {
@@ -24,13 +27,23 @@ export class PausedCustomers {
     private readonly em: EntityManager,
     private readonly logger: Logger,
     /** How often the set is read again. Default 2 s. */
-    private readonly refreshMs = 2000,
+    private readonly refreshMs = pauseRefreshMs,
   ) {}
 
   async start(): Promise<void> {
     await this.refresh();
     this.timer = setInterval(() => void this.refresh(), this.refreshMs);
     this.timer.unref();
+  }
+
+  /** A message of `customerPauseChannel` (`pause:<id>`, `resume:<id>`): applied at once, ahead of the next read. */
+  apply(message: string): void {
+    const [action, customerId] = message.split(':');
+    if (!customerId) return;
+    const ids = new Set(this.ids);
+    if (action === 'pause') ids.add(customerId);
+    else ids.delete(customerId);
+    this.ids = ids;
   }
 
   has(customerId: string): boolean {
@@ -54,7 +67,11 @@ export class PausedCustomers {
 /** Most jobs a resume promotes at once; the rest run when their delay ends (at most `pausedJobDelayMs`). */
 const maxPromoted = 10_000;
 
-/** Moves a resumed customer's set-aside jobs (delayed in BullMQ, `queued` in PostgreSQL) back to waiting. Answers how many. */
+/**
+ * Moves a resumed customer's set-aside jobs (delayed in BullMQ, `queued` in PostgreSQL) back to waiting.
+ * Answers how many. (A worker that has not heard of the resume yet sets a job aside again; the route calls
+ * this once more after the workers' refresh interval.)
+ */
 export async function releasePausedJobs(em: EntityManager, queues: JobQueues, customerId: string): Promise<number> {
   let promoted = 0;
   for (const ref of await queuedJobRefs(em, customerId, maxPromoted)) {

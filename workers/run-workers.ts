@@ -7,7 +7,7 @@ import type { RequestLogRecorder } from '../db/request-log-recorder.js';
 import type { Config } from '../config.js';
 import { InvocationCache } from '../db/invocation-cache.js';
 import { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
-import { accessChangeChannel, cancelChannel } from '../lib/channels.js';
+import { accessChangeChannel, cancelChannel, customerPauseChannel } from '../lib/channels.js';
 import { finishedJobsChannel } from '../queue/job-notices.js';
 import { createRedis } from '../lib/redis.js';
 import { declaredTasks, jobRegistry, type JobRegistry } from '../jobs/registry.js';
@@ -118,9 +118,14 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   sweeper.start();
   const schedules = await runScheduleTicks({ config, orm, redis, queues, logger, registry });
 
-  await subscriber.subscribe(cancelChannel(config.queuePrefix), accessChangeChannel(config.queuePrefix));
+  await subscriber.subscribe(
+    cancelChannel(config.queuePrefix),
+    accessChangeChannel(config.queuePrefix),
+    customerPauseChannel(config.queuePrefix),
+  );
   subscriber.on('message', (channel, message) => {
     if (channel === accessChangeChannel(config.queuePrefix)) return webhooks.hook.forget(message);
+    if (channel === customerPauseChannel(config.queuePrefix)) return paused.apply(message);
     for (const worker of workers) worker.cancelJob(message, 'cancelled by the user');
   });
   await heartbeat.start();

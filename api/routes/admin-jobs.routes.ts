@@ -8,8 +8,8 @@ import { listAdminActions, recordAdminAction, type AdminAuditRow } from '../../d
 import { setCustomerPaused } from '../../db/repositories/customer-pauses.js';
 import { atMost } from '../../jobs/input-limits.js';
 import { jobTypeNames } from '../../jobs/registry.js';
-import { cancelChannel } from '../../lib/channels.js';
-import { releasePausedJobs } from '../../queue/customer-pauses.js';
+import { cancelChannel, customerPauseChannel } from '../../lib/channels.js';
+import { pauseRefreshMs, releasePausedJobs } from '../../queue/customer-pauses.js';
 import { queueFor } from '../../queue/queues.js';
 import { retryJobs } from '../../queue/retry-jobs.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
@@ -218,8 +218,13 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
       const { id } = parseInput(customerParams, req.params, 'params');
       const outcome = await setCustomerPaused(deps.orm.em.fork(), id, paused);
       if (!outcome) throw notFound(`customer ${id}`);
-      // Jobs that workers set aside while paused run again at once, not at their next look.
+      await deps.redis.publish(customerPauseChannel(deps.config.queuePrefix), `${action}:${id}`);
+      // Jobs that workers set aside while paused run again now, not when their delay ends; once more after the
+      // workers' refresh interval, for a worker that set one aside again before it heard of the resume.
       const released = paused ? 0 : await releasePausedJobs(deps.orm.em.fork(), deps.queues, id);
+      if (!paused) {
+        setTimeout(() => void releasePausedJobs(deps.orm.em.fork(), deps.queues, id).catch(() => undefined), pauseRefreshMs + 500).unref();
+      }
       await audit(req, `customer.${action}`, id, paused ? {} : { released });
       res.json({ customer_id: id, paused, paused_at: outcome.pausedAt ? new Date(outcome.pausedAt).toISOString() : null });
     });

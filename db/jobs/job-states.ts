@@ -128,8 +128,8 @@ export async function cancelJobRows(em: EntityManager, ids: readonly string[], r
   if (ids.length === 0) return [];
   return em.getConnection().execute<CancelledJob[]>(
     `update jobs set state = 'cancelled', finished_at = now(), error = coalesce(error, ?)
-      where id = any(?::uuid[]) and state in ('queued', 'delayed', 'active')
+      where id in (select (jsonb_array_elements_text(?::jsonb))::uuid) and state in ('queued', 'delayed', 'active')
       returning id, customer_id as "customerId", type, queue_job_id as "queueJobId"`,
-    [reason, ids],
+    [reason, JSON.stringify(ids)],
   );
 }

@@ -55,7 +55,7 @@ function conditions(search: Omit<JobSearch, 'limit'>): { where: string[]; params
   };
   if (search.customerId) add('customer_id = ?', search.customerId);
   if (search.types?.length === 1) add('type = ?', search.types[0]);
-  else if (search.types?.length) add('type = any(?::text[])', search.types);
+  else if (search.types?.length) add('type in (select jsonb_array_elements_text(?::jsonb))', JSON.stringify(search.types));
   if (search.scheduleName) add('schedule_name = ?', search.scheduleName);
   if (search.createdAfter) {
     add('id >= ?::uuid', uuidv7Floor(search.createdAfter.getTime() - idClockSlackMs));
@@ -71,12 +71,8 @@ function conditions(search: Omit<JobSearch, 'limit'>): { where: string[]; params
   return { where, params };
 }
 
-/**
- * Jobs that match, newest first, at most `limit`. With a list of states, one arm per state (each an index
- * range scan newest first: `jobs_ended_badly_index` for failed and cancelled) merged by id, so a rare state
- * among millions of rows is found without walking the others.
- */
-export async function searchJobs(em: EntityManager, search: JobSearch): Promise<JobRecord[]> {
+/** The statement for `search` without its error filter (`text`, `params`), newest first, at most `limit`. */
+function statement(search: Omit<JobSearch, 'limit'>, limit: number): { text: string; params: unknown[] } {
   const { where, params } = conditions(search);
   const states = [...new Set(search.states ?? [])];
   const whereText = (extra: string[]) => {
@@ -84,14 +80,44 @@ export async function searchJobs(em: EntityManager, search: JobSearch): Promise<
     return all.length ? `where ${all.join(' and ')}` : '';
   };
   if (states.length <= 1) {
-    const sql = `select ${jobColumns} from jobs ${whereText(states.length ? ['state = ?'] : [])} order by id desc limit ?`;
-    return em.getConnection().execute<JobRecord[]>(sql, [...params, ...states, search.limit]);
+    return {
+      text: `select ${jobColumns} from jobs ${whereText(states.length ? ['state = ?'] : [])} order by id desc limit ?`,
+      params: [...params, ...states, limit],
+    };
   }
+  // One arm per state, each an index range scan newest first (jobs_customer_state_index), merged by id.
   const arms = states.map(() => `(select ${jobColumns} from jobs ${whereText(['state = ?'])} order by id desc limit ?)`);
-  const armParams = states.flatMap((state) => [...params, state, search.limit]);
-  return em
-    .getConnection()
-    .execute<JobRecord[]>(`select * from (${arms.join(' union all ')}) matched order by id desc limit ?`, [...armParams, search.limit]);
+  return {
+    text: `select * from (${arms.join(' union all ')}) matched order by id desc limit ?`,
+    params: [...states.flatMap((state) => [...params, state, limit]), limit],
+  };
+}
+
+/**
+ * With `errorContains`, the newest this-many jobs matching the other filters are tried first: when the text
+ * is common among them (the usual search: "these failures"), the answer is there without the trigram
+ * index's bitmap of every match; when it is rare, the trigram index finds its few rows.
+ */
+const errorProbeWindow = 2000;
+
+/**
+ * Jobs that match, newest first, at most `limit`. A list of states is one arm per state, so a rare state
+ * among millions of rows is found without walking the others.
+ */
+export async function searchJobs(em: EntityManager, search: JobSearch): Promise<JobRecord[]> {
+  const connection = em.getConnection();
+  if (search.errorContains) {
+    const { errorContains, ...others } = search;
+    const candidates = statement(others, errorProbeWindow);
+    const pattern = `%${likeLiteral(errorContains)}%`;
+    const probed = await connection.execute<JobRecord[]>(
+      `select * from (${candidates.text}) candidates where error ilike ? escape '\\' order by id desc limit ?`,
+      [...candidates.params, pattern, search.limit],
+    );
+    if (probed.length >= search.limit) return probed;
+  }
+  const { text, params } = statement(search, search.limit);
+  return connection.execute<JobRecord[]>(text, params);
 }
 
 /** How many jobs match (at most `cap`: a count past it answers `cap`), for a dry run. */
@@ -99,8 +125,9 @@ export async function countJobs(em: EntityManager, search: Omit<JobSearch, 'limi
   const { where, params } = conditions(search);
   const states = [...new Set(search.states ?? [])];
   if (states.length) {
-    where.push('state = any(?::text[])');
-    params.push(states);
+    // (Bound as JSON: knex would spread a JS array into one placeholder per item.)
+    where.push('state in (select jsonb_array_elements_text(?::jsonb))');
+    params.push(JSON.stringify(states));
   }
   const [row] = await em
     .getConnection()

