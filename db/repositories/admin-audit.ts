@@ -55,7 +55,7 @@ export async function listAdminActions(em: EntityManager, filter: AdminAuditFilt
   params.push(filter.limit);
   return em.execute<AdminAuditRow[]>(
     `select id::text as id, at, admin_user_id as "adminUserId", action, customer_id as "customerId", details
-       from admin_audit ${where.length ? `where ${where.join(' and ')}` : ''} order by id desc limit ?`,
+       from admin_audit ${where.length ? `where ${where.join(' and ')}` : ''} order by admin_audit.id desc limit ?`,
     params,
   );
 }
