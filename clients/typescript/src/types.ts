@@ -27,8 +27,8 @@ export type ListJobsQuery = NonNullable<paths['/jobs']['get']['parameters']['que
 export const finalJobStates: readonly JobState[] = ['completed', 'failed', 'cancelled'];
 export const isFinal = (state: JobState): boolean => finalJobStates.includes(state);
 
-// POST /jobs/bulk and POST /jobs/{id}/retry are in SPEC §9 but not yet in the API's OpenAPI document, so these
-// two are written from the contract; once the routes are documented, the generated types replace them.
+// POST /jobs/bulk is in SPEC §9 but not yet in the API's OpenAPI document, so its types are written from the
+// contract; POST /jobs/{id}/retry is documented, and its answer is the generated JobAccepted (with `retry_of`).
 
 /** One item of `POST /jobs/bulk` (SPEC §9): a `POST /jobs` body plus its own idempotency key. */
 export type BulkJobRequest = SubmitJobRequest & { idempotency_key?: string };
