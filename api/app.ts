@@ -14,6 +14,7 @@ import { batchesRoutes } from './routes/batches.routes.js';
 import { docsRoutes } from './routes/docs.routes.js';
 import { jobEventsRoutes } from './routes/job-events.routes.js';
 import { jobsRoutes } from './routes/jobs.routes.js';
+import { jobSearchRoutes } from './routes/job-search.routes.js';
 import { metricsRoutes } from './routes/metrics.routes.js';
 import { relationshipsRoutes } from './routes/relationships.routes.js';
 import { schedulesRoutes } from './routes/schedules.routes.js';
@@ -22,6 +23,7 @@ import { substratesRoutes } from './routes/substrates.routes.js';
 import { systemRoutes } from './routes/system.routes.js';
 import { webhooksRoutes } from './routes/webhooks.routes.js';
 import { adminRoutes } from './routes/admin.routes.js';
+import { adminJobsRoutes } from './routes/admin-jobs.routes.js';
 import { billingRoutes } from './routes/billing.routes.js';
 import { servicesRoutes } from './routes/services.routes.js';
 import { accountRoutes, publicAccountRoutes } from './routes/accounts.routes.js';
@@ -136,7 +138,12 @@ function meteredRoutes(deps: ApiDeps, auth: RequestHandler, rateLimits: RateLimi
   const rateLimit = rateLimits.customer;
   const account = express.Router();
   account.use(['/billing', '/services'], rateLimit);
-  account.use(under(['/billing'], billingRoutes(deps)), under(['/services'], servicesRoutes(deps)), under(['/admin'], adminRoutes(deps)));
+  account.use(
+    under(['/billing'], billingRoutes(deps)),
+    under(['/services'], servicesRoutes(deps)),
+    under(['/admin'], adminRoutes(deps)),
+    under(['/admin'], adminJobsRoutes(deps)),
+  );
 
   const metered = express.Router();
   metered.use(auth);
@@ -148,6 +155,7 @@ function meteredRoutes(deps: ApiDeps, auth: RequestHandler, rateLimits: RateLimi
   });
   metered.use(under(['/substrates'], substratesRoutes(deps)));
   metered.use(under(['/jobs'], jobsRoutes(deps, rateLimits)));
+  metered.use(under(['/jobs'], jobSearchRoutes(deps)));
   metered.use(under(['/jobs'], jobEventsRoutes(deps)));
   metered.use(under(['/batches'], batchesRoutes(deps)));
   metered.use(under(['/relationships'], relationshipsRoutes(deps)));

@@ -134,6 +134,7 @@ async function respondWithJob(
     type: job.type,
     state: job.state,
     created_at: new Date(job.createdAt).toISOString(),
+    ...(job.retryOf ? { retry_of: job.retryOf } : {}),
     links: { self: jobLocation(job.id) },
   });
 }

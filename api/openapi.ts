@@ -1,10 +1,12 @@
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
 import { accountsDocs } from './openapi/accounts.openapi.js';
 import { adminDocs } from './openapi/admin.openapi.js';
+import { adminJobsDocs } from './openapi/admin-jobs.openapi.js';
 import { batchesDocs } from './openapi/batches.openapi.js';
 import { billingDocs, servicesDocs } from './openapi/billing.openapi.js';
 import type { RouteDocs } from './openapi/document-route.js';
 import { jobsDocs } from './openapi/jobs.openapi.js';
+import { jobSearchDocs } from './openapi/job-search.openapi.js';
 import { relationshipsDocs } from './openapi/relationships.openapi.js';
 import { schedulesDocs } from './openapi/schedules.openapi.js';
 import { substratesDocs } from './openapi/substrates.openapi.js';
@@ -22,6 +24,7 @@ export const routeDocs: readonly RouteDocs[] = [
   statsDocs,
   accountsDocs,
   jobsDocs,
+  jobSearchDocs,
   substratesDocs,
   batchesDocs,
   relationshipsDocs,
@@ -30,6 +33,7 @@ export const routeDocs: readonly RouteDocs[] = [
   billingDocs,
   servicesDocs,
   adminDocs,
+  adminJobsDocs,
 ];
 
 export type OpenApiDocument = ReturnType<OpenApiGeneratorV31['generateDocument']>;

@@ -19,3 +19,6 @@ export const accessChangeChannel = (queuePrefix: string): string => `${queuePref
 export async function publishAccessChange(redis: Redis, queuePrefix: string, customerId: string): Promise<void> {
   await redis.publish(accessChangeChannel(queuePrefix), customerId);
 }
+
+/** Where the API tells every worker that an admin paused or resumed a customer: `pause:<customer id>` or `resume:<customer id>`. */
+export const customerPauseChannel = (queuePrefix: string): string => `${queuePrefix}:customers:pause`;

@@ -28,6 +28,8 @@ export interface SubmitJobInput {
   hints?: QueuedJobHints;
   /** The schedule whose run this is (recorded on the row); omitted for a job submitted directly. */
   scheduleName?: string;
+  /** The job this one retries (POST /jobs/:id/retry, POST /admin/jobs/retry); omitted otherwise. */
+  retryOf?: string;
   /** The row id to use (a UUIDv7), when the caller must know it before the job is enqueued. Default: a new one. */
   id?: string;
   /**
@@ -77,6 +79,7 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
     idempotencyKey: input.idempotencyKey ?? null,
     requestHash: input.requestHash ?? null,
     scheduleName: input.scheduleName ?? null,
+    retryOf: input.retryOf ?? null,
   };
 
   let job = deps.inserter

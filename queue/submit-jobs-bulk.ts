@@ -115,6 +115,7 @@ export async function submitJobList(
         idempotencyKey: input.idempotencyKey ?? null,
         requestHash: input.requestHash ?? null,
         scheduleName: input.scheduleName ?? null,
+        retryOf: null,
       },
       requireSubstrateId: input.requireSubstrateId,
     };

@@ -1,5 +1,5 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
-import { UnrecoverableError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -12,6 +12,7 @@ import { assertResultFits } from '../jobs/result-limit.js';
 import type { JobStateWriter } from './job-state-writer.js';
 import type { JobLifecycleHook, JobOutcome } from './lifecycle.js';
 import { isRowId, type QueuedJobData } from '../queue/queues.js';
+import { pausedJobDelayMs, type PausedCustomers } from '../queue/customer-pauses.js';
 
 export interface ProcessorDeps {
   config: Config;
@@ -23,6 +24,8 @@ export interface ProcessorDeps {
   writer: JobStateWriter;
   logger: Logger;
   hooks: JobLifecycleHook[];
+  /** Customers an admin paused: their jobs are set aside, not run (queue/customer-pauses.ts). */
+  paused?: PausedCustomers;
 }
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error)).slice(0, 2000);
@@ -123,10 +126,15 @@ function tellHooks(
 export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) {
   // Built once per job type: a job type without hooks of its own costs its jobs nothing.
   const finishedHooks = definition.hooks?.length ? [...deps.hooks, ...definition.hooks.map(asLifecycleHook)] : deps.hooks;
-  return async (job: Job<QueuedJobData>, _token?: string, signal?: AbortSignal): Promise<unknown> => {
+  return async (job: Job<QueuedJobData>, token?: string, signal?: AbortSignal): Promise<unknown> => {
     const jobId = job.id as string;
     // A job with no row has nothing to write, and its id would fail the batched state writes it joined.
     if (!isRowId(jobId)) throw new UnrecoverableError(`job ${jobId} has no row: jobs are submitted with their row's UUID as their id`);
+    if (token && deps.paused?.has(job.data.customerId)) {
+      // A paused customer's job goes back to wait, untouched (its row stays queued); no attempt is spent.
+      await job.moveToDelayed(Date.now() + pausedJobDelayMs, token);
+      throw new DelayedError();
+    }
     const attempt = job.attemptsMade + 1;
     const started = performance.now();
     const notify = job.data.notify === true;

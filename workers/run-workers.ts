@@ -7,7 +7,7 @@ import type { RequestLogRecorder } from '../db/request-log-recorder.js';
 import type { Config } from '../config.js';
 import { InvocationCache } from '../db/invocation-cache.js';
 import { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
-import { accessChangeChannel, cancelChannel } from '../lib/channels.js';
+import { accessChangeChannel, cancelChannel, customerPauseChannel } from '../lib/channels.js';
 import { finishedJobsChannel } from '../queue/job-notices.js';
 import { createRedis } from '../lib/redis.js';
 import { declaredTasks, jobRegistry, type JobRegistry } from '../jobs/registry.js';
@@ -19,6 +19,7 @@ import { closeWorkersWithin, HandBackAwareStateWriter, HeldJobs, type ShutdownRe
 import { createTaskPool, taskRunner } from './pools.js';
 import type { JobLifecycleHook } from './lifecycle.js';
 import { createProcessor } from './processor.js';
+import { PausedCustomers } from '../queue/customer-pauses.js';
 import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
 import { closeQueues, createQueues, isRowId, type QueuedJobData } from '../queue/queues.js';
 import { Sweeper } from './sweeper.js';
@@ -82,11 +83,13 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const heartbeat = new HeartbeatPublisher(redis, config.queuePrefix, logger);
   const held = new HeldJobs();
   const hooks: JobLifecycleHook[] = [webhooks.hook, jobMetricsHook, heartbeat, held];
+  const paused = new PausedCustomers(orm.em.fork(), logger);
+  await paused.start();
 
   const workers = [...registry.values()].map((definition) => {
     const worker = new Worker<QueuedJobData>(
       definition.name,
-      createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks }),
+      createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks, paused }),
       {
         connection: createRedis(config.redisUrl, 'blocking'),
         prefix: config.queuePrefix,
@@ -121,9 +124,14 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   sweeper.start();
   const schedules = await runScheduleTicks({ config, orm, redis, queues, logger, registry });
 
-  await subscriber.subscribe(cancelChannel(config.queuePrefix), accessChangeChannel(config.queuePrefix));
+  await subscriber.subscribe(
+    cancelChannel(config.queuePrefix),
+    accessChangeChannel(config.queuePrefix),
+    customerPauseChannel(config.queuePrefix),
+  );
   subscriber.on('message', (channel, message) => {
     if (channel === accessChangeChannel(config.queuePrefix)) return webhooks.hook.forget(message);
+    if (channel === customerPauseChannel(config.queuePrefix)) return paused.apply(message);
     for (const worker of workers) worker.cancelJob(message, 'cancelled by the user');
   });
   await heartbeat.start();
@@ -137,6 +145,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     requestLog: schedules.requestLog,
     async close(deadlineMs = config.shutdownTimeoutMs) {
       await heartbeat.stop();
+      paused.stop();
       await sweeper.stop();
       await schedules.close();
       const report = await closeWorkersWithin(workers, { held, writer, logger }, deadlineMs);

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { jobStates } from '../../db/entities/job-record.entity.js';
 import { jobRegistry } from '../../jobs/registry.js';
-import { jobIdParams, listJobsQuery, submitJobBody } from '../routes/jobs.routes.js';
+import { jobIdParams, submitJobBody } from '../routes/jobs.routes.js';
 import { bulkJobItem, maxBulkJobs } from '../bulk-jobs.js';
-import { documentRoute, json, jsonBody, pageOf, timestamp, type RouteDocs } from './document-route.js';
+import { documentRoute, json, jsonBody, timestamp, type RouteDocs } from './document-route.js';
 
 const pascal = (name: string) => name.replace(/(^|-)([a-z])/g, (_, _dash: string, letter: string) => letter.toUpperCase());
 
@@ -18,6 +18,7 @@ export const jobSchema = z
     result: z.unknown().optional().describe("The job type's result (completed jobs)"),
     error: z.string().optional().describe('Why the last attempt failed'),
     schedule: z.string().optional().describe('The schedule whose run this job is; absent for a job submitted directly'),
+    retry_of: z.uuid().optional().describe('The job this one retries (POST /jobs/{id}/retry); absent otherwise'),
     created_at: timestamp,
     started_at: timestamp.optional().describe('When its first attempt began; every completed or failed job has it'),
     finished_at: timestamp.optional(),
@@ -31,6 +32,7 @@ export const jobAcceptedSchema = z
     type: z.string(),
     state: z.enum(['queued', 'delayed']),
     created_at: timestamp,
+    retry_of: z.uuid().optional().describe('The job this one retries (POST /jobs/{id}/retry)'),
     links: z.object({ self: z.string().describe('/api/v1/jobs/{id}') }),
   })
   .meta({ id: 'JobAccepted' });
@@ -169,14 +171,6 @@ export const jobsDocs: RouteDocs = (registry) => {
       },
     },
     problems: [404, 413, 422],
-  });
-  documentRoute(registry, {
-    tag,
-    method: 'get',
-    path: '/jobs',
-    summary: "List the caller's jobs, newest first",
-    request: { query: listJobsQuery },
-    responses: { 200: json(pageOf(jobSchema), 'A page of jobs') },
   });
   documentRoute(registry, {
     tag,

@@ -1,6 +1,7 @@
 import express, { Router } from 'express';
 import { z } from 'zod';
 import { existingCustomerIds, listCustomersForAdmin, type AdminCustomerRow } from '../../db/repositories/customers-admin.js';
+import { recordAdminAction } from '../../db/repositories/admin-audit.js';
 import { insertRequestLogs } from '../../db/repositories/request-logs.js';
 import { summarizeBacklog, type CustomerBacklog } from '../../db/jobs/unfinished-counts.js';
 import type { Tier } from '../../db/entities/service-instance.entity.js';
@@ -158,6 +159,14 @@ export function adminRoutes(deps: ApiDeps): Router {
     const outcome = await postingOnce('credit', () => creditCustomer(deps.orm.em.fork(), request));
     if (!outcome) throw notFound(`customer ${customerId}`);
     if (outcome.review.changed) await deps.principals.invalidateCustomer(customerId);
+    if (!outcome.replayed) {
+      await recordAdminAction(deps.orm.em.fork(), {
+        adminUserId: principal.userId,
+        action: 'customer.credit',
+        customerId,
+        details: { amount_usd_cents: body.amount_usd_cents, reason: body.reason, transaction_id: outcome.transaction.id },
+      });
+    }
     res.status(outcome.replayed ? 200 : 201).json({
       customer_id: customerId,
       credited_by: outcome.transaction.createdBy,

@@ -1,8 +1,7 @@
 import { refuseWhenRedisFull } from '../memory-guard.js';
 import { Router } from 'express';
 import { z } from 'zod';
-import { jobStates } from '../../db/entities/job-record.entity.js';
-import { findJob, listJobs } from '../../db/jobs/find-jobs.js';
+import { findJob } from '../../db/jobs/find-jobs.js';
 import { cancelJobRow } from '../../db/jobs/job-states.js';
 import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
 import { queueFor } from '../../queue/queues.js';
@@ -10,7 +9,6 @@ import { cancelChannel } from '../../lib/channels.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { jobView } from '../../db/jobs/job-view.js';
-import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { inputProblem, parseInput } from '../validate.js';
 import { assertWebhookTarget } from '../webhook-target.js';
@@ -23,12 +21,6 @@ import { sendJson } from '../send-json.js';
 import { submitJobList } from '../../queue/submit-jobs-bulk.js';
 
 export { submitJobBody };
-
-export const listJobsQuery = z.strictObject({
-  type: z.enum(jobTypeNames).optional(),
-  state: z.enum(jobStates).optional(),
-  ...paginationQuery,
-});
 
 export const jobIdParams = z.object({ id: z.string().uuid('a job id is a UUID') });
 
@@ -115,20 +107,6 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
       // A job on a substrate (invoke, divide) is refused with 404 unless the caller owns it, as on /substrates/:id/….
       requireSubstrateId: substrateOf(payload.data),
     });
-  });
-
-  router.get('/jobs', async (req, res) => {
-    const principal = principalOf(req);
-    const query = parseInput(listJobsQuery, req.query, 'query');
-    const beforeId = decodeCursor(query.cursor, z.string().uuid());
-    const rows = await listJobs(deps.orm.em.fork(), {
-      customerId: principal.customerId,
-      type: query.type,
-      state: query.state,
-      beforeId,
-      limit: query.limit + 1,
-    });
-    res.json(page(rows, query.limit, jobView, (row) => row.id));
   });
 
   router.get('/jobs/:id', async (req, res) => {

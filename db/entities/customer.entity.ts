@@ -5,6 +5,8 @@ export interface Customer {
   name: string;
   balanceUsdCents: string;
   maxMonthlyUsdCents: string | null;
+  /** Set while an admin has paused (quarantined) the customer's work: its jobs are kept but not started. */
+  pausedAt: Date | null;
   createdAt: Date;
 }
 
@@ -16,6 +18,7 @@ export const CustomerSchema = new EntitySchema<Customer>({
     name: { type: 'text' },
     balanceUsdCents: { type: 'bigint', default: 0, fieldName: 'balance_usd_cents' },
     maxMonthlyUsdCents: { type: 'bigint', nullable: true },
+    pausedAt: { type: 'datetime', columnType: 'timestamptz', nullable: true },
     createdAt: { type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' },
   },
 });

@@ -1,3 +1,4 @@
+import { AdminAuditSchema } from './admin-audit.entity.js';
 import { ApiKeySchema } from './api-key.entity.js';
 import { BatchItemSchema } from './batch-item.entity.js';
 import { RelationshipSchema } from './relationship.entity.js';
@@ -47,4 +48,5 @@ export const entities = [
   EscrowEntrySchema,
   BillingChargeSchema,
   VaultExportSchema,
+  AdminAuditSchema,
 ];

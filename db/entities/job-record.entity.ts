@@ -25,6 +25,8 @@ export interface JobRecord {
   requestHash: string | null;
   /** The name of the schedule whose run this job is (`platform:<type>` for the platform's own); null otherwise. */
   scheduleName: string | null;
+  /** The job this one retries (POST /jobs/:id/retry); a plain column, not a foreign key: a retry may outlive its original. */
+  retryOf: string | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -53,6 +55,27 @@ export const JobRecordSchema = new EntitySchema<JobRecord>({
       name: 'jobs_schedule_index',
       expression: `create index "jobs_schedule_index" on "jobs" ("customer_id", "schedule_name", "id") where "schedule_name" is not null`,
     },
+    // GET /jobs?state=… and the admin's searches: a customer's jobs in any state but `completed`, newest first,
+    // and every customer's. Partial, so the common outcome adds no entry on the hot path; a rare state (failed,
+    // queued) among millions of completed rows is one index range away.
+    {
+      name: 'jobs_customer_state_index',
+      expression: `create index "jobs_customer_state_index" on "jobs" ("customer_id", "state", "id") where "state" <> 'completed'`,
+    },
+    {
+      name: 'jobs_state_index',
+      expression: `create index "jobs_state_index" on "jobs" ("state", "id") where "state" <> 'completed'`,
+    },
+    // A job's retries (the admin's retry skips failed jobs already retried); only retries have an entry.
+    {
+      name: 'jobs_retry_of_index',
+      expression: `create index "jobs_retry_of_index" on "jobs" ("retry_of") where "retry_of" is not null`,
+    },
+    // GET /admin/jobs?error_contains=: trigram search over error text (pg_trgm, created by the same migration).
+    {
+      name: 'jobs_error_trgm_index',
+      expression: `create index "jobs_error_trgm_index" on "jobs" using gin ("error" gin_trgm_ops) where "error" is not null`,
+    },
   ],
   properties: {
     id: { type: 'uuid', primary: true },
@@ -72,6 +95,7 @@ export const JobRecordSchema = new EntitySchema<JobRecord>({
     idempotencyKey: { type: 'text', nullable: true },
     requestHash: { type: 'text', nullable: true },
     scheduleName: { type: 'text', nullable: true },
+    retryOf: { type: 'uuid', nullable: true },
     createdAt: { type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' },
     startedAt: { type: 'datetime', columnType: 'timestamptz', nullable: true },
     finishedAt: { type: 'datetime', columnType: 'timestamptz', nullable: true },

@@ -17,32 +17,6 @@ export async function findJobByIdempotencyKey(em: EntityManager, customerId: str
   return rows[0] ?? null;
 }
 
-export interface JobListFilter {
-  customerId: string;
-  type?: string;
-  state?: JobState;
-  /** Only ids below this one (UUIDv7 ids sort by creation time). */
-  beforeId?: string;
-  limit: number;
-}
-
-/** Newest first, keyset-paginated on the UUIDv7 id. */
-export async function listJobs(em: EntityManager, filter: JobListFilter): Promise<JobRecord[]> {
-  const where = ['customer_id = ?'];
-  const params: unknown[] = [filter.customerId];
-  const add = (clause: string, value: unknown) => {
-    where.push(clause);
-    params.push(value);
-  };
-  if (filter.type) add('type = ?', filter.type);
-  if (filter.state) add('state = ?', filter.state);
-  if (filter.beforeId) add('id < ?', filter.beforeId);
-  params.push(filter.limit);
-  return em
-    .getConnection()
-    .execute<JobRecord[]>(`select ${jobColumns} from jobs where ${where.join(' and ')} order by id desc limit ?`, params);
-}
-
 /** An endpoint subscribed to at least one of the events a finished job emits. */
 export interface SubscribedEndpoint {
   id: string;
@@ -93,4 +67,18 @@ const releasableJobs = `select ${jobSelectList(releasableProperties)} from jobs 
 export async function findReleasableJobs(em: EntityManager, ids: readonly string[]): Promise<ReleasableJob[]> {
   if (ids.length === 0) return [];
   return executePrepared<ReleasableJob>(em, 'find-releasable-jobs', releasableJobs, [ids]);
+}
+
+/** A customer's jobs still waiting to start (row state `queued`), oldest first: what a resumed customer has set aside. */
+export async function queuedJobRefs(
+  em: EntityManager,
+  customerId: string,
+  limit: number,
+): Promise<Array<Pick<JobRecord, 'id' | 'type' | 'queueJobId'>>> {
+  return em
+    .getConnection()
+    .execute(
+      `select id, type, queue_job_id as "queueJobId" from jobs where customer_id = ? and state = 'queued' order by created_at limit ?`,
+      [customerId, limit],
+    );
 }

@@ -18,6 +18,7 @@ const newJobProperties = [
   'idempotencyKey',
   'requestHash',
   'scheduleName',
+  'retryOf',
 ] as const satisfies ReadonlyArray<keyof JobRecord>;
 
 const newJobColumns = jobColumnList(newJobProperties);
@@ -98,6 +99,7 @@ export async function insertJobs(em: EntityManager, rows: JobInsert[]): Promise<
               idempotency_key: row.idempotencyKey,
               request_hash: row.requestHash,
               schedule_name: row.scheduleName ?? undefined,
+              retry_of: row.retryOf ?? undefined,
               substrate_id: requireSubstrateId ?? null,
             }) satisfies JobRecordsetRow<(typeof newJobProperties)[number]> & { substrate_id: string | null },
         ),
@@ -253,6 +255,7 @@ export async function insertJobsAllOrNothing(em: EntityManager, rows: JobInsert[
                 idempotency_key: row.idempotencyKey,
                 request_hash: row.requestHash,
                 schedule_name: row.scheduleName ?? undefined,
+                retry_of: row.retryOf ?? undefined,
               }) satisfies JobRecordsetRow<(typeof newJobProperties)[number]>,
           ),
         ),

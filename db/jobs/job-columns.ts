@@ -25,6 +25,7 @@ const columns = {
   idempotencyKey: ['idempotency_key', 'text'],
   requestHash: ['request_hash', 'text'],
   scheduleName: ['schedule_name', 'text'],
+  retryOf: ['retry_of', 'uuid'],
   createdAt: ['created_at', 'timestamptz'],
   startedAt: ['started_at', 'timestamptz'],
   finishedAt: ['finished_at', 'timestamptz'],

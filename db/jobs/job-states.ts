@@ -119,3 +119,17 @@ export async function cancelJobRow(em: EntityManager, customerId: string, id: st
   );
   return rows[0] ?? null;
 }
+
+/** What a bulk cancel needs to take a job off its queue. */
+export type CancelledJob = Pick<JobRecord, 'id' | 'customerId' | 'type' | 'queueJobId'>;
+
+/** `cancelJobRow` for many jobs of any customers (an admin's bulk cancel): those still unfinished are cancelled. */
+export async function cancelJobRows(em: EntityManager, ids: readonly string[], reason: string): Promise<CancelledJob[]> {
+  if (ids.length === 0) return [];
+  return em.getConnection().execute<CancelledJob[]>(
+    `update jobs set state = 'cancelled', finished_at = now(), error = coalesce(error, ?)
+      where id in (select (jsonb_array_elements_text(?::jsonb))::uuid) and state in ('queued', 'delayed', 'active')
+      returning id, customer_id as "customerId", type, queue_job_id as "queueJobId"`,
+    [reason, JSON.stringify(ids)],
+  );
+}

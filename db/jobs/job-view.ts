@@ -13,6 +13,7 @@ export function jobView(job: StoredJob) {
     ...(job.result !== null && job.result !== undefined ? { result: job.result } : {}),
     ...(job.error ? { error: job.error } : {}),
     ...(job.scheduleName ? { schedule: job.scheduleName } : {}),
+    ...(job.retryOf ? { retry_of: job.retryOf } : {}),
     created_at: iso(job.createdAt) as string,
     ...(job.startedAt ? { started_at: iso(job.startedAt) } : {}),
     ...(job.finishedAt ? { finished_at: iso(job.finishedAt) } : {}),

@@ -165,19 +165,16 @@ describe('the typed client', () => {
     });
   });
 
-  it('retry() runs a cancelled job again as a new job (skipped while POST /jobs/:id/retry is not served)', async (context) => {
+  it('retry() runs a cancelled job again as a new job whose retry_of is the original', async () => {
     const delayed = await alice.submit({
       type: 'invoke',
       payload: { substrate_id: substrateId, parameters: { x: 4, y: 4 } },
       delay_ms: 3_600_000,
     });
     expect((await alice.cancel(delayed.id)).state).toBe('cancelled');
-    const retried = await alice.retry(delayed.id).catch((error: unknown) => {
-      if (isMissingRoute(error)) return null;
-      throw error;
-    });
-    if (retried === null) return context.skip('POST /jobs/:id/retry is not served by this API yet');
+    const retried = await alice.retry(delayed.id);
     expect(retried.id).not.toBe(delayed.id);
+    expect(retried.retry_of).toBe(delayed.id);
     expect((await alice.getJob(delayed.id)).state).toBe('cancelled');
   });
 

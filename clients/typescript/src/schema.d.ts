@@ -1208,12 +1208,22 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the caller's jobs, newest first */
+        /**
+         * List the caller's jobs, newest first, by type, states, creation time or schedule
+         * @description Every filter narrows. `state` takes one state or a comma-separated list (`state=failed,cancelled`; a repeated `state=` is read the same way). `created_after` is inclusive, `created_before` exclusive; a window that ends before it starts answers 422 naming `query.created_before`. `schedule` is the name of one of your schedules: its runs. Example: `GET /jobs?state=failed&created_after=2026-12-01T00:00:00Z&limit=50`.
+         */
         get: {
             parameters: {
                 query?: {
                     type?: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover";
-                    state?: "queued" | "delayed" | "active" | "completed" | "failed" | "cancelled";
+                    /** @description One state or a comma-separated list (queued, delayed, active, completed, failed, cancelled); a job in any of them matches */
+                    state?: string;
+                    /** @description Jobs created at or after this time */
+                    created_after?: string;
+                    /** @description Jobs created before this time */
+                    created_before?: string;
+                    /** @description Only the runs of the caller's schedule of this name */
+                    schedule?: string;
                     limit?: number;
                     cursor?: string;
                 };
@@ -1265,6 +1275,15 @@ export interface paths {
                 };
                 /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed input that breaks a rule, such as a limit exceeded (`unprocessable`) */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1885,6 +1904,135 @@ export interface paths {
         };
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry a failed or cancelled job as a new job
+         * @description A new job with the same type, payload, priority, attempts and `webhook_url` (not `delay_ms`: it runs now), whose `retry_of` is the original; the original is unchanged. It is submitted like `POST /jobs`: the rate limit, the queued-job cap, `Idempotency-Key` (same key: the same retry) and `Prefer: wait` apply. Any other state than `failed` or `cancelled` answers 409; a job on a substrate deleted since answers 404.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds */
+                    prefer?: string;
+                    /** @description Same key and body within 24 h: the same job; same key, other body: 422 */
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Finished within `Prefer: wait` (completed or failed) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Job"];
+                    };
+                };
+                /** @description Accepted; poll `Location` or stream /jobs/{id}/events */
+                202: {
+                    headers: {
+                        /** @description The job: /api/v1/jobs/{id} */
+                        Location?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["JobAccepted"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The service is suspended or the balance does not cover it (`payment-required`) */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The resource is in a state that does not allow this (`conflict`) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed input that breaks a rule, such as a limit exceeded (`unprocessable`) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
@@ -5591,7 +5739,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`); see `Retry-After` and the `RateLimit-*` headers */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6816,6 +6964,596 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every customer's jobs, newest first, by customer, type, states, time and error text
+         * @description The filters of GET /jobs plus `customer_id` and `error_contains` (case-insensitive, at least 3 characters; a trigram index serves it). Each page read is written to the audit log. Example: `GET /admin/jobs?state=failed&error_contains=timeout&customer_id=…`.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description One customer's jobs */
+                    customer_id?: string;
+                    type?: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover";
+                    /** @description One state or a comma-separated list (queued, delayed, active, completed, failed, cancelled); a job in any of them matches */
+                    state?: string;
+                    /** @description Jobs created at or after this time */
+                    created_after?: string;
+                    /** @description Jobs created before this time */
+                    created_before?: string;
+                    /** @description Case-insensitive substring of the error text (at least 3 characters) */
+                    error_contains?: string;
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of jobs */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: components["schemas"]["AdminJob"][];
+                            /** @description Pass as `?cursor=` for the next page; null on the last page */
+                            next_cursor: string | null;
+                        };
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed input that breaks a rule, such as a limit exceeded (`unprocessable`) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/jobs/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry failed jobs that match (dry run first)
+         * @description Failed jobs that match and have no retry yet, newest first, at most `limit` (default 1,000, at most 10,000: 422 past it), each submitted again like POST /jobs/{id}/retry (its customer's admission cap applies), in rounds of 500. Running it twice retries nothing new. `dry_run: true` changes nothing and answers the count and a sample. Written to the audit log.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description One customer's jobs
+                         * @example 01939a7e-0000-7000-8000-000000000001
+                         */
+                        customer_id?: string;
+                        /** @enum {string} */
+                        type?: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover";
+                        /**
+                         * Format: date-time
+                         * @description Jobs created at or after this time
+                         * @example 2026-12-01T00:00:00Z
+                         */
+                        created_after?: string;
+                        /**
+                         * Format: date-time
+                         * @description Jobs created before this time
+                         * @example 2026-12-01T00:00:00Z
+                         */
+                        created_before?: string;
+                        /**
+                         * @description Case-insensitive substring of the error text (at least 3 characters)
+                         * @example division by zero
+                         */
+                        error_contains?: string;
+                        /**
+                         * @description Count and list a sample; change nothing
+                         * @default false
+                         */
+                        dry_run?: boolean;
+                        /**
+                         * @description At most this many jobs (default 1,000; at most 10,000, else 422)
+                         * @default 1000
+                         */
+                        limit?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description What was (or would be) retried */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            dry_run: boolean;
+                            /** @description Jobs that match: a dry run counts up to 100,000; a real run, those it acted on (at most `limit`) */
+                            matched: number;
+                            retried: number;
+                            /** @description The new jobs (a real run) */
+                            job_ids: string[];
+                            /** @description A dry run: the first 20 matching jobs, newest first */
+                            sample?: components["schemas"]["AdminJob"][];
+                        };
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is not of the type this route takes, e.g. not `application/json` (`unsupported-media-type`) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed input that breaks a rule, such as a limit exceeded (`unprocessable`) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/jobs/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel unfinished jobs that match (dry run first)
+         * @description Queued, delayed or active jobs (`state` narrows) that match, at most `limit` (at most 10,000), cancelled as DELETE /jobs/{id} cancels one. Written to the audit log.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description One customer's jobs
+                         * @example 01939a7e-0000-7000-8000-000000000001
+                         */
+                        customer_id?: string;
+                        /** @enum {string} */
+                        type?: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover";
+                        /**
+                         * Format: date-time
+                         * @description Jobs created at or after this time
+                         * @example 2026-12-01T00:00:00Z
+                         */
+                        created_after?: string;
+                        /**
+                         * Format: date-time
+                         * @description Jobs created before this time
+                         * @example 2026-12-01T00:00:00Z
+                         */
+                        created_before?: string;
+                        /**
+                         * @description Case-insensitive substring of the error text (at least 3 characters)
+                         * @example division by zero
+                         */
+                        error_contains?: string;
+                        /**
+                         * @description Count and list a sample; change nothing
+                         * @default false
+                         */
+                        dry_run?: boolean;
+                        /**
+                         * @description At most this many jobs (default 1,000; at most 10,000, else 422)
+                         * @default 1000
+                         */
+                        limit?: number;
+                        /** @description Which unfinished states to cancel (default all three) */
+                        state?: ("queued" | "delayed" | "active")[];
+                    };
+                };
+            };
+            responses: {
+                /** @description What was (or would be) cancelled */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            dry_run: boolean;
+                            /** @description Jobs that match: a dry run counts up to 100,000; a real run, those it acted on (at most `limit`) */
+                            matched: number;
+                            cancelled: number;
+                            /** @description The cancelled jobs (a real run) */
+                            job_ids: string[];
+                            /** @description A dry run: the first 20 matching jobs, newest first */
+                            sample?: components["schemas"]["AdminJob"][];
+                        };
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is not of the type this route takes, e.g. not `application/json` (`unsupported-media-type`) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed input that breaks a rule, such as a limit exceeded (`unprocessable`) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/customers/{id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause (quarantine) a customer's work
+         * @description Its jobs are kept and still accepted, but workers do not start them (they stay `queued`) until resumed; within 2 s. Written to the audit log.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Paused */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CustomerPause"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/customers/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a paused customer's work
+         * @description Its set-aside jobs are moved back to waiting at once. Written to the audit log.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Resumed */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CustomerPause"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The admin audit log, newest first
+         * @description Credits, retries, cancels (and their dry runs), pauses, resumes and cross-customer job views, by customer or action.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    customer_id?: string;
+                    action?: string;
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of entries */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: components["schemas"]["AdminAuditEntry"][];
+                            /** @description Pass as `?cursor=` for the next page; null on the last page */
+                            next_cursor: string | null;
+                        };
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -6992,6 +7730,11 @@ export interface components {
             /** @description The schedule whose run this job is; absent for a job submitted directly */
             schedule?: string;
             /**
+             * Format: uuid
+             * @description The job this one retries (POST /jobs/{id}/retry); absent otherwise
+             */
+            retry_of?: string;
+            /**
              * Format: date-time
              * @description ISO 8601, UTC
              */
@@ -7018,6 +7761,11 @@ export interface components {
              * @description ISO 8601, UTC
              */
             created_at: string;
+            /**
+             * Format: uuid
+             * @description The job this one retries (POST /jobs/{id}/retry)
+             */
+            retry_of?: string;
             links: {
                 /** @description /api/v1/jobs/{id} */
                 self: string;
@@ -7092,6 +7840,11 @@ export interface components {
                  * @description ISO 8601, UTC
                  */
                 created_at: string;
+                /**
+                 * Format: uuid
+                 * @description The job this one retries (POST /jobs/{id}/retry)
+                 */
+                retry_of?: string;
                 links: {
                     /** @description /api/v1/jobs/{id} */
                     self: string;
@@ -7497,6 +8250,79 @@ export interface components {
             balance_usd_cents: number;
             suspended_reason: string | null;
             services_resumed: boolean;
+        };
+        AdminJob: {
+            /** Format: uuid */
+            id: string;
+            type: string;
+            /** @enum {string} */
+            state: "queued" | "delayed" | "active" | "completed" | "failed" | "cancelled";
+            /** @description What the processor last reported; 0 before any */
+            progress: number | {
+                [key: string]: unknown;
+            };
+            attempts_made: number;
+            /** @description The job type's result (completed jobs) */
+            result?: unknown;
+            /** @description Why the last attempt failed */
+            error?: string;
+            /** @description The schedule whose run this job is; absent for a job submitted directly */
+            schedule?: string;
+            /**
+             * Format: uuid
+             * @description The job this one retries (POST /jobs/{id}/retry); absent otherwise
+             */
+            retry_of?: string;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When its first attempt began; every completed or failed job has it
+             */
+            started_at?: string;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            finished_at?: string;
+            /**
+             * Format: uuid
+             * @description Whose job it is
+             */
+            customer_id: string;
+        };
+        CustomerPause: {
+            /** Format: uuid */
+            customer_id: string;
+            paused: boolean;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            paused_at: string | null;
+        };
+        AdminAuditEntry: {
+            /** @description Monotonic; newest first */
+            id: string;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            at: string;
+            /**
+             * Format: uuid
+             * @description The admin who acted (null for an admin API key)
+             */
+            admin_user_id: string | null;
+            /** @description customer.credit, customer.pause, customer.resume, jobs.view, jobs.retry, jobs.retry.dry-run, jobs.cancel, jobs.cancel.dry-run */
+            action: string;
+            /** Format: uuid */
+            customer_id: string | null;
+            /** @description The filters and counts of the action */
+            details?: unknown;
         };
     };
     responses: never;

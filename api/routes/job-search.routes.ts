@@ -1,0 +1,116 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { jobStates, type JobState } from '../../db/entities/job-record.entity.js';
+import { findJob } from '../../db/jobs/find-jobs.js';
+import { jobView } from '../../db/jobs/job-view.js';
+import { searchJobs } from '../../db/jobs/search-jobs.js';
+import { jobTypeNames } from '../../jobs/registry.js';
+import { retryableStates, retryInput } from '../../queue/retry-jobs.js';
+import { principalOf } from '../auth/authenticate.js';
+import type { ApiDeps } from '../deps.js';
+import { submitAndRespond } from '../job-responses.js';
+import { decodeCursor, page, paginationQuery } from '../pagination.js';
+import { notFound, ProblemError } from '../problems.js';
+import { parseInput } from '../validate.js';
+import { jobIdParams } from './jobs.routes.js';
+
+const stateAlternatives = jobStates.join('|');
+
+/**
+ * `state=failed,cancelled` (SPEC §9: a comma-separated list); a repeated `state=failed&state=cancelled` is read
+ * the same way. Refused (400 on `query.state`) unless every item is a job state.
+ */
+export const stateListQuery = z.preprocess(
+  (value) => (Array.isArray(value) ? value.join(',') : value),
+  z
+    .string()
+    .max(200)
+    .regex(new RegExp(`^(?:${stateAlternatives})(?:,(?:${stateAlternatives}))*$`), `a comma-separated list of: ${jobStates.join(', ')}`)
+    .describe(`One state or a comma-separated list (${jobStates.join(', ')}); a job in any of them matches`)
+    .meta({ example: 'failed,cancelled' }),
+);
+
+/** An ISO 8601 time with its offset (`Z` or `+02:00`). */
+export const timeQuery = (what: string) =>
+  z.iso
+    .datetime({ offset: true, message: 'an ISO 8601 date-time with a time zone, e.g. 2026-12-03T10:00:00Z' })
+    .describe(what)
+    .meta({ example: '2026-12-01T00:00:00Z' });
+
+/** The filters GET /jobs shares with the admin's searches. */
+export const timeFilters = {
+  created_after: timeQuery('Jobs created at or after this time').optional(),
+  created_before: timeQuery('Jobs created before this time').optional(),
+};
+
+export const searchJobsQuery = z.strictObject({
+  type: z.enum(jobTypeNames).optional(),
+  state: stateListQuery.optional(),
+  ...timeFilters,
+  schedule: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a schedule name: 1–64 letters, digits, ".", "_" or "-"')
+    .optional()
+    .describe("Only the runs of the caller's schedule of this name")
+    .meta({ example: 'nightly-report' }),
+  ...paginationQuery,
+});
+
+/** The states of a `state` query, deduplicated. */
+export const statesOf = (value: string | undefined): JobState[] | undefined =>
+  value === undefined ? undefined : [...new Set(value.split(',') as JobState[])];
+
+/** The time window of a query; `created_after` not before `created_before` is a 422 on `query.created_before`. */
+export function timeWindowOf(query: { created_after?: string; created_before?: string }, source = 'query') {
+  const createdAfter = query.created_after === undefined ? undefined : new Date(query.created_after);
+  const createdBefore = query.created_before === undefined ? undefined : new Date(query.created_before);
+  if (createdAfter && createdBefore && createdAfter >= createdBefore) {
+    throw new ProblemError('unprocessable', 'created_before must be later than created_after', {
+      errors: [{ field: `${source}.created_before`, message: 'must be later than created_after' }],
+    });
+  }
+  return { createdAfter, createdBefore };
+}
+
+/** GET /jobs with its filters, and POST /jobs/:id/retry (SPEC §9). */
+export function jobSearchRoutes(deps: ApiDeps): Router {
+  const router = Router();
+
+  router.get('/jobs', async (req, res) => {
+    const principal = principalOf(req);
+    const query = parseInput(searchJobsQuery, req.query, 'query');
+    const rows = await searchJobs(deps.orm.em.fork(), {
+      customerId: principal.customerId,
+      types: query.type ? [query.type] : undefined,
+      states: statesOf(query.state),
+      ...timeWindowOf(query),
+      scheduleName: query.schedule,
+      beforeId: decodeCursor(query.cursor, z.uuid()),
+      limit: query.limit + 1,
+    });
+    res.json(page(rows, query.limit, jobView, (row) => row.id));
+  });
+
+  /**
+   * A failed or cancelled job, run again as a new job through the ordinary submit path (rate limit,
+   * admission, `Idempotency-Key`, `Prefer: wait`): 202 with the new job, whose `retry_of` is the original.
+   */
+  router.post('/jobs/:id/retry', async (req, res) => {
+    const principal = principalOf(req);
+    const { id } = parseInput(jobIdParams, req.params, 'params');
+    const original = await findJob(deps.orm.em.fork(), principal.customerId, id);
+    if (!original) throw notFound(`job ${id}`);
+    if (!retryableStates.includes(original.state)) {
+      throw new ProblemError('conflict', `job ${id} is ${original.state}: only failed or cancelled jobs can be retried`, {
+        state: original.state,
+      });
+    }
+    const input = retryInput(original);
+    if (!input) throw new ProblemError('conflict', `job type ${original.type} no longer exists`, { state: original.state });
+    if (input.definition.adminOnly && principal.role !== 'admin')
+      throw new ProblemError('forbidden', `only administrators may submit ${original.type} jobs`);
+    await submitAndRespond(deps, req, res, principal.customerId, input);
+  });
+
+  return router;
+}

@@ -1,0 +1,139 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { JobRecord, JobState } from '../entities/job-record.entity.js';
+import { jobColumns } from './job-columns.js';
+
+/**
+ * What GET /jobs and the admin's GET /admin/jobs, POST /admin/jobs/retry and POST /admin/jobs/cancel look for.
+ * Every field narrows; an empty filter is every job (of the customer, when `customerId` is set).
+ */
+export interface JobSearch {
+  /** One customer's jobs (GET /jobs always sets it); omitted: every customer's (admins). */
+  customerId?: string;
+  types?: readonly string[];
+  /** Any of these states. */
+  states?: readonly JobState[];
+  /** `created_at >= createdAfter`. */
+  createdAfter?: Date;
+  /** `created_at < createdBefore`. */
+  createdBefore?: Date;
+  /** Runs of the customer's schedule of this name. */
+  scheduleName?: string;
+  /** Case-insensitive substring of `error` (a trigram index serves it). */
+  errorContains?: string;
+  /** Only jobs no retry names yet (the admin's bulk retry, so that running it twice retries each job once). */
+  notRetried?: boolean;
+  /** Only ids below this one (the cursor: UUIDv7 ids sort by creation time). */
+  beforeId?: string;
+  limit: number;
+}
+
+/**
+ * How far a job's UUIDv7 id time may be from its `created_at`. The id is made by the submitter just before
+ * the INSERT whose `now()` is `created_at`, so they differ by milliseconds (plus clock skew between an API
+ * host and PostgreSQL); an hour is a wide margin. The time filters bound the id with it (a primary-key
+ * range, which an index scan newest-first stops inside) and still test `created_at` exactly.
+ */
+const idClockSlackMs = 3600_000;
+
+/** The smallest UUIDv7 (as text) whose time is `ms`: ids at that time or later are ≥ it. */
+export function uuidv7Floor(ms: number): string {
+  const hex = Math.max(0, Math.min(ms, 2 ** 48 - 1))
+    .toString(16)
+    .padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-0000-0000-000000000000`;
+}
+
+/** `%`, `_` and `\` taken literally in a LIKE pattern. */
+const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+function conditions(search: Omit<JobSearch, 'limit'>): { where: string[]; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (clause: string, ...values: unknown[]) => {
+    where.push(clause);
+    params.push(...values);
+  };
+  if (search.customerId) add('customer_id = ?', search.customerId);
+  if (search.types?.length === 1) add('type = ?', search.types[0]);
+  else if (search.types?.length) add('type in (select jsonb_array_elements_text(?::jsonb))', JSON.stringify(search.types));
+  if (search.scheduleName) add('schedule_name = ?', search.scheduleName);
+  if (search.createdAfter) {
+    add('id >= ?::uuid', uuidv7Floor(search.createdAfter.getTime() - idClockSlackMs));
+    add('created_at >= ?', search.createdAfter);
+  }
+  if (search.createdBefore) {
+    add('id < ?::uuid', uuidv7Floor(search.createdBefore.getTime() + idClockSlackMs));
+    add('created_at < ?', search.createdBefore);
+  }
+  if (search.errorContains) add(`error ilike ? escape '\\'`, `%${likeLiteral(search.errorContains)}%`);
+  if (search.notRetried) add('not exists (select 1 from jobs retry where retry.retry_of = jobs.id)');
+  if (search.beforeId) add('id < ?::uuid', search.beforeId);
+  return { where, params };
+}
+
+/** The statement for `search` without its error filter (`text`, `params`), newest first, at most `limit`. */
+function statement(search: Omit<JobSearch, 'limit'>, limit: number): { text: string; params: unknown[] } {
+  const { where, params } = conditions(search);
+  const states = [...new Set(search.states ?? [])];
+  const whereText = (extra: string[]) => {
+    const all = [...where, ...extra];
+    return all.length ? `where ${all.join(' and ')}` : '';
+  };
+  if (states.length <= 1) {
+    return {
+      text: `select ${jobColumns} from jobs ${whereText(states.length ? ['state = ?'] : [])} order by id desc limit ?`,
+      params: [...params, ...states, limit],
+    };
+  }
+  // One arm per state, each an index range scan newest first (jobs_customer_state_index), merged by id.
+  const arms = states.map(() => `(select ${jobColumns} from jobs ${whereText(['state = ?'])} order by id desc limit ?)`);
+  return {
+    text: `select * from (${arms.join(' union all ')}) matched order by id desc limit ?`,
+    params: [...states.flatMap((state) => [...params, state, limit]), limit],
+  };
+}
+
+/**
+ * With `errorContains`, the newest this-many jobs matching the other filters are tried first: when the text
+ * is common among them (the usual search: "these failures"), the answer is there without the trigram
+ * index's bitmap of every match; when it is rare, the trigram index finds its few rows.
+ */
+const errorProbeWindow = 2000;
+
+/**
+ * Jobs that match, newest first, at most `limit`. A list of states is one arm per state, so a rare state
+ * among millions of rows is found without walking the others.
+ */
+export async function searchJobs(em: EntityManager, search: JobSearch): Promise<JobRecord[]> {
+  const connection = em.getConnection();
+  if (search.errorContains) {
+    const { errorContains, ...others } = search;
+    const candidates = statement(others, errorProbeWindow);
+    const pattern = `%${likeLiteral(errorContains)}%`;
+    const probed = await connection.execute<JobRecord[]>(
+      `select * from (${candidates.text}) candidates where error ilike ? escape '\\' order by id desc limit ?`,
+      [...candidates.params, pattern, search.limit],
+    );
+    if (probed.length >= search.limit) return probed;
+  }
+  const { text, params } = statement(search, search.limit);
+  return connection.execute<JobRecord[]>(text, params);
+}
+
+/** How many jobs match (at most `cap`: a count past it answers `cap`), for a dry run. */
+export async function countJobs(em: EntityManager, search: Omit<JobSearch, 'limit' | 'beforeId'>, cap: number): Promise<number> {
+  const { where, params } = conditions(search);
+  const states = [...new Set(search.states ?? [])];
+  if (states.length) {
+    // (Bound as JSON: knex would spread a JS array into one placeholder per item.)
+    where.push('state in (select jsonb_array_elements_text(?::jsonb))');
+    params.push(JSON.stringify(states));
+  }
+  const [row] = await em
+    .getConnection()
+    .execute<Array<{ count: number }>>(
+      `select count(*)::int as count from (select 1 from jobs ${where.length ? `where ${where.join(' and ')}` : ''} limit ?) capped`,
+      [...params, cap],
+    );
+  return row?.count ?? 0;
+}

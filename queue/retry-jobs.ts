@@ -1,0 +1,61 @@
+import type { JobRecord } from '../db/entities/job-record.entity.js';
+import { getJobDefinition } from '../jobs/registry.js';
+import { submitJob, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
+
+/** The states a job can be retried from (SPEC §9); any other answers 409. */
+export const retryableStates: readonly JobRecord['state'][] = ['failed', 'cancelled'];
+
+const substrateOf = (payload: unknown): string | undefined => {
+  const id = (payload as { substrate_id?: unknown } | null)?.substrate_id;
+  return typeof id === 'string' ? id : undefined;
+};
+
+/**
+ * What submitting a retry of `original` means: a new job of the same customer, type and payload with the
+ * same priority, attempts and `webhook_url`, and `retry_of` naming the original. Not its `delay_ms`: a
+ * retry is asked for now. A job on a substrate is refused (404) if the substrate is gone, as at submit.
+ * Null when the job type no longer exists.
+ */
+export function retryInput(original: JobRecord): Omit<SubmitJobInput, 'customerId'> | null {
+  const definition = getJobDefinition(original.type);
+  if (!definition) return null;
+  return {
+    definition,
+    payload: original.payload,
+    ...(original.priority > 0 ? { priority: original.priority } : {}),
+    attempts: original.maxAttempts,
+    webhookUrl: original.webhookUrl,
+    requireSubstrateId: substrateOf(original.payload),
+    retryOf: original.id,
+  };
+}
+
+/** What one bulk retry did. */
+export interface BulkRetryOutcome {
+  /** The new jobs, in the order of their originals. */
+  jobIds: string[];
+  /** Originals not retried: the type is gone, or the substrate was deleted. */
+  skipped: number;
+}
+
+/**
+ * Retries these jobs through the ordinary submit path (the row, then the enqueue; admission and the
+ * substrate guard as for any submit), `concurrency` at a time so the API's group commit shares inserts.
+ */
+export async function retryJobs(deps: SubmitDeps, originals: readonly JobRecord[], concurrency = 50): Promise<BulkRetryOutcome> {
+  const jobIds: Array<string | null> = new Array(originals.length).fill(null);
+  let next = 0;
+  const lane = async () => {
+    while (next < originals.length) {
+      const index = next++;
+      const original = originals[index] as JobRecord;
+      const input = retryInput(original);
+      if (!input) continue;
+      const outcome = await submitJob(deps, { ...input, customerId: original.customerId });
+      if (outcome.kind === 'created') jobIds[index] = outcome.job.id;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, originals.length) }, lane));
+  const created = jobIds.filter((id): id is string => id !== null);
+  return { jobIds: created, skipped: originals.length - created.length };
+}
