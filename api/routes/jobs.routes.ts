@@ -3,7 +3,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { findJob } from '../../db/jobs/find-jobs.js';
 import { cancelJobRow } from '../../db/jobs/job-states.js';
-import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
+import { getJobDefinition } from '../../jobs/registry.js';
 import { queueFor } from '../../queue/queues.js';
 import { cancelChannel } from '../../lib/channels.js';
 import { principalOf } from '../auth/authenticate.js';

@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { JobRecord, JobState } from '../entities/job-record.entity.js';
+import type { JobRecord } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
 import { jobColumns, jobSelectList } from './job-columns.js';
 
