@@ -38,11 +38,13 @@ type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina
 
 /**
  * Piscina's least-busy choice (a thread with nothing to run), telling the task it starts: the moment its
- * message goes to the thread, which is when its time limit and run time begin.
+ * message goes to the thread, which is when its time limit and run time begin. Piscina lists threads still
+ * starting before ready ones, so the search runs from the end: a ready thread wins over a starting one.
  */
 const startingBalancer: LoadBalancer = (task, workers) => {
-  for (const worker of workers) {
-    if (worker.currentUsage !== 0) continue;
+  for (let i = workers.length - 1; i >= 0; i--) {
+    const worker = workers[i];
+    if (!worker || worker.currentUsage !== 0) continue;
     ((task as unknown as Record<symbol, unknown>)[queueOptions] as StartNotice | null | undefined)?.started();
     return worker;
   }
@@ -235,22 +237,21 @@ export function taskRunner(
       const controller = new AbortController();
       let timer: NodeJS.Timeout | undefined;
       let stopped = -2;
-      let startedAt = 0;
+      // Only an item's own run counts: before the first item the thread is loading the task's module, and
+      // after the last it is sending the answer — neither is the customer's code.
       const check = () => {
         const item = Atomics.load(progress, progressSlots.running);
-        const since = item === 0 ? startedAt : request.base + Atomics.load(progress, progressSlots.startedAt);
-        const elapsed = (item === 0 ? performance.now() : Date.now()) - since;
-        if (item !== returning && elapsed >= taskTimeoutMs) {
-          stopped = item - 1; // -1: before its first item (the thread was loading)
+        const elapsed = item > 0 ? Date.now() - (request.base + Atomics.load(progress, progressSlots.startedAt)) : 0;
+        if (elapsed >= taskTimeoutMs) {
+          stopped = item - 1;
           return controller.abort();
         }
-        timer = setTimeout(check, Math.max(1, taskTimeoutMs - (item === returning ? 0 : elapsed)));
+        timer = setTimeout(check, Math.max(1, taskTimeoutMs - elapsed));
       };
       const onAbort = () => controller.abort();
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        const started = await post<PerItemAnswer<unknown>>(route, request, controller.signal, (at) => {
-          startedAt = at;
+        const started = await post<PerItemAnswer<unknown>>(route, request, controller.signal, () => {
           timer = setTimeout(check, taskTimeoutMs);
         });
         return { answer: started.value };
