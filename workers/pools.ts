@@ -3,7 +3,7 @@ import { Piscina } from 'piscina';
 import type { OwnedRunTask, TaskOwner } from '../jobs/context.js';
 import type { TaskDeclaration } from '../jobs/define-task.js';
 import { PermanentJobError } from '../jobs/errors.js';
-import { progressSlots, returning, type ItemOutcome, type PerItemAnswer, type PerItemRequest } from '../jobs/per-item.js';
+import { progressSlots, type ItemOutcome, type PerItemAnswer, type PerItemRequest } from '../jobs/per-item.js';
 import { TenantQueue } from './tenant-queue.js';
 
 export interface PoolOptions {
@@ -181,7 +181,9 @@ export function taskRunner(
       },
     };
     const carried =
-      typeof input === 'object' && input !== null && !Array.isArray(input) ? { ...input, [queueOptions]: notice } : (notice.started(), input);
+      typeof input === 'object' && input !== null && !Array.isArray(input)
+        ? { ...input, [queueOptions]: notice }
+        : (notice.started(), input);
     return pool
       .run(carried, { name: route.name, filename: route.filename, signal })
       .then((value: T) => ({ value, startedAt: startedAt || performance.now() }));

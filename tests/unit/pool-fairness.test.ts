@@ -46,7 +46,9 @@ describe('catastrophic regular expressions', () => {
     const attacker = owner('attacker');
     await expect(runTask(evaluateTask, regexAttack, undefined, attacker)).resolves.toEqual({ value: false });
     await expect(evaluate(attacker, 's.matches("^(a|a)*$")', { s: 'aaaa' })).resolves.toEqual({ value: true });
-    await expect(evaluate(attacker, 's.matches("^[a-z]+@[a-z]+\\\\.com$")', { s: 'someone@example.com' })).resolves.toEqual({ value: true });
+    await expect(evaluate(attacker, 's.matches("^[a-z]+@[a-z]+\\\\.com$")', { s: 'someone@example.com' })).resolves.toEqual({
+      value: true,
+    });
     // Well under the limit, where a backtracking engine would take hours.
     expect(attacker.workMs).toBeLessThan(limitMs);
   });
@@ -129,7 +131,12 @@ describe('customers share the pool', () => {
       await run(analyzeTask, { expression: 'warm' }).catch(() => run(analyzeTask, { expression: 'warm' }));
       await run(evaluateTask, { expression: '1', parameters: {} });
       const order: string[] = [];
-      const busy = run(evaluateTask, { expression: 'l.map(a, l.map(b, a * b).size()).size()', parameters: { l: thousand.slice(0, 100) } }, undefined, owner('z')).catch(() => null);
+      const busy = run(
+        evaluateTask,
+        { expression: 'l.map(a, l.map(b, a * b).size()).size()', parameters: { l: thousand.slice(0, 100) } },
+        undefined,
+        owner('z'),
+      ).catch(() => null);
       await nextTurn(); // evaluations are sent on the next turn (gathered); from then on it holds the thread
       const queued = ['a1', 'a2', 'a3', 'a4', 'b1', 'b2', 'c1'].map((label) =>
         run(analyzeTask, { expression: label }, undefined, owner(label[0] as string)).then(() => order.push(label)),
