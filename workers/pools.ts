@@ -36,20 +36,54 @@ const queueOptions = Piscina.queueOptionsSymbol;
 
 type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
 
+/** Threads that have loaded their task module, and when the pool's first threads all have. */
+interface Readiness {
+  threadIds: Set<number>;
+  started: Promise<void>;
+}
+const readinessOf = new WeakMap<Piscina, Readiness>();
+
 /**
- * Piscina's least-busy choice (a thread with nothing to run), telling the task it starts: the moment its
- * message goes to the thread, which is when its time limit and run time begin. Piscina lists threads still
- * starting before ready ones, so the search runs from the end: a ready thread wins over a starting one.
+ * Piscina's least-busy choice (a thread with nothing to run) among threads that have loaded their task
+ * module, telling the task it starts: the moment its message goes to the thread, which is when its time
+ * limit and run time begin. A thread still loading (through tsx that can take seconds) gets nothing, so
+ * loading never counts against a task; Piscina offers the task again when the thread is ready.
  */
-const startingBalancer: LoadBalancer = (task, workers) => {
-  for (let i = workers.length - 1; i >= 0; i--) {
-    const worker = workers[i];
-    if (!worker || worker.currentUsage !== 0) continue;
-    ((task as unknown as Record<symbol, unknown>)[queueOptions] as StartNotice | null | undefined)?.started();
-    return worker;
-  }
-  return null;
-};
+const startingBalancer =
+  (readyThreads: Set<number>): LoadBalancer =>
+  (task, workers) => {
+    for (const worker of workers) {
+      if (worker.currentUsage !== 0 || !readyThreads.has(worker.id)) continue;
+      ((task as unknown as Record<symbol, unknown>)[queueOptions] as StartNotice | null | undefined)?.started();
+      return worker;
+    }
+    return null;
+  };
+
+/**
+ * Piscina counts the pool's first threads as ready from the start (they load the task module meanwhile)
+ * and later ones once loaded ('workerCreate'); a thread's first message is its "loaded".
+ */
+function watchReadiness(pool: Piscina, threadIds: Set<number>): Promise<void> {
+  pool.on('workerCreate', (worker: { id: number }) => {
+    if (!pool.threads.some((thread) => thread.threadId === worker.id && !firstThreads.has(thread))) return;
+    threadIds.add(worker.id);
+  });
+  const firstThreads = new Set(pool.threads);
+  return Promise.all(
+    [...firstThreads].map(
+      (thread) =>
+        new Promise<void>((resolve) => {
+          const id = thread.threadId;
+          thread.once('message', () => {
+            threadIds.add(id);
+            resolve();
+          });
+          thread.once('exit', () => resolve());
+        }),
+    ),
+  ).then(() => undefined);
+}
 
 /**
  * The CPU pool: the tasks the registered job types declare (CEL evaluation, expression analysis…), in
@@ -60,14 +94,15 @@ const startingBalancer: LoadBalancer = (task, workers) => {
  */
 export function createTaskPool(tasks: readonly TaskDeclaration[], options: PoolOptions): Piscina {
   enableLinearRegExpFallback();
-  return new Piscina({
+  const threadIds = new Set<number>();
+  const pool = new Piscina({
     filename: tasks[0]?.path ?? null,
     minThreads: options.threads,
     maxThreads: options.threads,
     maxQueue: options.maxQueue ?? 10_000,
     idleTimeout: 60_000,
     concurrentTasksPerWorker: 1,
-    loadBalancer: startingBalancer,
+    loadBalancer: startingBalancer(threadIds),
     resourceLimits: {
       maxOldGenerationSizeMb: options.maxOldGenerationSizeMb ?? 64,
       maxYoungGenerationSizeMb: 16,
@@ -75,6 +110,8 @@ export function createTaskPool(tasks: readonly TaskDeclaration[], options: PoolO
     },
     ...(import.meta.url.endsWith('.ts') ? { execArgv: ['--import', 'tsx'] } : {}),
   });
+  readinessOf.set(pool, { threadIds, started: watchReadiness(pool, threadIds) });
+  return pool;
 }
 
 /** Where Piscina finds a task: its export, and its module unless it is the pool's own (then Piscina's default, resolved once). */
@@ -125,7 +162,17 @@ export function taskRunner(
   const maxQueue = options.maxQueue ?? pool.options.maxQueue;
   const threads = pool.options.maxThreads;
   const queue = new TenantQueue<() => void>();
-  let running = 0;
+  // Until the first threads have loaded, tasks wait in the queue (none is "running" on a loading thread).
+  let running = threads;
+  void (readinessOf.get(pool)?.started ?? Promise.resolve()).then(() => {
+    running = 0;
+    while (running < threads) {
+      const start = queue.shift();
+      if (!start) break;
+      running++;
+      start();
+    }
+  });
   const poolModule = tasks[0]?.path;
   const routeOf = (task: TaskDeclaration): TaskRoute => ({
     name: task.exportName,
@@ -208,18 +255,22 @@ export function taskRunner(
       let timer: NodeJS.Timeout | undefined;
       const onAbort = () => controller.abort();
       signal?.addEventListener('abort', onAbort, { once: true });
+      let startedAt = 0;
       try {
-        const { value, startedAt } = await post(route, input, controller.signal, () => {
+        const started = await post(route, input, controller.signal, (at) => {
+          startedAt = at;
           timer = setTimeout(() => {
             timedOut = true;
             controller.abort();
           }, taskTimeoutMs);
         });
-        owner.workMs += performance.now() - startedAt;
-        return value;
+        startedAt = started.startedAt;
+        return started.value;
       } catch (error) {
         throw failure(error, timedOut, signal);
       } finally {
+        // Charged whether the task succeeded or not: a runaway's thread time is its owner's.
+        if (startedAt) owner.workMs += performance.now() - startedAt;
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
       }

@@ -57,23 +57,24 @@ describe('catastrophic regular expressions', () => {
 describe('time limits measure the task, not the queue', () => {
   it('let a task that waited longer than the limit succeed when its own run is short, charging only its run', async () => {
     const customer = owner('patient');
-    // Enough slow tasks to keep both threads busy for twice the limit, each sent alone (calls made in one
-    // event-loop turn would go as one task); the short task queues behind all of them in its customer's lane.
-    const probe = await timeOf(slow);
-    const count = 2 * Math.ceil((2 * limitMs) / Math.max(probe.workMs, 50)) + 2;
+    const blocking = owner('patient'); // the same customer's other jobs
+    // Four runaways, each sent alone (calls made in one event-loop turn would go as one task), hold both
+    // threads for twice the limit; the short task queues behind them in its customer's lane.
     const blockers: Promise<unknown>[] = [];
-    for (let n = 0; n < count; n++) {
-      blockers.push(runTask(evaluateTask, slow, undefined, owner('patient')).catch(() => null));
+    for (let n = 0; n < 4; n++) {
+      blockers.push(runTask(evaluateTask, runaway, undefined, blocking).catch((error: Error) => error.message));
       await nextTurn();
     }
     const queuedAt = performance.now();
     const short = runTask(analyzeTask, { expression: 'x * y' }, undefined, customer);
     await expect(short).resolves.toMatchObject({ variables: ['x', 'y'] });
     const waited = performance.now() - queuedAt;
-    await Promise.all(blockers);
+    expect(await Promise.all(blockers)).toEqual(Array(4).fill(`evaluation exceeded the ${limitMs} ms time limit`));
     expect(waited).toBeGreaterThan(limitMs);
     expect(customer.workMs).toBeGreaterThan(0);
     expect(customer.workMs).toBeLessThan(limitMs);
+    // Runaways are charged their thread time too: up to the limit each.
+    expect(blocking.workMs).toBeGreaterThanOrEqual(4 * limitMs);
   }, 60_000);
 });
 
