@@ -36,10 +36,10 @@ const queueOptions = Piscina.queueOptionsSymbol;
 
 type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
 
-/** Threads that have loaded their task module, and when the pool's first threads all have. */
+/** Threads that have loaded their task module, and when each of the pool's first threads has. */
 interface Readiness {
   threadIds: Set<number>;
-  started: Promise<void>;
+  firstThreads: Promise<void>[];
 }
 const readinessOf = new WeakMap<Piscina, Readiness>();
 
@@ -64,25 +64,23 @@ const startingBalancer =
  * Piscina counts the pool's first threads as ready from the start (they load the task module meanwhile)
  * and later ones once loaded ('workerCreate'); a thread's first message is its "loaded".
  */
-function watchReadiness(pool: Piscina, threadIds: Set<number>): Promise<void> {
+function watchReadiness(pool: Piscina, threadIds: Set<number>): Promise<void>[] {
   pool.on('workerCreate', (worker: { id: number }) => {
     if (!pool.threads.some((thread) => thread.threadId === worker.id && !firstThreads.has(thread))) return;
     threadIds.add(worker.id);
   });
   const firstThreads = new Set(pool.threads);
-  return Promise.all(
-    [...firstThreads].map(
-      (thread) =>
-        new Promise<void>((resolve) => {
-          const id = thread.threadId;
-          thread.once('message', () => {
-            threadIds.add(id);
-            resolve();
-          });
-          thread.once('exit', () => resolve());
-        }),
-    ),
-  ).then(() => undefined);
+  return [...firstThreads].map(
+    (thread) =>
+      new Promise<void>((resolve) => {
+        const id = thread.threadId;
+        thread.once('message', () => {
+          threadIds.add(id);
+          resolve();
+        });
+        thread.once('exit', () => resolve());
+      }),
+  );
 }
 
 /**
@@ -110,7 +108,7 @@ export function createTaskPool(tasks: readonly TaskDeclaration[], options: PoolO
     },
     ...(import.meta.url.endsWith('.ts') ? { execArgv: ['--import', 'tsx'] } : {}),
   });
-  readinessOf.set(pool, { threadIds, started: watchReadiness(pool, threadIds) });
+  readinessOf.set(pool, { threadIds, firstThreads: watchReadiness(pool, threadIds) });
   return pool;
 }
 
@@ -162,24 +160,9 @@ export function taskRunner(
   const maxQueue = options.maxQueue ?? pool.options.maxQueue;
   const threads = pool.options.maxThreads;
   const queue = new TenantQueue<() => void>();
-  // Until the first threads have loaded, tasks wait in the queue (none is "running" on a loading thread).
-  let running = threads;
-  void (readinessOf.get(pool)?.started ?? Promise.resolve()).then(() => {
-    running = 0;
-    while (running < threads) {
-      const start = queue.shift();
-      if (!start) break;
-      running++;
-      start();
-    }
-  });
-  const poolModule = tasks[0]?.path;
-  const routeOf = (task: TaskDeclaration): TaskRoute => ({
-    name: task.exportName,
-    filename: task.path === poolModule ? undefined : task.path,
-  });
-  const timeLimitError = () => new PermanentJobError(`evaluation exceeded the ${taskTimeoutMs} ms time limit`);
-
+  // A first thread still loading takes no task: its place opens when it has loaded (or died, replaced).
+  const loading = readinessOf.get(pool)?.firstThreads ?? [];
+  let running = loading.length;
   const next = (): void => {
     running--;
     const start = queue.shift();
@@ -188,6 +171,13 @@ export function taskRunner(
       start();
     }
   };
+  for (const loaded of loading) void loaded.then(next);
+  const poolModule = tasks[0]?.path;
+  const routeOf = (task: TaskDeclaration): TaskRoute => ({
+    name: task.exportName,
+    filename: task.path === poolModule ? undefined : task.path,
+  });
+  const timeLimitError = () => new PermanentJobError(`evaluation exceeded the ${taskTimeoutMs} ms time limit`);
 
   /**
    * Runs `send` (which hands Piscina one task) when the owner's turn comes and a thread is free. Rejects
