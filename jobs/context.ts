@@ -9,10 +9,31 @@ import type { TaskDeclaration } from './define-task.js';
 /**
  * Runs a declared Piscina task; rejects with a PermanentJobError on timeout, resource exhaustion, a thrown
  * task, or a task no registered job type declares. A task with `perItem` answers per item instead
- * (`{ error }` for a failed one), re-running the items alone if the task as a whole dies; it rejects only
- * when the job is cancelled.
+ * (`{ error }` for a failed one; each item is timed on its own and one that must be stopped fails alone),
+ * rejecting only when the job is cancelled. The time limit counts from when the task starts on a thread,
+ * not while it waits in the pool's queue.
  */
 export type RunTask = <Input, Output>(task: TaskDeclaration<Input, Output>, input: Input, signal?: AbortSignal) => Promise<Output>;
+
+/**
+ * Whose work a task is: the pool queues tasks per customer (round robin, weighted by `weight`) and adds
+ * each task's run time on a thread to `workMs`. A job's context is its own tasks' owner.
+ */
+export interface TaskOwner {
+  readonly customerId: string;
+  /** Share of the pool relative to other customers with waiting tasks. Default 1. */
+  readonly weight?: number;
+  /** Thread time of the owner's tasks so far, ms (queue time excluded). */
+  workMs: number;
+}
+
+/** The pool's runner: RunTask with the task's owner (none: an anonymous lane of its own). */
+export type OwnedRunTask = <Input, Output>(
+  task: TaskDeclaration<Input, Output>,
+  input: Input,
+  signal?: AbortSignal,
+  owner?: TaskOwner,
+) => Promise<Output>;
 
 /** What a processor gets besides its payload. Tests build their own. */
 export interface JobContext {
@@ -30,7 +51,10 @@ export interface JobContext {
   cacheMissed: boolean;
   /** Substrate definitions, cached per worker process. */
   substrates: SubstrateDefinitionCache;
+  /** Runs a task as this job's customer's; its thread time adds to `workMs`. */
   runTask: RunTask;
+  /** Thread time of this attempt's tasks so far, ms. */
+  readonly workMs: number;
   signal: AbortSignal;
   progress(value: number | Record<string, unknown>): Promise<void>;
 }

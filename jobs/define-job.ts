@@ -13,9 +13,13 @@ export interface QueueDefaults {
   concurrency?: number;
 }
 
-/** How an attempt ended, as lifecycle hooks hear it (after it is stored). `final`: no retry follows. */
+/**
+ * How an attempt ended, as lifecycle hooks hear it (after it is stored). `final`: no retry follows.
+ * `workMs`: the attempt's tasks' run time on pool threads (queue time excluded), what a fair share charges.
+ */
 export type JobOutcome<Result = unknown> =
-  { state: 'completed'; result: Result; durationMs: number } | { state: 'failed'; error: string; durationMs: number; final: boolean };
+  | { state: 'completed'; result: Result; durationMs: number; workMs: number }
+  | { state: 'failed'; error: string; durationMs: number; workMs: number; final: boolean };
 
 /**
  * Something a job type does around its own jobs, apart from the work (metrics of its results, say). Runs

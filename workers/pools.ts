@@ -1,7 +1,10 @@
+import v8 from 'node:v8';
 import { Piscina } from 'piscina';
-import type { RunTask } from '../jobs/context.js';
+import type { OwnedRunTask, TaskOwner } from '../jobs/context.js';
 import type { TaskDeclaration } from '../jobs/define-task.js';
 import { PermanentJobError } from '../jobs/errors.js';
+import { progressSlots, type ItemOutcome, type PerItemAnswer, type PerItemRequest } from '../jobs/per-item.js';
+import { TenantQueue } from './tenant-queue.js';
 
 export interface PoolOptions {
   threads: number;
@@ -14,18 +17,90 @@ export interface PoolOptions {
 }
 
 /**
+ * Regular expressions (CEL's `matches`) run in linear time once they backtrack too much: V8 switches such a
+ * match to its non-backtracking engine, so `"a"×30 + "b"` against `^(a|a)*$` answers in about a millisecond
+ * instead of hours, and ordinary matches keep the backtracking engine's speed. V8 flags belong to the process,
+ * so the pool's threads have it too. (Patterns the linear engine cannot run — backreferences, lookaround,
+ * which RE2 and so CEL do not have — still backtrack, bounded by the time limit.)
+ */
+export function enableLinearRegExpFallback(): void {
+  v8.setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+}
+
+/** What the pool's balancer calls when it hands a task to a thread: the task's time starts then. */
+interface StartNotice {
+  started(): void;
+}
+
+const queueOptions = Piscina.queueOptionsSymbol;
+
+type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
+
+/** Threads that have loaded their task module, and when each of the pool's first threads has. */
+interface Readiness {
+  threadIds: Set<number>;
+  firstThreads: Promise<void>[];
+}
+const readinessOf = new WeakMap<Piscina, Readiness>();
+
+/**
+ * Piscina's least-busy choice (a thread with nothing to run) among threads that have loaded their task
+ * module, telling the task it starts: the moment its message goes to the thread, which is when its time
+ * limit and run time begin. A thread still loading (through tsx that can take seconds) gets nothing, so
+ * loading never counts against a task; Piscina offers the task again when the thread is ready.
+ */
+const startingBalancer =
+  (readyThreads: Set<number>): LoadBalancer =>
+  (task, workers) => {
+    for (const worker of workers) {
+      if (worker.currentUsage !== 0 || !readyThreads.has(worker.id)) continue;
+      ((task as unknown as Record<symbol, unknown>)[queueOptions] as StartNotice | null | undefined)?.started();
+      return worker;
+    }
+    return null;
+  };
+
+/**
+ * Piscina counts the pool's first threads as ready from the start (they load the task module meanwhile)
+ * and later ones once loaded ('workerCreate'); a thread's first message is its "loaded".
+ */
+function watchReadiness(pool: Piscina, threadIds: Set<number>): Promise<void>[] {
+  pool.on('workerCreate', (worker: { id: number }) => {
+    if (!pool.threads.some((thread) => thread.threadId === worker.id && !firstThreads.has(thread))) return;
+    threadIds.add(worker.id);
+  });
+  const firstThreads = new Set(pool.threads);
+  return [...firstThreads].map(
+    (thread) =>
+      new Promise<void>((resolve) => {
+        const id = thread.threadId;
+        thread.once('message', () => {
+          threadIds.add(id);
+          resolve();
+        });
+        thread.once('exit', () => resolve());
+      }),
+  );
+}
+
+/**
  * The CPU pool: the tasks the registered job types declare (CEL evaluation, expression analysis…), in
  * worker threads with a timeout and memory limits. Every thread loads the first task's module when it
- * starts (invoke's, which carries nearly all the work); other modules load on their first call.
+ * starts (invoke's, which carries nearly all the work); other modules load on their first call. Tasks
+ * reach it through `taskRunner`, which queues them per customer and hands Piscina only as many as it has
+ * threads, so Piscina's own first-in-first-out queue stays empty.
  */
 export function createTaskPool(tasks: readonly TaskDeclaration[], options: PoolOptions): Piscina {
-  return new Piscina({
+  enableLinearRegExpFallback();
+  const threadIds = new Set<number>();
+  const pool = new Piscina({
     filename: tasks[0]?.path ?? null,
     minThreads: options.threads,
     maxThreads: options.threads,
     maxQueue: options.maxQueue ?? 10_000,
     idleTimeout: 60_000,
     concurrentTasksPerWorker: 1,
+    loadBalancer: startingBalancer(threadIds),
     resourceLimits: {
       maxOldGenerationSizeMb: options.maxOldGenerationSizeMb ?? 64,
       maxYoungGenerationSizeMb: 16,
@@ -33,6 +108,8 @@ export function createTaskPool(tasks: readonly TaskDeclaration[], options: PoolO
     },
     ...(import.meta.url.endsWith('.ts') ? { execArgv: ['--import', 'tsx'] } : {}),
   });
+  readinessOf.set(pool, { threadIds, firstThreads: watchReadiness(pool, threadIds) });
+  return pool;
 }
 
 /** Where Piscina finds a task: its export, and its module unless it is the pool's own (then Piscina's default, resolved once). */
@@ -41,89 +118,276 @@ interface TaskRoute {
   filename: string | undefined;
 }
 
-type RunOne = (input: unknown, signal?: AbortSignal) => Promise<unknown>;
+/** How long a task that answers per item runs before it hands its thread back (the rest queues again). */
+export const defaultSliceMs = 100;
+
+/** The pool's runner, with the number of tasks waiting for a thread (for the queue-size metric). */
+export type PoolRunner = OwnedRunTask & { readonly waiting: number };
+
+const anonymous: TaskOwner = { customerId: '', workMs: 0 };
+
+const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+const outOfMemory = (error: unknown): boolean =>
+  /ERR_WORKER_OUT_OF_MEMORY|out of memory|heap limit/i.test(errorMessage(error) + String((error as { code?: string }).code));
+
+const isItemError = (output: unknown): output is { error: string } => typeof output === 'object' && output !== null && 'error' in output;
+
+/** A task given to Piscina with the time it started on a thread. */
+interface Started<T> {
+  value: T;
+  startedAt: number;
+}
 
 /**
- * Runs the declared tasks with the timeout; every failure becomes a PermanentJobError with a clear
+ * Runs the declared tasks with the time limit; every failure becomes a PermanentJobError with a clear
  * message, and so does a task no registered job type declares. `tasks` must be the pool's (createTaskPool).
+ *
+ * - Tasks wait in a queue per customer, served round robin (weighted by the owner's `weight`), and only as
+ *   many run as the pool has threads: a customer's evaluation waits for the tasks already running and for
+ *   at most one task of each other customer with work waiting.
+ * - A task's time limit and its run time (`owner.workMs`) start when a thread takes it, not while it waits.
+ * - A task that answers per item runs in slices of `sliceMs`, each item timed on its own: an item past the
+ *   limit (or the heap cap) stops its thread and fails alone with that reason, the others run again.
  */
-export function taskRunner(pool: Piscina, taskTimeoutMs: number, tasks: readonly TaskDeclaration[]): RunTask {
+export function taskRunner(
+  pool: Piscina,
+  taskTimeoutMs: number,
+  tasks: readonly TaskDeclaration[],
+  options: { sliceMs?: number; maxQueue?: number } = {},
+): PoolRunner {
+  const sliceMs = options.sliceMs ?? defaultSliceMs;
+  const maxQueue = options.maxQueue ?? pool.options.maxQueue;
+  const threads = pool.options.maxThreads;
+  const queue = new TenantQueue<() => void>();
+  // A first thread still loading takes no task: its place opens when it has loaded (or died, replaced).
+  const loading = readinessOf.get(pool)?.firstThreads ?? [];
+  let running = loading.length;
+  const next = (): void => {
+    running--;
+    const start = queue.shift();
+    if (start) {
+      running++;
+      start();
+    }
+  };
+  for (const loaded of loading) void loaded.then(next);
   const poolModule = tasks[0]?.path;
   const routeOf = (task: TaskDeclaration): TaskRoute => ({
     name: task.exportName,
     filename: task.path === poolModule ? undefined : task.path,
   });
-  const runOne = async (route: TaskRoute, input: unknown, signal?: AbortSignal): Promise<unknown> => {
-    // One controller and one timer per task (AbortSignal.timeout + AbortSignal.any cost more and, on
-    // Node 20, keep listeners on the job's signal alive until it is collected).
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, taskTimeoutMs);
-    const onAbort = () => controller.abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      return await pool.run(input, { name: route.name, filename: route.filename, signal: controller.signal });
-    } catch (error) {
-      if (timedOut) throw new PermanentJobError(`evaluation exceeded the ${taskTimeoutMs} ms time limit`);
-      if (signal?.aborted) throw new PermanentJobError('cancelled');
-      const message = error instanceof Error ? error.message : String(error);
-      if (/ERR_WORKER_OUT_OF_MEMORY|out of memory|heap limit/i.test(message + String((error as { code?: string }).code))) {
-        throw new PermanentJobError('evaluation exceeded its memory limit');
-      }
-      if (/queue is full|Task queue is at limit/i.test(message)) throw error;
-      throw new PermanentJobError(`evaluation failed: ${message.split('\n')[0]}`);
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-    }
-  };
-  /**
-   * A per-item task that never fails as a whole: if the task itself dies (time limit, memory), each input
-   * runs again alone, so one runaway input fails by itself and the rest still succeed (at the cost of a
-   * second wait). Errors come back per item, worded as a single run's would be.
-   */
-  const runEach =
-    (many: TaskRoute, one: TaskRoute) =>
-    async (inputs: unknown[], signal?: AbortSignal): Promise<unknown[]> => {
-      try {
-        const outputs = (await runOne(many, inputs, signal)) as unknown[];
-        return outputs.map((output) => (isItemError(output) ? { error: `evaluation failed: ${output.error}` } : output));
-      } catch (error) {
-        if (signal?.aborted) throw error;
-        return Promise.all(
-          inputs.map((input) => runOne(one, input, signal).catch((failure: unknown) => ({ error: errorMessage(failure) }))),
-        );
-      }
-    };
+  const timeLimitError = () => new PermanentJobError(`evaluation exceeded the ${taskTimeoutMs} ms time limit`);
 
-  const runners = new Map<TaskDeclaration, RunOne>();
+  /**
+   * Runs `send` (which hands Piscina one task) when the owner's turn comes and a thread is free. Rejects
+   * with "cancelled" if `signal` aborts while it waits.
+   */
+  const whenTurn = <T>(owner: TaskOwner, signal: AbortSignal | undefined, send: () => Promise<T>): Promise<T> => {
+    if (signal?.aborted) return Promise.reject(new PermanentJobError('cancelled'));
+    return new Promise<T>((resolve, reject) => {
+      const start = () => {
+        signal?.removeEventListener('abort', onAbort);
+        send().then(resolve, reject).finally(next);
+      };
+      const onAbort = () => {
+        queue.remove(start);
+        reject(new PermanentJobError('cancelled'));
+      };
+      if (running < threads && queue.size === 0) {
+        running++;
+        return start();
+      }
+      if (queue.size >= maxQueue) return reject(new Error('Task queue is at limit'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      queue.push(owner.customerId, owner.weight ?? 1, start);
+    });
+  };
+
+  /**
+   * Hands Piscina one task and settles with its output and the moment a thread took it. A plain-object
+   * input carries the start notice (a symbol key, which never reaches the thread); any other starts its
+   * clock here, which differs only while a replaced thread boots. `watch` arms the time limit.
+   */
+  const post = <T>(route: TaskRoute, input: unknown, signal: AbortSignal, onStart: (startedAt: number) => void): Promise<Started<T>> => {
+    let startedAt = 0;
+    const notice: StartNotice = {
+      started() {
+        startedAt = performance.now();
+        onStart(startedAt);
+      },
+    };
+    const carried =
+      typeof input === 'object' && input !== null && !Array.isArray(input)
+        ? { ...input, [queueOptions]: notice }
+        : (notice.started(), input);
+    return pool
+      .run(carried, { name: route.name, filename: route.filename, signal })
+      .then((value: T) => ({ value, startedAt: startedAt || performance.now() }));
+  };
+
+  /** Piscina's error as the job's: time limit, memory, cancel, a full queue (retried), or the task's own. */
+  const failure = (error: unknown, timedOut: boolean, signal: AbortSignal | undefined): Error => {
+    if (timedOut) return timeLimitError();
+    if (signal?.aborted) return new PermanentJobError('cancelled');
+    if (outOfMemory(error)) return new PermanentJobError('evaluation exceeded its memory limit');
+    if (/queue is full|Task queue is at limit/i.test(errorMessage(error))) return error as Error;
+    return new PermanentJobError(`evaluation failed: ${errorMessage(error).split('\n')[0]}`);
+  };
+
+  /** One task, one timer: the limit counts from when a thread takes it. */
+  const runOne = (route: TaskRoute, input: unknown, signal: AbortSignal | undefined, owner: TaskOwner): Promise<unknown> =>
+    whenTurn(owner, signal, async () => {
+      // One controller and one timer per task (AbortSignal.timeout + AbortSignal.any cost more and, on
+      // Node 20, keep listeners on the job's signal alive until it is collected).
+      const controller = new AbortController();
+      let timedOut = false;
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => controller.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let startedAt = 0;
+      try {
+        const started = await post(route, input, controller.signal, (at) => {
+          startedAt = at;
+          timer = setTimeout(() => {
+            timedOut = true;
+            controller.abort();
+          }, taskTimeoutMs);
+        });
+        startedAt = started.startedAt;
+        return started.value;
+      } catch (error) {
+        throw failure(error, timedOut, signal);
+      } finally {
+        // Charged whether the task succeeded or not: a runaway's thread time is its owner's.
+        if (startedAt) owner.workMs += performance.now() - startedAt;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      }
+    });
+
+  /** What one slice of a per-item task came to: outcomes for its first items, or the item that had to be stopped. */
+  type SliceResult = { answer: PerItemAnswer<unknown> } | { stopped: number; error: Error };
+
+  /**
+   * One slice of items in one task. The timer checks the item running (the shared progress buffer): past
+   * the limit it stops the thread and names that item; otherwise it waits for the rest of that item's time.
+   */
+  const runSlice = (route: TaskRoute, inputs: unknown[], signal: AbortSignal | undefined, customer: TaskOwner): Promise<SliceResult> =>
+    whenTurn(customer, signal, async () => {
+      const progress = new Int32Array(new SharedArrayBuffer(8));
+      const request: PerItemRequest<unknown> = { inputs, progress: progress.buffer as SharedArrayBuffer, base: Date.now(), sliceMs };
+      const controller = new AbortController();
+      let timer: NodeJS.Timeout | undefined;
+      let stopped = -2;
+      // Only an item's own run counts: before the first item the thread is loading the task's module, and
+      // after the last it is sending the answer — neither is the customer's code.
+      const check = () => {
+        const item = Atomics.load(progress, progressSlots.running);
+        const elapsed = item > 0 ? Date.now() - (request.base + Atomics.load(progress, progressSlots.startedAt)) : 0;
+        if (elapsed >= taskTimeoutMs) {
+          stopped = item - 1;
+          return controller.abort();
+        }
+        timer = setTimeout(check, Math.max(1, taskTimeoutMs - elapsed));
+      };
+      const onAbort = () => controller.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        const started = await post<PerItemAnswer<unknown>>(route, request, controller.signal, () => {
+          timer = setTimeout(check, taskTimeoutMs);
+        });
+        return { answer: started.value };
+      } catch (error) {
+        if (signal?.aborted) throw new PermanentJobError('cancelled');
+        const item = stopped > -2 ? stopped : Atomics.load(progress, progressSlots.running) - 1;
+        return { stopped: item, error: failure(error, stopped > -2, signal) };
+      } finally {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      }
+    });
+
+  /**
+   * All items of a per-item task, slice after slice (each queued again behind other customers' work):
+   * outcomes in input order and each item's thread time. An item that stopped its thread fails alone; the
+   * items of that slice run again without it. Rejects only when `signal` aborts.
+   */
+  const runItems = async (
+    route: TaskRoute,
+    inputs: unknown[],
+    signal: AbortSignal | undefined,
+    customer: TaskOwner,
+  ): Promise<{ outcomes: ItemOutcome<unknown>[]; workMs: number[] }> => {
+    const outcomes: ItemOutcome<unknown>[] = new Array(inputs.length);
+    const workMs: number[] = new Array<number>(inputs.length).fill(0);
+    let pending = inputs.map((_, index) => index);
+    while (pending.length > 0) {
+      const slice = await runSlice(
+        route,
+        pending.map((index) => inputs[index]),
+        signal,
+        customer,
+      );
+      if ('answer' in slice) {
+        const { outputs, workMs: times } = slice.answer;
+        outputs.forEach((output, i) => {
+          const index = pending[i] as number;
+          outcomes[index] = isItemError(output) ? { error: `evaluation failed: ${output.error}` } : output;
+          workMs[index] = times[i] ?? 0;
+        });
+        pending = pending.slice(Math.max(1, outputs.length));
+        continue;
+      }
+      const { stopped, error } = slice;
+      if (stopped < 0 || stopped >= pending.length) {
+        // Not one item's doing (the thread died loading or answering): every item of the slice fails with it.
+        for (const index of pending) outcomes[index] = { error: error.message };
+        break;
+      }
+      const culprit = pending[stopped] as number;
+      outcomes[culprit] = { error: error.message };
+      workMs[culprit] = taskTimeoutMs;
+      pending = pending.filter((index) => index !== culprit);
+    }
+    return { outcomes, workMs };
+  };
+
+  /** A per-item task for one owner: the outcomes, its items' thread time added to the owner's. */
+  const runEach = (many: TaskRoute) => async (inputs: unknown[], signal: AbortSignal | undefined, owner: TaskOwner) => {
+    const { outcomes, workMs } = await runItems(many, inputs, signal, owner);
+    owner.workMs += workMs.reduce((sum, ms) => sum + ms, 0);
+    return outcomes;
+  };
+
+  type Runner = (input: unknown, signal: AbortSignal | undefined, owner: TaskOwner) => Promise<unknown>;
+  const runners = new Map<TaskDeclaration, Runner>();
   for (const task of tasks) {
     const route = routeOf(task);
-    runners.set(task, task.perItem ? (runEach(route, routeOf(task.perItem)) as RunOne) : (input, signal) => runOne(route, input, signal));
+    runners.set(task, task.perItem ? (runEach(route) as Runner) : (input, signal, owner) => runOne(route, input, signal, owner));
   }
   for (const task of tasks) {
     if (!task.perItem || !task.gathersPerItemCalls) continue;
+    const many = routeOf(task);
     const one = routeOf(task.perItem);
-    const gathered = new GatheredCalls(runEach(routeOf(task), one), (input, signal) => runOne(one, input, signal));
-    runners.set(task.perItem, (input, signal) => gathered.run(input, signal));
+    const gathered = new GatheredCalls(
+      (inputs, customer) => runItems(many, inputs, undefined, customer),
+      (input, signal, owner) => runOne(one, input, signal, owner),
+    );
+    runners.set(task.perItem, (input, signal, owner) => gathered.run(input, signal, owner));
   }
-  return <Input, Output>(task: TaskDeclaration<Input, Output>, input: Input, signal?: AbortSignal): Promise<Output> => {
-    const run = runners.get(task as TaskDeclaration);
-    if (!run) return Promise.reject(new PermanentJobError(`task "${task.name}" is not declared by any registered job type`));
-    return run(input, signal) as Promise<Output>;
+  const run = <Input, Output>(task: TaskDeclaration<Input, Output>, input: Input, signal?: AbortSignal, owner: TaskOwner = anonymous) => {
+    const runner = runners.get(task as TaskDeclaration);
+    if (!runner) return Promise.reject(new PermanentJobError(`task "${task.name}" is not declared by any registered job type`));
+    return runner(input, signal, owner) as Promise<Output>;
   };
+  return Object.defineProperty(run, 'waiting', { get: () => queue.size }) as PoolRunner;
 }
-
-const isItemError = (output: unknown): output is { error: string } => typeof output === 'object' && output !== null && 'error' in output;
-
-const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 interface PendingCall {
   input: unknown;
   signal?: AbortSignal;
+  owner: TaskOwner;
   resolve: (output: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -134,19 +398,20 @@ const maxGatheredCalls = 64;
 /**
  * Calls of a per-item task made in the same event-loop turn (the jobs a busy worker starts together) go
  * to a thread as one call of the task that runs many (`gathersPerItemCalls`): one message round trip for
- * many jobs instead of one each. An item that fails fails only its own job, and a job cancelled meanwhile
- * is answered at once. A lone call (a quiet worker) is sent as it is, with its job's signal.
+ * many jobs instead of one each. Calls are gathered per customer (a task never mixes customers, so it
+ * waits in its customer's queue). An item that fails fails only its own job, and a job cancelled
+ * meanwhile is answered at once. A lone call (a quiet worker) is sent as it is, with its job's signal.
  */
 class GatheredCalls {
-  private pending: PendingCall[] = [];
+  private pending = new Map<string, PendingCall[]>();
   private scheduled = false;
 
   constructor(
-    private readonly runEach: (inputs: unknown[]) => Promise<unknown[]>,
-    private readonly runOne: (input: unknown, signal?: AbortSignal) => Promise<unknown>,
+    private readonly runItems: (inputs: unknown[], customer: TaskOwner) => Promise<{ outcomes: unknown[]; workMs: number[] }>,
+    private readonly runOne: (input: unknown, signal: AbortSignal | undefined, owner: TaskOwner) => Promise<unknown>,
   ) {}
 
-  run(input: unknown, signal?: AbortSignal): Promise<unknown> {
+  run(input: unknown, signal: AbortSignal | undefined, owner: TaskOwner): Promise<unknown> {
     if (signal?.aborted) return Promise.reject(new PermanentJobError('cancelled'));
     return new Promise((resolve, reject) => {
       const onAbort = () => reject(new PermanentJobError('cancelled'));
@@ -157,25 +422,39 @@ class GatheredCalls {
           signal?.removeEventListener('abort', onAbort);
           settle(value);
         };
-      this.pending.push({ input, signal, resolve: settled(resolve), reject: settled(reject) });
+      const calls = this.pending.get(owner.customerId);
+      const call = { input, signal, owner, resolve: settled(resolve), reject: settled(reject) };
+      if (calls) calls.push(call);
+      else this.pending.set(owner.customerId, [call]);
       if (this.scheduled) return;
       this.scheduled = true;
       setImmediate(() => {
         this.scheduled = false;
-        while (this.pending.length > 0) void this.dispatch(this.pending.splice(0, maxGatheredCalls));
+        const pending = this.pending;
+        this.pending = new Map();
+        for (const calls of pending.values()) {
+          for (let i = 0; i < calls.length; i += maxGatheredCalls) void this.dispatch(calls.slice(i, i + maxGatheredCalls));
+        }
       });
     });
   }
 
   private async dispatch(batch: PendingCall[]): Promise<void> {
     const live = batch.filter((item) => !item.signal?.aborted);
+    if (live.length === 0) return;
     if (live.length === 1) {
       const [item] = live as [PendingCall];
-      return this.runOne(item.input, item.signal).then(item.resolve, item.reject);
+      return this.runOne(item.input, item.signal, item.owner).then(item.resolve, item.reject);
     }
+    const first = live[0] as PendingCall;
+    const customer: TaskOwner = { customerId: first.owner.customerId, weight: first.owner.weight, workMs: 0 };
     try {
-      const outcomes = await this.runEach(live.map((item) => item.input));
+      const { outcomes, workMs } = await this.runItems(
+        live.map((item) => item.input),
+        customer,
+      );
       live.forEach((item, index) => {
+        item.owner.workMs += workMs[index] ?? 0;
         const outcome = outcomes[index] ?? { error: 'evaluation failed: no result' };
         if (isItemError(outcome)) item.reject(new PermanentJobError(outcome.error));
         else item.resolve(outcome);

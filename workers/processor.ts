@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import type { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
-import type { JobContext, RunTask } from '../jobs/context.js';
+import type { JobContext, OwnedRunTask, RunTask, TaskOwner } from '../jobs/context.js';
 import type { JobDefinition, JobTypeHook } from '../jobs/define-job.js';
 import { PermanentJobError } from '../jobs/errors.js';
 import { assertResultFits } from '../jobs/result-limit.js';
@@ -20,7 +20,7 @@ export interface ProcessorDeps {
   redis: Redis;
   cache: InvocationCache;
   substrates: SubstrateDefinitionCache;
-  runTask: RunTask;
+  runTask: OwnedRunTask;
   writer: JobStateWriter;
   logger: Logger;
   hooks: JobLifecycleHook[];
@@ -35,14 +35,16 @@ const errorText = (error: unknown): string => (error instanceof Error ? error.me
  * worker builds tens of thousands of these a second, and the entity manager and logger are built only
  * if the processor asks for them.
  */
-class AttemptContext implements JobContext {
+class AttemptContext implements JobContext, TaskOwner {
   readonly jobId: string;
   readonly customerId: string;
   readonly attemptsMade: number;
   readonly cacheMissed: boolean;
   readonly signal: AbortSignal;
+  workMs = 0;
   private forkedEm: EntityManager | undefined;
   private childLogger: Logger | undefined;
+  private ownedRunTask: RunTask | undefined;
 
   constructor(
     private readonly deps: ProcessorDeps,
@@ -82,8 +84,9 @@ class AttemptContext implements JobContext {
     return this.deps.substrates;
   }
 
-  get runTask() {
-    return this.deps.runTask;
+  /** The pool's runner with this attempt as the owner: its customer's lane, its workMs. */
+  get runTask(): RunTask {
+    return (this.ownedRunTask ??= (task, input, signal) => this.deps.runTask(task, input, signal, this));
   }
 
   async progress(value: number | Record<string, unknown>): Promise<void> {
@@ -159,12 +162,18 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
         state: 'failed',
         error: errorText(error),
         durationMs: performance.now() - started,
+        workMs: ctx.workMs,
         final,
       });
       throw final ? new UnrecoverableError(errorText(error)) : error;
     }
     await deps.writer.complete(jobId, result, attempt, notify);
-    tellHooks(deps, finishedHooks, job, definition.name, jobId, { state: 'completed', result, durationMs: performance.now() - started });
+    tellHooks(deps, finishedHooks, job, definition.name, jobId, {
+      state: 'completed',
+      result,
+      durationMs: performance.now() - started,
+      workMs: ctx.workMs,
+    });
     return result;
   };
 }

@@ -135,7 +135,21 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     for (const worker of workers) worker.cancelJob(message, 'cancelled by the user');
   });
   await heartbeat.start();
-  const removePoolSource = addPoolSource('evaluation', pool);
+  const removePoolSource = addPoolSource('evaluation', {
+    get utilization() {
+      return pool.utilization;
+    },
+    // Tasks wait in the runner's per-customer queue; Piscina's own holds at most a replaced thread's.
+    get queueSize() {
+      return runTask.waiting + pool.queueSize;
+    },
+    get threads() {
+      return pool.threads;
+    },
+    get completed() {
+      return pool.completed;
+    },
+  });
 
   return {
     workers,

@@ -3,6 +3,7 @@
  * Runs in a worker thread with a timeout and memory limits set by the pool.
  */
 import { celToJson, createCelEnvironment } from './cel-environment.js';
+import { runPerItem, type PerItemAnswer, type PerItemRequest } from '../per-item.js';
 
 export interface EvaluateInput {
   expression: string;
@@ -34,13 +35,13 @@ export default function evaluate({ expression, parameters }: EvaluateInput): Eva
 /** One evaluation's outcome when several run in one task. */
 export type Evaluation = EvaluateOutput | { error: string };
 
-/** Several evaluations in one task: one thread round trip for a whole chunk of a batch. */
-export function evaluateMany(inputs: EvaluateInput[]): Evaluation[] {
-  return inputs.map((input) => {
-    try {
-      return evaluate(input);
-    } catch (error) {
-      return { error: error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error) };
-    }
-  });
+/**
+ * Several evaluations in one task: one thread round trip for a whole chunk of a batch (or for the single
+ * evaluations a busy worker starts together). The pool sends a slice request (each item timed on its own,
+ * the thread handed back after a time slice); a bare array runs every item.
+ */
+export function evaluateMany(request: PerItemRequest<EvaluateInput>): PerItemAnswer<EvaluateOutput>;
+export function evaluateMany(request: EvaluateInput[]): Evaluation[];
+export function evaluateMany(request: PerItemRequest<EvaluateInput> | EvaluateInput[]): PerItemAnswer<EvaluateOutput> | Evaluation[] {
+  return Array.isArray(request) ? runPerItem(request, evaluate) : runPerItem(request, evaluate);
 }

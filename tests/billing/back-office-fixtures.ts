@@ -26,6 +26,7 @@ export function jobContext(app: TestApp, orm: Orm, overrides: Partial<JobContext
     cacheMissed: false,
     substrates: new SubstrateDefinitionCache(),
     runTask: () => Promise.reject(new Error('no Piscina pool in this test')),
+    workMs: 0,
     signal: new AbortController().signal,
     progress: async () => undefined,
     ...overrides,

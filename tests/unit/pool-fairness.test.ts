@@ -1,0 +1,166 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TaskOwner } from '../../jobs/context.js';
+import { analyzeTask } from '../../jobs/divide/divide.job.js';
+import { evaluateManyTask, evaluateTask } from '../../jobs/invoke/invoke.job.js';
+import { declaredTasks, jobRegistry } from '../../jobs/registry.js';
+import { createTaskPool, taskRunner } from '../../workers/pools.js';
+import { TenantQueue } from '../../workers/tenant-queue.js';
+
+// The real pool: two threads (as on the machines we run on) and a time limit long enough that a thread's
+// first task, which loads the task module through tsx, fits in it on a busy machine.
+const limitMs = 2500;
+const tasks = declaredTasks(jobRegistry);
+const pool = createTaskPool(tasks, { threads: 2, taskTimeoutMs: limitMs });
+const runTask = taskRunner(pool, limitMs, tasks);
+
+const owner = (customerId: string): TaskOwner => ({ customerId, workMs: 0 });
+const evaluate = (who: TaskOwner, expression: string, parameters: Record<string, unknown> = {}) =>
+  runTask(evaluateTask, { expression, parameters }, undefined, who);
+
+const thousand = Array.from({ length: 1000 }, (_, i) => i);
+/** Runs until the time limit stops it. */
+const runaway = { expression: 'l.map(a, l.map(b, l.map(c, a * b * c).size())).size()', parameters: { l: thousand } };
+/** Catastrophic backtracking for a backtracking engine: 2⁴⁰ paths. */
+const regexAttack = { expression: 's.matches("^(a|a)*$")', parameters: { s: 'a'.repeat(40) + 'b' } };
+/** A legal expression that keeps a thread busy for a while (a few hundred ms here), well within the limit. */
+const slow = { expression: 'l.map(a, l.map(b, a * b).size()).size()', parameters: { l: thousand.slice(0, 300) } };
+/** How long an evaluation runs on a warm thread (the second of two runs), as the pool measures it. */
+async function timeOf(input: { expression: string; parameters: Record<string, unknown> }): Promise<TaskOwner> {
+  await runTask(evaluateTask, input, undefined, owner('probe'));
+  const probe = owner('probe');
+  await runTask(evaluateTask, input, undefined, probe);
+  return probe;
+}
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+beforeAll(async () => {
+  await Promise.all([evaluate(owner('warm-up'), '1'), evaluate(owner('warm-up'), '2')]);
+});
+
+afterAll(async () => {
+  await pool.destroy();
+});
+
+describe('catastrophic regular expressions', () => {
+  it('answer in linear time on the pool threads, and ordinary matches still match', async () => {
+    const attacker = owner('attacker');
+    await expect(runTask(evaluateTask, regexAttack, undefined, attacker)).resolves.toEqual({ value: false });
+    await expect(evaluate(attacker, 's.matches("^(a|a)*$")', { s: 'aaaa' })).resolves.toEqual({ value: true });
+    await expect(evaluate(attacker, 's.matches("^[a-z]+@[a-z]+\\\\.com$")', { s: 'someone@example.com' })).resolves.toEqual({
+      value: true,
+    });
+    // Well under the limit, where a backtracking engine would take hours.
+    expect(attacker.workMs).toBeLessThan(limitMs);
+  });
+});
+
+describe('time limits measure the task, not the queue', () => {
+  it('let a task that waited longer than the limit succeed when its own run is short, charging only its run', async () => {
+    const customer = owner('patient');
+    const blocking = owner('patient'); // the same customer's other jobs
+    // Four runaways, each sent alone (calls made in one event-loop turn would go as one task), hold both
+    // threads for twice the limit; the short task queues behind them in its customer's lane.
+    const blockers: Promise<unknown>[] = [];
+    for (let n = 0; n < 4; n++) {
+      blockers.push(runTask(evaluateTask, runaway, undefined, blocking).catch((error: Error) => error.message));
+      await nextTurn();
+    }
+    const queuedAt = performance.now();
+    const short = runTask(analyzeTask, { expression: 'x * y' }, undefined, customer);
+    await expect(short).resolves.toMatchObject({ variables: ['x', 'y'] });
+    const waited = performance.now() - queuedAt;
+    expect(await Promise.all(blockers)).toEqual(Array(4).fill(`evaluation exceeded the ${limitMs} ms time limit`));
+    expect(waited).toBeGreaterThan(limitMs);
+    expect(customer.workMs).toBeGreaterThan(0);
+    expect(customer.workMs).toBeLessThan(limitMs);
+    // Runaways are charged their thread time too: up to the limit each.
+    expect(blocking.workMs).toBeGreaterThanOrEqual(4 * limitMs);
+  }, 60_000);
+});
+
+describe('batched evaluation', () => {
+  it('times each item on its own: one runaway item fails alone with a named reason, its batch-mates succeed', async () => {
+    const batch = owner('batcher');
+    const good = (n: number) => ({ expression: 'n * 2', parameters: { n } });
+    const inputs = [good(1), good(2), runaway, regexAttack, good(3), { expression: '1 / 0', parameters: {} }, good(4)];
+    const outcomes = await runTask(evaluateManyTask, inputs, undefined, batch);
+    expect(outcomes).toEqual([
+      { value: 2 },
+      { value: 4 },
+      { error: `evaluation exceeded the ${limitMs} ms time limit` },
+      { value: false },
+      { value: 6 },
+      { error: expect.stringMatching(/^evaluation failed: .*division by zero/) },
+      { value: 8 },
+    ]);
+    expect(batch.workMs).toBeGreaterThanOrEqual(limitMs);
+  }, 30_000);
+
+  it('gives items that take longer together than the limit each their own limit', async () => {
+    // Each item takes a fair share of the limit; together they take several limits in one task.
+    const probe = await timeOf(slow);
+    const count = Math.ceil((3 * limitMs) / Math.max(probe.workMs, 50));
+    const outcomes = await runTask(evaluateManyTask, Array(count).fill(slow), undefined, owner('long-batch'));
+    expect(outcomes.filter((outcome) => 'error' in outcome)).toEqual([]);
+  }, 60_000);
+});
+
+describe('customers share the pool', () => {
+  it("keeps a victim's trivial evaluations succeeding while another customer floods the pool with runaways and regex attacks", async () => {
+    const attacker = owner('attacker');
+    const flood = [
+      ...Array.from({ length: 4 }, () => runTask(evaluateTask, runaway, undefined, attacker).catch((error: Error) => error.message)),
+      ...Array.from({ length: 40 }, () => runTask(evaluateTask, regexAttack, undefined, attacker).catch((error: Error) => error.message)),
+      runTask(evaluateManyTask, [runaway, ...Array(200).fill(regexAttack), runaway], undefined, attacker),
+    ];
+    const victim = owner('victim');
+    const answers: unknown[] = [];
+    for (let n = 0; n < 6; n++) answers.push((await evaluate(victim, 'x * y', { x: n, y: 7 })).value);
+    expect(answers).toEqual([0, 7, 14, 21, 28, 35]);
+    const attacked = await Promise.all(flood);
+    expect(attacked.slice(0, 4)).toEqual(Array(4).fill(`evaluation exceeded the ${limitMs} ms time limit`));
+    expect(attacked.slice(4, 44)).toEqual(Array(40).fill({ value: false }));
+    // Its own work, not the victim's, paid for its runaways.
+    expect(victim.workMs).toBeLessThan(limitMs);
+  }, 120_000);
+
+  it('serves waiting tasks round robin across customers', async () => {
+    const onePool = createTaskPool(tasks, { threads: 1, taskTimeoutMs: limitMs });
+    const run = taskRunner(onePool, limitMs, tasks);
+    try {
+      // A new thread loads the task modules through tsx during its first tasks, which may take the limit.
+      await run(analyzeTask, { expression: 'warm' }).catch(() => run(analyzeTask, { expression: 'warm' }));
+      await run(evaluateTask, { expression: '1', parameters: {} });
+      const order: string[] = [];
+      const busy = run(
+        evaluateTask,
+        { expression: 'l.map(a, l.map(b, a * b).size()).size()', parameters: { l: thousand.slice(0, 100) } },
+        undefined,
+        owner('z'),
+      ).catch(() => null);
+      await nextTurn(); // evaluations are sent on the next turn (gathered); from then on it holds the thread
+      const queued = ['a1', 'a2', 'a3', 'a4', 'b1', 'b2', 'c1'].map((label) =>
+        run(analyzeTask, { expression: label }, undefined, owner(label[0] as string)).then(() => order.push(label)),
+      );
+      await Promise.all([busy, ...queued]);
+      expect(order).toEqual(['a1', 'b1', 'c1', 'a2', 'b2', 'a3', 'a4']);
+    } finally {
+      await onePool.destroy();
+    }
+  }, 30_000);
+});
+
+describe('the per-customer queue', () => {
+  it('serves lanes in proportion to their weights, and a customer arriving later before the backlog', () => {
+    const queue = new TenantQueue<string>();
+    for (let n = 1; n <= 8; n++) queue.push('enterprise', 4, `e${n}`);
+    for (let n = 1; n <= 4; n++) queue.push('starter', 1, `s${n}`);
+    const served = Array.from({ length: 5 }, () => queue.shift());
+    expect(served.filter((entry) => entry?.startsWith('e'))).toHaveLength(4);
+    expect(served.filter((entry) => entry?.startsWith('s'))).toHaveLength(1);
+    queue.push('newcomer', 1, 'n1');
+    expect(queue.shift()).toBe('n1');
+    expect(queue.remove('s2')).toBe(true);
+    expect(queue.size).toBe(6);
+  });
+});
