@@ -5,7 +5,7 @@ import { NoisySession } from '../../ops/bench/noisy/session.js';
 import { sizesFromEnv } from '../../ops/bench/noisy/sizes.js';
 import { NoisyStack } from './harness/noisy-stack.js';
 
-const sizes = sizesFromEnv(process.env, { scale: 0.2, windowSeconds: 12 });
+const sizes = sizesFromEnv(process.env, { scale: 0.2, windowSeconds: 12, drainSeconds: 30 });
 
 /**
  * Issue 15: one customer must not be able to fail, stall, starve or fill the platform for the others.

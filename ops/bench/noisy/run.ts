@@ -64,8 +64,6 @@ export interface RunAttackOptions {
   attacker: Customer;
   enterprise: Customer;
   sizes: NoisySizes;
-  /** How long to wait for the platform to go quiet after the attack (default 60 s). */
-  drainTimeoutMs?: number;
 }
 
 export async function runAttack(attack: Attack, options: RunAttackOptions): Promise<AttackReport> {
@@ -95,9 +93,9 @@ export async function runAttack(attack: Attack, options: RunAttackOptions): Prom
   const sample = await measured;
   const delivered = await webhook;
   await outcome.close?.();
-  const drained = await cleanUp(platform, options, outcome, options.drainTimeoutMs ?? 60_000);
-  const finals = await victim.finalStates(sample.calls, 60_000);
-  return summarise(attack, sample, outcome, finals, delivered.ms, mib(usedBefore), drained);
+  const drained = await cleanUp(platform, options, outcome, sizes.drainSeconds * 1000);
+  const finals = await victim.finalStates(sample.calls, sizes.drainSeconds * 1000);
+  return summarise(attack, sample, outcome, finals, delivered, mib(usedBefore), drained, sizes.drainSeconds);
 }
 
 /** Deletes the attacker's schedules, cancels its unfinished jobs and waits for the platform to go quiet. */
@@ -127,10 +125,12 @@ function summarise(
   sample: VictimSample,
   outcome: AttackOutcome,
   finals: Map<string, { state: string; error: string | null }>,
-  webhookMs: number | null,
+  webhook: { ms: number | null; status: number },
   usedBeforeMiB: number,
   drained: boolean,
+  drainSeconds: number,
 ): AttackReport {
+  const webhookMs = webhook.ms;
   const calls = sample.calls;
   const statuses = new Map<number, number>();
   for (const c of calls) statuses.set(c.status, (statuses.get(c.status) ?? 0) + 1);
@@ -151,12 +151,14 @@ function summarise(
   if (failed > 0) problems.push(`${failed} of the victim's ${calls.length} jobs failed (${[...new Set(failures)].slice(0, 3).join('; ')})`);
   if (fiveXx > 0) problems.push(`${fiveXx} of the victim's calls answered 5xx or not at all`);
   if (otherErrors > 0) problems.push(`${otherErrors} of the victim's calls were refused (${[...new Set(failures)].slice(0, 3).join('; ')})`);
-  if (unfinished > 0) problems.push(`${unfinished} of the victim's jobs were not final 60 s after the attack`);
+  if (unfinished > 0) problems.push(`${unfinished} of the victim's jobs were not final ${drainSeconds} s after the attack`);
   const healthFailures = sample.health.filter((h) => h.status !== 200).length;
   if (healthFailures > 0) problems.push(`/health failed ${healthFailures} times`);
   if (sample.redisWriteErrors.length > 0) problems.push(`Redis refused ${sample.redisWriteErrors.length} writes (${sample.redisWriteErrors[0]})`);
   if (webhookMs === null || webhookMs > webhookDeadlineMs)
-    problems.push(`the victim's webhook ${webhookMs === null ? 'never arrived' : `took ${Math.round(webhookMs)} ms`} (due within ${webhookDeadlineMs} ms)`);
+    problems.push(
+      `the victim's webhook ${webhookMs === null ? `never arrived (its submit answered ${webhook.status})` : `took ${Math.round(webhookMs)} ms`} (due within ${webhookDeadlineMs} ms)`,
+    );
   const unclear = outcome.requests.unclear();
   if (unclear.length > 0)
     problems.push(`the attacker got unclear answers: ${unclear.map((s) => `${s}×${outcome.requests.counts[s]} (${outcome.requests.examples[s]})`).join(', ')}`);

@@ -14,7 +14,7 @@ export interface NoisySizes {
   batchEverySeconds: number;
   /** Regex schedules (a starter customer may have 100). */
   schedules: number;
-  /** Substrates in one `POST /substrates/batch` (full: 1,000, ~10.5 MB). */
+  /** Substrates in one `POST /substrates/batch` (1,000, ~10.5 MB, at every scale). */
   substrateBatchItems: number;
   /** Substrate batches sent at once. */
   substrateBatchesInParallel: number;
@@ -31,9 +31,11 @@ export interface NoisySizes {
   hangingEndpoints: number;
   /** The attacker's invokes whose completion is delivered to every hanging endpoint. */
   webhookJobs: number;
+  /** How long to wait after an attack for the attacker's cancelled work to drain, and for the victim's jobs to end. */
+  drainSeconds: number;
 }
 
-export function noisySizes(scale: number, windowSeconds: number): NoisySizes {
+export function noisySizes(scale: number, windowSeconds: number, drainSeconds = 60): NoisySizes {
   const scaled = (full: number, least: number) => Math.max(least, Math.round(full * scale));
   return {
     scale,
@@ -41,7 +43,7 @@ export function noisySizes(scale: number, windowSeconds: number): NoisySizes {
     batchItems: scaled(10_000, 100),
     batchEverySeconds: 10,
     schedules: scaled(100, 2),
-    substrateBatchItems: scaled(1000, 100),
+    substrateBatchItems: 1000,
     substrateBatchesInParallel: 4,
     loginBurst: 20,
     resultCopies: 300,
@@ -50,11 +52,12 @@ export function noisySizes(scale: number, windowSeconds: number): NoisySizes {
     concurrentReads: scaled(3000, 300),
     hangingEndpoints: 50,
     webhookJobs: scaled(20, 4),
+    drainSeconds,
   };
 }
 
-/** NOISY_SCALE and NOISY_WINDOW_SECONDS from the environment, else the given defaults. */
-export function sizesFromEnv(env: NodeJS.ProcessEnv, defaults: { scale: number; windowSeconds: number }): NoisySizes {
+/** NOISY_SCALE, NOISY_WINDOW_SECONDS and NOISY_DRAIN_SECONDS from the environment, else the given defaults. */
+export function sizesFromEnv(env: NodeJS.ProcessEnv, defaults: { scale: number; windowSeconds: number; drainSeconds: number }): NoisySizes {
   const number = (name: string, fallback: number, min: number, max: number) => {
     const raw = env[name];
     if (raw === undefined || raw === '') return fallback;
@@ -62,5 +65,9 @@ export function sizesFromEnv(env: NodeJS.ProcessEnv, defaults: { scale: number; 
     if (!Number.isFinite(value) || value < min || value > max) throw new Error(`${name} must be a number from ${min} to ${max}, got ${raw}`);
     return value;
   };
-  return noisySizes(number('NOISY_SCALE', defaults.scale, 0.01, 10), number('NOISY_WINDOW_SECONDS', defaults.windowSeconds, 5, 3600));
+  return noisySizes(
+    number('NOISY_SCALE', defaults.scale, 0.01, 10),
+    number('NOISY_WINDOW_SECONDS', defaults.windowSeconds, 5, 3600),
+    number('NOISY_DRAIN_SECONDS', defaults.drainSeconds, 1, 3600),
+  );
 }
