@@ -550,7 +550,10 @@ async function main(): Promise<void> {
 
     if (wanted('noisy')) {
       // Last: the attacks leave work behind (webhook retries to endpoints that are gone, substrates).
-      const sizes = sizesFromEnv(process.env, quick ? { scale: 0.2, windowSeconds: 12, drainSeconds: 30 } : { scale: 1, windowSeconds: 45, drainSeconds: 120 });
+      const sizes = sizesFromEnv(
+        process.env,
+        quick ? { scale: 0.2, windowSeconds: 12, drainSeconds: 30 } : { scale: 1, windowSeconds: 45, drainSeconds: 120 },
+      );
       await settlePlatform();
       const unfinishedJobs = async () =>
         Number((await db.query(`select count(*) as n from jobs where state in ('queued', 'delayed', 'active')`)).rows[0].n);

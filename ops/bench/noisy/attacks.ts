@@ -42,7 +42,12 @@ export interface Attack {
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function emptyOutcome(): AttackOutcome {
-  return { requests: new StatusCounts(), jobs: { completed: 0, failed: 0, other: 0, reasons: {} }, leftovers: { jobIds: [], schedules: [] }, notes: {} };
+  return {
+    requests: new StatusCounts(),
+    jobs: { completed: 0, failed: 0, other: 0, reasons: {} },
+    leftovers: { jobIds: [], schedules: [] },
+    notes: {},
+  };
 }
 
 /** Waits until the window is over, checking every `ms`. */
@@ -109,7 +114,12 @@ function batchInvocations(substrateId: string, items: number, parameters: (i: nu
 }
 
 /** Posts a batch every `batchEverySeconds` for the whole window. */
-function batchFlood(name: string, description: string, expression: string, parameters: (round: number, i: number) => Record<string, unknown>): Attack {
+function batchFlood(
+  name: string,
+  description: string,
+  expression: string,
+  parameters: (round: number, i: number) => Record<string, unknown>,
+): Attack {
   return {
     name,
     description,
@@ -162,7 +172,10 @@ export const regexSchedules: Attack = {
         body: {
           name,
           every_ms: ctx.sizes.batchEverySeconds * 1000,
-          job: { type: 'batch', payload: { invocations: batchInvocations(substrateId, ctx.sizes.batchItems, (j) => ({ s: regexInput, n: `${i}-${j}` })) } },
+          job: {
+            type: 'batch',
+            payload: { invocations: batchInvocations(substrateId, ctx.sizes.batchItems, (j) => ({ s: regexInput, n: `${i}-${j}` })) },
+          },
         },
       });
       outcome.requests.add(answer);
@@ -183,10 +196,15 @@ export const regexSchedules: Attack = {
 
 /** `POST /substrates/batch` bodies of ~10.5 KB per substrate: a 2 KB expression and 60 metadata keys. */
 function substrateBatchBody(items: number, tag: string): string {
-  const metadata = (i: number) => Object.fromEntries(Array.from({ length: 60 }, (_, k) => [`key_${k}`, `${tag}-${i}-${k}-`.padEnd(110, 'm')]));
+  const metadata = (i: number) =>
+    Object.fromEntries(Array.from({ length: 60 }, (_, k) => [`key_${k}`, `${tag}-${i}-${k}-`.padEnd(110, 'm')]));
   const expression = (i: number) => `[${Array.from({ length: 400 }, (_, k) => (k * 7 + i) % 1000).join(', ')}].size() + x`;
   return JSON.stringify({
-    substrates: Array.from({ length: items }, (_, i) => ({ expression_type: 'expression', expression: expression(i) + ` + ${tag.length}`, metadata: metadata(i) })),
+    substrates: Array.from({ length: items }, (_, i) => ({
+      expression_type: 'expression',
+      expression: expression(i) + ` + ${tag.length}`,
+      metadata: metadata(i),
+    })),
   });
 }
 
@@ -197,9 +215,13 @@ export const substrateBatches: Attack = {
     const outcome = emptyOutcome();
     let bytes = 0;
     await repeat(ctx, 0, async (round) => {
-      const bodies = Array.from({ length: ctx.sizes.substrateBatchesInParallel }, (_, k) => substrateBatchBody(ctx.sizes.substrateBatchItems, `${salt()}${round}${k}`));
+      const bodies = Array.from({ length: ctx.sizes.substrateBatchesInParallel }, (_, k) =>
+        substrateBatchBody(ctx.sizes.substrateBatchItems, `${salt()}${round}${k}`),
+      );
       bytes = bodies[0]?.length ?? 0;
-      const answers = await Promise.all(bodies.map((rawBody) => call(ctx.api, 'POST', '/substrates/batch', { token: ctx.attacker.key, rawBody })));
+      const answers = await Promise.all(
+        bodies.map((rawBody) => call(ctx.api, 'POST', '/substrates/batch', { token: ctx.attacker.key, rawBody })),
+      );
       for (const answer of answers) outcome.requests.add(answer);
     });
     outcome.notes.body_mb = Math.round(bytes / 1e5) / 10;
@@ -261,7 +283,9 @@ export const enterpriseReads: Attack = {
     let waves = 0;
     await repeat(ctx, 0, async () => {
       const answers = await Promise.all(
-        Array.from({ length: ctx.sizes.concurrentReads }, () => call(ctx.api, 'GET', '/jobs?limit=100', { token: ctx.enterprise.key, timeoutMs: 60_000 })),
+        Array.from({ length: ctx.sizes.concurrentReads }, () =>
+          call(ctx.api, 'GET', '/jobs?limit=100', { token: ctx.enterprise.key, timeoutMs: 60_000 }),
+        ),
       );
       for (const answer of answers) outcome.requests.add(answer);
       waves++;

@@ -53,10 +53,18 @@ export async function call(api: string, method: string, path: string, options: C
 }
 
 /** Like `call`, but any answer other than `expected` throws (for setup steps, which must work). */
-export async function expectCall(api: string, method: string, path: string, expected: number[], options: CallOptions = {}): Promise<Answer> {
+export async function expectCall(
+  api: string,
+  method: string,
+  path: string,
+  expected: number[],
+  options: CallOptions = {},
+): Promise<Answer> {
   const answer = await call(api, method, path, options);
   if (!expected.includes(answer.status)) {
-    throw new Error(`${method} ${path}: expected ${expected.join('/')}, got ${answer.status} ${answer.networkError ?? JSON.stringify(answer.body)}`);
+    throw new Error(
+      `${method} ${path}: expected ${expected.join('/')}, got ${answer.status} ${answer.networkError ?? JSON.stringify(answer.body)}`,
+    );
   }
   return answer;
 }

@@ -150,19 +150,25 @@ function summarise(
   if (calls.length === 0) problems.push('the victim made no call at all during the attack');
   if (failed > 0) problems.push(`${failed} of the victim's ${calls.length} jobs failed (${[...new Set(failures)].slice(0, 3).join('; ')})`);
   if (fiveXx > 0) problems.push(`${fiveXx} of the victim's calls answered 5xx or not at all`);
-  if (otherErrors > 0) problems.push(`${otherErrors} of the victim's calls were refused (${[...new Set(failures)].slice(0, 3).join('; ')})`);
+  if (webhook.status >= 500 || webhook.status === 0) problems.push(`the victim's POST /jobs (webhook probe) answered ${webhook.status}`);
+  if (otherErrors > 0)
+    problems.push(`${otherErrors} of the victim's calls were refused (${[...new Set(failures)].slice(0, 3).join('; ')})`);
   if (unfinished > 0) problems.push(`${unfinished} of the victim's jobs were not final ${drainSeconds} s after the attack`);
   const healthFailures = sample.health.filter((h) => h.status !== 200).length;
   if (healthFailures > 0) problems.push(`/health failed ${healthFailures} times`);
-  if (sample.redisWriteErrors.length > 0) problems.push(`Redis refused ${sample.redisWriteErrors.length} writes (${sample.redisWriteErrors[0]})`);
+  if (sample.redisWriteErrors.length > 0)
+    problems.push(`Redis refused ${sample.redisWriteErrors.length} writes (${sample.redisWriteErrors[0]})`);
   if (webhookMs === null || webhookMs > webhookDeadlineMs)
     problems.push(
       `the victim's webhook ${webhookMs === null ? `never arrived (its submit answered ${webhook.status})` : `took ${Math.round(webhookMs)} ms`} (due within ${webhookDeadlineMs} ms)`,
     );
   const unclear = outcome.requests.unclear();
   if (unclear.length > 0)
-    problems.push(`the attacker got unclear answers: ${unclear.map((s) => `${s}×${outcome.requests.counts[s]} (${outcome.requests.examples[s]})`).join(', ')}`);
-  if (outcome.jobs.reasons['(no reason given)']) problems.push(`${outcome.jobs.reasons['(no reason given)']} of the attacker's jobs failed without a reason`);
+    problems.push(
+      `the attacker got unclear answers: ${unclear.map((s) => `${s}×${outcome.requests.counts[s]} (${outcome.requests.examples[s]})`).join(', ')}`,
+    );
+  if (outcome.jobs.reasons['(no reason given)'])
+    problems.push(`${outcome.jobs.reasons['(no reason given)']} of the attacker's jobs failed without a reason`);
 
   return {
     attack: attack.name,
@@ -186,7 +192,11 @@ function summarise(
       answers: outcome.requests.examples,
       jobs:
         `completed ${outcome.jobs.completed}, failed ${outcome.jobs.failed}, other ${outcome.jobs.other}` +
-        (Object.keys(outcome.jobs.reasons).length > 0 ? `; ${Object.entries(outcome.jobs.reasons).map(([reason, n]) => `${n}× "${reason}"`).join('; ')}` : ''),
+        (Object.keys(outcome.jobs.reasons).length > 0
+          ? `; ${Object.entries(outcome.jobs.reasons)
+              .map(([reason, n]) => `${n}× "${reason}"`)
+              .join('; ')}`
+          : ''),
       notes: outcome.notes,
     },
     drained,
@@ -212,7 +222,9 @@ export function printReports(reports: AttackReport[], print: (line: string) => v
   }));
   console.table(rows);
   for (const r of reports) {
-    print(`${r.attack}: attacker jobs ${r.attacker.jobs}; notes ${JSON.stringify(r.attacker.notes)}; answers ${JSON.stringify(r.attacker.answers)}${r.drained ? '' : '; platform NOT drained afterwards'}`);
+    print(
+      `${r.attack}: attacker jobs ${r.attacker.jobs}; notes ${JSON.stringify(r.attacker.notes)}; answers ${JSON.stringify(r.attacker.answers)}${r.drained ? '' : '; platform NOT drained afterwards'}`,
+    );
     for (const problem of r.problems) print(`  ✗ ${problem}`);
   }
 }

@@ -63,7 +63,13 @@ export async function runNoisy(
       per_attack: Object.fromEntries(
         results.map((r) => [
           r.attack,
-          { wait_p50_ms: r.victim.p50_ms, wait_p99_ms: r.victim.p99_ms, health_p99_ms: r.health.p99_ms, targets: r.targets, problems: r.problems },
+          {
+            wait_p50_ms: r.victim.p50_ms,
+            wait_p99_ms: r.victim.p99_ms,
+            health_p99_ms: r.health.p99_ms,
+            targets: r.targets,
+            problems: r.problems,
+          },
         ]),
       ),
     },

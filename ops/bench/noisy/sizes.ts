@@ -62,7 +62,8 @@ export function sizesFromEnv(env: NodeJS.ProcessEnv, defaults: { scale: number; 
     const raw = env[name];
     if (raw === undefined || raw === '') return fallback;
     const value = Number(raw);
-    if (!Number.isFinite(value) || value < min || value > max) throw new Error(`${name} must be a number from ${min} to ${max}, got ${raw}`);
+    if (!Number.isFinite(value) || value < min || value > max)
+      throw new Error(`${name} must be a number from ${min} to ${max}, got ${raw}`);
     return value;
   };
   return noisySizes(

@@ -130,7 +130,11 @@ export class Victim {
     const submitted = performance.now();
     const answer = await call(this.api, 'POST', '/jobs', {
       token: this.customer.key,
-      body: { type: 'invoke', payload: { substrate_id: this.substrateId, parameters: { x: this.counter++, y: 7 } }, webhook_url: this.receiverUrl },
+      body: {
+        type: 'invoke',
+        payload: { substrate_id: this.substrateId, parameters: { x: this.counter++, y: 7 } },
+        webhook_url: this.receiverUrl,
+      },
     });
     const jobId = answer.body?.id as string | undefined;
     if (!jobId) return { ms: null, status: answer.status };
@@ -174,7 +178,8 @@ export class Victim {
 }
 
 function victimCall(answer: Answer): VictimCall {
-  const error = answer.networkError ?? (answer.status >= 400 ? String(answer.body?.detail ?? answer.body?.title ?? '') : (answer.body?.error ?? null));
+  const error =
+    answer.networkError ?? (answer.status >= 400 ? String(answer.body?.detail ?? answer.body?.title ?? '') : (answer.body?.error ?? null));
   return {
     ms: answer.ms,
     status: answer.status,
