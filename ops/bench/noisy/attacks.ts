@@ -36,6 +36,8 @@ export interface AttackOutcome {
 export interface Attack {
   name: string;
   description: string;
+  /** When the victim's webhook probe is sent, from the attack's start (default 2 s). */
+  probeAfterMs?: number;
   run(ctx: AttackContext): Promise<AttackOutcome>;
 }
 
@@ -318,6 +320,8 @@ async function hangingServers(count: number): Promise<{ urls: string[]; close():
 export const hangingWebhooks: Attack = {
   name: 'hanging-webhooks',
   description: '50 webhook endpoints that never answer, every job of the attacker delivered to each',
+  // Once the attacker's jobs have completed and their deliveries hang.
+  probeAfterMs: 6000,
   async run(ctx) {
     const outcome = emptyOutcome();
     const hanging = await hangingServers(ctx.sizes.hangingEndpoints);
@@ -342,6 +346,17 @@ export const hangingWebhooks: Attack = {
     }
     await untilEnded(ctx);
     await tallyJobs(ctx.api, ctx.attacker, outcome.leftovers.jobIds, outcome);
+    // What the platform recorded for one of the hanging endpoints.
+    const deliveries = webhookIds[0]
+      ? await call(ctx.api, 'GET', `/webhooks/${webhookIds[0]}/deliveries?limit=100`, { token: ctx.attacker.accessToken })
+      : null;
+    const items = (deliveries?.body?.items ?? []) as Array<{
+      state: string;
+      attempts: Array<{ error?: string | null; status?: number | null }>;
+    }>;
+    outcome.notes.first_endpoint_deliveries = items.length;
+    outcome.notes.first_endpoint_attempts = items.reduce((sum, item) => sum + (item.attempts?.length ?? 0), 0);
+    outcome.notes.first_endpoint_example = JSON.stringify(items[0]?.attempts?.[0] ?? null).slice(0, 160);
     outcome.notes.endpoints = webhookIds.length;
     outcome.notes.deliveries_owed = webhookIds.length * ctx.sizes.webhookJobs;
     return outcome;

@@ -82,7 +82,9 @@ export async function runAttack(attack: Attack, options: RunAttackOptions): Prom
   // The victim is measured from the attack's start to its end (the attack returns once its window is over).
   const measured: Promise<VictimSample> = victim.measure(attackRun);
   // The victim's webhook: submitted once the attack is under way, due within 15 s.
-  const webhook = new Promise((resolve) => setTimeout(resolve, 2000)).then(() => victim.webhookProbe(webhookDeadlineMs + 5000));
+  const webhook = new Promise((resolve) => setTimeout(resolve, attack.probeAfterMs ?? 2000)).then(() =>
+    victim.webhookProbe(webhookDeadlineMs + 5000),
+  );
   let outcome: AttackOutcome;
   try {
     outcome = await attackRun;

@@ -51,7 +51,7 @@ export function noisySizes(scale: number, windowSeconds: number, drainSeconds = 
     resultCallsInParallel: 3,
     concurrentReads: scaled(3000, 300),
     hangingEndpoints: 50,
-    webhookJobs: scaled(20, 4),
+    webhookJobs: scaled(20, 10),
     drainSeconds,
   };
 }
