@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['tests/**/*.test.ts'],
-    exclude: ['tests/faults/**', 'node_modules/**'],
+    exclude: ['tests/faults/**', 'tests/noisy/**', 'node_modules/**'],
     globalSetup: ['tests/helpers/global-setup.ts'],
     pool: 'forks',
     testTimeout: 30_000,

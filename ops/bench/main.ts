@@ -6,6 +6,7 @@
  *   npm run bench -- --quick           # smaller N (a smoke run)
  *   npm run bench -- --only=wait-latency,batch-10k
  *   npm run bench -- --only=peers      # queue-drain beside raw BullMQ, graphile-worker and pg-boss
+ *   npm run bench -- --only=noisy      # issue 15's attacks at full size, a victim's latency measured (NOISY_SCALE, NOISY_WINDOW_SECONDS)
  */
 import autocannon from 'autocannon';
 import { Queue, QueueEvents } from 'bullmq';
@@ -21,6 +22,8 @@ import { createQueues, closeQueues } from '../../queue/queues.js';
 import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
 import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
 import { runPeers } from './peers/scenario.js';
+import { runNoisy } from './noisy/scenario.js';
+import { sizesFromEnv } from './noisy/sizes.js';
 import {
   collectGarbage,
   cpuBreakdown,
@@ -100,6 +103,8 @@ async function main(): Promise<void> {
     READY_REQUIRES_WORKER: 'false',
     RATE_LIMIT_REGISTER_PER_MIN: '1000',
     RATE_LIMIT_LOGIN_PER_MIN: '1000',
+    // The noisy scenario's webhook receivers and hanging endpoints are loopback servers.
+    WEBHOOK_ALLOW_PRIVATE: 'true',
   };
   const children: Child[] = [];
   const results: ScenarioResult[] = [];
@@ -541,6 +546,22 @@ async function main(): Promise<void> {
           growth: { api: growth('api_rss_mib'), worker: growth('worker_rss_mib'), redis: growth('redis_used_mib') },
         },
       });
+    }
+
+    if (wanted('noisy')) {
+      // Last: the attacks leave work behind (webhook retries to endpoints that are gone, substrates).
+      const sizes = sizesFromEnv(
+        process.env,
+        quick ? { scale: 0.2, windowSeconds: 12, drainSeconds: 30 } : { scale: 1, windowSeconds: 45, drainSeconds: 120 },
+      );
+      await settlePlatform();
+      const unfinishedJobs = async () =>
+        Number((await db.query(`select count(*) as n from jobs where state in ('queued', 'delayed', 'active')`)).rows[0].n);
+      report(
+        await runNoisy({ api, redis, unfinishedJobs, log: (message) => log(`noisy: ${message}`) }, sizes, (attack) =>
+          console.log(JSON.stringify({ scenario: 'noisy', ...attack, versions })),
+        ),
+      );
     }
 
     await closeQueues(platformQueues);

@@ -17,11 +17,13 @@ export class FaultRedis {
   private constructor(
     readonly port: number,
     private readonly dir: string,
+    private readonly extraArgs: string[] = [],
   ) {}
 
-  static async start(dir: string): Promise<FaultRedis> {
+  /** `extraArgs` go to redis-server as they are (e.g. `['--maxmemory', '256mb']`). */
+  static async start(dir: string, extraArgs: string[] = []): Promise<FaultRedis> {
     fs.mkdirSync(dir, { recursive: true });
-    const redis = new FaultRedis(await freePort(), dir);
+    const redis = new FaultRedis(await freePort(), dir, extraArgs);
     await redis.start();
     return redis;
   }
@@ -55,6 +57,7 @@ export class FaultRedis {
         'noeviction',
         '--daemonize',
         'no',
+        ...this.extraArgs,
       ],
       { stdio: ['ignore', log, log] },
     );
