@@ -2,7 +2,7 @@ import { uuidv7 } from 'uuidv7';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import { insertJobsBulk } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
-import { queueFor } from './queues.js';
+import { groupByQueue } from './queues.js';
 import type { SubmitDeps } from './submit-job.js';
 
 /**
@@ -35,7 +35,7 @@ function parsePayloads(definition: JobDefinition, payloads: unknown[]): unknown[
 
 /**
  * Accepts many jobs of one type at once: one multi-row INSERT per 1,000 rows and, meanwhile, one cache
- * lookup for them, then one BullMQ addBulk — the bulk path for producers that have thousands of jobs in
+ * lookup for them, then one BullMQ addBulk per shard — the bulk path for producers that have thousands of jobs in
  * hand (and the benchmark). Every payload is checked against the job type's schema first, so one bad
  * payload submits nothing. No idempotency keys here. Returns the new ids in order.
  */
@@ -60,13 +60,14 @@ export async function submitJobsBulk(
         chunk.map((payload, i) => ({ id: chunkIds[i], payload })),
       ),
     ]);
-    await queueFor(deps.queues, definition.name).addBulk(
-      chunk.map((payload, i) => ({
-        name: definition.name,
-        data: { customerId, payload, ...(missed[i] ? { cacheMissed: true } : {}) },
-        opts: { jobId: chunkIds[i], attempts: definition.queue.attempts },
-      })),
-    );
+    // One addBulk per shard: a MULTI never spans queues (on a Redis Cluster they live on other slots).
+    const jobs = chunk.map((payload, i) => ({
+      name: definition.name,
+      data: { customerId, payload, ...(missed[i] ? { cacheMissed: true } : {}) },
+      opts: { jobId: chunkIds[i] as string, attempts: definition.queue.attempts },
+    }));
+    const byQueue = groupByQueue(deps.queues, jobs, (job) => ({ type: definition.name, id: job.opts.jobId }));
+    await Promise.all([...byQueue].map(([queue, group]) => queue.addBulk(group)));
     ids.push(...chunkIds);
   }
   return ids;

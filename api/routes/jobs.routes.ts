@@ -5,7 +5,6 @@ import { findJob, listJobs } from '../../db/jobs/find-jobs.js';
 import { cancelJobRow } from '../../db/jobs/job-states.js';
 import { atMost } from '../../jobs/input-limits.js';
 import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
-import { queueFor } from '../../queue/queues.js';
 import { cancelChannel } from '../../lib/channels.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
@@ -94,7 +93,7 @@ export function jobsRoutes(deps: ApiDeps): Router {
     if (!existing) throw notFound(`job ${id}`);
     const cancelled = await cancelJobRow(em, principal.customerId, id);
     if (!cancelled) throw new ProblemError('conflict', `job ${id} is already ${existing.state}`, { state: existing.state });
-    const bullJob = await queueFor(deps.queues, cancelled.type).getJob(cancelled.queueJobId ?? id);
+    const bullJob = await deps.queues.forJob(cancelled.type, id).getJob(cancelled.queueJobId ?? id);
     if (bullJob) {
       // Queued or delayed: take it off the queue. Active (locked): remove fails, so abort the processor.
       await bullJob.remove().catch(() => deps.redis.publish(cancelChannel(deps.config.queuePrefix), bullJob.id as string));
