@@ -28,7 +28,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   const scheduleTicks = createScheduleTickQueue(queueConnection, config.queuePrefix);
   const principals = new PrincipalCache(orm.em.fork(), redis, config.queuePrefix);
   await principals.listen(subscriber);
-  const waiter = new JobWaiter(config.redisUrl, config.queuePrefix);
+  const waiter = new JobWaiter(config.redisUrl, config.queuePrefix, (id) => queues.types().map((type) => queues.forJob(type, id).name));
   const notices = new FinishedJobListener({
     databaseUrl: config.databaseUrl,
     channel: finishedJobsChannel(config.queuePrefix),
