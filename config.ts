@@ -8,6 +8,44 @@ const booleanString = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
+/** The tiers FAIR_WEIGHTS names (db/entities/service-instance.entity.ts's Tier; config.ts imports nothing of ours). */
+const fairTiers = ['starter', 'pro', 'enterprise'] as const;
+export type FairWeights = Record<(typeof fairTiers)[number], number>;
+
+/** `starter=1,pro=4,enterprise=16`: every tier once, each a positive number. */
+const fairWeights = z.string().transform((value, ctx): FairWeights => {
+  const weights: Partial<FairWeights> = {};
+  for (const entry of value.split(',').map((part) => part.trim())) {
+    const [tier, weight, extra] = entry.split('=').map((part) => part.trim());
+    const number = Number(weight);
+    if (
+      !fairTiers.includes(tier as never) ||
+      extra !== undefined ||
+      weight === '' ||
+      !Number.isFinite(number) ||
+      number <= 0 ||
+      number > 1_000_000
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${entry}" is not tier=weight (tiers ${fairTiers.join(', ')}; weight a positive number up to 1,000,000)`,
+      });
+      return z.NEVER;
+    }
+    if (weights[tier as keyof FairWeights] !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `names ${tier} twice` });
+      return z.NEVER;
+    }
+    weights[tier as keyof FairWeights] = number;
+  }
+  const missing = fairTiers.filter((tier) => weights[tier] === undefined);
+  if (missing.length > 0) {
+    ctx.addIssue({ code: 'custom', message: `names no weight for ${missing.join(', ')}` });
+    return z.NEVER;
+  }
+  return weights as FairWeights;
+});
+
 const hexKey = z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (32 bytes)');
 
 /** Every variable Chrysalis reads, with its default. Nothing else reads `process.env`. */
@@ -101,6 +139,14 @@ const envSchema = z.object({
   REQUEST_LOG_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
   /** Longest a recorded request waits before its row is flushed to PostgreSQL, in ms. Default 1000. */
   REQUEST_LOG_FLUSH_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
+  /** Share workers between customers by tier weight, measured in worker time (docs/design/queues-and-storage.md §2). Default true. */
+  FAIR_SHARING: booleanString.default(true),
+  /** Estimated worker time each queue shard releases to BullMQ before further jobs wait in their customer's lane, in ms. Default 50. */
+  FAIR_WINDOW_MS: z.coerce.number().int().min(1).max(600_000).default(50),
+  /** Tier weights of fair sharing: backlogged customers get worker time in these ratios. Default `starter=1,pro=4,enterprise=16`. */
+  FAIR_WEIGHTS: fairWeights.prefault('starter=1,pro=4,enterprise=16'),
+  /** Most released, unfinished jobs of one customer per queue shard (bounds what a customer's large jobs hold in Redis); 0: no cap. Default 256. */
+  FAIR_MAX_RELEASED_PER_CUSTOMER: z.coerce.number().int().min(0).max(1_000_000).default(256),
   /** Where local state lives (embedded PostgreSQL, redis-server, generated secrets). Default `.data`. */
   DATA_DIR: z.string().default('.data'),
 });
@@ -150,6 +196,10 @@ export interface Config {
   escrowDeposits: 'development' | 'none';
   requestLogBufferMax: number;
   requestLogFlushMs: number;
+  fairSharing: boolean;
+  fairWindowMs: number;
+  fairWeights: FairWeights;
+  fairMaxReleasedPerCustomer: number;
   dataDir: string;
 }
 
@@ -257,6 +307,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     escrowDeposits: e.ESCROW_DEPOSITS ?? (e.NODE_ENV === 'production' ? 'none' : 'development'),
     requestLogBufferMax: e.REQUEST_LOG_BUFFER_MAX,
     requestLogFlushMs: e.REQUEST_LOG_FLUSH_MS,
+    fairSharing: e.FAIR_SHARING,
+    fairWindowMs: e.FAIR_WINDOW_MS,
+    fairWeights: e.FAIR_WEIGHTS,
+    fairMaxReleasedPerCustomer: e.FAIR_MAX_RELEASED_PER_CUSTOMER,
     dataDir,
   };
 }

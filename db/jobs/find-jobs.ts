@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord, JobState } from '../entities/job-record.entity.js';
+import { executePrepared } from '../prepared.js';
 import { jobColumns, jobSelectList } from './job-columns.js';
 
 export async function findJob(em: EntityManager, customerId: string, id: string): Promise<JobRecord | null> {
@@ -74,4 +75,22 @@ export async function findJobWebhookTargets(
   const { endpoints, ...job } = row;
   if (endpoints.length === 0 && !job.webhookUrl) return null;
   return { job, endpoints };
+}
+
+/** What a fair-share release needs of a row to add its job to BullMQ (db/jobs' half of queue/fair-share). */
+const releasableProperties = ['id', 'customerId', 'type', 'payload', 'maxAttempts', 'webhookUrl'] as const satisfies ReadonlyArray<
+  keyof JobRecord
+>;
+export type ReleasableJob = Pick<JobRecord, (typeof releasableProperties)[number]>;
+
+const releasableJobs = `select ${jobSelectList(releasableProperties)} from jobs where id = any($1::uuid[]) and state in ('queued', 'delayed')`;
+
+/**
+ * The rows of `ids` that may still be released to BullMQ, in one prepared statement: not started, not
+ * cancelled (a delayed row keeps `delayed` until it starts; fair sharing holds it until it is due).
+ * Ids missing from the answer were cancelled, finished or never stored: their release is skipped.
+ */
+export async function findReleasableJobs(em: EntityManager, ids: readonly string[]): Promise<ReleasableJob[]> {
+  if (ids.length === 0) return [];
+  return executePrepared<ReleasableJob>(em, 'find-releasable-jobs', releasableJobs, [ids]);
 }

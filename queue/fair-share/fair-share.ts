@@ -1,0 +1,183 @@
+import { readFileSync } from 'node:fs';
+import type { Cluster, Redis } from 'ioredis';
+
+/**
+ * Fair sharing of a queue shard between customers (docs/design/queues-and-storage.md §2): the backlog
+ * waits in PostgreSQL, each shard releases a bounded window of estimated work to BullMQ, and what waits
+ * beyond it is held as ids in per-customer lanes, released in virtual-time order (start-time fair
+ * queueing, weighted by tier, charged in measured worker time). The state changes are the Lua scripts
+ * beside this file (KEYS and ARGV in shared.lua's header); this module loads them and types their calls.
+ *
+ * Everything is per shard: `queueKey` is the BullMQ queue's qualified name (`<prefix>:<queue>`, e.g.
+ * `chrysalis:{invoke-3}`, `Queue.qualifiedName`), whose hash tag every key here shares.
+ */
+
+export interface FairShareOptions {
+  /** Estimated worker ms released per shard before jobs are held (FAIR_WINDOW_MS). Default 50. */
+  windowMs?: number;
+  /** Jobs a shard may have in flight whatever the window says (≥ the shard worker's concurrency). Default 2. */
+  minInflight?: number;
+  /** Most released, unfinished jobs per customer and shard (FAIR_MAX_RELEASED_PER_CUSTOMER); 0: no cap. Default 256. */
+  maxReleasedPerCustomer?: number;
+  /** Estimated worker ms of a job of a customer whose cost was never measured here. Default 5. */
+  defaultCostMs?: number;
+  /** Weight of the newest measurement in a customer's cost estimate (EWMA). Default 0.2. */
+  costAlpha?: number;
+  /** Most jobs one call releases, promotes or repairs (bounds a script's run time). Default 1000. */
+  maxPerCall?: number;
+  /** An id released this recently is left alone by relane and reconcile (its BullMQ add may be under way), in ms. Default 10,000. */
+  graceMs?: number;
+  /** The clock, in epoch ms. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** A job entering a shard, after its row is inserted. */
+export interface AdmittedJob {
+  id: string;
+  customerId: string;
+  /** The customer's tier weight (`fairWeight`). */
+  weight: number;
+  /** Order within the customer's lane: 0 (none) first, then 1, 2, … (as BullMQ's priority). Default 0. */
+  priority?: number;
+  /** Submission order within a priority (< 2^32). Default `laneSeq(id)`. */
+  seq?: number;
+  /** When a delayed job becomes due (epoch ms); absent or past: not delayed. */
+  delayUntil?: number;
+  /** What the submitter knows (`QueuedJobHints`) as JSON text, handed back when the job is released. */
+  hints?: string;
+}
+
+/** A job that finished in a shard. */
+export interface FinishedJob {
+  id: string;
+  customerId: string;
+  /** Measured worker time in ms; absent when the job did not run (its row was no longer releasable). */
+  workMs?: number;
+}
+
+/** A held job released now: add it to BullMQ (its payload comes from its row). */
+export interface ReleasedJob {
+  id: string;
+  customerId: string;
+  /** The hints given at admission, JSON text; '' when none. */
+  hints: string;
+}
+
+export interface FairShare {
+  /** Admits a chunk of accepted jobs; returns the ids to add to BullMQ now (the rest are held). */
+  admit(queueKey: string, jobs: readonly AdmittedJob[]): Promise<string[]>;
+  /** Charges finished jobs and releases the next held ones while the window has room (none finished: a tick). */
+  release(queueKey: string, finished: readonly FinishedJob[]): Promise<ReleasedJob[]>;
+  /** Takes a cancelled job out of its lane; false when it was not held (already released, or unknown). */
+  withdraw(queueKey: string, id: string, customerId: string): Promise<boolean>;
+  /** Puts jobs that are in neither BullMQ, a lane nor `delayed` back into their lanes; returns their ids. */
+  relane(queueKey: string, jobs: readonly Omit<AdmittedJob, 'hints'>[]): Promise<string[]>;
+  /** Drops in-flight ids whose BullMQ job is finished or gone and recounts the window; returns how many. */
+  reconcile(queueKey: string): Promise<number>;
+}
+
+/** The Redis keys of a shard's fair sharing, in the scripts' KEYS order (shared.lua). */
+export function fairShareKeys(queueKey: string): string[] {
+  const fair = `${queueKey}:fair:`;
+  return [
+    `${fair}lanes`,
+    `${fair}lane:`,
+    `${fair}inflight`,
+    `${fair}released`,
+    `${fair}cost`,
+    `${fair}meta`,
+    `${fair}delayed`,
+    `${fair}info`,
+    `${fair}vt`,
+    `${fair}weight`,
+    `${fair}count`,
+    `${queueKey}:`,
+  ];
+}
+
+const scripts = ['admit', 'release', 'withdraw', 'relane', 'reconcile'] as const;
+type ScriptName = (typeof scripts)[number];
+type Call = (...keysAndArgs: Array<string | number>) => Promise<unknown>;
+
+const readScript = (name: string) => readFileSync(new URL(`./${name}.lua`, import.meta.url), 'utf8');
+let sources: Record<ScriptName, string> | undefined;
+
+/** Registers the scripts on a client (once) and returns their calls. */
+function commandsOf(redis: Redis | Cluster): Record<ScriptName, Call> {
+  if (!sources) {
+    const shared = readScript('shared');
+    sources = Object.fromEntries(scripts.map((name) => [name, `${shared}\n${readScript(name)}`])) as Record<ScriptName, string>;
+  }
+  const client = redis as unknown as Record<string, Call>;
+  const numberOfKeys = fairShareKeys('').length;
+  const commands = {} as Record<ScriptName, Call>;
+  for (const name of scripts) {
+    const command = `fairShare${name[0]!.toUpperCase()}${name.slice(1)}`;
+    if (typeof client[command] !== 'function') redis.defineCommand(command, { numberOfKeys, lua: sources[name] });
+    commands[name] = (...keysAndArgs) => client[command]!(...keysAndArgs);
+  }
+  return commands;
+}
+
+/** A UUIDv7's creation second: jobs of one priority leave their lane in submission order (ties by id, which sorts by time). */
+export function laneSeq(id: string): number {
+  const millis = Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+  return Number.isFinite(millis) ? Math.floor(millis / 1000) % 2 ** 32 : 0;
+}
+
+const laneScore = (job: Pick<AdmittedJob, 'id' | 'priority' | 'seq'>) =>
+  String((job.priority ?? 0) * 2 ** 32 + (job.seq ?? laneSeq(job.id)));
+
+/** The weight of a tier in `weights` (FAIR_WEIGHTS); 1 for a tier it does not name. */
+export function fairWeight<Tier extends string>(tier: Tier, weights: Partial<Record<Tier, number>>): number {
+  return weights[tier] ?? 1;
+}
+
+export function createFairShare(redis: Redis | Cluster, options: FairShareOptions = {}): FairShare {
+  const commands = commandsOf(redis);
+  const now = options.now ?? Date.now;
+  const settings = [
+    options.windowMs ?? 50,
+    options.minInflight ?? 2,
+    options.maxReleasedPerCustomer ?? 256,
+    options.defaultCostMs ?? 5,
+    options.costAlpha ?? 0.2,
+    options.maxPerCall ?? 1000,
+    options.graceMs ?? 10_000,
+  ];
+  const call = (name: ScriptName, queueKey: string, args: Array<string | number>) =>
+    commands[name](...fairShareKeys(queueKey), now(), ...settings, ...args);
+
+  return {
+    async admit(queueKey, jobs) {
+      if (jobs.length === 0) return [];
+      const args = jobs.flatMap((job) => [
+        job.id,
+        job.customerId,
+        job.weight,
+        laneScore(job),
+        job.delayUntil ?? 0,
+        job.hints === undefined || job.hints === '{}' ? '' : job.hints,
+      ]);
+      return (await call('admit', queueKey, args)) as string[];
+    },
+    async release(queueKey, finished) {
+      const args = finished.flatMap((job) => [job.id, job.customerId, job.workMs ?? '']);
+      const flat = (await call('release', queueKey, args)) as string[];
+      const released: ReleasedJob[] = [];
+      for (let i = 0; i < flat.length; i += 3) released.push({ id: flat[i]!, customerId: flat[i + 1]!, hints: flat[i + 2]! });
+      return released;
+    },
+    async withdraw(queueKey, id, customerId) {
+      return (await call('withdraw', queueKey, [id, customerId])) === 1;
+    },
+    async relane(queueKey, jobs) {
+      if (jobs.length === 0) return [];
+      const args = jobs.flatMap((job) => [job.id, job.customerId, job.weight, laneScore(job), job.delayUntil ?? 0]);
+      return (await call('relane', queueKey, args)) as string[];
+    },
+    async reconcile(queueKey) {
+      return (await call('reconcile', queueKey, [])) as number;
+    },
+  };
+}

@@ -1,0 +1,18 @@
+--[[
+  withdraw: a held or delayed job was cancelled; it leaves its lane (or `delayed`).
+  ARGV[9] id, ARGV[10] customer.
+  Returns 1 when it was held or delayed here, 0 otherwise (released already, or unknown).
+]]
+local id, customer = ARGV[9], ARGV[10]
+local lane = lanePrefix .. customer
+local removed = redis.call('ZREM', lane, id) + redis.call('ZREM', delayedKey, id)
+if removed > 0 then
+  redis.call('HDEL', infoKey, id)
+  local vt = redis.call('ZSCORE', lanesKey, customer)
+  if vt and redis.call('EXISTS', lane) == 0 then
+    redis.call('ZREM', lanesKey, customer)
+    storeLaneless(customer, tonumber(vt))
+  end
+end
+saveMeta()
+return removed > 0 and 1 or 0

@@ -1,0 +1,296 @@
+import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { uuidv7 } from 'uuidv7';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createFairShare, fairShareKeys, fairWeight, laneSeq, type FairShareOptions } from '../../queue/fair-share/fair-share.js';
+import { createRedis } from '../../lib/redis.js';
+
+/** The fair-sharing engine of one shard against real Redis; each test has its own shard (hash tag). */
+let redis: Redis;
+const prefix = `fairtest${process.pid}`;
+const shard = () => `${prefix}:{t-${randomUUID().slice(0, 8)}}`;
+const weights = { starter: 1, pro: 4, enterprise: 16 };
+
+beforeAll(() => {
+  redis = createRedis(inject('redisUrl'));
+});
+
+afterAll(async () => {
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length > 0) await redis.del(...keys);
+  await redis.quit();
+});
+
+/** A fair share with a clock the test moves. */
+function engine(options: FairShareOptions = {}) {
+  const clock = { now: Date.now() };
+  return { fair: createFairShare(redis, { now: () => clock.now, ...options }), clock };
+}
+
+const ids = (count: number) => Array.from({ length: count }, () => uuidv7());
+
+describe('fair sharing of a shard', () => {
+  it("releases customer B's job next while A has 10,000 held", async () => {
+    const { fair } = engine({ windowMs: 10, defaultCostMs: 5 });
+    const key = shard();
+    const backlog = ids(10_000);
+    const releasedNow: string[] = [];
+    for (let start = 0; start < backlog.length; start += 1000) {
+      const chunk = backlog.slice(start, start + 1000).map((id) => ({ id, customerId: 'A', weight: weights.enterprise }));
+      releasedNow.push(...(await fair.admit(key, chunk)));
+    }
+    expect(releasedNow).toEqual(backlog.slice(0, 2));
+
+    const [bJob] = ids(1);
+    expect(await fair.admit(key, [{ id: bJob!, customerId: 'B', weight: weights.starter }])).toEqual([]);
+    const next = await fair.release(key, [{ id: backlog[0]!, customerId: 'A', workMs: 5 }]);
+    expect(next).toEqual([{ id: bJob, customerId: 'B', hints: '' }]);
+    expect(await redis.zcard(`${key}:fair:lane:A`)).toBe(9_998);
+  });
+
+  it('releases a job at once when its customer has no lane and the window has room', async () => {
+    const { fair } = engine();
+    const key = shard();
+    const [id] = ids(1);
+    expect(await fair.admit(key, [{ id: id!, customerId: 'A', weight: 1, hints: '{"notify":true}' }])).toEqual([id]);
+    expect(await redis.zcard(`${key}:fair:lanes`)).toBe(0);
+  });
+
+  it('gives backlogged customers worker time in the ratio of their weights, whatever their jobs cost', async () => {
+    const { fair } = engine({ windowMs: 20, minInflight: 4, defaultCostMs: 2 });
+    const key = shard();
+    // A (pro, 4) runs jobs 4× as costly as C's (starter, 1): A should get 4/5 of the worker time.
+    const cost: Record<string, number> = { A: 4, C: 1 };
+    const initial: string[] = [];
+    const owner = new Map<string, string>();
+    for (const [customerId, weight] of [
+      ['A', weights.pro],
+      ['C', weights.starter],
+    ] as const) {
+      const backlog = ids(3000);
+      for (const id of backlog) owner.set(id, customerId);
+      initial.push(
+        ...(await fair.admit(
+          key,
+          backlog.map((id) => ({ id, customerId, weight })),
+        )),
+      );
+    }
+
+    // Four workers in simulated time, taking released jobs in release order (as BullMQ does).
+    const ready = [...initial];
+    const running: Array<{ id: string; finishAt: number }> = [];
+    const work: Record<string, number> = { A: 0, C: 0 };
+    let now = 0;
+    const startJobs = () => {
+      while (running.length < 4 && ready.length > 0) {
+        const id = ready.shift()!;
+        running.push({ id, finishAt: now + cost[owner.get(id)!]! });
+      }
+    };
+    startJobs();
+    for (let finished = 0; finished < 2500; finished++) {
+      running.sort((a, b) => a.finishAt - b.finishAt);
+      const done = running.shift()!;
+      now = done.finishAt;
+      const customerId = owner.get(done.id)!;
+      if (finished >= 200) work[customerId]! += cost[customerId]!;
+      const next = await fair.release(key, [{ id: done.id, customerId, workMs: cost[customerId] }]);
+      ready.push(...next.map((job) => job.id));
+      startJobs();
+    }
+    expect(await redis.zcard(`${key}:fair:lane:A`)).toBeGreaterThan(0);
+    expect(await redis.zcard(`${key}:fair:lane:C`)).toBeGreaterThan(0);
+    const ratio = work.A! / work.C!;
+    expect(ratio).toBeGreaterThan(4 * 0.8);
+    expect(ratio).toBeLessThan(4 * 1.2);
+  });
+
+  it('is work-conserving: a customer alone gets the whole window', async () => {
+    const { fair } = engine({ windowMs: 50, defaultCostMs: 5, maxReleasedPerCustomer: 0 });
+    const key = shard();
+    const backlog = ids(200);
+    let inFlight = await fair.admit(
+      key,
+      backlog.map((id) => ({ id, customerId: 'A', weight: 1 })),
+    );
+    expect(inFlight).toHaveLength(10);
+    const seen = new Set(inFlight);
+    while (inFlight.length > 0) {
+      const [done, ...rest] = inFlight;
+      const next = await fair.release(key, [{ id: done!, customerId: 'A', workMs: 5 }]);
+      for (const job of next) seen.add(job.id);
+      inFlight = [...rest, ...next.map((job) => job.id)];
+      // Every finished job is replaced while A has a backlog: the window never runs below full.
+      if (seen.size < backlog.length) expect(inFlight).toHaveLength(10);
+    }
+    expect(seen.size).toBe(backlog.length);
+  });
+
+  it('releases every job exactly once when several worker processes release at the same time', async () => {
+    const other = redis.duplicate();
+    const key = shard();
+    const processes = [redis, other].map((client) => createFairShare(client, { windowMs: 8, minInflight: 4, defaultCostMs: 1 }));
+    const backlog = ids(600);
+    const customerOf = new Map(backlog.map((id, i) => [id, i % 3 === 0 ? 'B' : 'A']));
+    const ready = await processes[0]!.admit(
+      key,
+      backlog.map((id) => ({ id, customerId: customerOf.get(id)!, weight: 1 })),
+    );
+    const released = [...ready];
+    // Each process takes released jobs and reports them finished, concurrently with the other.
+    await Promise.all(
+      processes.map(async (fair) => {
+        while (released.length < backlog.length || ready.length > 0) {
+          const id = ready.shift();
+          const next = await fair.release(key, id ? [{ id, customerId: customerOf.get(id)!, workMs: 1 }] : []);
+          for (const job of next) {
+            released.push(job.id);
+            ready.push(job.id);
+          }
+          if (!id && next.length === 0) await new Promise((resolve) => setImmediate(resolve));
+        }
+      }),
+    );
+    await other.quit();
+    expect(released).toHaveLength(backlog.length);
+    expect(new Set(released).size).toBe(backlog.length);
+    expect(await redis.zcard(`${key}:fair:inflight`)).toBe(0);
+    expect(await redis.hget(`${key}:fair:meta`, 'work')).toBe('0');
+  });
+
+  it('caps the released jobs of one customer per shard, and lets another use the room', async () => {
+    const { fair } = engine({ windowMs: 1000, defaultCostMs: 1, maxReleasedPerCustomer: 3 });
+    const key = shard();
+    const released = await fair.admit(
+      key,
+      ids(10).map((id) => ({ id, customerId: 'A', weight: 16 })),
+    );
+    expect(released).toHaveLength(3);
+    const [bJob] = ids(1);
+    expect(await fair.admit(key, [{ id: bJob!, customerId: 'B', weight: 1 }])).toEqual([bJob]);
+    expect(await fair.release(key, [])).toEqual([]);
+    const next = await fair.release(key, [{ id: released[0]!, customerId: 'A', workMs: 1 }]);
+    expect(next.map((job) => job.customerId)).toEqual(['A']);
+  });
+
+  it("orders a customer's held jobs by priority, then submission order", async () => {
+    const { fair } = engine({ windowMs: 1, minInflight: 1, defaultCostMs: 1 });
+    const key = shard();
+    const [blocker, low, none1, high, none2] = ids(5);
+    expect(await fair.admit(key, [{ id: blocker!, customerId: 'A', weight: 1 }])).toEqual([blocker]);
+    await fair.admit(key, [
+      { id: low!, customerId: 'A', weight: 1, priority: 5 },
+      { id: none1!, customerId: 'A', weight: 1 },
+      { id: high!, customerId: 'A', weight: 1, priority: 1 },
+      { id: none2!, customerId: 'A', weight: 1 },
+    ]);
+    const order: string[] = [];
+    let previous = blocker!;
+    for (let i = 0; i < 4; i++) {
+      const [next] = await fair.release(key, [{ id: previous, customerId: 'A', workMs: 1 }]);
+      order.push(next!.id);
+      previous = next!.id;
+    }
+    expect(order).toEqual([none1, none2, high, low]);
+  });
+
+  it('keeps a delayed job until it is due, then releases it through its lane', async () => {
+    const { fair, clock } = engine();
+    const key = shard();
+    const [id] = ids(1);
+    expect(
+      await fair.admit(key, [{ id: id!, customerId: 'A', weight: 1, delayUntil: clock.now + 60_000, hints: '{"notify":true}' }]),
+    ).toEqual([]);
+    expect(await fair.release(key, [])).toEqual([]);
+    clock.now += 59_000;
+    expect(await fair.release(key, [])).toEqual([]);
+    clock.now += 1_001;
+    expect(await fair.release(key, [])).toEqual([{ id, customerId: 'A', hints: '{"notify":true}' }]);
+  });
+
+  it('withdraws a cancelled held job, and not a released one', async () => {
+    const { fair } = engine({ windowMs: 1, minInflight: 1, defaultCostMs: 1 });
+    const key = shard();
+    const [running, held, after] = ids(3);
+    await fair.admit(
+      key,
+      [running, held, after].map((id) => ({ id: id!, customerId: 'A', weight: 1 })),
+    );
+    expect(await fair.withdraw(key, held!, 'A')).toBe(true);
+    expect(await fair.withdraw(key, running!, 'A')).toBe(false);
+    expect(await fair.release(key, [{ id: running!, customerId: 'A', workMs: 1 }])).toEqual([{ id: after, customerId: 'A', hints: '' }]);
+    expect(await fair.withdraw(key, after!, 'A')).toBe(false);
+    expect(await fair.release(key, [{ id: after!, customerId: 'A', workMs: 1 }])).toEqual([]);
+  });
+
+  describe('repair, against the shard queue', () => {
+    const queues: Queue[] = [];
+    /** A BullMQ queue of its own; the shard's fair keys share its qualified name (and hash tag). */
+    const shardQueue = () => {
+      const queue = new Queue(`{t-${randomUUID().slice(0, 8)}}`, { connection: redis.duplicate(), prefix });
+      queues.push(queue);
+      return { queue, key: queue.qualifiedName };
+    };
+    afterAll(async () => {
+      for (const queue of queues) {
+        await queue.obliterate({ force: true });
+        await queue.close();
+      }
+    });
+
+    it('re-lanes what a flush of the fair keys lost, skipping jobs BullMQ holds', async () => {
+      const { fair } = engine({ windowMs: 2, minInflight: 2, defaultCostMs: 1, graceMs: 0 });
+      const { queue, key } = shardQueue();
+      const jobs = ids(6).map((id) => ({ id, customerId: 'A', weight: 1 }));
+      const released = await fair.admit(key, jobs);
+      expect(released).toHaveLength(2);
+      await queue.add('invoke', {}, { jobId: released[0]! });
+
+      const fairKeys = await redis.keys(`${key}:fair:*`);
+      await redis.del(...fairKeys);
+      expect(await fair.release(key, [])).toEqual([]);
+
+      const relaned = await fair.relane(key, jobs);
+      expect(relaned).toEqual(jobs.map((job) => job.id).filter((id) => id !== released[0]));
+      expect(await fair.relane(key, jobs)).toEqual([]);
+      const out = await fair.release(key, []);
+      expect(out.map((job) => job.id)).toEqual(relaned.slice(0, 2));
+    });
+
+    it('reconcile heals an in-flight id whose BullMQ job was never added or is gone', async () => {
+      const { fair, clock } = engine({ windowMs: 2, minInflight: 2, defaultCostMs: 1, graceMs: 1000 });
+      const { queue, key } = shardQueue();
+      const [kept, lost, waiting] = ids(3);
+      expect(
+        await fair.admit(
+          key,
+          [kept!, lost!, waiting!].map((id) => ({ id, customerId: 'B', weight: 1 })),
+        ),
+      ).toEqual([kept, lost]);
+      await queue.add('invoke', {}, { jobId: kept! });
+      // `lost` never reached BullMQ (its worker died between pop and add): the window stays full…
+      expect(await fair.release(key, [])).toEqual([]);
+      // …and within the grace reconcile leaves it alone (its add may be under way).
+      expect(await fair.reconcile(key)).toBe(0);
+      clock.now += 1001;
+      expect(await fair.reconcile(key)).toBe(1);
+      expect(await fair.release(key, [])).toEqual([{ id: waiting, customerId: 'B', hints: '' }]);
+      expect(await redis.zscore(fairShareKeys(key)[2]!, kept!)).not.toBeNull();
+    });
+  });
+});
+
+describe('fair-share helpers', () => {
+  it('orders UUIDv7 ids by their creation second', () => {
+    const id = uuidv7();
+    expect(Math.abs(laneSeq(id) - Math.floor(Date.now() / 1000))).toBeLessThanOrEqual(1);
+    expect(laneSeq('not-a-uuid')).toBe(0);
+  });
+
+  it('weighs a tier by FAIR_WEIGHTS, 1 when unnamed', () => {
+    expect(fairWeight('pro', weights)).toBe(4);
+    expect(fairWeight<string>('unknown', weights)).toBe(1);
+  });
+});

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../config.js';
+
+const services = { DATABASE_URL: 'postgresql://127.0.0.1:5432/unused', REDIS_URL: 'redis://127.0.0.1:6379', DATA_DIR: '.data/test' };
+
+describe('fair-sharing configuration', () => {
+  it('defaults to fair sharing with a 50 ms window and weights starter 1, pro 4, enterprise 16', () => {
+    const config = loadConfig(services);
+    expect(config.fairSharing).toBe(true);
+    expect(config.fairWindowMs).toBe(50);
+    expect(config.fairWeights).toEqual({ starter: 1, pro: 4, enterprise: 16 });
+    expect(config.fairMaxReleasedPerCustomer).toBe(256);
+  });
+
+  it('reads FAIR_WEIGHTS in any order, with spaces and fractions', () => {
+    const config = loadConfig({ ...services, FAIR_WEIGHTS: ' enterprise=8 , starter=0.5,pro=2', FAIR_SHARING: 'false' });
+    expect(config.fairWeights).toEqual({ starter: 0.5, pro: 2, enterprise: 8 });
+    expect(config.fairSharing).toBe(false);
+  });
+
+  it.each([
+    ['starter=1,pro=4', /FAIR_WEIGHTS: names no weight for enterprise/],
+    ['starter=1,pro=4,enterprise=16,pro=2', /FAIR_WEIGHTS: names pro twice/],
+    ['starter=1,pro=0,enterprise=16', /FAIR_WEIGHTS: "pro=0" is not tier=weight/],
+    ['starter=1,pro=x,enterprise=16', /FAIR_WEIGHTS: "pro=x"/],
+    ['starter=1,gold=4,enterprise=16', /FAIR_WEIGHTS: "gold=4"/],
+    ['starter=1,pro=,enterprise=16', /FAIR_WEIGHTS: "pro="/],
+  ])('refuses FAIR_WEIGHTS=%s, naming the variable', (value, message) => {
+    expect(() => loadConfig({ ...services, FAIR_WEIGHTS: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...services, FAIR_WEIGHTS: value })).toThrow(message);
+  });
+
+  it('refuses a window below 1 ms and a negative per-customer cap', () => {
+    expect(() => loadConfig({ ...services, FAIR_WINDOW_MS: '0' })).toThrow(/FAIR_WINDOW_MS/);
+    expect(() => loadConfig({ ...services, FAIR_MAX_RELEASED_PER_CUSTOMER: '-1' })).toThrow(/FAIR_MAX_RELEASED_PER_CUSTOMER/);
+  });
+});
