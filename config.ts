@@ -125,8 +125,18 @@ const envSchema = z.object({
   DATABASE_URL: z.string().url().optional(),
   /** Redis URL. Unset: 127.0.0.1:6379 if it answers, else a local redis-server under DATA_DIR. */
   REDIS_URL: z.string().url().optional(),
-  /** Prefix of every BullMQ key; a hash tag keeps one queue on one Redis Cluster slot. Default `{chrysalis}`. */
-  QUEUE_PREFIX: z.string().min(1).default('{chrysalis}'),
+  /**
+   * Plain prefix of every Redis key (BullMQ's and ours). Default `chrysalis`. No `{`/`}`: each queue name
+   * carries its own hash tag (`chrysalis:{invoke#3}:wait`), and a tag in the prefix would put every queue on one slot.
+   */
+  QUEUE_PREFIX: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[^{}\s]+$/, 'must be plain: no braces (each queue name carries its own hash tag) and no spaces')
+    .default('chrysalis'),
+  /** Queues per sharded job type (invoke, divide, batch): `{invoke#0}` … `{invoke#N-1}`. 1 allowed. Default 16. */
+  QUEUE_SHARDS: z.coerce.number().int().min(1).max(1024).default(16),
   /** HS256 secret for access tokens (≥ 32 characters). Generated into DATA_DIR in development. */
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters'),
   /** Bootstrap admin, created on start when absent. */
@@ -275,6 +285,8 @@ export interface Config {
   databaseUrl: string;
   redisUrl: string;
   queuePrefix: string;
+  /** Queues per sharded job type. */
+  queueShards: number;
   jwtSecret: string;
   adminEmail: string;
   adminPassword: string;
@@ -409,6 +421,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
     queuePrefix: e.QUEUE_PREFIX,
+    queueShards: e.QUEUE_SHARDS,
     jwtSecret: e.JWT_SECRET,
     adminEmail: e.ADMIN_EMAIL.toLowerCase(),
     adminPassword: e.ADMIN_PASSWORD,

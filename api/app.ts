@@ -123,7 +123,7 @@ export function createApp(deps: ApiDeps): Express {
 
   app.use('/api/v1', v1);
   // Operator pages (login, Bull Board) live outside /api/v1 and authenticate by session cookie.
-  app.use(under(['/admin'], adminPagesRoutes(deps, { queues: [...deps.queues.values(), deps.webhookQueue, deps.scheduleTicks] })));
+  app.use(under(['/admin'], adminPagesRoutes(deps, { queues: [...deps.queues.all(), deps.webhookQueue, deps.scheduleTicks] })));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));
   return app;

@@ -9,11 +9,11 @@ import { createOrm } from '../db/orm.js';
 import { createRedis } from '../lib/redis.js';
 import { LeaseSemaphores } from '../lib/lease-semaphore.js';
 import { addCustomerJobsSource, addQueueDepthSource } from '../lib/metrics/catalog.js';
-import { closeQueues, createQueues } from '../queue/queues.js';
+import { createQueues } from '../queue/queues.js';
 import { createScheduleTickQueue } from '../queue/schedules/tick-queue.js';
 import { createJobInserter } from '../queue/submit-job.js';
 import { createAdmission } from '../queue/admission.js';
-import { createWebhookQueue } from '../queue/webhook-queue.js';
+import { createWebhookQueue, webhookQueueType } from '../queue/webhook-queue.js';
 import { closePasswordHasher, usePasswordHasher } from './auth/passwords.js';
 import { PrincipalCache } from './auth/principal.js';
 import type { ApiDeps } from './deps.js';
@@ -28,12 +28,12 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   const redis = createRedis(config.redisUrl, 'commands');
   const queueConnection = createRedis(config.redisUrl, 'blocking');
   const subscriber = createRedis(config.redisUrl, 'blocking');
-  const queues = createQueues(queueConnection, config.queuePrefix);
+  const queues = createQueues(queueConnection, config);
   const webhookQueue = createWebhookQueue(queueConnection, config.queuePrefix);
   const scheduleTicks = createScheduleTickQueue(queueConnection, config.queuePrefix);
   const principals = new PrincipalCache(orm.em.fork(), redis, config.queuePrefix);
   await principals.listen(subscriber);
-  const waiter = new JobWaiter(config.redisUrl, config.queuePrefix);
+  const waiter = new JobWaiter(config.redisUrl, config.queuePrefix, (id) => queues.types().map((type) => queues.forJob(type, id).name));
   const notices = new FinishedJobListener({
     databaseUrl: config.databaseUrl,
     channel: finishedJobsChannel(config.queuePrefix),
@@ -49,7 +49,12 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
     flushIntervalMs: config.requestLogFlushMs,
     maxBuffer: config.requestLogBufferMax,
   }).start();
-  const removeQueueDepthSource = addQueueDepthSource(queueDepthReader([...queues.values(), webhookQueue]));
+  const removeQueueDepthSource = addQueueDepthSource(
+    queueDepthReader([
+      ...queues.types().map((type) => ({ label: type, queues: queues.ofType(type) })),
+      { label: webhookQueueType, queues: [webhookQueue] },
+    ]),
+  );
   const removeCustomerJobsSource = addCustomerJobsSource(customerJobsReader(orm.em.fork()));
   // Under load, lookups gather for up to 1 ms: one HMGET for several requests instead of one each.
   const cache = new InvocationCache(redis, config.queuePrefix, { lookupLingerMs: 1, maxValueBytes: config.invocationCacheMaxBytes });
@@ -82,7 +87,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
       removeCustomerJobsSource();
       await notices.close();
       await waiter.close();
-      await closeQueues(queues);
+      await queues.close();
       await webhookQueue.close();
       await scheduleTicks.close();
       await Promise.all([redis.quit(), queueConnection.quit(), subscriber.quit()]);

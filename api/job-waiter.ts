@@ -2,7 +2,6 @@ import { QueueEvents } from 'bullmq';
 import { EventEmitter } from 'node:events';
 import { finalStates, type JobRecord } from '../db/entities/job-record.entity.js';
 import type { FinishedJobNotice, StoredJob } from '../db/jobs/job-columns.js';
-import { jobRegistry } from '../jobs/registry.js';
 
 export type JobEvent =
   | { jobId: string; event: 'active' | 'waiting' | 'delayed' | 'completed' | 'failed' | 'removed' }
@@ -19,18 +18,25 @@ export const waitPollMs = 1000;
  *
  * `Prefer: wait` listens for the finished-job notices (queue/job-notices.ts: PostgreSQL NOTIFY sent by
  * the worker's final write), which carry the stored row; a waiter also re-reads the row every second,
- * so a lost notice costs a second, not the whole wait. The SSE stream listens to BullMQ's event streams (QueueEvents), opened on its first
- * subscriber: reading every event of every queue costs CPU that an API nobody streams from should not
- * spend. The PostgreSQL row stays the truth.
+ * so a lost notice costs a second, not the whole wait. The SSE stream listens to BullMQ's event streams (QueueEvents), each queue's opened on
+ * the first subscriber to one of its jobs: reading every event of every queue costs CPU (and, with sharded
+ * queues, a blocking connection per queue) that an API nobody streams from should not spend. The PostgreSQL row stays the truth.
  */
 export class JobWaiter {
   private readonly events = new EventEmitter();
   private readonly notices = new EventEmitter();
-  private queueEvents: QueueEvents[] | null = null;
+  /** Open event streams by queue name. */
+  private readonly queueEvents = new Map<string, QueueEvents>();
+  private closed = false;
 
+  /**
+   * @param queuesOfJob the queues a job with this id may be on: one per job type, its shard for the id
+   *   (`queues.types().map((type) => queues.forJob(type, id).name)`); a subscriber does not know the type.
+   */
   constructor(
     private readonly redisUrl: string,
     private readonly prefix: string,
+    private readonly queuesOfJob: (jobId: string) => string[],
   ) {
     this.events.setMaxListeners(0);
     this.notices.setMaxListeners(0);
@@ -61,31 +67,28 @@ export class JobWaiter {
 
   /**
    * Calls `listener` for each BullMQ event of this job until the returned function is called. The
-   * first subscriber opens the event streams, reading from a few seconds back so that nothing between
-   * this call and the first read is missed.
+   * first subscriber to a job of a queue opens that queue's event stream, reading from a few seconds back
+   * so that nothing between this call and the first read is missed.
    */
   subscribe(jobId: string, listener: (event: JobEvent) => void): () => void {
-    this.openEventStreams();
+    for (const name of this.queuesOfJob(jobId)) this.openEventStream(name);
     this.events.on(jobId, listener);
     return () => this.events.off(jobId, listener);
   }
 
-  private openEventStreams(): void {
-    if (this.queueEvents) return;
-    const lastEventId = `${Date.now() - 5000}-0`;
-    this.queueEvents = [...jobRegistry.keys()].map((name) => {
-      const events = new QueueEvents(name, {
-        connection: { url: this.redisUrl, maxRetriesPerRequest: null },
-        prefix: this.prefix,
-        lastEventId,
-      });
-      for (const event of ['active', 'waiting', 'delayed', 'completed', 'failed', 'removed'] as const) {
-        events.on(event, ({ jobId }: { jobId: string }) => this.events.emit(jobId, { jobId, event }));
-      }
-      events.on('progress', ({ jobId, data }) => this.events.emit(jobId, { jobId, event: 'progress', data }));
-      events.on('error', () => undefined);
-      return events;
+  private openEventStream(name: string): void {
+    if (this.closed || this.queueEvents.has(name)) return;
+    const events = new QueueEvents(name, {
+      connection: { url: this.redisUrl, maxRetriesPerRequest: null },
+      prefix: this.prefix,
+      lastEventId: `${Date.now() - 5000}-0`,
     });
+    for (const event of ['active', 'waiting', 'delayed', 'completed', 'failed', 'removed'] as const) {
+      events.on(event, ({ jobId }: { jobId: string }) => this.events.emit(jobId, { jobId, event }));
+    }
+    events.on('progress', ({ jobId, data }) => this.events.emit(jobId, { jobId, event: 'progress', data }));
+    events.on('error', () => undefined);
+    this.queueEvents.set(name, events);
   }
 
   /** Calls `listener` once when the waiter closes (the process is shutting down), so open streams can end. */
@@ -101,7 +104,8 @@ export class JobWaiter {
 
   async close(): Promise<void> {
     this.events.emit(closing);
-    await Promise.all((this.queueEvents ?? []).map((events) => events.close()));
+    this.closed = true;
+    await Promise.all([...this.queueEvents.values()].map((events) => events.close()));
   }
 }
 

@@ -51,20 +51,32 @@ export function countApiCacheLookup(hit: boolean): void {
 }
 
 /** What the depth reader needs of a BullMQ queue. */
-type CountedQueue = Pick<Queue, 'name' | 'getJobCounts'>;
+type CountedQueue = Pick<Queue, 'getJobCounts'>;
+
+/** The queues counted under one `queue` label: a job type's shards (`invoke`: `{invoke#0}` … `{invoke#15}`), or one internal queue. */
+export interface CountedQueueGroup {
+  label: string;
+  queues: CountedQueue[];
+}
 
 /**
- * Reads every queue's job counts for the `chrysalis_queue_jobs` gauge, at most once per `maxAgeMs`
+ * Reads every queue's job counts for the `chrysalis_queue_jobs` gauge, summed per group (a job type's
+ * shards add up to one series: one `getJobCounts` script per queue, never one across queues), at most once per `maxAgeMs`
  * (default 5 s), so frequent scrapes by several Prometheus servers cost Redis one round of reads. A read
  * that takes over 2 s (Redis down: queue connections wait for it forever) leaves the queues out of that scrape.
  */
-export function queueDepthReader(queues: Iterable<CountedQueue>, maxAgeMs = 5000): () => Promise<QueueDepth[]> {
-  const list = [...queues];
+export function queueDepthReader(groups: Iterable<CountedQueueGroup>, maxAgeMs = 5000): () => Promise<QueueDepth[]> {
+  const list = [...groups];
   let cached: { at: number; depths: Promise<QueueDepth[]> } | null = null;
   return () => {
     const now = Date.now();
     if (!cached || now - cached.at > maxAgeMs) {
-      const read = Promise.all(list.map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts(...queueStates) })));
+      const read = Promise.all(
+        list.map(async ({ label, queues }) => ({
+          queue: label,
+          counts: sumCounts(await Promise.all(queues.map((queue) => queue.getJobCounts(...queueStates)))),
+        })),
+      );
       const depths = Promise.race([
         read,
         sleep(2000, undefined, { ref: false }).then(() => Promise.reject(new Error('queue depth read timed out'))),
@@ -100,4 +112,10 @@ export function customerJobsReader(em: EntityManager, maxAgeMs = 5000): () => Pr
     }
     return cached.counts;
   };
+}
+
+function sumCounts(perQueue: Array<Record<string, number>>): QueueDepth['counts'] {
+  const total: QueueDepth['counts'] = {};
+  for (const counts of perQueue) for (const state of queueStates) total[state] = (total[state] ?? 0) + (counts[state] ?? 0);
+  return total;
 }

@@ -37,9 +37,7 @@ export async function checkWorkersConsuming(redis: Redis, queues: JobQueues, pre
 
 /** When the oldest job waiting in any queue was added (BullMQ keeps the oldest at the tail of `wait`). */
 async function oldestWaitingJobTimestamp(queues: JobQueues): Promise<number | null> {
-  const oldest = await Promise.all(
-    [...queues.values()].map(async (queue) => (await queue.getJobs(['wait'], 0, 0, true))[0]?.timestamp ?? null),
-  );
+  const oldest = await Promise.all(queues.all().map(async (queue) => (await queue.getJobs(['wait'], 0, 0, true))[0]?.timestamp ?? null));
   const timestamps = oldest.filter((value): value is number => value !== null);
   return timestamps.length === 0 ? null : Math.min(...timestamps);
 }

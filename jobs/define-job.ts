@@ -9,8 +9,13 @@ export interface QueueDefaults {
   attempts: number;
   /** Exponential backoff base in ms. Default 1000. */
   backoffMs: number;
-  /** Jobs one worker process runs at once on this queue; default WORKER_CONCURRENCY. */
+  /** Jobs one worker process runs at once on this type's queues (divided over its shards); default WORKER_CONCURRENCY. */
   concurrency?: number;
+  /**
+   * The type's jobs are spread over QUEUE_SHARDS queues by id (`{invoke#0}` … `{invoke#15}`), so a Redis
+   * Cluster spreads its traffic over every master: for the hot types. Default false (one queue, `{metering}`).
+   */
+  sharded: boolean;
 }
 
 /**
@@ -93,6 +98,6 @@ export function defineJob<Payload, Result>(
   return {
     ...definition,
     adminOnly: definition.adminOnly ?? false,
-    queue: { attempts: 3, backoffMs: 1000, ...definition.queue },
+    queue: { attempts: 3, backoffMs: 1000, sharded: false, ...definition.queue },
   };
 }

@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { queuedJobRefs } from '../db/jobs/find-jobs.js';
 import { pausedCustomerIds } from '../db/repositories/customer-pauses.js';
-import { queueFor, type JobQueues } from './queues.js';
+import type { JobQueues } from './queues.js';
 
 /**
  * Pausing a customer (POST /admin/customers/:id/pause) quarantines its work without deleting it. The
@@ -75,7 +75,7 @@ const maxPromoted = 10_000;
 export async function releasePausedJobs(em: EntityManager, queues: JobQueues, customerId: string): Promise<number> {
   let promoted = 0;
   for (const ref of await queuedJobRefs(em, customerId, maxPromoted)) {
-    const job = await queueFor(queues, ref.type).getJob(ref.queueJobId ?? ref.id);
+    const job = await queues.forJob(ref.type, ref.id).getJob(ref.queueJobId ?? ref.id);
     if (job && (await job.isDelayed())) {
       await job.promote().catch(() => undefined); // raced with its own delay ending: it is waiting already
       promoted++;

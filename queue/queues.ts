@@ -1,6 +1,10 @@
 import { Queue, type DefaultJobOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
 import { jobRegistry, type JobRegistry } from '../jobs/registry.js';
+import { queueName, shardOf } from './queue-names.js';
+
+export { queueName, shardOf } from './queue-names.js';
 
 /** What the submitter knows that saves a worker work. Absent on jobs the sweeper re-enqueues. */
 export interface QueuedJobHints {
@@ -18,6 +22,8 @@ export interface QueuedJobData extends QueuedJobHints {
   hasWebhookUrl?: boolean;
 }
 
+export type JobQueue = Queue<QueuedJobData>;
+
 /**
  * Redis keeps finished jobs only briefly: PostgreSQL is the record. Completed jobs stay an hour
  * (at most 10,000 per queue), failed ones a day (at most 10,000), enough for Bull Board.
@@ -27,7 +33,28 @@ export const retention: Pick<DefaultJobOptions, 'removeOnComplete' | 'removeOnFa
   removeOnFail: { age: 24 * 3600, count: 10_000 },
 };
 
-export type JobQueues = Map<string, Queue<QueuedJobData>>;
+/** Where the queues live: the plain BullMQ prefix and the shard count of sharded types. */
+export type QueueLayout = Pick<Config, 'queuePrefix' | 'queueShards'>;
+
+/**
+ * The job types' BullMQ queues: one per type and shard (`{invoke#0}` … `{invoke#15}`), one for a type
+ * that is not sharded (`{metering}`). A job's queue follows from its type and id (`forJob`).
+ */
+export interface JobQueues {
+  /** The plain BullMQ prefix they live under. */
+  readonly prefix: string;
+  /** The job types, in registry order. */
+  types(): string[];
+  /** Every queue of a type, shard 0 first (one for a type that is not sharded). Throws for an unknown type. */
+  ofType(type: string): JobQueue[];
+  /** The queue holding job `id` of `type` (its shard: `shardOf(id)`). Throws for an unknown type. */
+  forJob(type: string, id: string): JobQueue;
+  /** Every queue of every type. */
+  all(): JobQueue[];
+  /** Pauses every queue (globally: no worker takes their jobs until resumed). */
+  pause(): Promise<void>;
+  close(): Promise<void>;
+}
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -37,33 +64,77 @@ const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
  */
 export const isRowId = (queueJobId: string | undefined): queueJobId is string => queueJobId !== undefined && uuidPattern.test(queueJobId);
 
-/** One BullMQ queue per job type of `registry` (default: Chrysalis's), sharing one connection. */
-export function createQueues(connection: Redis, prefix: string, registry: JobRegistry = jobRegistry): JobQueues {
-  const queues: JobQueues = new Map();
+/**
+ * One BullMQ queue per job type of `registry` (default: Chrysalis's) and shard — `queueShards` of them for
+ * a type whose definition says `queue.sharded`, one otherwise — all sharing one connection.
+ */
+export function createQueues(connection: Redis, layout: QueueLayout, registry: JobRegistry = jobRegistry): JobQueues {
+  const byType = new Map<string, JobQueue[]>();
   for (const definition of registry.values()) {
-    const queue = new Queue<QueuedJobData>(definition.name, {
-      connection,
-      prefix,
-      defaultJobOptions: {
-        attempts: definition.queue.attempts,
-        backoff: { type: 'exponential', delay: definition.queue.backoffMs },
-        ...retention,
-      },
-    });
-    // A Queue re-emits its connection's errors; with no listener BullMQ prints each one's stack to stderr
-    // (every reconnect attempt while Redis is down). A failed add is what matters, and its caller handles it.
-    queue.on('error', () => undefined);
-    queues.set(definition.name, queue);
+    const shards = definition.queue.sharded ? layout.queueShards : null;
+    const names =
+      shards === null
+        ? [queueName(definition.name, null)]
+        : Array.from({ length: shards }, (_, shard) => queueName(definition.name, shard));
+    byType.set(
+      definition.name,
+      names.map((name) => {
+        const queue = new Queue<QueuedJobData>(name, {
+          connection,
+          prefix: layout.queuePrefix,
+          defaultJobOptions: {
+            attempts: definition.queue.attempts,
+            backoff: { type: 'exponential', delay: definition.queue.backoffMs },
+            ...retention,
+          },
+        });
+        // A Queue re-emits its connection's errors; with no listener BullMQ prints each one's stack to stderr
+        // (every reconnect attempt while Redis is down). A failed add is what matters, and its caller handles it.
+        queue.on('error', () => undefined);
+        return queue;
+      }),
+    );
   }
-  return queues;
+  const ofType = (type: string): JobQueue[] => {
+    const queues = byType.get(type);
+    if (!queues) throw new Error(`no queue for job type "${type}"`);
+    return queues;
+  };
+  const all = () => [...byType.values()].flat();
+  return {
+    prefix: layout.queuePrefix,
+    types: () => [...byType.keys()],
+    ofType,
+    forJob(type, id) {
+      const queues = ofType(type);
+      return queues[shardOf(id, queues.length)] as JobQueue;
+    },
+    all,
+    async pause() {
+      await Promise.all(all().map((queue) => queue.pause()));
+    },
+    async close() {
+      await Promise.all(all().map((queue) => queue.close()));
+    },
+  };
 }
 
-export function queueFor(queues: JobQueues, type: string): Queue<QueuedJobData> {
-  const queue = queues.get(type);
-  if (!queue) throw new Error(`no queue for job type "${type}"`);
-  return queue;
-}
-
-export async function closeQueues(queues: JobQueues): Promise<void> {
-  await Promise.all([...queues.values()].map((queue) => queue.close()));
+/**
+ * Splits jobs by the queue each belongs to (its type's shard for its id), keeping their order within a
+ * queue: one `addBulk` or pipeline per group, never one across queues (on a cluster they are other slots).
+ */
+export function groupByQueue<Item>(
+  queues: JobQueues,
+  items: Iterable<Item>,
+  keyOf: (item: Item) => { type: string; id: string },
+): Map<JobQueue, Item[]> {
+  const groups = new Map<JobQueue, Item[]>();
+  for (const item of items) {
+    const { type, id } = keyOf(item);
+    const queue = queues.forJob(type, id);
+    const group = groups.get(queue);
+    if (group) group.push(item);
+    else groups.set(queue, [item]);
+  }
+  return groups;
 }

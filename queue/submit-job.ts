@@ -7,7 +7,7 @@ import type { StoredJob } from '../db/jobs/job-columns.js';
 import { findJobByIdempotencyKey } from '../db/jobs/find-jobs.js';
 import { insertJob, insertJobs, isJobDurable, releaseIdempotencyKey, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
-import { queueFor, type JobQueues, type QueuedJobHints } from './queues.js';
+import { type JobQueues, type QueuedJobHints } from './queues.js';
 
 /** Idempotency keys name one job for 24 hours. */
 export const idempotencyWindowMs = 24 * 3600 * 1000;
@@ -121,7 +121,7 @@ export async function enqueue(
 ): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    const added = queueFor(deps.queues, job.type).add(
+    const added = deps.queues.forJob(job.type, job.id).add(
       job.type,
       { customerId: job.customerId, payload: job.payload, ...hints, ...(job.webhookUrl ? { hasWebhookUrl: true } : {}) },
       {

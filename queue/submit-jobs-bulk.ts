@@ -4,7 +4,7 @@ import type { JobRecord } from '../db/entities/job-record.entity.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import { insertJobsAllOrNothing, insertJobsBulk, type AllOrNothingRefusal, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
-import { queueFor, type QueuedJobData } from './queues.js';
+import { groupByQueue, type QueuedJobData } from './queues.js';
 import { enqueueTimeoutMs, idempotencyWindowMs, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
 
 /**
@@ -37,7 +37,7 @@ function parsePayloads(definition: JobDefinition, payloads: unknown[]): unknown[
 
 /**
  * Accepts many jobs of one type at once: one multi-row INSERT per 1,000 rows and, meanwhile, one cache
- * lookup for them, then one BullMQ addBulk — the bulk path for producers that have thousands of jobs in
+ * lookup for them, then one BullMQ addBulk per shard — the bulk path for producers that have thousands of jobs in
  * hand (and the benchmark). Every payload is checked against the job type's schema first, so one bad
  * payload submits nothing. No idempotency keys here. Returns the new ids in order.
  */
@@ -62,13 +62,14 @@ export async function submitJobsBulk(
         chunk.map((payload, i) => ({ id: chunkIds[i], payload })),
       ),
     ]);
-    await queueFor(deps.queues, definition.name).addBulk(
-      chunk.map((payload, i) => ({
-        name: definition.name,
-        data: { customerId, payload, ...(missed[i] ? { cacheMissed: true } : {}) },
-        opts: { jobId: chunkIds[i], attempts: definition.queue.attempts },
-      })),
-    );
+    // One addBulk per shard: a MULTI never spans queues (on a Redis Cluster they live on other slots).
+    const jobs = chunk.map((payload, i) => ({
+      name: definition.name,
+      data: { customerId, payload, ...(missed[i] ? { cacheMissed: true } : {}) },
+      opts: { jobId: chunkIds[i] as string, attempts: definition.queue.attempts },
+    }));
+    const byQueue = groupByQueue(deps.queues, jobs, (job) => ({ type: definition.name, id: job.opts.jobId }));
+    await Promise.all([...byQueue].map(([queue, group]) => queue.addBulk(group)));
     ids.push(...chunkIds);
   }
   return ids;
@@ -127,11 +128,9 @@ export async function submitJobList(
   ]);
   if (outcome.kind !== 'inserted') return outcome;
 
-  const byQueue = new Map<string, Array<{ name: string; data: QueuedJobData; opts: JobsOptions }>>();
+  const bulk: Array<{ name: string; data: QueuedJobData; opts: JobsOptions & { jobId: string } }> = [];
   outcome.jobs.forEach(({ job, replayed }, index) => {
     if (replayed) return;
-    const bulk = byQueue.get(job.type) ?? [];
-    byQueue.set(job.type, bulk);
     bulk.push({
       name: job.type,
       data: {
@@ -148,8 +147,9 @@ export async function submitJobList(
       },
     });
   });
+  const byQueue = groupByQueue(deps.queues, bulk, (item) => ({ type: item.name, id: item.opts.jobId }));
   const enqueued = await withinEnqueueTimeout(
-    Promise.all([...byQueue].map(([type, bulk]) => queueFor(deps.queues, type).addBulk(bulk))),
+    Promise.all([...byQueue].map(([queue, items]) => queue.addBulk(items))),
     deps,
     outcome.jobs.length,
   );

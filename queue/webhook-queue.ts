@@ -1,9 +1,16 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { queueName } from './queue-names.js';
 import { retention } from './queues.js';
 
-/** The internal queue deliveries travel on. Not a job type: nobody can POST /jobs to it. */
-export const webhookQueueName = 'webhook-delivery';
+/**
+ * The internal queue deliveries travel on, `{webhook-delivery}`: its own hash tag, not sharded (yet).
+ * Deliveries are network-bound (a delivery waits seconds on a receiver, not Redis), far fewer than jobs,
+ * and per-endpoint and per-customer delivery limits are simplest over one queue; sharding it by delivery
+ * id later is the same change as for the job types. Not a job type: nobody can POST /jobs to it.
+ */
+export const webhookQueueType = 'webhook-delivery';
+export const webhookQueueName = queueName(webhookQueueType, null);
 
 /** What a delivery's BullMQ job carries; the webhook_deliveries row holds the rest. */
 export interface WebhookDeliveryData {

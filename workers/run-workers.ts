@@ -21,7 +21,7 @@ import type { JobLifecycleHook } from './lifecycle.js';
 import { createProcessor } from './processor.js';
 import { PausedCustomers } from '../queue/customer-pauses.js';
 import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
-import { closeQueues, createQueues, isRowId, type QueuedJobData } from '../queue/queues.js';
+import { createQueues, isRowId, type QueuedJobData } from '../queue/queues.js';
 import { Sweeper } from './sweeper.js';
 import { runScheduleTicks } from './schedule-ticks/run-schedule-ticks.js';
 
@@ -66,7 +66,19 @@ function lockSettingsOf(config: Config): { lockDuration: number; stalledInterval
   };
 }
 
-/** Starts one BullMQ worker per job type, all sharing one Piscina pool and one batched state writer. */
+/**
+ * How many jobs one shard's worker runs at once: the type's concurrency divided over its shards, at least
+ * 2 (so one long job never leaves a shard idle). Jobs spread evenly over shards, so the sum behaves like one
+ * worker of the full concurrency.
+ */
+export function shardConcurrency(typeConcurrency: number, shards: number): number {
+  return Math.max(2, Math.ceil(typeConcurrency / shards));
+}
+
+/**
+ * Starts one BullMQ worker per queue (per job type and shard), all sharing one Piscina pool and one batched
+ * state writer.
+ */
 export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const { config, orm, logger, registry = jobRegistry } = deps;
   const redis: Redis = createRedis(config.redisUrl, 'commands');
@@ -86,18 +98,22 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const paused = new PausedCustomers(orm.em.fork(), logger);
   await paused.start();
 
-  const workers = [...registry.values()].map((definition) => {
-    const worker = new Worker<QueuedJobData>(
-      definition.name,
-      createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks, paused }),
-      {
-        connection: createRedis(config.redisUrl, 'blocking'),
-        prefix: config.queuePrefix,
-        concurrency: definition.queue.concurrency ?? config.workerConcurrency,
-        ...lockSettingsOf(config),
-      },
-    );
-    worker.on('error', (error) => logger.error({ err: error, queue: definition.name }, 'worker error'));
+  const queueConnection = createRedis(config.redisUrl, 'blocking');
+  const queues = createQueues(queueConnection, config, registry);
+  const workers = [...registry.values()].flatMap((definition) => {
+    const processor = createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks, paused });
+    const shards = queues.ofType(definition.name);
+    const concurrency = shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length);
+    return shards.map((queue) => startWorker(queue.name, processor, concurrency));
+  });
+  function startWorker(name: string, processor: ReturnType<typeof createProcessor>, concurrency: number): Worker<QueuedJobData> {
+    const worker = new Worker<QueuedJobData>(name, processor, {
+      connection: createRedis(config.redisUrl, 'blocking'),
+      prefix: config.queuePrefix,
+      concurrency,
+      ...lockSettingsOf(config),
+    });
+    worker.on('error', (error) => logger.error({ err: error, queue: name }, 'worker error'));
     held.watch(worker);
     worker.on('failed', (job, error) => {
       // A job that stalled more than maxStalledCount times is failed by BullMQ itself (the next worker to
@@ -110,10 +126,8 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       }
     });
     return worker;
-  });
+  }
 
-  const queueConnection = createRedis(config.redisUrl, 'blocking');
-  const queues = createQueues(queueConnection, config.queuePrefix, registry);
   const sweeper = new Sweeper(
     { orm, redis, queues, prefix: config.queuePrefix, logger },
     {
@@ -166,7 +180,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       await writer.drain();
       await webhooks.close();
       await pool.destroy();
-      await closeQueues(queues);
+      await queues.close();
       await Promise.all([...workers.map((worker) => worker.disconnect()), redis.quit(), subscriber.quit(), queueConnection.quit()]);
       removePoolSource();
       return report;

@@ -12,7 +12,7 @@ import {
   type UnfinishedJob,
 } from '../db/jobs/recovery.js';
 import { enqueue } from '../queue/submit-job.js';
-import { isRowId, type JobQueues } from '../queue/queues.js';
+import { groupByQueue, isRowId, type JobQueues } from '../queue/queues.js';
 
 export interface SweeperOptions {
   /** How often a sweep runs, in ms. Default 15,000. */
@@ -133,11 +133,11 @@ export class Sweeper {
     const barrierAt = Date.now();
     await waitForDurableCommits(em);
     const cutoff = barrierAt - this.trimMarginMs;
-    for (const [type, queue] of this.deps.queues) {
+    for (const queue of this.deps.queues.all()) {
       for (const state of ['completed', 'failed'] as const) {
-        const ids = (
-          await this.deps.redis.zrangebyscore(`${this.deps.prefix}:${type}:${state}`, '-inf', cutoff, 'LIMIT', 0, limitPerQueue)
-        ).filter((id) => isRowId(id));
+        const ids = (await this.deps.redis.zrangebyscore(queue.toKey(state), '-inf', cutoff, 'LIMIT', 0, limitPerQueue)).filter((id) =>
+          isRowId(id),
+        );
         if (ids.length === 0) continue;
         report.checked += ids.length;
         const durable = await finalJobIds(em, ids);
@@ -208,39 +208,52 @@ export class Sweeper {
 
   /** Rows `active` in PostgreSQL whose BullMQ job already completed or failed for good. */
   private async reconcileFinished(em: EntityManager, rows: UnfinishedJob[]): Promise<number> {
-    if (rows.length === 0) return 0;
-    const pipeline = this.deps.redis.pipeline();
-    for (const row of rows) {
-      const base = `${this.deps.prefix}:${row.type}`;
-      const jobId = row.queueJobId ?? row.id;
-      pipeline
-        .zscore(`${base}:completed`, jobId)
-        .zscore(`${base}:failed`, jobId)
-        .hmget(`${base}:${jobId}`, 'returnvalue', 'failedReason', 'attemptsMade');
-    }
-    const results = (await pipeline.exec()) ?? [];
     let reconciled = 0;
-    for (const [index, row] of rows.entries()) {
-      const completed = results[index * 3]?.[1] !== null;
-      const failed = results[index * 3 + 1]?.[1] !== null;
-      if (!completed && !failed) continue;
-      const [returnvalue, failedReason, attemptsMade] = (results[index * 3 + 2]?.[1] ?? []) as Array<string | null>;
-      const changed = await recordLostOutcome(em, {
-        id: row.id,
-        state: completed ? 'completed' : 'failed',
-        result: completed && returnvalue ? JSON.parse(returnvalue) : null,
-        error: completed ? null : (failedReason ?? 'failed'),
-        attemptsMade: Number(attemptsMade ?? 1),
-      });
-      if (changed) reconciled += 1;
+    // One pipeline per queue: its keys share the queue's hash tag, so on a cluster each goes to one slot.
+    for (const [queue, group] of this.byQueue(rows)) {
+      const pipeline = this.deps.redis.pipeline();
+      for (const row of group) {
+        const jobId = row.queueJobId ?? row.id;
+        pipeline
+          .zscore(queue.toKey('completed'), jobId)
+          .zscore(queue.toKey('failed'), jobId)
+          .hmget(queue.toKey(jobId), 'returnvalue', 'failedReason', 'attemptsMade');
+      }
+      const results = (await pipeline.exec()) ?? [];
+      for (const [index, row] of group.entries()) {
+        const completed = results[index * 3]?.[1] !== null;
+        const failed = results[index * 3 + 1]?.[1] !== null;
+        if (!completed && !failed) continue;
+        const [returnvalue, failedReason, attemptsMade] = (results[index * 3 + 2]?.[1] ?? []) as Array<string | null>;
+        const changed = await recordLostOutcome(em, {
+          id: row.id,
+          state: completed ? 'completed' : 'failed',
+          result: completed && returnvalue ? JSON.parse(returnvalue) : null,
+          error: completed ? null : (failedReason ?? 'failed'),
+          attemptsMade: Number(attemptsMade ?? 1),
+        });
+        if (changed) reconciled += 1;
+      }
     }
     return reconciled;
   }
 
   private async missingFromRedis(rows: UnfinishedJob[]): Promise<UnfinishedJob[]> {
-    const pipeline = this.deps.redis.pipeline();
-    for (const row of rows) pipeline.exists(`${this.deps.prefix}:${row.type}:${row.queueJobId ?? row.id}`);
-    const results = (await pipeline.exec()) ?? [];
-    return rows.filter((_, index) => results[index]?.[1] === 0);
+    const missing = new Set<UnfinishedJob>();
+    for (const [queue, group] of this.byQueue(rows)) {
+      const pipeline = this.deps.redis.pipeline();
+      for (const row of group) pipeline.exists(queue.toKey(row.queueJobId ?? row.id));
+      const results = (await pipeline.exec()) ?? [];
+      for (const [index, row] of group.entries()) if (results[index]?.[1] === 0) missing.add(row);
+    }
+    return rows.filter((row) => missing.has(row));
+  }
+
+  /** Rows by the queue their job lives on: their type's shard for the row id (the id every job is enqueued under). */
+  private byQueue(rows: UnfinishedJob[]) {
+    // A row of a type this process does not run (another registry's) is not this sweeper's to check.
+    const types = new Set(this.deps.queues.types());
+    const known = rows.filter((row) => types.has(row.type));
+    return groupByQueue(this.deps.queues, known, (row) => ({ type: row.type, id: row.id }));
   }
 }

@@ -10,7 +10,6 @@ import { atMost } from '../../jobs/input-limits.js';
 import { jobTypeNames } from '../../jobs/registry.js';
 import { cancelChannel, customerPauseChannel } from '../../lib/channels.js';
 import { pauseRefreshMs, releasePausedJobs } from '../../queue/customer-pauses.js';
-import { queueFor } from '../../queue/queues.js';
 import { retryJobs } from '../../queue/retry-jobs.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
@@ -200,7 +199,7 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
         'cancelled by an administrator',
       );
       for (const job of cancelled) {
-        const bullJob = await queueFor(deps.queues, job.type).getJob(job.queueJobId ?? job.id);
+        const bullJob = await deps.queues.forJob(job.type, job.id).getJob(job.queueJobId ?? job.id);
         // Queued or delayed: off the queue. Active (locked): remove fails, so abort the processor.
         if (bullJob) await bullJob.remove().catch(() => deps.redis.publish(cancelChannel(deps.config.queuePrefix), bullJob.id as string));
       }

@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { findJob } from '../../db/jobs/find-jobs.js';
 import { cancelJobRow } from '../../db/jobs/job-states.js';
 import { getJobDefinition } from '../../jobs/registry.js';
-import { queueFor } from '../../queue/queues.js';
 import { cancelChannel } from '../../lib/channels.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
@@ -125,7 +124,7 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
     if (!existing) throw notFound(`job ${id}`);
     const cancelled = await cancelJobRow(em, principal.customerId, id);
     if (!cancelled) throw new ProblemError('conflict', `job ${id} is already ${existing.state}`, { state: existing.state });
-    const bullJob = await queueFor(deps.queues, cancelled.type).getJob(cancelled.queueJobId ?? id);
+    const bullJob = await deps.queues.forJob(cancelled.type, id).getJob(cancelled.queueJobId ?? id);
     if (bullJob) {
       // Queued or delayed: take it off the queue. Active (locked): remove fails, so abort the processor.
       await bullJob.remove().catch(() => deps.redis.publish(cancelChannel(deps.config.queuePrefix), bullJob.id as string));

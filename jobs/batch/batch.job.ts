@@ -69,7 +69,7 @@ export const batchJob = defineJob({
   description: 'Evaluate up to 10,000 invocations; each item succeeds or fails on its own.',
   payload: batchPayloadSchema,
   result: batchResultSchema,
-  queue: { attempts: 5, concurrency: 4 },
+  queue: { attempts: 5, concurrency: 4, sharded: true },
   activeAtStart: true,
   tasks: [evaluateManyTask],
   completionEvents: ['batch.completed'],

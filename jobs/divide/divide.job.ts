@@ -24,6 +24,7 @@ export const divideJob = defineJob({
   description: 'Split a substrate into its 9 Fibonacci dimensions, each carrying its own projection.',
   payload: dividePayloadSchema,
   result: divideResultSchema,
+  queue: { sharded: true },
   tasks: [analyzeTask],
   substrateIds: (payload) => [payload.substrate_id],
   async process(payload, ctx) {

@@ -18,7 +18,7 @@ import { pino } from 'pino';
 import { createOrm, migrate } from '../../db/orm.js';
 import { InvocationCache } from '../../db/invocation-cache.js';
 import { getJobDefinition } from '../../jobs/registry.js';
-import { createQueues, closeQueues } from '../../queue/queues.js';
+import { createQueues } from '../../queue/queues.js';
 import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
 import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
 import { runPeers } from './peers/scenario.js';
@@ -91,12 +91,16 @@ async function main(): Promise<void> {
 
   const redisUrl = process.env.REDIS_URL as string;
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  const prefix = `{bench-${randomBytes(3).toString('hex')}}`;
-  const basePrefix = `${prefix.slice(0, -1)}-base}`;
+  // Plain prefixes, as in production: the platform's queue names carry their own hash tags.
+  const prefix = `bench-${randomBytes(3).toString('hex')}`;
+  const basePrefix = `${prefix}-base`;
+  /** QUEUE_SHARDS from the environment (default 16), so a run can compare shard counts. */
+  const queueShards = Number(process.env.QUEUE_SHARDS ?? 16);
   const platformEnv = {
     DATABASE_URL: databaseUrl,
     REDIS_URL: redisUrl,
     QUEUE_PREFIX: prefix,
+    QUEUE_SHARDS: String(queueShards),
     PORT: String(apiPort),
     LOG_LEVEL: 'warn',
     WORKER_METRICS_PORT: '0',
@@ -114,7 +118,7 @@ async function main(): Promise<void> {
   };
 
   try {
-    log(`platform: API on :${apiPort}, one worker process; database ${database}; prefix ${prefix}`);
+    log(`platform: API on :${apiPort}, one worker process; database ${database}; prefix ${prefix}; ${queueShards} shards`);
     const apiChild = startChild('api/main.ts', platformEnv, 'api');
     const workerChild = startChild('workers/main.ts', platformEnv, 'worker');
     children.push(apiChild, workerChild);
@@ -128,7 +132,8 @@ async function main(): Promise<void> {
     const { key } = await json('POST', '/api-keys', { name: 'bench', service_type: 'compute' }, token);
     const { substrate_id: substrateId } = await json('POST', '/substrates', { expression_type: 'expression', expression: 'x * y' }, key);
 
-    const platformQueues = createQueues(redis, prefix);
+    const platformQueues = createQueues(redis, { queuePrefix: prefix, queueShards });
+    const invokeQueues = platformQueues.ofType('invoke');
     const cpuGroups = {
       api: () => cpuSeconds(apiChild.process.pid),
       worker: () => cpuSeconds(workerChild.process.pid),
@@ -280,15 +285,18 @@ async function main(): Promise<void> {
       };
       await settlePlatform();
       await autocannon({ ...submitOptions, duration: warmUpSeconds });
-      await waitUntil(async () => (await platformQueues.get('invoke')!.getWaitingCount()) === 0, 120_000, 200);
+      await waitUntil(
+        async () => (await Promise.all(invokeQueues.map((queue) => queue.getWaitingCount()))).every((count) => count === 0),
+        120_000,
+        200,
+      );
       const since = new Date();
       // Like the baseline (which has no consumer), the API takes the load alone: the invoke queue is
       // paused while autocannon runs, then resumed and drained.
-      const invokeQueue = platformQueues.get('invoke')!;
-      await invokeQueue.pause();
+      await Promise.all(invokeQueues.map((queue) => queue.pause()));
       const { result: platformRun, cpu } = await cpuBreakdown(cpuGroups, () => autocannon({ ...submitOptions, duration }));
       const accepted = platformRun['2xx'];
-      await invokeQueue.resume();
+      await Promise.all(invokeQueues.map((queue) => queue.resume()));
       const drainStarted = performance.now();
       await waitUntil(async () => (await countFinished(since)) >= accepted, 600_000, 200);
       const drainSeconds = (performance.now() - drainStarted) / 1000;
@@ -564,11 +572,11 @@ async function main(): Promise<void> {
       );
     }
 
-    await closeQueues(platformQueues);
+    await platformQueues.close();
   } finally {
     for (const child of children.reverse()) await child.stop();
     // Leave the shared Redis as we found it: every key under this run's prefixes goes.
-    for (const pattern of [`${prefix}*`, `${basePrefix}*`]) {
+    for (const pattern of [`${prefix}:*`, `${basePrefix}:*`]) {
       for await (const keys of redis.scanStream({ match: pattern, count: 1000 }) as AsyncIterable<string[]>) {
         if (keys.length > 0) await redis.unlink(...keys);
       }

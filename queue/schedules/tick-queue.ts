@@ -1,12 +1,14 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { queueName } from '../queue-names.js';
 
 /**
  * The internal queue of schedule ticks. BullMQ job schedulers are the clock: each fires a small tick job
  * here naming the schedule, and the tick processor submits the run as an ordinary job (a UUIDv7 row first,
- * the same id in BullMQ). Not a job type: nobody can POST /jobs to it.
+ * the same id in BullMQ). Its own hash tag, `{schedule-tick}`; one queue (ticks are few). Not a job type:
+ * nobody can POST /jobs to it.
  */
-export const scheduleTickQueueName = 'schedule-tick';
+export const scheduleTickQueueName = queueName('schedule-tick', null);
 
 /** Which schedule a tick is for; the schedule's definition is read from PostgreSQL when it fires. */
 export type ScheduleTickData = { kind: 'customer'; customerId: string; name: string } | { kind: 'platform'; type: string };

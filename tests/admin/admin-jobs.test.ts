@@ -3,7 +3,6 @@ import { expectProblem } from '../auth/expect-problem.js';
 import { loginAdmin } from '../helpers/accounts.js';
 import { waitFor } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';
-import { queueFor } from '../../queue/queues.js';
 
 /** The operators' job tools (SPEC §9, issue 19): search across customers, bulk retry and cancel, pause, audit. */
 const suite = useTestApp({ workers: true, users: 2 });
@@ -145,12 +144,11 @@ describe('pausing a customer', () => {
     expect(paused.status, paused.text).toBe(200);
     expect(paused.body).toMatchObject({ customer_id: customers.a, paused: true, paused_at: expect.any(String) });
     // Workers read the paused set every 2 s: wait until a job of A is set aside rather than run.
-    const queue = queueFor(suite.app.deps.queues, 'invoke');
     const job = await waitFor(
       async () => {
         const submitted = await invoke(tokens.a, substrates.a, {}, {});
         const setAside = await waitFor(async () => {
-          const bull = await queue.getJob(submitted.id);
+          const bull = await suite.app.deps.queues.forJob('invoke', submitted.id).getJob(submitted.id);
           const row = await suite.request('GET', `/api/v1/jobs/${submitted.id}`, { token: tokens.a });
           if (row.body.state === 'completed') return 'ran';
           return bull && (await bull.isDelayed()) ? 'set aside' : null;

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient } from '../helpers/http.js';
+import { everyQueue } from '../helpers/queues.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp;
@@ -63,9 +64,15 @@ describe('admin login and Bull Board', () => {
     expect(board.text).toMatch(/__UI_CONFIG__/);
     const queues = await request('GET', '/admin/queues/api/queues', { headers: { cookie: `chrysalis_admin=${sessionCookie(response)}` } });
     expect(queues.status).toBe(200);
-    expect(queues.body.queues.map((queue: { name: string }) => queue.name).sort()).toEqual(
-      [...app.deps.queues.keys(), app.deps.webhookQueue.name, app.deps.scheduleTicks.name].sort(),
+    const listed = queues.body.queues.map((queue: { name: string }) => queue.name).sort();
+    expect(listed).toEqual(
+      everyQueue(app.deps)
+        .map((queue) => queue.name)
+        .sort(),
     );
+    // Every shard of a sharded type is listed, each under its own hash tag; the others once.
+    const shards = Array.from({ length: app.config.queueShards }, (_, shard) => `{invoke#${shard}}`);
+    expect(listed).toEqual(expect.arrayContaining([...shards, '{metering}', '{webhook-delivery}', '{schedule-tick}']));
   });
 
   it('re-renders the form with 401 for a wrong password', async () => {

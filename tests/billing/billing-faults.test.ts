@@ -14,7 +14,7 @@ import { RetryLaterError } from '../../jobs/errors.js';
 import { JobStateWriter } from '../../workers/job-state-writer.js';
 import { finishedJobsChannel } from '../../queue/job-notices.js';
 import { createProcessor } from '../../workers/processor.js';
-import type { QueuedJobData } from '../../queue/queues.js';
+import { queueName, type QueuedJobData } from '../../queue/queues.js';
 import { systemCustomerId } from '../../queue/schedules/platform-schedules.js';
 import { waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
@@ -199,7 +199,7 @@ describe('a crash between the ledger commit and the job acknowledgement', () => 
     const logger = pino({ level: 'silent' });
     const writer = new JobStateWriter(orm.em.fork(), logger, finishedJobsChannel(app.config.queuePrefix));
     const worker = new Worker<QueuedJobData>(
-      'billing',
+      queueName('billing', null),
       createProcessor(definition, {
         config: app.config,
         orm,
@@ -221,7 +221,7 @@ describe('a crash between the ledger commit and the job acknowledgement', () => 
         [jobId, systemCustomerId],
       );
       await app.deps.queues
-        .get('billing')!
+        .forJob('billing', jobId)
         .add('billing', { customerId: systemCustomerId, payload: {} }, { jobId, attempts: 3, backoff: { type: 'fixed', delay: 50 } });
       const row = await waitFor(async () => {
         const [job] = await app.sql<{ state: string; attempts_made: number; result: BillingResult | null }>(

@@ -6,6 +6,7 @@ import { createRedis } from '../../lib/redis.js';
 import { platformSchedules, systemCustomerId, upsertPlatformSchedules } from '../../queue/schedules/platform-schedules.js';
 import { createScheduleTickQueue, type ScheduleTickQueue } from '../../queue/schedules/tick-queue.js';
 import { waitFor } from '../helpers/http.js';
+import { bullJob } from '../helpers/queues.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp;
@@ -116,7 +117,7 @@ describe('platform schedules', () => {
     for (const row of rows) {
       expect(row).toMatchObject({ customer_id: systemCustomerId, schedule_name: `platform:${row.type}` });
       expect(row.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-/);
-      expect(await app.deps.queues.get(row.type)!.getJob(row.id), 'the same id in BullMQ').toBeDefined();
+      expect(await bullJob(app.deps.queues, row.type, row.id), 'the same id in BullMQ').toBeDefined();
     }
     const workers = await app.startWorkers();
     await workers.requestLog.flush();

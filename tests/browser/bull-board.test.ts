@@ -6,6 +6,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
+import { everyQueue } from '../helpers/queues.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 const chromiumPath = '/usr/bin/chromium';
@@ -26,6 +27,8 @@ let alice: TestUser;
 let browser: Browser;
 let page: Page;
 let failedJobId: string;
+/** The failed job's shard, as Bull Board's links spell it (`%7Binvoke%233%7D`). */
+const failedQueue = () => encodeURIComponent(app.deps.queues.forJob('invoke', failedJobId).name);
 /** Requests for anything but this app (aborted, never sent), and console errors, since the last `watchPage()`. */
 let offsite: string[] = [];
 let consoleErrors: string[] = [];
@@ -140,7 +143,7 @@ describe('Bull Board in a real browser', () => {
     expect(await logIn('admin@example.test', 'admin-password-123')).toBe(303);
     await page.waitForURL('**/admin/queues');
     const sidebar = page.locator('aside');
-    for (const queue of [...app.deps.queues.keys(), app.deps.webhookQueue.name, app.deps.scheduleTicks.name])
+    for (const queue of everyQueue(app.deps).map(({ name }) => name))
       await sidebar.getByRole('link', { name: queue, exact: true }).waitFor();
     await page.getByText('FAILED', { exact: true }).first().waitFor();
     await shot('03-queues');
@@ -150,9 +153,9 @@ describe('Bull Board in a real browser', () => {
     watchPage();
     await page.goto('/admin/queues');
     await page.getByText('FAILED', { exact: true }).first().waitFor();
-    await page.goto('/admin/queues/queue/invoke?status=failed');
-    await page.locator(`a[href*="/queue/invoke/${failedJobId}"]`).waitFor();
-    await page.goto(`/admin/queues/queue/invoke/${failedJobId}?status=failed`);
+    await page.goto(`/admin/queues/queue/${failedQueue()}?status=failed`);
+    await page.locator(`a[href*="/queue/${failedQueue()}/${failedJobId}"]`).waitFor();
+    await page.goto(`/admin/queues/queue/${failedQueue()}/${failedJobId}?status=failed`);
     await page.getByText(/substrate 0x[0-9a-f]{16} not found/).waitFor();
     await page.waitForLoadState('networkidle');
     expect(offsite).toEqual([]);
@@ -177,7 +180,7 @@ describe('Bull Board in a real browser', () => {
     await page.goto('/admin/queues');
     await page.getByText('FAILED', { exact: true }).first().waitFor();
     expect(await unlabelled()).toEqual([]);
-    await page.goto(`/admin/queues/queue/invoke/${failedJobId}?status=failed`);
+    await page.goto(`/admin/queues/queue/${failedQueue()}/${failedJobId}?status=failed`);
     await page.getByText(/substrate 0x[0-9a-f]{16} not found/).waitFor();
     expect(await unlabelled()).toEqual([]);
     await page.locator('main').getByRole('button', { name: 'Retry', exact: true }).first().waitFor();
@@ -186,7 +189,7 @@ describe('Bull Board in a real browser', () => {
   it('opens the failed job, retries it, and the job completes', async () => {
     await page.locator('aside').getByRole('link', { name: 'invoke', exact: true }).click();
     await page.locator('main a[href*="status=failed"]').first().click();
-    await page.locator(`a[href*="/queue/invoke/${failedJobId}"]`).click();
+    await page.locator(`a[href*="/queue/${failedQueue()}/${failedJobId}"]`).click();
     await page.getByText(/substrate 0x[0-9a-f]{16} not found/).waitFor();
     await shot('04-failed-job');
 
@@ -211,7 +214,7 @@ describe('Bull Board in a real browser', () => {
     expect(completed).toMatchObject({ state: 'completed', attempts_made: 2, result: { substrate_id: substrateId, result: 42 } });
     expect(completed.error).toBeUndefined();
 
-    await page.goto(`/admin/queues/queue/invoke/${failedJobId}?status=completed`);
+    await page.goto(`/admin/queues/queue/${failedQueue()}/${failedJobId}?status=completed`);
     await page.getByText('attempt #2').waitFor();
     await page.getByText('Finished at').waitFor();
     await page.getByText('returnValue').waitFor();

@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queueFor } from '../../queue/queues.js';
 import type { TestUser } from '../helpers/accounts.js';
 import { waitFor } from '../helpers/http.js';
+import { bullJob } from '../helpers/queues.js';
 import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 
@@ -176,7 +176,7 @@ describe('the chrysalis CLI against a running instance', () => {
     const tail = start(['events', accepted.id, '--json']);
     await waitFor(async () => tail.stdout().includes('"delayed"'), 20_000);
     // The job runs now rather than in an hour, while the CLI is following it.
-    await (await queueFor(suite.app.deps.queues, 'invoke').getJob(accepted.id))!.promote();
+    await (await bullJob(suite.app.deps.queues, 'invoke', accepted.id))!.promote();
     const run = await tail.done;
     expect(run.code, run.stderr).toBe(0);
     const events = run.stdout

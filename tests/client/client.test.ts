@@ -17,9 +17,6 @@ beforeAll(async () => {
   substrateId = await createExpressionSubstrate(suite.request, a.accessToken, 'x * y');
 });
 
-/** The routes SPEC §9 adds that this API may not serve yet: their calls answer 404 "no route for …". */
-const isMissingRoute = (error: unknown) => error instanceof ChrysalisProblem && error.status === 404 && /^no route for/.test(error.detail);
-
 /** A fetch that answers from a script (no server), recording each request. */
 function scriptedFetch(answers: Array<(request: Request) => Response>) {
   const requests: Request[] = [];

@@ -3,6 +3,7 @@ import { expectProblem } from '../auth/expect-problem.js';
 import type { TestUser } from '../helpers/accounts.js';
 import type { httpClient } from '../helpers/http.js';
 import { waitFor } from '../helpers/http.js';
+import { bullJob } from '../helpers/queues.js';
 import { openSse } from '../helpers/sse.js';
 import type { TestApp } from '../helpers/test-app.js';
 import { useTestApp } from '../helpers/suite.js';
@@ -46,12 +47,12 @@ describe('GET /jobs/:id/events', () => {
     expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
     expect(await stream.next()).toEqual({ event: 'state', id: undefined, data: { id, state: 'delayed', progress: 0 } });
 
-    const bullJob = await app.deps.queues.get('invoke')!.getJob(id);
+    const queued = await bullJob(app.deps.queues, 'invoke', id);
     // The same call a processor's ctx.progress makes.
-    await bullJob!.updateProgress(40);
+    await queued!.updateProgress(40);
     expect(await stream.next()).toEqual({ event: 'progress', id: undefined, data: { id, state: 'delayed', progress: 40 } });
 
-    await bullJob!.promote();
+    await queued!.promote();
     const rest = await stream.rest();
     expect(rest.map((event) => `${event.event}:${event.data.state}`)).toEqual(['state:queued', 'state:active', 'state:completed']);
     const final = rest.at(-1)!;
@@ -105,7 +106,7 @@ describe('GET /jobs/:id/events', () => {
     ).body.id;
     const stream = await openSse(eventsUrl(id), { token: alice.accessToken });
     expect((await stream.next())?.data.state).toBe('delayed');
-    await (await app.deps.queues.get('invoke')!.getJob(id))!.promote();
+    await (await bullJob(app.deps.queues, 'invoke', id))!.promote();
     const final = (await stream.rest()).at(-1)!;
     expect(final.data).toMatchObject({ id, state: 'failed', error: expect.stringMatching(/finite|division/) });
   });

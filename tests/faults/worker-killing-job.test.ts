@@ -55,10 +55,7 @@ describe('a job that kills its worker every time', () => {
       const bystanderIds = bystanders.map((r) => r.body.id as string);
       const [row] = await stack.waitUntilFinal([killerId], 60_000);
       await stack.waitUntilFinal(bystanderIds, 60_000);
-      const bullState = await waitFor(
-        async () => ((await stack.inspector.zscore(`${stack.prefix}:invoke:failed`, killerId)) !== null ? 'failed' : null),
-        10_000,
-      );
+      const bullState = await waitFor(async () => ((await stack.bullFailed('invoke', killerId)) ? 'failed' : null), 10_000);
       const starts = Number(await stack.inspector.hget(jobKey, 'ats'));
       const counts = await tally(stack, [killerId, ...bystanderIds], (r) => (r.id === killerId ? undefined : 5));
       report('job that kills its worker every time', counts, { 'workers killed': maxStalledCount + 1, 'BullMQ starts': starts });

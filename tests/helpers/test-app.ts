@@ -62,7 +62,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     DATA_DIR: '.data/test',
     DATABASE_URL: withDatabase(adminUrl, database),
     REDIS_URL: inject('redisUrl'),
-    QUEUE_PREFIX: `{t-${suffix}}`,
+    QUEUE_PREFIX: `t-${suffix}`,
     ADMIN_EMAIL: 'admin@example.test',
     ADMIN_PASSWORD: 'admin-password-123',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
@@ -122,7 +122,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
       await deps.close();
       await pool.end();
       const redis = createRedis(config.redisUrl);
-      const keys = await redis.keys(`${config.queuePrefix}*`);
+      const keys = await redis.keys(`${config.queuePrefix}:*`);
       for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
       await redis.quit();
       const cleanup = new pg.Client({ connectionString: adminUrl });

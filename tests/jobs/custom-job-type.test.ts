@@ -6,7 +6,7 @@ import { defineJob } from '../../jobs/define-job.js';
 import { defineTask } from '../../jobs/define-task.js';
 import { withJobTypes } from '../../jobs/registry.js';
 import { createRedis } from '../../lib/redis.js';
-import { closeQueues, createQueues, type JobQueues } from '../../queue/queues.js';
+import { createQueues, type JobQueues } from '../../queue/queues.js';
 import { platformSchedules } from '../../queue/schedules/platform-schedules.js';
 import { submitJob } from '../../queue/submit-job.js';
 import { runWorkers, type RunningWorkers } from '../../workers/run-workers.js';
@@ -28,12 +28,12 @@ beforeAll(async () => {
   orm = await createOrm(suite.app.config.databaseUrl);
   workers = await runWorkers({ config: suite.app.config, orm, logger: suite.app.deps.logger, registry });
   queueConnection = connection();
-  queues = createQueues(queueConnection, suite.app.config.queuePrefix, registry);
+  queues = createQueues(queueConnection, suite.app.config, registry);
 });
 
 afterAll(async () => {
   await workers?.close();
-  await closeQueues(queues);
+  await queues.close();
   await queueConnection?.quit();
   await orm?.close();
 });

@@ -31,7 +31,7 @@ describe('Prefer: wait that runs out', () => {
     expect((await suite.request('GET', `/api/v1/jobs/${response.body.id}`, { token: alice.accessToken })).body).toMatchObject({
       state: 'queued',
     });
-    expect(await suite.app.deps.queues.get('invoke')!.getJobState(response.body.id)).toBe('waiting');
+    expect(await suite.app.deps.queues.forJob('invoke', response.body.id).getJobState(response.body.id)).toBe('waiting');
   });
 
   it('keeps its 202 when the row is lost before reaching the disk: stores it again, and the job runs', async () => {

@@ -3,6 +3,7 @@ import { JobStateWriter } from '../../workers/job-state-writer.js';
 import { finishedJobsChannel } from '../../queue/job-notices.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
+import { bullJob } from '../helpers/queues.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp;
@@ -54,7 +55,7 @@ describe('a failed job retried through BullMQ (Bull Board’s Retry)', () => {
     await waitFor(async () => (await rowOf(id)).state === 'failed');
     expect(await createSubstrate('x * y')).toBe(substrateId);
 
-    await (await app.deps.queues.get('invoke')!.getJob(id))!.retry('failed');
+    await (await bullJob(app.deps.queues, 'invoke', id))!.retry('failed');
     const job = await waitFor(async () => {
       const polled = await request('GET', `/api/v1/jobs/${id}`, { token: alice.accessToken });
       return polled.body.state === 'completed' ? polled.body : null;

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestUser } from '../helpers/accounts.js';
 import type { httpClient } from '../helpers/http.js';
 import { waitFor } from '../helpers/http.js';
+import { bullJob } from '../helpers/queues.js';
 import type { TestApp } from '../helpers/test-app.js';
 import { useTestApp } from '../helpers/suite.js';
 import { JobWaiter, waitPollMs } from '../../api/job-waiter.js';
@@ -60,7 +61,7 @@ describe('submit and poll', () => {
     });
     const [row] = await app.sql<JobRecord>(`select ${jobColumns} from jobs where id = $1`, [accepted.body.id]);
     // A waiter that never subscribed to the notices: only its poll of PostgreSQL can see the outcome.
-    const deaf = new JobWaiter(app.config.redisUrl, app.config.queuePrefix);
+    const deaf = new JobWaiter(app.config.redisUrl, app.config.queuePrefix, () => []);
     const em = app.deps.orm.em.fork();
     const started = performance.now();
     // The row as it was accepted (the worker may already have finished it by now).
@@ -117,8 +118,8 @@ describe('submit and poll', () => {
     });
     expect(response.status).toBe(202);
     expect(response.body.state).toBe('delayed');
-    const bullJob = await app.deps.queues.get('invoke')!.getJob(response.body.id);
-    expect(bullJob?.id).toBe(response.body.id);
+    const queued = await bullJob(app.deps.queues, 'invoke', response.body.id);
+    expect(queued?.id).toBe(response.body.id);
   });
 
   it('fails a job whose expression errors, without retrying it', async () => {
@@ -228,7 +229,7 @@ describe('cancel', () => {
     const cancelled = await request('DELETE', `/api/v1/jobs/${submitted.body.id}`, { token: alice.accessToken });
     expect(cancelled.status).toBe(200);
     expect(cancelled.body.state).toBe('cancelled');
-    expect(await app.deps.queues.get('divide')!.getJob(submitted.body.id)).toBeUndefined();
+    expect(await bullJob(app.deps.queues, 'divide', submitted.body.id)).toBeUndefined();
   });
 
   it('answers 409 when the job already finished', async () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
+import { bullJob, obliterateType } from '../helpers/queues.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp;
@@ -32,15 +33,14 @@ describe('sweeper', () => {
       ids.push(submitted.body.id);
     }
     // Redis forgets everything about these jobs (as after a restart without persistence).
-    const queue = app.deps.queues.get('invoke')!;
-    await queue.obliterate({ force: true });
-    expect(await queue.getJob(ids[0]!)).toBeUndefined();
+    await obliterateType(app.deps.queues, 'invoke');
+    expect(await bullJob(app.deps.queues, 'invoke', ids[0]!)).toBeUndefined();
     await app.sql(`update jobs set created_at = created_at - interval '1 minute' where id = any($1::uuid[])`, [ids]);
 
     const running = await app.startWorkers();
     const report = await running.sweeper.sweep();
     expect(report.reenqueued).toBe(20);
-    expect((await queue.getJob(ids[0]!))?.id).toBe(ids[0]);
+    for (const id of ids) expect((await bullJob(app.deps.queues, 'invoke', id))?.id, 'back on the shard its id names').toBe(id);
 
     const rows = await waitFor(async () => {
       const found = await app.sql<{ state: string; attempts_made: number }>(
@@ -80,7 +80,7 @@ describe('sweeper', () => {
       token: alice.accessToken,
       body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1 } }, delay_ms: 60_000 },
     });
-    await app.deps.queues.get('invoke')!.obliterate({ force: true });
+    await obliterateType(app.deps.queues, 'invoke');
     expect((await running.sweeper.sweep()).reenqueued).toBe(0);
   });
 

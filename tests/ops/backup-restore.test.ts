@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLogger } from '../../lib/logger.js';
 import { createOrm, type Orm } from '../../db/orm.js';
 import { createRedis } from '../../lib/redis.js';
-import { queueFor } from '../../queue/queues.js';
+import { pauseType } from '../helpers/queues.js';
 import { runWorkers, type RunningWorkers } from '../../workers/run-workers.js';
 import { auditTriggerSql } from '../faults/harness/audit.js';
 import type { TestUser } from '../helpers/accounts.js';
@@ -92,8 +92,8 @@ describe('backup and restore', () => {
       30_000,
     );
     // Unfinished at the backup: held behind paused queues, or delayed.
-    await queueFor(suite.app.deps.queues, 'invoke').pause();
-    await queueFor(suite.app.deps.queues, 'batch').pause();
+    await pauseType(suite.app.deps.queues, 'invoke');
+    await pauseType(suite.app.deps.queues, 'batch');
     const queued = await Promise.all(Array.from({ length: 15 }, (_, i) => invoke(100 + i)));
     const delayed = await Promise.all(Array.from({ length: 5 }, (_, i) => invoke(200 + i, { delay_ms: 20_000 })));
     const batch = await suite.request('POST', '/api/v1/batches', {
@@ -136,7 +136,7 @@ describe('backup and restore', () => {
 
     // Every write that makes a job final is counted from here on: a job run twice shows up as a second write.
     await sqlOn(restoredUrl, auditTriggerSql);
-    const prefix = `{r-${randomBytes(5).toString('hex')}}`;
+    const prefix = `r-${randomBytes(5).toString('hex')}`;
     const config = { ...suite.app.config, databaseUrl: restoredUrl, queuePrefix: prefix, sweeperIntervalMs: 500 };
     const restoredAt = new Date();
     let orm: Orm | null = null;
@@ -205,7 +205,7 @@ describe('backup and restore', () => {
       await workers?.close();
       await orm?.close();
       const redis = createRedis(suite.app.config.redisUrl);
-      const keys = await redis.keys(`${prefix}*`);
+      const keys = await redis.keys(`${prefix}:*`);
       for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
       await redis.quit();
     }

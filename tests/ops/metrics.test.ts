@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveWorkerMetrics } from '../../workers/metrics.js';
-import { queueFor } from '../../queue/queues.js';
+import { jobCounts } from '../helpers/queues.js';
 import { expectProblem } from '../auth/expect-problem.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
@@ -63,9 +63,8 @@ beforeAll(async () => {
   });
   expect(failing.body.state).toBe('failed');
   // Prefer: wait answers once PostgreSQL has the outcome; BullMQ records it (and the hooks count it) just after.
-  const invokeQueue = queueFor(app.deps.queues, 'invoke');
   await waitFor(async () => {
-    const counts = await invokeQueue.getJobCounts('completed', 'failed');
+    const counts = await jobCounts(app.deps.queues, 'invoke', 'completed', 'failed');
     return counts.completed === 3 && counts.failed === 1;
   });
   expect((await request('GET', `/api/v1/jobs/${jobId}`, { token: user.accessToken })).status).toBe(200);

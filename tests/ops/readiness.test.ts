@@ -3,7 +3,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createRedis } from '../../lib/redis.js';
 import { liveWorkers } from '../../queue/worker-heartbeats.js';
 import { HeartbeatPublisher } from '../../workers/heartbeat.js';
-import { queueFor } from '../../queue/queues.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/redis-server.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
@@ -48,7 +47,7 @@ describe('GET /ready', () => {
     try {
       expect((await ready(app.baseUrl)).status).toBe(200);
 
-      const queue = queueFor(app.deps.queues, 'invoke');
+      const queue = app.deps.queues.ofType('invoke')[0]!;
       const stuck = await queue.add(
         'invoke',
         { customerId: '00000000-0000-0000-0000-000000000000', payload: {} },

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrm } from '../../db/orm.js';
 import { getJobDefinition } from '../../jobs/registry.js';
-import { queueFor } from '../../queue/queues.js';
+import { bullJob, jobCounts } from '../helpers/queues.js';
 import { runWorkers } from '../../workers/run-workers.js';
 import { submitJob } from '../../queue/submit-job.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
@@ -145,7 +145,7 @@ describe('graceful worker shutdown', () => {
       );
       // One attempt each, each with its own right answer: no job ran twice to completion, none was lost.
       expect(rows.every((row) => row.attempts_made === 1 && row.value === row.x * 2)).toBe(true);
-      const queueCounts = await queueFor(app.deps.queues, 'invoke').getJobCounts('completed', 'failed', 'waiting', 'active');
+      const queueCounts = await jobCounts(app.deps.queues, 'invoke', 'completed', 'failed', 'waiting', 'active');
       expect(queueCounts).toEqual({ completed: 1000, failed: 0, waiting: 0, active: 0 });
 
       console.info(
@@ -173,8 +173,7 @@ describe('graceful worker shutdown', () => {
     await orm.close();
     expect(report).toMatchObject({ drained: false, handedBack: 1 });
 
-    const queue = queueFor(app.deps.queues, 'invoke');
-    const job = (await queue.getJob(jobId))!;
+    const job = (await bullJob(app.deps.queues, 'invoke', jobId))!;
     expect(await job.getState()).toBe('waiting');
     expect(job.attemptsMade).toBe(0);
     const [row] = await app.sql<{ state: string; error: string | null }>(`select state, error from jobs where id = $1`, [jobId]);

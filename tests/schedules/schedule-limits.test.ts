@@ -1,4 +1,5 @@
 import { Queue } from 'bullmq';
+import { scheduleTickQueueName } from '../../queue/schedules/tick-queue.js';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis } from '../../lib/redis.js';
@@ -17,7 +18,7 @@ beforeAll(async () => {
   await app.startWorkers();
   request = httpClient(app.baseUrl);
   connection = createRedis(app.config.redisUrl, 'blocking');
-  ticks = new Queue('schedule-tick', { connection, prefix: app.config.queuePrefix });
+  ticks = new Queue(scheduleTickQueueName, { connection, prefix: app.config.queuePrefix });
 });
 
 afterAll(async () => {
@@ -49,7 +50,7 @@ describe("a schedule's run counts against the tier's rate limit", () => {
 
     const id = `cust:${customerId}:busy`;
     const next = await waitFor(async () => {
-      for (const queue of [...app.deps.queues.values(), ticks] as Queue[]) {
+      for (const queue of [...app.deps.queues.all(), ticks] as Queue[]) {
         const found = (await queue.getJobs(['delayed'])).find((job) => job?.repeatJobKey === id || job?.id?.startsWith(`repeat:${id}:`));
         if (found) return found;
       }

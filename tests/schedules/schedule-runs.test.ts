@@ -1,4 +1,5 @@
 import { Queue } from 'bullmq';
+import { scheduleTickQueueName } from '../../queue/schedules/tick-queue.js';
 import type { Redis } from 'ioredis';
 import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +9,7 @@ import { billingJob } from '../../jobs/billing/billing.job.js';
 import { meteringJob } from '../../jobs/metering/metering.job.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
+import { bullJob } from '../helpers/queues.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { billingState, runJob, seedCustomer } from '../billing/back-office-fixtures.js';
 
@@ -23,7 +25,7 @@ beforeAll(async () => {
   await app.startWorkers();
   request = httpClient(app.baseUrl);
   connection = createRedis(app.config.redisUrl, 'blocking');
-  ticks = new Queue('schedule-tick', { connection, prefix: app.config.queuePrefix });
+  ticks = new Queue(scheduleTickQueueName, { connection, prefix: app.config.queuePrefix });
 });
 
 afterAll(async () => {
@@ -55,7 +57,7 @@ const schedulerId = (customerId: string, name: string) => `cust:${customerId}:${
 async function fireNextRun(customerId: string, name: string): Promise<void> {
   const id = schedulerId(customerId, name);
   const next = await waitFor(async () => {
-    for (const queue of [...app.deps.queues.values(), ticks] as Queue[]) {
+    for (const queue of [...app.deps.queues.all(), ticks] as Queue[]) {
       const delayed = await queue.getJobs(['delayed']);
       const found = delayed.find((job) => job?.repeatJobKey === id || job?.id?.startsWith(`repeat:${id}:`));
       if (found) return found;
@@ -93,7 +95,7 @@ async function flushRequestLogs(): Promise<void> {
 /** Deletes every key of this file's prefix: Redis restarted without its data. */
 async function emptyRedis(): Promise<void> {
   const redis = createRedis(app.config.redisUrl);
-  const keys = await redis.keys(`${app.config.queuePrefix}*`);
+  const keys = await redis.keys(`${app.config.queuePrefix}:*`);
   for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
   await redis.quit();
 }
@@ -114,7 +116,7 @@ describe("a schedule's run is an ordinary job", () => {
     });
     expect(isUuidV7(run!.id), run!.id).toBe(true);
     expect(run!.schedule_name).toBe('hourly');
-    expect(await app.deps.queues.get('invoke')!.getJob(run!.id)).toBeDefined();
+    expect(await bullJob(app.deps.queues, 'invoke', run!.id)).toBeDefined();
     const polled = await request('GET', `/api/v1/jobs/${run!.id}`, { token: alice.user.accessToken });
     expect(polled.body).toMatchObject({ id: run!.id, state: 'completed', result: { result: 42 }, started_at: expect.any(String) });
 

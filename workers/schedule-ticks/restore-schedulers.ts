@@ -75,7 +75,7 @@ export async function restoreSchedulers(deps: {
  */
 export async function removeJobQueueSchedulers(queues: JobQueues): Promise<number> {
   let removed = 0;
-  for (const queue of queues.values()) {
+  for (const queue of queues.all()) {
     for (const scheduler of await queue.getJobSchedulers()) {
       await queue.removeJobScheduler(scheduler.key);
       removed += 1;

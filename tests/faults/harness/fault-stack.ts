@@ -5,6 +5,8 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { getJobDefinition } from '../../../jobs/registry.js';
+import { queueName, shardOf } from '../../../queue/queue-names.js';
 import { registerUser, type TestUser } from '../../helpers/accounts.js';
 import { httpClient, waitFor, type HttpResponse } from '../../helpers/http.js';
 import { ChrysalisProcess } from './chrysalis-process.js';
@@ -69,7 +71,7 @@ export class FaultStack {
     const postgres = new FaultPostgres(inject('faultsDataDir'));
     const databaseUrl = await postgres.createDatabase(`faults_${suffix}`, inject('faultsTemplateDatabase'));
     const port = await freePort();
-    const prefix = `{f-${suffix}}`;
+    const prefix = `f-${suffix}`;
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -172,18 +174,45 @@ export class FaultStack {
     });
   }
 
-  // BullMQ's keys, read from outside (`<prefix>:<queue>:<id>`, `…:active`, `…:completed`).
+  // BullMQ's keys, read from outside (`<prefix>:<queue>:<id>`, `…:active`, `…:completed`), where a sharded
+  // type's queues are `{invoke#0}` … and a job lives on the shard its id names (queue/queue-names.ts).
 
-  bullJobKey(type: string, id: string): string {
-    return `${this.prefix}:${type}:${id}`;
+  /** How many queues a sharded type has in this stack (QUEUE_SHARDS, default 16). */
+  private get shards(): number {
+    return Number(this.env.QUEUE_SHARDS ?? 16);
   }
 
+  /** Every queue name of `type`. */
+  queueNames(type: string): string[] {
+    if (!getJobDefinition(type)?.queue.sharded) return [queueName(type, null)];
+    return Array.from({ length: this.shards }, (_, shard) => queueName(type, shard));
+  }
+
+  /** The queue name job `id` of `type` lives on. */
+  queueOf(type: string, id: string): string {
+    return getJobDefinition(type)?.queue.sharded ? queueName(type, shardOf(id, this.shards)) : queueName(type, null);
+  }
+
+  bullJobKey(type: string, id: string): string {
+    return `${this.prefix}:${this.queueOf(type, id)}:${id}`;
+  }
+
+  /** Ids active in BullMQ over every queue of `type` (one LRANGE per queue: no command spans queues). */
   async bullActive(type: string): Promise<string[]> {
-    return this.inspector.lrange(`${this.prefix}:${type}:active`, 0, -1);
+    const perQueue = await Promise.all(this.queueNames(type).map((name) => this.inspector.lrange(`${this.prefix}:${name}:active`, 0, -1)));
+    return perQueue.flat();
   }
 
   async bullCompleted(type: string): Promise<string[]> {
-    return this.inspector.zrange(`${this.prefix}:${type}:completed`, '0', '-1');
+    const perQueue = await Promise.all(
+      this.queueNames(type).map((name) => this.inspector.zrange(`${this.prefix}:${name}:completed`, '0', '-1')),
+    );
+    return perQueue.flat();
+  }
+
+  /** Whether job `id` of `type` is in its queue's failed set. */
+  async bullFailed(type: string, id: string): Promise<boolean> {
+    return (await this.inspector.zscore(`${this.prefix}:${this.queueOf(type, id)}:failed`, id)) !== null;
   }
 
   /** Every BullMQ job hash in Redis under this stack's prefix (keys ending in a job id). */

@@ -10,17 +10,19 @@ import type { FaultStack } from './fault-stack.js';
  */
 export async function runEveryJobAgain(stack: FaultStack, jobs: Array<{ id: string; type: string }>, timeoutMs: number): Promise<void> {
   const queues = new Map<string, Queue>();
-  const queueFor = (type: string) => {
-    let queue = queues.get(type);
+  // Each job's own shard (queue names carry the shard: `{invoke#3}`).
+  const queueFor = (type: string, id: string) => {
+    const name = stack.queueOf(type, id);
+    let queue = queues.get(name);
     if (!queue) {
-      queue = new Queue(type, { connection: { url: stack.redis.url, maxRetriesPerRequest: null }, prefix: stack.prefix });
-      queues.set(type, queue);
+      queue = new Queue(name, { connection: { url: stack.redis.url, maxRetriesPerRequest: null }, prefix: stack.prefix });
+      queues.set(name, queue);
     }
     return queue;
   };
   try {
     for (const { id, type } of jobs) {
-      const queue = queueFor(type);
+      const queue = queueFor(type, id);
       const job = await queue.getJob(id);
       if (!job) throw new Error(`job ${id} is not in BullMQ`);
       const { data, opts } = job;
@@ -30,7 +32,7 @@ export async function runEveryJobAgain(stack: FaultStack, jobs: Array<{ id: stri
     await waitFor(
       async () => {
         for (const { id, type } of jobs) {
-          const state = await queueFor(type).getJobState(id);
+          const state = await queueFor(type, id).getJobState(id);
           if (state !== 'completed' && state !== 'failed') return false;
         }
         return true;

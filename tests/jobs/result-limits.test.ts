@@ -34,7 +34,7 @@ describe('bounded results', () => {
       answer.body.id,
     ]);
     expect(row).toEqual({ result: null, attempts_made: 1 });
-    const bullJob = await suite.app.deps.queues.get('invoke')!.getJob(answer.body.id);
+    const bullJob = await suite.app.deps.queues.forJob('invoke', answer.body.id).getJob(answer.body.id);
     expect(JSON.stringify(bullJob?.returnvalue ?? null).length).toBeLessThan(100);
     expect(await suite.app.deps.redis.hlen(cacheKey())).toBe(0);
   });

@@ -40,7 +40,7 @@ describe('BullMQ keeps a finished job only until its row is durable', () => {
   it('removes a completed job from BullMQ once a durable commit follows its final write; the row keeps the result', async () => {
     const done = await invokeAndWait(1);
     expect(done.state).toBe('completed');
-    const queue = app.deps.queues.get('invoke')!;
+    const queue = app.deps.queues.forJob('invoke', done.id);
     // The waited answer leaves with the row's write, a moment before BullMQ records the completion.
     const bullJob = await waitFor(async () => ((await queue.getJob(done.id))?.finishedOn ? queue.getJob(done.id) : null));
     expect(bullJob?.returnvalue).toMatchObject({ result: 2 });
@@ -60,7 +60,7 @@ describe('BullMQ keeps a finished job only until its row is durable', () => {
       [done.id],
     );
     await pastTrimMargin();
-    const queue = app.deps.queues.get('invoke')!;
+    const queue = app.deps.queues.forJob('invoke', done.id);
     await running.sweeper.trimFinished();
     expect((await queue.getJob(done.id))?.returnvalue).toMatchObject({ result: 11 });
 
@@ -86,7 +86,7 @@ describe('BullMQ keeps a finished job only until its row is durable', () => {
     await app.stopWorkers();
     running = await app.startWorkers({ finishedJobTrimIntervalMs: 200 });
     const done = await invokeAndWait(30);
-    const queue = app.deps.queues.get('invoke')!;
+    const queue = app.deps.queues.forJob('invoke', done.id);
     await waitFor(async () => (await queue.getJob(done.id)) === undefined, 15_000, 100);
   });
 });
