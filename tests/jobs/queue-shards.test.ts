@@ -8,7 +8,7 @@ import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 
 // No workers: the jobs stay where the producer put them.
-const suite = useTestApp({ users: 1 });
+const suite = useTestApp({ users: 1, env: { QUEUE_SHARDS: '16' } });
 let alice: TestUser;
 let substrateId: string;
 let customerId: string;

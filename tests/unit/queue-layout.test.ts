@@ -55,7 +55,7 @@ describe('QUEUE_PREFIX and QUEUE_SHARDS', () => {
   it('defaults to the plain prefix chrysalis and 16 shards', () => {
     const config = loadConfig({ ...services, NODE_ENV: 'test' });
     expect(config.queuePrefix).toBe('chrysalis');
-    expect(config.queueShards).toBe(16);
+    expect(config.queueShards).toBe(1);
   });
 
   it('refuses a prefix with a hash tag, naming the variable and why', () => {

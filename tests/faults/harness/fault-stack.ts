@@ -177,9 +177,9 @@ export class FaultStack {
   // BullMQ's keys, read from outside (`<prefix>:<queue>:<id>`, `…:active`, `…:completed`), where a sharded
   // type's queues are `{invoke#0}` … and a job lives on the shard its id names (queue/queue-names.ts).
 
-  /** How many queues a sharded type has in this stack (QUEUE_SHARDS, default 16). */
+  /** How many queues a sharded type has in this stack (QUEUE_SHARDS, default 1). */
   private get shards(): number {
-    return Number(this.env.QUEUE_SHARDS ?? 16);
+    return Number(this.env.QUEUE_SHARDS ?? 1);
   }
 
   /** Every queue name of `type`. */
