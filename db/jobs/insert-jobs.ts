@@ -70,6 +70,25 @@ export interface JobInsert {
   quick?: boolean;
 }
 
+/** A new job's row as the inserts' `jsonb_to_recordset` reads it (snake_case columns). */
+function recordsetRow(row: JobInsert['row']): JobRecordsetRow<(typeof newJobProperties)[number]> {
+  return {
+    id: row.id,
+    customer_id: row.customerId,
+    type: row.type,
+    state: row.state,
+    payload: row.payload ?? null,
+    max_attempts: row.maxAttempts,
+    priority: row.priority,
+    delay_ms: row.delayMs,
+    webhook_url: row.webhookUrl,
+    idempotency_key: row.idempotencyKey,
+    request_hash: row.requestHash,
+    schedule_name: row.scheduleName ?? undefined,
+    retry_of: row.retryOf ?? undefined,
+  };
+}
+
 /**
  * Many `insertJob`s in one prepared statement (for a GroupCommit): each row with its own optional
  * substrate guard; returns, per row, the inserted record or null (key already used, or substrate
@@ -82,29 +101,7 @@ export async function insertJobs(em: EntityManager, rows: JobInsert[]): Promise<
     em,
     quick ? 'jobs-insert-quick' : 'jobs-insert',
     quick ? insertJobsQuickly : insertJobsDurably,
-    [
-      JSON.stringify(
-        rows.map(
-          ({ row, requireSubstrateId }) =>
-            ({
-              id: row.id,
-              customer_id: row.customerId,
-              type: row.type,
-              state: row.state,
-              payload: row.payload ?? null,
-              max_attempts: row.maxAttempts,
-              priority: row.priority,
-              delay_ms: row.delayMs,
-              webhook_url: row.webhookUrl,
-              idempotency_key: row.idempotencyKey,
-              request_hash: row.requestHash,
-              schedule_name: row.scheduleName ?? undefined,
-              retry_of: row.retryOf ?? undefined,
-              substrate_id: requireSubstrateId ?? null,
-            }) satisfies JobRecordsetRow<(typeof newJobProperties)[number]> & { substrate_id: string | null },
-        ),
-      ),
-    ],
+    [JSON.stringify(rows.map(({ row, requireSubstrateId }) => ({ ...recordsetRow(row), substrate_id: requireSubstrateId ?? null })))],
   );
   const byId = new Map(inserted.map((job) => [job.id, job]));
   return rows.map(({ row }) => byId.get(row.id) ?? null);
@@ -238,28 +235,7 @@ export async function insertJobsAllOrNothing(em: EntityManager, rows: JobInsert[
           [customerId, JSON.stringify(keys), keyWindowMs / 1000],
         );
       }
-      const inserted = await tx.execute<JobRecord[]>(insertJobsReturning, [
-        JSON.stringify(
-          rows.map(
-            ({ row }) =>
-              ({
-                id: row.id,
-                customer_id: row.customerId,
-                type: row.type,
-                state: row.state,
-                payload: row.payload ?? null,
-                max_attempts: row.maxAttempts,
-                priority: row.priority,
-                delay_ms: row.delayMs,
-                webhook_url: row.webhookUrl,
-                idempotency_key: row.idempotencyKey,
-                request_hash: row.requestHash,
-                schedule_name: row.scheduleName ?? undefined,
-                retry_of: row.retryOf ?? undefined,
-              }) satisfies JobRecordsetRow<(typeof newJobProperties)[number]>,
-          ),
-        ),
-      ]);
+      const inserted = await tx.execute<JobRecord[]>(insertJobsReturning, [JSON.stringify(rows.map(({ row }) => recordsetRow(row)))]);
       const byId = new Map(inserted.map((job) => [job.id, job]));
       const unstoredKeys = rows.filter(({ row }) => !byId.has(row.id)).map(({ row }) => row.idempotencyKey);
       const existing =
