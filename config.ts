@@ -48,34 +48,6 @@ const fairWeights = z.string().transform((value, ctx): FairWeights => {
 
 const hexKey = z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (32 bytes)');
 
-const tierNames = ['starter', 'pro', 'enterprise'] as const;
-export type TierFigures = Record<(typeof tierNames)[number], number>;
-
-/** A per-tier figure as `starter=10,pro=50,enterprise=200`: every tier named once, each a whole number ≥ 1. */
-const tierFigures = (defaults: string) =>
-  z
-    .string()
-    .default(defaults)
-    .transform((text, ctx) => {
-      const figures: Partial<TierFigures> = {};
-      for (const part of text
-        .split(',')
-        .map((p) => p.trim())
-        .filter(Boolean)) {
-        const match = /^(starter|pro|enterprise)=(\d+)$/.exec(part);
-        if (!match || Number(match[2]) < 1) {
-          ctx.addIssue({ code: 'custom', message: `"${part}" is not tier=number (tiers ${tierNames.join(', ')}; numbers ≥ 1)` });
-          return z.NEVER;
-        }
-        figures[match[1] as keyof TierFigures] = Number(match[2]);
-      }
-      const missing = tierNames.filter((tier) => figures[tier] === undefined);
-      if (missing.length > 0) {
-        ctx.addIssue({ code: 'custom', message: `names no figure for ${missing.join(', ')} (give e.g. ${defaults})` });
-        return z.NEVER;
-      }
-      return figures as TierFigures;
-    });
 /** The service tiers (db/entities/service-instance.entity.ts names the same three; config.ts imports nothing of ours). */
 export const configTiers = ['starter', 'pro', 'enterprise'] as const;
 export type ConfigTier = (typeof configTiers)[number];
@@ -209,13 +181,13 @@ const envSchema = z.object({
   /** Password hashes that may wait for a bcrypt thread; past it register/login answer 503 with Retry-After. Default 32. */
   PASSWORD_HASH_MAX_QUEUE: z.coerce.number().int().min(0).max(100_000).default(32),
   /** Requests one customer may have in flight at once, across all API processes, by tier; past it 429. Default `starter=10,pro=50,enterprise=200`. */
-  TIER_MAX_IN_FLIGHT: tierFigures('starter=10,pro=50,enterprise=200'),
+  TIER_MAX_IN_FLIGHT: perTierCounts({ starter: 10, pro: 50, enterprise: 200 }),
   /** Event streams (GET /jobs/:id/events) one customer may hold open at once, across all API processes, by tier; past it 429. Default `starter=5,pro=50,enterprise=500`. */
-  TIER_MAX_STREAMS: tierFigures('starter=5,pro=50,enterprise=500'),
+  TIER_MAX_STREAMS: perTierCounts({ starter: 5, pro: 50, enterprise: 500 }),
   /** How long a place in those limits outlives the process holding it (leases renewed every third of it), in ms. Default 30000. */
   CONCURRENCY_LEASE_MS: z.coerce.number().int().min(300).max(600_000).default(30_000),
   /** Batch items (a batch job's invocations; any other job 1) one customer's schedules may submit per minute, by tier; a schedule that alone would exceed it is refused with 422. Default `starter=1000,pro=20000,enterprise=200000`. */
-  TIER_SCHEDULE_ITEMS_PER_MIN: tierFigures('starter=1000,pro=20000,enterprise=200000'),
+  TIER_SCHEDULE_ITEMS_PER_MIN: perTierCounts({ starter: 1000, pro: 20_000, enterprise: 200_000 }),
   /** POST /auth/register attempts per minute per client IP. Default 5. */
   RATE_LIMIT_REGISTER_PER_MIN: z.coerce.number().int().min(1).max(1_000_000).default(5),
   /** POST /auth/login attempts per minute per client IP. Default 10. */
@@ -316,10 +288,10 @@ export interface Config {
   trustProxy: boolean | number | string[];
   rateLimitMultiplier: number;
   passwordHashThreads: number;
-  tierMaxInFlight: TierFigures;
-  tierMaxStreams: TierFigures;
+  tierMaxInFlight: PerTier<number>;
+  tierMaxStreams: PerTier<number>;
   concurrencyLeaseMs: number;
-  tierScheduleItemsPerMin: TierFigures;
+  tierScheduleItemsPerMin: PerTier<number>;
   passwordHashMaxQueue: number;
   rateLimitRegisterPerMin: number;
   rateLimitLoginPerMin: number;
