@@ -54,7 +54,7 @@ export async function expireJobsStep(
     `with scanned as (
        select id, customer_id, state, finished_at from jobs
         where id > ?::uuid and id < ?::uuid order by id limit ?)
-     select (select max(id)::text from scanned) as last_id,
+     select (select id::text from scanned order by id desc limit 1) as last_id,
             (select coalesce(array_agg(j.id::text), '{}') from scanned j
                left join service_instances s on s.customer_id = j.customer_id and s.service_type = 'compute'
               where ${expiredJob('j')}) as ids`,

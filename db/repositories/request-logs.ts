@@ -55,7 +55,7 @@ export interface ExpireRequestLogsStep {
   /** The last id read: the next step reads past it. */
   lastId: string | null;
   deleted: number;
-  /** Nothing past `lastId` can have expired yet (rows are received in id order). */
+  /** Nothing past `lastId` can have expired yet: the step read nothing, or only rows received since the cutoff (rows are received in id order). */
   done: boolean;
 }
 
@@ -86,7 +86,7 @@ export async function expireRequestLogsStep(
                                    and u.window_start = date_trunc('hour', r.timestamp, 'UTC') and u.charged_usd_cents is null)))
        returning 1)
      select (select max(id)::text from scanned) as last_id, (select count(*)::int from gone) as deleted,
-            (select bool_or(received_at >= cutoff.at) from scanned, cutoff) as newer`,
+            (select bool_and(received_at >= cutoff.at) from scanned, cutoff) as newer`,
     [options.afterId ?? '0', options.meteredUpTo, options.stepRows, options.days],
   );
   const lastId = row?.last_id ?? null;

@@ -188,7 +188,7 @@ export async function expireDeliveriesStep(
     `with scanned as (
        select id, state, finished_at from webhook_deliveries
         where id > ?::uuid and id < ?::uuid order by id limit ?)
-     select (select max(id)::text from scanned) as last_id,
+     select (select id::text from scanned order by id desc limit 1) as last_id,
             (select coalesce(array_agg(d.id::text), '{}') from scanned d where ${expired}) as ids`,
     [options.afterId ?? '00000000-0000-0000-0000-000000000000', options.bound, options.stepRows, options.days],
   );
