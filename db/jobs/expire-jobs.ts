@@ -40,8 +40,7 @@ const finalList = finalStates.map((state) => `'${state}'`).join(', ');
 
 /** The job's cutoff: now() less its tier's days; null (never) for a tier that keeps its jobs. Parameters: starter, pro, enterprise days. */
 const tierCutoff = `now() - (case coalesce(s.tier, 'starter') when 'pro' then ?::int when 'enterprise' then ?::int else ?::int end) * interval '1 day'`;
-const expiredJob = (alias: string) =>
-  `${alias}.state in (${finalList}) and ${alias}.finished_at < ${tierCutoff}`;
+const expiredJob = (alias: string) => `${alias}.state in (${finalList}) and ${alias}.finished_at < ${tierCutoff}`;
 const daysParams = (days: RetentionDays) => [days.pro || null, days.enterprise || null, days.starter || null];
 
 /** One retention step over `jobs` after `afterId` and below `bound` (see above). */

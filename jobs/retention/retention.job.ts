@@ -50,7 +50,7 @@ export function createRetentionJob(options: RetentionJobOptions = {}) {
       const result: RetentionResult = { jobs: 0, batch_items: 0, request_logs: 0, webhook_deliveries: 0, webhook_attempts: 0, steps: 0 };
 
       const jobBound = jobScanBound(config.jobRetentionDays, now);
-      for (let afterId: string | null = null; jobBound && !signal.aborted; ) {
+      for (let afterId: string | null = null; jobBound && !signal.aborted;) {
         const step = await expireJobsStep(em, { afterId, bound: jobBound, days: config.jobRetentionDays, stepRows });
         result.steps += 1;
         result.jobs += step.jobs;
@@ -61,7 +61,7 @@ export function createRetentionJob(options: RetentionJobOptions = {}) {
 
       if (config.requestLogRetentionDays > 0) {
         const meteredUpTo = await meteringWatermark(em);
-        for (let afterId: string | null = null; !signal.aborted; ) {
+        for (let afterId: string | null = null; !signal.aborted;) {
           const step = await expireRequestLogsStep(em, { afterId, meteredUpTo, days: config.requestLogRetentionDays, stepRows });
           result.steps += 1;
           result.request_logs += step.deleted;
@@ -72,7 +72,7 @@ export function createRetentionJob(options: RetentionJobOptions = {}) {
 
       if (config.webhookRetentionDays > 0) {
         const bound = uuidv7Floor(new Date(now.getTime() - config.webhookRetentionDays * 86_400_000 + 3_600_000));
-        for (let afterId: string | null = null; !signal.aborted; ) {
+        for (let afterId: string | null = null; !signal.aborted;) {
           const step = await expireDeliveriesStep(em, { afterId, bound, days: config.webhookRetentionDays, stepRows });
           result.steps += 1;
           result.webhook_deliveries += step.deliveries;

@@ -29,7 +29,9 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await app.sql('truncate jobs, batch_items, request_logs, usage_records, metering_watermarks, webhook_deliveries, webhook_attempts cascade');
+  await app.sql(
+    'truncate jobs, batch_items, request_logs, usage_records, metering_watermarks, webhook_deliveries, webhook_attempts cascade',
+  );
 });
 
 const day = 86_400_000;
@@ -76,12 +78,20 @@ async function insertJob(job: JobRow): Promise<string> {
 
 const remainingJobs = async (ids: string[]) =>
   (await app.sql<{ id: string }>(`select id from jobs where id = any($1::uuid[])`, [ids])).map((row) => row.id).sort();
-const itemsOf = async (id: string) => Number((await app.sql<{ n: string }>(`select count(*) as n from batch_items where batch_id = $1`, [id]))[0]!.n);
+const itemsOf = async (id: string) =>
+  Number((await app.sql<{ n: string }>(`select count(*) as n from batch_items where batch_id = $1`, [id]))[0]!.n);
 
 const hourOf = (at: Date) => new Date(Math.floor(at.getTime() / 3_600_000) * 3_600_000 + 60_000);
 
 function logs(customerId: string, count: number, at: Date, statusCode = 200): NewRequestLog[] {
-  return Array.from({ length: count }, () => ({ timestamp: at, customerId, serviceType: 'seal', method: 'GET', statusCode, bytesOut: 1_000_000_000 }));
+  return Array.from({ length: count }, () => ({
+    timestamp: at,
+    customerId,
+    serviceType: 'seal',
+    method: 'GET',
+    statusCode,
+    bytesOut: 1_000_000_000,
+  }));
 }
 
 /** Request logs arrive as they happened: received at their own timestamp. */
@@ -240,10 +250,12 @@ async function insertDelivery(state: 'pending' | 'succeeded' | 'failed', created
     [id, randomUUID(), randomUUID(), `msg_${id}`, state, attempts, created.toISOString()],
   );
   for (let attempt = 1; attempt <= attempts; attempt++)
-    await app.sql(
-      `insert into webhook_attempts (id, delivery_id, attempt, status_code, duration_ms, at) values ($1, $2, $3, 500, 5, $4)`,
-      [idAt(created), id, attempt, created.toISOString()],
-    );
+    await app.sql(`insert into webhook_attempts (id, delivery_id, attempt, status_code, duration_ms, at) values ($1, $2, $3, 500, 5, $4)`, [
+      idAt(created),
+      id,
+      attempt,
+      created.toISOString(),
+    ]);
   return id;
 }
 
