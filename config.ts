@@ -216,7 +216,7 @@ const envSchema = z.object({
   VAULT_EXPORT_EVERY_MS: z.coerce.number().int().min(1000).max(86_400_000).default(300_000),
   /** Cron pattern (UTC) of the month-rollover job. Default `0 0 1 * *` (the 1st, 00:00 UTC). */
   MONTH_ROLLOVER_CRON: z.string().min(9).max(100).default('0 0 1 * *'),
-  /** Upsert the platform's job schedulers (metering, billing, vault-export, month-rollover) when workers start. Default true. */
+  /** Upsert the platform's job schedulers (metering, billing, vault-export, month-rollover, retention) when workers start. Default true. */
   PLATFORM_SCHEDULES: booleanString.default(true),
   /** How long billing waits for the escrow to answer a charge before retrying later, in ms. Default 10000. */
   ESCROW_TIMEOUT_MS: z.coerce.number().int().min(10).max(120_000).default(10_000),
@@ -245,6 +245,21 @@ const envSchema = z.object({
   TIER_MAX_QUEUED: perTierCounts({ starter: 1000, pro: 20_000, enterprise: 100_000 }),
   /** Most running jobs a customer may hold, per tier, before its submits answer 429. Default `starter=50,pro=500,enterprise=5000`. */
   TIER_MAX_ACTIVE: perTierCounts({ starter: 50, pro: 500, enterprise: 5000 }),
+  /** Days a finished job (and a batch's items) is kept after it finished; 0 keeps them. Default 30. */
+  JOB_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
+  /**
+   * JOB_RETENTION_DAYS per tier of the customer's compute service, e.g. `starter=7,pro=30,enterprise=90`;
+   * 0 keeps that tier's jobs, and a tier left out keeps JOB_RETENTION_DAYS. Default: none.
+   */
+  JOB_RETENTION_DAYS_BY_TIER: perTierCounts({ starter: -1, pro: -1, enterprise: -1 }, 0),
+  /** Days a request-log row is kept, counted from its timestamp, and then only once metered and billed; 0 keeps them. Default 90. */
+  REQUEST_LOG_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(90),
+  /** Days a finished webhook delivery (with its attempts) is kept after it finished; 0 keeps them. Default 30. */
+  WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
+  /** How often the platform's retention job runs, in ms. Default 3600000 (1 h). */
+  RETENTION_EVERY_MS: z.coerce.number().int().min(1000).max(86_400_000).default(3_600_000),
+  /** Rows retention reads or deletes per statement (each statement its own short transaction). Default 5000. */
+  RETENTION_STEP_ROWS: z.coerce.number().int().min(1).max(100_000).default(5000),
   /** Where local state lives (embedded PostgreSQL, redis-server, generated secrets). Default `.data`. */
   DATA_DIR: z.string().default('.data'),
 });
@@ -321,6 +336,14 @@ export interface Config {
   tierMaxQueued: PerTier<number>;
   /** Admission control: most active (running) jobs per customer, by tier. */
   tierMaxActive: PerTier<number>;
+  /** Days a finished job is kept, by the tier of its customer's compute service; 0 keeps them. */
+  jobRetentionDays: PerTier<number>;
+  /** Days a metered and billed request-log row is kept; 0 keeps them. */
+  requestLogRetentionDays: number;
+  /** Days a finished webhook delivery and its attempts are kept; 0 keeps them. */
+  webhookRetentionDays: number;
+  retentionEveryMs: number;
+  retentionStepRows: number;
   dataDir: string;
 }
 
@@ -452,6 +475,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fairMaxReleasedPerCustomer: e.FAIR_MAX_RELEASED_PER_CUSTOMER,
     tierMaxQueued: e.TIER_MAX_QUEUED,
     tierMaxActive: e.TIER_MAX_ACTIVE,
+    // A tier JOB_RETENTION_DAYS_BY_TIER leaves out (-1 from its parser) keeps JOB_RETENTION_DAYS.
+    jobRetentionDays: Object.fromEntries(
+      configTiers.map((tier) => [tier, e.JOB_RETENTION_DAYS_BY_TIER[tier] < 0 ? e.JOB_RETENTION_DAYS : e.JOB_RETENTION_DAYS_BY_TIER[tier]]),
+    ) as PerTier<number>,
+    requestLogRetentionDays: e.REQUEST_LOG_RETENTION_DAYS,
+    webhookRetentionDays: e.WEBHOOK_RETENTION_DAYS,
+    retentionEveryMs: e.RETENTION_EVERY_MS,
+    retentionStepRows: e.RETENTION_STEP_ROWS,
     dataDir,
   };
 }

@@ -6,6 +6,7 @@ import { invokeJob } from './invoke/invoke.job.js';
 import { billingJob } from './billing/billing.job.js';
 import { meteringJob } from './metering/metering.job.js';
 import { monthRolloverJob } from './month-rollover/month-rollover.job.js';
+import { retentionJob } from './retention/retention.job.js';
 import { vaultExportJob } from './vault-export/vault-export.job.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each definition carries its own payload type
@@ -41,6 +42,7 @@ const jobDefinitions: readonly AnyJobDefinition[] = [
   billingJob,
   vaultExportJob,
   monthRolloverJob,
+  retentionJob,
 ];
 
 export const jobRegistry = createJobRegistry(jobDefinitions);

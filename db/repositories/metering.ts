@@ -8,7 +8,7 @@ const watermarkName = 'request_logs';
  * Which request logs are billable: refusals for payment (402) or rate (429) and the platform's own failures
  * (5xx) are recorded but not counted. Everything else an authenticated caller got, including 4xx, is usage.
  */
-const billableStatus = 'status_code < 500 and status_code not in (402, 429)';
+export const billableStatus = 'status_code < 500 and status_code not in (402, 429)';
 
 export interface MeteredBatch {
   /** Watermark before and after the batch (request log ids). */

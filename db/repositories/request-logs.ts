@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { inTransaction } from '../transaction.js';
+import { billableStatus } from './metering.js';
 
 /** A request-log row as the API records it and the ingest endpoint accepts it. */
 export interface NewRequestLog {
@@ -48,4 +49,46 @@ export async function insertRequestLogs(em: EntityManager, rows: readonly NewReq
     }
   });
   return rows.length;
+}
+
+export interface ExpireRequestLogsStep {
+  /** The last id read: the next step reads past it. */
+  lastId: string | null;
+  deleted: number;
+  /** Nothing past `lastId` can have expired yet: the step read nothing, or only rows received since the cutoff (rows are received in id order). */
+  done: boolean;
+}
+
+/**
+ * One retention step over request logs (SPEC §9): reads the next `stepRows` rows after `afterId` up to the
+ * metering watermark `meteredUpTo` (a row past it is not metered yet), and deletes those older than `days`
+ * (by their timestamp, and received that long ago too) that no unbilled usage record can still need: rows
+ * metering does not count (402, 429, 5xx), and counted rows whose (customer, service type, hour) has no
+ * record without `charged_usd_cents`. A window with an open, claimed or rejected record keeps its rows
+ * until billing prices it. Usage records themselves, charges and the ledger are never touched.
+ */
+export async function expireRequestLogsStep(
+  em: EntityManager,
+  options: { afterId: string | null; meteredUpTo: string; days: number; stepRows: number },
+): Promise<ExpireRequestLogsStep> {
+  const [row] = await em.getConnection().execute<Array<{ last_id: string | null; deleted: number; newer: boolean | null }>>(
+    `with scanned as (
+       select id, timestamp, customer_id, service_type, status_code, received_at from request_logs
+        where id > ?::bigint and id <= ?::bigint order by id limit ?),
+     cutoff as (select now() - ?::int * interval '1 day' as at),
+     gone as (
+       delete from request_logs where id in (
+         select r.id from scanned r, cutoff
+          where r.timestamp < cutoff.at and r.received_at < cutoff.at
+            and (not (${billableStatus.replaceAll('status_code', 'r.status_code')})
+                 or not exists (select 1 from usage_records u
+                                 where u.customer_id = r.customer_id and u.service_type = r.service_type
+                                   and u.window_start = date_trunc('hour', r.timestamp, 'UTC') and u.charged_usd_cents is null)))
+       returning 1)
+     select (select max(id)::text from scanned) as last_id, (select count(*)::int from gone) as deleted,
+            (select bool_and(received_at >= cutoff.at) from scanned, cutoff) as newer`,
+    [options.afterId ?? '0', options.meteredUpTo, options.stepRows, options.days],
+  );
+  const lastId = row?.last_id ?? null;
+  return { lastId, deleted: row?.deleted ?? 0, done: lastId === null || row?.newer === true };
 }

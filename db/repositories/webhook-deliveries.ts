@@ -165,3 +165,53 @@ export async function restartDelivery(em: EntityManager, id: string, queueJobId:
   );
   return rows[0]?.previous ?? null;
 }
+
+export interface ExpireDeliveriesStep {
+  /** The last delivery id read: the next step reads past it; null when nothing was left to read. */
+  lastId: string | null;
+  deliveries: number;
+  attempts: number;
+}
+
+/**
+ * One retention step over webhook deliveries (SPEC §9): reads the next `stepRows` deliveries after `afterId`
+ * and below `bound` (UUIDv7 ids, so creation order), and deletes those that finished (succeeded or failed)
+ * more than `days` ago, their attempts first in slices of `stepRows`. A pending delivery stays, whatever its age.
+ */
+export async function expireDeliveriesStep(
+  em: EntityManager,
+  options: { afterId: string | null; bound: string; days: number; stepRows: number },
+): Promise<ExpireDeliveriesStep> {
+  const connection = em.getConnection();
+  const expired = `d.state in ('succeeded', 'failed') and d.finished_at < now() - ?::int * interval '1 day'`;
+  const [scan] = await connection.execute<Array<{ last_id: string | null; ids: string[] }>>(
+    `with scanned as (
+       select id, state, finished_at from webhook_deliveries
+        where id > ?::uuid and id < ?::uuid order by id limit ?)
+     select (select id::text from scanned order by id desc limit 1) as last_id,
+            (select coalesce(array_agg(d.id::text), '{}') from scanned d where ${expired}) as ids`,
+    [options.afterId ?? '00000000-0000-0000-0000-000000000000', options.bound, options.stepRows, options.days],
+  );
+  const ids = scan?.ids ?? [];
+  if (ids.length === 0) return { lastId: scan?.last_id ?? null, deliveries: 0, attempts: 0 };
+  const idArray = `{${ids.join(',')}}`;
+  let attempts = 0;
+  for (;;) {
+    const [slice] = await connection.execute<Array<{ n: number }>>(
+      `with gone as (
+         delete from webhook_attempts where id in (select id from webhook_attempts where delivery_id = any(?::uuid[]) limit ?)
+         returning 1)
+       select count(*)::int as n from gone`,
+      [idArray, options.stepRows],
+    );
+    attempts += slice?.n ?? 0;
+    if ((slice?.n ?? 0) < options.stepRows) break;
+  }
+  // The condition again: a delivery redelivered since the read is pending and stays.
+  const [deleted] = await connection.execute<Array<{ n: number }>>(
+    `with gone as (delete from webhook_deliveries d where d.id = any(?::uuid[]) and ${expired} returning 1)
+     select count(*)::int as n from gone`,
+    [idArray, options.days],
+  );
+  return { lastId: scan!.last_id, deliveries: deleted?.n ?? 0, attempts };
+}

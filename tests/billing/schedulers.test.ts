@@ -34,7 +34,7 @@ async function withProcess<T>(run: (ticks: ScheduleTickQueue) => Promise<T>): Pr
   }
 }
 
-const types = ['metering', 'billing', 'vault-export', 'month-rollover'] as const;
+const types = ['metering', 'billing', 'vault-export', 'month-rollover', 'retention'] as const;
 
 /** Per platform job type: its scheduler on the tick queue, and its pending ticks. */
 async function schedulerState(ticks: ScheduleTickQueue) {
@@ -67,6 +67,7 @@ describe('platform schedules', () => {
       billingEveryMs: 3_600_000,
       vaultExportEveryMs: 300_000,
       monthRolloverCron: '0 0 1 * *',
+      retentionEveryMs: 3_600_000,
     };
     await Promise.all([withProcess((q) => upsertPlatformSchedules(q, config)), withProcess((q) => upsertPlatformSchedules(q, config))]);
     const first = await withProcess(schedulerState);
@@ -78,6 +79,7 @@ describe('platform schedules', () => {
     expect(first.billing!.schedulers).toMatchObject([{ key: 'platform:billing', every: 3_600_000 }]);
     expect(first['vault-export']!.schedulers).toMatchObject([{ key: 'platform:vault-export', every: 300_000 }]);
     expect(first['month-rollover']!.schedulers).toMatchObject([{ key: 'platform:month-rollover', pattern: '0 0 1 * *', tz: 'UTC' }]);
+    expect(first.retention!.schedulers).toMatchObject([{ key: 'platform:retention', every: 3_600_000 }]);
     for (const type of types) expect(first[type]!.pending, type).toBe(1);
     const next = new Date(first['month-rollover']!.schedulers[0]!.next!);
     expect([next.getUTCDate(), next.getUTCHours(), next.getUTCMinutes()]).toEqual([1, 0, 0]);
@@ -97,12 +99,14 @@ describe('platform schedules', () => {
         billingEveryMs: 2,
         vaultExportEveryMs: 3,
         monthRolloverCron: '5 0 1 * *',
+        retentionEveryMs: 4,
       }).map((s) => [s.id, s.repeat]),
     ).toEqual([
       ['platform:metering', { every: 1 }],
       ['platform:billing', { every: 2 }],
       ['platform:vault-export', { every: 3 }],
       ['platform:month-rollover', { pattern: '5 0 1 * *', tz: 'UTC' }],
+      ['platform:retention', { every: 4 }],
     ]);
   });
 

@@ -70,6 +70,7 @@ describe('a job type with a task of its own is its folder plus one registry line
       'billing',
       'vault-export',
       'month-rollover',
+      'retention',
     ]);
   });
 

@@ -1215,7 +1215,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    type?: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover";
+                    type?: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover" | "retention";
                     /** @description One state or a comma-separated list (queued, delayed, active, completed, failed, cancelled); a job in any of them matches */
                     state?: string;
                     /** @description Jobs created at or after this time */
@@ -1305,7 +1305,7 @@ export interface paths {
         put?: never;
         /**
          * Submit a job
-         * @description `payload` must match the schema of `type` (`{}` when omitted). Admins only: metering, billing, vault-export, month-rollover (403 for other users).
+         * @description `payload` must match the schema of `type` (`{}` when omitted). Admins only: metering, billing, vault-export, month-rollover, retention (403 for other users).
          */
         post: {
             parameters: {
@@ -1323,9 +1323,9 @@ export interface paths {
                 content: {
                     "application/json": {
                         /** @enum {string} */
-                        type: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover";
+                        type: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover" | "retention";
                         /** @description The payload schema of the chosen `type` */
-                        payload?: components["schemas"]["InvokePayload"] | components["schemas"]["DividePayload"] | components["schemas"]["BatchPayload"] | components["schemas"]["MeteringPayload"] | components["schemas"]["BillingPayload"] | components["schemas"]["VaultExportPayload"] | components["schemas"]["MonthRolloverPayload"];
+                        payload?: components["schemas"]["InvokePayload"] | components["schemas"]["DividePayload"] | components["schemas"]["BatchPayload"] | components["schemas"]["MeteringPayload"] | components["schemas"]["BillingPayload"] | components["schemas"]["VaultExportPayload"] | components["schemas"]["MonthRolloverPayload"] | components["schemas"]["RetentionPayload"];
                         priority?: number;
                         delay_ms?: number;
                         attempts?: number;
@@ -1446,7 +1446,7 @@ export interface paths {
         put?: never;
         /**
          * Submit 1 to 1,000 jobs in one request
-         * @description All or nothing: every job is validated as `POST /jobs` validates one, and one bad job refuses the whole request (400 malformed, 422 past a limit) with `errors[].field` naming it (`jobs[3].payload.substrate_id`); a job on a substrate the caller does not own refuses it with 404; an `idempotency_key` reused with another job, 422. Nothing is stored then. Each job counts as one request against the per-minute write budget (429 `rate-limited` when they do not all fit; a refused bulk costs one request) and in usage, and all of them against the admission caps of queued and running jobs (429 `too-many-jobs`). An `idempotency_key` behaves like the `Idempotency-Key` header of `POST /jobs` (the same job and key, alone or in a bulk, name one job); the header itself is refused here (400). `Prefer: wait` is not honoured: the answer is always 202. Bodies up to 16 MiB (413 beyond). Admins only: metering, billing, vault-export, month-rollover (403 for other users).
+         * @description All or nothing: every job is validated as `POST /jobs` validates one, and one bad job refuses the whole request (400 malformed, 422 past a limit) with `errors[].field` naming it (`jobs[3].payload.substrate_id`); a job on a substrate the caller does not own refuses it with 404; an `idempotency_key` reused with another job, 422. Nothing is stored then. Each job counts as one request against the per-minute write budget (429 `rate-limited` when they do not all fit; a refused bulk costs one request) and in usage, and all of them against the admission caps of queued and running jobs (429 `too-many-jobs`). An `idempotency_key` behaves like the `Idempotency-Key` header of `POST /jobs` (the same job and key, alone or in a bulk, name one job); the header itself is refused here (400). `Prefer: wait` is not honoured: the answer is always 202. Bodies up to 16 MiB (413 beyond). Admins only: metering, billing, vault-export, month-rollover, retention (403 for other users).
          */
         post: {
             parameters: {
@@ -4885,7 +4885,7 @@ export interface paths {
                         tz?: string;
                         job: {
                             /** @enum {string} */
-                            type: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover";
+                            type: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover" | "retention";
                             payload?: unknown;
                         };
                     };
@@ -6980,7 +6980,7 @@ export interface paths {
                 query?: {
                     /** @description One customer's jobs */
                     customer_id?: string;
-                    type?: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover";
+                    type?: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover" | "retention";
                     /** @description One state or a comma-separated list (queued, delayed, active, completed, failed, cancelled); a job in any of them matches */
                     state?: string;
                     /** @description Jobs created at or after this time */
@@ -7087,7 +7087,7 @@ export interface paths {
                          */
                         customer_id?: string;
                         /** @enum {string} */
-                        type?: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover";
+                        type?: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover" | "retention";
                         /**
                          * Format: date-time
                          * @description Jobs created at or after this time
@@ -7220,7 +7220,7 @@ export interface paths {
                          */
                         customer_id?: string;
                         /** @enum {string} */
-                        type?: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover";
+                        type?: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover" | "retention";
                         /**
                          * Format: date-time
                          * @description Jobs created at or after this time
@@ -7824,6 +7824,8 @@ export interface components {
         VaultExportPayload: Record<string, never>;
         /** @description A month-rollover job: Start a new spend month (1st, 00:00 UTC): this month's charges become last month's, and services suspended for the monthly limit resume. */
         MonthRolloverPayload: Record<string, never>;
+        /** @description A retention job: Delete history past its retention: finished jobs and their batch items, metered and billed request logs, finished webhook deliveries and their attempts. */
+        RetentionPayload: Record<string, never>;
         BulkAccepted: {
             /** @description One per job, in request order */
             items: {
@@ -7854,9 +7856,9 @@ export interface components {
         /** @description One job of a bulk submit: a `POST /jobs` body and its own `idempotency_key` */
         BulkJobRequest: {
             /** @enum {string} */
-            type: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover";
+            type: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover" | "retention";
             /** @description The payload schema of the chosen `type` */
-            payload?: components["schemas"]["InvokePayload"] | components["schemas"]["DividePayload"] | components["schemas"]["BatchPayload"] | components["schemas"]["MeteringPayload"] | components["schemas"]["BillingPayload"] | components["schemas"]["VaultExportPayload"] | components["schemas"]["MonthRolloverPayload"];
+            payload?: components["schemas"]["InvokePayload"] | components["schemas"]["DividePayload"] | components["schemas"]["BatchPayload"] | components["schemas"]["MeteringPayload"] | components["schemas"]["BillingPayload"] | components["schemas"]["VaultExportPayload"] | components["schemas"]["MonthRolloverPayload"] | components["schemas"]["RetentionPayload"];
             priority?: number;
             delay_ms?: number;
             attempts?: number;
@@ -7947,7 +7949,7 @@ export interface components {
             tz: string;
             job: {
                 /** @enum {string} */
-                type: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover";
+                type: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover" | "retention";
                 payload?: unknown;
             };
             paused: boolean;

@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import { expireJobsStep, jobScanBound, uuidv7Floor } from '../../db/jobs/expire-jobs.js';
+import { meteringWatermark } from '../../db/repositories/metering.js';
+import { expireRequestLogsStep } from '../../db/repositories/request-logs.js';
+import { expireDeliveriesStep } from '../../db/repositories/webhook-deliveries.js';
+import { defineJob } from '../define-job.js';
+
+export const retentionPayloadSchema = z.strictObject({});
+
+export const retentionResultSchema = z.object({
+  jobs: z.number().int(),
+  batch_items: z.number().int(),
+  request_logs: z.number().int(),
+  webhook_deliveries: z.number().int(),
+  webhook_attempts: z.number().int(),
+  /** Statements that read or deleted a step's rows (each at most RETENTION_STEP_ROWS rows). */
+  steps: z.number().int(),
+});
+export type RetentionResult = z.infer<typeof retentionResultSchema>;
+
+export interface RetentionJobOptions {
+  /** Rows read or deleted per statement. Default: RETENTION_STEP_ROWS. */
+  stepRows?: number;
+  /** The clock the scans' id bounds come from (the cutoffs themselves are the database's `now()`). Default: now. */
+  now?: () => Date;
+}
+
+/**
+ * The retention job type (SPEC §9). Deletes, in steps of RETENTION_STEP_ROWS rows each its own short
+ * statement, finished jobs (with a batch's items) JOB_RETENTION_DAYS after they finished (per tier:
+ * JOB_RETENTION_DAYS_BY_TIER), request logs REQUEST_LOG_RETENTION_DAYS old once metered and billed, and
+ * finished webhook deliveries with their attempts WEBHOOK_RETENTION_DAYS after they finished. Never an
+ * unfinished job, a pending delivery, a usage record, a charge or a ledger entry. An abort stops between
+ * steps; whatever was deleted stays deleted and the next run goes on.
+ */
+export function createRetentionJob(options: RetentionJobOptions = {}) {
+  return defineJob({
+    name: 'retention',
+    description:
+      'Delete history past its retention: finished jobs and their batch items, metered and billed request logs, finished webhook deliveries and their attempts.',
+    payload: retentionPayloadSchema,
+    result: retentionResultSchema,
+    adminOnly: true,
+    queue: { attempts: 3, backoffMs: 60_000, concurrency: 1 },
+    schedule: (config) => ({ every: config.retentionEveryMs }),
+    async process(_payload, ctx) {
+      const { config, em, signal } = ctx;
+      const stepRows = options.stepRows ?? config.retentionStepRows;
+      const now = options.now?.() ?? new Date();
+      const result: RetentionResult = { jobs: 0, batch_items: 0, request_logs: 0, webhook_deliveries: 0, webhook_attempts: 0, steps: 0 };
+
+      const jobBound = jobScanBound(config.jobRetentionDays, now);
+      for (let afterId: string | null = null; jobBound && !signal.aborted;) {
+        const step = await expireJobsStep(em, { afterId, bound: jobBound, days: config.jobRetentionDays, stepRows });
+        result.steps += 1;
+        result.jobs += step.jobs;
+        result.batch_items += step.batchItems;
+        if (step.lastId === null) break;
+        afterId = step.lastId;
+      }
+
+      if (config.requestLogRetentionDays > 0) {
+        const meteredUpTo = await meteringWatermark(em);
+        for (let afterId: string | null = null; !signal.aborted;) {
+          const step = await expireRequestLogsStep(em, { afterId, meteredUpTo, days: config.requestLogRetentionDays, stepRows });
+          result.steps += 1;
+          result.request_logs += step.deleted;
+          if (step.done) break;
+          afterId = step.lastId;
+        }
+      }
+
+      if (config.webhookRetentionDays > 0) {
+        const bound = uuidv7Floor(new Date(now.getTime() - config.webhookRetentionDays * 86_400_000 + 3_600_000));
+        for (let afterId: string | null = null; !signal.aborted;) {
+          const step = await expireDeliveriesStep(em, { afterId, bound, days: config.webhookRetentionDays, stepRows });
+          result.steps += 1;
+          result.webhook_deliveries += step.deliveries;
+          result.webhook_attempts += step.attempts;
+          if (step.lastId === null) break;
+          afterId = step.lastId;
+        }
+      }
+
+      await ctx.progress({ ...result });
+      ctx.logger.info(result, 'retention run finished');
+      return result;
+    },
+  });
+}
+
+export const retentionJob = createRetentionJob();
