@@ -3,7 +3,7 @@ import { jobStates } from '../../db/entities/job-record.entity.js';
 import { jobRegistry } from '../../jobs/registry.js';
 import { jobIdParams, submitJobBody } from '../routes/jobs.routes.js';
 import { bulkJobItem, maxBulkJobs } from '../bulk-jobs.js';
-import { documentRoute, ex, json, jsonBody, timestamp, type RouteDocs } from './document-route.js';
+import { documentRoute, ex, exampleOf, json, jsonBody, timestamp, type RouteDocs } from './document-route.js';
 
 const pascal = (name: string) => name.replace(/(^|-)([a-z])/g, (_, _dash: string, letter: string) => letter.toUpperCase());
 
@@ -59,13 +59,23 @@ export const submitHeaders = z.object({
   'idempotency-key': z.string().max(255).optional().describe('Same key and body within 24 h: the same job; same key, other body: 422'),
 });
 
+/** The two answers of every submit, with examples of a job of this type (a batch's job has type `batch`). */
+export function submitResponsesOf(type: string, result: unknown) {
+  const job = exampleOf(jobSchema) as object;
+  const accepted = exampleOf(jobAcceptedSchema) as object;
+  return {
+    200: json(jobSchema, 'Finished within `Prefer: wait` (completed or failed)', undefined, { ...job, type, result }),
+    202: json(
+      jobAcceptedSchema,
+      'Accepted; poll `Location` or stream /jobs/{id}/events',
+      { Location: { description: 'The job: /api/v1/jobs/{id}', schema: { type: 'string' } } },
+      { ...accepted, type },
+    ),
+  };
+}
+
 /** The two answers of every submit. */
-export const submitResponses = {
-  200: json(jobSchema, 'Finished within `Prefer: wait` (completed or failed)'),
-  202: json(jobAcceptedSchema, 'Accepted; poll `Location` or stream /jobs/{id}/events', {
-    Location: { description: 'The job: /api/v1/jobs/{id}', schema: { type: 'string' } },
-  }),
-};
+export const submitResponses = submitResponsesOf('invoke', (exampleOf(jobSchema) as { result: unknown }).result);
 
 export const jobsDocs: RouteDocs = (registry) => {
   const tag = 'Jobs';
