@@ -63,10 +63,10 @@ export const meSchema = z
       role: 'user',
       customer_id: ex.customerId,
       service_type: 'compute',
-      tos_version_current: '2026-01',
+      tos_version_current: '1.0.0',
       api_key_id: null,
       created_at: ex.at,
-      tos_version_accepted: '2026-01',
+      tos_version_accepted: '1.0.0',
       tos_current: true,
     },
   });
@@ -123,7 +123,7 @@ export const accountsDocs: RouteDocs = (registry) => {
         email: 'ada@example.com',
         password: 'correct horse battery staple',
         accept_tos: true,
-        tos_version: '2026-01',
+        tos_version: '1.0.0',
       }),
     },
     description: 'The password is hashed (bcrypt) in a small pool of threads; when its queue is full the answer is 503 with `Retry-After`.',
@@ -169,7 +169,7 @@ export const accountsDocs: RouteDocs = (registry) => {
     summary: 'The current terms of service',
     responses: {
       200: json(z.object({ version: z.string(), text: z.string() }), 'Version and text', undefined, {
-        version: '2026-01',
+        version: '1.0.0',
         text: 'Chrysalis terms of service…',
       }),
     },
@@ -189,10 +189,10 @@ export const accountsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/tos/accept',
     summary: 'Accept the current terms of service',
-    request: { body: jsonBody(tosAcceptBody, { version: '2026-01' }) },
+    request: { body: jsonBody(tosAcceptBody, { version: '1.0.0' }) },
     responses: {
       200: json(z.object({ version: z.string(), accepted_at: timestamp }), 'Accepted', undefined, {
-        version: '2026-01',
+        version: '1.0.0',
         accepted_at: ex.at,
       }),
     },

@@ -155,7 +155,7 @@ export const adminDocs: RouteDocs = (registry) => {
       example: {
         customer_id: ex.customerId,
         credited_by: ex.adminId,
-        transaction: { ...(exampleOf(transactionSchema) as object), type: 'credit', reason: 'Goodwill: outage of 3 Dec' },
+        transaction: { ...(exampleOf(transactionSchema) as object), type: 'credit', reason: 'Goodwill: outage of 3 Dec', tx_digest: null },
         balance_usd_cents: 9_250,
         suspended_reason: null,
         services_resumed: true,

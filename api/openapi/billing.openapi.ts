@@ -23,7 +23,7 @@ export const balanceSchema = z
       outstanding_usd_cents: 0,
       current_month_charged_usd_cents: 750,
       last_month_charged_usd_cents: 1_920,
-      current_month_start: '2026-12-01',
+      current_month_start: '2026-12-01T00:00:00.000Z',
       max_monthly_usd_cents: 10_000,
       suspended_reason: null,
     },
@@ -40,7 +40,14 @@ export const transactionSchema = z
   })
   .meta({
     id: 'LedgerTransaction',
-    example: { id: ex.transactionId, type: 'deposit', amount_usd_cents: 5_000, reason: null, tx_digest: null, created_at: ex.at },
+    example: {
+      id: ex.transactionId,
+      type: 'deposit',
+      amount_usd_cents: 5_000,
+      reason: null,
+      tx_digest: '0xa8a8d783cfa6084c1423198c6f95593d72f9420693e82bc92ba807dfd678e9ea',
+      created_at: ex.at,
+    },
   });
 
 export const usageRecordSchema = z
