@@ -9,7 +9,7 @@ import {
   rotateApiKeyBody,
   tosAcceptBody,
 } from '../routes/accounts.routes.js';
-import { documentRoute, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
+import { documentRoute, ex, exampleOf, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
 
 /** Said where keys are made, so nobody takes a seal key calling the compute API for a hole (issue 13). */
 const keyServiceRule =
@@ -28,11 +28,19 @@ export const tokensSchema = z
     token_type: z.literal('bearer'),
     expires_in: z.int().describe('Seconds the access token is valid'),
   })
-  .meta({ id: 'Tokens' });
+  .meta({
+    id: 'Tokens',
+    example: {
+      access_token: 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTkyZjFjMCJ9.c2lnbmF0dXJl',
+      refresh_token: 'rt_8Jv2kQ0xZt4mN7pW3cY6bR1sL9dF5gH',
+      token_type: 'bearer',
+      expires_in: 3600,
+    },
+  });
 
 export const userSchema = z
   .object({ id: z.uuid(), email: z.string(), customer_id: z.uuid(), role, created_at: timestamp })
-  .meta({ id: 'User' });
+  .meta({ id: 'User', example: { id: ex.userId, email: 'ada@example.com', customer_id: ex.customerId, role: 'user', created_at: ex.at } });
 
 export const meSchema = z
   .object({
@@ -47,7 +55,21 @@ export const meSchema = z
     tos_version_accepted: z.string().nullable(),
     tos_current: z.boolean().nullable(),
   })
-  .meta({ id: 'Me' });
+  .meta({
+    id: 'Me',
+    example: {
+      id: ex.userId,
+      email: 'ada@example.com',
+      role: 'user',
+      customer_id: ex.customerId,
+      service_type: 'compute',
+      tos_version_current: '1.0.0',
+      api_key_id: null,
+      created_at: ex.at,
+      tos_version_accepted: '1.0.0',
+      tos_current: true,
+    },
+  });
 
 export const apiKeySchema = z
   .object({
@@ -59,12 +81,34 @@ export const apiKeySchema = z
     revoked_at: timestamp.nullable(),
     created_at: timestamp,
   })
-  .meta({ id: 'ApiKey' });
+  .meta({
+    id: 'ApiKey',
+    example: {
+      id: ex.apiKeyId,
+      name: 'ci',
+      service_type: 'compute',
+      prefix: 'sk_live_4f9a',
+      expires_at: null,
+      revoked_at: null,
+      created_at: ex.at,
+    },
+  });
 
 export const newApiKeySchema = apiKeySchema
   .omit({ revoked_at: true })
   .extend({ key: z.string().describe('`sk_live_…`, shown only in this answer'), rotated_from: z.uuid().optional() })
-  .meta({ id: 'NewApiKey' });
+  .meta({
+    id: 'NewApiKey',
+    example: {
+      id: ex.apiKeyId,
+      name: 'ci',
+      service_type: 'compute',
+      prefix: 'sk_live_4f9a',
+      expires_at: null,
+      created_at: ex.at,
+      key: 'sk_live_4f9a2c7e1b8d4a6f9e3c0b5d7a1f2e8c',
+    },
+  });
 
 export const accountsDocs: RouteDocs = (registry) => {
   const tag = 'Accounts';
@@ -74,7 +118,14 @@ export const accountsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/auth/register',
     summary: 'Create an account (and its customer, with the compute service at tier starter)',
-    request: { body: jsonBody(registerBody) },
+    request: {
+      body: jsonBody(registerBody, {
+        email: 'ada@example.com',
+        password: 'correct horse battery staple',
+        accept_tos: true,
+        tos_version: '1.0.0',
+      }),
+    },
     description: 'The password is hashed (bcrypt) in a small pool of threads; when its queue is full the answer is 503 with `Retry-After`.',
     responses: { 201: json(userSchema, 'Registered') },
     problems: [409, 422, 429, 503],
@@ -87,7 +138,7 @@ export const accountsDocs: RouteDocs = (registry) => {
     summary: 'Exchange email and password for tokens',
     description:
       'Limited per client IP, and per account: after 10 failed logins in 15 minutes (from any address) the account answers 429 with `Retry-After`, even to the right password, until the window ends; a successful login clears the count. The password is checked in a small pool of threads; when its queue is full the answer is 503 with `Retry-After`.',
-    request: { body: jsonBody(loginBody) },
+    request: { body: jsonBody(loginBody, { email: 'ada@example.com', password: 'correct horse battery staple' }) },
     responses: { 200: json(tokensSchema, 'Tokens') },
     problems: [401, 429, 503],
   });
@@ -97,7 +148,7 @@ export const accountsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/auth/refresh',
     summary: 'Rotate a refresh token (reusing a rotated one revokes its family)',
-    request: { body: jsonBody(refreshTokenBody) },
+    request: { body: jsonBody(refreshTokenBody, { refresh_token: 'rt_8Jv2kQ0xZt4mN7pW3cY6bR1sL9dF5gH' }) },
     responses: { 200: json(tokensSchema, 'New tokens') },
     problems: [401],
   });
@@ -107,7 +158,7 @@ export const accountsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/auth/logout',
     summary: 'Revoke a refresh token',
-    request: { body: jsonBody(refreshTokenBody) },
+    request: { body: jsonBody(refreshTokenBody, { refresh_token: 'rt_8Jv2kQ0xZt4mN7pW3cY6bR1sL9dF5gH' }) },
     responses: { 204: noContent },
   });
   documentRoute(registry, {
@@ -116,7 +167,12 @@ export const accountsDocs: RouteDocs = (registry) => {
     method: 'get',
     path: '/tos',
     summary: 'The current terms of service',
-    responses: { 200: json(z.object({ version: z.string(), text: z.string() }), 'Version and text') },
+    responses: {
+      200: json(z.object({ version: z.string(), text: z.string() }), 'Version and text', undefined, {
+        version: '1.0.0',
+        text: 'Chrysalis terms of service…',
+      }),
+    },
   });
   documentRoute(registry, {
     tag,
@@ -133,8 +189,13 @@ export const accountsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/tos/accept',
     summary: 'Accept the current terms of service',
-    request: { body: jsonBody(tosAcceptBody) },
-    responses: { 200: json(z.object({ version: z.string(), accepted_at: timestamp }), 'Accepted') },
+    request: { body: jsonBody(tosAcceptBody, { version: '1.0.0' }) },
+    responses: {
+      200: json(z.object({ version: z.string(), accepted_at: timestamp }), 'Accepted', undefined, {
+        version: '1.0.0',
+        accepted_at: ex.at,
+      }),
+    },
     problems: [403, 422],
   });
   documentRoute(registry, {
@@ -146,7 +207,7 @@ export const accountsDocs: RouteDocs = (registry) => {
     description:
       'A key acts for the customer within one service (`service_type`). The edge proxy authenticates its traffic with such keys and bills it to the key’s service, ' +
       'so any call made with a key — to this API too — is metered, rate-limited and suspended as that service, not as `compute`.',
-    request: { body: jsonBody(createApiKeyDocBody) },
+    request: { body: jsonBody(createApiKeyDocBody, { name: 'ci', service_type: 'compute', expires_at: '2027-12-31T23:59:59Z' }) },
     responses: { 201: json(newApiKeySchema, 'The key') },
     problems: [422],
   });
@@ -175,8 +236,19 @@ export const accountsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/api-keys/:id/rotate',
     summary: 'Replace an API key with a new one; the old one stops working at once',
-    request: { params: apiKeyIdParams, body: { content: { 'application/json': { schema: rotateApiKeyBody } } } },
-    responses: { 201: json(newApiKeySchema, 'The new key') },
+    request: {
+      params: apiKeyIdParams,
+      body: { content: { 'application/json': { schema: rotateApiKeyBody, example: { expires_at: null } } } },
+    },
+    responses: {
+      201: json(newApiKeySchema, 'The new key', undefined, {
+        ...(exampleOf(newApiKeySchema) as object),
+        id: ex.jobId2,
+        prefix: 'sk_live_7b1e',
+        key: 'sk_live_7b1e0d9c3a5f4e2b8c6d1a0f9e7b3c5d',
+        rotated_from: ex.apiKeyId,
+      }),
+    },
     problems: [404, 409, 422],
   });
 };

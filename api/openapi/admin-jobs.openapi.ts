@@ -1,10 +1,20 @@
 import { z } from 'zod';
 import { customerParams } from '../routes/admin.routes.js';
 import { adminCancelBody, adminJobsQuery, adminRetryBody, auditQuery, maxBulkJobs } from '../routes/admin-jobs.routes.js';
-import { documentRoute, json, jsonBody, pageOf, timestamp, type RouteDocs } from './document-route.js';
+import { documentRoute, ex, exampleOf, json, jsonBody, pageOf, timestamp, type RouteDocs } from './document-route.js';
 import { jobSchema } from './jobs.openapi.js';
 
-const adminJobSchema = jobSchema.extend({ customer_id: z.uuid().describe('Whose job it is') }).meta({ id: 'AdminJob' });
+const { result: _result, ...completedJob } = exampleOf(jobSchema) as Record<string, unknown>;
+const failedJobExample = {
+  ...completedJob,
+  state: 'failed',
+  attempts_made: 3,
+  error: 'evaluation timed out after 5000 ms',
+  customer_id: ex.customerId,
+};
+const adminJobSchema = jobSchema
+  .extend({ customer_id: z.uuid().describe('Whose job it is') })
+  .meta({ id: 'AdminJob', example: failedJobExample });
 
 const bulkOutcome = (verb: 'retried' | 'cancelled', ids: string) =>
   z.object({
@@ -28,7 +38,17 @@ const auditEntrySchema = z
     customer_id: z.uuid().nullable(),
     details: z.unknown().describe('The filters and counts of the action'),
   })
-  .meta({ id: 'AdminAuditEntry' });
+  .meta({
+    id: 'AdminAuditEntry',
+    example: {
+      id: '1042',
+      at: ex.at,
+      admin_user_id: ex.adminId,
+      action: 'jobs.retry.dry-run',
+      customer_id: ex.customerId,
+      details: { filters: { state: ['failed'], error_contains: 'timeout' }, matched: 1 },
+    },
+  });
 
 const pauseSchema = z.object({ customer_id: z.uuid(), paused: z.boolean(), paused_at: timestamp.nullable() }).meta({ id: 'CustomerPause' });
 
@@ -55,7 +75,15 @@ export const adminJobsDocs: RouteDocs = (registry) => {
     summary: 'Retry failed jobs that match (dry run first)',
     description: `Failed jobs that match and have no retry yet, newest first, at most \`limit\` (default 1,000, at most ${maxBulkJobs.toLocaleString('en-US')}: 422 past it), each submitted again like POST /jobs/{id}/retry (its customer's admission cap applies), in rounds of 500. Running it twice retries nothing new. \`dry_run: true\` changes nothing and answers the count and a sample. Written to the audit log.`,
     request: { body: jsonBody(adminRetryBody) },
-    responses: { 200: json(bulkOutcome('retried', 'The new jobs (a real run)'), 'What was (or would be) retried') },
+    responses: {
+      200: json(bulkOutcome('retried', 'The new jobs (a real run)'), 'What was (or would be) retried', undefined, {
+        dry_run: true,
+        matched: 1,
+        retried: 0,
+        job_ids: [],
+        sample: [failedJobExample],
+      }),
+    },
     problems: [422],
   });
   documentRoute(registry, {
@@ -66,7 +94,14 @@ export const adminJobsDocs: RouteDocs = (registry) => {
     summary: 'Cancel unfinished jobs that match (dry run first)',
     description: `Queued, delayed or active jobs (\`state\` narrows) that match, at most \`limit\` (at most ${maxBulkJobs.toLocaleString('en-US')}), cancelled as DELETE /jobs/{id} cancels one. Written to the audit log.`,
     request: { body: jsonBody(adminCancelBody) },
-    responses: { 200: json(bulkOutcome('cancelled', 'The cancelled jobs (a real run)'), 'What was (or would be) cancelled') },
+    responses: {
+      200: json(bulkOutcome('cancelled', 'The cancelled jobs (a real run)'), 'What was (or would be) cancelled', undefined, {
+        dry_run: false,
+        matched: 2,
+        cancelled: 2,
+        job_ids: [ex.jobId, ex.jobId2],
+      }),
+    },
     problems: [422],
   });
   for (const action of ['pause', 'resume'] as const) {
@@ -81,7 +116,16 @@ export const adminJobsDocs: RouteDocs = (registry) => {
           ? 'Its jobs are kept and still accepted, but workers do not start them (they stay `queued`) until resumed; within 2 s. Written to the audit log.'
           : 'Its set-aside jobs are moved back to waiting at once. Written to the audit log.',
       request: { params: customerParams },
-      responses: { 200: json(pauseSchema, action === 'pause' ? 'Paused' : 'Resumed') },
+      responses: {
+        200: json(
+          pauseSchema,
+          action === 'pause' ? 'Paused' : 'Resumed',
+          undefined,
+          action === 'pause'
+            ? { customer_id: ex.customerId, paused: true, paused_at: ex.at }
+            : { customer_id: ex.customerId, paused: false, paused_at: null },
+        ),
+      },
       problems: [404],
     });
   }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { backlogQuery, creditBody, customerParams, listQuery } from '../routes/admin.routes.js';
 import { ingestRowSchema } from '../usage-ingest.js';
 import { transactionSchema } from './billing.openapi.js';
-import { documentRoute, json, jsonBody, pageOf, timestamp, type RouteDocs } from './document-route.js';
+import { documentRoute, ex, exampleOf, json, jsonBody, pageOf, timestamp, type RouteDocs } from './document-route.js';
 
 export const adminCustomerSchema = z
   .object({
@@ -17,7 +17,22 @@ export const adminCustomerSchema = z
       z.object({ service_type: z.string(), tier: z.string(), enabled: z.boolean(), suspended_reason: z.string().nullable() }),
     ),
   })
-  .meta({ id: 'AdminCustomer' });
+  .meta({
+    id: 'AdminCustomer',
+    example: {
+      id: ex.customerId,
+      name: 'ada@example.com',
+      created_at: ex.at,
+      balance_usd_cents: 4_250,
+      current_month_charged_usd_cents: 750,
+      max_monthly_usd_cents: null,
+      suspended_reason: null,
+      services: [
+        { service_type: 'compute', tier: 'pro', enabled: true, suspended_reason: null },
+        { service_type: 'seal', tier: 'starter', enabled: true, suspended_reason: null },
+      ],
+    },
+  });
 
 const backlogFigures = {
   queued: z.int().min(0).describe('Waiting to start'),
@@ -59,11 +74,21 @@ export const adminDocs: RouteDocs = (registry) => {
     request: {
       body: {
         required: true,
-        content: { 'application/x-ndjson': { schema: z.string().describe('Lines, each an IngestRow') } },
+        content: {
+          'application/x-ndjson': {
+            schema: z.string().describe('Lines, each an IngestRow'),
+            example: `${JSON.stringify({ timestamp: ex.at, customer_id: ex.customerId, service_type: 'seal', method: 'POST', status_code: 200, bytes_out: 5120 })}\n`,
+          },
+        },
       },
     },
     responses: {
-      200: json(z.object({ accepted: z.int(), rejected: z.array(rejection), rejected_count: z.int() }), 'Stored the valid lines'),
+      200: json(
+        z.object({ accepted: z.int(), rejected: z.array(rejection), rejected_count: z.int() }),
+        'Stored the valid lines',
+        undefined,
+        { accepted: 998, rejected: [{ line: 17, error: 'status_code: Too big: expected number to be <=599' }], rejected_count: 2 },
+      ),
     },
     problems: [400, 413, 415],
   });
@@ -125,7 +150,17 @@ export const adminDocs: RouteDocs = (registry) => {
       suspended_reason: z.string().nullable(),
       services_resumed: z.boolean(),
     })
-    .meta({ id: 'AdminCredit' });
+    .meta({
+      id: 'AdminCredit',
+      example: {
+        customer_id: ex.customerId,
+        credited_by: ex.adminId,
+        transaction: { ...(exampleOf(transactionSchema) as object), type: 'credit', reason: 'Goodwill: outage of 3 Dec', tx_digest: null },
+        balance_usd_cents: 9_250,
+        suspended_reason: null,
+        services_resumed: true,
+      },
+    });
   documentRoute(registry, {
     tag,
     auth: 'admin',
@@ -138,7 +173,7 @@ export const adminDocs: RouteDocs = (registry) => {
     request: {
       params: customerParams,
       headers: z.object({ 'idempotency-key': z.string().max(255).optional() }),
-      body: jsonBody(creditBody),
+      body: jsonBody(creditBody, { amount_usd_cents: 5_000, reason: 'Goodwill: outage of 3 Dec' }),
     },
     responses: { 201: json(credit, 'Credited'), 200: json(credit, 'The same Idempotency-Key: the first credit, again') },
     problems: [404, 422],

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { jobStates } from '../../db/entities/job-record.entity.js';
 import { batchItemsQuery, batchParams, createBatchBody } from '../routes/batches.routes.js';
-import { documentRoute, json, jsonBody, pageOf, timestamp, type RouteDocs } from './document-route.js';
-import { submitHeaders, submitResponses } from './jobs.openapi.js';
+import { documentRoute, ex, json, jsonBody, pageOf, timestamp, type RouteDocs } from './document-route.js';
+import { submitHeaders, submitResponsesOf } from './jobs.openapi.js';
 
 export const batchSchema = z
   .object({
@@ -15,7 +15,19 @@ export const batchSchema = z
     finished_at: timestamp.optional(),
     links: z.object({ items: z.string(), job: z.string() }),
   })
-  .meta({ id: 'Batch' });
+  .meta({
+    id: 'Batch',
+    example: {
+      id: ex.jobId,
+      state: 'completed',
+      total: 3,
+      completed: 2,
+      failed: 1,
+      created_at: ex.at,
+      finished_at: ex.later,
+      links: { items: `/api/v1/batches/${ex.jobId}/items`, job: `/api/v1/jobs/${ex.jobId}` },
+    },
+  });
 
 export const batchItemSchema = z
   .object({
@@ -25,7 +37,7 @@ export const batchItemSchema = z
     result: z.unknown().optional().describe('The value the expression evaluated to'),
     error: z.string().optional(),
   })
-  .meta({ id: 'BatchItem' });
+  .meta({ id: 'BatchItem', example: { index: 0, substrate_id: ex.substrateId, state: 'completed', result: 12 } });
 
 /** batches.routes.ts */
 export const batchesDocs: RouteDocs = (registry) => {
@@ -36,8 +48,17 @@ export const batchesDocs: RouteDocs = (registry) => {
     path: '/batches',
     summary: 'Submit up to 10,000 invocations as one batch job',
     description: 'Takes bodies up to 16 MiB. An item naming a deleted or unknown substrate fails alone.',
-    request: { headers: submitHeaders, body: jsonBody(createBatchBody) },
-    responses: submitResponses,
+    request: {
+      headers: submitHeaders,
+      body: jsonBody(createBatchBody, {
+        invocations: [
+          { substrate_id: ex.substrateId, parameters: { x: 5, y: 7 } },
+          { substrate_id: ex.substrateId, parameters: { x: 6, y: 7 } },
+          { substrate_id: ex.substrateId2 },
+        ],
+      }),
+    },
+    responses: submitResponsesOf('batch', { batch_id: ex.jobId, total: 3, completed: 2, failed: 1 }),
     problems: [404, 413, 422],
   });
   documentRoute(registry, {

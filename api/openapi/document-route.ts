@@ -37,24 +37,69 @@ export function problemResponses(statuses: Iterable<number>): Record<number, Res
   return responses;
 }
 
-/** A JSON answer. */
-export function json(schema: z.ZodType, description: string, headers?: ResponseConfig['headers']): ResponseConfig {
-  return { description, ...(headers ? { headers } : {}), content: { 'application/json': { schema } } };
+/**
+ * The values the examples share, so that one job, substrate or customer is the same thing in every
+ * example of the document (and in the README's Cookbook).
+ */
+export const ex = {
+  jobId: '0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11',
+  jobId2: '0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e12',
+  customerId: '0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01',
+  userId: '0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e02',
+  adminId: '0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e03',
+  apiKeyId: '0192f1c2-3d4e-7f50-8a61-b2c3d4e5f601',
+  webhookId: '0192f1c3-4e5f-7061-8b72-c3d4e5f6a701',
+  deliveryId: '0192f1c3-4e5f-7061-8b72-c3d4e5f6a702',
+  relationshipId: '0192f1c5-6a7b-7c8d-9e0f-a1b2c3d4e501',
+  transactionId: '0192f1c6-7b8c-7d9e-8f01-b2c3d4e5f601',
+  substrateId: '0x1f2e3d4c5b6a7988',
+  substrateId2: '0x8a7b6c5d4e3f2019',
+  at: '2026-12-03T17:30:00.000Z',
+  later: '2026-12-03T17:30:00.412Z',
+} as const;
+
+/** The example a schema carries in its metadata (`.meta({ example })`), if any. */
+export function exampleOf(schema: z.ZodType): unknown {
+  return (schema.meta() as { example?: unknown } | undefined)?.example;
 }
 
-/** A JSON request body. */
-export function jsonBody(schema: z.ZodType, description?: string): NonNullable<RouteConfig['request']>['body'] {
-  return { required: true, ...(description ? { description } : {}), content: { 'application/json': { schema } } };
+/** A JSON answer; its example is the schema's own unless one is given. */
+export function json(
+  schema: z.ZodType,
+  description: string,
+  headers?: ResponseConfig['headers'],
+  example: unknown = exampleOf(schema),
+): ResponseConfig {
+  return {
+    description,
+    ...(headers ? { headers } : {}),
+    content: { 'application/json': { schema, ...(example === undefined ? {} : { example }) } },
+  };
+}
+
+/** A JSON request body, with an example of a body the route takes (tests/openapi/examples.test.ts requires one). */
+export function jsonBody(
+  schema: z.ZodType,
+  example: unknown = exampleOf(schema),
+  description?: string,
+): NonNullable<RouteConfig['request']>['body'] {
+  return {
+    required: true,
+    ...(description ? { description } : {}),
+    content: { 'application/json': { schema, ...(example === undefined ? {} : { example }) } },
+  };
 }
 
 export const noContent: ResponseConfig = { description: 'Done; no body' };
 
-/** `{items, next_cursor}`: a cursor-paginated list of `item`. */
+/** `{items, next_cursor}`: a cursor-paginated list of `item`; its example is one page of the item's example. */
 export function pageOf(item: z.ZodType) {
-  return z.object({
+  const page = z.object({
     items: z.array(item),
     next_cursor: z.string().nullable().describe('Pass as `?cursor=` for the next page; null on the last page'),
   });
+  const example = exampleOf(item);
+  return example === undefined ? page : page.meta({ example: { items: [example], next_cursor: null } });
 }
 
 export const timestamp = z.iso.datetime().describe('ISO 8601, UTC');

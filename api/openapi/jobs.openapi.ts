@@ -3,7 +3,7 @@ import { jobStates } from '../../db/entities/job-record.entity.js';
 import { jobRegistry } from '../../jobs/registry.js';
 import { jobIdParams, submitJobBody } from '../routes/jobs.routes.js';
 import { bulkJobItem, maxBulkJobs } from '../bulk-jobs.js';
-import { documentRoute, json, jsonBody, timestamp, type RouteDocs } from './document-route.js';
+import { documentRoute, ex, exampleOf, json, jsonBody, timestamp, type RouteDocs } from './document-route.js';
 
 const pascal = (name: string) => name.replace(/(^|-)([a-z])/g, (_, _dash: string, letter: string) => letter.toUpperCase());
 
@@ -23,7 +23,20 @@ export const jobSchema = z
     started_at: timestamp.optional().describe('When its first attempt began; every completed or failed job has it'),
     finished_at: timestamp.optional(),
   })
-  .meta({ id: 'Job' });
+  .meta({
+    id: 'Job',
+    example: {
+      id: ex.jobId,
+      type: 'invoke',
+      state: 'completed',
+      progress: 100,
+      attempts_made: 1,
+      result: { substrate_id: ex.substrateId, result: 12, invocation_time_ms: 0.4, cached: false },
+      created_at: ex.at,
+      started_at: ex.at,
+      finished_at: ex.later,
+    },
+  });
 
 /** 202 to a submit: the job is accepted and will run. */
 export const jobAcceptedSchema = z
@@ -35,7 +48,10 @@ export const jobAcceptedSchema = z
     retry_of: z.uuid().optional().describe('The job this one retries (POST /jobs/{id}/retry)'),
     links: z.object({ self: z.string().describe('/api/v1/jobs/{id}') }),
   })
-  .meta({ id: 'JobAccepted' });
+  .meta({
+    id: 'JobAccepted',
+    example: { id: ex.jobId, type: 'invoke', state: 'queued', created_at: ex.at, links: { self: `/api/v1/jobs/${ex.jobId}` } },
+  });
 
 /** The headers every submit (POST /jobs and the substrate operations) understands. */
 export const submitHeaders = z.object({
@@ -43,13 +59,23 @@ export const submitHeaders = z.object({
   'idempotency-key': z.string().max(255).optional().describe('Same key and body within 24 h: the same job; same key, other body: 422'),
 });
 
+/** The two answers of every submit, with examples of a job of this type (a batch's job has type `batch`). */
+export function submitResponsesOf(type: string, result: unknown) {
+  const job = exampleOf(jobSchema) as object;
+  const accepted = exampleOf(jobAcceptedSchema) as object;
+  return {
+    200: json(jobSchema, 'Finished within `Prefer: wait` (completed or failed)', undefined, { ...job, type, result }),
+    202: json(
+      jobAcceptedSchema,
+      'Accepted; poll `Location` or stream /jobs/{id}/events',
+      { Location: { description: 'The job: /api/v1/jobs/{id}', schema: { type: 'string' } } },
+      { ...accepted, type },
+    ),
+  };
+}
+
 /** The two answers of every submit. */
-export const submitResponses = {
-  200: json(jobSchema, 'Finished within `Prefer: wait` (completed or failed)'),
-  202: json(jobAcceptedSchema, 'Accepted; poll `Location` or stream /jobs/{id}/events', {
-    Location: { description: 'The job: /api/v1/jobs/{id}', schema: { type: 'string' } },
-  }),
-};
+export const submitResponses = submitResponsesOf('invoke', (exampleOf(jobSchema) as { result: unknown }).result);
 
 export const jobsDocs: RouteDocs = (registry) => {
   const tag = 'Jobs';
@@ -95,7 +121,16 @@ export const jobsDocs: RouteDocs = (registry) => {
     path: '/jobs',
     summary: 'Submit a job',
     description: `\`payload\` must match the schema of \`type\` (\`{}\` when omitted).${adminOnly.length ? ` Admins only: ${adminOnly.join(', ')} (403 for other users).` : ''}`,
-    request: { headers: submitHeaders, body: jsonBody(body) },
+    request: {
+      headers: submitHeaders,
+      body: jsonBody(body, {
+        type: 'invoke',
+        payload: { substrate_id: ex.substrateId, parameters: { x: 5, y: 7 } },
+        priority: 1,
+        attempts: 3,
+        webhook_url: 'https://hooks.example.com/chrysalis',
+      }),
+    },
     responses: submitResponses,
     problems: [404, 422],
   });
@@ -188,7 +223,17 @@ export const jobsDocs: RouteDocs = (registry) => {
     summary: 'Cancel a job',
     description: 'Queued or delayed: taken off the queue. Active: the processor is aborted. Already final: 409.',
     request: { params: jobIdParams },
-    responses: { 200: json(jobSchema, 'The job, now `cancelled`') },
+    responses: {
+      200: json(jobSchema, 'The job, now `cancelled`', undefined, {
+        id: ex.jobId,
+        type: 'invoke',
+        state: 'cancelled',
+        progress: 0,
+        attempts_made: 0,
+        created_at: ex.at,
+        finished_at: ex.later,
+      }),
+    },
     problems: [404, 409],
   });
   documentRoute(registry, {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { relationshipTypes } from '../../db/entities/relationship.entity.js';
 import { createRelationshipBody, edgeListParams, edgeListQuery, relationshipParams, traverseBody } from '../routes/relationships.routes.js';
-import { documentRoute, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
+import { documentRoute, ex, exampleOf, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
 
 export const relationshipSchema = z
   .object({
@@ -12,7 +12,17 @@ export const relationshipSchema = z
     metadata: z.record(z.string(), z.unknown()),
     created_at: timestamp,
   })
-  .meta({ id: 'Relationship' });
+  .meta({
+    id: 'Relationship',
+    example: {
+      id: ex.relationshipId,
+      source_id: ex.substrateId,
+      target_id: ex.substrateId2,
+      type: 'DEPENDENCY',
+      metadata: { weight: 1 },
+      created_at: ex.at,
+    },
+  });
 
 /** relationships.routes.ts */
 export const relationshipsDocs: RouteDocs = (registry) => {
@@ -22,7 +32,14 @@ export const relationshipsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/relationships',
     summary: 'Relate two substrates (or get the existing relationship)',
-    request: { body: jsonBody(createRelationshipBody) },
+    request: {
+      body: jsonBody(createRelationshipBody, {
+        source_id: ex.substrateId,
+        target_id: ex.substrateId2,
+        type: 'DEPENDENCY',
+        metadata: { weight: 1 },
+      }),
+    },
     responses: { 201: json(relationshipSchema, 'Created'), 200: json(relationshipSchema, 'It already existed') },
     problems: [404, 422],
   });
@@ -40,6 +57,8 @@ export const relationshipsDocs: RouteDocs = (registry) => {
           average_out_degree: z.number(),
         }),
         'The figures',
+        undefined,
+        { total: 12, by_type: { DEPENDENCY: 9, REFERENCE: 3 }, substrates_with_relationships: 8, average_out_degree: 1.5 },
       ),
     },
   });
@@ -59,7 +78,14 @@ export const relationshipsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/relationships/traverse',
     summary: 'Walk the graph from a substrate (max_depth ≤ 10)',
-    request: { body: jsonBody(traverseBody) },
+    request: {
+      body: jsonBody(traverseBody, {
+        start_substrate_id: ex.substrateId,
+        direction: 'outgoing',
+        max_depth: 3,
+        relationship_types: ['DEPENDENCY'],
+      }),
+    },
     responses: {
       200: json(
         z.object({
@@ -68,6 +94,15 @@ export const relationshipsDocs: RouteDocs = (registry) => {
           edges: z.array(relationshipSchema),
         }),
         'The nodes reached and the edges walked',
+        undefined,
+        {
+          start_substrate_id: ex.substrateId,
+          nodes: [
+            { substrate_id: ex.substrateId, depth: 0 },
+            { substrate_id: ex.substrateId2, depth: 1 },
+          ],
+          edges: [exampleOf(relationshipSchema)],
+        },
       ),
     },
     problems: [404, 422],

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { jobTypeNames } from '../../jobs/registry.js';
 import { createScheduleBody, listQuery, nameParams } from '../routes/schedules.routes.js';
-import { documentRoute, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
+import { documentRoute, ex, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
 
 export const scheduleSchema = z
   .object({
@@ -15,7 +15,20 @@ export const scheduleSchema = z
     created_at: timestamp,
     updated_at: timestamp,
   })
-  .meta({ id: 'Schedule' });
+  .meta({
+    id: 'Schedule',
+    example: {
+      name: 'nightly-totals',
+      cron: '0 2 * * *',
+      every_ms: null,
+      tz: 'Europe/Paris',
+      job: { type: 'invoke', payload: { substrate_id: ex.substrateId, parameters: { x: 5, y: 7 } } },
+      paused: false,
+      next_run_at: '2026-12-04T01:00:00.000Z',
+      created_at: ex.at,
+      updated_at: ex.at,
+    },
+  });
 
 /** schedules.routes.ts */
 export const schedulesDocs: RouteDocs = (registry) => {
@@ -27,7 +40,14 @@ export const schedulesDocs: RouteDocs = (registry) => {
     summary: 'Create or replace a schedule (upsert by name)',
     description:
       "Give `cron` (with `tz`, default UTC) or `every_ms` (≥ 10,000). At most 100 schedules per customer. The job is checked whole: a substrate it names that the customer does not own answers 404, a cron that does not parse 422 naming the field at fault. The jobs it creates are ordinary jobs of the customer, each run taking a point of the write rate limit. A schedule whose densest minute would submit more items of work than the tier's budget of scheduled work (a batch counts its invocations, any other job 1; default starter 1,000, pro 20,000, enterprise 200,000 a minute) answers 422 naming `body.job.payload` (one run is too big) or `body.every_ms`/`body.cron` (too frequent).",
-    request: { body: jsonBody(createScheduleBody) },
+    request: {
+      body: jsonBody(createScheduleBody, {
+        name: 'nightly-totals',
+        cron: '0 2 * * *',
+        tz: 'Europe/Paris',
+        job: { type: 'invoke', payload: { substrate_id: ex.substrateId, parameters: { x: 5, y: 7 } } },
+      }),
+    },
     responses: { 201: json(scheduleSchema, 'Created'), 200: json(scheduleSchema, 'Replaced') },
     problems: [404, 422],
   });

@@ -9,8 +9,8 @@ import {
   searchSubstratesQuery,
   substrateParams,
 } from '../routes/substrates.routes.js';
-import { documentRoute, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
-import { submitHeaders, submitResponses } from './jobs.openapi.js';
+import { documentRoute, ex, exampleOf, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
+import { submitHeaders, submitResponsesOf } from './jobs.openapi.js';
 
 /** A substrate as every endpoint shows it (never with its expression text). */
 export const substrateSchema = z
@@ -23,7 +23,27 @@ export const substrateSchema = z
     created_at: timestamp,
     updated_at: timestamp,
   })
-  .meta({ id: 'Substrate' });
+  .meta({
+    id: 'Substrate',
+    example: {
+      substrate_id: ex.substrateId,
+      identity: '2246913496451811720',
+      expression_type: 'expression',
+      metadata: { team: 'pricing' },
+      created_at: ex.at,
+      updated_at: ex.at,
+    },
+  });
+
+const constantExample = {
+  substrate_id: ex.substrateId2,
+  identity: '9974301298342223897',
+  expression_type: 'constant',
+  value: 42,
+  metadata: {},
+  created_at: ex.at,
+  updated_at: ex.at,
+};
 
 const operationDescriptions: Record<keyof typeof operationBodies, string> = {
   add: 'Result `{original_value, new_value, operation}`.',
@@ -31,6 +51,22 @@ const operationDescriptions: Record<keyof typeof operationBodies, string> = {
   modulus: 'Result `{value, modulus, expressed, residue}`; modulus 0 fails the job.',
   power: 'Result `{value, exponent, result}`; a non-finite result fails the job.',
   root: 'Result `{value, degree, result}`; an even root of a negative fails the job.',
+};
+
+const operationExamples: Record<keyof typeof operationBodies, object> = {
+  add: { value: 10 },
+  subtract: { value: 2.5 },
+  modulus: { modulus: 7 },
+  power: { exponent: 2 },
+  root: { degree: 3, parameters: { x: 27 } },
+};
+
+const operationResults: Record<keyof typeof operationBodies, object> = {
+  add: { original_value: 42, new_value: 52, operation: 'add' },
+  subtract: { original_value: 42, new_value: 39.5, operation: 'subtract' },
+  modulus: { value: 42, modulus: 7, expressed: 6, residue: 0 },
+  power: { value: 42, exponent: 2, result: 1764 },
+  root: { value: 27, degree: 3, result: 3 },
 };
 
 export const substratesDocs: RouteDocs = (registry) => {
@@ -41,7 +77,7 @@ export const substratesDocs: RouteDocs = (registry) => {
     path: '/substrates',
     summary: 'Create a substrate (or get the existing one)',
     description: 'CEL expressions; a syntax error is a 422 naming the position. The id hashes owner, type and expression.',
-    request: { body: jsonBody(createSubstrateBody) },
+    request: { body: jsonBody(createSubstrateBody, { expression_type: 'expression', expression: 'x + y', metadata: { team: 'pricing' } }) },
     responses: { 201: json(substrateSchema, 'Created'), 200: json(substrateSchema, 'It already existed') },
     problems: [422],
   });
@@ -50,11 +86,26 @@ export const substratesDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/substrates/batch',
     summary: 'Create up to 1,000 substrates, all or nothing',
-    request: { body: jsonBody(createSubstratesBatchBody) },
+    request: {
+      body: jsonBody(createSubstratesBatchBody, {
+        substrates: [
+          { expression_type: 'expression', expression: 'x + y', metadata: { team: 'pricing' } },
+          { expression_type: 'constant', value: 42 },
+        ],
+      }),
+    },
     responses: {
       201: json(
         z.object({ items: z.array(substrateSchema.extend({ created: z.boolean() })), created: z.int().min(0) }),
         'Every substrate, in request order',
+        undefined,
+        {
+          items: [
+            { ...(exampleOf(substrateSchema) as object), created: false },
+            { ...constantExample, created: true },
+          ],
+          created: 1,
+        },
       ),
     },
     problems: [413, 422],
@@ -65,8 +116,8 @@ export const substratesDocs: RouteDocs = (registry) => {
     path: '/substrates/multiply',
     summary: 'Multiply dimension values (an invoke job; no substrate needed)',
     description: 'Result `{unity_value, operation, dimensions_collapsed}`.',
-    request: { headers: submitHeaders, body: jsonBody(multiplyBody) },
-    responses: submitResponses,
+    request: { headers: submitHeaders, body: jsonBody(multiplyBody, { dimension_values: [1.5, 2, 3.25] }) },
+    responses: submitResponsesOf('invoke', { unity_value: 9.75, operation: 'multiply', dimensions_collapsed: 3 }),
     problems: [422],
   });
   documentRoute(registry, {
@@ -92,7 +143,7 @@ export const substratesDocs: RouteDocs = (registry) => {
     method: 'patch',
     path: '/substrates/:id',
     summary: "Replace a substrate's metadata",
-    request: { params: substrateParams, body: jsonBody(patchSubstrateBody) },
+    request: { params: substrateParams, body: jsonBody(patchSubstrateBody, { metadata: { team: 'pricing', owner: 'ada' } }) },
     responses: { 200: json(substrateSchema, 'The substrate') },
     problems: [404, 422],
   });
@@ -111,8 +162,8 @@ export const substratesDocs: RouteDocs = (registry) => {
     path: '/substrates/:id/invoke',
     summary: 'Evaluate the expression (an invoke job)',
     description: 'Result `{substrate_id, result, invocation_time_ms, cached}`; repeated parameters are served from the cache.',
-    request: { params: substrateParams, headers: submitHeaders, body: jsonBody(invokeBody) },
-    responses: submitResponses,
+    request: { params: substrateParams, headers: submitHeaders, body: jsonBody(invokeBody, { parameters: { x: 5, y: 7 } }) },
+    responses: submitResponsesOf('invoke', { substrate_id: ex.substrateId, result: 12, invocation_time_ms: 0.4, cached: false }),
     problems: [404, 422],
   });
   documentRoute(registry, {
@@ -121,8 +172,16 @@ export const substratesDocs: RouteDocs = (registry) => {
     path: '/substrates/:id/divide',
     summary: 'Project the substrate on the nine dimensions (a divide job)',
     description: 'Result `{substrate_id, dimensions: [{level, name, description, value}] × 9, fibonacci_sequence}`.',
-    request: { params: substrateParams, headers: submitHeaders, body: { content: { 'application/json': { schema: z.strictObject({}) } } } },
-    responses: submitResponses,
+    request: {
+      params: substrateParams,
+      headers: submitHeaders,
+      body: { content: { 'application/json': { schema: z.strictObject({}), example: {} } } },
+    },
+    responses: submitResponsesOf('divide', {
+      substrate_id: ex.substrateId,
+      dimensions: [{ level: 1, name: 'unity', description: 'The whole', value: 1 }],
+      fibonacci_sequence: [1, 1, 2, 3, 5, 8, 13, 21, 34],
+    }),
     problems: [404],
   });
   for (const [op, body] of Object.entries(operationBodies)) {
@@ -132,8 +191,12 @@ export const substratesDocs: RouteDocs = (registry) => {
       path: `/substrates/:id/${op}`,
       summary: `Apply ${op} to the substrate's value (an invoke job)`,
       description: operationDescriptions[op as keyof typeof operationBodies],
-      request: { params: substrateParams, headers: submitHeaders, body: jsonBody(body) },
-      responses: submitResponses,
+      request: {
+        params: substrateParams,
+        headers: submitHeaders,
+        body: jsonBody(body, operationExamples[op as keyof typeof operationBodies]),
+      },
+      responses: submitResponsesOf('invoke', operationResults[op as keyof typeof operationBodies]),
       problems: [404, 422],
     });
   }

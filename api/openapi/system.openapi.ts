@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { statsQuery } from '../routes/stats.routes.js';
-import { documentRoute, json, timestamp, type RouteDocs } from './document-route.js';
+import { documentRoute, ex, json, timestamp, type RouteDocs } from './document-route.js';
 
 const checkSchema = z.object({ ok: z.boolean(), error: z.string().optional() });
 
@@ -13,7 +13,12 @@ export const systemDocs: RouteDocs = (registry) => {
     method: 'get',
     path: '/health',
     summary: 'Liveness',
-    responses: { 200: json(z.object({ status: z.literal('ok'), uptime_seconds: z.int() }), 'The process is up') },
+    responses: {
+      200: json(z.object({ status: z.literal('ok'), uptime_seconds: z.int() }), 'The process is up', undefined, {
+        status: 'ok',
+        uptime_seconds: 86_400,
+      }),
+    },
   });
   const readiness = z.object({ status: z.enum(['ready', 'not ready']), checks: z.record(z.string(), checkSchema) });
   documentRoute(registry, {
@@ -22,7 +27,16 @@ export const systemDocs: RouteDocs = (registry) => {
     method: 'get',
     path: '/ready',
     summary: 'Readiness: PostgreSQL and Redis reachable (and workers consuming, unless configured otherwise)',
-    responses: { 200: json(readiness, 'Ready'), 503: json(readiness, 'Not ready; `checks` says what failed') },
+    responses: {
+      200: json(readiness, 'Ready', undefined, {
+        status: 'ready',
+        checks: { postgres: { ok: true }, redis: { ok: true }, workers: { ok: true } },
+      }),
+      503: json(readiness, 'Not ready; `checks` says what failed', undefined, {
+        status: 'not ready',
+        checks: { postgres: { ok: true }, redis: { ok: false, error: 'connect ECONNREFUSED 127.0.0.1:6379' }, workers: { ok: true } },
+      }),
+    },
   });
   documentRoute(registry, {
     tag,
@@ -30,7 +44,13 @@ export const systemDocs: RouteDocs = (registry) => {
     method: 'get',
     path: '/openapi.json',
     summary: 'This document (OpenAPI 3.1)',
-    responses: { 200: json(z.object({ openapi: z.string() }).passthrough(), 'The OpenAPI document') },
+    responses: {
+      200: json(z.object({ openapi: z.string() }).passthrough(), 'The OpenAPI document', undefined, {
+        openapi: '3.1.0',
+        info: { title: 'Chrysalis API', version: '0.1.0' },
+        paths: {},
+      }),
+    },
   });
   documentRoute(registry, {
     tag,
@@ -88,7 +108,27 @@ export const statsDocs: RouteDocs = (registry) => {
             invocations: z.object({ total: z.int(), cached: z.int(), cache_hit_rate: nullableRate }),
             top_substrates: z.array(z.record(z.string(), z.unknown())),
           })
-          .meta({ id: 'Stats' }),
+          .meta({
+            id: 'Stats',
+            example: {
+              scope: 'customer',
+              generated_at: ex.at,
+              uptime_seconds: 86_400,
+              window_seconds: 3600,
+              jobs: {
+                by_state: { queued: 3, active: 1, completed: 412, failed: 2 },
+                submitted: 418,
+                submitted_per_minute: 6.97,
+                completed: 412,
+                failed: 2,
+                error_rate: 0.0048,
+                latency_ms: { p50: 38, p95: 210, p99: 480 },
+              },
+              http: { requests_per_second: 2.4, error_rate: 0.01, latency_ms: { p50: 4, p95: 19, p99: 41 } },
+              invocations: { total: 390, cached: 122, cache_hit_rate: 0.3128 },
+              top_substrates: [{ substrate_id: ex.substrateId, invocations: 211 }],
+            },
+          }),
         'The figures',
       ),
     },

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { deliveryStates } from '../../db/entities/webhook-delivery.entity.js';
 import { webhookEvents } from '../../db/entities/webhook-endpoint.entity.js';
 import { createWebhookBody, deliveryParams, endpointParams, listQuery } from '../routes/webhooks.routes.js';
-import { documentRoute, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
+import { documentRoute, ex, exampleOf, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
 
 export const webhookSchema = z
   .object({
@@ -26,12 +26,28 @@ export const webhookSchema = z
       })
       .describe("The endpoint's circuit breaker"),
   })
-  .meta({ id: 'Webhook' });
+  .meta({
+    id: 'Webhook',
+    example: {
+      id: ex.webhookId,
+      url: 'https://hooks.example.com/chrysalis',
+      events: ['job.completed', 'job.failed'],
+      created_at: ex.at,
+      state: 'active',
+      disabled_at: null,
+      disabled_reason: null,
+      breaker: { state: 'closed', consecutive_failures: 0, failing_since: null, open_until: null },
+    },
+  });
 
 /** 201 to POST /webhooks: the endpoint and its signing secret, shown only here. */
-export const newWebhookSchema = webhookSchema.extend({ secret: z.string().describe('`whsec_…`') }).meta({ id: 'NewWebhook' });
+export const newWebhookSchema = webhookSchema
+  .extend({ secret: z.string().describe('`whsec_…`') })
+  .meta({ id: 'NewWebhook', example: { ...(exampleOf(webhookSchema) as object), secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' } });
 
-const secretSchema = z.object({ secret: z.string().describe('`whsec_…`'), created_at: timestamp }).meta({ id: 'WebhookSecret' });
+const secretSchema = z
+  .object({ secret: z.string().describe('`whsec_…`'), created_at: timestamp })
+  .meta({ id: 'WebhookSecret', example: { secret: 'whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD', created_at: ex.at } });
 
 export const deliverySchema = z
   .object({
@@ -47,7 +63,20 @@ export const deliverySchema = z
     created_at: timestamp,
     finished_at: timestamp.nullable(),
   })
-  .meta({ id: 'WebhookDelivery' });
+  .meta({
+    id: 'WebhookDelivery',
+    example: {
+      id: ex.deliveryId,
+      event_type: 'job.completed',
+      webhook_id: 'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W',
+      job_id: ex.jobId,
+      state: 'succeeded',
+      payload: { type: 'job.completed', timestamp: ex.later, data: { id: ex.jobId, type: 'invoke', state: 'completed' } },
+      attempts: [{ attempt: 1, status_code: 200, duration_ms: 84, error: null, at: ex.later }],
+      created_at: ex.later,
+      finished_at: ex.later,
+    },
+  });
 
 /** webhooks.routes.ts */
 export const webhooksDocs: RouteDocs = (registry) => {
@@ -59,7 +88,7 @@ export const webhooksDocs: RouteDocs = (registry) => {
     summary: 'Register an endpoint (its signing secret is shown once)',
     description:
       'URLs resolving to private, loopback or link-local addresses are refused (unless WEBHOOK_ALLOW_PRIVATE). At most 50 per customer.',
-    request: { body: jsonBody(createWebhookBody) },
+    request: { body: jsonBody(createWebhookBody, { url: 'https://hooks.example.com/chrysalis', events: ['job.completed', 'job.failed'] }) },
     responses: { 201: json(newWebhookSchema, 'Registered') },
     problems: [422],
   });
@@ -118,7 +147,13 @@ export const webhooksDocs: RouteDocs = (registry) => {
     path: '/webhooks/:id/deliveries/:delivery_id/redeliver',
     summary: 'Deliver again (same `webhook-id`, a fresh retry schedule)',
     request: { params: deliveryParams },
-    responses: { 202: json(deliverySchema, 'Queued again') },
+    responses: {
+      202: json(deliverySchema, 'Queued again', undefined, {
+        ...(exampleOf(deliverySchema) as object),
+        state: 'pending',
+        finished_at: null,
+      }),
+    },
     problems: [404],
   });
 };

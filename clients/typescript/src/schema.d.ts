@@ -28,6 +28,10 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "status": "ok",
+                         *       "uptime_seconds": 86400
+                         *     } */
                         "application/json": {
                             /** @enum {string} */
                             status: "ok";
@@ -68,6 +72,20 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "status": "ready",
+                         *       "checks": {
+                         *         "postgres": {
+                         *           "ok": true
+                         *         },
+                         *         "redis": {
+                         *           "ok": true
+                         *         },
+                         *         "workers": {
+                         *           "ok": true
+                         *         }
+                         *       }
+                         *     } */
                         "application/json": {
                             /** @enum {string} */
                             status: "ready" | "not ready";
@@ -86,6 +104,21 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "status": "not ready",
+                         *       "checks": {
+                         *         "postgres": {
+                         *           "ok": true
+                         *         },
+                         *         "redis": {
+                         *           "ok": false,
+                         *           "error": "connect ECONNREFUSED 127.0.0.1:6379"
+                         *         },
+                         *         "workers": {
+                         *           "ok": true
+                         *         }
+                         *       }
+                         *     } */
                         "application/json": {
                             /** @enum {string} */
                             status: "ready" | "not ready";
@@ -131,6 +164,14 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "openapi": "3.1.0",
+                         *       "info": {
+                         *         "title": "Chrysalis API",
+                         *         "version": "0.1.0"
+                         *       },
+                         *       "paths": {}
+                         *     } */
                         "application/json": {
                             openapi: string;
                         } & {
@@ -259,6 +300,50 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "scope": "customer",
+                         *       "generated_at": "2026-12-03T17:30:00.000Z",
+                         *       "uptime_seconds": 86400,
+                         *       "window_seconds": 3600,
+                         *       "jobs": {
+                         *         "by_state": {
+                         *           "queued": 3,
+                         *           "active": 1,
+                         *           "completed": 412,
+                         *           "failed": 2
+                         *         },
+                         *         "submitted": 418,
+                         *         "submitted_per_minute": 6.97,
+                         *         "completed": 412,
+                         *         "failed": 2,
+                         *         "error_rate": 0.0048,
+                         *         "latency_ms": {
+                         *           "p50": 38,
+                         *           "p95": 210,
+                         *           "p99": 480
+                         *         }
+                         *       },
+                         *       "http": {
+                         *         "requests_per_second": 2.4,
+                         *         "error_rate": 0.01,
+                         *         "latency_ms": {
+                         *           "p50": 4,
+                         *           "p95": 19,
+                         *           "p99": 41
+                         *         }
+                         *       },
+                         *       "invocations": {
+                         *         "total": 390,
+                         *         "cached": 122,
+                         *         "cache_hit_rate": 0.3128
+                         *       },
+                         *       "top_substrates": [
+                         *         {
+                         *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *           "invocations": 211
+                         *         }
+                         *       ]
+                         *     } */
                         "application/json": components["schemas"]["Stats"];
                     };
                 };
@@ -330,6 +415,12 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "email": "ada@example.com",
+                     *       "password": "correct horse battery staple",
+                     *       "accept_tos": true,
+                     *       "tos_version": "1.0.0"
+                     *     } */
                     "application/json": {
                         /** Format: email */
                         email: string;
@@ -346,6 +437,13 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e02",
+                         *       "email": "ada@example.com",
+                         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+                         *       "role": "user",
+                         *       "created_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["User"];
                     };
                 };
@@ -433,6 +531,10 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "email": "ada@example.com",
+                     *       "password": "correct horse battery staple"
+                     *     } */
                     "application/json": {
                         email: string;
                         password: string;
@@ -446,6 +548,12 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTkyZjFjMCJ9.c2lnbmF0dXJl",
+                         *       "refresh_token": "rt_8Jv2kQ0xZt4mN7pW3cY6bR1sL9dF5gH",
+                         *       "token_type": "bearer",
+                         *       "expires_in": 3600
+                         *     } */
                         "application/json": components["schemas"]["Tokens"];
                     };
                 };
@@ -521,6 +629,9 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "refresh_token": "rt_8Jv2kQ0xZt4mN7pW3cY6bR1sL9dF5gH"
+                     *     } */
                     "application/json": {
                         refresh_token: string;
                     };
@@ -533,6 +644,12 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTkyZjFjMCJ9.c2lnbmF0dXJl",
+                         *       "refresh_token": "rt_8Jv2kQ0xZt4mN7pW3cY6bR1sL9dF5gH",
+                         *       "token_type": "bearer",
+                         *       "expires_in": 3600
+                         *     } */
                         "application/json": components["schemas"]["Tokens"];
                     };
                 };
@@ -590,6 +707,9 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "refresh_token": "rt_8Jv2kQ0xZt4mN7pW3cY6bR1sL9dF5gH"
+                     *     } */
                     "application/json": {
                         refresh_token: string;
                     };
@@ -652,6 +772,10 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "version": "1.0.0",
+                         *       "text": "Chrysalis terms of service…"
+                         *     } */
                         "application/json": {
                             version: string;
                             text: string;
@@ -691,6 +815,18 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e02",
+                         *       "email": "ada@example.com",
+                         *       "role": "user",
+                         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+                         *       "service_type": "compute",
+                         *       "tos_version_current": "1.0.0",
+                         *       "api_key_id": null,
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "tos_version_accepted": "1.0.0",
+                         *       "tos_current": true
+                         *     } */
                         "application/json": components["schemas"]["Me"];
                     };
                 };
@@ -750,6 +886,9 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "version": "1.0.0"
+                     *     } */
                     "application/json": {
                         version: string;
                     };
@@ -762,6 +901,10 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "version": "1.0.0",
+                         *       "accepted_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": {
                             version: string;
                             /**
@@ -860,6 +1003,20 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "0192f1c2-3d4e-7f50-8a61-b2c3d4e5f601",
+                         *           "name": "ci",
+                         *           "service_type": "compute",
+                         *           "prefix": "sk_live_4f9a",
+                         *           "expires_at": null,
+                         *           "revoked_at": null,
+                         *           "created_at": "2026-12-03T17:30:00.000Z"
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["ApiKey"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -919,6 +1076,11 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "name": "ci",
+                     *       "service_type": "compute",
+                     *       "expires_at": "2027-12-31T23:59:59Z"
+                     *     } */
                     "application/json": {
                         name: string;
                         /**
@@ -938,6 +1100,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c2-3d4e-7f50-8a61-b2c3d4e5f601",
+                         *       "name": "ci",
+                         *       "service_type": "compute",
+                         *       "prefix": "sk_live_4f9a",
+                         *       "expires_at": null,
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "key": "sk_live_4f9a2c7e1b8d4a6f9e3c0b5d7a1f2e8c"
+                         *     } */
                         "application/json": components["schemas"]["NewApiKey"];
                     };
                 };
@@ -1105,6 +1276,9 @@ export interface paths {
             };
             requestBody?: {
                 content: {
+                    /** @example {
+                     *       "expires_at": null
+                     *     } */
                     "application/json": {
                         /** Format: date-time */
                         expires_at?: string | null;
@@ -1118,6 +1292,16 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e12",
+                         *       "name": "ci",
+                         *       "service_type": "compute",
+                         *       "prefix": "sk_live_7b1e",
+                         *       "expires_at": null,
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "key": "sk_live_7b1e0d9c3a5f4e2b8c6d1a0f9e7b3c5d",
+                         *       "rotated_from": "0192f1c2-3d4e-7f50-8a61-b2c3d4e5f601"
+                         *     } */
                         "application/json": components["schemas"]["NewApiKey"];
                     };
                 };
@@ -1239,6 +1423,27 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *           "type": "invoke",
+                         *           "state": "completed",
+                         *           "progress": 100,
+                         *           "attempts_made": 1,
+                         *           "result": {
+                         *             "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *             "result": 12,
+                         *             "invocation_time_ms": 0.4,
+                         *             "cached": false
+                         *           },
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "started_at": "2026-12-03T17:30:00.000Z",
+                         *           "finished_at": "2026-12-03T17:30:00.412Z"
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["Job"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -1321,6 +1526,19 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "type": "invoke",
+                     *       "payload": {
+                     *         "substrate_id": "0x1f2e3d4c5b6a7988",
+                     *         "parameters": {
+                     *           "x": 5,
+                     *           "y": 7
+                     *         }
+                     *       },
+                     *       "priority": 1,
+                     *       "attempts": 3,
+                     *       "webhook_url": "https://hooks.example.com/chrysalis"
+                     *     } */
                     "application/json": {
                         /** @enum {string} */
                         type: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover" | "retention";
@@ -1341,6 +1559,22 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "completed",
+                         *       "progress": 100,
+                         *       "attempts_made": 1,
+                         *       "result": {
+                         *         "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *         "result": 12,
+                         *         "invocation_time_ms": 0.4,
+                         *         "cached": false
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "started_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z"
+                         *     } */
                         "application/json": components["schemas"]["Job"];
                     };
                 };
@@ -1352,6 +1586,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "queued",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "links": {
+                         *         "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *       }
+                         *     } */
                         "application/json": components["schemas"]["JobAccepted"];
                     };
                 };
@@ -1651,6 +1894,22 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "completed",
+                         *       "progress": 100,
+                         *       "attempts_made": 1,
+                         *       "result": {
+                         *         "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *         "result": 12,
+                         *         "invocation_time_ms": 0.4,
+                         *         "cached": false
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "started_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z"
+                         *     } */
                         "application/json": components["schemas"]["Job"];
                     };
                 };
@@ -1733,6 +1992,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "cancelled",
+                         *       "progress": 0,
+                         *       "attempts_made": 0,
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z"
+                         *     } */
                         "application/json": components["schemas"]["Job"];
                     };
                 };
@@ -1945,6 +2213,22 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "completed",
+                         *       "progress": 100,
+                         *       "attempts_made": 1,
+                         *       "result": {
+                         *         "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *         "result": 12,
+                         *         "invocation_time_ms": 0.4,
+                         *         "cached": false
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "started_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z"
+                         *     } */
                         "application/json": components["schemas"]["Job"];
                     };
                 };
@@ -1956,6 +2240,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "queued",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "links": {
+                         *         "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *       }
+                         *     } */
                         "application/json": components["schemas"]["JobAccepted"];
                     };
                 };
@@ -2072,6 +2365,21 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *           "identity": "2246913496451811720",
+                         *           "expression_type": "expression",
+                         *           "metadata": {
+                         *             "team": "pricing"
+                         *           },
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "updated_at": "2026-12-03T17:30:00.000Z"
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["Substrate"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -2140,6 +2448,13 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "expression_type": "expression",
+                     *       "expression": "x + y",
+                     *       "metadata": {
+                     *         "team": "pricing"
+                     *       }
+                     *     } */
                     "application/json": {
                         /** @enum {string} */
                         expression_type: "expression";
@@ -2164,6 +2479,16 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *       "identity": "2246913496451811720",
+                         *       "expression_type": "expression",
+                         *       "metadata": {
+                         *         "team": "pricing"
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "updated_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["Substrate"];
                     };
                 };
@@ -2173,6 +2498,16 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *       "identity": "2246913496451811720",
+                         *       "expression_type": "expression",
+                         *       "metadata": {
+                         *         "team": "pricing"
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "updated_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["Substrate"];
                     };
                 };
@@ -2266,6 +2601,21 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "substrates": [
+                     *         {
+                     *           "expression_type": "expression",
+                     *           "expression": "x + y",
+                     *           "metadata": {
+                     *             "team": "pricing"
+                     *           }
+                     *         },
+                     *         {
+                     *           "expression_type": "constant",
+                     *           "value": 42
+                     *         }
+                     *       ]
+                     *     } */
                     "application/json": {
                         substrates: ({
                             /** @enum {string} */
@@ -2292,6 +2642,32 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *           "identity": "2246913496451811720",
+                         *           "expression_type": "expression",
+                         *           "metadata": {
+                         *             "team": "pricing"
+                         *           },
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "updated_at": "2026-12-03T17:30:00.000Z",
+                         *           "created": false
+                         *         },
+                         *         {
+                         *           "substrate_id": "0x8a7b6c5d4e3f2019",
+                         *           "identity": "9974301298342223897",
+                         *           "expression_type": "constant",
+                         *           "value": 42,
+                         *           "metadata": {},
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "updated_at": "2026-12-03T17:30:00.000Z",
+                         *           "created": true
+                         *         }
+                         *       ],
+                         *       "created": 1
+                         *     } */
                         "application/json": {
                             items: {
                                 substrate_id: string;
@@ -2427,6 +2803,13 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "dimension_values": [
+                     *         1.5,
+                     *         2,
+                     *         3.25
+                     *       ]
+                     *     } */
                     "application/json": {
                         dimension_values: number[];
                     };
@@ -2439,6 +2822,21 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "completed",
+                         *       "progress": 100,
+                         *       "attempts_made": 1,
+                         *       "result": {
+                         *         "unity_value": 9.75,
+                         *         "operation": "multiply",
+                         *         "dimensions_collapsed": 3
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "started_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z"
+                         *     } */
                         "application/json": components["schemas"]["Job"];
                     };
                 };
@@ -2450,6 +2848,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "queued",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "links": {
+                         *         "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *       }
+                         *     } */
                         "application/json": components["schemas"]["JobAccepted"];
                     };
                 };
@@ -2549,6 +2956,16 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *       "identity": "2246913496451811720",
+                         *       "expression_type": "expression",
+                         *       "metadata": {
+                         *         "team": "pricing"
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "updated_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["Substrate"];
                     };
                 };
@@ -2699,6 +3116,12 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "metadata": {
+                     *         "team": "pricing",
+                     *         "owner": "ada"
+                     *       }
+                     *     } */
                     "application/json": {
                         metadata: {
                             [key: string]: unknown;
@@ -2713,6 +3136,16 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *       "identity": "2246913496451811720",
+                         *       "expression_type": "expression",
+                         *       "metadata": {
+                         *         "team": "pricing"
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "updated_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["Substrate"];
                     };
                 };
@@ -2821,6 +3254,12 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "parameters": {
+                     *         "x": 5,
+                     *         "y": 7
+                     *       }
+                     *     } */
                     "application/json": {
                         parameters?: {
                             [key: string]: unknown;
@@ -2835,6 +3274,22 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "completed",
+                         *       "progress": 100,
+                         *       "attempts_made": 1,
+                         *       "result": {
+                         *         "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *         "result": 12,
+                         *         "invocation_time_ms": 0.4,
+                         *         "cached": false
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "started_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z"
+                         *     } */
                         "application/json": components["schemas"]["Job"];
                     };
                 };
@@ -2846,6 +3301,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "queued",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "links": {
+                         *         "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *       }
+                         *     } */
                         "application/json": components["schemas"]["JobAccepted"];
                     };
                 };
@@ -2958,6 +3422,7 @@ export interface paths {
             };
             requestBody?: {
                 content: {
+                    /** @example {} */
                     "application/json": Record<string, never>;
                 };
             };
@@ -2968,6 +3433,38 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "divide",
+                         *       "state": "completed",
+                         *       "progress": 100,
+                         *       "attempts_made": 1,
+                         *       "result": {
+                         *         "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *         "dimensions": [
+                         *           {
+                         *             "level": 1,
+                         *             "name": "unity",
+                         *             "description": "The whole",
+                         *             "value": 1
+                         *           }
+                         *         ],
+                         *         "fibonacci_sequence": [
+                         *           1,
+                         *           1,
+                         *           2,
+                         *           3,
+                         *           5,
+                         *           8,
+                         *           13,
+                         *           21,
+                         *           34
+                         *         ]
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "started_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z"
+                         *     } */
                         "application/json": components["schemas"]["Job"];
                     };
                 };
@@ -2979,6 +3476,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "divide",
+                         *       "state": "queued",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "links": {
+                         *         "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *       }
+                         *     } */
                         "application/json": components["schemas"]["JobAccepted"];
                     };
                 };
@@ -3082,6 +3588,9 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "value": 10
+                     *     } */
                     "application/json": {
                         value: number;
                         parameters?: {
@@ -3097,6 +3606,21 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "completed",
+                         *       "progress": 100,
+                         *       "attempts_made": 1,
+                         *       "result": {
+                         *         "original_value": 42,
+                         *         "new_value": 52,
+                         *         "operation": "add"
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "started_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z"
+                         *     } */
                         "application/json": components["schemas"]["Job"];
                     };
                 };
@@ -3108,6 +3632,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "queued",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "links": {
+                         *         "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *       }
+                         *     } */
                         "application/json": components["schemas"]["JobAccepted"];
                     };
                 };
@@ -3220,6 +3753,9 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "value": 2.5
+                     *     } */
                     "application/json": {
                         value: number;
                         parameters?: {
@@ -3235,6 +3771,21 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "completed",
+                         *       "progress": 100,
+                         *       "attempts_made": 1,
+                         *       "result": {
+                         *         "original_value": 42,
+                         *         "new_value": 39.5,
+                         *         "operation": "subtract"
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "started_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z"
+                         *     } */
                         "application/json": components["schemas"]["Job"];
                     };
                 };
@@ -3246,6 +3797,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "queued",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "links": {
+                         *         "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *       }
+                         *     } */
                         "application/json": components["schemas"]["JobAccepted"];
                     };
                 };
@@ -3358,6 +3918,9 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "modulus": 7
+                     *     } */
                     "application/json": {
                         modulus: number;
                         parameters?: {
@@ -3373,6 +3936,22 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "completed",
+                         *       "progress": 100,
+                         *       "attempts_made": 1,
+                         *       "result": {
+                         *         "value": 42,
+                         *         "modulus": 7,
+                         *         "expressed": 6,
+                         *         "residue": 0
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "started_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z"
+                         *     } */
                         "application/json": components["schemas"]["Job"];
                     };
                 };
@@ -3384,6 +3963,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "queued",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "links": {
+                         *         "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *       }
+                         *     } */
                         "application/json": components["schemas"]["JobAccepted"];
                     };
                 };
@@ -3496,6 +4084,9 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "exponent": 2
+                     *     } */
                     "application/json": {
                         exponent: number;
                         parameters?: {
@@ -3511,6 +4102,21 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "completed",
+                         *       "progress": 100,
+                         *       "attempts_made": 1,
+                         *       "result": {
+                         *         "value": 42,
+                         *         "exponent": 2,
+                         *         "result": 1764
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "started_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z"
+                         *     } */
                         "application/json": components["schemas"]["Job"];
                     };
                 };
@@ -3522,6 +4128,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "queued",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "links": {
+                         *         "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *       }
+                         *     } */
                         "application/json": components["schemas"]["JobAccepted"];
                     };
                 };
@@ -3634,6 +4249,12 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "degree": 3,
+                     *       "parameters": {
+                     *         "x": 27
+                     *       }
+                     *     } */
                     "application/json": {
                         degree: number;
                         parameters?: {
@@ -3649,6 +4270,21 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "completed",
+                         *       "progress": 100,
+                         *       "attempts_made": 1,
+                         *       "result": {
+                         *         "value": 27,
+                         *         "degree": 3,
+                         *         "result": 3
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "started_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z"
+                         *     } */
                         "application/json": components["schemas"]["Job"];
                     };
                 };
@@ -3660,6 +4296,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "queued",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "links": {
+                         *         "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *       }
+                         *     } */
                         "application/json": components["schemas"]["JobAccepted"];
                     };
                 };
@@ -3770,6 +4415,27 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "invocations": [
+                     *         {
+                     *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                     *           "parameters": {
+                     *             "x": 5,
+                     *             "y": 7
+                     *           }
+                     *         },
+                     *         {
+                     *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                     *           "parameters": {
+                     *             "x": 6,
+                     *             "y": 7
+                     *           }
+                     *         },
+                     *         {
+                     *           "substrate_id": "0x8a7b6c5d4e3f2019"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/json": {
                         invocations: {
                             substrate_id: string;
@@ -3787,6 +4453,22 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "batch",
+                         *       "state": "completed",
+                         *       "progress": 100,
+                         *       "attempts_made": 1,
+                         *       "result": {
+                         *         "batch_id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *         "total": 3,
+                         *         "completed": 2,
+                         *         "failed": 1
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "started_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z"
+                         *     } */
                         "application/json": components["schemas"]["Job"];
                     };
                 };
@@ -3798,6 +4480,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "batch",
+                         *       "state": "queued",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "links": {
+                         *         "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *       }
+                         *     } */
                         "application/json": components["schemas"]["JobAccepted"];
                     };
                 };
@@ -3915,6 +4606,19 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "state": "completed",
+                         *       "total": 3,
+                         *       "completed": 2,
+                         *       "failed": 1,
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z",
+                         *       "links": {
+                         *         "items": "/api/v1/batches/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11/items",
+                         *         "job": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *       }
+                         *     } */
                         "application/json": components["schemas"]["Batch"];
                     };
                 };
@@ -4012,6 +4716,17 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "index": 0,
+                         *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *           "state": "completed",
+                         *           "result": 12
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["BatchItem"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -4102,6 +4817,14 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "source_id": "0x1f2e3d4c5b6a7988",
+                     *       "target_id": "0x8a7b6c5d4e3f2019",
+                     *       "type": "DEPENDENCY",
+                     *       "metadata": {
+                     *         "weight": 1
+                     *       }
+                     *     } */
                     "application/json": {
                         source_id: string;
                         target_id: string;
@@ -4120,6 +4843,16 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c5-6a7b-7c8d-9e0f-a1b2c3d4e501",
+                         *       "source_id": "0x1f2e3d4c5b6a7988",
+                         *       "target_id": "0x8a7b6c5d4e3f2019",
+                         *       "type": "DEPENDENCY",
+                         *       "metadata": {
+                         *         "weight": 1
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["Relationship"];
                     };
                 };
@@ -4129,6 +4862,16 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c5-6a7b-7c8d-9e0f-a1b2c3d4e501",
+                         *       "source_id": "0x1f2e3d4c5b6a7988",
+                         *       "target_id": "0x8a7b6c5d4e3f2019",
+                         *       "type": "DEPENDENCY",
+                         *       "metadata": {
+                         *         "weight": 1
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["Relationship"];
                     };
                 };
@@ -4235,6 +4978,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "total": 12,
+                         *       "by_type": {
+                         *         "DEPENDENCY": 9,
+                         *         "REFERENCE": 3
+                         *       },
+                         *       "substrates_with_relationships": 8,
+                         *       "average_out_degree": 1.5
+                         *     } */
                         "application/json": {
                             total: number;
                             by_type: {
@@ -4319,6 +5071,21 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "0192f1c5-6a7b-7c8d-9e0f-a1b2c3d4e501",
+                         *           "source_id": "0x1f2e3d4c5b6a7988",
+                         *           "target_id": "0x8a7b6c5d4e3f2019",
+                         *           "type": "DEPENDENCY",
+                         *           "metadata": {
+                         *             "weight": 1
+                         *           },
+                         *           "created_at": "2026-12-03T17:30:00.000Z"
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["Relationship"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -4418,6 +5185,21 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "0192f1c5-6a7b-7c8d-9e0f-a1b2c3d4e501",
+                         *           "source_id": "0x1f2e3d4c5b6a7988",
+                         *           "target_id": "0x8a7b6c5d4e3f2019",
+                         *           "type": "DEPENDENCY",
+                         *           "metadata": {
+                         *             "weight": 1
+                         *           },
+                         *           "created_at": "2026-12-03T17:30:00.000Z"
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["Relationship"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -4508,6 +5290,14 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "start_substrate_id": "0x1f2e3d4c5b6a7988",
+                     *       "direction": "outgoing",
+                     *       "max_depth": 3,
+                     *       "relationship_types": [
+                     *         "DEPENDENCY"
+                     *       ]
+                     *     } */
                     "application/json": {
                         start_substrate_id: string;
                         /**
@@ -4528,6 +5318,31 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "start_substrate_id": "0x1f2e3d4c5b6a7988",
+                         *       "nodes": [
+                         *         {
+                         *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *           "depth": 0
+                         *         },
+                         *         {
+                         *           "substrate_id": "0x8a7b6c5d4e3f2019",
+                         *           "depth": 1
+                         *         }
+                         *       ],
+                         *       "edges": [
+                         *         {
+                         *           "id": "0192f1c5-6a7b-7c8d-9e0f-a1b2c3d4e501",
+                         *           "source_id": "0x1f2e3d4c5b6a7988",
+                         *           "target_id": "0x8a7b6c5d4e3f2019",
+                         *           "type": "DEPENDENCY",
+                         *           "metadata": {
+                         *             "weight": 1
+                         *           },
+                         *           "created_at": "2026-12-03T17:30:00.000Z"
+                         *         }
+                         *       ]
+                         *     } */
                         "application/json": {
                             start_substrate_id: string;
                             nodes: {
@@ -4643,6 +5458,16 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c5-6a7b-7c8d-9e0f-a1b2c3d4e501",
+                         *       "source_id": "0x1f2e3d4c5b6a7988",
+                         *       "target_id": "0x8a7b6c5d4e3f2019",
+                         *       "type": "DEPENDENCY",
+                         *       "metadata": {
+                         *         "weight": 1
+                         *       },
+                         *       "created_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["Relationship"];
                     };
                 };
@@ -4810,6 +5635,31 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "name": "nightly-totals",
+                         *           "cron": "0 2 * * *",
+                         *           "every_ms": null,
+                         *           "tz": "Europe/Paris",
+                         *           "job": {
+                         *             "type": "invoke",
+                         *             "payload": {
+                         *               "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *               "parameters": {
+                         *                 "x": 5,
+                         *                 "y": 7
+                         *               }
+                         *             }
+                         *           },
+                         *           "paused": false,
+                         *           "next_run_at": "2026-12-04T01:00:00.000Z",
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "updated_at": "2026-12-03T17:30:00.000Z"
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["Schedule"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -4878,6 +5728,21 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "name": "nightly-totals",
+                     *       "cron": "0 2 * * *",
+                     *       "tz": "Europe/Paris",
+                     *       "job": {
+                     *         "type": "invoke",
+                     *         "payload": {
+                     *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                     *           "parameters": {
+                     *             "x": 5,
+                     *             "y": 7
+                     *           }
+                     *         }
+                     *       }
+                     *     } */
                     "application/json": {
                         name: string;
                         cron?: string;
@@ -4898,6 +5763,26 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "name": "nightly-totals",
+                         *       "cron": "0 2 * * *",
+                         *       "every_ms": null,
+                         *       "tz": "Europe/Paris",
+                         *       "job": {
+                         *         "type": "invoke",
+                         *         "payload": {
+                         *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *           "parameters": {
+                         *             "x": 5,
+                         *             "y": 7
+                         *           }
+                         *         }
+                         *       },
+                         *       "paused": false,
+                         *       "next_run_at": "2026-12-04T01:00:00.000Z",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "updated_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["Schedule"];
                     };
                 };
@@ -4907,6 +5792,26 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "name": "nightly-totals",
+                         *       "cron": "0 2 * * *",
+                         *       "every_ms": null,
+                         *       "tz": "Europe/Paris",
+                         *       "job": {
+                         *         "type": "invoke",
+                         *         "payload": {
+                         *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *           "parameters": {
+                         *             "x": 5,
+                         *             "y": 7
+                         *           }
+                         *         }
+                         *       },
+                         *       "paused": false,
+                         *       "next_run_at": "2026-12-04T01:00:00.000Z",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "updated_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["Schedule"];
                     };
                 };
@@ -5107,6 +6012,26 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "name": "nightly-totals",
+                         *       "cron": "0 2 * * *",
+                         *       "every_ms": null,
+                         *       "tz": "Europe/Paris",
+                         *       "job": {
+                         *         "type": "invoke",
+                         *         "payload": {
+                         *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *           "parameters": {
+                         *             "x": 5,
+                         *             "y": 7
+                         *           }
+                         *         }
+                         *       },
+                         *       "paused": false,
+                         *       "next_run_at": "2026-12-04T01:00:00.000Z",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "updated_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["Schedule"];
                     };
                 };
@@ -5199,6 +6124,26 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "name": "nightly-totals",
+                         *       "cron": "0 2 * * *",
+                         *       "every_ms": null,
+                         *       "tz": "Europe/Paris",
+                         *       "job": {
+                         *         "type": "invoke",
+                         *         "payload": {
+                         *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *           "parameters": {
+                         *             "x": 5,
+                         *             "y": 7
+                         *           }
+                         *         }
+                         *       },
+                         *       "paused": false,
+                         *       "next_run_at": "2026-12-04T01:00:00.000Z",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "updated_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["Schedule"];
                     };
                 };
@@ -5290,6 +6235,29 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a701",
+                         *           "url": "https://hooks.example.com/chrysalis",
+                         *           "events": [
+                         *             "job.completed",
+                         *             "job.failed"
+                         *           ],
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "state": "active",
+                         *           "disabled_at": null,
+                         *           "disabled_reason": null,
+                         *           "breaker": {
+                         *             "state": "closed",
+                         *             "consecutive_failures": 0,
+                         *             "failing_since": null,
+                         *             "open_until": null
+                         *           }
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["Webhook"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -5358,6 +6326,13 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "url": "https://hooks.example.com/chrysalis",
+                     *       "events": [
+                     *         "job.completed",
+                     *         "job.failed"
+                     *       ]
+                     *     } */
                     "application/json": {
                         /** Format: uri */
                         url: string;
@@ -5372,6 +6347,25 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a701",
+                         *       "url": "https://hooks.example.com/chrysalis",
+                         *       "events": [
+                         *         "job.completed",
+                         *         "job.failed"
+                         *       ],
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "state": "active",
+                         *       "disabled_at": null,
+                         *       "disabled_reason": null,
+                         *       "breaker": {
+                         *         "state": "closed",
+                         *         "consecutive_failures": 0,
+                         *         "failing_since": null,
+                         *         "open_until": null
+                         *       },
+                         *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+                         *     } */
                         "application/json": components["schemas"]["NewWebhook"];
                     };
                 };
@@ -5469,6 +6463,10 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                         *       "created_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["WebhookSecret"];
                     };
                 };
@@ -5527,6 +6525,10 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                         *       "created_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["WebhookSecret"];
                     };
                 };
@@ -5691,6 +6693,24 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a701",
+                         *       "url": "https://hooks.example.com/chrysalis",
+                         *       "events": [
+                         *         "job.completed",
+                         *         "job.failed"
+                         *       ],
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "state": "active",
+                         *       "disabled_at": null,
+                         *       "disabled_reason": null,
+                         *       "breaker": {
+                         *         "state": "closed",
+                         *         "consecutive_failures": 0,
+                         *         "failing_since": null,
+                         *         "open_until": null
+                         *       }
+                         *     } */
                         "application/json": components["schemas"]["Webhook"];
                     };
                 };
@@ -5784,6 +6804,38 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a702",
+                         *           "event_type": "job.completed",
+                         *           "webhook_id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+                         *           "job_id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *           "state": "succeeded",
+                         *           "payload": {
+                         *             "type": "job.completed",
+                         *             "timestamp": "2026-12-03T17:30:00.412Z",
+                         *             "data": {
+                         *               "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *               "type": "invoke",
+                         *               "state": "completed"
+                         *             }
+                         *           },
+                         *           "attempts": [
+                         *             {
+                         *               "attempt": 1,
+                         *               "status_code": 200,
+                         *               "duration_ms": 84,
+                         *               "error": null,
+                         *               "at": "2026-12-03T17:30:00.412Z"
+                         *             }
+                         *           ],
+                         *           "created_at": "2026-12-03T17:30:00.412Z",
+                         *           "finished_at": "2026-12-03T17:30:00.412Z"
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["WebhookDelivery"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -5883,6 +6935,33 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a702",
+                         *       "event_type": "job.completed",
+                         *       "webhook_id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+                         *       "job_id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "state": "pending",
+                         *       "payload": {
+                         *         "type": "job.completed",
+                         *         "timestamp": "2026-12-03T17:30:00.412Z",
+                         *         "data": {
+                         *           "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *           "type": "invoke",
+                         *           "state": "completed"
+                         *         }
+                         *       },
+                         *       "attempts": [
+                         *         {
+                         *           "attempt": 1,
+                         *           "status_code": 200,
+                         *           "duration_ms": 84,
+                         *           "error": null,
+                         *           "at": "2026-12-03T17:30:00.412Z"
+                         *         }
+                         *       ],
+                         *       "created_at": "2026-12-03T17:30:00.412Z",
+                         *       "finished_at": null
+                         *     } */
                         "application/json": components["schemas"]["WebhookDelivery"];
                     };
                 };
@@ -5971,6 +7050,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "balance_usd_cents": 4250,
+                         *       "outstanding_usd_cents": 0,
+                         *       "current_month_charged_usd_cents": 750,
+                         *       "last_month_charged_usd_cents": 1920,
+                         *       "current_month_start": "2026-12-01T00:00:00.000Z",
+                         *       "max_monthly_usd_cents": 10000,
+                         *       "suspended_reason": null
+                         *     } */
                         "application/json": components["schemas"]["Balance"];
                     };
                 };
@@ -6039,6 +7127,20 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "48213",
+                         *           "service_type": "compute",
+                         *           "window_start": "2026-12-03T17:00:00.000Z",
+                         *           "window_end": "2026-12-03T18:00:00.000Z",
+                         *           "request_count": 1204,
+                         *           "bytes_transferred": 3481920,
+                         *           "charged_usd_cents": 12
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["UsageRecord"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -6127,6 +7229,19 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "0192f1c6-7b8c-7d9e-8f01-b2c3d4e5f601",
+                         *           "type": "deposit",
+                         *           "amount_usd_cents": 5000,
+                         *           "reason": null,
+                         *           "tx_digest": "0xa8a8d783cfa6084c1423198c6f95593d72f9420693e82bc92ba807dfd678e9ea",
+                         *           "created_at": "2026-12-03T17:30:00.000Z"
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["LedgerTransaction"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -6204,6 +7319,9 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "amount_usd_cents": 5000
+                     *     } */
                     "application/json": {
                         amount_usd_cents: number;
                     };
@@ -6216,6 +7334,19 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "transaction": {
+                         *         "id": "0192f1c6-7b8c-7d9e-8f01-b2c3d4e5f601",
+                         *         "type": "deposit",
+                         *         "amount_usd_cents": 5000,
+                         *         "reason": null,
+                         *         "tx_digest": "0xa8a8d783cfa6084c1423198c6f95593d72f9420693e82bc92ba807dfd678e9ea",
+                         *         "created_at": "2026-12-03T17:30:00.000Z"
+                         *       },
+                         *       "balance_usd_cents": 9250,
+                         *       "suspended_reason": null,
+                         *       "services_resumed": false
+                         *     } */
                         "application/json": {
                             [key: string]: unknown;
                         };
@@ -6227,6 +7358,19 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "transaction": {
+                         *         "id": "0192f1c6-7b8c-7d9e-8f01-b2c3d4e5f601",
+                         *         "type": "deposit",
+                         *         "amount_usd_cents": 5000,
+                         *         "reason": null,
+                         *         "tx_digest": "0xa8a8d783cfa6084c1423198c6f95593d72f9420693e82bc92ba807dfd678e9ea",
+                         *         "created_at": "2026-12-03T17:30:00.000Z"
+                         *       },
+                         *       "balance_usd_cents": 9250,
+                         *       "suspended_reason": null,
+                         *       "services_resumed": false
+                         *     } */
                         "application/json": components["schemas"]["Deposit"];
                     };
                 };
@@ -6324,6 +7468,9 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "max_monthly_usd_cents": 10000
+                     *     } */
                     "application/json": {
                         max_monthly_usd_cents: number | null;
                     };
@@ -6336,6 +7483,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "balance_usd_cents": 4250,
+                         *       "outstanding_usd_cents": 0,
+                         *       "current_month_charged_usd_cents": 750,
+                         *       "last_month_charged_usd_cents": 1920,
+                         *       "current_month_start": "2026-12-01T00:00:00.000Z",
+                         *       "max_monthly_usd_cents": 10000,
+                         *       "suspended_reason": null
+                         *     } */
                         "application/json": components["schemas"]["Balance"];
                     };
                 };
@@ -6423,6 +7579,25 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "service_type": "compute",
+                         *           "tier": "pro",
+                         *           "enabled": true,
+                         *           "state": "active",
+                         *           "suspended_reason": null,
+                         *           "rate_limit_per_minute": 1000,
+                         *           "pricing": {
+                         *             "request_micro_usd_cents": 10000,
+                         *             "gigabyte_micro_usd_cents": 5000000,
+                         *             "estimated_usd_cents": 12
+                         *           },
+                         *           "updated_at": "2026-12-03T17:30:00.000Z"
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["Service"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -6499,6 +7674,10 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "tier": "pro",
+                     *       "enabled": true
+                     *     } */
                     "application/json": {
                         /** @enum {string} */
                         tier: "starter" | "pro" | "enterprise";
@@ -6513,6 +7692,20 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "service_type": "compute",
+                         *       "tier": "pro",
+                         *       "enabled": true,
+                         *       "state": "active",
+                         *       "suspended_reason": null,
+                         *       "rate_limit_per_minute": 1000,
+                         *       "pricing": {
+                         *         "request_micro_usd_cents": 10000,
+                         *         "gigabyte_micro_usd_cents": 5000000,
+                         *         "estimated_usd_cents": 12
+                         *       },
+                         *       "updated_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["Service"];
                     };
                 };
@@ -6610,6 +7803,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {"timestamp":"2026-12-03T17:30:00.000Z","customer_id":"0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01","service_type":"seal","method":"POST","status_code":200,"bytes_out":5120}
+                     *      */
                     "application/x-ndjson": string;
                 };
             };
@@ -6620,6 +7815,16 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "accepted": 998,
+                         *       "rejected": [
+                         *         {
+                         *           "line": 17,
+                         *           "error": "status_code: Too big: expected number to be <=599"
+                         *         }
+                         *       ],
+                         *       "rejected_count": 2
+                         *     } */
                         "application/json": {
                             accepted: number;
                             rejected: {
@@ -6710,6 +7915,34 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+                         *           "name": "ada@example.com",
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "balance_usd_cents": 4250,
+                         *           "current_month_charged_usd_cents": 750,
+                         *           "max_monthly_usd_cents": null,
+                         *           "suspended_reason": null,
+                         *           "services": [
+                         *             {
+                         *               "service_type": "compute",
+                         *               "tier": "pro",
+                         *               "enabled": true,
+                         *               "suspended_reason": null
+                         *             },
+                         *             {
+                         *               "service_type": "seal",
+                         *               "tier": "starter",
+                         *               "enabled": true,
+                         *               "suspended_reason": null
+                         *             }
+                         *           ]
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["AdminCustomer"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -6876,6 +8109,10 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "amount_usd_cents": 5000,
+                     *       "reason": "Goodwill: outage of 3 Dec"
+                     *     } */
                     "application/json": {
                         amount_usd_cents: number;
                         /** @description Why the customer is credited (1–500 characters); the customer sees it in the ledger */
@@ -6890,6 +8127,21 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+                         *       "credited_by": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e03",
+                         *       "transaction": {
+                         *         "id": "0192f1c6-7b8c-7d9e-8f01-b2c3d4e5f601",
+                         *         "type": "credit",
+                         *         "amount_usd_cents": 5000,
+                         *         "reason": "Goodwill: outage of 3 Dec",
+                         *         "tx_digest": null,
+                         *         "created_at": "2026-12-03T17:30:00.000Z"
+                         *       },
+                         *       "balance_usd_cents": 9250,
+                         *       "suspended_reason": null,
+                         *       "services_resumed": true
+                         *     } */
                         "application/json": components["schemas"]["AdminCredit"];
                     };
                 };
@@ -6899,6 +8151,21 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+                         *       "credited_by": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e03",
+                         *       "transaction": {
+                         *         "id": "0192f1c6-7b8c-7d9e-8f01-b2c3d4e5f601",
+                         *         "type": "credit",
+                         *         "amount_usd_cents": 5000,
+                         *         "reason": "Goodwill: outage of 3 Dec",
+                         *         "tx_digest": null,
+                         *         "created_at": "2026-12-03T17:30:00.000Z"
+                         *       },
+                         *       "balance_usd_cents": 9250,
+                         *       "suspended_reason": null,
+                         *       "services_resumed": true
+                         *     } */
                         "application/json": components["schemas"]["AdminCredit"];
                     };
                 };
@@ -7004,6 +8271,23 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *           "type": "invoke",
+                         *           "state": "failed",
+                         *           "progress": 100,
+                         *           "attempts_made": 3,
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "started_at": "2026-12-03T17:30:00.000Z",
+                         *           "finished_at": "2026-12-03T17:30:00.412Z",
+                         *           "error": "evaluation timed out after 5000 ms",
+                         *           "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01"
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["AdminJob"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -7079,6 +8363,11 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "customer_id": "01939a7e-0000-7000-8000-000000000001",
+                     *       "error_contains": "timeout",
+                     *       "dry_run": true
+                     *     } */
                     "application/json": {
                         /**
                          * Format: uuid
@@ -7125,6 +8414,26 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "dry_run": true,
+                         *       "matched": 1,
+                         *       "retried": 0,
+                         *       "job_ids": [],
+                         *       "sample": [
+                         *         {
+                         *           "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *           "type": "invoke",
+                         *           "state": "failed",
+                         *           "progress": 100,
+                         *           "attempts_made": 3,
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "started_at": "2026-12-03T17:30:00.000Z",
+                         *           "finished_at": "2026-12-03T17:30:00.412Z",
+                         *           "error": "evaluation timed out after 5000 ms",
+                         *           "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01"
+                         *         }
+                         *       ]
+                         *     } */
                         "application/json": {
                             dry_run: boolean;
                             /** @description Jobs that match: a dry run counts up to 100,000; a real run, those it acted on (at most `limit`) */
@@ -7212,6 +8521,11 @@ export interface paths {
             };
             requestBody: {
                 content: {
+                    /** @example {
+                     *       "customer_id": "01939a7e-0000-7000-8000-000000000001",
+                     *       "type": "batch",
+                     *       "dry_run": true
+                     *     } */
                     "application/json": {
                         /**
                          * Format: uuid
@@ -7260,6 +8574,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "dry_run": false,
+                         *       "matched": 2,
+                         *       "cancelled": 2,
+                         *       "job_ids": [
+                         *         "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *         "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e12"
+                         *       ]
+                         *     } */
                         "application/json": {
                             dry_run: boolean;
                             /** @description Jobs that match: a dry run counts up to 100,000; a real run, those it acted on (at most `limit`) */
@@ -7355,6 +8678,11 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+                         *       "paused": true,
+                         *       "paused_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["CustomerPause"];
                     };
                 };
@@ -7432,6 +8760,11 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+                         *       "paused": false,
+                         *       "paused_at": null
+                         *     } */
                         "application/json": components["schemas"]["CustomerPause"];
                     };
                 };
@@ -7510,6 +8843,27 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "1042",
+                         *           "at": "2026-12-03T17:30:00.000Z",
+                         *           "admin_user_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e03",
+                         *           "action": "jobs.retry.dry-run",
+                         *           "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+                         *           "details": {
+                         *             "filters": {
+                         *               "state": [
+                         *                 "failed"
+                         *               ],
+                         *               "error_contains": "timeout"
+                         *             },
+                         *             "matched": 1
+                         *           }
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
                         "application/json": {
                             items: components["schemas"]["AdminAuditEntry"][];
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
@@ -7582,6 +8936,50 @@ export interface components {
             /** @description How many field errors there were, when more than the 100 listed in `errors` */
             errors_total?: number;
         };
+        /** @example {
+         *       "scope": "customer",
+         *       "generated_at": "2026-12-03T17:30:00.000Z",
+         *       "uptime_seconds": 86400,
+         *       "window_seconds": 3600,
+         *       "jobs": {
+         *         "by_state": {
+         *           "queued": 3,
+         *           "active": 1,
+         *           "completed": 412,
+         *           "failed": 2
+         *         },
+         *         "submitted": 418,
+         *         "submitted_per_minute": 6.97,
+         *         "completed": 412,
+         *         "failed": 2,
+         *         "error_rate": 0.0048,
+         *         "latency_ms": {
+         *           "p50": 38,
+         *           "p95": 210,
+         *           "p99": 480
+         *         }
+         *       },
+         *       "http": {
+         *         "requests_per_second": 2.4,
+         *         "error_rate": 0.01,
+         *         "latency_ms": {
+         *           "p50": 4,
+         *           "p95": 19,
+         *           "p99": 41
+         *         }
+         *       },
+         *       "invocations": {
+         *         "total": 390,
+         *         "cached": 122,
+         *         "cache_hit_rate": 0.3128
+         *       },
+         *       "top_substrates": [
+         *         {
+         *           "substrate_id": "0x1f2e3d4c5b6a7988",
+         *           "invocations": 211
+         *         }
+         *       ]
+         *     } */
         Stats: {
             /** @enum {string} */
             scope: "customer" | "global";
@@ -7620,6 +9018,13 @@ export interface components {
                 [key: string]: unknown;
             }[];
         };
+        /** @example {
+         *       "id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e02",
+         *       "email": "ada@example.com",
+         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+         *       "role": "user",
+         *       "created_at": "2026-12-03T17:30:00.000Z"
+         *     } */
         User: {
             /** Format: uuid */
             id: string;
@@ -7634,6 +9039,12 @@ export interface components {
              */
             created_at: string;
         };
+        /** @example {
+         *       "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTkyZjFjMCJ9.c2lnbmF0dXJl",
+         *       "refresh_token": "rt_8Jv2kQ0xZt4mN7pW3cY6bR1sL9dF5gH",
+         *       "token_type": "bearer",
+         *       "expires_in": 3600
+         *     } */
         Tokens: {
             /** @description HS256 JWT, valid 1 h */
             access_token: string;
@@ -7644,6 +9055,18 @@ export interface components {
             /** @description Seconds the access token is valid */
             expires_in: number;
         };
+        /** @example {
+         *       "id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e02",
+         *       "email": "ada@example.com",
+         *       "role": "user",
+         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+         *       "service_type": "compute",
+         *       "tos_version_current": "1.0.0",
+         *       "api_key_id": null,
+         *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "tos_version_accepted": "1.0.0",
+         *       "tos_current": true
+         *     } */
         Me: {
             /**
              * Format: uuid
@@ -7667,6 +9090,15 @@ export interface components {
             tos_version_accepted: string | null;
             tos_current: boolean | null;
         };
+        /** @example {
+         *       "id": "0192f1c2-3d4e-7f50-8a61-b2c3d4e5f601",
+         *       "name": "ci",
+         *       "service_type": "compute",
+         *       "prefix": "sk_live_4f9a",
+         *       "expires_at": null,
+         *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "key": "sk_live_4f9a2c7e1b8d4a6f9e3c0b5d7a1f2e8c"
+         *     } */
         NewApiKey: {
             /** Format: uuid */
             id: string;
@@ -7689,6 +9121,15 @@ export interface components {
             /** Format: uuid */
             rotated_from?: string;
         };
+        /** @example {
+         *       "id": "0192f1c2-3d4e-7f50-8a61-b2c3d4e5f601",
+         *       "name": "ci",
+         *       "service_type": "compute",
+         *       "prefix": "sk_live_4f9a",
+         *       "expires_at": null,
+         *       "revoked_at": null,
+         *       "created_at": "2026-12-03T17:30:00.000Z"
+         *     } */
         ApiKey: {
             /** Format: uuid */
             id: string;
@@ -7712,6 +9153,22 @@ export interface components {
              */
             created_at: string;
         };
+        /** @example {
+         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+         *       "type": "invoke",
+         *       "state": "completed",
+         *       "progress": 100,
+         *       "attempts_made": 1,
+         *       "result": {
+         *         "substrate_id": "0x1f2e3d4c5b6a7988",
+         *         "result": 12,
+         *         "invocation_time_ms": 0.4,
+         *         "cached": false
+         *       },
+         *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "started_at": "2026-12-03T17:30:00.000Z",
+         *       "finished_at": "2026-12-03T17:30:00.412Z"
+         *     } */
         Job: {
             /** Format: uuid */
             id: string;
@@ -7750,6 +9207,15 @@ export interface components {
              */
             finished_at?: string;
         };
+        /** @example {
+         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+         *       "type": "invoke",
+         *       "state": "queued",
+         *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "links": {
+         *         "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+         *       }
+         *     } */
         JobAccepted: {
             /** Format: uuid */
             id: string;
@@ -7867,6 +9333,16 @@ export interface components {
             /** @description Names this job for 24 h, as `Idempotency-Key` does for `POST /jobs`: the same key and job again answer with the job it named */
             idempotency_key?: string;
         };
+        /** @example {
+         *       "substrate_id": "0x1f2e3d4c5b6a7988",
+         *       "identity": "2246913496451811720",
+         *       "expression_type": "expression",
+         *       "metadata": {
+         *         "team": "pricing"
+         *       },
+         *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "updated_at": "2026-12-03T17:30:00.000Z"
+         *     } */
         Substrate: {
             substrate_id: string;
             /** @description The 64-bit identity as a decimal string (a JSON number would lose precision) */
@@ -7889,6 +9365,19 @@ export interface components {
              */
             updated_at: string;
         };
+        /** @example {
+         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+         *       "state": "completed",
+         *       "total": 3,
+         *       "completed": 2,
+         *       "failed": 1,
+         *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "finished_at": "2026-12-03T17:30:00.412Z",
+         *       "links": {
+         *         "items": "/api/v1/batches/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11/items",
+         *         "job": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+         *       }
+         *     } */
         Batch: {
             /**
              * Format: uuid
@@ -7915,6 +9404,12 @@ export interface components {
                 job: string;
             };
         };
+        /** @example {
+         *       "index": 0,
+         *       "substrate_id": "0x1f2e3d4c5b6a7988",
+         *       "state": "completed",
+         *       "result": 12
+         *     } */
         BatchItem: {
             /** @description Position in the submitted invocations, from 0 */
             index: number;
@@ -7925,6 +9420,16 @@ export interface components {
             result?: unknown;
             error?: string;
         };
+        /** @example {
+         *       "id": "0192f1c5-6a7b-7c8d-9e0f-a1b2c3d4e501",
+         *       "source_id": "0x1f2e3d4c5b6a7988",
+         *       "target_id": "0x8a7b6c5d4e3f2019",
+         *       "type": "DEPENDENCY",
+         *       "metadata": {
+         *         "weight": 1
+         *       },
+         *       "created_at": "2026-12-03T17:30:00.000Z"
+         *     } */
         Relationship: {
             /** Format: uuid */
             id: string;
@@ -7941,6 +9446,26 @@ export interface components {
              */
             created_at: string;
         };
+        /** @example {
+         *       "name": "nightly-totals",
+         *       "cron": "0 2 * * *",
+         *       "every_ms": null,
+         *       "tz": "Europe/Paris",
+         *       "job": {
+         *         "type": "invoke",
+         *         "payload": {
+         *           "substrate_id": "0x1f2e3d4c5b6a7988",
+         *           "parameters": {
+         *             "x": 5,
+         *             "y": 7
+         *           }
+         *         }
+         *       },
+         *       "paused": false,
+         *       "next_run_at": "2026-12-04T01:00:00.000Z",
+         *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "updated_at": "2026-12-03T17:30:00.000Z"
+         *     } */
         Schedule: {
             name: string;
             cron: string | null;
@@ -7969,6 +9494,25 @@ export interface components {
              */
             updated_at: string;
         };
+        /** @example {
+         *       "id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a701",
+         *       "url": "https://hooks.example.com/chrysalis",
+         *       "events": [
+         *         "job.completed",
+         *         "job.failed"
+         *       ],
+         *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "state": "active",
+         *       "disabled_at": null,
+         *       "disabled_reason": null,
+         *       "breaker": {
+         *         "state": "closed",
+         *         "consecutive_failures": 0,
+         *         "failing_since": null,
+         *         "open_until": null
+         *       },
+         *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+         *     } */
         NewWebhook: {
             /** Format: uuid */
             id: string;
@@ -8013,6 +9557,24 @@ export interface components {
             /** @description `whsec_…` */
             secret: string;
         };
+        /** @example {
+         *       "id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a701",
+         *       "url": "https://hooks.example.com/chrysalis",
+         *       "events": [
+         *         "job.completed",
+         *         "job.failed"
+         *       ],
+         *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "state": "active",
+         *       "disabled_at": null,
+         *       "disabled_reason": null,
+         *       "breaker": {
+         *         "state": "closed",
+         *         "consecutive_failures": 0,
+         *         "failing_since": null,
+         *         "open_until": null
+         *       }
+         *     } */
         Webhook: {
             /** Format: uuid */
             id: string;
@@ -8055,6 +9617,10 @@ export interface components {
                 open_until: string | null;
             };
         };
+        /** @example {
+         *       "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+         *       "created_at": "2026-12-03T17:30:00.000Z"
+         *     } */
         WebhookSecret: {
             /** @description `whsec_…` */
             secret: string;
@@ -8064,6 +9630,33 @@ export interface components {
              */
             created_at: string;
         };
+        /** @example {
+         *       "id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a702",
+         *       "event_type": "job.completed",
+         *       "webhook_id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+         *       "job_id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+         *       "state": "succeeded",
+         *       "payload": {
+         *         "type": "job.completed",
+         *         "timestamp": "2026-12-03T17:30:00.412Z",
+         *         "data": {
+         *           "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+         *           "type": "invoke",
+         *           "state": "completed"
+         *         }
+         *       },
+         *       "attempts": [
+         *         {
+         *           "attempt": 1,
+         *           "status_code": 200,
+         *           "duration_ms": 84,
+         *           "error": null,
+         *           "at": "2026-12-03T17:30:00.412Z"
+         *         }
+         *       ],
+         *       "created_at": "2026-12-03T17:30:00.412Z",
+         *       "finished_at": "2026-12-03T17:30:00.412Z"
+         *     } */
         WebhookDelivery: {
             /** Format: uuid */
             id: string;
@@ -8098,6 +9691,15 @@ export interface components {
              */
             finished_at: string | null;
         };
+        /** @example {
+         *       "balance_usd_cents": 4250,
+         *       "outstanding_usd_cents": 0,
+         *       "current_month_charged_usd_cents": 750,
+         *       "last_month_charged_usd_cents": 1920,
+         *       "current_month_start": "2026-12-01T00:00:00.000Z",
+         *       "max_monthly_usd_cents": 10000,
+         *       "suspended_reason": null
+         *     } */
         Balance: {
             /** @description US cents */
             balance_usd_cents: number;
@@ -8112,6 +9714,15 @@ export interface components {
             max_monthly_usd_cents: number | null;
             suspended_reason: string | null;
         };
+        /** @example {
+         *       "id": "48213",
+         *       "service_type": "compute",
+         *       "window_start": "2026-12-03T17:00:00.000Z",
+         *       "window_end": "2026-12-03T18:00:00.000Z",
+         *       "request_count": 1204,
+         *       "bytes_transferred": 3481920,
+         *       "charged_usd_cents": 12
+         *     } */
         UsageRecord: {
             id: string;
             service_type: string;
@@ -8130,6 +9741,14 @@ export interface components {
             /** @description US cents */
             charged_usd_cents: number;
         };
+        /** @example {
+         *       "id": "0192f1c6-7b8c-7d9e-8f01-b2c3d4e5f601",
+         *       "type": "deposit",
+         *       "amount_usd_cents": 5000,
+         *       "reason": null,
+         *       "tx_digest": "0xa8a8d783cfa6084c1423198c6f95593d72f9420693e82bc92ba807dfd678e9ea",
+         *       "created_at": "2026-12-03T17:30:00.000Z"
+         *     } */
         LedgerTransaction: {
             /** Format: uuid */
             id: string;
@@ -8149,6 +9768,19 @@ export interface components {
              */
             created_at: string;
         };
+        /** @example {
+         *       "transaction": {
+         *         "id": "0192f1c6-7b8c-7d9e-8f01-b2c3d4e5f601",
+         *         "type": "deposit",
+         *         "amount_usd_cents": 5000,
+         *         "reason": null,
+         *         "tx_digest": "0xa8a8d783cfa6084c1423198c6f95593d72f9420693e82bc92ba807dfd678e9ea",
+         *         "created_at": "2026-12-03T17:30:00.000Z"
+         *       },
+         *       "balance_usd_cents": 9250,
+         *       "suspended_reason": null,
+         *       "services_resumed": false
+         *     } */
         Deposit: {
             transaction: components["schemas"]["LedgerTransaction"];
             /** @description US cents */
@@ -8156,6 +9788,20 @@ export interface components {
             suspended_reason: string | null;
             services_resumed: boolean;
         };
+        /** @example {
+         *       "service_type": "compute",
+         *       "tier": "pro",
+         *       "enabled": true,
+         *       "state": "active",
+         *       "suspended_reason": null,
+         *       "rate_limit_per_minute": 1000,
+         *       "pricing": {
+         *         "request_micro_usd_cents": 10000,
+         *         "gigabyte_micro_usd_cents": 5000000,
+         *         "estimated_usd_cents": 12
+         *       },
+         *       "updated_at": "2026-12-03T17:30:00.000Z"
+         *     } */
         Service: {
             service_type: string;
             /** @enum {string} */
@@ -8177,6 +9823,29 @@ export interface components {
              */
             updated_at: string | null;
         };
+        /** @example {
+         *       "id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+         *       "name": "ada@example.com",
+         *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "balance_usd_cents": 4250,
+         *       "current_month_charged_usd_cents": 750,
+         *       "max_monthly_usd_cents": null,
+         *       "suspended_reason": null,
+         *       "services": [
+         *         {
+         *           "service_type": "compute",
+         *           "tier": "pro",
+         *           "enabled": true,
+         *           "suspended_reason": null
+         *         },
+         *         {
+         *           "service_type": "seal",
+         *           "tier": "starter",
+         *           "enabled": true,
+         *           "suspended_reason": null
+         *         }
+         *       ]
+         *     } */
         AdminCustomer: {
             /** Format: uuid */
             id: string;
@@ -8240,6 +9909,21 @@ export interface components {
              */
             as_of: string;
         };
+        /** @example {
+         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+         *       "credited_by": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e03",
+         *       "transaction": {
+         *         "id": "0192f1c6-7b8c-7d9e-8f01-b2c3d4e5f601",
+         *         "type": "credit",
+         *         "amount_usd_cents": 5000,
+         *         "reason": "Goodwill: outage of 3 Dec",
+         *         "tx_digest": null,
+         *         "created_at": "2026-12-03T17:30:00.000Z"
+         *       },
+         *       "balance_usd_cents": 9250,
+         *       "suspended_reason": null,
+         *       "services_resumed": true
+         *     } */
         AdminCredit: {
             /** Format: uuid */
             customer_id: string;
@@ -8253,6 +9937,18 @@ export interface components {
             suspended_reason: string | null;
             services_resumed: boolean;
         };
+        /** @example {
+         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+         *       "type": "invoke",
+         *       "state": "failed",
+         *       "progress": 100,
+         *       "attempts_made": 3,
+         *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "started_at": "2026-12-03T17:30:00.000Z",
+         *       "finished_at": "2026-12-03T17:30:00.412Z",
+         *       "error": "evaluation timed out after 5000 ms",
+         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01"
+         *     } */
         AdminJob: {
             /** Format: uuid */
             id: string;
@@ -8306,6 +10002,22 @@ export interface components {
              */
             paused_at: string | null;
         };
+        /** @example {
+         *       "id": "1042",
+         *       "at": "2026-12-03T17:30:00.000Z",
+         *       "admin_user_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e03",
+         *       "action": "jobs.retry.dry-run",
+         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+         *       "details": {
+         *         "filters": {
+         *           "state": [
+         *             "failed"
+         *           ],
+         *           "error_contains": "timeout"
+         *         },
+         *         "matched": 1
+         *       }
+         *     } */
         AdminAuditEntry: {
             /** @description Monotonic; newest first */
             id: string;
