@@ -8,6 +8,7 @@ import { createOrm } from '../db/orm.js';
 import { createRedis } from '../lib/redis.js';
 import { addQueueDepthSource } from '../lib/metrics/catalog.js';
 import { createQueues } from '../queue/queues.js';
+import { createFairQueues } from '../queue/fair-share/fair-queues.js';
 import { createScheduleTickQueue } from '../queue/schedules/tick-queue.js';
 import { createJobInserter } from '../queue/submit-job.js';
 import { createWebhookQueue, webhookQueueType } from '../queue/webhook-queue.js';
@@ -24,6 +25,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   const queueConnection = createRedis(config.redisUrl, 'blocking');
   const subscriber = createRedis(config.redisUrl, 'blocking');
   const queues = createQueues(queueConnection, config);
+  const fair = createFairQueues(redis, config, queues);
   const webhookQueue = createWebhookQueue(queueConnection, config.queuePrefix);
   const scheduleTicks = createScheduleTickQueue(queueConnection, config.queuePrefix);
   const principals = new PrincipalCache(orm.em.fork(), redis, config.queuePrefix);
@@ -58,6 +60,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
     orm,
     redis,
     queues,
+    fair,
     webhookQueue,
     scheduleTicks,
     logger,

@@ -35,7 +35,8 @@ function parsePayloads(definition: JobDefinition, payloads: unknown[]): unknown[
 
 /**
  * Accepts many jobs of one type at once: one multi-row INSERT per 1,000 rows and, meanwhile, one cache
- * lookup for them, then one BullMQ addBulk per shard — the bulk path for producers that have thousands of jobs in
+ * lookup for them, then one BullMQ addBulk per shard — on a fair-shared queue (FAIR_SHARING), one admission
+ * per shard first, and the addBulk of only what it releases (the rest waits in the customer's lane) — the bulk path for producers that have thousands of jobs in
  * hand (and the benchmark). Every payload is checked against the job type's schema first, so one bad
  * payload submits nothing. No idempotency keys here. Returns the new ids in order.
  */
@@ -44,6 +45,8 @@ export async function submitJobsBulk(
   customerId: string,
   definition: JobDefinition,
   candidates: unknown[],
+  /** The customer's fair-sharing weight (`fairQueues.weightOf(tier)`). Default 1. */
+  weight = 1,
 ): Promise<string[]> {
   const payloads = parsePayloads(definition, candidates);
   const ids: string[] = [];
@@ -67,7 +70,25 @@ export async function submitJobsBulk(
       opts: { jobId: chunkIds[i] as string, attempts: definition.queue.attempts },
     }));
     const byQueue = groupByQueue(deps.queues, jobs, (job) => ({ type: definition.name, id: job.opts.jobId }));
-    await Promise.all([...byQueue].map(([queue, group]) => queue.addBulk(group)));
+    await Promise.all(
+      [...byQueue].map(async ([queue, group]) => {
+        const fair = deps.fair?.of(queue);
+        if (!fair) return queue.addBulk(group);
+        const released = new Set(
+          await fair.admit(
+            queue.qualifiedName,
+            group.map((job) => ({
+              id: job.opts.jobId,
+              customerId,
+              weight,
+              hints: job.data.cacheMissed ? '{"cacheMissed":true}' : '',
+            })),
+          ),
+        );
+        const now = group.filter((job) => released.has(job.opts.jobId));
+        return now.length > 0 ? queue.addBulk(now) : [];
+      }),
+    );
     ids.push(...chunkIds);
   }
   return ids;

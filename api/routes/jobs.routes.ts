@@ -93,7 +93,10 @@ export function jobsRoutes(deps: ApiDeps): Router {
     if (!existing) throw notFound(`job ${id}`);
     const cancelled = await cancelJobRow(em, principal.customerId, id);
     if (!cancelled) throw new ProblemError('conflict', `job ${id} is already ${existing.state}`, { state: existing.state });
-    const bullJob = await deps.queues.forJob(cancelled.type, id).getJob(cancelled.queueJobId ?? id);
+    const queue = deps.queues.forJob(cancelled.type, id);
+    // Held by fair sharing: out of its lane (a release that pops it anyway skips a cancelled row).
+    if (deps.fair?.of(queue)) await deps.fair.share.withdraw(queue.qualifiedName, id, cancelled.customerId);
+    const bullJob = await queue.getJob(cancelled.queueJobId ?? id);
     if (bullJob) {
       // Queued or delayed: take it off the queue. Active (locked): remove fails, so abort the processor.
       await bullJob.remove().catch(() => deps.redis.publish(cancelChannel(deps.config.queuePrefix), bullJob.id as string));
