@@ -1,0 +1,69 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { getJobDefinition } from '../../jobs/registry.js';
+import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
+import { registerUser } from '../helpers/accounts.js';
+import { httpClient } from '../helpers/http.js';
+import { createExpressionSubstrate } from '../helpers/substrates.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+let app: TestApp | undefined;
+
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+const backlog = 2000;
+
+/**
+ * Customer A (enterprise) submits a backlog of invokes in bulk, then customer B (starter) submits one;
+ * workers start after both. Returns how many of A's jobs finished before B's did (an order, not a time).
+ */
+async function aJobsFinishedBeforeB(env: Record<string, string>): Promise<number> {
+  app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', ...env });
+  const request = httpClient(app.baseUrl);
+  const [a, b] = [await registerUser(request), await registerUser(request)];
+  const aCustomer = (await request('GET', '/api/v1/auth/me', { token: a.accessToken })).body.customer_id as string;
+  await app.sql(`update service_instances set tier = 'enterprise' where customer_id = $1`, [aCustomer]);
+  const aSubstrate = await createExpressionSubstrate(request, a.accessToken, 'x * 2');
+  const bSubstrate = await createExpressionSubstrate(request, b.accessToken, 'x + 1');
+
+  const deps = app.deps;
+  await submitJobsBulk(
+    { em: deps.orm.em, queues: deps.queues, fair: deps.fair, logger: deps.logger, cache: deps.cache },
+    aCustomer,
+    getJobDefinition('invoke')!,
+    Array.from({ length: backlog }, (_, x) => ({ substrate_id: aSubstrate, parameters: { x } })),
+    deps.fair?.weightOf('enterprise') ?? 1,
+  );
+  const submitted = await request('POST', `/api/v1/substrates/${bSubstrate}/invoke`, { token: b.accessToken, body: { parameters: { x: 1 } } });
+  expect(submitted.status).toBe(202);
+  const bJob = submitted.body.id as string;
+
+  const drainStart = Date.now();
+  await app.startWorkers();
+  for (let waited = 0; ; waited++) {
+    const [row] = await app.sql<{ n: string }>(`select count(*) as n from jobs where state in ('completed', 'failed')`);
+    if (Number(row!.n) >= backlog + 1) break;
+    if (waited > 3000) throw new Error(`only ${row!.n} of ${backlog + 1} jobs finished`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const [failed] = await app.sql<{ n: string }>(`select count(*) as n from jobs where state <> 'completed'`);
+  expect(Number(failed!.n)).toBe(0);
+  const [before] = await app.sql<{ n: string }>(
+    `select count(*) as n from jobs where customer_id = $1 and finished_at < (select finished_at from jobs where id = $2)`,
+    [aCustomer, bJob],
+  );
+  console.log(JSON.stringify({ env, before: before!.n, drainMs: Date.now() - drainStart }));
+  return Number(before!.n);
+}
+
+describe('fair sharing: a small customer behind a large backlog', () => {
+  it("B's one job finishes before most of A's 2,000 with fair sharing", async () => {
+    expect(await aJobsFinishedBeforeB({ FAIR_SHARING: 'true' })).toBeLessThan(500);
+  }, 300_000);
+
+  it("and after most of them with FAIR_SHARING=false (plain FIFO)", async () => {
+    expect(await aJobsFinishedBeforeB({ FAIR_SHARING: 'false' })).toBeGreaterThan(500);
+  }, 300_000);
+});
