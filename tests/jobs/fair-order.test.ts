@@ -117,5 +117,16 @@ describe('fair sharing: held jobs', () => {
     );
     expect(rows.find((row) => row.id === target)?.state).toBe('cancelled');
     expect(rows.filter((row) => row.state === 'completed' && row.attempts_made === 1)).toHaveLength(ids.length - 1);
+
+    // A delayed job waits in its shard's fair `delayed` set (a delay cannot bypass fair sharing), not in BullMQ.
+    const delayed = await request('POST', '/api/v1/jobs', {
+      token: a.accessToken,
+      body: { type: 'invoke', payload: { substrate_id: substrate, parameters: { x: 1 } }, delay_ms: 60_000 },
+    });
+    expect(delayed.status).toBe(202);
+    expect(delayed.body.state).toBe('delayed');
+    const delayedQueue = deps.queues.forJob('invoke', delayed.body.id);
+    expect(await deps.redis.zscore(`${delayedQueue.qualifiedName}:fair:delayed`, delayed.body.id)).not.toBeNull();
+    expect(await delayedQueue.getJob(delayed.body.id)).toBeUndefined();
   }, 300_000);
 });
