@@ -230,8 +230,11 @@ const envSchema = z.object({
   REQUEST_LOG_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
   /** Longest a recorded request waits before its row is flushed to PostgreSQL, in ms. Default 1000. */
   REQUEST_LOG_FLUSH_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
-  /** Share workers between customers by tier weight, measured in worker time (docs/design/queues-and-storage.md §2). Default true. */
-  FAIR_SHARING: booleanString.default(true),
+  /**
+   * Share workers between customers by tier weight, measured in worker time (docs/design/queues-and-storage.md §2).
+   * Default false until workers measure task time (`workMs`): charged wall time shrinks the window and the drain.
+   */
+  FAIR_SHARING: booleanString.default(false),
   /** Estimated worker time each queue shard releases to BullMQ before further jobs wait in their customer's lane, in ms. Default 50. */
   FAIR_WINDOW_MS: z.coerce.number().int().min(1).max(600_000).default(50),
   /** Tier weights of fair sharing: backlogged customers get worker time in these ratios. Default `starter=1,pro=4,enterprise=16`. */

@@ -10,6 +10,7 @@ import { createRedis } from '../lib/redis.js';
 import { LeaseSemaphores } from '../lib/lease-semaphore.js';
 import { addCustomerJobsSource, addQueueDepthSource } from '../lib/metrics/catalog.js';
 import { createQueues } from '../queue/queues.js';
+import { createFairQueues } from '../queue/fair-share/fair-queues.js';
 import { createScheduleTickQueue } from '../queue/schedules/tick-queue.js';
 import { createJobInserter } from '../queue/submit-job.js';
 import { createAdmission } from '../queue/admission.js';
@@ -29,6 +30,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   const queueConnection = createRedis(config.redisUrl, 'blocking');
   const subscriber = createRedis(config.redisUrl, 'blocking');
   const queues = createQueues(queueConnection, config);
+  const fair = createFairQueues(redis, config, queues);
   const webhookQueue = createWebhookQueue(queueConnection, config.queuePrefix);
   const scheduleTicks = createScheduleTickQueue(queueConnection, config.queuePrefix);
   const principals = new PrincipalCache(orm.em.fork(), redis, config.queuePrefix);
@@ -67,6 +69,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
     orm,
     redis,
     queues,
+    fair,
     webhookQueue,
     scheduleTicks,
     logger,

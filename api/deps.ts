@@ -7,6 +7,7 @@ import type { InvocationCache } from '../db/invocation-cache.js';
 import type { FinishedJobRow } from '../db/jobs/insert-jobs.js';
 import type { Admission } from '../queue/admission.js';
 import type { JobQueues } from '../queue/queues.js';
+import type { FairQueues } from '../queue/fair-share/fair-queues.js';
 import type { ScheduleTickQueue } from '../queue/schedules/tick-queue.js';
 import type { JobInserter } from '../queue/submit-job.js';
 import type { WebhookQueue } from '../queue/webhook-queue.js';
@@ -22,6 +23,8 @@ export interface ApiDeps {
   orm: MikroORM;
   redis: Redis;
   queues: JobQueues;
+  /** Fair sharing of the sharded queues (submit admits, cancel withdraws); null when FAIR_SHARING is off. */
+  fair: FairQueues | null;
   /** The internal webhook delivery queue (redeliveries are enqueued from the API). */
   webhookQueue: WebhookQueue;
   /** The internal queue whose job schedulers are the schedules' clocks (POST /schedules upserts them). */

@@ -83,7 +83,7 @@ export async function submitAndRespond(
   try {
     // Submitting runs raw SQL only (no identity map), so the root entity manager serves without a fork per request.
     const outcome = await submitJob(
-      { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter },
+      { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter, fair: deps.fair },
       // A waited job is answered 200 with its outcome, so its row need not wait for the disk; a wait that runs out makes it durable before the 202.
       {
         customerId,
@@ -92,6 +92,8 @@ export async function submitAndRespond(
         idempotencyKey,
         requestHash,
         quick: watch !== null,
+        // Fair sharing weighs a backlogged customer by the tier of the service it called.
+        weight: deps.fair?.weightOf(req.principal?.tier) ?? 1,
         hints: { ...submit.hints, ...(watch ? { notify: true } : {}) },
       },
     );
@@ -128,7 +130,7 @@ async function respondWithJob(
     sendJson(res, 200, jobView(job));
     return;
   }
-  if (waitMs !== null) await makeJobDurable({ em: deps.orm.em, queues: deps.queues, logger: deps.logger }, job);
+  if (waitMs !== null) await makeJobDurable({ em: deps.orm.em, queues: deps.queues, logger: deps.logger, fair: deps.fair }, job);
   sendJson(res, 202, {
     id: job.id,
     type: job.type,

@@ -33,6 +33,15 @@ export const retention: Pick<DefaultJobOptions, 'removeOnComplete' | 'removeOnFa
   removeOnFail: { age: 24 * 3600, count: 10_000 },
 };
 
+/**
+ * How many jobs one shard's worker runs at once: the type's concurrency divided over its shards, at least
+ * 2 (so one long job never leaves a shard idle). Jobs spread evenly over shards, so the sum behaves like one
+ * worker of the full concurrency.
+ */
+export function shardConcurrency(typeConcurrency: number, shards: number): number {
+  return Math.max(2, Math.ceil(typeConcurrency / shards));
+}
+
 /** Where the queues live: the plain BullMQ prefix and the shard count of sharded types. */
 export type QueueLayout = Pick<Config, 'queuePrefix' | 'queueShards'>;
 

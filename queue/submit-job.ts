@@ -7,6 +7,7 @@ import type { StoredJob } from '../db/jobs/job-columns.js';
 import { findJobByIdempotencyKey } from '../db/jobs/find-jobs.js';
 import { insertJob, insertJobs, isJobDurable, releaseIdempotencyKey, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
+import type { FairQueues } from './fair-share/fair-queues.js';
 import { type JobQueues, type QueuedJobHints } from './queues.js';
 
 /** Idempotency keys name one job for 24 hours. */
@@ -30,6 +31,8 @@ export interface SubmitJobInput {
   scheduleName?: string;
   /** The job this one retries (POST /jobs/:id/retry, POST /admin/jobs/retry); omitted otherwise. */
   retryOf?: string;
+  /** The customer's fair-sharing weight (`fairQueues.weightOf(tier)`, FAIR_WEIGHTS). Default 1. */
+  weight?: number;
   /** The row id to use (a UUIDv7), when the caller must know it before the job is enqueued. Default: a new one. */
   id?: string;
   /**
@@ -49,6 +52,8 @@ export interface SubmitDeps {
   em: EntityManager;
   queues: JobQueues;
   logger: Logger;
+  /** Fair sharing of the sharded queues (null or absent: FAIR_SHARING=false, plain FIFO). */
+  fair?: FairQueues | null;
   /** Batches concurrent first inserts into one statement (the API passes one); without it, one INSERT per job. */
   inserter?: JobInserter;
 }
@@ -62,7 +67,9 @@ export function createJobInserter(em: EntityManager): JobInserter {
 
 /**
  * Accepts a job: the PostgreSQL row first (the record and the outbox), then the BullMQ add with the
- * same id. If Redis refuses the add, the row stays `queued` and the sweeper enqueues it later.
+ * same id — on a fair-shared queue only if its shard's fair share releases it at once (else it is held
+ * in its customer's lane and a worker releases it later). If Redis refuses, the row stays `queued` and
+ * the sweeper enqueues (or re-lanes) it later.
  */
 export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promise<SubmitOutcome> {
   const delayMs = input.delayMs ?? 0;
@@ -96,7 +103,7 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
   }
   if (!job && input.requireSubstrateId) return { kind: 'substrate-missing' };
   if (!job) throw new Error('job insert returned no row');
-  await enqueue(deps, job, input.hints);
+  await enqueue(deps, job, input.hints, input.weight);
   return { kind: 'created', job };
 }
 
@@ -105,7 +112,7 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
  * PostgreSQL lost the row meanwhile (a restart), stores it again, durably, and enqueues it again (a
  * no-op while Redis still holds it), so the 202 is kept either way.
  */
-export async function makeJobDurable(deps: Pick<SubmitDeps, 'em' | 'queues' | 'logger'>, job: StoredJob): Promise<void> {
+export async function makeJobDurable(deps: Pick<SubmitDeps, 'em' | 'queues' | 'logger' | 'fair'>, job: StoredJob): Promise<void> {
   if (await isJobDurable(deps.em, job.id)) return;
   deps.logger.warn({ jobId: job.id }, 'an accepted job row was lost before it reached the disk; storing it again');
   const state = job.state === 'delayed' ? 'delayed' : 'queued';
@@ -113,24 +120,41 @@ export async function makeJobDurable(deps: Pick<SubmitDeps, 'em' | 'queues' | 'l
   await enqueue(deps, stored);
 }
 
-/** Adds the BullMQ job for an accepted row. Safe to repeat: BullMQ ignores a second add with the same id. */
+/**
+ * Adds the BullMQ job for an accepted row. Safe to repeat: BullMQ ignores a second add with the same id,
+ * and fair sharing a second admission. On a fair-shared queue the row is admitted first (one script call)
+ * and added only if released at once; a held (or delayed) job is added by the worker that releases it.
+ */
 export async function enqueue(
-  deps: Pick<SubmitDeps, 'queues' | 'logger'>,
+  deps: Pick<SubmitDeps, 'queues' | 'logger' | 'fair'>,
   job: Pick<JobRecord, 'id' | 'type' | 'customerId' | 'payload' | 'maxAttempts' | 'priority' | 'delayMs'> & { webhookUrl?: string | null },
   hints: QueuedJobHints = {},
+  weight = 1,
 ): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    const added = deps.queues.forJob(job.type, job.id).add(
-      job.type,
-      { customerId: job.customerId, payload: job.payload, ...hints, ...(job.webhookUrl ? { hasWebhookUrl: true } : {}) },
-      {
-        jobId: job.id,
-        attempts: job.maxAttempts,
-        ...(job.priority > 0 ? { priority: job.priority } : {}),
-        ...(job.delayMs > 0 ? { delay: job.delayMs } : {}),
-      },
-    );
+    const queue = deps.queues.forJob(job.type, job.id);
+    const fair = deps.fair?.of(queue) ?? null;
+    const data = { customerId: job.customerId, payload: job.payload, ...hints, ...(job.webhookUrl ? { hasWebhookUrl: true } : {}) };
+    const added = fair
+      ? fair
+          .admit(queue.qualifiedName, [
+            {
+              id: job.id,
+              customerId: job.customerId,
+              weight,
+              priority: job.priority,
+              ...(job.delayMs > 0 ? { delayUntil: Date.now() + job.delayMs } : {}),
+              hints: JSON.stringify(hints),
+            },
+          ])
+          .then((released) => (released.includes(job.id) ? queue.add(job.type, data, { jobId: job.id, attempts: job.maxAttempts }) : null))
+      : queue.add(job.type, data, {
+          jobId: job.id,
+          attempts: job.maxAttempts,
+          ...(job.priority > 0 ? { priority: job.priority } : {}),
+          ...(job.delayMs > 0 ? { delay: job.delayMs } : {}),
+        });
     // While Redis is down an add would wait for the reconnect; answer now and let the sweeper (or the
     // pending add itself, when Redis returns) deliver it. A second add of the same id is a no-op.
     added.catch(() => undefined);

@@ -37,7 +37,8 @@ function parsePayloads(definition: JobDefinition, payloads: unknown[]): unknown[
 
 /**
  * Accepts many jobs of one type at once: one multi-row INSERT per 1,000 rows and, meanwhile, one cache
- * lookup for them, then one BullMQ addBulk per shard — the bulk path for producers that have thousands of jobs in
+ * lookup for them, then one BullMQ addBulk per shard — on a fair-shared queue (FAIR_SHARING), one admission
+ * per shard first, and the addBulk of only what it releases (the rest waits in the customer's lane) — the bulk path for producers that have thousands of jobs in
  * hand (and the benchmark). Every payload is checked against the job type's schema first, so one bad
  * payload submits nothing. No idempotency keys here. Returns the new ids in order.
  */
@@ -46,6 +47,8 @@ export async function submitJobsBulk(
   customerId: string,
   definition: JobDefinition,
   candidates: unknown[],
+  /** The customer's fair-sharing weight (`fairQueues.weightOf(tier)`). Default 1. */
+  weight = 1,
 ): Promise<string[]> {
   const payloads = parsePayloads(definition, candidates);
   const ids: string[] = [];
@@ -68,8 +71,7 @@ export async function submitJobsBulk(
       data: { customerId, payload, ...(missed[i] ? { cacheMissed: true } : {}) },
       opts: { jobId: chunkIds[i] as string, attempts: definition.queue.attempts },
     }));
-    const byQueue = groupByQueue(deps.queues, jobs, (job) => ({ type: definition.name, id: job.opts.jobId }));
-    await Promise.all([...byQueue].map(([queue, group]) => queue.addBulk(group)));
+    await addPerShard(deps, jobs, weight);
     ids.push(...chunkIds);
   }
   return ids;
@@ -99,6 +101,8 @@ export async function submitJobList(
   deps: SubmitDeps & { cache: InvocationCache },
   customerId: string,
   list: ListedJob[],
+  /** The customer's fair-sharing weight (`fairQueues.weightOf(tier)`). Default 1. */
+  weight = 1,
 ): Promise<SubmitListOutcome> {
   const inserts: JobInsert[] = list.map((input) => {
     const delayMs = input.delayMs ?? 0;
@@ -128,7 +132,7 @@ export async function submitJobList(
   ]);
   if (outcome.kind !== 'inserted') return outcome;
 
-  const bulk: Array<{ name: string; data: QueuedJobData; opts: JobsOptions & { jobId: string } }> = [];
+  const bulk: BulkJob[] = [];
   outcome.jobs.forEach(({ job, replayed }, index) => {
     if (replayed) return;
     bulk.push({
@@ -147,13 +151,46 @@ export async function submitJobList(
       },
     });
   });
-  const byQueue = groupByQueue(deps.queues, bulk, (item) => ({ type: item.name, id: item.opts.jobId }));
-  const enqueued = await withinEnqueueTimeout(
-    Promise.all([...byQueue].map(([queue, items]) => queue.addBulk(items))),
-    deps,
-    outcome.jobs.length,
-  );
+  const enqueued = await withinEnqueueTimeout(addPerShard(deps, bulk, weight), deps, outcome.jobs.length);
   return { kind: 'created', jobs: outcome.jobs, enqueued };
+}
+
+type BulkJob = { name: string; data: QueuedJobData; opts: JobsOptions & { jobId: string } };
+
+/**
+ * One addBulk per shard (a MULTI never spans queues: on a Redis Cluster they live on other slots). On a
+ * fair-shared queue (FAIR_SHARING) one admission per shard first, and the addBulk of only what it releases;
+ * the rest waits in the customer's lane (priority and delay go with it) until a worker releases it.
+ */
+async function addPerShard(deps: Pick<SubmitDeps, 'queues' | 'fair'>, jobs: BulkJob[], weight: number): Promise<unknown> {
+  const byQueue = groupByQueue(deps.queues, jobs, (job) => ({ type: job.name, id: job.opts.jobId }));
+  return Promise.all(
+    [...byQueue].map(async ([queue, group]) => {
+      const fair = deps.fair?.of(queue);
+      if (!fair) return queue.addBulk(group);
+      const now = Date.now();
+      const released = new Set(
+        await fair.admit(
+          queue.qualifiedName,
+          group.map(({ data, opts }) => {
+            const { customerId, payload: _payload, ...hints } = data;
+            return {
+              id: opts.jobId,
+              customerId,
+              weight,
+              ...(opts.priority ? { priority: opts.priority } : {}),
+              ...(opts.delay ? { delayUntil: now + opts.delay } : {}),
+              hints: Object.keys(hints).length > 0 ? JSON.stringify(hints) : '',
+            };
+          }),
+        ),
+      );
+      const releasedNow = group
+        .filter((job) => released.has(job.opts.jobId))
+        .map(({ opts: { priority: _priority, delay: _delay, ...opts }, ...job }) => ({ ...job, opts }));
+      return releasedNow.length > 0 ? queue.addBulk(releasedNow) : [];
+    }),
+  );
 }
 
 /** Waits for Redis at most `enqueueTimeoutMs`, as `enqueue` does; false (logged) when it did not answer in time or failed. */

@@ -1,5 +1,5 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { Worker } from 'bullmq';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Piscina } from 'piscina';
@@ -21,8 +21,11 @@ import type { JobLifecycleHook } from './lifecycle.js';
 import { createProcessor } from './processor.js';
 import { PausedCustomers } from '../queue/customer-pauses.js';
 import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
-import { createQueues, isRowId, type QueuedJobData } from '../queue/queues.js';
+import { createQueues, isRowId, shardConcurrency, type QueuedJobData } from '../queue/queues.js';
 import { Sweeper } from './sweeper.js';
+import { findReleasableJobs } from '../db/jobs/find-jobs.js';
+import { createFairQueues, type FairQueues } from '../queue/fair-share/fair-queues.js';
+import { bulkJobsOf, FairReleaser } from './fair-releaser.js';
 import { runScheduleTicks } from './schedule-ticks/run-schedule-ticks.js';
 
 export interface WorkerDeps {
@@ -37,6 +40,8 @@ export interface RunningWorkers {
   workers: Worker<QueuedJobData>[];
   writer: JobStateWriter;
   sweeper: Sweeper;
+  /** Releases held jobs of the fair-shared queues as theirs finish; null when FAIR_SHARING is off. */
+  releaser: FairReleaser | null;
   /** The CPU pool (its utilisation and queue are exported as metrics). */
   pool: Piscina;
   /** The request-log rows this process records: its schedules' runs, metered like API calls. */
@@ -66,14 +71,7 @@ function lockSettingsOf(config: Config): { lockDuration: number; stalledInterval
   };
 }
 
-/**
- * How many jobs one shard's worker runs at once: the type's concurrency divided over its shards, at least
- * 2 (so one long job never leaves a shard idle). Jobs spread evenly over shards, so the sum behaves like one
- * worker of the full concurrency.
- */
-export function shardConcurrency(typeConcurrency: number, shards: number): number {
-  return Math.max(2, Math.ceil(typeConcurrency / shards));
-}
+export { shardConcurrency } from '../queue/queues.js';
 
 /**
  * Starts one BullMQ worker per queue (per job type and shard), all sharing one Piscina pool and one batched
@@ -94,12 +92,26 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const webhooks = runWebhookDelivery({ config, orm, logger, registry });
   const heartbeat = new HeartbeatPublisher(redis, config.queuePrefix, logger);
   const held = new HeldJobs();
-  const hooks: JobLifecycleHook[] = [webhooks.hook, jobMetricsHook, heartbeat, held];
   const paused = new PausedCustomers(orm.em.fork(), logger);
   await paused.start();
 
   const queueConnection = createRedis(config.redisUrl, 'blocking');
   const queues = createQueues(queueConnection, config, registry);
+  const fair = createFairQueues(redis, config, queues, registry);
+  const releaser = fair ? createReleaser(fair) : null;
+  const hooks: JobLifecycleHook[] = [webhooks.hook, jobMetricsHook, heartbeat, held, ...(releaser ? [fairShareHook(fair!, releaser)] : [])];
+  function createReleaser(fairQueues: FairQueues): FairReleaser {
+    const em = orm.em.fork();
+    return new FairReleaser({
+      fair: fairQueues.share,
+      redis,
+      prefix: config.queuePrefix,
+      shardKeys: () => [...fairQueues.queues.keys()],
+      readReleasable: (ids) => findReleasableJobs(em, ids),
+      addToShard: (key, rows) => fairQueues.queues.get(key)!.addBulk(bulkJobsOf(rows)),
+      logger,
+    });
+  }
   const workers = [...registry.values()].flatMap((definition) => {
     const processor = createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks, paused });
     const shards = queues.ofType(definition.name);
@@ -122,21 +134,27 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       // usually below `attempts` (a stall is not a failed attempt), so that is no test. A failure our
       // processor already stored is final, and the writer never overwrites a final row.
       if (job?.finishedOn && isRowId(job.id)) {
-        void writer.fail(job.id, error.message, job.attemptsMade).catch((e) => logger.error({ err: e }, 'failed to record failure'));
+        const written = writer.fail(job.id, error.message, job.attemptsMade);
+        // Our processor's final failures are UnrecoverableErrors, already reported to the releaser; a
+        // stalled-out job never reached it: free its slot (it did no measured work).
+        if (releaser && fair?.queues.has(job.queueQualifiedName) && !(error instanceof UnrecoverableError))
+          void written.then(() => tellReleaser(releaser, job, undefined));
+        void written.catch((e) => logger.error({ err: e }, 'failed to record failure'));
       }
     });
     return worker;
   }
 
   const sweeper = new Sweeper(
-    { orm, redis, queues, prefix: config.queuePrefix, logger },
+    { orm, redis, queues, fair, prefix: config.queuePrefix, logger },
     {
       intervalMs: config.sweeperIntervalMs,
       trimIntervalMs: config.finishedJobTrimIntervalMs,
     },
   );
   sweeper.start();
-  const schedules = await runScheduleTicks({ config, orm, redis, queues, logger, registry });
+  releaser?.start();
+  const schedules = await runScheduleTicks({ config, orm, redis, queues, fair, logger, registry });
 
   await subscriber.subscribe(
     cancelChannel(config.queuePrefix),
@@ -169,6 +187,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     workers,
     writer,
     sweeper,
+    releaser,
     pool,
     requestLog: schedules.requestLog,
     async close(deadlineMs = config.shutdownTimeoutMs) {
@@ -178,12 +197,38 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       await schedules.close();
       const report = await closeWorkersWithin(workers, { held, writer, logger }, deadlineMs);
       await writer.drain();
+      await releaser?.stop();
       await webhooks.close();
       await pool.destroy();
       await queues.close();
       await Promise.all([...workers.map((worker) => worker.disconnect()), redis.quit(), subscriber.quit(), queueConnection.quit()]);
       removePoolSource();
       return report;
+    },
+  };
+}
+
+/** A job of a fair-shared shard finished: its shard's releaser charges it and releases what fits. */
+function tellReleaser(releaser: FairReleaser, job: Job<QueuedJobData>, workMs: number | undefined): void {
+  releaser.finished(job.queueQualifiedName, {
+    id: job.id as string,
+    customerId: job.data.customerId,
+    ...(workMs === undefined ? {} : { workMs }),
+  });
+}
+
+/**
+ * Tells the releaser about every final outcome (completed, failed for good) of a fair-shared shard's job,
+ * after its state write, with its measured work: the pool's task time when the outcome carries it
+ * (`workMs`), else the processor's wall time. A failed attempt BullMQ retries keeps its place in the window.
+ */
+function fairShareHook(fair: FairQueues, releaser: FairReleaser): JobLifecycleHook {
+  return {
+    name: 'fair-share',
+    finished(job, _type, outcome) {
+      if (outcome.state === 'failed' && !outcome.final) return;
+      if (!fair.queues.has(job.queueQualifiedName)) return;
+      tellReleaser(releaser, job, (outcome as { workMs?: number }).workMs ?? outcome.durationMs);
     },
   };
 }

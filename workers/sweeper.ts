@@ -13,6 +13,8 @@ import {
 } from '../db/jobs/recovery.js';
 import { enqueue } from '../queue/submit-job.js';
 import { groupByQueue, isRowId, type JobQueues } from '../queue/queues.js';
+import { fairShareKeys } from '../queue/fair-share/fair-share.js';
+import type { FairQueues } from '../queue/fair-share/fair-queues.js';
 
 export interface SweeperOptions {
   /** How often a sweep runs, in ms. Default 15,000. */
@@ -47,7 +49,9 @@ export interface SweepReport {
 /**
  * PostgreSQL is the record, Redis the transport. The sweeper finds accepted, unfinished jobs whose
  * BullMQ job no longer exists (Redis restarted empty, an enqueue failed while Redis was down) and
- * enqueues them again under the same id. Several worker processes may run it: a Redis lock lets one
+ * enqueues them again under the same id — on a fair-shared queue (FAIR_SHARING) it never enqueues: it puts
+ * them back into their customers' lanes (`relane`, which also skips ids already held there), and a worker
+ * releases them fairly; after Redis restarts empty, that is every unfinished row. Several worker processes may run it: a Redis lock lets one
  * sweep at a time, and BullMQ ignores a second add of the same id anyway.
  */
 export class Sweeper {
@@ -63,7 +67,7 @@ export class Sweeper {
   private readonly batchSize: number;
 
   constructor(
-    private readonly deps: { orm: MikroORM; redis: Redis; queues: JobQueues; prefix: string; logger: Logger },
+    private readonly deps: { orm: MikroORM; redis: Redis; queues: JobQueues; fair?: FairQueues | null; prefix: string; logger: Logger },
     options: SweeperOptions = {},
   ) {
     this.intervalMs = options.intervalMs ?? 15_000;
@@ -193,7 +197,10 @@ export class Sweeper {
         em,
         missing.filter((row) => row.state === 'active').map((row) => row.id),
       );
+      const { handled: laned, relaned } = await this.relane(missing);
+      report.reenqueued += relaned;
       for (const row of missing) {
+        if (laned.has(row)) continue;
         const remainingDelay = Math.max(0, new Date(row.createdAt).getTime() + row.delayMs - Date.now());
         // Under the row's own id even for a row whose lost BullMQ job had another (a scheduled run recorded by an
         // earlier version, `repeat:…`): jobs are now always enqueued under their row id, and only such a job runs.
@@ -204,6 +211,39 @@ export class Sweeper {
     if (report.reenqueued > 0 || report.reconciled > 0)
       this.deps.logger.warn(report, 'sweeper repaired accepted jobs (re-enqueued what Redis lost, recorded outcomes PostgreSQL lost)');
     return report;
+  }
+
+  /**
+   * Missing rows of fair-shared queues go back into their lanes, one script call per shard; returns the
+   * rows handled so (put back, or found already held) and how many were put back. Their weight is the one their customer last
+   * submitted with (kept per shard); 1 after Redis lost it, until the customer's next submit.
+   */
+  private async relane(missing: UnfinishedJob[]): Promise<{ handled: Set<UnfinishedJob>; relaned: number }> {
+    const handled = new Set<UnfinishedJob>();
+    let relaned = 0;
+    const fair = this.deps.fair;
+    if (!fair) return { handled, relaned };
+    for (const [queue, group] of this.byQueue(missing)) {
+      const share = fair.of(queue);
+      if (!share) continue;
+      const key = queue.qualifiedName;
+      const customers = [...new Set(group.map((row) => row.customerId))];
+      const stored = await this.deps.redis.hmget(fairShareKeys(key)[9]!, ...customers);
+      const weights = new Map(customers.map((customer, i) => [customer, Number(stored[i]) || 1]));
+      const back = await share.relane(
+        key,
+        group.map((row) => ({
+          id: row.id,
+          customerId: row.customerId,
+          weight: weights.get(row.customerId) ?? 1,
+          priority: row.priority,
+          ...(row.delayMs > 0 ? { delayUntil: new Date(row.createdAt).getTime() + row.delayMs } : {}),
+        })),
+      );
+      relaned += back.length;
+      for (const row of group) handled.add(row);
+    }
+    return { handled, relaned };
   }
 
   /** Rows `active` in PostgreSQL whose BullMQ job already completed or failed for good. */

@@ -49,9 +49,10 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
       await rateLimits.spend(req, res, extra);
       spent = true;
       const outcome = await submitJobList(
-        { em: deps.orm.em, queues: deps.queues, logger: deps.logger, cache: deps.cache },
+        { em: deps.orm.em, queues: deps.queues, logger: deps.logger, cache: deps.cache, fair: deps.fair },
         principal.customerId,
         list,
+        deps.fair?.weightOf(principal.tier) ?? 1,
       );
       if (outcome.kind === 'substrate-missing') {
         throw new ProblemError('not-found', `substrate ${outcome.substrateId} not found (jobs[${outcome.index}]); no job was submitted`, {
@@ -124,7 +125,10 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
     if (!existing) throw notFound(`job ${id}`);
     const cancelled = await cancelJobRow(em, principal.customerId, id);
     if (!cancelled) throw new ProblemError('conflict', `job ${id} is already ${existing.state}`, { state: existing.state });
-    const bullJob = await deps.queues.forJob(cancelled.type, id).getJob(cancelled.queueJobId ?? id);
+    const queue = deps.queues.forJob(cancelled.type, id);
+    // Held by fair sharing: out of its lane (a release that pops it anyway skips a cancelled row).
+    if (deps.fair?.of(queue)) await deps.fair.share.withdraw(queue.qualifiedName, id, cancelled.customerId);
+    const bullJob = await queue.getJob(cancelled.queueJobId ?? id);
     if (bullJob) {
       // Queued or delayed: take it off the queue. Active (locked): remove fails, so abort the processor.
       await bullJob.remove().catch(() => deps.redis.publish(cancelChannel(deps.config.queuePrefix), bullJob.id as string));

@@ -19,6 +19,8 @@ import { createOrm, migrate } from '../../db/orm.js';
 import { InvocationCache } from '../../db/invocation-cache.js';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { createQueues } from '../../queue/queues.js';
+import { createFairQueues } from '../../queue/fair-share/fair-queues.js';
+import { loadConfig } from '../../config.js';
 import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
 import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
 import { runPeers } from './peers/scenario.js';
@@ -134,6 +136,8 @@ async function main(): Promise<void> {
 
     const platformQueues = createQueues(redis, { queuePrefix: prefix, queueShards });
     const invokeQueues = platformQueues.ofType('invoke');
+    // The worker child's fair sharing (FAIR_SHARING, default on), as its API would admit: the bench submits in bulk itself.
+    const platformFair = createFairQueues(redis, loadConfig({ ...process.env, ...platformEnv }), platformQueues);
     const cpuGroups = {
       api: () => cpuSeconds(apiChild.process.pid),
       worker: () => cpuSeconds(workerChild.process.pid),
@@ -192,10 +196,11 @@ async function main(): Promise<void> {
       const since = new Date();
       const started = performance.now();
       await submitJobsBulk(
-        { em, queues: platformQueues, logger, cache },
+        { em, queues: platformQueues, fair: platformFair, logger, cache },
         customerId,
         invoke,
         Array.from({ length: n }, (_, i) => ({ substrate_id: substrateId, parameters: { x: i, y: 3 } })),
+        platformFair?.weightOf('enterprise') ?? 1,
       );
       await waitUntil(async () => (await countFinished(since)) >= n, 600_000, 100);
       return (performance.now() - started) / 1000;

@@ -1,4 +1,5 @@
 import type { Job, JobType, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { JobQueues, QueuedJobData } from '../../queue/queues.js';
 
 /**
@@ -29,7 +30,13 @@ export async function pauseType(queues: JobQueues, type: string): Promise<void> 
   await Promise.all(queues.ofType(type).map((queue) => queue.pause()));
 }
 
-/** Empties every shard of `type` in Redis, as a Redis restart without persistence would. */
+/** Empties every shard of `type` in Redis, as a Redis restart without persistence would: its BullMQ keys and its fair-sharing state. */
 export async function obliterateType(queues: JobQueues, type: string): Promise<void> {
-  for (const queue of queues.ofType(type)) await queue.obliterate({ force: true });
+  for (const queue of queues.ofType(type)) {
+    await queue.obliterate({ force: true });
+    // The connection the queues were made with (createQueues passes an ioredis client).
+    const client = queue.opts.connection as unknown as Redis;
+    const fairKeys = await client.keys(`${queue.qualifiedName}:fair:*`);
+    if (fairKeys.length > 0) await client.del(...fairKeys);
+  }
 }

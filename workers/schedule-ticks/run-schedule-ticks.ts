@@ -8,6 +8,7 @@ import type { Config } from '../../config.js';
 import type { JobRegistry } from '../../jobs/registry.js';
 import { createRedis } from '../../lib/redis.js';
 import type { JobQueues } from '../../queue/queues.js';
+import type { FairQueues } from '../../queue/fair-share/fair-queues.js';
 import { upsertPlatformSchedules } from '../../queue/schedules/platform-schedules.js';
 import { removeJobQueueSchedulers, restoreSchedulers, schedulesRestoredKey } from './restore-schedulers.js';
 import { createTickProcessor } from './tick.processor.js';
@@ -41,6 +42,8 @@ export async function runScheduleTicks(deps: {
   orm: MikroORM;
   redis: Redis;
   queues: JobQueues;
+  /** Fair sharing of the sharded queues; null or absent when FAIR_SHARING is off. */
+  fair?: FairQueues | null;
   logger: Logger;
   registry: JobRegistry;
 }): Promise<ScheduleTicks> {
@@ -71,6 +74,7 @@ export async function runScheduleTicks(deps: {
   const processor = createTickProcessor({
     orm,
     queues,
+    fair: deps.fair ?? null,
     ticks,
     logger,
     requestLog,

@@ -9,6 +9,7 @@ import type { Tier } from '../../db/entities/service-instance.entity.js';
 import { findScheduleRun, type ScheduleRun } from '../../db/repositories/schedules.js';
 import type { JobRegistry } from '../../jobs/registry.js';
 import type { JobQueues } from '../../queue/queues.js';
+import type { FairQueues } from '../../queue/fair-share/fair-queues.js';
 import { systemCustomerId } from '../../queue/schedules/platform-schedules.js';
 import { submitJob, type SubmitJobInput } from '../../queue/submit-job.js';
 import { removeScheduler } from '../../queue/schedules/user-schedulers.js';
@@ -24,6 +25,8 @@ export interface TickDeps {
   registry: JobRegistry;
   orm: MikroORM;
   queues: JobQueues;
+  /** Fair sharing of the sharded queues; null when FAIR_SHARING is off. */
+  fair: FairQueues | null;
   ticks: ScheduleTickQueue;
   logger: Logger;
   /** Where scheduled runs are recorded, as the API records calls (rows in bulk, off the tick's path). */
@@ -116,6 +119,7 @@ async function runCustomerSchedule(deps: TickDeps, tick: Job<ScheduleTickData>, 
   }
   const outcome = await submitRun(deps, tick, {
     customerId,
+    weight: deps.fair?.weightOf(found.service?.tier) ?? 1,
     definition,
     payload: payload.data,
     scheduleName: name,
@@ -132,7 +136,7 @@ async function runCustomerSchedule(deps: TickDeps, tick: Job<ScheduleTickData>, 
 async function submitRun(deps: TickDeps, tick: Job<ScheduleTickData>, input: Omit<SubmitJobInput, 'idempotencyKey'>): Promise<TickOutcome> {
   // Raw SQL only (no identity map), so the root entity manager serves without a fork, as in the API.
   const outcome = await submitJob(
-    { em: deps.orm.em, queues: deps.queues, logger: deps.logger },
+    { em: deps.orm.em, queues: deps.queues, logger: deps.logger, fair: deps.fair },
     { ...input, idempotencyKey: tick.id ?? null },
   );
   if (outcome.kind === 'created') return { submitted: outcome.job.id };

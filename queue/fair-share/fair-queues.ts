@@ -1,0 +1,66 @@
+import type { Cluster, Redis } from 'ioredis';
+import type { Config } from '../../config.js';
+import { jobRegistry, type JobRegistry } from '../../jobs/registry.js';
+import { shardConcurrency, type JobQueue, type JobQueues } from '../queues.js';
+import { createFairShare, fairWeight, type FairShare } from './fair-share.js';
+
+/**
+ * Which queues are fair-shared, and their engines (docs/design/queues-and-storage.md §2): every shard of a
+ * sharded job type (invoke, divide, batch) when FAIR_SHARING is on. One `FairShare` per type, because a
+ * shard's minimum in flight is its worker's concurrency (at least 2). `share` routes a call by its queue key,
+ * so one releaser serves every fair-shared shard.
+ */
+export interface FairQueues {
+  /** The fair share of `queue`, or null when it is not fair-shared (an unsharded type). */
+  of(queue: JobQueue): FairShare | null;
+  /** Every fair-shared shard: its queue key (`Queue.qualifiedName`) and queue. */
+  readonly queues: ReadonlyMap<string, JobQueue>;
+  /** One engine for every fair-shared shard, routing each call by its queue key. */
+  readonly share: FairShare;
+  /** The weight of a customer's tier (FAIR_WEIGHTS); 1 for none. */
+  weightOf(tier: string | null | undefined): number;
+}
+
+type FairConfig = Pick<
+  Config,
+  'fairSharing' | 'fairWindowMs' | 'fairWeights' | 'fairMaxReleasedPerCustomer' | 'workerConcurrency' | 'sweeperIntervalMs'
+>;
+
+/** The fair-shared queues of `queues`; null when FAIR_SHARING is off (every queue keeps plain FIFO). */
+export function createFairQueues(
+  redis: Redis | Cluster,
+  config: FairConfig,
+  queues: JobQueues,
+  registry: JobRegistry = jobRegistry,
+): FairQueues | null {
+  if (!config.fairSharing) return null;
+  const byKey = new Map<string, { queue: JobQueue; share: FairShare }>();
+  for (const definition of registry.values()) {
+    if (!definition.queue.sharded || !queues.types().includes(definition.name)) continue;
+    const shards = queues.ofType(definition.name);
+    const share = createFairShare(redis, {
+      windowMs: config.fairWindowMs,
+      minInflight: shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length),
+      maxReleasedPerCustomer: config.fairMaxReleasedPerCustomer,
+    });
+    for (const queue of shards) byKey.set(queue.qualifiedName, { queue, share });
+  }
+  const engineOf = (key: string): FairShare => {
+    const entry = byKey.get(key);
+    if (!entry) throw new Error(`queue ${key} is not fair-shared`);
+    return entry.share;
+  };
+  const share: FairShare = {
+    admit: (key, jobs) => engineOf(key).admit(key, jobs),
+    release: (key, finished) => engineOf(key).release(key, finished),
+    withdraw: (key, id, customerId) => engineOf(key).withdraw(key, id, customerId),
+    relane: (key, jobs) => engineOf(key).relane(key, jobs),
+    reconcile: (key) => engineOf(key).reconcile(key),
+  };
+  return {
+    of: (queue) => byKey.get(queue.qualifiedName)?.share ?? null,
+    queues: new Map([...byKey].map(([key, entry]) => [key, entry.queue])),
+    share,
+    weightOf: (tier) => (tier ? fairWeight(tier, config.fairWeights as Partial<Record<string, number>>) : 1),
+  };
+}
