@@ -99,7 +99,7 @@ const envSchema = z.object({
   REDIS_URL: z.string().url().optional(),
   /**
    * Plain prefix of every Redis key (BullMQ's and ours). Default `chrysalis`. No `{`/`}`: each queue name
-   * carries its own hash tag (`chrysalis:{invoke#3}:wait`), and a tag in the prefix would put every queue on one slot.
+   * carries its own hash tag (`chrysalis:{invoke.3}:wait`), and a tag in the prefix would put every queue on one slot.
    */
   QUEUE_PREFIX: z
     .string()
@@ -107,7 +107,7 @@ const envSchema = z.object({
     .max(64)
     .regex(/^[^{}\s]+$/, 'must be plain: no braces (each queue name carries its own hash tag) and no spaces')
     .default('chrysalis'),
-  /** Queues per sharded job type (invoke, divide, batch): `{invoke#0}` … `{invoke#N-1}`. Default 1 (16 on a Redis Cluster). */
+  /** Queues per sharded job type (invoke, divide, batch): `{invoke.0}` … `{invoke.N-1}`. Default 1 (16 on a Redis Cluster). */
   QUEUE_SHARDS: z.coerce.number().int().min(1).max(1024).default(1),
   /** HS256 secret for access tokens (≥ 32 characters). Generated into DATA_DIR in development. */
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters'),

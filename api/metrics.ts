@@ -53,7 +53,7 @@ export function countApiCacheLookup(hit: boolean): void {
 /** What the depth reader needs of a BullMQ queue. */
 type CountedQueue = Pick<Queue, 'getJobCounts'>;
 
-/** The queues counted under one `queue` label: a job type's shards (`invoke`: `{invoke#0}` … `{invoke#15}`), or one internal queue. */
+/** The queues counted under one `queue` label: a job type's shards (`invoke`: `{invoke.0}` … `{invoke.15}`), or one internal queue. */
 export interface CountedQueueGroup {
   label: string;
   queues: CountedQueue[];

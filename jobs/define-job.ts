@@ -12,7 +12,7 @@ export interface QueueDefaults {
   /** Jobs one worker process runs at once on this type's queues (divided over its shards); default WORKER_CONCURRENCY. */
   concurrency?: number;
   /**
-   * The type's jobs are spread over QUEUE_SHARDS queues by id (`{invoke#0}` … `{invoke#15}`), so a Redis
+   * The type's jobs are spread over QUEUE_SHARDS queues by id (`{invoke.0}` … `{invoke.15}`), so a Redis
    * Cluster spreads its traffic over every master: for the hot types. Default false (one queue, `{metering}`).
    */
   sharded: boolean;

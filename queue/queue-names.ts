@@ -2,16 +2,16 @@ import { crc32 } from 'node:zlib';
 
 /**
  * How queues are named (docs/design/queues-and-storage.md §1). The BullMQ prefix is plain (`chrysalis`)
- * and every queue name carries its own Redis Cluster hash tag: `{invoke#3}` for shard 3 of a sharded job
+ * and every queue name carries its own Redis Cluster hash tag: `{invoke.3}` for shard 3 of a sharded job
  * type, `{metering}` for a type with one queue. BullMQ's keys are `<prefix>:<name>:<suffix>`, so one queue's
  * keys share one slot (its scripts never cross slots) while a type's shards spread over every master.
  *
- * `#` separates type and shard: BullMQ refuses `:` in a queue name, and `-` already appears inside type
- * names (`vault-export`), so `{vault-export}` and a shard would read alike.
+ * `.` separates type and shard: BullMQ refuses `:` in a queue name, `-` already appears inside type
+ * names (`vault-export`), and `#` would start a URL fragment in Bull Board's links.
  */
-export const shardSeparator = '#';
+export const shardSeparator = '.';
 
-/** The queue name of one shard of a type (`{invoke#3}`), or of its only queue when it is not sharded (`{metering}`). */
+/** The queue name of one shard of a type (`{invoke.3}`), or of its only queue when it is not sharded (`{metering}`). */
 export function queueName(type: string, shard: number | null): string {
   return shard === null ? `{${type}}` : `{${type}${shardSeparator}${shard}}`;
 }

@@ -46,7 +46,7 @@ export function shardConcurrency(typeConcurrency: number, shards: number): numbe
 export type QueueLayout = Pick<Config, 'queuePrefix' | 'queueShards'>;
 
 /**
- * The job types' BullMQ queues: one per type and shard (`{invoke#0}` … `{invoke#15}`), one for a type
+ * The job types' BullMQ queues: one per type and shard (`{invoke.0}` … `{invoke.15}`), one for a type
  * that is not sharded (`{metering}`). A job's queue follows from its type and id (`forJob`).
  */
 export interface JobQueues {

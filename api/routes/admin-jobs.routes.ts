@@ -234,7 +234,7 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
     const rows = await listAdminActions(deps.orm.em.fork(), {
       customerId: query.customer_id,
       action: query.action,
-      beforeId: decodeCursor(query.cursor, z.string().regex(/^\d{1,19}$/)),
+      beforeId: decodeCursor(query.cursor, z.string().regex(/^\d{1,18}$/)),
       limit: query.limit + 1,
     });
     res.json(page(rows, query.limit, auditView, (row) => row.id));

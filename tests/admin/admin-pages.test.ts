@@ -71,7 +71,7 @@ describe('admin login and Bull Board', () => {
         .sort(),
     );
     // Every shard of a sharded type is listed, each under its own hash tag; the others once.
-    const shards = Array.from({ length: app.config.queueShards }, (_, shard) => `{invoke#${shard}}`);
+    const shards = Array.from({ length: app.config.queueShards }, (_, shard) => `{invoke.${shard}}`);
     expect(listed).toEqual(expect.arrayContaining([...shards, '{metering}', '{webhook-delivery}', '{schedule-tick}']));
   });
 

@@ -27,7 +27,7 @@ let alice: TestUser;
 let browser: Browser;
 let page: Page;
 let failedJobId: string;
-/** The failed job's shard, as Bull Board's links spell it (`%7Binvoke%233%7D`). */
+/** The failed job's shard, as Bull Board's links spell it (`%7Binvoke.3%7D`). */
 const failedQueue = () => encodeURIComponent(app.deps.queues.forJob('invoke', failedJobId).name);
 /** Requests for anything but this app (aborted, never sent), and console errors, since the last `watchPage()`. */
 let offsite: string[] = [];

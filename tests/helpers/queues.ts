@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { JobQueues, QueuedJobData } from '../../queue/queues.js';
 
 /**
- * Reading the sharded queue layout from tests: a job type's queues are its shards (`{invoke#0}` …), and a
+ * Reading the sharded queue layout from tests: a job type's queues are its shards (`{invoke.0}` …), and a
  * job lives on the shard its id names (`queues.forJob`). These keep tests from repeating the sums.
  */
 

@@ -1,8 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
-import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { useTestApp } from '../helpers/suite.js';
-import { createExpressionSubstrate } from '../helpers/substrates.js';
+import { bulkCustomers, type Customer } from '../helpers/bulk-customers.js';
 
 /**
  * The per-minute budget on bulk submits (SPEC §9: each job of a bulk counts as one request). Starter
@@ -10,27 +9,7 @@ import { createExpressionSubstrate } from '../helpers/substrates.js';
  */
 const suite = useTestApp({ env: { RATE_LIMIT_MULTIPLIER: '0.3' } });
 
-interface Customer {
-  user: TestUser;
-  id: string;
-  substrateId: string;
-}
-
-async function newCustomer(): Promise<Customer> {
-  const user = await registerUser(suite.request);
-  const id = (await suite.request('GET', '/api/v1/auth/me', { token: user.accessToken })).body.customer_id;
-  return { user, id, substrateId: await createExpressionSubstrate(suite.request, user.accessToken, 'x * 2') };
-}
-
-const invoke = (customer: Customer, x = 1) => ({ type: 'invoke', payload: { substrate_id: customer.substrateId, parameters: { x } } });
-const bulk = (customer: Customer, count: number) =>
-  suite.request('POST', '/api/v1/jobs/bulk', {
-    token: customer.user.accessToken,
-    body: { jobs: Array.from({ length: count }, (_, i) => invoke(customer, i)) },
-  });
-const submit = (customer: Customer) => suite.request('POST', '/api/v1/jobs', { token: customer.user.accessToken, body: invoke(customer) });
-const countJobs = async (customer: Customer) =>
-  Number((await suite.app.sql<{ n: string }>('select count(*) as n from jobs where customer_id = $1', [customer.id]))[0]!.n);
+const { newCustomer, bulk, submit, countJobs } = bulkCustomers(suite);
 
 let other: Customer;
 beforeAll(async () => {

@@ -19,7 +19,7 @@ beforeAll(async () => {
   customerId = (await suite.request('GET', '/api/v1/auth/me', { token: alice.accessToken })).body.customer_id;
 });
 
-/** Which `{invoke#N}` queues hold a BullMQ job with this id, read from Redis directly. */
+/** Which `{invoke.N}` queues hold a BullMQ job with this id, read from Redis directly. */
 async function shardsHolding(id: string): Promise<number[]> {
   const { redis, queues } = suite.app.deps;
   const held = await Promise.all(
@@ -37,8 +37,8 @@ describe('queue shards', () => {
     expect(submitted.status).toBe(202);
     const id: string = submitted.body.id;
     expect(await shardsHolding(id)).toEqual([shardOf(id, 16)]);
-    expect(suite.app.deps.queues.forJob('invoke', id).name).toBe(`{invoke#${shardOf(id, 16)}}`);
-    expect(await suite.app.deps.redis.exists(`${suite.app.config.queuePrefix}:{invoke#${shardOf(id, 16)}}:wait`)).toBe(1);
+    expect(suite.app.deps.queues.forJob('invoke', id).name).toBe(`{invoke.${shardOf(id, 16)}}`);
+    expect(await suite.app.deps.redis.exists(`${suite.app.config.queuePrefix}:{invoke.${shardOf(id, 16)}}:wait`)).toBe(1);
 
     // Cancel finds it on that shard and takes it off.
     expect((await suite.request('DELETE', `/api/v1/jobs/${id}`, { token: alice.accessToken })).status).toBe(200);

@@ -8,7 +8,7 @@ const services = { DATABASE_URL: 'postgresql://127.0.0.1:5432/unused', REDIS_URL
 
 describe('queue names', () => {
   it('gives each shard of a sharded type, and each other queue, its own hash tag', () => {
-    expect(queueName('invoke', 3)).toBe('{invoke#3}');
+    expect(queueName('invoke', 3)).toBe('{invoke.3}');
     expect(queueName('metering', null)).toBe('{metering}');
     expect(queueName('vault-export', null)).toBe('{vault-export}');
   });

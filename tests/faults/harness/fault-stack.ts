@@ -175,7 +175,7 @@ export class FaultStack {
   }
 
   // BullMQ's keys, read from outside (`<prefix>:<queue>:<id>`, `…:active`, `…:completed`), where a sharded
-  // type's queues are `{invoke#0}` … and a job lives on the shard its id names (queue/queue-names.ts).
+  // type's queues are `{invoke.0}` … and a job lives on the shard its id names (queue/queue-names.ts).
 
   /** How many queues a sharded type has in this stack (QUEUE_SHARDS, default 1). */
   private get shards(): number {

@@ -10,7 +10,7 @@ import type { FaultStack } from './fault-stack.js';
  */
 export async function runEveryJobAgain(stack: FaultStack, jobs: Array<{ id: string; type: string }>, timeoutMs: number): Promise<void> {
   const queues = new Map<string, Queue>();
-  // Each job's own shard (queue names carry the shard: `{invoke#3}`).
+  // Each job's own shard (queue names carry the shard: `{invoke.3}`).
   const queueFor = (type: string, id: string) => {
     const name = stack.queueOf(type, id);
     let queue = queues.get(name);
