@@ -127,7 +127,7 @@ export class Sweeper {
    * Redis holds a finished job (and its return value) only as long as durability needs it (design §4): the
    * worker's final write commits without waiting for the disk, so until that commit is flushed the outcome
    * lives only in BullMQ, and the sweeper copies it from there if PostgreSQL loses it. This pass waits for a
-   * durable commit (which flushes every earlier one), then removes from BullMQ the jobs it finished before
+   * durable commit (which flushes every earlier one), then removes from BullMQ the jobs it completed before
    * that commit whose row holds a final state — on disk now. A row that is not final (its write was lost) is
    * left in BullMQ for `sweep()` to copy; the retention limits (queue/queues.ts) remain the backstop.
    */
@@ -138,7 +138,9 @@ export class Sweeper {
     await waitForDurableCommits(em);
     const cutoff = barrierAt - this.trimMarginMs;
     for (const queue of this.deps.queues.all()) {
-      for (const state of ['completed', 'failed'] as const) {
+      // Completed jobs only: failed ones stay for operators to inspect and retry in Bull Board, bounded by
+      // `retention.removeOnFail` (queue/queues.ts).
+      for (const state of ['completed'] as const) {
         const ids = (await this.deps.redis.zrangebyscore(queue.toKey(state), '-inf', cutoff, 'LIMIT', 0, limitPerQueue)).filter((id) =>
           isRowId(id),
         );
