@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     NODE_ENV: 'test',
     DATABASE_URL: databaseUrl,
     REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-    QUEUE_PREFIX: '{job-search-bench}',
+    QUEUE_PREFIX: 'job-search-bench',
     ADMIN_EMAIL: 'admin@bench.test',
     ADMIN_PASSWORD: 'admin-password-123',
     LOG_LEVEL: 'silent',

@@ -64,7 +64,7 @@ export class NoisyStack implements NoisyPlatform {
       DATABASE_URL: withDatabase(adminUrl, database),
       REDIS_URL: redisServer.url,
       PORT: String(port),
-      QUEUE_PREFIX: `{n-${suffix}}`,
+      QUEUE_PREFIX: `n-${suffix}`,
       LOG_LEVEL: 'warn',
       JWT_SECRET: randomBytes(32).toString('hex'),
       METRICS_TOKEN: randomBytes(24).toString('hex'),
