@@ -1,5 +1,5 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { GroupCommit } from '../db/group-commit.js';
@@ -20,7 +20,7 @@ import type { RedisMemoryGuard } from '../lib/redis-memory-guard.js';
 export interface ApiDeps {
   config: Config;
   orm: MikroORM;
-  redis: Redis;
+  redis: RedisClient;
   queues: JobQueues;
   /** The internal webhook delivery queue (redeliveries are enqueued from the API). */
   webhookQueue: WebhookQueue;
@@ -40,6 +40,6 @@ export interface ApiDeps {
   requestLog: RequestLogRecorder;
   /** Per-customer concurrency limits shared by every API process (requests in flight, open event streams). */
   leases: LeaseSemaphores;
-  /** Refuses new work while Redis is nearly full (REDIS_MEMORY_GUARD); sampled once a second. */
+  /** Refuses new work while RedisClient is nearly full (REDIS_MEMORY_GUARD); sampled once a second. */
   memoryGuard: RedisMemoryGuard;
 }

@@ -1,5 +1,5 @@
 import type { Request, RequestHandler, Response } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import { RateLimiterRes, type RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
 import { rateLimitedRequests } from '../lib/metrics/catalog.js';
@@ -33,14 +33,14 @@ export interface RateLimits {
 }
 
 /**
- * Fixed one-minute windows counted in Redis, so every API process shares one count. If Redis does not
+ * Fixed one-minute windows counted in RedisClient, so every API process shares one count. If RedisClient does not
  * answer, each process falls back to counting in memory (rate-limiter-flexible's insurance limiter)
  * rather than refusing every request or letting every request through.
  *
  * The client IP is `req.ip`: the socket address unless TRUST_PROXY names the proxies in front, so a
  * client cannot pick its own address with `X-Forwarded-For`.
  */
-export function createRateLimits(redis: Redis, config: Config): RateLimits {
+export function createRateLimits(redis: RedisClient, config: Config): RateLimits {
   const limiter = (name: string, points: number) => redisLimiter(redis, config, name, points);
   const tierBudgets = createTierBudgets(redis, config);
 

@@ -1,14 +1,14 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 /**
- * The Redis pub/sub channels between processes. Here rather than in queue/ because job processors publish
+ * The RedisClient pub/sub channels between processes. Here rather than in queue/ because job processors publish
  * on them too (billing suspends a customer), and jobs/ sits below queue/.
  */
 
 /** Where the API asks every worker to abort a running job (DELETE /jobs/:id); the message is the job's BullMQ id. */
 export const cancelChannel = (queuePrefix: string): string => `${queuePrefix}:jobs:cancel`;
 
-/** The Redis channel every API process's PrincipalCache listens on (see api/auth/principal.ts). */
+/** The RedisClient channel every API process's PrincipalCache listens on (see api/auth/principal.ts). */
 export const accessChangeChannel = (queuePrefix: string): string => `${queuePrefix}:auth:invalidate`;
 
 /**
@@ -16,7 +16,7 @@ export const accessChangeChannel = (queuePrefix: string): string => `${queuePref
  * principals are dropped at once instead of living out their TTL. For processes without a PrincipalCache,
  * such as workers; the API calls `principals.invalidateCustomer`, which publishes the same message.
  */
-export async function publishAccessChange(redis: Redis, queuePrefix: string, customerId: string): Promise<void> {
+export async function publishAccessChange(redis: RedisClient, queuePrefix: string, customerId: string): Promise<void> {
   await redis.publish(accessChangeChannel(queuePrefix), customerId);
 }
 

@@ -1,5 +1,5 @@
 import { Queue, type DefaultJobOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import type { Config } from '../config.js';
 import { jobRegistry, type JobRegistry } from '../jobs/registry.js';
 import { queueName, shardOf } from './queue-names.js';
@@ -25,7 +25,7 @@ export interface QueuedJobData extends QueuedJobHints {
 export type JobQueue = Queue<QueuedJobData>;
 
 /**
- * Redis keeps finished jobs only briefly: PostgreSQL is the record. Completed jobs stay an hour
+ * RedisClient keeps finished jobs only briefly: PostgreSQL is the record. Completed jobs stay an hour
  * (at most 10,000 per queue), failed ones a day (at most 10,000), enough for Bull Board.
  */
 export const retention: Pick<DefaultJobOptions, 'removeOnComplete' | 'removeOnFail'> = {
@@ -68,7 +68,7 @@ export const isRowId = (queueJobId: string | undefined): queueJobId is string =>
  * One BullMQ queue per job type of `registry` (default: Chrysalis's) and shard — `queueShards` of them for
  * a type whose definition says `queue.sharded`, one otherwise — all sharing one connection.
  */
-export function createQueues(connection: Redis, layout: QueueLayout, registry: JobRegistry = jobRegistry): JobQueues {
+export function createQueues(connection: RedisClient, layout: QueueLayout, registry: JobRegistry = jobRegistry): JobQueues {
   const byType = new Map<string, JobQueue[]>();
   for (const definition of registry.values()) {
     const shards = definition.queue.sharded ? layout.queueShards : null;
@@ -89,7 +89,7 @@ export function createQueues(connection: Redis, layout: QueueLayout, registry: J
           },
         });
         // A Queue re-emits its connection's errors; with no listener BullMQ prints each one's stack to stderr
-        // (every reconnect attempt while Redis is down). A failed add is what matters, and its caller handles it.
+        // (every reconnect attempt while RedisClient is down). A failed add is what matters, and its caller handles it.
         queue.on('error', () => undefined);
         return queue;
       }),

@@ -1,6 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import type { Logger } from 'pino';
 import type { Piscina } from 'piscina';
 import type { RequestLogRecorder } from '../db/request-log-recorder.js';
@@ -81,8 +81,8 @@ export function shardConcurrency(typeConcurrency: number, shards: number): numbe
  */
 export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const { config, orm, logger, registry = jobRegistry } = deps;
-  const redis: Redis = createRedis(config.redisUrl, 'commands');
-  const subscriber: Redis = createRedis(config.redisUrl, 'blocking');
+  const redis: RedisClient = createRedis(config.redis, 'commands');
+  const subscriber: RedisClient = createRedis(config.redis, 'blocking');
   const tasks = declaredTasks(registry);
   const pool = createTaskPool(tasks, { threads: config.piscinaThreads, taskTimeoutMs: config.taskTimeoutMs });
   const writer = new HandBackAwareStateWriter(orm.em.fork(), logger, finishedJobsChannel(config.queuePrefix));
@@ -98,7 +98,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const paused = new PausedCustomers(orm.em.fork(), logger);
   await paused.start();
 
-  const queueConnection = createRedis(config.redisUrl, 'blocking');
+  const queueConnection = createRedis(config.redis, 'blocking');
   const queues = createQueues(queueConnection, config, registry);
   const workers = [...registry.values()].flatMap((definition) => {
     const processor = createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks, paused });
@@ -108,7 +108,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   });
   function startWorker(name: string, processor: ReturnType<typeof createProcessor>, concurrency: number): Worker<QueuedJobData> {
     const worker = new Worker<QueuedJobData>(name, processor, {
-      connection: createRedis(config.redisUrl, 'blocking'),
+      connection: createRedis(config.redis, 'blocking'),
       prefix: config.queuePrefix,
       concurrency,
       ...lockSettingsOf(config),

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../lib/redis.js';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { sha256 } from '../../lib/crypto.js';
 
@@ -14,12 +14,12 @@ export interface FailedLoginThrottleOptions {
  * many addresses. `POST /auth/login` and `POST /admin/login` share the count (one account, one password).
  * An attempt takes a point before the password is checked — so parallel guesses cannot slip past the
  * count — and a successful login clears it. Unknown emails are counted like known ones, so a refusal
- * does not tell which accounts exist. Accounts are keyed by a hash of the email (no addresses in Redis).
+ * does not tell which accounts exist. Accounts are keyed by a hash of the email (no addresses in RedisClient).
  */
 export class FailedLoginThrottle {
   private readonly limiter: RateLimiterRedis;
 
-  constructor(redis: Redis, prefix: string, options: FailedLoginThrottleOptions = {}) {
+  constructor(redis: RedisClient, prefix: string, options: FailedLoginThrottleOptions = {}) {
     this.limiter = new RateLimiterRedis({
       storeClient: redis,
       keyPrefix: `${prefix}:ratelimit:login-failures`,

@@ -1,6 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../lib/redis.js';
 import type { Logger } from 'pino';
 import { createTierLimiters } from '../../queue/tier-budgets.js';
 import { RequestLogRecorder } from '../../db/request-log-recorder.js';
@@ -31,21 +31,21 @@ export interface ScheduleTicks {
 const tickConcurrency = 4;
 
 /**
- * The schedule side of a worker process: puts the schedules PostgreSQL holds back into Redis (the
+ * The schedule side of a worker process: puts the schedules PostgreSQL holds back into RedisClient (the
  * platform's too, when PLATFORM_SCHEDULES), then runs the tick worker that submits their runs. It does so
- * again whenever Redis turns out to have lost its data while the process runs (checked every
+ * again whenever RedisClient turns out to have lost its data while the process runs (checked every
  * SWEEPER_INTERVAL_MS), so schedules come back without a worker restart.
  */
 export async function runScheduleTicks(deps: {
   config: Config;
   orm: MikroORM;
-  redis: Redis;
+  redis: RedisClient;
   queues: JobQueues;
   logger: Logger;
   registry: JobRegistry;
 }): Promise<ScheduleTicks> {
   const { config, orm, redis, queues, logger, registry } = deps;
-  const queueConnection = createRedis(config.redisUrl, 'blocking');
+  const queueConnection = createRedis(config.redis, 'blocking');
   const ticks = createScheduleTickQueue(queueConnection, config.queuePrefix);
   const requestLog = new RequestLogRecorder(orm.em.fork(), logger, {
     flushIntervalMs: config.requestLogFlushMs,
@@ -65,7 +65,7 @@ export async function runScheduleTicks(deps: {
       .then(async () => {
         if (!(await redis.exists(schedulesRestoredKey(config.queuePrefix)))) await restore();
       })
-      .catch((error: unknown) => logger.warn({ err: error }, 'could not check that Redis still holds the schedules; will try again'));
+      .catch((error: unknown) => logger.warn({ err: error }, 'could not check that RedisClient still holds the schedules; will try again'));
   }, config.sweeperIntervalMs).unref();
 
   const processor = createTickProcessor({
@@ -79,7 +79,7 @@ export async function runScheduleTicks(deps: {
     admission: createAdmission(orm.em, config),
   });
   const worker = new Worker<ScheduleTickData>(scheduleTickQueueName, processor, {
-    connection: createRedis(config.redisUrl, 'blocking'),
+    connection: createRedis(config.redis, 'blocking'),
     prefix: config.queuePrefix,
     concurrency: tickConcurrency,
   });
