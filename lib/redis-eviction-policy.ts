@@ -55,7 +55,7 @@ export async function assertRedisNoEviction(target: RedisTarget, logger: Logger)
         );
       }
     }
-    for (const node of dataNodes(redis)) await assertNoEviction(node, logger);
+    for (const node of await dataNodes(redis)) await assertNoEviction(node, logger);
   } finally {
     redis.disconnect();
   }

@@ -16,7 +16,7 @@ export interface RedisMemorySample {
  * queues whose slots it holds, whatever the others have left.
  */
 export async function sampleRedisMemory(redis: RedisClient): Promise<RedisMemorySample> {
-  const samples = await Promise.all(dataNodes(redis).map((node) => sampleNodeMemory(node)));
+  const samples = await Promise.all((await dataNodes(redis)).map((node) => sampleNodeMemory(node)));
   if (samples.length === 0) throw new Error('no Redis master is known yet');
   const share = (sample: RedisMemorySample) => (sample.limitBytes > 0 ? sample.usedBytes / sample.limitBytes : 0);
   return samples.reduce((fullest, sample) => (share(sample) > share(fullest) ? sample : fullest));

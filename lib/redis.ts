@@ -84,6 +84,9 @@ export function createRedis(target: RedisTarget, purpose: 'blocking' | 'commands
  * The masters that hold data: every master of a cluster (for commands about a server rather than a key —
  * `INFO`, `CONFIG GET`, `SCAN` — which a cluster client would send to one node at random), or the client itself.
  */
-export function dataNodes(client: RedisClient): Redis[] {
-  return client instanceof Cluster ? client.nodes('master') : [client];
+export async function dataNodes(client: RedisClient): Promise<Redis[]> {
+  if (!(client instanceof Cluster)) return [client];
+  // A cluster client knows its nodes once it has read the slot map: a first command waits for that.
+  if (client.nodes('master').length === 0) await client.ping();
+  return client.nodes('master');
 }

@@ -89,7 +89,7 @@ describe('Chrysalis on a 3-master Redis Cluster', () => {
     });
     expect(submitted.status, submitted.text).toBe(202);
     const [delivery] = await waitFor(async () => (receiver.at('/done').length > 0 ? receiver.at('/done') : null), 30_000, 100);
-    expect(JSON.parse(delivery!.body)).toMatchObject({ data: { id: submitted.body.id, state: 'completed' } });
+    expect(JSON.parse(delivery!.body)).toMatchObject({ data: { job: { id: submitted.body.id, state: 'completed' } } });
   });
 
   it("runs a schedule's first run (scheduler on its tick queue, job on an invoke shard)", async () => {

@@ -114,7 +114,7 @@ export async function startLocalRedisCluster(masters = 3): Promise<LocalRedisClu
     nodes: ports.map((port) => `127.0.0.1:${port}`).join(','),
     ports,
     async masterOfSlot(slot) {
-      const ranges = (await first.cluster('SLOTS')) as Array<[number, number, [string, number, ...unknown[]]]>;
+      const ranges = (await first.cluster('SLOTS')) as unknown as Array<[number, number, [string, number, ...unknown[]]]>;
       const range = ranges.find(([from, to]) => from <= slot && slot <= to);
       if (!range) throw new Error(`no master serves slot ${slot}`);
       return Number(range[2][1]);

@@ -123,7 +123,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
       await pool.end();
       const redis = createRedis(config.redis);
       // Every master's keys (a cluster's are spread over them), each deleted alone (they lie in many slots).
-      for (const node of dataNodes(redis)) {
+      for (const node of await dataNodes(redis)) {
         const keys = await node.keys(`${config.queuePrefix}:*`);
         for (let i = 0; i < keys.length; i += 500) {
           const pipeline = node.pipeline();
