@@ -485,7 +485,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   if (!e.DATABASE_URL) throw new ConfigError('DATABASE_URL: not set (npm start sets it when it launches the local database)');
   if (!e.REDIS_URL && !e.REDIS_CLUSTER_NODES)
-    throw new ConfigError('REDIS_URL: not set (npm start sets it when it finds or launches Redis; REDIS_CLUSTER_NODES names a cluster instead)');
+    throw new ConfigError(
+      'REDIS_URL: not set (npm start sets it when it finds or launches Redis; REDIS_CLUSTER_NODES names a cluster instead)',
+    );
   const redis: RedisTarget = e.REDIS_CLUSTER_NODES
     ? {
         nodes: e.REDIS_CLUSTER_NODES,

@@ -202,7 +202,10 @@ export class Sweeper {
       }
     }
     if (report.reenqueued > 0 || report.reconciled > 0)
-      this.deps.logger.warn(report, 'sweeper repaired accepted jobs (re-enqueued what RedisClient lost, recorded outcomes PostgreSQL lost)');
+      this.deps.logger.warn(
+        report,
+        'sweeper repaired accepted jobs (re-enqueued what RedisClient lost, recorded outcomes PostgreSQL lost)',
+      );
     return report;
   }
 

@@ -95,7 +95,11 @@ describe('Chrysalis on a 3-master Redis Cluster', () => {
   it("runs a schedule's first run (scheduler on its tick queue, job on an invoke shard)", async () => {
     const created = await request('POST', '/api/v1/schedules', {
       token: alice.accessToken,
-      body: { name: 'hourly', every_ms: 3_600_000, job: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 1 } } } },
+      body: {
+        name: 'hourly',
+        every_ms: 3_600_000,
+        job: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 1 } } },
+      },
     });
     expect(created.status, created.text).toBe(201);
     const run = await waitFor(

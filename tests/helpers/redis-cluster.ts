@@ -95,8 +95,17 @@ export async function startLocalRedisCluster(masters = 3): Promise<LocalRedisClu
   };
   try {
     await Promise.all(clients.map((client) => client.connect().catch(() => undefined)));
-    await waitFor(async () => (await Promise.all(clients.map((client) => client.ping().catch(() => null)))).every((pong) => pong === 'PONG'));
-    await run('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes']);
+    await waitFor(async () =>
+      (await Promise.all(clients.map((client) => client.ping().catch(() => null)))).every((pong) => pong === 'PONG'),
+    );
+    await run('redis-cli', [
+      '--cluster',
+      'create',
+      ...ports.map((port) => `127.0.0.1:${port}`),
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ]);
     await waitFor(
       async () =>
         (await Promise.all(clients.map((client) => client.cluster('INFO').catch(() => '')))).every((info) =>
