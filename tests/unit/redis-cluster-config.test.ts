@@ -1,6 +1,7 @@
 import { Cluster, Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config.js';
+import { ensureServicesForEnv } from '../../ops/local-services.js';
 import { createRedis, describeRedisTarget } from '../../lib/redis.js';
 
 const base = { NODE_ENV: 'test', DATABASE_URL: 'postgresql://127.0.0.1:5432/unused', DATA_DIR: '.data/test' };
@@ -56,10 +57,22 @@ describe('REDIS_CLUSTER_NODES', () => {
       expect(cluster).toBeInstanceOf(Cluster);
       expect((cluster as Cluster).options.redisOptions?.maxRetriesPerRequest).toBeNull();
       expect(single).toBeInstanceOf(Redis);
-      expect(single.options.maxRetriesPerRequest).toBe(2);
+      expect((single as Redis).options.maxRetriesPerRequest).toBe(2);
     } finally {
       cluster.disconnect();
       single.disconnect();
     }
+  });
+
+  it('makes npm start leave Redis alone: no local redis-server is found or launched, REDIS_URL stays unset', async () => {
+    const env: NodeJS.ProcessEnv = {
+      DATABASE_URL: 'postgresql://127.0.0.1:5432/unused',
+      REDIS_CLUSTER_NODES: '127.0.0.1:7001',
+      DATA_DIR: '.data/test',
+    };
+    const services = await ensureServicesForEnv(env);
+    await services.stop();
+    expect(env.REDIS_URL).toBeUndefined();
+    expect(loadConfig({ ...env, NODE_ENV: 'test' }).redis).toEqual({ nodes: [{ host: '127.0.0.1', port: 7001 }] });
   });
 });
