@@ -144,4 +144,25 @@ describe('Chrysalis on a 3-master Redis Cluster', () => {
     }
     expect(status).toBe(429);
   });
+
+  it('keeps an admin session in the cluster and lists every queue and shard on Bull Board', async () => {
+    const login = await fetch(`${app.baseUrl}/admin/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: app.baseUrl },
+      body: new URLSearchParams({ email: 'admin@example.test', password: 'admin-password-123' }).toString(),
+    });
+    expect(login.status).toBe(303);
+    const cookie = /chrysalis_admin=([^;]+)/.exec(login.headers.get('set-cookie') ?? '')?.[1];
+    const listed = await request('GET', '/admin/queues/api/queues', { headers: { cookie: `chrysalis_admin=${cookie}` } });
+    expect(listed.status).toBe(200);
+    const names: string[] = listed.body.queues.map((queue: { name: string }) => queue.name);
+    expect(names).toEqual(expect.arrayContaining([...Array.from({ length: 16 }, (_, shard) => `{invoke#${shard}}`), '{webhook-delivery}']));
+  });
+
+  it('serves /metrics with the queue depths read from every shard', async () => {
+    const metrics = await fetch(`${app.baseUrl}/api/v1/metrics`, { headers: { authorization: `Bearer ${app.config.metricsToken}` } });
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toMatch(/^# (HELP|TYPE) /m);
+  });
 });
