@@ -40,6 +40,6 @@ export interface ApiDeps {
   requestLog: RequestLogRecorder;
   /** Per-customer concurrency limits shared by every API process (requests in flight, open event streams). */
   leases: LeaseSemaphores;
-  /** Refuses new work while RedisClient is nearly full (REDIS_MEMORY_GUARD); sampled once a second. */
+  /** Refuses new work while Redis is nearly full (REDIS_MEMORY_GUARD); sampled once a second. */
   memoryGuard: RedisMemoryGuard;
 }

@@ -33,7 +33,7 @@ export interface RateLimits {
 }
 
 /**
- * Fixed one-minute windows counted in RedisClient, so every API process shares one count. If RedisClient does not
+ * Fixed one-minute windows counted in Redis, so every API process shares one count. If Redis does not
  * answer, each process falls back to counting in memory (rate-limiter-flexible's insurance limiter)
  * rather than refusing every request or letting every request through.
  *

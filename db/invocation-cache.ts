@@ -40,7 +40,7 @@ function byKey<Item extends Lookup>(items: Item[]): Map<string, Item[]> {
  * Invocation results in Redis: one hash per substrate (field = canonical parameters), so deleting or
  * changing a substrate drops all its cached results with one DEL.
  *
- * Lookups and stores are batched like database writes (a GroupCommit each): those made while RedisClient is
+ * Lookups and stores are batched like database writes (a GroupCommit each): those made while Redis is
  * answering the previous batch go out together, one HMGET (or one HSET + EXPIRE) per substrate. A busy
  * worker then sends a command per many jobs instead of one per job; a quiet one waits for nothing.
  */
@@ -61,7 +61,7 @@ export class InvocationCache {
       lookupLingerMs?: number;
       /**
        * Parameter sets cached per substrate (one batched store may overshoot it); past it, each new result
-       * replaces a random older one. RedisClient runs without eviction (BullMQ needs that), so the cache must
+       * replaces a random older one. Redis runs without eviction (BullMQ needs that), so the cache must
        * bound itself. Default 10,000.
        */
       maxEntriesPerSubstrate?: number;
@@ -93,7 +93,7 @@ export class InvocationCache {
   /** Told of every lookup (the workers count hits and misses for Prometheus). Default: nobody. */
   onLookup?: (hit: boolean) => void;
 
-  /** A lookup that RedisClient cannot answer (an outage) is a miss: the cache never fails a job. */
+  /** A lookup that Redis cannot answer (an outage) is a miss: the cache never fails a job. */
   async get(customerId: string, substrateId: string, parameters: Record<string, unknown>): Promise<{ value: unknown } | null> {
     const hit = await this.lookups
       .add({ key: this.key(customerId, substrateId), field: InvocationCache.field(parameters) })

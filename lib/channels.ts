@@ -1,14 +1,14 @@
 import type { RedisClient } from './redis.js';
 
 /**
- * The RedisClient pub/sub channels between processes. Here rather than in queue/ because job processors publish
+ * The Redis pub/sub channels between processes. Here rather than in queue/ because job processors publish
  * on them too (billing suspends a customer), and jobs/ sits below queue/.
  */
 
 /** Where the API asks every worker to abort a running job (DELETE /jobs/:id); the message is the job's BullMQ id. */
 export const cancelChannel = (queuePrefix: string): string => `${queuePrefix}:jobs:cancel`;
 
-/** The RedisClient channel every API process's PrincipalCache listens on (see api/auth/principal.ts). */
+/** The Redis channel every API process's PrincipalCache listens on (see api/auth/principal.ts). */
 export const accessChangeChannel = (queuePrefix: string): string => `${queuePrefix}:auth:invalidate`;
 
 /**

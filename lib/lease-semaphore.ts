@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { RedisClient } from './redis.js';
 
 /**
- * Counting semaphores in RedisClient, shared by every process that uses the same keys: each holder takes a lease
+ * Counting semaphores in Redis, shared by every process that uses the same keys: each holder takes a lease
  * (a member of a sorted set scored by its expiry on Redis's clock). Leases are renewed while held and expire
  * when not, so the places of a process that dies free themselves within `leaseMs` (self-healing, no cleanup).
  */
@@ -79,8 +79,8 @@ export class LeaseSemaphores {
 
   /**
    * Takes a place in semaphore `name` of at most `limit` holders: a lease, or `{ full: held }` when all are
-   * taken. If RedisClient does not answer, the caller is let through with a lease that holds nothing (a limit
-   * must not turn a RedisClient hiccup into refusals; the requests fail on their own if RedisClient is really gone).
+   * taken. If Redis does not answer, the caller is let through with a lease that holds nothing (a limit
+   * must not turn a Redis hiccup into refusals; the requests fail on their own if Redis is really gone).
    */
   async acquire(name: string, limit: number): Promise<Lease | { full: number }> {
     const key = `${this.keyPrefix}:${name}`;

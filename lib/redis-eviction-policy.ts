@@ -2,11 +2,11 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../config.js';
 import { createRedis, dataNodes, isClusterTarget, type RedisClient, type RedisTarget } from './redis.js';
 
-/** RedisClient answered the command with an error (as opposed to not answering at all). */
+/** Redis answered the command with an error (as opposed to not answering at all). */
 const isReplyError = (error: unknown): boolean => (error as { name?: string } | null)?.name === 'ReplyError';
 
 /**
- * Refuses to start on a RedisClient that may evict keys: under memory pressure an evicting RedisClient silently drops
+ * Refuses to start on a Redis that may evict keys: under memory pressure an evicting Redis silently drops
  * queued jobs, locks and rate-limit counters, which BullMQ cannot detect. Reads `CONFIG GET
  * maxmemory-policy`; managed services (ElastiCache, Memorystore…) often disable CONFIG, so then it reads
  * `INFO memory` and warns; if that hides the policy too, it starts with a warning.
@@ -18,23 +18,23 @@ export async function assertNoEviction(redis: RedisClient, logger: Logger): Prom
     policy = reply[1] ?? null;
   } catch (error) {
     if (!isReplyError(error))
-      throw new ConfigError(`REDIS_URL: RedisClient did not answer (${error instanceof Error ? error.message : String(error)})`);
+      throw new ConfigError(`REDIS_URL: Redis did not answer (${error instanceof Error ? error.message : String(error)})`);
     const info = await redis.info('memory').catch(() => '');
     policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? null;
     logger.warn(
       { err: error, policy },
-      'RedisClient refused CONFIG GET maxmemory-policy (managed Redis?); read the policy from INFO memory instead',
+      'Redis refused CONFIG GET maxmemory-policy (managed Redis?); read the policy from INFO memory instead',
     );
   }
   if (policy === null) {
-    logger.warn('could not read the RedisClient maxmemory-policy; make sure it is noeviction, or queued jobs may be evicted');
+    logger.warn('could not read the Redis maxmemory-policy; make sure it is noeviction, or queued jobs may be evicted');
     return;
   }
   if (policy !== 'noeviction') {
     throw new ConfigError(
-      `REDIS_URL: this RedisClient has maxmemory-policy "${policy}", so it may evict queued jobs under memory pressure. ` +
+      `REDIS_URL: this Redis has maxmemory-policy "${policy}", so it may evict queued jobs under memory pressure. ` +
         'Chrysalis needs "noeviction": set `maxmemory-policy noeviction` in redis.conf (or run `CONFIG SET maxmemory-policy noeviction`, ' +
-        'or pick the noeviction policy in your managed RedisClient parameter group).',
+        'or pick the noeviction policy in your managed Redis parameter group).',
     );
   }
 }

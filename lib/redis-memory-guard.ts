@@ -36,13 +36,13 @@ async function sampleNodeMemory(node: RedisClient): Promise<RedisMemorySample> {
 }
 
 /**
- * The last line of defence for RedisClient memory (REDIS_MEMORY_GUARD): while RedisClient uses more than `share` of
- * its `maxmemory` (of the host's memory when RedisClient has no maxmemory), new work is refused. RedisClient runs
- * `noeviction`, so a full RedisClient would stop every tenant's queue; refusing new work lets running work drain.
+ * The last line of defence for Redis memory (REDIS_MEMORY_GUARD): while Redis uses more than `share` of
+ * its `maxmemory` (of the host's memory when Redis has no maxmemory), new work is refused. Redis runs
+ * `noeviction`, so a full Redis would stop every tenant's queue; refusing new work lets running work drain.
  *
  * Sampled at most once per `sampleEveryMs` (default 1 s) per process, never on a request's path: `overLimit()`
  * answers from the last sample and starts the next one in the background when it is stale. A failed sample
- * keeps the previous answer (a RedisClient outage is answered elsewhere).
+ * keeps the previous answer (a Redis outage is answered elsewhere).
  */
 export class RedisMemoryGuard {
   private sample: RedisMemorySample | null = null;

@@ -25,7 +25,7 @@ export interface QueuedJobData extends QueuedJobHints {
 export type JobQueue = Queue<QueuedJobData>;
 
 /**
- * RedisClient keeps finished jobs only briefly: PostgreSQL is the record. Completed jobs stay an hour
+ * Redis keeps finished jobs only briefly: PostgreSQL is the record. Completed jobs stay an hour
  * (at most 10,000 per queue), failed ones a day (at most 10,000), enough for Bull Board.
  */
 export const retention: Pick<DefaultJobOptions, 'removeOnComplete' | 'removeOnFail'> = {
@@ -89,7 +89,7 @@ export function createQueues(connection: RedisClient, layout: QueueLayout, regis
           },
         });
         // A Queue re-emits its connection's errors; with no listener BullMQ prints each one's stack to stderr
-        // (every reconnect attempt while RedisClient is down). A failed add is what matters, and its caller handles it.
+        // (every reconnect attempt while Redis is down). A failed add is what matters, and its caller handles it.
         queue.on('error', () => undefined);
         return queue;
       }),

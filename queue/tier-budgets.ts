@@ -19,7 +19,7 @@ export interface TierBudgets {
   policy: string;
 }
 
-/** One budget: `points` per fixed one-minute window, counted in RedisClient (in memory while RedisClient does not answer). */
+/** One budget: `points` per fixed one-minute window, counted in Redis (in memory while Redis does not answer). */
 export function redisLimiter(redis: RedisClient, config: Config, name: string, points: number): RateLimiterRedis {
   return new RateLimiterRedis({
     storeClient: redis,

@@ -5,7 +5,7 @@ import { retention } from './queues.js';
 
 /**
  * The internal queue deliveries travel on, `{webhook-delivery}`: its own hash tag, not sharded (yet).
- * Deliveries are network-bound (a delivery waits seconds on a receiver, not RedisClient), far fewer than jobs,
+ * Deliveries are network-bound (a delivery waits seconds on a receiver, not Redis), far fewer than jobs,
  * and per-endpoint and per-customer delivery limits are simplest over one queue; sharding it by delivery
  * id later is the same change as for the job types. Not a job type: nobody can POST /jobs to it.
  */
@@ -47,7 +47,7 @@ export function createWebhookQueue(connection: RedisClient, prefix: string): Web
     defaultJobOptions: { attempts: webhookAttempts, backoff: { type: webhookBackoffType }, ...retention },
   });
   // Connection errors re-emitted by the queue would otherwise be printed raw to stderr on every reconnect
-  // attempt during a RedisClient outage; a failed add rejects to its caller, which handles it.
+  // attempt during a Redis outage; a failed add rejects to its caller, which handles it.
   queue.on('error', () => undefined);
   return queue;
 }

@@ -56,7 +56,7 @@ const parseHints = (text: string): QueuedJobHints => (text === '' ? {} : (JSON.p
  * The worker side of fair sharing (docs/design/queues-and-storage.md §2). Workers report finished jobs;
  * per shard they are batched into one release call, whose popped ids cost one PostgreSQL read and one
  * addBulk. A popped id whose row is no longer releasable (cancelled meanwhile) is reported back as not
- * run, freeing its slot. One process at a time (a RedisClient lock) also ticks every shard and, less often,
+ * run, freeing its slot. One process at a time (a Redis lock) also ticks every shard and, less often,
  * reconciles their in-flight accounting, so neither a lost release nor a crashed worker idles a window.
  */
 export class FairReleaser {

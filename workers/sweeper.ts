@@ -45,9 +45,9 @@ export interface SweepReport {
 }
 
 /**
- * PostgreSQL is the record, RedisClient the transport. The sweeper finds accepted, unfinished jobs whose
- * BullMQ job no longer exists (RedisClient restarted empty, an enqueue failed while RedisClient was down) and
- * enqueues them again under the same id. Several worker processes may run it: a RedisClient lock lets one
+ * PostgreSQL is the record, Redis the transport. The sweeper finds accepted, unfinished jobs whose
+ * BullMQ job no longer exists (Redis restarted empty, an enqueue failed while Redis was down) and
+ * enqueues them again under the same id. Several worker processes may run it: a Redis lock lets one
  * sweep at a time, and BullMQ ignores a second add of the same id anyway.
  */
 export class Sweeper {
@@ -120,7 +120,7 @@ export class Sweeper {
   }
 
   /**
-   * RedisClient holds a finished job (and its return value) only as long as durability needs it (design §4): the
+   * Redis holds a finished job (and its return value) only as long as durability needs it (design §4): the
    * worker's final write commits without waiting for the disk, so until that commit is flushed the outcome
    * lives only in BullMQ, and the sweeper copies it from there if PostgreSQL loses it. This pass waits for a
    * durable commit (which flushes every earlier one), then removes from BullMQ the jobs it finished before
@@ -202,10 +202,7 @@ export class Sweeper {
       }
     }
     if (report.reenqueued > 0 || report.reconciled > 0)
-      this.deps.logger.warn(
-        report,
-        'sweeper repaired accepted jobs (re-enqueued what RedisClient lost, recorded outcomes PostgreSQL lost)',
-      );
+      this.deps.logger.warn(report, 'sweeper repaired accepted jobs (re-enqueued what Redis lost, recorded outcomes PostgreSQL lost)');
     return report;
   }
 

@@ -23,9 +23,9 @@ const sha256 = (value: string) => createHash('sha256').update(value).digest('hex
 const sessionIdPattern = /^[A-Za-z0-9_-]{43}$/;
 
 /**
- * Bull Board sessions: a random opaque id in an httpOnly cookie; RedisClient maps it (hashed, so a leaked
- * RedisClient dump holds no usable cookie) to the admin it was issued to, with a TTL. Checking a request
- * costs one RedisClient GET and no database read; the admin role is verified once, at login, so a demoted
+ * Bull Board sessions: a random opaque id in an httpOnly cookie; Redis maps it (hashed, so a leaked
+ * Redis dump holds no usable cookie) to the admin it was issued to, with a TTL. Checking a request
+ * costs one Redis GET and no database read; the admin role is verified once, at login, so a demoted
  * admin keeps access until the session expires or is logged out.
  */
 export class AdminSessions {

@@ -14,7 +14,7 @@ export interface FailedLoginThrottleOptions {
  * many addresses. `POST /auth/login` and `POST /admin/login` share the count (one account, one password).
  * An attempt takes a point before the password is checked — so parallel guesses cannot slip past the
  * count — and a successful login clears it. Unknown emails are counted like known ones, so a refusal
- * does not tell which accounts exist. Accounts are keyed by a hash of the email (no addresses in RedisClient).
+ * does not tell which accounts exist. Accounts are keyed by a hash of the email (no addresses in Redis).
  */
 export class FailedLoginThrottle {
   private readonly limiter: RateLimiterRedis;

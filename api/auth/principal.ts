@@ -44,7 +44,7 @@ interface CacheEntry {
 
 /**
  * Principals cached in-process so no request pays a database read (or bcrypt) after the first.
- * Entries live `ttlMs`; anything that changes a customer's access publishes on RedisClient and every API
+ * Entries live `ttlMs`; anything that changes a customer's access publishes on Redis and every API
  * process drops that customer's entries at once.
  */
 export class PrincipalCache {

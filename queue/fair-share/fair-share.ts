@@ -76,7 +76,7 @@ export interface FairShare {
   reconcile(queueKey: string): Promise<number>;
 }
 
-/** The RedisClient keys of a shard's fair sharing, in the scripts' KEYS order (shared.lua). */
+/** The Redis keys of a shard's fair sharing, in the scripts' KEYS order (shared.lua). */
 export function fairShareKeys(queueKey: string): string[] {
   const fair = `${queueKey}:fair:`;
   return [

@@ -10,7 +10,7 @@ import type { ScheduleTickQueue } from '../../queue/schedules/tick-queue.js';
 export interface RestoreReport {
   /** Schedules that are not paused. */
   checked: number;
-  /** Of those, the ones RedisClient did not hold (or held with other timing), now upserted. */
+  /** Of those, the ones Redis did not hold (or held with other timing), now upserted. */
   restored: number;
   /** False when another process was restoring at the same time (this one left it to that one). */
   ran: boolean;
@@ -20,17 +20,17 @@ export interface RestoreReport {
 const pageSize = 500;
 
 /**
- * Set once the schedules are in Redis. RedisClient runs `noeviction`, so this key goes only with the rest of the
+ * Set once the schedules are in Redis. Redis runs `noeviction`, so this key goes only with the rest of the
  * data (a restart without persistence, a failover to an empty replica): its absence says to restore them.
  */
 export const schedulesRestoredKey = (prefix: string): string => `${prefix}:schedules:restored`;
 
 /**
- * Schedules live in PostgreSQL; RedisClient holds only their clocks. A worker starting up writes every schedule
- * that is not paused into RedisClient, so a RedisClient that lost them (restarted empty, failed over) gets them back.
- * A scheduler RedisClient still holds with the same timing is left alone — upserting an `every` scheduler whose
+ * Schedules live in PostgreSQL; Redis holds only their clocks. A worker starting up writes every schedule
+ * that is not paused into Redis, so a Redis that lost them (restarted empty, failed over) gets them back.
+ * A scheduler Redis still holds with the same timing is left alone — upserting an `every` scheduler whose
  * tick is due or running could fire it an extra time — and a missing or different one is upserted (an
- * `every` one then fires at once, as when it was created). One process at a time, under a RedisClient lock;
+ * `every` one then fires at once, as when it was created). One process at a time, under a Redis lock;
  * another starting meanwhile leaves it to the first.
  */
 export async function restoreSchedulers(deps: {
@@ -62,7 +62,7 @@ export async function restoreSchedulers(deps: {
       report.restored += restored.filter(Boolean).length;
     }
     await deps.redis.set(schedulesRestoredKey(deps.prefix), new Date().toISOString());
-    if (report.restored > 0) deps.logger.warn(report, 'schedules missing from RedisClient were written back from PostgreSQL');
+    if (report.restored > 0) deps.logger.warn(report, 'schedules missing from Redis were written back from PostgreSQL');
     return report;
   } finally {
     await deps.redis.eval(`if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`, 1, lock, owner);

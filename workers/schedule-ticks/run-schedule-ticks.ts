@@ -31,9 +31,9 @@ export interface ScheduleTicks {
 const tickConcurrency = 4;
 
 /**
- * The schedule side of a worker process: puts the schedules PostgreSQL holds back into RedisClient (the
+ * The schedule side of a worker process: puts the schedules PostgreSQL holds back into Redis (the
  * platform's too, when PLATFORM_SCHEDULES), then runs the tick worker that submits their runs. It does so
- * again whenever RedisClient turns out to have lost its data while the process runs (checked every
+ * again whenever Redis turns out to have lost its data while the process runs (checked every
  * SWEEPER_INTERVAL_MS), so schedules come back without a worker restart.
  */
 export async function runScheduleTicks(deps: {
@@ -65,7 +65,7 @@ export async function runScheduleTicks(deps: {
       .then(async () => {
         if (!(await redis.exists(schedulesRestoredKey(config.queuePrefix)))) await restore();
       })
-      .catch((error: unknown) => logger.warn({ err: error }, 'could not check that RedisClient still holds the schedules; will try again'));
+      .catch((error: unknown) => logger.warn({ err: error }, 'could not check that Redis still holds the schedules; will try again'));
   }, config.sweeperIntervalMs).unref();
 
   const processor = createTickProcessor({
