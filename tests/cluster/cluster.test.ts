@@ -27,6 +27,8 @@ beforeAll(async () => {
     QUEUE_SHARDS: '16',
     READY_REQUIRES_WORKER: 'true',
     RATE_LIMIT_LOGIN_PER_MIN: '4',
+    // The sweeper's pipelines (one per queue, so one slot each) run every half second.
+    SWEEPER_INTERVAL_MS: '500',
   });
   await app.startWorkers();
   request = httpClient(app.baseUrl);
@@ -165,4 +167,26 @@ describe('Chrysalis on a 3-master Redis Cluster', () => {
     expect(metrics.status).toBe(200);
     expect(await metrics.text()).toMatch(/^# (HELP|TYPE) /m);
   });
+
+  it('has the sweeper put back jobs Redis lost, on whichever master their shard lives', async () => {
+    const ids: string[] = [];
+    for (let x = 0; x < 12; x++) {
+      const submitted = await request('POST', '/api/v1/jobs', {
+        token: alice.accessToken,
+        body: { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x, y: 1 } }, delay_ms: 3_600_000 },
+      });
+      expect(submitted.status, submitted.text).toBe(202);
+      ids.push(submitted.body.id);
+    }
+    const queueOf = (id: string) => app.deps.queues.forJob('invoke', id);
+    expect(new Set(ids.map((id) => queueOf(id).name)).size).toBeGreaterThan(3);
+    for (const id of ids) await queueOf(id).remove(id);
+    expect(await queueOf(ids[0]!).getJob(ids[0]!)).toBeUndefined();
+    // Rows younger than the sweeper's 10 s grace are left alone; then each is enqueued again under its id.
+    await waitFor(
+      async () => (await Promise.all(ids.map((id) => queueOf(id).getJob(id)))).every((found) => found?.id !== undefined),
+      40_000,
+      500,
+    );
+  }, 60_000);
 });
