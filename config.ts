@@ -98,6 +98,49 @@ const envSchema = z.object({
   /** Redis URL. Unset: 127.0.0.1:6379 if it answers, else a local redis-server under DATA_DIR. */
   REDIS_URL: z.string().url().optional(),
   /**
+   * Seed nodes of a Redis Cluster, `host:port[,host:port…]`. When set every Redis connection is a cluster
+   * client and REDIS_URL is not used (SPEC §9).
+   */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      if (text === undefined || text.trim() === '') return undefined;
+      const nodes: RedisNodeAddress[] = [];
+      for (const part of text.split(',').map((item) => item.trim())) {
+        const address = parseAddress(part);
+        if (!address) {
+          ctx.addIssue({ code: 'custom', message: `"${part}" is not host:port (port 1–65535)` });
+          return z.NEVER;
+        }
+        nodes.push(address);
+      }
+      return nodes;
+    }),
+  /** Cluster only: `announced-host:port=reachable-host:port[,…]`, when nodes announce addresses this process cannot reach (Docker, NAT). */
+  REDIS_CLUSTER_NAT_MAP: z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      if (text === undefined || text.trim() === '') return undefined;
+      const map: Record<string, RedisNodeAddress> = {};
+      for (const part of text.split(',').map((item) => item.trim())) {
+        const [from, to, extra] = part.split('=').map((item) => item.trim());
+        const target = to === undefined ? null : parseAddress(to);
+        if (!from || !parseAddress(from) || !target || extra !== undefined) {
+          ctx.addIssue({ code: 'custom', message: `"${part}" is not announced-host:port=reachable-host:port` });
+          return z.NEVER;
+        }
+        map[from] = target;
+      }
+      return map;
+    }),
+  /** Cluster only: connect to every node over TLS. Default false. */
+  REDIS_CLUSTER_TLS: booleanString.default(false),
+  /** Cluster only: ACL user and password of every node (a single Redis takes them in REDIS_URL). */
+  REDIS_CLUSTER_USERNAME: z.string().min(1).optional(),
+  REDIS_CLUSTER_PASSWORD: z.string().min(1).optional(),
+  /**
    * Plain prefix of every Redis key (BullMQ's and ours). Default `chrysalis`. No `{`/`}`: each queue name
    * carries its own hash tag (`chrysalis:{invoke.3}:wait`), and a tag in the prefix would put every queue on one slot.
    */
@@ -108,7 +151,7 @@ const envSchema = z.object({
     .regex(/^[^{}\s]+$/, 'must be plain: no braces (each queue name carries its own hash tag) and no spaces')
     .default('chrysalis'),
   /** Queues per sharded job type (invoke, divide, batch): `{invoke.0}` … `{invoke.N-1}`. Default 1 (16 on a Redis Cluster). */
-  QUEUE_SHARDS: z.coerce.number().int().min(1).max(1024).default(1),
+  QUEUE_SHARDS: z.coerce.number().int().min(1).max(1024).optional(),
   /** HS256 secret for access tokens (≥ 32 characters). Generated into DATA_DIR in development. */
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters'),
   /** Bootstrap admin, created on start when absent. */
@@ -269,11 +312,43 @@ const envSchema = z.object({
 
 export type RawEnv = z.input<typeof envSchema>;
 
+/** One node of a Redis Cluster, as REDIS_CLUSTER_NODES and REDIS_CLUSTER_NAT_MAP name it. */
+export interface RedisNodeAddress {
+  host: string;
+  port: number;
+}
+
+/** A Redis Cluster (REDIS_CLUSTER_NODES): seed nodes; the client learns the rest from `CLUSTER SLOTS`. */
+export interface RedisClusterTarget {
+  nodes: RedisNodeAddress[];
+  /** Address a node announces → address this process reaches it at (REDIS_CLUSTER_NAT_MAP). */
+  natMap?: Record<string, RedisNodeAddress>;
+  /** TLS to every node (REDIS_CLUSTER_TLS). */
+  tls?: boolean;
+  username?: string;
+  password?: string;
+}
+
+/**
+ * Where Redis is: a `redis://` / `rediss://` URL (one node, REDIS_URL), or a cluster (REDIS_CLUSTER_NODES).
+ * Hand it to lib/redis.ts `createRedis`, never to ioredis.
+ */
+export type RedisTarget = string | RedisClusterTarget;
+
+/** `host:port` (a bracketed IPv6 host too), or null. */
+function parseAddress(text: string): RedisNodeAddress | null {
+  const match = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  if (!match || !Number.isInteger(port) || port < 1 || port > 65535) return null;
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
 export interface Config {
   nodeEnv: 'development' | 'production' | 'test';
   port: number;
   databaseUrl: string;
-  redisUrl: string;
+  /** The Redis this process talks to: pass it to lib/redis.ts `createRedis` (every connection is made there). */
+  redis: RedisTarget;
   queuePrefix: string;
   /** Queues per sharded job type. */
   queueShards: number;
@@ -407,7 +482,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const e = parsed.data;
   if (!e.DATABASE_URL) throw new ConfigError('DATABASE_URL: not set (npm start sets it when it launches the local database)');
-  if (!e.REDIS_URL) throw new ConfigError('REDIS_URL: not set (npm start sets it when it finds or launches Redis)');
+  if (!e.REDIS_URL && !e.REDIS_CLUSTER_NODES)
+    throw new ConfigError(
+      'REDIS_URL: not set (npm start sets it when it finds or launches Redis; REDIS_CLUSTER_NODES names a cluster instead)',
+    );
+  const redis: RedisTarget = e.REDIS_CLUSTER_NODES
+    ? {
+        nodes: e.REDIS_CLUSTER_NODES,
+        ...(e.REDIS_CLUSTER_NAT_MAP ? { natMap: e.REDIS_CLUSTER_NAT_MAP } : {}),
+        ...(e.REDIS_CLUSTER_TLS ? { tls: true } : {}),
+        ...(e.REDIS_CLUSTER_USERNAME ? { username: e.REDIS_CLUSTER_USERNAME } : {}),
+        ...(e.REDIS_CLUSTER_PASSWORD ? { password: e.REDIS_CLUSTER_PASSWORD } : {}),
+      }
+    : (e.REDIS_URL as string);
   if (e.NODE_ENV === 'production' && e.ESCROW_DEPOSITS === 'development') {
     throw new ConfigError(
       'ESCROW_DEPOSITS: the development adapter confirms deposits no money backs; with NODE_ENV=production use none (admins credit customers)',
@@ -417,9 +504,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     nodeEnv: e.NODE_ENV,
     port: e.PORT,
     databaseUrl: e.DATABASE_URL,
-    redisUrl: e.REDIS_URL,
+    redis,
     queuePrefix: e.QUEUE_PREFIX,
-    queueShards: e.QUEUE_SHARDS,
+    queueShards: e.QUEUE_SHARDS ?? (e.REDIS_CLUSTER_NODES ? 16 : 1),
     jwtSecret: e.JWT_SECRET,
     adminEmail: e.ADMIN_EMAIL.toLowerCase(),
     adminPassword: e.ADMIN_PASSWORD,

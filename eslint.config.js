@@ -97,6 +97,26 @@ function floorPlan() {
       ],
     },
   });
+  // One factory makes every Redis connection (lib/redis.ts createRedis), so a process configured for a
+  // Redis Cluster (REDIS_CLUSTER_NODES) never opens a single-node client by mistake. Types are fine.
+  configs.push({
+    files: ['api/**/*.ts', 'workers/**/*.ts', 'queue/**/*.ts', 'db/**/*.ts', 'lib/**/*.ts'],
+    ignores: ['lib/redis.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'ioredis',
+              allowTypeImports: true,
+              message: 'Make Redis connections with createRedis (lib/redis.ts): it makes a cluster client when REDIS_CLUSTER_NODES is set.',
+            },
+          ],
+        },
+      ],
+    },
+  });
   return configs;
 }
 

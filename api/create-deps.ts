@@ -26,16 +26,16 @@ import { RequestLogRecorder } from '../db/request-log-recorder.js';
 export async function createApiDeps(config: Config, logger: Logger): Promise<ApiDeps & { close(): Promise<void> }> {
   const orm = await createOrm(config.databaseUrl);
   const passwordHasher = usePasswordHasher({ threads: config.passwordHashThreads, maxQueue: config.passwordHashMaxQueue });
-  const redis = createRedis(config.redisUrl, 'commands');
-  const queueConnection = createRedis(config.redisUrl, 'blocking');
-  const subscriber = createRedis(config.redisUrl, 'blocking');
+  const redis = createRedis(config.redis, 'commands');
+  const queueConnection = createRedis(config.redis, 'blocking');
+  const subscriber = createRedis(config.redis, 'blocking');
   const queues = createQueues(queueConnection, config);
   const fair = createFairQueues(redis, config, queues);
   const webhookQueue = createWebhookQueue(queueConnection, config.queuePrefix);
   const scheduleTicks = createScheduleTickQueue(queueConnection, config.queuePrefix);
   const principals = new PrincipalCache(orm.em.fork(), redis, config.queuePrefix);
   await principals.listen(subscriber);
-  const waiter = new JobWaiter(config.redisUrl, config.queuePrefix, (id) => queues.types().map((type) => queues.forJob(type, id).name));
+  const waiter = new JobWaiter(config.redis, config.queuePrefix, (id) => queues.types().map((type) => queues.forJob(type, id).name));
   const notices = new FinishedJobListener({
     databaseUrl: config.databaseUrl,
     channel: finishedJobsChannel(config.queuePrefix),

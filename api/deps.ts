@@ -1,5 +1,5 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { GroupCommit } from '../db/group-commit.js';
@@ -21,7 +21,7 @@ import type { RedisMemoryGuard } from '../lib/redis-memory-guard.js';
 export interface ApiDeps {
   config: Config;
   orm: MikroORM;
-  redis: Redis;
+  redis: RedisClient;
   queues: JobQueues;
   /** Fair sharing of the sharded queues (submit admits, cancel withdraws); null when FAIR_SHARING is off. */
   fair: FairQueues | null;

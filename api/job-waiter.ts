@@ -2,6 +2,7 @@ import { QueueEvents } from 'bullmq';
 import { EventEmitter } from 'node:events';
 import { finalStates, type JobRecord } from '../db/entities/job-record.entity.js';
 import type { FinishedJobNotice, StoredJob } from '../db/jobs/job-columns.js';
+import { createRedis, type RedisClient, type RedisTarget } from '../lib/redis.js';
 
 export type JobEvent =
   | { jobId: string; event: 'active' | 'waiting' | 'delayed' | 'completed' | 'failed' | 'removed' }
@@ -26,7 +27,7 @@ export class JobWaiter {
   private readonly events = new EventEmitter();
   private readonly notices = new EventEmitter();
   /** Open event streams by queue name. */
-  private readonly queueEvents = new Map<string, QueueEvents>();
+  private readonly queueEvents = new Map<string, { events: QueueEvents; connection: RedisClient }>();
   private closed = false;
 
   /**
@@ -34,7 +35,7 @@ export class JobWaiter {
    *   (`queues.types().map((type) => queues.forJob(type, id).name)`); a subscriber does not know the type.
    */
   constructor(
-    private readonly redisUrl: string,
+    private readonly redis: RedisTarget,
     private readonly prefix: string,
     private readonly queuesOfJob: (jobId: string) => string[],
   ) {
@@ -78,8 +79,10 @@ export class JobWaiter {
 
   private openEventStream(name: string): void {
     if (this.closed || this.queueEvents.has(name)) return;
+    // Its own blocking connection (XREAD BLOCK), a cluster client when Redis is a cluster; closed with the stream.
+    const connection = createRedis(this.redis, 'blocking');
     const events = new QueueEvents(name, {
-      connection: { url: this.redisUrl, maxRetriesPerRequest: null },
+      connection,
       prefix: this.prefix,
       lastEventId: `${Date.now() - 5000}-0`,
     });
@@ -88,7 +91,7 @@ export class JobWaiter {
     }
     events.on('progress', ({ jobId, data }) => this.events.emit(jobId, { jobId, event: 'progress', data }));
     events.on('error', () => undefined);
-    this.queueEvents.set(name, events);
+    this.queueEvents.set(name, { events, connection });
   }
 
   /** Calls `listener` once when the waiter closes (the process is shutting down), so open streams can end. */
@@ -105,7 +108,12 @@ export class JobWaiter {
   async close(): Promise<void> {
     this.events.emit(closing);
     this.closed = true;
-    await Promise.all([...this.queueEvents.values()].map((events) => events.close()));
+    await Promise.all(
+      [...this.queueEvents.values()].map(async ({ events, connection }) => {
+        await events.close();
+        connection.disconnect();
+      }),
+    );
   }
 }
 

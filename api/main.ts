@@ -13,7 +13,7 @@ import { createLogger } from '../lib/logger.js';
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const logger = createLogger(config.logLevel, 'api');
-  await assertRedisNoEviction(config.redisUrl, logger);
+  await assertRedisNoEviction(config.redis, logger);
   const deps = await createApiDeps(config, logger);
   await ensureAdmin(deps);
   const server = createApp(deps).listen(config.port);

@@ -1,5 +1,5 @@
 import type { Request, RequestHandler, Response } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import { RateLimiterRes, type RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
 import { rateLimitedRequests } from '../lib/metrics/catalog.js';
@@ -40,7 +40,7 @@ export interface RateLimits {
  * The client IP is `req.ip`: the socket address unless TRUST_PROXY names the proxies in front, so a
  * client cannot pick its own address with `X-Forwarded-For`.
  */
-export function createRateLimits(redis: Redis, config: Config): RateLimits {
+export function createRateLimits(redis: RedisClient, config: Config): RateLimits {
   const limiter = (name: string, points: number) => redisLimiter(redis, config, name, points);
   const tierBudgets = createTierBudgets(redis, config);
 

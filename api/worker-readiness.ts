@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import { liveWorkers } from '../queue/worker-heartbeats.js';
 import type { JobQueues } from '../queue/queues.js';
 
@@ -17,7 +17,12 @@ export type WorkerReadiness = { ok: true; workers: number } | { ok: false; error
  * started or finished a job within that time. A deep backlog that is being worked through stays green;
  * a backlog nobody touches turns red.
  */
-export async function checkWorkersConsuming(redis: Redis, queues: JobQueues, prefix: string, now = Date.now()): Promise<WorkerReadiness> {
+export async function checkWorkersConsuming(
+  redis: RedisClient,
+  queues: JobQueues,
+  prefix: string,
+  now = Date.now(),
+): Promise<WorkerReadiness> {
   const workers = await liveWorkers(redis, prefix, now);
   if (workers.length === 0) return { ok: false, error: 'no worker process has sent a heartbeat in the last 15 s' };
   const lastProgress = Math.max(0, ...workers.map((worker) => worker.lastProgressAt ?? 0));

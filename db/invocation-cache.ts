@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import stringify from 'safe-stable-stringify';
 import { GroupCommit } from './group-commit.js';
 
@@ -52,7 +52,7 @@ export class InvocationCache {
   private readonly maxValueBytes: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     options: {
       /** Seconds a substrate's cached results live after the last write. Default 3600. */

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import type { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
@@ -43,7 +43,7 @@ export interface JobContext {
   logger: Logger;
   /** A fresh entity manager fork for this job. */
   em: EntityManager;
-  redis: Redis;
+  redis: Redis | Cluster;
   /** The worker process's configuration (queue prefix, vault path, escrow timeout…). Read-only. */
   config: Config;
   cache: InvocationCache;

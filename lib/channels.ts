@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 /**
  * The Redis pub/sub channels between processes. Here rather than in queue/ because job processors publish
@@ -16,7 +16,7 @@ export const accessChangeChannel = (queuePrefix: string): string => `${queuePref
  * principals are dropped at once instead of living out their TTL. For processes without a PrincipalCache,
  * such as workers; the API calls `principals.invalidateCustomer`, which publishes the same message.
  */
-export async function publishAccessChange(redis: Redis, queuePrefix: string, customerId: string): Promise<void> {
+export async function publishAccessChange(redis: RedisClient, queuePrefix: string, customerId: string): Promise<void> {
   await redis.publish(accessChangeChannel(queuePrefix), customerId);
 }
 

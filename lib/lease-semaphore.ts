@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 /**
  * Counting semaphores in Redis, shared by every process that uses the same keys: each holder takes a lease
@@ -46,7 +46,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return renewed
 `;
 
-type ScriptedRedis = Redis & {
+type ScriptedRedis = RedisClient & {
   leaseAcquire(key: string, leaseMs: number, limit: number, token: string): Promise<number>;
   leaseRenew(key: string, leaseMs: number, ...tokens: string[]): Promise<number>;
 };
@@ -63,7 +63,7 @@ export class LeaseSemaphores {
   private readonly renewTimer: NodeJS.Timeout;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keyPrefix: string,
     options: LeaseSemaphoreOptions = {},
   ) {

@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config.js';
-import { createRedis } from './redis.js';
+import { createRedis, dataNodes, isClusterTarget, type RedisClient, type RedisTarget } from './redis.js';
 
 /** Redis answered the command with an error (as opposed to not answering at all). */
 const isReplyError = (error: unknown): boolean => (error as { name?: string } | null)?.name === 'ReplyError';
@@ -12,7 +11,7 @@ const isReplyError = (error: unknown): boolean => (error as { name?: string } | 
  * maxmemory-policy`; managed services (ElastiCache, Memorystore…) often disable CONFIG, so then it reads
  * `INFO memory` and warns; if that hides the policy too, it starts with a warning.
  */
-export async function assertNoEviction(redis: Redis, logger: Logger): Promise<void> {
+export async function assertNoEviction(redis: RedisClient, logger: Logger): Promise<void> {
   let policy: string | null = null;
   try {
     const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
@@ -40,11 +39,23 @@ export async function assertNoEviction(redis: Redis, logger: Logger): Promise<vo
   }
 }
 
-/** `assertNoEviction` over a short-lived connection, for the start-up of the API and worker processes. */
-export async function assertRedisNoEviction(redisUrl: string, logger: Logger): Promise<void> {
-  const redis = createRedis(redisUrl, 'commands');
+/**
+ * `assertNoEviction` over a short-lived connection, for the start-up of the API and worker processes; on a
+ * Redis Cluster, on every master (each holds its own share of the queues).
+ */
+export async function assertRedisNoEviction(target: RedisTarget, logger: Logger): Promise<void> {
+  const redis = createRedis(target, 'commands');
   try {
-    await assertNoEviction(redis, logger);
+    if (isClusterTarget(target)) {
+      try {
+        await redis.ping();
+      } catch (error) {
+        throw new ConfigError(
+          `REDIS_CLUSTER_NODES: the Redis Cluster did not answer (${error instanceof Error ? error.message : String(error)})`,
+        );
+      }
+    }
+    for (const node of await dataNodes(redis)) await assertNoEviction(node, logger);
   } finally {
     redis.disconnect();
   }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { dataNodes, type RedisClient } from './redis.js';
 
 /** What one `INFO memory` sample said. */
 export interface RedisMemorySample {
@@ -10,9 +10,20 @@ export interface RedisMemorySample {
   at: number;
 }
 
-/** Reads `used_memory`, `maxmemory` and `total_system_memory` from `INFO memory`. */
-export async function sampleRedisMemory(redis: Redis): Promise<RedisMemorySample> {
-  const info = await redis.info('memory');
+/**
+ * Reads `used_memory`, `maxmemory` and `total_system_memory` from `INFO memory`. On a Redis Cluster every
+ * master is read and the fullest one (highest share of its limit) answers: one full master stops the
+ * queues whose slots it holds, whatever the others have left.
+ */
+export async function sampleRedisMemory(redis: RedisClient): Promise<RedisMemorySample> {
+  const samples = await Promise.all((await dataNodes(redis)).map((node) => sampleNodeMemory(node)));
+  if (samples.length === 0) throw new Error('no Redis master is known yet');
+  const share = (sample: RedisMemorySample) => (sample.limitBytes > 0 ? sample.usedBytes / sample.limitBytes : 0);
+  return samples.reduce((fullest, sample) => (share(sample) > share(fullest) ? sample : fullest));
+}
+
+async function sampleNodeMemory(node: RedisClient): Promise<RedisMemorySample> {
+  const info = await node.info('memory');
   const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
   const maxmemory = field('maxmemory');
   const system = field('total_system_memory');
@@ -39,7 +50,7 @@ export class RedisMemoryGuard {
   private readonly sampleEveryMs: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     /** Share of the limit above which work is refused; 0 turns the guard off. */
     readonly share: number,
     options: { sampleEveryMs?: number } = {},

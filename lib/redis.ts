@@ -1,23 +1,92 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { RedisClusterTarget, RedisTarget } from '../config.js';
+
+export type { RedisClusterTarget, RedisNodeAddress, RedisTarget } from '../config.js';
+
+/** A connection `createRedis` made: a single-node client or a cluster client (the same commands). */
+export type RedisClient = Redis | Cluster;
+
+export const isClusterTarget = (target: RedisTarget): target is RedisClusterTarget => typeof target !== 'string';
+
+/** How the target reads in logs and errors: the URL without credentials, or the seed nodes. */
+export function describeRedisTarget(target: RedisTarget): string {
+  if (isClusterTarget(target)) return `cluster ${target.nodes.map((node) => `${node.host}:${node.port}`).join(',')}`;
+  try {
+    const url = new URL(target);
+    url.username = '';
+    url.password = '';
+    return url.toString();
+  } catch {
+    return 'redis';
+  }
+}
+
+/** Reconnect delay of one node's connection and of the cluster as a whole: 200 ms more per try, at most 2 s. */
+const reconnectDelay = (times: number) => Math.min(times * 200, 2000);
 
 /**
- * A Redis connection. BullMQ workers and subscribers need `maxRetriesPerRequest: null` (block forever);
- * request-path connections fail fast instead so an outage answers quickly, and pipeline automatically:
- * the commands of one event-loop turn (cache lookups, rate-limit counters of concurrent requests) go out
- * in one write. BullMQ's connections are never auto-pipelined (BullMQ does not support it).
+ * A Redis connection — THE way to make one (ESLint refuses `new Redis`/`new Cluster` elsewhere in the runtime),
+ * so a process configured for a cluster never opens a single-node client by mistake.
+ *
+ * BullMQ workers and subscribers need `maxRetriesPerRequest: null` (block forever); request-path
+ * connections fail fast instead so an outage answers quickly, and pipeline automatically: the commands of
+ * one event-loop turn (cache lookups, rate-limit counters of concurrent requests) go out in one write
+ * (on a cluster, one write per node). BullMQ's connections are never auto-pipelined (BullMQ does not support it).
+ *
+ * On a cluster the client follows MOVED/ASK redirections and refreshes its slot map itself (a caller sees
+ * neither), waits out CLUSTERDOWN and TRYAGAIN (a failover in progress) and keeps reconnecting while every
+ * seed is unreachable.
  */
-export function createRedis(url: string, purpose: 'blocking' | 'commands' = 'commands'): Redis {
-  const client = new Redis(url, {
+export function createRedis(target: RedisTarget, purpose: 'blocking' | 'commands' = 'commands'): RedisClient {
+  const nodeOptions = {
     maxRetriesPerRequest: purpose === 'blocking' ? null : 2,
-    enableReadyCheck: true,
     connectionName: `chrysalis-${purpose}`,
-    enableAutoPipelining: purpose === 'commands',
-    retryStrategy: (times) => Math.min(times * 200, 2000),
-  });
+  } satisfies RedisOptions;
+  let client: RedisClient;
+  if (isClusterTarget(target)) {
+    const options: ClusterOptions = {
+      enableReadyCheck: true,
+      enableAutoPipelining: purpose === 'commands',
+      clusterRetryStrategy: reconnectDelay,
+      // A failover takes seconds: keep redirected and CLUSTERDOWN/TRYAGAIN commands retrying for that long.
+      retryDelayOnClusterDown: 300,
+      retryDelayOnTryAgain: 300,
+      retryDelayOnFailover: 200,
+      maxRedirections: 32,
+      slotsRefreshTimeout: 2000,
+      redisOptions: {
+        ...nodeOptions,
+        ...(target.tls ? { tls: {} } : {}),
+        ...(target.username ? { username: target.username } : {}),
+        ...(target.password ? { password: target.password } : {}),
+      },
+      ...(target.natMap ? { natMap: target.natMap } : {}),
+      ...(target.tls ? { dnsLookup: (address: string, callback: (error: null, address: string) => void) => callback(null, address) } : {}),
+    };
+    client = new Cluster(target.nodes, options);
+  } else {
+    client = new Redis(target, {
+      ...nodeOptions,
+      enableReadyCheck: true,
+      enableAutoPipelining: purpose === 'commands',
+      retryStrategy: reconnectDelay,
+    });
+  }
   // Without an 'error' listener ioredis writes every failed reconnect to stderr as unstructured text
   // (dozens of lines a second while Redis is down; see tests/faults). An outage shows where it matters
   // instead: the commands that fail (503s, the enqueue fallback, logged warnings), BullMQ's 'error'
   // events (workers log them) and /ready. The client keeps reconnecting either way.
   client.on('error', () => undefined);
   return client;
+}
+
+/**
+ * The masters that hold data: every master of a cluster (for commands about a server rather than a key —
+ * `INFO`, `CONFIG GET`, `SCAN` — which a cluster client would send to one node at random), or the client itself.
+ */
+export async function dataNodes(client: RedisClient): Promise<Redis[]> {
+  if (!(client instanceof Cluster)) return [client];
+  // A cluster client knows its nodes once it has read the slot map: a first command waits for that.
+  if (client.nodes('master').length === 0) await client.ping();
+  return client.nodes('master');
 }

@@ -101,7 +101,8 @@ export async function ensureServicesForEnv(
     databaseUrl: env.DATABASE_URL || undefined,
     redisUrl: env.REDIS_URL || undefined,
     log: options.log,
-    redis: options.redis,
+    // A Redis Cluster (REDIS_CLUSTER_NODES) is the user's own: no local redis-server is found or launched.
+    redis: env.REDIS_CLUSTER_NODES?.trim() ? false : options.redis,
   });
   env.DATA_DIR = dataDir;
   env.DATABASE_URL = services.databaseUrl;

@@ -1,5 +1,5 @@
 import { Queue, type DefaultJobOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import type { Config } from '../config.js';
 import { jobRegistry, type JobRegistry } from '../jobs/registry.js';
 import { queueName, shardOf } from './queue-names.js';
@@ -77,7 +77,7 @@ export const isRowId = (queueJobId: string | undefined): queueJobId is string =>
  * One BullMQ queue per job type of `registry` (default: Chrysalis's) and shard — `queueShards` of them for
  * a type whose definition says `queue.sharded`, one otherwise — all sharing one connection.
  */
-export function createQueues(connection: Redis, layout: QueueLayout, registry: JobRegistry = jobRegistry): JobQueues {
+export function createQueues(connection: RedisClient, layout: QueueLayout, registry: JobRegistry = jobRegistry): JobQueues {
   const byType = new Map<string, JobQueue[]>();
   for (const definition of registry.values()) {
     const shards = definition.queue.sharded ? layout.queueShards : null;

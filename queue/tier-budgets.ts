@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
 import type { Tier } from '../db/entities/service-instance.entity.js';
@@ -20,7 +20,7 @@ export interface TierBudgets {
 }
 
 /** One budget: `points` per fixed one-minute window, counted in Redis (in memory while Redis does not answer). */
-export function redisLimiter(redis: Redis, config: Config, name: string, points: number): RateLimiterRedis {
+export function redisLimiter(redis: RedisClient, config: Config, name: string, points: number): RateLimiterRedis {
   return new RateLimiterRedis({
     storeClient: redis,
     keyPrefix: `${config.queuePrefix}:ratelimit:${name}`,
@@ -38,7 +38,7 @@ export const customerLimitKey = (customerId: string, serviceType: string): strin
  * Each limited tier's two budgets (an unlimited tier has none; a tier is limited on both or on neither:
  * 0 = unlimited, enterprise, SPEC §5), counting each customer's calls to a service (`customerLimitKey`).
  */
-export function createTierBudgets(redis: Redis, config: Config): Map<Tier, TierBudgets> {
+export function createTierBudgets(redis: RedisClient, config: Config): Map<Tier, TierBudgets> {
   const scaled = (perMinute: number) => Math.max(1, Math.round(perMinute * config.rateLimitMultiplier));
   const tierBudgets = new Map<Tier, TierBudgets>();
   for (const tier of Object.keys(tierRateLimitPerMinute) as Tier[]) {
@@ -55,6 +55,6 @@ export function createTierBudgets(redis: Redis, config: Config): Map<Tier, TierB
 }
 
 /** The write budget of each limited tier: the API's writes and the workers' scheduled runs take from the same counts. */
-export function createTierLimiters(redis: Redis, config: Config): Map<Tier, RateLimiterRedis> {
+export function createTierLimiters(redis: RedisClient, config: Config): Map<Tier, RateLimiterRedis> {
   return new Map([...createTierBudgets(redis, config)].map(([tier, budgets]) => [tier, budgets.writes]));
 }

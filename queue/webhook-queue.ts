@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import { queueName } from './queue-names.js';
 import { retention } from './queues.js';
 
@@ -40,7 +40,7 @@ export function webhookRetryDelayMs(retry: number, baseMs: number, random: () =>
 /** The `backoff.type` delivery jobs use; the delivery worker supplies the strategy. */
 export const webhookBackoffType = 'webhook-exponential';
 
-export function createWebhookQueue(connection: Redis, prefix: string): WebhookQueue {
+export function createWebhookQueue(connection: RedisClient, prefix: string): WebhookQueue {
   const queue = new Queue<WebhookDeliveryData>(webhookQueueName, {
     connection,
     prefix,

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 
 /**
  * Worker heartbeats as readers see them: the keys each worker process writes (workers/heartbeat.ts) and
@@ -19,13 +19,16 @@ export interface WorkerHeartbeat {
   lastProgressAt: number | null;
 }
 
-/** `${prefix}:workers:heartbeat:<hostname-pid>`, expiring after heartbeatTtlMs. */
-export const heartbeatKey = (prefix: string, id: string): string => `${prefix}:workers:heartbeat:${id}`;
+/**
+ * `${prefix}:{workers}:heartbeat:<hostname-pid>`, expiring after heartbeatTtlMs. The `{workers}` hash tag puts
+ * every heartbeat and the index in one slot, so a beat (MULTI) and the readers' MGET work on a Redis Cluster.
+ */
+export const heartbeatKey = (prefix: string, id: string): string => `${prefix}:{workers}:heartbeat:${id}`;
 /** Sorted set of worker ids scored by their last beat, so readers find heartbeats without SCAN. */
-export const heartbeatIndexKey = (prefix: string): string => `${prefix}:workers:heartbeats`;
+export const heartbeatIndexKey = (prefix: string): string => `${prefix}:{workers}:heartbeats`;
 
 /** Heartbeats of worker processes that beat within the last heartbeatTtlMs. */
-export async function liveWorkers(redis: Redis, prefix: string, now = Date.now()): Promise<WorkerHeartbeat[]> {
+export async function liveWorkers(redis: RedisClient, prefix: string, now = Date.now()): Promise<WorkerHeartbeat[]> {
   const ids = await redis.zrangebyscore(heartbeatIndexKey(prefix), now - heartbeatTtlMs, '+inf');
   if (ids.length === 0) return [];
   const values = await redis.mget(...ids.map((id) => heartbeatKey(prefix, id)));

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import type { Logger } from 'pino';
 import type { ReleasableJob } from '../db/jobs/find-jobs.js';
 import type { FairShare, FinishedJob } from '../queue/fair-share/fair-share.js';
@@ -11,7 +11,7 @@ export type ReleasedRow = ReleasableJob & { hints: QueuedJobHints };
 export interface FairReleaserDeps {
   fair: FairShare;
   /** For the leader lock only. */
-  redis: Redis | Cluster;
+  redis: RedisClient;
   /** QUEUE_PREFIX; the tick's lock is `${prefix}:{fair-tick}:lock`. */
   prefix: string;
   /** The shards the leader tick serves: their queue keys (`Queue.qualifiedName`). */

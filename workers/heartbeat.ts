@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import type { Logger } from 'pino';
 import { heartbeatIndexKey, heartbeatIntervalMs, heartbeatKey, heartbeatTtlMs, type WorkerHeartbeat } from '../queue/worker-heartbeats.js';
 import type { JobLifecycleHook } from './lifecycle.js';
@@ -17,7 +17,7 @@ export class HeartbeatPublisher implements JobLifecycleHook {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly logger: Logger,
   ) {}

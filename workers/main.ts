@@ -10,7 +10,7 @@ import { runWorkers } from './run-workers.js';
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const logger = createLogger(config.logLevel, 'worker');
-  await assertRedisNoEviction(config.redisUrl, logger);
+  await assertRedisNoEviction(config.redis, logger);
   const orm = await createOrm(config.databaseUrl);
   const running = await runWorkers({ config, orm, logger });
   // WORKER_METRICS_PORT=0 runs no metrics server (several workers on one host, or tests).

@@ -1,6 +1,6 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
@@ -17,7 +17,7 @@ import { pausedJobDelayMs, type PausedCustomers } from '../queue/customer-pauses
 export interface ProcessorDeps {
   config: Config;
   orm: MikroORM;
-  redis: Redis;
+  redis: RedisClient;
   cache: InvocationCache;
   substrates: SubstrateDefinitionCache;
   runTask: OwnedRunTask;

@@ -1,6 +1,6 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Piscina } from 'piscina';
 import type { RequestLogRecorder } from '../db/request-log-recorder.js';
@@ -9,7 +9,7 @@ import { InvocationCache } from '../db/invocation-cache.js';
 import { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
 import { accessChangeChannel, cancelChannel, customerPauseChannel } from '../lib/channels.js';
 import { finishedJobsChannel } from '../queue/job-notices.js';
-import { createRedis } from '../lib/redis.js';
+import { createRedis, type RedisClient } from '../lib/redis.js';
 import { declaredTasks, jobRegistry, type JobRegistry } from '../jobs/registry.js';
 import { addPoolSource } from '../lib/metrics/catalog.js';
 import { HeartbeatPublisher } from './heartbeat.js';
@@ -79,8 +79,8 @@ export { shardConcurrency } from '../queue/queues.js';
  */
 export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const { config, orm, logger, registry = jobRegistry } = deps;
-  const redis: Redis = createRedis(config.redisUrl, 'commands');
-  const subscriber: Redis = createRedis(config.redisUrl, 'blocking');
+  const redis: RedisClient = createRedis(config.redis, 'commands');
+  const subscriber: RedisClient = createRedis(config.redis, 'blocking');
   const tasks = declaredTasks(registry);
   const pool = createTaskPool(tasks, { threads: config.piscinaThreads, taskTimeoutMs: config.taskTimeoutMs });
   const writer = new HandBackAwareStateWriter(orm.em.fork(), logger, finishedJobsChannel(config.queuePrefix));
@@ -95,7 +95,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const paused = new PausedCustomers(orm.em.fork(), logger);
   await paused.start();
 
-  const queueConnection = createRedis(config.redisUrl, 'blocking');
+  const queueConnection = createRedis(config.redis, 'blocking');
   const queues = createQueues(queueConnection, config, registry);
   const fair = createFairQueues(redis, config, queues, registry);
   const releaser = fair ? createReleaser(fair) : null;
@@ -112,6 +112,8 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       logger,
     });
   }
+  /** Each Worker's own connection (passed in, so BullMQ leaves it open on close: closed here). */
+  const workerConnections: RedisClient[] = [];
   const workers = [...registry.values()].flatMap((definition) => {
     const processor = createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks, paused });
     const shards = queues.ofType(definition.name);
@@ -119,8 +121,10 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     return shards.map((queue) => startWorker(queue.name, processor, concurrency));
   });
   function startWorker(name: string, processor: ReturnType<typeof createProcessor>, concurrency: number): Worker<QueuedJobData> {
+    const connection = createRedis(config.redis, 'blocking');
+    workerConnections.push(connection);
     const worker = new Worker<QueuedJobData>(name, processor, {
-      connection: createRedis(config.redisUrl, 'blocking'),
+      connection,
       prefix: config.queuePrefix,
       concurrency,
       ...lockSettingsOf(config),
@@ -201,7 +205,16 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       await webhooks.close();
       await pool.destroy();
       await queues.close();
-      await Promise.all([...workers.map((worker) => worker.disconnect()), redis.quit(), subscriber.quit(), queueConnection.quit()]);
+      // Our connections first; then BullMQ's own (a worker whose close outran the deadline). BullMQ's
+      // disconnect waits for the client's 'end' event, which a cluster client whose nodes are already
+      // gone never emits, so it is given a bound.
+      for (const connection of workerConnections) connection.disconnect();
+      await Promise.all([
+        ...workers.map((worker) => Promise.race([worker.disconnect(), delay(2000)])),
+        redis.quit(),
+        subscriber.quit(),
+        queueConnection.quit(),
+      ]);
       removePoolSource();
       return report;
     },

@@ -1,5 +1,5 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -67,7 +67,14 @@ export class Sweeper {
   private readonly batchSize: number;
 
   constructor(
-    private readonly deps: { orm: MikroORM; redis: Redis; queues: JobQueues; fair?: FairQueues | null; prefix: string; logger: Logger },
+    private readonly deps: {
+      orm: MikroORM;
+      redis: RedisClient;
+      queues: JobQueues;
+      fair?: FairQueues | null;
+      prefix: string;
+      logger: Logger;
+    },
     options: SweeperOptions = {},
   ) {
     this.intervalMs = options.intervalMs ?? 15_000;

@@ -1,5 +1,5 @@
 import type { CookieOptions, Request, RequestHandler, Response } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../lib/redis.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { ProblemError } from '../problems.js';
 
@@ -33,7 +33,7 @@ export class AdminSessions {
   private readonly secureCookie: boolean;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     options: AdminSessionsOptions = {},
   ) {

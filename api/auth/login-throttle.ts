@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../lib/redis.js';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { sha256 } from '../../lib/crypto.js';
 
@@ -19,7 +19,7 @@ export interface FailedLoginThrottleOptions {
 export class FailedLoginThrottle {
   private readonly limiter: RateLimiterRedis;
 
-  constructor(redis: Redis, prefix: string, options: FailedLoginThrottleOptions = {}) {
+  constructor(redis: RedisClient, prefix: string, options: FailedLoginThrottleOptions = {}) {
     this.limiter = new RateLimiterRedis({
       storeClient: redis,
       keyPrefix: `${prefix}:ratelimit:login-failures`,

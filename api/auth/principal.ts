@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../lib/redis.js';
 import { accessChangeChannel } from '../../lib/channels.js';
 import type { Tier } from '../../db/entities/service-instance.entity.js';
 import type { Role } from '../../db/entities/user.entity.js';
@@ -53,7 +53,7 @@ export class PrincipalCache {
 
   constructor(
     private readonly em: EntityManager,
-    private readonly publisher: Redis,
+    private readonly publisher: RedisClient,
     prefix: string,
     /** Entry lifetime in ms. Default 30 s. */
     private readonly ttlMs = 30_000,
@@ -64,7 +64,7 @@ export class PrincipalCache {
   }
 
   /** Subscribes to invalidations; pass a dedicated connection (a subscribed connection can do nothing else). */
-  async listen(subscriber: Redis): Promise<void> {
+  async listen(subscriber: RedisClient): Promise<void> {
     await subscriber.subscribe(this.channel);
     subscriber.on('message', (channel, customerId) => {
       if (channel === this.channel) this.dropCustomer(customerId);

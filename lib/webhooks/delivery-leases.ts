@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 
 /**
  * Takes a lease for one delivery on its endpoint and its customer, or none. KEYS[1] the endpoint's lease
@@ -34,16 +34,18 @@ export function endpointLeaseKey(endpointId: string | null, url: string): string
  * Delivery capacity shared fairly across worker processes: at most `endpointCap` deliveries in flight per
  * endpoint (WEBHOOK_ENDPOINT_CONCURRENCY) and `customerCap` per customer (WEBHOOK_CUSTOMER_CONCURRENCY),
  * counted in Redis. A customer whose endpoints hang holds at most its own cap of the workers' slots; the
- * rest go to everybody else. Both keys share the queue prefix's hash tag (one slot for the script).
+ * rest go to everybody else. Every lease key carries the `{webhook-leases}` hash tag (one slot for the
+ * script and the release's MULTI on a Redis Cluster).
  */
 export class DeliveryLeases {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 
   private keys(endpointKey: string, customerId: string): [string, string] {
-    return [`${this.prefix}:webhooks:lease:endpoint:${endpointKey}`, `${this.prefix}:webhooks:lease:customer:${customerId}`];
+    const tagged = `${this.prefix}:{webhook-leases}`;
+    return [`${tagged}:endpoint:${endpointKey}`, `${tagged}:customer:${customerId}`];
   }
 
   /** Null when taken (release it after the attempt), else which cap refused it. */

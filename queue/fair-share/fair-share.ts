@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from '../../lib/redis.js';
 
 /**
  * Fair sharing of a queue shard between customers (docs/design/queues-and-storage.md §2): the backlog
@@ -103,7 +103,7 @@ const readScript = (name: string) => readFileSync(new URL(`./${name}.lua`, impor
 let sources: Record<ScriptName, string> | undefined;
 
 /** Registers the scripts on a client (once) and returns their calls. */
-function commandsOf(redis: Redis | Cluster): Record<ScriptName, Call> {
+function commandsOf(redis: RedisClient): Record<ScriptName, Call> {
   if (!sources) {
     const shared = readScript('shared');
     sources = Object.fromEntries(scripts.map((name) => [name, `${shared}\n${readScript(name)}`])) as Record<ScriptName, string>;
@@ -133,7 +133,7 @@ export function fairWeight<Tier extends string>(tier: Tier, weights: Partial<Rec
   return weights[tier] ?? 1;
 }
 
-export function createFairShare(redis: Redis | Cluster, options: FairShareOptions = {}): FairShare {
+export function createFairShare(redis: RedisClient, options: FairShareOptions = {}): FairShare {
   const commands = commandsOf(redis);
   const now = options.now ?? Date.now;
   const settings = [

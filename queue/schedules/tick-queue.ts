@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../lib/redis.js';
 import { queueName } from '../queue-names.js';
 
 /**
@@ -26,7 +26,7 @@ export const tickJobOptions = {
   removeOnFail: { age: 24 * 3600, count: 1000 },
 } as const;
 
-export function createScheduleTickQueue(connection: Redis, prefix: string): ScheduleTickQueue {
+export function createScheduleTickQueue(connection: RedisClient, prefix: string): ScheduleTickQueue {
   const queue = new Queue<ScheduleTickData>(scheduleTickQueueName, { connection, prefix, defaultJobOptions: tickJobOptions });
   // Connection errors re-emitted by the queue would otherwise be printed raw on every reconnect attempt.
   queue.on('error', () => undefined);

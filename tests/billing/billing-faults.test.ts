@@ -211,7 +211,7 @@ describe('a crash between the ledger commit and the job acknowledgement', () => 
         logger,
         hooks: [],
       }),
-      { connection: createRedis(app.config.redisUrl, 'blocking'), prefix: app.config.queuePrefix, concurrency: 1 },
+      { connection: createRedis(app.config.redis, 'blocking'), prefix: app.config.queuePrefix, concurrency: 1 },
     );
     try {
       // Accepted as every job is: the row first, then the BullMQ job under the row's id.

@@ -24,7 +24,7 @@ afterAll(async () => {
 
 /** A second "process": its own connection and tick queue object on the same Redis and prefix. */
 async function withProcess<T>(run: (ticks: ScheduleTickQueue) => Promise<T>): Promise<T> {
-  const connection = createRedis(app.config.redisUrl, 'blocking');
+  const connection = createRedis(app.config.redis, 'blocking');
   const ticks = createScheduleTickQueue(connection, app.config.queuePrefix);
   try {
     return await run(ticks);

@@ -13,7 +13,7 @@ import { ensureAdmin } from '../../api/auth/bootstrap-admin.js';
 import type { ApiDeps } from '../../api/deps.js';
 import { createLogger } from '../../lib/logger.js';
 import { createOrm, type Orm } from '../../db/orm.js';
-import { createRedis } from '../../lib/redis.js';
+import { createRedis, dataNodes } from '../../lib/redis.js';
 import { runWorkers, type RunningWorkers } from '../../workers/run-workers.js';
 
 export interface TestApp {
@@ -121,9 +121,16 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
       await new Promise((resolve) => server.close(resolve));
       await deps.close();
       await pool.end();
-      const redis = createRedis(config.redisUrl);
-      const keys = await redis.keys(`${config.queuePrefix}:*`);
-      for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+      const redis = createRedis(config.redis);
+      // Every master's keys (a cluster's are spread over them), each deleted alone (they lie in many slots).
+      for (const node of await dataNodes(redis)) {
+        const keys = await node.keys(`${config.queuePrefix}:*`);
+        for (let i = 0; i < keys.length; i += 500) {
+          const pipeline = node.pipeline();
+          for (const key of keys.slice(i, i + 500)) pipeline.unlink(key);
+          await pipeline.exec();
+        }
+      }
       await redis.quit();
       const cleanup = new pg.Client({ connectionString: adminUrl });
       await cleanup.connect();

@@ -132,7 +132,7 @@ describe('LeaseSemaphores', () => {
   let redis: ReturnType<typeof createRedis>;
   let prefix: string;
   beforeAll(() => {
-    redis = createRedis(suite.app.config.redisUrl);
+    redis = createRedis(suite.app.config.redis);
     prefix = `${suite.app.config.queuePrefix}:lease-test`;
   });
   afterAll(async () => {

@@ -21,7 +21,7 @@ const suite = useTestApp();
 let orm: Orm;
 let workers: RunningWorkers;
 let queues: JobQueues;
-const connection = () => createRedis(suite.app.config.redisUrl, 'blocking');
+const connection = () => createRedis(suite.app.config.redis, 'blocking');
 let queueConnection: ReturnType<typeof connection>;
 
 beforeAll(async () => {

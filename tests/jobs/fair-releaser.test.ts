@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { findReleasableJobs } from '../../db/jobs/find-jobs.js';
@@ -51,7 +52,10 @@ async function acceptedJobs(count: number): Promise<string[]> {
 
 /** A shard queue of its own, its fair share, and a releaser over them (reading rows from PostgreSQL). */
 function shardWithReleaser(options: FairShareOptions = {}) {
-  const queue = new Queue(`{fr-${randomUUID().slice(0, 8)}}`, { connection: redis().duplicate(), prefix: `fairrel${process.pid}` });
+  const queue = new Queue(`{fr-${randomUUID().slice(0, 8)}}`, {
+    connection: (redis() as Redis).duplicate(),
+    prefix: `fairrel${process.pid}`,
+  });
   queues.push(queue);
   const fair = createFairShare(redis(), { windowMs: 2, minInflight: 2, defaultCostMs: 1, ...options });
   const deps = {

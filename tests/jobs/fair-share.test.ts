@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFairShare, fairShareKeys, fairWeight, laneSeq, type FairShareOptions } from '../../queue/fair-share/fair-share.js';
+import type { Redis } from 'ioredis';
 import { createRedis } from '../../lib/redis.js';
 
 /** The fair-sharing engine of one shard against real Redis; each test has its own shard (hash tag). */
@@ -13,7 +13,7 @@ const shard = () => `${prefix}:{t-${randomUUID().slice(0, 8)}}`;
 const weights = { starter: 1, pro: 4, enterprise: 16 };
 
 beforeAll(() => {
-  redis = createRedis(inject('redisUrl'));
+  redis = createRedis(inject('redisUrl')) as Redis;
 });
 
 afterAll(async () => {

@@ -61,7 +61,7 @@ describe('submit and poll', () => {
     });
     const [row] = await app.sql<JobRecord>(`select ${jobColumns} from jobs where id = $1`, [accepted.body.id]);
     // A waiter that never subscribed to the notices: only its poll of PostgreSQL can see the outcome.
-    const deaf = new JobWaiter(app.config.redisUrl, app.config.queuePrefix, () => []);
+    const deaf = new JobWaiter(app.config.redis, app.config.queuePrefix, () => []);
     const em = app.deps.orm.em.fork();
     const started = performance.now();
     // The row as it was accepted (the worker may already have finished it by now).

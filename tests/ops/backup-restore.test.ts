@@ -204,7 +204,7 @@ describe('backup and restore', () => {
     } finally {
       await workers?.close();
       await orm?.close();
-      const redis = createRedis(suite.app.config.redisUrl);
+      const redis = createRedis(suite.app.config.redis);
       const keys = await redis.keys(`${prefix}:*`);
       for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
       await redis.quit();

@@ -41,7 +41,7 @@ describe('GET /ready', () => {
   it('turns red when a job has waited over a minute while live workers take nothing', async () => {
     app = await startTestApp({ READY_REQUIRES_WORKER: 'true' });
     // A worker process that beats but never takes a job (its event loop runs; its BullMQ loop does not).
-    const redis = createRedis(app.config.redisUrl);
+    const redis = createRedis(app.config.redis);
     const idle = new HeartbeatPublisher(redis, app.config.queuePrefix, pino({ level: 'silent' }));
     await idle.start();
     try {

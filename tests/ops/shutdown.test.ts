@@ -47,7 +47,7 @@ function spawnWorker(
       NODE_ENV: 'test',
       DATA_DIR: '.data/test',
       DATABASE_URL: app.config.databaseUrl,
-      REDIS_URL: app.config.redisUrl,
+      REDIS_URL: app.config.redis as string,
       QUEUE_PREFIX: app.config.queuePrefix,
       ADMIN_EMAIL: app.config.adminEmail,
       ADMIN_PASSWORD: app.config.adminPassword,

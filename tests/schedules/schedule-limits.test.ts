@@ -1,15 +1,14 @@
 import { Queue } from 'bullmq';
 import { scheduleTickQueueName } from '../../queue/schedules/tick-queue.js';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedis } from '../../lib/redis.js';
+import { createRedis, type RedisClient } from '../../lib/redis.js';
 import { registerUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp;
 let request: ReturnType<typeof httpClient>;
-let connection: Redis;
+let connection: RedisClient;
 let ticks: Queue;
 
 beforeAll(async () => {
@@ -17,7 +16,7 @@ beforeAll(async () => {
   app = await startTestApp({ RATE_LIMIT_MULTIPLIER: '0.03' });
   await app.startWorkers();
   request = httpClient(app.baseUrl);
-  connection = createRedis(app.config.redisUrl, 'blocking');
+  connection = createRedis(app.config.redis, 'blocking');
   ticks = new Queue(scheduleTickQueueName, { connection, prefix: app.config.queuePrefix });
 });
 

@@ -1,9 +1,8 @@
 import { Queue } from 'bullmq';
 import { scheduleTickQueueName } from '../../queue/schedules/tick-queue.js';
-import type { Redis } from 'ioredis';
 import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedis } from '../../lib/redis.js';
+import { createRedis, type RedisClient } from '../../lib/redis.js';
 import { insertRequestLogs } from '../../db/repositories/request-logs.js';
 import { billingJob } from '../../jobs/billing/billing.job.js';
 import { meteringJob } from '../../jobs/metering/metering.job.js';
@@ -15,7 +14,7 @@ import { billingState, runJob, seedCustomer } from '../billing/back-office-fixtu
 
 let app: TestApp;
 let request: ReturnType<typeof httpClient>;
-let connection: Redis;
+let connection: RedisClient;
 /** Where scheduler ticks wait (named here, not imported: these tests describe behaviour, whatever the queues). */
 let ticks: Queue;
 
@@ -24,7 +23,7 @@ beforeAll(async () => {
   app = await startTestApp({ SWEEPER_INTERVAL_MS: '500' });
   await app.startWorkers();
   request = httpClient(app.baseUrl);
-  connection = createRedis(app.config.redisUrl, 'blocking');
+  connection = createRedis(app.config.redis, 'blocking');
   ticks = new Queue(scheduleTickQueueName, { connection, prefix: app.config.queuePrefix });
 });
 
@@ -94,7 +93,7 @@ async function flushRequestLogs(): Promise<void> {
 
 /** Deletes every key of this file's prefix: Redis restarted without its data. */
 async function emptyRedis(): Promise<void> {
-  const redis = createRedis(app.config.redisUrl);
+  const redis = createRedis(app.config.redis);
   const keys = await redis.keys(`${app.config.queuePrefix}:*`);
   for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
   await redis.quit();

@@ -1,6 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../lib/redis.js';
 import type { Logger } from 'pino';
 import { listActiveSchedules } from '../../db/repositories/schedules.js';
 import type { JobQueues } from '../../queue/queues.js';
@@ -35,7 +35,7 @@ export const schedulesRestoredKey = (prefix: string): string => `${prefix}:sched
  */
 export async function restoreSchedulers(deps: {
   orm: MikroORM;
-  redis: Redis;
+  redis: RedisClient;
   ticks: ScheduleTickQueue;
   prefix: string;
   logger: Logger;

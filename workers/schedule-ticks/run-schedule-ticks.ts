@@ -1,6 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../lib/redis.js';
 import type { Logger } from 'pino';
 import { createTierLimiters } from '../../queue/tier-budgets.js';
 import { RequestLogRecorder } from '../../db/request-log-recorder.js';
@@ -40,7 +40,7 @@ const tickConcurrency = 4;
 export async function runScheduleTicks(deps: {
   config: Config;
   orm: MikroORM;
-  redis: Redis;
+  redis: RedisClient;
   queues: JobQueues;
   /** Fair sharing of the sharded queues; null or absent when FAIR_SHARING is off. */
   fair?: FairQueues | null;
@@ -48,7 +48,7 @@ export async function runScheduleTicks(deps: {
   registry: JobRegistry;
 }): Promise<ScheduleTicks> {
   const { config, orm, redis, queues, logger, registry } = deps;
-  const queueConnection = createRedis(config.redisUrl, 'blocking');
+  const queueConnection = createRedis(config.redis, 'blocking');
   const ticks = createScheduleTickQueue(queueConnection, config.queuePrefix);
   const requestLog = new RequestLogRecorder(orm.em.fork(), logger, {
     flushIntervalMs: config.requestLogFlushMs,
@@ -83,7 +83,7 @@ export async function runScheduleTicks(deps: {
     admission: createAdmission(orm.em, config),
   });
   const worker = new Worker<ScheduleTickData>(scheduleTickQueueName, processor, {
-    connection: createRedis(config.redisUrl, 'blocking'),
+    connection: createRedis(config.redis, 'blocking'),
     prefix: config.queuePrefix,
     concurrency: tickConcurrency,
   });

@@ -24,10 +24,10 @@ export interface WebhookDelivery {
  */
 export function runWebhookDelivery(deps: { config: Config; orm: MikroORM; logger: Logger; registry: JobRegistry }): WebhookDelivery {
   const { config, orm, logger, registry } = deps;
-  const queueConnection = createRedis(config.redisUrl, 'blocking');
+  const queueConnection = createRedis(config.redis, 'blocking');
   const queue = createWebhookQueue(queueConnection, config.queuePrefix);
   const agents = deliveryAgents(config.webhookAllowPrivate);
-  const leaseConnection = createRedis(config.redisUrl, 'commands');
+  const leaseConnection = createRedis(config.redis, 'commands');
   const worker = new Worker<WebhookDeliveryData>(
     webhookQueueName,
     createDeliverProcessor({
@@ -50,7 +50,7 @@ export function runWebhookDelivery(deps: { config: Config; orm: MikroORM; logger
       },
     }),
     {
-      connection: createRedis(config.redisUrl, 'blocking'),
+      connection: createRedis(config.redis, 'blocking'),
       prefix: config.queuePrefix,
       concurrency: config.webhookConcurrency,
       settings: { backoffStrategy: (attemptsMade) => webhookRetryDelayMs(attemptsMade, config.webhookRetryBaseMs) },

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { getJobDefinition } from '../../../jobs/registry.js';
 import { queueName, shardOf } from '../../../queue/queue-names.js';
+import { heartbeatIndexKey } from '../../../queue/worker-heartbeats.js';
 import { registerUser, type TestUser } from '../../helpers/accounts.js';
 import { httpClient, waitFor, type HttpResponse } from '../../helpers/http.js';
 import { ChrysalisProcess } from './chrysalis-process.js';
@@ -120,7 +121,7 @@ export class FaultStack {
     await waitFor(
       async () => {
         if (!worker.alive) throw new Error(`${name} exited (${worker.exitStatus})`);
-        return (await this.inspector.zscore(`${this.prefix}:workers:heartbeats`, member)) !== null;
+        return (await this.inspector.zscore(heartbeatIndexKey(this.prefix), member)) !== null;
       },
       60_000,
       100,
