@@ -49,6 +49,8 @@ function spawnWorker(
       DATABASE_URL: app.config.databaseUrl,
       REDIS_URL: app.config.redis as string,
       QUEUE_PREFIX: app.config.queuePrefix,
+      // BullMQ's completed set is this test's exactly-once witness: no trim of durable completions here.
+      FINISHED_JOB_TRIM_INTERVAL_MS: '0',
       ADMIN_EMAIL: app.config.adminEmail,
       ADMIN_PASSWORD: app.config.adminPassword,
       LOG_LEVEL: 'info',
