@@ -99,6 +99,11 @@ export class FaultStack {
       RATE_LIMIT_MULTIPLIER: '1000',
       RATE_LIMIT_REGISTER_PER_MIN: '1000',
       RATE_LIMIT_LOGIN_PER_MIN: '1000',
+      // Likewise the per-customer caps: the scenarios fire hundreds of concurrent submits as one starter.
+      TIER_MAX_IN_FLIGHT: 'starter=100000,pro=100000,enterprise=100000',
+      TIER_MAX_STREAMS: 'starter=100000,pro=100000,enterprise=100000',
+      TIER_MAX_QUEUED: 'starter=1000000,pro=1000000,enterprise=1000000',
+      TIER_MAX_ACTIVE: 'starter=100000,pro=100000,enterprise=100000',
       ...options.env,
     };
     const stack = new FaultStack(redis, postgres, databaseUrl, prefix, `http://127.0.0.1:${port}`, env, runDir);
