@@ -28,6 +28,8 @@ describe('worker SIGKILLed mid-job', () => {
         TASK_TIMEOUT_MS: '60000',
         PISCINA_THREADS: '2',
         WORKER_CONCURRENCY: '4',
+        // The rerun below takes each finished job back out of BullMQ, so finished jobs stay there (no durable-completion trim).
+        FINISHED_JOB_TRIM_INTERVAL_MS: '0',
       },
     });
     onTestFailed(() => console.log(stack.logs()));
@@ -41,16 +43,19 @@ describe('worker SIGKILLed mid-job', () => {
         body: { invocations: Array.from({ length: batchSize }, (_, x) => ({ substrate_id: item, parameters: { l: itemList, x } })) },
       });
       expect(batch.status).toBe(202);
+      const batchId = batch.body.id as string;
+      const storedItems = async () =>
+        (await stack.sql<{ items: number }>(`select count(*)::int as items from batch_items where batch_id = $1`, [batchId]))[0]!.items;
+      // The slow invokes go in once the batch has stored its first chunk: submitted together, the pool would run
+      // them first and the batch's chunks after, leaving no moment with both in flight on a loaded machine.
+      await waitFor(async () => (await storedItems()) > 0, 60_000, 50);
       const submitted = await Promise.all(
         Array.from({ length: slowJobs }, (_, x) => stack.submit('invoke', { substrate_id: slow, parameters: { l: slowList, x } })),
       );
       expect(submitted.map((r) => r.status)).toEqual(Array(slowJobs).fill(202));
       const invokeIds = submitted.map((r) => r.body.id as string);
-      const batchId = batch.body.id as string;
 
       // Kill it while it holds at least two slow jobs and the batch, part of whose items are stored.
-      const storedItems = async () =>
-        (await stack.sql<{ items: number }>(`select count(*)::int as items from batch_items where batch_id = $1`, [batchId]))[0]!.items;
       const heldAtKill = await waitFor(
         async () => {
           const active = [...(await stack.bullActive('invoke')), ...(await stack.bullActive('batch'))];
