@@ -227,6 +227,8 @@ const envSchema = z.object({
   TIER_MAX_IN_FLIGHT: perTierCounts({ starter: 10, pro: 50, enterprise: 200 }),
   /** Event streams (GET /jobs/:id/events) one customer may hold open at once, across all API processes, by tier; past it 429. Default `starter=5,pro=50,enterprise=500`. */
   TIER_MAX_STREAMS: perTierCounts({ starter: 5, pro: 50, enterprise: 500 }),
+  /** Bulk writes (POST /jobs/bulk, /substrates/batch, /batches: up to 16 MiB each, one database connection each for their INSERT) one customer may have in flight at once, across all API processes, by tier; past it 429. Kept well below an API process's database pool (10), so one customer's slow bulks cannot hold every connection. Default `starter=2,pro=3,enterprise=4`. */
+  TIER_MAX_BULK_IN_FLIGHT: perTierCounts({ starter: 2, pro: 3, enterprise: 4 }),
   /** How long a place in those limits outlives the process holding it (leases renewed every third of it), in ms. Default 30000. */
   CONCURRENCY_LEASE_MS: z.coerce.number().int().min(300).max(600_000).default(30_000),
   /** Batch items (a batch job's invocations; any other job 1) one customer's schedules may submit per minute, by tier; a schedule that alone would exceed it is refused with 422. Default `starter=1000,pro=20000,enterprise=200000`. */
@@ -383,6 +385,7 @@ export interface Config {
   passwordHashThreads: number;
   tierMaxInFlight: PerTier<number>;
   tierMaxStreams: PerTier<number>;
+  tierMaxBulkInFlight: PerTier<number>;
   concurrencyLeaseMs: number;
   tierScheduleItemsPerMin: PerTier<number>;
   passwordHashMaxQueue: number;
@@ -537,6 +540,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     passwordHashThreads: e.PASSWORD_HASH_THREADS,
     tierMaxInFlight: e.TIER_MAX_IN_FLIGHT,
     tierMaxStreams: e.TIER_MAX_STREAMS,
+    tierMaxBulkInFlight: e.TIER_MAX_BULK_IN_FLIGHT,
     concurrencyLeaseMs: e.CONCURRENCY_LEASE_MS,
     tierScheduleItemsPerMin: e.TIER_SCHEDULE_ITEMS_PER_MIN,
     passwordHashMaxQueue: e.PASSWORD_HASH_MAX_QUEUE,

@@ -12,7 +12,20 @@ const retryAfterSeconds = 1;
 /** The job event stream route, whose requests hold a stream place instead of an in-flight one. */
 const eventStreamPath = /^\/jobs\/[^/]+\/events$/;
 
-type Kind = 'in-flight' | 'streams';
+/**
+ * The routes that write up to 16 MiB in one request: each holds a database connection for its INSERT, which
+ * can take seconds. Counted apart (TIER_MAX_BULK_IN_FLIGHT) and well below the API's pool of 10: with only
+ * the in-flight cap (starter 10), one customer's ten slow bulks held every connection and stalled every tenant.
+ */
+const bulkWrites = new Set(['/jobs/bulk', '/substrates/batch', '/batches']);
+
+type Kind = 'in-flight' | 'streams' | 'bulk-writes';
+
+const refusedWhat: Record<Kind, string> = {
+  'in-flight': 'requests in flight',
+  streams: 'open event streams',
+  'bulk-writes': 'bulk writes in flight (POST /jobs/bulk, /substrates/batch, /batches)',
+};
 
 /**
  * Takes a place in the customer's `kind` semaphore for as long as `res` is open (released on `close`, which
@@ -22,10 +35,9 @@ async function holdPlace(leases: LeaseSemaphores, kind: Kind, limit: number, pri
   const lease = await leases.acquire(`${kind}:${principal.customerId}`, limit);
   if ('full' in lease) {
     rateLimitedRequests.inc({ limiter: kind });
-    const what = kind === 'streams' ? 'open event streams' : 'requests in flight';
     throw new ProblemError(
       'rate-limited',
-      `too many ${what}: tier ${principal.tier} allows ${limit} at once for a customer; retry in ${retryAfterSeconds} s`,
+      `too many ${refusedWhat[kind]}: tier ${principal.tier} allows ${limit} at once for a customer; retry in ${retryAfterSeconds} s`,
       { headers: { 'Retry-After': String(retryAfterSeconds) }, limit, in_use: lease.full },
     );
   }
@@ -36,13 +48,19 @@ async function holdPlace(leases: LeaseSemaphores, kind: Kind, limit: number, pri
 /**
  * After authentication: a customer's requests in flight at once, across every API process, are at most its
  * tier's TIER_MAX_IN_FLIGHT (enterprise too: 3,000 concurrent requests from one customer had held another
- * tenant's for 5.5 s). Event streams are counted apart (`takeStreamPlace`), as they stay open for minutes.
+ * tenant's for 5.5 s), and its bulk writes at most TIER_MAX_BULK_IN_FLIGHT. Event streams are counted apart
+ * (`takeStreamPlace`), as they stay open for minutes.
  */
-export function inFlightLimit(leases: LeaseSemaphores, config: Pick<Config, 'tierMaxInFlight'>): RequestHandler {
-  return (req, res, next) => {
-    if (req.method === 'GET' && eventStreamPath.test(req.path)) return next();
+export function inFlightLimit(leases: LeaseSemaphores, config: Pick<Config, 'tierMaxInFlight' | 'tierMaxBulkInFlight'>): RequestHandler {
+  return async (req, res, next) => {
+    const path = req.path; // a getter that parses the URL: read it once
+    if (req.method === 'GET' && eventStreamPath.test(path)) return next();
     const principal = principalOf(req);
-    return holdPlace(leases, 'in-flight', config.tierMaxInFlight[principal.tier], principal, res).then(() => next());
+    await holdPlace(leases, 'in-flight', config.tierMaxInFlight[principal.tier], principal, res);
+    if (req.method === 'POST' && bulkWrites.has(path)) {
+      await holdPlace(leases, 'bulk-writes', config.tierMaxBulkInFlight[principal.tier], principal, res);
+    }
+    next();
   };
 }
 

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord, JobState } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
+import { queryWithParameters } from '../query-with-parameters.js';
 import { inTransaction } from '../transaction.js';
 import { asyncCommit, jobColumnList, jobColumns, jobPlaceholders, jobRecordsetType, type JobRecordsetRow } from './job-columns.js';
 
@@ -35,7 +36,8 @@ export type NewJobRow = Omit<Pick<JobRecord, (typeof newJobProperties)[number]>,
  */
 export async function insertJob(em: EntityManager, row: NewJobRow, requireSubstrateId?: string): Promise<JobRecord | null> {
   const guard = requireSubstrateId ? 'where exists (select 1 from substrates where id = ? and customer_id = ?)' : '';
-  const rows = await em.getConnection().execute<JobRecord[]>(
+  const rows = await queryWithParameters<JobRecord>(
+    em,
     `insert into jobs (${newJobColumns})
      select ${newJobPlaceholders} ${guard}
      on conflict (customer_id, idempotency_key) do nothing
@@ -120,7 +122,8 @@ export async function insertJobsBulk(
   maxAttempts: number,
   jobs: Array<JobRecordsetRow<(typeof bulkProperties)[number]>>,
 ): Promise<void> {
-  await em.getConnection().execute(
+  await queryWithParameters(
+    em,
     `insert into jobs (${jobColumnList(['id', 'customerId', 'type', 'state', 'payload', 'maxAttempts'])})
      select v.id, ?, ?, 'queued', v.payload, ? from jsonb_to_recordset(?::jsonb) as v(${jobRecordsetType(bulkProperties)})`,
     [customerId, type, maxAttempts, JSON.stringify(jobs)],
@@ -216,7 +219,8 @@ export async function insertJobsAllOrNothing(em: EntityManager, rows: JobInsert[
     return await inTransaction(em, async (tx) => {
       if (substrates.length > 0) {
         // One primary-key probe per distinct substrate (a plain NOT EXISTS could hash the whole table).
-        const [missing] = await tx.execute<Array<{ id: string }>>(
+        const [missing] = await queryWithParameters<{ id: string }>(
+          tx,
           `select wanted.id from jsonb_array_elements_text(?::jsonb) as wanted(id)
              left join lateral (select true as found from substrates s where s.id = wanted.id and s.customer_id = ? limit 1) owned on true
             where owned.found is null limit 1`,
@@ -228,19 +232,23 @@ export async function insertJobsAllOrNothing(em: EntityManager, rows: JobInsert[
         }
       }
       if (keys.length > 0) {
-        await tx.execute(
+        await queryWithParameters(
+          tx,
           `update jobs set idempotency_key = null
             where customer_id = ? and idempotency_key in (select jsonb_array_elements_text(?::jsonb))
               and created_at < now() - make_interval(secs => ?)`,
           [customerId, JSON.stringify(keys), keyWindowMs / 1000],
         );
       }
-      const inserted = await tx.execute<JobRecord[]>(insertJobsReturning, [JSON.stringify(rows.map(({ row }) => recordsetRow(row)))]);
+      const inserted = await queryWithParameters<JobRecord>(tx, insertJobsReturning, [
+        JSON.stringify(rows.map(({ row }) => recordsetRow(row))),
+      ]);
       const byId = new Map(inserted.map((job) => [job.id, job]));
       const unstoredKeys = rows.filter(({ row }) => !byId.has(row.id)).map(({ row }) => row.idempotencyKey);
       const existing =
         unstoredKeys.length > 0
-          ? await tx.execute<JobRecord[]>(
+          ? await queryWithParameters<JobRecord>(
+              tx,
               `select ${jobColumns} from jobs where customer_id = ? and idempotency_key in (select jsonb_array_elements_text(?::jsonb))`,
               [customerId, JSON.stringify(unstoredKeys)],
             )

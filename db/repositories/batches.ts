@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { BatchItem } from '../entities/batch-item.entity.js';
+import { queryWithParameters } from '../query-with-parameters.js';
 import type { SubstrateDefinition } from './substrates.js';
 
 /** Indexes already stored for a batch, so a retried batch job resumes instead of starting over. */
@@ -11,7 +12,8 @@ export async function storedItemIndexes(em: EntityManager, batchId: string): Pro
 /** One multi-row INSERT for a whole chunk; a row already stored (a retry) is left as it was. */
 export async function insertBatchItems(em: EntityManager, batchId: string, items: Array<Omit<BatchItem, 'batchId'>>): Promise<void> {
   if (items.length === 0) return;
-  await em.getConnection().execute(
+  await queryWithParameters(
+    em,
     `insert into batch_items (batch_id, index, substrate_id, state, result, error)
      values ${items.map(() => '(?, ?, ?, ?, ?::jsonb, ?)').join(', ')}
      on conflict (batch_id, index) do nothing`,

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { queryWithParameters } from '../query-with-parameters.js';
 import { inTransaction } from '../transaction.js';
 import { billableStatus } from './metering.js';
 
@@ -40,7 +41,8 @@ export async function insertRequestLogs(em: EntityManager, rows: readonly NewReq
         status_code: row.statusCode,
         bytes_out: row.bytesOut,
       }));
-      await tx.execute(
+      await queryWithParameters(
+        tx,
         `insert into request_logs (timestamp, customer_id, service_type, method, status_code, bytes_out)
          select r.timestamp, r.customer_id, r.service_type, r.method, r.status_code, r.bytes_out
            from jsonb_to_recordset(?::jsonb) as r(timestamp timestamptz, customer_id uuid, service_type text, method text, status_code smallint, bytes_out bigint)`,

@@ -1,5 +1,6 @@
-import type { EntityManager, Knex } from '@mikro-orm/postgresql';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ExpressionType, Substrate } from '../entities/substrate.entity.js';
+import { queryWithParameters } from '../query-with-parameters.js';
 
 export interface NewSubstrate {
   id: string;
@@ -19,17 +20,6 @@ const columns = `id, customer_id as "customerId", identity, expression_type as "
 /** The row type of the substrates `jsonb_to_recordset` below. */
 const newSubstrateRecordset =
   'id text, "customerId" uuid, identity text, "expressionType" text, expression text, value float8, metadata jsonb';
-
-/**
- * Runs `sql` with `bindings` sent as statement parameters, on the entity manager's transaction if it has one.
- * Not `connection.execute`: MikroORM inlines every parameter into the SQL text in JavaScript, which for a
- * 10 MB batch of substrates held the event loop for 9 s (and let PostgreSQL connects time out).
- */
-async function queryWithParameters<Row>(em: EntityManager, sql: string, bindings: unknown[]): Promise<Row[]> {
-  const knex = (em.getTransactionContext() as Knex.Transaction | undefined) ?? em.getConnection('write').getKnex();
-  const result = (await knex.raw(sql, bindings as Knex.RawBinding[])) as { rows: Row[] };
-  return result.rows;
-}
 
 /**
  * Inserts the substrates that do not exist yet; returns every requested row and which ones are new. The rows go

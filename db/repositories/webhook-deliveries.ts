@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { DeliveryState, WebhookDelivery } from '../entities/webhook-delivery.entity.js';
+import { queryWithParameters } from '../query-with-parameters.js';
 
 export interface NewDelivery {
   id: string;
@@ -23,7 +24,8 @@ export interface NewDelivery {
 export async function insertDeliveries(em: EntityManager, rows: NewDelivery[]): Promise<string[]> {
   if (rows.length === 0) return [];
   const endpointIds = [...new Set(rows.flatMap((row) => (row.endpointId ? [row.endpointId] : [])))];
-  const inserted = await em.getConnection().execute<Array<{ id: string }>>(
+  const inserted = await queryWithParameters<{ id: string }>(
+    em,
     `with live_endpoints as (select id from webhook_endpoints where id = any(?::uuid[]) for key share)
      insert into webhook_deliveries (id, customer_id, endpoint_id, job_id, url, event_type, payload, message_id, dedupe_key, queue_job_id)
      select d.* from (values ${rows.map(() => '(?::uuid, ?::uuid, ?::uuid, ?::uuid, ?, ?, ?::jsonb, ?, ?, ?)').join(', ')})

@@ -135,6 +135,12 @@ export interface EndpointOutcome {
  * closes it and clears the run of failures; a failure counts, opens the breaker from `failuresToOpen` on
  * (each opening cools down twice as long as the previous, up to an hour), and disables the endpoint when
  * the run reaches `failuresToDisable` failures or `disableAfterMs` of time. Null when the endpoint is gone.
+ *
+ * One UPDATE whose every new value is computed from the row it updates: concurrent deliveries to one
+ * endpoint wait on its row lock, and PostgreSQL then recomputes them from the version the previous one
+ * committed, so no failure is lost (reading the row in a CTE first counted 20 concurrent failures as 7-10).
+ * A success on an endpoint whose breaker is already clear writes nothing (the usual case: no row version,
+ * no lock), and answers from a read.
  */
 export async function recordEndpointOutcome(
   em: EntityManager,
@@ -142,35 +148,39 @@ export async function recordEndpointOutcome(
   succeeded: boolean,
   policy: BreakerPolicy,
 ): Promise<EndpointOutcome | null> {
-  const [row] = await em.getConnection().execute<Array<EndpointOutcome & { wasDisabled: boolean }>>(
-    `with old as (select id, disabled_at is not null as was_disabled from webhook_endpoints where id = ? for update),
-          v as (select ?::boolean as ok, ?::int as to_open, ?::float8 as cooldown_ms, ?::int as to_disable, ?::float8 as disable_ms),
-          next as (
-            select e.id,
-                   case when v.ok then 0 else e.consecutive_failures + 1 end as failures,
-                   case when v.ok then null else coalesce(e.failing_since, now()) end as since,
-                   e.breaker_opens, e.disabled_at, e.disabled_reason, v.*
-              from webhook_endpoints e, v where e.id = (select id from old))
-     update webhook_endpoints e set
-            consecutive_failures = n.failures,
-            failing_since = n.since,
-            breaker_opens = case when n.ok then 0 when n.failures >= n.to_open then n.breaker_opens + 1 else n.breaker_opens end,
-            breaker_open_until = case when n.ok then null
-                                      when n.failures >= n.to_open
-                                        then now() + least(n.cooldown_ms * power(2, least(n.breaker_opens, 20)), ${maxBreakerCooldownMs}) * interval '1 millisecond'
-                                      else e.breaker_open_until end,
-            disabled_at = case when n.ok or n.disabled_at is not null then n.disabled_at
-                               when n.failures >= n.to_disable or n.since <= now() - n.disable_ms * interval '1 millisecond' then now()
-                               end,
-            disabled_reason = case when n.ok or n.disabled_at is not null then n.disabled_reason
-                                   when n.failures >= n.to_disable then format('%s consecutive failed deliveries', n.failures)
-                                   when n.since <= now() - n.disable_ms * interval '1 millisecond'
-                                     then format('failing since %s', to_char(n.since at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
-                                   end
-       from next n, old
-      where e.id = n.id
-      returning e.consecutive_failures as "consecutiveFailures", e.breaker_open_until as "breakerOpenUntil",
-                (e.disabled_at is not null and not old.was_disabled) as disabled, e.disabled_reason as "disabledReason"`,
+  const failures = 'e.consecutive_failures + 1';
+  const since = 'coalesce(e.failing_since, now())';
+  const longFailure = `${since} <= now() - v.disable_ms * interval '1 millisecond'`;
+  const [row] = await em.getConnection().execute<EndpointOutcome[]>(
+    `with v as (select ?::uuid as id, ?::boolean as ok, ?::int as to_open, ?::float8 as cooldown_ms, ?::int as to_disable, ?::float8 as disable_ms),
+     updated as (
+       update webhook_endpoints e set
+              consecutive_failures = case when v.ok then 0 else ${failures} end,
+              failing_since = case when v.ok then null else ${since} end,
+              breaker_opens = case when v.ok then 0 when ${failures} >= v.to_open then e.breaker_opens + 1 else e.breaker_opens end,
+              breaker_open_until = case when v.ok then null
+                                        when ${failures} >= v.to_open
+                                          then now() + least(v.cooldown_ms * power(2, least(e.breaker_opens, 20)), ${maxBreakerCooldownMs}) * interval '1 millisecond'
+                                        else e.breaker_open_until end,
+              disabled_at = case when v.ok or e.disabled_at is not null then e.disabled_at
+                                 when ${failures} >= v.to_disable or ${longFailure} then now()
+                                 end,
+              disabled_reason = case when v.ok or e.disabled_at is not null then e.disabled_reason
+                                     when ${failures} >= v.to_disable then format('%s consecutive failed deliveries', ${failures})
+                                     when ${longFailure}
+                                       then format('failing since %s', to_char(${since} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+                                     end
+         from v
+        where e.id = v.id
+          and (not v.ok or e.consecutive_failures <> 0 or e.failing_since is not null or e.breaker_open_until is not null or e.breaker_opens <> 0)
+        returning e.consecutive_failures as "consecutiveFailures", e.breaker_open_until as "breakerOpenUntil",
+                  -- Set to now() only by this statement (only an enabled endpoint gets a new disabled_at).
+                  coalesce(e.disabled_at = now(), false) as disabled, e.disabled_reason as "disabledReason")
+     select * from updated
+     union all
+     select e.consecutive_failures, e.breaker_open_until, false, e.disabled_reason
+       from webhook_endpoints e, v
+      where e.id = v.id and v.ok and not exists (select 1 from updated)`,
     [endpointId, succeeded, policy.failuresToOpen, policy.cooldownMs, policy.failuresToDisable, policy.disableAfterMs],
   );
   return row ?? null;

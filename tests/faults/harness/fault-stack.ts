@@ -102,6 +102,7 @@ export class FaultStack {
       // Likewise the per-customer caps: the scenarios fire hundreds of concurrent submits as one starter.
       TIER_MAX_IN_FLIGHT: 'starter=100000,pro=100000,enterprise=100000',
       TIER_MAX_STREAMS: 'starter=100000,pro=100000,enterprise=100000',
+      TIER_MAX_BULK_IN_FLIGHT: 'starter=100000,pro=100000,enterprise=100000',
       TIER_MAX_QUEUED: 'starter=1000000,pro=1000000,enterprise=1000000',
       TIER_MAX_ACTIVE: 'starter=100000,pro=100000,enterprise=100000',
       ...options.env,
