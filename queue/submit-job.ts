@@ -52,8 +52,11 @@ export interface SubmitDeps {
   em: EntityManager;
   queues: JobQueues;
   logger: Logger;
-  /** Fair sharing of the sharded queues (null or absent: FAIR_SHARING=false, plain FIFO). */
-  fair?: FairQueues | null;
+  /**
+   * Fair sharing of the sharded queues; null when FAIR_SHARING=false (plain FIFO). Required, so that no
+   * submit path (an admin retry, a schedule run, a bulk submit) can leave it out and skip fair sharing.
+   */
+  fair: FairQueues | null;
   /** Batches concurrent first inserts into one statement (the API passes one); without it, one INSERT per job. */
   inserter?: JobInserter;
 }

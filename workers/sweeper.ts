@@ -71,7 +71,7 @@ export class Sweeper {
       orm: MikroORM;
       redis: RedisClient;
       queues: JobQueues;
-      fair?: FairQueues | null;
+      fair: FairQueues | null;
       prefix: string;
       logger: Logger;
     },
