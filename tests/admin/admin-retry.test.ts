@@ -65,3 +65,31 @@ describe('POST /admin/jobs/retry with FAIR_SHARING=true', () => {
     await app.stopWorkers();
   }, 60_000);
 });
+
+describe('retrying the same failed jobs concurrently', () => {
+  it('creates exactly one retry per failed job from 3 concurrent admin retries', async () => {
+    const originals = await failedJobs(200, 'concurrent outage');
+    const answers = await Promise.all(
+      Array.from({ length: 3 }, () => retry({ customer_id: customerId, error_contains: 'concurrent outage', limit: 1000 })),
+    );
+    for (const answer of answers) expect(answer.status, answer.text).toBe(200);
+    expect(answers.reduce((sum, answer) => sum + (answer.body.retried as number), 0)).toBe(200);
+    const retries = await app.sql<{ retry_of: string; n: string }>(
+      `select retry_of, count(*) as n from jobs where retry_of = any($1::uuid[]) group by retry_of`,
+      [originals],
+    );
+    expect(retries).toHaveLength(200);
+    expect(retries.every((row) => Number(row.n) === 1)).toBe(true);
+  }, 60_000);
+
+  it('creates one retry from 3 concurrent POST /jobs/:id/retry of one job, and answers each with it', async () => {
+    const [original] = await failedJobs(1, 'customer outage');
+    const answers = await Promise.all(
+      Array.from({ length: 3 }, () => request('POST', `/api/v1/jobs/${original}/retry`, { token: alice.accessToken })),
+    );
+    for (const answer of answers) expect(answer.status, answer.text).toBe(202);
+    expect(new Set(answers.map((answer) => answer.body.id)).size).toBe(1);
+    const [count] = await app.sql<{ n: string }>(`select count(*) as n from jobs where retry_of = $1`, [original]);
+    expect(Number(count!.n)).toBe(1);
+  }, 60_000);
+});
