@@ -7,6 +7,7 @@ import type { StoredJob } from '../db/jobs/job-columns.js';
 import { findJobByIdempotencyKey } from '../db/jobs/find-jobs.js';
 import { insertJob, insertJobs, isJobDurable, releaseIdempotencyKey, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
+import { withinEnqueueTimeout } from './enqueue-timeout.js';
 import type { FairQueues } from './fair-share/fair-queues.js';
 import { type JobQueues, type QueuedJobHints } from './queues.js';
 
@@ -134,7 +135,8 @@ export async function enqueue(
   hints: QueuedJobHints = {},
   weight = 1,
 ): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
+  const failed = (error: unknown) =>
+    deps.logger.warn({ err: error, jobId: job.id }, 'enqueue failed; the sweeper will enqueue the accepted job later');
   try {
     const queue = deps.queues.forJob(job.type, job.id);
     const fair = deps.fair?.of(queue) ?? null;
@@ -158,24 +160,9 @@ export async function enqueue(
           ...(job.priority > 0 ? { priority: job.priority } : {}),
           ...(job.delayMs > 0 ? { delay: job.delayMs } : {}),
         });
-    // While Redis is down an add would wait for the reconnect; answer now and let the sweeper (or the
-    // pending add itself, when Redis returns) deliver it. A second add of the same id is a no-op.
-    added.catch(() => undefined);
-    await Promise.race([
-      added,
-      new Promise(
-        (_, reject) =>
-          (timer = setTimeout(() => reject(new Error(`Redis did not take the job within ${enqueueTimeoutMs} ms`)), enqueueTimeoutMs)),
-      ),
-    ]);
-    return true;
+    return await withinEnqueueTimeout(added, failed);
   } catch (error) {
-    deps.logger.warn({ err: error, jobId: job.id }, 'enqueue failed; the sweeper will enqueue the accepted job later');
+    failed(error);
     return false;
-  } finally {
-    clearTimeout(timer);
   }
 }
-
-/** Longest a submit waits for Redis before answering 202 from the PostgreSQL outbox alone. */
-export const enqueueTimeoutMs = 1500;
