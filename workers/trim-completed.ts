@@ -23,12 +23,10 @@ end
 return removed
 `;
 
-type TrimCommand = (completedKey: string, jobPrefix: string, ...ids: string[]) => Promise<number>;
-
 /** Removes these ids from `queue`'s completed set (those still in it) and their job keys; returns how many. */
 export async function trimCompleted(redis: RedisClient, queue: JobQueue, ids: readonly string[]): Promise<number> {
   if (ids.length === 0) return 0;
-  const client = redis as unknown as { trimCompletedJobs?: TrimCommand };
-  if (typeof client.trimCompletedJobs !== 'function') redis.defineCommand('trimCompletedJobs', { numberOfKeys: 2, lua: trimCompletedLua });
-  return client.trimCompletedJobs!(queue.toKey('completed'), queue.toKey(''), ...ids);
+  // EVAL rather than a defined command: a defined command's EVALSHA → EVAL fallback inside ioredis's auto-pipeline
+  // can leave its promise unsettled (seen with FAIR_SHARING on), which would hang the sweeper's stop.
+  return (await redis.eval(trimCompletedLua, 2, queue.toKey('completed'), queue.toKey(''), ...ids)) as number;
 }
