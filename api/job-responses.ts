@@ -62,15 +62,18 @@ export async function submitAndRespond(
   res: Response,
   customerId: string,
   submit: SubmitRequest,
+  /** The key when the request has no `Idempotency-Key` (a retry's `retryIdempotencyKey`); its replays are not compared by body. */
+  fallbackIdempotencyKey: string | null = null,
 ): Promise<void> {
   refuseWhenRedisFull(deps);
-  const idempotencyKey = req.header('idempotency-key') ?? null;
-  if (idempotencyKey !== null && !idempotencyKeyPattern.test(idempotencyKey)) {
+  const headerKey = req.header('idempotency-key') ?? null;
+  if (headerKey !== null && !idempotencyKeyPattern.test(headerKey)) {
     throw new ProblemError('validation', 'Idempotency-Key must be 1–255 visible ASCII characters', {
       errors: [{ field: 'header.idempotency-key', message: 'must be 1–255 visible ASCII characters' }],
     });
   }
-  const requestHash = idempotencyKey
+  const idempotencyKey = headerKey ?? fallbackIdempotencyKey;
+  const requestHash = headerKey
     ? createHash('sha256')
         .update(`${req.method} ${req.path} ${stringify(req.body ?? null)}`)
         .digest('hex')

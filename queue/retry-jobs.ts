@@ -30,17 +30,25 @@ export function retryInput(original: JobRecord): Omit<SubmitJobInput, 'customerI
   };
 }
 
+/**
+ * The idempotency key of a retry of `originalId` (both POST /jobs/:id/retry without an `Idempotency-Key` and
+ * POST /admin/jobs/retry): concurrent or repeated retries of one job insert one row, and the others are
+ * answered with it (for the key's 24 hours, `idempotencyWindowMs`).
+ */
+export const retryIdempotencyKey = (originalId: string) => `retry:${originalId}`;
+
 /** What one bulk retry did. */
 export interface BulkRetryOutcome {
   /** The new jobs, in the order of their originals. */
   jobIds: string[];
-  /** Originals not retried: the type is gone, or the substrate was deleted. */
+  /** Originals not retried: the type is gone, the substrate was deleted, or a concurrent retry retried it. */
   skipped: number;
 }
 
 /**
  * Retries these jobs through the ordinary submit path (the row, then the enqueue; admission and the
  * substrate guard as for any submit), `concurrency` at a time so the API's group commit shares inserts.
+ * Each under `retryIdempotencyKey`: a job another retry already retried counts as skipped, not again.
  */
 export async function retryJobs(deps: SubmitDeps, originals: readonly JobRecord[], concurrency = 50): Promise<BulkRetryOutcome> {
   const jobIds: Array<string | null> = new Array(originals.length).fill(null);
@@ -51,7 +59,11 @@ export async function retryJobs(deps: SubmitDeps, originals: readonly JobRecord[
       const original = originals[index] as JobRecord;
       const input = retryInput(original);
       if (!input) continue;
-      const outcome = await submitJob(deps, { ...input, customerId: original.customerId });
+      const outcome = await submitJob(deps, {
+        ...input,
+        customerId: original.customerId,
+        idempotencyKey: retryIdempotencyKey(original.id),
+      });
       if (outcome.kind === 'created') jobIds[index] = outcome.job.id;
     }
   };

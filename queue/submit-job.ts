@@ -7,6 +7,7 @@ import type { StoredJob } from '../db/jobs/job-columns.js';
 import { findJobByIdempotencyKey } from '../db/jobs/find-jobs.js';
 import { insertJob, insertJobs, isJobDurable, releaseIdempotencyKey, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
+import { withinEnqueueTimeout } from './enqueue-timeout.js';
 import type { FairQueues } from './fair-share/fair-queues.js';
 import { type JobQueues, type QueuedJobHints } from './queues.js';
 
@@ -52,8 +53,11 @@ export interface SubmitDeps {
   em: EntityManager;
   queues: JobQueues;
   logger: Logger;
-  /** Fair sharing of the sharded queues (null or absent: FAIR_SHARING=false, plain FIFO). */
-  fair?: FairQueues | null;
+  /**
+   * Fair sharing of the sharded queues; null when FAIR_SHARING=false (plain FIFO). Required, so that no
+   * submit path (an admin retry, a schedule run, a bulk submit) can leave it out and skip fair sharing.
+   */
+  fair: FairQueues | null;
   /** Batches concurrent first inserts into one statement (the API passes one); without it, one INSERT per job. */
   inserter?: JobInserter;
 }
@@ -131,7 +135,8 @@ export async function enqueue(
   hints: QueuedJobHints = {},
   weight = 1,
 ): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
+  const failed = (error: unknown) =>
+    deps.logger.warn({ err: error, jobId: job.id }, 'enqueue failed; the sweeper will enqueue the accepted job later');
   try {
     const queue = deps.queues.forJob(job.type, job.id);
     const fair = deps.fair?.of(queue) ?? null;
@@ -155,24 +160,9 @@ export async function enqueue(
           ...(job.priority > 0 ? { priority: job.priority } : {}),
           ...(job.delayMs > 0 ? { delay: job.delayMs } : {}),
         });
-    // While Redis is down an add would wait for the reconnect; answer now and let the sweeper (or the
-    // pending add itself, when Redis returns) deliver it. A second add of the same id is a no-op.
-    added.catch(() => undefined);
-    await Promise.race([
-      added,
-      new Promise(
-        (_, reject) =>
-          (timer = setTimeout(() => reject(new Error(`Redis did not take the job within ${enqueueTimeoutMs} ms`)), enqueueTimeoutMs)),
-      ),
-    ]);
-    return true;
+    return await withinEnqueueTimeout(added, failed);
   } catch (error) {
-    deps.logger.warn({ err: error, jobId: job.id }, 'enqueue failed; the sweeper will enqueue the accepted job later');
+    failed(error);
     return false;
-  } finally {
-    clearTimeout(timer);
   }
 }
-
-/** Longest a submit waits for Redis before answering 202 from the PostgreSQL outbox alone. */
-export const enqueueTimeoutMs = 1500;

@@ -5,7 +5,8 @@ import type { InvocationCache } from '../db/invocation-cache.js';
 import { insertJobsAllOrNothing, insertJobsBulk, type AllOrNothingRefusal, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { groupByQueue, type QueuedJobData } from './queues.js';
-import { enqueueTimeoutMs, idempotencyWindowMs, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
+import { withinEnqueueTimeout } from './enqueue-timeout.js';
+import { idempotencyWindowMs, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
 
 /**
  * Which payloads of a chunk have no cached result (for job types with a `cacheKey`): looked up together
@@ -151,7 +152,9 @@ export async function submitJobList(
       },
     });
   });
-  const enqueued = await withinEnqueueTimeout(addPerShard(deps, bulk, weight), deps, outcome.jobs.length);
+  const enqueued = await withinEnqueueTimeout(addPerShard(deps, bulk, weight), (error) =>
+    deps.logger.warn({ err: error, jobs: outcome.jobs.length }, 'bulk enqueue failed; the sweeper will enqueue the accepted jobs later'),
+  );
   return { kind: 'created', jobs: outcome.jobs, enqueued };
 }
 
@@ -191,25 +194,4 @@ async function addPerShard(deps: Pick<SubmitDeps, 'queues' | 'fair'>, jobs: Bulk
       return releasedNow.length > 0 ? queue.addBulk(releasedNow) : [];
     }),
   );
-}
-
-/** Waits for Redis at most `enqueueTimeoutMs`, as `enqueue` does; false (logged) when it did not answer in time or failed. */
-async function withinEnqueueTimeout(adding: Promise<unknown>, deps: Pick<SubmitDeps, 'logger'>, jobs: number): Promise<boolean> {
-  adding.catch(() => undefined);
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      adding,
-      new Promise(
-        (_, reject) =>
-          (timer = setTimeout(() => reject(new Error(`Redis did not take the jobs within ${enqueueTimeoutMs} ms`)), enqueueTimeoutMs)),
-      ),
-    ]);
-    return true;
-  } catch (error) {
-    deps.logger.warn({ err: error, jobs }, 'bulk enqueue failed; the sweeper will enqueue the accepted jobs later');
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
 }

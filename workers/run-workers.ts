@@ -26,6 +26,7 @@ import { Sweeper } from './sweeper.js';
 import { findReleasableJobs } from '../db/jobs/find-jobs.js';
 import { createFairQueues, type FairQueues } from '../queue/fair-share/fair-queues.js';
 import { bulkJobsOf, FairReleaser } from './fair-releaser.js';
+import { fairChargeMs } from './fair-charge.js';
 import { runScheduleTicks } from './schedule-ticks/run-schedule-ticks.js';
 
 export interface WorkerDeps {
@@ -232,8 +233,8 @@ function tellReleaser(releaser: FairReleaser, job: Job<QueuedJobData>, workMs: n
 
 /**
  * Tells the releaser about every final outcome (completed, failed for good) of a fair-shared shard's job,
- * after its state write, with its measured work: the pool's task time when the outcome carries it
- * (`workMs`), else the processor's wall time. A failed attempt BullMQ retries keeps its place in the window.
+ * after its state write, with its measured work (`fairChargeMs`: the pool's task time, or the processor's
+ * wall time for a job that ran no pool task). A failed attempt BullMQ retries keeps its place in the window.
  */
 function fairShareHook(fair: FairQueues, releaser: FairReleaser): JobLifecycleHook {
   return {
@@ -241,7 +242,7 @@ function fairShareHook(fair: FairQueues, releaser: FairReleaser): JobLifecycleHo
     finished(job, _type, outcome) {
       if (outcome.state === 'failed' && !outcome.final) return;
       if (!fair.queues.has(job.queueQualifiedName)) return;
-      tellReleaser(releaser, job, (outcome as { workMs?: number }).workMs ?? outcome.durationMs);
+      tellReleaser(releaser, job, fairChargeMs(outcome));
     },
   };
 }

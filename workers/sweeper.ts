@@ -15,6 +15,7 @@ import { enqueue } from '../queue/submit-job.js';
 import { groupByQueue, isRowId, type JobQueues } from '../queue/queues.js';
 import { fairShareKeys } from '../queue/fair-share/fair-share.js';
 import type { FairQueues } from '../queue/fair-share/fair-queues.js';
+import { trimCompleted } from './trim-completed.js';
 
 export interface SweeperOptions {
   /** How often a sweep runs, in ms. Default 15,000. */
@@ -71,7 +72,7 @@ export class Sweeper {
       orm: MikroORM;
       redis: RedisClient;
       queues: JobQueues;
-      fair?: FairQueues | null;
+      fair: FairQueues | null;
       prefix: string;
       logger: Logger;
     },
@@ -154,11 +155,12 @@ export class Sweeper {
         if (ids.length === 0) continue;
         report.checked += ids.length;
         const durable = await finalJobIds(em, ids);
-        const removable = ids.filter((id) => durable.has(id));
-        for (let i = 0; i < removable.length; i += 100) {
-          const removed = await Promise.all(removable.slice(i, i + 100).map((id) => queue.remove(id).catch(() => 0)));
-          report.removed += removed.filter((count) => count === 1).length;
-        }
+        // One script call per queue, which removes only ids still in the completed set.
+        report.removed += await trimCompleted(
+          this.deps.redis,
+          queue,
+          ids.filter((id) => durable.has(id)),
+        );
       }
     }
     return report;

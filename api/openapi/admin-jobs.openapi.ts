@@ -73,7 +73,7 @@ export const adminJobsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/admin/jobs/retry',
     summary: 'Retry failed jobs that match (dry run first)',
-    description: `Failed jobs that match and have no retry yet, newest first, at most \`limit\` (default 1,000, at most ${maxBulkJobs.toLocaleString('en-US')}: 422 past it), each submitted again like POST /jobs/{id}/retry (its customer's admission cap applies), in rounds of 500. Running it twice retries nothing new. \`dry_run: true\` changes nothing and answers the count and a sample. Written to the audit log.`,
+    description: `Failed jobs that match and have no retry yet, newest first, at most \`limit\` (default 1,000, at most ${maxBulkJobs.toLocaleString('en-US')}: 422 past it), each submitted again like POST /jobs/{id}/retry (its customer's admission cap applies), in rounds of 500. Running it twice, even concurrently, retries nothing new. \`dry_run: true\` changes nothing and answers the count and a sample. Written to the audit log.`,
     request: { body: jsonBody(adminRetryBody) },
     responses: {
       200: json(bulkOutcome('retried', 'The new jobs (a real run)'), 'What was (or would be) retried', undefined, {

@@ -29,7 +29,9 @@ export const jobSearchDocs: RouteDocs = (registry) => {
     description: [
       'A new job with the same type, payload, priority, attempts and `webhook_url` (not `delay_ms`: it runs now),',
       'whose `retry_of` is the original; the original is unchanged. It is submitted like `POST /jobs`: the rate',
-      'limit, the queued-job cap, `Idempotency-Key` (same key: the same retry) and `Prefer: wait` apply. Any other',
+      'limit, the queued-job cap, `Idempotency-Key` (same key: the same retry) and `Prefer: wait` apply. Without',
+      'an `Idempotency-Key`, retrying the same job again within 24 hours (or concurrently, or after an admin retry',
+      'of it) answers with the retry already made rather than a second one. Any other',
       'state than `failed` or `cancelled` answers 409; a job on a substrate deleted since answers 404.',
     ].join(' '),
     request: { params: jobIdParams, headers: submitHeaders },

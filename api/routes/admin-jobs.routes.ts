@@ -159,7 +159,7 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
       res.json({ dry_run: true, matched, retried: 0, job_ids: [], sample: sample.map(adminJobView) });
       return;
     }
-    const submitDeps = { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter };
+    const submitDeps = { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter, fair: deps.fair };
     const jobIds: string[] = [];
     let matched = 0;
     let beforeId: string | undefined;

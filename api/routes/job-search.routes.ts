@@ -5,7 +5,7 @@ import { findJob } from '../../db/jobs/find-jobs.js';
 import { jobView } from '../../db/jobs/job-view.js';
 import { searchJobs } from '../../db/jobs/search-jobs.js';
 import { jobTypeNames } from '../../jobs/registry.js';
-import { retryableStates, retryInput } from '../../queue/retry-jobs.js';
+import { retryableStates, retryIdempotencyKey, retryInput } from '../../queue/retry-jobs.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { submitAndRespond } from '../job-responses.js';
@@ -109,7 +109,8 @@ export function jobSearchRoutes(deps: ApiDeps): Router {
     if (!input) throw new ProblemError('conflict', `job type ${original.type} no longer exists`, { state: original.state });
     if (input.definition.adminOnly && principal.role !== 'admin')
       throw new ProblemError('forbidden', `only administrators may submit ${original.type} jobs`);
-    await submitAndRespond(deps, req, res, principal.customerId, input);
+    // Without an Idempotency-Key, concurrent retries of one job (a double click) still create one retry.
+    await submitAndRespond(deps, req, res, principal.customerId, input, retryIdempotencyKey(original.id));
   });
 
   return router;

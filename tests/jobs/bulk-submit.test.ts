@@ -24,7 +24,12 @@ const invoke = getJobDefinition('invoke')!;
 
 async function submit(payloads: unknown[]): Promise<string[]> {
   const { deps } = suite.app;
-  return submitJobsBulk({ em: deps.orm.em, queues: deps.queues, logger: deps.logger, cache: deps.cache }, customerId, invoke, payloads);
+  return submitJobsBulk(
+    { em: deps.orm.em, queues: deps.queues, logger: deps.logger, cache: deps.cache, fair: deps.fair },
+    customerId,
+    invoke,
+    payloads,
+  );
 }
 
 async function finished(ids: string[]) {

@@ -42,7 +42,7 @@ describe('a job type with a task of its own is its folder plus one registry line
   it('runs end to end through a worker: row first, its own task in a Piscina thread, its own hook', async () => {
     const customerId = randomUUID();
     const outcome = await submitJob(
-      { em: orm.em, queues, logger: suite.app.deps.logger },
+      { em: orm.em, queues, logger: suite.app.deps.logger, fair: null },
       { customerId, definition: shoutJob, payload: { text: 'hello' } },
     );
     expect(outcome.kind).toBe('created');

@@ -4,6 +4,10 @@ import { httpClient, waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 import type { RunningWorkers } from '../../workers/run-workers.js';
+import { getJobDefinition } from '../../jobs/registry.js';
+import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
+import { trimCompleted } from '../../workers/trim-completed.js';
+import { randomUUID } from 'node:crypto';
 
 let app: TestApp;
 let request: ReturnType<typeof httpClient>;
@@ -80,6 +84,58 @@ describe('BullMQ keeps a finished job only until its row is durable', () => {
     expect((await running.sweeper.sweep()).reconciled).toBe(1);
     const [row] = await app.sql<{ state: string }>('select state from jobs where id = $1', [done.id]);
     expect(row?.state).toBe('completed');
+  });
+
+  it('removes 1,000 completed jobs in one pass, and with them their job hashes', async () => {
+    const customerId = (await request('GET', '/api/v1/auth/me', { token: alice.accessToken })).body.customer_id as string;
+    const { deps } = app;
+    const ids = await submitJobsBulk(
+      { em: deps.orm.em, queues: deps.queues, logger: deps.logger, cache: deps.cache, fair: deps.fair },
+      customerId,
+      getJobDefinition('invoke')!,
+      Array.from({ length: 1000 }, (_, x) => ({ substrate_id: substrateId, parameters: { x: 1000 + x } })),
+    );
+    await waitFor(
+      async () => {
+        const [row] = await app.sql<{ n: string }>(`select count(*) as n from jobs where id = any($1::uuid[]) and state = 'completed'`, [
+          ids,
+        ]);
+        return Number(row!.n) === ids.length;
+      },
+      60_000,
+      200,
+    );
+    const inCompletedSet = async () => {
+      let count = 0;
+      for (const id of ids) if ((await deps.redis.zscore(deps.queues.forJob('invoke', id).toKey('completed'), id)) !== null) count++;
+      return count;
+    };
+    await waitFor(async () => (await inCompletedSet()) === ids.length, 15_000, 100);
+    await pastTrimMargin();
+    // Past the default 1,000 per queue: a job of an earlier test may still be there beside these.
+    const report = await running.sweeper.trimFinished(2000);
+    expect(report.removed).toBeGreaterThanOrEqual(ids.length);
+    expect(await inCompletedSet()).toBe(0);
+    let hashes = 0;
+    for (const id of ids) hashes += await deps.redis.exists(deps.queues.forJob('invoke', id).toKey(id));
+    expect(hashes).toBe(0);
+  }, 120_000);
+
+  it('leaves an id that is no longer in the completed set (retried or moved meanwhile), and its job hash', async () => {
+    const queue = app.deps.queues.all()[0]!;
+    const [completed, failed] = [randomUUID(), randomUUID()];
+    for (const [id, state] of [
+      [completed, 'completed'],
+      [failed, 'failed'],
+    ] as const) {
+      await app.deps.redis.hset(queue.toKey(id), 'name', 'invoke', 'data', '{}');
+      await app.deps.redis.zadd(queue.toKey(state), Date.now(), id);
+    }
+    expect(await trimCompleted(app.deps.redis, queue, [completed, failed])).toBe(1);
+    expect(await app.deps.redis.exists(queue.toKey(completed))).toBe(0);
+    expect(await app.deps.redis.exists(queue.toKey(failed))).toBe(1);
+    expect(await app.deps.redis.zscore(queue.toKey('failed'), failed)).not.toBeNull();
+    await queue.remove(failed);
   });
 
   it('trims on its own timer in a running worker (FINISHED_JOB_TRIM_INTERVAL_MS)', async () => {

@@ -49,7 +49,7 @@ describe('queue shards', () => {
     const invoke = getJobDefinition('invoke')!;
     const { deps } = suite.app;
     const ids = await submitJobsBulk(
-      { em: deps.orm.em, queues: deps.queues, logger: deps.logger, cache: deps.cache },
+      { em: deps.orm.em, queues: deps.queues, logger: deps.logger, cache: deps.cache, fair: deps.fair },
       customerId,
       invoke,
       Array.from({ length: 640 }, (_, x) => ({ substrate_id: substrateId, parameters: { x, y: 3 } })),

@@ -103,7 +103,7 @@ describe('graceful worker shutdown', () => {
         const batch = await Promise.all(
           Array.from({ length: 50 }, (_, i) =>
             submitJob(
-              { em: app.deps.orm.em.fork(), queues: app.deps.queues, logger: app.deps.logger },
+              { em: app.deps.orm.em.fork(), queues: app.deps.queues, logger: app.deps.logger, fair: app.deps.fair },
               { customerId, definition, payload: { substrate_id: substrateId, parameters: { x: start + i } } },
             ),
           ),

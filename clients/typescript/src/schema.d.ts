@@ -2189,7 +2189,7 @@ export interface paths {
         put?: never;
         /**
          * Retry a failed or cancelled job as a new job
-         * @description A new job with the same type, payload, priority, attempts and `webhook_url` (not `delay_ms`: it runs now), whose `retry_of` is the original; the original is unchanged. It is submitted like `POST /jobs`: the rate limit, the queued-job cap, `Idempotency-Key` (same key: the same retry) and `Prefer: wait` apply. Any other state than `failed` or `cancelled` answers 409; a job on a substrate deleted since answers 404.
+         * @description A new job with the same type, payload, priority, attempts and `webhook_url` (not `delay_ms`: it runs now), whose `retry_of` is the original; the original is unchanged. It is submitted like `POST /jobs`: the rate limit, the queued-job cap, `Idempotency-Key` (same key: the same retry) and `Prefer: wait` apply. Without an `Idempotency-Key`, retrying the same job again within 24 hours (or concurrently, or after an admin retry of it) answers with the retry already made rather than a second one. Any other state than `failed` or `cancelled` answers 409; a job on a substrate deleted since answers 404.
          */
         post: {
             parameters: {
@@ -8352,7 +8352,7 @@ export interface paths {
         put?: never;
         /**
          * Retry failed jobs that match (dry run first)
-         * @description Failed jobs that match and have no retry yet, newest first, at most `limit` (default 1,000, at most 10,000: 422 past it), each submitted again like POST /jobs/{id}/retry (its customer's admission cap applies), in rounds of 500. Running it twice retries nothing new. `dry_run: true` changes nothing and answers the count and a sample. Written to the audit log.
+         * @description Failed jobs that match and have no retry yet, newest first, at most `limit` (default 1,000, at most 10,000: 422 past it), each submitted again like POST /jobs/{id}/retry (its customer's admission cap applies), in rounds of 500. Running it twice, even concurrently, retries nothing new. `dry_run: true` changes nothing and answers the count and a sample. Written to the audit log.
          */
         post: {
             parameters: {
