@@ -70,6 +70,7 @@ export function adminRoutes(deps: ApiDeps): Router {
       throw new ProblemError(
         'unsupported-media-type',
         `send the rows as NDJSON (Content-Type: ${ndjsonTypes[0]}), one JSON object per line`,
+        { errors: [{ field: 'header.content-type', message: `must be ${ndjsonTypes[0]}` }] },
       );
     }
     const body = typeof req.body === 'string' ? req.body : '';

@@ -96,7 +96,12 @@ export function webhooksRoutes(deps: ApiDeps): Router {
       { id: uuidv7(), customerId: principal.customerId, url: body.url, events: body.events, encryptedSecret: sealed(secret) },
       maxWebhookEndpoints,
     );
-    if (!endpoint) throw new ProblemError('unprocessable', `a customer may register at most ${maxWebhookEndpoints} webhook endpoints`);
+    if (!endpoint) {
+      const message = `would be a new endpoint; a customer may register at most ${maxWebhookEndpoints} (delete one first)`;
+      throw new ProblemError('unprocessable', `a customer may register at most ${maxWebhookEndpoints} webhook endpoints`, {
+        errors: [{ field: 'body.url', message }],
+      });
+    }
     await deps.principals.invalidateCustomer(principal.customerId); // workers forget they saw no endpoints
     res
       .status(201)

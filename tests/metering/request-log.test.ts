@@ -175,9 +175,10 @@ describe('POST /admin/usage/ingest', () => {
     expectProblem(empty, 400, 'validation');
   });
 
-  it('refuses a body that is not NDJSON with 415', async () => {
+  it('refuses a body that is not NDJSON with 415 naming the header and the expected type, as the JSON routes do', async () => {
     const response = await request('POST', '/api/v1/admin/usage/ingest', { token: adminToken, body: line() });
-    expectProblem(response, 415, 'unsupported-media-type');
+    expectProblem(response, 415, 'unsupported-media-type', ['header.content-type']);
+    expect(response.body.errors[0].message).toMatch(/application\/x-ndjson/);
   });
 
   it('is for administrators only: a user gets 403', async () => {
