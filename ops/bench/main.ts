@@ -6,6 +6,7 @@
  *   npm run bench -- --quick           # smaller N (a smoke run)
  *   npm run bench -- --only=wait-latency,batch-10k
  *   npm run bench -- --only=peers      # queue-drain beside raw BullMQ, graphile-worker and pg-boss
+ *   npm run bench -- --only=request-latency  # p50/p99 of /health, GET /jobs/:id, POST /jobs, a 429, with server stages
  *   npm run bench -- --only=noisy      # issue 15's attacks at full size, a victim's latency measured (NOISY_SCALE, NOISY_WINDOW_SECONDS)
  */
 import autocannon from 'autocannon';
@@ -25,6 +26,7 @@ import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
 import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
 import { runPeers } from './peers/scenario.js';
 import { runNoisy } from './noisy/scenario.js';
+import { runRequestLatency } from './request-latency.js';
 import { sizesFromEnv } from './noisy/sizes.js';
 import {
   collectGarbage,
@@ -421,6 +423,25 @@ async function main(): Promise<void> {
           cached_p99_ms: percentile(cachedLatencies, 99),
         },
       });
+    }
+
+    if (wanted('request-latency')) {
+      log('request-latency: sequential and at 64 connections, beside a bare node:http server');
+      report(
+        await runRequestLatency({
+          platformEnv,
+          port: basePort + 1,
+          barePort: basePort + 2,
+          redis,
+          queuePrefix: prefix,
+          setTier: async (id, tier) => void (await db.query('update service_instances set tier = $2 where customer_id = $1', [id, tier])),
+          pauseWorker: async () => void (await Promise.all(invokeQueues.map((queue) => queue.pause()))),
+          resumeWorker: async () => void (await Promise.all(invokeQueues.map((queue) => queue.resume()))),
+          sequential: quick ? 500 : 2000,
+          concurrent: quick ? 2000 : 10_000,
+          log,
+        }),
+      );
     }
 
     if (wanted('batch-10k')) {
