@@ -71,3 +71,8 @@ export function requestTiming(enabled: boolean): {
   };
   return { start, timedStage };
 }
+
+/** Records a stage a route timed itself (`started`: its `performance.now()`), when SERVER_TIMING is on; else nothing. */
+export function recordStage(req: { timing?: RequestTiming }, name: string, started: number): void {
+  req.timing?.stages.push([name, performance.now() - started]);
+}
