@@ -35,6 +35,8 @@ import {
   postJson,
   cpuSecondsMatching,
   percentile,
+  redisActivity,
+  redisCostPerJob,
   round,
   rssMiB,
   startChild,
@@ -212,7 +214,9 @@ async function main(): Promise<void> {
       const n = quick ? 10_000 : 50_000;
       log(`queue-drain: ${n} jobs`);
       await settlePlatform();
+      const platformRedisBefore = await redisActivity(redis);
       const { result: platformSeconds, cpu } = await cpuBreakdown(cpuGroups, () => drain(n));
+      const platformRedis = redisCostPerJob(platformRedisBefore, await redisActivity(redis), n);
       const base = await baselineWorker('bench-drain', 'persist');
       await db.query('truncate bench_results');
       const baselineCpuGroups = {
@@ -221,6 +225,7 @@ async function main(): Promise<void> {
         redis: cpuGroups.redis,
         bench: cpuGroups.bench,
       };
+      const baselineRedisBefore = await redisActivity(redis);
       const { result: baselineSeconds, cpu: baselineCpu } = await cpuBreakdown(baselineCpuGroups, async () => {
         const started = performance.now();
         for (let i = 0; i < n; i += 1000) {
@@ -234,10 +239,15 @@ async function main(): Promise<void> {
         await waitUntil(async () => (await countBaseline()) >= n, 600_000, 100);
         return (performance.now() - started) / 1000;
       });
+      const baselineRedis = redisCostPerJob(baselineRedisBefore, await redisActivity(redis), n);
       await base.child.stop();
       await base.queue.obliterate({ force: true });
       const platform = n / platformSeconds;
       const baseline = n / baselineSeconds;
+      log(
+        `queue-drain: Redis per job: platform ${platformRedis.commands_per_job} commands, ${platformRedis.redis_cpu_us_per_job} µs CPU; ` +
+          `raw BullMQ ${baselineRedis.commands_per_job} commands, ${baselineRedis.redis_cpu_us_per_job} µs CPU`,
+      );
       report({
         scenario: 'queue-drain',
         n,
@@ -252,6 +262,8 @@ async function main(): Promise<void> {
           baseline_seconds: round(baselineSeconds, 3),
           cpu_seconds_during_platform_run: cpu,
           cpu_seconds_during_baseline_run: baselineCpu,
+          redis_per_job_platform: platformRedis,
+          redis_per_job_baseline: baselineRedis,
         },
       });
     }
