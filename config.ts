@@ -215,6 +215,8 @@ const envSchema = z.object({
   /** Piscina task timeout in ms. Default 5000. */
   TASK_TIMEOUT_MS: z.coerce.number().int().min(10).max(600_000).default(5000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Every API answer carries a `Server-Timing` header with its stages' durations (a diagnostic). Default false. */
+  SERVER_TIMING: booleanString.default(false),
   /** Express `trust proxy` setting: `false`, a hop count, or a comma-separated list of addresses/subnets. Default false. */
   TRUST_PROXY: z.string().default('false'),
   /** Reads and writes per minute per customer and service are the tier's figures (starter 1,000 and 100, pro 10,000 and 1,000) times this. Default 1. */
@@ -380,6 +382,8 @@ export interface Config {
   piscinaThreads: number;
   taskTimeoutMs: number;
   logLevel: string;
+  /** SERVER_TIMING: answers carry a `Server-Timing` header (api/request-timing.ts). */
+  serverTiming: boolean;
   trustProxy: boolean | number | string[];
   rateLimitMultiplier: number;
   passwordHashThreads: number;
@@ -535,6 +539,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     piscinaThreads: e.PISCINA_THREADS,
     taskTimeoutMs: e.TASK_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
+    serverTiming: e.SERVER_TIMING,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     rateLimitMultiplier: e.RATE_LIMIT_MULTIPLIER,
     passwordHashThreads: e.PASSWORD_HASH_THREADS,

@@ -29,6 +29,7 @@ import { servicesRoutes } from './routes/services.routes.js';
 import { accountRoutes, publicAccountRoutes } from './routes/accounts.routes.js';
 import { securityHeaders } from './security-headers.js';
 import { inputGuard } from './input-guard.js';
+import { requestTiming } from './request-timing.js';
 
 /** Routes that take bodies up to 16 MiB; everything else stops at 1 MiB (413). */
 const largeBodyRoutes = new Set(['/api/v1/batches', '/api/v1/jobs/bulk', '/api/v1/substrates/batch', '/api/v1/admin/usage/ingest']);
@@ -93,13 +94,18 @@ export function createApp(deps: ApiDeps): Express {
   app.set('query parser', 'simple');
   installRequestLogger(app.request, deps.logger);
 
-  app.use(requestLifecycle([httpMetrics, accessLog(deps.logger), requestLogObserver(deps.requestLog)]));
-  app.use(securityHeaders());
-  app.use(jsonBodies());
-  app.use(inputGuard({ bodyCheckedByRoute: slicedBodyRoutes }));
+  const { start: startTiming, timedStage } = requestTiming(deps.config.serverTiming);
+  if (startTiming) app.use(startTiming);
+  app.use(timedStage('lifecycle', requestLifecycle([httpMetrics, accessLog(deps.logger), requestLogObserver(deps.requestLog)])));
+  app.use(timedStage('headers', securityHeaders()));
+  app.use(timedStage('body', jsonBodies()));
+  app.use(timedStage('guard', inputGuard({ bodyCheckedByRoute: slicedBodyRoutes })));
 
   const rateLimits = createRateLimits(deps.redis, deps.config);
-  const auth = authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals });
+  const auth = timedStage(
+    'auth',
+    authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals }),
+  );
   const authWithoutTos = authenticate({
     jwtSecret: deps.config.jwtSecret,
     tosVersion: deps.config.tosVersion,
@@ -109,7 +115,7 @@ export function createApp(deps: ApiDeps): Express {
 
   const v1 = express.Router();
   // First, as they carry nearly all the traffic; no public route below shares their prefixes.
-  v1.use(under(meteredPrefixes, meteredRoutes(deps, auth, rateLimits)));
+  v1.use(under(meteredPrefixes, meteredRoutes(deps, auth, rateLimits, timedStage)));
   v1.use(under(['/health', '/ready'], systemRoutes(deps)));
   v1.use(under(['/openapi.json', '/docs'], docsRoutes()));
   v1.use(under(['/metrics'], metricsRoutes(deps)));
@@ -130,14 +136,49 @@ export function createApp(deps: ApiDeps): Express {
 }
 
 /**
+ * Runs the in-flight limit and the rate limit side by side: each is a Redis round trip, and one after the
+ * other they were most of an authenticated request's time at rest. `next` once both have passed; when
+ * either refuses, the in-flight refusal is the answer if there is one (as when it ran first), and a rate
+ * point the refused request took is given back. A lease taken is released when the answer closes.
+ */
+function atOnce(inFlight: RequestHandler, rateLimit: RequestHandler, unspend: RateLimits['unspend']): RequestHandler {
+  return (req, res, next) => {
+    const passed = (handler: RequestHandler) =>
+      new Promise<void>((resolve, reject) => {
+        try {
+          const outcome: unknown = handler(req, res, (error?: unknown) => (error ? reject(error) : resolve()));
+          if (outcome instanceof Promise) outcome.catch(reject);
+        } catch (error) {
+          reject(error);
+        }
+      });
+    return Promise.allSettled([passed(inFlight), passed(rateLimit)]).then(([lease, limit]) => {
+      if (lease.status === 'rejected') {
+        if (limit.status === 'fulfilled') void unspend(req);
+        throw lease.reason;
+      }
+      if (limit.status === 'rejected') throw limit.reason;
+      next();
+    });
+  };
+}
+
+/**
  * The routes that count against a customer's service: authenticated; billing, services and the admin
  * back office answer while the service is suspended (paying is how a suspension ends), the rest only
  * while it is active; all but admin are rate-limited by tier. The busiest routers come first.
  */
-function meteredRoutes(deps: ApiDeps, auth: RequestHandler, rateLimits: RateLimits): Router {
-  const rateLimit = rateLimits.customer;
+function meteredRoutes(
+  deps: ApiDeps,
+  auth: RequestHandler,
+  rateLimits: RateLimits,
+  timedStage: (name: string, handler: RequestHandler) => RequestHandler,
+): Router {
+  const inFlight = inFlightLimit(deps.leases, deps.config);
+  const inFlightAndRateLimit = timedStage('limits', atOnce(inFlight, rateLimits.customer, rateLimits.unspend));
   const account = express.Router();
-  account.use(['/billing', '/services'], rateLimit);
+  account.use(['/billing', '/services'], inFlightAndRateLimit);
+  account.use('/admin', inFlight);
   account.use(
     under(['/billing'], billingRoutes(deps)),
     under(['/services'], servicesRoutes(deps)),
@@ -147,11 +188,10 @@ function meteredRoutes(deps: ApiDeps, auth: RequestHandler, rateLimits: RateLimi
 
   const metered = express.Router();
   metered.use(auth);
-  metered.use(inFlightLimit(deps.leases, deps.config));
   metered.use(under(['/billing', '/services', '/admin'], account));
   metered.use((req, res, next) => {
     assertActiveService(principalOf(req));
-    return rateLimit(req, res, next);
+    return inFlightAndRateLimit(req, res, next);
   });
   metered.use(under(['/substrates'], substratesRoutes(deps)));
   metered.use(under(['/jobs'], jobsRoutes(deps, rateLimits)));

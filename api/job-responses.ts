@@ -15,6 +15,7 @@ import type { JobWatch } from './job-waiter.js';
 import { refuseWhenRedisFull } from './memory-guard.js';
 import { ProblemError } from './problems.js';
 import { sendJson } from './send-json.js';
+import { recordStage } from './request-timing.js';
 
 export const jobLocation = (id: string) => `/api/v1/jobs/${id}`;
 
@@ -78,12 +79,15 @@ export async function submitAndRespond(
         .update(`${req.method} ${req.path} ${stringify(req.body ?? null)}`)
         .digest('hex')
     : null;
+  const admitting = performance.now();
   await admitJobs(deps, req, 1);
+  recordStage(req, 'admission', admitting);
   const waitMs = preferredWaitMs(req);
   // A waiting request listens for its job's notice before the job is enqueued, so a fast worker cannot finish it unheard.
   const id = uuidv7();
   const watch = waitMs !== null ? deps.waiter.watch(id) : null;
   try {
+    const submitting = performance.now();
     // Submitting runs raw SQL only (no identity map), so the root entity manager serves without a fork per request.
     const outcome = await submitJob(
       { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter, fair: deps.fair },
@@ -100,6 +104,7 @@ export async function submitAndRespond(
         hints: { ...submit.hints, ...(watch ? { notify: true } : {}) },
       },
     );
+    recordStage(req, 'submit', submitting);
     if (outcome.kind === 'substrate-missing') throw new ProblemError('not-found', `substrate ${submit.requireSubstrateId} not found`);
     if (outcome.kind === 'key-conflict') {
       throw new ProblemError('unprocessable', 'this Idempotency-Key was already used with a different request body', {

@@ -26,6 +26,8 @@ export interface RateLimits {
   spend(req: Request, res: Response, points: number): Promise<void>;
   /** Gives back points `spend` took, for a request refused after it spent them. */
   refund(req: Request, points: number): Promise<void>;
+  /** Gives back the point `customer` took, for a request refused by another check that ran beside it. */
+  unspend(req: Request): Promise<void>;
   /** Per client IP on POST /auth/register. */
   register: RequestHandler;
   /** Per client IP on POST /auth/login. */
@@ -85,6 +87,12 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
     if (found) await found.budget.reward(found.key, points).catch(() => undefined);
   };
 
+  const unspend = async (req: Request): Promise<void> => {
+    const principal = principalOf(req);
+    const budget = tierBudgets.get(principal.tier)?.[requestKind(req.method)];
+    if (budget) await budget.reward(customerLimitKey(principal.customerId, principal.serviceType), 1).catch(() => undefined);
+  };
+
   const perIp = (name: 'register' | 'login', points: number): RequestHandler => {
     const ipLimiter = limiter(`ip-${name}`, points);
     return async (req, res, next) => {
@@ -97,6 +105,7 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
     customer,
     spend,
     refund,
+    unspend,
     register: perIp('register', config.rateLimitRegisterPerMin),
     login: perIp('login', config.rateLimitLoginPerMin),
   };

@@ -148,8 +148,9 @@ class Launcher {
   }
 
   /**
-   * `npm start` runs `sh -c "tsx ops/start.ts"`; `kill <npm pid>` ends npm (and maybe sh) without forwarding the
-   * signal, which would orphan the app. So the wrapper processes above the launcher (npm, sh, tsx) are watched:
+   * `npm start` runs `sh -c "… && node dist/ops/start.js"` (`npm run start:tsx`: `tsx ops/start.ts`); `kill <npm pid>`
+   * ends npm (and maybe sh) without forwarding the signal, which would orphan the app. So the wrapper processes
+   * above the launcher (npm, sh, tsx) are watched:
    * when one of them goes away, the launcher stops as if it had received SIGTERM. Linux only (/proc).
    */
   private watchLauncherAncestors() {

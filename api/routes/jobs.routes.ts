@@ -17,6 +17,7 @@ import { admitJobs, jobLocation, submitAndRespond } from '../job-responses.js';
 import type { RateLimits } from '../rate-limits.js';
 import { countAsRequests } from '../request-log-observer.js';
 import { sendJson } from '../send-json.js';
+import { recordStage } from '../request-timing.js';
 import { submitJobList } from '../../queue/submit-jobs-bulk.js';
 
 export { submitJobBody };
@@ -112,7 +113,9 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
   router.get('/jobs/:id', async (req, res) => {
     const principal = principalOf(req);
     const { id } = parseInput(jobIdParams, req.params, 'params');
+    const reading = performance.now();
     const job = await findJob(deps.orm.em.fork(), principal.customerId, id);
+    recordStage(req, 'db', reading);
     if (!job) throw notFound(`job ${id}`);
     res.json(jobView(job));
   });

@@ -3,11 +3,12 @@ import type { JobRecord } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
 import { jobColumns, jobSelectList } from './job-columns.js';
 
+const findJobStatement = `select ${jobColumns} from jobs where id = $1 and customer_id = $2`;
+
+/** One job of a customer, or null: one primary-key read, a prepared statement (GET /jobs/:id polls it). */
 export async function findJob(em: EntityManager, customerId: string, id: string): Promise<JobRecord | null> {
-  const rows = await em
-    .getConnection()
-    .execute<JobRecord[]>(`select ${jobColumns} from jobs where id = ? and customer_id = ?`, [id, customerId]);
-  return rows[0] ?? null;
+  const [row] = await executePrepared<JobRecord>(em, 'jobs-find-one', findJobStatement, [id, customerId]);
+  return row ?? null;
 }
 
 export async function findJobByIdempotencyKey(em: EntityManager, customerId: string, key: string): Promise<JobRecord | null> {

@@ -151,3 +151,34 @@ export async function cpuBreakdown<T>(
   );
   return { result, cpu };
 }
+
+/** What Redis did meanwhile, from `INFO commandstats` and `INFO cpu`: calls per command, and CPU seconds (sys + user). */
+export interface RedisActivity {
+  calls: Record<string, number>;
+  cpuSeconds: number;
+}
+
+export async function redisActivity(redis: { info(section: string): Promise<string> }): Promise<RedisActivity> {
+  const calls: Record<string, number> = {};
+  for (const match of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[match[1]!] = Number(match[2]);
+  const cpu = await redis.info('cpu');
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? 0);
+  return { calls, cpuSeconds: field('used_cpu_sys') + field('used_cpu_user') };
+}
+
+/**
+ * Redis commands and CPU per job between two readings: every command Redis ran meanwhile (this run's and any
+ * other client's on the same server, so run on a quiet Redis), the ten commonest by name.
+ */
+export function redisCostPerJob(before: RedisActivity, after: RedisActivity, jobs: number) {
+  const delta = Object.entries(after.calls)
+    .map(([name, calls]) => [name, calls - (before.calls[name] ?? 0)] as const)
+    .filter(([, calls]) => calls > 0)
+    .sort((a, b) => b[1] - a[1]);
+  const total = delta.reduce((sum, [, calls]) => sum + calls, 0);
+  return {
+    commands_per_job: round(total / jobs, 2),
+    redis_cpu_us_per_job: round(((after.cpuSeconds - before.cpuSeconds) / jobs) * 1e6, 1),
+    top_commands_per_job: Object.fromEntries(delta.slice(0, 10).map(([name, calls]) => [name, round(calls / jobs, 2)])),
+  };
+}

@@ -6,6 +6,7 @@
  *   npm run bench -- --quick           # smaller N (a smoke run)
  *   npm run bench -- --only=wait-latency,batch-10k
  *   npm run bench -- --only=peers      # queue-drain beside raw BullMQ, graphile-worker and pg-boss
+ *   npm run bench -- --only=request-latency  # p50/p99 of /health, GET /jobs/:id, POST /jobs, a 429, with server stages
  *   npm run bench -- --only=noisy      # issue 15's attacks at full size, a victim's latency measured (NOISY_SCALE, NOISY_WINDOW_SECONDS)
  */
 import autocannon from 'autocannon';
@@ -25,6 +26,7 @@ import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
 import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
 import { runPeers } from './peers/scenario.js';
 import { runNoisy } from './noisy/scenario.js';
+import { runRequestLatency } from './request-latency.js';
 import { sizesFromEnv } from './noisy/sizes.js';
 import {
   collectGarbage,
@@ -33,6 +35,8 @@ import {
   postJson,
   cpuSecondsMatching,
   percentile,
+  redisActivity,
+  redisCostPerJob,
   round,
   rssMiB,
   startChild,
@@ -210,7 +214,9 @@ async function main(): Promise<void> {
       const n = quick ? 10_000 : 50_000;
       log(`queue-drain: ${n} jobs`);
       await settlePlatform();
+      const platformRedisBefore = await redisActivity(redis);
       const { result: platformSeconds, cpu } = await cpuBreakdown(cpuGroups, () => drain(n));
+      const platformRedis = redisCostPerJob(platformRedisBefore, await redisActivity(redis), n);
       const base = await baselineWorker('bench-drain', 'persist');
       await db.query('truncate bench_results');
       const baselineCpuGroups = {
@@ -219,6 +225,7 @@ async function main(): Promise<void> {
         redis: cpuGroups.redis,
         bench: cpuGroups.bench,
       };
+      const baselineRedisBefore = await redisActivity(redis);
       const { result: baselineSeconds, cpu: baselineCpu } = await cpuBreakdown(baselineCpuGroups, async () => {
         const started = performance.now();
         for (let i = 0; i < n; i += 1000) {
@@ -232,10 +239,15 @@ async function main(): Promise<void> {
         await waitUntil(async () => (await countBaseline()) >= n, 600_000, 100);
         return (performance.now() - started) / 1000;
       });
+      const baselineRedis = redisCostPerJob(baselineRedisBefore, await redisActivity(redis), n);
       await base.child.stop();
       await base.queue.obliterate({ force: true });
       const platform = n / platformSeconds;
       const baseline = n / baselineSeconds;
+      log(
+        `queue-drain: Redis per job: platform ${platformRedis.commands_per_job} commands, ${platformRedis.redis_cpu_us_per_job} µs CPU; ` +
+          `raw BullMQ ${baselineRedis.commands_per_job} commands, ${baselineRedis.redis_cpu_us_per_job} µs CPU`,
+      );
       report({
         scenario: 'queue-drain',
         n,
@@ -250,6 +262,8 @@ async function main(): Promise<void> {
           baseline_seconds: round(baselineSeconds, 3),
           cpu_seconds_during_platform_run: cpu,
           cpu_seconds_during_baseline_run: baselineCpu,
+          redis_per_job_platform: platformRedis,
+          redis_per_job_baseline: baselineRedis,
         },
       });
     }
@@ -421,6 +435,25 @@ async function main(): Promise<void> {
           cached_p99_ms: percentile(cachedLatencies, 99),
         },
       });
+    }
+
+    if (wanted('request-latency')) {
+      log('request-latency: sequential and at 64 connections, beside a bare node:http server');
+      report(
+        await runRequestLatency({
+          platformEnv,
+          port: basePort + 1,
+          barePort: basePort + 2,
+          redis,
+          queuePrefix: prefix,
+          setTier: async (id, tier) => void (await db.query('update service_instances set tier = $2 where customer_id = $1', [id, tier])),
+          pauseWorker: async () => void (await Promise.all(invokeQueues.map((queue) => queue.pause()))),
+          resumeWorker: async () => void (await Promise.all(invokeQueues.map((queue) => queue.resume()))),
+          sequential: quick ? 500 : 2000,
+          concurrent: quick ? 2000 : 10_000,
+          log,
+        }),
+      );
     }
 
     if (wanted('batch-10k')) {

@@ -22,6 +22,8 @@ describe('security headers', () => {
       expect(response.headers.get('x-frame-options')).toBe('DENY');
       expect(response.headers.get('strict-transport-security')).toMatch(/max-age=\d+/);
       expect(response.headers.get('x-powered-by')).toBeNull();
+      // Stage timings only with SERVER_TIMING (tests/ops/server-timing.test.ts).
+      expect(response.headers.get('server-timing')).toBeNull();
       // Headers for HTML documents and old plugins are left off JSON answers.
       for (const name of [
         'cross-origin-opener-policy',
