@@ -79,12 +79,15 @@ async function refreshFirstPage() {
     more.hidden = !nextCursor;
   }
   followUnfinished(answer.body.items);
+  document.getElementById('empty').hidden = tbody.rows.length > 0;
+  tbody.dataset.loaded = 'true';
 }
 
 async function reload() {
   for (const stream of streams.values()) stream.stop();
   streams.clear();
   tbody.replaceChildren();
+  delete tbody.dataset.loaded;
   const search = new URLSearchParams();
   if (form.state.value) search.set('state', form.state.value);
   if (form.type.value) search.set('type', form.type.value);
