@@ -47,6 +47,10 @@ function updateRow(job) {
   if (job.error) tr.querySelector('.error-text').textContent = job.error;
 }
 
+const describeStreams = () => {
+  note.textContent = streams.size ? `Following ${streams.size} unfinished job(s) live.` : '';
+};
+
 /** Streams the events of the visible unfinished jobs, up to `maxStreams`; a stream ends with its job. */
 function followUnfinished(jobs) {
   for (const job of jobs) {
@@ -58,11 +62,12 @@ function followUnfinished(jobs) {
       if (finalStates.includes(data.state)) {
         streams.get(job.id)?.stop();
         streams.delete(job.id);
+        describeStreams();
       }
     });
     streams.set(job.id, stream);
   }
-  note.textContent = streams.size ? `Following ${streams.size} unfinished job(s) live.` : '';
+  describeStreams();
 }
 
 /** Reads the first page again: new jobs go on top, known rows get their state. */
