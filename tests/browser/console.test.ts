@@ -178,6 +178,7 @@ describe('the console in a real browser', () => {
     await page.locator('#state [data-state=completed]').waitFor();
     expect(JSON.parse(await page.locator('#result').innerText())).toMatchObject({ result: 42 });
     expect(await page.getByRole('button', { name: 'Retry this job' }).count()).toBe(0);
+    expect(await page.locator('#job').innerText()).not.toMatch(/\bnull\b|undefined/);
     await shot(page, '04-job-retried-completed');
 
     expect(await jobState(alice, retryJobId)).toMatchObject({ state: 'completed', retry_of: failedJobId });

@@ -33,14 +33,16 @@ function render(job) {
   if (job.retry_of) details.push(['Retry of', h('a', { href: `/console/jobs/${job.retry_of}`, class: 'mono' }, job.retry_of)]);
   if (job.schedule) details.push(['Schedule', job.schedule]);
   if (job.type === 'batch') details.push(['Batch', h('a', { href: `/console/batches/${job.id}` }, 'progress and items')]);
-  container.replaceChildren(
+  // DOM's replaceChildren would write a null as the text "null": only the sections this job has.
+  const sections = [
     h('dl', {}, ...details.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)])),
     job.error ? h('section', {}, h('h2', {}, 'Error'), h('pre', { id: 'error' }, job.error)) : null,
     job.result !== undefined
       ? h('section', {}, h('h2', {}, 'Result'), h('pre', { id: 'result' }, JSON.stringify(job.result, null, 2)))
       : null,
     retryButton ? h('p', {}, retryButton) : null,
-  );
+  ];
+  container.replaceChildren(...sections.filter(Boolean));
 }
 
 await renderNav('jobs');
