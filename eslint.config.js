@@ -166,4 +166,21 @@ export default tseslint.config(
     },
   },
   ...floorPlan(),
+  // The console's pages run in the browser (plain ES modules, no build step).
+  {
+    files: ['api/console/static/**/*.js'],
+    languageOptions: {
+      globals: {
+        document: 'readonly',
+        location: 'readonly',
+        history: 'readonly',
+        sessionStorage: 'readonly',
+        Node: 'readonly',
+        CSS: 'readonly',
+        TextDecoderStream: 'readonly',
+        URLSearchParams: 'readonly',
+        confirm: 'readonly',
+      },
+    },
+  },
 );

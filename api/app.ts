@@ -1,5 +1,6 @@
 import express, { type Express, type RequestHandler, type Router } from 'express';
 import { adminPagesRoutes } from './admin/admin-pages.routes.js';
+import { consoleRoutes } from './console/console.routes.js';
 import { accessLog, installRequestLogger } from './request-logging.js';
 import { requestLifecycle } from './request-lifecycle.js';
 import { requestLogObserver } from './request-log-observer.js';
@@ -130,6 +131,8 @@ export function createApp(deps: ApiDeps): Express {
   app.use('/api/v1', v1);
   // Operator pages (login, Bull Board) live outside /api/v1 and authenticate by session cookie.
   app.use(under(['/admin'], adminPagesRoutes(deps, { queues: [...deps.queues.all(), deps.webhookQueue, deps.scheduleTicks] })));
+  // The customer and operator console: static pages that call /api/v1 with the signed-in user's token.
+  app.use(under(['/console'], consoleRoutes()));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));
   return app;

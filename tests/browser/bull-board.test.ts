@@ -1,25 +1,14 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { everyQueue } from '../helpers/queues.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
+import { launchChromium } from './chromium.js';
 
-const chromiumPath = '/usr/bin/chromium';
 const screenshots = path.resolve('tests/browser/__screenshots__');
-const run = promisify(execFile);
-
-/** Debian's chromium; a fresh machine (CI) installs it here, which can take minutes. */
-async function ensureChromium(): Promise<void> {
-  if (existsSync(chromiumPath)) return;
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  await run('apt-get', ['update'], { env, maxBuffer: 64 * 1024 * 1024 });
-  await run('apt-get', ['install', '-y', 'chromium'], { env, maxBuffer: 64 * 1024 * 1024 });
-}
 
 let app: TestApp;
 let request: ReturnType<typeof httpClient>;
@@ -70,23 +59,11 @@ async function jobFailingForAMissingSubstrate(): Promise<void> {
 
 beforeAll(async () => {
   mkdirSync(screenshots, { recursive: true });
-  await ensureChromium();
   app = await startTestApp();
   request = httpClient(app.baseUrl);
   alice = await registerUser(request);
   await jobFailingForAMissingSubstrate();
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
   const context = await browser.newContext({ baseURL: app.baseUrl, viewport: { width: 1280, height: 800 } });
   // Nothing the board asks for may leave this machine: such requests are recorded and aborted.
   await context.route(
