@@ -6,6 +6,7 @@
  *   npm run bench -- --quick           # smaller N (a smoke run)
  *   npm run bench -- --only=wait-latency,batch-10k
  *   npm run bench -- --only=peers      # queue-drain beside raw BullMQ, graphile-worker and pg-boss
+ *   npm run bench -- --cluster         # adds cluster-drain: queue-drain on a local 3-master Redis Cluster beside single-node (also --only=cluster-drain)
  *   npm run bench -- --only=noisy      # issue 15's attacks at full size, a victim's latency measured (NOISY_SCALE, NOISY_WINDOW_SECONDS)
  */
 import autocannon from 'autocannon';
@@ -25,6 +26,7 @@ import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
 import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
 import { runPeers } from './peers/scenario.js';
 import { runNoisy } from './noisy/scenario.js';
+import { runClusterDrain } from './cluster.js';
 import { sizesFromEnv } from './noisy/sizes.js';
 import {
   collectGarbage,
@@ -47,7 +49,8 @@ const only = args
   .find((arg) => arg.startsWith('--only='))
   ?.slice('--only='.length)
   .split(',');
-const wanted = (name: string) => !only || only.includes(name);
+const wanted = (name: string) =>
+  (!only && name !== 'cluster-drain') || (only?.includes(name) ?? false) || (name === 'cluster-drain' && args.includes('--cluster'));
 /** Load runs start after this much of the same load on the same side, so neither is measured while its JIT warms up. */
 const warmUpSeconds = quick ? 1 : 3;
 import { readFileSync } from 'node:fs';
@@ -206,6 +209,8 @@ async function main(): Promise<void> {
       return (performance.now() - started) / 1000;
     };
 
+    /** The single-node platform's queue-drain of this run (jobs/s), for cluster-drain's ratio. */
+    let singleNodeDrain: number | null = null;
     if (wanted('queue-drain')) {
       const n = quick ? 10_000 : 50_000;
       log(`queue-drain: ${n} jobs`);
@@ -236,6 +241,7 @@ async function main(): Promise<void> {
       await base.queue.obliterate({ force: true });
       const platform = n / platformSeconds;
       const baseline = n / baselineSeconds;
+      singleNodeDrain = platform;
       report({
         scenario: 'queue-drain',
         n,
@@ -252,6 +258,32 @@ async function main(): Promise<void> {
           cpu_seconds_during_baseline_run: baselineCpu,
         },
       });
+    }
+
+    if (wanted('cluster-drain')) {
+      const n = quick ? 10_000 : 50_000;
+      if (singleNodeDrain === null) {
+        log(`cluster-drain: single-node queue-drain first, ${n} jobs`);
+        await settlePlatform();
+        singleNodeDrain = n / (await drain(n));
+      }
+      // The single-node worker idles meanwhile (its queues are empty); the cluster's worker is a process of its own.
+      report(
+        await runClusterDrain({
+          n,
+          singleNodeJobsPerSecond: singleNodeDrain,
+          platformEnv,
+          em,
+          logger,
+          cache,
+          invoke,
+          customerId,
+          substrateId,
+          countFinished,
+          singleNodeWorkerPid: workerChild.process.pid!,
+          log,
+        }),
+      );
     }
 
     if (wanted('peers')) {
