@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { dataNodes, type RedisClient } from '../../lib/redis.js';
 import { waitFor } from './http.js';
 
 const run = promisify(execFile);
@@ -238,4 +239,22 @@ export async function startLocalRedisCluster(masters = 3, options: LocalRedisClu
     },
     stop,
   };
+}
+
+/**
+ * Deletes every key matching `pattern` on every master (`KEYS` on a cluster client would ask one node at
+ * random, and a multi-key `DEL` refuses keys of different slots): one `UNLINK` per key, pipelined per node.
+ */
+export async function deleteKeys(client: RedisClient, pattern: string): Promise<number> {
+  let deleted = 0;
+  for (const node of await dataNodes(client)) {
+    const keys = await node.keys(pattern);
+    for (let i = 0; i < keys.length; i += 500) {
+      const pipeline = node.pipeline();
+      for (const key of keys.slice(i, i + 500)) pipeline.unlink(key);
+      await pipeline.exec();
+    }
+    deleted += keys.length;
+  }
+  return deleted;
 }
