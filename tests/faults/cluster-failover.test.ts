@@ -49,7 +49,16 @@ async function runFailoverScenario(
     await fault(stack, victim, replica);
     await stack.cluster.waitUntilMaster(replica, readyWithinMs);
     const promotedSeconds = (Date.now() - faultAt) / 1000;
-    await waitFor(async () => (await stack.request('GET', '/api/v1/ready')).status === 200, readyWithinMs, 100);
+    // A failure names the check /ready last reported red.
+    await waitFor(
+      async () => {
+        const ready = await stack.request('GET', '/api/v1/ready');
+        if (ready.status !== 200) throw new Error(`/ready ${ready.status}: ${ready.text}`);
+        return true;
+      },
+      readyWithinMs,
+      100,
+    );
     const readySeconds = (Date.now() - faultAt) / 1000;
     // Work goes on: jobs submitted after the promotion complete (the API and worker were not restarted).
     const sentAtRecovery = stream.sent;
