@@ -51,7 +51,13 @@ export async function runClusterDrain(context: ClusterDrainContext): Promise<Sce
     REDIS_CLUSTER_NODES: cluster.nodes,
     QUEUE_PREFIX: `${context.platformEnv.QUEUE_PREFIX}-cl`,
   };
-  const config = loadConfig({ ...process.env, ...env });
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig({ ...process.env, ...env });
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
   const redis = createRedis(config.redis, 'blocking');
   process.kill(context.singleNodeWorkerPid, 'SIGSTOP');
   const worker = startChild('workers/main.ts', env, 'cluster worker');
