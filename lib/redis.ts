@@ -45,7 +45,11 @@ export function createRedis(target: RedisTarget, purpose: 'blocking' | 'commands
   let client: RedisClient;
   if (isClusterTarget(target)) {
     const options: ClusterOptions = {
-      enableReadyCheck: true,
+      // No cluster-level ready check: it fails on `cluster_state:fail`, which every node reports for the
+      // seconds a failover takes, and each failure tears the whole client down and reconnects it. Under
+      // BullMQ that storm left workers' blocking clients reconnecting for good (tests/faults/cluster-failover).
+      // Commands sent meanwhile wait out CLUSTERDOWN instead (retryDelayOnClusterDown).
+      enableReadyCheck: false,
       enableAutoPipelining: purpose === 'commands',
       clusterRetryStrategy: reconnectDelay,
       // A failover takes seconds: keep redirected and CLUSTERDOWN/TRYAGAIN commands retrying for that long.

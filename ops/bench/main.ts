@@ -7,6 +7,7 @@
  *   npm run bench -- --only=wait-latency,batch-10k
  *   npm run bench -- --only=peers      # queue-drain beside raw BullMQ, graphile-worker and pg-boss
  *   npm run bench -- --only=request-latency  # p50/p99 of /health, GET /jobs/:id, POST /jobs, a 429, with server stages
+ *   npm run bench -- --cluster         # adds cluster-drain: queue-drain on a local 3-master Redis Cluster beside single-node (also --only=cluster-drain)
  *   npm run bench -- --only=noisy      # issue 15's attacks at full size, a victim's latency measured (NOISY_SCALE, NOISY_WINDOW_SECONDS)
  */
 import autocannon from 'autocannon';
@@ -27,6 +28,7 @@ import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
 import { runPeers } from './peers/scenario.js';
 import { runNoisy } from './noisy/scenario.js';
 import { runRequestLatency } from './request-latency.js';
+import { runClusterDrain } from './cluster.js';
 import { sizesFromEnv } from './noisy/sizes.js';
 import {
   collectGarbage,
@@ -51,7 +53,8 @@ const only = args
   .find((arg) => arg.startsWith('--only='))
   ?.slice('--only='.length)
   .split(',');
-const wanted = (name: string) => !only || only.includes(name);
+const wanted = (name: string) =>
+  (!only && name !== 'cluster-drain') || (only?.includes(name) ?? false) || (name === 'cluster-drain' && args.includes('--cluster'));
 /** Load runs start after this much of the same load on the same side, so neither is measured while its JIT warms up. */
 const warmUpSeconds = quick ? 1 : 3;
 import { readFileSync } from 'node:fs';
@@ -210,6 +213,8 @@ async function main(): Promise<void> {
       return (performance.now() - started) / 1000;
     };
 
+    /** The single-node platform's queue-drain of this run (jobs/s), for cluster-drain's ratio. */
+    let singleNodeDrain: number | null = null;
     if (wanted('queue-drain')) {
       const n = quick ? 10_000 : 50_000;
       log(`queue-drain: ${n} jobs`);
@@ -248,6 +253,7 @@ async function main(): Promise<void> {
         `queue-drain: Redis per job: platform ${platformRedis.commands_per_job} commands, ${platformRedis.redis_cpu_us_per_job} µs CPU; ` +
           `raw BullMQ ${baselineRedis.commands_per_job} commands, ${baselineRedis.redis_cpu_us_per_job} µs CPU`,
       );
+      singleNodeDrain = platform;
       report({
         scenario: 'queue-drain',
         n,
@@ -266,6 +272,32 @@ async function main(): Promise<void> {
           redis_per_job_baseline: baselineRedis,
         },
       });
+    }
+
+    if (wanted('cluster-drain')) {
+      const n = quick ? 10_000 : 50_000;
+      if (singleNodeDrain === null) {
+        log(`cluster-drain: single-node queue-drain first, ${n} jobs`);
+        await settlePlatform();
+        singleNodeDrain = n / (await drain(n));
+      }
+      // The single-node worker idles meanwhile (its queues are empty); the cluster's worker is a process of its own.
+      report(
+        await runClusterDrain({
+          n,
+          singleNodeJobsPerSecond: singleNodeDrain,
+          platformEnv,
+          em,
+          logger,
+          cache,
+          invoke,
+          customerId,
+          substrateId,
+          countFinished,
+          singleNodeWorkerPid: workerChild.process.pid!,
+          log,
+        }),
+      );
     }
 
     if (wanted('peers')) {

@@ -11,6 +11,7 @@ const scenarioOrder = [
   'postgres-outage',
   'redis-restarts',
   'load-held',
+  'cluster-failover',
 ];
 
 class ScenarioOrder extends BaseSequencer {

@@ -3,11 +3,14 @@ import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { createOrm, migrate } from '../../db/orm.js';
 import { ensureLocalServices } from '../../ops/local-services.js';
+import { startLocalRedisCluster } from './redis-cluster.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     adminDatabaseUrl: string;
     redisUrl: string;
+    /** TEST_REDIS_CLUSTER=1: REDIS_CLUSTER_NODES of the run's local 3-master cluster, which every test app uses; else ''. */
+    redisClusterNodes: string;
     templateDatabase: string;
   }
 }
@@ -44,7 +47,10 @@ export default async function setup(project: TestProject) {
   project.provide('templateDatabase', templateDatabase);
   project.provide('adminDatabaseUrl', withDatabase(services.databaseUrl, 'postgres'));
   project.provide('redisUrl', services.redisUrl);
+  const cluster = process.env.TEST_REDIS_CLUSTER ? await startLocalRedisCluster(3) : null;
+  project.provide('redisClusterNodes', cluster?.nodes ?? '');
   return async () => {
+    await cluster?.stop();
     const cleanup = new pg.Client({ connectionString: withDatabase(services.databaseUrl, 'postgres') });
     await cleanup.connect();
     await cleanup.query(`drop database if exists ${templateDatabase} with (force)`);

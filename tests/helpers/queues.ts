@@ -1,5 +1,6 @@
 import type { Job, JobType, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../lib/redis.js';
+import { deleteKeys } from './redis-cluster.js';
 import type { JobQueues, QueuedJobData } from '../../queue/queues.js';
 
 /**
@@ -34,9 +35,7 @@ export async function pauseType(queues: JobQueues, type: string): Promise<void> 
 export async function obliterateType(queues: JobQueues, type: string): Promise<void> {
   for (const queue of queues.ofType(type)) {
     await queue.obliterate({ force: true });
-    // The connection the queues were made with (createQueues passes an ioredis client).
-    const client = queue.opts.connection as unknown as Redis;
-    const fairKeys = await client.keys(`${queue.qualifiedName}:fair:*`);
-    if (fairKeys.length > 0) await client.del(...fairKeys);
+    // The connection the queues were made with (createQueues passes an ioredis client, or a cluster client).
+    await deleteKeys(queue.opts.connection as unknown as RedisClient, `${queue.qualifiedName}:fair:*`);
   }
 }

@@ -13,7 +13,8 @@ import { ensureAdmin } from '../../api/auth/bootstrap-admin.js';
 import type { ApiDeps } from '../../api/deps.js';
 import { createLogger } from '../../lib/logger.js';
 import { createOrm, type Orm } from '../../db/orm.js';
-import { createRedis, dataNodes } from '../../lib/redis.js';
+import { createRedis } from '../../lib/redis.js';
+import { deleteKeys } from './redis-cluster.js';
 import { runWorkers, type RunningWorkers } from '../../workers/run-workers.js';
 
 export interface TestApp {
@@ -62,6 +63,8 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     DATA_DIR: '.data/test',
     DATABASE_URL: withDatabase(adminUrl, database),
     REDIS_URL: inject('redisUrl'),
+    // TEST_REDIS_CLUSTER=1 (global-setup): the run's local Redis Cluster instead (and its default 16 queue shards).
+    ...(inject('redisClusterNodes') ? { REDIS_CLUSTER_NODES: inject('redisClusterNodes') } : {}),
     QUEUE_PREFIX: `t-${suffix}`,
     ADMIN_EMAIL: 'admin@example.test',
     ADMIN_PASSWORD: 'admin-password-123',
@@ -123,15 +126,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
       await deps.close();
       await pool.end();
       const redis = createRedis(config.redis);
-      // Every master's keys (a cluster's are spread over them), each deleted alone (they lie in many slots).
-      for (const node of await dataNodes(redis)) {
-        const keys = await node.keys(`${config.queuePrefix}:*`);
-        for (let i = 0; i < keys.length; i += 500) {
-          const pipeline = node.pipeline();
-          for (const key of keys.slice(i, i + 500)) pipeline.unlink(key);
-          await pipeline.exec();
-        }
-      }
+      await deleteKeys(redis, `${config.queuePrefix}:*`);
       await redis.quit();
       const cleanup = new pg.Client({ connectionString: adminUrl });
       await cleanup.connect();

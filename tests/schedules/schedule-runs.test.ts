@@ -9,6 +9,7 @@ import { meteringJob } from '../../jobs/metering/metering.job.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { bullJob } from '../helpers/queues.js';
+import { deleteKeys } from '../helpers/redis-cluster.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { billingState, runJob, seedCustomer } from '../billing/back-office-fixtures.js';
 
@@ -94,8 +95,7 @@ async function flushRequestLogs(): Promise<void> {
 /** Deletes every key of this file's prefix: Redis restarted without its data. */
 async function emptyRedis(): Promise<void> {
   const redis = createRedis(app.config.redis);
-  const keys = await redis.keys(`${app.config.queuePrefix}:*`);
-  for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+  await deleteKeys(redis, `${app.config.queuePrefix}:*`);
   await redis.quit();
 }
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { getJobDefinition } from '../../../jobs/registry.js';
@@ -10,6 +10,7 @@ import { queueName, shardOf } from '../../../queue/queue-names.js';
 import { heartbeatIndexKey } from '../../../queue/worker-heartbeats.js';
 import { registerUser, type TestUser } from '../../helpers/accounts.js';
 import { httpClient, waitFor, type HttpResponse } from '../../helpers/http.js';
+import { startLocalRedisCluster, type LocalRedisCluster, type LocalRedisClusterOptions } from '../../helpers/redis-cluster.js';
 import { ChrysalisProcess } from './chrysalis-process.js';
 import { freePort } from './ports.js';
 import { FaultPostgres } from './postgres-server.js';
@@ -18,6 +19,11 @@ import { FaultRedis } from './redis-server.js';
 export interface FaultStackOptions {
   /** Extra environment for every process (lock settings, concurrency…). */
   env?: Record<string, string>;
+  /**
+   * Run on a Redis Cluster of the stack's own instead of one redis-server: every process gets
+   * REDIS_CLUSTER_NODES (and the default 16 queue shards). `masters` defaults to 3.
+   */
+  cluster?: LocalRedisClusterOptions & { masters?: number };
 }
 
 export interface JobRow {
@@ -43,12 +49,12 @@ export class FaultStack {
   user!: TestUser;
   api!: ChrysalisProcess;
   private readonly pool: pg.Pool;
-  /** A plain client for looking at BullMQ's keys from outside (only while Redis runs). */
-  readonly inspector: Redis;
+  /** A plain client (a cluster client on a cluster) for looking at BullMQ's keys from outside (only while Redis runs). */
+  readonly inspector: Redis | Cluster;
   private workerCount = 0;
 
   private constructor(
-    readonly redis: FaultRedis,
+    private readonly redisBackend: FaultRedis | LocalRedisCluster,
     readonly postgres: FaultPostgres,
     readonly databaseUrl: string,
     readonly prefix: string,
@@ -60,15 +66,35 @@ export class FaultStack {
     this.pool = new pg.Pool({ connectionString: databaseUrl, max: 3, connectionTimeoutMillis: 2000 });
     // The scenarios stop PostgreSQL under this pool on purpose.
     this.pool.on('error', () => undefined);
-    this.inspector = new Redis(redis.url, { maxRetriesPerRequest: 1, retryStrategy: () => 200 });
+    this.inspector =
+      redisBackend instanceof FaultRedis
+        ? new Redis(redisBackend.url, { maxRetriesPerRequest: 1, retryStrategy: () => 200 })
+        : new Cluster(
+            redisBackend.ports.map((port) => ({ host: '127.0.0.1', port })),
+            { clusterRetryStrategy: () => 200, retryDelayOnClusterDown: 300, redisOptions: { maxRetriesPerRequest: 1 } },
+          );
     this.inspector.on('error', () => undefined);
+  }
+
+  /** The stack's redis-server (a single-node stack only). */
+  get redis(): FaultRedis {
+    if (!(this.redisBackend instanceof FaultRedis)) throw new Error('this stack runs on a Redis Cluster: use stack.cluster');
+    return this.redisBackend;
+  }
+
+  /** The stack's Redis Cluster (a stack started with `cluster`). */
+  get cluster(): LocalRedisCluster {
+    if (this.redisBackend instanceof FaultRedis) throw new Error('this stack runs on one redis-server: use stack.redis');
+    return this.redisBackend;
   }
 
   static async start(options: FaultStackOptions = {}): Promise<FaultStack> {
     const suffix = randomBytes(4).toString('hex');
     const runDir = path.join(inject('faultsDataDir'), 'runs', suffix);
     fs.mkdirSync(runDir, { recursive: true });
-    const redis = await FaultRedis.start(path.join(runDir, 'redis'));
+    const redis = options.cluster
+      ? await startLocalRedisCluster(options.cluster.masters ?? 3, options.cluster)
+      : await FaultRedis.start(path.join(runDir, 'redis'));
     const postgres = new FaultPostgres(inject('faultsDataDir'));
     const databaseUrl = await postgres.createDatabase(`faults_${suffix}`, inject('faultsTemplateDatabase'));
     const port = await freePort();
@@ -79,7 +105,7 @@ export class FaultStack {
       NODE_ENV: 'test',
       DATA_DIR: runDir,
       DATABASE_URL: databaseUrl,
-      REDIS_URL: redis.url,
+      ...(redis instanceof FaultRedis ? { REDIS_URL: redis.url } : { REDIS_CLUSTER_NODES: redis.nodes }),
       PORT: String(port),
       QUEUE_PREFIX: prefix,
       LOG_LEVEL: 'warn',
@@ -184,9 +210,9 @@ export class FaultStack {
   // BullMQ's keys, read from outside (`<prefix>:<queue>:<id>`, `…:active`, `…:completed`), where a sharded
   // type's queues are `{invoke.0}` … and a job lives on the shard its id names (queue/queue-names.ts).
 
-  /** How many queues a sharded type has in this stack (QUEUE_SHARDS, default 1). */
+  /** How many queues a sharded type has in this stack (QUEUE_SHARDS, default 1, 16 on a cluster: config.ts). */
   private get shards(): number {
-    return Number(this.env.QUEUE_SHARDS ?? 1);
+    return Number(this.env.QUEUE_SHARDS ?? (this.env.REDIS_CLUSTER_NODES ? 16 : 1));
   }
 
   /** Every queue name of `type`. */
@@ -222,15 +248,18 @@ export class FaultStack {
     return (await this.inspector.zscore(`${this.prefix}:${this.queueOf(type, id)}:failed`, id)) !== null;
   }
 
-  /** Every BullMQ job hash in Redis under this stack's prefix (keys ending in a job id). */
+  /** Every BullMQ job hash in Redis under this stack's prefix (keys ending in a job id), from every master. */
   async bullJobKeys(): Promise<string[]> {
     const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await this.inspector.scan(cursor, 'MATCH', `${this.prefix}:*`, 'COUNT', '1000');
-      cursor = next;
-      keys.push(...batch.filter((key) => /:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(key)));
-    } while (cursor !== '0');
+    const nodes = this.inspector instanceof Cluster ? this.inspector.nodes('master') : [this.inspector];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, batch] = await node.scan(cursor, 'MATCH', `${this.prefix}:*`, 'COUNT', '1000');
+        cursor = next;
+        keys.push(...batch.filter((key) => /:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(key)));
+      } while (cursor !== '0');
+    }
     return keys;
   }
 
@@ -245,7 +274,8 @@ export class FaultStack {
     await Promise.all([...this.workers, this.api].filter(Boolean).map((p) => p.kill()));
     this.inspector.disconnect();
     await this.pool.end().catch(() => undefined);
-    await this.redis.kill();
+    if (this.redisBackend instanceof FaultRedis) await this.redisBackend.kill();
+    else await this.redisBackend.stop();
     await this.postgres.stop();
   }
 }
