@@ -7,6 +7,7 @@
  *   npm run bench -- --only=wait-latency,batch-10k
  *   npm run bench -- --only=peers      # queue-drain beside raw BullMQ, graphile-worker and pg-boss
  *   npm run bench -- --only=noisy      # issue 15's attacks at full size, a victim's latency measured (NOISY_SCALE, NOISY_WINDOW_SECONDS)
+ *   npm run bench -- --only=fairness   # issue 16: A's 40,000 bulk invokes, B's Prefer: wait calls, fair sharing vs FIFO (--quick: 4,000)
  */
 import autocannon from 'autocannon';
 import { Queue, QueueEvents } from 'bullmq';
@@ -25,6 +26,7 @@ import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
 import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
 import { runPeers } from './peers/scenario.js';
 import { runNoisy } from './noisy/scenario.js';
+import { runFairness } from './fairness.js';
 import { sizesFromEnv } from './noisy/sizes.js';
 import {
   collectGarbage,
@@ -96,6 +98,8 @@ async function main(): Promise<void> {
   // Plain prefixes, as in production: the platform's queue names carry their own hash tags.
   const prefix = `bench-${randomBytes(3).toString('hex')}`;
   const basePrefix = `${prefix}-base`;
+  /** The fairness scenario's own prefixes: each mode runs an API and a worker of its own. */
+  const fairnessPrefixOf = (fairSharing: boolean) => `${prefix}-fair${fairSharing ? 'on' : 'off'}`;
   /** QUEUE_SHARDS from the environment (default 16), so a run can compare shard counts. */
   const queueShards = Number(process.env.QUEUE_SHARDS ?? 16);
   const platformEnv = {
@@ -577,11 +581,28 @@ async function main(): Promise<void> {
       );
     }
 
+    if (wanted('fairness')) {
+      // Last: it stops the run's API and worker, and starts a pair per FAIR_SHARING mode instead.
+      await apiChild.stop();
+      await workerChild.stop();
+      report(
+        await runFairness({
+          platformEnv,
+          prefixOf: fairnessPrefixOf,
+          apiPort,
+          db,
+          redis,
+          backlog: quick ? 4000 : 40_000,
+          log,
+        }),
+      );
+    }
+
     await platformQueues.close();
   } finally {
     for (const child of children.reverse()) await child.stop();
     // Leave the shared Redis as we found it: every key under this run's prefixes goes.
-    for (const pattern of [`${prefix}:*`, `${basePrefix}:*`]) {
+    for (const pattern of [`${prefix}:*`, `${basePrefix}:*`, `${fairnessPrefixOf(true)}:*`, `${fairnessPrefixOf(false)}:*`]) {
       for await (const keys of redis.scanStream({ match: pattern, count: 1000 }) as AsyncIterable<string[]>) {
         if (keys.length > 0) await redis.unlink(...keys);
       }
