@@ -38,13 +38,9 @@ export function createFairQueues(
   for (const definition of registry.values()) {
     if (!definition.queue.sharded || !queues.types().includes(definition.name)) continue;
     const shards = queues.ofType(definition.name);
-    const concurrency = shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length);
     const share = createFairShare(redis, {
       windowMs: config.fairWindowMs,
-      minInflight: concurrency,
-      // One job waiting per job running: enough to keep the shard's worker busy between releases, few
-      // enough that another customer's next job waits behind at most that many.
-      maxInflight: 2 * concurrency,
+      minInflight: shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length),
       maxReleasedPerCustomer: config.fairMaxReleasedPerCustomer,
     });
     for (const queue of shards) byKey.set(queue.qualifiedName, { queue, share });

@@ -19,7 +19,8 @@ export interface FairShareOptions {
   minInflight?: number;
   /**
    * Most jobs a shard may have in flight (released, unfinished), however little their estimated work; 0:
-   * no cap. Bounds how many jobs a newly released one waits behind in BullMQ. Default 0.
+   * no cap. Bounds how many jobs a newly released one waits behind in BullMQ. Default 0. Not wired to the
+   * platform yet: 2 × the shard's concurrency cut the fairness bench's drain rate to ~0.35 of FIFO under load.
    */
   maxInflight?: number;
   /** Most released, unfinished jobs per customer and shard (FAIR_MAX_RELEASED_PER_CUSTOMER); 0: no cap. Default 256. */
