@@ -9,11 +9,13 @@
  *   npm run bench -- --only=request-latency  # p50/p99 of /health, GET /jobs/:id, POST /jobs, a 429, with server stages
  *   npm run bench -- --cluster         # adds cluster-drain: queue-drain on a local 3-master Redis Cluster beside single-node (also --only=cluster-drain)
  *   npm run bench -- --only=noisy      # issue 15's attacks at full size, a victim's latency measured (NOISY_SCALE, NOISY_WINDOW_SECONDS)
+ *   npm run bench -- --only=bulk-submit  # POST /jobs/bulk beside a raw addBulk + multi-row INSERT program
+ *   npm run bench -- --only=fairness   # issue 16: A's 40,000 bulk invokes, B's Prefer: wait calls, fair sharing vs FIFO (--quick: 4,000)
  */
 import autocannon from 'autocannon';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -29,6 +31,7 @@ import { runPeers } from './peers/scenario.js';
 import { runNoisy } from './noisy/scenario.js';
 import { runRequestLatency } from './request-latency.js';
 import { runClusterDrain } from './cluster.js';
+import { runFairness } from './fairness.js';
 import { sizesFromEnv } from './noisy/sizes.js';
 import {
   collectGarbage,
@@ -103,6 +106,8 @@ async function main(): Promise<void> {
   // Plain prefixes, as in production: the platform's queue names carry their own hash tags.
   const prefix = `bench-${randomBytes(3).toString('hex')}`;
   const basePrefix = `${prefix}-base`;
+  /** The fairness scenario's own prefixes: each mode runs an API and a worker of its own. */
+  const fairnessPrefixOf = (fairSharing: boolean) => `${prefix}-fair${fairSharing ? 'on' : 'off'}`;
   /** QUEUE_SHARDS from the environment (default 16), so a run can compare shard counts. */
   const queueShards = Number(process.env.QUEUE_SHARDS ?? 16);
   const platformEnv = {
@@ -642,11 +647,108 @@ async function main(): Promise<void> {
       );
     }
 
+    if (wanted('bulk-submit')) {
+      // POST /jobs/bulk (1,000 jobs a request, 4 requests at a time) against a raw program doing per chunk
+      // what the platform must at least do: one multi-row INSERT and one addBulk. Like http-submit, the
+      // invoke queues are paused while the API takes the load, then resumed and drained.
+      const requests = quick ? 10 : 50;
+      const chunk = 1000;
+      const parallel = 4;
+      log(`bulk-submit: ${requests} requests of ${chunk} jobs, ${parallel} at a time, beside addBulk + INSERT`);
+      const inParallel = async (count: number, one: (i: number) => Promise<unknown>) => {
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: parallel }, async () => {
+            while (next < count) await one(next++);
+          }),
+        );
+      };
+      const jobsOf = (i: number, y: number) =>
+        Array.from({ length: chunk }, (_, j) => ({
+          type: 'invoke',
+          payload: { substrate_id: substrateId, parameters: { x: i * chunk + j, y } },
+        }));
+      const platformSubmit = (count: number, y: number) =>
+        inParallel(count, (i) => json('POST', '/jobs/bulk', { jobs: jobsOf(i, y) }, key));
+      await settlePlatform();
+      const warmSince = new Date();
+      await platformSubmit(parallel, 20_000);
+      await waitUntil(async () => (await countFinished(warmSince)) >= parallel * chunk, 600_000, 100);
+      const since = new Date();
+      await Promise.all(invokeQueues.map((queue) => queue.pause()));
+      const { result: platformSeconds, cpu } = await cpuBreakdown(cpuGroups, async () => {
+        const started = performance.now();
+        await platformSubmit(requests, 20_001);
+        return (performance.now() - started) / 1000;
+      });
+      await Promise.all(invokeQueues.map((queue) => queue.resume()));
+      await waitUntil(async () => (await countFinished(since)) >= requests * chunk, 600_000, 200);
+
+      await db.query(
+        'create table bench_bulk (id uuid primary key, customer_id text not null, type text not null, payload jsonb not null, state text not null, created_at timestamptz not null default now())',
+      );
+      const rawQueue = new Queue('bench-bulk', { connection: redis, prefix: basePrefix });
+      const rawSubmit = (count: number, y: number) =>
+        inParallel(count, async (i) => {
+          const jobs = jobsOf(i, y).map((job) => ({ id: randomUUID(), ...job }));
+          await db.query(
+            `insert into bench_bulk (id, customer_id, type, payload, state) select id, $1, type, payload, 'queued'
+               from jsonb_to_recordset($2::jsonb) as t(id uuid, type text, payload jsonb)`,
+            [customerId, JSON.stringify(jobs)],
+          );
+          await rawQueue.addBulk(jobs.map((job) => ({ name: job.type, data: job.payload, opts: { jobId: job.id } })));
+        });
+      await rawSubmit(parallel, 0);
+      const { result: baselineSeconds, cpu: baselineCpu } = await cpuBreakdown(cpuGroups, async () => {
+        const started = performance.now();
+        await rawSubmit(requests, 1);
+        return (performance.now() - started) / 1000;
+      });
+      await rawQueue.obliterate({ force: true });
+      await rawQueue.close();
+      const platform = (requests * chunk) / platformSeconds;
+      const baseline = (requests * chunk) / baselineSeconds;
+      report({
+        scenario: 'bulk-submit',
+        n: requests * chunk,
+        unit: 'jobs/s',
+        platform: round(platform),
+        baseline: round(baseline),
+        ratio: round(platform / baseline, 3),
+        target: 'ratio >= 0.5',
+        met: platform / baseline >= 0.5,
+        details: {
+          fair_sharing: platformFair !== null,
+          platform_seconds: round(platformSeconds, 3),
+          baseline_seconds: round(baselineSeconds, 3),
+          cpu_seconds_during_platform_run: cpu,
+          cpu_seconds_during_baseline_run: baselineCpu,
+        },
+      });
+    }
+
+    if (wanted('fairness')) {
+      // Last: it stops the run's API and worker, and starts a pair per FAIR_SHARING mode instead.
+      await apiChild.stop();
+      await workerChild.stop();
+      report(
+        await runFairness({
+          platformEnv,
+          prefixOf: fairnessPrefixOf,
+          apiPort,
+          db,
+          redis,
+          backlog: quick ? 4000 : 40_000,
+          log,
+        }),
+      );
+    }
+
     await platformQueues.close();
   } finally {
     for (const child of children.reverse()) await child.stop();
     // Leave the shared Redis as we found it: every key under this run's prefixes goes.
-    for (const pattern of [`${prefix}:*`, `${basePrefix}:*`]) {
+    for (const pattern of [`${prefix}:*`, `${basePrefix}:*`, `${fairnessPrefixOf(true)}:*`, `${fairnessPrefixOf(false)}:*`]) {
       for await (const keys of redis.scanStream({ match: pattern, count: 1000 }) as AsyncIterable<string[]>) {
         if (keys.length > 0) await redis.unlink(...keys);
       }

@@ -1,6 +1,6 @@
 --[[
   admit: a chunk of newly accepted jobs (rows already inserted) enters the shard.
-  ARGV[9…], 6 per job: id, customer, weight, lane score (priority·2^32 + seq), due time (ms; 0: not
+  ARGV[10…], 6 per job: id, customer, weight, lane score (priority·2^32 + seq), due time (ms; 0: not
   delayed), hints (JSON text, '' for none).
   A job is released at once when its customer has no lane here, the window has room and the customer
   is under its cap; else it is held in its lane. A delayed job waits in `delayed` until due (release
@@ -8,7 +8,7 @@
   Returns the ids released now (the caller adds them to BullMQ).
 ]]
 local released = {}
-for i = 9, #ARGV, 6 do
+for i = 10, #ARGV, 6 do
   local id, customer, weight, score = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local dueAt, hints = tonumber(ARGV[i + 4]), ARGV[i + 5]
   redis.call('HSET', weightKey, customer, weight)

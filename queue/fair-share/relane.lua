@@ -3,11 +3,11 @@
   `job:<id>`), its lane or `delayed` goes back into its lane (or `delayed`): never straight into BullMQ,
   so what Redis lost is released fairly. An id released within the grace is left alone (its BullMQ add
   may still be under way); one released earlier but never added leaves the in-flight accounting.
-  ARGV[9…], 5 per job: id, customer, weight, lane score, due time (ms; 0: not delayed).
+  ARGV[10…], 5 per job: id, customer, weight, lane score, due time (ms; 0: not delayed).
   Returns the ids put back.
 ]]
 local relaned = {}
-for i = 9, #ARGV, 5 do
+for i = 10, #ARGV, 5 do
   local id, customer, weight, score, dueAt = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
   local releasedAt = tonumber(redis.call('ZSCORE', inflightKey, id))
   if redis.call('EXISTS', jobPrefix .. id) == 1 or redis.call('ZSCORE', lanePrefix .. customer, id)

@@ -1,6 +1,6 @@
 --[[
   release: jobs of this shard finished; charge them, then fill the window from the lanes.
-  ARGV[9…], 3 per job: id, customer, measured worker ms ('' when the job did not run: its row was no
+  ARGV[10…], 3 per job: id, customer, measured worker ms ('' when the job did not run: its row was no
   longer releasable, so its slot is freed and its estimated charge refunded).
   1. Each finished job leaves `inflight`; its customer's vt moves by (measured − estimated) / weight (the
      estimate was charged when it was released) and its cost EWMA takes the measurement.
@@ -10,7 +10,7 @@
      and its estimate charged to that vt (start-time fair queueing).
   Returns the released jobs, flat: id, customer, hints ('' for none), id, customer, hints, …
 ]]
-for i = 9, #ARGV, 3 do
+for i = 10, #ARGV, 3 do
   local id, customer, measured = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local est = unmarkReleased(id)
   local w = weightOf(customer)

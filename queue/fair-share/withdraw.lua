@@ -1,9 +1,9 @@
 --[[
   withdraw: a held or delayed job was cancelled; it leaves its lane (or `delayed`).
-  ARGV[9] id, ARGV[10] customer.
+  ARGV[10] id, ARGV[11] customer.
   Returns 1 when it was held or delayed here, 0 otherwise (released already, or unknown).
 ]]
-local id, customer = ARGV[9], ARGV[10]
+local id, customer = ARGV[10], ARGV[11]
 local lane = lanePrefix .. customer
 local removed = redis.call('ZREM', lane, id) + redis.call('ZREM', delayedKey, id)
 if removed > 0 then

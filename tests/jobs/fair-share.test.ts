@@ -49,6 +49,24 @@ describe('fair sharing of a shard', () => {
     expect(await redis.zcard(`${key}:fair:lane:A`)).toBe(9_998);
   });
 
+  it('keeps at most maxInflight jobs of cheap work in flight, so B waits behind that many, not the whole window', async () => {
+    const { fair } = engine({ windowMs: 50, minInflight: 2, maxInflight: 4, maxReleasedPerCustomer: 0, defaultCostMs: 0.001 });
+    const key = shard();
+    const backlog = ids(1000);
+    const released = await fair.admit(
+      key,
+      backlog.map((id) => ({ id, customerId: 'A', weight: weights.enterprise })),
+    );
+    // 50 ms of microsecond jobs would be all 1,000 of them.
+    expect(released).toEqual(backlog.slice(0, 4));
+    const [bJob] = ids(1);
+    expect(await fair.admit(key, [{ id: bJob!, customerId: 'B', weight: weights.starter }])).toEqual([]);
+    expect(await fair.release(key, [{ id: backlog[0]!, customerId: 'A', workMs: 0.001 }])).toEqual([
+      { id: bJob, customerId: 'B', hints: '' },
+    ]);
+    expect(await redis.zcard(`${key}:fair:inflight`)).toBe(4);
+  });
+
   it('releases a job at once when its customer has no lane and the window has room', async () => {
     const { fair } = engine();
     const key = shard();

@@ -1,0 +1,181 @@
+/**
+ * Scenario `fairness` (issue 16): customer A (enterprise) submits a large backlog of invokes through
+ * `POST /jobs/bulk` (1,000 a request); once it is queued, customer B (starter) runs 10 sequential
+ * `Prefer: wait` invokes with distinct parameters. Run with FAIR_SHARING=true and =false (the FIFO
+ * figure), each on an API and a worker process of its own, and in each mode also A alone, for A's
+ * drain rate with and without B. Prints B's latencies, A's drain rates and the Redis memory the queued
+ * backlog takes.
+ */
+import http from 'node:http';
+import type pg from 'pg';
+import type { Redis } from 'ioredis';
+import { percentile, postJson, round, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
+
+export interface FairnessContext {
+  /** Environment of the platform's children (database, Redis, ports are replaced per mode). */
+  platformEnv: Record<string, string>;
+  /** A queue prefix per mode, so neither mode's keys (worker heartbeats included) meet the other's. */
+  prefixOf: (fairSharing: boolean) => string;
+  apiPort: number;
+  db: pg.Pool;
+  redis: Redis;
+  /** Jobs A submits (a multiple of 1,000). */
+  backlog: number;
+  log: (message: string) => void;
+}
+
+const perRequest = 1000;
+const bCalls = 10;
+
+interface Run {
+  a_drain_seconds: number;
+  a_drain_jobs_per_s: number;
+  /** Redis used memory just after A's last bulk request, less before its first, and A's jobs unfinished then. */
+  redis_backlog_mib: number;
+  a_unfinished_after_submit: number;
+  b_latencies_ms?: number[];
+  b_max_ms?: number;
+  b_median_ms?: number;
+  /** A's jobs unfinished when B's first call started and when its last ended. */
+  a_unfinished_at_b_start?: number;
+  a_unfinished_at_b_end?: number;
+}
+
+const usedMemory = async (redis: Redis) => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
+
+async function call(api: string, method: string, path: string, body?: unknown, token?: string) {
+  const response = await fetch(api + path, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (response.status >= 400) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return JSON.parse(text);
+}
+
+async function account(api: string, db: pg.Pool, name: string, tier: string) {
+  const email = `${name}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.test`;
+  await call(api, 'POST', '/auth/register', { email, password: 'bench password 1', accept_tos: true, tos_version: '1.0.0' });
+  const { access_token: token } = await call(api, 'POST', '/auth/login', { email, password: 'bench password 1' });
+  const { customer_id: customerId } = await call(api, 'GET', '/auth/me', undefined, token);
+  await db.query(`update service_instances set tier = $2 where customer_id = $1`, [customerId, tier]);
+  // A key made after the tier change carries it.
+  const { key } = await call(api, 'POST', '/api-keys', { name, service_type: 'compute' }, token);
+  const { substrate_id: substrateId } = await call(api, 'POST', '/substrates', { expression_type: 'expression', expression: 'x * y' }, key);
+  return { customerId: customerId as string, key: key as string, substrateId: substrateId as string };
+}
+
+async function runMode(context: FairnessContext, fairSharing: boolean): Promise<{ alone: Run; withB: Run }> {
+  const { db, redis, backlog, log } = context;
+  const port = context.apiPort + (fairSharing ? 1 : 2);
+  const api = `http://127.0.0.1:${port}/api/v1`;
+  const env = {
+    ...context.platformEnv,
+    PORT: String(port),
+    QUEUE_PREFIX: context.prefixOf(fairSharing),
+    FAIR_SHARING: String(fairSharing),
+    // Ready once this mode's worker beats: B's first call must not wait for the worker to start.
+    READY_REQUIRES_WORKER: 'true',
+  };
+  const children: Child[] = [startChild('api/main.ts', env, 'api'), startChild('workers/main.ts', env, 'worker')];
+  try {
+    await waitUntil(async () => (await fetch(`${api}/ready`).catch(() => null))?.status === 200, 60_000, 200);
+    const a = await account(api, db, 'fair-a', 'enterprise');
+    const b = await account(api, db, 'fair-b', 'starter');
+    const unfinishedOfA = async () =>
+      Number(
+        (await db.query(`select count(*) as n from jobs where customer_id = $1 and state not in ('completed', 'failed')`, [a.customerId]))
+          .rows[0].n,
+      );
+    const connection = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+    /** B's call: `Prefer: wait`, then (past the wait, as under FIFO) the row read until it is final. */
+    const bCall = async (x: number) => {
+      const started = performance.now();
+      const { status, body } = await postJson(
+        connection,
+        `${api}/substrates/${b.substrateId}/invoke`,
+        { parameters: { x, y: 7 } },
+        { authorization: `Bearer ${b.key}`, prefer: 'wait=30' },
+      );
+      const answer = JSON.parse(body) as { id?: string; state?: string };
+      if (status >= 400 || !answer.id) throw new Error(`B's call answered ${status} ${body}`);
+      if (answer.state !== 'completed') {
+        await waitUntil(
+          async () => (await db.query(`select state from jobs where id = $1`, [answer.id])).rows[0]?.state === 'completed',
+          600_000,
+          20,
+        );
+      }
+      return performance.now() - started;
+    };
+
+    const run = async (withB: boolean, round_: number): Promise<Run> => {
+      const before = await usedMemory(redis);
+      const started = performance.now();
+      for (let r = 0; r < backlog / perRequest; r++) {
+        // Parameters of their own in every run, so no job is answered from the invocation cache.
+        const jobs = Array.from({ length: perRequest }, (_, i) => ({
+          type: 'invoke',
+          payload: { substrate_id: a.substrateId, parameters: { x: r * perRequest + i, y: 1000 + round_ } },
+        }));
+        await call(api, 'POST', '/jobs/bulk', { jobs }, a.key);
+      }
+      const redisBacklog = (await usedMemory(redis)) - before;
+      const unfinishedAfterSubmit = await unfinishedOfA();
+      const result: Partial<Run> = {};
+      if (withB) {
+        result.a_unfinished_at_b_start = unfinishedAfterSubmit;
+        const latencies: number[] = [];
+        for (let i = 0; i < bCalls; i++) latencies.push(round(await bCall(round_ * 100 + i), 1));
+        result.a_unfinished_at_b_end = await unfinishedOfA();
+        const sorted = [...latencies].sort((x, y) => x - y);
+        Object.assign(result, { b_latencies_ms: latencies, b_max_ms: sorted.at(-1), b_median_ms: round(percentile(sorted, 50), 1) });
+      }
+      await waitUntil(async () => (await unfinishedOfA()) === 0, 1_200_000, 100);
+      const seconds = (performance.now() - started) / 1000;
+      return {
+        a_drain_seconds: round(seconds, 2),
+        a_drain_jobs_per_s: round(backlog / seconds),
+        redis_backlog_mib: round(redisBacklog / 1048576, 1),
+        a_unfinished_after_submit: unfinishedAfterSubmit,
+        ...result,
+      };
+    };
+
+    log(`fairness (FAIR_SHARING=${fairSharing}): A alone, ${backlog} invokes`);
+    const alone = await run(false, fairSharing ? 1 : 3);
+    log(`fairness (FAIR_SHARING=${fairSharing}): A's ${backlog} invokes, then B's ${bCalls} Prefer: wait calls`);
+    const withB = await run(true, fairSharing ? 2 : 4);
+    connection.destroy();
+    return { alone, withB };
+  } finally {
+    for (const child of children.reverse()) await child.stop();
+  }
+}
+
+export async function runFairness(context: FairnessContext): Promise<ScenarioResult> {
+  const fair = await runMode(context, true);
+  const fifo = await runMode(context, false);
+  const maxMs = fair.withB.b_max_ms!;
+  const medianMs = fair.withB.b_median_ms!;
+  const drainRatio = fair.withB.a_drain_jobs_per_s / fifo.alone.a_drain_jobs_per_s;
+  return {
+    scenario: 'fairness',
+    n: context.backlog,
+    unit: 'ms B max',
+    platform: maxMs,
+    baseline: fifo.withB.b_max_ms!,
+    ratio: round(maxMs / fifo.withB.b_max_ms!, 3),
+    target: "B max <= 1000, median <= 100; A's drain >= 0.9 x FIFO",
+    met: maxMs <= 1000 && medianMs <= 100 && drainRatio >= 0.9,
+    details: {
+      b_median_ms_fair: medianMs,
+      b_median_ms_fifo: fifo.withB.b_median_ms,
+      a_drain_with_b_fair_over_a_alone_fifo: round(drainRatio, 3),
+      fair_sharing: fair,
+      fifo,
+    },
+  };
+}

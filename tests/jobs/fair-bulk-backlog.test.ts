@@ -1,0 +1,121 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { registerUser } from '../helpers/accounts.js';
+import { httpClient, waitFor } from '../helpers/http.js';
+import { createExpressionSubstrate } from '../helpers/substrates.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+let app: TestApp | undefined;
+
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+const backlog = 4000;
+const perRequest = 1000;
+const bJobs = 3;
+
+interface Order {
+  /** A's jobs unfinished when B submitted (the backlog B arrived behind). */
+  aUnfinishedAtB: number;
+  /** A's jobs that finished after B's last one. */
+  aFinishedAfterB: number;
+}
+
+/**
+ * With workers running, customer A (enterprise) bulk-submits a backlog through `POST /jobs/bulk`; then
+ * customer B (starter) submits a few invokes. Returns where B's jobs finished within A's backlog: an order
+ * (row counts compared by `finished_at`), not a time.
+ */
+async function whereBFinished(env: Record<string, string>): Promise<Order> {
+  app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', ...env });
+  const request = httpClient(app.baseUrl);
+  const [a, b] = [await registerUser(request), await registerUser(request)];
+  const aCustomer = (await request('GET', '/api/v1/auth/me', { token: a.accessToken })).body.customer_id as string;
+  await app.sql(`update service_instances set tier = 'enterprise' where customer_id = $1`, [aCustomer]);
+  // An API key made after the upgrade carries the enterprise tier (the login token keeps the tier it was issued with).
+  const aKey = (await request('POST', '/api/v1/api-keys', { token: a.accessToken, body: { name: 'bulk', service_type: 'compute' } })).body
+    .key as string;
+  const aSubstrate = await createExpressionSubstrate(request, aKey, 'x * 2');
+  const bSubstrate = await createExpressionSubstrate(request, b.accessToken, 'x + 1');
+  await app.startWorkers();
+
+  const submitA = async (requests: number, y: number) => {
+    const responses = await Promise.all(
+      Array.from({ length: requests }, (_, r) =>
+        request('POST', '/api/v1/jobs/bulk', {
+          token: aKey,
+          body: {
+            jobs: Array.from({ length: perRequest }, (_, i) => ({
+              type: 'invoke',
+              payload: { substrate_id: aSubstrate, parameters: { x: r * perRequest + i, y } },
+            })),
+          },
+        }),
+      ),
+    );
+    for (const response of responses) expect([response.status, response.body]).toEqual([202, expect.anything()]);
+  };
+  // A first runs one bulk to its end, so the shards know what A's jobs cost (cheap ones: a window of
+  // estimated work then holds many of them) before the backlog B arrives behind.
+  await submitA(1, 0);
+  await waitFor(
+    async () => {
+      const [row] = await app!.sql<{ n: string }>(`select count(*) as n from jobs where state in ('completed', 'failed')`);
+      return Number(row!.n) >= perRequest;
+    },
+    120_000,
+    100,
+  );
+  await submitA(backlog / perRequest, 1);
+
+  const [unfinished] = await app.sql<{ n: string }>(
+    `select count(*) as n from jobs where customer_id = $1 and state not in ('completed', 'failed')`,
+    [aCustomer],
+  );
+  const bIds: string[] = [];
+  for (let x = 0; x < bJobs; x++) {
+    const submitted = await request('POST', `/api/v1/substrates/${bSubstrate}/invoke`, {
+      token: b.accessToken,
+      body: { parameters: { x } },
+    });
+    expect(submitted.status).toBe(202);
+    bIds.push(submitted.body.id as string);
+  }
+
+  await waitFor(
+    async () => {
+      const [row] = await app!.sql<{ n: string }>(`select count(*) as n from jobs where state in ('completed', 'failed')`);
+      return Number(row!.n) >= perRequest + backlog + bJobs;
+    },
+    240_000,
+    100,
+  );
+  const [failed] = await app.sql<{ n: string }>(`select count(*) as n from jobs where state <> 'completed'`);
+  expect(Number(failed!.n)).toBe(0);
+  // The invocation cache answered none of them: every one ran.
+  const [cached] = await app.sql<{ n: string }>(`select count(*) as n from jobs where (result->>'cached')::boolean`);
+  expect(Number(cached!.n)).toBe(0);
+  const [after] = await app.sql<{ n: string }>(
+    `select count(*) as n from jobs where customer_id = $1
+       and finished_at > (select max(finished_at) from jobs where id = any($2::uuid[]))`,
+    [aCustomer, bIds],
+  );
+  return { aUnfinishedAtB: Number(unfinished!.n), aFinishedAfterB: Number(after!.n) };
+}
+
+describe('fair sharing: a small customer submits behind a bulk-submitted backlog', () => {
+  it("B's jobs finish while most of A's 4,000 are still to run (FAIR_SHARING=true)", async () => {
+    const order = await whereBFinished({ FAIR_SHARING: 'true' });
+    // The backlog was there when B arrived (else the order says nothing).
+    expect(order.aUnfinishedAtB).toBeGreaterThan(backlog / 2);
+    // B went ahead of what remained of A's backlog, not behind it.
+    expect(order.aFinishedAfterB).toBeGreaterThan(order.aUnfinishedAtB * 0.75);
+  }, 300_000);
+
+  it("and behind A's backlog without fair sharing (FIFO: the order above is fair sharing's doing)", async () => {
+    const order = await whereBFinished({ FAIR_SHARING: 'false' });
+    expect(order.aUnfinishedAtB).toBeGreaterThan(backlog / 2);
+    expect(order.aFinishedAfterB).toBeLessThan(order.aUnfinishedAtB * 0.25);
+  }, 300_000);
+});
