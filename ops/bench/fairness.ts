@@ -9,7 +9,7 @@
 import http from 'node:http';
 import type pg from 'pg';
 import type { Redis } from 'ioredis';
-import { percentile, postJson, round, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
+import { apiJson, percentile, postJson, round, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
 
 export interface FairnessContext {
   /** Environment of the platform's children (database, Redis, ports are replaced per mode). */
@@ -43,16 +43,7 @@ interface Run {
 
 const usedMemory = async (redis: Redis) => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
 
-async function call(api: string, method: string, path: string, body?: unknown, token?: string) {
-  const response = await fetch(api + path, {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (response.status >= 400) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return JSON.parse(text);
-}
+const call = apiJson;
 
 async function account(api: string, db: pg.Pool, name: string, tier: string) {
   const email = `${name}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.test`;

@@ -35,6 +35,7 @@ import { runFairness } from './fairness.js';
 import { sizesFromEnv } from './noisy/sizes.js';
 import {
   collectGarbage,
+  apiJson,
   cpuBreakdown,
   cpuSeconds,
   postJson,
@@ -75,16 +76,7 @@ const basePort = apiPort + 50;
 const api = `http://127.0.0.1:${apiPort}/api/v1`;
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 
-async function json(method: string, path: string, body?: unknown, token?: string) {
-  const response = await fetch(api + path, {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (response.status >= 400) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return JSON.parse(text);
-}
+const json = (method: string, path: string, body?: unknown, token?: string) => apiJson(api, method, path, body, token);
 
 async function main(): Promise<void> {
   loadDotEnv();

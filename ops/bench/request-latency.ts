@@ -9,7 +9,7 @@
 import http from 'node:http';
 import type { Redis } from 'ioredis';
 import { customerLimitKey } from '../../queue/tier-budgets.js';
-import { collectGarbage, percentile, round, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
+import { apiJson, collectGarbage, percentile, round, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
 
 export interface RequestLatencyContext {
   /** Environment of the platform's API process; the scenario's own API differs in PORT and the two settings above. */
@@ -110,16 +110,8 @@ function figures(samples: Sample[]): Figures {
   return out;
 }
 
-async function call(base: string, method: string, path: string, body?: unknown, token?: string): Promise<Record<string, unknown>> {
-  const response = await fetch(base + path, {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (response.status >= 400) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return JSON.parse(text) as Record<string, unknown>;
-}
+const call = (base: string, method: string, path: string, body?: unknown, token?: string): Promise<Record<string, unknown>> =>
+  apiJson(base, method, path, body, token);
 
 /** A customer with a compute API key at `tier` and a substrate to invoke. */
 async function customer(base: string, ctx: RequestLatencyContext, tier: 'starter' | 'pro') {
