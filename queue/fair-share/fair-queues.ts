@@ -27,6 +27,14 @@ type FairConfig = Pick<
 >;
 
 /** The fair-shared queues of `queues`; null when FAIR_SHARING is off (every queue keeps plain FIFO). */
+/**
+ * FAIR_MAX_RELEASED_PER_CUSTOMER bounds a customer's released jobs over all shards of a type, so it is split
+ * between them: per shard, 16 shards (a cluster's default) had let one customer release 16 × the cap.
+ */
+export function perShardCap(totalCap: number, shards: number): number {
+  return totalCap === 0 ? 0 : Math.max(1, Math.ceil(totalCap / shards));
+}
+
 export function createFairQueues(
   redis: Redis | Cluster,
   config: FairConfig,
@@ -41,7 +49,7 @@ export function createFairQueues(
     const share = createFairShare(redis, {
       windowMs: config.fairWindowMs,
       minInflight: shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length),
-      maxReleasedPerCustomer: config.fairMaxReleasedPerCustomer,
+      maxReleasedPerCustomer: perShardCap(config.fairMaxReleasedPerCustomer, shards.length),
     });
     for (const queue of shards) byKey.set(queue.qualifiedName, { queue, share });
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../config.js';
+import { perShardCap } from '../../queue/fair-share/fair-queues.js';
 
 const services = { DATABASE_URL: 'postgresql://127.0.0.1:5432/unused', REDIS_URL: 'redis://127.0.0.1:6379', DATA_DIR: '.data/test' };
 
@@ -33,5 +34,14 @@ describe('fair-sharing configuration', () => {
   it('refuses a window below 1 ms and a negative per-customer cap', () => {
     expect(() => loadConfig({ ...services, FAIR_WINDOW_MS: '0' })).toThrow(/FAIR_WINDOW_MS/);
     expect(() => loadConfig({ ...services, FAIR_MAX_RELEASED_PER_CUSTOMER: '-1' })).toThrow(/FAIR_MAX_RELEASED_PER_CUSTOMER/);
+  });
+});
+
+describe('FAIR_MAX_RELEASED_PER_CUSTOMER over a type’s shards', () => {
+  it('is split between the shards (16 shards had let one customer release 16 × the cap), 0 staying “no cap”', () => {
+    expect(perShardCap(256, 1)).toBe(256);
+    expect(perShardCap(256, 16)).toBe(16);
+    expect(perShardCap(10, 16)).toBe(1);
+    expect(perShardCap(0, 16)).toBe(0);
   });
 });
