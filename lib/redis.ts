@@ -52,10 +52,9 @@ export function createRedis(target: RedisTarget, purpose: 'blocking' | 'commands
       enableReadyCheck: false,
       // No auto-pipelining on a cluster: ioredis batches a turn's commands per node, and when a failover
       // moves that node's slots every command in the batch answers MOVED with its own slot. ioredis retries
-      // a batch only if all errors are the same and every command that succeeded is flagged read-only (PING is
-      // not), so
-      // it hands the MOVED errors to the callers and keeps its stale slot map: /ready (PING and the
-      // heartbeat read together) stayed red after a `CLUSTER FAILOVER` (redis/ioredis#2075).
+      // a batch only if all errors are the same and every command that succeeded is flagged read-only (PING
+      // is not), so it hands the MOVED errors to the callers and keeps its stale slot map: /ready (PING and
+      // the heartbeat read together) stayed red after a `CLUSTER FAILOVER` (redis/ioredis#2075).
       // Single commands follow MOVED and refresh the slot map.
       enableAutoPipelining: false,
       clusterRetryStrategy: reconnectDelay,
