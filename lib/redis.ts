@@ -29,9 +29,9 @@ const reconnectDelay = (times: number) => Math.min(times * 200, 2000);
  * so a process configured for a cluster never opens a single-node client by mistake.
  *
  * BullMQ workers and subscribers need `maxRetriesPerRequest: null` (block forever); request-path
- * connections fail fast instead so an outage answers quickly, and pipeline automatically: the commands of
- * one event-loop turn (cache lookups, rate-limit counters of concurrent requests) go out in one write
- * (on a cluster, one write per node). BullMQ's connections are never auto-pipelined (BullMQ does not support it).
+ * connections fail fast instead so an outage answers quickly, and, on a single node, pipeline automatically:
+ * the commands of one event-loop turn (cache lookups, rate-limit counters of concurrent requests) go out in
+ * one write. BullMQ's connections are never auto-pipelined (BullMQ does not support it).
  *
  * On a cluster the client follows MOVED/ASK redirections and refreshes its slot map itself (a caller sees
  * neither), waits out CLUSTERDOWN and TRYAGAIN (a failover in progress) and keeps reconnecting while every
@@ -50,7 +50,13 @@ export function createRedis(target: RedisTarget, purpose: 'blocking' | 'commands
       // BullMQ that storm left workers' blocking clients reconnecting for good (tests/faults/cluster-failover).
       // Commands sent meanwhile wait out CLUSTERDOWN instead (retryDelayOnClusterDown).
       enableReadyCheck: false,
-      enableAutoPipelining: purpose === 'commands',
+      // No auto-pipelining on a cluster: ioredis batches a turn's commands per node, and when a failover
+      // moves that node's slots every command in the batch answers MOVED with its own slot. ioredis retries
+      // a batch only if all errors are the same and every command that succeeded is flagged read-only (PING
+      // is not), so it hands the MOVED errors to the callers and keeps its stale slot map: /ready (PING and
+      // the heartbeat read together) stayed red after a `CLUSTER FAILOVER` (redis/ioredis#2075).
+      // Single commands follow MOVED and refresh the slot map.
+      enableAutoPipelining: false,
       clusterRetryStrategy: reconnectDelay,
       // A failover takes seconds: keep redirected and CLUSTERDOWN/TRYAGAIN commands retrying for that long.
       retryDelayOnClusterDown: 300,
