@@ -220,9 +220,13 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
       await deps.redis.publish(customerPauseChannel(deps.config.queuePrefix), `${action}:${id}`);
       // Jobs that workers set aside while paused run again now, not when their delay ends; once more after the
       // workers' refresh interval, for a worker that set one aside again before it heard of the resume.
-      const released = paused ? 0 : await releasePausedJobs(deps.orm.em.fork(), deps.queues, id);
+      const fair = deps.fair ? { queues: deps.fair, redis: deps.redis } : null;
+      const released = paused ? 0 : await releasePausedJobs(deps.orm.em.fork(), deps.queues, id, fair);
       if (!paused) {
-        setTimeout(() => void releasePausedJobs(deps.orm.em.fork(), deps.queues, id).catch(() => undefined), pauseRefreshMs + 500).unref();
+        setTimeout(
+          () => void releasePausedJobs(deps.orm.em.fork(), deps.queues, id, fair).catch(() => undefined),
+          pauseRefreshMs + 500,
+        ).unref();
       }
       await audit(req, `customer.${action}`, id, paused ? {} : { released });
       res.json({ customer_id: id, paused, paused_at: outcome.pausedAt ? new Date(outcome.pausedAt).toISOString() : null });
