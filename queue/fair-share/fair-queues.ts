@@ -64,6 +64,7 @@ export function createFairQueues(
     withdraw: (key, id, customerId) => engineOf(key).withdraw(key, id, customerId),
     relane: (key, jobs) => engineOf(key).relane(key, jobs),
     reconcile: (key) => engineOf(key).reconcile(key),
+    setPaused: (key, customerId, paused) => engineOf(key).setPaused(key, customerId, paused),
   };
   return {
     of: (queue) => byKey.get(queue.qualifiedName)?.share ?? null,

@@ -80,6 +80,8 @@ export interface FairShare {
   relane(queueKey: string, jobs: readonly Omit<AdmittedJob, 'hints'>[]): Promise<string[]>;
   /** Drops in-flight ids whose BullMQ job is finished or gone and recounts the window; returns how many. */
   reconcile(queueKey: string): Promise<number>;
+  /** Pauses (or resumes) a customer in a shard: its held jobs stay in its lane, none is released, until resumed. */
+  setPaused(queueKey: string, customerId: string, paused: boolean): Promise<void>;
 }
 
 /** The Redis keys of a shard's fair sharing, in the scripts' KEYS order (shared.lua). */
@@ -98,6 +100,7 @@ export function fairShareKeys(queueKey: string): string[] {
     `${fair}weight`,
     `${fair}count`,
     `${queueKey}:`,
+    `${fair}paused`,
   ];
 }
 
@@ -185,6 +188,10 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
     },
     async reconcile(queueKey) {
       return (await call('reconcile', queueKey, [])) as number;
+    },
+    async setPaused(queueKey, customerId, paused) {
+      const key = fairShareKeys(queueKey)[12]!;
+      await (paused ? redis.sadd(key, customerId) : redis.srem(key, customerId));
     },
   };
 }

@@ -25,10 +25,6 @@ describe('fair sharing: a paused customer', () => {
       await createExpressionSubstrate(request, a.accessToken, 'x * 2'),
       await createExpressionSubstrate(request, b.accessToken, 'x + 1'),
     ];
-    const adminToken = await loginAdmin(request);
-    const paused = await request('POST', `/api/v1/admin/customers/${aCustomer}/pause`, { token: adminToken });
-    expect(paused.status, paused.text).toBe(200);
-
     const deps = app.deps;
     const submit = (customerId: string, substrate: string, count: number) =>
       submitJobsBulk(
@@ -37,7 +33,17 @@ describe('fair sharing: a paused customer', () => {
         getJobDefinition('invoke')!,
         Array.from({ length: count }, (_, x) => ({ substrate_id: substrate, parameters: { x } })),
       );
-    const aIds = await submit(aCustomer, aSubstrate, 600);
+    // Some of A's jobs are released before the pause (workers set them aside); the rest, and those A submits
+    // while paused, are held in A's lanes.
+    const aBefore = await submit(aCustomer, aSubstrate, 100);
+    const inBullMq = async (id: string) => (await deps.queues.forJob('invoke', id).getJob(id)) !== undefined;
+    const releasedBefore = new Set<string>();
+    for (const id of aBefore) if (await inBullMq(id)) releasedBefore.add(id);
+    expect(releasedBefore.size).toBeGreaterThan(0);
+    const adminToken = await loginAdmin(request);
+    const paused = await request('POST', `/api/v1/admin/customers/${aCustomer}/pause`, { token: adminToken });
+    expect(paused.status, paused.text).toBe(200);
+    const aIds = [...aBefore, ...(await submit(aCustomer, aSubstrate, 500))];
     const running = await app.startWorkers();
     const completions = new Map<string, number>();
     for (const worker of running.workers) {
@@ -60,6 +66,10 @@ describe('fair sharing: a paused customer', () => {
     };
     await waitFor(async () => (await aInFlight()) === 0, 30_000, 100);
     expect(await stateCount(aCustomer, 'completed')).toBe(0);
+    // The shards release none of a paused customer's held jobs (they would only be set aside).
+    const releasedWhilePaused = [];
+    for (const id of aIds) if (!releasedBefore.has(id) && (await inBullMq(id))) releasedWhilePaused.push(id);
+    expect(releasedWhilePaused).toEqual([]);
 
     const resumed = await request('POST', `/api/v1/admin/customers/${aCustomer}/resume`, { token: adminToken });
     expect(resumed.status, resumed.text).toBe(200);
