@@ -54,6 +54,11 @@ export class PausedCustomers {
     return this.ids.size > 0 && this.ids.has(customerId);
   }
 
+  /** The paused customers' ids. */
+  list(): string[] {
+    return [...this.ids];
+  }
+
   stop(): void {
     clearInterval(this.timer);
   }

@@ -110,6 +110,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       shardKeys: () => [...fairQueues.queues.keys()],
       readReleasable: (ids) => findReleasableJobs(em, ids),
       addToShard: (key, rows) => fairQueues.queues.get(key)!.addBulk(bulkJobsOf(rows)),
+      pausedCustomers: () => paused.list(),
       logger,
     });
   }

@@ -65,6 +65,7 @@ export function createFairQueues(
     relane: (key, jobs) => engineOf(key).relane(key, jobs),
     reconcile: (key) => engineOf(key).reconcile(key),
     setPaused: (key, customerId, paused) => engineOf(key).setPaused(key, customerId, paused),
+    syncPaused: (key, customerIds) => engineOf(key).syncPaused(key, customerIds),
   };
   return {
     of: (queue) => byKey.get(queue.qualifiedName)?.share ?? null,

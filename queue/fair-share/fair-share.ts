@@ -82,6 +82,8 @@ export interface FairShare {
   reconcile(queueKey: string): Promise<number>;
   /** Pauses (or resumes) a customer in a shard: its held jobs stay in its lane, none is released, until resumed. */
   setPaused(queueKey: string, customerId: string, paused: boolean): Promise<void>;
+  /** Replaces a shard's paused customers with `customerIds` (the record's), repairing a lost or missed write. */
+  syncPaused(queueKey: string, customerIds: readonly string[]): Promise<void>;
 }
 
 /** The Redis keys of a shard's fair sharing, in the scripts' KEYS order (shared.lua). */
@@ -192,6 +194,12 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
     async setPaused(queueKey, customerId, paused) {
       const key = fairShareKeys(queueKey)[12]!;
       await (paused ? redis.sadd(key, customerId) : redis.srem(key, customerId));
+    },
+    async syncPaused(queueKey, customerIds) {
+      const key = fairShareKeys(queueKey)[12]!;
+      const replace = redis.multi().del(key);
+      if (customerIds.length > 0) replace.sadd(key, ...customerIds);
+      await replace.exec();
     },
   };
 }
