@@ -2,6 +2,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { queuedJobRefs } from '../db/jobs/find-jobs.js';
 import { pausedCustomerIds } from '../db/repositories/customer-pauses.js';
+import type { RedisClient } from '../lib/redis.js';
+import { fairShareKeys } from './fair-share/fair-share.js';
+import type { FairQueues } from './fair-share/fair-queues.js';
 import type { JobQueues } from './queues.js';
 
 /**
@@ -12,7 +15,8 @@ import type { JobQueues } from './queues.js';
  * `queued`, nothing runs, nothing is lost, and the check costs the hot path one Set lookup. The API also
  * publishes each pause and resume (`customerPauseChannel`), which workers apply at once. Submits are still
  * accepted (and counted by the admission caps), so a paused customer's clients see no new errors.
- * On resume the API promotes the set-aside jobs at once.
+ * On resume the API promotes the set-aside jobs at once. With fair sharing, a set-aside job leaves its
+ * shard's window uncharged (workers/run-workers.ts), and on resume goes back into its lane instead.
  */
 export const pausedJobDelayMs = 30_000;
 /** How often a worker reads the paused customers again. */
@@ -50,6 +54,11 @@ export class PausedCustomers {
     return this.ids.size > 0 && this.ids.has(customerId);
   }
 
+  /** The paused customers' ids. */
+  list(): string[] {
+    return [...this.ids];
+  }
+
   stop(): void {
     clearInterval(this.timer);
   }
@@ -70,13 +79,33 @@ const maxPromoted = 10_000;
 /**
  * Moves a resumed customer's set-aside jobs (delayed in BullMQ, `queued` in PostgreSQL) back to waiting.
  * Answers how many. (A worker that has not heard of the resume yet sets a job aside again; the route calls
- * this once more after the workers' refresh interval.)
+ * this once more after the workers' refresh interval.) On a fair-shared shard (`fair`) a set-aside job left
+ * the window when it was set aside, so it is not promoted past the other customers: it leaves BullMQ and goes
+ * back into its customer's lane (`relane`, with the weight the customer last submitted with), and is released
+ * fairly. One a worker holds at that moment (its delay just ended) cannot be removed and is left to the worker.
  */
-export async function releasePausedJobs(em: EntityManager, queues: JobQueues, customerId: string): Promise<number> {
+export async function releasePausedJobs(
+  em: EntityManager,
+  queues: JobQueues,
+  customerId: string,
+  fair: { queues: FairQueues; redis: RedisClient } | null = null,
+): Promise<number> {
   let promoted = 0;
   for (const ref of await queuedJobRefs(em, customerId, maxPromoted)) {
-    const job = await queues.forJob(ref.type, ref.id).getJob(ref.queueJobId ?? ref.id);
-    if (job && (await job.isDelayed())) {
+    const queue = queues.forJob(ref.type, ref.id);
+    const job = await queue.getJob(ref.queueJobId ?? ref.id);
+    if (!job || !(await job.isDelayed())) continue;
+    const share = fair?.queues.of(queue);
+    if (share && fair) {
+      const removed = await job.remove().then(
+        () => true,
+        () => false, // a worker took it as its delay ended
+      );
+      if (!removed) continue;
+      const key = queue.qualifiedName;
+      const weight = Number(await fair.redis.hget(fairShareKeys(key)[9]!, customerId)) || 1;
+      promoted += (await share.relane(key, [{ id: ref.id, customerId, weight, priority: ref.priority }])).length;
+    } else {
       await job.promote().catch(() => undefined); // raced with its own delay ending: it is waiting already
       promoted++;
     }

@@ -20,6 +20,8 @@ export interface FairReleaserDeps {
   readReleasable: (ids: readonly string[]) => Promise<ReleasableJob[]>;
   /** Adds released rows to the BullMQ queue of a shard, in one addBulk. */
   addToShard: (queueKey: string, rows: ReleasedRow[]) => Promise<unknown>;
+  /** The customers an admin paused, as this process knows them: the leader copies them to every shard when it reconciles. */
+  pausedCustomers?: () => readonly string[];
   logger: Logger;
 }
 
@@ -141,6 +143,8 @@ export class FairReleaser {
     if (Date.now() - this.lastReconcile >= this.reconcileEveryMs) {
       this.lastReconcile = Date.now();
       for (const key of keys) {
+        // The pause routes write each shard's copy; this repairs one Redis lost or a route failed to write.
+        if (this.deps.pausedCustomers) await this.deps.fair.syncPaused(key, this.deps.pausedCustomers());
         const dropped = await this.deps.fair.reconcile(key);
         if (dropped > 0) this.deps.logger.warn({ shard: key, dropped }, 'fair share dropped in-flight jobs BullMQ no longer runs');
       }

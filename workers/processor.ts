@@ -26,6 +26,8 @@ export interface ProcessorDeps {
   hooks: JobLifecycleHook[];
   /** Customers an admin paused: their jobs are set aside, not run (queue/customer-pauses.ts). */
   paused?: PausedCustomers;
+  /** A paused customer's job was set aside (moved back to BullMQ's delayed set): fair sharing frees its slot. */
+  setAside?: (job: Job<QueuedJobData>) => void;
 }
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error)).slice(0, 2000);
@@ -136,6 +138,7 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
     if (token && deps.paused?.has(job.data.customerId)) {
       // A paused customer's job goes back to wait, untouched (its row stays queued); no attempt is spent.
       await job.moveToDelayed(Date.now() + pausedJobDelayMs, token);
+      deps.setAside?.(job);
       throw new DelayedError();
     }
     const attempt = job.attemptsMade + 1;

@@ -110,13 +110,31 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       shardKeys: () => [...fairQueues.queues.keys()],
       readReleasable: (ids) => findReleasableJobs(em, ids),
       addToShard: (key, rows) => fairQueues.queues.get(key)!.addBulk(bulkJobsOf(rows)),
+      pausedCustomers: () => paused.list(),
       logger,
     });
   }
+  // A paused customer's set-aside job leaves its shard's window uncharged (as a job that did not run), so it
+  // neither holds the window nor keeps its customer at the cap; on resume the API puts it back into its lane.
+  const setAside = (job: Job<QueuedJobData>) => {
+    if (releaser && fair?.queues.has(job.queueQualifiedName)) tellReleaser(releaser, job, undefined);
+  };
   /** Each Worker's own connection (passed in, so BullMQ leaves it open on close: closed here). */
   const workerConnections: RedisClient[] = [];
   const workers = [...registry.values()].flatMap((definition) => {
-    const processor = createProcessor(definition, { config, orm, redis, cache, substrates, runTask, writer, logger, hooks, paused });
+    const processor = createProcessor(definition, {
+      config,
+      orm,
+      redis,
+      cache,
+      substrates,
+      runTask,
+      writer,
+      logger,
+      hooks,
+      paused,
+      setAside,
+    });
     const shards = queues.ofType(definition.name);
     const concurrency = shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length);
     return shards.map((queue) => startWorker(queue.name, processor, concurrency));

@@ -217,12 +217,19 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
       const { id } = parseInput(customerParams, req.params, 'params');
       const outcome = await setCustomerPaused(deps.orm.em.fork(), id, paused);
       if (!outcome) throw notFound(`customer ${id}`);
+      // Fair sharing keeps a copy per shard (every key a script touches shares the shard's hash tag), so that
+      // a paused customer's held jobs stay in its lanes rather than being released only to be set aside.
+      for (const key of deps.fair?.queues.keys() ?? []) await deps.fair!.share.setPaused(key, id, paused);
       await deps.redis.publish(customerPauseChannel(deps.config.queuePrefix), `${action}:${id}`);
       // Jobs that workers set aside while paused run again now, not when their delay ends; once more after the
       // workers' refresh interval, for a worker that set one aside again before it heard of the resume.
-      const released = paused ? 0 : await releasePausedJobs(deps.orm.em.fork(), deps.queues, id);
+      const fair = deps.fair ? { queues: deps.fair, redis: deps.redis } : null;
+      const released = paused ? 0 : await releasePausedJobs(deps.orm.em.fork(), deps.queues, id, fair);
       if (!paused) {
-        setTimeout(() => void releasePausedJobs(deps.orm.em.fork(), deps.queues, id).catch(() => undefined), pauseRefreshMs + 500).unref();
+        setTimeout(
+          () => void releasePausedJobs(deps.orm.em.fork(), deps.queues, id, fair).catch(() => undefined),
+          pauseRefreshMs + 500,
+        ).unref();
       }
       await audit(req, `customer.${action}`, id, paused ? {} : { released });
       res.json({ customer_id: id, paused, paused_at: outcome.pausedAt ? new Date(outcome.pausedAt).toISOString() : null });

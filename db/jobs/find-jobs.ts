@@ -75,11 +75,11 @@ export async function queuedJobRefs(
   em: EntityManager,
   customerId: string,
   limit: number,
-): Promise<Array<Pick<JobRecord, 'id' | 'type' | 'queueJobId'>>> {
+): Promise<Array<Pick<JobRecord, 'id' | 'type' | 'queueJobId' | 'priority'>>> {
   return em
     .getConnection()
     .execute(
-      `select id, type, queue_job_id as "queueJobId" from jobs where customer_id = ? and state = 'queued' order by created_at limit ?`,
+      `select id, type, queue_job_id as "queueJobId", priority from jobs where customer_id = ? and state = 'queued' order by created_at limit ?`,
       [customerId, limit],
     );
 }

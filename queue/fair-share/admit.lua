@@ -3,7 +3,7 @@
   ARGV[10…], 6 per job: id, customer, weight, lane score (priority·2^32 + seq), due time (ms; 0: not
   delayed), hints (JSON text, '' for none).
   A job is released at once when its customer has no lane here, the window has room and the customer
-  is under its cap; else it is held in its lane. A delayed job waits in `delayed` until due (release
+  is under its cap and not paused; else it is held in its lane. A delayed job waits in `delayed` until due (release
   promotes it into its lane), so a delay cannot bypass fair sharing. Admitting a job twice is a no-op.
   Returns the ids released now (the caller adds them to BullMQ).
 ]]
@@ -17,7 +17,7 @@ for i = 10, #ARGV, 6 do
     -- already admitted
   elseif dueAt > now then
     delay(id, customer, score, hints, dueAt)
-  elseif not redis.call('ZSCORE', lanesKey, customer) and windowOpen() and underCap(customer) then
+  elseif not redis.call('ZSCORE', lanesKey, customer) and windowOpen() and underCap(customer) and not isPaused(customer) then
     local start = laneless(customer)
     advanceVmin(start)
     local est = markReleased(id, customer)

@@ -64,6 +64,8 @@ export function createFairQueues(
     withdraw: (key, id, customerId) => engineOf(key).withdraw(key, id, customerId),
     relane: (key, jobs) => engineOf(key).relane(key, jobs),
     reconcile: (key) => engineOf(key).reconcile(key),
+    setPaused: (key, customerId, paused) => engineOf(key).setPaused(key, customerId, paused),
+    syncPaused: (key, customerIds) => engineOf(key).syncPaused(key, customerIds),
   };
   return {
     of: (queue) => byKey.get(queue.qualifiedName)?.share ?? null,

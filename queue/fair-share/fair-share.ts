@@ -80,6 +80,10 @@ export interface FairShare {
   relane(queueKey: string, jobs: readonly Omit<AdmittedJob, 'hints'>[]): Promise<string[]>;
   /** Drops in-flight ids whose BullMQ job is finished or gone and recounts the window; returns how many. */
   reconcile(queueKey: string): Promise<number>;
+  /** Pauses (or resumes) a customer in a shard: its held jobs stay in its lane, none is released, until resumed. */
+  setPaused(queueKey: string, customerId: string, paused: boolean): Promise<void>;
+  /** Replaces a shard's paused customers with `customerIds` (the record's), repairing a lost or missed write. */
+  syncPaused(queueKey: string, customerIds: readonly string[]): Promise<void>;
 }
 
 /** The Redis keys of a shard's fair sharing, in the scripts' KEYS order (shared.lua). */
@@ -98,6 +102,7 @@ export function fairShareKeys(queueKey: string): string[] {
     `${fair}weight`,
     `${fair}count`,
     `${queueKey}:`,
+    `${fair}paused`,
   ];
 }
 
@@ -185,6 +190,16 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
     },
     async reconcile(queueKey) {
       return (await call('reconcile', queueKey, [])) as number;
+    },
+    async setPaused(queueKey, customerId, paused) {
+      const key = fairShareKeys(queueKey)[12]!;
+      await (paused ? redis.sadd(key, customerId) : redis.srem(key, customerId));
+    },
+    async syncPaused(queueKey, customerIds) {
+      const key = fairShareKeys(queueKey)[12]!;
+      const replace = redis.multi().del(key);
+      if (customerIds.length > 0) replace.sadd(key, ...customerIds);
+      await replace.exec();
     },
   };
 }

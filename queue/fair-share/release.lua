@@ -6,8 +6,9 @@
      estimate was charged when it was released) and its cost EWMA takes the measurement.
   2. Delayed jobs that are due join their lanes.
   3. While the window has room (estimated work below the window, or fewer than the minimum jobs in
-     flight): the next job of the lane with the smallest vt whose customer is under its cap is released,
-     and its estimate charged to that vt (start-time fair queueing).
+     flight): the next job of the lane with the smallest vt whose customer is under its cap and not paused
+     is released, and its estimate charged to that vt (start-time fair queueing). A paused customer's lane
+     keeps up with vmin meanwhile, so it banks no credit for the pause.
   Returns the released jobs, flat: id, customer, hints ('' for none), id, customer, hints, …
 ]]
 for i = 10, #ARGV, 3 do
@@ -38,12 +39,16 @@ end
 
 local out = {}
 local capped = {}
+local pausedLanes = {}
 local popped = 0
 while popped < maxPerCall and windowOpen() do
   local head = redis.call('ZRANGE', lanesKey, 0, 0, 'WITHSCORES')
   if not head[1] then break end
   local customer, start = head[1], tonumber(head[2])
-  if not underCap(customer) then
+  if isPaused(customer) then
+    redis.call('ZREM', lanesKey, customer)
+    pausedLanes[#pausedLanes + 1] = { customer, start }
+  elseif not underCap(customer) then
     -- Out of the way until the end of this call, so the next lane gets the room.
     redis.call('ZREM', lanesKey, customer)
     capped[#capped + 1] = { customer, head[2] }
@@ -76,6 +81,9 @@ while popped < maxPerCall and windowOpen() do
 end
 for _, entry in ipairs(capped) do
   redis.call('ZADD', lanesKey, entry[2], entry[1])
+end
+for _, entry in ipairs(pausedLanes) do
+  redis.call('ZADD', lanesKey, math.max(entry[2], vmin), entry[1])
 end
 saveMeta()
 return out

@@ -20,6 +20,8 @@
     KEYS[11] count     hash  customer → released, unfinished jobs
     KEYS[12] job:      key prefix of BullMQ's job hashes (`<prefix>:<queue>:`): `job:<id>`. Declared as a
                        key for the same reason as KEYS[2]; the queue's tag keeps it in this slot.
+    KEYS[13] paused    set   customers an admin paused (a per-shard copy of `customers.paused_at`): their
+                             held jobs stay in their lanes, none is released
 
   ARGV[1..9], every script: now (ms), window (ms of estimated work), minimum jobs in flight, most released
   jobs per customer (0: no cap), default cost (ms), EWMA factor, most entries moved per call, grace (ms),
@@ -38,6 +40,7 @@ local maxInflight = tonumber(ARGV[9])
 local lanesKey, lanePrefix, inflightKey, releasedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local costKey, metaKey, delayedKey, infoKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local vtKey, weightKey, countKey, jobPrefix = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local pausedKey = KEYS[13]
 
 local meta = redis.call('HMGET', metaKey, 'vmin', 'work')
 local vmin = tonumber(meta[1]) or 0
@@ -92,6 +95,10 @@ local function windowOpen()
   local inflight = redis.call('ZCARD', inflightKey)
   if inflight < minInflight then return true end
   return work < windowMs and (maxInflight <= 0 or inflight < maxInflight)
+end
+
+local function isPaused(customer)
+  return redis.call('SISMEMBER', pausedKey, customer) == 1
 end
 
 local function underCap(customer)

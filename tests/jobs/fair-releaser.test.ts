@@ -158,3 +158,20 @@ describe('fair releaser', () => {
     await follower.stop();
   });
 });
+
+describe('fair releaser: paused customers', () => {
+  it("copies this process's paused customers to each shard when it reconciles, dropping a stale one", async () => {
+    const { fair, key, deps } = shardWithReleaser();
+    const pausedKey = `${key}:fair:paused`;
+    // A resume whose Redis write was lost left 'gone' paused in the shard; 'kept' was paused where Redis lost it.
+    await fair.setPaused(key, 'gone', true);
+    const known = ['kept'];
+    const leader = new FairReleaser({ ...deps, pausedCustomers: () => known }, { reconcileEveryMs: 0 });
+    expect(await leader.tickIfLeader()).toBe(true);
+    expect(await redis().smembers(pausedKey)).toEqual(['kept']);
+    known.length = 0;
+    expect(await leader.tickIfLeader()).toBe(true);
+    expect(await redis().exists(pausedKey)).toBe(0);
+    await leader.stop();
+  });
+});

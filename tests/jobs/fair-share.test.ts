@@ -67,6 +67,44 @@ describe('fair sharing of a shard', () => {
     expect(await redis.zcard(`${key}:fair:inflight`)).toBe(4);
   });
 
+  it("releases none of a paused customer's jobs, keeps its lane at vmin meanwhile, and releases them once resumed", async () => {
+    const { fair } = engine({ windowMs: 10, minInflight: 2, defaultCostMs: 5 });
+    const key = shard();
+    await fair.setPaused(key, 'A', true);
+    const aJobs = ids(5);
+    // The window has room, but A is paused: held.
+    expect(
+      await fair.admit(
+        key,
+        aJobs.map((id) => ({ id, customerId: 'A', weight: 1 })),
+      ),
+    ).toEqual([]);
+    const bJobs = ids(20);
+    let inFlight = await fair.admit(
+      key,
+      bJobs.map((id) => ({ id, customerId: 'B', weight: 1 })),
+    );
+    const bReleased = [...inFlight];
+    while (inFlight.length > 0) {
+      const next = await fair.release(
+        key,
+        inFlight.map((id) => ({ id, customerId: 'B', workMs: 5 })),
+      );
+      expect(next.map((job) => job.customerId)).not.toContain('A');
+      inFlight = next.map((job) => job.id);
+      bReleased.push(...inFlight);
+    }
+    expect(bReleased).toEqual(bJobs);
+    expect(await redis.zcard(`${key}:fair:lane:A`)).toBe(5);
+    const vmin = Number(await redis.hget(`${key}:fair:meta`, 'vmin'));
+    expect(vmin).toBeGreaterThan(0);
+    // A pause banks no credit: A's lane is not left behind at the vt it had when paused.
+    expect(Number(await redis.zscore(`${key}:fair:lanes`, 'A'))).toBeGreaterThanOrEqual(vmin);
+
+    await fair.setPaused(key, 'A', false);
+    expect((await fair.release(key, [])).map((job) => job.id)).toEqual(aJobs.slice(0, 2));
+  });
+
   it('releases a job at once when its customer has no lane and the window has room', async () => {
     const { fair } = engine();
     const key = shard();
