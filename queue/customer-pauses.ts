@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { queuedJobRefs } from '../db/jobs/find-jobs.js';
 import { pausedCustomerIds } from '../db/repositories/customer-pauses.js';
 import type { RedisClient } from '../lib/redis.js';
-import { fairShareKeys } from './fair-share/fair-share.js';
+import { storedWeights } from './fair-share/fair-share.js';
 import type { FairQueues } from './fair-share/fair-queues.js';
 import type { JobQueues } from './queues.js';
 
@@ -91,6 +91,7 @@ export async function releasePausedJobs(
   fair: { queues: FairQueues; redis: RedisClient } | null = null,
 ): Promise<number> {
   let promoted = 0;
+  const weights = new Map<string, number>(); // per shard: the weight this customer last submitted with
   for (const ref of await queuedJobRefs(em, customerId, maxPromoted)) {
     const queue = queues.forJob(ref.type, ref.id);
     const job = await queue.getJob(ref.queueJobId ?? ref.id);
@@ -103,7 +104,11 @@ export async function releasePausedJobs(
       );
       if (!removed) continue;
       const key = queue.qualifiedName;
-      const weight = Number(await fair.redis.hget(fairShareKeys(key)[9]!, customerId)) || 1;
+      let weight = weights.get(key);
+      if (weight === undefined) {
+        weight = (await storedWeights(fair.redis, key, [customerId])).get(customerId)!;
+        weights.set(key, weight);
+      }
       promoted += (await share.relane(key, [{ id: ref.id, customerId, weight, priority: ref.priority }])).length;
     } else {
       await job.promote().catch(() => undefined); // raced with its own delay ending: it is waiting already

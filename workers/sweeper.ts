@@ -13,7 +13,7 @@ import {
 } from '../db/jobs/recovery.js';
 import { enqueue } from '../queue/submit-job.js';
 import { groupByQueue, isRowId, type JobQueues } from '../queue/queues.js';
-import { fairShareKeys } from '../queue/fair-share/fair-share.js';
+import { storedWeights } from '../queue/fair-share/fair-share.js';
 import type { FairQueues } from '../queue/fair-share/fair-queues.js';
 import { trimCompleted } from './trim-completed.js';
 
@@ -239,8 +239,7 @@ export class Sweeper {
       if (!share) continue;
       const key = queue.qualifiedName;
       const customers = [...new Set(group.map((row) => row.customerId))];
-      const stored = await this.deps.redis.hmget(fairShareKeys(key)[9]!, ...customers);
-      const weights = new Map(customers.map((customer, i) => [customer, Number(stored[i]) || 1]));
+      const weights = await storedWeights(this.deps.redis, key, customers);
       const back = await share.relane(
         key,
         group.map((row) => ({

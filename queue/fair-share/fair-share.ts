@@ -86,24 +86,44 @@ export interface FairShare {
   syncPaused(queueKey: string, customerIds: readonly string[]): Promise<void>;
 }
 
+/** The Redis keys of a shard's fair sharing by name, in the scripts' KEYS order (shared.lua). */
+const keyNames = [
+  'lanes',
+  'lane',
+  'inflight',
+  'released',
+  'cost',
+  'meta',
+  'delayed',
+  'info',
+  'vt',
+  'weight',
+  'count',
+  'queue',
+  'paused',
+] as const;
+export type FairShareKeyName = (typeof keyNames)[number];
+
 /** The Redis keys of a shard's fair sharing, in the scripts' KEYS order (shared.lua). */
 export function fairShareKeys(queueKey: string): string[] {
-  const fair = `${queueKey}:fair:`;
-  return [
-    `${fair}lanes`,
-    `${fair}lane:`,
-    `${fair}inflight`,
-    `${fair}released`,
-    `${fair}cost`,
-    `${fair}meta`,
-    `${fair}delayed`,
-    `${fair}info`,
-    `${fair}vt`,
-    `${fair}weight`,
-    `${fair}count`,
-    `${queueKey}:`,
-    `${fair}paused`,
-  ];
+  return keyNames.map((name) => fairShareKey(queueKey, name));
+}
+
+/** One of a shard's fair-sharing keys (`lane` is the prefix of each customer's lane; `queue` the shard queue's). */
+export function fairShareKey(queueKey: string, name: FairShareKeyName): string {
+  if (name === 'queue') return `${queueKey}:`;
+  return `${queueKey}:fair:${name === 'lane' ? 'lane:' : name}`;
+}
+
+/** The weights `customers` last submitted with on a shard (1 for one never seen), in one HMGET. */
+export async function storedWeights(
+  redis: Pick<RedisClient, 'hmget'>,
+  queueKey: string,
+  customers: readonly string[],
+): Promise<Map<string, number>> {
+  if (customers.length === 0) return new Map();
+  const stored = await redis.hmget(fairShareKey(queueKey, 'weight'), ...customers);
+  return new Map(customers.map((customer, i) => [customer, Number(stored[i]) || 1]));
 }
 
 const scripts = ['admit', 'release', 'withdraw', 'relane', 'reconcile'] as const;
@@ -192,11 +212,11 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
       return (await call('reconcile', queueKey, [])) as number;
     },
     async setPaused(queueKey, customerId, paused) {
-      const key = fairShareKeys(queueKey)[12]!;
+      const key = fairShareKey(queueKey, 'paused');
       await (paused ? redis.sadd(key, customerId) : redis.srem(key, customerId));
     },
     async syncPaused(queueKey, customerIds) {
-      const key = fairShareKeys(queueKey)[12]!;
+      const key = fairShareKey(queueKey, 'paused');
       const replace = redis.multi().del(key);
       if (customerIds.length > 0) replace.sadd(key, ...customerIds);
       await replace.exec();

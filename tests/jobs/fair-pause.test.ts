@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
-import { fairShareKeys } from '../../queue/fair-share/fair-share.js';
+import { fairShareKey } from '../../queue/fair-share/fair-share.js';
 import { loginAdmin, registerUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
@@ -61,7 +61,7 @@ describe('fair sharing: a paused customer', () => {
     const shardKeys = [...deps.fair!.queues.keys()];
     const aInFlight = async () => {
       let total = 0;
-      for (const key of shardKeys) total += Number((await deps.redis.hget(fairShareKeys(key)[10]!, aCustomer)) ?? 0);
+      for (const key of shardKeys) total += Number((await deps.redis.hget(fairShareKey(key, 'count'), aCustomer)) ?? 0);
       return total;
     };
     await waitFor(async () => (await aInFlight()) === 0, 30_000, 100);
