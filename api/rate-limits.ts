@@ -62,11 +62,13 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
     ).then(() => next());
   };
 
-  const writeBudget = (req: Request) => {
+  /** The customer's per-minute budget of `kind` (none for an unlimited tier) and its key. */
+  const budgetOf = (req: Request, kind: 'reads' | 'writes') => {
     const principal = principalOf(req);
-    const budget = tierBudgets.get(principal.tier)?.writes;
+    const budget = tierBudgets.get(principal.tier)?.[kind];
     return budget ? { budget, key: customerLimitKey(principal.customerId, principal.serviceType), principal } : null;
   };
+  const writeBudget = (req: Request) => budgetOf(req, 'writes');
   const spend = async (req: Request, res: Response, points: number): Promise<void> => {
     const found = points > 0 ? writeBudget(req) : null;
     if (!found) return;
@@ -88,9 +90,8 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
   };
 
   const unspend = async (req: Request): Promise<void> => {
-    const principal = principalOf(req);
-    const budget = tierBudgets.get(principal.tier)?.[requestKind(req.method)];
-    if (budget) await budget.reward(customerLimitKey(principal.customerId, principal.serviceType), 1).catch(() => undefined);
+    const found = budgetOf(req, requestKind(req.method));
+    if (found) await found.budget.reward(found.key, 1).catch(() => undefined);
   };
 
   const perIp = (name: 'register' | 'login', points: number): RequestHandler => {
