@@ -66,6 +66,12 @@ export const JobRecordSchema = new EntitySchema<JobRecord>({
       name: 'jobs_customer_state_index',
       expression: `create index "jobs_customer_state_index" on "jobs" ("customer_id", "state", "id") where "state" <> 'completed'`,
     },
+    // The same with a type filter (GET /jobs?type=batch&state=queued,failed): a customer's state of one type is
+    // one index range even when none match, instead of every row of that state (19 ms at 1,000,000 jobs).
+    {
+      name: 'jobs_customer_type_state_index',
+      expression: `create index "jobs_customer_type_state_index" on "jobs" ("customer_id", "type", "state", "id") where "state" <> 'completed'`,
+    },
     {
       name: 'jobs_state_index',
       expression: `create index "jobs_state_index" on "jobs" ("state", "id") where "state" <> 'completed'`,
