@@ -37,13 +37,15 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
     const sessionId = header === undefined && sessions ? sessions.idOf(req) : null;
     if (sessionId && sessions) {
       assertNotCrossSite(req);
-      return sessions.find(sessionId).then((session) =>
-        session
-          ? whenReady(options.principals.byUserId(session.userId), (principal) =>
-              admit(principal && principal.customerId === session.customerId ? principal : null),
-            )
-          : admit(null),
-      );
+      return sessions
+        .find(sessionId)
+        .then((session) =>
+          session
+            ? whenReady(options.principals.byUserId(session.userId), (principal) =>
+                admit(principal && principal.customerId === session.customerId ? principal : null),
+              )
+            : admit(null),
+        );
     }
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match?.[1]) throw unauthorized('missing bearer token');
