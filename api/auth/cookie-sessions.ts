@@ -45,8 +45,13 @@ export class CookieSessions<Session> {
     return `${this.prefix}:${this.options.kind}:${sha256(sessionId)}`;
   }
 
-  /** Stores a new session and sets its cookie on `res`. Call only once the credentials are verified. */
+  /**
+   * Stores a new session and sets its cookie on `res`. Call only once the credentials are verified. A
+   * session the request still carries ends: signing in again replaces it rather than leaving it live.
+   */
   async start(req: Request, res: Response, session: Session): Promise<void> {
+    const previous = this.idOf(req);
+    if (previous) await this.redis.del(this.key(previous));
     const sessionId = randomBytes(32).toString('base64url');
     await this.redis.set(this.key(sessionId), JSON.stringify(session), 'EX', this.ttlSeconds);
     res.cookie(this.cookieName, sessionId, { ...this.cookieOptions(req), maxAge: this.ttlSeconds * 1000 });

@@ -226,6 +226,19 @@ describe('DELETE /auth/session (sign out)', () => {
     expect((await request('GET', '/api/v1/auth/me', { token: alice.accessToken })).status).toBe(200);
   });
 
+  it('replaces the session a new sign-in from the same browser still carries', async () => {
+    const first = await sessionOf(alice);
+    const again = await request('POST', '/api/v1/auth/session', {
+      body: { email: alice.email, password: alice.password },
+      ...withCookie(first, csrf),
+    });
+    expect(again.status).toBe(201);
+    const second = sessionIdOf(again);
+    expect(second).not.toBe(first);
+    expectProblem(await request('GET', '/api/v1/auth/me', withCookie(first)), 401, 'unauthorized');
+    expect((await request('GET', '/api/v1/auth/me', withCookie(second))).status).toBe(200);
+  });
+
   it('refuses a sign-out without the CSRF header with 403, and the session lives on', async () => {
     const sessionId = await sessionOf(alice);
     expectProblem(await request('DELETE', '/api/v1/auth/session', withCookie(sessionId)), 403, 'forbidden');
