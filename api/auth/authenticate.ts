@@ -32,11 +32,13 @@ export interface AuthenticateOptions {
  */
 export function authenticate(options: AuthenticateOptions): RequestHandler {
   const { sessions } = options;
-  return (req, _res, next) => {
+  return (req, res, next) => {
     const header = req.headers.authorization;
     const sessionId = header === undefined && sessions ? sessions.idOf(req) : null;
     if (sessionId && sessions) {
       assertNotCrossSite(req);
+      // A shared cache must not keep an answer a cookie chose (it may keep none that a bearer header chose, RFC 9111 §3.5).
+      res.setHeader('Cache-Control', 'private, no-store');
       return sessions
         .find(sessionId)
         .then((session) =>

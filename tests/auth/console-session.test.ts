@@ -119,6 +119,7 @@ describe('the session cookie in place of a bearer token', () => {
     const me = await request('GET', '/api/v1/auth/me', withCookie(sessionId));
     expect(me.status, me.text).toBe(200);
     expect(me.body.email).toBe(alice.email);
+    expect(me.headers.get('cache-control')).toBe('private, no-store');
 
     const substrate = await request('POST', '/api/v1/substrates', {
       token: alice.accessToken,
