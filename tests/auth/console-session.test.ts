@@ -255,7 +255,7 @@ describe('the per-IP sign-in limit', () => {
   });
 
   it('is the one of POST /auth/login, counted together: past it, 429 with Retry-After', async () => {
-    limited = await startTestApp({ RATE_LIMIT_LOGIN_PER_MIN: '3' });
+    limited = await startTestApp({ RATE_LIMIT_LOGIN_PER_MIN: '3', TRUST_PROXY: '1' });
     const post = httpClient(limited.baseUrl);
     const body = { email: 'admin@example.test', password: 'admin-password-123' };
     expect((await post('POST', '/api/v1/auth/login', { body })).status).toBe(200);
@@ -267,4 +267,15 @@ describe('the per-IP sign-in limit', () => {
     expect(refused.headers.get('set-cookie')).toBeNull();
     expectProblem(await post('POST', '/api/v1/auth/login', { body }), 429, 'rate-limited');
   }, 120_000);
+
+  it('adds Secure to the cookie of a sign-in that came over HTTPS (behind a trusted proxy)', async () => {
+    const post = httpClient(limited.baseUrl);
+    const response = await post('POST', '/api/v1/auth/session', {
+      body: { email: 'admin@example.test', password: 'admin-password-123' },
+      // Another client address (the per-IP limit above is used up) whose proxy ended TLS.
+      headers: { ...csrf, 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https' },
+    });
+    expect(response.status, response.text).toBe(201);
+    expect(response.headers.get('set-cookie')).toMatch(/; Secure/);
+  });
 });
