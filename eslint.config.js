@@ -166,7 +166,8 @@ export default tseslint.config(
     },
   },
   ...floorPlan(),
-  // The console's pages run in the browser (plain ES modules, no build step).
+  // The console's pages run in the browser (plain ES modules, no build step). No sessionStorage or
+  // localStorage: the session is an httpOnly cookie, and nothing secret belongs where a script can read it.
   {
     files: ['api/console/static/**/*.js'],
     languageOptions: {
@@ -174,7 +175,7 @@ export default tseslint.config(
         document: 'readonly',
         location: 'readonly',
         history: 'readonly',
-        sessionStorage: 'readonly',
+        EventSource: 'readonly',
         Node: 'readonly',
         CSS: 'readonly',
         TextDecoderStream: 'readonly',

@@ -28,6 +28,8 @@ import { adminJobsRoutes } from './routes/admin-jobs.routes.js';
 import { billingRoutes } from './routes/billing.routes.js';
 import { servicesRoutes } from './routes/services.routes.js';
 import { accountRoutes, publicAccountRoutes } from './routes/accounts.routes.js';
+import { consoleSessionRoutes } from './routes/console-session.routes.js';
+import { ConsoleSessions } from './auth/console-sessions.js';
 import { securityHeaders } from './security-headers.js';
 import { inputGuard } from './input-guard.js';
 import { requestTiming } from './request-timing.js';
@@ -103,15 +105,18 @@ export function createApp(deps: ApiDeps): Express {
   app.use(timedStage('guard', inputGuard({ bodyCheckedByRoute: slicedBodyRoutes })));
 
   const rateLimits = createRateLimits(deps.redis, deps.config);
+  // The console's sign-in sessions: every authenticated route takes their cookie in place of a bearer token.
+  const sessions = new ConsoleSessions(deps.redis, deps.config.queuePrefix, { secureCookie: deps.config.nodeEnv === 'production' });
   const auth = timedStage(
     'auth',
-    authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals }),
+    authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals, sessions }),
   );
   const authWithoutTos = authenticate({
     jwtSecret: deps.config.jwtSecret,
     tosVersion: deps.config.tosVersion,
     principals: deps.principals,
     allowWithoutTos: true,
+    sessions,
   });
 
   const v1 = express.Router();
@@ -122,6 +127,9 @@ export function createApp(deps: ApiDeps): Express {
   v1.use(under(['/metrics'], metricsRoutes(deps)));
   v1.post('/auth/register', rateLimits.register);
   v1.post('/auth/login', rateLimits.login);
+  // The console's sign-in shares the login's per-IP count.
+  v1.post('/auth/session', rateLimits.login);
+  v1.use(under(['/auth/session'], consoleSessionRoutes(deps, sessions)));
   v1.use(under(['/auth', '/tos'], publicAccountRoutes(deps)));
   // Every authenticated route counts against the caller's budget, not only the metered ones.
   const limited = (authenticateStep: RequestHandler) => [authenticateStep, rateLimits.customer];
@@ -131,7 +139,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use('/api/v1', v1);
   // Operator pages (login, Bull Board) live outside /api/v1 and authenticate by session cookie.
   app.use(under(['/admin'], adminPagesRoutes(deps, { queues: [...deps.queues.all(), deps.webhookQueue, deps.scheduleTicks] })));
-  // The customer and operator console: static pages that call /api/v1 with the signed-in user's token.
+  // The customer and operator console: static pages that call /api/v1 with the session cookie of POST /api/v1/auth/session.
   app.use(under(['/console'], consoleRoutes()));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));

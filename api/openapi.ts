@@ -2,6 +2,7 @@ import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-ope
 import { accountsDocs } from './openapi/accounts.openapi.js';
 import { adminDocs } from './openapi/admin.openapi.js';
 import { adminJobsDocs } from './openapi/admin-jobs.openapi.js';
+import { consoleSessionDocs } from './openapi/console-session.openapi.js';
 import { batchesDocs } from './openapi/batches.openapi.js';
 import { billingDocs, servicesDocs } from './openapi/billing.openapi.js';
 import type { RouteDocs } from './openapi/document-route.js';
@@ -23,6 +24,7 @@ export const routeDocs: readonly RouteDocs[] = [
   metricsDocs,
   statsDocs,
   accountsDocs,
+  consoleSessionDocs,
   jobsDocs,
   jobSearchDocs,
   substratesDocs,
@@ -45,6 +47,13 @@ export function buildOpenApiDocument(version = '0.1.0'): OpenApiDocument {
     type: 'http',
     scheme: 'bearer',
     description: 'A JWT access token from POST /auth/login, or an API key (`sk_live_…`) from POST /api-keys',
+  });
+  registry.registerComponent('securitySchemes', 'consoleSession', {
+    type: 'apiKey',
+    in: 'cookie',
+    name: 'chrysalis_session',
+    description:
+      'The console session of POST /auth/session. A request it authenticates that is not GET, HEAD or OPTIONS must send `X-Chrysalis-CSRF` and come from this origin, else 403.',
   });
   registry.registerComponent('securitySchemes', 'metricsToken', {
     type: 'http',
@@ -72,6 +81,6 @@ export function buildOpenApiDocument(version = '0.1.0'): OpenApiDocument {
       ].join(' '),
     },
     servers: [{ url: '/api/v1' }],
-    security: [{ bearerAuth: [] }],
+    security: [{ bearerAuth: [] }, { consoleSession: [] }],
   });
 }

@@ -98,7 +98,7 @@ export function adminPagesRoutes(deps: ApiDeps, options: AdminPagesOptions): Rou
     // The right password is no failure, even for an account that is not an administrator.
     if (user && passwordMatches) await failedLogins.succeeded(email);
     if (!user || !passwordMatches || user.role !== 'admin') return loginPage(res, 401, { error: invalidLogin, email });
-    await sessions.start(res, { userId: user.id, email: user.email });
+    await sessions.start(req, res, { userId: user.id, email: user.email });
     (req.log ?? deps.logger).info({ userId: user.id }, 'admin logged in to the queue dashboard');
     res.redirect(303, '/admin/queues');
   });

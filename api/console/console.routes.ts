@@ -38,10 +38,10 @@ const withConsoleCsp: RequestHandler = (_req, res, next) => {
 };
 
 /**
- * `/console`: static pages, each a plain HTML file with one ES module that calls the JSON API with the
- * signed-in user's bearer token (kept in sessionStorage). The pages hold no data and need no session
- * of their own: every figure comes from the API, which enforces tenancy, so a page of another
- * customer's job shows the API's 404.
+ * `/console`: static pages, each a plain HTML file with one ES module that calls the JSON API, which
+ * the session cookie of POST /api/v1/auth/session authenticates (scoped to /api/v1, so the pages
+ * themselves never receive it). The pages hold no data: every figure comes from the API, which enforces
+ * tenancy, so a page of another customer's job shows the API's 404.
  */
 export function consoleRoutes(): Router {
   const router = Router();

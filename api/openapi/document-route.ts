@@ -109,7 +109,8 @@ export const timestamp = z.iso.datetime().describe('ISO 8601, UTC');
  * `metered` (the default): a JWT access token or an API key, held to the TOS gate, the service check
  * and the per-customer rate limit — 401, 402, 403, 429. `account`: bearer with the TOS gate and the
  * rate limit — 401, 403, 429. `no-tos`: bearer and the rate limit, before the TOS is accepted — 401, 429.
- * `admin`: bearer, role admin — 401, 403. `none`: public.
+ * `admin`: bearer, role admin — 401, 403. `none`: public. Wherever a bearer token is taken, so is the
+ * console's session cookie (with a CSRF check on writes).
  */
 export type RouteAuth = 'metered' | 'account' | 'no-tos' | 'admin' | 'none';
 
@@ -144,7 +145,7 @@ export function documentRoute(registry: OpenAPIRegistry, doc: RouteDoc): void {
     ...rest,
     path: path.replace(/:([A-Za-z0-9_]+)/g, '{$1}'),
     tags: [tag],
-    security: security ?? (auth === 'none' ? [] : [{ bearerAuth: [] }]),
+    security: security ?? (auth === 'none' ? [] : [{ bearerAuth: [] }, { consoleSession: [] }]),
     responses: { ...responses, ...problemResponses([...statuses].filter((status) => !(status in responses))) },
   });
 }

@@ -6,7 +6,6 @@ import { z } from 'zod';
 import type { Role } from '../../db/entities/user.entity.js';
 import {
   createAccount,
-  findUserByEmail,
   findUserById,
   insertRefreshToken,
   latestTosVersion,
@@ -25,8 +24,9 @@ import {
   signAccessToken,
 } from '../auth/credentials.js';
 import { encryptSecret, sha256 } from '../../lib/crypto.js';
+import { checkLogin } from '../auth/check-login.js';
 import { FailedLoginThrottle } from '../auth/login-throttle.js';
-import { hashPassword, maxPasswordBytes, minPasswordBytes, passwordBytes, verifyPassword } from '../auth/passwords.js';
+import { hashPassword, maxPasswordBytes, minPasswordBytes, passwordBytes } from '../auth/passwords.js';
 import type { Principal } from '../auth/principal.js';
 import { tosText } from '../auth/tos-text.js';
 import type { ApiDeps } from '../deps.js';
@@ -83,7 +83,6 @@ export const apiKeyIdParams = z.object({ id: z.uuid('an API key id is a UUID') }
 
 const unprocessable = (field: string, message: string) =>
   new ProblemError('unprocessable', `${field} ${message}`, { errors: [{ field, message }] });
-const invalidLogin = () => new ProblemError('unauthorized', 'invalid email or password');
 const invalidRefreshToken = () => new ProblemError('unauthorized', 'invalid, expired or revoked refresh token');
 
 /** Expiry from a request: null for none; in the past is a 422 naming `field`. */
@@ -147,17 +146,8 @@ export function publicAccountRoutes(deps: ApiDeps): Router {
 
   router.post('/auth/login', async (req, res) => {
     const body = parseInput(loginBody, req.body, 'body');
-    const retryAfter = await failedLogins.attempt(body.email);
-    if (retryAfter > 0) {
-      throw new ProblemError('rate-limited', `too many failed logins for this account; retry in ${retryAfter} s`, {
-        headers: { 'Retry-After': String(retryAfter) },
-      });
-    }
     const em = deps.orm.em.fork();
-    const user = await findUserByEmail(em, body.email);
-    // An unknown email still costs one bcrypt comparison, so timing does not reveal which accounts exist.
-    if (!(await verifyPassword(body.password, user?.passwordHash)) || !user) throw invalidLogin();
-    await failedLogins.succeeded(body.email);
+    const user = await checkLogin(em, failedLogins, body.email, body.password);
     res.setHeader('Cache-Control', 'no-store');
     res.json(await issueTokens(em, user, uuidv7()));
   });

@@ -123,8 +123,9 @@ describe('the console in a real browser', () => {
     }
   });
 
-  it('signs a customer in and keeps the token for the tab only', async () => {
-    ({ page } = await newPage());
+  it('signs a customer in with an httpOnly session cookie the page cannot read, and keeps no token', async () => {
+    let context: BrowserContext;
+    ({ context, page } = await newPage());
     await page.goto('/console');
     await shot(page, '01-sign-in');
     await page.getByLabel('Email').fill(alice.email);
@@ -132,14 +133,36 @@ describe('the console in a real browser', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
     await expect.poll(() => page.getByRole('alert').innerText()).toMatch(/Wrong email or password/);
     await signIn(page, alice.email, alice.password);
-    expect(await page.evaluate<string[]>('Object.keys(sessionStorage)')).toEqual(['chrysalis.console.tokens']);
+    // The browser holds the session: httpOnly, SameSite=Strict, sent only to the API.
+    const cookies = await context.cookies(app.baseUrl + '/api/v1/auth/me');
+    expect(cookies).toEqual([
+      expect.objectContaining({ name: 'chrysalis_session', httpOnly: true, sameSite: 'Strict', path: '/api/v1', secure: false }),
+    ]);
+    expect(cookies[0]!.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    // The page's script sees none of it, and no token is kept anywhere a script could read.
     expect(await page.evaluate<string>('document.cookie')).toBe('');
+    await page.goto('/api/v1/health'); // document.cookie of a page under the cookie's path
+    expect(await page.evaluate<string>('document.cookie')).toBe('');
+    await page.goto('/console/jobs');
+    expect(await page.evaluate<number>('sessionStorage.length + localStorage.length')).toBe(0);
   });
 
   it('shows a job failing live, without a reload', async () => {
     await page.locator('#jobs[data-loaded]').waitFor({ state: 'attached' });
     // A marker that a reload would lose.
     await page.evaluate('window.notReloaded = true');
+    // The live state comes through an EventSource the session cookie authenticates (no bearer header).
+    const streams: Array<{ type: string; status: number; authorization?: string; cookie?: string }> = [];
+    page.on('response', async (response) => {
+      if (!/\/api\/v1\/jobs\/[^/]+\/events$/.test(response.url())) return;
+      const headers = await response.request().allHeaders();
+      streams.push({
+        type: response.request().resourceType(),
+        status: response.status(),
+        authorization: headers.authorization,
+        cookie: headers.cookie,
+      });
+    });
     const {
       jobIds: [jobId],
       substrateId,
@@ -152,6 +175,12 @@ describe('the console in a real browser', () => {
     await row.locator('[data-state=failed]').waitFor();
     await expect.poll(() => row.locator('.error-text').innerText()).toMatch(/substrate 0x[0-9a-f]{16} not found/);
     expect(await page.evaluate<boolean | undefined>('window.notReloaded')).toBe(true);
+    expect(streams[0]).toMatchObject({
+      type: 'eventsource',
+      status: 200,
+      authorization: undefined,
+      cookie: expect.stringMatching(/^chrysalis_session=/),
+    });
     await shot(page, '02-jobs-failed-live');
 
     await page.getByRole('combobox', { name: 'State' }).selectOption('completed');
@@ -226,6 +255,25 @@ describe('the console in a real browser', () => {
     await page.getByRole('cell', { name: 'deploy bot', exact: true }).waitFor();
     expect(await page.content()).not.toContain(key);
     expect(await page.locator('#new-key').isHidden()).toBe(true);
+  });
+
+  it('revokes a key from its page: the key then answers 401', async () => {
+    await page.getByLabel('Name').fill('old laptop');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const key = await page.locator('#created-key').innerText();
+    expect((await request('GET', '/api/v1/auth/me', { token: key })).status).toBe(200);
+    const row = page.locator('tr', { has: page.getByRole('cell', { name: 'old laptop', exact: true }) });
+    await row.getByText('active').waitFor();
+    page.once('dialog', (dialog) => void dialog.accept()); // "Revoke the key …?"
+    await page.getByRole('button', { name: 'Revoke old laptop' }).click();
+    await row.getByText(/^revoked /).waitFor();
+    expect(await page.getByRole('button', { name: 'Revoke old laptop' }).count()).toBe(0);
+    await shot(page, '06b-api-key-revoked');
+    const refused = await request('GET', '/api/v1/auth/me', { token: key });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    // The other key is untouched.
+    expect(await page.getByRole('button', { name: 'Revoke deploy bot' }).count()).toBe(1);
   });
 
   it('draws the usage chart per day and service', async () => {
@@ -342,6 +390,23 @@ describe('the console in a real browser', () => {
     expect((await request('GET', '/api/v1/api-keys', asBob)).body.items).toEqual([]);
     expect((await request('GET', `/api/v1/admin/jobs?customer_id=${aliceCustomerId}`, asBob)).status).toBe(403);
   }, 60_000);
+
+  it('signs out: the session ends on the server, so the same cookie then answers 401', async () => {
+    const { context, page: outPage } = await newPage();
+    await signIn(outPage, alice.email, alice.password);
+    await outPage.locator('#jobs[data-loaded]').waitFor({ state: 'attached' });
+    const [cookie] = await context.cookies(app.baseUrl + '/api/v1/auth/me');
+    const withCookie = { headers: { cookie: `chrysalis_session=${cookie!.value}` } };
+    expect((await request('GET', '/api/v1/auth/me', withCookie)).status).toBe(200);
+    await outPage.getByRole('button', { name: 'Sign out' }).click();
+    await outPage.waitForURL((url) => url.pathname === '/console');
+    expect(await context.cookies(app.baseUrl + '/api/v1/auth/me')).toEqual([]);
+    // A copy of the cookie kept from before opens nothing.
+    expect((await request('GET', '/api/v1/auth/me', withCookie)).status).toBe(401);
+    // Nor does the browser get back in: a console page sends it to sign in.
+    await outPage.goto('/console/jobs');
+    await outPage.waitForURL((url) => url.pathname === '/console' && url.searchParams.get('next') === '/console/jobs');
+  });
 
   it('had no script error, CSP violation or request leaving this machine on any page', () => {
     expect(problems).toEqual([]);

@@ -51,7 +51,7 @@ describe('GET /api/v1/openapi.json', () => {
     const submit = body.paths['/jobs'].post;
     expect(submit.responses['400'].content['application/problem+json'].schema).toEqual({ $ref: '#/components/schemas/Problem' });
     expect(submit.requestBody.content['application/json'].schema).toMatchObject({ additionalProperties: false, required: ['type'] });
-    expect(submit.security).toEqual([{ bearerAuth: [] }]);
+    expect(submit.security).toEqual([{ bearerAuth: [] }, { consoleSession: [] }]);
     expect(body.paths['/auth/login'].post.security).toEqual([]);
     const listJobs = body.paths['/jobs'].get.parameters.find((p: { name: string }) => p.name === 'limit');
     expect(listJobs.schema).toMatchObject({ minimum: 1, maximum: 100 });

@@ -1,20 +1,24 @@
-// Shared by every console page: the signed-in user's tokens, API calls, the navigation and job events.
+// Shared by every console page: API calls, the navigation and job events. The signed-in user's session
+// is an httpOnly cookie (POST /api/v1/auth/session) that this script can neither read nor leak; the
+// browser sends it to /api/v1 by itself. Every call also sends the CSRF header the API asks of
+// state-changing requests a cookie authenticates.
 
-const tokenKey = 'chrysalis.console.tokens';
+const csrfHeaders = { 'x-chrysalis-csrf': '1' };
 
-/** The tokens of POST /auth/login, for this tab only (sessionStorage: gone when the tab closes). */
+/**
+ * Kept for pages written against the token version: there are no tokens any more (the session cookie is
+ * httpOnly), so this is always null. Ask `currentUser()` who is signed in.
+ * @deprecated
+ */
 export function storedTokens() {
-  try {
-    return JSON.parse(sessionStorage.getItem(tokenKey) ?? 'null');
-  } catch {
-    return null;
-  }
+  return null;
 }
 
-export function storeTokens(tokens) {
-  if (tokens) sessionStorage.setItem(tokenKey, JSON.stringify({ access: tokens.access_token, refresh: tokens.refresh_token }));
-  else sessionStorage.removeItem(tokenKey);
-}
+/**
+ * Kept for pages written against the token version; does nothing (sign in with `signIn`, out with `signOut`).
+ * @deprecated
+ */
+export function storeTokens() {}
 
 /** To the sign-in page, coming back here afterwards. */
 export function goToSignIn() {
@@ -22,36 +26,29 @@ export function goToSignIn() {
   location.assign(`/console?next=${encodeURIComponent(back)}`);
 }
 
-/** A new access token from the refresh token (they expire after minutes); false when that is no longer possible. */
-async function refreshTokens() {
-  const tokens = storedTokens();
-  if (!tokens?.refresh) return false;
-  const response = await fetch('/api/v1/auth/refresh', {
+/** Signs in (POST /auth/session): `{status, body}`; on 201 the browser holds the session cookie. */
+export async function signIn(email, password) {
+  const response = await fetch('/api/v1/auth/session', {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ refresh_token: tokens.refresh }),
+    headers: { ...csrfHeaders, 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
   });
-  if (!response.ok) return false;
-  storeTokens(await response.json());
-  return true;
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
 }
 
-/** A fetch with the bearer token, refreshed once on a 401; with no usable session, back to sign-in. */
+/** Ends the session server-side (DELETE /auth/session), then shows the sign-in page. */
+export async function signOut() {
+  await fetch('/api/v1/auth/session', { method: 'DELETE', headers: csrfHeaders }).catch(() => undefined);
+  location.assign('/console');
+}
+
+/** A fetch with the session cookie and the CSRF header; with no live session (401), back to sign-in. */
 async function authorizedFetch(path, init = {}) {
-  for (let attempt = 0; ; attempt++) {
-    const tokens = storedTokens();
-    if (!tokens) {
-      goToSignIn();
-      return new Promise(() => undefined); // the page is leaving
-    }
-    const response = await fetch(path, { ...init, headers: { ...init.headers, authorization: `Bearer ${tokens.access}` } });
-    if (response.status !== 401) return response;
-    if (attempt > 0 || !(await refreshTokens())) {
-      storeTokens(null);
-      goToSignIn();
-      return new Promise(() => undefined);
-    }
-  }
+  const response = await fetch(path, { ...init, credentials: 'same-origin', headers: { ...init.headers, ...csrfHeaders } });
+  if (response.status !== 401) return response;
+  goToSignIn();
+  return new Promise(() => undefined); // the page is leaving
 }
 
 /** Calls the JSON API under /api/v1: `{status, body}`, body parsed (problem+json included). */
@@ -104,7 +101,6 @@ export const currentUser = () => (me ??= api('GET', '/auth/me').then((answer) =>
 
 /** Fills the page's <nav>: the customer pages, Admin for admins, who is signed in, sign out. */
 export async function renderNav(active) {
-  if (!storedTokens()) return goToSignIn();
   const nav = document.querySelector('nav');
   const links = [
     ['jobs', 'Jobs', '/console/jobs'],
@@ -114,18 +110,8 @@ export async function renderNav(active) {
   ];
   const user = await currentUser();
   if (user?.role === 'admin') links.push(['admin', 'Admin', '/console/admin']);
-  const signOut = h('button', { type: 'button', class: 'link' }, 'Sign out');
-  signOut.addEventListener('click', async () => {
-    const tokens = storedTokens();
-    storeTokens(null);
-    if (tokens?.refresh)
-      await fetch('/api/v1/auth/logout', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ refresh_token: tokens.refresh }),
-      }).catch(() => undefined);
-    location.assign('/console');
-  });
+  const signOutButton = h('button', { type: 'button', class: 'link' }, 'Sign out');
+  signOutButton.addEventListener('click', () => void signOut());
   nav.replaceChildren(
     h('a', { href: '/console/jobs', class: 'brand' }, 'Chrysalis'),
     h(
@@ -134,58 +120,56 @@ export async function renderNav(active) {
       ...links.map(([key, label, href]) => h('li', {}, h('a', { href, 'aria-current': key === active ? 'page' : undefined }, label))),
     ),
     h('span', { class: 'who' }, user?.email ?? ''),
-    signOut,
+    signOutButton,
   );
 }
 
 /**
- * Follows GET /jobs/:id/events (Server-Sent Events) with the bearer token: an EventSource cannot send
- * an Authorization header, so the stream is read through fetch. Reconnects (with Last-Event-ID) when
- * the stream drops before the job's final event, as an EventSource would; stops at the final event,
- * at a 204 or 404, or when `stop()` is called. `onEvent(name, data)` gets each event.
+ * Follows GET /jobs/:id/events (Server-Sent Events) with an EventSource, which the session cookie
+ * authenticates. The browser reconnects by itself (with Last-Event-ID) when the stream drops; the
+ * stream is closed at the job's final event, so it does not reconnect after. When the server refuses
+ * the stream (an EventSource gives up on any answer but 200), the job is read once: 404 ends it, 401
+ * goes to sign-in, anything else (a 429 past the open-stream limit, a restart) tries again later.
+ * `onEvent(name, data)` gets each `state` and `progress` event; `stop()` ends it.
  */
 export function followJobEvents(jobId, onEvent) {
-  const controller = new AbortController();
-  let lastEventId;
-  let finished = false;
+  const url = `/api/v1/jobs/${encodeURIComponent(jobId)}/events`;
+  let source = null;
+  let stopped = false;
+  let retryTimer;
+  let delayMs = 1000;
 
-  async function readOnce() {
-    const headers = { accept: 'text/event-stream' };
-    if (lastEventId) headers['last-event-id'] = lastEventId;
-    const response = await authorizedFetch(`/api/v1/jobs/${encodeURIComponent(jobId)}/events`, { headers, signal: controller.signal });
-    if (response.status === 204 || response.status === 404) return true;
-    if (!response.ok || !response.body) return false;
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return finished;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        let name = 'message';
-        let data = '';
-        for (const line of block.split('\n')) {
-          if (line.startsWith('event: ')) name = line.slice(7);
-          else if (line.startsWith('data: ')) data += line.slice(6);
-          else if (line.startsWith('id: ')) lastEventId = line.slice(4);
-        }
-        if (!data) continue; // a heartbeat comment
-        const parsed = JSON.parse(data);
-        if (name === 'state' && finalStates.includes(parsed.state)) finished = true;
-        onEvent(name, parsed);
-      }
+  const stop = () => {
+    stopped = true;
+    clearTimeout(retryTimer);
+    source?.close();
+  };
+
+  function open() {
+    if (stopped) return;
+    source = new EventSource(url);
+    for (const name of ['state', 'progress']) {
+      source.addEventListener(name, (event) => {
+        delayMs = 1000;
+        const data = JSON.parse(event.data);
+        if (name === 'state' && finalStates.includes(data.state)) stop();
+        onEvent(name, data);
+      });
     }
+    source.addEventListener('error', () => {
+      if (stopped || source.readyState !== EventSource.CLOSED) return; // CONNECTING: the browser retries itself
+      void api('GET', `/jobs/${encodeURIComponent(jobId)}`).then((answer) => {
+        if (stopped || answer.status === 404) return;
+        if (answer.status === 200 && finalStates.includes(answer.body.state)) {
+          stop();
+          return onEvent('state', answer.body);
+        }
+        retryTimer = setTimeout(open, delayMs);
+        delayMs = Math.min(delayMs * 2, 15_000);
+      });
+    });
   }
 
-  (async () => {
-    while (!controller.signal.aborted) {
-      const done = await readOnce().catch(() => controller.signal.aborted);
-      if (done || finished) return;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  })();
-  return { stop: () => controller.abort() };
+  open();
+  return { stop };
 }

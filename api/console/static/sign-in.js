@@ -1,4 +1,4 @@
-import { showAlert, storeTokens } from './console.js';
+import { showAlert, signIn } from './console.js';
 
 /** Only a path of this console is a place to come back to (no open redirect). */
 function nextPage() {
@@ -13,17 +13,12 @@ form.addEventListener('submit', async (event) => {
   const button = form.querySelector('button');
   button.disabled = true;
   try {
-    const response = await fetch('/api/v1/auth/login', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: form.email.value, password: form.password.value }),
-    });
-    const body = await response.json().catch(() => null);
-    if (!response.ok) {
-      showAlert(response.status === 401 ? 'Wrong email or password.' : (body?.detail ?? `Sign-in failed (HTTP ${response.status}).`));
+    // On success the answer sets an httpOnly session cookie: nothing for this page to keep.
+    const answer = await signIn(form.email.value, form.password.value);
+    if (answer.status !== 201) {
+      showAlert(answer.status === 401 ? 'Wrong email or password.' : (answer.body?.detail ?? `Sign-in failed (HTTP ${answer.status}).`));
       return;
     }
-    storeTokens(body);
     location.assign(nextPage());
   } finally {
     button.disabled = false;

@@ -1385,6 +1385,155 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/auth/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in to the console: email and password for a session cookie
+         * @description For the browser console. Checks the email and password as POST /auth/login does, with the same limits (per client IP, counted together with POST /auth/login, and per account: after 10 failed logins in 15 minutes the account answers 429 with `Retry-After`). Instead of tokens it sets the cookie `chrysalis_session`: an opaque random id (the session lives in Redis for 8 hours), `HttpOnly`, `SameSite=Strict`, `Path=/api/v1`, and `Secure` in production or over HTTPS. Every authenticated route then accepts the cookie in place of a bearer token (a request with an `Authorization` header is judged by that alone); a request the cookie authenticates that is not GET, HEAD or OPTIONS must send `X-Chrysalis-CSRF` and must not come from another origin (`Origin`, `Sec-Fetch-Site`), else 403. This route asks the same of its caller.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description Any non-empty value, e.g. `1`: proof the request comes from a page, not a cross-site form */
+                    "x-chrysalis-csrf": string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    /** @example {
+                     *       "email": "ada@example.com",
+                     *       "password": "correct horse battery staple"
+                     *     } */
+                    "application/json": {
+                        email: string;
+                        password: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Signed in; the answer sets the `chrysalis_session` cookie */
+                201: {
+                    headers: {
+                        /** @description The session cookie */
+                        "Set-Cookie"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e02",
+                         *       "email": "ada@example.com",
+                         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+                         *       "role": "user",
+                         *       "expires_at": "2026-12-04T01:30:00.000Z"
+                         *     } */
+                        "application/json": components["schemas"]["ConsoleSession"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body is not of the type this route takes, e.g. not `application/json` (`unsupported-media-type`) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A dependency is unreachable (`unavailable`) */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        /**
+         * Sign out of the console: the session ends server-side and its cookie is cleared
+         * @description Deletes the session the `chrysalis_session` cookie names (if any): the same cookie answers 401 afterwards. Needs `X-Chrysalis-CSRF`, like every state-changing cookie request.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description Any non-empty value, e.g. `1`: proof the request comes from a page, not a cross-site form */
+                    "x-chrysalis-csrf": string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Done; no body */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jobs": {
         parameters: {
             query?: never;
@@ -9152,6 +9301,30 @@ export interface components {
              * @description ISO 8601, UTC
              */
             created_at: string;
+        };
+        /** @example {
+         *       "id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e02",
+         *       "email": "ada@example.com",
+         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+         *       "role": "user",
+         *       "expires_at": "2026-12-04T01:30:00.000Z"
+         *     } */
+        ConsoleSession: {
+            /**
+             * Format: uuid
+             * @description The user
+             */
+            id: string;
+            email: string;
+            /** Format: uuid */
+            customer_id: string;
+            /** @enum {string} */
+            role: "user" | "admin";
+            /**
+             * Format: date-time
+             * @description When the session ends (8 hours from sign-in; not extended by use)
+             */
+            expires_at: string;
         };
         /** @example {
          *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
