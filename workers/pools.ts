@@ -4,7 +4,7 @@ import type { OwnedRunTask, TaskOwner } from '../jobs/context.js';
 import type { TaskDeclaration } from '../jobs/define-task.js';
 import { PermanentJobError } from '../jobs/errors.js';
 import { progressSlots, type ItemOutcome, type PerItemAnswer, type PerItemRequest } from '../jobs/per-item.js';
-import { TenantQueue } from './tenant-queue.js';
+import { TenantQueue, type Taken } from './tenant-queue.js';
 
 export interface PoolOptions {
   threads: number;
@@ -133,6 +133,9 @@ const outOfMemory = (error: unknown): boolean =>
 
 const isItemError = (output: unknown): output is { error: string } => typeof output === 'object' && output !== null && 'error' in output;
 
+/** Starts a queued task on a free thread (the queue's entry). */
+type Start = (taken: Taken<Start>) => void;
+
 /** A task given to Piscina with the time it started on a thread. */
 interface Started<T> {
   value: T;
@@ -159,19 +162,29 @@ export function taskRunner(
   const sliceMs = options.sliceMs ?? defaultSliceMs;
   const maxQueue = options.maxQueue ?? pool.options.maxQueue;
   const threads = pool.options.maxThreads;
-  const queue = new TenantQueue<() => void>();
+  const queue = new TenantQueue<Start>({ longTaskMs: 2 * sliceMs });
   // A first thread still loading takes no task: its place opens when it has loaded (or died, replaced).
   const loading = readinessOf.get(pool)?.firstThreads ?? [];
-  let running = loading.length;
-  const next = (): void => {
-    running--;
-    const start = queue.shift();
-    if (start) {
-      running++;
-      start();
-    }
+  let loadingThreads = loading.length;
+  let keptTimer: NodeJS.Timeout | undefined;
+  /** Starts waiting tasks while threads are free; if the last one is kept for others, looks again when that may lapse. */
+  const dispatch = (): void => {
+    const ready = threads - loadingThreads;
+    for (let taken = queue.take(ready); taken; taken = queue.take(ready)) taken.entry(taken);
+    if (keptTimer) return;
+    const wait = queue.keptFor(ready);
+    if (wait === undefined) return;
+    keptTimer = setTimeout(() => {
+      keptTimer = undefined;
+      dispatch();
+    }, Math.ceil(wait) + 1);
+    keptTimer.unref();
   };
-  for (const loaded of loading) void loaded.then(next);
+  for (const loaded of loading)
+    void loaded.then(() => {
+      loadingThreads--;
+      dispatch();
+    });
   const poolModule = tasks[0]?.path;
   const routeOf = (task: TaskDeclaration): TaskRoute => ({
     name: task.exportName,
@@ -186,21 +199,24 @@ export function taskRunner(
   const whenTurn = <T>(owner: TaskOwner, signal: AbortSignal | undefined, send: () => Promise<T>): Promise<T> => {
     if (signal?.aborted) return Promise.reject(new PermanentJobError('cancelled'));
     return new Promise<T>((resolve, reject) => {
-      const start = () => {
+      const start: Start = (taken) => {
         signal?.removeEventListener('abort', onAbort);
-        send().then(resolve, reject).finally(next);
+        const startedAt = performance.now();
+        send()
+          .then(resolve, reject)
+          .finally(() => {
+            queue.finish(taken, performance.now() - startedAt);
+            dispatch();
+          });
       };
       const onAbort = () => {
         queue.remove(start);
         reject(new PermanentJobError('cancelled'));
       };
-      if (running < threads && queue.size === 0) {
-        running++;
-        return start();
-      }
       if (queue.size >= maxQueue) return reject(new Error('Task queue is at limit'));
       signal?.addEventListener('abort', onAbort, { once: true });
       queue.push(owner.customerId, owner.weight ?? 1, start);
+      dispatch();
     });
   };
 
