@@ -4,6 +4,7 @@ import { analyzeTask } from '../../jobs/divide/divide.job.js';
 import { evaluateManyTask, evaluateTask } from '../../jobs/invoke/invoke.job.js';
 import { declaredTasks, jobRegistry } from '../../jobs/registry.js';
 import { createTaskPool, taskRunner } from '../../workers/pools.js';
+import { waitFor } from '../helpers/http.js';
 
 // The real pool: two threads (as on the machines we run on) and a time limit long enough that a thread's
 // first task, which loads the task module through tsx, fits in it on a busy machine.
@@ -122,6 +123,39 @@ describe('customers share the pool', () => {
     // Its own work, not the victim's, paid for its runaways.
     expect(victim.workMs).toBeLessThan(limitMs);
   }, 120_000);
+
+  it("keeps a thread free for a victim's quick evaluations while another customer's long evaluations wait", async () => {
+    const attacker = owner('long-runner');
+    const loaded = new Set<number>();
+    pool.on('workerCreate', (worker: { id: number }) => loaded.add(worker.id));
+    const before = new Set(pool.threads.map((thread) => thread.threadId));
+    // Runaways hold a thread for the whole limit; after one the pool knows this customer's tasks run long.
+    await expect(runTask(evaluateTask, runaway, undefined, attacker)).rejects.toThrow('time limit');
+    // The stopped thread's replacement loads the task modules (through tsx here, about a second) before
+    // it takes work: until then the pool has one thread and nothing to keep.
+    await waitFor(async () => pool.threads.every((thread) => before.has(thread.threadId) || loaded.has(thread.threadId)), 20_000);
+    const victim = owner('quick-victim');
+    await evaluate(victim, '1 + 1');
+    const stop = new AbortController();
+    const flood: Promise<unknown>[] = [];
+    for (let n = 0; n < 6; n++) {
+      flood.push(runTask(evaluateTask, runaway, stop.signal, attacker).catch((error: Error) => error.message));
+      await nextTurn(); // each sent alone
+    }
+    const waits: number[] = [];
+    for (let n = 0; n < 5; n++) {
+      const askedAt = performance.now();
+      expect(await evaluate(victim, 'x * y', { x: n, y: 2 })).toEqual({ value: n * 2 });
+      waits.push(performance.now() - askedAt);
+      await nextTurn();
+    }
+    stop.abort();
+    const flooded = await Promise.all(flood);
+    // Counted in tasks, the runaways would hold both threads and each of these would wait for one of them
+    // to end (up to the limit); the kept thread answers them at once.
+    expect(Math.max(...waits)).toBeLessThan(limitMs / 4);
+    expect(flooded).toEqual(Array(6).fill('cancelled'));
+  }, 60_000);
 
   it("serves waiting tasks by thread time: one customer's quick tasks run before another's slow backlog", async () => {
     const onePool = createTaskPool(tasks, { threads: 1, taskTimeoutMs: limitMs });
