@@ -37,7 +37,7 @@ const forgetAfterMs = 30_000;
  * customer gets a share of thread time in proportion to its weight, however long its tasks are.
  *
  * The queue also keeps the pool's last free thread for the others: a customer whose tasks run long
- * (`longTaskMs`) and who already runs a task does not take it while another customer is active (has
+ * (`longTaskMs`, or none has ended yet) and who already runs a task does not take it while another customer is active (has
  * work waiting or running, or finished a task within `activeForMs`); so a customer with short work finds
  * a thread without waiting for a long task to end. A customer alone uses every thread.
  */
@@ -164,7 +164,9 @@ export class TenantQueue<T> {
 
   /** Whether the last free thread is kept from this customer (see the class comment). */
   private keptFrom(customerId: string, account: Account<T>, now: number): boolean {
-    if (account.running === 0 || account.expectedMs <= this.longTaskMs) return false;
+    // Not measured yet counts as long: an attacker's first tasks must not take every thread either.
+    const measured = account.lastEndedAt !== -Infinity;
+    if (account.running === 0 || (measured && account.expectedMs <= this.longTaskMs)) return false;
     for (const [otherId, other] of this.accounts) {
       if (otherId === customerId) continue;
       if (other.head < other.entries.length || other.running > 0 || now - other.lastEndedAt < this.activeForMs) return true;
@@ -189,7 +191,7 @@ interface Account<T> {
   weight: number;
   /** Entries taken and not finished. */
   running: number;
-  /** Recent thread time per task, ms (smoothed). */
+  /** Recent thread time per task, ms (smoothed); 0 until a task has ended. */
   expectedMs: number;
   /** When its last task ended (`now`), -Infinity before any. */
   lastEndedAt: number;

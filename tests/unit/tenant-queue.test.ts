@@ -197,6 +197,15 @@ describe('the last free thread', () => {
     expect(other.queue.keptFor(2)).toBeUndefined();
   });
 
+  it('is kept from a customer none of whose tasks has ended yet, while another is active', () => {
+    const { queue, advance } = clocked({ longTaskMs: 200, activeForMs: 2000 });
+    known(queue, advance, 'victim', 2);
+    queue.push('newcomer', 1, 'newcomer1');
+    queue.push('newcomer', 1, 'newcomer2');
+    expect(queue.take(2)?.entry).toBe('newcomer1');
+    expect(queue.take(2)).toBeUndefined();
+  });
+
   it('goes to a customer with long tasks that runs none yet (with one thread nothing is kept)', () => {
     const { queue, advance } = clocked({ longTaskMs: 200, activeForMs: 2000 });
     known(queue, advance, 'attacker', 2000);
