@@ -4,7 +4,7 @@ import type { OwnedRunTask, TaskOwner } from '../jobs/context.js';
 import type { TaskDeclaration } from '../jobs/define-task.js';
 import { PermanentJobError } from '../jobs/errors.js';
 import { progressSlots, type ItemOutcome, type PerItemAnswer, type PerItemRequest } from '../jobs/per-item.js';
-import { TenantQueue } from './tenant-queue.js';
+import { TenantQueue, type Taken } from './tenant-queue.js';
 
 export interface PoolOptions {
   threads: number;
@@ -62,13 +62,15 @@ const startingBalancer =
 
 /**
  * Piscina counts the pool's first threads as ready from the start (they load the task module meanwhile)
- * and later ones once loaded ('workerCreate'); a thread's first message is its "loaded".
+ * and later ones once loaded ('workerCreate'); a thread's first message is its "loaded". A thread leaves
+ * the set when it is destroyed (stopped at the time limit, say) until its replacement has loaded.
  */
 function watchReadiness(pool: Piscina, threadIds: Set<number>): Promise<void>[] {
   pool.on('workerCreate', (worker: { id: number }) => {
     if (!pool.threads.some((thread) => thread.threadId === worker.id && !firstThreads.has(thread))) return;
     threadIds.add(worker.id);
   });
+  pool.on('workerDestroy', (worker: { id: number }) => threadIds.delete(worker.id));
   const firstThreads = new Set(pool.threads);
   return [...firstThreads].map(
     (thread) =>
@@ -133,6 +135,9 @@ const outOfMemory = (error: unknown): boolean =>
 
 const isItemError = (output: unknown): output is { error: string } => typeof output === 'object' && output !== null && 'error' in output;
 
+/** Starts a queued task on a free thread (the queue's entry). */
+type Start = (taken: Taken<Start>) => void;
+
 /** A task given to Piscina with the time it started on a thread. */
 interface Started<T> {
   value: T;
@@ -143,9 +148,9 @@ interface Started<T> {
  * Runs the declared tasks with the time limit; every failure becomes a PermanentJobError with a clear
  * message, and so does a task no registered job type declares. `tasks` must be the pool's (createTaskPool).
  *
- * - Tasks wait in a queue per customer, served round robin (weighted by the owner's `weight`), and only as
- *   many run as the pool has threads: a customer's evaluation waits for the tasks already running and for
- *   at most one task of each other customer with work waiting.
+ * - Tasks wait in a queue per customer, served by thread time (weighted by the owner's `weight`), and only
+ *   as many run as the pool has threads; the last free thread is kept from a customer with long tasks that
+ *   already runs one while another customer is active (see TenantQueue), so quick work finds it free.
  * - A task's time limit and its run time (`owner.workMs`) start when a thread takes it, not while it waits.
  * - A task that answers per item runs in slices of `sliceMs`, each item timed on its own: an item past the
  *   limit (or the heap cap) stops its thread and fails alone with that reason, the others run again.
@@ -159,19 +164,31 @@ export function taskRunner(
   const sliceMs = options.sliceMs ?? defaultSliceMs;
   const maxQueue = options.maxQueue ?? pool.options.maxQueue;
   const threads = pool.options.maxThreads;
-  const queue = new TenantQueue<() => void>();
-  // A first thread still loading takes no task: its place opens when it has loaded (or died, replaced).
-  const loading = readinessOf.get(pool)?.firstThreads ?? [];
-  let running = loading.length;
-  const next = (): void => {
-    running--;
-    const start = queue.shift();
-    if (start) {
-      running++;
-      start();
-    }
+  const queue = new TenantQueue<Start>({ longTaskMs: 2 * sliceMs });
+  // Only loaded threads count: a task handed to Piscina while the only idle thread is still loading (a
+  // first thread, or the replacement of one stopped at the time limit) would wait for it in Piscina's queue
+  // while a customer it was kept for waits behind it.
+  const readiness = readinessOf.get(pool);
+  const ready = () => (readiness ? Math.min(threads, readiness.threadIds.size) : threads);
+  let keptTimer: NodeJS.Timeout | undefined;
+  /** Starts waiting tasks while threads are free; if the last one is kept for others, looks again when that may lapse. */
+  const dispatch = (): void => {
+    for (let taken = queue.take(ready()); taken; taken = queue.take(ready())) taken.entry(taken);
+    if (keptTimer) return;
+    const wait = queue.keptFor(ready());
+    if (wait === undefined) return;
+    keptTimer = setTimeout(
+      () => {
+        keptTimer = undefined;
+        dispatch();
+      },
+      Math.ceil(wait) + 1,
+    );
+    keptTimer.unref();
   };
-  for (const loaded of loading) void loaded.then(next);
+  for (const loaded of readiness?.firstThreads ?? []) void loaded.then(dispatch);
+  // A replacement thread has loaded (readiness's own listener, registered first, has counted it).
+  pool.on('workerCreate', () => queueMicrotask(dispatch));
   const poolModule = tasks[0]?.path;
   const routeOf = (task: TaskDeclaration): TaskRoute => ({
     name: task.exportName,
@@ -186,21 +203,24 @@ export function taskRunner(
   const whenTurn = <T>(owner: TaskOwner, signal: AbortSignal | undefined, send: () => Promise<T>): Promise<T> => {
     if (signal?.aborted) return Promise.reject(new PermanentJobError('cancelled'));
     return new Promise<T>((resolve, reject) => {
-      const start = () => {
+      const start: Start = (taken) => {
         signal?.removeEventListener('abort', onAbort);
-        send().then(resolve, reject).finally(next);
+        const startedAt = performance.now();
+        send()
+          .then(resolve, reject)
+          .finally(() => {
+            queue.finish(taken, performance.now() - startedAt);
+            dispatch();
+          });
       };
       const onAbort = () => {
         queue.remove(start);
         reject(new PermanentJobError('cancelled'));
       };
-      if (running < threads && queue.size === 0) {
-        running++;
-        return start();
-      }
       if (queue.size >= maxQueue) return reject(new Error('Task queue is at limit'));
       signal?.addEventListener('abort', onAbort, { once: true });
       queue.push(owner.customerId, owner.weight ?? 1, start);
+      dispatch();
     });
   };
 

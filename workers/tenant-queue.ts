@@ -1,74 +1,198 @@
+/** Tuning of the per-customer queue. */
+export interface TenantQueueOptions {
+  /**
+   * A customer whose tasks hold a thread longer than this (its recent average, ms) does not take the last
+   * free thread while it already runs a task and another customer is active: that thread is kept for the
+   * other customer. Default 200 (two per-item slices).
+   */
+  longTaskMs?: number;
+  /** How long after its last task ends a customer still counts as active (keeps the last thread kept for it). Default 2,000. */
+  activeForMs?: number;
+  /** The clock (ms). Default `performance.now`. */
+  now?: () => number;
+}
+
+/** A task the queue handed out: give it back to `finish` with its thread time. */
+export interface Taken<T> {
+  entry: T;
+  /** Whose task it is. */
+  readonly customerId: string;
+  /** What the customer was charged when the task started (its expected thread time). */
+  readonly chargedMs: number;
+}
+
+/** Smoothing of a customer's expected thread time per task (weight of the newest task). */
+const newestShare = 0.25;
+/** An idle customer's virtual time (and debt) is forgotten after this long. */
+const forgetAfterMs = 30_000;
+
 /**
- * Waiting work in one lane per customer, served round robin weighted by each lane's weight (start-time
- * fair queueing): every lane has a virtual time that grows by 1/weight per entry served; the lane with the
- * lowest is served next (ties: the lane that has waited longest). A lane that appears starts at the clock
- * (the virtual time of the last entry served), so a customer who was idle neither jumps the queue nor
- * waits behind a backlog others built up meanwhile: it is served after at most one entry of each other
- * lane. With equal weights that is plain round robin.
+ * Waiting work in one lane per customer, served by thread time (start-time fair queueing on measured
+ * time): every customer has a virtual time that grows by the thread time its tasks held, divided by its
+ * weight; the customer with the lowest virtual time among those waiting is served next (ties: the one
+ * that has waited longest). A task is charged its customer's expected time when it starts and the
+ * difference when it ends, so a customer's long tasks already running count against it. A customer that
+ * appears starts at the clock (the virtual time of the last task served): one who was idle neither jumps
+ * a queue nor waits behind a backlog the others built up meanwhile. With backlogs on every lane, each
+ * customer gets a share of thread time in proportion to its weight, however long its tasks are.
+ *
+ * The queue also keeps the pool's last free thread for the others: a customer whose tasks run long
+ * (`longTaskMs`, or none has ended yet) and who already runs a task does not take it while another customer is active (has
+ * work waiting or running, or finished a task within `activeForMs`); so a customer with short work finds
+ * a thread without waiting for a long task to end. A customer alone uses every thread.
  */
 export class TenantQueue<T> {
-  private readonly lanes = new Map<string, Lane<T>>();
+  private readonly accounts = new Map<string, Account<T>>();
+  private readonly longTaskMs: number;
+  private readonly activeForMs: number;
+  private readonly now: () => number;
   private clock = 0;
-  private count = 0;
+  private waitingCount = 0;
+  private runningCount = 0;
 
+  constructor(options: TenantQueueOptions = {}) {
+    this.longTaskMs = options.longTaskMs ?? 200;
+    this.activeForMs = options.activeForMs ?? 2000;
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  /** Entries waiting. */
   get size(): number {
-    return this.count;
+    return this.waitingCount;
+  }
+
+  /** Entries taken and not finished. */
+  get running(): number {
+    return this.runningCount;
   }
 
   push(customerId: string, weight: number, entry: T): void {
-    let lane = this.lanes.get(customerId);
-    if (!lane) {
-      lane = { entries: [], head: 0, virtualTime: this.clock, weight: weight > 0 ? weight : 1 };
-      this.lanes.set(customerId, lane);
+    let account = this.accounts.get(customerId);
+    if (!account) {
+      account = { entries: [], head: 0, virtualTime: this.clock, weight: 1, running: 0, expectedMs: 0, lastEndedAt: -Infinity };
+      this.accounts.set(customerId, account);
+    } else if (account.head === account.entries.length && account.running === 0) {
+      // Back from idle: no credit for the time away.
+      account.virtualTime = Math.max(account.virtualTime, this.clock);
     }
-    lane.entries.push(entry);
-    this.count++;
+    account.weight = weight > 0 ? weight : 1;
+    account.entries.push(entry);
+    this.waitingCount++;
   }
 
-  /** The next entry, or undefined when none waits. */
-  shift(): T | undefined {
-    let next: [string, Lane<T>] | undefined;
-    for (const candidate of this.lanes) {
-      if (!next || candidate[1].virtualTime < next[1].virtualTime) next = candidate;
+  /**
+   * The next entry to start, given the threads the pool has ready (running ones included), or undefined:
+   * none waits, no thread is free, or the last free thread is kept for others. Counts it as running.
+   */
+  take(threads: number): Taken<T> | undefined {
+    const free = threads - this.runningCount;
+    if (free <= 0 || this.waitingCount === 0) return undefined;
+    const now = this.now();
+    let next: [string, Account<T>] | undefined;
+    for (const candidate of this.accounts) {
+      const [customerId, account] = candidate;
+      if (account.head === account.entries.length) continue;
+      if (next && candidate[1].virtualTime >= next[1].virtualTime) continue;
+      if (free === 1 && this.keptFrom(customerId, account, now)) continue;
+      next = candidate;
     }
     if (!next) return undefined;
-    const [customerId, lane] = next;
-    const entry = lane.entries[lane.head] as T;
-    lane.entries[lane.head] = undefined as T;
-    lane.head++;
-    this.count--;
-    this.clock = lane.virtualTime;
-    lane.virtualTime += 1 / lane.weight;
-    if (lane.head === lane.entries.length) this.lanes.delete(customerId);
-    else {
-      if (lane.head > 1024 && lane.head * 2 > lane.entries.length) {
-        lane.entries = lane.entries.slice(lane.head);
-        lane.head = 0;
-      }
-      // Served lanes go to the back of the tie order.
-      this.lanes.delete(customerId);
-      this.lanes.set(customerId, lane);
+    const [customerId, account] = next;
+    const entry = account.entries[account.head] as T;
+    account.entries[account.head] = undefined as T;
+    account.head++;
+    if (account.head > 1024 && account.head * 2 > account.entries.length) {
+      account.entries = account.entries.slice(account.head);
+      account.head = 0;
     }
-    return entry;
+    this.waitingCount--;
+    this.runningCount++;
+    account.running++;
+    this.clock = Math.max(this.clock, account.virtualTime);
+    const chargedMs = account.expectedMs;
+    account.virtualTime += chargedMs / account.weight;
+    // Served customers go to the back of the tie order.
+    this.accounts.delete(customerId);
+    this.accounts.set(customerId, account);
+    return { entry, customerId, chargedMs };
+  }
+
+  /** A taken entry has ended after holding its thread `threadMs`: the customer is charged the difference. */
+  finish(taken: Taken<T>, threadMs: number): void {
+    const account = this.accounts.get(taken.customerId);
+    this.runningCount--;
+    if (!account) return;
+    account.running--;
+    const ms = Math.max(0, threadMs);
+    account.virtualTime += (ms - taken.chargedMs) / account.weight;
+    account.expectedMs = account.lastEndedAt === -Infinity ? ms : account.expectedMs + newestShare * (ms - account.expectedMs);
+    account.lastEndedAt = this.now();
+    this.forgetIdle(account.lastEndedAt);
   }
 
   /** Takes out an entry that no longer waits (its job was cancelled). */
   remove(entry: T): boolean {
-    for (const [customerId, lane] of this.lanes) {
-      const index = lane.entries.indexOf(entry, lane.head);
+    for (const account of this.accounts.values()) {
+      const index = account.entries.indexOf(entry, account.head);
       if (index === -1) continue;
-      lane.entries.splice(index, 1);
-      this.count--;
-      if (lane.head === lane.entries.length) this.lanes.delete(customerId);
+      account.entries.splice(index, 1);
+      this.waitingCount--;
       return true;
     }
     return false;
   }
+
+  /**
+   * While entries wait only because the last free thread is kept for others: in how many ms that may
+   * change without any task starting or ending (the others stop counting as active). Otherwise undefined.
+   */
+  keptFor(threads: number): number | undefined {
+    if (this.waitingCount === 0 || threads - this.runningCount !== 1) return undefined;
+    const now = this.now();
+    let soonest: number | undefined;
+    for (const [customerId, account] of this.accounts) {
+      if (account.head === account.entries.length || !this.keptFrom(customerId, account, now)) continue;
+      for (const [otherId, other] of this.accounts) {
+        if (otherId === customerId) continue;
+        if (other.head < other.entries.length || other.running > 0) return undefined; // ends with a task
+        const left = other.lastEndedAt + this.activeForMs - now;
+        if (left > 0 && (soonest === undefined || left < soonest)) soonest = left;
+      }
+    }
+    return soonest;
+  }
+
+  /** Whether the last free thread is kept from this customer (see the class comment). */
+  private keptFrom(customerId: string, account: Account<T>, now: number): boolean {
+    // Not measured yet counts as long: an attacker's first tasks must not take every thread either.
+    const measured = account.lastEndedAt !== -Infinity;
+    if (account.running === 0 || (measured && account.expectedMs <= this.longTaskMs)) return false;
+    for (const [otherId, other] of this.accounts) {
+      if (otherId === customerId) continue;
+      if (other.head < other.entries.length || other.running > 0 || now - other.lastEndedAt < this.activeForMs) return true;
+    }
+    return false;
+  }
+
+  /** Drops customers idle long enough that neither their activity nor their debt matters any more. */
+  private forgetIdle(now: number): void {
+    for (const [customerId, account] of this.accounts) {
+      const idle = account.head === account.entries.length && account.running === 0;
+      if (!idle || now - account.lastEndedAt < this.activeForMs) continue;
+      if (account.virtualTime <= this.clock || now - account.lastEndedAt >= forgetAfterMs) this.accounts.delete(customerId);
+    }
+  }
 }
 
-interface Lane<T> {
+interface Account<T> {
   entries: T[];
   head: number;
   virtualTime: number;
   weight: number;
+  /** Entries taken and not finished. */
+  running: number;
+  /** Recent thread time per task, ms (smoothed); 0 until a task has ended. */
+  expectedMs: number;
+  /** When its last task ended (`now`), -Infinity before any. */
+  lastEndedAt: number;
 }

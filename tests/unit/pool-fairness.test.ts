@@ -4,7 +4,7 @@ import { analyzeTask } from '../../jobs/divide/divide.job.js';
 import { evaluateManyTask, evaluateTask } from '../../jobs/invoke/invoke.job.js';
 import { declaredTasks, jobRegistry } from '../../jobs/registry.js';
 import { createTaskPool, taskRunner } from '../../workers/pools.js';
-import { TenantQueue } from '../../workers/tenant-queue.js';
+import { waitFor } from '../helpers/http.js';
 
 // The real pool: two threads (as on the machines we run on) and a time limit long enough that a thread's
 // first task, which loads the task module through tsx, fits in it on a busy machine.
@@ -124,7 +124,40 @@ describe('customers share the pool', () => {
     expect(victim.workMs).toBeLessThan(limitMs);
   }, 120_000);
 
-  it('serves waiting tasks round robin across customers', async () => {
+  it("keeps a thread free for a victim's quick evaluations while another customer's long evaluations wait", async () => {
+    const attacker = owner('long-runner');
+    const loaded = new Set<number>();
+    pool.on('workerCreate', (worker: { id: number }) => loaded.add(worker.id));
+    const before = new Set(pool.threads.map((thread) => thread.threadId));
+    // Runaways hold a thread for the whole limit; after one the pool knows this customer's tasks run long.
+    await expect(runTask(evaluateTask, runaway, undefined, attacker)).rejects.toThrow('time limit');
+    // The stopped thread's replacement loads the task modules (through tsx here, about a second) before
+    // it takes work: until then the pool has one thread and nothing to keep.
+    await waitFor(async () => pool.threads.every((thread) => before.has(thread.threadId) || loaded.has(thread.threadId)), 20_000);
+    const victim = owner('quick-victim');
+    await evaluate(victim, '1 + 1');
+    const stop = new AbortController();
+    const flood: Promise<unknown>[] = [];
+    for (let n = 0; n < 6; n++) {
+      flood.push(runTask(evaluateTask, runaway, stop.signal, attacker).catch((error: Error) => error.message));
+      await nextTurn(); // each sent alone
+    }
+    const waits: number[] = [];
+    for (let n = 0; n < 5; n++) {
+      const askedAt = performance.now();
+      expect(await evaluate(victim, 'x * y', { x: n, y: 2 })).toEqual({ value: n * 2 });
+      waits.push(performance.now() - askedAt);
+      await nextTurn();
+    }
+    stop.abort();
+    const flooded = await Promise.all(flood);
+    // Counted in tasks, the runaways would hold both threads and each of these would wait for one of them
+    // to end (up to the limit); the kept thread answers them at once.
+    expect(Math.max(...waits)).toBeLessThan(limitMs / 4);
+    expect(flooded).toEqual(Array(6).fill('cancelled'));
+  }, 60_000);
+
+  it("serves waiting tasks by thread time: one customer's quick tasks run before another's slow backlog", async () => {
     const onePool = createTaskPool(tasks, { threads: 1, taskTimeoutMs: limitMs });
     const run = taskRunner(onePool, limitMs, tasks);
     try {
@@ -132,35 +165,24 @@ describe('customers share the pool', () => {
       await run(analyzeTask, { expression: 'warm' }).catch(() => run(analyzeTask, { expression: 'warm' }));
       await run(evaluateTask, { expression: '1', parameters: {} });
       const order: string[] = [];
-      const busy = run(
-        evaluateTask,
-        { expression: 'l.map(a, l.map(b, a * b).size()).size()', parameters: { l: thousand.slice(0, 100) } },
-        undefined,
-        owner('z'),
-      ).catch(() => null);
+      const busy = run(evaluateTask, slow, undefined, owner('z')).catch(() => null);
       await nextTurn(); // evaluations are sent on the next turn (gathered); from then on it holds the thread
-      const queued = ['a1', 'a2', 'a3', 'a4', 'b1', 'b2', 'c1'].map((label) =>
-        run(analyzeTask, { expression: label }, undefined, owner(label[0] as string)).then(() => order.push(label)),
-      );
+      // Three slow evaluations, each sent alone (calls in one turn would go as one task), then six quick analyses.
+      const slowOwner = owner('slow');
+      const queued: Promise<unknown>[] = [];
+      for (const label of ['s1', 's2', 's3']) {
+        queued.push(run(evaluateTask, slow, undefined, slowOwner).then(() => order.push(label)));
+        await nextTurn();
+      }
+      const quickOwner = owner('quick');
+      for (const label of ['q1', 'q2', 'q3', 'q4', 'q5', 'q6'])
+        queued.push(run(analyzeTask, { expression: label }, undefined, quickOwner).then(() => order.push(label)));
       await Promise.all([busy, ...queued]);
-      expect(order).toEqual(['a1', 'b1', 'c1', 'a2', 'b2', 'a3', 'a4']);
+      // Counted in tasks it would be s1 q1 s2 q2 s3 q3…; counted in thread time, s1's run pays for all six.
+      expect(quickOwner.workMs).toBeLessThan(slowOwner.workMs / 3);
+      expect(order).toEqual(['s1', 'q1', 'q2', 'q3', 'q4', 'q5', 'q6', 's2', 's3']);
     } finally {
       await onePool.destroy();
     }
   }, 30_000);
-});
-
-describe('the per-customer queue', () => {
-  it('serves lanes in proportion to their weights, and a customer arriving later before the backlog', () => {
-    const queue = new TenantQueue<string>();
-    for (let n = 1; n <= 8; n++) queue.push('enterprise', 4, `e${n}`);
-    for (let n = 1; n <= 4; n++) queue.push('starter', 1, `s${n}`);
-    const served = Array.from({ length: 5 }, () => queue.shift());
-    expect(served.filter((entry) => entry?.startsWith('e'))).toHaveLength(4);
-    expect(served.filter((entry) => entry?.startsWith('s'))).toHaveLength(1);
-    queue.push('newcomer', 1, 'n1');
-    expect(queue.shift()).toBe('n1');
-    expect(queue.remove('s2')).toBe(true);
-    expect(queue.size).toBe(6);
-  });
 });
