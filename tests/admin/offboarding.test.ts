@@ -268,6 +268,13 @@ describe('DELETE /admin/customers/:id', () => {
     expect((await suite.request('GET', `/api/v1/jobs/${b.jobId}`, { token: tokens.b })).status).toBe(200);
     expect((await suite.request('GET', `/api/v1/substrates/${b.substrateId}`, { token: b.apiKey })).status).toBe(200);
 
+    const listed = (await admin('GET', '/admin/customers?limit=100')).body.items as Array<Record<string, unknown>>;
+    expect(listed.find((row) => row.id === a.customerId)).toMatchObject({
+      name: `deleted-${a.customerId}`,
+      deleted_at: deleted.body.deleted_at,
+    });
+    expect(listed.find((row) => row.id === b.customerId)).toMatchObject({ deleted_at: null });
+
     const audit = await admin('GET', `/admin/audit?customer_id=${a.customerId}&action=customer.delete`);
     expect(audit.body.items[0]).toMatchObject({ action: 'customer.delete', details: { deleted: { jobs: before.jobs } } });
   }, 60_000);

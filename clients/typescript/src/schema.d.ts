@@ -7921,6 +7921,7 @@ export interface paths {
                          *           "id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
                          *           "name": "ada@example.com",
                          *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "deleted_at": null,
                          *           "balance_usd_cents": 4250,
                          *           "current_month_charged_usd_cents": 750,
                          *           "max_monthly_usd_cents": null,
@@ -10030,6 +10031,7 @@ export interface components {
          *       "id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
          *       "name": "ada@example.com",
          *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "deleted_at": null,
          *       "balance_usd_cents": 4250,
          *       "current_month_charged_usd_cents": 750,
          *       "max_monthly_usd_cents": null,
@@ -10058,6 +10060,11 @@ export interface components {
              * @description ISO 8601, UTC
              */
             created_at: string;
+            /**
+             * Format: date-time
+             * @description When an admin deleted the customer (DELETE /admin/customers/:id); its name is then a tombstone, `deleted-<id>`
+             */
+            deleted_at: string | null;
             balance_usd_cents: number;
             current_month_charged_usd_cents: number;
             max_monthly_usd_cents: number | null;
