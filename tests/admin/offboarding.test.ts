@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { schedulerIdFor } from '../../queue/schedules/user-schedulers.js';
 import { expectProblem } from '../auth/expect-problem.js';
-import { loginAdmin } from '../helpers/accounts.js';
+import { loginAdmin, registerUser } from '../helpers/accounts.js';
+import { waitFor } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';
 import { createTenantResources, type TenantResources } from '../helpers/tenant-resources.js';
 import { Receiver } from '../webhooks/receiver.js';
@@ -182,6 +183,44 @@ describe('GET /admin/customers/:id/export', () => {
     expect(JSON.parse(lines.at(-1)!)).toEqual({ kind: 'end', rows: lines.length - 2 });
     expect(answer.text).not.toContain(a.customerId);
   });
+});
+
+describe('a large export', () => {
+  it('runs one at a time per API process (429 with Retry-After), waits for a slow reader, and frees its slot when the reader goes', async () => {
+    // 20,000 jobs of about 1 KB: far more than the socket buffers hold, so the export waits on its reader.
+    const user = await registerUser(suite.request);
+    const customer = (await suite.request('GET', '/api/v1/auth/me', { token: user.accessToken })).body.customer_id as string;
+    await suite.app.sql(
+      `insert into jobs (id, customer_id, type, state, payload, created_at, finished_at)
+       select gen_random_uuid(), $1, 'invoke', 'completed', jsonb_build_object('pad', repeat('x', 1000), 'n', g), now(), now()
+         from generate_series(1, 20000) g`,
+      [customer],
+    );
+    const reader = new AbortController();
+    const first = await fetch(`${suite.app.baseUrl}/api/v1/admin/customers/${customer}/export`, {
+      headers: { authorization: `Bearer ${tokens.admin}`, 'accept-encoding': 'identity' },
+      signal: reader.signal,
+    });
+    expect(first.status).toBe(200);
+    const stream = first.body!.getReader();
+    const { value } = await stream.read(); // the header, then nothing more is read
+    expect(new TextDecoder().decode(value).split('\n')[0]).toContain('"kind":"header"');
+
+    const second = await exportOf(b.customerId);
+    expect(second.status, second.text.slice(0, 200)).toBe(429);
+    expect(second.headers.get('retry-after')).toBe('30');
+    expect(JSON.parse(second.text)).toMatchObject({ status: 429, type: expect.stringMatching(/rate-limited$/) });
+
+    reader.abort();
+    await stream.cancel().catch(() => undefined);
+    // The server notices the reader has gone, rolls the snapshot back and frees the slot.
+    const third = await waitFor(async () => {
+      const answer = await exportOf(b.customerId);
+      return answer.status === 200 ? answer : null;
+    });
+    expect(third.text.trimEnd().split('\n').at(-1)).toMatch(/^\{"kind":"end"/);
+    await suite.app.sql('delete from jobs where customer_id = $1', [customer]);
+  }, 60_000);
 });
 
 describe('DELETE /admin/customers/:id', () => {
