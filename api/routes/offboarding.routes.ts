@@ -4,13 +4,13 @@ import { createGzip } from 'node:zlib';
 import { Router, type Request, type Response } from 'express';
 import { cancelJobRows } from '../../db/jobs/job-states.js';
 import { recordAdminAction } from '../../db/repositories/admin-audit.js';
+import { unfinishedJobIds } from '../../db/jobs/customer-jobs.js';
 import {
   countKept,
   customerScheduleNames,
   findCustomerToDelete,
   lockOutCustomer,
   purgeCustomer,
-  unfinishedJobIds,
 } from '../../db/offboarding/customer-deletion.js';
 import { exportCustomer, type ExportHeader } from '../../db/offboarding/customer-export.js';
 import { cancelChannel } from '../../lib/channels.js';

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { deleteCustomerJobsStep, unfinishedJobsOf, type UnfinishedJobs } from '../jobs/customer-jobs.js';
 import { inTransaction } from '../transaction.js';
 import { billableStatus, meteringWatermark } from '../repositories/metering.js';
 
@@ -21,31 +22,22 @@ export interface CustomerToDelete {
   id: string;
   deletedAt: string | null;
   admins: number;
-  unfinished: { queued: number; delayed: number; active: number };
+  unfinished: UnfinishedJobs;
 }
 
 /** The customer, whether it is deleted already, its admin users and its unfinished jobs; null when there is none. */
 export async function findCustomerToDelete(em: EntityManager, customerId: string): Promise<CustomerToDelete | null> {
-  const [row] = await em
-    .getConnection()
-    .execute<Array<{ id: string; deleted_at: Date | null; admins: number; queued: number; delayed: number; active: number }>>(
-      `select c.id, c.deleted_at,
-            (select count(*)::int from users u where u.customer_id = c.id and u.role = 'admin') as admins,
-            count(j.id) filter (where j.state = 'queued')::int as queued,
-            count(j.id) filter (where j.state = 'delayed')::int as delayed,
-            count(j.id) filter (where j.state = 'active')::int as active
-       from customers c
-       left join jobs j on j.customer_id = c.id and j.state in ('queued', 'delayed', 'active')
-      where c.id = ?
-      group by c.id`,
-      [customerId],
-    );
+  const [row] = await em.getConnection().execute<Array<{ id: string; deleted_at: Date | null; admins: number }>>(
+    `select c.id, c.deleted_at, (select count(*)::int from users u where u.customer_id = c.id and u.role = 'admin') as admins
+         from customers c where c.id = ?`,
+    [customerId],
+  );
   if (!row) return null;
   return {
     id: row.id,
     deletedAt: row.deleted_at ? new Date(row.deleted_at).toISOString() : null,
     admins: row.admins,
-    unfinished: { queued: row.queued, delayed: row.delayed, active: row.active },
+    unfinished: await unfinishedJobsOf(em, customerId),
   };
 }
 
@@ -53,17 +45,6 @@ export async function findCustomerToDelete(em: EntityManager, customerId: string
 export async function customerScheduleNames(em: EntityManager, customerId: string): Promise<string[]> {
   const rows = await em.getConnection().execute<Array<{ name: string }>>(`select name from schedules where customer_id = ?`, [customerId]);
   return rows.map((row) => row.name);
-}
-
-/** Up to `limit` of the customer's unfinished jobs' ids. */
-export async function unfinishedJobIds(em: EntityManager, customerId: string, limit: number): Promise<string[]> {
-  const rows = await em
-    .getConnection()
-    .execute<Array<{ id: string }>>(`select id from jobs where customer_id = ? and state in ('queued', 'delayed', 'active') limit ?`, [
-      customerId,
-      limit,
-    ]);
-  return rows.map((row) => row.id);
 }
 
 /** A bcrypt-shaped hash of random bytes nobody kept: no password matches it, and verifying it still costs one comparison. */
@@ -200,28 +181,13 @@ export async function purgeCustomer(
   );
 
   // Finished jobs with a batch's items; an unfinished job (none, after the cancel) would stay.
-  for (let afterId = '00000000-0000-0000-0000-000000000000'; ;) {
+  for (let afterId: string | null = null; ;) {
     signal?.throwIfAborted();
-    const ids = await execute<{ id: string }>(
-      `select id from jobs where customer_id = ? and id > ?::uuid and state not in ('queued', 'delayed', 'active') order by id limit ?`,
-      [customerId, afterId, stepRows],
-    );
-    if (ids.length === 0) break;
-    afterId = ids.at(-1)!.id;
-    const idArray = `{${ids.map((row) => row.id).join(',')}}`;
-    counts.batch_items += await untilDone(
-      execute,
-      `delete from batch_items where (batch_id, index) in (select batch_id, index from batch_items where batch_id = any(?::uuid[]) limit ?)`,
-      [idArray, stepRows],
-      stepRows,
-      signal,
-    );
-    const [gone] = await execute<{ n: number }>(
-      `with gone as (delete from jobs where id = any(?::uuid[]) and state not in ('queued', 'delayed', 'active') returning 1)
-       select count(*)::int as n from gone`,
-      [idArray],
-    );
-    counts.jobs += gone?.n ?? 0;
+    const step = await deleteCustomerJobsStep(em, { customerId, afterId, stepRows });
+    counts.jobs += step.jobs;
+    counts.batch_items += step.batchItems;
+    if (step.lastId === null) break;
+    afterId = step.lastId;
   }
 
   counts.relationships = await untilDone(

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { jobExportKinds } from '../jobs/customer-jobs.js';
 import { inTransaction } from '../transaction.js';
 
 /**
@@ -13,7 +14,7 @@ import { inTransaction } from '../transaction.js';
  */
 
 /** One kind of row: where its rows are (`?` is the customer id, once) and what is written of them. */
-interface ExportKind {
+export interface ExportKind {
   kind: string;
   /** The columns written; secrets (key hashes, encrypted keys and signing secrets) are never among them. */
   select: string;
@@ -32,13 +33,7 @@ export const exportKinds: readonly ExportKind[] = [
     from: 'api_keys k where k.customer_id = ?',
     order: 'k.id',
   },
-  { kind: 'job', select: 'j.*', from: 'jobs j where j.customer_id = ?', order: 'j.id' },
-  {
-    kind: 'batch_item',
-    select: 'i.*',
-    from: `batch_items i join jobs j on j.id = i.batch_id where j.customer_id = ? and j.type = 'batch'`,
-    order: 'i.batch_id, i.index',
-  },
+  ...jobExportKinds,
   { kind: 'substrate', select: 's.*', from: 'substrates s where s.customer_id = ?', order: 's.id' },
   { kind: 'relationship', select: 'r.*', from: 'relationships r where r.customer_id = ?', order: 'r.id' },
   { kind: 'schedule', select: 's.*', from: 'schedules s where s.customer_id = ?', order: 's.name' },
