@@ -25,6 +25,7 @@ import { systemRoutes } from './routes/system.routes.js';
 import { webhooksRoutes } from './routes/webhooks.routes.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { adminJobsRoutes } from './routes/admin-jobs.routes.js';
+import { offboardingRoutes } from './routes/offboarding.routes.js';
 import { billingRoutes } from './routes/billing.routes.js';
 import { servicesRoutes } from './routes/services.routes.js';
 import { accountRoutes, publicAccountRoutes } from './routes/accounts.routes.js';
@@ -195,6 +196,7 @@ function meteredRoutes(
     under(['/services'], servicesRoutes(deps)),
     under(['/admin'], adminRoutes(deps)),
     under(['/admin'], adminJobsRoutes(deps)),
+    under(['/admin'], offboardingRoutes(deps)),
   );
 
   const metered = express.Router();

@@ -7,6 +7,7 @@ import { batchesDocs } from './openapi/batches.openapi.js';
 import { billingDocs, servicesDocs } from './openapi/billing.openapi.js';
 import type { RouteDocs } from './openapi/document-route.js';
 import { jobsDocs } from './openapi/jobs.openapi.js';
+import { offboardingDocs } from './openapi/offboarding.openapi.js';
 import { jobSearchDocs } from './openapi/job-search.openapi.js';
 import { relationshipsDocs } from './openapi/relationships.openapi.js';
 import { schedulesDocs } from './openapi/schedules.openapi.js';
@@ -36,6 +37,7 @@ export const routeDocs: readonly RouteDocs[] = [
   servicesDocs,
   adminDocs,
   adminJobsDocs,
+  offboardingDocs,
 ];
 
 export type OpenApiDocument = ReturnType<OpenApiGeneratorV31['generateDocument']>;

@@ -9,6 +9,9 @@ export const adminCustomerSchema = z
     id: z.uuid(),
     name: z.string(),
     created_at: timestamp,
+    deleted_at: timestamp
+      .nullable()
+      .describe('When an admin deleted the customer (DELETE /admin/customers/:id); its name is then a tombstone, `deleted-<id>`'),
     balance_usd_cents: z.int(),
     current_month_charged_usd_cents: z.int(),
     max_monthly_usd_cents: z.int().nullable(),
@@ -23,6 +26,7 @@ export const adminCustomerSchema = z
       id: ex.customerId,
       name: 'ada@example.com',
       created_at: ex.at,
+      deleted_at: null,
       balance_usd_cents: 4_250,
       current_month_charged_usd_cents: 750,
       max_monthly_usd_cents: null,

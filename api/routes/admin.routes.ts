@@ -44,6 +44,7 @@ function customerView(row: AdminCustomerRow) {
     id: row.id,
     name: row.name,
     created_at: new Date(row.createdAt).toISOString(),
+    deleted_at: row.deletedAt ? new Date(row.deletedAt).toISOString() : null,
     balance_usd_cents: row.balanceUsdCents,
     current_month_charged_usd_cents: row.currentMonthChargedUsdCents,
     max_monthly_usd_cents: row.maxMonthlyUsdCents,

@@ -7,6 +7,11 @@ export interface Customer {
   maxMonthlyUsdCents: string | null;
   /** Set while an admin has paused (quarantined) the customer's work: its jobs are kept but not started. */
   pausedAt: Date | null;
+  /**
+   * Set when an admin deleted (offboarded) the customer: its name is a tombstone, its users anonymised, its
+   * keys revoked and its data gone; the row stays so the billing evidence that names it still has a customer.
+   */
+  deletedAt: Date | null;
   createdAt: Date;
 }
 
@@ -19,6 +24,7 @@ export const CustomerSchema = new EntitySchema<Customer>({
     balanceUsdCents: { type: 'bigint', default: 0, fieldName: 'balance_usd_cents' },
     maxMonthlyUsdCents: { type: 'bigint', nullable: true },
     pausedAt: { type: 'datetime', columnType: 'timestamptz', nullable: true },
+    deletedAt: { type: 'datetime', columnType: 'timestamptz', nullable: true },
     createdAt: { type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' },
   },
 });

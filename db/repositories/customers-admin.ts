@@ -4,6 +4,8 @@ export interface AdminCustomerRow {
   id: string;
   name: string;
   createdAt: string;
+  /** Set once an admin deleted (offboarded) the customer. */
+  deletedAt: string | null;
   balanceUsdCents: number;
   currentMonthChargedUsdCents: number;
   maxMonthlyUsdCents: number | null;
@@ -20,7 +22,7 @@ export async function listCustomersForAdmin(em: EntityManager, beforeId: string 
   }
   params.push(limit);
   return em.execute<AdminCustomerRow[]>(
-    `select c.id, c.name, c.created_at as "createdAt",
+    `select c.id, c.name, c.created_at as "createdAt", c.deleted_at as "deletedAt",
             coalesce(a.balance_usd_cents, 0)::float8 as "balanceUsdCents",
             coalesce(a.current_month_charged_usd_cents, 0)::float8 as "currentMonthChargedUsdCents",
             c.max_monthly_usd_cents::float8 as "maxMonthlyUsdCents",

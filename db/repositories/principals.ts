@@ -21,14 +21,14 @@ export function findApiKeyPrincipal(em: EntityManager, keyHash: string): Promise
   );
 }
 
-/** A user with its customer's compute service and the latest TOS version it accepted. */
+/** A user with its customer's compute service and the latest TOS version it accepted; none once the customer is deleted. */
 export function findUserPrincipal(em: EntityManager, userId: string): Promise<PrincipalRow[]> {
   return em.getConnection().execute<PrincipalRow[]>(
     `select u.id, u.customer_id, u.role, coalesce(s.tier, 'starter') as tier, s.enabled, s.suspended_reason,
             (select t.version from tos_acceptances t where t.user_id = u.id order by t.accepted_at desc limit 1) as tos_version
        from users u
        left join service_instances s on s.customer_id = u.customer_id and s.service_type = 'compute'
-      where u.id = ?`,
+      where u.id = ? and not exists (select 1 from customers c where c.id = u.customer_id and c.deleted_at is not null)`,
     [userId],
   );
 }

@@ -8070,6 +8070,7 @@ export interface paths {
                          *           "id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
                          *           "name": "ada@example.com",
                          *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "deleted_at": null,
                          *           "balance_usd_cents": 4250,
                          *           "current_month_charged_usd_cents": 750,
                          *           "max_monthly_usd_cents": null,
@@ -9057,6 +9058,209 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/customers/{id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export one customer's data as NDJSON (gzip when accepted)
+         * @description Streams one line per row, read in one consistent snapshot: a `header` line (`customer`, `exported_at`, and `counts` per kind), then every row of each kind in this order — `user`, `service`, `api_key`, `job`, `batch_item`, `substrate`, `relationship`, `schedule`, `webhook_endpoint`, `webhook_delivery`, `request_log`, `usage_record`, `charge`, `ledger_account`, `ledger_transaction`, `ledger_entry` — each line `{"kind": "<kind>", …the row's columns}`, then an `end` line with the number of rows. A file without its `end` line was cut short (an error after the answer began can only end the stream). Secrets are left out: no key hashes or encrypted keys, no webhook signing secrets, no password hashes. Memory stays flat whatever the size; one export runs at a time per API process (429 with `Retry-After` otherwise). Audited as `customer.export`.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The export, streamed */
+                200: {
+                    headers: {
+                        /** @description attachment; filename="customer-<id>-<date>.ndjson" */
+                        "Content-Disposition"?: string;
+                        /** @description `gzip` when the request accepts it */
+                        "Content-Encoding"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {"kind":"header","format":"chrysalis.customer-export","version":1,"customer":{"id":"0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01","name":"ada@example.com","created_at":"2026-12-03T17:30:00.000Z","paused_at":null,"deleted_at":null},"exported_at":"2026-12-03T17:30:00.412Z","counts":{"user":0,"service":0,"api_key":0,"job":1,"batch_item":0,"substrate":0,"relationship":0,"schedule":0,"webhook_endpoint":0,"webhook_delivery":0,"request_log":0,"usage_record":0,"charge":0,"ledger_account":0,"ledger_transaction":0,"ledger_entry":0}}
+                         *     {"kind":"job","id":"0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11","customer_id":"0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01","type":"invoke","state":"completed","payload":{"substrate_id":"0x1f2e3d4c5b6a7988"}}
+                         *     {"kind":"end","rows":1}
+                         *      */
+                        "application/x-ndjson": string;
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/customers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete (offboard) a customer, keeping the billing evidence
+         * @description 409 while the customer has unfinished jobs (cancel them first with `POST /admin/jobs/cancel` and `{"customer_id": …}`; the problem lists `unfinished` by state), and for an operator's own customer (one with admin users). Otherwise, at once: the customer is marked deleted, its name and its users' emails become tombstones (`deleted-<id>`), their passwords unusable, their sessions (refresh tokens) ended and its API keys revoked — every token of the customer answers 401 from then on, in every API process — and its schedules stop firing. Then its jobs with their batch items, substrates, relationships, schedules, webhook endpoints, deliveries and attempts, API keys and request logs are deleted in bounded steps (RETENTION_STEP_ROWS rows each). Kept: the customer row and its users (anonymised), its service rows (its tier prices a final bill), usage records, charges, the ledger (accounts, transactions, entries), terms-of-service acceptances, the admin audit log, and request logs that metering or billing still needs. A second DELETE of a deleted customer finishes a purge that was cut short and answers the same way. Audited as `customer.delete`.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Deleted; what went and what stays */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+                         *       "deleted_at": "2026-12-03T17:30:00.000Z",
+                         *       "cancelled_jobs": 0,
+                         *       "deleted": {
+                         *         "jobs": 1204,
+                         *         "batch_items": 48000,
+                         *         "substrates": 37,
+                         *         "relationships": 12,
+                         *         "schedules": 2,
+                         *         "webhook_endpoints": 1,
+                         *         "webhook_deliveries": 1180,
+                         *         "webhook_attempts": 1233,
+                         *         "api_keys": 3,
+                         *         "request_logs": 96411
+                         *       },
+                         *       "kept": {
+                         *         "usage_records": 212,
+                         *         "charges": 9,
+                         *         "ledger_transactions": 14,
+                         *         "request_logs": 18
+                         *       }
+                         *     } */
+                        "application/json": components["schemas"]["CustomerDeletion"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The resource is in a state that does not allow this (`conflict`) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -10000,6 +10204,7 @@ export interface components {
          *       "id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
          *       "name": "ada@example.com",
          *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "deleted_at": null,
          *       "balance_usd_cents": 4250,
          *       "current_month_charged_usd_cents": 750,
          *       "max_monthly_usd_cents": null,
@@ -10028,6 +10233,11 @@ export interface components {
              * @description ISO 8601, UTC
              */
             created_at: string;
+            /**
+             * Format: date-time
+             * @description When an admin deleted the customer (DELETE /admin/customers/:id); its name is then a tombstone, `deleted-<id>`
+             */
+            deleted_at: string | null;
             balance_usd_cents: number;
             current_month_charged_usd_cents: number;
             max_monthly_usd_cents: number | null;
@@ -10210,6 +10420,61 @@ export interface components {
             customer_id: string | null;
             /** @description The filters and counts of the action */
             details?: unknown;
+        };
+        /** @example {
+         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+         *       "deleted_at": "2026-12-03T17:30:00.000Z",
+         *       "cancelled_jobs": 0,
+         *       "deleted": {
+         *         "jobs": 1204,
+         *         "batch_items": 48000,
+         *         "substrates": 37,
+         *         "relationships": 12,
+         *         "schedules": 2,
+         *         "webhook_endpoints": 1,
+         *         "webhook_deliveries": 1180,
+         *         "webhook_attempts": 1233,
+         *         "api_keys": 3,
+         *         "request_logs": 96411
+         *       },
+         *       "kept": {
+         *         "usage_records": 212,
+         *         "charges": 9,
+         *         "ledger_transactions": 14,
+         *         "request_logs": 18
+         *       }
+         *     } */
+        CustomerDeletion: {
+            /** Format: uuid */
+            customer_id: string;
+            /**
+             * Format: date-time
+             * @description When the customer was first deleted (a second DELETE answers the same time)
+             */
+            deleted_at: string;
+            /** @description Unfinished jobs submitted between the check and the lock-out, cancelled by the delete */
+            cancelled_jobs: number;
+            /** @description Rows removed by this call */
+            deleted: {
+                jobs: number;
+                batch_items: number;
+                substrates: number;
+                relationships: number;
+                schedules: number;
+                webhook_endpoints: number;
+                webhook_deliveries: number;
+                webhook_attempts: number;
+                api_keys: number;
+                request_logs: number;
+            };
+            /** @description The billing evidence that stays */
+            kept: {
+                usage_records: number;
+                charges: number;
+                ledger_transactions: number;
+                /** @description Request logs not yet metered, or in an hour not yet billed: metering and billing finish them, retention removes them */
+                request_logs: number;
+            };
         };
     };
     responses: never;
