@@ -43,6 +43,10 @@ export interface HttpSubmitMeasurement {
   drainSeconds: number;
   p99Ms: number;
   cpu: Record<string, number>;
+  /** Answers by HTTP status during the measured load. */
+  statuses: Record<string, number>;
+  /** When some answers were not 2xx: one more request's status and body, to say why. */
+  problem: { status: number; body: string } | null;
 }
 
 export async function measureHttpSubmit(load: HttpSubmitLoad): Promise<HttpSubmitMeasurement> {
@@ -82,6 +86,11 @@ export async function measureHttpSubmit(load: HttpSubmitLoad): Promise<HttpSubmi
   ).catch(() => undefined);
   await load.mark?.('done');
   const rows = await load.countRows(since);
+  let problem: HttpSubmitMeasurement['problem'] = null;
+  if (run.non2xx > 0) {
+    const answer = await fetch(options.url, { method: 'POST', headers: options.headers, body: options.body });
+    problem = { status: answer.status, body: (await answer.text()).slice(0, 300) };
+  }
   return {
     accepted,
     acceptedPerSecond: accepted / load.duration,
@@ -92,5 +101,7 @@ export async function measureHttpSubmit(load: HttpSubmitLoad): Promise<HttpSubmi
     drainSeconds: round(drainSeconds, 2),
     p99Ms: run.latency.p99,
     cpu,
+    statuses: Object.fromEntries(Object.entries(run.statusCodeStats ?? {}).map(([status, stats]) => [status, stats.count ?? 0])),
+    problem,
   };
 }

@@ -391,6 +391,8 @@ async function main(): Promise<void> {
           accepted_rows: platformRun.acceptedRows,
           completed: platformRun.completed,
           non_2xx: platformRun.non2xx,
+          statuses: platformRun.statuses,
+          problem: platformRun.problem,
           errors: platformRun.errors,
           drain_seconds: platformRun.drainSeconds,
           platform_p99_ms: platformRun.p99Ms,
