@@ -140,6 +140,9 @@ async function main(): Promise<void> {
     await json('POST', '/auth/register', { email, password: 'bench password 1', accept_tos: true, tos_version: '1.0.0' });
     const { access_token: token } = await json('POST', '/auth/login', { email, password: 'bench password 1' });
     const { customer_id: customerId } = await json('GET', '/auth/me', undefined, token);
+    // Money for the run's usage: a worker that starts later (cluster scenarios, fairness) runs billing at once,
+    // and an empty balance suspended the customer mid-run, so every submit answered 402.
+    await json('POST', '/billing/deposits', { amount_usd_cents: 1_000_000 }, token);
     await db.query(`update service_instances set tier = 'enterprise' where customer_id = $1`, [customerId]);
     const { key } = await json('POST', '/api-keys', { name: 'bench', service_type: 'compute' }, token);
     const { substrate_id: substrateId } = await json('POST', '/substrates', { expression_type: 'expression', expression: 'x * y' }, key);
