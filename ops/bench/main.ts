@@ -7,7 +7,8 @@
  *   npm run bench -- --only=wait-latency,batch-10k
  *   npm run bench -- --only=peers      # queue-drain beside raw BullMQ, graphile-worker and pg-boss
  *   npm run bench -- --only=request-latency  # p50/p99 of /health, GET /jobs/:id, POST /jobs, a 429, with server stages
- *   npm run bench -- --cluster         # adds cluster-drain: queue-drain on a local 3-master Redis Cluster beside single-node (also --only=cluster-drain)
+ *   npm run bench -- --cluster         # adds cluster-drain and cluster-http-submit: queue-drain and http-submit on a local
+ *                                      # 3-master Redis Cluster beside single-node, per-master commands (also --only=cluster-drain,…)
  *   npm run bench -- --only=noisy      # issue 15's attacks at full size, a victim's latency measured (NOISY_SCALE, NOISY_WINDOW_SECONDS)
  *   npm run bench -- --only=bulk-submit  # POST /jobs/bulk beside a raw addBulk + multi-row INSERT program
  *   npm run bench -- --only=fairness   # issue 16: A's 40,000 bulk invokes, B's Prefer: wait calls, fair sharing vs FIFO (--quick: 4,000)
@@ -30,7 +31,8 @@ import { ensureServicesForEnv, loadDotEnv } from '../local-services.js';
 import { runPeers } from './peers/scenario.js';
 import { runNoisy } from './noisy/scenario.js';
 import { runRequestLatency } from './request-latency.js';
-import { runClusterDrain } from './cluster.js';
+import { runClusterDrain, runClusterHttpSubmit } from './cluster.js';
+import { measureHttpSubmit, type HttpSubmitMeasurement } from './http-submit.js';
 import { runFairness } from './fairness.js';
 import { sizesFromEnv } from './noisy/sizes.js';
 import {
@@ -57,8 +59,12 @@ const only = args
   .find((arg) => arg.startsWith('--only='))
   ?.slice('--only='.length)
   .split(',');
+/** Run only with --cluster or when named in --only: each starts a local Redis Cluster. */
+const clusterScenarios = ['cluster-drain', 'cluster-http-submit'];
 const wanted = (name: string) =>
-  (!only && name !== 'cluster-drain') || (only?.includes(name) ?? false) || (name === 'cluster-drain' && args.includes('--cluster'));
+  (!only && !clusterScenarios.includes(name)) ||
+  (only?.includes(name) ?? false) ||
+  (clusterScenarios.includes(name) && args.includes('--cluster'));
 /** Load runs start after this much of the same load on the same side, so neither is measured while its JIT warms up. */
 const warmUpSeconds = quick ? 1 : 3;
 import { readFileSync } from 'node:fs';
@@ -134,6 +140,9 @@ async function main(): Promise<void> {
     await json('POST', '/auth/register', { email, password: 'bench password 1', accept_tos: true, tos_version: '1.0.0' });
     const { access_token: token } = await json('POST', '/auth/login', { email, password: 'bench password 1' });
     const { customer_id: customerId } = await json('GET', '/auth/me', undefined, token);
+    // Money for the run's usage: a worker that starts later (cluster scenarios, fairness) runs billing at once,
+    // and an empty balance suspended the customer mid-run, so every submit answered 402.
+    await json('POST', '/billing/deposits', { amount_usd_cents: 1_000_000 }, token);
     await db.query(`update service_instances set tier = 'enterprise' where customer_id = $1`, [customerId]);
     const { key } = await json('POST', '/api-keys', { name: 'bench', service_type: 'compute' }, token);
     const { substrate_id: substrateId } = await json('POST', '/substrates', { expression_type: 'expression', expression: 'x * y' }, key);
@@ -212,6 +221,8 @@ async function main(): Promise<void> {
 
     /** The single-node platform's queue-drain of this run (jobs/s), for cluster-drain's ratio. */
     let singleNodeDrain: number | null = null;
+    /** Where the single-node drain's CPU and Redis commands went (the cluster run reports its own beside them). */
+    let singleNodeDrainCost: Record<string, unknown> = {};
     if (wanted('queue-drain')) {
       const n = quick ? 10_000 : 50_000;
       log(`queue-drain: ${n} jobs`);
@@ -251,6 +262,7 @@ async function main(): Promise<void> {
           `raw BullMQ ${baselineRedis.commands_per_job} commands, ${baselineRedis.redis_cpu_us_per_job} µs CPU`,
       );
       singleNodeDrain = platform;
+      singleNodeDrainCost = { cpu_seconds: cpu, redis_per_job: platformRedis };
       report({
         scenario: 'queue-drain',
         n,
@@ -276,13 +288,17 @@ async function main(): Promise<void> {
       if (singleNodeDrain === null) {
         log(`cluster-drain: single-node queue-drain first, ${n} jobs`);
         await settlePlatform();
-        singleNodeDrain = n / (await drain(n));
+        const redisBefore = await redisActivity(redis);
+        const { result: seconds, cpu } = await cpuBreakdown(cpuGroups, () => drain(n));
+        singleNodeDrain = n / seconds;
+        singleNodeDrainCost = { cpu_seconds: cpu, redis_per_job: redisCostPerJob(redisBefore, await redisActivity(redis), n) };
       }
       // The single-node worker idles meanwhile (its queues are empty); the cluster's worker is a process of its own.
       report(
         await runClusterDrain({
           n,
           singleNodeJobsPerSecond: singleNodeDrain,
+          singleNodeCost: singleNodeDrainCost,
           platformEnv,
           em,
           logger,
@@ -320,79 +336,95 @@ async function main(): Promise<void> {
       );
     }
 
-    if (wanted('http-submit')) {
-      const duration = quick ? 5 : 10;
-      log(`http-submit: 64 connections for ${duration} s (after ${warmUpSeconds} s of warm-up on each side)`);
-      const body = JSON.stringify({ parameters: { x: 5, y: 7 } });
-      const submitOptions = {
-        url: `${api}/substrates/${substrateId}/invoke`,
-        method: 'POST' as const,
-        connections: 64,
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-        body,
-      };
-      await settlePlatform();
-      await autocannon({ ...submitOptions, duration: warmUpSeconds });
-      await waitUntil(
-        async () => (await Promise.all(invokeQueues.map((queue) => queue.getWaitingCount()))).every((count) => count === 0),
-        120_000,
-        200,
-      );
-      const since = new Date();
-      // Like the baseline (which has no consumer), the API takes the load alone: the invoke queue is
-      // paused while autocannon runs, then resumed and drained.
-      await Promise.all(invokeQueues.map((queue) => queue.pause()));
-      const { result: platformRun, cpu } = await cpuBreakdown(cpuGroups, () => autocannon({ ...submitOptions, duration }));
-      const accepted = platformRun['2xx'];
-      await Promise.all(invokeQueues.map((queue) => queue.resume()));
-      const drainStarted = performance.now();
-      await waitUntil(async () => (await countFinished(since)) >= accepted, 600_000, 200);
-      const drainSeconds = (performance.now() - drainStarted) / 1000;
-      // autocannon counts only answers it received before its clock stopped; the server also accepted the
-      // requests still in flight then. Every row accepted in the window must be completed.
+    /** The single-node API's submit load (platform side), shared by http-submit and cluster-http-submit. */
+    const submitDuration = quick ? 5 : 10;
+    const countRows = async (since: Date) => {
       const rows = (
         await db.query(
           `select count(*) filter (where state = 'completed') as completed, count(*) as total from jobs where customer_id = $1 and created_at >= $2`,
           [customerId, since],
         )
       ).rows[0];
-      const completed = Number(rows.completed);
-      const acceptedRows = Number(rows.total);
+      return { total: Number(rows.total), completed: Number(rows.completed) };
+    };
+    const submitLoad = { key, duration: submitDuration, warmUpSeconds, countFinished, countRows };
+    const singleNodeSubmit = () =>
+      measureHttpSubmit({
+        ...submitLoad,
+        url: `${api}/substrates/${substrateId}/invoke`,
+        invokeQueues,
+        settle: settlePlatform,
+        cpuGroups,
+      });
+    /** The single-node platform's http-submit of this run, for cluster-http-submit's ratio. */
+    let singleNodeSubmitRun: HttpSubmitMeasurement | null = null;
+
+    if (wanted('http-submit')) {
+      const duration = submitDuration;
+      log(`http-submit: 64 connections for ${duration} s (after ${warmUpSeconds} s of warm-up on each side)`);
+      // Like the baseline (which has no consumer), the API takes the load alone: the invoke queues are
+      // paused while autocannon runs, then resumed and drained (measureHttpSubmit).
+      const platformRun = await singleNodeSubmit();
+      singleNodeSubmitRun = platformRun;
       const bare = await bareServer();
       const baseSubmitOptions = {
         url: `http://127.0.0.1:${basePort}/submit`,
         method: 'POST' as const,
         connections: 64,
         headers: { 'content-type': 'application/json' },
-        body,
+        body: JSON.stringify({ parameters: { x: 5, y: 7 } }),
       };
       await autocannon({ ...baseSubmitOptions, duration: warmUpSeconds });
       const baseRun = await autocannon({ ...baseSubmitOptions, duration });
       await bare.stop();
       await new Queue('bench-submit', { connection: redis, prefix: basePrefix }).obliterate({ force: true });
-      const platform = accepted / duration;
+      const platform = platformRun.acceptedPerSecond;
       const baseline = baseRun['2xx'] / duration;
       report({
         scenario: 'http-submit',
-        n: accepted,
+        n: platformRun.accepted,
         unit: 'accepted/s',
         platform: round(platform),
         baseline: round(baseline),
         ratio: round(platform / baseline, 3),
         target: 'ratio >= 0.5; every accepted job completed',
-        met: platform / baseline >= 0.5 && completed === acceptedRows,
+        met: platform / baseline >= 0.5 && platformRun.completed === platformRun.acceptedRows,
         details: {
-          accepted,
-          accepted_rows: acceptedRows,
-          completed,
+          accepted: platformRun.accepted,
+          accepted_rows: platformRun.acceptedRows,
+          completed: platformRun.completed,
           non_2xx: platformRun.non2xx,
+          statuses: platformRun.statuses,
+          problem: platformRun.problem,
           errors: platformRun.errors,
-          drain_seconds: round(drainSeconds, 2),
-          platform_p99_ms: platformRun.latency.p99,
+          drain_seconds: platformRun.drainSeconds,
+          platform_p99_ms: platformRun.p99Ms,
           baseline_p99_ms: baseRun.latency.p99,
-          cpu_seconds_during_load: cpu,
+          cpu_seconds_during_load: platformRun.cpu,
         },
       });
+    }
+
+    if (wanted('cluster-http-submit')) {
+      if (singleNodeSubmitRun === null) {
+        log(`cluster-http-submit: single-node http-submit first, 64 connections for ${submitDuration} s`);
+        singleNodeSubmitRun = await singleNodeSubmit();
+      }
+      log(
+        `cluster-http-submit: single node accepted ${round(singleNodeSubmitRun.acceptedPerSecond)}/s ` +
+          `(${singleNodeSubmitRun.completed} of ${singleNodeSubmitRun.acceptedRows} rows completed)`,
+      );
+      report(
+        await runClusterHttpSubmit({
+          singleNode: singleNodeSubmitRun,
+          apiPort: basePort + 3,
+          substrateId,
+          load: submitLoad,
+          platformEnv,
+          singleNodeWorkerPid: workerChild.process.pid!,
+          log,
+        }),
+      );
     }
 
     if (wanted('wait-latency')) {
