@@ -35,7 +35,7 @@ function money(customer) {
   );
 }
 
-function load_(customer) {
+function backlogOf(customer) {
   const row = backlog.get(customer.id);
   if (!row) return h('span', { class: 'muted' }, 'nothing unfinished');
   const cap = (value, max) => (max === null ? count(value) : `${count(value)} / ${count(max)}`);
@@ -72,7 +72,7 @@ function row(customer) {
     ),
     h('td', {}, customer.services.length ? h('ul', { class: 'plain' }, ...customer.services.map(service)) : h('span', { class: 'muted' }, 'none')),
     h('td', {}, money(customer)),
-    h('td', {}, load_(customer)),
+    h('td', {}, backlogOf(customer)),
     h('td', {}, button),
   );
 }

@@ -1,5 +1,5 @@
-import { api, formatTime, h, problemText, renderNav, showAlert } from './console.js';
-import { attemptList, breaker, deliveryState, endpointState } from './webhooks-view.js';
+import { api, h, problemText, renderNav, showAlert } from './console.js';
+import { breaker, deliveryRow, endpointState } from './webhooks-view.js';
 
 /** While a delivery on the page is pending, the page is read again this often (ms) to show its attempts. */
 const pendingEveryMs = 2000;
@@ -10,33 +10,13 @@ const more = document.getElementById('more');
 const status = document.getElementById('delivery-status');
 let nextCursor = null;
 
-function row(delivery) {
-  const redeliver = h('button', { type: 'button', class: 'secondary', 'aria-label': `Redeliver ${delivery.id}` }, 'Redeliver');
-  redeliver.disabled = delivery.state === 'pending';
-  redeliver.addEventListener('click', () => void redeliverOne(delivery, redeliver));
-  return h(
-    'tr',
-    { 'data-delivery-id': delivery.id, 'data-state': delivery.state },
-    h('td', {}, delivery.event_type),
-    h('td', {}, h('a', { href: `/console/jobs/${delivery.job_id}`, class: 'mono' }, delivery.job_id)),
-    h('td', { class: 'state-cell' }, deliveryState(delivery)),
-    h('td', { class: 'attempts-cell' }, attemptList(delivery)),
-    h('td', {}, formatTime(delivery.created_at)),
-    h('td', {}, redeliver),
-  );
-}
+const row = (delivery) => deliveryRow(delivery, { link: 'job', onRedelivered });
 
 const replaceRow = (delivery) => tbody.querySelector(`tr[data-delivery-id="${CSS.escape(delivery.id)}"]`)?.replaceWith(row(delivery));
 
-/** POST …/redeliver: the delivery goes out again (a fresh retry schedule) under the same webhook-id. */
-async function redeliverOne(delivery, button) {
-  button.disabled = true;
+function onRedelivered(answer, delivery) {
+  if (answer.status !== 202) return showAlert(problemText(answer));
   showAlert(null);
-  const answer = await api('POST', `/webhooks/${encodeURIComponent(endpointId)}/deliveries/${encodeURIComponent(delivery.id)}/redeliver`);
-  if (answer.status !== 202) {
-    button.disabled = false;
-    return showAlert(problemText(answer));
-  }
   replaceRow(answer.body);
   status.textContent = `Redelivering ${delivery.event_type} for job ${delivery.job_id}.`;
   status.hidden = false;
