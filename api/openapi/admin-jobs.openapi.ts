@@ -63,7 +63,9 @@ const failureGroupSchema = z
     error: z
       .string()
       .nullable()
-      .describe('The first 200 characters of the error these jobs failed with (null: failed without error text); give it to POST /admin/jobs/retry as `error_contains`'),
+      .describe(
+        'The first 200 characters of the error these jobs failed with (null: failed without error text); give it to POST /admin/jobs/retry as `error_contains`',
+      ),
     jobs: z.int().describe('Failed jobs in the group'),
     not_retried: z.int().describe('Of those, the jobs no retry names yet: what a bulk retry would retry'),
     customers: z.int().describe('How many customers these jobs belong to'),
@@ -89,7 +91,9 @@ const failureGroupsSchema = z
   .object({
     items: z.array(failureGroupSchema).describe('The biggest groups first'),
     scanned: z.int().describe(`Failed jobs read: the newest ${failureGroupScan.toLocaleString('en-US')} that match at most`),
-    complete: z.boolean().describe(`False when ${failureGroupScan.toLocaleString('en-US')} were read: older failures exist that the groups do not count`),
+    complete: z
+      .boolean()
+      .describe(`False when ${failureGroupScan.toLocaleString('en-US')} were read: older failures exist that the groups do not count`),
     as_of: timestamp,
   })
   .meta({ id: 'AdminFailureGroups' });

@@ -168,17 +168,6 @@ export function webhooksRoutes(deps: ApiDeps): Router {
     res.json(page(rows, query.limit, deliveryView, (row) => row.id));
   });
 
-  router.get('/jobs/:id/webhook-deliveries', async (req, res) => {
-    const principal = principalOf(req);
-    const { id } = parseInput(jobDeliveriesParams, req.params, 'params');
-    const query = parseInput(listQuery, req.query, 'query');
-    const beforeId = decodeCursor(query.cursor, z.uuid());
-    const em = deps.orm.em.fork();
-    if (!(await findJob(em, principal.customerId, id))) throw notFound(`job ${id}`);
-    const rows = await listJobDeliveries(em, principal.customerId, id, beforeId, query.limit + 1);
-    res.json(page(rows, query.limit, deliveryView, (row) => row.id));
-  });
-
   router.post('/webhooks/:id/deliveries/:delivery_id/redeliver', async (req, res) => {
     const principal = principalOf(req);
     const { id, delivery_id: deliveryId } = parseInput(deliveryParams, req.params, 'params');
@@ -195,6 +184,23 @@ export function webhooksRoutes(deps: ApiDeps): Router {
     await deps.webhookQueue.add('deliver', { deliveryId: delivery.id }, { jobId: queueJobId });
     const restarted = await findDelivery(em, id, deliveryId);
     res.status(202).json(deliveryView(restarted ?? delivery));
+  });
+
+  return router;
+}
+
+/** GET /jobs/:id/webhook-deliveries: the job's deliveries (mounted under /jobs, beside the job routes). */
+export function jobDeliveriesRoutes(deps: ApiDeps): Router {
+  const router = Router();
+  router.get('/jobs/:id/webhook-deliveries', async (req, res) => {
+    const principal = principalOf(req);
+    const { id } = parseInput(jobDeliveriesParams, req.params, 'params');
+    const query = parseInput(listQuery, req.query, 'query');
+    const beforeId = decodeCursor(query.cursor, z.uuid());
+    const em = deps.orm.em.fork();
+    if (!(await findJob(em, principal.customerId, id))) throw notFound(`job ${id}`);
+    const rows = await listJobDeliveries(em, principal.customerId, id, beforeId, query.limit + 1);
+    res.json(page(rows, query.limit, deliveryView, (row) => row.id));
   });
 
   return router;

@@ -31,7 +31,13 @@ function money(customer) {
     { class: 'plain' },
     h('li', {}, `balance ${usd(customer.balance_usd_cents)}`),
     h('li', {}, `this month ${usd(customer.current_month_charged_usd_cents)}`),
-    h('li', {}, limit === null ? h('span', { class: 'muted' }, 'no monthly limit') : [`limit ${usd(limit)} a month `, atLimit ? badge('limited', 'reached') : null]),
+    h(
+      'li',
+      {},
+      limit === null
+        ? h('span', { class: 'muted' }, 'no monthly limit')
+        : [`limit ${usd(limit)} a month `, atLimit ? badge('limited', 'reached') : null],
+    ),
   );
 }
 
@@ -70,7 +76,11 @@ function row(customer) {
       { class: 'work-cell' },
       paused ? [badge('paused'), h('div', { class: 'muted' }, `since ${formatTime(customer.paused_at)}`)] : badge('running'),
     ),
-    h('td', {}, customer.services.length ? h('ul', { class: 'plain' }, ...customer.services.map(service)) : h('span', { class: 'muted' }, 'none')),
+    h(
+      'td',
+      {},
+      customer.services.length ? h('ul', { class: 'plain' }, ...customer.services.map(service)) : h('span', { class: 'muted' }, 'none'),
+    ),
     h('td', {}, money(customer)),
     h('td', {}, backlogOf(customer)),
     h('td', {}, button),

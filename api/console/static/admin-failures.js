@@ -33,7 +33,9 @@ function retryControls(group, filterValues) {
   retry.disabled = !usable;
   if (!usable)
     status.textContent =
-      group.not_retried === 0 ? 'Every job here has been retried already.' : 'This error is too short to search by; retry these jobs one by one.';
+      group.not_retried === 0
+        ? 'Every job here has been retried already.'
+        : 'This error is too short to search by; retry these jobs one by one.';
   const body = { ...filterValues, error_contains: group.error?.trim() };
 
   retry.addEventListener('click', async () => {
@@ -112,7 +114,9 @@ async function load() {
   scope.textContent = complete
     ? `${scanned.toLocaleString('en-US')} failed job(s) in ${items.length} group(s).`
     : `The newest ${scanned.toLocaleString('en-US')} failed jobs, in ${items.length} group(s); older failures are not counted (narrow by customer or time).`;
-  container.replaceChildren(...(items.length ? items.map((group) => card(group, filterValues)) : [h('p', { class: 'muted' }, 'No failed jobs match.')]));
+  container.replaceChildren(
+    ...(items.length ? items.map((group) => card(group, filterValues)) : [h('p', { class: 'muted' }, 'No failed jobs match.')]),
+  );
   container.dataset.loaded = 'true';
 }
 

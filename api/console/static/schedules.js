@@ -40,7 +40,11 @@ function row(schedule) {
     h('td', {}, schedule.job.type),
     h('td', {}, when(schedule)),
     h('td', { class: 'next-run' }, paused ? h('span', { class: 'muted' }, 'none while paused') : formatTime(schedule.next_run_at)),
-    h('td', { class: 'state-cell' }, h('span', { class: `state state-${stateOf(schedule)}`, 'data-state': stateOf(schedule) }, stateOf(schedule))),
+    h(
+      'td',
+      { class: 'state-cell' },
+      h('span', { class: `state state-${stateOf(schedule)}`, 'data-state': stateOf(schedule) }, stateOf(schedule)),
+    ),
     h('td', {}, button),
   );
 }

@@ -70,7 +70,11 @@ export function deliveryRow(delivery, { link, onRedelivered }) {
       ? h('a', { href: `/console/jobs/${delivery.job_id}`, class: 'mono' }, delivery.job_id)
       : delivery.endpoint_id === null
         ? h('span', { class: 'muted' }, 'the job’s webhook_url')
-        : h('a', { href: `/console/webhooks/${delivery.endpoint_id}`, 'aria-label': `Deliveries of endpoint ${delivery.endpoint_id}` }, 'endpoint');
+        : h(
+            'a',
+            { href: `/console/webhooks/${delivery.endpoint_id}`, 'aria-label': `Deliveries of endpoint ${delivery.endpoint_id}` },
+            'endpoint',
+          );
   return h(
     'tr',
     { 'data-delivery-id': delivery.id, 'data-state': delivery.state },

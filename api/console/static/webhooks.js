@@ -7,13 +7,16 @@ const status = document.getElementById('webhook-status');
 let nextCursor = null;
 
 function row(endpoint) {
-  const enable =
-    endpoint.state === 'disabled' ? h('button', { type: 'button', 'aria-label': `Enable ${endpoint.url}` }, 'Enable') : null;
+  const enable = endpoint.state === 'disabled' ? h('button', { type: 'button', 'aria-label': `Enable ${endpoint.url}` }, 'Enable') : null;
   enable?.addEventListener('click', () => void enableEndpoint(endpoint, enable));
   return h(
     'tr',
     { 'data-endpoint-id': endpoint.id },
-    h('td', {}, h('a', { href: `/console/webhooks/${endpoint.id}`, class: 'mono', 'aria-label': `Deliveries to ${endpoint.url}` }, endpoint.url)),
+    h(
+      'td',
+      {},
+      h('a', { href: `/console/webhooks/${endpoint.id}`, class: 'mono', 'aria-label': `Deliveries to ${endpoint.url}` }, endpoint.url),
+    ),
     h('td', {}, endpoint.events.join(', ')),
     h('td', { class: 'state-cell' }, endpointState(endpoint)),
     h('td', { class: 'breaker-cell' }, breaker(endpoint)),
