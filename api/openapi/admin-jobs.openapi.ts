@@ -96,7 +96,10 @@ const failureGroupsSchema = z
       .describe(`False when ${failureGroupScan.toLocaleString('en-US')} were read: older failures exist that the groups do not count`),
     as_of: timestamp,
   })
-  .meta({ id: 'AdminFailureGroups' });
+  .meta({
+    id: 'AdminFailureGroups',
+    example: { items: [exampleOf(failureGroupSchema)], scanned: 42, complete: true, as_of: ex.at },
+  });
 
 const pauseSchema = z.object({ customer_id: z.uuid(), paused: z.boolean(), paused_at: timestamp.nullable() }).meta({ id: 'CustomerPause' });
 

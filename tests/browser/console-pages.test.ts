@@ -33,6 +33,14 @@ const { problems, newPage, signIn, shot } = consolePages(
   () => browser,
   () => app.baseUrl,
 );
+/** The page at a phone's width: nothing wider than the screen (no sideways scrolling), and its screenshot. */
+async function phoneShot(page: Page, name: string): Promise<void> {
+  const before = page.viewportSize();
+  await page.setViewportSize({ width: 390, height: 844 });
+  expect(await page.evaluate<number>('document.documentElement.scrollWidth'), name).toBeLessThanOrEqual(390);
+  await shot(page, name);
+  if (before) await page.setViewportSize(before);
+}
 const api = (method: string, path: string, token: string, body?: unknown) => request(method, `/api/v1${path}`, { token, body });
 const listDeliveries = async (token: string, id: string) => (await api('GET', `/webhooks/${id}/deliveries`, token)).body.items;
 
@@ -124,6 +132,7 @@ describe('the console pages for schedules, webhooks, a job and the operators', (
     expect(resumed.next_run_at).toMatch(/T03:00:00\.000Z$/);
     // The other schedule was not touched.
     expect(await page.locator('tr[data-schedule="heartbeat"] [data-state=running]').count()).toBe(1);
+    await phoneShot(page, '20b-schedules-phone');
   }, 60_000);
 
   it('shows webhook endpoints with their breaker, enables a disabled one, and redelivers a delivery', async () => {
@@ -158,6 +167,7 @@ describe('the console pages for schedules, webhooks, a job and the operators', (
     expect(await aliceRow.locator('[data-state=breaker-closed]').count()).toBe(1);
     expect(await aliceRow.getByRole('button').count()).toBe(0); // nothing to enable
     await shot(page, '22-webhooks');
+    await phoneShot(page, '22b-webhooks-phone');
 
     await page.getByRole('button', { name: `Enable ${receiver.url('/quiet')}` }).click();
     await quietRow.locator('[data-state=active]').waitFor();
@@ -183,6 +193,7 @@ describe('the console pages for schedules, webhooks, a job and the operators', (
     const [first, second] = receiver.at('/alice');
     expect(second?.headers['webhook-id']).toBe(first?.headers['webhook-id']);
     await shot(page, '24-webhook-redelivered');
+    await phoneShot(page, '24b-webhook-deliveries-phone');
   }, 90_000);
 
   it("shows a job's queued, started and finished times, attempts and webhook deliveries", async () => {
@@ -201,6 +212,7 @@ describe('the console pages for schedules, webhooks, a job and the operators', (
     expect(await page.locator('#deliveries tr[data-delivery-id]').count()).toBe(1); // the quiet endpoint took no job.completed
     expect(await page.locator('main').innerText()).not.toMatch(/\bnull\b|undefined/);
     await shot(page, '25-job-with-deliveries');
+    await phoneShot(page, '25b-job-with-deliveries-phone');
 
     // The same over HTTP, and a bad id is the caller's mistake, named.
     const deliveries = await api('GET', `/jobs/${completedJobId}/webhook-deliveries`, alice.accessToken);
@@ -280,6 +292,7 @@ describe('the console pages for schedules, webhooks, a job and the operators', (
     await card.getByRole('button', { name: `Confirm retry: ${error}` }).click();
     await expect.poll(() => card.getByRole('status').innerText()).toMatch(/Retried 2 of 2 failed job\(s\)/);
     await shot(adminPage, '28-admin-failure-group-retried');
+    await phoneShot(adminPage, '28b-admin-failure-group-phone');
     const retries = await waitFor(async () => {
       const jobs = (await api('GET', '/jobs?limit=100', alice.accessToken)).body.items as Array<{
         retry_of?: string;
@@ -324,7 +337,7 @@ describe('the console pages for schedules, webhooks, a job and the operators', (
     const aliceRow = adminPage.locator(`tr[data-customer-id="${aliceCustomerId}"]`);
     expect(await aliceRow.locator('[data-service=compute]').getAttribute('data-service-state')).toBe('running');
     expect(await aliceRow.innerText()).toMatch(/no monthly limit/);
-    await shot(adminPage, '29-admin-customers-phone');
+    await phoneShot(adminPage, '29-admin-customers-phone');
 
     await adminPage.getByRole('button', { name: `Pause work of ${carol.email}` }).click();
     await carolRow.locator('.work-cell [data-state=paused]').waitFor();

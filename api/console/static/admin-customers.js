@@ -1,7 +1,9 @@
 import { api, currentUser, formatTime, h, problemText, renderNav, showAlert } from './console.js';
 import { badge } from './webhooks-view.js';
+import { stackOnPhones } from './tables.js';
 
 const tbody = document.getElementById('customers');
+stackOnPhones(tbody);
 const more = document.getElementById('more');
 const status = document.getElementById('customer-status');
 let nextCursor = null;

@@ -1,11 +1,13 @@
 import { api, finalStates, followJobEvents, formatTime, h, problemText, renderNav, showAlert, stateBadge } from './console.js';
 import { deliveryRow } from './webhooks-view.js';
+import { stackOnPhones } from './tables.js';
 
 const jobId = decodeURIComponent(location.pathname.split('/').at(-1));
 document.getElementById('job-id').textContent = jobId;
 document.title = `Job ${jobId} · Chrysalis console`;
 const container = document.getElementById('job');
 const deliveries = document.getElementById('deliveries');
+stackOnPhones(deliveries);
 const deliveryStatus = document.getElementById('delivery-status');
 /** While a delivery is pending (or the job is unfinished), its deliveries are read again this often (ms). */
 const deliveriesEveryMs = 2000;

@@ -1,6 +1,8 @@
 import { api, formatTime, h, problemText, renderNav, showAlert } from './console.js';
+import { stackOnPhones } from './tables.js';
 
 const tbody = document.getElementById('schedules');
+stackOnPhones(tbody);
 const more = document.getElementById('more');
 const status = document.getElementById('schedule-status');
 let nextCursor = null;

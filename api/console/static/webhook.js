@@ -1,11 +1,13 @@
 import { api, h, problemText, renderNav, showAlert } from './console.js';
 import { breaker, deliveryRow, endpointState } from './webhooks-view.js';
+import { stackOnPhones } from './tables.js';
 
 /** While a delivery on the page is pending, the page is read again this often (ms) to show its attempts. */
 const pendingEveryMs = 2000;
 
 const endpointId = decodeURIComponent(location.pathname.split('/').at(-1));
 const tbody = document.getElementById('deliveries');
+stackOnPhones(tbody);
 const more = document.getElementById('more');
 const status = document.getElementById('delivery-status');
 let nextCursor = null;

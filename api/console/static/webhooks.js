@@ -1,7 +1,9 @@
 import { api, formatTime, h, problemText, renderNav, showAlert } from './console.js';
 import { breaker, endpointState } from './webhooks-view.js';
+import { stackOnPhones } from './tables.js';
 
 const tbody = document.getElementById('endpoints');
+stackOnPhones(tbody);
 const more = document.getElementById('more');
 const status = document.getElementById('webhook-status');
 let nextCursor = null;

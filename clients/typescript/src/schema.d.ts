@@ -8515,6 +8515,27 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "error": "evaluation timed out after 5000 ms",
+                         *           "jobs": 42,
+                         *           "not_retried": 40,
+                         *           "customers": 1,
+                         *           "customer_ids": [
+                         *             "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01"
+                         *           ],
+                         *           "types": [
+                         *             "invoke"
+                         *           ],
+                         *           "first_failed_at": "2026-12-03T17:30:00.000Z",
+                         *           "last_failed_at": "2026-12-03T17:30:00.000Z"
+                         *         }
+                         *       ],
+                         *       "scanned": 42,
+                         *       "complete": true,
+                         *       "as_of": "2026-12-03T17:30:00.000Z"
+                         *     } */
                         "application/json": components["schemas"]["AdminFailureGroups"];
                     };
                 };
@@ -10227,6 +10248,27 @@ export interface components {
              */
             customer_id: string;
         };
+        /** @example {
+         *       "items": [
+         *         {
+         *           "error": "evaluation timed out after 5000 ms",
+         *           "jobs": 42,
+         *           "not_retried": 40,
+         *           "customers": 1,
+         *           "customer_ids": [
+         *             "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01"
+         *           ],
+         *           "types": [
+         *             "invoke"
+         *           ],
+         *           "first_failed_at": "2026-12-03T17:30:00.000Z",
+         *           "last_failed_at": "2026-12-03T17:30:00.000Z"
+         *         }
+         *       ],
+         *       "scanned": 42,
+         *       "complete": true,
+         *       "as_of": "2026-12-03T17:30:00.000Z"
+         *     } */
         AdminFailureGroups: {
             /** @description The biggest groups first */
             items: components["schemas"]["AdminFailureGroup"][];
