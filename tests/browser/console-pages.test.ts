@@ -214,6 +214,21 @@ describe('the console pages for schedules, webhooks, a job and the operators', (
     await shot(page, '25-job-with-deliveries');
     await phoneShot(page, '25b-job-with-deliveries-phone');
 
+    // A job still queued when its page opens: its delivery appears when it finishes, without a reload.
+    await app.stopWorkers();
+    const substrate = await api('POST', '/substrates', alice.accessToken, { expression_type: 'expression', expression: 'x * y' });
+    const queued = await api('POST', `/substrates/${substrate.body.substrate_id}/invoke`, alice.accessToken, {
+      parameters: { x: 6, y: 7 },
+    });
+    await page.goto(`/console/jobs/${queued.body.id}`);
+    await page.locator('#state [data-state=queued]').waitFor();
+    await page.getByText('No webhook deliveries for this job.').waitFor();
+    await page.evaluate('window.notReloaded = true');
+    await app.startWorkers({ finishedJobTrimIntervalMs: 0 });
+    await page.locator('#state [data-state=completed]').waitFor({ timeout: 30_000 });
+    await page.locator('#deliveries tr[data-delivery-id] [data-state=succeeded]').waitFor({ timeout: 30_000 });
+    expect(await page.evaluate<boolean | undefined>('window.notReloaded')).toBe(true);
+
     // The same over HTTP, and a bad id is the caller's mistake, named.
     const deliveries = await api('GET', `/jobs/${completedJobId}/webhook-deliveries`, alice.accessToken);
     expect(deliveries.status).toBe(200);

@@ -3,6 +3,8 @@ import { api, currentUser, formatTime, h, problemText, renderNav, showAlert } fr
 const form = document.getElementById('filters');
 const container = document.getElementById('groups');
 const scope = document.getElementById('scope');
+/** The most jobs one POST /admin/jobs/retry retries (SPEC §9). */
+const maxBulkJobs = 10_000;
 
 // The filters live in the URL, so a view can be shared with another operator.
 const params = new URLSearchParams(location.search);
@@ -47,11 +49,12 @@ function retryControls(group, filterValues) {
       return showAlert(problemText(answer));
     }
     const { matched } = answer.body;
+    const retrying = Math.min(matched, maxBulkJobs);
     status.textContent = matched
-      ? `Dry run: ${matched} failed job(s) match and would be retried. Confirm to retry them.`
+      ? `Dry run: ${matched.toLocaleString('en-US')} failed job(s) match and would be retried${matched > maxBulkJobs ? ` (the newest ${maxBulkJobs.toLocaleString('en-US')} at a time)` : ''}. Confirm to retry them.`
       : 'Dry run: no failed job without a retry matches any more.';
-    confirm.textContent = `Retry ${matched} job(s)`;
-    confirm.dataset.matched = String(matched);
+    confirm.textContent = `Retry ${retrying.toLocaleString('en-US')} job(s)`;
+    confirm.dataset.matched = String(retrying);
     confirm.hidden = matched === 0;
     cancel.hidden = matched === 0;
     retry.hidden = matched > 0;

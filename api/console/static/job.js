@@ -9,7 +9,7 @@ const container = document.getElementById('job');
 const deliveries = document.getElementById('deliveries');
 stackOnPhones(deliveries);
 const deliveryStatus = document.getElementById('delivery-status');
-/** While a delivery is pending (or the job is unfinished), its deliveries are read again this often (ms). */
+/** While a delivery is pending, the job's deliveries are read again this often (ms). */
 const deliveriesEveryMs = 2000;
 
 /** Failed and cancelled jobs can be run again (POST /jobs/:id/retry: a new job whose retry_of is this one). */
@@ -86,15 +86,18 @@ function onRedelivered(answer, delivery) {
 }
 
 let followingDeliveries = false;
+let graceReads = 0;
 /**
- * Reads the deliveries again while one is pending or the job may still emit events, and `grace` more times
- * after it finished (its deliveries are stored just after its final state).
+ * Reads the deliveries, again every 2 s while one is pending, and at least `grace` more times (a job that just
+ * finished: its deliveries are stored just after its final state). A call while reading joins the reads.
  */
-async function followDeliveries(jobFinished = () => true, grace = 0) {
+async function followDeliveries(grace = 0) {
+  graceReads = Math.max(graceReads, grace);
   if (followingDeliveries) return;
   followingDeliveries = true;
-  while ((await loadDeliveries()) || !jobFinished() || grace-- > 0) await new Promise((resolve) => setTimeout(resolve, deliveriesEveryMs));
+  while ((await loadDeliveries()) || graceReads-- > 0) await new Promise((resolve) => setTimeout(resolve, deliveriesEveryMs));
   followingDeliveries = false;
+  graceReads = 0;
 }
 
 await renderNav('jobs');
@@ -105,12 +108,14 @@ if (answer.status !== 200) {
 } else {
   let job = answer.body;
   render(job);
-  void followDeliveries(() => finalStates.includes(job.state), finalStates.includes(job.state) ? 0 : 2);
+  // Deliveries are read now, and again when the job finishes (its events are emitted then), not polled meanwhile.
+  void followDeliveries();
   if (!finalStates.includes(job.state)) {
     // Live: intermediate events carry the state; the final one carries the whole job, as GET /jobs/:id.
     followJobEvents(jobId, (name, data) => {
       job = finalStates.includes(data.state) ? data : { ...job, ...data };
       render(job);
+      if (finalStates.includes(data.state)) void followDeliveries(2);
     });
   }
 }
