@@ -22,7 +22,7 @@ import { schedulesRoutes } from './routes/schedules.routes.js';
 import { statsRoutes } from './routes/stats.routes.js';
 import { substratesRoutes } from './routes/substrates.routes.js';
 import { systemRoutes } from './routes/system.routes.js';
-import { webhooksRoutes } from './routes/webhooks.routes.js';
+import { jobDeliveriesRoutes, webhooksRoutes } from './routes/webhooks.routes.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { adminJobsRoutes } from './routes/admin-jobs.routes.js';
 import { offboardingRoutes } from './routes/offboarding.routes.js';
@@ -210,6 +210,7 @@ function meteredRoutes(
   metered.use(under(['/jobs'], jobsRoutes(deps, rateLimits)));
   metered.use(under(['/jobs'], jobSearchRoutes(deps)));
   metered.use(under(['/jobs'], jobEventsRoutes(deps)));
+  metered.use(under(['/jobs'], jobDeliveriesRoutes(deps)));
   metered.use(under(['/batches'], batchesRoutes(deps)));
   metered.use(under(['/relationships'], relationshipsRoutes(deps)));
   metered.use(under(['/webhooks'], webhooksRoutes(deps)));

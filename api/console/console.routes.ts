@@ -29,7 +29,12 @@ const pages: Array<[string, string]> = [
   ['/batches/:id', 'batch.html'],
   ['/api-keys', 'api-keys.html'],
   ['/usage', 'usage.html'],
+  ['/schedules', 'schedules.html'],
+  ['/webhooks', 'webhooks.html'],
+  ['/webhooks/:id', 'webhook.html'],
   ['/admin', 'admin.html'],
+  ['/admin/failures', 'admin-failures.html'],
+  ['/admin/customers', 'admin-customers.html'],
 ];
 
 const withConsoleCsp: RequestHandler = (_req, res, next) => {

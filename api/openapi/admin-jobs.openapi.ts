@@ -1,6 +1,14 @@
 import { z } from 'zod';
 import { customerParams } from '../routes/admin.routes.js';
-import { adminCancelBody, adminJobsQuery, adminRetryBody, auditQuery, maxBulkJobs } from '../routes/admin-jobs.routes.js';
+import {
+  adminCancelBody,
+  adminJobsQuery,
+  adminRetryBody,
+  auditQuery,
+  failureGroupScan,
+  failureGroupsQuery,
+  maxBulkJobs,
+} from '../routes/admin-jobs.routes.js';
 import { documentRoute, ex, exampleOf, json, jsonBody, pageOf, timestamp, type RouteDocs } from './document-route.js';
 import { jobSchema } from './jobs.openapi.js';
 
@@ -33,7 +41,7 @@ const auditEntrySchema = z
     action: z
       .string()
       .describe(
-        'customer.credit, customer.pause, customer.resume, jobs.view, jobs.retry, jobs.retry.dry-run, jobs.cancel, jobs.cancel.dry-run',
+        'customer.credit, customer.pause, customer.resume, jobs.view, jobs.failure-groups.view, jobs.retry, jobs.retry.dry-run, jobs.cancel, jobs.cancel.dry-run',
       ),
     customer_id: z.uuid().nullable(),
     details: z.unknown().describe('The filters and counts of the action'),
@@ -48,6 +56,49 @@ const auditEntrySchema = z
       customer_id: ex.customerId,
       details: { filters: { state: ['failed'], error_contains: 'timeout' }, matched: 1 },
     },
+  });
+
+const failureGroupSchema = z
+  .object({
+    error: z
+      .string()
+      .nullable()
+      .describe(
+        'The first 200 characters of the error these jobs failed with (null: failed without error text); give it to POST /admin/jobs/retry as `error_contains`',
+      ),
+    jobs: z.int().describe('Failed jobs in the group'),
+    not_retried: z.int().describe('Of those, the jobs no retry names yet: what a bulk retry would retry'),
+    customers: z.int().describe('How many customers these jobs belong to'),
+    customer_ids: z.array(z.uuid()).describe('The first five of those customers, by id'),
+    types: z.array(z.string()).describe('The job types in the group'),
+    first_failed_at: timestamp,
+    last_failed_at: timestamp,
+  })
+  .meta({
+    id: 'AdminFailureGroup',
+    example: {
+      error: 'evaluation timed out after 5000 ms',
+      jobs: 42,
+      not_retried: 40,
+      customers: 1,
+      customer_ids: [ex.customerId],
+      types: ['invoke'],
+      first_failed_at: ex.at,
+      last_failed_at: ex.at,
+    },
+  });
+const failureGroupsSchema = z
+  .object({
+    items: z.array(failureGroupSchema).describe('The biggest groups first'),
+    scanned: z.int().describe(`Failed jobs read: the newest ${failureGroupScan.toLocaleString('en-US')} that match at most`),
+    complete: z
+      .boolean()
+      .describe(`False when ${failureGroupScan.toLocaleString('en-US')} were read: older failures exist that the groups do not count`),
+    as_of: timestamp,
+  })
+  .meta({
+    id: 'AdminFailureGroups',
+    example: { items: [exampleOf(failureGroupSchema)], scanned: 42, complete: true, as_of: ex.at },
   });
 
 const pauseSchema = z.object({ customer_id: z.uuid(), paused: z.boolean(), paused_at: timestamp.nullable() }).meta({ id: 'CustomerPause' });
@@ -65,6 +116,17 @@ export const adminJobsDocs: RouteDocs = (registry) => {
       'The filters of GET /jobs plus `customer_id` and `error_contains` (case-insensitive, at least 3 characters; a trigram index serves it). Each page read is written to the audit log. Example: `GET /admin/jobs?state=failed&error_contains=timeout&customer_id=…`.',
     request: { query: adminJobsQuery },
     responses: { 200: json(pageOf(adminJobSchema), 'A page of jobs') },
+    problems: [422],
+  });
+  documentRoute(registry, {
+    tag,
+    auth: 'admin',
+    method: 'get',
+    path: '/admin/jobs/failure-groups',
+    summary: 'Failed jobs grouped by error, the biggest groups first',
+    description: `The newest ${failureGroupScan.toLocaleString('en-US')} failed jobs that match (by customer, type and creation time), grouped by their error's first 200 characters, each group with its count, how many have no retry yet, and whose they are. A group's \`error\` as \`error_contains\` of POST /admin/jobs/retry retries that group (with the same \`customer_id\` and \`type\`; a dry run first shows the count). Written to the audit log as a cross-customer view.`,
+    request: { query: failureGroupsQuery },
+    responses: { 200: json(failureGroupsSchema, 'The groups') },
     problems: [422],
   });
   documentRoute(registry, {

@@ -16,6 +16,9 @@ export const adminCustomerSchema = z
     current_month_charged_usd_cents: z.int(),
     max_monthly_usd_cents: z.int().nullable(),
     suspended_reason: z.string().nullable(),
+    paused_at: timestamp
+      .nullable()
+      .describe("When an admin paused (quarantined) the customer's work (POST /admin/customers/{id}/pause); null: not paused"),
     services: z.array(
       z.object({ service_type: z.string(), tier: z.string(), enabled: z.boolean(), suspended_reason: z.string().nullable() }),
     ),
@@ -31,6 +34,7 @@ export const adminCustomerSchema = z
       current_month_charged_usd_cents: 750,
       max_monthly_usd_cents: null,
       suspended_reason: null,
+      paused_at: null,
       services: [
         { service_type: 'compute', tier: 'pro', enabled: true, suspended_reason: null },
         { service_type: 'seal', tier: 'starter', enabled: true, suspended_reason: null },

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { deliveryStates } from '../../db/entities/webhook-delivery.entity.js';
 import { webhookEvents } from '../../db/entities/webhook-endpoint.entity.js';
-import { createWebhookBody, deliveryParams, endpointParams, listQuery } from '../routes/webhooks.routes.js';
+import { createWebhookBody, deliveryParams, endpointParams, jobDeliveriesParams, listQuery } from '../routes/webhooks.routes.js';
 import { documentRoute, ex, exampleOf, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
 
 export const webhookSchema = z
@@ -55,6 +55,7 @@ export const deliverySchema = z
     event_type: z.enum(webhookEvents),
     webhook_id: z.string().describe('The Standard Webhooks `webhook-id` header, the same on every attempt and redelivery'),
     job_id: z.uuid().nullable(),
+    endpoint_id: z.uuid().nullable().describe("The registered endpoint it goes to; null: the job's own `webhook_url`"),
     state: z.enum(deliveryStates),
     payload: z.unknown(),
     attempts: z.array(
@@ -70,6 +71,7 @@ export const deliverySchema = z
       event_type: 'job.completed',
       webhook_id: 'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W',
       job_id: ex.jobId,
+      endpoint_id: ex.webhookId,
       state: 'succeeded',
       payload: { type: 'job.completed', timestamp: ex.later, data: { id: ex.jobId, type: 'invoke', state: 'completed' } },
       attempts: [{ attempt: 1, status_code: 200, duration_ms: 84, error: null, at: ex.later }],
@@ -138,6 +140,17 @@ export const webhooksDocs: RouteDocs = (registry) => {
     path: '/webhooks/:id/deliveries',
     summary: "An endpoint's deliveries, newest first, each with every attempt",
     request: { params: endpointParams, query: listQuery },
+    responses: { 200: json(pageOf(deliverySchema), 'A page of deliveries') },
+    problems: [404],
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'get',
+    path: '/jobs/:id/webhook-deliveries',
+    summary: "A job's webhook deliveries (to registered endpoints and its own `webhook_url`), newest first, each with every attempt",
+    description:
+      'What the job page of the console shows. A delivery with an `endpoint_id` can be sent again with POST /webhooks/{endpoint_id}/deliveries/{id}/redeliver.',
+    request: { params: jobDeliveriesParams, query: listQuery },
     responses: { 200: json(pageOf(deliverySchema), 'A page of deliveries') },
     problems: [404],
   });

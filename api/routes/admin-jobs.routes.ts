@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { JobRecord, JobState } from '../../db/entities/job-record.entity.js';
 import { jobView } from '../../db/jobs/job-view.js';
 import { cancelJobRows } from '../../db/jobs/job-states.js';
+import { failureGroups, type FailureGroup } from '../../db/jobs/failure-groups.js';
 import { countJobs, searchJobs, type JobSearch } from '../../db/jobs/search-jobs.js';
 import { listAdminActions, recordAdminAction, type AdminAuditRow } from '../../db/repositories/admin-audit.js';
 import { setCustomerPaused } from '../../db/repositories/customer-pauses.js';
@@ -27,6 +28,8 @@ const bulkBatch = 500;
 const sampleSize = 20;
 /** A dry run counts matches up to this many (a count past it answers this). */
 const countCap = 100_000;
+/** Failure groups are made of at most this many of the newest failed jobs that match. */
+export const failureGroupScan = 10_000;
 
 const errorContains = z
   .string()
@@ -63,6 +66,13 @@ const bulkFields = {
     .describe(`At most this many jobs (default 1,000; at most ${maxBulkJobs.toLocaleString('en-US')}, else 422)`),
 };
 
+export const failureGroupsQuery = z.strictObject({
+  customer_id: customerId.optional(),
+  type: jobType.optional(),
+  ...timeFilters,
+  limit: z.coerce.number().int().min(1).max(100).default(20).describe('How many groups, the biggest first (1–100, default 20)'),
+});
+
 export const adminRetryBody = z
   .strictObject(bulkFields)
   .meta({ example: { customer_id: '01939a7e-0000-7000-8000-000000000001', error_contains: 'timeout', dry_run: true } });
@@ -87,6 +97,17 @@ export const auditQuery = z.strictObject({
 
 /** A job as an admin sees it: the customer's view plus whose it is. */
 export const adminJobView = (job: JobRecord) => ({ customer_id: job.customerId, ...jobView(job) });
+
+const failureGroupView = (group: FailureGroup) => ({
+  error: group.error === '' ? null : group.error,
+  jobs: group.jobs,
+  not_retried: group.notRetried,
+  customers: group.customers,
+  customer_ids: group.customerIds,
+  types: group.types,
+  first_failed_at: group.firstFailedAt,
+  last_failed_at: group.lastFailedAt,
+});
 
 const auditView = (row: AdminAuditRow) => ({
   id: row.id,
@@ -143,6 +164,21 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
     // A cross-customer view is an admin action too; each page is one entry.
     await audit(req, 'jobs.view', query.customer_id, { filters: filtersOf(query), returned: Math.min(rows.length, query.limit) }, false);
     res.json(page(rows, query.limit, adminJobView, (row) => row.id));
+  });
+
+  /**
+   * Failed jobs grouped by their error's first 200 characters (the longest `error_contains`): what fails, how
+   * often, for whom. Each group's `error` given to POST /admin/jobs/retry as `error_contains` retries it.
+   */
+  router.get('/admin/jobs/failure-groups', requireAdmin, async (req, res) => {
+    const query = parseInput(failureGroupsQuery, req.query, 'query');
+    const { groups, scanned } = await failureGroups(
+      deps.orm.em.fork(),
+      { customerId: query.customer_id, types: query.type ? [query.type] : undefined, ...timeWindowOf(query) },
+      { scan: failureGroupScan, groups: query.limit },
+    );
+    await audit(req, 'jobs.failure-groups.view', query.customer_id, { filters: filtersOf(query), groups: groups.length }, false);
+    res.json({ items: groups.map(failureGroupView), scanned, complete: scanned < failureGroupScan, as_of: new Date().toISOString() });
   });
 
   /**

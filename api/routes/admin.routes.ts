@@ -49,6 +49,7 @@ function customerView(row: AdminCustomerRow) {
     current_month_charged_usd_cents: row.currentMonthChargedUsdCents,
     max_monthly_usd_cents: row.maxMonthlyUsdCents,
     suspended_reason: blocked?.suspended_reason ?? null,
+    paused_at: row.pausedAt === null ? null : new Date(row.pausedAt).toISOString(),
     services: row.services,
   };
 }

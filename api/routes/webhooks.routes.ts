@@ -2,7 +2,14 @@ import { Router } from 'express';
 import { uuidv7 } from 'uuidv7';
 import { z } from 'zod';
 import { webhookEvents, type WebhookEndpoint } from '../../db/entities/webhook-endpoint.entity.js';
-import { findDelivery, listDeliveries, restartDelivery, type DeliveryWithAttempts } from '../../db/repositories/webhook-deliveries.js';
+import { findJob } from '../../db/jobs/find-jobs.js';
+import {
+  findDelivery,
+  listDeliveries,
+  listJobDeliveries,
+  restartDelivery,
+  type DeliveryWithAttempts,
+} from '../../db/repositories/webhook-deliveries.js';
 import {
   deleteWebhookEndpoint,
   enableWebhookEndpoint,
@@ -34,6 +41,7 @@ export const createWebhookBody = z.strictObject({
 });
 export const listQuery = z.strictObject({ ...paginationQuery });
 export const endpointParams = z.object({ id: z.uuid('a webhook id is a UUID') });
+export const jobDeliveriesParams = z.object({ id: z.uuid('a job id is a UUID') });
 export const deliveryParams = z.object({ id: z.uuid('a webhook id is a UUID'), delivery_id: z.uuid('a delivery id is a UUID') });
 
 const iso = (value: Date | string | null): string | null => (value === null ? null : new Date(value).toISOString());
@@ -70,6 +78,8 @@ export function deliveryView(delivery: DeliveryWithAttempts) {
     /** The Standard Webhooks `webhook-id` header: the same on every attempt and redelivery. */
     webhook_id: delivery.messageId,
     job_id: delivery.jobId,
+    /** Null for the job's own `webhook_url`. */
+    endpoint_id: delivery.endpointId,
     state: delivery.state,
     payload: delivery.payload,
     attempts: delivery.attemptLog,
@@ -174,6 +184,23 @@ export function webhooksRoutes(deps: ApiDeps): Router {
     await deps.webhookQueue.add('deliver', { deliveryId: delivery.id }, { jobId: queueJobId });
     const restarted = await findDelivery(em, id, deliveryId);
     res.status(202).json(deliveryView(restarted ?? delivery));
+  });
+
+  return router;
+}
+
+/** GET /jobs/:id/webhook-deliveries: the job's deliveries (mounted under /jobs, beside the job routes). */
+export function jobDeliveriesRoutes(deps: ApiDeps): Router {
+  const router = Router();
+  router.get('/jobs/:id/webhook-deliveries', async (req, res) => {
+    const principal = principalOf(req);
+    const { id } = parseInput(jobDeliveriesParams, req.params, 'params');
+    const query = parseInput(listQuery, req.query, 'query');
+    const beforeId = decodeCursor(query.cursor, z.uuid());
+    const em = deps.orm.em.fork();
+    if (!(await findJob(em, principal.customerId, id))) throw notFound(`job ${id}`);
+    const rows = await listJobDeliveries(em, principal.customerId, id, beforeId, query.limit + 1);
+    res.json(page(rows, query.limit, deliveryView, (row) => row.id));
   });
 
   return router;

@@ -29,7 +29,11 @@ export interface WebhookDelivery {
 export const WebhookDeliverySchema = new EntitySchema<WebhookDelivery>({
   name: 'WebhookDelivery',
   tableName: 'webhook_deliveries',
-  indexes: [{ name: 'webhook_deliveries_endpoint_id_id_index', properties: ['endpointId', 'id'] }],
+  indexes: [
+    { name: 'webhook_deliveries_endpoint_id_id_index', properties: ['endpointId', 'id'] },
+    // A job's deliveries (GET /jobs/:id/webhook-deliveries).
+    { name: 'webhook_deliveries_job_id_index', properties: ['jobId'] },
+  ],
   properties: {
     id: { type: 'uuid', primary: true },
     customerId: { type: 'uuid', index: true },

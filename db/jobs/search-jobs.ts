@@ -46,7 +46,8 @@ export function uuidv7Floor(ms: number): string {
 /** `%`, `_` and `\` taken literally in a LIKE pattern. */
 const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
-function conditions(search: Omit<JobSearch, 'limit'>): { where: string[]; params: unknown[] } {
+/** The WHERE clauses (ANDed) and their parameters of a search's filters other than its states. */
+export function conditions(search: Omit<JobSearch, 'limit'>): { where: string[]; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   const add = (clause: string, ...values: unknown[]) => {

@@ -9,10 +9,12 @@ export interface AdminCustomerRow {
   balanceUsdCents: number;
   currentMonthChargedUsdCents: number;
   maxMonthlyUsdCents: number | null;
+  /** When an admin paused (quarantined) the customer's work; null: not paused. */
+  pausedAt: string | null;
   services: Array<{ service_type: string; tier: string; enabled: boolean; suspended_reason: string | null }>;
 }
 
-/** Customers with their money and services, newest first, keyset-paginated on the UUIDv7 id. For admins. */
+/** Customers with their money, services and pause, newest first, keyset-paginated on the UUIDv7 id. For admins. */
 export async function listCustomersForAdmin(em: EntityManager, beforeId: string | undefined, limit: number): Promise<AdminCustomerRow[]> {
   const params: unknown[] = [];
   let where = '';
@@ -26,6 +28,7 @@ export async function listCustomersForAdmin(em: EntityManager, beforeId: string 
             coalesce(a.balance_usd_cents, 0)::float8 as "balanceUsdCents",
             coalesce(a.current_month_charged_usd_cents, 0)::float8 as "currentMonthChargedUsdCents",
             c.max_monthly_usd_cents::float8 as "maxMonthlyUsdCents",
+            c.paused_at as "pausedAt",
             coalesce((select jsonb_agg(jsonb_build_object('service_type', s.service_type, 'tier', s.tier, 'enabled', s.enabled, 'suspended_reason', s.suspended_reason) order by s.service_type)
                         from service_instances s where s.customer_id = c.id), '[]'::jsonb) as services
        from customers c

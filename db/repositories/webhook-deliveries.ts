@@ -146,6 +146,25 @@ export async function listDeliveries(
     );
 }
 
+/** A job's deliveries (to endpoints and to its own `webhook_url`), newest first, each with every attempt. */
+export async function listJobDeliveries(
+  em: EntityManager,
+  customerId: string,
+  jobId: string,
+  beforeId: string | undefined,
+  limit: number,
+): Promise<DeliveryWithAttempts[]> {
+  const params: unknown[] = [jobId, customerId];
+  if (beforeId) params.push(beforeId);
+  params.push(limit);
+  return em
+    .getConnection()
+    .execute<DeliveryWithAttempts[]>(
+      `select ${deliveryColumns} from webhook_deliveries d where d.job_id = ? and d.customer_id = ? ${beforeId ? 'and d.id < ?' : ''} order by d.id desc limit ?`,
+      params,
+    );
+}
+
 export async function findDelivery(em: EntityManager, endpointId: string, id: string): Promise<DeliveryWithAttempts | null> {
   const rows = await em
     .getConnection()

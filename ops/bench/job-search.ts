@@ -142,6 +142,14 @@ async function main(): Promise<void> {
       path: `/admin/jobs?state=failed&error_contains=${(rows - 100).toString(16)}%20not&limit=20`,
       token: adminToken,
     },
+    // Failure groups read the newest 10,000 failed jobs that match and group them (the console's Failures page).
+    { name: 'GET /admin/jobs/failure-groups (all customers)', path: '/admin/jobs/failure-groups', token: adminToken },
+    { name: 'GET /admin/jobs/failure-groups customer_id', path: `/admin/jobs/failure-groups?customer_id=${big}`, token: adminToken },
+    {
+      name: 'GET /admin/jobs/failure-groups small customer, last 2 weeks',
+      path: `/admin/jobs/failure-groups?customer_id=${small}&created_after=${twoWeeksAgo}`,
+      token: adminToken,
+    },
     {
       name: 'GET /admin/jobs type=batch created in a week, failed',
       path: `/admin/jobs?type=batch&state=failed&created_after=${twoWeeksAgo}&created_before=${weekAgo}&limit=20`,

@@ -6,6 +6,9 @@ const dryRun = document.getElementById('dry-run');
 const retry = document.getElementById('retry');
 const result = document.getElementById('retry-result');
 
+// Other admin pages link here with ?customer_id=.
+form.customer_id.value = new URLSearchParams(location.search).get('customer_id') ?? '';
+
 /** The filters of the form; bulk retries only ever touch failed jobs. */
 function filters() {
   const values = {};

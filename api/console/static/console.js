@@ -105,11 +105,18 @@ export async function renderNav(active) {
   const links = [
     ['jobs', 'Jobs', '/console/jobs'],
     ['batches', 'Batches', '/console/batches'],
+    ['schedules', 'Schedules', '/console/schedules'],
+    ['webhooks', 'Webhooks', '/console/webhooks'],
     ['api-keys', 'API keys', '/console/api-keys'],
     ['usage', 'Usage', '/console/usage'],
   ];
   const user = await currentUser();
-  if (user?.role === 'admin') links.push(['admin', 'Admin', '/console/admin']);
+  if (user?.role === 'admin')
+    links.push(
+      ['admin', 'Admin', '/console/admin'],
+      ['admin-failures', 'Failures', '/console/admin/failures'],
+      ['admin-customers', 'Customers', '/console/admin/customers'],
+    );
   const signOutButton = h('button', { type: 'button', class: 'link' }, 'Sign out');
   signOutButton.addEventListener('click', () => void signOut());
   nav.replaceChildren(

@@ -1,9 +1,16 @@
 import { api, finalStates, followJobEvents, formatTime, h, problemText, renderNav, showAlert, stateBadge } from './console.js';
+import { deliveryRow } from './webhooks-view.js';
+import { stackOnPhones } from './tables.js';
 
 const jobId = decodeURIComponent(location.pathname.split('/').at(-1));
 document.getElementById('job-id').textContent = jobId;
 document.title = `Job ${jobId} · Chrysalis console`;
 const container = document.getElementById('job');
+const deliveries = document.getElementById('deliveries');
+stackOnPhones(deliveries);
+const deliveryStatus = document.getElementById('delivery-status');
+/** While a delivery is pending, the job's deliveries are read again this often (ms). */
+const deliveriesEveryMs = 2000;
 
 /** Failed and cancelled jobs can be run again (POST /jobs/:id/retry: a new job whose retry_of is this one). */
 const retryableStates = ['failed', 'cancelled'];
@@ -18,6 +25,19 @@ async function retry(button) {
   location.assign(`/console/jobs/${answer.body.id}`);
 }
 
+/** "850 ms", "12.3 s", "4 min 5 s": the time between two of the job's moments. */
+function duration(fromIso, toIso) {
+  if (!fromIso || !toIso) return null;
+  const ms = Math.max(0, new Date(toIso).getTime() - new Date(fromIso).getTime());
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+const note = (text) => (text ? h('span', { class: 'muted' }, ` (${text})`) : null);
+const waited = (job) => note(duration(job.created_at, job.started_at) && `waited ${duration(job.created_at, job.started_at)}`);
+const ran = (job) => note(duration(job.started_at, job.finished_at) && `ran ${duration(job.started_at, job.finished_at)}`);
+
 function render(job) {
   const retryButton = retryableStates.includes(job.state) ? h('button', { type: 'button', id: 'retry' }, 'Retry this job') : null;
   retryButton?.addEventListener('click', () => void retry(retryButton));
@@ -27,8 +47,8 @@ function render(job) {
     ['Progress', `${job.progress ?? 0} %`],
     ['Attempts', String(job.attempts_made ?? 0)],
     ['Queued', formatTime(job.created_at)],
-    ['Started', formatTime(job.started_at)],
-    ['Finished', formatTime(job.finished_at)],
+    ['Started', [formatTime(job.started_at), waited(job)]],
+    ['Finished', [formatTime(job.finished_at), ran(job)]],
   ];
   if (job.retry_of) details.push(['Retry of', h('a', { href: `/console/jobs/${job.retry_of}`, class: 'mono' }, job.retry_of)]);
   if (job.schedule) details.push(['Schedule', job.schedule]);
@@ -45,18 +65,57 @@ function render(job) {
   container.replaceChildren(...sections.filter(Boolean));
 }
 
+/** GET /jobs/:id/webhook-deliveries: every delivery of this job's events, with its attempts. */
+async function loadDeliveries() {
+  const answer = await api('GET', `/jobs/${encodeURIComponent(jobId)}/webhook-deliveries?limit=100`);
+  if (answer.status !== 200) return false;
+  deliveries.replaceChildren(
+    ...(answer.body.items.length
+      ? answer.body.items.map((delivery) => deliveryRow(delivery, { link: 'endpoint', onRedelivered }))
+      : [h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No webhook deliveries for this job.'))]),
+  );
+  deliveries.dataset.loaded = 'true';
+  return answer.body.items.some((delivery) => delivery.state === 'pending');
+}
+
+function onRedelivered(answer, delivery) {
+  if (answer.status !== 202) return showAlert(problemText(answer));
+  deliveryStatus.textContent = `Redelivering ${delivery.event_type}.`;
+  deliveryStatus.hidden = false;
+  void followDeliveries();
+}
+
+let followingDeliveries = false;
+let graceReads = 0;
+/**
+ * Reads the deliveries, again every 2 s while one is pending, and at least `grace` more times (a job that just
+ * finished: its deliveries are stored just after its final state). A call while reading joins the reads.
+ */
+async function followDeliveries(grace = 0) {
+  graceReads = Math.max(graceReads, grace);
+  if (followingDeliveries) return;
+  followingDeliveries = true;
+  while ((await loadDeliveries()) || graceReads-- > 0) await new Promise((resolve) => setTimeout(resolve, deliveriesEveryMs));
+  followingDeliveries = false;
+  graceReads = 0;
+}
+
 await renderNav('jobs');
 const answer = await api('GET', `/jobs/${encodeURIComponent(jobId)}`);
 if (answer.status !== 200) {
   showAlert(answer.status === 404 ? 'No such job.' : problemText(answer));
+  document.getElementById('deliveries-section').hidden = true;
 } else {
   let job = answer.body;
   render(job);
+  // Deliveries are read now, and again when the job finishes (its events are emitted then), not polled meanwhile.
+  void followDeliveries();
   if (!finalStates.includes(job.state)) {
     // Live: intermediate events carry the state; the final one carries the whole job, as GET /jobs/:id.
     followJobEvents(jobId, (name, data) => {
       job = finalStates.includes(data.state) ? data : { ...job, ...data };
       render(job);
+      if (finalStates.includes(data.state)) void followDeliveries(2);
     });
   }
 }

@@ -6960,6 +6960,142 @@ export interface paths {
                          *           "event_type": "job.completed",
                          *           "webhook_id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
                          *           "job_id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *           "endpoint_id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a701",
+                         *           "state": "succeeded",
+                         *           "payload": {
+                         *             "type": "job.completed",
+                         *             "timestamp": "2026-12-03T17:30:00.412Z",
+                         *             "data": {
+                         *               "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *               "type": "invoke",
+                         *               "state": "completed"
+                         *             }
+                         *           },
+                         *           "attempts": [
+                         *             {
+                         *               "attempt": 1,
+                         *               "status_code": 200,
+                         *               "duration_ms": 84,
+                         *               "error": null,
+                         *               "at": "2026-12-03T17:30:00.412Z"
+                         *             }
+                         *           ],
+                         *           "created_at": "2026-12-03T17:30:00.412Z",
+                         *           "finished_at": "2026-12-03T17:30:00.412Z"
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
+                        "application/json": {
+                            items: components["schemas"]["WebhookDelivery"][];
+                            /** @description Pass as `?cursor=` for the next page; null on the last page */
+                            next_cursor: string | null;
+                        };
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The service is suspended or the balance does not cover it (`payment-required`) */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}/webhook-deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A job's webhook deliveries (to registered endpoints and its own `webhook_url`), newest first, each with every attempt
+         * @description What the job page of the console shows. A delivery with an `endpoint_id` can be sent again with POST /webhooks/{endpoint_id}/deliveries/{id}/redeliver.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of deliveries */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a702",
+                         *           "event_type": "job.completed",
+                         *           "webhook_id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+                         *           "job_id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *           "endpoint_id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a701",
                          *           "state": "succeeded",
                          *           "payload": {
                          *             "type": "job.completed",
@@ -7089,6 +7225,7 @@ export interface paths {
                          *       "event_type": "job.completed",
                          *       "webhook_id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
                          *       "job_id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "endpoint_id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a701",
                          *       "state": "pending",
                          *       "payload": {
                          *         "type": "job.completed",
@@ -8075,6 +8212,7 @@ export interface paths {
                          *           "current_month_charged_usd_cents": 750,
                          *           "max_monthly_usd_cents": null,
                          *           "suspended_reason": null,
+                         *           "paused_at": null,
                          *           "services": [
                          *             {
                          *               "service_type": "compute",
@@ -8443,6 +8581,112 @@ export interface paths {
                             /** @description Pass as `?cursor=` for the next page; null on the last page */
                             next_cursor: string | null;
                         };
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Well-formed input that breaks a rule, such as a limit exceeded (`unprocessable`) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/jobs/failure-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Failed jobs grouped by error, the biggest groups first
+         * @description The newest 10,000 failed jobs that match (by customer, type and creation time), grouped by their error's first 200 characters, each group with its count, how many have no retry yet, and whose they are. A group's `error` as `error_contains` of POST /admin/jobs/retry retries that group (with the same `customer_id` and `type`; a dry run first shows the count). Written to the audit log as a cross-customer view.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description One customer's jobs */
+                    customer_id?: string;
+                    type?: "invoke" | "divide" | "batch" | "metering" | "billing" | "vault-export" | "month-rollover" | "retention";
+                    /** @description Jobs created at or after this time */
+                    created_after?: string;
+                    /** @description Jobs created before this time */
+                    created_before?: string;
+                    /** @description How many groups, the biggest first (1–100, default 20) */
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The groups */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "error": "evaluation timed out after 5000 ms",
+                         *           "jobs": 42,
+                         *           "not_retried": 40,
+                         *           "customers": 1,
+                         *           "customer_ids": [
+                         *             "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01"
+                         *           ],
+                         *           "types": [
+                         *             "invoke"
+                         *           ],
+                         *           "first_failed_at": "2026-12-03T17:30:00.000Z",
+                         *           "last_failed_at": "2026-12-03T17:30:00.000Z"
+                         *         }
+                         *       ],
+                         *       "scanned": 42,
+                         *       "complete": true,
+                         *       "as_of": "2026-12-03T17:30:00.000Z"
+                         *     } */
+                        "application/json": components["schemas"]["AdminFailureGroups"];
                     };
                 };
                 /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
@@ -10012,6 +10256,7 @@ export interface components {
          *       "event_type": "job.completed",
          *       "webhook_id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
          *       "job_id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+         *       "endpoint_id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a701",
          *       "state": "succeeded",
          *       "payload": {
          *         "type": "job.completed",
@@ -10043,6 +10288,11 @@ export interface components {
             webhook_id: string;
             /** Format: uuid */
             job_id: string | null;
+            /**
+             * Format: uuid
+             * @description The registered endpoint it goes to; null: the job's own `webhook_url`
+             */
+            endpoint_id: string | null;
             /** @enum {string} */
             state: "pending" | "succeeded" | "failed";
             payload?: unknown;
@@ -10209,6 +10459,7 @@ export interface components {
          *       "current_month_charged_usd_cents": 750,
          *       "max_monthly_usd_cents": null,
          *       "suspended_reason": null,
+         *       "paused_at": null,
          *       "services": [
          *         {
          *           "service_type": "compute",
@@ -10242,6 +10493,11 @@ export interface components {
             current_month_charged_usd_cents: number;
             max_monthly_usd_cents: number | null;
             suspended_reason: string | null;
+            /**
+             * Format: date-time
+             * @description When an admin paused (quarantined) the customer's work (POST /admin/customers/{id}/pause); null: not paused
+             */
+            paused_at: string | null;
             services: {
                 service_type: string;
                 tier: string;
@@ -10375,6 +10631,78 @@ export interface components {
              */
             customer_id: string;
         };
+        /** @example {
+         *       "items": [
+         *         {
+         *           "error": "evaluation timed out after 5000 ms",
+         *           "jobs": 42,
+         *           "not_retried": 40,
+         *           "customers": 1,
+         *           "customer_ids": [
+         *             "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01"
+         *           ],
+         *           "types": [
+         *             "invoke"
+         *           ],
+         *           "first_failed_at": "2026-12-03T17:30:00.000Z",
+         *           "last_failed_at": "2026-12-03T17:30:00.000Z"
+         *         }
+         *       ],
+         *       "scanned": 42,
+         *       "complete": true,
+         *       "as_of": "2026-12-03T17:30:00.000Z"
+         *     } */
+        AdminFailureGroups: {
+            /** @description The biggest groups first */
+            items: components["schemas"]["AdminFailureGroup"][];
+            /** @description Failed jobs read: the newest 10,000 that match at most */
+            scanned: number;
+            /** @description False when 10,000 were read: older failures exist that the groups do not count */
+            complete: boolean;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            as_of: string;
+        };
+        /** @example {
+         *       "error": "evaluation timed out after 5000 ms",
+         *       "jobs": 42,
+         *       "not_retried": 40,
+         *       "customers": 1,
+         *       "customer_ids": [
+         *         "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01"
+         *       ],
+         *       "types": [
+         *         "invoke"
+         *       ],
+         *       "first_failed_at": "2026-12-03T17:30:00.000Z",
+         *       "last_failed_at": "2026-12-03T17:30:00.000Z"
+         *     } */
+        AdminFailureGroup: {
+            /** @description The first 200 characters of the error these jobs failed with (null: failed without error text); give it to POST /admin/jobs/retry as `error_contains` */
+            error: string | null;
+            /** @description Failed jobs in the group */
+            jobs: number;
+            /** @description Of those, the jobs no retry names yet: what a bulk retry would retry */
+            not_retried: number;
+            /** @description How many customers these jobs belong to */
+            customers: number;
+            /** @description The first five of those customers, by id */
+            customer_ids: string[];
+            /** @description The job types in the group */
+            types: string[];
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            first_failed_at: string;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            last_failed_at: string;
+        };
         CustomerPause: {
             /** Format: uuid */
             customer_id: string;
@@ -10414,7 +10742,7 @@ export interface components {
              * @description The admin who acted (null for an admin API key)
              */
             admin_user_id: string | null;
-            /** @description customer.credit, customer.pause, customer.resume, jobs.view, jobs.retry, jobs.retry.dry-run, jobs.cancel, jobs.cancel.dry-run */
+            /** @description customer.credit, customer.pause, customer.resume, jobs.view, jobs.failure-groups.view, jobs.retry, jobs.retry.dry-run, jobs.cancel, jobs.cancel.dry-run */
             action: string;
             /** Format: uuid */
             customer_id: string | null;
