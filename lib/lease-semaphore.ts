@@ -46,8 +46,66 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return renewed
 `;
 
+/**
+ * KEYS[1] the semaphore's sorted set, KEYS[2] a per-window counter in rate-limiter-flexible's format (an
+ * integer with a TTL, so its RateLimiterRedis reads and spends the same count). Both keys must share a
+ * hash tag (one slot on a Redis Cluster). ARGV[1] lease ms, ARGV[2] limit, ARGV[3] token, ARGV[4] points,
+ * ARGV[5] window seconds, ARGV[6] the window's budget.
+ * Spends the points first, whatever follows; past the budget takes no place. Returns {consumed, ttl ms,
+ * outcome, held}: outcome 1 a place taken (held: places now), 0 full (held: places held), -1 over budget.
+ */
+const acquireCountingScript = `
+redis.call('SET', KEYS[2], 0, 'EX', ARGV[5], 'NX')
+local consumed = redis.call('INCRBY', KEYS[2], ARGV[4])
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl == -1 then
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+  ttl = 1000 * tonumber(ARGV[5])
+end
+if consumed > tonumber(ARGV[6]) then return {consumed, ttl, -1, 0} end
+local now = redis.call('TIME')
+local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs)
+local held = redis.call('ZCARD', KEYS[1])
+if held >= tonumber(ARGV[2]) then return {consumed, ttl, 0, held} end
+redis.call('ZADD', KEYS[1], nowMs + tonumber(ARGV[1]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return {consumed, ttl, 1, held + 1}
+`;
+
+/** A per-window count that `acquireCounting` spends from in the same step as it takes a place. */
+export interface WindowCounter {
+  /** The counter's Redis key: in the semaphore's hash tag (see `acquireCounting`). */
+  key: string;
+  /** Points this call spends. */
+  points: number;
+  windowSeconds: number;
+  /** Points the window allows; past them no place is taken. */
+  budget: number;
+}
+
+/** What `acquireCounting` found: the count after spending, and the place (unless over budget). */
+export interface CountedAcquire {
+  /** Points spent in the window so far, this call's included. */
+  consumed: number;
+  /** Until the window ends, in ms. */
+  msBeforeNext: number;
+  /** A lease; `{ full: held }` when every place was taken; null when over budget (no place tried). */
+  place: Lease | { full: number } | null;
+}
+
 type ScriptedRedis = RedisClient & {
   leaseAcquire(key: string, leaseMs: number, limit: number, token: string): Promise<number>;
+  leaseAcquireCounting(
+    key: string,
+    counterKey: string,
+    leaseMs: number,
+    limit: number,
+    token: string,
+    points: number,
+    windowSeconds: number,
+    budget: number,
+  ): Promise<[number, number, number, number]>;
   leaseRenew(key: string, leaseMs: number, ...tokens: string[]): Promise<number>;
 };
 
@@ -73,6 +131,7 @@ export class LeaseSemaphores {
       redis.defineCommand('leaseAcquire', { numberOfKeys: 1, lua: acquireScript });
       redis.defineCommand('leaseRenew', { numberOfKeys: 1, lua: renewScript });
     }
+    if (!('leaseAcquireCounting' in redis)) redis.defineCommand('leaseAcquireCounting', { numberOfKeys: 2, lua: acquireCountingScript });
     this.renewTimer = setInterval(() => void this.renew(), Math.max(100, Math.floor(this.leaseMs / 3)));
     this.renewTimer.unref();
   }
@@ -83,15 +142,57 @@ export class LeaseSemaphores {
    * must not turn a Redis hiccup into refusals; the requests fail on their own if Redis is really gone).
    */
   async acquire(name: string, limit: number): Promise<Lease | { full: number }> {
-    const key = `${this.keyPrefix}:${name}`;
-    const token = `${this.processTag}:${++this.sequence}`;
+    const key = this.keyOf(name);
+    const token = this.nextToken();
     let outcome: number;
     try {
       outcome = await this.redis.leaseAcquire(key, this.leaseMs, limit, token);
     } catch {
       return unheld;
     }
-    if (outcome <= 0) return { full: -outcome };
+    return outcome <= 0 ? { full: -outcome } : this.hold(key, token);
+  }
+
+  /**
+   * `acquire` and a per-window count in one Redis command (one script, run atomically): spends
+   * `counter.points` whether or not a place is free, then takes a place unless the window's budget is
+   * passed. `counter.key` must carry the same hash tag as this semaphore's key (`${prefix}:${name}`), as
+   * both are in one script (a Redis Cluster runs it on one slot). Null if Redis does not answer: the caller
+   * decides (nothing was held, and the count may or may not have been spent).
+   */
+  async acquireCounting(name: string, limit: number, counter: WindowCounter): Promise<CountedAcquire | null> {
+    const key = this.keyOf(name);
+    const token = this.nextToken();
+    let reply: [number, number, number, number];
+    try {
+      reply = await this.redis.leaseAcquireCounting(
+        key,
+        counter.key,
+        this.leaseMs,
+        limit,
+        token,
+        counter.points,
+        counter.windowSeconds,
+        counter.budget,
+      );
+    } catch {
+      return null;
+    }
+    const [consumed, msBeforeNext, outcome, held] = reply;
+    const place = outcome === 1 ? this.hold(key, token) : outcome === 0 ? { full: held } : null;
+    return { consumed, msBeforeNext, place };
+  }
+
+  private keyOf(name: string): string {
+    return `${this.keyPrefix}:${name}`;
+  }
+
+  private nextToken(): string {
+    return `${this.processTag}:${++this.sequence}`;
+  }
+
+  /** A lease on a place just taken: renewed with this process's others until released. */
+  private hold(key: string, token: string): Lease {
     let tokens = this.held.get(key);
     if (!tokens) this.held.set(key, (tokens = new Set()));
     tokens.add(token);
@@ -110,7 +211,7 @@ export class LeaseSemaphores {
 
   /** Places held now in semaphore `name` (by every process), expired leases not counted. */
   async count(name: string): Promise<number> {
-    const key = `${this.keyPrefix}:${name}`;
+    const key = this.keyOf(name);
     const [seconds, micros] = await this.redis.time();
     return this.redis.zcount(key, `(${Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)}`, '+inf');
   }

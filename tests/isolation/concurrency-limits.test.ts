@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { placeName } from '../../api/concurrency-limits.js';
 import { LeaseSemaphores } from '../../lib/lease-semaphore.js';
 import { createRedis } from '../../lib/redis.js';
 import { expectProblem } from '../auth/expect-problem.js';
@@ -52,7 +53,7 @@ async function setTier(user: TestUser, tier: string) {
 /** Waits until the customer's in-flight places in Redis number `count`. */
 async function inFlightReaches(user: TestUser, count: number) {
   const me = await suite.request('GET', '/api/v1/auth/me', { token: user.accessToken });
-  await waitFor(async () => (await suite.app.deps.leases.count(`in-flight:${me.body.customer_id}`)) === count, 10_000);
+  await waitFor(async () => (await suite.app.deps.leases.count(placeName('in-flight', me.body.customer_id))) === count, 10_000);
 }
 
 describe('requests in flight per customer', () => {
