@@ -1,4 +1,4 @@
-import type { RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Config } from '../config.js';
 import type { Lease, LeaseSemaphores } from '../lib/lease-semaphore.js';
 import { rateLimitedRequests } from '../lib/metrics/catalog.js';
@@ -104,23 +104,25 @@ export function customerLimits(
     const principal = principalOf(req);
     const limit = config.tierMaxInFlight[principal.tier];
     const counter = { key: budget.redisKey, points: 1, windowSeconds: budget.windowSeconds, budget: budget.points };
-    return leases.acquireCounting(placeName('in-flight', principal.customerId), limit, counter).then(async (counted) => {
-      if (!counted) {
-        // Redis did not answer: each limit as it does on its own (in memory, and no place).
-        await new Promise<void>((resolve, reject) => {
-          const outcome: unknown = rateLimits.customer(req, res, (error?: unknown) => (error ? reject(error) : resolve()));
-          if (outcome instanceof Promise) outcome.catch(reject);
-        });
-        return next();
-      }
+    return leases.acquireCounting(placeName('in-flight', principal.customerId), limit, counter).then((counted) => {
+      // Redis did not answer: each limit as it does on its own (counted in memory, no place held).
+      if (!counted) return passRateLimit(rateLimits, req, res).then(() => next());
       rateLimits.settle(budget, res, counted.consumed, counted.msBeforeNext);
       if (counted.place) keepUntilAnswered(counted.place, 'in-flight', limit, principal, res);
       if (req.method === 'POST' && bulkWrites.has(path)) {
-        await holdPlace(leases, 'bulk-writes', config.tierMaxBulkInFlight[principal.tier], principal, res);
+        return holdPlace(leases, 'bulk-writes', config.tierMaxBulkInFlight[principal.tier], principal, res).then(() => next());
       }
       next();
     });
   };
+}
+
+/** `rateLimits.customer` as a promise: resolved when it passes, rejected with its 429. */
+function passRateLimit(rateLimits: RateLimits, req: Request, res: Response): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const outcome: unknown = rateLimits.customer(req, res, (error?: unknown) => (error ? reject(error) : resolve()));
+    if (outcome instanceof Promise) outcome.catch(reject);
+  });
 }
 
 /** Before an event stream opens: the customer's open streams are at most its tier's TIER_MAX_STREAMS (429 past it). */
