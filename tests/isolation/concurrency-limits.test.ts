@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { placeName } from '../../api/concurrency-limits.js';
 import { LeaseSemaphores } from '../../lib/lease-semaphore.js';
@@ -158,5 +159,30 @@ describe('LeaseSemaphores', () => {
     );
     taken.release();
     survivor.close();
+  });
+
+  it("spends a point and takes a place in one script, on a count rate-limiter-flexible's limiter reads and spends too", async () => {
+    const semaphores = new LeaseSemaphores(redis, prefix);
+    const limiter = new RateLimiterRedis({ storeClient: redis, keyPrefix: `${prefix}:rl`, points: 3, duration: 60 });
+    const customerId = `counted-${Date.now()}`;
+    const counter = { key: limiter.getKey(`{${customerId}}:compute`), points: 1, windowSeconds: 60, budget: 3 };
+    const take = () => semaphores.acquireCounting(placeName('in-flight', customerId), 1, counter);
+    try {
+      const first = await take();
+      expect(first?.consumed).toBe(1);
+      expect(first?.msBeforeNext).toBeGreaterThan(59_000);
+      expect(first?.place && 'release' in first.place).toBe(true);
+      // Full: the refused take still spends its point.
+      expect(await take()).toMatchObject({ consumed: 2, place: { full: 1 } });
+      // A scheduled run (workers) spends from the same count through rate-limiter-flexible.
+      expect((await limiter.consume(`{${customerId}}:compute`)).remainingPoints).toBe(0);
+      // Past the budget: no place is tried, even once one is free.
+      if (first?.place && 'release' in first.place) first.place.release();
+      await waitFor(async () => (await semaphores.count(placeName('in-flight', customerId))) === 0, 5_000);
+      expect(await take()).toMatchObject({ consumed: 4, place: null });
+      expect(await semaphores.count(placeName('in-flight', customerId))).toBe(0);
+    } finally {
+      semaphores.close();
+    }
   });
 });
