@@ -185,4 +185,33 @@ describe('LeaseSemaphores', () => {
       semaphores.close();
     }
   });
+
+  it("frees a released place for this process's next take at once, and for other processes within moments", async () => {
+    const mine = new LeaseSemaphores(redis, prefix);
+    const other = new LeaseSemaphores(redis, prefix);
+    try {
+      const first = await mine.acquire('freed', 1);
+      if (!('release' in first)) throw new Error('no place');
+      first.release();
+      // The next take removes the released lease in its own script: no wait for a ZREM.
+      const second = await mine.acquire('freed', 1);
+      if (!('release' in second)) throw new Error(`refused: ${JSON.stringify(second)}`);
+      expect(await other.acquire('freed', 1)).toEqual({ full: 1 });
+      second.release();
+      const started = performance.now();
+      const third = await waitFor(
+        async () => {
+          const attempt = await other.acquire('freed', 1);
+          return 'release' in attempt ? attempt : null;
+        },
+        2_000,
+        1,
+      );
+      expect(performance.now() - started).toBeLessThan(500);
+      third.release();
+    } finally {
+      mine.close();
+      other.close();
+    }
+  });
 });
