@@ -10,7 +10,7 @@ import { httpMetrics } from './metrics.js';
 import { refuseBodyUnlessJson } from './json-content-type.js';
 import { errorHandler, notFoundHandler } from './problems.js';
 import { createRateLimits, type RateLimits } from './rate-limits.js';
-import { inFlightLimit } from './concurrency-limits.js';
+import { customerLimits, inFlightLimit } from './concurrency-limits.js';
 import { batchesRoutes } from './routes/batches.routes.js';
 import { docsRoutes } from './routes/docs.routes.js';
 import { jobEventsRoutes } from './routes/job-events.routes.js';
@@ -148,34 +148,6 @@ export function createApp(deps: ApiDeps): Express {
 }
 
 /**
- * Runs the in-flight limit and the rate limit side by side: each is a Redis round trip, and one after the
- * other they were most of an authenticated request's time at rest. `next` once both have passed; when
- * either refuses, the in-flight refusal is the answer if there is one (as when it ran first), and a rate
- * point the refused request took is given back. A lease taken is released when the answer closes.
- */
-function atOnce(inFlight: RequestHandler, rateLimit: RequestHandler, unspend: RateLimits['unspend']): RequestHandler {
-  return (req, res, next) => {
-    const passed = (handler: RequestHandler) =>
-      new Promise<void>((resolve, reject) => {
-        try {
-          const outcome: unknown = handler(req, res, (error?: unknown) => (error ? reject(error) : resolve()));
-          if (outcome instanceof Promise) outcome.catch(reject);
-        } catch (error) {
-          reject(error);
-        }
-      });
-    return Promise.allSettled([passed(inFlight), passed(rateLimit)]).then(([lease, limit]) => {
-      if (lease.status === 'rejected') {
-        if (limit.status === 'fulfilled') void unspend(req);
-        throw lease.reason;
-      }
-      if (limit.status === 'rejected') throw limit.reason;
-      next();
-    });
-  };
-}
-
-/**
  * The routes that count against a customer's service: authenticated; billing, services and the admin
  * back office answer while the service is suspended (paying is how a suspension ends), the rest only
  * while it is active; all but admin are rate-limited by tier. The busiest routers come first.
@@ -187,7 +159,7 @@ function meteredRoutes(
   timedStage: (name: string, handler: RequestHandler) => RequestHandler,
 ): Router {
   const inFlight = inFlightLimit(deps.leases, deps.config);
-  const inFlightAndRateLimit = timedStage('limits', atOnce(inFlight, rateLimits.customer, rateLimits.unspend));
+  const inFlightAndRateLimit = timedStage('limits', customerLimits(deps.leases, rateLimits, deps.config));
   const account = express.Router();
   account.use(['/billing', '/services'], inFlightAndRateLimit);
   account.use('/admin', inFlight);

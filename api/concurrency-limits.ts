@@ -1,10 +1,11 @@
-import type { RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Config } from '../config.js';
-import type { LeaseSemaphores } from '../lib/lease-semaphore.js';
+import type { Lease, LeaseSemaphores } from '../lib/lease-semaphore.js';
 import { rateLimitedRequests } from '../lib/metrics/catalog.js';
 import type { Principal } from './auth/principal.js';
 import { principalOf } from './auth/authenticate.js';
 import { ProblemError } from './problems.js';
+import type { RateLimits } from './rate-limits.js';
 
 /** What a refused request is told to wait: in-flight requests end within moments. */
 const retryAfterSeconds = 1;
@@ -21,6 +22,13 @@ const bulkWrites = new Set(['/jobs/bulk', '/substrates/batch', '/batches']);
 
 type Kind = 'in-flight' | 'streams' | 'bulk-writes';
 
+/**
+ * The semaphore of a customer's places of one kind. The customer's hash tag is that of its rate counts
+ * (queue/tier-budgets.ts `customerLimitKey`): one script takes a place and spends a point, on a Redis
+ * Cluster too.
+ */
+export const placeName = (kind: Kind, customerId: string): string => `${kind}:{${customerId}}`;
+
 const refusedWhat: Record<Kind, string> = {
   'in-flight': 'requests in flight',
   streams: 'open event streams',
@@ -32,7 +40,11 @@ const refusedWhat: Record<Kind, string> = {
  * fires when the answer is sent and when the client goes away); 429 with Retry-After when all are taken.
  */
 async function holdPlace(leases: LeaseSemaphores, kind: Kind, limit: number, principal: Principal, res: Response): Promise<void> {
-  const lease = await leases.acquire(`${kind}:${principal.customerId}`, limit);
+  keepUntilAnswered(await leases.acquire(placeName(kind, principal.customerId), limit), kind, limit, principal, res);
+}
+
+/** Throws the 429 of a full semaphore; else holds the lease until `res` closes. */
+function keepUntilAnswered(lease: Lease | { full: number }, kind: Kind, limit: number, principal: Principal, res: Response): void {
   if ('full' in lease) {
     rateLimitedRequests.inc({ limiter: kind });
     throw new ProblemError(
@@ -62,6 +74,55 @@ export function inFlightLimit(leases: LeaseSemaphores, config: Pick<Config, 'tie
     }
     next();
   };
+}
+
+/**
+ * The in-flight limit and the rate limit of a customer's request in one Redis command (one Lua script:
+ * `LeaseSemaphores.acquireCounting`) where there used to be two side by side, plus a give-back when the
+ * in-flight cap refused. The script spends the request's point first, then takes an in-flight place unless
+ * the budget is passed:
+ * - past the budget: 429 from the rate limit (RateLimit-*, Retry-After until the window ends), no place taken;
+ * - all places taken: 429 from the in-flight cap (Retry-After 1, RateLimit-* of the point it spent);
+ * - else the request goes on, holding its place until the answer closes.
+ * A request the in-flight cap refuses spends its point (it used to be given back): a client at its cap
+ * that keeps sending is soon refused by the rate limit, rather than costing a Redis script per request
+ * forever. An unlimited tier (enterprise) only takes a place; an event stream only spends a point (its
+ * route takes a stream place). If Redis does not answer, the rate limit counts in memory
+ * (rate-limiter-flexible's insurance limiter) and no place is held, as each limit did on its own.
+ */
+export function customerLimits(
+  leases: LeaseSemaphores,
+  rateLimits: RateLimits,
+  config: Pick<Config, 'tierMaxInFlight' | 'tierMaxBulkInFlight'>,
+): RequestHandler {
+  const inFlight = inFlightLimit(leases, config);
+  return (req, res, next) => {
+    const path = req.path; // a getter that parses the URL: read it once
+    if (req.method === 'GET' && eventStreamPath.test(path)) return rateLimits.customer(req, res, next);
+    const budget = rateLimits.budgetOf(req);
+    if (!budget) return inFlight(req, res, next);
+    const principal = principalOf(req);
+    const limit = config.tierMaxInFlight[principal.tier];
+    const counter = { key: budget.redisKey, points: 1, windowSeconds: budget.windowSeconds, budget: budget.points };
+    return leases.acquireCounting(placeName('in-flight', principal.customerId), limit, counter).then((counted) => {
+      // Redis did not answer: each limit as it does on its own (counted in memory, no place held).
+      if (!counted) return passRateLimit(rateLimits, req, res).then(() => next());
+      rateLimits.settle(budget, res, counted.consumed, counted.msBeforeNext);
+      if (counted.place) keepUntilAnswered(counted.place, 'in-flight', limit, principal, res);
+      if (req.method === 'POST' && bulkWrites.has(path)) {
+        return holdPlace(leases, 'bulk-writes', config.tierMaxBulkInFlight[principal.tier], principal, res).then(() => next());
+      }
+      next();
+    });
+  };
+}
+
+/** `rateLimits.customer` as a promise: resolved when it passes, rejected with its 429. */
+function passRateLimit(rateLimits: RateLimits, req: Request, res: Response): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const outcome: unknown = rateLimits.customer(req, res, (error?: unknown) => (error ? reject(error) : resolve()));
+    if (outcome instanceof Promise) outcome.catch(reject);
+  });
 }
 
 /** Before an event stream opens: the customer's open streams are at most its tier's TIER_MAX_STREAMS (429 past it). */

@@ -13,6 +13,21 @@ type RequestKind = 'reads' | 'writes';
 /** The budget a request spends: reads are GET and HEAD (SPEC §9), writes everything else. */
 const requestKind = (method: string): RequestKind => (method === 'GET' || method === 'HEAD' ? 'reads' : 'writes');
 
+/** A customer's per-minute budget of one kind, as `RateLimits.budgetOf` finds it. */
+export interface CustomerBudget {
+  limiter: RateLimiterRedis;
+  /** The count's key in `limiter`: `customerLimitKey`. */
+  key: string;
+  /** The count's key in Redis (rate-limiter-flexible's format), in the customer's hash tag (`customerLimitKey`). */
+  redisKey: string;
+  /** Points a window allows. */
+  points: number;
+  windowSeconds: number;
+  /** `RateLimit-Policy` naming both budgets of the tier. */
+  policy: string;
+  describe: (limit: number) => string;
+}
+
 export interface RateLimits {
   /**
    * After authentication: per customer and called service, by its tier, with separate budgets for reads and
@@ -26,8 +41,13 @@ export interface RateLimits {
   spend(req: Request, res: Response, points: number): Promise<void>;
   /** Gives back points `spend` took, for a request refused after it spent them. */
   refund(req: Request, points: number): Promise<void>;
-  /** Gives back the point `customer` took, for a request refused by another check that ran beside it. */
-  unspend(req: Request): Promise<void>;
+  /**
+   * The budget a request spends (reads or writes of its service, by tier), for a check that counts the point
+   * itself (`settle` then answers as `customer` does); null for an unlimited tier.
+   */
+  budgetOf(req: Request): CustomerBudget | null;
+  /** Sets the RateLimit-* headers of a point counted in `budget`; the 429 problem (Retry-After) when past it. */
+  settle(budget: CustomerBudget, res: Response, consumed: number, msBeforeNext: number): void;
   /** Per client IP on POST /auth/register. */
   register: RequestHandler;
   /** Per client IP on POST /auth/login. */
@@ -46,29 +66,43 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
   const limiter = (name: string, points: number) => redisLimiter(redis, config, name, points);
   const tierBudgets = createTierBudgets(redis, config);
 
-  // Not an async function: an unlimited tier (enterprise) passes without a promise.
-  const customer: RequestHandler = (req, res, next) => {
+  const budgetOf = (req: Request): CustomerBudget | null => {
     const principal = principalOf(req);
     const budgets = tierBudgets.get(principal.tier);
-    if (!budgets) return next();
+    if (!budgets) return null;
     const kind = requestKind(req.method);
-    res.setHeader('RateLimit-Policy', budgets.policy);
-    return consume(
-      budgets[kind],
-      customerLimitKey(principal.customerId, principal.serviceType),
-      res,
-      'customer',
-      (limit) => `the ${principal.serviceType} service at tier ${principal.tier} allows ${limit} ${kind} per minute`,
-    ).then(() => next());
+    const counter = budgets[kind];
+    const key = customerLimitKey(principal.customerId, principal.serviceType);
+    return {
+      limiter: counter,
+      key,
+      redisKey: counter.getKey(key),
+      points: counter.points,
+      windowSeconds: counter.duration,
+      policy: budgets.policy,
+      describe: (limit) => `the ${principal.serviceType} service at tier ${principal.tier} allows ${limit} ${kind} per minute`,
+    };
   };
 
-  /** The customer's per-minute budget of `kind` (none for an unlimited tier) and its key. */
-  const budgetOf = (req: Request, kind: 'reads' | 'writes') => {
+  // Not an async function: an unlimited tier (enterprise) passes without a promise.
+  const customer: RequestHandler = (req, res, next) => {
+    const budget = budgetOf(req);
+    if (!budget) return next();
+    res.setHeader('RateLimit-Policy', budget.policy);
+    return consume(budget.limiter, budget.key, res, 'customer', budget.describe).then(() => next());
+  };
+
+  const settle = (budget: CustomerBudget, res: Response, consumed: number, msBeforeNext: number): void => {
+    res.setHeader('RateLimit-Policy', budget.policy);
+    answer(res, 'customer', budget.points, Math.max(0, budget.points - consumed), msBeforeNext, consumed > budget.points, budget.describe);
+  };
+
+  /** The write budget of the caller's tier (none for an unlimited tier) and its key. */
+  const writeBudget = (req: Request) => {
     const principal = principalOf(req);
-    const budget = tierBudgets.get(principal.tier)?.[kind];
+    const budget = tierBudgets.get(principal.tier)?.writes;
     return budget ? { budget, key: customerLimitKey(principal.customerId, principal.serviceType), principal } : null;
   };
-  const writeBudget = (req: Request) => budgetOf(req, 'writes');
   const spend = async (req: Request, res: Response, points: number): Promise<void> => {
     const found = points > 0 ? writeBudget(req) : null;
     if (!found) return;
@@ -89,11 +123,6 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
     if (found) await found.budget.reward(found.key, points).catch(() => undefined);
   };
 
-  const unspend = async (req: Request): Promise<void> => {
-    const found = budgetOf(req, requestKind(req.method));
-    if (found) await found.budget.reward(found.key, 1).catch(() => undefined);
-  };
-
   const perIp = (name: 'register' | 'login', points: number): RequestHandler => {
     const ipLimiter = limiter(`ip-${name}`, points);
     return async (req, res, next) => {
@@ -106,7 +135,8 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
     customer,
     spend,
     refund,
-    unspend,
+    budgetOf,
+    settle,
     register: perIp('register', config.rateLimitRegisterPerMin),
     login: perIp('login', config.rateLimitLoginPerMin),
   };
@@ -139,18 +169,30 @@ async function consume(
     // Give the points back: the refused request costs only the point the middleware took.
     if (giveBack) await limiter.reward(key, points).catch(() => undefined);
   }
-  const resetSeconds = Math.max(1, Math.ceil(outcome.msBeforeNext / 1000));
+  const remaining = limited && giveBack ? Math.max(0, limiter.points - (outcome.consumedPoints - points)) : outcome.remainingPoints;
+  answer(res, name, limiter.points, remaining, outcome.msBeforeNext, limited, describe);
+}
+
+/** Sets the RateLimit-* headers of a count; when `limited`, throws the 429 problem with them and Retry-After. */
+function answer(
+  res: Response,
+  name: string,
+  limit: number,
+  remaining: number,
+  msBeforeNext: number,
+  limited: boolean,
+  describe: (limit: number) => string,
+): void {
+  const resetSeconds = Math.max(1, Math.ceil(msBeforeNext / 1000));
   const headers = {
-    'RateLimit-Limit': String(limiter.points),
-    'RateLimit-Remaining': String(
-      limited && giveBack ? Math.max(0, limiter.points - (outcome.consumedPoints - points)) : outcome.remainingPoints,
-    ),
+    'RateLimit-Limit': String(limit),
+    'RateLimit-Remaining': String(remaining),
     'RateLimit-Reset': String(resetSeconds),
   };
   for (const [header, value] of Object.entries(headers)) res.setHeader(header, value);
   if (!limited) return;
   rateLimitedRequests.inc({ limiter: name });
-  throw new ProblemError('rate-limited', `rate limit exceeded: ${describe(limiter.points)}; retry in ${resetSeconds} s`, {
+  throw new ProblemError('rate-limited', `rate limit exceeded: ${describe(limit)}; retry in ${resetSeconds} s`, {
     headers: { ...headers, 'Retry-After': String(resetSeconds) },
   });
 }

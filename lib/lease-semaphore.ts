@@ -18,11 +18,12 @@ export interface Lease {
 
 /**
  * KEYS[1] the semaphore's sorted set (member: lease token, score: expiry in ms on Redis's clock).
- * ARGV[1] lease ms, ARGV[2] limit, ARGV[3] token.
- * Drops expired leases, then takes a place if fewer than `limit` are held.
+ * ARGV[1] lease ms, ARGV[2] limit, ARGV[3] token, ARGV[4…] tokens released since the last call (see `release`).
+ * Drops the released and the expired leases, then takes a place if fewer than `limit` are held.
  * Returns the places held before this call when full as a negative number (-held), else the places held now.
  */
 const acquireScript = `
+if #ARGV >= 4 then redis.call('ZREM', KEYS[1], unpack(ARGV, 4)) end
 local now = redis.call('TIME')
 local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs)
@@ -46,12 +47,80 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return renewed
 `;
 
+/**
+ * KEYS[1] the semaphore's sorted set, KEYS[2] a per-window counter in rate-limiter-flexible's format (an
+ * integer with a TTL, so its RateLimiterRedis reads and spends the same count). Both keys must share a
+ * hash tag (one slot on a Redis Cluster). ARGV[1] lease ms, ARGV[2] limit, ARGV[3] token, ARGV[4] points,
+ * ARGV[5] window seconds, ARGV[6] the window's budget, ARGV[7…] tokens released since the last call.
+ * Spends the points first, whatever follows; past the budget takes no place (but drops the released). Returns {consumed, ttl ms,
+ * outcome, held}: outcome 1 a place taken (held: places now), 0 full (held: places held), -1 over budget.
+ */
+const acquireCountingScript = `
+redis.call('SET', KEYS[2], 0, 'EX', ARGV[5], 'NX')
+local consumed = redis.call('INCRBY', KEYS[2], ARGV[4])
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl == -1 then
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+  ttl = 1000 * tonumber(ARGV[5])
+end
+if #ARGV >= 7 then redis.call('ZREM', KEYS[1], unpack(ARGV, 7)) end
+if consumed > tonumber(ARGV[6]) then return {consumed, ttl, -1, 0} end
+local now = redis.call('TIME')
+local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs)
+local held = redis.call('ZCARD', KEYS[1])
+if held >= tonumber(ARGV[2]) then return {consumed, ttl, 0, held} end
+redis.call('ZADD', KEYS[1], nowMs + tonumber(ARGV[1]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return {consumed, ttl, 1, held + 1}
+`;
+
+/** A per-window count that `acquireCounting` spends from in the same step as it takes a place. */
+export interface WindowCounter {
+  /** The counter's Redis key: in the semaphore's hash tag (see `acquireCounting`). */
+  key: string;
+  /** Points this call spends. */
+  points: number;
+  windowSeconds: number;
+  /** Points the window allows; past them no place is taken. */
+  budget: number;
+}
+
+/** What `acquireCounting` found: the count after spending, and the place (unless over budget). */
+export interface CountedAcquire {
+  /** Points spent in the window so far, this call's included. */
+  consumed: number;
+  /** Until the window ends, in ms. */
+  msBeforeNext: number;
+  /** A lease; `{ full: held }` when every place was taken; null when over budget (no place tried). */
+  place: Lease | { full: number } | null;
+}
+
 type ScriptedRedis = RedisClient & {
-  leaseAcquire(key: string, leaseMs: number, limit: number, token: string): Promise<number>;
+  leaseAcquire(key: string, leaseMs: number, limit: number, token: string, ...released: string[]): Promise<number>;
+  leaseAcquireCounting(
+    key: string,
+    counterKey: string,
+    leaseMs: number,
+    limit: number,
+    token: string,
+    points: number,
+    windowSeconds: number,
+    budget: number,
+    ...released: string[]
+  ): Promise<[number, number, number, number]>;
   leaseRenew(key: string, leaseMs: number, ...tokens: string[]): Promise<number>;
 };
 
 const unheld: Lease = { release: () => undefined };
+
+/**
+ * How long a released lease may wait to leave Redis, in ms: the next take in the same semaphore by this
+ * process removes it in its own script (no command of its own: a customer's steady requests cost one Redis
+ * command each, not two), else a ZREM goes out after this long. Other processes see the place free this
+ * much later at most; this process's next take sees it at once.
+ */
+const releaseBatchMs = 5;
 
 export class LeaseSemaphores {
   private readonly redis: ScriptedRedis;
@@ -61,6 +130,9 @@ export class LeaseSemaphores {
   private readonly processTag = randomBytes(6).toString('hex');
   private sequence = 0;
   private readonly renewTimer: NodeJS.Timeout;
+  /** Leases released and not yet removed from Redis: key → tokens (see `releaseBatchMs`). */
+  private readonly released = new Map<string, string[]>();
+  private releaseTimer: NodeJS.Timeout | null = null;
 
   constructor(
     redis: RedisClient,
@@ -73,6 +145,7 @@ export class LeaseSemaphores {
       redis.defineCommand('leaseAcquire', { numberOfKeys: 1, lua: acquireScript });
       redis.defineCommand('leaseRenew', { numberOfKeys: 1, lua: renewScript });
     }
+    if (!('leaseAcquireCounting' in redis)) redis.defineCommand('leaseAcquireCounting', { numberOfKeys: 2, lua: acquireCountingScript });
     this.renewTimer = setInterval(() => void this.renew(), Math.max(100, Math.floor(this.leaseMs / 3)));
     this.renewTimer.unref();
   }
@@ -83,15 +156,62 @@ export class LeaseSemaphores {
    * must not turn a Redis hiccup into refusals; the requests fail on their own if Redis is really gone).
    */
   async acquire(name: string, limit: number): Promise<Lease | { full: number }> {
-    const key = `${this.keyPrefix}:${name}`;
-    const token = `${this.processTag}:${++this.sequence}`;
+    const key = this.keyOf(name);
+    const token = this.nextToken();
+    const released = this.takeReleased(key);
     let outcome: number;
     try {
-      outcome = await this.redis.leaseAcquire(key, this.leaseMs, limit, token);
+      outcome = await this.redis.leaseAcquire(key, this.leaseMs, limit, token, ...released);
     } catch {
+      this.queueRelease(key, released);
       return unheld;
     }
-    if (outcome <= 0) return { full: -outcome };
+    return outcome <= 0 ? { full: -outcome } : this.hold(key, token);
+  }
+
+  /**
+   * `acquire` and a per-window count in one Redis command (one script, run atomically): spends
+   * `counter.points` whether or not a place is free, then takes a place unless the window's budget is
+   * passed. `counter.key` must carry the same hash tag as this semaphore's key (`${prefix}:${name}`), as
+   * both are in one script (a Redis Cluster runs it on one slot). Null if Redis does not answer: the caller
+   * decides (nothing was held, and the count may or may not have been spent).
+   */
+  async acquireCounting(name: string, limit: number, counter: WindowCounter): Promise<CountedAcquire | null> {
+    const key = this.keyOf(name);
+    const token = this.nextToken();
+    const released = this.takeReleased(key);
+    let reply: [number, number, number, number];
+    try {
+      reply = await this.redis.leaseAcquireCounting(
+        key,
+        counter.key,
+        this.leaseMs,
+        limit,
+        token,
+        counter.points,
+        counter.windowSeconds,
+        counter.budget,
+        ...released,
+      );
+    } catch {
+      this.queueRelease(key, released);
+      return null;
+    }
+    const [consumed, msBeforeNext, outcome, held] = reply;
+    const place = outcome === 1 ? this.hold(key, token) : outcome === 0 ? { full: held } : null;
+    return { consumed, msBeforeNext, place };
+  }
+
+  private keyOf(name: string): string {
+    return `${this.keyPrefix}:${name}`;
+  }
+
+  private nextToken(): string {
+    return `${this.processTag}:${++this.sequence}`;
+  }
+
+  /** A lease on a place just taken: renewed with this process's others until released. */
+  private hold(key: string, token: string): Lease {
     let tokens = this.held.get(key);
     if (!tokens) this.held.set(key, (tokens = new Set()));
     tokens.add(token);
@@ -102,22 +222,49 @@ export class LeaseSemaphores {
         released = true;
         tokens.delete(token);
         if (tokens.size === 0 && this.held.get(key) === tokens) this.held.delete(key);
-        // Not awaited: a failed ZREM only leaves the lease to expire.
-        this.redis.zrem(key, token).catch(() => undefined);
+        this.queueRelease(key, [token]);
       },
     };
   }
 
+  /** The tokens released in semaphore `key` and not yet removed, for a script that removes them. */
+  private takeReleased(key: string): string[] {
+    const tokens = this.released.get(key);
+    if (!tokens) return [];
+    this.released.delete(key);
+    return tokens;
+  }
+
+  private queueRelease(key: string, tokens: string[]): void {
+    if (tokens.length === 0) return;
+    const queued = this.released.get(key);
+    if (queued) queued.push(...tokens);
+    else this.released.set(key, [...tokens]);
+    if (!this.releaseTimer) {
+      this.releaseTimer = setTimeout(() => this.flushReleased(), releaseBatchMs);
+      this.releaseTimer.unref();
+    }
+  }
+
+  /** Removes every released lease still waiting: one ZREM per semaphore, not awaited (a failed one only leaves them to expire). */
+  private flushReleased(): void {
+    this.releaseTimer = null;
+    for (const [key, tokens] of this.released) this.redis.zrem(key, ...tokens).catch(() => undefined);
+    this.released.clear();
+  }
+
   /** Places held now in semaphore `name` (by every process), expired leases not counted. */
   async count(name: string): Promise<number> {
-    const key = `${this.keyPrefix}:${name}`;
+    const key = this.keyOf(name);
     const [seconds, micros] = await this.redis.time();
     return this.redis.zcount(key, `(${Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)}`, '+inf');
   }
 
-  /** Stops renewing; leases still held expire within `leaseMs`. */
+  /** Stops renewing (leases still held expire within `leaseMs`) and removes the released ones now. */
   close(): void {
     clearInterval(this.renewTimer);
+    if (this.releaseTimer) clearTimeout(this.releaseTimer);
+    this.flushReleased();
   }
 
   private async renew(): Promise<void> {

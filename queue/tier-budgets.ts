@@ -31,8 +31,12 @@ export function redisLimiter(redis: RedisClient, config: Config, name: string, p
   });
 }
 
-/** What a customer's calls to one service are counted under. */
-export const customerLimitKey = (customerId: string, serviceType: string): string => `${customerId}:${serviceType}`;
+/**
+ * What a customer's calls to one service are counted under. The customer's hash tag puts the count in the
+ * slot of its in-flight places (api/concurrency-limits.ts `placeName`), so one script spends a point and
+ * takes a place on a Redis Cluster too.
+ */
+export const customerLimitKey = (customerId: string, serviceType: string): string => `{${customerId}}:${serviceType}`;
 
 /**
  * Each limited tier's two budgets (an unlimited tier has none; a tier is limited on both or on neither:

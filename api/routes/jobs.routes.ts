@@ -114,10 +114,11 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
     const principal = principalOf(req);
     const { id } = parseInput(jobIdParams, req.params, 'params');
     const reading = performance.now();
-    const job = await findJob(deps.orm.em.fork(), principal.customerId, id);
+    // One prepared raw select (no identity map): the root entity manager serves without a fork per request.
+    const job = await findJob(deps.orm.em, principal.customerId, id);
     recordStage(req, 'db', reading);
     if (!job) throw notFound(`job ${id}`);
-    res.json(jobView(job));
+    sendJson(res, 200, jobView(job));
   });
 
   router.delete('/jobs/:id', async (req, res) => {

@@ -1,4 +1,5 @@
 import { Cluster } from 'ioredis';
+import { placeName } from '../../api/concurrency-limits.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
@@ -145,6 +146,27 @@ describe('Chrysalis on a 3-master Redis Cluster', () => {
       status = (await request('POST', '/api/v1/auth/login', { body: { email: alice.email, password: 'wrong password here' } })).status;
     }
     expect(status).toBe(429);
+  });
+
+  it("counts a customer's request and takes its in-flight place in one script on the cluster (one hash tag)", async () => {
+    const me = (await request('GET', '/api/v1/jobs', { token: alice.accessToken })).headers;
+    const remaining = Number(me.get('ratelimit-remaining'));
+    const answered = await request('GET', '/api/v1/jobs', { token: alice.accessToken });
+    expect(answered.status).toBe(200);
+    expect(Number(answered.headers.get('ratelimit-remaining'))).toBe(remaining - 1);
+    // The same script the API runs, on a semaphore and a count of a customer of this test's own.
+    const customerId = `cluster-${Date.now()}`;
+    const counter = { key: `${app.config.queuePrefix}:ratelimit:test:{${customerId}}:compute`, points: 1, windowSeconds: 60, budget: 2 };
+    const first = await app.deps.leases.acquireCounting(placeName('in-flight', customerId), 1, counter);
+    expect(first?.consumed).toBe(1);
+    expect(first?.place && 'release' in first.place).toBe(true);
+    const second = await app.deps.leases.acquireCounting(placeName('in-flight', customerId), 1, counter);
+    expect(second?.place).toEqual({ full: 1 });
+    const third = await app.deps.leases.acquireCounting(placeName('in-flight', customerId), 1, counter);
+    expect(third).toMatchObject({ consumed: 3, place: null });
+    expect(await app.deps.redis.get(counter.key)).toBe('3');
+    if (first?.place && 'release' in first.place) first.place.release();
+    await waitFor(async () => (await app.deps.leases.count(placeName('in-flight', customerId))) === 0, 5_000);
   });
 
   it('keeps an admin session in the cluster and lists every queue and shard on Bull Board', async () => {

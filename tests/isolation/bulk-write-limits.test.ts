@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { placeName } from '../../api/concurrency-limits.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
 import type { TestUser } from '../helpers/accounts.js';
@@ -61,7 +62,7 @@ describe('bulk writes in flight per customer', () => {
     await holder.query('select pg_advisory_lock($1)', [holdLock]);
     const attacks = Array.from({ length: 10 }, () => bulk(attacker));
     try {
-      await waitFor(async () => (await suite.app.deps.leases.count(`bulk-writes:${attacker.customerId}`)) === 2, 15_000);
+      await waitFor(async () => (await suite.app.deps.leases.count(placeName('bulk-writes', attacker.customerId))) === 2, 15_000);
       // The victim's bulk and reads get database connections meanwhile.
       const served = await bulk(victim);
       expect(served.status, served.text).toBe(202);
@@ -76,7 +77,7 @@ describe('bulk writes in flight per customer', () => {
     expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
     expect(refused.body.detail).toMatch(/bulk writes in flight/);
     // Places are released when the answers go out: the attacker may bulk again.
-    await waitFor(async () => (await suite.app.deps.leases.count(`bulk-writes:${attacker.customerId}`)) === 0, 10_000);
+    await waitFor(async () => (await suite.app.deps.leases.count(placeName('bulk-writes', attacker.customerId))) === 0, 10_000);
     expect((await bulk(attacker)).status).toBe(202);
   });
 
@@ -84,7 +85,7 @@ describe('bulk writes in flight per customer', () => {
     await holder.query('select pg_advisory_lock($1)', [holdLock]);
     const held = [bulk(attacker), bulk(attacker)];
     try {
-      await waitFor(async () => (await suite.app.deps.leases.count(`bulk-writes:${attacker.customerId}`)) === 2, 15_000);
+      await waitFor(async () => (await suite.app.deps.leases.count(placeName('bulk-writes', attacker.customerId))) === 2, 15_000);
       expect((await suite.request('GET', '/api/v1/jobs', { token: attacker.accessToken })).status).toBe(200);
     } finally {
       await holder.query('select pg_advisory_unlock($1)', [holdLock]);

@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { placeName } from '../../api/concurrency-limits.js';
 import { LeaseSemaphores } from '../../lib/lease-semaphore.js';
 import { createRedis } from '../../lib/redis.js';
 import { expectProblem } from '../auth/expect-problem.js';
@@ -52,7 +54,7 @@ async function setTier(user: TestUser, tier: string) {
 /** Waits until the customer's in-flight places in Redis number `count`. */
 async function inFlightReaches(user: TestUser, count: number) {
   const me = await suite.request('GET', '/api/v1/auth/me', { token: user.accessToken });
-  await waitFor(async () => (await suite.app.deps.leases.count(`in-flight:${me.body.customer_id}`)) === count, 10_000);
+  await waitFor(async () => (await suite.app.deps.leases.count(placeName('in-flight', me.body.customer_id))) === count, 10_000);
 }
 
 describe('requests in flight per customer', () => {
@@ -157,5 +159,59 @@ describe('LeaseSemaphores', () => {
     );
     taken.release();
     survivor.close();
+  });
+
+  it("spends a point and takes a place in one script, on a count rate-limiter-flexible's limiter reads and spends too", async () => {
+    const semaphores = new LeaseSemaphores(redis, prefix);
+    const limiter = new RateLimiterRedis({ storeClient: redis, keyPrefix: `${prefix}:rl`, points: 3, duration: 60 });
+    const customerId = `counted-${Date.now()}`;
+    const counter = { key: limiter.getKey(`{${customerId}}:compute`), points: 1, windowSeconds: 60, budget: 3 };
+    const take = () => semaphores.acquireCounting(placeName('in-flight', customerId), 1, counter);
+    try {
+      const first = await take();
+      expect(first?.consumed).toBe(1);
+      expect(first?.msBeforeNext).toBeGreaterThan(59_000);
+      expect(first?.place && 'release' in first.place).toBe(true);
+      // Full: the refused take still spends its point.
+      expect(await take()).toMatchObject({ consumed: 2, place: { full: 1 } });
+      // A scheduled run (workers) spends from the same count through rate-limiter-flexible.
+      expect((await limiter.consume(`{${customerId}}:compute`)).remainingPoints).toBe(0);
+      // Past the budget: no place is tried, even once one is free.
+      if (first?.place && 'release' in first.place) first.place.release();
+      await waitFor(async () => (await semaphores.count(placeName('in-flight', customerId))) === 0, 5_000);
+      expect(await take()).toMatchObject({ consumed: 4, place: null });
+      expect(await semaphores.count(placeName('in-flight', customerId))).toBe(0);
+    } finally {
+      semaphores.close();
+    }
+  });
+
+  it("frees a released place for this process's next take at once, and for other processes within moments", async () => {
+    const mine = new LeaseSemaphores(redis, prefix);
+    const other = new LeaseSemaphores(redis, prefix);
+    try {
+      const first = await mine.acquire('freed', 1);
+      if (!('release' in first)) throw new Error('no place');
+      first.release();
+      // The next take removes the released lease in its own script: no wait for a ZREM.
+      const second = await mine.acquire('freed', 1);
+      if (!('release' in second)) throw new Error(`refused: ${JSON.stringify(second)}`);
+      expect(await other.acquire('freed', 1)).toEqual({ full: 1 });
+      second.release();
+      const started = performance.now();
+      const third = await waitFor(
+        async () => {
+          const attempt = await other.acquire('freed', 1);
+          return 'release' in attempt ? attempt : null;
+        },
+        2_000,
+        1,
+      );
+      expect(performance.now() - started).toBeLessThan(500);
+      third.release();
+    } finally {
+      mine.close();
+      other.close();
+    }
   });
 });

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
 import { registerUser } from '../helpers/accounts.js';
-import { httpClient, type HttpResponse } from '../helpers/http.js';
+import { placeName } from '../../api/concurrency-limits.js';
+import { httpClient, waitFor, type HttpResponse } from '../helpers/http.js';
+import { createExpressionSubstrate } from '../helpers/substrates.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 /** The production per-IP limits (the test harness raises them for other suites). */
@@ -172,5 +174,52 @@ describe('per-customer limits by tier', { timeout: 90_000 }, () => {
       expectProblem(response, 429, 'rate-limited');
       expect(response.headers.get('retry-after'), `${method} ${path}`).toMatch(/^\d+$/);
     }
+  });
+
+  it('counts the requests the in-flight cap refuses against the budget: a client that keeps sending at its cap gets the rate limit', async () => {
+    // Starter: one request in flight; reads 1,000 × 0.05 = 50 a minute. No worker runs: a `Prefer: wait` invoke stays in flight.
+    app = await startTestApp({ ...realLimits, RATE_LIMIT_MULTIPLIER: '0.05', TIER_MAX_IN_FLIGHT: 'starter=1,pro=50,enterprise=50' });
+    const request = httpClient(app.baseUrl);
+    const user = await registerUser(request);
+    const { customer_id: customerId } = (await request('GET', '/api/v1/auth/me', { token: user.accessToken })).body;
+    const substrateId = await createExpressionSubstrate(request, user.accessToken, 'x * y');
+    const abort = new AbortController();
+    const held = fetch(`${app.baseUrl}/api/v1/substrates/${substrateId}/invoke`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${user.accessToken}`, 'content-type': 'application/json', prefer: 'wait=20' },
+      body: JSON.stringify({ parameters: { x: 1, y: 2 } }),
+      signal: abort.signal,
+    }).catch(() => null);
+    try {
+      await waitFor(async () => (await app!.deps.leases.count(placeName('in-flight', customerId))) === 1, 10_000);
+
+      const first = await request('GET', '/api/v1/jobs', { token: user.accessToken });
+      expectProblem(first, 429, 'rate-limited');
+      expect(first.body.detail).toMatch(/requests in flight/);
+      expect(first.headers.get('retry-after')).toBe('1');
+      const remaining = Number(first.headers.get('ratelimit-remaining'));
+      expectLimitHeaders(first, 50, remaining);
+      // Each refused request spends a read: the count goes down by one every time, to the end of the budget.
+      for (let n = 1; n <= remaining; n++) {
+        const refused = await request('GET', '/api/v1/jobs', { token: user.accessToken });
+        expect(refused.body.detail).toMatch(/requests in flight/);
+        expectLimitHeaders(refused, 50, remaining - n);
+      }
+      const limited = await request('GET', '/api/v1/jobs', { token: user.accessToken });
+      expectProblem(limited, 429, 'rate-limited');
+      expect(limited.body.detail).toMatch(/compute service at tier starter allows 50 reads per minute/);
+      expectLimitHeaders(limited, 50, 0);
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(1);
+      expect(limited.headers.get('retry-after')).toBe(limited.headers.get('ratelimit-reset'));
+      // The in-flight place is still taken by the held invoke: the rate-limited requests took none.
+      expect(await app.deps.leases.count(placeName('in-flight', customerId))).toBe(1);
+    } finally {
+      abort.abort();
+      await held;
+    }
+    // Once the place is free, reads stay refused until the window ends; the writes budget is its own.
+    await waitFor(async () => (await app!.deps.leases.count(placeName('in-flight', customerId))) === 0, 10_000);
+    expect((await request('GET', '/api/v1/jobs', { token: user.accessToken })).body.detail).toMatch(/allows 50 reads per minute/);
+    expect((await createConstant(request, user.accessToken, 1)).status).toBe(201);
   });
 });
