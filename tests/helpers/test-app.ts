@@ -63,8 +63,9 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     DATA_DIR: '.data/test',
     DATABASE_URL: withDatabase(adminUrl, database),
     REDIS_URL: inject('redisUrl'),
-    // TEST_REDIS_CLUSTER=1 (global-setup): the run's local Redis Cluster instead (and its default 16 queue shards).
-    ...(inject('redisClusterNodes') ? { REDIS_CLUSTER_NODES: inject('redisClusterNodes') } : {}),
+    // TEST_REDIS_CLUSTER=1 (global-setup): the run's local Redis Cluster instead (and its default 16 queue shards),
+    // unless the test names a Redis of its own (a private redis-server it kills, say).
+    ...(inject('redisClusterNodes') && !env.REDIS_URL ? { REDIS_CLUSTER_NODES: inject('redisClusterNodes') } : {}),
     QUEUE_PREFIX: `t-${suffix}`,
     ADMIN_EMAIL: 'admin@example.test',
     ADMIN_PASSWORD: 'admin-password-123',
