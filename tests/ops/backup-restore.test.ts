@@ -230,7 +230,9 @@ describe('backup and restore', () => {
     ).toEqual([{ n: 0 }]);
   });
 
-  it('--pg-dump says which pg_dump it needs when the installed one cannot read this server', async () => {
+  // Two `npm run` processes (tsx start-up each) and a real dump and restore when pg_dump is new enough: past the
+  // default 30 s on a loaded 2-core machine.
+  it('--pg-dump says which pg_dump it needs when the installed one cannot read this server', { timeout: 120_000 }, async () => {
     const result = await npmRun('backup', path.join(work, 'dump.pgdump'), suite.app.config.databaseUrl, ['--pg-dump']);
     if (result.code === 0) {
       // A pg_dump as new as the server is installed: the dump restores into an empty database.
