@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { InvocationCache } from '../../db/invocation-cache.js';
 import { createRedis } from '../../lib/redis.js';
+import { deleteKeys } from '../helpers/redis-cluster.js';
+import { testRedisTarget } from '../helpers/redis-target.js';
 
-const redis = createRedis(inject('redisUrl'), 'commands');
+const redis = createRedis(testRedisTarget(), 'commands');
 const prefix = `{t-cache-${randomBytes(4).toString('hex')}}`;
 
 afterAll(async () => {
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await deleteKeys(redis, `${prefix}*`);
   await redis.quit();
 });
 

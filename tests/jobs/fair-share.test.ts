@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { uuidv7 } from 'uuidv7';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFairShare, fairShareKey, fairWeight, laneSeq, type FairShareOptions } from '../../queue/fair-share/fair-share.js';
 import type { Redis } from 'ioredis';
 import { createRedis } from '../../lib/redis.js';
+import { deleteKeys } from '../helpers/redis-cluster.js';
+import { testRedisTarget } from '../helpers/redis-target.js';
 
 /** The fair-sharing engine of one shard against real Redis; each test has its own shard (hash tag). */
 let redis: Redis;
@@ -13,12 +15,12 @@ const shard = () => `${prefix}:{t-${randomUUID().slice(0, 8)}}`;
 const weights = { starter: 1, pro: 4, enterprise: 16 };
 
 beforeAll(() => {
-  redis = createRedis(inject('redisUrl')) as Redis;
+  // Under TEST_REDIS_CLUSTER=1 the run's cluster (a cluster client has the same commands).
+  redis = createRedis(testRedisTarget()) as Redis;
 });
 
 afterAll(async () => {
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await deleteKeys(redis, `${prefix}:*`);
   await redis.quit();
 });
 
@@ -304,8 +306,7 @@ describe('fair sharing of a shard', () => {
       expect(released).toHaveLength(2);
       await queue.add('invoke', {}, { jobId: released[0]! });
 
-      const fairKeys = await redis.keys(`${key}:fair:*`);
-      await redis.del(...fairKeys);
+      expect(await deleteKeys(redis, `${key}:fair:*`)).toBeGreaterThan(0);
       expect(await fair.release(key, [])).toEqual([]);
 
       const relaned = await fair.relane(key, jobs);

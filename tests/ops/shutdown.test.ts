@@ -8,6 +8,7 @@ import { runWorkers } from '../../workers/run-workers.js';
 import { submitJob } from '../../queue/submit-job.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
+import { redisEnv } from '../helpers/redis-target.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp;
@@ -47,7 +48,7 @@ function spawnWorker(
       NODE_ENV: 'test',
       DATA_DIR: '.data/test',
       DATABASE_URL: app.config.databaseUrl,
-      REDIS_URL: app.config.redis as string,
+      ...redisEnv(app.config.redis),
       QUEUE_PREFIX: app.config.queuePrefix,
       // BullMQ's completed set is this test's exactly-once witness: no trim of durable completions here.
       FINISHED_JOB_TRIM_INTERVAL_MS: '0',
@@ -113,7 +114,9 @@ describe('graceful worker shutdown', () => {
       expect(new Set(ids).size).toBe(1000);
 
       const first = spawnWorker();
-      await waitFor(async () => (await counts()).completed >= 200, 60_000, 10);
+      // Its workers take jobs while the process still starts (on a cluster, seconds of connections), before its
+      // SIGTERM handler is in place: signal it once it has logged 'workers running' (just before) and is busy.
+      await waitFor(async () => first.logs.some((line) => line.msg === 'workers running') && (await counts()).completed >= 200, 60_000, 10);
       const signalledAt = Date.now();
       first.child.kill('SIGTERM');
       const atSignal = await counts();

@@ -142,11 +142,13 @@ describe('SSRF guard at delivery (registered while allowed, delivered by a worke
       error: expect.stringMatching(/127\.0\.0\.1.*not allowed.*loopback address/),
     });
     // The job's own webhook_url is refused the same way.
-    const [row] = await waitFor(() =>
-      app.sql<{ error: string }>(
+    // An empty list is truthy: wait for the attempt itself (it may land after the endpoint's).
+    const [row] = await waitFor(async () => {
+      const rows = await app.sql<{ error: string }>(
         `select a.error from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint_id is null`,
-      ),
-    );
+      );
+      return rows.length > 0 && rows;
+    });
     expect(row?.error).toMatch(/not allowed/);
     expect(receiver.received).toHaveLength(0);
   });
