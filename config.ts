@@ -223,6 +223,8 @@ const envSchema = z.object({
   RATE_LIMIT_MULTIPLIER: z.coerce.number().positive().max(1_000_000).default(1),
   /** Worker threads of the API's bcrypt pool (password hashing off the event loop). Default 1. */
   PASSWORD_HASH_THREADS: z.coerce.number().int().min(1).max(64).default(1),
+  /** bcrypt cost factor of new password hashes (stored hashes keep theirs). Production refuses below 10. Default 12. */
+  PASSWORD_HASH_COST: z.coerce.number().int().min(4).max(15).default(12),
   /** Password hashes that may wait for a bcrypt thread; past it register/login answer 503 with Retry-After. Default 32. */
   PASSWORD_HASH_MAX_QUEUE: z.coerce.number().int().min(0).max(100_000).default(32),
   /** Requests one customer may have in flight at once, across all API processes, by tier; past it 429. Default `starter=10,pro=50,enterprise=200`. */
@@ -393,6 +395,8 @@ export interface Config {
   concurrencyLeaseMs: number;
   tierScheduleItemsPerMin: PerTier<number>;
   passwordHashMaxQueue: number;
+  /** bcrypt cost of new password hashes. */
+  passwordHashCost: number;
   rateLimitRegisterPerMin: number;
   rateLimitLoginPerMin: number;
   readyRequiresWorker: boolean;
@@ -502,6 +506,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         ...(e.REDIS_CLUSTER_PASSWORD ? { password: e.REDIS_CLUSTER_PASSWORD } : {}),
       }
     : (e.REDIS_URL as string);
+  if (e.NODE_ENV === 'production' && e.PASSWORD_HASH_COST < 10) {
+    throw new ConfigError('PASSWORD_HASH_COST: below 10 is for tests only; with NODE_ENV=production use 10 or more (default 12)');
+  }
   if (e.NODE_ENV === 'production' && e.ESCROW_DEPOSITS === 'development') {
     throw new ConfigError(
       'ESCROW_DEPOSITS: the development adapter confirms deposits no money backs; with NODE_ENV=production use none (admins credit customers)',
@@ -549,6 +556,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     concurrencyLeaseMs: e.CONCURRENCY_LEASE_MS,
     tierScheduleItemsPerMin: e.TIER_SCHEDULE_ITEMS_PER_MIN,
     passwordHashMaxQueue: e.PASSWORD_HASH_MAX_QUEUE,
+    passwordHashCost: e.PASSWORD_HASH_COST,
     rateLimitRegisterPerMin: e.RATE_LIMIT_REGISTER_PER_MIN,
     rateLimitLoginPerMin: e.RATE_LIMIT_LOGIN_PER_MIN,
     readyRequiresWorker: e.READY_REQUIRES_WORKER,

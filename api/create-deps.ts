@@ -25,7 +25,11 @@ import { RequestLogRecorder } from '../db/request-log-recorder.js';
 /** Opens every connection the API needs. `close()` releases them all. */
 export async function createApiDeps(config: Config, logger: Logger): Promise<ApiDeps & { close(): Promise<void> }> {
   const orm = await createOrm(config.databaseUrl);
-  const passwordHasher = usePasswordHasher({ threads: config.passwordHashThreads, maxQueue: config.passwordHashMaxQueue });
+  const passwordHasher = usePasswordHasher({
+    threads: config.passwordHashThreads,
+    maxQueue: config.passwordHashMaxQueue,
+    cost: config.passwordHashCost,
+  });
   const redis = createRedis(config.redis, 'commands');
   const queueConnection = createRedis(config.redis, 'blocking');
   const subscriber = createRedis(config.redis, 'blocking');

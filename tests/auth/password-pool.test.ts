@@ -7,7 +7,7 @@ import { expectProblem } from './expect-problem.js';
  * past the pool's queue (PASSWORD_HASH_MAX_QUEUE) is answered at once with 503 and Retry-After, never 500,
  * while the requests the pool took complete normally.
  */
-const suite = useTestApp({ users: 1, env: { PASSWORD_HASH_THREADS: '1', PASSWORD_HASH_MAX_QUEUE: '1' } });
+const suite = useTestApp({ users: 1, env: { PASSWORD_HASH_THREADS: '1', PASSWORD_HASH_MAX_QUEUE: '1', PASSWORD_HASH_COST: '12' } });
 
 describe('password hashing in a bounded pool', () => {
   it('logs in with the right password and refuses a wrong one with 401', async () => {

@@ -44,7 +44,8 @@ describe('POST /auth/register', () => {
       [response.body.id],
     );
     expect(user?.customer_id).toBe(response.body.customer_id);
-    expect(user?.password_hash).toMatch(/^\$2[aby]\$12\$/);
+    // The test apps hash at PASSWORD_HASH_COST=4 (the default 12 is asserted in tests/unit/password-hash-cost-config).
+    expect(user?.password_hash).toMatch(/^\$2[aby]\$04\$/);
     expect(await app.sql('select id from customers where id = $1', [response.body.customer_id])).toHaveLength(1);
     expect(await app.sql('select version from tos_acceptances where user_id = $1', [response.body.id])).toEqual([{ version: '1.0.0' }]);
     expect(

@@ -88,6 +88,8 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     // admitted meanwhile added, so on one Redis, where bulk-submit's 1,000 jobs finish within that second, its next
     // tests were refused 429 too-many-jobs (`at least 1000 queued`; PostgreSQL held none).
     TIER_MAX_QUEUED: 'starter=100000,pro=100000,enterprise=100000',
+    // bcrypt at cost 4 (~1 ms, not ~220 ms): every test app hashes its admin and users; tests/auth/password-pool sets 12.
+    PASSWORD_HASH_COST: '4',
     ...env,
   });
   const logger = createLogger(config.logLevel, 'test');

@@ -1,0 +1,40 @@
+import { randomBytes } from 'node:crypto';
+import bcrypt from 'bcryptjs';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../config.js';
+import { closePasswordHasher, hashPassword, usePasswordHasher, verifyPassword } from '../../api/auth/passwords.js';
+
+const services = { DATABASE_URL: 'postgresql://127.0.0.1:5432/unused', REDIS_URL: 'redis://127.0.0.1:6379', DATA_DIR: '.data/test' };
+const productionSecrets = {
+  NODE_ENV: 'production',
+  JWT_SECRET: randomBytes(32).toString('hex'),
+  METRICS_TOKEN: randomBytes(24).toString('hex'),
+  VAULT_KEY: randomBytes(32).toString('hex'),
+  ADMIN_EMAIL: 'admin@example.test',
+  ADMIN_PASSWORD: 'admin-password-123',
+};
+
+describe('PASSWORD_HASH_COST', () => {
+  it('defaults to 12 and refuses a test-only cost in production, naming the variable', () => {
+    expect(loadConfig({ ...services, ...productionSecrets }).passwordHashCost).toBe(12);
+    expect(loadConfig({ ...services, NODE_ENV: 'test', PASSWORD_HASH_COST: '4' }).passwordHashCost).toBe(4);
+    expect(() => loadConfig({ ...services, ...productionSecrets, PASSWORD_HASH_COST: '4' })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...services, ...productionSecrets, PASSWORD_HASH_COST: '9' })).toThrow(/PASSWORD_HASH_COST/);
+    expect(() => loadConfig({ ...services, PASSWORD_HASH_COST: '3' })).toThrow(/PASSWORD_HASH_COST/);
+  });
+
+  it('hashes new passwords at the configured cost, and still verifies hashes stored at another', async () => {
+    const pool = usePasswordHasher({ threads: 1, cost: 4 });
+    try {
+      const hash = await hashPassword('correct horse battery');
+      expect(bcrypt.getRounds(hash)).toBe(4);
+      expect(await verifyPassword('correct horse battery', hash)).toBe(true);
+      expect(await verifyPassword('wrong horse battery', hash)).toBe(false);
+      expect(await verifyPassword('correct horse battery', bcrypt.hashSync('correct horse battery', 10))).toBe(true);
+      expect(await verifyPassword('anything at all', null)).toBe(false);
+    } finally {
+      await closePasswordHasher(pool);
+      await closePasswordHasher(usePasswordHasher({ cost: 12 }));
+    }
+  });
+});
