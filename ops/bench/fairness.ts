@@ -21,6 +21,8 @@ export interface FairnessContext {
   redis: Redis;
   /** Jobs A submits (a multiple of 1,000). */
   backlog: number;
+  /** Worker processes per mode (`--fair-workers=N`; the must-show's "with two worker processes"). Default 1. */
+  workerProcesses?: number;
   log: (message: string) => void;
 }
 
@@ -50,9 +52,14 @@ async function account(api: string, db: pg.Pool, name: string, tier: string) {
   await call(api, 'POST', '/auth/register', { email, password: 'bench password 1', accept_tos: true, tos_version: '1.0.0' });
   const { access_token: token } = await call(api, 'POST', '/auth/login', { email, password: 'bench password 1' });
   const { customer_id: customerId } = await call(api, 'GET', '/auth/me', undefined, token);
-  await db.query(`update service_instances set tier = $2 where customer_id = $1`, [customerId, tier]);
   // A key made after the tier change carries it.
   const { key } = await call(api, 'POST', '/api-keys', { name, service_type: 'compute' }, token);
+  // Set after the key exists and before its first use (its principal, tier included, is cached from then on).
+  const { rowCount } = await db.query(`update service_instances set tier = $2 where customer_id = $1 and service_type = 'compute'`, [
+    customerId,
+    tier,
+  ]);
+  if (rowCount !== 1) throw new Error(`fairness: ${name}'s compute service not found to set its tier`);
   const { substrate_id: substrateId } = await call(api, 'POST', '/substrates', { expression_type: 'expression', expression: 'x * y' }, key);
   return { customerId: customerId as string, key: key as string, substrateId: substrateId as string };
 }
@@ -69,7 +76,13 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
     // Ready once this mode's worker beats: B's first call must not wait for the worker to start.
     READY_REQUIRES_WORKER: 'true',
   };
-  const children: Child[] = [startChild('api/main.ts', env, 'api'), startChild('workers/main.ts', env, 'worker')];
+  const workerProcesses = context.workerProcesses ?? 1;
+  const children: Child[] = [
+    startChild('api/main.ts', env, 'api'),
+    ...Array.from({ length: workerProcesses }, (_, i) =>
+      startChild('workers/main.ts', env, workerProcesses > 1 ? `worker${i + 1}` : 'worker'),
+    ),
+  ];
   try {
     await waitUntil(async () => (await fetch(`${api}/ready`).catch(() => null))?.status === 200, 60_000, 200);
     const a = await account(api, db, 'fair-a', 'enterprise');
@@ -135,10 +148,13 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
       };
     };
 
-    log(`fairness (FAIR_SHARING=${fairSharing}): A alone, ${backlog} invokes`);
+    const mode = `fairness (FAIR_SHARING=${fairSharing}, ${workerProcesses} worker process${workerProcesses > 1 ? 'es' : ''})`;
+    log(`${mode}: A alone, ${backlog} invokes`);
     const alone = await run(false, fairSharing ? 1 : 3);
-    log(`fairness (FAIR_SHARING=${fairSharing}): A's ${backlog} invokes, then B's ${bCalls} Prefer: wait calls`);
+    log(`${mode}: A alone ${JSON.stringify(alone)}`);
+    log(`${mode}: A's ${backlog} invokes, then B's ${bCalls} Prefer: wait calls`);
     const withB = await run(true, fairSharing ? 2 : 4);
+    log(`${mode}: with B ${JSON.stringify(withB)}`);
     connection.destroy();
     return { alone, withB };
   } finally {
@@ -162,6 +178,7 @@ export async function runFairness(context: FairnessContext): Promise<ScenarioRes
     target: "B max <= 1000, median <= 100; A's drain >= 0.9 x FIFO",
     met: maxMs <= 1000 && medianMs <= 100 && drainRatio >= 0.9,
     details: {
+      worker_processes: context.workerProcesses ?? 1,
       b_median_ms_fair: medianMs,
       b_median_ms_fifo: fifo.withB.b_median_ms,
       a_drain_with_b_fair_over_a_alone_fifo: round(drainRatio, 3),
