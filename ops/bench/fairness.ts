@@ -38,6 +38,11 @@ interface Run {
   b_latencies_ms?: number[];
   b_max_ms?: number;
   b_median_ms?: number;
+  /** B's jobs, from their rows: created → started (waiting for a worker slot) and started → finished, in ms. */
+  b_waited_ms?: number[];
+  b_ran_ms?: number[];
+  /** B's median with nothing else queued (3 calls just before A submits): this machine's floor, as loaded as it is now. */
+  b_idle_median_ms?: number;
   /** A's jobs unfinished when B's first call started and when its last ended. */
   a_unfinished_at_b_start?: number;
   a_unfinished_at_b_end?: number;
@@ -94,6 +99,7 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
       );
     const connection = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
+    const bJobs: string[] = [];
     /** B's call: `Prefer: wait`, then (past the wait, as under FIFO) the row read until it is final. */
     const bCall = async (x: number) => {
       const started = performance.now();
@@ -105,6 +111,7 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
       );
       const answer = JSON.parse(body) as { id?: string; state?: string };
       if (status >= 400 || !answer.id) throw new Error(`B's call answered ${status} ${body}`);
+      bJobs.push(answer.id);
       if (answer.state !== 'completed') {
         await waitUntil(
           async () => (await db.query(`select state from jobs where id = $1`, [answer.id])).rows[0]?.state === 'completed',
@@ -116,6 +123,8 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
     };
 
     const run = async (withB: boolean, round_: number): Promise<Run> => {
+      const idle: number[] = [];
+      if (withB) for (let i = 0; i < 3; i++) idle.push(await bCall(round_ * 100 + 50 + i));
       const before = await usedMemory(redis);
       const started = performance.now();
       for (let r = 0; r < backlog / perRequest; r++) {
@@ -132,10 +141,29 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
       if (withB) {
         result.a_unfinished_at_b_start = unfinishedAfterSubmit;
         const latencies: number[] = [];
+        bJobs.length = 0;
         for (let i = 0; i < bCalls; i++) latencies.push(round(await bCall(round_ * 100 + i), 1));
+        const phases = await db.query(
+          `select extract(epoch from started_at - created_at) * 1000 as waited, extract(epoch from finished_at - started_at) * 1000 as ran
+             from jobs where id = any($1::uuid[]) order by created_at`,
+          [bJobs],
+        );
+        result.b_waited_ms = phases.rows.map((row: { waited: string }) => round(Number(row.waited), 1));
+        result.b_ran_ms = phases.rows.map((row: { ran: string }) => round(Number(row.ran), 1));
         result.a_unfinished_at_b_end = await unfinishedOfA();
         const sorted = [...latencies].sort((x, y) => x - y);
-        Object.assign(result, { b_latencies_ms: latencies, b_max_ms: sorted.at(-1), b_median_ms: round(percentile(sorted, 50), 1) });
+        Object.assign(result, {
+          b_latencies_ms: latencies,
+          b_max_ms: sorted.at(-1),
+          b_median_ms: round(percentile(sorted, 50), 1),
+          b_idle_median_ms: round(
+            percentile(
+              [...idle].sort((x, y) => x - y),
+              50,
+            ),
+            1,
+          ),
+        });
       }
       await waitUntil(async () => (await unfinishedOfA()) === 0, 1_200_000, 100);
       const seconds = (performance.now() - started) / 1000;
@@ -180,6 +208,7 @@ export async function runFairness(context: FairnessContext): Promise<ScenarioRes
     details: {
       worker_processes: context.workerProcesses ?? 1,
       b_median_ms_fair: medianMs,
+      b_idle_median_ms_fair: fair.withB.b_idle_median_ms,
       b_median_ms_fifo: fifo.withB.b_median_ms,
       a_drain_with_b_fair_over_a_alone_fifo: round(drainRatio, 3),
       fair_sharing: fair,

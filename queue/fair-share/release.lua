@@ -65,7 +65,7 @@ while popped < maxPerCall and windowOpen() do
       storeLaneless(customer, start)
     else
       local id = job[1]
-      advanceVmin(start)
+      advanceVmin(start, true)
       local est = markReleased(id, customer)
       local vt = start + est / weightOf(customer)
       local backlogged = '1'
