@@ -76,8 +76,8 @@ export interface ReleasedJob {
   /** The hints given at admission, JSON text; '' when none. */
   hints: string;
   /**
-   * Its customer still has jobs held in this shard: queue it behind the jobs of customers that have none
-   * (BullMQ priority), so a light customer's job does not wait behind the window's worth of a backlog.
+   * Its customer still has jobs held in this shard. Reported for a releaser that would queue such jobs
+   * behind those of customers with nothing held; workers/fair-releaser.ts does not (yet): see bulkJobsOf.
    */
   backlogged: boolean;
 }

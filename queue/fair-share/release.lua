@@ -11,9 +11,8 @@
      is released, and its estimate charged to that vt (start-time fair queueing). A paused customer's lane
      keeps up with vmin meanwhile, so it banks no credit for the pause.
   Returns the released jobs, flat: id, customer, hints ('' for none), backlogged, id, customer, … —
-  backlogged '1' when its customer still has jobs held in its lane here, else '0' (the releaser queues a
-  backlogged customer's job behind the others in BullMQ, so a job released from a short lane does not wait
-  behind the window's worth of a backlogged customer's jobs).
+  backlogged '1' when its customer still has jobs held in its lane here, else '0' (fair-share.ts
+  `ReleasedJob.backlogged`).
 ]]
 for i = 10, #ARGV, 3 do
   local id, customer, measured = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])

@@ -109,7 +109,7 @@ describe('fair sharing of a shard', () => {
     const { fair } = engine();
     const key = shard();
     const [id] = ids(1);
-    expect(await fair.admit(key, [{ id: id!, customerId: 'A', weight: 1, hints: '{"notify":true}', backlogged: false }])).toEqual([id]);
+    expect(await fair.admit(key, [{ id: id!, customerId: 'A', weight: 1, hints: '{"notify":true}' }])).toEqual([id]);
     expect(await redis.zcard(`${key}:fair:lanes`)).toBe(0);
   });
 
@@ -304,9 +304,7 @@ describe('fair sharing of a shard', () => {
     const key = shard();
     const [id] = ids(1);
     expect(
-      await fair.admit(key, [
-        { id: id!, customerId: 'A', weight: 1, delayUntil: clock.now + 60_000, hints: '{"notify":true}', backlogged: false },
-      ]),
+      await fair.admit(key, [{ id: id!, customerId: 'A', weight: 1, delayUntil: clock.now + 60_000, hints: '{"notify":true}' }]),
     ).toEqual([]);
     expect(await fair.release(key, [])).toEqual([]);
     clock.now += 59_000;
