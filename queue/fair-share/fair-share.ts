@@ -75,10 +75,7 @@ export interface ReleasedJob {
   customerId: string;
   /** The hints given at admission, JSON text; '' when none. */
   hints: string;
-  /**
-   * Its customer still has jobs held in this shard. Reported for a releaser that would queue such jobs
-   * behind those of customers with nothing held; workers/fair-releaser.ts does not (yet): see bulkJobsOf.
-   */
+  /** Its customer still has jobs held in this shard: it joins the back of BullMQ's wait list, else the front (`fairQueueFront`). */
   backlogged: boolean;
 }
 
@@ -176,6 +173,14 @@ const laneScore = (job: Pick<AdmittedJob, 'id' | 'priority' | 'seq'>) =>
 export function fairWeight<Tier extends string>(tier: Tier, weights: Partial<Record<Tier, number>>): number {
   return weights[tier] ?? 1;
 }
+
+/**
+ * BullMQ options of a released job whose customer has nothing held in its shard (a single submit released at
+ * once, or a lane's last job): it goes to the front of the shard's wait list. Jobs released from a backlogged
+ * lane join the back, so a customer without a backlog does not wait behind the window's worth of another's
+ * jobs. Bounded: every such job counts in the window, and while the window is full nothing is released.
+ */
+export const fairQueueFront = { lifo: true } as const;
 
 /** What fair sharing charges a finished job: the base cost plus its measured work, capped (`FairShareOptions`). */
 export function chargeOf(workMs: number, options: Pick<FairShareOptions, 'baseCostMs' | 'maxChargeMs'> = {}): number {
