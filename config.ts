@@ -286,6 +286,10 @@ const envSchema = z.object({
   FAIR_SHARING: booleanString.default(false),
   /** Estimated worker time each queue shard releases to BullMQ before further jobs wait in their customer's lane, in ms. Default 50. */
   FAIR_WINDOW_MS: z.coerce.number().int().min(1).max(600_000).default(50),
+  /** Worker ms fair sharing charges every job on top of its measured work (per-job overhead). Default 1. */
+  FAIR_BASE_COST_MS: z.coerce.number().min(0).max(60_000).default(1),
+  /** Most measured work fair sharing charges one job, in ms (damps outliers). Default 5000. */
+  FAIR_MAX_CHARGE_MS: z.coerce.number().min(1).max(3_600_000).default(5000),
   /** Tier weights of fair sharing: backlogged customers get worker time in these ratios. Default `starter=1,pro=4,enterprise=16`. */
   FAIR_WEIGHTS: fairWeights.prefault('starter=1,pro=4,enterprise=16'),
   /** Most released, unfinished jobs of one customer per queue shard (bounds what a customer's large jobs hold in Redis); 0: no cap. Default 256. */
@@ -419,6 +423,8 @@ export interface Config {
   requestLogFlushMs: number;
   fairSharing: boolean;
   fairWindowMs: number;
+  fairBaseCostMs: number;
+  fairMaxChargeMs: number;
   fairWeights: FairWeights;
   fairMaxReleasedPerCustomer: number;
   /** Admission control (queue/admission.ts): most queued jobs per customer, by tier. */
@@ -578,6 +584,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestLogFlushMs: e.REQUEST_LOG_FLUSH_MS,
     fairSharing: e.FAIR_SHARING,
     fairWindowMs: e.FAIR_WINDOW_MS,
+    fairBaseCostMs: e.FAIR_BASE_COST_MS,
+    fairMaxChargeMs: e.FAIR_MAX_CHARGE_MS,
     fairWeights: e.FAIR_WEIGHTS,
     fairMaxReleasedPerCustomer: e.FAIR_MAX_RELEASED_PER_CUSTOMER,
     tierMaxQueued: e.TIER_MAX_QUEUED,

@@ -8,6 +8,7 @@ import { findJobByIdempotencyKey } from '../db/jobs/find-jobs.js';
 import { insertJob, insertJobs, isJobDurable, releaseIdempotencyKey, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { withinEnqueueTimeout } from './enqueue-timeout.js';
+import { fairQueueFront } from './fair-share/fair-share.js';
 import type { FairQueues } from './fair-share/fair-queues.js';
 import { type JobQueues, type QueuedJobHints } from './queues.js';
 
@@ -153,7 +154,11 @@ export async function enqueue(
               hints: JSON.stringify(hints),
             },
           ])
-          .then((released) => (released.includes(job.id) ? queue.add(job.type, data, { jobId: job.id, attempts: job.maxAttempts }) : null))
+          // Released at once: its customer has nothing held in this shard, so it goes to the front of the
+          // wait list (lifo), not behind the window's worth of a backlogged customer's jobs (fairQueueFront).
+          .then((released) =>
+            released.includes(job.id) ? queue.add(job.type, data, { jobId: job.id, attempts: job.maxAttempts, ...fairQueueFront }) : null,
+          )
       : queue.add(job.type, data, {
           jobId: job.id,
           attempts: job.maxAttempts,

@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { RedisClient } from '../lib/redis.js';
 import type { Logger } from 'pino';
 import type { ReleasableJob } from '../db/jobs/find-jobs.js';
-import type { FairShare, FinishedJob } from '../queue/fair-share/fair-share.js';
+import { fairQueueFront, type FairShare, type FinishedJob } from '../queue/fair-share/fair-share.js';
 import type { QueuedJobData, QueuedJobHints } from '../queue/queues.js';
 
-/** A released job ready for BullMQ: its row, and the hints its submitter gave. */
-export type ReleasedRow = ReleasableJob & { hints: QueuedJobHints };
+/** A released job ready for BullMQ: its row, the hints its submitter gave, and whether its customer is backlogged. */
+export type ReleasedRow = ReleasableJob & { hints: QueuedJobHints; backlogged?: boolean };
 
 export interface FairReleaserDeps {
   fair: FairShare;
@@ -40,15 +40,17 @@ interface ShardState {
 
 /**
  * The addBulk entries of released rows, as `enqueue` shapes one job, under the row's id. No delay (a
- * delayed job is released once due) and no BullMQ priority (its lane ordered it; released jobs are few).
+ * delayed job is released once due) and no BullMQ priority (its lane ordered it). A job whose customer has
+ * nothing more held goes to the front of the wait list (`fairQueueFront`), a backlogged customer's to the back.
+ * (BullMQ priority 1 for the backlogged ones instead made B's jobs finish later in fair-bulk-backlog.test.ts.)
  */
 export function bulkJobsOf(
   rows: readonly ReleasedRow[],
-): Array<{ name: string; data: QueuedJobData; opts: { jobId: string; attempts: number } }> {
+): Array<{ name: string; data: QueuedJobData; opts: { jobId: string; attempts: number; lifo?: boolean } }> {
   return rows.map((row) => ({
     name: row.type,
     data: { customerId: row.customerId, payload: row.payload, ...row.hints, ...(row.webhookUrl ? { hasWebhookUrl: true } : {}) },
-    opts: { jobId: row.id, attempts: row.maxAttempts },
+    opts: { jobId: row.id, attempts: row.maxAttempts, ...(row.backlogged === false ? fairQueueFront : {}) },
   }));
 }
 
@@ -206,7 +208,7 @@ export class FairReleaser {
         const ready: ReleasedRow[] = [];
         for (const job of released) {
           const row = byId.get(job.id);
-          if (row) ready.push({ ...row, hints: parseHints(job.hints) });
+          if (row) ready.push({ ...row, hints: parseHints(job.hints), backlogged: job.backlogged });
           // Cancelled or finished meanwhile: free its slot, refund its charge.
           else shard.pending.push({ id: job.id, customerId: job.customerId });
         }

@@ -21,6 +21,8 @@ export interface FairnessContext {
   redis: Redis;
   /** Jobs A submits (a multiple of 1,000). */
   backlog: number;
+  /** Worker processes per mode (`--fair-workers=N`; the must-show's "with two worker processes"). Default 1. */
+  workerProcesses?: number;
   log: (message: string) => void;
 }
 
@@ -36,6 +38,11 @@ interface Run {
   b_latencies_ms?: number[];
   b_max_ms?: number;
   b_median_ms?: number;
+  /** B's jobs, from their rows: created → started (waiting for a worker slot) and started → finished, in ms. */
+  b_waited_ms?: number[];
+  b_ran_ms?: number[];
+  /** B's median with nothing else queued (3 calls just before A submits): this machine's floor, as loaded as it is now. */
+  b_idle_median_ms?: number;
   /** A's jobs unfinished when B's first call started and when its last ended. */
   a_unfinished_at_b_start?: number;
   a_unfinished_at_b_end?: number;
@@ -50,9 +57,14 @@ async function account(api: string, db: pg.Pool, name: string, tier: string) {
   await call(api, 'POST', '/auth/register', { email, password: 'bench password 1', accept_tos: true, tos_version: '1.0.0' });
   const { access_token: token } = await call(api, 'POST', '/auth/login', { email, password: 'bench password 1' });
   const { customer_id: customerId } = await call(api, 'GET', '/auth/me', undefined, token);
-  await db.query(`update service_instances set tier = $2 where customer_id = $1`, [customerId, tier]);
   // A key made after the tier change carries it.
   const { key } = await call(api, 'POST', '/api-keys', { name, service_type: 'compute' }, token);
+  // Set after the key exists and before its first use (its principal, tier included, is cached from then on).
+  const { rowCount } = await db.query(`update service_instances set tier = $2 where customer_id = $1 and service_type = 'compute'`, [
+    customerId,
+    tier,
+  ]);
+  if (rowCount !== 1) throw new Error(`fairness: ${name}'s compute service not found to set its tier`);
   const { substrate_id: substrateId } = await call(api, 'POST', '/substrates', { expression_type: 'expression', expression: 'x * y' }, key);
   return { customerId: customerId as string, key: key as string, substrateId: substrateId as string };
 }
@@ -69,7 +81,13 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
     // Ready once this mode's worker beats: B's first call must not wait for the worker to start.
     READY_REQUIRES_WORKER: 'true',
   };
-  const children: Child[] = [startChild('api/main.ts', env, 'api'), startChild('workers/main.ts', env, 'worker')];
+  const workerProcesses = context.workerProcesses ?? 1;
+  const children: Child[] = [
+    startChild('api/main.ts', env, 'api'),
+    ...Array.from({ length: workerProcesses }, (_, i) =>
+      startChild('workers/main.ts', env, workerProcesses > 1 ? `worker${i + 1}` : 'worker'),
+    ),
+  ];
   try {
     await waitUntil(async () => (await fetch(`${api}/ready`).catch(() => null))?.status === 200, 60_000, 200);
     const a = await account(api, db, 'fair-a', 'enterprise');
@@ -81,6 +99,7 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
       );
     const connection = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
+    const bJobs: string[] = [];
     /** B's call: `Prefer: wait`, then (past the wait, as under FIFO) the row read until it is final. */
     const bCall = async (x: number) => {
       const started = performance.now();
@@ -92,6 +111,7 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
       );
       const answer = JSON.parse(body) as { id?: string; state?: string };
       if (status >= 400 || !answer.id) throw new Error(`B's call answered ${status} ${body}`);
+      bJobs.push(answer.id);
       if (answer.state !== 'completed') {
         await waitUntil(
           async () => (await db.query(`select state from jobs where id = $1`, [answer.id])).rows[0]?.state === 'completed',
@@ -103,6 +123,8 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
     };
 
     const run = async (withB: boolean, round_: number): Promise<Run> => {
+      const idle: number[] = [];
+      if (withB) for (let i = 0; i < 3; i++) idle.push(await bCall(round_ * 100 + 50 + i));
       const before = await usedMemory(redis);
       const started = performance.now();
       for (let r = 0; r < backlog / perRequest; r++) {
@@ -119,10 +141,29 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
       if (withB) {
         result.a_unfinished_at_b_start = unfinishedAfterSubmit;
         const latencies: number[] = [];
+        bJobs.length = 0;
         for (let i = 0; i < bCalls; i++) latencies.push(round(await bCall(round_ * 100 + i), 1));
+        const phases = await db.query(
+          `select extract(epoch from started_at - created_at) * 1000 as waited, extract(epoch from finished_at - started_at) * 1000 as ran
+             from jobs where id = any($1::uuid[]) order by created_at`,
+          [bJobs],
+        );
+        result.b_waited_ms = phases.rows.map((row: { waited: string }) => round(Number(row.waited), 1));
+        result.b_ran_ms = phases.rows.map((row: { ran: string }) => round(Number(row.ran), 1));
         result.a_unfinished_at_b_end = await unfinishedOfA();
         const sorted = [...latencies].sort((x, y) => x - y);
-        Object.assign(result, { b_latencies_ms: latencies, b_max_ms: sorted.at(-1), b_median_ms: round(percentile(sorted, 50), 1) });
+        Object.assign(result, {
+          b_latencies_ms: latencies,
+          b_max_ms: sorted.at(-1),
+          b_median_ms: round(percentile(sorted, 50), 1),
+          b_idle_median_ms: round(
+            percentile(
+              [...idle].sort((x, y) => x - y),
+              50,
+            ),
+            1,
+          ),
+        });
       }
       await waitUntil(async () => (await unfinishedOfA()) === 0, 1_200_000, 100);
       const seconds = (performance.now() - started) / 1000;
@@ -135,10 +176,13 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
       };
     };
 
-    log(`fairness (FAIR_SHARING=${fairSharing}): A alone, ${backlog} invokes`);
+    const mode = `fairness (FAIR_SHARING=${fairSharing}, ${workerProcesses} worker process${workerProcesses > 1 ? 'es' : ''})`;
+    log(`${mode}: A alone, ${backlog} invokes`);
     const alone = await run(false, fairSharing ? 1 : 3);
-    log(`fairness (FAIR_SHARING=${fairSharing}): A's ${backlog} invokes, then B's ${bCalls} Prefer: wait calls`);
+    log(`${mode}: A alone ${JSON.stringify(alone)}`);
+    log(`${mode}: A's ${backlog} invokes, then B's ${bCalls} Prefer: wait calls`);
     const withB = await run(true, fairSharing ? 2 : 4);
+    log(`${mode}: with B ${JSON.stringify(withB)}`);
     connection.destroy();
     return { alone, withB };
   } finally {
@@ -162,7 +206,9 @@ export async function runFairness(context: FairnessContext): Promise<ScenarioRes
     target: "B max <= 1000, median <= 100; A's drain >= 0.9 x FIFO",
     met: maxMs <= 1000 && medianMs <= 100 && drainRatio >= 0.9,
     details: {
+      worker_processes: context.workerProcesses ?? 1,
       b_median_ms_fair: medianMs,
+      b_idle_median_ms_fair: fair.withB.b_idle_median_ms,
       b_median_ms_fifo: fifo.withB.b_median_ms,
       a_drain_with_b_fair_over_a_alone_fifo: round(drainRatio, 3),
       fair_sharing: fair,

@@ -12,6 +12,7 @@
  *   npm run bench -- --only=noisy      # issue 15's attacks at full size, a victim's latency measured (NOISY_SCALE, NOISY_WINDOW_SECONDS)
  *   npm run bench -- --only=bulk-submit  # POST /jobs/bulk beside a raw addBulk + multi-row INSERT program
  *   npm run bench -- --only=fairness   # issue 16: A's 40,000 bulk invokes, B's Prefer: wait calls, fair sharing vs FIFO (--quick: 4,000)
+ *   npm run bench -- --only=fairness --fair-workers=2  # the same with two worker processes per mode
  */
 import autocannon from 'autocannon';
 import { Queue, QueueEvents } from 'bullmq';
@@ -763,6 +764,7 @@ async function main(): Promise<void> {
           db,
           redis,
           backlog: quick ? 4000 : 40_000,
+          workerProcesses: Number(args.find((arg) => arg.startsWith('--fair-workers='))?.slice('--fair-workers='.length) ?? 1),
           log,
         }),
       );

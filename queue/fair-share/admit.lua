@@ -11,7 +11,7 @@ local released = {}
 for i = 10, #ARGV, 6 do
   local id, customer, weight, score = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local dueAt, hints = tonumber(ARGV[i + 4]), ARGV[i + 5]
-  redis.call('HSET', weightKey, customer, weight)
+  setWeight(customer, weight)
   if redis.call('HEXISTS', releasedKey, id) == 1 or redis.call('ZSCORE', lanePrefix .. customer, id)
     or redis.call('ZSCORE', delayedKey, id) then
     -- already admitted

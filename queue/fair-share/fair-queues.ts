@@ -23,7 +23,14 @@ export interface FairQueues {
 
 type FairConfig = Pick<
   Config,
-  'fairSharing' | 'fairWindowMs' | 'fairWeights' | 'fairMaxReleasedPerCustomer' | 'workerConcurrency' | 'sweeperIntervalMs'
+  | 'fairSharing'
+  | 'fairWindowMs'
+  | 'fairBaseCostMs'
+  | 'fairMaxChargeMs'
+  | 'fairWeights'
+  | 'fairMaxReleasedPerCustomer'
+  | 'workerConcurrency'
+  | 'sweeperIntervalMs'
 >;
 
 /** The fair-shared queues of `queues`; null when FAIR_SHARING is off (every queue keeps plain FIFO). */
@@ -48,6 +55,8 @@ export function createFairQueues(
     const shards = queues.ofType(definition.name);
     const share = createFairShare(redis, {
       windowMs: config.fairWindowMs,
+      baseCostMs: config.fairBaseCostMs,
+      maxChargeMs: config.fairMaxChargeMs,
       minInflight: shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length),
       maxReleasedPerCustomer: perShardCap(config.fairMaxReleasedPerCustomer, shards.length),
     });

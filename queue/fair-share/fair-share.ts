@@ -25,6 +25,14 @@ export interface FairShareOptions {
   maxInflight?: number;
   /** Most released, unfinished jobs per customer and shard (FAIR_MAX_RELEASED_PER_CUSTOMER); 0: no cap. Default 256. */
   maxReleasedPerCustomer?: number;
+  /**
+   * Worker ms charged for every job on top of its measured work (FAIR_BASE_COST_MS): what a job costs a
+   * worker besides its tasks (BullMQ moves, state write, release). Without it a cheap invoke (microseconds of
+   * task time) hardly moves its customer's virtual time, and the window fills with hundreds of them. Default 1.
+   */
+  baseCostMs?: number;
+  /** Most measured work one job is charged, in ms (FAIR_MAX_CHARGE_MS): damps an outlier (a GC pause, a stalled wall-time job). Default 5,000. */
+  maxChargeMs?: number;
   /** Estimated worker ms of a job of a customer whose cost was never measured here. Default 5. */
   defaultCostMs?: number;
   /** Weight of the newest measurement in a customer's cost estimate (EWMA). Default 0.2. */
@@ -67,6 +75,8 @@ export interface ReleasedJob {
   customerId: string;
   /** The hints given at admission, JSON text; '' when none. */
   hints: string;
+  /** Its customer still has jobs held in this shard: it joins the back of BullMQ's wait list, else the front (`fairQueueFront`). */
+  backlogged: boolean;
 }
 
 export interface FairShare {
@@ -164,6 +174,19 @@ export function fairWeight<Tier extends string>(tier: Tier, weights: Partial<Rec
   return weights[tier] ?? 1;
 }
 
+/**
+ * BullMQ options of a released job whose customer has nothing held in its shard (a single submit released at
+ * once, or a lane's last job): it goes to the front of the shard's wait list. Jobs released from a backlogged
+ * lane join the back, so a customer without a backlog does not wait behind the window's worth of another's
+ * jobs. Bounded: every such job counts in the window, and while the window is full nothing is released.
+ */
+export const fairQueueFront = { lifo: true } as const;
+
+/** What fair sharing charges a finished job: the base cost plus its measured work, capped (`FairShareOptions`). */
+export function chargeOf(workMs: number, options: Pick<FairShareOptions, 'baseCostMs' | 'maxChargeMs'> = {}): number {
+  return (options.baseCostMs ?? 1) + Math.min(Math.max(workMs, 0), options.maxChargeMs ?? 5000);
+}
+
 export function createFairShare(redis: RedisClient, options: FairShareOptions = {}): FairShare {
   const commands = commandsOf(redis);
   const now = options.now ?? Date.now;
@@ -194,10 +217,11 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
       return (await call('admit', queueKey, args)) as string[];
     },
     async release(queueKey, finished) {
-      const args = finished.flatMap((job) => [job.id, job.customerId, job.workMs ?? '']);
+      const args = finished.flatMap((job) => [job.id, job.customerId, job.workMs === undefined ? '' : chargeOf(job.workMs, options)]);
       const flat = (await call('release', queueKey, args)) as string[];
       const released: ReleasedJob[] = [];
-      for (let i = 0; i < flat.length; i += 3) released.push({ id: flat[i]!, customerId: flat[i + 1]!, hints: flat[i + 2]! });
+      for (let i = 0; i < flat.length; i += 4)
+        released.push({ id: flat[i]!, customerId: flat[i + 1]!, hints: flat[i + 2]!, backlogged: flat[i + 3] === '1' });
       return released;
     },
     async withdraw(queueKey, id, customerId) {

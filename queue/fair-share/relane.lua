@@ -16,7 +16,7 @@ for i = 10, #ARGV, 5 do
   else
     local est, owner = unmarkReleased(id)
     if est then charge(owner, -est / weightOf(owner)) end
-    redis.call('HSET', weightKey, customer, weight)
+    setWeight(customer, weight)
     if dueAt > now then
       delay(id, customer, score, '', dueAt)
     else

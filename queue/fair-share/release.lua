@@ -1,7 +1,8 @@
 --[[
   release: jobs of this shard finished; charge them, then fill the window from the lanes.
-  ARGV[10…], 3 per job: id, customer, measured worker ms ('' when the job did not run: its row was no
-  longer releasable, so its slot is freed and its estimated charge refunded).
+  ARGV[10…], 3 per job: id, customer, charged worker ms (fair-share.ts `chargeOf`: a base cost per job
+  plus its measured work, capped; '' when the job did not run: its row was no longer releasable, so its
+  slot is freed and its estimated charge refunded).
   1. Each finished job leaves `inflight`; its customer's vt moves by (measured − estimated) / weight (the
      estimate was charged when it was released) and its cost EWMA takes the measurement.
   2. Delayed jobs that are due join their lanes.
@@ -9,7 +10,9 @@
      flight): the next job of the lane with the smallest vt whose customer is under its cap and not paused
      is released, and its estimate charged to that vt (start-time fair queueing). A paused customer's lane
      keeps up with vmin meanwhile, so it banks no credit for the pause.
-  Returns the released jobs, flat: id, customer, hints ('' for none), id, customer, hints, …
+  Returns the released jobs, flat: id, customer, hints ('' for none), backlogged, id, customer, … —
+  backlogged '1' when its customer still has jobs held in its lane here, else '0' (fair-share.ts
+  `ReleasedJob.backlogged`).
 ]]
 for i = 10, #ARGV, 3 do
   local id, customer, measured = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
@@ -61,12 +64,14 @@ while popped < maxPerCall and windowOpen() do
       storeLaneless(customer, start)
     else
       local id = job[1]
-      advanceVmin(start)
+      advanceVmin(start, true)
       local est = markReleased(id, customer)
       local vt = start + est / weightOf(customer)
+      local backlogged = '1'
       if redis.call('ZCARD', lane) == 0 then
         redis.call('ZREM', lanesKey, customer)
         storeLaneless(customer, vt)
+        backlogged = '0'
       else
         redis.call('ZADD', lanesKey, vt, customer)
       end
@@ -75,6 +80,7 @@ while popped < maxPerCall and windowOpen() do
       out[#out + 1] = id
       out[#out + 1] = customer
       out[#out + 1] = hints
+      out[#out + 1] = backlogged
       popped = popped + 1
     end
   end

@@ -51,15 +51,41 @@ local function saveMeta()
   redis.call('HSET', metaKey, 'vmin', tostring(vmin), 'work', tostring(work))
 end
 
+-- Per-call caches (a script runs atomically, so nothing else changes these meanwhile): each customer's
+-- weight and paused flag, and the number of jobs in flight, read once per call rather than once per job.
+local weights, pausedFlags, inflightCount = {}, {}, nil
+
 local function weightOf(customer)
-  return tonumber(redis.call('HGET', weightKey, customer)) or 1
+  local w = weights[customer]
+  if w == nil then
+    w = tonumber(redis.call('HGET', weightKey, customer)) or 1
+    weights[customer] = w
+  end
+  return w
+end
+
+-- Stores a customer's weight (admit, relane), once per call.
+local function setWeight(customer, weight)
+  local w = tonumber(weight) or 1
+  if weights[customer] ~= w then
+    redis.call('HSET', weightKey, customer, weight)
+    weights[customer] = w
+  end
+end
+
+local function inflightNow()
+  if inflightCount == nil then inflightCount = redis.call('ZCARD', inflightKey) end
+  return inflightCount
 end
 
 -- The shard's virtual time only moves forward, and never past a backlogged lane: a customer that joins
 -- starts at vmin, so an idle customer banks no credit and one that used idle capacity owes none.
-local function advanceVmin(start)
-  local head = redis.call('ZRANGE', lanesKey, 0, 0, 'WITHSCORES')
-  if head[2] and tonumber(head[2]) < start then start = tonumber(head[2]) end
+-- `isHead`: `start` is the smallest vt in `lanes` (release just read it), so the lanes need no look.
+local function advanceVmin(start, isHead)
+  if not isHead then
+    local head = redis.call('ZRANGE', lanesKey, 0, 0, 'WITHSCORES')
+    if head[2] and tonumber(head[2]) < start then start = tonumber(head[2]) end
+  end
   if start > vmin then vmin = start end
 end
 
@@ -92,13 +118,18 @@ end
 -- The count matters for cheap jobs: an invoke's measured work can be microseconds, and a window of 50 ms
 -- of them alone would put hundreds per shard into BullMQ, ahead of any other customer's next job.
 local function windowOpen()
-  local inflight = redis.call('ZCARD', inflightKey)
+  local inflight = inflightNow()
   if inflight < minInflight then return true end
   return work < windowMs and (maxInflight <= 0 or inflight < maxInflight)
 end
 
 local function isPaused(customer)
-  return redis.call('SISMEMBER', pausedKey, customer) == 1
+  local paused = pausedFlags[customer]
+  if paused == nil then
+    paused = redis.call('SISMEMBER', pausedKey, customer) == 1
+    pausedFlags[customer] = paused
+  end
+  return paused
 end
 
 local function underCap(customer)
@@ -108,7 +139,8 @@ end
 -- Counts a job as released (in flight) and returns its estimated cost; the caller charges it.
 local function markReleased(id, customer)
   local est = tonumber(redis.call('HGET', costKey, customer)) or defaultCost
-  redis.call('ZADD', inflightKey, now, id)
+  local added = redis.call('ZADD', inflightKey, now, id)
+  if inflightCount ~= nil then inflightCount = inflightCount + added end
   redis.call('HSET', releasedKey, id, est .. '|' .. customer)
   redis.call('HINCRBY', countKey, customer, 1)
   work = work + est
@@ -123,7 +155,8 @@ local function unmarkReleased(id)
   local est = tonumber(string.sub(record, 1, bar - 1))
   local customer = string.sub(record, bar + 1)
   redis.call('HDEL', releasedKey, id)
-  redis.call('ZREM', inflightKey, id)
+  local removed = redis.call('ZREM', inflightKey, id)
+  if inflightCount ~= nil then inflightCount = inflightCount - removed end
   if redis.call('HINCRBY', countKey, customer, -1) <= 0 then redis.call('HDEL', countKey, customer) end
   work = work - est
   return est, customer

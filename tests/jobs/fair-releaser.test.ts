@@ -107,6 +107,9 @@ describe('fair releaser', () => {
     await releaser.flush(key);
 
     expect(await waitingIds(queue)).toEqual([...ids.slice(0, 2), ...ids.slice(3)].sort());
+    // ids[4] emptied its customer's lane: it runs next (the wait list's front); ids[3], released while ids[4]
+    // was still held, joined the back, behind the jobs released before it.
+    expect((await queue.getJobs(['waiting'], 0, -1, true)).map((job) => job.id)).toEqual([ids[4], ids[0], ids[1], ids[3]]);
     const released = await queue.getJob(ids[3]!);
     expect(released?.data).toMatchObject({ customerId, payload: { parameters: { x: 3 } }, notify: true });
     expect(await queue.getJob(ids[2]!)).toBeUndefined();

@@ -24,10 +24,10 @@ afterAll(async () => {
   await redis.quit();
 });
 
-/** A fair share with a clock the test moves. */
+/** A fair share with a clock the test moves; no base cost per job unless a test asks for one (charges are the work given). */
 function engine(options: FairShareOptions = {}) {
   const clock = { now: Date.now() };
-  return { fair: createFairShare(redis, { now: () => clock.now, ...options }), clock };
+  return { fair: createFairShare(redis, { now: () => clock.now, baseCostMs: 0, ...options }), clock };
 }
 
 const ids = (count: number) => Array.from({ length: count }, () => uuidv7());
@@ -47,7 +47,7 @@ describe('fair sharing of a shard', () => {
     const [bJob] = ids(1);
     expect(await fair.admit(key, [{ id: bJob!, customerId: 'B', weight: weights.starter }])).toEqual([]);
     const next = await fair.release(key, [{ id: backlog[0]!, customerId: 'A', workMs: 5 }]);
-    expect(next).toEqual([{ id: bJob, customerId: 'B', hints: '' }]);
+    expect(next).toEqual([{ id: bJob, customerId: 'B', hints: '', backlogged: false }]);
     expect(await redis.zcard(`${key}:fair:lane:A`)).toBe(9_998);
   });
 
@@ -64,7 +64,7 @@ describe('fair sharing of a shard', () => {
     const [bJob] = ids(1);
     expect(await fair.admit(key, [{ id: bJob!, customerId: 'B', weight: weights.starter }])).toEqual([]);
     expect(await fair.release(key, [{ id: backlog[0]!, customerId: 'A', workMs: 0.001 }])).toEqual([
-      { id: bJob, customerId: 'B', hints: '' },
+      { id: bJob, customerId: 'B', hints: '', backlogged: false },
     ]);
     expect(await redis.zcard(`${key}:fair:inflight`)).toBe(4);
   });
@@ -165,6 +165,51 @@ describe('fair sharing of a shard', () => {
     expect(ratio).toBeLessThan(4 * 1.2);
   });
 
+  it('charges every job a base cost, so microsecond jobs still fill the window at one base cost each', async () => {
+    for (const [baseCostMs, most] of [
+      [1, 10],
+      [0, Infinity],
+    ] as const) {
+      const { fair } = engine({ windowMs: 10, minInflight: 1, defaultCostMs: 1, maxReleasedPerCustomer: 0, baseCostMs });
+      const key = shard();
+      let inFlight = await fair.admit(
+        key,
+        ids(2000).map((id) => ({ id, customerId: 'A', weight: weights.enterprise })),
+      );
+      expect(inFlight).toHaveLength(10);
+      let peak = 0;
+      // Rounds of invokes measured at 4 µs each.
+      for (let round = 0; round < 30 && inFlight.length > 0; round++) {
+        const next = await fair.release(
+          key,
+          inFlight.map((id) => ({ id, customerId: 'A', workMs: 0.004 })),
+        );
+        inFlight = next.map((job) => job.id);
+        peak = Math.max(peak, inFlight.length);
+      }
+      // Without a base cost the estimate falls to 4 µs and the window lets hundreds through.
+      if (most === Infinity) expect(peak).toBeGreaterThan(100);
+      else expect(peak).toBeLessThanOrEqual(most);
+    }
+  });
+
+  it("caps one job's charge, so an outlier does not push its customer far behind", async () => {
+    const { fair } = engine({ windowMs: 1, minInflight: 1, defaultCostMs: 1, baseCostMs: 1, maxChargeMs: 100 });
+    const key = shard();
+    const [first, ...rest] = ids(3);
+    expect(
+      await fair.admit(
+        key,
+        [first!, ...rest].map((id) => ({ id, customerId: 'A', weight: 1 })),
+      ),
+    ).toEqual([first]);
+    // Measured a minute (a stalled wall-time job): charged 1 + 100 ms.
+    await fair.release(key, [{ id: first!, customerId: 'A', workMs: 60_000 }]);
+    const vt = Number(await redis.zscore(fairShareKey(key, 'lanes'), 'A'));
+    expect(vt).toBeGreaterThan(100);
+    expect(vt).toBeLessThan(1000);
+  });
+
   it('is work-conserving: a customer alone gets the whole window', async () => {
     const { fair } = engine({ windowMs: 50, defaultCostMs: 5, maxReleasedPerCustomer: 0 });
     const key = shard();
@@ -189,7 +234,9 @@ describe('fair sharing of a shard', () => {
   it('releases every job exactly once when several worker processes release at the same time', async () => {
     const other = redis.duplicate();
     const key = shard();
-    const processes = [redis, other].map((client) => createFairShare(client, { windowMs: 8, minInflight: 4, defaultCostMs: 1 }));
+    const processes = [redis, other].map((client) =>
+      createFairShare(client, { windowMs: 8, minInflight: 4, defaultCostMs: 1, baseCostMs: 0 }),
+    );
     const backlog = ids(600);
     const customerOf = new Map(backlog.map((id, i) => [id, i % 3 === 0 ? 'B' : 'A']));
     const ready = await processes[0]!.admit(
@@ -265,7 +312,7 @@ describe('fair sharing of a shard', () => {
     clock.now += 59_000;
     expect(await fair.release(key, [])).toEqual([]);
     clock.now += 1_001;
-    expect(await fair.release(key, [])).toEqual([{ id, customerId: 'A', hints: '{"notify":true}' }]);
+    expect(await fair.release(key, [])).toEqual([{ id, customerId: 'A', hints: '{"notify":true}', backlogged: false }]);
   });
 
   it('withdraws a cancelled held job, and not a released one', async () => {
@@ -278,7 +325,9 @@ describe('fair sharing of a shard', () => {
     );
     expect(await fair.withdraw(key, held!, 'A')).toBe(true);
     expect(await fair.withdraw(key, running!, 'A')).toBe(false);
-    expect(await fair.release(key, [{ id: running!, customerId: 'A', workMs: 1 }])).toEqual([{ id: after, customerId: 'A', hints: '' }]);
+    expect(await fair.release(key, [{ id: running!, customerId: 'A', workMs: 1 }])).toEqual([
+      { id: after, customerId: 'A', hints: '', backlogged: false },
+    ]);
     expect(await fair.withdraw(key, after!, 'A')).toBe(false);
     expect(await fair.release(key, [{ id: after!, customerId: 'A', workMs: 1 }])).toEqual([]);
   });
@@ -333,7 +382,7 @@ describe('fair sharing of a shard', () => {
       expect(await fair.reconcile(key)).toBe(0);
       clock.now += 1001;
       expect(await fair.reconcile(key)).toBe(1);
-      expect(await fair.release(key, [])).toEqual([{ id: waiting, customerId: 'B', hints: '' }]);
+      expect(await fair.release(key, [])).toEqual([{ id: waiting, customerId: 'B', hints: '', backlogged: false }]);
       expect(await redis.zscore(fairShareKey(key, 'inflight'), kept!)).not.toBeNull();
     });
   });

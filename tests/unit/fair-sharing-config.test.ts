@@ -11,6 +11,8 @@ describe('fair-sharing configuration', () => {
     expect(config.fairWindowMs).toBe(50);
     expect(config.fairWeights).toEqual({ starter: 1, pro: 4, enterprise: 16 });
     expect(config.fairMaxReleasedPerCustomer).toBe(256);
+    expect(config.fairBaseCostMs).toBe(1);
+    expect(config.fairMaxChargeMs).toBe(5000);
   });
 
   it('reads FAIR_WEIGHTS in any order, with spaces and fractions', () => {
@@ -34,6 +36,8 @@ describe('fair-sharing configuration', () => {
   it('refuses a window below 1 ms and a negative per-customer cap', () => {
     expect(() => loadConfig({ ...services, FAIR_WINDOW_MS: '0' })).toThrow(/FAIR_WINDOW_MS/);
     expect(() => loadConfig({ ...services, FAIR_MAX_RELEASED_PER_CUSTOMER: '-1' })).toThrow(/FAIR_MAX_RELEASED_PER_CUSTOMER/);
+    expect(() => loadConfig({ ...services, FAIR_BASE_COST_MS: '-1' })).toThrow(/FAIR_BASE_COST_MS/);
+    expect(() => loadConfig({ ...services, FAIR_MAX_CHARGE_MS: '0' })).toThrow(/FAIR_MAX_CHARGE_MS/);
   });
 });
 
