@@ -24,7 +24,7 @@ afterEach(async () => {
 const unit = 'xs.map(a, xs.filter(b, b < a).size()).size()';
 const cExpression = `${unit} + x`;
 const aExpression = `${[unit, unit, unit, unit].join(' + ')} + x`;
-const xs = Array.from({ length: 300 }, (_, i) => i);
+const xs = Array.from({ length: 200 }, (_, i) => i);
 
 interface Finished {
   id: string;
