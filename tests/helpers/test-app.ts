@@ -89,7 +89,8 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     // tests were refused 429 too-many-jobs (`at least 1000 queued`; PostgreSQL held none).
     TIER_MAX_QUEUED: 'starter=100000,pro=100000,enterprise=100000',
     // bcrypt at cost 4 (~1 ms, not ~220 ms): every test app hashes its admin and users; tests/auth/password-pool sets 12.
-    PASSWORD_HASH_COST: '4',
+    // Production refuses below 10 (a NODE_ENV=production test app gets the lowest it accepts).
+    PASSWORD_HASH_COST: env.NODE_ENV === 'production' ? '10' : '4',
     ...env,
   });
   const logger = createLogger(config.logLevel, 'test');
