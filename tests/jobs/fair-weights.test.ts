@@ -24,7 +24,7 @@ afterEach(async () => {
 const unit = 'xs.map(a, xs.filter(b, b < a).size()).size()';
 const cExpression = `${unit} + x`;
 const aExpression = `${[unit, unit, unit, unit].join(' + ')} + x`;
-const xs = Array.from({ length: 200 }, (_, i) => i);
+const xs = Array.from({ length: 300 }, (_, i) => i);
 
 interface Finished {
   id: string;
@@ -49,7 +49,9 @@ function recordingRegistry(finished: Finished[]): JobRegistry {
  * start after both submitted (A first). Returns A's pool-thread time over C's while both still had work.
  */
 async function workerTimeRatio(env: Record<string, string>): Promise<number> {
-  app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'true', WORKER_CONCURRENCY: '4', ...env });
+  // One shard: each shard is fair on its own, and over 16 (a cluster's default) these small backlogs gave A 1.6 times
+  // C's worker time, not 4 — a known limit (README, fair sharing), not what this test measures.
+  app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'true', WORKER_CONCURRENCY: '4', QUEUE_SHARDS: '1', ...env });
   const request = httpClient(app.baseUrl);
   const customers: Record<'A' | 'C', { id: string; substrate: string }> = {} as never;
   for (const [name, tier, expression] of [
