@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { deleteBatchItemsOf } from './expire-jobs.js';
 
 /**
  * One customer's jobs, for offboarding (db/offboarding/): what the export reads, what the delete checks,
@@ -67,19 +68,7 @@ export async function deleteCustomerJobsStep(
   );
   if (ids.length === 0) return { lastId: null, jobs: 0, batchItems: 0 };
   const idArray = `{${ids.map((row) => row.id).join(',')}}`;
-  let batchItems = 0;
-  for (;;) {
-    const [items] = await connection.execute<Array<{ n: number }>>(
-      `with gone as (
-         delete from batch_items where (batch_id, index) in (
-           select batch_id, index from batch_items where batch_id = any(?::uuid[]) limit ?)
-         returning 1)
-       select count(*)::int as n from gone`,
-      [idArray, options.stepRows],
-    );
-    batchItems += items?.n ?? 0;
-    if ((items?.n ?? 0) < options.stepRows) break;
-  }
+  const batchItems = await deleteBatchItemsOf(em, idArray, options.stepRows);
   const [gone] = await connection.execute<Array<{ n: number }>>(
     `with gone as (delete from jobs where id = any(?::uuid[]) and state not in ('queued', 'delayed', 'active') returning 1)
      select count(*)::int as n from gone`,

@@ -43,6 +43,26 @@ const tierCutoff = `now() - (case coalesce(s.tier, 'starter') when 'pro' then ?:
 const expiredJob = (alias: string) => `${alias}.state in (${finalList}) and ${alias}.finished_at < ${tierCutoff}`;
 const daysParams = (days: RetentionDays) => [days.pro || null, days.enterprise || null, days.starter || null];
 
+/**
+ * Deletes the batch items of the jobs in `idArray` (a PostgreSQL uuid array literal), `stepRows` at a time, each
+ * slice its own statement; returns how many went.
+ */
+export async function deleteBatchItemsOf(em: EntityManager, idArray: string, stepRows: number): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const [items] = await em.getConnection().execute<Array<{ n: number }>>(
+      `with gone as (
+         delete from batch_items where (batch_id, index) in (
+           select batch_id, index from batch_items where batch_id = any(?::uuid[]) limit ?)
+         returning 1)
+       select count(*)::int as n from gone`,
+      [idArray, stepRows],
+    );
+    deleted += items?.n ?? 0;
+    if ((items?.n ?? 0) < stepRows) return deleted;
+  }
+}
+
 /** One retention step over `jobs` after `afterId` and below `bound` (see above). */
 export async function expireJobsStep(
   em: EntityManager,
@@ -63,19 +83,7 @@ export async function expireJobsStep(
   const idArray = `{${ids.join(',')}}`;
   if (ids.length === 0) return { lastId: scan?.last_id ?? null, jobs: 0, batchItems: 0 };
   // Items first, a slice at a time: the foreign key would cascade them anyway, but all at once.
-  let batchItems = 0;
-  for (;;) {
-    const [items] = await connection.execute<Array<{ n: number }>>(
-      `with gone as (
-         delete from batch_items where (batch_id, index) in (
-           select batch_id, index from batch_items where batch_id = any(?::uuid[]) limit ?)
-         returning 1)
-       select count(*)::int as n from gone`,
-      [idArray, options.stepRows],
-    );
-    batchItems += items?.n ?? 0;
-    if ((items?.n ?? 0) < options.stepRows) break;
-  }
+  const batchItems = await deleteBatchItemsOf(em, idArray, options.stepRows);
   // The condition again: a failed job an operator retried since the read (writeActiveStates) stays.
   const [deleted] = await connection.execute<Array<{ n: number }>>(
     `with gone as (

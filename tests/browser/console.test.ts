@@ -1,14 +1,12 @@
 import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { launchChromium } from './chromium.js';
+import { consolePages, consoleScreenshots } from './console-helpers.js';
 
-/** Git-ignored (.data/): what each page looks like, for a person to check. */
-const screenshots = path.resolve('.data/screenshots/console');
 const batchSize = 5000;
 
 let app: TestApp;
@@ -22,37 +20,10 @@ let failedJobId: string;
 let retryJobId: string;
 let batchId: string;
 
-/** Uncaught page errors and CSP violations, by page; a page of the console has none. */
-const problems: string[] = [];
-
-async function newPage(width = 1400, height = 900): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ baseURL: app.baseUrl, viewport: { width, height } });
-  // Nothing a page asks for may leave this machine.
-  await context.route(
-    (url) => !['127.0.0.1', 'localhost'].includes(url.hostname),
-    (route) => {
-      problems.push(`offsite request ${route.request().url()}`);
-      return route.abort();
-    },
-  );
-  const page = await context.newPage();
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (/Content Security Policy/i.test(message.text())) problems.push(`CSP: ${message.text()}`);
-  });
-  page.setDefaultTimeout(20_000);
-  return { context, page };
-}
-
-const shot = (page: Page, name: string) => page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
-
-async function signIn(page: Page, email: string, password: string): Promise<void> {
-  await page.goto('/console');
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL('**/console/jobs');
-}
+const { problems, newPage, signIn, shot } = consolePages(
+  () => browser,
+  () => app.baseUrl,
+);
 
 /** Submits `count` invokes of `expression` whose substrate is deleted before any worker runs them, so they fail with "substrate … not found". */
 async function invokesOfADeletedSubstrate(
@@ -91,7 +62,7 @@ async function recreateSubstrate(user: TestUser, expression: string, substrateId
 const jobState = async (user: TestUser, id: string) => (await request('GET', `/api/v1/jobs/${id}`, { token: user.accessToken })).body;
 
 beforeAll(async () => {
-  mkdirSync(screenshots, { recursive: true });
+  mkdirSync(consoleScreenshots, { recursive: true });
   app = await startTestApp();
   request = httpClient(app.baseUrl);
   alice = await registerUser(request);

@@ -1,16 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../config.js';
+import { productionEnv, servicesEnv } from '../helpers/config-env.js';
 
-const services = { DATABASE_URL: 'postgresql://127.0.0.1:5432/unused', REDIS_URL: 'redis://127.0.0.1:6379', DATA_DIR: '.data/test' };
-const productionSecrets = {
-  NODE_ENV: 'production',
-  JWT_SECRET: randomBytes(32).toString('hex'),
-  METRICS_TOKEN: randomBytes(24).toString('hex'),
-  VAULT_KEY: randomBytes(32).toString('hex'),
-  ADMIN_EMAIL: 'admin@example.test',
-  ADMIN_PASSWORD: 'admin-password-123',
-};
+const services = servicesEnv;
+const productionSecrets = productionEnv;
 
 describe('ESCROW_DEPOSITS', () => {
   it('defaults to the development adapter outside production and to none in production', () => {

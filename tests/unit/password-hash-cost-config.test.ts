@@ -1,18 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import bcrypt from 'bcryptjs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../config.js';
+import { productionEnv, servicesEnv } from '../helpers/config-env.js';
 import { closePasswordHasher, hashPassword, usePasswordHasher, verifyPassword } from '../../api/auth/passwords.js';
 
-const services = { DATABASE_URL: 'postgresql://127.0.0.1:5432/unused', REDIS_URL: 'redis://127.0.0.1:6379', DATA_DIR: '.data/test' };
-const productionSecrets = {
-  NODE_ENV: 'production',
-  JWT_SECRET: randomBytes(32).toString('hex'),
-  METRICS_TOKEN: randomBytes(24).toString('hex'),
-  VAULT_KEY: randomBytes(32).toString('hex'),
-  ADMIN_EMAIL: 'admin@example.test',
-  ADMIN_PASSWORD: 'admin-password-123',
-};
+const services = servicesEnv;
+const productionSecrets = productionEnv;
 
 describe('PASSWORD_HASH_COST', () => {
   it('defaults to 12 and refuses a test-only cost in production, naming the variable', () => {
