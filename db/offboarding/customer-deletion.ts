@@ -139,14 +139,17 @@ export async function purgeCustomer(
     api_keys: 0,
     request_logs: 0,
   };
+  /** Every row of `table` the customer owns (`customer_id`), `stepRows` at a time. */
+  const deleteTheirs = (table: 'schedules' | 'webhook_endpoints' | 'relationships' | 'substrates' | 'api_keys') =>
+    untilDone(
+      execute,
+      `delete from ${table} where id in (select id from ${table} where customer_id = ? limit ?)`,
+      [customerId, stepRows],
+      stepRows,
+      signal,
+    );
 
-  counts.schedules = await untilDone(
-    execute,
-    `delete from schedules where id in (select id from schedules where customer_id = ? limit ?)`,
-    [customerId, stepRows],
-    stepRows,
-    signal,
-  );
+  counts.schedules = await deleteTheirs('schedules');
 
   // Deliveries with their attempts, a slice at a time (the foreign key would cascade them, all at once).
   for (;;) {
@@ -172,13 +175,7 @@ export async function purgeCustomer(
       signal,
     );
   }
-  counts.webhook_endpoints = await untilDone(
-    execute,
-    `delete from webhook_endpoints where id in (select id from webhook_endpoints where customer_id = ? limit ?)`,
-    [customerId, stepRows],
-    stepRows,
-    signal,
-  );
+  counts.webhook_endpoints = await deleteTheirs('webhook_endpoints');
 
   // Finished jobs with a batch's items; an unfinished job (none, after the cancel) would stay.
   for (let afterId: string | null = null; ;) {
@@ -190,27 +187,9 @@ export async function purgeCustomer(
     afterId = step.lastId;
   }
 
-  counts.relationships = await untilDone(
-    execute,
-    `delete from relationships where id in (select id from relationships where customer_id = ? limit ?)`,
-    [customerId, stepRows],
-    stepRows,
-    signal,
-  );
-  counts.substrates = await untilDone(
-    execute,
-    `delete from substrates where id in (select id from substrates where customer_id = ? limit ?)`,
-    [customerId, stepRows],
-    stepRows,
-    signal,
-  );
-  counts.api_keys = await untilDone(
-    execute,
-    `delete from api_keys where id in (select id from api_keys where customer_id = ? limit ?)`,
-    [customerId, stepRows],
-    stepRows,
-    signal,
-  );
+  counts.relationships = await deleteTheirs('relationships');
+  counts.substrates = await deleteTheirs('substrates');
+  counts.api_keys = await deleteTheirs('api_keys');
   const logs = await purgeRequestLogs(em, execute, customerId, options);
   counts.request_logs = logs.deleted;
   return { deleted: counts, keptRequestLogs: logs.kept };
