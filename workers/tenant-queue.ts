@@ -49,6 +49,8 @@ export class TenantQueue<T> {
   private clock = 0;
   private waitingCount = 0;
   private runningCount = 0;
+  /** When idle customers were last dropped: at most once per `activeForMs`, not on every task's end. */
+  private forgotAt = -Infinity;
 
   constructor(options: TenantQueueOptions = {}) {
     this.longTaskMs = options.longTaskMs ?? 200;
@@ -88,12 +90,13 @@ export class TenantQueue<T> {
     const free = threads - this.runningCount;
     if (free <= 0 || this.waitingCount === 0) return undefined;
     const now = this.now();
+    const active = free === 1 ? this.countActive(now) : 0;
     let next: [string, Account<T>] | undefined;
     for (const candidate of this.accounts) {
-      const [customerId, account] = candidate;
+      const account = candidate[1];
       if (account.head === account.entries.length) continue;
-      if (next && candidate[1].virtualTime >= next[1].virtualTime) continue;
-      if (free === 1 && this.keptFrom(customerId, account, now)) continue;
+      if (next && account.virtualTime >= next[1].virtualTime) continue;
+      if (free === 1 && this.keptFrom(account, active)) continue;
       next = candidate;
     }
     if (!next) return undefined;
@@ -127,7 +130,10 @@ export class TenantQueue<T> {
     account.virtualTime += (ms - taken.chargedMs) / account.weight;
     account.expectedMs = account.lastEndedAt === -Infinity ? ms : account.expectedMs + newestShare * (ms - account.expectedMs);
     account.lastEndedAt = this.now();
-    this.forgetIdle(account.lastEndedAt);
+    if (account.lastEndedAt - this.forgotAt >= this.activeForMs) {
+      this.forgotAt = account.lastEndedAt;
+      this.forgetIdle(account.lastEndedAt);
+    }
   }
 
   /** Takes out an entry that no longer waits (its job was cancelled). */
@@ -149,29 +155,40 @@ export class TenantQueue<T> {
   keptFor(threads: number): number | undefined {
     if (this.waitingCount === 0 || threads - this.runningCount !== 1) return undefined;
     const now = this.now();
+    const active = this.countActive(now);
+    let kept: Account<T> | undefined;
+    let busy = 0;
+    for (const account of this.accounts.values()) {
+      if (account.head < account.entries.length || account.running > 0) busy++;
+      if (account.head < account.entries.length && this.keptFrom(account, active)) kept = account;
+    }
+    // A kept customer is running, so it is busy itself: any other busy one ends with a task.
+    if (!kept || busy > 1) return undefined;
     let soonest: number | undefined;
-    for (const [customerId, account] of this.accounts) {
-      if (account.head === account.entries.length || !this.keptFrom(customerId, account, now)) continue;
-      for (const [otherId, other] of this.accounts) {
-        if (otherId === customerId) continue;
-        if (other.head < other.entries.length || other.running > 0) return undefined; // ends with a task
-        const left = other.lastEndedAt + this.activeForMs - now;
-        if (left > 0 && (soonest === undefined || left < soonest)) soonest = left;
-      }
+    for (const other of this.accounts.values()) {
+      if (other === kept) continue;
+      const left = other.lastEndedAt + this.activeForMs - now;
+      if (left > 0 && (soonest === undefined || left < soonest)) soonest = left;
     }
     return soonest;
   }
 
   /** Whether the last free thread is kept from this customer (see the class comment). */
-  private keptFrom(customerId: string, account: Account<T>, now: number): boolean {
+  private keptFrom(account: Account<T>, activeCustomers: number): boolean {
     // Not measured yet counts as long: an attacker's first tasks must not take every thread either.
     const measured = account.lastEndedAt !== -Infinity;
     if (account.running === 0 || (measured && account.expectedMs <= this.longTaskMs)) return false;
-    for (const [otherId, other] of this.accounts) {
-      if (otherId === customerId) continue;
-      if (other.head < other.entries.length || other.running > 0 || now - other.lastEndedAt < this.activeForMs) return true;
+    // It runs a task, so it is active itself: kept when anyone else is.
+    return activeCustomers > 1;
+  }
+
+  /** Customers with work waiting or running, or a task ended within `activeForMs`: one pass per decision. */
+  private countActive(now: number): number {
+    let active = 0;
+    for (const account of this.accounts.values()) {
+      if (account.head < account.entries.length || account.running > 0 || now - account.lastEndedAt < this.activeForMs) active++;
     }
-    return false;
+    return active;
   }
 
   /** Drops customers idle long enough that neither their activity nor their debt matters any more. */
