@@ -22,16 +22,28 @@ export interface Lease {
  * Drops the released and the expired leases, then takes a place if fewer than `limit` are held.
  * Returns the places held before this call when full as a negative number (-held), else the places held now.
  */
-const acquireScript = `
-if #ARGV >= 4 then redis.call('ZREM', KEYS[1], unpack(ARGV, 4)) end
+/**
+ * Lua shared by both acquire scripts: drops the expired leases of KEYS[1], then sets `held` (places held) and
+ * `taken` (whether ARGV[3] took a place, of at most ARGV[2], for ARGV[1] ms).
+ */
+const takePlace = `
 local now = redis.call('TIME')
 local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs)
 local held = redis.call('ZCARD', KEYS[1])
-if held >= tonumber(ARGV[2]) then return -held end
-redis.call('ZADD', KEYS[1], nowMs + tonumber(ARGV[1]), ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return held + 1
+local taken = held < tonumber(ARGV[2])
+if taken then
+  redis.call('ZADD', KEYS[1], nowMs + tonumber(ARGV[1]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  held = held + 1
+end
+`;
+
+const acquireScript = `
+if #ARGV >= 4 then redis.call('ZREM', KEYS[1], unpack(ARGV, 4)) end
+${takePlace}
+if taken then return held end
+return -held
 `;
 
 /**
@@ -65,14 +77,9 @@ if ttl == -1 then
 end
 if #ARGV >= 7 then redis.call('ZREM', KEYS[1], unpack(ARGV, 7)) end
 if consumed > tonumber(ARGV[6]) then return {consumed, ttl, -1, 0} end
-local now = redis.call('TIME')
-local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs)
-local held = redis.call('ZCARD', KEYS[1])
-if held >= tonumber(ARGV[2]) then return {consumed, ttl, 0, held} end
-redis.call('ZADD', KEYS[1], nowMs + tonumber(ARGV[1]), ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return {consumed, ttl, 1, held + 1}
+${takePlace}
+if taken then return {consumed, ttl, 1, held} end
+return {consumed, ttl, 0, held}
 `;
 
 /** A per-window count that `acquireCounting` spends from in the same step as it takes a place. */
