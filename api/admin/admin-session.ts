@@ -4,8 +4,6 @@ import { CookieSessions } from '../auth/cookie-sessions.js';
 import { crossOriginRefusal } from '../auth/same-origin.js';
 import { ProblemError } from '../problems.js';
 
-export { readCookie } from '../auth/cookie-sessions.js';
-
 /** The cookie only travels to /admin, never to the JSON API. */
 export const adminCookieName = 'chrysalis_admin';
 export const adminCookiePath = '/admin';

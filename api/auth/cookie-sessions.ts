@@ -1,6 +1,7 @@
 import type { CookieOptions, Request, Response } from 'express';
 import type { RedisClient } from '../../lib/redis.js';
 import { createHash, randomBytes } from 'node:crypto';
+import { parse as parseCookie } from 'cookie';
 
 export interface CookieSessionsOptions {
   /** The cookie's name. */
@@ -88,17 +89,7 @@ export class CookieSessions<Session> {
   }
 }
 
-/** One cookie from the Cookie header (no cookie-parser dependency for a single value). */
+/** One cookie from the Cookie header (`cookie`'s parser; a malformed escape stays undecoded, so it is no session). */
 export function readCookie(req: Request, name: string): string | undefined {
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const index = part.indexOf('=');
-    if (index > 0 && part.slice(0, index).trim() === name) {
-      try {
-        return decodeURIComponent(part.slice(index + 1).trim());
-      } catch {
-        return undefined; // a malformed escape (`%E0%A4%A`) is no session, not a 500
-      }
-    }
-  }
-  return undefined;
+  return parseCookie(req.headers.cookie ?? '')[name];
 }
