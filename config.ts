@@ -316,6 +316,8 @@ const envSchema = z.object({
   RETENTION_EVERY_MS: z.coerce.number().int().min(1000).max(86_400_000).default(3_600_000),
   /** Rows retention reads or deletes per statement (each statement its own short transaction). Default 5000. */
   RETENTION_STEP_ROWS: z.coerce.number().int().min(1).max(100_000).default(5000),
+  /** Test and soak only: the seconds in one retention "day", so a soak can expire history in minutes. Default 86400. */
+  RETENTION_DAY_SECONDS: z.coerce.number().int().min(1).max(86_400).default(86_400),
   /** Where local state lives (embedded PostgreSQL, redis-server, generated secrets). Default `.data`. */
   DATA_DIR: z.string().default('.data'),
 });
@@ -439,6 +441,7 @@ export interface Config {
   webhookRetentionDays: number;
   retentionEveryMs: number;
   retentionStepRows: number;
+  retentionDaySeconds: number;
   dataDir: string;
 }
 
@@ -598,6 +601,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookRetentionDays: e.WEBHOOK_RETENTION_DAYS,
     retentionEveryMs: e.RETENTION_EVERY_MS,
     retentionStepRows: e.RETENTION_STEP_ROWS,
+    retentionDaySeconds: e.RETENTION_DAY_SECONDS,
     dataDir,
   };
 }

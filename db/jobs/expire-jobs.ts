@@ -29,19 +29,28 @@ export function uuidv7Floor(at: Date): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-0000-0000-000000000000`;
 }
 
-/** The id below which a job may have expired (with an hour's margin for clocks apart): null when every tier keeps its jobs. */
-export function jobScanBound(days: RetentionDays, now: Date): string | null {
+/**
+ * The id below which a row created `days` ago may have expired, with a margin of a 24th of a day (an hour) for clocks
+ * apart; `daySeconds` is 86400 except in soaks that shorten the day.
+ */
+export function retentionScanBound(days: number, now: Date, daySeconds = 86_400): string {
+  const dayMs = daySeconds * 1000;
+  return uuidv7Floor(new Date(now.getTime() - days * dayMs + dayMs / 24));
+}
+
+/** The id below which a job may have expired: null when every tier keeps its jobs. */
+export function jobScanBound(days: RetentionDays, now: Date, daySeconds = 86_400): string | null {
   const kept = Object.values(days).filter((d) => d > 0);
   if (kept.length === 0) return null;
-  return uuidv7Floor(new Date(now.getTime() - Math.min(...kept) * 86_400_000 + 3_600_000));
+  return retentionScanBound(Math.min(...kept), now, daySeconds);
 }
 
 const finalList = finalStates.map((state) => `'${state}'`).join(', ');
 
-/** The job's cutoff: now() less its tier's days; null (never) for a tier that keeps its jobs. Parameters: starter, pro, enterprise days. */
-const tierCutoff = `now() - (case coalesce(s.tier, 'starter') when 'pro' then ?::int when 'enterprise' then ?::int else ?::int end) * interval '1 day'`;
+/** The job's cutoff: now() less its tier's days; null (never) for a tier that keeps its jobs. Parameters: pro, enterprise, starter days, seconds a day. */
+const tierCutoff = `now() - (case coalesce(s.tier, 'starter') when 'pro' then ?::int when 'enterprise' then ?::int else ?::int end) * (?::int * interval '1 second')`;
 const expiredJob = (alias: string) => `${alias}.state in (${finalList}) and ${alias}.finished_at < ${tierCutoff}`;
-const daysParams = (days: RetentionDays) => [days.pro || null, days.enterprise || null, days.starter || null];
+const daysParams = (days: RetentionDays, daySeconds = 86_400) => [days.pro || null, days.enterprise || null, days.starter || null, daySeconds];
 
 /**
  * Deletes the batch items of the jobs in `idArray` (a PostgreSQL uuid array literal), `stepRows` at a time, each
@@ -66,7 +75,7 @@ export async function deleteBatchItemsOf(em: EntityManager, idArray: string, ste
 /** One retention step over `jobs` after `afterId` and below `bound` (see above). */
 export async function expireJobsStep(
   em: EntityManager,
-  options: { afterId: string | null; bound: string; days: RetentionDays; stepRows: number },
+  options: { afterId: string | null; bound: string; days: RetentionDays; stepRows: number; daySeconds?: number },
 ): Promise<ExpireJobsStep> {
   const connection = em.getConnection();
   const [scan] = await connection.execute<Array<{ last_id: string | null; ids: string[] }>>(
@@ -77,7 +86,7 @@ export async function expireJobsStep(
             (select coalesce(array_agg(j.id::text), '{}') from scanned j
                left join service_instances s on s.customer_id = j.customer_id and s.service_type = 'compute'
               where ${expiredJob('j')}) as ids`,
-    [options.afterId ?? '00000000-0000-0000-0000-000000000000', options.bound, options.stepRows, ...daysParams(options.days)],
+    [options.afterId ?? '00000000-0000-0000-0000-000000000000', options.bound, options.stepRows, ...daysParams(options.days, options.daySeconds)],
   );
   const ids = scan?.ids ?? [];
   const idArray = `{${ids.join(',')}}`;
@@ -93,7 +102,7 @@ export async function expireJobsStep(
           where j.id = any(?::uuid[]) and ${expiredJob('j')})
        returning 1)
      select count(*)::int as n from gone`,
-    [idArray, ...daysParams(options.days)],
+    [idArray, ...daysParams(options.days, options.daySeconds)],
   );
   return { lastId: scan!.last_id, jobs: deleted?.n ?? 0, batchItems };
 }

@@ -71,13 +71,13 @@ export interface ExpireRequestLogsStep {
  */
 export async function expireRequestLogsStep(
   em: EntityManager,
-  options: { afterId: string | null; meteredUpTo: string; days: number; stepRows: number },
+  options: { afterId: string | null; meteredUpTo: string; days: number; stepRows: number; daySeconds?: number },
 ): Promise<ExpireRequestLogsStep> {
   const [row] = await em.getConnection().execute<Array<{ last_id: string | null; deleted: number; newer: boolean | null }>>(
     `with scanned as (
        select id, timestamp, customer_id, service_type, status_code, received_at from request_logs
         where id > ?::bigint and id <= ?::bigint order by id limit ?),
-     cutoff as (select now() - ?::int * interval '1 day' as at),
+     cutoff as (select now() - ?::int * (?::int * interval '1 second') as at),
      gone as (
        delete from request_logs where id in (
          select r.id from scanned r, cutoff
@@ -89,7 +89,7 @@ export async function expireRequestLogsStep(
        returning 1)
      select (select max(id)::text from scanned) as last_id, (select count(*)::int from gone) as deleted,
             (select bool_and(received_at >= cutoff.at) from scanned, cutoff) as newer`,
-    [options.afterId ?? '0', options.meteredUpTo, options.stepRows, options.days],
+    [options.afterId ?? '0', options.meteredUpTo, options.stepRows, options.days, options.daySeconds ?? 86_400],
   );
   const lastId = row?.last_id ?? null;
   return { lastId, deleted: row?.deleted ?? 0, done: lastId === null || row?.newer === true };

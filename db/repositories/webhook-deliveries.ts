@@ -201,17 +201,18 @@ export interface ExpireDeliveriesStep {
  */
 export async function expireDeliveriesStep(
   em: EntityManager,
-  options: { afterId: string | null; bound: string; days: number; stepRows: number },
+  options: { afterId: string | null; bound: string; days: number; stepRows: number; daySeconds?: number },
 ): Promise<ExpireDeliveriesStep> {
   const connection = em.getConnection();
-  const expired = `d.state in ('succeeded', 'failed') and d.finished_at < now() - ?::int * interval '1 day'`;
+  const expired = `d.state in ('succeeded', 'failed') and d.finished_at < now() - ?::int * (?::int * interval '1 second')`;
+  const cutoffParams = [options.days, options.daySeconds ?? 86_400];
   const [scan] = await connection.execute<Array<{ last_id: string | null; ids: string[] }>>(
     `with scanned as (
        select id, state, finished_at from webhook_deliveries
         where id > ?::uuid and id < ?::uuid order by id limit ?)
      select (select id::text from scanned order by id desc limit 1) as last_id,
             (select coalesce(array_agg(d.id::text), '{}') from scanned d where ${expired}) as ids`,
-    [options.afterId ?? '00000000-0000-0000-0000-000000000000', options.bound, options.stepRows, options.days],
+    [options.afterId ?? '00000000-0000-0000-0000-000000000000', options.bound, options.stepRows, ...cutoffParams],
   );
   const ids = scan?.ids ?? [];
   if (ids.length === 0) return { lastId: scan?.last_id ?? null, deliveries: 0, attempts: 0 };
@@ -232,7 +233,7 @@ export async function expireDeliveriesStep(
   const [deleted] = await connection.execute<Array<{ n: number }>>(
     `with gone as (delete from webhook_deliveries d where d.id = any(?::uuid[]) and ${expired} returning 1)
      select count(*)::int as n from gone`,
-    [idArray, options.days],
+    [idArray, ...cutoffParams],
   );
   return { lastId: scan!.last_id, deliveries: deleted?.n ?? 0, attempts };
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { expireJobsStep, jobScanBound, uuidv7Floor } from '../../db/jobs/expire-jobs.js';
+import { expireJobsStep, jobScanBound, retentionScanBound } from '../../db/jobs/expire-jobs.js';
 import { meteringWatermark } from '../../db/repositories/metering.js';
 import { expireRequestLogsStep } from '../../db/repositories/request-logs.js';
 import { expireDeliveriesStep } from '../../db/repositories/webhook-deliveries.js';
@@ -49,9 +49,10 @@ export function createRetentionJob(options: RetentionJobOptions = {}) {
       const now = options.now?.() ?? new Date();
       const result: RetentionResult = { jobs: 0, batch_items: 0, request_logs: 0, webhook_deliveries: 0, webhook_attempts: 0, steps: 0 };
 
-      const jobBound = jobScanBound(config.jobRetentionDays, now);
+      const daySeconds = config.retentionDaySeconds;
+      const jobBound = jobScanBound(config.jobRetentionDays, now, daySeconds);
       for (let afterId: string | null = null; jobBound && !signal.aborted;) {
-        const step = await expireJobsStep(em, { afterId, bound: jobBound, days: config.jobRetentionDays, stepRows });
+        const step = await expireJobsStep(em, { afterId, bound: jobBound, days: config.jobRetentionDays, stepRows, daySeconds });
         result.steps += 1;
         result.jobs += step.jobs;
         result.batch_items += step.batchItems;
@@ -62,7 +63,7 @@ export function createRetentionJob(options: RetentionJobOptions = {}) {
       if (config.requestLogRetentionDays > 0) {
         const meteredUpTo = await meteringWatermark(em);
         for (let afterId: string | null = null; !signal.aborted;) {
-          const step = await expireRequestLogsStep(em, { afterId, meteredUpTo, days: config.requestLogRetentionDays, stepRows });
+          const step = await expireRequestLogsStep(em, { afterId, meteredUpTo, days: config.requestLogRetentionDays, stepRows, daySeconds });
           result.steps += 1;
           result.request_logs += step.deleted;
           if (step.done) break;
@@ -71,9 +72,9 @@ export function createRetentionJob(options: RetentionJobOptions = {}) {
       }
 
       if (config.webhookRetentionDays > 0) {
-        const bound = uuidv7Floor(new Date(now.getTime() - config.webhookRetentionDays * 86_400_000 + 3_600_000));
+        const bound = retentionScanBound(config.webhookRetentionDays, now, daySeconds);
         for (let afterId: string | null = null; !signal.aborted;) {
-          const step = await expireDeliveriesStep(em, { afterId, bound, days: config.webhookRetentionDays, stepRows });
+          const step = await expireDeliveriesStep(em, { afterId, bound, days: config.webhookRetentionDays, stepRows, daySeconds });
           result.steps += 1;
           result.webhook_deliveries += step.deliveries;
           result.webhook_attempts += step.attempts;
