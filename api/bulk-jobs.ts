@@ -6,7 +6,7 @@ import { atMostItems, isLimitIssue } from '../jobs/input-limits.js';
 import { getJobDefinition } from '../jobs/registry.js';
 import type { ListedJob } from '../queue/submit-jobs-bulk.js';
 import type { Principal } from './auth/principal.js';
-import { describeFieldErrors, ProblemError, type FieldError } from './problems.js';
+import { describeFieldErrors, ProblemError, shortKey, type FieldError } from './problems.js';
 import { submitJobBody, substrateOf } from './job-body.js';
 import { assertWebhookTarget } from './webhook-target.js';
 
@@ -48,13 +48,9 @@ function issuesOf(error: z.ZodError, prefix: PropertyKey[]): Issue[] {
     const path = [...prefix, ...issue.path];
     const limit = isLimitIssue(issue);
     if (issue.code !== 'unrecognized_keys') return [{ field: bulkField(path), message: issue.message, limit }];
-    return [
-      {
-        field: issue.keys.map((key) => bulkField([...path, key])).join(', '),
-        message: `unknown field${issue.keys.length > 1 ? 's' : ''}`,
-        limit,
-      },
-    ];
+    // One error per unknown key, each cut short, as fieldErrors does for every other route: 90,000 unknown keys
+    // answer the first 100 and a count (ProblemError caps the list), not one field naming them all.
+    return issue.keys.map((key) => ({ field: bulkField([...path, shortKey(key)]), message: 'unknown field', limit }));
   });
 }
 

@@ -101,8 +101,9 @@ export function fieldErrors(error: z.ZodError, source: string, unknownFieldHints
 }
 
 /** Longest key a field error repeats; a longer one is cut with `…` (a 1 MiB key must not come back whole). */
-const maxEchoedKeyLength = 128;
-const shortKey = (key: string): string => (key.length > maxEchoedKeyLength ? `${key.slice(0, maxEchoedKeyLength)}…` : key);
+export const maxEchoedKeyLength = 128;
+/** An unknown key as a field error names it: cut to `maxEchoedKeyLength` characters and `…`. */
+export const shortKey = (key: string): string => (key.length > maxEchoedKeyLength ? `${key.slice(0, maxEchoedKeyLength)}…` : key);
 
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new ProblemError('not-found', `no route for ${req.method} ${req.path}`));

@@ -163,6 +163,30 @@ describe('POST /jobs/bulk', () => {
     expect(await countJobs(customerId)).toBe(before);
   });
 
+  it('names each unknown key of a job on its own, cut to 128 characters, and lists at most 100 errors with errors_total', async () => {
+    const good = { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 1 } } };
+    const oneKey = await bulk({ jobs: [good, { ...good, colour: 'red', ['y'.repeat(300)]: 1 }] });
+    expectProblem(oneKey, 400, 'validation');
+    expect(oneKey.body.errors).toEqual([
+      { field: 'jobs[1].colour', message: 'unknown field' },
+      { field: `jobs[1].${'y'.repeat(128)}…`, message: 'unknown field' },
+    ]);
+    expect(oneKey.body).not.toHaveProperty('errors_total');
+
+    const manyKeys: Record<string, unknown> = { ...good };
+    for (let i = 0; i < 90_000; i++) manyKeys[`k${i}`] = 0;
+    const flooded = await bulk({ jobs: [manyKeys] });
+    expectProblem(flooded, 400, 'validation', ['jobs[0].k0', 'jobs[0].k99']);
+    expect(flooded.body.errors).toHaveLength(100);
+    expect(flooded.body.errors_total).toBe(90_000);
+    expect(flooded.text.length).toBeLessThan(20_000);
+
+    const manyItems = await bulk({ jobs: Array.from({ length: 1000 }, () => ({ type: 'invoke', payload: { substrate_id: 'nope' } })) });
+    expectProblem(manyItems, 400, 'validation', ['jobs[0].payload.substrate_id', 'jobs[99].payload.substrate_id']);
+    expect(manyItems.body.errors).toHaveLength(100);
+    expect(manyItems.body.errors_total).toBe(1000);
+  });
+
   it("refuses the whole request with 404 when one job names another customer's substrate", async () => {
     const bobsSubstrate = await createExpressionSubstrate(suite.request, bob.accessToken, 'x + 1');
     const before = await countJobs(customerId);
