@@ -133,8 +133,9 @@ async function respondWithJob(
     job = watch ? await watch.until(job, waitMs, reread) : await deps.waiter.waitForFinal(job, waitMs, reread);
   }
   res.setHeader('Location', jobLocation(job.id));
-  if (finalStates.includes(job.state)) {
-    if (waitMs !== null) res.setHeader('Preference-Applied', `wait=${waitMs / 1000}`);
+  // 200 only answers a wait (SPEC §5): a replayed Idempotency-Key whose job has since finished still answers 202, as the first time.
+  if (waitMs !== null && finalStates.includes(job.state)) {
+    res.setHeader('Preference-Applied', `wait=${waitMs / 1000}`);
     sendJson(res, 200, jobView(job));
     return;
   }

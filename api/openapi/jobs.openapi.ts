@@ -43,7 +43,9 @@ export const jobAcceptedSchema = z
   .object({
     id: z.uuid(),
     type: z.string(),
-    state: z.enum(['queued', 'delayed']),
+    state: z
+      .enum(jobStates)
+      .describe('`queued` or `delayed` for a new job; a replayed `Idempotency-Key` answers 202 with its job as it is now, finished or not'),
     created_at: timestamp,
     retry_of: z.uuid().optional().describe('The job this one retries (POST /jobs/{id}/retry)'),
     links: z.object({ self: z.string().describe('/api/v1/jobs/{id}') }),
@@ -56,7 +58,11 @@ export const jobAcceptedSchema = z
 /** The headers every submit (POST /jobs and the substrate operations) understands. */
 export const submitHeaders = z.object({
   prefer: z.string().optional().describe('RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds'),
-  'idempotency-key': z.string().max(255).optional().describe('Same key and body within 24 h: the same job; same key, other body: 422'),
+  'idempotency-key': z
+    .string()
+    .max(255)
+    .optional()
+    .describe('Same key and body within 24 h: the same job, answered 202 as the first time (200 only to `Prefer: wait`); same key, other body: 422'),
 });
 
 /** The two answers of every submit, with examples of a job of this type (a batch's job has type `batch`). */

@@ -188,6 +188,27 @@ describe('idempotency', () => {
     expect(count?.n).toBe('1');
   });
 
+  it('answers a replay with 202 as the first time, even once the job has finished; 200 only to Prefer: wait', async () => {
+    const body = { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 4, y: 5 } } };
+    const headers = { 'idempotency-key': 'replay-after-finish' };
+    const first = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body, headers });
+    expect(first.status, first.text).toBe(202);
+    await waitFor(async () => (await request('GET', `/api/v1/jobs/${first.body.id}`, { token: alice.accessToken })).body.state === 'completed');
+    const replay = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body, headers });
+    expect(replay.status, replay.text).toBe(202);
+    expect(replay.body).toEqual({
+      id: first.body.id,
+      type: 'invoke',
+      state: 'completed',
+      created_at: first.body.created_at,
+      links: { self: `/api/v1/jobs/${first.body.id}` },
+    });
+    expect(replay.headers.get('location')).toBe(`/api/v1/jobs/${first.body.id}`);
+    const waited = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body, headers: { ...headers, prefer: 'wait=5' } });
+    expect(waited.status, waited.text).toBe(200);
+    expect(waited.body).toMatchObject({ id: first.body.id, state: 'completed', result: { result: 20 } });
+  });
+
   it('answers 422 for the same key with another body', async () => {
     await request('POST', '/api/v1/jobs', {
       token: alice.accessToken,
