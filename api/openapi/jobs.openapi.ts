@@ -20,7 +20,9 @@ export const jobSchema = z
     schedule: z.string().optional().describe('The schedule whose run this job is; absent for a job submitted directly'),
     retry_of: z.uuid().optional().describe('The job this one retries (POST /jobs/{id}/retry); absent otherwise'),
     created_at: timestamp,
-    started_at: timestamp.optional().describe('When its first attempt began; every completed or failed job has it'),
+    started_at: timestamp
+      .optional()
+      .describe('When its first attempt began; every finished job has it (one cancelled before it ran: its `finished_at`)'),
     finished_at: timestamp.optional(),
   })
   .meta({

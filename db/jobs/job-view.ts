@@ -15,7 +15,9 @@ export function jobView(job: StoredJob) {
     ...(job.scheduleName ? { schedule: job.scheduleName } : {}),
     ...(job.retryOf ? { retry_of: job.retryOf } : {}),
     created_at: iso(job.createdAt) as string,
-    ...(job.startedAt ? { started_at: iso(job.startedAt) } : {}),
+    // SPEC §9: a finished job always carries started_at. One that never ran (cancelled while queued or delayed)
+    // left the queue when it finished: started_at = finished_at, a run of 0 ms.
+    ...(job.startedAt || job.finishedAt ? { started_at: iso(job.startedAt ?? job.finishedAt) } : {}),
     ...(job.finishedAt ? { finished_at: iso(job.finishedAt) } : {}),
   };
 }

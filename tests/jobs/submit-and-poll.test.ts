@@ -253,6 +253,20 @@ describe('cancel', () => {
     expect(await bullJob(app.deps.queues, 'divide', submitted.body.id)).toBeUndefined();
   });
 
+  it('shows a job cancelled before it ran with started_at = finished_at (a finished job always carries started_at)', async () => {
+    const submitted = await request('POST', '/api/v1/jobs', {
+      token: alice.accessToken,
+      body: { type: 'divide', payload: { substrate_id: substrateId }, delay_ms: 60_000 },
+    });
+    const queued = await request('GET', `/api/v1/jobs/${submitted.body.id}`, { token: alice.accessToken });
+    expect(queued.body).not.toHaveProperty('started_at');
+    const cancelled = await request('DELETE', `/api/v1/jobs/${submitted.body.id}`, { token: alice.accessToken });
+    expect(cancelled.body).toMatchObject({ state: 'cancelled', attempts_made: 0, started_at: expect.any(String), finished_at: expect.any(String) });
+    expect(cancelled.body.started_at).toBe(cancelled.body.finished_at);
+    const polled = await request('GET', `/api/v1/jobs/${submitted.body.id}`, { token: alice.accessToken });
+    expect(polled.body).toMatchObject({ state: 'cancelled', started_at: cancelled.body.finished_at, finished_at: cancelled.body.finished_at });
+  });
+
   it('answers 409 when the job already finished', async () => {
     const done = await request('POST', `/api/v1/substrates/${substrateId}/invoke`, {
       token: alice.accessToken,
