@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 
 /**
  * Pauses (true) or resumes (false) a customer's work. Answers the customer's `paused_at` after the change,
- * or undefined when there is no such customer.
+ * or undefined when there is no such customer or it was deleted (offboarded).
  */
 export async function setCustomerPaused(
   em: EntityManager,
@@ -10,7 +10,7 @@ export async function setCustomerPaused(
   paused: boolean,
 ): Promise<{ pausedAt: Date | null } | undefined> {
   const rows = await em.execute<Array<{ pausedAt: Date | null }>>(
-    `update customers set paused_at = ${paused ? 'coalesce(paused_at, now())' : 'null'} where id = ? returning paused_at as "pausedAt"`,
+    `update customers set paused_at = ${paused ? 'coalesce(paused_at, now())' : 'null'} where id = ? and deleted_at is null returning paused_at as "pausedAt"`,
     [customerId],
   );
   return rows[0];

@@ -127,9 +127,9 @@ export async function setMaxMonthlySpend(em: EntityManager, customerId: string, 
   await em.execute(`update customers set max_monthly_usd_cents = ? where id = ?`, [maxMonthlyUsdCents, customerId]);
 }
 
-/** Share-locks the customer row until the transaction ends (it cannot be deleted meanwhile); false when there is none. */
+/** Share-locks the customer row until the transaction ends (it cannot be deleted meanwhile); false when there is none or it was deleted (offboarded). */
 export async function shareLockCustomer(em: EntityManager, customerId: string): Promise<boolean> {
-  const rows = await em.execute(`select id from customers where id = ? for share`, [customerId]);
+  const rows = await em.execute(`select id from customers where id = ? and deleted_at is null for share`, [customerId]);
   return rows.length > 0;
 }
 

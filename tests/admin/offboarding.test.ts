@@ -325,6 +325,26 @@ describe('DELETE /admin/customers/:id', () => {
     expect(again.body.kept.charges).toBe(1);
   });
 
+  it('answers 404 to a credit, a pause or a resume of a deleted customer, as to one that never existed; a live one still takes them', async () => {
+    const ledgerBefore = await suite.app.sql<{ n: number }>('select count(*)::int as n from escrow_transactions where customer_id = $1', [
+      a.customerId,
+    ]);
+    const credit = { amount_usd_cents: 100, reason: 'goodwill' };
+    expectProblem(await admin('POST', `/admin/customers/${a.customerId}/credits`, credit), 404, 'not-found');
+    expectProblem(await admin('POST', `/admin/customers/${a.customerId}/pause`), 404, 'not-found');
+    expectProblem(await admin('POST', `/admin/customers/${a.customerId}/resume`), 404, 'not-found');
+    const [customer] = await suite.app.sql<{ paused_at: Date | null }>('select paused_at from customers where id = $1', [a.customerId]);
+    expect(customer!.paused_at).toBeNull();
+    expect(
+      await suite.app.sql<{ n: number }>('select count(*)::int as n from escrow_transactions where customer_id = $1', [a.customerId]),
+    ).toEqual(ledgerBefore);
+
+    const credited = await admin('POST', `/admin/customers/${customerC}/credits`, credit);
+    expect(credited.status, credited.text).toBe(201);
+    expect((await admin('POST', `/admin/customers/${customerC}/pause`)).body).toMatchObject({ customer_id: customerC, paused: true });
+    expect((await admin('POST', `/admin/customers/${customerC}/resume`)).body).toMatchObject({ customer_id: customerC, paused: false });
+  });
+
   it("refuses to delete an operator's own customer", async () => {
     const me = await suite.request('GET', '/api/v1/auth/me', { token: tokens.admin });
     expectProblem(await admin('DELETE', `/admin/customers/${me.body.customer_id}`), 409, 'conflict', ['params.id']);
