@@ -118,6 +118,16 @@ export const webhooksDocs: RouteDocs = (registry) => {
   });
   documentRoute(registry, {
     tag,
+    method: 'get',
+    path: '/webhooks/:id',
+    summary: 'One endpoint (its secret is never shown again)',
+    description: "Another customer's endpoint answers 404.",
+    request: { params: endpointParams },
+    responses: { 200: json(webhookSchema, 'The endpoint') },
+    problems: [404],
+  });
+  documentRoute(registry, {
+    tag,
     method: 'delete',
     path: '/webhooks/:id',
     summary: 'Delete an endpoint',

@@ -140,6 +140,14 @@ export function webhooksRoutes(deps: ApiDeps): Router {
     res.json(secretView(row));
   });
 
+  router.get('/webhooks/:id', async (req, res) => {
+    const principal = principalOf(req);
+    const { id } = parseInput(endpointParams, req.params, 'params');
+    const endpoint = await findWebhookEndpoint(deps.orm.em.fork(), principal.customerId, id);
+    if (!endpoint) throw notFound(`webhook ${id}`);
+    res.json(endpointView(endpoint));
+  });
+
   router.delete('/webhooks/:id', async (req, res) => {
     const principal = principalOf(req);
     const { id } = parseInput(endpointParams, req.params, 'params');

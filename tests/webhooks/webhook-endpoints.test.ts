@@ -53,6 +53,17 @@ describe('webhook endpoints', () => {
     expect(listed.text).not.toContain('whsec_');
   });
 
+  it('reads one endpoint by its id (the Location of its 201), without its secret', async () => {
+    const created = await create(alice.accessToken, { url: 'http://127.0.0.1:9/hooks/one', events: ['batch.completed'] });
+    const { secret: _secret, ...endpoint } = created.body;
+    const read = await request('GET', created.headers.get('location') as string, { token: alice.accessToken });
+    expect(read.status, read.text).toBe(200);
+    expect(read.body).toEqual(endpoint);
+    expect(read.text).not.toContain('whsec_');
+    expectProblem(await request('GET', '/api/v1/webhooks/not-a-uuid', { token: alice.accessToken }), 400, 'validation', ['params.id']);
+    expectProblem(await request('GET', '/api/v1/webhooks/0190b1a2-0000-7000-8000-000000000000', { token: alice.accessToken }), 404, 'not-found');
+  });
+
   it.each([
     ['a non-URL', { url: 'not a url', events: ['job.completed'] }, 'body.url'],
     ['a non-http URL', { url: 'ftp://127.0.0.1/hook', events: ['job.completed'] }, 'body.url'],
@@ -78,6 +89,7 @@ describe('webhook endpoints', () => {
   it("answers 404 for another customer's webhook, on every route that names one", async () => {
     const mine = await create(alice.accessToken, { url: 'http://127.0.0.1:9/private', events: ['job.completed'] });
     const delivery = '0190b1a2-0000-7000-8000-000000000000';
+    expectProblem(await request('GET', `/api/v1/webhooks/${mine.body.id}`, { token: bob.accessToken }), 404, 'not-found');
     expectProblem(await request('DELETE', `/api/v1/webhooks/${mine.body.id}`, { token: bob.accessToken }), 404, 'not-found');
     expectProblem(await request('GET', `/api/v1/webhooks/${mine.body.id}/deliveries`, { token: bob.accessToken }), 404, 'not-found');
     expectProblem(

@@ -1667,7 +1667,7 @@ export interface paths {
                 header?: {
                     /** @description RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds */
                     prefer?: string;
-                    /** @description Same key and body within 24 h: the same job; same key, other body: 422 */
+                    /** @description Same key and body within 24 h: the same job, answered 202 as the first time (200 only to `Prefer: wait`); same key, other body: 422 */
                     "idempotency-key"?: string;
                 };
                 path?: never;
@@ -2346,7 +2346,7 @@ export interface paths {
                 header?: {
                     /** @description RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds */
                     prefer?: string;
-                    /** @description Same key and body within 24 h: the same job; same key, other body: 422 */
+                    /** @description Same key and body within 24 h: the same job, answered 202 as the first time (200 only to `Prefer: wait`); same key, other body: 422 */
                     "idempotency-key"?: string;
                 };
                 path: {
@@ -2944,7 +2944,7 @@ export interface paths {
                 header?: {
                     /** @description RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds */
                     prefer?: string;
-                    /** @description Same key and body within 24 h: the same job; same key, other body: 422 */
+                    /** @description Same key and body within 24 h: the same job, answered 202 as the first time (200 only to `Prefer: wait`); same key, other body: 422 */
                     "idempotency-key"?: string;
                 };
                 path?: never;
@@ -3393,7 +3393,7 @@ export interface paths {
                 header?: {
                     /** @description RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds */
                     prefer?: string;
-                    /** @description Same key and body within 24 h: the same job; same key, other body: 422 */
+                    /** @description Same key and body within 24 h: the same job, answered 202 as the first time (200 only to `Prefer: wait`); same key, other body: 422 */
                     "idempotency-key"?: string;
                 };
                 path: {
@@ -3561,7 +3561,7 @@ export interface paths {
                 header?: {
                     /** @description RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds */
                     prefer?: string;
-                    /** @description Same key and body within 24 h: the same job; same key, other body: 422 */
+                    /** @description Same key and body within 24 h: the same job, answered 202 as the first time (200 only to `Prefer: wait`); same key, other body: 422 */
                     "idempotency-key"?: string;
                 };
                 path: {
@@ -3727,7 +3727,7 @@ export interface paths {
                 header?: {
                     /** @description RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds */
                     prefer?: string;
-                    /** @description Same key and body within 24 h: the same job; same key, other body: 422 */
+                    /** @description Same key and body within 24 h: the same job, answered 202 as the first time (200 only to `Prefer: wait`); same key, other body: 422 */
                     "idempotency-key"?: string;
                 };
                 path: {
@@ -3892,7 +3892,7 @@ export interface paths {
                 header?: {
                     /** @description RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds */
                     prefer?: string;
-                    /** @description Same key and body within 24 h: the same job; same key, other body: 422 */
+                    /** @description Same key and body within 24 h: the same job, answered 202 as the first time (200 only to `Prefer: wait`); same key, other body: 422 */
                     "idempotency-key"?: string;
                 };
                 path: {
@@ -4057,7 +4057,7 @@ export interface paths {
                 header?: {
                     /** @description RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds */
                     prefer?: string;
-                    /** @description Same key and body within 24 h: the same job; same key, other body: 422 */
+                    /** @description Same key and body within 24 h: the same job, answered 202 as the first time (200 only to `Prefer: wait`); same key, other body: 422 */
                     "idempotency-key"?: string;
                 };
                 path: {
@@ -4223,7 +4223,7 @@ export interface paths {
                 header?: {
                     /** @description RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds */
                     prefer?: string;
-                    /** @description Same key and body within 24 h: the same job; same key, other body: 422 */
+                    /** @description Same key and body within 24 h: the same job, answered 202 as the first time (200 only to `Prefer: wait`); same key, other body: 422 */
                     "idempotency-key"?: string;
                 };
                 path: {
@@ -4388,7 +4388,7 @@ export interface paths {
                 header?: {
                     /** @description RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds */
                     prefer?: string;
-                    /** @description Same key and body within 24 h: the same job; same key, other body: 422 */
+                    /** @description Same key and body within 24 h: the same job, answered 202 as the first time (200 only to `Prefer: wait`); same key, other body: 422 */
                     "idempotency-key"?: string;
                 };
                 path: {
@@ -4556,7 +4556,7 @@ export interface paths {
                 header?: {
                     /** @description RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds */
                     prefer?: string;
-                    /** @description Same key and body within 24 h: the same job; same key, other body: 422 */
+                    /** @description Same key and body within 24 h: the same job, answered 202 as the first time (200 only to `Prefer: wait`); same key, other body: 422 */
                     "idempotency-key"?: string;
                 };
                 path?: never;
@@ -6732,7 +6732,104 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * One endpoint (its secret is never shown again)
+         * @description Another customer's endpoint answers 404.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The endpoint */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a701",
+                         *       "url": "https://hooks.example.com/chrysalis",
+                         *       "events": [
+                         *         "job.completed",
+                         *         "job.failed"
+                         *       ],
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "state": "active",
+                         *       "disabled_at": null,
+                         *       "disabled_reason": null,
+                         *       "breaker": {
+                         *         "state": "closed",
+                         *         "consecutive_failures": 0,
+                         *         "failing_since": null,
+                         *         "open_until": null
+                         *       }
+                         *     } */
+                        "application/json": components["schemas"]["Webhook"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The service is suspended or the balance does not cover it (`payment-required`) */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
         put?: never;
         post?: never;
         /** Delete an endpoint */
@@ -9819,7 +9916,7 @@ export interface components {
             created_at: string;
             /**
              * Format: date-time
-             * @description When its first attempt began; every completed or failed job has it
+             * @description When its first attempt began; every finished job has it (one cancelled before it ran: its `finished_at`)
              */
             started_at?: string;
             /**
@@ -9841,8 +9938,11 @@ export interface components {
             /** Format: uuid */
             id: string;
             type: string;
-            /** @enum {string} */
-            state: "queued" | "delayed";
+            /**
+             * @description `queued` or `delayed` for a new job; a replayed `Idempotency-Key` answers 202 with its job as it is now, finished or not
+             * @enum {string}
+             */
+            state: "queued" | "delayed" | "active" | "completed" | "failed" | "cancelled";
             /**
              * Format: date-time
              * @description ISO 8601, UTC
@@ -10617,7 +10717,7 @@ export interface components {
             created_at: string;
             /**
              * Format: date-time
-             * @description When its first attempt began; every completed or failed job has it
+             * @description When its first attempt began; every finished job has it (one cancelled before it ran: its `finished_at`)
              */
             started_at?: string;
             /**
