@@ -48,7 +48,10 @@ export const schedulesDocs: RouteDocs = (registry) => {
         job: { type: 'invoke', payload: { substrate_id: ex.substrateId, parameters: { x: 5, y: 7 } } },
       }),
     },
-    responses: { 201: json(scheduleSchema, 'Created'), 200: json(scheduleSchema, 'Replaced') },
+    responses: {
+      201: json(scheduleSchema, 'Created', { Location: { description: 'The schedule: /api/v1/schedules/{name}', schema: { type: 'string' } } }),
+      200: json(scheduleSchema, 'Replaced'),
+    },
     problems: [404, 422],
   });
   documentRoute(registry, {
@@ -58,6 +61,16 @@ export const schedulesDocs: RouteDocs = (registry) => {
     summary: 'List schedules with their next run',
     request: { query: listQuery },
     responses: { 200: json(pageOf(scheduleSchema), 'A page of schedules') },
+  });
+  documentRoute(registry, {
+    tag,
+    method: 'get',
+    path: '/schedules/:name',
+    summary: 'One schedule with its next run',
+    description: "Another customer's schedule of that name answers 404.",
+    request: { params: nameParams },
+    responses: { 200: json(scheduleSchema, 'The schedule') },
+    problems: [404],
   });
   documentRoute(registry, {
     tag,

@@ -48,6 +48,9 @@ export const createScheduleBody = z
 export const listQuery = z.strictObject({ ...paginationQuery });
 export const nameParams = z.object({ name: scheduleName });
 
+/** A schedule's own URL (names are URL-safe: letters, digits, ".", "_", "-"). */
+export const scheduleLocation = (name: string) => `/api/v1/schedules/${name}`;
+
 const unprocessable = (field: string, message: string) =>
   new ProblemError('unprocessable', `${field} ${message}`, { errors: [{ field, message }] });
 const iso = (value: Date | string | null): string | null => (value === null ? null : new Date(value).toISOString());
@@ -132,6 +135,7 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     // The scheduler is only the clock (each tick reads the job from the row): a new job alone changes nothing in
     // Redis, and upserting an unchanged `every` scheduler whose tick is due could fire it an extra time.
     if (!schedule.paused && !(await schedulerMatches(deps.scheduleTicks, schedule))) await upsertScheduler(deps.scheduleTicks, schedule);
+    if (outcome.kind === 'created') res.location(scheduleLocation(schedule.name));
     res.status(outcome.kind === 'created' ? 201 : 200).json(await view(schedule));
   });
 
@@ -147,6 +151,12 @@ export function schedulesRoutes(deps: ApiDeps): Router {
       (row) => row.name,
     );
     res.json({ items: await Promise.all(listed.items.map(view)), next_cursor: listed.next_cursor });
+  });
+
+  router.get('/schedules/:name', async (req, res) => {
+    const principal = principalOf(req);
+    const { name } = parseInput(nameParams, req.params, 'params');
+    res.json(await view(await findOwn(principal.customerId, name)));
   });
 
   router.delete('/schedules/:name', async (req, res) => {

@@ -130,6 +130,21 @@ describe('user schedules', () => {
     expect(listed.body.items).toHaveLength(1);
   });
 
+  it('answers a new schedule 201 with a Location that GET reads; an unknown name 404, a malformed one 400', async () => {
+    const { user, substrateId } = await customer();
+    const created = await schedule(user.accessToken, { name: 'located.one', cron: yearly, job: invoke(substrateId) });
+    expect(created.status, created.text).toBe(201);
+    expect(created.headers.get('location')).toBe('/api/v1/schedules/located.one');
+    const read = await request('GET', created.headers.get('location') as string, { token: user.accessToken });
+    expect(read.status, read.text).toBe(200);
+    expect(read.body).toEqual(created.body);
+    const replaced = await schedule(user.accessToken, { name: 'located.one', cron: '0 3 1 1 *', job: invoke(substrateId) });
+    expect(replaced.status).toBe(200);
+    expect((await request('GET', '/api/v1/schedules/located.one', { token: user.accessToken })).body).toEqual(replaced.body);
+    expectProblem(await request('GET', '/api/v1/schedules/never-made', { token: user.accessToken }), 404, 'not-found');
+    expectProblem(await request('GET', `/api/v1/schedules/${'n'.repeat(65)}`, { token: user.accessToken }), 400, 'validation', ['params.name']);
+  });
+
   it('deletes with 204: the scheduler goes too, and the name is then 404', async () => {
     const { user, customerId, substrateId } = await customer();
     await schedule(user.accessToken, { name: 'short-lived', cron: yearly, job: invoke(substrateId) });
@@ -147,6 +162,7 @@ describe('user schedules', () => {
     for (const [method, path] of [
       ['POST', '/api/v1/schedules/shared-name/pause'],
       ['POST', '/api/v1/schedules/shared-name/resume'],
+      ['GET', '/api/v1/schedules/shared-name'],
       ['DELETE', '/api/v1/schedules/shared-name'],
     ] as const) {
       expectProblem(await request(method, path, { token: bob.user.accessToken }), 404, 'not-found');

@@ -5938,6 +5938,8 @@ export interface paths {
                 /** @description Created */
                 201: {
                     headers: {
+                        /** @description The schedule: /api/v1/schedules/{name} */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -6051,7 +6053,106 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * One schedule with its next run
+         * @description Another customer's schedule of that name answers 404.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The schedule */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "name": "nightly-totals",
+                         *       "cron": "0 2 * * *",
+                         *       "every_ms": null,
+                         *       "tz": "Europe/Paris",
+                         *       "job": {
+                         *         "type": "invoke",
+                         *         "payload": {
+                         *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *           "parameters": {
+                         *             "x": 5,
+                         *             "y": 7
+                         *           }
+                         *         }
+                         *       },
+                         *       "paused": false,
+                         *       "next_run_at": "2026-12-04T01:00:00.000Z",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "updated_at": "2026-12-03T17:30:00.000Z"
+                         *     } */
+                        "application/json": components["schemas"]["Schedule"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The service is suspended or the balance does not cover it (`payment-required`) */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
         put?: never;
         post?: never;
         /** Delete a schedule */
