@@ -239,6 +239,7 @@ export const jobsDocs: RouteDocs = (registry) => {
         progress: 0,
         attempts_made: 0,
         created_at: ex.at,
+        started_at: ex.later,
         finished_at: ex.later,
       }),
     },

@@ -2148,6 +2148,7 @@ export interface paths {
                          *       "progress": 0,
                          *       "attempts_made": 0,
                          *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "started_at": "2026-12-03T17:30:00.412Z",
                          *       "finished_at": "2026-12-03T17:30:00.412Z"
                          *     } */
                         "application/json": components["schemas"]["Job"];
