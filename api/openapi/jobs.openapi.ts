@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { jobStates } from '../../db/entities/job-record.entity.js';
 import { jobRegistry } from '../../jobs/registry.js';
-import { jobIdParams, submitJobBody } from '../routes/jobs.routes.js';
+import { jobIdParams, jobReadQuery, submitJobBody } from '../routes/jobs.routes.js';
 import { bulkJobItem, maxBulkJobs } from '../bulk-jobs.js';
 import { documentRoute, ex, exampleOf, json, jsonBody, timestamp, type RouteDocs } from './document-route.js';
 
@@ -19,6 +19,7 @@ export const jobSchema = z
     error: z.string().optional().describe('Why the last attempt failed'),
     schedule: z.string().optional().describe('The schedule whose run this job is; absent for a job submitted directly'),
     retry_of: z.uuid().optional().describe('The job this one retries (POST /jobs/{id}/retry); absent otherwise'),
+    payload: z.unknown().optional().describe('The payload it was submitted with: only `GET /jobs/{id}?include=payload` shows it'),
     created_at: timestamp,
     started_at: timestamp
       .optional()
@@ -220,7 +221,8 @@ export const jobsDocs: RouteDocs = (registry) => {
     method: 'get',
     path: '/jobs/:id',
     summary: 'Get a job',
-    request: { params: jobIdParams },
+    description: 'With `?include=payload`, the job carries the payload it was submitted with.',
+    request: { params: jobIdParams, query: jobReadQuery },
     responses: { 200: json(jobSchema, 'The job') },
     problems: [404],
   });

@@ -23,6 +23,10 @@ import { submitJobList } from '../../queue/submit-jobs-bulk.js';
 export { submitJobBody };
 
 export const jobIdParams = z.object({ id: z.string().uuid('a job id is a UUID') });
+/** `?include=payload` adds the job's payload to GET /jobs/:id (left out by default: it can be large, and polls need none). */
+export const jobReadQuery = z.strictObject({
+  include: z.literal('payload', "the only thing to include is 'payload'").optional().describe('`payload`: answer the job with its payload'),
+});
 
 export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' | 'refund'>): Router {
   const router = Router();
@@ -113,12 +117,13 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
   router.get('/jobs/:id', async (req, res) => {
     const principal = principalOf(req);
     const { id } = parseInput(jobIdParams, req.params, 'params');
+    const { include } = parseInput(jobReadQuery, req.query, 'query');
     const reading = performance.now();
     // One prepared raw select (no identity map): the root entity manager serves without a fork per request.
     const job = await findJob(deps.orm.em, principal.customerId, id);
     recordStage(req, 'db', reading);
     if (!job) throw notFound(`job ${id}`);
-    sendJson(res, 200, jobView(job));
+    sendJson(res, 200, include === 'payload' ? { ...jobView(job), payload: job.payload } : jobView(job));
   });
 
   router.delete('/jobs/:id', async (req, res) => {

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { expectProblem } from '../auth/expect-problem.js';
 import type { TestUser } from '../helpers/accounts.js';
 import type { httpClient } from '../helpers/http.js';
 import { waitFor } from '../helpers/http.js';
@@ -175,6 +176,25 @@ describe('submit and poll', () => {
     expect((await request('DELETE', `/api/v1/jobs/${response.body.id}`, { token: bob.accessToken })).status).toBe(404);
     const bobsList = await request('GET', '/api/v1/jobs?limit=100', { token: bob.accessToken });
     expect(bobsList.body.items.map((job: { id: string }) => job.id)).not.toContain(response.body.id);
+  });
+});
+
+describe('GET /jobs/:id?include=payload', () => {
+  it('answers the payload only when asked for it; anything else to include is 400, and another customer still 404', async () => {
+    const payload = { substrate_id: substrateId, parameters: { x: 6, y: 7 } };
+    const submitted = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body: { type: 'invoke', payload } });
+    const plain = await request('GET', `/api/v1/jobs/${submitted.body.id}`, { token: alice.accessToken });
+    expect(plain.status).toBe(200);
+    expect(plain.body).not.toHaveProperty('payload');
+    const withPayload = await request('GET', `/api/v1/jobs/${submitted.body.id}?include=payload`, { token: alice.accessToken });
+    expect(withPayload.status, withPayload.text).toBe(200);
+    expect(withPayload.body).toMatchObject({ id: submitted.body.id, type: 'invoke', payload });
+    for (const query of ['include=secrets', 'include=payload&include=payload', 'expand=payload']) {
+      const refused = await request('GET', `/api/v1/jobs/${submitted.body.id}?${query}`, { token: alice.accessToken });
+      expectProblem(refused, 400, 'validation');
+      expect(refused.text).not.toContain('parameters');
+    }
+    expectProblem(await request('GET', `/api/v1/jobs/${submitted.body.id}?include=payload`, { token: bob.accessToken }), 404, 'not-found');
   });
 });
 

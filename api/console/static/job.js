@@ -38,6 +38,9 @@ const note = (text) => (text ? h('span', { class: 'muted' }, ` (${text})`) : nul
 const waited = (job) => note(duration(job.created_at, job.started_at) && `waited ${duration(job.created_at, job.started_at)}`);
 const ran = (job) => note(duration(job.started_at, job.finished_at) && `ran ${duration(job.started_at, job.finished_at)}`);
 
+/** The payload the job was submitted with (GET /jobs/:id?include=payload); its events do not carry it. */
+let payload;
+
 function render(job) {
   const retryButton = retryableStates.includes(job.state) ? h('button', { type: 'button', id: 'retry' }, 'Retry this job') : null;
   retryButton?.addEventListener('click', () => void retry(retryButton));
@@ -56,6 +59,7 @@ function render(job) {
   // DOM's replaceChildren would write a null as the text "null": only the sections this job has.
   const sections = [
     h('dl', {}, ...details.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)])),
+    payload !== undefined ? h('section', {}, h('h2', {}, 'Payload'), h('pre', { id: 'payload' }, JSON.stringify(payload, null, 2))) : null,
     job.error ? h('section', {}, h('h2', {}, 'Error'), h('pre', { id: 'error' }, job.error)) : null,
     job.result !== undefined
       ? h('section', {}, h('h2', {}, 'Result'), h('pre', { id: 'result' }, JSON.stringify(job.result, null, 2)))
@@ -101,12 +105,13 @@ async function followDeliveries(grace = 0) {
 }
 
 await renderNav('jobs');
-const answer = await api('GET', `/jobs/${encodeURIComponent(jobId)}`);
+const answer = await api('GET', `/jobs/${encodeURIComponent(jobId)}?include=payload`);
 if (answer.status !== 200) {
   showAlert(answer.status === 404 ? 'No such job.' : problemText(answer));
   document.getElementById('deliveries-section').hidden = true;
 } else {
-  let job = answer.body;
+  let job;
+  ({ payload, ...job } = answer.body);
   render(job);
   // Deliveries are read now, and again when the job finishes (its events are emitted then), not polled meanwhile.
   void followDeliveries();

@@ -2025,10 +2025,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a job */
+        /**
+         * Get a job
+         * @description With `?include=payload`, the job carries the payload it was submitted with.
+         */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description `payload`: answer the job with its payload */
+                    include?: "payload";
+                };
                 header?: never;
                 path: {
                     id: string;
@@ -10011,6 +10017,8 @@ export interface components {
              * @description The job this one retries (POST /jobs/{id}/retry); absent otherwise
              */
             retry_of?: string;
+            /** @description The payload it was submitted with: only `GET /jobs/{id}?include=payload` shows it */
+            payload?: unknown;
             /**
              * Format: date-time
              * @description ISO 8601, UTC
@@ -10812,6 +10820,8 @@ export interface components {
              * @description The job this one retries (POST /jobs/{id}/retry); absent otherwise
              */
             retry_of?: string;
+            /** @description The payload it was submitted with: only `GET /jobs/{id}?include=payload` shows it */
+            payload?: unknown;
             /**
              * Format: date-time
              * @description ISO 8601, UTC
