@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import { unstorableReason } from '../jobs/storable-text.js';
-import { ProblemError, type FieldError } from './problems.js';
+import { ProblemError, shortKey, type FieldError } from './problems.js';
 
 /** Deepest nesting a JSON body may have. Deeper bodies overflow the stack of JSON.stringify and friends. */
 export const maxBodyDepth = 64;
@@ -26,7 +26,8 @@ export function unstorableInput(value: unknown, source: string, limit = 10): Fie
       continue;
     }
     for (const [key, inner] of Object.entries(current)) {
-      const innerPath = `${path}.${key}`;
+      // Cut as fieldErrors cuts unknown keys: a 1 MiB key must not come back whole, in the field and again in the detail.
+      const innerPath = `${path}.${shortKey(key)}`;
       const reason = unstorableReason(key);
       if (reason) errors.push({ field: innerPath, message: `key ${reason}` });
       else stack.push([inner, innerPath, depth + 1]);

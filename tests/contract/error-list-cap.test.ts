@@ -48,6 +48,18 @@ describe('a long list of field errors is capped', () => {
     expect(response.text.length).toBeLessThan(2_000);
   });
 
+  it('cuts a long key to 128 characters where an unstorable key or value under it is named', async () => {
+    const long = 'x'.repeat(500_000);
+    const badKey = await post('/substrates', { expression_type: 'constant', value: 1, [`${long}\u0000`]: 1 });
+    expectProblem(badKey, 400, 'validation');
+    expect(badKey.body.errors).toEqual([{ field: `body.${'x'.repeat(128)}…`, message: 'key contains U+0000 (NUL)' }]);
+    expect(badKey.text.length).toBeLessThan(2_000);
+    const badValue = await post('/substrates', { expression_type: 'constant', value: 1, metadata: { [long]: 'a\u0000b' } });
+    expectProblem(badValue, 400, 'validation');
+    expect(badValue.body.errors).toEqual([{ field: `body.metadata.${'x'.repeat(128)}…`, message: 'contains U+0000 (NUL)' }]);
+    expect(badValue.text.length).toBeLessThan(2_000);
+  });
+
   it('names a single unknown field, as before', async () => {
     const response = await post('/substrates', { expression_type: 'constant', value: 1, colour: 'red' });
     expectProblem(response, 400, 'validation', ['body.colour']);
