@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import type { NewRequestLog } from '../db/repositories/request-logs.js';
 import { isKnownServiceType } from '../jobs/billing/pricing.js';
+import { storableTime } from './storable-time.js';
 
 /** One NDJSON line of POST /admin/usage/ingest: a request the edge proxy served. */
 export const ingestRowSchema = z.strictObject({
-  timestamp: z.iso.datetime({ offset: true }),
+  timestamp: storableTime(),
   customer_id: z.uuid(),
   service_type: z.string().refine(isKnownServiceType, 'is not a service type the pricing table knows'),
   method: z.string().regex(/^[A-Z]{1,16}$/, 'must be an upper-case HTTP method'),

@@ -34,6 +34,7 @@ import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { parseInput } from '../validate.js';
 import { inTransaction } from '../../db/transaction.js';
+import { storableTime } from '../storable-time.js';
 
 const iso = (value: string | Date): string => new Date(value).toISOString();
 const isoOrNull = (value: string | Date | null): string | null => (value === null ? null : iso(value));
@@ -65,7 +66,7 @@ export const loginBody = z.strictObject({
 export const refreshTokenBody = z.strictObject({ refresh_token: z.string().min(1).max(512) });
 export const tosAcceptBody = z.strictObject({ version: z.string().min(1).max(64) });
 
-const expiresAt = z.iso.datetime({ offset: true }).nullable().optional();
+const expiresAt = storableTime().nullable().optional();
 
 export const createApiKeyBody = z.strictObject({
   name: z.string().trim().min(1).max(100),

@@ -13,6 +13,7 @@ import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { parseInput } from '../validate.js';
 import { jobIdParams } from './jobs.routes.js';
+import { storableTime } from '../storable-time.js';
 
 const stateAlternatives = jobStates.join('|');
 
@@ -32,8 +33,7 @@ export const stateListQuery = z.preprocess(
 
 /** An ISO 8601 time with its offset (`Z` or `+02:00`). */
 export const timeQuery = (what: string) =>
-  z.iso
-    .datetime({ offset: true, message: 'an ISO 8601 date-time with a time zone, e.g. 2026-12-03T10:00:00Z' })
+  storableTime()
     .describe(what)
     .meta({ example: '2026-12-01T00:00:00Z' });
 

@@ -18,6 +18,7 @@ import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { parseInput } from '../validate.js';
+import { storableTime } from '../storable-time.js';
 
 const metadataSchema = atMostJson(z.record(z.string().min(1).max(128), z.unknown()), 8192, 'metadata');
 
@@ -103,7 +104,7 @@ export function relationshipsRoutes(deps: ApiDeps): Router {
       const { substrate_id } = parseInput(edgeListParams, req.params, 'params');
       const query = parseInput(edgeListQuery, req.query, 'query');
       await requireSubstrates(customerId, [['params.substrate_id', substrate_id]]);
-      const after = decodeCursor(query.cursor, z.object({ createdAt: z.iso.datetime(), id: z.string().uuid() }));
+      const after = decodeCursor(query.cursor, z.object({ createdAt: storableTime(), id: z.string().uuid() }));
       const rows = await listEdges(em(), customerId, substrate_id, direction, after, query.limit + 1);
       res.json(page(rows, query.limit, relationshipView, (row) => ({ createdAt: new Date(row.createdAt).toISOString(), id: row.id })));
     });

@@ -24,6 +24,7 @@ import { forEachInSlices } from '../slices.js';
 import { fieldErrorsProblem, parseInput } from '../validate.js';
 import { substrateIdentity } from './substrate-identity.js';
 import { inTransaction } from '../../db/transaction.js';
+import { storableTime } from '../storable-time.js';
 
 const metadataSchema = atMostJson(atMostKeys(z.record(z.string().min(1).max(128), z.unknown()), 64, 'metadata keys'), 8192, 'metadata');
 
@@ -61,7 +62,7 @@ const nameHint = {
 export const searchSubstratesQuery = z.object({
   name: z.string().max(256).optional().describe('Substrates whose `metadata.name` is exactly this (a substrate has no other name)'),
   expression_type: z.enum(['expression', 'constant']).optional(),
-  created_after: z.iso.datetime({ offset: true }).optional(),
+  created_after: storableTime().optional(),
   ...paginationQuery,
 });
 
@@ -228,7 +229,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
     const metadata = metadataFilters(req.query);
     const plainQuery = Object.fromEntries(Object.entries(req.query).filter(([key]) => !key.startsWith('metadata.')));
     const query = parseInput(searchSubstratesQuery.strict(), plainQuery, 'query');
-    const after = decodeCursor(query.cursor, z.object({ createdAt: z.iso.datetime(), id: substrateIdSchema }));
+    const after = decodeCursor(query.cursor, z.object({ createdAt: storableTime(), id: substrateIdSchema }));
     const rows = await searchSubstrates(em(), {
       customerId,
       name: query.name,

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
 import { loginAdmin } from '../helpers/accounts.js';
 import { waitFor } from '../helpers/http.js';
+import { outOfRangeTimes } from '../helpers/out-of-range-times.js';
 import { useTestApp } from '../helpers/suite.js';
 
 /** The operators' job tools (SPEC §9, issue 19): search across customers, bulk retry and cancel, pause, audit. */
@@ -100,6 +101,10 @@ describe('POST /admin/jobs/retry', () => {
     expectProblem(await admin('POST', '/admin/jobs/retry', { ...filters, limit: 10_001 }), 422, 'unprocessable', ['body.limit']);
     expectProblem(await admin('POST', '/admin/jobs/retry', { ...filters, state: 'failed' }), 400, 'validation', ['body.state']);
     expectProblem(await admin('POST', '/admin/jobs/retry', { created_after: 'last week' }), 400, 'validation', ['body.created_after']);
+    for (const time of outOfRangeTimes) {
+      expectProblem(await admin('POST', '/admin/jobs/retry', { created_before: time, dry_run: true }), 400, 'validation', ['body.created_before']);
+      expectProblem(await admin('GET', `/admin/jobs?created_after=${encodeURIComponent(time)}`), 400, 'validation', ['query.created_after']);
+    }
 
     const real = await admin('POST', '/admin/jobs/retry', { ...filters, limit: 2 });
     expect(real.body).toMatchObject({ dry_run: false, matched: 2, retried: 2 });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decryptSecret } from '../../lib/crypto.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
+import { outOfRangeTimes } from '../helpers/out-of-range-times.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { expectProblem, jwtClaims } from './expect-problem.js';
 
@@ -84,6 +85,20 @@ describe('POST /api-keys', () => {
 
   it('accepts another well-formed service type, such as seal', async () => {
     expect((await createKey(alice, { service_type: 'seal' })).service_type).toBe('seal');
+  });
+
+  it('accepts the last instant of year 9999 as expires_at, and refuses a later one or year 0 with 400 naming it (not a 500)', async () => {
+    const latest = await createKey(alice, { expires_at: '9999-12-31T23:59:59.999Z' });
+    expect(latest.expires_at).toBe('9999-12-31T23:59:59.999Z');
+    for (const expiresAt of outOfRangeTimes) {
+      const response = await request('POST', '/api/v1/api-keys', {
+        token: alice.accessToken,
+        body: { name: 'far', service_type: 'compute', expires_at: expiresAt },
+      });
+      expectProblem(response, 400, 'validation', ['body.expires_at']);
+      const rotated = await request('POST', `/api/v1/api-keys/${latest.id}/rotate`, { token: alice.accessToken, body: { expires_at: expiresAt } });
+      expectProblem(rotated, 400, 'validation', ['body.expires_at']);
+    }
   });
 
   it('rejects an expires_at in the past with 422', async () => {

@@ -6,6 +6,7 @@ import { monthRolloverJob } from '../../jobs/month-rollover/month-rollover.job.j
 import { expectProblem } from '../auth/expect-problem.js';
 import { loginAdmin, registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
+import { outOfRangeTimes } from '../helpers/out-of-range-times.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { customerIdOf, ingest, runJob, usageLines } from './back-office-fixtures.js';
 
@@ -282,6 +283,14 @@ describe('GET /billing/usage and /billing/transactions', () => {
     expectProblem(await request('GET', '/api/v1/billing/usage?from=yesterday', { token: user.accessToken }), 400, 'validation', [
       'query.from',
     ]);
+    for (const time of outOfRangeTimes) {
+      for (const field of ['from', 'to']) {
+        const response = await request('GET', `/api/v1/billing/usage?${field}=${encodeURIComponent(time)}`, { token: user.accessToken });
+        expectProblem(response, 400, 'validation', [`query.${field}`]);
+      }
+    }
+    const widest = await request('GET', '/api/v1/billing/usage?from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59.999Z', { token: user.accessToken });
+    expect(widest.status, widest.text).toBe(200);
     expectProblem(await request('GET', '/api/v1/billing/usage?service=seal', { token: user.accessToken }), 400, 'validation');
     expectProblem(await request('GET', '/api/v1/billing/usage?limit=101', { token: user.accessToken }), 400, 'validation', ['query.limit']);
     expectProblem(await request('GET', '/api/v1/billing/usage?cursor=forged', { token: user.accessToken }), 400, 'validation', [

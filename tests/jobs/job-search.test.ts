@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
+import { outOfRangeTimes } from '../helpers/out-of-range-times.js';
 import { useTestApp } from '../helpers/suite.js';
 
 /** GET /jobs filters and POST /jobs/:id/retry (SPEC §9, issue 19). */
@@ -78,6 +79,19 @@ describe('GET /jobs filters', () => {
     expectProblem(await suite.request('GET', `/api/v1/jobs?created_after=${at}&created_before=${at}`, { token }), 422, 'unprocessable', [
       'query.created_before',
     ]);
+  });
+
+  it.each(outOfRangeTimes)('refuses %s, a time outside years 0001–9999, with 400 naming the filter (not a 500)', async (time) => {
+    for (const field of ['created_after', 'created_before']) {
+      const response = await suite.request('GET', `/api/v1/jobs?${field}=${encodeURIComponent(time)}`, { token });
+      expectProblem(response, 400, 'validation', [`query.${field}`]);
+    }
+  });
+
+  it('takes the first and last instants of the range', async () => {
+    expect(await list(`created_after=${encodeURIComponent('9999-12-31T23:59:59.999Z')}`)).toEqual([]);
+    expect(await list(`created_before=${encodeURIComponent('0001-01-01T00:00:00Z')}`)).toEqual([]);
+    expect(await list(`created_after=${encodeURIComponent('0001-01-01T00:00:00Z')}&state=failed`)).toEqual([ids.failed]);
   });
 
   it("filters by schedule name, only the caller's, and refuses a malformed name", async () => {

@@ -9,6 +9,7 @@ import { expectProblem } from '../auth/expect-problem.js';
 import { customerIdOf, ingest, usageLines } from '../billing/back-office-fixtures.js';
 import { loginAdmin, registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
+import { outOfRangeTimes } from '../helpers/out-of-range-times.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp;
@@ -165,6 +166,17 @@ describe('POST /admin/usage/ingest', () => {
     expect(reasons[5]).toMatch(/future/);
     const [after] = await app.sql<{ n: string }>(`select count(*) as n from request_logs where service_type = 'seal'`);
     expect(Number(after!.n) - Number(before!.n)).toBe(4);
+  });
+
+  it('rejects a line timestamped outside years 0001–9999 by its number, naming timestamp, and stores the others', async () => {
+    const response = await ingest(request, adminToken, [
+      JSON.stringify(line()),
+      ...outOfRangeTimes.map((timestamp) => JSON.stringify(line({ timestamp }))),
+    ]);
+    expect(response.status, response.text).toBe(200);
+    expect(response.body.accepted).toBe(1);
+    expect(response.body.rejected.map((r: { line: number }) => r.line)).toEqual(outOfRangeTimes.map((_, i) => i + 2));
+    for (const rejected of response.body.rejected) expect(rejected.error).toMatch(/^timestamp: /);
   });
 
   it('answers 400 when no line is valid, storing nothing', async () => {

@@ -1,6 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { expectProblem } from '../auth/expect-problem.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import type { httpClient } from '../helpers/http.js';
+import { outOfRangeTimes } from '../helpers/out-of-range-times.js';
 import { useTestApp } from '../helpers/suite.js';
 
 const suite = useTestApp({ workers: true, users: 2 });
@@ -141,6 +143,20 @@ describe('substrates', () => {
     expect(pageOne.body.items).toHaveLength(4);
     expect(pageTwo.body.items).toHaveLength(2);
     expect(pageTwo.body.next_cursor).toBeNull();
+  });
+
+  it('filters by created_after within years 0001–9999, and answers a time outside them, or a cursor naming one, with 400 (not a 500)', async () => {
+    const dave = await registerUser(request);
+    await create(dave.accessToken, { expression_type: 'constant', value: 1 });
+    const since = (time: string) => request('GET', `/api/v1/substrates?created_after=${encodeURIComponent(time)}`, { token: dave.accessToken });
+    expect((await since('0001-01-01T00:00:00Z')).body.items).toHaveLength(1);
+    expect((await since('9999-12-31T23:59:59.999Z')).body.items).toEqual([]);
+    for (const time of outOfRangeTimes) {
+      expectProblem(await since(time), 400, 'validation', ['query.created_after']);
+      const cursor = Buffer.from(JSON.stringify({ createdAt: time, id: '0x0000000000000001' })).toString('base64url');
+      const paged = await request('GET', `/api/v1/substrates?cursor=${cursor}`, { token: dave.accessToken });
+      expectProblem(paged, 400, 'validation', ['query.cursor']);
+    }
   });
 
   it('answers a top-level name with 400 pointing at metadata.name, which ?name= filters on', async () => {
