@@ -21,4 +21,6 @@ export const isStorableTime = (value: string): boolean => {
  * so such a value is a 400 naming its field, never a 500 from the database or a `+010000-…` string later.
  */
 export const storableTime = () =>
-  z.iso.datetime({ offset: true, message: formatMessage }).refine(isStorableTime, { message: rangeMessage, when: (payload) => payload.issues.length === 0 });
+  z.iso
+    .datetime({ offset: true, message: formatMessage })
+    .refine(isStorableTime, { message: rangeMessage, when: (payload) => payload.issues.length === 0 });

@@ -65,7 +65,9 @@ export const submitHeaders = z.object({
     .string()
     .max(255)
     .optional()
-    .describe('Same key and body within 24 h: the same job, answered 202 as the first time (200 only to `Prefer: wait`); same key, other body: 422'),
+    .describe(
+      'Same key and body within 24 h: the same job, answered 202 as the first time (200 only to `Prefer: wait`); same key, other body: 422',
+    ),
 });
 
 /** The two answers of every submit, with examples of a job of this type (a batch's job has type `batch`). */

@@ -49,7 +49,9 @@ export const schedulesDocs: RouteDocs = (registry) => {
       }),
     },
     responses: {
-      201: json(scheduleSchema, 'Created', { Location: { description: 'The schedule: /api/v1/schedules/{name}', schema: { type: 'string' } } }),
+      201: json(scheduleSchema, 'Created', {
+        Location: { description: 'The schedule: /api/v1/schedules/{name}', schema: { type: 'string' } },
+      }),
       200: json(scheduleSchema, 'Replaced'),
     },
     problems: [404, 422],

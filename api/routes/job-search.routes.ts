@@ -32,10 +32,7 @@ export const stateListQuery = z.preprocess(
 );
 
 /** An ISO 8601 time with its offset (`Z` or `+02:00`). */
-export const timeQuery = (what: string) =>
-  storableTime()
-    .describe(what)
-    .meta({ example: '2026-12-01T00:00:00Z' });
+export const timeQuery = (what: string) => storableTime().describe(what).meta({ example: '2026-12-01T00:00:00Z' });
 
 /** The filters GET /jobs shares with the admin's searches. */
 export const timeFilters = {

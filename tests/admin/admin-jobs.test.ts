@@ -102,8 +102,12 @@ describe('POST /admin/jobs/retry', () => {
     expectProblem(await admin('POST', '/admin/jobs/retry', { ...filters, state: 'failed' }), 400, 'validation', ['body.state']);
     expectProblem(await admin('POST', '/admin/jobs/retry', { created_after: 'last week' }), 400, 'validation', ['body.created_after']);
     for (const time of outOfRangeTimes) {
-      expectProblem(await admin('POST', '/admin/jobs/retry', { created_before: time, dry_run: true }), 400, 'validation', ['body.created_before']);
-      expectProblem(await admin('GET', `/admin/jobs?created_after=${encodeURIComponent(time)}`), 400, 'validation', ['query.created_after']);
+      expectProblem(await admin('POST', '/admin/jobs/retry', { created_before: time, dry_run: true }), 400, 'validation', [
+        'body.created_before',
+      ]);
+      expectProblem(await admin('GET', `/admin/jobs?created_after=${encodeURIComponent(time)}`), 400, 'validation', [
+        'query.created_after',
+      ]);
     }
 
     const real = await admin('POST', '/admin/jobs/retry', { ...filters, limit: 2 });

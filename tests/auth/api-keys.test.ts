@@ -96,7 +96,10 @@ describe('POST /api-keys', () => {
         body: { name: 'far', service_type: 'compute', expires_at: expiresAt },
       });
       expectProblem(response, 400, 'validation', ['body.expires_at']);
-      const rotated = await request('POST', `/api/v1/api-keys/${latest.id}/rotate`, { token: alice.accessToken, body: { expires_at: expiresAt } });
+      const rotated = await request('POST', `/api/v1/api-keys/${latest.id}/rotate`, {
+        token: alice.accessToken,
+        body: { expires_at: expiresAt },
+      });
       expectProblem(rotated, 400, 'validation', ['body.expires_at']);
     }
   });

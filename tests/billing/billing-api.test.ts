@@ -289,7 +289,9 @@ describe('GET /billing/usage and /billing/transactions', () => {
         expectProblem(response, 400, 'validation', [`query.${field}`]);
       }
     }
-    const widest = await request('GET', '/api/v1/billing/usage?from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59.999Z', { token: user.accessToken });
+    const widest = await request('GET', '/api/v1/billing/usage?from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59.999Z', {
+      token: user.accessToken,
+    });
     expect(widest.status, widest.text).toBe(200);
     expectProblem(await request('GET', '/api/v1/billing/usage?service=seal', { token: user.accessToken }), 400, 'validation');
     expectProblem(await request('GET', '/api/v1/billing/usage?limit=101', { token: user.accessToken }), 400, 'validation', ['query.limit']);

@@ -169,7 +169,9 @@ describe('the console in a real browser', () => {
     await page.waitForURL(`**/console/jobs/${failedJobId}`);
     await page.locator('#state [data-state=failed]').waitFor();
     await expect.poll(() => page.locator('#error').innerText()).toMatch(/not found/);
-    expect(JSON.parse(await page.locator('#payload').innerText())).toMatchObject({ substrate_id: expect.stringMatching(/^0x[0-9a-f]{16}$/) });
+    expect(JSON.parse(await page.locator('#payload').innerText())).toMatchObject({
+      substrate_id: expect.stringMatching(/^0x[0-9a-f]{16}$/),
+    });
     await shot(page, '03-job-failed');
 
     await page.getByRole('button', { name: 'Retry this job' }).click();

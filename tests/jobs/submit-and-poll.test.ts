@@ -213,7 +213,9 @@ describe('idempotency', () => {
     const headers = { 'idempotency-key': 'replay-after-finish' };
     const first = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body, headers });
     expect(first.status, first.text).toBe(202);
-    await waitFor(async () => (await request('GET', `/api/v1/jobs/${first.body.id}`, { token: alice.accessToken })).body.state === 'completed');
+    await waitFor(
+      async () => (await request('GET', `/api/v1/jobs/${first.body.id}`, { token: alice.accessToken })).body.state === 'completed',
+    );
     const replay = await request('POST', '/api/v1/jobs', { token: alice.accessToken, body, headers });
     expect(replay.status, replay.text).toBe(202);
     expect(replay.body).toEqual({
@@ -281,10 +283,19 @@ describe('cancel', () => {
     const queued = await request('GET', `/api/v1/jobs/${submitted.body.id}`, { token: alice.accessToken });
     expect(queued.body).not.toHaveProperty('started_at');
     const cancelled = await request('DELETE', `/api/v1/jobs/${submitted.body.id}`, { token: alice.accessToken });
-    expect(cancelled.body).toMatchObject({ state: 'cancelled', attempts_made: 0, started_at: expect.any(String), finished_at: expect.any(String) });
+    expect(cancelled.body).toMatchObject({
+      state: 'cancelled',
+      attempts_made: 0,
+      started_at: expect.any(String),
+      finished_at: expect.any(String),
+    });
     expect(cancelled.body.started_at).toBe(cancelled.body.finished_at);
     const polled = await request('GET', `/api/v1/jobs/${submitted.body.id}`, { token: alice.accessToken });
-    expect(polled.body).toMatchObject({ state: 'cancelled', started_at: cancelled.body.finished_at, finished_at: cancelled.body.finished_at });
+    expect(polled.body).toMatchObject({
+      state: 'cancelled',
+      started_at: cancelled.body.finished_at,
+      finished_at: cancelled.body.finished_at,
+    });
   });
 
   it('answers 409 when the job already finished', async () => {

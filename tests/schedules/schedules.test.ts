@@ -142,7 +142,9 @@ describe('user schedules', () => {
     expect(replaced.status).toBe(200);
     expect((await request('GET', '/api/v1/schedules/located.one', { token: user.accessToken })).body).toEqual(replaced.body);
     expectProblem(await request('GET', '/api/v1/schedules/never-made', { token: user.accessToken }), 404, 'not-found');
-    expectProblem(await request('GET', `/api/v1/schedules/${'n'.repeat(65)}`, { token: user.accessToken }), 400, 'validation', ['params.name']);
+    expectProblem(await request('GET', `/api/v1/schedules/${'n'.repeat(65)}`, { token: user.accessToken }), 400, 'validation', [
+      'params.name',
+    ]);
   });
 
   it('deletes with 204: the scheduler goes too, and the name is then 404', async () => {

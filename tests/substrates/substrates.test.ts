@@ -148,7 +148,8 @@ describe('substrates', () => {
   it('filters by created_after within years 0001–9999, and answers a time outside them, or a cursor naming one, with 400 (not a 500)', async () => {
     const dave = await registerUser(request);
     await create(dave.accessToken, { expression_type: 'constant', value: 1 });
-    const since = (time: string) => request('GET', `/api/v1/substrates?created_after=${encodeURIComponent(time)}`, { token: dave.accessToken });
+    const since = (time: string) =>
+      request('GET', `/api/v1/substrates?created_after=${encodeURIComponent(time)}`, { token: dave.accessToken });
     expect((await since('0001-01-01T00:00:00Z')).body.items).toHaveLength(1);
     expect((await since('9999-12-31T23:59:59.999Z')).body.items).toEqual([]);
     for (const time of outOfRangeTimes) {

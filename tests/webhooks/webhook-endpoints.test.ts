@@ -61,7 +61,11 @@ describe('webhook endpoints', () => {
     expect(read.body).toEqual(endpoint);
     expect(read.text).not.toContain('whsec_');
     expectProblem(await request('GET', '/api/v1/webhooks/not-a-uuid', { token: alice.accessToken }), 400, 'validation', ['params.id']);
-    expectProblem(await request('GET', '/api/v1/webhooks/0190b1a2-0000-7000-8000-000000000000', { token: alice.accessToken }), 404, 'not-found');
+    expectProblem(
+      await request('GET', '/api/v1/webhooks/0190b1a2-0000-7000-8000-000000000000', { token: alice.accessToken }),
+      404,
+      'not-found',
+    );
   });
 
   it.each([
