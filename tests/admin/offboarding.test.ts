@@ -339,10 +339,13 @@ describe('DELETE /admin/customers/:id', () => {
       await suite.app.sql<{ n: number }>('select count(*)::int as n from escrow_transactions where customer_id = $1', [a.customerId]),
     ).toEqual(ledgerBefore);
 
-    const credited = await admin('POST', `/admin/customers/${customerC}/credits`, credit);
+    const credited = await admin('POST', `/admin/customers/${b.customerId}/credits`, credit);
     expect(credited.status, credited.text).toBe(201);
-    expect((await admin('POST', `/admin/customers/${customerC}/pause`)).body).toMatchObject({ customer_id: customerC, paused: true });
-    expect((await admin('POST', `/admin/customers/${customerC}/resume`)).body).toMatchObject({ customer_id: customerC, paused: false });
+    expect((await admin('POST', `/admin/customers/${b.customerId}/pause`)).body).toMatchObject({ customer_id: b.customerId, paused: true });
+    expect((await admin('POST', `/admin/customers/${b.customerId}/resume`)).body).toMatchObject({
+      customer_id: b.customerId,
+      paused: false,
+    });
   });
 
   it("refuses to delete an operator's own customer", async () => {
