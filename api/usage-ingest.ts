@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { NewRequestLog } from '../db/repositories/request-logs.js';
 import { isKnownServiceType } from '../jobs/billing/pricing.js';
+import { shortKey } from './problems.js';
 import { storableTime } from './storable-time.js';
 
 /** One NDJSON line of POST /admin/usage/ingest: a request the edge proxy served. */
@@ -66,8 +67,15 @@ export function parseIngestBody(body: string, now = Date.now()): ParsedIngest {
   return { rows, rejected };
 }
 
+/** Unknown keys one rejected line names; the rest are counted (a line of 100,000 unknown keys had echoed them all). */
+const maxNamedKeys = 10;
+
 function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
+  if (issue.code === 'unrecognized_keys') {
+    const named = issue.keys.slice(0, maxNamedKeys).map(shortKey).join(', ');
+    const more = issue.keys.length - maxNamedKeys;
+    return `unknown field${issue.keys.length > 1 ? 's' : ''} ${named}${more > 0 ? ` and ${more.toLocaleString('en-US')} more` : ''}`;
+  }
   const path = issue.path.map(String).join('.');
   return path ? `${path}: ${issue.message}` : issue.message;
 }

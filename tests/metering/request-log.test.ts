@@ -179,6 +179,18 @@ describe('POST /admin/usage/ingest', () => {
     for (const rejected of response.body.rejected) expect(rejected.error).toMatch(/^timestamp: /);
   });
 
+  it('names at most 10 unknown keys of a line, each cut to 128 characters, and counts the rest', async () => {
+    const flooded: Record<string, unknown> = line();
+    flooded['x'.repeat(100_000)] = 1;
+    for (let i = 0; i < 50_000; i++) flooded[`k${i}`] = 0;
+    const response = await ingest(request, adminToken, [JSON.stringify(line()), JSON.stringify(flooded)]);
+    expect(response.status, response.text.slice(0, 500)).toBe(200);
+    expect(response.body.rejected).toEqual([
+      { line: 2, error: `unknown fields ${'x'.repeat(128)}…, ${Array.from({ length: 9 }, (_, i) => `k${i}`).join(', ')} and 49,991 more` },
+    ]);
+    expect(response.text.length).toBeLessThan(2_000);
+  });
+
   it('answers 400 when no line is valid, storing nothing', async () => {
     const response = await ingest(request, adminToken, ['[]', JSON.stringify(line({ service_type: 'nope' }))]);
     expectProblem(response, 400, 'validation', ['body.line.1', 'body.line.2']);
