@@ -25,9 +25,10 @@ async function leaseScripts<T>(client: unknown, work: () => Promise<T>): Promise
   const counted = client as Counted;
   const original = counted.leaseAcquire;
   let scripts = 0;
-  counted.leaseAcquire = (...args: unknown[]) => {
-    scripts++;
-    return original.apply(counted, args);
+  // ioredis's auto-pipeline calls the client's script function again, on its pipeline: count the client's calls.
+  counted.leaseAcquire = function (this: unknown, ...args: unknown[]) {
+    if (this === counted) scripts++;
+    return original.apply(this, args);
   };
   try {
     return { result: await work(), scripts };

@@ -131,10 +131,11 @@ export class Victim {
       probe.once('error', reject);
     });
     probe.postMessage({ type: 'measure' });
-    void until.finally(() => {
+    const stop = () => {
       done = true;
       probe.postMessage({ type: 'stop' });
-    });
+    };
+    until.then(stop, stop);
     const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     const redisUsedBytes: number[] = [];
     const redisWriteErrors: string[] = [];
