@@ -68,10 +68,12 @@ export class Victim {
       gapMs: victimGapMs,
       healthEveryMs,
     };
-    const probe = new Worker(probeModule, {
-      workerData: setup,
-      ...(import.meta.url.endsWith('.ts') ? { execArgv: ['--import', 'tsx'] } : {}),
-    });
+    // From source, a fixed one-line entry registers tsx in the thread and imports the module: Node 20 takes
+    // neither a `.ts` entry nor `--import tsx` in a Worker's execArgv ("Unknown file extension").
+    const fromSource = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(probeModule.href)}); });`;
+    const probe = probeModule.pathname.endsWith('.ts')
+      ? new Worker(fromSource, { eval: true, workerData: setup })
+      : new Worker(probeModule, { workerData: setup });
     this.probe = probe;
     await new Promise<void>((resolve, reject) => {
       probe.once('error', reject);
