@@ -8,6 +8,7 @@ import { assertActiveService, authenticate, principalOf } from './auth/authentic
 import type { ApiDeps } from './deps.js';
 import { httpMetrics } from './metrics.js';
 import { refuseBodyUnlessJson } from './json-content-type.js';
+import { jsonTextBody } from './json-text-body.js';
 import { errorHandler, notFoundHandler } from './problems.js';
 import { createRateLimits, type RateLimits } from './rate-limits.js';
 import { customerLimits, inFlightLimit } from './concurrency-limits.js';
@@ -37,8 +38,11 @@ import { requestTiming } from './request-timing.js';
 
 /** Routes that take bodies up to 16 MiB; everything else stops at 1 MiB (413). */
 const largeBodyRoutes = new Set(['/api/v1/batches', '/api/v1/jobs/bulk', '/api/v1/substrates/batch', '/api/v1/admin/usage/ingest']);
-/** Routes that check their (up to 16 MiB) bodies item by item in bounded slices, so the input guard skips them. */
-const slicedBodyRoutes = new Set(['/api/v1/substrates/batch']);
+/**
+ * Routes whose (up to 16 MiB) bodies are parsed and checked off the event loop by their route (the batch
+ * checker's thread): the body stage leaves them JSON text, and the input guard skips them.
+ */
+const textBodyRoutes = new Set(['/api/v1/substrates/batch']);
 /** The one /api/v1 route whose body is not JSON (NDJSON; the route checks its own type). */
 const nonJsonRoutes = new Set(['/api/v1/admin/usage/ingest']);
 const jsonTypes = ['application/json', 'application/*+json'];
@@ -48,12 +52,14 @@ const jsonTypes = ['application/json', 'application/*+json'];
  * unparsed it would reach the route as no body at all (a form-encoded invoke ran without its parameters).
  * The admin pages outside /api/v1 keep their form.
  */
-function jsonBodies(): RequestHandler {
+function jsonBodies(isJson: (text: string) => Promise<boolean>): RequestHandler {
   const small = express.json({ limit: '1mb', strict: false, type: jsonTypes });
   const large = express.json({ limit: '16mb', strict: false, type: jsonTypes });
+  const text = jsonTextBody({ limit: '16mb', type: jsonTypes, isJson });
   return (req, res, next) => {
     const path = req.path; // a getter that parses the URL: read it once
     if (path.startsWith('/api/v1/') && !nonJsonRoutes.has(path)) refuseBodyUnlessJson(req);
+    if (textBodyRoutes.has(path)) return text(req, res, next);
     return (largeBodyRoutes.has(path) ? large : small)(req, res, next);
   };
 }
@@ -102,8 +108,13 @@ export function createApp(deps: ApiDeps): Express {
   if (startTiming) app.use(startTiming);
   app.use(timedStage('lifecycle', requestLifecycle([httpMetrics, accessLog(deps.logger), requestLogObserver(deps.requestLog)])));
   app.use(timedStage('headers', securityHeaders()));
-  app.use(timedStage('body', jsonBodies()));
-  app.use(timedStage('guard', inputGuard({ bodyCheckedByRoute: slicedBodyRoutes })));
+  app.use(
+    timedStage(
+      'body',
+      jsonBodies((text) => deps.batchChecker.isJson(text)),
+    ),
+  );
+  app.use(timedStage('guard', inputGuard({ bodyCheckedByRoute: textBodyRoutes })));
 
   const rateLimits = createRateLimits(deps.redis, deps.config);
   // The console's sign-in sessions: every authenticated route takes their cookie in place of a bearer token.

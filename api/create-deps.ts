@@ -18,6 +18,7 @@ import { createWebhookQueue, webhookQueueType } from '../queue/webhook-queue.js'
 import { closePasswordHasher, usePasswordHasher } from './auth/passwords.js';
 import { PrincipalCache } from './auth/principal.js';
 import type { ApiDeps } from './deps.js';
+import { SubstrateBatchChecker } from './substrate-batch/substrate-batch-checker.js';
 import { JobWaiter } from './job-waiter.js';
 import { countApiCacheLookup, customerJobsReader, queueDepthReader } from './metrics.js';
 import { RequestLogRecorder } from '../db/request-log-recorder.js';
@@ -67,7 +68,9 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   cache.onLookup = countApiCacheLookup;
   const leases = new LeaseSemaphores(redis, `${config.queuePrefix}:concurrency`, { leaseMs: config.concurrencyLeaseMs });
   const memoryGuard = new RedisMemoryGuard(redis, config.redisMemoryGuard);
+  const batchChecker = new SubstrateBatchChecker();
   return {
+    batchChecker,
     config,
     memoryGuard,
     orm,
@@ -100,6 +103,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
       await Promise.all([redis.quit(), queueConnection.quit(), subscriber.quit()]);
       await orm.close();
       await closePasswordHasher(passwordHasher);
+      await batchChecker.close();
     },
   };
 }

@@ -16,6 +16,7 @@ import type { JobWaiter } from './job-waiter.js';
 import type { RequestLogRecorder } from '../db/request-log-recorder.js';
 import type { LeaseSemaphores } from '../lib/lease-semaphore.js';
 import type { RedisMemoryGuard } from '../lib/redis-memory-guard.js';
+import type { SubstrateBatchChecker } from './substrate-batch/substrate-batch-checker.js';
 
 /** Everything the HTTP edge talks to. Built by `api/main.ts` (or a test) and handed to `createApp`. */
 export interface ApiDeps {
@@ -45,4 +46,6 @@ export interface ApiDeps {
   leases: LeaseSemaphores;
   /** Refuses new work while Redis is nearly full (REDIS_MEMORY_GUARD); sampled once a second. */
   memoryGuard: RedisMemoryGuard;
+  /** Parses and checks `POST /substrates/batch` bodies in a worker thread, off the event loop. */
+  batchChecker: SubstrateBatchChecker;
 }

@@ -5,7 +5,7 @@ import { ProblemError } from './problems.js';
 const jsonContentType = /^application\/(?:[\w.+-]+\+)?json[\t ]*(?:;|$)/i;
 
 /** Whether the request carries body bytes: a non-zero length, or a chunked body (whose length is unknown). */
-function hasBody(req: IncomingMessage): boolean {
+export function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   if (length !== undefined) return length.trim() !== '0';
   return req.headers['transfer-encoding'] !== undefined;

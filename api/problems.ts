@@ -66,6 +66,10 @@ export function describeFieldErrors(errors: FieldError[]): string {
   return more > 0 ? `${listed}; and ${more.toLocaleString('en-US')} more` : listed;
 }
 
+/** The answer to a body that is not JSON (body-parser's parse error, or a route's own check). */
+export const malformedJsonProblem = () =>
+  new ProblemError('validation', 'request body is not valid JSON', { errors: [{ field: 'body', message: 'malformed JSON' }] });
+
 export const notFound = (what: string) => new ProblemError('not-found', `${what} not found`);
 
 export function problemBody(type: ProblemType, detail: string, extra: Record<string, unknown> = {}) {
@@ -156,7 +160,7 @@ function toProblem(error: unknown): ProblemError {
   const status = candidate?.status ?? candidate?.statusCode;
   switch (candidate?.type) {
     case 'entity.parse.failed':
-      return new ProblemError('validation', 'request body is not valid JSON', { errors: [{ field: 'body', message: 'malformed JSON' }] });
+      return malformedJsonProblem();
     case 'entity.too.large':
       return new ProblemError('payload-too-large', 'request body is larger than this route accepts');
     case 'encoding.unsupported':

@@ -134,6 +134,8 @@ export class LeaseSemaphores {
   private readonly leaseMs: number;
   /** This process's leases: key → tokens, renewed together. */
   private readonly held = new Map<string, Set<string>>();
+  /** This process's `acquire` calls waiting for Redis: key → how many. */
+  private readonly taking = new Map<string, number>();
   private readonly processTag = randomBytes(6).toString('hex');
   private sequence = 0;
   private readonly renewTimer: NodeJS.Timeout;
@@ -159,19 +161,28 @@ export class LeaseSemaphores {
 
   /**
    * Takes a place in semaphore `name` of at most `limit` holders: a lease, or `{ full: held }` when all are
-   * taken. If Redis does not answer, the caller is let through with a lease that holds nothing (a limit
+   * taken — at once, without Redis, when this process's own leases and takes fill them. If Redis does not answer, the caller is let through with a lease that holds nothing (a limit
    * must not turn a Redis hiccup into refusals; the requests fail on their own if Redis is really gone).
    */
   async acquire(name: string, limit: number): Promise<Lease | { full: number }> {
     const key = this.keyOf(name);
+    // This process alone holds (or is taking) every place: full without asking Redis. A customer's burst of
+    // 3,000 requests at a limit of 200 then costs 200 scripts, not 3,000, and its refusals no round trip.
+    const mine = (this.held.get(key)?.size ?? 0) + (this.taking.get(key) ?? 0);
+    if (mine >= limit) return { full: mine };
     const token = this.nextToken();
     const released = this.takeReleased(key);
+    this.taking.set(key, (this.taking.get(key) ?? 0) + 1);
     let outcome: number;
     try {
       outcome = await this.redis.leaseAcquire(key, this.leaseMs, limit, token, ...released);
     } catch {
       this.queueRelease(key, released);
       return unheld;
+    } finally {
+      const left = (this.taking.get(key) ?? 1) - 1;
+      if (left > 0) this.taking.set(key, left);
+      else this.taking.delete(key);
     }
     return outcome <= 0 ? { full: -outcome } : this.hold(key, token);
   }

@@ -1,43 +1,32 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
-import type { SubstrateRow } from '../../db/repositories/substrate-store.js';
 import {
   deleteSubstrate,
   findSubstrateRow,
   replaceSubstrateMetadata,
   searchSubstrates,
+  upsertSerialisedSubstrates,
   upsertSubstrates,
-  type NewSubstrate,
+  type SubstrateRow,
+  type SubstrateRowWithMetadataText,
 } from '../../db/repositories/substrate-store.js';
-import { checkExpression, createCelEnvironment } from '../../jobs/invoke/cel-environment.js';
-import { atMostItems, atMostJson, atMostKeys, isLimitIssue } from '../../jobs/input-limits.js';
+import { atMostItems } from '../../jobs/input-limits.js';
 import { parametersSchema, substrateIdSchema } from '../../jobs/invoke/invoke.job.js';
 import { maxDimensionValues } from '../../jobs/invoke/operations.js';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { answerFromCache, submitAndRespond } from '../job-responses.js';
+import { jsonTextOf } from '../json-text-body.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
-import { fieldErrors, notFound, ProblemError, type FieldError } from '../problems.js';
-import { unstorableInput } from '../input-guard.js';
-import { forEachInSlices } from '../slices.js';
-import { fieldErrorsProblem, parseInput } from '../validate.js';
-import { substrateIdentity } from './substrate-identity.js';
+import { notFound, ProblemError } from '../problems.js';
+import { isFieldError, prepareSubstrate } from '../substrate-batch/prepare-substrate.js';
+import { parseInput } from '../validate.js';
+import { createSubstrateBody, nameHint, patchSubstrateBody } from './substrate-bodies.js';
 import { inTransaction } from '../../db/transaction.js';
 import { storableTime } from '../storable-time.js';
 
-const metadataSchema = atMostJson(atMostKeys(z.record(z.string().min(1).max(128), z.unknown()), 64, 'metadata keys'), 8192, 'metadata');
-
-export const createSubstrateBody = z.discriminatedUnion('expression_type', [
-  z.strictObject({ expression_type: z.literal('expression'), expression: z.string().min(1), metadata: metadataSchema.optional() }),
-  z.strictObject({ expression_type: z.literal('constant'), value: z.number().finite(), metadata: metadataSchema.optional() }),
-]);
-export const createSubstratesBatchBody = z.strictObject({
-  substrates: atMostItems(z.array(createSubstrateBody).min(1), 1000, 'substrates'),
-});
-/** What the route parses at once: the list itself; its items are checked one by one in slices (checkBatchInSlices). */
-const batchEnvelope = z.strictObject({ substrates: atMostItems(z.array(z.unknown()).min(1), 1000, 'substrates') });
-export const patchSubstrateBody = z.strictObject({ metadata: metadataSchema });
+export { createSubstrateBody, createSubstratesBatchBody, patchSubstrateBody } from './substrate-bodies.js';
 export const substrateParams = z.object({ id: substrateIdSchema });
 export const invokeBody = z.strictObject({ parameters: parametersSchema.optional() });
 const finite = z.number().finite();
@@ -51,14 +40,6 @@ export const operationBodies = {
 export const multiplyBody = z.strictObject({
   dimension_values: atMostItems(z.array(finite).min(1), maxDimensionValues, 'dimension values'),
 });
-/**
- * A substrate's name is `metadata.name` (SPEC §5 gives a substrate no other): `?name=` filters on it, and a
- * top-level `name` in a body is answered with where it goes rather than a bare "unknown field".
- */
-const nameHint = {
-  name: 'unknown field: a substrate\'s name is metadata.name ({"metadata": {"name": …}}), which GET /substrates?name= matches',
-};
-
 export const searchSubstratesQuery = z.object({
   name: z.string().max(256).optional().describe('Substrates whose `metadata.name` is exactly this (a substrate has no other name)'),
   expression_type: z.enum(['expression', 'constant']).optional(),
@@ -66,7 +47,15 @@ export const searchSubstratesQuery = z.object({
   ...paginationQuery,
 });
 
-const celEnvironment = createCelEnvironment();
+/**
+ * `{ ...substrateView(row), created }` as JSON text, its metadata spliced in as PostgreSQL gave it: a 10 MB
+ * batch's answer is neither parsed from the database nor serialised again on the event loop.
+ */
+function substrateViewJson(row: SubstrateRowWithMetadataText): string {
+  const { metadataText, created, ...rest } = row;
+  const { metadata: _none, created_at, updated_at, ...head } = substrateView({ ...rest, metadata: {} });
+  return `${JSON.stringify(head).slice(0, -1)},"metadata":${metadataText},${JSON.stringify({ created_at, updated_at, created }).slice(1)}`;
+}
 
 export function substrateView(row: SubstrateRow) {
   return {
@@ -79,73 +68,6 @@ export function substrateView(row: SubstrateRow) {
     updated_at: new Date(row.updatedAt).toISOString(),
   };
 }
-
-type CreateSubstrate = z.infer<typeof createSubstrateBody>;
-
-/** Checks syntax and builds the row; a bad expression is a 422 naming the field and position. */
-function prepareSubstrate(customerId: string, body: CreateSubstrate, field: string): NewSubstrate | FieldError {
-  if (body.expression_type === 'expression') {
-    const problem = checkExpression(celEnvironment, body.expression);
-    if (problem) {
-      const where = problem.position ? ` at line ${problem.position.line}, column ${problem.position.column}` : '';
-      return {
-        field: `${field}.expression`,
-        message: `${problem.message}${where}`,
-        ...(problem.position ? { position: problem.position } : {}),
-      };
-    }
-  }
-  const source = body.expression_type === 'expression' ? body.expression : String(body.value);
-  return {
-    ...substrateIdentity(customerId, body.expression_type, source),
-    customerId,
-    expressionType: body.expression_type,
-    expression: body.expression_type === 'expression' ? body.expression : null,
-    value: body.expression_type === 'constant' ? body.value : null,
-    metadata: body.metadata ?? {},
-  };
-}
-
-const isFieldError = (value: NewSubstrate | FieldError): value is FieldError => 'field' in value;
-
-/**
- * Checks a batch's items as the route's schema, the input guard and prepareSubstrate would check its whole body,
- * with the same answers (400 unstorable or malformed, 422 limits, then 422 expressions that do not parse),
- * but one item at a time in slices that yield to the event loop: compiling 1,000 expressions and checking
- * 60,000 metadata keys took seconds of CPU that /health and every other request waited behind.
- */
-async function checkBatchInSlices(customerId: string, items: readonly unknown[]): Promise<NewSubstrate[]> {
-  const unstorable: FieldError[] = [];
-  const invalid: FieldError[] = [];
-  let allLimits = true;
-  const unparsed: FieldError[] = [];
-  const prepared: NewSubstrate[] = [];
-  await forEachInSlices(items, (item, index) => {
-    const field = `body.substrates.${index}`;
-    // As the input guard: at most 10 unstorable values named, and once there is one, nothing else matters.
-    if (unstorable.length < maxUnstorableListed) unstorable.push(...unstorableInput(item, field, maxUnstorableListed - unstorable.length));
-    if (unstorable.length > 0) return;
-    const parsed = createSubstrateBody.safeParse(item);
-    if (!parsed.success) {
-      invalid.push(...fieldErrors(parsed.error, field, nameHint));
-      allLimits &&= parsed.error.issues.every(isLimitIssue);
-      return;
-    }
-    // A malformed body is refused as such; compiling the rest would be wasted.
-    if (invalid.length > 0) return;
-    const result = prepareSubstrate(customerId, parsed.data, field);
-    if (isFieldError(result)) unparsed.push(result);
-    else prepared.push(result);
-  });
-  if (unstorable.length > 0) throw fieldErrorsProblem(unstorable, false, 'input');
-  if (invalid.length > 0) throw fieldErrorsProblem(invalid, allLimits, 'body');
-  if (unparsed.length > 0)
-    throw new ProblemError('unprocessable', `${unparsed.length} substrate(s) do not parse; none were created`, { errors: unparsed });
-  return prepared;
-}
-
-/** Unstorable values one answer names, as the input guard (api/input-guard.ts). */
-const maxUnstorableListed = 10;
 
 function metadataFilters(query: Request['query']): Record<string, string> {
   const filters: Record<string, string> = {};
@@ -203,16 +125,20 @@ export function substratesRoutes(deps: ApiDeps): Router {
 
   router.post('/substrates/batch', async (req, res) => {
     const { customerId } = principalOf(req);
-    const { substrates } = parseInput(batchEnvelope, req.body, 'body', nameHint);
-    const prepared = await checkBatchInSlices(customerId, substrates);
-    const unique = [...new Map(prepared.map((s) => [s.id, s])).values()];
-    const rows = await inTransaction(em(), (tx) => upsertSubstrates(tx, unique));
+    // Parsed, checked and compiled in the batch checker's thread; only the rows' JSON text comes back.
+    const { ids, rows: rowsJson } = await deps.batchChecker.check(customerId, jsonTextOf(req.body));
+    const distinct = [...new Set(ids)];
+    const rows = await inTransaction(em(), (tx) => upsertSerialisedSubstrates(tx, customerId, rowsJson, distinct));
     const byId = new Map(rows.map((row) => [row.id, row]));
-    const items = prepared.map((s) => byId.get(s.id)).filter((row) => row !== undefined);
-    res.status(201).json({
-      items: items.map((row) => ({ ...substrateView(row), created: row.created })),
-      created: rows.filter((row) => row.created).length,
+    const items = ids.flatMap((id) => {
+      const row = byId.get(id);
+      return row ? [substrateViewJson(row)] : [];
     });
+    const created = rows.filter((row) => row.created).length;
+    res
+      .status(201)
+      .type('application/json')
+      .send(`{"items":[${items.join(',')}],"created":${created}}`);
   });
 
   router.post('/substrates/multiply', async (req, res) => {

@@ -17,6 +17,8 @@ export type SubstrateRow = Omit<Substrate, 'expression'>;
 const columns = `id, customer_id as "customerId", identity, expression_type as "expressionType", value, metadata,
   created_at as "createdAt", updated_at as "updatedAt"`;
 
+const columnsWithMetadataText = columns.replace('metadata,', 'metadata::text as "metadataText",');
+
 /** The row type of the substrates `jsonb_to_recordset` below. */
 const newSubstrateRecordset =
   'id text, "customerId" uuid, identity text, "expressionType" text, expression text, value float8, metadata jsonb';
@@ -27,16 +29,7 @@ const newSubstrateRecordset =
  */
 export async function upsertSubstrates(em: EntityManager, substrates: NewSubstrate[]): Promise<Array<SubstrateRow & { created: boolean }>> {
   if (substrates.length === 0) return [];
-  const inserted = await queryWithParameters<{ id: string }>(
-    em,
-    `insert into substrates (id, customer_id, identity, expression_type, expression, value, metadata)
-     select v.id, v."customerId", v.identity, v."expressionType", v.expression, v.value, v.metadata
-       from jsonb_to_recordset(?::jsonb) as v(${newSubstrateRecordset})
-     on conflict (id) do nothing
-     returning id`,
-    [JSON.stringify(substrates)],
-  );
-  const created = new Set(inserted.map((row) => row.id));
+  const created = await insertNewSubstrates(em, JSON.stringify(substrates));
   const customerId = substrates[0]?.customerId;
   const existing = await queryWithParameters<SubstrateRow>(
     em,
@@ -47,6 +40,48 @@ export async function upsertSubstrates(em: EntityManager, substrates: NewSubstra
   return substrates.flatMap((s) => {
     const row = byId.get(s.id);
     return row ? [{ ...row, created: created.has(s.id) }] : [];
+  });
+}
+
+/** Inserts the rows of `rowsJson` (a JSON array of NewSubstrate) that do not exist yet; answers the ids it inserted. */
+async function insertNewSubstrates(em: EntityManager, rowsJson: string): Promise<Set<string>> {
+  const inserted = await queryWithParameters<{ id: string }>(
+    em,
+    `insert into substrates (id, customer_id, identity, expression_type, expression, value, metadata)
+     select v.id, v."customerId", v.identity, v."expressionType", v.expression, v.value, v.metadata
+       from jsonb_to_recordset(?::jsonb) as v(${newSubstrateRecordset})
+     on conflict (id) do nothing
+     returning id`,
+    [rowsJson],
+  );
+  return new Set(inserted.map((row) => row.id));
+}
+
+/** A substrate row whose metadata is left as PostgreSQL's JSON text (for an answer that only repeats it). */
+export type SubstrateRowWithMetadataText = Omit<SubstrateRow, 'metadata'> & { metadataText: string; created: boolean };
+
+/**
+ * `upsertSubstrates` for rows already serialised (`rowsJson`, a JSON array of NewSubstrate of `customerId`,
+ * whose ids are `ids`), answering the metadata as JSON text: a 10 MB batch is then neither serialised nor
+ * parsed on the caller's thread.
+ */
+export async function upsertSerialisedSubstrates(
+  em: EntityManager,
+  customerId: string,
+  rowsJson: string,
+  ids: string[],
+): Promise<SubstrateRowWithMetadataText[]> {
+  if (ids.length === 0) return [];
+  const created = await insertNewSubstrates(em, rowsJson);
+  const existing = await queryWithParameters<Omit<SubstrateRowWithMetadataText, 'created'>>(
+    em,
+    `select ${columnsWithMetadataText} from substrates where customer_id = ? and id = any(?::text[])`,
+    [customerId, ids],
+  );
+  const byId = new Map(existing.map((row) => [row.id, row]));
+  return ids.flatMap((id) => {
+    const row = byId.get(id);
+    return row ? [{ ...row, created: created.has(id) }] : [];
   });
 }
 

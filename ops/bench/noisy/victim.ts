@@ -1,18 +1,12 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import type { Redis } from 'ioredis';
-import { call, type Answer } from './http.js';
+import { call } from './http.js';
 import { createSubstrate, type Customer } from './customers.js';
+import { victimCall, type ProbeReport, type ProbeSetup, type VictimCall } from './victim-probe.js';
 
-/** One of the victim's `Prefer: wait` invokes. */
-export interface VictimCall {
-  ms: number;
-  status: number;
-  /** The job's state in the answer (200: final; 202: still running after the wait). */
-  state: string | null;
-  jobId: string | null;
-  error: string | null;
-}
+export type { VictimCall } from './victim-probe.js';
 
 export interface VictimSample {
   calls: VictimCall[];
@@ -29,10 +23,15 @@ const victimGapMs = 100;
 const healthEveryMs = 100;
 const redisEveryMs = 500;
 
+/** The probe thread's module in the running build: `.ts` under tsx and vitest, `.js` once built. */
+const probeModule = new URL(`./victim-probe.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
+
 /**
  * The victim: a customer doing trivial work (`x * y`) with distinct parameters every call — a cached
  * invocation never reaches a worker and would prove nothing — one `Prefer: wait=30` invoke at a time,
- * while `/health` and Redis are probed beside it. Its webhook receiver is a loopback server.
+ * while `/health` and Redis are probed beside it. The timed calls (invokes and `/health`) run in a
+ * thread of their own (victim-probe.ts), away from the attacker's load generator on this thread. Its
+ * webhook receiver is a loopback server.
  */
 export class Victim {
   private counter = Math.floor(Math.random() * 1e9);
@@ -40,6 +39,7 @@ export class Victim {
   private receiverUrl = '';
   private readonly arrivals = new Map<string, (at: number) => void>();
   private readonly arrived = new Map<string, number>();
+  private probe: Worker | null = null;
 
   private constructor(
     readonly api: string,
@@ -52,7 +52,36 @@ export class Victim {
   static async start(api: string, customer: Customer, redis: Redis, probeKey: string): Promise<Victim> {
     const victim = new Victim(api, customer, await createSubstrate(api, customer, 'x * y'), redis, probeKey);
     await victim.listen();
+    await victim.startProbe();
     return victim;
+  }
+
+  /** Starts the thread that times the victim's calls, and waits until it has loaded. */
+  private async startProbe(): Promise<void> {
+    const setup: ProbeSetup = {
+      role: 'victim-probe',
+      api: this.api,
+      key: this.customer.key,
+      substrateId: this.substrateId,
+      // Its own range of `x`, apart from this thread's (warm-up invokes, webhook probes).
+      firstX: 2e9 + Math.floor(Math.random() * 1e9),
+      gapMs: victimGapMs,
+      healthEveryMs,
+    };
+    // From source, a fixed one-line entry registers tsx in the thread and imports the module: Node 20 takes
+    // neither a `.ts` entry nor `--import tsx` in a Worker's execArgv ("Unknown file extension").
+    const fromSource = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(probeModule.href)}); });`;
+    const probe = probeModule.pathname.endsWith('.ts')
+      ? new Worker(fromSource, { eval: true, workerData: setup })
+      : new Worker(probeModule, { workerData: setup });
+    this.probe = probe;
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.once('exit', (code) => reject(new Error(`the victim's probe thread exited (${code}) before it was ready`)));
+      probe.once('message', (report: ProbeReport) => (report.type === 'ready' ? resolve() : reject(new Error('unexpected probe report'))));
+    });
+    probe.removeAllListeners('exit');
+    probe.removeAllListeners('error');
   }
 
   private async listen(): Promise<void> {
@@ -90,36 +119,41 @@ export class Victim {
    * Resolves with everything sampled.
    */
   async measure(until: Promise<unknown>): Promise<VictimSample> {
+    const probe = this.probe;
+    if (!probe) throw new Error('the victim has no probe thread (Victim.start makes it)');
     let done = false;
-    void until.finally(() => (done = true));
-    const sample: VictimSample = { calls: [], health: [], redisUsedBytes: [], redisWriteErrors: [] };
+    const timed = new Promise<Extract<ProbeReport, { type: 'sample' }>>((resolve, reject) => {
+      const onMessage = (report: ProbeReport) => {
+        if (report.type !== 'sample') return;
+        probe.off('message', onMessage);
+        probe.off('error', reject);
+        resolve(report);
+      };
+      probe.on('message', onMessage);
+      probe.once('error', reject);
+    });
+    probe.postMessage({ type: 'measure' });
+    const stop = () => {
+      done = true;
+      probe.postMessage({ type: 'stop' });
+    };
+    until.then(stop, stop);
     const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-    const invokes = (async () => {
-      while (!done) {
-        sample.calls.push(await this.invoke());
-        await pause(victimGapMs);
-      }
-    })();
-    const health = (async () => {
-      while (!done) {
-        const answer = await call(this.api, 'GET', '/health', { timeoutMs: 30_000 });
-        sample.health.push({ ms: answer.ms, status: answer.status });
-        await pause(healthEveryMs);
-      }
-    })();
+    const redisUsedBytes: number[] = [];
+    const redisWriteErrors: string[] = [];
     const redis = (async () => {
       while (!done) {
         try {
-          sample.redisUsedBytes.push(Number(/used_memory:(\d+)/.exec(await this.redis.info('memory'))?.[1] ?? 0));
+          redisUsedBytes.push(Number(/used_memory:(\d+)/.exec(await this.redis.info('memory'))?.[1] ?? 0));
           await this.redis.set(this.probeKey, String(Date.now()), 'EX', 60);
         } catch (error) {
-          sample.redisWriteErrors.push(String(error).slice(0, 200));
+          redisWriteErrors.push(String(error).slice(0, 200));
         }
         await pause(redisEveryMs);
       }
     })();
-    await Promise.all([until.catch(() => undefined), invokes, health, redis]);
-    return sample;
+    const [{ calls, health }] = await Promise.all([timed, until.catch(() => undefined), redis]);
+    return { calls, health, redisUsedBytes, redisWriteErrors };
   }
 
   /**
@@ -172,19 +206,9 @@ export class Victim {
   }
 
   async close(): Promise<void> {
+    await this.probe?.terminate();
+    this.probe = null;
     this.receiver?.closeAllConnections();
     await new Promise((resolve) => this.receiver?.close(resolve));
   }
-}
-
-function victimCall(answer: Answer): VictimCall {
-  const error =
-    answer.networkError ?? (answer.status >= 400 ? String(answer.body?.detail ?? answer.body?.title ?? '') : (answer.body?.error ?? null));
-  return {
-    ms: answer.ms,
-    status: answer.status,
-    state: (answer.body?.state as string | undefined) ?? null,
-    jobId: (answer.body?.id as string | undefined) ?? null,
-    error: error === null ? null : String(error).slice(0, 200),
-  };
 }
