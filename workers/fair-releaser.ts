@@ -32,7 +32,7 @@ export interface FairReleaserOptions {
   reconcileEveryMs?: number;
   /**
    * Longest a finished job waits to be reported while its shard gathers a batch (`ReleaseOutcome.gather`), in
-   * ms. Default 20.
+   * ms. Default 50.
    */
   gatherMs?: number;
 }
@@ -67,7 +67,7 @@ const parseHints = (text: string): QueuedJobHints => (text === '' ? {} : (JSON.p
  * The worker side of fair sharing (docs/design/queues-and-storage.md §2). Workers report finished jobs;
  * per shard they are gathered into one release call — as many as the shard's last reply says it can spare
  * (`ReleaseOutcome.gather`: half of what it has in flight beyond its workers' concurrency), or whatever
- * finished within `gatherMs` — so a script call, its bookkeeping and its addBulk serve several jobs. One
+ * finished within `gatherMs` (then every shard reports what it gathered) — so a script call, its bookkeeping and its addBulk serve several jobs. One
  * flush at a time serves every due shard: their release calls go out together, and the ids they pop cost
  * one PostgreSQL read in all and one addBulk per shard. A popped id whose row is no longer releasable (cancelled
  * meanwhile) is reported back as not run, freeing its slot. One process at a time (a Redis lock) also ticks
@@ -93,7 +93,7 @@ export class FairReleaser {
   ) {
     this.tickMs = options.tickMs ?? 200;
     this.reconcileEveryMs = options.reconcileEveryMs ?? 15_000;
-    this.gatherMs = options.gatherMs ?? 20;
+    this.gatherMs = options.gatherMs ?? 50;
   }
 
   /** A job of `queueKey`'s shard finished (its final state written): charge it and release what fits. */
@@ -206,10 +206,12 @@ export class FairReleaser {
       if (shard.since !== null) oldest = Math.min(oldest, shard.since);
     }
     if (oldest === Infinity || this.gatherTimer) return;
+    // When the oldest is due, every shard reports what it gathered: one flush, one PostgreSQL read.
     this.gatherTimer = setTimeout(
       () => {
         this.gatherTimer = null;
-        this.schedule();
+        if (this.flushing) return;
+        this.launch(new Set([...this.shards].filter(([, shard]) => shard.pending.length > 0).map(([key]) => key)), false);
       },
       Math.max(1, oldest + this.gatherMs - now),
     );
