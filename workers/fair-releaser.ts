@@ -299,7 +299,10 @@ export class FairReleaser {
           }),
         );
       } catch (error) {
-        this.deps.logger.warn({ err: error, jobs: released.length }, 'fair-share release could not read its rows; reconcile heals the window');
+        this.deps.logger.warn(
+          { err: error, jobs: released.length },
+          'fair-share release could not read its rows; reconcile heals the window',
+        );
       }
     }
   }

@@ -44,7 +44,12 @@ async function uncontended(jobs: number) {
     await fair.release(key, [{ id, customerId: 'solo', workMs: 1 }]);
   }
   const usPerJob = perJob(startedAt, jobs);
-  return { key, usPerJob, serverUsPerJob: ((await scriptUsec()) - usec) / jobs, commandsPerJob: ((await commandCount()) - commands) / jobs };
+  return {
+    key,
+    usPerJob,
+    serverUsPerJob: ((await scriptUsec()) - usec) / jobs,
+    commandsPerJob: ((await commandCount()) - commands) / jobs,
+  };
 }
 
 async function backlogged(jobs: number) {
@@ -85,7 +90,17 @@ async function backlogged(jobs: number) {
   const releaseUs = perJob(releaseStarted, finished);
   const releaseServerUs = ((await scriptUsec()) - usec) / finished;
   const releaseCommands = ((await commandCount()) - commands) / finished;
-  return { key, admitUs, admitServerUs, admitCommands, releaseUs, releaseServerUs, releaseCommands, finished, bytesPerHeldId: Math.round(heldBytes / Math.max(1, heldA)) };
+  return {
+    key,
+    admitUs,
+    admitServerUs,
+    admitCommands,
+    releaseUs,
+    releaseServerUs,
+    releaseCommands,
+    finished,
+    bytesPerHeldId: Math.round(heldBytes / Math.max(1, heldA)),
+  };
 }
 
 /** A round trip with no work, for scale: the machine's share of each figure that is not the scripts'. */

@@ -51,14 +51,19 @@ describe('fair sharing: Redis commands per job', () => {
     const fair = createFairShare(redis, { windowMs: 50, minInflight: 4, maxReleasedPerCustomer: 16, defaultCostMs: 1 });
     const key = `cost:{${randomUUID().slice(0, 8)}}`;
     const owner = new Map<string, string>();
-    let inFlight: string[] = [];
+    const inFlight: string[] = [];
     for (const [customerId, weight] of [
       ['A', 16],
       ['B', 1],
     ] as const) {
       const backlog = ids(1000);
       for (const id of backlog) owner.set(id, customerId);
-      inFlight.push(...(await fair.admit(key, backlog.map((id) => ({ id, customerId, weight, hints: '{"cacheMissed":true}' })))));
+      inFlight.push(
+        ...(await fair.admit(
+          key,
+          backlog.map((id) => ({ id, customerId, weight, hints: '{"cacheMissed":true}' })),
+        )),
+      );
     }
     // Workers report eight finished jobs per call; each call releases as many.
     let finished = 0;
