@@ -30,12 +30,19 @@ export interface FairReleaserOptions {
   tickMs?: number;
   /** How often the leader repairs the in-flight accounting (`reconcile`), in ms. Default 15,000. */
   reconcileEveryMs?: number;
+  /**
+   * Longest a finished job waits to be reported while its shard gathers a batch (`ReleaseOutcome.gather`), in
+   * ms. Default 50.
+   */
+  gatherMs?: number;
 }
 
 interface ShardState {
   pending: FinishedJob[];
-  /** The flush under way, if any: one per shard, so releases of a shard never race each other. */
-  flushing: Promise<void> | null;
+  /** Finished jobs to gather before a release call (the last reply's `gather`); 1 until a reply says more. */
+  gather: number;
+  /** When the oldest pending job finished (ms since the epoch); null: nothing pending. */
+  since: number | null;
 }
 
 /**
@@ -58,19 +65,27 @@ const parseHints = (text: string): QueuedJobHints => (text === '' ? {} : (JSON.p
 
 /**
  * The worker side of fair sharing (docs/design/queues-and-storage.md §2). Workers report finished jobs;
- * per shard they are batched into one release call, whose popped ids cost one PostgreSQL read and one
- * addBulk. A popped id whose row is no longer releasable (cancelled meanwhile) is reported back as not
- * run, freeing its slot. One process at a time (a Redis lock) also ticks every shard and, less often,
- * reconciles their in-flight accounting, so neither a lost release nor a crashed worker idles a window.
+ * per shard they are gathered into one release call — as many as the shard's last reply says it can spare
+ * (`ReleaseOutcome.gather`: half of what it has in flight beyond its workers' concurrency), or whatever
+ * finished within `gatherMs` (then every shard reports what it gathered) — so a script call, its bookkeeping and its addBulk serve several jobs. One
+ * flush at a time serves every due shard: their release calls go out together, and the ids they pop cost
+ * one PostgreSQL read in all and one addBulk per shard. A popped id whose row is no longer releasable (cancelled
+ * meanwhile) is reported back as not run, freeing its slot. One process at a time (a Redis lock) also ticks
+ * every shard and, less often, reconciles their in-flight accounting, so neither a lost release nor a
+ * crashed worker idles a window.
  */
 export class FairReleaser {
   private readonly shards = new Map<string, ShardState>();
   private readonly owner = randomUUID();
   private readonly tickMs: number;
   private readonly reconcileEveryMs: number;
+  private readonly gatherMs: number;
   private timer: NodeJS.Timeout | null = null;
+  private gatherTimer: NodeJS.Timeout | null = null;
   private ticking: Promise<unknown> = Promise.resolve();
   private lastReconcile = 0;
+  /** The flush under way, if any: one at a time, so releases of a shard never race each other in this process. */
+  private flushing: Promise<void> | null = null;
 
   constructor(
     private readonly deps: FairReleaserDeps,
@@ -78,19 +93,20 @@ export class FairReleaser {
   ) {
     this.tickMs = options.tickMs ?? 200;
     this.reconcileEveryMs = options.reconcileEveryMs ?? 15_000;
+    this.gatherMs = options.gatherMs ?? 50;
   }
 
   /** A job of `queueKey`'s shard finished (its final state written): charge it and release what fits. */
   finished(queueKey: string, job: FinishedJob): void {
-    this.shard(queueKey).pending.push(job);
-    this.schedule(queueKey);
+    const shard = this.shard(queueKey);
+    shard.pending.push(job);
+    shard.since ??= Date.now();
+    this.schedule();
   }
 
   /** Releases in `queueKey`'s shard now (after any flush under way); resolves when its pending work is done. */
   async flush(queueKey: string): Promise<void> {
-    const shard = this.shard(queueKey);
-    while (shard.flushing) await shard.flushing;
-    await this.launch(queueKey, shard, false);
+    await this.flushNow([queueKey]);
   }
 
   start(): void {
@@ -104,12 +120,15 @@ export class FairReleaser {
     this.timer = setTimeout(tick, this.tickMs);
   }
 
-  /** Stops ticking, lets the flushes under way end and hands the lock on. */
+  /** Stops ticking, reports what is still gathered, lets the flush under way end and hands the lock on. */
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.gatherTimer) clearTimeout(this.gatherTimer);
+    this.gatherTimer = null;
     await this.ticking;
-    await Promise.all([...this.shards.values()].map((shard) => shard.flushing));
+    const gathered = [...this.shards].filter(([, shard]) => shard.pending.length > 0).map(([key]) => key);
+    await this.flushNow(gathered);
     await this.deps.redis.eval(
       `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`,
       1,
@@ -120,8 +139,8 @@ export class FairReleaser {
 
   /**
    * One leader tick: when this process holds (or takes) the lock, a reconcile of every shard when one is
-   * due, then a release with nothing finished in every shard not flushing already. Every process also
-   * retries here the batches of its own that a failed release kept.
+   * due, then a release in every shard (nothing finished, or what it gathered). Every process also retries
+   * here the batches of its own that a failed release kept.
    */
   async tickIfLeader(): Promise<boolean> {
     const held = await this.deps.redis.eval(
@@ -134,10 +153,8 @@ export class FairReleaser {
       this.tickMs * 5,
     );
     if (held !== 1) {
-      // Not the leader: only retry this process's own batches that a failed release kept.
-      await Promise.all(
-        [...this.shards].map(([key, shard]) => (shard.pending.length > 0 && !shard.flushing ? this.flush(key) : undefined)),
-      );
+      // Not the leader: only retry (or report) this process's own batches.
+      await this.flushNow([...this.shards].filter(([, shard]) => shard.pending.length > 0).map(([key]) => key));
       return false;
     }
     const keys = this.deps.shardKeys();
@@ -151,7 +168,7 @@ export class FairReleaser {
         if (dropped > 0) this.deps.logger.warn({ shard: key, dropped }, 'fair share dropped in-flight jobs BullMQ no longer runs');
       }
     }
-    await Promise.all(keys.map((key) => (this.shard(key).flushing ? undefined : this.flush(key))));
+    await this.flushNow(keys);
     return true;
   }
 
@@ -162,66 +179,131 @@ export class FairReleaser {
 
   private shard(queueKey: string): ShardState {
     let shard = this.shards.get(queueKey);
-    if (!shard) this.shards.set(queueKey, (shard = { pending: [], flushing: null }));
+    if (!shard) this.shards.set(queueKey, (shard = { pending: [], gather: 1, since: null }));
     return shard;
   }
 
-  /** Flushes on the next turn of the event loop, so the jobs that finish together share one call. */
-  private schedule(queueKey: string): void {
-    const shard = this.shard(queueKey);
-    if (!shard.flushing) void this.launch(queueKey, shard, true); // else the flush under way takes the new ones
+  /** A shard with this much gathered, or gathered this long, is released in the next flush. */
+  private due(shard: ShardState, now: number): boolean {
+    return shard.pending.length > 0 && (shard.pending.length >= shard.gather || now - (shard.since ?? now) >= this.gatherMs);
   }
 
-  private launch(queueKey: string, shard: ShardState, deferred: boolean): Promise<void> {
-    const ran = deferred
-      ? new Promise((resolve) => setImmediate(resolve)).then(() => this.run(queueKey, shard))
-      : this.run(queueKey, shard);
-    shard.flushing = ran
+  /**
+   * A flush on the next turn of the event loop when a shard is due (so the jobs that finish together share
+   * it), else a timer for when the oldest gathered job is due. During a flush nothing is scheduled: its end does.
+   */
+  private schedule(): void {
+    if (this.flushing) return;
+    const now = Date.now();
+    let oldest = Infinity;
+    for (const shard of this.shards.values()) {
+      if (this.due(shard, now)) {
+        if (this.gatherTimer) clearTimeout(this.gatherTimer);
+        this.gatherTimer = null;
+        this.launch(new Set(), true);
+        return;
+      }
+      if (shard.since !== null) oldest = Math.min(oldest, shard.since);
+    }
+    if (oldest === Infinity || this.gatherTimer) return;
+    // When the oldest is due, every shard reports what it gathered: one flush, one PostgreSQL read.
+    this.gatherTimer = setTimeout(
+      () => {
+        this.gatherTimer = null;
+        if (this.flushing) return;
+        this.launch(new Set([...this.shards].filter(([, shard]) => shard.pending.length > 0).map(([key]) => key)), false);
+      },
+      Math.max(1, oldest + this.gatherMs - now),
+    );
+  }
+
+  /** Releases in `keys` now (whatever they gathered, or nothing), after the flush under way. */
+  private async flushNow(keys: readonly string[]): Promise<void> {
+    while (this.flushing) await this.flushing;
+    await this.launch(new Set(keys), false);
+  }
+
+  private launch(forced: Set<string>, deferred: boolean): Promise<void> {
+    const ran = deferred ? new Promise((resolve) => setImmediate(resolve)).then(() => this.run(forced)) : this.run(forced);
+    this.flushing = ran
       .catch(() => false)
       .then((ok) => {
-        shard.flushing = null;
-        // Jobs that finished as it ended; after a failure the next tick retries instead.
-        if (ok && shard.pending.length > 0) this.schedule(queueKey);
+        this.flushing = null;
+        // Jobs that finished meanwhile; after a failure the next tick retries instead.
+        if (ok) this.schedule();
       });
-    return shard.flushing;
+    return this.flushing;
   }
 
-  /** Release calls until nothing is pending: one release, one PostgreSQL read and one addBulk each. */
-  private async run(queueKey: string, shard: ShardState): Promise<boolean> {
-    let first = true;
-    while (first || shard.pending.length > 0) {
-      first = false;
-      const batch = shard.pending.splice(0);
-      let released;
-      try {
-        released = await this.deps.fair.release(queueKey, batch);
-      } catch (error) {
-        // Nothing was charged: keep the batch for the next tick.
-        shard.pending.unshift(...batch);
-        this.deps.logger.warn({ err: error, shard: queueKey }, 'fair-share release failed; the next tick tries again');
-        return false;
-      }
+  /**
+   * Release calls, all due shards together, until none is due (`forced` ones are due in the first round):
+   * each round one release call per shard, one PostgreSQL read and one addBulk per shard. False when a
+   * release call failed (its batch is kept for the next tick).
+   */
+  private async run(forced: Set<string>): Promise<boolean> {
+    let ok = true;
+    const failed = new Set<string>();
+    for (let round = 0; ; round++) {
+      const now = Date.now();
+      const keys = [...this.shards]
+        .filter(([key, shard]) => !failed.has(key) && ((round === 0 && forced.has(key)) || this.due(shard, now)))
+        .map(([key]) => key);
+      if (round === 0) for (const key of forced) if (!this.shards.has(key)) keys.push(key);
+      if (keys.length === 0) return ok;
+      const calls = await Promise.all(
+        keys.map(async (key) => {
+          const shard = this.shard(key);
+          const batch = shard.pending.splice(0);
+          shard.since = null;
+          try {
+            const outcome = await this.deps.fair.releaseBatch(key, batch);
+            shard.gather = outcome.gather;
+            return { key, released: outcome.released };
+          } catch (error) {
+            // Nothing was charged: keep the batch for the next tick.
+            shard.pending.unshift(...batch);
+            shard.since ??= now;
+            failed.add(key);
+            ok = false;
+            this.deps.logger.warn({ err: error, shard: key }, 'fair-share release failed; the next tick tries again');
+            return { key, released: [] };
+          }
+        }),
+      );
+      const released = calls.flatMap((call) => call.released);
       if (released.length === 0) continue;
       try {
         const rows = await this.deps.readReleasable(released.map((job) => job.id));
         const byId = new Map(rows.map((row) => [row.id, row]));
-        const ready: ReleasedRow[] = [];
-        for (const job of released) {
-          const row = byId.get(job.id);
-          if (row) ready.push({ ...row, hints: parseHints(job.hints), backlogged: job.backlogged });
-          // Cancelled or finished meanwhile: free its slot, refund its charge.
-          else shard.pending.push({ id: job.id, customerId: job.customerId });
-        }
-        if (ready.length > 0) await this.deps.addToShard(queueKey, ready);
+        await Promise.all(
+          calls.map(async ({ key, released: jobs }) => {
+            const ready: ReleasedRow[] = [];
+            for (const job of jobs) {
+              const row = byId.get(job.id);
+              if (row) ready.push({ ...row, hints: parseHints(job.hints), backlogged: job.backlogged });
+              else {
+                // Cancelled or finished meanwhile: free its slot, refund its charge (in the next round).
+                const shard = this.shard(key);
+                shard.pending.push({ id: job.id, customerId: job.customerId });
+                shard.since = 0;
+              }
+            }
+            if (ready.length === 0) return;
+            try {
+              await this.deps.addToShard(key, ready);
+            } catch (error) {
+              // The popped ids stay counted in flight; reconcile frees their slots after its grace and the
+              // sweeper puts their rows back into their lanes.
+              this.deps.logger.warn({ err: error, shard: key, jobs: ready.length }, 'fair-share release could not add its jobs to BullMQ');
+            }
+          }),
+        );
       } catch (error) {
-        // The popped ids stay counted in flight; reconcile frees their slots after its grace and the
-        // sweeper puts their rows back into their lanes.
         this.deps.logger.warn(
-          { err: error, shard: queueKey, jobs: released.length },
-          'fair-share release could not add its jobs to BullMQ',
+          { err: error, jobs: released.length },
+          'fair-share release could not read its rows; reconcile heals the window',
         );
       }
     }
-    return true;
   }
 }

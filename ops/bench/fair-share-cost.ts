@@ -7,7 +7,7 @@
  *   release call per finished job — the path a quiet platform pays on every job;
  * - backlogged: customer A holds N jobs (admitted in chunks of 1,000), B submits too; workers finish
  *   jobs in batches of 32 and each release call pops as many — the dispatcher's steady state.
- * Prints µs per job: wall time (round trips included; a PING's round trip beside it for scale) and the
+ * Prints µs and Redis commands (those scripts run included) per job: wall time (round trips included; a PING's round trip beside it for scale) and the
  * scripts' own time in Redis (INFO commandstats: exact on a Redis of its own, e.g. REDIS_URL of a
  * `redis-server --port 6390`; other clients' scripts add to it on a shared one), and the Redis memory
  * of the held backlog.
@@ -25,19 +25,31 @@ async function scriptUsec(): Promise<number> {
   const stats = await redis.info('commandstats');
   return [...stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=\d+,usec=(\d+)/gm)].reduce((sum, match) => sum + Number(match[1]), 0);
 }
+/** Commands Redis ran so far, those inside scripts included (INFO commandstats; INFO itself left out). */
+async function commandCount(): Promise<number> {
+  const stats = await redis.info('commandstats');
+  return [...stats.matchAll(/^cmdstat_(?!info)[^:]+:calls=(\d+)/gm)].reduce((sum, match) => sum + Number(match[1]), 0);
+}
 const perJob = (startedAt: number, jobs: number) => Math.round(((performance.now() - startedAt) * 1000) / jobs);
 
 async function uncontended(jobs: number) {
   const fair = createFairShare(redis, { windowMs: 50, minInflight: 2, defaultCostMs: 1 });
   const key = shard();
   const usec = await scriptUsec();
+  const commands = await commandCount();
   const startedAt = performance.now();
   for (let i = 0; i < jobs; i++) {
     const id = uuidv7();
     await fair.admit(key, [{ id, customerId: 'solo', weight: 1 }]);
     await fair.release(key, [{ id, customerId: 'solo', workMs: 1 }]);
   }
-  return { key, usPerJob: perJob(startedAt, jobs), serverUsPerJob: ((await scriptUsec()) - usec) / jobs };
+  const usPerJob = perJob(startedAt, jobs);
+  return {
+    key,
+    usPerJob,
+    serverUsPerJob: ((await scriptUsec()) - usec) / jobs,
+    commandsPerJob: ((await commandCount()) - commands) / jobs,
+  };
 }
 
 async function backlogged(jobs: number) {
@@ -46,6 +58,7 @@ async function backlogged(jobs: number) {
   const ids = Array.from({ length: jobs }, () => uuidv7());
   const inFlight: Array<{ id: string; customerId: string }> = [];
   let usec = await scriptUsec();
+  let commands = await commandCount();
   const admitStarted = performance.now();
   for (let start = 0; start < ids.length; start += 1000) {
     const chunk = ids
@@ -57,10 +70,12 @@ async function backlogged(jobs: number) {
   }
   const admitUs = perJob(admitStarted, jobs);
   const admitServerUs = ((await scriptUsec()) - usec) / jobs;
+  const admitCommands = ((await commandCount()) - commands) / jobs;
   const heldBytes = (await redis.memory('USAGE', `${key}:fair:lane:A`)) ?? 0;
   const heldA = await redis.zcard(`${key}:fair:lane:A`);
 
   usec = await scriptUsec();
+  commands = await commandCount();
   const releaseStarted = performance.now();
   let finished = 0;
   while (inFlight.length > 0) {
@@ -74,7 +89,18 @@ async function backlogged(jobs: number) {
   }
   const releaseUs = perJob(releaseStarted, finished);
   const releaseServerUs = ((await scriptUsec()) - usec) / finished;
-  return { key, admitUs, admitServerUs, releaseUs, releaseServerUs, finished, bytesPerHeldId: Math.round(heldBytes / Math.max(1, heldA)) };
+  const releaseCommands = ((await commandCount()) - commands) / finished;
+  return {
+    key,
+    admitUs,
+    admitServerUs,
+    admitCommands,
+    releaseUs,
+    releaseServerUs,
+    releaseCommands,
+    finished,
+    bytesPerHeldId: Math.round(heldBytes / Math.max(1, heldA)),
+  };
 }
 
 /** A round trip with no work, for scale: the machine's share of each figure that is not the scripts'. */
@@ -96,13 +122,21 @@ console.log(
   JSON.stringify(
     {
       roundTripUs: ping,
-      uncontended: { jobs: 5_000, usPerJobAdmitPlusRelease: solo.usPerJob, roundTrips: 2, scriptUsPerJob: round(solo.serverUsPerJob) },
+      uncontended: {
+        jobs: 5_000,
+        usPerJobAdmitPlusRelease: solo.usPerJob,
+        roundTrips: 2,
+        scriptUsPerJob: round(solo.serverUsPerJob),
+        commandsPerJob: round(solo.commandsPerJob),
+      },
       backlogged: {
         jobs: held,
         usPerJobAdmitInChunksOf1000: backlog.admitUs,
         scriptUsPerJobAdmit: round(backlog.admitServerUs),
+        commandsPerJobAdmit: round(backlog.admitCommands),
         usPerJobReleaseInBatchesOf32: backlog.releaseUs,
         scriptUsPerJobRelease: round(backlog.releaseServerUs),
+        commandsPerJobRelease: round(backlog.releaseCommands),
         redisBytesPerHeldId: backlog.bytesPerHeldId,
       },
     },

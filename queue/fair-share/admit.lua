@@ -7,25 +7,52 @@
   promotes it into its lane), so a delay cannot bypass fair sharing. Admitting a job twice is a no-op.
   Returns the ids released now (the caller adds them to BullMQ).
 ]]
-local released = {}
+local jobs, ids, idsOf, customers = {}, {}, {}, {}
 for i = 10, #ARGV, 6 do
-  local id, customer, weight, score = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local dueAt, hints = tonumber(ARGV[i + 4]), ARGV[i + 5]
-  setWeight(customer, weight)
-  if redis.call('HEXISTS', releasedKey, id) == 1 or redis.call('ZSCORE', lanePrefix .. customer, id)
-    or redis.call('ZSCORE', delayedKey, id) then
-    -- already admitted
-  elseif dueAt > now then
-    delay(id, customer, score, hints, dueAt)
-  elseif not redis.call('ZSCORE', lanesKey, customer) and windowOpen() and underCap(customer) and not isPaused(customer) then
-    local start = laneless(customer)
-    advanceVmin(start)
-    local est = markReleased(id, customer)
-    storeLaneless(customer, start + est / tonumber(weight))
-    released[#released + 1] = id
-  else
-    hold(id, customer, score, hints)
+  local job = { id = ARGV[i], customer = ARGV[i + 1], weight = ARGV[i + 2], score = ARGV[i + 3], dueAt = tonumber(ARGV[i + 4]), hints = ARGV[i + 5] }
+  jobs[#jobs + 1] = job
+  ids[#ids + 1] = job.id
+  if not idsOf[job.customer] then
+    idsOf[job.customer] = {}
+    customers[#customers + 1] = job.customer
+  end
+  table.insert(idsOf[job.customer], job.id)
+end
+
+-- Already admitted (in flight, held or delayed): one look per list for the whole chunk.
+local admitted = {}
+local function mark(list, found)
+  for i, id in ipairs(list) do
+    if found[i] then admitted[id] = true end
   end
 end
-saveMeta()
+if #ids > 0 then
+  mark(ids, select(2, bulk('HMGET', releasedKey, ids)))
+  mark(ids, select(2, bulk('ZMSCORE', delayedKey, ids)))
+  for _, customer in ipairs(customers) do
+    mark(idsOf[customer], select(2, bulk('ZMSCORE', lanePrefix .. customer, idsOf[customer])))
+  end
+end
+
+local released = {}
+for _, job in ipairs(jobs) do
+  local id, customer = job.id, job.customer
+  setWeight(customer, job.weight)
+  if admitted[id] then
+    -- already admitted
+  elseif job.dueAt > now then
+    delay(id, customer, job.score, job.hints, job.dueAt)
+  elseif not laneOf(customer) and windowOpen() and underCap(customer) and not isPaused(customer) then
+    local start = laneless(customer)
+    advanceVmin(start)
+    local est = costOf(customer)
+    markReleased(id, customer, est)
+    storeLaneless(customer, start + est / tonumber(job.weight))
+    released[#released + 1] = id
+  else
+    hold(id, customer, job.score, job.hints)
+  end
+  admitted[id] = true
+end
+finish()
 return released

@@ -79,11 +79,28 @@ export interface ReleasedJob {
   backlogged: boolean;
 }
 
+/** What a release call did, and what the shard looks like after it. */
+export interface ReleaseOutcome {
+  /** The held jobs released now. */
+  released: ReleasedJob[];
+  /** The shard's released, unfinished jobs. */
+  inflight: number;
+  /** The shard's backlogged customers (lanes). */
+  lanes: number;
+  /**
+   * How many finished jobs the dispatcher may gather before its next release call without idling the shard's
+   * workers: half of what is in flight beyond the shard's minimum (its worker concurrency), at least 1.
+   */
+  gather: number;
+}
+
 export interface FairShare {
   /** Admits a chunk of accepted jobs; returns the ids to add to BullMQ now (the rest are held). */
   admit(queueKey: string, jobs: readonly AdmittedJob[]): Promise<string[]>;
   /** Charges finished jobs and releases the next held ones while the window has room (none finished: a tick). */
   release(queueKey: string, finished: readonly FinishedJob[]): Promise<ReleasedJob[]>;
+  /** `release`, with the shard's state after it (`ReleaseOutcome`): what the dispatcher needs to batch its next call. */
+  releaseBatch(queueKey: string, finished: readonly FinishedJob[]): Promise<ReleaseOutcome>;
   /** Takes a cancelled job out of its lane; false when it was not held (already released, or unknown). */
   withdraw(queueKey: string, id: string, customerId: string): Promise<boolean>;
   /** Puts jobs that are in neither BullMQ, a lane nor `delayed` back into their lanes; returns their ids. */
@@ -190,9 +207,10 @@ export function chargeOf(workMs: number, options: Pick<FairShareOptions, 'baseCo
 export function createFairShare(redis: RedisClient, options: FairShareOptions = {}): FairShare {
   const commands = commandsOf(redis);
   const now = options.now ?? Date.now;
+  const minInflight = options.minInflight ?? 2;
   const settings = [
     options.windowMs ?? 50,
-    options.minInflight ?? 2,
+    minInflight,
     options.maxReleasedPerCustomer ?? 256,
     options.defaultCostMs ?? 5,
     options.costAlpha ?? 0.2,
@@ -202,6 +220,15 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
   ];
   const call = (name: ScriptName, queueKey: string, args: Array<string | number>) =>
     commands[name](...fairShareKeys(queueKey), now(), ...settings, ...args);
+
+  const releaseBatch = async (queueKey: string, finished: readonly FinishedJob[]): Promise<ReleaseOutcome> => {
+    const args = finished.flatMap((job) => [job.id, job.customerId, job.workMs === undefined ? '' : chargeOf(job.workMs, options)]);
+    const [flat, inflight, lanes] = (await call('release', queueKey, args)) as [string[], number, number];
+    const released: ReleasedJob[] = [];
+    for (let i = 0; i < flat.length; i += 4)
+      released.push({ id: flat[i]!, customerId: flat[i + 1]!, hints: flat[i + 2]!, backlogged: flat[i + 3] === '1' });
+    return { released, inflight, lanes, gather: Math.max(1, Math.floor((inflight - minInflight) / 2)) };
+  };
 
   return {
     async admit(queueKey, jobs) {
@@ -216,14 +243,8 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
       ]);
       return (await call('admit', queueKey, args)) as string[];
     },
-    async release(queueKey, finished) {
-      const args = finished.flatMap((job) => [job.id, job.customerId, job.workMs === undefined ? '' : chargeOf(job.workMs, options)]);
-      const flat = (await call('release', queueKey, args)) as string[];
-      const released: ReleasedJob[] = [];
-      for (let i = 0; i < flat.length; i += 4)
-        released.push({ id: flat[i]!, customerId: flat[i + 1]!, hints: flat[i + 2]!, backlogged: flat[i + 3] === '1' });
-      return released;
-    },
+    release: async (queueKey, finished) => (await releaseBatch(queueKey, finished)).released,
+    releaseBatch,
     async withdraw(queueKey, id, customerId) {
       return (await call('withdraw', queueKey, [id, customerId])) === 1;
     },

@@ -5,39 +5,50 @@
   the window's work and the per-customer counts are recomputed from `released`, so no drift lasts.
   No ARGV of its own. Returns the number of ids dropped.
 ]]
-local dropped = 0
 local stale = redis.call('ZRANGEBYSCORE', inflightKey, '-inf', now - graceMs, 'LIMIT', 0, maxPerCall)
+local gone = {}
 for _, id in ipairs(stale) do
   local job = jobPrefix .. id
-  if redis.call('EXISTS', job) == 0 or redis.call('HEXISTS', job, 'finishedOn') == 1 then
-    unmarkReleased(id)
-    dropped = dropped + 1
-  end
+  if redis.call('EXISTS', job) == 0 or redis.call('HEXISTS', job, 'finishedOn') == 1 then gone[#gone + 1] = id end
 end
+unmarkReleased(gone)
 
 -- Recount from `released` (the source of truth), dropping halves of entries a crash may have split.
 local records = redis.call('HGETALL', releasedKey)
-local counts = {}
+local counts, countOrder = {}, {}
 work = 0
+local inflightIds = {}
+for i = 1, #records, 2 do inflightIds[#inflightIds + 1] = records[i] end
+local _, scores = bulk('ZMSCORE', inflightKey, inflightIds)
+local split = {}
 for i = 1, #records, 2 do
   local id, record = records[i], records[i + 1]
-  if redis.call('ZSCORE', inflightKey, id) then
+  if scores[(i + 1) / 2] then
     local bar = string.find(record, '|', 1, true)
     local customer = string.sub(record, bar + 1)
     work = work + tonumber(string.sub(record, 1, bar - 1))
+    if not counts[customer] then countOrder[#countOrder + 1] = customer end
     counts[customer] = (counts[customer] or 0) + 1
   else
-    redis.call('HDEL', releasedKey, id)
+    split[#split + 1] = id
   end
 end
+if #split > 0 then bulk('HDEL', releasedKey, split) end
+-- The recount replaces every count this call changed.
+for _, s in pairs(people) do
+  s.count, s.countDirty = nil, nil
+end
 redis.call('DEL', countKey)
-for customer, n in pairs(counts) do
-  redis.call('HSET', countKey, customer, n)
+for _, customer in ipairs(countOrder) do
+  redis.call('HSET', countKey, customer, counts[customer])
 end
 local orphans = {}
-for _, id in ipairs(redis.call('ZRANGE', inflightKey, 0, -1)) do
-  if redis.call('HEXISTS', releasedKey, id) == 0 then orphans[#orphans + 1] = id end
+local members = redis.call('ZRANGE', inflightKey, 0, -1)
+local _, present = bulk('HMGET', releasedKey, members)
+for i, id in ipairs(members) do
+  if not present[i] then orphans[#orphans + 1] = id end
 end
-if #orphans > 0 then redis.call('ZREM', inflightKey, unpack(orphans)) end
-saveMeta()
-return dropped
+if #orphans > 0 then bulk('ZREM', inflightKey, orphans) end
+inflightCount = nil
+finish()
+return #gone

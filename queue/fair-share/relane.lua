@@ -14,8 +14,8 @@ for i = 10, #ARGV, 5 do
     or redis.call('ZSCORE', delayedKey, id) or (releasedAt and releasedAt > now - graceMs) then
     -- where it should be, or on its way
   else
-    local est, owner = unmarkReleased(id)
-    if est then charge(owner, -est / weightOf(owner)) end
+    local record = unmarkReleased({ id })[id]
+    if record then charge(record[2], -record[1] / weightOf(record[2])) end
     setWeight(customer, weight)
     if dueAt > now then
       delay(id, customer, score, '', dueAt)
@@ -25,5 +25,5 @@ for i = 10, #ARGV, 5 do
     relaned[#relaned + 1] = id
   end
 end
-saveMeta()
+finish()
 return relaned

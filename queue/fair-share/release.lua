@@ -10,86 +10,164 @@
      flight): the next job of the lane with the smallest vt whose customer is under its cap and not paused
      is released, and its estimate charged to that vt (start-time fair queueing). A paused customer's lane
      keeps up with vmin meanwhile, so it banks no credit for the pause.
-  Returns the released jobs, flat: id, customer, hints ('' for none), backlogged, id, customer, … —
-  backlogged '1' when its customer still has jobs held in its lane here, else '0' (fair-share.ts
-  `ReleasedJob.backlogged`).
+     The choice runs on the lanes' vts in memory (read a page of lanes at a time, by rank) and each lane
+     it takes from is popped once for all its jobs, so releasing a batch costs a few commands per lane.
+  Returns { released, inflight, lanes }: released flat — id, customer, hints ('' for none), backlogged, id,
+  … — backlogged '1' when its customer still has jobs held in its lane here, else '0' (fair-share.ts
+  `ReleasedJob.backlogged`); inflight the shard's released, unfinished jobs after the call; lanes its
+  backlogged customers.
 ]]
+local finished, charges, charged = {}, {}, {}
 for i = 10, #ARGV, 3 do
-  local id, customer, measured = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local est = unmarkReleased(id)
-  local w = weightOf(customer)
-  if measured then
-    charge(customer, (measured - (est or 0)) / w)
-    local old = tonumber(redis.call('HGET', costKey, customer))
-    local ewma = measured
-    if old then ewma = old + alpha * (measured - old) end
-    redis.call('HSET', costKey, customer, tostring(ewma))
+  finished[#finished + 1] = { id = ARGV[i], customer = ARGV[i + 1], measured = tonumber(ARGV[i + 2]) }
+end
+local ids = {}
+for i, job in ipairs(finished) do ids[i] = job.id end
+local records = unmarkReleased(ids)
+for _, job in ipairs(finished) do
+  local record = records[job.id]
+  local est = record and record[1]
+  local customer = job.customer
+  local delta
+  if job.measured then
+    delta = (job.measured - (est or 0)) / weightOf(customer)
+    measure(customer, job.measured)
   elseif est then
-    charge(customer, -est / w)
+    delta = -est / weightOf(customer)
+  end
+  if delta then
+    if not charges[customer] then charged[#charged + 1] = customer end
+    charges[customer] = (charges[customer] or 0) + delta
   end
 end
+for _, customer in ipairs(charged) do charge(customer, charges[customer]) end
 
 local due = redis.call('ZRANGEBYSCORE', delayedKey, '-inf', now, 'LIMIT', 0, maxPerCall)
-for _, id in ipairs(due) do
-  local entry = redis.call('HGET', infoKey, id)
-  redis.call('ZREM', delayedKey, id)
-  redis.call('HDEL', infoKey, id)
-  if entry then
-    local job = cjson.decode(entry)
-    hold(id, job.c, job.s, job.h)
-  end
-end
-
-local out = {}
-local capped = {}
-local pausedLanes = {}
-local popped = 0
-while popped < maxPerCall and windowOpen() do
-  local head = redis.call('ZRANGE', lanesKey, 0, 0, 'WITHSCORES')
-  if not head[1] then break end
-  local customer, start = head[1], tonumber(head[2])
-  if isPaused(customer) then
-    redis.call('ZREM', lanesKey, customer)
-    pausedLanes[#pausedLanes + 1] = { customer, start }
-  elseif not underCap(customer) then
-    -- Out of the way until the end of this call, so the next lane gets the room.
-    redis.call('ZREM', lanesKey, customer)
-    capped[#capped + 1] = { customer, head[2] }
-  else
-    local lane = lanePrefix .. customer
-    local job = redis.call('ZPOPMIN', lane)
-    if not job[1] then
-      -- A lane lost its key (a flush); the sweeper re-lanes its jobs.
-      redis.call('ZREM', lanesKey, customer)
-      storeLaneless(customer, start)
-    else
-      local id = job[1]
-      advanceVmin(start, true)
-      local est = markReleased(id, customer)
-      local vt = start + est / weightOf(customer)
-      local backlogged = '1'
-      if redis.call('ZCARD', lane) == 0 then
-        redis.call('ZREM', lanesKey, customer)
-        storeLaneless(customer, vt)
-        backlogged = '0'
-      else
-        redis.call('ZADD', lanesKey, vt, customer)
-      end
-      local hints = redis.call('HGET', infoKey, id)
-      if hints then redis.call('HDEL', infoKey, id) else hints = '' end
-      out[#out + 1] = id
-      out[#out + 1] = customer
-      out[#out + 1] = hints
-      out[#out + 1] = backlogged
-      popped = popped + 1
+if #due > 0 then
+  local _, entries = bulk('HMGET', infoKey, due)
+  bulk('ZREM', delayedKey, due)
+  bulk('HDEL', infoKey, due)
+  for i, id in ipairs(due) do
+    if entries[i] then
+      local job = cjson.decode(entries[i])
+      hold(id, job.c, job.s, job.h)
     end
   end
 end
-for _, entry in ipairs(capped) do
-  redis.call('ZADD', lanesKey, entry[2], entry[1])
+flushHolds()
+
+-- The lanes in play, a page (by rank) at a time: lanes not read yet have a vt ≥ `boundary`.
+local pageSize = 64
+local lanes, read, boundary, exhausted = {}, 0, nil, false
+local function readPage()
+  local page = redis.call('ZRANGE', lanesKey, read, read + pageSize - 1, 'WITHSCORES')
+  for i = 1, #page, 2 do
+    local vt = tonumber(page[i + 1])
+    lanes[#lanes + 1] = { customer = page[i], start = vt, vt = vt, take = 0 }
+  end
+  read = read + #page / 2
+  exhausted = #page < pageSize * 2
+  if #page > 0 then boundary = tonumber(page[#page]) end
 end
-for _, entry in ipairs(pausedLanes) do
-  redis.call('ZADD', lanesKey, math.max(entry[2], vmin), entry[1])
+
+local picks = {}
+if windowOpen() then readPage() end
+while #picks < maxPerCall and #lanes > 0 and windowOpen() do
+  -- The lane with the smallest vt (ties by customer, as the zset orders them).
+  local best
+  for _, lane in ipairs(lanes) do
+    if not lane.out and (not best or lane.vt < best.vt or (lane.vt == best.vt and lane.customer < best.customer)) then best = lane end
+  end
+  if not exhausted and (not best or best.vt >= boundary) then
+    readPage()
+  elseif not best then
+    break
+  else
+    local customer = best.customer
+    if isPaused(customer) then
+      best.out = 'paused'
+    elseif not underCap(customer) then
+      -- Out of the way until the end of this call, so the next lane gets the room.
+      best.out = 'capped'
+    else
+      if best.size == nil then best.size = redis.call('ZCARD', lanePrefix .. customer) end
+      if best.size == 0 then
+        -- A lane lost its key (a flush); the sweeper re-lanes its jobs.
+        best.out = 'empty'
+      else
+        advanceVmin(best.vt, true)
+        local est = costOf(customer)
+        best.est = est
+        best.take = best.take + 1
+        best.vt = best.vt + est / weightOf(customer)
+        -- Counted now (the window and the cap see it); its id is known once the lane is popped below.
+        addCount(customer, 1)
+        work = work + est
+        inflightCount = inflightNow() + 1
+        picks[#picks + 1] = best
+        if best.take == best.size then best.out = 'empty' end
+      end
+    end
+  end
 end
-saveMeta()
-return out
+
+-- Pop each lane once, then hand the ids out in the order they were chosen.
+local popped, poppedIds = {}, {}
+local lanesSet, lanesDel = {}, {}
+for _, lane in ipairs(lanes) do
+  if lane.take > 0 then
+    local entries = redis.call('ZPOPMIN', lanePrefix .. lane.customer, lane.take)
+    local list = {}
+    for i = 1, #entries, 2 do
+      list[#list + 1] = entries[i]
+      poppedIds[#poppedIds + 1] = entries[i]
+    end
+    popped[lane] = { list = list, next = 1 }
+  end
+  local vt = lane.vt
+  if lane.out == 'paused' then vt = math.max(lane.start, vmin) end
+  if lane.out == 'empty' then
+    lanesDel[#lanesDel + 1] = lane.customer
+    who(lane.customer).lane = false
+    storeLaneless(lane.customer, vt)
+  elseif vt ~= lane.start then
+    lanesSet[#lanesSet + 1] = vt
+    lanesSet[#lanesSet + 1] = lane.customer
+    who(lane.customer).lane = vt
+  end
+end
+if #lanesSet > 0 then bulk('ZADD', lanesKey, lanesSet, 2) end
+if #lanesDel > 0 then bulk('ZREM', lanesKey, lanesDel) end
+
+local hintsOf = {}
+if #poppedIds > 0 then
+  local _, hints = bulk('HMGET', infoKey, poppedIds)
+  local withHints = {}
+  for i, id in ipairs(poppedIds) do
+    if hints[i] then
+      hintsOf[id] = hints[i]
+      withHints[#withHints + 1] = id
+    end
+  end
+  if #withHints > 0 then bulk('HDEL', infoKey, withHints) end
+end
+
+local out = {}
+for _, lane in ipairs(picks) do
+  local taken = popped[lane]
+  local id = taken.list[taken.next]
+  if id then
+    -- markReleased's bookkeeping, already counted above: only the records remain.
+    inflightAdds[#inflightAdds + 1] = now
+    inflightAdds[#inflightAdds + 1] = id
+    releasedAdds[#releasedAdds + 1] = id
+    releasedAdds[#releasedAdds + 1] = lane.est .. '|' .. lane.customer
+    out[#out + 1] = id
+    out[#out + 1] = lane.customer
+    out[#out + 1] = hintsOf[id] or ''
+    out[#out + 1] = (taken.next == #taken.list and lane.out == 'empty') and '0' or '1'
+  end
+  taken.next = taken.next + 1
+end
+finish()
+return { out, inflightNow(), redis.call('ZCARD', lanesKey) }

@@ -26,6 +26,11 @@
   ARGV[1..9], every script: now (ms), window (ms of estimated work), minimum jobs in flight, most released
   jobs per customer (0: no cap), default cost (ms), EWMA factor, most entries moved per call, grace (ms),
   most jobs in flight (0: no cap). The script's own arguments start at ARGV[10].
+
+  Cost: a call reads each customer's values (weight, cost, count, own vt, paused) at most once and writes
+  them once at its end (`finish`), and touches the per-job keys (lanes, inflight, released, info, delayed)
+  with one variadic command per list, not one per job: a chunk of a thousand jobs costs a few dozen
+  commands, not thousands (a script runs atomically, so nothing else changes the state meanwhile).
 ]]
 local now = tonumber(ARGV[1])
 local windowMs = tonumber(ARGV[2])
@@ -46,31 +51,129 @@ local meta = redis.call('HMGET', metaKey, 'vmin', 'work')
 local vmin = tonumber(meta[1]) or 0
 local work = tonumber(meta[2]) or 0
 
-local function saveMeta()
-  if work < 0.000001 or redis.call('ZCARD', inflightKey) == 0 then work = 0 end
-  redis.call('HSET', metaKey, 'vmin', tostring(vmin), 'work', tostring(work))
+-- A variadic command takes a list at most this many entries at a time (Lua's unpack stops near 8,000 values).
+local slice = 1000
+
+-- Runs `command key …list` over `list` in slices of `slice` entries of `width` values each. Returns the
+-- sum of integer replies and the concatenation of list replies (a missing value is false, as in a reply).
+local function bulk(command, key, list, width)
+  local step = slice * (width or 1)
+  local sum, all = 0, {}
+  for i = 1, #list, step do
+    local reply = redis.call(command, key, unpack(list, i, math.min(i + step - 1, #list)))
+    if type(reply) == 'table' then
+      for j = 1, #reply do all[#all + 1] = reply[j] end
+    else
+      sum = sum + reply
+    end
+  end
+  return sum, all
 end
 
--- Per-call caches (a script runs atomically, so nothing else changes these meanwhile): each customer's
--- weight and paused flag, and the number of jobs in flight, read once per call rather than once per job.
-local weights, pausedFlags, inflightCount = {}, {}, nil
+-- Released, unfinished jobs of the shard (nil: not read yet; `markReleased` and `unmarkReleased` keep it).
+local inflightCount
+
+-- Each customer's values, read once per call and written back once by `finish`, in first-seen order.
+local people, peopleOrder = {}, {}
+local function who(customer)
+  local s = people[customer]
+  if not s then
+    s = {}
+    people[customer] = s
+    peopleOrder[#peopleOrder + 1] = customer
+  end
+  return s
+end
 
 local function weightOf(customer)
-  local w = weights[customer]
-  if w == nil then
-    w = tonumber(redis.call('HGET', weightKey, customer)) or 1
-    weights[customer] = w
-  end
-  return w
+  local s = who(customer)
+  if s.weight == nil then s.weight = tonumber(redis.call('HGET', weightKey, customer)) or 1 end
+  return s.weight
 end
 
--- Stores a customer's weight (admit, relane), once per call.
+-- Stores a customer's weight (admit, relane).
 local function setWeight(customer, weight)
-  local w = tonumber(weight) or 1
-  if weights[customer] ~= w then
-    redis.call('HSET', weightKey, customer, weight)
-    weights[customer] = w
+  local s = who(customer)
+  s.weight = tonumber(weight) or 1
+  s.weightText = weight
+end
+
+-- A customer's estimated worker ms per job (its EWMA, or the default before any was measured).
+local function costOf(customer)
+  local s = who(customer)
+  if s.cost == nil then s.cost = tonumber(redis.call('HGET', costKey, customer)) or false end
+  return s.cost or defaultCost
+end
+
+-- Folds a measurement into a customer's cost EWMA.
+local function measure(customer, measured)
+  local s = who(customer)
+  costOf(customer)
+  if s.cost then s.cost = s.cost + alpha * (measured - s.cost) else s.cost = measured end
+  s.costDirty = true
+end
+
+local function countOf(customer)
+  local s = who(customer)
+  if s.count == nil then s.count = tonumber(redis.call('HGET', countKey, customer)) or 0 end
+  return s.count
+end
+
+local function addCount(customer, n)
+  local s = who(customer)
+  s.count = countOf(customer) + n
+  s.countDirty = true
+end
+
+local function isPaused(customer)
+  local s = who(customer)
+  if s.paused == nil then s.paused = redis.call('SISMEMBER', pausedKey, customer) == 1 end
+  return s.paused
+end
+
+local function underCap(customer)
+  return maxPerCustomer <= 0 or countOf(customer) < maxPerCustomer
+end
+
+-- vt of a customer without a lane: its own while above vmin, else vmin.
+local function laneless(customer)
+  local s = who(customer)
+  if s.vt == nil then s.vt = tonumber(redis.call('HGET', vtKey, customer)) or false end
+  if s.vt and s.vt > vmin then return s.vt end
+  return vmin
+end
+
+-- Kept only while above vmin (`finish` compares with the final vmin, which only grows).
+local function storeLaneless(customer, vt)
+  local s = who(customer)
+  s.vt = vt
+  s.vtDirty = true
+end
+
+-- The smallest vt in `lanes` (false: none), read once; joins keep it, other lane writes forget it.
+local lanesHead
+local function headOfLanes()
+  if lanesHead == nil then
+    local head = redis.call('ZRANGE', lanesKey, 0, 0, 'WITHSCORES')
+    lanesHead = tonumber(head[2]) or false
   end
+  return lanesHead
+end
+
+-- A customer's vt in `lanes`, false when it has no lane.
+local function laneOf(customer)
+  local s = who(customer)
+  if s.lane == nil then s.lane = tonumber(redis.call('ZSCORE', lanesKey, customer)) or false end
+  return s.lane
+end
+
+-- A customer joins `lanes` at max(own vt, vmin); its own vt is then its lane's.
+local function joinLanes(customer)
+  local vt = laneless(customer)
+  redis.call('ZADD', lanesKey, vt, customer)
+  who(customer).lane = vt
+  storeLaneless(customer, false)
+  if lanesHead ~= nil then lanesHead = (lanesHead and math.min(lanesHead, vt)) or vt end
 end
 
 local function inflightNow()
@@ -80,35 +183,21 @@ end
 
 -- The shard's virtual time only moves forward, and never past a backlogged lane: a customer that joins
 -- starts at vmin, so an idle customer banks no credit and one that used idle capacity owes none.
--- `isHead`: `start` is the smallest vt in `lanes` (release just read it), so the lanes need no look.
+-- `isHead`: `start` is the smallest vt of the lanes still in play (release knows it), so the lanes need no look.
 local function advanceVmin(start, isHead)
   if not isHead then
-    local head = redis.call('ZRANGE', lanesKey, 0, 0, 'WITHSCORES')
-    if head[2] and tonumber(head[2]) < start then start = tonumber(head[2]) end
+    local head = headOfLanes()
+    if head and head < start then start = head end
   end
   if start > vmin then vmin = start end
-end
-
--- vt of a customer without a lane: its own while above vmin, else vmin.
-local function laneless(customer)
-  local own = tonumber(redis.call('HGET', vtKey, customer))
-  if own and own > vmin then return own end
-  return vmin
-end
-
-local function storeLaneless(customer, vt)
-  if vt > vmin then
-    redis.call('HSET', vtKey, customer, tostring(vt))
-  else
-    redis.call('HDEL', vtKey, customer)
-  end
 end
 
 -- Adds `delta` (worker ms / weight) to a customer's vt, in its lane or outside.
 local function charge(customer, delta)
   if delta == 0 then return end
-  if redis.call('ZSCORE', lanesKey, customer) then
-    redis.call('ZINCRBY', lanesKey, delta, customer)
+  if laneOf(customer) then
+    who(customer).lane = tonumber(redis.call('ZINCRBY', lanesKey, delta, customer))
+    lanesHead = nil
   else
     storeLaneless(customer, laneless(customer) + delta)
   end
@@ -123,56 +212,125 @@ local function windowOpen()
   return work < windowMs and (maxInflight <= 0 or inflight < maxInflight)
 end
 
-local function isPaused(customer)
-  local paused = pausedFlags[customer]
-  if paused == nil then
-    paused = redis.call('SISMEMBER', pausedKey, customer) == 1
-    pausedFlags[customer] = paused
-  end
-  return paused
-end
+-- Jobs counted in flight by this call, written by `finish`: inflight (id, score pairs), released (id, record).
+local inflightAdds, releasedAdds = {}, {}
 
-local function underCap(customer)
-  return maxPerCustomer <= 0 or (tonumber(redis.call('HGET', countKey, customer)) or 0) < maxPerCustomer
-end
-
--- Counts a job as released (in flight) and returns its estimated cost; the caller charges it.
-local function markReleased(id, customer)
-  local est = tonumber(redis.call('HGET', costKey, customer)) or defaultCost
-  local added = redis.call('ZADD', inflightKey, now, id)
-  if inflightCount ~= nil then inflightCount = inflightCount + added end
-  redis.call('HSET', releasedKey, id, est .. '|' .. customer)
-  redis.call('HINCRBY', countKey, customer, 1)
+-- Counts a job as released (in flight) with estimate `est` (the caller charges it).
+local function markReleased(id, customer, est)
+  inflightNow()
+  inflightCount = inflightCount + 1
+  inflightAdds[#inflightAdds + 1] = now
+  inflightAdds[#inflightAdds + 1] = id
+  releasedAdds[#releasedAdds + 1] = id
+  releasedAdds[#releasedAdds + 1] = est .. '|' .. customer
+  addCount(customer, 1)
   work = work + est
-  return est
 end
 
--- Takes a job out of the in-flight accounting; returns its estimate (nil when it was not in flight).
-local function unmarkReleased(id)
-  local record = redis.call('HGET', releasedKey, id)
-  if not record then return nil end
-  local bar = string.find(record, '|', 1, true)
-  local est = tonumber(string.sub(record, 1, bar - 1))
-  local customer = string.sub(record, bar + 1)
-  redis.call('HDEL', releasedKey, id)
-  local removed = redis.call('ZREM', inflightKey, id)
-  if inflightCount ~= nil then inflightCount = inflightCount - removed end
-  if redis.call('HINCRBY', countKey, customer, -1) <= 0 then redis.call('HDEL', countKey, customer) end
-  work = work - est
-  return est, customer
+-- Takes jobs out of the in-flight accounting; returns id → { est, customer } of those that were in flight.
+local function unmarkReleased(ids)
+  local found = {}
+  if #ids == 0 then return found end
+  local _, records = bulk('HMGET', releasedKey, ids)
+  local gone = {}
+  for i, id in ipairs(ids) do
+    local record = records[i]
+    if record and not found[id] then
+      local bar = string.find(record, '|', 1, true)
+      local est = tonumber(string.sub(record, 1, bar - 1))
+      local customer = string.sub(record, bar + 1)
+      found[id] = { est, customer }
+      gone[#gone + 1] = id
+      addCount(customer, -1)
+      work = work - est
+    end
+  end
+  if #gone > 0 then
+    bulk('HDEL', releasedKey, gone)
+    local removed = bulk('ZREM', inflightKey, gone)
+    if inflightCount ~= nil then inflightCount = inflightCount - removed end
+  end
+  return found
 end
+
+-- Held and delayed jobs of this call, written by `flushHolds` / `finish`: lane entries per customer
+-- (score, id pairs), info (id, text pairs), delayed (due, id pairs).
+local holds, holdOrder, infoAdds, delayedAdds = {}, {}, {}, {}
 
 -- Holds a job in its customer's lane; a customer without a lane joins `lanes` at max(own vt, vmin).
 local function hold(id, customer, score, hints)
-  redis.call('ZADD', lanePrefix .. customer, score, id)
-  if hints and hints ~= '' then redis.call('HSET', infoKey, id, hints) end
-  if not redis.call('ZSCORE', lanesKey, customer) then
-    redis.call('ZADD', lanesKey, laneless(customer), customer)
-    redis.call('HDEL', vtKey, customer)
+  local lane = holds[customer]
+  if not lane then
+    lane = {}
+    holds[customer] = lane
+    holdOrder[#holdOrder + 1] = customer
   end
+  lane[#lane + 1] = score
+  lane[#lane + 1] = id
+  if hints and hints ~= '' then
+    infoAdds[#infoAdds + 1] = id
+    infoAdds[#infoAdds + 1] = hints
+  end
+  if not laneOf(customer) then joinLanes(customer) end
 end
 
 local function delay(id, customer, score, hints, dueAt)
-  redis.call('ZADD', delayedKey, dueAt, id)
-  redis.call('HSET', infoKey, id, cjson.encode({ c = customer, s = score, h = hints }))
+  delayedAdds[#delayedAdds + 1] = dueAt
+  delayedAdds[#delayedAdds + 1] = id
+  infoAdds[#infoAdds + 1] = id
+  infoAdds[#infoAdds + 1] = cjson.encode({ c = customer, s = score, h = hints })
+end
+
+-- Writes the held jobs gathered so far into their lanes (before anything reads the lanes' sizes).
+local function flushHolds()
+  for _, customer in ipairs(holdOrder) do bulk('ZADD', lanePrefix .. customer, holds[customer], 2) end
+  holds, holdOrder = {}, {}
+  if #infoAdds > 0 then bulk('HSET', infoKey, infoAdds, 2) end
+  infoAdds = {}
+end
+
+-- Writes what the call gathered: held, delayed and released jobs, each customer's values, and meta.
+local function finish()
+  flushHolds()
+  if #delayedAdds > 0 then bulk('ZADD', delayedKey, delayedAdds, 2) end
+  if #inflightAdds > 0 then
+    bulk('ZADD', inflightKey, inflightAdds, 2)
+    bulk('HSET', releasedKey, releasedAdds, 2)
+  end
+  local weightSet, costSet, countSet, countDel, vtSet, vtDel = {}, {}, {}, {}, {}, {}
+  for _, customer in ipairs(peopleOrder) do
+    local s = people[customer]
+    if s.weightText then
+      weightSet[#weightSet + 1] = customer
+      weightSet[#weightSet + 1] = s.weightText
+    end
+    if s.costDirty then
+      costSet[#costSet + 1] = customer
+      costSet[#costSet + 1] = tostring(s.cost)
+    end
+    if s.countDirty then
+      if s.count > 0 then
+        countSet[#countSet + 1] = customer
+        countSet[#countSet + 1] = s.count
+      else
+        countDel[#countDel + 1] = customer
+      end
+    end
+    if s.vtDirty then
+      if s.vt and s.vt > vmin then
+        vtSet[#vtSet + 1] = customer
+        vtSet[#vtSet + 1] = tostring(s.vt)
+      else
+        vtDel[#vtDel + 1] = customer
+      end
+    end
+  end
+  if #weightSet > 0 then bulk('HSET', weightKey, weightSet, 2) end
+  if #costSet > 0 then bulk('HSET', costKey, costSet, 2) end
+  if #countSet > 0 then bulk('HSET', countKey, countSet, 2) end
+  if #countDel > 0 then bulk('HDEL', countKey, countDel) end
+  if #vtSet > 0 then bulk('HSET', vtKey, vtSet, 2) end
+  if #vtDel > 0 then bulk('HDEL', vtKey, vtDel) end
+  if work < 0.000001 or inflightNow() == 0 then work = 0 end
+  redis.call('HSET', metaKey, 'vmin', tostring(vmin), 'work', tostring(work))
 end

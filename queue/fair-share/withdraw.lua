@@ -8,11 +8,12 @@ local lane = lanePrefix .. customer
 local removed = redis.call('ZREM', lane, id) + redis.call('ZREM', delayedKey, id)
 if removed > 0 then
   redis.call('HDEL', infoKey, id)
-  local vt = redis.call('ZSCORE', lanesKey, customer)
+  local vt = laneOf(customer)
   if vt and redis.call('EXISTS', lane) == 0 then
     redis.call('ZREM', lanesKey, customer)
-    storeLaneless(customer, tonumber(vt))
+    who(customer).lane = false
+    storeLaneless(customer, vt)
   end
 end
-saveMeta()
+finish()
 return removed > 0 and 1 or 0

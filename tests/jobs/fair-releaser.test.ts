@@ -115,19 +115,54 @@ describe('fair releaser', () => {
     expect(await queue.getJob(ids[2]!)).toBeUndefined();
   });
 
+  it('gathers the finished jobs of a shard with room to spare into one release call, and reports a lone one within gatherMs', async () => {
+    const { queue, fair, key, deps } = shardWithReleaser({ windowMs: 1000, minInflight: 2, maxReleasedPerCustomer: 20 });
+    const ids = await acceptedJobs(30);
+    const atOnce = await fair.admit(
+      key,
+      ids.map((id) => ({ id, customerId, weight: 1 })),
+    );
+    expect(atOnce).toEqual(ids.slice(0, 20));
+    const calls: number[] = [];
+    const counting = {
+      ...fair,
+      releaseBatch: async (queueKey: string, finished: Parameters<typeof fair.releaseBatch>[1]) => {
+        calls.push(finished.length);
+        return fair.releaseBatch(queueKey, finished);
+      },
+    };
+    const releaser = new FairReleaser({ ...deps, fair: counting }, { gatherMs: 200 });
+    const finish = (id: string) => releaser.finished(key, { id, customerId, workMs: 1 });
+    // The first report learns what the shard can spare: (20 in flight − 2) / 2 = 9 finished jobs.
+    finish(atOnce[0]!);
+    await vi.waitFor(() => expect(calls).toEqual([1]));
+    for (const id of atOnce.slice(1, 9)) {
+      finish(id);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(calls).toEqual([1]);
+    finish(atOnce[9]!);
+    await vi.waitFor(() => expect(calls).toEqual([1, 9]));
+    // A lone finished job is not kept past gatherMs.
+    finish(atOnce[10]!);
+    await vi.waitFor(() => expect(calls).toEqual([1, 9, 1]), { timeout: 2000 });
+    expect(await waitingIds(queue)).toEqual(ids.slice(20).sort());
+    await releaser.stop();
+  });
+
   it('keeps a batch whose release failed and sends it again on the next tick, leader or not', async () => {
     const { fair, key, deps } = shardWithReleaser();
     const calls: number[] = [];
     let failNext = true;
     const flaky = {
       ...fair,
-      release: async (queueKey: string, finished: Parameters<typeof fair.release>[1]) => {
+      releaseBatch: async (queueKey: string, finished: Parameters<typeof fair.releaseBatch>[1]) => {
         calls.push(finished.length);
         if (failNext) {
           failNext = false;
           throw new Error('Redis is away');
         }
-        return fair.release(queueKey, finished);
+        return fair.releaseBatch(queueKey, finished);
       },
     };
     const releaser = new FairReleaser({ ...deps, fair: flaky, prefix: 'no-lock-here', shardKeys: () => [] });

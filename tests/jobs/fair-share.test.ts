@@ -315,6 +315,21 @@ describe('fair sharing of a shard', () => {
     expect(await fair.release(key, [])).toEqual([{ id, customerId: 'A', hints: '{"notify":true}', backlogged: false }]);
   });
 
+  it('admits a job once, however often its chunk (or the job within it) comes again', async () => {
+    const { fair } = engine({ windowMs: 2, minInflight: 2, defaultCostMs: 1 });
+    const key = shard();
+    const [first, second, third, fourth] = ids(4);
+    const delayed = ids(1)[0]!;
+    const chunk = [first!, second!, third!, third!, fourth!].map((id) => ({ id, customerId: 'A', weight: 1 }));
+    const withDelayed = [...chunk, { id: delayed, customerId: 'A', weight: 1, delayUntil: Date.now() + 60_000 }];
+    expect(await fair.admit(key, withDelayed)).toEqual([first, second]);
+    expect(await fair.admit(key, withDelayed)).toEqual([]);
+    expect(await redis.zrange(`${key}:fair:lane:A`, '0', '-1')).toEqual([third, fourth]);
+    expect(await redis.zcard(`${key}:fair:inflight`)).toBe(2);
+    expect(await redis.hget(`${key}:fair:count`, 'A')).toBe('2');
+    expect(await redis.zcard(`${key}:fair:delayed`)).toBe(1);
+  });
+
   it('withdraws a cancelled held job, and not a released one', async () => {
     const { fair } = engine({ windowMs: 1, minInflight: 1, defaultCostMs: 1 });
     const key = shard();
