@@ -318,6 +318,11 @@ const envSchema = z.object({
   RETENTION_STEP_ROWS: z.coerce.number().int().min(1).max(100_000).default(5000),
   /** Test and soak only: the seconds in one retention "day", so a soak can expire history in minutes. Default 86400. */
   RETENTION_DAY_SECONDS: z.coerce.number().int().min(1).max(86_400).default(86_400),
+  /**
+   * Days of job ids one partition of `jobs` (and of `batch_items`) holds: retention drops a whole partition
+   * once all of it is past the longest retention. Counted in RETENTION_DAY_SECONDS days. Default 7.
+   */
+  JOB_PARTITION_DAYS: z.coerce.number().int().min(1).max(366).default(7),
   /** Where local state lives (embedded PostgreSQL, redis-server, generated secrets). Default `.data`. */
   DATA_DIR: z.string().default('.data'),
 });
@@ -442,6 +447,8 @@ export interface Config {
   retentionEveryMs: number;
   retentionStepRows: number;
   retentionDaySeconds: number;
+  /** Days of job ids per partition of `jobs` and `batch_items` (db/jobs/job-partitions.ts). */
+  jobPartitionDays: number;
   dataDir: string;
 }
 
@@ -602,6 +609,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retentionEveryMs: e.RETENTION_EVERY_MS,
     retentionStepRows: e.RETENTION_STEP_ROWS,
     retentionDaySeconds: e.RETENTION_DAY_SECONDS,
+    jobPartitionDays: e.JOB_PARTITION_DAYS,
     dataDir,
   };
 }

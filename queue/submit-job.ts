@@ -5,7 +5,7 @@ import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { GroupCommit } from '../db/group-commit.js';
 import type { StoredJob } from '../db/jobs/job-columns.js';
 import { findJobByIdempotencyKey } from '../db/jobs/find-jobs.js';
-import { insertJob, insertJobs, isJobDurable, releaseIdempotencyKey, type JobInsert } from '../db/jobs/insert-jobs.js';
+import { insertJob, insertJobs, isJobDurable, releaseIdempotencyKeys, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { withinEnqueueTimeout } from './enqueue-timeout.js';
 import { fairQueueFront } from './fair-share/fair-share.js';
@@ -99,10 +99,11 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
     : await insertJob(deps.em, row, input.requireSubstrateId);
   if (!job && row.idempotencyKey) {
     const existing = await findJobByIdempotencyKey(deps.em, row.customerId, row.idempotencyKey);
-    if (existing && Date.now() - new Date(existing.createdAt).getTime() > idempotencyWindowMs) {
-      await releaseIdempotencyKey(deps.em, existing.id);
+    // A key past its window, or whose job retention removed, names the new job.
+    if (!existing || Date.now() - new Date(existing.createdAt).getTime() > idempotencyWindowMs) {
+      await releaseIdempotencyKeys(deps.em, row.customerId, [row.idempotencyKey], idempotencyWindowMs);
       job = await insertJob(deps.em, row, input.requireSubstrateId);
-    } else if (existing) {
+    } else {
       return existing.requestHash === row.requestHash ? { kind: 'replayed', job: existing } : { kind: 'key-conflict', job: existing };
     }
   }

@@ -24,6 +24,7 @@ import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
 import { createQueues, isRowId, shardConcurrency, type QueuedJobData } from '../queue/queues.js';
 import { Sweeper } from './sweeper.js';
 import { findReleasableJobs } from '../db/jobs/find-jobs.js';
+import { ensureJobPartitions } from '../db/jobs/job-partitions.js';
 import { createFairQueues, type FairQueues } from '../queue/fair-share/fair-queues.js';
 import { bulkJobsOf, FairReleaser } from './fair-releaser.js';
 import { fairChargeMs } from './fair-charge.js';
@@ -95,6 +96,12 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const held = new HeldJobs();
   const paused = new PausedCustomers(orm.em.fork(), logger);
   await paused.start();
+  // The coming partitions of `jobs` exist before this worker's first job (the retention job keeps them coming).
+  await ensureJobPartitions(orm.em.fork(), { partitionDays: config.jobPartitionDays, daySeconds: config.retentionDaySeconds }).then(
+    (created) => created.length > 0 && logger.info({ created }, 'job partitions created'),
+    (error: unknown) =>
+      logger.warn({ err: error }, 'job partition upkeep failed; new jobs land in the default partition until it succeeds'),
+  );
 
   const queueConnection = createRedis(config.redis, 'blocking');
   const queues = createQueues(queueConnection, config, registry);

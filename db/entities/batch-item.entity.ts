@@ -14,15 +14,11 @@ export const BatchItemSchema = new EntitySchema<BatchItem>({
   name: 'BatchItem',
   tableName: 'batch_items',
   properties: {
-    batchId: {
-      kind: 'm:1',
-      entity: 'JobRecord',
-      fieldName: 'batch_id',
-      primary: true,
-      mapToPk: true,
-      deleteRule: 'cascade',
-      updateRule: 'cascade',
-    },
+    // References jobs(id), but not as a foreign key MikroORM knows: both tables are partitioned by job id
+    // (db/jobs/job-partitions.ts), and each `batch_items` partition has its own foreign key to its `jobs` twin
+    // (ON DELETE CASCADE). A foreign key to the partitioned `jobs` would make PostgreSQL add a constraint per
+    // `jobs` partition on `batch_items`, which MikroORM's schema reader would count as the table's own.
+    batchId: { type: 'uuid', fieldName: 'batch_id', primary: true },
     index: { type: 'integer', primary: true },
     substrateId: { type: 'text' },
     state: { type: 'text' },

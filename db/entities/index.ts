@@ -4,6 +4,7 @@ import { BatchItemSchema } from './batch-item.entity.js';
 import { RelationshipSchema } from './relationship.entity.js';
 import { CustomerSchema } from './customer.entity.js';
 import { JobRecordSchema } from './job-record.entity.js';
+import { JobIdempotencyKeySchema } from './job-idempotency-key.entity.js';
 import { RefreshTokenSchema } from './refresh-token.entity.js';
 import { ServiceInstanceSchema } from './service-instance.entity.js';
 import { SubstrateSchema } from './substrate.entity.js';
@@ -33,6 +34,7 @@ export const entities = [
   ServiceInstanceSchema,
   SubstrateSchema,
   JobRecordSchema,
+  JobIdempotencyKeySchema,
   RelationshipSchema,
   BatchItemSchema,
   WebhookEndpointSchema,

@@ -4,7 +4,11 @@ export const jobStates = ['queued', 'delayed', 'active', 'completed', 'failed', 
 export type JobState = (typeof jobStates)[number];
 export const finalStates: readonly JobState[] = ['completed', 'failed', 'cancelled'];
 
-/** The durable record of an accepted job. PostgreSQL is the record; the BullMQ job (same id) is transport. */
+/**
+ * The durable record of an accepted job. PostgreSQL is the record; the BullMQ job (same id) is transport.
+ * `jobs` is range-partitioned by `id` (a UUIDv7, so a range of ids is a range of time) by hand-written
+ * migrations and db/jobs/job-partitions.ts; MikroORM sees one table.
+ */
 export interface JobRecord {
   id: string;
   customerId: string;
@@ -21,6 +25,7 @@ export interface JobRecord {
   webhookUrl: string | null;
   /** The BullMQ job id when it differs from `id`: only rows of scheduled runs recorded before runs became ordinary jobs. */
   queueJobId: string | null;
+  /** The key the job was submitted with (informative; `job_idempotency_keys` decides which job a key names). */
   idempotencyKey: string | null;
   requestHash: string | null;
   /** The name of the schedule whose run this job is (`platform:<type>` for the platform's own); null otherwise. */
@@ -35,7 +40,6 @@ export interface JobRecord {
 export const JobRecordSchema = new EntitySchema<JobRecord>({
   name: 'JobRecord',
   tableName: 'jobs',
-  uniques: [{ name: 'jobs_customer_idempotency_key_unique', properties: ['customerId', 'idempotencyKey'] }],
   indexes: [
     { name: 'jobs_customer_id_id_index', properties: ['customerId', 'id'] },
     {

@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { deleteBatchItemsOf } from './expire-jobs.js';
+import { deleteBatchItemsOf, deleteKeysOfGone } from './expire-jobs.js';
 
 /**
  * One customer's jobs, for offboarding (db/offboarding/): what the export reads, what the delete checks,
@@ -51,6 +51,8 @@ export interface DeleteJobsStep {
   lastId: string | null;
   jobs: number;
   batchItems: number;
+  /** Idempotency keys that named the deleted jobs. */
+  idempotencyKeys: number;
 }
 
 /**
@@ -66,13 +68,13 @@ export async function deleteCustomerJobsStep(
     `select id from jobs where customer_id = ? and id > ?::uuid and state not in ('queued', 'delayed', 'active') order by id limit ?`,
     [options.customerId, options.afterId ?? '00000000-0000-0000-0000-000000000000', options.stepRows],
   );
-  if (ids.length === 0) return { lastId: null, jobs: 0, batchItems: 0 };
+  if (ids.length === 0) return { lastId: null, jobs: 0, batchItems: 0, idempotencyKeys: 0 };
   const idArray = `{${ids.map((row) => row.id).join(',')}}`;
   const batchItems = await deleteBatchItemsOf(em, idArray, options.stepRows);
-  const [gone] = await connection.execute<Array<{ n: number }>>(
-    `with gone as (delete from jobs where id = any(?::uuid[]) and state not in ('queued', 'delayed', 'active') returning 1)
-     select count(*)::int as n from gone`,
+  const [gone] = await connection.execute<Array<{ n: number; keys: number }>>(
+    `with gone as (delete from jobs where id = any(?::uuid[]) and state not in ('queued', 'delayed', 'active') returning id),
+     ${deleteKeysOfGone}`,
     [idArray],
   );
-  return { lastId: ids.at(-1)!.id, jobs: gone?.n ?? 0, batchItems };
+  return { lastId: ids.at(-1)!.id, jobs: gone?.n ?? 0, batchItems, idempotencyKeys: gone?.keys ?? 0 };
 }

@@ -21,6 +21,8 @@ export interface ExpireJobsStep {
   lastId: string | null;
   jobs: number;
   batchItems: number;
+  /** Idempotency keys that named the deleted jobs: a key lives as long as its job. */
+  idempotencyKeys: number;
 }
 
 /** The smallest UUIDv7 created at `at`: every job created before `at` has a smaller id. */
@@ -50,7 +52,19 @@ const finalList = finalStates.map((state) => `'${state}'`).join(', ');
 /** The job's cutoff: now() less its tier's days; null (never) for a tier that keeps its jobs. Parameters: pro, enterprise, starter days, seconds a day. */
 const tierCutoff = `now() - (case coalesce(s.tier, 'starter') when 'pro' then ?::int when 'enterprise' then ?::int else ?::int end) * (?::int * interval '1 second')`;
 const expiredJob = (alias: string) => `${alias}.state in (${finalList}) and ${alias}.finished_at < ${tierCutoff}`;
-const daysParams = (days: RetentionDays, daySeconds = 86_400) => [days.pro || null, days.enterprise || null, days.starter || null, daySeconds];
+const daysParams = (days: RetentionDays, daySeconds = 86_400) => [
+  days.pro || null,
+  days.enterprise || null,
+  days.starter || null,
+  daySeconds,
+];
+
+/**
+ * The end of a statement whose CTE `gone` deleted jobs (`returning id`): deletes the idempotency keys that
+ * named them and selects `n` (jobs) and `keys`.
+ */
+export const deleteKeysOfGone = `keys as (delete from job_idempotency_keys where job_id in (select id from gone) returning 1)
+     select (select count(*) from gone)::int as n, (select count(*) from keys)::int as keys`;
 
 /**
  * Deletes the batch items of the jobs in `idArray` (a PostgreSQL uuid array literal), `stepRows` at a time, each
@@ -86,23 +100,28 @@ export async function expireJobsStep(
             (select coalesce(array_agg(j.id::text), '{}') from scanned j
                left join service_instances s on s.customer_id = j.customer_id and s.service_type = 'compute'
               where ${expiredJob('j')}) as ids`,
-    [options.afterId ?? '00000000-0000-0000-0000-000000000000', options.bound, options.stepRows, ...daysParams(options.days, options.daySeconds)],
+    [
+      options.afterId ?? '00000000-0000-0000-0000-000000000000',
+      options.bound,
+      options.stepRows,
+      ...daysParams(options.days, options.daySeconds),
+    ],
   );
   const ids = scan?.ids ?? [];
   const idArray = `{${ids.join(',')}}`;
-  if (ids.length === 0) return { lastId: scan?.last_id ?? null, jobs: 0, batchItems: 0 };
+  if (ids.length === 0) return { lastId: scan?.last_id ?? null, jobs: 0, batchItems: 0, idempotencyKeys: 0 };
   // Items first, a slice at a time: the foreign key would cascade them anyway, but all at once.
   const batchItems = await deleteBatchItemsOf(em, idArray, options.stepRows);
   // The condition again: a failed job an operator retried since the read (writeActiveStates) stays.
-  const [deleted] = await connection.execute<Array<{ n: number }>>(
+  const [deleted] = await connection.execute<Array<{ n: number; keys: number }>>(
     `with gone as (
        delete from jobs where id in (
          select j.id from jobs j
            left join service_instances s on s.customer_id = j.customer_id and s.service_type = 'compute'
           where j.id = any(?::uuid[]) and ${expiredJob('j')})
-       returning 1)
-     select count(*)::int as n from gone`,
+       returning id),
+     ${deleteKeysOfGone}`,
     [idArray, ...daysParams(options.days, options.daySeconds)],
   );
-  return { lastId: scan!.last_id, jobs: deleted?.n ?? 0, batchItems };
+  return { lastId: scan!.last_id, jobs: deleted?.n ?? 0, batchItems, idempotencyKeys: deleted?.keys ?? 0 };
 }

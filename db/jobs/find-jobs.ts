@@ -1,9 +1,10 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
+import { queryWithParameters } from '../query-with-parameters.js';
 import { jobColumns, jobSelectList } from './job-columns.js';
 
-const findJobStatement = `select ${jobColumns} from jobs where id = $1 and customer_id = $2`;
+export const findJobStatement = `select ${jobColumns} from jobs where id = $1 and customer_id = $2`;
 
 /** One job of a customer, or null: one primary-key read, a prepared statement (GET /jobs/:id polls it). */
 export async function findJob(em: EntityManager, customerId: string, id: string): Promise<JobRecord | null> {
@@ -11,11 +12,25 @@ export async function findJob(em: EntityManager, customerId: string, id: string)
   return row ?? null;
 }
 
+/** The job a customer's idempotency key names, or null (the key is free, or its job is gone). */
 export async function findJobByIdempotencyKey(em: EntityManager, customerId: string, key: string): Promise<JobRecord | null> {
-  const rows = await em
-    .getConnection()
-    .execute<JobRecord[]>(`select ${jobColumns} from jobs where customer_id = ? and idempotency_key = ?`, [customerId, key]);
-  return rows[0] ?? null;
+  return (await findJobsByIdempotencyKeys(em, customerId, [key])).get(key) ?? null;
+}
+
+/** The jobs the customer's `keys` name, by key (keys that name no stored job are left out). */
+export async function findJobsByIdempotencyKeys(
+  em: EntityManager,
+  customerId: string,
+  keys: readonly (string | null)[],
+): Promise<Map<string, JobRecord>> {
+  const rows = await queryWithParameters<JobRecord & { namedBy: string }>(
+    em,
+    `select ${jobSelectList(undefined, 'j')}, k.idempotency_key as "namedBy"
+       from job_idempotency_keys k join jobs j on j.id = k.job_id
+      where k.customer_id = ? and k.idempotency_key in (select jsonb_array_elements_text(?::jsonb))`,
+    [customerId, JSON.stringify(keys)],
+  );
+  return new Map(rows.map(({ namedBy, ...job }) => [namedBy, job]));
 }
 
 /** An endpoint subscribed to at least one of the events a finished job emits. */

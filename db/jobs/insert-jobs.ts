@@ -3,7 +3,8 @@ import type { JobRecord, JobState } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
 import { queryWithParameters } from '../query-with-parameters.js';
 import { inTransaction } from '../transaction.js';
-import { asyncCommit, jobColumnList, jobColumns, jobPlaceholders, jobRecordsetType, type JobRecordsetRow } from './job-columns.js';
+import { findJobsByIdempotencyKeys } from './find-jobs.js';
+import { asyncCommit, jobColumnList, jobColumns, jobRecordsetType, type JobRecordsetRow } from './job-columns.js';
 
 /** What a submitter sets on a new job's row; the database fills the rest (created_at, attempts so far…). */
 const newJobProperties = [
@@ -23,7 +24,6 @@ const newJobProperties = [
 ] as const satisfies ReadonlyArray<keyof JobRecord>;
 
 const newJobColumns = jobColumnList(newJobProperties);
-const newJobPlaceholders = jobPlaceholders(newJobProperties);
 
 export type NewJobRow = Omit<Pick<JobRecord, (typeof newJobProperties)[number]>, 'state'> & {
   state: Extract<JobState, 'queued' | 'delayed'>;
@@ -32,35 +32,41 @@ export type NewJobRow = Omit<Pick<JobRecord, (typeof newJobProperties)[number]>,
 /**
  * Inserts the row; with an idempotency key already used, inserts nothing and returns null. With
  * `requireSubstrateId`, inserts only if the customer owns that substrate — the existence check and the
- * insert in one statement.
+ * insert in one statement (`insertJobs`' statement with one row, on the entity manager's transaction if any).
  */
 export async function insertJob(em: EntityManager, row: NewJobRow, requireSubstrateId?: string): Promise<JobRecord | null> {
-  const guard = requireSubstrateId ? 'where exists (select 1 from substrates where id = ? and customer_id = ?)' : '';
-  const rows = await queryWithParameters<JobRecord>(
-    em,
-    `insert into jobs (${newJobColumns})
-     select ${newJobPlaceholders} ${guard}
-     on conflict (customer_id, idempotency_key) do nothing
-     returning ${jobColumns}`,
-    [
-      ...newJobProperties.map((property) => (property === 'payload' ? JSON.stringify(row.payload) : row[property])),
-      ...(requireSubstrateId ? [requireSubstrateId, row.customerId] : []),
-    ],
-  );
-  return rows[0] ?? null;
+  const [job] = await queryWithParameters<JobRecord>(em, insertOneJob, [
+    JSON.stringify([{ ...recordsetRow(row), substrate_id: requireSubstrateId ?? null }]),
+  ]);
+  return job ?? null;
 }
 
-const insertJobsSelect = (durability: string) => `
+/**
+ * The rows of `v` (a CTE of new rows) with an idempotency key take their key in `job_idempotency_keys` in the
+ * same statement; a row whose key is taken (by an earlier job, or by an earlier row of the same statement) is
+ * not inserted. `jobs` is partitioned by id, so the key's uniqueness cannot live on it.
+ */
+const takeKeys = `keys as (
+    insert into job_idempotency_keys (customer_id, idempotency_key, job_id)
+    select v.customer_id, v.idempotency_key, v.id from v where v.idempotency_key is not null
+    on conflict do nothing
+    returning job_id)`;
+const keyTaken = `(v.idempotency_key is null or v.id in (select job_id from keys))`;
+
+const insertJobsSelect = (durability: string, parameter = '$1') => `
+  with v as materialized (
+    select v.* from jsonb_to_recordset(${parameter}::jsonb) as v(${jobRecordsetType(newJobProperties)}, substrate_id text)
+      -- One primary-key probe per row: a plain EXISTS here became a hash of the whole substrates table.
+      left join lateral (select true as found from substrates s where s.id = v.substrate_id and s.customer_id = v.customer_id limit 1) owned on true
+     where v.substrate_id is null or owned.found),
+  ${takeKeys}${durability ? `, ${asyncCommit}` : ''}
   insert into jobs (${newJobColumns})
-  select ${jobColumnList(newJobProperties, 'v')}
-    from jsonb_to_recordset($1::jsonb) as v(${jobRecordsetType(newJobProperties)}, substrate_id text)
-    -- One primary-key probe per row: a plain EXISTS here became a hash of the whole substrates table.
-    left join lateral (select true as found from substrates s where s.id = v.substrate_id and s.customer_id = v.customer_id limit 1) owned on true${durability}
-   where v.substrate_id is null or owned.found
-  on conflict (customer_id, idempotency_key) do nothing
+  select ${jobColumnList(newJobProperties, 'v')} from v${durability}
+   where ${keyTaken}
   returning ${jobColumns}`;
 const insertJobsDurably = insertJobsSelect('');
-const insertJobsQuickly = `with ${asyncCommit} ${insertJobsSelect(', durability')}`;
+const insertJobsQuickly = insertJobsSelect(', durability');
+const insertOneJob = insertJobsSelect('', '?');
 
 export interface JobInsert {
   row: NewJobRow;
@@ -170,9 +176,23 @@ export async function isJobDurable(em: EntityManager, id: string): Promise<boole
   return row?.present === true;
 }
 
-/** Frees a key whose 24 h window has passed, so it can name a new job. */
-export async function releaseIdempotencyKey(em: EntityManager, jobId: string): Promise<void> {
-  await em.getConnection().execute(`update jobs set idempotency_key = null where id = ?`, [jobId]);
+/**
+ * Frees the customer's keys (of `keys`) whose `windowMs` has passed or whose job is gone (retention), so they
+ * can name new jobs.
+ */
+export async function releaseIdempotencyKeys(
+  em: EntityManager,
+  customerId: string,
+  keys: readonly string[],
+  windowMs: number,
+): Promise<void> {
+  await queryWithParameters(
+    em,
+    `delete from job_idempotency_keys k
+      where k.customer_id = ? and k.idempotency_key in (select jsonb_array_elements_text(?::jsonb))
+        and (k.created_at < now() - make_interval(secs => ?) or not exists (select 1 from jobs j where j.id = k.job_id))`,
+    [customerId, JSON.stringify(keys), windowMs / 1000],
+  );
 }
 
 /** Why `insertJobsAllOrNothing` stored nothing: the item (by index) that refused it. */
@@ -196,10 +216,11 @@ class Refused extends Error {
 }
 
 const insertJobsReturning = `
+  with v as (select * from jsonb_to_recordset(?::jsonb) as v(${jobRecordsetType(newJobProperties)})),
+  ${takeKeys}
   insert into jobs (${newJobColumns})
-  select ${jobColumnList(newJobProperties, 'v')}
-    from jsonb_to_recordset(?::jsonb) as v(${jobRecordsetType(newJobProperties)})
-  on conflict (customer_id, idempotency_key) do nothing
+  select ${jobColumnList(newJobProperties, 'v')} from v
+   where ${keyTaken}
   returning ${jobColumns}`;
 
 /**
@@ -231,35 +252,20 @@ export async function insertJobsAllOrNothing(em: EntityManager, rows: JobInsert[
           throw new Refused({ kind: 'substrate-missing', index, substrateId: missing.id });
         }
       }
-      if (keys.length > 0) {
-        await queryWithParameters(
-          tx,
-          `update jobs set idempotency_key = null
-            where customer_id = ? and idempotency_key in (select jsonb_array_elements_text(?::jsonb))
-              and created_at < now() - make_interval(secs => ?)`,
-          [customerId, JSON.stringify(keys), keyWindowMs / 1000],
-        );
-      }
+      if (keys.length > 0) await releaseIdempotencyKeys(tx, customerId, keys, keyWindowMs);
       const inserted = await queryWithParameters<JobRecord>(tx, insertJobsReturning, [
         JSON.stringify(rows.map(({ row }) => recordsetRow(row))),
       ]);
       const byId = new Map(inserted.map((job) => [job.id, job]));
       const unstoredKeys = rows.filter(({ row }) => !byId.has(row.id)).map(({ row }) => row.idempotencyKey);
       const existing =
-        unstoredKeys.length > 0
-          ? await queryWithParameters<JobRecord>(
-              tx,
-              `select ${jobColumns} from jobs where customer_id = ? and idempotency_key in (select jsonb_array_elements_text(?::jsonb))`,
-              [customerId, JSON.stringify(unstoredKeys)],
-            )
-          : [];
-      const byKey = new Map(existing.map((job) => [job.idempotencyKey, job]));
+        unstoredKeys.length > 0 ? await findJobsByIdempotencyKeys(tx, customerId, unstoredKeys) : new Map<string, JobRecord>();
       return {
         kind: 'inserted' as const,
         jobs: rows.map(({ row }, index) => {
           const stored = byId.get(row.id);
           if (stored) return { job: stored, replayed: false };
-          const named = row.idempotencyKey === null ? undefined : byKey.get(row.idempotencyKey);
+          const named = row.idempotencyKey === null ? undefined : existing.get(row.idempotencyKey);
           if (!named) throw new Error(`job row ${index} was neither stored nor named by its idempotency key`);
           if (named.requestHash !== row.requestHash) throw new Refused({ kind: 'key-conflict', index });
           return { job: named, replayed: true };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { expireJobsStep, jobScanBound, retentionScanBound } from '../../db/jobs/expire-jobs.js';
+import { dropExpiredJobPartitions, ensureJobPartitions } from '../../db/jobs/job-partitions.js';
 import { meteringWatermark } from '../../db/repositories/metering.js';
 import { expireRequestLogsStep } from '../../db/repositories/request-logs.js';
 import { expireDeliveriesStep } from '../../db/repositories/webhook-deliveries.js';
@@ -13,6 +14,11 @@ export const retentionResultSchema = z.object({
   request_logs: z.number().int(),
   webhook_deliveries: z.number().int(),
   webhook_attempts: z.number().int(),
+  /** Idempotency keys removed with their jobs (a key lives as long as its job). */
+  idempotency_keys: z.number().int(),
+  /** Partitions of `jobs` (each with its `batch_items` twin) dropped whole, and created ahead. */
+  job_partitions_dropped: z.number().int(),
+  job_partitions_created: z.number().int(),
   /** Statements that read or deleted a step's rows (each at most RETENTION_STEP_ROWS rows). */
   steps: z.number().int(),
 });
@@ -26,7 +32,8 @@ export interface RetentionJobOptions {
 }
 
 /**
- * The retention job type (SPEC §9). Deletes, in steps of RETENTION_STEP_ROWS rows each its own short
+ * The retention job type (SPEC §9). Creates the coming partitions of `jobs` and `batch_items`, drops whole
+ * partitions past the longest tier's JOB_RETENTION_DAYS that hold only expired jobs, then deletes, in steps of RETENTION_STEP_ROWS rows each its own short
  * statement, finished jobs (with a batch's items) JOB_RETENTION_DAYS after they finished (per tier:
  * JOB_RETENTION_DAYS_BY_TIER), request logs REQUEST_LOG_RETENTION_DAYS old once metered and billed, and
  * finished webhook deliveries with their attempts WEBHOOK_RETENTION_DAYS after they finished. Never an
@@ -47,15 +54,37 @@ export function createRetentionJob(options: RetentionJobOptions = {}) {
       const { config, em, signal } = ctx;
       const stepRows = options.stepRows ?? config.retentionStepRows;
       const now = options.now?.() ?? new Date();
-      const result: RetentionResult = { jobs: 0, batch_items: 0, request_logs: 0, webhook_deliveries: 0, webhook_attempts: 0, steps: 0 };
+      const result: RetentionResult = {
+        jobs: 0,
+        batch_items: 0,
+        request_logs: 0,
+        webhook_deliveries: 0,
+        webhook_attempts: 0,
+        idempotency_keys: 0,
+        job_partitions_dropped: 0,
+        job_partitions_created: 0,
+        steps: 0,
+      };
 
       const daySeconds = config.retentionDaySeconds;
+      const created = await ensureJobPartitions(em, { partitionDays: config.jobPartitionDays, daySeconds, now });
+      result.job_partitions_created = created.length;
+      // Whole partitions go once past the longest retention of any tier; with a tier that keeps its jobs, none do.
+      const tierDays = Object.values(config.jobRetentionDays);
+      if (tierDays.every((days) => days > 0) && !signal.aborted) {
+        const dropped = await dropExpiredJobPartitions(em, { days: Math.max(...tierDays), daySeconds, stepRows, now });
+        result.job_partitions_dropped = dropped.dropped.length;
+        result.jobs += dropped.jobs;
+        result.batch_items += dropped.batchItems;
+        result.idempotency_keys += dropped.idempotencyKeys;
+      }
       const jobBound = jobScanBound(config.jobRetentionDays, now, daySeconds);
       for (let afterId: string | null = null; jobBound && !signal.aborted;) {
         const step = await expireJobsStep(em, { afterId, bound: jobBound, days: config.jobRetentionDays, stepRows, daySeconds });
         result.steps += 1;
         result.jobs += step.jobs;
         result.batch_items += step.batchItems;
+        result.idempotency_keys += step.idempotencyKeys;
         if (step.lastId === null) break;
         afterId = step.lastId;
       }
@@ -63,7 +92,13 @@ export function createRetentionJob(options: RetentionJobOptions = {}) {
       if (config.requestLogRetentionDays > 0) {
         const meteredUpTo = await meteringWatermark(em);
         for (let afterId: string | null = null; !signal.aborted;) {
-          const step = await expireRequestLogsStep(em, { afterId, meteredUpTo, days: config.requestLogRetentionDays, stepRows, daySeconds });
+          const step = await expireRequestLogsStep(em, {
+            afterId,
+            meteredUpTo,
+            days: config.requestLogRetentionDays,
+            stepRows,
+            daySeconds,
+          });
           result.steps += 1;
           result.request_logs += step.deleted;
           if (step.done) break;

@@ -41,6 +41,7 @@ async function runAsAdmin(type: string): Promise<void> {
 async function rowsOf(customerId: string): Promise<Record<string, number>> {
   const tables = [
     'jobs',
+    'job_idempotency_keys',
     'substrates',
     'relationships',
     'schedules',
@@ -253,7 +254,17 @@ describe('DELETE /admin/customers/:id', () => {
     expect((await suite.request('GET', '/api/v1/jobs', { token: tokens.a })).status).toBe(200);
     expect((await suite.request('GET', '/api/v1/jobs', { token: a.apiKey })).status).toBe(200);
     await suite.app.deps.requestLog.flush(); // the request logs of those calls, so the counts below hold them
+    // A finished job submitted with an idempotency key: its key goes with it.
+    const keyedJob = await suite.app.sql<{ id: string }>(
+      `select id from jobs where customer_id = $1 and state not in ('queued', 'delayed', 'active') order by id limit 1`,
+      [a.customerId],
+    );
+    await suite.app.sql(`insert into job_idempotency_keys (customer_id, idempotency_key, job_id) values ($1, 'offboarding-key', $2)`, [
+      a.customerId,
+      keyedJob[0]!.id,
+    ]);
     const before = await rowsOf(a.customerId);
+    expect(before.job_idempotency_keys).toBeGreaterThanOrEqual(1);
     const bBefore = await rowsOf(b.customerId);
     expect(before).toMatchObject({ usage_records: expect.any(Number), billing_charges: 1 });
     expect(before.escrow_transactions).toBeGreaterThanOrEqual(2); // the deposit and the charge
@@ -285,6 +296,7 @@ describe('DELETE /admin/customers/:id', () => {
     expect(await rowsOf(a.customerId)).toEqual({
       ...before,
       jobs: 0,
+      job_idempotency_keys: 0,
       substrates: 0,
       relationships: 0,
       schedules: 0,

@@ -196,7 +196,18 @@ describe('retention of jobs', () => {
     const result = await runJob(createRetentionJob({ stepRows: 3 }), app, orm);
 
     // 14 rows read 3 at a time (5 steps, then one that finds nothing), for jobs; one step each for the empty logs and deliveries.
-    expect(result).toEqual({ jobs: 10, batch_items: 0, request_logs: 0, webhook_deliveries: 0, webhook_attempts: 0, steps: 8 });
+    expect(result).toEqual({
+      jobs: 10,
+      batch_items: 0,
+      request_logs: 0,
+      webhook_deliveries: 0,
+      webhook_attempts: 0,
+      idempotency_keys: 0,
+      // A tier keeps its jobs for good (enterprise=0): no partition goes whole; the coming ones exist since migrating.
+      job_partitions_dropped: 0,
+      job_partitions_created: 0,
+      steps: 8,
+    });
     expect(Number((await app.sql<{ n: string }>(`select count(*) as n from jobs`))[0]!.n)).toBe(4);
   });
 
@@ -238,6 +249,8 @@ describe('retention of jobs', () => {
     expect(replay.status, replay.text).toBe(202);
     expect(replay.body.id).not.toBe(oldId);
     expect(replay.body.id).not.toBe(submitted.body.id);
+    const keys = await app.sql<{ job_id: string }>(`select job_id from job_idempotency_keys where idempotency_key = 'replay-1'`);
+    expect(keys, 'the key names the new job').toEqual([{ job_id: replay.body.id }]);
   });
 });
 
