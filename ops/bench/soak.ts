@@ -110,7 +110,9 @@ async function main(): Promise<void> {
           overallRate: rate,
           duration: minutes * 60,
           // Distinct parameters: each submit is a job of its own, never an invocation-cache hit.
-          setupRequest: (req) => ({ ...req, body: JSON.stringify({ parameters: { x: (x += 1), y: 7 } }) }),
+          requests: [
+            { setupRequest: (req: autocannon.Request) => ({ ...req, body: JSON.stringify({ parameters: { x: (x += 1), y: 7 } }) }) },
+          ],
         },
         (error: unknown, result) => (error ? reject(error) : resolve(result)),
       );
@@ -130,7 +132,10 @@ async function main(): Promise<void> {
         headers: { authorization: `Bearer ${customer.key}`, 'content-type': 'application/json' },
         body: JSON.stringify({ invocations }),
       }).then(
-        (response) => (response.ok ? response.arrayBuffer() : (rejected += 1)),
+        async (response) => {
+          if (!response.ok) rejected += 1;
+          await response.arrayBuffer();
+        },
         () => (rejected += 1),
       );
     }, 10_000);

@@ -33,7 +33,11 @@ export async function tableStats(db: pg.Pool | pg.Client, tables: readonly strin
             max(s.last_autovacuum) as last_autovacuum,
             sum(s.autovacuum_count) as autovacuum_count, sum(s.autoanalyze_count) as autoanalyze_count
        from unnest($1::text[]) as t(name)
-       join lateral pg_partition_tree(to_regclass(t.name)) p on p.isleaf
+       -- A plain table is its own leaf; a partitioned one's leaves are its partitions.
+       join lateral (select c.oid as relid from pg_class c where c.oid = to_regclass(t.name) and c.relkind = 'r'
+                     union all
+                     select tree.relid from pg_partition_tree(to_regclass(t.name)) tree
+                      where tree.isleaf and tree.relid <> to_regclass(t.name)) p on true
        left join pg_stat_user_tables s on s.relid = p.relid
       group by t.name order by array_position($1::text[], t.name::text)`,
     [tables],
