@@ -27,7 +27,7 @@ import type { InvocationCache } from '../../db/invocation-cache.js';
 import type { Orm } from '../../db/orm.js';
 import { meterNextBatch } from '../../db/repositories/metering.js';
 import { createRetentionJob, type RetentionResult } from '../../jobs/retention/retention.job.js';
-import { standaloneJobContext } from '../../jobs/standalone-context.js';
+import { standaloneJobContext } from '../standalone-job-context.js';
 import type { FairQueues } from '../../queue/fair-share/fair-queues.js';
 import type { JobQueues } from '../../queue/queues.js';
 import { Sweeper } from '../../workers/sweeper.js';

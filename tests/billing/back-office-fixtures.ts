@@ -5,7 +5,7 @@ import type { Orm } from '../../db/orm.js';
 import { deposit } from '../../jobs/billing/account-operations.js';
 import type { JobContext } from '../../jobs/context.js';
 import type { JobDefinition } from '../../jobs/define-job.js';
-import { standaloneJobContext } from '../../jobs/standalone-context.js';
+import { standaloneJobContext } from '../../ops/standalone-job-context.js';
 import type { httpClient, HttpResponse } from '../helpers/http.js';
 import type { TestApp } from '../helpers/test-app.js';
 

@@ -1,6 +1,6 @@
 import { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
 import { systemCustomerId } from '../queue/schedules/platform-schedules.js';
-import type { JobContext } from './context.js';
+import type { JobContext } from '../jobs/context.js';
 
 /**
  * A processor context outside a worker, as the worker would build it for a platform job (the system customer's,
