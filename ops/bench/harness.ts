@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -194,3 +195,39 @@ export function redisCostPerJob(before: RedisActivity, after: RedisActivity, job
     top_commands_per_job: Object.fromEntries(delta.slice(0, 10).map(([name, calls]) => [name, round(calls / jobs, 2)])),
   };
 }
+
+/** The customer a bench run submits as: registered through `api`, $10,000 deposited, enterprise tier, an API key, one `x * y` substrate. */
+export interface BenchCustomer {
+  customerId: string;
+  /** The API key (Bearer) of its compute service. */
+  key: string;
+  substrateId: string;
+}
+
+export async function benchCustomer(api: string, db: { query(text: string, values: unknown[]): Promise<unknown> }): Promise<BenchCustomer> {
+  const json = (method: string, path: string, body?: unknown, token?: string) => apiJson(api, method, path, body, token);
+  const email = `bench-${Date.now()}@example.test`;
+  await json('POST', '/auth/register', { email, password: 'bench password 1', accept_tos: true, tos_version: '1.0.0' });
+  const { access_token: token } = await json('POST', '/auth/login', { email, password: 'bench password 1' });
+  const { customer_id: customerId } = await json('GET', '/auth/me', undefined, token);
+  // Money for the run's usage: a worker that starts later (cluster scenarios, fairness) runs billing at once,
+  // and an empty balance suspended the customer mid-run, so every submit answered 402.
+  await json('POST', '/billing/deposits', { amount_usd_cents: 1_000_000 }, token);
+  await db.query(`update service_instances set tier = 'enterprise' where customer_id = $1`, [customerId]);
+  const { key } = await json('POST', '/api-keys', { name: 'bench', service_type: 'compute' }, token);
+  const { substrate_id: substrateId } = await json('POST', '/substrates', { expression_type: 'expression', expression: 'x * y' }, key);
+  return { customerId, key, substrateId };
+}
+
+/** Leaves a shared Redis as a run found it: every key matching one of `patterns` goes. */
+export async function deleteKeys(redis: Redis, patterns: readonly string[]): Promise<void> {
+  for (const pattern of patterns) {
+    for await (const keys of redis.scanStream({ match: pattern, count: 1000 }) as AsyncIterable<string[]>) {
+      if (keys.length > 0) await redis.unlink(...keys);
+    }
+  }
+}
+
+/** A SQL expression: the UUIDv7 of epoch milliseconds `ms` with random bits from the hex string `hex` (≥ 18 digits), as the API's ids. */
+export const uuidv7Sql = (ms: string, hex: string) =>
+  `(lpad(to_hex(${ms}), 12, '0') || '7' || substr(${hex}, 1, 3) || '8' || substr(${hex}, 4, 15))::uuid`;

@@ -49,14 +49,18 @@ export interface HttpSubmitMeasurement {
   problem: { status: number; body: string } | null;
 }
 
-export async function measureHttpSubmit(load: HttpSubmitLoad): Promise<HttpSubmitMeasurement> {
-  const options = {
-    url: load.url,
+/** The uncached invoke http-submit POSTs (autocannon options less the load's shape). */
+export function submitRequest(url: string, key: string) {
+  return {
+    url,
     method: 'POST' as const,
-    connections: 64,
-    headers: { authorization: `Bearer ${load.key}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
     body: JSON.stringify({ parameters: { x: 5, y: 7 } }),
   };
+}
+
+export async function measureHttpSubmit(load: HttpSubmitLoad): Promise<HttpSubmitMeasurement> {
+  const options = { ...submitRequest(load.url, load.key), connections: 64 };
   await load.settle();
   await autocannon({ ...options, duration: load.warmUpSeconds });
   await waitUntil(

@@ -18,6 +18,7 @@ import { ensureAdmin } from '../../api/auth/bootstrap-admin.js';
 import { loadConfig } from '../../config.js';
 import { createOrm, migrate } from '../../db/orm.js';
 import { createLogger } from '../../lib/logger.js';
+import { uuidv7Sql } from './harness.js';
 
 const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
 const rows = arg('rows', 1_000_000);
@@ -99,7 +100,7 @@ async function main(): Promise<void> {
   // 10,000 `small`, the rest one of 200 others. State by n mod 100: 0–4 failed, 5–6 cancelled, 7–9 queued.
   await sql.query(
     `insert into jobs (id, customer_id, type, state, payload, result, error, attempts_made, max_attempts, created_at, started_at, finished_at)
-     select (lpad(to_hex(ms), 12, '0') || '7' || substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid,
+     select ${uuidv7Sql('ms', 'h')},
             case when n % 10000 = 1 then $3::uuid when n % 10 < 6 then $2::uuid
                  else ('00000000-0000-4000-8000-' || lpad(to_hex(n % 200), 12, '0'))::uuid end,
             case when n % 7 = 0 then 'batch' else 'invoke' end,

@@ -13,6 +13,8 @@
  *   npm run bench -- --only=bulk-submit  # POST /jobs/bulk beside a raw addBulk + multi-row INSERT program
  *   npm run bench -- --only=fairness   # issue 16: A's 40,000 bulk invokes, B's Prefer: wait calls, fair sharing vs FIFO (--quick: 4,000)
  *   npm run bench -- --only=fairness --fair-workers=2  # the same with two worker processes per mode
+ *   npm run bench -- --history=1000000  # issue 18: drain, submit, GET /jobs, sweeper, retention on empty tables, then
+ *                                      # again after 1,000,000 churned finished jobs were preloaded (ops/bench/history.ts)
  */
 import autocannon from 'autocannon';
 import { Queue, QueueEvents } from 'bullmq';
@@ -35,9 +37,12 @@ import { runRequestLatency } from './request-latency.js';
 import { runClusterDrain, runClusterHttpSubmit } from './cluster.js';
 import { measureHttpSubmit, type HttpSubmitMeasurement } from './http-submit.js';
 import { runFairness } from './fairness.js';
+import { runHistory } from './history.js';
 import { sizesFromEnv } from './noisy/sizes.js';
 import {
+  benchCustomer,
   collectGarbage,
+  deleteKeys,
   apiJson,
   cpuBreakdown,
   cpuSeconds,
@@ -62,8 +67,10 @@ const only = args
   .split(',');
 /** Run only with --cluster or when named in --only: each starts a local Redis Cluster. */
 const clusterScenarios = ['cluster-drain', 'cluster-http-submit'];
+/** --history=N: finished jobs to preload; the other scenarios then run only when named in --only. */
+const history = Number(args.find((arg) => arg.startsWith('--history='))?.slice('--history='.length) ?? 0);
 const wanted = (name: string) =>
-  (!only && !clusterScenarios.includes(name)) ||
+  (!only && !history && !clusterScenarios.includes(name)) ||
   (only?.includes(name) ?? false) ||
   (clusterScenarios.includes(name) && args.includes('--cluster'));
 /** Load runs start after this much of the same load on the same side, so neither is measured while its JIT warms up. */
@@ -122,6 +129,8 @@ async function main(): Promise<void> {
     RATE_LIMIT_LOGIN_PER_MIN: '1000',
     // The noisy scenario's webhook receivers and hanging endpoints are loopback servers.
     WEBHOOK_ALLOW_PRIVATE: 'true',
+    // The history bench runs retention itself, timed; the worker's own schedule stays out of its way.
+    ...(history ? { RETENTION_EVERY_MS: '86400000' } : {}),
   };
   const children: Child[] = [];
   const results: ScenarioResult[] = [];
@@ -137,21 +146,13 @@ async function main(): Promise<void> {
     children.push(apiChild, workerChild);
     await waitUntil(async () => (await fetch(`${api}/ready`).catch(() => null))?.status === 200, 60_000, 200);
 
-    const email = `bench-${Date.now()}@example.test`;
-    await json('POST', '/auth/register', { email, password: 'bench password 1', accept_tos: true, tos_version: '1.0.0' });
-    const { access_token: token } = await json('POST', '/auth/login', { email, password: 'bench password 1' });
-    const { customer_id: customerId } = await json('GET', '/auth/me', undefined, token);
-    // Money for the run's usage: a worker that starts later (cluster scenarios, fairness) runs billing at once,
-    // and an empty balance suspended the customer mid-run, so every submit answered 402.
-    await json('POST', '/billing/deposits', { amount_usd_cents: 1_000_000 }, token);
-    await db.query(`update service_instances set tier = 'enterprise' where customer_id = $1`, [customerId]);
-    const { key } = await json('POST', '/api-keys', { name: 'bench', service_type: 'compute' }, token);
-    const { substrate_id: substrateId } = await json('POST', '/substrates', { expression_type: 'expression', expression: 'x * y' }, key);
+    const { customerId, key, substrateId } = await benchCustomer(api, db);
 
     const platformQueues = createQueues(redis, { queuePrefix: prefix, queueShards });
     const invokeQueues = platformQueues.ofType('invoke');
     // The worker child's fair sharing (FAIR_SHARING, default on), as its API would admit: the bench submits in bulk itself.
-    const platformFair = createFairQueues(redis, loadConfig({ ...process.env, ...platformEnv }), platformQueues);
+    const platformConfig = loadConfig({ ...process.env, ...platformEnv });
+    const platformFair = createFairQueues(redis, platformConfig, platformQueues);
     const cpuGroups = {
       api: () => cpuSeconds(apiChild.process.pid),
       worker: () => cpuSeconds(workerChild.process.pid),
@@ -752,6 +753,29 @@ async function main(): Promise<void> {
       });
     }
 
+    if (history > 0) {
+      const { results: historyResults, sizes } = await runHistory({
+        rows: history,
+        quick,
+        api,
+        db,
+        orm,
+        redis,
+        queuePrefix: prefix,
+        queues: platformQueues,
+        fair: platformFair,
+        config: platformConfig,
+        cache,
+        customer: { customerId, key, substrateId },
+        settle: settlePlatform,
+        drain,
+        submit: singleNodeSubmit,
+        log,
+      });
+      for (const result of historyResults) report(result);
+      console.log(JSON.stringify({ ...sizes, versions }));
+    }
+
     if (wanted('fairness')) {
       // Last: it stops the run's API and worker, and starts a pair per FAIR_SHARING mode instead.
       await apiChild.stop();
@@ -774,11 +798,7 @@ async function main(): Promise<void> {
   } finally {
     for (const child of children.reverse()) await child.stop();
     // Leave the shared Redis as we found it: every key under this run's prefixes goes.
-    for (const pattern of [`${prefix}:*`, `${basePrefix}:*`, `${fairnessPrefixOf(true)}:*`, `${fairnessPrefixOf(false)}:*`]) {
-      for await (const keys of redis.scanStream({ match: pattern, count: 1000 }) as AsyncIterable<string[]>) {
-        if (keys.length > 0) await redis.unlink(...keys);
-      }
-    }
+    await deleteKeys(redis, [`${prefix}:*`, `${basePrefix}:*`, `${fairnessPrefixOf(true)}:*`, `${fairnessPrefixOf(false)}:*`]);
     await orm.close();
     await db.end();
     await redis.quit();

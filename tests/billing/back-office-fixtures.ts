@@ -2,11 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { expect } from 'vitest';
 import type { Orm } from '../../db/orm.js';
-import { SubstrateDefinitionCache } from '../../db/substrate-definitions.js';
 import { deposit } from '../../jobs/billing/account-operations.js';
 import type { JobContext } from '../../jobs/context.js';
 import type { JobDefinition } from '../../jobs/define-job.js';
-import { systemCustomerId } from '../../queue/schedules/platform-schedules.js';
+import { standaloneJobContext } from '../../ops/standalone-job-context.js';
 import type { httpClient, HttpResponse } from '../helpers/http.js';
 import type { TestApp } from '../helpers/test-app.js';
 
@@ -14,23 +13,10 @@ type Request = ReturnType<typeof httpClient>;
 
 /** A processor context on `orm` (a fresh fork), as the worker would build it for a platform job. */
 export function jobContext(app: TestApp, orm: Orm, overrides: Partial<JobContext> = {}): JobContext {
-  return {
-    jobId: '00000000-0000-4000-8000-000000000000',
-    customerId: systemCustomerId,
-    attemptsMade: 0,
-    logger: pino({ level: 'silent' }),
-    em: orm.em.fork(),
-    redis: app.deps.redis,
-    config: app.config,
-    cache: app.deps.cache,
-    cacheMissed: false,
-    substrates: new SubstrateDefinitionCache(),
-    runTask: () => Promise.reject(new Error('no Piscina pool in this test')),
-    workMs: 0,
-    signal: new AbortController().signal,
-    progress: async () => undefined,
-    ...overrides,
-  };
+  return standaloneJobContext(
+    { logger: pino({ level: 'silent' }), em: orm.em.fork(), redis: app.deps.redis, config: app.config, cache: app.deps.cache },
+    overrides,
+  );
 }
 
 /** Runs a job definition's processor directly (no queue), with its payload `{}`. */
