@@ -432,19 +432,13 @@ async function main(): Promise<void> {
     if (wanted('wait-latency')) {
       const n = quick ? 300 : 1000;
       // Each side is warmed the same way before it is measured: at least `warmUpCalls` sequential calls and
-      // at least `warmUpSeconds` of them. The raw worker is a fresh process (its JIT, its Piscina threads,
+      // about `warmUpSecondsEach` s of them. The raw worker is a fresh process (its JIT, its Piscina threads,
       // its Redis connections cold) while the platform's has run the earlier scenarios: a warm-up of 1–3 s
       // left the raw side's figures inflated for tens of seconds, which flattered the ratio.
       const warmUpCalls = Number(process.env.BENCH_WAIT_WARMUP ?? n);
       const warmUpSecondsEach = Number(process.env.BENCH_WAIT_WARMUP_SECONDS ?? (quick ? 10 : 30));
-      const warmUp = async (call: (i: number) => Promise<void>) => {
-        const until = performance.now() + warmUpSecondsEach * 1000;
-        let i = 0;
-        while (i < warmUpCalls || performance.now() < until) await call(i++);
-        return i;
-      };
       log(
-        `wait-latency: ${n} sequential Prefer: wait calls, each side after >= ${warmUpCalls} calls and >= ${warmUpSecondsEach} s of them`,
+        `wait-latency: ${n} sequential Prefer: wait calls, the two sides in turns, each after >= ${warmUpCalls} calls and >= ${warmUpSecondsEach} s of them`,
       );
       // One keep-alive connection through node:http: fetch's own overhead here was ~0.5 ms a call.
       const connection = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -460,23 +454,6 @@ async function main(): Promise<void> {
       };
       // Every call's parameters are new (no cache hit) until the cached pass; the warm-up's come from below.
       const offset = 10_000_000 + Math.floor(Math.random() * 1_000_000);
-      await settlePlatform();
-      const platformWarmUp = await warmUp((i) => call(offset - 1 - i));
-      const platformLatencies: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const started = performance.now();
-        await call(offset + i);
-        platformLatencies.push(performance.now() - started);
-      }
-      // The same calls again: now every one is answered from the invocation cache.
-      const cachedLatencies: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const started = performance.now();
-        await call(offset + i);
-        cachedLatencies.push(performance.now() - started);
-      }
-      connection.destroy();
-      cachedLatencies.sort((a, b) => a - b);
       const base = await baselineWorker('bench-wait', 'evaluate');
       const events = new QueueEvents('bench-wait', { connection: { url: redisUrl }, prefix: basePrefix });
       await events.waitUntilReady();
@@ -484,16 +461,38 @@ async function main(): Promise<void> {
         const job = await base.queue.add('invoke', { expression: 'x * y', parameters: { x, y: 11 } }, { removeOnComplete: { age: 60 } });
         await job.waitUntilFinished(events, 5000);
       };
-      const baselineWarmUp = await warmUp((i) => rawCall(offset - 1 - i));
+      await settlePlatform();
+      // Both sides in turns of `block` calls, warm-up and measured run alike: on a shared machine whatever
+      // else runs meanwhile then weighs on both sides alike, not on whichever happened to run during it.
+      const block = 10;
+      const platformLatencies: number[] = [];
       const baselineLatencies: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const started = performance.now();
-        await rawCall(offset + i);
-        baselineLatencies.push(performance.now() - started);
+      const timed = async (calls: number, first: number, one: (x: number) => Promise<void>, into: number[] | null) => {
+        for (let x = first; x < first + calls; x++) {
+          const started = performance.now();
+          await one(x);
+          into?.push(performance.now() - started);
+        }
+      };
+      const warmUpUntil = performance.now() + warmUpSecondsEach * 2 * 1000;
+      let warmUpCallsEach = 0;
+      while (warmUpCallsEach < warmUpCalls || performance.now() < warmUpUntil) {
+        warmUpCallsEach += block;
+        await timed(block, offset - warmUpCallsEach, call, null);
+        await timed(block, offset - warmUpCallsEach, rawCall, null);
+      }
+      for (let i = 0; i < n; i += block) {
+        await timed(Math.min(block, n - i), offset + i, call, platformLatencies);
+        await timed(Math.min(block, n - i), offset + i, rawCall, baselineLatencies);
       }
       await events.close();
       await base.child.stop();
       await base.queue.obliterate({ force: true });
+      // The same calls again: now every one is answered from the invocation cache.
+      const cachedLatencies: number[] = [];
+      await timed(n, offset, call, cachedLatencies);
+      connection.destroy();
+      cachedLatencies.sort((a, b) => a - b);
       platformLatencies.sort((a, b) => a - b);
       baselineLatencies.sort((a, b) => a - b);
       const p50 = percentile(platformLatencies, 50);
@@ -536,7 +535,7 @@ async function main(): Promise<void> {
           baseline_p90_ms: percentile(baselineLatencies, 90),
           cached_p50_ms: percentile(cachedLatencies, 50),
           cached_p99_ms: percentile(cachedLatencies, 99),
-          warm_up_calls: { platform: platformWarmUp, baseline: baselineWarmUp },
+          warm_up_calls_each: warmUpCallsEach,
           stages,
         },
       });
