@@ -113,10 +113,13 @@ export interface WaitStagesResult {
   calls: number;
   client_p50_ms: number;
   server_p50_ms: number;
+  server_mean_ms: number;
   /** Median of each stage, in the order a call passes them. */
   stages_p50_ms: Record<string, number>;
-  /** The server total's median less the stage medians' sum (routing between middlewares, validation; medians do not add up exactly). */
-  unattributed_ms: number;
+  /** Mean of each stage: these add up to the server's mean (medians of a skewed stage do not). */
+  stages_mean_ms: Record<string, number>;
+  /** The server's mean less the stage means: routing and validation between the API's timed stages. */
+  unattributed_mean_ms: number;
 }
 
 export async function measureWaitStages(ctx: WaitStagesContext, log: (message: string) => void): Promise<WaitStagesResult> {
@@ -137,21 +140,30 @@ export async function measureWaitStages(ctx: WaitStagesContext, log: (message: s
     agent.destroy();
     const median = (values: number[]) =>
       percentile(
-        [...values].sort((a, b) => a - b),
+        [...values].sort((x, y) => x - y),
         50,
       );
-    const stagesP50 = Object.fromEntries(waitStageOrder.map((name) => [name, median(samples.map((s) => s.stages[name] ?? 0))]));
-    const serverP50 = median(samples.map((s) => s.serverMs));
+    const mean = (values: number[]) => round(values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length), 3);
+    const of = (name: string) => samples.map((s) => s.stages[name] ?? 0);
+    const stagesP50 = Object.fromEntries(waitStageOrder.map((name) => [name, median(of(name))]));
+    const stagesMean = Object.fromEntries(waitStageOrder.map((name) => [name, mean(of(name))]));
+    const serverMean = mean(samples.map((s) => s.serverMs));
     const result: WaitStagesResult = {
       calls: samples.length,
       client_p50_ms: median(samples.map((s) => s.clientMs)),
-      server_p50_ms: serverP50,
+      server_p50_ms: median(samples.map((s) => s.serverMs)),
+      server_mean_ms: serverMean,
       stages_p50_ms: stagesP50,
-      unattributed_ms: round(serverP50 - Object.values(stagesP50).reduce((sum, ms) => sum + ms, 0), 3),
+      stages_mean_ms: stagesMean,
+      unattributed_mean_ms: round(serverMean - Object.values(stagesMean).reduce((sum, ms) => sum + ms, 0), 3),
     };
-    log(`wait-latency stages (p50 of ${result.calls} timed calls; client ${result.client_p50_ms} ms, server ${result.server_p50_ms} ms):`);
-    for (const name of waitStageOrder) log(`  ${name.padEnd(40)} ${stagesP50[name]!.toFixed(3).padStart(8)} ms`);
-    log(`  ${'(unattributed)'.padEnd(40)} ${result.unattributed_ms.toFixed(3).padStart(8)} ms`);
+    log(
+      `wait-latency stages of ${result.calls} timed calls (client p50 ${result.client_p50_ms} ms; server p50 ${result.server_p50_ms} ms, mean ${serverMean} ms):`,
+    );
+    const column = (ms: number) => ms.toFixed(3).padStart(8);
+    log(`  ${'stage'.padEnd(40)} ${'p50 ms'.padStart(8)} ${'mean ms'.padStart(8)}`);
+    for (const name of waitStageOrder) log(`  ${name.padEnd(40)} ${column(stagesP50[name]!)} ${column(stagesMean[name]!)}`);
+    log(`  ${'(between the API stages)'.padEnd(40)} ${''.padStart(8)} ${column(result.unattributed_mean_ms)}`);
     return result;
   } finally {
     await api.stop();
