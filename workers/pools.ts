@@ -427,6 +427,8 @@ class GatheredCalls {
   private scheduled = false;
   /** Sends to the pool (a gathered batch or a lone call) not yet answered. */
   private running = 0;
+  /** Calls in the last send. */
+  private lastSent = 0;
 
   constructor(
     private readonly runItems: (inputs: unknown[], customer: TaskOwner) => Promise<{ outcomes: unknown[]; workMs: number[] }>,
@@ -458,10 +460,10 @@ class GatheredCalls {
           for (let i = 0; i < calls.length; i += maxGatheredCalls) void this.dispatch(calls.slice(i, i + maxGatheredCalls));
         }
       };
-      // Nothing running (a quiet worker): send once the current code has run — calls made together in it
-      // still go as one — but without waiting for an event-loop turn. Busy: one turn first, so the jobs a
-      // busy worker starts in that turn go together.
-      if (this.running === 0) queueMicrotask(send);
+      // Quiet (nothing running, the last send a lone call): send once the current code has run — calls made
+      // together in it still go as one — but without waiting for an event-loop turn. Busy: one turn first, so
+      // the jobs a busy worker starts in that turn go together.
+      if (this.running === 0 && this.lastSent <= 1) queueMicrotask(send);
       else setImmediate(send);
     });
   }
@@ -469,6 +471,7 @@ class GatheredCalls {
   private async dispatch(batch: PendingCall[]): Promise<void> {
     const live = batch.filter((item) => !item.signal?.aborted);
     if (live.length === 0) return;
+    this.lastSent = live.length;
     this.running++;
     try {
       await this.send(live);

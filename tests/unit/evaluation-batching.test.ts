@@ -29,7 +29,9 @@ describe('evaluations requested together', () => {
     expect(pool.completed - before).toBe(1);
   });
 
-  it('go to a thread without waiting for an event-loop turn when the pool is idle (a lone job)', async () => {
+  it('go to a thread without waiting for an event-loop turn when the pool is quiet (one job at a time)', async () => {
+    // Quiet: nothing running, and the last evaluation went alone (after a gathered batch the next waits a turn).
+    await evaluate('1');
     const run = pool.run;
     let turnPassed = false;
     let sentBeforeTheTurn: boolean | null = null;
