@@ -32,6 +32,8 @@ describe('evaluations requested together', () => {
   it('go to a thread without waiting for an event-loop turn when the pool is quiet (one job at a time)', async () => {
     // Quiet: nothing running, and the last evaluation went alone (after a gathered batch the next waits a turn).
     await evaluate('1');
+    // The next job arrives later (its own I/O), once the pool's bookkeeping of the last one is done.
+    await new Promise((resolve) => setImmediate(resolve));
     const run = pool.run;
     let turnPassed = false;
     let sentBeforeTheTurn: boolean | null = null;
