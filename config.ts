@@ -215,7 +215,10 @@ const envSchema = z.object({
   /** Piscina task timeout in ms. Default 5000. */
   TASK_TIMEOUT_MS: z.coerce.number().int().min(10).max(600_000).default(5000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Every API answer carries a `Server-Timing` header with its stages' durations (a diagnostic). Default false. */
+  /**
+   * Every API answer carries a `Server-Timing` header with its stages' durations, and a `Prefer: wait` job's
+   * API and worker stage marks are kept a minute in Redis (lib/stage-marks.ts; the bench reads them). A diagnostic. Default false.
+   */
   SERVER_TIMING: booleanString.default(false),
   /** Express `trust proxy` setting: `false`, a hop count, or a comma-separated list of addresses/subnets. Default false. */
   TRUST_PROXY: z.string().default('false'),

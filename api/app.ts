@@ -21,7 +21,7 @@ import { metricsRoutes } from './routes/metrics.routes.js';
 import { relationshipsRoutes } from './routes/relationships.routes.js';
 import { schedulesRoutes } from './routes/schedules.routes.js';
 import { statsRoutes } from './routes/stats.routes.js';
-import { substratesRoutes } from './routes/substrates.routes.js';
+import { startInvokeCacheLookup, substratesRoutes } from './routes/substrates.routes.js';
 import { systemRoutes } from './routes/system.routes.js';
 import { jobDeliveriesRoutes, webhooksRoutes } from './routes/webhooks.routes.js';
 import { adminRoutes } from './routes/admin.routes.js';
@@ -187,6 +187,8 @@ function meteredRoutes(
   metered.use(under(['/billing', '/services', '/admin'], account));
   metered.use((req, res, next) => {
     assertActiveService(principalOf(req));
+    // Sent with the limits' script, not after it: one Redis round trip for both.
+    startInvokeCacheLookup(deps, req);
     return inFlightAndRateLimit(req, res, next);
   });
   metered.use(under(['/substrates'], substratesRoutes(deps)));

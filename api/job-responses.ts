@@ -15,7 +15,8 @@ import type { JobWatch } from './job-waiter.js';
 import { refuseWhenRedisFull } from './memory-guard.js';
 import { ProblemError } from './problems.js';
 import { sendJson } from './send-json.js';
-import { recordStage } from './request-timing.js';
+import { recordStage, timingOrigin } from './request-timing.js';
+import { StageMarks } from '../lib/stage-marks.js';
 
 export const jobLocation = (id: string) => `/api/v1/jobs/${id}`;
 
@@ -51,7 +52,10 @@ export async function admitJobs(deps: ApiDeps, req: Request, jobs: number): Prom
 }
 
 /** What a route asks to submit; the customer, the row id, the idempotency key and the request hash come from the request. */
-export type SubmitRequest = Omit<SubmitJobInput, 'customerId' | 'id' | 'idempotencyKey' | 'requestHash' | 'quick' | 'scheduleName'>;
+export type SubmitRequest = Omit<
+  SubmitJobInput,
+  'customerId' | 'id' | 'idempotencyKey' | 'requestHash' | 'quick' | 'scheduleName' | 'onStored'
+>;
 
 /**
  * The one way a route turns a request into a job and an answer: idempotency, the row + enqueue,
@@ -87,7 +91,10 @@ export async function submitAndRespond(
   const id = uuidv7();
   const watch = waitMs !== null ? deps.waiter.watch(id) : null;
   try {
-    const submitting = performance.now();
+    const inserting = performance.now();
+    let enqueueing = inserting;
+    const origin = watch ? timingOrigin(req) : undefined;
+    const marks = origin === undefined ? null : new StageMarks(origin);
     // Submitting runs raw SQL only (no identity map), so the root entity manager serves without a fork per request.
     const outcome = await submitJob(
       { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter, fair: deps.fair },
@@ -101,10 +108,19 @@ export async function submitAndRespond(
         quick: watch !== null,
         // Fair sharing weighs a backlogged customer by the tier of the service it called.
         weight: deps.fair?.weightOf(req.principal?.tier) ?? 1,
-        hints: { ...submit.hints, ...(watch ? { notify: true } : {}) },
+        hints: { ...submit.hints, ...(watch ? { notify: true } : {}), ...(origin !== undefined ? { timingOrigin: origin } : {}) },
+        ...(req.timing
+          ? {
+              onStored: () => {
+                recordStage(req, 'insert', inserting);
+                enqueueing = performance.now();
+              },
+            }
+          : {}),
       },
     );
-    recordStage(req, 'submit', submitting);
+    recordStage(req, 'enqueue', enqueueing);
+    marks?.mark('enqueued');
     if (outcome.kind === 'substrate-missing') throw new ProblemError('not-found', `substrate ${submit.requireSubstrateId} not found`);
     if (outcome.kind === 'key-conflict') {
       throw new ProblemError('unprocessable', 'this Idempotency-Key was already used with a different request body', {
@@ -113,7 +129,7 @@ export async function submitAndRespond(
     }
     // A replayed Idempotency-Key answers with the job it first created, which this watch does not cover.
     const ownWatch = outcome.job.id === id ? watch : null;
-    await respondWithJob(deps, res, outcome.job, waitMs, ownWatch);
+    await respondWithJob(deps, req, res, outcome.job, waitMs, ownWatch, ownWatch ? marks : null);
   } finally {
     watch?.stop();
   }
@@ -121,16 +137,25 @@ export async function submitAndRespond(
 
 async function respondWithJob(
   deps: ApiDeps,
+  req: Request,
   res: Response,
   accepted: JobRecord,
   waitMs: number | null,
   watch: JobWatch | null,
+  /** A timed request's marks (SERVER_TIMING): `noticed` is marked when the wait ends, then they are stored. */
+  marks: StageMarks | null = null,
 ): Promise<void> {
   let job: StoredJob = accepted;
   if (waitMs !== null && !finalStates.includes(job.state)) {
     const em = deps.orm.em.fork();
     const reread = () => findJob(em, accepted.customerId, accepted.id);
+    const waiting = performance.now();
     job = watch ? await watch.until(job, waitMs, reread) : await deps.waiter.waitForFinal(job, waitMs, reread);
+    recordStage(req, 'wait', waiting);
+    if (marks) {
+      marks.mark('noticed');
+      marks.store(deps.redis, deps.config.queuePrefix, accepted.id);
+    }
   }
   res.setHeader('Location', jobLocation(job.id));
   // 200 only answers a wait (SPEC §5): a replayed Idempotency-Key whose job has since finished still answers 202, as the first time.
@@ -163,15 +188,18 @@ export async function answerFromCache(
   customerId: string,
   substrateId: string,
   parameters: Record<string, unknown>,
+  /** The same lookup, started earlier (`startInvokeCacheLookup`); else it is made here. */
+  started?: Promise<{ value: unknown } | null>,
 ): Promise<'answered' | 'missed' | 'not-looked'> {
   if (preferredWaitMs(req) === null || req.header('idempotency-key') !== undefined) return 'not-looked';
-  const started = performance.now();
-  const hit = await deps.cache.get(customerId, substrateId, parameters);
+  const looking = performance.now();
+  const hit = await (started ?? deps.cache.get(customerId, substrateId, parameters));
+  recordStage(req, 'cache', looking);
   if (!hit) return 'missed';
   const result = {
     substrate_id: substrateId,
     result: hit.value,
-    invocation_time_ms: Math.round((performance.now() - started) * 1000) / 1000,
+    invocation_time_ms: Math.round((performance.now() - looking) * 1000) / 1000,
     cached: true,
   };
   const id = uuidv7();

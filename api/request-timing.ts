@@ -1,4 +1,5 @@
 import type { RequestHandler } from 'express';
+import { monotonicMs } from '../lib/stage-marks.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -9,6 +10,8 @@ declare module 'express-serve-static-core' {
 
 interface RequestTiming {
   started: number;
+  /** `started` on the machine's monotonic clock, which the worker's stage marks count from. */
+  origin: number;
   stages: Array<[name: string, ms: number]>;
 }
 
@@ -27,7 +30,7 @@ export function requestTiming(enabled: boolean): {
 } {
   if (!enabled) return { start: null, timedStage: (_name, handler) => handler };
   const start: RequestHandler = (req, res, next) => {
-    const timing: RequestTiming = { started: performance.now(), stages: [] };
+    const timing: RequestTiming = { started: performance.now(), origin: monotonicMs(), stages: [] };
     req.timing = timing;
     const writeHead = res.writeHead;
     res.writeHead = function (this: typeof res, ...args: Parameters<typeof writeHead>) {
@@ -75,4 +78,9 @@ export function requestTiming(enabled: boolean): {
 /** Records a stage a route timed itself (`started`: its `performance.now()`), when SERVER_TIMING is on; else nothing. */
 export function recordStage(req: { timing?: RequestTiming }, name: string, started: number): void {
   req.timing?.stages.push([name, performance.now() - started]);
+}
+
+/** When the request began on the machine's monotonic clock (`monotonicMs`), when SERVER_TIMING is on; else undefined. */
+export function timingOrigin(req: { timing?: RequestTiming }): number | undefined {
+  return req.timing?.origin;
 }

@@ -12,13 +12,16 @@ export interface GroupCommitOptions {
 }
 
 /**
- * Group commit: callers add items and await their own result; when idle the write goes out at once,
- * and while one is in flight (or, with `lingerMs`, until that much time has passed since the last one
- * began) new items gather for the next. One statement per many items under load, no added latency when quiet.
+ * Group commit: callers add items and await their own result; when idle the write goes out at once (in
+ * the same event-loop turn), and while one is in flight (or, with `lingerMs`, until that much time has
+ * passed since the last one began) new items gather for the next. One statement per many items under
+ * load, no added latency when quiet.
  */
 export class GroupCommit<Item, Result = void> {
   private pending: Array<{ item: Item; resolve: (result: Result) => void; reject: (error: unknown) => void }> = [];
   private scheduled = false;
+  /** A write is in flight. */
+  private writing = false;
   private flushing: Promise<void> = Promise.resolve();
   private lastWriteAt = -Infinity;
   private lastBatchSize = 0;
@@ -59,13 +62,18 @@ export class GroupCommit<Item, Result = void> {
       this.scheduled = false;
       this.flushing = this.flushing.then(() => this.flush());
     };
-    // One event-loop turn first, so that items added together (concurrent callers) are seen together.
-    setImmediate(() => {
+    const decide = () => {
       const busy = this.lastBatchSize > 1 || this.pending.length > 1;
       const wait = busy ? this.lastWriteAt + this.lingerMs - performance.now() : 0;
       if (wait > 0 && this.pending.length < this.maxBatch) setTimeout(run, wait);
       else run();
-    });
+    };
+    // Idle (no write in flight, the last one carried a single item): decide once the current code has run,
+    // so items added together in it are seen together, but without waiting for an event-loop turn — a
+    // lone caller's write goes out before any other I/O is handled. Busy: one turn first, so concurrent
+    // callers of that turn join; items that arrive while a write is in flight go with the next one anyway.
+    if (!this.writing && this.lastBatchSize <= 1) queueMicrotask(decide);
+    else setImmediate(decide);
   }
 
   /** Writes what is pending: everything when draining, else full batches and then one more. */
@@ -75,11 +83,14 @@ export class GroupCommit<Item, Result = void> {
       if (batch.length === 0) return;
       this.lastWriteAt = performance.now();
       this.lastBatchSize = batch.length;
+      this.writing = true;
       try {
         const results = await this.write(batch.map((entry) => entry.item));
         batch.forEach((entry, index) => entry.resolve((results ? results[index] : undefined) as Result));
       } catch (error) {
         for (const entry of batch) entry.reject(error);
+      } finally {
+        this.writing = false;
       }
     } while (everything || this.lingerMs === 0 || this.pending.length >= this.maxBatch);
     // Items that arrived during the write wait out the linger.

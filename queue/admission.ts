@@ -53,6 +53,8 @@ export const admissionRetryAfterSeconds: Record<AdmissionCap, number> = { queued
 interface Entry {
   at: number;
   counts: Promise<UnfinishedCounts>;
+  /** A fresh count is being read to replace this one. */
+  refreshing?: boolean;
 }
 
 export function createAdmission(
@@ -64,16 +66,40 @@ export function createAdmission(
   const maxEntries = options.maxEntries ?? 10_000;
   const entries = new Map<string, Entry>();
 
+  const count = (customerId: string, tier: Tier) =>
+    countUnfinishedJobs(em, customerId, { queued: config.tierMaxQueued[tier], active: config.tierMaxActive[tier] });
+
+  /**
+   * Past half its age, a customer's counts are read again in the background and replace the old ones
+   * when they arrive: a steady stream of submits then never waits for a recount (it did, once every
+   * `maxAgeMs`), and no count older than `maxAgeMs` is ever used.
+   */
+  function refresh(customerId: string, tier: Tier, stale: Entry): void {
+    stale.refreshing = true;
+    const at = Date.now();
+    count(customerId, tier).then(
+      (counts) => {
+        if (entries.get(customerId) === stale) entries.set(customerId, { at, counts: Promise.resolve(counts) });
+      },
+      () => {
+        stale.refreshing = false;
+      },
+    );
+  }
+
   function countsOf(customerId: string, tier: Tier): Promise<UnfinishedCounts> {
     const now = Date.now();
     const cached = entries.get(customerId);
-    if (cached && now - cached.at <= maxAgeMs) return cached.counts;
+    if (cached && now - cached.at <= maxAgeMs) {
+      if (!cached.refreshing && now - cached.at > maxAgeMs / 2) refresh(customerId, tier, cached);
+      return cached.counts;
+    }
     if (entries.size >= maxEntries) {
       for (const [key, entry] of entries) if (now - entry.at > maxAgeMs) entries.delete(key);
     }
     // Concurrent submits of one customer share this read.
-    const counts = countUnfinishedJobs(em, customerId, { queued: config.tierMaxQueued[tier], active: config.tierMaxActive[tier] });
-    const entry = { at: now, counts };
+    const counts = count(customerId, tier);
+    const entry: Entry = { at: now, counts };
     entries.set(customerId, entry);
     counts.catch(() => {
       if (entries.get(customerId) === entry) entries.delete(customerId);

@@ -12,6 +12,11 @@ export interface QueuedJobHints {
   notify?: boolean;
   /** The submitter looked the result up in the invocation cache just before and missed. */
   cacheMissed?: boolean;
+  /**
+   * Set by an API with SERVER_TIMING on, for a request that waits: when it began (`monotonicMs`,
+   * lib/stage-marks.ts). The worker then stores when the job reached each of its stages (`storeStageMarks`).
+   */
+  timingOrigin?: number;
 }
 
 /** What a BullMQ job carries; the PostgreSQL row (same id) holds the rest. */

@@ -42,6 +42,8 @@ export interface SubmitJobInput {
    * for the outcome: it must call `makeJobDurable` before it answers 202. Default false.
    */
   quick?: boolean;
+  /** Called once the row is stored, before the enqueue (the API's request timing marks the moment). */
+  onStored?: () => void;
 }
 
 export type SubmitOutcome =
@@ -109,6 +111,7 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
   }
   if (!job && input.requireSubstrateId) return { kind: 'substrate-missing' };
   if (!job) throw new Error('job insert returned no row');
+  input.onStored?.();
   await enqueue(deps, job, input.hints, input.weight);
   return { kind: 'created', job };
 }

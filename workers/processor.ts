@@ -13,6 +13,7 @@ import type { JobStateWriter } from './job-state-writer.js';
 import type { JobLifecycleHook, JobOutcome } from './lifecycle.js';
 import { isRowId, type QueuedJobData } from '../queue/queues.js';
 import { pausedJobDelayMs, type PausedCustomers } from '../queue/customer-pauses.js';
+import { StageMarks } from '../lib/stage-marks.js';
 
 export interface ProcessorDeps {
   config: Config;
@@ -143,6 +144,8 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
     }
     const attempt = job.attemptsMade + 1;
     const started = performance.now();
+    const marks = job.data.timingOrigin === undefined ? null : new StageMarks(job.data.timingOrigin);
+    marks?.mark('picked');
     const notify = job.data.notify === true;
     const ctx = new AttemptContext(deps, job, definition.name, jobId, signal);
     const startedAt = Date.now();
@@ -170,7 +173,12 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       });
       throw final ? new UnrecoverableError(errorText(error)) : error;
     }
+    marks?.mark('evaluated');
     await deps.writer.complete(jobId, result, attempt, notify);
+    if (marks) {
+      marks.mark('written');
+      marks.store(deps.redis, deps.config.queuePrefix, jobId);
+    }
     tellHooks(deps, finishedHooks, job, definition.name, jobId, {
       state: 'completed',
       result,

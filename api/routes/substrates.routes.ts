@@ -16,7 +16,7 @@ import { maxDimensionValues } from '../../jobs/invoke/operations.js';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
-import { answerFromCache, submitAndRespond } from '../job-responses.js';
+import { answerFromCache, preferredWaitMs, submitAndRespond } from '../job-responses.js';
 import { jsonTextOf } from '../json-text-body.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
@@ -84,6 +84,30 @@ function metadataFilters(query: Request['query']): Record<string, string> {
   return filters;
 }
 
+/** `POST /substrates/:id/invoke` below the metered prefix, its id captured. */
+const invokePath = /^\/substrates\/([^/]+)\/invoke$/;
+
+/** Cache lookups started before the request's limits were checked (`startInvokeCacheLookup`), by request. */
+const earlyLookups = new WeakMap<Request, { substrateId: string; lookup: Promise<{ value: unknown } | null> }>();
+
+/**
+ * For a `Prefer: wait` invoke that `answerFromCache` will look up: starts that lookup now, before the
+ * in-flight and rate limits are checked, so both go to Redis in the same turn (one pipelined write, one
+ * round trip) instead of one after the other. Call it after authentication. A request the limits refuse
+ * has looked for nothing it is shown; one whose body or id does not parse looks nothing up (the route
+ * answers 400 as before).
+ */
+export function startInvokeCacheLookup(deps: ApiDeps, req: Request): void {
+  if (req.method !== 'POST' || preferredWaitMs(req) === null || req.header('idempotency-key') !== undefined) return;
+  const match = invokePath.exec(req.path);
+  if (!match) return;
+  const id = substrateIdSchema.safeParse(match[1]);
+  const body = invokeBody.safeParse(req.body ?? {});
+  if (!id.success || !body.success) return;
+  const lookup = deps.cache.get(principalOf(req).customerId, id.data, body.data.parameters ?? {});
+  earlyLookups.set(req, { substrateId: id.data, lookup });
+}
+
 export function substratesRoutes(deps: ApiDeps): Router {
   const router = Router();
   const em = () => deps.orm.em.fork();
@@ -100,7 +124,8 @@ export function substratesRoutes(deps: ApiDeps): Router {
     const { id } = parseInput(substrateParams, req.params, 'params');
     const body = parseInput(invokeBody, req.body ?? {}, 'body');
     const parameters = body.parameters ?? {};
-    const cache = await answerFromCache(deps, req, res, customerId, id, parameters);
+    const early = earlyLookups.get(req);
+    const cache = await answerFromCache(deps, req, res, customerId, id, parameters, early?.substrateId === id ? early.lookup : undefined);
     if (cache === 'answered') return;
     await submitAndRespond(deps, req, res, customerId, {
       definition: getJobDefinition('invoke')!,

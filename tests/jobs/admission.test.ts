@@ -4,6 +4,7 @@ import { expectProblem } from '../auth/expect-problem.js';
 import { loginAdmin } from '../helpers/accounts.js';
 import { useTestApp } from '../helpers/suite.js';
 import { bulkCustomers, type Customer } from '../helpers/bulk-customers.js';
+import { createAdmission } from '../../queue/admission.js';
 
 /**
  * Admission control (issue 16): small caps so a test reaches them. No workers: submitted jobs stay queued.
@@ -56,6 +57,25 @@ describe('admission control', () => {
     expect(refused.body).toMatchObject({ cap: 'active', limit: 3, count: 3 });
     expect(refused.headers.get('retry-after')).toBe('1');
     expect((await submit(other)).status).toBe(202);
+  });
+
+  it("reads a customer's counts again in the background before they expire: the submits after it see the new count", async () => {
+    const customer = await newCustomer();
+    const admission = createAdmission(suite.app.deps.orm.em, suite.app.config, { maxAgeMs: 2000 });
+    expect(await admission.admit(customer.id, 'starter')).toBeNull();
+    // Jobs another API process queued meanwhile.
+    for (let i = 0; i < 15; i++) {
+      await suite.app.sql(`insert into jobs (id, customer_id, type, state, payload) values ($1, $2, 'invoke', 'queued', '{}')`, [
+        randomUUID(),
+        customer.id,
+      ]);
+    }
+    // Past half the counts' age: answered from the counts held (1 queued), which are read again behind it.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(await admission.admit(customer.id, 'starter')).toBeNull();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Well before the old counts' 2 s are up, the new ones are in use: 15 queued + 6 would pass the cap of 20.
+    expect(await admission.admit(customer.id, 'starter', 6)).toMatchObject({ cap: 'queued', count: 15 });
   });
 });
 

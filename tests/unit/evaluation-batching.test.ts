@@ -29,6 +29,31 @@ describe('evaluations requested together', () => {
     expect(pool.completed - before).toBe(1);
   });
 
+  it('go to a thread without waiting for an event-loop turn when the pool is quiet (one job at a time)', async () => {
+    // Quiet: nothing running, and the last evaluation went alone (after a gathered batch the next waits a turn).
+    await evaluate('1');
+    // The next job arrives later (its own I/O), once the pool's bookkeeping of the last one is done.
+    await new Promise((resolve) => setImmediate(resolve));
+    const run = pool.run;
+    let turnPassed = false;
+    let sentBeforeTheTurn: boolean | null = null;
+    // Records when the call reaches Piscina, and lets it through.
+    pool.run = ((...args: Parameters<typeof run>) => {
+      sentBeforeTheTurn ??= !turnPassed;
+      return run.apply(pool, args);
+    }) as typeof run;
+    // Queued before the call: a call gathered for a turn would reach the pool after it ran.
+    setImmediate(() => {
+      turnPassed = true;
+    });
+    try {
+      expect((await evaluate('n + 1', { n: 1 })).value).toBe(2);
+    } finally {
+      pool.run = run;
+    }
+    expect(sentBeforeTheTurn).toBe(true);
+  });
+
   it('fail one by one: a throwing expression fails alone', async () => {
     const outcomes = await Promise.allSettled([evaluate('1 + 1'), evaluate('1 / 0'), evaluate('2 + 2')]);
     expect(outcomes[0]).toMatchObject({ status: 'fulfilled', value: { value: 2 } });

@@ -38,6 +38,40 @@ describe('GroupCommit', () => {
     expect(writes).toEqual([[0], [1], [2], [3], [4]]);
   });
 
+  it('writes a lone item before the event loop handles anything else, not a turn later', async () => {
+    const { group, writes } = recordingGroup({ lingerMs: 200 });
+    // Queued before the add: a write that waited for an event-loop turn would start after it ran.
+    let turnPassed = false;
+    setImmediate(() => {
+      turnPassed = true;
+    });
+    let writtenBeforeTheTurn: boolean | null = null;
+    const written = group.add(1).then(() => (writtenBeforeTheTurn ??= !turnPassed));
+    await written;
+    expect(writes).toEqual([[1]]);
+    expect(writtenBeforeTheTurn).toBe(true);
+  });
+
+  it('still gathers the items added while a write is in flight into one write', async () => {
+    let release: () => void = () => undefined;
+    const writes: number[][] = [];
+    const group = new GroupCommit<number>(async (items) => {
+      writes.push(items);
+      if (items[0] === 0) await new Promise<void>((resolve) => (release = resolve));
+    });
+    const first = group.add(0);
+    await new Promise((resolve) => setImmediate(resolve));
+    // Twenty callers, each in an event-loop turn of its own, while the first write is held.
+    const later: Promise<void>[] = [];
+    for (let i = 1; i <= 20; i++) {
+      later.push(group.add(i));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    release();
+    await Promise.all([first, ...later]);
+    expect(writes).toEqual([[0], Array.from({ length: 20 }, (_, i) => i + 1)]);
+  });
+
   it('without a linger writes again as soon as the previous write returns', async () => {
     const writes: number[][] = [];
     const group = new GroupCommit<number>(async (items) => {
