@@ -47,7 +47,7 @@ describe('the job scan bound', () => {
     expect(uuidv7Floor(new Date(0x0123456789ab))).toBe('01234567-89ab-0000-0000-000000000000');
   });
 
-  it('shrinks with a soak\'s shortened day (RETENTION_DAY_SECONDS), its margin a 24th of that day', () => {
+  it("shrinks with a soak's shortened day (RETENTION_DAY_SECONDS), its margin a 24th of that day", () => {
     const now = new Date('2026-12-03T12:00:00Z');
     // 7 "days" of 240 s each, less a 10 s margin: 1,670 s before now.
     expect(jobScanBound({ starter: 7, pro: 0, enterprise: 0 }, now, 240)).toBe(uuidv7Floor(new Date('2026-12-03T11:32:10Z')));
