@@ -2,6 +2,7 @@ import { QueueEvents } from 'bullmq';
 import { EventEmitter } from 'node:events';
 import { finalStates, type JobRecord } from '../db/entities/job-record.entity.js';
 import type { FinishedJobNotice, StoredJob } from '../db/jobs/job-columns.js';
+import { jobWaits } from '../lib/metrics/catalog.js';
 import { createRedis, type RedisClient, type RedisTarget } from '../lib/redis.js';
 
 export type JobEvent =
@@ -143,6 +144,7 @@ export class JobWatch {
    */
   async until(job: StoredJob, timeoutMs: number, reread: () => Promise<JobRecord | null>): Promise<StoredJob> {
     let latest: StoredJob = this.noticed ?? job;
+    let answeredBy: 'notice' | 'poll' | null = this.noticed || this.readPending ? 'notice' : null;
     if (!this.noticed && this.readPending) latest = (await reread()) ?? latest;
     const deadline = Date.now() + timeoutMs;
     while (!finalStates.includes(latest.state)) {
@@ -154,8 +156,11 @@ export class JobWatch {
         timer = setTimeout(() => resolve(false), Math.min(remaining, waitPollMs));
       });
       clearTimeout(timer);
+      answeredBy = noticed ? 'notice' : 'poll';
       latest = noticed && this.noticed ? this.noticed : ((await reread()) ?? latest);
     }
+    if (!finalStates.includes(latest.state)) jobWaits.inc({ answered_by: 'timeout' });
+    else if (answeredBy) jobWaits.inc({ answered_by: answeredBy });
     return latest;
   }
 

@@ -50,6 +50,18 @@ export const rateLimitedRequests = new Counter({
   registers,
 });
 
+/**
+ * `answered_by`: `notice` (a finished-job notice ended the wait), `poll` (the once-a-second re-read of
+ * the row found it final: a notice was lost or the listener is reconnecting) or `timeout` (the wait ran
+ * out and the request answered 202). A rising `poll` share means the notice listener is not hearing.
+ */
+export const jobWaits = new Counter({
+  name: 'chrysalis_job_waits_total',
+  help: 'Prefer: wait requests by what answered them (notice, poll, timeout).',
+  labelNames: ['answered_by'] as const,
+  registers,
+});
+
 // ── Jobs (worker processes) ─────────────────────────────────────────────────────────────────────────
 
 /** Outcome of one attempt as the processor saw it. */
