@@ -41,7 +41,7 @@ async function uncontended(jobs: number) {
   for (let i = 0; i < jobs; i++) {
     const id = uuidv7();
     await fair.admit(key, [{ id, customerId: 'solo', weight: 1 }]);
-    await fair.release(key, [{ id, customerId: 'solo', workMs: 1 }]);
+    await fair.releaseBatch(key, [{ id, customerId: 'solo', workMs: 1 }]);
   }
   const usPerJob = perJob(startedAt, jobs);
   return {
@@ -80,7 +80,7 @@ async function backlogged(jobs: number) {
   let finished = 0;
   while (inFlight.length > 0) {
     const batch = inFlight.splice(0, 32);
-    const next = await fair.release(
+    const { released: next } = await fair.releaseBatch(
       key,
       batch.map((job) => ({ ...job, workMs: 1 })),
     );

@@ -69,7 +69,6 @@ export function createFairQueues(
   };
   const share: FairShare = {
     admit: (key, jobs) => engineOf(key).admit(key, jobs),
-    release: (key, finished) => engineOf(key).release(key, finished),
     releaseBatch: (key, finished) => engineOf(key).releaseBatch(key, finished),
     withdraw: (key, id, customerId) => engineOf(key).withdraw(key, id, customerId),
     relane: (key, jobs) => engineOf(key).relane(key, jobs),

@@ -97,9 +97,10 @@ export interface ReleaseOutcome {
 export interface FairShare {
   /** Admits a chunk of accepted jobs; returns the ids to add to BullMQ now (the rest are held). */
   admit(queueKey: string, jobs: readonly AdmittedJob[]): Promise<string[]>;
-  /** Charges finished jobs and releases the next held ones while the window has room (none finished: a tick). */
-  release(queueKey: string, finished: readonly FinishedJob[]): Promise<ReleasedJob[]>;
-  /** `release`, with the shard's state after it (`ReleaseOutcome`): what the dispatcher needs to batch its next call. */
+  /**
+   * Charges finished jobs and releases the next held ones while the window has room (none finished: a tick);
+   * answers them with the shard's state after it (`ReleaseOutcome`): what the dispatcher needs to batch its next call.
+   */
   releaseBatch(queueKey: string, finished: readonly FinishedJob[]): Promise<ReleaseOutcome>;
   /** Takes a cancelled job out of its lane; false when it was not held (already released, or unknown). */
   withdraw(queueKey: string, id: string, customerId: string): Promise<boolean>;
@@ -243,7 +244,6 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
       ]);
       return (await call('admit', queueKey, args)) as string[];
     },
-    release: async (queueKey, finished) => (await releaseBatch(queueKey, finished)).released,
     releaseBatch,
     async withdraw(queueKey, id, customerId) {
       return (await call('withdraw', queueKey, [id, customerId])) === 1;

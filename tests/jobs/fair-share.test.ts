@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFairShare, fairShareKey, fairWeight, laneSeq, type FairShareOptions } from '../../queue/fair-share/fair-share.js';
+import {
+  createFairShare,
+  fairShareKey,
+  fairWeight,
+  laneSeq,
+  type FairShare,
+  type FairShareOptions,
+  type FinishedJob,
+} from '../../queue/fair-share/fair-share.js';
 import type { Redis } from 'ioredis';
 import { createRedis } from '../../lib/redis.js';
 import { deleteKeys } from '../helpers/redis-cluster.js';
@@ -24,10 +32,15 @@ afterAll(async () => {
   await redis.quit();
 });
 
+/** A shard's fair share, plus `release`: the jobs one `releaseBatch` call (the dispatcher's) released. */
+function withRelease(share: FairShare) {
+  return { ...share, release: async (key: string, finished: readonly FinishedJob[]) => (await share.releaseBatch(key, finished)).released };
+}
+
 /** A fair share with a clock the test moves; no base cost per job unless a test asks for one (charges are the work given). */
 function engine(options: FairShareOptions = {}) {
   const clock = { now: Date.now() };
-  return { fair: createFairShare(redis, { now: () => clock.now, baseCostMs: 0, ...options }), clock };
+  return { fair: withRelease(createFairShare(redis, { now: () => clock.now, baseCostMs: 0, ...options })), clock };
 }
 
 const ids = (count: number) => Array.from({ length: count }, () => uuidv7());
@@ -235,7 +248,7 @@ describe('fair sharing of a shard', () => {
     const other = redis.duplicate();
     const key = shard();
     const processes = [redis, other].map((client) =>
-      createFairShare(client, { windowMs: 8, minInflight: 4, defaultCostMs: 1, baseCostMs: 0 }),
+      withRelease(createFairShare(client, { windowMs: 8, minInflight: 4, defaultCostMs: 1, baseCostMs: 0 })),
     );
     const backlog = ids(600);
     const customerOf = new Map(backlog.map((id, i) => [id, i % 3 === 0 ? 'B' : 'A']));
