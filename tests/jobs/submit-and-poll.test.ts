@@ -262,6 +262,40 @@ describe('idempotency', () => {
     expect(bobJob.status).toBe(202);
     expect(bobJob.body.id).not.toBe(aliceJob.body.id);
   });
+
+  it("never answers one customer with another's job: the same key and the same body name one job per customer, alone or in bulk", async () => {
+    const body = { dimension_values: [3, 4] };
+    const send = (user: TestUser, headers: Record<string, string> = {}) =>
+      request('POST', '/api/v1/substrates/multiply', {
+        token: user.accessToken,
+        body,
+        headers: { 'idempotency-key': 'cross-tenant', ...headers },
+      });
+    const aliceFirst = await send(alice);
+    const bobFirst = await send(bob);
+    expect([aliceFirst.status, bobFirst.status]).toEqual([202, 202]);
+    expect(bobFirst.body.id).not.toBe(aliceFirst.body.id);
+    // Replays, in either order and with Prefer: wait, each name the replaying customer's own job.
+    expect((await send(bob)).body.id).toBe(bobFirst.body.id);
+    expect((await send(alice)).body.id).toBe(aliceFirst.body.id);
+    const bobWaited = await send(bob, { prefer: 'wait=5' });
+    expect(bobWaited.body.id).toBe(bobFirst.body.id);
+    expectProblem(await request('GET', `/api/v1/jobs/${aliceFirst.body.id}`, { token: bob.accessToken }), 404, 'not-found');
+    const keys = await app.sql<{ job_id: string }>(
+      `select job_id from job_idempotency_keys where idempotency_key = 'cross-tenant' order by job_id`,
+    );
+    expect(keys.map((row) => row.job_id)).toEqual([aliceFirst.body.id, bobFirst.body.id].sort());
+
+    // A bulk item with a key the other customer used makes its own job too, and its replay names that one.
+    const item = { type: 'invoke', payload: { operation: { op: 'multiply', dimension_values: [5, 6] } }, idempotency_key: 'cross-bulk' };
+    const bulk = (user: TestUser) => request('POST', '/api/v1/jobs/bulk', { token: user.accessToken, body: { jobs: [item] } });
+    const aliceBulk = await bulk(alice);
+    const bobBulk = await bulk(bob);
+    expect([aliceBulk.status, bobBulk.status], bobBulk.text).toEqual([202, 202]);
+    expect(bobBulk.body.items[0].id).not.toBe(aliceBulk.body.items[0].id);
+    expect((await bulk(bob)).body.items[0].id).toBe(bobBulk.body.items[0].id);
+    expect((await bulk(alice)).body.items[0].id).toBe(aliceBulk.body.items[0].id);
+  });
 });
 
 describe('cancel', () => {
