@@ -12,6 +12,7 @@ import type { JobRecord } from '../../db/entities/job-record.entity.js';
 import { findJob } from '../../db/jobs/find-jobs.js';
 import { jobColumns } from '../../db/jobs/job-columns.js';
 import { finishedJobsChannel } from '../../queue/job-notices.js';
+import { stageMarksKey } from '../../lib/stage-marks.js';
 
 let substrateId: string;
 
@@ -416,5 +417,24 @@ describe('bad input', () => {
     const response = await request('GET', '/api/v1/jobs');
     expect(response.status).toBe(401);
     expect(response.headers.get('www-authenticate')).toBe('Bearer');
+  });
+});
+
+describe('stage marks', () => {
+  it('keeps none for a waited job with SERVER_TIMING off, whatever the request carries: only the API’s own setting asks for them', async () => {
+    const url = `/api/v1/substrates/${substrateId}/invoke`;
+    const headers = { prefer: 'wait=5', 'server-timing': 'origin;dur=1' };
+    const refused = await request('POST', url, {
+      token: alice.accessToken,
+      headers,
+      body: { parameters: { x: 1, y: 2 }, timingOrigin: 1 },
+    });
+    expectProblem(refused, 400, 'validation');
+    const waited = await request('POST', url, { token: alice.accessToken, headers, body: { parameters: { x: 2, y: 3, timingOrigin: 1 } } });
+    expect(waited.status).toBe(200);
+    const job = await bullJob(app.deps.queues, 'invoke', waited.body.id as string);
+    expect(job?.data.notify).toBe(true);
+    expect(job?.data).not.toHaveProperty('timingOrigin');
+    expect(await app.deps.redis.exists(stageMarksKey(app.config.queuePrefix, waited.body.id as string))).toBe(0);
   });
 });
