@@ -240,6 +240,26 @@ describe('retention drops whole partitions', () => {
     expect(await app.sql(`select 1 from jobs where id = $1`, [id])).toEqual([]);
     expect(await app.sql(`select 1 from jobs where id = $1`, [late])).toHaveLength(1);
   });
+
+  it('takes the expired rows of the DEFAULT partition (ids no range covers) row by row, keeps the others there, and never drops it', async () => {
+    // No partition covers 200 days ago: these rows sit in jobs_default, as rows do when partition upkeep lapses.
+    const expired = await insertJob(daysAgo(200), 'completed', daysAgo(200), 2, 'k-default');
+    const unfinished = await insertJob(daysAgo(200), 'queued', null);
+    const young = await insertJob(daysAgo(200), 'failed', daysAgo(2));
+    const where = await app.sql<{ partition: string }>(`select distinct tableoid::regclass::text as partition from jobs`);
+    expect(where.map((row) => row.partition)).toEqual(['jobs_default']);
+
+    const result = await runJob(createRetentionJob(), app, orm);
+
+    expect(result).toMatchObject({ jobs: 1, batch_items: 2, idempotency_keys: 1 });
+    const remaining = (await app.sql<{ id: string }>(`select id from jobs`)).map((row) => row.id);
+    expect(remaining.sort()).toEqual([unfinished, young].sort());
+    expect(remaining).not.toContain(expired);
+    const defaults = await app.sql<{ name: string }>(
+      `select relname as name from pg_class where relname in ('jobs_default', 'batch_items_default') order by 1`,
+    );
+    expect(defaults.map((row) => row.name)).toEqual(['batch_items_default', 'jobs_default']);
+  });
 });
 
 describe('idempotency keys in their own table', () => {
