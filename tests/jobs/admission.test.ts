@@ -59,6 +59,41 @@ describe('admission control', () => {
     expect((await submit(other)).status).toBe(202);
   });
 
+  it('holds only the counts of customers counted within maxAgeMs: each miss drops the stale ones, oldest first', async () => {
+    const clock = { now: Date.now() };
+    const admission = createAdmission(suite.app.deps.orm.em, suite.app.config, { maxAgeMs: 1000, now: () => clock.now });
+    const customers = Array.from({ length: 200 }, () => randomUUID());
+    for (const customer of customers) expect(await admission.admit(customer, 'starter')).toBeNull();
+    expect(admission.size).toBe(200);
+    // Still fresh: another customer's miss keeps them all.
+    clock.now += 1000;
+    expect(await admission.admit(randomUUID(), 'starter')).toBeNull();
+    expect(admission.size).toBe(201);
+    // Past their age: the next miss drops the 200, keeping the one counted since and itself.
+    clock.now += 1;
+    const [first, second] = [randomUUID(), randomUUID()];
+    expect(await admission.admit(first, 'starter')).toBeNull();
+    expect(admission.size).toBe(2);
+    // Counts read again in the background move their customer behind the others: `second`, counted after
+    // `first` but not since, goes on the next miss while `first` stays.
+    clock.now += 100;
+    expect(await admission.admit(second, 'starter')).toBeNull();
+    clock.now += 500;
+    expect(await admission.admit(first, 'starter')).toBeNull(); // past half its age: read again behind this answer
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    clock.now += 550;
+    const newcomer = randomUUID();
+    expect(await admission.admit(newcomer, 'starter')).toBeNull();
+    expect(admission.size).toBe(2); // `first` (read again 550 ms ago) and the newcomer; `second` (1,050 ms) went
+    // Bad input: a customer refused by its cap is held like any other, and goes the same way.
+    const refused = await admission.admit(randomUUID(), 'starter', 1_000_000);
+    expect(refused).toMatchObject({ cap: 'queued', requested: 1_000_000 });
+    expect(admission.size).toBe(3);
+    clock.now += 1001;
+    expect(await admission.admit(randomUUID(), 'starter')).toBeNull();
+    expect(admission.size).toBe(1);
+  });
+
   it("reads a customer's counts again in the background before they expire: the submits after it see the new count", async () => {
     const customer = await newCustomer();
     const admission = createAdmission(suite.app.deps.orm.em, suite.app.config, { maxAgeMs: 2000 });
