@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { expectProblem } from '../auth/expect-problem.js';
+import { expectProblem, jwtClaims } from '../auth/expect-problem.js';
 import type { TestUser } from '../helpers/accounts.js';
 import { waitFor } from '../helpers/http.js';
 import { useTestApp } from '../helpers/suite.js';
@@ -12,7 +12,7 @@ import { useTestApp } from '../helpers/suite.js';
  * time per API process (malformed → 400, else 401), and past that answered 401 unread, so strangers never
  * fill the thread's queue of customers' batches nor parse on the API's event loop.
  */
-const suite = useTestApp({ users: 2 });
+const suite = useTestApp({ users: 3 });
 let token: string;
 let other: string;
 
@@ -180,6 +180,21 @@ describe('bodies sent without valid credentials to the large-body routes', () =>
     expect(checker().anonymousUnderWay).toBe(0);
     // A stranger's request without a body is answered by authentication, as any.
     expectProblem(await postRaw('/jobs/bulk', ''), 401, 'unauthorized');
+  });
+
+  it('treats a customer who has not accepted the terms as a stranger: malformed 400 checked off the event loop, else 403', async () => {
+    const user = suite.users[2] as TestUser;
+    const { sub, cid } = jwtClaims(user.accessToken) as { sub: string; cid: string };
+    await suite.app.sql('delete from tos_acceptances where user_id = $1', [sub]);
+    await suite.app.deps.principals.invalidateCustomer(cid);
+    const before = checker().counts;
+    const headers = { authorization: `Bearer ${user.accessToken}` };
+    expectProblem(await postRaw('/jobs/bulk', '{"jobs": [', headers), 400, 'validation', ['body']);
+    expectProblem(await postRaw('/jobs/bulk', '{"jobs": []}', headers), 403, 'tos-required');
+    expectProblem(await postRaw('/substrates/batch', JSON.stringify(oneSubstrate), headers), 403, 'tos-required');
+    const after = checker().counts;
+    expect(after.anonymousChecks - before.anonymousChecks).toBe(3);
+    expect(after.batchChecks - before.batchChecks).toBe(0);
   });
 
   it("parses a customer's batch once, in the thread: malformed JSON answers the same 400 naming body from there", async () => {
