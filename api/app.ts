@@ -8,7 +8,8 @@ import { assertActiveService, authenticate, principalOf } from './auth/authentic
 import type { ApiDeps } from './deps.js';
 import { httpMetrics } from './metrics.js';
 import { refuseBodyUnlessJson } from './json-content-type.js';
-import { jsonTextBody } from './json-text-body.js';
+import { anonymousJsonBody, jsonTextBody } from './json-text-body.js';
+import { authenticateEarly, authenticateUnlessEarly, earlyRefusalOf } from './auth/early-authentication.js';
 import { errorHandler, notFoundHandler } from './problems.js';
 import { createRateLimits, type RateLimits } from './rate-limits.js';
 import { customerLimits, inFlightLimit } from './concurrency-limits.js';
@@ -51,16 +52,28 @@ const jsonTypes = ['application/json', 'application/*+json'];
  * Parses JSON bodies, and refuses with 415 a non-empty body under /api/v1 that is not declared JSON: left
  * unparsed it would reach the route as no body at all (a form-encoded invoke ran without its parameters).
  * The admin pages outside /api/v1 keep their form.
+ *
+ * A large-body route's request is authenticated first (`authenticateEarly`, refusing nothing yet): a
+ * customer's body is parsed as before (or, for `textBodyRoutes`, left as text for its route's thread), but
+ * a body sent without valid credentials, which only ever gets its 400, 413, 415 or 401, is never parsed on
+ * the event loop: `anonymousJsonBody` reads it and checks its syntax in the batch checker's thread, one
+ * such body at a time per API process (`anonymousChecks`), and past that answers the 401 unread.
  */
-function jsonBodies(isJson: (text: string) => Promise<boolean>): RequestHandler {
+function jsonBodies(deps: ApiDeps, authenticateStep: RequestHandler): RequestHandler {
   const small = express.json({ limit: '1mb', strict: false, type: jsonTypes });
   const large = express.json({ limit: '16mb', strict: false, type: jsonTypes });
-  const text = jsonTextBody({ limit: '16mb', type: jsonTypes, isJson });
+  const text = jsonTextBody({ limit: '16mb', type: jsonTypes });
+  const anonymous = anonymousJsonBody({ limit: '16mb', type: jsonTypes, anonymousCheck: () => deps.batchChecker.anonymousCheck() });
+  const early = authenticateEarly(authenticateStep);
   return (req, res, next) => {
     const path = req.path; // a getter that parses the URL: read it once
     if (path.startsWith('/api/v1/') && !nonJsonRoutes.has(path)) refuseBodyUnlessJson(req);
-    if (textBodyRoutes.has(path)) return text(req, res, next);
-    return (largeBodyRoutes.has(path) ? large : small)(req, res, next);
+    if (!largeBodyRoutes.has(path)) return small(req, res, next);
+    return early(req, res, (error?: unknown) => {
+      if (error) return next(error);
+      if (earlyRefusalOf(req) !== null) return anonymous(req, res, next);
+      return (textBodyRoutes.has(path) ? text : large)(req, res, next);
+    });
   };
 }
 
@@ -108,21 +121,17 @@ export function createApp(deps: ApiDeps): Express {
   if (startTiming) app.use(startTiming);
   app.use(timedStage('lifecycle', requestLifecycle([httpMetrics, accessLog(deps.logger), requestLogObserver(deps.requestLog)])));
   app.use(timedStage('headers', securityHeaders()));
-  app.use(
-    timedStage(
-      'body',
-      jsonBodies((text) => deps.batchChecker.isJson(text)),
-    ),
-  );
-  app.use(timedStage('guard', inputGuard({ bodyCheckedByRoute: textBodyRoutes })));
-
   const rateLimits = createRateLimits(deps.redis, deps.config);
   // The console's sign-in sessions: every authenticated route takes their cookie in place of a bearer token.
   const sessions = new ConsoleSessions(deps.redis, deps.config.queuePrefix, { secureCookie: deps.config.nodeEnv === 'production' });
-  const auth = timedStage(
-    'auth',
-    authenticate({ jwtSecret: deps.config.jwtSecret, tosVersion: deps.config.tosVersion, principals: deps.principals, sessions }),
-  );
+  const authenticateStep = authenticate({
+    jwtSecret: deps.config.jwtSecret,
+    tosVersion: deps.config.tosVersion,
+    principals: deps.principals,
+    sessions,
+  });
+  // A large-body route's request was authenticated before its body was read (jsonBodies): its outcome stands.
+  const auth = timedStage('auth', authenticateUnlessEarly(authenticateStep));
   const authWithoutTos = authenticate({
     jwtSecret: deps.config.jwtSecret,
     tosVersion: deps.config.tosVersion,
@@ -130,6 +139,9 @@ export function createApp(deps: ApiDeps): Express {
     allowWithoutTos: true,
     sessions,
   });
+
+  app.use(timedStage('body', jsonBodies(deps, authenticateStep)));
+  app.use(timedStage('guard', inputGuard({ bodyCheckedByRoute: textBodyRoutes })));
 
   const v1 = express.Router();
   // First, as they carry nearly all the traffic; no public route below shares their prefixes.

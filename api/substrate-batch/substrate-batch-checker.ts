@@ -1,11 +1,30 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import type { AnonymousCheck } from '../json-text-body.js';
 import { ProblemError } from '../problems.js';
 import type { BatchCheck, BatchInput } from './substrate-batch.task.js';
 
 export interface SubstrateBatchCheckerOptions {
-  /** Checks (syntax checks and batch checks) waiting for the thread before the next is refused with 503. Default 16. */
+  /** Customers' batch checks waiting for the thread before the next is refused with 503. Default 16. */
   maxQueue?: number;
+  /**
+   * Bodies sent without valid credentials read and syntax-checked at once (`anonymousCheck`); past them
+   * such a request is answered its 401 unread. Their checks wait beside the customers', never in their
+   * places. Default 1.
+   */
+  anonymousChecks?: number;
+}
+
+/** Tasks sent to the checker's thread since it was made, and the anonymous checks it turned away. */
+export interface SubstrateBatchCheckerCounts {
+  /** Customers' batches parsed and checked (`check`): one task per batch. */
+  batchChecks: number;
+  /** Syntax checks of bodies sent without valid credentials. */
+  anonymousChecks: number;
+  /** Bodies sent without valid credentials and answered at once, unread and unchecked: every place was taken. */
+  anonymousTurnedAway: number;
+  /** Most places taken at once for bodies sent without valid credentials (being read or checked). */
+  anonymousPeak: number;
 }
 
 /** A batch that passed its checks: each item's id in the order sent, the distinct rows as one JSON text. */
@@ -17,6 +36,11 @@ export interface CheckedBatch {
 /** Seconds a client is told to wait when the queue is full: about one big batch's check. */
 const busyRetryAfterSeconds = 5;
 
+const busy = () =>
+  new ProblemError('unavailable', 'too many substrate batches being checked; try again shortly', {
+    headers: { 'Retry-After': String(busyRetryAfterSeconds) },
+  });
+
 /** The task module of the running build: `.ts` under tsx and tests, `.js` in dist/. */
 const taskFile = fileURLToPath(new URL(`./substrate-batch.task.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url));
 
@@ -24,8 +48,10 @@ const messageOf = (error: unknown): string => (error instanceof Error ? error.me
 
 /**
  * `POST /substrates/batch`'s CPU work in one Piscina thread, off the API's event loop: the JSON parse of
- * its (up to 16 MiB) body, the item checks and the CEL compile of each expression. The queue is bounded
- * (past it 503 with Retry-After), and a customer has at most one batch in the thread's queue at a time:
+ * its (up to 16 MiB) body, the item checks and the CEL compile of each expression, and the syntax check of
+ * the bodies sent without valid credentials (`anonymousCheck`, at most `anonymousChecks` at once, beside
+ * the customers' queue). The customers' queue is bounded (past it 503 with Retry-After), and a customer
+ * has at most one batch in the thread's queue at a time:
  * its next waits here until the one before is checked, so another customer's batch never waits behind
  * more than one of its batches (Piscina's own queue is first in, first out). How many batches a customer
  * may send at once is TIER_MAX_BULK_IN_FLIGHT's (api/concurrency-limits.ts: 429 past it).
@@ -36,8 +62,18 @@ export class SubstrateBatchChecker {
   /** Per customer, the end of its last batch check (its next one starts after it). */
   private readonly lines = new Map<string, Promise<void>>();
   private behind = 0;
+  private readonly maxQueue: number;
+  private readonly anonymousChecks: number;
+  /** Customers' checks sent to the thread and not yet answered (waiting or running). */
+  private customerTasks = 0;
+  /** Places taken for bodies sent without valid credentials (being read, waiting for the thread or in it). */
+  private anonymousTasks = 0;
+  private readonly counted: SubstrateBatchCheckerCounts = { batchChecks: 0, anonymousChecks: 0, anonymousTurnedAway: 0, anonymousPeak: 0 };
 
-  constructor(private readonly options: SubstrateBatchCheckerOptions = {}) {}
+  constructor(options: SubstrateBatchCheckerOptions = {}) {
+    this.maxQueue = options.maxQueue ?? 16;
+    this.anonymousChecks = options.anonymousChecks ?? 1;
+  }
 
   private started(): Piscina {
     this.pool ??= new Piscina({
@@ -45,7 +81,9 @@ export class SubstrateBatchChecker {
       // Kept warm once started: a thread made per batch would make each pay its start-up (seconds under tsx).
       minThreads: 1,
       maxThreads: 1,
-      maxQueue: this.options.maxQueue ?? 16,
+      // Room for every check this class lets through (customers' and anonymous, even while the thread starts):
+      // the bounds are kept by `runForCustomer` and `anonymousCheck`, so an anonymous check never takes a customer's place.
+      maxQueue: this.maxQueue + 1 + this.anonymousChecks,
       idleTimeout: 60_000,
       concurrentTasksPerWorker: 1,
       // A 16 MiB body parses to ~100 MB of objects.
@@ -55,18 +93,44 @@ export class SubstrateBatchChecker {
     return this.pool;
   }
 
-  /** Whether `text` is JSON (as body-parser's parser would take it), decided in the checker's thread. */
-  isJson(text: string): Promise<boolean> {
-    return this.run<string, boolean>('isJson', text);
+  /**
+   * One of the `anonymousChecks` places for a body sent without valid credentials, taken before the body is
+   * read and held until its syntax is decided in the thread (as body-parser's parser would take it); or
+   * null, at once, when all are taken. A stranger's bodies therefore hold at most that many places in the
+   * thread, beside the customers' queue: a customer's batch waits behind at most `anonymousChecks` of them,
+   * and is never refused for them.
+   */
+  anonymousCheck(): AnonymousCheck | null {
+    if (this.anonymousTasks >= this.anonymousChecks) {
+      this.counted.anonymousTurnedAway++;
+      return null;
+    }
+    this.anonymousTasks++;
+    this.counted.anonymousPeak = Math.max(this.counted.anonymousPeak, this.anonymousTasks);
+    let held = true;
+    const release = () => {
+      if (held) this.anonymousTasks--;
+      held = false;
+    };
+    return {
+      isJson: (text) => {
+        this.counted.anonymousChecks++;
+        return this.run<string, boolean>('isJson', text).finally(release);
+      },
+      release,
+    };
   }
 
-  /** The checked batch of `customerId`; rejects with the ProblemError the route answers (400, 422, 503). */
+  /**
+   * The checked batch of `customerId`, its body parsed once, in the thread (malformed JSON answers the 400
+   * the JSON parser gave); rejects with the ProblemError the route answers (400, 422, 503).
+   */
   check(customerId: string, text: string | null): Promise<CheckedBatch> {
     const before = this.lines.get(customerId);
     if (before) this.behind++;
     const checked = (before ?? Promise.resolve()).then(() => {
       if (before) this.behind--;
-      return this.run<BatchInput, BatchCheck>('checkBatch', { customerId, text });
+      return this.runForCustomer({ customerId, text });
     });
     const line = checked.then(
       () => undefined,
@@ -87,6 +151,16 @@ export class SubstrateBatchChecker {
     return this.pool?.queueSize ?? 0;
   }
 
+  /** Places taken now for bodies sent without valid credentials (being read, or checked in the thread). */
+  get anonymousUnderWay(): number {
+    return this.anonymousTasks;
+  }
+
+  /** Tasks sent to the thread so far, by kind, and the anonymous checks turned away. */
+  get counts(): Readonly<SubstrateBatchCheckerCounts> {
+    return { ...this.counted };
+  }
+
   /** Batches waiting for their customer's batch before them to be checked. */
   get waitingBehindOwn(): number {
     return this.behind;
@@ -97,16 +171,27 @@ export class SubstrateBatchChecker {
     this.pool = null;
   }
 
+  /**
+   * A customer's batch check, refused with 503 when `maxQueue` of them wait already (the thread runs one at
+   * a time, so one more may be running): counted here, not by the pool's queue, which anonymous checks share.
+   */
+  private async runForCustomer(input: BatchInput): Promise<BatchCheck> {
+    if (this.customerTasks > this.maxQueue) throw busy();
+    this.customerTasks++;
+    this.counted.batchChecks++;
+    try {
+      return await this.run<BatchInput, BatchCheck>('checkBatch', input);
+    } finally {
+      this.customerTasks--;
+    }
+  }
+
   private async run<Input, Output>(name: string, input: Input): Promise<Output> {
     try {
       return (await this.started().run(input, { name })) as Output;
     } catch (error) {
       const message = `${messageOf(error)} ${String((error as { code?: string }).code)}`;
-      if (/queue is at limit|queue is full|No task queue available/i.test(message)) {
-        throw new ProblemError('unavailable', 'too many substrate batches being checked; try again shortly', {
-          headers: { 'Retry-After': String(busyRetryAfterSeconds) },
-        });
-      }
+      if (/queue is at limit|queue is full|No task queue available/i.test(message)) throw busy();
       if (/ERR_WORKER_OUT_OF_MEMORY|out of memory|heap limit/i.test(message)) {
         throw new ProblemError('unavailable', 'the substrate batch checker ran out of memory; try a smaller batch or again shortly', {
           headers: { 'Retry-After': String(busyRetryAfterSeconds) },

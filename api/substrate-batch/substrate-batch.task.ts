@@ -1,5 +1,5 @@
 import { batchEnvelope, nameHint } from '../routes/substrate-bodies.js';
-import { ProblemError, type ProblemType } from '../problems.js';
+import { malformedJsonProblem, ProblemError, type ProblemType } from '../problems.js';
 import { parseInput } from '../validate.js';
 import { checkBatchItems } from './prepare-substrate.js';
 
@@ -44,8 +44,15 @@ export function isJson(text: string): boolean {
 /** Parses and checks a batch body with the answers the route gives (see checkBatchItems). */
 export function checkBatch({ customerId, text }: BatchInput): BatchCheck {
   try {
-    // The API checked the syntax before authenticating (as its JSON parser did): a SyntaxError here is a bug.
-    const { substrates } = parseInput(batchEnvelope, text === null ? undefined : parseBody(text), 'body', nameHint);
+    // The only parse of a customer's body (the API did not check its syntax): malformed JSON answers as the JSON parser's did.
+    let body: unknown;
+    try {
+      body = text === null ? undefined : parseBody(text);
+    } catch (error) {
+      if (error instanceof SyntaxError) throw malformedJsonProblem();
+      throw error;
+    }
+    const { substrates } = parseInput(batchEnvelope, body, 'body', nameHint);
     const prepared = checkBatchItems(customerId, substrates);
     const distinct = [...new Map(prepared.map((substrate) => [substrate.id, substrate])).values()];
     return { ok: true, ids: prepared.map((substrate) => substrate.id), rows: JSON.stringify(distinct) };
