@@ -8,7 +8,7 @@ import { findJob } from '../db/jobs/find-jobs.js';
 import type { StoredJob } from '../db/jobs/job-columns.js';
 import { makeJobDurable, submitJob, type SubmitJobInput } from '../queue/submit-job.js';
 import { describeRefusal, type AdmissionRefusal } from '../queue/admission.js';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../lib/uuid.js';
 import { principalOf } from './auth/authenticate.js';
 import type { ApiDeps } from './deps.js';
 import type { JobWatch } from './job-waiter.js';
