@@ -143,9 +143,10 @@ export function createApp(deps: ApiDeps): Express {
   app.use(timedStage('body', jsonBodies(deps, authenticateStep)));
   app.use(timedStage('guard', inputGuard({ bodyCheckedByRoute: textBodyRoutes })));
 
+  // First, as they carry nearly all the traffic; no public route below shares their prefixes. Mounted on the
+  // app itself rather than inside `v1`, so a metered request enters one router fewer.
+  app.use('/api/v1', under(meteredPrefixes, meteredRoutes(deps, auth, rateLimits, timedStage)));
   const v1 = express.Router();
-  // First, as they carry nearly all the traffic; no public route below shares their prefixes.
-  v1.use(under(meteredPrefixes, meteredRoutes(deps, auth, rateLimits, timedStage)));
   v1.use(under(['/health', '/ready'], systemRoutes(deps)));
   v1.use(under(['/openapi.json', '/docs'], docsRoutes()));
   v1.use(under(['/metrics'], metricsRoutes(deps)));

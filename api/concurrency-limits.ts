@@ -5,6 +5,7 @@ import { rateLimitedRequests } from '../lib/metrics/catalog.js';
 import type { Principal } from './auth/principal.js';
 import { principalOf } from './auth/authenticate.js';
 import { ProblemError } from './problems.js';
+import { whenClosed } from './request-lifecycle.js';
 import type { RateLimits } from './rate-limits.js';
 
 /** What a refused request is told to wait: in-flight requests end within moments. */
@@ -54,7 +55,7 @@ function keepUntilAnswered(lease: Lease | { full: number }, kind: Kind, limit: n
     );
   }
   if (res.closed) lease.release();
-  else res.once('close', () => lease.release());
+  else whenClosed(res, () => lease.release());
 }
 
 /**

@@ -8,7 +8,8 @@ import { findJob } from '../db/jobs/find-jobs.js';
 import type { StoredJob } from '../db/jobs/job-columns.js';
 import { makeJobDurable, submitJob, type SubmitJobInput } from '../queue/submit-job.js';
 import { describeRefusal, type AdmissionRefusal } from '../queue/admission.js';
-import { uuidv7 } from 'uuidv7';
+import type { QueuedJobHints } from '../queue/queues.js';
+import { uuidv7 } from '../lib/uuid.js';
 import { principalOf } from './auth/authenticate.js';
 import type { ApiDeps } from './deps.js';
 import type { JobWatch } from './job-waiter.js';
@@ -83,18 +84,23 @@ export async function submitAndRespond(
         .update(`${req.method} ${req.path} ${stringify(req.body ?? null)}`)
         .digest('hex')
     : null;
-  const admitting = performance.now();
+  // Stage times are taken only for a timed request (SERVER_TIMING): otherwise no clock is read for them.
+  const timed = req.timing !== undefined;
+  const admitting = timed ? performance.now() : 0;
   await admitJobs(deps, req, 1);
-  recordStage(req, 'admission', admitting);
+  if (timed) recordStage(req, 'admission', admitting);
   const waitMs = preferredWaitMs(req);
   // A waiting request listens for its job's notice before the job is enqueued, so a fast worker cannot finish it unheard.
   const id = uuidv7();
   const watch = waitMs !== null ? deps.waiter.watch(id) : null;
   try {
-    const inserting = performance.now();
+    const inserting = timed ? performance.now() : 0;
     let enqueueing = inserting;
     const origin = watch ? timingOrigin(req) : undefined;
     const marks = origin === undefined ? null : new StageMarks(origin);
+    const hints: QueuedJobHints = { ...submit.hints };
+    if (watch) hints.notify = true;
+    if (origin !== undefined) hints.timingOrigin = origin;
     // Submitting runs raw SQL only (no identity map), so the root entity manager serves without a fork per request.
     const outcome = await submitJob(
       { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter, fair: deps.fair },
@@ -108,8 +114,8 @@ export async function submitAndRespond(
         quick: watch !== null,
         // Fair sharing weighs a backlogged customer by the tier of the service it called.
         weight: deps.fair?.weightOf(req.principal?.tier) ?? 1,
-        hints: { ...submit.hints, ...(watch ? { notify: true } : {}), ...(origin !== undefined ? { timingOrigin: origin } : {}) },
-        ...(req.timing
+        hints,
+        ...(timed
           ? {
               onStored: () => {
                 recordStage(req, 'insert', inserting);
@@ -119,7 +125,7 @@ export async function submitAndRespond(
           : {}),
       },
     );
-    recordStage(req, 'enqueue', enqueueing);
+    if (timed) recordStage(req, 'enqueue', enqueueing);
     marks?.mark('enqueued');
     if (outcome.kind === 'substrate-missing') throw new ProblemError('not-found', `substrate ${submit.requireSubstrateId} not found`);
     if (outcome.kind === 'key-conflict') {

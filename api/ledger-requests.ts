@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../lib/uuid.js';
 import { z } from 'zod';
 import { IdempotencyKeyConflictError, type LedgerTransaction } from '../db/repositories/ledger.js';
 import { ProblemError } from './problems.js';

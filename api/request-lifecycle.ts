@@ -26,6 +26,21 @@ export type RequestObserver = (request: EndedRequest) => void;
 
 const requestIdPattern = /^[A-Za-z0-9._-]{1,128}$/;
 
+/** Callbacks a response runs when it closes, after the observers (`whenClosed`): set by `requestLifecycle`. */
+const closers = Symbol('closers');
+type WithClosers = Response & { [closers]?: Array<() => void> };
+
+/**
+ * Runs `callback` once `res` has closed (answer sent, or the client went away): on the lifecycle's own `close`
+ * listener when `requestLifecycle` saw the request, else on a listener of its own. Each listener added to a
+ * response costs every request; the in-flight place of each metered request is given back this way.
+ */
+export function whenClosed(res: Response, callback: () => void): void {
+  const list = (res as WithClosers)[closers];
+  if (list) list.push(callback);
+  else res.once('close', callback);
+}
+
 /**
  * Gives each request its id (and the `X-Request-Id` header), then tells every observer (metrics, the
  * access log, the usage record) when it has ended — through one `close` listener for all of them,
@@ -41,8 +56,11 @@ export function requestLifecycle(observers: readonly RequestObserver[]): Request
     const startedAt = Date.now();
     const started = performance.now();
     const socketBefore = req.socket?.bytesWritten ?? 0;
-    // `close` comes after `finish` when the response was sent, and alone when the client went away.
-    res.once('close', () => {
+    const callbacks: Array<() => void> = [];
+    (res as WithClosers)[closers] = callbacks;
+    // `close` comes after `finish` when the response was sent, and alone when the client went away; a
+    // response emits it once, so `on` (no `once` wrapper per request).
+    res.on('close', () => {
       const ended: EndedRequest = {
         req,
         res,
@@ -56,6 +74,7 @@ export function requestLifecycle(observers: readonly RequestObserver[]): Request
         },
       };
       for (const observe of observers) observe(ended);
+      for (const callback of callbacks) callback();
     });
     next();
   };

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../lib/uuid.js';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { GroupCommit } from '../db/group-commit.js';
 import type { StoredJob } from '../db/jobs/job-columns.js';

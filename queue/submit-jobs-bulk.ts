@@ -1,5 +1,5 @@
 import type { JobsOptions } from 'bullmq';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../lib/uuid.js';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import { insertJobsAllOrNothing, insertJobsBulk, type AllOrNothingRefusal, type JobInsert } from '../db/jobs/insert-jobs.js';

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { serviceTypes } from '../../jobs/billing/pricing.js';
 import { Router, type RequestHandler } from 'express';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../../lib/uuid.js';
 import { z } from 'zod';
 import type { Role } from '../../db/entities/user.entity.js';
 import {

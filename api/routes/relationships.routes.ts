@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../../lib/uuid.js';
 import { z } from 'zod';
 import { relationshipTypes, type Relationship } from '../../db/entities/relationship.entity.js';
 import {

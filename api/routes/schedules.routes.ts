@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../../lib/uuid.js';
 import { z } from 'zod';
 import type { Schedule } from '../../db/entities/schedule.entity.js';
 import { deleteSchedule, findSchedule, listSchedules, setSchedulePaused, upsertSchedule } from '../../db/repositories/schedules.js';

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../../lib/uuid.js';
 import { z } from 'zod';
 import { webhookEvents, type WebhookEndpoint } from '../../db/entities/webhook-endpoint.entity.js';
 import { findJob } from '../../db/jobs/find-jobs.js';

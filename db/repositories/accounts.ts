@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../../lib/uuid.js';
 import type { User } from '../entities/user.entity.js';
 import { inTransaction } from '../transaction.js';
 

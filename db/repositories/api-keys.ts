@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../../lib/uuid.js';
 import type { ApiKey } from '../entities/api-key.entity.js';
 
 /** An API key as lists show it: never the hash, the ciphertext or the key. */

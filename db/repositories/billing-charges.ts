@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../../lib/uuid.js';
 import { unbilledCondition } from './usage-records.js';
 import type { BillingChargeState } from '../entities/billing-charge.entity.js';
 

@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../../lib/uuid.js';
 import type { Tier } from '../entities/service-instance.entity.js';
 
 export interface VaultKeyRow {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { maxBodyDepth, unstorableInput } from '../../api/input-guard.js';
+import { inputGuard, maxBodyDepth, unstorableInput } from '../../api/input-guard.js';
 
 const nested = (depth: number): unknown => {
   let value: unknown = 0;
@@ -45,5 +45,46 @@ describe('input guard', () => {
         'body',
       ),
     ).toHaveLength(10);
+  });
+
+  it('the middleware passes exactly the input unstorableInput finds nothing in, and refuses the rest with its fields', () => {
+    const guard = inputGuard({ bodyCheckedByRoute: new Set(['/bulk']) });
+    const verdict = (body: unknown, query: unknown = {}, path = '/jobs') => {
+      const outcome: { passed: boolean; errors?: unknown } = { passed: false };
+      try {
+        guard({ path, body, query } as never, {} as never, (() => (outcome.passed = true)) as never);
+      } catch (error) {
+        outcome.errors = (error as { extra?: { errors?: unknown } }).extra?.errors ?? error;
+      }
+      return outcome;
+    };
+    const sparse: unknown[] = ['ok'];
+    sparse[3] = 'x\u0000';
+    const cases: Array<[body: unknown, query?: unknown]> = [
+      [{ parameters: { x: 5, y: 7 } }],
+      [{ name: 'Zoë 名前 😀', tags: ['a', 'b'], metadata: { n: 1, ok: true, none: null } }],
+      [nested(maxBodyDepth)],
+      [nested(maxBodyDepth + 1)],
+      [undefined],
+      [[[['deep', ['x\ud800']]]]],
+      [{ metadata: { 'k\u0000': 1 } }],
+      [{ 'k\udc00': { inner: 'fine' } }],
+      [sparse],
+      [JSON.parse('['.repeat(200_000) + ']'.repeat(200_000))],
+      [{ ok: 1 }, { name: '\udc00' }],
+      [{ ok: 1 }, { limit: '10' }],
+    ];
+    for (const [body, query] of cases) {
+      const expected = [...unstorableInput(body, 'body'), ...unstorableInput(query ?? {}, 'query')];
+      const outcome = verdict(body, query);
+      if (expected.length === 0) expect(outcome).toEqual({ passed: true });
+      else expect(outcome).toEqual({ passed: false, errors: expected });
+    }
+    // A route that checks its own body: only the query is looked at here.
+    expect(verdict({ x: 'a\u0000' }, {}, '/bulk')).toEqual({ passed: true });
+    expect(verdict({ x: 'a\u0000' }, { q: 'b\u0000' }, '/bulk')).toEqual({
+      passed: false,
+      errors: [{ field: 'query.q', message: 'contains U+0000 (NUL)' }],
+    });
   });
 });

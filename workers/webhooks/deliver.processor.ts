@@ -1,7 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { DelayedError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../../lib/uuid.js';
 import { decryptSecret, encryptSecret } from '../../lib/crypto.js';
 import { findDeliveryToSend, recordAttempt } from '../../db/repositories/webhook-deliveries.js';
 import { recordWebhookDelivery } from '../../lib/metrics/catalog.js';

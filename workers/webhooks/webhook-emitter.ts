@@ -1,5 +1,5 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../../lib/uuid.js';
 import { jobView } from '../../db/jobs/job-view.js';
 import { findJobWebhookTargets } from '../../db/jobs/find-jobs.js';
 import { insertDeliveries, type NewDelivery } from '../../db/repositories/webhook-deliveries.js';
