@@ -100,17 +100,19 @@ describe('finished-job notices', () => {
 
   it('listens again after its connection is cut, so waits are answered by notices, not polls', async () => {
     await suite.app.startWorkers();
-    const [killed] = await suite.app.sql<{ killed: boolean }>(
-      `select pg_terminate_backend(pid) as killed from pg_stat_activity where application_name = $1 and datname = current_database()`,
+    const [killed] = await suite.app.sql<{ pid: number; killed: boolean }>(
+      `select pid, pg_terminate_backend(pid) as killed from pg_stat_activity where application_name = $1 and datname = current_database()`,
       [listenerApplicationName],
     );
     expect(killed?.killed).toBe(true);
+    // A new connection's LISTEN: the killed backend can still show its own `listen` for a moment.
     await waitFor(
       async () =>
         (
           await suite.app.sql(
-            `select 1 from pg_stat_activity where application_name = $1 and datname = current_database() and query ilike 'listen%'`,
-            [listenerApplicationName],
+            `select 1 from pg_stat_activity
+              where application_name = $1 and datname = current_database() and pid <> $2 and query ilike 'listen%' and state = 'idle'`,
+            [listenerApplicationName, killed?.pid],
           )
         ).length > 0,
       10_000,
