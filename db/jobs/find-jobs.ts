@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
 import { queryWithParameters } from '../query-with-parameters.js';
-import { jobColumns, jobSelectList } from './job-columns.js';
+import { idRange, jobColumns, jobSelectList, stateIn } from './job-columns.js';
 
 export const findJobStatement = `select ${jobColumns} from jobs where id = $1 and customer_id = $2`;
 
@@ -73,16 +73,18 @@ const releasableProperties = ['id', 'customerId', 'type', 'payload', 'maxAttempt
 >;
 export type ReleasableJob = Pick<JobRecord, (typeof releasableProperties)[number]>;
 
-const releasableJobs = `select ${jobSelectList(releasableProperties)} from jobs where id = any($1::uuid[]) and state in ('queued', 'delayed')`;
+export const releasableJobsStatement = `select ${jobSelectList(releasableProperties)} from jobs
+  where id = any($1::uuid[]) and id between $2::uuid and $3::uuid and ${stateIn('state', ['queued', 'delayed'])}`;
 
 /**
  * The rows of `ids` that may still be released to BullMQ, in one prepared statement: not started, not
- * cancelled (a delayed row keeps `delayed` until it starts; fair sharing holds it until it is due).
+ * cancelled (a delayed row keeps `delayed` until it starts; fair sharing holds it until it is due). Found by
+ * id and tested for state afterwards, as the workers' state writes are (job-columns.ts `stateIn`).
  * Ids missing from the answer were cancelled, finished or never stored: their release is skipped.
  */
 export async function findReleasableJobs(em: EntityManager, ids: readonly string[]): Promise<ReleasableJob[]> {
   if (ids.length === 0) return [];
-  return executePrepared<ReleasableJob>(em, 'find-releasable-jobs', releasableJobs, [ids]);
+  return executePrepared<ReleasableJob>(em, 'find-releasable-jobs', releasableJobsStatement, [ids, ...idRange(ids)]);
 }
 
 /** A customer's jobs still waiting to start (row state `queued`), oldest first: what a resumed customer has set aside. */

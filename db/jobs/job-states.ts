@@ -1,13 +1,15 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
-import { asyncCommit, jobColumns, notifyFinishedJobs } from './job-columns.js';
+import { asyncCommit, idRange, jobColumns, notifyFinishedJobs, stateIn } from './job-columns.js';
 
 /**
  * The state changes of running jobs, written by the workers' JobStateWriter in batches: one prepared
  * statement per kind of write, its rows passed as one JSON parameter (jsonb_to_recordset: no per-row
- * bindings to format and send) and their ids as an array, so that the plan (made once, whatever the
- * table's size then) finds the rows through the primary key instead of hashing the table; each commits
+ * bindings to format and send) and their ids as an array with the range they span, so that the plan (made
+ * once, whatever the table's size then) finds the rows through the primary key of the partitions that range
+ * reaches instead of hashing the table, and tests their states only on the rows found (`stateIn` and the
+ * CASEs below; job-columns.ts says why): a backlog of unfinished rows costs a batch nothing; each commits
  * without waiting for the WAL flush (`synchronous_commit = off`, set inside the statement so it needs no
  * transaction round trips): if PostgreSQL crashes in the next few hundred ms and loses this write, the row
  * is still `active` while BullMQ holds the outcome, and the sweeper copies the outcome from Redis (or, if
@@ -34,30 +36,33 @@ export interface ActiveState {
  * A late write from the attempt that failed carries no higher count, and `cancelled` and `completed` rows
  * stay final.
  */
-export async function writeActiveStates(em: EntityManager, actives: Map<string, ActiveState>): Promise<void> {
-  await executePrepared(
-    em,
-    'job-state-active',
-    `with ${asyncCommit}
+export const activeStatesStatement = `with ${asyncCommit}
      update jobs as j set state = 'active', started_at = coalesce(j.started_at, ${startedAt}), attempts_made = v.attempts,
             finished_at = case when j.state = 'failed' then null else j.finished_at end
        from jsonb_to_recordset($1::jsonb) as v(id uuid, attempts int, started float8), durability
-      where j.id = any($2::uuid[]) and j.id = v.id and (j.state in ('queued', 'delayed') or (j.state = 'failed' and v.attempts > j.attempts_made))`,
-    [JSON.stringify([...actives].map(([id, attempt]) => ({ id, ...attempt }))), [...actives.keys()]],
-  );
+      where j.id = any($2::uuid[]) and j.id between $3::uuid and $4::uuid and j.id = v.id
+        and case when j.state in ('queued', 'delayed') then true when j.state = 'failed' then v.attempts > j.attempts_made else false end`;
+
+export async function writeActiveStates(em: EntityManager, actives: Map<string, ActiveState>): Promise<void> {
+  await executePrepared(em, 'job-state-active', activeStatesStatement, [
+    JSON.stringify([...actives].map(([id, attempt]) => ({ id, ...attempt }))),
+    [...actives.keys()],
+    ...idRange(actives.keys()),
+  ]);
 }
 
 /** Records progress (GET /jobs/:id), only on rows still active. */
-export async function writeProgress(em: EntityManager, progress: Map<string, unknown>): Promise<void> {
-  await executePrepared(
-    em,
-    'job-state-progress',
-    `with ${asyncCommit}
+export const progressStatement = `with ${asyncCommit}
      update jobs as j set progress = v.progress
        from jsonb_to_recordset($1::jsonb) as v(id uuid, progress jsonb), durability
-      where j.id = any($2::uuid[]) and j.id = v.id and j.state = 'active'`,
-    [JSON.stringify([...progress].map(([id, value]) => ({ id, progress: value }))), [...progress.keys()]],
-  );
+      where j.id = any($2::uuid[]) and j.id between $3::uuid and $4::uuid and j.id = v.id and ${stateIn('j.state', ['active'])}`;
+
+export async function writeProgress(em: EntityManager, progress: Map<string, unknown>): Promise<void> {
+  await executePrepared(em, 'job-state-progress', progressStatement, [
+    JSON.stringify([...progress].map(([id, value]) => ({ id, progress: value }))),
+    [...progress.keys()],
+    ...idRange(progress.keys()),
+  ]);
 }
 
 /** An attempt's outcome: final (`completed`, `failed`), or `queued` again while BullMQ retries. */
@@ -78,35 +83,34 @@ export interface FinalState {
  * (see writeActiveStates). The rows someone waits for are announced on `noticeChannel` by the same
  * statement, so the notice leaves with the commit.
  */
-export async function writeFinalStates(em: EntityManager, finals: Map<string, FinalState>, noticeChannel: string): Promise<void> {
-  const rows = [...finals.values()];
-  await executePrepared(
-    em,
-    'job-state-final',
-    `with ${asyncCommit}, updated as (
+export const finalStatesStatement = `with ${asyncCommit}, updated as (
        update jobs as j set state = v.state, result = v.result, error = v.error, attempts_made = v.attempts,
               started_at = coalesce(j.started_at, ${startedAt}),
               finished_at = case when v.state in ('completed', 'failed') then now() else null end
          from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, result jsonb, error text, attempts int, notify boolean, started float8), durability
-        where j.id = any($2::uuid[]) and j.id = v.id and (j.state in ('queued', 'delayed', 'active') or (j.state = 'failed' and v.attempts > j.attempts_made))
+        where j.id = any($2::uuid[]) and j.id between $4::uuid and $5::uuid and j.id = v.id
+          and case when j.state in ('queued', 'delayed', 'active') then true when j.state = 'failed' then v.attempts > j.attempts_made else false end
        returning j.*, v.notify)
-     ${notifyFinishedJobs('$3')}`,
-    [
-      JSON.stringify(
-        rows.map((w) => ({
-          id: w.id,
-          state: w.state,
-          result: w.result ?? null,
-          error: w.error,
-          attempts: w.attemptsMade,
-          notify: w.notify,
-          started: w.startedAt,
-        })),
-      ),
-      [...finals.keys()],
-      noticeChannel,
-    ],
-  );
+     ${notifyFinishedJobs('$3')}`;
+
+export async function writeFinalStates(em: EntityManager, finals: Map<string, FinalState>, noticeChannel: string): Promise<void> {
+  const rows = [...finals.values()];
+  await executePrepared(em, 'job-state-final', finalStatesStatement, [
+    JSON.stringify(
+      rows.map((w) => ({
+        id: w.id,
+        state: w.state,
+        result: w.result ?? null,
+        error: w.error,
+        attempts: w.attemptsMade,
+        notify: w.notify,
+        started: w.startedAt,
+      })),
+    ),
+    [...finals.keys()],
+    noticeChannel,
+    ...idRange(finals.keys()),
+  ]);
 }
 
 /** Marks a queued, delayed or active job cancelled; returns the row when it changed. */

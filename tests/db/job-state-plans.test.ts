@@ -1,0 +1,237 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { uuidv7Floor } from '../../db/jobs/expire-jobs.js';
+import { findReleasableJobs, releasableJobsStatement } from '../../db/jobs/find-jobs.js';
+import { idRange } from '../../db/jobs/job-columns.js';
+import { jobPartitionName } from '../../db/jobs/job-partitions.js';
+import {
+  activeStatesStatement,
+  finalStatesStatement,
+  progressStatement,
+  writeActiveStates,
+  writeFinalStates,
+  writeProgress,
+} from '../../db/jobs/job-states.js';
+import { createOrm, type Orm } from '../../db/orm.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+/**
+ * The statements that find jobs by a list of ids (the workers' state writes, the fair-share release) find them
+ * through the primary key of the partition their ids lie in, whatever the statistics say: a generic plan made
+ * after ANALYZE saw few unfinished rows once read every unfinished row of the partition per batch (through the
+ * partial indexes of unfinished rows), so a drain slowed as its backlog grew (issue 18).
+ */
+
+let app: TestApp;
+let orm: Orm;
+
+beforeAll(async () => {
+  app = await startTestApp();
+  orm = await createOrm(app.config.databaseUrl, { poolMax: 4 });
+});
+
+afterAll(async () => {
+  await orm?.close();
+  await app?.close();
+});
+
+const week = 7 * 86_400_000;
+const hex = (digits: number) => randomBytes(8).toString('hex').slice(0, digits);
+/** A UUIDv7 as one minted at `at` would be. */
+const idAt = (at: Date) => `${uuidv7Floor(at).slice(0, 14)}7${hex(3)}-8${hex(3)}-${hex(12)}`;
+const partitionOf = (at: Date) => jobPartitionName(Math.floor(at.getTime() / week) * week);
+/** Long before the first partition: such ids live in the DEFAULT partition, as a database's oldest history does. */
+const longAgo = new Date('2024-03-01T00:00:00Z');
+
+async function insertJobs(ids: readonly string[], state: string, attempts = 1): Promise<void> {
+  await app.sql(
+    `insert into jobs (id, customer_id, type, state, payload, attempts_made, max_attempts)
+     select id, $2, 'invoke', $3, '{}', $4, 3 from unnest($1::uuid[]) id`,
+    [ids, randomUUID(), state, attempts],
+  );
+}
+
+const statesOf = async (ids: readonly string[]) =>
+  Object.fromEntries(
+    (await app.sql<{ id: string; state: string }>(`select id::text, state from jobs where id = any($1::uuid[])`, [ids])).map((row) => [
+      row.id,
+      row.state,
+    ]),
+  );
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  'Actual Loops'?: number;
+  'Subplans Removed'?: number;
+  Plans?: PlanNode[];
+}
+
+/** EXPLAIN ANALYZE of `statement` prepared and forced to a generic plan, in a transaction rolled back afterwards. */
+async function genericPlan(statement: string, parameters: readonly string[]): Promise<PlanNode> {
+  const knex = orm.em.getConnection().getKnex();
+  const trx = await knex.transaction();
+  const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
+  try {
+    await trx.raw(`set local plan_cache_mode = force_generic_plan`);
+    await trx.raw(`prepare plan_probe as ${statement}`);
+    const result = (await trx.raw(`explain (analyze, format json) execute plan_probe(${parameters.map(literal).join(', ')})`)) as {
+      rows: Array<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>;
+    };
+    await trx.raw('deallocate plan_probe');
+    return result.rows[0]!['QUERY PLAN'][0]!.Plan;
+  } finally {
+    await trx.rollback();
+  }
+}
+
+/** The indexes the plan reads `jobs` through, and the partitions it ran a scan of. */
+function accessOf(plan: PlanNode): { indexes: string[]; scanned: string[] } {
+  const indexes = new Set<string>();
+  const scanned = new Set<string>();
+  const walk = (node: PlanNode) => {
+    if (node['Index Name']?.startsWith('jobs')) indexes.add(node['Index Name']);
+    if (node['Node Type'].endsWith('Scan') && node['Relation Name']?.startsWith('jobs') && node['Actual Loops'] !== 0)
+      scanned.add(node['Relation Name']);
+    for (const child of node.Plans ?? []) walk(child);
+  };
+  walk(plan);
+  return { indexes: [...indexes].sort(), scanned: [...scanned].sort() };
+}
+
+describe('jobs found by a list of ids', () => {
+  const now = new Date();
+  let backlog: string[];
+
+  beforeEach(async () => {
+    await app.sql('truncate jobs, batch_items, job_idempotency_keys');
+    // Statistics of a partition whose rows are nearly all finished, as ANALYZE and autovacuum nearly always see
+    // it; then a backlog arrives (a bulk submit) that the statistics do not know about.
+    await insertJobs(
+      Array.from({ length: 4000 }, () => idAt(now)),
+      'completed',
+    );
+    await insertJobs(
+      Array.from({ length: 20 }, () => idAt(now)),
+      'failed',
+    );
+    await insertJobs(
+      Array.from({ length: 4000 }, () => idAt(longAgo)),
+      'completed',
+    );
+    await app.sql('analyze jobs');
+    backlog = Array.from({ length: 4000 }, () => idAt(now));
+    await insertJobs(backlog, 'queued');
+  });
+
+  const batch = () => backlog.slice(0, 300);
+  const finals = () =>
+    JSON.stringify(
+      batch().map((id) => ({ id, state: 'completed', result: { x: 1 }, error: null, attempts: 1, notify: false, started: null })),
+    );
+
+  it('a generic plan of the final write reads the batch partition by primary key, not the backlog', async () => {
+    const plan = await genericPlan(finalStatesStatement, [finals(), `{${batch().join(',')}}`, 'probe', ...idRange(batch())]);
+    const { indexes, scanned } = accessOf(plan);
+    expect(indexes).toEqual([`${partitionOf(now)}_pkey`]);
+    expect(scanned).toEqual([partitionOf(now)]);
+  });
+
+  it('so do the active and progress writes and the fair-share release', async () => {
+    const ids = `{${batch().join(',')}}`;
+    const actives = JSON.stringify(batch().map((id) => ({ id, attempts: 1, started: Date.now() })));
+    const progress = JSON.stringify(batch().map((id) => ({ id, progress: { step: 1 } })));
+    for (const [statement, parameters] of [
+      [activeStatesStatement, [actives, ids, ...idRange(batch())]],
+      [progressStatement, [progress, ids, ...idRange(batch())]],
+      [releasableJobsStatement, [ids, ...idRange(batch())]],
+    ] as const) {
+      const { indexes, scanned } = accessOf(await genericPlan(statement, [...parameters]));
+      expect(indexes, statement).toEqual([`${partitionOf(now)}_pkey`]);
+      expect(scanned, statement).toEqual([partitionOf(now)]);
+    }
+  });
+
+  it('writes every row of a batch whose ids span partitions, and only the rows still open', async () => {
+    const old = [idAt(longAgo), idAt(longAgo)];
+    await insertJobs(old, 'queued');
+    const [done] = [idAt(now)];
+    await insertJobs([done!], 'completed');
+    const [failedOnce, failedTwice] = [idAt(now), idAt(now)];
+    await insertJobs([failedOnce!, failedTwice!], 'failed', 2);
+    // An id in capitals sorts before every lower-case one as text: the range must still reach its row.
+    const shouted = backlog[1]!.toUpperCase();
+    const em = orm.em.fork();
+
+    await writeActiveStates(
+      em,
+      new Map([
+        [backlog[0]!, { attempts: 1, started: Date.now() }],
+        [old[0]!, { attempts: 1, started: Date.now() }],
+        [failedOnce!, { attempts: 2, started: Date.now() }],
+        [failedTwice!, { attempts: 3, started: Date.now() }],
+        [done!, { attempts: 1, started: Date.now() }],
+      ]),
+    );
+    expect(await statesOf([backlog[0]!, old[0]!, failedOnce!, failedTwice!, done!])).toEqual({
+      [backlog[0]!]: 'active',
+      [old[0]!]: 'active',
+      [failedOnce!]: 'failed',
+      [failedTwice!]: 'active',
+      [done!]: 'completed',
+    });
+
+    await writeProgress(
+      em,
+      new Map([
+        [backlog[0]!, { step: 1 }],
+        [old[0]!, { step: 2 }],
+        [backlog[2]!, { step: 3 }],
+      ]),
+    );
+    const progress = await app.sql<{ id: string; progress: unknown }>(
+      `select id::text, progress from jobs where id = any($1::uuid[]) order by id`,
+      [[backlog[0]!, old[0]!, backlog[2]!]],
+    );
+    expect(Object.fromEntries(progress.map((row) => [row.id, row.progress]))).toEqual({
+      [backlog[0]!]: { step: 1 },
+      [old[0]!]: { step: 2 },
+      [backlog[2]!]: null,
+    });
+
+    const final = (id: string, attemptsMade = 1) =>
+      [id, { id, state: 'completed' as const, result: { ok: true }, error: null, attemptsMade, notify: false, startedAt: null }] as const;
+    await writeFinalStates(
+      em,
+      new Map([
+        final(backlog[0]!),
+        final(old[0]!),
+        final(old[1]!),
+        final(shouted),
+        final(done!),
+        final(failedOnce!, 2),
+        final(randomUUID()),
+      ]),
+      'probe',
+    );
+    expect(await statesOf([backlog[0]!, backlog[1]!, old[0]!, old[1]!, done!, failedOnce!])).toEqual({
+      [backlog[0]!]: 'completed',
+      [backlog[1]!]: 'completed',
+      [old[0]!]: 'completed',
+      [old[1]!]: 'completed',
+      [done!]: 'completed',
+      [failedOnce!]: 'failed',
+    });
+
+    const releasable = await findReleasableJobs(em, [backlog[3]!, old[0]!, backlog[0]!, backlog[4]!.toUpperCase(), randomUUID()]);
+    expect(releasable.map((row) => row.id).sort()).toEqual([backlog[3]!, backlog[4]!].sort());
+  });
+
+  it('idRange: the least and greatest id, whatever their case; none is an error', () => {
+    expect(
+      idRange(['0190aaaa-0000-7000-8000-000000000002', '0190AAAA-0000-7000-8000-000000000003', '0190aaaa-0000-7000-8000-000000000001']),
+    ).toEqual(['0190aaaa-0000-7000-8000-000000000001', '0190aaaa-0000-7000-8000-000000000003']);
+    expect(() => idRange([])).toThrow('idRange of no ids');
+  });
+});
