@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
+import { useTestApp } from '../helpers/suite.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp;
@@ -96,30 +97,19 @@ describe('processors that cannot hurt us', () => {
 // Its own platform with a time limit far past the memory limit's reach: on a loaded machine the 64 MB used to be
 // reached after 4.5 s, and the expression failed on time instead.
 describe('a memory-exploding expression', () => {
-  let roomy: TestApp;
-  let roomyRequest: ReturnType<typeof httpClient>;
-  let bob: TestUser;
-
-  beforeAll(async () => {
-    roomy = await startTestApp({ TASK_TIMEOUT_MS: '120000' });
-    await roomy.startWorkers();
-    roomyRequest = httpClient(roomy.baseUrl);
-    bob = await registerUser(roomyRequest);
-  });
-
-  afterAll(async () => {
-    await roomy?.close();
-  });
+  const roomy = useTestApp({ env: { TASK_TIMEOUT_MS: '120000' }, workers: true, users: 1 });
 
   it('fails at the memory limit, and the next job on that worker completes', { timeout: 150_000 }, async () => {
-    const accepted = await invokeExpressionAs(roomyRequest, bob, 'l.map(a, l.map(b, [a, b, a, b, a, b, a, b])).size()', { l: thousand });
+    const accepted = await invokeExpressionAs(roomy.request, roomy.users[0]!, 'l.map(a, l.map(b, [a, b, a, b, a, b, a, b])).size()', {
+      l: thousand,
+    });
     const finished = await waitFor(async () => {
-      const job = await roomyRequest('GET', `/api/v1/jobs/${accepted.body.id}`, { token: bob.accessToken });
+      const job = await roomy.request('GET', `/api/v1/jobs/${accepted.body.id}`, { token: roomy.users[0]!.accessToken });
       return job.body.state === 'failed' || job.body.state === 'completed' ? job : null;
     }, 120_000);
     expect(finished.body.state).toBe('failed');
     expect(finished.body.error).toMatch(/memory limit/);
-    const next = await invokeExpressionAs(roomyRequest, bob, 'x + 1', { x: 41 });
+    const next = await invokeExpressionAs(roomy.request, roomy.users[0]!, 'x + 1', { x: 41 });
     expect(next.body).toMatchObject({ state: 'completed', result: { result: 42 } });
   });
 });
