@@ -9,7 +9,8 @@ import { Receiver } from '../webhooks/receiver.js';
 
 /** Tenant offboarding (SPEC §9, issue 18 item 3): export one customer's data, then delete it keeping the billing evidence. */
 // Steps of 3 rows, so every purge loop crosses step boundaries (a batch's items, the request logs, the jobs).
-const suite = useTestApp({ workers: true, users: 3, env: { RETENTION_STEP_ROWS: '3' } });
+// A delivery attempt that fails on a loaded machine is tried again within seconds, not after the default 30 s.
+const suite = useTestApp({ workers: true, users: 3, env: { RETENTION_STEP_ROWS: '3', WEBHOOK_RETRY_BASE_MS: '500' } });
 let receiver: Receiver;
 const tokens = { a: '', b: '', c: '', admin: '' };
 let a: TenantResources;

@@ -134,8 +134,14 @@ describe('Bull Board in a real browser', () => {
     await page.goto(`/admin/queues/queue/${failedQueue()}?status=failed`);
     await page.locator(`a[href*="/queue/${failedQueue()}/${failedJobId}"]`).waitFor();
     await page.goto(`/admin/queues/queue/${failedQueue()}/${failedJobId}?status=failed`);
+    // The board's next poll of its API, rather than 'networkidle': under load its polls of every queue can keep
+    // the page from 500 ms without a request for longer than a test may wait.
+    const nextPoll = page.waitForResponse((response) => new URL(response.url()).pathname.startsWith('/admin/queues/api/'), {
+      timeout: 25_000,
+    });
     await page.getByText(/substrate 0x[0-9a-f]{16} not found/).waitFor();
-    await page.waitForLoadState('networkidle');
+    await page.waitForLoadState('load');
+    await nextPoll;
     expect(offsite).toEqual([]);
     expect(consoleErrors).toEqual([]);
   });
