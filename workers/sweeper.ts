@@ -10,6 +10,7 @@ import {
   requeueLostJobs,
   waitForDurableCommits,
   type UnfinishedJob,
+  type UnfinishedJobsCursor,
 } from '../db/jobs/recovery.js';
 import { enqueue } from '../queue/submit-job.js';
 import { groupByQueue, isRowId, type JobQueues } from '../queue/queues.js';
@@ -191,11 +192,11 @@ export class Sweeper {
   async sweep(): Promise<SweepReport> {
     const em = this.deps.orm.em.fork();
     const report: SweepReport = { checked: 0, reenqueued: 0, reconciled: 0 };
-    let afterId: string | null = null;
+    let after: UnfinishedJobsCursor | null = null;
     while (true) {
-      const rows = await listUnfinishedJobs(em, this.graceMs, afterId, this.batchSize);
+      const { rows, next } = await listUnfinishedJobs(em, this.graceMs, after, this.batchSize);
       if (rows.length === 0) break;
-      afterId = rows.at(-1)!.id;
+      after = next;
       report.checked += rows.length;
       const missing = await this.missingFromRedis(rows);
       const lost = new Set(missing);

@@ -42,9 +42,10 @@ export const JobRecordSchema = new EntitySchema<JobRecord>({
   tableName: 'jobs',
   indexes: [
     { name: 'jobs_customer_id_id_index', properties: ['customerId', 'id'] },
+    // The sweeper pages through it by (created_at, id) in one ordered index scan (db/jobs/recovery.ts).
     {
       name: 'jobs_unfinished_index',
-      expression: `create index "jobs_unfinished_index" on "jobs" ("created_at") where "state" in ('queued', 'delayed', 'active')`,
+      expression: `create index "jobs_unfinished_index" on "jobs" ("created_at", "id") where "state" in ('queued', 'delayed', 'active')`,
     },
     // Admission control counts one customer's unfinished jobs by state (queue/admission.ts), and the backlog
     // view and gauges group them by customer, without touching finished history.

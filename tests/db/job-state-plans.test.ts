@@ -13,6 +13,7 @@ import {
   writeProgress,
 } from '../../db/jobs/job-states.js';
 import { createOrm, type Orm } from '../../db/orm.js';
+import { listUnfinishedJobs, unfinishedJobsPlanSettings, unfinishedJobsStatement } from '../../db/jobs/recovery.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 /**
@@ -68,13 +69,21 @@ interface PlanNode {
   Plans?: PlanNode[];
 }
 
-/** EXPLAIN ANALYZE of `statement` prepared and forced to a generic plan, in a transaction rolled back afterwards. */
-async function genericPlan(statement: string, parameters: readonly string[]): Promise<PlanNode> {
+/**
+ * EXPLAIN ANALYZE of `statement` prepared and forced to a generic plan (or a custom one, as an unnamed statement
+ * with parameters gets), after `settings`, in a transaction rolled back afterwards.
+ */
+async function genericPlan(
+  statement: string,
+  parameters: readonly string[],
+  { settings, custom = false }: { settings?: string; custom?: boolean } = {},
+): Promise<PlanNode> {
   const knex = orm.em.getConnection().getKnex();
   const trx = await knex.transaction();
   const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
   try {
-    await trx.raw(`set local plan_cache_mode = force_generic_plan`);
+    await trx.raw(`set local plan_cache_mode = ${custom ? 'force_custom_plan' : 'force_generic_plan'}`);
+    if (settings) await trx.raw(settings);
     await trx.raw(`prepare plan_probe as ${statement}`);
     const result = (await trx.raw(`explain (analyze, format json) execute plan_probe(${parameters.map(literal).join(', ')})`)) as {
       rows: Array<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>;
@@ -233,5 +242,75 @@ describe('jobs found by a list of ids', () => {
       idRange(['0190aaaa-0000-7000-8000-000000000002', '0190AAAA-0000-7000-8000-000000000003', '0190aaaa-0000-7000-8000-000000000001']),
     ).toEqual(['0190aaaa-0000-7000-8000-000000000001', '0190aaaa-0000-7000-8000-000000000003']);
     expect(() => idRange([])).toThrow('idRange of no ids');
+  });
+});
+
+describe("the sweeper's pass over unfinished jobs", () => {
+  const now = new Date();
+  /** The statement with `$n` for knex's `?`, as a prepared statement needs. */
+  const numbered = (statement: string) => {
+    let n = 0;
+    return statement.replace(/\?/g, () => `$${++n}`);
+  };
+
+  beforeEach(async () => {
+    await app.sql('truncate jobs, batch_items, job_idempotency_keys');
+  });
+
+  it('reads them in one ordered scan of jobs_unfinished_index after a drain, never a bitmap scan', async () => {
+    // A drain: the statistics saw the partition before the burst (a few finished jobs), then 4,000 jobs were
+    // queued, ran and finished. Their queued and active versions' entries stay in the partial indexes until
+    // VACUUM; a bitmap scan (the plan those statistics favour) visits them on every pass, a plain index scan
+    // marks them dead the first time.
+    await insertJobs(
+      Array.from({ length: 50 }, () => idAt(now)),
+      'completed',
+    );
+    await app.sql('analyze jobs');
+    const drained = Array.from({ length: 4000 }, () => idAt(now));
+    await insertJobs(drained, 'queued');
+    await insertJobs([idAt(longAgo)], 'queued');
+    await app.sql(`update jobs set state = 'active' where id = any($1::uuid[])`, [drained]);
+    await app.sql(`update jobs set state = 'completed' where id = any($1::uuid[]) and id <> $2`, [drained, drained[0]]);
+
+    const plan = await genericPlan(
+      numbered(unfinishedJobsStatement),
+      ['0', '-infinity', '00000000-0000-0000-0000-000000000000', '500'],
+      // The sweeper's statement goes with its parameters, unnamed: planned for them each time.
+      { settings: unfinishedJobsPlanSettings, custom: true },
+    );
+    const nodes: string[] = [];
+    const walk = (node: PlanNode) => {
+      nodes.push(node['Node Type']);
+      for (const child of node.Plans ?? []) walk(child);
+    };
+    walk(plan);
+    expect(nodes.filter((type) => type.includes('Bitmap') || type === 'Seq Scan' || type === 'Sort')).toEqual([]);
+    expect(new Set(accessOf(plan).indexes.map((name) => name.replace(/^jobs_(p\d+|default)_/, '')))).toEqual(
+      new Set(['created_at_id_idx']),
+    );
+  });
+
+  it('pages through every unfinished job once, jobs created in the same instant included, and leaves the young ones', async () => {
+    // One insert: one now(), so all 1,203 share created_at; pages of 500 must split them by id.
+    const stuck = [...Array.from({ length: 1200 }, () => idAt(now)), idAt(longAgo), idAt(longAgo), idAt(longAgo)];
+    await app.sql(
+      `insert into jobs (id, customer_id, type, state, payload, attempts_made, max_attempts, created_at)
+       select id, $2, 'invoke', 'queued', '{}', 0, 3, now() - interval '1 minute' from unnest($1::uuid[]) id`,
+      [stuck, randomUUID()],
+    );
+    await insertJobs([idAt(now)], 'queued');
+    await insertJobs([idAt(now)], 'completed');
+
+    const seen: string[] = [];
+    let after: Awaited<ReturnType<typeof listUnfinishedJobs>>['next'] = null;
+    for (let pages = 0; pages < 10; pages++) {
+      const { rows, next } = await listUnfinishedJobs(orm.em.fork(), 10_000, after, 500);
+      if (rows.length === 0) break;
+      seen.push(...rows.map((row) => row.id));
+      after = next;
+    }
+    expect(seen).toHaveLength(stuck.length);
+    expect(new Set(seen)).toEqual(new Set(stuck));
   });
 });
