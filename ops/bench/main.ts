@@ -9,7 +9,8 @@
  *   npm run bench -- --only=request-latency  # p50/p99 of /health, GET /jobs/:id, POST /jobs, a 429, with server stages
  *   npm run bench -- --cluster         # adds cluster-drain and cluster-http-submit: queue-drain and http-submit on a local
  *                                      # 3-master Redis Cluster beside single-node, per-master commands (also --only=cluster-drain,…)
- *   npm run bench -- --only=noisy      # issue 15's attacks at full size, a victim's latency measured (NOISY_SCALE, NOISY_WINDOW_SECONDS)
+ *   npm run bench -- --only=noisy      # issue 15's attacks at full size, a victim's latency measured (NOISY_SCALE, NOISY_WINDOW_SECONDS;
+ *                                      # NOISY_ATTACKS=enterprise-reads,… runs only those)
  *   npm run bench -- --only=bulk-submit  # POST /jobs/bulk beside a raw addBulk + multi-row INSERT program
  *   npm run bench -- --only=fairness   # issue 16: A's 40,000 bulk invokes, B's Prefer: wait calls, fair sharing vs FIFO (--quick: 4,000)
  *   npm run bench -- --only=fairness --fair-workers=2  # the same with two worker processes per mode
@@ -724,8 +725,11 @@ async function main(): Promise<void> {
       const unfinishedJobs = async () =>
         Number((await db.query(`select count(*) as n from jobs where state in ('queued', 'delayed', 'active')`)).rows[0].n);
       report(
-        await runNoisy({ api, redis, unfinishedJobs, log: (message) => log(`noisy: ${message}`) }, sizes, (attack) =>
-          console.log(JSON.stringify({ scenario: 'noisy', ...attack, versions })),
+        await runNoisy(
+          { api, redis, unfinishedJobs, log: (message) => log(`noisy: ${message}`) },
+          sizes,
+          (attack) => console.log(JSON.stringify({ scenario: 'noisy', ...attack, versions })),
+          process.env.NOISY_ATTACKS?.split(',').map((name) => name.trim()),
         ),
       );
     }
