@@ -13,6 +13,7 @@ import { authenticateEarly, authenticateUnlessEarly, earlyRefusalOf } from './au
 import { errorHandler, notFoundHandler } from './problems.js';
 import { createRateLimits, type RateLimits } from './rate-limits.js';
 import { customerLimits, inFlightLimit } from './concurrency-limits.js';
+import { CustomerReadGate, customerReadGate } from './customer-read-gate.js';
 import { batchesRoutes } from './routes/batches.routes.js';
 import { docsRoutes } from './routes/docs.routes.js';
 import { jobEventsRoutes } from './routes/job-events.routes.js';
@@ -204,6 +205,7 @@ function meteredRoutes(
     startInvokeCacheLookup(deps, req);
     return inFlightAndRateLimit(req, res, next);
   });
+  metered.use(customerReadGate(new CustomerReadGate(deps.config.apiReadsPerCustomer)));
   metered.use(under(['/substrates'], substratesRoutes(deps)));
   metered.use(under(['/jobs'], jobsRoutes(deps, rateLimits)));
   metered.use(under(['/jobs'], jobSearchRoutes(deps)));
