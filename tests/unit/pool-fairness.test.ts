@@ -168,10 +168,12 @@ describe('customers share the pool', () => {
       const busy = run(evaluateTask, slow, undefined, owner('z')).catch(() => null);
       await nextTurn(); // evaluations are sent on the next turn (gathered); from then on it holds the thread
       // Three slow evaluations, each sent alone (calls in one turn would go as one task), then six quick analyses.
+      // Heavier than `slow` (~2.8× its work): a quick analysis preempted on a loaded machine must not outweigh it.
+      const heavy = { ...slow, parameters: { l: thousand.slice(0, 500) } };
       const slowOwner = owner('slow');
       const queued: Promise<unknown>[] = [];
       for (const label of ['s1', 's2', 's3']) {
-        queued.push(run(evaluateTask, slow, undefined, slowOwner).then(() => order.push(label)));
+        queued.push(run(evaluateTask, heavy, undefined, slowOwner).then(() => order.push(label)));
         await nextTurn();
       }
       const quickOwner = owner('quick');
