@@ -52,7 +52,7 @@ async function bigJsonCalls<T>(minLength: number, work: () => Promise<T>): Promi
   }
 }
 
-const postRaw = (body: string, headers: Record<string, string> = {}) =>
+const postRaw = (body: string | Uint8Array, headers: Record<string, string> = {}) =>
   fetch(`${suite.app.baseUrl}/api/v1/substrates/batch`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
@@ -119,6 +119,29 @@ describe('POST /substrates/batch off the event loop', () => {
     expect(first.body.items[0]).toMatchObject({ value: 12.5, metadata: { name: 'twelve and a half' }, created: true });
     const again = await suite.request('POST', '/api/v1/substrates/batch', { token, body: { substrates: [one] } });
     expect(again.body).toMatchObject({ created: 0, items: [{ substrate_id: first.body.items[0].substrate_id, created: false }] });
+  });
+
+  it('reads the body as the JSON parser did: a UTF-8 byte order mark, non-ASCII text, a UTF-16 body', async () => {
+    const metadata = { name: 'név ✓ 日本 🦋', note: 'ÅÄÖ' };
+    const body = JSON.stringify({ substrates: [{ expression_type: 'constant', value: 7, metadata }] });
+    const withMark = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(body, 'utf8')]);
+    const utf8 = asResponse(await postRaw(withMark, { authorization: `Bearer ${token}` }));
+    expect(utf8.status, utf8.text).toBe(201);
+    expect(utf8.body.items[0].metadata).toEqual(metadata);
+    const utf16 = asResponse(
+      await postRaw(Buffer.from(body.replace('"value":7', '"value":8'), 'utf16le'), {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json; charset=utf-16le',
+      }),
+    );
+    expect(utf16.status, utf16.text).toBe(201);
+    expect(utf16.body.items[0]).toMatchObject({ value: 8, metadata });
+    // A byte that is not UTF-8 reads as U+FFFD, as the JSON parser read it, not as a refusal.
+    const broken = Buffer.from(JSON.stringify({ substrates: [{ expression_type: 'constant', value: 9, metadata: { name: 'AxB' } }] }));
+    broken[broken.indexOf('AxB') + 1] = 0xff;
+    const replaced = asResponse(await postRaw(broken, { authorization: `Bearer ${token}` }));
+    expect(replaced.status, replaced.text).toBe(201);
+    expect(replaced.body.items[0].metadata).toEqual({ name: 'A\ufffdB' });
   });
 
   it('answers malformed JSON 400 before authentication, as the JSON parser did, and a well-formed body without credentials 401', async () => {
