@@ -232,7 +232,9 @@ const envSchema = z.object({
   PASSWORD_HASH_MAX_QUEUE: z.coerce.number().int().min(0).max(100_000).default(32),
   /** Requests one customer may have in flight at once, across all API processes, by tier; past it 429. Default `starter=10,pro=50,enterprise=200`. */
   TIER_MAX_IN_FLIGHT: perTierCounts({ starter: 10, pro: 50, enterprise: 200 }),
-  /** Reads (GET requests but event streams) one customer may run at once in one API process; its others wait in their own line, never in front of another customer's. Default 4 (an API process's database pool holds 10). */
+  /** Reads (GET requests but event streams) one API process runs at once, every customer's together; the others wait in their customer's line and free places go to the customers in turn. Default 6 (of the process's 10 database connections: the rest stay for writes). */
+  API_READS_AT_ONCE: z.coerce.number().int().min(1).max(1000).default(6),
+  /** Reads one customer may run at once in one API process (at most API_READS_AT_ONCE). Default 4. */
   API_READS_PER_CUSTOMER: z.coerce.number().int().min(1).max(1000).default(4),
   /** Event streams (GET /jobs/:id/events) one customer may hold open at once, across all API processes, by tier; past it 429. Default `starter=5,pro=50,enterprise=500`. */
   TIER_MAX_STREAMS: perTierCounts({ starter: 5, pro: 50, enterprise: 500 }),
@@ -406,6 +408,7 @@ export interface Config {
   rateLimitMultiplier: number;
   passwordHashThreads: number;
   tierMaxInFlight: PerTier<number>;
+  apiReadsAtOnce: number;
   apiReadsPerCustomer: number;
   tierMaxStreams: PerTier<number>;
   tierMaxBulkInFlight: PerTier<number>;
@@ -573,6 +576,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitMultiplier: e.RATE_LIMIT_MULTIPLIER,
     passwordHashThreads: e.PASSWORD_HASH_THREADS,
     tierMaxInFlight: e.TIER_MAX_IN_FLIGHT,
+    apiReadsAtOnce: e.API_READS_AT_ONCE,
     apiReadsPerCustomer: e.API_READS_PER_CUSTOMER,
     tierMaxStreams: e.TIER_MAX_STREAMS,
     tierMaxBulkInFlight: e.TIER_MAX_BULK_IN_FLIGHT,

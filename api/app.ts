@@ -205,7 +205,7 @@ function meteredRoutes(
     startInvokeCacheLookup(deps, req);
     return inFlightAndRateLimit(req, res, next);
   });
-  metered.use(customerReadGate(new CustomerReadGate(deps.config.apiReadsPerCustomer)));
+  metered.use(customerReadGate(new CustomerReadGate(deps.config.apiReadsAtOnce, deps.config.apiReadsPerCustomer)));
   metered.use(under(['/substrates'], substratesRoutes(deps)));
   metered.use(under(['/jobs'], jobsRoutes(deps, rateLimits)));
   metered.use(under(['/jobs'], jobSearchRoutes(deps)));

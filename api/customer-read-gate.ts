@@ -7,35 +7,42 @@ const eventStreamPath = /^\/jobs\/[^/]+\/events$/;
 
 interface Line {
   reading: number;
-  waiting: Array<() => void>;
+  waiting: Array<(leave: () => void) => void>;
 }
 
 /**
- * Per API process: one customer's reads (GET requests, each holding a database connection of the process's
- * pool while it runs its query) running at once are at most `perCustomer`; its others wait in its own line,
- * first in first out. A read never waits behind another customer's: an enterprise customer's 200 concurrent
- * `GET /jobs?limit=100` (its in-flight cap) otherwise filled the pool's queue, and every other tenant's request
- * that needed a connection — a submit's insert, a poll — waited behind all of them (a victim's `Prefer: wait`
- * p50 284 ms, issue 15). Writes are not held here: a submit's insert joins a group commit shared by everyone.
+ * Per API process: reads (GET requests, each holding one of the process's database connections while its query
+ * runs) run at most `atOnce` at a time, one customer's at most `perCustomer`; the others wait in their
+ * customer's own line, and a place that frees goes to the next customer in turn (round robin over the
+ * customers waiting), not to whoever asked first. So a read waits for at most one read of each other customer,
+ * however many one customer — or one attacker's many accounts — sent, and reads never take the connections a
+ * submit's insert needs. Without it an enterprise customer's 200 concurrent `GET /jobs?limit=100` (its
+ * in-flight cap) filled the pool's queue, first in first out, and every other tenant's request that needed a
+ * connection waited behind all of them (a victim's `Prefer: wait` p50 284 ms, issue 15). Writes are not held
+ * here: a submit's insert joins a group commit shared by everyone.
  */
 export class CustomerReadGate {
   private readonly lines = new Map<string, Line>();
+  /** Customers with a read waiting, in the order their turn comes. */
+  private readonly turns: string[] = [];
+  private reading = 0;
 
-  constructor(private readonly perCustomer: number) {}
+  constructor(
+    private readonly atOnce: number,
+    private readonly perCustomer: number,
+  ) {}
 
-  /** Resolves when the customer may read; call the returned function once the read is over (more calls do nothing). */
+  /** The leave function at once when the customer may read, else a promise of it; call it once the read is over (more calls do nothing). */
   enter(customerId: string): (() => void) | Promise<() => void> {
     let line = this.lines.get(customerId);
     if (!line) {
       line = { reading: 0, waiting: [] };
       this.lines.set(customerId, line);
     }
-    if (line.reading < this.perCustomer) {
-      line.reading += 1;
-      return this.leave(customerId, line);
-    }
+    if (line.waiting.length === 0 && this.mayStart(line)) return this.start(customerId, line);
     const queued = line;
-    return new Promise((resolve) => queued.waiting.push(() => resolve(this.leave(customerId, queued))));
+    if (queued.waiting.length === 0) this.turns.push(customerId);
+    return new Promise((resolve) => queued.waiting.push(resolve));
   }
 
   /** Customers with a read running or waiting here (for tests and gauges). */
@@ -43,17 +50,38 @@ export class CustomerReadGate {
     return this.lines.size;
   }
 
-  private leave(customerId: string, line: Line): () => void {
+  private mayStart(line: Line): boolean {
+    return this.reading < this.atOnce && line.reading < this.perCustomer;
+  }
+
+  private start(customerId: string, line: Line): () => void {
+    this.reading += 1;
+    line.reading += 1;
     let left = false;
     return () => {
       if (left) return;
       left = true;
-      const next = line.waiting.shift();
-      // The place passes straight to the next in line: `reading` stays.
-      if (next) return next();
+      this.reading -= 1;
       line.reading -= 1;
-      if (line.reading === 0) this.lines.delete(customerId);
+      if (line.reading === 0 && line.waiting.length === 0) this.lines.delete(customerId);
+      this.dispatch();
     };
+  }
+
+  /** Hands free places to waiting reads, one customer's at a time in turn; a customer at its own cap is passed over. */
+  private dispatch(): void {
+    for (let looked = 0; looked < this.turns.length && this.reading < this.atOnce;) {
+      const customerId = this.turns.shift()!;
+      const line = this.lines.get(customerId)!;
+      if (!this.mayStart(line)) {
+        this.turns.push(customerId);
+        looked += 1;
+        continue;
+      }
+      line.waiting.shift()!(this.start(customerId, line));
+      if (line.waiting.length > 0) this.turns.push(customerId);
+      looked = 0;
+    }
   }
 }
 
@@ -71,6 +99,6 @@ export function customerReadGate(gate: CustomerReadGate): RequestHandler {
       next();
     };
     if (typeof entered === 'function') return proceed(entered);
-    entered.then(proceed, next);
+    void entered.then(proceed);
   };
 }

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CustomerReadGate } from '../../api/customer-read-gate.js';
+import { loadConfig } from '../../config.js';
 import type { TestUser } from '../helpers/accounts.js';
 import { waitFor } from '../helpers/http.js';
 import { openSse } from '../helpers/sse.js';
@@ -86,7 +87,7 @@ describe("a customer's reads in one API process", () => {
 
 describe('CustomerReadGate', () => {
   it("lets a customer's reads through up to its limit, then one per read that ends, first come first served", async () => {
-    const gate = new CustomerReadGate(2);
+    const gate = new CustomerReadGate(10, 2);
     const order: string[] = [];
     const first = gate.enter('a') as () => void;
     const second = gate.enter('a') as () => void;
@@ -107,10 +108,66 @@ describe('CustomerReadGate', () => {
   });
 
   it('forgets a customer once its last read ends', () => {
-    const gate = new CustomerReadGate(1);
+    const gate = new CustomerReadGate(10, 1);
     const leave = gate.enter('a') as () => void;
     expect(gate.customers).toBe(1);
     leave();
     expect(gate.customers).toBe(0);
+  });
+
+  it('gives a freed place to the customers waiting in turn, not to the one that sent the most first', async () => {
+    // Three places for everyone; an attacker's two accounts fill them and queue eight more, then a victim asks.
+    const gate = new CustomerReadGate(3, 2);
+    const started: string[] = [];
+    const running: Array<() => void> = [];
+    const ask = (customer: string, label: string) => {
+      const entered = gate.enter(customer);
+      const begin = (leave: () => void) => {
+        started.push(label);
+        running.push(leave);
+      };
+      if (typeof entered === 'function') begin(entered);
+      else void entered.then(begin);
+    };
+    for (let i = 0; i < 5; i++) ask('a1', `a1-${i}`);
+    for (let i = 0; i < 5; i++) ask('a2', `a2-${i}`);
+    ask('victim', 'victim');
+    await Promise.resolve();
+    expect(started).toEqual(['a1-0', 'a1-1', 'a2-0']);
+    // Each read that ends lets the next customer in turn start one (a1, a2, then the victim): the victim's read
+    // is the third to start, not the ninth after both accounts' queued reads, as first come first served had it.
+    for (let ended = 0; ended < 3; ended++) {
+      running.shift()!();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(started.slice(3)).toEqual(['a1-2', 'a2-1', 'victim']);
+  });
+
+  it('never runs more than its places at once, whatever the customers', async () => {
+    const gate = new CustomerReadGate(2, 2);
+    let now = 0;
+    let most = 0;
+    const reads = Array.from({ length: 12 }, async (_, i) => {
+      const leave = await gate.enter(`c${i % 4}`);
+      now += 1;
+      most = Math.max(most, now);
+      await new Promise((resolve) => setImmediate(resolve));
+      now -= 1;
+      leave();
+    });
+    await Promise.all(reads);
+    expect(most).toBe(2);
+    expect(gate.customers).toBe(0);
+  });
+});
+
+describe('API_READS_AT_ONCE and API_READS_PER_CUSTOMER', () => {
+  const services = { DATABASE_URL: 'postgresql://127.0.0.1:5432/unused', REDIS_URL: 'redis://127.0.0.1:6379', NODE_ENV: 'test' };
+
+  it('default to 6 and 4; a value that is not a whole number ≥ 1 is refused, naming the variable', () => {
+    expect(loadConfig(services)).toMatchObject({ apiReadsAtOnce: 6, apiReadsPerCustomer: 4 });
+    for (const name of ['API_READS_AT_ONCE', 'API_READS_PER_CUSTOMER'])
+      for (const value of ['0', '-1', '2.5', 'many'])
+        expect(() => loadConfig({ ...services, [name]: value }), `${name}=${value}`).toThrow(new RegExp(name));
   });
 });
