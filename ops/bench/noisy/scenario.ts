@@ -35,6 +35,9 @@ export async function runNoisy(
   print: (result: NoisyAttackResult) => void,
   only?: string[],
 ): Promise<ScenarioResult> {
+  const unknown = (only ?? []).filter((name) => !attacks.some((attack) => attack.name === name));
+  if (unknown.length > 0)
+    throw new Error(`unknown noisy attack ${unknown.join(', ')}; known: ${attacks.map((attack) => attack.name).join(', ')}`);
   const session = await NoisySession.start(platform);
   const results: NoisyAttackResult[] = [];
   try {
