@@ -53,7 +53,12 @@ export interface RunningWorkers {
    * then hands those still running back to their queues; flushes writes, closes pools and connections.
    */
   close(deadlineMs?: number): Promise<ShutdownReport>;
+  /** The shutdown step `close()` is in ('heartbeat', 'sweeper', … 'connections'); null before and after it. */
+  readonly closingStep: string | null;
 }
+
+/** A shutdown step still running after this long is logged by name: a stuck close says where it is stuck. */
+const slowShutdownStepMs = 10_000;
 
 /**
  * Default lock and stall settings (WORKER_LOCK_DURATION_MS, WORKER_STALLED_INTERVAL_MS,
@@ -213,6 +218,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     },
   });
 
+  let closingStep: string | null = null;
   return {
     workers,
     writer,
@@ -220,27 +226,47 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     releaser,
     pool,
     requestLog: schedules.requestLog,
+    get closingStep() {
+      return closingStep;
+    },
     async close(deadlineMs = config.shutdownTimeoutMs) {
-      await heartbeat.stop();
+      const step = async <T>(name: string, work: () => Promise<T>, warnAfterMs = slowShutdownStepMs): Promise<T> => {
+        closingStep = name;
+        const slow = setTimeout(() => logger.warn({ step: name, warnAfterMs }, 'a shutdown step is still running'), warnAfterMs);
+        slow.unref();
+        try {
+          return await work();
+        } finally {
+          clearTimeout(slow);
+        }
+      };
+      await step('heartbeat', () => heartbeat.stop());
       paused.stop();
-      await sweeper.stop();
-      await schedules.close();
-      const report = await closeWorkersWithin(workers, { held, writer, logger }, deadlineMs);
-      await writer.drain();
-      await releaser?.stop();
-      await webhooks.close();
-      await pool.destroy();
-      await queues.close();
+      await step('sweeper', () => sweeper.stop());
+      await step('schedules', () => schedules.close());
+      const report = await step(
+        'job workers',
+        () => closeWorkersWithin(workers, { held, writer, logger }, deadlineMs),
+        deadlineMs + slowShutdownStepMs,
+      );
+      await step('state writes', () => writer.drain());
+      await step('fair releaser', async () => releaser?.stop());
+      await step('webhook delivery', () => webhooks.close());
+      await step('cpu pool', () => pool.destroy());
+      await step('queues', () => queues.close());
       // Our connections first; then BullMQ's own (a worker whose close outran the deadline). BullMQ's
       // disconnect waits for the client's 'end' event, which a cluster client whose nodes are already
       // gone never emits, so it is given a bound.
       for (const connection of workerConnections) connection.disconnect();
-      await Promise.all([
-        ...workers.map((worker) => Promise.race([worker.disconnect(), delay(2000)])),
-        redis.quit(),
-        subscriber.quit(),
-        queueConnection.quit(),
-      ]);
+      await step('connections', () =>
+        Promise.all([
+          ...workers.map((worker) => Promise.race([worker.disconnect(), delay(2000)])),
+          redis.quit(),
+          subscriber.quit(),
+          queueConnection.quit(),
+        ]),
+      );
+      closingStep = null;
       removePoolSource();
       return report;
     },
