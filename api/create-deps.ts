@@ -8,7 +8,7 @@ import { insertFinishedJobs, type FinishedJobRow } from '../db/jobs/insert-jobs.
 import { createOrm } from '../db/orm.js';
 import { createRedis } from '../lib/redis.js';
 import { LeaseSemaphores } from '../lib/lease-semaphore.js';
-import { addCustomerJobsSource, addQueueDepthSource } from '../lib/metrics/catalog.js';
+import { addCustomerJobsSource, addPoolSource, addQueueDepthSource } from '../lib/metrics/catalog.js';
 import { createQueues } from '../queue/queues.js';
 import { createFairQueues } from '../queue/fair-share/fair-queues.js';
 import { createScheduleTickQueue } from '../queue/schedules/tick-queue.js';
@@ -31,6 +31,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
     maxQueue: config.passwordHashMaxQueue,
     cost: config.passwordHashCost,
   });
+  const removePasswordPoolSource = addPoolSource('passwords', passwordHasher);
   const redis = createRedis(config.redis, 'commands');
   const queueConnection = createRedis(config.redis, 'blocking');
   const subscriber = createRedis(config.redis, 'blocking');
@@ -102,6 +103,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
       await scheduleTicks.close();
       await Promise.all([redis.quit(), queueConnection.quit(), subscriber.quit()]);
       await orm.close();
+      removePasswordPoolSource();
       await closePasswordHasher(passwordHasher);
       await batchChecker.close();
     },

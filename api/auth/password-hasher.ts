@@ -48,9 +48,23 @@ export class PasswordHasher {
     return this.run<CompareInput, boolean>('compare', { password, hash });
   }
 
-  /** Hashes waiting for a thread now. */
-  get queued(): number {
+  // As a PoolLike, the pool gauges report it (`pool="passwords"`): how busy bcrypt keeps the API.
+  /** Hashes and comparisons waiting for a thread now. */
+  get queueSize(): number {
     return this.pool.queueSize;
+  }
+
+  get utilization(): number {
+    return this.pool.utilization;
+  }
+
+  get threads(): readonly unknown[] {
+    return this.pool.threads;
+  }
+
+  /** Hashes and comparisons done since the pool started. */
+  get completed(): number {
+    return this.pool.completed;
   }
 
   async close(): Promise<void> {
