@@ -161,6 +161,12 @@ export default tseslint.config(
           object: 'em',
           message: 'Raw SQL through em.execute: flush runs in an AsyncLocalStorage, which switches on promise hooks for the whole process.',
         },
+        ...['mock', 'doMock'].map((property) => ({
+          object: 'vi',
+          property,
+          message:
+            "Test files share their fork's modules (vitest.config.ts isolate: false), so a module mock would not apply: observe the real part instead.",
+        })),
       ],
       'no-restricted-imports': ['error', { paths: vmPaths }],
     },

@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cacheLookups, httpRequestDuration, httpRequests, jobAttempts, jobDuration } from '../../lib/metrics/catalog.js';
 import { serveWorkerMetrics } from '../../workers/metrics.js';
 import { jobCounts } from '../helpers/queues.js';
 import { expectProblem } from '../auth/expect-problem.js';
@@ -12,6 +13,8 @@ let request: ReturnType<typeof httpClient>;
 let user: TestUser;
 let substrateId: string;
 let jobId: string;
+/** The process's series before this file's traffic: counters are process-wide, and other files may have run in this process. */
+let before: Sample[];
 
 interface Sample {
   name: string;
@@ -35,10 +38,32 @@ function parseExposition(text: string): Sample[] {
 const find = (samples: Sample[], name: string, labels: Record<string, string> = {}) =>
   samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
 
+/** How much one counter series grew since `before` (a series that was not there yet counts from 0). */
+function grewBy(samples: Sample[], name: string, labels: Record<string, string>): number {
+  const [series, ...others] = find(samples, name, labels);
+  if (!series || others.length > 0)
+    throw new Error(`${name} ${JSON.stringify(labels)}: ${others.length + (series ? 1 : 0)} series, not one`);
+  return series.value - (find(before, name, series.labels)[0]?.value ?? 0);
+}
+
+/** The counters' series now, read from the registry (a scrape would also fill the queue-depth gauge's 5 s cache). */
+async function countersNow(): Promise<Sample[]> {
+  const counters = [httpRequests, httpRequestDuration, jobAttempts, jobDuration, cacheLookups];
+  const series = await Promise.all(counters.map((counter) => counter.get()));
+  return series.flatMap(({ name, values }) =>
+    values.map((sample) => ({
+      name: (sample as { metricName?: string }).metricName ?? name,
+      labels: Object.fromEntries(Object.entries(sample.labels).map(([key, value]) => [key, String(value)])),
+      value: sample.value,
+    })),
+  );
+}
+
 beforeAll(async () => {
   app = await startTestApp();
   await app.startWorkers();
   request = httpClient(app.baseUrl);
+  before = await countersNow();
   user = await registerUser(request);
   const created = await request('POST', '/api/v1/substrates', {
     token: user.accessToken,
@@ -92,7 +117,7 @@ describe('GET /metrics', () => {
 
     // HTTP: route templates with their mount, never raw paths.
     expect(
-      find(samples, 'chrysalis_http_requests_total', { method: 'POST', route: '/api/v1/substrates/:id/invoke', status: '200' })[0]?.value,
+      grewBy(samples, 'chrysalis_http_requests_total', { method: 'POST', route: '/api/v1/substrates/:id/invoke', status: '200' }),
     ).toBe(4);
     expect(find(samples, 'chrysalis_http_requests_total', { method: 'GET', route: '/api/v1/jobs/:id', status: '200' })).toHaveLength(1);
     // A route that throws keeps its template (the router has restored req.baseUrl by the time the error is answered).
@@ -100,13 +125,17 @@ describe('GET /metrics', () => {
     expect(find(samples, 'chrysalis_http_requests_total', { route: '/api/v1/auth/register', status: '201' })).toHaveLength(1);
     expect(find(samples, 'chrysalis_http_requests_total', { route: 'unmatched' }).length).toBeGreaterThan(0);
     expect(
-      find(samples, 'chrysalis_http_request_duration_seconds_bucket', { route: '/api/v1/substrates/:id/invoke', le: '+Inf' })[0]?.value,
+      grewBy(samples, 'chrysalis_http_request_duration_seconds_bucket', {
+        route: '/api/v1/substrates/:id/invoke',
+        status: '200',
+        le: '+Inf',
+      }),
     ).toBe(4);
 
     // Jobs: by type and outcome, with a duration histogram.
-    expect(find(samples, 'chrysalis_jobs_total', { type: 'invoke', outcome: 'completed' })[0]?.value).toBe(3);
-    expect(find(samples, 'chrysalis_jobs_total', { type: 'invoke', outcome: 'failed' })[0]?.value).toBe(1);
-    expect(find(samples, 'chrysalis_job_duration_seconds_count', { type: 'invoke', outcome: 'completed' })[0]?.value).toBe(3);
+    expect(grewBy(samples, 'chrysalis_jobs_total', { type: 'invoke', outcome: 'completed' })).toBe(3);
+    expect(grewBy(samples, 'chrysalis_jobs_total', { type: 'invoke', outcome: 'failed' })).toBe(1);
+    expect(grewBy(samples, 'chrysalis_job_duration_seconds_count', { type: 'invoke', outcome: 'completed' })).toBe(3);
 
     // Queue depth by queue and state (Redis keeps completed jobs for an hour).
     expect(find(samples, 'chrysalis_queue_jobs', { queue: 'invoke', state: 'completed' })[0]?.value).toBe(3);
@@ -122,8 +151,8 @@ describe('GET /metrics', () => {
     expect(find(samples, 'chrysalis_pool_queue_size', { pool: 'evaluation' })[0]?.value).toBe(0);
 
     // The invocation cache: three misses (workers), one hit (the API's fast path).
-    expect(find(samples, 'chrysalis_cache_lookups_total', { cache: 'invocation', result: 'hit' })[0]?.value).toBe(1);
-    expect(find(samples, 'chrysalis_cache_lookups_total', { cache: 'invocation', result: 'miss' })[0]?.value).toBe(3);
+    expect(grewBy(samples, 'chrysalis_cache_lookups_total', { cache: 'invocation', result: 'hit' })).toBe(1);
+    expect(grewBy(samples, 'chrysalis_cache_lookups_total', { cache: 'invocation', result: 'miss' })).toBe(3);
 
     // Default process metrics.
     expect(find(samples, 'process_cpu_seconds_total')).toHaveLength(1);
@@ -147,7 +176,8 @@ describe('GET /metrics', () => {
       expect((await fetch(url)).status).toBe(401);
       const scraped = await fetch(url, { headers: { authorization: `Bearer ${app.config.metricsToken}` } });
       expect(scraped.status).toBe(200);
-      expect(await scraped.text()).toMatch(/^chrysalis_jobs_total\{type="invoke",outcome="completed"\} 3$/m);
+      const completed = parseExposition(await scraped.text());
+      expect(grewBy(completed, 'chrysalis_jobs_total', { type: 'invoke', outcome: 'completed' })).toBe(3);
       expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
     } finally {
       await new Promise((resolve) => server.close(resolve));
