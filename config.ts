@@ -236,6 +236,8 @@ const envSchema = z.object({
   API_READS_AT_ONCE: z.coerce.number().int().min(1).max(1000).default(6),
   /** Reads one customer may run at once in one API process (at most API_READS_AT_ONCE). Default 4. */
   API_READS_PER_CUSTOMER: z.coerce.number().int().min(1).max(1000).default(4),
+  /** Milliseconds of request work an API process does before it reads its sockets again (a burst of thousands of requests is worked through in slices; /health and /ready never wait for one). 0 turns slicing off. Default 2. */
+  API_SLICE_MS: z.coerce.number().min(0).max(1000).default(2),
   /** Event streams (GET /jobs/:id/events) one customer may hold open at once, across all API processes, by tier; past it 429. Default `starter=5,pro=50,enterprise=500`. */
   TIER_MAX_STREAMS: perTierCounts({ starter: 5, pro: 50, enterprise: 500 }),
   /** Bulk writes (POST /jobs/bulk, /substrates/batch, /batches: up to 16 MiB each, one database connection each for their INSERT) one customer may have in flight at once, across all API processes, by tier; past it 429. Kept well below an API process's database pool (10), so one customer's slow bulks cannot hold every connection. Default `starter=2,pro=3,enterprise=4`. */
@@ -410,6 +412,7 @@ export interface Config {
   tierMaxInFlight: PerTier<number>;
   apiReadsAtOnce: number;
   apiReadsPerCustomer: number;
+  apiSliceMs: number;
   tierMaxStreams: PerTier<number>;
   tierMaxBulkInFlight: PerTier<number>;
   concurrencyLeaseMs: number;
@@ -578,6 +581,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tierMaxInFlight: e.TIER_MAX_IN_FLIGHT,
     apiReadsAtOnce: e.API_READS_AT_ONCE,
     apiReadsPerCustomer: e.API_READS_PER_CUSTOMER,
+    apiSliceMs: e.API_SLICE_MS,
     tierMaxStreams: e.TIER_MAX_STREAMS,
     tierMaxBulkInFlight: e.TIER_MAX_BULK_IN_FLIGHT,
     concurrencyLeaseMs: e.CONCURRENCY_LEASE_MS,

@@ -37,6 +37,7 @@ import { ConsoleSessions } from './auth/console-sessions.js';
 import { securityHeaders } from './security-headers.js';
 import { inputGuard } from './input-guard.js';
 import { requestTiming } from './request-timing.js';
+import { continueInSlices, LoopSlices, sliced } from './loop-slices.js';
 
 /** Routes that take bodies up to 16 MiB; everything else stops at 1 MiB (413). */
 const largeBodyRoutes = new Set(['/api/v1/batches', '/api/v1/jobs/bulk', '/api/v1/substrates/batch', '/api/v1/admin/usage/ingest']);
@@ -108,6 +109,9 @@ const meteredPrefixes = [
   '/admin',
 ];
 
+/** Answered at once, never queued behind other requests' slices: what a load balancer and a probe ask. */
+const systemProbePaths = new Set(['/api/v1/health', '/api/v1/ready']);
+
 /** The Express app, apart from `listen`, so tests can run it on port 0. */
 export function createApp(deps: ApiDeps): Express {
   const app = express();
@@ -120,6 +124,9 @@ export function createApp(deps: ApiDeps): Express {
 
   const { start: startTiming, timedStage } = requestTiming(deps.config.serverTiming);
   if (startTiming) app.use(startTiming);
+  // Before anything else is spent on a request, so a burst is parsed and queued and little more in one go.
+  const slices = new LoopSlices(deps.config.apiSliceMs);
+  app.use(continueInSlices(slices, (req) => systemProbePaths.has(req.path)));
   app.use(timedStage('lifecycle', requestLifecycle([httpMetrics, accessLog(deps.logger), requestLogObserver(deps.requestLog)])));
   app.use(timedStage('headers', securityHeaders()));
   const rateLimits = createRateLimits(deps.redis, deps.config);
@@ -146,7 +153,7 @@ export function createApp(deps: ApiDeps): Express {
 
   // First, as they carry nearly all the traffic; no public route below shares their prefixes. Mounted on the
   // app itself rather than inside `v1`, so a metered request enters one router fewer.
-  app.use('/api/v1', under(meteredPrefixes, meteredRoutes(deps, auth, rateLimits, timedStage)));
+  app.use('/api/v1', under(meteredPrefixes, meteredRoutes(deps, auth, rateLimits, timedStage, slices)));
   const v1 = express.Router();
   v1.use(under(['/health', '/ready'], systemRoutes(deps)));
   v1.use(under(['/openapi.json', '/docs'], docsRoutes()));
@@ -182,9 +189,10 @@ function meteredRoutes(
   auth: RequestHandler,
   rateLimits: RateLimits,
   timedStage: (name: string, handler: RequestHandler) => RequestHandler,
+  slices: LoopSlices,
 ): Router {
   const inFlight = inFlightLimit(deps.leases, deps.config);
-  const inFlightAndRateLimit = timedStage('limits', customerLimits(deps.leases, rateLimits, deps.config));
+  const inFlightAndRateLimit = timedStage('limits', sliced(slices, customerLimits(deps.leases, rateLimits, deps.config)));
   const account = express.Router();
   account.use(['/billing', '/services'], inFlightAndRateLimit);
   account.use('/admin', inFlight);

@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../config.js';
+import { LoopSlices } from '../../api/loop-slices.js';
+
+/** Keeps the thread busy for `ms`, as a request's synchronous work does. */
+function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
+/** Resolves once every step queued so far has run. */
+const drained = (slices: LoopSlices) => new Promise<void>((resolve) => slices.run(resolve));
+
+describe('LoopSlices', () => {
+  it('runs a burst of 1 ms steps in order, a slice at a time, letting the event loop in between', async () => {
+    const slices = new LoopSlices(5);
+    const order: string[] = [];
+    for (let step = 1; step <= 40; step++)
+      slices.run(() => {
+        busy(1);
+        order.push(`step ${step}`);
+        // Stands for a socket read (/health): set while the first slice runs, it must not wait for all 40 ms of steps.
+        if (step === 1) setImmediate(() => order.push('between'));
+      });
+    await drained(slices);
+    const between = order.indexOf('between');
+    expect(order.filter((entry) => entry.startsWith('step'))).toEqual(Array.from({ length: 40 }, (_, k) => `step ${k + 1}`));
+    expect(between).toBeGreaterThan(0);
+    expect(between).toBeLessThan(15);
+  });
+
+  it('without slices (0) runs every step at once, so nothing gets in between', async () => {
+    const slices = new LoopSlices(0);
+    const order: string[] = [];
+    for (let step = 1; step <= 10; step++)
+      slices.run(() => {
+        order.push(`step ${step}`);
+        if (step === 1) setImmediate(() => order.push('between'));
+      });
+    expect(order).toHaveLength(10);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(order.at(-1)).toBe('between');
+  });
+
+  it('goes on with the steps behind one that throws', async () => {
+    const slices = new LoopSlices(5);
+    const ran: number[] = [];
+    const thrown: unknown[] = [];
+    const onError = (error: unknown) => thrown.push(error);
+    process.on('uncaughtException', onError);
+    try {
+      slices.run(() => ran.push(1));
+      slices.run(() => {
+        throw new Error('a step failed');
+      });
+      slices.run(() => ran.push(3));
+      await drained(slices);
+    } finally {
+      process.off('uncaughtException', onError);
+    }
+    expect(ran).toEqual([1, 3]);
+    expect(thrown).toEqual([new Error('a step failed')]);
+    expect(slices.waiting).toBe(0);
+  });
+});
+
+describe('API_SLICE_MS', () => {
+  const services = { DATABASE_URL: 'postgresql://127.0.0.1:5432/unused', REDIS_URL: 'redis://127.0.0.1:6379', NODE_ENV: 'test' };
+
+  it('defaults to 2 and takes 0 (off); a negative or non-numeric value is refused, naming the variable', () => {
+    expect(loadConfig(services).apiSliceMs).toBe(2);
+    expect(loadConfig({ ...services, API_SLICE_MS: '0' }).apiSliceMs).toBe(0);
+    for (const value of ['-1', 'soon', '5000'])
+      expect(() => loadConfig({ ...services, API_SLICE_MS: value }), value).toThrow(/API_SLICE_MS/);
+  });
+});
