@@ -5,6 +5,9 @@ import { whenClosed } from './request-lifecycle.js';
 /** The job event stream route: it stays open for minutes and holds no database connection while it does. */
 const eventStreamPath = /^\/jobs\/[^/]+\/events$/;
 
+/** A read waiting in its customer's line: resolves with its leave function once it may start. */
+export type WaitingRead = Promise<() => void> & { withdraw(): void };
+
 interface Line {
   reading: number;
   waiting: Array<(leave: () => void) => void>;
@@ -32,8 +35,12 @@ export class CustomerReadGate {
     private readonly perCustomer: number,
   ) {}
 
-  /** The leave function at once when the customer may read, else a promise of it; call it once the read is over (more calls do nothing). */
-  enter(customerId: string): (() => void) | Promise<() => void> {
+  /**
+   * The leave function at once when the customer may read, else a promise of it that can be withdrawn (the
+   * client went away: it leaves the line and is never started); call leave once the read is over (more calls do
+   * nothing).
+   */
+  enter(customerId: string): (() => void) | WaitingRead {
     let line = this.lines.get(customerId);
     if (!line) {
       line = { reading: 0, waiting: [] };
@@ -41,8 +48,10 @@ export class CustomerReadGate {
     }
     if (line.waiting.length === 0 && this.mayStart(line)) return this.start(customerId, line);
     const queued = line;
-    if (queued.waiting.length === 0) this.turns.push(customerId);
-    return new Promise((resolve) => queued.waiting.push(resolve));
+    let begin!: (leave: () => void) => void;
+    const started = new Promise<() => void>((resolve) => (begin = resolve));
+    if (queued.waiting.push(begin) === 1) this.turns.push(customerId);
+    return Object.assign(started, { withdraw: () => this.withdraw(customerId, queued, begin) });
   }
 
   /** Customers with a read running or waiting here (for tests and gauges). */
@@ -66,6 +75,16 @@ export class CustomerReadGate {
       if (line.reading === 0 && line.waiting.length === 0) this.lines.delete(customerId);
       this.dispatch();
     };
+  }
+
+  /** Takes a read that has not started out of its line; one that has started (or left) is not touched. */
+  private withdraw(customerId: string, line: Line, begin: (leave: () => void) => void): void {
+    const at = line.waiting.indexOf(begin);
+    if (at < 0) return;
+    line.waiting.splice(at, 1);
+    if (line.waiting.length > 0) return;
+    this.turns.splice(this.turns.indexOf(customerId), 1);
+    if (line.reading === 0) this.lines.delete(customerId);
   }
 
   /** Hands free places to waiting reads, one customer's at a time in turn; a customer at its own cap is passed over. */
@@ -99,6 +118,9 @@ export function customerReadGate(gate: CustomerReadGate): RequestHandler {
       next();
     };
     if (typeof entered === 'function') return proceed(entered);
+    // A client gone while waiting leaves the line: its aborted reads cannot pile up behind its in-flight cap,
+    // whose places closed requests give back.
+    whenClosed(res, entered.withdraw);
     void entered.then(proceed);
   };
 }

@@ -115,6 +115,31 @@ describe('CustomerReadGate', () => {
     expect(gate.customers).toBe(0);
   });
 
+  it('never starts a read withdrawn while it waited (its client went away), and forgets the customer once nothing is held', async () => {
+    const gate = new CustomerReadGate(10, 1);
+    const started: string[] = [];
+    const leave = gate.enter('a') as () => void;
+    const gone = gate.enter('a');
+    const kept = gate.enter('b') as () => void;
+    const waiting = gate.enter('a');
+    if (typeof gone === 'function' || typeof waiting === 'function') throw new Error('a second read of a started at once');
+    void gone.then(() => started.push('gone'));
+    void waiting.then(() => started.push('waiting'));
+    gone.withdraw();
+    gone.withdraw(); // a second withdraw does nothing
+    leave();
+    (await waiting)();
+    expect(started).toEqual(['waiting']);
+    // Withdrawn as the last one waiting: the customer leaves the turns and, with nothing running, the gate.
+    const onlyOne = gate.enter('b');
+    if (typeof onlyOne === 'function') throw new Error('b is at its cap');
+    onlyOne.withdraw();
+    expect(gate.customers).toBe(1);
+    kept();
+    expect(gate.customers).toBe(0);
+    expect(typeof gate.enter('b')).toBe('function');
+  });
+
   it('gives a freed place to the customers waiting in turn, not to the one that sent the most first', async () => {
     // Three places for everyone; an attacker's two accounts fill them and queue eight more, then a victim asks.
     const gate = new CustomerReadGate(3, 2);
