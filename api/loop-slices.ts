@@ -55,18 +55,29 @@ export class LoopSlices {
   }
 }
 
+/**
+ * `next` in a slice, unless the client has gone meanwhile: a flood of requests that are sent and dropped costs
+ * their parsing and nothing more. Nothing is held yet at the first step, and what a later one holds (an
+ * in-flight place) is given back when the response closes.
+ */
+function goOnInSlice(slices: LoopSlices, res: Response, next: NextFunction, error?: unknown): void {
+  slices.run(() => {
+    if (!res.closed) next(error);
+  });
+}
+
 /** Goes on with the request in a slice rather than at once, except for `passThrough` requests (`/health`). */
 export function continueInSlices(slices: LoopSlices, passThrough: (req: Request) => boolean): RequestHandler {
-  return (req, _res, next) => {
+  return (req, res, next) => {
     if (passThrough(req)) return next();
-    slices.run(() => next());
+    goOnInSlice(slices, res, next);
   };
 }
 
 /** `handler`, whose (asynchronous) going on — `next()` or its error — runs in a slice. */
 export function sliced(slices: LoopSlices, handler: RequestHandler): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
-    const goOn = (error?: unknown) => slices.run(() => next(error));
+    const goOn = (error?: unknown) => goOnInSlice(slices, res, next, error);
     const outcome: unknown = handler(req, res, goOn);
     if (outcome instanceof Promise) outcome.catch(goOn);
   };

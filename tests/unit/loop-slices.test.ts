@@ -1,6 +1,9 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config.js';
-import { LoopSlices } from '../../api/loop-slices.js';
+import { continueInSlices, LoopSlices } from '../../api/loop-slices.js';
 
 /** Keeps the thread busy for `ms`, as a request's synchronous work does. */
 function busy(ms: number): void {
@@ -61,6 +64,39 @@ describe('LoopSlices', () => {
     expect(ran).toEqual([1, 3]);
     expect(thrown).toEqual([new Error('a step failed')]);
     expect(slices.waiting).toBe(0);
+  });
+});
+
+describe('continueInSlices', () => {
+  it('drops a request whose client went away while it waited for its slice, and goes on with one still there', async () => {
+    const slices = new LoopSlices(1);
+    const reached: string[] = [];
+    const app = express();
+    // Each request finds 100 ms of other requests' work queued before it, a slice of 2 ms at a time.
+    app.use((_req, _res, next) => {
+      for (let k = 0; k < 50; k++) slices.run(() => busy(2));
+      next();
+    });
+    app.use(continueInSlices(slices, () => false));
+    app.get('/:name', (req, res) => {
+      reached.push(req.params.name!);
+      res.end();
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const dropped = http.get({ host: '127.0.0.1', port, path: '/dropped' });
+      dropped.on('error', () => undefined);
+      setTimeout(() => dropped.destroy(), 30);
+      await new Promise((resolve) => dropped.on('close', resolve));
+      while (slices.waiting > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      const answered = await fetch(`http://127.0.0.1:${port}/kept`);
+      expect(answered.status).toBe(200);
+      expect(reached).toEqual(['kept']);
+    } finally {
+      server.close();
+    }
   });
 });
 
