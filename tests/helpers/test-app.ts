@@ -35,17 +35,14 @@ export interface TestApp {
  * behind, so a stuck close says where it is stuck and does not end the file in a hook timeout (CI once
  * lost a run of 787 passed tests to an afterAll that hung for 120 s without a word).
  */
-async function closeStep(
-  step: string,
-  work: () => Promise<unknown>,
-  describe: (step: string) => string,
-  reportAfterMs = 45_000,
-): Promise<void> {
+async function closeStep(step: string | (() => string), work: () => Promise<unknown>, reportAfterMs = 45_000): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const stuck = new Promise<'stuck'>((resolve) => (timer = setTimeout(() => resolve('stuck'), reportAfterMs)));
   try {
-    if ((await Promise.race([work(), stuck])) === 'stuck')
-      console.error(`test app close: "${describe(step)}" still running after ${reportAfterMs} ms; going on without it`);
+    if ((await Promise.race([work(), stuck])) === 'stuck') {
+      const name = typeof step === 'string' ? step : step();
+      console.error(`test app close: "${name}" still running after ${reportAfterMs} ms; going on without it`);
+    }
   } finally {
     clearTimeout(timer);
   }
@@ -149,31 +146,22 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     },
     stopWorkers,
     async close() {
-      const closing = (step: string) => (step === 'workers' && workers?.closingStep ? `workers: ${workers.closingStep}` : step);
-      await closeStep('workers', stopWorkers, closing);
+      await closeStep(() => (workers?.closingStep ? `workers: ${workers.closingStep}` : 'workers'), stopWorkers);
       server.closeAllConnections();
-      await closeStep('http server', () => new Promise((resolve) => server.close(resolve)), closing);
-      await closeStep('api connections', () => deps.close(), closing);
-      await closeStep('sql pool', () => pool.end(), closing);
-      await closeStep(
-        'redis keys',
-        async () => {
-          const redis = createRedis(config.redis);
-          await deleteKeys(redis, `${config.queuePrefix}:*`);
-          await redis.quit();
-        },
-        closing,
-      );
-      await closeStep(
-        'database',
-        async () => {
-          const cleanup = new pg.Client({ connectionString: adminUrl });
-          await cleanup.connect();
-          await cleanup.query(`drop database if exists ${database} with (force)`);
-          await cleanup.end();
-        },
-        closing,
-      );
+      await closeStep('http server', () => new Promise((resolve) => server.close(resolve)));
+      await closeStep('api connections', () => deps.close());
+      await closeStep('sql pool', () => pool.end());
+      await closeStep('redis keys', async () => {
+        const redis = createRedis(config.redis);
+        await deleteKeys(redis, `${config.queuePrefix}:*`);
+        await redis.quit();
+      });
+      await closeStep('database', async () => {
+        const cleanup = new pg.Client({ connectionString: adminUrl });
+        await cleanup.connect();
+        await cleanup.query(`drop database if exists ${database} with (force)`);
+        await cleanup.end();
+      });
     },
   };
 }
