@@ -1,4 +1,4 @@
-import express, { type Express, type RequestHandler, type Router } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import { adminPagesRoutes } from './admin/admin-pages.routes.js';
 import { consoleRoutes } from './console/console.routes.js';
 import { accessLog, installRequestLogger } from './request-logging.js';
@@ -38,6 +38,7 @@ import { securityHeaders } from './security-headers.js';
 import { inputGuard } from './input-guard.js';
 import { requestTiming } from './request-timing.js';
 import { continueInSlices, LoopSlices, sliced } from './loop-slices.js';
+import { chain } from './middleware-chain.js';
 
 /** Routes that take bodies up to 16 MiB; everything else stops at 1 MiB (413). */
 const largeBodyRoutes = new Set(['/api/v1/batches', '/api/v1/jobs/bulk', '/api/v1/substrates/batch', '/api/v1/admin/usage/ingest']);
@@ -84,7 +85,7 @@ function jsonBodies(deps: ApiDeps, authenticateStep: RequestHandler): RequestHan
  * layers of its own router and not of every router mounted before it. `stack` stays visible to
  * route walkers (the OpenAPI coverage test).
  */
-function under(prefixes: string[], router: Router): RequestHandler {
+function under(prefixes: string[], router: RequestHandler & { stack: unknown[] }): RequestHandler & { stack: unknown[] } {
   const below = prefixes.map((prefix) => `${prefix}/`);
   const gate: RequestHandler = (req, res, next) => {
     const path = req.path; // a getter that parses the URL: read it once
@@ -123,12 +124,7 @@ export function createApp(deps: ApiDeps): Express {
   installRequestLogger(app.request, deps.logger);
 
   const { start: startTiming, timedStage } = requestTiming(deps.config.serverTiming);
-  if (startTiming) app.use(startTiming);
-  // Before anything else is spent on a request, so a burst is parsed and queued and little more in one go.
   const slices = new LoopSlices(deps.config.apiSliceMs);
-  app.use(continueInSlices(slices, (req) => systemProbePaths.has(req.path)));
-  app.use(timedStage('lifecycle', requestLifecycle([httpMetrics, accessLog(deps.logger), requestLogObserver(deps.requestLog)])));
-  app.use(timedStage('headers', securityHeaders()));
   const rateLimits = createRateLimits(deps.redis, deps.config);
   // The console's sign-in sessions: every authenticated route takes their cookie in place of a bearer token.
   const sessions = new ConsoleSessions(deps.redis, deps.config.queuePrefix, { secureCookie: deps.config.nodeEnv === 'production' });
@@ -148,8 +144,18 @@ export function createApp(deps: ApiDeps): Express {
     sessions,
   });
 
-  app.use(timedStage('body', jsonBodies(deps, authenticateStep)));
-  app.use(timedStage('guard', inputGuard({ bodyCheckedByRoute: textBodyRoutes })));
+  // What every request passes first, as one router layer (chain).
+  app.use(
+    chain(
+      ...(startTiming ? [startTiming] : []),
+      // Before anything else is spent on a request, so a burst is parsed and queued and little more in one go.
+      continueInSlices(slices, (req) => systemProbePaths.has(req.path)),
+      timedStage('lifecycle', requestLifecycle([httpMetrics, accessLog(deps.logger), requestLogObserver(deps.requestLog)])),
+      timedStage('headers', securityHeaders()),
+      timedStage('body', jsonBodies(deps, authenticateStep)),
+      timedStage('guard', inputGuard({ bodyCheckedByRoute: textBodyRoutes })),
+    ),
+  );
 
   // First, as they carry nearly all the traffic; no public route below shares their prefixes. Mounted on the
   // app itself rather than inside `v1`, so a metered request enters one router fewer.
@@ -190,7 +196,7 @@ function meteredRoutes(
   rateLimits: RateLimits,
   timedStage: (name: string, handler: RequestHandler) => RequestHandler,
   slices: LoopSlices,
-): Router {
+): RequestHandler & { stack: unknown[] } {
   const inFlight = inFlightLimit(deps.leases, deps.config);
   const inFlightAndRateLimit = timedStage('limits', sliced(slices, customerLimits(deps.leases, rateLimits, deps.config)));
   const account = express.Router();
@@ -204,24 +210,25 @@ function meteredRoutes(
     under(['/admin'], offboardingRoutes(deps)),
   );
 
-  const metered = express.Router();
-  metered.use(auth);
-  metered.use(under(['/billing', '/services', '/admin'], account));
-  metered.use((req, res, next) => {
-    assertActiveService(principalOf(req));
-    // Sent with the limits' script, not after it: one Redis round trip for both.
-    startInvokeCacheLookup(deps, req);
-    return inFlightAndRateLimit(req, res, next);
-  });
-  metered.use(customerReadGate(new CustomerReadGate(deps.config.apiReadsAtOnce, deps.config.apiReadsPerCustomer)));
-  metered.use(under(['/substrates'], substratesRoutes(deps)));
-  metered.use(under(['/jobs'], jobsRoutes(deps, rateLimits)));
-  metered.use(under(['/jobs'], jobSearchRoutes(deps)));
-  metered.use(under(['/jobs'], jobEventsRoutes(deps)));
-  metered.use(under(['/jobs'], jobDeliveriesRoutes(deps)));
-  metered.use(under(['/batches'], batchesRoutes(deps)));
-  metered.use(under(['/relationships'], relationshipsRoutes(deps)));
-  metered.use(under(['/webhooks'], webhooksRoutes(deps)));
-  metered.use(under(['/schedules'], schedulesRoutes(deps)));
-  return metered;
+  // One router layer for all of it (chain): each layer a request steps through costs it.
+  return chain(
+    auth,
+    under(['/billing', '/services', '/admin'], account),
+    (req, res, next) => {
+      assertActiveService(principalOf(req));
+      // Sent with the limits' script, not after it: one Redis round trip for both.
+      startInvokeCacheLookup(deps, req);
+      return inFlightAndRateLimit(req, res, next);
+    },
+    customerReadGate(new CustomerReadGate(deps.config.apiReadsAtOnce, deps.config.apiReadsPerCustomer)),
+    under(['/substrates'], substratesRoutes(deps)),
+    under(['/jobs'], jobsRoutes(deps, rateLimits)),
+    under(['/jobs'], jobSearchRoutes(deps)),
+    under(['/jobs'], jobEventsRoutes(deps)),
+    under(['/jobs'], jobDeliveriesRoutes(deps)),
+    under(['/batches'], batchesRoutes(deps)),
+    under(['/relationships'], relationshipsRoutes(deps)),
+    under(['/webhooks'], webhooksRoutes(deps)),
+    under(['/schedules'], schedulesRoutes(deps)),
+  );
 }
