@@ -1,23 +1,38 @@
 import express, { type Request, type RequestHandler } from 'express';
+import iconv from 'iconv-lite';
+import type { JsonBody } from './json-body.js';
 import { earlyRefusalOf } from './auth/early-authentication.js';
 import { hasBody } from './json-content-type.js';
 import { malformedJsonProblem, ProblemError } from './problems.js';
 
 /**
- * A JSON body read as text, neither parsed nor checked: its route parses it off the event loop, where a
- * malformed one answers the same 400 the JSON parser gave.
+ * A JSON body as it was sent, in bytes and its charset: neither decoded, parsed nor checked. Its route
+ * decodes and parses it off the event loop (`decodeJsonBody`), where a malformed one answers the same 400
+ * the JSON parser gave. The bytes stay bytes on the event loop: decoding a 10 MB body there built it chunk
+ * by chunk as strings that the collector then copied between generations (issue 15: the API's pauses under
+ * parallel 10 MB batches were mostly collection).
  */
-export class JsonText {
-  constructor(readonly text: string) {}
+export class JsonBytes {
+  constructor(
+    readonly bytes: Uint8Array,
+    /** The declared charset, lower case; `utf-8` when none was. */
+    readonly charset: string,
+  ) {}
 }
 
-/** The body of `req.body` as JSON text: a JsonText's own, null for no body, else the parsed value serialised. */
-export function jsonTextOf(body: unknown): string | null {
-  if (body instanceof JsonText) return body.text;
-  return body === undefined ? null : JSON.stringify(body);
+/** The body of `req.body` for a thread: a JsonBytes's own, null for no body, else the parsed value serialised. */
+export function jsonBodyOf(body: unknown): JsonBody | null {
+  if (body instanceof JsonBytes) return { bytes: body.bytes, charset: body.charset };
+  return body === undefined ? null : { bytes: Buffer.from(JSON.stringify(body)), charset: 'utf-8' };
 }
 
 const charsetParameter = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i;
+
+/** The charset a request declares, lower case, or `utf-8`. */
+function charsetOf(req: Request): string {
+  const charset = charsetParameter.exec(req.headers['content-type'] ?? '');
+  return (charset?.[1] ?? charset?.[2] ?? '').toLowerCase() || 'utf-8';
+}
 
 export interface JsonTextBodyOptions {
   /** Largest body, as body-parser reads it (`16mb`). */
@@ -26,27 +41,30 @@ export interface JsonTextBodyOptions {
   type: string[];
 }
 
-/** Throws the 415 `express.json` gives a JSON body declared in a charset other than UTF-8, -16 or -32. */
+/**
+ * Throws the 415 `express.json` gives a JSON body declared in a charset other than UTF-8, -16 or -32, or in
+ * one body-parser's decoder does not know.
+ */
 function refuseNonUtfCharset(req: Request, type: string[]): void {
-  const charset = charsetParameter.exec(req.headers['content-type'] ?? '');
-  const name = (charset?.[1] ?? charset?.[2] ?? '').toLowerCase();
-  if (name && !name.startsWith('utf-') && hasBody(req) && req.is(type)) {
+  const name = charsetOf(req);
+  if ((!name.startsWith('utf-') || !iconv.encodingExists(name)) && hasBody(req) && req.is(type)) {
     throw new ProblemError('unsupported-media-type', `unsupported charset "${name.toUpperCase()}"`);
   }
 }
 
 /**
- * Reads a JSON body as `express.json` would — same limit (413), same refusal of a non-UTF charset (415) —
- * but leaves `req.body` a JsonText, unparsed (a 10 MB body took the API's event loop ~100 ms per parse):
- * the route parses and checks it off the event loop, malformed JSON included (400).
+ * Reads a JSON body as `express.json` would — same limit (413), same inflation, same refusal of a non-UTF
+ * charset (415) — but leaves `req.body` a JsonBytes, undecoded and unparsed (a 10 MB body took the API's
+ * event loop ~100 ms per parse): the route decodes, parses and checks it off the event loop, malformed JSON
+ * included (400).
  */
 export function jsonTextBody(options: JsonTextBodyOptions): RequestHandler {
-  const read = express.text({ limit: options.limit, type: options.type, defaultCharset: 'utf-8' });
+  const read = express.raw({ limit: options.limit, type: options.type });
   return (req, res, next) => {
     refuseNonUtfCharset(req, options.type);
     read(req, res, (error?: unknown) => {
       if (error) return next(error);
-      if (typeof req.body === 'string') req.body = new JsonText(req.body);
+      if (Buffer.isBuffer(req.body)) req.body = new JsonBytes(req.body, charsetOf(req));
       next();
     });
   };
@@ -54,8 +72,8 @@ export function jsonTextBody(options: JsonTextBodyOptions): RequestHandler {
 
 /** A place to read and check one body sent without valid credentials (SubstrateBatchChecker.anonymousCheck). */
 export interface AnonymousCheck {
-  /** Whether `text` is JSON, decided off the event loop; gives the place back once decided. */
-  isJson(text: string): Promise<boolean>;
+  /** Whether `body` is JSON, decided off the event loop; gives the place back once decided. */
+  isJson(body: JsonBody): Promise<boolean>;
   /** Gives the place back unchecked (the body could not be read). */
   release(): void;
 }
@@ -83,13 +101,13 @@ export function anonymousJsonBody(options: AnonymousJsonBodyOptions): RequestHan
     const check = options.anonymousCheck();
     if (!check) return next(refusal);
     read(req, res, (error?: unknown) => {
-      if (error || !(req.body instanceof JsonText)) {
+      if (error || !(req.body instanceof JsonBytes)) {
         check.release();
         return next(error);
       }
-      const { text } = req.body;
+      const body = jsonBodyOf(req.body)!;
       req.body = undefined;
-      check.isJson(text).then((ok) => next(ok ? refusal : malformedJsonProblem()), next);
+      check.isJson(body).then((ok) => next(ok ? refusal : malformedJsonProblem()), next);
     });
   };
 }

@@ -17,7 +17,7 @@ import { getJobDefinition } from '../../jobs/registry.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { answerFromCache, preferredWaitMs, submitAndRespond } from '../job-responses.js';
-import { jsonTextOf } from '../json-text-body.js';
+import { jsonBodyOf } from '../json-text-body.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { isFieldError, prepareSubstrate } from '../substrate-batch/prepare-substrate.js';
@@ -151,7 +151,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
   router.post('/substrates/batch', async (req, res) => {
     const { customerId } = principalOf(req);
     // Parsed, checked and compiled in the batch checker's thread; only the rows' JSON text comes back.
-    const { ids, rows: rowsJson } = await deps.batchChecker.check(customerId, jsonTextOf(req.body));
+    const { ids, rows: rowsJson } = await deps.batchChecker.check(customerId, jsonBodyOf(req.body));
     const distinct = [...new Set(ids)];
     const rows = await inTransaction(em(), (tx) => upsertSerialisedSubstrates(tx, customerId, rowsJson, distinct));
     const byId = new Map(rows.map((row) => [row.id, row]));

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { AnonymousCheck } from '../json-text-body.js';
+import { transferableOf, type JsonBody } from '../json-body.js';
 import { ProblemError } from '../problems.js';
 import type { BatchCheck, BatchInput } from './substrate-batch.task.js';
 
@@ -113,9 +114,9 @@ export class SubstrateBatchChecker {
       held = false;
     };
     return {
-      isJson: (text) => {
+      isJson: (body) => {
         this.counted.anonymousChecks++;
-        return this.run<string, boolean>('isJson', text).finally(release);
+        return this.run<JsonBody, boolean>('isJson', body, transferableOf(body)).finally(release);
       },
       release,
     };
@@ -125,12 +126,12 @@ export class SubstrateBatchChecker {
    * The checked batch of `customerId`, its body parsed once, in the thread (malformed JSON answers the 400
    * the JSON parser gave); rejects with the ProblemError the route answers (400, 422, 503).
    */
-  check(customerId: string, text: string | null): Promise<CheckedBatch> {
+  check(customerId: string, body: JsonBody | null): Promise<CheckedBatch> {
     const before = this.lines.get(customerId);
     if (before) this.behind++;
     const checked = (before ?? Promise.resolve()).then(() => {
       if (before) this.behind--;
-      return this.runForCustomer({ customerId, text });
+      return this.runForCustomer({ customerId, body });
     });
     const line = checked.then(
       () => undefined,
@@ -180,15 +181,16 @@ export class SubstrateBatchChecker {
     this.customerTasks++;
     this.counted.batchChecks++;
     try {
-      return await this.run<BatchInput, BatchCheck>('checkBatch', input);
+      return await this.run<BatchInput, BatchCheck>('checkBatch', input, transferableOf(input.body));
     } finally {
       this.customerTasks--;
     }
   }
 
-  private async run<Input, Output>(name: string, input: Input): Promise<Output> {
+  /** Runs task `name`; the memory in `transferList` moves to the thread (the caller must not use it after). */
+  private async run<Input, Output>(name: string, input: Input, transferList: ArrayBuffer[]): Promise<Output> {
     try {
-      return (await this.started().run(input, { name })) as Output;
+      return (await this.started().run(input, { name, transferList })) as Output;
     } catch (error) {
       const message = `${messageOf(error)} ${String((error as { code?: string }).code)}`;
       if (/queue is at limit|queue is full|No task queue available/i.test(message)) throw busy();

@@ -1,3 +1,4 @@
+import { decodeJsonBody, type JsonBody } from '../json-body.js';
 import { batchEnvelope, nameHint } from '../routes/substrate-bodies.js';
 import { malformedJsonProblem, ProblemError, type ProblemType } from '../problems.js';
 import { parseInput } from '../validate.js';
@@ -18,8 +19,8 @@ export interface PlainProblem {
 
 export interface BatchInput {
   customerId: string;
-  /** The body as sent (UTF-8 decoded), or null when the request had none. */
-  text: string | null;
+  /** The body as sent, in bytes and charset (decoded here), or null when the request had none. */
+  body: JsonBody | null;
 }
 
 /**
@@ -31,10 +32,10 @@ export type BatchCheck = { ok: true; ids: string[]; rows: string } | { ok: false
 /** As body-parser's JSON parser: an empty body is `{}`. Throws SyntaxError on malformed JSON. */
 const parseBody = (text: string): unknown => (text.length === 0 ? {} : JSON.parse(text));
 
-/** Whether `text` is a JSON body body-parser would accept. */
-export function isJson(text: string): boolean {
+/** Whether `body` is a JSON body body-parser would accept. */
+export function isJson(body: JsonBody): boolean {
   try {
-    parseBody(text);
+    parseBody(decodeJsonBody(body));
     return true;
   } catch {
     return false;
@@ -42,12 +43,12 @@ export function isJson(text: string): boolean {
 }
 
 /** Parses and checks a batch body with the answers the route gives (see checkBatchItems). */
-export function checkBatch({ customerId, text }: BatchInput): BatchCheck {
+export function checkBatch({ customerId, body: sent }: BatchInput): BatchCheck {
   try {
     // The only parse of a customer's body (the API did not check its syntax): malformed JSON answers as the JSON parser's did.
     let body: unknown;
     try {
-      body = text === null ? undefined : parseBody(text);
+      body = sent === null ? undefined : parseBody(decodeJsonBody(sent));
     } catch (error) {
       if (error instanceof SyntaxError) throw malformedJsonProblem();
       throw error;

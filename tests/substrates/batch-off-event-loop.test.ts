@@ -151,6 +151,12 @@ describe('POST /substrates/batch off the event loop', () => {
     const charset = asResponse(await postRaw('{"substrates": []}', { 'content-type': 'application/json; charset=latin1' }));
     expectProblem(charset, 415, 'unsupported-media-type');
     expect(charset.body.detail).toBe('unsupported charset "LATIN1"');
+    // A UTF name no decoder knows: the 415 the JSON parser gave, not a decode failure in the thread.
+    const unknownUtf = asResponse(
+      await postRaw('{"substrates": []}', { authorization: `Bearer ${token}`, 'content-type': 'application/json; charset=utf-99' }),
+    );
+    expectProblem(unknownUtf, 415, 'unsupported-media-type');
+    expect(unknownUtf.body.detail).toBe('unsupported charset "UTF-99"');
   });
 
   it('checks an empty body and a body that is not an object as the whole-body schema did', async () => {

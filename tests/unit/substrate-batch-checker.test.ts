@@ -13,14 +13,17 @@ afterAll(async () => {
   await checker.close();
 });
 
-const batch = JSON.stringify({ substrates: [{ expression_type: 'constant', value: 1 }] });
+/** A body as the route hands it over: its bytes and charset. */
+const sent = (text: string, charset = 'utf-8') => ({ bytes: Buffer.from(text, charset === 'utf-16le' ? 'utf16le' : 'utf8'), charset });
+
+const batch = sent(JSON.stringify({ substrates: [{ expression_type: 'constant', value: 1 }] }));
 
 describe('SubstrateBatchChecker', () => {
   it("refuses a customer's batch past its queue with 503 + Retry-After, an anonymous check taking none of its places", async () => {
     const anonymous = checker.anonymousCheck();
     expect(anonymous).not.toBeNull();
     expect(checker.anonymousCheck()).toBeNull();
-    const syntax = anonymous!.isJson('{"substrates": [');
+    const syntax = anonymous!.isJson(sent('{"substrates": ['));
     // One running, one waiting (maxQueue 1): the third customer is refused at once.
     const outcomes = await Promise.allSettled([randomUUID(), randomUUID(), randomUUID()].map((customer) => checker.check(customer, batch)));
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
@@ -34,14 +37,30 @@ describe('SubstrateBatchChecker', () => {
   });
 
   it("parses a customer's body once: malformed JSON is the 400 naming body, an empty text the JSON parser's {}", async () => {
-    const malformed = await checker.check(randomUUID(), '{"substrates": [').catch((error: unknown) => error);
+    const malformed = await checker.check(randomUUID(), sent('{"substrates": [')).catch((error: unknown) => error);
     expect(malformed).toBeInstanceOf(ProblemError);
     expect(malformed).toMatchObject({ type: 'validation', extra: { errors: [{ field: 'body', message: 'malformed JSON' }] } });
-    const empty = await checker.check(randomUUID(), '').catch((error: unknown) => error);
+    const empty = await checker.check(randomUUID(), sent('')).catch((error: unknown) => error);
     expect(empty).toMatchObject({ type: 'validation', extra: { errors: [expect.objectContaining({ field: 'body.substrates' })] } });
     const released = checker.anonymousCheck();
     released!.release();
     released!.release();
     expect(checker.anonymousUnderWay).toBe(0);
+  });
+
+  it('decodes a body in its charset in the thread, a byte order mark dropped, as body-parser did', async () => {
+    const body = sent('\uFEFF{"substrates":[{"expression_type":"constant","value":2,"metadata":{"name":"\u00e9t\u00e9"}}]}', 'utf-16le');
+    const checked = await checker.check(randomUUID(), body);
+    expect(checked.ids).toHaveLength(1);
+    expect(JSON.parse(checked.rows)).toEqual([expect.objectContaining({ value: 2, metadata: { name: '\u00e9t\u00e9' } })]);
+  });
+
+  it("moves a large body's memory to the thread instead of copying it; a small pooled one is copied", async () => {
+    const large = { bytes: Buffer.alloc(256 * 1024, ' '), charset: 'utf-8' };
+    large.bytes.write(JSON.stringify({ substrates: [{ expression_type: 'constant', value: 3 }] }));
+    const small = sent(JSON.stringify({ substrates: [{ expression_type: 'constant', value: 4 }] }));
+    await Promise.all([checker.check(randomUUID(), large), checker.check(randomUUID(), small)]);
+    expect(large.bytes.byteLength).toBe(0);
+    expect(small.bytes.byteLength).toBeGreaterThan(0);
   });
 });
