@@ -12,7 +12,7 @@ import { anonymousJsonBody, jsonTextBody } from './json-text-body.js';
 import { authenticateEarly, authenticateUnlessEarly, earlyRefusalOf } from './auth/early-authentication.js';
 import { errorHandler, notFoundHandler } from './problems.js';
 import { createRateLimits, type RateLimits } from './rate-limits.js';
-import { customerLimits, inFlightLimit } from './concurrency-limits.js';
+import { bulkWrites, customerLimits, inFlightLimit } from './concurrency-limits.js';
 import { CustomerReadGate, customerReadGate } from './customer-read-gate.js';
 import { batchesRoutes } from './routes/batches.routes.js';
 import { docsRoutes } from './routes/docs.routes.js';
@@ -62,10 +62,11 @@ const jsonTypes = ['application/json', 'application/*+json'];
  * the event loop: `anonymousJsonBody` reads it and checks its syntax in the batch checker's thread, one
  * such body at a time per API process (`anonymousChecks`), and past that answers the 401 unread.
  */
-function jsonBodies(deps: ApiDeps, authenticateStep: RequestHandler): RequestHandler {
+function jsonBodies(deps: ApiDeps, authenticateStep: RequestHandler, bulkWriteLimits: RequestHandler): RequestHandler {
   const small = express.json({ limit: '1mb', strict: false, type: jsonTypes });
-  const large = express.json({ limit: '16mb', strict: false, type: jsonTypes });
-  const text = jsonTextBody({ limit: '16mb', type: jsonTypes });
+  const large = chain(express.json({ limit: '16mb', strict: false, type: jsonTypes }));
+  // Chained, so that what they throw reaches `next` when they run in a callback (after the bulk-write limits).
+  const text = chain(jsonTextBody({ limit: '16mb', type: jsonTypes }));
   const anonymous = anonymousJsonBody({ limit: '16mb', type: jsonTypes, anonymousCheck: () => deps.batchChecker.anonymousCheck() });
   const early = authenticateEarly(authenticateStep);
   return (req, res, next) => {
@@ -75,7 +76,9 @@ function jsonBodies(deps: ApiDeps, authenticateStep: RequestHandler): RequestHan
     return early(req, res, (error?: unknown) => {
       if (error) return next(error);
       if (earlyRefusalOf(req) !== null) return anonymous(req, res, next);
-      return (textBodyRoutes.has(path) ? text : large)(req, res, next);
+      const read = textBodyRoutes.has(path) ? text : large;
+      if (req.method !== 'POST' || !bulkWrites.has(path)) return read(req, res, next);
+      bulkWriteLimits(req, res, (refused?: unknown) => (refused ? next(refused) : read(req, res, next)));
     });
   };
 }
@@ -144,6 +147,23 @@ export function createApp(deps: ApiDeps): Express {
     sessions,
   });
 
+  const inFlightAndRateLimit = timedStage('limits', sliced(slices, customerLimits(deps.leases, rateLimits, deps.config)));
+  /** A metered request's service check and limits: before its body is read for a bulk write, else in the metered routes. */
+  const activeAndLimited: RequestHandler = (req, res, next) => {
+    assertActiveService(principalOf(req));
+    // Sent with the limits' script, not after it: one Redis round trip for both.
+    startInvokeCacheLookup(deps, req);
+    return inFlightAndRateLimit(req, res, next);
+  };
+  // A bulk write (up to 16 MiB) is refused by its customer's limits before its body is read: an attacker's
+  // bodies past its cap of two at once (issue 15: 500 × 10 MB in 40 s) were each read and copied, then refused.
+  const limitedBeforeBody = new WeakSet<object>();
+  const limitsBeforeBody = chain((req, res, next) => {
+    limitedBeforeBody.add(req);
+    return activeAndLimited(req, res, next);
+  });
+  const meteredLimits: RequestHandler = (req, res, next) => (limitedBeforeBody.has(req) ? next() : activeAndLimited(req, res, next));
+
   // What every request passes first, as one router layer (chain).
   app.use(
     chain(
@@ -152,14 +172,14 @@ export function createApp(deps: ApiDeps): Express {
       continueInSlices(slices, (req) => systemProbePaths.has(req.path)),
       timedStage('lifecycle', requestLifecycle([httpMetrics, accessLog(deps.logger), requestLogObserver(deps.requestLog)])),
       timedStage('headers', securityHeaders()),
-      timedStage('body', jsonBodies(deps, authenticateStep)),
+      timedStage('body', jsonBodies(deps, authenticateStep, limitsBeforeBody)),
       timedStage('guard', inputGuard({ bodyCheckedByRoute: textBodyRoutes })),
     ),
   );
 
   // First, as they carry nearly all the traffic; no public route below shares their prefixes. Mounted on the
   // app itself rather than inside `v1`, so a metered request enters one router fewer.
-  app.use('/api/v1', under(meteredPrefixes, meteredRoutes(deps, auth, rateLimits, timedStage, slices)));
+  app.use('/api/v1', under(meteredPrefixes, meteredRoutes(deps, auth, rateLimits, inFlightAndRateLimit, meteredLimits)));
   const v1 = express.Router();
   v1.use(under(['/health', '/ready'], systemRoutes(deps)));
   v1.use(under(['/openapi.json', '/docs'], docsRoutes()));
@@ -194,11 +214,10 @@ function meteredRoutes(
   deps: ApiDeps,
   auth: RequestHandler,
   rateLimits: RateLimits,
-  timedStage: (name: string, handler: RequestHandler) => RequestHandler,
-  slices: LoopSlices,
+  inFlightAndRateLimit: RequestHandler,
+  meteredLimits: RequestHandler,
 ): RequestHandler & { stack: unknown[] } {
   const inFlight = inFlightLimit(deps.leases, deps.config);
-  const inFlightAndRateLimit = timedStage('limits', sliced(slices, customerLimits(deps.leases, rateLimits, deps.config)));
   const account = express.Router();
   account.use(['/billing', '/services'], inFlightAndRateLimit);
   account.use('/admin', inFlight);
@@ -214,12 +233,7 @@ function meteredRoutes(
   return chain(
     auth,
     under(['/billing', '/services', '/admin'], account),
-    (req, res, next) => {
-      assertActiveService(principalOf(req));
-      // Sent with the limits' script, not after it: one Redis round trip for both.
-      startInvokeCacheLookup(deps, req);
-      return inFlightAndRateLimit(req, res, next);
-    },
+    meteredLimits,
     customerReadGate(new CustomerReadGate(deps.config.apiReadsAtOnce, deps.config.apiReadsPerCustomer)),
     under(['/substrates'], substratesRoutes(deps)),
     under(['/jobs'], jobsRoutes(deps, rateLimits)),

@@ -12,14 +12,20 @@ import type { RateLimits } from './rate-limits.js';
 const retryAfterSeconds = 1;
 
 /** The job event stream route, whose requests hold a stream place instead of an in-flight one. */
-const eventStreamPath = /^\/jobs\/[^/]+\/events$/;
+const eventStreamPath = /^\/api\/v1\/jobs\/[^/]+\/events$/;
 
 /**
  * The routes that write up to 16 MiB in one request: each holds a database connection for its INSERT, which
  * can take seconds. Counted apart (TIER_MAX_BULK_IN_FLIGHT) and well below the API's pool of 10: with only
  * the in-flight cap (starter 10), one customer's ten slow bulks held every connection and stalled every tenant.
  */
-const bulkWrites = new Set(['/jobs/bulk', '/substrates/batch', '/batches']);
+export const bulkWrites = new Set(['/api/v1/jobs/bulk', '/api/v1/substrates/batch', '/api/v1/batches']);
+
+/**
+ * The request's path from the app's root, wherever the limit is mounted (the body stage limits bulk writes
+ * before their body is read, the metered routes everything else under /api/v1).
+ */
+const pathOf = (req: Request): string => req.baseUrl + req.path;
 
 type Kind = 'in-flight' | 'streams' | 'bulk-writes';
 
@@ -66,7 +72,7 @@ function keepUntilAnswered(lease: Lease | { full: number }, kind: Kind, limit: n
  */
 export function inFlightLimit(leases: LeaseSemaphores, config: Pick<Config, 'tierMaxInFlight' | 'tierMaxBulkInFlight'>): RequestHandler {
   return async (req, res, next) => {
-    const path = req.path; // a getter that parses the URL: read it once
+    const path = pathOf(req); // a getter that parses the URL: read it once
     if (req.method === 'GET' && eventStreamPath.test(path)) return next();
     const principal = principalOf(req);
     await holdPlace(leases, 'in-flight', config.tierMaxInFlight[principal.tier], principal, res);
@@ -98,7 +104,7 @@ export function customerLimits(
 ): RequestHandler {
   const inFlight = inFlightLimit(leases, config);
   return (req, res, next) => {
-    const path = req.path; // a getter that parses the URL: read it once
+    const path = pathOf(req); // a getter that parses the URL: read it once
     if (req.method === 'GET' && eventStreamPath.test(path)) return rateLimits.customer(req, res, next);
     const budget = rateLimits.budgetOf(req);
     if (!budget) return inFlight(req, res, next);

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import pg from 'pg';
 import { placeName } from '../../api/concurrency-limits.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -91,5 +92,36 @@ describe('bulk writes in flight per customer', () => {
       await holder.query('select pg_advisory_unlock($1)', [holdLock]);
     }
     expect((await Promise.all(held)).map((answer) => answer.status)).toEqual([202, 202]);
+  });
+
+  it("refuses a bulk write past the cap before reading its body: the attacker's 10 MB bodies are not read to be refused", async () => {
+    /** A bulk body announced at 10 MB of which only the first kilobyte is sent; the rest never comes. */
+    const upload = () => {
+      const request = http.request(`${suite.app.baseUrl}/api/v1/substrates/batch`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${attacker.accessToken}`,
+          'content-type': 'application/json',
+          'content-length': String(10 * 1024 * 1024),
+        },
+      });
+      request.on('error', () => undefined);
+      const status = new Promise<number>((resolve) => request.on('response', (answer) => resolve(answer.statusCode ?? 0)));
+      request.write(`{"substrates": [${' '.repeat(1024)}`);
+      return { request, status };
+    };
+    const uploads = [upload(), upload()];
+    try {
+      // The two uploads under way hold the customer's two places while their bodies come in.
+      await waitFor(async () => (await suite.app.deps.leases.count(placeName('bulk-writes', attacker.customerId))) === 2, 15_000);
+      const third = upload();
+      uploads.push(third);
+      // Answered with 9.99 MB of its body unsent: nothing waited for it to be read.
+      expect(await third.status).toBe(429);
+    } finally {
+      for (const { request } of uploads) request.destroy();
+    }
+    // The abandoned uploads give their places back.
+    await waitFor(async () => (await suite.app.deps.leases.count(placeName('bulk-writes', attacker.customerId))) === 0, 10_000);
   });
 });
