@@ -147,7 +147,10 @@ export function createApp(deps: ApiDeps): Express {
     sessions,
   });
 
-  const inFlightAndRateLimit = timedStage('limits', sliced(slices, customerLimits(deps.leases, rateLimits, deps.config)));
+  const inFlightAndRateLimit = timedStage(
+    'limits',
+    sliced(slices, customerLimits(deps.leases, rateLimits, deps.config), (req) => req.principal?.customerId ?? ''),
+  );
   /** A metered request's service check and limits: before its body is read for a bulk write, else in the metered routes. */
   const activeAndLimited: RequestHandler = (req, res, next) => {
     assertActiveService(principalOf(req));

@@ -32,6 +32,19 @@ describe('LoopSlices', () => {
     expect(between).toBeLessThan(15);
   });
 
+  it("gives each sender's line a turn in turn: one step behind a flood of another's waits for one of its steps, not all", async () => {
+    const slices = new LoopSlices(50);
+    const order: string[] = [];
+    for (let step = 1; step <= 40; step++) slices.run(() => order.push(`flood ${step}`), 'attacker');
+    slices.run(() => order.push('victim'), 'victim');
+    slices.run(() => order.push('victim again'), 'victim');
+    await drained(slices);
+    expect(order.slice(0, 5)).toEqual(['flood 1', 'victim', 'flood 2', 'victim again', 'flood 3']);
+    // A sender's own steps keep their order.
+    expect(order.filter((entry) => entry.startsWith('flood'))).toEqual(Array.from({ length: 40 }, (_, k) => `flood ${k + 1}`));
+    expect(slices.waiting).toBe(0);
+  });
+
   it('without slices (0) runs every step at once, so nothing gets in between', async () => {
     const slices = new LoopSlices(0);
     const order: string[] = [];
@@ -72,9 +85,9 @@ describe('continueInSlices', () => {
     const slices = new LoopSlices(1);
     const reached: string[] = [];
     const app = express();
-    // Each request finds 100 ms of other requests' work queued before it, a slice of 2 ms at a time.
-    app.use((_req, _res, next) => {
-      for (let k = 0; k < 50; k++) slices.run(() => busy(2));
+    // Each request finds 100 ms of its sender's other requests' work queued before it, a slice of 2 ms at a time.
+    app.use((req, _res, next) => {
+      for (let k = 0; k < 50; k++) slices.run(() => busy(2), req.socket.remoteAddress);
       next();
     });
     app.use(continueInSlices(slices, () => false));
