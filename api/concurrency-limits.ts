@@ -11,7 +11,7 @@ import type { RateLimits } from './rate-limits.js';
 /** What a refused request is told to wait: in-flight requests end within moments. */
 const retryAfterSeconds = 1;
 
-/** The job event stream route, whose requests hold a stream place instead of an in-flight one. */
+/** The job event stream route, whose requests hold a stream place instead of an in-flight one (from the app's root). */
 const eventStreamPath = /^\/api\/v1\/jobs\/[^/]+\/events$/;
 
 /**
@@ -26,6 +26,9 @@ export const bulkWrites = new Set(['/api/v1/jobs/bulk', '/api/v1/substrates/batc
  * before their body is read, the metered routes everything else under /api/v1).
  */
 const pathOf = (req: Request): string => req.baseUrl + req.path;
+
+/** Whether `req` asks for a job's event stream (`GET /jobs/:id/events`), wherever the caller is mounted. */
+export const isEventStream = (req: Request): boolean => eventStreamPath.test(pathOf(req));
 
 type Kind = 'in-flight' | 'streams' | 'bulk-writes';
 

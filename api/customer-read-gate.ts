@@ -1,9 +1,7 @@
 import type { RequestHandler } from 'express';
 import { principalOf } from './auth/authenticate.js';
+import { isEventStream } from './concurrency-limits.js';
 import { whenClosed } from './request-lifecycle.js';
-
-/** The job event stream route: it stays open for minutes and holds no database connection while it does. */
-const eventStreamPath = /^\/jobs\/[^/]+\/events$/;
 
 /** A read waiting in its customer's line: resolves with its leave function once it may start. */
 export type WaitingRead = Promise<() => void> & { withdraw(): void };
@@ -104,10 +102,13 @@ export class CustomerReadGate {
   }
 }
 
-/** Holds an authenticated GET or HEAD (but an event stream) in its customer's line until its answer closes. */
+/**
+ * Holds an authenticated GET or HEAD (but an event stream, which stays open for minutes and holds no database
+ * connection while it does) in its customer's line until its answer closes.
+ */
 export function customerReadGate(gate: CustomerReadGate): RequestHandler {
   return (req, res, next) => {
-    if ((req.method !== 'GET' && req.method !== 'HEAD') || eventStreamPath.test(req.path)) return next();
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || isEventStream(req)) return next();
     const entered = gate.enter(principalOf(req).customerId);
     const proceed = (leave: () => void) => {
       if (res.closed) {
