@@ -12,7 +12,7 @@ import { malformedJsonProblem, ProblemError } from './problems.js';
  * by chunk as strings that the collector then copied between generations (issue 15: the API's pauses under
  * parallel 10 MB batches were mostly collection).
  */
-export class JsonBytes {
+export class JsonBytes implements JsonBody {
   constructor(
     readonly bytes: Uint8Array,
     /** The declared charset, lower case; `utf-8` when none was. */
@@ -20,10 +20,12 @@ export class JsonBytes {
   ) {}
 }
 
-/** The body of `req.body` for a thread: a JsonBytes's own, null for no body, else the parsed value serialised. */
+/**
+ * The body of `req.body` for a thread: a JsonBytes, or null for none. A route read by `jsonTextBody` has
+ * nothing else: a JSON type is read as bytes, any other body was refused with 415 before.
+ */
 export function jsonBodyOf(body: unknown): JsonBody | null {
-  if (body instanceof JsonBytes) return { bytes: body.bytes, charset: body.charset };
-  return body === undefined ? null : { bytes: Buffer.from(JSON.stringify(body)), charset: 'utf-8' };
+  return body instanceof JsonBytes ? body : null;
 }
 
 const charsetParameter = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i;
@@ -101,11 +103,11 @@ export function anonymousJsonBody(options: AnonymousJsonBodyOptions): RequestHan
     const check = options.anonymousCheck();
     if (!check) return next(refusal);
     read(req, res, (error?: unknown) => {
-      if (error || !(req.body instanceof JsonBytes)) {
+      const body = jsonBodyOf(req.body);
+      if (error || body === null) {
         check.release();
         return next(error);
       }
-      const body = jsonBodyOf(req.body)!;
       req.body = undefined;
       check.isJson(body).then((ok) => next(ok ? refusal : malformedJsonProblem()), next);
     });
