@@ -96,8 +96,8 @@ describe('bulk writes in flight per customer', () => {
 
   it("refuses a bulk write past the cap before reading its body: the attacker's 10 MB bodies are not read to be refused", async () => {
     /** A bulk body announced at 10 MB of which only the first kilobyte is sent; the rest never comes. */
-    const upload = () => {
-      const request = http.request(`${suite.app.baseUrl}/api/v1/substrates/batch`, {
+    const upload = (path: string) => {
+      const request = http.request(`${suite.app.baseUrl}/api/v1${path}`, {
         method: 'POST',
         headers: {
           authorization: `Bearer ${attacker.accessToken}`,
@@ -107,17 +107,22 @@ describe('bulk writes in flight per customer', () => {
       });
       request.on('error', () => undefined);
       const status = new Promise<number>((resolve) => request.on('response', (answer) => resolve(answer.statusCode ?? 0)));
-      request.write(`{"substrates": [${' '.repeat(1024)}`);
+      request.write(`{"items": [${' '.repeat(1024)}`);
       return { request, status };
     };
-    const uploads = [upload(), upload()];
+    const uploads = [upload('/substrates/batch'), upload('/substrates/batch')];
     try {
       // The two uploads under way hold the customer's two places while their bodies come in.
       await waitFor(async () => (await suite.app.deps.leases.count(placeName('bulk-writes', attacker.customerId))) === 2, 15_000);
-      const third = upload();
-      uploads.push(third);
-      // Answered with 9.99 MB of its body unsent: nothing waited for it to be read.
-      expect(await third.status).toBe(429);
+      // Each bulk route answers with 9.99 MB of its body unsent: nothing waited for it to be read.
+      for (const path of ['/substrates/batch', '/jobs/bulk', '/batches']) {
+        const extra = upload(path);
+        uploads.push(extra);
+        expect(await extra.status, path).toBe(429);
+      }
+      // Another customer's bulk is served meanwhile.
+      const served = await bulk(victim);
+      expect(served.status, served.text).toBe(202);
     } finally {
       for (const { request } of uploads) request.destroy();
     }
