@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 
 interface PgConnection {
   query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+  query(text: string): Promise<unknown>;
 }
 
 /**
@@ -16,6 +17,36 @@ export async function executePrepared<Row>(em: EntityManager, name: string, text
   const connection = (await client.acquireConnection()) as PgConnection;
   try {
     return (await connection.query({ name, text, values })).rows as Row[];
+  } finally {
+    await client.releaseConnection(connection);
+  }
+}
+
+/**
+ * `executePrepared` inside a transaction of its own whose first statement is `settings` (transaction-local
+ * `set_config` calls, e.g. planner hints, which PostgreSQL takes from no other place), so the settings never
+ * outlive the statement on the pooled connection.
+ */
+export async function executePreparedWithSettings<Row>(
+  em: EntityManager,
+  settings: string,
+  name: string,
+  text: string,
+  values: unknown[],
+): Promise<Row[]> {
+  const client = em.getConnection('write').getKnex().client;
+  const connection = (await client.acquireConnection()) as PgConnection;
+  try {
+    await connection.query('begin');
+    try {
+      await connection.query(settings);
+      const { rows } = await connection.query({ name, text, values });
+      await connection.query('commit');
+      return rows as Row[];
+    } catch (error) {
+      await connection.query('rollback').catch(() => undefined);
+      throw error;
+    }
   } finally {
     await client.releaseConnection(connection);
   }

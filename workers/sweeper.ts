@@ -19,7 +19,7 @@ import type { FairQueues } from '../queue/fair-share/fair-queues.js';
 import { trimCompleted } from './trim-completed.js';
 
 export interface SweeperOptions {
-  /** How often a sweep runs, in ms. Default 15,000. */
+  /** How often a sweep runs, in ms. Default 5,000. */
   intervalMs?: number;
   /** Jobs younger than this are left alone (their enqueue may still be in flight), in ms. Default 10,000. */
   graceMs?: number;
@@ -79,7 +79,7 @@ export class Sweeper {
     },
     options: SweeperOptions = {},
   ) {
-    this.intervalMs = options.intervalMs ?? 15_000;
+    this.intervalMs = options.intervalMs ?? 5_000;
     this.graceMs = options.graceMs ?? 10_000;
     this.batchSize = options.batchSize ?? 500;
     this.trimIntervalMs = options.trimIntervalMs ?? 1000;

@@ -267,7 +267,12 @@ async function sweepPasses(bench: HistoryBench): Promise<Figures['sweeps']> {
     // Planning only: the passes still meet every entry the finished jobs left.
     await orm.em
       .getConnection()
-      .execute(`explain ${unfinishedJobsStatement}`, [10_000, '-infinity', '00000000-0000-0000-0000-000000000000', 500]);
+      .execute(`explain ${unfinishedJobsStatement.replace(/\$\d/g, '?')}`, [
+        10_000,
+        '-infinity',
+        '00000000-0000-0000-0000-000000000000',
+        500,
+      ]);
     const firstPlanMs = round(performance.now() - planning);
     const connectMs = round(planning - connecting);
     const times: number[] = [];

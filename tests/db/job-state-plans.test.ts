@@ -247,12 +247,6 @@ describe('jobs found by a list of ids', () => {
 
 describe("the sweeper's pass over unfinished jobs", () => {
   const now = new Date();
-  /** The statement with `$n` for knex's `?`, as a prepared statement needs. */
-  const numbered = (statement: string) => {
-    let n = 0;
-    return statement.replace(/\?/g, () => `$${++n}`);
-  };
-
   beforeEach(async () => {
     await app.sql('truncate jobs, batch_items, job_idempotency_keys');
   });
@@ -273,12 +267,10 @@ describe("the sweeper's pass over unfinished jobs", () => {
     await app.sql(`update jobs set state = 'active' where id = any($1::uuid[])`, [drained]);
     await app.sql(`update jobs set state = 'completed' where id = any($1::uuid[]) and id <> $2`, [drained, drained[0]]);
 
-    const plan = await genericPlan(
-      numbered(unfinishedJobsStatement),
-      ['0', '-infinity', '00000000-0000-0000-0000-000000000000', '500'],
-      // The sweeper's statement goes with its parameters, unnamed: planned for them each time.
-      { settings: unfinishedJobsPlanSettings, custom: true },
-    );
+    // The sweeper's statement is prepared once per connection and its settings ask for the generic plan.
+    const plan = await genericPlan(unfinishedJobsStatement, ['0', '-infinity', '00000000-0000-0000-0000-000000000000', '500'], {
+      settings: unfinishedJobsPlanSettings,
+    });
     const nodes: string[] = [];
     const walk = (node: PlanNode) => {
       nodes.push(node['Node Type']);
