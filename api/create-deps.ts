@@ -33,7 +33,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   });
   const removePasswordPoolSource = addPoolSource('passwords', passwordHasher);
   const redis = createRedis(config.redis, 'commands');
-  const queueConnection = createRedis(config.redis, 'blocking');
+  const queueConnection = createRedis(config.redis, 'enqueue');
   const subscriber = createRedis(config.redis, 'blocking');
   const queues = createQueues(queueConnection, config);
   const fair = createFairQueues(redis, config, queues);
