@@ -5,6 +5,17 @@ interface PgConnection {
   query(text: string): Promise<unknown>;
 }
 
+/** Runs `work` on a connection of MikroORM's pool, given back when it settles. */
+async function onPooledConnection<T>(em: EntityManager, work: (connection: PgConnection) => Promise<T>): Promise<T> {
+  const client = em.getConnection('write').getKnex().client;
+  const connection = (await client.acquireConnection()) as PgConnection;
+  try {
+    return await work(connection);
+  } finally {
+    await client.releaseConnection(connection);
+  }
+}
+
 /**
  * Runs one autocommit statement as a named prepared statement on a connection of MikroORM's pool:
  * PostgreSQL parses and plans it once per connection instead of on every call. For the hot, fixed
@@ -12,14 +23,8 @@ interface PgConnection {
  * 0.6 ms a call, more than running them. `text` uses `$1…` placeholders; a `name` names one text only.
  * Not for use inside a transaction (it takes its own connection).
  */
-export async function executePrepared<Row>(em: EntityManager, name: string, text: string, values: unknown[]): Promise<Row[]> {
-  const client = em.getConnection('write').getKnex().client;
-  const connection = (await client.acquireConnection()) as PgConnection;
-  try {
-    return (await connection.query({ name, text, values })).rows as Row[];
-  } finally {
-    await client.releaseConnection(connection);
-  }
+export function executePrepared<Row>(em: EntityManager, name: string, text: string, values: unknown[]): Promise<Row[]> {
+  return onPooledConnection(em, async (connection) => (await connection.query({ name, text, values })).rows as Row[]);
 }
 
 /**
@@ -27,16 +32,14 @@ export async function executePrepared<Row>(em: EntityManager, name: string, text
  * `set_config` calls, e.g. planner hints, which PostgreSQL takes from no other place), so the settings never
  * outlive the statement on the pooled connection.
  */
-export async function executePreparedWithSettings<Row>(
+export function executePreparedWithSettings<Row>(
   em: EntityManager,
   settings: string,
   name: string,
   text: string,
   values: unknown[],
 ): Promise<Row[]> {
-  const client = em.getConnection('write').getKnex().client;
-  const connection = (await client.acquireConnection()) as PgConnection;
-  try {
+  return onPooledConnection(em, async (connection) => {
     await connection.query('begin');
     try {
       await connection.query(settings);
@@ -47,7 +50,5 @@ export async function executePreparedWithSettings<Row>(
       await connection.query('rollback').catch(() => undefined);
       throw error;
     }
-  } finally {
-    await client.releaseConnection(connection);
-  }
+  });
 }
