@@ -31,10 +31,10 @@ const reconnectDelay = (times: number) => Math.min(times * 200, 2000);
  * BullMQ workers and subscribers need `maxRetriesPerRequest: null` (block forever); request-path
  * connections (`commands`) fail fast instead so an outage answers quickly, and, on a single node, pipeline
  * automatically: the commands of one event-loop turn (cache lookups, rate-limit counters of concurrent
- * requests) go out in one write. `enqueue` is the API's BullMQ Queue connection: it waits for Redis like a
- * blocking one (the submit's own timeout gives up, the row stays the outbox) and pipelines like a request-path
- * one, since it only adds and reads jobs, never blocks: a socket write per add had cost the API ~25 µs of CPU
- * per submit. Worker and subscriber connections (`blocking`) are never auto-pipelined: a blocking command
+ * requests) go out in one write. `enqueue` is a process's BullMQ Queue connection (never a Worker's): it
+ * waits for Redis like a blocking one (the submit's own timeout gives up, the row stays the outbox) and
+ * pipelines like a request-path one, since it only adds and reads jobs, never blocks: a socket write per add
+ * had cost the API ~25 µs of CPU per submit. Worker and subscriber connections (`blocking`) are never auto-pipelined: a blocking command
  * would hold every command batched behind it.
  *
  * On a cluster the client follows MOVED/ASK redirections and refreshes its slot map itself (a caller sees

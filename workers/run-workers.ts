@@ -108,7 +108,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       logger.warn({ err: error }, 'job partition upkeep failed; new jobs land in the default partition until it succeeds'),
   );
 
-  const queueConnection = createRedis(config.redis, 'blocking');
+  const queueConnection = createRedis(config.redis, 'enqueue');
   const queues = createQueues(queueConnection, config, registry);
   const fair = createFairQueues(redis, config, queues, registry);
   const releaser = fair ? createReleaser(fair) : null;

@@ -48,7 +48,7 @@ export async function runScheduleTicks(deps: {
   registry: JobRegistry;
 }): Promise<ScheduleTicks> {
   const { config, orm, redis, queues, logger, registry } = deps;
-  const queueConnection = createRedis(config.redis, 'blocking');
+  const queueConnection = createRedis(config.redis, 'enqueue');
   const ticks = createScheduleTickQueue(queueConnection, config.queuePrefix);
   const requestLog = new RequestLogRecorder(orm.em.fork(), logger, {
     flushIntervalMs: config.requestLogFlushMs,

@@ -24,7 +24,7 @@ export interface WebhookDelivery {
  */
 export function runWebhookDelivery(deps: { config: Config; orm: MikroORM; logger: Logger; registry: JobRegistry }): WebhookDelivery {
   const { config, orm, logger, registry } = deps;
-  const queueConnection = createRedis(config.redis, 'blocking');
+  const queueConnection = createRedis(config.redis, 'enqueue');
   const queue = createWebhookQueue(queueConnection, config.queuePrefix);
   const agents = deliveryAgents(config.webhookAllowPrivate);
   const leaseConnection = createRedis(config.redis, 'commands');
