@@ -15,11 +15,12 @@ export class ResultTooLargeError extends PermanentJobError {
 }
 
 /**
- * The size of `value` as stored (its JSON, in UTF-8 bytes) when it is over `limitBytes`; null when it fits.
+ * The size of `value` as stored (its JSON, in UTF-8 bytes) when it is over `limitBytes`; null when it fits
+ * (a result against RESULT_MAX_BYTES, a payload against what a BullMQ job carries inline).
  * A string's length is a lower bound of its UTF-8 size and at most a third of it, so most results are
  * decided without encoding them.
  */
-export function oversizedResultBytes(value: unknown, limitBytes: number): number | null {
+export function oversizedJsonBytes(value: unknown, limitBytes: number): number | null {
   if (value === undefined || value === null || typeof value === 'number' || typeof value === 'boolean') return null;
   const json = JSON.stringify(value);
   if (json === undefined) return null;
@@ -31,6 +32,6 @@ export function oversizedResultBytes(value: unknown, limitBytes: number): number
 
 /** Throws ResultTooLargeError when `value` is over `limitBytes`. */
 export function assertResultFits(value: unknown, limitBytes: number): void {
-  const bytes = oversizedResultBytes(value, limitBytes);
+  const bytes = oversizedJsonBytes(value, limitBytes);
   if (bytes !== null) throw new ResultTooLargeError(bytes, limitBytes);
 }

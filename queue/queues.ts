@@ -3,6 +3,7 @@ import type { RedisClient } from '../lib/redis.js';
 import type { Config } from '../config.js';
 import { jobRegistry, type JobRegistry } from '../jobs/registry.js';
 import { queueName, shardOf } from './queue-names.js';
+import { oversizedJsonBytes } from '../jobs/result-limit.js';
 
 export { queueName, shardOf } from './queue-names.js';
 
@@ -22,12 +23,42 @@ export interface QueuedJobHints {
 /** What a BullMQ job carries; the PostgreSQL row (same id) holds the rest. */
 export interface QueuedJobData extends QueuedJobHints {
   customerId: string;
-  payload: unknown;
+  /** The job's payload when it is at most `inlinePayloadMaxBytes`; absent when `payloadInRow`. */
+  payload?: unknown;
+  /** The payload is too big to carry: the worker reads it from the job's row. */
+  payloadInRow?: true;
   /** Set when the job has its own webhook URL, so a worker knows without reading the row. */
   hasWebhookUrl?: boolean;
 }
 
 export type JobQueue = Queue<QueuedJobData>;
+
+/**
+ * Largest payload a BullMQ job carries itself, in bytes of JSON. A bigger one (a batch of thousands of
+ * invocations, parameters near their 16 KiB limit) stays in its PostgreSQL row only, and the worker reads it
+ * from there with one primary-key select: a queued job then holds at most this much payload in Redis, so a
+ * customer's queued jobs hold at most `TIER_MAX_QUEUED` times it (README "Redis memory"), however big the
+ * bodies it sends.
+ */
+export const inlinePayloadMaxBytes = 8 * 1024;
+
+/**
+ * Largest result a completed BullMQ job keeps as its return value, in bytes of JSON; a bigger one is written
+ * to its row durably first and BullMQ keeps `resultInRow` instead (workers/processor.ts `returnValueFor`).
+ */
+export const inlineResultMaxBytes = 8 * 1024;
+
+/** The return value of a completed job whose (big) result is only in its row, on disk. */
+export const resultInRow = Object.freeze({ 'chrysalis:result': 'in-row' });
+
+/** True for `resultInRow` as read back from Redis. */
+export const isResultInRow = (value: unknown): boolean =>
+  typeof value === 'object' && value !== null && (value as Record<string, unknown>)['chrysalis:result'] === 'in-row';
+
+/** The payload part of a job's BullMQ data: the payload itself when small enough, else a note that the row has it. */
+export function queuedPayload(payload: unknown): Pick<QueuedJobData, 'payload' | 'payloadInRow'> {
+  return oversizedJsonBytes(payload, inlinePayloadMaxBytes) === null ? { payload } : { payloadInRow: true };
+}
 
 /**
  * Redis keeps finished jobs only briefly: PostgreSQL is the record. Completed jobs stay an hour

@@ -10,7 +10,7 @@ import type { JobDefinition } from '../jobs/define-job.js';
 import { withinEnqueueTimeout } from './enqueue-timeout.js';
 import { fairQueueFront } from './fair-share/fair-share.js';
 import type { FairQueues } from './fair-share/fair-queues.js';
-import { type JobQueues, type QueuedJobHints } from './queues.js';
+import { queuedPayload, type JobQueues, type QueuedJobHints } from './queues.js';
 
 /** Idempotency keys name one job for 24 hours. */
 export const idempotencyWindowMs = 24 * 3600 * 1000;
@@ -145,7 +145,12 @@ export async function enqueue(
   try {
     const queue = deps.queues.forJob(job.type, job.id);
     const fair = deps.fair?.of(queue) ?? null;
-    const data = { customerId: job.customerId, payload: job.payload, ...hints, ...(job.webhookUrl ? { hasWebhookUrl: true } : {}) };
+    const data = {
+      customerId: job.customerId,
+      ...queuedPayload(job.payload),
+      ...hints,
+      ...(job.webhookUrl ? { hasWebhookUrl: true } : {}),
+    };
     const added = fair
       ? fair
           .admit(queue.qualifiedName, [

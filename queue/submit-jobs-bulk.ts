@@ -4,7 +4,7 @@ import type { JobRecord } from '../db/entities/job-record.entity.js';
 import type { InvocationCache } from '../db/invocation-cache.js';
 import { insertJobsAllOrNothing, insertJobsBulk, type AllOrNothingRefusal, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
-import { groupByQueue, type QueuedJobData } from './queues.js';
+import { groupByQueue, queuedPayload, type QueuedJobData } from './queues.js';
 import { withinEnqueueTimeout } from './enqueue-timeout.js';
 import { idempotencyWindowMs, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
 
@@ -140,7 +140,7 @@ export async function submitJobList(
       name: job.type,
       data: {
         customerId,
-        payload: job.payload,
+        ...queuedPayload(job.payload),
         ...(missed[index] ? { cacheMissed: true } : {}),
         ...(job.webhookUrl ? { hasWebhookUrl: true } : {}),
       },
@@ -176,7 +176,7 @@ async function addPerShard(deps: Pick<SubmitDeps, 'queues' | 'fair'>, jobs: Bulk
         await fair.admit(
           queue.qualifiedName,
           group.map(({ data, opts }) => {
-            const { customerId, payload: _payload, ...hints } = data;
+            const { customerId, payload: _payload, payloadInRow: _payloadInRow, ...hints } = data;
             return {
               id: opts.jobId,
               customerId,

@@ -3,7 +3,7 @@ import type { RedisClient } from '../lib/redis.js';
 import type { Logger } from 'pino';
 import type { ReleasableJob } from '../db/jobs/find-jobs.js';
 import { fairQueueFront, type FairShare, type FinishedJob } from '../queue/fair-share/fair-share.js';
-import type { QueuedJobData, QueuedJobHints } from '../queue/queues.js';
+import { queuedPayload, type QueuedJobData, type QueuedJobHints } from '../queue/queues.js';
 
 /** A released job ready for BullMQ: its row, the hints its submitter gave, and whether its customer is backlogged. */
 export type ReleasedRow = ReleasableJob & { hints: QueuedJobHints; backlogged?: boolean };
@@ -56,7 +56,7 @@ export function bulkJobsOf(
 ): Array<{ name: string; data: QueuedJobData; opts: { jobId: string; attempts: number; lifo?: boolean } }> {
   return rows.map((row) => ({
     name: row.type,
-    data: { customerId: row.customerId, payload: row.payload, ...row.hints, ...(row.webhookUrl ? { hasWebhookUrl: true } : {}) },
+    data: { customerId: row.customerId, ...queuedPayload(row.payload), ...row.hints, ...(row.webhookUrl ? { hasWebhookUrl: true } : {}) },
     opts: { jobId: row.id, attempts: row.maxAttempts, ...(row.backlogged === false ? fairQueueFront : {}) },
   }));
 }

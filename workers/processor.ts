@@ -8,12 +8,14 @@ import type { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
 import type { JobContext, OwnedRunTask, RunTask, TaskOwner } from '../jobs/context.js';
 import type { JobDefinition, JobTypeHook } from '../jobs/define-job.js';
 import { PermanentJobError } from '../jobs/errors.js';
-import { assertResultFits } from '../jobs/result-limit.js';
+import { assertResultFits, oversizedJsonBytes } from '../jobs/result-limit.js';
 import type { JobStateWriter } from './job-state-writer.js';
 import type { JobLifecycleHook, JobOutcome } from './lifecycle.js';
-import { isRowId, type QueuedJobData } from '../queue/queues.js';
+import { inlineResultMaxBytes, isRowId, resultInRow, type QueuedJobData } from '../queue/queues.js';
 import { pausedJobDelayMs, type PausedCustomers } from '../queue/customer-pauses.js';
 import { StageMarks } from '../lib/stage-marks.js';
+import { findJobPayload } from '../db/jobs/find-jobs.js';
+import { waitForDurableCommits } from '../db/jobs/recovery.js';
 
 export interface ProcessorDeps {
   config: Config;
@@ -124,6 +126,41 @@ function tellHooks(
   }
 }
 
+/** How long a job whose payload is in its row waits for a row it cannot find (PostgreSQL restarted and lost it) before failing. */
+const missingRowPatienceMs = 60_000;
+
+/**
+ * The payload of a job too big to carry its own (queue/queues.ts `queuedPayload`), from its row. A row that is
+ * not there yet — PostgreSQL lost a commit that had not reached the disk, and the API or the sweeper stores
+ * it again — puts the job back for a second, without spending an attempt; after `missingRowPatienceMs` the
+ * job fails: its row is gone for good (deleted with its customer).
+ */
+async function payloadFromRow(deps: ProcessorDeps, job: Job<QueuedJobData>, jobId: string, token: string | undefined): Promise<unknown> {
+  const row = await findJobPayload(deps.orm.em.fork(), jobId);
+  if (row) return row.payload;
+  if (!token || Date.now() - job.timestamp > missingRowPatienceMs)
+    throw new UnrecoverableError(`job ${jobId}: its row, which holds its payload, is gone`);
+  await job.moveToDelayed(Date.now() + 1000, token);
+  throw new DelayedError();
+}
+
+/**
+ * What BullMQ keeps as a completed job's return value until the sweeper trims the job: the result itself when
+ * it is at most `inlineResultMaxBytes` (the sweeper copies it into the row if PostgreSQL loses the worker's
+ * quick write); a bigger one only once that write is on disk — one durable commit, which flushes it — so
+ * BullMQ need not hold it (`resultInRow`). When durability cannot be confirmed, BullMQ keeps the result.
+ */
+async function returnValueFor(deps: ProcessorDeps, result: unknown): Promise<unknown> {
+  if (oversizedJsonBytes(result, inlineResultMaxBytes) === null) return result;
+  try {
+    await waitForDurableCommits(deps.orm.em.fork());
+    return resultInRow;
+  } catch (error) {
+    deps.logger.warn({ err: error }, 'could not confirm a durable result write; BullMQ keeps the result');
+    return result;
+  }
+}
+
 /**
  * Wraps a job definition as a BullMQ processor: marks the row active, runs the processor, and stores
  * the result (or the error) in PostgreSQL before BullMQ records the outcome. A job someone waits for
@@ -142,6 +179,7 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       deps.setAside?.(job);
       throw new DelayedError();
     }
+    const payload = job.data.payloadInRow ? await payloadFromRow(deps, job, jobId, token) : job.data.payload;
     const attempt = job.attemptsMade + 1;
     const started = performance.now();
     const marks = job.data.timingOrigin === undefined ? null : new StageMarks(job.data.timingOrigin);
@@ -155,7 +193,7 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
 
     let result: unknown;
     try {
-      result = await definition.process(job.data.payload as never, ctx);
+      result = await definition.process(payload as never, ctx);
       // A result over RESULT_MAX_BYTES fails here, so it reaches neither PostgreSQL nor BullMQ's return value.
       assertResultFits(result, deps.config.resultMaxBytes);
     } catch (error) {
@@ -185,6 +223,6 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       durationMs: performance.now() - started,
       workMs: ctx.workMs,
     });
-    return result;
+    return returnValueFor(deps, result);
   };
 }

@@ -13,7 +13,7 @@ import {
   type UnfinishedJobsCursor,
 } from '../db/jobs/recovery.js';
 import { enqueue } from '../queue/submit-job.js';
-import { groupByQueue, isRowId, type JobQueues } from '../queue/queues.js';
+import { groupByQueue, isResultInRow, isRowId, type JobQueues } from '../queue/queues.js';
 import { storedWeights } from '../queue/fair-share/fair-share.js';
 import type { FairQueues } from '../queue/fair-share/fair-queues.js';
 import { trimCompleted } from './trim-completed.js';
@@ -276,10 +276,16 @@ export class Sweeper {
         const failed = results[index * 3 + 1]?.[1] !== null;
         if (!completed && !failed) continue;
         const [returnvalue, failedReason, attemptsMade] = (results[index * 3 + 2]?.[1] ?? []) as Array<string | null>;
+        const result: unknown = completed && returnvalue ? JSON.parse(returnvalue) : null;
+        if (isResultInRow(result)) {
+          // Written durably before BullMQ completed the job, so the row cannot have lost it: not ours to overwrite.
+          this.deps.logger.warn({ jobId: row.id }, 'a job whose result was written durably is not final in PostgreSQL');
+          continue;
+        }
         const changed = await recordLostOutcome(em, {
           id: row.id,
           state: completed ? 'completed' : 'failed',
-          result: completed && returnvalue ? JSON.parse(returnvalue) : null,
+          result,
           error: completed ? null : (failedReason ?? 'failed'),
           attemptsMade: Number(attemptsMade ?? 1),
         });

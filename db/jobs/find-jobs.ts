@@ -12,6 +12,17 @@ export async function findJob(em: EntityManager, customerId: string, id: string)
   return row ?? null;
 }
 
+const jobPayloadStatement = `select payload from jobs where id = $1`;
+
+/**
+ * A job's payload, read from its row (for a payload too big to travel in its BullMQ job: queue/queues.ts
+ * `queuedPayload`); null when no row has that id.
+ */
+export async function findJobPayload(em: EntityManager, id: string): Promise<{ payload: unknown } | null> {
+  const [row] = await executePrepared<{ payload: unknown }>(em, 'jobs-find-payload', jobPayloadStatement, [id]);
+  return row ?? null;
+}
+
 /** The job a customer's idempotency key names, or null (the key is free, or its job is gone). */
 export async function findJobByIdempotencyKey(em: EntityManager, customerId: string, key: string): Promise<JobRecord | null> {
   return (await findJobsByIdempotencyKeys(em, customerId, [key])).get(key) ?? null;

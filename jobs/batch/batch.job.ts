@@ -6,7 +6,7 @@ import type { JobContext } from '../context.js';
 import { defineJob } from '../define-job.js';
 import { atMostItems } from '../input-limits.js';
 import { storableText } from '../storable-text.js';
-import { ResultTooLargeError, oversizedResultBytes } from '../result-limit.js';
+import { ResultTooLargeError, oversizedJsonBytes } from '../result-limit.js';
 import type { EvaluateInput, Evaluation } from '../invoke/evaluate.task.js';
 import { evaluateManyTask, parametersSchema, substrateIdSchema } from '../invoke/invoke.job.js';
 
@@ -38,7 +38,7 @@ interface PendingItem {
 function outcome(item: { index: number; substrateId: string }, evaluation: Evaluation, limitBytes: number): ItemOutcome {
   if ('error' in evaluation)
     return { index: item.index, substrateId: item.substrateId, state: 'failed', result: null, error: storableText(evaluation.error) };
-  const oversized = oversizedResultBytes(evaluation.value, limitBytes);
+  const oversized = oversizedJsonBytes(evaluation.value, limitBytes);
   if (oversized !== null)
     return {
       index: item.index,

@@ -3,6 +3,7 @@ import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { bullJob, obliterateType } from '../helpers/queues.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
+import { inlineResultMaxBytes, resultInRow } from '../../queue/queues.js';
 
 let app: TestApp;
 let request: ReturnType<typeof httpClient>;
@@ -76,6 +77,32 @@ describe('sweeper', () => {
       done.body.id,
     ]);
     expect(row).toMatchObject({ state: 'completed', result: { result: 42 } });
+  });
+
+  it('keeps a big result in the row alone (written durably), so BullMQ holds only a note of it, never copied back', async () => {
+    const running = await app.startWorkers();
+    const repeat = (
+      await request('POST', '/api/v1/substrates', {
+        token: alice.accessToken,
+        body: { expression_type: 'expression', expression: '[s, s, s, s, s, s, s, s, s, s]' },
+      })
+    ).body.substrate_id;
+    const s = 'r'.repeat(Math.ceil(inlineResultMaxBytes / 10) + 100);
+    const done = await request('POST', `/api/v1/substrates/${repeat}/invoke`, {
+      token: alice.accessToken,
+      headers: { prefer: 'wait=5' },
+      body: { parameters: { s } },
+    });
+    expect(done.body).toMatchObject({ state: 'completed', result: { result: Array(10).fill(s) } });
+    const kept = await bullJob(app.deps.queues, 'invoke', done.body.id);
+    expect(kept?.returnvalue).toEqual(resultInRow);
+
+    // Even if the row looked unfinished, the sweeper must not store the note as the result.
+    await app.sql(`update jobs set state = 'active', created_at = created_at - interval '1 minute' where id = $1`, [done.body.id]);
+    expect((await running.sweeper.sweep()).reconciled).toBe(0);
+    const [row] = await app.sql<{ result: { result: string[] } }>('select result from jobs where id = $1', [done.body.id]);
+    expect(row?.result.result).toEqual(Array(10).fill(s));
+    await app.sql(`update jobs set state = 'completed' where id = $1`, [done.body.id]);
   });
 
   it('leaves young jobs alone: their enqueue may still be in flight', async () => {
