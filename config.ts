@@ -206,6 +206,16 @@ const envSchema = z.object({
     .min(0)
     .max(16 * 1024 * 1024)
     .default(16 * 1024),
+  /**
+   * Redis memory one customer's invocation cache may take, in bytes (each entry counted with Redis's per-entry
+   * overhead); past it, new results replace random older ones. Default 8388608 (8 MiB).
+   */
+  INVOCATION_CACHE_MAX_BYTES_PER_CUSTOMER: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1024 * 1024 * 1024)
+    .default(8 * 1024 * 1024),
   /** New work is refused (503, Retry-After) while Redis `used_memory` is above this share of its `maxmemory`; 0 turns the guard off. Default 0.8. */
   REDIS_MEMORY_GUARD: z.coerce.number().min(0).max(1).default(0.8),
   /** Jobs one worker process runs at once per queue. Default 64. */
@@ -402,6 +412,7 @@ export interface Config {
   webhookDisableAfterFailures: number;
   resultMaxBytes: number;
   invocationCacheMaxBytes: number;
+  invocationCacheMaxBytesPerCustomer: number;
   /** Share of Redis maxmemory above which new work is refused; 0: off. */
   redisMemoryGuard: number;
   workerConcurrency: number;
@@ -573,6 +584,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookDisableAfterFailures: e.WEBHOOK_DISABLE_AFTER_FAILURES,
     resultMaxBytes: e.RESULT_MAX_BYTES,
     invocationCacheMaxBytes: e.INVOCATION_CACHE_MAX_BYTES,
+    invocationCacheMaxBytesPerCustomer: e.INVOCATION_CACHE_MAX_BYTES_PER_CUSTOMER,
     redisMemoryGuard: e.REDIS_MEMORY_GUARD,
     workerConcurrency: e.WORKER_CONCURRENCY,
     piscinaThreads: e.PISCINA_THREADS,

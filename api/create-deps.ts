@@ -65,7 +65,11 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   );
   const removeCustomerJobsSource = addCustomerJobsSource(customerJobsReader(orm.em.fork()));
   // Under load, lookups gather for up to 1 ms: one HMGET for several requests instead of one each.
-  const cache = new InvocationCache(redis, config.queuePrefix, { lookupLingerMs: 1, maxValueBytes: config.invocationCacheMaxBytes });
+  const cache = new InvocationCache(redis, config.queuePrefix, {
+    lookupLingerMs: 1,
+    maxValueBytes: config.invocationCacheMaxBytes,
+    maxBytesPerCustomer: config.invocationCacheMaxBytesPerCustomer,
+  });
   cache.onLookup = countApiCacheLookup;
   const leases = new LeaseSemaphores(redis, `${config.queuePrefix}:concurrency`, { leaseMs: config.concurrencyLeaseMs });
   const memoryGuard = new RedisMemoryGuard(redis, config.redisMemoryGuard);

@@ -91,7 +91,10 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const tasks = declaredTasks(registry);
   const pool = createTaskPool(tasks, { threads: config.piscinaThreads, taskTimeoutMs: config.taskTimeoutMs });
   const writer = new HandBackAwareStateWriter(orm.em.fork(), logger, finishedJobsChannel(config.queuePrefix));
-  const cache = new InvocationCache(redis, config.queuePrefix, { maxValueBytes: config.invocationCacheMaxBytes });
+  const cache = new InvocationCache(redis, config.queuePrefix, {
+    maxValueBytes: config.invocationCacheMaxBytes,
+    maxBytesPerCustomer: config.invocationCacheMaxBytesPerCustomer,
+  });
   cache.onLookup = countInvocationCacheLookup;
   const runTask = taskRunner(pool, config.taskTimeoutMs, tasks);
   const substrates = new SubstrateDefinitionCache();
