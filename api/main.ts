@@ -8,6 +8,7 @@ import { createApp } from './app.js';
 import { answerClientErrorsWithProblems } from './client-errors.js';
 import { createApiDeps } from './create-deps.js';
 import { createLogger } from '../lib/logger.js';
+import { describeCustomerRedisShares } from '../queue/redis-share.js';
 
 /** The API process: `node dist/api/main.js` (or `tsx api/main.ts`). */
 async function main(): Promise<void> {
@@ -20,6 +21,7 @@ async function main(): Promise<void> {
   answerClientErrorsWithProblems(server);
   await once(server, 'listening');
   logger.info({ port: config.port }, 'api listening');
+  logger.info({ byTier: describeCustomerRedisShares(config) }, 'the most of Redis one customer can hold (queue/redis-share.ts)');
 
   stopOnSignals(logger, 'api', config.shutdownTimeoutMs, async () => {
     const started = Date.now();

@@ -726,7 +726,7 @@ async function main(): Promise<void> {
         Number((await db.query(`select count(*) as n from jobs where state in ('queued', 'delayed', 'active')`)).rows[0].n);
       report(
         await runNoisy(
-          { api, redis, unfinishedJobs, log: (message) => log(`noisy: ${message}`) },
+          { api, redis, unfinishedJobs, config: platformConfig, log: (message) => log(`noisy: ${message}`) },
           sizes,
           (attack) => console.log(JSON.stringify({ scenario: 'noisy', ...attack, versions })),
           process.env.NOISY_ATTACKS?.split(',').map((name) => name.trim()),

@@ -94,6 +94,7 @@ export const bigResults: Attack = {
 export const enterpriseReads: Attack = {
   name: 'enterprise-reads',
   description: 'an enterprise customer: waves of 3,000 concurrent GET /jobs',
+  attackerTier: 'enterprise',
   async run(ctx) {
     const outcome = emptyOutcome();
     let waves = 0;

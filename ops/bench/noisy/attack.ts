@@ -4,6 +4,7 @@
  * answers what the attacker was told. Helpers the attacks share are here too.
  */
 import { randomBytes } from 'node:crypto';
+import type { Tier } from '../../../db/entities/service-instance.entity.js';
 import type { Customer } from './customers.js';
 import { call, StatusCounts } from './http.js';
 import type { NoisySizes } from './sizes.js';
@@ -34,6 +35,8 @@ export interface AttackOutcome {
 export interface Attack {
   name: string;
   description: string;
+  /** The tier of the customer that attacks (default starter): its share of Redis is what Redis may grow by. */
+  attackerTier?: Tier;
   /** When the victim's webhook probe is sent, from the attack's start (default 2 s). */
   probeAfterMs?: number;
   run(ctx: AttackContext): Promise<AttackOutcome>;

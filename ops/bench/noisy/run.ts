@@ -4,6 +4,8 @@
  * `noisy` scenario of `npm run bench` (which adds the latency targets).
  */
 import type { Redis } from 'ioredis';
+import type { Config } from '../../../config.js';
+import { customerRedisShare } from '../../../queue/redis-share.js';
 import type { Attack, AttackContext, AttackOutcome } from './attacks.js';
 import type { Customer } from './customers.js';
 import { call } from './http.js';
@@ -18,6 +20,8 @@ export interface NoisyPlatform {
   redis: Redis;
   /** Jobs of any customer not yet final (queued, delayed, active), from PostgreSQL. */
   unfinishedJobs(): Promise<number>;
+  /** The instance's configuration, as far as a customer's share of Redis depends on it (queue/redis-share.ts). */
+  config: Pick<Config, 'tierMaxQueued' | 'tierMaxActive' | 'invocationCacheMaxBytesPerCustomer'>;
   log(message: string): void;
 }
 
@@ -40,7 +44,8 @@ export interface AttackReport {
     failures: string[];
   };
   health: { probes: number; p99_ms: number; max_ms: number; non_200: number };
-  redis: { used_mib_before: number; used_mib_peak: number; write_errors: number };
+  /** `share_mib`: the attacking customer's printed bound (queue/redis-share.ts); Redis must not grow by more. */
+  redis: { used_mib_before: number; used_mib_peak: number; share_mib: number; write_errors: number };
   webhook: { delivered_ms: number | null };
   attacker: { requests: string; answers: Record<string, string>; jobs: string; notes: Record<string, string | number> };
   /** The platform went quiet again after the attacker's work was cancelled. */
@@ -97,7 +102,8 @@ export async function runAttack(attack: Attack, options: RunAttackOptions): Prom
   await outcome.close?.();
   const drained = await cleanUp(platform, options, outcome, sizes.drainSeconds * 1000);
   const finals = await victim.finalStates(sample.calls, sizes.drainSeconds * 1000);
-  return summarise(attack, sample, outcome, finals, delivered, mib(usedBefore), drained, sizes.drainSeconds);
+  const share = customerRedisShare(platform.config, attack.attackerTier ?? 'starter').total;
+  return summarise(attack, sample, outcome, finals, delivered, { before: usedBefore, share }, drained, sizes.drainSeconds);
 }
 
 /** Deletes the attacker's schedules, cancels its unfinished jobs and waits for the platform to go quiet. */
@@ -128,7 +134,7 @@ function summarise(
   outcome: AttackOutcome,
   finals: Map<string, { state: string; error: string | null }>,
   webhook: { ms: number | null; status: number },
-  usedBeforeMiB: number,
+  redisBytes: { before: number; share: number },
   drained: boolean,
   drainSeconds: number,
 ): AttackReport {
@@ -158,6 +164,10 @@ function summarise(
   if (unfinished > 0) problems.push(`${unfinished} of the victim's jobs were not final ${drainSeconds} s after the attack`);
   const healthFailures = sample.health.filter((h) => h.status !== 200).length;
   if (healthFailures > 0) problems.push(`/health failed ${healthFailures} times`);
+  if (peak - redisBytes.before > redisBytes.share)
+    problems.push(
+      `Redis grew by ${mib(peak - redisBytes.before)} MiB, more than the attacker's share of ${mib(redisBytes.share)} MiB (queue/redis-share.ts)`,
+    );
   if (sample.redisWriteErrors.length > 0)
     problems.push(`Redis refused ${sample.redisWriteErrors.length} writes (${sample.redisWriteErrors[0]})`);
   if (webhookMs === null || webhookMs > webhookDeadlineMs)
@@ -187,7 +197,12 @@ function summarise(
       failures: [...new Set(failures)].slice(0, 5),
     },
     health: { probes: health.length, p99_ms: percentile(health, 99), max_ms: Math.round(Math.max(0, ...health)), non_200: healthFailures },
-    redis: { used_mib_before: usedBeforeMiB, used_mib_peak: mib(peak), write_errors: sample.redisWriteErrors.length },
+    redis: {
+      used_mib_before: mib(redisBytes.before),
+      used_mib_peak: mib(peak),
+      share_mib: mib(redisBytes.share),
+      write_errors: sample.redisWriteErrors.length,
+    },
     webhook: { delivered_ms: webhookMs === null ? null : Math.round(webhookMs) },
     attacker: {
       requests: outcome.requests.toString(),
@@ -217,7 +232,7 @@ export function printReports(reports: AttackReport[], print: (line: string) => v
     'wait p99 ms': r.victim.p99_ms,
     'wait max ms': r.victim.max_ms,
     'health p99 ms': r.health.p99_ms,
-    'redis MiB before/peak': `${r.redis.used_mib_before}/${r.redis.used_mib_peak}`,
+    'redis MiB before/peak/share': `${r.redis.used_mib_before}/${r.redis.used_mib_peak}/${r.redis.share_mib}`,
     'webhook ms': r.webhook.delivered_ms ?? 'never',
     'attacker answers': r.attacker.requests,
     ok: r.problems.length === 0 ? 'yes' : 'NO',

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { loadConfig, type Config } from '../../../config.js';
 import type { NoisyPlatform } from '../../../ops/bench/noisy/run.js';
 import { waitFor } from '../../helpers/http.js';
 import { ChrysalisProcess } from '../../faults/harness/chrysalis-process.js';
@@ -38,6 +39,7 @@ export class NoisyStack implements NoisyPlatform {
     private readonly adminUrl: string,
     readonly processes: ChrysalisProcess[],
     private readonly runDir: string,
+    readonly config: Config,
   ) {
     this.redis = new Redis(redisServer.url, { maxRetriesPerRequest: 1 });
     this.redis.on('error', () => undefined);
@@ -84,7 +86,15 @@ export class NoisyStack implements NoisyPlatform {
       new ChrysalisProcess('worker', 'worker', processEnv, path.join(runDir, 'worker.log')),
       new ChrysalisProcess('api', 'api', processEnv, path.join(runDir, 'api.log')),
     ];
-    const stack = new NoisyStack(`http://127.0.0.1:${port}/api/v1`, redisServer, database, adminUrl, processes, runDir);
+    const stack = new NoisyStack(
+      `http://127.0.0.1:${port}/api/v1`,
+      redisServer,
+      database,
+      adminUrl,
+      processes,
+      runDir,
+      loadConfig(processEnv),
+    );
     // /ready answers 200 once PostgreSQL and Redis answer and a worker's heartbeat is in Redis.
     await waitFor(
       async () => {
