@@ -91,6 +91,46 @@ export const bigResults: Attack = {
   },
 };
 
+/** Invocations of `substrateId` whose parameters are ~16 KB each, ~`bytes` of JSON in all. */
+function bigBatchPayload(substrateId: string, bytes: number) {
+  const parameters = () => ({ s: salt().padEnd(16_000, 'p') });
+  return {
+    invocations: Array.from({ length: Math.floor(bytes / 16_100) }, () => ({ substrate_id: substrateId, parameters: parameters() })),
+  };
+}
+
+export const bigPayloads: Attack = {
+  name: 'big-payloads',
+  description: '40 batches of ~1 MB bodies, delayed an hour, 2 at a time: 40 MB of payloads parked in Redis',
+  async run(ctx) {
+    const outcome = emptyOutcome();
+    const substrateId = await createSubstrate(ctx.api, ctx.attacker, 'size(s)');
+    // 40 of the starter tier's 100 writes a minute, so the clean-up's 40 cancels still fit in the same minute.
+    await repeat(ctx, 0, async () => {
+      if (outcome.leftovers.jobIds.length >= 40) {
+        await pause(500);
+        return;
+      }
+      const answers: Answer[] = await Promise.all(
+        Array.from({ length: 2 }, () =>
+          call(ctx.api, 'POST', '/jobs', {
+            token: ctx.attacker.key,
+            body: { type: 'batch', payload: bigBatchPayload(substrateId, 1_000_000), delay_ms: 3_600_000 },
+          }),
+        ),
+      );
+      for (const answer of answers) {
+        outcome.requests.add(answer);
+        if (answer.body?.id) outcome.leftovers.jobIds.push(answer.body.id as string);
+      }
+      if (answers.every((answer) => answer.status === 429)) await pause(1000);
+    });
+    outcome.notes.parked_mb = outcome.leftovers.jobIds.length;
+    await tallyJobs(ctx.api, ctx.attacker, outcome.leftovers.jobIds, outcome);
+    return outcome;
+  },
+};
+
 export const enterpriseReads: Attack = {
   name: 'enterprise-reads',
   description: 'an enterprise customer: waves of 3,000 concurrent GET /jobs',

@@ -1,6 +1,6 @@
 /** The attacks of issue 15, in the order it lists them (each in the file of what it attacks). */
 import type { Attack } from './attack.js';
-import { bigResults, enterpriseReads, failedLogins, substrateBatches } from './api-attacks.js';
+import { bigPayloads, bigResults, enterpriseReads, failedLogins, substrateBatches } from './api-attacks.js';
 import { nearLimitBatches, regexBatches, regexSchedules } from './pool-attacks.js';
 import { hangingWebhooks } from './webhook-attacks.js';
 
@@ -13,6 +13,7 @@ export const attacks: Attack[] = [
   substrateBatches,
   failedLogins,
   bigResults,
+  bigPayloads,
   enterpriseReads,
   hangingWebhooks,
 ];
