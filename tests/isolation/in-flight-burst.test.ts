@@ -68,6 +68,28 @@ describe('a burst past the in-flight cap', () => {
     }
   });
 
+  it('hands a place just given back to the next take in the process, with no Redis script, and other processes still see it taken', async () => {
+    const name = `reuse-${Date.now()}`;
+    const here = new LeaseSemaphores(redis, `${suite.app.config.queuePrefix}:burst-test`);
+    const elsewhere = new LeaseSemaphores(redis, `${suite.app.config.queuePrefix}:burst-test`);
+    try {
+      const first = await here.acquire(name, 1);
+      if (!('release' in first)) throw new Error('the first take must get the place');
+      first.release();
+      const { result: again, scripts } = await leaseScripts(redis, () => here.acquire(name, 1));
+      expect('release' in again).toBe(true);
+      expect(scripts).toBe(0);
+      expect(await elsewhere.acquire(name, 1)).toEqual({ full: 1 });
+      if ('release' in again) again.release();
+      // Not taken over within its moment: removed from Redis, so the other process gets the place.
+      await waitFor(async () => (await here.count(name)) === 0, 2000, 5);
+      expect('release' in (await elsewhere.acquire(name, 1))).toBe(true);
+    } finally {
+      here.close();
+      elsewhere.close();
+    }
+  });
+
   it("refuses an enterprise customer's 300 concurrent GET /jobs at its cap with 429, no Redis script each, while another customer gets 200", async () => {
     const created = await suite.request('POST', '/api/v1/substrates', {
       token: enterprise.accessToken,
