@@ -16,6 +16,7 @@ import { pausedJobDelayMs, type PausedCustomers } from '../queue/customer-pauses
 import { StageMarks } from '../lib/stage-marks.js';
 import { findJobPayload } from '../db/jobs/find-jobs.js';
 import { waitForDurableCommits } from '../db/jobs/recovery.js';
+import { GroupCommit } from '../db/group-commit.js';
 
 export interface ProcessorDeps {
   config: Config;
@@ -150,10 +151,10 @@ async function payloadFromRow(deps: ProcessorDeps, job: Job<QueuedJobData>, jobI
  * quick write); a bigger one only once that write is on disk — one durable commit, which flushes it — so
  * BullMQ need not hold it (`resultInRow`). When durability cannot be confirmed, BullMQ keeps the result.
  */
-async function returnValueFor(deps: ProcessorDeps, result: unknown): Promise<unknown> {
+async function returnValueFor(deps: ProcessorDeps, durableCommits: GroupCommit<null>, result: unknown): Promise<unknown> {
   if (oversizedJsonBytes(result, inlineResultMaxBytes) === null) return result;
   try {
-    await waitForDurableCommits(deps.orm.em.fork());
+    await durableCommits.add(null);
     return resultInRow;
   } catch (error) {
     deps.logger.warn({ err: error }, 'could not confirm a durable result write; BullMQ keeps the result');
@@ -169,6 +170,9 @@ async function returnValueFor(deps: ProcessorDeps, result: unknown): Promise<unk
 export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) {
   // Built once per job type: a job type without hooks of its own costs its jobs nothing.
   const finishedHooks = definition.hooks?.length ? [...deps.hooks, ...definition.hooks.map(asLifecycleHook)] : deps.hooks;
+  // One durable commit serves every big result written before it: a customer's stream of them costs the
+  // database one synchronous commit per batch, not one each.
+  const durableCommits = new GroupCommit<null>(() => waitForDurableCommits(deps.orm.em.fork()));
   return async (job: Job<QueuedJobData>, token?: string, signal?: AbortSignal): Promise<unknown> => {
     const jobId = job.id as string;
     // A job with no row has nothing to write, and its id would fail the batched state writes it joined.
@@ -223,6 +227,6 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       durationMs: performance.now() - started,
       workMs: ctx.workMs,
     });
-    return returnValueFor(deps, result);
+    return returnValueFor(deps, durableCommits, result);
   };
 }

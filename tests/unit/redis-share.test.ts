@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../config.js';
 import { createRedis } from '../../lib/redis.js';
 import { customerRedisShare, redisBytesPerJob } from '../../queue/redis-share.js';
 import { inlinePayloadMaxBytes } from '../../queue/queues.js';
@@ -53,5 +54,21 @@ describe("a customer's share of Redis", () => {
     // A starter customer fills well under a tenth of a 512 MB Redis.
     expect(starter.total).toBeLessThan(512 * 2 ** 20 * 0.1);
     expect(customerRedisShare(config, 'pro').total).toBeGreaterThan(starter.total);
+  });
+});
+
+describe('INVOCATION_CACHE_MAX_BYTES_PER_CUSTOMER', () => {
+  const services = { DATABASE_URL: 'postgresql://127.0.0.1:5432/unused', REDIS_URL: 'redis://127.0.0.1:6379', DATA_DIR: '.data/test' };
+
+  it('defaults to 8 MiB, and the share follows what is set', () => {
+    expect(loadConfig(services).invocationCacheMaxBytesPerCustomer).toBe(8 * 2 ** 20);
+    const small = loadConfig({ ...services, INVOCATION_CACHE_MAX_BYTES_PER_CUSTOMER: '1048576' });
+    expect(customerRedisShare(small, 'starter').cache).toBe(Math.ceil(1048576 * 1.1));
+  });
+
+  it.each(['-1', 'lots', '1.5', String(2 * 2 ** 30)])('refuses %s, naming the variable', (value) => {
+    const load = () => loadConfig({ ...services, INVOCATION_CACHE_MAX_BYTES_PER_CUSTOMER: value });
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(/INVOCATION_CACHE_MAX_BYTES_PER_CUSTOMER/);
   });
 });
