@@ -94,8 +94,12 @@ describe('sweeper', () => {
       body: { parameters: { s } },
     });
     expect(done.body).toMatchObject({ state: 'completed', result: { result: Array(10).fill(s) } });
-    const kept = await bullJob(app.deps.queues, 'invoke', done.body.id);
-    expect(kept?.returnvalue).toEqual(resultInRow);
+    // The wait is answered from the row; BullMQ completes the job once the durable commit is done.
+    const kept = await waitFor(async () => {
+      const job = await bullJob(app.deps.queues, 'invoke', done.body.id);
+      return job?.returnvalue == null ? null : job;
+    }, 5000);
+    expect(kept.returnvalue).toEqual(resultInRow);
 
     // Even if the row looked unfinished, the sweeper must not store the note as the result.
     await app.sql(`update jobs set state = 'active', created_at = created_at - interval '1 minute' where id = $1`, [done.body.id]);
