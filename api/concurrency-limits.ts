@@ -74,15 +74,24 @@ function keepUntilAnswered(lease: Lease | { full: number }, kind: Kind, limit: n
  * (`takeStreamPlace`), as they stay open for minutes.
  */
 export function inFlightLimit(leases: LeaseSemaphores, config: Pick<Config, 'tierMaxInFlight' | 'tierMaxBulkInFlight'>): RequestHandler {
-  return async (req, res, next) => {
+  return (req, res, next) => {
     const path = pathOf(req); // a getter that parses the URL: read it once
     if (req.method === 'GET' && eventStreamPath.test(path)) return next();
     const principal = principalOf(req);
-    await holdPlace(leases, 'in-flight', config.tierMaxInFlight[principal.tier], principal, res);
-    if (req.method === 'POST' && bulkWrites.has(path)) {
-      await holdPlace(leases, 'bulk-writes', config.tierMaxBulkInFlight[principal.tier], principal, res);
+    const limit = config.tierMaxInFlight[principal.tier];
+    const name = placeName('in-flight', principal.customerId);
+    const bulk = req.method === 'POST' && bulkWrites.has(path);
+    // Decided in this process (a spare place, or every place held here): no promise, no Redis command.
+    const here = leases.takeHere(name, limit);
+    if (here && !bulk) {
+      keepUntilAnswered(here, 'in-flight', limit, principal, res);
+      return next();
     }
-    next();
+    return (async () => {
+      keepUntilAnswered(here ?? (await leases.acquire(name, limit)), 'in-flight', limit, principal, res);
+      if (bulk) await holdPlace(leases, 'bulk-writes', config.tierMaxBulkInFlight[principal.tier], principal, res);
+      next();
+    })();
   };
 }
 

@@ -122,13 +122,21 @@ type ScriptedRedis = RedisClient & {
 const unheld: Lease = { release: () => undefined };
 
 /**
- * How long a released lease may wait to leave Redis, in ms: the next `acquire` in the same semaphore by this
- * process takes it over (no command at all), the next `acquireCounting` removes it in its own script (no
- * command of its own: a customer's steady requests cost one Redis command each, not two), else a ZREM goes out
- * after this long. Other processes see the place free this much later at most; this process's next take sees
- * it at once.
+ * How long a released lease may stay in Redis as this process's spare, in ms: the next `acquire` in the same
+ * semaphore by this process takes a spare over (no command at all), the next `acquireCounting` removes them in
+ * its own script (no command of its own: a customer's steady requests cost one Redis command each, not two),
+ * else a ZREM removes the spares older than this. Other processes see a place free this much later at most;
+ * this process's next take sees it at once. At 5 ms, the spares between a busy customer's answers and its next
+ * requests were removed every few milliseconds and taken again by script; 50 ms keeps them for the next.
  */
-const releaseBatchMs = 5;
+const spareMs = 50;
+
+/** A released lease kept as a spare (see `spareMs`). */
+interface Spare {
+  token: string;
+  /** `performance.now()` when released. */
+  at: number;
+}
 
 export class LeaseSemaphores {
   private readonly redis: ScriptedRedis;
@@ -140,8 +148,8 @@ export class LeaseSemaphores {
   private readonly processTag = randomBytes(6).toString('hex');
   private sequence = 0;
   private readonly renewTimer: NodeJS.Timeout;
-  /** Leases released and not yet removed from Redis: key → tokens (see `releaseBatchMs`). */
-  private readonly released = new Map<string, string[]>();
+  /** Leases released and not yet removed from Redis, oldest first: key → spares (see `spareMs`). */
+  private readonly released = new Map<string, Spare[]>();
   private releaseTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -162,22 +170,39 @@ export class LeaseSemaphores {
 
   /**
    * Takes a place in semaphore `name` of at most `limit` holders: a lease, or `{ full: held }` when all are
-   * taken — at once, without Redis, when this process's own leases and takes fill them. If Redis does not answer, the caller is let through with a lease that holds nothing (a limit
+   * taken — at once, without Redis, when this process's own leases and takes fill them or it has a spare
+   * (`takeHere`). If Redis does not answer, the caller is let through with a lease that holds nothing (a limit
    * must not turn a Redis hiccup into refusals; the requests fail on their own if Redis is really gone).
    */
-  async acquire(name: string, limit: number): Promise<Lease | { full: number }> {
+  acquire(name: string, limit: number): Promise<Lease | { full: number }> {
     const key = this.keyOf(name);
-    // This process alone holds (or is taking) every place: full without asking Redis. A customer's burst of
-    // 3,000 requests at a limit of 200 then costs 200 scripts, not 3,000, and its refusals no round trip.
+    const here = this.takeHereByKey(key, limit);
+    return here ? Promise.resolve(here) : this.acquireFromRedis(key, limit);
+  }
+
+  /**
+   * What `acquire` decides without Redis, synchronously (a request's middleware then goes on without a
+   * promise): a spare place this process gave back moments ago, `{ full }` when this process alone holds or is
+   * taking every place, else undefined (only Redis can tell).
+   */
+  takeHere(name: string, limit: number): Lease | { full: number } | undefined {
+    return this.takeHereByKey(this.keyOf(name), limit);
+  }
+
+  private takeHereByKey(key: string, limit: number): Lease | { full: number } | undefined {
+    // A customer's burst of 3,000 requests at a limit of 200 then costs 200 scripts, not 3,000, and its
+    // refusals no round trip.
     const mine = (this.held.get(key)?.size ?? 0) + (this.taking.get(key) ?? 0);
     if (mine >= limit) return { full: mine };
-    // A place this process gave back moments ago is still held in Redis (its removal waits `releaseBatchMs`):
-    // hand it on rather than ask Redis for another. A customer's steady requests then cost no Redis command for
-    // their places (an enterprise customer's every request had paid a script and its round trip, ~10 % of
-    // http-submit's throughput); other processes see the place taken that much longer, which errs on the
-    // side of the limit.
-    const reusable = this.released.get(key)?.pop();
-    if (reusable !== undefined) return this.hold(key, reusable);
+    // A spare is still held in Redis: hand it on rather than ask Redis for another. A customer's steady
+    // requests then cost no Redis command for their places (an enterprise customer's every request had paid a
+    // script and its round trip, ~10 % of http-submit's throughput); other processes see the place taken that
+    // much longer, which errs on the side of the limit.
+    const spare = this.released.get(key)?.pop();
+    return spare === undefined ? undefined : this.hold(key, spare.token);
+  }
+
+  private async acquireFromRedis(key: string, limit: number): Promise<Lease | { full: number }> {
     const token = this.nextToken();
     const released = this.takeReleased(key);
     this.taking.set(key, (this.taking.get(key) ?? 0) + 1);
@@ -255,28 +280,47 @@ export class LeaseSemaphores {
 
   /** The tokens released in semaphore `key` and not yet removed, for a script that removes them. */
   private takeReleased(key: string): string[] {
-    const tokens = this.released.get(key);
-    if (!tokens) return [];
+    const spares = this.released.get(key);
+    if (!spares) return [];
     this.released.delete(key);
-    return tokens;
+    return spares.map((spare) => spare.token);
   }
 
   private queueRelease(key: string, tokens: string[]): void {
     if (tokens.length === 0) return;
-    const queued = this.released.get(key);
-    if (queued) queued.push(...tokens);
-    else this.released.set(key, [...tokens]);
-    if (!this.releaseTimer) {
-      this.releaseTimer = setTimeout(() => this.flushReleased(), releaseBatchMs);
-      this.releaseTimer.unref();
-    }
+    const at = performance.now();
+    let spares = this.released.get(key);
+    if (!spares) this.released.set(key, (spares = []));
+    for (const token of tokens) spares.push({ token, at });
+    this.scheduleFlush(spareMs);
   }
 
-  /** Removes every released lease still waiting: one ZREM per semaphore, not awaited (a failed one only leaves them to expire). */
-  private flushReleased(): void {
+  private scheduleFlush(inMs: number): void {
+    if (this.releaseTimer) return;
+    this.releaseTimer = setTimeout(() => this.flushReleased(), inMs);
+    this.releaseTimer.unref();
+  }
+
+  /**
+   * Removes the spares older than `spareMs` (all of them when `everySpare`): one ZREM per semaphore, not
+   * awaited (a failed one only leaves them to expire); comes back for the younger ones.
+   */
+  private flushReleased(everySpare = false): void {
     this.releaseTimer = null;
-    for (const [key, tokens] of this.released) if (tokens.length > 0) this.redis.zrem(key, ...tokens).catch(() => undefined);
-    this.released.clear();
+    const now = performance.now();
+    let youngest = Infinity;
+    for (const [key, spares] of this.released) {
+      // Oldest first (released in order, taken over from the end): the old ones are a prefix.
+      let old = 0;
+      while (old < spares.length && (everySpare || now - spares[old]!.at >= spareMs)) old++;
+      if (old > 0) {
+        const tokens = spares.splice(0, old).map((spare) => spare.token);
+        this.redis.zrem(key, ...tokens).catch(() => undefined);
+      }
+      if (spares.length === 0) this.released.delete(key);
+      else youngest = Math.min(youngest, spares[0]!.at);
+    }
+    if (youngest !== Infinity) this.scheduleFlush(Math.max(1, spareMs - (now - youngest)));
   }
 
   /** Places held now in semaphore `name` (by every process), expired leases not counted. */
@@ -290,7 +334,7 @@ export class LeaseSemaphores {
   close(): void {
     clearInterval(this.renewTimer);
     if (this.releaseTimer) clearTimeout(this.releaseTimer);
-    this.flushReleased();
+    this.flushReleased(true);
   }
 
   private async renew(): Promise<void> {

@@ -90,6 +90,29 @@ describe('a burst past the in-flight cap', () => {
     }
   });
 
+  it('keeps a place given back as a spare for the next take in the process for a while, not only the same moment', async () => {
+    const name = `spare-${Date.now()}`;
+    const here = new LeaseSemaphores(redis, `${suite.app.config.queuePrefix}:burst-test`);
+    try {
+      const first = await here.acquire(name, 2);
+      if (!('release' in first)) throw new Error('the first take must get the place');
+      first.release();
+      // A busy customer's next request arrives some milliseconds after its last answer (the old 5 ms flush had
+      // removed the spare by then, and the take cost a script).
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const { result: again, scripts } = await leaseScripts(redis, () => here.acquire(name, 2));
+      expect('release' in again).toBe(true);
+      expect(scripts).toBe(0);
+      expect(here.takeHere(name, 2)).toBeUndefined();
+      expect(await here.count(name)).toBe(1);
+      if ('release' in again) again.release();
+    } finally {
+      here.close();
+    }
+    // Closing removes the spares at once (on the same connection, so before this count).
+    expect(await here.count(name)).toBe(0);
+  });
+
   it("refuses an enterprise customer's 300 concurrent GET /jobs at its cap with 429, no Redis script each, while another customer gets 200", async () => {
     const created = await suite.request('POST', '/api/v1/substrates', {
       token: enterprise.accessToken,
