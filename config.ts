@@ -315,8 +315,12 @@ const envSchema = z.object({
   FAIR_MAX_CHARGE_MS: z.coerce.number().min(1).max(3_600_000).default(5000),
   /** Tier weights of fair sharing: backlogged customers get worker time in these ratios. Default `starter=1,pro=4,enterprise=16`. */
   FAIR_WEIGHTS: fairWeights.prefault('starter=1,pro=4,enterprise=16'),
-  /** Most released, unfinished jobs of one customer per queue shard (bounds what a customer's large jobs hold in Redis); 0: no cap. Default 256. */
-  FAIR_MAX_RELEASED_PER_CUSTOMER: z.coerce.number().int().min(0).max(1_000_000).default(256),
+  /**
+   * Most released, unfinished jobs of one customer per job type, split between its shards (bounds what a
+   * customer's jobs hold in Redis; payloads over 8 KiB stay in their rows); 0: no cap. Default 512: at 256 (16 a
+   * shard) one customer could not keep two worker processes busy (A's drain ~0.65 of FIFO).
+   */
+  FAIR_MAX_RELEASED_PER_CUSTOMER: z.coerce.number().int().min(0).max(1_000_000).default(512),
   /**
    * Most queued jobs (queued or delayed, not yet started) a customer may hold, per tier; a submit past it
    * answers 429. `tier=count` list; tiers left out keep their default. Default `starter=1000,pro=20000,enterprise=100000`.

@@ -9,7 +9,17 @@
 import http from 'node:http';
 import type pg from 'pg';
 import type { Redis } from 'ioredis';
-import { apiJson, percentile, postJson, round, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
+import {
+  apiJson,
+  percentile,
+  postJson,
+  redisMemoryByKeyShape,
+  round,
+  startChild,
+  waitUntil,
+  type Child,
+  type ScenarioResult,
+} from './harness.js';
 
 export interface FairnessContext {
   /** Environment of the platform's children (database, Redis, ports are replaced per mode). */
@@ -136,6 +146,13 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
         await call(api, 'POST', '/jobs/bulk', { jobs }, a.key);
       }
       const redisBacklog = (await usedMemory(redis)) - before;
+      // BENCH_REDIS_KEYS=1: what the backlog's Redis memory is made of (key groups of this mode's prefix, clients).
+      if (process.env.BENCH_REDIS_KEYS === '1') {
+        const clients = /mem_clients_normal:(\d+)/.exec(await redis.info('memory'))?.[1];
+        log(
+          `Redis after A's submit: clients ${round(Number(clients ?? 0) / 1048576, 1)} MiB; keys ${JSON.stringify(await redisMemoryByKeyShape(redis, `${context.prefixOf(fairSharing)}:*`))}`,
+        );
+      }
       const unfinishedAfterSubmit = await unfinishedOfA();
       const result: Partial<Run> = {};
       if (withB) {

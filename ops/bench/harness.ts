@@ -219,6 +219,32 @@ export async function benchCustomer(api: string, db: { query(text: string, value
   return { customerId, key, substrateId };
 }
 
+/**
+ * Redis memory of the keys matching `match`, grouped by their name with ids and numbers replaced by `*`: the
+ * top `top` groups in MiB and keys, biggest first (`MEMORY USAGE` of each key; for a diagnosis, not a hot path).
+ */
+export async function redisMemoryByKeyShape(
+  redis: Redis,
+  match: string,
+  top = 12,
+): Promise<Array<{ shape: string; mib: number; keys: number }>> {
+  const groups = new Map<string, { bytes: number; keys: number }>();
+  for await (const keys of redis.scanStream({ match, count: 1000 }) as AsyncIterable<string[]>) {
+    const sizes = await Promise.all(keys.map((key) => redis.memory('USAGE', key, 'SAMPLES', '0')));
+    keys.forEach((key, i) => {
+      const shape = key.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, '*').replace(/\d+/g, '*');
+      const group = groups.get(shape) ?? { bytes: 0, keys: 0 };
+      group.bytes += Number(sizes[i] ?? 0);
+      group.keys += 1;
+      groups.set(shape, group);
+    });
+  }
+  return [...groups]
+    .sort(([, a], [, b]) => b.bytes - a.bytes)
+    .slice(0, top)
+    .map(([shape, group]) => ({ shape, mib: round(group.bytes / 1048576, 2), keys: group.keys }));
+}
+
 /** Leaves a shared Redis as a run found it: every key matching one of `patterns` goes. */
 export async function deleteKeys(redis: Redis, patterns: readonly string[]): Promise<void> {
   for (const pattern of patterns) {
