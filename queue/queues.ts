@@ -70,6 +70,13 @@ export const retention: Pick<DefaultJobOptions, 'removeOnComplete' | 'removeOnFa
 };
 
 /**
+ * Events BullMQ keeps in each queue's event stream (its default is 10,000, for every one of 16 shards: up to
+ * 19 MiB of Redis in the fairness bench's backlog). Only a job's event stream (SSE) reads them, from 5 s back
+ * (api/job-waiter.ts): 4,000 hold that at ~750 events a second per shard (3,000 jobs/s over 16 shards).
+ */
+export const eventStreamMaxLen = 4000;
+
+/**
  * How many jobs one shard's worker runs at once: the type's concurrency divided over its shards, at least
  * 2 (so one long job never leaves a shard idle). Jobs spread evenly over shards, so the sum behaves like one
  * worker of the full concurrency.
@@ -127,6 +134,7 @@ export function createQueues(connection: RedisClient, layout: QueueLayout, regis
         const queue = new Queue<QueuedJobData>(name, {
           connection,
           prefix: layout.queuePrefix,
+          streams: { events: { maxLen: eventStreamMaxLen } },
           defaultJobOptions: {
             attempts: definition.queue.attempts,
             backoff: { type: 'exponential', delay: definition.queue.backoffMs },
