@@ -20,17 +20,20 @@ afterAll(async () => {
 describe("a queue's event stream", () => {
   it(`keeps about ${eventStreamMaxLen} events, not BullMQ's 10,000`, async () => {
     const queues = createQueues(redis, { queuePrefix: prefix, queueShards: 1 });
-    const [queue] = queues.ofType('invoke');
-    // Two events a job (added, waiting): 12,000 events, which BullMQ's default would trim to ~10,000.
-    for (let chunk = 0; chunk < 6; chunk++) {
-      await queue!.addBulk(
-        Array.from({ length: 1000 }, (_, i) => ({ name: 'invoke', data: { customerId: 'c', payload: { i: chunk * 1000 + i } } })),
-      );
+    try {
+      const [queue] = queues.ofType('invoke');
+      // Two events a job (added, waiting): 12,000 events, which BullMQ's default would trim to ~10,000.
+      for (let chunk = 0; chunk < 6; chunk++) {
+        await queue!.addBulk(
+          Array.from({ length: 1000 }, (_, i) => ({ name: 'invoke', data: { customerId: 'c', payload: { i: chunk * 1000 + i } } })),
+        );
+      }
+      const length = await redis.xlen(queue!.toKey('events'));
+      // Trimmed approximately (MAXLEN ~): whole stream nodes of up to 100 entries go at once.
+      expect(length).toBeGreaterThanOrEqual(eventStreamMaxLen);
+      expect(length).toBeLessThanOrEqual(eventStreamMaxLen + 200);
+    } finally {
+      await Promise.all(queues.all().map((each) => each.close()));
     }
-    const length = await redis.xlen(queue!.toKey('events'));
-    // Trimmed approximately (MAXLEN ~): whole stream nodes of up to 100 entries go at once.
-    expect(length).toBeGreaterThanOrEqual(eventStreamMaxLen);
-    expect(length).toBeLessThanOrEqual(eventStreamMaxLen + 200);
-    await Promise.all(queues.all().map((each) => each.close()));
   });
 });
