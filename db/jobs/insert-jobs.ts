@@ -78,7 +78,10 @@ export interface JobInsert {
   quick?: boolean;
 }
 
-/** A new job's row as the inserts' `jsonb_to_recordset` reads it (snake_case columns). */
+/**
+ * A new job's row as the inserts' `jsonb_to_recordset` reads it (snake_case columns). A null column is left
+ * out (`undefined` is not written to JSON; a missing key reads as NULL): less JSON to write and to parse.
+ */
 function recordsetRow(row: JobInsert['row']): JobRecordsetRow<(typeof newJobProperties)[number]> {
   return {
     id: row.id,
@@ -89,9 +92,9 @@ function recordsetRow(row: JobInsert['row']): JobRecordsetRow<(typeof newJobProp
     max_attempts: row.maxAttempts,
     priority: row.priority,
     delay_ms: row.delayMs,
-    webhook_url: row.webhookUrl,
-    idempotency_key: row.idempotencyKey,
-    request_hash: row.requestHash,
+    webhook_url: row.webhookUrl ?? undefined,
+    idempotency_key: row.idempotencyKey ?? undefined,
+    request_hash: row.requestHash ?? undefined,
     schedule_name: row.scheduleName ?? undefined,
     retry_of: row.retryOf ?? undefined,
   };
@@ -221,7 +224,35 @@ const insertJobsReturning = `
   insert into jobs (${newJobColumns})
   select ${jobColumnList(newJobProperties, 'v')} from v
    where ${keyTaken}
-  returning ${jobColumns}`;
+  returning id, created_at as "createdAt"`;
+
+/** A row just inserted, as read back: what the submitter sent, the database's defaults, and its `created_at`. */
+function insertedJob(row: NewJobRow, createdAt: Date): JobRecord {
+  // Written out, not spread: `{ ...row, … }` over 1,000 rows took a tenth of a bulk submit's CPU.
+  return {
+    id: row.id,
+    customerId: row.customerId,
+    type: row.type,
+    state: row.state,
+    payload: row.payload,
+    maxAttempts: row.maxAttempts,
+    priority: row.priority,
+    delayMs: row.delayMs,
+    webhookUrl: row.webhookUrl,
+    idempotencyKey: row.idempotencyKey,
+    requestHash: row.requestHash,
+    scheduleName: row.scheduleName ?? null,
+    retryOf: row.retryOf ?? null,
+    result: null,
+    error: null,
+    progress: null,
+    attemptsMade: 0,
+    queueJobId: null,
+    createdAt,
+    startedAt: null,
+    finishedAt: null,
+  };
+}
 
 /**
  * Many jobs of one customer (`POST /jobs/bulk`), all or none, in one transaction: a substrate the customer
@@ -253,18 +284,19 @@ export async function insertJobsAllOrNothing(em: EntityManager, rows: JobInsert[
         }
       }
       if (keys.length > 0) await releaseIdempotencyKeys(tx, customerId, keys, keyWindowMs);
-      const inserted = await queryWithParameters<JobRecord>(tx, insertJobsReturning, [
+      // Only the ids and creation times come back: the rest is what was sent (1,000 payloads need not be parsed again).
+      const inserted = await queryWithParameters<{ id: string; createdAt: Date }>(tx, insertJobsReturning, [
         JSON.stringify(rows.map(({ row }) => recordsetRow(row))),
       ]);
-      const byId = new Map(inserted.map((job) => [job.id, job]));
-      const unstoredKeys = rows.filter(({ row }) => !byId.has(row.id)).map(({ row }) => row.idempotencyKey);
+      const createdAtOf = new Map(inserted.map(({ id, createdAt }) => [id, createdAt]));
+      const unstoredKeys = rows.filter(({ row }) => !createdAtOf.has(row.id)).map(({ row }) => row.idempotencyKey);
       const existing =
         unstoredKeys.length > 0 ? await findJobsByIdempotencyKeys(tx, customerId, unstoredKeys) : new Map<string, JobRecord>();
       return {
         kind: 'inserted' as const,
         jobs: rows.map(({ row }, index) => {
-          const stored = byId.get(row.id);
-          if (stored) return { job: stored, replayed: false };
+          const createdAt = createdAtOf.get(row.id);
+          if (createdAt) return { job: insertedJob(row, createdAt), replayed: false };
           const named = row.idempotencyKey === null ? undefined : existing.get(row.idempotencyKey);
           if (!named) throw new Error(`job row ${index} was neither stored nor named by its idempotency key`);
           if (named.requestHash !== row.requestHash) throw new Refused({ kind: 'key-conflict', index });
