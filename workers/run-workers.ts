@@ -21,7 +21,7 @@ import type { JobLifecycleHook } from './lifecycle.js';
 import { createProcessor } from './processor.js';
 import { PausedCustomers } from '../queue/customer-pauses.js';
 import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
-import { createQueues, isRowId, shardConcurrency, type QueuedJobData } from '../queue/queues.js';
+import { createQueues, isRowId, retention, shardConcurrency, type QueuedJobData } from '../queue/queues.js';
 import { Sweeper } from './sweeper.js';
 import { findReleasableJobs } from '../db/jobs/find-jobs.js';
 import { ensureJobPartitions } from '../db/jobs/job-partitions.js';
@@ -162,6 +162,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       prefix: config.queuePrefix,
       concurrency,
       ...lockSettingsOf(config),
+      ...retention,
     });
     worker.on('error', (error) => logger.error({ err: error, queue: name }, 'worker error'));
     held.watch(worker);

@@ -7,6 +7,7 @@ import type { RunningWorkers } from '../../workers/run-workers.js';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
 import { trimCompleted } from '../../workers/trim-completed.js';
+import { retention } from '../../queue/queues.js';
 import { randomUUID } from 'node:crypto';
 
 let app: TestApp;
@@ -41,6 +42,16 @@ const invokeAndWait = async (x: number) =>
   ).body;
 
 describe('BullMQ keeps a finished job only until its row is durable', () => {
+  it('bounds finished jobs in every job queue by its workers (retention), not by options stored with each job', async () => {
+    const done = await invokeAndWait(2);
+    const bullJob = await app.deps.queues.forJob('invoke', done.id).getJob(done.id);
+    expect(bullJob?.opts).toMatchObject({ attempts: expect.any(Number), backoff: { type: 'exponential' } });
+    expect(bullJob?.opts.removeOnComplete).toBeUndefined();
+    expect(bullJob?.opts.removeOnFail).toBeUndefined();
+    expect(running.workers.length).toBe(app.deps.queues.all().length);
+    for (const worker of running.workers) expect(worker.opts).toMatchObject(retention);
+  });
+
   it('removes a completed job from BullMQ once a durable commit follows its final write; the row keeps the result', async () => {
     const done = await invokeAndWait(1);
     expect(done.state).toBe('completed');
