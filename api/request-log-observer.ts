@@ -12,19 +12,19 @@ export function requestLogObserver(recorder: RequestLogRecorder): RequestObserve
   return ({ req, res, startedAt, bytesOut }) => {
     const principal = req.principal;
     if (!principal) return;
+    const row = {
+      timestamp: new Date(startedAt),
+      customerId: principal.customerId,
+      serviceType: principal.serviceType,
+      method: req.method,
+      statusCode: res.statusCode,
+    };
+    recorder.record({ ...row, bytesOut: bytesOut() });
     // A call that counts as several requests (each job of an accepted bulk submit, SPEC §9) is recorded as
-    // that many rows, so metering counts and bills each; the answer's bytes go on the first.
+    // that many rows, so metering counts and bills each; the answer's bytes go on the first. The others are
+    // one entry in memory (`copies`), made rows by the INSERT.
     const count = meteredRequestsOf(res);
-    for (let i = 0; i < count; i++) {
-      recorder.record({
-        timestamp: new Date(startedAt),
-        customerId: principal.customerId,
-        serviceType: principal.serviceType,
-        method: req.method,
-        statusCode: res.statusCode,
-        bytesOut: i === 0 ? bytesOut() : 0,
-      });
-    }
+    if (count > 1) recorder.record({ ...row, bytesOut: 0, copies: count - 1 });
   };
 }
 

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import { insertRequestLogs, type NewRequestLog } from './repositories/request-logs.js';
+import { copiesOf, insertRequestLogs, type NewRequestLog } from './repositories/request-logs.js';
 
 export interface RequestLogOptions {
   /** Longest a row waits in memory before it is written, in ms. Default 1000. */
@@ -22,6 +22,8 @@ export interface RequestLogOptions {
  */
 export class RequestLogRecorder {
   private buffer: NewRequestLog[] = [];
+  /** The rows `buffer` stands for: an entry with `copies` is that many rows. */
+  private bufferedRows = 0;
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
   private lastDropWarning = 0;
@@ -51,25 +53,30 @@ export class RequestLogRecorder {
 
   /** Rows waiting to be written. */
   get pending(): number {
-    return this.buffer.length;
+    return this.bufferedRows;
   }
 
-  /** Queues one row; never throws, never waits. */
+  /**
+   * Queues one row, or `row.copies` identical rows (one entry in memory, however many); never throws, never
+   * waits. Rows that would take the buffer past `maxBuffer` are dropped, all of the entry's copies together.
+   */
   record(row: NewRequestLog): void {
-    if (this.buffer.length >= this.maxBuffer) {
-      this.stats.dropped += 1;
+    const rows = copiesOf(row);
+    if (this.bufferedRows + rows > this.maxBuffer) {
+      this.stats.dropped += rows;
       if (Date.now() - this.lastDropWarning > 10_000) {
         this.lastDropWarning = Date.now();
         this.logger.warn(
-          { dropped: this.stats.dropped, buffered: this.buffer.length },
+          { dropped: this.stats.dropped, buffered: this.bufferedRows },
           'request-log buffer full: dropping rows (is PostgreSQL reachable?)',
         );
       }
       return;
     }
     this.buffer.push(row);
-    this.stats.recorded += 1;
-    if (this.buffer.length >= this.batchSize && !this.flushing) setImmediate(() => void this.flush());
+    this.bufferedRows += rows;
+    this.stats.recorded += rows;
+    if (this.bufferedRows >= this.batchSize && !this.flushing) setImmediate(() => void this.flush());
   }
 
   /**
@@ -85,16 +92,21 @@ export class RequestLogRecorder {
 
   private async drain(): Promise<void> {
     while (this.buffer.length > 0) {
-      const batch = this.buffer.slice(0, this.batchSize);
+      // Entries up to `batchSize` rows (at least one entry, whatever its copies).
+      let entries = 0;
+      let rows = 0;
+      while (entries < this.buffer.length && (entries === 0 || rows + copiesOf(this.buffer[entries]!) <= this.batchSize))
+        rows += copiesOf(this.buffer[entries++]!);
       try {
-        await this.write(batch);
+        await this.write(this.buffer.slice(0, entries));
       } catch (error) {
         this.stats.failedFlushes += 1;
-        this.logger.error({ err: error, buffered: this.buffer.length }, 'request-log flush failed; keeping the rows for the next flush');
+        this.logger.error({ err: error, buffered: this.bufferedRows }, 'request-log flush failed; keeping the rows for the next flush');
         return;
       }
-      this.buffer.splice(0, batch.length);
-      this.stats.written += batch.length;
+      this.buffer.splice(0, entries);
+      this.bufferedRows -= rows;
+      this.stats.written += rows;
     }
   }
 
@@ -103,6 +115,6 @@ export class RequestLogRecorder {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.flush();
-    if (this.buffer.length > 0) this.logger.error({ lost: this.buffer.length }, 'request logs could not be written before shutdown');
+    if (this.bufferedRows > 0) this.logger.error({ lost: this.bufferedRows }, 'request logs could not be written before shutdown');
   }
 }

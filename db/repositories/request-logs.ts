@@ -11,7 +11,12 @@ export interface NewRequestLog {
   method: string;
   statusCode: number;
   bytesOut: number;
+  /** How many identical rows this one stands for (default 1): each job of a bulk submit is one request (SPEC §9). */
+  copies?: number;
 }
+
+/** The rows a request log entry stands for. */
+export const copiesOf = (row: NewRequestLog): number => row.copies ?? 1;
 
 /**
  * Advisory lock key held while request logs are inserted. Ids come from a sequence, and a sequence alone
@@ -40,17 +45,19 @@ export async function insertRequestLogs(em: EntityManager, rows: readonly NewReq
         method: row.method,
         status_code: row.statusCode,
         bytes_out: row.bytesOut,
+        copies: copiesOf(row),
       }));
       await queryWithParameters(
         tx,
         `insert into request_logs (timestamp, customer_id, service_type, method, status_code, bytes_out)
          select r.timestamp, r.customer_id, r.service_type, r.method, r.status_code, r.bytes_out
-           from jsonb_to_recordset(?::jsonb) as r(timestamp timestamptz, customer_id uuid, service_type text, method text, status_code smallint, bytes_out bigint)`,
+           from jsonb_to_recordset(?::jsonb) as r(timestamp timestamptz, customer_id uuid, service_type text, method text, status_code smallint, bytes_out bigint, copies int)
+          cross join lateral generate_series(1, r.copies)`,
         [JSON.stringify(chunk)],
       );
     }
   });
-  return rows.length;
+  return rows.reduce((sum, row) => sum + copiesOf(row), 0);
 }
 
 export interface ExpireRequestLogsStep {

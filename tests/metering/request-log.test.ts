@@ -117,6 +117,27 @@ describe('request-log recorder', () => {
     }
   });
 
+  it('an entry with copies is that many rows: in the table, in pending, and in what a full buffer drops', async () => {
+    const recorder = new RequestLogRecorder(app.deps.orm.em.fork(), pino({ level: 'silent' }), { maxBuffer: 1000 });
+    const [before] = await app.sql<{ id: string }>(`select coalesce(max(id), 0)::text as id from request_logs`);
+    recorder.record(row({ method: 'PATCH', bytesOut: 7 }));
+    recorder.record(row({ method: 'PATCH', bytesOut: 0, copies: 699 }));
+    expect(recorder.pending).toBe(700);
+    // 700 + 301 rows would pass maxBuffer: the entry is dropped whole, and counted as 301.
+    recorder.record(row({ method: 'PATCH', copies: 301 }));
+    expect(recorder.stats).toMatchObject({ recorded: 700, dropped: 301 });
+    await recorder.close();
+    const rows = await app.sql<{ bytes_out: number; n: number }>(
+      `select bytes_out::int, count(*)::int as n from request_logs where id > $1 and customer_id = $2 and method = 'PATCH' group by bytes_out order by bytes_out`,
+      [before!.id, aliceId],
+    );
+    expect(rows).toEqual([
+      { bytes_out: 0, n: 699 },
+      { bytes_out: 7, n: 1 },
+    ]);
+    expect(recorder.stats.written).toBe(700);
+  });
+
   it('writes in bulk: 2,000 rows in a handful of inserts', async () => {
     const inserts: number[] = [];
     const recorder = new RequestLogRecorder(app.deps.orm.em.fork(), pino({ level: 'silent' }), {
