@@ -24,6 +24,29 @@ async function cacheMisses(cache: InvocationCache, customerId: string, definitio
   );
 }
 
+/** `cacheMisses` of a list of jobs of any types: one lookup batch per job type, the answers in list order. */
+async function listCacheMisses(cache: InvocationCache, customerId: string, list: ListedJob[]): Promise<boolean[]> {
+  const byType = new Map<JobDefinition, number[]>();
+  list.forEach((input, index) => {
+    const indexes = byType.get(input.definition);
+    if (indexes) indexes.push(index);
+    else byType.set(input.definition, [index]);
+  });
+  const missed = new Array<boolean>(list.length).fill(false);
+  await Promise.all(
+    [...byType].map(async ([definition, indexes]) => {
+      const answers = await cacheMisses(
+        cache,
+        customerId,
+        definition,
+        indexes.map((index) => list[index]!.payload),
+      );
+      indexes.forEach((index, i) => (missed[index] = answers[i] ?? false));
+    }),
+  );
+  return missed;
+}
+
 /** Every payload parsed with the job type's schema; the first that fails throws, naming its index and field. */
 function parsePayloads(definition: JobDefinition, payloads: unknown[]): unknown[] {
   return payloads.map((payload, index) => {
@@ -129,21 +152,19 @@ export async function submitJobList(
   const [outcome, missed] = await Promise.all([
     insertJobsAllOrNothing(deps.em, inserts, idempotencyWindowMs),
     // Meanwhile, which invocations the cache cannot answer: their workers need not look again.
-    Promise.all(list.map((input) => cacheMisses(deps.cache, customerId, input.definition, [input.payload]).then(([miss]) => miss))),
+    listCacheMisses(deps.cache, customerId, list),
   ]);
   if (outcome.kind !== 'inserted') return outcome;
 
   const bulk: BulkJob[] = [];
   outcome.jobs.forEach(({ job, replayed }, index) => {
     if (replayed) return;
+    const data: QueuedJobData = { customerId, ...queuedPayload(job.payload) };
+    if (missed[index]) data.cacheMissed = true;
+    if (job.webhookUrl) data.hasWebhookUrl = true;
     bulk.push({
       name: job.type,
-      data: {
-        customerId,
-        ...queuedPayload(job.payload),
-        ...(missed[index] ? { cacheMissed: true } : {}),
-        ...(job.webhookUrl ? { hasWebhookUrl: true } : {}),
-      },
+      data,
       opts: {
         jobId: job.id,
         attempts: job.maxAttempts,

@@ -75,12 +75,20 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
       }
       submitted = true;
       countAsRequests(res, list.length);
+      // The new jobs share one creation time (their INSERT's): each distinct one is written out once.
+      const isoOf = new Map<number, string>();
+      const iso = (at: Date): string => {
+        const ms = new Date(at).getTime();
+        let text = isoOf.get(ms);
+        if (text === undefined) isoOf.set(ms, (text = new Date(ms).toISOString()));
+        return text;
+      };
       sendJson(res, 202, {
         items: outcome.jobs.map(({ job }) => ({
           id: job.id,
           type: job.type,
           state: job.state,
-          created_at: new Date(job.createdAt).toISOString(),
+          created_at: iso(job.createdAt),
           links: { self: jobLocation(job.id) },
         })),
       });
