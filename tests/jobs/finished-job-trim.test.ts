@@ -16,8 +16,8 @@ let alice: TestUser;
 let substrateId: string;
 let running: RunningWorkers;
 
-/** BullMQ counts its finished jobs by the worker's clock; the trim leaves those of the last 2 s alone. */
-const pastTrimMargin = () => new Promise((resolve) => setTimeout(resolve, 2200));
+/** BullMQ counts its finished jobs by the worker's clock; the trim leaves those of the last 500 ms alone. */
+const pastTrimMargin = () => new Promise((resolve) => setTimeout(resolve, 700));
 
 beforeAll(async () => {
   // Trimming by hand here (sweeper.trimFinished), and no sweeps of its own.
