@@ -9,42 +9,13 @@ import { withinEnqueueTimeout } from './enqueue-timeout.js';
 import { idempotencyWindowMs, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
 
 /**
- * Which payloads of a chunk have no cached result (for job types with a `cacheKey`): looked up together
- * (one HMGET per substrate), so each worker need not look again. A lookup Redis cannot answer counts as
- * a miss; a payload the cache cannot answer is not marked.
+ * Whether the payload has no cached result (for job types with a `cacheKey`), so its worker need not look
+ * again. Lookups made together go out together (the cache batches them: one HMGET per customer). A lookup
+ * Redis cannot answer counts as a miss; a payload the cache cannot answer is not marked.
  */
-async function cacheMisses(cache: InvocationCache, customerId: string, definition: JobDefinition, payloads: unknown[]): Promise<boolean[]> {
-  const keyOf = definition.cacheKey;
-  if (!keyOf) return payloads.map(() => false);
-  return Promise.all(
-    payloads.map(async (payload) => {
-      const key = keyOf(payload);
-      return key !== null && (await cache.get(customerId, key.substrateId, key.parameters)) === null;
-    }),
-  );
-}
-
-/** `cacheMisses` of a list of jobs of any types: one lookup batch per job type, the answers in list order. */
-async function listCacheMisses(cache: InvocationCache, customerId: string, list: ListedJob[]): Promise<boolean[]> {
-  const byType = new Map<JobDefinition, number[]>();
-  list.forEach((input, index) => {
-    const indexes = byType.get(input.definition);
-    if (indexes) indexes.push(index);
-    else byType.set(input.definition, [index]);
-  });
-  const missed = new Array<boolean>(list.length).fill(false);
-  await Promise.all(
-    [...byType].map(async ([definition, indexes]) => {
-      const answers = await cacheMisses(
-        cache,
-        customerId,
-        definition,
-        indexes.map((index) => list[index]!.payload),
-      );
-      indexes.forEach((index, i) => (missed[index] = answers[i] ?? false));
-    }),
-  );
-  return missed;
+async function isCacheMiss(cache: InvocationCache, customerId: string, definition: JobDefinition, payload: unknown): Promise<boolean> {
+  const key = definition.cacheKey?.(payload) ?? null;
+  return key !== null && (await cache.get(customerId, key.substrateId, key.parameters)) === null;
 }
 
 /** Every payload parsed with the job type's schema; the first that fails throws, naming its index and field. */
@@ -80,7 +51,7 @@ export async function submitJobsBulk(
     const chunk = payloads.slice(start, start + 1000);
     const chunkIds = chunk.map(() => uuidv7());
     const [missed] = await Promise.all([
-      cacheMisses(deps.cache, customerId, definition, chunk),
+      Promise.all(chunk.map((payload) => isCacheMiss(deps.cache, customerId, definition, payload))),
       insertJobsBulk(
         deps.em,
         customerId,
@@ -152,7 +123,7 @@ export async function submitJobList(
   const [outcome, missed] = await Promise.all([
     insertJobsAllOrNothing(deps.em, inserts, idempotencyWindowMs),
     // Meanwhile, which invocations the cache cannot answer: their workers need not look again.
-    listCacheMisses(deps.cache, customerId, list),
+    Promise.all(list.map((input) => isCacheMiss(deps.cache, customerId, input.definition, input.payload))),
   ]);
   if (outcome.kind !== 'inserted') return outcome;
 
