@@ -13,7 +13,7 @@ import { inputProblem, parseInput } from '../validate.js';
 import { assertWebhookTarget } from '../webhook-target.js';
 import { parseBulkSubmit } from '../bulk-jobs.js';
 import { submitJobBody, substrateOf } from '../job-body.js';
-import { admitJobs, jobLocation, submitAndRespond } from '../job-responses.js';
+import { acceptedJobItems, admitJobs, submitAndRespond } from '../job-responses.js';
 import type { RateLimits } from '../rate-limits.js';
 import { countAsRequests } from '../request-log-observer.js';
 import { sendJson } from '../send-json.js';
@@ -75,23 +75,7 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
       }
       submitted = true;
       countAsRequests(res, list.length);
-      // The new jobs share one creation time (their INSERT's): each distinct one is written out once.
-      const isoOf = new Map<number, string>();
-      const iso = (at: Date): string => {
-        const ms = new Date(at).getTime();
-        let text = isoOf.get(ms);
-        if (text === undefined) isoOf.set(ms, (text = new Date(ms).toISOString()));
-        return text;
-      };
-      sendJson(res, 202, {
-        items: outcome.jobs.map(({ job }) => ({
-          id: job.id,
-          type: job.type,
-          state: job.state,
-          created_at: iso(job.createdAt),
-          links: { self: jobLocation(job.id) },
-        })),
-      });
+      sendJson(res, 202, { items: acceptedJobItems(outcome.jobs.map(({ job }) => job)) });
     } finally {
       if (!submitted) {
         deps.admission.release(principal.customerId, list.length);
