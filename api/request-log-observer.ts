@@ -18,8 +18,9 @@ export function requestLogObserver(recorder: RequestLogRecorder): RequestObserve
       serviceType: principal.serviceType,
       method: req.method,
       statusCode: res.statusCode,
+      bytesOut: bytesOut(),
     };
-    recorder.record({ ...row, bytesOut: bytesOut() });
+    recorder.record(row);
     // A call that counts as several requests (each job of an accepted bulk submit, SPEC §9) is recorded as
     // that many rows, so metering counts and bills each; the answer's bytes go on the first. The others are
     // one entry in memory (`copies`), made rows by the INSERT.

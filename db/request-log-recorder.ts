@@ -95,8 +95,12 @@ export class RequestLogRecorder {
       // Entries up to `batchSize` rows (at least one entry, whatever its copies).
       let entries = 0;
       let rows = 0;
-      while (entries < this.buffer.length && (entries === 0 || rows + copiesOf(this.buffer[entries]!) <= this.batchSize))
-        rows += copiesOf(this.buffer[entries++]!);
+      for (const entry of this.buffer) {
+        const copies = copiesOf(entry);
+        if (entries > 0 && rows + copies > this.batchSize) break;
+        entries += 1;
+        rows += copies;
+      }
       try {
         await this.write(this.buffer.slice(0, entries));
       } catch (error) {
