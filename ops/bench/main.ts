@@ -760,17 +760,20 @@ async function main(): Promise<void> {
         }));
       const platformSubmit = (count: number, y: number) =>
         inParallel(count, (i) => json('POST', '/jobs/bulk', { jobs: jobsOf(i, y) }, key));
+      /** Seconds `submit` took, and the CPU seconds of each process meanwhile. */
+      const timed = (submit: () => Promise<void>) =>
+        cpuBreakdown(cpuGroups, async () => {
+          const started = performance.now();
+          await submit();
+          return (performance.now() - started) / 1000;
+        });
       const platformRound = async (y: number) => {
         const since = new Date();
         await Promise.all(invokeQueues.map((queue) => queue.pause()));
-        const timed = await cpuBreakdown(cpuGroups, async () => {
-          const started = performance.now();
-          await platformSubmit(requests, y);
-          return (performance.now() - started) / 1000;
-        });
+        const measured = await timed(() => platformSubmit(requests, y));
         await Promise.all(invokeQueues.map((queue) => queue.resume()));
         await waitUntil(async () => (await countFinished(since)) >= requests * chunk, 600_000, 200);
-        return timed;
+        return measured;
       };
 
       await db.query(
@@ -787,23 +790,17 @@ async function main(): Promise<void> {
           );
           await rawQueue.addBulk(jobs.map((job) => ({ name: job.type, data: job.payload, opts: { jobId: job.id } })));
         });
-      const rawRound = (y: number) =>
-        cpuBreakdown(cpuGroups, async () => {
-          const started = performance.now();
-          await rawSubmit(requests, y);
-          return (performance.now() - started) / 1000;
-        });
 
       await settlePlatform();
       const warmSince = new Date();
       await platformSubmit(parallel, 20_000);
       await waitUntil(async () => (await countFinished(warmSince)) >= parallel * chunk, 600_000, 100);
       await rawSubmit(parallel, 0);
-      const platformRounds: Array<Awaited<ReturnType<typeof platformRound>>> = [];
-      const rawRounds: Array<Awaited<ReturnType<typeof rawRound>>> = [];
+      const platformRounds: Array<Awaited<ReturnType<typeof timed>>> = [];
+      const rawRounds: Array<Awaited<ReturnType<typeof timed>>> = [];
       for (let turn = 0; turn < rounds; turn++) {
         platformRounds.push(await platformRound(20_001 + turn));
-        rawRounds.push(await rawRound(1 + turn));
+        rawRounds.push(await timed(() => rawSubmit(requests, 1 + turn)));
       }
       await rawQueue.obliterate({ force: true });
       await rawQueue.close();
