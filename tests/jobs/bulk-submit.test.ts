@@ -213,6 +213,9 @@ describe('POST /jobs/bulk', () => {
     expect(again.status, again.text).toBe(202);
     expect(again.body.items[0].id).toBe(first.body.items[0].id);
     expect(again.body.items[1].id).not.toBe(first.body.items[1].id);
+    // Each item carries its own job's creation time: the replayed job's, then the new one's (a later INSERT).
+    expect(again.body.items[0].created_at).toBe(first.body.items[0].created_at);
+    expect(Date.parse(again.body.items[1].created_at)).toBeGreaterThan(Date.parse(first.body.items[1].created_at));
     // The same job and key sent alone to POST /jobs names the same job.
     const alone = await suite.request('POST', '/api/v1/jobs', {
       token: alice.accessToken,
