@@ -160,7 +160,12 @@ describe('metering then billing, end to end', () => {
     const billing = await runAsAdmin('billing');
     expect(billing.suspended).toEqual([{ customer_id: carolId, reason: 'insufficient_balance', due_usd_cents: 10 }]);
 
-    const refused = await request('GET', '/api/v1/jobs', { token: carol.accessToken });
+    // The suspension reaches the API over Redis pub/sub (the billing job runs in a worker): on a Redis Cluster the
+    // message can land a moment after the billing run's answer.
+    const refused = await waitFor(async () => {
+      const answer = await request('GET', '/api/v1/jobs', { token: carol.accessToken });
+      return answer.status === 402 ? answer : null;
+    }, 5000);
     expectProblem(refused, 402, 'payment-required');
     expect(refused.body).toMatchObject({ reason: 'insufficient_balance', service_type: 'compute' });
     const balance = await request('GET', '/api/v1/billing/balance', { token: carol.accessToken });
