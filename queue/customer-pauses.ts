@@ -109,7 +109,7 @@ export async function releasePausedJobs(
         weight = (await storedWeights(fair.redis, key, [customerId])).get(customerId)!;
         weights.set(key, weight);
       }
-      promoted += (await share.relane(key, [{ id: ref.id, customerId, weight, priority: ref.priority }])).length;
+      promoted += (await share.relane(key, [{ id: ref.id, customerId, weight, priority: ref.priority }], { known: true })).length;
     } else {
       await job.promote().catch(() => undefined); // raced with its own delay ending: it is waiting already
       promoted++;

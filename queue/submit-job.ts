@@ -8,7 +8,7 @@ import { findJobByIdempotencyKey } from '../db/jobs/find-jobs.js';
 import { insertJob, insertJobs, isJobDurable, releaseIdempotencyKeys, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { withinEnqueueTimeout } from './enqueue-timeout.js';
-import { fairQueueFront } from './fair-share/fair-share.js';
+import { fairQueueFront, packHints } from './fair-share/fair-share.js';
 import type { FairQueues } from './fair-share/fair-queues.js';
 import { queuedPayload, type JobQueues, type QueuedJobHints } from './queues.js';
 
@@ -160,7 +160,7 @@ export async function enqueue(
               weight,
               priority: job.priority,
               ...(job.delayMs > 0 ? { delayUntil: Date.now() + job.delayMs } : {}),
-              hints: JSON.stringify(hints),
+              hints: packHints(hints),
             },
           ])
           // Released at once: its customer has nothing held in this shard, so it goes to the front of the

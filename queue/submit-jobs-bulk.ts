@@ -5,6 +5,7 @@ import type { InvocationCache } from '../db/invocation-cache.js';
 import { insertJobsAllOrNothing, insertJobsBulk, type AllOrNothingRefusal, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { groupByQueue, queuedPayload, type QueuedJobData } from './queues.js';
+import { packHints } from './fair-share/fair-share.js';
 import { withinEnqueueTimeout } from './enqueue-timeout.js';
 import { idempotencyWindowMs, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
 
@@ -175,7 +176,7 @@ async function addPerShard(deps: Pick<SubmitDeps, 'queues' | 'fair'>, jobs: Bulk
               weight,
               ...(opts.priority ? { priority: opts.priority } : {}),
               ...(opts.delay ? { delayUntil: now + opts.delay } : {}),
-              hints: Object.keys(hints).length > 0 ? JSON.stringify(hints) : '',
+              hints: packHints(hints),
             };
           }),
         ),

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { RedisClient } from '../lib/redis.js';
 import type { Logger } from 'pino';
 import type { ReleasableJob } from '../db/jobs/find-jobs.js';
-import { fairQueueFront, type FairShare, type FinishedJob } from '../queue/fair-share/fair-share.js';
+import { fairQueueFront, unpackHints, type FairShare, type FinishedJob } from '../queue/fair-share/fair-share.js';
 import { queuedPayload, type QueuedJobData, type QueuedJobHints } from '../queue/queues.js';
 
 /** A released job ready for BullMQ: its row, the hints its submitter gave, and whether its customer is backlogged. */
@@ -60,8 +60,6 @@ export function bulkJobsOf(
     opts: { jobId: row.id, attempts: row.maxAttempts, ...(row.backlogged === false ? fairQueueFront : {}) },
   }));
 }
-
-const parseHints = (text: string): QueuedJobHints => (text === '' ? {} : (JSON.parse(text) as QueuedJobHints));
 
 /**
  * The worker side of fair sharing (docs/design/queues-and-storage.md §2). Workers report finished jobs;
@@ -280,7 +278,7 @@ export class FairReleaser {
             const ready: ReleasedRow[] = [];
             for (const job of jobs) {
               const row = byId.get(job.id);
-              if (row) ready.push({ ...row, hints: parseHints(job.hints), backlogged: job.backlogged });
+              if (row) ready.push({ ...row, hints: unpackHints(job.hints), backlogged: job.backlogged });
               else {
                 // Cancelled or finished meanwhile: free its slot, refund its charge (in the next round).
                 const shard = this.shard(key);

@@ -54,7 +54,8 @@ export interface SweepReport {
  * PostgreSQL is the record, Redis the transport. The sweeper finds accepted, unfinished jobs whose
  * BullMQ job no longer exists (Redis restarted empty, an enqueue failed while Redis was down) and
  * enqueues them again under the same id — on a fair-shared queue (FAIR_SHARING) it never enqueues: it puts
- * them back into their customers' lanes (`relane`, which also skips ids already held there), and a worker
+ * them back into their customers' lanes (`relane`, which also skips ids held there: a job without a priority
+ * counts as held while its customer's lane list has entries this pass did not put there), and a worker
  * releases them fairly; after Redis restarts empty, that is every unfinished row. Several worker processes may run it: a Redis lock lets one
  * sweep at a time, and BullMQ ignores a second add of the same id anyway.
  */
@@ -194,6 +195,7 @@ export class Sweeper {
   async sweep(): Promise<SweepReport> {
     const em = this.deps.orm.em.fork();
     const report: SweepReport = { checked: 0, reenqueued: 0, reconciled: 0 };
+    const pass = randomUUID();
     let after: UnfinishedJobsCursor | null = null;
     while (true) {
       const { rows, next } = await listUnfinishedJobs(em, this.graceMs, after, this.batchSize);
@@ -211,7 +213,7 @@ export class Sweeper {
         em,
         missing.filter((row) => row.state === 'active').map((row) => row.id),
       );
-      const { handled: laned, relaned } = await this.relane(missing);
+      const { handled: laned, relaned } = await this.relane(missing, pass);
       report.reenqueued += relaned;
       for (const row of missing) {
         if (laned.has(row)) continue;
@@ -232,7 +234,7 @@ export class Sweeper {
    * rows handled so (put back, or found already held) and how many were put back. Their weight is the one their customer last
    * submitted with (kept per shard); 1 after Redis lost it, until the customer's next submit.
    */
-  private async relane(missing: UnfinishedJob[]): Promise<{ handled: Set<UnfinishedJob>; relaned: number }> {
+  private async relane(missing: UnfinishedJob[], pass: string): Promise<{ handled: Set<UnfinishedJob>; relaned: number }> {
     const handled = new Set<UnfinishedJob>();
     let relaned = 0;
     const fair = this.deps.fair;
@@ -252,6 +254,7 @@ export class Sweeper {
           priority: row.priority,
           ...(row.delayMs > 0 ? { delayUntil: new Date(row.createdAt).getTime() + row.delayMs } : {}),
         })),
+        { pass },
       );
       relaned += back.length;
       for (const row of group) handled.add(row);

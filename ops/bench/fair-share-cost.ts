@@ -72,7 +72,7 @@ async function backlogged(jobs: number) {
   const admitServerUs = ((await scriptUsec()) - usec) / jobs;
   const admitCommands = ((await commandCount()) - commands) / jobs;
   const heldBytes = (await redis.memory('USAGE', `${key}:fair:lane:A`)) ?? 0;
-  const heldA = await redis.zcard(`${key}:fair:lane:A`);
+  const heldA = await redis.llen(`${key}:fair:lane:A`);
 
   usec = await scriptUsec();
   commands = await commandCount();

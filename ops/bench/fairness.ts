@@ -4,7 +4,8 @@
  * `Prefer: wait` invokes with distinct parameters. Run with FAIR_SHARING=true and =false (the FIFO
  * figure), each on an API and a worker process of its own, and in each mode also A alone, for A's
  * drain rate with and without B. Prints B's latencies, A's drain rates and the Redis memory the queued
- * backlog takes.
+ * backlog takes: once for a backlog submitted before any worker runs (all of it queued: fair sharing's
+ * lanes against FIFO's BullMQ jobs), and in each run as it stands once A's last request is answered.
  */
 import http from 'node:http';
 import type pg from 'pg';
@@ -79,7 +80,7 @@ async function account(api: string, db: pg.Pool, name: string, tier: string) {
   return { customerId: customerId as string, key: key as string, substrateId: substrateId as string };
 }
 
-async function runMode(context: FairnessContext, fairSharing: boolean): Promise<{ alone: Run; withB: Run }> {
+async function runMode(context: FairnessContext, fairSharing: boolean): Promise<{ heldBacklogMiB: number; alone: Run; withB: Run }> {
   const { db, redis, backlog, log } = context;
   const port = context.apiPort + (fairSharing ? 1 : 2);
   const api = `http://127.0.0.1:${port}/api/v1`;
@@ -92,14 +93,10 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
     READY_REQUIRES_WORKER: 'true',
   };
   const workerProcesses = context.workerProcesses ?? 1;
-  const children: Child[] = [
-    startChild('api/main.ts', env, 'api'),
-    ...Array.from({ length: workerProcesses }, (_, i) =>
-      startChild('workers/main.ts', env, workerProcesses > 1 ? `worker${i + 1}` : 'worker'),
-    ),
-  ];
+  // The API first, alone: A's first backlog is measured while nothing consumes it.
+  const children: Child[] = [startChild('api/main.ts', env, 'api')];
   try {
-    await waitUntil(async () => (await fetch(`${api}/ready`).catch(() => null))?.status === 200, 60_000, 200);
+    await waitUntil(async () => (await fetch(`${api}/health`).catch(() => null))?.status === 200, 60_000, 200);
     const a = await account(api, db, 'fair-a', 'enterprise');
     const b = await account(api, db, 'fair-b', 'starter');
     const unfinishedOfA = async () =>
@@ -107,6 +104,31 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
         (await db.query(`select count(*) as n from jobs where customer_id = $1 and state not in ('completed', 'failed')`, [a.customerId]))
           .rows[0].n,
       );
+    const submitBacklog = async (round_: number) => {
+      for (let r = 0; r < backlog / perRequest; r++) {
+        // Parameters of their own in every run, so no job is answered from the invocation cache.
+        const jobs = Array.from({ length: perRequest }, (_, i) => ({
+          type: 'invoke',
+          payload: { substrate_id: a.substrateId, parameters: { x: r * perRequest + i, y: 1000 + round_ } },
+        }));
+        await call(api, 'POST', '/jobs/bulk', { jobs }, a.key);
+      }
+    };
+
+    // Redis memory for A's whole backlog, every job of it queued (no worker runs yet): held in lanes, or in BullMQ.
+    const beforeHeld = await usedMemory(redis);
+    await submitBacklog(fairSharing ? 0 : 5);
+    const heldBacklogMiB = round(((await usedMemory(redis)) - beforeHeld) / 1048576, 2);
+    if (process.env.BENCH_REDIS_KEYS === '1')
+      log(`Redis for A's queued backlog: keys ${JSON.stringify(await redisMemoryByKeyShape(redis, `${context.prefixOf(fairSharing)}:*`))}`);
+    children.push(
+      ...Array.from({ length: workerProcesses }, (_, i) =>
+        startChild('workers/main.ts', env, workerProcesses > 1 ? `worker${i + 1}` : 'worker'),
+      ),
+    );
+    await waitUntil(async () => (await fetch(`${api}/ready`).catch(() => null))?.status === 200, 60_000, 200);
+    await waitUntil(async () => (await unfinishedOfA()) === 0, 1_200_000, 100);
+    log(`${fairSharing ? 'fair sharing' : 'FIFO'}: Redis for A's queued backlog of ${backlog}: ${heldBacklogMiB} MiB`);
     const connection = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
     const bJobs: string[] = [];
@@ -137,14 +159,7 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
       if (withB) for (let i = 0; i < 3; i++) idle.push(await bCall(round_ * 100 + 50 + i));
       const before = await usedMemory(redis);
       const started = performance.now();
-      for (let r = 0; r < backlog / perRequest; r++) {
-        // Parameters of their own in every run, so no job is answered from the invocation cache.
-        const jobs = Array.from({ length: perRequest }, (_, i) => ({
-          type: 'invoke',
-          payload: { substrate_id: a.substrateId, parameters: { x: r * perRequest + i, y: 1000 + round_ } },
-        }));
-        await call(api, 'POST', '/jobs/bulk', { jobs }, a.key);
-      }
+      await submitBacklog(round_);
       const redisBacklog = (await usedMemory(redis)) - before;
       // BENCH_REDIS_KEYS=1: what the backlog's Redis memory is made of (key groups of this mode's prefix, clients).
       if (process.env.BENCH_REDIS_KEYS === '1') {
@@ -201,7 +216,7 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
     const withB = await run(true, fairSharing ? 2 : 4);
     log(`${mode}: with B ${JSON.stringify(withB)}`);
     connection.destroy();
-    return { alone, withB };
+    return { heldBacklogMiB, alone, withB };
   } finally {
     for (const child of children.reverse()) await child.stop();
   }
@@ -224,6 +239,10 @@ export async function runFairness(context: FairnessContext): Promise<ScenarioRes
     met: maxMs <= 1000 && medianMs <= 100 && drainRatio >= 0.9,
     details: {
       worker_processes: context.workerProcesses ?? 1,
+      // Redis for A's whole backlog queued with no worker running: fair sharing's lanes against FIFO's BullMQ jobs.
+      redis_queued_backlog_mib_fair: fair.heldBacklogMiB,
+      redis_queued_backlog_mib_fifo: fifo.heldBacklogMiB,
+      redis_queued_backlog_fair_over_fifo: round(fair.heldBacklogMiB / fifo.heldBacklogMiB, 3),
       b_median_ms_fair: medianMs,
       b_idle_median_ms_fair: fair.withB.b_idle_median_ms,
       b_median_ms_fifo: fifo.withB.b_median_ms,

@@ -4,7 +4,10 @@
   delayed), hints (JSON text, '' for none).
   A job is released at once when its customer has no lane here, the window has room and the customer
   is under its cap and not paused; else it is held in its lane. A delayed job waits in `delayed` until due (release
-  promotes it into its lane), so a delay cannot bypass fair sharing. Admitting a job twice is a no-op.
+  promotes it into its lane), so a delay cannot bypass fair sharing. Admitting a job twice is a no-op when it is
+  in flight, delayed, held with a priority, or held among the newest entries of its lane's list (a chunk sent
+  again; the list is not searched further: a job held twice would be released twice, and the second release
+  finds its row no longer queued, or BullMQ ignores the second add of its id).
   Returns the ids released now (the caller adds them to BullMQ).
 ]]
 local jobs, ids, idsOf, customers = {}, {}, {}, {}
@@ -30,7 +33,13 @@ if #ids > 0 then
   mark(ids, select(2, bulk('HMGET', releasedKey, ids)))
   mark(ids, select(2, bulk('ZMSCORE', delayedKey, ids)))
   for _, customer in ipairs(customers) do
-    mark(idsOf[customer], select(2, bulk('ZMSCORE', lanePrefix .. customer, idsOf[customer])))
+    local theirs = idsOf[customer]
+    mark(theirs, select(2, bulk('ZMSCORE', rankedLane(customer), theirs)))
+    local newest = {}
+    for _, entry in ipairs(redis.call('LRANGE', lanePrefix .. customer, -2 * #theirs, -1)) do newest[entryOf(entry)] = true end
+    for _, id in ipairs(theirs) do
+      if newest[id] then admitted[id] = true end
+    end
   end
 end
 
@@ -46,7 +55,7 @@ for _, job in ipairs(jobs) do
     local start = laneless(customer)
     advanceVmin(start)
     local est = costOf(customer)
-    markReleased(id, customer, est)
+    markReleased(id, customer, est, job.score)
     storeLaneless(customer, start + est / tonumber(job.weight))
     released[#released + 1] = id
   else

@@ -71,7 +71,7 @@ export function createFairQueues(
     admit: (key, jobs) => engineOf(key).admit(key, jobs),
     releaseBatch: (key, finished) => engineOf(key).releaseBatch(key, finished),
     withdraw: (key, id, customerId) => engineOf(key).withdraw(key, id, customerId),
-    relane: (key, jobs) => engineOf(key).relane(key, jobs),
+    relane: (key, jobs, options) => engineOf(key).relane(key, jobs, options),
     reconcile: (key) => engineOf(key).reconcile(key),
     setPaused: (key, customerId, paused) => engineOf(key).setPaused(key, customerId, paused),
     syncPaused: (key, customerIds) => engineOf(key).syncPaused(key, customerIds),

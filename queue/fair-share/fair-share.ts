@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from '../../lib/redis.js';
+import type { QueuedJobHints } from '../queues.js';
 
 /**
  * Fair sharing of a queue shard between customers (docs/design/queues-and-storage.md §2): the backlog
@@ -57,8 +58,19 @@ export interface AdmittedJob {
   seq?: number;
   /** When a delayed job becomes due (epoch ms); absent or past: not delayed. */
   delayUntil?: number;
-  /** What the submitter knows (`QueuedJobHints`) as JSON text, handed back when the job is released. */
+  /** What the submitter knows (`QueuedJobHints`), packed (`packHints`), handed back when the job is released. */
   hints?: string;
+}
+
+/** How `relane` is asked. */
+export interface RelaneOptions {
+  /**
+   * The sweeper pass asking (unique per pass): a lane list this pass rebuilt from empty on an earlier page is
+   * not taken as holding the next pages' jobs (relane.lua). Default: none.
+   */
+  pass?: string;
+  /** The caller knows the jobs are not held (it just took them out of BullMQ): no lane is taken as holding them. */
+  known?: boolean;
 }
 
 /** A job that finished in a shard. */
@@ -73,7 +85,7 @@ export interface FinishedJob {
 export interface ReleasedJob {
   id: string;
   customerId: string;
-  /** The hints given at admission, JSON text; '' when none. */
+  /** The hints given at admission, packed (`unpackHints` reads them); '' when none. */
   hints: string;
   /** Its customer still has jobs held in this shard: it joins the back of BullMQ's wait list, else the front (`fairQueueFront`). */
   backlogged: boolean;
@@ -104,8 +116,11 @@ export interface FairShare {
   releaseBatch(queueKey: string, finished: readonly FinishedJob[]): Promise<ReleaseOutcome>;
   /** Takes a cancelled job out of its lane; false when it was not held (already released, or unknown). */
   withdraw(queueKey: string, id: string, customerId: string): Promise<boolean>;
-  /** Puts jobs that are in neither BullMQ, a lane nor `delayed` back into their lanes; returns their ids. */
-  relane(queueKey: string, jobs: readonly Omit<AdmittedJob, 'hints'>[]): Promise<string[]>;
+  /**
+   * Puts jobs that are in neither BullMQ, a lane nor `delayed` back into their lanes; returns their ids. A job
+   * without a priority counts as held while its customer's lane list has entries (`RelaneOptions`).
+   */
+  relane(queueKey: string, jobs: readonly Omit<AdmittedJob, 'hints'>[], options?: RelaneOptions): Promise<string[]>;
   /** Drops in-flight ids whose BullMQ job is finished or gone and recounts the window; returns how many. */
   reconcile(queueKey: string): Promise<number>;
   /** Pauses (or resumes) a customer in a shard: its held jobs stay in its lane, none is released, until resumed. */
@@ -187,6 +202,39 @@ export function laneSeq(id: string): number {
 const laneScore = (job: Pick<AdmittedJob, 'id' | 'priority' | 'seq'>) =>
   String((job.priority ?? 0) * 2 ** 32 + (job.seq ?? laneSeq(job.id)));
 
+/** Hints that are flags (true or absent), by the letter a held job's lane entry carries for each. */
+const hintFlags: Readonly<Record<string, string>> = { cacheMissed: 'm', notify: 'n', hasWebhookUrl: 'w' };
+const flagHints: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(hintFlags).map(([hint, flag]) => [flag, hint]));
+
+/**
+ * A job's hints as a lane keeps them: '' for none; `!` and a letter per flag when every hint is a known flag
+ * set to true (`!m`: cacheMissed), which rides on the job's lane entry at a byte a flag; else JSON, kept
+ * beside the lane (`info`, ~130 bytes a job).
+ */
+export function packHints(hints: Readonly<QueuedJobHints & { hasWebhookUrl?: boolean }>): string {
+  let packed = '!';
+  for (const name in hints) {
+    const value: unknown = hints[name as keyof typeof hints];
+    if (value === undefined) continue;
+    const flag = value === true ? hintFlags[name] : undefined;
+    if (flag === undefined) return JSON.stringify(hints);
+    packed += flag;
+  }
+  return packed === '!' ? '' : packed;
+}
+
+/** The hints `packHints` packed. */
+export function unpackHints(packed: string): QueuedJobHints {
+  if (packed === '') return {};
+  if (!packed.startsWith('!')) return JSON.parse(packed) as QueuedJobHints;
+  const hints: Record<string, boolean> = {};
+  for (const flag of packed.slice(1)) {
+    const name = flagHints[flag];
+    if (name) hints[name] = true;
+  }
+  return hints as QueuedJobHints;
+}
+
 /** The weight of a tier in `weights` (FAIR_WEIGHTS); 1 for a tier it does not name. */
 export function fairWeight<Tier extends string>(tier: Tier, weights: Partial<Record<Tier, number>>): number {
   return weights[tier] ?? 1;
@@ -248,10 +296,10 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
     async withdraw(queueKey, id, customerId) {
       return (await call('withdraw', queueKey, [id, customerId])) === 1;
     },
-    async relane(queueKey, jobs) {
+    async relane(queueKey, jobs, { pass = '', known = false } = {}) {
       if (jobs.length === 0) return [];
       const args = jobs.flatMap((job) => [job.id, job.customerId, job.weight, laneScore(job), job.delayUntil ?? 0]);
-      return (await call('relane', queueKey, args)) as string[];
+      return (await call('relane', queueKey, [pass, known ? '1' : '0', ...args])) as string[];
     },
     async reconcile(queueKey) {
       return (await call('reconcile', queueKey, [])) as number;

@@ -1,17 +1,33 @@
 --[[
   reconcile: the leader tick's repair of the in-flight accounting. A member of `inflight` released
   before the grace whose BullMQ job (`job:<id>`) is gone or finished (`finishedOn` set) is dropped:
-  a worker that died between pop and add, a job removed by hand, a release call that was lost. Then
-  the window's work and the per-customer counts are recomputed from `released`, so no drift lasts.
+  a worker that died between pop and add, a job removed by hand, a release call that was lost. One whose
+  job is gone goes back into its lane with its estimate refunded (released again, it runs unless its row
+  is no longer queued: a job that finished and was trimmed is then skipped). Then the window's work and
+  the per-customer counts are recomputed from `released`, so no drift lasts.
   No ARGV of its own. Returns the number of ids dropped.
 ]]
 local stale = redis.call('ZRANGEBYSCORE', inflightKey, '-inf', now - graceMs, 'LIMIT', 0, maxPerCall)
-local gone = {}
+local gone, neverAdded = {}, {}
 for _, id in ipairs(stale) do
   local job = jobPrefix .. id
-  if redis.call('EXISTS', job) == 0 or redis.call('HEXISTS', job, 'finishedOn') == 1 then gone[#gone + 1] = id end
+  if redis.call('EXISTS', job) == 0 then
+    gone[#gone + 1] = id
+    neverAdded[#neverAdded + 1] = id
+  elseif redis.call('HEXISTS', job, 'finishedOn') == 1 then
+    gone[#gone + 1] = id
+  end
 end
-unmarkReleased(gone)
+local wereInflight = unmarkReleased(gone)
+for _, id in ipairs(neverAdded) do
+  local record = wereInflight[id]
+  if record then
+    local est, customer, score = record[1], record[2], record[3]
+    charge(customer, -est / weightOf(customer))
+    hold(id, customer, score, '')
+  end
+end
+flushHolds()
 
 -- Recount from `released` (the source of truth), dropping halves of entries a crash may have split.
 local records = redis.call('HGETALL', releasedKey)
@@ -24,9 +40,8 @@ local split = {}
 for i = 1, #records, 2 do
   local id, record = records[i], records[i + 1]
   if scores[(i + 1) / 2] then
-    local bar = string.find(record, '|', 1, true)
-    local customer = string.sub(record, bar + 1)
-    work = work + tonumber(string.sub(record, 1, bar - 1))
+    local est, customer = parseReleased(record)
+    work = work + est
     if not counts[customer] then countOrder[#countOrder + 1] = customer end
     counts[customer] = (counts[customer] or 0) + 1
   else

@@ -1,17 +1,42 @@
 --[[
-  relane: the sweeper's check of unfinished rows. Each id that is in none of BullMQ (its job hash
-  `job:<id>`), its lane or `delayed` goes back into its lane (or `delayed`): never straight into BullMQ,
-  so what Redis lost is released fairly. An id released within the grace is left alone (its BullMQ add
-  may still be under way); one released earlier but never added leaves the in-flight accounting.
-  ARGV[10…], 5 per job: id, customer, weight, lane score, due time (ms; 0: not delayed).
+  relane: the sweeper's check of unfinished rows (and a resumed customer's set-aside jobs). Each id that is
+  in none of BullMQ (its job hash `job:<id>`), its lane or `delayed` goes back into its lane (or `delayed`):
+  never straight into BullMQ, so what Redis lost is released fairly. An id released within the grace is
+  left alone (its BullMQ add may still be under way); one released earlier but never added leaves the
+  in-flight accounting.
+  A lane's list is not searched id by id (a flood's lane is long): a job without a priority whose customer's
+  list holds entries is taken as held there, unless this same sweeper pass rebuilt that list from empty (the
+  pass's earlier pages put its entries there), or the caller knows the job is not held (`known`: a resumed
+  job it just took out of BullMQ). So after Redis loses a lane, the first pass rebuilds all of it; a job lost
+  any other way while its customer's list is non-empty (a popped id never added is re-laned by `reconcile`)
+  goes back once that list drains.
+  ARGV[10] the sweeper pass ('' for none), ARGV[11] known ('1' or '0'), ARGV[12…], 5 per job: id, customer,
+  weight, lane score, due time (ms; 0: not delayed).
   Returns the ids put back.
 ]]
-local relaned = {}
-for i = 10, #ARGV, 5 do
+local pass, known = ARGV[10], ARGV[11] == '1'
+local listHeld = {} -- customer → its list was non-empty, not rebuilt by this pass, when first looked at
+local function takenAsHeld(customer)
+  if known then return false end
+  if listHeld[customer] == nil then
+    listHeld[customer] = redis.call('LLEN', lanePrefix .. customer) > 0
+      and (pass == '' or redis.call('HGET', metaKey, 'pass:' .. customer) ~= pass)
+  end
+  return listHeld[customer]
+end
+
+local relaned, rebuilt = {}, {}
+for i = 12, #ARGV, 5 do
   local id, customer, weight, score, dueAt = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
   local releasedAt = tonumber(redis.call('ZSCORE', inflightKey, id))
-  if redis.call('EXISTS', jobPrefix .. id) == 1 or redis.call('ZSCORE', lanePrefix .. customer, id)
-    or redis.call('ZSCORE', delayedKey, id) or (releasedAt and releasedAt > now - graceMs) then
+  local held
+  if tonumber(score) < unranked and dueAt <= now then
+    held = takenAsHeld(customer)
+  else
+    held = redis.call('ZSCORE', rankedLane(customer), id)
+  end
+  if held or redis.call('EXISTS', jobPrefix .. id) == 1 or redis.call('ZSCORE', delayedKey, id)
+    or (releasedAt and releasedAt > now - graceMs) then
     -- where it should be, or on its way
   else
     local record = unmarkReleased({ id })[id]
@@ -21,6 +46,10 @@ for i = 10, #ARGV, 5 do
       delay(id, customer, score, '', dueAt)
     else
       hold(id, customer, score, '')
+      if pass ~= '' and not rebuilt[customer] then
+        rebuilt[customer] = true
+        redis.call('HSET', metaKey, 'pass:' .. customer, pass)
+      end
     end
     relaned[#relaned + 1] = id
   end

@@ -90,7 +90,7 @@ while #picks < maxPerCall and #lanes > 0 and windowOpen() do
       -- Out of the way until the end of this call, so the next lane gets the room.
       best.out = 'capped'
     else
-      if best.size == nil then best.size = redis.call('ZCARD', lanePrefix .. customer) end
+      if best.size == nil then best.size = laneSize(customer) end
       if best.size == 0 then
         -- A lane lost its key (a flush); the sweeper re-lanes its jobs.
         best.out = 'empty'
@@ -111,16 +111,25 @@ while #picks < maxPerCall and #lanes > 0 and windowOpen() do
   end
 end
 
--- Pop each lane once, then hand the ids out in the order they were chosen.
-local popped, poppedIds = {}, {}
+-- Pop each lane once (its list first: jobs without a priority go first, as in BullMQ), then hand the ids
+-- out in the order they were chosen.
+local popped, lookUp = {}, {}
 local lanesSet, lanesDel = {}, {}
 for _, lane in ipairs(lanes) do
   if lane.take > 0 then
-    local entries = redis.call('ZPOPMIN', lanePrefix .. lane.customer, lane.take)
     local list = {}
-    for i = 1, #entries, 2 do
-      list[#list + 1] = entries[i]
-      poppedIds[#poppedIds + 1] = entries[i]
+    local entries = redis.call('LPOP', lanePrefix .. lane.customer, lane.take)
+    for _, entry in ipairs(entries or {}) do
+      local id, hints = entryOf(entry)
+      list[#list + 1] = { id = id, hints = hints, score = '0' }
+      if hints == '' then lookUp[#lookUp + 1] = id end
+    end
+    if #list < lane.take then
+      local ranked = redis.call('ZPOPMIN', rankedLane(lane.customer), lane.take - #list)
+      for i = 1, #ranked, 2 do
+        list[#list + 1] = { id = ranked[i], hints = '', score = ranked[i + 1] }
+        lookUp[#lookUp + 1] = ranked[i]
+      end
     end
     popped[lane] = { list = list, next = 1 }
   end
@@ -137,13 +146,16 @@ for _, lane in ipairs(lanes) do
   end
 end
 if #lanesSet > 0 then bulk('ZADD', lanesKey, lanesSet, 2) end
-if #lanesDel > 0 then bulk('ZREM', lanesKey, lanesDel) end
+if #lanesDel > 0 then
+  bulk('ZREM', lanesKey, lanesDel)
+  forgetPasses(lanesDel)
+end
 
 local hintsOf = {}
-if #poppedIds > 0 then
-  local _, hints = bulk('HMGET', infoKey, poppedIds)
+if #lookUp > 0 then
+  local _, hints = bulk('HMGET', infoKey, lookUp)
   local withHints = {}
-  for i, id in ipairs(poppedIds) do
+  for i, id in ipairs(lookUp) do
     if hints[i] then
       hintsOf[id] = hints[i]
       withHints[#withHints + 1] = id
@@ -155,16 +167,14 @@ end
 local out = {}
 for _, lane in ipairs(picks) do
   local taken = popped[lane]
-  local id = taken.list[taken.next]
-  if id then
-    -- markReleased's bookkeeping, already counted above: only the records remain.
-    inflightAdds[#inflightAdds + 1] = now
-    inflightAdds[#inflightAdds + 1] = id
-    releasedAdds[#releasedAdds + 1] = id
-    releasedAdds[#releasedAdds + 1] = lane.est .. '|' .. lane.customer
+  local entry = taken.list[taken.next]
+  if entry then
+    local id = entry.id
+    -- Counted above: only the records remain.
+    recordReleased(id, lane.customer, lane.est, entry.score)
     out[#out + 1] = id
     out[#out + 1] = lane.customer
-    out[#out + 1] = hintsOf[id] or ''
+    out[#out + 1] = hintsOf[id] or entry.hints
     out[#out + 1] = (taken.next == #taken.list and lane.out == 'empty') and '0' or '1'
   end
   taken.next = taken.next + 1

@@ -5,15 +5,20 @@
   Every script takes the same KEYS. All of them carry the shard's hash tag (`chrysalis:{invoke-3}:fair:…`),
   so they hash to one slot and a script touches them atomically, on a cluster too:
     KEYS[1]  lanes     zset  customer → virtual time (vt) of each backlogged customer
-    KEYS[2]  lane:     key prefix: `lane:<customer>` (zset of held job ids, score priority·2^32 + seq) is
-                       built here from it. It is declared as a key so that a cluster routes the script by
-                       it; it has the shard's tag, so every lane key built from it is in the same slot.
+    KEYS[2]  lane:     key prefix of each customer's lane, built here from it: `lane:<customer>` (list of
+                       its held jobs without a priority, in admission order) and `lane:<customer>:p` (zset of
+                       its held jobs with one, score priority·2^32 + seq). The list is what a flood of held
+                       jobs costs Redis, ~40 bytes a job (a zset entry is ~150); an entry is the job's id, or
+                       the id followed by its packed hint flags (`!mn…`, fair-share.ts `packHints`). It is
+                       declared as a key so that a cluster routes the script by it; it has the shard's tag,
+                       so every lane key built from it is in the same slot.
     KEYS[3]  inflight  zset  released job id → release time (ms)
-    KEYS[4]  released  hash  released job id → "<estimated ms>|<customer>"
+    KEYS[4]  released  hash  released job id → "<estimated ms>|<customer>|<lane score>"
     KEYS[5]  cost      hash  customer → estimated worker ms per job (EWMA of measured work)
-    KEYS[6]  meta      hash  vmin (the shard's virtual time), work (estimated ms released and unfinished)
+    KEYS[6]  meta      hash  vmin (the shard's virtual time), work (estimated ms released and unfinished),
+                             `pass:<customer>`: the sweeper pass that last rebuilt the customer's lane (relane)
     KEYS[7]  delayed   zset  job id → due time (ms)
-    KEYS[8]  info      hash  job id → hints of a held job (JSON, only when it has any), or
+    KEYS[8]  info      hash  job id → hints of a held job that are not flags a list entry carries (JSON), or
                              {c = customer, s = lane score, h = hints} of a delayed job (JSON)
     KEYS[9]  vt        hash  customer → vt of a customer without a lane (only while above vmin)
     KEYS[10] weight    hash  customer → weight (tier weight, FAIR_WEIGHTS)
@@ -215,19 +220,33 @@ end
 -- Jobs counted in flight by this call, written by `finish`: inflight (id, score pairs), released (id, record).
 local inflightAdds, releasedAdds = {}, {}
 
--- Counts a job as released (in flight) with estimate `est` (the caller charges it).
-local function markReleased(id, customer, est)
-  inflightNow()
-  inflightCount = inflightCount + 1
+-- Records a job as in flight (`inflight`, `released`); the caller has counted it.
+local function recordReleased(id, customer, est, score)
   inflightAdds[#inflightAdds + 1] = now
   inflightAdds[#inflightAdds + 1] = id
   releasedAdds[#releasedAdds + 1] = id
-  releasedAdds[#releasedAdds + 1] = est .. '|' .. customer
+  releasedAdds[#releasedAdds + 1] = est .. '|' .. customer .. '|' .. score
+end
+
+-- Counts a job as released (in flight) with estimate `est` (the caller charges it).
+local function markReleased(id, customer, est, score)
+  inflightNow()
+  inflightCount = inflightCount + 1
+  recordReleased(id, customer, est, score)
   addCount(customer, 1)
   work = work + est
 end
 
--- Takes jobs out of the in-flight accounting; returns id → { est, customer } of those that were in flight.
+-- A `released` record: estimated ms, customer, lane score (0 in a record written before scores were kept).
+local function parseReleased(record)
+  local bar = string.find(record, '|', 1, true)
+  local rest = string.sub(record, bar + 1)
+  local second = string.find(rest, '|', 1, true)
+  if not second then return tonumber(string.sub(record, 1, bar - 1)), rest, '0' end
+  return tonumber(string.sub(record, 1, bar - 1)), string.sub(rest, 1, second - 1), string.sub(rest, second + 1)
+end
+
+-- Takes jobs out of the in-flight accounting; returns id → { est, customer, score } of those that were in flight.
 local function unmarkReleased(ids)
   local found = {}
   if #ids == 0 then return found end
@@ -236,10 +255,8 @@ local function unmarkReleased(ids)
   for i, id in ipairs(ids) do
     local record = records[i]
     if record and not found[id] then
-      local bar = string.find(record, '|', 1, true)
-      local est = tonumber(string.sub(record, 1, bar - 1))
-      local customer = string.sub(record, bar + 1)
-      found[id] = { est, customer }
+      local est, customer, score = parseReleased(record)
+      found[id] = { est, customer, score }
       gone[#gone + 1] = id
       addCount(customer, -1)
       work = work - est
@@ -253,25 +270,57 @@ local function unmarkReleased(ids)
   return found
 end
 
--- Held and delayed jobs of this call, written by `flushHolds` / `finish`: lane entries per customer
--- (score, id pairs), info (id, text pairs), delayed (due, id pairs).
-local holds, holdOrder, infoAdds, delayedAdds = {}, {}, {}, {}
+-- Held and delayed jobs of this call, written by `flushHolds` / `finish`: list entries per customer, zset
+-- entries (score, id pairs) per customer, info (id, text pairs), delayed (due, id pairs).
+local listHolds, rankedHolds, holdOrder, infoAdds, delayedAdds = {}, {}, {}, {}, {}
+
+-- A lane score of a job without a priority (priority·2^32 + seq, seq < 2^32): it waits in the lane's list.
+local unranked = 4294967296
+
+local function rankedLane(customer)
+  return lanePrefix .. customer .. ':p'
+end
 
 -- Holds a job in its customer's lane; a customer without a lane joins `lanes` at max(own vt, vmin).
+-- `hints`: packed (fair-share.ts `packHints`): flags ('!…') ride on a list entry, anything else waits in `info`.
 local function hold(id, customer, score, hints)
-  local lane = holds[customer]
-  if not lane then
-    lane = {}
-    holds[customer] = lane
+  if not listHolds[customer] then
+    listHolds[customer], rankedHolds[customer] = {}, {}
     holdOrder[#holdOrder + 1] = customer
   end
-  lane[#lane + 1] = score
-  lane[#lane + 1] = id
-  if hints and hints ~= '' then
+  local flags = hints and string.byte(hints, 1) == 33 -- '!'
+  if tonumber(score) < unranked then
+    local list = listHolds[customer]
+    list[#list + 1] = flags and (id .. hints) or id
+  else
+    local ranked = rankedHolds[customer]
+    ranked[#ranked + 1] = score
+    ranked[#ranked + 1] = id
+  end
+  if hints and hints ~= '' and (not flags or tonumber(score) >= unranked) then
     infoAdds[#infoAdds + 1] = id
     infoAdds[#infoAdds + 1] = hints
   end
   if not laneOf(customer) then joinLanes(customer) end
+end
+
+-- A list entry's job id and packed hints ('' for none).
+local function entryOf(entry)
+  local bang = string.find(entry, '!', 1, true)
+  if not bang then return entry, '' end
+  return string.sub(entry, 1, bang - 1), string.sub(entry, bang)
+end
+
+-- Customers whose lanes emptied: a later sweeper pass finds their lanes empty again, not rebuilt (relane).
+local function forgetPasses(customers)
+  local fields = {}
+  for i, customer in ipairs(customers) do fields[i] = 'pass:' .. customer end
+  bulk('HDEL', metaKey, fields)
+end
+
+-- Held jobs in a customer's lane (list and zset).
+local function laneSize(customer)
+  return redis.call('LLEN', lanePrefix .. customer) + redis.call('ZCARD', rankedLane(customer))
 end
 
 local function delay(id, customer, score, hints, dueAt)
@@ -283,8 +332,11 @@ end
 
 -- Writes the held jobs gathered so far into their lanes (before anything reads the lanes' sizes).
 local function flushHolds()
-  for _, customer in ipairs(holdOrder) do bulk('ZADD', lanePrefix .. customer, holds[customer], 2) end
-  holds, holdOrder = {}, {}
+  for _, customer in ipairs(holdOrder) do
+    if #listHolds[customer] > 0 then bulk('RPUSH', lanePrefix .. customer, listHolds[customer]) end
+    if #rankedHolds[customer] > 0 then bulk('ZADD', rankedLane(customer), rankedHolds[customer], 2) end
+  end
+  listHolds, rankedHolds, holdOrder = {}, {}, {}
   if #infoAdds > 0 then bulk('HSET', infoKey, infoAdds, 2) end
   infoAdds = {}
 end

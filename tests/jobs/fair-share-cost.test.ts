@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFairShare } from '../../queue/fair-share/fair-share.js';
+import { createFairShare, packHints, unpackHints } from '../../queue/fair-share/fair-share.js';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/redis-server.js';
+import { heldIds } from '../helpers/fair-lanes.js';
 
 /**
  * What fair sharing costs Redis per job: commands counted by a redis-server of the test's own (INFO
@@ -43,7 +44,7 @@ describe('fair sharing: Redis commands per job', () => {
     let released: string[] = [];
     const commands = await commandsOf(async () => (released = await fair.admit(key, chunk)));
     expect(released).toHaveLength(16);
-    expect(await redis.zcard(`${key}:fair:lane:A`)).toBe(984);
+    expect(await heldIds(redis, key, 'A')).toHaveLength(984);
     expect(commands).toBeLessThan(60);
   });
 
@@ -89,5 +90,27 @@ describe('fair sharing: Redis commands per job', () => {
     expect(releasedOf('A')).toBeGreaterThan(400);
     expect(releasedOf('B')).toBeGreaterThan(100);
     expect(commands / finished).toBeLessThan(6);
+  });
+
+  it('holds a flood at ~40 bytes of Redis a job: a list entry of its id, its hint flags on the entry', async () => {
+    const fair = createFairShare(redis, { windowMs: 50, minInflight: 4, maxReleasedPerCustomer: 16, defaultCostMs: 1 });
+    const key = `cost:{${randomUUID().slice(0, 8)}}`;
+    const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
+    const before = await usedMemory();
+    const backlog = ids(20_000);
+    for (let start = 0; start < backlog.length; start += 1000) {
+      await fair.admit(
+        key,
+        backlog.slice(start, start + 1000).map((id) => ({ id, customerId: 'A', weight: 16, hints: packHints({ cacheMissed: true }) })),
+      );
+    }
+    const perHeldJob = ((await usedMemory()) - before) / (backlog.length - 16);
+    // A zset entry and a hash entry for its hints cost ~290 bytes a job (before lanes were lists).
+    expect(perHeldJob).toBeLessThan(60);
+    expect(await redis.exists(`${key}:fair:info`)).toBe(0);
+
+    const { released } = await fair.releaseBatch(key, [{ id: backlog[0]!, customerId: 'A', workMs: 1 }]);
+    expect(released.map((job) => job.id)).toEqual([backlog[16]]);
+    expect(unpackHints(released[0]!.hints)).toEqual({ cacheMissed: true });
   });
 });

@@ -7,6 +7,8 @@ import {
   fairShareKey,
   fairWeight,
   laneSeq,
+  packHints,
+  unpackHints,
   type FairShare,
   type FairShareOptions,
   type FinishedJob,
@@ -15,6 +17,7 @@ import type { Redis } from 'ioredis';
 import { createRedis } from '../../lib/redis.js';
 import { deleteKeys } from '../helpers/redis-cluster.js';
 import { testRedisTarget } from '../helpers/redis-target.js';
+import { heldIds } from '../helpers/fair-lanes.js';
 
 /** The fair-sharing engine of one shard against real Redis; each test has its own shard (hash tag). */
 let redis: Redis;
@@ -61,7 +64,7 @@ describe('fair sharing of a shard', () => {
     expect(await fair.admit(key, [{ id: bJob!, customerId: 'B', weight: weights.starter }])).toEqual([]);
     const next = await fair.release(key, [{ id: backlog[0]!, customerId: 'A', workMs: 5 }]);
     expect(next).toEqual([{ id: bJob, customerId: 'B', hints: '', backlogged: false }]);
-    expect(await redis.zcard(`${key}:fair:lane:A`)).toBe(9_998);
+    expect(await heldIds(redis, key, 'A')).toHaveLength(9_998);
   });
 
   it('keeps at most maxInflight jobs of cheap work in flight, so B waits behind that many, not the whole window', async () => {
@@ -110,7 +113,7 @@ describe('fair sharing of a shard', () => {
       bReleased.push(...inFlight);
     }
     expect(bReleased).toEqual(bJobs);
-    expect(await redis.zcard(`${key}:fair:lane:A`)).toBe(5);
+    expect(await heldIds(redis, key, 'A')).toHaveLength(5);
     const vmin = Number(await redis.hget(`${key}:fair:meta`, 'vmin'));
     expect(vmin).toBeGreaterThan(0);
     // A pause banks no credit: A's lane is not left behind at the vt it had when paused.
@@ -171,8 +174,8 @@ describe('fair sharing of a shard', () => {
       ready.push(...next.map((job) => job.id));
       startJobs();
     }
-    expect(await redis.zcard(`${key}:fair:lane:A`)).toBeGreaterThan(0);
-    expect(await redis.zcard(`${key}:fair:lane:C`)).toBeGreaterThan(0);
+    expect((await heldIds(redis, key, 'A')).length).toBeGreaterThan(0);
+    expect((await heldIds(redis, key, 'C')).length).toBeGreaterThan(0);
     const ratio = work.A! / work.C!;
     expect(ratio).toBeGreaterThan(4 * 0.8);
     expect(ratio).toBeLessThan(4 * 1.2);
@@ -337,10 +340,31 @@ describe('fair sharing of a shard', () => {
     const withDelayed = [...chunk, { id: delayed, customerId: 'A', weight: 1, delayUntil: Date.now() + 60_000 }];
     expect(await fair.admit(key, withDelayed)).toEqual([first, second]);
     expect(await fair.admit(key, withDelayed)).toEqual([]);
-    expect(await redis.zrange(`${key}:fair:lane:A`, '0', '-1')).toEqual([third, fourth]);
+    expect(await heldIds(redis, key, 'A')).toEqual([third, fourth]);
     expect(await redis.zcard(`${key}:fair:inflight`)).toBe(2);
     expect(await redis.hget(`${key}:fair:count`, 'A')).toBe('2');
     expect(await redis.zcard(`${key}:fair:delayed`)).toBe(1);
+  });
+
+  it('withdraws a held job whose lane entry carries hint flags, and the lane empties', async () => {
+    const { fair } = engine({ windowMs: 1, minInflight: 1, defaultCostMs: 1 });
+    const key = shard();
+    const [running, held] = ids(2);
+    await fair.admit(
+      key,
+      [running, held].map((id) => ({ id: id!, customerId: 'A', weight: 1, hints: packHints({ cacheMissed: true, notify: true }) })),
+    );
+    expect(await redis.lrange(`${key}:fair:lane:A`, 0, -1)).toEqual([`${held}!mn`]);
+    expect(await fair.withdraw(key, held!, 'A')).toBe(true);
+    expect(await redis.zcard(fairShareKey(key, 'lanes'))).toBe(0);
+  });
+
+  it('packs hints that are flags into letters, and anything else into JSON', () => {
+    expect(packHints({})).toBe('');
+    expect(packHints({ cacheMissed: true, hasWebhookUrl: true })).toBe('!mw');
+    expect(packHints({ notify: true, timingOrigin: 12.5 })).toBe('{"notify":true,"timingOrigin":12.5}');
+    for (const hints of [{}, { cacheMissed: true, notify: true, hasWebhookUrl: true }, { notify: true, timingOrigin: 12.5 }])
+      expect(unpackHints(packHints(hints))).toEqual(hints);
   });
 
   it('withdraws a cancelled held job, and not a released one', async () => {
@@ -393,7 +417,39 @@ describe('fair sharing of a shard', () => {
       expect(out.map((job) => job.id)).toEqual(relaned.slice(0, 2));
     });
 
-    it('reconcile heals an in-flight id whose BullMQ job was never added or is gone', async () => {
+    it("takes a job without a priority as held while its customer's lane list has entries, unless this pass rebuilt the list", async () => {
+      const { fair } = engine({ windowMs: 1, minInflight: 1, defaultCostMs: 1, graceMs: 0 });
+      const { key } = shardQueue();
+      const jobs = ids(7).map((id) => ({ id, customerId: 'A', weight: 1 }));
+      const [running] = await fair.admit(key, jobs.slice(0, 3));
+      // Held (or running), as far as a pass can tell without searching the lane's list: nothing is put back.
+      expect(await fair.relane(key, jobs.slice(1, 3), { pass: 'first' })).toEqual([]);
+      expect(await heldIds(redis, key, 'A')).toEqual(jobs.slice(1, 3).map((job) => job.id));
+
+      // Redis lost the lanes: one pass rebuilds them over several pages, and a later pass does not repeat it.
+      await deleteKeys(redis, `${key}:fair:*`);
+      const pages = [jobs.slice(1, 4), jobs.slice(4, 7)];
+      expect(await fair.relane(key, pages[0]!, { pass: 'second' })).toEqual(pages[0]!.map((job) => job.id));
+      expect(await fair.relane(key, pages[1]!, { pass: 'second' })).toEqual(pages[1]!.map((job) => job.id));
+      expect(await fair.relane(key, pages[1]!, { pass: 'third' })).toEqual([]);
+      expect(await heldIds(redis, key, 'A')).toEqual(jobs.slice(1).map((job) => job.id));
+
+      // A caller that knows (a resumed job it just took out of BullMQ) puts it back whatever the list holds.
+      expect(await fair.relane(key, [jobs[0]!], { known: true })).toEqual([running]);
+      // Once the list drains, a lost job goes back on the next pass.
+      let inFlight: string[] = [];
+      for (let calls = 0; calls < 20 && (calls === 0 || inFlight.length > 0); calls++)
+        inFlight = (
+          await fair.release(
+            key,
+            inFlight.map((id) => ({ id, customerId: 'A', workMs: 1 })),
+          )
+        ).map((job) => job.id);
+      expect(await heldIds(redis, key, 'A')).toEqual([]);
+      expect(await fair.relane(key, [jobs[6]!], { pass: 'fourth' })).toEqual([jobs[6]!.id]);
+    });
+
+    it('reconcile heals an in-flight id whose BullMQ job was never added, and puts that job back into its lane', async () => {
       const { fair, clock } = engine({ windowMs: 2, minInflight: 2, defaultCostMs: 1, graceMs: 1000 });
       const { queue, key } = shardQueue();
       const [kept, lost, waiting] = ids(3);
@@ -410,8 +466,13 @@ describe('fair sharing of a shard', () => {
       expect(await fair.reconcile(key)).toBe(0);
       clock.now += 1001;
       expect(await fair.reconcile(key)).toBe(1);
-      expect(await fair.release(key, [])).toEqual([{ id: waiting, customerId: 'B', hints: '', backlogged: false }]);
+      // `lost` waits behind `waiting` in B's lane; its slot went to `waiting`.
+      expect(await heldIds(redis, key, 'B')).toEqual([waiting, lost]);
+      expect(await fair.release(key, [])).toEqual([{ id: waiting, customerId: 'B', hints: '', backlogged: true }]);
       expect(await redis.zscore(fairShareKey(key, 'inflight'), kept!)).not.toBeNull();
+      expect(await fair.release(key, [{ id: kept!, customerId: 'B', workMs: 1 }])).toEqual([
+        { id: lost, customerId: 'B', hints: '', backlogged: false },
+      ]);
     });
   });
 });
