@@ -290,8 +290,8 @@ export class FairReleaser {
             try {
               await this.deps.addToShard(key, ready);
             } catch (error) {
-              // The popped ids stay counted in flight; reconcile frees their slots after its grace and the
-              // sweeper puts their rows back into their lanes.
+              // The popped ids stay counted in flight; after its grace reconcile frees their slots and puts
+              // them back into their lanes.
               this.deps.logger.warn({ err: error, shard: key, jobs: ready.length }, 'fair-share release could not add its jobs to BullMQ');
             }
           }),
