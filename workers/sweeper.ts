@@ -18,6 +18,15 @@ import { storedWeights } from '../queue/fair-share/fair-share.js';
 import type { FairQueues } from '../queue/fair-share/fair-queues.js';
 import { trimCompleted } from './trim-completed.js';
 
+/** What the sweeper reads of a row's BullMQ job (its hash's fields; null when unset). */
+interface BullmqJobFields {
+  finishedOn: string | null;
+  returnvalue: string | null;
+  failedReason: string | null;
+  attemptsMade: string | null;
+}
+const absentFields: BullmqJobFields = { finishedOn: null, returnvalue: null, failedReason: null, attemptsMade: null };
+
 export interface SweeperOptions {
   /** How often a sweep runs, in ms. Default 5,000. */
   intervalMs?: number;
@@ -202,12 +211,13 @@ export class Sweeper {
       if (rows.length === 0) break;
       after = next;
       report.checked += rows.length;
-      const missing = await this.missingFromRedis(rows);
-      const lost = new Set(missing);
+      const inRedis = await this.bullmqJobsOf(rows);
+      const missing = rows.filter((row) => !inRedis.has(row));
       // `queued` too: a job that finished within `activeAfterMs` was never written active.
       report.reconciled += await this.reconcileFinished(
         em,
-        rows.filter((row) => row.state !== 'delayed' && !lost.has(row)),
+        rows.filter((row) => row.state !== 'delayed' && inRedis.get(row)?.finishedOn),
+        inRedis,
       );
       await requeueLostJobs(
         em,
@@ -262,25 +272,25 @@ export class Sweeper {
     return { handled, relaned };
   }
 
-  /** Rows `active` in PostgreSQL whose BullMQ job already completed or failed for good. */
-  private async reconcileFinished(em: EntityManager, rows: UnfinishedJob[]): Promise<number> {
+  /**
+   * Rows still unfinished in PostgreSQL whose BullMQ job finished (`finishedOn`, read by `bullmqJobsOf`):
+   * those it completed or failed for good get that outcome recorded.
+   */
+  private async reconcileFinished(em: EntityManager, rows: UnfinishedJob[], inRedis: Map<UnfinishedJob, BullmqJobFields>): Promise<number> {
     let reconciled = 0;
     // One pipeline per queue: its keys share the queue's hash tag, so on a cluster each goes to one slot.
     for (const [queue, group] of this.byQueue(rows)) {
       const pipeline = this.deps.redis.pipeline();
       for (const row of group) {
         const jobId = row.queueJobId ?? row.id;
-        pipeline
-          .zscore(queue.toKey('completed'), jobId)
-          .zscore(queue.toKey('failed'), jobId)
-          .hmget(queue.toKey(jobId), 'returnvalue', 'failedReason', 'attemptsMade');
+        pipeline.zscore(queue.toKey('completed'), jobId).zscore(queue.toKey('failed'), jobId);
       }
       const results = (await pipeline.exec()) ?? [];
       for (const [index, row] of group.entries()) {
-        const completed = results[index * 3]?.[1] !== null;
-        const failed = results[index * 3 + 1]?.[1] !== null;
+        const completed = results[index * 2]?.[1] !== null;
+        const failed = results[index * 2 + 1]?.[1] !== null;
         if (!completed && !failed) continue;
-        const [returnvalue, failedReason, attemptsMade] = (results[index * 3 + 2]?.[1] ?? []) as Array<string | null>;
+        const { returnvalue, failedReason, attemptsMade } = inRedis.get(row)!;
         const result: unknown = completed && returnvalue ? JSON.parse(returnvalue) : null;
         if (isResultInRow(result)) {
           // Written durably before BullMQ completed the job, so the row cannot have lost it: not ours to overwrite.
@@ -300,15 +310,32 @@ export class Sweeper {
     return reconciled;
   }
 
-  private async missingFromRedis(rows: UnfinishedJob[]): Promise<UnfinishedJob[]> {
-    const missing = new Set<UnfinishedJob>();
+  /**
+   * The BullMQ job of each row that has one, in one HMGET a row (pipelined per queue): whether it finished, and
+   * the outcome fields `reconcileFinished` records. A row without a job (no `timestamp`: BullMQ writes it with
+   * every job) is missing from Redis. Rows of a type this process does not run are left out, as if present.
+   */
+  private async bullmqJobsOf(rows: UnfinishedJob[]): Promise<Map<UnfinishedJob, BullmqJobFields>> {
+    const found = new Map<UnfinishedJob, BullmqJobFields>();
+    const types = new Set(this.deps.queues.types());
+    for (const row of rows) if (!types.has(row.type)) found.set(row, absentFields);
     for (const [queue, group] of this.byQueue(rows)) {
       const pipeline = this.deps.redis.pipeline();
-      for (const row of group) pipeline.exists(queue.toKey(row.queueJobId ?? row.id));
+      for (const row of group)
+        pipeline.hmget(queue.toKey(row.queueJobId ?? row.id), 'timestamp', 'finishedOn', 'returnvalue', 'failedReason', 'attemptsMade');
       const results = (await pipeline.exec()) ?? [];
-      for (const [index, row] of group.entries()) if (results[index]?.[1] === 0) missing.add(row);
+      for (const [index, row] of group.entries()) {
+        const [timestamp, finishedOn, returnvalue, failedReason, attemptsMade] = (results[index]?.[1] ?? []) as Array<string | null>;
+        if (timestamp)
+          found.set(row, {
+            finishedOn: finishedOn ?? null,
+            returnvalue: returnvalue ?? null,
+            failedReason: failedReason ?? null,
+            attemptsMade: attemptsMade ?? null,
+          });
+      }
     }
-    return rows.filter((row) => missing.has(row));
+    return found;
   }
 
   /** Rows by the queue their job lives on: their type's shard for the row id (the id every job is enqueued under). */

@@ -28,13 +28,13 @@ end
 local relaned, rebuilt = {}, {}
 for i = 12, #ARGV, 5 do
   local id, customer, weight, score, dueAt = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
-  local releasedAt = tonumber(redis.call('ZSCORE', inflightKey, id))
   local held
   if tonumber(score) < unranked and dueAt <= now then
     held = takenAsHeld(customer)
   else
     held = redis.call('ZSCORE', rankedLane(customer), id)
   end
+  local releasedAt = not held and tonumber(redis.call('ZSCORE', inflightKey, id))
   if held or redis.call('EXISTS', jobPrefix .. id) == 1 or redis.call('ZSCORE', delayedKey, id)
     or (releasedAt and releasedAt > now - graceMs) then
     -- where it should be, or on its way

@@ -1,0 +1,73 @@
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { registerUser } from '../helpers/accounts.js';
+import { httpClient } from '../helpers/http.js';
+import { createExpressionSubstrate } from '../helpers/substrates.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+import { testRedisTarget } from '../helpers/redis-target.js';
+import { getJobDefinition } from '../../jobs/registry.js';
+import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
+import { Sweeper } from '../../workers/sweeper.js';
+
+/** What a sweep costs Redis per unfinished row, counted by MONITOR (one node: a cluster has a monitor per master). */
+const oneNode = process.env.TEST_REDIS_CLUSTER !== '1';
+const apps: TestApp[] = [];
+
+afterAll(async () => {
+  for (const app of apps) await app.close();
+});
+
+/** Redis commands (Lua's own included) naming the app's keys while one sweep checks `rows` queued jobs of one customer. */
+async function sweepCommands(fairSharing: boolean, rows: number) {
+  const app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: String(fairSharing) });
+  apps.push(app);
+  const request = httpClient(app.baseUrl);
+  const user = await registerUser(request);
+  const customerId = (await request('GET', '/api/v1/auth/me', { token: user.accessToken })).body.customer_id as string;
+  const substrate = await createExpressionSubstrate(request, user.accessToken, 'x * 2');
+  const { deps, config } = app;
+  // No workers run here: the jobs stay queued (in BullMQ, or held in the customer's lanes).
+  for (let start = 0; start < rows; start += 1000)
+    await submitJobsBulk(
+      { em: deps.orm.em, queues: deps.queues, fair: deps.fair, logger: deps.logger, cache: deps.cache },
+      customerId,
+      getJobDefinition('invoke')!,
+      Array.from({ length: Math.min(1000, rows - start) }, (_, x) => ({ substrate_id: substrate, parameters: { x: start + x } })),
+    );
+  await app.sql(`update jobs set created_at = created_at - interval '1 minute' where customer_id = $1`, [customerId]);
+  const sweeper = new Sweeper({
+    orm: deps.orm,
+    redis: deps.redis,
+    queues: deps.queues,
+    fair: deps.fair,
+    prefix: config.queuePrefix,
+    logger: deps.logger,
+  });
+
+  const monitor = await new Redis(testRedisTarget() as string).monitor();
+  const commands: string[] = [];
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args.some((arg) => arg.startsWith(`${config.queuePrefix}:`))) commands.push(args[0]!.toLowerCase());
+  });
+  const report = await sweeper.sweep();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  monitor.disconnect();
+  return { report, commands };
+}
+
+describe.runIf(oneNode)('sweeper cost', () => {
+  it('checks each queued row in Redis with one command (an HMGET of its BullMQ job), not four', async () => {
+    const { report, commands } = await sweepCommands(false, 1000);
+    expect(report).toMatchObject({ checked: 1000, reenqueued: 0, reconciled: 0 });
+    // The sweep before this counted four a row: EXISTS, two ZSCOREs and an HMGET.
+    expect(commands.filter((command) => command === 'hmget')).toHaveLength(1000);
+    expect(commands.length).toBeLessThan(1000 * 1.2);
+  });
+
+  it('with fair sharing, passes held rows over at a few commands per customer and shard, not one more per row', async () => {
+    const { report, commands } = await sweepCommands(true, 1000);
+    expect(report).toMatchObject({ checked: 1000, reenqueued: 0, reconciled: 0 });
+    // An HMGET a row, then per shard one relane call that finds the customer's lane list non-empty.
+    expect(commands.length).toBeLessThan(1000 * 1.2);
+  });
+});
