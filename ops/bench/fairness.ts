@@ -12,8 +12,12 @@ import type pg from 'pg';
 import type { Redis } from 'ioredis';
 import {
   apiJson,
+  cpuSeconds,
+  cpuSecondsMatching,
   percentile,
   postJson,
+  redisActivity,
+  redisCostPerJob,
   redisMemoryByKeyShape,
   round,
   startChild,
@@ -46,6 +50,10 @@ interface Run {
   /** Redis used memory just after A's last bulk request, less before its first, and A's jobs unfinished then. */
   redis_backlog_mib: number;
   a_unfinished_after_submit: number;
+  /** CPU per job of A's backlog over the whole run (submit to drained), by process group, in µs. */
+  cpu_us_per_job: Record<string, number>;
+  /** Redis commands per job over the whole run (every client's). */
+  redis_commands_per_job: number;
   b_latencies_ms?: number[];
   b_max_ms?: number;
   b_median_ms?: number;
@@ -130,6 +138,14 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
     await waitUntil(async () => (await unfinishedOfA()) === 0, 1_200_000, 100);
     log(`${fairSharing ? 'fair sharing' : 'FIFO'}: Redis for A's queued backlog of ${backlog}: ${heldBacklogMiB} MiB`);
     const connection = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    // Where a drain's CPU goes, per job: the fair path's extra work (admission, releases and their row reads and
+    // adds in the workers) against FIFO's (the API's adds), with Redis and PostgreSQL.
+    const cpuGroups: Record<string, () => number> = {
+      api: () => cpuSeconds(children[0]!.process.pid),
+      workers: () => children.slice(1).reduce((sum, child) => sum + cpuSeconds(child.process.pid), 0),
+      postgres: () => cpuSecondsMatching(/^postgres/),
+      redis: () => cpuSecondsMatching(/^redis-server/),
+    };
 
     const bJobs: string[] = [];
     /** B's call: `Prefer: wait`, then (past the wait, as under FIFO) the row read until it is final. */
@@ -158,6 +174,8 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
       const idle: number[] = [];
       if (withB) for (let i = 0; i < 3; i++) idle.push(await bCall(round_ * 100 + 50 + i));
       const before = await usedMemory(redis);
+      const cpuBefore = Object.fromEntries(Object.entries(cpuGroups).map(([name, read]) => [name, read()]));
+      const redisBefore = await redisActivity(redis);
       const started = performance.now();
       await submitBacklog(round_);
       const redisBacklog = (await usedMemory(redis)) - before;
@@ -199,11 +217,16 @@ async function runMode(context: FairnessContext, fairSharing: boolean): Promise<
       }
       await waitUntil(async () => (await unfinishedOfA()) === 0, 1_200_000, 100);
       const seconds = (performance.now() - started) / 1000;
+      const cpuUsPerJob = Object.fromEntries(
+        Object.entries(cpuGroups).map(([name, read]) => [name, round(((read() - cpuBefore[name]!) / backlog) * 1e6)]),
+      );
       return {
         a_drain_seconds: round(seconds, 2),
         a_drain_jobs_per_s: round(backlog / seconds),
         redis_backlog_mib: round(redisBacklog / 1048576, 1),
         a_unfinished_after_submit: unfinishedAfterSubmit,
+        cpu_us_per_job: cpuUsPerJob,
+        redis_commands_per_job: redisCostPerJob(redisBefore, await redisActivity(redis), backlog).commands_per_job,
         ...result,
       };
     };
