@@ -871,6 +871,24 @@ async function main(): Promise<void> {
           redis,
           backlog: quick ? 4000 : 40_000,
           workerProcesses: Number(args.find((arg) => arg.startsWith('--fair-workers='))?.slice('--fair-workers='.length) ?? 1),
+          newDatabase: async (suffix) => {
+            const name = `${database}_${suffix}`;
+            await admin.query(`create database ${name}`);
+            const url = Object.assign(new URL(adminUrl), { pathname: `/${name}` }).toString();
+            const modeOrm = await createOrm(url, { poolMax: 2 });
+            await migrate(modeOrm);
+            await modeOrm.close();
+            const pool = new pg.Pool({ connectionString: url, max: 4 });
+            pool.on('error', () => undefined);
+            return {
+              url,
+              db: pool,
+              drop: async () => {
+                await pool.end();
+                await admin.query(`drop database if exists ${name} with (force)`).catch(() => undefined);
+              },
+            };
+          },
           log,
         }),
       );
