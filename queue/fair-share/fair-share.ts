@@ -212,16 +212,19 @@ const flagHints: Readonly<Record<string, string>> = Object.fromEntries(Object.en
  * beside the lane (`info`, ~130 bytes a job).
  */
 export function packHints(hints: Readonly<QueuedJobHints & { hasWebhookUrl?: boolean }>): string {
-  let packed = '!';
-  for (const name in hints) {
-    const value: unknown = hints[name as keyof typeof hints];
-    if (value === undefined) continue;
-    const flag = value === true ? hintFlags[name] : undefined;
-    if (flag === undefined) return JSON.stringify(hints);
-    packed += flag;
+  const values = hints as Readonly<Record<string, unknown>>;
+  for (const name in values) {
+    const value = values[name];
+    if (value !== undefined && (value !== true || hintFlags[name] === undefined)) return JSON.stringify(hints);
   }
+  // Letters in `hintFlags` order, so a job's entry is one of few strings (withdraw.lua tries each).
+  let packed = '!';
+  for (const name in hintFlags) if (values[name] === true) packed += hintFlags[name];
   return packed === '!' ? '' : packed;
 }
+
+/** Every flag letter, in the order `packHints` writes them. */
+const hintFlagLetters = Object.values(hintFlags).join('');
 
 /** The hints `packHints` packed. */
 export function unpackHints(packed: string): QueuedJobHints {
@@ -294,7 +297,7 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
     },
     releaseBatch,
     async withdraw(queueKey, id, customerId) {
-      return (await call('withdraw', queueKey, [id, customerId])) === 1;
+      return (await call('withdraw', queueKey, [id, customerId, hintFlagLetters])) === 1;
     },
     async relane(queueKey, jobs, { pass = '', known = false } = {}) {
       if (jobs.length === 0) return [];

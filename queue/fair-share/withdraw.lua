@@ -1,18 +1,26 @@
 --[[
   withdraw: a held or delayed job was cancelled; it leaves its lane (or `delayed`).
-  ARGV[10] id, ARGV[11] customer.
+  ARGV[10] id, ARGV[11] customer, ARGV[12] every hint flag letter, in the order fair-share.ts `packHints`
+  writes them.
   Returns 1 when it was held or delayed here, 0 otherwise (released already, or unknown).
+  A list entry is the id, or the id, '!' and some of the letters in that order: LREM (a scan in Redis, no copy
+  of the list) tries the id alone, then each such entry, so a cancel costs a few scans of one shard's lane at
+  most — none for a job in flight.
 ]]
-local id, customer = ARGV[10], ARGV[11]
+local id, customer, letters = ARGV[10], ARGV[11], ARGV[12]
 local lane = lanePrefix .. customer
--- Its list entry is the id, or the id and its hint flags: one pass over the list finds either.
 local removed = redis.call('ZREM', rankedLane(customer), id) + redis.call('ZREM', delayedKey, id)
-if removed == 0 then
-  for _, entry in ipairs(redis.call('LRANGE', lane, 0, -1)) do
-    if entryOf(entry) == id then
-      removed = redis.call('LREM', lane, 1, entry)
-      break
+if removed == 0 and not redis.call('ZSCORE', inflightKey, id) then
+  for subset = 0, 2 ^ #letters - 1 do
+    local entry = id
+    if subset > 0 then
+      entry = entry .. '!'
+      for i = 1, #letters do
+        if math.floor(subset / 2 ^ (i - 1)) % 2 == 1 then entry = entry .. string.sub(letters, i, i) end
+      end
     end
+    removed = redis.call('LREM', lane, 1, entry)
+    if removed > 0 then break end
   end
 end
 if removed > 0 then

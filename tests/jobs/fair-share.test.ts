@@ -355,6 +355,7 @@ describe('fair sharing of a shard', () => {
       [running, held].map((id) => ({ id: id!, customerId: 'A', weight: 1, hints: packHints({ cacheMissed: true, notify: true }) })),
     );
     expect(await redis.lrange(`${key}:fair:lane:A`, 0, -1)).toEqual([`${held}!mn`]);
+    expect(await fair.withdraw(key, running!, 'A')).toBe(false);
     expect(await fair.withdraw(key, held!, 'A')).toBe(true);
     expect(await redis.zcard(fairShareKey(key, 'lanes'))).toBe(0);
   });
@@ -362,6 +363,8 @@ describe('fair sharing of a shard', () => {
   it('packs hints that are flags into letters, and anything else into JSON', () => {
     expect(packHints({})).toBe('');
     expect(packHints({ cacheMissed: true, hasWebhookUrl: true })).toBe('!mw');
+    // Letters in one order whatever the object's: a cancel finds the entry among few candidates.
+    expect(packHints({ hasWebhookUrl: true, notify: true, cacheMissed: true })).toBe('!mnw');
     expect(packHints({ notify: true, timingOrigin: 12.5 })).toBe('{"notify":true,"timingOrigin":12.5}');
     for (const hints of [{}, { cacheMissed: true, notify: true, hasWebhookUrl: true }, { notify: true, timingOrigin: 12.5 }])
       expect(unpackHints(packHints(hints))).toEqual(hints);
