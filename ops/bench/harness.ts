@@ -4,6 +4,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type pg from 'pg';
+import { createOrm, migrate } from '../../db/orm.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -125,6 +127,16 @@ export interface ScenarioResult {
   target: string;
   met: boolean;
   details?: Record<string, unknown>;
+}
+
+/** Creates database `name` on the server `admin` is connected to (`adminUrl`) and migrates it; answers its URL. */
+export async function createMigratedDatabase(admin: pg.Client, adminUrl: URL, name: string): Promise<string> {
+  await admin.query(`create database ${name}`);
+  const url = Object.assign(new URL(adminUrl), { pathname: `/${name}` }).toString();
+  const orm = await createOrm(url, { poolMax: 2 });
+  await migrate(orm);
+  await orm.close();
+  return url;
 }
 
 /** CPU seconds (user + system) a process and its threads have used so far (Linux /proc). */

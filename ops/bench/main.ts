@@ -45,6 +45,7 @@ import { sizesFromEnv } from './noisy/sizes.js';
 import {
   benchCustomer,
   collectGarbage,
+  createMigratedDatabase,
   deleteKeys,
   apiJson,
   cpuBreakdown,
@@ -873,11 +874,7 @@ async function main(): Promise<void> {
           workerProcesses: Number(args.find((arg) => arg.startsWith('--fair-workers='))?.slice('--fair-workers='.length) ?? 1),
           newDatabase: async (suffix) => {
             const name = `${database}_${suffix}`;
-            await admin.query(`create database ${name}`);
-            const url = Object.assign(new URL(adminUrl), { pathname: `/${name}` }).toString();
-            const modeOrm = await createOrm(url, { poolMax: 2 });
-            await migrate(modeOrm);
-            await modeOrm.close();
+            const url = await createMigratedDatabase(admin, adminUrl, name);
             const pool = new pg.Pool({ connectionString: url, max: 4 });
             pool.on('error', () => undefined);
             return {

@@ -20,9 +20,19 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { createOrm, migrate } from '../../db/orm.js';
 import { ensureLocalServices } from '../local-services.js';
-import { benchCustomer, collectGarbage, deleteKeys, percentile, round, rssMiB, startChild, waitUntil, type Child } from './harness.js';
+import {
+  benchCustomer,
+  collectGarbage,
+  createMigratedDatabase,
+  deleteKeys,
+  percentile,
+  round,
+  rssMiB,
+  startChild,
+  waitUntil,
+  type Child,
+} from './harness.js';
 import { submitRequest } from './http-submit.js';
 import { tableStats, type TableStats } from './table-stats.js';
 
@@ -57,11 +67,7 @@ async function main(): Promise<void> {
   await admin.connect();
   const autovacuum = (await admin.query<{ autovacuum: string }>('show autovacuum')).rows[0]?.autovacuum;
   if (autovacuum !== 'on') log(`WARNING: autovacuum is ${autovacuum} on this server: dead rows will pile up`);
-  await admin.query(`create database ${database}`);
-  const databaseUrl = Object.assign(new URL(adminUrl), { pathname: `/${database}` }).toString();
-  const orm = await createOrm(databaseUrl, { poolMax: 2 });
-  await migrate(orm);
-  await orm.close();
+  const databaseUrl = await createMigratedDatabase(admin, adminUrl, database);
   const db = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   db.on('error', () => undefined);
   const redis = new Redis(services.redisUrl, { maxRetriesPerRequest: null });
