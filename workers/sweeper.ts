@@ -25,7 +25,6 @@ interface BullmqJobFields {
   failedReason: string | null;
   attemptsMade: string | null;
 }
-const absentFields: BullmqJobFields = { finishedOn: null, returnvalue: null, failedReason: null, attemptsMade: null };
 
 export interface SweeperOptions {
   /** How often a sweep runs, in ms. Default 5,000. */
@@ -211,8 +210,7 @@ export class Sweeper {
       if (rows.length === 0) break;
       after = next;
       report.checked += rows.length;
-      const inRedis = await this.bullmqJobsOf(rows);
-      const missing = rows.filter((row) => !inRedis.has(row));
+      const { inRedis, missing } = await this.bullmqJobsOf(rows);
       // `queued` too: a job that finished within `activeAfterMs` was never written active.
       report.reconciled += await this.reconcileFinished(
         em,
@@ -311,23 +309,26 @@ export class Sweeper {
   }
 
   /**
-   * The BullMQ job of each row that has one, in one HMGET a row (pipelined per queue): whether it finished, and
-   * the outcome fields `reconcileFinished` records. A row without a job (no `timestamp`: BullMQ writes it with
-   * every job) is missing from Redis. Rows of a type this process does not run are left out, as if present.
+   * Each row's BullMQ job, in one HMGET a row (pipelined per queue): `inRedis` holds what `reconcileFinished`
+   * needs of the rows that have one, `missing` the rows that have none (no `timestamp`: BullMQ writes it with
+   * every job). A row whose answer was an error (its key is not a job hash, or the command failed) is in
+   * neither: it is not taken for lost. Rows of a type this process does not run are in neither either.
    */
-  private async bullmqJobsOf(rows: UnfinishedJob[]): Promise<Map<UnfinishedJob, BullmqJobFields>> {
-    const found = new Map<UnfinishedJob, BullmqJobFields>();
-    const types = new Set(this.deps.queues.types());
-    for (const row of rows) if (!types.has(row.type)) found.set(row, absentFields);
+  private async bullmqJobsOf(rows: UnfinishedJob[]): Promise<{ inRedis: Map<UnfinishedJob, BullmqJobFields>; missing: UnfinishedJob[] }> {
+    const inRedis = new Map<UnfinishedJob, BullmqJobFields>();
+    const missing: UnfinishedJob[] = [];
     for (const [queue, group] of this.byQueue(rows)) {
       const pipeline = this.deps.redis.pipeline();
       for (const row of group)
         pipeline.hmget(queue.toKey(row.queueJobId ?? row.id), 'timestamp', 'finishedOn', 'returnvalue', 'failedReason', 'attemptsMade');
       const results = (await pipeline.exec()) ?? [];
       for (const [index, row] of group.entries()) {
-        const [timestamp, finishedOn, returnvalue, failedReason, attemptsMade] = (results[index]?.[1] ?? []) as Array<string | null>;
-        if (timestamp)
-          found.set(row, {
+        const [error, fields] = results[index] ?? [new Error('no answer')];
+        if (error) continue;
+        const [timestamp, finishedOn, returnvalue, failedReason, attemptsMade] = fields as Array<string | null>;
+        if (!timestamp) missing.push(row);
+        else
+          inRedis.set(row, {
             finishedOn: finishedOn ?? null,
             returnvalue: returnvalue ?? null,
             failedReason: failedReason ?? null,
@@ -335,7 +336,7 @@ export class Sweeper {
           });
       }
     }
-    return found;
+    return { inRedis, missing };
   }
 
   /** Rows by the queue their job lives on: their type's shard for the row id (the id every job is enqueued under). */

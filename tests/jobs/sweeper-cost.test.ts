@@ -17,8 +17,8 @@ afterAll(async () => {
   for (const app of apps) await app.close();
 });
 
-/** Redis commands (Lua's own included) naming the app's keys while one sweep checks `rows` queued jobs of one customer. */
-async function sweepCommands(fairSharing: boolean, rows: number) {
+/** An app with no workers, `rows` queued jobs of one customer aged past the sweeper's grace, and a sweeper of its own. */
+async function queuedBacklog(fairSharing: boolean, rows: number) {
   const app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: String(fairSharing) });
   apps.push(app);
   const request = httpClient(app.baseUrl);
@@ -43,7 +43,13 @@ async function sweepCommands(fairSharing: boolean, rows: number) {
     prefix: config.queuePrefix,
     logger: deps.logger,
   });
+  return { app, customerId, sweeper };
+}
 
+/** Redis commands (Lua's own included) naming the app's keys while one sweep checks `rows` queued jobs of one customer. */
+async function sweepCommands(fairSharing: boolean, rows: number) {
+  const { app, sweeper } = await queuedBacklog(fairSharing, rows);
+  const { config } = app;
   const monitor = await new Redis(testRedisTarget() as string).monitor();
   const commands: string[] = [];
   monitor.on('monitor', (_time: string, args: string[]) => {
@@ -69,5 +75,22 @@ describe.runIf(oneNode)('sweeper cost', () => {
     expect(report).toMatchObject({ checked: 1000, reenqueued: 0, reconciled: 0 });
     // An HMGET a row, then per shard one relane call that finds the customer's lane list non-empty.
     expect(commands.length).toBeLessThan(1000 * 1.2);
+  });
+});
+
+describe('sweeper: a job key Redis cannot read as a job', () => {
+  it('is not taken for a lost job (nothing is enqueued again), and the other rows are checked as usual', async () => {
+    const { app, customerId, sweeper } = await queuedBacklog(false, 3);
+    const [row] = await app.sql<{ id: string }>(`select id from jobs where customer_id = $1 order by id limit 1`, [customerId]);
+    const id = row!.id;
+    const queue = app.deps.queues.forJob('invoke', id);
+    // A worker runs it (its row says so), and something else took its key: HMGET answers WRONGTYPE for it alone.
+    await app.sql(`update jobs set state = 'active', started_at = now() where id = $1`, [id]);
+    await app.deps.redis.del(queue.toKey(id));
+    await app.deps.redis.set(queue.toKey(id), 'not a job');
+    expect(await sweeper.sweep()).toMatchObject({ checked: 3, reenqueued: 0, reconciled: 0 });
+    // Not taken for lost: its row is not put back to queued, and its key is left alone.
+    expect((await app.sql<{ state: string }>(`select state from jobs where id = $1`, [id]))[0]?.state).toBe('active');
+    expect(await app.deps.redis.type(queue.toKey(id))).toBe('string');
   });
 });
