@@ -66,7 +66,11 @@ interface Run {
   /** Redis used memory just after A's last bulk request, less before its first, and A's jobs unfinished then. */
   redis_backlog_mib: number;
   a_unfinished_after_submit: number;
-  /** CPU per job of A's backlog over the whole run (submit to drained), by process group, in µs. */
+  /**
+   * CPU per job of A's backlog over the whole run (submit to drained), by process group, in µs. PostgreSQL's is
+   * read from the backends alive at each end of the run (one that a pool closed meanwhile takes its CPU with it):
+   * a rough figure, at times below zero.
+   */
   cpu_us_per_job: Record<string, number>;
   /** Redis commands per job over the whole run (every client's). */
   redis_commands_per_job: number;
@@ -154,7 +158,8 @@ async function startMode(context: FairnessContext, fairSharing: boolean, databas
 
     // Redis memory for A's whole backlog, every job of it queued (no worker runs yet): held in lanes, or in BullMQ.
     const beforeHeld = await usedMemory(redis);
-    await submitBacklog(fairSharing ? 0 : 5);
+    // Parameters of round 0, which no run uses (each mode has its own cache as well as its own database).
+    await submitBacklog(0);
     const heldBacklogMiB = round(((await usedMemory(redis)) - beforeHeld) / 1048576, 2);
     if (process.env.BENCH_REDIS_KEYS === '1')
       log(`Redis for A's queued backlog: keys ${JSON.stringify(await redisMemoryByKeyShape(redis, `${context.prefixOf(fairSharing)}:*`))}`);
@@ -288,11 +293,12 @@ const median = (values: number[]) =>
   );
 
 export async function runFairness(context: FairnessContext): Promise<ScenarioResult> {
-  const fifoDatabase = await context.newDatabase('fifo');
   const fair = await startMode(context, true, { url: context.platformEnv.DATABASE_URL!, db: context.db });
+  let fifoDatabase: ModeDatabase | undefined;
   let fifo: Mode | undefined;
   const rounds: Array<{ fifoAlone: Run; fairWithB: Run; fairAlone: Run; fifoWithB: Run }> = [];
   try {
+    fifoDatabase = await context.newDatabase('fifo');
     fifo = await startMode(context, false, fifoDatabase);
     // Both modes' processes stay up and the runs alternate, so a machine that speeds up or slows down over the
     // minutes of the scenario weighs on both sides of each round's ratio alike.
@@ -306,7 +312,7 @@ export async function runFairness(context: FairnessContext): Promise<ScenarioRes
   } finally {
     await fifo?.stop();
     await fair.stop();
-    await fifoDatabase.drop();
+    await fifoDatabase?.drop();
   }
   const fairB = rounds.flatMap((r) => r.fairWithB.b_latencies_ms!);
   const maxMs = Math.max(...fairB);
