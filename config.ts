@@ -218,6 +218,11 @@ const envSchema = z.object({
     .default(8 * 1024 * 1024),
   /** New work is refused (503, Retry-After) while Redis `used_memory` is above this share of its `maxmemory`; 0 turns the guard off. Default 0.8. */
   REDIS_MEMORY_GUARD: z.coerce.number().min(0).max(1).default(0.8),
+  /**
+   * Most jobs of one bulk submit one BullMQ job carries (a bundle, queue/bundles.ts; for job types that allow
+   * it: invoke). 1 carries every job alone. Default 50.
+   */
+  JOB_BUNDLE_SIZE: z.coerce.number().int().min(1).max(500).default(50),
   /** Jobs one worker process runs at once per queue. Default 64. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(64),
   /** Piscina threads per worker process. Default: number of cores. */
@@ -396,6 +401,8 @@ export interface Config {
   queuePrefix: string;
   /** Queues per sharded job type. */
   queueShards: number;
+  /** Most jobs of one bulk submit one BullMQ job carries (JOB_BUNDLE_SIZE). */
+  jobBundleSize: number;
   jwtSecret: string;
   adminEmail: string;
   adminPassword: string;
@@ -568,6 +575,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redis,
     queuePrefix: e.QUEUE_PREFIX,
     queueShards: e.QUEUE_SHARDS ?? (e.REDIS_CLUSTER_NODES ? 16 : 1),
+    jobBundleSize: e.JOB_BUNDLE_SIZE,
     jwtSecret: e.JWT_SECRET,
     adminEmail: e.ADMIN_EMAIL.toLowerCase(),
     adminPassword: e.ADMIN_PASSWORD,

@@ -16,6 +16,11 @@ export interface QueueDefaults {
    * Cluster spreads its traffic over every master: for the hot types. Default false (one queue, `{metering}`).
    */
   sharded: boolean;
+  /**
+   * Jobs of one bulk submit may travel many to a BullMQ job (queue/bundles.ts, up to JOB_BUNDLE_SIZE), their
+   * members run at once on one worker slot: for types whose jobs are short and light. Default false.
+   */
+  bundled?: boolean;
 }
 
 /**

@@ -6,6 +6,7 @@ import type { RedisClient } from '../lib/redis.js';
 import { storedWeights } from './fair-share/fair-share.js';
 import type { FairQueues } from './fair-share/fair-queues.js';
 import type { JobQueues } from './queues.js';
+import { isBundleId } from './bundles.js';
 
 /**
  * Pausing a customer (POST /admin/customers/:id/pause) quarantines its work without deleting it. The
@@ -92,11 +93,17 @@ export async function releasePausedJobs(
 ): Promise<number> {
   let promoted = 0;
   const weights = new Map<string, number>(); // per shard: the weight this customer last submitted with
+  const bundlesSeen = new Set<string>();
   for (const ref of await queuedJobRefs(em, customerId, maxPromoted)) {
+    // A bundle's members (queue/bundles.ts) were set aside together, as their bundle: promoted once.
+    if (ref.bundleId) {
+      if (bundlesSeen.has(ref.bundleId)) continue;
+      bundlesSeen.add(ref.bundleId);
+    }
     const queue = queues.forJob(ref.type, ref.id);
-    const job = await queue.getJob(ref.queueJobId ?? ref.id);
+    const job = (ref.bundleId && (await queue.getJob(ref.bundleId))) || (await queue.getJob(ref.queueJobId ?? ref.id));
     if (!job || !(await job.isDelayed())) continue;
-    const share = fair?.queues.of(queue);
+    const share = isBundleId(job.id) ? undefined : fair?.queues.of(queue);
     if (share && fair) {
       const removed = await job.remove().then(
         () => true,

@@ -29,6 +29,11 @@ export interface QueuedJobData extends QueuedJobHints {
   payloadInRow?: true;
   /** Set when the job has its own webhook URL, so a worker knows without reading the row. */
   hasWebhookUrl?: boolean;
+  /**
+   * Attempts the job made before it was enqueued alone: a bundle's member handed off to retry (queue/bundles.ts);
+   * its BullMQ `attempts` are what it has left.
+   */
+  priorAttempts?: number;
 }
 
 export type JobQueue = Queue<QueuedJobData>;
@@ -88,7 +93,7 @@ export function shardConcurrency(typeConcurrency: number, shards: number): numbe
 }
 
 /** Where the queues live: the plain BullMQ prefix and the shard count of sharded types. */
-export type QueueLayout = Pick<Config, 'queuePrefix' | 'queueShards'>;
+export type QueueLayout = Pick<Config, 'queuePrefix' | 'queueShards'> & Partial<Pick<Config, 'jobBundleSize'>>;
 
 /**
  * The job types' BullMQ queues: one per type and shard (`{invoke.0}` … `{invoke.15}`), one for a type
@@ -97,6 +102,8 @@ export type QueueLayout = Pick<Config, 'queuePrefix' | 'queueShards'>;
 export interface JobQueues {
   /** The plain BullMQ prefix they live under. */
   readonly prefix: string;
+  /** Most jobs of one bulk submit one BullMQ job carries (JOB_BUNDLE_SIZE; 1: none). */
+  readonly bundleSize: number;
   /** The job types, in registry order. */
   types(): string[];
   /** Every queue of a type, shard 0 first (one for a type that is not sharded). Throws for an unknown type. */
@@ -157,6 +164,7 @@ export function createQueues(connection: RedisClient, layout: QueueLayout, regis
   const all = () => [...byType.values()].flat();
   return {
     prefix: layout.queuePrefix,
+    bundleSize: layout.jobBundleSize ?? 1,
     types: () => [...byType.keys()],
     ofType,
     forJob(type, id) {

@@ -7,6 +7,7 @@ import type { JobDefinition } from '../jobs/define-job.js';
 import { groupByQueue, queuedPayload, type QueuedJobData } from './queues.js';
 import { packHints } from './fair-share/fair-share.js';
 import { withinEnqueueTimeout } from './enqueue-timeout.js';
+import { assignBundles, bundlesJobsOf, foldBundles } from './bundles.js';
 import { idempotencyWindowMs, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
 
 /**
@@ -51,6 +52,12 @@ export async function submitJobsBulk(
   for (let start = 0; start < payloads.length; start += 1000) {
     const chunk = payloads.slice(start, start + 1000);
     const chunkIds = chunk.map(() => uuidv7());
+    const bundleIds = assignBundles(
+      chunkIds,
+      deps.queues.bundleSize,
+      (id) => deps.queues.forJob(definition.name, id),
+      (id) => bundlesJobsOf(definition, deps.queues.bundleSize) && !deps.fair?.of(deps.queues.forJob(definition.name, id)),
+    );
     const [missed] = await Promise.all([
       Promise.all(chunk.map((payload) => isCacheMiss(deps.cache, customerId, definition, payload))),
       insertJobsBulk(
@@ -58,7 +65,7 @@ export async function submitJobsBulk(
         customerId,
         definition.name,
         definition.queue.attempts,
-        chunk.map((payload, i) => ({ id: chunkIds[i], payload })),
+        chunk.map((payload, i) => ({ id: chunkIds[i], payload, bundle_id: bundleIds[i] ?? undefined })),
       ),
     ]);
     // One addBulk per shard: a MULTI never spans queues (on a Redis Cluster they live on other slots).
@@ -67,7 +74,8 @@ export async function submitJobsBulk(
       data: { customerId, payload, ...(missed[i] ? { cacheMissed: true } : {}) },
       opts: { jobId: chunkIds[i] as string, attempts: definition.queue.attempts },
     }));
-    await addPerShard(deps, jobs, weight);
+    const bundleOf = new Map(chunkIds.map((id, i) => [id, bundleIds[i] ?? null]));
+    await addPerShard(deps, jobs, weight, (job) => bundleOf.get(job.opts.jobId) ?? null);
     ids.push(...chunkIds);
   }
   return ids;
@@ -100,11 +108,22 @@ export async function submitJobList(
   /** The customer's fair-sharing weight (`fairQueues.weightOf(tier)`). Default 1. */
   weight = 1,
 ): Promise<SubmitListOutcome> {
-  const inserts: JobInsert[] = list.map((input) => {
+  const ids = list.map(() => uuidv7());
+  const bundleIds = assignBundles(
+    list.map((input, index) => ({ input, id: ids[index] as string })),
+    deps.queues.bundleSize,
+    ({ input, id }) => deps.queues.forJob(input.definition.name, id),
+    ({ input, id }) =>
+      bundlesJobsOf(input.definition, deps.queues.bundleSize) &&
+      !input.priority &&
+      !input.delayMs &&
+      !deps.fair?.of(deps.queues.forJob(input.definition.name, id)),
+  );
+  const inserts: JobInsert[] = list.map((input, index) => {
     const delayMs = input.delayMs ?? 0;
     return {
       row: {
-        id: uuidv7(),
+        id: ids[index] as string,
         customerId,
         type: input.definition.name,
         state: delayMs > 0 ? 'delayed' : 'queued',
@@ -117,6 +136,7 @@ export async function submitJobList(
         requestHash: input.requestHash ?? null,
         scheduleName: input.scheduleName ?? null,
         retryOf: null,
+        bundleId: bundleIds[index] ?? null,
       },
       requireSubstrateId: input.requireSubstrateId,
     };
@@ -128,6 +148,7 @@ export async function submitJobList(
   ]);
   if (outcome.kind !== 'inserted') return outcome;
 
+  const bundleOf = new Map(outcome.jobs.map(({ job }) => [job.id, job.bundleId]));
   const bulk: BulkJob[] = [];
   outcome.jobs.forEach(({ job, replayed }, index) => {
     if (replayed) return;
@@ -145,8 +166,10 @@ export async function submitJobList(
       },
     });
   });
-  const enqueued = await withinEnqueueTimeout(addPerShard(deps, bulk, weight), (error) =>
-    deps.logger.warn({ err: error, jobs: outcome.jobs.length }, 'bulk enqueue failed; the sweeper will enqueue the accepted jobs later'),
+  const enqueued = await withinEnqueueTimeout(
+    addPerShard(deps, bulk, weight, (job) => bundleOf.get(job.opts.jobId) ?? null),
+    (error) =>
+      deps.logger.warn({ err: error, jobs: outcome.jobs.length }, 'bulk enqueue failed; the sweeper will enqueue the accepted jobs later'),
   );
   return { kind: 'created', jobs: outcome.jobs, enqueued };
 }
@@ -158,12 +181,19 @@ type BulkJob = { name: string; data: QueuedJobData; opts: JobsOptions & { jobId:
  * fair-shared queue (FAIR_SHARING) one admission per shard first, and the addBulk of only what it releases;
  * the rest waits in the customer's lane (priority and delay go with it) until a worker releases it.
  */
-async function addPerShard(deps: Pick<SubmitDeps, 'queues' | 'fair'>, jobs: BulkJob[], weight: number): Promise<unknown> {
+async function addPerShard(
+  deps: Pick<SubmitDeps, 'queues' | 'fair'>,
+  jobs: BulkJob[],
+  weight: number,
+  /** The bundle a job travels in (queue/bundles.ts), decided when its row was made; null: alone. */
+  bundleOf: (job: BulkJob) => string | null,
+): Promise<unknown> {
   const byQueue = groupByQueue(deps.queues, jobs, (job) => ({ type: job.name, id: job.opts.jobId }));
   return Promise.all(
     [...byQueue].map(async ([queue, group]) => {
       const fair = deps.fair?.of(queue);
-      if (!fair) return queue.addBulk(group);
+      // A bundle's data is not a job's: BullMQ stores either as JSON, and the worker tells them apart (isBundleData).
+      if (!fair) return queue.addBulk(foldBundles(group, bundleOf) as BulkJob[]);
       const now = Date.now();
       const released = new Set(
         await fair.admit(

@@ -10,7 +10,9 @@ import type { JobDefinition, JobTypeHook } from '../jobs/define-job.js';
 import { PermanentJobError } from '../jobs/errors.js';
 import { assertResultFits, oversizedJsonBytes } from '../jobs/result-limit.js';
 import type { JobStateWriter } from './job-state-writer.js';
-import type { JobLifecycleHook, JobOutcome } from './lifecycle.js';
+import type { HookJob, JobLifecycleHook, JobOutcome } from './lifecycle.js';
+import { isBundleData, type QueuedBundleData } from '../queue/bundles.js';
+import { runBundle, type BundleDeps } from './bundle-processor.js';
 import { inlineResultMaxBytes, isRowId, resultInRow, type QueuedJobData } from '../queue/queues.js';
 import { pausedJobDelayMs, type PausedCustomers } from '../queue/customer-pauses.js';
 import { StageMarks } from '../lib/stage-marks.js';
@@ -34,7 +36,7 @@ export interface ProcessorDeps {
   setAside?: (job: Job<QueuedJobData>) => void;
 }
 
-const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error)).slice(0, 2000);
+export const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error)).slice(0, 2000);
 
 /**
  * What a processor gets for one attempt. A class rather than an object literal of closures: a busy
@@ -54,15 +56,16 @@ class AttemptContext implements JobContext, TaskOwner {
 
   constructor(
     private readonly deps: ProcessorDeps,
-    private readonly job: Job<QueuedJobData>,
+    private readonly job: AttemptJob,
     private readonly type: string,
     jobId: string,
+    attemptsMade: number,
     signal: AbortSignal | undefined,
   ) {
     this.jobId = jobId;
     this.customerId = job.data.customerId;
-    this.attemptsMade = job.attemptsMade;
-    this.cacheMissed = job.data.cacheMissed === true && job.attemptsMade === 0;
+    this.attemptsMade = attemptsMade;
+    this.cacheMissed = job.data.cacheMissed === true && attemptsMade === 0;
     this.signal = signal ?? new AbortController().signal;
   }
 
@@ -111,7 +114,7 @@ const asLifecycleHook = (hook: JobTypeHook): JobLifecycleHook => ({
 function tellHooks(
   deps: ProcessorDeps,
   hooks: readonly JobLifecycleHook[],
-  job: Job<QueuedJobData>,
+  job: HookJob,
   type: string,
   jobId: string,
   outcome: JobOutcome,
@@ -162,34 +165,41 @@ async function returnValueFor(deps: ProcessorDeps, durableCommits: GroupCommit<n
   }
 }
 
+/** What an attempt needs of its job: a BullMQ job, or a bundle's member (workers/bundle-processor.ts). */
+export interface AttemptJob extends HookJob {
+  /** Attempts BullMQ made of this job before this one (a member: the attempts its row records). */
+  readonly attemptsMade: number;
+  /** Attempts this job may take in all (a member: its row's `max_attempts`). */
+  readonly opts: { attempts?: number };
+  readonly timestamp: number;
+  updateProgress(value: number | object): Promise<void>;
+}
+
+/** How an attempt ended once its outcome is stored (a failure of the store itself rejects instead). */
+export type AttemptEnd =
+  { state: 'completed'; returnValue: unknown } | { state: 'failed'; error: unknown; final: boolean; attempt: number };
+
 /**
- * Wraps a job definition as a BullMQ processor: marks the row active, runs the processor, and stores
- * the result (or the error) in PostgreSQL before BullMQ records the outcome. A job someone waits for
- * (`notify`) has its stored row announced to the waiting API process by that same write.
+ * Runs one attempt of a job of `definition`: marks the row active, runs the processor, and stores the result
+ * (or the error) in PostgreSQL, then tells the lifecycle hooks. A job someone waits for (`notify`) has its stored
+ * row announced to the waiting API process by that same write. `payload` is the job's (read from its row by the
+ * caller when it is too big to carry).
  */
-export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) {
+export function createAttemptRunner(definition: JobDefinition, deps: ProcessorDeps) {
   // Built once per job type: a job type without hooks of its own costs its jobs nothing.
   const finishedHooks = definition.hooks?.length ? [...deps.hooks, ...definition.hooks.map(asLifecycleHook)] : deps.hooks;
   // One durable commit serves every big result written before it: a customer's stream of them costs the
   // database one synchronous commit per batch, not one each.
   const durableCommits = new GroupCommit<null>(() => waitForDurableCommits(deps.orm.em.fork()));
-  return async (job: Job<QueuedJobData>, token?: string, signal?: AbortSignal): Promise<unknown> => {
+  return async (job: AttemptJob, payload: unknown, signal: AbortSignal | undefined): Promise<AttemptEnd> => {
     const jobId = job.id as string;
-    // A job with no row has nothing to write, and its id would fail the batched state writes it joined.
-    if (!isRowId(jobId)) throw new UnrecoverableError(`job ${jobId} has no row: jobs are submitted with their row's UUID as their id`);
-    if (token && deps.paused?.has(job.data.customerId)) {
-      // A paused customer's job goes back to wait, untouched (its row stays queued); no attempt is spent.
-      await job.moveToDelayed(Date.now() + pausedJobDelayMs, token);
-      deps.setAside?.(job);
-      throw new DelayedError();
-    }
-    const payload = job.data.payloadInRow ? await payloadFromRow(deps, job, jobId, token) : job.data.payload;
-    const attempt = job.attemptsMade + 1;
+    // Attempts spent before this job was handed off to run alone (a bundle's member that failed once).
+    const attempt = (job.data.priorAttempts ?? 0) + job.attemptsMade + 1;
     const started = performance.now();
     const marks = job.data.timingOrigin === undefined ? null : new StageMarks(job.data.timingOrigin);
     marks?.mark('picked');
     const notify = job.data.notify === true;
-    const ctx = new AttemptContext(deps, job, definition.name, jobId, signal);
+    const ctx = new AttemptContext(deps, job, definition.name, jobId, attempt - 1, signal);
     const startedAt = Date.now();
     if (definition.activeAtStart) await deps.writer.markActiveNow(jobId, attempt, startedAt);
     else deps.writer.markActive(jobId, attempt, startedAt);
@@ -202,7 +212,7 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       assertResultFits(result, deps.config.resultMaxBytes);
     } catch (error) {
       const permanent = error instanceof PermanentJobError || error instanceof UnrecoverableError || signal?.aborted;
-      const lastAttempt = attempt >= (job.opts.attempts ?? 1);
+      const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       const final = Boolean(permanent || lastAttempt);
       if (final) await deps.writer.fail(jobId, errorText(error), attempt, notify);
       else await deps.writer.retrying(jobId, errorText(error), attempt);
@@ -213,7 +223,7 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
         workMs: ctx.workMs,
         final,
       });
-      throw final ? new UnrecoverableError(errorText(error)) : error;
+      return { state: 'failed', error, final, attempt };
     }
     marks?.mark('evaluated');
     await deps.writer.complete(jobId, result, attempt, notify);
@@ -227,6 +237,39 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps) 
       durationMs: performance.now() - started,
       workMs: ctx.workMs,
     });
-    return returnValueFor(deps, durableCommits, result);
+    return { state: 'completed', returnValue: await returnValueFor(deps, durableCommits, result) };
+  };
+}
+
+export type AttemptRunner = ReturnType<typeof createAttemptRunner>;
+
+/** The error BullMQ gets for a failed attempt: it retries it unless `final`. */
+export const attemptError = (end: Extract<AttemptEnd, { state: 'failed' }>): unknown =>
+  end.final ? new UnrecoverableError(errorText(end.error)) : end.error;
+
+/**
+ * Wraps a job definition as a BullMQ processor: a job of its own runs one attempt (`createAttemptRunner`); a
+ * bundle (queue/bundles.ts) runs its members, each an attempt of its own (`runBundle`).
+ */
+export function createProcessor(definition: JobDefinition, deps: ProcessorDeps & { bundles?: BundleDeps }) {
+  const runAttempt = createAttemptRunner(definition, deps);
+  return async (job: Job<QueuedJobData>, token?: string, signal?: AbortSignal): Promise<unknown> => {
+    const jobId = job.id as string;
+    if (token && deps.paused?.has(job.data.customerId)) {
+      // A paused customer's job goes back to wait, untouched (its row stays queued); no attempt is spent.
+      await job.moveToDelayed(Date.now() + pausedJobDelayMs, token);
+      deps.setAside?.(job);
+      throw new DelayedError();
+    }
+    if (isBundleData(job.data as QueuedJobData | QueuedBundleData)) {
+      if (!deps.bundles) throw new UnrecoverableError(`job ${jobId} is a bundle, and this worker runs none`);
+      return runBundle(definition, deps, deps.bundles, runAttempt, job as unknown as Job<QueuedBundleData>, signal);
+    }
+    // A job with no row has nothing to write, and its id would fail the batched state writes it joined.
+    if (!isRowId(jobId)) throw new UnrecoverableError(`job ${jobId} has no row: jobs are submitted with their row's UUID as their id`);
+    const payload = job.data.payloadInRow ? await payloadFromRow(deps, job, jobId, token) : job.data.payload;
+    const end = await runAttempt(job, payload, signal);
+    if (end.state === 'failed') throw attemptError(end);
+    return end.returnValue;
   };
 }

@@ -17,11 +17,12 @@ import type { JobStateWriter } from './job-state-writer.js';
 import { countInvocationCacheLookup, jobMetricsHook } from './metrics.js';
 import { closeWorkersWithin, HandBackAwareStateWriter, HeldJobs, type ShutdownReport } from './shutdown.js';
 import { createTaskPool, taskRunner } from './pools.js';
-import type { JobLifecycleHook } from './lifecycle.js';
+import type { HookJob, JobLifecycleHook } from './lifecycle.js';
 import { createProcessor } from './processor.js';
+import type { BundleDeps } from './bundle-processor.js';
 import { PausedCustomers } from '../queue/customer-pauses.js';
 import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
-import { createQueues, isRowId, retention, shardConcurrency, type QueuedJobData } from '../queue/queues.js';
+import { createQueues, isRowId, queuedPayload, retention, shardConcurrency, type QueuedJobData } from '../queue/queues.js';
 import { Sweeper } from './sweeper.js';
 import { findReleasableJobs } from '../db/jobs/find-jobs.js';
 import { ensureJobPartitions } from '../db/jobs/job-partitions.js';
@@ -134,6 +135,23 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const setAside = (job: Job<QueuedJobData>) => {
     if (releaser && fair?.queues.has(job.queueQualifiedName)) tellReleaser(releaser, job, undefined);
   };
+  // Bundles' members (queue/bundles.ts) run inside their bundle's BullMQ job: a cancel finds them here, and a
+  // retry goes to BullMQ alone under the member's id.
+  const bundles: BundleDeps = {
+    running: new Map(),
+    async handOff(member) {
+      await queues.forJob(member.type, member.id).add(
+        member.type,
+        {
+          customerId: member.customerId,
+          ...queuedPayload(member.payload),
+          ...(member.hasWebhookUrl ? { hasWebhookUrl: true } : {}),
+          priorAttempts: member.attempt,
+        },
+        { jobId: member.id, attempts: member.maxAttempts - member.attempt, delay: member.delayMs },
+      );
+    },
+  };
   /** Each Worker's own connection (passed in, so BullMQ leaves it open on close: closed here). */
   const workerConnections: RedisClient[] = [];
   const workers = [...registry.values()].flatMap((definition) => {
@@ -149,6 +167,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       hooks,
       paused,
       setAside,
+      bundles,
     });
     const shards = queues.ofType(definition.name);
     const concurrency = shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length);
@@ -204,6 +223,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     if (channel === accessChangeChannel(config.queuePrefix)) return webhooks.hook.forget(message);
     if (channel === customerPauseChannel(config.queuePrefix)) return paused.apply(message);
     for (const worker of workers) worker.cancelJob(message, 'cancelled by the user');
+    bundles.running.get(message)?.abort(new Error('cancelled by the user'));
   });
   await heartbeat.start();
   const removePoolSource = addPoolSource('evaluation', {
@@ -278,7 +298,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
 }
 
 /** A job of a fair-shared shard finished: its shard's releaser charges it and releases what fits. */
-function tellReleaser(releaser: FairReleaser, job: Job<QueuedJobData>, workMs: number | undefined): void {
+function tellReleaser(releaser: FairReleaser, job: HookJob, workMs: number | undefined): void {
   releaser.finished(job.queueQualifiedName, {
     id: job.id as string,
     customerId: job.data.customerId,

@@ -1,32 +1,52 @@
 import type { Job, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { JobStateWriter } from './job-state-writer.js';
-import type { JobLifecycleHook } from './lifecycle.js';
+import type { HookJob, JobLifecycleHook } from './lifecycle.js';
 import type { QueuedJobData } from '../queue/queues.js';
 
 /**
  * The jobs this process holds: from the processor starting until BullMQ has recorded the outcome (its
  * `completed`/`failed` events come after the Redis move), so a job is never handed back twice or after
- * it finished.
+ * it finished. A bundle's member is held as its bundle (the BullMQ job handed back), and its id is kept with
+ * it: a handed-back bundle's members' outcomes are refused too.
  */
 export class HeldJobs implements JobLifecycleHook {
   readonly name = 'held-jobs';
-  private readonly held = new Map<string, Job<QueuedJobData>>();
+  private readonly held = new Map<string, Job>();
+  private readonly members = new Map<string, Set<string>>();
 
-  started(job: Job<QueuedJobData>): void {
-    this.held.set(job.id as string, job);
+  started(job: HookJob): void {
+    if (!job.carrier) {
+      this.held.set(job.id as string, job as Job<QueuedJobData>);
+      return;
+    }
+    const bundleId = job.carrier.id as string;
+    this.held.set(bundleId, job.carrier);
+    const members = this.members.get(bundleId);
+    if (members) members.add(job.id as string);
+    else this.members.set(bundleId, new Set([job.id as string]));
   }
 
   /** Stops tracking a worker's jobs once BullMQ has stored their outcome. */
   watch(worker: Worker<QueuedJobData>): void {
-    worker.on('completed', (job) => this.held.delete(job.id as string));
+    const forget = (id: string) => {
+      this.held.delete(id);
+      this.members.delete(id);
+    };
+    worker.on('completed', (job) => forget(job.id as string));
     worker.on('failed', (job) => {
-      if (job) this.held.delete(job.id as string);
+      if (job) forget(job.id as string);
     });
   }
 
-  list(): Job<QueuedJobData>[] {
+  /** The BullMQ jobs held (bundles once each). */
+  list(): Job[] {
     return [...this.held.values()];
+  }
+
+  /** Every id whose outcome a hand-back of `list()` must refuse: the held jobs' and their started members'. */
+  ids(): string[] {
+    return [...this.held.keys(), ...[...this.members.values()].flatMap((members) => [...members])];
   }
 }
 
@@ -95,7 +115,7 @@ export async function closeWorkersWithin(
     return { drained: true, handedBack: 0, elapsedMs: Date.now() - started };
 
   const jobs = deps.held.list();
-  deps.writer.refuse(jobs.map((job) => job.id as string));
+  deps.writer.refuse(deps.held.ids());
   const moved = await Promise.all(
     jobs.map((job) =>
       job.moveToWait(job.token).then(

@@ -13,10 +13,11 @@ import {
   type UnfinishedJobsCursor,
 } from '../db/jobs/recovery.js';
 import { enqueue } from '../queue/submit-job.js';
-import { groupByQueue, isResultInRow, isRowId, type JobQueues } from '../queue/queues.js';
+import { groupByQueue, isResultInRow, isRowId, type JobQueue, type JobQueues } from '../queue/queues.js';
 import { storedWeights } from '../queue/fair-share/fair-share.js';
 import type { FairQueues } from '../queue/fair-share/fair-queues.js';
 import { trimCompleted } from './trim-completed.js';
+import { isBundleId, type BundleOutcomes } from '../queue/bundles.js';
 
 /** What the sweeper reads of a row's BullMQ job (its hash's fields; null when unset). */
 interface BullmqJobFields {
@@ -24,6 +25,21 @@ interface BullmqJobFields {
   returnvalue: string | null;
   failedReason: string | null;
   attemptsMade: string | null;
+  /** A bundled row's outcome as its finished bundle recorded it (queue/bundles.ts `BundleOutcomes`). */
+  bundled?: { state: 'completed'; result: unknown } | { state: 'failed'; error: string; attemptsMade: number };
+}
+
+const unfinishedFields = { finishedOn: null, returnvalue: null, failedReason: null, attemptsMade: null } as const;
+
+/** A bundle's recorded member outcomes; null when it has none (not completed, or not a bundle's value). */
+function parseOutcomes(returnvalue: string | null): BundleOutcomes | null {
+  if (!returnvalue) return null;
+  try {
+    const value: unknown = JSON.parse(returnvalue);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as BundleOutcomes) : null;
+  } catch {
+    return null;
+  }
 }
 
 export interface SweeperOptions {
@@ -161,21 +177,48 @@ export class Sweeper {
       // Completed jobs only: failed ones stay for operators to inspect and retry in Bull Board, bounded by
       // `retention.removeOnFail` (queue/queues.ts).
       for (const state of ['completed'] as const) {
-        const ids = (await this.deps.redis.zrangebyscore(queue.toKey(state), '-inf', cutoff, 'LIMIT', 0, limitPerQueue)).filter((id) =>
-          isRowId(id),
-        );
-        if (ids.length === 0) continue;
-        report.checked += ids.length;
-        const durable = await finalJobIds(em, ids);
-        // One script call per queue, which removes only ids still in the completed set.
-        report.removed += await trimCompleted(
-          this.deps.redis,
+        const finished = await this.deps.redis.zrangebyscore(queue.toKey(state), '-inf', cutoff, 'LIMIT', 0, limitPerQueue);
+        const ids = finished.filter((id) => isRowId(id));
+        const bundles = await this.bundleMembersToTrim(
           queue,
-          ids.filter((id) => durable.has(id)),
+          finished.filter((id) => isBundleId(id)),
         );
+        if (ids.length === 0 && bundles.size === 0) continue;
+        report.checked += ids.length + bundles.size;
+        const durable = await finalJobIds(em, [...ids, ...[...bundles.values()].flat()]);
+        // One script call per queue, which removes only ids still in the completed set.
+        report.removed += await trimCompleted(this.deps.redis, queue, [
+          ...ids.filter((id) => durable.has(id)),
+          ...[...bundles].filter(([, members]) => members.every((id) => durable.has(id))).map(([bundleId]) => bundleId),
+        ]);
       }
     }
     return report;
+  }
+
+  /**
+   * Completed bundles (queue/bundles.ts) and the members whose outcome each recorded: a bundle may go once those
+   * rows are final on disk. A member it handed off to run alone, or skipped, has its own BullMQ job or none, and
+   * the sweeper looks that up when the bundle is gone.
+   */
+  private async bundleMembersToTrim(queue: JobQueue, bundleIds: string[]): Promise<Map<string, string[]>> {
+    const members = new Map<string, string[]>();
+    if (bundleIds.length === 0) return members;
+    const pipeline = this.deps.redis.pipeline();
+    for (const id of bundleIds) pipeline.hget(queue.toKey(id), 'returnvalue');
+    const results = (await pipeline.exec()) ?? [];
+    bundleIds.forEach((id, index) => {
+      const [error, returnvalue] = results[index] ?? [new Error('no answer')];
+      if (error) return;
+      const outcomes = parseOutcomes(returnvalue as string | null) ?? {};
+      members.set(
+        id,
+        Object.entries(outcomes)
+          .filter(([, outcome]) => !('h' in outcome))
+          .map(([memberId]) => memberId),
+      );
+    });
+    return members;
   }
 
   private lockKey(): string {
@@ -277,7 +320,23 @@ export class Sweeper {
   private async reconcileFinished(em: EntityManager, rows: UnfinishedJob[], inRedis: Map<UnfinishedJob, BullmqJobFields>): Promise<number> {
     let reconciled = 0;
     // One pipeline per queue: its keys share the queue's hash tag, so on a cluster each goes to one slot.
-    for (const [queue, group] of this.byQueue(rows)) {
+    for (const row of rows) {
+      const bundled = inRedis.get(row)?.bundled;
+      if (!bundled) continue;
+      if (bundled.state === 'completed' && isResultInRow(bundled.result)) {
+        this.deps.logger.warn({ jobId: row.id }, 'a job whose result was written durably is not final in PostgreSQL');
+        continue;
+      }
+      const changed = await recordLostOutcome(em, {
+        id: row.id,
+        state: bundled.state,
+        result: bundled.state === 'completed' ? bundled.result : null,
+        error: bundled.state === 'failed' ? bundled.error : null,
+        attemptsMade: bundled.state === 'failed' ? bundled.attemptsMade : 1,
+      });
+      if (changed) reconciled += 1;
+    }
+    for (const [queue, group] of this.byQueue(rows.filter((row) => !inRedis.get(row)?.bundled))) {
       const pipeline = this.deps.redis.pipeline();
       for (const row of group) {
         const jobId = row.queueJobId ?? row.id;
@@ -317,7 +376,11 @@ export class Sweeper {
   private async bullmqJobsOf(rows: UnfinishedJob[]): Promise<{ inRedis: Map<UnfinishedJob, BullmqJobFields>; missing: UnfinishedJob[] }> {
     const inRedis = new Map<UnfinishedJob, BullmqJobFields>();
     const missing: UnfinishedJob[] = [];
-    for (const [queue, group] of this.byQueue(rows)) {
+    const unanswered = await this.bundledJobsOf(
+      rows.filter((row) => row.bundleId),
+      inRedis,
+    );
+    for (const [queue, group] of this.byQueue([...rows.filter((row) => !row.bundleId), ...unanswered])) {
       const pipeline = this.deps.redis.pipeline();
       for (const row of group)
         pipeline.hmget(queue.toKey(row.queueJobId ?? row.id), 'timestamp', 'finishedOn', 'returnvalue', 'failedReason', 'attemptsMade');
@@ -337,6 +400,48 @@ export class Sweeper {
       }
     }
     return { inRedis, missing };
+  }
+
+  /**
+   * Bundled rows (queue/bundles.ts) through their bundle, one HMGET a bundle (pipelined per queue): a bundle not
+   * finished holds its members (in `inRedis`, unfinished); a finished one answers for each member whose outcome it
+   * recorded (`bundled`). Returns the rows no bundle answers for — it is gone, failed, or handed the member off to
+   * run alone — to be looked up under their own id. A row whose bundle's answer was an error is in none.
+   */
+  private async bundledJobsOf(rows: UnfinishedJob[], inRedis: Map<UnfinishedJob, BullmqJobFields>): Promise<UnfinishedJob[]> {
+    const unanswered: UnfinishedJob[] = [];
+    for (const [queue, group] of this.byQueue(rows)) {
+      const bundleIds = [...new Set(group.map((row) => row.bundleId as string))];
+      const pipeline = this.deps.redis.pipeline();
+      for (const id of bundleIds) pipeline.hmget(queue.toKey(id), 'timestamp', 'finishedOn', 'returnvalue');
+      const results = (await pipeline.exec()) ?? [];
+      const bundles = new Map<string, { finishedOn: string | null; outcomes: BundleOutcomes | null } | null>();
+      bundleIds.forEach((id, index) => {
+        const [error, fields] = results[index] ?? [new Error('no answer')];
+        if (error) return;
+        const [timestamp, finishedOn, returnvalue] = fields as Array<string | null>;
+        bundles.set(id, timestamp ? { finishedOn: finishedOn ?? null, outcomes: parseOutcomes(returnvalue ?? null) } : null);
+      });
+      for (const row of group) {
+        const bundle = bundles.get(row.bundleId as string);
+        if (bundle === undefined) continue;
+        if (bundle && !bundle.finishedOn) {
+          inRedis.set(row, unfinishedFields);
+          continue;
+        }
+        const outcome = bundle?.outcomes?.[row.id];
+        if (bundle && outcome && 'r' in outcome)
+          inRedis.set(row, { ...unfinishedFields, finishedOn: bundle.finishedOn, bundled: { state: 'completed', result: outcome.r } });
+        else if (bundle && outcome && 'e' in outcome)
+          inRedis.set(row, {
+            ...unfinishedFields,
+            finishedOn: bundle.finishedOn,
+            bundled: { state: 'failed', error: outcome.e, attemptsMade: outcome.a },
+          });
+        else unanswered.push(row);
+      }
+    }
+    return unanswered;
   }
 
   /** Rows by the queue their job lives on: their type's shard for the row id (the id every job is enqueued under). */

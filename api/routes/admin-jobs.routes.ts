@@ -9,7 +9,8 @@ import { listAdminActions, recordAdminAction, type AdminAuditRow } from '../../d
 import { setCustomerPaused } from '../../db/repositories/customer-pauses.js';
 import { atMost } from '../../jobs/input-limits.js';
 import { jobTypeNames } from '../../jobs/registry.js';
-import { cancelChannel, customerPauseChannel } from '../../lib/channels.js';
+import { customerPauseChannel } from '../../lib/channels.js';
+import { stopCancelledJob } from '../../queue/stop-cancelled-job.js';
 import { pauseRefreshMs, releasePausedJobs } from '../../queue/customer-pauses.js';
 import { retryJobs } from '../../queue/retry-jobs.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
@@ -234,11 +235,7 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
         found.map((job) => job.id),
         'cancelled by an administrator',
       );
-      for (const job of cancelled) {
-        const bullJob = await deps.queues.forJob(job.type, job.id).getJob(job.queueJobId ?? job.id);
-        // Queued or delayed: off the queue. Active (locked): remove fails, so abort the processor.
-        if (bullJob) await bullJob.remove().catch(() => deps.redis.publish(cancelChannel(deps.config.queuePrefix), bullJob.id as string));
-      }
+      for (const job of cancelled) await stopCancelledJob({ ...deps, queuePrefix: deps.config.queuePrefix }, job);
       jobIds.push(...cancelled.map((job) => job.id));
     }
     await audit(req, 'jobs.cancel', body.customer_id, { filters: filtersOf(body), matched, cancelled: jobIds.length });

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { findJob } from '../../db/jobs/find-jobs.js';
 import { cancelJobRow } from '../../db/jobs/job-states.js';
 import { getJobDefinition } from '../../jobs/registry.js';
-import { cancelChannel } from '../../lib/channels.js';
+import { stopCancelledJob } from '../../queue/stop-cancelled-job.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { jobView } from '../../db/jobs/job-view.js';
@@ -129,11 +129,7 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
     const queue = deps.queues.forJob(cancelled.type, id);
     // Held by fair sharing: out of its lane (a release that pops it anyway skips a cancelled row).
     if (deps.fair?.of(queue)) await deps.fair.share.withdraw(queue.qualifiedName, id, cancelled.customerId);
-    const bullJob = await queue.getJob(cancelled.queueJobId ?? id);
-    if (bullJob) {
-      // Queued or delayed: take it off the queue. Active (locked): remove fails, so abort the processor.
-      await bullJob.remove().catch(() => deps.redis.publish(cancelChannel(deps.config.queuePrefix), bullJob.id as string));
-    }
+    await stopCancelledJob({ ...deps, queuePrefix: deps.config.queuePrefix }, cancelled);
     res.json(jobView(cancelled));
   });
 

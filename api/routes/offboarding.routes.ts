@@ -13,7 +13,7 @@ import {
   purgeCustomer,
 } from '../../db/offboarding/customer-deletion.js';
 import { exportCustomer, type ExportHeader } from '../../db/offboarding/customer-export.js';
-import { cancelChannel } from '../../lib/channels.js';
+import { stopCancelledJob } from '../../queue/stop-cancelled-job.js';
 import { removeScheduler } from '../../queue/schedules/user-schedulers.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
@@ -144,11 +144,7 @@ async function cancelStragglers(deps: ApiDeps, customerId: string): Promise<numb
     const ids = await unfinishedJobIds(em, customerId, cancelRound);
     if (ids.length === 0) return cancelled;
     const jobs = await cancelJobRows(em, ids, 'cancelled: the customer was deleted');
-    for (const job of jobs) {
-      const bullJob = await deps.queues.forJob(job.type, job.id).getJob(job.queueJobId ?? job.id);
-      // Queued or delayed: off the queue. Active (locked): remove fails, so abort the processor.
-      if (bullJob) await bullJob.remove().catch(() => deps.redis.publish(cancelChannel(deps.config.queuePrefix), bullJob.id as string));
-    }
+    for (const job of jobs) await stopCancelledJob({ ...deps, queuePrefix: deps.config.queuePrefix }, job);
     cancelled += jobs.length;
   }
 }

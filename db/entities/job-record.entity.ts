@@ -25,6 +25,11 @@ export interface JobRecord {
   webhookUrl: string | null;
   /** The BullMQ job id when it differs from `id`: only rows of scheduled runs recorded before runs became ordinary jobs. */
   queueJobId: string | null;
+  /**
+   * The BullMQ job that carries this one with others of its submit (queue/bundles.ts), on the same queue;
+   * null for a job carried alone under its own id.
+   */
+  bundleId: string | null;
   /** The key the job was submitted with (informative; `job_idempotency_keys` decides which job a key names). */
   idempotencyKey: string | null;
   requestHash: string | null;
@@ -107,6 +112,7 @@ export const JobRecordSchema = new EntitySchema<JobRecord>({
     delayMs: { type: 'integer', default: 0 },
     webhookUrl: { type: 'text', nullable: true },
     queueJobId: { type: 'text', nullable: true },
+    bundleId: { type: 'text', nullable: true },
     idempotencyKey: { type: 'text', nullable: true },
     requestHash: { type: 'text', nullable: true },
     scheduleName: { type: 'text', nullable: true },

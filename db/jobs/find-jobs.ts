@@ -14,6 +14,35 @@ export async function findJob(em: EntityManager, customerId: string, id: string)
 
 const jobPayloadStatement = `select payload from jobs where id = $1`;
 
+/** What a bundle's run needs of a member's row: whether it still runs, its attempts, and a payload too big to carry. */
+export interface BundleMemberRow {
+  id: string;
+  state: JobRecord['state'];
+  attemptsMade: number;
+  maxAttempts: number;
+  /** Only for the ids asked for (`payloadIds`); null otherwise. */
+  payload: unknown;
+}
+
+const bundleMembersStatement = `select id, state, attempts_made as "attemptsMade", max_attempts as "maxAttempts",
+        case when id = any($2::uuid[]) then payload end as payload
+   from jobs where id = any($1::uuid[]) and id between $3::uuid and $4::uuid`;
+
+/** A bundle's members' rows (queue/bundles.ts), in one prepared read; a member with no row is left out. */
+export async function findBundleMembers(
+  em: EntityManager,
+  ids: readonly string[],
+  payloadIds: readonly string[],
+): Promise<Map<string, BundleMemberRow>> {
+  if (ids.length === 0) return new Map();
+  const rows = await executePrepared<BundleMemberRow>(em, 'jobs-find-bundle-members', bundleMembersStatement, [
+    ids,
+    payloadIds,
+    ...idRange(ids),
+  ]);
+  return new Map(rows.map((row) => [row.id, row]));
+}
+
 /**
  * A job's payload, read from its row (for a payload too big to travel in its BullMQ job: queue/queues.ts
  * `queuedPayload`); null when no row has that id.
@@ -103,11 +132,11 @@ export async function queuedJobRefs(
   em: EntityManager,
   customerId: string,
   limit: number,
-): Promise<Array<Pick<JobRecord, 'id' | 'type' | 'queueJobId' | 'priority'>>> {
+): Promise<Array<Pick<JobRecord, 'id' | 'type' | 'queueJobId' | 'bundleId' | 'priority'>>> {
   return em
     .getConnection()
     .execute(
-      `select id, type, queue_job_id as "queueJobId", priority from jobs where customer_id = ? and state = 'queued' order by created_at limit ?`,
+      `select id, type, queue_job_id as "queueJobId", bundle_id as "bundleId", priority from jobs where customer_id = ? and state = 'queued' order by created_at limit ?`,
       [customerId, limit],
     );
 }

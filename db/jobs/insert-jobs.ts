@@ -21,12 +21,15 @@ const newJobProperties = [
   'requestHash',
   'scheduleName',
   'retryOf',
+  'bundleId',
 ] as const satisfies ReadonlyArray<keyof JobRecord>;
 
 const newJobColumns = jobColumnList(newJobProperties);
 
-export type NewJobRow = Omit<Pick<JobRecord, (typeof newJobProperties)[number]>, 'state'> & {
+export type NewJobRow = Omit<Pick<JobRecord, (typeof newJobProperties)[number]>, 'state' | 'bundleId'> & {
   state: Extract<JobState, 'queued' | 'delayed'>;
+  /** Set when the job will be carried in a bundle (queue/bundles.ts). Default null. */
+  bundleId?: string | null;
 };
 
 /**
@@ -97,6 +100,7 @@ function recordsetRow(row: JobInsert['row']): JobRecordsetRow<(typeof newJobProp
     request_hash: row.requestHash ?? undefined,
     schedule_name: row.scheduleName ?? undefined,
     retry_of: row.retryOf ?? undefined,
+    bundle_id: row.bundleId ?? undefined,
   };
 }
 
@@ -118,7 +122,7 @@ export async function insertJobs(em: EntityManager, rows: JobInsert[]): Promise<
   return rows.map(({ row }) => byId.get(row.id) ?? null);
 }
 
-const bulkProperties = ['id', 'payload'] as const;
+const bulkProperties = ['id', 'payload', 'bundleId'] as const;
 
 /**
  * Many jobs of one type and customer, queued with the type's attempts, in one multi-row INSERT (the bulk
@@ -129,12 +133,13 @@ export async function insertJobsBulk(
   customerId: string,
   type: string,
   maxAttempts: number,
-  jobs: Array<JobRecordsetRow<(typeof bulkProperties)[number]>>,
+  /** `bundle_id` when the job travels in a bundle (queue/bundles.ts). */
+  jobs: Array<JobRecordsetRow<'id' | 'payload'> & Partial<JobRecordsetRow<'bundleId'>>>,
 ): Promise<void> {
   await queryWithParameters(
     em,
-    `insert into jobs (${jobColumnList(['id', 'customerId', 'type', 'state', 'payload', 'maxAttempts'])})
-     select v.id, ?, ?, 'queued', v.payload, ? from jsonb_to_recordset(?::jsonb) as v(${jobRecordsetType(bulkProperties)})`,
+    `insert into jobs (${jobColumnList(['id', 'customerId', 'type', 'state', 'payload', 'maxAttempts', 'bundleId'])})
+     select v.id, ?, ?, 'queued', v.payload, ?, v.bundle_id from jsonb_to_recordset(?::jsonb) as v(${jobRecordsetType(bulkProperties)})`,
     [customerId, type, maxAttempts, JSON.stringify(jobs)],
   );
 }
@@ -248,6 +253,7 @@ function insertedJob(row: NewJobRow, createdAt: Date): JobRecord {
     progress: null,
     attemptsMade: 0,
     queueJobId: null,
+    bundleId: row.bundleId ?? null,
     createdAt,
     startedAt: null,
     finishedAt: null,

@@ -22,6 +22,7 @@ const columns = {
   delayMs: ['delay_ms', 'int'],
   webhookUrl: ['webhook_url', 'text'],
   queueJobId: ['queue_job_id', 'text'],
+  bundleId: ['bundle_id', 'text'],
   idempotencyKey: ['idempotency_key', 'text'],
   requestHash: ['request_hash', 'text'],
   scheduleName: ['schedule_name', 'text'],

@@ -125,7 +125,7 @@ export async function cancelJobRow(em: EntityManager, customerId: string, id: st
 }
 
 /** What a bulk cancel needs to take a job off its queue. */
-export type CancelledJob = Pick<JobRecord, 'id' | 'customerId' | 'type' | 'queueJobId'>;
+export type CancelledJob = Pick<JobRecord, 'id' | 'customerId' | 'type' | 'queueJobId' | 'bundleId'>;
 
 /** `cancelJobRow` for many jobs of any customers (an admin's bulk cancel): those still unfinished are cancelled. */
 export async function cancelJobRows(em: EntityManager, ids: readonly string[], reason: string): Promise<CancelledJob[]> {
@@ -133,7 +133,7 @@ export async function cancelJobRows(em: EntityManager, ids: readonly string[], r
   return em.getConnection().execute<CancelledJob[]>(
     `update jobs set state = 'cancelled', finished_at = now(), error = coalesce(error, ?)
       where id in (select (jsonb_array_elements_text(?::jsonb))::uuid) and state in ('queued', 'delayed', 'active')
-      returning id, customer_id as "customerId", type, queue_job_id as "queueJobId"`,
+      returning id, customer_id as "customerId", type, queue_job_id as "queueJobId", bundle_id as "bundleId"`,
     [reason, JSON.stringify(ids)],
   );
 }

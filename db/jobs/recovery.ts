@@ -6,6 +6,7 @@ import { executePreparedWithSettings } from '../prepared.js';
 const unfinishedJobProperties = [
   'id',
   'queueJobId',
+  'bundleId',
   'type',
   'state',
   'customerId',

@@ -72,7 +72,7 @@ export const invokeJob = defineJob({
   description: "Evaluate a substrate's expression with parameters, or apply an operator to its value.",
   payload: invokePayloadSchema,
   result: invokeResultSchema,
-  queue: { attempts: 3, sharded: true },
+  queue: { attempts: 3, sharded: true, bundled: true },
   tasks: [evaluateTask, evaluateManyTask],
   substrateIds: (payload) => (payload.substrate_id ? [payload.substrate_id] : []),
   cacheKey: (payload) =>

@@ -152,10 +152,12 @@ async function main(): Promise<void> {
 
     const { customerId, key, substrateId } = await benchCustomer(api, db);
 
-    const platformQueues = createQueues(redis, { queuePrefix: prefix, queueShards });
+    const platformConfig = loadConfig({ ...process.env, ...platformEnv });
+    // Bundles as the API makes them (JOB_BUNDLE_SIZE); queue-drain also runs with every job carried alone, the code before bundles.
+    const platformQueues = createQueues(redis, { queuePrefix: prefix, queueShards, jobBundleSize: platformConfig.jobBundleSize });
+    const unbundledQueues = createQueues(redis, { queuePrefix: prefix, queueShards, jobBundleSize: 1 });
     const invokeQueues = platformQueues.ofType('invoke');
     // The worker child's fair sharing (FAIR_SHARING, default on), as its API would admit: the bench submits in bulk itself.
-    const platformConfig = loadConfig({ ...process.env, ...platformEnv });
     const platformFair = createFairQueues(redis, platformConfig, platformQueues);
     const cpuGroups = {
       api: () => cpuSeconds(apiChild.process.pid),
@@ -225,14 +227,14 @@ async function main(): Promise<void> {
     };
 
     /** Platform: bulk-submit N invokes and wait until every row is final. Baseline: addBulk + raw worker + batched insert. */
-    const drain = async (n: number) => {
+    const drain = async (n: number, queues = platformQueues, y = 3) => {
       const since = new Date();
       const started = performance.now();
       await submitJobsBulk(
-        { em, queues: platformQueues, fair: platformFair, logger, cache },
+        { em, queues, fair: platformFair, logger, cache },
         customerId,
         invoke,
-        Array.from({ length: n }, (_, i) => ({ substrate_id: substrateId, parameters: { x: i, y: 3 } })),
+        Array.from({ length: n }, (_, i) => ({ substrate_id: substrateId, parameters: { x: i, y } })),
         platformFair?.weightOf('enterprise') ?? 1,
       );
       await waitUntil(async () => (await countFinished(since)) >= n, 600_000, 100);
@@ -275,11 +277,17 @@ async function main(): Promise<void> {
       const baselineRedis = redisCostPerJob(baselineRedisBefore, await redisActivity(redis), n);
       await base.child.stop();
       await base.queue.obliterate({ force: true });
+      // The code before bundles, same run: every job carried alone (JOB_BUNDLE_SIZE=1), other parameters (no cache hits).
+      await settlePlatform();
+      const unbundledRedisBefore = await redisActivity(redis);
+      const { result: unbundledSeconds, cpu: unbundledCpu } = await cpuBreakdown(cpuGroups, () => drain(n, unbundledQueues, 7));
+      const unbundledRedis = redisCostPerJob(unbundledRedisBefore, await redisActivity(redis), n);
       const platform = n / platformSeconds;
       const baseline = n / baselineSeconds;
       log(
         `queue-drain: Redis per job: platform ${platformRedis.commands_per_job} commands, ${platformRedis.redis_cpu_us_per_job} µs CPU; ` +
-          `raw BullMQ ${baselineRedis.commands_per_job} commands, ${baselineRedis.redis_cpu_us_per_job} µs CPU`,
+          `every job alone (before bundles) ${unbundledRedis.commands_per_job} commands, ${unbundledRedis.redis_cpu_us_per_job} µs CPU, ` +
+          `${round(n / unbundledSeconds)} jobs/s; raw BullMQ ${baselineRedis.commands_per_job} commands, ${baselineRedis.redis_cpu_us_per_job} µs CPU`,
       );
       singleNodeDrain = platform;
       singleNodeDrainCost = { cpu_seconds: cpu, redis_per_job: platformRedis };
@@ -299,6 +307,14 @@ async function main(): Promise<void> {
           cpu_seconds_during_baseline_run: baselineCpu,
           redis_per_job_platform: platformRedis,
           redis_per_job_baseline: baselineRedis,
+          bundle_size: platformConfig.jobBundleSize,
+          unbundled: {
+            jobs_per_second: round(n / unbundledSeconds),
+            ratio: round(n / unbundledSeconds / baseline, 3),
+            cpu_seconds: unbundledCpu,
+            redis_per_job: unbundledRedis,
+          },
+          redis_commands_per_job_vs_unbundled: round(platformRedis.commands_per_job / unbundledRedis.commands_per_job, 3),
         },
       });
     }
@@ -892,6 +908,7 @@ async function main(): Promise<void> {
     }
 
     await platformQueues.close();
+    await unbundledQueues.close();
   } finally {
     for (const child of children.reverse()) await child.stop();
     // Leave the shared Redis as we found it: every key under this run's prefixes goes.

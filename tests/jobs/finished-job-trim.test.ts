@@ -20,8 +20,9 @@ let running: RunningWorkers;
 const pastTrimMargin = () => new Promise((resolve) => setTimeout(resolve, 700));
 
 beforeAll(async () => {
-  // Trimming by hand here (sweeper.trimFinished), and no sweeps of its own.
-  app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FINISHED_JOB_TRIM_INTERVAL_MS: '0' });
+  // Trimming by hand here (sweeper.trimFinished), and no sweeps of its own. Every job carried alone: the bulk
+  // submit below makes 1,000 BullMQ jobs (bundles are trimmed in tests/jobs/bundles.test.ts).
+  app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FINISHED_JOB_TRIM_INTERVAL_MS: '0', JOB_BUNDLE_SIZE: '1' });
   request = httpClient(app.baseUrl);
   alice = await registerUser(request);
   substrateId = await createExpressionSubstrate(request, alice.accessToken, 'x + 1');

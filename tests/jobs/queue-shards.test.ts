@@ -7,8 +7,9 @@ import { jobCounts } from '../helpers/queues.js';
 import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 
-// No workers: the jobs stay where the producer put them.
-const suite = useTestApp({ users: 1, env: { QUEUE_SHARDS: '16' } });
+// No workers: the jobs stay where the producer put them. Every job carried alone (no bundles): each is a BullMQ
+// job on its own id's shard (a bundle lives on its members' shard: tests/jobs/bundles.test.ts).
+const suite = useTestApp({ users: 1, env: { QUEUE_SHARDS: '16', JOB_BUNDLE_SIZE: '1' } });
 let alice: TestUser;
 let substrateId: string;
 let customerId: string;

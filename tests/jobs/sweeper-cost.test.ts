@@ -18,8 +18,12 @@ afterAll(async () => {
 });
 
 /** An app with no workers, `rows` queued jobs of one customer aged past the sweeper's grace, and a sweeper of its own. */
-async function queuedBacklog(fairSharing: boolean, rows: number) {
-  const app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: String(fairSharing) });
+async function queuedBacklog(fairSharing: boolean, rows: number, bundleSize = 1) {
+  const app = await startTestApp({
+    SWEEPER_INTERVAL_MS: '3600000',
+    FAIR_SHARING: String(fairSharing),
+    JOB_BUNDLE_SIZE: String(bundleSize),
+  });
   apps.push(app);
   const request = httpClient(app.baseUrl);
   const user = await registerUser(request);
@@ -47,8 +51,8 @@ async function queuedBacklog(fairSharing: boolean, rows: number) {
 }
 
 /** Redis commands (Lua's own included) naming the app's keys while one sweep checks `rows` queued jobs of one customer. */
-async function sweepCommands(fairSharing: boolean, rows: number) {
-  const { app, sweeper } = await queuedBacklog(fairSharing, rows);
+async function sweepCommands(fairSharing: boolean, rows: number, bundleSize = 1) {
+  const { app, sweeper } = await queuedBacklog(fairSharing, rows, bundleSize);
   const { config } = app;
   const monitor = await new Redis(testRedisTarget() as string).monitor();
   const commands: string[] = [];
@@ -68,6 +72,13 @@ describe.runIf(oneNode)('sweeper cost', () => {
     // The sweep before this counted four a row: EXISTS, two ZSCOREs and an HMGET.
     expect(commands.filter((command) => command === 'hmget')).toHaveLength(1000);
     expect(commands.length).toBeLessThan(1000 * 1.2);
+  });
+
+  it('checks bundled rows with one HMGET per bundle (queue/bundles.ts), not one per row', async () => {
+    const { report, commands } = await sweepCommands(false, 1000, 50);
+    expect(report).toMatchObject({ checked: 1000, reenqueued: 0, reconciled: 0 });
+    expect(commands.filter((command) => command === 'hmget')).toHaveLength(20);
+    expect(commands.length).toBeLessThan(1000 * 0.05);
   });
 
   it('with fair sharing, passes held rows over at a few commands per customer and shard, not one more per row', async () => {

@@ -1,0 +1,120 @@
+import type { JobsOptions } from 'bullmq';
+import { uuidv7 } from '../lib/uuid.js';
+import type { JobDefinition } from '../jobs/define-job.js';
+import type { JobQueue, QueuedJobData } from './queues.js';
+
+/**
+ * A bundle is one BullMQ job that carries many jobs of one submit: same customer, type and queue, none with a
+ * priority or a delay. BullMQ's work per job (add, move to active, move to finished, four stream events: ~37
+ * Redis commands) is then spent once per bundle, and the worker runs the members as jobs of their own — each
+ * its own row, attempts, outcome, webhooks. Only job types whose jobs are short say so (`queue.bundled`).
+ *
+ * A member's row names its bundle (`jobs.bundle_id`), which lives on the member's own queue: the sweeper finds
+ * it there, and a member is never also enqueued alone unless it was handed off (a retry) or found lost.
+ */
+export interface BundleMember {
+  id: string;
+  /** Absent when `payloadInRow`. */
+  payload?: unknown;
+  payloadInRow?: true;
+  cacheMissed?: true;
+  hasWebhookUrl?: true;
+}
+
+export interface QueuedBundleData {
+  customerId: string;
+  members: BundleMember[];
+}
+
+/** A bundle's BullMQ id: never a row id (`isRowId`), and free of `:` (BullMQ refuses custom ids with one). */
+export const newBundleId = (): string => `bundle-${uuidv7()}`;
+
+export const isBundleId = (id: string | null | undefined): id is string => typeof id === 'string' && id.startsWith('bundle-');
+
+export function isBundleData(data: QueuedJobData | QueuedBundleData): data is QueuedBundleData {
+  return Array.isArray((data as QueuedBundleData).members);
+}
+
+/**
+ * What a completed bundle keeps as its return value, for the sweeper (design §4): each member's outcome as
+ * it was stored, so a member whose row write PostgreSQL lost gets it back. `r`: the result (or `resultInRow`);
+ * `e`: the final error; `h`: handed off to run again on its own (a retry), its own BullMQ job says the rest.
+ */
+export type BundleOutcomes = Record<string, { r: unknown } | { e: string; a: number } | { h: 1 }>;
+
+type BulkJob = { name: string; data: QueuedJobData; opts: JobsOptions & { jobId: string } };
+
+/**
+ * Bundle ids for the jobs of one submit, per queue (`queueOf`): consecutive runs of at most `size` jobs that can be
+ * bundled share one; a job alone on its queue, or one that cannot be bundled, gets null. Decided before the rows
+ * are inserted, which record it.
+ */
+export function assignBundles<Job>(
+  jobs: readonly Job[],
+  size: number,
+  queueOf: (job: Job) => JobQueue,
+  bundleable: (job: Job) => boolean,
+): Array<string | null> {
+  const bundles: Array<string | null> = jobs.map(() => null);
+  if (size < 2) return bundles;
+  const byQueue = new Map<JobQueue, number[]>();
+  jobs.forEach((job, index) => {
+    if (!bundleable(job)) return;
+    const queue = queueOf(job);
+    const indexes = byQueue.get(queue);
+    if (indexes) indexes.push(index);
+    else byQueue.set(queue, [index]);
+  });
+  for (const indexes of byQueue.values()) {
+    for (let start = 0; start < indexes.length; start += size) {
+      const run = indexes.slice(start, start + size);
+      if (run.length < 2) continue;
+      const id = newBundleId();
+      for (const index of run) bundles[index] = id;
+    }
+  }
+  return bundles;
+}
+
+/** Whether jobs of this definition may be bundled, and JOB_BUNDLE_SIZE allows it. */
+export const bundlesJobsOf = (definition: Pick<JobDefinition, 'queue'>, size: number): boolean =>
+  definition.queue.bundled === true && size >= 2;
+
+/**
+ * The queue's jobs as BullMQ will hold them: members of one bundle (`bundleOf`) folded into one job under the
+ * bundle's id, at the place of its first member; the others as they are. One type and customer per call.
+ */
+export function foldBundles(jobs: readonly BulkJob[], bundleOf: (job: BulkJob) => string | null): Array<BulkJob | BundleJob> {
+  const folded: Array<BulkJob | BundleJob> = [];
+  const open = new Map<string, BundleJob>();
+  for (const job of jobs) {
+    const bundleId = bundleOf(job);
+    if (bundleId === null) {
+      folded.push(job);
+      continue;
+    }
+    let bundle = open.get(bundleId);
+    if (!bundle) {
+      bundle = {
+        name: job.name,
+        data: { customerId: job.data.customerId, members: [] },
+        opts: { jobId: bundleId, attempts: job.opts.attempts },
+      };
+      open.set(bundleId, bundle);
+      folded.push(bundle);
+    }
+    bundle.data.members.push(memberOf(job));
+  }
+  return folded;
+}
+
+export type BundleJob = { name: string; data: QueuedBundleData; opts: JobsOptions & { jobId: string } };
+
+function memberOf({ data, opts }: BulkJob): BundleMember {
+  const member: BundleMember = { id: opts.jobId };
+  if (data.payloadInRow) member.payloadInRow = true;
+  else member.payload = data.payload;
+  if (data.cacheMissed) member.cacheMissed = true;
+  if (data.hasWebhookUrl) member.hasWebhookUrl = true;
+  return member;
+}

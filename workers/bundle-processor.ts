@@ -1,0 +1,147 @@
+import type { Job } from 'bullmq';
+import type { JobDefinition } from '../jobs/define-job.js';
+import { findBundleMembers } from '../db/jobs/find-jobs.js';
+import type { BundleMember, BundleOutcomes, QueuedBundleData } from '../queue/bundles.js';
+import { eventStreamMaxLen, type QueuedJobData } from '../queue/queues.js';
+import { errorText, type AttemptJob, type AttemptRunner, type ProcessorDeps } from './processor.js';
+
+/** A member to run again on its own: its attempts so far and what its own BullMQ job carries. */
+export interface HandOff {
+  id: string;
+  type: string;
+  customerId: string;
+  payload: unknown;
+  hasWebhookUrl: boolean;
+  /** Attempts spent (the failed one included). */
+  attempt: number;
+  maxAttempts: number;
+  /** Wait before the next attempt, in ms (the type's exponential backoff). */
+  delayMs: number;
+}
+
+export interface BundleDeps {
+  /** Members running in this process now, by id: a cancel of one aborts it (the workers' cancel channel). */
+  running: Map<string, AbortController>;
+  /** Enqueues a member that failed an attempt with attempts left, alone under its own id (queue/submit-job.ts `enqueueAlone`). */
+  handOff(member: HandOff): Promise<void>;
+}
+
+/** A bundle's member, as an attempt and the lifecycle hooks see it: its own id, data and attempts; its bundle's queue. */
+class MemberJob implements AttemptJob {
+  constructor(
+    readonly carrier: Job<QueuedBundleData>,
+    readonly id: string,
+    readonly data: QueuedJobData,
+    readonly attemptsMade: number,
+    readonly opts: { attempts: number },
+  ) {}
+
+  get queueQualifiedName(): string {
+    return this.carrier.queueQualifiedName;
+  }
+
+  get timestamp(): number {
+    return this.carrier.timestamp;
+  }
+
+  /** A member's progress is its row's (the state writer's `markProgress`); BullMQ holds none for it. */
+  async updateProgress(): Promise<void> {}
+}
+
+const runnable = new Set(['queued', 'active']);
+
+function memberData(customerId: string, member: BundleMember): QueuedJobData {
+  const data: QueuedJobData = { customerId };
+  if (member.cacheMissed) data.cacheMissed = true;
+  if (member.hasWebhookUrl) data.hasWebhookUrl = true;
+  return data;
+}
+
+/**
+ * Runs a bundle (queue/bundles.ts): reads its members' rows in one select, then runs every member whose row is
+ * still queued or active (not cancelled, not finished by an earlier run of this bundle) at once, each as an
+ * attempt of its own. A member that fails with attempts left is handed off to run again alone. Each stored
+ * outcome is announced on the queue's event stream under the member's id (`completed`, `failed`), as BullMQ
+ * does for a job of its own, so event streams (SSE) follow members too. Returns every member's outcome, for
+ * the sweeper; if storing an outcome failed, throws after the others have run: BullMQ runs the bundle again,
+ * and only members whose outcome is not stored run again.
+ */
+export async function runBundle(
+  definition: JobDefinition,
+  deps: ProcessorDeps,
+  bundles: BundleDeps,
+  runAttempt: AttemptRunner,
+  job: Job<QueuedBundleData>,
+  signal: AbortSignal | undefined,
+): Promise<BundleOutcomes> {
+  const { customerId, members } = job.data;
+  const rows = await findBundleMembers(
+    deps.orm.em.fork(),
+    members.map((member) => member.id),
+    members.filter((member) => member.payloadInRow).map((member) => member.id),
+  );
+  const outcomes: BundleOutcomes = {};
+  const events: Array<[event: 'completed' | 'failed', id: string]> = [];
+  let storeFailure: unknown = null;
+  // One listener on the bundle's signal (a shutdown's hand-back) aborts every member it is running.
+  const controllers = new Set<AbortController>();
+  const abortAll = () => {
+    for (const controller of controllers) controller.abort(signal?.reason);
+  };
+  signal?.addEventListener('abort', abortAll, { once: true });
+  await Promise.all(
+    members.map(async (member) => {
+      const row = rows.get(member.id);
+      if (!row || !runnable.has(row.state)) return;
+      const controller = new AbortController();
+      if (signal?.aborted) controller.abort(signal.reason);
+      controllers.add(controller);
+      bundles.running.set(member.id, controller);
+      const payload = member.payloadInRow ? row.payload : member.payload;
+      try {
+        const memberJob = new MemberJob(job, member.id, memberData(customerId, member), row.attemptsMade, { attempts: row.maxAttempts });
+        const end = await runAttempt(memberJob, payload, controller.signal);
+        if (end.state === 'completed') {
+          outcomes[member.id] = { r: end.returnValue };
+          events.push(['completed', member.id]);
+        } else if (end.final) {
+          outcomes[member.id] = { e: errorText(end.error), a: end.attempt };
+          events.push(['failed', member.id]);
+        } else {
+          outcomes[member.id] = { h: 1 };
+          await bundles
+            .handOff({
+              id: member.id,
+              type: definition.name,
+              customerId,
+              payload,
+              hasWebhookUrl: member.hasWebhookUrl === true,
+              attempt: end.attempt,
+              maxAttempts: row.maxAttempts,
+              delayMs: definition.queue.backoffMs * 2 ** (end.attempt - 1),
+            })
+            .catch((error: unknown) =>
+              // Its row is queued and its bundle says "handed off": the sweeper enqueues it alone.
+              deps.logger.warn({ err: error, jobId: member.id }, 'could not enqueue a retry of a bundled job; the sweeper will'),
+            );
+        }
+      } catch (error) {
+        storeFailure ??= error;
+      } finally {
+        controllers.delete(controller);
+        bundles.running.delete(member.id);
+      }
+    }),
+  );
+  signal?.removeEventListener('abort', abortAll);
+  if (events.length > 0) await announce(deps, job.queueQualifiedName, events);
+  if (storeFailure !== null) throw storeFailure;
+  return outcomes;
+}
+
+/** One XADD a member onto the queue's event stream, in one pipeline (the stream shares the queue's hash tag). */
+async function announce(deps: ProcessorDeps, queueKey: string, events: ReadonlyArray<[string, string]>): Promise<void> {
+  const pipeline = deps.redis.pipeline();
+  for (const [event, id] of events) pipeline.xadd(`${queueKey}:events`, 'MAXLEN', '~', eventStreamMaxLen, '*', 'event', event, 'jobId', id);
+  await pipeline.exec().catch((error: unknown) => deps.logger.warn({ err: error }, 'could not announce bundled jobs on the event stream'));
+}
