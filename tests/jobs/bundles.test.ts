@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrm, type Orm } from '../../db/orm.js';
@@ -16,6 +17,9 @@ import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 import type { TestUser } from '../helpers/accounts.js';
 
+/** While true, a probe with `hold` waits (for its abort) before it runs. */
+let holding = true;
+
 /**
  * A short job type whose jobs travel in bundles (queue/bundles.ts): it doubles `n`, after failing its first
  * `failures` attempts.
@@ -23,10 +27,11 @@ import type { TestUser } from '../helpers/accounts.js';
 const probeJob = defineJob({
   name: 'bundle-probe',
   description: 'Doubles n; fails its first `failures` attempts.',
-  payload: z.strictObject({ n: z.number().int(), failures: z.number().int().min(0).default(0) }),
+  payload: z.strictObject({ n: z.number().int(), failures: z.number().int().min(0).default(0), hold: z.boolean().default(false) }),
   result: z.object({ doubled: z.number(), attempt: z.number() }),
   queue: { attempts: 3, backoffMs: 50, bundled: true },
   async process(payload, ctx) {
+    if (payload.hold && holding) await sleep(60_000, undefined, { signal: ctx.signal });
     if (ctx.attemptsMade < payload.failures) throw new Error(`probe ${payload.n} failed attempt ${ctx.attemptsMade + 1}`);
     return { doubled: payload.n * 2, attempt: ctx.attemptsMade + 1 };
   },
@@ -67,7 +72,7 @@ afterAll(async () => {
   await orm?.close();
 });
 
-const submitProbes = (customerId: string, payloads: Array<{ n: number; failures?: number }>) =>
+const submitProbes = (customerId: string, payloads: Array<{ n: number; failures?: number; hold?: boolean }>) =>
   submitJobsBulk(
     { em: orm.em.fork(), queues, logger: suite.app.deps.logger, cache: suite.app.deps.cache, fair: null },
     customerId,
@@ -192,6 +197,36 @@ describe('bundles: many jobs of one bulk submit in one BullMQ job', () => {
     expect(await probeQueue.getJob(bundleId)).toBeDefined();
     await sweeper.trimFinished();
     expect(await probeQueue.getJob(bundleId)).toBeUndefined();
+  });
+});
+
+describe('bundles at shutdown', () => {
+  it('hands a bundle still running at the deadline back whole; the next worker runs only the members not finished', async () => {
+    const ids = await submitProbes(randomUUID(), [{ n: 1 }, { n: 2, hold: true }, { n: 3 }]);
+    await waitFor(async () => (await rowsOf(ids)).filter((row) => row.state === 'completed').length === 2);
+    const report = await workers.close(300);
+    expect(report).toMatchObject({ drained: false, handedBack: 1 });
+    const [bundleId] = new Set((await rowsOf(ids)).map((row) => row.bundle_id));
+    expect(await (await probeQueue.getJob(bundleId as string))?.getState()).toBe('waiting');
+    // The held member's abort was refused as its outcome: its row is not final.
+    expect((await rowsOf(ids)).map((row) => row.state)).toEqual(['completed', expect.stringMatching(/^(queued|active)$/), 'completed']);
+    const finishedBefore = (await rowsOf(ids)).map((row) => row.result);
+
+    holding = false;
+    workers = await runWorkers({
+      config: { ...suite.app.config, finishedJobTrimIntervalMs: 0 },
+      orm,
+      logger: suite.app.deps.logger,
+      registry,
+    });
+    const rows = await finalRowsOf(ids);
+    expect(rows.map((row) => [row.state, row.result?.doubled])).toEqual([
+      ['completed', 2],
+      ['completed', 4],
+      ['completed', 6],
+    ]);
+    // The members that had finished were not run again.
+    expect([rows[0]?.result, rows[2]?.result]).toEqual([finishedBefore[0], finishedBefore[2]]);
   });
 });
 
