@@ -19,6 +19,8 @@ export interface BundleMember {
   payloadInRow?: true;
   cacheMissed?: true;
   hasWebhookUrl?: true;
+  /** Someone waits for its outcome (`Prefer: wait`, released by fair sharing): its final write announces it. */
+  notify?: true;
 }
 
 export interface QueuedBundleData {
@@ -103,6 +105,8 @@ export function foldBundles(jobs: readonly BulkJob[], bundleOf: (job: BulkJob) =
       open.set(bundleId, bundle);
       folded.push(bundle);
     }
+    // To the front of the wait list when any member goes there (fair sharing's `fairQueueFront`).
+    if (job.opts.lifo) bundle.opts.lifo = true;
     bundle.data.members.push(memberOf(job));
   }
   return folded;
@@ -116,5 +120,6 @@ function memberOf({ data, opts }: BulkJob): BundleMember {
   else member.payload = data.payload;
   if (data.cacheMissed) member.cacheMissed = true;
   if (data.hasWebhookUrl) member.hasWebhookUrl = true;
+  if (data.notify) member.notify = true;
   return member;
 }

@@ -5,8 +5,8 @@ import { pausedCustomerIds } from '../db/repositories/customer-pauses.js';
 import type { RedisClient } from '../lib/redis.js';
 import { storedWeights } from './fair-share/fair-share.js';
 import type { FairQueues } from './fair-share/fair-queues.js';
-import type { JobQueues } from './queues.js';
-import { isBundleId } from './bundles.js';
+import type { JobQueues, QueuedJobData } from './queues.js';
+import { isBundleData, type QueuedBundleData } from './bundles.js';
 
 /**
  * Pausing a customer (POST /admin/customers/:id/pause) quarantines its work without deleting it. The
@@ -103,7 +103,7 @@ export async function releasePausedJobs(
     const queue = queues.forJob(ref.type, ref.id);
     const job = (ref.bundleId && (await queue.getJob(ref.bundleId))) || (await queue.getJob(ref.queueJobId ?? ref.id));
     if (!job || !(await job.isDelayed())) continue;
-    const share = isBundleId(job.id) ? undefined : fair?.queues.of(queue);
+    const share = fair?.queues.of(queue);
     if (share && fair) {
       const removed = await job.remove().then(
         () => true,
@@ -116,7 +116,18 @@ export async function releasePausedJobs(
         weight = (await storedWeights(fair.redis, key, [customerId])).get(customerId)!;
         weights.set(key, weight);
       }
-      promoted += (await share.relane(key, [{ id: ref.id, customerId, weight, priority: ref.priority }], { known: true })).length;
+      // A bundle goes back as its members, each into the lane on its own.
+      const data = job.data as QueuedJobData | QueuedBundleData;
+      const held = isBundleData(data)
+        ? data.members.map((member) => ({ id: member.id, priority: 0 }))
+        : [{ id: ref.id, priority: ref.priority }];
+      promoted += (
+        await share.relane(
+          key,
+          held.map((entry) => ({ ...entry, customerId, weight })),
+          { known: true },
+        )
+      ).length;
     } else {
       await job.promote().catch(() => undefined); // raced with its own delay ending: it is waiting already
       promoted++;

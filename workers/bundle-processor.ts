@@ -54,6 +54,7 @@ function memberData(customerId: string, member: BundleMember): QueuedJobData {
   const data: QueuedJobData = { customerId };
   if (member.cacheMissed) data.cacheMissed = true;
   if (member.hasWebhookUrl) data.hasWebhookUrl = true;
+  if (member.notify) data.notify = true;
   return data;
 }
 

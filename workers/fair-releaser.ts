@@ -5,8 +5,11 @@ import type { ReleasableJob } from '../db/jobs/find-jobs.js';
 import { fairQueueFront, unpackHints, type FairShare, type FinishedJob } from '../queue/fair-share/fair-share.js';
 import { queuedPayload, type QueuedJobData, type QueuedJobHints } from '../queue/queues.js';
 
-/** A released job ready for BullMQ: its row, the hints its submitter gave, and whether its customer is backlogged. */
-export type ReleasedRow = ReleasableJob & { hints: QueuedJobHints; backlogged?: boolean };
+/**
+ * A released job ready for BullMQ: its row, the hints its submitter gave, whether its customer is backlogged, and
+ * the bundle to carry it (queue/bundles.ts), if the release named one.
+ */
+export type ReleasedRow = ReleasableJob & { hints: QueuedJobHints; backlogged?: boolean; bundleId?: string };
 
 export interface FairReleaserDeps {
   fair: FairShare;
@@ -16,8 +19,8 @@ export interface FairReleaserDeps {
   prefix: string;
   /** The shards the leader tick serves: their queue keys (`Queue.qualifiedName`). */
   shardKeys: () => readonly string[];
-  /** The rows of `ids` that are still releasable (`findReleasableJobs`). */
-  readReleasable: (ids: readonly string[]) => Promise<ReleasableJob[]>;
+  /** The rows of `jobs` that are still releasable, their bundles recorded (`claimReleasableJobs`). */
+  readReleasable: (jobs: ReadonlyArray<{ id: string; bundleId?: string }>) => Promise<ReleasableJob[]>;
   /** Adds released rows to the BullMQ queue of a shard, in one addBulk. */
   addToShard: (queueKey: string, rows: ReleasedRow[]) => Promise<unknown>;
   /** The customers an admin paused, as this process knows them: the leader copies them to every shard when it reconciles. */
@@ -271,14 +274,14 @@ export class FairReleaser {
       const released = calls.flatMap((call) => call.released);
       if (released.length === 0) continue;
       try {
-        const rows = await this.deps.readReleasable(released.map((job) => job.id));
+        const rows = await this.deps.readReleasable(released);
         const byId = new Map(rows.map((row) => [row.id, row]));
         await Promise.all(
           calls.map(async ({ key, released: jobs }) => {
             const ready: ReleasedRow[] = [];
             for (const job of jobs) {
               const row = byId.get(job.id);
-              if (row) ready.push({ ...row, hints: unpackHints(job.hints), backlogged: job.backlogged });
+              if (row) ready.push({ ...row, hints: unpackHints(job.hints), backlogged: job.backlogged, bundleId: job.bundleId });
               else {
                 // Cancelled or finished meanwhile: free its slot, refund its charge (in the next round).
                 const shard = this.shard(key);

@@ -24,7 +24,8 @@ import { PausedCustomers } from '../queue/customer-pauses.js';
 import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
 import { createQueues, isRowId, queuedPayload, retention, shardConcurrency, type QueuedJobData } from '../queue/queues.js';
 import { Sweeper } from './sweeper.js';
-import { findReleasableJobs } from '../db/jobs/find-jobs.js';
+import { claimReleasableJobs } from '../db/jobs/find-jobs.js';
+import { foldBundles, isBundleData, type QueuedBundleData } from '../queue/bundles.js';
 import { ensureJobPartitions } from '../db/jobs/job-partitions.js';
 import { createFairQueues, type FairQueues } from '../queue/fair-share/fair-queues.js';
 import { bulkJobsOf, FairReleaser } from './fair-releaser.js';
@@ -124,8 +125,13 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       redis,
       prefix: config.queuePrefix,
       shardKeys: () => [...fairQueues.queues.keys()],
-      readReleasable: (ids) => findReleasableJobs(em, ids),
-      addToShard: (key, rows) => fairQueues.queues.get(key)!.addBulk(bulkJobsOf(rows)),
+      readReleasable: (jobs) => claimReleasableJobs(em, jobs),
+      addToShard: (key, rows) => {
+        const bundleOf = new Map(rows.map((row) => [row.id, row.bundleId ?? null]));
+        // A bundle's data is not a job's: BullMQ stores either as JSON, and the worker tells them apart (isBundleData).
+        const jobs = foldBundles(bulkJobsOf(rows), (job) => bundleOf.get(job.opts.jobId) ?? null) as ReturnType<typeof bulkJobsOf>;
+        return fairQueues.queues.get(key)!.addBulk(jobs);
+      },
       pausedCustomers: () => paused.list(),
       logger,
     });
@@ -133,7 +139,12 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   // A paused customer's set-aside job leaves its shard's window uncharged (as a job that did not run), so it
   // neither holds the window nor keeps its customer at the cap; on resume the API puts it back into its lane.
   const setAside = (job: Job<QueuedJobData>) => {
-    if (releaser && fair?.queues.has(job.queueQualifiedName)) tellReleaser(releaser, job, undefined);
+    if (!releaser || !fair?.queues.has(job.queueQualifiedName)) return;
+    const data = job.data as QueuedJobData | QueuedBundleData;
+    // A bundle's members hold the window, each under its own id.
+    if (isBundleData(data))
+      for (const member of data.members) releaser.finished(job.queueQualifiedName, { id: member.id, customerId: data.customerId });
+    else tellReleaser(releaser, job, undefined);
   };
   // Bundles' members (queue/bundles.ts) run inside their bundle's BullMQ job: a cancel finds them here, and a
   // retry goes to BullMQ alone under the member's id.

@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
 import { queryWithParameters } from '../query-with-parameters.js';
-import { idRange, jobColumns, jobSelectList, stateIn } from './job-columns.js';
+import { asyncCommit, idRange, jobColumns, jobSelectList, stateIn } from './job-columns.js';
 
 export const findJobStatement = `select ${jobColumns} from jobs where id = $1 and customer_id = $2`;
 
@@ -125,6 +125,36 @@ export const releasableJobsStatement = `select ${jobSelectList(releasablePropert
 export async function findReleasableJobs(em: EntityManager, ids: readonly string[]): Promise<ReleasableJob[]> {
   if (ids.length === 0) return [];
   return executePrepared<ReleasableJob>(em, 'find-releasable-jobs', releasableJobsStatement, [ids, ...idRange(ids)]);
+}
+
+// Committed without waiting for the disk, as the workers' state writes are: a bundle id lost to a crash leaves
+// the sweeper looking the job up under its own id, which it does for a missing bundle anyway.
+const bundleReleasableStatement = `with ${asyncCommit}
+  update jobs j set bundle_id = v.bundle_id
+    from jsonb_to_recordset($1::jsonb) as v(id uuid, bundle_id text), durability
+   where j.id = v.id and j.id between $2::uuid and $3::uuid and ${stateIn('j.state', ['queued', 'delayed'])}
+  returning ${jobSelectList(releasableProperties, 'j')}`;
+
+/**
+ * `findReleasableJobs` for released jobs, those a release put into bundles (queue/bundles.ts) recorded in their
+ * rows as they are read (`bundle_id`, which the sweeper follows): one prepared statement for each kind.
+ */
+export async function claimReleasableJobs(
+  em: EntityManager,
+  jobs: ReadonlyArray<{ id: string; bundleId?: string }>,
+): Promise<ReleasableJob[]> {
+  const alone = jobs.filter((job) => !job.bundleId).map((job) => job.id);
+  const bundled = jobs.filter((job) => job.bundleId);
+  const [aloneRows, bundledRows] = await Promise.all([
+    findReleasableJobs(em, alone),
+    bundled.length === 0
+      ? []
+      : executePrepared<ReleasableJob>(em, 'bundle-releasable-jobs', bundleReleasableStatement, [
+          JSON.stringify(bundled.map((job) => ({ id: job.id, bundle_id: job.bundleId }))),
+          ...idRange(bundled.map((job) => job.id)),
+        ]),
+  ]);
+  return [...aloneRows, ...bundledRows];
 }
 
 /** A customer's jobs still waiting to start (row state `queued`), oldest first: what a resumed customer has set aside. */

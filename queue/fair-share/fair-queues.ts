@@ -59,6 +59,7 @@ export function createFairQueues(
       maxChargeMs: config.fairMaxChargeMs,
       minInflight: shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length),
       maxReleasedPerCustomer: perShardCap(config.fairMaxReleasedPerCustomer, shards.length),
+      bundleSize: definition.queue.bundled ? queues.bundleSize : 1,
     });
     for (const queue of shards) byKey.set(queue.qualifiedName, { queue, share });
   }

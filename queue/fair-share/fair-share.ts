@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from '../../lib/redis.js';
 import type { QueuedJobHints } from '../queues.js';
@@ -42,6 +43,11 @@ export interface FairShareOptions {
   maxPerCall?: number;
   /** An id released this recently is left alone by relane and reconcile (its BullMQ add may be under way), in ms. Default 10,000. */
   graceMs?: number;
+  /**
+   * Most jobs of one customer a release call puts into one BullMQ job (a bundle, queue/bundles.ts:
+   * JOB_BUNDLE_SIZE); 1: every job alone. Default 1.
+   */
+  bundleSize?: number;
   /** The clock, in epoch ms. Default `Date.now`. */
   now?: () => number;
 }
@@ -89,6 +95,11 @@ export interface ReleasedJob {
   hints: string;
   /** Its customer still has jobs held in this shard: it joins the back of BullMQ's wait list, else the front (`fairQueueFront`). */
   backlogged: boolean;
+  /**
+   * The bundle to carry it (queue/bundles.ts) when the call released more than one job of its customer and
+   * `bundleSize` allows; absent otherwise. Reconcile looks for this BullMQ job when the job has none of its own.
+   */
+  bundleId?: string;
 }
 
 /** What a release call did, and what the shard looks like after it. */
@@ -275,10 +286,15 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
 
   const releaseBatch = async (queueKey: string, finished: readonly FinishedJob[]): Promise<ReleaseOutcome> => {
     const args = finished.flatMap((job) => [job.id, job.customerId, job.workMs === undefined ? '' : chargeOf(job.workMs, options)]);
-    const [flat, inflight, lanes] = (await call('release', queueKey, args)) as [string[], number, number];
+    const bundleSize = options.bundleSize ?? 1;
+    const tag = bundleSize > 1 ? randomBytes(8).toString('hex') : '';
+    const [flat, inflight, lanes] = (await call('release', queueKey, [tag, bundleSize, ...args])) as [string[], number, number];
     const released: ReleasedJob[] = [];
-    for (let i = 0; i < flat.length; i += 4)
-      released.push({ id: flat[i]!, customerId: flat[i + 1]!, hints: flat[i + 2]!, backlogged: flat[i + 3] === '1' });
+    for (let i = 0; i < flat.length; i += 5) {
+      const job: ReleasedJob = { id: flat[i]!, customerId: flat[i + 1]!, hints: flat[i + 2]!, backlogged: flat[i + 3] === '1' };
+      if (flat[i + 4]) job.bundleId = flat[i + 4];
+      released.push(job);
+    }
     return { released, inflight, lanes, gather: Math.max(1, Math.floor((inflight - minInflight) / 2)) };
   };
 

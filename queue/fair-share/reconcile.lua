@@ -1,6 +1,7 @@
 --[[
   reconcile: the leader tick's repair of the in-flight accounting. A member of `inflight` released
-  before the grace whose BullMQ job (`job:<id>`) is gone or finished (`finishedOn` set) is dropped:
+  before the grace whose BullMQ job (`job:<id>`, or when it has none the bundle its record names:
+  queue/bundles.ts) is gone or finished (`finishedOn` set) is dropped:
   a worker that died between pop and add, a job removed by hand, a release call that was lost. One whose
   job is gone goes back into its lane with its estimate refunded (released again, it runs unless its row
   is no longer queued: a job that finished and was trimmed is then skipped). Then the window's work and
@@ -9,8 +10,13 @@
 ]]
 local stale = redis.call('ZRANGEBYSCORE', inflightKey, '-inf', now - graceMs, 'LIMIT', 0, maxPerCall)
 local gone, neverAdded = {}, {}
-for _, id in ipairs(stale) do
+local _, staleRecords = bulk('HMGET', releasedKey, stale)
+for i, id in ipairs(stale) do
   local job = jobPrefix .. id
+  local bundle = ''
+  if staleRecords[i] then bundle = select(4, parseReleased(staleRecords[i])) end
+  -- A bundle's member has no job of its own unless it was handed off to retry alone.
+  if bundle ~= '' and redis.call('EXISTS', job) == 0 then job = jobPrefix .. bundle end
   if redis.call('EXISTS', job) == 0 then
     gone[#gone + 1] = id
     neverAdded[#neverAdded + 1] = id

@@ -1,6 +1,7 @@
 --[[
   release: jobs of this shard finished; charge them, then fill the window from the lanes.
-  ARGV[10…], 3 per job: id, customer, charged worker ms (fair-share.ts `chargeOf`: a base cost per job
+  ARGV[10] a tag unique to this call ('' for no bundles), ARGV[11] most jobs a bundle carries (queue/bundles.ts).
+  ARGV[12…], 3 per job: id, customer, charged worker ms (fair-share.ts `chargeOf`: a base cost per job
   plus its measured work, capped; '' when the job did not run: its row was no longer releasable, so its
   slot is freed and its estimated charge refunded).
   1. Each finished job leaves `inflight`; its customer's vt moves by (measured − estimated) / weight (the
@@ -12,13 +13,16 @@
      keeps up with vmin meanwhile, so it banks no credit for the pause.
      The choice runs on the lanes' vts in memory (read a page of lanes at a time, by rank) and each lane
      it takes from is popped once for all its jobs, so releasing a batch costs a few commands per lane.
-  Returns { released, inflight, lanes }: released flat — id, customer, hints ('' for none), backlogged, id,
-  … — backlogged '1' when its customer still has jobs held in its lane here, else '0' (fair-share.ts
-  `ReleasedJob.backlogged`); inflight the shard's released, unfinished jobs after the call; lanes its
+  Returns { released, inflight, lanes }: released flat — id, customer, hints ('' for none), backlogged,
+  bundle, id, … — backlogged '1' when its customer still has jobs held in its lane here, else '0' (fair-share.ts
+  `ReleasedJob.backlogged`); bundle, with a tag, the BullMQ job to carry it when this call released more than one
+  job of its customer (`bundle-<tag>-<customer>-<n>`, at most ARGV[11] a bundle; '' otherwise), kept in its
+  `released` record so reconcile looks for that job; inflight the shard's released, unfinished jobs after the call; lanes its
   backlogged customers.
 ]]
+local bundleTag, bundleSize = ARGV[10], tonumber(ARGV[11])
 local finished, charges, charged = {}, {}, {}
-for i = 10, #ARGV, 3 do
+for i = 12, #ARGV, 3 do
   finished[#finished + 1] = { id = ARGV[i], customer = ARGV[i + 1], measured = tonumber(ARGV[i + 2]) }
 end
 local ids = {}
@@ -170,12 +174,17 @@ for _, lane in ipairs(picks) do
   local entry = taken.list[taken.next]
   if entry then
     local id = entry.id
+    local bundle = ''
+    if bundleTag ~= '' and #taken.list > 1 then
+      bundle = 'bundle-' .. bundleTag .. '-' .. lane.customer .. '-' .. math.floor((taken.next - 1) / bundleSize)
+    end
     -- Counted above: only the records remain.
-    recordReleased(id, lane.customer, lane.est, entry.score)
+    recordReleased(id, lane.customer, lane.est, entry.score, bundle)
     out[#out + 1] = id
     out[#out + 1] = lane.customer
     out[#out + 1] = hintsOf[id] or entry.hints
     out[#out + 1] = (taken.next == #taken.list and lane.out == 'empty') and '0' or '1'
+    out[#out + 1] = bundle
   end
   taken.next = taken.next + 1
 end

@@ -13,7 +13,8 @@
                        declared as a key so that a cluster routes the script by it; it has the shard's tag,
                        so every lane key built from it is in the same slot.
     KEYS[3]  inflight  zset  released job id → release time (ms)
-    KEYS[4]  released  hash  released job id → "<estimated ms>|<customer>|<lane score>"
+    KEYS[4]  released  hash  released job id → "<estimated ms>|<customer>|<lane score>[|<bundle id>]" (the
+                             BullMQ job carrying it with others, queue/bundles.ts, when release named one)
     KEYS[5]  cost      hash  customer → estimated worker ms per job (EWMA of measured work)
     KEYS[6]  meta      hash  vmin (the shard's virtual time), work (estimated ms released and unfinished),
                              `pass:<customer>`: the sweeper pass that last rebuilt the customer's lane (relane)
@@ -221,11 +222,13 @@ end
 local inflightAdds, releasedAdds = {}, {}
 
 -- Records a job as in flight (`inflight`, `released`); the caller has counted it.
-local function recordReleased(id, customer, est, score)
+local function recordReleased(id, customer, est, score, bundle)
   inflightAdds[#inflightAdds + 1] = now
   inflightAdds[#inflightAdds + 1] = id
   releasedAdds[#releasedAdds + 1] = id
-  releasedAdds[#releasedAdds + 1] = est .. '|' .. customer .. '|' .. score
+  local record = est .. '|' .. customer .. '|' .. score
+  if bundle and bundle ~= '' then record = record .. '|' .. bundle end
+  releasedAdds[#releasedAdds + 1] = record
 end
 
 -- Counts a job as released (in flight) with estimate `est` (the caller charges it).
@@ -237,13 +240,18 @@ local function markReleased(id, customer, est, score)
   work = work + est
 end
 
--- A `released` record: estimated ms, customer, lane score (0 in a record written before scores were kept).
+-- A `released` record: estimated ms, customer, lane score (0 in a record written before scores were kept),
+-- bundle id ('' when none).
 local function parseReleased(record)
   local bar = string.find(record, '|', 1, true)
+  local est = tonumber(string.sub(record, 1, bar - 1))
   local rest = string.sub(record, bar + 1)
   local second = string.find(rest, '|', 1, true)
-  if not second then return tonumber(string.sub(record, 1, bar - 1)), rest, '0' end
-  return tonumber(string.sub(record, 1, bar - 1)), string.sub(rest, 1, second - 1), string.sub(rest, second + 1)
+  if not second then return est, rest, '0', '' end
+  local customer, tail = string.sub(rest, 1, second - 1), string.sub(rest, second + 1)
+  local third = string.find(tail, '|', 1, true)
+  if not third then return est, customer, tail, '' end
+  return est, customer, string.sub(tail, 1, third - 1), string.sub(tail, third + 1)
 end
 
 -- Takes jobs out of the in-flight accounting; returns id → { est, customer, score } of those that were in flight.

@@ -20,6 +20,8 @@ interface Order {
   aUnfinishedAtB: number;
   /** A's jobs that finished after B's last one. */
   aFinishedAfterB: number;
+  /** A's jobs that travelled in bundles (queue/bundles.ts). */
+  aBundled: number;
 }
 
 /**
@@ -101,7 +103,10 @@ async function whereBFinished(env: Record<string, string>): Promise<Order> {
        and finished_at > (select max(finished_at) from jobs where id = any($2::uuid[]))`,
     [aCustomer, bIds],
   );
-  return { aUnfinishedAtB: Number(unfinished!.n), aFinishedAfterB: Number(after!.n) };
+  const [bundled] = await app.sql<{ n: string }>(`select count(*) as n from jobs where customer_id = $1 and bundle_id is not null`, [
+    aCustomer,
+  ]);
+  return { aUnfinishedAtB: Number(unfinished!.n), aFinishedAfterB: Number(after!.n), aBundled: Number(bundled!.n) };
 }
 
 describe('fair sharing: a small customer submits behind a bulk-submitted backlog', () => {
@@ -111,11 +116,14 @@ describe('fair sharing: a small customer submits behind a bulk-submitted backlog
     expect(order.aUnfinishedAtB).toBeGreaterThan(backlog / 2);
     // B went ahead of what remained of A's backlog, not behind it.
     expect(order.aFinishedAfterB).toBeGreaterThan(order.aUnfinishedAtB * 0.75);
+    // Releases carried A's jobs in bundles, B's single submits alone (they are not bundled).
+    expect(order.aBundled).toBeGreaterThan(backlog / 2);
   }, 300_000);
 
   it("and behind A's backlog without fair sharing (FIFO: the order above is fair sharing's doing)", async () => {
     const order = await whereBFinished({ FAIR_SHARING: 'false' });
     expect(order.aUnfinishedAtB).toBeGreaterThan(backlog / 2);
     expect(order.aFinishedAfterB).toBeLessThan(order.aUnfinishedAtB * 0.25);
+    expect(order.aBundled).toBe(perRequest + backlog);
   }, 300_000);
 });

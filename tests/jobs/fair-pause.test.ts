@@ -1,3 +1,5 @@
+import { isBundleData, type BundleOutcomes, type QueuedBundleData } from '../../queue/bundles.js';
+import type { QueuedJobData } from '../../queue/queues.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
@@ -47,7 +49,16 @@ describe('fair sharing: a paused customer', () => {
     const running = await app.startWorkers();
     const completions = new Map<string, number>();
     for (const worker of running.workers) {
-      worker.on('completed', (job) => completions.set(job.id as string, (completions.get(job.id as string) ?? 0) + 1));
+      worker.on('completed', (job, returnValue) => {
+        // A bundle (queue/bundles.ts) completes once for the members it ran: its return value has their outcomes.
+        const data = job.data as QueuedJobData | QueuedBundleData;
+        const ran = isBundleData(data)
+          ? Object.entries(returnValue as BundleOutcomes)
+              .filter(([, outcome]) => 'r' in outcome)
+              .map(([id]) => id)
+          : [job.id as string];
+        for (const id of ran) completions.set(id, (completions.get(id) ?? 0) + 1);
+      });
     }
     const bIds = await submit(bCustomer, bSubstrate, 40);
 

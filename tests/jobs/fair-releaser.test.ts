@@ -63,7 +63,11 @@ function shardWithReleaser(options: FairShareOptions = {}) {
     redis: redis(),
     prefix: `fairrel${process.pid}-${randomUUID().slice(0, 8)}`,
     shardKeys: () => [queue.qualifiedName],
-    readReleasable: (ids: readonly string[]) => findReleasableJobs(app.deps.orm.em.fork(), ids),
+    readReleasable: (jobs: ReadonlyArray<{ id: string }>) =>
+      findReleasableJobs(
+        app.deps.orm.em.fork(),
+        jobs.map((job) => job.id),
+      ),
     addToShard: (_key: string, rows: Parameters<typeof bulkJobsOf>[0]) => queue.addBulk(bulkJobsOf(rows)),
     logger,
   };

@@ -477,6 +477,52 @@ describe('fair sharing of a shard', () => {
         { id: lost, customerId: 'B', hints: '', backlogged: false },
       ]);
     });
+
+    it('names a bundle for the jobs of one customer a release call takes together, and reconcile follows it', async () => {
+      const { fair, clock } = engine({ windowMs: 100, minInflight: 6, defaultCostMs: 1, graceMs: 1000, bundleSize: 2 });
+      const { queue, key } = shardQueue();
+      const jobs = ids(6);
+      const customerOf = (index: number) => (index < 5 ? 'A' : 'B');
+      // Held first (the window is full of another customer's job), then released together.
+      const [blocker] = ids(1);
+      await fair.admit(key, [{ id: blocker!, customerId: 'C', weight: 1 }]);
+      const admitted = await fair.admit(
+        key,
+        jobs.map((id, i) => ({ id, customerId: customerOf(i), weight: 1 })),
+      );
+      expect(admitted).toEqual(jobs);
+      await fair.release(key, [{ id: blocker!, customerId: 'C' }, ...jobs.map((id, i) => ({ id, customerId: customerOf(i) }))]);
+      expect(
+        await fair.relane(
+          key,
+          jobs.map((id, i) => ({ id, customerId: customerOf(i), weight: 1 })),
+          { known: true },
+        ),
+      ).toHaveLength(6);
+      const released = await fair.release(key, []);
+      const bundleOf = new Map(released.map((job) => [job.id, job.bundleId]));
+      // A's five in bundles of at most two, in lane order; B's one alone.
+      const [first, second, third] = [bundleOf.get(jobs[0]!), bundleOf.get(jobs[2]!), bundleOf.get(jobs[4]!)];
+      expect(first).toMatch(/^bundle-[0-9a-f]{16}-A-0$/);
+      expect(bundleOf.get(jobs[1]!)).toBe(first);
+      expect(second).toMatch(/-A-1$/);
+      expect(bundleOf.get(jobs[3]!)).toBe(second);
+      expect(third).toMatch(/-A-2$/);
+      expect(bundleOf.get(jobs[5]!)).toBeUndefined();
+
+      // Past the grace: A's first bundle is in BullMQ and waits; its second finished; its third was never added
+      // (nor has its member a job of its own); B's job is in BullMQ alone.
+      await queue.add('invoke', {}, { jobId: first! });
+      await queue.add('invoke', {}, { jobId: second! });
+      await redis.hset(queue.toKey(second!), 'finishedOn', String(Date.now()));
+      await queue.add('invoke', {}, { jobId: jobs[5]! });
+      clock.now += 1001;
+      expect(await fair.reconcile(key)).toBe(3);
+      const inflight = await redis.zrange(fairShareKey(key, 'inflight'), '0', '-1');
+      expect(inflight.sort()).toEqual([jobs[0]!, jobs[1]!, jobs[5]!].sort());
+      // Only the member of the bundle never added goes back into A's lane.
+      expect(await heldIds(redis, key, 'A')).toEqual([jobs[4]]);
+    });
   });
 });
 
