@@ -38,11 +38,22 @@ export function isBundleData(data: QueuedJobData | QueuedBundleData): data is Qu
 }
 
 /**
- * What a completed bundle keeps as its return value, for the sweeper (design §4): each member's outcome as
- * it was stored, so a member whose row write PostgreSQL lost gets it back. `r`: the result (or `resultInRow`);
- * `e`: the final error; `h`: handed off to run again on its own (a retry), its own BullMQ job says the rest.
+ * What a bundle's run keeps in its job hash (field `bundleOutcomesField`) for the sweeper (design §4): each member's
+ * outcome as it was stored, so a member whose row write PostgreSQL lost gets it back. `r`: the result (or
+ * `resultInRow`); `e`: the final error; `h`: handed off to run again on its own (a retry), its own BullMQ job says
+ * the rest. Not the return value: BullMQ copies that into the `completed` event of the queue's event stream, whose
+ * entries the stream's length caps, not their size.
  */
 export type BundleOutcomes = Record<string, { r: unknown } | { e: string; a: number } | { h: 1 }>;
+
+/** The bundle's job hash field holding its `BundleOutcomes` (BullMQ uses no such field). */
+export const bundleOutcomesField = 'outcomes';
+
+/** A completed bundle's return value: how many members it carried and how many it ran. */
+export interface BundleReturnValue {
+  members: number;
+  ran: number;
+}
 
 type BulkJob = { name: string; data: QueuedJobData; opts: JobsOptions & { jobId: string } };
 

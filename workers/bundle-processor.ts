@@ -1,7 +1,13 @@
 import type { Job } from 'bullmq';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { findBundleMembers } from '../db/jobs/find-jobs.js';
-import type { BundleMember, BundleOutcomes, QueuedBundleData } from '../queue/bundles.js';
+import {
+  bundleOutcomesField,
+  type BundleMember,
+  type BundleOutcomes,
+  type BundleReturnValue,
+  type QueuedBundleData,
+} from '../queue/bundles.js';
 import { eventStreamMaxLen, type QueuedJobData } from '../queue/queues.js';
 import { errorText, type AttemptJob, type AttemptRunner, type ProcessorDeps } from './processor.js';
 
@@ -64,7 +70,7 @@ function memberData(customerId: string, member: BundleMember): QueuedJobData {
  * attempt of its own. A member that fails with attempts left is handed off to run again alone. Each stored
  * outcome is announced on the queue's event stream under the member's id (`completed`, `failed`), as BullMQ
  * does for a job of its own, so event streams (SSE) follow members too. Returns every member's outcome, for
- * the sweeper; if storing an outcome failed, throws after the others have run: BullMQ runs the bundle again,
+ * the sweeper (in the bundle's hash: `bundleOutcomesField`); if storing an outcome failed, throws after the others have run: BullMQ runs the bundle again,
  * and only members whose outcome is not stored run again.
  */
 export async function runBundle(
@@ -74,7 +80,7 @@ export async function runBundle(
   runAttempt: AttemptRunner,
   job: Job<QueuedBundleData>,
   signal: AbortSignal | undefined,
-): Promise<BundleOutcomes> {
+): Promise<BundleReturnValue> {
   const { customerId, members } = job.data;
   const rows = await findBundleMembers(
     deps.orm.em.fork(),
@@ -135,14 +141,27 @@ export async function runBundle(
     }),
   );
   signal?.removeEventListener('abort', abortAll);
-  if (events.length > 0) await announce(deps, job.queueQualifiedName, events);
+  await recordOutcomes(deps, job, outcomes, events);
   if (storeFailure !== null) throw storeFailure;
-  return outcomes;
+  return { members: members.length, ran: Object.keys(outcomes).length } satisfies BundleReturnValue;
 }
 
-/** One XADD a member onto the queue's event stream, in one pipeline (the stream shares the queue's hash tag). */
-async function announce(deps: ProcessorDeps, queueKey: string, events: ReadonlyArray<[string, string]>): Promise<void> {
-  const pipeline = deps.redis.pipeline();
+/**
+ * In one pipeline (every key shares the queue's hash tag): the outcomes into the bundle's job hash, for the
+ * sweeper, and one XADD a member onto the queue's event stream. Throws when the outcomes were not stored:
+ * BullMQ runs the bundle again, and its members whose rows are final are skipped.
+ */
+async function recordOutcomes(
+  deps: ProcessorDeps,
+  job: Job<QueuedBundleData>,
+  outcomes: BundleOutcomes,
+  events: ReadonlyArray<[string, string]>,
+): Promise<void> {
+  const queueKey = job.queueQualifiedName;
+  const pipeline = deps.redis.pipeline().hset(`${queueKey}:${job.id as string}`, bundleOutcomesField, JSON.stringify(outcomes));
   for (const [event, id] of events) pipeline.xadd(`${queueKey}:events`, 'MAXLEN', '~', eventStreamMaxLen, '*', 'event', event, 'jobId', id);
-  await pipeline.exec().catch((error: unknown) => deps.logger.warn({ err: error }, 'could not announce bundled jobs on the event stream'));
+  const results = (await pipeline.exec()) ?? [];
+  const [stored] = results;
+  if (!stored || stored[0]) throw stored?.[0] ?? new Error(`bundle ${job.id as string}: its outcomes were not stored`);
+  if (results.some(([error]) => error)) deps.logger.warn({ bundleId: job.id }, 'could not announce bundled jobs on the event stream');
 }

@@ -17,7 +17,7 @@ import { groupByQueue, isResultInRow, isRowId, type JobQueue, type JobQueues } f
 import { storedWeights } from '../queue/fair-share/fair-share.js';
 import type { FairQueues } from '../queue/fair-share/fair-queues.js';
 import { trimCompleted } from './trim-completed.js';
-import { isBundleId, type BundleOutcomes } from '../queue/bundles.js';
+import { bundleOutcomesField, isBundleId, type BundleOutcomes } from '../queue/bundles.js';
 
 /** What the sweeper reads of a row's BullMQ job (its hash's fields; null when unset). */
 interface BullmqJobFields {
@@ -31,11 +31,11 @@ interface BullmqJobFields {
 
 const unfinishedFields = { finishedOn: null, returnvalue: null, failedReason: null, attemptsMade: null } as const;
 
-/** A bundle's recorded member outcomes; null when it has none (not completed, or not a bundle's value). */
-function parseOutcomes(returnvalue: string | null): BundleOutcomes | null {
-  if (!returnvalue) return null;
+/** A bundle's recorded member outcomes; null when it has none (it has not run to its end, or the field is not JSON). */
+function parseOutcomes(stored: string | null): BundleOutcomes | null {
+  if (!stored) return null;
   try {
-    const value: unknown = JSON.parse(returnvalue);
+    const value: unknown = JSON.parse(stored);
     return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as BundleOutcomes) : null;
   } catch {
     return null;
@@ -205,12 +205,12 @@ export class Sweeper {
     const members = new Map<string, string[]>();
     if (bundleIds.length === 0) return members;
     const pipeline = this.deps.redis.pipeline();
-    for (const id of bundleIds) pipeline.hget(queue.toKey(id), 'returnvalue');
+    for (const id of bundleIds) pipeline.hget(queue.toKey(id), bundleOutcomesField);
     const results = (await pipeline.exec()) ?? [];
     bundleIds.forEach((id, index) => {
-      const [error, returnvalue] = results[index] ?? [new Error('no answer')];
+      const [error, stored] = results[index] ?? [new Error('no answer')];
       if (error) return;
-      const outcomes = parseOutcomes(returnvalue as string | null) ?? {};
+      const outcomes = parseOutcomes(stored as string | null) ?? {};
       members.set(
         id,
         Object.entries(outcomes)
@@ -413,14 +413,14 @@ export class Sweeper {
     for (const [queue, group] of this.byQueue(rows)) {
       const bundleIds = [...new Set(group.map((row) => row.bundleId as string))];
       const pipeline = this.deps.redis.pipeline();
-      for (const id of bundleIds) pipeline.hmget(queue.toKey(id), 'timestamp', 'finishedOn', 'returnvalue');
+      for (const id of bundleIds) pipeline.hmget(queue.toKey(id), 'timestamp', 'finishedOn', bundleOutcomesField);
       const results = (await pipeline.exec()) ?? [];
       const bundles = new Map<string, { finishedOn: string | null; outcomes: BundleOutcomes | null } | null>();
       bundleIds.forEach((id, index) => {
         const [error, fields] = results[index] ?? [new Error('no answer')];
         if (error) return;
-        const [timestamp, finishedOn, returnvalue] = fields as Array<string | null>;
-        bundles.set(id, timestamp ? { finishedOn: finishedOn ?? null, outcomes: parseOutcomes(returnvalue ?? null) } : null);
+        const [timestamp, finishedOn, outcomes] = fields as Array<string | null>;
+        bundles.set(id, timestamp ? { finishedOn: finishedOn ?? null, outcomes: parseOutcomes(outcomes ?? null) } : null);
       });
       for (const row of group) {
         const bundle = bundles.get(row.bundleId as string);

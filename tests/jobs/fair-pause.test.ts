@@ -1,4 +1,4 @@
-import { isBundleData, type BundleOutcomes, type QueuedBundleData } from '../../queue/bundles.js';
+import { bundleOutcomesField, isBundleData, type BundleOutcomes, type QueuedBundleData } from '../../queue/bundles.js';
 import type { QueuedJobData } from '../../queue/queues.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getJobDefinition } from '../../jobs/registry.js';
@@ -18,7 +18,7 @@ afterEach(async () => {
 
 describe('fair sharing: a paused customer', () => {
   it("leaves the shards' windows while paused (B's jobs still run), and after resume runs each job once", async () => {
-    app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'true' });
+    app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'true', FINISHED_JOB_TRIM_INTERVAL_MS: '0' });
     const request = httpClient(app.baseUrl);
     const [a, b] = [await registerUser(request), await registerUser(request)];
     const customerOf = async (token: string) => (await request('GET', '/api/v1/auth/me', { token })).body.customer_id as string;
@@ -48,16 +48,23 @@ describe('fair sharing: a paused customer', () => {
     const aIds = [...aBefore, ...(await submit(aCustomer, aSubstrate, 500))];
     const running = await app.startWorkers();
     const completions = new Map<string, number>();
+    const counting: Array<Promise<void>> = [];
     for (const worker of running.workers) {
-      worker.on('completed', (job, returnValue) => {
-        // A bundle (queue/bundles.ts) completes once for the members it ran: its return value has their outcomes.
+      worker.on('completed', (job) => {
+        // A bundle (queue/bundles.ts) completes once for the members it ran: its hash has their outcomes (no trim
+        // here removes it meanwhile).
         const data = job.data as QueuedJobData | QueuedBundleData;
         const ran = isBundleData(data)
-          ? Object.entries(returnValue as BundleOutcomes)
-              .filter(([, outcome]) => 'r' in outcome)
-              .map(([id]) => id)
-          : [job.id as string];
-        for (const id of ran) completions.set(id, (completions.get(id) ?? 0) + 1);
+          ? deps.redis
+              .hget(`${job.queueQualifiedName}:${job.id as string}`, bundleOutcomesField)
+              .then((stored) => Object.entries(JSON.parse(stored ?? '{}') as BundleOutcomes).filter(([, outcome]) => 'r' in outcome))
+              .then((outcomes) => outcomes.map(([id]) => id))
+          : Promise.resolve([job.id as string]);
+        counting.push(
+          ran.then((ids) => {
+            for (const id of ids) completions.set(id, (completions.get(id) ?? 0) + 1);
+          }),
+        );
       });
     }
     const bIds = await submit(bCustomer, bSubstrate, 40);
@@ -89,6 +96,7 @@ describe('fair sharing: a paused customer', () => {
       aCustomer,
     ]);
     expect(rows.filter((row) => row.attempts_made === 1)).toHaveLength(aIds.length);
+    await Promise.all(counting);
     expect(
       aIds.filter((id) => completions.get(id) !== 1),
       'jobs of A not completed exactly once',
