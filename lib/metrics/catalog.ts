@@ -107,7 +107,7 @@ export function addQueueDepthSource(read: () => Promise<QueueDepth[]>): () => vo
 
 export const queueJobs = new Gauge({
   name: 'chrysalis_queue_jobs',
-  help: 'Jobs in each BullMQ queue by state, read from Redis at most every few seconds. Completed and failed count only the jobs Redis still retains.',
+  help: 'Jobs in each BullMQ queue by state, read from Redis at most every few seconds; a bundle (many jobs of one bulk submit) counts as one. Completed and failed count only the jobs Redis still retains.',
   labelNames: ['queue', 'state'] as const,
   registers,
   async collect() {
