@@ -95,7 +95,8 @@ export async function createTenantResources(request: Request, token: string, opt
     for (const id of [job.body.id as string, batch.body.id as string]) {
       await waitFor(
         async () => ['completed', 'failed'].includes((await request('GET', `/api/v1/jobs/${id}`, { token })).body.state),
-        20_000,
+        // A file that starts with the suite shares 2 cores with a dozen others starting up: 20 s ran out once.
+        60_000,
       );
     }
     deliveryId = await waitFor(async () => {
@@ -103,7 +104,7 @@ export async function createTenantResources(request: Request, token: string, opt
       // Both jobs emit job.completed; wait until both deliveries have settled, so nothing changes later.
       const settled = (deliveries.body.items as Array<{ id: string; state: string }>).filter((d) => d.state === 'succeeded');
       return settled.length >= 2 ? (settled[0]?.id ?? null) : null;
-    }, 20_000);
+    }, 60_000);
   }
 
   return {
