@@ -69,9 +69,10 @@ function memberData(customerId: string, member: BundleMember): QueuedJobData {
  * still queued or active (not cancelled, not finished by an earlier run of this bundle) at once, each as an
  * attempt of its own. A member that fails with attempts left is handed off to run again alone. Each stored
  * outcome is announced on the queue's event stream under the member's id (`completed`, `failed`), as BullMQ
- * does for a job of its own, so event streams (SSE) follow members too. Returns every member's outcome, for
- * the sweeper (in the bundle's hash: `bundleOutcomesField`); if storing an outcome failed, throws after the others have run: BullMQ runs the bundle again,
- * and only members whose outcome is not stored run again.
+ * does for a job of its own, so event streams (SSE) follow members too. Every member's outcome goes into the
+ * bundle's hash for the sweeper (`bundleOutcomesField`). If storing an outcome failed, throws after the others
+ * have run: BullMQ runs the bundle again, and only members whose rows are not final run again (that run's
+ * outcomes replace the first's: a member final in PostgreSQL needs none).
  */
 export async function runBundle(
   definition: JobDefinition,
