@@ -66,14 +66,15 @@ export function assignBundles<Job>(
   jobs: readonly Job[],
   size: number,
   queueOf: (job: Job) => JobQueue,
-  bundleable: (job: Job) => boolean,
+  /** Whether the job may travel in a bundle on `queue` (its own: a fair-shared one bundles at release instead). */
+  bundleable: (job: Job, queue: JobQueue) => boolean,
 ): Array<string | null> {
   const bundles: Array<string | null> = jobs.map(() => null);
   if (size < 2) return bundles;
   const byQueue = new Map<JobQueue, number[]>();
   jobs.forEach((job, index) => {
-    if (!bundleable(job)) return;
     const queue = queueOf(job);
+    if (!bundleable(job, queue)) return;
     const indexes = byQueue.get(queue);
     if (indexes) indexes.push(index);
     else byQueue.set(queue, [index]);

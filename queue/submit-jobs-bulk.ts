@@ -56,7 +56,7 @@ export async function submitJobsBulk(
       chunkIds,
       deps.queues.bundleSize,
       (id) => deps.queues.forJob(definition.name, id),
-      (id) => bundlesJobsOf(definition, deps.queues.bundleSize) && !deps.fair?.of(deps.queues.forJob(definition.name, id)),
+      (_id, queue) => bundlesJobsOf(definition, deps.queues.bundleSize) && !deps.fair?.of(queue),
     );
     const [missed] = await Promise.all([
       Promise.all(chunk.map((payload) => isCacheMiss(deps.cache, customerId, definition, payload))),
@@ -113,11 +113,8 @@ export async function submitJobList(
     list.map((input, index) => ({ input, id: ids[index] as string })),
     deps.queues.bundleSize,
     ({ input, id }) => deps.queues.forJob(input.definition.name, id),
-    ({ input, id }) =>
-      bundlesJobsOf(input.definition, deps.queues.bundleSize) &&
-      !input.priority &&
-      !input.delayMs &&
-      !deps.fair?.of(deps.queues.forJob(input.definition.name, id)),
+    ({ input }, queue) =>
+      bundlesJobsOf(input.definition, deps.queues.bundleSize) && !input.priority && !input.delayMs && !deps.fair?.of(queue),
   );
   const inserts: JobInsert[] = list.map((input, index) => {
     const delayMs = input.delayMs ?? 0;

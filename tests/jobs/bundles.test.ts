@@ -238,6 +238,26 @@ describe('bundles through the API', () => {
     substrateId = await createExpressionSubstrate(suite.request, alice.accessToken, 'x + 1');
   });
 
+  it('runs a bundled job whose payload is too big to carry from its row, beside small ones', async () => {
+    // Over the 8 KiB a BullMQ job carries (queue/queues.ts inlinePayloadMaxBytes): the bundle names it, its row holds it.
+    const big = { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 40, pad: 'p'.repeat(9000) } } };
+    const small = (x: number) => ({ type: 'invoke', payload: { substrate_id: substrateId, parameters: { x } } });
+    const response = await suite.request('POST', '/api/v1/jobs/bulk', {
+      token: alice.accessToken,
+      body: { jobs: [big, ...Array.from({ length: 100 }, (_, x) => small(x))] },
+    });
+    expect(response.status).toBe(202);
+    const ids: string[] = response.body.items.map((item: { id: string }) => item.id);
+    const rows = await finalRowsOf(ids);
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    // On a cluster's 16 shards it travels alone only if none of the other 100 shares its queue (~0.2 %).
+    const queueOf = (id: string) => suite.app.deps.queues.forJob('invoke', id).name;
+    const [bigId, ...smallIds] = ids as [string, ...string[]];
+    if (smallIds.some((id) => queueOf(id) === queueOf(bigId))) expect(byId.get(bigId)?.bundle_id).toMatch(/^bundle-/);
+    const got = await suite.request('GET', `/api/v1/jobs/${ids[0]}`, { token: alice.accessToken });
+    expect(got.body).toMatchObject({ state: 'completed', result: { result: 41 } });
+  });
+
   it('bundles the plain invokes of POST /jobs/bulk per queue, carries one with a priority alone, and answers each by id', async () => {
     const job = (x: number, extra: Record<string, unknown> = {}) => ({
       type: 'invoke',
