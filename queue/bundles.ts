@@ -33,8 +33,9 @@ export const newBundleId = (): string => `bundle-${uuidv7()}`;
 
 export const isBundleId = (id: string | null | undefined): id is string => typeof id === 'string' && id.startsWith('bundle-');
 
-export function isBundleData(data: QueuedJobData | QueuedBundleData): data is QueuedBundleData {
-  return Array.isArray((data as QueuedBundleData).members);
+/** Whether a BullMQ job's data is a bundle's (BullMQ types every job of a queue with the job's data). */
+export function isBundleData(data: object): data is QueuedBundleData {
+  return Array.isArray((data as Partial<QueuedBundleData>).members);
 }
 
 /**

@@ -5,8 +5,8 @@ import { pausedCustomerIds } from '../db/repositories/customer-pauses.js';
 import type { RedisClient } from '../lib/redis.js';
 import { storedWeights } from './fair-share/fair-share.js';
 import type { FairQueues } from './fair-share/fair-queues.js';
-import type { JobQueues, QueuedJobData } from './queues.js';
-import { isBundleData, type QueuedBundleData } from './bundles.js';
+import type { JobQueues } from './queues.js';
+import { isBundleData } from './bundles.js';
 
 /**
  * Pausing a customer (POST /admin/customers/:id/pause) quarantines its work without deleting it. The
@@ -117,7 +117,7 @@ export async function releasePausedJobs(
         weights.set(key, weight);
       }
       // A bundle goes back as its members, each into the lane on its own.
-      const data = job.data as QueuedJobData | QueuedBundleData;
+      const data = job.data;
       const held = isBundleData(data)
         ? data.members.map((member) => ({ id: member.id, priority: 0 }))
         : [{ id: ref.id, priority: ref.priority }];

@@ -261,7 +261,7 @@ export function createProcessor(definition: JobDefinition, deps: ProcessorDeps &
       deps.setAside?.(job);
       throw new DelayedError();
     }
-    if (isBundleData(job.data as QueuedJobData | QueuedBundleData)) {
+    if (isBundleData(job.data)) {
       if (!deps.bundles) throw new UnrecoverableError(`job ${jobId} is a bundle, and this worker runs none`);
       return runBundle(definition, deps, deps.bundles, runAttempt, job as unknown as Job<QueuedBundleData>, signal);
     }

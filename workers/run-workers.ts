@@ -25,7 +25,7 @@ import { runWebhookDelivery } from './webhooks/run-webhook-delivery.js';
 import { createQueues, isRowId, queuedPayload, retention, shardConcurrency, type QueuedJobData } from '../queue/queues.js';
 import { Sweeper } from './sweeper.js';
 import { claimReleasableJobs } from '../db/jobs/find-jobs.js';
-import { foldBundles, isBundleData, type QueuedBundleData } from '../queue/bundles.js';
+import { foldBundles, isBundleData } from '../queue/bundles.js';
 import { ensureJobPartitions } from '../db/jobs/job-partitions.js';
 import { createFairQueues, type FairQueues } from '../queue/fair-share/fair-queues.js';
 import { bulkJobsOf, FairReleaser } from './fair-releaser.js';
@@ -140,7 +140,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   // neither holds the window nor keeps its customer at the cap; on resume the API puts it back into its lane.
   const setAside = (job: Job<QueuedJobData>) => {
     if (!releaser || !fair?.queues.has(job.queueQualifiedName)) return;
-    const data = job.data as QueuedJobData | QueuedBundleData;
+    const data = job.data;
     // A bundle's members hold the window, each under its own id.
     if (isBundleData(data))
       for (const member of data.members) releaser.finished(job.queueQualifiedName, { id: member.id, customerId: data.customerId });

@@ -1,5 +1,4 @@
-import { bundleOutcomesField, isBundleData, type BundleOutcomes, type QueuedBundleData } from '../../queue/bundles.js';
-import type { QueuedJobData } from '../../queue/queues.js';
+import { bundleOutcomesField, isBundleData, type BundleOutcomes } from '../../queue/bundles.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
@@ -53,7 +52,7 @@ describe('fair sharing: a paused customer', () => {
       worker.on('completed', (job) => {
         // A bundle (queue/bundles.ts) completes once for the members it ran: its hash has their outcomes (no trim
         // here removes it meanwhile).
-        const data = job.data as QueuedJobData | QueuedBundleData;
+        const data = job.data;
         const ran = isBundleData(data)
           ? deps.redis
               .hget(`${job.queueQualifiedName}:${job.id as string}`, bundleOutcomesField)
