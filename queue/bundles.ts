@@ -2,6 +2,7 @@ import type { JobsOptions } from 'bullmq';
 import { uuidv7 } from '../lib/uuid.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import type { JobQueue, QueuedJobData } from './queues.js';
+import { packHints, unpackHints } from './fair-share/fair-share.js';
 
 /**
  * A bundle is one BullMQ job that carries many jobs of one submit: same customer, type and queue, none with a
@@ -26,6 +27,12 @@ export interface BundleMember {
 export interface QueuedBundleData {
   customerId: string;
   members: BundleMember[];
+  /**
+   * Fair sharing (queue/fair-share) held and released this bundle as one entry of its customer's lane: it is
+   * charged once, when it has run, for all of its members' work (`FinishedJob.jobs`). Absent: each member is
+   * in flight under its own id (a bundle a release call made of single jobs, or no fair sharing).
+   */
+  fairEntry?: true;
 }
 
 /** A bundle's BullMQ id: never a row id (`isRowId`), and free of `:` (BullMQ refuses custom ids with one). */
@@ -67,7 +74,7 @@ export function assignBundles<Job>(
   jobs: readonly Job[],
   size: number,
   queueOf: (job: Job) => JobQueue,
-  /** Whether the job may travel in a bundle on `queue` (its own: a fair-shared one bundles at release instead). */
+  /** Whether the job may travel in a bundle on `queue` (its own; on a fair-shared one the bundle is held and released whole). */
   bundleable: (job: Job, queue: JobQueue) => boolean,
 ): Array<string | null> {
   const bundles: Array<string | null> = jobs.map(() => null);
@@ -126,6 +133,35 @@ export function foldBundles(jobs: readonly BulkJob[], bundleOf: (job: BulkJob) =
 }
 
 export type BundleJob = { name: string; data: QueuedBundleData; opts: JobsOptions & { jobId: string } };
+
+/**
+ * A bundle held in a fair-shared lane as one entry (`fairEntry`), packed for the lane's `info` hash: its name,
+ * attempts and members, without payloads (the worker reads them from the rows) and each member's flags packed
+ * as `packHints` packs a job's (`<id>!<letters>`): ~40 bytes a member.
+ */
+export function packBundleEntry(bundle: BundleJob): string {
+  const members = bundle.data.members.map(({ id, payload: _payload, payloadInRow: _payloadInRow, ...flags }) => id + packHints(flags));
+  return JSON.stringify({ n: bundle.name, a: bundle.opts.attempts ?? 1, m: members });
+}
+
+/** The BullMQ job of a bundle `packBundleEntry` packed, released by fair sharing; null when `packed` is not one. */
+export function unpackBundleEntry(id: string, customerId: string, packed: string): BundleJob | null {
+  let entry: { n?: unknown; a?: unknown; m?: unknown };
+  try {
+    entry = JSON.parse(packed) as typeof entry;
+  } catch {
+    return null;
+  }
+  if (typeof entry.n !== 'string' || typeof entry.a !== 'number' || !Array.isArray(entry.m)) return null;
+  const members = (entry.m as unknown[])
+    .filter((member): member is string => typeof member === 'string')
+    .map((member) => {
+      const bang = member.indexOf('!');
+      const flags = bang < 0 ? {} : (unpackHints(member.slice(bang)) as Pick<BundleMember, 'cacheMissed' | 'hasWebhookUrl' | 'notify'>);
+      return { id: bang < 0 ? member : member.slice(0, bang), payloadInRow: true as const, ...flags };
+    });
+  return { name: entry.n, data: { customerId, members, fairEntry: true }, opts: { jobId: id, attempts: entry.a } };
+}
 
 function memberOf({ data, opts }: BulkJob): BundleMember {
   const member: BundleMember = { id: opts.jobId };

@@ -5,9 +5,9 @@ import type { InvocationCache } from '../db/invocation-cache.js';
 import { insertJobsAllOrNothing, insertJobsBulk, type AllOrNothingRefusal, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { groupByQueue, queuedPayload, type QueuedJobData } from './queues.js';
-import { packHints } from './fair-share/fair-share.js';
+import { laneSeq, packHints } from './fair-share/fair-share.js';
 import { withinEnqueueTimeout } from './enqueue-timeout.js';
-import { assignBundles, bundlesJobsOf, foldBundles } from './bundles.js';
+import { assignBundles, bundlesJobsOf, foldBundles, isBundleData, packBundleEntry, type BundleJob } from './bundles.js';
 import { idempotencyWindowMs, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
 
 /**
@@ -56,7 +56,7 @@ export async function submitJobsBulk(
       chunkIds,
       deps.queues.bundleSize,
       (id) => deps.queues.forJob(definition.name, id),
-      (_id, queue) => bundlesJobsOf(definition, deps.queues.bundleSize) && !deps.fair?.of(queue),
+      () => bundlesJobsOf(definition, deps.queues.bundleSize),
     );
     const [missed] = await Promise.all([
       Promise.all(chunk.map((payload) => isCacheMiss(deps.cache, customerId, definition, payload))),
@@ -113,8 +113,7 @@ export async function submitJobList(
     list.map((input, index) => ({ input, id: ids[index] as string })),
     deps.queues.bundleSize,
     ({ input, id }) => deps.queues.forJob(input.definition.name, id),
-    ({ input }, queue) =>
-      bundlesJobsOf(input.definition, deps.queues.bundleSize) && !input.priority && !input.delayMs && !deps.fair?.of(queue),
+    ({ input }) => bundlesJobsOf(input.definition, deps.queues.bundleSize) && !input.priority && !input.delayMs,
   );
   const inserts: JobInsert[] = list.map((input, index) => {
     const delayMs = input.delayMs ?? 0;
@@ -190,13 +189,25 @@ async function addPerShard(
     [...byQueue].map(async ([queue, group]) => {
       const fair = deps.fair?.of(queue);
       // A bundle's data is not a job's: BullMQ stores either as JSON, and the worker tells them apart (isBundleData).
-      if (!fair) return queue.addBulk(foldBundles(group, bundleOf) as BulkJob[]);
+      const folded = foldBundles(group, bundleOf);
+      if (!fair) return queue.addBulk(folded as BulkJob[]);
+      // A bundle enters its customer's lane as one entry: held, released and charged whole (`fairEntry`).
+      for (const job of folded) if (isBundleData(job.data)) job.data.fairEntry = true;
       const now = Date.now();
       const released = new Set(
         await fair.admit(
           queue.qualifiedName,
-          group.map(({ data, opts }) => {
-            const { customerId, payload: _payload, payloadInRow: _payloadInRow, ...hints } = data;
+          folded.map((job) => {
+            if (isBundleData(job.data))
+              return {
+                id: job.opts.jobId,
+                customerId: job.data.customerId,
+                weight,
+                seq: laneSeq(job.data.members[0]!.id),
+                hints: packBundleEntry(job as BundleJob),
+              };
+            const { customerId, payload: _payload, payloadInRow: _payloadInRow, ...hints } = job.data;
+            const { opts } = job;
             return {
               id: opts.jobId,
               customerId,
@@ -208,9 +219,9 @@ async function addPerShard(
           }),
         ),
       );
-      const releasedNow = group
+      const releasedNow = folded
         .filter((job) => released.has(job.opts.jobId))
-        .map(({ opts: { priority: _priority, delay: _delay, ...opts }, ...job }) => ({ ...job, opts }));
+        .map(({ opts: { priority: _priority, delay: _delay, ...opts }, ...job }) => ({ ...job, opts })) as BulkJob[];
       return releasedNow.length > 0 ? queue.addBulk(releasedNow) : [];
     }),
   );

@@ -30,6 +30,11 @@ export interface BundleDeps {
   running: Map<string, AbortController>;
   /** Enqueues a member that failed an attempt with attempts left, alone under its own id (queue/submit-job.ts `enqueueAlone`). */
   handOff(member: HandOff): Promise<void>;
+  /**
+   * Every member of the bundle has run or been skipped; `stored`: their outcomes are stored (else BullMQ runs
+   * the bundle again). Fair sharing charges a bundle it held whole here.
+   */
+  settled?(bundle: Job<QueuedBundleData>, stored: boolean): void;
 }
 
 /** A bundle's member, as an attempt and the lifecycle hooks see it: its own id, data and attempts; its bundle's queue. */
@@ -55,6 +60,22 @@ class MemberJob implements AttemptJob {
 }
 
 const runnable = new Set(['queued', 'active']);
+
+/**
+ * Members of one bundle running at once. Their tasks share the worker's pool queue with every other job's: all
+ * 50 of each of a worker's bundles at once put thousands of tasks ahead of another customer's next job (fair
+ * sharing's B waited ~100 ms behind them). A few at a time still fill the group-committed state writes.
+ */
+const membersAtOnce = 8;
+
+/** Runs `run` on every item, at most `limit` at a time, in order; resolves when all have settled. */
+async function eachAtMost<T>(limit: number, items: readonly T[], run: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await run(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
 
 function memberData(customerId: string, member: BundleMember): QueuedJobData {
   const data: QueuedJobData = { customerId };
@@ -97,52 +118,56 @@ export async function runBundle(
     for (const controller of controllers) controller.abort(signal?.reason);
   };
   signal?.addEventListener('abort', abortAll, { once: true });
-  await Promise.all(
-    members.map(async (member) => {
-      const row = rows.get(member.id);
-      if (!row || !runnable.has(row.state)) return;
-      const controller = new AbortController();
-      if (signal?.aborted) controller.abort(signal.reason);
-      controllers.add(controller);
-      bundles.running.set(member.id, controller);
-      const payload = member.payloadInRow ? row.payload : member.payload;
-      try {
-        const memberJob = new MemberJob(job, member.id, memberData(customerId, member), row.attemptsMade, { attempts: row.maxAttempts });
-        const end = await runAttempt(memberJob, payload, controller.signal);
-        if (end.state === 'completed') {
-          outcomes[member.id] = { r: end.returnValue };
-          events.push(['completed', member.id]);
-        } else if (end.final) {
-          outcomes[member.id] = { e: errorText(end.error), a: end.attempt };
-          events.push(['failed', member.id]);
-        } else {
-          outcomes[member.id] = { h: 1 };
-          await bundles
-            .handOff({
-              id: member.id,
-              type: definition.name,
-              customerId,
-              payload,
-              hasWebhookUrl: member.hasWebhookUrl === true,
-              attempt: end.attempt,
-              maxAttempts: row.maxAttempts,
-              delayMs: definition.queue.backoffMs * 2 ** (end.attempt - 1),
-            })
-            .catch((error: unknown) =>
-              // Its row is queued and its bundle says "handed off": the sweeper enqueues it alone.
-              deps.logger.warn({ err: error, jobId: member.id }, 'could not enqueue a retry of a bundled job; the sweeper will'),
-            );
-        }
-      } catch (error) {
-        storeFailure ??= error;
-      } finally {
-        controllers.delete(controller);
-        bundles.running.delete(member.id);
+  await eachAtMost(membersAtOnce, members, async (member) => {
+    const row = rows.get(member.id);
+    // Not started when the bundle was handed back (shutdown): it stays queued for the bundle's next run.
+    if (!row || !runnable.has(row.state) || signal?.aborted) return;
+    const controller = new AbortController();
+    controllers.add(controller);
+    bundles.running.set(member.id, controller);
+    const payload = member.payloadInRow ? row.payload : member.payload;
+    try {
+      const memberJob = new MemberJob(job, member.id, memberData(customerId, member), row.attemptsMade, { attempts: row.maxAttempts });
+      const end = await runAttempt(memberJob, payload, controller.signal);
+      if (end.state === 'completed') {
+        outcomes[member.id] = { r: end.returnValue };
+        events.push(['completed', member.id]);
+      } else if (end.final) {
+        outcomes[member.id] = { e: errorText(end.error), a: end.attempt };
+        events.push(['failed', member.id]);
+      } else {
+        outcomes[member.id] = { h: 1 };
+        await bundles
+          .handOff({
+            id: member.id,
+            type: definition.name,
+            customerId,
+            payload,
+            hasWebhookUrl: member.hasWebhookUrl === true,
+            attempt: end.attempt,
+            maxAttempts: row.maxAttempts,
+            delayMs: definition.queue.backoffMs * 2 ** (end.attempt - 1),
+          })
+          .catch((error: unknown) =>
+            // Its row is queued and its bundle says "handed off": the sweeper enqueues it alone.
+            deps.logger.warn({ err: error, jobId: member.id }, 'could not enqueue a retry of a bundled job; the sweeper will'),
+          );
       }
-    }),
-  );
+    } catch (error) {
+      storeFailure ??= error;
+    } finally {
+      controllers.delete(controller);
+      bundles.running.delete(member.id);
+    }
+  });
   signal?.removeEventListener('abort', abortAll);
-  await recordOutcomes(deps, job, outcomes, events);
+  try {
+    await recordOutcomes(deps, job, outcomes, events);
+  } catch (error) {
+    storeFailure ??= error;
+  }
+  // Handed back (shutdown): it runs again, and is charged then.
+  bundles.settled?.(job, storeFailure === null && !signal?.aborted);
   if (storeFailure !== null) throw storeFailure;
   return { members: members.length, ran: Object.keys(outcomes).length } satisfies BundleReturnValue;
 }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ReleasableJob } from '../db/jobs/find-jobs.js';
 import { fairQueueFront, unpackHints, type FairShare, type FinishedJob } from '../queue/fair-share/fair-share.js';
 import { queuedPayload, type QueuedJobData, type QueuedJobHints } from '../queue/queues.js';
+import { isBundleId, unpackBundleEntry, type BundleJob } from '../queue/bundles.js';
 
 /**
  * A released job ready for BullMQ: its row, the hints its submitter gave, whether its customer is backlogged, and
@@ -21,8 +22,8 @@ export interface FairReleaserDeps {
   shardKeys: () => readonly string[];
   /** The rows of `jobs` that are still releasable, their bundles recorded (`claimReleasableJobs`). */
   readReleasable: (jobs: ReadonlyArray<{ id: string; bundleId?: string }>) => Promise<ReleasableJob[]>;
-  /** Adds released rows to the BullMQ queue of a shard, in one addBulk. */
-  addToShard: (queueKey: string, rows: ReleasedRow[]) => Promise<unknown>;
+  /** Adds released rows, and released bundles held whole (queue/bundles.ts `fairEntry`), to the BullMQ queue of a shard, in one addBulk. */
+  addToShard: (queueKey: string, rows: ReleasedRow[], bundles: BundleJob[]) => Promise<unknown>;
   /** The customers an admin paused, as this process knows them: the leader copies them to every shard when it reconciles. */
   pausedCustomers?: () => readonly string[];
   logger: Logger;
@@ -274,12 +275,20 @@ export class FairReleaser {
       const released = calls.flatMap((call) => call.released);
       if (released.length === 0) continue;
       try {
-        const rows = await this.deps.readReleasable(released);
+        // A bundle held whole needs no row: its worker reads its members' rows, and skips those cancelled meanwhile.
+        const rows = await this.deps.readReleasable(released.filter((job) => !isBundleId(job.id)));
         const byId = new Map(rows.map((row) => [row.id, row]));
         await Promise.all(
           calls.map(async ({ key, released: jobs }) => {
             const ready: ReleasedRow[] = [];
+            const bundles: BundleJob[] = [];
             for (const job of jobs) {
+              const bundle = isBundleId(job.id) ? unpackBundleEntry(job.id, job.customerId, job.hints) : null;
+              if (bundle) {
+                if (!job.backlogged) bundle.opts.lifo = true;
+                bundles.push(bundle);
+                continue;
+              }
               const row = byId.get(job.id);
               if (row) ready.push({ ...row, hints: unpackHints(job.hints), backlogged: job.backlogged, bundleId: job.bundleId });
               else {
@@ -289,9 +298,9 @@ export class FairReleaser {
                 shard.since = 0;
               }
             }
-            if (ready.length === 0) return;
+            if (ready.length === 0 && bundles.length === 0) return;
             try {
-              await this.deps.addToShard(key, ready);
+              await this.deps.addToShard(key, ready, bundles);
             } catch (error) {
               // The popped ids stay counted in flight; after its grace reconcile frees their slots and puts
               // them back into their lanes.

@@ -27,7 +27,7 @@ import { Sweeper } from './sweeper.js';
 import { claimReleasableJobs } from '../db/jobs/find-jobs.js';
 import { foldBundles, isBundleData } from '../queue/bundles.js';
 import { ensureJobPartitions } from '../db/jobs/job-partitions.js';
-import { createFairQueues, type FairQueues } from '../queue/fair-share/fair-queues.js';
+import { createFairQueues, fairSpareSlots, type FairQueues } from '../queue/fair-share/fair-queues.js';
 import { bulkJobsOf, FairReleaser } from './fair-releaser.js';
 import { fairChargeMs } from './fair-charge.js';
 import { runScheduleTicks } from './schedule-ticks/run-schedule-ticks.js';
@@ -117,7 +117,16 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const queues = createQueues(queueConnection, config, registry);
   const fair = createFairQueues(redis, config, queues, registry);
   const releaser = fair ? createReleaser(fair) : null;
-  const hooks: JobLifecycleHook[] = [webhooks.hook, jobMetricsHook, heartbeat, held, ...(releaser ? [fairShareHook(fair!, releaser)] : [])];
+  // Measured work of the bundles held whole by fair sharing (`fairEntry`) running here, by bundle id: each is
+  // charged once, when it has run (`bundles.settled`).
+  const entryWork = new Map<string, { workMs: number; jobs: number }>();
+  const hooks: JobLifecycleHook[] = [
+    webhooks.hook,
+    jobMetricsHook,
+    heartbeat,
+    held,
+    ...(releaser ? [fairShareHook(fair!, releaser, entryWork)] : []),
+  ];
   function createReleaser(fairQueues: FairQueues): FairReleaser {
     const em = orm.em.fork();
     return new FairReleaser({
@@ -126,11 +135,11 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       prefix: config.queuePrefix,
       shardKeys: () => [...fairQueues.queues.keys()],
       readReleasable: (jobs) => claimReleasableJobs(em, jobs),
-      addToShard: (key, rows) => {
+      addToShard: (key, rows, held) => {
         const bundleOf = new Map(rows.map((row) => [row.id, row.bundleId ?? null]));
         // A bundle's data is not a job's: BullMQ stores either as JSON, and the worker tells them apart (isBundleData).
-        const jobs = foldBundles(bulkJobsOf(rows), (job) => bundleOf.get(job.opts.jobId) ?? null) as ReturnType<typeof bulkJobsOf>;
-        return fairQueues.queues.get(key)!.addBulk(jobs);
+        const jobs = [...foldBundles(bulkJobsOf(rows), (job) => bundleOf.get(job.opts.jobId) ?? null), ...held];
+        return fairQueues.queues.get(key)!.addBulk(jobs as ReturnType<typeof bulkJobsOf>);
       },
       pausedCustomers: () => paused.list(),
       logger,
@@ -141,8 +150,10 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   const setAside = (job: Job<QueuedJobData>) => {
     if (!releaser || !fair?.queues.has(job.queueQualifiedName)) return;
     const data = job.data;
-    // A bundle's members hold the window, each under its own id.
-    if (isBundleData(data))
+    // A bundle held whole holds the window under its own id; another bundle's members, each under theirs.
+    if (isBundleData(data) && data.fairEntry)
+      releaser.finished(job.queueQualifiedName, { id: job.id as string, customerId: data.customerId });
+    else if (isBundleData(data))
       for (const member of data.members) releaser.finished(job.queueQualifiedName, { id: member.id, customerId: data.customerId });
     else tellReleaser(releaser, job, undefined);
   };
@@ -150,6 +161,17 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   // retry goes to BullMQ alone under the member's id.
   const bundles: BundleDeps = {
     running: new Map(),
+    settled(bundle, stored) {
+      const work = entryWork.get(bundle.id as string);
+      entryWork.delete(bundle.id as string);
+      if (!stored || !releaser || !bundle.data.fairEntry || !fair?.queues.has(bundle.queueQualifiedName)) return;
+      // None of its members ran (all cancelled, or handed off): its slot is freed uncharged.
+      releaser.finished(bundle.queueQualifiedName, {
+        id: bundle.id as string,
+        customerId: bundle.data.customerId,
+        ...(work ? { workMs: work.workMs, jobs: work.jobs } : {}),
+      });
+    },
     async handOff(member) {
       await queues.forJob(member.type, member.id).add(
         member.type,
@@ -182,7 +204,9 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     });
     const shards = queues.ofType(definition.name);
     const concurrency = shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length);
-    return shards.map((queue) => startWorker(queue.name, processor, concurrency));
+    return shards.map((queue) =>
+      startWorker(queue.name, processor, concurrency + (fair?.queues.has(queue.qualifiedName) ? fairSpareSlots : 0)),
+    );
   });
   function startWorker(name: string, processor: ReturnType<typeof createProcessor>, concurrency: number): Worker<QueuedJobData> {
     const connection = createRedis(config.redis, 'blocking');
@@ -322,12 +346,27 @@ function tellReleaser(releaser: FairReleaser, job: HookJob, workMs: number | und
  * after its state write, with its measured work (`fairChargeMs`: the pool's task time, or the processor's
  * wall time for a job that ran no pool task). A failed attempt BullMQ retries keeps its place in the window.
  */
-function fairShareHook(fair: FairQueues, releaser: FairReleaser): JobLifecycleHook {
+function fairShareHook(
+  fair: FairQueues,
+  releaser: FairReleaser,
+  /** Work of the bundles held whole running in this process, by bundle id (run-workers' `entryWork`). */
+  entryWork: Map<string, { workMs: number; jobs: number }>,
+): JobLifecycleHook {
   return {
     name: 'fair-share',
     finished(job, _type, outcome) {
       if (outcome.state === 'failed' && !outcome.final) return;
       if (!fair.queues.has(job.queueQualifiedName)) return;
+      const carrier = job.carrier?.data as object | undefined;
+      if (carrier && isBundleData(carrier) && carrier.fairEntry) {
+        // A member of a bundle held whole: its bundle is charged for it once it has run.
+        const id = job.carrier!.id as string;
+        const work = entryWork.get(id) ?? { workMs: 0, jobs: 0 };
+        work.workMs += fairChargeMs(outcome);
+        work.jobs += 1;
+        entryWork.set(id, work);
+        return;
+      }
       tellReleaser(releaser, job, fairChargeMs(outcome));
     },
   };

@@ -304,6 +304,7 @@ export class Sweeper {
           weight: weights.get(row.customerId) ?? 1,
           priority: row.priority,
           ...(row.delayMs > 0 ? { delayUntil: new Date(row.createdAt).getTime() + row.delayMs } : {}),
+          bundleId: row.bundleId,
         })),
         { pass },
       );

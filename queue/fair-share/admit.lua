@@ -2,8 +2,10 @@
   admit: a chunk of newly accepted jobs (rows already inserted) enters the shard.
   ARGV[10…], 6 per job: id, customer, weight, lane score (priority·2^32 + seq), due time (ms; 0: not
   delayed), hints (JSON text, '' for none).
-  A job is released at once when its customer has no lane here, the window has room and the customer
-  is under its cap and not paused; else it is held in its lane. A delayed job waits in `delayed` until due (release
+  A job is released at once when its customer has no lane here, the window has room (or the customer has
+  nothing in flight here: a customer's first job never waits for a full window to drain, so a window held by
+  another customer's long bundles costs it nothing) and the customer is under its cap and not paused; else it
+  is held in its lane. A delayed job waits in `delayed` until due (release
   promotes it into its lane), so a delay cannot bypass fair sharing. Admitting a job twice is a no-op when it is
   in flight, delayed, held with a priority, or held among the newest entries of its lane's list (a chunk sent
   again; the list is not searched further: a job held twice would be released twice, and the second release
@@ -51,7 +53,7 @@ for _, job in ipairs(jobs) do
     -- already admitted
   elseif job.dueAt > now then
     delay(id, customer, job.score, job.hints, job.dueAt)
-  elseif not laneOf(customer) and windowOpen() and underCap(customer) and not isPaused(customer) then
+  elseif not laneOf(customer) and (windowOpen() or countOf(customer) == 0) and underCap(customer) and not isPaused(customer) then
     local start = laneless(customer)
     advanceVmin(start)
     local est = costOf(customer)

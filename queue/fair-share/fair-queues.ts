@@ -33,6 +33,13 @@ type FairConfig = Pick<
   | 'sweeperIntervalMs'
 >;
 
+/**
+ * Worker slots of a fair-shared shard beyond its window's minimum in flight (its concurrency): a backlogged
+ * customer's bundles, estimated at 50 jobs' work each, hold no more than that minimum, so a job released to the
+ * front of the wait list (another customer's) starts at once instead of waiting for a bundle to end.
+ */
+export const fairSpareSlots = 2;
+
 /** The fair-shared queues of `queues`; null when FAIR_SHARING is off (every queue keeps plain FIFO). */
 /**
  * FAIR_MAX_RELEASED_PER_CUSTOMER bounds a customer's released jobs over all shards of a type, so it is split

@@ -68,6 +68,12 @@ export interface AdmittedJob {
   hints?: string;
 }
 
+/**
+ * A job `relane` checks: as admitted, and the bundle its row names (queue/bundles.ts), if any. A member of a
+ * bundle released as one entry (`fairEntry`) within the grace is on its way to BullMQ, so it is left alone.
+ */
+export type RelanedJob = Omit<AdmittedJob, 'hints'> & { bundleId?: string | null };
+
 /** How `relane` is asked. */
 export interface RelaneOptions {
   /**
@@ -85,6 +91,11 @@ export interface FinishedJob {
   customerId: string;
   /** Measured worker time in ms; absent when the job did not run (its row was no longer releasable). */
   workMs?: number;
+  /**
+   * Jobs it stands for: a bundle held and released as one entry (queue/bundles.ts `fairEntry`) is charged the
+   * base cost once per member it ran. Default 1.
+   */
+  jobs?: number;
 }
 
 /** A held job released now: add it to BullMQ (its payload comes from its row). */
@@ -131,7 +142,7 @@ export interface FairShare {
    * Puts jobs that are in neither BullMQ, a lane nor `delayed` back into their lanes; returns their ids. A job
    * without a priority counts as held while its customer's lane list has entries (`RelaneOptions`).
    */
-  relane(queueKey: string, jobs: readonly Omit<AdmittedJob, 'hints'>[], options?: RelaneOptions): Promise<string[]>;
+  relane(queueKey: string, jobs: readonly RelanedJob[], options?: RelaneOptions): Promise<string[]>;
   /** Drops in-flight ids whose BullMQ job is finished or gone and recounts the window; returns how many. */
   reconcile(queueKey: string): Promise<number>;
   /** Pauses (or resumes) a customer in a shard: its held jobs stay in its lane, none is released, until resumed. */
@@ -262,9 +273,12 @@ export function fairWeight<Tier extends string>(tier: Tier, weights: Partial<Rec
  */
 export const fairQueueFront = { lifo: true } as const;
 
-/** What fair sharing charges a finished job: the base cost plus its measured work, capped (`FairShareOptions`). */
-export function chargeOf(workMs: number, options: Pick<FairShareOptions, 'baseCostMs' | 'maxChargeMs'> = {}): number {
-  return (options.baseCostMs ?? 1) + Math.min(Math.max(workMs, 0), options.maxChargeMs ?? 5000);
+/**
+ * What fair sharing charges a finished job: the base cost plus its measured work, capped (`FairShareOptions`);
+ * for a bundle entry of `jobs` members, that per member.
+ */
+export function chargeOf(workMs: number, options: Pick<FairShareOptions, 'baseCostMs' | 'maxChargeMs'> = {}, jobs = 1): number {
+  return jobs * (options.baseCostMs ?? 1) + Math.min(Math.max(workMs, 0), jobs * (options.maxChargeMs ?? 5000));
 }
 
 export function createFairShare(redis: RedisClient, options: FairShareOptions = {}): FairShare {
@@ -285,7 +299,11 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
     commands[name](...fairShareKeys(queueKey), now(), ...settings, ...args);
 
   const releaseBatch = async (queueKey: string, finished: readonly FinishedJob[]): Promise<ReleaseOutcome> => {
-    const args = finished.flatMap((job) => [job.id, job.customerId, job.workMs === undefined ? '' : chargeOf(job.workMs, options)]);
+    const args = finished.flatMap((job) => [
+      job.id,
+      job.customerId,
+      job.workMs === undefined ? '' : chargeOf(job.workMs, options, job.jobs),
+    ]);
     const bundleSize = options.bundleSize ?? 1;
     const tag = bundleSize > 1 ? randomBytes(8).toString('hex') : '';
     const [flat, inflight, lanes] = (await call('release', queueKey, [tag, bundleSize, ...args])) as [string[], number, number];
@@ -317,7 +335,7 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
     },
     async relane(queueKey, jobs, { pass = '', known = false } = {}) {
       if (jobs.length === 0) return [];
-      const args = jobs.flatMap((job) => [job.id, job.customerId, job.weight, laneScore(job), job.delayUntil ?? 0]);
+      const args = jobs.flatMap((job) => [job.id, job.customerId, job.weight, laneScore(job), job.delayUntil ?? 0, job.bundleId ?? '']);
       return (await call('relane', queueKey, [pass, known ? '1' : '0', ...args])) as string[];
     },
     async reconcile(queueKey) {

@@ -4,7 +4,8 @@
   queue/bundles.ts) is gone or finished (`finishedOn` set) is dropped:
   a worker that died between pop and add, a job removed by hand, a release call that was lost. One whose
   job is gone goes back into its lane with its estimate refunded (released again, it runs unless its row
-  is no longer queued: a job that finished and was trimmed is then skipped). Then the window's work and
+  is no longer queued: a job that finished and was trimmed is then skipped); a bundle held whole does not (its
+  members' list left with it), and the sweeper puts its members back into the lane one by one. Then the window's work and
   the per-customer counts are recomputed from `released`, so no drift lasts.
   No ARGV of its own. Returns the number of ids dropped.
 ]]
@@ -30,7 +31,8 @@ for _, id in ipairs(neverAdded) do
   if record then
     local est, customer, score = record[1], record[2], record[3]
     charge(customer, -est / weightOf(customer))
-    hold(id, customer, score, '')
+    -- A bundle entry's members list left with its release: the sweeper puts its members back one by one.
+    if not isBundleEntry(id) then hold(id, customer, score, '') end
   end
 end
 flushHolds()

@@ -10,8 +10,10 @@
   job it just took out of BullMQ). So after Redis loses a lane, the first pass rebuilds all of it; a job lost
   any other way while its customer's list is non-empty (a popped id never added is re-laned by `reconcile`)
   goes back once that list drains.
-  ARGV[10] the sweeper pass ('' for none), ARGV[11] known ('1' or '0'), ARGV[12…], 5 per job: id, customer,
-  weight, lane score, due time (ms; 0: not delayed).
+  A bundle's member (its row names the bundle) whose bundle was released as one entry within the grace is
+  left alone too: the bundle's BullMQ add may be under way.
+  ARGV[10] the sweeper pass ('' for none), ARGV[11] known ('1' or '0'), ARGV[12…], 6 per job: id, customer,
+  weight, lane score, due time (ms; 0: not delayed), bundle id ('' for none).
   Returns the ids put back.
 ]]
 local pass, known = ARGV[10], ARGV[11] == '1'
@@ -26,8 +28,8 @@ local function takenAsHeld(customer)
 end
 
 local relaned, rebuilt = {}, {}
-for i = 12, #ARGV, 5 do
-  local id, customer, weight, score, dueAt = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
+for i = 12, #ARGV, 6 do
+  local id, customer, weight, score, dueAt, bundle = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5]
   local held
   if tonumber(score) < unranked and dueAt <= now then
     held = takenAsHeld(customer)
@@ -35,6 +37,7 @@ for i = 12, #ARGV, 5 do
     held = redis.call('ZSCORE', rankedLane(customer), id)
   end
   local releasedAt = not held and tonumber(redis.call('ZSCORE', inflightKey, id))
+  if not held and not releasedAt and bundle ~= '' then releasedAt = tonumber(redis.call('ZSCORE', inflightKey, bundle)) end
   if held or redis.call('EXISTS', jobPrefix .. id) == 1 or redis.call('ZSCORE', delayedKey, id)
     or (releasedAt and releasedAt > now - graceMs) then
     -- where it should be, or on its way

@@ -175,7 +175,8 @@ for _, lane in ipairs(picks) do
   if entry then
     local id = entry.id
     local bundle = ''
-    if bundleTag ~= '' and #taken.list > 1 then
+    -- An entry that is a bundle already (`bundle-…`, held whole: queue/bundles.ts `fairEntry`) travels as itself.
+    if bundleTag ~= '' and #taken.list > 1 and not isBundleEntry(id) then
       bundle = 'bundle-' .. bundleTag .. '-' .. lane.customer .. '-' .. math.floor((taken.next - 1) / bundleSize)
     end
     -- Counted above: only the records remain.

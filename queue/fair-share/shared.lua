@@ -312,6 +312,12 @@ local function hold(id, customer, score, hints)
   if not laneOf(customer) then joinLanes(customer) end
 end
 
+-- Whether a lane entry is a bundle held whole (queue/bundles.ts `fairEntry`): one entry, many jobs; its
+-- members' list waits in `info` as its hints.
+local function isBundleEntry(id)
+  return string.sub(id, 1, 7) == 'bundle-'
+end
+
 -- A list entry's job id and packed hints ('' for none).
 local function entryOf(entry)
   local bang = string.find(entry, '!', 1, true)

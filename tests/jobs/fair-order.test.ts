@@ -73,7 +73,8 @@ describe('fair sharing: a small customer behind a large backlog', () => {
 
 describe('fair sharing: held jobs', () => {
   it('cancels a held job out of its lane, and after Redis loses everything re-lanes and runs every unfinished row', async () => {
-    app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'true' });
+    // Jobs held one by one (a bundle is held whole: fair-bundles.test.ts).
+    app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'true', JOB_BUNDLE_SIZE: '1' });
     const request = httpClient(app.baseUrl);
     const a = await registerUser(request);
     const aCustomer = (await request('GET', '/api/v1/auth/me', { token: a.accessToken })).body.customer_id as string;

@@ -17,7 +17,13 @@ afterEach(async () => {
 
 describe('fair sharing: a paused customer', () => {
   it("leaves the shards' windows while paused (B's jobs still run), and after resume runs each job once", async () => {
-    app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'true', FINISHED_JOB_TRIM_INTERVAL_MS: '0' });
+    // Jobs held one by one (a bundle is held whole: fair-bundles.test.ts).
+    app = await startTestApp({
+      SWEEPER_INTERVAL_MS: '3600000',
+      FAIR_SHARING: 'true',
+      FINISHED_JOB_TRIM_INTERVAL_MS: '0',
+      JOB_BUNDLE_SIZE: '1',
+    });
     const request = httpClient(app.baseUrl);
     const [a, b] = [await registerUser(request), await registerUser(request)];
     const customerOf = async (token: string) => (await request('GET', '/api/v1/auth/me', { token })).body.customer_id as string;

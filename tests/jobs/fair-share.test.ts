@@ -60,11 +60,18 @@ describe('fair sharing of a shard', () => {
     }
     expect(releasedNow).toEqual(backlog.slice(0, 2));
 
+    // B has nothing in flight: its job does not wait for A's full window to drain, whatever A holds.
     const [bJob] = ids(1);
-    expect(await fair.admit(key, [{ id: bJob!, customerId: 'B', weight: weights.starter }])).toEqual([]);
-    const next = await fair.release(key, [{ id: backlog[0]!, customerId: 'A', workMs: 5 }]);
-    expect(next).toEqual([{ id: bJob, customerId: 'B', hints: '', backlogged: false }]);
-    expect(await heldIds(redis, key, 'A')).toHaveLength(9_998);
+    expect(await fair.admit(key, [{ id: bJob!, customerId: 'B', weight: weights.starter }])).toEqual([bJob]);
+    // Its next job, submitted while the first runs, is held; it is released ahead of A's once its first is done.
+    const [bNext] = ids(1);
+    expect(await fair.admit(key, [{ id: bNext!, customerId: 'B', weight: weights.starter }])).toEqual([]);
+    const next = await fair.release(key, [
+      { id: bJob!, customerId: 'B', workMs: 0 },
+      { id: backlog[0]!, customerId: 'A', workMs: 5 },
+    ]);
+    expect(next[0]).toEqual({ id: bNext, customerId: 'B', hints: '', backlogged: false });
+    expect(await heldIds(redis, key, 'A')).toHaveLength(10_000 - 2 - (next.length - 1));
   });
 
   it('keeps at most maxInflight jobs of cheap work in flight, so B waits behind that many, not the whole window', async () => {
@@ -77,11 +84,13 @@ describe('fair sharing of a shard', () => {
     );
     // 50 ms of microsecond jobs would be all 1,000 of them.
     expect(released).toEqual(backlog.slice(0, 4));
+    // B has nothing in flight: its job is released at once, past the cap by one (one job per such customer).
     const [bJob] = ids(1);
-    expect(await fair.admit(key, [{ id: bJob!, customerId: 'B', weight: weights.starter }])).toEqual([]);
-    expect(await fair.release(key, [{ id: backlog[0]!, customerId: 'A', workMs: 0.001 }])).toEqual([
-      { id: bJob, customerId: 'B', hints: '', backlogged: false },
-    ]);
+    expect(await fair.admit(key, [{ id: bJob!, customerId: 'B', weight: weights.starter }])).toEqual([bJob]);
+    expect(await redis.zcard(`${key}:fair:inflight`)).toBe(5);
+    // While the shard is at its cap nothing more is released.
+    expect(await fair.release(key, [{ id: backlog[0]!, customerId: 'A', workMs: 0.001 }])).toEqual([]);
+    expect(await fair.release(key, [{ id: bJob!, customerId: 'B', workMs: 0.001 }])).toHaveLength(1);
     expect(await redis.zcard(`${key}:fair:inflight`)).toBe(4);
   });
 

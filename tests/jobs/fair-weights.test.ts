@@ -51,7 +51,15 @@ function recordingRegistry(finished: Finished[]): JobRegistry {
 async function workerTimeRatio(env: Record<string, string>): Promise<number> {
   // One shard: each shard is fair on its own, and over 16 (a cluster's default) these small backlogs gave A 1.6 times
   // C's worker time, not 4 — a known limit (README, fair sharing), not what this test measures.
-  app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'true', WORKER_CONCURRENCY: '4', QUEUE_SHARDS: '1', ...env });
+  // Jobs held one by one: bundled, these small backlogs would be 3 and 8 lane entries (charged alike: fair-bundles.test.ts).
+  app = await startTestApp({
+    SWEEPER_INTERVAL_MS: '3600000',
+    FAIR_SHARING: 'true',
+    WORKER_CONCURRENCY: '4',
+    QUEUE_SHARDS: '1',
+    JOB_BUNDLE_SIZE: '1',
+    ...env,
+  });
   const request = httpClient(app.baseUrl);
   const customers: Record<'A' | 'C', { id: string; substrate: string }> = {} as never;
   for (const [name, tier, expression] of [
