@@ -34,9 +34,10 @@ type FairConfig = Pick<
 >;
 
 /**
- * Worker slots of a fair-shared shard beyond its window's minimum in flight (its concurrency): a backlogged
- * customer's bundles, estimated at 50 jobs' work each, hold no more than that minimum, so a job released to the
- * front of the wait list (another customer's) starts at once instead of waiting for a bundle to end.
+ * Worker slots of a fair-shared shard beyond its concurrency: a backlogged customer's released jobs fill at most
+ * the window, or its minimum in flight when that is more — for expensive jobs or bundles (2 of a bundled type,
+ * else the concurrency) — so a job released to the front of the wait list (another customer's) starts at once
+ * instead of waiting for one of them to end.
  */
 export const fairSpareSlots = 2;
 
@@ -60,11 +61,16 @@ export function createFairQueues(
   for (const definition of registry.values()) {
     if (!definition.queue.sharded || !queues.types().includes(definition.name)) continue;
     const shards = queues.ofType(definition.name);
+    // A bulk submit's jobs of a bundled type wait in their lanes as bundles (queue/bundles.ts), each estimated at
+    // its members' work and keeping a worker slot busy for all of them: the window alone then decides, and a
+    // minimum of the shard's concurrency (4 bundles, 200 jobs, a shard) would put most of a small backlog in
+    // flight at once, ahead of any other customer's next job. Two still keep a shard's worker from idling.
+    const bundlesHeldWhole = definition.queue.bundled === true && queues.bundleSize > 1;
     const share = createFairShare(redis, {
       windowMs: config.fairWindowMs,
       baseCostMs: config.fairBaseCostMs,
       maxChargeMs: config.fairMaxChargeMs,
-      minInflight: shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length),
+      minInflight: bundlesHeldWhole ? 2 : shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length),
       maxReleasedPerCustomer: perShardCap(config.fairMaxReleasedPerCustomer, shards.length),
       bundleSize: definition.queue.bundled ? queues.bundleSize : 1,
     });
