@@ -1,13 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { getJobDefinition } from '../../jobs/registry.js';
 import { fairShareKey } from '../../queue/fair-share/fair-share.js';
-import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
-import { registerUser } from '../helpers/accounts.js';
-import { httpClient, waitFor } from '../helpers/http.js';
+import { waitFor } from '../helpers/http.js';
 import { obliterateType } from '../helpers/queues.js';
-import { createExpressionSubstrate } from '../helpers/substrates.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
-import { heldIds } from '../helpers/fair-lanes.js';
+import { bulkBacklog, heldIds } from '../helpers/fair-lanes.js';
 
 let app: TestApp | undefined;
 
@@ -17,22 +13,6 @@ afterEach(async () => {
 });
 
 const jobs = 800;
-
-/** A customer with an `x * 3` substrate and `jobs` invokes submitted in bulk while no worker runs. */
-async function backlogged(current: TestApp) {
-  const request = httpClient(current.baseUrl);
-  const user = await registerUser(request);
-  const customerId = (await request('GET', '/api/v1/auth/me', { token: user.accessToken })).body.customer_id as string;
-  const substrate = await createExpressionSubstrate(request, user.accessToken, 'x * 3');
-  const deps = current.deps;
-  const ids = await submitJobsBulk(
-    { em: deps.orm.em, queues: deps.queues, fair: deps.fair, logger: deps.logger, cache: deps.cache },
-    customerId,
-    getJobDefinition('invoke')!,
-    Array.from({ length: jobs }, (_, x) => ({ substrate_id: substrate, parameters: { x } })),
-  );
-  return { request, token: user.accessToken, customerId, ids };
-}
 
 /** The customer's rows once every one but `except` has completed. */
 async function completedRows(current: TestApp, customerId: string, except: string) {
@@ -52,14 +32,9 @@ async function completedRows(current: TestApp, customerId: string, except: strin
 describe('fair sharing of bundles (queue/bundles.ts: a bundle is held and released whole)', () => {
   it('holds a bulk submit as bundle entries, skips a cancelled member, runs every other job once and empties the window', async () => {
     // One shard and a small window's worth of workers: 16 bundles, ~10 released (estimated at 5 ms each), the rest held.
-    app = await startTestApp({
-      SWEEPER_INTERVAL_MS: '3600000',
-      FAIR_SHARING: 'true',
-      FINISHED_JOB_TRIM_INTERVAL_MS: '0',
-      QUEUE_SHARDS: '1',
-      WORKER_CONCURRENCY: '2',
-    });
-    const { request, token, customerId, ids } = await backlogged(app);
+    const oneShard = { QUEUE_SHARDS: '1', WORKER_CONCURRENCY: '2', FINISHED_JOB_TRIM_INTERVAL_MS: '0' };
+    app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'true', ...oneShard });
+    const { request, token, customerId, ids } = await bulkBacklog(app, jobs);
     const deps = app.deps;
     const bundleOf = await app.sql<{ id: string; bundle_id: string | null }>(`select id, bundle_id from jobs where customer_id = $1`, [
       customerId,
@@ -103,7 +78,7 @@ describe('fair sharing of bundles (queue/bundles.ts: a bundle is held and releas
 
   it('after Redis loses the held bundles, puts their members back one by one and runs each once', async () => {
     app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'true' });
-    const { customerId, ids } = await backlogged(app);
+    const { customerId, ids } = await bulkBacklog(app, jobs);
     const deps = app.deps;
     await obliterateType(deps.queues, 'invoke');
     await app.sql(`update jobs set created_at = created_at - interval '1 minute' where customer_id = $1`, [customerId]);

@@ -6,7 +6,7 @@ import { httpClient, waitFor } from '../helpers/http.js';
 import { obliterateType } from '../helpers/queues.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
-import { heldIds } from '../helpers/fair-lanes.js';
+import { bulkBacklog, heldIds } from '../helpers/fair-lanes.js';
 
 let app: TestApp | undefined;
 
@@ -75,17 +75,8 @@ describe('fair sharing: held jobs', () => {
   it('cancels a held job out of its lane, and after Redis loses everything re-lanes and runs every unfinished row', async () => {
     // Jobs held one by one (a bundle is held whole: fair-bundles.test.ts).
     app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'true', JOB_BUNDLE_SIZE: '1' });
-    const request = httpClient(app.baseUrl);
-    const a = await registerUser(request);
-    const aCustomer = (await request('GET', '/api/v1/auth/me', { token: a.accessToken })).body.customer_id as string;
-    const substrate = await createExpressionSubstrate(request, a.accessToken, 'x * 3');
+    const { request, token, customerId: aCustomer, substrate, ids } = await bulkBacklog(app, 400);
     const deps = app.deps;
-    const ids = await submitJobsBulk(
-      { em: deps.orm.em, queues: deps.queues, fair: deps.fair, logger: deps.logger, cache: deps.cache },
-      aCustomer,
-      getJobDefinition('invoke')!,
-      Array.from({ length: 400 }, (_, x) => ({ substrate_id: substrate, parameters: { x } })),
-    );
     // No workers yet: a few per shard are released, the rest wait in A's lanes, not in BullMQ.
     const heldNow = async () => {
       const held = new Set<string>();
@@ -99,11 +90,11 @@ describe('fair sharing: held jobs', () => {
     const target = held.at(-1)!;
     expect(await deps.queues.forJob('invoke', target).getJob(target)).toBeUndefined();
 
-    const cancelled = await request('DELETE', `/api/v1/jobs/${target}`, { token: a.accessToken });
+    const cancelled = await request('DELETE', `/api/v1/jobs/${target}`, { token });
     expect(cancelled.status).toBe(200);
     expect(cancelled.body.state).toBe('cancelled');
     expect((await heldNow()).has(target)).toBe(false);
-    const again = await request('DELETE', `/api/v1/jobs/${target}`, { token: a.accessToken });
+    const again = await request('DELETE', `/api/v1/jobs/${target}`, { token });
     expect(again.status).toBe(409);
 
     // Redis restarts empty: every unfinished row goes back into its lane, and runs once.
@@ -127,7 +118,7 @@ describe('fair sharing: held jobs', () => {
 
     // A delayed job waits in its shard's fair `delayed` set (a delay cannot bypass fair sharing), not in BullMQ.
     const delayed = await request('POST', '/api/v1/jobs', {
-      token: a.accessToken,
+      token,
       body: { type: 'invoke', payload: { substrate_id: substrate, parameters: { x: 1 } }, delay_ms: 60_000 },
     });
     expect(delayed.status).toBe(202);
