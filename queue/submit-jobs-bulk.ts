@@ -205,6 +205,7 @@ async function addPerShard(
                 weight,
                 seq: laneSeq(job.data.members[0]!.id),
                 hints: packBundleEntry(job as BundleJob),
+                jobs: job.data.members.length,
               };
             const { customerId, payload: _payload, payloadInRow: _payloadInRow, ...hints } = job.data;
             const { opts } = job;

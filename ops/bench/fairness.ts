@@ -72,8 +72,9 @@ interface Run {
    * a rough figure, at times below zero.
    */
   cpu_us_per_job: Record<string, number>;
-  /** Redis commands per job over the whole run (every client's). */
+  /** Redis commands per job over the whole run (every client's), and the commonest by name (EVALSHA: the scripts). */
   redis_commands_per_job: number;
+  redis_top_commands_per_job: Record<string, number>;
   b_latencies_ms?: number[];
   b_max_ms?: number;
   b_median_ms?: number;
@@ -260,7 +261,7 @@ async function startMode(context: FairnessContext, fairSharing: boolean, databas
         redis_backlog_mib: round(redisBacklog / 1048576, 1),
         a_unfinished_after_submit: unfinishedAfterSubmit,
         cpu_us_per_job: cpuUsPerJob,
-        redis_commands_per_job: redisCostPerJob(redisBefore, await redisActivity(redis), backlog).commands_per_job,
+        ...redisCommands(redisCostPerJob(redisBefore, await redisActivity(redis), backlog)),
         ...result,
       };
     };
@@ -345,4 +346,8 @@ export async function runFairness(context: FairnessContext): Promise<ScenarioRes
       rounds,
     },
   };
+}
+
+function redisCommands(cost: ReturnType<typeof redisCostPerJob>): Pick<Run, 'redis_commands_per_job' | 'redis_top_commands_per_job'> {
+  return { redis_commands_per_job: cost.commands_per_job, redis_top_commands_per_job: cost.top_commands_per_job };
 }

@@ -1,7 +1,8 @@
 --[[
   admit: a chunk of newly accepted jobs (rows already inserted) enters the shard.
-  ARGV[10…], 6 per job: id, customer, weight, lane score (priority·2^32 + seq), due time (ms; 0: not
-  delayed), hints (JSON text, '' for none).
+  ARGV[10…], 7 per job: id, customer, weight, lane score (priority·2^32 + seq), due time (ms; 0: not
+  delayed), hints (JSON text, '' for none), jobs it stands for (1; more for a bundle held whole, which is
+  estimated, counted against its customer's cap and charged as that many jobs).
   A job is released at once when its customer has no lane here, the window has room (or the customer has
   nothing in flight here: a customer's first job never waits for a full window to drain, so a window held by
   another customer's long bundles costs it nothing) and the customer is under its cap and not paused; else it
@@ -13,8 +14,16 @@
   Returns the ids released now (the caller adds them to BullMQ).
 ]]
 local jobs, ids, idsOf, customers = {}, {}, {}, {}
-for i = 10, #ARGV, 6 do
-  local job = { id = ARGV[i], customer = ARGV[i + 1], weight = ARGV[i + 2], score = ARGV[i + 3], dueAt = tonumber(ARGV[i + 4]), hints = ARGV[i + 5] }
+for i = 10, #ARGV, 7 do
+  local job = {
+    id = ARGV[i],
+    customer = ARGV[i + 1],
+    weight = ARGV[i + 2],
+    score = ARGV[i + 3],
+    dueAt = tonumber(ARGV[i + 4]),
+    hints = ARGV[i + 5],
+    jobs = tonumber(ARGV[i + 6]) or 1,
+  }
   jobs[#jobs + 1] = job
   ids[#ids + 1] = job.id
   if not idsOf[job.customer] then
@@ -56,12 +65,12 @@ for _, job in ipairs(jobs) do
   elseif not laneOf(customer) and (windowOpen() or countOf(customer) == 0) and underCap(customer) and not isPaused(customer) then
     local start = laneless(customer)
     advanceVmin(start)
-    local est = costOf(customer)
-    markReleased(id, customer, est, job.score)
+    local est = costOf(customer) * job.jobs
+    markReleased(id, customer, est, job.score, job.jobs)
     storeLaneless(customer, start + est / tonumber(job.weight))
     released[#released + 1] = id
   else
-    hold(id, customer, job.score, job.hints)
+    hold(id, customer, job.score, job.hints, job.jobs)
   end
   admitted[id] = true
 end

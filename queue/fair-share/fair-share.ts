@@ -66,13 +66,18 @@ export interface AdmittedJob {
   delayUntil?: number;
   /** What the submitter knows (`QueuedJobHints`), packed (`packHints`), handed back when the job is released. */
   hints?: string;
+  /**
+   * Jobs the entry stands for: a bundle held whole (queue/bundles.ts `fairEntry`) is estimated, counted against
+   * its customer's cap and charged as its members, not as one job. Default 1.
+   */
+  jobs?: number;
 }
 
 /**
  * A job `relane` checks: as admitted, and the bundle its row names (queue/bundles.ts), if any. A member of a
  * bundle released as one entry (`fairEntry`) within the grace is on its way to BullMQ, so it is left alone.
  */
-export type RelanedJob = Omit<AdmittedJob, 'hints'> & { bundleId?: string | null };
+export type RelanedJob = Omit<AdmittedJob, 'hints' | 'jobs'> & { bundleId?: string | null };
 
 /** How `relane` is asked. */
 export interface RelaneOptions {
@@ -92,8 +97,8 @@ export interface FinishedJob {
   /** Measured worker time in ms; absent when the job did not run (its row was no longer releasable). */
   workMs?: number;
   /**
-   * Jobs it stands for: a bundle held and released as one entry (queue/bundles.ts `fairEntry`) is charged the
-   * base cost once per member it ran. Default 1.
+   * Jobs it ran: a bundle held and released as one entry (queue/bundles.ts `fairEntry`) is charged the base cost
+   * once per member it ran, and its customer's cost per job is measured as its work over them. Default 1.
    */
   jobs?: number;
 }
@@ -303,6 +308,7 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
       job.id,
       job.customerId,
       job.workMs === undefined ? '' : chargeOf(job.workMs, options, job.jobs),
+      job.jobs ?? 1,
     ]);
     const bundleSize = options.bundleSize ?? 1;
     const tag = bundleSize > 1 ? randomBytes(8).toString('hex') : '';
@@ -326,6 +332,7 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
         laneScore(job),
         job.delayUntil ?? 0,
         job.hints === undefined || job.hints === '{}' ? '' : job.hints,
+        job.jobs ?? 1,
       ]);
       return (await call('admit', queueKey, args)) as string[];
     },

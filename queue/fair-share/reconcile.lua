@@ -48,10 +48,10 @@ local split = {}
 for i = 1, #records, 2 do
   local id, record = records[i], records[i + 1]
   if scores[(i + 1) / 2] then
-    local est, customer = parseReleased(record)
+    local est, customer, _, _, jobs = parseReleased(record)
     work = work + est
     if not counts[customer] then countOrder[#countOrder + 1] = customer end
-    counts[customer] = (counts[customer] or 0) + 1
+    counts[customer] = (counts[customer] or 0) + jobs
   else
     split[#split + 1] = id
   end

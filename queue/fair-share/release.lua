@@ -1,15 +1,16 @@
 --[[
   release: jobs of this shard finished; charge them, then fill the window from the lanes.
   ARGV[10] a tag unique to this call ('' for no bundles), ARGV[11] most jobs a bundle carries (queue/bundles.ts).
-  ARGV[12…], 3 per job: id, customer, charged worker ms (fair-share.ts `chargeOf`: a base cost per job
+  ARGV[12…], 4 per entry: id, customer, charged worker ms (fair-share.ts `chargeOf`: a base cost per job
   plus its measured work, capped; '' when the job did not run: its row was no longer releasable, so its
-  slot is freed and its estimated charge refunded).
-  1. Each finished job leaves `inflight`; its customer's vt moves by (measured − estimated) / weight (the
-     estimate was charged when it was released) and its cost EWMA takes the measurement.
+  slot is freed and its estimated charge refunded), jobs it ran (a bundle held whole: its members; else 1).
+  1. Each finished entry leaves `inflight`; its customer's vt moves by (measured − estimated) / weight (the
+     estimate was charged when it was released) and its cost EWMA takes the measurement per job.
   2. Delayed jobs that are due join their lanes.
   3. While the window has room (estimated work below the window, or fewer than the minimum jobs in
      flight): the next job of the lane with the smallest vt whose customer is under its cap and not paused
-     is released, and its estimate charged to that vt (start-time fair queueing). A paused customer's lane
+     is released, and its estimate charged to that vt (start-time fair queueing): the customer's cost per
+     job times the jobs the entry stands for (`*<n>` on a bundle's list entry). A paused customer's lane
      keeps up with vmin meanwhile, so it banks no credit for the pause.
      The choice runs on the lanes' vts in memory (read a page of lanes at a time, by rank) and each lane
      it takes from is popped once for all its jobs, so releasing a batch costs a few commands per lane.
@@ -22,8 +23,8 @@
 ]]
 local bundleTag, bundleSize = ARGV[10], tonumber(ARGV[11])
 local finished, charges, charged = {}, {}, {}
-for i = 12, #ARGV, 3 do
-  finished[#finished + 1] = { id = ARGV[i], customer = ARGV[i + 1], measured = tonumber(ARGV[i + 2]) }
+for i = 12, #ARGV, 4 do
+  finished[#finished + 1] = { id = ARGV[i], customer = ARGV[i + 1], measured = tonumber(ARGV[i + 2]), jobs = tonumber(ARGV[i + 3]) or 1 }
 end
 local ids = {}
 for i, job in ipairs(finished) do ids[i] = job.id end
@@ -35,7 +36,7 @@ for _, job in ipairs(finished) do
   local delta
   if job.measured then
     delta = (job.measured - (est or 0)) / weightOf(customer)
-    measure(customer, job.measured)
+    if job.jobs > 0 then measure(customer, job.measured / job.jobs) end
   elseif est then
     delta = -est / weightOf(customer)
   end
@@ -67,11 +68,23 @@ local function readPage()
   local page = redis.call('ZRANGE', lanesKey, read, read + pageSize - 1, 'WITHSCORES')
   for i = 1, #page, 2 do
     local vt = tonumber(page[i + 1])
-    lanes[#lanes + 1] = { customer = page[i], start = vt, vt = vt, take = 0 }
+    lanes[#lanes + 1] = { customer = page[i], start = vt, vt = vt, take = 0, peeked = {} }
   end
   read = read + #page / 2
   exhausted = #page < pageSize * 2
   if #page > 0 then boundary = tonumber(page[#page]) end
+end
+
+-- Jobs the lane's next entry stands for: its list's entries are read ahead a page at a time (the pop below
+-- takes the same ones); an entry of its zset (a job with a priority) is one job.
+local function nextJobs(lane)
+  local at = lane.take + 1
+  if at > lane.listSize then return 1 end
+  if not lane.peeked[at] then
+    local page = redis.call('LRANGE', lanePrefix .. lane.customer, at - 1, at + 30)
+    for i, entry in ipairs(page) do lane.peeked[at + i - 1] = select(3, entryOf(entry)) end
+  end
+  return lane.peeked[at] or 1
 end
 
 local picks = {}
@@ -94,21 +107,24 @@ while #picks < maxPerCall and #lanes > 0 and windowOpen() do
       -- Out of the way until the end of this call, so the next lane gets the room.
       best.out = 'capped'
     else
-      if best.size == nil then best.size = laneSize(customer) end
+      if best.size == nil then
+        best.listSize = redis.call('LLEN', lanePrefix .. customer)
+        best.size = best.listSize + redis.call('ZCARD', rankedLane(customer))
+      end
       if best.size == 0 then
         -- A lane lost its key (a flush); the sweeper re-lanes its jobs.
         best.out = 'empty'
       else
         advanceVmin(best.vt, true)
-        local est = costOf(customer)
-        best.est = est
+        local jobs = nextJobs(best)
+        local est = costOf(customer) * jobs
         best.take = best.take + 1
         best.vt = best.vt + est / weightOf(customer)
         -- Counted now (the window and the cap see it); its id is known once the lane is popped below.
-        addCount(customer, 1)
+        addCount(customer, jobs)
         work = work + est
         inflightCount = inflightNow() + 1
-        picks[#picks + 1] = best
+        picks[#picks + 1] = { lane = best, est = est, jobs = jobs }
         if best.take == best.size then best.out = 'empty' end
       end
     end
@@ -169,7 +185,8 @@ if #lookUp > 0 then
 end
 
 local out = {}
-for _, lane in ipairs(picks) do
+for _, pick in ipairs(picks) do
+  local lane = pick.lane
   local taken = popped[lane]
   local entry = taken.list[taken.next]
   if entry then
@@ -180,7 +197,7 @@ for _, lane in ipairs(picks) do
       bundle = 'bundle-' .. bundleTag .. '-' .. lane.customer .. '-' .. math.floor((taken.next - 1) / bundleSize)
     end
     -- Counted above: only the records remain.
-    recordReleased(id, lane.customer, lane.est, entry.score, bundle)
+    recordReleased(id, lane.customer, pick.est, entry.score, bundle, pick.jobs)
     out[#out + 1] = id
     out[#out + 1] = lane.customer
     out[#out + 1] = hintsOf[id] or entry.hints

@@ -9,12 +9,14 @@
                        its held jobs without a priority, in admission order) and `lane:<customer>:p` (zset of
                        its held jobs with one, score priority·2^32 + seq). The list is what a flood of held
                        jobs costs Redis, ~40 bytes a job (a zset entry is ~150); an entry is the job's id, or
-                       the id followed by its packed hint flags (`!mn…`, fair-share.ts `packHints`). It is
+                       the id followed by its packed hint flags (`!mn…`, fair-share.ts `packHints`), or for an
+                       entry that stands for n > 1 jobs (a bundle held whole) the id, `*` and n. It is
                        declared as a key so that a cluster routes the script by it; it has the shard's tag,
                        so every lane key built from it is in the same slot.
     KEYS[3]  inflight  zset  released job id → release time (ms)
-    KEYS[4]  released  hash  released job id → "<estimated ms>|<customer>|<lane score>[|<bundle id>]" (the
-                             BullMQ job carrying it with others, queue/bundles.ts, when release named one)
+    KEYS[4]  released  hash  released job id → "<estimated ms>|<customer>|<lane score>", then "|<bundle id>"
+                             (the BullMQ job carrying it with others, queue/bundles.ts, when release named
+                             one; may be empty) and "|<jobs>" (the jobs an entry stands for, when more than 1)
     KEYS[5]  cost      hash  customer → estimated worker ms per job (EWMA of measured work)
     KEYS[6]  meta      hash  vmin (the shard's virtual time), work (estimated ms released and unfinished),
                              `pass:<customer>`: the sweeper pass that last rebuilt the customer's lane (relane)
@@ -23,7 +25,7 @@
                              {c = customer, s = lane score, h = hints} of a delayed job (JSON)
     KEYS[9]  vt        hash  customer → vt of a customer without a lane (only while above vmin)
     KEYS[10] weight    hash  customer → weight (tier weight, FAIR_WEIGHTS)
-    KEYS[11] count     hash  customer → released, unfinished jobs
+    KEYS[11] count     hash  customer → released, unfinished jobs (a bundle entry's members each count)
     KEYS[12] job:      key prefix of BullMQ's job hashes (`<prefix>:<queue>:`): `job:<id>`. Declared as a
                        key for the same reason as KEYS[2]; the queue's tag keeps it in this slot.
     KEYS[13] paused    set   customers an admin paused (a per-shard copy of `customers.paused_at`): their
@@ -221,40 +223,47 @@ end
 -- Jobs counted in flight by this call, written by `finish`: inflight (id, score pairs), released (id, record).
 local inflightAdds, releasedAdds = {}, {}
 
--- Records a job as in flight (`inflight`, `released`); the caller has counted it.
-local function recordReleased(id, customer, est, score, bundle)
+-- Records an entry as in flight (`inflight`, `released`); the caller has counted it. `jobs`: how many jobs
+-- it stands for (default 1).
+local function recordReleased(id, customer, est, score, bundle, jobs)
   inflightAdds[#inflightAdds + 1] = now
   inflightAdds[#inflightAdds + 1] = id
   releasedAdds[#releasedAdds + 1] = id
   local record = est .. '|' .. customer .. '|' .. score
-  if bundle and bundle ~= '' then record = record .. '|' .. bundle end
+  if jobs and jobs > 1 then
+    record = record .. '|' .. (bundle or '') .. '|' .. jobs
+  elseif bundle and bundle ~= '' then
+    record = record .. '|' .. bundle
+  end
   releasedAdds[#releasedAdds + 1] = record
 end
 
--- Counts a job as released (in flight) with estimate `est` (the caller charges it).
-local function markReleased(id, customer, est, score)
+-- Counts an entry of `jobs` jobs as released (in flight) with estimate `est` for all of them (the caller charges it).
+local function markReleased(id, customer, est, score, jobs)
   inflightNow()
   inflightCount = inflightCount + 1
-  recordReleased(id, customer, est, score)
-  addCount(customer, 1)
+  recordReleased(id, customer, est, score, '', jobs)
+  addCount(customer, jobs)
   work = work + est
 end
 
 -- A `released` record: estimated ms, customer, lane score (0 in a record written before scores were kept),
--- bundle id ('' when none).
+-- bundle id ('' when none), jobs the entry stands for.
 local function parseReleased(record)
-  local bar = string.find(record, '|', 1, true)
-  local est = tonumber(string.sub(record, 1, bar - 1))
-  local rest = string.sub(record, bar + 1)
-  local second = string.find(rest, '|', 1, true)
-  if not second then return est, rest, '0', '' end
-  local customer, tail = string.sub(rest, 1, second - 1), string.sub(rest, second + 1)
-  local third = string.find(tail, '|', 1, true)
-  if not third then return est, customer, tail, '' end
-  return est, customer, string.sub(tail, 1, third - 1), string.sub(tail, third + 1)
+  local values, start = {}, 1
+  while true do
+    local bar = string.find(record, '|', start, true)
+    if not bar then
+      values[#values + 1] = string.sub(record, start)
+      break
+    end
+    values[#values + 1] = string.sub(record, start, bar - 1)
+    start = bar + 1
+  end
+  return tonumber(values[1]), values[2], values[3] or '0', values[4] or '', tonumber(values[5]) or 1
 end
 
--- Takes jobs out of the in-flight accounting; returns id → { est, customer, score } of those that were in flight.
+-- Takes entries out of the in-flight accounting; returns id → { est, customer, score, jobs } of those that were in flight.
 local function unmarkReleased(ids)
   local found = {}
   if #ids == 0 then return found end
@@ -263,10 +272,10 @@ local function unmarkReleased(ids)
   for i, id in ipairs(ids) do
     local record = records[i]
     if record and not found[id] then
-      local est, customer, score = parseReleased(record)
-      found[id] = { est, customer, score }
+      local est, customer, score, _, jobs = parseReleased(record)
+      found[id] = { est, customer, score, jobs }
       gone[#gone + 1] = id
-      addCount(customer, -1)
+      addCount(customer, -jobs)
       work = work - est
     end
   end
@@ -291,7 +300,8 @@ end
 
 -- Holds a job in its customer's lane; a customer without a lane joins `lanes` at max(own vt, vmin).
 -- `hints`: packed (fair-share.ts `packHints`): flags ('!…') ride on a list entry, anything else waits in `info`.
-local function hold(id, customer, score, hints)
+-- `jobs`: how many jobs the entry stands for (a bundle held whole; default 1), written on a list entry as `*<n>`.
+local function hold(id, customer, score, hints, jobs)
   if not listHolds[customer] then
     listHolds[customer], rankedHolds[customer] = {}, {}
     holdOrder[#holdOrder + 1] = customer
@@ -299,7 +309,11 @@ local function hold(id, customer, score, hints)
   local flags = hints and string.byte(hints, 1) == 33 -- '!'
   if tonumber(score) < unranked then
     local list = listHolds[customer]
-    list[#list + 1] = flags and (id .. hints) or id
+    if jobs and jobs > 1 then
+      list[#list + 1] = id .. '*' .. jobs
+    else
+      list[#list + 1] = flags and (id .. hints) or id
+    end
   else
     local ranked = rankedHolds[customer]
     ranked[#ranked + 1] = score
@@ -318,11 +332,13 @@ local function isBundleEntry(id)
   return string.sub(id, 1, 7) == 'bundle-'
 end
 
--- A list entry's job id and packed hints ('' for none).
+-- A list entry's job id, packed hints ('' for none) and the jobs it stands for.
 local function entryOf(entry)
+  local star = string.find(entry, '*', 1, true)
+  if star then return string.sub(entry, 1, star - 1), '', tonumber(string.sub(entry, star + 1)) or 1 end
   local bang = string.find(entry, '!', 1, true)
-  if not bang then return entry, '' end
-  return string.sub(entry, 1, bang - 1), string.sub(entry, bang)
+  if not bang then return entry, '', 1 end
+  return string.sub(entry, 1, bang - 1), string.sub(entry, bang), 1
 end
 
 -- Customers whose lanes emptied: a later sweeper pass finds their lanes empty again, not rebuilt (relane).

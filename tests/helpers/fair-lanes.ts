@@ -16,7 +16,7 @@ type LaneReader = Pick<Redis, 'lrange' | 'zrange'>;
 export async function heldIds(redis: LaneReader, queueKey: string, customerId: string): Promise<string[]> {
   const lane = `${fairShareKey(queueKey, 'lane')}${customerId}`;
   const listed = await redis.lrange(lane, 0, -1);
-  return [...listed.map((entry) => entry.split('!')[0]!), ...(await redis.zrange(`${lane}:p`, 0, '-1'))];
+  return [...listed.map((entry) => entry.split(/[!*]/)[0]!), ...(await redis.zrange(`${lane}:p`, 0, '-1'))];
 }
 
 /**

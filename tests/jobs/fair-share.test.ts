@@ -305,6 +305,32 @@ describe('fair sharing of a shard', () => {
     expect(next.map((job) => job.customerId)).toEqual(['A']);
   });
 
+  it('estimates, caps and charges a bundle held whole as the jobs it stands for, not as one job', async () => {
+    // A's bundles of 50, its cost never measured (5 ms a job): the first is 250 ms of estimated work, past the window.
+    const { fair } = engine({ windowMs: 100, minInflight: 1, defaultCostMs: 5 });
+    const key = shard();
+    const bundles = ids(4).map((id) => `bundle-${id}`);
+    const entry = (id: string) => ({ id, customerId: 'A', weight: 1, jobs: 50 });
+    expect(await fair.admit(key, bundles.map(entry))).toEqual([bundles[0]]);
+    expect(await redis.hget(fairShareKey(key, 'count'), 'A')).toBe('50');
+    expect(await heldIds(redis, key, 'A')).toEqual(bundles.slice(1));
+
+    // It ran 50 jobs in 100 ms: 2 ms a job, so the next bundle is estimated at 100 ms and fills the window alone.
+    const next = await fair.release(key, [{ id: bundles[0]!, customerId: 'A', workMs: 100, jobs: 50 }]);
+    expect(next.map((job) => job.id)).toEqual([bundles[1]]);
+    expect(await redis.hget(fairShareKey(key, 'cost'), 'A')).toBe('2');
+    expect(await redis.hget(fairShareKey(key, 'meta'), 'work')).toBe('100');
+    expect(await redis.hget(fairShareKey(key, 'count'), 'A')).toBe('50');
+
+    // The per-customer cap counts the members: with room in the window, a cap of 60 stops A after its second bundle.
+    const capped = engine({ windowMs: 100_000, defaultCostMs: 1, maxReleasedPerCustomer: 60 });
+    const other = shard();
+    const more = ids(4).map((id) => `bundle-${id}`);
+    expect(await capped.fair.admit(other, more.map(entry))).toEqual(more.slice(0, 2));
+    const [bJob] = ids(1);
+    expect(await capped.fair.admit(other, [{ id: bJob!, customerId: 'B', weight: 1 }])).toEqual([bJob]);
+  });
+
   it("orders a customer's held jobs by priority, then submission order", async () => {
     const { fair } = engine({ windowMs: 1, minInflight: 1, defaultCostMs: 1 });
     const key = shard();
