@@ -59,7 +59,8 @@ class MemberJob implements AttemptJob {
   async updateProgress(): Promise<void> {}
 }
 
-const runnable = new Set(['queued', 'active']);
+// `delayed`: a delayed job fair sharing released once due, in a bundle its release call made (release.lua).
+const runnable = new Set(['queued', 'delayed', 'active']);
 
 /**
  * Members of one bundle running at once. Their tasks share the worker's pool queue with every other job's: all

@@ -76,6 +76,23 @@ describe('fair sharing of bundles (queue/bundles.ts: a bundle is held and releas
     expect(held?.data).toMatchObject({ customerId, fairEntry: true });
   }, 300_000);
 
+  it('runs delayed jobs that come due together, which one release call carries in one bundle', async () => {
+    app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'true', QUEUE_SHARDS: '1' });
+    const { request, token, customerId, substrate } = await bulkBacklog(app, 0);
+    const delayed = await request('POST', '/api/v1/jobs/bulk', {
+      token,
+      body: { jobs: Array.from({ length: 5 }, (_, x) => ({ type: 'invoke', payload: { substrate_id: substrate, parameters: { x } }, delay_ms: 500 })) },
+    });
+    expect(delayed.status).toBe(202);
+    await app.startWorkers();
+    const rows = await completedRows(app, customerId, '');
+    expect(rows.map((row) => row.state)).toEqual(Array(5).fill('completed'));
+    // They left their lane together: one bundle carried them (a bundle skipped its members still marked delayed).
+    const bundles = await app.sql<{ bundle_id: string | null }>(`select distinct bundle_id from jobs where customer_id = $1`, [customerId]);
+    expect(bundles).toHaveLength(1);
+    expect(bundles[0]!.bundle_id).toMatch(/^bundle-/);
+  }, 120_000);
+
   it('after Redis loses the held bundles, puts their members back one by one and runs each once', async () => {
     app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'true' });
     const { customerId, ids } = await bulkBacklog(app, jobs);
