@@ -308,10 +308,10 @@ const envSchema = z.object({
   /** Longest a recorded request waits before its row is flushed to PostgreSQL, in ms. Default 1000. */
   REQUEST_LOG_FLUSH_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
   /**
-   * Share workers between customers by tier weight, measured in worker time (docs/design/queues-and-storage.md §2).
-   * Default false until workers measure task time (`workMs`): charged wall time shrinks the window and the drain.
+   * Share workers between customers by tier weight, measured in worker time (docs/design/queues-and-storage.md §2;
+   * SPEC §9). Default true; false serves each queue first in, first out.
    */
-  FAIR_SHARING: booleanString.default(false),
+  FAIR_SHARING: booleanString.default(true),
   /** Estimated worker time each queue shard releases to BullMQ before further jobs wait in their customer's lane, in ms. Default 50. */
   FAIR_WINDOW_MS: z.coerce.number().int().min(1).max(600_000).default(50),
   /** Worker ms fair sharing charges every job on top of its measured work (per-job overhead). Default 1. */

@@ -156,7 +156,7 @@ describe('the console in a real browser', () => {
 
     await page.getByRole('combobox', { name: 'State' }).selectOption('completed');
     await page.locator('#jobs[data-loaded]').waitFor({ state: 'attached' });
-    expect(await row.count()).toBe(0);
+    await expect.poll(() => row.count()).toBe(0);
     expect(new URL(page.url()).search).toBe('?state=completed');
     await page.getByRole('combobox', { name: 'State' }).selectOption('failed');
     await row.waitFor();

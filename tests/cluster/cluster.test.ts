@@ -30,6 +30,8 @@ beforeAll(async () => {
     RATE_LIMIT_LOGIN_PER_MIN: '4',
     // The sweeper's pipelines (one per queue, so one slot each) run every half second.
     SWEEPER_INTERVAL_MS: '500',
+    // FIFO: the sweeper test looks for re-enqueued jobs in BullMQ under their ids (fair sharing re-lanes them).
+    FAIR_SHARING: 'false',
   });
   await app.startWorkers();
   request = httpClient(app.baseUrl);

@@ -10,7 +10,8 @@ import { useTestApp } from '../helpers/suite.js';
 
 let substrateId: string;
 
-const suite = useTestApp({ workers: true, users: 2 });
+// FIFO: the tests move a delayed job through BullMQ (progress, promote); fair sharing holds it in the shard's delayed set.
+const suite = useTestApp({ workers: true, users: 2, env: { FAIR_SHARING: 'false' } });
 let app: TestApp;
 let request: ReturnType<typeof httpClient>;
 let alice: TestUser;

@@ -5,7 +5,8 @@ import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 import { inlinePayloadMaxBytes } from '../../queue/queues.js';
 
-const suite = useTestApp({ workers: true, users: 1 });
+// FIFO: the test reads what each job's BullMQ data carries (fair sharing holds a backlog in lanes, without payloads).
+const suite = useTestApp({ workers: true, users: 1, env: { FAIR_SHARING: 'false' } });
 let alice: TestUser;
 let substrateId: string;
 

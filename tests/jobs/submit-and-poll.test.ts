@@ -16,7 +16,8 @@ import { stageMarksKey } from '../../lib/stage-marks.js';
 
 let substrateId: string;
 
-const suite = useTestApp({ workers: true, users: 2 });
+// FIFO: a test finds each job in BullMQ under its id (fair sharing holds a delayed job in the shard's delayed set).
+const suite = useTestApp({ workers: true, users: 2, env: { FAIR_SHARING: 'false' } });
 let app: TestApp;
 let request: ReturnType<typeof httpClient>;
 let alice: TestUser;

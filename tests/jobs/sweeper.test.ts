@@ -11,7 +11,8 @@ let alice: TestUser;
 let substrateId: string;
 
 beforeAll(async () => {
-  app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000' });
+  // FIFO: the sweeper enqueues lost jobs straight into BullMQ; with fair sharing it re-lanes them (fair-share.test.ts, fair-bundles.test.ts).
+  app = await startTestApp({ SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'false' });
   request = httpClient(app.baseUrl);
   alice = await registerUser(request);
   substrateId = (

@@ -19,7 +19,8 @@ let customerId: string;
 
 beforeAll(async () => {
   // Task timeout 60 s so the runaway expression below is still running at the shutdown deadline.
-  app = await startTestApp({ TASK_TIMEOUT_MS: '60000', SWEEPER_INTERVAL_MS: '3600000' });
+  // FIFO: BullMQ's completed set witnesses exactly-once here, one BullMQ job a job (fair sharing's release bundles them).
+  app = await startTestApp({ TASK_TIMEOUT_MS: '60000', SWEEPER_INTERVAL_MS: '3600000', FAIR_SHARING: 'false' });
   request = httpClient(app.baseUrl);
   alice = await registerUser(request);
   customerId = (await request('GET', '/api/v1/auth/me', { token: alice.accessToken })).body.customer_id;
@@ -60,6 +61,7 @@ function spawnWorker(
       WORKER_CONCURRENCY: '8',
       WORKER_METRICS_PORT: '0',
       SWEEPER_INTERVAL_MS: '3600000',
+      FAIR_SHARING: 'false',
       ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,9 +5,9 @@ import { perShardCap } from '../../queue/fair-share/fair-queues.js';
 const services = { DATABASE_URL: 'postgresql://127.0.0.1:5432/unused', REDIS_URL: 'redis://127.0.0.1:6379', DATA_DIR: '.data/test' };
 
 describe('fair-sharing configuration', () => {
-  it('defaults to FIFO (fair sharing off) with a 50 ms window and weights starter 1, pro 4, enterprise 16', () => {
+  it('defaults to fair sharing on, with a 50 ms window and weights starter 1, pro 4, enterprise 16', () => {
     const config = loadConfig(services);
-    expect(config.fairSharing).toBe(false);
+    expect(config.fairSharing).toBe(true);
     expect(config.fairWindowMs).toBe(50);
     expect(config.fairWeights).toEqual({ starter: 1, pro: 4, enterprise: 16 });
     expect(config.fairMaxReleasedPerCustomer).toBe(512);
