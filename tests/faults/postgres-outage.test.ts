@@ -47,7 +47,9 @@ describe('PostgreSQL stopped for 10 s mid-run', () => {
       const completedJobs = new Set<string>();
       for (const id of completedInBullMq) {
         if (!id.startsWith('bundle-')) completedJobs.add(id);
-        else for (const member of await stack.sql<{ id: string }>(`select id from jobs where bundle_id = $1`, [id])) completedJobs.add(member.id);
+        else
+          for (const member of await stack.sql<{ id: string }>(`select id from jobs where bundle_id = $1`, [id]))
+            completedJobs.add(member.id);
       }
       const byId = new Map(rows.map((row) => [row.id, row]));
       const completedWithoutRow = [...completedJobs].filter((id) => {

@@ -81,7 +81,13 @@ describe('fair sharing of bundles (queue/bundles.ts: a bundle is held and releas
     const { request, token, customerId, substrate } = await bulkBacklog(app, 0);
     const delayed = await request('POST', '/api/v1/jobs/bulk', {
       token,
-      body: { jobs: Array.from({ length: 5 }, (_, x) => ({ type: 'invoke', payload: { substrate_id: substrate, parameters: { x } }, delay_ms: 500 })) },
+      body: {
+        jobs: Array.from({ length: 5 }, (_, x) => ({
+          type: 'invoke',
+          payload: { substrate_id: substrate, parameters: { x } },
+          delay_ms: 500,
+        })),
+      },
     });
     expect(delayed.status).toBe(202);
     await app.startWorkers();
