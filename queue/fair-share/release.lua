@@ -24,7 +24,7 @@
 local bundleTag, bundleSize = ARGV[10], tonumber(ARGV[11])
 local finished, charges, charged = {}, {}, {}
 for i = 12, #ARGV, 4 do
-  finished[#finished + 1] = { id = ARGV[i], customer = ARGV[i + 1], measured = tonumber(ARGV[i + 2]), jobs = tonumber(ARGV[i + 3]) or 1 }
+  finished[#finished + 1] = { id = ARGV[i], customer = ARGV[i + 1], measured = tonumber(ARGV[i + 2]), jobs = math.max(1, tonumber(ARGV[i + 3]) or 1) }
 end
 local ids = {}
 for i, job in ipairs(finished) do ids[i] = job.id end
@@ -36,7 +36,7 @@ for _, job in ipairs(finished) do
   local delta
   if job.measured then
     delta = (job.measured - (est or 0)) / weightOf(customer)
-    if job.jobs > 0 then measure(customer, job.measured / job.jobs) end
+    measure(customer, job.measured / job.jobs)
   elseif est then
     delta = -est / weightOf(customer)
   end
@@ -68,23 +68,26 @@ local function readPage()
   local page = redis.call('ZRANGE', lanesKey, read, read + pageSize - 1, 'WITHSCORES')
   for i = 1, #page, 2 do
     local vt = tonumber(page[i + 1])
-    lanes[#lanes + 1] = { customer = page[i], start = vt, vt = vt, take = 0, peeked = {} }
+    lanes[#lanes + 1] = { customer = page[i], start = vt, vt = vt, take = 0, entries = {} }
   end
   read = read + #page / 2
   exhausted = #page < pageSize * 2
   if #page > 0 then boundary = tonumber(page[#page]) end
 end
 
--- Jobs the lane's next entry stands for: its list's entries are read ahead a page at a time (the pop below
--- takes the same ones); an entry of its zset (a job with a priority) is one job.
+-- Jobs the lane's next entry stands for. Its list's entries are read ahead in pages that double (8, 16, …),
+-- and the pop below takes these same entries (an LTRIM, not a second read); an entry of its zset (a job with
+-- a priority) is one job.
 local function nextJobs(lane)
   local at = lane.take + 1
   if at > lane.listSize then return 1 end
-  if not lane.peeked[at] then
-    local page = redis.call('LRANGE', lanePrefix .. lane.customer, at - 1, at + 30)
-    for i, entry in ipairs(page) do lane.peeked[at + i - 1] = select(3, entryOf(entry)) end
+  local entries = lane.entries
+  if at > #entries then
+    for _, entry in ipairs(redis.call('LRANGE', lanePrefix .. lane.customer, #entries, 2 * #entries + 7)) do
+      entries[#entries + 1] = entry
+    end
   end
-  return lane.peeked[at] or 1
+  return entries[at] and select(3, entryOf(entries[at])) or 1
 end
 
 local picks = {}
@@ -107,10 +110,7 @@ while #picks < maxPerCall and #lanes > 0 and windowOpen() do
       -- Out of the way until the end of this call, so the next lane gets the room.
       best.out = 'capped'
     else
-      if best.size == nil then
-        best.listSize = redis.call('LLEN', lanePrefix .. customer)
-        best.size = best.listSize + redis.call('ZCARD', rankedLane(customer))
-      end
+      if best.size == nil then best.size, best.listSize = laneSize(customer) end
       if best.size == 0 then
         -- A lane lost its key (a flush); the sweeper re-lanes its jobs.
         best.out = 'empty'
@@ -138,8 +138,10 @@ local lanesSet, lanesDel = {}, {}
 for _, lane in ipairs(lanes) do
   if lane.take > 0 then
     local list = {}
-    local entries = redis.call('LPOP', lanePrefix .. lane.customer, lane.take)
-    for _, entry in ipairs(entries or {}) do
+    local fromList = math.min(lane.take, lane.listSize, #lane.entries)
+    if fromList > 0 then redis.call('LTRIM', lanePrefix .. lane.customer, fromList, -1) end
+    for i = 1, fromList do
+      local entry = lane.entries[i]
       local id, hints = entryOf(entry)
       list[#list + 1] = { id = id, hints = hints, score = '0' }
       if hints == '' then lookUp[#lookUp + 1] = id end

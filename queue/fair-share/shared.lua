@@ -348,9 +348,10 @@ local function forgetPasses(customers)
   bulk('HDEL', metaKey, fields)
 end
 
--- Held jobs in a customer's lane (list and zset).
+-- Held entries in a customer's lane (list and zset), and in its list alone.
 local function laneSize(customer)
-  return redis.call('LLEN', lanePrefix .. customer) + redis.call('ZCARD', rankedLane(customer))
+  local listed = redis.call('LLEN', lanePrefix .. customer)
+  return listed + redis.call('ZCARD', rankedLane(customer)), listed
 end
 
 local function delay(id, customer, score, hints, dueAt)
