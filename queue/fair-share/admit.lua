@@ -22,7 +22,7 @@ for i = 10, #ARGV, 7 do
     score = ARGV[i + 3],
     dueAt = tonumber(ARGV[i + 4]),
     hints = ARGV[i + 5],
-    jobs = tonumber(ARGV[i + 6]) or 1,
+    jobs = math.max(1, tonumber(ARGV[i + 6]) or 1),
   }
   jobs[#jobs + 1] = job
   ids[#ids + 1] = job.id

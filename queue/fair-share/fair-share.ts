@@ -283,8 +283,12 @@ export const fairQueueFront = { lifo: true } as const;
  * for a bundle entry of `jobs` members, that per member.
  */
 export function chargeOf(workMs: number, options: Pick<FairShareOptions, 'baseCostMs' | 'maxChargeMs'> = {}, jobs = 1): number {
-  return jobs * (options.baseCostMs ?? 1) + Math.min(Math.max(workMs, 0), jobs * (options.maxChargeMs ?? 5000));
+  const members = jobsOf(jobs);
+  return members * (options.baseCostMs ?? 1) + Math.min(Math.max(workMs, 0), members * (options.maxChargeMs ?? 5000));
 }
+
+/** The jobs an entry stands for: 1 unless it says more (0, a negative or no number is 1, never a free entry). */
+const jobsOf = (jobs: number | undefined): number => (jobs !== undefined && jobs > 1 ? Math.floor(jobs) : 1);
 
 export function createFairShare(redis: RedisClient, options: FairShareOptions = {}): FairShare {
   const commands = commandsOf(redis);
@@ -308,7 +312,7 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
       job.id,
       job.customerId,
       job.workMs === undefined ? '' : chargeOf(job.workMs, options, job.jobs),
-      job.jobs ?? 1,
+      jobsOf(job.jobs),
     ]);
     const bundleSize = options.bundleSize ?? 1;
     const tag = bundleSize > 1 ? randomBytes(8).toString('hex') : '';
@@ -332,7 +336,7 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
         laneScore(job),
         job.delayUntil ?? 0,
         job.hints === undefined || job.hints === '{}' ? '' : job.hints,
-        job.jobs ?? 1,
+        jobsOf(job.jobs),
       ]);
       return (await call('admit', queueKey, args)) as string[];
     },

@@ -331,6 +331,23 @@ describe('fair sharing of a shard', () => {
     expect(await capped.fair.admit(other, [{ id: bJob!, customerId: 'B', weight: 1 }])).toEqual([bJob]);
   });
 
+  it('counts an entry said to stand for no jobs, or fewer, as one job: it never rides free past the window or the cap', async () => {
+    const { fair } = engine({ windowMs: 1000, defaultCostMs: 1, maxReleasedPerCustomer: 2 });
+    const key = shard();
+    const entries = ids(3).map((id) => `bundle-${id}`);
+    const released = await fair.admit(key, [
+      { id: entries[0]!, customerId: 'A', weight: 1, jobs: 0 },
+      { id: entries[1]!, customerId: 'A', weight: 1, jobs: -5 },
+      { id: entries[2]!, customerId: 'A', weight: 1, jobs: Number.NaN },
+    ]);
+    expect(released).toEqual(entries.slice(0, 2));
+    expect(await redis.hget(fairShareKey(key, 'count'), 'A')).toBe('2');
+    expect(await redis.hget(fairShareKey(key, 'meta'), 'work')).toBe('2');
+    // A finished entry that says it ran no jobs is measured as one.
+    await fair.release(key, [{ id: entries[0]!, customerId: 'A', workMs: 3, jobs: 0 }]);
+    expect(await redis.hget(fairShareKey(key, 'cost'), 'A')).toBe('3');
+  });
+
   it("orders a customer's held jobs by priority, then submission order", async () => {
     const { fair } = engine({ windowMs: 1, minInflight: 1, defaultCostMs: 1 });
     const key = shard();
