@@ -154,9 +154,23 @@ describe('the console in a real browser', () => {
     });
     await shot(page, '02-jobs-failed-live');
 
+    // The list re-reads its first page every 2 s: hold one such read (no filter) until the filter has changed.
+    const unfiltered = /\/api\/v1\/jobs\?limit=20$/;
+    const held: Array<() => void> = [];
+    await page.route(unfiltered, async (route) => {
+      await new Promise<void>((resolve) => held.push(resolve));
+      await route.continue();
+    });
+    await expect.poll(() => held.length, { timeout: 10_000 }).toBeGreaterThan(0);
     await page.getByRole('combobox', { name: 'State' }).selectOption('completed');
     await page.locator('#jobs[data-loaded]').waitFor({ state: 'attached' });
-    await expect.poll(() => row.count()).toBe(0);
+    // Its answer, arriving under the new filter, is dropped: the failed job is not listed among completed ones.
+    const stale = page.waitForEvent('requestfinished', (request) => unfiltered.test(request.url()));
+    for (const open of held) open();
+    await stale;
+    await page.unroute(unfiltered);
+    await page.waitForTimeout(300);
+    expect(await row.count()).toBe(0);
     expect(new URL(page.url()).search).toBe('?state=completed');
     await page.getByRole('combobox', { name: 'State' }).selectOption('failed');
     await row.waitFor();

@@ -12,6 +12,8 @@ const note = document.getElementById('live-note');
 /** Open streams by job id. */
 const streams = new Map();
 let nextCursor = null;
+/** Bumped by each reload: a page read under the filters before it is dropped, not shown under the new ones. */
+let generation = 0;
 
 // The filters live in the URL, so a filtered list can be bookmarked and reloaded.
 const params = new URLSearchParams(location.search);
@@ -72,7 +74,9 @@ function followUnfinished(jobs) {
 
 /** Reads the first page again: new jobs go on top, known rows get their state. */
 async function refreshFirstPage() {
+  const asked = generation;
   const answer = await api('GET', query());
+  if (asked !== generation) return;
   if (answer.status !== 200) return showAlert(problemText(answer));
   showAlert(null);
   const known = new Set([...tbody.rows].map((tr) => tr.dataset.jobId));
@@ -89,6 +93,7 @@ async function refreshFirstPage() {
 }
 
 async function reload() {
+  generation += 1;
   for (const stream of streams.values()) stream.stop();
   streams.clear();
   tbody.replaceChildren();
@@ -101,7 +106,9 @@ async function reload() {
 }
 
 more.addEventListener('click', async () => {
+  const asked = generation;
   const answer = await api('GET', query(nextCursor));
+  if (asked !== generation) return;
   if (answer.status !== 200) return showAlert(problemText(answer));
   tbody.append(...answer.body.items.map(row));
   nextCursor = answer.body.next_cursor;
