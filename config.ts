@@ -322,10 +322,11 @@ const envSchema = z.object({
   FAIR_WEIGHTS: fairWeights.prefault('starter=1,pro=4,enterprise=16'),
   /**
    * Most released, unfinished jobs of one customer per job type, split between its shards (bounds what a
-   * customer's jobs hold in Redis; payloads over 8 KiB stay in their rows); 0: no cap. Default 512: at 256 (16 a
-   * shard) one customer could not keep two worker processes busy (A's drain ~0.65 of FIFO).
+   * customer's jobs hold in Redis; payloads over 8 KiB stay in their rows); 0: no cap. A bundle held whole counts
+   * as its members. Default 4096 (256 a shard of 16: five bundles of 50, one more than a shard worker's slots):
+   * at 512, 32 a shard, a flood ran one bundle a shard and drained at ~0.75 of FIFO.
    */
-  FAIR_MAX_RELEASED_PER_CUSTOMER: z.coerce.number().int().min(0).max(1_000_000).default(512),
+  FAIR_MAX_RELEASED_PER_CUSTOMER: z.coerce.number().int().min(0).max(1_000_000).default(4096),
   /**
    * Most queued jobs (queued or delayed, not yet started) a customer may hold, per tier; a submit past it
    * answers 429. `tier=count` list; tiers left out keep their default. Default `starter=1000,pro=20000,enterprise=100000`.

@@ -97,6 +97,9 @@ async function account(api: string, db: pg.Pool, name: string, tier: string) {
   await call(api, 'POST', '/auth/register', { email, password: 'bench password 1', accept_tos: true, tos_version: '1.0.0' });
   const { access_token: token } = await call(api, 'POST', '/auth/login', { email, password: 'bench password 1' });
   const { customer_id: customerId } = await call(api, 'GET', '/auth/me', undefined, token);
+  // Money for the run's usage (as `benchCustomer`): the worker bills at start, and an empty balance suspends
+  // the customer, so every submit answers 402.
+  await call(api, 'POST', '/billing/deposits', { amount_usd_cents: 1_000_000 }, token);
   // A key made after the tier change carries it.
   const { key } = await call(api, 'POST', '/api-keys', { name, service_type: 'compute' }, token);
   // Set after the key exists and before its first use (its principal, tier included, is cached from then on).

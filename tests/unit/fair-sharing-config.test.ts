@@ -10,7 +10,7 @@ describe('fair-sharing configuration', () => {
     expect(config.fairSharing).toBe(true);
     expect(config.fairWindowMs).toBe(50);
     expect(config.fairWeights).toEqual({ starter: 1, pro: 4, enterprise: 16 });
-    expect(config.fairMaxReleasedPerCustomer).toBe(512);
+    expect(config.fairMaxReleasedPerCustomer).toBe(4096);
     expect(config.fairBaseCostMs).toBe(1);
     expect(config.fairMaxChargeMs).toBe(5000);
   });
