@@ -40,6 +40,11 @@ export class JobStateWriter {
   /** Attempts running in this process; `timer` is set while their `active` write is still waiting. */
   private readonly running = new Map<string, { attemptsMade: number; startedAt: number; timer: NodeJS.Timeout | null }>();
   private readonly writes: GroupCommit<StateWrite>;
+  /**
+   * Outcomes someone waits for (`notify`: a `Prefer: wait` call) go out in writes of their own, at once: behind
+   * a flood's batch in flight (hundreds of rows, 20–30 ms on a busy machine) the waiting call took that long more.
+   */
+  private readonly awaitedWrites: GroupCommit<StateWrite>;
   private readonly retryForMs: number;
   private readonly activeAfterMs: number;
 
@@ -56,6 +61,7 @@ export class JobStateWriter {
       maxBatch: options.maxBatch ?? 500,
       lingerMs: options.lingerMs ?? 3,
     });
+    this.awaitedWrites = new GroupCommit((batch) => this.withRetry(() => this.write(batch)), { maxBatch: options.maxBatch ?? 500 });
   }
 
   /**
@@ -123,7 +129,7 @@ export class JobStateWriter {
     write.startedAt = this.settle(write.id);
     // An error message may quote user data PostgreSQL cannot store; it must not fail the batch it joins.
     if (write.error !== null) write.error = storableText(write.error);
-    return this.writes.add(write);
+    return (write.notify ? this.awaitedWrites : this.writes).add(write);
   }
 
   /** Writes everything pending now; resolves when it is stored. */
@@ -135,7 +141,7 @@ export class JobStateWriter {
       attempt.timer = null;
       this.bestEffort({ kind: 'active', id, attemptsMade: attempt.attemptsMade, startedAt: attempt.startedAt });
     }
-    await this.writes.drain();
+    await Promise.all([this.writes.drain(), this.awaitedWrites.drain()]);
   }
 
   /** One statement per kind of write (db/jobs/job-states.ts); the last write per id wins within a batch (a retry then a completion, say). */

@@ -13,6 +13,7 @@
 import http from 'node:http';
 import type pg from 'pg';
 import type { Redis } from 'ioredis';
+import { stageMarksKey } from '../../lib/stage-marks.js';
 import {
   apiJson,
   cpuSeconds,
@@ -81,6 +82,8 @@ interface Run {
   /** B's jobs, from their rows: created → started (waiting for a worker slot) and started → finished, in ms. */
   b_waited_ms?: number[];
   b_ran_ms?: number[];
+  /** BENCH_B_STAGES=1: where B's calls' milliseconds went (median of each stage, from the job's stage marks). */
+  b_stages_p50_ms?: Record<string, number>;
   /** B's median with nothing else queued (3 calls just before A submits): this machine's floor, as loaded as it is now. */
   b_idle_median_ms?: number;
   /** A's jobs unfinished when B's first call started and when its last ended. */
@@ -112,6 +115,29 @@ async function account(api: string, db: pg.Pool, name: string, tier: string) {
   return { customerId: customerId as string, key: key as string, substrateId: substrateId as string };
 }
 
+const stagesWanted = process.env.BENCH_B_STAGES === '1';
+
+/** The stages of B's timed calls, from their marks (ms since each request began): the median time each took. */
+async function bStages(redis: Redis, prefix: string, ids: readonly string[]): Promise<Record<string, number>> {
+  const stages: Array<[name: string, from: string, to: string]> = [
+    ['submit (insert, admission, add)', '', 'enqueued'],
+    ['worker pick-up', 'enqueued', 'picked'],
+    ['evaluation', 'picked', 'evaluated'],
+    ['result write', 'evaluated', 'written'],
+    ['completion notice', 'written', 'noticed'],
+  ];
+  const marks = await Promise.all(ids.map((id) => redis.hgetall(stageMarksKey(prefix, id))));
+  return Object.fromEntries(
+    stages.map(([name, from, to]) => {
+      const spans = marks
+        .filter((mark) => mark[to] !== undefined && (from === '' || mark[from] !== undefined))
+        .map((mark) => Number(mark[to]) - (from === '' ? 0 : Number(mark[from])))
+        .sort((x, y) => x - y);
+      return [name, spans.length ? round(percentile(spans, 50), 2) : -1];
+    }),
+  );
+}
+
 /** One mode's platform, started: its queued-backlog figure, and a run of A's backlog (with or without B) at a time. */
 interface Mode {
   heldBacklogMiB: number;
@@ -136,6 +162,8 @@ async function startMode(context: FairnessContext, fairSharing: boolean, databas
     FAIR_SHARING: String(fairSharing),
     // Ready once this mode's worker beats: B's first call must not wait for the worker to start.
     READY_REQUIRES_WORKER: 'true',
+    // B's `Prefer: wait` calls leave their stage marks (lib/stage-marks.ts) for `bStages`.
+    ...(stagesWanted ? { SERVER_TIMING: 'true' } : {}),
   };
   const workerProcesses = context.workerProcesses ?? 1;
   // The API first, alone: A's first backlog is measured while nothing consumes it.
@@ -238,6 +266,7 @@ async function startMode(context: FairnessContext, fairSharing: boolean, databas
         );
         result.b_waited_ms = phases.rows.map((row: { waited: string }) => round(Number(row.waited), 1));
         result.b_ran_ms = phases.rows.map((row: { ran: string }) => round(Number(row.ran), 1));
+        if (stagesWanted) result.b_stages_p50_ms = await bStages(redis, context.prefixOf(fairSharing), bJobs);
         result.a_unfinished_at_b_end = await unfinishedOfA();
         const sorted = [...latencies].sort((x, y) => x - y);
         Object.assign(result, {
