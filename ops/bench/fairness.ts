@@ -24,6 +24,7 @@ import {
   redisCostPerJob,
   redisMemoryByKeyShape,
   round,
+  settle,
   startChild,
   waitUntil,
   type Child,
@@ -335,11 +336,17 @@ export async function runFairness(context: FairnessContext): Promise<ScenarioRes
     fifo = await startMode(context, false, fifoDatabase);
     // Both modes' processes stay up and the runs alternate, so a machine that speeds up or slows down over the
     // minutes of the scenario weighs on both sides of each round's ratio alike.
+    // Each run starts on a quiet machine (`settle`): the run after one of the other mode paid for that run's
+    // autovacuum (~20–40 µs of PostgreSQL CPU a job more), so the pairs compared were not alike.
+    const quietly = async (run: () => Promise<Run>) => {
+      await settle();
+      return run();
+    };
     for (let r = 0; r < (context.rounds ?? 2); r++) {
-      const fifoAlone = await fifo.run(false);
-      const fairWithB = await fair.run(true);
-      const fairAlone = await fair.run(false);
-      const fifoWithB = await fifo.run(true);
+      const fifoAlone = await quietly(() => fifo!.run(false));
+      const fairWithB = await quietly(() => fair.run(true));
+      const fairAlone = await quietly(() => fair.run(false));
+      const fifoWithB = await quietly(() => fifo!.run(true));
       rounds.push({ fifoAlone, fairWithB, fairAlone, fifoWithB });
     }
   } finally {

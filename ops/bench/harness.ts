@@ -150,6 +150,32 @@ export function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/** The machine's busy and total CPU time so far, in clock ticks (/proc/stat's first line). */
+function machineTicks(): { busy: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((sum, value) => sum + value, 0);
+  // idle and iowait
+  return { busy: total - fields[3]! - (fields[4] ?? 0), total };
+}
+
+/**
+ * Waits until the machine is quiet — under `busyShare` of its CPU over half a second — or `maxMs` passed:
+ * what one run left behind (PostgreSQL's autovacuum of the rows it updated, a trim pass) then weighs on
+ * the next run of neither mode. Returns how long it waited, in ms.
+ */
+export async function settle(busyShare = 0.1, maxMs = 20_000): Promise<number> {
+  const started = performance.now();
+  let before = machineTicks();
+  while (performance.now() - started < maxMs) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const after = machineTicks();
+    const share = (after.busy - before.busy) / Math.max(1, after.total - before.total);
+    before = after;
+    if (share < busyShare) break;
+  }
+  return Math.round(performance.now() - started);
+}
+
 /** CPU seconds used by every process whose command line matches `pattern` (e.g. all PostgreSQL backends). */
 export function cpuSecondsMatching(pattern: RegExp): number {
   let total = 0;
