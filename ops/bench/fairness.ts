@@ -3,9 +3,10 @@
  * `POST /jobs/bulk` (1,000 a request); once it is queued, customer B (starter) runs 10 sequential
  * `Prefer: wait` invokes with distinct parameters. Run with FAIR_SHARING=true and =false (the FIFO
  * figure), each on an API, worker processes and a database of its own, both up side by side; in each mode
- * also A alone, for A's drain rate with and without B. The runs alternate in rounds (FIFO alone, fair with
- * B, fair alone, FIFO with B), and the drain ratio is the median of the rounds' (fair with B over FIFO
- * alone, run next to each other). Prints B's latencies, A's drain rates, CPU and Redis commands per job, and
+ * also A alone, for A's drain rate with and without B. The runs alternate modes in rounds (FIFO alone, fair
+ * alone, FIFO with B, fair with B: each run follows one of the other mode, whose processes then idled), and
+ * A's drain is compared like for like — fair alone over FIFO alone, fair with B over FIFO with B — each the
+ * median of the rounds'; the lower of the two is the drain ratio. Prints B's latencies, A's drain rates, CPU and Redis commands per job, and
  * the Redis memory the queued backlog takes: once for a backlog submitted before any worker runs (all of it
  * queued: fair sharing's lanes against FIFO's BullMQ jobs), and in each run as it stands once A's last
  * request is answered.
@@ -342,11 +343,13 @@ export async function runFairness(context: FairnessContext): Promise<ScenarioRes
       await settle();
       return run();
     };
+    // Every run follows one of the other mode: a mode's first run after its processes idled drained ~10 % slower
+    // (FIFO's too), and in the order FIFO alone, fair with B, fair alone, FIFO with B only the runs with B paid it.
     for (let r = 0; r < (context.rounds ?? 2); r++) {
       const fifoAlone = await quietly(() => fifo!.run(false));
-      const fairWithB = await quietly(() => fair.run(true));
       const fairAlone = await quietly(() => fair.run(false));
       const fifoWithB = await quietly(() => fifo!.run(true));
+      const fairWithB = await quietly(() => fair.run(true));
       rounds.push({ fifoAlone, fairWithB, fairAlone, fifoWithB });
     }
   } finally {
@@ -358,8 +361,9 @@ export async function runFairness(context: FairnessContext): Promise<ScenarioRes
   const maxMs = Math.max(...fairB);
   const medianMs = round(median(fairB), 1);
   const fifoMaxMs = Math.max(...rounds.map((r) => r.fifoWithB.b_max_ms!));
-  const roundRatios = rounds.map((r) => round(r.fairWithB.a_drain_jobs_per_s / r.fifoAlone.a_drain_jobs_per_s, 3));
-  const drainRatio = median(roundRatios);
+  const aloneRatios = rounds.map((r) => round(r.fairAlone.a_drain_jobs_per_s / r.fifoAlone.a_drain_jobs_per_s, 3));
+  const withBRatios = rounds.map((r) => round(r.fairWithB.a_drain_jobs_per_s / r.fifoWithB.a_drain_jobs_per_s, 3));
+  const drainRatio = Math.min(median(aloneRatios), median(withBRatios));
   return {
     scenario: 'fairness',
     n: context.backlog,
@@ -367,7 +371,7 @@ export async function runFairness(context: FairnessContext): Promise<ScenarioRes
     platform: maxMs,
     baseline: fifoMaxMs,
     ratio: round(maxMs / fifoMaxMs, 3),
-    target: "B max <= 1000, median <= 100; A's drain >= 0.9 x FIFO (median of rounds)",
+    target: "B max <= 1000, median <= 100; A's drain alone and with B >= 0.9 x FIFO's (medians of rounds)",
     met: maxMs <= 1000 && medianMs <= 100 && drainRatio >= 0.9,
     details: {
       worker_processes: context.workerProcesses ?? 1,
@@ -378,14 +382,13 @@ export async function runFairness(context: FairnessContext): Promise<ScenarioRes
       b_median_ms_fair: medianMs,
       b_idle_median_ms_fair: round(median(rounds.map((r) => r.fairWithB.b_idle_median_ms!)), 1),
       b_median_ms_fifo: round(median(rounds.flatMap((r) => r.fifoWithB.b_latencies_ms!)), 1),
-      // Per round: A's drain with fair sharing and B's calls over A's drain alone under FIFO, run next to each other.
-      a_drain_with_b_fair_over_a_alone_fifo: round(drainRatio, 3),
-      a_drain_ratio_per_round: roundRatios,
-      a_drain_alone_fair_over_fifo_per_round: rounds.map((r) => round(r.fairAlone.a_drain_jobs_per_s / r.fifoAlone.a_drain_jobs_per_s, 3)),
-      // Like for like: A's drain with B's calls in both modes (FIFO's A also drained ~10 % slower in its runs with
-      // B than alone, so the headline ratio above, against FIFO alone, charges fair sharing for that as well).
-      a_drain_with_b_fair_over_fifo_with_b_per_round: rounds.map((r) =>
-        round(r.fairWithB.a_drain_jobs_per_s / r.fifoWithB.a_drain_jobs_per_s, 3),
+      // A's drain, fair over FIFO: the lower of the two medians below.
+      a_drain_fair_over_fifo: round(drainRatio, 3),
+      a_drain_alone_fair_over_fifo_per_round: aloneRatios,
+      a_drain_with_b_fair_over_fifo_with_b_per_round: withBRatios,
+      // The comparison this scenario printed before (fair with B over FIFO alone), for continuity.
+      a_drain_with_b_fair_over_fifo_alone_per_round: rounds.map((r) =>
+        round(r.fairWithB.a_drain_jobs_per_s / r.fifoAlone.a_drain_jobs_per_s, 3),
       ),
       rounds,
     },
