@@ -34,7 +34,7 @@ export interface BundleDeps {
    * Every member of the bundle has run or been skipped; `stored`: their outcomes are stored (else BullMQ runs
    * the bundle again). Fair sharing charges a bundle it held whole here.
    */
-  settled?(bundle: Job<QueuedBundleData>, stored: boolean): void | Promise<void>;
+  settled?(bundle: Job<QueuedBundleData>, stored: boolean): void;
 }
 
 /** A bundle's member, as an attempt and the lifecycle hooks see it: its own id, data and attempts; its bundle's queue. */
@@ -168,7 +168,7 @@ export async function runBundle(
     storeFailure ??= error;
   }
   // Handed back (shutdown): it runs again, and is charged then.
-  await bundles.settled?.(job, storeFailure === null && !signal?.aborted);
+  bundles.settled?.(job, storeFailure === null && !signal?.aborted);
   if (storeFailure !== null) throw storeFailure;
   return { members: members.length, ran: Object.keys(outcomes).length } satisfies BundleReturnValue;
 }

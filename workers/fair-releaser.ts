@@ -43,8 +43,6 @@ export interface FairReleaserOptions {
 
 interface ShardState {
   pending: FinishedJob[];
-  /** Callers of `finishedNow` whose job is among `pending`: told when the release call that carried it has added what it released. */
-  waiters: Array<() => void>;
   /** Finished jobs to gather before a release call (the last reply's `gather`); 1 until a reply says more. */
   gather: number;
   /** When the oldest pending job finished (ms since the epoch); null: nothing pending. */
@@ -106,22 +104,6 @@ export class FairReleaser {
     shard.pending.push(job);
     shard.since ??= Date.now();
     this.schedule();
-  }
-
-  /**
-   * As `finished`, but released at once (not gathered), and resolves once the release call that carried it has
-   * added what it released to BullMQ (or failed: the next tick retries). A bundle's processor awaits it before
-   * BullMQ moves the bundle to completed, so that move finds the next bundle already waiting and hands it to the
-   * freed slot: otherwise the slot found the wait list empty, blocked on it, and took the next bundle only
-   * after another round trip.
-   */
-  finishedNow(queueKey: string, job: FinishedJob): Promise<void> {
-    const shard = this.shard(queueKey);
-    shard.pending.push(job);
-    shard.since = 0;
-    const released = new Promise<void>((resolve) => shard.waiters.push(resolve));
-    this.schedule();
-    return released;
   }
 
   /** Releases in `queueKey`'s shard now (after any flush under way); resolves when its pending work is done. */
@@ -199,7 +181,7 @@ export class FairReleaser {
 
   private shard(queueKey: string): ShardState {
     let shard = this.shards.get(queueKey);
-    if (!shard) this.shards.set(queueKey, (shard = { pending: [], waiters: [], gather: 1, since: null }));
+    if (!shard) this.shards.set(queueKey, (shard = { pending: [], gather: 1, since: null }));
     return shard;
   }
 
@@ -270,26 +252,10 @@ export class FairReleaser {
         .map(([key]) => key);
       if (round === 0) for (const key of forced) if (!this.shards.has(key)) keys.push(key);
       if (keys.length === 0) return ok;
-      // Told at the end of this round, whatever became of their release.
-      const waiters: Array<() => void> = [];
-      try {
-        ok = (await this.releaseRound(keys, failed, waiters)) && ok;
-      } finally {
-        for (const resolve of waiters) resolve();
-      }
-    }
-  }
-
-  /** One round of `run`: a release call in each of `keys`, one read of the popped rows, an addBulk per shard. */
-  private async releaseRound(keys: readonly string[], failed: Set<string>, waiters: Array<() => void>): Promise<boolean> {
-    let ok = true;
-    {
-      const now = Date.now();
       const calls = await Promise.all(
         keys.map(async (key) => {
           const shard = this.shard(key);
           const batch = shard.pending.splice(0);
-          waiters.push(...shard.waiters.splice(0));
           shard.since = null;
           try {
             const outcome = await this.deps.fair.releaseBatch(key, batch);
@@ -307,7 +273,7 @@ export class FairReleaser {
         }),
       );
       const released = calls.flatMap((call) => call.released);
-      if (released.length === 0) return ok;
+      if (released.length === 0) continue;
       try {
         // A bundle held whole needs no row: its worker reads its members' rows, and skips those cancelled meanwhile.
         const rows = await this.deps.readReleasable(released.filter((job) => !isBundleId(job.id)));
@@ -349,6 +315,5 @@ export class FairReleaser {
         );
       }
     }
-    return ok;
   }
 }

@@ -27,7 +27,7 @@ import { Sweeper } from './sweeper.js';
 import { claimReleasableJobs } from '../db/jobs/find-jobs.js';
 import { foldBundles, isBundleData } from '../queue/bundles.js';
 import { ensureJobPartitions } from '../db/jobs/job-partitions.js';
-import { createFairQueues, type FairQueues } from '../queue/fair-share/fair-queues.js';
+import { createFairQueues, fairSpareSlots, type FairQueues } from '../queue/fair-share/fair-queues.js';
 import { bulkJobsOf, FairReleaser } from './fair-releaser.js';
 import { fairChargeMs } from './fair-charge.js';
 import { runScheduleTicks } from './schedule-ticks/run-schedule-ticks.js';
@@ -166,7 +166,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       entryWork.delete(bundle.id as string);
       if (!stored || !releaser || !bundle.data.fairEntry || !fair?.queues.has(bundle.queueQualifiedName)) return;
       // None of its members ran (all cancelled, or handed off): its slot is freed uncharged.
-      return releaser.finishedNow(bundle.queueQualifiedName, {
+      releaser.finished(bundle.queueQualifiedName, {
         id: bundle.id as string,
         customerId: bundle.data.customerId,
         ...(work ? { workMs: work.workMs, jobs: work.jobs } : {}),
@@ -204,11 +204,9 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     });
     const shards = queues.ofType(definition.name);
     const concurrency = shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length);
-    // No spare slots beyond the concurrency on a fair-shared shard: a freed slot takes the next bundle its
-    // release put into the wait list (`finishedNow`) as BullMQ moves the last one to completed. A spare slot
-    // blocked on the wait list snatched that bundle instead, and the freed one fetched, found nothing and blocked:
-    // two more round trips a bundle (queue-drain 1.08–1.20 of raw BullMQ with two spare slots, 1.31–1.42 without).
-    return shards.map((queue) => startWorker(queue.name, processor, concurrency));
+    return shards.map((queue) =>
+      startWorker(queue.name, processor, concurrency + (fair?.queues.has(queue.qualifiedName) ? fairSpareSlots : 0)),
+    );
   });
   function startWorker(name: string, processor: ReturnType<typeof createProcessor>, concurrency: number): Worker<QueuedJobData> {
     const connection = createRedis(config.redis, 'blocking');

@@ -33,6 +33,14 @@ type FairConfig = Pick<
   | 'sweeperIntervalMs'
 >;
 
+/**
+ * Worker slots of a fair-shared shard beyond its concurrency: a backlogged customer's released jobs fill at most
+ * the window, or its minimum in flight when that is more — for expensive jobs or bundles (2 of a bundled type,
+ * else the concurrency) — so a job released to the front of the wait list (another customer's) starts at once
+ * instead of waiting for one of them to end.
+ */
+export const fairSpareSlots = 2;
+
 /** The fair-shared queues of `queues`; null when FAIR_SHARING is off (every queue keeps plain FIFO). */
 /**
  * FAIR_MAX_RELEASED_PER_CUSTOMER bounds a customer's released jobs over all shards of a type, so it is split
@@ -56,7 +64,7 @@ export function createFairQueues(
     // The minimum in flight is the shard worker's concurrency, bundles or not: with 2 bundles a shard (and a cap of
     // 32 jobs a shard, one bundle) a flood ran a quarter of FIFO's members at once, so its state writes carried a
     // third of FIFO's rows per UPDATE and PostgreSQL spent ~40 µs a job more. Another customer's next job does not
-    // wait behind all of them: it goes to the front of the wait list, and the next of them to end hands it its slot.
+    // wait behind them: it goes to the front of the wait list, and the worker has `fairSpareSlots` beyond this.
     const share = createFairShare(redis, {
       windowMs: config.fairWindowMs,
       baseCostMs: config.fairBaseCostMs,

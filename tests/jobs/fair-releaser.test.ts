@@ -154,28 +154,6 @@ describe('fair releaser', () => {
     await releaser.stop();
   });
 
-  it('releases a job reported with finishedNow at once (not gathered) and resolves once what it made room for is waiting', async () => {
-    const { queue, fair, key, deps } = shardWithReleaser({ windowMs: 1000, minInflight: 2, maxReleasedPerCustomer: 20 });
-    const ids = await acceptedJobs(24);
-    const atOnce = await fair.admit(
-      key,
-      ids.map((id) => ({ id, customerId, weight: 1 })),
-    );
-    expect(atOnce).toEqual(ids.slice(0, 20));
-    const releaser = new FairReleaser(deps, { gatherMs: 10_000 });
-    // The first report learns that the shard can spare (20 − 2) / 2 = 9: a finished job then waits for 8 more
-    // (or for gatherMs, 10 s here).
-    releaser.finished(key, { id: atOnce[0]!, customerId, workMs: 1 });
-    await vi.waitFor(async () => expect(await waitingIds(queue)).toEqual([ids[20]]));
-    releaser.finished(key, { id: atOnce[1]!, customerId, workMs: 1 });
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(await waitingIds(queue)).toEqual([ids[20]]);
-    await releaser.finishedNow(key, { id: atOnce[2]!, customerId, workMs: 1 });
-    // Resolved: what both ends made room for is in BullMQ already.
-    expect(await waitingIds(queue)).toEqual(ids.slice(20, 23).sort());
-    await releaser.stop();
-  });
-
   it('keeps a batch whose release failed and sends it again on the next tick, leader or not', async () => {
     const { fair, key, deps } = shardWithReleaser();
     const calls: number[] = [];
