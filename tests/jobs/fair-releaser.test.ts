@@ -8,6 +8,7 @@ import { createFairShare, type FairShareOptions } from '../../queue/fair-share/f
 import { bulkJobsOf, FairReleaser } from '../../workers/fair-releaser.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient } from '../helpers/http.js';
+import { deleteKeys } from '../helpers/redis-cluster.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp;
@@ -33,6 +34,8 @@ afterAll(async () => {
     await queue.obliterate({ force: true });
     await queue.close();
   }
+  // The shards' fair-share keys and the tick's lock, which obliterate leaves (they are ours, not BullMQ's).
+  if (app) await deleteKeys(redis(), `fairrel${process.pid}*`);
   await app?.close();
 });
 
