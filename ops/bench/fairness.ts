@@ -17,6 +17,7 @@ import type { Redis } from 'ioredis';
 import { stageMarksKey } from '../../lib/stage-marks.js';
 import {
   apiJson,
+  benchCustomer,
   cpuSeconds,
   cpuSecondsMatching,
   percentile,
@@ -97,26 +98,6 @@ const usedMemory = async (redis: Redis) => Number(/used_memory:(\d+)/.exec(await
 
 const call = apiJson;
 
-async function account(api: string, db: pg.Pool, name: string, tier: string) {
-  const email = `${name}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.test`;
-  await call(api, 'POST', '/auth/register', { email, password: 'bench password 1', accept_tos: true, tos_version: '1.0.0' });
-  const { access_token: token } = await call(api, 'POST', '/auth/login', { email, password: 'bench password 1' });
-  const { customer_id: customerId } = await call(api, 'GET', '/auth/me', undefined, token);
-  // Money for the run's usage (as `benchCustomer`): the worker bills at start, and an empty balance suspends
-  // the customer, so every submit answers 402.
-  await call(api, 'POST', '/billing/deposits', { amount_usd_cents: 1_000_000 }, token);
-  // A key made after the tier change carries it.
-  const { key } = await call(api, 'POST', '/api-keys', { name, service_type: 'compute' }, token);
-  // Set after the key exists and before its first use (its principal, tier included, is cached from then on).
-  const { rowCount } = await db.query(`update service_instances set tier = $2 where customer_id = $1 and service_type = 'compute'`, [
-    customerId,
-    tier,
-  ]);
-  if (rowCount !== 1) throw new Error(`fairness: ${name}'s compute service not found to set its tier`);
-  const { substrate_id: substrateId } = await call(api, 'POST', '/substrates', { expression_type: 'expression', expression: 'x * y' }, key);
-  return { customerId: customerId as string, key: key as string, substrateId: substrateId as string };
-}
-
 const stagesWanted = process.env.BENCH_B_STAGES === '1';
 
 /** The stages of B's timed calls, from their marks (ms since each request began): the median time each took. */
@@ -172,8 +153,8 @@ async function startMode(context: FairnessContext, fairSharing: boolean, databas
   const children: Child[] = [startChild('api/main.ts', env, 'api')];
   try {
     await waitUntil(async () => (await fetch(`${api}/health`).catch(() => null))?.status === 200, 60_000, 200);
-    const a = await account(api, db, 'fair-a', 'enterprise');
-    const b = await account(api, db, 'fair-b', 'starter');
+    const a = await benchCustomer(api, db, { name: 'fair-a', tier: 'enterprise' });
+    const b = await benchCustomer(api, db, { name: 'fair-b', tier: 'starter' });
     const unfinishedOfA = async () =>
       Number(
         (await db.query(`select count(*) as n from jobs where customer_id = $1 and state not in ('completed', 'failed')`, [a.customerId]))

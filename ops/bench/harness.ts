@@ -234,7 +234,10 @@ export function redisCostPerJob(before: RedisActivity, after: RedisActivity, job
   };
 }
 
-/** The customer a bench run submits as: registered through `api`, $10,000 deposited, enterprise tier, an API key, one `x * y` substrate. */
+/**
+ * The customer a bench run submits as: registered through `api`, $10,000 deposited, its compute service at
+ * `tier` (default enterprise: no per-minute limit), an API key, one `x * y` substrate.
+ */
 export interface BenchCustomer {
   customerId: string;
   /** The API key (Bearer) of its compute service. */
@@ -242,19 +245,42 @@ export interface BenchCustomer {
   substrateId: string;
 }
 
-export async function benchCustomer(api: string, db: { query(text: string, values: unknown[]): Promise<unknown> }): Promise<BenchCustomer> {
+export async function benchCustomer(
+  api: string,
+  db: { query(text: string, values: unknown[]): Promise<{ rowCount: number | null }> },
+  { name = 'bench', tier = 'enterprise' }: { name?: string; tier?: string } = {},
+): Promise<BenchCustomer> {
   const json = (method: string, path: string, body?: unknown, token?: string) => apiJson(api, method, path, body, token);
-  const email = `bench-${Date.now()}@example.test`;
+  // Unique however many a run makes in one millisecond (the fairness scenario makes two).
+  const email = `${name}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.test`;
   await json('POST', '/auth/register', { email, password: 'bench password 1', accept_tos: true, tos_version: '1.0.0' });
   const { access_token: token } = await json('POST', '/auth/login', { email, password: 'bench password 1' });
   const { customer_id: customerId } = await json('GET', '/auth/me', undefined, token);
   // Money for the run's usage: a worker that starts later (cluster scenarios, fairness) runs billing at once,
   // and an empty balance suspended the customer mid-run, so every submit answered 402.
   await json('POST', '/billing/deposits', { amount_usd_cents: 1_000_000 }, token);
-  await db.query(`update service_instances set tier = 'enterprise' where customer_id = $1`, [customerId]);
-  const { key } = await json('POST', '/api-keys', { name: 'bench', service_type: 'compute' }, token);
+  // Before the key exists: its principal (tier included) is cached from its first use on.
+  const { rowCount } = await db.query(`update service_instances set tier = $2 where customer_id = $1 and service_type = 'compute'`, [
+    customerId,
+    tier,
+  ]);
+  if (rowCount !== 1) throw new Error(`bench customer ${name}: its compute service was not found to set its tier`);
+  const { key } = await json('POST', '/api-keys', { name, service_type: 'compute' }, token);
   const { substrate_id: substrateId } = await json('POST', '/substrates', { expression_type: 'expression', expression: 'x * y' }, key);
   return { customerId, key, substrateId };
+}
+
+/**
+ * A numeric command-line option `--name=N` (`fallback` when absent); a value that is not an integer of at least
+ * `min` stops the run with a message naming the option, instead of a NaN that fails much later.
+ */
+export function numberOption(args: readonly string[], name: string, fallback: number, min = 0): number {
+  const raw = args.find((arg) => arg.startsWith(`--${name}=`))?.slice(`--${name}=`.length);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(value) || value < min)
+    throw new Error(`--${name}=${raw}: expected an integer of at least ${min}`);
+  return value;
 }
 
 /**

@@ -57,6 +57,7 @@ import {
   redisActivity,
   redisCostPerJob,
   round,
+  numberOption,
   rssMiB,
   startChild,
   waitUntil,
@@ -73,7 +74,11 @@ const only = args
 /** Run only with --cluster or when named in --only: each starts a local Redis Cluster. */
 const clusterScenarios = ['cluster-drain', 'cluster-http-submit'];
 /** --history=N: finished jobs to preload; the other scenarios then run only when named in --only. */
-const history = Number(args.find((arg) => arg.startsWith('--history='))?.slice('--history='.length) ?? 0);
+const history = numberOption(args, 'history', 0);
+/** Worker processes per mode and rounds of the fairness scenario (read here, so a bad value stops the run before it starts). */
+const fairWorkers = numberOption(args, 'fair-workers', 1, 1);
+// Three rounds by default: on this noisy 2-core machine one round's drain ratio moved by ±0.1.
+const fairRounds = numberOption(args, 'fair-rounds', 3, 1);
 const wanted = (name: string) =>
   (!only && !history && !clusterScenarios.includes(name)) ||
   (only?.includes(name) ?? false) ||
@@ -889,9 +894,8 @@ async function main(): Promise<void> {
           db,
           redis,
           backlog: quick ? 4000 : 40_000,
-          workerProcesses: Number(args.find((arg) => arg.startsWith('--fair-workers='))?.slice('--fair-workers='.length) ?? 1),
-          // Three rounds by default: on this noisy 2-core machine one round's drain ratio moved by ±0.1.
-          rounds: quick ? 1 : Number(args.find((arg) => arg.startsWith('--fair-rounds='))?.slice('--fair-rounds='.length) ?? 3),
+          workerProcesses: fairWorkers,
+          rounds: quick ? 1 : fairRounds,
           newDatabase: async (suffix) => {
             const name = `${database}_${suffix}`;
             const url = await createMigratedDatabase(admin, adminUrl, name);
