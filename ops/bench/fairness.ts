@@ -15,6 +15,7 @@ import http from 'node:http';
 import type pg from 'pg';
 import type { Redis } from 'ioredis';
 import { stageMarksKey } from '../../lib/stage-marks.js';
+import { jobStages } from './wait-stages.js';
 import {
   apiJson,
   benchCustomer,
@@ -100,25 +101,19 @@ const call = apiJson;
 
 const stagesWanted = process.env.BENCH_B_STAGES === '1';
 
-/** The stages of B's timed calls, from their marks (ms since each request began): the median time each took. */
+/**
+ * The stages of B's timed calls, from their stage marks (ms since each request began; `jobStages`, as
+ * wait-latency reads them), plus the submit up to the BullMQ add: the median of each. Calls whose marks are
+ * incomplete (the API stores its own just before it answers) are left out.
+ */
 async function bStages(redis: Redis, prefix: string, ids: readonly string[]): Promise<Record<string, number>> {
-  const stages: Array<[name: string, from: string, to: string]> = [
-    ['submit (insert, admission, add)', '', 'enqueued'],
-    ['worker pick-up', 'enqueued', 'picked'],
-    ['evaluation', 'picked', 'evaluated'],
-    ['result write', 'evaluated', 'written'],
-    ['completion notice', 'written', 'noticed'],
-  ];
-  const marks = await Promise.all(ids.map((id) => redis.hgetall(stageMarksKey(prefix, id))));
-  return Object.fromEntries(
-    stages.map(([name, from, to]) => {
-      const spans = marks
-        .filter((mark) => mark[to] !== undefined && (from === '' || mark[from] !== undefined))
-        .map((mark) => Number(mark[to]) - (from === '' ? 0 : Number(mark[from])))
-        .sort((x, y) => x - y);
-      return [name, spans.length ? round(percentile(spans, 50), 2) : -1];
-    }),
-  );
+  const wanted = ['enqueued', 'picked', 'evaluated', 'written', 'noticed'];
+  const calls: Array<Record<string, number>> = (await Promise.all(ids.map((id) => redis.hgetall(stageMarksKey(prefix, id)))))
+    .filter((stored) => wanted.every((name) => stored[name] !== undefined))
+    .map((stored) => Object.fromEntries(wanted.map((name) => [name, Number(stored[name])])))
+    .map((marks) => ({ 'submit (insert, admission, add)': marks.enqueued!, ...jobStages(marks) }));
+  const medianOf = (name: string) => round(median(calls.map((stages) => stages[name]!)), 2);
+  return Object.fromEntries(Object.keys(calls[0] ?? {}).map((name) => [name, medianOf(name)]));
 }
 
 /** One mode's platform, started: its queued-backlog figure, and a run of A's backlog (with or without B) at a time. */
@@ -318,8 +313,8 @@ export async function runFairness(context: FairnessContext): Promise<ScenarioRes
     fifo = await startMode(context, false, fifoDatabase);
     // Both modes' processes stay up and the runs alternate, so a machine that speeds up or slows down over the
     // minutes of the scenario weighs on both sides of each round's ratio alike.
-    // Each run starts on a quiet machine (`settle`): the run after one of the other mode paid for that run's
-    // autovacuum (~20–40 µs of PostgreSQL CPU a job more), so the pairs compared were not alike.
+    // Each run starts on a quiet machine (`settle`), so what one run leaves behind (autovacuum of the rows it
+    // updated, a trim pass) does not weigh on the next.
     const quietly = async (run: () => Promise<Run>) => {
       await settle();
       return run();

@@ -91,6 +91,19 @@ function timedCall(agent: http.Agent, url: string, body: string, key: string): P
  * overlap, and then a stage shows negative: a worker may take the job before the API has read the add's
  * reply, and the notice leaves with the commit, which the API may hear before the worker reads its reply.
  */
+/**
+ * The stages of a job between its BullMQ add and the API's notice, from its stage marks (ms since its request
+ * began): the worker's pick-up, the evaluation, the result write and the completion notice.
+ */
+export function jobStages(marks: Record<string, number>): Stages {
+  return {
+    'worker pick-up': marks.picked! - marks.enqueued!,
+    evaluation: marks.evaluated! - marks.picked!,
+    'result write': marks.written! - marks.evaluated!,
+    'completion notice': marks.noticed! - marks.written!,
+  };
+}
+
 function stagesOf(timing: Stages, marks: Record<string, number>): Stages {
   const api = (name: string) => timing[name] ?? 0;
   return {
@@ -101,10 +114,7 @@ function stagesOf(timing: Stages, marks: Record<string, number>): Stages {
     admission: api('admission'),
     'group-commit insert': api('insert'),
     'BullMQ add': api('enqueue'),
-    'worker pick-up': marks.picked! - marks.enqueued!,
-    evaluation: marks.evaluated! - marks.picked!,
-    'result write': marks.written! - marks.evaluated!,
-    'completion notice': marks.noticed! - marks.written!,
+    ...jobStages(marks),
     response: api('total') - marks.noticed!,
   };
 }
