@@ -5,7 +5,8 @@
   plus its measured work, capped; '' when the job did not run: its row was no longer releasable, so its
   slot is freed and its estimated charge refunded), jobs it ran (a bundle held whole: its members; else 1).
   1. Each finished entry leaves `inflight`; its customer's vt moves by (measured − estimated) / weight (the
-     estimate was charged when it was released) and its cost EWMA takes the measurement per job.
+     estimate was charged when it was released; a backlogged customer's lane moves no further ahead than
+     shared.lua's `leadLimit`) and its cost EWMA takes the measurement per job.
   2. Delayed jobs that are due join their lanes.
   3. While the window has room (estimated work below the window, or fewer than the minimum jobs in
      flight): the next job of the lane with the smallest vt whose customer is under its cap and not paused
@@ -45,7 +46,7 @@ for _, job in ipairs(finished) do
     charges[customer] = (charges[customer] or 0) + delta
   end
 end
-for _, customer in ipairs(charged) do charge(customer, charges[customer]) end
+for _, customer in ipairs(charged) do charge(customer, charges[customer], true) end
 
 local due = redis.call('ZRANGEBYSCORE', delayedKey, '-inf', now, 'LIMIT', 0, maxPerCall)
 if #due > 0 then

@@ -175,9 +175,25 @@ local function laneOf(customer)
   return s.lane
 end
 
--- A customer joins `lanes` at max(own vt, vmin); its own vt is then its lane's.
+-- The most a customer's lane may lead the lowest other lane: one window of that lane's work at its weight
+-- (nil when no other customer waits). A rejoining customer's debt and the measured corrections of its jobs
+-- are clamped to it, as Linux's EEVDF clamps a waking task's lag: a shard keeps its own ledger, and one job
+-- measured far above its estimate (a cold compile on a busy machine: 15 ms for `x + 1`, a starter's weight
+-- 1 against an enterprise's 16) otherwise put a customer's next job behind that shard's whole flood. The
+-- estimate charged at each release is never clamped, so a customer that stays backlogged keeps its weight.
+local function leadLimit(customer)
+  local low = redis.call('ZRANGE', lanesKey, 0, 1, 'WITHSCORES')
+  for i = 1, #low, 2 do
+    if low[i] ~= customer then return tonumber(low[i + 1]) + windowMs / weightOf(low[i]) end
+  end
+  return nil
+end
+
+-- A customer joins `lanes` at max(own vt, vmin), at most `leadLimit` ahead; its own vt is then its lane's.
 local function joinLanes(customer)
   local vt = laneless(customer)
+  local limit = vt > vmin and leadLimit(customer)
+  if limit and vt > limit then vt = math.max(limit, vmin) end
   redis.call('ZADD', lanesKey, vt, customer)
   who(customer).lane = vt
   storeLaneless(customer, false)
@@ -200,10 +216,17 @@ local function advanceVmin(start, isHead)
   if start > vmin then vmin = start end
 end
 
--- Adds `delta` (worker ms / weight) to a customer's vt, in its lane or outside.
-local function charge(customer, delta)
+-- Adds `delta` (worker ms / weight) to a customer's vt, in its lane or outside. `measured`: a correction from
+-- measured work, which moves a lane no further ahead than `leadLimit` (a lane already past it stays put).
+local function charge(customer, delta, measured)
   if delta == 0 then return end
-  if laneOf(customer) then
+  local lane = laneOf(customer)
+  if lane and measured and delta > 0 then
+    local limit = leadLimit(customer)
+    if limit and lane + delta > limit then delta = math.max(limit - lane, 0) end
+    if delta == 0 then return end
+  end
+  if lane then
     who(customer).lane = tonumber(redis.call('ZINCRBY', lanesKey, delta, customer))
     lanesHead = nil
   else

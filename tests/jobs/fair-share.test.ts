@@ -74,6 +74,44 @@ describe('fair sharing of a shard', () => {
     expect(await heldIds(redis, key, 'A')).toHaveLength(10_000 - 2 - (next.length - 1));
   });
 
+  // B's first job took 200 ms of worker time at weight 1: 3,200 ms of A's at 16 (640 of its 5 ms jobs) were it charged in full.
+  it.each([
+    ['while its next job waits in its lane', true],
+    ['before its next jobs came (B rejoins with that debt)', false],
+  ])("releases B's next job within a window of A's work though B's first measured far above its estimate, %s", async (_, nextFirst) => {
+    const { fair } = engine({ windowMs: 10, defaultCostMs: 5 });
+    const key = shard();
+    const backlog = ids(1000);
+    let inFlight = await fair.admit(
+      key,
+      backlog.map((id) => ({ id, customerId: 'A', weight: weights.enterprise })),
+    );
+    const [bFirst, bSecond, bNext] = ids(3);
+    expect(await fair.admit(key, [{ id: bFirst!, customerId: 'B', weight: weights.starter }])).toEqual([bFirst]);
+    const bFirstEnds = () => fair.release(key, [{ id: bFirst!, customerId: 'B', workMs: 200 }]);
+    let released: Awaited<ReturnType<typeof bFirstEnds>>;
+    if (nextFirst) {
+      expect(await fair.admit(key, [{ id: bNext!, customerId: 'B', weight: weights.starter }])).toEqual([]);
+      released = await bFirstEnds();
+    } else {
+      released = await bFirstEnds();
+      // B has nothing in flight again: its next job goes at once, the one after waits in a lane it joins now.
+      expect(await fair.admit(key, [{ id: bSecond!, customerId: 'B', weight: weights.starter }])).toEqual([bSecond]);
+      expect(await fair.admit(key, [{ id: bNext!, customerId: 'B', weight: weights.starter }])).toEqual([]);
+    }
+    let aAhead = 0;
+    while (!released.some((job) => job.id === bNext)) {
+      aAhead += released.length;
+      const finished = inFlight.map((id) => ({ id, customerId: 'A', workMs: 5 }));
+      expect(finished.length).toBeGreaterThan(0);
+      released = await fair.release(key, finished);
+      inFlight = released.map((job) => job.id);
+    }
+    aAhead += released.findIndex((job) => job.id === bNext);
+    // The lead limit: one window of A's work (10 ms / 5 ms a job), plus what was in flight when B's job was held.
+    expect(aAhead).toBeLessThanOrEqual(4);
+  });
+
   it('keeps at most maxInflight jobs of cheap work in flight, so B waits behind that many, not the whole window', async () => {
     const { fair } = engine({ windowMs: 50, minInflight: 2, maxInflight: 4, maxReleasedPerCustomer: 0, defaultCostMs: 0.001 });
     const key = shard();
