@@ -323,7 +323,8 @@ const envSchema = z.object({
   /**
    * Most released, unfinished jobs of one customer per job type, split between its shards (bounds what a
    * customer's jobs hold in Redis; payloads over 8 KiB stay in their rows); 0: no cap. A bundle held whole counts
-   * as its members. Default 4096 (256 a shard of 16: five bundles of 50, one more than a shard worker's slots):
+   * as its members. Default 4096 (256 a shard of 16; counted before each release, it lets a sixth bundle of 50 in,
+   * filling a shard worker's slots, spare ones included):
    * at 512, 32 a shard, a flood ran one bundle a shard and drained at ~0.75 of FIFO.
    */
   FAIR_MAX_RELEASED_PER_CUSTOMER: z.coerce.number().int().min(0).max(1_000_000).default(4096),

@@ -35,9 +35,9 @@ type FairConfig = Pick<
 
 /**
  * Worker slots of a fair-shared shard beyond its concurrency: a backlogged customer's released jobs fill at most
- * the window, or its minimum in flight when that is more — for expensive jobs or bundles (2 of a bundled type,
- * else the concurrency) — so a job released to the front of the wait list (another customer's) starts at once
- * instead of waiting for one of them to end.
+ * the window, or its minimum in flight when that is more — for expensive jobs the concurrency — so a job released
+ * to the front of the wait list (another customer's) starts at once instead of waiting for one of them to end.
+ * A bundled type's minimum counts these slots too (below): its bundles are short.
  */
 export const fairSpareSlots = 2;
 
@@ -61,15 +61,19 @@ export function createFairQueues(
   for (const definition of registry.values()) {
     if (!definition.queue.sharded || !queues.types().includes(definition.name)) continue;
     const shards = queues.ofType(definition.name);
-    // The minimum in flight is the shard worker's concurrency, bundles or not: with 2 bundles a shard (and a cap of
-    // 32 jobs a shard, one bundle) a flood ran a quarter of FIFO's members at once, so its state writes carried a
-    // third of FIFO's rows per UPDATE and PostgreSQL spent ~40 µs a job more. Another customer's next job does not
-    // wait behind them: it goes to the front of the wait list, and the worker has `fairSpareSlots` beyond this.
+    // The minimum in flight is the shard worker's concurrency: with 2 bundles a shard (and a cap of 32 jobs a
+    // shard, one bundle) a flood ran a quarter of FIFO's members at once, so its state writes carried a third of
+    // FIFO's rows per UPDATE and PostgreSQL spent ~40 µs a job more. Another customer's next job goes to the front
+    // of the wait list, and the worker has `fairSpareSlots` beyond this for it. A bundled type's minimum counts the
+    // spare slots as well: left idle for another customer, they cost a flood's drain ~2 s of worker CPU per 50,000
+    // jobs (queue-drain: 10.1–10.2 s against 7.6–8.6), and another customer's job then waits for the next of the
+    // shard's bundles to end (one worker process: B's median 53–76 ms in the fairness bench; two: a free slot).
+    const typeConcurrency = shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length);
     const share = createFairShare(redis, {
       windowMs: config.fairWindowMs,
       baseCostMs: config.fairBaseCostMs,
       maxChargeMs: config.fairMaxChargeMs,
-      minInflight: shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length),
+      minInflight: typeConcurrency + (definition.queue.bundled ? fairSpareSlots : 0),
       maxReleasedPerCustomer: perShardCap(config.fairMaxReleasedPerCustomer, shards.length),
       bundleSize: definition.queue.bundled ? queues.bundleSize : 1,
     });
