@@ -86,12 +86,6 @@ function timedCall(agent: http.Agent, url: string, body: string, key: string): P
 }
 
 /**
- * One call's stages. API stages come from Server-Timing; the rest are differences of marks (ms since the
- * request began): enqueued and noticed (API), picked, evaluated and written (worker). Neighbours can
- * overlap, and then a stage shows negative: a worker may take the job before the API has read the add's
- * reply, and the notice leaves with the commit, which the API may hear before the worker reads its reply.
- */
-/**
  * The stages of a job between its BullMQ add and the API's notice, from its stage marks (ms since its request
  * began): the worker's pick-up, the evaluation, the result write and the completion notice.
  */
@@ -104,6 +98,12 @@ export function jobStages(marks: Record<string, number>): Stages {
   };
 }
 
+/**
+ * One call's stages. API stages come from Server-Timing; the rest are differences of marks (ms since the
+ * request began): enqueued and noticed (API), picked, evaluated and written (worker). Neighbours can
+ * overlap, and then a stage shows negative: a worker may take the job before the API has read the add's
+ * reply, and the notice leaves with the commit, which the API may hear before the worker reads its reply.
+ */
 function stagesOf(timing: Stages, marks: Record<string, number>): Stages {
   const api = (name: string) => timing[name] ?? 0;
   return {

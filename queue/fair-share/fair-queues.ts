@@ -66,8 +66,9 @@ export function createFairQueues(
     // FIFO's rows per UPDATE and PostgreSQL spent ~40 µs a job more. Another customer's next job goes to the front
     // of the wait list, and the worker has `fairSpareSlots` beyond this for it. A bundled type's minimum counts the
     // spare slots as well: left idle for another customer, they cost a flood's drain ~2 s of worker CPU per 50,000
-    // jobs (queue-drain: 10.1–10.2 s against 7.6–8.6), and another customer's job then waits for the next of the
-    // shard's bundles to end (one worker process: B's median 53–76 ms in the fairness bench; two: a free slot).
+    // jobs (README, fairness bench), and another customer's job then takes the slot the next of the shard's bundles
+    // frees (with several worker processes, a free slot of another). An unbundled type keeps them free: its jobs
+    // may run long, and one customer's would then hold every slot.
     const typeConcurrency = shardConcurrency(definition.queue.concurrency ?? config.workerConcurrency, shards.length);
     const share = createFairShare(redis, {
       windowMs: config.fairWindowMs,
