@@ -41,7 +41,6 @@ type FairConfig = Pick<
  */
 export const fairSpareSlots = 2;
 
-/** The fair-shared queues of `queues`; null when FAIR_SHARING is off (every queue keeps plain FIFO). */
 /**
  * FAIR_MAX_RELEASED_PER_CUSTOMER bounds a customer's released jobs over all shards of a type, so it is split
  * between them: per shard, 16 shards (a cluster's default) had let one customer release 16 × the cap.
@@ -50,6 +49,7 @@ export function perShardCap(totalCap: number, shards: number): number {
   return totalCap === 0 ? 0 : Math.max(1, Math.ceil(totalCap / shards));
 }
 
+/** The fair-shared queues of `queues`; null when FAIR_SHARING is off (every queue keeps plain FIFO). */
 export function createFairQueues(
   redis: Redis | Cluster,
   config: FairConfig,
