@@ -6,7 +6,7 @@
  * to the last result row committed, and CPU seconds per process.
  */
 import { readFileSync } from 'node:fs';
-import { cpuBreakdown, cpuSeconds, round, waitUntil, type ScenarioResult } from '../harness.js';
+import { cpuBreakdown, cpuSeconds, round, waitForCount, type ScenarioResult } from '../harness.js';
 import { createPeerDatabase } from './peer-database.js';
 import { peerSides } from './peer-sides.js';
 import type { PeerJob, PeerSide } from './side.js';
@@ -128,7 +128,7 @@ async function measureSide(
       const { result: seconds, cpu } = await cpuBreakdown(groups, async () => {
         const started = performance.now();
         await running.enqueue(jobs);
-        await waitUntil(async () => (await database.resultCount()) >= jobs.length, 600_000, 100);
+        await waitForCount(() => database.resultCount(), jobs.length, 600_000);
         return (performance.now() - started) / 1000;
       });
       return { seconds, cpu };
