@@ -156,7 +156,7 @@ async function startMode(context: FairnessContext, fairSharing: boolean, databas
           .rows[0].n,
       );
     // The drain's end is polled every 100 ms: an EXISTS stops at A's first unfinished row, where a count read up to
-    // 40,000 index entries a poll (~1 M a second over the drain: PostgreSQL CPU the bench took from the run it timed).
+    // 40,000 index entries a poll, PostgreSQL CPU the bench took from the drain it timed.
     const aDrained = async () =>
       !(
         await db.query(`select exists (select 1 from jobs where customer_id = $1 and state in ('queued', 'delayed', 'active')) as left`, [

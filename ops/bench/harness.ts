@@ -75,8 +75,8 @@ export async function waitUntil(condition: () => Promise<boolean>, timeoutMs: nu
 /**
  * Waits until `count()` reaches `n`, reading it less often while the end is far: every read of a growing count
  * (`count(*)` of a results table) costs the database whose drain it times — ~2.5 ms at 50,000 rows here, so read
- * every 100 ms, up to 3 % of a core. The wait is half the time the count's rate so far says is left (20–500 ms; 50 ms while
- * nothing is counted), so the end is still seen within ~20 ms.
+ * every 100 ms, up to 3 % of a core. The wait is half the time the count's rate so far says is left (20–500 ms;
+ * 50 ms while nothing is counted), so the end is still seen within ~20 ms.
  */
 export async function waitForCount(count: () => Promise<number>, n: number, timeoutMs: number): Promise<void> {
   const started = performance.now();

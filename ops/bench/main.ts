@@ -182,7 +182,8 @@ async function main(): Promise<void> {
      * (0 until then): every caller waits for all of its jobs. Its rows are found by id (UUIDv7, minted on this
      * machine's clock), which the partitions prune, and the check every 100 ms stops at the first row still
      * unfinished (EXISTS on the customer's partial index of those); the final rows are counted once. A count of
-     * the unfinished rows there read ~25,000 index entries a check on average over a 50,000-job drain. It was `count(*) … created_at >= since and state in ('completed', 'failed')` on every
+     * the unfinished rows there read ~25,000 index entries a check on average over a 50,000-job drain. Before
+     * that it was `count(*) … created_at >= since and state in ('completed', 'failed')` on every
      * check: no partition prunes by created_at, and once ANALYZE had run each check read every row of the
      * customer in the current partition (~180,000 after the empty-table figures, 200 ms a check), loading the
      * PostgreSQL whose drain it timed.
