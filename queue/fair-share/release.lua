@@ -6,13 +6,14 @@
   slot is freed and its estimated charge refunded), jobs it ran (a bundle held whole: its members; else 1).
   1. Each finished entry leaves `inflight`; its customer's vt moves by (measured − estimated) / weight (the
      estimate was charged when it was released; a backlogged customer's lane moves no further ahead than
-     shared.lua's `leadLimit`) and its cost EWMA takes the measurement per job.
+     shared.lua's `leadLimit`, the rest owed until its next release) and its cost EWMA takes the measurement
+     per job.
   2. Delayed jobs that are due join their lanes.
   3. While the window has room (estimated work below the window, or fewer than the minimum jobs in
      flight): the next job of the lane with the smallest vt whose customer is under its cap and not paused
-     is released, and its estimate charged to that vt (start-time fair queueing): the customer's cost per
-     job times the jobs the entry stands for (`*<n>` on a bundle's list entry). A paused customer's lane
-     keeps up with vmin meanwhile, so it banks no credit for the pause.
+     is released, and its estimate charged to that vt with the customer's debt (start-time fair queueing):
+     the customer's cost per job times the jobs the entry stands for (`*<n>` on a bundle's list entry). A
+     paused customer's lane keeps up with vmin meanwhile, so it banks no credit for the pause.
      The choice runs on the lanes' vts in memory (read a page of lanes at a time, by rank) and each lane
      it takes from is popped once for all its jobs, so releasing a batch costs a few commands per lane.
   Returns { released, inflight, lanes }: released flat — id, customer, hints ('' for none), backlogged,
@@ -120,7 +121,7 @@ while #picks < maxPerCall and #lanes > 0 and windowOpen() do
         local jobs = nextJobs(best)
         local est = costOf(customer) * jobs
         best.take = best.take + 1
-        best.vt = best.vt + est / weightOf(customer)
+        best.vt = best.vt + est / weightOf(customer) + payDebt(customer)
         -- Counted now (the window and the cap see it); its id is known once the lane is popped below.
         addCount(customer, jobs)
         work = work + est

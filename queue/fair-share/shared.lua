@@ -19,7 +19,8 @@
                              one; may be empty) and "|<jobs>" (the jobs an entry stands for, when more than 1)
     KEYS[5]  cost      hash  customer → estimated worker ms per job (EWMA of measured work)
     KEYS[6]  meta      hash  vmin (the shard's virtual time), work (estimated ms released and unfinished),
-                             `pass:<customer>`: the sweeper pass that last rebuilt the customer's lane (relane)
+                             `pass:<customer>`: the sweeper pass that last rebuilt the customer's lane (relane),
+                             `debt:<customer>`: what clamped corrections of its lane still owe (`charge`)
     KEYS[7]  delayed   zset  job id → due time (ms)
     KEYS[8]  info      hash  job id → hints of a held job that are not flags a list entry carries (JSON), or
                              {c = customer, s = lane score, h = hints} of a delayed job (JSON)
@@ -176,11 +177,12 @@ local function laneOf(customer)
 end
 
 -- The most a customer's lane may lead the lowest other lane: one window of that lane's work at its weight
--- (nil when no other customer waits). A rejoining customer's debt and the measured corrections of its jobs
--- are clamped to it, as Linux's EEVDF clamps a waking task's lag: a shard keeps its own ledger, and one job
--- measured far above its estimate (a cold compile on a busy machine: 15 ms for `x + 1`, a starter's weight
--- 1 against an enterprise's 16) otherwise put a customer's next job behind that shard's whole flood. The
--- estimate charged at each release is never clamped, so a customer that stays backlogged keeps its weight.
+-- (nil when no other customer waits). A rejoining customer's vt is clamped to it, as Linux's EEVDF clamps a
+-- waking task's lag, and so are the measured corrections of a lane, the rest left as its debt (`charge`): a
+-- shard keeps its own ledger, and one job measured far above its estimate (a cold compile on a busy machine:
+-- 15 ms for `x + 1`, a starter's weight 1 against an enterprise's 16) otherwise put a customer's next job
+-- behind that shard's whole flood. The estimate charged at each release is never clamped, and the debt is paid
+-- with it, so a customer that stays backlogged keeps its weight.
 local function leadLimit(customer)
   local low = redis.call('ZRANGE', lanesKey, 0, 1, 'WITHSCORES')
   for i = 1, #low, 2 do
@@ -216,14 +218,39 @@ local function advanceVmin(start, isHead)
   if start > vmin then vmin = start end
 end
 
+-- What a lane's clamped corrections still owe (vt: worker ms / weight), paid at its customer's next release.
+local function debtOf(customer)
+  local s = who(customer)
+  if s.debt == nil then s.debt = tonumber(redis.call('HGET', metaKey, 'debt:' .. customer)) or 0 end
+  return s.debt
+end
+
+local function setDebt(customer, debt)
+  local s = who(customer)
+  s.debt = debt
+  s.debtDirty = true
+end
+
+-- The customer's debt, now paid: the caller adds it to its vt.
+local function payDebt(customer)
+  local debt = debtOf(customer)
+  if debt ~= 0 then setDebt(customer, 0) end
+  return debt
+end
+
 -- Adds `delta` (worker ms / weight) to a customer's vt, in its lane or outside. `measured`: a correction from
--- measured work, which moves a lane no further ahead than `leadLimit` (a lane already past it stays put).
+-- measured work, which moves a lane no further ahead than `leadLimit` (a lane already past it stays put); the
+-- rest is its customer's debt, paid with its next release, so the next job goes soon and the work is still paid.
 local function charge(customer, delta, measured)
   if delta == 0 then return end
   local lane = laneOf(customer)
   if lane and measured and delta > 0 then
     local limit = leadLimit(customer)
-    if limit and lane + delta > limit then delta = math.max(limit - lane, 0) end
+    if limit and lane + delta > limit then
+      local allowed = math.max(limit - lane, 0)
+      setDebt(customer, debtOf(customer) + delta - allowed)
+      delta = allowed
+    end
     if delta == 0 then return end
   end
   if lane then
@@ -403,7 +430,7 @@ local function finish()
     bulk('ZADD', inflightKey, inflightAdds, 2)
     bulk('HSET', releasedKey, releasedAdds, 2)
   end
-  local weightSet, costSet, countSet, countDel, vtSet, vtDel = {}, {}, {}, {}, {}, {}
+  local weightSet, costSet, countSet, countDel, vtSet, vtDel, debtSet, debtDel = {}, {}, {}, {}, {}, {}, {}, {}
   for _, customer in ipairs(peopleOrder) do
     local s = people[customer]
     if s.weightText then
@@ -430,7 +457,17 @@ local function finish()
         vtDel[#vtDel + 1] = customer
       end
     end
+    if s.debtDirty then
+      if s.debt > 0 then
+        debtSet[#debtSet + 1] = 'debt:' .. customer
+        debtSet[#debtSet + 1] = tostring(s.debt)
+      else
+        debtDel[#debtDel + 1] = 'debt:' .. customer
+      end
+    end
   end
+  if #debtSet > 0 then bulk('HSET', metaKey, debtSet, 2) end
+  if #debtDel > 0 then bulk('HDEL', metaKey, debtDel) end
   if #weightSet > 0 then bulk('HSET', weightKey, weightSet, 2) end
   if #costSet > 0 then bulk('HSET', costKey, costSet, 2) end
   if #countSet > 0 then bulk('HSET', countKey, countSet, 2) end
