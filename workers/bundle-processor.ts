@@ -32,9 +32,10 @@ export interface BundleDeps {
   handOff(member: HandOff): Promise<void>;
   /**
    * Every member of the bundle has run or been skipped; `stored`: their outcomes are stored (else BullMQ runs
-   * the bundle again). Fair sharing charges a bundle it held whole here.
+   * the bundle again). Fair sharing charges a bundle it held whole here, and the bundle's BullMQ job is handed
+   * back once what that released is in BullMQ.
    */
-  settled?(bundle: Job<QueuedBundleData>, stored: boolean): void;
+  settled?(bundle: Job<QueuedBundleData>, stored: boolean): Promise<void> | void;
 }
 
 /** A bundle's member, as an attempt and the lifecycle hooks see it: its own id, data and attempts; its bundle's queue. */
@@ -168,7 +169,7 @@ export async function runBundle(
     storeFailure ??= error;
   }
   // Handed back (shutdown): it runs again, and is charged then.
-  bundles.settled?.(job, storeFailure === null && !signal?.aborted);
+  await bundles.settled?.(job, storeFailure === null && !signal?.aborted);
   if (storeFailure !== null) throw storeFailure;
   return { members: members.length, ran: Object.keys(outcomes).length } satisfies BundleReturnValue;
 }

@@ -165,8 +165,9 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
       const work = entryWork.get(bundle.id as string);
       entryWork.delete(bundle.id as string);
       if (!stored || !releaser || !bundle.data.fairEntry || !fair?.queues.has(bundle.queueQualifiedName)) return;
-      // None of its members ran (all cancelled, or handed off): its slot is freed uncharged.
-      releaser.finished(bundle.queueQualifiedName, {
+      // Charged its members' work (none ran — all cancelled, or handed off: its slot is freed uncharged), and
+      // released before the bundle is handed back, so BullMQ's move to finished fetches what the freed slot let in.
+      return releaser.finishedAndReleased(bundle.queueQualifiedName, {
         id: bundle.id as string,
         customerId: bundle.data.customerId,
         ...(work ? { workMs: work.workMs, jobs: work.jobs } : {}),

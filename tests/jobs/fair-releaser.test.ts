@@ -157,6 +157,69 @@ describe('fair releaser', () => {
     await releaser.stop();
   });
 
+  it("releases a job's end at once for a worker that awaits it, its shard's gathering aside, and resolves after the add", async () => {
+    const { queue, fair, key, deps } = shardWithReleaser({ windowMs: 1000, minInflight: 2, maxReleasedPerCustomer: 20 });
+    const ids = await acceptedJobs(30);
+    const atOnce = await fair.admit(
+      key,
+      ids.map((id) => ({ id, customerId, weight: 1 })),
+    );
+    const calls: number[] = [];
+    const counting = {
+      ...fair,
+      releaseBatch: async (queueKey: string, finished: Parameters<typeof fair.releaseBatch>[1]) => {
+        calls.push(finished.length);
+        return fair.releaseBatch(queueKey, finished);
+      },
+    };
+    const releaser = new FairReleaser({ ...deps, fair: counting }, { gatherMs: 60_000 });
+    // The first report learns the shard can spare 9: finished() alone now waits for 9 more, or a minute.
+    releaser.finished(key, { id: atOnce[0]!, customerId, workMs: 1 });
+    await vi.waitFor(() => expect(calls).toEqual([1]));
+    releaser.finished(key, { id: atOnce[1]!, customerId, workMs: 1 });
+    await releaser.finishedAndReleased(key, { id: atOnce[2]!, customerId, workMs: 1 });
+    // Both gathered ends went in one call, and its released jobs were in BullMQ when the promise resolved.
+    expect(calls).toEqual([1, 2]);
+    expect(await waitingIds(queue)).toEqual(ids.slice(20, 23).sort());
+    await releaser.stop();
+  });
+
+  it('resolves an awaited release that failed (the batch waits for the next tick, not the worker)', async () => {
+    const { fair, key, deps } = shardWithReleaser();
+    const failing = {
+      ...fair,
+      releaseBatch: async () => {
+        throw new Error('Redis is away');
+      },
+    };
+    const releaser = new FairReleaser({ ...deps, fair: failing, shardKeys: () => [] });
+    await expect(releaser.finishedAndReleased(key, { id: randomUUID(), customerId, workMs: 1 })).resolves.toBeUndefined();
+  });
+
+  it("leaves to a busy shard's finishes the release the leader's tick would repeat, and ticks it again once they stop", async () => {
+    const { fair, key, deps } = shardWithReleaser();
+    const calls: number[] = [];
+    const counting = {
+      ...fair,
+      releaseBatch: async (queueKey: string, finished: Parameters<typeof fair.releaseBatch>[1]) => {
+        calls.push(finished.length);
+        return fair.releaseBatch(queueKey, finished);
+      },
+    };
+    const releaser = new FairReleaser({ ...deps, fair: counting }, { tickMs: 300, reconcileEveryMs: 3_600_000 });
+    // The first tick reconciles, and then releases in every shard.
+    expect(await releaser.tickIfLeader()).toBe(true);
+    expect(calls).toEqual([0]);
+    await releaser.finishedAndReleased(key, { id: randomUUID(), customerId, workMs: 1 });
+    expect(calls).toEqual([0, 1]);
+    expect(await releaser.tickIfLeader()).toBe(true);
+    expect(calls).toEqual([0, 1]);
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect(await releaser.tickIfLeader()).toBe(true);
+    expect(calls).toEqual([0, 1, 0]);
+    await releaser.stop();
+  });
+
   it('keeps a batch whose release failed and sends it again on the next tick, leader or not', async () => {
     const { fair, key, deps } = shardWithReleaser();
     const calls: number[] = [];
