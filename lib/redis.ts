@@ -84,6 +84,8 @@ export function createRedis(target: RedisTarget, purpose: 'blocking' | 'commands
       enableReadyCheck: true,
       enableAutoPipelining: purpose !== 'blocking',
       retryStrategy: reconnectDelay,
+      // `subscribe` below resubscribes instead, handling the answer.
+      autoResubscribe: false,
     });
   }
   // Without an 'error' listener ioredis writes every failed reconnect to stderr as unstructured text
@@ -92,6 +94,23 @@ export function createRedis(target: RedisTarget, purpose: 'blocking' | 'commands
   // events (workers log them) and /ready. The client keeps reconnecting either way.
   client.on('error', () => undefined);
   return client;
+}
+
+/**
+ * Subscribes `client` to `channels`, and again each time it reconnects. ioredis's own resubscription sends
+ * SUBSCRIBE from inside its ready handler and leaves the answer unhandled: a client closed while that SUBSCRIBE
+ * was in flight (a shutdown just as Redis came back) ended in an unhandled rejection, "Connection is closed."
+ * (the readiness suite, which restarts Redis under the API, in CI now and then). A cluster client resubscribes
+ * by itself, on whichever node serves it.
+ */
+export async function subscribe(client: RedisClient, ...channels: string[]): Promise<void> {
+  if (!(client instanceof Cluster)) {
+    client.on('ready', () => {
+      // Closing, or gone again: the next connection subscribes anew.
+      client.subscribe(...channels).catch(() => undefined);
+    });
+  }
+  await client.subscribe(...channels);
 }
 
 /**

@@ -9,7 +9,7 @@ import { InvocationCache } from '../db/invocation-cache.js';
 import { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
 import { accessChangeChannel, cancelChannel, customerPauseChannel } from '../lib/channels.js';
 import { finishedJobsChannel } from '../queue/job-notices.js';
-import { createRedis, type RedisClient } from '../lib/redis.js';
+import { createRedis, subscribe, type RedisClient } from '../lib/redis.js';
 import { declaredTasks, jobRegistry, type JobRegistry } from '../jobs/registry.js';
 import { addPoolSource } from '../lib/metrics/catalog.js';
 import { HeartbeatPublisher } from './heartbeat.js';
@@ -250,7 +250,8 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
   releaser?.start();
   const schedules = await runScheduleTicks({ config, orm, redis, queues, fair, logger, registry });
 
-  await subscriber.subscribe(
+  await subscribe(
+    subscriber,
     cancelChannel(config.queuePrefix),
     accessChangeChannel(config.queuePrefix),
     customerPauseChannel(config.queuePrefix),

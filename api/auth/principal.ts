@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { RedisClient } from '../../lib/redis.js';
+import { subscribe, type RedisClient } from '../../lib/redis.js';
 import { accessChangeChannel } from '../../lib/channels.js';
 import type { Tier } from '../../db/entities/service-instance.entity.js';
 import type { Role } from '../../db/entities/user.entity.js';
@@ -65,7 +65,7 @@ export class PrincipalCache {
 
   /** Subscribes to invalidations; pass a dedicated connection (a subscribed connection can do nothing else). */
   async listen(subscriber: RedisClient): Promise<void> {
-    await subscriber.subscribe(this.channel);
+    await subscribe(subscriber, this.channel);
     subscriber.on('message', (channel, customerId) => {
       if (channel === this.channel) this.dropCustomer(customerId);
     });
