@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { findReleasableJobs } from '../../db/jobs/find-jobs.js';
-import { createFairShare, type FairShareOptions } from '../../queue/fair-share/fair-share.js';
+import { createFairShare, type FairShare, type FairShareOptions } from '../../queue/fair-share/fair-share.js';
 import { bulkJobsOf, FairReleaser } from '../../workers/fair-releaser.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient } from '../helpers/http.js';
@@ -77,6 +77,19 @@ function shardWithReleaser(options: FairShareOptions = {}) {
   return { queue, fair, key: queue.qualifiedName, deps };
 }
 
+/** `fair` with each release call's number of finished jobs recorded in `calls`. */
+function countingReleases(fair: FairShare) {
+  const calls: number[] = [];
+  const counting: FairShare = {
+    ...fair,
+    releaseBatch: async (queueKey, finished) => {
+      calls.push(finished.length);
+      return fair.releaseBatch(queueKey, finished);
+    },
+  };
+  return { calls, counting };
+}
+
 const waitingIds = async (queue: Queue) => (await queue.getJobs(['waiting'])).map((job) => job.id).sort();
 
 describe('fair releaser', () => {
@@ -130,14 +143,7 @@ describe('fair releaser', () => {
       ids.map((id) => ({ id, customerId, weight: 1 })),
     );
     expect(atOnce).toEqual(ids.slice(0, 20));
-    const calls: number[] = [];
-    const counting = {
-      ...fair,
-      releaseBatch: async (queueKey: string, finished: Parameters<typeof fair.releaseBatch>[1]) => {
-        calls.push(finished.length);
-        return fair.releaseBatch(queueKey, finished);
-      },
-    };
+    const { calls, counting } = countingReleases(fair);
     const releaser = new FairReleaser({ ...deps, fair: counting }, { gatherMs: 200 });
     const finish = (id: string) => releaser.finished(key, { id, customerId, workMs: 1 });
     // The first report learns what the shard can spare: (20 in flight − 2) / 2 = 9 finished jobs.
@@ -164,14 +170,7 @@ describe('fair releaser', () => {
       key,
       ids.map((id) => ({ id, customerId, weight: 1 })),
     );
-    const calls: number[] = [];
-    const counting = {
-      ...fair,
-      releaseBatch: async (queueKey: string, finished: Parameters<typeof fair.releaseBatch>[1]) => {
-        calls.push(finished.length);
-        return fair.releaseBatch(queueKey, finished);
-      },
-    };
+    const { calls, counting } = countingReleases(fair);
     const releaser = new FairReleaser({ ...deps, fair: counting }, { gatherMs: 60_000 });
     // The first report learns the shard can spare 9: finished() alone now waits for 9 more, or a minute.
     releaser.finished(key, { id: atOnce[0]!, customerId, workMs: 1 });
@@ -198,14 +197,7 @@ describe('fair releaser', () => {
 
   it("leaves to a busy shard's finishes the release the leader's tick would repeat, and ticks it again once they stop", async () => {
     const { fair, key, deps } = shardWithReleaser();
-    const calls: number[] = [];
-    const counting = {
-      ...fair,
-      releaseBatch: async (queueKey: string, finished: Parameters<typeof fair.releaseBatch>[1]) => {
-        calls.push(finished.length);
-        return fair.releaseBatch(queueKey, finished);
-      },
-    };
+    const { calls, counting } = countingReleases(fair);
     const releaser = new FairReleaser({ ...deps, fair: counting }, { tickMs: 300, reconcileEveryMs: 3_600_000 });
     // The first tick reconciles, and then releases in every shard.
     expect(await releaser.tickIfLeader()).toBe(true);
