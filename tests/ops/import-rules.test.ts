@@ -50,3 +50,23 @@ describe('import rules', () => {
     expect(await importErrors(file, from)).toEqual([]);
   });
 });
+
+describe('Redis subscriptions', () => {
+  async function syntaxErrors(filePath: string, code: string): Promise<string[]> {
+    const [result] = await eslint.lintText(code, { filePath });
+    return (result?.messages ?? []).filter((message) => message.ruleId === 'no-restricted-syntax').map((message) => message.message);
+  }
+
+  it.each([
+    ['api/x.ts', "export const listen = (subscriber: { subscribe(c: string): void }) => subscriber.subscribe('news');\n"],
+    ['workers/x.ts', "export const listen = (redis: { psubscribe(c: string): void }) => redis.psubscribe('news:*');\n"],
+  ])('refuses %s subscribing a client directly (no resubscribe after a reconnect)', async (file, code) => {
+    expect(await syntaxErrors(file, code)).toEqual([expect.stringContaining('subscribe(client, ...channels) (lib/redis.ts)')]);
+  });
+
+  it("lets the job waiter's own subscribe through, and still refuses eval there", async () => {
+    const code = "export const follow = (deps: { waiter: { subscribe(id: string): void } }) => deps.waiter.subscribe('job');\n";
+    expect(await syntaxErrors('api/x.ts', code)).toEqual([]);
+    expect(await syntaxErrors('api/x.ts', "export const run = () => eval('1');\n")).toEqual(['Never eval.']);
+  });
+});
