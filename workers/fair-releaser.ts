@@ -192,10 +192,11 @@ export class FairReleaser {
         if (dropped > 0) this.deps.logger.warn({ shard: key, dropped }, 'fair share dropped in-flight jobs BullMQ no longer runs');
       }
     }
-    // A shard this process released in since the last tick is being served by its finishes: a tick there would
-    // repeat that release (a drain's leader made as many release calls ticking as there were bundles).
-    const since = Date.now() - this.tickMs;
-    await this.flushNow(reconciling ? keys : keys.filter((key) => (this.shards.get(key)?.releasedAt ?? 0) < since));
+    // A shard whose finished jobs this process reported within the last tick is served by those releases: a tick
+    // there would repeat one (in a drain, 48 shards ticked five times a second made about as many release calls
+    // as the bundles did).
+    const servedAfter = Date.now() - this.tickMs;
+    await this.flushNow(reconciling ? keys : keys.filter((key) => (this.shards.get(key)?.releasedAt ?? 0) < servedAfter));
     return true;
   }
 
