@@ -505,6 +505,13 @@ async function main(): Promise<void> {
         await job.waitUntilFinished(events, 5000);
       };
       await settlePlatform();
+      // What each process burns with nothing to do (ms of CPU a second): on two cores it is taken from the calls.
+      const idleSeconds = quick ? 3 : 10;
+      const idle = await cpuBreakdown(cpuGroups, () => new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000)));
+      const idleCpuMsPerSecond = Object.fromEntries(
+        Object.entries(idle.cpu).map(([name, seconds]) => [name, round((seconds / idleSeconds) * 1000, 1)]),
+      );
+      log(`wait-latency: idle CPU, ms a second: ${JSON.stringify(idleCpuMsPerSecond)}`);
       // Both sides in turns of `block` calls, warm-up and measured run alike: on a shared machine whatever
       // else runs meanwhile then weighs on both sides alike, not on whichever happened to run during it.
       const block = 10;
@@ -524,10 +531,50 @@ async function main(): Promise<void> {
         await timed(block, offset - warmUpCallsEach, call, null);
         await timed(block, offset - warmUpCallsEach, rawCall, null);
       }
+      // CPU per call of each process on each side, summed over the measured blocks (a /proc read between blocks).
+      const platformCpu: Record<string, number> = {};
+      const baselineCpu: Record<string, number> = {};
+      const baselineCpuGroups = {
+        worker: () => cpuSeconds(base.child.process.pid),
+        redis: cpuGroups.redis,
+        bench: cpuGroups.bench,
+      };
+      const addCpu = (into: Record<string, number>, cpu: Record<string, number>) => {
+        for (const [name, seconds] of Object.entries(cpu)) into[name] = (into[name] ?? 0) + seconds;
+      };
+      // Redis commands per call of each side, likewise (INFO commandstats between blocks).
+      const platformCommands: Record<string, number> = {};
+      const baselineCommands: Record<string, number> = {};
+      const measured = async (
+        groups: Record<string, () => number>,
+        cpuInto: Record<string, number>,
+        commandsInto: Record<string, number>,
+        run: () => Promise<void>,
+      ) => {
+        const before = await redisActivity(redis);
+        addCpu(cpuInto, (await cpuBreakdown(groups, run)).cpu);
+        const after = await redisActivity(redis);
+        for (const [name, calls] of Object.entries(after.calls))
+          commandsInto[name] = (commandsInto[name] ?? 0) + calls - (before.calls[name] ?? 0);
+        // The INFO read itself.
+        commandsInto.info = (commandsInto.info ?? 0) - 1;
+      };
       for (let i = 0; i < n; i += block) {
-        await timed(Math.min(block, n - i), offset + i, call, platformLatencies);
-        await timed(Math.min(block, n - i), offset + i, rawCall, baselineLatencies);
+        const calls = Math.min(block, n - i);
+        await measured(cpuGroups, platformCpu, platformCommands, () => timed(calls, offset + i, call, platformLatencies));
+        await measured(baselineCpuGroups, baselineCpu, baselineCommands, () => timed(calls, offset + i, rawCall, baselineLatencies));
       }
+      const commandsPerCall = (commands: Record<string, number>) => {
+        const sorted = Object.entries(commands)
+          .filter(([, calls]) => calls > 0)
+          .sort((a, b) => b[1] - a[1]);
+        return {
+          total: round(sorted.reduce((sum, [, calls]) => sum + calls, 0) / n, 2),
+          ...Object.fromEntries(sorted.slice(0, 12).map(([name, calls]) => [name, round(calls / n, 2)])),
+        };
+      };
+      const microsecondsPerCall = (cpu: Record<string, number>) =>
+        Object.fromEntries(Object.entries(cpu).map(([name, seconds]) => [name, Math.round((seconds / n) * 1e6)]));
       await events.close();
       await base.child.stop();
       await base.queue.obliterate({ force: true });
@@ -578,6 +625,11 @@ async function main(): Promise<void> {
           baseline_p90_ms: percentile(baselineLatencies, 90),
           cached_p50_ms: percentile(cachedLatencies, 50),
           cached_p99_ms: percentile(cachedLatencies, 99),
+          cpu_us_per_call: microsecondsPerCall(platformCpu),
+          idle_cpu_ms_per_s: idleCpuMsPerSecond,
+          redis_commands_per_call: commandsPerCall(platformCommands),
+          baseline_redis_commands_per_call: commandsPerCall(baselineCommands),
+          baseline_cpu_us_per_call: microsecondsPerCall(baselineCpu),
           warm_up_calls_each: warmUpCallsEach,
           stages,
         },
