@@ -5,7 +5,7 @@ import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { GroupCommit } from '../db/group-commit.js';
 import type { StoredJob } from '../db/jobs/job-columns.js';
 import { findJobByIdempotencyKey } from '../db/jobs/find-jobs.js';
-import { insertJob, insertJobs, isJobDurable, releaseIdempotencyKeys, type JobInsert } from '../db/jobs/insert-jobs.js';
+import { insertJob, insertJobs, isJobDurable, releaseIdempotencyKeys, type JobInsert, type NewJobRow } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { withinEnqueueTimeout } from './enqueue-timeout.js';
 import { fairQueueFront, packHints } from './fair-share/fair-share.js';
@@ -76,7 +76,8 @@ export function createJobInserter(em: EntityManager): JobInserter {
  * Accepts a job: the PostgreSQL row first (the record and the outbox), then the BullMQ add with the
  * same id — on a fair-shared queue only if its shard's fair share releases it at once (else it is held
  * in its customer's lane and a worker releases it later). If Redis refuses, the row stays `queued` and
- * the sweeper enqueues (or re-lanes) it later.
+ * the sweeper enqueues (or re-lanes) it later. The fair share is asked while the row is inserted
+ * (`probeAdmission`), so the admission costs the submit no round trip of its own.
  */
 export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promise<SubmitOutcome> {
   const delayMs = input.delayMs ?? 0;
@@ -96,6 +97,25 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
     retryOf: input.retryOf ?? null,
   };
 
+  const probe = probeAdmission(deps, row, input.weight ?? 1);
+  let outcome: SubmitOutcome;
+  try {
+    outcome = await storeRow(deps, row, input);
+  } catch (error) {
+    await withdrawUnsent(deps, row, probe);
+    throw error;
+  }
+  if (outcome.kind !== 'created') {
+    await withdrawUnsent(deps, row, probe);
+    return outcome;
+  }
+  input.onStored?.();
+  await enqueue(deps, outcome.job, input.hints, input.weight, await probe);
+  return outcome;
+}
+
+/** Inserts the job's row, or finds the job its idempotency key already names. */
+async function storeRow(deps: SubmitDeps, row: NewJobRow, input: SubmitJobInput): Promise<SubmitOutcome> {
   let job = deps.inserter
     ? await deps.inserter.add({ row, requireSubstrateId: input.requireSubstrateId, quick: input.quick === true })
     : await insertJob(deps.em, row, input.requireSubstrateId);
@@ -111,9 +131,41 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
   }
   if (!job && input.requireSubstrateId) return { kind: 'substrate-missing' };
   if (!job) throw new Error('job insert returned no row');
-  input.onStored?.();
-  await enqueue(deps, job, input.hints, input.weight);
   return { kind: 'created', job };
+}
+
+/**
+ * On a fair-shared queue, asks the shard to release a job at once while its row is still being inserted
+ * (fair-share.ts `admit`, `atOnceOnly`): true when it did (the caller adds it once the row is stored), false
+ * when it would have held it (the caller admits it again, to hold it: a held job's row must exist before any
+ * release can pop it). Null when there is nothing to ask (FIFO queue, delayed job) or Redis did not answer in
+ * time; never rejects.
+ */
+async function probeAdmission(deps: SubmitDeps, row: NewJobRow, weight: number): Promise<boolean | null> {
+  if (row.delayMs > 0 || !deps.fair) return null;
+  const queue = deps.queues.forJob(row.type, row.id);
+  const fair = deps.fair.of(queue);
+  if (!fair) return null;
+  let released: string[] = [];
+  const asked = fair
+    .admit(queue.qualifiedName, [{ id: row.id, customerId: row.customerId, weight, priority: row.priority }], { atOnceOnly: true })
+    .then((ids) => void (released = ids));
+  const answered = await withinEnqueueTimeout(asked, (error) =>
+    deps.logger.warn({ err: error, jobId: row.id }, 'fair-share admission failed; it is asked again once the row is stored'),
+  );
+  return answered ? released.includes(row.id) : null;
+}
+
+/** A job the probe released whose row was not stored (a replay, a missing substrate, a failed insert) leaves the window. */
+async function withdrawUnsent(deps: SubmitDeps, row: NewJobRow, probe: Promise<boolean | null>): Promise<void> {
+  if ((await probe) !== true) return;
+  const queue = deps.queues.forJob(row.type, row.id);
+  await deps.fair
+    ?.of(queue)
+    ?.withdraw(queue.qualifiedName, row.id, row.customerId, { unsent: true })
+    .catch((error: unknown) =>
+      deps.logger.warn({ err: error, jobId: row.id }, 'could not withdraw an unstored job from its fair share; reconcile frees its slot'),
+    );
 }
 
 /**
@@ -139,6 +191,8 @@ export async function enqueue(
   job: Pick<JobRecord, 'id' | 'type' | 'customerId' | 'payload' | 'maxAttempts' | 'priority' | 'delayMs'> & { webhookUrl?: string | null },
   hints: QueuedJobHints = {},
   weight = 1,
+  /** What `probeAdmission` answered for this job: true, it is released already (added without asking again). */
+  probed: boolean | null = null,
 ): Promise<boolean> {
   const failed = (error: unknown) =>
     deps.logger.warn({ err: error, jobId: job.id }, 'enqueue failed; the sweeper will enqueue the accepted job later');
@@ -151,29 +205,30 @@ export async function enqueue(
       ...hints,
       ...(job.webhookUrl ? { hasWebhookUrl: true } : {}),
     };
-    const added = fair
-      ? fair
-          .admit(queue.qualifiedName, [
-            {
-              id: job.id,
-              customerId: job.customerId,
-              weight,
-              priority: job.priority,
-              ...(job.delayMs > 0 ? { delayUntil: Date.now() + job.delayMs } : {}),
-              hints: packHints(hints),
-            },
-          ])
-          // Released at once: its customer has nothing held in this shard, so it goes to the front of the
-          // wait list (lifo), not behind the window's worth of a backlogged customer's jobs (fairQueueFront).
-          .then((released) =>
-            released.includes(job.id) ? queue.add(job.type, data, { jobId: job.id, attempts: job.maxAttempts, ...fairQueueFront }) : null,
-          )
-      : queue.add(job.type, data, {
-          jobId: job.id,
-          attempts: job.maxAttempts,
-          ...(job.priority > 0 ? { priority: job.priority } : {}),
-          ...(job.delayMs > 0 ? { delay: job.delayMs } : {}),
-        });
+    // Released at once: its customer has nothing held in this shard, so it goes to the front of the wait list
+    // (lifo), not behind the window's worth of a backlogged customer's jobs (fairQueueFront).
+    const front = () => queue.add(job.type, data, { jobId: job.id, attempts: job.maxAttempts, ...fairQueueFront });
+    let added: Promise<unknown>;
+    if (!fair) {
+      added = queue.add(job.type, data, {
+        jobId: job.id,
+        attempts: job.maxAttempts,
+        ...(job.priority > 0 ? { priority: job.priority } : {}),
+        ...(job.delayMs > 0 ? { delay: job.delayMs } : {}),
+      });
+    } else if (probed === true) {
+      added = front();
+    } else {
+      const admitted = {
+        id: job.id,
+        customerId: job.customerId,
+        weight,
+        priority: job.priority,
+        ...(job.delayMs > 0 ? { delayUntil: Date.now() + job.delayMs } : {}),
+        hints: packHints(hints),
+      };
+      added = fair.admit(queue.qualifiedName, [admitted]).then((released) => (released.includes(job.id) ? front() : null));
+    }
     return await withinEnqueueTimeout(added, failed);
   } catch (error) {
     failed(error);

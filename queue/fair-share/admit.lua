@@ -1,6 +1,10 @@
 --[[
   admit: a chunk of newly accepted jobs (rows already inserted) enters the shard.
-  ARGV[10…], 7 per job: id, customer, weight, lane score (priority·2^32 + seq), due time (ms; 0: not
+  ARGV[10]: the mode, 'hold' (below) or 'at-once': release the jobs that would be released at once and leave
+  the others out of the shard altogether (neither held nor delayed; the caller admits them again in 'hold'
+  mode). A submitter probes with 'at-once' while its row is still being inserted (queue/submit-job.ts): a
+  held job's row must exist before any release can pop it, a job released at once is added by the caller.
+  ARGV[11…], 7 per job: id, customer, weight, lane score (priority·2^32 + seq), due time (ms; 0: not
   delayed), hints (JSON text, '' for none), jobs it stands for (1; more for a bundle held whole, which is
   estimated, counted against its customer's cap and charged as that many jobs).
   A job is released at once when its customer has no lane here, the window has room (or the customer has
@@ -13,8 +17,9 @@
   finds its row no longer queued, or BullMQ ignores the second add of its id).
   Returns the ids released now (the caller adds them to BullMQ).
 ]]
+local atOnceOnly = ARGV[10] == 'at-once'
 local jobs, ids, idsOf, customers = {}, {}, {}, {}
-for i = 10, #ARGV, 7 do
+for i = 11, #ARGV, 7 do
   local job = {
     id = ARGV[i],
     customer = ARGV[i + 1],
@@ -58,21 +63,26 @@ local released = {}
 for _, job in ipairs(jobs) do
   local id, customer = job.id, job.customer
   setWeight(customer, job.weight)
+  local releasable = job.dueAt <= now and not laneOf(customer) and (windowOpen() or countOf(customer) == 0)
+    and underCap(customer) and not isPaused(customer)
   if admitted[id] then
     -- already admitted
-  elseif job.dueAt > now then
-    delay(id, customer, job.score, job.hints, job.dueAt)
-  elseif not laneOf(customer) and (windowOpen() or countOf(customer) == 0) and underCap(customer) and not isPaused(customer) then
+  elseif releasable then
     local start = laneless(customer)
     advanceVmin(start)
     local est = costOf(customer) * job.jobs
     markReleased(id, customer, est, job.score, job.jobs)
     storeLaneless(customer, start + est / tonumber(job.weight))
     released[#released + 1] = id
+    admitted[id] = true
+  elseif atOnceOnly then
+    -- left out: the caller admits it again once its row is stored
+  elseif job.dueAt > now then
+    delay(id, customer, job.score, job.hints, job.dueAt)
   else
     hold(id, customer, job.score, job.hints, job.jobs)
   end
-  admitted[id] = true
+  if not atOnceOnly then admitted[id] = true end
 end
 finish()
 return released

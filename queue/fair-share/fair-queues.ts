@@ -86,9 +86,9 @@ export function createFairQueues(
     return entry.share;
   };
   const share: FairShare = {
-    admit: (key, jobs) => engineOf(key).admit(key, jobs),
+    admit: (key, jobs, options) => engineOf(key).admit(key, jobs, options),
     releaseBatch: (key, finished) => engineOf(key).releaseBatch(key, finished),
-    withdraw: (key, id, customerId) => engineOf(key).withdraw(key, id, customerId),
+    withdraw: (key, id, customerId, options) => engineOf(key).withdraw(key, id, customerId, options),
     relane: (key, jobs, options) => engineOf(key).relane(key, jobs, options),
     reconcile: (key) => engineOf(key).reconcile(key),
     setPaused: (key, customerId, paused) => engineOf(key).setPaused(key, customerId, paused),

@@ -134,15 +134,23 @@ export interface ReleaseOutcome {
 }
 
 export interface FairShare {
-  /** Admits a chunk of accepted jobs; returns the ids to add to BullMQ now (the rest are held). */
-  admit(queueKey: string, jobs: readonly AdmittedJob[]): Promise<string[]>;
+  /**
+   * Admits a chunk of accepted jobs; returns the ids to add to BullMQ now (the rest are held). With `atOnceOnly`,
+   * only the jobs released at once enter the shard and the rest are left out (neither held nor delayed): a
+   * submitter's probe while its row is being inserted (admit.lua).
+   */
+  admit(queueKey: string, jobs: readonly AdmittedJob[], options?: { atOnceOnly?: boolean }): Promise<string[]>;
   /**
    * Charges finished jobs and releases the next held ones while the window has room (none finished: a tick);
    * answers them with the shard's state after it (`ReleaseOutcome`): what the dispatcher needs to batch its next call.
    */
   releaseBatch(queueKey: string, finished: readonly FinishedJob[]): Promise<ReleaseOutcome>;
-  /** Takes a cancelled job out of its lane; false when it was not held (already released, or unknown). */
-  withdraw(queueKey: string, id: string, customerId: string): Promise<boolean>;
+  /**
+   * Takes a cancelled job out of its lane; false when it was not held (already released, or unknown). With
+   * `unsent` (a job released by an `atOnceOnly` admission whose row was not stored, so never added to BullMQ),
+   * a released job leaves the in-flight accounting too; its estimated charge stays with its customer.
+   */
+  withdraw(queueKey: string, id: string, customerId: string, options?: { unsent?: boolean }): Promise<boolean>;
   /**
    * Puts jobs that are in neither BullMQ, a lane nor `delayed` back into their lanes; returns their ids. A job
    * without a priority counts as held while its customer's lane list has entries (`RelaneOptions`).
@@ -327,7 +335,7 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
   };
 
   return {
-    async admit(queueKey, jobs) {
+    async admit(queueKey, jobs, { atOnceOnly = false } = {}) {
       if (jobs.length === 0) return [];
       const args = jobs.flatMap((job) => [
         job.id,
@@ -338,11 +346,11 @@ export function createFairShare(redis: RedisClient, options: FairShareOptions = 
         job.hints === undefined || job.hints === '{}' ? '' : job.hints,
         jobsOf(job.jobs),
       ]);
-      return (await call('admit', queueKey, args)) as string[];
+      return (await call('admit', queueKey, [atOnceOnly ? 'at-once' : 'hold', ...args])) as string[];
     },
     releaseBatch,
-    async withdraw(queueKey, id, customerId) {
-      return (await call('withdraw', queueKey, [id, customerId, hintFlagLetters])) === 1;
+    async withdraw(queueKey, id, customerId, { unsent = false } = {}) {
+      return (await call('withdraw', queueKey, [id, customerId, hintFlagLetters, unsent ? '1' : '0'])) === 1;
     },
     async relane(queueKey, jobs, { pass = '', known = false } = {}) {
       if (jobs.length === 0) return [];

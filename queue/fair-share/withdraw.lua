@@ -1,14 +1,19 @@
 --[[
   withdraw: a held or delayed job was cancelled; it leaves its lane (or `delayed`).
   ARGV[10] id, ARGV[11] customer, ARGV[12] every hint flag letter, in the order fair-share.ts `packHints`
-  writes them.
-  Returns 1 when it was held or delayed here, 0 otherwise (released already, or unknown).
+  writes them, ARGV[13] '1' when the job was never added to BullMQ (an 'at-once' admission whose row was not
+  stored): then a released job leaves the in-flight accounting too.
+  Returns 1 when it was held or delayed here (or released, with ARGV[13]), 0 otherwise (released already, or unknown).
   A list entry is the id, or the id, '!' and some of the letters in that order: LREM (a scan in Redis, no copy
   of the list) tries the id alone, then each such entry, so a cancel costs a few scans of one shard's lane at
   most — none for a job in flight.
 ]]
-local id, customer, letters = ARGV[10], ARGV[11], ARGV[12]
+local id, customer, letters, unsent = ARGV[10], ARGV[11], ARGV[12], ARGV[13] == '1'
 local lane = lanePrefix .. customer
+if unsent and unmarkReleased({ id })[id] then
+  finish()
+  return 1
+end
 local removed = redis.call('ZREM', rankedLane(customer), id) + redis.call('ZREM', delayedKey, id)
 if removed == 0 and not redis.call('ZSCORE', inflightKey, id) then
   for subset = 0, 2 ^ #letters - 1 do

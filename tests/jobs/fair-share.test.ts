@@ -512,6 +512,39 @@ describe('fair sharing of a shard', () => {
     expect(await fair.release(key, [{ id: after!, customerId: 'A', workMs: 1 }])).toEqual([]);
   });
 
+  it('releases at once in an at-once admission, and leaves out (neither holds nor delays) what it would hold', async () => {
+    const { fair, clock } = engine({ windowMs: 1, minInflight: 1, defaultCostMs: 1 });
+    const key = shard();
+    const [first, second, later] = ids(3);
+    expect(await fair.admit(key, [{ id: first!, customerId: 'A', weight: 1 }], { atOnceOnly: true })).toEqual([first]);
+    // The window is full: an ordinary admission would hold it; this one leaves it out of the shard.
+    expect(await fair.admit(key, [{ id: second!, customerId: 'A', weight: 1 }], { atOnceOnly: true })).toEqual([]);
+    expect(
+      await fair.admit(key, [{ id: later!, customerId: 'A', weight: 1, delayUntil: clock.now + 60_000 }], { atOnceOnly: true }),
+    ).toEqual([]);
+    expect(await heldIds(redis, key, 'A')).toEqual([]);
+    expect(await redis.zcard(fairShareKey(key, 'delayed'))).toBe(0);
+    expect(await redis.hget(fairShareKey(key, 'count'), 'A')).toBe('1');
+    // Admitted again once its row is stored, it is held, and released when the first finishes.
+    expect(await fair.admit(key, [{ id: second!, customerId: 'A', weight: 1 }])).toEqual([]);
+    expect(await heldIds(redis, key, 'A')).toEqual([second]);
+    expect((await fair.release(key, [{ id: first!, customerId: 'A', workMs: 1 }])).map((job) => job.id)).toEqual([second]);
+  });
+
+  it('withdraws a released job that was never sent to BullMQ: its slot in the window and its count are freed', async () => {
+    const { fair } = engine({ windowMs: 1, minInflight: 1, defaultCostMs: 1 });
+    const key = shard();
+    const [unsent, next] = ids(2);
+    expect(await fair.admit(key, [{ id: unsent!, customerId: 'A', weight: 1 }], { atOnceOnly: true })).toEqual([unsent]);
+    // Without `unsent` a released job stays in flight (it is running).
+    expect(await fair.withdraw(key, unsent!, 'A')).toBe(false);
+    expect(await fair.withdraw(key, unsent!, 'A', { unsent: true })).toBe(true);
+    expect(await fair.withdraw(key, unsent!, 'A', { unsent: true })).toBe(false);
+    expect(await redis.zcard(fairShareKey(key, 'inflight'))).toBe(0);
+    expect(await redis.hget(fairShareKey(key, 'count'), 'A')).toBeNull();
+    expect(await fair.admit(key, [{ id: next!, customerId: 'A', weight: 1 }], { atOnceOnly: true })).toEqual([next]);
+  });
+
   describe('repair, against the shard queue', () => {
     const queues: Queue[] = [];
     /** A BullMQ queue of its own; the shard's fair keys share its qualified name (and hash tag). */
