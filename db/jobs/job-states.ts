@@ -1,13 +1,13 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
-import { asyncCommit, idRange, jobColumns, notifyFinishedJobs, stateIn } from './job-columns.js';
+import { asyncCommit, idRange, idsWithin, jobColumns, notifyFinishedJobs, stateIn } from './job-columns.js';
 
 /**
  * The state changes of running jobs, written by the workers' JobStateWriter in batches: one prepared
  * statement per kind of write, its rows passed as one JSON parameter (jsonb_to_recordset: no per-row
  * bindings to format and send) and their ids as an array with the range they span, so that the plan (made
- * once, whatever the table's size then) finds the rows through the primary key of the partitions that range
+ * once, whatever the table's size then; `idsWithin` says how it stays made once) finds the rows through the primary key of the partitions that range
  * reaches instead of hashing the table, and tests their states only on the rows found (`stateIn` and the
  * CASEs below; job-columns.ts says why): a backlog of unfinished rows costs a batch nothing; each commits
  * without waiting for the WAL flush (`synchronous_commit = off`, set inside the statement so it needs no
@@ -40,7 +40,7 @@ export const activeStatesStatement = `with ${asyncCommit}
      update jobs as j set state = 'active', started_at = coalesce(j.started_at, ${startedAt}), attempts_made = v.attempts,
             finished_at = case when j.state = 'failed' then null else j.finished_at end
        from jsonb_to_recordset($1::jsonb) as v(id uuid, attempts int, started float8), durability
-      where j.id = any($2::uuid[]) and j.id between $3::uuid and $4::uuid and j.id = v.id
+      where ${idsWithin('j.id', '$2', '$3', '$4')} and j.id = v.id
         and case when j.state in ('queued', 'delayed') then true when j.state = 'failed' then v.attempts > j.attempts_made else false end`;
 
 export async function writeActiveStates(em: EntityManager, actives: Map<string, ActiveState>): Promise<void> {
@@ -55,7 +55,7 @@ export async function writeActiveStates(em: EntityManager, actives: Map<string, 
 export const progressStatement = `with ${asyncCommit}
      update jobs as j set progress = v.progress
        from jsonb_to_recordset($1::jsonb) as v(id uuid, progress jsonb), durability
-      where j.id = any($2::uuid[]) and j.id between $3::uuid and $4::uuid and j.id = v.id and ${stateIn('j.state', ['active'])}`;
+      where ${idsWithin('j.id', '$2', '$3', '$4')} and j.id = v.id and ${stateIn('j.state', ['active'])}`;
 
 export async function writeProgress(em: EntityManager, progress: Map<string, unknown>): Promise<void> {
   await executePrepared(em, 'job-state-progress', progressStatement, [
@@ -88,7 +88,7 @@ export const finalStatesStatement = `with ${asyncCommit}, updated as (
               started_at = coalesce(j.started_at, ${startedAt}),
               finished_at = case when v.state in ('completed', 'failed') then now() else null end
          from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, result jsonb, error text, attempts int, notify boolean, started float8), durability
-        where j.id = any($2::uuid[]) and j.id between $4::uuid and $5::uuid and j.id = v.id
+        where ${idsWithin('j.id', '$2', '$4', '$5')} and j.id = v.id
           and case when j.state in ('queued', 'delayed', 'active') then true when j.state = 'failed' then v.attempts > j.attempts_made else false end
        returning j.*, v.notify)
      ${notifyFinishedJobs('$3')}`;

@@ -95,6 +95,34 @@ async function genericPlan(
   }
 }
 
+/**
+ * The plans PostgreSQL made for `statement` prepared and executed `times` times with `parameters`, the plan
+ * cache left to choose (`plan_cache_mode = auto`), in a transaction rolled back afterwards.
+ */
+async function plansMade(statement: string, parameters: readonly string[], times: number): Promise<{ custom: number; generic: number }> {
+  const knex = orm.em.getConnection().getKnex();
+  const trx = await knex.transaction();
+  const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
+  try {
+    await trx.raw('set local plan_cache_mode = auto');
+    await trx.raw(`prepare plans_probe as ${statement}`);
+    for (let i = 0; i < times; i++) await trx.raw(`execute plans_probe(${parameters.map(literal).join(', ')})`);
+    const result = (await trx.raw(`select custom_plans, generic_plans from pg_prepared_statements where name = 'plans_probe'`)) as {
+      rows: Array<{ custom_plans: string; generic_plans: string }>;
+    };
+    await trx.raw('deallocate plans_probe');
+    return { custom: Number(result.rows[0]!.custom_plans), generic: Number(result.rows[0]!.generic_plans) };
+  } finally {
+    await trx.rollback();
+  }
+}
+
+/** Every index the plan names on `jobs` is a primary key (the partitions the range excludes are skipped when it runs). */
+function expectPrimaryKeys(indexes: readonly string[], message?: string): void {
+  expect(indexes, message).toContain(`${partitionOf(new Date())}_pkey`);
+  for (const index of indexes) expect(index, message).toMatch(/_pkey$/);
+}
+
 /** The indexes the plan reads `jobs` through, and the partitions it ran a scan of. */
 function accessOf(plan: PlanNode): { indexes: string[]; scanned: string[] } {
   const indexes = new Set<string>();
@@ -143,8 +171,26 @@ describe('jobs found by a list of ids', () => {
   it('a generic plan of the final write reads the batch partition by primary key, not the backlog', async () => {
     const plan = await genericPlan(finalStatesStatement, [finals(), `{${batch().join(',')}}`, 'probe', ...idRange(batch())]);
     const { indexes, scanned } = accessOf(plan);
-    expect(indexes).toEqual([`${partitionOf(now)}_pkey`]);
+    expectPrimaryKeys(indexes);
     expect(scanned).toEqual([partitionOf(now)]);
+  });
+
+  it('is planned once per connection: the plan cache keeps the generic plan of each state write', async () => {
+    // One job a write, as a waited job's outcome is written (a write of its own, at once).
+    const one = backlog.slice(0, 1);
+    const ids = `{${one.join(',')}}`;
+    const final = JSON.stringify(
+      one.map((id) => ({ id, state: 'completed', result: { x: 1 }, error: null, attempts: 1, notify: true, started: null })),
+    );
+    const actives = JSON.stringify(one.map((id) => ({ id, attempts: 1, started: Date.now() })));
+    const progress = JSON.stringify(one.map((id) => ({ id, progress: { step: 1 } })));
+    for (const [statement, parameters] of [
+      [finalStatesStatement, [final, ids, 'probe', ...idRange(one)]],
+      [activeStatesStatement, [actives, ids, ...idRange(one)]],
+      [progressStatement, [progress, ids, ...idRange(one)]],
+    ] as const) {
+      expect(await plansMade(statement, [...parameters], 8), statement).toEqual({ custom: 5, generic: 3 });
+    }
   });
 
   it('so do the active and progress writes and the fair-share release', async () => {
@@ -157,7 +203,7 @@ describe('jobs found by a list of ids', () => {
       [releasableJobsStatement, [ids, ...idRange(batch())]],
     ] as const) {
       const { indexes, scanned } = accessOf(await genericPlan(statement, [...parameters]));
-      expect(indexes, statement).toEqual([`${partitionOf(now)}_pkey`]);
+      expectPrimaryKeys(indexes, statement);
       expect(scanned, statement).toEqual([partitionOf(now)]);
     }
   });
