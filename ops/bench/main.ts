@@ -117,6 +117,11 @@ async function main(): Promise<void> {
   const orm = await createOrm(databaseUrl, { poolMax: 4 });
   await migrate(orm);
   await db.query('create table bench_results (id text primary key, value jsonb)');
+  // The durable wait baseline's jobs (wait-latency): a row per job, its outcome written by the raw worker.
+  await db.query(
+    `create table bench_jobs (id uuid primary key, payload jsonb, state text not null default 'queued', result jsonb,
+       created_at timestamptz not null default now(), finished_at timestamptz)`,
+  );
 
   const redisUrl = process.env.REDIS_URL as string;
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
@@ -208,10 +213,19 @@ async function main(): Promise<void> {
     // runs were fast or slow by chance. The baseline processes get the same.
     const settlePlatform = () => Promise.all([collectGarbage(apiChild.process.pid), collectGarbage(workerChild.process.pid)]);
 
-    const baselineWorker = async (queue: string, mode: 'persist' | 'evaluate') => {
+    /** The channel the durable wait baseline's worker announces stored rows on (bare-server.ts `/wait`). */
+    const durableWaitChannel = 'bench_job_stored';
+    const baselineWorker = async (queue: string, mode: 'persist' | 'evaluate' | 'notify') => {
       const child = startChild(
         'ops/bench/baseline/raw-worker.ts',
-        { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, BENCH_QUEUE: queue, BENCH_PREFIX: basePrefix, BENCH_MODE: mode },
+        {
+          DATABASE_URL: databaseUrl,
+          REDIS_URL: redisUrl,
+          BENCH_QUEUE: queue,
+          BENCH_PREFIX: basePrefix,
+          BENCH_MODE: mode,
+          BENCH_CHANNEL: durableWaitChannel,
+        },
         'raw worker',
       );
       const probe = new Queue(queue, { connection: redis, prefix: basePrefix });
@@ -219,14 +233,21 @@ async function main(): Promise<void> {
       await collectGarbage(child.process.pid);
       return { child, queue: probe };
     };
-    const bareServer = async (): Promise<Child> => {
+    const bareServer = async (queue = 'bench-submit', port = basePort): Promise<Child> => {
       const bare = startChild(
         'ops/bench/baseline/bare-server.ts',
-        { REDIS_URL: redisUrl, BENCH_QUEUE: 'bench-submit', BENCH_PREFIX: basePrefix, PORT: String(basePort) },
+        {
+          REDIS_URL: redisUrl,
+          DATABASE_URL: databaseUrl,
+          BENCH_CHANNEL: durableWaitChannel,
+          BENCH_QUEUE: queue,
+          BENCH_PREFIX: basePrefix,
+          PORT: String(port),
+        },
         'bare server',
       );
       await waitUntil(
-        async () => (await fetch(`http://127.0.0.1:${basePort}/cached`, { method: 'POST' }).catch(() => null))?.status === 200,
+        async () => (await fetch(`http://127.0.0.1:${port}/cached`, { method: 'POST' }).catch(() => null))?.status === 200,
         30_000,
         100,
       );
@@ -504,6 +525,15 @@ async function main(): Promise<void> {
         const job = await base.queue.add('invoke', { expression: 'x * y', parameters: { x, y: 11 } }, { removeOnComplete: { age: 60 } });
         await job.waitUntilFinished(events, 5000);
       };
+      // The same call through a bare HTTP server that keeps the platform's promises and nothing more (a row
+      // before the add, the stored outcome row as the answer): what those promises cost on this machine.
+      const durable = await baselineWorker('bench-wait-durable', 'notify');
+      const durableBare = await bareServer('bench-wait-durable', basePort + 6);
+      const durableCall = async (x: number) => {
+        const { status, body } = await postJson(connection, `http://127.0.0.1:${basePort + 6}/wait`, { parameters: { x, y: 11 } }, {});
+        const answer = JSON.parse(body) as { state?: string };
+        if (status !== 200 || answer.state !== 'completed') throw new Error(`durable wait call answered ${status} ${answer.state}`);
+      };
       await settlePlatform();
       // What each process burns with nothing to do (ms of CPU a second): on two cores it is taken from the calls.
       const idleSeconds = quick ? 3 : 10;
@@ -517,6 +547,7 @@ async function main(): Promise<void> {
       const block = 10;
       const platformLatencies: number[] = [];
       const baselineLatencies: number[] = [];
+      const durableLatencies: number[] = [];
       const timed = async (calls: number, first: number, one: (x: number) => Promise<void>, into: number[] | null) => {
         for (let x = first; x < first + calls; x++) {
           const started = performance.now();
@@ -530,6 +561,7 @@ async function main(): Promise<void> {
         warmUpCallsEach += block;
         await timed(block, offset - warmUpCallsEach, call, null);
         await timed(block, offset - warmUpCallsEach, rawCall, null);
+        await timed(block, offset - warmUpCallsEach, durableCall, null);
       }
       // CPU per call of each process on each side, summed over the measured blocks (a /proc read between blocks).
       const platformCpu: Record<string, number> = {};
@@ -545,6 +577,15 @@ async function main(): Promise<void> {
       // Redis commands per call of each side, likewise (INFO commandstats between blocks).
       const platformCommands: Record<string, number> = {};
       const baselineCommands: Record<string, number> = {};
+      const durableCommands: Record<string, number> = {};
+      const durableCpu: Record<string, number> = {};
+      const durableCpuGroups = {
+        server: () => cpuSeconds(durableBare.process.pid),
+        worker: () => cpuSeconds(durable.child.process.pid),
+        postgres: cpuGroups.postgres,
+        redis: cpuGroups.redis,
+        bench: cpuGroups.bench,
+      };
       const measured = async (
         groups: Record<string, () => number>,
         cpuInto: Record<string, number>,
@@ -563,6 +604,7 @@ async function main(): Promise<void> {
         const calls = Math.min(block, n - i);
         await measured(cpuGroups, platformCpu, platformCommands, () => timed(calls, offset + i, call, platformLatencies));
         await measured(baselineCpuGroups, baselineCpu, baselineCommands, () => timed(calls, offset + i, rawCall, baselineLatencies));
+        await measured(durableCpuGroups, durableCpu, durableCommands, () => timed(calls, offset + i, durableCall, durableLatencies));
       }
       const commandsPerCall = (commands: Record<string, number>) => {
         const sorted = Object.entries(commands)
@@ -578,6 +620,9 @@ async function main(): Promise<void> {
       await events.close();
       await base.child.stop();
       await base.queue.obliterate({ force: true });
+      await durableBare.stop();
+      await durable.child.stop();
+      await durable.queue.obliterate({ force: true });
       // The same calls again: now every one is answered from the invocation cache.
       const cachedLatencies: number[] = [];
       await timed(n, offset, call, cachedLatencies);
@@ -585,6 +630,9 @@ async function main(): Promise<void> {
       cachedLatencies.sort((a, b) => a - b);
       platformLatencies.sort((a, b) => a - b);
       baselineLatencies.sort((a, b) => a - b);
+      durableLatencies.sort((a, b) => a - b);
+      const durableP50 = percentile(durableLatencies, 50);
+      const durableP99 = percentile(durableLatencies, 99);
       const p50 = percentile(platformLatencies, 50);
       const p99 = percentile(platformLatencies, 99);
       const baseP50 = percentile(baselineLatencies, 50);
@@ -592,6 +640,9 @@ async function main(): Promise<void> {
       const p50Ratio = round(p50 / baseP50, 3);
       const p99Ratio = round(p99 / baseP99, 3);
       log(`wait-latency: p50 ${p50} ms vs raw ${baseP50} ms (${p50Ratio}x); p99 ${p99} ms vs raw ${baseP99} ms (${p99Ratio}x)`);
+      log(
+        `wait-latency: bare HTTP + row + BullMQ + stored outcome: p50 ${durableP50} ms (${round(durableP50 / baseP50, 3)}x raw), p99 ${durableP99} ms; the platform is ${round(p50 / durableP50, 3)}x its p50`,
+      );
       // Where a call's milliseconds go, through a second API with SERVER_TIMING on (ops/bench/wait-stages.ts).
       const stages = await measureWaitStages(
         {
@@ -625,6 +676,12 @@ async function main(): Promise<void> {
           baseline_p90_ms: percentile(baselineLatencies, 90),
           cached_p50_ms: percentile(cachedLatencies, 50),
           cached_p99_ms: percentile(cachedLatencies, 99),
+          durable_baseline_p50_ms: durableP50,
+          durable_baseline_p99_ms: durableP99,
+          durable_baseline_p50_ratio: round(durableP50 / baseP50, 3),
+          p50_over_durable_baseline: round(p50 / durableP50, 3),
+          durable_baseline_cpu_us_per_call: microsecondsPerCall(durableCpu),
+          durable_baseline_redis_commands_per_call: commandsPerCall(durableCommands),
           cpu_us_per_call: microsecondsPerCall(platformCpu),
           idle_cpu_ms_per_s: idleCpuMsPerSecond,
           redis_commands_per_call: commandsPerCall(platformCommands),

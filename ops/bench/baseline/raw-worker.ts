@@ -1,7 +1,9 @@
 /**
  * The baseline: a minimal raw-BullMQ program doing the same work as the platform — a BullMQ Worker
  * whose processor evaluates the CEL expression in a Piscina pool and (mode `persist`) inserts the
- * result into PostgreSQL in batches flushed every 5 ms or 200 rows.
+ * result into PostgreSQL in batches flushed every 5 ms or 200 rows, or (mode `notify`, the durable wait
+ * baseline with bare-server.ts `/wait`) stores it in the job's `bench_jobs` row and announces the row on
+ * `BENCH_CHANNEL` in the same statement, as the platform's worker does for a waited job.
  */
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -44,11 +46,18 @@ function persist(id: string, value: unknown): Promise<void> {
   });
 }
 
+/** The platform's write of a waited job's outcome, bare: no WAL flush awaited, the stored row announced at commit. */
+const completeStatement = `with durability as (select set_config('synchronous_commit', 'off', true)),
+  stored as (update bench_jobs set state = 'completed', result = $2::jsonb, finished_at = now() from durability where id = $1 returning bench_jobs.*)
+  select pg_notify($3, row_to_json(stored)::text) from stored`;
+
 const worker = new Worker(
   env.BENCH_QUEUE as string,
   async (job) => {
     const { value } = (await pool.run({ expression: job.data.expression, parameters: job.data.parameters })) as { value: unknown };
     if (mode === 'persist') await persist(job.id as string, value);
+    if (mode === 'notify')
+      await db.query({ name: 'complete', text: completeStatement, values: [job.id, JSON.stringify(value), env.BENCH_CHANNEL] });
     return value;
   },
   { connection, prefix: env.BENCH_PREFIX, concurrency: Number(env.WORKER_CONCURRENCY ?? 64), removeOnComplete: { count: 10_000 } },
