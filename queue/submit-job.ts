@@ -138,14 +138,15 @@ async function storeRow(deps: SubmitDeps, row: NewJobRow, input: SubmitJobInput)
  * On a fair-shared queue, asks the shard to release a job at once while its row is still being inserted
  * (fair-share.ts `admit`, `atOnceOnly`): true when it did (the caller adds it once the row is stored), false
  * when it would have held it (the caller admits it again, to hold it: a held job's row must exist before any
- * release can pop it). Null when there is nothing to ask (FIFO queue, delayed job) or Redis did not answer in
- * time; never rejects.
+ * release can pop it). Null when there is nothing to ask (FIFO queue, delayed job, a customer whose last submit
+ * there was held: `HeldLately`) or Redis did not answer in time; never rejects.
  */
 async function probeAdmission(deps: SubmitDeps, row: NewJobRow, weight: number): Promise<boolean | null> {
   if (row.delayMs > 0 || !deps.fair) return null;
   const queue = deps.queues.forJob(row.type, row.id);
   const fair = deps.fair.of(queue);
-  if (!fair) return null;
+  // Its customer's last submit there was held: this one would be too, and be admitted twice.
+  if (!fair || deps.fair.heldLately.has(queue.qualifiedName, row.customerId)) return null;
   let released: string[] = [];
   const asked = fair
     .admit(queue.qualifiedName, [{ id: row.id, customerId: row.customerId, weight, priority: row.priority }], { atOnceOnly: true })
@@ -153,7 +154,10 @@ async function probeAdmission(deps: SubmitDeps, row: NewJobRow, weight: number):
   const answered = await withinEnqueueTimeout(asked, (error) =>
     deps.logger.warn({ err: error, jobId: row.id }, 'fair-share admission failed; it is asked again once the row is stored'),
   );
-  return answered ? released.includes(row.id) : null;
+  if (!answered) return null;
+  const releasedNow = released.includes(row.id);
+  deps.fair.heldLately.note(queue.qualifiedName, row.customerId, !releasedNow);
+  return releasedNow;
 }
 
 /** A job the probe released whose row was not stored (a replay, a missing substrate, a failed insert) leaves the window. */
@@ -227,7 +231,11 @@ export async function enqueue(
         ...(job.delayMs > 0 ? { delayUntil: Date.now() + job.delayMs } : {}),
         hints: packHints(hints),
       };
-      added = fair.admit(queue.qualifiedName, [admitted]).then((released) => (released.includes(job.id) ? front() : null));
+      added = fair.admit(queue.qualifiedName, [admitted]).then((released) => {
+        const releasedNow = released.includes(job.id);
+        if (job.delayMs === 0) deps.fair?.heldLately.note(queue.qualifiedName, job.customerId, !releasedNow);
+        return releasedNow ? front() : null;
+      });
     }
     return await withinEnqueueTimeout(added, failed);
   } catch (error) {

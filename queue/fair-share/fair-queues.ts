@@ -3,6 +3,7 @@ import type { Config } from '../../config.js';
 import { jobRegistry, type JobRegistry } from '../../jobs/registry.js';
 import { shardConcurrency, type JobQueue, type JobQueues } from '../queues.js';
 import { createFairShare, fairWeight, type FairShare } from './fair-share.js';
+import { HeldLately } from './held-lately.js';
 
 /**
  * Which queues are fair-shared, and their engines (docs/design/queues-and-storage.md §2): every shard of a
@@ -19,6 +20,8 @@ export interface FairQueues {
   readonly share: FairShare;
   /** The weight of a customer's tier (FAIR_WEIGHTS); 1 for none. */
   weightOf(tier: string | null | undefined): number;
+  /** Where a customer's last single submit was held, in this process (`submitJob` skips its probe there). */
+  readonly heldLately: HeldLately;
 }
 
 type FairConfig = Pick<
@@ -99,5 +102,6 @@ export function createFairQueues(
     queues: new Map([...byKey].map(([key, entry]) => [key, entry.queue])),
     share,
     weightOf: (tier) => (tier ? fairWeight(tier, config.fairWeights as Partial<Record<string, number>>) : 1),
+    heldLately: new HeldLately(),
   };
 }

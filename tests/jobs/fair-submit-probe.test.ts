@@ -19,7 +19,8 @@ let substrateId: string;
 
 beforeAll(async () => {
   // No workers: what a submit released stays in flight, where the test can count it. No sweeps either.
-  app = await startTestApp({ FAIR_SHARING: 'true', SWEEPER_INTERVAL_MS: '3600000' });
+  // One shard: a customer's submits all meet the same window.
+  app = await startTestApp({ FAIR_SHARING: 'true', SWEEPER_INTERVAL_MS: '3600000', QUEUE_SHARDS: '1' });
   request = httpClient(app.baseUrl);
   alice = await registerUser(request);
   customerId = (await request('GET', '/api/v1/auth/me', { token: alice.accessToken })).body.customer_id as string;
@@ -67,5 +68,32 @@ describe('a single submit on a fair-shared queue', () => {
     expect(replay.status, replay.text).toBe(202);
     expect(replay.body.id).toBe(first.body.id);
     expect(await inFlight()).toEqual([...before, first.body.id as string].sort());
+  });
+
+  it('admits each submit of a backlogged customer once: no probe while its last submit there was held', async () => {
+    const [shard] = app.deps.queues.ofType('invoke');
+    const engine = app.deps.fair!.of(shard!)!;
+    const admit = engine.admit.bind(engine);
+    const calls: Array<'probe' | 'hold'> = [];
+    engine.admit = (key, jobs, options) => {
+      calls.push(options?.atOnceOnly ? 'probe' : 'hold');
+      return admit(key, jobs, options);
+    };
+    try {
+      // No workers: the shard's window fills, and then Alice's submits are held.
+      let held = false;
+      for (let i = 0; i < 100 && !held; i++) {
+        calls.length = 0;
+        expect((await invoke(substrateId)).status).toBe(202);
+        held = calls.includes('hold');
+      }
+      expect(held, 'a submit was held').toBe(true);
+      expect(calls).toEqual(['probe', 'hold']);
+      calls.length = 0;
+      for (let i = 0; i < 5; i++) expect((await invoke(substrateId)).status).toBe(202);
+      expect(calls).toEqual(['hold', 'hold', 'hold', 'hold', 'hold']);
+    } finally {
+      engine.admit = admit;
+    }
   });
 });
