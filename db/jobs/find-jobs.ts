@@ -2,9 +2,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
 import { queryWithParameters } from '../query-with-parameters.js';
-import { asyncCommit, idRange, jobColumns, jobSelectList, stateIn } from './job-columns.js';
+import { asyncCommit, idBetween, idIs, idRange, idsWithin, jobColumns, jobSelectList, stateIn } from './job-columns.js';
 
-export const findJobStatement = `select ${jobColumns} from jobs where id = $1 and customer_id = $2`;
+export const findJobStatement = `select ${jobColumns} from jobs where ${idIs('id', '$1')} and customer_id = $2`;
 
 /** One job of a customer, or null: one primary-key read, a prepared statement (GET /jobs/:id polls it). */
 export async function findJob(em: EntityManager, customerId: string, id: string): Promise<JobRecord | null> {
@@ -12,7 +12,7 @@ export async function findJob(em: EntityManager, customerId: string, id: string)
   return row ?? null;
 }
 
-const jobPayloadStatement = `select payload from jobs where id = $1`;
+const jobPayloadStatement = `select payload from jobs where ${idIs('id', '$1')}`;
 
 /** What a bundle's run needs of a member's row: whether it still runs, its attempts, and a payload too big to carry. */
 export interface BundleMemberRow {
@@ -26,7 +26,7 @@ export interface BundleMemberRow {
 
 const bundleMembersStatement = `select id, state, attempts_made as "attemptsMade", max_attempts as "maxAttempts",
         case when id = any($2::uuid[]) then payload end as payload
-   from jobs where id = any($1::uuid[]) and id between $3::uuid and $4::uuid`;
+   from jobs where ${idsWithin('id', '$1', '$3', '$4')}`;
 
 /** A bundle's members' rows (queue/bundles.ts), in one prepared read; a member with no row is left out. */
 export async function findBundleMembers(
@@ -114,7 +114,7 @@ const releasableProperties = ['id', 'customerId', 'type', 'payload', 'maxAttempt
 export type ReleasableJob = Pick<JobRecord, (typeof releasableProperties)[number]>;
 
 export const releasableJobsStatement = `select ${jobSelectList(releasableProperties)} from jobs
-  where id = any($1::uuid[]) and id between $2::uuid and $3::uuid and ${stateIn('state', ['queued', 'delayed'])}`;
+  where ${idsWithin('id', '$1', '$2', '$3')} and ${stateIn('state', ['queued', 'delayed'])}`;
 
 /**
  * The rows of `ids` that may still be released to BullMQ, in one prepared statement: not started, not
@@ -132,7 +132,7 @@ export async function findReleasableJobs(em: EntityManager, ids: readonly string
 const bundleReleasableStatement = `with ${asyncCommit}
   update jobs j set bundle_id = v.bundle_id
     from jsonb_to_recordset($1::jsonb) as v(id uuid, bundle_id text), durability
-   where j.id = v.id and j.id between $2::uuid and $3::uuid and ${stateIn('j.state', ['queued', 'delayed'])}
+   where j.id = v.id and ${idBetween('j.id', '$2', '$3')} and ${stateIn('j.state', ['queued', 'delayed'])}
   returning ${jobSelectList(releasableProperties, 'j')}`;
 
 /**

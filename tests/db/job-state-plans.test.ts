@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { uuidv7Floor } from '../../db/jobs/expire-jobs.js';
-import { findReleasableJobs, releasableJobsStatement } from '../../db/jobs/find-jobs.js';
+import { findJobStatement, findReleasableJobs, releasableJobsStatement } from '../../db/jobs/find-jobs.js';
 import { idRange } from '../../db/jobs/job-columns.js';
 import { jobPartitionName } from '../../db/jobs/job-partitions.js';
 import {
@@ -188,6 +188,17 @@ describe('jobs found by a list of ids', () => {
       [finalStatesStatement, [final, ids, 'probe', ...idRange(one)]],
       [activeStatesStatement, [actives, ids, ...idRange(one)]],
       [progressStatement, [progress, ids, ...idRange(one)]],
+    ] as const) {
+      expect(await plansMade(statement, [...parameters], 8), statement).toEqual({ custom: 5, generic: 3 });
+    }
+  });
+
+  it("so are GET /jobs/:id's read and the fair-share release's", async () => {
+    const [id] = backlog;
+    const [row] = await app.sql<{ customer_id: string }>(`select customer_id from jobs where id = $1`, [id]);
+    for (const [statement, parameters] of [
+      [findJobStatement, [id!, row!.customer_id]],
+      [releasableJobsStatement, [`{${id}}`, ...idRange([id!])]],
     ] as const) {
       expect(await plansMade(statement, [...parameters], 8), statement).toEqual({ custom: 5, generic: 3 });
     }
