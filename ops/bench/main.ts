@@ -56,6 +56,7 @@ import {
   percentile,
   redisActivity,
   redisCostPerJob,
+  type RedisActivity,
   round,
   numberOption,
   rssMiB,
@@ -575,9 +576,9 @@ async function main(): Promise<void> {
         for (const [name, seconds] of Object.entries(cpu)) into[name] = (into[name] ?? 0) + seconds;
       };
       // Redis commands per call of each side, likewise (INFO commandstats between blocks).
-      const platformCommands: Record<string, number> = {};
-      const baselineCommands: Record<string, number> = {};
-      const durableCommands: Record<string, number> = {};
+      const platformRedis: RedisActivity = { calls: {}, cpuSeconds: 0 };
+      const baselineRedis: RedisActivity = { calls: {}, cpuSeconds: 0 };
+      const durableRedis: RedisActivity = { calls: {}, cpuSeconds: 0 };
       const durableCpu: Record<string, number> = {};
       const durableCpuGroups = {
         server: () => cpuSeconds(durableBare.process.pid),
@@ -589,32 +590,26 @@ async function main(): Promise<void> {
       const measured = async (
         groups: Record<string, () => number>,
         cpuInto: Record<string, number>,
-        commandsInto: Record<string, number>,
+        redisInto: RedisActivity,
         run: () => Promise<void>,
       ) => {
         const before = await redisActivity(redis);
         addCpu(cpuInto, (await cpuBreakdown(groups, run)).cpu);
         const after = await redisActivity(redis);
         for (const [name, calls] of Object.entries(after.calls))
-          commandsInto[name] = (commandsInto[name] ?? 0) + calls - (before.calls[name] ?? 0);
+          redisInto.calls[name] = (redisInto.calls[name] ?? 0) + calls - (before.calls[name] ?? 0);
         // The INFO read itself.
-        commandsInto.info = (commandsInto.info ?? 0) - 1;
+        redisInto.calls.info = (redisInto.calls.info ?? 0) - 1;
+        redisInto.cpuSeconds += after.cpuSeconds - before.cpuSeconds;
       };
       for (let i = 0; i < n; i += block) {
         const calls = Math.min(block, n - i);
-        await measured(cpuGroups, platformCpu, platformCommands, () => timed(calls, offset + i, call, platformLatencies));
-        await measured(baselineCpuGroups, baselineCpu, baselineCommands, () => timed(calls, offset + i, rawCall, baselineLatencies));
-        await measured(durableCpuGroups, durableCpu, durableCommands, () => timed(calls, offset + i, durableCall, durableLatencies));
+        await measured(cpuGroups, platformCpu, platformRedis, () => timed(calls, offset + i, call, platformLatencies));
+        await measured(baselineCpuGroups, baselineCpu, baselineRedis, () => timed(calls, offset + i, rawCall, baselineLatencies));
+        await measured(durableCpuGroups, durableCpu, durableRedis, () => timed(calls, offset + i, durableCall, durableLatencies));
       }
-      const commandsPerCall = (commands: Record<string, number>) => {
-        const sorted = Object.entries(commands)
-          .filter(([, calls]) => calls > 0)
-          .sort((a, b) => b[1] - a[1]);
-        return {
-          total: round(sorted.reduce((sum, [, calls]) => sum + calls, 0) / n, 2),
-          ...Object.fromEntries(sorted.slice(0, 12).map(([name, calls]) => [name, round(calls / n, 2)])),
-        };
-      };
+      // What the measured blocks added up to, per call (harness.ts `redisCostPerJob`, from nothing to their sum).
+      const redisPerCall = (activity: RedisActivity) => redisCostPerJob({ calls: {}, cpuSeconds: 0 }, activity, n);
       const microsecondsPerCall = (cpu: Record<string, number>) =>
         Object.fromEntries(Object.entries(cpu).map(([name, seconds]) => [name, Math.round((seconds / n) * 1e6)]));
       await events.close();
@@ -681,11 +676,11 @@ async function main(): Promise<void> {
           durable_baseline_p50_ratio: round(durableP50 / baseP50, 3),
           p50_over_durable_baseline: round(p50 / durableP50, 3),
           durable_baseline_cpu_us_per_call: microsecondsPerCall(durableCpu),
-          durable_baseline_redis_commands_per_call: commandsPerCall(durableCommands),
+          durable_baseline_redis_commands_per_call: redisPerCall(durableRedis),
           cpu_us_per_call: microsecondsPerCall(platformCpu),
           idle_cpu_ms_per_s: idleCpuMsPerSecond,
-          redis_commands_per_call: commandsPerCall(platformCommands),
-          baseline_redis_commands_per_call: commandsPerCall(baselineCommands),
+          redis_commands_per_call: redisPerCall(platformRedis),
+          baseline_redis_commands_per_call: redisPerCall(baselineRedis),
           baseline_cpu_us_per_call: microsecondsPerCall(baselineCpu),
           warm_up_calls_each: warmUpCallsEach,
           stages,
