@@ -63,26 +63,26 @@ local released = {}
 for _, job in ipairs(jobs) do
   local id, customer = job.id, job.customer
   setWeight(customer, job.weight)
-  local releasable = job.dueAt <= now and not laneOf(customer) and (windowOpen() or countOf(customer) == 0)
-    and underCap(customer) and not isPaused(customer)
+  local leftOut = false
   if admitted[id] then
     -- already admitted
-  elseif releasable then
+  elseif job.dueAt <= now and not laneOf(customer) and (windowOpen() or countOf(customer) == 0) and underCap(customer)
+    and not isPaused(customer) then
     local start = laneless(customer)
     advanceVmin(start)
     local est = costOf(customer) * job.jobs
     markReleased(id, customer, est, job.score, job.jobs)
     storeLaneless(customer, start + est / tonumber(job.weight))
     released[#released + 1] = id
-    admitted[id] = true
   elseif atOnceOnly then
-    -- left out: the caller admits it again once its row is stored
+    -- the caller admits it again once its row is stored
+    leftOut = true
   elseif job.dueAt > now then
     delay(id, customer, job.score, job.hints, job.dueAt)
   else
     hold(id, customer, job.score, job.hints, job.jobs)
   end
-  if not atOnceOnly then admitted[id] = true end
+  if not leftOut then admitted[id] = true end
 end
 finish()
 return released
