@@ -8,9 +8,9 @@ import { findJobByIdempotencyKey } from '../db/jobs/find-jobs.js';
 import { insertJob, insertJobs, isJobDurable, releaseIdempotencyKeys, type JobInsert, type NewJobRow } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { withinEnqueueTimeout } from './enqueue-timeout.js';
-import { fairQueueFront, packHints } from './fair-share/fair-share.js';
+import { fairQueueFront, packHints, type FairShare } from './fair-share/fair-share.js';
 import type { FairQueues } from './fair-share/fair-queues.js';
-import { queuedPayload, type JobQueues, type QueuedJobHints } from './queues.js';
+import { queuedPayload, type JobQueue, type JobQueues, type QueuedJobHints } from './queues.js';
 
 /** Idempotency keys name one job for 24 hours. */
 export const idempotencyWindowMs = 24 * 3600 * 1000;
@@ -97,16 +97,19 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
     retryOf: input.retryOf ?? null,
   };
 
-  const probe = probeAdmission(deps, row, input.weight ?? 1);
+  // The shard's fair share, if any: asked while the row is inserted, and told again if the row was not stored.
+  const queue = deps.queues.forJob(row.type, row.id);
+  const fair = deps.fair?.of(queue) ?? null;
+  const probe = fair ? probeAdmission(deps, fair, queue, row, input.weight ?? 1) : Promise.resolve(null);
   let outcome: SubmitOutcome;
   try {
     outcome = await storeRow(deps, row, input);
   } catch (error) {
-    await withdrawUnsent(deps, row, probe);
+    await withdrawUnsent(deps, fair, queue, row, probe);
     throw error;
   }
   if (outcome.kind !== 'created') {
-    await withdrawUnsent(deps, row, probe);
+    await withdrawUnsent(deps, fair, queue, row, probe);
     return outcome;
   }
   input.onStored?.();
@@ -141,12 +144,9 @@ async function storeRow(deps: SubmitDeps, row: NewJobRow, input: SubmitJobInput)
  * release can pop it). Null when there is nothing to ask (FIFO queue, delayed job, a customer whose last submit
  * there was held: `HeldLately`) or Redis did not answer in time; never rejects.
  */
-async function probeAdmission(deps: SubmitDeps, row: NewJobRow, weight: number): Promise<boolean | null> {
-  if (row.delayMs > 0 || !deps.fair) return null;
-  const queue = deps.queues.forJob(row.type, row.id);
-  const fair = deps.fair.of(queue);
+async function probeAdmission(deps: SubmitDeps, fair: FairShare, queue: JobQueue, row: NewJobRow, weight: number): Promise<boolean | null> {
   // Its customer's last submit there was held: this one would be too, and be admitted twice.
-  if (!fair || deps.fair.heldLately.has(queue.qualifiedName, row.customerId)) return null;
+  if (row.delayMs > 0 || !deps.fair || deps.fair.heldLately.has(queue.qualifiedName, row.customerId)) return null;
   let released: string[] = [];
   const asked = fair
     .admit(queue.qualifiedName, [{ id: row.id, customerId: row.customerId, weight, priority: row.priority }], { atOnceOnly: true })
@@ -161,12 +161,16 @@ async function probeAdmission(deps: SubmitDeps, row: NewJobRow, weight: number):
 }
 
 /** A job the probe released whose row was not stored (a replay, a missing substrate, a failed insert) leaves the window. */
-async function withdrawUnsent(deps: SubmitDeps, row: NewJobRow, probe: Promise<boolean | null>): Promise<void> {
-  if ((await probe) !== true) return;
-  const queue = deps.queues.forJob(row.type, row.id);
-  await deps.fair
-    ?.of(queue)
-    ?.withdraw(queue.qualifiedName, row.id, row.customerId, { unsent: true })
+async function withdrawUnsent(
+  deps: SubmitDeps,
+  fair: FairShare | null,
+  queue: JobQueue,
+  row: NewJobRow,
+  probe: Promise<boolean | null>,
+): Promise<void> {
+  if ((await probe) !== true || !fair) return;
+  await fair
+    .withdraw(queue.qualifiedName, row.id, row.customerId, { unsent: true })
     .catch((error: unknown) =>
       deps.logger.warn({ err: error, jobId: row.id }, 'could not withdraw an unstored job from its fair share; reconcile frees its slot'),
     );
