@@ -59,6 +59,15 @@ describe('a single submit on a fair-shared queue', () => {
     expect(await inFlight()).toEqual([id]);
   });
 
+  it("answers 404 for another customer's substrate, and leaves nothing of Alice's in flight", async () => {
+    const before = await inFlight();
+    const bob = await registerUser(request);
+    const bobsSubstrate = await createExpressionSubstrate(request, bob.accessToken, 'x + 2');
+    const refused = await invoke(bobsSubstrate);
+    expect(refused.status, refused.text).toBe(404);
+    expect(await inFlight()).toEqual(before);
+  });
+
   it('counts a replayed Idempotency-Key once: the replay answers the first job and releases nothing more', async () => {
     const before = await inFlight();
     const headers = { 'idempotency-key': `probe-${Date.now()}` };
