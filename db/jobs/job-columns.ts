@@ -99,9 +99,10 @@ export const stateIn = (column: string, states: readonly string[]): string =>
  * subquery (an initplan), for the hot prepared statements that find jobs by a list of ids. With the values in
  * sight PostgreSQL's plan cache never kept the generic plan: a custom plan, pruned to one partition when it is
  * made, looks cheaper than the generic one, so every call was planned anew — the final state write's Bind took
- * ~0.38 ms, twice its execution (and GET /jobs/:id's read ~0.1 ms of its ~0.23). Read through initplans, the values are known only when the plan runs: custom
- * and generic plans cost the same, the cache keeps the generic plan after its first five calls, and the
- * partitions the range excludes are still skipped when it runs ("never executed" under EXPLAIN ANALYZE).
+ * ~0.38 ms, twice its execution (and GET /jobs/:id's read ~0.1 ms of its ~0.23). Read through initplans, the
+ * values are known only when the plan runs: custom and generic plans cost the same, the cache keeps the generic
+ * plan after its first five calls, and the partitions the range excludes are still skipped when it runs ("never
+ * executed" under EXPLAIN ANALYZE).
  */
 export const idsWithin = (column: string, ids: string, least: string, greatest: string): string =>
   `${column} = any((select ${ids}::uuid[])::uuid[]) and ${idBetween(column, least, greatest)}`;

@@ -7,9 +7,10 @@ import { asyncCommit, idRange, idsWithin, jobColumns, notifyFinishedJobs, stateI
  * The state changes of running jobs, written by the workers' JobStateWriter in batches: one prepared
  * statement per kind of write, its rows passed as one JSON parameter (jsonb_to_recordset: no per-row
  * bindings to format and send) and their ids as an array with the range they span, so that the plan (made
- * once, whatever the table's size then; `idsWithin` says how it stays made once) finds the rows through the primary key of the partitions that range
- * reaches instead of hashing the table, and tests their states only on the rows found (`stateIn` and the
- * CASEs below; job-columns.ts says why): a backlog of unfinished rows costs a batch nothing; each commits
+ * once, whatever the table's size then; `idsWithin` says how it stays made once) finds the rows through the
+ * primary key of the partitions that range reaches instead of hashing the table, and tests their states only on
+ * the rows found (`stateIn` and the CASEs below; job-columns.ts says why): a backlog of unfinished rows costs a
+ * batch nothing; each commits
  * without waiting for the WAL flush (`synchronous_commit = off`, set inside the statement so it needs no
  * transaction round trips): if PostgreSQL crashes in the next few hundred ms and loses this write, the row
  * is still `active` while BullMQ holds the outcome, and the sweeper copies the outcome from Redis (or, if
