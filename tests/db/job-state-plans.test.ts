@@ -1,3 +1,4 @@
+import type { Knex } from '@mikro-orm/postgresql';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { uuidv7Floor } from '../../db/jobs/expire-jobs.js';
@@ -78,18 +79,32 @@ async function genericPlan(
   parameters: readonly string[],
   { settings, custom = false }: { settings?: string; custom?: boolean } = {},
 ): Promise<PlanNode> {
-  const knex = orm.em.getConnection().getKnex();
-  const trx = await knex.transaction();
-  const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
-  try {
-    await trx.raw(`set local plan_cache_mode = ${custom ? 'force_custom_plan' : 'force_generic_plan'}`);
+  return onPrepared(statement, custom ? 'force_custom_plan' : 'force_generic_plan', async (trx, execute) => {
     if (settings) await trx.raw(settings);
-    await trx.raw(`prepare plan_probe as ${statement}`);
-    const result = (await trx.raw(`explain (analyze, format json) execute plan_probe(${parameters.map(literal).join(', ')})`)) as {
+    const result = (await trx.raw(`explain (analyze, format json) ${execute(parameters)}`)) as {
       rows: Array<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>;
     };
-    await trx.raw('deallocate plan_probe');
     return result.rows[0]!['QUERY PLAN'][0]!.Plan;
+  });
+}
+
+/**
+ * Runs `use` with `statement` prepared as `plan_probe` (and `execute(parameters)`, its EXECUTE with the parameters
+ * as literals), under `plan_cache_mode`, in a transaction rolled back afterwards.
+ */
+async function onPrepared<T>(
+  statement: string,
+  planCacheMode: 'auto' | 'force_custom_plan' | 'force_generic_plan',
+  use: (trx: Knex.Transaction, execute: (parameters: readonly string[]) => string) => Promise<T>,
+): Promise<T> {
+  const trx = await orm.em.getConnection().getKnex().transaction();
+  const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
+  try {
+    await trx.raw(`set local plan_cache_mode = ${planCacheMode}`);
+    await trx.raw(`prepare plan_probe as ${statement}`);
+    const result = await use(trx, (parameters) => `execute plan_probe(${parameters.map(literal).join(', ')})`);
+    await trx.raw('deallocate plan_probe');
+    return result;
   } finally {
     await trx.rollback();
   }
@@ -100,21 +115,13 @@ async function genericPlan(
  * cache left to choose (`plan_cache_mode = auto`), in a transaction rolled back afterwards.
  */
 async function plansMade(statement: string, parameters: readonly string[], times: number): Promise<{ custom: number; generic: number }> {
-  const knex = orm.em.getConnection().getKnex();
-  const trx = await knex.transaction();
-  const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
-  try {
-    await trx.raw('set local plan_cache_mode = auto');
-    await trx.raw(`prepare plans_probe as ${statement}`);
-    for (let i = 0; i < times; i++) await trx.raw(`execute plans_probe(${parameters.map(literal).join(', ')})`);
-    const result = (await trx.raw(`select custom_plans, generic_plans from pg_prepared_statements where name = 'plans_probe'`)) as {
+  return onPrepared(statement, 'auto', async (trx, execute) => {
+    for (let i = 0; i < times; i++) await trx.raw(execute(parameters));
+    const result = (await trx.raw(`select custom_plans, generic_plans from pg_prepared_statements where name = 'plan_probe'`)) as {
       rows: Array<{ custom_plans: string; generic_plans: string }>;
     };
-    await trx.raw('deallocate plans_probe');
     return { custom: Number(result.rows[0]!.custom_plans), generic: Number(result.rows[0]!.generic_plans) };
-  } finally {
-    await trx.rollback();
-  }
+  });
 }
 
 /** Every index the plan names on `jobs` is a primary key (the partitions the range excludes are skipped when it runs). */
