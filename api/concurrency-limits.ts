@@ -108,6 +108,9 @@ export function inFlightLimit(leases: LeaseSemaphores, config: Pick<Config, 'tie
  * forever. An unlimited tier (enterprise) only takes a place; an event stream only spends a point (its
  * route takes a stream place). If Redis does not answer, the rate limit counts in memory
  * (rate-limiter-flexible's insurance limiter) and no place is held, as each limit did on its own.
+ * A customer's steady requests need no script at all: a spare place this process just gave back
+ * (`takeHere`) and a point spent ahead of Redis while the count as Redis last told it leaves room
+ * (lib/window-counts-ahead.ts) — the point follows to Redis behind the answer.
  */
 export function customerLimits(
   leases: LeaseSemaphores,
@@ -122,13 +125,27 @@ export function customerLimits(
     if (!budget) return inFlight(req, res, next);
     const principal = principalOf(req);
     const limit = config.tierMaxInFlight[principal.tier];
+    const name = placeName('in-flight', principal.customerId);
     const counter = { key: budget.redisKey, points: 1, windowSeconds: budget.windowSeconds, budget: budget.points };
-    return leases.acquireCounting(placeName('in-flight', principal.customerId), limit, counter).then((counted) => {
+    const bulk = req.method === 'POST' && bulkWrites.has(path);
+    // A spare place of this process, and room in the count as Redis last told it: on without a round trip.
+    const here = bulk ? undefined : leases.takeHere(name, limit);
+    if (here && !('full' in here)) {
+      const spent = rateLimits.ahead.spendHere(counter);
+      if (spent) {
+        rateLimits.settle(budget, res, spent.consumed, spent.msBeforeNext);
+        keepUntilAnswered(here, 'in-flight', limit, principal, res);
+        return next();
+      }
+      here.release();
+    }
+    return leases.acquireCounting(name, limit, counter).then((counted) => {
       // Redis did not answer: each limit as it does on its own (counted in memory, no place held).
       if (!counted) return passRateLimit(rateLimits, req, res).then(() => next());
+      rateLimits.ahead.heard(counter.key, counted.consumed, counted.msBeforeNext);
       rateLimits.settle(budget, res, counted.consumed, counted.msBeforeNext);
       if (counted.place) keepUntilAnswered(counted.place, 'in-flight', limit, principal, res);
-      if (req.method === 'POST' && bulkWrites.has(path)) {
+      if (bulk) {
         return holdPlace(leases, 'bulk-writes', config.tierMaxBulkInFlight[principal.tier], principal, res).then(() => next());
       }
       next();

@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { rateLimitedRequests } from '../lib/metrics/catalog.js';
 import { createTierBudgets, customerLimitKey, redisLimiter } from '../queue/tier-budgets.js';
 import { principalOf } from './auth/authenticate.js';
+import { WindowCountsAhead } from '../lib/window-counts-ahead.js';
 import { ProblemError } from './problems.js';
 
 /** The two per-minute budgets of a customer's service: reads (GET, HEAD) and writes (everything else). */
@@ -48,6 +49,8 @@ export interface RateLimits {
   budgetOf(req: Request): CustomerBudget | null;
   /** Sets the RateLimit-* headers of a point counted in `budget`; the 429 problem (Retry-After) when past it. */
   settle(budget: CustomerBudget, res: Response, consumed: number, msBeforeNext: number): void;
+  /** The customer counts this process spends ahead of Redis (`customerLimits`). */
+  ahead: WindowCountsAhead;
   /** Per client IP on POST /auth/register. */
   register: RequestHandler;
   /** Per client IP on POST /auth/login. */
@@ -65,6 +68,7 @@ export interface RateLimits {
 export function createRateLimits(redis: RedisClient, config: Config): RateLimits {
   const limiter = (name: string, points: number) => redisLimiter(redis, config, name, points);
   const tierBudgets = createTierBudgets(redis, config);
+  const ahead = new WindowCountsAhead(redis);
 
   const budgetOf = (req: Request): CustomerBudget | null => {
     const principal = principalOf(req);
@@ -107,20 +111,27 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
     const found = points > 0 ? writeBudget(req) : null;
     if (!found) return;
     const { budget, key, principal } = found;
-    await consume(
-      budget,
-      key,
-      res,
-      'customer',
-      (limit) =>
-        `${points + 1} requests at once (one per job) would pass the limit of the ${principal.serviceType} service at tier ${principal.tier}, ${limit} writes per minute`,
-      points,
-      true,
-    );
+    try {
+      await consume(
+        budget,
+        key,
+        res,
+        'customer',
+        (limit) =>
+          `${points + 1} requests at once (one per job) would pass the limit of the ${principal.serviceType} service at tier ${principal.tier}, ${limit} writes per minute`,
+        points,
+        true,
+      );
+    } finally {
+      // Spent past what this process knew of the count: its next request counts in Redis first.
+      ahead.forget(budget.getKey(key));
+    }
   };
   const refund = async (req: Request, points: number): Promise<void> => {
     const found = points > 0 ? writeBudget(req) : null;
-    if (found) await found.budget.reward(found.key, points).catch(() => undefined);
+    if (!found) return;
+    await found.budget.reward(found.key, points).catch(() => undefined);
+    ahead.forget(found.budget.getKey(found.key));
   };
 
   const perIp = (name: 'register' | 'login', points: number): RequestHandler => {
@@ -137,6 +148,7 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
     refund,
     budgetOf,
     settle,
+    ahead,
     register: perIp('register', config.rateLimitRegisterPerMin),
     login: perIp('login', config.rateLimitLoginPerMin),
   };

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { RedisClient } from './redis.js';
+import { spendPointsLua } from './window-counts-ahead.js';
 
 /**
  * Counting semaphores in Redis, shared by every process that uses the same keys: each holder takes a lease
@@ -67,14 +68,7 @@ return renewed
  * Spends the points first, whatever follows; past the budget takes no place (but drops the released). Returns {consumed, ttl ms,
  * outcome, held}: outcome 1 a place taken (held: places now), 0 full (held: places held), -1 over budget.
  */
-const acquireCountingScript = `
-redis.call('SET', KEYS[2], 0, 'EX', ARGV[5], 'NX')
-local consumed = redis.call('INCRBY', KEYS[2], ARGV[4])
-local ttl = redis.call('PTTL', KEYS[2])
-if ttl == -1 then
-  redis.call('EXPIRE', KEYS[2], ARGV[5])
-  ttl = 1000 * tonumber(ARGV[5])
-end
+const acquireCountingScript = `${spendPointsLua('KEYS[2]', 'ARGV[4]', 'ARGV[5]')}
 if #ARGV >= 7 then redis.call('ZREM', KEYS[1], unpack(ARGV, 7)) end
 if consumed > tonumber(ARGV[6]) then return {consumed, ttl, -1, 0} end
 ${takePlace}
