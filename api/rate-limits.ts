@@ -3,9 +3,9 @@ import type { RedisClient } from '../lib/redis.js';
 import { RateLimiterRes, type RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
 import { rateLimitedRequests } from '../lib/metrics/catalog.js';
+import { WindowCountsAhead } from '../lib/window-counts-ahead.js';
 import { createTierBudgets, customerLimitKey, redisLimiter } from '../queue/tier-budgets.js';
 import { principalOf } from './auth/authenticate.js';
-import { WindowCountsAhead } from '../lib/window-counts-ahead.js';
 import { ProblemError } from './problems.js';
 
 /** The two per-minute budgets of a customer's service: reads (GET, HEAD) and writes (everything else). */
