@@ -76,6 +76,8 @@ const windowEndGuardMs = 50;
  */
 export class WindowCountsAhead {
   private readonly known = new Map<string, Known>();
+  /** When `forgetStale` last ran (`performance.now()`): a full map is swept at most once per `freshMs`. */
+  private sweptAt = -Infinity;
   private readonly freshMs: number;
   private readonly reserveShare: number;
   private readonly maxKnown: number;
@@ -145,6 +147,8 @@ export class WindowCountsAhead {
 
   /** Drops the counts nothing is on its way for and Redis has not answered for lately. */
   private forgetStale(now: number): void {
+    if (now - this.sweptAt < this.freshMs) return;
+    this.sweptAt = now;
     for (const [key, known] of this.known) {
       if (known.sending + known.unsent === 0 && now - known.heardAt > this.freshMs) this.known.delete(key);
     }

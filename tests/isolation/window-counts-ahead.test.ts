@@ -106,6 +106,17 @@ describe('WindowCountsAhead', () => {
     }
   });
 
+  it('keeps at most maxKnown counts: a newcomer is kept once the stale ones are swept', async () => {
+    const ahead = new WindowCountsAhead(redis, { freshMs: 30, maxKnown: 2 });
+    const [first, second, third] = [freshCount(100), freshCount(100), freshCount(100)].map((fresh) => fresh.count);
+    for (const count of [first!, second!, third!]) ahead.heard(count.key, 1, 60_000);
+    expect(ahead.spendHere(first!)).not.toBeNull();
+    expect(ahead.spendHere(third!)).toBeNull(); // the map was full: not kept
+    await sleep(60);
+    ahead.heard(third!.key, 1, 60_000);
+    expect(ahead.spendHere(third!)).not.toBeNull();
+  });
+
   it("lets exactly the budget through when two processes take turns on one customer's count", async () => {
     const processes = [new WindowCountsAhead(redis), new WindowCountsAhead(redis)];
     const { count, spendInRedis, inRedis } = freshCount(20);
