@@ -110,7 +110,7 @@ export function inFlightLimit(leases: LeaseSemaphores, config: Pick<Config, 'tie
  * (rate-limiter-flexible's insurance limiter) and no place is held, as each limit did on its own.
  * A customer's steady requests need no script at all: a spare place this process just gave back
  * (`takeHere`) and a point spent ahead of Redis while the count as Redis last told it leaves room
- * (lib/window-counts-ahead.ts) — the point follows to Redis behind the answer.
+ * (lib/window-counts-ahead.ts) — the point follows to Redis a moment later, off the request's path.
  */
 export function customerLimits(
   leases: LeaseSemaphores,
