@@ -73,8 +73,8 @@ const windowEndGuardMs = 50;
  * With several API processes, a process does not see what the others spent since its last answer: a burst
  * spread over processes may pass the budget by at most about one reserve per process (each spends ahead at
  * most one reserve, and only while its view leaves a reserve free), and an answer's Remaining may lag the
- * other processes' last points. If a send fails (Redis does not answer), its points are not counted and the
- * count is forgotten, so the next request asks Redis as before.
+ * other processes' last points. If a send fails (Redis does not answer), its points and those spent meanwhile
+ * are not counted, and the next request asks Redis as before.
  */
 export class WindowCountsAhead {
   private readonly known = new Map<string, Known>();
@@ -124,9 +124,13 @@ export class WindowCountsAhead {
     this.known.set(key, { consumed, endsAt: now + msBeforeNext, heardAt: now, sending: 0, unsent: 0, due: false });
   }
 
-  /** Forgets a count (its points were spent or given back in Redis by other means): the next request asks Redis. */
+  /**
+   * Forgets Redis's last answer for a count (its points were spent or given back in Redis by other means): the
+   * next request asks Redis. Points spent here and not yet answered for stay counted and are still sent.
+   */
   forget(key: string): void {
-    this.known.delete(key);
+    const known = this.known.get(key);
+    if (known) known.heardAt = -Infinity;
   }
 
   /**
@@ -149,15 +153,18 @@ export class WindowCountsAhead {
     const points = known.unsent;
     known.sending = points;
     known.unsent = 0;
+    // An entry with points on their way is never dropped (`forgetStale`), so `known` is still the count's entry.
     this.redis.windowSpend(count.key, points, count.windowSeconds).then(
       ([consumed, ttl]) => {
         known.sending = 0;
-        if (this.known.get(count.key) !== known) return;
         this.heard(count.key, consumed, ttl);
         this.send(count, known);
       },
       () => {
-        if (this.known.get(count.key) === known) this.known.delete(count.key);
+        // Not counted (Redis did not answer), and Redis's count is unknown until the next request asks it.
+        known.sending = 0;
+        known.unsent = 0;
+        known.heardAt = -Infinity;
       },
     );
   }

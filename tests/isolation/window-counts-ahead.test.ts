@@ -90,6 +90,22 @@ describe('WindowCountsAhead', () => {
     expect(ahead.spendHere(count)).toBeNull();
   });
 
+  it('keeps counting the points spent ahead of a forgotten count: they still reach Redis and the next answer adds them', async () => {
+    const ahead = new WindowCountsAhead(redis);
+    const { count, spendInRedis, inRedis } = freshCount(100);
+    const first = await spendInRedis();
+    ahead.heard(count.key, first.consumed, first.msBeforeNext);
+    expect([ahead.spendHere(count), ahead.spendHere(count), ahead.spendHere(count)].map((spent) => spent?.consumed)).toEqual([2, 3, 4]);
+    // A bulk spend elsewhere: forgotten, so the next request asks Redis — whose answer may come before the 3 are
+    // sent. Either way one process's view stays exact: 1 + 3 ahead + 1 in Redis, and this one makes 6.
+    ahead.forget(count.key);
+    expect(ahead.spendHere(count)).toBeNull();
+    const counted = await spendInRedis();
+    ahead.heard(count.key, counted.consumed, counted.msBeforeNext);
+    expect(ahead.spendHere(count)?.consumed).toBe(6);
+    await waitFor(async () => (await inRedis()) === 6, 5_000, 10);
+  });
+
   it('forgets a count whose points Redis refused, so the next request asks Redis', async () => {
     const ahead = new WindowCountsAhead(redis);
     const { count } = freshCount(100);
