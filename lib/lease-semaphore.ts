@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { RedisClient } from './redis.js';
-import { spendPointsLua } from './window-counts-ahead.js';
+import { spendPointsLua, type WindowBudget } from './window-counts-ahead.js';
 
 /**
  * Counting semaphores in Redis, shared by every process that uses the same keys: each holder takes a lease
@@ -76,15 +76,13 @@ if taken then return {consumed, ttl, 1, held} end
 return {consumed, ttl, 0, held}
 `;
 
-/** A per-window count that `acquireCounting` spends from in the same step as it takes a place. */
-export interface WindowCounter {
-  /** The counter's Redis key: in the semaphore's hash tag (see `acquireCounting`). */
-  key: string;
+/**
+ * A per-window count that `acquireCounting` spends from in the same step as it takes a place: its key must be in
+ * the semaphore's hash tag (see `acquireCounting`); past its budget no place is taken.
+ */
+export interface WindowCounter extends WindowBudget {
   /** Points this call spends. */
   points: number;
-  windowSeconds: number;
-  /** Points the window allows; past them no place is taken. */
-  budget: number;
 }
 
 /** What `acquireCounting` found: the count after spending, and the place (unless over budget). */
