@@ -60,6 +60,9 @@ export interface WindowCountsAheadOptions {
 /** Spending ahead stops this long before the window ends: a point spent then counts in the window Redis sees. */
 const windowEndGuardMs = 50;
 
+/** Two answers whose windows end this close together are about one window (their round trips differ, not their windows). */
+const sameWindowMs = 1000;
+
 /**
  * Per-window counts spent here first and sent to Redis a moment later, while Redis's last answer (within
  * `freshMs`) plus what this process has spent since leaves more than the reserve of the budget: a customer's
@@ -68,7 +71,7 @@ const windowEndGuardMs = 50;
  * Everything near the budget — the last `reserveShare` of a window, a refusal, a first request, a stale or
  * ended window — is counted in Redis before the answer, as before. Sends to one count go one at a time, the
  * points spent meanwhile in the next. Every answer Redis gives for a count (the caller's own script too,
- * through `heard`) updates what is known of it; on one connection they arrive in the order Redis ran them.
+ * through `heard`) updates what is known of it; within a window the highest count answered is the latest.
  *
  * With several API processes, a process does not see what the others spent since its last answer: a burst
  * spread over processes may pass the budget by at most about one reserve per process (each spends ahead at
@@ -116,7 +119,13 @@ export class WindowCountsAhead {
     const now = performance.now();
     const known = this.known.get(key);
     if (known) {
-      Object.assign(known, { consumed, endsAt: now + msBeforeNext, heardAt: now });
+      const endsAt = now + msBeforeNext;
+      // Answers can be handled out of the order Redis ran them (a script's answer reaches here through more
+      // promises than a send's, and both may come in one read). Within one window a count only grows, so a lower
+      // one is the older answer — unless the count was forgotten (a refund lowers it) or a new window began.
+      const sameWindow = Math.abs(endsAt - known.endsAt) < sameWindowMs;
+      if (sameWindow && known.heardAt !== -Infinity && consumed < known.consumed) return;
+      Object.assign(known, { consumed, endsAt, heardAt: now });
       return;
     }
     if (this.known.size >= this.maxKnown) this.forgetStale(now);
