@@ -13,6 +13,7 @@ import { createQueues } from '../queue/queues.js';
 import { createFairQueues } from '../queue/fair-share/fair-queues.js';
 import { createScheduleTickQueue } from '../queue/schedules/tick-queue.js';
 import { createJobInserter } from '../queue/submit-job.js';
+import { PendingEnqueues } from '../queue/pending-enqueues.js';
 import { createAdmission } from '../queue/admission.js';
 import { createWebhookQueue, webhookQueueType } from '../queue/webhook-queue.js';
 import { closePasswordHasher, usePasswordHasher } from './auth/passwords.js';
@@ -50,6 +51,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   });
   await notices.start();
   const jobInserter = createJobInserter(orm.em.fork());
+  const pendingEnqueues = new PendingEnqueues();
   const finishedJobsEm = orm.em.fork();
   // Quick commits: under load they would go out a row or two at a time; the linger gathers ~10.
   const finishedJobs = new GroupCommit((rows: FinishedJobRow[]) => insertFinishedJobs(finishedJobsEm, rows), { lingerMs: 2 });
@@ -89,6 +91,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
     cache,
     finishedJobs,
     jobInserter,
+    pendingEnqueues,
     waiter,
     requestLog,
     leases,
@@ -97,6 +100,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
       leases.close();
       await finishedJobs.drain();
       await jobInserter.drain();
+      await pendingEnqueues.drain();
       await requestLog.close();
       removeQueueDepthSource();
       removeCustomerJobsSource();

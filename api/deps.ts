@@ -10,6 +10,7 @@ import type { JobQueues } from '../queue/queues.js';
 import type { FairQueues } from '../queue/fair-share/fair-queues.js';
 import type { ScheduleTickQueue } from '../queue/schedules/tick-queue.js';
 import type { JobInserter } from '../queue/submit-job.js';
+import type { PendingEnqueues } from '../queue/pending-enqueues.js';
 import type { WebhookQueue } from '../queue/webhook-queue.js';
 import type { PrincipalCache } from './auth/principal.js';
 import type { JobWaiter } from './job-waiter.js';
@@ -37,6 +38,8 @@ export interface ApiDeps {
   finishedJobs: GroupCommit<FinishedJobRow>;
   /** Concurrent submits share one INSERT (group commit). */
   jobInserter: JobInserter;
+  /** The adds of accepted jobs whose 202 went out first (cancel and shutdown wait for them). */
+  pendingEnqueues: PendingEnqueues;
   waiter: JobWaiter;
   /** Admission control: per-customer caps of queued and running jobs, by tier, checked before every submit. */
   admission: Admission;

@@ -120,7 +120,14 @@ export async function submitAndRespond(
     if (origin !== undefined) hints.timingOrigin = origin;
     // Submitting runs raw SQL only (no identity map), so the root entity manager serves without a fork per request.
     const outcome = await submitJob(
-      { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter, fair: deps.fair },
+      {
+        em: deps.orm.em,
+        queues: deps.queues,
+        logger: deps.logger,
+        inserter: deps.jobInserter,
+        fair: deps.fair,
+        pendingEnqueues: deps.pendingEnqueues,
+      },
       // A waited job is answered 200 with its outcome, so its row need not wait for the disk; a wait that runs out makes it durable before the 202.
       {
         customerId,

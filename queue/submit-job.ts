@@ -11,6 +11,7 @@ import { withinEnqueueTimeout } from './enqueue-timeout.js';
 import { fairQueueFront, packHints, type FairShare } from './fair-share/fair-share.js';
 import type { FairQueues } from './fair-share/fair-queues.js';
 import { queuedPayload, type JobQueue, type JobQueues, type QueuedJobHints } from './queues.js';
+import type { PendingEnqueues } from './pending-enqueues.js';
 
 /** Idempotency keys name one job for 24 hours. */
 export const idempotencyWindowMs = 24 * 3600 * 1000;
@@ -63,6 +64,8 @@ export interface SubmitDeps {
   fair: FairQueues | null;
   /** Batches concurrent first inserts into one statement (the API passes one); without it, one INSERT per job. */
   inserter?: JobInserter;
+  /** Holds the adds of durably stored jobs, so the submit returns without waiting for Redis; without it, each add is awaited. */
+  pendingEnqueues?: PendingEnqueues;
 }
 
 /** A GroupCommit over `insertJobs`: concurrent submits share one INSERT and one commit. */
@@ -77,7 +80,8 @@ export function createJobInserter(em: EntityManager): JobInserter {
  * same id — on a fair-shared queue only if its shard's fair share releases it at once (else it is held
  * in its customer's lane and a worker releases it later). If Redis refuses, the row stays `queued` and
  * the sweeper enqueues (or re-lanes) it later. The fair share is asked while the row is inserted
- * (`probeAdmission`), so the admission costs the submit no round trip of its own.
+ * (`probeAdmission`), so the admission costs the submit no round trip of its own. Given `pendingEnqueues`, a
+ * durably stored job's add is left to finish after the submit returns.
  */
 export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promise<SubmitOutcome> {
   const delayMs = input.delayMs ?? 0;
@@ -113,7 +117,9 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
     return outcome;
   }
   input.onStored?.();
-  await enqueue(deps, outcome.job, input.hints, input.weight, await probe);
+  const adding = probe.then((probed) => enqueue(deps, outcome.job, input.hints, input.weight, probed));
+  // A row on disk is the record (the sweeper enqueues it if this process dies first): only a quick row's submit waits for Redis.
+  if (input.quick === true || !deps.pendingEnqueues?.hold(outcome.job.id, adding)) await adding;
   return outcome;
 }
 
