@@ -7,7 +7,8 @@ import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 /**
  * A single submit asks its shard's fair share to release the job while the row is inserted (queue/submit-job.ts
- * `probeAdmission`). What the customer notices: a released job is in BullMQ once the 202 is out, and a submit
+ * `probeAdmission`). What the customer notices: a released job is in flight once the 202 is out (and in BullMQ once
+ * the add that follows the 202 has settled: queue/pending-enqueues.ts), and a submit
  * that stored no job (a missing substrate, a replayed Idempotency-Key) leaves nothing counted in flight, which
  * would otherwise hold its slot in the window until reconcile.
  */
@@ -50,6 +51,7 @@ describe('a single submit on a fair-shared queue', () => {
     expect(accepted.status, accepted.text).toBe(202);
     const id = accepted.body.id as string;
     expect(await inFlight()).toEqual([id]);
+    await app.deps.pendingEnqueues.settled(id);
     const queued = await app.deps.queues.forJob('invoke', id).getJob(id);
     expect(queued?.data).toMatchObject({ customerId });
 
