@@ -8,7 +8,7 @@ import { insertFinishedJobs, type FinishedJobRow } from '../db/jobs/insert-jobs.
 import { createOrm } from '../db/orm.js';
 import { createRedis } from '../lib/redis.js';
 import { LeaseSemaphores } from '../lib/lease-semaphore.js';
-import { addCustomerJobsSource, addPoolSource, addQueueDepthSource } from '../lib/metrics/catalog.js';
+import { addCustomerJobsSource, addPendingEnqueuesSource, addPoolSource, addQueueDepthSource } from '../lib/metrics/catalog.js';
 import { createQueues } from '../queue/queues.js';
 import { createFairQueues } from '../queue/fair-share/fair-queues.js';
 import { createScheduleTickQueue } from '../queue/schedules/tick-queue.js';
@@ -52,6 +52,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
   await notices.start();
   const jobInserter = createJobInserter(orm.em.fork());
   const pendingEnqueues = new PendingEnqueues();
+  const removePendingEnqueuesSource = addPendingEnqueuesSource(pendingEnqueues);
   const finishedJobsEm = orm.em.fork();
   // Quick commits: under load they would go out a row or two at a time; the linger gathers ~10.
   const finishedJobs = new GroupCommit((rows: FinishedJobRow[]) => insertFinishedJobs(finishedJobsEm, rows), { lingerMs: 2 });
@@ -101,6 +102,7 @@ export async function createApiDeps(config: Config, logger: Logger): Promise<Api
       await finishedJobs.drain();
       await jobInserter.drain();
       await pendingEnqueues.drain();
+      removePendingEnqueuesSource();
       await requestLog.close();
       removeQueueDepthSource();
       removeCustomerJobsSource();

@@ -119,6 +119,27 @@ export const queueJobs = new Gauge({
   },
 });
 
+// ── Accepted jobs on their way to Redis (API processes) ──────────────────────────────────────────
+
+const pendingEnqueueSources = new Set<{ readonly size: number }>();
+
+/** Reports an API process's pending adds (queue/pending-enqueues.ts) until the returned function removes them. */
+export function addPendingEnqueuesSource(source: { readonly size: number }): () => void {
+  pendingEnqueueSources.add(source);
+  return () => pendingEnqueueSources.delete(source);
+}
+
+export const pendingEnqueues = new Gauge({
+  name: 'chrysalis_pending_enqueues',
+  help: 'Accepted jobs answered 202 whose BullMQ add has not settled yet (their rows are on disk). Growing: Redis is slow or down; past 1,000 a submit waits for its own add.',
+  registers,
+  collect() {
+    let size = 0;
+    for (const source of pendingEnqueueSources) size += source.size;
+    this.set(size);
+  },
+});
+
 // ── Per-customer backlog (API processes; read from PostgreSQL) ─────────────────────────────────────
 
 /** How many customers `chrysalis_customer_jobs` names; everybody else is `customer="other"`. */

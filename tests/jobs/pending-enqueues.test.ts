@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJobDefinition } from '../../jobs/registry.js';
+import { metricsRegistry } from '../../lib/metrics/catalog.js';
 import { PendingEnqueues } from '../../queue/pending-enqueues.js';
 import { stopCancelledJob } from '../../queue/stop-cancelled-job.js';
 import { submitJob, type SubmitDeps } from '../../queue/submit-job.js';
@@ -53,12 +54,14 @@ const rowState = async (id: string) => (await app.sql<{ state: string }>('select
 
 describe('a submit answers before Redis takes the job', () => {
   it('returns once the row is stored while Redis is not taking writes; the job reaches the queue once it does', async () => {
-    const pending = new PendingEnqueues();
+    const pending = app.deps.pendingEnqueues;
     await pauseWrites();
     try {
       const job = await submit(submitDeps(pending));
       expect(await rowState(job.id)).toBe('queued');
       expect(pending.size).toBe(1);
+      // What an operator sees: the API's gauge of adds not yet taken.
+      expect((await metricsRegistry.getSingleMetric('chrysalis_pending_enqueues')?.get())?.values[0]?.value).toBe(1);
       expect(await bullJob(app.deps.queues, 'invoke', job.id)).toBeUndefined();
       await unpause();
       await pending.settled(job.id);
