@@ -9,6 +9,9 @@ import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
 import { trimCompleted } from '../../workers/trim-completed.js';
 import { retention } from '../../queue/queues.js';
 import { randomUUID } from 'node:crypto';
+import { createOrm } from '../../db/orm.js';
+import { Sweeper } from '../../workers/sweeper.js';
+import { uuidv7 } from '../../lib/uuid.js';
 
 let app: TestApp;
 let request: ReturnType<typeof httpClient>;
@@ -156,5 +159,28 @@ describe('BullMQ keeps a finished job only until its row is durable', () => {
     const done = await invokeAndWait(30);
     const queue = app.deps.queues.forJob('invoke', done.id);
     await waitFor(async () => (await queue.getJob(done.id)) === undefined, 15_000, 100);
+  });
+
+  it('with nothing finished to trim, sends PostgreSQL nothing (an idle platform flushes no disk every pass)', async () => {
+    await app.stopWorkers(); // their own passes would race this test's
+    const { deps, config } = app;
+    const sweeperOn = (orm: typeof deps.orm) =>
+      new Sweeper({ orm, redis: deps.redis, queues: deps.queues, fair: deps.fair, prefix: config.queuePrefix, logger: deps.logger });
+    await pastTrimMargin();
+    await sweeperOn(deps.orm).trimFinished(5000);
+    // A pool already closed: any statement the pass sent would fail it.
+    const closed = await createOrm(config.databaseUrl);
+    await closed.close();
+    const idle = sweeperOn(closed);
+    expect(await idle.trimFinished()).toEqual({ checked: 0, removed: 0 });
+
+    // Something finished: the pass needs its durable commit, and fails without PostgreSQL (nothing is removed).
+    const queue = deps.queues.all()[0]!;
+    const id = uuidv7();
+    await deps.redis.hset(queue.toKey(id), 'name', 'invoke', 'data', '{}');
+    await deps.redis.zadd(queue.toKey('completed'), Date.now() - 10_000, id);
+    await expect(idle.trimFinished()).rejects.toThrow();
+    expect(await deps.redis.zscore(queue.toKey('completed'), id)).not.toBeNull();
+    await queue.remove(id);
   });
 });
