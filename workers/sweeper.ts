@@ -164,41 +164,49 @@ export class Sweeper {
    * worker's final write commits without waiting for the disk, so until that commit is flushed the outcome
    * lives only in BullMQ, and the sweeper copies it from there if PostgreSQL loses it. This pass finds the jobs
    * BullMQ completed before its cutoff, waits for a durable commit (which flushes every earlier one; none when
-   * it found nothing), then removes from BullMQ those whose row holds a final state — on disk now. A row that is not final (its write was lost) is
-   * left in BullMQ for `sweep()` to copy; the retention limits (queue/queues.ts) remain the backstop.
+   * it found nothing), then removes from BullMQ those whose row holds a final state — on disk now. A row that
+   * is not final (its write was lost) is left in BullMQ for `sweep()` to copy; the retention limits
+   * (queue/queues.ts) remain the backstop.
    */
   async trimFinished(limitPerQueue = 1000): Promise<TrimReport> {
-    const report: TrimReport = { checked: 0, removed: 0 };
-    const barrierAt = Date.now();
-    const cutoff = barrierAt - this.trimMarginMs;
-    const queues = this.deps.queues.all();
+    const cutoff = Date.now() - this.trimMarginMs;
     // Completed jobs only: failed ones stay for operators to inspect and retry in Bull Board, bounded by
-    // `retention.removeOnFail` (queue/queues.ts). Every queue asked at once: one burst, not a round trip each.
-    const finishedPerQueue = await Promise.all(
-      queues.map((queue) => this.deps.redis.zrangebyscore(queue.toKey('completed'), '-inf', cutoff, 'LIMIT', 0, limitPerQueue)),
-    );
-    const candidates = finishedPerQueue.map((finished) => ({
-      ids: finished.filter((id) => isRowId(id)),
-      bundleIds: finished.filter((id) => isBundleId(id)),
-    }));
+    // `retention.removeOnFail` (queue/queues.ts). Every queue is asked at once: one burst, not a round trip each.
+    const found = (
+      await Promise.all(
+        this.deps.queues.all().map(async (queue) => {
+          const finished = await this.deps.redis.zrangebyscore(queue.toKey('completed'), '-inf', cutoff, 'LIMIT', 0, limitPerQueue);
+          const bundles = await this.bundleMembersToTrim(
+            queue,
+            finished.filter((id) => isBundleId(id)),
+          );
+          return { queue, ids: finished.filter((id) => isRowId(id)), bundles };
+        }),
+      )
+    ).filter(({ ids, bundles }) => ids.length > 0 || bundles.size > 0);
     // Nothing finished: no durable commit either (an idle platform would otherwise flush the disk every pass).
-    if (candidates.every(({ ids, bundleIds }) => ids.length === 0 && bundleIds.length === 0)) return report;
-    // Their final writes committed before `cutoff`: a commit that waits for the disk now flushes every one of them.
+    if (found.length === 0) return { checked: 0, removed: 0 };
+    // Their final writes committed before `cutoff`: a commit that waits for the disk now flushes every one of
+    // them. Then one read for every queue's rows, and one trim script per queue, all at once.
     const em = this.deps.orm.em.fork();
     await waitForDurableCommits(em);
-    for (const [index, queue] of queues.entries()) {
-      const { ids = [], bundleIds = [] } = candidates[index] ?? {};
-      const bundles = await this.bundleMembersToTrim(queue, bundleIds);
-      if (ids.length === 0 && bundles.size === 0) continue;
-      report.checked += ids.length + bundles.size;
-      const durable = await finalJobIds(em, [...ids, ...[...bundles.values()].flat()]);
-      // One script call per queue, which removes only ids still in the completed set.
-      report.removed += await trimCompleted(this.deps.redis, queue, [
-        ...ids.filter((id) => durable.has(id)),
-        ...[...bundles].filter(([, members]) => members.every((id) => durable.has(id))).map(([bundleId]) => bundleId),
-      ]);
-    }
-    return report;
+    const durable = await finalJobIds(
+      em,
+      found.flatMap(({ ids, bundles }) => [...ids, ...[...bundles.values()].flat()]),
+    );
+    const removed = await Promise.all(
+      found.map(({ queue, ids, bundles }) =>
+        // Removes only ids still in the completed set.
+        trimCompleted(this.deps.redis, queue, [
+          ...ids.filter((id) => durable.has(id)),
+          ...[...bundles].filter(([, members]) => members.every((id) => durable.has(id))).map(([bundleId]) => bundleId),
+        ]),
+      ),
+    );
+    return {
+      checked: found.reduce((sum, { ids, bundles }) => sum + ids.length + bundles.size, 0),
+      removed: removed.reduce((sum, count) => sum + count, 0),
+    };
   }
 
   /**
