@@ -118,7 +118,8 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
   }
   input.onStored?.();
   const adding = probe.then((probed) => enqueue(deps, outcome.job, input.hints, input.weight, probed));
-  // A row on disk is the record (the sweeper enqueues it if this process dies first): only a quick row's submit waits for Redis.
+  // A row on disk is the record (the sweeper enqueues it if this process dies first), so given a holder the submit returns
+  // without Redis's answer; a quick row (not yet on disk) waits for it, as does a submit past the holder's cap.
   if (input.quick === true || !deps.pendingEnqueues?.hold(outcome.job.id, adding)) await adding;
   return outcome;
 }
