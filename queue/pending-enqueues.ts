@@ -16,7 +16,10 @@ export class PendingEnqueues {
     return this.pending.size;
   }
 
-  /** Holds job `id`'s add (which must not reject); false when too many are pending: the caller awaits the add itself. */
+  /**
+   * Holds job `id`'s add (`enqueue` logs its own failures; a rejection here only ends the hold); false when too many
+   * are pending: the caller awaits the add itself.
+   */
   hold(id: string, adding: Promise<unknown>): boolean {
     if (this.pending.size >= this.maxPending) return false;
     const settled: Promise<void> = adding.then(
