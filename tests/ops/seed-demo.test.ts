@@ -27,8 +27,11 @@ async function seed(env: Record<string, string> = {}) {
   }
 }
 
-/** What the demo customers hold, counted in PostgreSQL. */
-async function demoData() {
+/**
+ * What the demo customers hold, counted in PostgreSQL. Usage counts the windows that started before `usageBefore`:
+ * one boundary for every count a test compares (with `now()` it moved, and a run across the hour counted one more window).
+ */
+async function demoData(usageBefore: Date) {
   const [customers] = await suite.app.sql<{ n: number }>(`select count(*)::int as n from users where email like '%.demo@example.com'`);
   const demo = `(select customer_id from users where email like '%.demo@example.com')`;
   const count = async (table: string) =>
@@ -38,7 +41,8 @@ async function demoData() {
   );
   const usage = await suite.app.sql<{ days: number; requests: number; services: string[] }>(
     `select count(distinct date_trunc('day', window_start))::int as days, coalesce(sum(request_count), 0)::int as requests, array_agg(distinct service_type order by service_type) as services
-       from usage_records where customer_id in ${demo} and window_start < now() - interval '1 day'`,
+       from usage_records where customer_id in ${demo} and window_start < $1`,
+    [usageBefore],
   );
   return {
     customers: customers!.n,
@@ -68,7 +72,8 @@ describe('npm run seed:demo', () => {
       'grace.demo@example.com',
     ]);
 
-    const data = await demoData();
+    const usageBefore = new Date(Date.now() - 24 * 3_600_000);
+    const data = await demoData(usageBefore);
     console.log(`[seed:demo] ${JSON.stringify(data)}`);
     expect(data).toMatchObject({ customers: 2, substrates: 6, relationships: 4, schedules: 6, pausedSchedules: 2, apiKeys: 2, batches: 2 });
     expect(data.jobStates).toMatchObject({ completed: expect.any(Number), failed: 2, cancelled: 2, delayed: 2 });
@@ -79,7 +84,7 @@ describe('npm run seed:demo', () => {
     const second = await seed();
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toContain('a week of usage is already there');
-    const again = await demoData();
+    const again = await demoData(usageBefore);
     expect({ ...again, usage: again.usage.requests }).toEqual({ ...data, usage: data.usage.requests });
   }, 180_000);
 
