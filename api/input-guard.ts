@@ -2,13 +2,16 @@ import type { RequestHandler } from 'express';
 import { unstorableReason } from '../jobs/storable-text.js';
 import { ProblemError, shortKey, type FieldError } from './problems.js';
 
+const outOfRange = 'is a number outside the range of a double (JSON numbers must be finite)';
+
 /** Deepest nesting a JSON body may have. Deeper bodies overflow the stack of JSON.stringify and friends. */
 export const maxBodyDepth = 64;
 
 /**
  * The first problems in a parsed body or query (at most `limit`): strings or keys PostgreSQL cannot store
- * (text and jsonb refuse NUL, jsonb refuses lone surrogates) and nesting deeper than `maxBodyDepth`.
- * Iterative, so a hostile depth cannot overflow the stack here either.
+ * (text and jsonb refuse NUL, jsonb refuses lone surrogates), numbers past the double range (JSON.parse reads
+ * `1e999` as Infinity, which JSON.stringify then writes as null: stored, the value would silently change)
+ * and nesting deeper than `maxBodyDepth`. Iterative, so a hostile depth cannot overflow the stack here either.
  */
 export function unstorableInput(value: unknown, source: string, limit = 10): FieldError[] {
   const errors: FieldError[] = [];
@@ -18,6 +21,10 @@ export function unstorableInput(value: unknown, source: string, limit = 10): Fie
     if (typeof current === 'string') {
       const reason = unstorableReason(current);
       if (reason) errors.push({ field: path, message: reason });
+      continue;
+    }
+    if (typeof current === 'number') {
+      if (!Number.isFinite(current)) errors.push({ field: path, message: outOfRange });
       continue;
     }
     if (typeof current !== 'object' || current === null) continue;
@@ -39,11 +46,12 @@ export function unstorableInput(value: unknown, source: string, limit = 10): Fie
 /**
  * Whether `unstorableInput(value)` finds nothing, decided without building a field path or an entry array
  * for every key (what a clean body, nearly every body, costs). Walks the same values, keys and depths: a
- * string or key PostgreSQL cannot store, or an object at `maxBodyDepth`, answers false. Recursive, but
+ * string or key PostgreSQL cannot store, a non-finite number, or an object at `maxBodyDepth`, answers false. Recursive, but
  * never deeper than `maxBodyDepth` frames.
  */
 function storable(value: unknown, depth: number): boolean {
   if (typeof value === 'string') return unstorableReason(value) === null;
+  if (typeof value === 'number') return Number.isFinite(value);
   if (typeof value !== 'object' || value === null) return true;
   if (depth >= maxBodyDepth) return false;
   if (Array.isArray(value)) {
@@ -61,7 +69,7 @@ function storable(value: unknown, depth: number): boolean {
 
 /**
  * Refuses, with a 400 naming the field, request bodies and query strings that no route could store or
- * serialise: NUL characters, unpaired surrogates, nesting past 64 levels. Checked once here, after the
+ * serialise: NUL characters, unpaired surrogates, numbers past the double range, nesting past 64 levels. Checked once here, after the
  * body parser, rather than in every zod schema, because they break the database driver and JSON.stringify
  * rather than any rule of a route (left alone they surfaced as 500s). Routes in `bodyCheckedByRoute` check
  * their own bodies (with `unstorableInput`, item by item) and are skipped here. Default none.

@@ -30,6 +30,16 @@ describe('input guard', () => {
     ]);
   });
 
+  it('names each number past the double range (1e999 parses as Infinity, and would be stored as null)', () => {
+    const parsed = JSON.parse('{"parameters":{"x":1e999,"y":-1e999,"z":1e308,"w":-0,"v":5e-324},"list":[1,2e400]}') as unknown;
+    expect(unstorableInput(parsed, 'body')).toEqual([
+      { field: 'body.list.1', message: 'is a number outside the range of a double (JSON numbers must be finite)' },
+      { field: 'body.parameters.y', message: 'is a number outside the range of a double (JSON numbers must be finite)' },
+      { field: 'body.parameters.x', message: 'is a number outside the range of a double (JSON numbers must be finite)' },
+    ]);
+    expect(unstorableInput({ parameters: { x: Number.MAX_VALUE, y: -Number.MAX_VALUE, z: 1e-320 } }, 'body')).toEqual([]);
+  });
+
   it('refuses nesting past the limit without overflowing its own stack', () => {
     expect(unstorableInput(nested(maxBodyDepth + 1), 'body')).toEqual([
       { field: `body${'.a'.repeat(maxBodyDepth)}`, message: `nests deeper than ${maxBodyDepth} levels` },
@@ -73,6 +83,9 @@ describe('input guard', () => {
       [JSON.parse('['.repeat(200_000) + ']'.repeat(200_000))],
       [{ ok: 1 }, { name: '\udc00' }],
       [{ ok: 1 }, { limit: '10' }],
+      [{ parameters: { x: Infinity } }],
+      [[1, 2, -Infinity]],
+      [{ parameters: { x: Number.MAX_VALUE } }],
     ];
     for (const [body, query] of cases) {
       const expected = [...unstorableInput(body, 'body'), ...unstorableInput(query ?? {}, 'query')];
