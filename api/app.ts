@@ -9,6 +9,7 @@ import type { ApiDeps } from './deps.js';
 import { httpMetrics } from './metrics.js';
 import { refuseBodyUnlessJson } from './json-content-type.js';
 import { anonymousJsonBody, jsonTextBody } from './json-text-body.js';
+import { refuseInvalidUtf8 } from './json-body.js';
 import { authenticateEarly, authenticateUnlessEarly, earlyRefusalOf } from './auth/early-authentication.js';
 import { errorHandler, notFoundHandler } from './problems.js';
 import { createRateLimits, type RateLimits } from './rate-limits.js';
@@ -63,8 +64,8 @@ const jsonTypes = ['application/json', 'application/*+json'];
  * such body at a time per API process (`anonymousChecks`), and past that answers the 401 unread.
  */
 function jsonBodies(deps: ApiDeps, authenticateStep: RequestHandler, bulkWriteLimits: RequestHandler): RequestHandler {
-  const small = express.json({ limit: '1mb', strict: false, type: jsonTypes });
-  const large = chain(express.json({ limit: '16mb', strict: false, type: jsonTypes }));
+  const small = express.json({ limit: '1mb', strict: false, type: jsonTypes, verify: refuseInvalidUtf8 });
+  const large = chain(express.json({ limit: '16mb', strict: false, type: jsonTypes, verify: refuseInvalidUtf8 }));
   // Chained, so that what they throw reaches `next` when they run in a callback (after the bulk-write limits).
   const text = chain(jsonTextBody({ limit: '16mb', type: jsonTypes }));
   const anonymous = anonymousJsonBody({ limit: '16mb', type: jsonTypes, anonymousCheck: () => deps.batchChecker.anonymousCheck() });

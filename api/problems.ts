@@ -70,6 +70,13 @@ export function describeFieldErrors(errors: FieldError[]): string {
 export const malformedJsonProblem = () =>
   new ProblemError('validation', 'request body is not valid JSON', { errors: [{ field: 'body', message: 'malformed JSON' }] });
 
+/** The `type` of the error `refuseInvalidUtf8` throws (body-parser keeps it on the error it passes on). */
+export const invalidUtf8Type = 'entity.invalid.utf8';
+
+/** The answer to a body declared UTF-8 (or of no charset) whose bytes are not UTF-8: decoded, they would be silently replaced. */
+export const invalidUtf8Problem = () =>
+  new ProblemError('validation', 'request body is not valid UTF-8', { errors: [{ field: 'body', message: 'invalid UTF-8' }] });
+
 export const notFound = (what: string) => new ProblemError('not-found', `${what} not found`);
 
 export function problemBody(type: ProblemType, detail: string, extra: Record<string, unknown> = {}) {
@@ -161,6 +168,8 @@ function toProblem(error: unknown): ProblemError {
   switch (candidate?.type) {
     case 'entity.parse.failed':
       return malformedJsonProblem();
+    case invalidUtf8Type:
+      return invalidUtf8Problem();
     case 'entity.too.large':
       return new ProblemError('payload-too-large', 'request body is larger than this route accepts');
     case 'encoding.unsupported':

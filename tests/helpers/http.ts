@@ -9,8 +9,8 @@ export interface HttpResponse<Body = any> {
 export interface RequestOptions {
   token?: string;
   body?: unknown;
-  /** Sent as-is (for malformed JSON tests). */
-  rawBody?: string;
+  /** Sent as-is (for malformed JSON tests; bytes for text that is not UTF-8). */
+  rawBody?: string | Uint8Array;
   headers?: Record<string, string>;
 }
 
@@ -20,7 +20,7 @@ export function httpClient(baseUrl: string) {
   return async function request<Body = any>(method: string, path: string, options: RequestOptions = {}): Promise<HttpResponse<Body>> {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
-    let body: string | undefined;
+    let body: string | Uint8Array | undefined;
     if (options.rawBody !== undefined) {
       body = options.rawBody;
       headers['content-type'] ??= 'application/json';
