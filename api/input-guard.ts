@@ -46,8 +46,8 @@ export function unstorableInput(value: unknown, source: string, limit = 10): Fie
 /**
  * Whether `unstorableInput(value)` finds nothing, decided without building a field path or an entry array
  * for every key (what a clean body, nearly every body, costs). Walks the same values, keys and depths: a
- * string or key PostgreSQL cannot store, a non-finite number, or an object at `maxBodyDepth`, answers false. Recursive, but
- * never deeper than `maxBodyDepth` frames.
+ * string or key PostgreSQL cannot store, a non-finite number, or an object at `maxBodyDepth`, answers
+ * false. Recursive, but never deeper than `maxBodyDepth` frames.
  */
 function storable(value: unknown, depth: number): boolean {
   if (typeof value === 'string') return unstorableReason(value) === null;
