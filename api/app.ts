@@ -48,6 +48,8 @@ const largeBodyRoutes = new Set(['/api/v1/batches', '/api/v1/jobs/bulk', '/api/v
  * checker's thread): the body stage leaves them JSON text, and the input guard skips them.
  */
 const textBodyRoutes = new Set(['/api/v1/substrates/batch']);
+/** Routes whose bodies' fields are named `jobs[3].payload.x` (SPEC §9's bulk submit), not `body.jobs.3.payload.x`. */
+const bracketedBodyRoutes = new Set(['/api/v1/jobs/bulk']);
 /** The one /api/v1 route whose body is not JSON (NDJSON; the route checks its own type). */
 const nonJsonRoutes = new Set(['/api/v1/admin/usage/ingest']);
 const jsonTypes = ['application/json', 'application/*+json'];
@@ -177,7 +179,7 @@ export function createApp(deps: ApiDeps): Express {
       timedStage('lifecycle', requestLifecycle([httpMetrics, accessLog(deps.logger), requestLogObserver(deps.requestLog)])),
       timedStage('headers', securityHeaders()),
       timedStage('body', jsonBodies(deps, authenticateStep, limitsBeforeBody)),
-      timedStage('guard', inputGuard({ bodyCheckedByRoute: textBodyRoutes })),
+      timedStage('guard', inputGuard({ bodyCheckedByRoute: textBodyRoutes, bracketedBodyRoutes })),
     ),
   );
 

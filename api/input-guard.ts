@@ -4,6 +4,16 @@ import { ProblemError, shortKey, type FieldError } from './problems.js';
 
 const outOfRange = 'is a number outside the range of a double (JSON numbers must be finite)';
 
+/**
+ * How a problem's field is named: `body.jobs.3.payload.x` (`dotted`, every route's way), or
+ * `jobs[3].payload.x` (`bracketed`: a bulk submit's items, as SPEC §9 names them; `source` is then the
+ * prefix, usually empty).
+ */
+export type FieldNaming = 'dotted' | 'bracketed';
+
+const fieldOf = (path: string, key: string, inArray: boolean, naming: FieldNaming): string =>
+  naming === 'bracketed' && inArray ? `${path}[${key}]` : path === '' ? key : `${path}.${key}`;
+
 /** Deepest nesting a JSON body may have. Deeper bodies overflow the stack of JSON.stringify and friends. */
 export const maxBodyDepth = 64;
 
@@ -13,7 +23,7 @@ export const maxBodyDepth = 64;
  * `1e999` as Infinity, which JSON.stringify then writes as null: stored, the value would silently change)
  * and nesting deeper than `maxBodyDepth`. Iterative, so a hostile depth cannot overflow the stack here either.
  */
-export function unstorableInput(value: unknown, source: string, limit = 10): FieldError[] {
+export function unstorableInput(value: unknown, source: string, limit = 10, naming: FieldNaming = 'dotted'): FieldError[] {
   const errors: FieldError[] = [];
   const stack: Array<[value: unknown, path: string, depth: number]> = [[value, source, 0]];
   while (stack.length > 0 && errors.length < limit) {
@@ -32,9 +42,10 @@ export function unstorableInput(value: unknown, source: string, limit = 10): Fie
       errors.push({ field: path, message: `nests deeper than ${maxBodyDepth} levels` });
       continue;
     }
+    const inArray = Array.isArray(current);
     for (const [key, inner] of Object.entries(current)) {
       // Cut as fieldErrors cuts unknown keys: a 1 MiB key must not come back whole, in the field and again in the detail.
-      const innerPath = `${path}.${shortKey(key)}`;
+      const innerPath = fieldOf(path, shortKey(key), inArray, naming);
       const reason = unstorableReason(key);
       if (reason) errors.push({ field: innerPath, message: `key ${reason}` });
       else stack.push([inner, innerPath, depth + 1]);
@@ -69,19 +80,27 @@ function storable(value: unknown, depth: number): boolean {
 
 /**
  * Refuses, with a 400 naming the field, request bodies and query strings that no route could store or
- * serialise: NUL characters, unpaired surrogates, numbers past the double range, nesting past 64 levels. Checked once here, after the
- * body parser, rather than in every zod schema, because they break the database driver and JSON.stringify
- * rather than any rule of a route (left alone they surfaced as 500s). Routes in `bodyCheckedByRoute` check
- * their own bodies (with `unstorableInput`, item by item) and are skipped here. Default none.
+ * serialise: NUL characters, unpaired surrogates, numbers past the double range, nesting past 64 levels.
+ * Checked once here, after the body parser, rather than in every zod schema, because they break the
+ * database driver and JSON.stringify rather than any rule of a route (left alone they surfaced as 500s).
+ * Routes in `bodyCheckedByRoute` check their own bodies (with `unstorableInput`, item by item) and are
+ * skipped here; routes in `bracketedBodyRoutes` have their body's fields named `bracketed`. Default none.
  */
-export function inputGuard(options: { bodyCheckedByRoute?: ReadonlySet<string> } = {}): RequestHandler {
+export function inputGuard(
+  options: { bodyCheckedByRoute?: ReadonlySet<string>; bracketedBodyRoutes?: ReadonlySet<string> } = {},
+): RequestHandler {
   const bodyCheckedByRoute = options.bodyCheckedByRoute ?? new Set<string>();
+  const bracketedBodyRoutes = options.bracketedBodyRoutes ?? new Set<string>();
   return (req, _res, next) => {
     const bodyChecked = bodyCheckedByRoute.has(req.path);
     // Nearly every request is clean: only a refused one builds its list of fields (below).
     if ((bodyChecked || storable(req.body, 0)) && storable(req.query, 0)) return next();
     // A bulk route checks its own items, a slice at a time, rather than hold the event loop for the whole body here.
-    const body = bodyChecked ? [] : unstorableInput(req.body, 'body');
+    const body = bodyChecked
+      ? []
+      : bracketedBodyRoutes.has(req.path)
+        ? unstorableInput(req.body, '', 10, 'bracketed')
+        : unstorableInput(req.body, 'body');
     const errors = [...body, ...unstorableInput(req.query, 'query')];
     if (errors.length > 0) {
       throw new ProblemError('validation', `invalid input: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}`, { errors });

@@ -45,7 +45,7 @@ describe('numbers past the double range', () => {
       ),
       400,
       'validation',
-      ['body.jobs.1.payload.parameters.x'],
+      ['jobs[1].payload.parameters.x'],
     );
     expectProblem(await postText('/batches', `{"invocations":[${payload}]}`), 400, 'validation', ['body.invocations.0.parameters.x']);
     const after = await suite.request('GET', '/api/v1/jobs', { token });

@@ -40,6 +40,15 @@ describe('input guard', () => {
     expect(unstorableInput({ parameters: { x: Number.MAX_VALUE, y: -Number.MAX_VALUE, z: 1e-320 } }, 'body')).toEqual([]);
   });
 
+  it("names a bulk submit's fields as SPEC §9 does when asked: jobs[3].payload.x", () => {
+    const body = { jobs: [{ payload: {} }, { payload: { parameters: { x: 'a\u0000', list: [1, Infinity] } } }] };
+    expect(unstorableInput(body, '', 10, 'bracketed')).toEqual([
+      { field: 'jobs[1].payload.parameters.list[1]', message: 'is a number outside the range of a double (JSON numbers must be finite)' },
+      { field: 'jobs[1].payload.parameters.x', message: 'contains U+0000 (NUL)' },
+    ]);
+    expect(unstorableInput(body, 'body')[1]).toEqual({ field: 'body.jobs.1.payload.parameters.x', message: 'contains U+0000 (NUL)' });
+  });
+
   it('refuses nesting past the limit without overflowing its own stack', () => {
     expect(unstorableInput(nested(maxBodyDepth + 1), 'body')).toEqual([
       { field: `body${'.a'.repeat(maxBodyDepth)}`, message: `nests deeper than ${maxBodyDepth} levels` },
