@@ -233,8 +233,10 @@ export async function answerFromCache(
     cached: true,
   };
   const id = uuidv7();
-  await deps.finishedJobs.add({ id, customerId, type: 'invoke', payload: { substrate_id: substrateId, parameters }, result });
-  const now = new Date().toISOString();
+  // The row is stored with this instant as its created, started and finished time: GET /jobs/:id shows what this answer shows.
+  const createdAt = new Date();
+  await deps.finishedJobs.add({ id, customerId, type: 'invoke', payload: { substrate_id: substrateId, parameters }, result, createdAt });
+  const now = createdAt.toISOString();
   res.setHeader('Location', jobLocation(id));
   res.setHeader('Preference-Applied', 'wait');
   sendJson(res, 200, {

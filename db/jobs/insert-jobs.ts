@@ -144,13 +144,19 @@ export async function insertJobsBulk(
   );
 }
 
-/** What a job answered without running records: the rest is fixed (completed now, no attempt). */
-export type FinishedJobRow = Pick<JobRecord, 'id' | 'customerId' | 'type' | 'payload' | 'result'>;
-const finishedJobProperties = ['id', 'customerId', 'type', 'payload', 'result'] as const satisfies ReadonlyArray<keyof FinishedJobRow>;
+/**
+ * What a job answered without running records: the rest is fixed (completed, no attempt). `createdAt` is the
+ * instant the caller's answer shows as the job's created, started and finished time, so the stored row and the
+ * answer agree (the database's `now()` would be a few ms later).
+ */
+export type FinishedJobRow = Pick<JobRecord, 'id' | 'customerId' | 'type' | 'payload' | 'result' | 'createdAt'>;
+const finishedJobProperties = ['id', 'customerId', 'type', 'payload', 'result', 'createdAt'] as const satisfies ReadonlyArray<
+  keyof FinishedJobRow
+>;
 
 const insertFinishedJobsStatement = `with ${asyncCommit}
-     insert into jobs (${jobColumnList(['id', 'customerId', 'type', 'state', 'payload', 'result', 'attemptsMade', 'maxAttempts', 'startedAt', 'finishedAt'])})
-     select v.id, v.customer_id, v.type, 'completed', v.payload, v.result, 0, 1, now(), now()
+     insert into jobs (${jobColumnList(['id', 'customerId', 'type', 'state', 'payload', 'result', 'attemptsMade', 'maxAttempts', 'createdAt', 'startedAt', 'finishedAt'])})
+     select v.id, v.customer_id, v.type, 'completed', v.payload, v.result, 0, 1, v.created_at, v.created_at, v.created_at
        from jsonb_to_recordset($1::jsonb) as v(${jobRecordsetType(finishedJobProperties)}), durability`;
 
 /**
@@ -164,9 +170,14 @@ export async function insertFinishedJobs(em: EntityManager, rows: FinishedJobRow
     JSON.stringify(
       rows.map(
         (row) =>
-          ({ id: row.id, customer_id: row.customerId, type: row.type, payload: row.payload, result: row.result }) satisfies JobRecordsetRow<
-            keyof FinishedJobRow
-          >,
+          ({
+            id: row.id,
+            customer_id: row.customerId,
+            type: row.type,
+            payload: row.payload,
+            result: row.result,
+            created_at: row.createdAt.toISOString(),
+          }) satisfies JobRecordsetRow<keyof FinishedJobRow>,
       ),
     ),
   ]);

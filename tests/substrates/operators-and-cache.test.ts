@@ -104,6 +104,20 @@ describe('invocation cache', () => {
     expect(queued.status).toBe(202);
   });
 
+  it("answers a cache hit with the same created, started and finished times as the job's stored record", async () => {
+    // The invocation answered by a worker is the good case: its 200 is read from the row, so the two always agreed.
+    const miss = await invoke(product, { x: 6, y: 9 });
+    expect(miss.body.result.cached).toBe(false);
+    const hit = await invoke(product, { x: 6, y: 9 });
+    expect(hit.body.result.cached).toBe(true);
+    for (const answer of [miss, hit]) {
+      const recorded = await request('GET', `/api/v1/jobs/${answer.body.id}`, { token: alice.accessToken });
+      expect(recorded.status).toBe(200);
+      const times = ({ created_at, started_at, finished_at }: Record<string, unknown>) => ({ created_at, started_at, finished_at });
+      expect(times(answer.body)).toEqual(times(recorded.body));
+    }
+  });
+
   it('never serves one customer the cached results of another', async () => {
     const mallory = await registerUser(request);
     await invoke(product, { x: 8, y: 8 });
