@@ -116,6 +116,12 @@ const meteredPrefixes = [
   '/admin',
 ];
 
+/** Refuses with 402 a caller whose service is suspended or disabled (`assertActiveService`). */
+const activeService: RequestHandler = (req, _res, next) => {
+  assertActiveService(principalOf(req));
+  next();
+};
+
 /** Answered at once, never queued behind other requests' slices: what a load balancer and a probe ask. */
 const systemProbePaths = new Set(['/api/v1/health', '/api/v1/ready']);
 
@@ -198,8 +204,16 @@ export function createApp(deps: ApiDeps): Express {
   v1.use(under(['/auth', '/tos'], publicAccountRoutes(deps)));
   // Every authenticated route counts against the caller's budget, not only the metered ones.
   const limited = (authenticateStep: RequestHandler) => [authenticateStep, rateLimits.customer];
-  v1.use(under(['/auth', '/tos', '/api-keys'], accountRoutes(deps, { auth: limited(auth), authWithoutTos: limited(authWithoutTos) })));
-  v1.use(under(['/stats'], statsRoutes(deps, limited(auth))));
+  // A call that reads the customer's account answers 402 while the caller's service is suspended or disabled
+  // (SPEC §5), like the metered routes; checked before the rate limit, so a refused call spends no budget.
+  const serving = (authenticateStep: RequestHandler) => [authenticateStep, activeService, rateLimits.customer];
+  v1.use(
+    under(
+      ['/auth', '/tos', '/api-keys'],
+      accountRoutes(deps, { auth: limited(auth), authWithoutTos: limited(authWithoutTos), activeWithoutTos: serving(authWithoutTos) }),
+    ),
+  );
+  v1.use(under(['/stats'], statsRoutes(deps, serving(auth))));
 
   app.use('/api/v1', v1);
   // Operator pages (login, Bull Board) live outside /api/v1 and authenticate by session cookie.

@@ -82,7 +82,7 @@ const nullableRate = z.number().nullable();
 export const statsDocs: RouteDocs = (registry) => {
   documentRoute(registry, {
     tag: 'System',
-    auth: 'account',
+    auth: 'metered',
     method: 'get',
     path: '/stats',
     summary: "Figures for the caller's jobs over the last hour (everybody's for admins)",

@@ -365,6 +365,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The service is suspended or the balance does not cover it (`payment-required`) */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
                 403: {
                     headers: {
@@ -799,7 +808,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Who the credentials belong to */
+        /**
+         * Who the credentials belong to
+         * @description Answers 402 while the caller's service (compute for a user, the key's own for an API key) is suspended or disabled.
+         */
         get: {
             parameters: {
                 query?: never;
@@ -832,6 +844,15 @@ export interface paths {
                 };
                 /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The service is suspended or the balance does not cover it (`payment-required`) */
+                402: {
                     headers: {
                         [name: string]: unknown;
                     };
