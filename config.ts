@@ -254,6 +254,12 @@ const envSchema = z.object({
   API_READS_PER_CUSTOMER: z.coerce.number().int().min(1).max(1000).default(4),
   /** Milliseconds of request work an API process does before it reads its sockets again (a burst of thousands of requests is worked through in slices; /health and /ready never wait for one). 0 turns slicing off. Default 2. */
   API_SLICE_MS: z.coerce.number().min(0).max(1000).default(2),
+  /**
+   * How long a client may take to send a whole request (headers and body) to the API, in ms; past it 408 and the
+   * connection closes. It times the request's arrival only, never its answer (an event stream, a `Prefer: wait`).
+   * Its headers get at most 20 s of it. Default 60000: room for a 16 MiB body at about 2.2 Mbit/s.
+   */
+  API_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
   /** Event streams (GET /jobs/:id/events) one customer may hold open at once, across all API processes, by tier; past it 429. Default `starter=5,pro=50,enterprise=500`. */
   TIER_MAX_STREAMS: perTierCounts({ starter: 5, pro: 50, enterprise: 500 }),
   /** Bulk writes (POST /jobs/bulk, /substrates/batch, /batches: up to 16 MiB each, one database connection each for their INSERT) one customer may have in flight at once, across all API processes, by tier; past it 429. Kept well below an API process's database pool (10), so one customer's slow bulks cannot hold every connection. Default `starter=2,pro=3,enterprise=4`. */
@@ -442,6 +448,7 @@ export interface Config {
   apiReadsAtOnce: number;
   apiReadsPerCustomer: number;
   apiSliceMs: number;
+  apiRequestTimeoutMs: number;
   tierMaxStreams: PerTier<number>;
   tierMaxBulkInFlight: PerTier<number>;
   concurrencyLeaseMs: number;
@@ -613,6 +620,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiReadsAtOnce: e.API_READS_AT_ONCE,
     apiReadsPerCustomer: e.API_READS_PER_CUSTOMER,
     apiSliceMs: e.API_SLICE_MS,
+    apiRequestTimeoutMs: e.API_REQUEST_TIMEOUT_MS,
     tierMaxStreams: e.TIER_MAX_STREAMS,
     tierMaxBulkInFlight: e.TIER_MAX_BULK_IN_FLIGHT,
     concurrencyLeaseMs: e.CONCURRENCY_LEASE_MS,

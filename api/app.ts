@@ -37,6 +37,7 @@ import { consoleSessionRoutes } from './routes/console-session.routes.js';
 import { ConsoleSessions } from './auth/console-sessions.js';
 import { securityHeaders } from './security-headers.js';
 import { inputGuard } from './input-guard.js';
+import { requireHost } from './http-server.js';
 import { requestTiming } from './request-timing.js';
 import { continueInSlices, LoopSlices, sliced } from './loop-slices.js';
 import { chain } from './middleware-chain.js';
@@ -183,6 +184,7 @@ export function createApp(deps: ApiDeps): Express {
       // Before anything else is spent on a request, so a burst is parsed and queued and little more in one go.
       continueInSlices(slices, (req) => systemProbePaths.has(req.path)),
       timedStage('lifecycle', requestLifecycle([httpMetrics, accessLog(deps.logger), requestLogObserver(deps.requestLog)])),
+      requireHost,
       timedStage('headers', securityHeaders()),
       timedStage('body', jsonBodies(deps, authenticateStep, limitsBeforeBody)),
       timedStage('guard', inputGuard({ bodyCheckedByRoute: textBodyRoutes, bracketedBodyRoutes })),

@@ -5,7 +5,7 @@ import { runEntryPoint, stopOnSignals } from '../lib/entry-point.js';
 import { assertRedisNoEviction } from '../lib/redis-eviction-policy.js';
 import { ensureAdmin } from './auth/bootstrap-admin.js';
 import { createApp } from './app.js';
-import { answerClientErrorsWithProblems } from './client-errors.js';
+import { createApiServer } from './http-server.js';
 import { createApiDeps } from './create-deps.js';
 import { createLogger } from '../lib/logger.js';
 import { describeCustomerRedisShares } from '../queue/redis-share.js';
@@ -17,8 +17,7 @@ async function main(): Promise<void> {
   await assertRedisNoEviction(config.redis, logger);
   const deps = await createApiDeps(config, logger);
   await ensureAdmin(deps);
-  const server = createApp(deps).listen(config.port);
-  answerClientErrorsWithProblems(server);
+  const server = createApiServer(createApp(deps), config).listen(config.port);
   await once(server, 'listening');
   logger.info({ port: config.port }, 'api listening');
   logger.info({ byTier: describeCustomerRedisShares(config) }, 'the most of Redis one customer can hold (queue/redis-share.ts)');

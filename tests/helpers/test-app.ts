@@ -7,7 +7,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../config.js';
 import { createApp } from '../../api/app.js';
-import { answerClientErrorsWithProblems } from '../../api/client-errors.js';
+import { createApiServer } from '../../api/http-server.js';
 import { createApiDeps } from '../../api/create-deps.js';
 import { ensureAdmin } from '../../api/auth/bootstrap-admin.js';
 import type { ApiDeps } from '../../api/deps.js';
@@ -114,8 +114,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   const logger = createLogger(config.logLevel, 'test');
   const deps = await createApiDeps(config, logger);
   await ensureAdmin(deps);
-  const server: Server = createApp(deps).listen(0);
-  answerClientErrorsWithProblems(server);
+  const server: Server = createApiServer(createApp(deps), config).listen(0);
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;
 

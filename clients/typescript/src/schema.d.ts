@@ -9745,7 +9745,7 @@ export interface components {
             status_code: number;
             bytes_out: number;
         };
-        /** @description RFC 9457 problem details. `type` is https://chrysalis.dev/problems/<name>, one of: validation, unprocessable, unauthorized, forbidden, tos-required, not-found, conflict, payload-too-large, headers-too-large, unsupported-media-type, payment-required, rate-limited, too-many-jobs, unavailable, internal. */
+        /** @description RFC 9457 problem details. `type` is https://chrysalis.dev/problems/<name>, one of: validation, unprocessable, unauthorized, forbidden, tos-required, not-found, conflict, request-timeout, payload-too-large, headers-too-large, unsupported-media-type, payment-required, rate-limited, too-many-jobs, unavailable, internal. */
         Problem: {
             /** Format: uri */
             type: string;
