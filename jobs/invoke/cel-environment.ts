@@ -13,17 +13,28 @@ export const expressionLimits = {
   maxListElements: 1000,
 } as const;
 
+/**
+ * `%` of doubles: JavaScript's remainder, whose sign is the dividend's as with CEL's `int % int`. A zero divisor
+ * (either sign) fails the evaluation as `int % 0` does in cel-js, rather than answering NaN.
+ */
+function remainder(left: number, right: number): number {
+  if (right === 0) throw new RangeError('modulo by zero');
+  return left % right;
+}
+
 type Arithmetic = (left: number, right: number) => number;
 const arithmetic: Record<string, Arithmetic> = {
   '+': (l, r) => l + r,
   '-': (l, r) => l - r,
   '*': (l, r) => l * r,
   '/': (l, r) => l / r,
+  '%': remainder,
 };
 
 /**
  * CEL as Chrysalis speaks it: undeclared variables are parameters, and int/double mix in arithmetic
- * (JSON numbers arrive as doubles, so `x + 1` must work).
+ * (JSON numbers arrive as doubles, so `x + 1` must work). `%` takes doubles too: standard CEL defines it
+ * for ints only, so with every JSON number a double, `x % y` could never run on parameters.
  */
 export function createCelEnvironment(): Environment {
   const env = new Environment({
@@ -41,6 +52,8 @@ export function createCelEnvironment(): Environment {
     env.registerOperator(`double ${op} int`, (left: number, right: bigint) => apply(left, Number(right)));
     env.registerOperator(`int ${op} double`, (left: bigint, right: number) => apply(Number(left), right));
   }
+  // `double + double` and the other three are CEL's own; `%` of two doubles is not.
+  env.registerOperator('double % double', remainder);
   return env;
 }
 

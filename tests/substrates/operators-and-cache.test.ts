@@ -78,6 +78,28 @@ describe('operators', () => {
   });
 });
 
+describe('CEL % on parameters', () => {
+  it('invokes x % y with JSON numbers (doubles), and fails x % 0 with a clear error and no retry', async () => {
+    const created = await request('POST', '/api/v1/substrates', {
+      token: alice.accessToken,
+      body: { expression_type: 'expression', expression: 'x % y' },
+    });
+    expect(created.status, created.text).toBe(201);
+    const invoke = (parameters: Record<string, unknown>) =>
+      request('POST', `/api/v1/substrates/${created.body.substrate_id}/invoke`, {
+        token: alice.accessToken,
+        headers: { prefer: 'wait=5' },
+        body: { parameters },
+      });
+    const remainder = await invoke({ x: -7, y: 3 });
+    expect(remainder.status).toBe(200);
+    expect(remainder.body).toMatchObject({ state: 'completed', result: { result: -1 } });
+    const byZero = await invoke({ x: 7, y: 0 });
+    expect(byZero.status).toBe(200);
+    expect(byZero.body).toMatchObject({ state: 'failed', attempts_made: 1, error: expect.stringMatching(/modulo by zero/) });
+  });
+});
+
 describe('invocation cache', () => {
   const invoke = (id: string, parameters: Record<string, unknown>) =>
     request('POST', `/api/v1/substrates/${id}/invoke`, { token: alice.accessToken, headers: { prefer: 'wait=5' }, body: { parameters } });

@@ -13,6 +13,24 @@ describe('evaluate task', () => {
     expect(evaluate({ expression: 'x / 2', parameters: { x: 7 } })).toEqual({ value: 3.5 });
   });
 
+  it('takes % of JSON numbers (doubles) and of doubles with ints, the sign of the dividend, as ints do', () => {
+    expect(evaluate({ expression: 'x % y', parameters: { x: 7, y: 3 } })).toEqual({ value: 1 });
+    expect(evaluate({ expression: 'x % y', parameters: { x: -7, y: 3 } })).toEqual({ value: -1 });
+    expect(evaluate({ expression: 'x % y', parameters: { x: 7, y: -3 } })).toEqual({ value: 1 });
+    expect(evaluate({ expression: 'x % y', parameters: { x: 7.5, y: 2 } })).toEqual({ value: 1.5 });
+    expect(evaluate({ expression: 'x % 2 == 0', parameters: { x: 10 } })).toEqual({ value: true });
+    expect(evaluate({ expression: '10 % x', parameters: { x: 4 } })).toEqual({ value: 2 });
+    expect(evaluate({ expression: '-7 % 3', parameters: {} })).toEqual({ value: -1 }); // CEL's own int % int, for comparison
+  });
+
+  it('fails % by zero with a clear error, as integer modulus by zero does, never answering NaN', () => {
+    expect(() => evaluate({ expression: '7 % 0', parameters: {} })).toThrow(/modulo by zero/);
+    expect(() => evaluate({ expression: 'x % y', parameters: { x: 7, y: 0 } })).toThrow(/modulo by zero/);
+    expect(() => evaluate({ expression: 'x % y', parameters: { x: 7, y: -0 } })).toThrow(/modulo by zero/);
+    expect(() => evaluate({ expression: 'x % 0', parameters: { x: 7 } })).toThrow(/modulo by zero/);
+    expect(() => evaluate({ expression: '7 % x', parameters: { x: 0 } })).toThrow(/modulo by zero/);
+  });
+
   it('turns integer results into JSON numbers and huge ones into strings', () => {
     expect(evaluate({ expression: '2 + 3', parameters: {} })).toEqual({ value: 5 });
     expect(evaluate({ expression: '9223372036854775807', parameters: {} })).toEqual({ value: '9223372036854775807' });
