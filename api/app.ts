@@ -206,16 +206,11 @@ export function createApp(deps: ApiDeps): Express {
   v1.use(under(['/auth', '/tos'], publicAccountRoutes(deps)));
   // Every authenticated route counts against the caller's budget, not only the metered ones.
   const limited = (authenticateStep: RequestHandler) => [authenticateStep, rateLimits.customer];
-  // A call that reads the customer's account answers 402 while the caller's service is suspended or disabled
-  // (SPEC §5), like the metered routes; checked before the rate limit, so a refused call spends no budget.
-  const serving = (authenticateStep: RequestHandler) => [authenticateStep, activeService, rateLimits.customer];
-  v1.use(
-    under(
-      ['/auth', '/tos', '/api-keys'],
-      accountRoutes(deps, { auth: limited(auth), authWithoutTos: limited(authWithoutTos), activeWithoutTos: serving(authWithoutTos) }),
-    ),
-  );
-  v1.use(under(['/stats'], statsRoutes(deps, serving(auth))));
+  // The account routes (who am I, terms, API keys) answer while the caller's service is suspended, as billing does:
+  // the console needs them to let a suspended customer pay. /stats is a call like the metered ones: it answers 402
+  // (SPEC §5), checked before the rate limit, so a refused call spends no budget.
+  v1.use(under(['/auth', '/tos', '/api-keys'], accountRoutes(deps, { auth: limited(auth), authWithoutTos: limited(authWithoutTos) })));
+  v1.use(under(['/stats'], statsRoutes(deps, [auth, activeService, rateLimits.customer])));
 
   app.use('/api/v1', v1);
   // Operator pages (login, Bull Board) live outside /api/v1 and authenticate by session cookie.

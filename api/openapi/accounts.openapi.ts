@@ -180,9 +180,8 @@ export const accountsDocs: RouteDocs = (registry) => {
     method: 'get',
     path: '/auth/me',
     summary: 'Who the credentials belong to',
-    description: "Answers 402 while the caller's service (compute for a user, the key's own for an API key) is suspended or disabled.",
     responses: { 200: json(meSchema, 'The caller') },
-    problems: [402, 404],
+    problems: [404],
   });
   documentRoute(registry, {
     tag,

@@ -188,19 +188,14 @@ function userIdOf(principal: Principal, action: string): string {
 
 /**
  * Routes that need credentials: who am I, TOS acceptance and API keys. `auth` and `authWithoutTos`
- * authenticate (with and without the TOS gate) and rate-limit; `activeWithoutTos` is `authWithoutTos` that also
- * answers 402 while the caller's service is suspended or disabled.
+ * authenticate (with and without the TOS gate) and rate-limit.
  */
-export function accountRoutes(
-  deps: ApiDeps,
-  middleware: { auth: RequestHandler[]; authWithoutTos: RequestHandler[]; activeWithoutTos: RequestHandler[] },
-): Router {
+export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[]; authWithoutTos: RequestHandler[] }): Router {
   const router = Router();
   const { config } = deps;
-  const { auth, authWithoutTos, activeWithoutTos } = middleware;
+  const { auth, authWithoutTos } = middleware;
 
-  // Like any call with the caller's credentials, refused with 402 while the caller's service is suspended (SPEC §5).
-  router.get('/auth/me', ...activeWithoutTos, async (req, res) => {
+  router.get('/auth/me', ...authWithoutTos, async (req, res) => {
     const principal = principalOf(req);
     const base = {
       role: principal.role,
@@ -228,9 +223,6 @@ export function accountRoutes(
     });
   });
 
-  // Not refused while the service is suspended (as /billing is not, api/app.ts): paying is how a suspension ends,
-  // and the billing routes ask for the current terms first, so a suspended customer must be able to accept them.
-  // (GET /tos takes no credentials at all: a key sent with it is never looked at, so nothing counts against its service.)
   router.post('/tos/accept', ...authWithoutTos, async (req, res) => {
     const principal = principalOf(req);
     const { version } = parseInput(tosAcceptBody, req.body, 'body');

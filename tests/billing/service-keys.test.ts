@@ -91,36 +91,34 @@ describe('a seal key calling the compute API', () => {
     expect((await request('GET', '/api/v1/jobs', { token: sealKey })).status).toBe(200);
   });
 
-  it('is refused with 402 at /auth/me and /stats too while seal is suspended or disabled; billing and services still answer', async () => {
+  it('is refused with 402 at /stats too while seal is suspended or disabled; /auth/me, billing and services still answer', async () => {
     const { user, sealKey, setSeal } = await customerWithSealKey('enterprise');
-    for (const path of ['/api/v1/auth/me', '/api/v1/stats']) {
-      const active = await request('GET', path, { token: sealKey });
-      expect(active.status, `${path} with seal active: ${active.text}`).toBe(200);
-    }
+    const active = await request('GET', '/api/v1/stats', { token: sealKey });
+    expect(active.status, `/stats with seal active: ${active.text}`).toBe(200);
 
     for (const [change, reason] of [
       [`suspended_reason = 'insufficient_balance'`, 'insufficient_balance'],
       [`suspended_reason = null, enabled = false`, 'service_disabled'],
     ] as const) {
       await setSeal(change);
-      for (const path of ['/api/v1/auth/me', '/api/v1/stats']) {
-        const refused = await request('GET', path, { token: sealKey });
-        expectProblem(refused, 402, 'payment-required');
-        expect(refused.body).toMatchObject({ service_type: 'seal', reason });
-        // The access token's calls count against compute, which is active.
-        expect((await request('GET', path, { token: user.accessToken })).status, `${path} with compute active`).toBe(200);
+      const refused = await request('GET', '/api/v1/stats', { token: sealKey });
+      expectProblem(refused, 402, 'payment-required');
+      expect(refused.body).toMatchObject({ service_type: 'seal', reason });
+      // The access token's calls count against compute, which is active.
+      expect((await request('GET', '/api/v1/stats', { token: user.accessToken })).status, '/stats with compute active').toBe(200);
+      // Paying is how a suspension ends: the account, billing and services answer with the suspended key.
+      for (const path of ['/api/v1/auth/me', '/api/v1/billing/balance', '/api/v1/services']) {
+        expect((await request('GET', path, { token: sealKey })).status, path).toBe(200);
       }
-      // Paying is how a suspension ends: billing and services answer with the suspended key, as before.
-      expect((await request('GET', '/api/v1/billing/balance', { token: sealKey })).status).toBe(200);
-      expect((await request('GET', '/api/v1/services', { token: sealKey })).status).toBe(200);
     }
   });
 
-  it('lets a customer whose compute service is suspended accept the terms (billing asks for them), but not read /auth/me', async () => {
+  it('lets a customer whose compute service is suspended read /auth/me, accept the terms (billing asks for them) and pay, but not read /stats', async () => {
     const { user, customerId } = await customerWithSealKey('enterprise');
     await app.sql(`update service_instances set suspended_reason = 'insufficient_balance' where customer_id = $1`, [customerId]);
     await app.deps.principals.invalidateCustomer(customerId);
-    expectProblem(await request('GET', '/api/v1/auth/me', { token: user.accessToken }), 402, 'payment-required');
+    expectProblem(await request('GET', '/api/v1/stats', { token: user.accessToken }), 402, 'payment-required');
+    expect((await request('GET', '/api/v1/auth/me', { token: user.accessToken })).status).toBe(200);
     const tos = (await request('GET', '/api/v1/tos')).body.version as string;
     const accepted = await request('POST', '/api/v1/tos/accept', { token: user.accessToken, body: { version: tos } });
     expect(accepted.status, accepted.text).toBe(200);

@@ -808,10 +808,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * Who the credentials belong to
-         * @description Answers 402 while the caller's service (compute for a user, the key's own for an API key) is suspended or disabled.
-         */
+        /** Who the credentials belong to */
         get: {
             parameters: {
                 query?: never;
@@ -844,15 +841,6 @@ export interface paths {
                 };
                 /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
                 401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The service is suspended or the balance does not cover it (`payment-required`) */
-                402: {
                     headers: {
                         [name: string]: unknown;
                     };
