@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { isLimitIssue } from '../jobs/input-limits.js';
 import { describeFieldErrors, fieldErrors, ProblemError, type FieldError } from './problems.js';
 
@@ -31,4 +31,15 @@ export function parseInput<Schema extends z.ZodType>(
   const result = schema.safeParse(value ?? (source === 'body' ? undefined : {}));
   if (!result.success) throw inputProblem(result.error, source, source, unknownFieldHints);
   return result.data;
+}
+
+/** The body of a route that takes none: no body (or JSON `null`) or `{}`. */
+const noBody = z.strictObject({});
+
+/**
+ * Refuses a body with fields on a route that takes none, as any other route refuses an unknown field (400,
+ * `body.<name>` unknown field), so that a misplaced option is never silently ignored. No body and `{}` pass.
+ */
+export function refuseBodyFields(body: unknown): void {
+  parseInput(noBody, body ?? {}, 'body');
 }

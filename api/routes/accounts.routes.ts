@@ -32,7 +32,7 @@ import { tosText } from '../auth/tos-text.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
-import { parseInput } from '../validate.js';
+import { parseInput, refuseBodyFields } from '../validate.js';
 import { inTransaction } from '../../db/transaction.js';
 import { storableTime } from '../storable-time.js';
 
@@ -266,6 +266,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
     const principal = principalOf(req);
     userIdOf(principal, 'managing API keys');
     const { id } = parseInput(apiKeyIdParams, req.params, 'params');
+    refuseBodyFields(req.body);
     const em = deps.orm.em.fork();
     const revoked = await revokeApiKey(em, principal.customerId, id);
     if (!revoked && !(await apiKeyExists(em, principal.customerId, id))) throw notFound(`API key ${id}`);

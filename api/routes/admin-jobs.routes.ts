@@ -17,7 +17,7 @@ import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound } from '../problems.js';
-import { parseInput } from '../validate.js';
+import { parseInput, refuseBodyFields } from '../validate.js';
 import { customerParams } from './admin.routes.js';
 import { stateListQuery, statesOf, timeFilters, timeQuery, timeWindowOf } from './job-search.routes.js';
 
@@ -248,6 +248,7 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
   ] as const) {
     router.post(`/admin/customers/:id/${action}`, requireAdmin, async (req, res) => {
       const { id } = parseInput(customerParams, req.params, 'params');
+      refuseBodyFields(req.body);
       const outcome = await setCustomerPaused(deps.orm.em.fork(), id, paused);
       if (!outcome) throw notFound(`customer ${id}`);
       // Fair sharing keeps a copy per shard (every key a script touches shares the shard's hash tag), so that

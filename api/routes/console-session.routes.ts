@@ -3,7 +3,7 @@ import { checkLogin } from '../auth/check-login.js';
 import { assertNotCrossSite, type ConsoleSessions } from '../auth/console-sessions.js';
 import { FailedLoginThrottle } from '../auth/login-throttle.js';
 import type { ApiDeps } from '../deps.js';
-import { parseInput } from '../validate.js';
+import { parseInput, refuseBodyFields } from '../validate.js';
 import { loginBody } from './accounts.routes.js';
 
 /**
@@ -35,6 +35,7 @@ export function consoleSessionRoutes(deps: ApiDeps, sessions: ConsoleSessions): 
 
   router.delete('/auth/session', async (req, res) => {
     assertNotCrossSite(req);
+    refuseBodyFields(req.body);
     await sessions.end(req, res);
     res.status(204).end();
   });

@@ -11,7 +11,7 @@ import type { ApiDeps } from '../deps.js';
 import { submitAndRespond } from '../job-responses.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
-import { parseInput } from '../validate.js';
+import { parseInput, refuseBodyFields } from '../validate.js';
 import { jobIdParams } from './jobs.routes.js';
 import { storableTime } from '../storable-time.js';
 
@@ -95,6 +95,7 @@ export function jobSearchRoutes(deps: ApiDeps): Router {
   router.post('/jobs/:id/retry', async (req, res) => {
     const principal = principalOf(req);
     const { id } = parseInput(jobIdParams, req.params, 'params');
+    refuseBodyFields(req.body);
     const original = await findJob(deps.orm.em.fork(), principal.customerId, id);
     if (!original) throw notFound(`job ${id}`);
     if (!retryableStates.includes(original.state)) {

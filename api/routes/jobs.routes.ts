@@ -9,7 +9,7 @@ import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { jobView } from '../../db/jobs/job-view.js';
 import { notFound, ProblemError } from '../problems.js';
-import { inputProblem, parseInput } from '../validate.js';
+import { inputProblem, parseInput, refuseBodyFields } from '../validate.js';
 import { assertWebhookTarget } from '../webhook-target.js';
 import { parseBulkSubmit } from '../bulk-jobs.js';
 import { submitJobBody, substrateOf } from '../job-body.js';
@@ -121,6 +121,7 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
   router.delete('/jobs/:id', async (req, res) => {
     const principal = principalOf(req);
     const { id } = parseInput(jobIdParams, req.params, 'params');
+    refuseBodyFields(req.body);
     const em = deps.orm.em.fork();
     const existing = await findJob(em, principal.customerId, id);
     if (!existing) throw notFound(`job ${id}`);

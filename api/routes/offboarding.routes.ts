@@ -18,7 +18,7 @@ import { removeScheduler } from '../../queue/schedules/user-schedulers.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { notFound, ProblemError } from '../problems.js';
-import { parseInput } from '../validate.js';
+import { parseInput, refuseBodyFields } from '../validate.js';
 import { customerParams } from './admin.routes.js';
 
 /**
@@ -85,6 +85,7 @@ export function offboardingRoutes(deps: ApiDeps): Router {
    */
   router.delete('/admin/customers/:id', requireAdmin, async (req, res) => {
     const { id } = parseInput(customerParams, req.params, 'params');
+    refuseBodyFields(req.body);
     const em = deps.orm.em.fork();
     const customer = await findCustomerToDelete(em, id);
     if (!customer) throw notFound(`customer ${id}`);

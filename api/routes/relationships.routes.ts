@@ -17,7 +17,7 @@ import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
-import { parseInput } from '../validate.js';
+import { parseInput, refuseBodyFields } from '../validate.js';
 import { storableTime } from '../storable-time.js';
 
 const metadataSchema = atMostJson(z.record(z.string().min(1).max(128), z.unknown()), 8192, 'metadata');
@@ -133,6 +133,7 @@ export function relationshipsRoutes(deps: ApiDeps): Router {
   router.delete('/relationships/:id', async (req, res) => {
     const { customerId } = principalOf(req);
     const { id } = parseInput(relationshipParams, req.params, 'params');
+    refuseBodyFields(req.body);
     if (!(await deleteRelationship(em(), customerId, id))) throw notFound(`relationship ${id}`);
     res.status(204).end();
   });

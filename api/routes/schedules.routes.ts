@@ -17,7 +17,7 @@ import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
-import { inputProblem, parseInput } from '../validate.js';
+import { inputProblem, parseInput, refuseBodyFields } from '../validate.js';
 import { refuseWhenRedisFull } from '../memory-guard.js';
 
 const scheduleName = z
@@ -162,6 +162,7 @@ export function schedulesRoutes(deps: ApiDeps): Router {
   router.delete('/schedules/:name', async (req, res) => {
     const principal = principalOf(req);
     const { name } = parseInput(nameParams, req.params, 'params');
+    refuseBodyFields(req.body);
     const schedule = await findOwn(principal.customerId, name);
     // The scheduler goes first: a row left behind can be deleted again, a scheduler left behind would keep firing.
     await removeScheduler(deps.scheduleTicks, schedule);
@@ -172,6 +173,7 @@ export function schedulesRoutes(deps: ApiDeps): Router {
   router.post('/schedules/:name/pause', async (req, res) => {
     const principal = principalOf(req);
     const { name } = parseInput(nameParams, req.params, 'params');
+    refuseBodyFields(req.body);
     const schedule = await findOwn(principal.customerId, name);
     await removeScheduler(deps.scheduleTicks, schedule);
     const paused = await setSchedulePaused(deps.orm.em.fork(), principal.customerId, name, true);
@@ -182,6 +184,7 @@ export function schedulesRoutes(deps: ApiDeps): Router {
   router.post('/schedules/:name/resume', async (req, res) => {
     const principal = principalOf(req);
     const { name } = parseInput(nameParams, req.params, 'params');
+    refuseBodyFields(req.body);
     const schedule = await findOwn(principal.customerId, name);
     const resumed = await setSchedulePaused(deps.orm.em.fork(), principal.customerId, name, false);
     if (!resumed) throw notFound(`schedule ${name}`);

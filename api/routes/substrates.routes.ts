@@ -21,7 +21,7 @@ import { jsonBodyOf } from '../json-text-body.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { isFieldError, prepareSubstrate } from '../substrate-batch/prepare-substrate.js';
-import { parseInput } from '../validate.js';
+import { parseInput, refuseBodyFields } from '../validate.js';
 import { createSubstrateBody, nameHint, patchSubstrateBody } from './substrate-bodies.js';
 import { inTransaction } from '../../db/transaction.js';
 import { storableTime } from '../storable-time.js';
@@ -212,6 +212,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
   router.delete('/substrates/:id', async (req, res) => {
     const { customerId } = principalOf(req);
     const { id } = parseInput(substrateParams, req.params, 'params');
+    refuseBodyFields(req.body);
     if (!(await deleteSubstrate(em(), customerId, id))) throw notFound(`substrate ${id}`);
     await deps.cache.invalidate(customerId, id);
     res.status(204).end();
@@ -220,7 +221,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
   router.post('/substrates/:id/divide', async (req, res) => {
     const { customerId } = principalOf(req);
     const { id } = parseInput(substrateParams, req.params, 'params');
-    parseInput(z.strictObject({}), req.body ?? {}, 'body');
+    refuseBodyFields(req.body);
     await submitAndRespond(deps, req, res, customerId, {
       definition: getJobDefinition('divide')!,
       payload: { substrate_id: id },

@@ -27,7 +27,7 @@ import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { assertWebhookTarget } from '../webhook-target.js';
-import { parseInput } from '../validate.js';
+import { parseInput, refuseBodyFields } from '../validate.js';
 
 /** Endpoints one customer may register. */
 export const maxWebhookEndpoints = 50;
@@ -136,6 +136,7 @@ export function webhooksRoutes(deps: ApiDeps): Router {
 
   router.post('/webhooks/secret', async (req, res) => {
     const principal = principalOf(req);
+    refuseBodyFields(req.body);
     const row = await rotateAccountSecret(deps.orm.em.fork(), principal.customerId, sealed(newWebhookSecret()));
     res.json(secretView(row));
   });
@@ -151,6 +152,7 @@ export function webhooksRoutes(deps: ApiDeps): Router {
   router.delete('/webhooks/:id', async (req, res) => {
     const principal = principalOf(req);
     const { id } = parseInput(endpointParams, req.params, 'params');
+    refuseBodyFields(req.body);
     if (!(await deleteWebhookEndpoint(deps.orm.em.fork(), principal.customerId, id))) throw notFound(`webhook ${id}`);
     await deps.principals.invalidateCustomer(principal.customerId);
     res.status(204).end();
@@ -159,6 +161,7 @@ export function webhooksRoutes(deps: ApiDeps): Router {
   router.post('/webhooks/:id/enable', async (req, res) => {
     const principal = principalOf(req);
     const { id } = parseInput(endpointParams, req.params, 'params');
+    refuseBodyFields(req.body);
     const endpoint = await enableWebhookEndpoint(deps.orm.em.fork(), principal.customerId, id);
     if (!endpoint) throw notFound(`webhook ${id}`);
     await deps.principals.invalidateCustomer(principal.customerId);
@@ -179,6 +182,7 @@ export function webhooksRoutes(deps: ApiDeps): Router {
   router.post('/webhooks/:id/deliveries/:delivery_id/redeliver', async (req, res) => {
     const principal = principalOf(req);
     const { id, delivery_id: deliveryId } = parseInput(deliveryParams, req.params, 'params');
+    refuseBodyFields(req.body);
     const em = deps.orm.em.fork();
     if (!(await findWebhookEndpoint(em, principal.customerId, id))) throw notFound(`webhook ${id}`);
     const delivery = await findDelivery(em, id, deliveryId);
