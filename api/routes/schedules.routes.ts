@@ -166,7 +166,8 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     const schedule = await findOwn(principal.customerId, name);
     // The scheduler goes first: a row left behind can be deleted again, a scheduler left behind would keep firing.
     await removeScheduler(deps.scheduleTicks, schedule);
-    await deleteSchedule(deps.orm.em.fork(), principal.customerId, name);
+    // Concurrent deletes all find the row; the one whose DELETE takes it answers 204, the others 404, as a second delete does.
+    if (!(await deleteSchedule(deps.orm.em.fork(), principal.customerId, name))) throw notFound(`schedule ${name}`);
     res.status(204).end();
   });
 

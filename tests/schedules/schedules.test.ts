@@ -157,6 +157,18 @@ describe('user schedules', () => {
     expectProblem(await request('POST', '/api/v1/schedules/short-lived/resume', { token: user.accessToken }), 404, 'not-found');
   });
 
+  it('answers ten concurrent deletes of one schedule with one 204 and nine 404s, as a second delete in turn is answered', async () => {
+    const { user, customerId, substrateId } = await customer();
+    await schedule(user.accessToken, { name: 'raced', cron: yearly, job: invoke(substrateId) });
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => request('DELETE', '/api/v1/schedules/raced', { token: user.accessToken })),
+    );
+    expect(answers.map((answer) => answer.status).sort()).toEqual([204, ...Array<number>(9).fill(404)]);
+    for (const answer of answers.filter((a) => a.status === 404)) expectProblem(answer, 404, 'not-found');
+    expect(await ticks().getJobScheduler(schedulerIdFor(customerId, 'raced'))).toBeUndefined();
+    expectProblem(await request('GET', '/api/v1/schedules/raced', { token: user.accessToken }), 404, 'not-found');
+  });
+
   it('keeps names per customer: another customer cannot see, pause, resume or delete it, and may use the same name', async () => {
     const alice = await customer();
     const bob = await customer();
