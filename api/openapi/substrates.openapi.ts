@@ -45,6 +45,12 @@ const constantExample = {
   updated_at: ex.at,
 };
 
+/** POST /substrates/batch's answer: every substrate in request order, each saying whether it was new. */
+const substrateBatchSchema = z.object({
+  items: z.array(substrateSchema.extend({ created: z.boolean() })),
+  created: z.int().min(0).describe('How many were new: 201 when at least one, 200 when none'),
+});
+
 const operationDescriptions: Record<keyof typeof operationBodies, string> = {
   add: 'Result `{original_value, new_value, operation}`.',
   subtract: 'Result `{original_value, new_value, operation}`.',
@@ -95,18 +101,17 @@ export const substratesDocs: RouteDocs = (registry) => {
       }),
     },
     responses: {
-      201: json(
-        z.object({ items: z.array(substrateSchema.extend({ created: z.boolean() })), created: z.int().min(0) }),
-        'Every substrate, in request order',
-        undefined,
-        {
-          items: [
-            { ...(exampleOf(substrateSchema) as object), created: false },
-            { ...constantExample, created: true },
-          ],
-          created: 1,
-        },
-      ),
+      201: json(substrateBatchSchema, 'Every substrate, in request order; at least one was new', undefined, {
+        items: [
+          { ...(exampleOf(substrateSchema) as object), created: false },
+          { ...constantExample, created: true },
+        ],
+        created: 1,
+      }),
+      200: json(substrateBatchSchema, 'Every substrate, in request order; every one already existed', undefined, {
+        items: [{ ...(exampleOf(substrateSchema) as object), created: false }],
+        created: 0,
+      }),
     },
     problems: [413, 422],
   });

@@ -160,8 +160,9 @@ export function substratesRoutes(deps: ApiDeps): Router {
       return row ? [substrateViewJson(row)] : [];
     });
     const created = rows.filter((row) => row.created).length;
+    // As POST /substrates answers: 201 when something was created, 200 when every one already existed.
     res
-      .status(201)
+      .status(created > 0 ? 201 : 200)
       .type('application/json')
       .send(`{"items":[${items.join(',')}],"created":${created}}`);
   });

@@ -109,7 +109,7 @@ describe('POST /substrates/batch off the event loop', () => {
     },
   );
 
-  it('answers a repeated item once per place and counts only new rows as created', async () => {
+  it('answers a repeated item once per place and counts only new rows as created: 201 when one was new, 200 when none was', async () => {
     const one = { expression_type: 'constant', value: 12.5, metadata: { name: 'twelve and a half' } };
     const first = await suite.request('POST', '/api/v1/substrates/batch', { token, body: { substrates: [one, one] } });
     expect(first.status).toBe(201);
@@ -118,6 +118,7 @@ describe('POST /substrates/batch off the event loop', () => {
     expect(first.body.items[0]).toEqual(first.body.items[1]);
     expect(first.body.items[0]).toMatchObject({ value: 12.5, metadata: { name: 'twelve and a half' }, created: true });
     const again = await suite.request('POST', '/api/v1/substrates/batch', { token, body: { substrates: [one] } });
+    expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ created: 0, items: [{ substrate_id: first.body.items[0].substrate_id, created: false }] });
   });
 

@@ -2801,7 +2801,58 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Every substrate, in request order */
+                /** @description Every substrate, in request order; every one already existed */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *           "identity": "2246913496451811720",
+                         *           "expression_type": "expression",
+                         *           "metadata": {
+                         *             "team": "pricing"
+                         *           },
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "updated_at": "2026-12-03T17:30:00.000Z",
+                         *           "created": false
+                         *         }
+                         *       ],
+                         *       "created": 0
+                         *     } */
+                        "application/json": {
+                            items: {
+                                substrate_id: string;
+                                /** @description The 64-bit identity as a decimal string (a JSON number would lose precision) */
+                                identity: string;
+                                /** @enum {string} */
+                                expression_type: "expression" | "constant";
+                                /** @description Constants only */
+                                value?: number;
+                                metadata: {
+                                    [key: string]: unknown;
+                                };
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                created_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                updated_at: string;
+                                created: boolean;
+                            }[];
+                            /** @description How many were new: 201 when at least one, 200 when none */
+                            created: number;
+                        };
+                    };
+                };
+                /** @description Every substrate, in request order; at least one was new */
                 201: {
                     headers: {
                         [name: string]: unknown;
@@ -2857,6 +2908,7 @@ export interface paths {
                                 updated_at: string;
                                 created: boolean;
                             }[];
+                            /** @description How many were new: 201 when at least one, 200 when none */
                             created: number;
                         };
                     };
