@@ -162,6 +162,14 @@ function isUnavailable(error: unknown): boolean {
   return false;
 }
 
+/** A path whose percent-encoding does not decode (`%E0%A4%A`: a `%` not followed by two hex digits, or bytes that are not UTF-8). */
+function undecodablePathProblem(): ProblemError {
+  const errors = [
+    { field: 'path', message: 'is not valid percent-encoding: each % must start a %XX escape, and the escaped bytes must be UTF-8' },
+  ];
+  return new ProblemError('validation', `invalid path: ${describeFieldErrors(errors)}`, { errors });
+}
+
 function toProblem(error: unknown): ProblemError {
   if (error instanceof ProblemError) return error;
   const candidate = error as { type?: string; status?: number; statusCode?: number; message?: string } | null;
@@ -177,6 +185,8 @@ function toProblem(error: unknown): ProblemError {
     case 'charset.unsupported':
       return new ProblemError('unsupported-media-type', candidate.message ?? 'unsupported encoding');
   }
+  // Express's router could not percent-decode a path parameter; its message echoes the raw text but names no field.
+  if (error instanceof URIError && status === 400) return undecodablePathProblem();
   if (status && status >= 400 && status < 500) return new ProblemError('validation', candidate?.message ?? 'bad request');
   if (isUnavailable(error))
     return new ProblemError('unavailable', 'a backing service is unavailable; try again shortly', { headers: { 'Retry-After': '5' } });

@@ -11,7 +11,15 @@ import { notFound, ProblemError } from '../problems.js';
 import { parseInput } from '../validate.js';
 
 export const putServiceBody = z.strictObject({ tier: z.enum(tiers), enabled: z.boolean() });
-export const serviceParams = z.object({ service_type: z.string().min(1).max(64) });
+/** A service type's shape (the pricing table's keys, e.g. `compute`); a well-formed unknown one answers 404. */
+export const serviceParams = z.object({
+  service_type: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+      `must be 1–64 letters, digits, ".", "_" or "-" (a service type, one of: ${serviceTypes.join(', ')})`,
+    ),
+});
 export const listQuery = z.strictObject({ ...paginationQuery });
 
 function serviceView(serviceType: string, row: ServiceInstanceRow | undefined) {

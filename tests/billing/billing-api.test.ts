@@ -446,13 +446,26 @@ describe('services', () => {
     expect((await request('GET', '/api/v1/jobs', { token: user.accessToken })).status).toBe(200);
   });
 
-  it('answers 404 for an unknown service type and 400 for a malformed body', async () => {
+  it('answers 404 for an unknown service type, 400 naming params.service_type for a malformed one, and 400 for a malformed body', async () => {
     const user = await newCustomer();
     expectProblem(
       await request('PUT', '/api/v1/services/teleport', { token: user.accessToken, body: { tier: 'pro', enabled: true } }),
       404,
       'not-found',
     );
+    for (const serviceType of ['%00', 'a%00b', '%0A', 'seal%20', 'x'.repeat(65)]) {
+      const malformed = await request('PUT', `/api/v1/services/${serviceType}`, {
+        token: user.accessToken,
+        body: { tier: 'pro', enabled: true },
+      });
+      expectProblem(malformed, 400, 'validation', ['params.service_type']);
+      // Nothing of the raw value comes back: no control character in the detail or the field errors.
+      const texts = [
+        malformed.body.detail,
+        ...malformed.body.errors.flatMap((e: { field: string; message: string }) => [e.field, e.message]),
+      ];
+      for (const text of texts) expect(text).not.toMatch(/\p{Cc}/u);
+    }
     for (const body of [
       { tier: 'gold', enabled: true },
       { tier: 'pro' },

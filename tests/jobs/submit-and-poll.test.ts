@@ -408,6 +408,16 @@ describe('bad input', () => {
     expect((await request('GET', '/api/v1/jobs?cursor=garbage', { token: alice.accessToken })).status).toBe(400);
   });
 
+  it('answers a path whose percent-encoding does not decode with 400 naming the path, as any malformed parameter', async () => {
+    for (const path of ['/api/v1/jobs/%E0%A4%A', '/api/v1/jobs/%ZZ/events', '/api/v1/jobs/%C0%80/retry']) {
+      const method = path.endsWith('/retry') ? 'POST' : 'GET';
+      const response = await request(method, path, { token: alice.accessToken });
+      expectProblem(response, 400, 'validation', ['path']);
+      expect(response.body.errors).toEqual([{ field: 'path', message: expect.stringContaining('percent-encoding') }]);
+      expect(response.body.detail).not.toContain('Failed to decode');
+    }
+  });
+
   it('never leaks a stack trace', async () => {
     const response = await request('GET', '/api/v1/jobs/00000000-0000-0000-0000-000000000000', { token: alice.accessToken });
     expect(response.status).toBe(404);
