@@ -54,13 +54,23 @@ function issuesOf(error: z.ZodError, prefix: PropertyKey[]): Issue[] {
   });
 }
 
-/** 422 when every issue is a limit exceeded, else 400 — as for every other route (api/validate.ts). */
-function problemOf(issues: Issue[], total: number): ProblemError {
+/**
+ * 422 when every issue is a limit exceeded, else 400 — as for every other route (api/validate.ts). `total` is
+ * how many jobs the request held, null when `jobs` is not a list.
+ */
+function problemOf(issues: Issue[], total: number | null): ProblemError {
   const errors = issues.map(({ field, message }) => ({ field, message }));
   const listed = describeFieldErrors(errors);
+  const nothingSubmitted = total === null ? 'no job was submitted' : `none of its ${total.toLocaleString('en-US')} jobs was submitted`;
   if (issues.every((issue) => issue.limit))
-    return new ProblemError('unprocessable', `the bulk exceeds a limit: ${listed}; none of its ${total} jobs was submitted`, { errors });
-  return new ProblemError('validation', `invalid bulk submit: ${listed}; none of its ${total} jobs was submitted`, { errors });
+    return new ProblemError('unprocessable', `the bulk exceeds a limit: ${listed}; ${nothingSubmitted}`, { errors });
+  return new ProblemError('validation', `invalid bulk submit: ${listed}; ${nothingSubmitted}`, { errors });
+}
+
+/** How many jobs a bulk body holds, before it is validated (a refused envelope still says how many it was): null when `jobs` is no list. */
+function jobCountOf(body: unknown): number | null {
+  const jobs = typeof body === 'object' && body !== null ? (body as { jobs?: unknown }).jobs : undefined;
+  return Array.isArray(jobs) ? jobs.length : null;
 }
 
 /**
@@ -71,7 +81,7 @@ function problemOf(issues: Issue[], total: number): ProblemError {
  */
 export async function parseBulkSubmit(config: Config, principal: Principal, body: unknown): Promise<ListedJob[]> {
   const envelope = bulkSubmitBody.safeParse(body);
-  if (!envelope.success) throw problemOf(issuesOf(envelope.error, []), 0);
+  if (!envelope.success) throw problemOf(issuesOf(envelope.error, []), jobCountOf(body));
   const items = envelope.data.jobs;
   const issues: Issue[] = [];
   const parsed: Array<ListedJob | null> = items.map((raw, index) => {

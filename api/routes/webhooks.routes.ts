@@ -33,7 +33,8 @@ import { parseInput, refuseBodyFields } from '../validate.js';
 export const maxWebhookEndpoints = 50;
 
 export const createWebhookBody = z.strictObject({
-  url: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).max(2048),
+  // The length gets its own message: the URL's `error` would otherwise answer a long http URL "must be an http or https URL".
+  url: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).max(2048, 'is too long: at most 2,048 characters'),
   events: z
     .array(z.enum(webhookEvents))
     .min(1, 'subscribe to at least one event')

@@ -152,6 +152,9 @@ describe('POST /jobs/bulk', () => {
     expectProblem(overLimit, 422, 'unprocessable', ['jobs[1].attempts']);
     const tooMany = await bulk({ jobs: Array.from({ length: 1001 }, () => good) });
     expectProblem(tooMany, 422, 'unprocessable', ['jobs']);
+    // The detail counts the jobs sent and names the limit.
+    expect(tooMany.body.detail).toBe('the bulk exceeds a limit: jobs at most 1,000 jobs; none of its 1,001 jobs was submitted');
+    expect((await bulk({ jobs: 'all' })).body.detail).toMatch(/; no job was submitted$/);
     expectProblem(await bulk({ jobs: [] }), 400, 'validation', ['jobs']);
     expectProblem(await bulk({ jobs: 'all' }), 400, 'validation', ['jobs']);
     expectProblem(await bulk({}), 400, 'validation', ['jobs']);

@@ -79,6 +79,15 @@ describe('webhook endpoints', () => {
     expectProblem(await create(alice.accessToken, body), 400, 'validation', [field]);
   });
 
+  it('rejects an http URL past 2,048 characters with 400 saying it is too long, not that it is no http URL', async () => {
+    const long = await create(alice.accessToken, { url: `http://127.0.0.1:9/${'a'.repeat(4981)}`, events: ['job.completed'] });
+    expectProblem(long, 400, 'validation', ['body.url']);
+    expect(long.body.errors).toEqual([{ field: 'body.url', message: 'is too long: at most 2,048 characters' }]);
+    expect(long.body.detail).not.toContain('http or https');
+    const longest = await create(alice.accessToken, { url: `http://127.0.0.1:9/${'a'.repeat(2048 - 19)}`, events: ['job.completed'] });
+    expect(longest.status, longest.text).toBe(201);
+  });
+
   it('pages the list with a cursor, and rejects limit=0 with 400', async () => {
     const user = await registerUser(request);
     for (const path of ['one', 'two', 'three'])
