@@ -68,6 +68,51 @@ export class JobWaiter {
   }
 
   /**
+   * `waitForFinal` for many jobs at once (a bulk submit's `Prefer: wait`): returns their latest rows, in the
+   * order given, once every one is final or `timeoutMs` has passed. Their notices are listened for together,
+   * and the unfinished ones are re-read in one query: at once (a job may have finished before this listened),
+   * whenever a notice came without its row, and every `waitPollMs`.
+   */
+  async waitForAll(
+    jobs: readonly StoredJob[],
+    timeoutMs: number,
+    reread: (ids: string[]) => Promise<readonly JobRecord[]>,
+  ): Promise<StoredJob[]> {
+    const latest = new Map<string, StoredJob>(jobs.map((job) => [job.id, job]));
+    let readPending = true;
+    let wake: () => void = () => undefined;
+    const onNotice = (notice: FinishedJobNotice) => {
+      if (notice.state !== undefined) latest.set(notice.id, notice);
+      else readPending = true;
+      wake();
+    };
+    const unfinished = () => [...latest.values()].filter((job) => !finalStates.includes(job.state)).map((job) => job.id);
+    for (const id of latest.keys()) this.notices.on(id, onNotice);
+    try {
+      const deadline = Date.now() + timeoutMs;
+      for (let waiting = unfinished(); waiting.length > 0; waiting = unfinished()) {
+        if (readPending) {
+          readPending = false;
+          for (const row of await reread(waiting)) latest.set(row.id, row);
+          continue;
+        }
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) break;
+        let timer: NodeJS.Timeout | undefined;
+        const noticed = await new Promise<boolean>((resolve) => {
+          wake = () => resolve(true);
+          timer = setTimeout(() => resolve(false), Math.min(remaining, waitPollMs));
+        });
+        clearTimeout(timer);
+        if (!noticed) readPending = true;
+      }
+    } finally {
+      for (const id of latest.keys()) this.notices.off(id, onNotice);
+    }
+    return jobs.map((job) => latest.get(job.id) ?? job);
+  }
+
+  /**
    * Calls `listener` for each BullMQ event of this job until the returned function is called. The
    * first subscriber to a job of a queue opens that queue's event stream, reading from a few seconds back
    * so that nothing between this call and the first read is missed.

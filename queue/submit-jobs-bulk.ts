@@ -107,6 +107,8 @@ export async function submitJobList(
   list: ListedJob[],
   /** The customer's fair-sharing weight (`fairQueues.weightOf(tier)`). Default 1. */
   weight = 1,
+  /** Someone waits for these jobs (`Prefer: wait`): their outcomes are announced (`QueuedJobHints.notify`). */
+  options: { notify?: boolean } = {},
 ): Promise<SubmitListOutcome> {
   const ids = list.map(() => uuidv7());
   const bundleIds = assignBundles(
@@ -151,6 +153,7 @@ export async function submitJobList(
     const data: QueuedJobData = { customerId, ...queuedPayload(job.payload) };
     if (missed[index]) data.cacheMissed = true;
     if (job.webhookUrl) data.hasWebhookUrl = true;
+    if (options.notify) data.notify = true;
     bulk.push({
       name: job.type,
       data,

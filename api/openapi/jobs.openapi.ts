@@ -125,6 +125,9 @@ export const jobsDocs: RouteDocs = (registry) => {
         .describe('One per job, in request order'),
     })
     .meta({ id: 'BulkAccepted' });
+  const bulkFinished = z
+    .object({ items: z.array(jobSchema).describe('One per job, in request order, each completed or failed') })
+    .meta({ id: 'BulkFinished' });
 
   documentRoute(registry, {
     tag,
@@ -158,9 +161,11 @@ export const jobsDocs: RouteDocs = (registry) => {
       'do not all fit; a refused bulk costs one request) and in usage, and all of them against the admission caps of',
       'queued and running jobs (429 `too-many-jobs`). An `idempotency_key` behaves like the `Idempotency-Key` header of',
       '`POST /jobs` (the same job and key, alone or in a bulk, name one job); the header itself is refused here (400).',
-      `\`Prefer: wait\` is not honoured: the answer is always 202. Bodies up to 16 MiB (413 beyond).${adminOnly.length ? ` Admins only: ${adminOnly.join(', ')} (403 for other users).` : ''}`,
+      '`Prefer: wait=N` (N ≤ 30): 200 with every job as `GET /jobs/:id` shows it once all have finished within N seconds,',
+      `else 202 as without it, each item in the state last seen. Bodies up to 16 MiB (413 beyond).${adminOnly.length ? ` Admins only: ${adminOnly.join(', ')} (403 for other users).` : ''}`,
     ].join(' '),
     request: {
+      headers: z.object({ prefer: submitHeaders.shape.prefer }),
       body: {
         required: true,
         content: {
@@ -182,6 +187,9 @@ export const jobsDocs: RouteDocs = (registry) => {
       },
     },
     responses: {
+      200: json(bulkFinished, 'Every job finished within `Prefer: wait` (completed or failed)', undefined, {
+        items: [exampleOf(jobSchema)],
+      }),
       202: {
         description: 'Accepted: one item per job, in request order',
         content: {

@@ -13,7 +13,7 @@ import { inputProblem, parseInput, refuseBodyFields } from '../validate.js';
 import { assertWebhookTarget } from '../webhook-target.js';
 import { parseBulkSubmit } from '../bulk-jobs.js';
 import { submitJobBody, substrateOf } from '../job-body.js';
-import { acceptedJobItems, admitJobs, submitAndRespond } from '../job-responses.js';
+import { acceptedJobItems, admitJobs, preferredWaitMs, respondWithJobs, submitAndRespond } from '../job-responses.js';
 import type { RateLimits } from '../rate-limits.js';
 import { countAsRequests } from '../request-log-observer.js';
 import { sendJson } from '../send-json.js';
@@ -53,11 +53,13 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
     try {
       await rateLimits.spend(req, res, extra);
       spent = true;
+      const waitMs = preferredWaitMs(req);
       const outcome = await submitJobList(
         { em: deps.orm.em, queues: deps.queues, logger: deps.logger, cache: deps.cache, fair: deps.fair },
         principal.customerId,
         list,
         deps.fair?.weightOf(principal.tier) ?? 1,
+        { notify: waitMs !== null },
       );
       if (outcome.kind === 'substrate-missing') {
         throw new ProblemError('not-found', `substrate ${outcome.substrateId} not found (jobs[${outcome.index}]); no job was submitted`, {
@@ -75,7 +77,9 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
       }
       submitted = true;
       countAsRequests(res, list.length);
-      sendJson(res, 202, { items: acceptedJobItems(outcome.jobs.map(({ job }) => job)) });
+      const jobs = outcome.jobs.map(({ job }) => job);
+      if (waitMs === null) return sendJson(res, 202, { items: acceptedJobItems(jobs) });
+      await respondWithJobs(deps, res, jobs, waitMs);
     } finally {
       if (!submitted) {
         deps.admission.release(principal.customerId, list.length);

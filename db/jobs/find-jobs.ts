@@ -12,6 +12,14 @@ export async function findJob(em: EntityManager, customerId: string, id: string)
   return row ?? null;
 }
 
+const findJobsStatement = `select ${jobColumns} from jobs where ${idsWithin('id', '$1', '$3', '$4')} and customer_id = $2`;
+
+/** Jobs of a customer by id, in one prepared read (a bulk submit's wait polls it); an id with no row is left out. */
+export async function findJobs(em: EntityManager, customerId: string, ids: readonly string[]): Promise<JobRecord[]> {
+  if (ids.length === 0) return [];
+  return executePrepared<JobRecord>(em, 'jobs-find-many', findJobsStatement, [ids, customerId, ...idRange(ids)]);
+}
+
 const jobPayloadStatement = `select payload from jobs where ${idIs('id', '$1')}`;
 
 /** What a bundle's run needs of a member's row: whether it still runs, its attempts, and a payload too big to carry. */

@@ -141,6 +141,48 @@ describe('POST /jobs/bulk', () => {
     expect((await suite.request('GET', `/api/v1/jobs/${delayed}`, { token: alice.accessToken })).body.state).toBe('delayed');
   });
 
+  it('with Prefer: wait answers 200 with every job as GET /jobs/:id shows it once all have finished', async () => {
+    const jobs = [
+      ...Array.from({ length: 20 }, (_, i) => ({
+        type: 'invoke',
+        payload: { substrate_id: substrateId, parameters: { x: 1000 + i, y: 3 } },
+      })),
+      { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 'text', y: 3 } } },
+    ];
+    const started = Date.now();
+    const response = await bulk({ jobs }, alice.accessToken, { prefer: 'wait=10' });
+    expect(response.status, response.text).toBe(200);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(response.headers.get('preference-applied')).toBe('wait=10');
+    const items = response.body.items as Array<{ id: string; state: string; result?: { result: unknown }; error?: string }>;
+    expect(items.map((item) => item.result?.result ?? item.state)).toEqual([
+      ...Array.from({ length: 20 }, (_, i) => (1000 + i) * 3),
+      'failed',
+    ]);
+    expect(items[20]!.error).toMatch(/no such overload/);
+    for (const item of [items[0]!, items[20]!]) {
+      expect((await suite.request('GET', `/api/v1/jobs/${item.id}`, { token: alice.accessToken })).body).toEqual(item);
+    }
+  });
+
+  it('with Prefer: wait answers 202 with the items when one job does not finish within the wait', async () => {
+    const started = Date.now();
+    const response = await bulk(
+      {
+        jobs: [
+          { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 4 } } },
+          { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 2, y: 4 } }, delay_ms: 3_600_000 },
+        ],
+      },
+      alice.accessToken,
+      { prefer: 'wait=1' },
+    );
+    expect(response.status, response.text).toBe(202);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(response.headers.get('preference-applied')).toBeNull();
+    expect(response.body.items.map((item: { state: string }) => item.state)).toEqual(['completed', 'delayed']);
+  });
+
   it('refuses the whole request when one job is malformed (400) or past a limit (422), naming jobs[i] — nothing stored', async () => {
     const before = await countJobs(customerId);
     const good = { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 1 } } };

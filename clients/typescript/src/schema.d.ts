@@ -1847,12 +1847,15 @@ export interface paths {
         put?: never;
         /**
          * Submit 1 to 1,000 jobs in one request
-         * @description All or nothing: every job is validated as `POST /jobs` validates one, and one bad job refuses the whole request (400 malformed, 422 past a limit) with `errors[].field` naming it (`jobs[3].payload.substrate_id`); a job on a substrate the caller does not own refuses it with 404; an `idempotency_key` reused with another job, 422. Nothing is stored then. Each job counts as one request against the per-minute write budget (429 `rate-limited` when they do not all fit; a refused bulk costs one request) and in usage, and all of them against the admission caps of queued and running jobs (429 `too-many-jobs`). An `idempotency_key` behaves like the `Idempotency-Key` header of `POST /jobs` (the same job and key, alone or in a bulk, name one job); the header itself is refused here (400). `Prefer: wait` is not honoured: the answer is always 202. Bodies up to 16 MiB (413 beyond). Admins only: metering, billing, vault-export, month-rollover, retention (403 for other users).
+         * @description All or nothing: every job is validated as `POST /jobs` validates one, and one bad job refuses the whole request (400 malformed, 422 past a limit) with `errors[].field` naming it (`jobs[3].payload.substrate_id`); a job on a substrate the caller does not own refuses it with 404; an `idempotency_key` reused with another job, 422. Nothing is stored then. Each job counts as one request against the per-minute write budget (429 `rate-limited` when they do not all fit; a refused bulk costs one request) and in usage, and all of them against the admission caps of queued and running jobs (429 `too-many-jobs`). An `idempotency_key` behaves like the `Idempotency-Key` header of `POST /jobs` (the same job and key, alone or in a bulk, name one job); the header itself is refused here (400). `Prefer: wait=N` (N ≤ 30): 200 with every job as `GET /jobs/:id` shows it once all have finished within N seconds, else 202 as without it, each item in the state last seen. Bodies up to 16 MiB (413 beyond). Admins only: metering, billing, vault-export, month-rollover, retention (403 for other users).
          */
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description RFC 7240 `wait=N` (N ≤ 30): answer 200 with the finished job if it finishes within N seconds */
+                    prefer?: string;
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -1898,6 +1901,35 @@ export interface paths {
                 };
             };
             responses: {
+                /** @description Every job finished within `Prefer: wait` (completed or failed) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *           "type": "invoke",
+                         *           "state": "completed",
+                         *           "progress": 100,
+                         *           "attempts_made": 1,
+                         *           "result": {
+                         *             "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *             "result": 12,
+                         *             "invocation_time_ms": 0.4,
+                         *             "cached": false
+                         *           },
+                         *           "created_at": "2026-12-03T17:30:00.000Z",
+                         *           "started_at": "2026-12-03T17:30:00.000Z",
+                         *           "finished_at": "2026-12-03T17:30:00.412Z"
+                         *         }
+                         *       ]
+                         *     } */
+                        "application/json": components["schemas"]["BulkFinished"];
+                    };
+                };
                 /** @description Accepted: one item per job, in request order */
                 202: {
                     headers: {
@@ -10184,6 +10216,10 @@ export interface components {
         MonthRolloverPayload: Record<string, never>;
         /** @description A retention job: Delete history past its retention: finished jobs and their batch items, metered and billed request logs, finished webhook deliveries and their attempts. */
         RetentionPayload: Record<string, never>;
+        BulkFinished: {
+            /** @description One per job, in request order, each completed or failed */
+            items: components["schemas"]["Job"][];
+        };
         BulkAccepted: {
             /** @description One per job, in request order */
             items: {
