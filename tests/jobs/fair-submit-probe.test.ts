@@ -92,16 +92,22 @@ describe('a single submit on a fair-shared queue', () => {
     };
     try {
       // No workers: the shard's window fills, and then Alice's submits are held.
+      // Each submit's add (where a held one is admitted) follows its 202: it is awaited, so its calls are its own.
+      const submitted = async () => {
+        const response = await invoke(substrateId);
+        expect(response.status).toBe(202);
+        await app.deps.pendingEnqueues.settled(response.body.id as string);
+      };
       let held = false;
       for (let i = 0; i < 100 && !held; i++) {
         calls.length = 0;
-        expect((await invoke(substrateId)).status).toBe(202);
+        await submitted();
         held = calls.includes('hold');
       }
       expect(held, 'a submit was held').toBe(true);
       expect(calls).toEqual(['probe', 'hold']);
       calls.length = 0;
-      for (let i = 0; i < 5; i++) expect((await invoke(substrateId)).status).toBe(202);
+      for (let i = 0; i < 5; i++) await submitted();
       expect(calls).toEqual(['hold', 'hold', 'hold', 'hold', 'hold']);
     } finally {
       engine.admit = admit;

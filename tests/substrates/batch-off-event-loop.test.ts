@@ -122,7 +122,7 @@ describe('POST /substrates/batch off the event loop', () => {
     expect(again.body).toMatchObject({ created: 0, items: [{ substrate_id: first.body.items[0].substrate_id, created: false }] });
   });
 
-  it('reads the body as the JSON parser did: a UTF-8 byte order mark, non-ASCII text, a UTF-16 body', async () => {
+  it('reads the body as the JSON parser does: a UTF-8 byte order mark, non-ASCII text, a UTF-16 body; bytes that are not UTF-8 refused', async () => {
     const metadata = { name: 'név ✓ 日本 🦋', note: 'ÅÄÖ' };
     const body = JSON.stringify({ substrates: [{ expression_type: 'constant', value: 7, metadata }] });
     const withMark = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(body, 'utf8')]);
@@ -137,12 +137,12 @@ describe('POST /substrates/batch off the event loop', () => {
     );
     expect(utf16.status, utf16.text).toBe(201);
     expect(utf16.body.items[0]).toMatchObject({ value: 8, metadata });
-    // A byte that is not UTF-8 reads as U+FFFD, as the JSON parser read it, not as a refusal.
+    // A byte that is not UTF-8 is refused, as every JSON route refuses it, rather than read as U+FFFD.
     const broken = Buffer.from(JSON.stringify({ substrates: [{ expression_type: 'constant', value: 9, metadata: { name: 'AxB' } }] }));
     broken[broken.indexOf('AxB') + 1] = 0xff;
-    const replaced = asResponse(await postRaw(broken, { authorization: `Bearer ${token}` }));
-    expect(replaced.status, replaced.text).toBe(201);
-    expect(replaced.body.items[0].metadata).toEqual({ name: 'A\ufffdB' });
+    const refused = asResponse(await postRaw(broken, { authorization: `Bearer ${token}` }));
+    expect(refused.status, refused.text).toBe(400);
+    expect(refused.body.errors).toEqual([{ field: 'body', message: 'invalid UTF-8' }]);
   });
 
   it('answers malformed JSON 400 before authentication, as the JSON parser did, and a well-formed body without credentials 401', async () => {
