@@ -18,7 +18,7 @@ export interface RawResponse {
 /**
  * A client over node:http for requests fetch will not send: bodies on GET, raw paths, latin-1 header
  * bytes, repeated headers. Keeps connections alive. Rejects when no answer has started within `timeoutMs`
- * (a hang is a failure too) and stops reading an answer after 256 KiB.
+ * (a hang is a failure too) and stops reading an answer after 1 MiB (GET /openapi.json is ~260 KB).
  */
 export function rawClient(baseUrl: string, timeoutMs = 15_000) {
   const { hostname, port } = new URL(baseUrl);
@@ -33,7 +33,7 @@ export function rawClient(baseUrl: string, timeoutMs = 15_000) {
         let size = 0;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size <= 256 * 1024) chunks.push(chunk);
+          if (size <= 1024 * 1024) chunks.push(chunk);
         });
         res.on('end', () => {
           clearTimeout(timer);
