@@ -4,7 +4,7 @@ import stringify from 'safe-stable-stringify';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { finalStates } from '../db/entities/job-record.entity.js';
 import { jobView } from '../db/jobs/job-view.js';
-import { findJob, findJobs } from '../db/jobs/find-jobs.js';
+import { findJob, findJobStates, findJobsWithin } from '../db/jobs/find-jobs.js';
 import type { StoredJob } from '../db/jobs/job-columns.js';
 import { makeJobDurable, submitJob, type SubmitJobInput } from '../queue/submit-job.js';
 import { describeRefusal, type AdmissionRefusal } from '../queue/admission.js';
@@ -25,7 +25,7 @@ export const jobLocation = (id: string) => `/api/v1/jobs/${id}`;
  * The 202 items of a bulk submit's jobs, in order. The jobs one INSERT stored share its creation time, so each
  * run of equal times is written out once rather than once per job (up to 1,000 a request).
  */
-export function acceptedJobItems(jobs: ReadonlyArray<Pick<JobRecord, 'id' | 'type' | 'state'> & { createdAt: Date | string }>) {
+export function acceptedJobItems(jobs: ReadonlyArray<Pick<JobRecord, 'id' | 'type' | 'state' | 'createdAt'>>) {
   // Compared as read (the driver gives timestamps as text here, whatever the type says): no Date per job.
   let last: unknown;
   let lastIso = '';
@@ -205,23 +205,30 @@ async function respondWithJob(
   });
 }
 
+/** Most bytes of results (as JSON) a bulk submit's 200 under `Prefer: wait` carries; past it the answer is 202. */
+export const bulkWaitMaxResultBytes = 4 * 1024 * 1024;
+
 /**
  * A bulk submit's answer under `Prefer: wait`: 200 with every job as `GET /jobs/:id` shows it once all are
- * final within `waitMs`, else 202 with the items as without the preference, each in the state last seen (their
- * rows are durable already: a bulk submit's INSERT waits for the disk).
+ * final within `waitMs` (read in one query, and only while their results together stay within
+ * `bulkWaitMaxResultBytes`: no answer of a thousand megabyte results is built), else 202 with the items as
+ * without the preference, each in the state last seen (their rows are durable already: a bulk submit's
+ * INSERT waits for the disk).
  */
 export async function respondWithJobs(deps: ApiDeps, res: Response, accepted: readonly JobRecord[], waitMs: number): Promise<void> {
-  const customerId = accepted[0]?.customerId;
+  const customerId = accepted[0]?.customerId ?? '';
   const em = deps.orm.em.fork();
-  const jobs =
-    customerId === undefined ? [...accepted] : await deps.waiter.waitForAll(accepted, waitMs, (ids) => findJobs(em, customerId, ids));
-  if (!jobs.every((job) => finalStates.includes(job.state))) {
-    // Each item in the state last seen, as a single submit's wait that ran out answers.
-    sendJson(res, 202, { items: acceptedJobItems(jobs) });
+  const ids = accepted.map((job) => job.id);
+  const states = await deps.waiter.waitForStates(accepted, waitMs, (waiting) => findJobStates(em, customerId, waiting));
+  const finished = [...states.values()].every((state) => finalStates.includes(state));
+  const jobs = finished ? await findJobsWithin(em, customerId, ids, bulkWaitMaxResultBytes) : null;
+  if (!jobs) {
+    sendJson(res, 202, { items: acceptedJobItems(accepted.map((job) => ({ ...job, state: states.get(job.id) ?? job.state }))) });
     return;
   }
+  const byId = new Map(jobs.map((job) => [job.id, job]));
   res.setHeader('Preference-Applied', `wait=${waitMs / 1000}`);
-  sendJson(res, 200, { items: jobs.map(jobView) });
+  sendJson(res, 200, { items: ids.map((id) => jobView(byId.get(id) as JobRecord)) });
 }
 
 /**

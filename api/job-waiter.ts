@@ -68,48 +68,52 @@ export class JobWaiter {
   }
 
   /**
-   * `waitForFinal` for many jobs at once (a bulk submit's `Prefer: wait`): returns their latest rows, in the
-   * order given, once every one is final or `timeoutMs` has passed. Their notices are listened for together,
-   * and the unfinished ones are re-read in one query: at once (a job may have finished before this listened),
-   * whenever a notice came without its row, and every `waitPollMs`.
+   * Waits for many jobs at once (a bulk submit's `Prefer: wait`) until every one is final or `timeoutMs` has
+   * passed, and returns the state last seen of each, by id. Only states are kept (never a row: a thousand big
+   * results are not held here). Their notices are listened for together, and the unfinished ones' states are
+   * re-read in one query: at once (a job may have finished before this listened), and every `waitPollMs`.
    */
-  async waitForAll(
-    jobs: readonly StoredJob[],
+  async waitForStates(
+    jobs: ReadonlyArray<Pick<JobRecord, 'id' | 'state'>>,
     timeoutMs: number,
-    reread: (ids: string[]) => Promise<readonly JobRecord[]>,
-  ): Promise<StoredJob[]> {
-    const latest = new Map<string, StoredJob>(jobs.map((job) => [job.id, job]));
-    let readPending = true;
+    rereadStates: (ids: string[]) => Promise<ReadonlyArray<Pick<JobRecord, 'id' | 'state'>>>,
+  ): Promise<Map<string, JobRecord['state']>> {
+    const states = new Map(jobs.map((job) => [job.id, job.state]));
+    let unfinished = jobs.filter((job) => !finalStates.includes(job.state)).length;
+    const record = (id: string, state: JobRecord['state']) => {
+      const before = states.get(id);
+      if (before === undefined || finalStates.includes(before)) return;
+      states.set(id, state);
+      if (finalStates.includes(state)) unfinished--;
+    };
     let wake: () => void = () => undefined;
+    // A notice without its row (too big to send) still means the job is final: its state is read at the end.
     const onNotice = (notice: FinishedJobNotice) => {
-      if (notice.state !== undefined) latest.set(notice.id, notice);
-      else readPending = true;
+      record(notice.id, notice.state ?? 'completed');
       wake();
     };
-    const unfinished = () => [...latest.values()].filter((job) => !finalStates.includes(job.state)).map((job) => job.id);
-    for (const id of latest.keys()) this.notices.on(id, onNotice);
+    for (const id of states.keys()) this.notices.on(id, onNotice);
     try {
       const deadline = Date.now() + timeoutMs;
-      for (let waiting = unfinished(); waiting.length > 0; waiting = unfinished()) {
-        if (readPending) {
-          readPending = false;
-          for (const row of await reread(waiting)) latest.set(row.id, row);
-          continue;
+      let reread = true;
+      while (unfinished > 0) {
+        if (reread) {
+          const waiting = [...states].filter(([, state]) => !finalStates.includes(state)).map(([id]) => id);
+          for (const row of await rereadStates(waiting)) record(row.id, row.state);
         }
         const remaining = deadline - Date.now();
-        if (remaining <= 0) break;
+        if (unfinished === 0 || remaining <= 0) break;
         let timer: NodeJS.Timeout | undefined;
-        const noticed = await new Promise<boolean>((resolve) => {
+        reread = !(await new Promise<boolean>((resolve) => {
           wake = () => resolve(true);
           timer = setTimeout(() => resolve(false), Math.min(remaining, waitPollMs));
-        });
+        }));
         clearTimeout(timer);
-        if (!noticed) readPending = true;
       }
     } finally {
-      for (const id of latest.keys()) this.notices.off(id, onNotice);
+      for (const id of states.keys()) this.notices.off(id, onNotice);
     }
-    return jobs.map((job) => latest.get(job.id) ?? job);
+    return states;
   }
 
   /**

@@ -12,12 +12,40 @@ export async function findJob(em: EntityManager, customerId: string, id: string)
   return row ?? null;
 }
 
-const findJobsStatement = `select ${jobColumns} from jobs where ${idsWithin('id', '$1', '$3', '$4')} and customer_id = $2`;
+const jobStatesStatement = `select id, state from jobs where ${idsWithin('id', '$1', '$3', '$4')} and customer_id = $2`;
 
-/** Jobs of a customer by id, in one prepared read (a bulk submit's wait polls it); an id with no row is left out. */
-export async function findJobs(em: EntityManager, customerId: string, ids: readonly string[]): Promise<JobRecord[]> {
+/** The states of a customer's jobs by id, in one prepared read (a bulk submit's wait polls it); an id with no row is left out. */
+export async function findJobStates(
+  em: EntityManager,
+  customerId: string,
+  ids: readonly string[],
+): Promise<Array<Pick<JobRecord, 'id' | 'state'>>> {
   if (ids.length === 0) return [];
-  return executePrepared<JobRecord>(em, 'jobs-find-many', findJobsStatement, [ids, customerId, ...idRange(ids)]);
+  return executePrepared(em, 'jobs-find-states', jobStatesStatement, [ids, customerId, ...idRange(ids)]);
+}
+
+const jobsWithinStatement = `with found as (select ${jobColumns}, octet_length(result::text) as "resultBytes"
+     from jobs where ${idsWithin('id', '$1', '$3', '$4')} and customer_id = $2)
+   select * from found where (select coalesce(sum("resultBytes"), 0) from found) <= $5`;
+
+/**
+ * A customer's jobs by id, in one prepared read, or null when their results together are over `maxResultBytes`
+ * (of JSON text): what is read is bounded, whatever the jobs returned.
+ */
+export async function findJobsWithin(
+  em: EntityManager,
+  customerId: string,
+  ids: readonly string[],
+  maxResultBytes: number,
+): Promise<JobRecord[] | null> {
+  if (ids.length === 0) return [];
+  const rows = await executePrepared<JobRecord>(em, 'jobs-find-within', jobsWithinStatement, [
+    ids,
+    customerId,
+    ...idRange(ids),
+    maxResultBytes,
+  ]);
+  return rows.length === 0 ? null : rows;
 }
 
 const jobPayloadStatement = `select payload from jobs where ${idIs('id', '$1')}`;

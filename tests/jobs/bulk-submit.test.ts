@@ -165,6 +165,20 @@ describe('POST /jobs/bulk', () => {
     }
   });
 
+  it('with Prefer: wait answers 202 with the finished items when their results together are past the answer budget', async () => {
+    const quadruple = await createExpressionSubstrate(suite.request, alice.accessToken, 's + s + s + s');
+    // 70 results of 64 KB: 4.5 MB, past bulkWaitMaxResultBytes (4 MiB).
+    const jobs = Array.from({ length: 70 }, (_, i) => ({
+      type: 'invoke',
+      payload: { substrate_id: quadruple, parameters: { s: `${i}`.padEnd(16_000, 'x') } },
+    }));
+    const response = await bulk({ jobs }, alice.accessToken, { prefer: 'wait=20' });
+    expect(response.status, response.text.slice(0, 300)).toBe(202);
+    expect(response.headers.get('preference-applied')).toBeNull();
+    expect(new Set(response.body.items.map((item: { state: string }) => item.state))).toEqual(new Set(['completed']));
+    expect(response.body.items[0]).not.toHaveProperty('result');
+  });
+
   it('with Prefer: wait answers 202 with the items when one job does not finish within the wait', async () => {
     const started = Date.now();
     const response = await bulk(
