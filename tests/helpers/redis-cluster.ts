@@ -82,6 +82,18 @@ function parseClusterNodes(text: string): ClusterNodeLine[] {
  * `redis-cli` on PATH. `stop()` kills them and removes the dir.
  */
 export async function startLocalRedisCluster(masters = 3, options: LocalRedisClusterOptions = {}): Promise<LocalRedisCluster> {
+  // A port found free can be taken by another test file's server before redis-server binds it (the files run in
+  // parallel): that node never answers, and the attempt fails; a new one picks other ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startLocalRedisClusterOnce(masters, options);
+    } catch (error) {
+      if (attempt >= 3) throw error;
+    }
+  }
+}
+
+async function startLocalRedisClusterOnce(masters: number, options: LocalRedisClusterOptions): Promise<LocalRedisCluster> {
   const replicas = options.replicas ?? 0;
   const dir = mkdtempSync(path.join(tmpdir(), 'chrysalis-cluster-'));
   const ports: number[] = [];
