@@ -9,7 +9,7 @@
 import http from 'node:http';
 import type { Redis } from 'ioredis';
 import { customerLimitKey } from '../../queue/tier-budgets.js';
-import { apiJson, collectGarbage, percentile, round, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
+import { apiJson, collectGarbage, percentile, round, settle, startChild, waitUntil, type Child, type ScenarioResult } from './harness.js';
 
 export interface RequestLatencyContext {
   /** Environment of the platform's API process; the scenario's own API differs in PORT and the two settings above. */
@@ -187,6 +187,8 @@ export async function runRequestLatency(ctx: RequestLatencyContext): Promise<Sce
         // Warm-up as large as the sequential run, so the JIT has settled on the path before it is measured.
         await run(url, what, 1, ctx.sequential);
         await collectGarbage(name === 'bare http' ? bare.process.pid : api.process.pid);
+        // At rest: what ran before (an earlier scenario's autovacuum, the last call's 64-connection run) is not measured.
+        await settle(0.1, 10_000);
         const sequential = figures(await run(url, what, 1, ctx.sequential));
         const c64 = figures(await run(url, what, 64, ctx.concurrent));
         rows[name] = { sequential, c64 };
