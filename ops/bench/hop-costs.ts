@@ -83,6 +83,12 @@ async function main(): Promise<void> {
         };
         return writeFinalStates(orm.em, new Map([[write.id, write]]), `${prefix}:notices`);
       });
+      // A write that matched no row would time nothing: every timed insert must have been completed by it.
+      const [stored] = await orm.em
+        .getConnection()
+        .execute<Array<{ completed: number }>>(`select count(*)::int as completed from jobs where state = 'completed'`);
+      const completed = stored?.completed ?? 0;
+      if (completed !== ids.length) throw new Error(`final state writes completed ${completed} of ${ids.length} jobs`);
       const add = await timed((i) => queue.add('invoke', { x: i }, { jobId: ids[i], removeOnComplete: true }));
       const runTask = taskRunner(pool, 5000, tasks);
       const owner = { customerId, workMs: 0 };
