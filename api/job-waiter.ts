@@ -71,7 +71,8 @@ export class JobWaiter {
    * Waits for many jobs at once (a bulk submit's `Prefer: wait`) until every one is final or `timeoutMs` has
    * passed, and returns the state last seen of each, by id. Only states are kept (never a row: a thousand big
    * results are not held here). Their notices are listened for together, and the unfinished ones' states are
-   * re-read in one query: at once (a job may have finished before this listened), and every `waitPollMs`.
+   * re-read in one query: at once (a job may have finished before this listened), when a notice came without
+   * its row, and every `waitPollMs`.
    */
   async waitForStates(
     jobs: ReadonlyArray<Pick<JobRecord, 'id' | 'state'>>,
@@ -87,28 +88,33 @@ export class JobWaiter {
       if (finalStates.includes(state)) unfinished--;
     };
     let wake: () => void = () => undefined;
-    // A notice without its row (too big to send) still means the job is final: its state is read at the end.
+    // At once (a job may have finished before this listened), after a notice without its row, and every waitPollMs.
+    let reread = true;
     const onNotice = (notice: FinishedJobNotice) => {
-      record(notice.id, notice.state ?? 'completed');
+      // A row over NOTIFY's 8,000 bytes comes as its id alone: final, but completed or failed only its row says.
+      if (notice.state === undefined) reread = true;
+      else record(notice.id, notice.state);
       wake();
     };
     for (const id of states.keys()) this.notices.on(id, onNotice);
     try {
       const deadline = Date.now() + timeoutMs;
-      let reread = true;
       while (unfinished > 0) {
         if (reread) {
+          reread = false;
           const waiting = [...states].filter(([, state]) => !finalStates.includes(state)).map(([id]) => id);
           for (const row of await rereadStates(waiting)) record(row.id, row.state);
+          continue;
         }
         const remaining = deadline - Date.now();
-        if (unfinished === 0 || remaining <= 0) break;
+        if (remaining <= 0) break;
         let timer: NodeJS.Timeout | undefined;
-        reread = !(await new Promise<boolean>((resolve) => {
+        const noticed = await new Promise<boolean>((resolve) => {
           wake = () => resolve(true);
           timer = setTimeout(() => resolve(false), Math.min(remaining, waitPollMs));
-        }));
+        });
         clearTimeout(timer);
+        if (!noticed) reread = true;
       }
     } finally {
       for (const id of states.keys()) this.notices.off(id, onNotice);

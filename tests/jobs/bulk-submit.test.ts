@@ -197,6 +197,23 @@ describe('POST /jobs/bulk', () => {
     expect(response.body.items.map((item: { state: string }) => item.state)).toEqual(['completed', 'delayed']);
   });
 
+  it('with Prefer: wait shows a job whose row was too big for its notice in its stored state (failed), not assumed completed', async () => {
+    const unparsable = await createExpressionSubstrate(suite.request, alice.accessToken, 'int(s) + 1');
+    const response = await bulk(
+      {
+        jobs: [
+          // Its row (a 9,000-character parameter) is past NOTIFY's 8,000 bytes: its notice carries its id alone.
+          { type: 'invoke', payload: { substrate_id: unparsable, parameters: { s: 'x'.repeat(9_000) } } },
+          { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 3, y: 4 } }, delay_ms: 3_600_000 },
+        ],
+      },
+      alice.accessToken,
+      { prefer: 'wait=2' },
+    );
+    expect(response.status, response.text).toBe(202);
+    expect(response.body.items.map((item: { state: string }) => item.state)).toEqual(['failed', 'delayed']);
+  });
+
   it('refuses the whole request when one job is malformed (400) or past a limit (422), naming jobs[i] — nothing stored', async () => {
     const before = await countJobs(customerId);
     const good = { type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 1, y: 1 } } };
