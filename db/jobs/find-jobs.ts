@@ -30,7 +30,7 @@ const jobsWithinStatement = `with found as (select ${jobColumns}, octet_length(r
 
 /**
  * A customer's jobs by id, in one prepared read, or null when their results together are over `maxResultBytes`
- * (of JSON text): what is read is bounded, whatever the jobs returned.
+ * (of JSON text: what is read is bounded, whatever the jobs returned) or when an id has no row of the customer's.
  */
 export async function findJobsWithin(
   em: EntityManager,
@@ -45,7 +45,7 @@ export async function findJobsWithin(
     ...idRange(ids),
     maxResultBytes,
   ]);
-  return rows.length === 0 ? null : rows;
+  return rows.length === ids.length ? rows : null;
 }
 
 const jobPayloadStatement = `select payload from jobs where ${idIs('id', '$1')}`;

@@ -1,5 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { bulkWaitMaxResultBytes } from '../../api/job-responses.js';
+import { findJobStates, findJobsWithin } from '../../db/jobs/find-jobs.js';
 import { getJobDefinition } from '../../jobs/registry.js';
+import { uuidv7 } from '../../lib/uuid.js';
 import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
 import { expectProblem } from '../auth/expect-problem.js';
 import { registerUser, type TestUser } from '../helpers/accounts.js';
@@ -212,6 +215,18 @@ describe('POST /jobs/bulk', () => {
     );
     expect(response.status, response.text).toBe(202);
     expect(response.body.items.map((item: { state: string }) => item.state)).toEqual(['failed', 'delayed']);
+  });
+
+  it("reads finished rows for a wait only when every id is the customer's and their results fit the budget", async () => {
+    const em = suite.app.deps.orm.em;
+    const response = await bulk({ jobs: [{ type: 'invoke', payload: { substrate_id: substrateId, parameters: { x: 5, y: 4 } } }] });
+    const ids: string[] = response.body.items.map((item: { id: string }) => item.id);
+    await waitFor(async () => (await findJobStates(em, customerId, ids))[0]?.state === 'completed', 20_000);
+    const bobCustomerId = (await suite.request('GET', '/api/v1/auth/me', { token: bob.accessToken })).body.customer_id;
+    expect((await findJobsWithin(em, customerId, ids, bulkWaitMaxResultBytes))?.map((job) => job.id)).toEqual(ids);
+    expect(await findJobsWithin(em, bobCustomerId, ids, bulkWaitMaxResultBytes)).toBeNull();
+    expect(await findJobsWithin(em, customerId, [...ids, uuidv7()], bulkWaitMaxResultBytes)).toBeNull();
+    expect(await findJobsWithin(em, customerId, ids, 1)).toBeNull();
   });
 
   it('refuses the whole request when one job is malformed (400) or past a limit (422), naming jobs[i] — nothing stored', async () => {
