@@ -38,6 +38,8 @@ describe('queue shards', () => {
     });
     expect(submitted.status).toBe(202);
     const id: string = submitted.body.id;
+    // The add follows the 202 (queue/pending-enqueues.ts): read Redis once it is in.
+    await suite.app.deps.pendingEnqueues.settled(id);
     expect(await shardsHolding(id)).toEqual([shardOf(id, 16)]);
     expect(suite.app.deps.queues.forJob('invoke', id).name).toBe(`{invoke.${shardOf(id, 16)}}`);
     expect(await suite.app.deps.redis.exists(`${suite.app.config.queuePrefix}:{invoke.${shardOf(id, 16)}}:wait`)).toBe(1);
