@@ -35,6 +35,8 @@ async function delayedJob(parameters: Record<string, number>): Promise<string> {
   });
   expect(response.status).toBe(202);
   expect(response.body.state).toBe('delayed');
+  // The add follows the 202 (queue/pending-enqueues.ts): the job is in BullMQ once it has settled.
+  await app.deps.pendingEnqueues.settled(response.body.id);
   return response.body.id;
 }
 
@@ -105,6 +107,7 @@ describe('GET /jobs/:id/events', () => {
         body: { type: 'invoke', payload: { substrate_id: failing.body.substrate_id, parameters: { x: 1 } }, delay_ms: 3_600_000 },
       })
     ).body.id;
+    await app.deps.pendingEnqueues.settled(id);
     const stream = await openSse(eventsUrl(id), { token: alice.accessToken });
     expect((await stream.next())?.data.state).toBe('delayed');
     await (await bullJob(app.deps.queues, 'invoke', id))!.promote();

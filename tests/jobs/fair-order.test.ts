@@ -44,6 +44,8 @@ async function aJobsFinishedBeforeB(env: Record<string, string>): Promise<number
   });
   expect(submitted.status).toBe(202);
   const bJob = submitted.body.id as string;
+  // Its admission and add follow the 202 (queue/pending-enqueues.ts): B's job is in its shard before the workers start.
+  await app.deps.pendingEnqueues.settled(bJob);
 
   await app.startWorkers();
   for (let waited = 0; ; waited++) {
@@ -123,6 +125,8 @@ describe('fair sharing: held jobs', () => {
     });
     expect(delayed.status).toBe(202);
     expect(delayed.body.state).toBe('delayed');
+    // Its admission to the fair `delayed` set follows the 202 (queue/pending-enqueues.ts): read Redis once it is in.
+    await deps.pendingEnqueues.settled(delayed.body.id);
     const delayedQueue = deps.queues.forJob('invoke', delayed.body.id);
     expect(await deps.redis.zscore(`${delayedQueue.qualifiedName}:fair:delayed`, delayed.body.id)).not.toBeNull();
     expect(await delayedQueue.getJob(delayed.body.id)).toBeUndefined();

@@ -32,6 +32,8 @@ describe('payloads too big to carry in Redis', () => {
       delay_ms: 3_600_000,
     });
     expect([big.status, small.status]).toEqual([202, 202]);
+    // The adds follow the 202s (queue/pending-enqueues.ts): read BullMQ once they are in.
+    await suite.app.deps.pendingEnqueues.drain();
 
     const bigData = (await bullJob(suite.app.deps.queues, 'batch', big.body.id))?.data;
     expect(bigData).toMatchObject({ payloadInRow: true });

@@ -122,6 +122,8 @@ describe('submit and poll', () => {
     });
     expect(response.status).toBe(202);
     expect(response.body.state).toBe('delayed');
+    // The add follows the 202 (queue/pending-enqueues.ts): read BullMQ once it is in.
+    await app.deps.pendingEnqueues.settled(response.body.id);
     const queued = await bullJob(app.deps.queues, 'invoke', response.body.id);
     expect(queued?.id).toBe(response.body.id);
   });
