@@ -131,9 +131,6 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
     if (!existing) throw notFound(`job ${id}`);
     const cancelled = await cancelJobRow(em, principal.customerId, id);
     if (!cancelled) throw new ProblemError('conflict', `job ${id} is already ${existing.state}`, { state: existing.state });
-    const queue = deps.queues.forJob(cancelled.type, id);
-    // Held by fair sharing: out of its lane (a release that pops it anyway skips a cancelled row).
-    if (deps.fair?.of(queue)) await deps.fair.share.withdraw(queue.qualifiedName, id, cancelled.customerId);
     await stopCancelledJob({ ...deps, queuePrefix: deps.config.queuePrefix }, cancelled);
     res.json(jobView(cancelled));
   });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { submitJobsBulk } from '../../queue/submit-jobs-bulk.js';
-import { registerUser } from '../helpers/accounts.js';
+import { loginAdmin, registerUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { obliterateType } from '../helpers/queues.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
@@ -130,5 +130,11 @@ describe('fair sharing: held jobs', () => {
     const delayedQueue = deps.queues.forJob('invoke', delayed.body.id);
     expect(await deps.redis.zscore(`${delayedQueue.qualifiedName}:fair:delayed`, delayed.body.id)).not.toBeNull();
     expect(await delayedQueue.getJob(delayed.body.id)).toBeUndefined();
+
+    // An administrator's cancel takes it out of the `delayed` set too (A's other jobs are all finished by now).
+    const adminToken = await loginAdmin(request);
+    const adminCancel = await request('POST', '/api/v1/admin/jobs/cancel', { token: adminToken, body: { customer_id: aCustomer } });
+    expect(adminCancel.body).toMatchObject({ cancelled: 1, job_ids: [delayed.body.id] });
+    expect(await deps.redis.zscore(`${delayedQueue.qualifiedName}:fair:delayed`, delayed.body.id)).toBeNull();
   }, 300_000);
 });
