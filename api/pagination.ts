@@ -1,9 +1,19 @@
 import { z } from 'zod';
 import { ProblemError } from './problems.js';
 
+/**
+ * A whole number in a query string, written in decimal digits only: `z.coerce.number()` alone would also take
+ * `0x10`, `1e2`, `+5` or `5.` (whatever `Number()` reads), which a client never means.
+ */
+export const queryInteger = (min: number, max: number) =>
+  z.preprocess(
+    (value) => (typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : value),
+    z.number().int().min(min).max(max),
+  );
+
 /** `?limit=` 1–100 (default 20) and an opaque `?cursor=`. */
 export const paginationQuery = {
-  limit: z.coerce.number().int().min(1).max(100).default(20),
+  limit: queryInteger(1, 100).default(20),
   cursor: z.string().max(512).optional(),
 };
 

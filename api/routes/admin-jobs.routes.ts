@@ -15,7 +15,7 @@ import { pauseRefreshMs, releasePausedJobs } from '../../queue/customer-pauses.j
 import { retryJobs } from '../../queue/retry-jobs.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
-import { decodeCursor, page, paginationQuery } from '../pagination.js';
+import { decodeCursor, page, paginationQuery, queryInteger } from '../pagination.js';
 import { notFound } from '../problems.js';
 import { parseInput, refuseBodyFields } from '../validate.js';
 import { customerParams } from './admin.routes.js';
@@ -71,7 +71,7 @@ export const failureGroupsQuery = z.strictObject({
   customer_id: customerId.optional(),
   type: jobType.optional(),
   ...timeFilters,
-  limit: z.coerce.number().int().min(1).max(100).default(20).describe('How many groups, the biggest first (1–100, default 20)'),
+  limit: queryInteger(1, 100).default(20).describe('How many groups, the biggest first (1–100, default 20)'),
 });
 
 export const adminRetryBody = z

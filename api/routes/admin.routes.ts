@@ -9,7 +9,7 @@ import { creditCustomer } from '../../jobs/billing/account-operations.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { assertWithinCap, centsIn, ledgerIdempotencyKey, postingOnce, transactionView } from '../ledger-requests.js';
-import { decodeCursor, page, paginationQuery } from '../pagination.js';
+import { decodeCursor, page, paginationQuery, queryInteger } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { parseIngestBody, type IngestRejection } from '../usage-ingest.js';
 import { parseInput } from '../validate.js';
@@ -19,11 +19,7 @@ const ndjsonTypes = ['application/x-ndjson', 'application/jsonl', 'application/x
 const maxListedRejections = 1000;
 export const listQuery = z.strictObject({ ...paginationQuery });
 export const backlogQuery = z.strictObject({
-  limit: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(100)
+  limit: queryInteger(1, 100)
     .default(20)
     .describe('How many of the customers holding the most unfinished jobs to name (1–100, default 20); the rest are summed in `other`'),
 });

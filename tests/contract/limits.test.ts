@@ -1,4 +1,4 @@
-import { beforeAll, describe, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
 import type { TestUser } from '../helpers/accounts.js';
 import { useTestApp } from '../helpers/suite.js';
@@ -133,5 +133,13 @@ describe('a limit exceeded answers 422 naming the field; malformed input stays 4
 
   it('keeps ?limit= over 100 a 400, as SPEC §5 says of list pages', async () => {
     expectProblem(await suite.request('GET', '/api/v1/substrates?limit=101', { token }), 400, 'validation', ['query.limit']);
+  });
+
+  it('takes ?limit= in decimal digits only: hex, exponents, signs, spaces and a trailing point are 400', async () => {
+    expect((await suite.request('GET', '/api/v1/substrates?limit=100', { token })).status).toBe(200);
+    expect((await suite.request('GET', '/api/v1/jobs?limit=007', { token })).status).toBe(200);
+    for (const limit of ['0x10', '0b11', '1e1', '%2B5', '5.', '100.0', '%201', '', '1,2'])
+      for (const path of ['/api/v1/substrates', '/api/v1/jobs', '/api/v1/webhooks'])
+        expectProblem(await suite.request('GET', `${path}?limit=${limit}`, { token }), 400, 'validation', ['query.limit']);
   });
 });
