@@ -31,11 +31,13 @@ export function retryInput(original: JobRecord): Omit<SubmitJobInput, 'customerI
 }
 
 /**
- * The idempotency key of a retry of `originalId` (both POST /jobs/:id/retry without an `Idempotency-Key` and
- * POST /admin/jobs/retry): concurrent or repeated retries of one job insert one row, and the others are
- * answered with it (for the key's 24 hours, `idempotencyWindowMs`).
+ * The idempotency key of a retry of `originalId`. POST /admin/jobs/retry retries a job once: concurrent or
+ * repeated runs insert one row (for the key's 24 hours, `idempotencyWindowMs`). POST /jobs/:id/retry without an
+ * `Idempotency-Key` passes how many of the job's retries have ended (`finishedRetries`): retries asked for while
+ * one is still unfinished (a double click) share it; one asked for after it ended is a new job.
  */
-export const retryIdempotencyKey = (originalId: string) => `retry:${originalId}`;
+export const retryIdempotencyKey = (originalId: string, finishedRetries?: number) =>
+  finishedRetries === undefined ? `retry:${originalId}` : `retry:${originalId}:${finishedRetries}`;
 
 /** What one bulk retry did. */
 export interface BulkRetryOutcome {

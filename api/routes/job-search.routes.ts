@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { jobStates, type JobState } from '../../db/entities/job-record.entity.js';
-import { findJob } from '../../db/jobs/find-jobs.js';
+import { countFinishedRetries, findJob } from '../../db/jobs/find-jobs.js';
 import { jobView } from '../../db/jobs/job-view.js';
 import { searchJobs } from '../../db/jobs/search-jobs.js';
 import { jobTypeNames } from '../../jobs/registry.js';
@@ -107,8 +107,9 @@ export function jobSearchRoutes(deps: ApiDeps): Router {
     if (!input) throw new ProblemError('conflict', `job type ${original.type} no longer exists`, { state: original.state });
     if (input.definition.adminOnly && principal.role !== 'admin')
       throw new ProblemError('forbidden', `only administrators may submit ${original.type} jobs`);
-    // Without an Idempotency-Key, concurrent retries of one job (a double click) still create one retry.
-    await submitAndRespond(deps, req, res, principal.customerId, input, retryIdempotencyKey(original.id));
+    // Without an Idempotency-Key, concurrent retries of one job (a double click) still create one retry; once it has ended, another may follow.
+    const finishedRetries = await countFinishedRetries(deps.orm.em, principal.customerId, original.id);
+    await submitAndRespond(deps, req, res, principal.customerId, input, retryIdempotencyKey(original.id, finishedRetries));
   });
 
   return router;

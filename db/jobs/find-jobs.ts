@@ -88,6 +88,17 @@ export async function findJobPayload(em: EntityManager, id: string): Promise<{ p
   return row ?? null;
 }
 
+/** How many retries of a customer's job `id` have ended (a retry's row is newer than its original's: `id >`). */
+export async function countFinishedRetries(em: EntityManager, customerId: string, id: string): Promise<number> {
+  const [row] = await queryWithParameters<{ n: number }>(
+    em,
+    `select count(*)::int as n from jobs
+      where retry_of = ?::uuid and customer_id = ?::uuid and id > ?::uuid and state in ('completed', 'failed', 'cancelled')`,
+    [id, customerId, id],
+  );
+  return row?.n ?? 0;
+}
+
 /** The job a customer's idempotency key names, or null (the key is free, or its job is gone). */
 export async function findJobByIdempotencyKey(em: EntityManager, customerId: string, key: string): Promise<JobRecord | null> {
   return (await findJobsByIdempotencyKeys(em, customerId, [key])).get(key) ?? null;

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
 import { outOfRangeTimes } from '../helpers/out-of-range-times.js';
 import { useTestApp } from '../helpers/suite.js';
+import { waitFor } from '../helpers/http.js';
 
 /** GET /jobs filters and POST /jobs/:id/retry (SPEC §9, issue 19). */
 const suite = useTestApp({ workers: true, users: 2 });
@@ -141,6 +142,18 @@ describe('POST /jobs/:id/retry', () => {
     expectProblem(await suite.request('POST', `/api/v1/jobs/${ids.failed}/retry`, { token: otherToken }), 404, 'not-found');
     expectProblem(await suite.request('POST', '/api/v1/jobs/0193a000-0000-7000-8000-000000000000/retry', { token }), 404, 'not-found');
     expectProblem(await suite.request('POST', '/api/v1/jobs/not-a-uuid/retry', { token }), 400, 'validation', ['params.id']);
+  });
+
+  it('answers a double click with one retry, and a retry asked for after that one ended with a new job', async () => {
+    const retry = () => suite.request('POST', `/api/v1/jobs/${ids.failed}/retry`, { token });
+    const [first, second] = await Promise.all([retry(), retry()]);
+    expect([first.status, second.status]).toEqual([202, 202]);
+    expect(second.body.id).toBe(first.body.id);
+    await waitFor(async () => (await suite.request('GET', `/api/v1/jobs/${first.body.id}`, { token })).body.state === 'failed');
+    const later = await retry();
+    expect(later.status, later.text).toBe(202);
+    expect(later.body).toMatchObject({ retry_of: ids.failed });
+    expect(later.body.id).not.toBe(first.body.id);
   });
 
   it('keeps Idempotency-Key: the same key retries once', async () => {
