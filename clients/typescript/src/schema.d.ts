@@ -2386,7 +2386,7 @@ export interface paths {
         put?: never;
         /**
          * Retry a failed or cancelled job as a new job
-         * @description A new job with the same type, payload, priority, attempts and `webhook_url` (not `delay_ms`: it runs now), whose `retry_of` is the original; the original is unchanged. It is submitted like `POST /jobs`: the rate limit, the queued-job cap, `Idempotency-Key` (same key: the same retry) and `Prefer: wait` apply. Without an `Idempotency-Key`, retrying the same job again within 24 hours (or concurrently, or after an admin retry of it) answers with the retry already made rather than a second one. Any other state than `failed` or `cancelled` answers 409; a job on a substrate deleted since answers 404.
+         * @description A new job with the same type, payload, priority, attempts and `webhook_url` (not `delay_ms`: it runs now), whose `retry_of` is the original; the original is unchanged. It is submitted like `POST /jobs`: the rate limit, the queued-job cap, `Idempotency-Key` (same key: the same retry) and `Prefer: wait` apply. Without an `Idempotency-Key`, retrying the same job again while its last retry has not ended (a double click) answers with that retry rather than a second one; once it has ended, a retry is a new job. Any other state than `failed` or `cancelled` answers 409; a job on a substrate deleted since answers 404.
          */
         post: {
             parameters: {
