@@ -38,14 +38,18 @@ export function acceptedJobItems(jobs: ReadonlyArray<Pick<JobRecord, 'id' | 'typ
   });
 }
 
-/** RFC 7240 `Prefer: wait=N` (N capped at 30 s). Null when absent. */
-export function preferredWaitMs(req: Request): number | null {
+/** A `wait` preference whose value is seconds, plain or quoted, and ends where the preference does (`wait=1e9` is no wait). */
+const waitPreference = /(?:^|[,;\s])wait=(?:(\d{1,9}(?:\.\d{1,9})?)|"(\d{1,9}(?:\.\d{1,9})?)")(?=$|[,;\s])/i;
+
+/** RFC 7240 `Prefer: wait=N` (N capped at 30 s). Null when absent or not a number of seconds (a preference it cannot read is ignored). */
+export function preferredWaitMs(req: Pick<Request, 'headers'>): number | null {
   const raw = req.headers.prefer;
   const header = Array.isArray(raw) ? raw.join(',') : raw;
   if (!header) return null;
-  const match = /(?:^|[,;\s])wait=(\d+(?:\.\d+)?)/i.exec(header);
-  if (!match?.[1]) return null;
-  return Math.min(Number(match[1]), 30) * 1000;
+  const match = waitPreference.exec(header);
+  const seconds = match?.[1] ?? match?.[2];
+  if (seconds === undefined) return null;
+  return Math.min(Number(seconds), 30) * 1000;
 }
 
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
