@@ -53,7 +53,8 @@ const textBodyRoutes = new Set(['/api/v1/substrates/batch']);
 const bracketedBodyRoutes = new Set(['/api/v1/jobs/bulk']);
 /** The one /api/v1 route whose body is not JSON (NDJSON; the route checks its own type). */
 const nonJsonRoutes = new Set(['/api/v1/admin/usage/ingest']);
-const jsonTypes = ['application/json', 'application/*+json'];
+/** SPEC §9: a JSON route answers 415 to any other type, a structured `+json` one (RFC 6839) included. */
+const jsonTypes = ['application/json'];
 
 /**
  * Parses JSON bodies, and refuses with 415 a non-empty body under /api/v1 that is not declared JSON: left

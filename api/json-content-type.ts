@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { ProblemError } from './problems.js';
 
-/** `application/json` or a structured `+json` type (RFC 6839), with or without parameters such as a charset. */
-const jsonContentType = /^application\/(?:[\w.+-]+\+)?json[\t ]*(?:;|$)/i;
+/** `application/json`, with or without parameters such as a charset; not a structured `+json` type (SPEC §9). */
+const jsonContentType = /^application\/json[\t ]*(?:;|$)/i;
 
 /** Whether the request carries body bytes: a non-zero length, or a chunked body (whose length is unknown). */
 export function hasBody(req: IncomingMessage): boolean {
