@@ -33,6 +33,9 @@ export function parseInput<Schema extends z.ZodType>(
   return result.data;
 }
 
+/** The body of a route whose fields are all optional: `{}` when none was sent; JSON `null` stays a wrong type (400). */
+export const optionalBody = (body: unknown): unknown => (body === undefined ? {} : body);
+
 /** The body of a route that takes none: no body (or JSON `null`) or `{}`. */
 const noBody = z.strictObject({});
 

@@ -32,7 +32,7 @@ import { tosText } from '../auth/tos-text.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
-import { parseInput, refuseBodyFields } from '../validate.js';
+import { optionalBody, parseInput, refuseBodyFields } from '../validate.js';
 import { inTransaction } from '../../db/transaction.js';
 import { storableTime } from '../storable-time.js';
 
@@ -279,7 +279,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
     const principal = principalOf(req);
     userIdOf(principal, 'managing API keys');
     const { id } = parseInput(apiKeyIdParams, req.params, 'params');
-    const body = parseInput(rotateApiKeyBody, req.body ?? {}, 'body');
+    const body = parseInput(rotateApiKeyBody, optionalBody(req.body), 'body');
     const key = newApiKey();
     const row = await inTransaction(deps.orm.em, async (tx) => {
       const old = await lockApiKey(tx, principal.customerId, id);

@@ -21,7 +21,7 @@ import { jsonBodyOf } from '../json-text-body.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { isFieldError, prepareSubstrate } from '../substrate-batch/prepare-substrate.js';
-import { parseInput, refuseBodyFields } from '../validate.js';
+import { optionalBody, parseInput, refuseBodyFields } from '../validate.js';
 import { createSubstrateBody, nameHint, patchSubstrateBody } from './substrate-bodies.js';
 import { inTransaction } from '../../db/transaction.js';
 import { storableTime } from '../storable-time.js';
@@ -102,7 +102,7 @@ export function startInvokeCacheLookup(deps: ApiDeps, req: Request): void {
   const match = invokePath.exec(req.path);
   if (!match) return;
   const id = substrateIdSchema.safeParse(match[1]);
-  const body = invokeBody.safeParse(req.body ?? {});
+  const body = invokeBody.safeParse(optionalBody(req.body));
   if (!id.success || !body.success) return;
   const lookup = deps.cache.get(principalOf(req).customerId, id.data, body.data.parameters ?? {});
   earlyLookups.set(req, { substrateId: id.data, lookup });
@@ -122,7 +122,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
   router.post('/substrates/:id/invoke', async (req, res) => {
     const { customerId } = principalOf(req);
     const { id } = parseInput(substrateParams, req.params, 'params');
-    const body = parseInput(invokeBody, req.body ?? {}, 'body');
+    const body = parseInput(invokeBody, optionalBody(req.body), 'body');
     const parameters = body.parameters ?? {};
     const early = earlyLookups.get(req);
     const cache = await answerFromCache(deps, req, res, customerId, id, parameters, early?.substrateId === id ? early.lookup : undefined);

@@ -115,6 +115,13 @@ describe('routes without a body, and the routes that take other types', () => {
     expect(rotated.status, rotated.text).toBe(201);
   });
 
+  it('takes no body as {} on POST /substrates/:id/invoke and POST /api-keys/:id/rotate, but refuses JSON null there (400)', async () => {
+    expect((await send('POST', `/api/v1/substrates/${substrateId}/invoke`, undefined, null)).status).toBe(202);
+    expectProblem(await send('POST', `/api/v1/substrates/${substrateId}/invoke`, 'null', 'application/json'), 400, 'validation', ['body']);
+    const key = await suite.request('POST', '/api/v1/api-keys', { token, body: { name: 'null-body', service_type: 'compute' } });
+    expectProblem(await send('POST', `/api/v1/api-keys/${key.body.id}/rotate`, 'null', 'application/json'), 400, 'validation', ['body']);
+  });
+
   it('keeps the admin login form and the NDJSON usage ingest', async () => {
     const login = await fetch(`${suite.app.baseUrl}/admin/login`, {
       method: 'POST',
