@@ -41,7 +41,12 @@ export const atMostJson = <Schema extends z.ZodType>(schema: Schema, maxBytes: n
 export const atMost = <Schema extends z.ZodType<number>>(schema: Schema, max: number): Schema =>
   limited(schema, (value) => value <= max, `must be at most ${formatted(max)}`, { maximum: max });
 
-/** True when `issue` is a limit exceeded rather than malformed input. */
+/**
+ * True when `issue` is a limit exceeded rather than malformed input: a tagged limit, or a whole number past
+ * 2^53 − 1 (zod's `int()` bound), which is as well formed as one just past the field's limit (`delay_ms` 1e20 is
+ * a 422 like 31,536,000,001). A meaning-defining range (a priority) still reports its own 400 issue beside it.
+ */
 export function isLimitIssue(issue: z.core.$ZodIssue): boolean {
-  return issue.code === 'custom' && issue.params?.limit === true;
+  if (issue.code === 'custom') return issue.params?.limit === true;
+  return issue.code === 'too_big' && issue.origin === 'int';
 }

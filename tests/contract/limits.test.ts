@@ -41,6 +41,14 @@ describe('a limit exceeded answers 422 naming the field; malformed input stays 4
     expectProblem(await post('/jobs', { ...invoke, attempts: 'many' }), 400, 'validation', ['body.attempts']);
     expectProblem(await post('/jobs', { ...invoke, delay_ms: 366 * 24 * 3600 * 1000 }), 422, 'unprocessable', ['body.delay_ms']);
     expectProblem(await post('/jobs', { ...invoke, delay_ms: -1 }), 400, 'validation', ['body.delay_ms']);
+    // A whole number past 2^53 is as well formed as one just past the limit; a priority's range is its meaning (400).
+    expectProblem(await post('/jobs', { ...invoke, delay_ms: 1e20 }), 422, 'unprocessable', ['body.delay_ms']);
+    expectProblem(await post('/jobs', { ...invoke, attempts: 1e300 }), 422, 'unprocessable', ['body.attempts']);
+    expectProblem(await post('/jobs', { ...invoke, priority: 1e20 }), 400, 'validation', ['body.priority']);
+    expectProblem(await post('/jobs/bulk', { jobs: [{ ...invoke, delay_ms: 1e20 }] }), 422, 'unprocessable', ['jobs[0].delay_ms']);
+    expectProblem(await post('/relationships/traverse', { start_substrate_id: substrateId, max_depth: 1e308 }), 422, 'unprocessable', [
+      'body.max_depth',
+    ]);
   });
 
   it('POST /substrates/batch: 1,001 substrates vs an empty list', async () => {
