@@ -226,7 +226,7 @@ export function createApp(deps: ApiDeps): Express {
 /**
  * The routes that count against a customer's service: authenticated; billing, services and the admin
  * back office answer while the service is suspended (paying is how a suspension ends), the rest only
- * while it is active; all but admin are rate-limited by tier. The busiest routers come first.
+ * while it is active; all but an administrator's admin calls are rate-limited by tier. The busiest routers come first.
  */
 function meteredRoutes(
   deps: ApiDeps,
@@ -238,7 +238,11 @@ function meteredRoutes(
   const inFlight = inFlightLimit(deps.leases, deps.config);
   const account = express.Router();
   account.use(['/billing', '/services'], inFlightAndRateLimit);
-  account.use('/admin', inFlight);
+  // An operator's back office (bulk retries, usage ingest) is held to in-flight limits only; anyone else's call
+  // there is refused (403) but still spends its budget, so it cannot hammer the API unmetered.
+  account.use('/admin', (req, res, next) =>
+    req.principal?.role === 'admin' ? inFlight(req, res, next) : inFlightAndRateLimit(req, res, next),
+  );
   account.use(
     under(['/billing'], billingRoutes(deps)),
     under(['/services'], servicesRoutes(deps)),

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
-import { registerUser } from '../helpers/accounts.js';
+import { loginAdmin, registerUser } from '../helpers/accounts.js';
 import { placeName } from '../../api/concurrency-limits.js';
 import { httpClient, waitFor, type HttpResponse } from '../helpers/http.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
@@ -147,6 +147,28 @@ describe('per-customer limits by tier', { timeout: 90_000 }, () => {
       expect(response.headers.get('ratelimit-limit')).toBeNull();
     }
     expect((await createConstant(request, user.accessToken, 2)).headers.get('ratelimit-limit')).toBeNull();
+  });
+
+  it("counts a non-admin's calls to /admin against its budget (403 with RateLimit headers, then 429); an admin's are not limited", async () => {
+    app = await startTestApp({ ...realLimits, RATE_LIMIT_MULTIPLIER: '0.05' });
+    const request = httpClient(app.baseUrl);
+    const user = await registerUser(request);
+    for (let n = 1; n <= 5; n++) {
+      const response = await request('POST', '/api/v1/admin/jobs/retry', { token: user.accessToken, body: { dry_run: true } });
+      expectProblem(response, 403, 'forbidden');
+      expectLimitHeaders(response, 5, 5 - n);
+    }
+    const refused = await request('POST', '/api/v1/admin/jobs/retry', { token: user.accessToken, body: { dry_run: true } });
+    expectProblem(refused, 429, 'rate-limited');
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expectProblem(await createConstant(request, user.accessToken, 1), 429, 'rate-limited');
+
+    const adminToken = await loginAdmin(request);
+    for (let n = 1; n <= 6; n++) {
+      const response = await request('POST', '/api/v1/admin/jobs/retry', { token: adminToken, body: { dry_run: true } });
+      expect(response.status, response.text).toBe(200);
+      expect(response.headers.get('ratelimit-limit')).toBeNull();
+    }
   });
 
   it('also limits /stats, /auth/me, /api-keys and /tos/accept: once the budgets are spent elsewhere they answer 429 too', async () => {
