@@ -13,8 +13,14 @@ import { verifyPassword } from './passwords.js';
 export async function checkLogin(em: EntityManager, failedLogins: FailedLoginThrottle, email: string, password: string): Promise<UserRow> {
   const retryAfter = await failedLogins.attempt(email);
   if (retryAfter > 0) {
+    // The RateLimit headers describe this refusal's limit, not the per-address budget the request also spent.
     throw new ProblemError('rate-limited', `too many failed logins for this account; retry in ${retryAfter} s`, {
-      headers: { 'Retry-After': String(retryAfter) },
+      headers: {
+        'RateLimit-Limit': String(failedLogins.maxFailures),
+        'RateLimit-Remaining': '0',
+        'RateLimit-Reset': String(retryAfter),
+        'Retry-After': String(retryAfter),
+      },
     });
   }
   const user = await findUserByEmail(em, email);

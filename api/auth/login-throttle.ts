@@ -18,12 +18,15 @@ export interface FailedLoginThrottleOptions {
  */
 export class FailedLoginThrottle {
   private readonly limiter: RateLimiterRedis;
+  /** Failed attempts one account may take per window. */
+  readonly maxFailures: number;
 
   constructor(redis: RedisClient, prefix: string, options: FailedLoginThrottleOptions = {}) {
+    this.maxFailures = options.maxFailures ?? 10;
     this.limiter = new RateLimiterRedis({
       storeClient: redis,
       keyPrefix: `${prefix}:ratelimit:login-failures`,
-      points: options.maxFailures ?? 10,
+      points: this.maxFailures,
       duration: options.windowSeconds ?? 900,
     });
   }

@@ -169,6 +169,10 @@ describe('POST /auth/login', () => {
       const retryAfter = Number(refused.headers.get('retry-after'));
       expect(retryAfter).toBeGreaterThan(60);
       expect(retryAfter).toBeLessThanOrEqual(900);
+      // Its RateLimit headers are the account's, not the per-address budget's.
+      expect(refused.headers.get('ratelimit-limit')).toBe('10');
+      expect(refused.headers.get('ratelimit-remaining')).toBe('0');
+      expect(refused.headers.get('ratelimit-reset')).toBe(String(retryAfter));
       expect((await request('POST', '/api/v1/auth/login', { body: { email: alice.email, password: alice.password } })).status).toBe(200);
     },
   );
