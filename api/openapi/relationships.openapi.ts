@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { relationshipTypes } from '../../db/entities/relationship.entity.js';
-import { createRelationshipBody, edgeListParams, edgeListQuery, relationshipParams, traverseBody } from '../routes/relationships.routes.js';
+import {
+  createRelationshipBody,
+  edgeListParams,
+  edgeListQuery,
+  relationshipParams,
+  relationshipStatsQuery,
+  traverseBody,
+} from '../routes/relationships.routes.js';
 import { documentRoute, ex, exampleOf, json, jsonBody, noContent, pageOf, timestamp, type RouteDocs } from './document-route.js';
 
 export const relationshipSchema = z
@@ -48,6 +55,7 @@ export const relationshipsDocs: RouteDocs = (registry) => {
     method: 'get',
     path: '/relationships/stats',
     summary: "Counts over the caller's relationships",
+    request: { query: relationshipStatsQuery },
     responses: {
       200: json(
         z.object({

@@ -7,6 +7,7 @@ import {
   deleteRelationship,
   findRelationship,
   listEdges,
+  maxTraversalEdges,
   relationshipStats,
   traverse,
 } from '../../db/repositories/relationships.js';
@@ -37,6 +38,13 @@ export const traverseBody = z.strictObject({
 export const relationshipParams = z.object({ id: z.string().uuid('a relationship id is a UUID') });
 export const edgeListParams = z.object({ substrate_id: substrateIdSchema });
 export const edgeListQuery = z.strictObject(paginationQuery);
+/** GET /relationships/stats takes no query: an unknown field is a 400, as on every route. */
+export const relationshipStatsQuery = z.strictObject({});
+
+function tooManyEdgesProblem(): ProblemError {
+  const message = `the traversal reaches more than ${maxTraversalEdges.toLocaleString('en-US')} edges; use a smaller max_depth or relationship_types`;
+  return new ProblemError('unprocessable', message, { errors: [{ field: 'body.max_depth', message }] });
+}
 
 export function relationshipView(edge: Relationship) {
   return {
@@ -89,6 +97,7 @@ export function relationshipsRoutes(deps: ApiDeps): Router {
   });
 
   router.get('/relationships/stats', async (req, res) => {
+    parseInput(relationshipStatsQuery, req.query, 'query');
     const stats = await relationshipStats(em(), principalOf(req).customerId);
     res.json({
       total: stats.total,
@@ -115,6 +124,7 @@ export function relationshipsRoutes(deps: ApiDeps): Router {
     const body = parseInput(traverseBody, req.body, 'body');
     await requireSubstrates(customerId, [['body.start_substrate_id', body.start_substrate_id]]);
     const result = await traverse(em(), customerId, body.start_substrate_id, body.direction, body.max_depth, body.relationship_types);
+    if (result === 'too-many-edges') throw tooManyEdgesProblem();
     res.json({
       start_substrate_id: body.start_substrate_id,
       nodes: result.nodes.map((node) => ({ substrate_id: node.substrateId, depth: node.depth })),

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Relationship, RelationshipType } from '../entities/relationship.entity.js';
+import { queryWithParameters } from '../query-with-parameters.js';
 
 const columns = `id, customer_id as "customerId", source_id as "sourceId", target_id as "targetId", type, metadata, created_at as "createdAt"`;
 
@@ -59,71 +60,110 @@ export async function listEdges(
     .execute<Relationship[]>(`select ${columns} from relationships where ${where} order by created_at, id limit ?`, params);
 }
 
+export type TraversalDirection = 'outgoing' | 'incoming' | 'both';
+
 export interface Traversal {
+  /** Every substrate reached, at its shortest distance from the start. */
   nodes: Array<{ substrateId: string; depth: number }>;
+  /** Every edge the walk follows out of a node nearer than `maxDepth`, back-edges to reached nodes too; oldest first. */
   edges: Relationship[];
 }
 
-/** Upper bound on edges one traversal returns, whatever the depth. */
+/** Most edges one traversal may reach; past it the caller gets no partial answer. */
 export const maxTraversalEdges = 10_000;
 
+/** An edge as the walk sees it: which one, and its two ends. */
+interface Step {
+  id: string;
+  sourceId: string;
+  targetId: string;
+}
+
+/** Which end(s) of an edge the walk may step to. Both ends for `both`: the one already visited is skipped. */
+const endsAhead: Record<TraversalDirection, (step: Step) => string[]> = {
+  outgoing: (step) => [step.targetId],
+  incoming: (step) => [step.sourceId],
+  both: (step) => [step.sourceId, step.targetId],
+};
+
 /**
- * Breadth-first walk with a recursive CTE. Cycle-safe: a path never revisits a node (the path array),
- * depth-bounded, and capped at `maxTraversalEdges` edges.
+ * Breadth-first walk from `start`, one query per level, each node expanded once: the work grows with the
+ * nodes and edges reached, not with the paths between them (a dense graph has billions of those).
+ * Only the customer's relationships are followed, so only the customer's substrates are reached.
+ *
+ * Returns `'too-many-edges'` when more than `maxTraversalEdges` edges are within reach: the caller should
+ * narrow the walk (a smaller `maxDepth`, fewer `types`) rather than get a silently partial graph.
  */
 export async function traverse(
   em: EntityManager,
   customerId: string,
   start: string,
-  direction: 'outgoing' | 'incoming' | 'both',
+  direction: TraversalDirection,
   maxDepth: number,
   types: RelationshipType[] | undefined,
-): Promise<Traversal> {
-  const typeFilter = types && types.length > 0 ? `and r.type in (${types.map(() => '?').join(', ')})` : '';
-  const typeParams = types && types.length > 0 ? types : [];
-  const step =
-    direction === 'outgoing'
-      ? { join: 'r.source_id = w.node', next: 'r.target_id' }
-      : direction === 'incoming'
-        ? { join: 'r.target_id = w.node', next: 'r.source_id' }
-        : {
-            join: '(r.source_id = w.node or r.target_id = w.node)',
-            next: 'case when r.source_id = w.node then r.target_id else r.source_id end',
-          };
-  const rows = await em.getConnection().execute<Array<{ edge_id: string; node: string; depth: number }>>(
-    `with recursive walk(node, depth, path, edge_id) as (
-       select ?::text, 0, array[?::text], null::uuid
-       union all
-       select ${step.next}, w.depth + 1, w.path || ${step.next}, r.id
-         from walk w
-         join relationships r on ${step.join} and r.customer_id = ? ${typeFilter}
-        where w.depth < ? and not (${step.next} = any(w.path))
-     )
-     select edge_id, node, depth from walk limit ?`,
-    [start, start, customerId, ...typeParams, maxDepth, maxTraversalEdges + 1],
-  );
-  const depthByNode = new Map<string, number>();
+): Promise<Traversal | 'too-many-edges'> {
+  const depthByNode = new Map<string, number>([[start, 0]]);
   const edgeIds = new Set<string>();
-  for (const row of rows) {
-    const known = depthByNode.get(row.node);
-    if (known === undefined || row.depth < known) depthByNode.set(row.node, row.depth);
-    if (row.edge_id) edgeIds.add(row.edge_id);
+  let frontier = [start];
+  for (let depth = 0; depth < maxDepth && frontier.length > 0; depth++) {
+    // Each row is a distinct edge, so a level that fills the limit is past the cap. Not the budget left as the
+    // limit: with `both`, a level reads again the edges that led to it.
+    const steps = await stepsFrom(em, customerId, frontier, direction, types, maxTraversalEdges + 1);
+    for (const step of steps) edgeIds.add(step.id);
+    if (edgeIds.size > maxTraversalEdges) return 'too-many-edges';
+    frontier = unvisitedEnds(steps, direction, depthByNode);
+    for (const node of frontier) depthByNode.set(node, depth + 1);
   }
-  const edges =
-    edgeIds.size === 0
-      ? []
-      : await em
-          .getConnection()
-          .execute<Relationship[]>(`select ${columns} from relationships where customer_id = ? and id in (?) order by created_at, id`, [
-            customerId,
-            [...edgeIds],
-          ]);
-  return {
-    nodes: [...depthByNode]
-      .map(([substrateId, depth]) => ({ substrateId, depth }))
-      .sort((a, b) => a.depth - b.depth || a.substrateId.localeCompare(b.substrateId)),
-    edges,
-  };
+  return { nodes: nodesByDepth(depthByNode), edges: await edgesById(em, customerId, [...edgeIds]) };
+}
+
+/** The customer's edges (of `types`, if given) that leave any node of `frontier` in `direction`; at most `limit`. */
+async function stepsFrom(
+  em: EntityManager,
+  customerId: string,
+  frontier: string[],
+  direction: TraversalDirection,
+  types: RelationshipType[] | undefined,
+  limit: number,
+): Promise<Step[]> {
+  const leavingFrontier = {
+    outgoing: 'source_id = any(?::text[])',
+    incoming: 'target_id = any(?::text[])',
+    both: '(source_id = any(?::text[]) or target_id = any(?::text[]))',
+  }[direction];
+  const frontierParams = direction === 'both' ? [frontier, frontier] : [frontier];
+  const typeFilter = types && types.length > 0 ? 'and type = any(?::text[])' : '';
+  const typeParams = types && types.length > 0 ? [types] : [];
+  return queryWithParameters<Step>(
+    em,
+    `select id, source_id as "sourceId", target_id as "targetId" from relationships
+      where customer_id = ? and ${leavingFrontier} ${typeFilter} limit ?`,
+    [customerId, ...frontierParams, ...typeParams, limit],
+  );
+}
+
+/** The nodes `steps` lead to that the walk has not reached yet, each once. */
+function unvisitedEnds(steps: Step[], direction: TraversalDirection, depthByNode: Map<string, number>): string[] {
+  const next = new Set<string>();
+  for (const node of steps.flatMap(endsAhead[direction])) {
+    if (!depthByNode.has(node)) next.add(node);
+  }
+  return [...next];
+}
+
+function nodesByDepth(depthByNode: Map<string, number>): Traversal['nodes'] {
+  return [...depthByNode]
+    .map(([substrateId, depth]) => ({ substrateId, depth }))
+    .sort((a, b) => a.depth - b.depth || a.substrateId.localeCompare(b.substrateId));
+}
+
+async function edgesById(em: EntityManager, customerId: string, ids: string[]): Promise<Relationship[]> {
+  if (ids.length === 0) return [];
+  return queryWithParameters<Relationship>(
+    em,
+    `select ${columns} from relationships where customer_id = ? and id = any(?::uuid[]) order by created_at, id`,
+    [customerId, ids],
+  );
 }
 
 export interface RelationshipStats {

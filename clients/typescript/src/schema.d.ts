@@ -5246,6 +5246,15 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
                 401: {
                     headers: {
