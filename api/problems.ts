@@ -170,9 +170,14 @@ function undecodablePathProblem(): ProblemError {
   return new ProblemError('validation', `invalid path: ${describeFieldErrors(errors)}`, { errors });
 }
 
+/** A problem with one request header, named as a field (`header.content-encoding`). */
+function headerProblem(type: 'validation' | 'unsupported-media-type', header: string, message: string): ProblemError {
+  return new ProblemError(type, message, { errors: [{ field: `header.${header}`, message }] });
+}
+
 function toProblem(error: unknown): ProblemError {
   if (error instanceof ProblemError) return error;
-  const candidate = error as { type?: string; status?: number; statusCode?: number; message?: string } | null;
+  const candidate = error as { type?: string; status?: number; statusCode?: number; message?: string; errno?: unknown } | null;
   const status = candidate?.status ?? candidate?.statusCode;
   switch (candidate?.type) {
     case 'entity.parse.failed':
@@ -182,12 +187,23 @@ function toProblem(error: unknown): ProblemError {
     case 'entity.too.large':
       return new ProblemError('payload-too-large', 'request body is larger than this route accepts');
     case 'encoding.unsupported':
+      return headerProblem('unsupported-media-type', 'content-encoding', candidate.message ?? 'unsupported content encoding');
     case 'charset.unsupported':
-      return new ProblemError('unsupported-media-type', candidate.message ?? 'unsupported encoding');
+      return headerProblem('unsupported-media-type', 'content-type', candidate.message ?? 'unsupported charset');
   }
   // Express's router could not percent-decode a path parameter; its message echoes the raw text but names no field.
   if (error instanceof URIError && status === 400) return undecodablePathProblem();
-  if (status && status >= 400 && status < 500) return new ProblemError('validation', candidate?.message ?? 'bad request');
+  // zlib (gzip, deflate, br) could not inflate the body its Content-Encoding named: its errors carry an errno.
+  if (status === 400 && typeof candidate?.errno === 'number')
+    return headerProblem(
+      'validation',
+      'content-encoding',
+      `the body is not valid data of its Content-Encoding (${candidate.message ?? 'inflating failed'})`,
+    );
+  if (status && status >= 400 && status < 500) {
+    const message = candidate?.message ?? 'bad request';
+    return new ProblemError('validation', message, { errors: [{ field: 'body', message }] });
+  }
   if (isUnavailable(error))
     return new ProblemError('unavailable', 'a backing service is unavailable; try again shortly', { headers: { 'Retry-After': '5' } });
   return new ProblemError('internal', 'an unexpected error occurred; it has been logged');

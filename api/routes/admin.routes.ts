@@ -84,7 +84,10 @@ export function adminRoutes(deps: ApiDeps): Router {
         'validation',
         rejected.length === 0 ? 'the body holds no rows' : `no valid rows: ${rejected.length} rejected`,
         {
-          errors: listed.map((r) => ({ field: `body.line.${r.line}`, message: r.error })),
+          errors:
+            listed.length === 0
+              ? [{ field: 'body', message: 'holds no rows: send one JSON object per line' }]
+              : listed.map((r) => ({ field: `body.line.${r.line}`, message: r.error })),
           accepted: 0,
           rejected: listed,
           rejected_count: rejected.length,

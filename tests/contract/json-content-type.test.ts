@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
 import { loginAdmin, type TestUser } from '../helpers/accounts.js';
@@ -95,6 +96,26 @@ describe('JSON routes refuse a body that is not JSON with 415', () => {
       expect(response.status, `${contentType}: ${response.text}`).toBe(201);
       expect(response.body.value).toBe(1000 + index);
     }
+  });
+});
+
+describe('Content-Encoding', () => {
+  const encoded = async (encoding: string, body: Buffer) => {
+    const response = await fetch(`${suite.app.baseUrl}/api/v1/substrates`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-encoding': encoding },
+      body,
+    });
+    return { status: response.status, headers: response.headers, body: await response.json(), text: '' };
+  };
+
+  it('inflates a gzip body, and names the header when the body is not what it says or the coding is unknown', async () => {
+    const created = await encoded('gzip', gzipSync(JSON.stringify({ expression_type: 'constant', value: 4242 })));
+    expect(created.status).toBe(201);
+    expect(created.body.value).toBe(4242);
+    for (const encoding of ['gzip', 'deflate', 'br'])
+      expectProblem(await encoded(encoding, Buffer.from('not compressed')), 400, 'validation', ['header.content-encoding']);
+    expectProblem(await encoded('zstd', Buffer.from('{}')), 415, 'unsupported-media-type', ['header.content-encoding']);
   });
 });
 

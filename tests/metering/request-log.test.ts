@@ -217,7 +217,7 @@ describe('POST /admin/usage/ingest', () => {
     expectProblem(response, 400, 'validation', ['body.line.1', 'body.line.2']);
     expect(response.body.rejected).toHaveLength(2);
     const empty = await ingest(request, adminToken, ['']);
-    expectProblem(empty, 400, 'validation');
+    expectProblem(empty, 400, 'validation', ['body']);
   });
 
   it('refuses a body that is not NDJSON with 415 naming the header and the expected type, as the JSON routes do', async () => {
