@@ -106,7 +106,7 @@ describe('Content-Encoding', () => {
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-encoding': encoding },
       body,
     });
-    return { status: response.status, headers: response.headers, body: await response.json(), text: '' };
+    return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown>, text: '' };
   };
 
   it('inflates a gzip body, and names the header when the body is not what it says or the coding is unknown', async () => {
