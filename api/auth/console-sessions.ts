@@ -41,7 +41,13 @@ const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
 export function assertNotCrossSite(req: Request): void {
   if (safeMethods.has(req.method)) return;
   if (!req.headers[csrfHeader.toLowerCase()])
-    throw new ProblemError('forbidden', `a request authenticated by the session cookie must send the ${csrfHeader} header`);
+    throw new ProblemError(
+      'forbidden',
+      `the console's requests (its sign-in, and any a session cookie authenticates) must send the ${csrfHeader} header`,
+      {
+        errors: [{ field: `header.${csrfHeader.toLowerCase()}`, message: 'required' }],
+      },
+    );
   const refusal = crossOriginRefusal(req);
   if (refusal) throw new ProblemError('forbidden', refusal);
 }

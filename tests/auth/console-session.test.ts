@@ -87,7 +87,7 @@ describe('POST /auth/session (the console sign-in)', () => {
 
   it('refuses a sign-in without the CSRF header, or posted from another site, with 403', async () => {
     const bare = await signIn(alice.email, alice.password, {});
-    expectProblem(bare, 403, 'forbidden');
+    expectProblem(bare, 403, 'forbidden', ['header.x-chrysalis-csrf']);
     expect(bare.body.detail).toMatch(/X-Chrysalis-CSRF/);
     expect(bare.headers.get('set-cookie')).toBeNull();
     expectProblem(await signIn(alice.email, alice.password, { ...csrf, origin: 'https://evil.example' }), 403, 'forbidden');
