@@ -1,5 +1,6 @@
-import { Environment, ParseError } from '@marcbachmann/cel-js';
+import { Environment, ParseError, type ASTNode } from '@marcbachmann/cel-js';
 import { unstorableReason } from '../storable-text.js';
+import { maxInt64, minInt64, outOfRangeIntLiteral } from './int-literal-range.js';
 
 /** Caps that keep an expression cheap to parse and bounded to evaluate. Checked at submit and in the task. */
 export const expressionLimits = {
@@ -63,14 +64,17 @@ export interface ExpressionProblem {
   position: { offset: number; line: number; column: number } | null;
 }
 
-/** Parses without evaluating. Returns null when the expression is valid, else what is wrong and where. */
+/**
+ * Parses without evaluating, as CEL compiles: also refuses int literals outside int64 (cel-js's parser refuses
+ * only uint ones). Returns null when the expression is valid, else what is wrong and where.
+ */
 export function checkExpression(env: Environment, expression: string): ExpressionProblem | null {
   if (expression.length > expressionLimits.maxLength) {
     return { message: `expression is longer than ${expressionLimits.maxLength} characters`, position: null };
   }
+  let ast: ASTNode;
   try {
-    env.parse(expression);
-    return null;
+    ast = env.parse(expression).ast;
   } catch (error) {
     if (!(error instanceof ParseError)) throw error;
     const offset = error.node?.pos ?? error.range?.start;
@@ -79,6 +83,11 @@ export function checkExpression(env: Environment, expression: string): Expressio
       position: offset === undefined ? null : locate(expression, offset),
     };
   }
+  const literal = outOfRangeIntLiteral(ast);
+  if (literal) {
+    return { message: `int literal outside the int64 range (${minInt64} to ${maxInt64})`, position: locate(expression, literal.pos) };
+  }
+  return null;
 }
 
 function locate(text: string, offset: number): NonNullable<ExpressionProblem['position']> {
@@ -92,9 +101,6 @@ function storable(text: string, what: string): string {
   if (reason) throw new RangeError(`result ${what} ${reason}`);
   return text;
 }
-
-const minInt64 = -(2n ** 63n);
-const maxInt64 = 2n ** 63n - 1n;
 
 /**
  * A CEL int, refused outside int64. cel-js checks `+ - *` itself but not `int / int` nor unary minus, so
