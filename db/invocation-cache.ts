@@ -2,122 +2,30 @@ import { createHash } from 'node:crypto';
 import type { RedisClient } from '../lib/redis.js';
 import stringify from 'safe-stable-stringify';
 import { GroupCommit } from './group-commit.js';
-
-/*
- * One hash per customer holds all its cached results. Fields:
- *   `<substrateId>:<epoch>|<canonical parameters>`  an entry (substrate ids are `0x…`), value its result's JSON;
- *   `e:<substrateId>`  the substrate's epoch (absent = 0), bumped to invalidate all its entries at once;
- *   `#bytes`  the running size of the entries and epoch fields (see ENTRY_OVERHEAD).
- * Reserved fields start with `#` or `e:`, which no entry field does, and are never evicted.
- */
+import { lookupLua, moveEpochLua, reviveLua, storeLua } from './invocation-cache-scripts.js';
 
 /**
- * Bytes counted per field on top of its name and value: about what Redis spends per hash entry besides them
- * (the dict entry, the two strings' headers, a bucket pointer, allocator rounding), so `#bytes` tracks the
- * hash's real memory rather than only its payload.
+ * Where a substrate's cached results stand, as a lookup read it: a result computed afterwards is stored under
+ * it, and dropped if the substrate has been changed or deleted since (see invocation-cache-scripts.ts).
  */
-const ENTRY_OVERHEAD = 64;
+export type CacheEpoch = string;
 
-/** Lua: the field's name is reserved (the size or an epoch), not an entry. */
-const isReservedLua = `local function reserved(f)
-  local c = string.byte(f, 1)
-  return c == 35 or (c == 101 and string.byte(f, 2) == 58)
-end`;
-
-/**
- * The values of the entries asked for under their substrates' current epochs (nil for a miss), in order.
- * KEYS[1] the customer's hash; ARGV substrate id, canonical parameters pairs.
- */
-const lookupLua = `local epochs, fields = {}, {}
-for i = 1, #ARGV, 2 do
-  local s = ARGV[i]
-  local e = epochs[s]
-  if not e then
-    e = redis.call('hget', KEYS[1], 'e:' .. s) or '0'
-    epochs[s] = e
-  end
-  fields[#fields + 1] = s .. ':' .. e .. '|' .. ARGV[i + 1]
-end
-return redis.call('hmget', KEYS[1], unpack(fields))`;
-
-/**
- * Stores each entry under its substrate's current epoch, in order, keeping `#bytes` ≤ ARGV[2]: an entry
- * replacing one of the same field frees that first; then random entries (never reserved fields) are evicted
- * until the new one fits (random replacement: a one-off invocation does not keep a popular one out for
- * long). An entry that cannot fit even so (bigger than the budget) is not stored. Then EXPIRE, in the same
- * script, so the key never lives without its expiry.
- * KEYS[1] the customer's hash; ARGV[1] TTL seconds, ARGV[2] byte budget, then substrate id, canonical
- * parameters, value triples. Returns how many entries were stored.
- */
-const storeLua = `${isReservedLua}
-local key, budget, overhead = KEYS[1], tonumber(ARGV[2]), ${ENTRY_OVERHEAD}
-local bytes = tonumber(redis.call('hget', key, '#bytes') or '0')
-local epochs, stored = {}, 0
-local function fits(need)
-  local want = 1
-  while bytes + need > budget do
-    local victims = redis.call('hrandfield', key, want)
-    local freed = false
-    for _, f in ipairs(victims) do
-      if not reserved(f) then
-        bytes = bytes - (#f + redis.call('hstrlen', key, f) + overhead)
-        redis.call('hdel', key, f)
-        freed = true
-        if bytes + need <= budget then return true end
-      end
-    end
-    if not freed then
-      -- Only reserved fields were drawn: draw more; once all fields were drawn, nothing is left to evict.
-      if #victims < want then return false end
-      want = want * 2
-    end
-  end
-  return true
-end
-for i = 3, #ARGV, 3 do
-  local s, value = ARGV[i], ARGV[i + 2]
-  local e = epochs[s]
-  if not e then
-    e = redis.call('hget', key, 'e:' .. s) or '0'
-    epochs[s] = e
-  end
-  local f = s .. ':' .. e .. '|' .. ARGV[i + 1]
-  local old = redis.call('hstrlen', key, f)
-  if old > 0 then
-    bytes = bytes - (#f + old + overhead)
-    redis.call('hdel', key, f)
-  end
-  local need = #f + #value + overhead
-  if need <= budget and fits(need) then
-    redis.call('hset', key, f, value)
-    bytes = bytes + need
-    stored = stored + 1
-  end
-end
-redis.call('hset', key, '#bytes', bytes)
-redis.call('expire', key, ARGV[1])
-return stored`;
-
-/**
- * Bumps the substrate's epoch, so its entries are no longer found (they stay, counted, until evicted or
- * expired). A new epoch field is counted into `#bytes` (its value as 20 digits, the most it can grow to). A
- * missing hash holds nothing to invalidate and is not created (HINCRBY would create it without an expiry).
- * KEYS[1] the customer's hash; ARGV[1] substrate id.
- */
-const invalidateLua = `if redis.call('exists', KEYS[1]) == 0 then return 0 end
-local f = 'e:' .. ARGV[1]
-if redis.call('hincrby', KEYS[1], f, 1) == 1 then
-  redis.call('hincrby', KEYS[1], '#bytes', #f + 20 + ${ENTRY_OVERHEAD})
-end
-return 1`;
+/** A lookup's answer: the cached result, or the epoch to store a result computed now under (null: unknown). */
+export type CacheLookup = { value: unknown } | { epoch: CacheEpoch | null };
 
 interface Lookup {
   key: string;
   substrateId: string;
+  /** The canonical parameters, or '' for the epoch alone. */
   field: string;
+}
+interface Found {
+  value: string | null;
+  epoch: CacheEpoch;
 }
 interface Store extends Lookup {
   value: string;
+  epoch: CacheEpoch;
 }
 
 /** Items grouped by their hash key, in order. */
@@ -132,13 +40,14 @@ function byKey<Item extends Lookup>(items: Item[]): Map<string, Item[]> {
 }
 
 /**
- * Invocation results in Redis: one hash per customer (see the field layout above). A customer's cache holds
- * at most about `maxBytesPerCustomer` of Redis memory, however many substrates it has: each store counts
- * its entry (name + value + an estimate of Redis's per-entry overhead) into the hash's running size and
+ * Invocation results in Redis: one hash per customer (its fields: invocation-cache-scripts.ts). A customer's
+ * cache holds at most about `maxBytesPerCustomer` of Redis memory, however many substrates it has: each store
+ * counts its entry (name + value + an estimate of Redis's per-entry overhead) into the hash's running size and
  * evicts random entries to stay within the budget; the hash expires `ttlSeconds` after its last store.
  * Redis runs `noeviction` (BullMQ needs that), so a tenant filling it would stop every tenant: the cache
- * bounds itself. Changing or deleting a substrate bumps its epoch (one HINCRBY), so its results are no
- * longer found; they stay, counted in the budget, until random eviction or the expiry removes them.
+ * bounds itself. Changing, deleting or creating again a substrate moves its epoch on (one script call), so its
+ * results are no longer found; they stay, counted in the budget, until random eviction or the expiry removes
+ * them. A result is stored under the epoch read before its evaluation began, or not at all.
  *
  * Lookups and stores are batched like database writes (a GroupCommit each): those made while Redis is
  * answering the previous batch go out together, one script call per customer. A busy worker then sends a
@@ -146,7 +55,7 @@ function byKey<Item extends Lookup>(items: Item[]): Map<string, Item[]> {
  * defined command: see workers/trim-completed.ts.
  */
 export class InvocationCache {
-  private readonly lookups: GroupCommit<Lookup, string | null>;
+  private readonly lookups: GroupCommit<Lookup, Found>;
   private readonly stores: GroupCommit<Store>;
   private readonly ttlSeconds: number;
   private readonly maxBytesPerCustomer: number;
@@ -194,23 +103,51 @@ export class InvocationCache {
   /** Told of every lookup (the workers count hits and misses for Prometheus). Default: nobody. */
   onLookup?: (hit: boolean) => void;
 
-  /** A lookup that Redis cannot answer (an outage) is a miss: the cache never fails a job. */
-  async get(customerId: string, substrateId: string, parameters: Record<string, unknown>): Promise<{ value: unknown } | null> {
-    const hit = await this.lookups
+  /**
+   * The cached result, or the epoch to `set` one computed now under. Look up before reading the substrate's
+   * definition. A lookup that Redis cannot answer (an outage) is a miss with no epoch: the cache never fails a job.
+   */
+  async lookup(customerId: string, substrateId: string, parameters: Record<string, unknown>): Promise<CacheLookup> {
+    const found = await this.lookups
       .add({ key: this.key(customerId), substrateId, field: InvocationCache.field(parameters) })
       .catch(() => null);
+    const hit = found?.value ?? null;
     this.onLookup?.(hit !== null);
-    return hit === null ? null : { value: JSON.parse(hit) };
+    return hit === null ? { epoch: found?.epoch ?? null } : { value: JSON.parse(hit) };
+  }
+
+  /** The cached result, or null (a miss, or Redis cannot answer). For callers that store nothing. */
+  async get(customerId: string, substrateId: string, parameters: Record<string, unknown>): Promise<{ value: unknown } | null> {
+    const found = await this.lookup(customerId, substrateId, parameters);
+    return 'value' in found ? found : null;
+  }
+
+  /**
+   * The substrate's epoch alone, for a job whose submitter already looked its result up and missed: read it
+   * before the substrate's definition, then `set` under it. Not counted as a lookup. Null when Redis cannot answer.
+   */
+  async epochOf(customerId: string, substrateId: string): Promise<CacheEpoch | null> {
+    const found = await this.lookups.add({ key: this.key(customerId), substrateId, field: '' }).catch(() => null);
+    return found?.epoch ?? null;
   }
 
   /** Counts results too big to cache (the workers export it to Prometheus). Default: nobody. */
   onSkip?: () => void;
 
   /**
-   * Best effort: a result that cannot be cached is simply computed again next time. Returns whether it was
-   * offered to Redis: false for a result over `maxValueBytes`.
+   * Best effort: a result that cannot be cached is simply computed again next time. Stored under `epoch`, the one
+   * read (`lookup`, `epochOf`) before the evaluation began, and dropped if that is no longer the substrate's
+   * (changed, deleted, created again) or unknown (null). Returns whether it was offered to Redis: false for an
+   * unknown epoch or a result over `maxValueBytes`.
    */
-  async set(customerId: string, substrateId: string, parameters: Record<string, unknown>, value: unknown): Promise<boolean> {
+  async set(
+    customerId: string,
+    substrateId: string,
+    parameters: Record<string, unknown>,
+    value: unknown,
+    epoch: CacheEpoch | null,
+  ): Promise<boolean> {
+    if (epoch === null) return false;
     const json = JSON.stringify(value) ?? 'null';
     // Length in UTF-16 units ≤ UTF-8 bytes ≤ 3 × it: encode only when the cheap bounds cannot decide.
     if (json.length > this.maxValueBytes || (json.length * 3 > this.maxValueBytes && Buffer.byteLength(json) > this.maxValueBytes)) {
@@ -218,27 +155,39 @@ export class InvocationCache {
       return false;
     }
     await this.stores
-      .add({ key: this.key(customerId), substrateId, field: InvocationCache.field(parameters), value: json })
+      .add({ key: this.key(customerId), substrateId, field: InvocationCache.field(parameters), value: json, epoch })
       .catch(() => undefined);
     return true;
   }
 
-  /** The substrate's cached results are no longer found (O(1): its epoch is bumped). */
+  /** After the substrate changed: its cached results are no longer found (O(1): its epoch moves on). */
   async invalidate(customerId: string, substrateId: string): Promise<void> {
-    await this.redis.eval(invalidateLua, 1, this.key(customerId), substrateId);
+    await this.redis.eval(moveEpochLua, 1, this.key(customerId), substrateId, 'changed', this.ttlSeconds);
   }
 
-  private async readBatch(items: Lookup[]): Promise<Array<string | null>> {
-    const found = new Map<Lookup, string | null>();
+  /** After the substrate was deleted: its results are no longer found, and none is stored until it is created again. */
+  async markDeleted(customerId: string, substrateId: string): Promise<void> {
+    await this.redis.eval(moveEpochLua, 1, this.key(customerId), substrateId, 'deleted', this.ttlSeconds);
+  }
+
+  /** After the substrates were created (not those that already existed): cached again, none of a predecessor's results found. */
+  async markCreated(customerId: string, substrateIds: readonly string[]): Promise<void> {
+    if (substrateIds.length === 0) return;
+    await this.redis.eval(reviveLua, 1, this.key(customerId), ...substrateIds);
+  }
+
+  private async readBatch(items: Lookup[]): Promise<Found[]> {
+    const found = new Map<Lookup, Found>();
     await Promise.all(
       [...byKey(items)].map(async ([key, group]) => {
-        const values = (await this.redis.eval(lookupLua, 1, key, ...group.flatMap((item) => [item.substrateId, item.field]))) as Array<
-          string | null
-        >;
-        group.forEach((item, index) => found.set(item, values[index] ?? null));
+        const [values, epochs] = (await this.redis.eval(lookupLua, 1, key, ...group.flatMap((item) => [item.substrateId, item.field]))) as [
+          Array<string | null>,
+          CacheEpoch[],
+        ];
+        group.forEach((item, index) => found.set(item, { value: values[index] ?? null, epoch: epochs[index] as CacheEpoch }));
       }),
     );
-    return items.map((item) => found.get(item) ?? null);
+    return items.map((item) => found.get(item) as Found);
   }
 
   private async writeBatch(items: Store[]): Promise<void> {
@@ -250,7 +199,7 @@ export class InvocationCache {
           key,
           this.ttlSeconds,
           this.maxBytesPerCustomer,
-          ...group.flatMap((item) => [item.substrateId, item.field, item.value]),
+          ...group.flatMap((item) => [item.substrateId, item.field, item.value, item.epoch]),
         ),
       ),
     );

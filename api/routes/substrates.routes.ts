@@ -108,6 +108,17 @@ export function startInvokeCacheLookup(deps: ApiDeps, req: Request): void {
   earlyLookups.set(req, { substrateId: id.data, lookup });
 }
 
+/**
+ * Substrates just created are cached again (`InvocationCache.markCreated`: a deleted one's old epoch ends). Best
+ * effort: if Redis cannot answer, the create stands and a re-created substrate goes uncached until its customer's
+ * cache entry expires.
+ */
+async function cacheCreated(deps: ApiDeps, customerId: string, substrateIds: readonly string[]): Promise<void> {
+  await deps.cache
+    .markCreated(customerId, substrateIds)
+    .catch((error: unknown) => deps.logger.warn({ err: error, customerId }, 'could not mark created substrates in the invocation cache'));
+}
+
 export function substratesRoutes(deps: ApiDeps): Router {
   const router = Router();
   const em = () => deps.orm.em.fork();
@@ -142,6 +153,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
       throw new ProblemError('unprocessable', `expression does not parse: ${prepared.message}`, { errors: [prepared] });
     const [row] = await upsertSubstrates(em(), [prepared]);
     if (!row) throw new Error('substrate upsert returned nothing');
+    if (row.created) await cacheCreated(deps, customerId, [row.id]);
     res
       .status(row.created ? 201 : 200)
       .location(`/api/v1/substrates/${row.id}`)
@@ -159,7 +171,9 @@ export function substratesRoutes(deps: ApiDeps): Router {
       const row = byId.get(id);
       return row ? [substrateViewJson(row)] : [];
     });
-    const created = rows.filter((row) => row.created).length;
+    const createdIds = rows.filter((row) => row.created).map((row) => row.id);
+    await cacheCreated(deps, customerId, createdIds);
+    const created = createdIds.length;
     // As POST /substrates answers: 201 when something was created, 200 when every one already existed.
     res
       .status(created > 0 ? 201 : 200)
@@ -215,7 +229,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
     const { id } = parseInput(substrateParams, req.params, 'params');
     refuseBodyFields(req.body);
     if (!(await deleteSubstrate(em(), customerId, id))) throw notFound(`substrate ${id}`);
-    await deps.cache.invalidate(customerId, id);
+    await deps.cache.markDeleted(customerId, id);
     res.status(204).end();
   });
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { CacheEpoch, CacheLookup } from '../../db/invocation-cache.js';
 import type { SubstrateDefinition } from '../../db/repositories/substrates.js';
 import type { JobContext } from '../context.js';
 import { defineJob } from '../define-job.js';
@@ -61,6 +62,21 @@ async function evaluateSubstrate(substrate: SubstrateDefinition, parameters: Rec
   return output.value;
 }
 
+/**
+ * The cached result, or the cache epoch to store the result under. The epoch is read before the substrate's
+ * definition is loaded (a worker may hold that from before a delete), so a delete or a re-creation from then on
+ * drops the store. When the submitter already looked up and missed, only the epoch is read, and not waited for:
+ * the evaluation goes ahead meanwhile, and the store waits for it instead.
+ */
+function lookUpCache(
+  ctx: JobContext,
+  substrateId: string,
+  parameters: Record<string, unknown>,
+): Promise<CacheLookup> | { epoch: Promise<CacheEpoch | null> } {
+  if (!ctx.cacheMissed) return ctx.cache.lookup(ctx.customerId, substrateId, parameters);
+  return { epoch: ctx.cache.epochOf(ctx.customerId, substrateId) };
+}
+
 async function loadSubstrate(ctx: JobContext, id: string): Promise<SubstrateDefinition> {
   const substrate = await ctx.substrates.get(() => ctx.em, ctx.customerId, id);
   if (!substrate) throw new PermanentJobError(`substrate ${id} not found`);
@@ -85,11 +101,12 @@ export const invokeJob = defineJob({
 
     if (!operation) {
       const started = performance.now();
-      const hit = ctx.cacheMissed ? null : await ctx.cache.get(ctx.customerId, substrateId, parameters);
-      if (hit) return { substrate_id: substrateId, result: hit.value, invocation_time_ms: elapsed(started), cached: true };
+      const cached = await lookUpCache(ctx, substrateId, parameters);
+      if ('value' in cached) return { substrate_id: substrateId, result: cached.value, invocation_time_ms: elapsed(started), cached: true };
       const value = await evaluateSubstrate(await loadSubstrate(ctx, substrateId), parameters, ctx);
-      // Not awaited: the answer need not wait for the cache (a failed write is only a later miss).
-      void ctx.cache.set(ctx.customerId, substrateId, parameters, value);
+      // Not awaited: the answer need not wait for the cache (a failed write is only a later miss). However late
+      // it lands, the epoch keeps it from answering for the substrate after a delete.
+      void Promise.resolve(cached.epoch).then((epoch) => ctx.cache.set(ctx.customerId, substrateId, parameters, value, epoch));
       return { substrate_id: substrateId, result: value, invocation_time_ms: elapsed(started), cached: false };
     }
 
