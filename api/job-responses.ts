@@ -10,6 +10,7 @@ import { makeJobDurable, submitJob, type SubmitJobInput } from '../queue/submit-
 import { describeRefusal, type AdmissionRefusal } from '../queue/admission.js';
 import type { QueuedJobHints } from '../queue/queues.js';
 import { uuidv7 } from '../lib/uuid.js';
+import { missedAtFirstEpoch, type CacheLookup } from '../db/invocation-cache.js';
 import { principalOf } from './auth/authenticate.js';
 import type { ApiDeps } from './deps.js';
 import type { JobWatch } from './job-waiter.js';
@@ -239,7 +240,7 @@ export async function respondWithJobs(deps: ApiDeps, res: Response, accepted: re
  * `Prefer: wait` on an invocation whose result is cached: answer 200 at once, without a queue or a
  * worker. The job is still recorded (completed, `cached: true`) before the answer goes out, so
  * GET /jobs/:id finds it. Idempotent submits take the ordinary path. Says whether it answered, missed
- * (the worker need not look again) or did not look.
+ * under the substrate's first epoch (the worker need not look again: `missedAtFirstEpoch`) or did not look.
  */
 export async function answerFromCache(
   deps: ApiDeps,
@@ -249,13 +250,14 @@ export async function answerFromCache(
   substrateId: string,
   parameters: Record<string, unknown>,
   /** The same lookup, started earlier (`startInvokeCacheLookup`); else it is made here. */
-  started?: Promise<{ value: unknown } | null>,
+  started?: Promise<CacheLookup>,
 ): Promise<'answered' | 'missed' | 'not-looked'> {
   if (preferredWaitMs(req) === null || req.header('idempotency-key') !== undefined) return 'not-looked';
   const looking = performance.now();
-  const hit = await (started ?? deps.cache.get(customerId, substrateId, parameters));
+  const hit = await (started ?? deps.cache.lookup(customerId, substrateId, parameters));
   recordStage(req, 'cache', looking);
-  if (!hit) return 'missed';
+  // A miss after the substrate's results were dropped leaves the worker to look again (and read the epoch).
+  if (!('value' in hit)) return missedAtFirstEpoch(hit) ? 'missed' : 'not-looked';
   const result = {
     substrate_id: substrateId,
     result: hit.value,

@@ -13,6 +13,15 @@ export type CacheEpoch = string;
 /** A lookup's answer: the cached result, or the epoch to store a result computed now under (null: unknown). */
 export type CacheLookup = { value: unknown } | { epoch: CacheEpoch | null };
 
+/** The epoch of a substrate whose results were never dropped (not changed, deleted or created again). */
+export const firstEpoch: CacheEpoch = '0';
+
+/**
+ * A miss under the substrate's first epoch: what a submitter's `cacheMissed` hint vouches for, so the job's worker
+ * neither looks up again nor reads the epoch, and stores under `firstEpoch` (dropped if the epoch moved since).
+ */
+export const missedAtFirstEpoch = (found: CacheLookup): boolean => 'epoch' in found && found.epoch === firstEpoch;
+
 interface Lookup {
   key: string;
   substrateId: string;
@@ -120,15 +129,6 @@ export class InvocationCache {
   async get(customerId: string, substrateId: string, parameters: Record<string, unknown>): Promise<{ value: unknown } | null> {
     const found = await this.lookup(customerId, substrateId, parameters);
     return 'value' in found ? found : null;
-  }
-
-  /**
-   * The substrate's epoch alone, for a job whose submitter already looked its result up and missed: read it
-   * before the substrate's definition, then `set` under it. Not counted as a lookup. Null when Redis cannot answer.
-   */
-  async epochOf(customerId: string, substrateId: string): Promise<CacheEpoch | null> {
-    const found = await this.lookups.add({ key: this.key(customerId), substrateId, field: '' }).catch(() => null);
-    return found?.epoch ?? null;
   }
 
   /** Counts results too big to cache (the workers export it to Prometheus). Default: nobody. */

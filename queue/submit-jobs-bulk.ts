@@ -1,7 +1,7 @@
 import type { JobsOptions } from 'bullmq';
 import { uuidv7 } from '../lib/uuid.js';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
-import type { InvocationCache } from '../db/invocation-cache.js';
+import { missedAtFirstEpoch, type InvocationCache } from '../db/invocation-cache.js';
 import { insertJobsAllOrNothing, insertJobsBulk, type AllOrNothingRefusal, type JobInsert } from '../db/jobs/insert-jobs.js';
 import type { JobDefinition } from '../jobs/define-job.js';
 import { groupByQueue, queuedPayload, type QueuedJobData } from './queues.js';
@@ -17,7 +17,7 @@ import { idempotencyWindowMs, type SubmitDeps, type SubmitJobInput } from './sub
  */
 async function isCacheMiss(cache: InvocationCache, customerId: string, definition: JobDefinition, payload: unknown): Promise<boolean> {
   const key = definition.cacheKey?.(payload) ?? null;
-  return key !== null && (await cache.get(customerId, key.substrateId, key.parameters)) === null;
+  return key !== null && missedAtFirstEpoch(await cache.lookup(customerId, key.substrateId, key.parameters));
 }
 
 /** Every payload parsed with the job type's schema; the first that fails throws, naming its index and field. */

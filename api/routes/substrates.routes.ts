@@ -16,6 +16,7 @@ import { maxDimensionValues } from '../../jobs/invoke/operations.js';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
+import type { CacheLookup } from '../../db/invocation-cache.js';
 import { answerFromCache, preferredWaitMs, submitAndRespond } from '../job-responses.js';
 import { jsonBodyOf } from '../json-text-body.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
@@ -88,7 +89,7 @@ function metadataFilters(query: Request['query']): Record<string, string> {
 const invokePath = /^\/substrates\/([^/]+)\/invoke$/;
 
 /** Cache lookups started before the request's limits were checked (`startInvokeCacheLookup`), by request. */
-const earlyLookups = new WeakMap<Request, { substrateId: string; lookup: Promise<{ value: unknown } | null> }>();
+const earlyLookups = new WeakMap<Request, { substrateId: string; lookup: Promise<CacheLookup> }>();
 
 /**
  * For a `Prefer: wait` invoke that `answerFromCache` will look up: starts that lookup now, before the
@@ -104,7 +105,7 @@ export function startInvokeCacheLookup(deps: ApiDeps, req: Request): void {
   const id = substrateIdSchema.safeParse(match[1]);
   const body = invokeBody.safeParse(optionalBody(req.body));
   if (!id.success || !body.success) return;
-  const lookup = deps.cache.get(principalOf(req).customerId, id.data, body.data.parameters ?? {});
+  const lookup = deps.cache.lookup(principalOf(req).customerId, id.data, body.data.parameters ?? {});
   earlyLookups.set(req, { substrateId: id.data, lookup });
 }
 

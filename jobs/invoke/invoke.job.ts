@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { CacheEpoch, CacheLookup } from '../../db/invocation-cache.js';
+import { firstEpoch, type CacheLookup } from '../../db/invocation-cache.js';
 import type { SubstrateDefinition } from '../../db/repositories/substrates.js';
 import type { JobContext } from '../context.js';
 import { defineJob } from '../define-job.js';
@@ -63,18 +63,12 @@ async function evaluateSubstrate(substrate: SubstrateDefinition, parameters: Rec
 }
 
 /**
- * The cached result, or the cache epoch to store the result under. The epoch is read before the substrate's
- * definition is loaded (a worker may hold that from before a delete), so a delete or a re-creation from then on
- * drops the store. When the submitter already looked up and missed, only the epoch is read, and not waited for:
- * the evaluation goes ahead meanwhile, and the store waits for it instead.
+ * The cached result, or the cache epoch to store the result under, read before the substrate's definition is
+ * loaded (a worker may hold that from before a delete), so a delete or a re-creation from then on drops the store.
+ * A job whose submitter missed under the first epoch (`cacheMissed`) looks nothing up: that read was before it.
  */
-function lookUpCache(
-  ctx: JobContext,
-  substrateId: string,
-  parameters: Record<string, unknown>,
-): Promise<CacheLookup> | { epoch: Promise<CacheEpoch | null> } {
-  if (!ctx.cacheMissed) return ctx.cache.lookup(ctx.customerId, substrateId, parameters);
-  return { epoch: ctx.cache.epochOf(ctx.customerId, substrateId) };
+async function lookUpCache(ctx: JobContext, substrateId: string, parameters: Record<string, unknown>): Promise<CacheLookup> {
+  return ctx.cacheMissed ? { epoch: firstEpoch } : ctx.cache.lookup(ctx.customerId, substrateId, parameters);
 }
 
 async function loadSubstrate(ctx: JobContext, id: string): Promise<SubstrateDefinition> {
@@ -106,7 +100,7 @@ export const invokeJob = defineJob({
       const value = await evaluateSubstrate(await loadSubstrate(ctx, substrateId), parameters, ctx);
       // Not awaited: the answer need not wait for the cache (a failed write is only a later miss). However late
       // it lands, the epoch keeps it from answering for the substrate after a delete.
-      void Promise.resolve(cached.epoch).then((epoch) => ctx.cache.set(ctx.customerId, substrateId, parameters, value, epoch));
+      void ctx.cache.set(ctx.customerId, substrateId, parameters, value, cached.epoch);
       return { substrate_id: substrateId, result: value, invocation_time_ms: elapsed(started), cached: false };
     }
 

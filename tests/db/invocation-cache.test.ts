@@ -10,9 +10,15 @@ const prefix = `{t-cache-${randomBytes(4).toString('hex')}}`;
 const keyOf = (customerId: string) => `${prefix}:cache:invoke:${customerId}`;
 const substrate = (n: number) => `0x${n.toString(16).padStart(16, '0')}`;
 
+/** The substrate's epoch as a miss reads it (no entry has these parameters). */
+async function epochOf(cache: InvocationCache, customerId: string, substrateId: string) {
+  const found = await cache.lookup(customerId, substrateId, { '#epoch': true });
+  return 'epoch' in found ? found.epoch : null;
+}
+
 /** Stores a result as a worker does: under the epoch read before evaluating (here, just before). */
 async function store(cache: InvocationCache, customerId: string, substrateId: string, parameters: Record<string, unknown>, value: unknown) {
-  return cache.set(customerId, substrateId, parameters, value, await cache.epochOf(customerId, substrateId));
+  return cache.set(customerId, substrateId, parameters, value, await epochOf(cache, customerId, substrateId));
 }
 
 afterAll(async () => {
@@ -123,7 +129,7 @@ describe('invocation cache', () => {
     const cache = new InvocationCache(redis, prefix);
     const customer = 'customer-late';
     const late = async (move: () => Promise<void>, parameters: Record<string, unknown>) => {
-      const epoch = await cache.epochOf(customer, substrate(8));
+      const epoch = await epochOf(cache, customer, substrate(8));
       await move();
       await cache.set(customer, substrate(8), parameters, 'late', epoch);
       return cache.get(customer, substrate(8), parameters);
@@ -157,7 +163,7 @@ describe('invocation cache', () => {
     expect(await cache.get('customer-earlier', substrate(11), { x: 1 })).toEqual({ value: 'one' });
     expect(await cache.get('customer-earlier', substrate(12), { x: 1 })).toEqual({ value: 'two' });
     await cache.markDeleted('customer-earlier', substrate(11));
-    expect(await cache.epochOf('customer-earlier', substrate(11))).toBe('-2');
+    expect(await epochOf(cache, 'customer-earlier', substrate(11))).toBe('-2');
   });
 
   it('answers a lookup with the epoch to store under, the same for all of a substrate’s parameters', async () => {
@@ -167,7 +173,7 @@ describe('invocation cache', () => {
     expect(missed).toEqual({ epoch: '0' });
     await cache.markDeleted(customer, substrate(10));
     await cache.markCreated(customer, [substrate(10)]);
-    const [first, second] = await Promise.all([cache.lookup(customer, substrate(10), { x: 1 }), cache.epochOf(customer, substrate(10))]);
+    const [first, second] = await Promise.all([cache.lookup(customer, substrate(10), { x: 1 }), epochOf(cache, customer, substrate(10))]);
     expect(first).toEqual({ epoch: '2' });
     expect(second).toBe('2');
     await cache.set(customer, substrate(10), { x: 1 }, 11, '2');
@@ -195,7 +201,7 @@ describe('invocation cache', () => {
     // No epoch could be read, so nothing is offered to store.
     await expect(store(cache, 'customer-a', substrate(1), { x: 1 }, 1)).resolves.toBe(false);
     await expect(cache.get('customer-a', substrate(1), { x: 1 })).resolves.toBeNull();
-    expect(misses).toBe(1);
+    expect(misses).toBe(2); // the store's epoch read is a lookup too
     down.disconnect();
   });
 });

@@ -156,6 +156,8 @@ describe('invocation cache', () => {
     expect((await invoke(product, { x: 2, y: 2 })).body.result.cached).toBe(true);
     await request('PATCH', `/api/v1/substrates/${product}`, { token: alice.accessToken, body: { metadata: { note: 'changed' } } });
     expect((await invoke(product, { x: 2, y: 2 })).body.result.cached).toBe(false);
+    // Changed, it caches again: a miss under its new epoch leaves the worker to read that epoch and store under it.
+    expect((await invoke(product, { x: 2, y: 2 })).body.result.cached).toBe(true);
     await request('DELETE', `/api/v1/substrates/${product}`, { token: alice.accessToken });
     const [owner] = await app.sql<{ customer_id: string }>('select customer_id from users where email = $1', [alice.email]);
     expect(await app.deps.cache.get(owner!.customer_id, product, { x: 2, y: 2 })).toBeNull();
