@@ -5,18 +5,24 @@ import type { JobQueues } from './queues.js';
 import type { PendingEnqueues } from './pending-enqueues.js';
 import type { FairQueues } from './fair-share/fair-queues.js';
 
+export interface StopDeps {
+  queues: JobQueues;
+  redis: RedisClient;
+  queuePrefix: string;
+  pendingEnqueues?: PendingEnqueues;
+  fair?: FairQueues | null;
+}
+
+export type CancelledJob = Pick<JobRecord, 'id' | 'type' | 'customerId' | 'queueJobId' | 'bundleId'>;
+
 /**
  * Stops a job whose row was just cancelled. Held by fair sharing (or delayed there): it leaves its lane. Queued
  * or delayed in BullMQ: its BullMQ job leaves the queue. Active (locked): removing fails, so the workers are
- * told to abort its processor. A bundle's member (queue/bundles.ts)
- * has no BullMQ job of its own: its bundle skips it when it runs, and a worker running it now aborts it.
- * A job submitted moments ago through this process may still be on its way to Redis (its admission to a lane
- * too): its add is awaited first.
+ * told to abort its processor. A bundle's member (queue/bundles.ts) has no BullMQ job of its own: its bundle
+ * skips it when it runs, and a worker running it now aborts it. A job submitted moments ago through this
+ * process may still be on its way to Redis (its admission to a lane too): its add is awaited first.
  */
-export async function stopCancelledJob(
-  deps: { queues: JobQueues; redis: RedisClient; queuePrefix: string; pendingEnqueues?: PendingEnqueues; fair?: FairQueues | null },
-  job: Pick<JobRecord, 'id' | 'type' | 'customerId' | 'queueJobId' | 'bundleId'>,
-): Promise<void> {
+export async function stopCancelledJob(deps: StopDeps, job: CancelledJob): Promise<void> {
   await deps.pendingEnqueues?.settled(job.id);
   const queue = deps.queues.forJob(job.type, job.id);
   // A release that pops a cancelled job skips its row anyway; this frees its lane entry now.
@@ -25,4 +31,9 @@ export async function stopCancelledJob(
   const bullJob = await queue.getJob(job.queueJobId ?? job.id);
   if (bullJob) await bullJob.remove().catch(() => abort(bullJob.id as string));
   else if (job.bundleId) await abort(job.id);
+}
+
+/** `stopCancelledJob` for many jobs at once (an admin's bulk cancel, an offboarding): their Redis calls go out together. */
+export async function stopCancelledJobs(deps: StopDeps, jobs: readonly CancelledJob[]): Promise<void> {
+  await Promise.all(jobs.map((job) => stopCancelledJob(deps, job)));
 }

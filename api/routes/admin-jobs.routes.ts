@@ -10,7 +10,7 @@ import { setCustomerPaused } from '../../db/repositories/customer-pauses.js';
 import { atMost } from '../../jobs/input-limits.js';
 import { jobTypeNames } from '../../jobs/registry.js';
 import { customerPauseChannel } from '../../lib/channels.js';
-import { stopCancelledJob } from '../../queue/stop-cancelled-job.js';
+import { stopCancelledJobs } from '../../queue/stop-cancelled-job.js';
 import { pauseRefreshMs, releasePausedJobs } from '../../queue/customer-pauses.js';
 import { retryJobs } from '../../queue/retry-jobs.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
@@ -235,7 +235,7 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
         found.map((job) => job.id),
         'cancelled by an administrator',
       );
-      for (const job of cancelled) await stopCancelledJob({ ...deps, queuePrefix: deps.config.queuePrefix }, job);
+      await stopCancelledJobs({ ...deps, queuePrefix: deps.config.queuePrefix }, cancelled);
       jobIds.push(...cancelled.map((job) => job.id));
     }
     await audit(req, 'jobs.cancel', body.customer_id, { filters: filtersOf(body), matched, cancelled: jobIds.length });

@@ -13,7 +13,7 @@ import {
   purgeCustomer,
 } from '../../db/offboarding/customer-deletion.js';
 import { exportCustomer, type ExportHeader } from '../../db/offboarding/customer-export.js';
-import { stopCancelledJob } from '../../queue/stop-cancelled-job.js';
+import { stopCancelledJobs } from '../../queue/stop-cancelled-job.js';
 import { removeScheduler } from '../../queue/schedules/user-schedulers.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
@@ -145,7 +145,7 @@ async function cancelStragglers(deps: ApiDeps, customerId: string): Promise<numb
     const ids = await unfinishedJobIds(em, customerId, cancelRound);
     if (ids.length === 0) return cancelled;
     const jobs = await cancelJobRows(em, ids, 'cancelled: the customer was deleted');
-    for (const job of jobs) await stopCancelledJob({ ...deps, queuePrefix: deps.config.queuePrefix }, job);
+    await stopCancelledJobs({ ...deps, queuePrefix: deps.config.queuePrefix }, jobs);
     cancelled += jobs.length;
   }
 }
