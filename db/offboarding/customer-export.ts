@@ -34,7 +34,13 @@ export const exportKinds: readonly ExportKind[] = [
     order: 'k.id',
   },
   ...jobExportKinds,
-  { kind: 'substrate', select: 's.*', from: 'substrates s where s.customer_id = ?', order: 's.id' },
+  // No expression text: no endpoint ever returns it (SPEC §5); a constant's value stands in for it, as elsewhere.
+  {
+    kind: 'substrate',
+    select: 's.id, s.customer_id, s.identity, s.expression_type, s.value, s.metadata, s.created_at, s.updated_at',
+    from: 'substrates s where s.customer_id = ?',
+    order: 's.id',
+  },
   { kind: 'relationship', select: 'r.*', from: 'relationships r where r.customer_id = ?', order: 'r.id' },
   { kind: 'schedule', select: 's.*', from: 'schedules s where s.customer_id = ?', order: 's.name' },
   {

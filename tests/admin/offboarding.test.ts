@@ -171,6 +171,8 @@ describe('GET /admin/customers/:id/export', () => {
     // No secrets: key hashes, encrypted keys, the key itself, signing secrets, password hashes.
     expect(answer.text).not.toContain(a.apiKey);
     expect(answer.text).not.toMatch(/key_hash|encrypted_key|encrypted_secret|password_hash/);
+    // Nor an expression's text, which no endpoint returns (SPEC §5).
+    for (const substrate of byKind.substrate ?? []) expect(Object.keys(substrate)).not.toContain('expression');
 
     const audit = await admin('GET', `/admin/audit?customer_id=${a.customerId}&action=customer.export`);
     expect(audit.body.items[0]).toMatchObject({ action: 'customer.export', details: { counts: { job: counts.job } } });
