@@ -24,3 +24,13 @@ export const storableTime = () =>
   z.iso
     .datetime({ offset: true, message: formatMessage })
     .refine(isStorableTime, { message: rangeMessage, when: (payload) => payload.issues.length === 0 });
+
+/** A calendar date alone, `2026-12-01`: ISO 8601 too. */
+const dateOnly = /^\d{4}-\d{2}-\d{2}$/;
+
+/**
+ * A time filter (`created_after`, `from`, …): `storableTime`, or a date alone (`2026-12-01`), which means that
+ * day's start in UTC and is answered as `2026-12-01T00:00:00Z`.
+ */
+export const filterTime = () =>
+  z.preprocess((value) => (typeof value === 'string' && dateOnly.test(value) ? `${value}T00:00:00Z` : value), storableTime());

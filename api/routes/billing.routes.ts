@@ -14,7 +14,7 @@ import { assertWithinCap, centsIn, ledgerIdempotencyKey, postingOnce, transactio
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { ProblemError } from '../problems.js';
 import { parseInput } from '../validate.js';
-import { storableTime } from '../storable-time.js';
+import { filterTime } from '../storable-time.js';
 
 /** The highest monthly limit accepted: $1,000,000,000. */
 const maxMonthlyLimitUsdCents = 100_000_000_000;
@@ -24,8 +24,8 @@ export const limitsBody = z.strictObject({
   max_monthly_usd_cents: atMost(z.number().int('must be a whole number of cents').min(0), maxMonthlyLimitUsdCents).nullable(),
 });
 export const usageQuery = z.strictObject({
-  from: storableTime().optional(),
-  to: storableTime().optional(),
+  from: filterTime().optional(),
+  to: filterTime().optional(),
   ...paginationQuery,
 });
 export const listQuery = z.strictObject({ ...paginationQuery });

@@ -13,7 +13,7 @@ import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { parseInput, refuseBodyFields } from '../validate.js';
 import { jobIdParams } from './jobs.routes.js';
-import { storableTime } from '../storable-time.js';
+import { filterTime } from '../storable-time.js';
 
 const stateAlternatives = jobStates.join('|');
 
@@ -32,7 +32,7 @@ export const stateListQuery = z.preprocess(
 );
 
 /** An ISO 8601 time with its offset (`Z` or `+02:00`). */
-export const timeQuery = (what: string) => storableTime().describe(what).meta({ example: '2026-12-01T00:00:00Z' });
+export const timeQuery = (what: string) => filterTime().describe(what).meta({ example: '2026-12-01T00:00:00Z' });
 
 /** The filters GET /jobs shares with the admin's searches. */
 export const timeFilters = {

@@ -25,7 +25,7 @@ import { isFieldError, prepareSubstrate } from '../substrate-batch/prepare-subst
 import { optionalBody, parseInput, refuseBodyFields } from '../validate.js';
 import { createSubstrateBody, nameHint, patchSubstrateBody } from './substrate-bodies.js';
 import { inTransaction } from '../../db/transaction.js';
-import { storableTime } from '../storable-time.js';
+import { filterTime, storableTime } from '../storable-time.js';
 
 export { createSubstrateBody, createSubstratesBatchBody, patchSubstrateBody } from './substrate-bodies.js';
 export const substrateParams = z.object({ id: substrateIdSchema });
@@ -44,7 +44,7 @@ export const multiplyBody = z.strictObject({
 export const searchSubstratesQuery = z.object({
   name: z.string().max(256).optional().describe('Substrates whose `metadata.name` is exactly this (a substrate has no other name)'),
   expression_type: z.enum(['expression', 'constant']).optional(),
-  created_after: storableTime().optional(),
+  created_after: filterTime().optional(),
   ...paginationQuery,
 });
 

@@ -267,6 +267,17 @@ describe('GET /billing/usage and /billing/transactions', () => {
     expect(second.body.items.map((i: { window_start: string }) => i.window_start)).toEqual(['2026-01-05T06:00:00.000Z']);
     expect(second.body.next_cursor).toBeNull();
 
+    // Dates alone (ISO 8601 too) mean their day's start in UTC.
+    const byDate = await request('GET', '/api/v1/billing/usage?from=2026-01-05&to=2026-01-06', { token: user.accessToken });
+    expect(byDate.body.items.map((i: { window_start: string }) => i.window_start)).toEqual([
+      '2026-01-05T08:00:00.000Z',
+      '2026-01-05T07:00:00.000Z',
+      '2026-01-05T06:00:00.000Z',
+    ]);
+    expect((await request('GET', '/api/v1/billing/usage?from=2026-01-06&to=2026-01-07', { token: user.accessToken })).body.items).toEqual(
+      [],
+    );
+
     const stranger = await newCustomer();
     expect((await request('GET', `/api/v1/billing/usage?${range.slice(1)}`, { token: stranger.accessToken })).body.items).toEqual([]);
 

@@ -74,7 +74,13 @@ describe('GET /jobs filters', () => {
     expectProblem(await suite.request('GET', '/api/v1/jobs?created_after=yesterday', { token }), 400, 'validation', [
       'query.created_after',
     ]);
-    expectProblem(await suite.request('GET', '/api/v1/jobs?created_before=2026-12-01', { token }), 400, 'validation', [
+    // A date alone is ISO 8601 too: that day's start in UTC.
+    expect(await list('created_before=2020-01-01')).toEqual([]);
+    expect(await list(`created_after=2020-01-01&created_before=${at}`)).toEqual([ids.cancelled, ids.failed, ids.completed]);
+    expectProblem(await suite.request('GET', '/api/v1/jobs?created_before=2026-12', { token }), 400, 'validation', [
+      'query.created_before',
+    ]);
+    expectProblem(await suite.request('GET', '/api/v1/jobs?created_before=2026-13-01', { token }), 400, 'validation', [
       'query.created_before',
     ]);
     expectProblem(await suite.request('GET', `/api/v1/jobs?created_after=${at}&created_before=${at}`, { token }), 422, 'unprocessable', [
