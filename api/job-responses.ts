@@ -252,7 +252,8 @@ export async function answerFromCache(
   /** The same lookup, started earlier (`startInvokeCacheLookup`); else it is made here. */
   started?: Promise<CacheLookup>,
 ): Promise<'answered' | 'missed' | 'not-looked'> {
-  if (preferredWaitMs(req) === null || req.header('idempotency-key') !== undefined) return 'not-looked';
+  const waitMs = preferredWaitMs(req);
+  if (waitMs === null || req.header('idempotency-key') !== undefined) return 'not-looked';
   const looking = performance.now();
   const hit = await (started ?? deps.cache.lookup(customerId, substrateId, parameters));
   recordStage(req, 'cache', looking);
@@ -270,7 +271,7 @@ export async function answerFromCache(
   await deps.finishedJobs.add({ id, customerId, type: 'invoke', payload: { substrate_id: substrateId, parameters }, result, createdAt });
   const now = createdAt.toISOString();
   res.setHeader('Location', jobLocation(id));
-  res.setHeader('Preference-Applied', 'wait');
+  res.setHeader('Preference-Applied', `wait=${waitMs / 1000}`);
   sendJson(res, 200, {
     id,
     type: 'invoke',

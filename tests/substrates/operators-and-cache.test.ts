@@ -109,6 +109,7 @@ describe('invocation cache', () => {
     expect(first.body.result).toMatchObject({ result: 20, cached: false });
     const second = await invoke(product, { y: 5, x: 4 });
     expect(second.body.result).toMatchObject({ result: 20, cached: true });
+    expect(second.headers.get('preference-applied')).toBe('wait=5');
     const other = await invoke(product, { x: 4, y: 6 });
     expect(other.body.result).toMatchObject({ result: 24, cached: false });
   });
