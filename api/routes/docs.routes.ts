@@ -26,22 +26,22 @@ const withDocsCsp: RequestHandler = (_req, res, next) => {
   next();
 };
 
-/** `GET /openapi.json` (the document, built once) and the reference UI at `GET /docs/`. No authentication. */
+/** `GET /openapi.json` (the document, built once) and the reference UI at `GET /docs` (or `/docs/`). No authentication. */
 export function docsRoutes(): Router {
   const router = Router();
   let document: OpenApiDocument | undefined;
   const uiOptions = { swaggerUrl: documentUrl, customSiteTitle: 'Chrysalis API reference', swaggerOptions: { validatorUrl: null } };
-  const page = swaggerUi.setup(undefined, uiOptions);
+  // The page loads its assets by relative URL (./swagger-ui.css): a base URL makes them resolve under /docs/
+  // whether the page was asked for as /docs or /docs/ (no redirect for a client that does not follow one).
+  const page = swaggerUi.generateHTML(undefined, uiOptions).replace('<head>', `<head>\n  <base href="${docsUrl}">`);
 
   router.get('/openapi.json', (_req, res) => {
     document ??= buildOpenApiDocument();
     res.json(document);
   });
 
-  router.get('/docs', withDocsCsp, (req, res, next) => {
-    // The page loads its assets by relative URL (./swagger-ui.css), which only resolve under /docs/.
-    if (!req.originalUrl.split('?')[0]!.endsWith('/')) return res.redirect(301, docsUrl);
-    page(req, res, next);
+  router.get('/docs', withDocsCsp, (_req, res) => {
+    res.type('html').send(page);
   });
   router.use('/docs', withDocsCsp, ...swaggerUi.serveFiles(undefined, uiOptions));
 

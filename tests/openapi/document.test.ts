@@ -82,15 +82,16 @@ describe('GET /api/v1/openapi.json', () => {
 });
 
 describe('GET /api/v1/docs', () => {
-  it('redirects to /docs/ and serves the reference UI with every asset from this origin', async () => {
-    const redirect = await request('GET', '/api/v1/docs');
-    expect(redirect.status).toBe(301);
-    expect(redirect.headers.get('location')).toBe('/api/v1/docs/');
+  it('serves the reference UI at /docs and /docs/ alike, with every asset from this origin', async () => {
+    const bare = await request('GET', '/api/v1/docs');
+    expect(bare.status).toBe(200);
+    expect(bare.text).toContain('<base href="/api/v1/docs/">');
     const page = await request('GET', '/api/v1/docs/');
     expect(page.status).toBe(200);
+    expect(page.text).toBe(bare.text);
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
-    const assets = [...page.text.matchAll(/(?:src|href)="([^"]+)"/g)].map((match) => match[1] as string);
+    const assets = [...page.text.matchAll(/<(?!base)[^>]*\b(?:src|href)="([^"]+)"/g)].map((match) => match[1] as string);
     expect(assets).toEqual(expect.arrayContaining(['./swagger-ui.css', './swagger-ui-bundle.js', './swagger-ui-init.js']));
     for (const asset of assets) {
       expect(asset, 'no CDN').toMatch(/^\.\//);
