@@ -276,6 +276,11 @@ const envSchema = z.object({
   READY_REQUIRES_WORKER: booleanString.default(true),
   /** Port of a worker process's own Prometheus endpoint (`GET /metrics`, same bearer token). 0 disables it. Default 9464. */
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /**
+   * How often a worker process leaves its series in Redis for the API's `GET /metrics`, in ms (the API shows a
+   * snapshot up to three times this old). 0: not at all (scrape each worker's own port instead). Default 5000.
+   */
+  WORKER_METRICS_PUBLISH_MS: z.coerce.number().int().min(0).max(600_000).default(5000),
   /** On SIGTERM/SIGINT, how long in-flight requests (API) or active jobs (workers) may run before they are cut off or handed back to the queue, in ms. Default 20000. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(25_000).default(20_000),
   /**
@@ -460,6 +465,7 @@ export interface Config {
   rateLimitLoginPerMin: number;
   readyRequiresWorker: boolean;
   workerMetricsPort: number;
+  workerMetricsPublishMs: number;
   shutdownTimeoutMs: number;
   sweeperIntervalMs: number;
   finishedJobTrimIntervalMs: number;
@@ -631,6 +637,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitLoginPerMin: e.RATE_LIMIT_LOGIN_PER_MIN,
     readyRequiresWorker: e.READY_REQUIRES_WORKER,
     workerMetricsPort: e.WORKER_METRICS_PORT,
+    workerMetricsPublishMs: e.WORKER_METRICS_PUBLISH_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     sweeperIntervalMs: e.SWEEPER_INTERVAL_MS,
     finishedJobTrimIntervalMs: e.FINISHED_JOB_TRIM_INTERVAL_MS,

@@ -1,6 +1,8 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cacheLookups, httpRequestDuration, httpRequests, jobAttempts, jobDuration } from '../../lib/metrics/catalog.js';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { metricsProcessId, metricsSnapshotsKey, publishMetricSnapshots } from '../../lib/metrics/snapshots.js';
 import { serveWorkerMetrics } from '../../workers/metrics.js';
 import { jobCounts } from '../helpers/queues.js';
 import { expectProblem } from '../auth/expect-problem.js';
@@ -161,6 +163,44 @@ describe('GET /metrics', () => {
     // No label value anywhere carries an id.
     const idLike = /[0-9a-f]{8}-[0-9a-f]{4}-|0x[0-9a-f]{16}|@example\.test/;
     for (const sample of samples) for (const value of Object.values(sample.labels)) expect(value).not.toMatch(idLike);
+  });
+
+  it("shows each worker process's series from its snapshot in Redis, labelled with its process; a stale one goes", async () => {
+    const key = metricsSnapshotsKey(app.config.queuePrefix);
+    const worker = new Registry();
+    new Counter({ name: 'chrysalis_jobs_total', help: 'h', labelNames: ['type', 'outcome'], registers: [worker] }).inc(
+      { type: 'invoke', outcome: 'completed' },
+      7,
+    );
+    new Histogram({ name: 'chrysalis_job_duration_seconds', help: 'h', labelNames: ['type'], buckets: [1], registers: [worker] }).observe(
+      { type: 'invoke' },
+      0.5,
+    );
+    const snapshot = async (at: number) => JSON.stringify({ at, metrics: await worker.getMetricsAsJSON() });
+    await app.deps.redis.hset(key, 'worker-host:41:aaaaaa', await snapshot(Date.now()));
+    await app.deps.redis.hset(key, 'gone-host:42:bbbbbb', await snapshot(Date.now() - 3_600_000));
+
+    const scraped = await request('GET', '/api/v1/metrics', { token: app.config.metricsToken });
+    const samples = parseExposition(scraped.text);
+    expect(find(samples, 'chrysalis_jobs_total', { process: 'worker-host:41:aaaaaa' }).map((s) => s.value)).toEqual([7]);
+    expect(find(samples, 'chrysalis_job_duration_seconds_count', { type: 'invoke', process: 'worker-host:41:aaaaaa' })[0]?.value).toBe(1);
+    expect(samples.filter((s) => s.labels.process === 'gone-host:42:bbbbbb')).toEqual([]);
+    // One family each, this process's own series with it and without a process label.
+    expect(scraped.text.match(/^# TYPE chrysalis_jobs_total /gm)).toHaveLength(1);
+    expect(find(samples, 'chrysalis_http_requests_total').some((s) => s.labels.process === undefined)).toBe(true);
+    await waitFor(async () => (await app.deps.redis.hexists(key, 'gone-host:42:bbbbbb')) === 0);
+    await app.deps.redis.hdel(key, 'worker-host:41:aaaaaa');
+  });
+
+  it("publishes this process's series for the API's /metrics until stopped", async () => {
+    const key = metricsSnapshotsKey(app.config.queuePrefix);
+    const stop = publishMetricSnapshots(app.deps.redis, app.config.queuePrefix, 60_000, pino({ level: 'silent' }));
+    const published = await waitFor(async () => app.deps.redis.hget(key, metricsProcessId));
+    const snapshot = JSON.parse(published) as { at: number; metrics: Array<{ name: string }> };
+    expect(Date.now() - snapshot.at).toBeLessThan(60_000);
+    expect(snapshot.metrics.map((metric) => metric.name)).toContain('chrysalis_jobs_total');
+    await stop();
+    expect(await app.deps.redis.hexists(key, metricsProcessId)).toBe(0);
   });
 
   it("serves a worker process's own series on its metrics port, behind the same token", async () => {

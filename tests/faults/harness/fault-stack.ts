@@ -76,6 +76,11 @@ export class FaultStack {
     this.inspector.on('error', () => undefined);
   }
 
+  /** The bearer token of the API's `/api/v1/metrics`. */
+  get metricsToken(): string {
+    return this.env.METRICS_TOKEN as string;
+  }
+
   /** The stack's redis-server (a single-node stack only). */
   get redis(): FaultRedis {
     if (!(this.redisBackend instanceof FaultRedis)) throw new Error('this stack runs on a Redis Cluster: use stack.cluster');
