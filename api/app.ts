@@ -178,13 +178,14 @@ export function createApp(deps: ApiDeps): Express {
   });
   const meteredLimits: RequestHandler = (req, res, next) => (limitedBeforeBody.has(req) ? next() : activeAndLimited(req, res, next));
 
+  const requestLog = requestLogObserver(deps.requestLog, { jwtSecret: deps.config.jwtSecret, principals: deps.principals });
   // What every request passes first, as one router layer (chain).
   app.use(
     chain(
       ...(startTiming ? [startTiming] : []),
       // Before anything else is spent on a request, so a burst is parsed and queued and little more in one go.
       continueInSlices(slices, (req) => systemProbePaths.has(req.path)),
-      timedStage('lifecycle', requestLifecycle([httpMetrics, accessLog(deps.logger), requestLogObserver(deps.requestLog)])),
+      timedStage('lifecycle', requestLifecycle([httpMetrics, accessLog(deps.logger), requestLog])),
       requireHost,
       timedStage('headers', securityHeaders()),
       timedStage('body', jsonBodies(deps, authenticateStep, limitsBeforeBody)),

@@ -1,9 +1,9 @@
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { ProblemError } from '../problems.js';
 import { constantTimeEqualHex, sha256 } from '../../lib/crypto.js';
 import { apiKeyPattern, verifyAccessToken } from './credentials.js';
 import { assertNotCrossSite, type ConsoleSessions } from './console-sessions.js';
-import { whenReady, type Principal, type PrincipalCache } from './principal.js';
+import { whenReady, type MaybePromise, type Principal, type PrincipalCache } from './principal.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -49,24 +49,15 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
             : admit(null),
         );
     }
-    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match?.[1]) throw unauthorized('missing bearer token');
-    const token = match[1];
-    if (apiKeyPattern.test(token)) {
-      const hash = sha256(token);
-      return whenReady(options.principals.byApiKeyHash(hash), (principal) =>
-        admit(principal && constantTimeEqualHex(principal.keyHash, hash) ? principal : null),
-      );
-    }
-    const claims = verifyAccessToken(options.jwtSecret, token);
-    if (!claims) return admit(null);
-    return whenReady(options.principals.byUserId(claims.sub), (principal) =>
-      admit(principal && principal.customerId === claims.cid ? principal : null),
-    );
+    const token = bearerTokenOf(header);
+    if (!token) throw unauthorized('missing bearer token');
+    return whenReady(principalOfToken(options, token), admit);
 
     function admit(principal: Principal | null): void {
       if (!principal) throw unauthorized('invalid, expired or revoked credentials');
       if (!options.allowWithoutTos && principal.acceptedTosVersion !== options.tosVersion) {
+        // Known but not admitted: the request log still records the call against its customer.
+        awaitingTerms.set(req, principal);
         throw new ProblemError('tos-required', `accept the terms of service version ${options.tosVersion} with POST /api/v1/tos/accept`, {
           tos_version: options.tosVersion,
         });
@@ -75,6 +66,54 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
       next();
     }
   };
+}
+
+/** What `principalOfToken` needs: the JWT secret and the principal cache. */
+export type TokenCredentials = Pick<AuthenticateOptions, 'jwtSecret' | 'principals'>;
+
+/** The token of `Authorization: Bearer <token>`, else null. */
+function bearerTokenOf(header: string | undefined): string | null {
+  const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return match?.[1] ?? null;
+}
+
+/**
+ * The principal of a JWT access token or an API key, or null when the token is invalid, expired or revoked;
+ * from the principal cache (no bcrypt, a database read only on a miss), without the TOS check.
+ */
+function principalOfToken(credentials: TokenCredentials, token: string): MaybePromise<Principal | null> {
+  if (apiKeyPattern.test(token)) {
+    const hash = sha256(token);
+    return whenReady(credentials.principals.byApiKeyHash(hash), (principal) =>
+      principal && constantTimeEqualHex(principal.keyHash, hash) ? principal : null,
+    );
+  }
+  const claims = verifyAccessToken(credentials.jwtSecret, token);
+  if (!claims) return null;
+  return whenReady(credentials.principals.byUserId(claims.sub), (principal) =>
+    principal && principal.customerId === claims.cid ? principal : null,
+  );
+}
+
+/**
+ * The principal of an `Authorization: Bearer` header, as `authenticate` would resolve it but without the TOS
+ * check, or null (no header, or invalid credentials). For the request log, to attribute a call that ended
+ * before its route authenticated it (a 400, 413, 415 or 404 from the body stage or an unknown path).
+ */
+export function principalOfBearer(credentials: TokenCredentials, header: string | undefined): MaybePromise<Principal | null> {
+  const token = bearerTokenOf(header);
+  return token ? principalOfToken(credentials, token) : null;
+}
+
+/** Requests refused 403 `tos-required`: their principal, which `authenticate` does not set on `req.principal`. */
+const awaitingTerms = new WeakMap<Request, Principal>();
+
+/**
+ * The principal of a request that `authenticate` refused only for want of the current terms of service,
+ * else undefined. Never a sign of admission: nothing but the request log reads it.
+ */
+export function principalAwaitingTerms(req: Request): Principal | undefined {
+  return awaitingTerms.get(req);
 }
 
 /** After authenticate: the principal, or a 401 if a route forgot authenticate. */

@@ -150,6 +150,82 @@ describe('request-log recorder', () => {
   });
 });
 
+describe('request log: calls with valid credentials that end before their route authenticates them', () => {
+  /** The rows written since `before` (a request_logs id), once `count` of them are there. */
+  async function rowsSince(before: string, count: number) {
+    return waitFor(async () => {
+      await app.deps.requestLog.flush();
+      const rows = await app.sql<{ customer_id: string; service_type: string; method: string; status_code: number }>(
+        `select customer_id, service_type, method, status_code from request_logs where id > $1 order by id`,
+        [before],
+      );
+      return rows.length >= count && rows;
+    });
+  }
+
+  async function lastRowId(): Promise<string> {
+    await app.deps.requestLog.flush();
+    const [last] = await app.sql<{ id: string }>(`select coalesce(max(id), 0)::text as id from request_logs`);
+    return last!.id;
+  }
+
+  it('records a 400 for malformed JSON, 415 for a non-JSON body, 413 past 1 MiB and 404 for an unknown path, against the caller', async () => {
+    const before = await lastRowId();
+    const token = alice.accessToken;
+    const malformed = await request('POST', '/api/v1/jobs', { token, rawBody: '{"type":' });
+    const notJson = await request('POST', '/api/v1/jobs', { token, rawBody: 'hello', headers: { 'content-type': 'text/plain' } });
+    const tooLarge = await request('POST', '/api/v1/jobs', { token, body: { type: 'invoke', payload: { pad: 'x'.repeat(1_100_000) } } });
+    const unknown = await request('GET', '/api/v1/nope', { token });
+    expect([malformed.status, notJson.status, tooLarge.status, unknown.status]).toEqual([400, 415, 413, 404]);
+    const compute = { customer_id: aliceId, service_type: 'compute' };
+    expect(await rowsSince(before, 4)).toEqual([
+      { ...compute, method: 'POST', status_code: 400 },
+      { ...compute, method: 'POST', status_code: 415 },
+      { ...compute, method: 'POST', status_code: 413 },
+      { ...compute, method: 'GET', status_code: 404 },
+    ]);
+  });
+
+  it("attributes an API key's failed call to the key's own service type, from its first use", async () => {
+    const created = await request('POST', '/api/v1/api-keys', { token: alice.accessToken, body: { name: 'edge', service_type: 'seal' } });
+    expect(created.status, created.text).toBe(201);
+    const before = await lastRowId();
+    expect((await request('GET', '/api/v1/nope', { token: created.body.key })).status).toBe(404);
+    expect((await request('POST', '/api/v1/jobs', { token: created.body.key, rawBody: '[' })).status).toBe(400);
+    expect(await rowsSince(before, 2)).toEqual([
+      { customer_id: aliceId, service_type: 'seal', method: 'GET', status_code: 404 },
+      { customer_id: aliceId, service_type: 'seal', method: 'POST', status_code: 400 },
+    ]);
+  });
+
+  it('records a 403 tos-required against the caller, on an ordinary and on a large-body route', async () => {
+    const dora = await registerUser(request);
+    const doraId = await customerIdOf(request, dora.accessToken);
+    await app.sql('delete from tos_acceptances where user_id in (select id from users where customer_id = $1)', [doraId]);
+    await app.deps.principals.invalidateCustomer(doraId);
+    const before = await lastRowId();
+    expectProblem(await request('GET', '/api/v1/jobs', { token: dora.accessToken }), 403, 'tos-required');
+    expectProblem(await request('POST', '/api/v1/jobs/bulk', { token: dora.accessToken, body: { jobs: [] } }), 403, 'tos-required');
+    expect(await rowsSince(before, 2)).toEqual([
+      { customer_id: doraId, service_type: 'compute', method: 'GET', status_code: 403 },
+      { customer_id: doraId, service_type: 'compute', method: 'POST', status_code: 403 },
+    ]);
+  });
+
+  it('records nothing for invalid credentials, and nothing for the probes whatever the credentials', async () => {
+    const before = await lastRowId();
+    const forgedJwt = `${alice.accessToken.slice(0, -4)}AAAA`;
+    for (const token of ['garbage', forgedJwt, `sk_live_${'A'.repeat(43)}`]) {
+      expect((await request('POST', '/api/v1/jobs', { token, rawBody: '{"type":' })).status).toBe(400);
+      expect((await request('GET', '/api/v1/nope', { token })).status).toBe(404);
+    }
+    expect((await request('GET', '/api/v1/health', { token: alice.accessToken })).status).toBe(200);
+    // A last call that is recorded: the rows are read once its row is there.
+    await request('GET', '/api/v1/nope', { token: alice.accessToken });
+    expect(await rowsSince(before, 1)).toEqual([{ customer_id: aliceId, service_type: 'compute', method: 'GET', status_code: 404 }]);
+  });
+});
+
 describe('POST /admin/usage/ingest', () => {
   const line = (overrides: Record<string, unknown> = {}) => ({
     timestamp: '2026-01-05T10:15:00Z',
