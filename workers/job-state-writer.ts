@@ -1,13 +1,21 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { GroupCommit } from '../db/group-commit.js';
-import { writeActiveStates, writeFinalStates, writeProgress, type ActiveState, type FinalState } from '../db/jobs/job-states.js';
+import {
+  writeActiveStates,
+  writeFinalStates,
+  writeHandedBackStates,
+  writeProgress,
+  type ActiveState,
+  type FinalState,
+} from '../db/jobs/job-states.js';
 import { storableText } from '../jobs/storable-text.js';
 
 /** `startedAt`: when the attempt began (epoch ms, this process's clock); null when this process did not run it. */
 type StateWrite =
   | { kind: 'active'; id: string; attemptsMade: number; startedAt: number }
   | { kind: 'progress'; id: string; value: unknown }
+  | { kind: 'handedBack'; id: string; attemptsMade: number }
   | ({ kind: 'final' } & FinalState);
 type FinalWrite = Extract<StateWrite, { kind: 'final' }>;
 
@@ -100,6 +108,24 @@ export class JobStateWriter {
     return attempt.startedAt;
   }
 
+  /**
+   * The attempts of `ids` running here were handed back to their queues unspent (shutdown): their rows read
+   * `queued` again, as before the attempt began (db/jobs/job-states.ts `writeHandedBackStates`), and no `active`
+   * write of theirs goes out any more. Ids with no attempt running here are skipped. Resolves once stored.
+   */
+  async markHandedBack(ids: Iterable<string>): Promise<void> {
+    const writes: Promise<void>[] = [];
+    for (const id of ids) {
+      const attempt = this.running.get(id);
+      if (!attempt) continue;
+      // Kept in `running`, so an outcome that still comes before the refusal is stored with its start time.
+      if (attempt.timer) clearTimeout(attempt.timer);
+      attempt.timer = null;
+      writes.push(this.writes.add({ kind: 'handedBack', id, attemptsMade: attempt.attemptsMade }));
+    }
+    await Promise.all(writes);
+  }
+
   /** Records progress for GET /jobs/:id. Best effort, batched; only while the job is active. */
   markProgress(id: string, value: unknown): void {
     this.bestEffort({ kind: 'progress', id, value });
@@ -135,7 +161,8 @@ export class JobStateWriter {
   /** Writes everything pending now; resolves when it is stored. */
   async drain(): Promise<void> {
     for (const [id, attempt] of this.running) {
-      // Jobs still running when we drain (shutdown) whose `active` write is still waiting: write it now.
+      // Jobs still running when we drain (shutdown) whose `active` write is still waiting: write it now (a
+      // handed-back attempt has none waiting: `markHandedBack` dropped it).
       if (!attempt.timer) continue;
       clearTimeout(attempt.timer);
       attempt.timer = null;
@@ -148,14 +175,19 @@ export class JobStateWriter {
   private async write(batch: StateWrite[]): Promise<void> {
     const actives = new Map<string, ActiveState>();
     const progress = new Map<string, unknown>();
+    const handedBack = new Map<string, number>();
     const finals = new Map<string, FinalWrite>();
     for (const write of batch) {
       if (write.kind === 'active') actives.set(write.id, { attempts: write.attemptsMade, started: write.startedAt });
       else if (write.kind === 'progress') progress.set(write.id, write.value);
+      else if (write.kind === 'handedBack') handedBack.set(write.id, write.attemptsMade);
       else finals.set(write.id, write);
     }
     if (actives.size > 0) await writeActiveStates(this.em, actives);
     if (progress.size > 0) await writeProgress(this.em, progress);
+    // After the `active` writes (a hand-back undoes one in the same batch), before the outcomes (one that came
+    // after the hand-back is the job's).
+    if (handedBack.size > 0) await writeHandedBackStates(this.em, handedBack);
     if (finals.size > 0) await writeFinalStates(this.em, finals, this.noticeChannel);
   }
 

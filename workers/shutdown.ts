@@ -99,10 +99,48 @@ const delay = (ms: number) => new Promise<'timeout'>((resolve) => setTimeout(() 
 const unwindMs = 2000;
 
 /**
+ * How long a hand-back waits for its jobs' rows to read `queued` again before it moves the jobs anyway: a
+ * PostgreSQL that is down must not keep them from other workers. The write goes on; `close()` drains it.
+ */
+const rowsBackWithinMs = 1000;
+
+/** Puts the rows of `ids`' attempts running here back to `queued` (`markHandedBack`); never rejects. */
+function putRowsBack(deps: { writer: HandBackAwareStateWriter; logger: Logger }, ids: readonly string[]): Promise<'stored' | 'failed'> {
+  return deps.writer.markHandedBack(ids).then(
+    () => 'stored' as const,
+    (error: unknown) => {
+      deps.logger.warn({ err: error }, 'could not put handed-back jobs back to queued; their rows read active until they run again');
+      return 'failed' as const;
+    },
+  );
+}
+
+/**
+ * What a hand-back does before moving the held jobs back to wait: their attempts' rows back to `queued`, then
+ * their outcomes refused. Rows first, while the jobs are still ours, so that the next worker's `active` write
+ * cannot come before this one and be undone by it; refused after, so that a job finishing meanwhile stores its
+ * outcome (which the guarded write never overwrites). Returns the jobs to move.
+ */
+async function letGoOfHeldAttempts(deps: { held: HeldJobs; writer: HandBackAwareStateWriter; logger: Logger }): Promise<Job[]> {
+  const putBack = deps.held.ids();
+  if ((await Promise.race([putRowsBack(deps, putBack), delay(rowsBackWithinMs)])) === 'timeout')
+    deps.logger.warn({ waitedMs: rowsBackWithinMs }, 'handed-back jobs do not read queued yet; handing them back anyway');
+  const ids = deps.held.ids();
+  deps.writer.refuse(ids);
+  // Members a bundle started meanwhile get the same, not awaited: the jobs move now (and most of these have no
+  // `active` write out yet, `activeAfterMs`: this only drops it).
+  const alreadyPutBack = new Set(putBack);
+  const startedMeanwhile = ids.filter((id) => !alreadyPutBack.has(id));
+  if (startedMeanwhile.length > 0) void putRowsBack(deps, startedMeanwhile);
+  return deps.held.list();
+}
+
+/**
  * Stops the workers taking jobs and lets the active ones finish for up to `deadlineMs`. Jobs still
- * running then are handed back explicitly: moved to the front of their queue's wait list (releasing the
- * lock, so another worker takes them at once rather than after stall detection, and without counting a
- * stall), their processors aborted, and whatever those processors then report refused.
+ * running then are handed back explicitly: their rows put back to `queued` as they read before the attempt
+ * (BullMQ does not spend it), moved to the front of their queue's wait list (releasing the lock, so another
+ * worker takes them at once rather than after stall detection, and without counting a stall), their
+ * processors aborted, and whatever those processors then report refused.
  */
 export async function closeWorkersWithin(
   workers: Worker<QueuedJobData>[],
@@ -114,8 +152,7 @@ export async function closeWorkersWithin(
   if ((await Promise.race([closing, delay(deadlineMs)])) !== 'timeout')
     return { drained: true, handedBack: 0, elapsedMs: Date.now() - started };
 
-  const jobs = deps.held.list();
-  deps.writer.refuse(deps.held.ids());
+  const jobs = await letGoOfHeldAttempts(deps);
   const moved = await Promise.all(
     jobs.map((job) =>
       job.moveToWait(job.token).then(

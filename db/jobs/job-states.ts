@@ -66,6 +66,29 @@ export async function writeProgress(em: EntityManager, progress: Map<string, unk
   ]);
 }
 
+/**
+ * Puts rows back to `queued` for attempts handed back at shutdown (workers/shutdown.ts): BullMQ moved the job back
+ * to wait without spending the attempt (`attempts`: the attempt's number), so the row reads as it did before the
+ * attempt began — `attempts_made` one lower, and, when no attempt has been spent, no start time or progress, as a
+ * job that never ran. Only a row still `active` for that attempt changes: an outcome stored meanwhile stays.
+ */
+export const handedBackStatesStatement = `with ${asyncCommit}
+     update jobs as j set state = 'queued', attempts_made = v.attempts - 1,
+            started_at = case when v.attempts = 1 then null else j.started_at end,
+            progress = case when v.attempts = 1 then null else j.progress end
+       from jsonb_to_recordset($1::jsonb) as v(id uuid, attempts int), durability
+      where ${idsWithin('j.id', '$2', '$3', '$4')} and j.id = v.id
+        and case when j.state = 'active' then j.attempts_made = v.attempts else false end`;
+
+/** `attempts`: the number of the attempt handed back, by job id. */
+export async function writeHandedBackStates(em: EntityManager, attempts: Map<string, number>): Promise<void> {
+  await executePrepared(em, 'job-state-handed-back', handedBackStatesStatement, [
+    JSON.stringify([...attempts].map(([id, attempt]) => ({ id, attempts: attempt }))),
+    [...attempts.keys()],
+    ...idRange(attempts.keys()),
+  ]);
+}
+
 /** An attempt's outcome: final (`completed`, `failed`), or `queued` again while BullMQ retries. */
 export interface FinalState {
   id: string;

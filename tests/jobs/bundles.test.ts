@@ -208,8 +208,12 @@ describe('bundles at shutdown', () => {
     expect(report).toMatchObject({ drained: false, handedBack: 1 });
     const [bundleId] = new Set((await rowsOf(ids)).map((row) => row.bundle_id));
     expect(await (await probeQueue.getJob(bundleId as string))?.getState()).toBe('waiting');
-    // The held member's abort was refused as its outcome: its row is not final.
-    expect((await rowsOf(ids)).map((row) => row.state)).toEqual(['completed', expect.stringMatching(/^(queued|active)$/), 'completed']);
+    // The held member's abort was refused as its outcome, and its row reads as before that attempt.
+    expect((await rowsOf(ids)).map((row) => [row.state, row.attempts_made])).toEqual([
+      ['completed', 1],
+      ['queued', 0],
+      ['completed', 1],
+    ]);
     const finishedBefore = (await rowsOf(ids)).map((row) => row.result);
 
     holding = false;
@@ -220,10 +224,10 @@ describe('bundles at shutdown', () => {
       registry,
     });
     const rows = await finalRowsOf(ids);
-    expect(rows.map((row) => [row.state, row.result?.doubled])).toEqual([
-      ['completed', 2],
-      ['completed', 4],
-      ['completed', 6],
+    expect(rows.map((row) => [row.state, row.result?.doubled, row.attempts_made])).toEqual([
+      ['completed', 2, 1],
+      ['completed', 4, 1],
+      ['completed', 6, 1],
     ]);
     // The members that had finished were not run again.
     expect([rows[0]?.result, rows[2]?.result]).toEqual([finishedBefore[0], finishedBefore[2]]);

@@ -165,7 +165,7 @@ describe('graceful worker shutdown', () => {
     },
   );
 
-  it('hands a job still running at the deadline back to its queue, and the next worker completes it', { timeout: 120_000 }, async () => {
+  it('a job running at the deadline is handed back and reads queued; the next worker completes it', { timeout: 120_000 }, async () => {
     const thousand = Array.from({ length: 1000 }, (_, i) => i);
     const substrateId = await createSubstrate('l.map(a, l.map(b, l.map(c, a * b * c).size()).size()).size()');
     const orm = await createOrm(app.config.databaseUrl);
@@ -178,15 +178,20 @@ describe('graceful worker shutdown', () => {
     await waitFor(async () => (await app.sql(`select 1 from jobs where id = $1 and state = 'active'`, [jobId])).length === 1);
 
     const report = await workers.close(300);
+    const handedBackAt = Date.now();
     await orm.close();
     expect(report).toMatchObject({ drained: false, handedBack: 1 });
 
     const job = (await bullJob(app.deps.queues, 'invoke', jobId))!;
     expect(await job.getState()).toBe('waiting');
     expect(job.attemptsMade).toBe(0);
-    const [row] = await app.sql<{ state: string; error: string | null }>(`select state, error from jobs where id = $1`, [jobId]);
-    // The aborted processor's failure was not recorded: the job is not failed, only not finished yet.
-    expect(row).toEqual({ state: 'active', error: null });
+    // The row reads as before the attempt, as BullMQ's job does: queued, no attempt spent, never started. The
+    // aborted processor's failure was not recorded.
+    const [row] = await app.sql(`select state, error, attempts_made, started_at, progress from jobs where id = $1`, [jobId]);
+    expect(row).toEqual({ state: 'queued', error: null, attempts_made: 0, started_at: null, progress: null });
+    const polled = await request('GET', `/api/v1/jobs/${jobId}`, { token: alice.accessToken });
+    expect(polled.body).toMatchObject({ state: 'queued', attempts_made: 0, progress: 0 });
+    expect(polled.body).not.toHaveProperty('started_at');
 
     // Make the rerun quick, then let a fresh worker take the job.
     await job.updateData({ ...job.data, payload: { substrate_id: substrateId, parameters: { l: [1, 2, 3] } } });
@@ -194,13 +199,12 @@ describe('graceful worker shutdown', () => {
     const next = await runWorkers({ config: app.config, orm: orm2, logger: app.deps.logger });
     try {
       const finished = await waitFor(async () => {
-        const [current] = await app.sql<{ state: string; result: { result: number }; attempts_made: number }>(
-          `select state, result, attempts_made from jobs where id = $1`,
-          [jobId],
-        );
-        return current?.state === 'completed' && current;
+        const current = await request('GET', `/api/v1/jobs/${jobId}`, { token: alice.accessToken });
+        return current.body.state === 'completed' && current.body;
       }, 30_000);
       expect(finished).toMatchObject({ result: { result: 3 }, attempts_made: 1 });
+      // Its start is the rerun's: the handed-back attempt left none behind.
+      expect(Date.parse(finished.started_at)).toBeGreaterThan(handedBackAt);
     } finally {
       await next.close();
       await orm2.close();
