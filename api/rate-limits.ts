@@ -137,7 +137,7 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
   const perIp = (name: 'register' | 'login', points: number): RequestHandler => {
     const ipLimiter = limiter(`ip-${name}`, points);
     return async (req, res, next) => {
-      await consume(ipLimiter, clientIp(req), res, name, (limit) => `at most ${limit} ${name} attempts per minute from one address`);
+      await consume(ipLimiter, clientAddress(req), res, name, (limit) => `at most ${limit} ${name} attempts per minute from one address`);
       next();
     };
   };
@@ -154,7 +154,8 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
   };
 }
 
-const clientIp = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? 'unknown';
+/** The client's address: `req.ip` (the socket's, or the one TRUST_PROXY's proxies forwarded). */
+export const clientAddress = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? 'unknown';
 
 /**
  * Takes `points` (default one); sets the RateLimit-* headers either way; a refusal is a 429 problem with

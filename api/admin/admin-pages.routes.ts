@@ -9,6 +9,7 @@ import type { ApiDeps } from '../deps.js';
 import { AdminSessions, requireAdminSession, sameOriginOnly } from './admin-session.js';
 import { bullBoardApp } from './bull-board.js';
 import { adminPageCsp, renderLoginPage, renderLogoutPage, type LoginPageOptions } from './login-page.js';
+import { clientAddress } from '../rate-limits.js';
 
 export interface AdminPagesOptions {
   /** Every queue Bull Board shows: the job-type queues and any internal ones. */
@@ -84,7 +85,7 @@ export function adminPagesRoutes(deps: ApiDeps, options: AdminPagesOptions): Rou
     const form = loginForm.safeParse(req.body ?? {});
     if (!form.success) return loginPage(res, 400, { error: 'Enter an email and a password.' });
     const { email, password } = form.data;
-    const retryAfter = await failedLogins.attempt(email);
+    const retryAfter = await failedLogins.attempt(email, clientAddress(req));
     if (retryAfter > 0) {
       res.setHeader('Retry-After', String(retryAfter));
       return loginPage(res, 429, {
@@ -96,7 +97,7 @@ export function adminPagesRoutes(deps: ApiDeps, options: AdminPagesOptions): Rou
     // verifyPassword always runs one bcrypt comparison, so unknown emails take as long as known ones.
     const passwordMatches = await verifyPassword(password, user?.passwordHash);
     // The right password is no failure, even for an account that is not an administrator.
-    if (user && passwordMatches) await failedLogins.succeeded(email);
+    if (user && passwordMatches) await failedLogins.succeeded(email, clientAddress(req));
     if (!user || !passwordMatches || user.role !== 'admin') return loginPage(res, 401, { error: invalidLogin, email });
     await sessions.start(req, res, { userId: user.id, email: user.email });
     (req.log ?? deps.logger).info({ userId: user.id }, 'admin logged in to the queue dashboard');

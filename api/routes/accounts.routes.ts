@@ -35,6 +35,7 @@ import { notFound, ProblemError } from '../problems.js';
 import { optionalBody, parseInput, refuseBodyFields } from '../validate.js';
 import { inTransaction } from '../../db/transaction.js';
 import { storableTime } from '../storable-time.js';
+import { clientAddress } from '../rate-limits.js';
 
 const iso = (value: string | Date): string => new Date(value).toISOString();
 const isoOrNull = (value: string | Date | null): string | null => (value === null ? null : iso(value));
@@ -148,7 +149,7 @@ export function publicAccountRoutes(deps: ApiDeps): Router {
   router.post('/auth/login', async (req, res) => {
     const body = parseInput(loginBody, req.body, 'body');
     const em = deps.orm.em.fork();
-    const user = await checkLogin(em, failedLogins, body.email, body.password);
+    const user = await checkLogin(em, failedLogins, body.email, body.password, clientAddress(req));
     res.setHeader('Cache-Control', 'no-store');
     res.json(await issueTokens(em, user, uuidv7()));
   });

@@ -5,6 +5,7 @@ import { FailedLoginThrottle } from '../auth/login-throttle.js';
 import type { ApiDeps } from '../deps.js';
 import { parseInput, refuseBodyFields } from '../validate.js';
 import { loginBody } from './accounts.routes.js';
+import { clientAddress } from '../rate-limits.js';
 
 /**
  * The console's sign-in: `POST /auth/session` checks email and password exactly as POST /auth/login
@@ -20,7 +21,7 @@ export function consoleSessionRoutes(deps: ApiDeps, sessions: ConsoleSessions): 
   router.post('/auth/session', async (req, res) => {
     assertNotCrossSite(req);
     const body = parseInput(loginBody, req.body, 'body');
-    const user = await checkLogin(deps.orm.em.fork(), failedLogins, body.email, body.password);
+    const user = await checkLogin(deps.orm.em.fork(), failedLogins, body.email, body.password, clientAddress(req));
     await sessions.start(req, res, { userId: user.id, customerId: user.customerId });
     (req.log ?? deps.logger).info({ userId: user.id }, 'signed in to the console');
     res.setHeader('Cache-Control', 'no-store');
