@@ -14,7 +14,7 @@ import { notFound, ProblemError } from '../problems.js';
 import { parseIngestBody, type IngestRejection } from '../usage-ingest.js';
 import { parseInput } from '../validate.js';
 
-const ndjsonTypes = ['application/x-ndjson', 'application/jsonl', 'application/x-jsonlines'];
+const ndjsonTypes = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines'];
 /** At most this many rejections are listed in an answer (`rejected_count` has them all). */
 const maxListedRejections = 1000;
 export const listQuery = z.strictObject({ ...paginationQuery });

@@ -284,10 +284,13 @@ export function recordWebhookDelivery(outcome: WebhookDeliveryOutcome, seconds: 
 
 // ── Billing (worker processes; incremented by the billing job) ─────────────────────────────────────
 
-/** Cents charged to customers, by the service type and tier that were priced. Increment once per committed charge. */
+/**
+ * Cents charged to customers. Increment once per committed charge. A charge covers a customer's every service and
+ * tier at once, so its labels are `service_type="all", tier="all"` (kept for dashboards that select them).
+ */
 export const billingChargedCents = new Counter({
   name: 'chrysalis_billing_charged_usd_cents_total',
-  help: 'US cents charged on the escrow ledger, by service type and tier (after the billing transaction commits).',
+  help: 'US cents charged on the escrow ledger (after the billing transaction commits); one charge covers all of a customer\'s services and tiers, labelled "all".',
   labelNames: ['service_type', 'tier'] as const,
   registers,
 });

@@ -296,6 +296,18 @@ describe('POST /admin/usage/ingest', () => {
     expectProblem(empty, 400, 'validation', ['body']);
   });
 
+  it('takes the other names NDJSON goes by (application/ndjson, application/jsonl)', async () => {
+    for (const contentType of ['application/ndjson', 'application/jsonl']) {
+      const response = await request('POST', '/api/v1/admin/usage/ingest', {
+        token: adminToken,
+        rawBody: `${JSON.stringify(line())}\n`,
+        headers: { 'content-type': contentType },
+      });
+      expect(response.status, `${contentType}: ${response.text}`).toBe(200);
+      expect(response.body.accepted).toBe(1);
+    }
+  });
+
   it('refuses a body that is not NDJSON with 415 naming the header and the expected type, as the JSON routes do', async () => {
     const response = await request('POST', '/api/v1/admin/usage/ingest', { token: adminToken, body: line() });
     expectProblem(response, 415, 'unsupported-media-type', ['header.content-type']);
