@@ -139,7 +139,10 @@ export function customerLimits(
       }
       here.release();
     }
-    return leases.acquireCounting(name, limit, counter).then((counted) => {
+    // This request's point goes with any this process spent ahead and has not yet sent: Redis's answer counts them all.
+    const counting = (ahead: number) => leases.acquireCounting(name, limit, ahead > 0 ? { ...counter, points: 1 + ahead } : counter);
+    const taken = rateLimits.ahead.takeAhead(counter.key);
+    return (typeof taken === 'number' ? counting(taken) : taken.then(counting)).then((counted) => {
       // Redis did not answer: each limit as it does on its own (counted in memory, no place held).
       if (!counted) return passRateLimit(rateLimits, req, res).then(() => next());
       rateLimits.ahead.heard(counter.key, counted.consumed, counted.msBeforeNext);

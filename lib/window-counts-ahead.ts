@@ -46,6 +46,8 @@ interface Known {
   unsent: number;
   /** A send is due on the next timer turn (`sendSoon`). */
   due: boolean;
+  /** Settles when the points `sending` holds are counted in Redis (or were not); null before the first send. */
+  sent: Promise<void> | null;
 }
 
 export interface WindowCountsAheadOptions {
@@ -130,7 +132,23 @@ export class WindowCountsAhead {
     }
     if (this.known.size >= this.maxKnown) this.forgetStale(now);
     if (this.known.size >= this.maxKnown) return;
-    this.known.set(key, { consumed, endsAt: now + msBeforeNext, heardAt: now, sending: 0, unsent: 0, due: false });
+    this.known.set(key, { consumed, endsAt: now + msBeforeNext, heardAt: now, sending: 0, unsent: 0, due: false, sent: null });
+  }
+
+  /**
+   * For a caller about to count a request in Redis itself (it could not be spent here): lets this process's points
+   * on their way reach Redis first, then hands over those not sent yet, for the caller to spend with its own — so
+   * Redis's answer, which the caller shows as the count, holds every point spent here. A number (0 mostly) when
+   * nothing is on its way; otherwise a promise, one send's round trip at most in practice (near the budget nothing
+   * more is spent ahead).
+   */
+  takeAhead(key: string): number | Promise<number> {
+    const known = this.known.get(key);
+    if (!known) return 0;
+    if (known.sending > 0 && known.sent) return known.sent.then(() => this.takeAhead(key));
+    const unsent = known.unsent;
+    known.unsent = 0;
+    return unsent;
   }
 
   /**
@@ -163,7 +181,7 @@ export class WindowCountsAhead {
     known.sending = points;
     known.unsent = 0;
     // An entry with points on their way is never dropped (`forgetStale`), so `known` is still the count's entry.
-    this.redis.windowSpend(count.key, points, count.windowSeconds).then(
+    known.sent = this.redis.windowSpend(count.key, points, count.windowSeconds).then(
       ([consumed, ttl]) => {
         known.sending = 0;
         this.heard(count.key, consumed, ttl);

@@ -106,6 +106,31 @@ describe('WindowCountsAhead', () => {
     await waitFor(async () => (await inRedis()) === 6, 5_000, 10);
   });
 
+  it('hands a caller that counts in Redis itself the points not sent yet, once those on their way have arrived', async () => {
+    const ahead = new WindowCountsAhead(redis);
+    const { count, spendInRedis, inRedis, limiter, name } = freshCount(100);
+    const first = await spendInRedis();
+    ahead.heard(count.key, first.consumed, first.msBeforeNext);
+    expect([ahead.spendHere(count)?.consumed, ahead.spendHere(count)?.consumed]).toEqual([2, 3]);
+    // Not sent yet (they go a timer turn later): handed over at once, for the caller to spend with its own point.
+    expect(ahead.takeAhead(count.key)).toBe(2);
+    const counted = await limiter.consume(name, 1 + 2);
+    expect(counted.consumedPoints).toBe(4);
+    await sleep(20);
+    expect(await inRedis()).toBe(4);
+
+    ahead.heard(count.key, counted.consumedPoints, counted.msBeforeNext);
+    expect(ahead.spendHere(count)?.consumed).toBe(5);
+    // The send has gone out (its timer came first) and Redis has not answered yet: one more spent meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(ahead.spendHere(count)?.consumed).toBe(6);
+    const taken = ahead.takeAhead(count.key);
+    expect(taken).toBeInstanceOf(Promise);
+    // Both reached Redis (the second sent after the first): nothing is left for the caller.
+    expect(await taken).toBe(0);
+    expect(await inRedis()).toBe(6);
+  });
+
   it('forgets a count whose points Redis refused, so the next request asks Redis', async () => {
     const ahead = new WindowCountsAhead(redis);
     const { count } = freshCount(100);
