@@ -54,10 +54,15 @@ async function queuedBacklog(fairSharing: boolean, rows: number, bundleSize = 1)
 async function sweepCommands(fairSharing: boolean, rows: number, bundleSize = 1) {
   const { app, sweeper } = await queuedBacklog(fairSharing, rows, bundleSize);
   const { config } = app;
-  const monitor = await new Redis(testRedisTarget() as string).monitor();
   // ioredis's MONITOR parser can report a "command queue state error" when other files' traffic floods it while
-  // the suite runs in parallel; a dropped line changes no assertion's outcome here, an unhandled error would fail the run.
+  // the suite runs in parallel; a dropped line changes no assertion's outcome here, an unhandled error would fail the
+  // run. So the handler is in place before the connection opens: with `redis.monitor()` it came after, and lines
+  // parsed with the monitor's own OK (one busy socket read) raised errors nobody handled.
+  const monitor = new Redis(testRedisTarget() as string, { monitor: true, lazyConnect: true });
   monitor.on('error', () => undefined);
+  const monitoring = new Promise((resolve) => monitor.once('monitoring', resolve));
+  await monitor.connect();
+  await monitoring;
   const commands: string[] = [];
   monitor.on('monitor', (_time: string, args: string[]) => {
     if (args.some((arg) => arg.startsWith(`${config.queuePrefix}:`))) commands.push(args[0]!.toLowerCase());
