@@ -67,6 +67,16 @@ function mergedRegistry(sources: MetricJson[][]): Registry {
   return registry;
 }
 
+/** A snapshot as `publishMetricSnapshots` wrote it, or null for anything else (dropped like a stale one, never a 500). */
+function readSnapshot(text: string): Snapshot | null {
+  try {
+    const snapshot = JSON.parse(text) as Partial<Snapshot> | null;
+    return typeof snapshot?.at === 'number' && Array.isArray(snapshot.metrics) ? (snapshot as Snapshot) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Fresh snapshots of other processes, labelled with their process; stale ones (a process gone) are removed. */
 async function otherProcessesSeries(redis: RedisClient, prefix: string, maxAgeMs: number): Promise<MetricJson[][]> {
   const key = metricsSnapshotsKey(prefix);
@@ -75,8 +85,8 @@ async function otherProcessesSeries(redis: RedisClient, prefix: string, maxAgeMs
   const stale: string[] = [];
   for (const [processId, text] of Object.entries(fields)) {
     if (processId === metricsProcessId) continue;
-    const snapshot = JSON.parse(text) as Snapshot;
-    if (Date.now() - snapshot.at > maxAgeMs) stale.push(processId);
+    const snapshot = readSnapshot(text);
+    if (!snapshot || Date.now() - snapshot.at > maxAgeMs) stale.push(processId);
     else fresh.push(snapshot.metrics.map((metric) => labelledWithProcess(metric, processId)));
   }
   if (stale.length > 0) void redis.hdel(key, ...stale).catch(() => undefined);

@@ -179,6 +179,7 @@ describe('GET /metrics', () => {
     const snapshot = async (at: number) => JSON.stringify({ at, metrics: await worker.getMetricsAsJSON() });
     await app.deps.redis.hset(key, 'worker-host:41:aaaaaa', await snapshot(Date.now()));
     await app.deps.redis.hset(key, 'gone-host:42:bbbbbb', await snapshot(Date.now() - 3_600_000));
+    await app.deps.redis.hset(key, 'garbled:43:cccccc', '{"at":');
 
     const scraped = await request('GET', '/api/v1/metrics', { token: app.config.metricsToken });
     const samples = parseExposition(scraped.text);
@@ -189,6 +190,7 @@ describe('GET /metrics', () => {
     expect(scraped.text.match(/^# TYPE chrysalis_jobs_total /gm)).toHaveLength(1);
     expect(find(samples, 'chrysalis_http_requests_total').some((s) => s.labels.process === undefined)).toBe(true);
     await waitFor(async () => (await app.deps.redis.hexists(key, 'gone-host:42:bbbbbb')) === 0);
+    expect(await app.deps.redis.hexists(key, 'garbled:43:cccccc')).toBe(0);
     await app.deps.redis.hdel(key, 'worker-host:41:aaaaaa');
   });
 
