@@ -152,6 +152,11 @@ describe('substrates', () => {
       request('GET', `/api/v1/substrates?created_after=${encodeURIComponent(time)}`, { token: dave.accessToken });
     expect((await since('0001-01-01T00:00:00Z')).body.items).toHaveLength(1);
     expect((await since('9999-12-31T23:59:59.999Z')).body.items).toEqual([]);
+    // A date alone is that day's start in UTC; an impossible one is a 400 like any bad time.
+    expect((await since('2000-01-01')).body.items).toHaveLength(1);
+    expect((await since('9999-12-31')).body.items).toEqual([]);
+    for (const bad of ['2026-02-30', '2026-13-01', '2026-1-01', '20260101'])
+      expectProblem(await since(bad), 400, 'validation', ['query.created_after']);
     for (const time of outOfRangeTimes) {
       expectProblem(await since(time), 400, 'validation', ['query.created_after']);
       const cursor = Buffer.from(JSON.stringify({ createdAt: time, id: '0x0000000000000001' })).toString('base64url');
