@@ -29,6 +29,7 @@ import { systemRoutes } from './routes/system.routes.js';
 import { jobDeliveriesRoutes, webhooksRoutes } from './routes/webhooks.routes.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { adminJobsRoutes } from './routes/admin-jobs.routes.js';
+import { adminJobViewsRoutes } from './routes/admin-job-views.routes.js';
 import { offboardingRoutes } from './routes/offboarding.routes.js';
 import { billingRoutes } from './routes/billing.routes.js';
 import { servicesRoutes } from './routes/services.routes.js';
@@ -249,6 +250,8 @@ function meteredRoutes(
     under(['/services'], servicesRoutes(deps)),
     under(['/admin'], adminRoutes(deps)),
     under(['/admin'], adminJobsRoutes(deps)),
+    // After adminJobsRoutes: its /admin/jobs/failure-groups is not a job id.
+    under(['/admin'], adminJobViewsRoutes(deps)),
     under(['/admin'], offboardingRoutes(deps)),
   );
 

@@ -2,6 +2,7 @@ import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-ope
 import { accountsDocs } from './openapi/accounts.openapi.js';
 import { adminDocs } from './openapi/admin.openapi.js';
 import { adminJobsDocs } from './openapi/admin-jobs.openapi.js';
+import { adminJobViewsDocs } from './openapi/admin-job-views.openapi.js';
 import { consoleSessionDocs } from './openapi/console-session.openapi.js';
 import { batchesDocs } from './openapi/batches.openapi.js';
 import { billingDocs, servicesDocs } from './openapi/billing.openapi.js';
@@ -37,6 +38,7 @@ export const routeDocs: readonly RouteDocs[] = [
   servicesDocs,
   adminDocs,
   adminJobsDocs,
+  adminJobViewsDocs,
   offboardingDocs,
 ];
 

@@ -20,7 +20,7 @@ const failedJobExample = {
   error: 'evaluation timed out after 5000 ms',
   customer_id: ex.customerId,
 };
-const adminJobSchema = jobSchema
+export const adminJobSchema = jobSchema
   .extend({ customer_id: z.uuid().describe('Whose job it is') })
   .meta({ id: 'AdminJob', example: failedJobExample });
 
@@ -41,7 +41,7 @@ const auditEntrySchema = z
     action: z
       .string()
       .describe(
-        'customer.credit, customer.pause, customer.resume, jobs.view, jobs.failure-groups.view, jobs.retry, jobs.retry.dry-run, jobs.cancel, jobs.cancel.dry-run',
+        'customer.credit, customer.pause, customer.resume, jobs.view, jobs.failure-groups.view, jobs.retry, jobs.retry.dry-run, jobs.cancel, jobs.cancel.dry-run, job.view, job.deliveries.view, job.retry, batch.view',
       ),
     customer_id: z.uuid().nullable(),
     details: z.unknown().describe('The filters and counts of the action'),

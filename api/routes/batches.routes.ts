@@ -1,6 +1,8 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { BatchItem } from '../../db/entities/batch-item.entity.js';
+import type { JobRecord } from '../../db/entities/job-record.entity.js';
 import { batchItemCounts, listBatchItems } from '../../db/repositories/batches.js';
 import { findJob } from '../../db/jobs/find-jobs.js';
 import { batchPayloadSchema } from '../../jobs/batch/batch.job.js';
@@ -29,6 +31,29 @@ export function batchItemView(item: BatchItem) {
   };
 }
 
+/** GET /batches/:id's answer: the batch job's state and its ended items' counts. */
+export async function batchProgress(em: EntityManager, job: JobRecord) {
+  const counts = await batchItemCounts(em, job.id);
+  const total = (job.payload as { invocations: unknown[] }).invocations.length;
+  return {
+    id: job.id,
+    state: job.state,
+    total,
+    ...counts,
+    created_at: new Date(job.createdAt).toISOString(),
+    ...(job.finishedAt ? { finished_at: new Date(job.finishedAt).toISOString() } : {}),
+    links: { items: `/api/v1/batches/${job.id}/items`, job: `/api/v1/jobs/${job.id}` },
+  };
+}
+
+/** A page of GET /batches/:id/items. */
+export async function batchItemsPage(em: EntityManager, id: string, query: z.output<typeof batchItemsQuery>) {
+  // batch_items.index is a PostgreSQL integer: a forged cursor past its range would make the query fail.
+  const afterIndex = decodeCursor(query.cursor, z.number().int().min(-1).max(2_147_483_647)) ?? -1;
+  const rows = await listBatchItems(em, id, afterIndex, query.limit + 1, query.state);
+  return page(rows, query.limit, batchItemView, (row) => row.index);
+}
+
 /** Batches are `batch` jobs: the batch id is the job id; items live in batch_items. */
 export function batchesRoutes(deps: ApiDeps): Router {
   const router = Router();
@@ -49,18 +74,7 @@ export function batchesRoutes(deps: ApiDeps): Router {
   router.get('/batches/:id', async (req, res) => {
     const { customerId } = principalOf(req);
     const { id } = parseInput(batchParams, req.params, 'params');
-    const job = await requireBatch(customerId, id);
-    const counts = await batchItemCounts(em(), id);
-    const total = (job.payload as { invocations: unknown[] }).invocations.length;
-    res.json({
-      id,
-      state: job.state,
-      total,
-      ...counts,
-      created_at: new Date(job.createdAt).toISOString(),
-      ...(job.finishedAt ? { finished_at: new Date(job.finishedAt).toISOString() } : {}),
-      links: { items: `/api/v1/batches/${id}/items`, job: `/api/v1/jobs/${id}` },
-    });
+    res.json(await batchProgress(em(), await requireBatch(customerId, id)));
   });
 
   router.get('/batches/:id/items', async (req, res) => {
@@ -68,10 +82,7 @@ export function batchesRoutes(deps: ApiDeps): Router {
     const { id } = parseInput(batchParams, req.params, 'params');
     const query = parseInput(batchItemsQuery, req.query, 'query');
     await requireBatch(customerId, id);
-    // batch_items.index is a PostgreSQL integer: a forged cursor past its range would make the query fail.
-    const afterIndex = decodeCursor(query.cursor, z.number().int().min(-1).max(2_147_483_647)) ?? -1;
-    const rows = await listBatchItems(em(), id, afterIndex, query.limit + 1, query.state);
-    res.json(page(rows, query.limit, batchItemView, (row) => row.index));
+    res.json(await batchItemsPage(em(), id, query));
   });
 
   return router;

@@ -1,5 +1,6 @@
-import { Router } from 'express';
-import { finalStates, type JobState } from '../../db/entities/job-record.entity.js';
+import { Router, type Request, type RequestHandler } from 'express';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { finalStates, type JobRecord, type JobState } from '../../db/entities/job-record.entity.js';
 import { findJob } from '../../db/jobs/find-jobs.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
@@ -34,13 +35,23 @@ const movingStates: Partial<Record<JobEvent['event'], JobState>> = { waiting: 'q
  */
 export function jobEventsRoutes(deps: ApiDeps, options: JobEventsRoutesOptions = {}): Router {
   const router = Router();
+  router.get(
+    '/jobs/:id/events',
+    jobEventsHandler(deps, options, (em, req, id) => findJob(em, principalOf(req).customerId, id)),
+  );
+  return router;
+}
 
-  router.get('/jobs/:id/events', async (req, res) => {
+/** Reads the streamed job's row: the caller's own job, or (an administrator's stream) anyone's; null answers 404. */
+export type StreamedJobReader = (em: EntityManager, req: Request, id: string) => Promise<JobRecord | null>;
+
+/** The event stream of the job `readJob` finds (GET /jobs/:id/events, and GET /admin/jobs/:id/events for any customer's). */
+export function jobEventsHandler(deps: ApiDeps, options: JobEventsRoutesOptions, readJob: StreamedJobReader): RequestHandler {
+  return async (req, res) => {
     const principal = principalOf(req);
-    const { customerId } = principal;
     const { id } = parseInput(jobIdParams, req.params, 'params');
     const em = deps.orm.em.fork();
-    const existing = await findJob(em, customerId, id);
+    const existing = await readJob(em, req, id);
     if (!existing) throw notFound(`job ${id}`);
     if (finalStates.includes(existing.state) && req.header('last-event-id') === finalEventId) {
       res.status(204).end();
@@ -64,7 +75,7 @@ export function jobEventsRoutes(deps: ApiDeps, options: JobEventsRoutesOptions =
 
     async function sendRow(): Promise<void> {
       if (stream.closed) return;
-      const job = await findJob(em, customerId, id);
+      const job = await readJob(em, req, id);
       if (!job) return stream.close();
       if (finalStates.includes(job.state)) {
         stream.send('state', jobView(job), finalEventId);
@@ -98,7 +109,5 @@ export function jobEventsRoutes(deps: ApiDeps, options: JobEventsRoutesOptions =
       stopOnShutdown();
     });
     step(sendRow);
-  });
-
-  return router;
+  };
 }

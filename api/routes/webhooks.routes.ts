@@ -1,3 +1,4 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { Router } from 'express';
 import { uuidv7 } from '../../lib/uuid.js';
 import { z } from 'zod';
@@ -202,6 +203,12 @@ export function webhooksRoutes(deps: ApiDeps): Router {
   return router;
 }
 
+/** A page of a job's deliveries, newest first, each with its attempts. */
+export async function jobDeliveriesPage(em: EntityManager, customerId: string, jobId: string, query: z.output<typeof listQuery>) {
+  const rows = await listJobDeliveries(em, customerId, jobId, decodeCursor(query.cursor, z.uuid()), query.limit + 1);
+  return page(rows, query.limit, deliveryView, (row) => row.id);
+}
+
 /** GET /jobs/:id/webhook-deliveries: the job's deliveries (mounted under /jobs, beside the job routes). */
 export function jobDeliveriesRoutes(deps: ApiDeps): Router {
   const router = Router();
@@ -209,11 +216,9 @@ export function jobDeliveriesRoutes(deps: ApiDeps): Router {
     const principal = principalOf(req);
     const { id } = parseInput(jobDeliveriesParams, req.params, 'params');
     const query = parseInput(listQuery, req.query, 'query');
-    const beforeId = decodeCursor(query.cursor, z.uuid());
     const em = deps.orm.em.fork();
     if (!(await findJob(em, principal.customerId, id))) throw notFound(`job ${id}`);
-    const rows = await listJobDeliveries(em, principal.customerId, id, beforeId, query.limit + 1);
-    res.json(page(rows, query.limit, deliveryView, (row) => row.id));
+    res.json(await jobDeliveriesPage(em, principal.customerId, id, query));
   });
 
   return router;

@@ -12,6 +12,14 @@ export async function findJob(em: EntityManager, customerId: string, id: string)
   return row ?? null;
 }
 
+const findAnyJobStatement = `select ${jobColumns} from jobs where ${idIs('id', '$1')}`;
+
+/** Any customer's job by id, or null (an administrator's read: GET /admin/jobs/:id). */
+export async function findAnyJob(em: EntityManager, id: string): Promise<JobRecord | null> {
+  const [row] = await executePrepared<JobRecord>(em, 'jobs-find-any', findAnyJobStatement, [id]);
+  return row ?? null;
+}
+
 const jobStatesStatement = `select id, state from jobs where ${idsWithin('id', '$1', '$3', '$4')} and customer_id = $2`;
 
 /** The states of a customer's jobs by id, in one prepared read (a bulk submit's wait polls it); an id with no row is left out. */

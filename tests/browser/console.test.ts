@@ -344,6 +344,42 @@ describe('the console in a real browser', () => {
     expect(bobJobs.filter((job: { retry_of?: string }) => job.retry_of)).toEqual([]);
   }, 120_000);
 
+  it("shows an admin every customer's jobs, a job's details and a batch's progress, as the customer sees them", async () => {
+    const { page: adminPage } = await newPage();
+    await signIn(adminPage, 'admin@example.test', 'admin-password-123');
+    await adminPage.locator('#jobs[data-loaded]').waitFor({ state: 'attached' });
+    expect(await adminPage.getByRole('columnheader', { name: 'Customer' }).isVisible()).toBe(true);
+    const aliceRow = adminPage.locator(`#jobs tr[data-job-id="${failedJobId}"]`);
+    await aliceRow.waitFor();
+    expect(await aliceRow.innerText()).toContain(aliceCustomerId);
+    await shot(adminPage, '11a-admin-all-jobs');
+
+    await aliceRow.getByRole('link').click();
+    await adminPage.waitForURL(`**/console/jobs/${failedJobId}`);
+    await expect.poll(() => adminPage.locator('#customer').textContent()).toBe(aliceCustomerId);
+    expect(await adminPage.locator('#payload').innerText()).toContain('parameters');
+    expect(await adminPage.locator('#error').innerText()).toMatch(/not found/);
+    expect(await adminPage.locator('#state').innerText()).toBe('failed');
+    await adminPage.locator('#deliveries[data-loaded]').waitFor({ state: 'attached' });
+    await shot(adminPage, '11b-admin-customer-job');
+
+    await adminPage.goto(`/console/jobs/${retryJobId}`);
+    await expect.poll(() => adminPage.locator('#state').innerText()).toBe('completed');
+    expect(await adminPage.locator('#result').innerText()).toContain('"result"');
+
+    await adminPage.goto(`/console/batches/${batchId}`);
+    await expect.poll(() => adminPage.locator('#percent').innerText()).toBe('100 %');
+    expect(await adminPage.locator('#batch dl').innerText()).toContain(aliceCustomerId);
+
+    // The admin page lists any state now, each job linked to its page.
+    await adminPage.goto(`/console/admin?customer_id=${aliceCustomerId}&state=completed`);
+    const completedRow = adminPage.locator(`#jobs tr[data-job-id="${retryJobId}"]`);
+    await completedRow.waitFor();
+    expect(await adminPage.getByRole('button', { name: 'Dry run retry' }).isDisabled()).toBe(true);
+    await completedRow.getByRole('link').click();
+    await adminPage.waitForURL(`**/console/jobs/${retryJobId}`);
+  }, 60_000);
+
   it('shows another customer none of it, in the browser and over HTTP', async () => {
     const { page: bobPage } = await newPage(390, 844); // a phone's width
     await signIn(bobPage, bob.email, bob.password);

@@ -6,16 +6,24 @@ const dryRun = document.getElementById('dry-run');
 const retry = document.getElementById('retry');
 const result = document.getElementById('retry-result');
 
-// Other admin pages link here with ?customer_id=.
-form.customer_id.value = new URLSearchParams(location.search).get('customer_id') ?? '';
+// Other admin pages link here with ?customer_id= (and may with ?state= and ?type=).
+const params = new URLSearchParams(location.search);
+form.customer_id.value = params.get('customer_id') ?? '';
+form.state.value = params.get('state') ?? 'failed';
+form.type.value = params.get('type') ?? '';
 
-/** The filters of the form; bulk retries only ever touch failed jobs. */
+/** The filters of the form that a bulk retry takes too (it only ever touches failed jobs). */
 function filters() {
   const values = {};
   if (form.customer_id.value.trim()) values.customer_id = form.customer_id.value.trim();
   if (form.error_contains.value.trim()) values.error_contains = form.error_contains.value.trim();
+  if (form.type.value) values.type = form.type.value;
   return values;
 }
+
+/** Bulk retry is offered while the list shows failed jobs, the ones it retries. */
+const showsFailed = () => form.state.value === 'failed';
+dryRun.disabled = !showsFailed();
 
 function report(text) {
   result.textContent = text;
@@ -24,7 +32,9 @@ function report(text) {
 
 async function search() {
   showAlert(null);
-  const answer = await api('GET', `/admin/jobs?${new URLSearchParams({ ...filters(), state: 'failed', limit: '100' })}`);
+  const query = new URLSearchParams({ ...filters(), limit: '100' });
+  if (form.state.value) query.set('state', form.state.value);
+  const answer = await api('GET', `/admin/jobs?${query}`);
   if (answer.status !== 200) return showAlert(problemText(answer));
   tbody.replaceChildren(
     ...(answer.body.items.length
@@ -32,7 +42,7 @@ async function search() {
           h(
             'tr',
             { 'data-job-id': job.id },
-            h('td', { class: 'mono' }, job.id),
+            h('td', {}, h('a', { href: `/console/${job.type === 'batch' ? 'batches' : 'jobs'}/${job.id}`, class: 'mono' }, job.id)),
             h('td', { class: 'mono' }, job.customer_id),
             h('td', {}, job.type),
             h('td', {}, stateBadge(job.state)),
@@ -40,7 +50,7 @@ async function search() {
             h('td', { class: 'error-text' }, job.error ?? ''),
           ),
         )
-      : [h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No failed jobs match.'))]),
+      : [h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No jobs match.'))]),
   );
 }
 
@@ -71,6 +81,7 @@ form.addEventListener('submit', (event) => {
 // A changed filter needs a new dry run before "Retry these".
 form.addEventListener('input', () => {
   retry.disabled = true;
+  dryRun.disabled = !showsFailed();
 });
 dryRun.addEventListener('click', () => void bulkRetry(true));
 retry.addEventListener('click', () => void bulkRetry(false));

@@ -1,12 +1,16 @@
-import { api, finalStates, followJobEvents, formatTime, h, problemText, renderNav, showAlert, stateBadge } from './console.js';
-
-/** Counts are re-read at most this often while the batch runs, in ms (events trigger reads; this is the floor). */
-const pollMs = 1000;
+import { api, finalStates, followJobEvents, formatTime, h, jobsApiBase, problemText, renderNav, showAlert, stateBadge } from './console.js';
 
 const batchId = decodeURIComponent(location.pathname.split('/').at(-1));
 document.getElementById('batch-id').textContent = batchId;
 document.title = `Batch ${batchId} · Chrysalis console`;
 const container = document.getElementById('batch');
+/** '' for the customer's own batch; '/admin' for an admin, who reads any customer's. */
+const base = await jobsApiBase();
+/**
+ * Counts are re-read at most this often while the batch runs, in ms (events trigger reads; this is the floor).
+ * An admin's reads each go to the audit log: less often.
+ */
+const pollMs = base ? 5000 : 1000;
 
 const bar = h('progress', { id: 'progress', max: 1, value: 0, 'aria-label': 'Items finished' });
 const percent = h('strong', { id: 'percent' }, '0 %');
@@ -32,7 +36,7 @@ container.replaceChildren(
 );
 
 async function showFailedItems() {
-  const answer = await api('GET', `/batches/${encodeURIComponent(batchId)}/items?state=failed&limit=100`);
+  const answer = await api('GET', `${base}/batches/${encodeURIComponent(batchId)}/items?state=failed&limit=100`);
   if (answer.status !== 200) return;
   failedItems.replaceChildren(
     ...(answer.body.items.length
@@ -51,7 +55,7 @@ async function showFailedItems() {
 
 /** Reads the counts and draws them; true once the batch is final. */
 async function refresh() {
-  const answer = await api('GET', `/batches/${encodeURIComponent(batchId)}`);
+  const answer = await api('GET', `${base}/batches/${encodeURIComponent(batchId)}`);
   if (answer.status !== 200) {
     showAlert(answer.status === 404 ? 'No such batch.' : problemText(answer));
     return true;
@@ -64,6 +68,7 @@ async function refresh() {
   summary.textContent = `${finished.toLocaleString('en-US')} of ${batch.total.toLocaleString('en-US')} items finished: ${batch.completed.toLocaleString('en-US')} completed, ${batch.failed.toLocaleString('en-US')} failed.`;
   details.replaceChildren(
     ...[
+      ...(batch.customer_id ? [['Customer', h('span', { class: 'mono' }, batch.customer_id)]] : []),
       ['State', stateBadge(batch.state)],
       ['Items', batch.total.toLocaleString('en-US')],
       ['Created', formatTime(batch.created_at)],
@@ -90,6 +95,6 @@ if (!(await refresh())) {
       stream.stop();
     }
   };
-  const stream = followJobEvents(batchId, () => void tick());
+  const stream = followJobEvents(batchId, () => void tick(), base);
   const timer = setInterval(() => void tick(), pollMs);
 }

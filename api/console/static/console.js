@@ -99,6 +99,12 @@ export function showAlert(message) {
 let me;
 export const currentUser = () => (me ??= api('GET', '/auth/me').then((answer) => answer.body));
 
+/**
+ * Where the signed-in user reads jobs and batches: an admin sees every customer's (SPEC §9), through the
+ * /admin routes, which answer as the customer's own routes do and add `customer_id`.
+ */
+export const jobsApiBase = async () => ((await currentUser())?.role === 'admin' ? '/admin' : '');
+
 /** Fills the page's <nav>: the customer pages, Admin for admins, who is signed in, sign out. */
 export async function renderNav(active) {
   const nav = document.querySelector('nav');
@@ -137,10 +143,10 @@ export async function renderNav(active) {
  * stream is closed at the job's final event, so it does not reconnect after. When the server refuses
  * the stream (an EventSource gives up on any answer but 200), the job is read once: 404 ends it, 401
  * goes to sign-in, anything else (a 429 past the open-stream limit, a restart) tries again later.
- * `onEvent(name, data)` gets each `state` and `progress` event; `stop()` ends it.
+ * `onEvent(name, data)` gets each `state` and `progress` event; `stop()` ends it. `base` '/admin': any customer's job.
  */
-export function followJobEvents(jobId, onEvent) {
-  const url = `/api/v1/jobs/${encodeURIComponent(jobId)}/events`;
+export function followJobEvents(jobId, onEvent, base = '') {
+  const url = `/api/v1${base}/jobs/${encodeURIComponent(jobId)}/events`;
   let source = null;
   let stopped = false;
   let retryTimer;
@@ -165,7 +171,7 @@ export function followJobEvents(jobId, onEvent) {
     }
     source.addEventListener('error', () => {
       if (stopped || source.readyState !== EventSource.CLOSED) return; // CONNECTING: the browser retries itself
-      void api('GET', `/jobs/${encodeURIComponent(jobId)}`).then((answer) => {
+      void api('GET', `${base}/jobs/${encodeURIComponent(jobId)}`).then((answer) => {
         if (stopped || answer.status === 404) return;
         if (answer.status === 200 && finalStates.includes(answer.body.state)) {
           stop();

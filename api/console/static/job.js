@@ -1,4 +1,16 @@
-import { api, finalStates, followJobEvents, formatTime, h, problemText, renderNav, showAlert, stateBadge } from './console.js';
+import {
+  api,
+  currentUser,
+  finalStates,
+  followJobEvents,
+  formatTime,
+  h,
+  jobsApiBase,
+  problemText,
+  renderNav,
+  showAlert,
+  stateBadge,
+} from './console.js';
 import { deliveryRow } from './webhooks-view.js';
 import { stackOnPhones } from './tables.js';
 
@@ -12,12 +24,17 @@ const deliveryStatus = document.getElementById('delivery-status');
 /** While a delivery is pending, the job's deliveries are read again this often (ms). */
 const deliveriesEveryMs = 2000;
 
+/** '' for a customer's own job; '/admin' for an admin, who reads any customer's job. */
+const base = await jobsApiBase();
+/** The job's customer, shown to an admin reading another customer's job (null otherwise). */
+let foreignCustomer = null;
+
 /** Failed and cancelled jobs can be run again (POST /jobs/:id/retry: a new job whose retry_of is this one). */
 const retryableStates = ['failed', 'cancelled'];
 
 async function retry(button) {
   button.disabled = true;
-  const answer = await api('POST', `/jobs/${encodeURIComponent(jobId)}/retry`);
+  const answer = await api('POST', `${base}/jobs/${encodeURIComponent(jobId)}/retry`);
   if (answer.status !== 202 && answer.status !== 200) {
     button.disabled = false;
     return showAlert(problemText(answer));
@@ -45,6 +62,7 @@ function render(job) {
   const retryButton = retryableStates.includes(job.state) ? h('button', { type: 'button', id: 'retry' }, 'Retry this job') : null;
   retryButton?.addEventListener('click', () => void retry(retryButton));
   const details = [
+    ...(foreignCustomer ? [['Customer', h('span', { class: 'mono', id: 'customer' }, foreignCustomer)]] : []),
     ['Type', job.type],
     ['State', h('span', { id: 'state', 'aria-live': 'polite' }, stateBadge(job.state))],
     ['Progress', `${job.progress ?? 0} %`],
@@ -71,11 +89,14 @@ function render(job) {
 
 /** GET /jobs/:id/webhook-deliveries: every delivery of this job's events, with its attempts. */
 async function loadDeliveries() {
-  const answer = await api('GET', `/jobs/${encodeURIComponent(jobId)}/webhook-deliveries?limit=100`);
+  const answer = await api('GET', `${base}/jobs/${encodeURIComponent(jobId)}/webhook-deliveries?limit=100`);
   if (answer.status !== 200) return false;
   deliveries.replaceChildren(
     ...(answer.body.items.length
-      ? answer.body.items.map((delivery) => deliveryRow(delivery, { link: 'endpoint', onRedelivered }))
+      ? answer.body.items.map((delivery) =>
+          // Another customer's endpoints are not the admin's to open or redeliver to.
+          deliveryRow(delivery, foreignCustomer ? { link: 'none', onRedelivered: null } : { link: 'endpoint', onRedelivered }),
+        )
       : [h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No webhook deliveries for this job.'))]),
   );
   deliveries.dataset.loaded = 'true';
@@ -105,22 +126,27 @@ async function followDeliveries(grace = 0) {
 }
 
 await renderNav('jobs');
-const answer = await api('GET', `/jobs/${encodeURIComponent(jobId)}?include=payload`);
+const answer = await api('GET', `${base}/jobs/${encodeURIComponent(jobId)}?include=payload`);
 if (answer.status !== 200) {
   showAlert(answer.status === 404 ? 'No such job.' : problemText(answer));
   document.getElementById('deliveries-section').hidden = true;
 } else {
-  let job;
-  ({ payload, ...job } = answer.body);
+  let job, customerId;
+  ({ payload, customer_id: customerId, ...job } = answer.body);
+  if (customerId && customerId !== (await currentUser())?.customer_id) foreignCustomer = customerId;
   render(job);
   // Deliveries are read now, and again when the job finishes (its events are emitted then), not polled meanwhile.
   void followDeliveries();
   if (!finalStates.includes(job.state)) {
     // Live: intermediate events carry the state; the final one carries the whole job, as GET /jobs/:id.
-    followJobEvents(jobId, (name, data) => {
-      job = finalStates.includes(data.state) ? data : { ...job, ...data };
-      render(job);
-      if (finalStates.includes(data.state)) void followDeliveries(2);
-    });
+    followJobEvents(
+      jobId,
+      (name, data) => {
+        job = finalStates.includes(data.state) ? data : { ...job, ...data };
+        render(job);
+        if (finalStates.includes(data.state)) void followDeliveries(2);
+      },
+      base,
+    );
   }
 }

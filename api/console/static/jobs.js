@@ -1,9 +1,13 @@
-import { api, followJobEvents, formatTime, h, problemText, renderNav, showAlert, stateBadge, finalStates } from './console.js';
+import { api, followJobEvents, formatTime, h, jobsApiBase, problemText, renderNav, showAlert, stateBadge, finalStates } from './console.js';
 
 /** Event streams held open at once for the visible unfinished jobs (the starter tier allows 5 per customer). */
 const maxStreams = 3;
-/** How often the first page is re-read for new jobs, in ms. */
-const newJobsEveryMs = 2000;
+/** '' for the customer's own jobs; '/admin' for an admin, who sees every customer's (with a Customer column). */
+const base = await jobsApiBase();
+const admin = base === '/admin';
+/** How often the first page is re-read for new jobs, in ms (an admin's reads each go to the audit log: less often). */
+const newJobsEveryMs = admin ? 5000 : 2000;
+document.getElementById('customer-column').hidden = !admin;
 
 const form = document.getElementById('filters');
 const tbody = document.getElementById('jobs');
@@ -25,7 +29,7 @@ function query(cursor) {
   if (form.state.value) search.set('state', form.state.value);
   if (form.type.value) search.set('type', form.type.value);
   if (cursor) search.set('cursor', cursor);
-  return `/jobs?${search}`;
+  return `${base}/jobs?${search}`;
 }
 
 function row(job) {
@@ -34,6 +38,7 @@ function row(job) {
     'tr',
     { 'data-job-id': job.id },
     h('td', {}, h('a', { href: link, class: 'mono' }, job.id)),
+    admin ? h('td', { class: 'mono' }, job.customer_id) : null,
     h('td', {}, job.type),
     h('td', { class: 'state-cell' }, stateBadge(job.state)),
     h('td', {}, formatTime(job.created_at)),
@@ -58,15 +63,19 @@ function followUnfinished(jobs) {
   for (const job of jobs) {
     if (streams.size >= maxStreams) break;
     if (finalStates.includes(job.state) || streams.has(job.id)) continue;
-    const stream = followJobEvents(job.id, (name, data) => {
-      if (name !== 'state') return;
-      updateRow(data);
-      if (finalStates.includes(data.state)) {
-        streams.get(job.id)?.stop();
-        streams.delete(job.id);
-        describeStreams();
-      }
-    });
+    const stream = followJobEvents(
+      job.id,
+      (name, data) => {
+        if (name !== 'state') return;
+        updateRow(data);
+        if (finalStates.includes(data.state)) {
+          streams.get(job.id)?.stop();
+          streams.delete(job.id);
+          describeStreams();
+        }
+      },
+      base,
+    );
     streams.set(job.id, stream);
   }
   describeStreams();

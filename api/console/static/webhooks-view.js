@@ -47,16 +47,19 @@ export const redeliver = (delivery) =>
   api('POST', `/webhooks/${encodeURIComponent(delivery.endpoint_id)}/deliveries/${encodeURIComponent(delivery.id)}/redeliver`);
 
 /**
- * A delivery as a table row: event, then the job (`link: 'job'`) or the receiver (`link: 'endpoint'`), state,
- * attempts, created, and a Redeliver button (deliveries to a registered endpoint only; not while pending).
- * `onRedelivered(answer)` gets the API's answer of a redelivery.
+ * A delivery as a table row: event, then the job (`link: 'job'`) or the receiver (`link: 'endpoint'`; `'none'`: its
+ * id, unlinked), state, attempts, created, and a Redeliver button (deliveries to a registered endpoint only; not
+ * while pending). `onRedelivered(answer)` gets the API's answer of a redelivery; null: no button (an admin reading
+ * another customer's job).
  */
 export function deliveryRow(delivery, { link, onRedelivered }) {
   const button =
     delivery.endpoint_id === null
       ? h('span', { class: 'muted' }, 'to the job’s webhook_url')
-      : h('button', { type: 'button', class: 'secondary', 'aria-label': `Redeliver ${delivery.event_type} ${delivery.id}` }, 'Redeliver');
-  if (delivery.endpoint_id !== null) {
+      : onRedelivered === null
+        ? h('span', { class: 'muted' }, '—')
+        : h('button', { type: 'button', class: 'secondary', 'aria-label': `Redeliver ${delivery.event_type} ${delivery.id}` }, 'Redeliver');
+  if (delivery.endpoint_id !== null && onRedelivered !== null) {
     button.disabled = delivery.state === 'pending';
     button.addEventListener('click', async () => {
       button.disabled = true;
@@ -70,11 +73,13 @@ export function deliveryRow(delivery, { link, onRedelivered }) {
       ? h('a', { href: `/console/jobs/${delivery.job_id}`, class: 'mono' }, delivery.job_id)
       : delivery.endpoint_id === null
         ? h('span', { class: 'muted' }, 'the job’s webhook_url')
-        : h(
-            'a',
-            { href: `/console/webhooks/${delivery.endpoint_id}`, 'aria-label': `Deliveries of endpoint ${delivery.endpoint_id}` },
-            'endpoint',
-          );
+        : link === 'none'
+          ? h('span', { class: 'mono' }, delivery.endpoint_id)
+          : h(
+              'a',
+              { href: `/console/webhooks/${delivery.endpoint_id}`, 'aria-label': `Deliveries of endpoint ${delivery.endpoint_id}` },
+              'endpoint',
+            );
   return h(
     'tr',
     { 'data-delivery-id': delivery.id, 'data-state': delivery.state },

@@ -9609,6 +9609,583 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/jobs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Any customer's job, as its owner reads it with GET /jobs/{id}, and whose it is
+         * @description With `?include=payload`, the payload it was submitted with. Written to the audit log.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description `payload`: answer the job with its payload */
+                    include?: "payload";
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The job */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "failed",
+                         *       "progress": 100,
+                         *       "attempts_made": 3,
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "started_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z",
+                         *       "error": "evaluation timed out after 5000 ms",
+                         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01"
+                         *     } */
+                        "application/json": components["schemas"]["AdminJob"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/jobs/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Stream any customer's job's state changes (Server-Sent Events), as GET /jobs/{id}/events */
+        get: {
+            parameters: {
+                query?: never;
+                header?: {
+                    "last-event-id"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The event stream */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": string;
+                    };
+                };
+                /** @description The job had already ended and the client saw its final event */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/jobs/{id}/webhook-deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Any customer's job's webhook deliveries, as GET /jobs/{id}/webhook-deliveries
+         * @description Written to the audit log.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of deliveries */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a702",
+                         *           "event_type": "job.completed",
+                         *           "webhook_id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+                         *           "job_id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *           "endpoint_id": "0192f1c3-4e5f-7061-8b72-c3d4e5f6a701",
+                         *           "state": "succeeded",
+                         *           "payload": {
+                         *             "type": "job.completed",
+                         *             "timestamp": "2026-12-03T17:30:00.412Z",
+                         *             "data": {
+                         *               "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *               "type": "invoke",
+                         *               "state": "completed"
+                         *             }
+                         *           },
+                         *           "attempts": [
+                         *             {
+                         *               "attempt": 1,
+                         *               "status_code": 200,
+                         *               "duration_ms": 84,
+                         *               "error": null,
+                         *               "at": "2026-12-03T17:30:00.412Z"
+                         *             }
+                         *           ],
+                         *           "created_at": "2026-12-03T17:30:00.412Z",
+                         *           "finished_at": "2026-12-03T17:30:00.412Z"
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
+                        "application/json": {
+                            items: components["schemas"]["WebhookDelivery"][];
+                            /** @description Pass as `?cursor=` for the next page; null on the last page */
+                            next_cursor: string | null;
+                        };
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/jobs/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry any customer's failed or cancelled job as a new job of that customer
+         * @description As POST /jobs/{id}/retry (the same type, payload and options; `retry_of` the original; a retry asked for again before the last one ended answers with it), without the admin's admission cap or rate limit, as POST /admin/jobs/retry. Any other state: 409; a job on a substrate deleted since: 404. Written to the audit log.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The new job (or the unfinished retry asked for before) */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "type": "invoke",
+                         *       "state": "queued",
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "links": {
+                         *         "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *       },
+                         *       "retry_of": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e12"
+                         *     } */
+                        "application/json": components["schemas"]["AdminJobRetry"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The resource is in a state that does not allow this (`conflict`) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/batches/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Any customer's batch progress, as GET /batches/{id}, and whose it is
+         * @description Written to the audit log.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The batch */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+                         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *       "state": "completed",
+                         *       "total": 3,
+                         *       "completed": 2,
+                         *       "failed": 1,
+                         *       "created_at": "2026-12-03T17:30:00.000Z",
+                         *       "finished_at": "2026-12-03T17:30:00.412Z",
+                         *       "links": {
+                         *         "items": "/api/v1/batches/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11/items",
+                         *         "job": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *       }
+                         *     } */
+                        "application/json": components["schemas"]["AdminBatch"];
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/batches/{id}/items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Any customer's batch items, as GET /batches/{id}/items
+         * @description Written to the audit log.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Only the items that ended in this state; the cursor keeps the filter */
+                    state?: "completed" | "failed";
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of items */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /** @example {
+                         *       "items": [
+                         *         {
+                         *           "index": 0,
+                         *           "substrate_id": "0x1f2e3d4c5b6a7988",
+                         *           "state": "completed",
+                         *           "result": 12
+                         *         }
+                         *       ],
+                         *       "next_cursor": null
+                         *     } */
+                        "application/json": {
+                            items: components["schemas"]["BatchItem"][];
+                            /** @description Pass as `?cursor=` for the next page; null on the last page */
+                            next_cursor: string | null;
+                        };
+                    };
+                };
+                /** @description Malformed JSON, wrong types, missing or unknown fields (`validation`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, expired or revoked credentials (`unauthorized`) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed (`forbidden`), or the current terms of service are not accepted yet (`tos-required`) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource, or another customer's (`not-found`) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/customers/{id}/export": {
         parameters: {
             query?: never;
@@ -11060,12 +11637,97 @@ export interface components {
              * @description The admin who acted (null for an admin API key)
              */
             admin_user_id: string | null;
-            /** @description customer.credit, customer.pause, customer.resume, jobs.view, jobs.failure-groups.view, jobs.retry, jobs.retry.dry-run, jobs.cancel, jobs.cancel.dry-run */
+            /** @description customer.credit, customer.pause, customer.resume, jobs.view, jobs.failure-groups.view, jobs.retry, jobs.retry.dry-run, jobs.cancel, jobs.cancel.dry-run, job.view, job.deliveries.view, job.retry, batch.view */
             action: string;
             /** Format: uuid */
             customer_id: string | null;
             /** @description The filters and counts of the action */
             details?: unknown;
+        };
+        /** @example {
+         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+         *       "type": "invoke",
+         *       "state": "queued",
+         *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "links": {
+         *         "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+         *       },
+         *       "retry_of": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e12"
+         *     } */
+        AdminJobRetry: {
+            /** Format: uuid */
+            id: string;
+            type: string;
+            /**
+             * @description `queued` or `delayed` for a new job; a replayed `Idempotency-Key` answers 202 with its job as it is now, finished or not
+             * @enum {string}
+             */
+            state: "queued" | "delayed" | "active" | "completed" | "failed" | "cancelled";
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description The job this one retries (POST /jobs/{id}/retry)
+             */
+            retry_of?: string;
+            links: {
+                /** @description /api/v1/jobs/{id} */
+                self: string;
+            };
+            /**
+             * Format: uuid
+             * @description Whose job the retry is (the original’s customer)
+             */
+            customer_id: string;
+        };
+        /** @example {
+         *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",
+         *       "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+         *       "state": "completed",
+         *       "total": 3,
+         *       "completed": 2,
+         *       "failed": 1,
+         *       "created_at": "2026-12-03T17:30:00.000Z",
+         *       "finished_at": "2026-12-03T17:30:00.412Z",
+         *       "links": {
+         *         "items": "/api/v1/batches/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11/items",
+         *         "job": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+         *       }
+         *     } */
+        AdminBatch: {
+            /**
+             * Format: uuid
+             * @description The batch id is the id of its `batch` job
+             */
+            id: string;
+            /** @enum {string} */
+            state: "queued" | "delayed" | "active" | "completed" | "failed" | "cancelled";
+            total: number;
+            completed: number;
+            failed: number;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            finished_at?: string;
+            links: {
+                items: string;
+                job: string;
+            };
+            /**
+             * Format: uuid
+             * @description Whose batch it is
+             */
+            customer_id: string;
         };
         /** @example {
          *       "customer_id": "0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e01",

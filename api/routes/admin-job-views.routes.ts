@@ -1,0 +1,105 @@
+import { Router, type Request } from 'express';
+import { countFinishedRetries, findAnyJob } from '../../db/jobs/find-jobs.js';
+import type { JobRecord } from '../../db/entities/job-record.entity.js';
+import { recordAdminAction } from '../../db/repositories/admin-audit.js';
+import { jobView } from '../../db/jobs/job-view.js';
+import { retryableStates, retryIdempotencyKey, retryInput } from '../../queue/retry-jobs.js';
+import { submitJob } from '../../queue/submit-job.js';
+import { principalOf, requireAdmin } from '../auth/authenticate.js';
+import type { ApiDeps } from '../deps.js';
+import { acceptedJobItems, jobLocation } from '../job-responses.js';
+import { notFound, ProblemError } from '../problems.js';
+import { parseInput, refuseBodyFields } from '../validate.js';
+import { batchItemsPage, batchItemsQuery, batchParams, batchProgress } from './batches.routes.js';
+import { jobEventsHandler } from './job-events.routes.js';
+import { jobIdParams, jobReadQuery } from './jobs.routes.js';
+import { jobDeliveriesPage, listQuery } from './webhooks.routes.js';
+
+/**
+ * What a customer reads of its own job, for an administrator about anyone's (SPEC §9: the console shows admins
+ * the same across customers): a job with its payload, its event stream, its webhook deliveries, a batch and its
+ * items, and a retry. Every answer names the job's customer; every read is written to the audit log.
+ */
+export function adminJobViewsRoutes(deps: ApiDeps): Router {
+  const router = Router();
+  const em = () => deps.orm.em.fork();
+
+  /** The job, or 404; its reading is audited (not waiting for the disk, as other views). */
+  async function readJob(req: Request, action: string): Promise<JobRecord> {
+    const { id } = parseInput(jobIdParams, req.params, 'params');
+    const job = await findAnyJob(deps.orm.em, id);
+    if (!job) throw notFound(`job ${id}`);
+    await audit(req, action, job.customerId, { job_id: id }, false);
+    return job;
+  }
+
+  const audit = (req: Request, action: string, customerId: string, details: unknown, durable = true) =>
+    recordAdminAction(em(), { adminUserId: principalOf(req).userId ?? null, action, customerId, details }, { durable });
+
+  router.get('/admin/jobs/:id', requireAdmin, async (req, res) => {
+    const { include } = parseInput(jobReadQuery, req.query, 'query');
+    const job = await readJob(req, 'job.view');
+    res.json({ customer_id: job.customerId, ...jobView(job), ...(include === 'payload' ? { payload: job.payload } : {}) });
+  });
+
+  router.get(
+    '/admin/jobs/:id/events',
+    requireAdmin,
+    jobEventsHandler(deps, {}, (_em, req, id) => findAnyJob(deps.orm.em, id)),
+  );
+
+  router.get('/admin/jobs/:id/webhook-deliveries', requireAdmin, async (req, res) => {
+    const query = parseInput(listQuery, req.query, 'query');
+    const job = await readJob(req, 'job.deliveries.view');
+    res.json(await jobDeliveriesPage(em(), job.customerId, job.id, query));
+  });
+
+  /**
+   * A failed or cancelled job of any customer, run again as that customer's new job (as POST /jobs/:id/retry,
+   * and as POST /admin/jobs/retry does for many: no admission cap or rate limit of the admin's). 202 with it.
+   */
+  router.post('/admin/jobs/:id/retry', requireAdmin, async (req, res) => {
+    refuseBodyFields(req.body);
+    const original = await readJob(req, 'job.view');
+    if (!retryableStates.includes(original.state)) {
+      throw new ProblemError('conflict', `job ${original.id} is ${original.state}: only failed or cancelled jobs can be retried`, {
+        state: original.state,
+      });
+    }
+    const input = retryInput(original);
+    if (!input) throw new ProblemError('conflict', `job type ${original.type} no longer exists`, { state: original.state });
+    const finishedRetries = await countFinishedRetries(deps.orm.em, original.customerId, original.id);
+    const outcome = await submitJob(
+      { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter, fair: deps.fair },
+      { ...input, customerId: original.customerId, idempotencyKey: retryIdempotencyKey(original.id, finishedRetries) },
+    );
+    if (outcome.kind === 'substrate-missing') throw notFound(`substrate ${input.requireSubstrateId}`);
+    await audit(req, 'job.retry', original.customerId, { job_id: original.id, retry_id: outcome.job.id });
+    const [accepted] = acceptedJobItems([outcome.job]);
+    res
+      .status(202)
+      .location(jobLocation(outcome.job.id))
+      .json({ customer_id: original.customerId, ...accepted, retry_of: original.id });
+  });
+
+  async function readBatch(req: Request): Promise<JobRecord> {
+    const { id } = parseInput(batchParams, req.params, 'params');
+    const job = await findAnyJob(deps.orm.em, id);
+    if (!job || job.type !== 'batch') throw notFound(`batch ${id}`);
+    await audit(req, 'batch.view', job.customerId, { batch_id: id }, false);
+    return job;
+  }
+
+  router.get('/admin/batches/:id', requireAdmin, async (req, res) => {
+    const job = await readBatch(req);
+    res.json({ customer_id: job.customerId, ...(await batchProgress(em(), job)) });
+  });
+
+  router.get('/admin/batches/:id/items', requireAdmin, async (req, res) => {
+    const query = parseInput(batchItemsQuery, req.query, 'query');
+    const job = await readBatch(req);
+    res.json(await batchItemsPage(em(), job.id, query));
+  });
+
+  return router;
+}
