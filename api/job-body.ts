@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { atMost } from '../jobs/input-limits.js';
 import { jobTypeNames } from '../jobs/registry.js';
+import { webhookUrlSchema } from './webhook-target.js';
 
 /** The body of `POST /jobs`, and each job of `POST /jobs/bulk` (api/bulk-jobs.ts) besides its idempotency key. */
 export const submitJobBody = z.strictObject({
@@ -10,7 +11,7 @@ export const submitJobBody = z.strictObject({
   priority: z.number().int().min(1).max(2_097_152).optional(),
   delay_ms: atMost(z.number().int().min(0), 365 * 24 * 3600 * 1000).optional(),
   attempts: atMost(z.number().int().min(1), 25).optional(),
-  webhook_url: z.string().url().max(2048).optional(),
+  webhook_url: webhookUrlSchema.optional(),
 });
 
 /** The substrate a job's payload names (invoke, divide), which the caller must own. */

@@ -1,6 +1,16 @@
+import { z } from 'zod';
 import type { Config } from '../config.js';
 import { refusedWebhookHost } from '../lib/webhooks/address-guard.js';
 import { ProblemError } from './problems.js';
+
+/**
+ * A webhook URL as given: http or https with `//` and a host (`http:/host` and `http:host`, which a URL parser
+ * would mend, are refused), at most 2,048 characters. POST /webhooks' `url` and a job's `webhook_url` alike.
+ */
+// The length gets its own message: the URL's `error` would otherwise answer a long http URL "must be an http or https URL".
+export const webhookUrlSchema = z
+  .url({ protocol: /^https?$/, error: 'must be an http or https URL' })
+  .max(2048, 'is too long: at most 2,048 characters');
 
 /**
  * Refuses a webhook URL at registration (POST /webhooks, a job's `webhook_url`): not http(s) is a 400,

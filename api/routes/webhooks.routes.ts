@@ -27,15 +27,14 @@ import { decryptSecret, encryptSecret } from '../../lib/crypto.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
-import { assertWebhookTarget } from '../webhook-target.js';
+import { assertWebhookTarget, webhookUrlSchema } from '../webhook-target.js';
 import { parseInput, refuseBodyFields } from '../validate.js';
 
 /** Endpoints one customer may register. */
 export const maxWebhookEndpoints = 50;
 
 export const createWebhookBody = z.strictObject({
-  // The length gets its own message: the URL's `error` would otherwise answer a long http URL "must be an http or https URL".
-  url: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).max(2048, 'is too long: at most 2,048 characters'),
+  url: webhookUrlSchema,
   events: z
     .array(z.enum(webhookEvents))
     .min(1, 'subscribe to at least one event')

@@ -171,4 +171,25 @@ describe('webhook endpoints', () => {
     });
     expectProblem(response, 400, 'validation', ['body.webhook_url']);
   });
+
+  it('takes a webhook_url only as POST /webhooks takes a url: `http:/host` and `http:host` are 400 on both', async () => {
+    for (const url of ['http:/127.0.0.1/hook', 'http:127.0.0.1/hook']) {
+      const job = await request('POST', '/api/v1/jobs', {
+        token: alice.accessToken,
+        body: { type: 'invoke', payload: { operation: { op: 'multiply', dimension_values: [2, 3] } }, webhook_url: url },
+      });
+      expectProblem(job, 400, 'validation', ['body.webhook_url']);
+      const bulk = await request('POST', '/api/v1/jobs/bulk', {
+        token: alice.accessToken,
+        body: { jobs: [{ type: 'invoke', payload: { operation: { op: 'multiply', dimension_values: [2, 3] } }, webhook_url: url }] },
+      });
+      expectProblem(bulk, 400, 'validation', ['jobs[0].webhook_url']);
+      expectProblem(
+        await request('POST', '/api/v1/webhooks', { token: alice.accessToken, body: { url, events: ['job.completed'] } }),
+        400,
+        'validation',
+        ['body.url'],
+      );
+    }
+  });
 });
