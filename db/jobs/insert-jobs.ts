@@ -45,20 +45,37 @@ export async function insertJob(em: EntityManager, row: NewJobRow, requireSubstr
 }
 
 /**
- * The rows of `v` (a CTE of new rows) with an idempotency key take their key in `job_idempotency_keys` in the
- * same statement; a row whose key is taken (by an earlier job, or by an earlier row of the same statement) is
- * not inserted. `jobs` is partitioned by id, so the key's uniqueness cannot live on it.
+ * The order in which every statement takes (inserts) or frees (deletes) rows of `job_idempotency_keys`:
+ * by customer, then key (byte order, whatever the database's collation). A row whose key another
+ * transaction holds uncommitted waits for that transaction; taken in request order, two overlapping bulk
+ * submits with keys in different orders waited on each other in a cycle (40P01 "deadlock detected", a 500).
+ * In one fixed order, the transaction holding the lowest contested key never waits on the other.
+ */
+const keyOrder = (alias: string) => `${alias}.customer_id, ${alias}.idempotency_key collate "C"`;
+
+/**
+ * The rows of `v` (a CTE of new rows, with their position in the statement as `ordinality`) with an
+ * idempotency key take their key in `job_idempotency_keys` in the same statement; a row whose key is taken
+ * (by an earlier job, or by an earlier row of the same statement) is not inserted. `jobs` is partitioned by
+ * id, so the key's uniqueness cannot live on it. PostgreSQL inserts the rows of an INSERT … SELECT … ORDER BY
+ * one by one in the select's order, so the keys are taken in `keyOrder` (and, of one key, by the row first in
+ * the statement).
  */
 const takeKeys = `keys as (
     insert into job_idempotency_keys (customer_id, idempotency_key, job_id)
     select v.customer_id, v.idempotency_key, v.id from v where v.idempotency_key is not null
+     order by ${keyOrder('v')}, v.ordinality
     on conflict do nothing
     returning job_id)`;
 const keyTaken = `(v.idempotency_key is null or v.id in (select job_id from keys))`;
 
+/** The new rows of a JSON array parameter, as `v`: the columns of `recordsetType`, and each row's position (`ordinality`, from 1). */
+const newRows = (parameter: string, recordsetType: string) =>
+  `rows from (jsonb_to_recordset(${parameter}::jsonb) as (${recordsetType})) with ordinality as v`;
+
 const insertJobsSelect = (durability: string, parameter = '$1') => `
   with v as materialized (
-    select v.* from jsonb_to_recordset(${parameter}::jsonb) as v(${jobRecordsetType(newJobProperties)}, substrate_id text)
+    select v.* from ${newRows(parameter, `${jobRecordsetType(newJobProperties)}, substrate_id text`)}
       -- One primary-key probe per row: a plain EXISTS here became a hash of the whole substrates table.
       left join lateral (select true as found from substrates s where s.id = v.substrate_id and s.customer_id = v.customer_id limit 1) owned on true
      where v.substrate_id is null or owned.found),
@@ -104,6 +121,25 @@ function recordsetRow(row: JobInsert['row']): JobRecordsetRow<(typeof newJobProp
   };
 }
 
+/** PostgreSQL's SQLSTATE for a transaction ended to break a deadlock. */
+const deadlockDetected = '40P01';
+
+/**
+ * Runs `run` (a whole transaction: one autocommit statement, or an `inTransaction`) again once when PostgreSQL
+ * ended it to break a deadlock: it was rolled back whole, so running it again does nothing twice. Keys taken in
+ * `keyOrder` leave one cycle: a statement waiting on a key a bulk submit freed (deleted, uncommitted) while
+ * holding a key the bulk then wants. Not when `em` is in a transaction: that one's earlier statements may hold
+ * locks of the cycle, and are the caller's to repeat.
+ */
+async function onceMoreOnDeadlock<T>(em: EntityManager, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== deadlockDetected || em.getTransactionContext()) throw error;
+    return run();
+  }
+}
+
 /**
  * Many `insertJob`s in one prepared statement (for a GroupCommit): each row with its own optional
  * substrate guard; returns, per row, the inserted record or null (key already used, or substrate
@@ -112,11 +148,12 @@ function recordsetRow(row: JobInsert['row']): JobRecordsetRow<(typeof newJobProp
 export async function insertJobs(em: EntityManager, rows: JobInsert[]): Promise<Array<JobRecord | null>> {
   if (rows.length === 0) return [];
   const quick = rows.every((insert) => insert.quick === true);
-  const inserted = await executePrepared<JobRecord>(
-    em,
-    quick ? 'jobs-insert-quick' : 'jobs-insert',
-    quick ? insertJobsQuickly : insertJobsDurably,
-    [JSON.stringify(rows.map(({ row, requireSubstrateId }) => ({ ...recordsetRow(row), substrate_id: requireSubstrateId ?? null })))],
+  const parameters = [
+    JSON.stringify(rows.map(({ row, requireSubstrateId }) => ({ ...recordsetRow(row), substrate_id: requireSubstrateId ?? null }))),
+  ];
+  // Its own connection, never in a transaction: an autocommit statement, safe to run again.
+  const inserted = await onceMoreOnDeadlock(em, () =>
+    executePrepared<JobRecord>(em, quick ? 'jobs-insert-quick' : 'jobs-insert', quick ? insertJobsQuickly : insertJobsDurably, parameters),
   );
   const byId = new Map(inserted.map((job) => [job.id, job]));
   return rows.map(({ row }) => byId.get(row.id) ?? null);
@@ -197,7 +234,8 @@ export async function isJobDurable(em: EntityManager, id: string): Promise<boole
 
 /**
  * Frees the customer's keys (of `keys`) whose `windowMs` has passed or whose job is gone (retention), so they
- * can name new jobs.
+ * can name new jobs. The rows are locked in `keyOrder` before they are deleted (not in the order of `keys`):
+ * two bulk submits freeing the same expired keys in different orders must not wait on each other in a cycle.
  */
 export async function releaseIdempotencyKeys(
   em: EntityManager,
@@ -208,8 +246,11 @@ export async function releaseIdempotencyKeys(
   await queryWithParameters(
     em,
     `delete from job_idempotency_keys k
-      where k.customer_id = ? and k.idempotency_key in (select jsonb_array_elements_text(?::jsonb))
-        and (k.created_at < now() - make_interval(secs => ?) or not exists (select 1 from jobs j where j.id = k.job_id))`,
+      using (select f.customer_id, f.idempotency_key from job_idempotency_keys f
+              where f.customer_id = ? and f.idempotency_key in (select jsonb_array_elements_text(?::jsonb))
+                and (f.created_at < now() - make_interval(secs => ?) or not exists (select 1 from jobs j where j.id = f.job_id))
+              order by ${keyOrder('f')} for update of f) freed
+      where k.customer_id = freed.customer_id and k.idempotency_key = freed.idempotency_key`,
     [customerId, JSON.stringify(keys), windowMs / 1000],
   );
 }
@@ -226,6 +267,10 @@ export type AllOrNothingOutcome =
     }
   | AllOrNothingRefusal;
 
+/** `inTransaction`, run again once if PostgreSQL ends it to break a deadlock (`onceMoreOnDeadlock`). */
+const inTransactionOnceMoreOnDeadlock = <T>(em: EntityManager, work: (tx: EntityManager) => Promise<T>): Promise<T> =>
+  onceMoreOnDeadlock(em, () => inTransaction(em, work));
+
 /** Rolls back `insertJobsAllOrNothing`'s transaction, carrying why. */
 class Refused extends Error {
   override name = 'Refused';
@@ -235,7 +280,7 @@ class Refused extends Error {
 }
 
 const insertJobsReturning = `
-  with v as (select * from jsonb_to_recordset(?::jsonb) as v(${jobRecordsetType(newJobProperties)})),
+  with v as (select * from ${newRows('?', jobRecordsetType(newJobProperties))}),
   ${takeKeys}
   insert into jobs (${newJobColumns})
   select ${jobColumnList(newJobProperties, 'v')} from v
@@ -285,7 +330,8 @@ export async function insertJobsAllOrNothing(em: EntityManager, rows: JobInsert[
   const keys = [...new Set(rows.map(({ row }) => row.idempotencyKey).filter((key): key is string => key !== null))];
   const substrates = [...new Set(rows.map((insert) => insert.requireSubstrateId).filter((id): id is string => id !== undefined))];
   try {
-    return await inTransaction(em, async (tx) => {
+    // Keys are taken and freed in one order (`keyOrder`), so overlapping bulk submits do not deadlock on them.
+    return await inTransactionOnceMoreOnDeadlock(em, async (tx) => {
       if (substrates.length > 0) {
         // One primary-key probe per distinct substrate (a plain NOT EXISTS could hash the whole table).
         const [missing] = await queryWithParameters<{ id: string }>(
