@@ -78,11 +78,9 @@ export function relationshipsRoutes(deps: ApiDeps): Router {
   router.post('/relationships', async (req, res) => {
     const { customerId } = principalOf(req);
     const body = parseInput(createRelationshipBody, req.body, 'body');
-    await requireSubstrates(customerId, [
-      ['body.source_id', body.source_id],
-      ['body.target_id', body.target_id],
-    ]);
-    const { relationship, created } = await createRelationship(em(), {
+    // The insert itself requires both substrates to be the caller's: a check before it could pass and the
+    // substrate be deleted before the insert (its foreign key then failed, a 500).
+    const outcome = await createRelationship(em(), {
       id: uuidv7(),
       customerId,
       sourceId: body.source_id,
@@ -90,6 +88,19 @@ export function relationshipsRoutes(deps: ApiDeps): Router {
       type: body.type,
       metadata: body.metadata ?? {},
     });
+    if (outcome.kind === 'substrate-missing') {
+      // Which end is missing, named as a field (404). Both there again (a deleted substrate created anew, or an
+      // identical edge deleted each time it was found): 404 all the same, and the client may send it again.
+      await requireSubstrates(customerId, [
+        ['body.source_id', body.source_id],
+        ['body.target_id', body.target_id],
+      ]);
+      throw new ProblemError(
+        'not-found',
+        `the ${body.type} relationship ${body.source_id} → ${body.target_id} was deleted while it was being created; send the request again`,
+      );
+    }
+    const { relationship, created } = outcome;
     res
       .status(created ? 201 : 200)
       .location(`/api/v1/relationships/${relationship.id}`)

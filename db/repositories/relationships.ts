@@ -4,24 +4,66 @@ import { queryWithParameters } from '../query-with-parameters.js';
 
 const columns = `id, customer_id as "customerId", source_id as "sourceId", target_id as "targetId", type, metadata, created_at as "createdAt"`;
 
-/** Creates the edge, or returns the existing identical one (`created: false`). */
-export async function createRelationship(
-  em: EntityManager,
-  edge: Omit<Relationship, 'createdAt'>,
-): Promise<{ relationship: Relationship; created: boolean }> {
+/** What `createRelationship` did: created the edge, found the identical one, or found an end not the customer's. */
+export type CreateRelationshipOutcome = { kind: 'stored'; relationship: Relationship; created: boolean } | { kind: 'substrate-missing' };
+
+/** PostgreSQL's SQLSTATE for a row whose foreign key names no row (here: a substrate deleted meanwhile). */
+const foreignKeyViolation = '23503';
+
+/** How many times an insert that met an identical edge looks again when that edge was deleted before it could be read. */
+const attemptsAfterVanishedEdge = 3;
+
+/**
+ * Creates the edge, or returns the existing identical one (`created: false`); `substrate-missing` when either
+ * end is not one of the customer's substrates. The insert itself requires both ends to be the customer's (one
+ * statement, not a check and then an insert); a substrate deleted while the insert runs fails its foreign key
+ * and is `substrate-missing` too, as is an identical edge gone (its substrate deleted) before it could be read
+ * (an edge deleted alone is created again; after `attemptsAfterVanishedEdge` tries, `substrate-missing` all the same).
+ */
+export async function createRelationship(em: EntityManager, edge: Omit<Relationship, 'createdAt'>): Promise<CreateRelationshipOutcome> {
   const connection = em.getConnection();
-  const [inserted] = await connection.execute<Relationship[]>(
-    `insert into relationships (id, customer_id, source_id, target_id, type, metadata) values (?, ?, ?, ?, ?, ?::jsonb)
-     on conflict (customer_id, source_id, target_id, type) do nothing returning ${columns}`,
-    [edge.id, edge.customerId, edge.sourceId, edge.targetId, edge.type, JSON.stringify(edge.metadata)],
-  );
-  if (inserted) return { relationship: inserted, created: true };
-  const [existing] = await connection.execute<Relationship[]>(
-    `select ${columns} from relationships where customer_id = ? and source_id = ? and target_id = ? and type = ?`,
-    [edge.customerId, edge.sourceId, edge.targetId, edge.type],
-  );
-  if (!existing) throw new Error('relationship vanished between insert and select');
-  return { relationship: existing, created: false };
+  for (let attempt = 1; ; attempt++) {
+    let inserted: Relationship | undefined;
+    try {
+      [inserted] = await connection.execute<Relationship[]>(
+        `insert into relationships (id, customer_id, source_id, target_id, type, metadata)
+         select ?, ?, ?, ?, ?, ?::jsonb
+          where exists (select 1 from substrates where id = ? and customer_id = ?)
+            and exists (select 1 from substrates where id = ? and customer_id = ?)
+         on conflict (customer_id, source_id, target_id, type) do nothing returning ${columns}`,
+        [
+          edge.id,
+          edge.customerId,
+          edge.sourceId,
+          edge.targetId,
+          edge.type,
+          JSON.stringify(edge.metadata),
+          edge.sourceId,
+          edge.customerId,
+          edge.targetId,
+          edge.customerId,
+        ],
+      );
+    } catch (error) {
+      // Both ends existed when the statement began, and one was deleted (committed) before its foreign key was checked.
+      if ((error as { code?: unknown } | null)?.code === foreignKeyViolation) return { kind: 'substrate-missing' };
+      throw error;
+    }
+    if (inserted) return { kind: 'stored', relationship: inserted, created: true };
+    const [existing] = await connection.execute<Relationship[]>(
+      `select ${columns} from relationships where customer_id = ? and source_id = ? and target_id = ? and type = ?`,
+      [edge.customerId, edge.sourceId, edge.targetId, edge.type],
+    );
+    if (existing) return { kind: 'stored', relationship: existing, created: false };
+    // Nothing inserted and nothing found: an end is not the customer's, or the identical edge the insert met was
+    // deleted before it could be read (with its substrate, or alone: then the next attempt creates it).
+    const [ends] = await connection.execute<Array<{ owned: boolean }>>(
+      `select exists (select 1 from substrates where id = ? and customer_id = ?)
+          and exists (select 1 from substrates where id = ? and customer_id = ?) as owned`,
+      [edge.sourceId, edge.customerId, edge.targetId, edge.customerId],
+    );
+    if (ends?.owned !== true || attempt >= attemptsAfterVanishedEdge) return { kind: 'substrate-missing' };
+  }
 }
 
 export async function findRelationship(em: EntityManager, customerId: string, id: string): Promise<Relationship | null> {
