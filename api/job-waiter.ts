@@ -15,6 +15,18 @@ const closing = Symbol('closing');
 /** While waiting, the row is re-read this often in case a notice was lost (notices are not queued). */
 export const waitPollMs = 1000;
 
+/** A stream entry's id (`<ms>-<seq>`): QueueEvents passes it last with every event it reads. */
+const streamEntryId = /^\d+-\d+$/;
+
+/** Longest pause before reopening a queue's event stream whose reader keeps stopping where it started, in ms. */
+const maxReopenDelayMs = 5000;
+
+/** One queue's event stream, read by a QueueEvents on a blocking connection of its own. */
+interface EventReader {
+  events: QueueEvents;
+  connection: RedisClient;
+}
+
 /**
  * How an API process hears about jobs that any worker runs.
  *
@@ -28,7 +40,7 @@ export class JobWaiter {
   private readonly events = new EventEmitter();
   private readonly notices = new EventEmitter();
   /** Open event streams by queue name. */
-  private readonly queueEvents = new Map<string, { events: QueueEvents; connection: RedisClient }>();
+  private readonly queueEvents = new Map<string, EventReader>();
   private closed = false;
 
   /**
@@ -125,7 +137,8 @@ export class JobWaiter {
   /**
    * Calls `listener` for each BullMQ event of this job until the returned function is called. The
    * first subscriber to a job of a queue opens that queue's event stream, reading from a few seconds back
-   * so that nothing between this call and the first read is missed.
+   * so that nothing between this call and the first read is missed (a subscriber sees those events again:
+   * the SSE stream never moves back on one).
    */
   subscribe(jobId: string, listener: (event: JobEvent) => void): () => void {
     for (const name of this.queuesOfJob(jobId)) this.openEventStream(name);
@@ -133,21 +146,67 @@ export class JobWaiter {
     return () => this.events.off(jobId, listener);
   }
 
-  private openEventStream(name: string): void {
+  /**
+   * Starts reading queue `name`'s event stream after entry `from` (a few seconds back by default). A reader
+   * whose loop ends (QueueEvents ends it for good when an entry does not parse, such as a `completed` without
+   * its `returnvalue`) is replaced by a new one that resumes after the last entry read, past the bad entry:
+   * one malformed event must not leave every stream on the queue deaf until the process restarts.
+   * `failures`: readers in a row that stopped before reading anything (they back off).
+   */
+  private openEventStream(name: string, from = `${Date.now() - 5000}-0`, failures = 0): void {
     if (this.closed || this.queueEvents.has(name)) return;
     // Its own blocking connection (XREAD BLOCK), a cluster client when Redis is a cluster; closed with the stream.
     const connection = createRedis(this.redis, 'blocking');
-    const events = new QueueEvents(name, {
-      connection,
-      prefix: this.prefix,
-      lastEventId: `${Date.now() - 5000}-0`,
-    });
+    // Not autorun: this awaits its loop, to notice it ending.
+    const events = new QueueEvents(name, { connection, prefix: this.prefix, lastEventId: from, autorun: false });
+    const reader: EventReader = { events, connection };
+    // The last entry QueueEvents handled, of any kind (every one it reads is emitted with its id last, unless
+    // it failed to parse): a new reader resumes after it.
+    let lastRead = from;
+    const emit = events.emit.bind(events) as (event: string, ...args: unknown[]) => boolean;
+    (events as unknown as { emit: typeof emit }).emit = (event, ...args) => {
+      const heard = emit(event, ...args);
+      const id = args.at(-1);
+      if (typeof id === 'string' && streamEntryId.test(id)) lastRead = id;
+      return heard;
+    };
     for (const event of ['active', 'waiting', 'delayed', 'completed', 'failed', 'removed'] as const) {
       events.on(event, ({ jobId }: { jobId: string }) => this.events.emit(jobId, { jobId, event }));
     }
     events.on('progress', ({ jobId, data }) => this.events.emit(jobId, { jobId, event: 'progress', data }));
+    // Errors it survives (a failed read is tried again); one that ends its loop rejects run(), handled below.
     events.on('error', () => undefined);
-    this.queueEvents.set(name, { events, connection });
+    this.queueEvents.set(name, reader);
+
+    const stopped = async (error: unknown) => {
+      if (this.closed || this.queueEvents.get(name) !== reader) return;
+      let resumeAfter = lastRead;
+      try {
+        // The entry after the last one read is what stopped it: one that did not parse (JSON.parse threw), or one a
+        // reader already stopped at without reading anything. It is skipped; events of other jobs are all it may hold.
+        if (error instanceof SyntaxError || (lastRead === from && failures > 0)) {
+          const bad = await connection.xrange(events.toKey('events'), `(${lastRead}`, '+', 'COUNT', 1);
+          resumeAfter = bad[0]?.[0] ?? lastRead;
+        }
+      } catch {
+        // Redis did not answer: the new reader starts after the last entry read, and skips the bad one next time.
+      } finally {
+        void events.close().catch(() => undefined);
+        connection.disconnect();
+        // Stopped again where it started: back off (Redis may be failing), up to maxReopenDelayMs.
+        const nextFailures = resumeAfter === from ? failures + 1 : 0;
+        const pause = nextFailures === 0 ? 0 : Math.min(maxReopenDelayMs, 100 * 2 ** (nextFailures - 1));
+        setTimeout(() => {
+          if (this.queueEvents.get(name) !== reader) return;
+          this.queueEvents.delete(name);
+          this.openEventStream(name, resumeAfter, nextFailures);
+        }, pause).unref();
+      }
+    };
+    void events.run().then(
+      () => stopped(null),
+      (error: unknown) => stopped(error),
+    );
   }
 
   /** Calls `listener` once when the waiter closes (the process is shutting down), so open streams can end. */

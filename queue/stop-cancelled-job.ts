@@ -1,7 +1,7 @@
 import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { cancelChannel } from '../lib/channels.js';
 import type { RedisClient } from '../lib/redis.js';
-import type { JobQueues } from './queues.js';
+import { eventStreamMaxLen, type JobQueue, type JobQueues } from './queues.js';
 import type { PendingEnqueues } from './pending-enqueues.js';
 import type { FairQueues } from './fair-share/fair-queues.js';
 
@@ -21,6 +21,10 @@ export type CancelledJob = Pick<JobRecord, 'id' | 'type' | 'customerId' | 'queue
  * told to abort its processor. A bundle's member (queue/bundles.ts) has no BullMQ job of its own: its bundle
  * skips it when it runs, and a worker running it now aborts it. A job submitted moments ago through this
  * process may still be on its way to Redis (its admission to a lane too): its add is awaited first.
+ *
+ * Without a BullMQ job to remove (held by fair sharing, a bundle's member), BullMQ announces nothing: the cancel
+ * is announced on the queue's event stream as BullMQ's removal would be (`announceRemoved`), so the job's open
+ * event streams (SSE) re-read its row and end with `cancelled` at once rather than at their next heartbeat.
  */
 export async function stopCancelledJob(deps: StopDeps, job: CancelledJob): Promise<void> {
   await deps.pendingEnqueues?.settled(job.id);
@@ -30,7 +34,21 @@ export async function stopCancelledJob(deps: StopDeps, job: CancelledJob): Promi
   const abort = (id: string) => deps.redis.publish(cancelChannel(deps.queuePrefix), id);
   const bullJob = await queue.getJob(job.queueJobId ?? job.id);
   if (bullJob) await bullJob.remove().catch(() => abort(bullJob.id as string));
-  else if (job.bundleId) await abort(job.id);
+  else {
+    if (job.bundleId) await abort(job.id);
+    await announceRemoved(deps.redis, queue, job.id);
+  }
+}
+
+/**
+ * Adds a `removed` event for job `id` to its queue's event stream, as BullMQ's removeJob does (trimmed the same
+ * way, to the queue's `eventStreamMaxLen`). `prev` is `unknown`, BullMQ's word for a job in none of its states.
+ * Best effort: a stream that misses it still finds the cancel in the row at its next heartbeat.
+ */
+async function announceRemoved(redis: RedisClient, queue: JobQueue, id: string): Promise<void> {
+  await redis
+    .xadd(queue.toKey('events'), 'MAXLEN', '~', eventStreamMaxLen, '*', 'event', 'removed', 'jobId', id, 'prev', 'unknown')
+    .catch(() => undefined);
 }
 
 /** `stopCancelledJob` for many jobs at once (an admin's bulk cancel, an offboarding): their Redis calls go out together. */

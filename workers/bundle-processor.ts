@@ -187,7 +187,14 @@ async function recordOutcomes(
 ): Promise<void> {
   const queueKey = job.queueQualifiedName;
   const pipeline = deps.redis.pipeline().hset(`${queueKey}:${job.id as string}`, bundleOutcomesField, JSON.stringify(outcomes));
-  for (const [event, id] of events) pipeline.xadd(`${queueKey}:events`, 'MAXLEN', '~', eventStreamMaxLen, '*', 'event', event, 'jobId', id);
+  for (const [event, id] of events) {
+    // As BullMQ writes them: a reader's QueueEvents JSON-parses a `completed` event's `returnvalue`, and an entry
+    // without one ended its read loop for good (every stream on the queue in that API process went deaf). The
+    // results stay in PostgreSQL; the event only says the member finished (api/job-waiter.ts reads its jobId).
+    if (event === 'completed')
+      pipeline.xadd(`${queueKey}:events`, 'MAXLEN', '~', eventStreamMaxLen, '*', 'event', event, 'jobId', id, 'returnvalue', 'null');
+    else pipeline.xadd(`${queueKey}:events`, 'MAXLEN', '~', eventStreamMaxLen, '*', 'event', event, 'jobId', id);
+  }
   const results = (await pipeline.exec()) ?? [];
   const [stored] = results;
   if (!stored || stored[0]) throw stored?.[0] ?? new Error(`bundle ${job.id as string}: its outcomes were not stored`);

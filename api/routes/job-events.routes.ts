@@ -27,6 +27,14 @@ export const finalEventId = 'final';
 const movingStates: Partial<Record<JobEvent['event'], JobState>> = { waiting: 'queued', delayed: 'delayed', active: 'active' };
 
 /**
+ * The order a job goes through its unfinished states. An event for an earlier state than the stream's is not
+ * trusted: a new reader replays the last seconds of its queue's events (api/job-waiter.ts), so one may be old.
+ * Only the row moves a stream back (a retry: the attempt's failure is stored before BullMQ requeues the job).
+ */
+const stateOrder: Partial<Record<JobState, number>> = { delayed: 0, queued: 1, active: 2 };
+const isBefore = (state: JobState, than: JobState | null) => than !== null && (stateOrder[state] ?? 0) < (stateOrder[than] ?? 0);
+
+/**
  * `GET /jobs/:id/events`: Server-Sent Events for one job. First `event: state` with the row as
  * PostgreSQL has it; then `state` and `progress` events as BullMQ's QueueEvents report them (so a
  * worker anywhere is heard by any API process); at a final state, one last `state` event carrying the
@@ -49,7 +57,8 @@ export type StreamedJobReader = (em: EntityManager, req: Request, id: string) =>
 export function jobEventsHandler(deps: ApiDeps, options: JobEventsRoutesOptions, readJob: StreamedJobReader): RequestHandler {
   return async (req, res) => {
     const principal = principalOf(req);
-    const { id } = parseInput(jobIdParams, req.params, 'params');
+    // BullMQ's events name the job as it was created, in lower case; a UUID typed in upper case is the same job.
+    const id = parseInput(jobIdParams, req.params, 'params').id.toLowerCase();
     const em = deps.orm.em.fork();
     const existing = await readJob(em, req, id);
     if (!existing) throw notFound(`job ${id}`);
@@ -71,9 +80,14 @@ export function jobEventsHandler(deps: ApiDeps, options: JobEventsRoutesOptions,
       });
     };
 
-    const stream = openEventStream(res, { heartbeatMs: options.heartbeatMs, onHeartbeat: () => step(sendRow) });
+    const stream = openEventStream(res, { heartbeatMs: options.heartbeatMs, onHeartbeat: () => step(() => sendRow(false)) });
 
-    async function sendRow(): Promise<void> {
+    /**
+     * Reads the row and sends its state if it changed. `mayGoBack`: only when BullMQ said the job went back (a
+     * retry, a hand-back): the row then says whether it did. Otherwise an earlier state in the row is the row
+     * lagging behind the events (a job is written `active` only once it has run a moment), never sent.
+     */
+    async function sendRow(mayGoBack: boolean): Promise<void> {
       if (stream.closed) return;
       const job = await readJob(em, req, id);
       if (!job) return stream.close();
@@ -81,23 +95,26 @@ export function jobEventsHandler(deps: ApiDeps, options: JobEventsRoutesOptions,
         stream.send('state', jobView(job), finalEventId);
         return stream.close();
       }
-      if (job.state !== lastState) {
+      if (job.state !== lastState && (mayGoBack || !isBefore(job.state, lastState))) {
         lastState = job.state;
         stream.send('state', { id, state: job.state, progress: job.progress ?? 0 });
       }
     }
 
-    function onEvent(event: JobEvent): void {
+    // Returns the row's read when it needs one, so the next event waits for it (events are handled in order).
+    function onEvent(event: JobEvent): Promise<void> | void {
       if (event.event === 'progress') {
         stream.send('progress', { id, state: lastState ?? 'active', progress: event.data });
         return;
       }
       const moved = movingStates[event.event];
-      if (moved === undefined) return step(sendRow);
-      if (moved !== lastState) {
-        lastState = moved;
-        stream.send('state', { id, state: moved });
-      }
+      // Final (completed, failed) or gone (removed, a cancel): the row says which.
+      if (moved === undefined) return sendRow(false);
+      if (moved === lastState) return;
+      // Back to an earlier state: a replayed old event, or a retry; the row tells them apart.
+      if (isBefore(moved, lastState)) return sendRow(true);
+      lastState = moved;
+      stream.send('state', { id, state: moved });
     }
 
     // Subscribe before the first read, so nothing that happens in between is missed.
@@ -108,6 +125,6 @@ export function jobEventsHandler(deps: ApiDeps, options: JobEventsRoutesOptions,
       unsubscribe();
       stopOnShutdown();
     });
-    step(sendRow);
+    step(() => sendRow(false));
   };
 }
