@@ -27,11 +27,14 @@ const sixFields = ['second', ...fiveFields];
 const cronShapeProblem = `must be 5 fields (${fiveFields.join(' ')}) or 6 with seconds first, such as "0 9 * * *" (09:00 every day), or an alias such as @daily`;
 
 /**
- * Null when `cron` parses (cron-parser, the parser BullMQ itself uses; 5 fields, or 6 with seconds)
- * and no two of its next runs are closer than 10 s; else why not, in words a person can act on, as a
- * predicate of the field ("must be 5 fields …").
+ * Null when `cron` parses (cron-parser, the parser BullMQ itself uses; 5 fields, or 6 with seconds),
+ * names fixed times (no `H`) and no two of its next runs are closer than 10 s; else why not, in words a
+ * person can act on, as a predicate of the field ("must be 5 fields …").
  */
 export function cronProblem(cron: string, tz: string): string | null {
+  // First: whether an expression with `H` parses, and how often it fires, depends on the draw.
+  const hashed = hashedField(cron);
+  if (hashed) return hashed;
   let runs: number[];
   try {
     runs = CronExpressionParser.parse(cron, { tz })
@@ -43,6 +46,28 @@ export function cronProblem(cron: string, tz: string): string | null {
   if (runs.length === 0) return 'never fires';
   for (let i = 1; i < runs.length; i++) {
     if ((runs[i] as number) - (runs[i - 1] as number) < minScheduleIntervalMs) return 'fires more often than every 10 seconds';
+  }
+  return null;
+}
+
+/**
+ * Why `cron` is refused for using `H`, or null. cron-parser's extensions are all
+ * deterministic (`?` is `*`; `L` and `#` name calendar days; it has no `W`) but `H`, in every form (`H`,
+ * `H/15`, `H(0-29)`, `H(0-29)/5`, `H#3`): a random value, drawn again each time the expression is parsed
+ * unless a seed is given. BullMQ parses the pattern again before every run without one, so `H * * * * *`
+ * fires at a random second each time (runs 2 s apart, or 60 s and more), and the 10-second check above and
+ * the per-minute budget would judge one random draw of it. Refusing `H` is the simple, safe rule. Read as
+ * cron-parser does: month and day-of-week names (`THU`) are replaced before `H` is looked for.
+ */
+function hashedField(cron: string): string | null {
+  const fields = cron.trim().split(/\s+/);
+  const names = fields.length === 5 ? fiveFields : fields.length === 6 ? sixFields : null;
+  if (!names) return null;
+  for (const [index, value] of fields.entries()) {
+    const name = names[index];
+    const read = name === 'month' || name === 'day-of-week' ? value.replace(/[a-z]{3}/gi, '') : value;
+    if (read.includes('H'))
+      return `${name} field "${value}" uses H, which is not supported: H picks a new random value every time the expression is read, so the runs would come at random times; write a fixed value instead, such as 0 or a step such as */15`;
   }
   return null;
 }
