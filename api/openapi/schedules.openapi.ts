@@ -39,7 +39,7 @@ export const schedulesDocs: RouteDocs = (registry) => {
     path: '/schedules',
     summary: 'Create or replace a schedule (upsert by name)',
     description:
-      "Give `cron` (with `tz`, default UTC) or `every_ms` (≥ 10,000). At most 100 schedules per customer. The job is checked whole: a substrate it names that the customer does not own answers 404, a cron that does not parse 422 naming the field at fault. The jobs it creates are ordinary jobs of the customer, each run taking a point of the write rate limit. A schedule whose densest minute would submit more items of work than the tier's budget of scheduled work (a batch counts its invocations, any other job 1; default starter 1,000, pro 20,000, enterprise 200,000 a minute) answers 422 naming `body.job.payload` (one run is too big) or `body.every_ms`/`body.cron` (too frequent).",
+      "Give `cron` (with `tz`, default UTC) or `every_ms` (≥ 10,000). At most 100 schedules per customer. The job is checked whole: a substrate it names that the customer does not own answers 404, a cron that does not parse 422 naming the field at fault. A cron may use `?` (any value), `L` (last day) and `#` (nth weekday), but not `H`: cron-parser draws a new random value for it every time it reads the expression, so the runs would come at random times; it answers 422 naming `body.cron`. A new `every_ms` schedule runs at once, then every interval; replacing one with another interval (or timing) makes its next run an interval after its last run, or at once if that has passed. The jobs it creates are ordinary jobs of the customer, each run taking a point of the write rate limit. A schedule whose densest minute would submit more items of work than the tier's budget of scheduled work (a batch counts its invocations, any other job 1; default starter 1,000, pro 20,000, enterprise 200,000 a minute) answers 422 naming `body.job.payload` (one run is too big) or `body.every_ms`/`body.cron` (too frequent).",
     request: {
       body: jsonBody(createScheduleBody, {
         name: 'nightly-totals',
@@ -89,6 +89,10 @@ export const schedulesDocs: RouteDocs = (registry) => {
       method: 'post',
       path: `/schedules/:name/${action}`,
       summary: action === 'pause' ? 'Pause a schedule' : 'Resume a paused schedule',
+      description:
+        action === 'pause'
+          ? 'Removes its pending run; `next_run_at` is null until it is resumed.'
+          : 'A cron schedule next runs at its next match; an `every_ms` one an interval after its last run, or at once if that has passed.',
       request: { params: nameParams },
       responses: { 200: json(scheduleSchema, 'The schedule') },
       problems: [404],

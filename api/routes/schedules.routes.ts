@@ -2,7 +2,14 @@ import { Router } from 'express';
 import { uuidv7 } from '../../lib/uuid.js';
 import { z } from 'zod';
 import type { Schedule } from '../../db/entities/schedule.entity.js';
-import { deleteSchedule, findSchedule, listSchedules, setSchedulePaused, upsertSchedule } from '../../db/repositories/schedules.js';
+import {
+  deleteSchedule,
+  findSchedule,
+  lastScheduleRunAt,
+  listSchedules,
+  setSchedulePaused,
+  upsertSchedule,
+} from '../../db/repositories/schedules.js';
 import { existingSubstrateIds } from '../../db/repositories/substrates.js';
 import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
 import {
@@ -29,7 +36,7 @@ export const createScheduleBody = z
     name: scheduleName,
     /** A cron expression (5 fields, or 6 with seconds), read in `tz`. */
     cron: z.string().trim().min(1).max(256).optional(),
-    /** An interval in ms (at least 10,000); the first run is immediate. */
+    /** An interval in ms (at least 10,000). A new schedule's first run is immediate; a replaced or resumed one's is an interval after its last run. */
     every_ms: z.number().int().optional(),
     /** IANA time zone for `cron`. Default UTC. */
     tz: z.string().min(1).max(64).optional(),
@@ -69,6 +76,15 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     created_at: iso(schedule.createdAt) as string,
     updated_at: iso(schedule.updatedAt) as string,
   });
+
+  /**
+   * Writes the schedule's scheduler into Redis. An `every_ms` one that ran before (replaced with another
+   * interval, resumed, lost by Redis) next runs an interval after its last run, not at once as BullMQ would.
+   */
+  const startClock = async (schedule: Schedule) => {
+    const lastRunAt = schedule.everyMs !== null ? await lastScheduleRunAt(deps.orm.em.fork(), schedule.customerId, schedule.name) : null;
+    await upsertScheduler(deps.scheduleTicks, { ...schedule, lastRunAt });
+  };
 
   const findOwn = async (customerId: string, name: string) => {
     const schedule = await findSchedule(deps.orm.em.fork(), customerId, name);
@@ -133,8 +149,12 @@ export function schedulesRoutes(deps: ApiDeps): Router {
       throw unprocessable('body.name', `would be a new schedule; a customer may keep at most ${maxSchedulesPerCustomer}`);
     const { schedule } = outcome;
     // The scheduler is only the clock (each tick reads the job from the row): a new job alone changes nothing in
-    // Redis, and upserting an unchanged `every` scheduler whose tick is due could fire it an extra time.
-    if (!schedule.paused && !(await schedulerMatches(deps.scheduleTicks, schedule))) await upsertScheduler(deps.scheduleTicks, schedule);
+    // Redis, and upserting an unchanged `every` scheduler whose tick is due could fire it an extra time. A new
+    // schedule runs at once (an `every_ms` one) or at its next match (a cron one).
+    if (!schedule.paused && !(await schedulerMatches(deps.scheduleTicks, schedule))) {
+      if (outcome.kind === 'created') await upsertScheduler(deps.scheduleTicks, schedule);
+      else await startClock(schedule);
+    }
     if (outcome.kind === 'created') res.location(scheduleLocation(schedule.name));
     res.status(outcome.kind === 'created' ? 201 : 200).json(await view(schedule));
   });
@@ -189,8 +209,9 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     const schedule = await findOwn(principal.customerId, name);
     const resumed = await setSchedulePaused(deps.orm.em.fork(), principal.customerId, name, false);
     if (!resumed) throw notFound(`schedule ${name}`);
-    // Resuming a running schedule changes nothing; resuming one Redis lost puts it back.
-    if (schedule.paused || !(await schedulerMatches(deps.scheduleTicks, resumed))) await upsertScheduler(deps.scheduleTicks, resumed);
+    // Resuming a running schedule changes nothing; resuming one Redis lost puts it back. Either way an `every_ms`
+    // one next runs an interval after its last run.
+    if (schedule.paused || !(await schedulerMatches(deps.scheduleTicks, resumed))) await startClock(resumed);
     res.json(await view(resumed));
   });
 

@@ -12,12 +12,36 @@ export const schedulerIdFor = (customerId: string, name: string): string => `cus
 /** What the clock needs: when to fire. The job itself is read from the schedule's row at each tick. */
 type ScheduleTiming = Pick<Schedule, 'customerId' | 'name' | 'cron' | 'everyMs' | 'tz'>;
 
-const repeatOf = (schedule: ScheduleTiming) =>
-  schedule.cron !== null ? { pattern: schedule.cron, tz: schedule.tz } : { every: Number(schedule.everyMs) };
+/**
+ * When an `every` schedule whose scheduler is (re-)created fires first: one interval after its last run, or
+ * at once if that time has passed or it never ran (`lastRunAt` null or not given, as for a new schedule).
+ */
+export function firstEveryRun(everyMs: number, lastRunAt: Date | null | undefined, now: number = Date.now()): number {
+  return lastRunAt ? Math.max(lastRunAt.getTime() + everyMs, now) : now;
+}
 
-/** Creates or replaces the schedule's job scheduler on the tick queue. An `every` schedule fires at once, then every interval. */
-export async function upsertScheduler(ticks: ScheduleTickQueue, schedule: ScheduleTiming): Promise<void> {
-  await ticks.upsertJobScheduler(schedulerIdFor(schedule.customerId, schedule.name), repeatOf(schedule), {
+/**
+ * BullMQ's repeat options. A cron scheduler fires at the next match after now, whatever came before. An
+ * `every` scheduler BullMQ creates (none in Redis, or one with another interval) fires at once unless given
+ * a `startDate`; so it gets the first run `firstEveryRun` names, and the `offset` (its phase in the interval)
+ * that goes with it: BullMQ would otherwise keep the offset of the interval it replaces, which it uses to
+ * realign the runs after missed ones.
+ */
+function repeatOf(schedule: ScheduleTiming, lastRunAt: Date | null | undefined) {
+  if (schedule.cron !== null) return { pattern: schedule.cron, tz: schedule.tz };
+  const every = Number(schedule.everyMs);
+  const startDate = firstEveryRun(every, lastRunAt);
+  return { every, startDate, offset: startDate % every };
+}
+
+/**
+ * Creates or replaces the schedule's job scheduler on the tick queue. A cron one fires at its next match; an
+ * `every` one an interval after `lastRunAt` (when the schedule last ran) or at once if that has passed, then
+ * every interval. So resuming, re-timing or restoring a schedule gives it no extra run, and a new one (no
+ * `lastRunAt`) runs at once.
+ */
+export async function upsertScheduler(ticks: ScheduleTickQueue, schedule: ScheduleTiming & { lastRunAt?: Date | null }): Promise<void> {
+  await ticks.upsertJobScheduler(schedulerIdFor(schedule.customerId, schedule.name), repeatOf(schedule, schedule.lastRunAt), {
     name: 'tick',
     data: { kind: 'customer', customerId: schedule.customerId, name: schedule.name },
     opts: tickJobOptions,

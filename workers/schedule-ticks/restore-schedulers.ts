@@ -30,7 +30,7 @@ export const schedulesRestoredKey = (prefix: string): string => `${prefix}:sched
  * that is not paused into Redis, so a Redis that lost them (restarted empty, failed over) gets them back.
  * A scheduler Redis still holds with the same timing is left alone — upserting an `every` scheduler whose
  * tick is due or running could fire it an extra time — and a missing or different one is upserted (an
- * `every` one then fires at once, as when it was created). One process at a time, under a Redis lock;
+ * `every` one then fires an interval after its last run, at once if that has passed: `lastRunAt`). One process at a time, under a Redis lock;
  * another starting meanwhile leaves it to the first.
  */
 export async function restoreSchedulers(deps: {
