@@ -101,6 +101,22 @@ export const fixtures: Record<string, Fixture> = {
     nothing: uuid,
     adminOnly: true,
   },
+  '/admin/jobs/{id}': {
+    kind: 'owned',
+    resource: 'jobs',
+    foreign: (w) => [w.a.jobId, w.a.batchId, w.adminJobId],
+    own: (w) => w.b.jobId,
+    nothing: uuid,
+    adminOnly: true,
+  },
+  '/admin/batches/{id}': {
+    kind: 'owned',
+    resource: 'batches',
+    foreign: (w) => [w.a.batchId],
+    own: (w) => w.b.batchId,
+    nothing: uuid,
+    adminOnly: true,
+  },
   '/services/{service_type}': { kind: 'per-customer name', resource: 'services', names: ['compute', 'seal'] },
 };
 
