@@ -7,7 +7,7 @@ import { jobView } from '../db/jobs/job-view.js';
 import { findJob, findJobStates, findJobsWithin } from '../db/jobs/find-jobs.js';
 import type { StoredJob } from '../db/jobs/job-columns.js';
 import { makeJobDurable, submitJob, type SubmitJobInput } from '../queue/submit-job.js';
-import { describeRefusal, type AdmissionRefusal } from '../queue/admission.js';
+import { describeRefusal, type AdmissionRefusal, type AdmissionTicket } from '../queue/admission.js';
 import type { QueuedJobHints } from '../queue/queues.js';
 import { uuidv7 } from '../lib/uuid.js';
 import { missedAtFirstEpoch, type CacheLookup } from '../db/invocation-cache.js';
@@ -67,11 +67,16 @@ export function admissionProblem(refusal: AdmissionRefusal): ProblemError {
   });
 }
 
-/** Admission control for `jobs` new jobs of the caller's customer, by its tier: throws the 429 when a cap refuses them. */
-export async function admitJobs(deps: ApiDeps, req: Request, jobs: number): Promise<void> {
+/**
+ * Admission control for `jobs` new jobs of the caller's customer, by its tier: throws the 429 when a cap refuses
+ * them. The jobs are in flight until the caller says how their submit ended: `stored()` once their rows are
+ * committed (or the submit failed), `release()` when it stored none (queue/admission.ts counts them meanwhile).
+ */
+export async function admitJobs(deps: ApiDeps, req: Request, jobs: number): Promise<AdmissionTicket> {
   const { customerId, tier } = principalOf(req);
-  const refusal = await deps.admission.admit(customerId, tier, jobs);
-  if (refusal) throw admissionProblem(refusal);
+  const admitted = await deps.admission.admitUntilStored(customerId, tier, jobs);
+  if (admitted.refusal) throw admissionProblem(admitted.refusal);
+  return admitted;
 }
 
 /** What a route asks to submit; the customer, the row id, the idempotency key and the request hash come from the request. */
@@ -109,7 +114,7 @@ export async function submitAndRespond(
   // Stage times are taken only for a timed request (SERVER_TIMING): otherwise no clock is read for them.
   const timed = req.timing !== undefined;
   const admitting = timed ? performance.now() : 0;
-  await admitJobs(deps, req, 1);
+  const admitted = await admitJobs(deps, req, 1);
   if (timed) recordStage(req, 'admission', admitting);
   const waitMs = preferredWaitMs(req);
   // A waiting request listens for its job's notice before the job is enqueued, so a fast worker cannot finish it unheard.
@@ -144,16 +149,18 @@ export async function submitAndRespond(
         // Fair sharing weighs a backlogged customer by the tier of the service it called.
         weight: deps.fair?.weightOf(req.principal?.tier) ?? 1,
         hints,
-        ...(timed
-          ? {
-              onStored: () => {
-                recordStage(req, 'insert', inserting);
-                enqueueing = performance.now();
-              },
+        // The row is committed: admission need no longer add the job to what PostgreSQL counts.
+        onStored: timed
+          ? () => {
+              admitted.stored();
+              recordStage(req, 'insert', inserting);
+              enqueueing = performance.now();
             }
-          : {}),
+          : admitted.stored,
       },
     );
+    // No row of its own (a replayed key, a missing substrate, a key conflict): its place is given back.
+    if (outcome.kind !== 'created') admitted.release();
     if (timed) recordStage(req, 'enqueue', enqueueing);
     marks?.mark('enqueued');
     if (outcome.kind === 'substrate-missing') throw new ProblemError('not-found', `substrate ${submit.requireSubstrateId} not found`);
@@ -166,6 +173,8 @@ export async function submitAndRespond(
     const ownWatch = outcome.job.id === id ? watch : null;
     await respondWithJob(deps, req, res, outcome.job, waitMs, ownWatch, ownWatch ? marks : null);
   } finally {
+    // A submit that failed: no longer in flight (still counted until the counts are read again).
+    admitted.stored();
     watch?.stop();
   }
 }

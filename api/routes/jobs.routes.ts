@@ -45,7 +45,7 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
     }
     const list = await parseBulkSubmit(deps.config, principal, req.body);
     refuseWhenRedisFull(deps);
-    await admitJobs(deps, req, list.length);
+    const admitted = await admitJobs(deps, req, list.length);
     // The middleware took one point for the request; each further job takes one more.
     const extra = list.length - 1;
     let spent = false;
@@ -76,13 +76,15 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
         );
       }
       submitted = true;
+      // The rows are committed (a bulk INSERT waits for the disk): admission need no longer add them to what PostgreSQL counts.
+      admitted.stored();
       countAsRequests(res, list.length);
       const jobs = outcome.jobs.map(({ job }) => job);
       if (waitMs === null) return sendJson(res, 202, { items: acceptedJobItems(jobs) });
       await respondWithJobs(deps, res, jobs, waitMs);
     } finally {
       if (!submitted) {
-        deps.admission.release(principal.customerId, list.length);
+        admitted.release();
         if (spent) await rateLimits.refund(req, extra);
       }
     }
