@@ -31,13 +31,21 @@ export function retryInput(original: JobRecord): Omit<SubmitJobInput, 'customerI
 }
 
 /**
- * The idempotency key of a retry of `originalId`. POST /admin/jobs/retry retries a job once: concurrent or
- * repeated runs insert one row (for the key's 24 hours, `idempotencyWindowMs`). POST /jobs/:id/retry without an
- * `Idempotency-Key` passes how many of the job's retries have ended (`finishedRetries`): retries asked for while
- * one is still unfinished (a double click) share it; one asked for after it ended is a new job.
+ * The idempotency key of a retry of `originalId` by POST /admin/jobs/retry, which retries a job once: concurrent
+ * or repeated runs insert one row (for the key's 24 hours, `idempotencyWindowMs`).
  */
-export const retryIdempotencyKey = (originalId: string, finishedRetries?: number) =>
-  finishedRetries === undefined ? `retry:${originalId}` : `retry:${originalId}:${finishedRetries}`;
+export const retryIdempotencyKey = (originalId: string) => `retry:${originalId}`;
+
+/**
+ * The idempotency key of a POST /jobs/:id/retry without an `Idempotency-Key` (and of POST /admin/jobs/:id/retry): named after the newest retry of
+ * `originalId` that had ended when the request (the first of its group: api/routes/job-search.routes.ts) was asked
+ * for (`findRetryEndedBefore`; null when none had). Retries asked for while the next one was being made or was
+ * running name the same one, so they share one new job, even when it fails at once and the last of them read it
+ * as failed (keyed by a count of ended retries, as before, those got a key of their own and made a second retry).
+ * A retry asked for after it ended names it instead: a new job.
+ */
+export const retryIdempotencyKeyAfter = (originalId: string, lastEndedRetryId: string | null) =>
+  `retry:${originalId}:after:${lastEndedRetryId ?? 'none'}`;
 
 /** What one bulk retry did. */
 export interface BulkRetryOutcome {

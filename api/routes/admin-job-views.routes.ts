@@ -1,9 +1,9 @@
 import { Router, type Request } from 'express';
-import { countFinishedRetries, findAnyJob } from '../../db/jobs/find-jobs.js';
+import { findAnyJob, findRetryEndedBefore } from '../../db/jobs/find-jobs.js';
 import type { JobRecord } from '../../db/entities/job-record.entity.js';
 import { recordAdminAction } from '../../db/repositories/admin-audit.js';
 import { jobView } from '../../db/jobs/job-view.js';
-import { retryableStates, retryIdempotencyKey, retryInput } from '../../queue/retry-jobs.js';
+import { retryableStates, retryIdempotencyKeyAfter, retryInput } from '../../queue/retry-jobs.js';
 import { submitJob } from '../../queue/submit-job.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
@@ -59,6 +59,7 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
    * and as POST /admin/jobs/retry does for many: no admission cap or rate limit of the admin's). 202 with it.
    */
   router.post('/admin/jobs/:id/retry', requireAdmin, async (req, res) => {
+    const askedAt = Date.now();
     refuseBodyFields(req.body);
     const original = await readJob(req, 'job.view');
     if (!retryableStates.includes(original.state)) {
@@ -68,10 +69,11 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
     }
     const input = retryInput(original);
     if (!input) throw new ProblemError('conflict', `job type ${original.type} no longer exists`, { state: original.state });
-    const finishedRetries = await countFinishedRetries(deps.orm.em, original.customerId, original.id);
+    // The key the customer's own POST /jobs/:id/retry would take now: an admin and the customer retrying together make one retry.
+    const lastEnded = await findRetryEndedBefore(deps.orm.em, original.customerId, original.id, askedAt);
     const outcome = await submitJob(
       { em: deps.orm.em, queues: deps.queues, logger: deps.logger, inserter: deps.jobInserter, fair: deps.fair },
-      { ...input, customerId: original.customerId, idempotencyKey: retryIdempotencyKey(original.id, finishedRetries) },
+      { ...input, customerId: original.customerId, idempotencyKey: retryIdempotencyKeyAfter(original.id, lastEnded) },
     );
     if (outcome.kind === 'substrate-missing') throw notFound(`substrate ${input.requireSubstrateId}`);
     await audit(req, 'job.retry', original.customerId, { job_id: original.id, retry_id: outcome.job.id });

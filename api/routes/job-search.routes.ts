@@ -1,11 +1,11 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { jobStates, type JobState } from '../../db/entities/job-record.entity.js';
-import { countFinishedRetries, findJob } from '../../db/jobs/find-jobs.js';
+import { findJob, findRetryEndedBefore } from '../../db/jobs/find-jobs.js';
 import { jobView } from '../../db/jobs/job-view.js';
 import { searchJobs } from '../../db/jobs/search-jobs.js';
 import { jobTypeNames } from '../../jobs/registry.js';
-import { retryableStates, retryIdempotencyKey, retryInput } from '../../queue/retry-jobs.js';
+import { retryableStates, retryIdempotencyKeyAfter, retryInput } from '../../queue/retry-jobs.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { submitAndRespond } from '../job-responses.js';
@@ -69,6 +69,18 @@ export function timeWindowOf(query: { created_after?: string; created_before?: s
   return { createdAfter, createdBefore };
 }
 
+/** How long after a group of concurrent POST /jobs/:id/retry of one job began a request may still join it, in ms. */
+const retryBurstMs = 2000;
+
+interface RetryBurst {
+  /** When its first request was asked for (epoch ms). */
+  since: number;
+  /** Its requests not answered yet. */
+  requests: number;
+  /** The idempotency key its retries share, once its first request got that far. */
+  key: Promise<string> | null;
+}
+
 /** GET /jobs with its filters, and POST /jobs/:id/retry (SPEC §9). */
 export function jobSearchRoutes(deps: ApiDeps): Router {
   const router = Router();
@@ -89,27 +101,66 @@ export function jobSearchRoutes(deps: ApiDeps): Router {
   });
 
   /**
+   * The POST /jobs/:id/retry requests of one job (by customer and id) this process is answering, grouped while they
+   * overlap: a request asked for while another of the last `retryBurstMs` is still being answered joins its group
+   * and uses its idempotency key, read once, for the group's first request. The group ends with its last answer.
+   */
+  const retryBursts = new Map<string, RetryBurst>();
+  const joinBurst = (name: string, askedAt: number): RetryBurst => {
+    const current = retryBursts.get(name);
+    if (current && askedAt - current.since < retryBurstMs) {
+      current.requests++;
+      return current;
+    }
+    const burst: RetryBurst = { since: askedAt, requests: 1, key: null };
+    retryBursts.set(name, burst);
+    return burst;
+  };
+  const leaveBurst = (name: string, burst: RetryBurst) => {
+    if (--burst.requests === 0 && retryBursts.get(name) === burst) retryBursts.delete(name);
+  };
+
+  /**
    * A failed or cancelled job, run again as a new job through the ordinary submit path (rate limit,
    * admission, `Idempotency-Key`, `Prefer: wait`): 202 with the new job, whose `retry_of` is the original.
+   * Without an `Idempotency-Key`, retries of the job asked for together make one retry, and each answers with it
+   * (202, the same id), even when it has failed before they are answered: those asked while another is still being
+   * answered (`retryBursts`: within this process, for up to `retryBurstMs`), and those asked before the job's
+   * newest retry ended (by its `finished_at`: across processes too). A retry asked for once the others were
+   * answered and the newest retry had ended is a new job. The key names the newest retry that had ended when the
+   * group's first request was asked for (`retry:<id>:after:<that retry | none>`). (It was the count of retries
+   * ended by the time each request read them: when the first retry failed at once, a burst's last requests counted
+   * one more, took a key of their own and made a second retry — and a burst spread by a loaded API over more than
+   * that retry's life still would, without the grouping.)
    */
   router.post('/jobs/:id/retry', async (req, res) => {
+    // When the retry was asked for, before any read: what had ended by then decides (`findRetryEndedBefore`).
+    const askedAt = Date.now();
     const principal = principalOf(req);
     const { id } = parseInput(jobIdParams, req.params, 'params');
     refuseBodyFields(req.body);
-    const original = await findJob(deps.orm.em.fork(), principal.customerId, id);
-    if (!original) throw notFound(`job ${id}`);
-    if (!retryableStates.includes(original.state)) {
-      throw new ProblemError('conflict', `job ${id} is ${original.state}: only failed or cancelled jobs can be retried`, {
-        state: original.state,
-      });
+    const burstName = `${principal.customerId}:${id}`;
+    const burst = joinBurst(burstName, askedAt);
+    try {
+      const original = await findJob(deps.orm.em.fork(), principal.customerId, id);
+      if (!original) throw notFound(`job ${id}`);
+      if (!retryableStates.includes(original.state)) {
+        throw new ProblemError('conflict', `job ${id} is ${original.state}: only failed or cancelled jobs can be retried`, {
+          state: original.state,
+        });
+      }
+      const input = retryInput(original);
+      if (!input) throw new ProblemError('conflict', `job type ${original.type} no longer exists`, { state: original.state });
+      if (input.definition.adminOnly && principal.role !== 'admin')
+        throw new ProblemError('forbidden', `only administrators may submit ${original.type} jobs`);
+      // Read once per group, as of its first request.
+      burst.key ??= findRetryEndedBefore(deps.orm.em, principal.customerId, original.id, burst.since).then((lastEnded) =>
+        retryIdempotencyKeyAfter(original.id, lastEnded),
+      );
+      await submitAndRespond(deps, req, res, principal.customerId, input, await burst.key);
+    } finally {
+      leaveBurst(burstName, burst);
     }
-    const input = retryInput(original);
-    if (!input) throw new ProblemError('conflict', `job type ${original.type} no longer exists`, { state: original.state });
-    if (input.definition.adminOnly && principal.role !== 'admin')
-      throw new ProblemError('forbidden', `only administrators may submit ${original.type} jobs`);
-    // Without an Idempotency-Key, concurrent retries of one job (a double click) still create one retry; once it has ended, another may follow.
-    const finishedRetries = await countFinishedRetries(deps.orm.em, principal.customerId, original.id);
-    await submitAndRespond(deps, req, res, principal.customerId, input, retryIdempotencyKey(original.id, finishedRetries));
   });
 
   return router;

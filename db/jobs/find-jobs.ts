@@ -96,15 +96,28 @@ export async function findJobPayload(em: EntityManager, id: string): Promise<{ p
   return row ?? null;
 }
 
-/** How many retries of a customer's job `id` have ended (a retry's row is newer than its original's: `id >`). */
-export async function countFinishedRetries(em: EntityManager, customerId: string, id: string): Promise<number> {
-  const [row] = await queryWithParameters<{ n: number }>(
+/** The least UUIDv7 of the millisecond `ms`: every UUIDv7 made earlier sorts before it. */
+const firstUuidv7Of = (ms: number) => {
+  const hex = Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8)}-7000-8000-000000000000`;
+};
+
+/**
+ * The newest retry of a customer's job `id` that had ended before `askedAt` (epoch ms): created before then (by its
+ * UUIDv7's time, when the API made it) and finished before then (by `finished_at`), or null when none had. POST
+ * /jobs/:id/retry names its retry after it (`retryIdempotencyKeyAfter`): retries asked for while the newest retry
+ * was running, or before it even existed, all name the same one and so share it.
+ */
+export async function findRetryEndedBefore(em: EntityManager, customerId: string, id: string, askedAt: number): Promise<string | null> {
+  const [row] = await queryWithParameters<{ id: string }>(
     em,
-    `select count(*)::int as n from jobs
-      where retry_of = ?::uuid and customer_id = ?::uuid and id > ?::uuid and state in ('completed', 'failed', 'cancelled')`,
-    [id, customerId, id],
+    `select id from jobs
+      where retry_of = ?::uuid and customer_id = ?::uuid and id > ?::uuid and id < ?::uuid
+        and state in ('completed', 'failed', 'cancelled') and coalesce(finished_at, created_at) < ?::timestamptz
+      order by id desc limit 1`,
+    [id, customerId, id, firstUuidv7Of(askedAt), new Date(askedAt).toISOString()],
   );
-  return row?.n ?? 0;
+  return row?.id ?? null;
 }
 
 /** The job a customer's idempotency key names, or null (the key is free, or its job is gone). */

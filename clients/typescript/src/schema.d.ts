@@ -2386,7 +2386,7 @@ export interface paths {
         put?: never;
         /**
          * Retry a failed or cancelled job as a new job
-         * @description A new job with the same type, payload, priority, attempts and `webhook_url` (not `delay_ms`: it runs now), whose `retry_of` is the original; the original is unchanged. It is submitted like `POST /jobs`: the rate limit, the queued-job cap, `Idempotency-Key` (same key: the same retry) and `Prefer: wait` apply. Without an `Idempotency-Key`, retrying the same job again while its last retry has not ended (a double click) answers with that retry rather than a second one; once it has ended, a retry is a new job. Any other state than `failed` or `cancelled` answers 409; a job on a substrate deleted since answers 404.
+         * @description A new job with the same type, payload, priority, attempts and `webhook_url` (not `delay_ms`: it runs now), whose `retry_of` is the original; the original is unchanged. It is submitted like `POST /jobs`: the rate limit, the queued-job cap, `Idempotency-Key` (same key: the same retry) and `Prefer: wait` apply. Without an `Idempotency-Key`, retries of the same job asked for together (a double click, a burst of requests: each asked while another is still being answered, or before the job’s newest retry ended) make one retry, and each answers with it (202, the same id), even if it has failed by the time they are answered; a retry asked for after the newest retry ended, once the requests before it were answered, is a new job. Any other state than `failed` or `cancelled` answers 409; a job on a substrate deleted since answers 404.
          */
         post: {
             parameters: {
@@ -5975,7 +5975,7 @@ export interface paths {
         put?: never;
         /**
          * Create or replace a schedule (upsert by name)
-         * @description Give `cron` (with `tz`, default UTC) or `every_ms` (≥ 10,000). At most 100 schedules per customer. The job is checked whole: a substrate it names that the customer does not own answers 404, a cron that does not parse 422 naming the field at fault. The jobs it creates are ordinary jobs of the customer, each run taking a point of the write rate limit. A schedule whose densest minute would submit more items of work than the tier's budget of scheduled work (a batch counts its invocations, any other job 1; default starter 1,000, pro 20,000, enterprise 200,000 a minute) answers 422 naming `body.job.payload` (one run is too big) or `body.every_ms`/`body.cron` (too frequent).
+         * @description Give `cron` (with `tz`, default UTC) or `every_ms` (≥ 10,000). At most 100 schedules per customer. The job is checked whole: a substrate it names that the customer does not own answers 404, a cron that does not parse 422 naming the field at fault. A cron may use `?` (any value), `L` (last day) and `#` (nth weekday), but not `H`: cron-parser draws a new random value for it every time it reads the expression, so the runs would come at random times; it answers 422 naming `body.cron`. A new `every_ms` schedule runs at once, then every interval; replacing one with another interval (or timing) makes its next run an interval after its last run, or at once if that has passed. The jobs it creates are ordinary jobs of the customer, each run taking a point of the write rate limit. A schedule whose densest minute would submit more items of work than the tier's budget of scheduled work (a batch counts its invocations, any other job 1; default starter 1,000, pro 20,000, enterprise 200,000 a minute) answers 422 naming `body.job.payload` (one run is too big) or `body.every_ms`/`body.cron` (too frequent).
          */
         post: {
             parameters: {
@@ -6353,7 +6353,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Pause a schedule */
+        /**
+         * Pause a schedule
+         * @description Removes its pending run; `next_run_at` is null until it is resumed.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -6465,7 +6468,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Resume a paused schedule */
+        /**
+         * Resume a paused schedule
+         * @description A cron schedule next runs at its next match; an `every_ms` one an interval after its last run, or at once if that has passed.
+         */
         post: {
             parameters: {
                 query?: never;
