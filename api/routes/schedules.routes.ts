@@ -2,14 +2,8 @@ import { Router } from 'express';
 import { uuidv7 } from '../../lib/uuid.js';
 import { z } from 'zod';
 import type { Schedule } from '../../db/entities/schedule.entity.js';
-import {
-  deleteSchedule,
-  findSchedule,
-  lastScheduleRunAt,
-  listSchedules,
-  setSchedulePaused,
-  upsertSchedule,
-} from '../../db/repositories/schedules.js';
+import { deleteSchedule, findSchedule, listSchedules, setSchedulePaused, upsertSchedule } from '../../db/repositories/schedules.js';
+import { lastScheduleRunAt } from '../../db/jobs/schedule-runs.js';
 import { existingSubstrateIds } from '../../db/repositories/substrates.js';
 import { getJobDefinition, jobTypeNames } from '../../jobs/registry.js';
 import {

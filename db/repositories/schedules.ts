@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Schedule } from '../entities/schedule.entity.js';
 import type { Tier } from '../entities/service-instance.entity.js';
 import { inTransaction } from '../transaction.js';
+import { lastScheduleRunSql } from '../jobs/schedule-runs.js';
 
 const scheduleColumns = `id, customer_id as "customerId", name, cron, every_ms as "everyMs", tz, job_type as "jobType", payload, paused,
   created_at as "createdAt", updated_at as "updatedAt"`;
@@ -129,23 +130,6 @@ export async function findScheduleRun(
   return { schedule: toSchedule(schedule), service: tier === null ? null : { tier, enabled: enabled === true, suspendedReason } };
 }
 
-/**
- * SQL for when a customer's schedule last ran, given SQL for its customer id and name (a placeholder or a
- * column): the `created_at` of its newest job (`jobs_schedule_index`), null if none is left (it never ran, or
- * retention removed its runs). Runs of an earlier schedule of the same name count too: `GET /jobs?schedule=`
- * lists them under that name as well.
- */
-const lastRunSql = (customerIdSql: string, nameSql: string) =>
-  `(select j.created_at from jobs j where j.customer_id = ${customerIdSql} and j.schedule_name = ${nameSql} order by j.id desc limit 1)`;
-
-/** When the schedule last ran (its newest job), or null: a scheduler re-created for an `every_ms` one counts its next run from it. */
-export async function lastScheduleRunAt(em: EntityManager, customerId: string, name: string): Promise<Date | null> {
-  const [row] = await em
-    .getConnection()
-    .execute<Array<{ lastRunAt: Date | string | null }>>(`select ${lastRunSql('?', '?')} as "lastRunAt"`, [customerId, name]);
-  return row?.lastRunAt ? new Date(row.lastRunAt) : null;
-}
-
 /** An active schedule as the restore reads it: with, for an `every_ms` one, when it last ran (null for a cron one). */
 export type ActiveSchedule = Schedule & { lastRunAt: Date | null };
 
@@ -157,7 +141,7 @@ export type ActiveSchedule = Schedule & { lastRunAt: Date | null };
 export async function listActiveSchedules(em: EntityManager, afterId: string | null, limit: number): Promise<ActiveSchedule[]> {
   const rows = await em.getConnection().execute<Array<Schedule & { lastRunAt: Date | string | null }>>(
     `select ${scheduleColumns},
-            case when every_ms is not null then ${lastRunSql('schedules.customer_id', 'schedules.name')} end as "lastRunAt"
+            case when every_ms is not null then ${lastScheduleRunSql('schedules.customer_id', 'schedules.name')} end as "lastRunAt"
        from schedules where not paused and id > ? order by id limit ?`,
     [afterId ?? '00000000-0000-0000-0000-000000000000', limit],
   );
