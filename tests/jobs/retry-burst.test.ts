@@ -63,6 +63,8 @@ describe('a burst of POST /jobs/:id/retry of a job whose retry fails at once', (
     expect(again.status, again.text).toBe(202);
     expect(again.body.id).not.toBe(later.body.id);
     expect(await retriesOf(failedId)).toEqual([...made, later.body.id, again.body.id]);
+    // The next test reads when each retry ended.
+    await ended(again.body.id);
   }, 60_000);
 
   it('keys a retry by the newest retry that had ended when it was asked for: one still running then, or made later, does not count', async () => {
