@@ -43,7 +43,11 @@ describe('a burst of POST /jobs/:id/retry of a job whose retry fails at once', (
   it('makes one retry per burst, answering every request with it; a retry asked for after it ended is a new job', async () => {
     const made: string[] = [];
     for (let round = 0; round < 8; round++) {
+      // The burst lands while no worker runs: a loaded API may answer its first requests and the retry fail before
+      // its last requests arrive, and a retry asked for after the last one ended is rightly a new job.
+      await suite.app.stopWorkers();
       const answers = await Promise.all(Array.from({ length: 20 }, retry));
+      await suite.app.startWorkers();
       for (const answer of answers) expect(answer.status, answer.text).toBe(202);
       const ids = new Set(answers.map((answer) => answer.body.id as string));
       expect([...ids], `round ${round}: one retry for the whole burst`).toHaveLength(1);
@@ -65,7 +69,7 @@ describe('a burst of POST /jobs/:id/retry of a job whose retry fails at once', (
     expect(await retriesOf(failedId)).toEqual([...made, later.body.id, again.body.id]);
     // The next test reads when each retry ended.
     await ended(again.body.id);
-  }, 60_000);
+  }, 120_000);
 
   it('keys a retry by the newest retry that had ended when it was asked for: one still running then, or made later, does not count', async () => {
     const customerId = (await suite.request('GET', '/api/v1/auth/me', { token })).body.customer_id as string;
