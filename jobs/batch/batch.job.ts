@@ -14,6 +14,13 @@ import { evaluateManyTask, parametersSchema, substrateIdSchema } from '../invoke
 export const maxBatchSize = 10_000;
 /** Invocations evaluated per Piscina task: one thread round trip and one INSERT per chunk. */
 export const chunkSize = 250;
+/**
+ * Chunks of one batch evaluated at once. A chunk's results stay in the worker's memory until it is stored, up
+ * to RESULT_MAX_BYTES each: with every chunk of a 10,000-item batch started together, one batch of ~1 MB
+ * results held ~10 GB and killed the worker (heap limit), and again after each restart. Four keep the pool's
+ * threads busy while a chunk is being stored.
+ */
+export const chunksAtOnce = 4;
 
 export const batchPayloadSchema = z.strictObject({
   invocations: atMostItems(
@@ -96,8 +103,11 @@ export const batchJob = defineJob({
     let done = stored.size + immediate.length;
     const chunks: PendingItem[][] = [];
     for (let i = 0; i < pending.length; i += chunkSize) chunks.push(pending.slice(i, i + chunkSize));
-    await Promise.all(
-      chunks.map(async (chunk) => {
+    // `chunksAtOnce` lanes take the chunks in turn: each chunk's results are held until it is stored.
+    let nextChunk = 0;
+    const lane = async () => {
+      while (nextChunk < chunks.length) {
+        const chunk = chunks[nextChunk++] as PendingItem[];
         const evaluations = await evaluateChunk(chunk, ctx);
         await insertBatchItems(
           ctx.em.fork(),
@@ -108,8 +118,9 @@ export const batchJob = defineJob({
         );
         done += chunk.length;
         await ctx.progress({ done, total });
-      }),
-    );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(chunksAtOnce, chunks.length) }, lane));
 
     return { batch_id: ctx.jobId, total, ...(await batchItemCounts(ctx.em, ctx.jobId)) };
   },
