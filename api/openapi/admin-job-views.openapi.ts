@@ -5,7 +5,7 @@ import { listQuery } from '../routes/webhooks.routes.js';
 import { adminJobSchema } from './admin-jobs.openapi.js';
 import { batchItemSchema, batchSchema } from './batches.openapi.js';
 import { documentRoute, ex, exampleOf, json, pageOf, type RouteDocs } from './document-route.js';
-import { jobAcceptedSchema } from './jobs.openapi.js';
+import { jobAcceptedSchema, jobEventStream } from './jobs.openapi.js';
 import { deliverySchema } from './webhooks.openapi.js';
 
 const adminBatchSchema = batchSchema
@@ -40,15 +40,7 @@ export const adminJobViewsDocs: RouteDocs = (registry) => {
     method: 'get',
     path: '/admin/jobs/:id/events',
     summary: "Stream any customer's job's state changes (Server-Sent Events), as GET /jobs/{id}/events",
-    request: { params: jobIdParams, headers: z.object({ 'last-event-id': z.string().optional() }) },
-    responses: {
-      200: {
-        description: 'The event stream',
-        content: { 'text/event-stream': { schema: z.string().describe('event: state|progress, data: JSON') } },
-      },
-      204: { description: 'The job had already ended and the client saw its final event' },
-    },
-    problems: [404],
+    ...jobEventStream,
   });
   documentRoute(registry, {
     tag,

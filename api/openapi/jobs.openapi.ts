@@ -88,6 +88,19 @@ export function submitResponsesOf(type: string, result: unknown) {
 /** The two answers of every submit. */
 export const submitResponses = submitResponsesOf('invoke', (exampleOf(jobSchema) as { result: unknown }).result);
 
+/** GET /jobs/{id}/events' request and answers (and GET /admin/jobs/{id}/events'). */
+export const jobEventStream = {
+  request: { params: jobIdParams, headers: z.object({ 'last-event-id': z.string().optional() }) },
+  responses: {
+    200: {
+      description: 'The event stream',
+      content: { 'text/event-stream': { schema: z.string().describe('event: state|progress, data: JSON') } },
+    },
+    204: { description: 'The job had already ended and the client saw its final event' },
+  },
+  problems: [404],
+};
+
 export const jobsDocs: RouteDocs = (registry) => {
   const tag = 'Jobs';
   // `payload` is validated by the job type's own schema (after `type`): document those schemas, one component each.
@@ -268,14 +281,6 @@ export const jobsDocs: RouteDocs = (registry) => {
       'with `id: final` whose data is the whole Job, and the stream ends. A `: heartbeat` comment comes every',
       '15 s. Reconnecting with `Last-Event-ID: final` answers 204, which stops an EventSource.',
     ].join(' '),
-    request: { params: jobIdParams, headers: z.object({ 'last-event-id': z.string().optional() }) },
-    responses: {
-      200: {
-        description: 'The event stream',
-        content: { 'text/event-stream': { schema: z.string().describe('event: state|progress, data: JSON') } },
-      },
-      204: { description: 'The job had already ended and the client saw its final event' },
-    },
-    problems: [404],
+    ...jobEventStream,
   });
 };
