@@ -1,6 +1,7 @@
 import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { getJobDefinition } from '../jobs/registry.js';
 import { submitJob, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
+import { eachAtMost } from '../lib/each-at-most.js';
 
 /** The states a job can be retried from (SPEC §9); any other answers 409. */
 export const retryableStates: readonly JobRecord['state'][] = ['failed', 'cancelled'];
@@ -62,22 +63,16 @@ export interface BulkRetryOutcome {
  */
 export async function retryJobs(deps: SubmitDeps, originals: readonly JobRecord[], concurrency = 50): Promise<BulkRetryOutcome> {
   const jobIds: Array<string | null> = new Array(originals.length).fill(null);
-  let next = 0;
-  const lane = async () => {
-    while (next < originals.length) {
-      const index = next++;
-      const original = originals[index] as JobRecord;
-      const input = retryInput(original);
-      if (!input) continue;
-      const outcome = await submitJob(deps, {
-        ...input,
-        customerId: original.customerId,
-        idempotencyKey: retryIdempotencyKey(original.id),
-      });
-      if (outcome.kind === 'created') jobIds[index] = outcome.job.id;
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, originals.length) }, lane));
+  await eachAtMost(concurrency, originals, async (original, index) => {
+    const input = retryInput(original);
+    if (!input) return;
+    const outcome = await submitJob(deps, {
+      ...input,
+      customerId: original.customerId,
+      idempotencyKey: retryIdempotencyKey(original.id),
+    });
+    if (outcome.kind === 'created') jobIds[index] = outcome.job.id;
+  });
   const created = jobIds.filter((id): id is string => id !== null);
   return { jobIds: created, skipped: originals.length - created.length };
 }

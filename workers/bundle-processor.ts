@@ -10,6 +10,7 @@ import {
 } from '../queue/bundles.js';
 import { eventStreamMaxLen, type QueuedJobData } from '../queue/queues.js';
 import { errorText, type AttemptJob, type AttemptRunner, type ProcessorDeps } from './processor.js';
+import { eachAtMost } from '../lib/each-at-most.js';
 
 /** A member to run again on its own: its attempts so far and what its own BullMQ job carries. */
 export interface HandOff {
@@ -69,15 +70,6 @@ const runnable = new Set(['queued', 'delayed', 'active']);
  * sharing's B waited ~100 ms behind them). A few at a time still fill the group-committed state writes.
  */
 const membersAtOnce = 8;
-
-/** Runs `run` on every item, at most `limit` at a time, in order; resolves when all have settled. */
-async function eachAtMost<T>(limit: number, items: readonly T[], run: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) await run(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-}
 
 function memberData(customerId: string, member: BundleMember): QueuedJobData {
   const data: QueuedJobData = { customerId };

@@ -9,6 +9,7 @@ import { storableText } from '../storable-text.js';
 import { ResultTooLargeError, oversizedJsonBytes } from '../result-limit.js';
 import type { EvaluateInput, Evaluation } from '../invoke/evaluate.task.js';
 import { evaluateManyTask, parametersSchema, substrateIdSchema } from '../invoke/invoke.job.js';
+import { eachAtMost } from '../../lib/each-at-most.js';
 
 /** Most invocations one batch may carry. */
 export const maxBatchSize = 10_000;
@@ -103,24 +104,19 @@ export const batchJob = defineJob({
     let done = stored.size + immediate.length;
     const chunks: PendingItem[][] = [];
     for (let i = 0; i < pending.length; i += chunkSize) chunks.push(pending.slice(i, i + chunkSize));
-    // `chunksAtOnce` lanes take the chunks in turn: each chunk's results are held until it is stored.
-    let nextChunk = 0;
-    const lane = async () => {
-      while (nextChunk < chunks.length) {
-        const chunk = chunks[nextChunk++] as PendingItem[];
-        const evaluations = await evaluateChunk(chunk, ctx);
-        await insertBatchItems(
-          ctx.em.fork(),
-          ctx.jobId,
-          chunk.map((item, i) =>
-            outcome({ index: item.index, substrateId: item.substrate.id }, evaluations[i] ?? { error: 'no result' }, limitBytes),
-          ),
-        );
-        done += chunk.length;
-        await ctx.progress({ done, total });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(chunksAtOnce, chunks.length) }, lane));
+    // Each chunk's results are held until it is stored: `chunksAtOnce` at a time.
+    await eachAtMost(chunksAtOnce, chunks, async (chunk) => {
+      const evaluations = await evaluateChunk(chunk, ctx);
+      await insertBatchItems(
+        ctx.em.fork(),
+        ctx.jobId,
+        chunk.map((item, i) =>
+          outcome({ index: item.index, substrateId: item.substrate.id }, evaluations[i] ?? { error: 'no result' }, limitBytes),
+        ),
+      );
+      done += chunk.length;
+      await ctx.progress({ done, total });
+    });
 
     return { batch_id: ctx.jobId, total, ...(await batchItemCounts(ctx.em, ctx.jobId)) };
   },
