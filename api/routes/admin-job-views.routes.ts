@@ -24,12 +24,15 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
   const router = Router();
   const em = () => deps.orm.em.fork();
 
-  /** The job, or 404; its reading is audited (not waiting for the disk, as other views). */
-  async function readJob(req: Request, action: string): Promise<JobRecord> {
-    const { id } = parseInput(jobIdParams, req.params, 'params');
+  /**
+   * The job (a batch: `batch`), or 404. `action`: the read is written to the audit log under it (not waiting for
+   * the disk, as other views); null when the route writes its own entry.
+   */
+  async function readJob(req: Request, action: string | null, batch = false): Promise<JobRecord> {
+    const { id } = parseInput(batch ? batchParams : jobIdParams, req.params, 'params');
     const job = await findAnyJob(deps.orm.em, id);
-    if (!job) throw notFound(`job ${id}`);
-    await audit(req, action, job.customerId, { job_id: id }, false);
+    if (!job || (batch && job.type !== 'batch')) throw notFound(`${batch ? 'batch' : 'job'} ${id}`);
+    if (action) await audit(req, action, job.customerId, batch ? { batch_id: id } : { job_id: id }, false);
     return job;
   }
 
@@ -61,7 +64,7 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
   router.post('/admin/jobs/:id/retry', requireAdmin, async (req, res) => {
     const askedAt = Date.now();
     refuseBodyFields(req.body);
-    const original = await readJob(req, 'job.view');
+    const original = await readJob(req, null);
     if (!retryableStates.includes(original.state)) {
       throw new ProblemError('conflict', `job ${original.id} is ${original.state}: only failed or cancelled jobs can be retried`, {
         state: original.state,
@@ -84,22 +87,14 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
       .json({ customer_id: original.customerId, ...accepted, retry_of: original.id });
   });
 
-  async function readBatch(req: Request): Promise<JobRecord> {
-    const { id } = parseInput(batchParams, req.params, 'params');
-    const job = await findAnyJob(deps.orm.em, id);
-    if (!job || job.type !== 'batch') throw notFound(`batch ${id}`);
-    await audit(req, 'batch.view', job.customerId, { batch_id: id }, false);
-    return job;
-  }
-
   router.get('/admin/batches/:id', requireAdmin, async (req, res) => {
-    const job = await readBatch(req);
+    const job = await readJob(req, 'batch.view', true);
     res.json({ customer_id: job.customerId, ...(await batchProgress(em(), job)) });
   });
 
   router.get('/admin/batches/:id/items', requireAdmin, async (req, res) => {
     const query = parseInput(batchItemsQuery, req.query, 'query');
-    const job = await readBatch(req);
+    const job = await readJob(req, 'batch.view', true);
     res.json(await batchItemsPage(em(), job.id, query));
   });
 
