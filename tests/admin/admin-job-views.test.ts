@@ -87,6 +87,19 @@ describe("an administrator reads any customer's job", () => {
     expect((await request('GET', `/api/v1/jobs/${completedId}`, { token: bob.accessToken })).status).toBe(404);
   });
 
+  it('refuses what it does not read with 400 naming it: another include, a body on the retry, a malformed batch id', async () => {
+    const include = await asAdmin('GET', `/jobs/${completedId}?include=secrets`);
+    expect(include.status).toBe(400);
+    expect(JSON.stringify(include.body.errors)).toContain('query.include');
+    const unknownQuery = await asAdmin('GET', `/jobs/${completedId}/webhook-deliveries?limit=0`);
+    expect(unknownQuery.status).toBe(400);
+    const withBody = await request('POST', `/api/v1/admin/jobs/${failedId}/retry`, { token: adminToken, body: { customer_id: aliceId } });
+    expect(withBody.status).toBe(400);
+    expect((await asAdmin('GET', '/batches/not-a-batch')).status).toBe(400);
+    // Nothing was retried by the refused call.
+    expect((await app.sql('select id from jobs where retry_of = $1', [failedId])).length).toBe(0);
+  });
+
   it('GET /admin/jobs/failure-groups is not read as a job id', async () => {
     const groups = await asAdmin('GET', '/jobs/failure-groups');
     expect(groups.status, groups.text).toBe(200);
