@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord, JobState } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
@@ -124,19 +125,27 @@ function recordsetRow(row: JobInsert['row']): JobRecordsetRow<(typeof newJobProp
 /** PostgreSQL's SQLSTATE for a transaction ended to break a deadlock. */
 const deadlockDetected = '40P01';
 
+/** How many times a transaction ended to break a deadlock is run in all, and the pause before each rerun. */
+const deadlockTries = 3;
+const deadlockPauseMs = { least: 5, most: 40 };
+
 /**
- * Runs `run` (a whole transaction: one autocommit statement, or an `inTransaction`) again once when PostgreSQL
- * ended it to break a deadlock: it was rolled back whole, so running it again does nothing twice. Keys taken in
- * `keyOrder` leave one cycle: a statement waiting on a key a bulk submit freed (deleted, uncommitted) while
- * holding a key the bulk then wants. Not when `em` is in a transaction: that one's earlier statements may hold
- * locks of the cycle, and are the caller's to repeat.
+ * Runs `run` (a whole transaction: one autocommit statement, or an `inTransaction`) again when PostgreSQL ended it
+ * to break a deadlock: it was rolled back whole, so running it again does nothing twice. Keys taken in `keyOrder`
+ * leave one cycle: a statement waiting on a key a bulk submit freed (deleted, uncommitted) while holding a key the
+ * bulk then wants. A short random pause first lets the other side of the cycle, woken by the rollback, take its
+ * locks and finish, rather than meet the rerun in the same cycle again. Not when `em` is in a transaction: that
+ * one's earlier statements may hold locks of the cycle, and are the caller's to repeat.
  */
-async function onceMoreOnDeadlock<T>(em: EntityManager, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    if ((error as { code?: unknown } | null)?.code !== deadlockDetected || em.getTransactionContext()) throw error;
-    return run();
+async function againOnDeadlock<T>(em: EntityManager, run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      const deadlocked = (error as { code?: unknown } | null)?.code === deadlockDetected;
+      if (!deadlocked || attempt >= deadlockTries || em.getTransactionContext()) throw error;
+      await sleep(deadlockPauseMs.least + Math.random() * (deadlockPauseMs.most - deadlockPauseMs.least));
+    }
   }
 }
 
@@ -152,7 +161,7 @@ export async function insertJobs(em: EntityManager, rows: JobInsert[]): Promise<
     JSON.stringify(rows.map(({ row, requireSubstrateId }) => ({ ...recordsetRow(row), substrate_id: requireSubstrateId ?? null }))),
   ];
   // Its own connection, never in a transaction: an autocommit statement, safe to run again.
-  const inserted = await onceMoreOnDeadlock(em, () =>
+  const inserted = await againOnDeadlock(em, () =>
     executePrepared<JobRecord>(em, quick ? 'jobs-insert-quick' : 'jobs-insert', quick ? insertJobsQuickly : insertJobsDurably, parameters),
   );
   const byId = new Map(inserted.map((job) => [job.id, job]));
@@ -267,9 +276,9 @@ export type AllOrNothingOutcome =
     }
   | AllOrNothingRefusal;
 
-/** `inTransaction`, run again once if PostgreSQL ends it to break a deadlock (`onceMoreOnDeadlock`). */
-const inTransactionOnceMoreOnDeadlock = <T>(em: EntityManager, work: (tx: EntityManager) => Promise<T>): Promise<T> =>
-  onceMoreOnDeadlock(em, () => inTransaction(em, work));
+/** `inTransaction`, run again if PostgreSQL ends it to break a deadlock (`againOnDeadlock`). */
+const inTransactionAgainOnDeadlock = <T>(em: EntityManager, work: (tx: EntityManager) => Promise<T>): Promise<T> =>
+  againOnDeadlock(em, () => inTransaction(em, work));
 
 /** Rolls back `insertJobsAllOrNothing`'s transaction, carrying why. */
 class Refused extends Error {
@@ -331,7 +340,7 @@ export async function insertJobsAllOrNothing(em: EntityManager, rows: JobInsert[
   const substrates = [...new Set(rows.map((insert) => insert.requireSubstrateId).filter((id): id is string => id !== undefined))];
   try {
     // Keys are taken and freed in one order (`keyOrder`), so overlapping bulk submits do not deadlock on them.
-    return await inTransactionOnceMoreOnDeadlock(em, async (tx) => {
+    return await inTransactionAgainOnDeadlock(em, async (tx) => {
       if (substrates.length > 0) {
         // One primary-key probe per distinct substrate (a plain NOT EXISTS could hash the whole table).
         const [missing] = await queryWithParameters<{ id: string }>(
