@@ -15,16 +15,30 @@ export interface PerItemRequest<Input> {
   base: number;
   /** After this long the task answers the items it has run (at least one). */
   sliceMs: number;
+  /** A result bigger than this (bytes of JSON) is not sent back: the item answers `{ oversizedBytes }` instead. */
+  resultMaxBytes?: number;
+  /** Once the results answered add up to this (bytes of JSON, about), the task answers the items it has run (at least one). */
+  answerMaxBytes?: number;
 }
 
 /** One item's outcome: the per-item task's output, or why it failed. */
 export type ItemOutcome<Output> = Output | { error: string };
 
+/** An item whose result was over `resultMaxBytes`: its size, in place of the result (which stays on the thread). */
+export interface OversizedResult {
+  oversizedBytes: number;
+}
+
+export const isOversized = (output: unknown): output is OversizedResult =>
+  typeof output === 'object' && output !== null && 'oversizedBytes' in output;
+
 export interface PerItemAnswer<Output> {
   /** The outcomes of the first `outputs.length` inputs. */
-  outputs: ItemOutcome<Output>[];
+  outputs: Array<ItemOutcome<Output> | OversizedResult>;
   /** Each of those items' run time on the thread, ms. */
   workMs: number[];
+  /** Each of those items' result size, bytes of JSON (about; 0 for an error or an oversized result). */
+  resultBytes: number[];
 }
 
 /** Progress slots in the shared buffer. */
@@ -34,30 +48,65 @@ export const returning = -1;
 
 const firstLine = (error: unknown): string => (error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error));
 
-/** Runs the items of `request` with `one`; a thrown item becomes `{ error }` (its message's first line). */
-export function runPerItem<Input, Output>(request: PerItemRequest<Input>, one: (input: Input) => Output): PerItemAnswer<Output>;
+/**
+ * Runs the items of `request` with `one`; a thrown item becomes `{ error }` (its message's first line).
+ * `resultOf` picks the part of an output that is the item's result, which `resultMaxBytes` and
+ * `answerMaxBytes` measure (default the whole output).
+ */
+export function runPerItem<Input, Output>(
+  request: PerItemRequest<Input>,
+  one: (input: Input) => Output,
+  resultOf?: (output: Output) => unknown,
+): PerItemAnswer<Output>;
 export function runPerItem<Input, Output>(request: Input[], one: (input: Input) => Output): ItemOutcome<Output>[];
 export function runPerItem<Input, Output>(
   request: PerItemRequest<Input> | Input[],
   one: (input: Input) => Output,
+  resultOf: (output: Output) => unknown = (output) => output,
 ): PerItemAnswer<Output> | ItemOutcome<Output>[] {
   if (Array.isArray(request)) return request.map((input) => attempt(one, input));
   const progress = new Int32Array(request.progress);
-  const { inputs, base, sliceMs } = request;
+  const { inputs, base, sliceMs, resultMaxBytes = Infinity, answerMaxBytes = Infinity } = request;
   const sliceStarted = performance.now();
-  const outputs: ItemOutcome<Output>[] = [];
+  const outputs: Array<ItemOutcome<Output> | OversizedResult> = [];
   const workMs: number[] = [];
+  const resultBytes: number[] = [];
+  let answerBytes = 0;
   for (let i = 0; i < inputs.length; i++) {
     const started = performance.now();
-    if (i > 0 && started - sliceStarted >= sliceMs) break;
+    if (i > 0 && (started - sliceStarted >= sliceMs || answerBytes >= answerMaxBytes)) break;
     Atomics.store(progress, progressSlots.startedAt, Date.now() - base);
     Atomics.store(progress, progressSlots.running, i + 1);
-    outputs.push(attempt(one, inputs[i] as Input));
+    const output = attempt(one, inputs[i] as Input);
+    const bytes = isItemError(output) ? 0 : resultSize(resultOf(output), resultMaxBytes);
+    if (bytes > resultMaxBytes) {
+      outputs.push({ oversizedBytes: bytes });
+      resultBytes.push(0);
+    } else {
+      outputs.push(output);
+      resultBytes.push(bytes);
+      answerBytes += bytes;
+    }
     workMs.push(performance.now() - started);
   }
   Atomics.store(progress, progressSlots.startedAt, Date.now() - base);
   Atomics.store(progress, progressSlots.running, returning);
-  return { outputs, workMs };
+  return { outputs, workMs, resultBytes };
+}
+
+/** An item that failed (thrown, or stopped by the pool). */
+export const isItemError = (output: unknown): output is { error: string } =>
+  typeof output === 'object' && output !== null && 'error' in output;
+
+/**
+ * A result's size in bytes of JSON: about (a string's length, not its UTF-8 size) unless it may be over
+ * `limitBytes`, then exactly. Numbers and the like count 8; only objects and arrays are encoded.
+ */
+function resultSize(value: unknown, limitBytes: number): number {
+  if (value === undefined || value === null || typeof value === 'number' || typeof value === 'boolean') return 8;
+  const about = typeof value === 'string' ? value.length + 2 : (JSON.stringify(value)?.length ?? 0);
+  // A character is at most 3 bytes of UTF-8 (and an escape at most 6 characters): only near the limit count exactly.
+  return about * 6 <= limitBytes ? about : Buffer.byteLength(JSON.stringify(value) ?? '');
 }
 
 function attempt<Input, Output>(one: (input: Input) => Output, input: Input): ItemOutcome<Output> {

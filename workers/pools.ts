@@ -3,7 +3,8 @@ import { Piscina } from 'piscina';
 import type { OwnedRunTask, TaskOwner } from '../jobs/context.js';
 import type { TaskDeclaration } from '../jobs/define-task.js';
 import { PermanentJobError } from '../jobs/errors.js';
-import { progressSlots, type ItemOutcome, type PerItemAnswer, type PerItemRequest } from '../jobs/per-item.js';
+import { isItemError, isOversized, progressSlots, type ItemOutcome, type PerItemAnswer, type PerItemRequest } from '../jobs/per-item.js';
+import { ResultTooLargeError } from '../jobs/result-limit.js';
 import { TenantQueue, type Taken } from './tenant-queue.js';
 
 export interface PoolOptions {
@@ -122,6 +123,8 @@ interface TaskRoute {
 
 /** How long a task that answers per item runs before it hands its thread back (the rest queues again). */
 export const defaultSliceMs = 100;
+/** What a direct call of a per-item task answers at most, in bytes of results (about), before it returns part. */
+export const defaultAnswerMaxBytes = 4 * 1024 * 1024;
 
 /** The pool's runner, with the number of tasks waiting for a thread (for the queue-size metric). */
 export type PoolRunner = OwnedRunTask & { readonly waiting: number };
@@ -132,8 +135,6 @@ const errorMessage = (error: unknown): string => (error instanceof Error ? error
 
 const outOfMemory = (error: unknown): boolean =>
   /ERR_WORKER_OUT_OF_MEMORY|out of memory|heap limit/i.test(errorMessage(error) + String((error as { code?: string }).code));
-
-const isItemError = (output: unknown): output is { error: string } => typeof output === 'object' && output !== null && 'error' in output;
 
 /** Starts a queued task on a free thread (the queue's entry). */
 type Start = (taken: Taken<Start>) => void;
@@ -154,14 +155,19 @@ interface Started<T> {
  * - A task's time limit and its run time (`owner.workMs`) start when a thread takes it, not while it waits.
  * - A task that answers per item runs in slices of `sliceMs`, each item timed on its own: an item past the
  *   limit (or the heap cap) stops its thread and fails alone with that reason, the others run again.
+ * - An item's result over `resultMaxBytes` never leaves its thread: the item fails with `result_too_large`.
+ *   A per-item task called directly answers once its items' results add up to `answerMaxBytes`: the items
+ *   it did not get to are `undefined`, for the caller to store what it has and call again with them (so
+ *   the results held in this process stay bounded whatever a customer's expressions return).
  */
 export function taskRunner(
   pool: Piscina,
   taskTimeoutMs: number,
   tasks: readonly TaskDeclaration[],
-  options: { sliceMs?: number; maxQueue?: number } = {},
+  options: { sliceMs?: number; maxQueue?: number; resultMaxBytes?: number; answerMaxBytes?: number } = {},
 ): PoolRunner {
   const sliceMs = options.sliceMs ?? defaultSliceMs;
+  const { resultMaxBytes = Infinity, answerMaxBytes = defaultAnswerMaxBytes } = options;
   const maxQueue = options.maxQueue ?? pool.options.maxQueue;
   const threads = pool.options.maxThreads;
   const queue = new TenantQueue<Start>({ longTaskMs: 2 * sliceMs });
@@ -293,10 +299,23 @@ export function taskRunner(
    * One slice of items in one task. The timer checks the item running (the shared progress buffer): past
    * the limit it stops the thread and names that item; otherwise it waits for the rest of that item's time.
    */
-  const runSlice = (route: TaskRoute, inputs: unknown[], signal: AbortSignal | undefined, customer: TaskOwner): Promise<SliceResult> =>
+  const runSlice = (
+    route: TaskRoute,
+    inputs: unknown[],
+    signal: AbortSignal | undefined,
+    customer: TaskOwner,
+    answerMaxBytes: number,
+  ): Promise<SliceResult> =>
     whenTurn(customer, signal, async () => {
       const progress = new Int32Array(new SharedArrayBuffer(8));
-      const request: PerItemRequest<unknown> = { inputs, progress: progress.buffer as SharedArrayBuffer, base: Date.now(), sliceMs };
+      const request: PerItemRequest<unknown> = {
+        inputs,
+        progress: progress.buffer as SharedArrayBuffer,
+        base: Date.now(),
+        sliceMs,
+        resultMaxBytes,
+        answerMaxBytes,
+      };
       const controller = new AbortController();
       let timer: NodeJS.Timeout | undefined;
       let stopped = -2;
@@ -329,32 +348,41 @@ export function taskRunner(
     });
 
   /**
-   * All items of a per-item task, slice after slice (each queued again behind other customers' work):
+   * The items of a per-item task, slice after slice (each queued again behind other customers' work):
    * outcomes in input order and each item's thread time. An item that stopped its thread fails alone; the
-   * items of that slice run again without it. Rejects only when `signal` aborts.
+   * items of that slice run again without it. Once the results answered add up to `budgetBytes`, no slice
+   * follows: the items not run have no outcome (`undefined`). Rejects only when `signal` aborts.
    */
   const runItems = async (
     route: TaskRoute,
     inputs: unknown[],
     signal: AbortSignal | undefined,
     customer: TaskOwner,
-  ): Promise<{ outcomes: ItemOutcome<unknown>[]; workMs: number[] }> => {
-    const outcomes: ItemOutcome<unknown>[] = new Array(inputs.length);
+    budgetBytes = Infinity,
+  ): Promise<{ outcomes: Array<ItemOutcome<unknown> | undefined>; workMs: number[] }> => {
+    const outcomes: Array<ItemOutcome<unknown> | undefined> = new Array(inputs.length);
     const workMs: number[] = new Array<number>(inputs.length).fill(0);
     let pending = inputs.map((_, index) => index);
-    while (pending.length > 0) {
+    let answeredBytes = 0;
+    while (pending.length > 0 && answeredBytes < budgetBytes) {
       const slice = await runSlice(
         route,
         pending.map((index) => inputs[index]),
         signal,
         customer,
+        budgetBytes - answeredBytes,
       );
       if ('answer' in slice) {
-        const { outputs, workMs: times } = slice.answer;
+        const { outputs, workMs: times, resultBytes } = slice.answer;
         outputs.forEach((output, i) => {
           const index = pending[i] as number;
-          outcomes[index] = isItemError(output) ? { error: `evaluation failed: ${output.error}` } : output;
+          outcomes[index] = isItemError(output)
+            ? { error: `evaluation failed: ${output.error}` }
+            : isOversized(output)
+              ? { error: new ResultTooLargeError(output.oversizedBytes, resultMaxBytes).message }
+              : output;
           workMs[index] = times[i] ?? 0;
+          answeredBytes += resultBytes[i] ?? 0;
         });
         pending = pending.slice(Math.max(1, outputs.length));
         continue;
@@ -375,7 +403,7 @@ export function taskRunner(
 
   /** A per-item task for one owner: the outcomes, its items' thread time added to the owner's. */
   const runEach = (many: TaskRoute) => async (inputs: unknown[], signal: AbortSignal | undefined, owner: TaskOwner) => {
-    const { outcomes, workMs } = await runItems(many, inputs, signal, owner);
+    const { outcomes, workMs } = await runItems(many, inputs, signal, owner, answerMaxBytes);
     owner.workMs += workMs.reduce((sum, ms) => sum + ms, 0);
     return outcomes;
   };

@@ -98,7 +98,7 @@ export async function runWorkers(deps: WorkerDeps): Promise<RunningWorkers> {
     maxBytesPerCustomer: config.invocationCacheMaxBytesPerCustomer,
   });
   cache.onLookup = countInvocationCacheLookup;
-  const runTask = taskRunner(pool, config.taskTimeoutMs, tasks);
+  const runTask = taskRunner(pool, config.taskTimeoutMs, tasks, { resultMaxBytes: config.resultMaxBytes });
   const substrates = new SubstrateDefinitionCache();
   /** Lifecycle hooks (metrics, webhooks…): one line each. */
   const webhooks = runWebhookDelivery({ config, orm, logger, registry });

@@ -16,10 +16,9 @@ export const maxBatchSize = 10_000;
 /** Invocations evaluated per Piscina task: one thread round trip and one INSERT per chunk. */
 export const chunkSize = 250;
 /**
- * Chunks of one batch evaluated at once. A chunk's results stay in the worker's memory until it is stored, up
- * to RESULT_MAX_BYTES each: with every chunk of a 10,000-item batch started together, one batch of ~1 MB
- * results held ~10 GB and killed the worker (heap limit), and again after each restart. Four keep the pool's
- * threads busy while a chunk is being stored.
+ * Chunks of one batch evaluated at once: enough to keep the pool's threads busy while a chunk is being
+ * stored. A chunk's results are held until stored; the task runner answers at most a few MiB of them at a
+ * time (the rest when asked again), so a batch of large results holds about `chunksAtOnce` times that.
  */
 export const chunksAtOnce = 4;
 
@@ -60,9 +59,10 @@ function outcome(item: { index: number; substrateId: string }, evaluation: Evalu
 
 /**
  * Evaluates a chunk in one task. The task runner re-runs the items one by one if the task itself dies
- * (time limit, memory), so the one bad invocation fails by itself and the rest still succeed.
+ * (time limit, memory), so the one bad invocation fails by itself and the rest still succeed. When the
+ * chunk's results are large the runner answers part of it (the items it did not get to are undefined).
  */
-function evaluateChunk(chunk: PendingItem[], ctx: JobContext): Promise<Evaluation[]> {
+function evaluateChunk(chunk: PendingItem[], ctx: JobContext): Promise<Array<Evaluation | undefined>> {
   const inputs: EvaluateInput[] = chunk.map((item) => ({ expression: item.substrate.expression ?? '', parameters: item.parameters }));
   return ctx.runTask(evaluateManyTask, inputs, ctx.signal);
 }
@@ -106,16 +106,19 @@ export const batchJob = defineJob({
     for (let i = 0; i < pending.length; i += chunkSize) chunks.push(pending.slice(i, i + chunkSize));
     // Each chunk's results are held until it is stored: `chunksAtOnce` at a time.
     await eachAtMost(chunksAtOnce, chunks, async (chunk) => {
-      const evaluations = await evaluateChunk(chunk, ctx);
-      await insertBatchItems(
-        ctx.em.fork(),
-        ctx.jobId,
-        chunk.map((item, i) =>
-          outcome({ index: item.index, substrateId: item.substrate.id }, evaluations[i] ?? { error: 'no result' }, limitBytes),
-        ),
-      );
-      done += chunk.length;
-      await ctx.progress({ done, total });
+      // Large results come back a part at a time: each part is stored before the rest is evaluated.
+      for (let rest = chunk; rest.length > 0;) {
+        const evaluations = await evaluateChunk(rest, ctx);
+        const evaluated = rest.flatMap((item, i) => {
+          const evaluation = evaluations[i];
+          return evaluation ? [outcome({ index: item.index, substrateId: item.substrate.id }, evaluation, limitBytes)] : [];
+        });
+        if (evaluated.length === 0) throw new Error('the task runner answered none of the items of a chunk');
+        await insertBatchItems(ctx.em.fork(), ctx.jobId, evaluated);
+        rest = rest.filter((_, i) => evaluations[i] === undefined);
+        done += evaluated.length;
+        await ctx.progress({ done, total });
+      }
     });
 
     return { batch_id: ctx.jobId, total, ...(await batchItemCounts(ctx.em, ctx.jobId)) };

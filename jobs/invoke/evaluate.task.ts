@@ -43,5 +43,5 @@ export type Evaluation = EvaluateOutput | { error: string };
 export function evaluateMany(request: PerItemRequest<EvaluateInput>): PerItemAnswer<EvaluateOutput>;
 export function evaluateMany(request: EvaluateInput[]): Evaluation[];
 export function evaluateMany(request: PerItemRequest<EvaluateInput> | EvaluateInput[]): PerItemAnswer<EvaluateOutput> | Evaluation[] {
-  return Array.isArray(request) ? runPerItem(request, evaluate) : runPerItem(request, evaluate);
+  return Array.isArray(request) ? runPerItem(request, evaluate) : runPerItem(request, evaluate, (output) => output.value);
 }

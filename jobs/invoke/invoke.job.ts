@@ -47,7 +47,7 @@ export const evaluateTask = defineTask<EvaluateInput, EvaluateOutput>({
  * Many evaluations in one thread round trip, answered per item; single evaluations that busy jobs start
  * together are sent as one of these (batch runs it directly for its chunks).
  */
-export const evaluateManyTask = defineTask<EvaluateInput[], Evaluation[]>({
+export const evaluateManyTask = defineTask<EvaluateInput[], Array<Evaluation | undefined>>({
   name: 'evaluateMany',
   module: import.meta.url,
   file: './evaluate.task',

@@ -7,12 +7,16 @@ import { createExpressionSubstrate } from '../helpers/substrates.js';
 const suite = useTestApp({ workers: true, users: 1, env: { RESULT_MAX_BYTES: '65536', INVOCATION_CACHE_MAX_BYTES: '16384' } });
 let alice: TestUser;
 let tenCopies: string;
+let suffixed: string;
+let sevenCopies: string;
 let customerId: string;
 
 beforeAll(async () => {
   alice = suite.users[0] as TestUser;
   customerId = (await suite.request('GET', '/api/v1/auth/me', { token: alice.accessToken })).body.customer_id;
   tenCopies = await createExpressionSubstrate(suite.request, alice.accessToken, '[s, s, s, s, s, s, s, s, s, s]');
+  suffixed = await createExpressionSubstrate(suite.request, alice.accessToken, 's + s + string(n)');
+  sevenCopies = await createExpressionSubstrate(suite.request, alice.accessToken, '[s, s, s, s, s, s, s]');
 });
 
 const invoke = (parameters: Record<string, unknown>) =>
@@ -54,4 +58,38 @@ describe('bounded results', () => {
     expect((await invoke({ s: 'c' })).body.result.cached).toBe(true);
     expect((await invoke({ s: 'b'.repeat(2000) })).body.result.cached).toBe(false);
   });
+
+  it("stores every item of a batch whose results together are many times the worker's answer budget, failing only the items over the limit", async () => {
+    // 400 results of ~20 KB: 8 MB, each chunk of 250 over the 4 MiB a task answers at once; every 100th over 64 KiB.
+    const s = 'd'.repeat(10_000);
+    const invocations = Array.from({ length: 400 }, (_, n) =>
+      n % 100 === 99 ? { substrate_id: sevenCopies, parameters: { s } } : { substrate_id: suffixed, parameters: { s, n } },
+    );
+    const submitted = await suite.request('POST', '/api/v1/batches', { token: alice.accessToken, body: { invocations } });
+    expect(submitted.status, submitted.text).toBe(202);
+    const batchId = submitted.body.id as string;
+    await waitFor(
+      async () => (await suite.request('GET', `/api/v1/batches/${batchId}`, { token: alice.accessToken })).body.state === 'completed',
+      60_000,
+    );
+    const batch = await suite.request('GET', `/api/v1/batches/${batchId}`, { token: alice.accessToken });
+    expect(batch.body).toMatchObject({ total: 400, completed: 396, failed: 4 });
+    const items = await suite.app.sql<{ index: number; state: string; result: string | null; error: string | null }>(
+      `select index, state, result #>> '{}' as result, error from batch_items where batch_id = $1 order by index`,
+      [batchId],
+    );
+    expect(items.map((item) => item.index)).toEqual(invocations.map((_, n) => n));
+    for (const item of items) {
+      if (item.index % 100 === 99) {
+        expect(item).toMatchObject({ state: 'failed', result: null });
+        expect(item.error).toMatch(/^result_too_large: the result is 70022 bytes of JSON, over the RESULT_MAX_BYTES limit of 65536 bytes/);
+      } else
+        expect(item, `item ${item.index}`).toEqual({
+          index: item.index,
+          state: 'completed',
+          result: s + s + String(item.index),
+          error: null,
+        });
+    }
+  }, 90_000);
 });
