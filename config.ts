@@ -192,6 +192,16 @@ const envSchema = z.object({
     .default(86_400_000),
   /** An endpoint with this many consecutive failed deliveries is disabled (whichever comes first with the time). Default 1000. */
   WEBHOOK_DISABLE_AFTER_FAILURES: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+  /**
+   * Largest job result a webhook event carries inline, in bytes of JSON; a bigger one is left out (`result_omitted`,
+   * `result_bytes`) and read with GET /jobs/:id, so every stored delivery stays small. Default 65536.
+   */
+  WEBHOOK_RESULT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(64 * 1024),
   /** Largest job result (or batch item result) stored, in bytes of JSON; a bigger one fails its job with `result_too_large`. Default 1048576 (1 MiB). */
   RESULT_MAX_BYTES: z.coerce
     .number()
@@ -435,6 +445,7 @@ export interface Config {
   webhookHalfOpenTimeoutMs: number;
   webhookDisableAfterMs: number;
   webhookDisableAfterFailures: number;
+  webhookResultMaxBytes: number;
   resultMaxBytes: number;
   invocationCacheMaxBytes: number;
   invocationCacheMaxBytesPerCustomer: number;
@@ -610,6 +621,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookHalfOpenTimeoutMs: e.WEBHOOK_HALF_OPEN_TIMEOUT_MS,
     webhookDisableAfterMs: e.WEBHOOK_DISABLE_AFTER_MS,
     webhookDisableAfterFailures: e.WEBHOOK_DISABLE_AFTER_FAILURES,
+    webhookResultMaxBytes: e.WEBHOOK_RESULT_MAX_BYTES,
     resultMaxBytes: e.RESULT_MAX_BYTES,
     invocationCacheMaxBytes: e.INVOCATION_CACHE_MAX_BYTES,
     invocationCacheMaxBytesPerCustomer: e.INVOCATION_CACHE_MAX_BYTES_PER_CUSTOMER,

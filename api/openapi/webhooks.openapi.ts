@@ -57,7 +57,13 @@ export const deliverySchema = z
     job_id: z.uuid().nullable(),
     endpoint_id: z.uuid().nullable().describe("The registered endpoint it goes to; null: the job's own `webhook_url`"),
     state: z.enum(deliveryStates),
-    payload: z.unknown(),
+    payload: z
+      .unknown()
+      .describe(
+        'The body sent, `{type, timestamp, data: {job}}`: `data.job` is the job as GET /jobs/{id} shows it plus `links.self`. ' +
+          'A result over WEBHOOK_RESULT_MAX_BYTES (64 KiB of JSON) is left out: the job has no `result` but `result_omitted: true` ' +
+          "and `result_bytes` (its size); read it from `links.self`. A failed job's `error` is at most 2,000 characters.",
+      ),
     attempts: z.array(
       z.object({ attempt: z.int(), status_code: z.int().nullable(), duration_ms: z.number(), error: z.string().nullable(), at: timestamp }),
     ),
@@ -73,7 +79,11 @@ export const deliverySchema = z
       job_id: ex.jobId,
       endpoint_id: ex.webhookId,
       state: 'succeeded',
-      payload: { type: 'job.completed', timestamp: ex.later, data: { id: ex.jobId, type: 'invoke', state: 'completed' } },
+      payload: {
+        type: 'job.completed',
+        timestamp: ex.later,
+        data: { job: { id: ex.jobId, type: 'invoke', state: 'completed', links: { self: `/api/v1/jobs/${ex.jobId}` } } },
+      },
       attempts: [{ attempt: 1, status_code: 200, duration_ms: 84, error: null, at: ex.later }],
       created_at: ex.later,
       finished_at: ex.later,

@@ -59,7 +59,7 @@ export function runWebhookDelivery(deps: { config: Config; orm: MikroORM; logger
   worker.on('error', (error) => logger.error({ err: error, queue: webhookQueueName }, 'webhook worker error'));
 
   return {
-    hook: webhookEmitter({ orm, queue, registry }),
+    hook: webhookEmitter({ orm, queue, registry, resultMaxBytes: config.webhookResultMaxBytes }),
     worker,
     async close() {
       await worker.close();

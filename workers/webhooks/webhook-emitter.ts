@@ -1,6 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { uuidv7 } from '../../lib/uuid.js';
 import { jobView } from '../../db/jobs/job-view.js';
+import type { StoredJob } from '../../db/jobs/job-columns.js';
 import { findJobWebhookTargets } from '../../db/jobs/find-jobs.js';
 import { insertDeliveries, type NewDelivery } from '../../db/repositories/webhook-deliveries.js';
 import { countWebhookEndpoints } from '../../db/repositories/webhook-endpoints.js';
@@ -10,6 +11,9 @@ import type { JobRegistry } from '../../jobs/registry.js';
 import type { JobLifecycleHook, JobOutcome } from '../lifecycle.js';
 import { messageIdFor } from '../../lib/webhooks/signing.js';
 import { enqueueDeliveries, type WebhookQueue } from '../../queue/webhook-queue.js';
+import { oversizedJsonBytes } from '../../jobs/result-limit.js';
+import { storableText } from '../../jobs/storable-text.js';
+import { errorText } from '../processor.js';
 
 /** How long a worker trusts its knowledge that a customer has (no) webhook endpoints. */
 export const endpointCacheMs = 5_000;
@@ -21,11 +25,34 @@ export function eventsFor(definition: Pick<JobDefinition, 'completionEvents'> | 
   return outcome.final ? ['job.failed'] : [];
 }
 
+/**
+ * The job as a webhook event carries it: the public view (db/jobs/job-view.ts) and a link to it, with the
+ * result inline only up to `resultMaxBytes` of JSON. A bigger one is left out (`result_omitted`, `result_bytes`)
+ * for the receiver to read with GET /jobs/:id: each event is stored once per receiver, and up to 50 endpoints
+ * storing a 1 MiB result each would make one job write 50 MiB. The error is bounded and storable for the same reason.
+ */
+export function webhookJobView(job: StoredJob, resultMaxBytes: number) {
+  const resultBytes = oversizedJsonBytes(job.result, resultMaxBytes);
+  const view = jobView({
+    ...job,
+    result: resultBytes === null ? job.result : null,
+    error: job.error && storableText(errorText(job.error)),
+  });
+  return {
+    ...view,
+    ...(resultBytes === null ? {} : { result_omitted: true as const, result_bytes: resultBytes }),
+    // The API's jobLocation (api/job-responses.ts), which workers do not import.
+    links: { self: `/api/v1/jobs/${job.id}` },
+  };
+}
+
 export interface WebhookEmitterDeps {
   orm: MikroORM;
   queue: WebhookQueue;
   /** Where a job type's `completionEvents` are read. */
   registry: JobRegistry;
+  /** WEBHOOK_RESULT_MAX_BYTES: the largest result an event carries inline. */
+  resultMaxBytes: number;
 }
 
 /**
@@ -57,7 +84,7 @@ export function webhookEmitter(deps: WebhookEmitterDeps): JobLifecycleHook & { f
       if (!targets) return;
       const { job, endpoints } = targets;
       const timestamp = new Date(job.finishedAt ?? Date.now()).toISOString();
-      const data = { job: jobView(job) };
+      const data = { job: webhookJobView(job, deps.resultMaxBytes) };
 
       const rows: NewDelivery[] = [];
       const add = (event: WebhookEvent, endpointId: string | null, url: string) => {

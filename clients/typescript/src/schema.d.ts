@@ -7279,9 +7279,14 @@ export interface paths {
                          *             "type": "job.completed",
                          *             "timestamp": "2026-12-03T17:30:00.412Z",
                          *             "data": {
-                         *               "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
-                         *               "type": "invoke",
-                         *               "state": "completed"
+                         *               "job": {
+                         *                 "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *                 "type": "invoke",
+                         *                 "state": "completed",
+                         *                 "links": {
+                         *                   "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *                 }
+                         *               }
                          *             }
                          *           },
                          *           "attempts": [
@@ -7414,9 +7419,14 @@ export interface paths {
                          *             "type": "job.completed",
                          *             "timestamp": "2026-12-03T17:30:00.412Z",
                          *             "data": {
-                         *               "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
-                         *               "type": "invoke",
-                         *               "state": "completed"
+                         *               "job": {
+                         *                 "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *                 "type": "invoke",
+                         *                 "state": "completed",
+                         *                 "links": {
+                         *                   "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *                 }
+                         *               }
                          *             }
                          *           },
                          *           "attempts": [
@@ -7544,9 +7554,14 @@ export interface paths {
                          *         "type": "job.completed",
                          *         "timestamp": "2026-12-03T17:30:00.412Z",
                          *         "data": {
-                         *           "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
-                         *           "type": "invoke",
-                         *           "state": "completed"
+                         *           "job": {
+                         *             "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *             "type": "invoke",
+                         *             "state": "completed",
+                         *             "links": {
+                         *               "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *             }
+                         *           }
                          *         }
                          *       },
                          *       "attempts": [
@@ -9834,9 +9849,14 @@ export interface paths {
                          *             "type": "job.completed",
                          *             "timestamp": "2026-12-03T17:30:00.412Z",
                          *             "data": {
-                         *               "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
-                         *               "type": "invoke",
-                         *               "state": "completed"
+                         *               "job": {
+                         *                 "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+                         *                 "type": "invoke",
+                         *                 "state": "completed",
+                         *                 "links": {
+                         *                   "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+                         *                 }
+                         *               }
                          *             }
                          *           },
                          *           "attempts": [
@@ -11161,9 +11181,14 @@ export interface components {
          *         "type": "job.completed",
          *         "timestamp": "2026-12-03T17:30:00.412Z",
          *         "data": {
-         *           "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
-         *           "type": "invoke",
-         *           "state": "completed"
+         *           "job": {
+         *             "id": "0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11",
+         *             "type": "invoke",
+         *             "state": "completed",
+         *             "links": {
+         *               "self": "/api/v1/jobs/0192f1c4-7a3e-7c61-9d1e-4f6b2a8c0e11"
+         *             }
+         *           }
          *         }
          *       },
          *       "attempts": [
@@ -11194,6 +11219,7 @@ export interface components {
             endpoint_id: string | null;
             /** @enum {string} */
             state: "pending" | "succeeded" | "failed";
+            /** @description The body sent, `{type, timestamp, data: {job}}`: `data.job` is the job as GET /jobs/{id} shows it plus `links.self`. A result over WEBHOOK_RESULT_MAX_BYTES (64 KiB of JSON) is left out: the job has no `result` but `result_omitted: true` and `result_bytes` (its size); read it from `links.self`. A failed job's `error` is at most 2,000 characters. */
             payload?: unknown;
             attempts: {
                 attempt: number;
