@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { PageRows } from '../db/page-budget.js';
 import { ProblemError } from './problems.js';
 
 /**
@@ -17,6 +18,16 @@ export const paginationQuery = {
   cursor: z.string().max(512).optional(),
 };
 
+/**
+ * The most bytes of large JSON (results, payloads, errors) one page of a list of them reads: 4 MiB. A page past it
+ * ends early, with fewer than `limit` items and a next_cursor (always at least one item), so that 100 results near
+ * RESULT_MAX_BYTES are not ~100 MB read, held and serialised by the API at once.
+ */
+export const pageMaxBytes = 4 * 1024 * 1024;
+
+/** The bound of a page of `limit` items of a list whose items are large (db/page-budget.ts). */
+export const pageBound = (limit: number) => ({ limit, maxBytes: pageMaxBytes });
+
 export const encodeCursor = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 /** Decodes a cursor made by encodeCursor and checks it with `schema`; a forged one is a 400 on `query.cursor`. */
@@ -31,8 +42,13 @@ export function decodeCursor<T>(cursor: string | undefined, schema: z.ZodType<T>
   throw new ProblemError('validation', 'invalid cursor', { errors: [{ field: 'query.cursor', message: 'not a cursor this API issued' }] });
 }
 
+/** A page of `limit` items from `rows` read one past it (`limit + 1`: the extra row says another page follows). */
 export function page<Item, Row>(rows: Row[], limit: number, view: (row: Row) => Item, cursorOf: (row: Row) => unknown) {
-  const items = rows.slice(0, limit);
-  const last = items.at(-1);
-  return { items: items.map(view), next_cursor: rows.length > limit && last !== undefined ? encodeCursor(cursorOf(last)) : null };
+  return pageOf({ rows: rows.slice(0, limit), more: rows.length > limit }, view, cursorOf);
+}
+
+/** A page of the rows a reader cut (db/page-budget.ts): its next_cursor, when more follow, continues after its last row. */
+export function pageOf<Item, Row>(found: PageRows<Row>, view: (row: Row) => Item, cursorOf: (row: Row) => unknown) {
+  const last = found.rows.at(-1);
+  return { items: found.rows.map(view), next_cursor: found.more && last !== undefined ? encodeCursor(cursorOf(last)) : null };
 }

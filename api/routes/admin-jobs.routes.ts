@@ -4,7 +4,7 @@ import type { JobRecord, JobState } from '../../db/entities/job-record.entity.js
 import { jobView } from '../../db/jobs/job-view.js';
 import { cancelJobRows } from '../../db/jobs/job-states.js';
 import { failureGroups, type FailureGroup } from '../../db/jobs/failure-groups.js';
-import { countJobs, searchJobs, type JobSearch } from '../../db/jobs/search-jobs.js';
+import { countJobs, searchJobPage, searchJobs, searchJobsWithPayloads, type JobSearch } from '../../db/jobs/search-jobs.js';
 import { listAdminActions, recordAdminAction, type AdminAuditRow } from '../../db/repositories/admin-audit.js';
 import { setCustomerPaused } from '../../db/repositories/customer-pauses.js';
 import { atMost } from '../../jobs/input-limits.js';
@@ -15,7 +15,7 @@ import { pauseRefreshMs, releasePausedJobs } from '../../queue/customer-pauses.j
 import { retryJobs } from '../../queue/retry-jobs.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
-import { decodeCursor, page, paginationQuery, queryInteger } from '../pagination.js';
+import { decodeCursor, page, pageBound, pageOf, paginationQuery, queryInteger } from '../pagination.js';
 import { notFound } from '../problems.js';
 import { parseInput, refuseBodyFields } from '../validate.js';
 import { customerParams } from './admin.routes.js';
@@ -153,18 +153,21 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
 
   router.get('/admin/jobs', requireAdmin, async (req, res) => {
     const query = parseInput(adminJobsQuery, req.query, 'query');
-    const rows = await searchJobs(deps.orm.em.fork(), {
-      customerId: query.customer_id,
-      types: query.type ? [query.type] : undefined,
-      states: statesOf(query.state),
-      ...timeWindowOf(query),
-      errorContains: query.error_contains,
-      beforeId: decodeCursor(query.cursor, z.uuid()),
-      limit: query.limit + 1,
-    });
+    const found = await searchJobPage(
+      deps.orm.em.fork(),
+      {
+        customerId: query.customer_id,
+        types: query.type ? [query.type] : undefined,
+        states: statesOf(query.state),
+        ...timeWindowOf(query),
+        errorContains: query.error_contains,
+        beforeId: decodeCursor(query.cursor, z.uuid()),
+      },
+      pageBound(query.limit),
+    );
     // A cross-customer view is an admin action too; each page is one entry.
-    await audit(req, 'jobs.view', query.customer_id, { filters: filtersOf(query), returned: Math.min(rows.length, query.limit) }, false);
-    res.json(page(rows, query.limit, adminJobView, (row) => row.id));
+    await audit(req, 'jobs.view', query.customer_id, { filters: filtersOf(query), returned: found.rows.length }, false);
+    res.json(pageOf(found, adminJobView, (row) => row.id));
   });
 
   /**
@@ -201,7 +204,7 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
     let matched = 0;
     let beforeId: string | undefined;
     while (matched < body.limit) {
-      const originals = await searchJobs(em, { ...search, beforeId, limit: Math.min(bulkBatch, body.limit - matched) });
+      const originals = await searchJobsWithPayloads(em, { ...search, beforeId, limit: Math.min(bulkBatch, body.limit - matched) });
       if (originals.length === 0) break;
       matched += originals.length;
       beforeId = originals.at(-1)?.id;

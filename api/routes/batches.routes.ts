@@ -10,7 +10,8 @@ import { getJobDefinition } from '../../jobs/registry.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { submitAndRespond } from '../job-responses.js';
-import { decodeCursor, page, paginationQuery } from '../pagination.js';
+import { jsonBodyOf } from '../json-text-body.js';
+import { decodeCursor, pageBound, pageOf, paginationQuery } from '../pagination.js';
 import { notFound } from '../problems.js';
 import { parseInput } from '../validate.js';
 
@@ -46,12 +47,12 @@ export async function batchProgress(em: EntityManager, job: JobRecord) {
   };
 }
 
-/** A page of GET /batches/:id/items. */
+/** A page of GET /batches/:id/items: fewer than `limit` items when their results are large (`pageMaxBytes`). */
 export async function batchItemsPage(em: EntityManager, id: string, query: z.output<typeof batchItemsQuery>) {
   // batch_items.index is a PostgreSQL integer: a forged cursor past its range would make the query fail.
   const afterIndex = decodeCursor(query.cursor, z.number().int().min(-1).max(2_147_483_647)) ?? -1;
-  const rows = await listBatchItems(em, id, afterIndex, query.limit + 1, query.state);
-  return page(rows, query.limit, batchItemView, (row) => row.index);
+  const found = await listBatchItems(em, id, afterIndex, pageBound(query.limit), query.state);
+  return pageOf(found, batchItemView, (row) => row.index);
 }
 
 /** Batches are `batch` jobs: the batch id is the job id; items live in batch_items. */
@@ -67,7 +68,11 @@ export function batchesRoutes(deps: ApiDeps): Router {
 
   router.post('/batches', async (req, res) => {
     const { customerId } = principalOf(req);
-    const payload = parseInput(createBatchBody, req.body, 'body');
+    // The body came as bytes: parsed and checked with createBatchBody here, in the batch checker's thread when it is large.
+    const payload = await deps.batchChecker.checkJobBatch(customerId, jsonBodyOf(req.body));
+    // What an Idempotency-Key's request hash is taken of (submitAndRespond): the body as sent, which the payload
+    // equals but for the order of its keys, which the hash does not see.
+    req.body = payload;
     await submitAndRespond(deps, req, res, customerId, { definition: getJobDefinition('batch')!, payload });
   });
 

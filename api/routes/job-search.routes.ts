@@ -3,13 +3,13 @@ import { z } from 'zod';
 import { jobStates, type JobState } from '../../db/entities/job-record.entity.js';
 import { findJob, findRetryEndedBefore } from '../../db/jobs/find-jobs.js';
 import { jobView } from '../../db/jobs/job-view.js';
-import { searchJobs } from '../../db/jobs/search-jobs.js';
+import { searchJobPage } from '../../db/jobs/search-jobs.js';
 import { jobTypeNames } from '../../jobs/registry.js';
 import { retryableStates, retryIdempotencyKeyAfter, retryInput } from '../../queue/retry-jobs.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { submitAndRespond } from '../job-responses.js';
-import { decodeCursor, page, paginationQuery } from '../pagination.js';
+import { decodeCursor, pageBound, pageOf, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { parseInput, refuseBodyFields } from '../validate.js';
 import { jobIdParams } from './jobs.routes.js';
@@ -88,16 +88,19 @@ export function jobSearchRoutes(deps: ApiDeps): Router {
   router.get('/jobs', async (req, res) => {
     const principal = principalOf(req);
     const query = parseInput(searchJobsQuery, req.query, 'query');
-    const rows = await searchJobs(deps.orm.em.fork(), {
-      customerId: principal.customerId,
-      types: query.type ? [query.type] : undefined,
-      states: statesOf(query.state),
-      ...timeWindowOf(query),
-      scheduleName: query.schedule,
-      beforeId: decodeCursor(query.cursor, z.uuid()),
-      limit: query.limit + 1,
-    });
-    res.json(page(rows, query.limit, jobView, (row) => row.id));
+    const found = await searchJobPage(
+      deps.orm.em.fork(),
+      {
+        customerId: principal.customerId,
+        types: query.type ? [query.type] : undefined,
+        states: statesOf(query.state),
+        ...timeWindowOf(query),
+        scheduleName: query.schedule,
+        beforeId: decodeCursor(query.cursor, z.uuid()),
+      },
+      pageBound(query.limit),
+    );
+    res.json(pageOf(found, jobView, (row) => row.id));
   });
 
   /**

@@ -16,7 +16,7 @@ import {
 import { nextRunAt, removeScheduler, schedulerMatches, upsertScheduler } from '../../queue/schedules/user-schedulers.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
-import { decodeCursor, page, paginationQuery } from '../pagination.js';
+import { decodeCursor, pageBound, pageOf, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { inputProblem, parseInput, refuseBodyFields } from '../validate.js';
 import { refuseWhenRedisFull } from '../memory-guard.js';
@@ -157,10 +157,9 @@ export function schedulesRoutes(deps: ApiDeps): Router {
     const principal = principalOf(req);
     const query = parseInput(listQuery, req.query, 'query');
     const afterName = decodeCursor(query.cursor, scheduleName);
-    const rows = await listSchedules(deps.orm.em.fork(), principal.customerId, afterName, query.limit + 1);
-    const listed = page(
-      rows,
-      query.limit,
+    const found = await listSchedules(deps.orm.em.fork(), principal.customerId, afterName, pageBound(query.limit));
+    const listed = pageOf(
+      found,
       (row) => row,
       (row) => row.name,
     );

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord, JobState } from '../entities/job-record.entity.js';
-import { jobColumns } from './job-columns.js';
+import { readPage, type PageBound, type PageRows } from '../page-budget.js';
+import { jobColumns, jobSelectList, type JobProperty } from './job-columns.js';
 
 /**
  * What GET /jobs and the admin's GET /admin/jobs, POST /admin/jobs/retry and POST /admin/jobs/cancel look for.
@@ -72,8 +73,50 @@ export function conditions(search: Omit<JobSearch, 'limit'>): { where: string[];
   return { where, params };
 }
 
-/** The statement for `search` without its error filter (`text`, `params`), newest first, at most `limit`. */
-function statement(search: Omit<JobSearch, 'limit'>, limit: number): { text: string; params: unknown[] } {
+/**
+ * What a job list reads of a job: every column but the payload, which no list shows (jobView; GET /jobs/:id
+ * shows it on request), so a page of jobs with payloads near 1 MiB is not that much read. A column added to
+ * JobRecord and not listed here fails the type check where a ListedJob is shown as a job.
+ */
+const listedProperties = [
+  'id',
+  'customerId',
+  'type',
+  'state',
+  'result',
+  'error',
+  'progress',
+  'attemptsMade',
+  'maxAttempts',
+  'priority',
+  'delayMs',
+  'webhookUrl',
+  'queueJobId',
+  'bundleId',
+  'idempotencyKey',
+  'requestHash',
+  'scheduleName',
+  'retryOf',
+  'createdAt',
+  'startedAt',
+  'finishedAt',
+] as const satisfies readonly JobProperty[];
+
+/** A job as the lists read it: its payload left in PostgreSQL (null). */
+export type ListedJob = Pick<JobRecord, (typeof listedProperties)[number]> & { payload: null };
+
+const listedJobColumns = `${jobSelectList(listedProperties)}, null::jsonb as payload`;
+
+/** A listed job's large columns' size: what a page of jobs counts against its byte budget. */
+const listedJobBytes = 'coalesce(octet_length(result::text), 0) + coalesce(octet_length(error), 0)';
+
+interface Statement {
+  text: string;
+  params: unknown[];
+}
+
+/** The statement for `search` without its error filter, each row `columns`, newest first, at most `limit`. */
+function statement(search: Omit<JobSearch, 'limit'>, columns: string, limit: number): Statement {
   const { where, params } = conditions(search);
   const states = [...new Set(search.states ?? [])];
   const whereText = (extra: string[]) => {
@@ -82,12 +125,12 @@ function statement(search: Omit<JobSearch, 'limit'>, limit: number): { text: str
   };
   if (states.length <= 1) {
     return {
-      text: `select ${jobColumns} from jobs ${whereText(states.length ? ['state = ?'] : [])} order by id desc limit ?`,
+      text: `select ${columns} from jobs ${whereText(states.length ? ['state = ?'] : [])} order by id desc limit ?`,
       params: [...params, ...states, limit],
     };
   }
   // One arm per state, each an index range scan newest first (jobs_customer_state_index), merged by id.
-  const arms = states.map(() => `(select ${jobColumns} from jobs ${whereText(['state = ?'])} order by id desc limit ?)`);
+  const arms = states.map(() => `(select ${columns} from jobs ${whereText(['state = ?'])} order by id desc limit ?)`);
   return {
     text: `select * from (${arms.join(' union all ')}) matched order by id desc limit ?`,
     params: [...states.flatMap((state) => [...params, state, limit]), limit],
@@ -102,23 +145,58 @@ function statement(search: Omit<JobSearch, 'limit'>, limit: number): { text: str
 const errorProbeWindow = 2000;
 
 /**
- * Jobs that match, newest first, at most `limit`. A list of states is one arm per state, so a rare state
- * among millions of rows is found without walking the others.
+ * The statements that find `search`'s matches, each row `columns`, newest first, at most `limit`: the search
+ * itself (`full`) and, with an error filter, its probe of the newest `errorProbeWindow` first. The matches a
+ * probe finds are the newest of all, so its answer stands when it found all that was asked, or more than a page shows.
  */
-export async function searchJobs(em: EntityManager, search: JobSearch): Promise<JobRecord[]> {
-  const connection = em.getConnection();
-  if (search.errorContains) {
-    const { errorContains, ...others } = search;
-    const candidates = statement(others, errorProbeWindow);
-    const pattern = `%${likeLiteral(errorContains)}%`;
-    const probed = await connection.execute<JobRecord[]>(
-      `select * from (${candidates.text}) candidates where error ilike ? escape '\\' order by id desc limit ?`,
-      [...candidates.params, pattern, search.limit],
-    );
+function searchStatements(search: Omit<JobSearch, 'limit'>, columns: string, limit: number): { probe: Statement | null; full: Statement } {
+  const full = statement(search, columns, limit);
+  if (!search.errorContains) return { probe: null, full };
+  const { errorContains, ...others } = search;
+  const candidates = statement(others, columns, errorProbeWindow);
+  return {
+    probe: {
+      text: `select * from (${candidates.text}) candidates where error ilike ? escape '\\' order by id desc limit ?`,
+      params: [...candidates.params, `%${likeLiteral(errorContains)}%`, limit],
+    },
+    full,
+  };
+}
+
+/**
+ * Jobs that match, newest first, at most `limit`, as the lists read them (no payload). A list of states is one
+ * arm per state, so a rare state among millions of rows is found without walking the others.
+ */
+export async function searchJobs(em: EntityManager, search: JobSearch): Promise<ListedJob[]> {
+  return findMatches<ListedJob>(em, search, listedJobColumns);
+}
+
+/** As searchJobs, with every column: the admin's bulk retry resubmits each job's payload. */
+export async function searchJobsWithPayloads(em: EntityManager, search: JobSearch): Promise<JobRecord[]> {
+  return findMatches<JobRecord>(em, search, jobColumns);
+}
+
+async function findMatches<Row>(em: EntityManager, search: JobSearch, columns: string): Promise<Row[]> {
+  const { probe, full } = searchStatements(search, columns, search.limit);
+  if (probe) {
+    const probed = await em.getConnection().execute<Row[]>(probe.text, probe.params);
     if (probed.length >= search.limit) return probed;
   }
-  const { text, params } = statement(search, search.limit);
-  return connection.execute<JobRecord[]>(text, params);
+  return em.getConnection().execute<Row[]>(full.text, full.params);
+}
+
+/**
+ * A page of GET /jobs (and the admin's GET /admin/jobs): the jobs that match, newest first, at most `bound.limit`,
+ * fewer when their results and errors add up over `bound.maxBytes` (always at least one).
+ */
+export async function searchJobPage(em: EntityManager, search: Omit<JobSearch, 'limit'>, bound: PageBound): Promise<PageRows<ListedJob>> {
+  const { probe, full } = searchStatements(search, listedJobColumns, bound.limit + 1);
+  const measure = { orderBy: 'id desc', bytes: listedJobBytes };
+  if (probe) {
+    const probed = await readPage<ListedJob>(em, probe, measure, bound);
+    if (probed.more) return probed;
+  }
+  return readPage<ListedJob>(em, full, measure, bound);
 }
 
 /** How many jobs match (at most `cap`: a count past it answers `cap`), for a dry run. */

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { BatchItem } from '../entities/batch-item.entity.js';
+import { readPage, type PageBound, type PageRows } from '../page-budget.js';
 import { queryWithParameters } from '../query-with-parameters.js';
 import type { SubstrateDefinition } from './substrates.js';
 
@@ -38,20 +39,27 @@ export async function batchItemCounts(em: EntityManager, batchId: string): Promi
   return { completed: Number(row?.completed ?? 0), failed: Number(row?.failed ?? 0) };
 }
 
-/** Items after `afterIndex` in submission order, only those in `state` when given. */
+/** A batch item's large columns' size: what a page of items counts against its byte budget. */
+const batchItemBytes = 'coalesce(octet_length(result::text), 0) + coalesce(octet_length(error), 0)';
+
+/**
+ * A page of items after `afterIndex` in submission order, only those in `state` when given: at most `bound.limit`,
+ * fewer when their results and errors add up over `bound.maxBytes` (always at least one).
+ */
 export async function listBatchItems(
   em: EntityManager,
   batchId: string,
   afterIndex: number,
-  limit: number,
+  bound: PageBound,
   state?: BatchItem['state'],
-): Promise<BatchItem[]> {
+): Promise<PageRows<BatchItem>> {
   // The primary key (batch_id, index) walks the batch in order; a state filter skips rows on the way (a batch holds at most 10,000).
-  return em.getConnection().execute<BatchItem[]>(
-    `select batch_id as "batchId", index, substrate_id as "substrateId", state, result, error
-       from batch_items where batch_id = ? and index > ?${state ? ' and state = ?' : ''} order by index limit ?`,
-    state ? [batchId, afterIndex, state, limit] : [batchId, afterIndex, limit],
-  );
+  const candidates = {
+    text: `select batch_id as "batchId", index, substrate_id as "substrateId", state, result, error
+             from batch_items where batch_id = ? and index > ?${state ? ' and state = ?' : ''} order by index limit ?`,
+    params: state ? [batchId, afterIndex, state, bound.limit + 1] : [batchId, afterIndex, bound.limit + 1],
+  };
+  return readPage<BatchItem>(em, candidates, { orderBy: 'index', bytes: batchItemBytes }, bound);
 }
 
 /** The definitions of every substrate a batch names that the customer owns, in one query. */

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Schedule } from '../entities/schedule.entity.js';
 import type { Tier } from '../entities/service-instance.entity.js';
+import { readPage, type PageBound, type PageRows } from '../page-budget.js';
 import { inTransaction } from '../transaction.js';
 import { lastScheduleRunSql } from '../jobs/schedule-runs.js';
 
@@ -66,23 +67,25 @@ export async function findSchedule(em: EntityManager, customerId: string, name: 
   return rows[0] ? toSchedule(rows[0]) : null;
 }
 
-/** By name, keyset-paginated. */
+/**
+ * A page of the customer's schedules by name after `afterName` (keyset): at most `bound.limit`, fewer when their
+ * payloads (what GET /schedules shows of each job) add up over `bound.maxBytes` (always at least one).
+ */
 export async function listSchedules(
   em: EntityManager,
   customerId: string,
   afterName: string | undefined,
-  limit: number,
-): Promise<Schedule[]> {
+  bound: PageBound,
+): Promise<PageRows<Schedule>> {
   const params: unknown[] = [customerId];
   if (afterName !== undefined) params.push(afterName);
-  params.push(limit);
-  const rows = await em
-    .getConnection()
-    .execute<Schedule[]>(
-      `select ${scheduleColumns} from schedules where customer_id = ? ${afterName !== undefined ? 'and name > ?' : ''} order by name limit ?`,
-      params,
-    );
-  return rows.map(toSchedule);
+  params.push(bound.limit + 1);
+  const candidates = {
+    text: `select ${scheduleColumns} from schedules where customer_id = ? ${afterName !== undefined ? 'and name > ?' : ''} order by name limit ?`,
+    params,
+  };
+  const found = await readPage<Schedule>(em, candidates, { orderBy: 'name', bytes: 'octet_length(payload::text)' }, bound);
+  return { ...found, rows: found.rows.map(toSchedule) };
 }
 
 export async function setSchedulePaused(em: EntityManager, customerId: string, name: string, paused: boolean): Promise<Schedule | null> {
