@@ -209,6 +209,16 @@ const envSchema = z.object({
     .min(1024)
     .max(64 * 1024 * 1024)
     .default(1024 * 1024),
+  /**
+   * Most bytes of JSON one batch stores as its items' results; once they are spent, each further item fails with
+   * `result_too_large` (its result not stored). Default 67108864 (64 MiB: 10,000 items of ~6 KiB each).
+   */
+  BATCH_RESULTS_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(16 * 1024 * 1024 * 1024)
+    .default(64 * 1024 * 1024),
   /** Largest invocation result the invocation cache keeps, in bytes of JSON; bigger ones are computed again each time. Default 16384. */
   INVOCATION_CACHE_MAX_BYTES: z.coerce
     .number()
@@ -447,6 +457,7 @@ export interface Config {
   webhookDisableAfterFailures: number;
   webhookResultMaxBytes: number;
   resultMaxBytes: number;
+  batchResultsMaxBytes: number;
   invocationCacheMaxBytes: number;
   invocationCacheMaxBytesPerCustomer: number;
   /** Share of Redis maxmemory above which new work is refused; 0: off. */
@@ -623,6 +634,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookDisableAfterFailures: e.WEBHOOK_DISABLE_AFTER_FAILURES,
     webhookResultMaxBytes: e.WEBHOOK_RESULT_MAX_BYTES,
     resultMaxBytes: e.RESULT_MAX_BYTES,
+    batchResultsMaxBytes: e.BATCH_RESULTS_MAX_BYTES,
     invocationCacheMaxBytes: e.INVOCATION_CACHE_MAX_BYTES,
     invocationCacheMaxBytesPerCustomer: e.INVOCATION_CACHE_MAX_BYTES_PER_CUSTOMER,
     redisMemoryGuard: e.REDIS_MEMORY_GUARD,

@@ -30,6 +30,13 @@ export function oversizedJsonBytes(value: unknown, limitBytes: number): number |
   return bytes > limitBytes ? bytes : null;
 }
 
+/** The size of `value` as stored: its JSON, in UTF-8 bytes (0 for undefined). */
+export function jsonBytes(value: unknown): number {
+  const json = JSON.stringify(value);
+  if (json === undefined) return 0;
+  return typeof value === 'object' || typeof value === 'string' ? Buffer.byteLength(json) : json.length;
+}
+
 /** Throws ResultTooLargeError when `value` is over `limitBytes`. */
 export function assertResultFits(value: unknown, limitBytes: number): void {
   const bytes = oversizedJsonBytes(value, limitBytes);

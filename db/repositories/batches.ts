@@ -10,6 +10,16 @@ export async function storedItemIndexes(em: EntityManager, batchId: string): Pro
   return new Set(rows.map((row) => row.index));
 }
 
+/** Bytes of JSON of the results a batch has stored (what a retried batch has spent of BATCH_RESULTS_MAX_BYTES). */
+export async function storedResultBytes(em: EntityManager, batchId: string): Promise<number> {
+  const [row] = await em
+    .getConnection()
+    .execute<Array<{ bytes: string | null }>>(`select sum(octet_length(result::text)) as bytes from batch_items where batch_id = ?`, [
+      batchId,
+    ]);
+  return Number(row?.bytes ?? 0);
+}
+
 /** One multi-row INSERT for a whole chunk; a row already stored (a retry) is left as it was. */
 export async function insertBatchItems(em: EntityManager, batchId: string, items: Array<Omit<BatchItem, 'batchId'>>): Promise<void> {
   if (items.length === 0) return;

@@ -1,12 +1,18 @@
 import { z } from 'zod';
 import type { BatchItem } from '../../db/entities/batch-item.entity.js';
-import { batchItemCounts, insertBatchItems, storedItemIndexes, substrateDefinitions } from '../../db/repositories/batches.js';
+import {
+  batchItemCounts,
+  insertBatchItems,
+  storedItemIndexes,
+  storedResultBytes,
+  substrateDefinitions,
+} from '../../db/repositories/batches.js';
 import type { SubstrateDefinition } from '../../db/repositories/substrates.js';
 import type { JobContext } from '../context.js';
 import { defineJob } from '../define-job.js';
 import { atMostItems } from '../input-limits.js';
 import { storableText } from '../storable-text.js';
-import { ResultTooLargeError, oversizedJsonBytes } from '../result-limit.js';
+import { ResultTooLargeError, jsonBytes, oversizedJsonBytes, resultTooLargeCode } from '../result-limit.js';
 import type { EvaluateInput, Evaluation } from '../invoke/evaluate.task.js';
 import { evaluateManyTask, parametersSchema, substrateIdSchema } from '../invoke/invoke.job.js';
 import { eachAtMost } from '../../lib/each-at-most.js';
@@ -41,20 +47,58 @@ interface PendingItem {
   parameters: Record<string, unknown>;
 }
 
-/** An item's stored outcome; a value over RESULT_MAX_BYTES (`limitBytes`) fails the item alone, with `result_too_large`. */
-function outcome(item: { index: number; substrateId: string }, evaluation: Evaluation, limitBytes: number): ItemOutcome {
-  if ('error' in evaluation)
-    return { index: item.index, substrateId: item.substrateId, state: 'failed', result: null, error: storableText(evaluation.error) };
-  const oversized = oversizedJsonBytes(evaluation.value, limitBytes);
-  if (oversized !== null)
-    return {
-      index: item.index,
-      substrateId: item.substrateId,
-      state: 'failed',
-      result: null,
-      error: new ResultTooLargeError(oversized, limitBytes).message,
-    };
-  return { index: item.index, substrateId: item.substrateId, state: 'completed', result: evaluation.value, error: null };
+/**
+ * What a batch may still store of its items' results (BATCH_RESULTS_MAX_BYTES), charged item by item as
+ * their outcomes are made (synchronously, so chunks finishing together never both spend the last bytes).
+ */
+class ResultsBudget {
+  constructor(
+    readonly limitBytes: number,
+    private spentBytes: number,
+  ) {}
+
+  /** Set by the first result that did not fit: no later one is stored, however small. */
+  private exhausted = false;
+
+  get spent(): boolean {
+    return this.exhausted || this.spentBytes >= this.limitBytes;
+  }
+
+  /** Charges `bytes`; false, charging nothing, when they do not fit (or an earlier result did not). */
+  take(bytes: number): boolean {
+    if (this.exhausted || this.spentBytes + bytes > this.limitBytes) {
+      this.exhausted = true;
+      return false;
+    }
+    this.spentBytes += bytes;
+    return true;
+  }
+
+  get error(): string {
+    return `${resultTooLargeCode}: the batch's results reached the BATCH_RESULTS_MAX_BYTES limit of ${this.limitBytes} bytes before this item's`;
+  }
+}
+
+interface ResultLimits {
+  /** RESULT_MAX_BYTES: one item's result. */
+  itemBytes: number;
+  batch: ResultsBudget;
+}
+
+type Item = { index: number; substrateId: string };
+
+const failedItem = (item: Item, error: string): ItemOutcome => ({ ...item, state: 'failed', result: null, error });
+
+/**
+ * An item's stored outcome. A value over RESULT_MAX_BYTES fails the item alone, and so does every value once
+ * the batch's results have reached BATCH_RESULTS_MAX_BYTES, both with `result_too_large`.
+ */
+function outcome(item: Item, evaluation: Evaluation, limits: ResultLimits): ItemOutcome {
+  if ('error' in evaluation) return failedItem(item, storableText(evaluation.error));
+  const oversized = oversizedJsonBytes(evaluation.value, limits.itemBytes);
+  if (oversized !== null) return failedItem(item, new ResultTooLargeError(oversized, limits.itemBytes).message);
+  if (!limits.batch.take(jsonBytes(evaluation.value))) return failedItem(item, limits.batch.error);
+  return { ...item, state: 'completed', result: evaluation.value, error: null };
 }
 
 /**
@@ -85,8 +129,13 @@ export const batchJob = defineJob({
   workItems: (payload) => payload.invocations.length,
   async process(payload, ctx) {
     const total = payload.invocations.length;
-    const limitBytes = ctx.config.resultMaxBytes;
     const stored = await storedItemIndexes(ctx.em, ctx.jobId);
+    // A batch run again (a retry after a crash) has spent what its stored items hold.
+    const spentBytes = stored.size > 0 ? await storedResultBytes(ctx.em, ctx.jobId) : 0;
+    const limits: ResultLimits = {
+      itemBytes: ctx.config.resultMaxBytes,
+      batch: new ResultsBudget(ctx.config.batchResultsMaxBytes, spentBytes),
+    };
     const definitions = await substrateDefinitions(ctx.em, ctx.customerId, [...new Set(payload.invocations.map((i) => i.substrate_id))]);
 
     const immediate: ItemOutcome[] = [];
@@ -95,8 +144,8 @@ export const batchJob = defineJob({
       if (stored.has(index)) return;
       const substrate = definitions.get(invocation.substrate_id);
       const item = { index, substrateId: invocation.substrate_id };
-      if (!substrate) immediate.push(outcome(item, { error: `substrate ${invocation.substrate_id} not found` }, limitBytes));
-      else if (substrate.expressionType === 'constant') immediate.push(outcome(item, { value: substrate.value }, limitBytes));
+      if (!substrate) immediate.push(outcome(item, { error: `substrate ${invocation.substrate_id} not found` }, limits));
+      else if (substrate.expressionType === 'constant') immediate.push(outcome(item, { value: substrate.value }, limits));
       else pending.push({ index, substrate, parameters: invocation.parameters ?? {} });
     });
     await insertBatchItems(ctx.em, ctx.jobId, immediate);
@@ -105,18 +154,26 @@ export const batchJob = defineJob({
     const chunks: PendingItem[][] = [];
     for (let i = 0; i < pending.length; i += chunkSize) chunks.push(pending.slice(i, i + chunkSize));
     // Each chunk's results are held until it is stored: `chunksAtOnce` at a time.
+    const itemOf = (pendingItem: PendingItem): Item => ({ index: pendingItem.index, substrateId: pendingItem.substrate.id });
     await eachAtMost(chunksAtOnce, chunks, async (chunk) => {
       // Large results come back a part at a time: each part is stored before the rest is evaluated.
       for (let rest = chunk; rest.length > 0;) {
-        const evaluations = await evaluateChunk(rest, ctx);
-        const evaluated = rest.flatMap((item, i) => {
-          const evaluation = evaluations[i];
-          return evaluation ? [outcome({ index: item.index, substrateId: item.substrate.id }, evaluation, limitBytes)] : [];
-        });
-        if (evaluated.length === 0) throw new Error('the task runner answered none of the items of a chunk');
-        await insertBatchItems(ctx.em.fork(), ctx.jobId, evaluated);
-        rest = rest.filter((_, i) => evaluations[i] === undefined);
-        done += evaluated.length;
+        let outcomes: ItemOutcome[];
+        if (limits.batch.spent) {
+          // The batch's results are spent: the items left fail without being evaluated.
+          outcomes = rest.map((pendingItem) => failedItem(itemOf(pendingItem), limits.batch.error));
+          rest = [];
+        } else {
+          const evaluations = await evaluateChunk(rest, ctx);
+          outcomes = rest.flatMap((pendingItem, i) => {
+            const evaluation = evaluations[i];
+            return evaluation ? [outcome(itemOf(pendingItem), evaluation, limits)] : [];
+          });
+          if (outcomes.length === 0) throw new Error('the task runner answered none of the items of a chunk');
+          rest = rest.filter((_, i) => evaluations[i] === undefined);
+        }
+        await insertBatchItems(ctx.em.fork(), ctx.jobId, outcomes);
+        done += outcomes.length;
         await ctx.progress({ done, total });
       }
     });
