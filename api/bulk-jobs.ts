@@ -73,18 +73,40 @@ function jobCountOf(body: unknown): number | null {
   return Array.isArray(jobs) ? jobs.length : null;
 }
 
+/** The answer to a bulk sent with an `Idempotency-Key` header: each of its jobs takes its own key. */
+const idempotencyHeaderProblem = () =>
+  new ProblemError('validation', "POST /jobs/bulk takes each job's own idempotency_key, not an Idempotency-Key header", {
+    errors: [{ field: 'header.idempotency-key', message: 'use jobs[i].idempotency_key' }],
+  });
+
+/** What a bulk submit's check needs of its request besides the body. */
+export interface BulkSubmitRequest {
+  /** The caller's role: admin-only job types are refused (403) for anyone else. */
+  role: Principal['role'];
+  /** Whether the request carried an `Idempotency-Key` header, which a bulk refuses (400). */
+  idempotencyHeader: boolean;
+}
+
+/**
+ * One job of a checked bulk submit: a ListedJob whose job type is named rather than given, so it crosses
+ * from the batch checker's thread (a definition holds functions, which do not).
+ */
+export type CheckedBulkJob = Omit<ListedJob, 'definition'> & { type: string };
+
 /**
  * Validates a bulk submit whole, as `POST /jobs` validates one job, and answers every bad item at once:
- * each field named `jobs[i]…`. Admin-only job types are refused (403) for other callers; `webhook_url`s are
- * checked once each. Returns the jobs to submit, in request order, with their idempotency keys hashed as
- * `POST /jobs` hashes its body, so an item and the same job sent alone with the same key name one job.
+ * each field named `jobs[i]…`. A request with an `Idempotency-Key` header is refused first (400), admin-only
+ * job types for other callers (403). Returns the jobs to submit, in request order, with their idempotency
+ * keys hashed as `POST /jobs` hashes its body, so an item and the same job sent alone with the same key name
+ * one job. Pure and synchronous: it runs in the batch checker's thread for a large body (substrate-batch/).
  */
-export async function parseBulkSubmit(config: Config, principal: Principal, body: unknown): Promise<ListedJob[]> {
+export function checkBulkSubmit(request: BulkSubmitRequest, body: unknown): CheckedBulkJob[] {
+  if (request.idempotencyHeader) throw idempotencyHeaderProblem();
   const envelope = bulkSubmitBody.safeParse(body);
   if (!envelope.success) throw problemOf(issuesOf(envelope.error, []), jobCountOf(body));
   const items = envelope.data.jobs;
   const issues: Issue[] = [];
-  const parsed: Array<ListedJob | null> = items.map((raw, index) => {
+  const parsed: Array<CheckedBulkJob | null> = items.map((raw, index) => {
     const item = bulkJobItem.safeParse(raw);
     if (!item.success) {
       issues.push(...issuesOf(item.error, ['jobs', index]));
@@ -96,7 +118,7 @@ export async function parseBulkSubmit(config: Config, principal: Principal, body
       issues.push({ field: bulkField(['jobs', index, 'type']), message: `no job type ${job.type}`, limit: false });
       return null;
     }
-    if (definition.adminOnly && principal.role !== 'admin')
+    if (definition.adminOnly && request.role !== 'admin')
       throw new ProblemError('forbidden', `only administrators may submit ${job.type} jobs (jobs[${index}].type); no job was submitted`, {
         errors: [{ field: bulkField(['jobs', index, 'type']), message: 'admin-only job type' }],
       });
@@ -108,7 +130,7 @@ export async function parseBulkSubmit(config: Config, principal: Principal, body
     // As POST /jobs hashes `POST /jobs <body>`: the same job and key, alone or in a bulk, name one job.
     const { idempotency_key: _key, ...sentAlone } = raw as Record<string, unknown>;
     return {
-      definition,
+      type: definition.name,
       payload: payload.data,
       priority: job.priority,
       delayMs: job.delay_ms,
@@ -124,7 +146,15 @@ export async function parseBulkSubmit(config: Config, principal: Principal, body
     };
   });
   if (issues.length > 0) throw problemOf(issues, items.length);
-  const jobs = parsed as ListedJob[];
+  return parsed as CheckedBulkJob[];
+}
+
+/**
+ * The checked jobs as `submitJobList` takes them, each with its job type's definition, once every distinct
+ * `webhook_url` is checked (resolved, on the event loop: it waits on DNS, not the CPU).
+ */
+export async function listedJobs(config: Config, checked: CheckedBulkJob[]): Promise<ListedJob[]> {
+  const jobs = checked.map(({ type, ...job }): ListedJob => ({ ...job, definition: getJobDefinition(type)! }));
   // Each distinct webhook URL is resolved and checked once, however many jobs name it.
   const urls = new Map<string, number>();
   jobs.forEach((job, index) => {

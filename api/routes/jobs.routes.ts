@@ -11,7 +11,8 @@ import { jobView } from '../../db/jobs/job-view.js';
 import { notFound, ProblemError } from '../problems.js';
 import { inputProblem, parseInput, refuseBodyFields } from '../validate.js';
 import { assertWebhookTarget } from '../webhook-target.js';
-import { parseBulkSubmit } from '../bulk-jobs.js';
+import { listedJobs } from '../bulk-jobs.js';
+import { jsonBodyOf } from '../json-text-body.js';
 import { submitJobBody, substrateOf } from '../job-body.js';
 import { acceptedJobItems, admitJobs, preferredWaitMs, respondWithJobs, submitAndRespond } from '../job-responses.js';
 import type { RateLimits } from '../rate-limits.js';
@@ -38,12 +39,13 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
    */
   router.post('/jobs/bulk', async (req, res) => {
     const principal = principalOf(req);
-    if (req.header('idempotency-key') !== undefined) {
-      throw new ProblemError('validation', "POST /jobs/bulk takes each job's own idempotency_key, not an Idempotency-Key header", {
-        errors: [{ field: 'header.idempotency-key', message: 'use jobs[i].idempotency_key' }],
-      });
-    }
-    const list = await parseBulkSubmit(deps.config, principal, req.body);
+    // The body came as bytes: parsed and checked here, in the batch checker's thread when it is large.
+    const checked = await deps.batchChecker.checkBulkSubmit(
+      principal.customerId,
+      { role: principal.role, idempotencyHeader: req.header('idempotency-key') !== undefined },
+      jsonBodyOf(req.body),
+    );
+    const list = await listedJobs(deps.config, checked);
     refuseWhenRedisFull(deps);
     const admitted = await admitJobs(deps, req, list.length);
     // The middleware took one point for the request; each further job takes one more.

@@ -1,12 +1,24 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import type { BatchPayload } from '../../jobs/batch/batch.job.js';
+import type { BulkSubmitRequest, CheckedBulkJob } from '../bulk-jobs.js';
 import type { AnonymousCheck } from '../json-text-body.js';
 import { transferableOf, type JsonBody } from '../json-body.js';
 import { ProblemError } from '../problems.js';
-import type { BatchCheck, BatchInput } from './substrate-batch.task.js';
+import {
+  checkBulkJobs,
+  checkJobBatch,
+  type BatchInput,
+  type Checked,
+  type CheckedBatch,
+  type PlainProblem,
+  type SentBody,
+} from './substrate-batch.task.js';
+
+export type { CheckedBatch };
 
 export interface SubstrateBatchCheckerOptions {
-  /** Customers' batch checks waiting for the thread before the next is refused with 503. Default 16. */
+  /** Customers' body checks waiting for the thread before the next is refused with 503. Default 16. */
   maxQueue?: number;
   /**
    * Bodies sent without valid credentials read and syntax-checked at once (`anonymousCheck`); past them
@@ -18,7 +30,7 @@ export interface SubstrateBatchCheckerOptions {
 
 /** Tasks sent to the checker's thread since it was made, and the anonymous checks it turned away. */
 export interface SubstrateBatchCheckerCounts {
-  /** Customers' batches parsed and checked (`check`): one task per batch. */
+  /** Customers' bodies parsed and checked in the thread (`check`, and the large ones of `checkJobBatch` and `checkBulkSubmit`): one task each. */
   batchChecks: number;
   /** Syntax checks of bodies sent without valid credentials. */
   anonymousChecks: number;
@@ -28,19 +40,38 @@ export interface SubstrateBatchCheckerCounts {
   anonymousPeak: number;
 }
 
-/** A batch that passed its checks: each item's id in the order sent, the distinct rows as one JSON text. */
-export interface CheckedBatch {
-  ids: string[];
-  rows: string;
-}
-
 /** Seconds a client is told to wait when the queue is full: about one big batch's check. */
 const busyRetryAfterSeconds = 5;
 
-const busy = () =>
-  new ProblemError('unavailable', 'too many substrate batches being checked; try again shortly', {
-    headers: { 'Retry-After': String(busyRetryAfterSeconds) },
-  });
+/** What the checker's 503s say of a route's bodies. */
+interface Refusals {
+  busy: string;
+  outOfMemory: string;
+}
+
+const substrateBatches: Refusals = {
+  busy: 'too many substrate batches being checked; try again shortly',
+  outOfMemory: 'the substrate batch checker ran out of memory; try a smaller batch or again shortly',
+};
+const jobBatches: Refusals = {
+  busy: 'too many batches being checked; try again shortly',
+  outOfMemory: 'the batch checker ran out of memory; try a smaller batch or again shortly',
+};
+const bulkSubmits: Refusals = {
+  busy: 'too many bulk submits being checked; try again shortly',
+  outOfMemory: 'the bulk submit checker ran out of memory; try fewer jobs or again shortly',
+};
+
+const unavailable = (detail: string) =>
+  new ProblemError('unavailable', detail, { headers: { 'Retry-After': String(busyRetryAfterSeconds) } });
+
+const problemOf = ({ type, detail, extra }: PlainProblem) => new ProblemError(type, detail, extra);
+
+/**
+ * Bodies up to this size are parsed and checked on the event loop (`checkJobBatch`, `checkBulkSubmit`): a 60 KB
+ * one holds it ~1.4 ms, where its trip through the thread took ~2.5 ms when idle and ~430 ms behind a 15 MB body.
+ */
+export const inLoopMaxBytes = 64 * 1024;
 
 /** The task module of the running build: `.ts` under tsx and tests, `.js` in dist/. */
 const taskFile = fileURLToPath(new URL(`./substrate-batch.task.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url));
@@ -48,13 +79,14 @@ const taskFile = fileURLToPath(new URL(`./substrate-batch.task.${import.meta.url
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /**
- * `POST /substrates/batch`'s CPU work in one Piscina thread, off the API's event loop: the JSON parse of
- * its (up to 16 MiB) body, the item checks and the CEL compile of each expression, and the syntax check of
- * the bodies sent without valid credentials (`anonymousCheck`, at most `anonymousChecks` at once, beside
- * the customers' queue). The customers' queue is bounded (past it 503 with Retry-After), and a customer
- * has at most one batch in the thread's queue at a time:
- * its next waits here until the one before is checked, so another customer's batch never waits behind
- * more than one of its batches (Piscina's own queue is first in, first out). How many batches a customer
+ * The large-body routes' CPU work in one Piscina thread, off the API's event loop: for `POST /substrates/batch`
+ * the JSON parse of its (up to 16 MiB) body, the item checks and the CEL compile of each expression; for
+ * `POST /batches` and `POST /jobs/bulk` the JSON parse and the checks of a body over `inLoopMaxBytes`; and the
+ * syntax check of the bodies sent without valid credentials (`anonymousCheck`, at most `anonymousChecks` at
+ * once, beside the customers' queue). The customers' queue is bounded (past it 503 with Retry-After), and a
+ * customer has at most one body in the thread's queue at a time:
+ * its next waits here until the one before is checked, so another customer's body never waits behind
+ * more than one of its bodies (Piscina's own queue is first in, first out). How many bodies a customer
  * may send at once is TIER_MAX_BULK_IN_FLIGHT's (api/concurrency-limits.ts: 429 past it).
  */
 export class SubstrateBatchChecker {
@@ -116,7 +148,7 @@ export class SubstrateBatchChecker {
     return {
       isJson: (body) => {
         this.counted.anonymousChecks++;
-        return this.run<JsonBody, boolean>('isJson', body, transferableOf(body)).finally(release);
+        return this.run<JsonBody, boolean>('isJson', body, transferableOf(body), substrateBatches).finally(release);
       },
       release,
     };
@@ -126,25 +158,28 @@ export class SubstrateBatchChecker {
    * The checked batch of `customerId`, its body parsed once, in the thread (malformed JSON answers the 400
    * the JSON parser gave); rejects with the ProblemError the route answers (400, 422, 503).
    */
-  check(customerId: string, body: JsonBody | null): Promise<CheckedBatch> {
-    const before = this.lines.get(customerId);
-    if (before) this.behind++;
-    const checked = (before ?? Promise.resolve()).then(() => {
-      if (before) this.behind--;
-      return this.runForCustomer({ customerId, body });
-    });
-    const line = checked.then(
-      () => undefined,
-      () => undefined,
+  async check(customerId: string, body: JsonBody | null): Promise<CheckedBatch> {
+    const checked = await this.inLine(customerId, () =>
+      this.runForCustomer<BatchInput, Checked<CheckedBatch>>('checkBatch', { customerId, body }, substrateBatches),
     );
-    this.lines.set(customerId, line);
-    void line.then(() => {
-      if (this.lines.get(customerId) === line) this.lines.delete(customerId);
-    });
-    return checked.then((result) => {
-      if (!result.ok) throw new ProblemError(result.problem.type, result.problem.detail, result.problem.extra);
-      return { ids: result.ids, rows: result.rows };
-    });
+    if (!checked.ok) throw problemOf(checked.problem);
+    return checked.value;
+  }
+
+  /**
+   * The payload of the batch job a `POST /batches` body asks for, parsed and checked as the JSON parser, the
+   * input guard and the route's schema did; rejects with the ProblemError the route answers (400, 422, 503).
+   */
+  checkJobBatch(customerId: string, body: JsonBody | null): Promise<BatchPayload> {
+    return this.checkBody('checkJobBatch', customerId, { body }, checkJobBatch, jobBatches);
+  }
+
+  /**
+   * The jobs of a `POST /jobs/bulk` body, parsed and checked as the JSON parser, the input guard and the route
+   * did (api/bulk-jobs.ts checkBulkSubmit); rejects with the ProblemError the route answers (400, 403, 422, 503).
+   */
+  checkBulkSubmit(customerId: string, request: BulkSubmitRequest, body: JsonBody | null): Promise<CheckedBulkJob[]> {
+    return this.checkBody('checkBulkJobs', customerId, { ...request, body }, checkBulkJobs, bulkSubmits);
   }
 
   /** Checks waiting for the thread now. */
@@ -162,7 +197,7 @@ export class SubstrateBatchChecker {
     return { ...this.counted };
   }
 
-  /** Batches waiting for their customer's batch before them to be checked. */
+  /** Bodies waiting for their customer's body before them to be checked. */
   get waitingBehindOwn(): number {
     return this.behind;
   }
@@ -173,32 +208,69 @@ export class SubstrateBatchChecker {
   }
 
   /**
-   * A customer's batch check, refused with 503 when `maxQueue` of them wait already (the thread runs one at
+   * Checks a body with `check`: on the event loop when it is at most `inLoopMaxBytes` (nothing to wait for),
+   * else as task `name` in the thread, in its customer's line. Both run the same function, so both answer alike.
+   */
+  private async checkBody<Input extends SentBody, Value>(
+    name: string,
+    customerId: string,
+    input: Input,
+    check: (input: Input) => Checked<Value>,
+    refusals: Refusals,
+  ): Promise<Value> {
+    const checked =
+      (input.body?.bytes.byteLength ?? 0) <= inLoopMaxBytes
+        ? check(input)
+        : await this.inLine(customerId, () => this.runForCustomer<Input, Checked<Value>>(name, input, refusals));
+    if (!checked.ok) throw problemOf(checked.problem);
+    return checked.value;
+  }
+
+  /**
+   * Runs `run` once the customer's check before it (if any) is done: a customer has at most one check in the
+   * thread's queue at a time.
+   */
+  private inLine<Output>(customerId: string, run: () => Promise<Output>): Promise<Output> {
+    const before = this.lines.get(customerId);
+    if (before) this.behind++;
+    const checked = (before ?? Promise.resolve()).then(() => {
+      if (before) this.behind--;
+      return run();
+    });
+    const line = checked.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.lines.set(customerId, line);
+    void line.then(() => {
+      if (this.lines.get(customerId) === line) this.lines.delete(customerId);
+    });
+    return checked;
+  }
+
+  /**
+   * A customer's check (task `name`), refused with 503 when `maxQueue` of them wait already (the thread runs one at
    * a time, so one more may be running): counted here, not by the pool's queue, which anonymous checks share.
    */
-  private async runForCustomer(input: BatchInput): Promise<BatchCheck> {
-    if (this.customerTasks > this.maxQueue) throw busy();
+  private async runForCustomer<Input extends SentBody, Output>(name: string, input: Input, refusals: Refusals): Promise<Output> {
+    if (this.customerTasks > this.maxQueue) throw unavailable(refusals.busy);
     this.customerTasks++;
     this.counted.batchChecks++;
     try {
-      return await this.run<BatchInput, BatchCheck>('checkBatch', input, transferableOf(input.body));
+      return await this.run<Input, Output>(name, input, transferableOf(input.body), refusals);
     } finally {
       this.customerTasks--;
     }
   }
 
   /** Runs task `name`; the memory in `transferList` moves to the thread (the caller must not use it after). */
-  private async run<Input, Output>(name: string, input: Input, transferList: ArrayBuffer[]): Promise<Output> {
+  private async run<Input, Output>(name: string, input: Input, transferList: ArrayBuffer[], refusals: Refusals): Promise<Output> {
     try {
       return (await this.started().run(input, { name, transferList })) as Output;
     } catch (error) {
       const message = `${messageOf(error)} ${String((error as { code?: string }).code)}`;
-      if (/queue is at limit|queue is full|No task queue available/i.test(message)) throw busy();
-      if (/ERR_WORKER_OUT_OF_MEMORY|out of memory|heap limit/i.test(message)) {
-        throw new ProblemError('unavailable', 'the substrate batch checker ran out of memory; try a smaller batch or again shortly', {
-          headers: { 'Retry-After': String(busyRetryAfterSeconds) },
-        });
-      }
+      if (/queue is at limit|queue is full|No task queue available/i.test(message)) throw unavailable(refusals.busy);
+      if (/ERR_WORKER_OUT_OF_MEMORY|out of memory|heap limit/i.test(message)) throw unavailable(refusals.outOfMemory);
       throw error;
     }
   }
