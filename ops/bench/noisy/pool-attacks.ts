@@ -62,6 +62,17 @@ export const nearLimitBatches = batchFlood(
   (round, i) => ({ x: round * 1_000_000 + i, n: salt() }),
 );
 
+/** Copies of `s` in each item's result, and the length of `s`: ~960 KB of JSON per item, under RESULT_MAX_BYTES. */
+const bigItemCopies = 800;
+const bigItemStringLength = 1_200;
+
+export const bigResultBatches = batchFlood(
+  'big-result-batches',
+  `[s, s, …×${bigItemCopies}] with a ${bigItemStringLength / 1000} KB s per item (~1 MB results; 10,000 items would be 10 GB): a batch every 10 s`,
+  `[${Array.from({ length: bigItemCopies }, () => 's').join(', ')}]`,
+  (round, i) => ({ s: `${salt()}-${round}-${i}-`.padEnd(bigItemStringLength, 'r') }),
+);
+
 export const regexSchedules: Attack = {
   name: 'regex-schedules',
   description: 'schedules (every 10 s) of regex batches: the attack repeats with no further requests',
