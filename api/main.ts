@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel, 'api');
   await assertRedisNoEviction(config.redis, logger);
   const deps = await createApiDeps(config, logger);
-  await ensureAdmin(deps);
+  await Promise.all([ensureAdmin(deps), deps.batchChecker.warm()]);
   const server = createApiServer(createApp(deps), config).listen(config.port);
   await once(server, 'listening');
   logger.info({ port: config.port }, 'api listening');

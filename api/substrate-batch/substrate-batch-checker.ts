@@ -182,6 +182,17 @@ export class SubstrateBatchChecker {
     return this.checkBody('checkBulkJobs', customerId, { ...request, body }, checkBulkJobs, bulkSubmits);
   }
 
+  /**
+   * Starts the thread and loads its module now (an API process's start-up), so the first large body does not
+   * wait for that (seconds under tsx: a first `POST /batches` of 10,000 items took 2.1 s instead of 0.7 s).
+   */
+  async warm(): Promise<void> {
+    const body: JsonBody = { bytes: new TextEncoder().encode('{}'), charset: 'utf-8' };
+    await this.started()
+      .run(body, { name: 'isJson' })
+      .catch(() => undefined);
+  }
+
   /** Checks waiting for the thread now. */
   get queued(): number {
     return this.pool?.queueSize ?? 0;
