@@ -30,6 +30,44 @@ export function oversizedJsonBytes(value: unknown, limitBytes: number): number |
   return bytes > limitBytes ? bytes : null;
 }
 
+/**
+ * At least how many characters `value`'s JSON has (its strings' and keys' characters, one for any other
+ * value), counted no further than past `stopAfter`: enough to tell that a value is over a limit without
+ * encoding all of it.
+ */
+function jsonCharactersAtLeast(value: unknown, stopAfter: number): number {
+  let count = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0 && count <= stopAfter) {
+    const next = stack.pop();
+    if (typeof next === 'string') count += next.length;
+    else if (Array.isArray(next)) {
+      count += 1;
+      for (let i = 0; i < next.length && i <= stopAfter; i++) stack.push(next[i]);
+    } else if (typeof next === 'object' && next !== null) {
+      count += 1;
+      for (const key in next) {
+        const item = (next as Record<string, unknown>)[key];
+        // JSON leaves out a key whose value is undefined or a function.
+        if (item === undefined || typeof item === 'function') continue;
+        count += key.length;
+        stack.push(item);
+      }
+    } else count += 1;
+  }
+  return count;
+}
+
+/**
+ * Whether `value`'s JSON fits in `limitBytes` (UTF-8). A value far over the limit (a 15 MB batch payload
+ * against the 8 KiB a BullMQ job carries inline) is told by walking it only until the limit is passed, not by
+ * encoding all of it.
+ */
+export function fitsJsonBytes(value: unknown, limitBytes: number): boolean {
+  if (typeof value === 'object' && value !== null && jsonCharactersAtLeast(value, limitBytes) > limitBytes) return false;
+  return oversizedJsonBytes(value, limitBytes) === null;
+}
+
 /** The size of `value` as stored: its JSON, in UTF-8 bytes (0 for undefined). */
 export function jsonBytes(value: unknown): number {
   const json = JSON.stringify(value);

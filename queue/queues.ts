@@ -3,7 +3,7 @@ import type { RedisClient } from '../lib/redis.js';
 import type { Config } from '../config.js';
 import { jobRegistry, type JobRegistry } from '../jobs/registry.js';
 import { queueName, shardOf } from './queue-names.js';
-import { oversizedJsonBytes } from '../jobs/result-limit.js';
+import { fitsJsonBytes } from '../jobs/result-limit.js';
 
 export { queueName, shardOf } from './queue-names.js';
 
@@ -62,7 +62,7 @@ export const isResultInRow = (value: unknown): boolean =>
 
 /** The payload part of a job's BullMQ data: the payload itself when small enough, else a note that the row has it. */
 export function queuedPayload(payload: unknown): Pick<QueuedJobData, 'payload' | 'payloadInRow'> {
-  return oversizedJsonBytes(payload, inlinePayloadMaxBytes) === null ? { payload } : { payloadInRow: true };
+  return fitsJsonBytes(payload, inlinePayloadMaxBytes) ? { payload } : { payloadInRow: true };
 }
 
 /**

@@ -8,7 +8,7 @@ import type { SubstrateDefinitionCache } from '../db/substrate-definitions.js';
 import type { JobContext, OwnedRunTask, RunTask, TaskOwner } from '../jobs/context.js';
 import type { JobDefinition, JobTypeHook } from '../jobs/define-job.js';
 import { PermanentJobError } from '../jobs/errors.js';
-import { assertResultFits, oversizedJsonBytes } from '../jobs/result-limit.js';
+import { assertResultFits, fitsJsonBytes } from '../jobs/result-limit.js';
 import type { JobStateWriter } from './job-state-writer.js';
 import type { HookJob, JobLifecycleHook, JobOutcome } from './lifecycle.js';
 import { isBundleData, type QueuedBundleData } from '../queue/bundles.js';
@@ -155,7 +155,7 @@ async function payloadFromRow(deps: ProcessorDeps, job: Job<QueuedJobData>, jobI
  * BullMQ need not hold it (`resultInRow`). When durability cannot be confirmed, BullMQ keeps the result.
  */
 async function returnValueFor(deps: ProcessorDeps, durableCommits: GroupCommit<null>, result: unknown): Promise<unknown> {
-  if (oversizedJsonBytes(result, inlineResultMaxBytes) === null) return result;
+  if (fitsJsonBytes(result, inlineResultMaxBytes)) return result;
   try {
     await durableCommits.add(null);
     return resultInRow;
