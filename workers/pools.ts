@@ -123,6 +123,8 @@ interface TaskRoute {
 
 /** How long a task that answers per item runs before it hands its thread back (the rest queues again). */
 export const defaultSliceMs = 100;
+/** The longest a task that stopped its thread counts as running while the replacement loads. */
+const replacementWaitMs = 10_000;
 /** What a direct call of a per-item task answers at most, in bytes of results (about), before it returns part. */
 export const defaultAnswerMaxBytes = 4 * 1024 * 1024;
 
@@ -175,7 +177,15 @@ export function taskRunner(
   // first thread, or the replacement of one stopped at the time limit) would wait for it in Piscina's queue
   // while a customer it was kept for waits behind it.
   const readiness = readinessOf.get(pool);
-  const ready = () => (readiness ? Math.min(threads, readiness.threadIds.size) : threads);
+  /**
+   * Tasks that stopped their thread (time limit, memory, cancel), each still counted as running for its
+   * customer until the thread's replacement has loaded (then it is released, and ends). Counted in the
+   * customer's lane, the stopped thread keeps the last ready one from it while others are active, as if it
+   * still ran: else an attacker whose runaways stop threads takes the only ready thread each time one of
+   * them is replaced (a second under tsx), and a quick customer waits behind its next runaway.
+   */
+  const awaitingReplacement: Array<() => void> = [];
+  const ready = () => (readiness ? Math.min(threads, readiness.threadIds.size + awaitingReplacement.length) : threads);
   let keptTimer: NodeJS.Timeout | undefined;
   /** Starts waiting tasks while threads are free; if the last one is kept for others, looks again when that may lapse. */
   const dispatch = (): void => {
@@ -193,8 +203,27 @@ export function taskRunner(
     keptTimer.unref();
   };
   for (const loaded of readiness?.firstThreads ?? []) void loaded.then(dispatch);
-  // A replacement thread has loaded (readiness's own listener, registered first, has counted it).
-  pool.on('workerCreate', () => queueMicrotask(dispatch));
+  // A replacement thread has loaded (readiness's own listener, registered first, has counted it): the task
+  // that stopped a thread longest ago ends.
+  pool.on('workerCreate', () =>
+    queueMicrotask(() => {
+      awaitingReplacement[0]?.();
+      dispatch();
+    }),
+  );
+  /** Ends a task that stopped its thread once a replacement has loaded (or, whatever happens, after a while). */
+  const finishOnReplacement = (finish: () => void): void => {
+    const release = () => {
+      const index = awaitingReplacement.indexOf(release);
+      if (index === -1) return;
+      awaitingReplacement.splice(index, 1);
+      clearTimeout(timer);
+      finish();
+    };
+    awaitingReplacement.push(release);
+    const timer = setTimeout(release, replacementWaitMs);
+    timer.unref();
+  };
   const poolModule = tasks[0]?.path;
   const routeOf = (task: TaskDeclaration): TaskRoute => ({
     name: task.exportName,
@@ -203,20 +232,29 @@ export function taskRunner(
   const timeLimitError = () => new PermanentJobError(`evaluation exceeded the ${taskTimeoutMs} ms time limit`);
 
   /**
-   * Runs `send` (which hands Piscina one task) when the owner's turn comes and a thread is free. Rejects
-   * with "cancelled" if `signal` aborts while it waits.
+   * Runs `send` (which hands Piscina one task; it calls `threadStopped` if the task's thread had to be
+   * stopped) when the owner's turn comes and a thread is free. Rejects with "cancelled" if `signal` aborts
+   * while it waits.
    */
-  const whenTurn = <T>(owner: TaskOwner, signal: AbortSignal | undefined, send: () => Promise<T>): Promise<T> => {
+  const whenTurn = <T>(owner: TaskOwner, signal: AbortSignal | undefined, send: (threadStopped: () => void) => Promise<T>): Promise<T> => {
     if (signal?.aborted) return Promise.reject(new PermanentJobError('cancelled'));
     return new Promise<T>((resolve, reject) => {
       const start: Start = (taken) => {
         signal?.removeEventListener('abort', onAbort);
         const startedAt = performance.now();
-        send()
+        let stopped = false;
+        send(() => {
+          stopped = true;
+        })
           .then(resolve, reject)
           .finally(() => {
-            queue.finish(taken, performance.now() - startedAt);
-            dispatch();
+            const threadMs = performance.now() - startedAt;
+            const finish = () => {
+              queue.finish(taken, threadMs);
+              dispatch();
+            };
+            if (stopped && readiness) finishOnReplacement(finish);
+            else finish();
           });
       };
       const onAbort = () => {
@@ -263,7 +301,7 @@ export function taskRunner(
 
   /** One task, one timer: the limit counts from when a thread takes it. */
   const runOne = (route: TaskRoute, input: unknown, signal: AbortSignal | undefined, owner: TaskOwner): Promise<unknown> =>
-    whenTurn(owner, signal, async () => {
+    whenTurn(owner, signal, async (threadStopped) => {
       // One controller and one timer per task (AbortSignal.timeout + AbortSignal.any cost more and, on
       // Node 20, keep listeners on the job's signal alive until it is collected).
       const controller = new AbortController();
@@ -283,6 +321,7 @@ export function taskRunner(
         startedAt = started.startedAt;
         return started.value;
       } catch (error) {
+        if (startedAt && (controller.signal.aborted || outOfMemory(error))) threadStopped();
         throw failure(error, timedOut, signal);
       } finally {
         // Charged whether the task succeeded or not: a runaway's thread time is its owner's.
@@ -306,7 +345,7 @@ export function taskRunner(
     customer: TaskOwner,
     answerMaxBytes: number,
   ): Promise<SliceResult> =>
-    whenTurn(customer, signal, async () => {
+    whenTurn(customer, signal, async (threadStopped) => {
       const progress = new Int32Array(new SharedArrayBuffer(8));
       const request: PerItemRequest<unknown> = {
         inputs,
@@ -332,12 +371,15 @@ export function taskRunner(
       };
       const onAbort = () => controller.abort();
       signal?.addEventListener('abort', onAbort, { once: true });
+      let onThread = false;
       try {
         const started = await post<PerItemAnswer<unknown>>(route, request, controller.signal, () => {
+          onThread = true;
           timer = setTimeout(check, taskTimeoutMs);
         });
         return { answer: started.value };
       } catch (error) {
+        if (onThread && (controller.signal.aborted || outOfMemory(error))) threadStopped();
         if (signal?.aborted) throw new PermanentJobError('cancelled');
         const item = stopped > -2 ? stopped : Atomics.load(progress, progressSlots.running) - 1;
         return { stopped: item, error: failure(error, stopped > -2, signal) };

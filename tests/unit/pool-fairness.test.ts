@@ -33,8 +33,16 @@ async function timeOf(input: { expression: string; parameters: Record<string, un
 }
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
+/** Threads that have loaded the task modules: the first two once warmed up, then each replacement. */
+const loadedThreads = new Set<number>();
+pool.on('workerCreate', (worker: { id: number }) => loadedThreads.add(worker.id));
+/** Until the pool has both its threads loaded again (an earlier test's stopped threads replaced). */
+const settled = () =>
+  waitFor(async () => pool.threads.length === 2 && pool.threads.every((thread) => loadedThreads.has(thread.threadId)), 20_000);
+
 beforeAll(async () => {
   await Promise.all([evaluate(owner('warm-up'), '1'), evaluate(owner('warm-up'), '2')]);
+  for (const thread of pool.threads) loadedThreads.add(thread.threadId);
 });
 
 afterAll(async () => {
@@ -126,14 +134,11 @@ describe('customers share the pool', () => {
 
   it("keeps a thread free for a victim's quick evaluations while another customer's long evaluations wait", async () => {
     const attacker = owner('long-runner');
-    const loaded = new Set<number>();
-    pool.on('workerCreate', (worker: { id: number }) => loaded.add(worker.id));
-    const before = new Set(pool.threads.map((thread) => thread.threadId));
     // Runaways hold a thread for the whole limit; after one the pool knows this customer's tasks run long.
     await expect(runTask(evaluateTask, runaway, undefined, attacker)).rejects.toThrow('time limit');
     // The stopped thread's replacement loads the task modules (through tsx here, about a second) before
     // it takes work: until then the pool has one thread and nothing to keep.
-    await waitFor(async () => pool.threads.every((thread) => before.has(thread.threadId) || loaded.has(thread.threadId)), 20_000);
+    await settled();
     const victim = owner('quick-victim');
     await evaluate(victim, '1 + 1');
     const stop = new AbortController();
@@ -155,6 +160,37 @@ describe('customers share the pool', () => {
     // to end (up to the limit); the kept thread answers them at once.
     expect(Math.max(...waits)).toBeLessThan(limitMs / 4);
     expect(flooded).toEqual(Array(6).fill('cancelled'));
+  }, 60_000);
+
+  it("keeps the last ready thread for a victim while another customer's runaway stops a thread and its replacement loads", async () => {
+    await settled();
+    const attacker = owner('thread-stopper');
+    const victim = owner('steady-victim');
+    await evaluate(victim, '1 + 1');
+    const stop = new AbortController();
+    // Runaways one after another: each holds a thread for the whole limit, is stopped, and the next one waits.
+    const flood: Promise<unknown>[] = [];
+    for (let n = 0; n < 4; n++) {
+      flood.push(runTask(evaluateTask, runaway, stop.signal, attacker).catch((error: Error) => error.message));
+      await nextTurn(); // each sent alone
+    }
+    // The victim calls on through the first runaway's stop and its thread's replacement (about a second
+    // under tsx, while the pool has one thread loaded).
+    const replaced = new Promise<void>((resolve) => pool.once('workerCreate', () => resolve()));
+    let replacedYet = false;
+    void replaced.then(() => (replacedYet = true));
+    const waits: number[] = [];
+    for (let n = 0; !replacedYet || n < 5; n++) {
+      const askedAt = performance.now();
+      expect(await evaluate(victim, 'x * y', { x: n, y: 3 })).toEqual({ value: n * 3 });
+      waits.push(performance.now() - askedAt);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    stop.abort();
+    await Promise.all(flood);
+    // Had the runaway's stop freed its lane, its next runaway would take the one ready thread, and the victim
+    // would wait for the replacement to load.
+    expect(Math.max(...waits)).toBeLessThan(limitMs / 4);
   }, 60_000);
 
   it("serves waiting tasks by thread time: one customer's quick tasks run before another's slow backlog", async () => {
