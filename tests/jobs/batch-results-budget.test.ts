@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestUser } from '../helpers/accounts.js';
-import { waitFor } from '../helpers/http.js';
+import { runBatch } from '../helpers/batches.js';
 import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 
@@ -19,27 +19,15 @@ beforeAll(async () => {
   doubled = await createExpressionSubstrate(suite.request, alice.accessToken, 's + s + string(n)');
 });
 
-async function runBatch(invocations: Array<{ substrate_id: string; parameters: Record<string, unknown> }>) {
-  const submitted = await suite.request('POST', '/api/v1/batches', { token: alice.accessToken, body: { invocations } });
-  expect(submitted.status, submitted.text).toBe(202);
-  const batchId = submitted.body.id as string;
-  await waitFor(
-    async () => (await suite.request('GET', `/api/v1/batches/${batchId}`, { token: alice.accessToken })).body.state === 'completed',
-    30_000,
-  );
-  const batch = await suite.request('GET', `/api/v1/batches/${batchId}`, { token: alice.accessToken });
-  const items = await suite.app.sql<{ index: number; state: string; result: string | null; error: string | null }>(
-    `select index, state, result #>> '{}' as result, error from batch_items where batch_id = $1 order by index`,
-    [batchId],
-  );
-  return { batch: batch.body, items };
-}
-
 describe("a batch's stored results", () => {
   it('stores results up to BATCH_RESULTS_MAX_BYTES, then fails each further item with result_too_large', async () => {
     // 100 results of 5,003 bytes of JSON: 500 KB, of which the first 39 (195,117 bytes) fit.
     const s = 'e'.repeat(2_500);
-    const { batch, items } = await runBatch(Array.from({ length: 100 }, (_, n) => ({ substrate_id: doubled, parameters: { s, n } })));
+    const { batch, items } = await runBatch(
+      suite,
+      alice.accessToken,
+      Array.from({ length: 100 }, (_, n) => ({ substrate_id: doubled, parameters: { s, n } })),
+    );
     expect(batch).toMatchObject({ state: 'completed', total: 100, completed: 39, failed: 61 });
     expect(items).toHaveLength(100);
     for (const item of items.slice(0, 39))
@@ -54,7 +42,11 @@ describe("a batch's stored results", () => {
   });
 
   it('completes every item of a batch whose results fit', async () => {
-    const { batch, items } = await runBatch(Array.from({ length: 100 }, (_, n) => ({ substrate_id: doubled, parameters: { s: 'f', n } })));
+    const { batch, items } = await runBatch(
+      suite,
+      alice.accessToken,
+      Array.from({ length: 100 }, (_, n) => ({ substrate_id: doubled, parameters: { s: 'f', n } })),
+    );
     expect(batch).toMatchObject({ state: 'completed', total: 100, completed: 100, failed: 0 });
     expect(items.map((item) => item.result)).toEqual(Array.from({ length: 100 }, (_, n) => `ff${n}`));
   });

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestUser } from '../helpers/accounts.js';
 import { waitFor } from '../helpers/http.js';
+import { runBatch } from '../helpers/batches.js';
 import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 
@@ -65,19 +66,8 @@ describe('bounded results', () => {
     const invocations = Array.from({ length: 400 }, (_, n) =>
       n % 100 === 99 ? { substrate_id: sevenCopies, parameters: { s } } : { substrate_id: suffixed, parameters: { s, n } },
     );
-    const submitted = await suite.request('POST', '/api/v1/batches', { token: alice.accessToken, body: { invocations } });
-    expect(submitted.status, submitted.text).toBe(202);
-    const batchId = submitted.body.id as string;
-    await waitFor(
-      async () => (await suite.request('GET', `/api/v1/batches/${batchId}`, { token: alice.accessToken })).body.state === 'completed',
-      60_000,
-    );
-    const batch = await suite.request('GET', `/api/v1/batches/${batchId}`, { token: alice.accessToken });
-    expect(batch.body).toMatchObject({ total: 400, completed: 396, failed: 4 });
-    const items = await suite.app.sql<{ index: number; state: string; result: string | null; error: string | null }>(
-      `select index, state, result #>> '{}' as result, error from batch_items where batch_id = $1 order by index`,
-      [batchId],
-    );
+    const { batch, items } = await runBatch(suite, alice.accessToken, invocations, 60_000);
+    expect(batch).toMatchObject({ total: 400, completed: 396, failed: 4 });
     expect(items.map((item) => item.index)).toEqual(invocations.map((_, n) => n));
     for (const item of items) {
       if (item.index % 100 === 99) {
