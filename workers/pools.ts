@@ -135,8 +135,14 @@ const anonymous: TaskOwner = { customerId: '', workMs: 0 };
 
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
+/**
+ * The thread died at its heap limit. Told by Node's error code (or its message), never by words anywhere in a
+ * message: a task's own error quotes the customer's text (`No such key: heap limit`), and taken for a stopped
+ * thread it would hold a place of the pool until a replacement that never comes.
+ */
 const outOfMemory = (error: unknown): boolean =>
-  /ERR_WORKER_OUT_OF_MEMORY|out of memory|heap limit/i.test(errorMessage(error) + String((error as { code?: string }).code));
+  (error as { code?: unknown } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY' ||
+  errorMessage(error).startsWith('Worker terminated due to reaching memory limit');
 
 /** Starts a queued task on a free thread (the queue's entry). */
 type Start = (taken: Taken<Start>) => void;

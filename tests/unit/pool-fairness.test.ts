@@ -193,6 +193,22 @@ describe('customers share the pool', () => {
     expect(Math.max(...waits)).toBeLessThan(limitMs / 4);
   }, 60_000);
 
+  it('holds no place of the pool for a task that failed with its own error, whatever words its message quotes', async () => {
+    await settled();
+    const attacker = owner('memory-words');
+    // A missing key is quoted in the error: words of a thread stopped at its heap limit, from the customer.
+    const quoting = { expression: '{"a": 0}[k]', parameters: { k: 'heap limit ERR_WORKER_OUT_OF_MEMORY out of memory' } };
+    for (let n = 0; n < 2; n++) {
+      // Each sent alone (evaluations of one turn go together as one task of many).
+      await expect(runTask(evaluateTask, quoting, undefined, attacker)).rejects.toThrow(/^evaluation failed: .*heap limit/);
+    }
+    const victim = owner('after-memory-words');
+    const askedAt = performance.now();
+    expect(await evaluate(victim, '1 + 1')).toEqual({ value: 2 });
+    // Taken for stopped threads, the two failures would hold both places until a replacement that never comes.
+    expect(performance.now() - askedAt).toBeLessThan(limitMs / 4);
+  }, 30_000);
+
   it("serves waiting tasks by thread time: one customer's quick tasks run before another's slow backlog", async () => {
     const onePool = createTaskPool(tasks, { threads: 1, taskTimeoutMs: limitMs });
     const run = taskRunner(onePool, limitMs, tasks);
