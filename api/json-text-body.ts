@@ -50,7 +50,8 @@ export interface JsonTextBodyOptions {
 function refuseNonUtfCharset(req: Request, type: string[]): void {
   const name = charsetOf(req);
   if ((!name.startsWith('utf-') || !iconv.encodingExists(name)) && hasBody(req) && req.is(type)) {
-    throw new ProblemError('unsupported-media-type', `unsupported charset "${name.toUpperCase()}"`);
+    const message = `unsupported charset "${name.toUpperCase()}"`;
+    throw new ProblemError('unsupported-media-type', message, { errors: [{ field: 'header.content-type', message }] });
   }
 }
 

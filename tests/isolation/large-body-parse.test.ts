@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestUser } from '../helpers/accounts.js';
+import { expectProblem } from '../auth/expect-problem.js';
 import { useTestApp } from '../helpers/suite.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 
@@ -137,5 +138,21 @@ describe('a 15 MB body is parsed and checked off the event loop', () => {
     const other = await post({ invocations: changed });
     expect(other.status, other.text).toBe(422);
     expect(other.body.errors).toEqual([{ field: 'header.idempotency-key', message: 'reused with a different body' }]);
+  });
+
+  it('answers a body declared in a charset that is not UTF 415 naming header.content-type, small or large', async () => {
+    const small = JSON.stringify({ invocations: [{ substrate_id: substrateId(1) }] });
+    for (const [path, body] of [
+      ['/api/v1/batches', small],
+      ['/api/v1/batches', bigBatchBody()],
+      ['/api/v1/jobs/bulk', JSON.stringify({ jobs: [{ type: 'invoke', payload: { substrate_id: substrateId(1) } }] })],
+    ] as const) {
+      const refused = await suite.request('POST', path, {
+        token: sender.accessToken,
+        headers: { 'content-type': 'application/json; charset=latin1' },
+        rawBody: body,
+      });
+      expectProblem(refused, 415, 'unsupported-media-type', ['header.content-type']);
+    }
   });
 });

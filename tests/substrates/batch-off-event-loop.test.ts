@@ -150,13 +150,13 @@ describe('POST /substrates/batch off the event loop', () => {
     expectProblem(asResponse(await postRaw('{"substrates": [', { authorization: `Bearer ${token}` })), 400, 'validation', ['body']);
     expectProblem(asResponse(await postRaw('{"substrates": []}')), 401, 'unauthorized');
     const charset = asResponse(await postRaw('{"substrates": []}', { 'content-type': 'application/json; charset=latin1' }));
-    expectProblem(charset, 415, 'unsupported-media-type');
+    expectProblem(charset, 415, 'unsupported-media-type', ['header.content-type']);
     expect(charset.body.detail).toBe('unsupported charset "LATIN1"');
     // A UTF name no decoder knows: the 415 the JSON parser gave, not a decode failure in the thread.
     const unknownUtf = asResponse(
       await postRaw('{"substrates": []}', { authorization: `Bearer ${token}`, 'content-type': 'application/json; charset=utf-99' }),
     );
-    expectProblem(unknownUtf, 415, 'unsupported-media-type');
+    expectProblem(unknownUtf, 415, 'unsupported-media-type', ['header.content-type']);
     expect(unknownUtf.body.detail).toBe('unsupported charset "UTF-99"');
   });
 
