@@ -45,15 +45,17 @@ function jsonCharactersAtLeast(value: unknown, stopAfter: number): number {
       count += 1;
       for (let i = 0; i < next.length && i <= stopAfter; i++) stack.push(next[i]);
     } else if (typeof next === 'object' && next !== null) {
+      // An object that says how it is encoded (a Date, a Buffer): no bound from its fields; the encoder decides.
+      if (typeof (next as { toJSON?: unknown }).toJSON === 'function') return 0;
       count += 1;
-      for (const key in next) {
+      for (const key of Object.keys(next)) {
         const item = (next as Record<string, unknown>)[key];
-        // JSON leaves out a key whose value is undefined or a function.
-        if (item === undefined || typeof item === 'function') continue;
+        // JSON leaves out a key whose value is undefined, a function or a symbol.
+        if (item === undefined || typeof item === 'function' || typeof item === 'symbol') continue;
         count += key.length;
         stack.push(item);
       }
-    } else count += 1;
+    } else if (typeof next !== 'undefined' && typeof next !== 'function' && typeof next !== 'symbol') count += 1;
   }
   return count;
 }

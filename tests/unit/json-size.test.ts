@@ -20,6 +20,12 @@ describe('the size of a value as JSON', () => {
       Array.from({ length: 4000 }, () => 1),
       { a: undefined, b: 'x'.repeat(limit - 10) }, // a key JSON leaves out
       { invocations: Array.from({ length: 10_000 }, (_, i) => ({ substrate_id: `0x${i}`, parameters: { x: i } })) },
+      // Values JSON encodes otherwise than their fields: each must be judged as encoded.
+      Buffer.alloc(2000),
+      { toJSON: () => 1, big: 'x'.repeat(9000) },
+      Object.create({ inherited: 'x'.repeat(9000) }) as object,
+      Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`key${i}`, Symbol(String(i))])),
+      [undefined, () => 1, Symbol('s')],
     ];
     for (const value of values) expect(fitsJsonBytes(value, limit), JSON.stringify(value)?.slice(0, 60)).toBe(exactFits(value));
   });
