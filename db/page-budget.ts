@@ -20,6 +20,9 @@ export interface PageMeasure {
   bytes: string;
 }
 
+/** A row's large columns when they are a `result` (jsonb) and an `error` (text): a job's or a batch item's. */
+export const resultAndErrorBytes = 'coalesce(octet_length(result::text), 0) + coalesce(octet_length(error), 0)';
+
 /** The columns the cut adds to each row (left out of the rows returned). */
 interface CutColumns {
   candidateCount: string | number;

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord, JobState } from '../entities/job-record.entity.js';
-import { readPage, type PageBound, type PageRows } from '../page-budget.js';
+import { readPage, resultAndErrorBytes, type PageBound, type PageRows } from '../page-budget.js';
 import { jobColumns, jobSelectList, type JobProperty } from './job-columns.js';
 
 /**
@@ -107,9 +107,6 @@ export type ListedJob = Pick<JobRecord, (typeof listedProperties)[number]> & { p
 
 const listedJobColumns = `${jobSelectList(listedProperties)}, null::jsonb as payload`;
 
-/** A listed job's large columns' size: what a page of jobs counts against its byte budget. */
-const listedJobBytes = 'coalesce(octet_length(result::text), 0) + coalesce(octet_length(error), 0)';
-
 interface Statement {
   text: string;
   params: unknown[];
@@ -191,7 +188,7 @@ async function findMatches<Row>(em: EntityManager, search: JobSearch, columns: s
  */
 export async function searchJobPage(em: EntityManager, search: Omit<JobSearch, 'limit'>, bound: PageBound): Promise<PageRows<ListedJob>> {
   const { probe, full } = searchStatements(search, listedJobColumns, bound.limit + 1);
-  const measure = { orderBy: 'id desc', bytes: listedJobBytes };
+  const measure = { orderBy: 'id desc', bytes: resultAndErrorBytes };
   if (probe) {
     const probed = await readPage<ListedJob>(em, probe, measure, bound);
     if (probed.more) return probed;

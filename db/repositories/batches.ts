@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { BatchItem } from '../entities/batch-item.entity.js';
-import { readPage, type PageBound, type PageRows } from '../page-budget.js';
+import { readPage, resultAndErrorBytes, type PageBound, type PageRows } from '../page-budget.js';
 import { queryWithParameters } from '../query-with-parameters.js';
 import type { SubstrateDefinition } from './substrates.js';
 
@@ -49,9 +49,6 @@ export async function batchItemCounts(em: EntityManager, batchId: string): Promi
   return { completed: Number(row?.completed ?? 0), failed: Number(row?.failed ?? 0) };
 }
 
-/** A batch item's large columns' size: what a page of items counts against its byte budget. */
-const batchItemBytes = 'coalesce(octet_length(result::text), 0) + coalesce(octet_length(error), 0)';
-
 /**
  * A page of items after `afterIndex` in submission order, only those in `state` when given: at most `bound.limit`,
  * fewer when their results and errors add up over `bound.maxBytes` (always at least one).
@@ -69,7 +66,7 @@ export async function listBatchItems(
              from batch_items where batch_id = ? and index > ?${state ? ' and state = ?' : ''} order by index limit ?`,
     params: state ? [batchId, afterIndex, state, bound.limit + 1] : [batchId, afterIndex, bound.limit + 1],
   };
-  return readPage<BatchItem>(em, candidates, { orderBy: 'index', bytes: batchItemBytes }, bound);
+  return readPage<BatchItem>(em, candidates, { orderBy: 'index', bytes: resultAndErrorBytes }, bound);
 }
 
 /** The definitions of every substrate a batch names that the customer owns, in one query. */
