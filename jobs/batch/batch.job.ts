@@ -97,7 +97,7 @@ function outcome(item: Item, evaluation: Evaluation, limits: ResultLimits): Item
   if ('error' in evaluation) return failedItem(item, storableText(evaluation.error));
   const oversized = oversizedJsonBytes(evaluation.value, limits.itemBytes);
   if (oversized !== null) return failedItem(item, new ResultTooLargeError(oversized, limits.itemBytes).message);
-  if (!limits.batch.take(jsonBytes(evaluation.value))) return failedItem(item, limits.batch.error);
+  if (limits.batch.spent || !limits.batch.take(jsonBytes(evaluation.value))) return failedItem(item, limits.batch.error);
   return { ...item, state: 'completed', result: evaluation.value, error: null };
 }
 
