@@ -1,11 +1,22 @@
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import type { Job } from './types.js';
 
+/**
+ * The job as a webhook event carries it: as GET /jobs/:id shows it, plus its link. A result over the server's
+ * WEBHOOK_RESULT_MAX_BYTES is left out: then `result_omitted` is true, `result_bytes` its size, and the result is
+ * read from `links.self`.
+ */
+export type WebhookJob = Job & {
+  links?: { self: string };
+  result_omitted?: true;
+  result_bytes?: number;
+};
+
 /** The body of a Chrysalis webhook delivery. */
 export interface WebhookEvent {
   type: 'job.completed' | 'job.failed' | 'batch.completed' | (string & {});
   timestamp?: string;
-  data: { job: Job } & Record<string, unknown>;
+  data: { job: WebhookJob } & Record<string, unknown>;
 }
 
 export { WebhookVerificationError };
