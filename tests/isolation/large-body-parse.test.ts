@@ -155,4 +155,43 @@ describe('a 15 MB body is parsed and checked off the event loop', () => {
       expectProblem(refused, 415, 'unsupported-media-type', ['header.content-type']);
     }
   });
+
+  it('answers bad large bodies (checked in the thread) as it answers small ones: malformed 400, a forbidden type 403, the bulk header 400, too many 422', async () => {
+    // ~100 KB of padding puts a body past the 64 KiB checked on the event loop.
+    const padding = { p: 'x'.repeat(15_000) };
+    const paddedJob = (type: string) => ({ type, payload: { substrate_id: substrateId(1), parameters: padding } });
+    const cases: Array<{ path: string; body: string; headers?: Record<string, string>; expect: [number, string, string[]] }> = [
+      { path: '/api/v1/batches', body: bigBatchBody().slice(0, -2), expect: [400, 'validation', ['body']] },
+      { path: '/api/v1/jobs/bulk', body: bigBulkBody().slice(0, -2), expect: [400, 'validation', ['body']] },
+      {
+        path: '/api/v1/jobs/bulk',
+        body: JSON.stringify({ jobs: [paddedJob('invoke'), { type: 'billing', payload: {} }, ...Array(6).fill(paddedJob('invoke'))] }),
+        expect: [403, 'forbidden', []],
+      },
+      {
+        path: '/api/v1/jobs/bulk',
+        body: JSON.stringify({ jobs: Array(7).fill(paddedJob('invoke')) }),
+        headers: { 'idempotency-key': 'one-for-all' },
+        expect: [400, 'validation', ['header.idempotency-key']],
+      },
+      {
+        path: '/api/v1/jobs/bulk',
+        body: JSON.stringify({
+          jobs: Array(1_001).fill({ type: 'invoke', payload: { substrate_id: substrateId(1), parameters: { p: 'x'.repeat(60) } } }),
+        }),
+        expect: [422, 'unprocessable', ['jobs']],
+      },
+    ];
+    for (const {
+      path,
+      body,
+      headers,
+      expect: [status, type, fields],
+    } of cases) {
+      expect(body.length).toBeGreaterThan(64 * 1024);
+      const answer = await suite.request('POST', path, { token: sender.accessToken, headers, rawBody: body });
+      if (fields.length > 0) expectProblem(answer, status, type, fields);
+      else expect([answer.status, answer.body.type]).toEqual([status, expect.stringContaining(type)]);
+    }
+  });
 });
