@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { finalStates } from '../db/entities/job-record.entity.js';
-import { jobView } from '../db/jobs/job-view.js';
+import { jobLocation, jobView } from '../db/jobs/job-view.js';
 import { findJob, findJobStates, findJobsWithin } from '../db/jobs/find-jobs.js';
 import type { StoredJob } from '../db/jobs/job-columns.js';
 import { makeJobDurable, submitJob, type SubmitJobInput } from '../queue/submit-job.js';
@@ -19,8 +19,6 @@ import { ProblemError } from './problems.js';
 import { sendJson } from './send-json.js';
 import { recordStage, timingOrigin } from './request-timing.js';
 import { StageMarks } from '../lib/stage-marks.js';
-
-export const jobLocation = (id: string) => `/api/v1/jobs/${id}`;
 
 /**
  * The 202 items of a bulk submit's jobs, in order. The jobs one INSERT stored share its creation time, so each

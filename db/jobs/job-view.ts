@@ -2,6 +2,9 @@ import type { StoredJob } from './job-columns.js';
 
 const iso = (value: Date | string | null | undefined): string | undefined => (value ? new Date(value).toISOString() : undefined);
 
+/** A job's URL in the API (`Location`, `links.self`). */
+export const jobLocation = (id: string) => `/api/v1/jobs/${id}`;
+
 /** The public shape of a job (GET /jobs/:id). */
 export function jobView(job: StoredJob) {
   return {

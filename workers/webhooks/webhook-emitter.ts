@@ -1,6 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { uuidv7 } from '../../lib/uuid.js';
-import { jobView } from '../../db/jobs/job-view.js';
+import { jobLocation, jobView } from '../../db/jobs/job-view.js';
 import type { StoredJob } from '../../db/jobs/job-columns.js';
 import { findJobWebhookTargets } from '../../db/jobs/find-jobs.js';
 import { insertDeliveries, type NewDelivery } from '../../db/repositories/webhook-deliveries.js';
@@ -41,8 +41,7 @@ export function webhookJobView(job: StoredJob, resultMaxBytes: number) {
   return {
     ...view,
     ...(resultBytes === null ? {} : { result_omitted: true as const, result_bytes: resultBytes }),
-    // The API's jobLocation (api/job-responses.ts), which workers do not import.
-    links: { self: `/api/v1/jobs/${job.id}` },
+    links: { self: jobLocation(job.id) },
   };
 }
 
