@@ -12,7 +12,7 @@ import type { JobContext } from '../context.js';
 import { defineJob } from '../define-job.js';
 import { atMostItems } from '../input-limits.js';
 import { storableText } from '../storable-text.js';
-import { ResultTooLargeError, jsonBytes, oversizedJsonBytes, resultTooLargeCode } from '../result-limit.js';
+import { ResultTooLargeError, jsonBytes, resultTooLargeCode } from '../result-limit.js';
 import type { EvaluateInput, Evaluation } from '../invoke/evaluate.task.js';
 import { evaluateManyTask, parametersSchema, substrateIdSchema } from '../invoke/invoke.job.js';
 import { eachAtMost } from '../../lib/each-at-most.js';
@@ -95,9 +95,11 @@ const failedItem = (item: Item, error: string): ItemOutcome => ({ ...item, state
  */
 function outcome(item: Item, evaluation: Evaluation, limits: ResultLimits): ItemOutcome {
   if ('error' in evaluation) return failedItem(item, storableText(evaluation.error));
-  const oversized = oversizedJsonBytes(evaluation.value, limits.itemBytes);
-  if (oversized !== null) return failedItem(item, new ResultTooLargeError(oversized, limits.itemBytes).message);
-  if (limits.batch.spent || !limits.batch.take(jsonBytes(evaluation.value))) return failedItem(item, limits.batch.error);
+  if (limits.batch.spent) return failedItem(item, limits.batch.error);
+  // Encoded once, for both limits (an evaluated item over RESULT_MAX_BYTES was already dropped in its thread).
+  const bytes = jsonBytes(evaluation.value);
+  if (bytes > limits.itemBytes) return failedItem(item, new ResultTooLargeError(bytes, limits.itemBytes).message);
+  if (!limits.batch.take(bytes)) return failedItem(item, limits.batch.error);
   return { ...item, state: 'completed', result: evaluation.value, error: null };
 }
 
