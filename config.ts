@@ -367,6 +367,11 @@ const envSchema = z.object({
   TIER_MAX_QUEUED: perTierCounts({ starter: 1000, pro: 20_000, enterprise: 100_000 }),
   /** Most running jobs a customer may hold, per tier, before its submits answer 429. Default `starter=50,pro=500,enterprise=5000`. */
   TIER_MAX_ACTIVE: perTierCounts({ starter: 50, pro: 500, enterprise: 5000 }),
+  /**
+   * Most substrates one customer may keep, by tier: a create that would pass it answers 422 and stores nothing
+   * (a batch's new substrates count together). Default `starter=10000,pro=100000,enterprise=1000000`.
+   */
+  TIER_MAX_SUBSTRATES: perTierCounts({ starter: 10_000, pro: 100_000, enterprise: 1_000_000 }),
   /** Days a finished job (and a batch's items) is kept after it finished; 0 keeps them. Default 30. */
   JOB_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
   /**
@@ -514,6 +519,8 @@ export interface Config {
   tierMaxQueued: PerTier<number>;
   /** Admission control: most active (running) jobs per customer, by tier. */
   tierMaxActive: PerTier<number>;
+  /** Most substrates a customer keeps, by tier (db/repositories/substrate-store.ts). */
+  tierMaxSubstrates: PerTier<number>;
   /** Days a finished job is kept, by the tier of its customer's compute service; 0 keeps them. */
   jobRetentionDays: PerTier<number>;
   /** Days a metered and billed request-log row is kept; 0 keeps them. */
@@ -685,6 +692,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fairMaxReleasedPerCustomer: e.FAIR_MAX_RELEASED_PER_CUSTOMER,
     tierMaxQueued: e.TIER_MAX_QUEUED,
     tierMaxActive: e.TIER_MAX_ACTIVE,
+    tierMaxSubstrates: e.TIER_MAX_SUBSTRATES,
     // A tier JOB_RETENTION_DAYS_BY_TIER leaves out (-1 from its parser) keeps JOB_RETENTION_DAYS.
     jobRetentionDays: Object.fromEntries(
       configTiers.map((tier) => [tier, e.JOB_RETENTION_DAYS_BY_TIER[tier] < 0 ? e.JOB_RETENTION_DAYS : e.JOB_RETENTION_DAYS_BY_TIER[tier]]),

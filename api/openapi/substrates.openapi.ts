@@ -75,6 +75,12 @@ const operationResults: Record<keyof typeof operationBodies, object> = {
   root: { value: 27, degree: 3, result: 3 },
 };
 
+/** The tier's cap of substrates (TIER_MAX_SUBSTRATES), as each create route documents it. */
+const substrateCapNote = (field: string) =>
+  "A customer keeps at most its tier's TIER_MAX_SUBSTRATES substrates (default starter 10,000, pro 100,000, enterprise " +
+  `1,000,000); a create that would pass it answers 422 naming \`${field}\` (with \`limit\`, \`count\`, \`requested\`) and stores ` +
+  'nothing. Re-creating an existing substrate takes no room.';
+
 export const substratesDocs: RouteDocs = (registry) => {
   const tag = 'Substrates';
   documentRoute(registry, {
@@ -82,7 +88,8 @@ export const substratesDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/substrates',
     summary: 'Create a substrate (or get the existing one)',
-    description: 'CEL expressions; a syntax error is a 422 naming the position. The id hashes owner, type and expression.',
+    description:
+      'CEL expressions; a syntax error is a 422 naming the position. The id hashes owner, type and expression. ' + substrateCapNote('body'),
     request: { body: jsonBody(createSubstrateBody, { expression_type: 'expression', expression: 'x + y', metadata: { team: 'pricing' } }) },
     responses: { 201: json(substrateSchema, 'Created'), 200: json(substrateSchema, 'It already existed') },
     problems: [422],
@@ -92,6 +99,7 @@ export const substratesDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/substrates/batch',
     summary: 'Create up to 1,000 substrates, all or nothing',
+    description: `The new ones count together toward the cap: ${substrateCapNote('body.substrates')}`,
     request: {
       body: jsonBody(createSubstratesBatchBody, {
         substrates: [

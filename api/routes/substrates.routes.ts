@@ -7,6 +7,7 @@ import {
   searchSubstrates,
   upsertSerialisedSubstrates,
   upsertSubstrates,
+  type SubstrateCapReached,
   type SubstrateRow,
   type SubstrateRowWithMetadataText,
 } from '../../db/repositories/substrate-store.js';
@@ -120,6 +121,20 @@ async function cacheCreated(deps: ApiDeps, customerId: string, substrateIds: rea
     .catch((error: unknown) => deps.logger.warn({ err: error, customerId }, 'could not mark created substrates in the invocation cache'));
 }
 
+/** The 422 of a create that would take its customer past the tier's cap of substrates (TIER_MAX_SUBSTRATES). */
+function substrateCapProblem({ capReached }: SubstrateCapReached, field: string): ProblemError {
+  const { cap, had, adding } = capReached;
+  const count = (n: number) => n.toLocaleString('en-US');
+  const message = `a customer may keep at most ${count(cap)} substrates; it has ${count(had)} and this would add ${count(adding)} (delete some first)`;
+  return new ProblemError('unprocessable', message, {
+    errors: [{ field, message }],
+    cap: 'substrates',
+    limit: cap,
+    count: had,
+    requested: adding,
+  });
+}
+
 export function substratesRoutes(deps: ApiDeps): Router {
   const router = Router();
   const em = () => deps.orm.em.fork();
@@ -152,7 +167,9 @@ export function substratesRoutes(deps: ApiDeps): Router {
     const prepared = prepareSubstrate(customerId, parseInput(createSubstrateBody, req.body, 'body', nameHint), 'body');
     if (isFieldError(prepared))
       throw new ProblemError('unprocessable', `expression does not parse: ${prepared.message}`, { errors: [prepared] });
-    const [row] = await upsertSubstrates(em(), [prepared]);
+    const rows = await upsertSubstrates(em(), [prepared], deps.config.tierMaxSubstrates[principalOf(req).tier]);
+    if (!Array.isArray(rows)) throw substrateCapProblem(rows, 'body');
+    const [row] = rows;
     if (!row) throw new Error('substrate upsert returned nothing');
     if (row.created) await cacheCreated(deps, customerId, [row.id]);
     res
@@ -162,11 +179,14 @@ export function substratesRoutes(deps: ApiDeps): Router {
   });
 
   router.post('/substrates/batch', async (req, res) => {
-    const { customerId } = principalOf(req);
+    const { customerId, tier } = principalOf(req);
     // Parsed, checked and compiled in the batch checker's thread; only the rows' JSON text comes back.
     const { ids, rows: rowsJson } = await deps.batchChecker.check(customerId, jsonBodyOf(req.body));
     const distinct = [...new Set(ids)];
-    const rows = await inTransaction(em(), (tx) => upsertSerialisedSubstrates(tx, customerId, rowsJson, distinct));
+    const rows = await inTransaction(em(), (tx) =>
+      upsertSerialisedSubstrates(tx, customerId, rowsJson, distinct, deps.config.tierMaxSubstrates[tier]),
+    );
+    if (!Array.isArray(rows)) throw substrateCapProblem(rows, 'body.substrates');
     const byId = new Map(rows.map((row) => [row.id, row]));
     const items = ids.flatMap((id) => {
       const row = byId.get(id);

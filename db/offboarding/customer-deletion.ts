@@ -189,6 +189,7 @@ export async function purgeCustomer(
 
   counts.relationships = await deleteTheirs('relationships');
   counts.substrates = await deleteTheirs('substrates');
+  await execute(`delete from customer_substrate_counts where customer_id = ?`, [customerId]);
   counts.api_keys = await deleteTheirs('api_keys');
   const logs = await purgeRequestLogs(em, execute, customerId, options);
   counts.request_logs = logs.deleted;

@@ -142,9 +142,12 @@ describe('large values go as statement parameters', () => {
 
   it('batch items and substrates (insertBatchItems, upsertSubstrates)', async () => {
     const substrateId = `sub-${randomUUID()}`;
-    const [substrate] = await upsertSubstrates(orm.em.fork(), [
-      { id: substrateId, customerId, identity: 'i', expressionType: 'constant', expression: null, value: 1, metadata: { blob } },
-    ]);
+    const substrates = await upsertSubstrates(
+      orm.em.fork(),
+      [{ id: substrateId, customerId, identity: 'i', expressionType: 'constant', expression: null, value: 1, metadata: { blob } }],
+      10,
+    );
+    const [substrate] = Array.isArray(substrates) ? substrates : [];
     expect(substrate?.created).toBe(true);
     const batch = newJob(null);
     await insertJob(orm.em.fork(), batch);

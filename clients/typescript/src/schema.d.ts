@@ -2634,7 +2634,7 @@ export interface paths {
         put?: never;
         /**
          * Create a substrate (or get the existing one)
-         * @description CEL expressions; a syntax error is a 422 naming the position. The id hashes owner, type and expression.
+         * @description CEL expressions; a syntax error is a 422 naming the position. The id hashes owner, type and expression. A customer keeps at most its tier's TIER_MAX_SUBSTRATES substrates (default starter 10,000, pro 100,000, enterprise 1,000,000); a create that would pass it answers 422 naming `body` (with `limit`, `count`, `requested`) and stores nothing. Re-creating an existing substrate takes no room.
          */
         post: {
             parameters: {
@@ -2788,7 +2788,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create up to 1,000 substrates, all or nothing */
+        /**
+         * Create up to 1,000 substrates, all or nothing
+         * @description The new ones count together toward the cap: A customer keeps at most its tier's TIER_MAX_SUBSTRATES substrates (default starter 10,000, pro 100,000, enterprise 1,000,000); a create that would pass it answers 422 naming `body.substrates` (with `limit`, `count`, `requested`) and stores nothing. Re-creating an existing substrate takes no room.
+         */
         post: {
             parameters: {
                 query?: never;
