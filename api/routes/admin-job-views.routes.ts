@@ -1,5 +1,6 @@
 import { Router, type Request } from 'express';
-import { findAnyJob, findRetryEndedBefore } from '../../db/jobs/find-jobs.js';
+import { findAnyJob, findBatch, findJobWithPayload, findJobWithPayloadText, findRetryEndedBefore } from '../../db/jobs/find-jobs.js';
+import type { ShownJob } from '../../db/jobs/job-columns.js';
 import type { JobRecord } from '../../db/entities/job-record.entity.js';
 import { recordAdminAction } from '../../db/repositories/admin-audit.js';
 import { jobLocation, jobView } from '../../db/jobs/job-view.js';
@@ -8,6 +9,7 @@ import { submitJob } from '../../queue/submit-job.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { acceptedJobItems } from '../job-responses.js';
+import { sendJsonText, withPayloadText } from '../send-json.js';
 import { notFound, ProblemError } from '../problems.js';
 import { parseInput, refuseBodyFields } from '../validate.js';
 import { batchItemsPage, batchItemsQuery, batchParams, batchProgress } from './batches.routes.js';
@@ -25,24 +27,34 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
   const em = () => deps.orm.em.fork();
 
   /**
-   * The job (a batch: `batch`), or 404. `action`: the read is written to the audit log under it (not waiting for
-   * the disk, as other views); null when the route writes its own entry.
+   * The job `read` finds by the route's id, or 404 (`batch`: the id is a batch's). `action`: the read is written to the
+   * audit log under it (not waiting for the disk, as other views); null when the route writes its own entry.
    */
-  async function readJob(req: Request, action: string | null, batch = false): Promise<JobRecord> {
+  async function readJob<Job extends ShownJob | JobRecord>(
+    req: Request,
+    action: string | null,
+    read: (id: string) => Promise<Job | null>,
+    batch = false,
+  ): Promise<Job> {
     const { id } = parseInput(batch ? batchParams : jobIdParams, req.params, 'params');
-    const job = await findAnyJob(deps.orm.em, id);
+    const job = await read(id);
     if (!job || (batch && job.type !== 'batch')) throw notFound(`${batch ? 'batch' : 'job'} ${id}`);
     if (action) await audit(req, action, job.customerId, batch ? { batch_id: id } : { job_id: id }, false);
     return job;
   }
+  const anyJob = (id: string) => findAnyJob(deps.orm.em, id);
 
   const audit = (req: Request, action: string, customerId: string, details: unknown, durable = true) =>
     recordAdminAction(em(), { adminUserId: principalOf(req).userId ?? null, action, customerId, details }, { durable });
 
   router.get('/admin/jobs/:id', requireAdmin, async (req, res) => {
     const { include } = parseInput(jobReadQuery, req.query, 'query');
-    const job = await readJob(req, 'job.view');
-    res.json({ customer_id: job.customerId, ...jobView(job), ...(include === 'payload' ? { payload: job.payload } : {}) });
+    if (include !== 'payload') {
+      const job = await readJob(req, 'job.view', anyJob);
+      return void res.json({ customer_id: job.customerId, ...jobView(job) });
+    }
+    const job = await readJob(req, 'job.view', (id) => findJobWithPayloadText(deps.orm.em, null, id));
+    sendJsonText(res, 200, withPayloadText({ customer_id: job.customerId, ...jobView(job) }, job.payloadText));
   });
 
   router.get(
@@ -53,7 +65,7 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
 
   router.get('/admin/jobs/:id/webhook-deliveries', requireAdmin, async (req, res) => {
     const query = parseInput(listQuery, req.query, 'query');
-    const job = await readJob(req, 'job.deliveries.view');
+    const job = await readJob(req, 'job.deliveries.view', anyJob);
     res.json(await jobDeliveriesPage(em(), job.customerId, job.id, query));
   });
 
@@ -64,7 +76,7 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
   router.post('/admin/jobs/:id/retry', requireAdmin, async (req, res) => {
     const askedAt = Date.now();
     refuseBodyFields(req.body);
-    const original = await readJob(req, null);
+    const original = await readJob(req, null, (id) => findJobWithPayload(deps.orm.em, null, id));
     if (!retryableStates.includes(original.state)) {
       throw new ProblemError('conflict', `job ${original.id} is ${original.state}: only failed or cancelled jobs can be retried`, {
         state: original.state,
@@ -88,13 +100,13 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
   });
 
   router.get('/admin/batches/:id', requireAdmin, async (req, res) => {
-    const job = await readJob(req, 'batch.view', true);
+    const job = await readJob(req, 'batch.view', (id) => findBatch(deps.orm.em, null, id), true);
     res.json({ customer_id: job.customerId, ...(await batchProgress(em(), job)) });
   });
 
   router.get('/admin/batches/:id/items', requireAdmin, async (req, res) => {
     const query = parseInput(batchItemsQuery, req.query, 'query');
-    const job = await readJob(req, 'batch.view', true);
+    const job = await readJob(req, 'batch.view', anyJob, true);
     res.json(await batchItemsPage(em(), job.id, query));
   });
 

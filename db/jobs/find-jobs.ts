@@ -2,21 +2,64 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
 import { queryWithParameters } from '../query-with-parameters.js';
-import { asyncCommit, idBetween, idIs, idRange, idsWithin, jobColumns, jobSelectList, stateIn } from './job-columns.js';
+import {
+  asyncCommit,
+  idBetween,
+  idIs,
+  idRange,
+  idsWithin,
+  jobColumns,
+  jobSelectList,
+  shownJobColumns,
+  stateIn,
+  type ShownJob,
+} from './job-columns.js';
 
-export const findJobStatement = `select ${jobColumns} from jobs where ${idIs('id', '$1')} and customer_id = $2`;
+export const findJobStatement = `select ${shownJobColumns()} from jobs where ${idIs('id', '$1')} and customer_id = $2`;
 
-/** One job of a customer, or null: one primary-key read, a prepared statement (GET /jobs/:id polls it). */
-export async function findJob(em: EntityManager, customerId: string, id: string): Promise<JobRecord | null> {
-  const [row] = await executePrepared<JobRecord>(em, 'jobs-find-one', findJobStatement, [id, customerId]);
+/** One job of a customer, or null: one primary-key read, a prepared statement (GET /jobs/:id polls it). Its payload is not read. */
+export async function findJob(em: EntityManager, customerId: string, id: string): Promise<ShownJob | null> {
+  const [row] = await executePrepared<ShownJob>(em, 'jobs-find-one', findJobStatement, [id, customerId]);
   return row ?? null;
 }
 
-const findAnyJobStatement = `select ${jobColumns} from jobs where ${idIs('id', '$1')}`;
+const findAnyJobStatement = `select ${shownJobColumns()} from jobs where ${idIs('id', '$1')}`;
 
-/** Any customer's job by id, or null (an administrator's read: GET /admin/jobs/:id). */
-export async function findAnyJob(em: EntityManager, id: string): Promise<JobRecord | null> {
-  const [row] = await executePrepared<JobRecord>(em, 'jobs-find-any', findAnyJobStatement, [id]);
+/** Any customer's job by id, or null (an administrator's read: GET /admin/jobs/:id). Its payload is not read. */
+export async function findAnyJob(em: EntityManager, id: string): Promise<ShownJob | null> {
+  const [row] = await executePrepared<ShownJob>(em, 'jobs-find-any', findAnyJobStatement, [id]);
+  return row ?? null;
+}
+
+/** A job read with its payload as PostgreSQL's JSON text, for an answer that only repeats it (`?include=payload`). */
+export type JobWithPayloadText = ShownJob & { payloadText: string | null };
+
+const jobWithPayloadTextStatement = `select ${shownJobColumns()}, payload::text as "payloadText" from jobs
+  where ${idIs('id', '$1')} and ($2::uuid is null or customer_id = $2::uuid)`;
+
+/** `findJob` (or, with a null `customerId`, `findAnyJob`) with the payload as JSON text: never parsed on the caller's thread. */
+export async function findJobWithPayloadText(em: EntityManager, customerId: string | null, id: string): Promise<JobWithPayloadText | null> {
+  const [row] = await executePrepared<JobWithPayloadText>(em, 'jobs-find-with-payload-text', jobWithPayloadTextStatement, [id, customerId]);
+  return row ?? null;
+}
+
+const jobWithPayloadStatement = `select ${jobColumns} from jobs where ${idIs('id', '$1')} and ($2::uuid is null or customer_id = $2::uuid)`;
+
+/** `findJob` (or, with a null `customerId`, `findAnyJob`) with its payload parsed: for a retry, which submits it again. */
+export async function findJobWithPayload(em: EntityManager, customerId: string | null, id: string): Promise<JobRecord | null> {
+  const [row] = await executePrepared<JobRecord>(em, 'jobs-find-with-payload', jobWithPayloadStatement, [id, customerId]);
+  return row ?? null;
+}
+
+/** A batch job as GET /batches/:id shows it: its number of invocations counted in PostgreSQL, its payload not read. */
+export type ShownBatch = ShownJob & { total: number };
+
+const batchStatement = `select ${shownJobColumns()}, coalesce(jsonb_array_length(payload->'invocations'), 0) as total from jobs
+  where ${idIs('id', '$1')} and ($2::uuid is null or customer_id = $2::uuid) and type = 'batch'`;
+
+/** A customer's batch (or, with a null `customerId`, anyone's), or null when there is no such batch job. */
+export async function findBatch(em: EntityManager, customerId: string | null, id: string): Promise<ShownBatch | null> {
+  const [row] = await executePrepared<ShownBatch>(em, 'jobs-find-batch', batchStatement, [id, customerId]);
   return row ?? null;
 }
 
@@ -32,7 +75,7 @@ export async function findJobStates(
   return executePrepared(em, 'jobs-find-states', jobStatesStatement, [ids, customerId, ...idRange(ids)]);
 }
 
-const jobsWithinStatement = `with found as (select ${jobColumns}, octet_length(result::text) as "resultBytes"
+const jobsWithinStatement = `with found as (select ${shownJobColumns()}, octet_length(result::text) as "resultBytes"
      from jobs where ${idsWithin('id', '$1', '$3', '$4')} and customer_id = $2)
    select * from found where (select coalesce(sum("resultBytes"), 0) from found) <= $5`;
 
@@ -45,9 +88,9 @@ export async function findJobsWithin(
   customerId: string,
   ids: readonly string[],
   maxResultBytes: number,
-): Promise<JobRecord[] | null> {
+): Promise<ShownJob[] | null> {
   if (ids.length === 0) return [];
-  const rows = await executePrepared<JobRecord>(em, 'jobs-find-within', jobsWithinStatement, [
+  const rows = await executePrepared<ShownJob>(em, 'jobs-find-within', jobsWithinStatement, [
     ids,
     customerId,
     ...idRange(ids),
@@ -121,7 +164,7 @@ export async function findRetryEndedBefore(em: EntityManager, customerId: string
 }
 
 /** The job a customer's idempotency key names, or null (the key is free, or its job is gone). */
-export async function findJobByIdempotencyKey(em: EntityManager, customerId: string, key: string): Promise<JobRecord | null> {
+export async function findJobByIdempotencyKey(em: EntityManager, customerId: string, key: string): Promise<ShownJob | null> {
   return (await findJobsByIdempotencyKeys(em, customerId, [key])).get(key) ?? null;
 }
 
@@ -130,10 +173,11 @@ export async function findJobsByIdempotencyKeys(
   em: EntityManager,
   customerId: string,
   keys: readonly (string | null)[],
-): Promise<Map<string, JobRecord>> {
-  const rows = await queryWithParameters<JobRecord & { namedBy: string }>(
+): Promise<Map<string, ShownJob>> {
+  // A replay answers with the job's id and state, never its payload (a bulk's 1,000 of them need not be parsed).
+  const rows = await queryWithParameters<ShownJob & { namedBy: string }>(
     em,
-    `select ${jobSelectList(undefined, 'j')}, k.idempotency_key as "namedBy"
+    `select ${shownJobColumns('j')}, k.idempotency_key as "namedBy"
        from job_idempotency_keys k join jobs j on j.id = k.job_id
       where k.customer_id = ? and k.idempotency_key in (select jsonb_array_elements_text(?::jsonb))`,
     [customerId, JSON.stringify(keys)],

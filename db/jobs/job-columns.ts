@@ -69,6 +69,19 @@ export function jobPlaceholders(properties: readonly JobProperty[]): string {
 export const jobColumns = jobSelectList();
 
 /**
+ * A job as a read that shows it reads it (jobView shows no payload): every column but the payload, which can be
+ * megabytes (a batch's 10,000 invocations) and, read, would be parsed on the API's event loop at every poll.
+ */
+export type ShownJob = Omit<JobRecord, 'payload'> & { payload: null };
+
+/** `jobColumns` with the payload left in PostgreSQL (`null::jsonb as payload`): reads a ShownJob; `alias.` before each column when given. */
+export const shownJobColumns = (alias?: string): string =>
+  `${jobSelectList(
+    everyProperty.filter((property) => property !== 'payload'),
+    alias,
+  )}, null::jsonb as payload`;
+
+/**
  * A CTE that makes its statement's commit skip the WAL flush (`synchronous_commit` is read at commit
  * time), so one autocommit statement does what SET LOCAL would need a transaction for. Statements join
  * it (`from …, durability`) so that it runs.

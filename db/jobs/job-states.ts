@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
-import { asyncCommit, idRange, idsWithin, jobColumns, notifyFinishedJobs, stateIn } from './job-columns.js';
+import { asyncCommit, idRange, idsWithin, notifyFinishedJobs, shownJobColumns, stateIn, type ShownJob } from './job-columns.js';
 
 /**
  * The state changes of running jobs, written by the workers' JobStateWriter in batches: one prepared
@@ -137,12 +137,12 @@ export async function writeFinalStates(em: EntityManager, finals: Map<string, Fi
   ]);
 }
 
-/** Marks a queued, delayed or active job cancelled; returns the row when it changed. */
-export async function cancelJobRow(em: EntityManager, customerId: string, id: string): Promise<JobRecord | null> {
-  const rows = await em.getConnection().execute<JobRecord[]>(
+/** Marks a queued, delayed or active job cancelled; returns the row (its payload not read) when it changed. */
+export async function cancelJobRow(em: EntityManager, customerId: string, id: string): Promise<ShownJob | null> {
+  const rows = await em.getConnection().execute<ShownJob[]>(
     `update jobs set state = 'cancelled', finished_at = now(), error = coalesce(error, 'cancelled by the user')
       where id = ? and customer_id = ? and state in ('queued', 'delayed', 'active')
-      returning ${jobColumns}`,
+      returning ${shownJobColumns()}`,
     [id, customerId],
   );
   return rows[0] ?? null;
