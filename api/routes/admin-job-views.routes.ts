@@ -1,6 +1,7 @@
 import { Router, type Request } from 'express';
-import { findAnyJob, findBatch, findJobWithPayload, findJobWithPayloadText, findRetryEndedBefore } from '../../db/jobs/find-jobs.js';
+import { findAnyJob, findBatch, findJobToAnswer, findJobWithPayload, findRetryEndedBefore } from '../../db/jobs/find-jobs.js';
 import type { ShownJob } from '../../db/jobs/job-columns.js';
+import type { AnsweredJob } from '../../db/jobs/find-jobs.js';
 import type { JobRecord } from '../../db/entities/job-record.entity.js';
 import { recordAdminAction } from '../../db/repositories/admin-audit.js';
 import { jobLocation, jobView } from '../../db/jobs/job-view.js';
@@ -9,7 +10,7 @@ import { submitJob } from '../../queue/submit-job.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { acceptedJobItems } from '../job-responses.js';
-import { sendJsonText, withPayloadText } from '../send-json.js';
+import { sendJson } from '../send-json.js';
 import { notFound, ProblemError } from '../problems.js';
 import { parseInput, refuseBodyFields } from '../validate.js';
 import { batchItemsPage, batchItemsQuery, batchParams, batchProgress } from './batches.routes.js';
@@ -30,7 +31,7 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
    * The job `read` finds by the route's id, or 404 (`batch`: the id is a batch's). `action`: the read is written to the
    * audit log under it (not waiting for the disk, as other views); null when the route writes its own entry.
    */
-  async function readJob<Job extends ShownJob | JobRecord>(
+  async function readJob<Job extends ShownJob | JobRecord | AnsweredJob>(
     req: Request,
     action: string | null,
     read: (id: string) => Promise<Job | null>,
@@ -49,12 +50,8 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
 
   router.get('/admin/jobs/:id', requireAdmin, async (req, res) => {
     const { include } = parseInput(jobReadQuery, req.query, 'query');
-    if (include !== 'payload') {
-      const job = await readJob(req, 'job.view', anyJob);
-      return void res.json({ customer_id: job.customerId, ...jobView(job) });
-    }
-    const job = await readJob(req, 'job.view', (id) => findJobWithPayloadText(deps.orm.em, null, id));
-    sendJsonText(res, 200, withPayloadText({ customer_id: job.customerId, ...jobView(job) }, job.payloadText));
+    const job = await readJob(req, 'job.view', (id) => findJobToAnswer(deps.orm.em, null, id, include === 'payload'));
+    sendJson(res, 200, { customer_id: job.customerId, ...jobView(job), ...(include === 'payload' ? { payload: job.payload } : {}) });
   });
 
   router.get(
@@ -107,7 +104,7 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
   router.get('/admin/batches/:id/items', requireAdmin, async (req, res) => {
     const query = parseInput(batchItemsQuery, req.query, 'query');
     const job = await readJob(req, 'batch.view', anyJob, true);
-    res.json(await batchItemsPage(em(), job.id, query));
+    sendJson(res, 200, await batchItemsPage(em(), job.id, query));
   });
 
   return router;

@@ -13,6 +13,7 @@ import type { ApiDeps } from '../deps.js';
 import { submitAndRespond } from '../job-responses.js';
 import { jsonBodyOf } from '../json-text-body.js';
 import { decodeCursor, pageBound, pageOf, paginationQuery } from '../pagination.js';
+import { sendJson } from '../send-json.js';
 import { notFound } from '../problems.js';
 import { parseInput } from '../validate.js';
 
@@ -100,7 +101,7 @@ export function batchesRoutes(deps: ApiDeps): Router {
     const { id } = parseInput(batchParams, req.params, 'params');
     const query = parseInput(batchItemsQuery, req.query, 'query');
     await requireBatch(id, (batchId) => findJob(deps.orm.em, customerId, batchId));
-    res.json(await batchItemsPage(em(), id, query));
+    sendJson(res, 200, await batchItemsPage(em(), id, query));
   });
 
   return router;

@@ -10,6 +10,7 @@ import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { submitAndRespond } from '../job-responses.js';
 import { decodeCursor, pageBound, pageOf, paginationQuery } from '../pagination.js';
+import { sendJson } from '../send-json.js';
 import { notFound, ProblemError } from '../problems.js';
 import { parseInput, refuseBodyFields } from '../validate.js';
 import { jobIdParams } from './jobs.routes.js';
@@ -100,7 +101,11 @@ export function jobSearchRoutes(deps: ApiDeps): Router {
       },
       pageBound(query.limit),
     );
-    res.json(pageOf(found, jobView, (row) => row.id));
+    sendJson(
+      res,
+      200,
+      pageOf(found, jobView, (row) => row.id),
+    );
   });
 
   /**

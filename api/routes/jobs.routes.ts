@@ -1,7 +1,7 @@
 import { refuseWhenRedisFull } from '../memory-guard.js';
 import { Router } from 'express';
 import { z } from 'zod';
-import { findJob, findJobWithPayloadText } from '../../db/jobs/find-jobs.js';
+import { findJob, findJobToAnswer } from '../../db/jobs/find-jobs.js';
 import { cancelJobRow } from '../../db/jobs/job-states.js';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { stopCancelledJob } from '../../queue/stop-cancelled-job.js';
@@ -17,7 +17,7 @@ import { submitJobBody, substrateOf } from '../job-body.js';
 import { acceptedJobItems, admitJobs, preferredWaitMs, respondWithJobs, submitAndRespond } from '../job-responses.js';
 import type { RateLimits } from '../rate-limits.js';
 import { countAsRequests } from '../request-log-observer.js';
-import { sendJson, sendJsonText, withPayloadText } from '../send-json.js';
+import { sendJson } from '../send-json.js';
 import { recordStage } from '../request-timing.js';
 import { submitJobList } from '../../queue/submit-jobs-bulk.js';
 
@@ -120,15 +120,10 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
     const { include } = parseInput(jobReadQuery, req.query, 'query');
     const reading = performance.now();
     // One prepared raw select (no identity map): the root entity manager serves without a fork per request.
-    if (include === 'payload') {
-      const job = await findJobWithPayloadText(deps.orm.em, principal.customerId, id);
-      if (!job) throw notFound(`job ${id}`);
-      return sendJsonText(res, 200, withPayloadText(jobView(job), job.payloadText));
-    }
-    const job = await findJob(deps.orm.em, principal.customerId, id);
+    const job = await findJobToAnswer(deps.orm.em, principal.customerId, id, include === 'payload');
     recordStage(req, 'db', reading);
     if (!job) throw notFound(`job ${id}`);
-    sendJson(res, 200, jobView(job));
+    sendJson(res, 200, include === 'payload' ? { ...jobView(job), payload: job.payload } : jobView(job));
   });
 
   router.delete('/jobs/:id', async (req, res) => {

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord } from '../entities/job-record.entity.js';
+import { jsonTextOf, resultsAsJsonText, type JsonText } from '../../lib/json-text.js';
 import { executePrepared } from '../prepared.js';
 import { queryWithParameters } from '../query-with-parameters.js';
 import {
@@ -31,16 +32,36 @@ export async function findAnyJob(em: EntityManager, id: string): Promise<ShownJo
   return row ?? null;
 }
 
-/** A job read with its payload as PostgreSQL's JSON text, for an answer that only repeats it (`?include=payload`). */
-export type JobWithPayloadText = ShownJob & { payloadText: string | null };
+/** A job as GET /jobs/:id answers it: its result, and its payload when asked for, as JsonText (written unparsed). */
+export type AnsweredJob = Omit<JobRecord, 'payload'> & { payload: JsonText | null };
 
-const jobWithPayloadTextStatement = `select ${shownJobColumns()}, payload::text as "payloadText" from jobs
-  where ${idIs('id', '$1')} and ($2::uuid is null or customer_id = $2::uuid)`;
+const answeredJobStatement = (columns: string) =>
+  `select ${columns} from jobs where ${idIs('id', '$1')} and ($2::uuid is null or customer_id = $2::uuid)`;
+const answeredJobStatements = {
+  withPayload: answeredJobStatement(jobSelectList(undefined, undefined, ['result', 'payload'])),
+  withoutPayload: answeredJobStatement(shownJobColumns(undefined, ['result'])),
+};
 
-/** `findJob` (or, with a null `customerId`, `findAnyJob`) with the payload as JSON text: never parsed on the caller's thread. */
-export async function findJobWithPayloadText(em: EntityManager, customerId: string | null, id: string): Promise<JobWithPayloadText | null> {
-  const [row] = await executePrepared<JobWithPayloadText>(em, 'jobs-find-with-payload-text', jobWithPayloadTextStatement, [id, customerId]);
-  return row ?? null;
+/**
+ * A customer's job (or, with a null `customerId`, anyone's) as GET /jobs/:id answers it, or null: its result, and with
+ * `payload` its payload, read as text and never parsed here (a poll of a megabyte result held the event loop ~35 ms).
+ */
+export async function findJobToAnswer(
+  em: EntityManager,
+  customerId: string | null,
+  id: string,
+  payload: boolean,
+): Promise<AnsweredJob | null> {
+  const [row] = await executePrepared<AnsweredJob>(
+    em,
+    payload ? 'jobs-answer-with-payload' : 'jobs-answer',
+    payload ? answeredJobStatements.withPayload : answeredJobStatements.withoutPayload,
+    [id, customerId],
+  );
+  if (!row) return null;
+  resultsAsJsonText([row]);
+  if (payload) row.payload = jsonTextOf(row.payload as unknown as string | null);
+  return row;
 }
 
 const jobWithPayloadStatement = `select ${jobColumns} from jobs where ${idIs('id', '$1')} and ($2::uuid is null or customer_id = $2::uuid)`;

@@ -41,11 +41,22 @@ export type JobColumnOf<Property extends JobProperty> = (typeof columns)[Propert
 /** A `jsonb_to_recordset` row of these properties: their columns as keys. */
 export type JobRecordsetRow<Property extends JobProperty> = { [P in Property as JobColumnOf<P>]: unknown };
 
-/** `customer_id as "customerId", …`: a select list that reads rows as JobRecords; `alias.` before each column when given. */
-export function jobSelectList(properties: readonly JobProperty[] = everyProperty, alias?: string): string {
+/**
+ * `customer_id as "customerId", …`: a select list that reads rows as JobRecords; `alias.` before each column when given.
+ * The properties of `asText` are read as their text (`result::text as result`: lib/json-text.ts `resultsAsJsonText`).
+ */
+export function jobSelectList(
+  properties: readonly JobProperty[] = everyProperty,
+  alias?: string,
+  asText: readonly JobProperty[] = [],
+): string {
   const prefix = alias ? `${alias}.` : '';
   return properties
-    .map((property) => (columns[property][0] === property ? `${prefix}${property}` : `${prefix}${columns[property][0]} as "${property}"`))
+    .map((property) => {
+      const column = `${prefix}${columns[property][0]}`;
+      if (asText.includes(property)) return `${column}::text as "${property}"`;
+      return columns[property][0] === property ? column : `${column} as "${property}"`;
+    })
     .join(', ');
 }
 
@@ -74,11 +85,15 @@ export const jobColumns = jobSelectList();
  */
 export type ShownJob = Omit<JobRecord, 'payload'> & { payload: null };
 
-/** `jobColumns` with the payload left in PostgreSQL (`null::jsonb as payload`): reads a ShownJob; `alias.` before each column when given. */
-export const shownJobColumns = (alias?: string): string =>
+/**
+ * `jobColumns` with the payload left in PostgreSQL (`null::jsonb as payload`): reads a ShownJob; `alias.` before each
+ * column when given; the properties of `asText` read as text.
+ */
+export const shownJobColumns = (alias?: string, asText: readonly JobProperty[] = []): string =>
   `${jobSelectList(
     everyProperty.filter((property) => property !== 'payload'),
     alias,
+    asText,
   )}, null::jsonb as payload`;
 
 /**

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord, JobState } from '../entities/job-record.entity.js';
+import { resultsAsJsonText } from '../../lib/json-text.js';
 import { readPage, resultAndErrorBytes, type PageBound, type PageRows } from '../page-budget.js';
 import { jobColumns, jobSelectList, type JobProperty } from './job-columns.js';
 
@@ -106,6 +107,8 @@ const listedProperties = [
 export type ListedJob = Pick<JobRecord, (typeof listedProperties)[number]> & { payload: null };
 
 const listedJobColumns = `${jobSelectList(listedProperties)}, null::jsonb as payload`;
+/** `listedJobColumns` with the result read as text: a page's results are written into the answer unparsed (JsonText). */
+const pagedJobColumns = `${jobSelectList(listedProperties, undefined, ['result'])}, null::jsonb as payload`;
 
 interface Statement {
   text: string;
@@ -187,13 +190,16 @@ async function findMatches<Row>(em: EntityManager, search: JobSearch, columns: s
  * fewer when their results and errors add up over `bound.maxBytes` (always at least one).
  */
 export async function searchJobPage(em: EntityManager, search: Omit<JobSearch, 'limit'>, bound: PageBound): Promise<PageRows<ListedJob>> {
-  const { probe, full } = searchStatements(search, listedJobColumns, bound.limit + 1);
+  const { probe, full } = searchStatements(search, pagedJobColumns, bound.limit + 1);
   const measure = { orderBy: 'id desc', bytes: resultAndErrorBytes };
+  let found: PageRows<ListedJob> | null = null;
   if (probe) {
     const probed = await readPage<ListedJob>(em, probe, measure, bound);
-    if (probed.more) return probed;
+    if (probed.more) found = probed;
   }
-  return readPage<ListedJob>(em, full, measure, bound);
+  found ??= await readPage<ListedJob>(em, full, measure, bound);
+  resultsAsJsonText(found.rows);
+  return found;
 }
 
 /** How many jobs match (at most `cap`: a count past it answers `cap`), for a dry run. */

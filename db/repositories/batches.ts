@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { BatchItem } from '../entities/batch-item.entity.js';
+import { resultsAsJsonText } from '../../lib/json-text.js';
 import { readPage, resultAndErrorBytes, type PageBound, type PageRows } from '../page-budget.js';
 import { queryWithParameters } from '../query-with-parameters.js';
 import type { SubstrateDefinition } from './substrates.js';
@@ -62,11 +63,14 @@ export async function listBatchItems(
 ): Promise<PageRows<BatchItem>> {
   // The primary key (batch_id, index) walks the batch in order; a state filter skips rows on the way (a batch holds at most 10,000).
   const candidates = {
-    text: `select batch_id as "batchId", index, substrate_id as "substrateId", state, result, error
+    text: `select batch_id as "batchId", index, substrate_id as "substrateId", state, result::text as result, error
              from batch_items where batch_id = ? and index > ?${state ? ' and state = ?' : ''} order by index limit ?`,
     params: state ? [batchId, afterIndex, state, bound.limit + 1] : [batchId, afterIndex, bound.limit + 1],
   };
-  return readPage<BatchItem>(em, candidates, { orderBy: 'index', bytes: resultAndErrorBytes }, bound);
+  // Results read as text and written into the answer unparsed (JsonText).
+  const found = await readPage<BatchItem>(em, candidates, { orderBy: 'index', bytes: resultAndErrorBytes }, bound);
+  resultsAsJsonText(found.rows);
+  return found;
 }
 
 /** The definitions of every substrate a batch names that the customer owns, in one query. */

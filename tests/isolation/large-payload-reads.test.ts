@@ -87,3 +87,40 @@ describe('reading a job with a 15 MB payload', () => {
     expectProblem(bad, 400, 'validation', ['query.include']);
   });
 });
+
+describe('reading jobs with large results', () => {
+  it('answers results read as text (never parsed by the API) exactly as stored, alone, in a page and as batch items', async () => {
+    const customerId = (await suite.request('GET', '/api/v1/auth/me', { token: owner.accessToken })).body.customer_id as string;
+    const big = { rows: Array.from({ length: 30_000 }, (_, i) => ({ k: i, v: `é\u2028"${i}"` })), n: 1.5e300, t: true };
+    const results = [big, 'a "string"', 0, null, [1, [2, { deep: [] }]]];
+    const ids: string[] = [];
+    for (const result of results) {
+      const [row] = await suite.app.sql<{ id: string }>(
+        `insert into jobs (id, customer_id, type, state, payload, result, max_attempts, created_at, started_at, finished_at)
+         values (gen_random_uuid(), $1, 'invoke', 'completed', '{}'::jsonb, $2::jsonb, 1, now(), now(), now()) returning id`,
+        [customerId, JSON.stringify(result)],
+      );
+      ids.push(row!.id);
+    }
+    for (const [index, id] of ids.entries()) {
+      const answer = await suite.request('GET', `/api/v1/jobs/${id}`, { token: owner.accessToken });
+      expect(answer.status).toBe(200);
+      // A JSON null result is left out, as before.
+      if (results[index] === null) expect(answer.body).not.toHaveProperty('result');
+      else expect(answer.body.result).toEqual(results[index]);
+    }
+    const listed = await suite.request('GET', '/api/v1/jobs?type=invoke&limit=10', { token: owner.accessToken });
+    expect(listed.status).toBe(200);
+    const byId = new Map((listed.body.items as Array<{ id: string; result?: unknown }>).map((item) => [item.id, item]));
+    for (const [index, id] of ids.entries()) expect(byId.get(id)?.result ?? null).toEqual(results[index]);
+
+    await suite.app.sql(
+      `insert into batch_items (batch_id, index, substrate_id, state, result)
+       select $1, i, 'x', 'completed', ($2::jsonb)->(i::int) from generate_series(0, 4) as i`,
+      [batchId, JSON.stringify(results)],
+    );
+    const items = await suite.request('GET', `/api/v1/batches/${batchId}/items`, { token: owner.accessToken });
+    expect(items.status).toBe(200);
+    expect((items.body.items as Array<{ result: unknown }>).map((item) => item.result)).toEqual(results);
+  });
+});
