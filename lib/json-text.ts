@@ -24,19 +24,26 @@ export function resultsAsJsonText<Row extends { result: unknown }>(rows: Row[]):
   return rows;
 }
 
+/**
+ * What marks a JsonText's place while the rest is written: a random value of this process that no answer ever shows
+ * (every mark is replaced), so no serialised string can hold one unless by a 122-bit chance.
+ */
+const mark = `\u0000json-text:${randomUUID()}:`;
+/** A mark as JSON.stringify writes it (its \u0000 escaped), with the JsonText's number: compiled once. */
+const writtenMark = new RegExp(`"${escapeRegExp(JSON.stringify(mark).slice(1, -1))}(\\d+)"`, 'g');
+
 /** `JSON.stringify(value)` with every JsonText in it written as its text. */
 export function stringifyWithJsonText(value: unknown): string {
   const texts: string[] = [];
-  // A mark no serialised string can hold by chance (a random UUID per call), replaced once the rest is written.
-  const mark = `\u0000json-text:${randomUUID()}:`;
   const skeleton = JSON.stringify(value, (_key, item: unknown) => {
     if (!(item instanceof JsonText)) return item;
     texts.push(item.text);
     return `${mark}${texts.length - 1}`;
   });
   if (texts.length === 0) return skeleton;
-  const written = JSON.stringify(mark).slice(1, -1);
-  return skeleton.replace(new RegExp(`"${escapeRegExp(written)}(\\d+)"`, 'g'), (_match, index: string) => texts[Number(index)]!);
+  return skeleton.replace(writtenMark, (_match, index: string) => texts[Number(index)]!);
 }
 
-const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
