@@ -43,6 +43,11 @@ export interface RateLimits {
   /** Gives back points `spend` took, for a request refused after it spent them. */
   refund(req: Request, points: number): Promise<void>;
   /**
+   * Takes `points` more of the caller's read budget for a read whose answer is large (`sendReadAnswer`): never
+   * refuses the answer it is charged for, which is ready, but a later read is refused while the window is spent.
+   */
+  chargeReads(req: Request, points: number): Promise<void>;
+  /**
    * The budget a request spends (reads or writes of its service, by tier), for a check that counts the point
    * itself (`settle` then answers as `customer` does); null for an unlimited tier.
    */
@@ -134,6 +139,16 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
     ahead.forget(found.budget.getKey(found.key));
   };
 
+  const chargeReads = async (req: Request, points: number): Promise<void> => {
+    const principal = points > 0 ? req.principal : undefined;
+    const budget = principal ? tierBudgets.get(principal.tier)?.reads : undefined;
+    if (!principal || !budget) return;
+    const key = customerLimitKey(principal.customerId, principal.serviceType);
+    // `penalty` adds the points without refusing; a count Redis does not take now is the next request's to find.
+    await budget.penalty(key, points).catch(() => undefined);
+    ahead.forget(budget.getKey(key));
+  };
+
   const perIp = (name: 'register' | 'login', points: number): RequestHandler => {
     const ipLimiter = limiter(`ip-${name}`, points);
     return async (req, res, next) => {
@@ -146,6 +161,7 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
     customer,
     spend,
     refund,
+    chargeReads,
     budgetOf,
     settle,
     ahead,

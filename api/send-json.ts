@@ -1,4 +1,5 @@
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
+import type { RateLimits } from './rate-limits.js';
 import { stringifyWithJsonText } from '../lib/json-text.js';
 
 /**
@@ -11,9 +12,29 @@ export function sendJson(res: Response, status: number, body: unknown): void {
 }
 
 /** `sendJson` for an answer already serialised (`text`, a JSON document). */
-export function sendJsonText(res: Response, status: number, text: string): void {
+export function sendJsonText(res: Response, status: number, text: string, bytes = Buffer.byteLength(text)): void {
   res.statusCode = status;
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.setHeader('Content-Length', bytes);
   res.end(text);
+}
+
+/** Bytes of a read's answer that its one point of the read budget covers; each further started MiB is one more read. */
+export const readPointBytes = 1024 * 1024;
+
+/**
+ * `sendJson` for a read whose answer may be large (a job with its payload or a megabyte result, a page of them): an
+ * answer of more than `readPointBytes` takes one more point of the caller's read budget per further MiB started, so a
+ * customer re-reading megabytes a few hundred times a minute runs out of reads as if it made that many small ones.
+ */
+export async function sendReadAnswer(
+  rateLimits: Pick<RateLimits, 'chargeReads'>,
+  req: Request,
+  res: Response,
+  body: unknown,
+): Promise<void> {
+  const text = stringifyWithJsonText(body);
+  const bytes = Buffer.byteLength(text);
+  if (bytes > readPointBytes) await rateLimits.chargeReads(req, Math.ceil(bytes / readPointBytes) - 1);
+  sendJsonText(res, 200, text, bytes);
 }

@@ -21,7 +21,7 @@ const problemDescriptions: Record<number, string> = {
   413: 'Request body too large (`payload-too-large`)',
   415: 'The body is not of the type this route takes, e.g. not `application/json` (`unsupported-media-type`)',
   422: 'Well-formed input that breaks a rule, such as a limit exceeded (`unprocessable`)',
-  429: 'Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`)',
+  429: 'Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`)',
   503: 'A dependency is unreachable (`unavailable`)',
 };
 

@@ -13,7 +13,8 @@ import type { ApiDeps } from '../deps.js';
 import { submitAndRespond } from '../job-responses.js';
 import { jsonBodyOf } from '../json-text-body.js';
 import { decodeCursor, pageBound, pageOf, paginationQuery } from '../pagination.js';
-import { sendJson } from '../send-json.js';
+import { sendReadAnswer } from '../send-json.js';
+import type { RateLimits } from '../rate-limits.js';
 import { notFound } from '../problems.js';
 import { parseInput } from '../validate.js';
 
@@ -57,7 +58,7 @@ export async function batchItemsPage(em: EntityManager, id: string, query: z.out
 }
 
 /** Batches are `batch` jobs: the batch id is the job id; items live in batch_items. */
-export function batchesRoutes(deps: ApiDeps): Router {
+export function batchesRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'chargeReads'>): Router {
   const router = Router();
   const em = () => deps.orm.em.fork();
 
@@ -101,7 +102,7 @@ export function batchesRoutes(deps: ApiDeps): Router {
     const { id } = parseInput(batchParams, req.params, 'params');
     const query = parseInput(batchItemsQuery, req.query, 'query');
     await requireBatch(id, (batchId) => findJob(deps.orm.em, customerId, batchId));
-    sendJson(res, 200, await batchItemsPage(em(), id, query));
+    await sendReadAnswer(rateLimits, req, res, await batchItemsPage(em(), id, query));
   });
 
   return router;

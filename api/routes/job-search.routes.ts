@@ -10,7 +10,8 @@ import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { submitAndRespond } from '../job-responses.js';
 import { decodeCursor, pageBound, pageOf, paginationQuery } from '../pagination.js';
-import { sendJson } from '../send-json.js';
+import { sendReadAnswer } from '../send-json.js';
+import type { RateLimits } from '../rate-limits.js';
 import { notFound, ProblemError } from '../problems.js';
 import { parseInput, refuseBodyFields } from '../validate.js';
 import { jobIdParams } from './jobs.routes.js';
@@ -83,7 +84,7 @@ interface RetryBurst {
 }
 
 /** GET /jobs with its filters, and POST /jobs/:id/retry (SPEC §9). */
-export function jobSearchRoutes(deps: ApiDeps): Router {
+export function jobSearchRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'chargeReads'>): Router {
   const router = Router();
 
   router.get('/jobs', async (req, res) => {
@@ -101,9 +102,10 @@ export function jobSearchRoutes(deps: ApiDeps): Router {
       },
       pageBound(query.limit),
     );
-    sendJson(
+    await sendReadAnswer(
+      rateLimits,
+      req,
       res,
-      200,
       pageOf(found, jobView, (row) => row.id),
     );
   });

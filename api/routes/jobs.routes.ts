@@ -17,7 +17,7 @@ import { submitJobBody, substrateOf } from '../job-body.js';
 import { acceptedJobItems, admitJobs, preferredWaitMs, respondWithJobs, submitAndRespond } from '../job-responses.js';
 import type { RateLimits } from '../rate-limits.js';
 import { countAsRequests } from '../request-log-observer.js';
-import { sendJson } from '../send-json.js';
+import { sendJson, sendReadAnswer } from '../send-json.js';
 import { recordStage } from '../request-timing.js';
 import { submitJobList } from '../../queue/submit-jobs-bulk.js';
 
@@ -29,7 +29,7 @@ export const jobReadQuery = z.strictObject({
   include: z.literal('payload', "the only thing to include is 'payload'").optional().describe('`payload`: answer the job with its payload'),
 });
 
-export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' | 'refund'>): Router {
+export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' | 'refund' | 'chargeReads'>): Router {
   const router = Router();
 
   /**
@@ -123,7 +123,7 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
     const job = await findJobToAnswer(deps.orm.em, principal.customerId, id, include === 'payload');
     recordStage(req, 'db', reading);
     if (!job) throw notFound(`job ${id}`);
-    sendJson(res, 200, include === 'payload' ? { ...jobView(job), payload: job.payload } : jobView(job));
+    await sendReadAnswer(rateLimits, req, res, include === 'payload' ? { ...jobView(job), payload: job.payload } : jobView(job));
   });
 
   router.delete('/jobs/:id', async (req, res) => {

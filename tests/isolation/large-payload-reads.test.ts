@@ -124,3 +124,23 @@ describe('reading jobs with large results', () => {
     expect((items.body.items as Array<{ result: unknown }>).map((item) => item.result)).toEqual(results);
   });
 });
+
+describe('large answers and the read budget', () => {
+  const remaining = (answer: { headers: Headers }) => Number(answer.headers.get('ratelimit-remaining'));
+
+  it('counts each further MiB of an answer as one more read, after answering it whole', async () => {
+    const small = await suite.request('GET', `/api/v1/batches/${batchId}`, { token: owner.accessToken });
+    const large = await suite.request('GET', `/api/v1/jobs/${batchId}?include=payload`, { token: owner.accessToken });
+    expect(large.status).toBe(200);
+    expect(large.body.payload).toEqual({ invocations });
+    const mib = Math.ceil(Buffer.byteLength(large.text) / (1024 * 1024));
+    expect(mib).toBeGreaterThan(10);
+    const after = await suite.request('GET', `/api/v1/batches/${batchId}`, { token: owner.accessToken });
+    // The large read's own point, then one per further MiB it answered, then this read's.
+    expect(remaining(small) - remaining(large)).toBe(1);
+    expect(remaining(large) - remaining(after)).toBe(mib - 1 + 1);
+    // A small answer takes its one point only.
+    const again = await suite.request('GET', `/api/v1/jobs/${batchId}`, { token: owner.accessToken });
+    expect(remaining(after) - remaining(again)).toBe(1);
+  });
+});

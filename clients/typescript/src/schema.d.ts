@@ -383,7 +383,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -492,7 +492,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -593,7 +593,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -857,7 +857,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -969,7 +969,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1060,7 +1060,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1166,7 +1166,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1248,7 +1248,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1377,7 +1377,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1484,7 +1484,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1654,7 +1654,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1819,7 +1819,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2042,7 +2042,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2154,7 +2154,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2255,7 +2255,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2356,7 +2356,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2512,7 +2512,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2620,7 +2620,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -2762,7 +2762,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3011,7 +3011,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3166,7 +3166,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3266,7 +3266,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3343,7 +3343,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3464,7 +3464,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3628,7 +3628,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3794,7 +3794,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -3959,7 +3959,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4124,7 +4124,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4290,7 +4290,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4455,7 +4455,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4623,7 +4623,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4816,7 +4816,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -4919,7 +4919,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5031,7 +5031,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5190,7 +5190,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5285,7 +5285,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5399,7 +5399,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5513,7 +5513,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5677,7 +5677,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5777,7 +5777,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5854,7 +5854,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -5964,7 +5964,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6141,7 +6141,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6254,7 +6254,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6331,7 +6331,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6445,7 +6445,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6560,7 +6560,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6669,7 +6669,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6791,7 +6791,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6865,7 +6865,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -6927,7 +6927,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -7038,7 +7038,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -7115,7 +7115,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -7224,7 +7224,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -7359,7 +7359,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -7499,7 +7499,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -7627,7 +7627,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -7697,7 +7697,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -7801,7 +7801,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -7893,7 +7893,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -8045,7 +8045,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -8157,7 +8157,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -8249,7 +8249,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -8380,7 +8380,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -10290,7 +10290,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
                 429: {
                     headers: {
                         [name: string]: unknown;
