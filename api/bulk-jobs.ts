@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import stringify from 'safe-stable-stringify';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import { atMostItems, isLimitIssue } from '../jobs/input-limits.js';
@@ -9,6 +7,7 @@ import type { Principal } from './auth/principal.js';
 import { describeFieldErrors, ProblemError, shortKey, type FieldError } from './problems.js';
 import { submitJobBody, substrateOf } from './job-body.js';
 import { assertWebhookTarget } from './webhook-target.js';
+import { requestHashOf } from './request-hash.js';
 
 /** Most jobs one `POST /jobs/bulk` takes (SPEC §9); more is a 422. */
 export const maxBulkJobs = 1000;
@@ -137,11 +136,7 @@ export function checkBulkSubmit(request: BulkSubmitRequest, body: unknown): Chec
       attempts: job.attempts,
       webhookUrl: job.webhook_url,
       idempotencyKey: key ?? null,
-      requestHash: key
-        ? createHash('sha256')
-            .update(`POST /jobs ${stringify(sentAlone)}`)
-            .digest('hex')
-        : null,
+      requestHash: key ? requestHashOf('POST', '/jobs', sentAlone) : null,
       requireSubstrateId: substrateOf(payload.data),
     };
   });

@@ -1,6 +1,4 @@
 import type { Request, Response } from 'express';
-import { createHash } from 'node:crypto';
-import stringify from 'safe-stable-stringify';
 import type { JobRecord } from '../db/entities/job-record.entity.js';
 import { finalStates } from '../db/entities/job-record.entity.js';
 import { jobLocation, jobView } from '../db/jobs/job-view.js';
@@ -19,6 +17,7 @@ import { ProblemError } from './problems.js';
 import { sendJson } from './send-json.js';
 import { recordStage, timingOrigin } from './request-timing.js';
 import { StageMarks } from '../lib/stage-marks.js';
+import { requestHashOf } from './request-hash.js';
 
 /**
  * The 202 items of a bulk submit's jobs, in order. The jobs one INSERT stored share its creation time, so each
@@ -93,8 +92,12 @@ export async function submitAndRespond(
   res: Response,
   customerId: string,
   submit: SubmitRequest,
-  /** The key when the request has no `Idempotency-Key` (a retry's `retryIdempotencyKey`); its replays are not compared by body. */
-  fallbackIdempotencyKey: string | null = null,
+  options: {
+    /** The key when the request has no `Idempotency-Key` (a retry's `retryIdempotencyKey`); its replays are not compared by body. */
+    fallbackIdempotencyKey?: string | null;
+    /** The request's hash (`requestHashOf`) when it was taken already; else it is taken of `req.body` when a key is sent. */
+    requestHash?: string | null;
+  } = {},
 ): Promise<void> {
   refuseWhenRedisFull(deps);
   const headerKey = req.header('idempotency-key') ?? null;
@@ -103,12 +106,9 @@ export async function submitAndRespond(
       errors: [{ field: 'header.idempotency-key', message: 'must be 1–255 visible ASCII characters' }],
     });
   }
-  const idempotencyKey = headerKey ?? fallbackIdempotencyKey;
-  const requestHash = headerKey
-    ? createHash('sha256')
-        .update(`${req.method} ${req.path} ${stringify(req.body ?? null)}`)
-        .digest('hex')
-    : null;
+  const idempotencyKey = headerKey ?? options.fallbackIdempotencyKey ?? null;
+  // A large body's hash was taken where it was parsed (the batch checker's thread): `options.requestHash`.
+  const requestHash = headerKey ? (options.requestHash ?? requestHashOf(req.method, req.path, req.body)) : null;
   // Stage times are taken only for a timed request (SERVER_TIMING): otherwise no clock is read for them.
   const timed = req.timing !== undefined;
   const admitting = timed ? performance.now() : 0;

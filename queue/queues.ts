@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import { jobRegistry, type JobRegistry } from '../jobs/registry.js';
 import { queueName, shardOf } from './queue-names.js';
 import { fitsJsonBytes } from '../jobs/result-limit.js';
+import { JsonText } from '../lib/json-text.js';
 
 export { queueName, shardOf } from './queue-names.js';
 
@@ -62,6 +63,11 @@ export const isResultInRow = (value: unknown): boolean =>
 
 /** The payload part of a job's BullMQ data: the payload itself when small enough, else a note that the row has it. */
 export function queuedPayload(payload: unknown): Pick<QueuedJobData, 'payload' | 'payloadInRow'> {
+  // A payload that came as JSON text (a batch's: lib/json-text.ts) is measured by it, and parsed only to be carried.
+  if (payload instanceof JsonText)
+    return Buffer.byteLength(payload.text) <= inlinePayloadMaxBytes
+      ? { payload: JSON.parse(payload.text) as unknown }
+      : { payloadInRow: true };
   return fitsJsonBytes(payload, inlinePayloadMaxBytes) ? { payload } : { payloadInRow: true };
 }
 

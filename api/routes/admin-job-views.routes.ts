@@ -10,7 +10,7 @@ import { submitJob } from '../../queue/submit-job.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { acceptedJobItems } from '../job-responses.js';
-import { sendJson } from '../send-json.js';
+import { sendReadAnswer } from '../send-json.js';
 import { notFound, ProblemError } from '../problems.js';
 import { parseInput, refuseBodyFields } from '../validate.js';
 import { batchItemsPage, batchItemsQuery, batchParams, batchProgress } from './batches.routes.js';
@@ -51,7 +51,11 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
   router.get('/admin/jobs/:id', requireAdmin, async (req, res) => {
     const { include } = parseInput(jobReadQuery, req.query, 'query');
     const job = await readJob(req, 'job.view', (id) => findJobToAnswer(deps.orm.em, null, id, include === 'payload'));
-    sendJson(res, 200, { customer_id: job.customerId, ...jobView(job), ...(include === 'payload' ? { payload: job.payload } : {}) });
+    await sendReadAnswer(null, req, res, {
+      customer_id: job.customerId,
+      ...jobView(job),
+      ...(include === 'payload' ? { payload: job.payload } : {}),
+    });
   });
 
   router.get(
@@ -104,7 +108,7 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
   router.get('/admin/batches/:id/items', requireAdmin, async (req, res) => {
     const query = parseInput(batchItemsQuery, req.query, 'query');
     const job = await readJob(req, 'batch.view', anyJob, true);
-    sendJson(res, 200, await batchItemsPage(em(), job.id, query));
+    await sendReadAnswer(null, req, res, await batchItemsPage(em(), job.id, query));
   });
 
   return router;

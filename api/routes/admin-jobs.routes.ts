@@ -16,7 +16,7 @@ import { retryJobs } from '../../queue/retry-jobs.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, pageBound, pageOf, paginationQuery, queryInteger } from '../pagination.js';
-import { sendJson } from '../send-json.js';
+import { sendReadAnswer } from '../send-json.js';
 import { notFound } from '../problems.js';
 import { parseInput, refuseBodyFields } from '../validate.js';
 import { customerParams } from './admin.routes.js';
@@ -168,9 +168,10 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
     );
     // A cross-customer view is an admin action too; each page is one entry.
     await audit(req, 'jobs.view', query.customer_id, { filters: filtersOf(query), returned: found.rows.length }, false);
-    sendJson(
+    await sendReadAnswer(
+      null,
+      req,
       res,
-      200,
       pageOf(found, adminJobView, (row) => row.id),
     );
   });

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { LRUCache } from 'lru-cache';
+import { JsonText } from '../../lib/json-text.js';
 import { z } from 'zod';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { BatchItem } from '../../db/entities/batch-item.entity.js';
@@ -70,12 +71,19 @@ export function batchesRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'charg
 
   router.post('/batches', async (req, res) => {
     const { customerId } = principalOf(req);
-    // The body came as bytes: parsed and checked with createBatchBody here, in the batch checker's thread when it is large.
-    const payload = await deps.batchChecker.checkJobBatch(customerId, jsonBodyOf(req.body));
-    // What an Idempotency-Key's request hash is taken of (submitAndRespond): the body as sent, which the payload
-    // equals but for the order of its keys, which the hash does not see.
-    req.body = payload;
-    await submitAndRespond(deps, req, res, customerId, { definition: getJobDefinition('batch')!, payload });
+    // The body came as bytes: parsed and checked with createBatchBody here, in the batch checker's thread when it is
+    // large, which also answers the payload as JSON text (stored as it is) and, given a key, the request's hash.
+    const keyed = req.header('idempotency-key') !== undefined;
+    const checked = await deps.batchChecker.checkJobBatch(customerId, jsonBodyOf(req.body), keyed ? [req.method, req.path] : null);
+    req.body = undefined;
+    await submitAndRespond(
+      deps,
+      req,
+      res,
+      customerId,
+      { definition: getJobDefinition('batch')!, payload: new JsonText(checked.payloadText) },
+      { requestHash: checked.requestHash },
+    );
   });
 
   /**

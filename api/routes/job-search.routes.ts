@@ -167,7 +167,7 @@ export function jobSearchRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'cha
       burst.key ??= findRetryEndedBefore(deps.orm.em, principal.customerId, original.id, burst.since).then((lastEnded) =>
         retryIdempotencyKeyAfter(original.id, lastEnded),
       );
-      await submitAndRespond(deps, req, res, principal.customerId, input, await burst.key);
+      await submitAndRespond(deps, req, res, principal.customerId, input, { fallbackIdempotencyKey: await burst.key });
     } finally {
       leaveBurst(burstName, burst);
     }

@@ -1,6 +1,5 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { BatchPayload } from '../../jobs/batch/batch.job.js';
 import type { BulkSubmitRequest, CheckedBulkJob } from '../bulk-jobs.js';
 import type { AnonymousCheck } from '../json-text-body.js';
 import { transferableOf, type JsonBody } from '../json-body.js';
@@ -11,6 +10,8 @@ import {
   type BatchInput,
   type Checked,
   type CheckedBatch,
+  type CheckedJobBatch,
+  type JobBatchInput,
   type PlainProblem,
   type SentBody,
 } from './substrate-batch.task.js';
@@ -167,11 +168,12 @@ export class SubstrateBatchChecker {
   }
 
   /**
-   * The payload of the batch job a `POST /batches` body asks for, parsed and checked as the JSON parser, the
-   * input guard and the route's schema did; rejects with the ProblemError the route answers (400, 422, 503).
+   * The payload of the batch job a `POST /batches` body asks for (as JSON text), parsed and checked as the JSON
+   * parser, the input guard and the route's schema did, with the request's hash when `hashOf` names its method and
+   * path; rejects with the ProblemError the route answers (400, 422, 503).
    */
-  checkJobBatch(customerId: string, body: JsonBody | null): Promise<BatchPayload> {
-    return this.checkBody('checkJobBatch', customerId, { body }, checkJobBatch, jobBatches);
+  checkJobBatch(customerId: string, body: JsonBody | null, hashOf: JobBatchInput['hashOf'] = null): Promise<CheckedJobBatch> {
+    return this.checkBody('checkJobBatch', customerId, { body, hashOf }, checkJobBatch, jobBatches);
   }
 
   /**

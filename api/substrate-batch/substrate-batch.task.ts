@@ -6,6 +6,7 @@ import { batchEnvelope, nameHint } from '../routes/substrate-bodies.js';
 import { malformedJsonProblem, ProblemError, type ProblemType } from '../problems.js';
 import { fieldErrorsProblem, parseInput } from '../validate.js';
 import { checkBatchItems } from './prepare-substrate.js';
+import { requestHashOf } from '../request-hash.js';
 
 /**
  * The batch checker's Piscina task (substrate-batch-checker.ts): a pure entry module. Parsing a 10 MB
@@ -96,16 +97,38 @@ export function checkBatch({ customerId, body: sent }: BatchInput): Checked<Chec
   });
 }
 
+export interface JobBatchInput extends SentBody {
+  /** `[method, path]` of a request with an Idempotency-Key: the answer then carries its `requestHashOf`; else null. */
+  hashOf: [method: string, path: string] | null;
+}
+
+/**
+ * A `POST /batches` body that passed its checks: the batch job's payload as JSON text (the API never holds it as an
+ * object: 15 MB of them cost its event loop a structured clone, a serialisation and, with a key, a hash), its number
+ * of invocations, and the request's hash when asked for.
+ */
+export interface CheckedJobBatch {
+  payloadText: string;
+  invocations: number;
+  requestHash: string | null;
+}
+
 /**
  * Parses and checks a `POST /batches` body as the JSON parser, the input guard and the route's schema did,
  * in that order and with their answers; the payload of the batch job it asks for.
  */
-export function checkJobBatch({ body: sent }: SentBody): Checked<BatchPayload> {
+export function checkJobBatch({ body: sent, hashOf }: JobBatchInput): Checked<CheckedJobBatch> {
   return answered(() => {
     const body = parseSent(sent);
     refuseUnstorable(body, 'body', 'dotted');
     // The route's `createBatchBody` (api/routes/batches.routes.ts), which this module cannot load: it reaches the database.
-    return parseInput(batchPayloadSchema, body, 'body');
+    const payload: BatchPayload = parseInput(batchPayloadSchema, body, 'body');
+    return {
+      payloadText: JSON.stringify(payload),
+      invocations: payload.invocations.length,
+      // Of the payload, as the route hashed its body before (the parsed body: equal to it but for the order of keys, which the hash does not see).
+      requestHash: hashOf ? requestHashOf(hashOf[0], hashOf[1], payload) : null,
+    };
   });
 }
 

@@ -5,7 +5,8 @@ import { executePrepared } from '../prepared.js';
 import { queryWithParameters } from '../query-with-parameters.js';
 import { inTransaction } from '../transaction.js';
 import { findJobsByIdempotencyKeys } from './find-jobs.js';
-import { asyncCommit, jobColumnList, jobColumns, jobRecordsetType, type JobRecordsetRow } from './job-columns.js';
+import { JsonText, stringifyWithJsonText } from '../../lib/json-text.js';
+import { asyncCommit, jobColumnList, jobRecordsetType, shownJobColumns, type JobRecordsetRow, type ShownJob } from './job-columns.js';
 
 /** What a submitter sets on a new job's row; the database fills the rest (created_at, attempts so far…). */
 const newJobProperties = [
@@ -39,10 +40,21 @@ export type NewJobRow = Omit<Pick<JobRecord, (typeof newJobProperties)[number]>,
  * insert in one statement (`insertJobs`' statement with one row, on the entity manager's transaction if any).
  */
 export async function insertJob(em: EntityManager, row: NewJobRow, requireSubstrateId?: string): Promise<JobRecord | null> {
-  const [job] = await queryWithParameters<JobRecord>(em, insertOneJob, [
-    JSON.stringify([{ ...recordsetRow(row), substrate_id: requireSubstrateId ?? null }]),
+  const [job] = await queryWithParameters<ShownJob>(em, insertOneJob, [
+    recordsetJson([{ ...recordsetRow(row), substrate_id: requireSubstrateId ?? null }]),
   ]);
-  return job ?? null;
+  return job ? { ...job, payload: row.payload ?? null } : null;
+}
+
+/**
+ * The JSON parameter of new rows: a payload that came as JSON text (a batch's, as the batch checker's thread answered
+ * it: lib/json-text.ts) is written into it as is. The stored rows come back without their payloads (`shownJobColumns`),
+ * which their callers have: 15 MB would otherwise come back from PostgreSQL only to be parsed.
+ */
+function recordsetJson(rows: ReadonlyArray<object>): string {
+  return rows.some((row) => (row as { payload?: unknown }).payload instanceof JsonText)
+    ? stringifyWithJsonText(rows)
+    : JSON.stringify(rows);
 }
 
 /**
@@ -84,7 +96,7 @@ const insertJobsSelect = (durability: string, parameter = '$1') => `
   insert into jobs (${newJobColumns})
   select ${jobColumnList(newJobProperties, 'v')} from v${durability}
    where ${keyTaken}
-  returning ${jobColumns}`;
+  returning ${shownJobColumns()}`;
 const insertJobsDurably = insertJobsSelect('');
 const insertJobsQuickly = insertJobsSelect(', durability');
 const insertOneJob = insertJobsSelect('', '?');
@@ -158,14 +170,17 @@ export async function insertJobs(em: EntityManager, rows: JobInsert[]): Promise<
   if (rows.length === 0) return [];
   const quick = rows.every((insert) => insert.quick === true);
   const parameters = [
-    JSON.stringify(rows.map(({ row, requireSubstrateId }) => ({ ...recordsetRow(row), substrate_id: requireSubstrateId ?? null }))),
+    recordsetJson(rows.map(({ row, requireSubstrateId }) => ({ ...recordsetRow(row), substrate_id: requireSubstrateId ?? null }))),
   ];
   // Its own connection, never in a transaction: an autocommit statement, safe to run again.
   const inserted = await againOnDeadlock(em, () =>
-    executePrepared<JobRecord>(em, quick ? 'jobs-insert-quick' : 'jobs-insert', quick ? insertJobsQuickly : insertJobsDurably, parameters),
+    executePrepared<ShownJob>(em, quick ? 'jobs-insert-quick' : 'jobs-insert', quick ? insertJobsQuickly : insertJobsDurably, parameters),
   );
   const byId = new Map(inserted.map((job) => [job.id, job]));
-  return rows.map(({ row }) => byId.get(row.id) ?? null);
+  return rows.map(({ row }) => {
+    const job = byId.get(row.id);
+    return job ? { ...job, payload: row.payload ?? null } : null;
+  });
 }
 
 const bulkProperties = ['id', 'payload', 'bundleId'] as const;

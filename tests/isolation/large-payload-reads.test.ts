@@ -144,3 +144,37 @@ describe('large answers and the read budget', () => {
     expect(remaining(after) - remaining(again)).toBe(1);
   });
 });
+
+describe('submitting a 15 MB batch', () => {
+  it('never holds the event loop for its payload: parsed, hashed for its Idempotency-Key and stored as JSON text', async () => {
+    const body = JSON.stringify({ invocations });
+    const send = (key: string) =>
+      fetch(`${suite.app.baseUrl}/api/v1/batches`, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${owner.accessToken}`, 'idempotency-key': key },
+      });
+    let first: Response | undefined;
+    let replay: Response | undefined;
+    const stall = await longestStall(async () => {
+      first = await send('big-batch-key');
+      replay = await send('big-batch-key');
+    });
+    expect(first?.status).toBe(202);
+    expect(replay?.status).toBe(202);
+    const id = ((await first!.json()) as { id: string }).id;
+    expect(((await replay!.json()) as { id: string }).id).toBe(id);
+    // The payload's hash was taken on the event loop (250–375 ms a request) and its object cloned, serialised and
+    // read back from PostgreSQL there (60–80 ms more); now 18–33 ms in all, against ~55 ms for one parse of it.
+    expect(stall).toBeLessThan(parseMs);
+    const stored = await suite.request('GET', `/api/v1/jobs/${id}?include=payload`, { token: owner.accessToken });
+    expect(stored.body.payload).toEqual({ invocations });
+    // The same key with another body is the conflict it always was.
+    const other = await fetch(`${suite.app.baseUrl}/api/v1/batches`, {
+      method: 'POST',
+      body: JSON.stringify({ invocations: invocations.slice(1) }),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${owner.accessToken}`, 'idempotency-key': 'big-batch-key' },
+    });
+    expect(other.status).toBe(422);
+  });
+});
