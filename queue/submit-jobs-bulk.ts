@@ -7,6 +7,7 @@ import type { JobDefinition } from '../jobs/define-job.js';
 import { groupByQueue, queuedPayload, type QueuedJobData } from './queues.js';
 import { laneSeq, packHints } from './fair-share/fair-share.js';
 import { withinEnqueueTimeout } from './enqueue-timeout.js';
+import { fitsJsonBytes } from '../jobs/result-limit.js';
 import { assignBundles, bundlesJobsOf, foldBundles, isBundleData, packBundleEntry, type BundleJob } from './bundles.js';
 import { idempotencyWindowMs, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
 
@@ -17,8 +18,14 @@ import { idempotencyWindowMs, type SubmitDeps, type SubmitJobInput } from './sub
  */
 async function isCacheMiss(cache: InvocationCache, customerId: string, definition: JobDefinition, payload: unknown): Promise<boolean> {
   const key = definition.cacheKey?.(payload) ?? null;
-  return key !== null && missedAtFirstEpoch(await cache.lookup(customerId, key.substrateId, key.parameters));
+  // A lookup hashes the parameters on this thread: for large ones (a 15 MB bulk of 15 KB parameters held the event
+  // loop ~75 ms a request for it) the worker looks itself, off the API's loop.
+  if (key === null || !fitsJsonBytes(key.parameters, cacheProbeMaxBytes)) return false;
+  return missedAtFirstEpoch(await cache.lookup(customerId, key.substrateId, key.parameters));
 }
+
+/** Largest parameters (bytes of JSON) a bulk submit looks up in the invocation cache for its workers. */
+const cacheProbeMaxBytes = 1024;
 
 /** Every payload parsed with the job type's schema; the first that fails throws, naming its index and field. */
 function parsePayloads(definition: JobDefinition, payloads: unknown[]): unknown[] {
