@@ -12,7 +12,7 @@ export function sendJson(res: Response, status: number, body: unknown): void {
 }
 
 /** `sendJson` for an answer already serialised (`text`, a JSON document). */
-export function sendJsonText(res: Response, status: number, text: string, bytes = Buffer.byteLength(text)): void {
+function sendJsonText(res: Response, status: number, text: string, bytes = Buffer.byteLength(text)): void {
   res.statusCode = status;
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.setHeader('Content-Length', bytes);
@@ -20,7 +20,7 @@ export function sendJsonText(res: Response, status: number, text: string, bytes 
 }
 
 /** Bytes of a read's answer that its one point of the read budget covers; each further started MiB is one more read. */
-export const readPointBytes = 1024 * 1024;
+const readPointBytes = 1024 * 1024;
 
 /**
  * `sendJson` for a read whose answer may be large (a job with its payload or a megabyte result, a page of them), any

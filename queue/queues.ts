@@ -64,10 +64,12 @@ export const isResultInRow = (value: unknown): boolean =>
 /** The payload part of a job's BullMQ data: the payload itself when small enough, else a note that the row has it. */
 export function queuedPayload(payload: unknown): Pick<QueuedJobData, 'payload' | 'payloadInRow'> {
   // A payload that came as JSON text (a batch's: lib/json-text.ts) is measured by it, and parsed only to be carried.
-  if (payload instanceof JsonText)
-    return Buffer.byteLength(payload.text) <= inlinePayloadMaxBytes
+  if (payload instanceof JsonText) {
+    // A string's UTF-8 bytes are at least its length: a 15 MB text is not scanned to learn it is over 8 KiB.
+    return payload.text.length <= inlinePayloadMaxBytes && Buffer.byteLength(payload.text) <= inlinePayloadMaxBytes
       ? { payload: JSON.parse(payload.text) as unknown }
       : { payloadInRow: true };
+  }
   return fitsJsonBytes(payload, inlinePayloadMaxBytes) ? { payload } : { payloadInRow: true };
 }
 

@@ -104,12 +104,11 @@ export interface JobBatchInput extends SentBody {
 
 /**
  * A `POST /batches` body that passed its checks: the batch job's payload as JSON text (the API never holds it as an
- * object: 15 MB of them cost its event loop a structured clone, a serialisation and, with a key, a hash), its number
- * of invocations, and the request's hash when asked for.
+ * object: 15 MB of them cost its event loop a structured clone, a serialisation and, with a key, a hash), and the
+ * request's hash when asked for.
  */
 export interface CheckedJobBatch {
   payloadText: string;
-  invocations: number;
   requestHash: string | null;
 }
 
@@ -125,7 +124,6 @@ export function checkJobBatch({ body: sent, hashOf }: JobBatchInput): Checked<Ch
     const payload: BatchPayload = parseInput(batchPayloadSchema, body, 'body');
     return {
       payloadText: JSON.stringify(payload),
-      invocations: payload.invocations.length,
       // Of the payload, as the route hashed its body before (the parsed body: equal to it but for the order of keys, which the hash does not see).
       requestHash: hashOf ? requestHashOf(hashOf[0], hashOf[1], payload) : null,
     };
