@@ -372,6 +372,11 @@ const envSchema = z.object({
    * (a batch's new substrates count together). Default `starter=10000,pro=100000,enterprise=1000000`.
    */
   TIER_MAX_SUBSTRATES: perTierCounts({ starter: 10_000, pro: 100_000, enterprise: 1_000_000 }),
+  /**
+   * Most live API keys (neither revoked nor expired) one customer may hold, by tier: a create past it answers 422
+   * (every live key is a row of the vault the edge proxy loads). Default `starter=20,pro=100,enterprise=1000`.
+   */
+  TIER_MAX_API_KEYS: perTierCounts({ starter: 20, pro: 100, enterprise: 1000 }),
   /** Days a finished job (and a batch's items) is kept after it finished; 0 keeps them. Default 30. */
   JOB_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
   /**
@@ -521,6 +526,7 @@ export interface Config {
   tierMaxActive: PerTier<number>;
   /** Most substrates a customer keeps, by tier (db/repositories/substrate-store.ts). */
   tierMaxSubstrates: PerTier<number>;
+  tierMaxApiKeys: PerTier<number>;
   /** Days a finished job is kept, by the tier of its customer's compute service; 0 keeps them. */
   jobRetentionDays: PerTier<number>;
   /** Days a metered and billed request-log row is kept; 0 keeps them. */
@@ -693,6 +699,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tierMaxQueued: e.TIER_MAX_QUEUED,
     tierMaxActive: e.TIER_MAX_ACTIVE,
     tierMaxSubstrates: e.TIER_MAX_SUBSTRATES,
+    tierMaxApiKeys: e.TIER_MAX_API_KEYS,
     // A tier JOB_RETENTION_DAYS_BY_TIER leaves out (-1 from its parser) keeps JOB_RETENTION_DAYS.
     jobRetentionDays: Object.fromEntries(
       configTiers.map((tier) => [tier, e.JOB_RETENTION_DAYS_BY_TIER[tier] < 0 ? e.JOB_RETENTION_DAYS : e.JOB_RETENTION_DAYS_BY_TIER[tier]]),

@@ -80,6 +80,29 @@ export const invalidUtf8Problem = () =>
 
 export const notFound = (what: string) => new ProblemError('not-found', `${what} not found`);
 
+/** A create refused by a tier's cap of things a customer keeps: `had` of at most `cap`, and it would add `adding`. */
+export interface CapReached {
+  cap: number;
+  had: number;
+  adding: number;
+}
+
+/**
+ * The 422 of a create that would take its customer past a tier's cap of `things` (`cap` names it in the answer),
+ * with `limit`, `count` and `requested`; `remedy` says how to make room.
+ */
+export function capProblem(
+  cap: string,
+  things: string,
+  { cap: limit, had, adding }: CapReached,
+  field: string,
+  remedy: string,
+): ProblemError {
+  const count = (n: number) => n.toLocaleString('en-US');
+  const message = `a customer may keep at most ${count(limit)} ${things}; it has ${count(had)} and this would add ${count(adding)} (${remedy})`;
+  return new ProblemError('unprocessable', message, { errors: [{ field, message }], cap, limit, count: had, requested: adding });
+}
+
 export function problemBody(type: ProblemType, detail: string, extra: Record<string, unknown> = {}) {
   const { status, title } = problemTypes[type];
   return { type: typeBase + type, title, status, detail, ...extra };

@@ -23,3 +23,11 @@ export async function inTransaction<T>(em: EntityManager, work: (tx: EntityManag
     parent ? { ctx: parent } : {},
   );
 }
+
+/**
+ * Serialises, until `tx` ends, the transactions that lock the same `scope` of the same customer: a per-customer
+ * cap's count and insert become one step, so concurrent creates cannot both pass it.
+ */
+export async function lockCustomerScope(tx: EntityManager, scope: string, customerId: string): Promise<void> {
+  await tx.execute(`select pg_advisory_xact_lock(hashtextextended(?, 0))`, [`${scope}:${customerId}`]);
+}

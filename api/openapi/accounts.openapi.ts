@@ -110,6 +110,12 @@ export const newApiKeySchema = apiKeySchema
     },
   });
 
+/** The tier's cap of live API keys (TIER_MAX_API_KEYS), as the routes that make one document it. */
+const apiKeyCapNote =
+  "A customer holds at most its tier's TIER_MAX_API_KEYS live keys (neither revoked nor expired; default starter 20, pro 100, " +
+  'enterprise 1,000); a key past it answers 422 naming `body` (with `cap: "api_keys"`, `limit`, `count`, `requested`) and ' +
+  'nothing changes. Revoking a key makes room.';
+
 export const accountsDocs: RouteDocs = (registry) => {
   const tag = 'Accounts';
   documentRoute(registry, {
@@ -206,7 +212,8 @@ export const accountsDocs: RouteDocs = (registry) => {
     summary: 'Create an API key (shown once)',
     description:
       'A key acts for the customer within one service (`service_type`). The edge proxy authenticates its traffic with such keys and bills it to the key’s service, ' +
-      'so any call made with a key — to this API too — is metered, rate-limited and suspended as that service, not as `compute`.',
+      'so any call made with a key — to this API too — is metered, rate-limited and suspended as that service, not as `compute`. ' +
+      apiKeyCapNote,
     request: { body: jsonBody(createApiKeyDocBody, { name: 'ci', service_type: 'compute', expires_at: '2027-12-31T23:59:59Z' }) },
     responses: { 201: json(newApiKeySchema, 'The key') },
     problems: [422],
@@ -236,6 +243,7 @@ export const accountsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/api-keys/:id/rotate',
     summary: 'Replace an API key with a new one; the old one stops working at once',
+    description: 'The new key takes the old one’s room under the cap of live keys; an expired key has none to give. ' + apiKeyCapNote,
     request: {
       params: apiKeyIdParams,
       body: { content: { 'application/json': { schema: rotateApiKeyBody, example: { expires_at: null } } } },

@@ -13,7 +13,15 @@ import {
   revokeRefreshTokenSession,
   rotateRefreshToken,
 } from '../../db/repositories/accounts.js';
-import { apiKeyExists, insertApiKey, listApiKeys, lockApiKey, revokeApiKey, type ApiKeyRow } from '../../db/repositories/api-keys.js';
+import {
+  apiKeyExists,
+  insertApiKeyWithinCap,
+  listApiKeys,
+  lockApiKey,
+  revokeApiKey,
+  type ApiKeyCapReached,
+  type ApiKeyRow,
+} from '../../db/repositories/api-keys.js';
 import { principalOf } from '../auth/authenticate.js';
 import {
   accessTokenTtlSeconds,
@@ -31,7 +39,7 @@ import type { Principal } from '../auth/principal.js';
 import { tosText } from '../auth/tos-text.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
-import { notFound, ProblemError } from '../problems.js';
+import { capProblem, notFound, ProblemError } from '../problems.js';
 import { optionalBody, parseInput, refuseBodyFields } from '../validate.js';
 import { inTransaction } from '../../db/transaction.js';
 import { storableTime } from '../storable-time.js';
@@ -108,6 +116,10 @@ function apiKeyView(row: ApiKeyRow) {
 }
 
 /** Routes that need no credentials: register, login, refresh, logout and the TOS text. */
+/** The 422 of a create that would take its customer past the tier's cap of live API keys (TIER_MAX_API_KEYS). */
+const apiKeyCapProblem = ({ capReached }: ApiKeyCapReached): ProblemError =>
+  capProblem('api_keys', 'live API keys', capReached, 'body', 'revoke one first');
+
 export function publicAccountRoutes(deps: ApiDeps): Router {
   const router = Router();
   const { config } = deps;
@@ -240,15 +252,22 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
     const body = parseInput(createApiKeyBody, req.body, 'body');
     const expires = futureDate(body.expires_at ?? null, 'body.expires_at');
     const key = newApiKey();
-    const row = await insertApiKey(deps.orm.em.fork(), {
-      customerId: principal.customerId,
-      name: body.name,
-      serviceType: body.service_type,
-      prefix: apiKeyPrefix(key),
-      keyHash: sha256(key),
-      encryptedKey: encryptSecret(config.vaultKey, key),
-      expiresAt: expires,
-    });
+    const row = await inTransaction(deps.orm.em, (tx) =>
+      insertApiKeyWithinCap(
+        tx,
+        {
+          customerId: principal.customerId,
+          name: body.name,
+          serviceType: body.service_type,
+          prefix: apiKeyPrefix(key),
+          keyHash: sha256(key),
+          encryptedKey: encryptSecret(config.vaultKey, key),
+          expiresAt: expires,
+        },
+        config.tierMaxApiKeys[principal.tier],
+      ),
+    );
+    if ('capReached' in row) throw apiKeyCapProblem(row);
     res.setHeader('Cache-Control', 'no-store');
     res.status(201).json({ ...withoutRevokedAt(apiKeyView(row)), key });
   });
@@ -295,15 +314,23 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
       if (expires && expires.getTime() <= Date.now())
         throw unprocessable('body.expires_at', 'the key has expired: give a new expires_at (or null for none)');
       await revokeApiKey(tx, principal.customerId, id);
-      return insertApiKey(tx, {
-        customerId: principal.customerId,
-        name: old.name,
-        serviceType: old.serviceType,
-        prefix: apiKeyPrefix(key),
-        keyHash: sha256(key),
-        encryptedKey: encryptSecret(config.vaultKey, key),
-        expiresAt: expires,
-      });
+      // The old key's room is free again; an expired one's was already, so its rotation may meet the cap.
+      const rotated = await insertApiKeyWithinCap(
+        tx,
+        {
+          customerId: principal.customerId,
+          name: old.name,
+          serviceType: old.serviceType,
+          prefix: apiKeyPrefix(key),
+          keyHash: sha256(key),
+          encryptedKey: encryptSecret(config.vaultKey, key),
+          expiresAt: expires,
+        },
+        config.tierMaxApiKeys[principal.tier],
+      );
+      // Thrown inside the transaction, so the old key's revocation is rolled back with it.
+      if ('capReached' in rotated) throw apiKeyCapProblem(rotated);
+      return rotated;
     });
     await deps.principals.invalidateCustomer(principal.customerId);
     res.setHeader('Cache-Control', 'no-store');

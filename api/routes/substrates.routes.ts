@@ -21,7 +21,7 @@ import type { CacheLookup } from '../../db/invocation-cache.js';
 import { answerFromCache, preferredWaitMs, submitAndRespond } from '../job-responses.js';
 import { jsonBodyOf } from '../json-text-body.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
-import { notFound, ProblemError } from '../problems.js';
+import { capProblem, notFound, ProblemError } from '../problems.js';
 import { isFieldError, prepareSubstrate } from '../substrate-batch/prepare-substrate.js';
 import { optionalBody, parseInput, refuseBodyFields } from '../validate.js';
 import { createSubstrateBody, nameHint, patchSubstrateBody } from './substrate-bodies.js';
@@ -122,18 +122,8 @@ async function cacheCreated(deps: ApiDeps, customerId: string, substrateIds: rea
 }
 
 /** The 422 of a create that would take its customer past the tier's cap of substrates (TIER_MAX_SUBSTRATES). */
-function substrateCapProblem({ capReached }: SubstrateCapReached, field: string): ProblemError {
-  const { cap, had, adding } = capReached;
-  const count = (n: number) => n.toLocaleString('en-US');
-  const message = `a customer may keep at most ${count(cap)} substrates; it has ${count(had)} and this would add ${count(adding)} (delete some first)`;
-  return new ProblemError('unprocessable', message, {
-    errors: [{ field, message }],
-    cap: 'substrates',
-    limit: cap,
-    count: had,
-    requested: adding,
-  });
-}
+const substrateCapProblem = ({ capReached }: SubstrateCapReached, field: string): ProblemError =>
+  capProblem('substrates', 'substrates', capReached, field, 'delete some first');
 
 export function substratesRoutes(deps: ApiDeps): Router {
   const router = Router();

@@ -17,6 +17,14 @@ export interface ApiKey {
 export const ApiKeySchema = new EntitySchema<ApiKey>({
   name: 'ApiKey',
   tableName: 'api_keys',
+  indexes: [
+    // The tier's cap counts a customer's live keys (db/repositories/api-keys.ts) without reading the revoked
+    // ones, however many a customer has revoked.
+    {
+      name: 'api_keys_customer_live_index',
+      expression: `create index "api_keys_customer_live_index" on "api_keys" ("customer_id", "expires_at") where "revoked_at" is null`,
+    },
+  ],
   properties: {
     id: { type: 'uuid', primary: true },
     customerId: { type: 'uuid', index: true },

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { uuidv7 } from '../../lib/uuid.js';
 import type { ApiKey } from '../entities/api-key.entity.js';
+import { lockCustomerScope } from '../transaction.js';
 
 /** An API key as lists show it: never the hash, the ciphertext or the key. */
 export type ApiKeyRow = Pick<ApiKey, 'id' | 'name' | 'serviceType' | 'prefix' | 'expiresAt' | 'revokedAt' | 'createdAt'>;
@@ -17,6 +18,29 @@ export async function insertApiKey(em: EntityManager, key: NewApiKey): Promise<A
     [uuidv7(), key.customerId, key.name, key.serviceType, key.prefix, key.keyHash, key.encryptedKey, key.expiresAt?.toISOString() ?? null],
   );
   return row!;
+}
+
+/** A key the customer may still use: neither revoked nor expired. What the tier's cap counts, and what the vault holds. */
+const live = `revoked_at is null and (expires_at is null or expires_at > now())`;
+
+/** The cap stopped the insert: the customer already has `had` live keys of at most `cap`. */
+export interface ApiKeyCapReached {
+  capReached: { cap: number; had: number; adding: 1 };
+}
+
+/**
+ * `insertApiKey` unless the customer already has `cap` live keys (revoked and expired ones take no room).
+ * Must run inside a transaction (`tx`): a per-customer advisory lock makes the count and the insert one step, so
+ * concurrent creates cannot pass the cap; a rotation that revoked the old key earlier in `tx` has its room back.
+ */
+export async function insertApiKeyWithinCap(tx: EntityManager, key: NewApiKey, cap: number): Promise<ApiKeyRow | ApiKeyCapReached> {
+  await lockCustomerScope(tx, 'api_keys', key.customerId);
+  const [counted] = await tx.execute<Array<{ count: string }>>(`select count(*) as count from api_keys where customer_id = ? and ${live}`, [
+    key.customerId,
+  ]);
+  const had = Number(counted?.count ?? 0);
+  if (had >= cap) return { capReached: { cap, had, adding: 1 } };
+  return insertApiKey(tx, key);
 }
 
 /** Newest first, keyset-paginated on the UUIDv7 id; revoked keys included (with `revokedAt`). */

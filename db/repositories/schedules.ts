@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Schedule } from '../entities/schedule.entity.js';
 import type { Tier } from '../entities/service-instance.entity.js';
 import { readPage, type PageBound, type PageRows } from '../page-budget.js';
-import { inTransaction } from '../transaction.js';
+import { inTransaction, lockCustomerScope } from '../transaction.js';
 import { lastScheduleRunSql } from '../jobs/schedule-runs.js';
 
 const scheduleColumns = `id, customer_id as "customerId", name, cron, every_ms as "everyMs", tz, job_type as "jobType", payload, paused,
@@ -28,7 +28,7 @@ export async function upsertSchedule(em: EntityManager, row: NewSchedule, maxPer
   return inTransaction(em, async (tx) => {
     const connection = tx.getConnection();
     const ctx = tx.getTransactionContext();
-    await connection.execute(`select pg_advisory_xact_lock(hashtextextended(?, 0))`, [`schedules:${row.customerId}`], 'all', ctx);
+    await lockCustomerScope(tx, 'schedules', row.customerId);
     const [previous] = await connection.execute<Schedule[]>(
       `select ${scheduleColumns} from schedules where customer_id = ? and name = ?`,
       [row.customerId, row.name],

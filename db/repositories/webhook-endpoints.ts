@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { WebhookEndpoint, WebhookEvent } from '../entities/webhook-endpoint.entity.js';
-import { inTransaction } from '../transaction.js';
+import { inTransaction, lockCustomerScope } from '../transaction.js';
 
 const endpointColumns = `id, customer_id as "customerId", url, events, encrypted_secret as "encryptedSecret", created_at as "createdAt",
   consecutive_failures as "consecutiveFailures", failing_since as "failingSince", breaker_open_until as "breakerOpenUntil",
@@ -25,7 +25,7 @@ export async function insertWebhookEndpointWithinLimit(
   return inTransaction(em, async (tx) => {
     const connection = tx.getConnection();
     const ctx = tx.getTransactionContext();
-    await connection.execute(`select pg_advisory_xact_lock(hashtextextended(?, 0))`, [`webhook_endpoints:${row.customerId}`], 'all', ctx);
+    await lockCustomerScope(tx, 'webhook_endpoints', row.customerId);
     // A statement of its own after the lock, so its snapshot sees every endpoint committed before it.
     const [inserted] = await connection.execute<WebhookEndpoint[]>(
       `insert into webhook_endpoints (id, customer_id, url, events, encrypted_secret)

@@ -1074,7 +1074,7 @@ export interface paths {
         put?: never;
         /**
          * Create an API key (shown once)
-         * @description A key acts for the customer within one service (`service_type`). The edge proxy authenticates its traffic with such keys and bills it to the key’s service, so any call made with a key — to this API too — is metered, rate-limited and suspended as that service, not as `compute`.
+         * @description A key acts for the customer within one service (`service_type`). The edge proxy authenticates its traffic with such keys and bills it to the key’s service, so any call made with a key — to this API too — is metered, rate-limited and suspended as that service, not as `compute`. A customer holds at most its tier's TIER_MAX_API_KEYS live keys (neither revoked nor expired; default starter 20, pro 100, enterprise 1,000); a key past it answers 422 naming `body` (with `cap: "api_keys"`, `limit`, `count`, `requested`) and nothing changes. Revoking a key makes room.
          */
         post: {
             parameters: {
@@ -1273,7 +1273,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Replace an API key with a new one; the old one stops working at once */
+        /**
+         * Replace an API key with a new one; the old one stops working at once
+         * @description The new key takes the old one’s room under the cap of live keys; an expired key has none to give. A customer holds at most its tier's TIER_MAX_API_KEYS live keys (neither revoked nor expired; default starter 20, pro 100, enterprise 1,000); a key past it answers 422 naming `body` (with `cap: "api_keys"`, `limit`, `count`, `requested`) and nothing changes. Revoking a key makes room.
+         */
         post: {
             parameters: {
                 query?: never;
