@@ -292,6 +292,12 @@ const envSchema = z.object({
   RATE_LIMIT_REGISTER_PER_MIN: z.coerce.number().int().min(1).max(1_000_000).default(5),
   /** POST /auth/login attempts per minute per client IP. Default 10. */
   RATE_LIMIT_LOGIN_PER_MIN: z.coerce.number().int().min(1).max(1_000_000).default(10),
+  /**
+   * POST /auth/refresh and /auth/logout attempts (together) per minute per client IP. Default 60. Neither needs an
+   * access token and each is a PostgreSQL transaction: unlimited, one address's flood of made-up tokens slowed every
+   * customer's reads.
+   */
+  RATE_LIMIT_REFRESH_PER_MIN: z.coerce.number().int().min(1).max(1_000_000).default(60),
   /** GET /ready also requires a live worker heartbeat (and no stuck backlog). Default true. */
   READY_REQUIRES_WORKER: booleanString.default(true),
   /** Port of a worker process's own Prometheus endpoint (`GET /metrics`, same bearer token). 0 disables it. Default 9464. */
@@ -495,6 +501,7 @@ export interface Config {
   passwordHashCost: number;
   rateLimitRegisterPerMin: number;
   rateLimitLoginPerMin: number;
+  rateLimitRefreshPerMin: number;
   readyRequiresWorker: boolean;
   workerMetricsPort: number;
   workerMetricsPublishMs: number;
@@ -672,6 +679,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     passwordHashCost: e.PASSWORD_HASH_COST,
     rateLimitRegisterPerMin: e.RATE_LIMIT_REGISTER_PER_MIN,
     rateLimitLoginPerMin: e.RATE_LIMIT_LOGIN_PER_MIN,
+    rateLimitRefreshPerMin: e.RATE_LIMIT_REFRESH_PER_MIN,
     readyRequiresWorker: e.READY_REQUIRES_WORKER,
     workerMetricsPort: e.WORKER_METRICS_PORT,
     workerMetricsPublishMs: e.WORKER_METRICS_PUBLISH_MS,

@@ -217,6 +217,8 @@ export function createApp(deps: ApiDeps): Express {
   v1.post('/auth/login', rateLimits.login);
   // The console's sign-in shares the login's per-IP count.
   v1.post('/auth/session', rateLimits.login);
+  // Refresh and logout share one per-IP count: neither needs an access token, and each is a PostgreSQL transaction.
+  v1.post(['/auth/refresh', '/auth/logout'], rateLimits.refresh);
   v1.use(under(['/auth/session'], consoleSessionRoutes(deps, sessions)));
   v1.use(under(['/auth', '/tos'], publicAccountRoutes(deps)));
   // Every authenticated route counts against the caller's budget, not only the metered ones.

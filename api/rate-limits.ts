@@ -60,6 +60,8 @@ export interface RateLimits {
   register: RequestHandler;
   /** Per client IP on POST /auth/login. */
   login: RequestHandler;
+  /** Per client IP on POST /auth/refresh and /auth/logout, which need no access token and each write to PostgreSQL. */
+  refresh: RequestHandler;
 }
 
 /**
@@ -149,7 +151,7 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
     ahead.forget(budget.getKey(key));
   };
 
-  const perIp = (name: 'register' | 'login', points: number): RequestHandler => {
+  const perIp = (name: 'register' | 'login' | 'refresh', points: number): RequestHandler => {
     const ipLimiter = limiter(`ip-${name}`, points);
     return async (req, res, next) => {
       await consume(ipLimiter, clientAddress(req), res, name, (limit) => `at most ${limit} ${name} attempts per minute from one address`);
@@ -167,6 +169,7 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
     ahead,
     register: perIp('register', config.rateLimitRegisterPerMin),
     login: perIp('login', config.rateLimitLoginPerMin),
+    refresh: perIp('refresh', config.rateLimitRefreshPerMin),
   };
 }
 

@@ -110,6 +110,10 @@ export const newApiKeySchema = apiKeySchema
     },
   });
 
+/** The per-IP budget that refresh and logout share (RATE_LIMIT_REFRESH_PER_MIN). */
+const refreshLimitNote =
+  'Refreshes and logouts from one client IP share a budget of RATE_LIMIT_REFRESH_PER_MIN a minute (default 60); past it they answer 429 with `Retry-After` and change nothing.';
+
 /** The tier's cap of live API keys (TIER_MAX_API_KEYS), as the routes that make one document it. */
 const apiKeyCapNote =
   "A customer holds at most its tier's TIER_MAX_API_KEYS live keys (neither revoked nor expired; default starter 20, pro 100, " +
@@ -154,9 +158,10 @@ export const accountsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/auth/refresh',
     summary: 'Rotate a refresh token (reusing a rotated one revokes its family)',
+    description: refreshLimitNote,
     request: { body: jsonBody(refreshTokenBody, { refresh_token: 'rt_8Jv2kQ0xZt4mN7pW3cY6bR1sL9dF5gH' }) },
     responses: { 200: json(tokensSchema, 'New tokens') },
-    problems: [401],
+    problems: [401, 429],
   });
   documentRoute(registry, {
     tag,
@@ -164,8 +169,10 @@ export const accountsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/auth/logout',
     summary: 'Revoke a refresh token',
+    description: refreshLimitNote,
     request: { body: jsonBody(refreshTokenBody, { refresh_token: 'rt_8Jv2kQ0xZt4mN7pW3cY6bR1sL9dF5gH' }) },
     responses: { 204: noContent },
+    problems: [429],
   });
   documentRoute(registry, {
     tag,

@@ -78,6 +78,32 @@ describe('per-IP limits on register and login', { timeout: 90_000 }, () => {
   });
 });
 
+describe('the per-IP limit on refresh and logout, which need no access token', { timeout: 90_000 }, () => {
+  it('counts refreshes and logouts from one address together, answers 429 past it without rotating, and spares other addresses', async () => {
+    app = await startTestApp({ ...realLimits, RATE_LIMIT_REFRESH_PER_MIN: '3', TRUST_PROXY: '1' });
+    const request = httpClient(app.baseUrl);
+    const user = await registerUser(request);
+    const from = (ip: string, path: string, token: string) =>
+      request('POST', `/api/v1/auth/${path}`, { body: { refresh_token: token }, headers: { 'x-forwarded-for': ip } });
+
+    const refreshed = await from('198.51.100.7', 'refresh', user.refreshToken);
+    expect(refreshed.status, refreshed.text).toBe(200);
+    expectLimitHeaders(refreshed, 3, 2);
+    expect((await from('198.51.100.7', 'refresh', 'rt_made_up')).status).toBe(401);
+    expect((await from('198.51.100.7', 'logout', 'rt_made_up')).status).toBe(204);
+    const refused = await from('198.51.100.7', 'refresh', refreshed.body.refresh_token);
+    expectProblem(refused, 429, 'rate-limited');
+    expect(refused.body.detail).toMatch(/3 refresh attempts per minute/);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expectProblem(await from('198.51.100.7', 'logout', refreshed.body.refresh_token), 429, 'rate-limited');
+
+    // The refused refresh rotated nothing: the token still works, from an address with budget left.
+    const elsewhere = await from('198.51.100.8', 'refresh', refreshed.body.refresh_token);
+    expect(elsewhere.status, elsewhere.text).toBe(200);
+    expectLimitHeaders(elsewhere, 3, 2);
+  });
+});
+
 describe('per-customer limits by tier', { timeout: 90_000 }, () => {
   it("limits a starter customer's writes to its tier figure per minute and answers 429 after it", async () => {
     // Multiplier 0.05: starter writes 100 → 5 a minute, reads 1,000 → 50, so the test stays short.

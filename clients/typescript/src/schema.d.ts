@@ -628,7 +628,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rotate a refresh token (reusing a rotated one revokes its family) */
+        /**
+         * Rotate a refresh token (reusing a rotated one revokes its family)
+         * @description Refreshes and logouts from one client IP share a budget of RATE_LIMIT_REFRESH_PER_MIN a minute (default 60); past it they answer 429 with `Retry-After` and change nothing.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -689,6 +692,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -706,7 +718,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revoke a refresh token */
+        /**
+         * Revoke a refresh token
+         * @description Refreshes and logouts from one client IP share a budget of RATE_LIMIT_REFRESH_PER_MIN a minute (default 60); past it they answer 429 with `Retry-After` and change nothing.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -743,6 +758,15 @@ export interface paths {
                 };
                 /** @description The body is not of the type this route takes, e.g. not `application/json` (`unsupported-media-type`) */
                 415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited (`rate-limited`; see `Retry-After` and the `RateLimit-*` headers; an earlier read whose answer was over 1 MiB counted one more read per further MiB), or, on a submit, past the tier’s cap of queued or running jobs (`too-many-jobs`, with `cap`, `limit`, `count` and `Retry-After`) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
