@@ -160,6 +160,7 @@ export function createApp(deps: ApiDeps): Express {
     tosVersion: deps.config.tosVersion,
     principals: deps.principals,
     sessions,
+    keyLookup: rateLimits.keyLookup,
   });
   // A large-body route's request was authenticated before its body was read (jsonBodies): its outcome stands.
   const auth = timedStage('auth', authenticateUnlessEarly(authenticateStep));
@@ -169,6 +170,7 @@ export function createApp(deps: ApiDeps): Express {
     principals: deps.principals,
     allowWithoutTos: true,
     sessions,
+    keyLookup: rateLimits.keyLookup,
   });
 
   const inFlightAndRateLimit = timedStage(
@@ -191,7 +193,11 @@ export function createApp(deps: ApiDeps): Express {
   });
   const meteredLimits: RequestHandler = (req, res, next) => (limitedBeforeBody.has(req) ? next() : activeAndLimited(req, res, next));
 
-  const requestLog = requestLogObserver(deps.requestLog, { jwtSecret: deps.config.jwtSecret, principals: deps.principals });
+  const requestLog = requestLogObserver(deps.requestLog, {
+    jwtSecret: deps.config.jwtSecret,
+    principals: deps.principals,
+    keyLookupAllowed: rateLimits.keyLookupAllowed,
+  });
   // What every request passes first, as one router layer (chain).
   app.use(
     chain(

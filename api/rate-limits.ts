@@ -62,6 +62,13 @@ export interface RateLimits {
   login: RequestHandler;
   /** Per client IP on POST /auth/refresh and /auth/logout, which need no access token and each write to PostgreSQL. */
   refresh: RequestHandler;
+  /**
+   * Per client IP: spends a point of its budget of API-key lookups that reach the database (keys this process has no
+   * answer cached for), and throws the 429 past it.
+   */
+  keyLookup(req: Request, res: Response): Promise<void>;
+  /** `keyLookup` that answers nothing: false past the budget (for the request log's attribution, after the answer). */
+  keyLookupAllowed(req: Request): Promise<boolean>;
 }
 
 /**
@@ -73,7 +80,8 @@ export interface RateLimits {
  * client cannot pick its own address with `X-Forwarded-For`.
  */
 export function createRateLimits(redis: RedisClient, config: Config): RateLimits {
-  const limiter = (name: string, points: number) => redisLimiter(redis, config, name, points);
+  /** A per-client-IP budget: past it, the address is refused in this process without a Redis round trip. */
+  const ipLimiter = (name: string, points: number) => redisLimiter(redis, config, name, points, true);
   const tierBudgets = createTierBudgets(redis, config);
   const ahead = new WindowCountsAhead(redis);
 
@@ -152,12 +160,24 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
   };
 
   const perIp = (name: 'register' | 'login' | 'refresh', points: number): RequestHandler => {
-    const ipLimiter = limiter(`ip-${name}`, points);
+    const addressLimiter = ipLimiter(`ip-${name}`, points);
     return async (req, res, next) => {
-      await consume(ipLimiter, clientAddress(req), res, name, (limit) => `at most ${limit} ${name} attempts per minute from one address`);
+      await consume(addressLimiter, clientAddress(req), res, name, (limit) => `at most ${limit} ${name} attempts per minute from one address`);
       next();
     };
   };
+
+  const keyLookups = ipLimiter('ip-key-lookup', config.rateLimitKeyLookupsPerMin);
+  const keyLookup = (req: Request, res: Response) =>
+    consume(keyLookups, clientAddress(req), res, 'key-lookup', (limit) => `at most ${limit} lookups of unknown API keys per minute from one address`);
+  const keyLookupAllowed = (req: Request) =>
+    keyLookups.consume(clientAddress(req)).then(
+      () => true,
+      (rejection: unknown) => {
+        if (rejection instanceof RateLimiterRes) return false;
+        throw rejection;
+      },
+    );
 
   return {
     customer,
@@ -170,6 +190,8 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
     register: perIp('register', config.rateLimitRegisterPerMin),
     login: perIp('login', config.rateLimitLoginPerMin),
     refresh: perIp('refresh', config.rateLimitRefreshPerMin),
+    keyLookup,
+    keyLookupAllowed,
   };
 }
 

@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { RequestLogRecorder } from '../db/request-log-recorder.js';
-import { principalAwaitingTerms, principalOfBearer, type TokenCredentials } from './auth/authenticate.js';
+import { principalAwaitingTerms, principalOfBearer, type BearerCredentials } from './auth/authenticate.js';
 import type { MaybePromise, Principal } from './auth/principal.js';
 import type { RequestObserver } from './request-lifecycle.js';
 
@@ -23,7 +23,7 @@ interface Call {
  * oversized body, an unknown path) by its bearer header, resolved as `authenticate` would
  * (`principalOfBearer`). Calls without valid credentials are no customer's usage: no row.
  */
-export function requestLogObserver(recorder: RequestLogRecorder, credentials: TokenCredentials): RequestObserver {
+export function requestLogObserver(recorder: RequestLogRecorder, credentials: BearerCredentials): RequestObserver {
   return ({ req, res, startedAt, bytesOut }) => {
     const caller = req.principal ?? principalAwaitingTerms(req) ?? callerOfUnauthenticated(req, credentials);
     if (!caller) return;
@@ -65,14 +65,14 @@ const probePaths = ['/api/v1/health', '/api/v1/ready', '/api/v1/metrics'];
  * one, or outside the customer API (/api/v1 less its probes). `originalUrl`, not `path`: a router the
  * request is still inside has cut its mount path from `url`.
  */
-function callerOfUnauthenticated(req: Request, credentials: TokenCredentials): MaybePromise<Principal | null> {
+function callerOfUnauthenticated(req: Request, credentials: BearerCredentials): MaybePromise<Principal | null> {
   const header = req.headers.authorization;
   if (header === undefined) return null;
   const query = req.originalUrl.indexOf('?');
   const path = query === -1 ? req.originalUrl : req.originalUrl.slice(0, query);
   if (path !== '/api/v1' && !path.startsWith('/api/v1/')) return null;
   if (probePaths.some((probe) => path === probe || path.startsWith(`${probe}/`))) return null;
-  return principalOfBearer(credentials, header);
+  return principalOfBearer(credentials, req);
 }
 
 /** Marks the answer as counting for `count` requests in the request log (default one). */

@@ -20,7 +20,17 @@ export interface TierBudgets {
 }
 
 /** One budget: `points` per fixed one-minute window, counted in Redis (in memory while Redis does not answer). */
-export function redisLimiter(redis: RedisClient, config: Config, name: string, points: number): RateLimiterRedis {
+export function redisLimiter(
+  redis: RedisClient,
+  config: Config,
+  name: string,
+  points: number,
+  /**
+   * Once a key is refused, refuse it in this process until its window ends, without asking Redis again (its count
+   * there is past the budget anyway): a flood past a per-IP budget then costs no Redis round trip a request.
+   */
+  refuseInMemoryOnceSpent = false,
+): RateLimiterRedis {
   return new RateLimiterRedis({
     storeClient: redis,
     keyPrefix: `${config.queuePrefix}:ratelimit:${name}`,
@@ -28,6 +38,7 @@ export function redisLimiter(redis: RedisClient, config: Config, name: string, p
     duration: windowSeconds,
     rejectIfRedisNotReady: true,
     insuranceLimiter: new RateLimiterMemory({ points, duration: windowSeconds }),
+    ...(refuseInMemoryOnceSpent ? { inMemoryBlockOnConsumed: points + 1 } : {}),
   });
 }
 

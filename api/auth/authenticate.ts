@@ -1,4 +1,4 @@
-import type { Request, RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import { ProblemError } from '../problems.js';
 import { constantTimeEqualHex, sha256 } from '../../lib/crypto.js';
 import { apiKeyPattern, verifyAccessToken } from './credentials.js';
@@ -21,6 +21,11 @@ export interface AuthenticateOptions {
   allowWithoutTos?: boolean;
   /** Accept the console's session cookie when there is no Authorization header. Default: bearer only. */
   sessions?: ConsoleSessions;
+  /**
+   * Before an API key is looked up in the database (no answer for it cached): spends the client's budget of such
+   * lookups, and throws (the 429) past it. Default: no budget.
+   */
+  keyLookup?: (req: Request, res: Response) => Promise<void>;
 }
 
 /**
@@ -51,6 +56,10 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
     }
     const token = bearerTokenOf(header);
     if (!token) throw unauthorized('missing bearer token');
+    const { keyLookup } = options;
+    if (keyLookup && apiKeyPattern.test(token) && !options.principals.knowsApiKey(sha256(token))) {
+      return keyLookup(req, res).then(() => whenReady(principalOfToken(options, token), admit));
+    }
     return whenReady(principalOfToken(options, token), admit);
 
     function admit(principal: Principal | null): void {
@@ -70,6 +79,11 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
 
 /** What `principalOfToken` needs: the JWT secret and the principal cache. */
 export type TokenCredentials = Pick<AuthenticateOptions, 'jwtSecret' | 'principals'>;
+
+/** What `principalOfBearer` needs: `TokenCredentials`, and whether a request may look up a key not cached (its client's budget). */
+export interface BearerCredentials extends TokenCredentials {
+  keyLookupAllowed?: (req: Request) => Promise<boolean>;
+}
 
 /** The token of `Authorization: Bearer <token>`, else null. */
 function bearerTokenOf(header: string | undefined): string | null {
@@ -100,9 +114,15 @@ function principalOfToken(credentials: TokenCredentials, token: string): MaybePr
  * check, or null (no header, or invalid credentials). For the request log, to attribute a call that ended
  * before its route authenticated it (a 400, 413, 415 or 404 from the body stage or an unknown path).
  */
-export function principalOfBearer(credentials: TokenCredentials, header: string | undefined): MaybePromise<Principal | null> {
-  const token = bearerTokenOf(header);
-  return token ? principalOfToken(credentials, token) : null;
+export function principalOfBearer(credentials: BearerCredentials, req: Request): MaybePromise<Principal | null> {
+  const token = bearerTokenOf(req.headers.authorization);
+  if (!token) return null;
+  const { keyLookupAllowed } = credentials;
+  if (keyLookupAllowed && apiKeyPattern.test(token) && !credentials.principals.knowsApiKey(sha256(token))) {
+    // Past its client's budget, a key not cached attributes the call to no one.
+    return keyLookupAllowed(req).then((allowed) => (allowed ? principalOfToken(credentials, token) : null));
+  }
+  return principalOfToken(credentials, token);
 }
 
 /** Requests refused 403 `tos-required`: their principal, which `authenticate` does not set on `req.principal`. */

@@ -49,6 +49,12 @@ interface CacheEntry {
  */
 export class PrincipalCache {
   private readonly entries = new Map<string, CacheEntry>();
+  /**
+   * Credentials that named no one (a made-up or deleted key), apart from `entries`: a flood of made-up keys
+   * fills only this map, and never pushes the known principals out (every request of theirs would then read
+   * the database again).
+   */
+  private readonly unknown = new Map<string, CacheEntry>();
   private readonly channel: string;
 
   constructor(
@@ -81,6 +87,13 @@ export class PrincipalCache {
     for (const [key, entry] of this.entries) if (entry.principal?.customerId === customerId) this.entries.delete(key);
   }
 
+  /** Whether the principal of this API key (or that it names no one) is cached: `byApiKeyHash` reads no database. */
+  knowsApiKey(keyHash: string): boolean {
+    const key = `key:${keyHash}`;
+    const now = Date.now();
+    return (this.entries.get(key)?.expiresAt ?? 0) > now || (this.unknown.get(key)?.expiresAt ?? 0) > now;
+  }
+
   /**
    * The principal of an API key (by its hash) or null; the cached answer comes back as it is, without a
    * promise (most requests), a miss as a promise of the database read.
@@ -96,12 +109,15 @@ export class PrincipalCache {
 
   private cached(key: string, load: () => Promise<Principal | null>): MaybePromise<Principal | null> {
     const now = Date.now();
-    const entry = this.entries.get(key);
+    const entry = this.entries.get(key) ?? this.unknown.get(key);
     // A key's expiry is checked here, not only by the query that loaded it: an entry outlives it by up to `ttlMs`.
     if (entry && entry.expiresAt > now) return unexpired(entry.principal, now);
     return load().then((principal) => {
-      if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
-      this.entries.set(key, { principal, expiresAt: now + this.ttlMs });
+      const entries = principal ? this.entries : this.unknown;
+      // The other map may hold this credential's earlier answer (a key deleted, or created, since).
+      (principal ? this.unknown : this.entries).delete(key);
+      if (entries.size >= this.maxEntries) entries.delete(entries.keys().next().value as string);
+      entries.set(key, { principal, expiresAt: now + this.ttlMs });
       return unexpired(principal, Date.now());
     });
   }

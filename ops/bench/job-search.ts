@@ -61,6 +61,7 @@ async function main(): Promise<void> {
     PLATFORM_SCHEDULES: 'false',
     RATE_LIMIT_MULTIPLIER: '1000000',
     RATE_LIMIT_LOGIN_PER_MIN: '100000',
+    RATE_LIMIT_KEY_LOOKUPS_PER_MIN: '100000',
     RATE_LIMIT_REGISTER_PER_MIN: '100000',
   });
   const deps = await createApiDeps(config, createLogger('silent', 'api'));

@@ -145,6 +145,7 @@ async function main(): Promise<void> {
     READY_REQUIRES_WORKER: 'false',
     RATE_LIMIT_REGISTER_PER_MIN: '1000',
     RATE_LIMIT_LOGIN_PER_MIN: '1000',
+    RATE_LIMIT_KEY_LOOKUPS_PER_MIN: '100000',
     // The noisy scenario's webhook receivers and hanging endpoints are loopback servers.
     WEBHOOK_ALLOW_PRIVATE: 'true',
     // The history bench runs retention itself, timed; the worker's own schedule stays out of its way.

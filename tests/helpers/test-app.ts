@@ -98,6 +98,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     RATE_LIMIT_MULTIPLIER: '1000',
     RATE_LIMIT_REGISTER_PER_MIN: '100000',
     RATE_LIMIT_LOGIN_PER_MIN: '100000',
+    RATE_LIMIT_KEY_LOOKUPS_PER_MIN: '100000',
     RATE_LIMIT_REFRESH_PER_MIN: '100000',
     // As with the rate limits: tests fire bursts as one customer; tests/isolation/concurrency-limits and bulk-write-limits set real figures.
     TIER_MAX_IN_FLIGHT: 'starter=100000,pro=100000,enterprise=100000',

@@ -1,4 +1,6 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { PrincipalCache } from '../../api/auth/principal.js';
+import { sha256 } from '../../lib/crypto.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectProblem } from '../auth/expect-problem.js';
 import { loginAdmin, registerUser } from '../helpers/accounts.js';
@@ -101,6 +103,47 @@ describe('the per-IP limit on refresh and logout, which need no access token', {
     const elsewhere = await from('198.51.100.8', 'refresh', refreshed.body.refresh_token);
     expect(elsewhere.status, elsewhere.text).toBe(200);
     expectLimitHeaders(elsewhere, 3, 2);
+  });
+});
+
+describe('the per-IP budget of lookups of API keys the API has no answer cached for', { timeout: 90_000 }, () => {
+  const madeUpKey = () => `sk_live_${randomBytes(32).toString('base64url')}`;
+
+  it('answers 429 past it, before reading the database; known keys and other addresses go on', async () => {
+    app = await startTestApp({ ...realLimits, RATE_LIMIT_KEY_LOOKUPS_PER_MIN: '3', TRUST_PROXY: '1' });
+    const request = httpClient(app.baseUrl);
+    const user = await registerUser(request);
+    const created = await request('POST', '/api/v1/api-keys', { token: user.accessToken, body: { name: 'ci', service_type: 'compute' } });
+    expect(created.status).toBe(201);
+    const from = (ip: string, key: string) => request('GET', '/api/v1/jobs', { token: key, headers: { 'x-forwarded-for': ip } });
+
+    const guesses = [madeUpKey(), madeUpKey(), madeUpKey()];
+    for (const key of guesses) expect((await from('198.51.100.20', key)).status).toBe(401);
+    const refused = await from('198.51.100.20', madeUpKey());
+    expectProblem(refused, 429, 'rate-limited');
+    expect(refused.body.detail).toMatch(/at most 3 lookups of unknown API keys per minute from one address/);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    // A key already answered for costs no lookup: the same made-up one is still a plain 401.
+    expect((await from('198.51.100.20', guesses[0]!)).status).toBe(401);
+    // The real key's first use from that address would be a lookup too, and waits; from another address it works,
+    // and once known it works from the first one again.
+    expectProblem(await from('198.51.100.20', created.body.key), 429, 'rate-limited');
+    expect((await from('198.51.100.21', created.body.key)).status).toBe(200);
+    expect((await from('198.51.100.20', created.body.key)).status).toBe(200);
+    // Access tokens are checked by their signature, with no lookup to spend.
+    expect((await from('198.51.100.20', user.accessToken)).status).toBe(200);
+  });
+
+  it('keeps made-up keys apart in the principal cache: a flood of them never pushes out a known principal', async () => {
+    app = await startTestApp(realLimits);
+    const request = httpClient(app.baseUrl);
+    const user = await registerUser(request);
+    const created = await request('POST', '/api/v1/api-keys', { token: user.accessToken, body: { name: 'ci', service_type: 'compute' } });
+    const cache = new PrincipalCache(app.deps.orm.em.fork(), app.deps.redis, app.deps.config.queuePrefix, 30_000, 2);
+    const knownHash = sha256(created.body.key as string);
+    expect(await cache.byApiKeyHash(knownHash)).toMatchObject({ customerId: expect.any(String) });
+    for (let n = 0; n < 5; n++) expect(await cache.byApiKeyHash(sha256(madeUpKey()))).toBeNull();
+    expect(cache.knowsApiKey(knownHash)).toBe(true);
   });
 });
 
