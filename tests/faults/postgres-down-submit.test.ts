@@ -1,5 +1,6 @@
 import { describe, expect, it, onTestFailed } from 'vitest';
 import { registerUser } from '../helpers/accounts.js';
+import { waitFor } from '../helpers/http.js';
 import { FaultStack } from './harness/fault-stack.js';
 import { report, tally } from './harness/tally.js';
 
@@ -28,7 +29,11 @@ describe('PostgreSQL down while submitting', () => {
         }),
       );
       const slowest = Math.max(...outcomes.map((o) => o.ms));
-      const ready = await stack.request('GET', '/api/v1/ready');
+      // /ready reuses an answer for up to 1 s: the outage shows within that.
+      const ready = await waitFor(async () => {
+        const response = await stack.request('GET', '/api/v1/ready');
+        return response.status === 503 && response;
+      }, 5_000);
       const keysDuring = (await stack.bullJobKeys()).filter((key) => !keysBefore.has(key));
 
       expect(outcomes.map((o) => o.response.status)).toEqual(Array(submits).fill(503));

@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createRedis } from '../../lib/redis.js';
 import { liveWorkers } from '../../queue/worker-heartbeats.js';
 import { HeartbeatPublisher } from '../../workers/heartbeat.js';
@@ -53,18 +53,39 @@ describe('GET /ready', () => {
         { customerId: '00000000-0000-0000-0000-000000000000', payload: {} },
         { timestamp: Date.now() - 120_000 },
       );
-      const red = await ready(app.baseUrl);
-      expect(red.status).toBe(503);
+      // An answer serves every probe for up to readinessReuseMs (1 s), so the change shows within that.
+      const red = await waitFor(async () => {
+        const response = await ready(app!.baseUrl);
+        return response.status === 503 && response;
+      });
       expect(red.body.checks.workers.error).toMatch(/waited 1[12]\d s; 1 worker process\(es\) are alive but none has started a job yet/);
 
       await stuck.remove();
-      expect((await ready(app.baseUrl)).status).toBe(200);
+      await waitFor(async () => (await ready(app!.baseUrl)).status === 200);
     } finally {
       await idle.stop();
       await redis.quit();
     }
-    expect((await ready(app.baseUrl)).status).toBe(503);
+    await waitFor(async () => (await ready(app!.baseUrl)).status === 503);
   });
+
+  // On a Redis Cluster a keyless PING goes to any master, beside other suites' connection checks: counted on one Redis only.
+  it.skipIf(Boolean(inject('redisClusterNodes')))(
+    'answers a burst of probes from one check: /ready needs no credentials, so probes must not each query the stores',
+    async () => {
+      app = await startTestApp();
+      // Each check sends one PING (and one `select 1`); Redis counts its commands at once, PostgreSQL's statistics lag.
+      const pings = async () => Number(/cmdstat_ping:calls=(\d+)/.exec(await app!.deps.redis.info('commandstats'))?.[1] ?? 0);
+      expect((await ready(app.baseUrl)).status).toBe(200);
+      const before = await pings();
+      for (let round = 0; round < 5; round++) {
+        const answers = await Promise.all(Array.from({ length: 40 }, () => ready(app!.baseUrl)));
+        expect(answers.every((answer) => answer.status === 200 && answer.body.checks.postgres.ok === true)).toBe(true);
+      }
+      // 200 probes in well under the reuse window's few seconds: a check or a few, not 200.
+      expect((await pings()) - before).toBeLessThan(10);
+    },
+  );
 
   it('goes 503 when Redis is unreachable and 200 again after it comes back', async () => {
     redisServer = await startPrivateRedis();
