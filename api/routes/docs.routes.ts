@@ -1,6 +1,6 @@
 import { Router, type RequestHandler } from 'express';
 import swaggerUi from 'swagger-ui-express';
-import { buildOpenApiDocument, type OpenApiDocument } from '../openapi.js';
+import { buildOpenApiDocument } from '../openapi.js';
 
 const documentUrl = '/api/v1/openapi.json';
 const docsUrl = '/api/v1/docs/';
@@ -26,18 +26,19 @@ const withDocsCsp: RequestHandler = (_req, res, next) => {
   next();
 };
 
-/** `GET /openapi.json` (the document, built once) and the reference UI at `GET /docs` (or `/docs/`). No authentication. */
+/** `GET /openapi.json` (the document, built and serialised once) and the reference UI at `GET /docs` (or `/docs/`). No authentication. */
 export function docsRoutes(): Router {
   const router = Router();
-  let document: OpenApiDocument | undefined;
+  let documentJson: Buffer | undefined;
   const uiOptions = { swaggerUrl: documentUrl, customSiteTitle: 'Chrysalis API reference', swaggerOptions: { validatorUrl: null } };
   // The page loads its assets by relative URL (./swagger-ui.css): a base URL makes them resolve under /docs/
   // whether the page was asked for as /docs or /docs/ (no redirect for a client that does not follow one).
   const page = swaggerUi.generateHTML(undefined, uiOptions).replace('<head>', `<head>\n  <base href="${docsUrl}">`);
 
   router.get('/openapi.json', (_req, res) => {
-    document ??= buildOpenApiDocument();
-    res.json(document);
+    // Serialised once as well: 286 KB of JSON took ~3.4 ms of the event loop per request, and anyone may ask.
+    documentJson ??= Buffer.from(JSON.stringify(buildOpenApiDocument()));
+    res.type('application/json').send(documentJson);
   });
 
   router.get('/docs', withDocsCsp, (_req, res) => {
