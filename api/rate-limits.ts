@@ -168,8 +168,16 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
   };
 
   const keyLookups = ipLimiter('ip-key-lookup', config.rateLimitKeyLookupsPerMin);
-  const keyLookup = (req: Request, res: Response) =>
-    consume(keyLookups, clientAddress(req), res, 'key-lookup', (limit) => `at most ${limit} lookups of unknown API keys per minute from one address`);
+  const describeKeyLookups = (limit: number) => `at most ${limit} lookups of unknown API keys per minute from one address`;
+  /** Only a refusal carries this budget's RateLimit-* headers: an admitted request's headers are its customer's budget. */
+  const keyLookup = async (req: Request, res: Response): Promise<void> => {
+    try {
+      await keyLookups.consume(clientAddress(req));
+    } catch (rejection) {
+      if (!(rejection instanceof RateLimiterRes)) throw rejection;
+      answer(res, 'key-lookup', keyLookups.points, 0, rejection.msBeforeNext, true, describeKeyLookups);
+    }
+  };
   const keyLookupAllowed = (req: Request) =>
     keyLookups.consume(clientAddress(req)).then(
       () => true,
