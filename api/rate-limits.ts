@@ -162,7 +162,13 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
   const perIp = (name: 'register' | 'login' | 'refresh', points: number): RequestHandler => {
     const addressLimiter = ipLimiter(`ip-${name}`, points);
     return async (req, res, next) => {
-      await consume(addressLimiter, clientAddress(req), res, name, (limit) => `at most ${limit} ${name} attempts per minute from one address`);
+      await consume(
+        addressLimiter,
+        clientAddress(req),
+        res,
+        name,
+        (limit) => `at most ${limit} ${name} attempts per minute from one address`,
+      );
       next();
     };
   };
