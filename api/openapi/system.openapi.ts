@@ -86,6 +86,8 @@ export const statsDocs: RouteDocs = (registry) => {
     method: 'get',
     path: '/stats',
     summary: "Figures for the caller's jobs over the last hour (everybody's for admins)",
+    description:
+      'The job figures are read at most once per 10 s per customer (and once for the admins) by each API process; `generated_at` says when. The HTTP figures are read at every call.',
     request: { query: statsQuery },
     responses: {
       200: json(

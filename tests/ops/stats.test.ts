@@ -1,4 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { createStats } from '../../api/stats.js';
+import { uuidv7 } from '../../lib/uuid.js';
 import { expectProblem } from '../auth/expect-problem.js';
 import { loginAdmin, type TestUser } from '../helpers/accounts.js';
 import type { httpClient } from '../helpers/http.js';
@@ -84,5 +87,31 @@ describe('GET /stats', () => {
   it('answers 401 without credentials and 400 for an unknown query parameter', async () => {
     expectProblem(await request('GET', '/api/v1/stats'), 401, 'unauthorized');
     expectProblem(await request('GET', '/api/v1/stats?window=60', { token: alice.accessToken }), 400, 'validation', ['query.window']);
+  });
+});
+
+describe('the reading of job figures /stats shares', () => {
+  it("serves a customer's calls from one reading for the reuse window, concurrent ones too, then reads again", async () => {
+    const customerId = (await request('GET', '/api/v1/auth/me', { token: bob.accessToken })).body.customer_id as string;
+    const stats = createStats(suite.app.deps.orm.em, 300);
+    const first = await Promise.all(Array.from({ length: 10 }, () => stats(customerId)));
+    expect(new Set(first.map((answer) => answer.generated_at)).size).toBe(1);
+    expect(first[0]!.jobs.submitted).toBe(0);
+
+    await suite.app.sql(
+      `insert into jobs (id, customer_id, type, state, payload) values ($1, $2, 'invoke', 'queued', '{"substrate_id": "0x0000000000000001"}')`,
+      [uuidv7(), customerId],
+    );
+    const reused = await stats(customerId);
+    expect(reused.generated_at).toBe(first[0]!.generated_at);
+    expect(reused.jobs.submitted).toBe(0);
+
+    await sleep(350);
+    const fresh = await stats(customerId);
+    expect(fresh.generated_at > first[0]!.generated_at).toBe(true);
+    expect(fresh.jobs.submitted).toBe(1);
+    expect(fresh.jobs.by_state.queued).toBe(1);
+    // Another customer's (or the admins') calls have readings of their own.
+    expect((await stats(null)).jobs.submitted).toBeGreaterThanOrEqual(5);
   });
 });

@@ -284,7 +284,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Figures for the caller's jobs over the last hour (everybody's for admins) */
+        /**
+         * Figures for the caller's jobs over the last hour (everybody's for admins)
+         * @description The job figures are read at most once per 10 s per customer (and once for the admins) by each API process; `generated_at` says when. The HTTP figures are read at every call.
+         */
         get: {
             parameters: {
                 query?: never;
