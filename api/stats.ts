@@ -1,8 +1,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { LRUCache } from 'lru-cache';
 import { jobStates } from '../db/entities/job-record.entity.js';
 import { invocationFigures, jobCountsByState, jobWindowFigures, mostInvokedSubstrates } from '../db/jobs/job-stats.js';
 import { recentRequests } from './http-stats.js';
+import { sharedReadings } from './shared-readings.js';
 
 /** Rates, latencies and invocation figures cover jobs created in the last hour. */
 export const statsWindowSeconds = 3600;
@@ -45,12 +45,8 @@ const everybody = 'global';
  * The HTTP figures are this process's memory, read at every call.
  */
 export function createStats(em: EntityManager, reuseMs = jobFiguresReuseMs) {
-  const readings = new LRUCache<string, JobFigures>({
-    max: 10_000,
-    ttl: reuseMs,
-    fetchMethod: (key) => readJobFigures(em.fork(), key === everybody ? null : key),
-  });
-  return async (customerId: string | null) => statsAnswer((await readings.fetch(customerId ?? everybody)) as JobFigures, customerId);
+  const readings = sharedReadings((key) => readJobFigures(em.fork(), key === everybody ? null : key), reuseMs);
+  return async (customerId: string | null) => statsAnswer(await readings(customerId ?? everybody), customerId);
 }
 
 /**

@@ -55,6 +55,7 @@ export const relationshipsDocs: RouteDocs = (registry) => {
     method: 'get',
     path: '/relationships/stats',
     summary: "Counts over the caller's relationships",
+    description: 'Read at most once per 10 s per customer by each API process: a relationship made since may not be counted yet.',
     request: { query: relationshipStatsQuery },
     responses: {
       200: json(

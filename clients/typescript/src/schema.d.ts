@@ -5244,7 +5244,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Counts over the caller's relationships */
+        /**
+         * Counts over the caller's relationships
+         * @description Read at most once per 10 s per customer by each API process: a relationship made since may not be counted yet.
+         */
         get: {
             parameters: {
                 query?: never;
