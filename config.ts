@@ -388,6 +388,11 @@ const envSchema = z.object({
    * (every live key is a row of the vault the edge proxy loads). Default `starter=20,pro=100,enterprise=1000`.
    */
   TIER_MAX_API_KEYS: perTierCounts({ starter: 20, pro: 100, enterprise: 1000 }),
+  /**
+   * Most relationships one customer may keep, by tier: a create past it answers 422. Default
+   * `starter=50000,pro=500000,enterprise=5000000` (five for each substrate a tier may keep).
+   */
+  TIER_MAX_RELATIONSHIPS: perTierCounts({ starter: 50_000, pro: 500_000, enterprise: 5_000_000 }),
   /** Days a finished job (and a batch's items) is kept after it finished; 0 keeps them. Default 30. */
   JOB_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
   /**
@@ -540,6 +545,7 @@ export interface Config {
   /** Most substrates a customer keeps, by tier (db/repositories/substrate-store.ts). */
   tierMaxSubstrates: PerTier<number>;
   tierMaxApiKeys: PerTier<number>;
+  tierMaxRelationships: PerTier<number>;
   /** Days a finished job is kept, by the tier of its customer's compute service; 0 keeps them. */
   jobRetentionDays: PerTier<number>;
   /** Days a metered and billed request-log row is kept; 0 keeps them. */
@@ -715,6 +721,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tierMaxActive: e.TIER_MAX_ACTIVE,
     tierMaxSubstrates: e.TIER_MAX_SUBSTRATES,
     tierMaxApiKeys: e.TIER_MAX_API_KEYS,
+    tierMaxRelationships: e.TIER_MAX_RELATIONSHIPS,
     // A tier JOB_RETENTION_DAYS_BY_TIER leaves out (-1 from its parser) keeps JOB_RETENTION_DAYS.
     jobRetentionDays: Object.fromEntries(
       configTiers.map((tier) => [tier, e.JOB_RETENTION_DAYS_BY_TIER[tier] < 0 ? e.JOB_RETENTION_DAYS : e.JOB_RETENTION_DAYS_BY_TIER[tier]]),

@@ -39,6 +39,10 @@ export const relationshipsDocs: RouteDocs = (registry) => {
     method: 'post',
     path: '/relationships',
     summary: 'Relate two substrates (or get the existing relationship)',
+    description:
+      "A customer keeps at most its tier's TIER_MAX_RELATIONSHIPS relationships (default starter 50,000, pro 500,000, enterprise " +
+      '5,000,000); a new one past it answers 422 naming `body` (with `cap: "relationships"`, `limit`, `count`, `requested`). ' +
+      'Re-creating an existing relationship takes no room; deleting one, or a substrate it ends at, makes room.',
     request: {
       body: jsonBody(createRelationshipBody, {
         source_id: ex.substrateId,

@@ -17,7 +17,7 @@ import { substrateIdSchema } from '../../jobs/invoke/invoke.job.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
-import { notFound, ProblemError } from '../problems.js';
+import { capProblem, notFound, ProblemError } from '../problems.js';
 import { parseInput, refuseBodyFields } from '../validate.js';
 import { storableTime } from '../storable-time.js';
 import { sharedReadings } from '../shared-readings.js';
@@ -87,14 +87,21 @@ export function relationshipsRoutes(deps: ApiDeps): Router {
     const body = parseInput(createRelationshipBody, req.body, 'body');
     // The insert itself requires both substrates to be the caller's: a check before it could pass and the
     // substrate be deleted before the insert (its foreign key then failed, a 500).
-    const outcome = await createRelationship(em(), {
-      id: uuidv7(),
-      customerId,
-      sourceId: body.source_id,
-      targetId: body.target_id,
-      type: body.type,
-      metadata: body.metadata ?? {},
-    });
+    const outcome = await createRelationship(
+      em(),
+      {
+        id: uuidv7(),
+        customerId,
+        sourceId: body.source_id,
+        targetId: body.target_id,
+        type: body.type,
+        metadata: body.metadata ?? {},
+      },
+      deps.config.tierMaxRelationships[principalOf(req).tier],
+    );
+    if (outcome.kind === 'cap-reached') {
+      throw capProblem('relationships', 'relationships', { cap: outcome.cap, had: outcome.had, adding: 1 }, 'body', 'delete some first');
+    }
     if (outcome.kind === 'substrate-missing') {
       // Which end is missing, named as a field (404). Both there again (a deleted substrate created anew, or an
       // identical edge deleted each time it was found): 404 all the same, and the client may send it again.

@@ -8,6 +8,7 @@ import { JobIdempotencyKeySchema } from './job-idempotency-key.entity.js';
 import { RefreshTokenSchema } from './refresh-token.entity.js';
 import { ServiceInstanceSchema } from './service-instance.entity.js';
 import { SubstrateSchema } from './substrate.entity.js';
+import { CustomerRelationshipCountSchema } from './customer-relationship-count.entity.js';
 import { CustomerSubstrateCountSchema } from './customer-substrate-count.entity.js';
 import { TosAcceptanceSchema } from './tos-acceptance.entity.js';
 import { UserSchema } from './user.entity.js';
@@ -35,6 +36,7 @@ export const entities = [
   ServiceInstanceSchema,
   SubstrateSchema,
   CustomerSubstrateCountSchema,
+  CustomerRelationshipCountSchema,
   JobRecordSchema,
   JobIdempotencyKeySchema,
   RelationshipSchema,

@@ -188,6 +188,7 @@ export async function purgeCustomer(
   }
 
   counts.relationships = await deleteTheirs('relationships');
+  await execute(`delete from customer_relationship_counts where customer_id = ?`, [customerId]);
   counts.substrates = await deleteTheirs('substrates');
   await execute(`delete from customer_substrate_counts where customer_id = ?`, [customerId]);
   counts.api_keys = await deleteTheirs('api_keys');

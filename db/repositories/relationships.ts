@@ -1,11 +1,18 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Relationship, RelationshipType } from '../entities/relationship.entity.js';
 import { queryWithParameters } from '../query-with-parameters.js';
+import { inTransaction, lockCustomerScope } from '../transaction.js';
 
 const columns = `id, customer_id as "customerId", source_id as "sourceId", target_id as "targetId", type, metadata, created_at as "createdAt"`;
 
-/** What `createRelationship` did: created the edge, found the identical one, or found an end not the customer's. */
-export type CreateRelationshipOutcome = { kind: 'stored'; relationship: Relationship; created: boolean } | { kind: 'substrate-missing' };
+/**
+ * What `createRelationship` did: created the edge, found the identical one, found an end not the customer's, or
+ * found the customer at its cap (`had` of at most `cap`).
+ */
+export type CreateRelationshipOutcome =
+  | { kind: 'stored'; relationship: Relationship; created: boolean }
+  | { kind: 'substrate-missing' }
+  | { kind: 'cap-reached'; cap: number; had: number };
 
 /** PostgreSQL's SQLSTATE for a row whose foreign key names no row (here: a substrate deleted meanwhile). */
 const foreignKeyViolation = '23503';
@@ -15,54 +22,85 @@ const attemptsAfterVanishedEdge = 3;
 
 /**
  * Creates the edge, or returns the existing identical one (`created: false`); `substrate-missing` when either
- * end is not one of the customer's substrates. The insert itself requires both ends to be the customer's (one
+ * end is not one of the customer's substrates; `cap-reached` when the customer already keeps `cap` relationships
+ * (re-creating one it has still finds it). The insert itself requires both ends to be the customer's (one
  * statement, not a check and then an insert); a substrate deleted while the insert runs fails its foreign key
  * and is `substrate-missing` too, as is an identical edge gone (its substrate deleted) before it could be read
  * (an edge deleted alone is created again; after `attemptsAfterVanishedEdge` tries, `substrate-missing` all the same).
+ * The count is `customer_relationship_counts` (kept by triggers); a per-customer advisory lock makes the check and
+ * the insert one step, so concurrent creates cannot pass the cap.
  */
-export async function createRelationship(em: EntityManager, edge: Omit<Relationship, 'createdAt'>): Promise<CreateRelationshipOutcome> {
-  const connection = em.getConnection();
-  for (let attempt = 1; ; attempt++) {
-    let inserted: Relationship | undefined;
-    try {
-      [inserted] = await connection.execute<Relationship[]>(
-        `insert into relationships (id, customer_id, source_id, target_id, type, metadata)
-         select ?, ?, ?, ?, ?, ?::jsonb
-          where exists (select 1 from substrates where id = ? and customer_id = ?)
-            and exists (select 1 from substrates where id = ? and customer_id = ?)
-         on conflict (customer_id, source_id, target_id, type) do nothing returning ${columns}`,
-        [
-          edge.id,
-          edge.customerId,
-          edge.sourceId,
-          edge.targetId,
-          edge.type,
-          JSON.stringify(edge.metadata),
-          edge.sourceId,
-          edge.customerId,
-          edge.targetId,
-          edge.customerId,
-        ],
+export async function createRelationship(
+  em: EntityManager,
+  edge: Omit<Relationship, 'createdAt'>,
+  cap: number,
+): Promise<CreateRelationshipOutcome> {
+  try {
+    return await inTransaction(em, async (tx): Promise<CreateRelationshipOutcome> => {
+      await lockCustomerScope(tx, 'relationships', edge.customerId);
+      const [counted] = await tx.execute<Array<{ relationships: number }>>(
+        `select relationships from customer_relationship_counts where customer_id = ?`,
+        [edge.customerId],
       );
-    } catch (error) {
-      // Both ends existed when the statement began, and one was deleted (committed) before its foreign key was checked.
-      if ((error as { code?: unknown } | null)?.code === foreignKeyViolation) return { kind: 'substrate-missing' };
-      throw error;
-    }
-    if (inserted) return { kind: 'stored', relationship: inserted, created: true };
-    const [existing] = await connection.execute<Relationship[]>(
+      const had = counted?.relationships ?? 0;
+      if (had < cap) return await insertEdge(tx, edge);
+      const existing = await findIdenticalEdge(tx, edge);
+      if (existing) return { kind: 'stored', relationship: existing, created: false };
+      // A wrong request is told so before it is told the cap.
+      return (await endsOwned(tx, edge)) ? { kind: 'cap-reached', cap, had } : { kind: 'substrate-missing' };
+    });
+  } catch (error) {
+    // Both ends existed when the statement began, and one was deleted (committed) before its foreign key was checked.
+    if ((error as { code?: unknown } | null)?.code === foreignKeyViolation) return { kind: 'substrate-missing' };
+    throw error;
+  }
+}
+
+const findIdenticalEdge = async (tx: EntityManager, edge: Omit<Relationship, 'createdAt'>): Promise<Relationship | undefined> =>
+  (
+    await tx.execute<Relationship[]>(
       `select ${columns} from relationships where customer_id = ? and source_id = ? and target_id = ? and type = ?`,
       [edge.customerId, edge.sourceId, edge.targetId, edge.type],
+    )
+  )[0];
+
+/** Whether both ends of `edge` are substrates of its customer. */
+async function endsOwned(tx: EntityManager, edge: Omit<Relationship, 'createdAt'>): Promise<boolean> {
+  const [ends] = await tx.execute<Array<{ owned: boolean }>>(
+    `select exists (select 1 from substrates where id = ? and customer_id = ?)
+        and exists (select 1 from substrates where id = ? and customer_id = ?) as owned`,
+    [edge.sourceId, edge.customerId, edge.targetId, edge.customerId],
+  );
+  return ends?.owned === true;
+}
+
+async function insertEdge(tx: EntityManager, edge: Omit<Relationship, 'createdAt'>): Promise<CreateRelationshipOutcome> {
+  for (let attempt = 1; ; attempt++) {
+    const [inserted] = await tx.execute<Relationship[]>(
+      `insert into relationships (id, customer_id, source_id, target_id, type, metadata)
+       select ?, ?, ?, ?, ?, ?::jsonb
+        where exists (select 1 from substrates where id = ? and customer_id = ?)
+          and exists (select 1 from substrates where id = ? and customer_id = ?)
+       on conflict (customer_id, source_id, target_id, type) do nothing returning ${columns}`,
+      [
+        edge.id,
+        edge.customerId,
+        edge.sourceId,
+        edge.targetId,
+        edge.type,
+        JSON.stringify(edge.metadata),
+        edge.sourceId,
+        edge.customerId,
+        edge.targetId,
+        edge.customerId,
+      ],
     );
+    if (inserted) return { kind: 'stored', relationship: inserted, created: true };
+    const existing = await findIdenticalEdge(tx, edge);
     if (existing) return { kind: 'stored', relationship: existing, created: false };
     // Nothing inserted and nothing found: an end is not the customer's, or the identical edge the insert met was
     // deleted before it could be read (with its substrate, or alone: then the next attempt creates it).
-    const [ends] = await connection.execute<Array<{ owned: boolean }>>(
-      `select exists (select 1 from substrates where id = ? and customer_id = ?)
-          and exists (select 1 from substrates where id = ? and customer_id = ?) as owned`,
-      [edge.sourceId, edge.customerId, edge.targetId, edge.customerId],
-    );
-    if (ends?.owned !== true || attempt >= attemptsAfterVanishedEdge) return { kind: 'substrate-missing' };
+    if (!(await endsOwned(tx, edge)) || attempt >= attemptsAfterVanishedEdge) return { kind: 'substrate-missing' };
   }
 }
 

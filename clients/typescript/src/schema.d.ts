@@ -5089,7 +5089,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Relate two substrates (or get the existing relationship) */
+        /**
+         * Relate two substrates (or get the existing relationship)
+         * @description A customer keeps at most its tier's TIER_MAX_RELATIONSHIPS relationships (default starter 50,000, pro 500,000, enterprise 5,000,000); a new one past it answers 422 naming `body` (with `cap: "relationships"`, `limit`, `count`, `requested`). Re-creating an existing relationship takes no room; deleting one, or a substrate it ends at, makes room.
+         */
         post: {
             parameters: {
                 query?: never;
