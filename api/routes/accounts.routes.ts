@@ -246,6 +246,28 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
     res.json({ version, accepted_at: iso(acceptedAt) });
   });
 
+  /** Stores `key` (its hash and sealed copy, never the key) for the principal's customer within the tier's cap; the 422 past it. */
+  async function insertKeyWithinCap(
+    tx: EntityManager,
+    principal: Principal,
+    key: string,
+    fields: { name: string; serviceType: string; expiresAt: Date | null },
+  ): Promise<ApiKeyRow> {
+    const row = await insertApiKeyWithinCap(
+      tx,
+      {
+        customerId: principal.customerId,
+        ...fields,
+        prefix: apiKeyPrefix(key),
+        keyHash: sha256(key),
+        encryptedKey: encryptSecret(config.vaultKey, key),
+      },
+      config.tierMaxApiKeys[principal.tier],
+    );
+    if ('capReached' in row) throw apiKeyCapProblem(row);
+    return row;
+  }
+
   router.post('/api-keys', ...auth, async (req, res) => {
     const principal = principalOf(req);
     userIdOf(principal, 'managing API keys');
@@ -253,21 +275,8 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
     const expires = futureDate(body.expires_at ?? null, 'body.expires_at');
     const key = newApiKey();
     const row = await inTransaction(deps.orm.em, (tx) =>
-      insertApiKeyWithinCap(
-        tx,
-        {
-          customerId: principal.customerId,
-          name: body.name,
-          serviceType: body.service_type,
-          prefix: apiKeyPrefix(key),
-          keyHash: sha256(key),
-          encryptedKey: encryptSecret(config.vaultKey, key),
-          expiresAt: expires,
-        },
-        config.tierMaxApiKeys[principal.tier],
-      ),
+      insertKeyWithinCap(tx, principal, key, { name: body.name, serviceType: body.service_type, expiresAt: expires }),
     );
-    if ('capReached' in row) throw apiKeyCapProblem(row);
     res.setHeader('Cache-Control', 'no-store');
     res.status(201).json({ ...withoutRevokedAt(apiKeyView(row)), key });
   });
@@ -314,23 +323,9 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
       if (expires && expires.getTime() <= Date.now())
         throw unprocessable('body.expires_at', 'the key has expired: give a new expires_at (or null for none)');
       await revokeApiKey(tx, principal.customerId, id);
-      // The old key's room is free again; an expired one's was already, so its rotation may meet the cap.
-      const rotated = await insertApiKeyWithinCap(
-        tx,
-        {
-          customerId: principal.customerId,
-          name: old.name,
-          serviceType: old.serviceType,
-          prefix: apiKeyPrefix(key),
-          keyHash: sha256(key),
-          encryptedKey: encryptSecret(config.vaultKey, key),
-          expiresAt: expires,
-        },
-        config.tierMaxApiKeys[principal.tier],
-      );
-      // Thrown inside the transaction, so the old key's revocation is rolled back with it.
-      if ('capReached' in rotated) throw apiKeyCapProblem(rotated);
-      return rotated;
+      // The old key's room is free again; an expired one's was already, so its rotation may meet the cap (its 422 is
+      // thrown inside the transaction, so the old key's revocation is rolled back with it).
+      return insertKeyWithinCap(tx, principal, key, { name: old.name, serviceType: old.serviceType, expiresAt: expires });
     });
     await deps.principals.invalidateCustomer(principal.customerId);
     res.setHeader('Cache-Control', 'no-store');
