@@ -107,6 +107,10 @@ describe('concurrent bulk submits sharing idempotency keys', () => {
   async function inDeadlock<T>(prefix: string, work: () => Promise<T>): Promise<T> {
     const other = new pg.Client({ connectionString: suite.app.config.databaseUrl });
     await other.connect();
+    // The side that checks for the deadlock first is the one PostgreSQL ends. `work` waits first, but under load the
+    // two checks could come close enough for this side's to run first (CI saw this transaction ended): it now waits
+    // 10 s before checking, so `work`'s check (1 s) always comes first.
+    await other.query(`set deadlock_timeout = '10s'`);
     try {
       const take = (key: string) =>
         other.query(`insert into job_idempotency_keys (customer_id, idempotency_key, job_id) values ($1, $2, $3)`, [
