@@ -211,6 +211,35 @@ describe('backup and restore', () => {
     }
   }, 240_000);
 
+  it('restores counts kept by triggers as they were, without counting the restored rows again', async () => {
+    const other = await createExpressionSubstrate(suite.request, user.accessToken, 'x + y');
+    for (const type of ['DEPENDENCY', 'REFERENCE']) {
+      const created = await suite.request('POST', '/api/v1/relationships', {
+        token: user.accessToken,
+        body: { source_id: substrateId, target_id: other, type },
+      });
+      expect(created.status, created.text).toBe(201);
+    }
+    const file = path.join(work, 'counts.tar.gz');
+    expect((await npmRun('backup', file, suite.app.config.databaseUrl)).code).toBe(0);
+    const target = await emptyDatabase();
+    const restored = await npmRun('restore', file, target);
+    expect(restored.code, restored.stderr).toBe(0);
+    const counted = (url: string) =>
+      sqlOn<{ customer_id: string; relationships: number }>(
+        url,
+        `select customer_id, relationships from customer_relationship_counts order by 1`,
+      );
+    const restoredCounts = await counted(target);
+    expect(restoredCounts).toEqual(await counted(suite.app.config.databaseUrl));
+    expect(restoredCounts.some((row) => row.relationships >= 2)).toBe(true);
+    // The triggers work again after the restore.
+    await sqlOn(target, `delete from relationships where type = 'REFERENCE'`);
+    expect(
+      (await counted(target)).some((row) => row.relationships === restoredCounts.find((r) => r.relationships >= 2)!.relationships - 1),
+    ).toBe(true);
+  });
+
   it('refuses a damaged backup before touching the database', async () => {
     const unpacked = path.join(work, 'unpacked');
     fs.mkdirSync(unpacked);
