@@ -175,23 +175,21 @@ export function createRateLimits(redis: RedisClient, config: Config): RateLimits
 
   const keyLookups = ipLimiter('ip-key-lookup', config.rateLimitKeyLookupsPerMin);
   const describeKeyLookups = (limit: number) => `at most ${limit} lookups of unknown API keys per minute from one address`;
-  /** Only a refusal carries this budget's RateLimit-* headers: an admitted request's headers are its customer's budget. */
-  const keyLookup = async (req: Request, res: Response): Promise<void> => {
-    try {
-      await keyLookups.consume(clientAddress(req));
-    } catch (rejection) {
-      if (!(rejection instanceof RateLimiterRes)) throw rejection;
-      answer(res, 'key-lookup', keyLookups.points, 0, rejection.msBeforeNext, true, describeKeyLookups);
-    }
-  };
-  const keyLookupAllowed = (req: Request) =>
+  /** Spends a point of the client's budget of key lookups: the refusal past it, else null. */
+  const refusedKeyLookup = (req: Request): Promise<RateLimiterRes | null> =>
     keyLookups.consume(clientAddress(req)).then(
-      () => true,
+      () => null,
       (rejection: unknown) => {
-        if (rejection instanceof RateLimiterRes) return false;
+        if (rejection instanceof RateLimiterRes) return rejection;
         throw rejection;
       },
     );
+  /** Only a refusal carries this budget's RateLimit-* headers: an admitted request's headers are its customer's budget. */
+  const keyLookup = async (req: Request, res: Response): Promise<void> => {
+    const refused = await refusedKeyLookup(req);
+    if (refused) answer(res, 'key-lookup', keyLookups.points, 0, refused.msBeforeNext, true, describeKeyLookups);
+  };
+  const keyLookupAllowed = async (req: Request): Promise<boolean> => (await refusedKeyLookup(req)) === null;
 
   return {
     customer,

@@ -57,10 +57,8 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
     const token = bearerTokenOf(header);
     if (!token) throw unauthorized('missing bearer token');
     const { keyLookup } = options;
-    if (keyLookup && apiKeyPattern.test(token) && !options.principals.knowsApiKey(sha256(token))) {
-      return keyLookup(req, res).then(() => whenReady(principalOfToken(options, token), admit));
-    }
-    return whenReady(principalOfToken(options, token), admit);
+    const mayLookUp = keyLookup && (() => keyLookup(req, res).then(() => true));
+    return whenReady(principalOfToken(options, token, mayLookUp), admit);
 
     function admit(principal: Principal | null): void {
       if (!principal) throw unauthorized('invalid, expired or revoked credentials');
@@ -93,14 +91,22 @@ function bearerTokenOf(header: string | undefined): string | null {
 
 /**
  * The principal of a JWT access token or an API key, or null when the token is invalid, expired or revoked;
- * from the principal cache (no bcrypt, a database read only on a miss), without the TOS check.
+ * from the principal cache (no bcrypt, a database read only on a miss), without the TOS check. An API key the cache
+ * has no answer for is looked up only if `mayLookUp` (the client's budget of such lookups) allows it; else null.
  */
-function principalOfToken(credentials: TokenCredentials, token: string): MaybePromise<Principal | null> {
+function principalOfToken(
+  credentials: TokenCredentials,
+  token: string,
+  mayLookUp?: () => Promise<boolean>,
+): MaybePromise<Principal | null> {
   if (apiKeyPattern.test(token)) {
     const hash = sha256(token);
-    return whenReady(credentials.principals.byApiKeyHash(hash), (principal) =>
-      principal && constantTimeEqualHex(principal.keyHash, hash) ? principal : null,
-    );
+    const ofKey = () =>
+      whenReady(credentials.principals.byApiKeyHash(hash), (principal) =>
+        principal && constantTimeEqualHex(principal.keyHash, hash) ? principal : null,
+      );
+    if (mayLookUp && !credentials.principals.knowsApiKey(hash)) return mayLookUp().then((allowed) => (allowed ? ofKey() : null));
+    return ofKey();
   }
   const claims = verifyAccessToken(credentials.jwtSecret, token);
   if (!claims) return null;
@@ -116,13 +122,9 @@ function principalOfToken(credentials: TokenCredentials, token: string): MaybePr
  */
 export function principalOfBearer(credentials: BearerCredentials, req: Request): MaybePromise<Principal | null> {
   const token = bearerTokenOf(req.headers.authorization);
-  if (!token) return null;
+  // Past its client's budget, a key not cached attributes the call to no one.
   const { keyLookupAllowed } = credentials;
-  if (keyLookupAllowed && apiKeyPattern.test(token) && !credentials.principals.knowsApiKey(sha256(token))) {
-    // Past its client's budget, a key not cached attributes the call to no one.
-    return keyLookupAllowed(req).then((allowed) => (allowed ? principalOfToken(credentials, token) : null));
-  }
-  return principalOfToken(credentials, token);
+  return token ? principalOfToken(credentials, token, keyLookupAllowed && (() => keyLookupAllowed(req))) : null;
 }
 
 /** Requests refused 403 `tos-required`: their principal, which `authenticate` does not set on `req.principal`. */
