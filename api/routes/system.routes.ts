@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { ApiDeps } from '../deps.js';
+import { sharedReadings } from '../shared-readings.js';
 import { checkWorkersConsuming } from '../worker-readiness.js';
 
 const startedAt = Date.now();
@@ -28,25 +29,12 @@ async function workersConsuming(deps: ApiDeps): Promise<void> {
   if (!readiness.ok) throw new Error(readiness.error);
 }
 
-/** How long one readiness answer serves every probe of this process, in ms. */
-export const readinessReuseMs = 1000;
-
 /**
- * `run` shared by every caller: one run at a time, its outcome reused for `readinessReuseMs` after it ended. /ready
- * needs no credentials, and each run reads PostgreSQL and Redis: a flood of probes (~560 a second from one client)
- * ran ~460 database transactions a second and slowed every customer's reads ~9×. A load balancer's probe every
- * few seconds still sees a fresh answer.
+ * How long one readiness answer serves every probe of this process, in ms (one check at a time: `sharedReadings`).
+ * /ready needs no credentials, and each check reads PostgreSQL and Redis: a flood of probes (~560 a second from one
+ * client) ran ~460 database transactions a second. A load balancer's probe every few seconds still sees a fresh answer.
  */
-function sharedReadiness<T>(run: () => Promise<T>): () => Promise<T> {
-  let last: { outcome: Promise<T>; endedAt: number } | null = null;
-  return () => {
-    if (last && (last.endedAt === 0 || performance.now() - last.endedAt < readinessReuseMs)) return last.outcome;
-    const current = { outcome: run(), endedAt: 0 };
-    last = current;
-    void current.outcome.finally(() => (current.endedAt = performance.now()));
-    return current.outcome;
-  };
-}
+export const readinessReuseMs = 1000;
 
 /** Liveness and readiness (PostgreSQL, Redis and, unless READY_REQUIRES_WORKER=false, consuming workers); no authentication. */
 export function systemRoutes(deps: ApiDeps): Router {
@@ -56,15 +44,18 @@ export function systemRoutes(deps: ApiDeps): Router {
     res.json({ status: 'ok', uptime_seconds: Math.round((Date.now() - startedAt) / 1000) });
   });
 
-  const readiness = sharedReadiness(() =>
-    Promise.all([
-      check('postgres', () => deps.orm.em.getConnection().execute('select 1')),
-      check('redis', () => deps.redis.ping()),
-      ...(deps.config.readyRequiresWorker ? [check('workers', () => workersConsuming(deps))] : []),
-    ]),
+  const readiness = sharedReadings(
+    () =>
+      Promise.all([
+        check('postgres', () => deps.orm.em.getConnection().execute('select 1')),
+        check('redis', () => deps.redis.ping()),
+        ...(deps.config.readyRequiresWorker ? [check('workers', () => workersConsuming(deps))] : []),
+      ]),
+    readinessReuseMs,
+    1,
   );
   router.get('/ready', async (_req, res) => {
-    const checks = await readiness();
+    const checks = await readiness('ready');
     const ready = checks.every((c) => c.ok);
     res
       .status(ready ? 200 : 503)
