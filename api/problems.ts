@@ -88,11 +88,11 @@ export interface CapReached {
 }
 
 /**
- * The 422 of a create that would take its customer past a tier's cap of `things` (`cap` names it in the answer),
- * with `limit`, `count` and `requested`; `remedy` says how to make room.
+ * The 422 of a create that would take its customer past a tier's cap of `things` (`capName` names the cap in the
+ * answer's `cap`), with `limit`, `count` and `requested`; `remedy` says how to make room.
  */
 export function capProblem(
-  cap: string,
+  capName: string,
   things: string,
   { cap: limit, had, adding }: CapReached,
   field: string,
@@ -100,7 +100,7 @@ export function capProblem(
 ): ProblemError {
   const count = (n: number) => n.toLocaleString('en-US');
   const message = `a customer may keep at most ${count(limit)} ${things}; it has ${count(had)} and this would add ${count(adding)} (${remedy})`;
-  return new ProblemError('unprocessable', message, { errors: [{ field, message }], cap, limit, count: had, requested: adding });
+  return new ProblemError('unprocessable', message, { errors: [{ field, message }], cap: capName, limit, count: had, requested: adding });
 }
 
 export function problemBody(type: ProblemType, detail: string, extra: Record<string, unknown> = {}) {
