@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { jobExportKinds } from '../jobs/customer-jobs.js';
+import { readInBatches, transactionStatements } from '../cursor.js';
 import { inTransaction } from '../transaction.js';
 
 /**
@@ -98,9 +99,7 @@ export async function exportCustomer(
 ): Promise<ExportHeader | null> {
   const { signal } = options;
   return inTransaction(em, async (tx) => {
-    const connection = tx.getConnection();
-    const ctx = tx.getTransactionContext();
-    const run = <T>(sql: string, params: unknown[] = []) => connection.execute<T[]>(sql, params, 'all', ctx);
+    const run = transactionStatements(tx);
     await run('set transaction isolation level repeatable read, read only');
     const [customer] = await run<{ customer: Record<string, unknown>; exported_at: string }>(
       `select to_jsonb(c) as customer, to_jsonb(now()) #>> '{}' as exported_at from customers c where c.id = ?`,
@@ -123,22 +122,16 @@ export async function exportCustomer(
     await write(`${JSON.stringify(header)}\n`);
     let rows = 0;
     for (const kind of exportKinds) {
-      if (signal.aborted) throw signal.reason;
       // `{"kind": …,` then the row's own JSON without its opening brace: the kind comes first, in PostgreSQL's formatting.
-      await run(
-        `declare export_rows no scroll cursor for
-           select '{"kind":"${kind.kind}",' || substr(row_to_json(r)::text, 2) as line
-             from (select ${kind.select} from ${kind.from} order by ${kind.order}) r`,
+      rows += await readInBatches<{ line: string }>(
+        run,
+        `select '{"kind":"${kind.kind}",' || substr(row_to_json(r)::text, 2) as line
+           from (select ${kind.select} from ${kind.from} order by ${kind.order}) r`,
         [customerId],
+        fetchRows,
+        (lines) => write(`${lines.map((row) => row.line).join('\n')}\n`),
+        signal,
       );
-      for (;;) {
-        if (signal.aborted) throw signal.reason;
-        const lines = await run<{ line: string }>(`fetch ${fetchRows} from export_rows`);
-        if (lines.length === 0) break;
-        rows += lines.length;
-        await write(`${lines.map((row) => row.line).join('\n')}\n`);
-      }
-      await run('close export_rows');
     }
     await write(`${JSON.stringify({ kind: 'end', rows })}\n`);
     return header;

@@ -1,5 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { uuidv7 } from '../../lib/uuid.js';
+import { readInBatches, transactionStatements } from '../cursor.js';
+import { inTransaction } from '../transaction.js';
 import type { Tier } from '../entities/service-instance.entity.js';
 
 export interface VaultKeyRow {
@@ -12,17 +14,31 @@ export interface VaultKeyRow {
 
 /**
  * The keys the edge proxy may accept: not revoked, not expired, of a service the customer has enabled and
- * that is not suspended. One consistent snapshot (a single statement), in a stable order.
+ * that is not suspended. One consistent snapshot (one cursor), in a stable order, handed to `onBatch`
+ * `batchRows` at a time (awaited before the next batch is read): a vault of a million keys costs the worker
+ * one batch of memory and no long hold of its event loop. Returns the keys read.
  */
-export async function activeVaultKeys(em: EntityManager): Promise<VaultKeyRow[]> {
-  return em.execute<VaultKeyRow[]>(
-    `select k.customer_id as "customerId", k.encrypted_key as "encryptedKey", s.tier, k.service_type as "serviceType"
-       from api_keys k
-       join service_instances s on s.customer_id = k.customer_id and s.service_type = k.service_type
-      where k.revoked_at is null and (k.expires_at is null or k.expires_at > now())
-        and s.enabled and s.suspended_reason is null
-      order by k.customer_id, k.service_type, k.id`,
-  );
+export async function forEachActiveVaultKeyBatch(
+  em: EntityManager,
+  batchRows: number,
+  onBatch: (rows: VaultKeyRow[]) => Promise<void>,
+): Promise<number> {
+  return inTransaction(em, async (tx) => {
+    const run = transactionStatements(tx);
+    await run('set transaction read only');
+    return readInBatches<VaultKeyRow>(
+      run,
+      `select k.customer_id as "customerId", k.encrypted_key as "encryptedKey", s.tier, k.service_type as "serviceType"
+         from api_keys k
+         join service_instances s on s.customer_id = k.customer_id and s.service_type = k.service_type
+        where k.revoked_at is null and (k.expires_at is null or k.expires_at > now())
+          and s.enabled and s.suspended_reason is null
+        order by k.customer_id, k.service_type, k.id`,
+      [],
+      batchRows,
+      onBatch,
+    );
+  });
 }
 
 export interface VaultExportRecord {

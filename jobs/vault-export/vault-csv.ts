@@ -13,19 +13,20 @@ function field(value: string | number): string {
 }
 
 /**
- * The vault CSV the edge proxy reads (seed phase 16, SPEC §6): a header, then one row per active key with
- * the tier's rate limit in requests per minute (0 = unlimited). Lines end in `\n`, the last one too, so a
- * reader can tell a whole file from a cut one.
+ * The vault CSV the edge proxy reads (seed phase 16, SPEC §6) is `vaultCsvHeader` and a newline, then one
+ * line per active key with the tier's rate limit in requests per minute (0 = unlimited). Every line ends in
+ * `\n`, the last one too, so a reader can tell a whole file from a cut one. These are the lines of `rows`.
  */
-export function renderVaultCsv(rows: readonly VaultKeyRow[]): string {
-  const lines = rows.map((row) =>
-    [
+export function renderVaultLines(rows: readonly VaultKeyRow[]): string {
+  let lines = '';
+  for (const row of rows) {
+    lines += `${[
       field(row.customerId),
       field(row.encryptedKey),
       field(tierRateLimitPerMinute[row.tier] ?? 0),
       field(row.tier),
       field(row.serviceType),
-    ].join(','),
-  );
-  return [vaultCsvHeader, ...lines].join('\n') + '\n';
+    ].join(',')}\n`;
+  }
+  return lines;
 }

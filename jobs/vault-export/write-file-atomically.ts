@@ -2,20 +2,30 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 
+/** Writes the file's content through `write` (each call a chunk, in order; await it). */
+export type FileContent = string | Buffer | ((write: (chunk: Buffer) => Promise<void>) => Promise<void>);
+
 /**
- * Replaces `target` with `data` so that a reader sees either the old file or the new one, never a part:
+ * Replaces `target` with `content` so that a reader sees either the old file or the new one, never a part:
  * write a temp file in the same folder (same filesystem, so the rename is atomic), fsync it, rename it over
- * the target, then fsync the folder so the rename itself survives a crash. The file gets `mode` (default
- * 0600: the vault holds key ciphertexts).
+ * the target, then fsync the folder so the rename itself survives a crash. Content given as a writer
+ * function is streamed in, chunk by chunk; if it throws, the target is left as it was. The file gets `mode`
+ * (default 0600: the vault holds key ciphertexts).
  */
-export async function writeFileAtomically(target: string, data: string | Buffer, mode = 0o600): Promise<void> {
+export async function writeFileAtomically(target: string, content: FileContent, mode = 0o600): Promise<void> {
   const folder = path.dirname(target);
   await mkdir(folder, { recursive: true });
   const temp = path.join(folder, `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const file = await open(temp, 'wx', mode);
   try {
     await file.chmod(mode); // open's mode is filtered by the umask; make it exact
-    await file.writeFile(data);
+    if (typeof content === 'function') {
+      await content(async (chunk) => {
+        await file.write(chunk);
+      });
+    } else {
+      await file.writeFile(content);
+    }
     await file.sync();
   } catch (error) {
     await file.close();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { billingBlockFor, validateOperation } from '../../jobs/billing/billing-rules.js';
 import { isKnownServiceType, priceUsage, pricingTable, serviceTypes, tierRateLimitPerMinute } from '../../jobs/billing/pricing.js';
-import { renderVaultCsv } from '../../jobs/vault-export/vault-csv.js';
+import { renderVaultLines, vaultCsvHeader } from '../../jobs/vault-export/vault-csv.js';
 
 describe('pricing', () => {
   const computeStarter = pricingTable.compute.starter; // 0.01¢ a request, 5¢ a GB
@@ -68,14 +68,18 @@ describe('validateOperation (seed phase 11)', () => {
 });
 
 describe('vault CSV', () => {
-  it('writes the header, one row per key with the tier rate limit, and a final newline', () => {
-    expect(renderVaultCsv([{ customerId: 'c1', encryptedKey: 'YWJj+/==', tier: 'enterprise', serviceType: 'seal' }])).toBe(
-      'customer_id,encrypted_key,rate_limit,tier,service_type\nc1,YWJj+/==,0,enterprise,seal\n',
-    );
-    expect(renderVaultCsv([])).toBe('customer_id,encrypted_key,rate_limit,tier,service_type\n');
+  it('writes the header the proxy expects, then one line per key with the tier rate limit, each ending in a newline', () => {
+    expect(vaultCsvHeader).toBe('customer_id,encrypted_key,rate_limit,tier,service_type');
+    expect(
+      renderVaultLines([
+        { customerId: 'c1', encryptedKey: 'YWJj+/==', tier: 'enterprise', serviceType: 'seal' },
+        { customerId: 'c2', encryptedKey: 'ZGVm', tier: 'starter', serviceType: 'compute' },
+      ]),
+    ).toBe('c1,YWJj+/==,0,enterprise,seal\nc2,ZGVm,100,starter,compute\n');
+    expect(renderVaultLines([])).toBe('');
   });
 
   it('refuses a field that would need quoting rather than write a row a proxy could misread', () => {
-    expect(() => renderVaultCsv([{ customerId: 'c1', encryptedKey: 'a,b', tier: 'pro', serviceType: 'seal' }])).toThrow(/quoting/);
+    expect(() => renderVaultLines([{ customerId: 'c1', encryptedKey: 'a,b', tier: 'pro', serviceType: 'seal' }])).toThrow(/quoting/);
   });
 });

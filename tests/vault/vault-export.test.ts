@@ -199,6 +199,67 @@ describe('vault export', () => {
     expect((await readdir(folder)).filter((name) => name !== 'vault.csv')).toEqual([]);
   });
 
+  it('streams a vault of several read batches whole, and a failure part-way through leaves the last complete file in place', async () => {
+    // The export reads its keys 2,000 at a time: 4,500 keys span three batches, the last a partial one.
+    const customerId = randomUUID();
+    await app.sql(`insert into customers (id, name) values ($1, 'many keys')`, [customerId]);
+    await app.sql(`insert into service_instances (customer_id, service_type, tier, enabled) values ($1, 'compute', 'pro', true)`, [
+      customerId,
+    ]);
+    const keys = Array.from({ length: 4500 }, () => newApiKey());
+    const values = keys.map((key) => ({ id: randomUUID(), key, hash: sha256(key), encrypted: encryptSecret(app.config.vaultKey, key) }));
+    await app.sql(
+      `insert into api_keys (id, customer_id, name, service_type, prefix, key_hash, encrypted_key)
+       select (v->>'id')::uuid, $1, 'many', 'compute', left(v->>'key', 12), v->>'hash', v->>'encrypted' from jsonb_array_elements($2::jsonb) v`,
+      [customerId, JSON.stringify(values)],
+    );
+    const [live] = await app.sql<{ count: number }>(
+      `select count(*)::int as count from api_keys k join service_instances s using (customer_id, service_type)
+        where k.revoked_at is null and (k.expires_at is null or k.expires_at > now()) and s.enabled and s.suspended_reason is null`,
+    );
+
+    const result = await runJob(vaultExportJob, app, orm);
+    const content = await readFile(vaultPath, 'utf8');
+    const rows = parseVault(content);
+    expect(result).toMatchObject({
+      rows: live!.count,
+      bytes: Buffer.byteLength(content),
+      sha256: createHash('sha256').update(content).digest('hex'),
+    });
+    const ours = rows.filter((row) => row.customerId === customerId);
+    expect(ours.map((row) => row.key).sort()).toEqual([...keys].sort());
+    expect(new Set(rows.map((row) => row.encryptedKey)).size, 'no key is written twice across batches').toBe(rows.length);
+    const order = rows.map((row) => `${row.customerId}/${row.serviceType}`);
+    expect(order, 'keys come in customer, then service order').toEqual([...order].sort());
+
+    // A key whose stored ciphertext would need CSV quoting sorts last: the export fails after two batches are written.
+    const lastCustomer = 'ffffffff-ffff-4fff-bfff-ffffffffffff';
+    await app.sql(`insert into customers (id, name) values ($1, 'broken key')`, [lastCustomer]);
+    await app.sql(`insert into service_instances (customer_id, service_type, tier, enabled) values ($1, 'compute', 'starter', true)`, [
+      lastCustomer,
+    ]);
+    await app.sql(
+      `insert into api_keys (id, customer_id, name, service_type, prefix, key_hash, encrypted_key)
+       values ($1, $2, 'broken', 'compute', 'sk_live_brok', $3, 'not,base64')`,
+      [randomUUID(), lastCustomer, sha256(newApiKey())],
+    );
+    try {
+      await expect(runJob(vaultExportJob, app, orm)).rejects.toThrow(/quoting/);
+      expect(await readFile(vaultPath, 'utf8'), 'the last complete vault is still the one in place').toBe(content);
+      expect(
+        (await readdir(folder)).filter((name) => name !== 'vault.csv'),
+        'the part-written temp file is gone',
+      ).toEqual([]);
+      const [recorded] = await app.sql<{ count: number }>(`select count(*)::int as count from vault_exports where sha256 = $1`, [
+        result.sha256,
+      ]);
+      expect(recorded!.count).toBe(1);
+    } finally {
+      await app.sql(`delete from api_keys where customer_id = $1`, [lastCustomer]);
+    }
+    expect((await runJob(vaultExportJob, app, orm)).rows).toBe(live!.count);
+  });
+
   it('two exports at once each replace the file whole', async () => {
     const results = await Promise.all([runJob(vaultExportJob, app, orm), runJob(vaultExportJob, app, orm)]);
     const content = await readFile(vaultPath, 'utf8');
