@@ -137,3 +137,37 @@ export async function revokeRefreshTokenSession(em: EntityManager, tokenHash: st
     [tokenHash],
   );
 }
+
+export interface ExpireRefreshTokensStep {
+  /** The last token id this step read; the next step starts after it. */
+  lastId: string | null;
+  deleted: number;
+  /** No expired token is left to find: this step met a live one, or the end of the table. */
+  done: boolean;
+}
+
+/**
+ * One retention step over refresh tokens (jobs/retention): of the next `stepRows` tokens by id after `afterId`,
+ * deletes those past their expiry, whatever their state — a token past its expiry is refused anyway, so keeping a
+ * rotated one detects no reuse. Every login and refresh mints one (UUIDv7, in id order) with the same lifetime, so
+ * they expire in id order: the scan is `done` at the first live token.
+ */
+export async function expireRefreshTokensStep(
+  em: EntityManager,
+  options: { afterId: string | null; stepRows: number },
+): Promise<ExpireRefreshTokensStep> {
+  const [step] = await em.getConnection().execute<Array<{ last_id: string | null; scanned: number; live: number; deleted: number }>>(
+    `with scanned as (select id, expires_at from refresh_tokens where id > ?::uuid order by id limit ?),
+          gone as (delete from refresh_tokens t using scanned s where t.id = s.id and s.expires_at < now() returning 1)
+     select (select id::text from scanned order by id desc limit 1) as last_id,
+            (select count(*)::int from scanned) as scanned,
+            (select count(*)::int from scanned where expires_at >= now()) as live,
+            (select count(*)::int from gone) as deleted`,
+    [options.afterId ?? '00000000-0000-0000-0000-000000000000', options.stepRows],
+  );
+  return {
+    lastId: step?.last_id ?? null,
+    deleted: step?.deleted ?? 0,
+    done: (step?.scanned ?? 0) < options.stepRows || (step?.live ?? 0) > 0,
+  };
+}

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { expireJobsStep, jobScanBound, retentionScanBound } from '../../db/jobs/expire-jobs.js';
 import { dropExpiredJobPartitions, ensureJobPartitions } from '../../db/jobs/job-partitions.js';
+import { expireRefreshTokensStep } from '../../db/repositories/accounts.js';
 import { meteringWatermark } from '../../db/repositories/metering.js';
 import { expireRequestLogsStep } from '../../db/repositories/request-logs.js';
 import { expireDeliveriesStep } from '../../db/repositories/webhook-deliveries.js';
@@ -14,6 +15,8 @@ export const retentionResultSchema = z.object({
   request_logs: z.number().int(),
   webhook_deliveries: z.number().int(),
   webhook_attempts: z.number().int(),
+  /** Refresh tokens past their expiry (rotated, revoked or unused), which no one can use any more. */
+  refresh_tokens: z.number().int(),
   /** Idempotency keys removed with their jobs (a key lives as long as its job). */
   idempotency_keys: z.number().int(),
   /** Partitions of `jobs` (each with its `batch_items` twin) dropped whole, and created ahead. */
@@ -36,7 +39,8 @@ export interface RetentionJobOptions {
  * partitions past the longest tier's JOB_RETENTION_DAYS that hold only expired jobs, then deletes, in steps of RETENTION_STEP_ROWS rows each its own short
  * statement, finished jobs (with a batch's items) JOB_RETENTION_DAYS after they finished (per tier:
  * JOB_RETENTION_DAYS_BY_TIER), request logs REQUEST_LOG_RETENTION_DAYS old once metered and billed, and
- * finished webhook deliveries with their attempts WEBHOOK_RETENTION_DAYS after they finished. Never an
+ * finished webhook deliveries with their attempts WEBHOOK_RETENTION_DAYS after they finished, and refresh tokens once
+ * they expire. Never an
  * unfinished job, a pending delivery, a usage record, a charge or a ledger entry. An abort stops between
  * steps; whatever was deleted stays deleted and the next run goes on.
  */
@@ -44,7 +48,7 @@ export function createRetentionJob(options: RetentionJobOptions = {}) {
   return defineJob({
     name: 'retention',
     description:
-      'Delete history past its retention: finished jobs and their batch items, metered and billed request logs, finished webhook deliveries and their attempts.',
+      'Delete history past its retention: finished jobs and their batch items, metered and billed request logs, finished webhook deliveries and their attempts, expired refresh tokens.',
     payload: retentionPayloadSchema,
     result: retentionResultSchema,
     adminOnly: true,
@@ -60,6 +64,7 @@ export function createRetentionJob(options: RetentionJobOptions = {}) {
         request_logs: 0,
         webhook_deliveries: 0,
         webhook_attempts: 0,
+        refresh_tokens: 0,
         idempotency_keys: 0,
         job_partitions_dropped: 0,
         job_partitions_created: 0,
@@ -116,6 +121,15 @@ export function createRetentionJob(options: RetentionJobOptions = {}) {
           if (step.lastId === null) break;
           afterId = step.lastId;
         }
+      }
+
+      // Every login and refresh stores a token (rate-limited per address, not per account): without this the table only grows.
+      for (let afterId: string | null = null; !signal.aborted;) {
+        const step = await expireRefreshTokensStep(em, { afterId, stepRows });
+        result.steps += 1;
+        result.refresh_tokens += step.deleted;
+        if (step.done) break;
+        afterId = step.lastId;
       }
 
       await ctx.progress({ ...result });

@@ -1,4 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { newApiKey } from '../../api/auth/credentials.js';
+import { sha256 } from '../../lib/crypto.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { uuidv7Floor } from '../../db/jobs/expire-jobs.js';
 import { createOrm, type Orm } from '../../db/orm.js';
@@ -195,18 +197,20 @@ describe('retention of jobs', () => {
 
     const result = await runJob(createRetentionJob({ stepRows: 3 }), app, orm);
 
-    // 14 rows read 3 at a time (5 steps, then one that finds nothing), for jobs; one step each for the empty logs and deliveries.
+    // 14 rows read 3 at a time (5 steps, then one that finds nothing), for jobs; one step each for the empty logs and
+    // deliveries, and for the refresh tokens (none expired).
     expect(result).toEqual({
       jobs: 10,
       batch_items: 0,
       request_logs: 0,
       webhook_deliveries: 0,
       webhook_attempts: 0,
+      refresh_tokens: 0,
       idempotency_keys: 0,
       // A tier keeps its jobs for good (enterprise=0): no partition goes whole; the coming ones exist since migrating.
       job_partitions_dropped: 0,
       job_partitions_created: 0,
-      steps: 8,
+      steps: 9,
     });
     expect(Number((await app.sql<{ n: string }>(`select count(*) as n from jobs`))[0]!.n)).toBe(4);
   });
@@ -285,5 +289,53 @@ describe('retention of webhook deliveries', () => {
     );
     expect(left).toEqual(kept.map((id, i) => ({ id, attempts: String([3, 1][i]) })).sort((a, b) => a.id.localeCompare(b.id)));
     expect(gone.every((id) => !left.some((row) => row.id === id))).toBe(true);
+  });
+  it('deletes refresh tokens past their expiry, rotated, revoked or unused, in steps, and a live one still refreshes', async () => {
+    const user = await registerUser(request);
+    const [owner] = await app.sql<{ user_id: string; family_id: string }>(
+      `select user_id, family_id from refresh_tokens where token_hash = $1`,
+      [sha256(user.refreshToken)],
+    );
+    // A month-long lifetime: tokens minted 40 to 31 days ago expired 10 to 1 days ago.
+    const expired: string[] = [];
+    for (const [mintedDaysAgo, state] of [
+      [40, 'rotated'],
+      [39, 'revoked'],
+      [38, null],
+      [35, 'rotated'],
+      [33, null],
+      [32, 'revoked'],
+      [31, null],
+    ] as const) {
+      const minted = daysAgo(mintedDaysAgo);
+      const id = idAt(minted);
+      expired.push(id);
+      await app.sql(
+        `insert into refresh_tokens (id, user_id, family_id, token_hash, expires_at, rotated_at, revoked_at, created_at)
+         values ($1, $2, $3, $4, $5::timestamptz + interval '30 days', $6, $7, $5)`,
+        [
+          id,
+          owner!.user_id,
+          owner!.family_id,
+          sha256(newApiKey()),
+          minted.toISOString(),
+          state === 'rotated' ? minted : null,
+          state === 'revoked' ? minted : null,
+        ],
+      );
+    }
+    const [before] = await app.sql<{ count: number }>(`select count(*)::int as count from refresh_tokens`);
+
+    const result = await runJob(createRetentionJob({ stepRows: 3 }), app, orm);
+
+    expect(result.refresh_tokens).toBe(7);
+    const left = await app.sql<{ id: string; expires_at: Date }>(`select id, expires_at from refresh_tokens`);
+    expect(left).toHaveLength(before!.count - 7);
+    expect(left.some((row) => expired.includes(row.id))).toBe(false);
+    expect(left.every((row) => row.expires_at.getTime() > Date.now())).toBe(true);
+    const refreshed = await request('POST', '/api/v1/auth/refresh', { body: { refresh_token: user.refreshToken } });
+    expect(refreshed.status, refreshed.text).toBe(200);
+    // A second run finds nothing more to delete, in one step.
+    expect((await runJob(createRetentionJob({ stepRows: 3 }), app, orm)).refresh_tokens).toBe(0);
   });
 });

@@ -10865,7 +10865,7 @@ export interface components {
         VaultExportPayload: Record<string, never>;
         /** @description A month-rollover job: Start a new spend month (1st, 00:00 UTC): this month's charges become last month's, and services suspended for the monthly limit resume. */
         MonthRolloverPayload: Record<string, never>;
-        /** @description A retention job: Delete history past its retention: finished jobs and their batch items, metered and billed request logs, finished webhook deliveries and their attempts. */
+        /** @description A retention job: Delete history past its retention: finished jobs and their batch items, metered and billed request logs, finished webhook deliveries and their attempts, expired refresh tokens. */
         RetentionPayload: Record<string, never>;
         BulkFinished: {
             /** @description One per job, in request order, each completed or failed */
