@@ -16,12 +16,14 @@ export interface VaultKeyRow {
  * The keys the edge proxy may accept: not revoked, not expired, of a service the customer has enabled and
  * that is not suspended. One consistent snapshot (one cursor), in a stable order, handed to `onBatch`
  * `batchRows` at a time (awaited before the next batch is read): a vault of a million keys costs the worker
- * one batch of memory and no long hold of its event loop. Returns the keys read.
+ * one batch of memory and no long hold of its event loop. Stops between batches once `signal` aborts. Returns
+ * the keys read.
  */
 export async function forEachActiveVaultKeyBatch(
   em: EntityManager,
   batchRows: number,
   onBatch: (rows: VaultKeyRow[]) => Promise<void>,
+  signal?: AbortSignal,
 ): Promise<number> {
   return inTransaction(em, async (tx) => {
     const run = transactionStatements(tx);
@@ -37,6 +39,7 @@ export async function forEachActiveVaultKeyBatch(
       [],
       batchRows,
       onBatch,
+      signal,
     );
   });
 }

@@ -39,7 +39,7 @@ export const vaultExportJob = defineJob({
         await write(chunk);
       };
       await put(`${vaultCsvHeader}\n`);
-      rows = await forEachActiveVaultKeyBatch(ctx.em, vaultBatchRows, (batch) => put(renderVaultLines(batch)));
+      rows = await forEachActiveVaultKeyBatch(ctx.em, vaultBatchRows, (batch) => put(renderVaultLines(batch)), ctx.signal);
     });
     const sha256 = digest.digest('hex');
     // Recorded after the rename: a recorded export is one a reader can have seen.

@@ -260,6 +260,20 @@ describe('vault export', () => {
     expect((await runJob(vaultExportJob, app, orm)).rows).toBe(live!.count);
   });
 
+  it('an export stopped part-way (its job cancelled, the worker shutting down) leaves the last complete vault in place', async () => {
+    const before = await runJob(vaultExportJob, app, orm);
+    const content = await readFile(vaultPath, 'utf8');
+    const stopping = new AbortController();
+    stopping.abort(new Error('the worker is shutting down'));
+    await expect(runJob(vaultExportJob, app, orm, { signal: stopping.signal })).rejects.toThrow(/shutting down/);
+    expect(await readFile(vaultPath, 'utf8')).toBe(content);
+    expect(createHash('sha256').update(content).digest('hex')).toBe(before.sha256);
+    expect(
+      (await readdir(folder)).filter((name) => name !== 'vault.csv'),
+      'the part-written temp file is gone',
+    ).toEqual([]);
+  });
+
   it('two exports at once each replace the file whole', async () => {
     const results = await Promise.all([runJob(vaultExportJob, app, orm), runJob(vaultExportJob, app, orm)]);
     const content = await readFile(vaultPath, 'utf8');
