@@ -99,9 +99,7 @@ export function relationshipsRoutes(deps: ApiDeps): Router {
       },
       deps.config.tierMaxRelationships[principalOf(req).tier],
     );
-    if (outcome.kind === 'cap-reached') {
-      throw capProblem('relationships', 'relationships', { cap: outcome.cap, had: outcome.had, adding: 1 }, 'body', 'delete some first');
-    }
+    if (outcome.kind === 'cap-reached') throw capProblem('relationships', 'relationships', outcome.capReached, 'body', 'delete some first');
     if (outcome.kind === 'substrate-missing') {
       // Which end is missing, named as a field (404). Both there again (a deleted substrate created anew, or an
       // identical edge deleted each time it was found): 404 all the same, and the client may send it again.

@@ -7,12 +7,12 @@ const columns = `id, customer_id as "customerId", source_id as "sourceId", targe
 
 /**
  * What `createRelationship` did: created the edge, found the identical one, found an end not the customer's, or
- * found the customer at its cap (`had` of at most `cap`).
+ * found the customer at its cap (`capReached`, the shape the API-key and substrate caps report).
  */
 export type CreateRelationshipOutcome =
   | { kind: 'stored'; relationship: Relationship; created: boolean }
   | { kind: 'substrate-missing' }
-  | { kind: 'cap-reached'; cap: number; had: number };
+  | { kind: 'cap-reached'; capReached: { cap: number; had: number; adding: 1 } };
 
 /** PostgreSQL's SQLSTATE for a row whose foreign key names no row (here: a substrate deleted meanwhile). */
 const foreignKeyViolation = '23503';
@@ -47,7 +47,7 @@ export async function createRelationship(
       const existing = await findIdenticalEdge(tx, edge);
       if (existing) return { kind: 'stored', relationship: existing, created: false };
       // A wrong request is told so before it is told the cap.
-      return (await endsOwned(tx, edge)) ? { kind: 'cap-reached', cap, had } : { kind: 'substrate-missing' };
+      return (await endsOwned(tx, edge)) ? { kind: 'cap-reached', capReached: { cap, had, adding: 1 } } : { kind: 'substrate-missing' };
     });
   } catch (error) {
     // Both ends existed when the statement began, and one was deleted (committed) before its foreign key was checked.
