@@ -43,6 +43,12 @@ describe('the cap of relationships a customer keeps (TIER_MAX_RELATIONSHIPS)', (
     const [a] = [await substrateOf(alice(), 1)];
     const missing = await relate(alice(), a, '0x00000000000000ff');
     expectProblem(missing, 404, 'not-found', ['body.target_id']);
+    // Another customer's substrate is as missing as one that does not exist, at the cap too, and nothing is stored.
+    const bobs = await substrateOf(bob(), 9);
+    expectProblem(await relate(alice(), a, bobs), 404, 'not-found', ['body.target_id']);
+    expectProblem(await relate(alice(), bobs, a), 404, 'not-found', ['body.source_id']);
+    expect(await storedCount(alice())).toBe(3);
+    expect(await storedCount(bob())).toBe(0);
   });
 
   it('makes room when a relationship is deleted, and when a substrate is (its relationships go with it)', async () => {
