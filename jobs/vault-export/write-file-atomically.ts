@@ -20,9 +20,9 @@ export async function writeFileAtomically(target: string, content: FileContent, 
   try {
     await file.chmod(mode); // open's mode is filtered by the umask; make it exact
     if (typeof content === 'function') {
-      await content(async (chunk) => {
-        await file.write(chunk);
-      });
+      // writeFile, not write: it goes on until the whole chunk is written (a write may take only part of it), from
+      // where the last chunk ended.
+      await content((chunk) => file.writeFile(chunk));
     } else {
       await file.writeFile(content);
     }
