@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { jobExportKinds } from '../jobs/customer-jobs.js';
-import { readInBatches, transactionStatements } from '../cursor.js';
+import { readInBatches } from '../cursor.js';
 import { inTransaction } from '../transaction.js';
 
 /**
@@ -99,14 +99,13 @@ export async function exportCustomer(
 ): Promise<ExportHeader | null> {
   const { signal } = options;
   return inTransaction(em, async (tx) => {
-    const run = transactionStatements(tx);
-    await run('set transaction isolation level repeatable read, read only');
-    const [customer] = await run<{ customer: Record<string, unknown>; exported_at: string }>(
+    await tx.execute('set transaction isolation level repeatable read, read only');
+    const [customer] = await tx.execute<Array<{ customer: Record<string, unknown>; exported_at: string }>>(
       `select to_jsonb(c) as customer, to_jsonb(now()) #>> '{}' as exported_at from customers c where c.id = ?`,
       [customerId],
     );
     if (!customer) return null;
-    const [counted] = await run<Record<string, number>>(
+    const [counted] = await tx.execute<Array<Record<string, number>>>(
       `select ${exportKinds.map((k) => `(select count(*) from ${k.from})::float8 as "${k.kind}"`).join(', ')}`,
       exportKinds.map(() => customerId),
     );
@@ -124,7 +123,7 @@ export async function exportCustomer(
     for (const kind of exportKinds) {
       // `{"kind": …,` then the row's own JSON without its opening brace: the kind comes first, in PostgreSQL's formatting.
       rows += await readInBatches<{ line: string }>(
-        run,
+        tx,
         `select '{"kind":"${kind.kind}",' || substr(row_to_json(r)::text, 2) as line
            from (select ${kind.select} from ${kind.from} order by ${kind.order}) r`,
         [customerId],

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { uuidv7 } from '../../lib/uuid.js';
-import { readInBatches, transactionStatements } from '../cursor.js';
+import { readInBatches } from '../cursor.js';
 import { inTransaction } from '../transaction.js';
 import type { Tier } from '../entities/service-instance.entity.js';
 
@@ -26,10 +26,9 @@ export async function forEachActiveVaultKeyBatch(
   signal?: AbortSignal,
 ): Promise<number> {
   return inTransaction(em, async (tx) => {
-    const run = transactionStatements(tx);
-    await run('set transaction read only');
+    await tx.execute('set transaction read only');
     return readInBatches<VaultKeyRow>(
-      run,
+      tx,
       `select k.customer_id as "customerId", k.encrypted_key as "encryptedKey", s.tier, k.service_type as "serviceType"
          from api_keys k
          join service_instances s on s.customer_id = k.customer_id and s.service_type = k.service_type
