@@ -4,7 +4,8 @@
  * at their cap of 20), and retention's refresh-token step over EXPIRED_TOKENS expired tokens (default 500,000)
  * beside 20,000 live ones. For the export: its time, the longest its event loop was held (what every other job
  * on that worker waited) and how much its memory grew; for retention: its steps and their times. Runs in a
- * scratch database on DATABASE_URL's server; prints one JSON line.
+ * scratch database on DATABASE_URL's server (REDIS_URL, unused by both, completes the job context); prints one
+ * JSON line.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -16,13 +17,17 @@ import pino from 'pino';
 import { uuidv7Floor } from '../../db/jobs/expire-jobs.js';
 import { createOrm, type Orm } from '../../db/orm.js';
 import { expireRefreshTokensStep } from '../../db/repositories/accounts.js';
-import type { JobContext } from '../../jobs/context.js';
 import { vaultExportJob } from '../../jobs/vault-export/vault-export.job.js';
 import { createMigratedDatabase, percentile, round } from './harness.js';
+import { loadConfig } from '../../config.js';
+import { InvocationCache } from '../../db/invocation-cache.js';
+import { createRedis } from '../../lib/redis.js';
+import { standaloneJobContext } from '../standalone-job-context.js';
 
 const vaultKeys = Number(process.env.VAULT_KEYS ?? 144_000);
 const expiredTokens = Number(process.env.EXPIRED_TOKENS ?? 500_000);
 const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 async function vaultExportCost(orm: Orm) {
   const sql = orm.em.getConnection();
@@ -40,15 +45,24 @@ async function vaultExportCost(orm: Orm) {
   );
   await sql.execute('analyze');
   const folder = await mkdtemp(path.join(tmpdir(), 'chrysalis-vault-cost-'));
+  const config = loadConfig({ ...process.env, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, VAULT_PATH: path.join(folder, 'vault.csv') });
+  // The job context's Redis and cache (the export uses neither).
+  const redis = createRedis(config.redis);
   try {
-    const ctx = { em: orm.em.fork(), config: { vaultPath: path.join(folder, 'vault.csv') }, logger: pino({ level: 'warn' }) };
+    const ctx = standaloneJobContext({
+      logger: pino({ level: 'warn' }),
+      em: orm.em.fork(),
+      redis,
+      config,
+      cache: new InvocationCache(redis, config.queuePrefix),
+    });
     const rssBefore = process.memoryUsage().rss;
     let rssPeak = rssBefore;
     const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 5);
     const loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
     const started = performance.now();
-    const result = await vaultExportJob.process({}, ctx as unknown as JobContext);
+    const result = await vaultExportJob.process({}, ctx);
     const ms = performance.now() - started;
     loop.disable();
     clearInterval(sampler);
@@ -61,6 +75,7 @@ async function vaultExportCost(orm: Orm) {
       rss_growth_mib: Math.round((rssPeak - rssBefore) / 2 ** 20),
     };
   } finally {
+    redis.disconnect();
     await rm(folder, { recursive: true, force: true });
   }
 }
