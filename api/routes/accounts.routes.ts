@@ -15,6 +15,7 @@ import {
 } from '../../db/repositories/accounts.js';
 import {
   apiKeyExists,
+  apiKeysScope,
   insertApiKeyWithinCap,
   listApiKeys,
   lockApiKey,
@@ -41,7 +42,7 @@ import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { capProblem, notFound, ProblemError } from '../problems.js';
 import { optionalBody, parseInput, refuseBodyFields } from '../validate.js';
-import { inTransaction } from '../../db/transaction.js';
+import { inTransaction, queuedInCustomerScope } from '../../db/transaction.js';
 import { storableTime } from '../storable-time.js';
 import { clientAddress } from '../rate-limits.js';
 
@@ -246,6 +247,14 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
     res.json({ version, accepted_at: iso(acceptedAt) });
   });
 
+  /**
+   * A transaction that stores a key of the principal's customer, queued behind this process's others for that
+   * customer (`queuedInCustomerScope`): `insertApiKeyWithinCap` waits there for the customer's lock, holding no
+   * pooled connection meanwhile.
+   */
+  const keyWrite = <T>(principal: Principal, work: (tx: EntityManager) => Promise<T>): Promise<T> =>
+    queuedInCustomerScope(apiKeysScope, principal.customerId, () => inTransaction(deps.orm.em, work));
+
   /** Stores `key` (its hash and sealed copy, never the key) for the principal's customer within the tier's cap; the 422 past it. */
   async function insertKeyWithinCap(
     tx: EntityManager,
@@ -274,7 +283,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
     const body = parseInput(createApiKeyBody, req.body, 'body');
     const expires = futureDate(body.expires_at ?? null, 'body.expires_at');
     const key = newApiKey();
-    const row = await inTransaction(deps.orm.em, (tx) =>
+    const row = await keyWrite(principal, (tx) =>
       insertKeyWithinCap(tx, principal, key, { name: body.name, serviceType: body.service_type, expiresAt: expires }),
     );
     res.setHeader('Cache-Control', 'no-store');
@@ -310,7 +319,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
     const { id } = parseInput(apiKeyIdParams, req.params, 'params');
     const body = parseInput(rotateApiKeyBody, optionalBody(req.body), 'body');
     const key = newApiKey();
-    const row = await inTransaction(deps.orm.em, async (tx) => {
+    const row = await keyWrite(principal, async (tx) => {
       const old = await lockApiKey(tx, principal.customerId, id);
       if (!old) throw notFound(`API key ${id}`);
       if (old.revokedAt) throw new ProblemError('conflict', `API key ${id} is revoked; create a new key instead`);

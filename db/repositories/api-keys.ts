@@ -23,6 +23,9 @@ export async function insertApiKey(em: EntityManager, key: NewApiKey): Promise<A
 /** A key the customer may still use: neither revoked nor expired. What the tier's cap counts, and what the vault holds. */
 const live = `revoked_at is null and (expires_at is null or expires_at > now())`;
 
+/** The customer scope (`lockCustomerScope`) its API keys are created in, one at a time. */
+export const apiKeysScope = 'api_keys';
+
 /** The cap stopped the insert: the customer already has `had` live keys of at most `cap`. */
 export interface ApiKeyCapReached {
   capReached: { cap: number; had: number; adding: 1 };
@@ -32,9 +35,10 @@ export interface ApiKeyCapReached {
  * `insertApiKey` unless the customer already has `cap` live keys (revoked and expired ones take no room).
  * Must run inside a transaction (`tx`): a per-customer advisory lock makes the count and the insert one step, so
  * concurrent creates cannot pass the cap; a rotation that revoked the old key earlier in `tx` has its room back.
+ * Open `tx` inside `queuedInCustomerScope(apiKeysScope, …)`, so a customer's burst waits without connections.
  */
 export async function insertApiKeyWithinCap(tx: EntityManager, key: NewApiKey, cap: number): Promise<ApiKeyRow | ApiKeyCapReached> {
-  await lockCustomerScope(tx, 'api_keys', key.customerId);
+  await lockCustomerScope(tx, apiKeysScope, key.customerId);
   const [counted] = await tx.execute<Array<{ count: string }>>(`select count(*) as count from api_keys where customer_id = ? and ${live}`, [
     key.customerId,
   ]);

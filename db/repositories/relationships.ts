@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Relationship, RelationshipType } from '../entities/relationship.entity.js';
 import { queryWithParameters } from '../query-with-parameters.js';
-import { inTransaction, lockCustomerScope } from '../transaction.js';
+import { inCustomerScope } from '../transaction.js';
 
 const columns = `id, customer_id as "customerId", source_id as "sourceId", target_id as "targetId", type, metadata, created_at as "createdAt"`;
 
@@ -36,8 +36,7 @@ export async function createRelationship(
   cap: number,
 ): Promise<CreateRelationshipOutcome> {
   try {
-    return await inTransaction(em, async (tx): Promise<CreateRelationshipOutcome> => {
-      await lockCustomerScope(tx, 'relationships', edge.customerId);
+    return await inCustomerScope(em, 'relationships', edge.customerId, async (tx): Promise<CreateRelationshipOutcome> => {
       const [counted] = await tx.execute<Array<{ relationships: number }>>(
         `select relationships from customer_relationship_counts where customer_id = ?`,
         [edge.customerId],

@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Schedule } from '../entities/schedule.entity.js';
 import type { Tier } from '../entities/service-instance.entity.js';
 import { readPage, type PageBound, type PageRows } from '../page-budget.js';
-import { inTransaction, lockCustomerScope } from '../transaction.js';
+import { inCustomerScope } from '../transaction.js';
 import { lastScheduleRunSql } from '../jobs/schedule-runs.js';
 
 const scheduleColumns = `id, customer_id as "customerId", name, cron, every_ms as "everyMs", tz, job_type as "jobType", payload, paused,
@@ -25,10 +25,9 @@ export type UpsertOutcome =
  * count and the insert one step, so concurrent creates cannot pass the limit.
  */
 export async function upsertSchedule(em: EntityManager, row: NewSchedule, maxPerCustomer: number): Promise<UpsertOutcome> {
-  return inTransaction(em, async (tx) => {
+  return inCustomerScope(em, 'schedules', row.customerId, async (tx) => {
     const connection = tx.getConnection();
     const ctx = tx.getTransactionContext();
-    await lockCustomerScope(tx, 'schedules', row.customerId);
     const [previous] = await connection.execute<Schedule[]>(
       `select ${scheduleColumns} from schedules where customer_id = ? and name = ?`,
       [row.customerId, row.name],

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { WebhookEndpoint, WebhookEvent } from '../entities/webhook-endpoint.entity.js';
-import { inTransaction, lockCustomerScope } from '../transaction.js';
+import { inCustomerScope } from '../transaction.js';
 
 const endpointColumns = `id, customer_id as "customerId", url, events, encrypted_secret as "encryptedSecret", created_at as "createdAt",
   consecutive_failures as "consecutiveFailures", failing_since as "failingSince", breaker_open_until as "breakerOpenUntil",
@@ -22,10 +22,9 @@ export async function insertWebhookEndpointWithinLimit(
   row: { id: string; customerId: string; url: string; events: WebhookEvent[]; encryptedSecret: string },
   maxPerCustomer: number,
 ): Promise<WebhookEndpoint | null> {
-  return inTransaction(em, async (tx) => {
+  return inCustomerScope(em, 'webhook_endpoints', row.customerId, async (tx) => {
     const connection = tx.getConnection();
     const ctx = tx.getTransactionContext();
-    await lockCustomerScope(tx, 'webhook_endpoints', row.customerId);
     // A statement of its own after the lock, so its snapshot sees every endpoint committed before it.
     const [inserted] = await connection.execute<WebhookEndpoint[]>(
       `insert into webhook_endpoints (id, customer_id, url, events, encrypted_secret)
