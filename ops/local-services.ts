@@ -510,7 +510,8 @@ async function ensureRedis(dataDir: string, preferExisting: boolean, log: (msg: 
   });
 }
 
-async function redisAnswers(url: string): Promise<boolean> {
+/** Whether a Redis at `url` answers PING within half a second (never retries, never throws). */
+export async function redisAnswers(url: string): Promise<boolean> {
   const client = new Redis(url, {
     connectTimeout: 500,
     commandTimeout: 1000,
@@ -706,7 +707,7 @@ async function choosePort(portFile: string, preferred: number): Promise<number> 
       break;
     }
   }
-  port ??= await ephemeralPort();
+  port ??= await freePort();
   fs.writeFileSync(portFile, String(port));
   return port;
 }
@@ -728,7 +729,8 @@ export function isListenPortTaken(port: number): Promise<boolean> {
   });
 }
 
-function ephemeralPort(): Promise<number> {
+/** A TCP port nothing listens on right now (the kernel's pick). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);

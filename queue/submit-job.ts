@@ -75,21 +75,14 @@ export function createJobInserter(em: EntityManager): JobInserter {
   return new GroupCommit((rows) => insertJobs(em, rows));
 }
 
-/**
- * Accepts a job: the PostgreSQL row first (the record and the outbox), then the BullMQ add with the
- * same id — on a fair-shared queue only if its shard's fair share releases it at once (else it is held
- * in its customer's lane and a worker releases it later). If Redis refuses, the row stays `queued` and
- * the sweeper enqueues (or re-lanes) it later. The fair share is asked while the row is inserted
- * (`probeAdmission`), so the admission costs the submit no round trip of its own. Given `pendingEnqueues`, a
- * durably stored job's add is left to finish after the submit returns.
- */
-export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promise<SubmitOutcome> {
+/** The row a submit inserts for `input`: queued, or delayed when it has a delay. */
+export function newJobRow(input: Omit<SubmitJobInput, 'id'>, id: string): NewJobRow & { delayMs: number } {
   const delayMs = input.delayMs ?? 0;
-  const row = {
-    id: input.id ?? uuidv7(),
+  return {
+    id,
     customerId: input.customerId,
     type: input.definition.name,
-    state: delayMs > 0 ? ('delayed' as const) : ('queued' as const),
+    state: delayMs > 0 ? 'delayed' : 'queued',
     payload: input.payload,
     maxAttempts: input.attempts ?? input.definition.queue.attempts,
     priority: input.priority ?? 0,
@@ -100,6 +93,18 @@ export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promis
     scheduleName: input.scheduleName ?? null,
     retryOf: input.retryOf ?? null,
   };
+}
+
+/**
+ * Accepts a job: the PostgreSQL row first (the record and the outbox), then the BullMQ add with the
+ * same id — on a fair-shared queue only if its shard's fair share releases it at once (else it is held
+ * in its customer's lane and a worker releases it later). If Redis refuses, the row stays `queued` and
+ * the sweeper enqueues (or re-lanes) it later. The fair share is asked while the row is inserted
+ * (`probeAdmission`), so the admission costs the submit no round trip of its own. Given `pendingEnqueues`, a
+ * durably stored job's add is left to finish after the submit returns.
+ */
+export async function submitJob(deps: SubmitDeps, input: SubmitJobInput): Promise<SubmitOutcome> {
+  const row = newJobRow(input, input.id ?? uuidv7());
 
   // The shard's fair share, if any: asked while the row is inserted, and told again if the row was not stored.
   const queue = deps.queues.forJob(row.type, row.id);

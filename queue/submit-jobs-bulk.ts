@@ -9,7 +9,7 @@ import { laneSeq, packHints } from './fair-share/fair-share.js';
 import { withinEnqueueTimeout } from './enqueue-timeout.js';
 import { fitsJsonBytes } from '../jobs/result-limit.js';
 import { assignBundles, bundlesJobsOf, foldBundles, isBundleData, packBundleEntry, type BundleJob } from './bundles.js';
-import { idempotencyWindowMs, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
+import { idempotencyWindowMs, newJobRow, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
 
 /**
  * Whether the payload has no cached result (for job types with a `cacheKey`), so its worker need not look
@@ -124,28 +124,10 @@ export async function submitJobList(
     ({ input, id }) => deps.queues.forJob(input.definition.name, id),
     ({ input }) => bundlesJobsOf(input.definition, deps.queues.bundleSize) && !input.priority && !input.delayMs,
   );
-  const inserts: JobInsert[] = list.map((input, index) => {
-    const delayMs = input.delayMs ?? 0;
-    return {
-      row: {
-        id: ids[index] as string,
-        customerId,
-        type: input.definition.name,
-        state: delayMs > 0 ? 'delayed' : 'queued',
-        payload: input.payload,
-        maxAttempts: input.attempts ?? input.definition.queue.attempts,
-        priority: input.priority ?? 0,
-        delayMs,
-        webhookUrl: input.webhookUrl ?? null,
-        idempotencyKey: input.idempotencyKey ?? null,
-        requestHash: input.requestHash ?? null,
-        scheduleName: input.scheduleName ?? null,
-        retryOf: null,
-        bundleId: bundleIds[index] ?? null,
-      },
-      requireSubstrateId: input.requireSubstrateId,
-    };
-  });
+  const inserts: JobInsert[] = list.map((input, index) => ({
+    row: { ...newJobRow({ ...input, customerId }, ids[index] as string), bundleId: bundleIds[index] ?? null },
+    requireSubstrateId: input.requireSubstrateId,
+  }));
   const [outcome, missed] = await Promise.all([
     insertJobsAllOrNothing(deps.em, inserts, idempotencyWindowMs),
     // Meanwhile, which invocations the cache cannot answer: their workers need not look again.

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { AdminAudit } from '../entities/admin-audit.entity.js';
 import { asyncCommit } from '../jobs/job-columns.js';
 
 /** One entry of the admin audit log, as written. */
@@ -10,14 +11,7 @@ export interface AdminAuditEntry {
 }
 
 /** An entry as read back. */
-export interface AdminAuditRow {
-  id: string;
-  at: Date;
-  adminUserId: string | null;
-  action: string;
-  customerId: string | null;
-  details: unknown;
-}
+export type AdminAuditRow = AdminAudit;
 
 /**
  * Appends one entry. `durable: false` (for views, written on every page an admin reads) commits without

@@ -2,15 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ExpressionType, Substrate } from '../entities/substrate.entity.js';
 import { queryWithParameters } from '../query-with-parameters.js';
 
-export interface NewSubstrate {
-  id: string;
-  customerId: string;
-  identity: string;
-  expressionType: ExpressionType;
-  expression: string | null;
-  value: number | null;
-  metadata: Record<string, unknown>;
-}
+export type NewSubstrate = Omit<Substrate, 'createdAt' | 'updatedAt'>;
 
 export type SubstrateRow = Omit<Substrate, 'expression'>;
 

@@ -10,7 +10,7 @@ import { registerUser, type TestUser } from '../helpers/accounts.js';
 import { httpClient, waitFor } from '../helpers/http.js';
 import { redisEnv } from '../helpers/redis-target.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
-import { freePort } from '../faults/harness/ports.js';
+import { freePort } from '../../ops/local-services.js';
 
 let app: TestApp;
 let request: ReturnType<typeof httpClient>;

@@ -12,7 +12,7 @@ import { registerUser, type TestUser } from '../../helpers/accounts.js';
 import { httpClient, waitFor, type HttpResponse } from '../../helpers/http.js';
 import { startLocalRedisCluster, type LocalRedisCluster, type LocalRedisClusterOptions } from '../../helpers/redis-cluster.js';
 import { ChrysalisProcess } from './chrysalis-process.js';
-import { freePort } from './ports.js';
+import { freePort } from '../../../ops/local-services.js';
 import { FaultPostgres } from './postgres-server.js';
 import { FaultRedis } from './redis-server.js';
 

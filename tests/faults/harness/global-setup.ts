@@ -4,9 +4,8 @@ import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { createOrm, migrate } from '../../../db/orm.js';
-import { ensureLocalServices } from '../../../ops/local-services.js';
+import { ensureLocalServices, freePort } from '../../../ops/local-services.js';
 import { auditTriggerSql } from './audit.js';
-import { freePort } from './ports.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { freePort, redisAnswers } from '../../../ops/local-services.js';
 import { waitFor } from '../../helpers/http.js';
-import { freePort } from './ports.js';
 
 /**
  * A redis-server of the suite's own, on a spare port, with no persistence (`--save '' --appendonly no`):
@@ -77,7 +76,7 @@ export class FaultRedis {
         if (failed) throw failed;
         if (child.exitCode !== null)
           throw new Error(`redis-server exited with code ${child.exitCode}; see ${path.join(this.dir, 'redis.log')}`);
-        return ping(this.url);
+        return redisAnswers(this.url);
       },
       15_000,
       50,
@@ -93,18 +92,5 @@ export class FaultRedis {
     await exited;
     this.child = null;
     process.off('exit', this.killOnExit);
-  }
-}
-
-async function ping(url: string): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
   }
 }

@@ -9,7 +9,7 @@ import { loadConfig, type Config } from '../../../config.js';
 import type { NoisyPlatform } from '../../../ops/bench/noisy/run.js';
 import { waitFor } from '../../helpers/http.js';
 import { ChrysalisProcess } from '../../faults/harness/chrysalis-process.js';
-import { freePort } from '../../faults/harness/ports.js';
+import { freePort } from '../../../ops/local-services.js';
 import { FaultRedis } from '../../faults/harness/redis-server.js';
 
 /** The suite's redis-server is capped like a production one (`noeviction`), so filling it shows as refused writes. */
