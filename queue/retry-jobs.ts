@@ -1,4 +1,5 @@
 import type { JobRecord } from '../db/entities/job-record.entity.js';
+import type { RetryOriginal } from '../db/jobs/job-columns.js';
 import { getJobDefinition } from '../jobs/registry.js';
 import { submitJob, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
 import { eachAtMost } from '../lib/each-at-most.js';
@@ -6,18 +7,13 @@ import { eachAtMost } from '../lib/each-at-most.js';
 /** The states a job can be retried from (SPEC §9); any other answers 409. */
 export const retryableStates: readonly JobRecord['state'][] = ['failed', 'cancelled'];
 
-const substrateOf = (payload: unknown): string | undefined => {
-  const id = (payload as { substrate_id?: unknown } | null)?.substrate_id;
-  return typeof id === 'string' ? id : undefined;
-};
-
 /**
  * What submitting a retry of `original` means: a new job of the same customer, type and payload with the
  * same priority, attempts and `webhook_url`, and `retry_of` naming the original. Not its `delay_ms`: a
  * retry is asked for now. A job on a substrate is refused (404) if the substrate is gone, as at submit.
  * Null when the job type no longer exists.
  */
-export function retryInput(original: JobRecord): Omit<SubmitJobInput, 'customerId'> | null {
+export function retryInput(original: RetryOriginal): Omit<SubmitJobInput, 'customerId'> | null {
   const definition = getJobDefinition(original.type);
   if (!definition) return null;
   return {
@@ -26,7 +22,7 @@ export function retryInput(original: JobRecord): Omit<SubmitJobInput, 'customerI
     ...(original.priority > 0 ? { priority: original.priority } : {}),
     attempts: original.maxAttempts,
     webhookUrl: original.webhookUrl,
-    requireSubstrateId: substrateOf(original.payload),
+    requireSubstrateId: original.payloadSubstrateId ?? undefined,
     retryOf: original.id,
   };
 }
@@ -61,7 +57,7 @@ export interface BulkRetryOutcome {
  * substrate guard as for any submit), `concurrency` at a time so the API's group commit shares inserts.
  * Each under `retryIdempotencyKey`: a job another retry already retried counts as skipped, not again.
  */
-export async function retryJobs(deps: SubmitDeps, originals: readonly JobRecord[], concurrency = 50): Promise<BulkRetryOutcome> {
+export async function retryJobs(deps: SubmitDeps, originals: readonly RetryOriginal[], concurrency = 50): Promise<BulkRetryOutcome> {
   const jobIds: Array<string | null> = new Array(originals.length).fill(null);
   await eachAtMost(concurrency, originals, async (original, index) => {
     const input = retryInput(original);

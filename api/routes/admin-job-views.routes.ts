@@ -1,5 +1,5 @@
 import { Router, type Request } from 'express';
-import { findAnyJob, findBatch, findJobToAnswer, findJobWithPayload, findRetryEndedBefore } from '../../db/jobs/find-jobs.js';
+import { findAnyJob, findBatch, findJobToAnswer, findJobToRetry, findRetryEndedBefore } from '../../db/jobs/find-jobs.js';
 import type { ShownJob } from '../../db/jobs/job-columns.js';
 import type { AnsweredJob } from '../../db/jobs/find-jobs.js';
 import type { JobRecord } from '../../db/entities/job-record.entity.js';
@@ -77,7 +77,7 @@ export function adminJobViewsRoutes(deps: ApiDeps): Router {
   router.post('/admin/jobs/:id/retry', requireAdmin, async (req, res) => {
     const askedAt = Date.now();
     refuseBodyFields(req.body);
-    const original = await readJob(req, null, (id) => findJobWithPayload(deps.orm.em, null, id));
+    const original = await readJob(req, null, (id) => findJobToRetry(deps.orm.em, null, id));
     if (!retryableStates.includes(original.state)) {
       throw new ProblemError('conflict', `job ${original.id} is ${original.state}: only failed or cancelled jobs can be retried`, {
         state: original.state,

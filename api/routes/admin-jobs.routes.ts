@@ -4,7 +4,7 @@ import type { JobRecord, JobState } from '../../db/entities/job-record.entity.js
 import { jobView } from '../../db/jobs/job-view.js';
 import { cancelJobRows } from '../../db/jobs/job-states.js';
 import { failureGroups, type FailureGroup } from '../../db/jobs/failure-groups.js';
-import { countJobs, searchJobPage, searchJobs, searchJobsWithPayloads, type JobSearch } from '../../db/jobs/search-jobs.js';
+import { countJobs, searchJobPage, searchJobs, searchJobsToRetry, type JobSearch } from '../../db/jobs/search-jobs.js';
 import { listAdminActions, recordAdminAction, type AdminAuditRow } from '../../db/repositories/admin-audit.js';
 import { setCustomerPaused } from '../../db/repositories/customer-pauses.js';
 import { atMost } from '../../jobs/input-limits.js';
@@ -26,6 +26,11 @@ import { stateListQuery, statesOf, timeFilters, timeQuery, timeWindowOf } from '
 export const maxBulkJobs = 10_000;
 /** Jobs retried or cancelled per round: one search, one batch of submits or one UPDATE. */
 const bulkBatch = 500;
+/**
+ * Most payload bytes (as stored) one round of a bulk retry reads into the API: past it the round ends early (after its
+ * first job, always) and the next goes on from there.
+ */
+const retryRoundMaxBytes = 32 * 1024 * 1024;
 /** A dry run lists this many matching jobs. */
 const sampleSize = 20;
 /** A dry run counts matches up to this many (a count past it answers this). */
@@ -210,7 +215,7 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
     let matched = 0;
     let beforeId: string | undefined;
     while (matched < body.limit) {
-      const originals = await searchJobsWithPayloads(em, { ...search, beforeId, limit: Math.min(bulkBatch, body.limit - matched) });
+      const originals = await searchJobsToRetry(em, { ...search, beforeId, limit: Math.min(bulkBatch, body.limit - matched) }, retryRoundMaxBytes);
       if (originals.length === 0) break;
       matched += originals.length;
       beforeId = originals.at(-1)?.id;

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { jobStates, type JobState } from '../../db/entities/job-record.entity.js';
-import { findJobWithPayload, findRetryEndedBefore } from '../../db/jobs/find-jobs.js';
+import { findJobToRetry, findRetryEndedBefore } from '../../db/jobs/find-jobs.js';
 import { jobView } from '../../db/jobs/job-view.js';
 import { searchJobPage } from '../../db/jobs/search-jobs.js';
 import { jobTypeNames } from '../../jobs/registry.js';
@@ -152,7 +152,7 @@ export function jobSearchRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'cha
     const burstName = `${principal.customerId}:${id}`;
     const burst = joinBurst(burstName, askedAt);
     try {
-      const original = await findJobWithPayload(deps.orm.em.fork(), principal.customerId, id);
+      const original = await findJobToRetry(deps.orm.em.fork(), principal.customerId, id);
       if (!original) throw notFound(`job ${id}`);
       if (!retryableStates.includes(original.state)) {
         throw new ProblemError('conflict', `job ${id} is ${original.state}: only failed or cancelled jobs can be retried`, {

@@ -9,10 +9,12 @@ import {
   idIs,
   idRange,
   idsWithin,
-  jobColumns,
   jobSelectList,
+  retryOriginalColumns,
+  retryOriginalsOf,
   shownJobColumns,
   stateIn,
+  type RetryOriginal,
   type ShownJob,
 } from './job-columns.js';
 
@@ -64,12 +66,15 @@ export async function findJobToAnswer(
   return row;
 }
 
-const jobWithPayloadStatement = `select ${jobColumns} from jobs where ${idIs('id', '$1')} and ($2::uuid is null or customer_id = $2::uuid)`;
+const jobToRetryStatement = `select ${retryOriginalColumns} from jobs where ${idIs('id', '$1')} and ($2::uuid is null or customer_id = $2::uuid)`;
 
-/** `findJob` (or, with a null `customerId`, `findAnyJob`) with its payload parsed: for a retry, which submits it again. */
-export async function findJobWithPayload(em: EntityManager, customerId: string | null, id: string): Promise<JobRecord | null> {
-  const [row] = await executePrepared<JobRecord>(em, 'jobs-find-with-payload', jobWithPayloadStatement, [id, customerId]);
-  return row ?? null;
+/** A customer's job (or, with a null `customerId`, anyone's) as a retry submits it again (`RetryOriginal`). */
+export async function findJobToRetry(em: EntityManager, customerId: string | null, id: string): Promise<RetryOriginal | null> {
+  const rows = await executePrepared<Omit<RetryOriginal, 'payload'> & { payload: unknown }>(em, 'jobs-find-to-retry', jobToRetryStatement, [
+    id,
+    customerId,
+  ]);
+  return retryOriginalsOf(rows)[0] ?? null;
 }
 
 /** A batch job as GET /batches/:id shows it: its number of invocations counted in PostgreSQL, its payload not read. */
