@@ -27,10 +27,11 @@ export const maxBulkJobs = 10_000;
 /** Jobs retried or cancelled per round: one search, one batch of submits or one UPDATE. */
 const bulkBatch = 500;
 /**
- * Most payload bytes (as stored) one round of a bulk retry reads into the API: past it the round ends early (after its
- * first job, always) and the next goes on from there.
+ * Most payload bytes, as stored, one round of a bulk retry reads into the API: past it the round ends early (after its
+ * first job, always) and the next goes on from there. Stored is compressed: a 15 MB batch of repetitive parameters
+ * stores ~1 MB, so a round reads a few such payloads' text at most.
  */
-const retryRoundMaxBytes = 32 * 1024 * 1024;
+const retryRoundMaxBytes = 4 * 1024 * 1024;
 /** A dry run lists this many matching jobs. */
 const sampleSize = 20;
 /** A dry run counts matches up to this many (a count past it answers this). */
@@ -215,7 +216,11 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
     let matched = 0;
     let beforeId: string | undefined;
     while (matched < body.limit) {
-      const originals = await searchJobsToRetry(em, { ...search, beforeId, limit: Math.min(bulkBatch, body.limit - matched) }, retryRoundMaxBytes);
+      const originals = await searchJobsToRetry(
+        em,
+        { ...search, beforeId, limit: Math.min(bulkBatch, body.limit - matched) },
+        retryRoundMaxBytes,
+      );
       if (originals.length === 0) break;
       matched += originals.length;
       beforeId = originals.at(-1)?.id;

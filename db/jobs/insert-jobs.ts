@@ -47,14 +47,13 @@ export async function insertJob(em: EntityManager, row: NewJobRow, requireSubstr
 }
 
 /**
- * The JSON parameter of new rows: a payload that came as JSON text (a batch's, as the batch checker's thread answered
+ * The JSON parameter of new rows (or the JSON of one row): a payload that came as JSON text (a batch's, as the batch checker's thread answered
  * it: lib/json-text.ts) is written into it as is. The stored rows come back without their payloads (`shownJobColumns`),
  * which their callers have: 15 MB would otherwise come back from PostgreSQL only to be parsed.
  */
-function recordsetJson(rows: ReadonlyArray<object>): string {
-  return rows.some((row) => (row as { payload?: unknown }).payload instanceof JsonText)
-    ? stringifyWithJsonText(rows)
-    : JSON.stringify(rows);
+function recordsetJson(rows: object): string {
+  const hasJsonText = (row: object) => (row as { payload?: unknown }).payload instanceof JsonText;
+  return (Array.isArray(rows) ? rows.some(hasJsonText) : hasJsonText(rows)) ? stringifyWithJsonText(rows) : JSON.stringify(rows);
 }
 
 /**
@@ -162,20 +161,58 @@ async function againOnDeadlock<T>(em: EntityManager, run: () => Promise<T>): Pro
 }
 
 /**
- * Many `insertJob`s in one prepared statement (for a GroupCommit): each row with its own optional
- * substrate guard; returns, per row, the inserted record or null (key already used, or substrate
- * missing). The commit waits for the disk unless every row is `quick`.
+ * Most characters of row JSON one `insertJobs` statement carries. A group commit of many large payloads (twenty
+ * retries of 15 MB batches, or concurrent 15 MB submits) went out as one statement past PostgreSQL's limit of 256 MiB
+ * for a jsonb value, which failed every submit of the group with a 500; in statements of this size each is stored,
+ * and the event loop is held for one statement's JSON at a time.
  */
-export async function insertJobs(em: EntityManager, rows: JobInsert[]): Promise<Array<JobRecord | null>> {
+export const insertStatementMaxChars = 16 * 1024 * 1024;
+
+/**
+ * The JSON parameters of `rows` (`recordsetJson`), each at most `maxChars` long unless a single row is longer: one
+ * for the usual group of small rows. Each is made when asked for, after the previous statement was run.
+ */
+function* recordsetJsonChunks(rows: ReadonlyArray<object>, maxChars: number): Generator<string> {
+  let parts: string[] = [];
+  let chars = 0;
+  for (const row of rows) {
+    const part = recordsetJson(row);
+    if (parts.length > 0 && chars + part.length + 1 > maxChars) {
+      yield `[${parts.join(',')}]`;
+      parts = [];
+      chars = 0;
+    }
+    parts.push(part);
+    chars += part.length + 1;
+  }
+  if (parts.length > 0) yield `[${parts.join(',')}]`;
+}
+
+/**
+ * Many `insertJob`s in one prepared statement (for a GroupCommit), or in several when their JSON is over
+ * `maxChars` (`insertStatementMaxChars`): each row with its own optional substrate guard; returns, per row, the
+ * inserted record or null (key already used, or substrate missing). The commit waits for the disk unless every
+ * row is `quick`. When a statement after the first fails, the rows of those before it are stored and the call
+ * still throws: as when a commit's answer is lost, a job may exist whose submit failed (the sweeper enqueues it).
+ */
+export async function insertJobs(
+  em: EntityManager,
+  rows: JobInsert[],
+  maxChars = insertStatementMaxChars,
+): Promise<Array<JobRecord | null>> {
   if (rows.length === 0) return [];
   const quick = rows.every((insert) => insert.quick === true);
-  const parameters = [
-    recordsetJson(rows.map(({ row, requireSubstrateId }) => ({ ...recordsetRow(row), substrate_id: requireSubstrateId ?? null }))),
-  ];
-  // Its own connection, never in a transaction: an autocommit statement, safe to run again.
-  const inserted = await againOnDeadlock(em, () =>
-    executePrepared<ShownJob>(em, quick ? 'jobs-insert-quick' : 'jobs-insert', quick ? insertJobsQuickly : insertJobsDurably, parameters),
-  );
+  const recordset = rows.map(({ row, requireSubstrateId }) => ({ ...recordsetRow(row), substrate_id: requireSubstrateId ?? null }));
+  const inserted: ShownJob[] = [];
+  for (const parameter of recordsetJsonChunks(recordset, maxChars)) {
+    // Its own connection, never in a transaction: an autocommit statement, safe to run again.
+    const stored = await againOnDeadlock(em, () =>
+      executePrepared<ShownJob>(em, quick ? 'jobs-insert-quick' : 'jobs-insert', quick ? insertJobsQuickly : insertJobsDurably, [
+        parameter,
+      ]),
+    );
+    inserted.push(...stored);
+  }
   const byId = new Map(inserted.map((job) => [job.id, job]));
   return rows.map(({ row }) => {
     const job = byId.get(row.id);

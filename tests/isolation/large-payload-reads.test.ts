@@ -5,7 +5,11 @@ import { loginAdmin, type TestUser } from '../helpers/accounts.js';
 import { useTestApp } from '../helpers/suite.js';
 import { rawClient, type RawResponse } from '../helpers/raw-client.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
+import { insertJobs, type JobInsert } from '../../db/jobs/insert-jobs.js';
 import { searchJobsToRetry } from '../../db/jobs/search-jobs.js';
+import { getJobDefinition } from '../../jobs/registry.js';
+import { uuidv7 } from '../../lib/uuid.js';
+import { newJobRow } from '../../queue/submit-job.js';
 import { JsonText } from '../../lib/json-text.js';
 
 /**
@@ -275,5 +279,51 @@ describe('retrying a failed job with a 15 MB payload', () => {
     expect(all[0]).toMatchObject({ type: 'batch', state: 'failed', payloadSubstrateId: null, result: null });
     expect(all[0]!.payload).toBeInstanceOf(JsonText);
     expect(JSON.parse((all[0]!.payload as JsonText).text)).toEqual({ invocations });
+  });
+});
+
+describe('storing many large payloads at once', () => {
+  const newBatchRow = (customerId: string, payload: unknown, idempotencyKey?: string): JobInsert => ({
+    row: newJobRow({ customerId, definition: getJobDefinition('batch')!, payload, idempotencyKey }, uuidv7()),
+    quick: true,
+  });
+
+  it("stores a group commit's rows past PostgreSQL's 256 MiB jsonb limit in several statements, every row", async () => {
+    const customerId = (await suite.request('GET', '/api/v1/auth/me', { token: owner.accessToken })).body.customer_id as string;
+    const text = new JsonText(JSON.stringify({ invocations }));
+    // 20 × ~14.4 MB: one statement was refused ("total size of jsonb array elements exceeds the maximum of 268435455
+    // bytes") and every submit of the group failed with a 500.
+    const rows = Array.from({ length: 20 }, () => newBatchRow(customerId, text));
+    const stored = await insertJobs(suite.app.deps.orm.em, rows);
+    const ids = rows.map(({ row }) => row.id);
+    try {
+      expect(stored.map((job) => job?.id)).toEqual(ids);
+      const [counted] = await suite.app.sql<{ n: number; bytes: number }>(
+        'select count(*)::int as n, min(octet_length(payload::text))::int as bytes from jobs where id = any($1::uuid[])',
+        [ids],
+      );
+      expect(counted!.n).toBe(20);
+    } finally {
+      await suite.app.sql('delete from jobs where id = any($1::uuid[])', [ids]);
+    }
+  }, 120_000);
+
+  it('splits a group by the size of its JSON, in order, and a key taken in an earlier statement replays in a later one', async () => {
+    const customerId = (await suite.request('GET', '/api/v1/auth/me', { token: owner.accessToken })).body.customer_id as string;
+    const payload = { invocations: [{ substrate_id: '0x0000000000000001', parameters: { x: 'y'.repeat(400) } }] };
+    const rows = [
+      newBatchRow(customerId, payload, 'split-key'),
+      newBatchRow(customerId, payload),
+      newBatchRow(customerId, new JsonText(JSON.stringify(payload))),
+      newBatchRow(customerId, payload, 'split-key'),
+    ];
+    // About one row's JSON per statement.
+    const stored = await insertJobs(suite.app.deps.orm.em, rows, 900);
+    expect(stored.map((job) => job?.id ?? null)).toEqual([rows[0]!.row.id, rows[1]!.row.id, rows[2]!.row.id, null]);
+    const read = await suite.app.sql<{ id: string; payload: unknown }>(
+      'select id, payload from jobs where id = any($1::uuid[]) order by id',
+      [rows.map(({ row }) => row.id)],
+    );
+    expect(read.map((job) => job.payload)).toEqual([payload, payload, payload]);
   });
 });
