@@ -5,6 +5,7 @@ import { executePrepared } from '../prepared.js';
 import { queryWithParameters } from '../query-with-parameters.js';
 import { inTransaction } from '../transaction.js';
 import { findJobsByIdempotencyKeys } from './find-jobs.js';
+import { jsonArrayChunks, statementJsonMaxChars } from '../../lib/json-chunks.js';
 import { JsonText, stringifyWithJsonText } from '../../lib/json-text.js';
 import { asyncCommit, jobColumnList, jobRecordsetType, shownJobColumns, type JobRecordsetRow, type ShownJob } from './job-columns.js';
 
@@ -161,55 +162,22 @@ async function againOnDeadlock<T>(em: EntityManager, run: () => Promise<T>): Pro
 }
 
 /**
- * Most characters of row JSON one `insertJobs` statement carries. A group commit of many large payloads (twenty
- * retries of 15 MB batches, or concurrent 15 MB submits) went out as one statement past PostgreSQL's limit of 256 MiB
- * for a jsonb value, which failed every submit of the group with a 500; in statements of this size each is stored,
- * and the event loop is held for one statement's JSON at a time.
- */
-export const insertStatementMaxChars = 16 * 1024 * 1024;
-
-/**
- * The JSON parameters of `rows` (`recordsetJson`), each at most `maxChars` long unless a single row is longer: one
- * for the usual group of small rows. Each is made when asked for, after the previous statement was run.
- */
-function* recordsetJsonChunks(rows: ReadonlyArray<object>, maxChars: number): Generator<string> {
-  let parts: string[] = [];
-  let chars = 0;
-  for (const row of rows) {
-    const part = recordsetJson(row);
-    if (parts.length > 0 && chars + part.length + 1 > maxChars) {
-      yield `[${parts.join(',')}]`;
-      parts = [];
-      chars = 0;
-    }
-    parts.push(part);
-    chars += part.length + 1;
-  }
-  if (parts.length > 0) yield `[${parts.join(',')}]`;
-}
-
-/**
  * Many `insertJob`s in one prepared statement (for a GroupCommit), or in several when their JSON is over
- * `maxChars` (`insertStatementMaxChars`): each row with its own optional substrate guard; returns, per row, the
+ * `maxChars` (`statementJsonMaxChars`: twenty concurrent submits of 15 MB batches were one statement past
+ * PostgreSQL's 256 MiB jsonb limit, and each of them failed with a 500): each row with its own optional substrate guard; returns, per row, the
  * inserted record or null (key already used, or substrate missing). The commit waits for the disk unless every
  * row is `quick`. When a statement after the first fails, the rows of those before it are stored and the call
  * still throws: as when a commit's answer is lost, a job may exist whose submit failed (the sweeper enqueues it).
  */
-export async function insertJobs(
-  em: EntityManager,
-  rows: JobInsert[],
-  maxChars = insertStatementMaxChars,
-): Promise<Array<JobRecord | null>> {
+export async function insertJobs(em: EntityManager, rows: JobInsert[], maxChars = statementJsonMaxChars): Promise<Array<JobRecord | null>> {
   if (rows.length === 0) return [];
   const quick = rows.every((insert) => insert.quick === true);
   const recordset = rows.map(({ row, requireSubstrateId }) => ({ ...recordsetRow(row), substrate_id: requireSubstrateId ?? null }));
   const inserted: ShownJob[] = [];
-  for (const parameter of recordsetJsonChunks(recordset, maxChars)) {
+  for (const { json } of jsonArrayChunks(recordset, recordsetJson, maxChars)) {
     // Its own connection, never in a transaction: an autocommit statement, safe to run again.
     const stored = await againOnDeadlock(em, () =>
-      executePrepared<ShownJob>(em, quick ? 'jobs-insert-quick' : 'jobs-insert', quick ? insertJobsQuickly : insertJobsDurably, [
-        parameter,
-      ]),
+      executePrepared<ShownJob>(em, quick ? 'jobs-insert-quick' : 'jobs-insert', quick ? insertJobsQuickly : insertJobsDurably, [json]),
     );
     inserted.push(...stored);
   }

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { JobRecord } from '../entities/job-record.entity.js';
 import { executePrepared } from '../prepared.js';
+import { jsonArrayChunks, statementJsonMaxChars } from '../../lib/json-chunks.js';
 import { asyncCommit, idRange, idsWithin, notifyFinishedJobs, shownJobColumns, stateIn, type ShownJob } from './job-columns.js';
 
 /**
@@ -117,24 +118,27 @@ export const finalStatesStatement = `with ${asyncCommit}, updated as (
        returning j.*, v.notify)
      ${notifyFinishedJobs('$3')}`;
 
-export async function writeFinalStates(em: EntityManager, finals: Map<string, FinalState>, noticeChannel: string): Promise<void> {
-  const rows = [...finals.values()];
-  await executePrepared(em, 'job-state-final', finalStatesStatement, [
-    JSON.stringify(
-      rows.map((w) => ({
-        id: w.id,
-        state: w.state,
-        result: w.result ?? null,
-        error: w.error,
-        attempts: w.attemptsMade,
-        notify: w.notify,
-        started: w.startedAt,
-      })),
-    ),
-    [...finals.keys()],
-    noticeChannel,
-    ...idRange(finals.keys()),
-  ]);
+export async function writeFinalStates(
+  em: EntityManager,
+  finals: Map<string, FinalState>,
+  noticeChannel: string,
+  /** Most characters of outcome JSON one statement carries (`jsonArrayChunks`): 500 results near 1 MiB are several. */
+  maxChars = statementJsonMaxChars,
+): Promise<void> {
+  const outcomeJson = (w: FinalState) =>
+    JSON.stringify({
+      id: w.id,
+      state: w.state,
+      result: w.result ?? null,
+      error: w.error,
+      attempts: w.attemptsMade,
+      notify: w.notify,
+      started: w.startedAt,
+    });
+  for (const { items, json } of jsonArrayChunks([...finals.values()], outcomeJson, maxChars)) {
+    const ids = items.map((w) => w.id);
+    await executePrepared(em, 'job-state-final', finalStatesStatement, [json, ids, noticeChannel, ...idRange(ids)]);
+  }
 }
 
 /** Marks a queued, delayed or active job cancelled; returns the row (its payload not read) when it changed. */

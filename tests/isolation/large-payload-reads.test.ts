@@ -6,6 +6,7 @@ import { useTestApp } from '../helpers/suite.js';
 import { rawClient, type RawResponse } from '../helpers/raw-client.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 import { insertJobs, type JobInsert } from '../../db/jobs/insert-jobs.js';
+import { writeFinalStates } from '../../db/jobs/job-states.js';
 import { searchJobsToRetry } from '../../db/jobs/search-jobs.js';
 import { getJobDefinition } from '../../jobs/registry.js';
 import { uuidv7 } from '../../lib/uuid.js';
@@ -326,4 +327,29 @@ describe('storing many large payloads at once', () => {
     );
     expect(read.map((job) => job.payload)).toEqual([payload, payload, payload]);
   });
+
+  it("stores a worker's batch of outcomes past the 256 MiB jsonb limit in several statements, every row", async () => {
+    const customerId = (await suite.request('GET', '/api/v1/auth/me', { token: owner.accessToken })).body.customer_id as string;
+    const rows = Array.from({ length: 280 }, () => newBatchRow(customerId, { invocations: [] }));
+    await insertJobs(suite.app.deps.orm.em, rows);
+    const ids = rows.map(({ row }) => row.id);
+    // 280 results of 1 MiB (RESULT_MAX_BYTES' default) written together: one statement was refused.
+    const result = 'r'.repeat(1024 * 1024);
+    const finals = new Map(
+      ids.map((id) => [
+        id,
+        { id, state: 'completed' as const, result, error: null, attemptsMade: 1, notify: false, startedAt: Date.now() },
+      ]),
+    );
+    try {
+      await writeFinalStates(suite.app.deps.orm.em, finals, suite.app.config.queuePrefix);
+      const [counted] = await suite.app.sql<{ n: number }>(
+        `select count(*)::int as n from jobs where id = any($1::uuid[]) and state = 'completed' and octet_length(result #>> '{}') = $2`,
+        [ids, result.length],
+      );
+      expect(counted!.n).toBe(280);
+    } finally {
+      await suite.app.sql('delete from jobs where id = any($1::uuid[])', [ids]);
+    }
+  }, 120_000);
 });
