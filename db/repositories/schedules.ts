@@ -26,24 +26,17 @@ export type UpsertOutcome =
  */
 export async function upsertSchedule(em: EntityManager, row: NewSchedule, maxPerCustomer: number): Promise<UpsertOutcome> {
   return inCustomerScope(em, 'schedules', row.customerId, async (tx) => {
-    const connection = tx.getConnection();
-    const ctx = tx.getTransactionContext();
-    const [previous] = await connection.execute<Schedule[]>(
-      `select ${scheduleColumns} from schedules where customer_id = ? and name = ?`,
-      [row.customerId, row.name],
-      'all',
-      ctx,
-    );
+    const [previous] = await tx.execute<Schedule[]>(`select ${scheduleColumns} from schedules where customer_id = ? and name = ?`, [
+      row.customerId,
+      row.name,
+    ]);
     if (!previous) {
-      const [counted] = await connection.execute<Array<{ count: string }>>(
-        `select count(*) as count from schedules where customer_id = ?`,
-        [row.customerId],
-        'all',
-        ctx,
-      );
+      const [counted] = await tx.execute<Array<{ count: string }>>(`select count(*) as count from schedules where customer_id = ?`, [
+        row.customerId,
+      ]);
       if (Number(counted?.count ?? 0) >= maxPerCustomer) return { kind: 'limit-reached' } as const;
     }
-    const [saved] = await connection.execute<Schedule[]>(
+    const [saved] = await tx.execute<Schedule[]>(
       `insert into schedules (id, customer_id, name, cron, every_ms, tz, job_type, payload)
        values (?, ?, ?, ?, ?, ?, ?, ?::jsonb)
        on conflict (customer_id, name) do update
@@ -51,8 +44,6 @@ export async function upsertSchedule(em: EntityManager, row: NewSchedule, maxPer
               payload = excluded.payload, updated_at = now()
        returning ${scheduleColumns}`,
       [row.id, row.customerId, row.name, row.cron, row.everyMs, row.tz, row.jobType, JSON.stringify(row.payload ?? {})],
-      'all',
-      ctx,
     );
     const schedule = toSchedule(saved as Schedule);
     return previous ? { kind: 'updated', schedule, previous: toSchedule(previous) } : { kind: 'created', schedule };

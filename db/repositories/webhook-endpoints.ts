@@ -23,17 +23,13 @@ export async function insertWebhookEndpointWithinLimit(
   maxPerCustomer: number,
 ): Promise<WebhookEndpoint | null> {
   return inCustomerScope(em, 'webhook_endpoints', row.customerId, async (tx) => {
-    const connection = tx.getConnection();
-    const ctx = tx.getTransactionContext();
     // A statement of its own after the lock, so its snapshot sees every endpoint committed before it.
-    const [inserted] = await connection.execute<WebhookEndpoint[]>(
+    const [inserted] = await tx.execute<WebhookEndpoint[]>(
       `insert into webhook_endpoints (id, customer_id, url, events, encrypted_secret)
        select ?, ?, ?, array[?]::text[], ?
         where (select count(*) from webhook_endpoints where customer_id = ?) < ?
        returning ${endpointColumns}`,
       [row.id, row.customerId, row.url, row.events, row.encryptedSecret, row.customerId, maxPerCustomer],
-      'all',
-      ctx,
     );
     return inserted ?? null;
   });
