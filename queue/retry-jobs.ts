@@ -1,11 +1,7 @@
-import type { JobRecord } from '../db/entities/job-record.entity.js';
 import type { RetryOriginal } from '../db/jobs/job-columns.js';
 import { getJobDefinition } from '../jobs/registry.js';
 import { submitJob, type SubmitDeps, type SubmitJobInput } from './submit-job.js';
 import { eachAtMost } from '../lib/each-at-most.js';
-
-/** The states a job can be retried from (SPEC §9); any other answers 409. */
-export const retryableStates: readonly JobRecord['state'][] = ['failed', 'cancelled'];
 
 /**
  * What submitting a retry of `original` means: a new job of the same customer, type and payload with the

@@ -1,11 +1,11 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { jobStates, type JobState } from '../../db/entities/job-record.entity.js';
+import { jobStates, retryableStates, type JobState } from '../../db/entities/job-record.entity.js';
 import { findJobToRetry, findRetryEndedBefore } from '../../db/jobs/find-jobs.js';
 import { jobView } from '../../db/jobs/job-view.js';
 import { searchJobPage } from '../../db/jobs/search-jobs.js';
 import { jobTypeNames } from '../../jobs/registry.js';
-import { retryableStates, retryIdempotencyKeyAfter, retryInput } from '../../queue/retry-jobs.js';
+import { retryIdempotencyKeyAfter, retryInput } from '../../queue/retry-jobs.js';
 import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { submitAndRespond } from '../job-responses.js';
@@ -71,6 +71,10 @@ export function timeWindowOf(query: { created_after?: string; created_before?: s
   return { createdAfter, createdBefore };
 }
 
+/** Characters of a retried payload its one write point covers; each further MiB started is one more point. */
+const retryPointChars = 1024 * 1024;
+const extraPointsOf = (chars: number) => Math.max(0, Math.ceil(chars / retryPointChars) - 1);
+
 /** How long after a group of concurrent POST /jobs/:id/retry of one job began a request may still join it, in ms. */
 const retryBurstMs = 2000;
 
@@ -84,7 +88,7 @@ interface RetryBurst {
 }
 
 /** GET /jobs with its filters, and POST /jobs/:id/retry (SPEC §9). */
-export function jobSearchRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'chargeReads'>): Router {
+export function jobSearchRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'chargeReads' | 'spend'>): Router {
   const router = Router();
 
   router.get('/jobs', async (req, res) => {
@@ -163,6 +167,10 @@ export function jobSearchRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'cha
       if (!input) throw new ProblemError('conflict', `job type ${original.type} no longer exists`, { state: original.state });
       if (input.definition.adminOnly && principal.role !== 'admin')
         throw new ProblemError('forbidden', `only administrators may submit ${original.type} jobs`);
+      // Copying a large payload into the new row costs the API as much as submitting it: each further MiB started is
+      // one more write of the budget (a retry was one point, so a starter's 15 MB batches, cancelled and retried, cost
+      // the event loop ~60 ms a point; the large-body routes take their bodies through the bulk-write cap instead).
+      await rateLimits.spend(req, res, extraPointsOf(original.payload?.text.length ?? 0));
       // Read once per group, as of its first request.
       burst.key ??= findRetryEndedBefore(deps.orm.em, principal.customerId, original.id, burst.since).then((lastEnded) =>
         retryIdempotencyKeyAfter(original.id, lastEnded),

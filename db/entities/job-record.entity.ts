@@ -3,6 +3,8 @@ import { EntitySchema } from '@mikro-orm/core';
 export const jobStates = ['queued', 'delayed', 'active', 'completed', 'failed', 'cancelled'] as const;
 export type JobState = (typeof jobStates)[number];
 export const finalStates: readonly JobState[] = ['completed', 'failed', 'cancelled'];
+/** The states a job can be retried from (SPEC §9); any other answers 409. */
+export const retryableStates: readonly JobState[] = ['failed', 'cancelled'];
 
 /**
  * The durable record of an accepted job. PostgreSQL is the record; the BullMQ job (same id) is transport.

@@ -42,19 +42,18 @@ export type NewJobRow = Omit<Pick<JobRecord, (typeof newJobProperties)[number]>,
  */
 export async function insertJob(em: EntityManager, row: NewJobRow, requireSubstrateId?: string): Promise<JobRecord | null> {
   const [job] = await queryWithParameters<ShownJob>(em, insertOneJob, [
-    recordsetJson([{ ...recordsetRow(row), substrate_id: requireSubstrateId ?? null }]),
+    `[${recordsetJson({ ...recordsetRow(row), substrate_id: requireSubstrateId ?? null })}]`,
   ]);
   return job ? { ...job, payload: row.payload ?? null } : null;
 }
 
 /**
- * The JSON parameter of new rows (or the JSON of one row): a payload that came as JSON text (a batch's, as the batch checker's thread answered
+ * The JSON of one new row, as the inserts' parameter holds it: a payload that came as JSON text (a batch's, as the batch checker's thread answered
  * it: lib/json-text.ts) is written into it as is. The stored rows come back without their payloads (`shownJobColumns`),
  * which their callers have: 15 MB would otherwise come back from PostgreSQL only to be parsed.
  */
-function recordsetJson(rows: object): string {
-  const hasJsonText = (row: object) => (row as { payload?: unknown }).payload instanceof JsonText;
-  return (Array.isArray(rows) ? rows.some(hasJsonText) : hasJsonText(rows)) ? stringifyWithJsonText(rows) : JSON.stringify(rows);
+function recordsetJson(row: object): string {
+  return (row as { payload?: unknown }).payload instanceof JsonText ? stringifyWithJsonText(row) : JSON.stringify(row);
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { JobRecord } from '../entities/job-record.entity.js';
+import { retryableStates, type JobRecord } from '../entities/job-record.entity.js';
 import { jsonTextOf, type JsonText } from '../../lib/json-text.js';
 
 /**
@@ -98,15 +98,14 @@ export const shownJobColumns = (alias?: string, asText: readonly JobProperty[] =
   )}, null::jsonb as payload`;
 
 /**
- * A job as a retry reads it (queue/retry-jobs.ts): the payload as PostgreSQL's JSON text (`RetryOriginal`), the
- * substrate it names read by PostgreSQL, and no result. A batch's payload can be 15 MB: parsed when read and
- * serialised again into the new row, it held the API's event loop ~3 parses' time a retry (~170 ms).
+ * A job as a retry reads it (queue/retry-jobs.ts): the payload as PostgreSQL's JSON text (`RetryOriginal`), and only
+ * when the job can be retried (a 409 reads none), the substrate it names read by PostgreSQL, and no result. A batch's
+ * payload can be 15 MB: parsed when read and serialised again into the new row, it held the API's event loop ~3
+ * parses' time a retry (~170 ms).
  */
-export const retryOriginalColumns = `${jobSelectList(
-  everyProperty.filter((property) => property !== 'result'),
-  undefined,
-  ['payload'],
-)}, null::jsonb as result, payload->>'substrate_id' as "payloadSubstrateId"`;
+export const retryOriginalColumns = `${jobSelectList(everyProperty.filter((property) => property !== 'result' && property !== 'payload'))},
+  case when state in (${retryableStates.map((state) => `'${state}'`).join(', ')}) then payload::text end as payload, null::jsonb as result,
+  case when jsonb_typeof(payload->'substrate_id') = 'string' then payload->>'substrate_id' end as "payloadSubstrateId"`;
 
 /** A row of `retryOriginalColumns`, its payload made a JsonText (`retryOriginalsOf`). */
 export type RetryOriginal = Omit<JobRecord, 'payload' | 'result'> & {

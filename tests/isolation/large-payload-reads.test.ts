@@ -265,6 +265,26 @@ describe('retrying a failed job with a 15 MB payload', () => {
     }
   });
 
+  it('charges a customer one more write per further MiB a retry copies, and a refused retry one write', async () => {
+    const remaining = (answer: { headers: Headers }) => Number(answer.headers.get('ratelimit-remaining'));
+    const retry = (id: string) => suite.request('POST', `/api/v1/jobs/${id}/retry`, { token: owner.accessToken });
+    // The batch itself is queued: 409, its payload not read.
+    const before = await retry(batchId);
+    expect(before.status).toBe(409);
+    const original = await failedCopy();
+    const retried = await retry(original);
+    expect(retried.status).toBe(202);
+    const after = await retry(batchId);
+    expect(after.status).toBe(409);
+    // Counted on the payload as PostgreSQL writes it (a space after each `:` and `,`).
+    const [stored] = await suite.app.sql<{ chars: number }>('select length(payload::text) as chars from jobs where id = $1', [original]);
+    const mib = Math.ceil(stored!.chars / (1024 * 1024));
+    expect(mib).toBeGreaterThan(10);
+    // The retry's own point and one per further MiB started; each refused retry its one point.
+    expect(remaining(before) - remaining(retried)).toBe(mib);
+    expect(remaining(retried) - remaining(after)).toBe(1);
+  });
+
   it("reads a bulk retry's originals in rounds bounded by their payloads' stored bytes, each round a prefix of the matches", async () => {
     const customerId = (await suite.request('GET', '/api/v1/auth/me', { token: owner.accessToken })).body.customer_id as string;
     const copies = [await failedCopy(), await failedCopy(), await failedCopy()].sort().reverse();
