@@ -216,15 +216,15 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
     let matched = 0;
     let beforeId: string | undefined;
     while (matched < body.limit) {
-      const originals = await searchJobsToRetry(
+      const round = await searchJobsToRetry(
         em,
         { ...search, beforeId, limit: Math.min(bulkBatch, body.limit - matched) },
         retryRoundMaxBytes,
       );
-      if (originals.length === 0) break;
-      matched += originals.length;
-      beforeId = originals.at(-1)?.id;
-      jobIds.push(...(await retryJobs(submitDeps, originals)).jobIds);
+      if (round.next === null) break;
+      matched += round.originals.length;
+      beforeId = round.next;
+      jobIds.push(...(await retryJobs(submitDeps, round.originals)).jobIds);
     }
     await audit(req, 'jobs.retry', body.customer_id, { filters: filtersOf(body), matched, retried: jobIds.length });
     res.json({ dry_run: false, matched, retried: jobIds.length, job_ids: jobIds });

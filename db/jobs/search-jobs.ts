@@ -184,9 +184,15 @@ export async function searchJobs(em: EntityManager, search: JobSearch): Promise<
  * As searchJobs, as a retry reads jobs (`RetryOriginal`), for the admin's bulk retry, which resubmits each job's
  * payload: newest first, at most `search.limit`, and past the first only while their payloads add up to at most
  * `maxBytes` as stored (`pg_column_size`, compressed). The matches are found by id and size, then only the chosen
- * rows are read: 500 failed 15 MB batches (an outage's) read in one round were 7.5 GB in the API.
+ * rows are read: 500 failed 15 MB batches (an outage's) read in one round were 7.5 GB in the API. `next` is the last
+ * chosen id (the next round's `beforeId`; null when nothing matched): a chosen row gone before it was read (retention)
+ * leaves `originals` short, not the search over.
  */
-export async function searchJobsToRetry(em: EntityManager, search: JobSearch, maxBytes: number): Promise<RetryOriginal[]> {
+export async function searchJobsToRetry(
+  em: EntityManager,
+  search: JobSearch,
+  maxBytes: number,
+): Promise<{ originals: RetryOriginal[]; next: string | null }> {
   // The error filter's probe tests `error` on the rows it selects.
   const columns = `id, pg_column_size(payload) as "storedBytes"${search.errorContains ? ', error' : ''}`;
   const matches = await findMatches<{ id: string; storedBytes: number }>(em, search, columns);
@@ -197,13 +203,13 @@ export async function searchJobsToRetry(em: EntityManager, search: JobSearch, ma
     if (ids.length > 0 && bytes > maxBytes) break;
     ids.push(match.id);
   }
-  if (ids.length === 0) return [];
+  if (ids.length === 0) return { originals: [], next: null };
   const rows = await queryWithParameters<Omit<RetryOriginal, 'payload'> & { payload: unknown }>(
     em,
     `select ${retryOriginalColumns} from jobs where ${idsWithin('id', '?', '?', '?')} order by id desc`,
     [ids, ...idRange(ids)],
   );
-  return retryOriginalsOf(rows);
+  return { originals: retryOriginalsOf(rows), next: ids.at(-1) ?? null };
 }
 
 async function findMatches<Row>(em: EntityManager, search: JobSearch, columns: string): Promise<Row[]> {

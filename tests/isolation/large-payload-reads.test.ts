@@ -290,8 +290,8 @@ describe('retrying a failed job with a 15 MB payload', () => {
     const copies = [await failedCopy(), await failedCopy(), await failedCopy()].sort().reverse();
     const [stored] = await suite.app.sql<{ bytes: number }>('select pg_column_size(payload) as bytes from jobs where id = $1', [copies[0]]);
     const search = { customerId, types: ['batch'], states: ['failed' as const], notRetried: true, limit: 500 };
-    const read = (maxBytes: number, beforeId?: string) =>
-      searchJobsToRetry(suite.app.deps.orm.em.fork(), { ...search, beforeId }, maxBytes);
+    const read = async (maxBytes: number, beforeId?: string) =>
+      (await searchJobsToRetry(suite.app.deps.orm.em.fork(), { ...search, beforeId }, maxBytes)).originals;
     // Under one payload's size: the first match alone, never none.
     expect((await read(1)).map((job) => job.id)).toEqual(copies.slice(0, 1));
     expect((await read(stored!.bytes * 2, copies[0])).map((job) => job.id)).toEqual(copies.slice(1, 3));
