@@ -76,7 +76,7 @@ export function createJobInserter(em: EntityManager): JobInserter {
 }
 
 /** The row a submit inserts for `input`: queued, or delayed when it has a delay. */
-export function newJobRow(input: Omit<SubmitJobInput, 'id'>, id: string): NewJobRow & { delayMs: number } {
+export function newJobRow(input: Omit<SubmitJobInput, 'id'>, id: string): NewJobRow {
   const delayMs = input.delayMs ?? 0;
   return {
     id,
