@@ -105,37 +105,54 @@ export type RotationOutcome =
   | { outcome: 'invalid' };
 
 /**
- * Marks a live refresh token rotated, atomically: of two concurrent refreshes with one token, one wins
- * and the other counts as reuse. A rotated token presented again revokes its whole family.
+ * Takes, until the transaction ends, the lock of the family the refresh token with this hash belongs to, and
+ * answers that family (null: no such token). Every change to a family's tokens holds it first: without it, a
+ * logout or a reuse's revocation that ran beside a refresh revoked the family as it was when the statement
+ * started, and the token the refresh was adding stayed live.
  */
-export async function rotateRefreshToken(em: EntityManager, tokenHash: string): Promise<RotationOutcome> {
-  const [live] = await em.execute<Array<{ userId: string; familyId: string }>>(
-    `update refresh_tokens set rotated_at = now()
-      where token_hash = ? and rotated_at is null and revoked_at is null and expires_at > now()
-      returning user_id as "userId", family_id as "familyId"`,
+async function lockRefreshFamilyOf(tx: EntityManager, tokenHash: string): Promise<string | null> {
+  const [row] = await tx.execute<Array<{ familyId: string }>>(
+    `select family_id as "familyId", pg_advisory_xact_lock(hashtextextended('refresh-family:' || family_id::text, 0))
+       from refresh_tokens where token_hash = ?`,
     [tokenHash],
   );
-  if (live) return { outcome: 'rotated', ...live };
-  const [known] = await em.execute<Array<{ familyId: string; rotated: boolean }>>(
-    `select family_id as "familyId", rotated_at is not null as rotated from refresh_tokens where token_hash = ?`,
+  return row?.familyId ?? null;
+}
+
+/**
+ * Marks a live refresh token rotated, atomically: of two concurrent refreshes with one token, one wins
+ * and the other counts as reuse. A rotated token presented again revokes its whole family. Run it in the
+ * transaction that adds the family's next token: it holds the family's lock until then.
+ */
+export async function rotateRefreshToken(tx: EntityManager, tokenHash: string): Promise<RotationOutcome> {
+  const familyId = await lockRefreshFamilyOf(tx, tokenHash);
+  if (!familyId) return { outcome: 'invalid' };
+  const [live] = await tx.execute<Array<{ userId: string }>>(
+    `update refresh_tokens set rotated_at = now()
+      where token_hash = ? and rotated_at is null and revoked_at is null and expires_at > now()
+      returning user_id as "userId"`,
+    [tokenHash],
+  );
+  if (live) return { outcome: 'rotated', userId: live.userId, familyId };
+  const [known] = await tx.execute<Array<{ rotated: boolean }>>(
+    `select rotated_at is not null as rotated from refresh_tokens where token_hash = ?`,
     [tokenHash],
   );
   if (!known?.rotated) return { outcome: 'invalid' };
-  await revokeRefreshFamily(em, known.familyId);
+  await revokeRefreshFamily(tx, familyId);
   return { outcome: 'reused' };
 }
 
-export async function revokeRefreshFamily(em: EntityManager, familyId: string): Promise<void> {
-  await em.execute(`update refresh_tokens set revoked_at = now() where family_id = ? and revoked_at is null`, [familyId]);
+async function revokeRefreshFamily(tx: EntityManager, familyId: string): Promise<void> {
+  await tx.execute(`update refresh_tokens set revoked_at = now() where family_id = ? and revoked_at is null`, [familyId]);
 }
 
-/** Logout: revokes the session (the token's family) the token belongs to. Unknown tokens change nothing. */
+/** Logout: revokes the session (the token's family) the token belongs to, in a transaction of its own. Unknown tokens change nothing. */
 export async function revokeRefreshTokenSession(em: EntityManager, tokenHash: string): Promise<void> {
-  await em.execute(
-    `update refresh_tokens set revoked_at = now()
-      where revoked_at is null and family_id = (select family_id from refresh_tokens where token_hash = ?)`,
-    [tokenHash],
-  );
+  await inTransaction(em, async (tx) => {
+    const familyId = await lockRefreshFamilyOf(tx, tokenHash);
+    if (familyId) await revokeRefreshFamily(tx, familyId);
+  });
 }
 
 export interface ExpireRefreshTokensStep {

@@ -1,6 +1,7 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { login, registerUser, type TestUser } from '../helpers/accounts.js';
-import { httpClient } from '../helpers/http.js';
+import { httpClient, waitFor } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { expectProblem } from './expect-problem.js';
 
@@ -137,6 +138,82 @@ describe('POST /auth/logout', () => {
 
   it('answers 204 for an unknown token', async () => {
     expect((await logout('rt_never-issued')).status).toBe(204);
+  });
+
+  describe('beside a refresh that is still adding the next token', () => {
+    /** Session-level lock the trigger below waits on: while the test holds it, a refresh of bob's tokens stops at its insert, its old token already marked rotated. */
+    const holdLock = 4_242_017;
+    let holder: pg.Client;
+    let bob: TestUser;
+
+    beforeAll(async () => {
+      bob = await registerUser(request);
+      const [me] = await app.sql<{ id: string }>(`select id from users where lower(email) = lower($1)`, [bob.email]);
+      await app.sql(`
+        create function hold_bob_refresh() returns trigger language plpgsql as $$
+        begin
+          if new.user_id = '${me!.id}' then perform pg_advisory_xact_lock_shared(${holdLock}); end if;
+          return new;
+        end $$`);
+      await app.sql(`create trigger hold_bob_refresh before insert on refresh_tokens for each row execute function hold_bob_refresh()`);
+      holder = new pg.Client({ connectionString: app.config.databaseUrl });
+      await holder.connect();
+    });
+
+    afterAll(async () => {
+      await app.sql(`drop trigger if exists hold_bob_refresh on refresh_tokens`);
+      await holder?.end();
+    });
+
+    /** Two statements touching refresh tokens wait on locks: the held refresh and the revocation behind it. */
+    const bothWaiting = async () => {
+      const [waiting] = await app.sql<{ count: string }>(
+        `select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike '%refresh_tokens%'`,
+      );
+      return Number(waiting?.count) >= 2;
+    };
+
+    /** Starts a refresh of `token` and holds it at its insert, runs `revoke` beside it, then lets both end. */
+    async function refreshRacing(token: string, revoke: () => Promise<unknown>) {
+      await holder.query('select pg_advisory_lock($1)', [holdLock]);
+      let refreshed: Promise<Awaited<ReturnType<typeof refresh>>>;
+      let revoked: Promise<unknown>;
+      try {
+        refreshed = refresh(token);
+        await waitFor(async () => {
+          const [held] = await app.sql<{ count: string }>(
+            `select count(*) from pg_stat_activity where datname = current_database() and wait_event = 'advisory' and query ilike '%insert into refresh_tokens%'`,
+          );
+          return Number(held?.count) >= 1;
+        });
+        revoked = revoke();
+        await waitFor(bothWaiting);
+      } finally {
+        await holder.query('select pg_advisory_unlock($1)', [holdLock]);
+      }
+      const [answer] = await Promise.all([refreshed, revoked]);
+      return answer;
+    }
+
+    it('a logout revokes the token the refresh added too', async () => {
+      const session = await login(request, bob.email, bob.password);
+      const refreshed = await refreshRacing(session.refreshToken, async () =>
+        expect((await logout(session.refreshToken)).status).toBe(204),
+      );
+      expect(refreshed.status).toBe(200);
+      expectProblem(await refresh(refreshed.body.refresh_token), 401, 'unauthorized');
+    });
+
+    it("a replayed rotated token's revocation reaches the token the refresh added too", async () => {
+      const session = await login(request, bob.email, bob.password);
+      const next = await refresh(session.refreshToken);
+      expect(next.status).toBe(200);
+      const refreshed = await refreshRacing(next.body.refresh_token, async () =>
+        expectProblem(await refresh(session.refreshToken), 401, 'unauthorized'),
+      );
+      expect(refreshed.status).toBe(200);
+      expectProblem(await refresh(refreshed.body.refresh_token), 401, 'unauthorized');
+    });
   });
 
   it('answers 204 when logging out twice', async () => {
