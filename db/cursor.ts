@@ -27,3 +27,10 @@ export async function readInBatches<Row extends object>(
   await tx.execute('close batch_rows');
   return rows;
 }
+
+/**
+ * SQL for a `timestamptz` column as ISO 8601 UTC text to the microsecond, for a keyset cursor: a JavaScript Date
+ * keeps milliseconds only, and a cursor cut to them skips (newest first) or repeats (oldest first) the rows
+ * written in the same millisecond as the page's last one, such as a batch of substrates sharing one `now()`.
+ */
+export const microsecondTime = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;

@@ -138,7 +138,7 @@ export function relationshipsRoutes(deps: ApiDeps): Router {
       await requireSubstrates(customerId, [['params.substrate_id', substrate_id]]);
       const after = decodeCursor(query.cursor, z.object({ createdAt: storableTime(), id: z.string().uuid() }));
       const rows = await listEdges(em(), customerId, substrate_id, direction, after, query.limit + 1);
-      res.json(page(rows, query.limit, relationshipView, (row) => ({ createdAt: new Date(row.createdAt).toISOString(), id: row.id })));
+      res.json(page(rows, query.limit, relationshipView, (row) => ({ createdAt: row.cursorAt, id: row.id })));
     });
   }
 

@@ -216,7 +216,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
       after,
       limit: query.limit + 1,
     });
-    res.json(page(rows, query.limit, substrateView, (row) => ({ createdAt: new Date(row.createdAt).toISOString(), id: row.id })));
+    res.json(page(rows, query.limit, substrateView, (row) => ({ createdAt: row.cursorAt, id: row.id })));
   });
 
   router.get('/substrates/:id', async (req, res) => {

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Relationship, RelationshipType } from '../entities/relationship.entity.js';
+import { microsecondTime } from '../cursor.js';
 import { queryWithParameters } from '../query-with-parameters.js';
 import { inCustomerScope } from '../transaction.js';
 
@@ -125,7 +126,7 @@ export async function listEdges(
   direction: 'outgoing' | 'incoming',
   after: { createdAt: string; id: string } | undefined,
   limit: number,
-): Promise<Relationship[]> {
+): Promise<Array<Relationship & { cursorAt: string }>> {
   const column = direction === 'outgoing' ? 'source_id' : 'target_id';
   const params: unknown[] = [customerId, substrateId];
   let where = `customer_id = ? and ${column} = ?`;
@@ -136,7 +137,10 @@ export async function listEdges(
   params.push(limit);
   return em
     .getConnection()
-    .execute<Relationship[]>(`select ${columns} from relationships where ${where} order by created_at, id limit ?`, params);
+    .execute<Array<Relationship & { cursorAt: string }>>(
+      `select ${columns}, ${microsecondTime('created_at')} as "cursorAt" from relationships where ${where} order by created_at, id limit ?`,
+      params,
+    );
 }
 
 export type TraversalDirection = 'outgoing' | 'incoming' | 'both';

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ExpressionType, Substrate } from '../entities/substrate.entity.js';
+import { microsecondTime } from '../cursor.js';
 import { queryWithParameters } from '../query-with-parameters.js';
 
 export type NewSubstrate = Omit<Substrate, 'createdAt' | 'updatedAt'>;
@@ -160,7 +161,7 @@ export interface SubstrateFilter {
 }
 
 /** Newest first, keyset-paginated on (created_at, id). Metadata values compare as text, so `metadata.n=5` matches 5 and "5". */
-export async function searchSubstrates(em: EntityManager, filter: SubstrateFilter): Promise<SubstrateRow[]> {
+export async function searchSubstrates(em: EntityManager, filter: SubstrateFilter): Promise<Array<SubstrateRow & { cursorAt: string }>> {
   const where = ['customer_id = ?'];
   const params: unknown[] = [filter.customerId];
   const add = (clause: string, ...values: unknown[]) => {
@@ -173,10 +174,9 @@ export async function searchSubstrates(em: EntityManager, filter: SubstrateFilte
   if (filter.createdAfter) add('created_at > ?', filter.createdAfter);
   if (filter.after) add('(created_at, id) < (?::timestamptz, ?)', filter.after.createdAt, filter.after.id);
   params.push(filter.limit);
-  return em
-    .getConnection()
-    .execute<SubstrateRow[]>(
-      `select ${columns} from substrates where ${where.join(' and ')} order by created_at desc, id desc limit ?`,
-      params,
-    );
+  return em.getConnection().execute<Array<SubstrateRow & { cursorAt: string }>>(
+    `select ${columns}, ${microsecondTime('created_at')} as "cursorAt" from substrates where ${where.join(' and ')}
+        order by created_at desc, id desc limit ?`,
+    params,
+  );
 }

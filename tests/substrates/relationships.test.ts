@@ -213,3 +213,33 @@ describe('traversing a dense graph', () => {
     expect(oneType.body.edges).toHaveLength(46 * 45);
   });
 });
+
+describe('paging one substrate’s edges', () => {
+  it('follows next_cursor through every edge once, oldest first, and ends with null', async () => {
+    const carol = await registerUser(request);
+    const created = await request('POST', '/api/v1/substrates/batch', {
+      token: carol.accessToken,
+      body: { substrates: [0, 1, 2, 3].map((value) => ({ expression_type: 'constant', value })) },
+    });
+    const [hub, ...spokes] = created.body.items.map((item: { substrate_id: string }) => item.substrate_id) as string[];
+    const edges: string[] = [];
+    for (const spoke of spokes) edges.push((await relate(carol.accessToken, hub!, spoke)).body.id);
+    for (const direction of ['outgoing', 'incoming'] as const) {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      for (let page = 0; page < 5; page++) {
+        const query: string = cursor ? `limit=1&cursor=${cursor}` : 'limit=1';
+        const answer = await request('GET', `/api/v1/relationships/${direction}/${direction === 'outgoing' ? hub : spokes[0]}?${query}`, {
+          token: carol.accessToken,
+        });
+        expect(answer.status).toBe(200);
+        seen.push(...answer.body.items.map((edge: { id: string }) => edge.id));
+        cursor = answer.body.next_cursor;
+        if (!cursor) break;
+      }
+      // Each cursor carries its edge's time to the microsecond: cut to the millisecond, it served the same edge again.
+      expect(seen).toEqual(direction === 'outgoing' ? edges : [edges[0]]);
+      expect(cursor).toBeNull();
+    }
+  });
+});
