@@ -6,6 +6,8 @@
  * (the pool queues the rest behind other customers' work). Pure: task modules import it.
  */
 
+import { jsonCharactersAtLeast } from './result-limit.js';
+
 /** What the pool sends to a per-item task. A bare array (a direct call, a unit test) runs every item. */
 export interface PerItemRequest<Input> {
   inputs: Input[];
@@ -27,6 +29,8 @@ export type ItemOutcome<Output> = Output | { error: string };
 /** An item whose result was over `resultMaxBytes`: its size, in place of the result (which stays on the thread). */
 export interface OversizedResult {
   oversizedBytes: number;
+  /** `oversizedBytes` is a lower bound: the result was too big to be worth encoding to measure it exactly. */
+  atLeast?: true;
 }
 
 export const isOversized = (output: unknown): output is OversizedResult =>
@@ -78,9 +82,9 @@ export function runPerItem<Input, Output>(
     Atomics.store(progress, progressSlots.startedAt, Date.now() - base);
     Atomics.store(progress, progressSlots.running, i + 1);
     const output = attempt(one, inputs[i] as Input);
-    const bytes = isItemError(output) ? 0 : resultSize(resultOf(output), resultMaxBytes);
+    const { bytes, exact } = isItemError(output) ? { bytes: 0, exact: true } : resultSize(resultOf(output), resultMaxBytes);
     if (bytes > resultMaxBytes) {
-      outputs.push({ oversizedBytes: bytes });
+      outputs.push({ oversizedBytes: bytes, ...(exact ? {} : { atLeast: true as const }) });
       resultBytes.push(0);
     } else {
       outputs.push(output);
@@ -98,15 +102,23 @@ export function runPerItem<Input, Output>(
 export const isItemError = (output: unknown): output is { error: string } =>
   typeof output === 'object' && output !== null && 'error' in output;
 
+/** Past this many characters (and past the limit) a result is measured by walking it, not by encoding it. */
+const encodeAtMostChars = 16 * 1024 * 1024;
+
 /**
  * A result's size in bytes of JSON: about (a string's length, not its UTF-8 size) unless it may be over
- * `limitBytes`, then exactly. Numbers and the like count 8; only objects and arrays are encoded.
+ * `limitBytes`, then exactly. Numbers and the like count 8; only objects and arrays are encoded. A result far
+ * over the limit is told by walking it, and its size is then a lower bound (`exact: false`): a list of 500 copies
+ * of one 655,360-character string is 327 MB of JSON, which laid out flat on the thread would abort the process.
  */
-function resultSize(value: unknown, limitBytes: number): number {
-  if (value === undefined || value === null || typeof value === 'number' || typeof value === 'boolean') return 8;
+function resultSize(value: unknown, limitBytes: number): { bytes: number; exact: boolean } {
+  if (value === undefined || value === null || typeof value === 'number' || typeof value === 'boolean') return { bytes: 8, exact: true };
+  const walkAtMost = Math.max(limitBytes, Math.min(8 * limitBytes, encodeAtMostChars));
+  const atLeast = jsonCharactersAtLeast(value, walkAtMost);
+  if (atLeast > walkAtMost) return { bytes: atLeast, exact: false };
   const about = typeof value === 'string' ? value.length + 2 : (JSON.stringify(value)?.length ?? 0);
   // A character is at most 3 bytes of UTF-8 (and an escape at most 6 characters): only near the limit count exactly.
-  return about * 6 <= limitBytes ? about : Buffer.byteLength(JSON.stringify(value) ?? '');
+  return { bytes: about * 6 <= limitBytes ? about : Buffer.byteLength(JSON.stringify(value) ?? ''), exact: true };
 }
 
 function attempt<Input, Output>(one: (input: Input) => Output, input: Input): ItemOutcome<Output> {

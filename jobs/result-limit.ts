@@ -9,8 +9,12 @@ export class ResultTooLargeError extends PermanentJobError {
   constructor(
     readonly bytes: number,
     readonly limitBytes: number,
+    /** `bytes` is a lower bound (a result too big to be worth measuring exactly). */
+    atLeast = false,
   ) {
-    super(`${resultTooLargeCode}: the result is ${bytes} bytes of JSON, over the RESULT_MAX_BYTES limit of ${limitBytes} bytes`);
+    super(
+      `${resultTooLargeCode}: the result is ${atLeast ? 'at least ' : ''}${bytes} bytes of JSON, over the RESULT_MAX_BYTES limit of ${limitBytes} bytes`,
+    );
   }
 }
 
@@ -35,7 +39,7 @@ export function oversizedJsonBytes(value: unknown, limitBytes: number): number |
  * value), counted no further than past `stopAfter`: enough to tell that a value is over a limit without
  * encoding all of it.
  */
-function jsonCharactersAtLeast(value: unknown, stopAfter: number): number {
+export function jsonCharactersAtLeast(value: unknown, stopAfter: number): number {
   let count = 0;
   const stack: unknown[] = [value];
   while (stack.length > 0 && count <= stopAfter) {

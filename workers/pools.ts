@@ -427,7 +427,7 @@ export function taskRunner(
           outcomes[index] = isItemError(output)
             ? { error: `evaluation failed: ${output.error}` }
             : isOversized(output)
-              ? { error: new ResultTooLargeError(output.oversizedBytes, resultMaxBytes).message }
+              ? { error: new ResultTooLargeError(output.oversizedBytes, resultMaxBytes, output.atLeast).message }
               : output;
           workMs[index] = times[i] ?? 0;
           answeredBytes += resultBytes[i] ?? 0;

@@ -113,15 +113,29 @@ function int64(value: bigint): bigint {
   return value;
 }
 
+/** A CEL uint64 as cel-js makes it: an object whose value is a bigint. */
+const uint64Of = (value: object): bigint | null => {
+  const primitive = value.valueOf();
+  return typeof primitive === 'bigint' ? primitive : null;
+};
+
+/** A CEL type value (`type(x)`) as cel-js makes it; JSON has none, so it answers with the type's name (`double`). */
+const typeNameOf = (value: object): string | null => {
+  const name = (value as { name?: unknown }).name;
+  return Object.prototype.toString.call(value) === `[object Type<${String(name)}>]` ? String(name) : null;
+};
+
+/** A JSON number where it is exact, else the decimal string (as for ints past 2⁵³). */
+const exactNumber = (value: bigint): number | string =>
+  value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
+
 /**
- * CEL values (bigint, Map, Uint8Array…) to JSON. Throws on non-finite numbers, on ints outside int64 and on
- * text PostgreSQL cannot store.
+ * CEL values to JSON, as CEL's own JSON mapping has them: int and uint as numbers (decimal strings past 2⁵³),
+ * bytes as base64, a timestamp as RFC 3339 text, a duration as seconds text (`"90s"`), maps as objects; a type
+ * as its name. Throws on non-finite numbers, on ints outside int64 and on text PostgreSQL cannot store.
  */
 export function celToJson(value: unknown): unknown {
-  if (typeof value === 'bigint') {
-    int64(value);
-    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
-  }
+  if (typeof value === 'bigint') return exactNumber(int64(value));
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new RangeError(`result is not a finite number (${value})`);
     return value;
@@ -131,8 +145,20 @@ export function celToJson(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(celToJson);
   if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [storable(String(k), 'key'), celToJson(v)]));
   if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
-  if (typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [storable(k, 'key'), celToJson(v)]));
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw new RangeError('result is not a valid timestamp');
+    return value.toISOString();
   }
+  if (typeof value === 'object') {
+    const prototype: unknown = Object.getPrototypeOf(value);
+    if (prototype === Object.prototype || prototype === null) {
+      return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [storable(k, 'key'), celToJson(v)]));
+    }
+    const uint = uint64Of(value);
+    if (uint !== null) return exactNumber(uint);
+    const typeName = typeNameOf(value);
+    if (typeName !== null) return typeName;
+  }
+  // A duration, and whatever else says what it is as text.
   return storable(String(value), 'text');
 }

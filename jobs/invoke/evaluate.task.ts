@@ -3,6 +3,7 @@
  * Runs in a worker thread with a timeout and memory limits set by the pool.
  */
 import { celToJson, createCelEnvironment } from './cel-environment.js';
+import { limitGrowth } from './growth-limits.js';
 import { runPerItem, type PerItemAnswer, type PerItemRequest } from '../per-item.js';
 
 export interface EvaluateInput {
@@ -21,7 +22,7 @@ const maxCompiled = 1000;
 function compile(expression: string) {
   let program = compiled.get(expression);
   if (!program) {
-    program = env.parse(expression);
+    program = limitGrowth(env.parse(expression));
     if (compiled.size >= maxCompiled) compiled.delete(compiled.keys().next().value as string);
     compiled.set(expression, program);
   }

@@ -10,7 +10,7 @@ function isNode(value: unknown): value is ASTNode {
 }
 
 /** The nodes among a node's operands (calls, lists and maps nest them in arrays beside names). */
-function operandNodes(args: unknown): ASTNode[] {
+export function operandNodes(args: unknown): ASTNode[] {
   if (isNode(args)) return [args];
   return Array.isArray(args) ? args.flatMap(operandNodes) : [];
 }

@@ -69,6 +69,19 @@ describe('processors that cannot hurt us', () => {
     expect(good.body).toMatchObject({ state: 'completed', result: { result: 42 } });
   });
 
+  it('fails an expression that grows a string to 84 MB with a clear error, and the worker process lives on', async () => {
+    const sixteen = Array.from({ length: 16 }, () => 'a').join(' + ');
+    // 10 × 16⁵ characters, eight times over, joined: laid out flat on a thread, such a string aborted the whole worker process.
+    const expression = `[s]${`.map(a, ${sixteen})`.repeat(5)}.map(a, [a, a, a, a, a, a, a, a].join())[0].size()`;
+    const [bad, good] = await Promise.all([invokeExpression(expression, { s: 'abcdefghij' }), invokeExpression('n * 2', { n: 21 })]);
+    expect(bad.body).toMatchObject({
+      state: 'failed',
+      error: expect.stringMatching(/concatenation would hold \d+ characters, over the limit/),
+    });
+    expect(bad.body.attempts_made).toBe(1);
+    expect(good.body).toMatchObject({ state: 'completed', result: { result: 42 } });
+  });
+
   it('runs the next 100 jobs successfully after those failures', async () => {
     const created = await request('POST', '/api/v1/substrates', {
       token: alice.accessToken,

@@ -56,6 +56,56 @@ describe('evaluate task', () => {
     expect(evaluate({ expression: '"a" + s', parameters: { s: 'é😀' } })).toEqual({ value: 'aé😀' });
   });
 
+  it("answers uint, timestamp, duration and type results in CEL's JSON form, not as empty objects", () => {
+    expect(evaluate({ expression: 'uint(x) + 1u', parameters: { x: 41 } })).toEqual({ value: 42 });
+    expect(evaluate({ expression: '[uint(x), 18446744073709551615u]', parameters: { x: 1 } })).toEqual({
+      value: [1, '18446744073709551615'],
+    });
+    expect(evaluate({ expression: 'timestamp("2020-01-01T00:00:00Z")', parameters: {} })).toEqual({ value: '2020-01-01T00:00:00.000Z' });
+    expect(evaluate({ expression: '{"wait": duration("90s")}', parameters: {} })).toEqual({ value: { wait: '90s' } });
+    expect(evaluate({ expression: 'type(x)', parameters: { x: 1 } })).toEqual({ value: 'double' });
+  });
+
+  describe('values that grow while an expression runs', () => {
+    const sixteen = Array.from({ length: 16 }, () => 'a').join(' + ');
+    /** `seed` concatenated with itself 16 times, `rounds` times over: 16^rounds copies. */
+    const grown = (seed: string, rounds: number) => `[${seed}]${`.map(a, ${sixteen})`.repeat(rounds)}[0]`;
+
+    it('refuses a string, list or bytes value past its limit with a clear error, before making it', () => {
+      // 10 × 16⁶ = 167,772,160 characters: made flat on a thread, that string took the whole worker process down.
+      expect(() => evaluate({ expression: grown('s', 6), parameters: { s: 'abcdefghij' } })).toThrow(
+        /a concatenation would hold \d+ characters, over the limit of 4194304 for one value/,
+      );
+      expect(() => evaluate({ expression: `${grown('s', 6)}.contains("z")`, parameters: { s: 'abcdefghij' } })).toThrow(/concatenation/);
+      expect(() => evaluate({ expression: grown('l', 6), parameters: { l: Array.from({ length: 10 }, (_, i) => i) } })).toThrow(
+        /would hold \d+ items, over the limit of 1048576/,
+      );
+      expect(() => evaluate({ expression: grown('b"abcdefghij"', 6), parameters: {} })).toThrow(
+        /would hold \d+ bytes, over the limit of 4194304/,
+      );
+    });
+
+    it('refuses a join that would make a string past the limit, separators counted', () => {
+      // 10 × 16⁴ = 655,360 characters each: seven of them are 4,587,520.
+      expect(() =>
+        evaluate({ expression: `[${grown('s', 4)}].map(a, [a, a, a, a, a, a, a].join())[0]`, parameters: { s: 'abcdefghij' } }),
+      ).toThrow(/a join would hold 4587520 characters/);
+      expect(() =>
+        evaluate({ expression: `[${grown('s', 4)}].map(a, [a, a, a, a].join(a + a))[0]`, parameters: { s: 'abcdefghij' } }),
+      ).toThrow(/a join would hold 6553600 characters/);
+      expect(evaluate({ expression: `[${grown('s', 4)}].map(a, [a, a].join(a).size())[0]`, parameters: { s: 'abcdefghij' } })).toEqual({
+        value: 1966080,
+      });
+    });
+
+    it('keeps ordinary concatenations and joins', () => {
+      expect(evaluate({ expression: 's + t', parameters: { s: 'ab', t: 'cd' } })).toEqual({ value: 'abcd' });
+      expect(evaluate({ expression: 'l + [3]', parameters: { l: [1, 2] } })).toEqual({ value: [1, 2, 3] });
+      expect(evaluate({ expression: 'x + y', parameters: { x: 1, y: 2 } })).toEqual({ value: 3 });
+      expect(evaluate({ expression: 'l.join("-")', parameters: { l: ['a', 'b'] } })).toEqual({ value: 'a-b' });
+    });
+  });
+
   it('reports per-item errors in a chunk without failing the others', () => {
     const results = evaluateMany([
       { expression: 'x', parameters: { x: 1 } },

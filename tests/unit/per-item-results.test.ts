@@ -27,6 +27,22 @@ afterAll(async () => {
 });
 
 describe('results of a per-item task', () => {
+  it('tells a result of gigabytes of JSON over the limit without encoding it, the others beside it answered', async () => {
+    const sixteen = Array.from({ length: 16 }, () => 'a').join(' + ');
+    // 500 copies of one 655,360-character string: 327,680,000 characters of JSON, never laid out on the thread.
+    const copies = `[s]${`.map(a, ${sixteen})`.repeat(4)}.map(a, [${Array.from({ length: 500 }, () => 'a').join(', ')}])[0]`;
+    const outcomes = await evaluateMany([
+      { expression: copies, parameters: { s: 'abcdefghij' } },
+      { expression: 'n * 2', parameters: { n: 21 } },
+    ]);
+    expect(outcomes[0]).toEqual({
+      error: expect.stringMatching(
+        /^result_too_large: the result is at least \d+ bytes of JSON, over the RESULT_MAX_BYTES limit of 100000 bytes$/,
+      ),
+    });
+    expect(outcomes[1]).toEqual({ value: 42 });
+  });
+
   it('fails an item whose result is over the limit with result_too_large, the others beside it answered', async () => {
     const outcomes = await evaluateMany([
       { expression: 's', parameters: { s: 'a'.repeat(50_000) } },
