@@ -14,6 +14,18 @@ export type FieldNaming = 'dotted' | 'bracketed';
 const fieldOf = (path: string, key: string, inArray: boolean, naming: FieldNaming): string =>
   naming === 'bracketed' && inArray ? `${path}[${key}]` : path === '' ? key : `${path}.${key}`;
 
+/**
+ * Why an input key cannot be kept, or null: text PostgreSQL refuses, or `__proto__`. JSON.parse keeps that one
+ * as a key, but every object built from the input after it (zod's validated copies, the records routes fill)
+ * takes it as the object's prototype instead, so the key and its value silently vanished from metadata and
+ * parameters.
+ */
+function keyProblem(key: string): string | null {
+  const reason = unstorableReason(key);
+  if (reason) return `key ${reason}`;
+  return key === '__proto__' ? 'key __proto__ cannot be kept (JavaScript reads it as an object prototype): use another name' : null;
+}
+
 /** Deepest nesting a JSON body may have. Deeper bodies overflow the stack of JSON.stringify and friends. */
 export const maxBodyDepth = 64;
 
@@ -46,8 +58,8 @@ export function unstorableInput(value: unknown, source: string, limit = 10, nami
     for (const [key, inner] of Object.entries(current)) {
       // Cut as fieldErrors cuts unknown keys: a 1 MiB key must not come back whole, in the field and again in the detail.
       const innerPath = fieldOf(path, shortKey(key), inArray, naming);
-      const reason = unstorableReason(key);
-      if (reason) errors.push({ field: innerPath, message: `key ${reason}` });
+      const problem = keyProblem(key);
+      if (problem) errors.push({ field: innerPath, message: problem });
       else stack.push([inner, innerPath, depth + 1]);
     }
   }
@@ -57,7 +69,7 @@ export function unstorableInput(value: unknown, source: string, limit = 10, nami
 /**
  * Whether `unstorableInput(value)` finds nothing, decided without building a field path or an entry array
  * for every key (what a clean body, nearly every body, costs). Walks the same values, keys and depths: a
- * string or key PostgreSQL cannot store, a non-finite number, or an object at `maxBodyDepth`, answers
+ * string or key PostgreSQL cannot store (or a `__proto__` key), a non-finite number, or an object at `maxBodyDepth`, answers
  * false. Recursive, but never deeper than `maxBodyDepth` frames.
  */
 function storable(value: unknown, depth: number): boolean {
@@ -73,14 +85,15 @@ function storable(value: unknown, depth: number): boolean {
   const keys = Object.keys(value);
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]!;
-    if (unstorableReason(key) !== null || !storable((value as Record<string, unknown>)[key], depth + 1)) return false;
+    if (keyProblem(key) !== null || !storable((value as Record<string, unknown>)[key], depth + 1)) return false;
   }
   return true;
 }
 
 /**
  * Refuses, with a 400 naming the field, request bodies and query strings that no route could store or
- * serialise: NUL characters, unpaired surrogates, numbers past the double range, nesting past 64 levels.
+ * serialise: NUL characters, unpaired surrogates, numbers past the double range, nesting past 64 levels, and
+ * keys named `__proto__`.
  * Checked once here, after the body parser, rather than in every zod schema, because they break the
  * database driver and JSON.stringify rather than any rule of a route (left alone they surfaced as 500s).
  * Routes in `bodyCheckedByRoute` check their own bodies (with `unstorableInput`, item by item) and are

@@ -72,7 +72,8 @@ export function substrateView(row: SubstrateRow) {
 }
 
 function metadataFilters(query: Request['query']): Record<string, string> {
-  const filters: Record<string, string> = {};
+  // No prototype: `metadata.__proto__=x` is a filter on that key (which matches nothing), not a new prototype.
+  const filters: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [key, value] of Object.entries(query)) {
     if (!key.startsWith('metadata.')) continue;
     const name = key.slice('metadata.'.length);

@@ -165,6 +165,25 @@ describe('substrates', () => {
     expect(seen.sort()).toEqual([0, 1, 2, 3, 4]);
   });
 
+  it('refuses a __proto__ metadata key with 400 naming it (it used to vanish), and a metadata.__proto__ filter matches nothing', async () => {
+    const frank = await registerUser(request);
+    const created = await create(frank.accessToken, { expression_type: 'constant', value: 1, metadata: { b: 2 } });
+    const refused = await request('PATCH', `/api/v1/substrates/${created.body.substrate_id}`, {
+      token: frank.accessToken,
+      rawBody: '{"metadata": {"__proto__": {"a": 1}, "b": 2}}',
+    });
+    expectProblem(refused, 400, 'validation', ['body.metadata.__proto__']);
+    const invoked = await request('POST', `/api/v1/substrates/${created.body.substrate_id}/invoke`, {
+      token: frank.accessToken,
+      rawBody: '{"parameters": {"__proto__": {"x": 3}, "y": 4}}',
+    });
+    expectProblem(invoked, 400, 'validation', ['body.parameters.__proto__']);
+    const filtered = await request('GET', '/api/v1/substrates?metadata.__proto__=nothing', { token: frank.accessToken });
+    expect(filtered.status).toBe(200);
+    expect(filtered.body.items).toEqual([]);
+    expect((await request('GET', '/api/v1/substrates?metadata.b=2', { token: frank.accessToken })).body.items).toHaveLength(1);
+  });
+
   it('filters by created_after within years 0001–9999, and answers a time outside them, or a cursor naming one, with 400 (not a 500)', async () => {
     const dave = await registerUser(request);
     await create(dave.accessToken, { expression_type: 'constant', value: 1 });

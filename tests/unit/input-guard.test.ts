@@ -22,6 +22,11 @@ describe('input guard', () => {
     expect(unstorableInput({ metadata: { 'k\u0000': 1 } }, 'body')).toEqual([
       { field: 'body.metadata.k\u0000', message: 'key contains U+0000 (NUL)' },
     ]);
+    // An own `__proto__` key, as JSON.parse makes one: every copy after it would take it as a prototype and drop it.
+    expect(unstorableInput(JSON.parse('{"metadata": {"__proto__": {"a": 1}, "b": 2}}'), 'body')).toEqual([
+      { field: 'body.metadata.__proto__', message: expect.stringMatching(/^key __proto__ cannot be kept/) },
+    ]);
+    expect(unstorableInput(JSON.parse('{"metadata": {"proto": {"__proto": 1}, "constructor": 2}}'), 'body')).toEqual([]);
     expect(unstorableInput({ list: ['ok', 'x\ud800'] }, 'body')).toEqual([
       { field: 'body.list.1', message: 'contains an unpaired UTF-16 surrogate' },
     ]);
