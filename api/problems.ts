@@ -124,6 +124,9 @@ export const problemSchema = z.object({
 export function fieldErrors(error: z.ZodError, source: string, unknownFieldHints: Record<string, string> = {}): FieldError[] {
   return error.issues.flatMap((issue) => {
     const path = [source, ...issue.path.map(String)].join('.');
+    // zod's int() reports a whole number past 2^53 − 1 under the schema's own int message ("must be a whole number"), which 1e20 is.
+    if (issue.code === 'too_big' && issue.origin === 'int')
+      return [{ field: path, message: `must be at most ${issue.maximum} (2^53 − 1)` }];
     if (issue.code !== 'unrecognized_keys') return [{ field: path, message: issue.message }];
     // One error per unknown key, so a body of 90,000 unknown keys answers the first `maxListedErrors` and a count
     // (ProblemError caps the list) rather than one field naming them all (it had answered 3.7 MB).

@@ -46,3 +46,8 @@ const noBody = z.strictObject({});
 export function refuseBodyFields(body: unknown): void {
   parseInput(noBody, body ?? {}, 'body');
 }
+
+/** Refuses a query string with fields on a route that takes none (400, `query.<name>` unknown field), as a list route refuses an unknown filter. */
+export function refuseQueryFields(query: unknown): void {
+  parseInput(noBody, query ?? {}, 'query');
+}

@@ -41,7 +41,7 @@ import { tosText } from '../auth/tos-text.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { capProblem, notFound, ProblemError } from '../problems.js';
-import { optionalBody, parseInput, refuseBodyFields } from '../validate.js';
+import { optionalBody, parseInput, refuseBodyFields, refuseQueryFields } from '../validate.js';
 import { inTransaction, queuedInCustomerScope } from '../../db/transaction.js';
 import { storableTime } from '../storable-time.js';
 import { clientAddress } from '../rate-limits.js';
@@ -210,6 +210,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
   const { auth, authWithoutTos } = middleware;
 
   router.get('/auth/me', ...authWithoutTos, async (req, res) => {
+    refuseQueryFields(req.query);
     const principal = principalOf(req);
     const base = {
       role: principal.role,

@@ -17,7 +17,7 @@ import { decodeCursor, pageBound, pageOf, paginationQuery } from '../pagination.
 import { sendReadAnswer } from '../send-json.js';
 import type { RateLimits } from '../rate-limits.js';
 import { notFound } from '../problems.js';
-import { parseInput } from '../validate.js';
+import { parseInput, refuseQueryFields } from '../validate.js';
 
 export const createBatchBody = batchPayloadSchema;
 export const batchParams = z.object({ id: z.string().uuid('a batch id is a UUID') });
@@ -93,6 +93,7 @@ export function batchesRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'charg
   const batchTotals = new LRUCache<string, number>({ max: 10_000 });
 
   router.get('/batches/:id', async (req, res) => {
+    refuseQueryFields(req.query);
     const { customerId } = principalOf(req);
     const { id } = parseInput(batchParams, req.params, 'params');
     const known = batchTotals.get(id);

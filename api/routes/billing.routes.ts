@@ -13,7 +13,7 @@ import type { ApiDeps } from '../deps.js';
 import { assertWithinCap, centsIn, ledgerIdempotencyKey, postingOnce, transactionView } from '../ledger-requests.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { ProblemError } from '../problems.js';
-import { parseInput } from '../validate.js';
+import { parseInput, refuseQueryFields } from '../validate.js';
 import { filterTime } from '../storable-time.js';
 
 /** The highest monthly limit accepted: $1,000,000,000. */
@@ -71,6 +71,7 @@ export function billingRoutes(deps: ApiDeps): Router {
   const deposits = depositAdapterFor(deps.config.escrowDeposits);
 
   router.get('/billing/balance', async (req, res) => {
+    refuseQueryFields(req.query);
     const { customerId } = principalOf(req);
     const em = deps.orm.em.fork();
     const account = await readCustomerAccount(em, customerId);

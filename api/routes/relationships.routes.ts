@@ -18,7 +18,7 @@ import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { capProblem, notFound, ProblemError } from '../problems.js';
-import { parseInput, refuseBodyFields } from '../validate.js';
+import { parseInput, refuseBodyFields, refuseQueryFields } from '../validate.js';
 import { storableTime } from '../storable-time.js';
 import { sharedReadings } from '../shared-readings.js';
 
@@ -156,6 +156,7 @@ export function relationshipsRoutes(deps: ApiDeps): Router {
   });
 
   router.get('/relationships/:id', async (req, res) => {
+    refuseQueryFields(req.query);
     const { customerId } = principalOf(req);
     const { id } = parseInput(relationshipParams, req.params, 'params');
     const edge = await findRelationship(em(), customerId, id);

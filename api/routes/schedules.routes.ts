@@ -18,7 +18,7 @@ import { principalOf } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { decodeCursor, pageBound, pageOf, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
-import { inputProblem, parseInput, refuseBodyFields } from '../validate.js';
+import { inputProblem, parseInput, refuseBodyFields, refuseQueryFields } from '../validate.js';
 import { refuseWhenRedisFull } from '../memory-guard.js';
 
 const scheduleName = z
@@ -167,6 +167,7 @@ export function schedulesRoutes(deps: ApiDeps): Router {
   });
 
   router.get('/schedules/:name', async (req, res) => {
+    refuseQueryFields(req.query);
     const principal = principalOf(req);
     const { name } = parseInput(nameParams, req.params, 'params');
     res.json(await view(await findOwn(principal.customerId, name)));

@@ -23,7 +23,7 @@ import { jsonBodyOf } from '../json-text-body.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { capProblem, notFound, ProblemError } from '../problems.js';
 import { isFieldError, prepareSubstrate } from '../substrate-batch/prepare-substrate.js';
-import { optionalBody, parseInput, refuseBodyFields } from '../validate.js';
+import { optionalBody, parseInput, refuseBodyFields, refuseQueryFields } from '../validate.js';
 import { createSubstrateBody, nameHint, patchSubstrateBody } from './substrate-bodies.js';
 import { inTransaction } from '../../db/transaction.js';
 import { filterTime, storableTime } from '../storable-time.js';
@@ -221,6 +221,7 @@ export function substratesRoutes(deps: ApiDeps): Router {
   });
 
   router.get('/substrates/:id', async (req, res) => {
+    refuseQueryFields(req.query);
     const { customerId } = principalOf(req);
     const { id } = parseInput(substrateParams, req.params, 'params');
     res.json(substrateView(await requireSubstrate(customerId, id)));

@@ -28,7 +28,7 @@ import type { ApiDeps } from '../deps.js';
 import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { assertWebhookTarget, webhookUrlSchema } from '../webhook-target.js';
-import { parseInput, refuseBodyFields } from '../validate.js';
+import { parseInput, refuseBodyFields, refuseQueryFields } from '../validate.js';
 
 /** Endpoints one customer may register. */
 export const maxWebhookEndpoints = 50;
@@ -130,6 +130,7 @@ export function webhooksRoutes(deps: ApiDeps): Router {
 
   // Registered before /webhooks/:id so "secret" is never read as an id.
   router.get('/webhooks/secret', async (req, res) => {
+    refuseQueryFields(req.query);
     const principal = principalOf(req);
     const row = await ensureAccountSecret(deps.orm.em.fork(), principal.customerId, () => sealed(newWebhookSecret()));
     res.json(secretView(row));
@@ -143,6 +144,7 @@ export function webhooksRoutes(deps: ApiDeps): Router {
   });
 
   router.get('/webhooks/:id', async (req, res) => {
+    refuseQueryFields(req.query);
     const principal = principalOf(req);
     const { id } = parseInput(endpointParams, req.params, 'params');
     const endpoint = await findWebhookEndpoint(deps.orm.em.fork(), principal.customerId, id);

@@ -92,6 +92,10 @@ describe('POST /billing/deposits', () => {
       'unprocessable',
       ['body.amount_usd_cents'],
     );
+    // 1e20 is a whole number too, past what a JSON number holds exactly: it is too big (422), not "not whole".
+    const huge = await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, body: { amount_usd_cents: 1e20 } });
+    expectProblem(huge, 422, 'unprocessable', ['body.amount_usd_cents']);
+    expect(huge.body.errors).toEqual([{ field: 'body.amount_usd_cents', message: 'must be at most 9007199254740991 (2^53 − 1)' }]);
     expect((await request('GET', '/api/v1/billing/balance', { token: user.accessToken })).body.balance_usd_cents).toBe(0);
   });
 
