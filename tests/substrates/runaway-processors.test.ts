@@ -82,6 +82,17 @@ describe('processors that cannot hurt us', () => {
     expect(good.body).toMatchObject({ state: 'completed', result: { result: 42 } });
   });
 
+  it('fails an expression that doubles a value with hex() until it splits into 16 Mi items, and the worker process lives on', async () => {
+    const sixteen = Array.from({ length: 16 }, () => 'a').join(' + ');
+    const mebi = `["0123456789abcdef"]${`.map(a, ${sixteen})`.repeat(4)}[0]`;
+    // The list's backing store, grown in one step past the thread's heap, aborted the worker process, and the job,
+    // picked up again after each restart, aborted it again.
+    const expression = `size(bytes(bytes(bytes(bytes(${mebi}).hex()).hex()).hex()).hex().split('').map(x, x))`;
+    const [bad, good] = await Promise.all([invokeExpression(expression, {}), invokeExpression('n * 2', { n: 21 })]);
+    expect(bad.body).toMatchObject({ state: 'failed', error: expect.stringMatching(/hex text would hold \d+ characters, over the limit/) });
+    expect(good.body).toMatchObject({ state: 'completed', result: { result: 42 } });
+  });
+
   it('runs the next 100 jobs successfully after those failures', async () => {
     const created = await request('POST', '/api/v1/substrates', {
       token: alice.accessToken,

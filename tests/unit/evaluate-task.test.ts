@@ -98,11 +98,32 @@ describe('evaluate task', () => {
       });
     });
 
+    it('refuses hex, base64, bytes() and split results past the limits, before making them', () => {
+      // 16 × 16⁴ = 1,048,576 characters; each hex() doubles it, and split('') made a list of 16 Mi items.
+      const mebi = `${grown('"0123456789abcdef"', 4)}`;
+      const doubled = (times: number) => Array.from({ length: times }).reduce<string>((inner) => `bytes(${inner}).hex()`, mebi);
+      expect(evaluate({ expression: `size(${doubled(2)})`, parameters: {} })).toEqual({ value: 4194304 });
+      expect(() => evaluate({ expression: `size(${doubled(4)}.split('').map(x, x))`, parameters: {} })).toThrow(
+        /hex text would hold 8388608 characters, over the limit of 4194304/,
+      );
+      expect(() => evaluate({ expression: `bytes(${doubled(2)}.substring(1) + "é")`, parameters: {} })).toThrow(
+        /bytes\(…\) would hold 4194305 bytes/,
+      );
+      expect(() => evaluate({ expression: `bytes(${doubled(1)}).base64() + ${doubled(1)}`, parameters: {} })).toThrow(/concatenation/);
+      expect(() => evaluate({ expression: `size((${mebi} + "a").split(''))`, parameters: {} })).toThrow(/a split would hold 1048577 items/);
+      expect(evaluate({ expression: `size((${mebi} + "a").split('', 3))`, parameters: {} })).toEqual({ value: 3 });
+      expect(evaluate({ expression: `size(${mebi}.split('0'))`, parameters: {} })).toEqual({ value: 65537 });
+    });
+
     it('keeps ordinary concatenations and joins', () => {
       expect(evaluate({ expression: 's + t', parameters: { s: 'ab', t: 'cd' } })).toEqual({ value: 'abcd' });
       expect(evaluate({ expression: 'l + [3]', parameters: { l: [1, 2] } })).toEqual({ value: [1, 2, 3] });
       expect(evaluate({ expression: 'x + y', parameters: { x: 1, y: 2 } })).toEqual({ value: 3 });
       expect(evaluate({ expression: 'l.join("-")', parameters: { l: ['a', 'b'] } })).toEqual({ value: 'a-b' });
+      expect(evaluate({ expression: '"a,b".split(",")', parameters: {} })).toEqual({ value: ['a', 'b'] });
+      expect(evaluate({ expression: '[b"ab".hex(), bytes("hé").base64(), string(bytes("x"))]', parameters: {} })).toEqual({
+        value: ['6162', 'aMOp', 'x'],
+      });
     });
   });
 
