@@ -169,6 +169,11 @@ const envSchema = z.object({
   WEBHOOK_ALLOW_PRIVATE: booleanString.default(false),
   /** First webhook retry delay in ms; each retry doubles it (capped at 6 h, +0–20 % jitter). Default 30000. */
   WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(1).max(3_600_000).default(30_000),
+  /**
+   * How often each worker process looks for pending webhook deliveries whose BullMQ job is gone or failed without
+   * settling them (Redis lost it, or the sending process died twice), and gives them back to the queue, in ms. Default 60000.
+   */
+  WEBHOOK_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
   /** Webhook deliveries one worker process sends at once (apart from job concurrency). Default 32. */
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32),
   /** A receiver has this long to answer a webhook delivery, in ms. Default 10000. */
@@ -473,6 +478,7 @@ export interface Config {
   webhookAllowPrivate: boolean;
   webhookRetryBaseMs: number;
   webhookConcurrency: number;
+  webhookSweepIntervalMs: number;
   webhookTimeoutMs: number;
   webhookEndpointConcurrency: number;
   webhookCustomerConcurrency: number;
@@ -656,6 +662,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
     webhookRetryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
     webhookConcurrency: e.WEBHOOK_CONCURRENCY,
+    webhookSweepIntervalMs: e.WEBHOOK_SWEEP_INTERVAL_MS,
     webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
     webhookEndpointConcurrency: e.WEBHOOK_ENDPOINT_CONCURRENCY,
     webhookCustomerConcurrency: e.WEBHOOK_CUSTOMER_CONCURRENCY,

@@ -33,6 +33,11 @@ export const WebhookDeliverySchema = new EntitySchema<WebhookDelivery>({
     { name: 'webhook_deliveries_endpoint_id_id_index', properties: ['endpointId', 'id'] },
     // A job's deliveries (GET /jobs/:id/webhook-deliveries).
     { name: 'webhook_deliveries_job_id_index', properties: ['jobId'] },
+    // The deliveries still to send, oldest first (UUIDv7), for the sweep that re-enqueues those BullMQ lost.
+    {
+      name: 'webhook_deliveries_pending_index',
+      expression: `create index "webhook_deliveries_pending_index" on "webhook_deliveries" ("id") where "state" = 'pending'`,
+    },
   ],
   properties: {
     id: { type: 'uuid', primary: true },

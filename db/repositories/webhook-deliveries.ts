@@ -237,3 +237,27 @@ export async function expireDeliveriesStep(
   );
   return { lastId: scan!.last_id, deliveries: deleted?.n ?? 0, attempts };
 }
+
+/** A delivery still to send, as the delivery sweep reads it. */
+export interface PendingDelivery {
+  id: string;
+  queueJobId: string | null;
+}
+
+/**
+ * Pending deliveries created before `beforeId` (a UUIDv7 bound, so "older than"), after `afterId`, oldest first:
+ * one step of the delivery sweep (workers/webhooks/delivery-sweep.ts), read off `webhook_deliveries_pending_index`.
+ */
+export async function listPendingDeliveries(
+  em: EntityManager,
+  beforeId: string,
+  afterId: string | null,
+  limit: number,
+): Promise<PendingDelivery[]> {
+  return em.getConnection().execute<PendingDelivery[]>(
+    `select id, queue_job_id as "queueJobId" from webhook_deliveries
+      where state = 'pending' and id < ?::uuid and id > ?::uuid
+      order by id limit ?`,
+    [beforeId, afterId ?? '00000000-0000-0000-0000-000000000000', limit],
+  );
+}

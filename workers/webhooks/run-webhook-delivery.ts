@@ -8,6 +8,7 @@ import type { JobLifecycleHook } from '../lifecycle.js';
 import { deliveryAgents } from '../../lib/webhooks/address-guard.js';
 import { DeliveryLeases } from '../../lib/webhooks/delivery-leases.js';
 import { createDeliverProcessor } from './deliver.processor.js';
+import { startDeliverySweep } from './delivery-sweep.js';
 import { webhookEmitter } from './webhook-emitter.js';
 import { createWebhookQueue, webhookQueueName, webhookRetryDelayMs, type WebhookDeliveryData } from '../../queue/webhook-queue.js';
 
@@ -17,6 +18,9 @@ export interface WebhookDelivery {
   worker: Worker<WebhookDeliveryData>;
   close(): Promise<void>;
 }
+
+/** Stalls (its process died while sending) after which a delivery's BullMQ job fails; the delivery sweep retries it even then. */
+const webhookMaxStalls = 20;
 
 /**
  * The webhook side of a worker process: the emitting hook and a worker on the delivery queue with its
@@ -53,15 +57,20 @@ export function runWebhookDelivery(deps: { config: Config; orm: MikroORM; logger
       connection: createRedis(config.redis, 'blocking'),
       prefix: config.queuePrefix,
       concurrency: config.webhookConcurrency,
+      // A delivery whose sending process died is sent again (the same webhook-id), however often that happens:
+      // BullMQ's default of one stall fails it for good after a second crash, with no attempt recorded.
+      maxStalledCount: webhookMaxStalls,
       settings: { backoffStrategy: (attemptsMade) => webhookRetryDelayMs(attemptsMade, config.webhookRetryBaseMs) },
     },
   );
   worker.on('error', (error) => logger.error({ err: error, queue: webhookQueueName }, 'webhook worker error'));
+  const sweep = startDeliverySweep({ orm, queue, logger }, { intervalMs: config.webhookSweepIntervalMs });
 
   return {
     hook: webhookEmitter({ orm, queue, registry, resultMaxBytes: config.webhookResultMaxBytes }),
     worker,
     async close() {
+      await sweep.stop();
       await worker.close();
       await queue.close();
       agents.http.destroy();
