@@ -131,10 +131,14 @@ export function jobsRoutes(deps: ApiDeps, rateLimits: Pick<RateLimits, 'spend' |
     const { id } = parseInput(jobIdParams, req.params, 'params');
     refuseBodyFields(req.body);
     const em = deps.orm.em.fork();
-    const existing = await findJob(em, principal.customerId, id);
-    if (!existing) throw notFound(`job ${id}`);
     const cancelled = await cancelJobRow(em, principal.customerId, id);
-    if (!cancelled) throw new ProblemError('conflict', `job ${id} is already ${existing.state}`, { state: existing.state });
+    if (!cancelled) {
+      // Read after the cancel found nothing to cancel, so the 409 names the final state the job reached (it may have
+      // finished a moment ago), never the state it had before.
+      const existing = await findJob(em, principal.customerId, id);
+      if (!existing) throw notFound(`job ${id}`);
+      throw new ProblemError('conflict', `job ${id} is already ${existing.state}`, { state: existing.state });
+    }
     await stopCancelledJob({ ...deps, queuePrefix: deps.config.queuePrefix }, cancelled);
     res.json(jobView(cancelled));
   });

@@ -346,6 +346,27 @@ describe('cancel', () => {
     expect(done.body.state).toBe('completed');
     const again = await request('DELETE', `/api/v1/jobs/${done.body.id}`, { token: alice.accessToken });
     expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ state: 'completed', detail: expect.stringMatching(/is already completed$/) });
+  });
+
+  it('answers a cancel racing the job to its end with 200 cancelled, or 409 naming the final state it reached', async () => {
+    const submitted = await Promise.all(
+      Array.from({ length: 20 }, (_, x) =>
+        request('POST', `/api/v1/substrates/${substrateId}/invoke`, { token: alice.accessToken, body: { parameters: { x, y: 1 } } }),
+      ),
+    );
+    const answers = await Promise.all(
+      submitted.map((job) => request('DELETE', `/api/v1/jobs/${job.body.id}`, { token: alice.accessToken })),
+    );
+    for (const answer of answers) {
+      if (answer.status === 200) expect(answer.body.state).toBe('cancelled');
+      // Read before the cancel, the state had been `queued` or `active` in the 409 of a job that finished meanwhile.
+      else
+        expect({ status: answer.status, state: answer.body.state }).toEqual({
+          status: 409,
+          state: expect.stringMatching(/^(completed|failed)$/),
+        });
+    }
   });
 });
 
