@@ -146,7 +146,9 @@ export function celToJson(value: unknown): unknown {
   if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [storable(String(k), 'key'), celToJson(v)]));
   if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
   if (value instanceof Date) {
-    if (Number.isNaN(value.getTime())) throw new RangeError('result is not a valid timestamp');
+    // CEL's timestamps run from year 1 to 9999; cel-js lets arithmetic leave that range.
+    const year = value.getUTCFullYear();
+    if (Number.isNaN(year) || year < 1 || year > 9999) throw new RangeError('result timestamp is outside years 0001–9999');
     return value.toISOString();
   }
   if (typeof value === 'object') {

@@ -3,7 +3,7 @@
  * Runs in a worker thread with a timeout and memory limits set by the pool.
  */
 import { celToJson, createCelEnvironment } from './cel-environment.js';
-import { limitGrowth } from './growth-limits.js';
+import { limitGrowth, startEvaluation } from './growth-limits.js';
 import { runPerItem, type PerItemAnswer, type PerItemRequest } from '../per-item.js';
 
 export interface EvaluateInput {
@@ -30,7 +30,9 @@ function compile(expression: string) {
 }
 
 export default function evaluate({ expression, parameters }: EvaluateInput): EvaluateOutput {
-  return { value: celToJson(compile(expression)(parameters)) };
+  const program = compile(expression);
+  startEvaluation();
+  return { value: celToJson(program(parameters)) };
 }
 
 /** One evaluation's outcome when several run in one task. */

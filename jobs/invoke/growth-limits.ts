@@ -19,17 +19,42 @@ export const growthLimits = {
   bytes: 4 * 1024 * 1024,
   /** Bytes `bytes.json()` parses: JSON.parse builds its whole result in one step. */
   jsonBytes: 1024 * 1024,
+  /**
+   * Bytes one evaluation may make outside the thread's heap in all: bytes values, and the strings Node makes of
+   * them (`hex()`, `base64()`, `string(bytes)`). Each alone is bounded above, but `l.map(i, b.hex())` makes a 4 Mi-
+   * character string per item, and the heap limit never sees them: a thousand would be 4 GB of worker memory (eight hex() rounds of one value took a worker from 176 to 655 MB).
+   */
+  evaluationTotal: 64 * 1024 * 1024,
 } as const;
+
+/** What the checked operations of the evaluation under way have made so far (one evaluation at a time per thread). */
+let madeThisEvaluation = 0;
+
+/** Starts the count of `growthLimits.evaluationTotal` over: call before each evaluation. */
+export function startEvaluation(): void {
+  madeThisEvaluation = 0;
+}
 
 type Unit = 'characters' | 'items' | 'bytes';
 const limitOf: Record<Unit, number> = { characters: growthLimits.stringChars, items: growthLimits.listItems, bytes: growthLimits.bytes };
 
-function refuse(what: string, size: number, unit: Unit, limit = limitOf[unit]): never {
+function refuse(what: string, size: number, unit: Unit, limit: number): never {
   throw new RangeError(`${what} would hold ${size} ${unit}, over the limit of ${limit} for one value`);
 }
 
-function within(what: string, size: number, unit: Unit, limit = limitOf[unit]): void {
+/**
+ * Checks a value about to be made against its kind's limit and, when it lives outside the thread's heap (bytes,
+ * and the strings Node makes of them), against what the evaluation may still make there.
+ */
+function within(what: string, size: number, unit: Unit, options: { limit?: number; offHeap?: boolean } = {}): void {
+  const limit = options.limit ?? limitOf[unit];
   if (size > limit) refuse(what, size, unit, limit);
+  if (!options.offHeap) return;
+  madeThisEvaluation += size;
+  if (madeThisEvaluation > growthLimits.evaluationTotal)
+    throw new RangeError(
+      `the expression made more than ${growthLimits.evaluationTotal} bytes outside the thread's heap in all (${what} is one too many)`,
+    );
 }
 
 /** The size growthLimits counts of a value, in its unit; null for a value no operation here makes bigger. */
@@ -44,7 +69,7 @@ function measure(value: unknown): { size: number; unit: Unit } | null {
 function checkConcatenation(left: unknown, right: unknown): void {
   const a = measure(left);
   const b = measure(right);
-  if (a && b && a.unit === b.unit) within('a concatenation', a.size + b.size, a.unit);
+  if (a && b && a.unit === b.unit) within('a concatenation', a.size + b.size, a.unit, { offHeap: a.unit === 'bytes' });
 }
 
 /** How many parts `text.split(separator)` makes, counted no further than just past the list limit. */
@@ -75,16 +100,19 @@ const functionChecks: Record<string, (operands: unknown[]) => void> = {
     within('a split', Math.min(parts, cap), 'items');
   },
   hex([bytes]) {
-    if (bytes instanceof Uint8Array) within('hex text', bytes.length * 2, 'characters');
+    if (bytes instanceof Uint8Array) within('hex text', bytes.length * 2, 'characters', { offHeap: true });
   },
   base64([bytes]) {
-    if (bytes instanceof Uint8Array) within('base64 text', Math.ceil(bytes.length / 3) * 4, 'characters');
+    if (bytes instanceof Uint8Array) within('base64 text', Math.ceil(bytes.length / 3) * 4, 'characters', { offHeap: true });
+  },
+  string([bytes]) {
+    if (bytes instanceof Uint8Array) within('string(bytes)', bytes.length, 'characters', { offHeap: true });
   },
   bytes([text]) {
-    if (typeof text === 'string') within('bytes(…)', Buffer.byteLength(text), 'bytes');
+    if (typeof text === 'string') within('bytes(…)', Buffer.byteLength(text), 'bytes', { offHeap: true });
   },
   json([bytes]) {
-    if (bytes instanceof Uint8Array) within('bytes.json()', bytes.length, 'bytes', growthLimits.jsonBytes);
+    if (bytes instanceof Uint8Array) within('bytes.json()', bytes.length, 'bytes', { limit: growthLimits.jsonBytes });
   },
 };
 

@@ -64,6 +64,9 @@ describe('evaluate task', () => {
     expect(evaluate({ expression: 'timestamp("2020-01-01T00:00:00Z")', parameters: {} })).toEqual({ value: '2020-01-01T00:00:00.000Z' });
     expect(evaluate({ expression: '{"wait": duration("90s")}', parameters: {} })).toEqual({ value: { wait: '90s' } });
     expect(evaluate({ expression: 'type(x)', parameters: { x: 1 } })).toEqual({ value: 'double' });
+    expect(() => evaluate({ expression: 'timestamp("9999-12-31T23:59:59Z") + duration("87600h")', parameters: {} })).toThrow(
+      /outside years 0001–9999/,
+    );
   });
 
   describe('values that grow while an expression runs', () => {
@@ -113,6 +116,19 @@ describe('evaluate task', () => {
       expect(() => evaluate({ expression: `size((${mebi} + "a").split(''))`, parameters: {} })).toThrow(/a split would hold 1048577 items/);
       expect(evaluate({ expression: `size((${mebi} + "a").split('', 3))`, parameters: {} })).toEqual({ value: 3 });
       expect(evaluate({ expression: `size(${mebi}.split('0'))`, parameters: {} })).toEqual({ value: 65537 });
+    });
+
+    it('refuses an evaluation that makes more than 64 MiB outside the thread heap in all, each value within its limit', () => {
+      // Twenty 4 Mi-character hex strings: each at the limit, 80 Mi in all. Such strings live outside the thread's
+      // heap, so its heap limit would never stop a thousand of them (4 GB of worker memory).
+      const mebi = `${grown('"0123456789abcdef"', 4)}`;
+      const twenty = Array.from({ length: 20 }, (_, i) => i).join(', ');
+      expect(() => evaluate({ expression: `[${twenty}].map(i, bytes(${mebi} + ${mebi}).hex()).size()`, parameters: {} })).toThrow(
+        /the expression made more than 67108864 bytes outside the thread's heap in all/,
+      );
+      // The count starts over with each evaluation: the same expression over fewer items passes, every time.
+      for (let run = 0; run < 3; run++)
+        expect(evaluate({ expression: `[0, 1, 2].map(i, bytes(${mebi} + ${mebi}).hex()).size()`, parameters: {} })).toEqual({ value: 3 });
     });
 
     it('keeps ordinary concatenations and joins', () => {
