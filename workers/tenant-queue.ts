@@ -1,9 +1,10 @@
 /** Tuning of the per-customer queue. */
 export interface TenantQueueOptions {
   /**
-   * A customer whose tasks hold a thread longer than this (its recent average, ms) does not take the last
-   * free thread while it already runs a task and another customer is active: that thread is kept for the
-   * other customer. Default 200 (two per-item slices).
+   * A customer whose tasks hold a thread longer than this (ms; its recent thread time, each task weighted by
+   * the time it held its thread: see `heldMsOf`) does not take the last free thread while it already runs a
+   * task and another customer is active: that thread is kept for the other customer. Default 200 (two
+   * per-item slices).
    */
   longTaskMs?: number;
   /** How long after its last task ends a customer still counts as active (keeps the last thread kept for it). Default 2,000. */
@@ -25,6 +26,17 @@ export interface Taken<T> {
 const newestShare = 0.25;
 /** An idle customer's virtual time (and debt) is forgotten after this long. */
 const forgetAfterMs = 30_000;
+/** Half-life of a task's weight in a customer's held time (`heldMsOf`), ms of wall time. */
+const heldHalfLifeMs = 5_000;
+
+/**
+ * How long a thread the customer takes is typically held: its recent tasks' thread time, each weighted by that
+ * time (Σt²/Σt, older tasks fading with `heldHalfLifeMs` of wall time) — the length of the task a thread-millisecond
+ * of the customer's belongs to. A plain average per task let a customer who ran two 5 s tasks and then twelve 15 ms
+ * ones look quick (173 ms) and take the last free thread for its next runaway; here it stays ~4.9 s.
+ */
+const heldMsOf = (account: { heldMs: number; heldSquareMs: number }): number =>
+  account.heldMs > 0 ? account.heldSquareMs / account.heldMs : 0;
 
 /**
  * Waiting work in one lane per customer, served by thread time (start-time fair queueing on measured
@@ -37,7 +49,7 @@ const forgetAfterMs = 30_000;
  * customer gets a share of thread time in proportion to its weight, however long its tasks are.
  *
  * The queue also keeps the pool's last free thread for the others: a customer whose tasks run long
- * (`longTaskMs`, or none has ended yet) and who already runs a task does not take it while another customer is active (has
+ * (`longTaskMs` by `heldMsOf`, or none has ended yet) and who already runs a task does not take it while another customer is active (has
  * work waiting or running, or finished a task within `activeForMs`); so a customer with short work finds
  * a thread without waiting for a long task to end. A customer alone uses every thread.
  */
@@ -71,7 +83,17 @@ export class TenantQueue<T> {
   push(customerId: string, weight: number, entry: T): void {
     let account = this.accounts.get(customerId);
     if (!account) {
-      account = { entries: [], head: 0, virtualTime: this.clock, weight: 1, running: 0, expectedMs: 0, lastEndedAt: -Infinity };
+      account = {
+        entries: [],
+        head: 0,
+        virtualTime: this.clock,
+        weight: 1,
+        running: 0,
+        expectedMs: 0,
+        heldMs: 0,
+        heldSquareMs: 0,
+        lastEndedAt: -Infinity,
+      };
       this.accounts.set(customerId, account);
     } else if (account.head === account.entries.length && account.running === 0) {
       // Back from idle: no credit for the time away.
@@ -129,7 +151,11 @@ export class TenantQueue<T> {
     const ms = Math.max(0, threadMs);
     account.virtualTime += (ms - taken.chargedMs) / account.weight;
     account.expectedMs = account.lastEndedAt === -Infinity ? ms : account.expectedMs + newestShare * (ms - account.expectedMs);
-    account.lastEndedAt = this.now();
+    const now = this.now();
+    const fade = account.lastEndedAt === -Infinity ? 0 : 2 ** (-(now - account.lastEndedAt) / heldHalfLifeMs);
+    account.heldMs = account.heldMs * fade + ms;
+    account.heldSquareMs = account.heldSquareMs * fade + ms * ms;
+    account.lastEndedAt = now;
     if (account.lastEndedAt - this.forgotAt >= this.activeForMs) {
       this.forgotAt = account.lastEndedAt;
       this.forgetIdle(account.lastEndedAt);
@@ -177,7 +203,7 @@ export class TenantQueue<T> {
   private keptFrom(account: Account<T>, activeCustomers: number): boolean {
     // Not measured yet counts as long: an attacker's first tasks must not take every thread either.
     const measured = account.lastEndedAt !== -Infinity;
-    if (account.running === 0 || (measured && account.expectedMs <= this.longTaskMs)) return false;
+    if (account.running === 0 || (measured && heldMsOf(account) <= this.longTaskMs)) return false;
     // It runs a task, so it is active itself: kept when anyone else is.
     return activeCustomers > 1;
   }
@@ -208,8 +234,11 @@ interface Account<T> {
   weight: number;
   /** Entries taken and not finished. */
   running: number;
-  /** Recent thread time per task, ms (smoothed); 0 until a task has ended. */
+  /** Recent thread time per task, ms (smoothed); 0 until a task has ended. What a task is charged when it starts. */
   expectedMs: number;
+  /** Σ of its recent tasks' thread time and of its square, fading with `heldHalfLifeMs` (`heldMsOf`). */
+  heldMs: number;
+  heldSquareMs: number;
   /** When its last task ended (`now`), -Infinity before any. */
   lastEndedAt: number;
 }

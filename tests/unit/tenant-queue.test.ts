@@ -164,6 +164,36 @@ describe('the last free thread', () => {
     expect(queue.take(4)).toBeUndefined();
   });
 
+  it('is kept from a customer whose quick tasks between runaways bring its average per task under the bar', () => {
+    const { queue, advance } = clocked({ longTaskMs: 200, activeForMs: 2000 });
+    known(queue, advance, 'attacker', 5000);
+    known(queue, advance, 'attacker', 5000);
+    // Twelve 15 ms tasks: a plain average per task (newest a quarter) comes down to 173 ms, and the attacker's next
+    // runaway took the last free thread; weighted by thread time, its tasks still hold a thread ~4.9 s.
+    for (let n = 0; n < 12; n++) known(queue, advance, 'attacker', 15);
+    known(queue, advance, 'victim', 2);
+    queue.push('attacker', 1, 'attacker1');
+    queue.push('attacker', 1, 'attacker2');
+    expect(queue.take(2)?.entry).toBe('attacker1');
+    expect(queue.take(2)).toBeUndefined();
+    queue.push('victim', 1, 'victim1');
+    expect(queue.take(2)?.entry).toBe('victim1');
+  });
+
+  it('forgets a long task with time: a customer whose tasks are quick for a minute since takes the last thread again', () => {
+    const { queue, advance } = clocked({ longTaskMs: 200, activeForMs: 2000 });
+    known(queue, advance, 'mixed', 5000);
+    for (let n = 0; n < 60; n++) {
+      advance(1000);
+      known(queue, advance, 'mixed', 15);
+    }
+    known(queue, advance, 'victim', 2);
+    queue.push('mixed', 1, 'mixed1');
+    queue.push('mixed', 1, 'mixed2');
+    expect(queue.take(2)?.entry).toBe('mixed1');
+    expect(queue.take(2)?.entry).toBe('mixed2');
+  });
+
   it('goes to a customer with long tasks once the others have been idle for `activeForMs`', () => {
     const { queue, advance } = clocked({ longTaskMs: 200, activeForMs: 2000 });
     known(queue, advance, 'attacker', 2000);
