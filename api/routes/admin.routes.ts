@@ -72,30 +72,31 @@ export function adminRoutes(deps: ApiDeps): Router {
       );
     }
     const body = typeof req.body === 'string' ? req.body : '';
-    const { rows, rejected } = parseIngestBody(body);
-    const known = await existingCustomerIds(deps.orm.em.fork(), [...new Set(rows.map((row) => row.customerId))]);
-    const accepted = rows.filter((row) => known.has(row.customerId));
-    for (const row of rows)
-      if (!known.has(row.customerId)) rejected.push({ line: row.line, error: `customer_id: no customer ${row.customerId}` });
-    rejected.sort((a, b) => a.line - b.line);
-    const listed: IngestRejection[] = rejected.slice(0, maxListedRejections);
+    const parsed = await parseIngestBody(body, { keptRejections: maxListedRejections });
+    const known = await existingCustomerIds(deps.orm.em.fork(), [...new Set(parsed.rows.map((row) => row.customerId))]);
+    const accepted = parsed.rows.filter((row) => known.has(row.customerId));
+    const unknown = parsed.rows.filter((row) => !known.has(row.customerId));
+    // The first rejections by line: the first the parse kept, and those of unknown customers among them.
+    const listed: IngestRejection[] = [
+      ...parsed.rejected,
+      ...unknown.slice(0, maxListedRejections).map((row) => ({ line: row.line, error: `customer_id: no customer ${row.customerId}` })),
+    ]
+      .sort((a, b) => a.line - b.line)
+      .slice(0, maxListedRejections);
+    const rejectedCount = parsed.rejectedCount + unknown.length;
     if (accepted.length === 0) {
-      throw new ProblemError(
-        'validation',
-        rejected.length === 0 ? 'the body holds no rows' : `no valid rows: ${rejected.length} rejected`,
-        {
-          errors:
-            listed.length === 0
-              ? [{ field: 'body', message: 'holds no rows: send one JSON object per line' }]
-              : listed.map((r) => ({ field: `body.line.${r.line}`, message: r.error })),
-          accepted: 0,
-          rejected: listed,
-          rejected_count: rejected.length,
-        },
-      );
+      throw new ProblemError('validation', rejectedCount === 0 ? 'the body holds no rows' : `no valid rows: ${rejectedCount} rejected`, {
+        errors:
+          listed.length === 0
+            ? [{ field: 'body', message: 'holds no rows: send one JSON object per line' }]
+            : listed.map((r) => ({ field: `body.line.${r.line}`, message: r.error })),
+        accepted: 0,
+        rejected: listed,
+        rejected_count: rejectedCount,
+      });
     }
     await insertRequestLogs(deps.orm.em.fork(), accepted);
-    res.json({ accepted: accepted.length, rejected: listed, rejected_count: rejected.length });
+    res.json({ accepted: accepted.length, rejected: listed, rejected_count: rejectedCount });
   });
 
   /**
