@@ -28,6 +28,13 @@ export interface MeterBatchOptions {
 }
 
 /**
+ * Where a window's byte count stops: PostgreSQL's largest bigint. The ingest takes up to 2^53 − 1 bytes a row,
+ * and 1,025 such rows in one customer's hour summed past it: the batch failed on every run, the watermark
+ * stayed, and no customer was metered again. A window that full is priced at the cap instead.
+ */
+const maxBigint = '9223372036854775807';
+
+/**
  * Counts the next batch of request logs past the watermark, in one transaction:
  *
  * 1. lock the watermark row — a concurrent run waits here, then reads the watermark this one moved;
@@ -56,13 +63,14 @@ export async function meterNextBatch(em: EntityManager, options: MeterBatchOptio
     const toId = range.to_id;
     const records = await tx.execute<Array<{ id: string }>>(
       `insert into usage_records (customer_id, service_type, window_start, window_end, request_count, bytes_transferred)
-       select customer_id, service_type, date_trunc('hour', timestamp, 'UTC'), date_trunc('hour', timestamp, 'UTC') + interval '1 hour', count(*), coalesce(sum(bytes_out), 0)
+       select customer_id, service_type, date_trunc('hour', timestamp, 'UTC'), date_trunc('hour', timestamp, 'UTC') + interval '1 hour', count(*),
+              least(coalesce(sum(bytes_out), 0), ${maxBigint})
          from request_logs
         where id > ?::bigint and id <= ?::bigint and ${billableStatus}
         group by customer_id, service_type, date_trunc('hour', timestamp, 'UTC')
        on conflict (customer_id, service_type, window_start) where charge_id is null and charged_usd_cents is null
        do update set request_count = usage_records.request_count + excluded.request_count,
-                     bytes_transferred = usage_records.bytes_transferred + excluded.bytes_transferred,
+                     bytes_transferred = least(usage_records.bytes_transferred::numeric + excluded.bytes_transferred, ${maxBigint}),
                      updated_at = now()
        returning id::text`,
       [fromId, toId],

@@ -90,6 +90,25 @@ describe('metering', () => {
     );
   });
 
+  it('caps a window whose bytes add up past the largest bigint, in one batch and across batches, and meters on', async () => {
+    const heavy = randomUUID();
+    const light = randomUUID();
+    // 1,025 rows of 2^53 − 1 bytes (what the ingest takes) are past 2^63 − 1: the batch failed on every run.
+    await insertRequestLogs(orm.em.fork(), logs(heavy, 1025, hour(8), { bytesOut: Number.MAX_SAFE_INTEGER }));
+    await runJob(createMeteringJob({ batchSize: 600 }), app, orm);
+    await runJob(createMeteringJob({ batchSize: 600 }), app, orm);
+    await insertRequestLogs(orm.em.fork(), logs(light, 2, hour(8), { bytesOut: 5 }));
+    await runJob(meteringJob, app, orm);
+    const records = await app.sql<{ customer_id: string; n: string; b: string }>(
+      `select customer_id, sum(request_count)::text as n, sum(bytes_transferred)::text as b from usage_records group by customer_id`,
+    );
+    expect(Object.fromEntries(records.map((row) => [row.customer_id, [row.n, row.b]]))).toEqual({
+      [heavy]: ['1025', '9223372036854775807'],
+      [light]: ['2', '10'],
+    });
+    expect(await meteringWatermark(orm.em.fork())).toBe('1027');
+  });
+
   it('counts every row exactly once however often it runs (retries)', async () => {
     const customer = randomUUID();
     await insertRequestLogs(orm.em.fork(), logs(customer, 250, hour(9)));
