@@ -45,9 +45,9 @@ import { optionalBody, parseInput, refuseBodyFields, refuseQueryFields } from '.
 import { inTransaction, queuedInCustomerScope } from '../../db/transaction.js';
 import { storableTime } from '../storable-time.js';
 import { clientAddress } from '../rate-limits.js';
+import { isoTime } from '../../lib/iso-time.js';
 
-const iso = (value: string | Date): string => new Date(value).toISOString();
-const isoOrNull = (value: string | Date | null): string | null => (value === null ? null : iso(value));
+const isoOrNull = (value: string | Date | null): string | null => (value === null ? null : isoTime(value));
 
 const newPassword = z
   .string()
@@ -112,7 +112,7 @@ function apiKeyView(row: ApiKeyRow) {
     prefix: row.prefix,
     expires_at: isoOrNull(row.expiresAt),
     revoked_at: isoOrNull(row.revokedAt),
-    created_at: iso(row.createdAt),
+    created_at: isoTime(row.createdAt),
   };
 }
 
@@ -156,7 +156,7 @@ export function publicAccountRoutes(deps: ApiDeps): Router {
     if (!user) throw new ProblemError('conflict', 'an account with this email already exists');
     res
       .status(201)
-      .json({ id: user.id, email: user.email, customer_id: user.customerId, role: user.role, created_at: iso(user.createdAt) });
+      .json({ id: user.id, email: user.email, customer_id: user.customerId, role: user.role, created_at: isoTime(user.createdAt) });
   });
 
   router.post('/auth/login', async (req, res) => {
@@ -232,7 +232,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
       email: user.email,
       ...base,
       api_key_id: null,
-      created_at: iso(user.createdAt),
+      created_at: isoTime(user.createdAt),
       tos_version_accepted: accepted,
       tos_current: accepted === config.tosVersion,
     });
@@ -245,7 +245,7 @@ export function accountRoutes(deps: ApiDeps, middleware: { auth: RequestHandler[
     if (version !== config.tosVersion) throw unprocessable('body.version', `must be the current version ${config.tosVersion}`);
     const acceptedAt = await recordTosAcceptance(deps.orm.em.fork(), userId, version);
     await deps.principals.invalidateCustomer(principal.customerId);
-    res.json({ version, accepted_at: iso(acceptedAt) });
+    res.json({ version, accepted_at: isoTime(acceptedAt) });
   });
 
   /**

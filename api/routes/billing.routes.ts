@@ -15,6 +15,7 @@ import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { ProblemError } from '../problems.js';
 import { parseInput, refuseQueryFields } from '../validate.js';
 import { filterTime } from '../storable-time.js';
+import { isoTime } from '../../lib/iso-time.js';
 
 /** The highest monthly limit accepted: $1,000,000,000. */
 const maxMonthlyLimitUsdCents = 100_000_000_000;
@@ -31,7 +32,6 @@ export const usageQuery = z.strictObject({
 export const listQuery = z.strictObject({ ...paginationQuery });
 const maxBigint = 2n ** 63n - 1n;
 
-const iso = (value: string | Date): string => new Date(value).toISOString();
 
 function balanceView(account: CustomerAccount, outstanding: number, suspendedReason: string | null) {
   return {
@@ -49,8 +49,8 @@ function usageView(row: UsageRecordView) {
   return {
     id: row.id,
     service_type: row.serviceType,
-    window_start: iso(row.windowStart),
-    window_end: iso(row.windowEnd),
+    window_start: isoTime(row.windowStart),
+    window_end: isoTime(row.windowEnd),
     request_count: row.requestCount,
     bytes_transferred: row.bytesTransferred,
     charged_usd_cents: row.chargedUsdCents,

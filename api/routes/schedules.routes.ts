@@ -20,6 +20,7 @@ import { decodeCursor, pageBound, pageOf, paginationQuery } from '../pagination.
 import { notFound, ProblemError } from '../problems.js';
 import { inputProblem, parseInput, refuseBodyFields, refuseQueryFields } from '../validate.js';
 import { refuseWhenRedisFull } from '../memory-guard.js';
+import { isoTime } from '../../lib/iso-time.js';
 
 const scheduleName = z
   .string()
@@ -54,7 +55,7 @@ export const scheduleLocation = (name: string) => `/api/v1/schedules/${name}`;
 
 const unprocessable = (field: string, message: string) =>
   new ProblemError('unprocessable', `${field} ${message}`, { errors: [{ field, message }] });
-const iso = (value: Date | string | null): string | null => (value === null ? null : new Date(value).toISOString());
+const iso = (value: Date | string | null): string | null => (value === null ? null : isoTime(value));
 
 export function schedulesRoutes(deps: ApiDeps): Router {
   const router = Router();

@@ -29,6 +29,7 @@ import { decodeCursor, page, paginationQuery } from '../pagination.js';
 import { notFound, ProblemError } from '../problems.js';
 import { assertWebhookTarget, webhookUrlSchema } from '../webhook-target.js';
 import { parseInput, refuseBodyFields, refuseQueryFields } from '../validate.js';
+import { isoTime } from '../../lib/iso-time.js';
 
 /** Endpoints one customer may register. */
 export const maxWebhookEndpoints = 50;
@@ -45,7 +46,7 @@ export const endpointParams = z.object({ id: z.uuid('a webhook id is a UUID') })
 export const jobDeliveriesParams = z.object({ id: z.uuid('a job id is a UUID') });
 export const deliveryParams = z.object({ id: z.uuid('a webhook id is a UUID'), delivery_id: z.uuid('a delivery id is a UUID') });
 
-const iso = (value: Date | string | null): string | null => (value === null ? null : new Date(value).toISOString());
+const iso = (value: Date | string | null): string | null => (value === null ? null : isoTime(value));
 
 /** `closed` (delivering), `open` (holding deliveries back until `open_until`), `half_open` (the next delivery is a trial). */
 export function breakerState(endpoint: Pick<WebhookEndpoint, 'breakerOpenUntil'>, now = Date.now()): 'closed' | 'open' | 'half_open' {

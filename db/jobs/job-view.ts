@@ -1,6 +1,7 @@
 import type { StoredJob } from './job-columns.js';
+import { isoTime } from '../../lib/iso-time.js';
 
-const iso = (value: Date | string | null | undefined): string | undefined => (value ? new Date(value).toISOString() : undefined);
+const iso = (value: Date | string | null | undefined): string | undefined => (value ? isoTime(value) : undefined);
 
 /** A job's URL in the API (`Location`, `links.self`). */
 export const jobLocation = (id: string) => `/api/v1/jobs/${id}`;

@@ -230,6 +230,17 @@ describe('POST /admin/customers/:id/credits', () => {
 });
 
 describe('GET /billing/usage and /billing/transactions', () => {
+  it('shows a usage window of year 0001 as 0001, not 2001', async () => {
+    const user = await newCustomer();
+    await ingest(request, adminToken, [
+      { timestamp: '0001-01-01T00:10:00Z', customer_id: user.id, service_type: 'compute', method: 'GET', status_code: 200, bytes_out: 1 },
+    ]);
+    await runJob(meteringJob, app, orm);
+    const usage = await request('GET', '/api/v1/billing/usage?from=0001-01-01&to=0002-01-01', { token: user.accessToken });
+    expect(usage.status).toBe(200);
+    expect(usage.body.items).toMatchObject([{ window_start: '0001-01-01T00:00:00.000Z', window_end: '0001-01-01T01:00:00.000Z' }]);
+  });
+
   it('lists usage records in a time range, cursor-paginated, and only the caller\u2019s', async () => {
     const user = await newCustomer();
     await request('POST', '/api/v1/billing/deposits', { token: user.accessToken, body: { amount_usd_cents: 100 } });
