@@ -101,7 +101,12 @@ export async function exportCustomer(
   return inTransaction(em, async (tx) => {
     await tx.execute('set transaction isolation level repeatable read, read only');
     const [customer] = await tx.execute<Array<{ customer: Record<string, unknown>; exported_at: string }>>(
-      `select to_jsonb(c) as customer, to_jsonb(now()) #>> '{}' as exported_at from customers c where c.id = ?`,
+      // The balance is the ledger's (escrow_accounts); the customers row's own balance_usd_cents column is never
+      // updated, and had shown 0 for a customer holding $148.30.
+      `select to_jsonb(c) || jsonb_build_object('balance_usd_cents', coalesce(a.balance_usd_cents, 0)) as customer,
+              to_jsonb(now()) #>> '{}' as exported_at
+         from customers c left join escrow_accounts a on a.id = c.id::text
+        where c.id = ?`,
       [customerId],
     );
     if (!customer) return null;

@@ -146,6 +146,10 @@ describe('GET /admin/customers/:id/export', () => {
     const [header, ...rest] = lines;
     const end = rest.pop();
     expect(header).toMatchObject({ kind: 'header', format: 'chrysalis.customer-export', customer: { id: a.customerId } });
+    // The ledger's balance, as GET /billing/balance shows it (the customers row's own column stays 0).
+    const balance = await suite.request('GET', '/api/v1/billing/balance', { token: tokens.a });
+    expect((header!.customer as { balance_usd_cents: number }).balance_usd_cents).toBe(balance.body.balance_usd_cents);
+    expect(balance.body.balance_usd_cents).toBeGreaterThan(0);
     expect(end).toEqual({ kind: 'end', rows: rest.length });
     const byKind: Record<string, Array<Record<string, unknown>>> = {};
     for (const row of rest) (byKind[row.kind] ??= []).push(row);
