@@ -49,11 +49,17 @@ export interface BulkRetryOutcome {
 }
 
 /**
- * Retries these jobs through the ordinary submit path (the row, then the enqueue; admission and the
- * substrate guard as for any submit), `concurrency` at a time so the API's group commit shares inserts.
+ * Retries these jobs through the submit path (the row, then the enqueue, in the customer's fair-share lane at
+ * `weightOf` its tier; the substrate guard as for any submit, but not the customer's admission caps: an
+ * operator's retry is not the customer's traffic), `concurrency` at a time so the API's group commit shares inserts.
  * Each under `retryIdempotencyKey`: a job another retry already retried counts as skipped, not again.
  */
-export async function retryJobs(deps: SubmitDeps, originals: readonly RetryOriginal[], concurrency = 50): Promise<BulkRetryOutcome> {
+export async function retryJobs(
+  deps: SubmitDeps,
+  originals: readonly RetryOriginal[],
+  options: { concurrency?: number; weightOf?: (customerId: string) => number } = {},
+): Promise<BulkRetryOutcome> {
+  const concurrency = options.concurrency ?? 50;
   const jobIds: Array<string | null> = new Array(originals.length).fill(null);
   await eachAtMost(concurrency, originals, async (original, index) => {
     const input = retryInput(original);
@@ -61,6 +67,7 @@ export async function retryJobs(deps: SubmitDeps, originals: readonly RetryOrigi
     const outcome = await submitJob(deps, {
       ...input,
       customerId: original.customerId,
+      weight: options.weightOf?.(original.customerId),
       idempotencyKey: retryIdempotencyKey(original.id),
     });
     if (outcome.kind === 'created') jobIds[index] = outcome.job.id;

@@ -7,6 +7,7 @@ import { failureGroups, type FailureGroup } from '../../db/jobs/failure-groups.j
 import { countJobs, searchJobPage, searchJobs, searchJobsToRetry, type JobSearch } from '../../db/jobs/search-jobs.js';
 import { listAdminActions, recordAdminAction, type AdminAuditRow } from '../../db/repositories/admin-audit.js';
 import { setCustomerPaused } from '../../db/repositories/customer-pauses.js';
+import { computeTiersOf } from '../../db/repositories/service-instances.js';
 import { atMost } from '../../jobs/input-limits.js';
 import { jobTypeNames } from '../../jobs/registry.js';
 import { customerPauseChannel } from '../../lib/channels.js';
@@ -224,7 +225,13 @@ export function adminJobsRoutes(deps: ApiDeps): Router {
       if (round.next === null) break;
       matched += round.originals.length;
       beforeId = round.next;
-      jobIds.push(...(await retryJobs(submitDeps, round.originals)).jobIds);
+      // Each customer's retried jobs weigh as its own submits do (its tier's fair-share weight), not as a starter's.
+      const tiers = await computeTiersOf(
+        em,
+        round.originals.map((original) => original.customerId),
+      );
+      const weightOf = (customerId: string) => deps.fair?.weightOf(tiers.get(customerId)) ?? 1;
+      jobIds.push(...(await retryJobs(submitDeps, round.originals, { weightOf })).jobIds);
     }
     await audit(req, 'jobs.retry', body.customer_id, { filters: filtersOf(body), matched, retried: jobIds.length });
     res.json({ dry_run: false, matched, retried: jobIds.length, job_ids: jobIds });

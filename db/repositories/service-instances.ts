@@ -73,3 +73,13 @@ export async function customersBlockedFor(em: EntityManager, block: BillingBlock
   );
   return rows.map((row) => row.customer_id);
 }
+
+/** The tier of each of these customers' `compute` service (what weighs their jobs in fair sharing); a customer without one is left out. */
+export async function computeTiersOf(em: EntityManager, customerIds: readonly string[]): Promise<Map<string, string>> {
+  if (customerIds.length === 0) return new Map();
+  const rows = await em.execute<Array<{ customerId: string; tier: string }>>(
+    `select customer_id as "customerId", tier from service_instances where service_type = 'compute' and customer_id = any(?::uuid[])`,
+    [`{${[...new Set(customerIds)].join(',')}}`],
+  );
+  return new Map(rows.map((row) => [row.customerId, row.tier]));
+}

@@ -4,6 +4,7 @@ import { httpClient, waitFor } from '../helpers/http.js';
 import { createExpressionSubstrate } from '../helpers/substrates.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { heldIds } from '../helpers/fair-lanes.js';
+import { storedWeights } from '../../queue/fair-share/fair-share.js';
 
 /** POST /admin/jobs/retry with fair sharing on: the retries take the fair path, and each failed job is retried once. */
 let app: TestApp;
@@ -65,6 +66,23 @@ describe('POST /admin/jobs/retry with FAIR_SHARING=true', () => {
     await waitFor(async () => (await app.deps.redis.zscore(`${shard}:fair:inflight`, id!)) === null);
     await app.stopWorkers();
   }, 60_000);
+});
+
+describe("an admin's retry of a pro customer's jobs", () => {
+  it("weighs them in fair sharing as the customer's own pro submits, not as a starter's", async () => {
+    await app.sql(`update service_instances set tier = 'pro' where customer_id = $1 and service_type = 'compute'`, [customerId]);
+    try {
+      await failedJobs(1, 'weighed retry outage');
+      const answer = await retry({ customer_id: customerId, error_contains: 'weighed retry outage' });
+      expect(answer.body).toMatchObject({ matched: 1, retried: 1 });
+      const shard = app.deps.queues.forJob('invoke', (answer.body.job_ids as string[])[0]!).qualifiedName;
+      const weights = await storedWeights(app.deps.redis, shard, [customerId]);
+      expect(weights.get(customerId)).toBe(app.deps.fair!.weightOf('pro'));
+      expect(app.deps.fair!.weightOf('pro')).toBeGreaterThan(1);
+    } finally {
+      await app.sql(`update service_instances set tier = 'starter' where customer_id = $1 and service_type = 'compute'`, [customerId]);
+    }
+  });
 });
 
 describe('retrying the same failed jobs concurrently', () => {
