@@ -18,7 +18,7 @@ import { removeScheduler } from '../../queue/schedules/user-schedulers.js';
 import { principalOf, requireAdmin } from '../auth/authenticate.js';
 import type { ApiDeps } from '../deps.js';
 import { notFound, ProblemError } from '../problems.js';
-import { parseInput, refuseBodyFields } from '../validate.js';
+import { parseInput, refuseBodyFields, refuseQueryFields } from '../validate.js';
 import { customerParams } from './admin.routes.js';
 
 /**
@@ -45,6 +45,7 @@ export function offboardingRoutes(deps: ApiDeps): Router {
    */
   router.get('/admin/customers/:id/export', requireAdmin, async (req, res) => {
     const { id } = parseInput(customerParams, req.params, 'params');
+    refuseQueryFields(req.query);
     if (exportsRunning >= maxConcurrentExports) {
       throw new ProblemError('rate-limited', 'another customer export is running on this API process; try again once it has finished', {
         headers: { 'Retry-After': '30' },

@@ -129,6 +129,7 @@ describe('who may offboard', () => {
       expectProblem(await admin(method, `/admin/customers/not-a-uuid${suffix}`), 400, 'validation', ['params.id']);
       expectProblem(await admin(method, `/admin/customers/0192f1c0-1b2c-7d3e-8f40-5a6b7c8d9e99${suffix}`), 404, 'not-found');
     }
+    expectProblem(await admin('GET', `/admin/customers/${customerC}/export?bogus=1`), 400, 'validation', ['query.bogus']);
   });
 });
 
