@@ -148,7 +148,14 @@ export class InvocationCache {
     epoch: CacheEpoch | null,
   ): Promise<boolean> {
     if (epoch === null) return false;
-    const json = JSON.stringify(value) ?? 'null';
+    let json: string;
+    try {
+      json = JSON.stringify(value) ?? 'null';
+    } catch {
+      // Too deep or too long to encode (evaluation threads refuse such results; this keeps the cache from ever failing a job).
+      this.onSkip?.();
+      return false;
+    }
     // Length in UTF-16 units ≤ UTF-8 bytes ≤ 3 × it: encode only when the cheap bounds cannot decide.
     if (json.length > this.maxValueBytes || (json.length * 3 > this.maxValueBytes && Buffer.byteLength(json) > this.maxValueBytes)) {
       this.onSkip?.();

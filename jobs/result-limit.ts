@@ -3,6 +3,9 @@ import { PermanentJobError } from './errors.js';
 /** The error code a too-large result fails its job (or batch item) with: the first word of its message. */
 export const resultTooLargeCode = 'result_too_large';
 
+/** The most RESULT_MAX_BYTES may be set to (config.ts, which imports nothing of ours, says it again); no evaluation thread hands back a result past it. */
+export const resultMaxBytesCeiling = 64 * 1024 * 1024;
+
 /** A job's (or a batch item's) result is bigger than RESULT_MAX_BYTES: it fails, never to be retried. */
 export class ResultTooLargeError extends PermanentJobError {
   override name = 'ResultTooLargeError';

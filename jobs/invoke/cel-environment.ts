@@ -129,12 +129,35 @@ const typeNameOf = (value: object): string | null => {
 const exactNumber = (value: bigint): number | string =>
   value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
 
+/** A CEL duration as cel-js makes it: whole seconds (a bigint) and nanoseconds of the same sign (or zero). */
+const durationOf = (value: object): { seconds: bigint; nanos: number } | null => {
+  const { seconds, nanos } = value as { seconds?: unknown; nanos?: unknown };
+  return typeof seconds === 'bigint' && typeof nanos === 'number' ? { seconds, nanos } : null;
+};
+
+/**
+ * A duration as CEL's JSON has it: seconds with up to nine decimals and an `s` (`"90s"`, `"-1.5s"`). Made from its
+ * total nanoseconds: cel-js's own text of a negative fraction is wrong (`-1.5s` as `"-10.5s"`, `-0.5s` as `"00.5s"`).
+ */
+function durationText({ seconds, nanos }: { seconds: bigint; nanos: number }): string {
+  const total = seconds * 1_000_000_000n + BigInt(Math.trunc(nanos));
+  const magnitude = total < 0n ? -total : total;
+  const fraction = magnitude % 1_000_000_000n;
+  const decimals = fraction === 0n ? '' : `.${fraction.toString().padStart(9, '0').replace(/0+$/, '')}`;
+  return `${total < 0n ? '-' : ''}${magnitude / 1_000_000_000n}${decimals}s`;
+}
+
+/** Deepest nesting of lists and maps a result may have, as for a request body: JSON.stringify of a far deeper one overflows the stack. */
+export const maxResultDepth = 64;
+
 /**
  * CEL values to JSON, as CEL's own JSON mapping has them: int and uint as numbers (decimal strings past 2⁵³),
  * bytes as base64, a timestamp as RFC 3339 text, a duration as seconds text (`"90s"`), maps as objects; a type
- * as its name. Throws on non-finite numbers, on ints outside int64 and on text PostgreSQL cannot store.
+ * as its name. Throws on non-finite numbers, on ints outside int64, on text PostgreSQL cannot store and on
+ * nesting deeper than `maxResultDepth` (a result 3,000 lists deep had ended the worker process when the
+ * invocation cache encoded it on its main thread).
  */
-export function celToJson(value: unknown): unknown {
+export function celToJson(value: unknown, depth = 0): unknown {
   if (typeof value === 'bigint') return exactNumber(int64(value));
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new RangeError(`result is not a finite number (${value})`);
@@ -142,8 +165,6 @@ export function celToJson(value: unknown): unknown {
   }
   if (typeof value === 'string') return storable(value, 'text');
   if (value === null || typeof value === 'boolean') return value;
-  if (Array.isArray(value)) return value.map(celToJson);
-  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [storable(String(k), 'key'), celToJson(v)]));
   if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
   if (value instanceof Date) {
     // CEL's timestamps run from year 1 to 9999; cel-js lets arithmetic leave that range.
@@ -151,16 +172,27 @@ export function celToJson(value: unknown): unknown {
     if (Number.isNaN(year) || year < 1 || year > 9999) throw new RangeError('result timestamp is outside years 0001–9999');
     return value.toISOString();
   }
-  if (typeof value === 'object') {
-    const prototype: unknown = Object.getPrototypeOf(value);
-    if (prototype === Object.prototype || prototype === null) {
-      return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [storable(k, 'key'), celToJson(v)]));
-    }
-    const uint = uint64Of(value);
-    if (uint !== null) return exactNumber(uint);
-    const typeName = typeNameOf(value);
-    if (typeName !== null) return typeName;
+  if (typeof value !== 'object') return storable(String(value), 'text');
+  const nested = depth + 1;
+  if ((Array.isArray(value) || value instanceof Map || isPlainObject(value)) && nested > maxResultDepth) {
+    throw new RangeError(`result nests deeper than ${maxResultDepth} levels`);
   }
-  // A duration, and whatever else says what it is as text.
+  if (Array.isArray(value)) return value.map((item) => celToJson(item, nested));
+  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [storable(String(k), 'key'), celToJson(v, nested)]));
+  if (isPlainObject(value)) {
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [storable(k, 'key'), celToJson(v, nested)]));
+  }
+  const uint = uint64Of(value);
+  if (uint !== null) return exactNumber(uint);
+  const typeName = typeNameOf(value);
+  if (typeName !== null) return typeName;
+  const duration = durationOf(value);
+  if (duration !== null) return durationText(duration);
+  // Whatever else says what it is as text.
   return storable(String(value), 'text');
+}
+
+function isPlainObject(value: object): boolean {
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
 }

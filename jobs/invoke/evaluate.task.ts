@@ -4,6 +4,7 @@
  */
 import { celToJson, createCelEnvironment } from './cel-environment.js';
 import { limitGrowth, startEvaluation } from './growth-limits.js';
+import { jsonCharactersAtLeast, resultMaxBytesCeiling, resultTooLargeCode } from '../result-limit.js';
 import { runPerItem, type PerItemAnswer, type PerItemRequest } from '../per-item.js';
 
 export interface EvaluateInput {
@@ -29,10 +30,27 @@ function compile(expression: string) {
   return program;
 }
 
-export default function evaluate({ expression, parameters }: EvaluateInput): EvaluateOutput {
+function evaluateOnce({ expression, parameters }: EvaluateInput): EvaluateOutput {
   const program = compile(expression);
   startEvaluation();
   return { value: celToJson(program(parameters)) };
+}
+
+/**
+ * One evaluation, sent on its own. Its result is measured against RESULT_MAX_BYTES on the worker's main thread,
+ * after the transfer, so one past any setting of it is refused here, before it is copied there: a list of 130
+ * copies of a 4 Mi-character string, 16 MB of worker memory each, had ended the process. (`evaluateMany`'s items
+ * are measured on the thread against the setting itself.)
+ */
+export default function evaluate(input: EvaluateInput): EvaluateOutput {
+  const output = evaluateOnce(input);
+  const atLeast = jsonCharactersAtLeast(output.value, resultMaxBytesCeiling);
+  if (atLeast > resultMaxBytesCeiling) {
+    throw new RangeError(
+      `${resultTooLargeCode}: the result is at least ${atLeast} bytes of JSON, more than any job may return (${resultMaxBytesCeiling})`,
+    );
+  }
+  return output;
 }
 
 /** One evaluation's outcome when several run in one task. */
@@ -46,5 +64,5 @@ export type Evaluation = EvaluateOutput | { error: string };
 export function evaluateMany(request: PerItemRequest<EvaluateInput>): PerItemAnswer<EvaluateOutput>;
 export function evaluateMany(request: EvaluateInput[]): Evaluation[];
 export function evaluateMany(request: PerItemRequest<EvaluateInput> | EvaluateInput[]): PerItemAnswer<EvaluateOutput> | Evaluation[] {
-  return Array.isArray(request) ? runPerItem(request, evaluate) : runPerItem(request, evaluate, (output) => output.value);
+  return Array.isArray(request) ? runPerItem(request, evaluateOnce) : runPerItem(request, evaluateOnce, (output) => output.value);
 }

@@ -20,6 +20,12 @@ export const growthLimits = {
   /** Bytes `bytes.json()` parses: JSON.parse builds its whole result in one step. */
   jsonBytes: 1024 * 1024,
   /**
+   * Characters of a `matches` pattern. V8 compiles a regular expression in one step no time limit can stop: a
+   * computed pattern of 1.18 M characters held its thread (and 230 MB) for 25 s after the job had failed at 5 s,
+   * and the pool's replacement threads piled up. 4,096 characters, an expression's own length, compile in ~3 ms.
+   */
+  patternChars: 4096,
+  /**
    * Bytes one evaluation may make outside the thread's heap in all: bytes values, and the strings Node makes of
    * them (`hex()`, `base64()`, `string(bytes)`). Each alone is bounded above, but `l.map(i, b.hex())` makes a 4 Mi-
    * character string per item, and the heap limit never sees them: a thousand would be 4 GB of worker memory (eight hex() rounds of one value took a worker from 176 to 655 MB).
@@ -110,6 +116,9 @@ const functionChecks: Record<string, (operands: unknown[]) => void> = {
   },
   bytes([text]) {
     if (typeof text === 'string') within('bytes(…)', Buffer.byteLength(text), 'bytes', { offHeap: true });
+  },
+  matches([, pattern]) {
+    if (typeof pattern === 'string') within('a matches() pattern', pattern.length, 'characters', { limit: growthLimits.patternChars });
   },
   json([bytes]) {
     if (bytes instanceof Uint8Array) within('bytes.json()', bytes.length, 'bytes', { limit: growthLimits.jsonBytes });

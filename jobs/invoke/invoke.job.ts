@@ -100,7 +100,9 @@ export const invokeJob = defineJob({
       const value = await evaluateSubstrate(await loadSubstrate(ctx, substrateId), parameters, ctx);
       // Not awaited: the answer need not wait for the cache (a failed write is only a later miss). However late
       // it lands, the epoch keeps it from answering for the substrate after a delete.
-      void ctx.cache.set(ctx.customerId, substrateId, parameters, value, cached.epoch);
+      void ctx.cache
+        .set(ctx.customerId, substrateId, parameters, value, cached.epoch)
+        .catch((error: unknown) => ctx.logger.warn({ err: error, substrateId }, 'invocation cache write failed'));
       return { substrate_id: substrateId, result: value, invocation_time_ms: elapsed(started), cached: false };
     }
 

@@ -93,6 +93,14 @@ describe('processors that cannot hurt us', () => {
     expect(good.body).toMatchObject({ state: 'completed', result: { result: 42 } });
   });
 
+  it('fails an expression whose result nests 3,000 lists deep, and the worker process lives on', async () => {
+    // Encoding it for the invocation cache overflowed the worker's stack, outside any job: the process ended.
+    const deep = `${'['.repeat(3000)}${']'.repeat(3000)}`;
+    const [bad, good] = await Promise.all([invokeExpression('bytes(s).json()', { s: deep }), invokeExpression('n * 2', { n: 21 })]);
+    expect(bad.body).toMatchObject({ state: 'failed', error: expect.stringMatching(/result nests deeper than 64 levels/) });
+    expect(good.body).toMatchObject({ state: 'completed', result: { result: 42 } });
+  });
+
   it('runs the next 100 jobs successfully after those failures', async () => {
     const created = await request('POST', '/api/v1/substrates', {
       token: alice.accessToken,

@@ -64,6 +64,15 @@ describe('evaluate task', () => {
     expect(evaluate({ expression: 'timestamp("2020-01-01T00:00:00Z")', parameters: {} })).toEqual({ value: '2020-01-01T00:00:00.000Z' });
     expect(evaluate({ expression: '{"wait": duration("90s")}', parameters: {} })).toEqual({ value: { wait: '90s' } });
     expect(evaluate({ expression: 'type(x)', parameters: { x: 1 } })).toEqual({ value: 'double' });
+    // cel-js's own text of these was "-10.5s", "00.5s" and "-2.5s".
+    expect(
+      evaluate({
+        expression: '[duration("-1.5s"), duration("-0.5s"), duration("1.5s") - duration("3s"), duration("1.000000001s")]',
+        parameters: {},
+      }),
+    ).toEqual({
+      value: ['-1.5s', '-0.5s', '-1.5s', '1.000000001s'],
+    });
     expect(() => evaluate({ expression: 'timestamp("9999-12-31T23:59:59Z") + duration("87600h")', parameters: {} })).toThrow(
       /outside years 0001–9999/,
     );
@@ -129,6 +138,24 @@ describe('evaluate task', () => {
       // The count starts over with each evaluation: the same expression over fewer items passes, every time.
       for (let run = 0; run < 3; run++)
         expect(evaluate({ expression: `[0, 1, 2].map(i, bytes(${mebi} + ${mebi}).hex()).size()`, parameters: {} })).toEqual({ value: 3 });
+    });
+
+    it('refuses a result nested deeper than 64 levels, a matches() pattern over 4,096 characters, and a result past 64 MiB', () => {
+      const nested = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+      expect(() => evaluate({ expression: 'bytes(s).json()', parameters: { s: nested(3000) } })).toThrow(
+        /result nests deeper than 64 levels/,
+      );
+      expect(evaluate({ expression: 'size(bytes(s).json())', parameters: { s: nested(3000) } })).toEqual({ value: 1 });
+      expect(evaluate({ expression: 'bytes(s).json()', parameters: { s: nested(64) } }).value).toBeInstanceOf(Array);
+      expect(() => evaluate({ expression: '"a".matches(p)', parameters: { p: 'a'.repeat(4097) } })).toThrow(
+        /a matches\(\) pattern would hold 4097 characters, over the limit of 4096/,
+      );
+      expect(evaluate({ expression: '"a".matches(p)', parameters: { p: 'a?'.repeat(2048) } })).toEqual({ value: true });
+      // Twenty copies of one 4 Mi-character string: 80 Mi characters, refused on the thread before any copy leaves it.
+      const fourMebi = `${grown('"0123456789abcdef"', 4)} + ${grown('"0123456789abcdef"', 4)} + ${grown('"0123456789abcdef"', 4)} + ${grown('"0123456789abcdef"', 4)}`;
+      expect(() =>
+        evaluate({ expression: `[${fourMebi}].map(s, [${Array.from({ length: 20 }, () => 's').join(', ')}])[0]`, parameters: {} }),
+      ).toThrow(/^result_too_large: the result is at least \d+ bytes of JSON, more than any job may return/);
     });
 
     it('keeps ordinary concatenations and joins', () => {
