@@ -32,7 +32,6 @@ export const usageQuery = z.strictObject({
 export const listQuery = z.strictObject({ ...paginationQuery });
 const maxBigint = 2n ** 63n - 1n;
 
-
 function balanceView(account: CustomerAccount, outstanding: number, suspendedReason: string | null) {
   return {
     balance_usd_cents: account.balanceUsdCents,
