@@ -39,6 +39,16 @@ describe('retention configuration', () => {
   });
 });
 
+describe('WEBHOOK_SWEEP_INTERVAL_MS (the delivery sweep)', () => {
+  it('defaults to a minute, takes another interval, and refuses a bad one naming the variable', () => {
+    expect(loadConfig(services).webhookSweepIntervalMs).toBe(60_000);
+    expect(loadConfig({ ...services, WEBHOOK_SWEEP_INTERVAL_MS: '5000' }).webhookSweepIntervalMs).toBe(5000);
+    for (const value of ['50', 'soon', '-1', '1.5', '3600001']) {
+      expect(() => loadConfig({ ...services, WEBHOOK_SWEEP_INTERVAL_MS: value }), value).toThrow(/WEBHOOK_SWEEP_INTERVAL_MS/);
+    }
+  });
+});
+
 describe('the job scan bound', () => {
   it('is the UUIDv7 of the newest cutoff (an hour later), and none when every tier keeps its jobs', () => {
     const now = new Date('2026-12-03T12:00:00Z');
